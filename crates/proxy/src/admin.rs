@@ -1,0 +1,184 @@
+//! The admin server, apart from the data path on a thread and runtime of its
+//! own so probes and scrapes answer even when the data path is saturated.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/metrics` | the registry in Prometheus/OpenMetrics text |
+//! | `/ready` | 200 while serving, 503 once draining |
+//! | `/live` | 200 |
+//! | `/config` | the effective configuration as JSON |
+//! | `POST /shutdown` | loopback clients only: starts a graceful shutdown |
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::watch;
+
+/// What the admin server reads and controls.
+pub struct AdminState {
+    /// Every metric of the process.
+    pub registry: Arc<Registry>,
+    /// The effective configuration, as served on `/config`.
+    pub config_json: serde_json::Value,
+    /// Whether the data path is serving.
+    pub ready: AtomicBool,
+    /// Set by `POST /shutdown`.
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// Runs the admin server on its own thread until the process exits.
+pub fn spawn(listener: std::net::TcpListener, state: Arc<AdminState>) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("admin".to_string())
+        .spawn(move || runtime.block_on(serve(listener, state)))?;
+    Ok(())
+}
+
+async fn serve(listener: std::net::TcpListener, state: Arc<AdminState>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "admin listener unusable");
+            return;
+        }
+    };
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(respond(&state, client, &request)) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+/// The admin server's routing: a pure function of the request and state.
+pub fn respond(
+    state: &AdminState,
+    client: SocketAddr,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    route(state, client, request.method(), request.uri().path())
+}
+
+fn route(
+    state: &AdminState,
+    client: SocketAddr,
+    method: &Method,
+    path: &str,
+) -> Response<Full<Bytes>> {
+    match path {
+        "/metrics" => {
+            let body = crate::metrics::encode(&state.registry);
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        "/ready" if state.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n"),
+        "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/live" => text(StatusCode::OK, "live\n"),
+        "/config" => {
+            let body = serde_json::to_vec_pretty(&state.config_json).unwrap_or_default();
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        "/shutdown" if method != Method::POST => {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            response
+        }
+        "/shutdown" if !client.ip().to_canonical().is_loopback() => text(
+            StatusCode::FORBIDDEN,
+            "requests are only permitted from localhost\n",
+        ),
+        "/shutdown" => {
+            let _ = state.shutdown.send(true);
+            text(StatusCode::OK, "shutdown\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_table() {
+        let (shutdown, shutdown_seen) = watch::channel(false);
+        let state = AdminState {
+            registry: Arc::new(Registry::default()),
+            config_json: serde_json::json!({"cores": 1}),
+            ready: AtomicBool::new(true),
+            shutdown,
+        };
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let table = [
+            (Method::GET, "/live", local, 200),
+            (Method::GET, "/ready", local, 200),
+            (Method::GET, "/metrics", local, 200),
+            (Method::GET, "/config", local, 200),
+            (Method::GET, "/shutdown", local, 405),
+            (Method::POST, "/shutdown", remote, 403),
+            (Method::GET, "/nope", local, 404),
+        ];
+        for (method, path, client, status) in table {
+            assert_eq!(
+                route(&state, client, &method, path).status().as_u16(),
+                status,
+                "{method} {path}"
+            );
+        }
+        assert!(!*shutdown_seen.borrow());
+        assert_eq!(
+            route(&state, local, &Method::POST, "/shutdown").status(),
+            200
+        );
+        assert!(*shutdown_seen.borrow());
+        state.ready.store(false, Ordering::Relaxed);
+        assert_eq!(route(&state, local, &Method::GET, "/ready").status(), 503);
+    }
+}

@@ -1,0 +1,196 @@
+//! Wires the proxy together in start-up order and runs it until shutdown.
+//! This is the only place that constructs long-lived components.
+
+use crate::admin::{self, AdminState};
+use crate::config::{Config, LogFormat};
+use crate::dispatch::Proxy;
+use crate::drain::{DrainOutcome, DrainSignal};
+use crate::http::client::{HttpClient, PoolSettings};
+use crate::listen::Listener;
+use crate::metrics::ProxyMetrics;
+use crate::metrics::process::ProcessCollector;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener's address is taken or not available.
+    #[error("cannot listen on {name} {addr}: {source}")]
+    Bind {
+        /// The variable that names the address.
+        name: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The admin thread could not start.
+    #[error("cannot start the admin server: {0}")]
+    Admin(std::io::Error),
+}
+
+/// The addresses a started proxy serves on.
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddrs {
+    /// Inbound listener.
+    pub inbound: SocketAddr,
+    /// Outbound listener.
+    pub outbound: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+}
+
+/// Sets up logging as configured.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Builds the runtime the configuration asks for.
+pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    if config.cores <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.cores)
+            .thread_name("proxy")
+            .enable_all()
+            .build()
+    }
+}
+
+/// Runs the proxy until SIGTERM, SIGINT or `POST /shutdown`, then drains.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let started = SystemTime::now();
+    let config = Arc::new(config);
+
+    // 1. Metrics: one registry for the whole process.
+    let mut registry = Registry::default();
+    let metrics = ProxyMetrics::new(&mut registry);
+    registry.register_collector(Box::new(ProcessCollector::new(started)));
+
+    // 2. Listeners, all bound before anything serves, so a taken port fails
+    //    start-up with the variable's name.
+    let inbound = Listener::bind_inbound(config.inbound_listen_addr, config.inbound_forward_addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            name: "WEFT_PROXY_INBOUND_LISTEN_ADDR",
+            addr: config.inbound_listen_addr,
+            source,
+        })?;
+    let outbound = Listener::bind_outbound(config.outbound_listen_addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
+            addr: config.outbound_listen_addr,
+            source,
+        })?;
+    let admin_listener =
+        std::net::TcpListener::bind(config.admin_listen_addr).map_err(|source| {
+            StartError::Bind {
+                name: "WEFT_PROXY_ADMIN_LISTEN_ADDR",
+                addr: config.admin_listen_addr,
+                source,
+            }
+        })?;
+    let bound = BoundAddrs {
+        inbound: inbound.local_addr().map_err(StartError::Admin)?,
+        outbound: outbound.local_addr().map_err(StartError::Admin)?,
+        admin: admin_listener.local_addr().map_err(StartError::Admin)?,
+    };
+
+    // 3. Shared data-path state: clients and their pools.
+    let pool = PoolSettings {
+        idle_timeout: config.http1_pool_idle_timeout,
+        max_idle: config.http1_pool_max_idle,
+    };
+    let proxy = Arc::new(Proxy {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        inbound_client: HttpClient::new(pool, metrics.tcp.clone()),
+        outbound_client: HttpClient::new(pool, metrics.tcp.clone()),
+        listener_addrs: vec![bound.inbound, bound.outbound, bound.admin],
+    });
+
+    // 4. Admin server on its own thread.
+    let (shutdown_sender, mut shutdown_requested) = watch::channel(false);
+    let admin_state = Arc::new(AdminState {
+        registry: Arc::new(registry),
+        config_json: config.to_json(),
+        ready: AtomicBool::new(false),
+        shutdown: shutdown_sender,
+    });
+    admin::spawn(admin_listener, admin_state.clone()).map_err(StartError::Admin)?;
+
+    // 5. Serve both directions, and keep pools and metrics tidy.
+    let drain = DrainSignal::new();
+    tokio::spawn(inbound.run(proxy.clone(), drain.watch()));
+    tokio::spawn(outbound.run(proxy.clone(), drain.watch()));
+    let maintenance = tokio::spawn(maintain(proxy.clone()));
+    admin_state.ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        inbound = %bound.inbound,
+        outbound = %bound.outbound,
+        admin = %bound.admin,
+        mode = if config.inbound_forward_addr.is_some() { "explicit" } else { "transparent" },
+        "weft-proxy serving"
+    );
+    tracing::info!(config = %config.to_json(), "effective configuration");
+
+    // 6. Wait for a reason to stop, then drain.
+    let reason = wait_for_shutdown(&mut shutdown_requested).await;
+    tracing::info!(reason, grace_period = %crate::config::format_duration(config.shutdown_grace_period), "draining");
+    admin_state.ready.store(false, Ordering::Relaxed);
+    match drain.drain(config.shutdown_grace_period).await {
+        DrainOutcome::Complete => tracing::info!("drained; exiting"),
+        DrainOutcome::TimedOut => {
+            tracing::warn!("grace period ended with connections still open; exiting")
+        }
+    }
+    maintenance.abort();
+    Ok(())
+}
+
+async fn wait_for_shutdown(shutdown_requested: &mut watch::Receiver<bool>) -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+        _ = shutdown_requested.wait_for(|requested| *requested) => "POST /shutdown",
+    }
+}
+
+/// Closes idle pooled connections every second and expires idle metric
+/// label sets every minute.
+async fn maintain(proxy: Arc<Proxy>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut count: u64 = 0;
+    loop {
+        ticks.tick().await;
+        count += 1;
+        proxy.inbound_client.evict_idle();
+        proxy.outbound_client.evict_idle();
+        if count.is_multiple_of(60) {
+            let expired = proxy.metrics.expire_idle(proxy.config.metrics_retain_idle);
+            if expired > 0 {
+                tracing::debug!(expired, "expired idle metric label sets");
+            }
+        }
+    }
+}

@@ -1,0 +1,672 @@
+//! The proxy's configuration: read once from `WEFT_PROXY_*` environment
+//! variables into a typed [`Config`].
+//!
+//! Every variable is parsed even after an earlier one failed, so one start-up
+//! reports every mistake together (name, value, reason); `main` then exits 64.
+//! The same table of variables drives parsing, `weft-proxy --help` and the
+//! admin server's `/config`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+/// Ports that are opaque by default: protocols where the server speaks first
+/// (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached), so
+/// waiting for the client's first bytes would stall the connection.
+pub const DEFAULT_OPAQUE_PORTS: &str = "25,587,3306,4444,5432,6379,9300,11211";
+
+/// One documented variable: its name, its default and what it means.
+pub struct Variable {
+    /// The environment variable's name.
+    pub name: &'static str,
+    /// The value used when the variable is unset, as it would be written.
+    pub default: &'static str,
+    /// What the variable controls.
+    pub meaning: &'static str,
+}
+
+/// Every variable the proxy reads, in the order `--help` shows them.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "WEFT_PROXY_INBOUND_LISTEN_ADDR",
+        default: "0.0.0.0:4143",
+        meaning: "where peers' connections arrive (the iptables REDIRECT target in transparent mode)",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
+        default: "127.0.0.1:4140",
+        meaning: "where the app's outbound connections arrive: redirected by iptables, or explicit HTTP proxy requests and CONNECT",
+    },
+    Variable {
+        name: "WEFT_PROXY_ADMIN_LISTEN_ADDR",
+        default: "127.0.0.1:4191",
+        meaning: "admin server: /metrics /ready /live /config POST /shutdown",
+    },
+    Variable {
+        name: "WEFT_PROXY_INBOUND_FORWARD_ADDR",
+        default: "",
+        meaning: "explicit inbound mode: send every inbound connection to this address (the app); unset = transparent, use the original destination",
+    },
+    Variable {
+        name: "WEFT_PROXY_OPAQUE_PORTS",
+        default: DEFAULT_OPAQUE_PORTS,
+        meaning: "target ports forwarded as opaque TCP without protocol detection (list of ports and LOW-HIGH ranges)",
+    },
+    Variable {
+        name: "WEFT_PROXY_DETECT_TIMEOUT",
+        default: "10s",
+        meaning: "how long to wait for a client's first bytes before forwarding the connection as opaque TCP",
+    },
+    Variable {
+        name: "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
+        default: "300ms",
+        meaning: "connect timeout to the local app",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_CONNECT_TIMEOUT",
+        default: "1s",
+        meaning: "connect timeout to remote targets",
+    },
+    Variable {
+        name: "WEFT_PROXY_HTTP1_POOL_IDLE_TIMEOUT",
+        default: "3s",
+        meaning: "idle HTTP/1.1 upstream connections are closed after this",
+    },
+    Variable {
+        name: "WEFT_PROXY_HTTP1_POOL_MAX_IDLE",
+        default: "100",
+        meaning: "idle HTTP/1.1 connections kept per endpoint",
+    },
+    Variable {
+        name: "WEFT_PROXY_METRICS_RETAIN_IDLE",
+        default: "10m",
+        meaning: "metric label sets not updated for this long are dropped",
+    },
+    Variable {
+        name: "WEFT_PROXY_SHUTDOWN_GRACE_PERIOD",
+        default: "30s",
+        meaning: "on SIGTERM, SIGINT or POST /shutdown: how long in-flight requests and connections may take to finish",
+    },
+    Variable {
+        name: "WEFT_PROXY_CORES",
+        default: "1",
+        meaning: "worker threads for the data path (1 = single-threaded runtime)",
+    },
+    Variable {
+        name: "WEFT_PROXY_LOG",
+        default: "warn,weft_proxy=info",
+        meaning: "log filter (tracing env-filter syntax)",
+    },
+    Variable {
+        name: "WEFT_PROXY_LOG_FORMAT",
+        default: "plain",
+        meaning: "log format: plain or json",
+    },
+];
+
+/// The proxy's effective configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listener for peers' connections.
+    pub inbound_listen_addr: SocketAddr,
+    /// Listener for the app's outbound connections.
+    pub outbound_listen_addr: SocketAddr,
+    /// Listener for the admin server.
+    pub admin_listen_addr: SocketAddr,
+    /// Where inbound connections go in explicit mode; `None` = transparent.
+    pub inbound_forward_addr: Option<SocketAddr>,
+    /// Target ports that skip protocol detection.
+    pub opaque_ports: PortSet,
+    /// Bound on protocol detection.
+    pub detect_timeout: Duration,
+    /// Connect timeout towards the local app.
+    pub inbound_connect_timeout: Duration,
+    /// Connect timeout towards remote targets.
+    pub outbound_connect_timeout: Duration,
+    /// Idle timeout of pooled HTTP/1.1 upstream connections.
+    pub http1_pool_idle_timeout: Duration,
+    /// Idle HTTP/1.1 connections kept per endpoint.
+    pub http1_pool_max_idle: usize,
+    /// How long an unused metric label set is kept.
+    pub metrics_retain_idle: Duration,
+    /// Upper bound on a graceful shutdown.
+    pub shutdown_grace_period: Duration,
+    /// Data-path worker threads.
+    pub cores: usize,
+    /// Log filter.
+    pub log: String,
+    /// Log output format.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A set of ports written as a comma list of ports and inclusive ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortSet {
+    ranges: Vec<RangeInclusive<u16>>,
+}
+
+impl PortSet {
+    /// Whether `port` is in the set.
+    pub fn contains(&self, port: u16) -> bool {
+        self.ranges.iter().any(|range| range.contains(&port))
+    }
+}
+
+impl fmt::Display for PortSet {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|range| {
+                if range.start() == range.end() {
+                    range.start().to_string()
+                } else {
+                    format!("{}-{}", range.start(), range.end())
+                }
+            })
+            .collect();
+        formatter.write_str(&parts.join(","))
+    }
+}
+
+/// One bad variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidVariable {
+    /// The variable's name.
+    pub name: String,
+    /// The value it had.
+    pub value: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Every bad variable found while reading the environment.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The bad variables, in the order they were read.
+    pub invalid: Vec<InvalidVariable>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            formatter,
+            "invalid configuration ({} variable{}):",
+            self.invalid.len(),
+            if self.invalid.len() == 1 { "" } else { "s" }
+        )?;
+        for invalid in &self.invalid {
+            writeln!(
+                formatter,
+                "  {}={:?}: {}",
+                invalid.name, invalid.value, invalid.reason
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads variables, remembering every failure instead of stopping at the first.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    invalid: Vec<InvalidVariable>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, name: &str) -> String {
+        (self.lookup)(name).unwrap_or_else(|| default_of(name).to_string())
+    }
+
+    fn parse<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        let value = self.raw(name);
+        match parse(&value) {
+            Ok(parsed) => Some(parsed),
+            Err(reason) => {
+                self.refuse(name, &value, reason);
+                None
+            }
+        }
+    }
+
+    fn refuse(&mut self, name: &str, value: &str, reason: String) {
+        self.invalid.push(InvalidVariable {
+            name: name.to_string(),
+            value: value.to_string(),
+            reason,
+        });
+    }
+}
+
+fn default_of(name: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|variable| variable.name == name)
+        .map(|variable| variable.default)
+        .unwrap_or("")
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration from any name → value lookup (tests use a map).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut reader = Reader {
+            lookup,
+            invalid: Vec::new(),
+        };
+        let inbound_listen_addr = reader.parse("WEFT_PROXY_INBOUND_LISTEN_ADDR", parse_socket_addr);
+        let outbound_listen_addr =
+            reader.parse("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", parse_socket_addr);
+        let admin_listen_addr = reader.parse("WEFT_PROXY_ADMIN_LISTEN_ADDR", parse_socket_addr);
+        let inbound_forward_addr = reader.parse("WEFT_PROXY_INBOUND_FORWARD_ADDR", |value| {
+            if value.trim().is_empty() {
+                Ok(None)
+            } else {
+                parse_socket_addr(value).map(Some)
+            }
+        });
+        let opaque_ports = reader.parse("WEFT_PROXY_OPAQUE_PORTS", parse_port_set);
+        let detect_timeout = reader.parse("WEFT_PROXY_DETECT_TIMEOUT", parse_positive_duration);
+        let inbound_connect_timeout = reader.parse(
+            "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
+            parse_positive_duration,
+        );
+        let outbound_connect_timeout = reader.parse(
+            "WEFT_PROXY_OUTBOUND_CONNECT_TIMEOUT",
+            parse_positive_duration,
+        );
+        let http1_pool_idle_timeout =
+            reader.parse("WEFT_PROXY_HTTP1_POOL_IDLE_TIMEOUT", parse_duration);
+        let http1_pool_max_idle = reader.parse("WEFT_PROXY_HTTP1_POOL_MAX_IDLE", |value| {
+            value
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| "expected a whole number".to_string())
+        });
+        let metrics_retain_idle =
+            reader.parse("WEFT_PROXY_METRICS_RETAIN_IDLE", parse_positive_duration);
+        let shutdown_grace_period =
+            reader.parse("WEFT_PROXY_SHUTDOWN_GRACE_PERIOD", parse_duration);
+        let cores = reader.parse("WEFT_PROXY_CORES", parse_cores);
+        let log = reader.parse("WEFT_PROXY_LOG", |value| {
+            tracing_subscriber::EnvFilter::try_new(value)
+                .map(|_| value.to_string())
+                .map_err(|error| format!("not a log filter: {error}"))
+        });
+        let log_format = reader.parse("WEFT_PROXY_LOG_FORMAT", |value| {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "plain" => Ok(LogFormat::Plain),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("expected plain or json".to_string()),
+            }
+        });
+
+        if let (
+            Some(inbound_listen_addr),
+            Some(outbound_listen_addr),
+            Some(admin_listen_addr),
+            Some(inbound_forward_addr),
+            Some(opaque_ports),
+            Some(detect_timeout),
+            Some(inbound_connect_timeout),
+            Some(outbound_connect_timeout),
+            Some(http1_pool_idle_timeout),
+            Some(http1_pool_max_idle),
+            Some(metrics_retain_idle),
+            Some(shutdown_grace_period),
+            Some(cores),
+            Some(log),
+            Some(log_format),
+        ) = (
+            inbound_listen_addr,
+            outbound_listen_addr,
+            admin_listen_addr,
+            inbound_forward_addr,
+            opaque_ports,
+            detect_timeout,
+            inbound_connect_timeout,
+            outbound_connect_timeout,
+            http1_pool_idle_timeout,
+            http1_pool_max_idle,
+            metrics_retain_idle,
+            shutdown_grace_period,
+            cores,
+            log,
+            log_format,
+        ) {
+            let config = Config {
+                inbound_listen_addr,
+                outbound_listen_addr,
+                admin_listen_addr,
+                inbound_forward_addr,
+                opaque_ports,
+                detect_timeout,
+                inbound_connect_timeout,
+                outbound_connect_timeout,
+                http1_pool_idle_timeout,
+                http1_pool_max_idle,
+                metrics_retain_idle,
+                shutdown_grace_period,
+                cores,
+                log,
+                log_format,
+            };
+            config.validate(&mut reader);
+            if reader.invalid.is_empty() {
+                return Ok(config);
+            }
+        }
+        Err(ConfigError {
+            invalid: reader.invalid,
+        })
+    }
+
+    /// Checks that hold between variables.
+    fn validate(&self, reader: &mut Reader<'_>) {
+        let listeners = [
+            ("WEFT_PROXY_INBOUND_LISTEN_ADDR", self.inbound_listen_addr),
+            ("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", self.outbound_listen_addr),
+            ("WEFT_PROXY_ADMIN_LISTEN_ADDR", self.admin_listen_addr),
+        ];
+        for (index, (name, addr)) in listeners.iter().enumerate() {
+            for (other_name, other_addr) in &listeners[..index] {
+                if addr.port() != 0 && addr == other_addr {
+                    reader.refuse(
+                        name,
+                        &addr.to_string(),
+                        format!("same address as {other_name}"),
+                    );
+                }
+            }
+        }
+        if let Some(forward) = self.inbound_forward_addr
+            && forward == self.inbound_listen_addr
+        {
+            reader.refuse(
+                "WEFT_PROXY_INBOUND_FORWARD_ADDR",
+                &forward.to_string(),
+                "would forward inbound traffic back to the inbound listener".to_string(),
+            );
+        }
+    }
+
+    /// The effective configuration as JSON, served on `/config`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "inbound_listen_addr": self.inbound_listen_addr.to_string(),
+            "outbound_listen_addr": self.outbound_listen_addr.to_string(),
+            "admin_listen_addr": self.admin_listen_addr.to_string(),
+            "inbound_forward_addr": self.inbound_forward_addr.map(|addr| addr.to_string()),
+            "mode": if self.inbound_forward_addr.is_some() { "explicit" } else { "transparent" },
+            "opaque_ports": self.opaque_ports.to_string(),
+            "detect_timeout": format_duration(self.detect_timeout),
+            "inbound_connect_timeout": format_duration(self.inbound_connect_timeout),
+            "outbound_connect_timeout": format_duration(self.outbound_connect_timeout),
+            "http1_pool_idle_timeout": format_duration(self.http1_pool_idle_timeout),
+            "http1_pool_max_idle": self.http1_pool_max_idle,
+            "metrics_retain_idle": format_duration(self.metrics_retain_idle),
+            "shutdown_grace_period": format_duration(self.shutdown_grace_period),
+            "cores": self.cores,
+            "log": self.log,
+            "log_format": match self.log_format { LogFormat::Plain => "plain", LogFormat::Json => "json" },
+        })
+    }
+}
+
+/// The text of `weft-proxy --help`.
+pub fn help_text() -> String {
+    let mut text = String::from(
+        "weft-proxy: the weft service mesh's sidecar proxy\n\n\
+         Usage: weft-proxy            (configured only by environment variables)\n\n\
+         Durations are written 500ms, 10s, 2m, 1h; port sets as 25,587,8000-8100.\n\
+         Invalid variables are all reported at once and the process exits 64.\n\n",
+    );
+    for variable in VARIABLES {
+        let default = if variable.default.is_empty() {
+            "unset"
+        } else {
+            variable.default
+        };
+        text.push_str(&format!(
+            "  {}\n      {} (default: {})\n",
+            variable.name, variable.meaning, default
+        ));
+    }
+    text
+}
+
+fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:4140 or [::]:4143".to_string())
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, `1d`; a unit is required except for `0`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let digits_end = value
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(digits_end);
+    if digits.is_empty() {
+        return Err("expected a whole number with a unit: ms, s, m, h or d (e.g. 10s)".to_string());
+    }
+    let amount: u64 = digits.parse().map_err(|_| "number too large".to_string())?;
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "" if amount == 0 => 0,
+        "" => return Err("missing unit: write ms, s, m, h or d (e.g. 10s)".to_string()),
+        _ => return Err(format!("unknown unit {unit:?}: use ms, s, m, h or d")),
+    };
+    amount
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| "duration too large".to_string())
+}
+
+fn parse_positive_duration(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration.is_zero() {
+        return Err("must be greater than zero".to_string());
+    }
+    Ok(duration)
+}
+
+/// Parses `25,587,8000-8100`; blanks are ignored, an empty value is the empty set.
+pub fn parse_port_set(value: &str) -> Result<PortSet, String> {
+    let mut ranges = Vec::new();
+    for part in value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let parse_port = |text: &str| -> Result<u16, String> {
+            match text.trim().parse::<u16>() {
+                Ok(port) if port > 0 => Ok(port),
+                _ => Err(format!("{text:?} is not a port (1-65535)")),
+            }
+        };
+        let range = match part.split_once('-') {
+            Some((low, high)) => {
+                let (low, high) = (parse_port(low)?, parse_port(high)?);
+                if low > high {
+                    return Err(format!("range {part:?} runs backwards"));
+                }
+                low..=high
+            }
+            None => {
+                let port = parse_port(part)?;
+                port..=port
+            }
+        };
+        ranges.push(range);
+    }
+    Ok(PortSet { ranges })
+}
+
+fn parse_cores(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(cores) if cores >= 1 => Ok(cores),
+        _ => Err("expected a whole number of at least 1".to_string()),
+    }
+}
+
+/// Writes a duration the way it is configured (`10s`, `500ms`).
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis == 0 {
+        "0".to_string()
+    } else if millis.is_multiple_of(3_600_000) {
+        format!("{}h", millis / 3_600_000)
+    } else if millis.is_multiple_of(60_000) {
+        format!("{}m", millis / 60_000)
+    } else if millis.is_multiple_of(1_000) {
+        format!("{}s", millis / 1_000)
+    } else {
+        format!("{millis}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Config::from_lookup(&move |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn durations() {
+        let table: &[(&str, Result<u64, ()>)] = &[
+            ("10s", Ok(10_000)),
+            ("500ms", Ok(500)),
+            (" 2m ", Ok(120_000)),
+            ("1h", Ok(3_600_000)),
+            ("1d", Ok(86_400_000)),
+            ("0", Ok(0)),
+            ("10", Err(())),
+            ("1.5s", Err(())),
+            ("s", Err(())),
+            ("", Err(())),
+            ("10 s", Err(())),
+            ("10sec", Err(())),
+            ("-1s", Err(())),
+        ];
+        for (input, expected) in table {
+            let parsed = parse_duration(input).map(|duration| duration.as_millis() as u64);
+            assert_eq!(parsed.map_err(|_| ()), *expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn port_sets() {
+        let set = parse_port_set("25, 587,8000-8100,,").unwrap();
+        let table = [
+            (25, true),
+            (587, true),
+            (8000, true),
+            (8050, true),
+            (8100, true),
+            (8101, false),
+            (26, false),
+        ];
+        for (port, expected) in table {
+            assert_eq!(set.contains(port), expected, "port {port}");
+        }
+        assert_eq!(set.to_string(), "25,587,8000-8100");
+        assert!(parse_port_set("").unwrap().ranges.is_empty());
+        for bad in ["0", "70000", "9-3", "http", "1-2-3"] {
+            assert!(parse_port_set(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let config = config_from(&[]).unwrap();
+        assert_eq!(config.inbound_listen_addr.to_string(), "0.0.0.0:4143");
+        assert_eq!(config.outbound_listen_addr.to_string(), "127.0.0.1:4140");
+        assert_eq!(config.admin_listen_addr.to_string(), "127.0.0.1:4191");
+        assert_eq!(config.inbound_forward_addr, None);
+        assert!(config.opaque_ports.contains(6379));
+        assert!(!config.opaque_ports.contains(80));
+        assert_eq!(config.detect_timeout, Duration::from_secs(10));
+        assert_eq!(config.cores, 1);
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported() {
+        let error = config_from(&[
+            ("WEFT_PROXY_INBOUND_LISTEN_ADDR", "nowhere"),
+            ("WEFT_PROXY_DETECT_TIMEOUT", "10"),
+            ("WEFT_PROXY_OPAQUE_PORTS", "99999"),
+            ("WEFT_PROXY_CORES", "0"),
+            ("WEFT_PROXY_LOG_FORMAT", "xml"),
+        ])
+        .unwrap_err();
+        let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "WEFT_PROXY_INBOUND_LISTEN_ADDR",
+                "WEFT_PROXY_OPAQUE_PORTS",
+                "WEFT_PROXY_DETECT_TIMEOUT",
+                "WEFT_PROXY_CORES",
+                "WEFT_PROXY_LOG_FORMAT"
+            ]
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("WEFT_PROXY_DETECT_TIMEOUT=\"10\": missing unit"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cross_field_checks() {
+        let error = config_from(&[
+            ("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:5000"),
+            ("WEFT_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:5000"),
+            ("WEFT_PROXY_INBOUND_FORWARD_ADDR", "0.0.0.0:4143"),
+        ])
+        .unwrap_err();
+        let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "WEFT_PROXY_ADMIN_LISTEN_ADDR",
+                "WEFT_PROXY_INBOUND_FORWARD_ADDR"
+            ]
+        );
+    }
+
+    #[test]
+    fn help_lists_every_variable() {
+        let help = help_text();
+        for variable in VARIABLES {
+            assert!(help.contains(variable.name));
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! What happens to an accepted connection once its target is known (or known
+//! to come per request, on the explicit listener): opaque ports go straight
+//! to TCP forwarding; everything else is detected first.
+//!
+//! ```text
+//! accepted ─► opaque port? ──yes──► tcp::forward
+//!                │no
+//!                ▼
+//!             detect ─► HTTP/1, HTTP/2 ─► http::server (per-request forwarding)
+//!                    ─► TLS, other, timeout ─► tcp::forward (explicit listener: refused)
+//! ```
+//!
+//! A CONNECT tunnel opened on the explicit listener comes back here with its
+//! target, so what travels inside it is detected and proxied the same way.
+
+use crate::config::Config;
+use crate::detect::{self, Detection, Protocol};
+use crate::drain::DrainWatch;
+use crate::http::client::HttpClient;
+use crate::io::{Io, PrefixedIo};
+use crate::metrics::ProxyMetrics;
+use crate::metrics::labels::{Direction, TlsStatus};
+use crate::{http, tcp};
+use futures::future::BoxFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// State shared by every connection of the process.
+pub struct Proxy {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// The data path's metrics.
+    pub metrics: ProxyMetrics,
+    /// Client towards local apps.
+    pub inbound_client: HttpClient,
+    /// Client towards remote targets.
+    pub outbound_client: HttpClient,
+    /// The addresses the proxy's own listeners are bound to.
+    pub listener_addrs: Vec<SocketAddr>,
+}
+
+impl Proxy {
+    /// The HTTP client for a direction.
+    pub fn client(&self, direction: Direction) -> &HttpClient {
+        match direction {
+            Direction::Inbound => &self.inbound_client,
+            Direction::Outbound => &self.outbound_client,
+        }
+    }
+
+    /// The connect timeout for a direction.
+    pub fn connect_timeout(&self, direction: Direction) -> Duration {
+        match direction {
+            Direction::Inbound => self.config.inbound_connect_timeout,
+            Direction::Outbound => self.config.outbound_connect_timeout,
+        }
+    }
+
+    /// Whether connecting to `target` would reach one of the proxy's own
+    /// listeners (a forwarding loop).
+    pub fn is_own_listener(&self, target: SocketAddr) -> bool {
+        self.listener_addrs
+            .iter()
+            .any(|listener| targets_listener(target, *listener))
+    }
+}
+
+/// Whether a connection to `target` lands on `listener`.
+pub fn targets_listener(target: SocketAddr, listener: SocketAddr) -> bool {
+    if target.port() != listener.port() {
+        return false;
+    }
+    let target_ip = target.ip().to_canonical();
+    let listener_ip = listener.ip().to_canonical();
+    target_ip == listener_ip || (listener_ip.is_unspecified() && target_ip.is_loopback())
+}
+
+/// TLS status of connections the proxy opens in a direction (until mTLS).
+pub fn connect_tls(direction: Direction) -> TlsStatus {
+    match direction {
+        Direction::Inbound => TlsStatus::Loopback,
+        Direction::Outbound => TlsStatus::NotProvidedByServiceDiscovery,
+    }
+}
+
+/// TLS status of connections the proxy accepts in a direction (until mTLS).
+pub fn accept_tls(direction: Direction) -> TlsStatus {
+    match direction {
+        Direction::Inbound => TlsStatus::NoTlsFromRemote,
+        Direction::Outbound => TlsStatus::Loopback,
+    }
+}
+
+/// Where an accepted connection's traffic goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One address for the whole connection (original destination,
+    /// inbound forward address, or a CONNECT tunnel's target).
+    Addr(SocketAddr),
+    /// Named by each request (explicit HTTP proxy requests).
+    Explicit,
+}
+
+/// What the handlers of one client connection share.
+pub struct ConnectionContext {
+    /// Process-wide state.
+    pub proxy: Arc<Proxy>,
+    /// Traffic direction.
+    pub direction: Direction,
+    /// The client's address.
+    pub client_addr: SocketAddr,
+    /// Where traffic goes.
+    pub target: Target,
+    /// Held by tunnels spawned from this connection.
+    pub drain: DrainWatch,
+}
+
+/// Serves one accepted (or tunnelled) connection to completion.
+pub fn serve<I: Io>(io: I, context: ConnectionContext) -> BoxFuture<'static, ()> {
+    Box::pin(serve_connection(io, context))
+}
+
+async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
+    let proxy = context.proxy.clone();
+    let direction = context.direction;
+
+    // Opaque ports skip detection: the server may speak first.
+    if let Target::Addr(target) = context.target
+        && proxy.config.opaque_ports.contains(target.port())
+    {
+        proxy.metrics.detected(direction, "opaque_port");
+        tcp::forward(&proxy, io, target, direction).await;
+        return;
+    }
+
+    let detection = detect::detect(&mut io, proxy.config.detect_timeout).await;
+    proxy.metrics.detected(direction, detection.metric_label());
+    match detection {
+        Detection::Detected {
+            protocol: protocol @ (Protocol::Http1 | Protocol::Http2),
+            prefix,
+        } => {
+            let drain = context.drain.clone();
+            http::server::serve(
+                PrefixedIo::new(prefix, io),
+                protocol,
+                Arc::new(context),
+                drain,
+            )
+            .await
+        }
+        Detection::Detected { prefix, .. } | Detection::TimedOut { prefix } => match context.target
+        {
+            Target::Addr(target) => {
+                tcp::forward(&proxy, PrefixedIo::new(prefix, io), target, direction).await
+            }
+            Target::Explicit => {
+                proxy
+                    .metrics
+                    .tcp_errors
+                    .record(direction, "not a proxy request");
+                if !prefix.is_empty() {
+                    let _ = io.write_all(NOT_A_PROXY_REQUEST).await;
+                }
+                let _ = io.shutdown().await;
+            }
+        },
+        Detection::Closed => {}
+        Detection::Failed(error) => {
+            tracing::debug!(client = %context.client_addr, %error, "reading the first bytes failed");
+            proxy.metrics.tcp_errors.record(direction, "i/o");
+        }
+    }
+}
+
+const NOT_A_PROXY_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+l5d-proxy-error: not a proxy request: use an absolute URI (GET http://host:port/path) or CONNECT host:port\r\n\
+content-length: 0\r\nconnection: close\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loop_detection_table() {
+        let table = [
+            ("127.0.0.1:4140", "127.0.0.1:4140", true),
+            ("127.0.0.1:4143", "0.0.0.0:4143", true),
+            ("[::1]:4143", "[::]:4143", true),
+            ("10.0.0.5:4143", "0.0.0.0:4143", false),
+            ("127.0.0.1:8080", "0.0.0.0:4143", false),
+            ("[::ffff:127.0.0.1]:4140", "127.0.0.1:4140", true),
+        ];
+        for (target, listener, expected) in table {
+            assert_eq!(
+                targets_listener(target.parse().unwrap(), listener.parse().unwrap()),
+                expected,
+                "{target} vs {listener}"
+            );
+        }
+    }
+}

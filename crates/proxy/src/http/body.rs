@@ -1,0 +1,160 @@
+//! The response body the proxy sends to clients: the target's body streamed
+//! through frame by frame (never buffered), or nothing for a response the
+//! proxy made itself. Either way the response is recorded in the metrics
+//! once, when its stream ends: status, gRPC status (from trailers or a
+//! trailers-only response), latency to end of stream, and stream errors.
+
+use crate::metrics::labels::HttpLabels;
+use crate::metrics::{HttpMetrics, ResponseOutcome};
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Records one response in the HTTP metrics.
+pub struct ResponseRecorder {
+    metrics: HttpMetrics,
+    labels: HttpLabels,
+    started: Instant,
+    status_code: u16,
+    grpc_status: Option<u32>,
+}
+
+impl ResponseRecorder {
+    /// A recorder for a request that arrived at `started`.
+    pub fn new(metrics: HttpMetrics, labels: HttpLabels, started: Instant) -> Self {
+        ResponseRecorder {
+            metrics,
+            labels,
+            started,
+            status_code: 0,
+            grpc_status: None,
+        }
+    }
+
+    /// Notes the response head: its status and, for trailers-only gRPC
+    /// responses, the gRPC status in the headers.
+    pub fn head(&mut self, status_code: u16, headers: &HeaderMap) {
+        self.status_code = status_code;
+        if let Some(grpc_status) = grpc_status_of(headers) {
+            self.grpc_status = Some(grpc_status);
+        }
+    }
+
+    fn trailers(&mut self, trailers: &HeaderMap) {
+        if let Some(grpc_status) = grpc_status_of(trailers) {
+            self.grpc_status = Some(grpc_status);
+        }
+    }
+
+    fn finish(self, error: Option<&'static str>) {
+        self.metrics.response(
+            &self.labels,
+            &ResponseOutcome {
+                status_code: self.status_code,
+                grpc_status: self.grpc_status,
+                error,
+                latency: self.started.elapsed(),
+            },
+        );
+    }
+}
+
+fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
+    headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A response body on its way to the client.
+pub struct ProxyBody {
+    inner: Option<Incoming>,
+    recorder: Option<ResponseRecorder>,
+}
+
+impl ProxyBody {
+    /// Streams `inner`, recording the response when it ends.
+    pub fn streaming(inner: Incoming, recorder: ResponseRecorder) -> Self {
+        let mut body = ProxyBody {
+            inner: Some(inner),
+            recorder: Some(recorder),
+        };
+        if body.inner.as_ref().is_some_and(Body::is_end_stream) {
+            body.finish(None);
+        }
+        body
+    }
+
+    /// An empty body; the response is recorded now.
+    pub fn empty(recorder: Option<ResponseRecorder>) -> Self {
+        if let Some(recorder) = recorder {
+            recorder.finish(None);
+        }
+        ProxyBody {
+            inner: None,
+            recorder: None,
+        }
+    }
+
+    fn finish(&mut self, error: Option<&'static str>) {
+        if let Some(recorder) = self.recorder.take() {
+            recorder.finish(error);
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(context);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(trailers), Some(recorder)) = (frame.trailers_ref(), &mut this.recorder)
+                {
+                    recorder.trailers(trailers);
+                }
+                if this.inner.as_ref().is_some_and(Body::is_end_stream) {
+                    this.finish(None);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(Some("stream error")),
+            Poll::Ready(None) => this.finish(None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
+    }
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        // A client that goes away mid-stream ends the response early.
+        self.finish(Some("canceled"));
+    }
+}

@@ -1,0 +1,260 @@
+//! Connections from the proxy to targets: a pool of HTTP/1.1 connections per
+//! endpoint (idle ones closed after the idle timeout), one multiplexed
+//! HTTP/2 connection per endpoint, and fresh connections for upgrades.
+//!
+//! Every connection is opened with the connect timeout and recorded in the
+//! `tcp_*` metrics with `peer="dst"`.
+
+use crate::connect;
+use crate::http::errors::{ProxyError, describe_upstream_error};
+use crate::io::MeteredIo;
+use crate::metrics::TcpMetrics;
+use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels, TlsStatus};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Where one request goes and how to reach it.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// The endpoint's address.
+    pub addr: SocketAddr,
+    /// The direction of the traffic, for metrics.
+    pub direction: Direction,
+    /// The connection's TLS status, for metrics.
+    pub tls: TlsStatus,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+}
+
+/// Pool settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    /// Idle HTTP/1.1 connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Idle HTTP/1.1 connections kept per endpoint.
+    pub max_idle: usize,
+}
+
+struct PooledHttp1 {
+    sender: http1::SendRequest<Incoming>,
+    returned: Instant,
+}
+
+type Http2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<Incoming>>>>;
+
+/// The proxy's HTTP client, shared by every connection of a direction.
+pub struct HttpClient {
+    http1_pools: Mutex<HashMap<SocketAddr, Vec<PooledHttp1>>>,
+    http2_connections: Mutex<HashMap<SocketAddr, Http2Slot>>,
+    settings: PoolSettings,
+    tcp_metrics: TcpMetrics,
+}
+
+impl HttpClient {
+    /// A client with empty pools.
+    pub fn new(settings: PoolSettings, tcp_metrics: TcpMetrics) -> Self {
+        HttpClient {
+            http1_pools: Mutex::new(HashMap::new()),
+            http2_connections: Mutex::new(HashMap::new()),
+            settings,
+            tcp_metrics,
+        }
+    }
+
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<TokioIo<MeteredIo<TcpStream>>, ProxyError> {
+        let stream = connect::connect(endpoint.addr, endpoint.connect_timeout).await?;
+        let metrics = self.tcp_metrics.open(TcpLabels {
+            direction: endpoint.direction,
+            peer: Peer::Destination,
+            target: TargetLabels::new(endpoint.addr, endpoint.tls),
+        });
+        Ok(TokioIo::new(MeteredIo::new(stream, metrics)))
+    }
+
+    /// Sends an HTTP/1.x request, reusing an idle pooled connection when one
+    /// is ready.
+    pub async fn send_http1(
+        &self,
+        endpoint: &Endpoint,
+        mut request: Request<Incoming>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let failed = |error: hyper::Error| ProxyError::Upstream {
+            target: endpoint.addr,
+            reason: describe_upstream_error(&error),
+        };
+        // A pooled connection may have been closed by the target just now;
+        // hyper hands the request back when nothing of it was sent, and it
+        // goes out on another connection.
+        while let Some(mut sender) = self.checkout_http1(endpoint.addr) {
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    self.checkin_http1(endpoint.addr, sender);
+                    return Ok(response);
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(failed(error.into_error())),
+                },
+            }
+        }
+        let mut sender = self.handshake_http1(endpoint, false).await?;
+        let response = sender.send_request(request).await.map_err(failed)?;
+        self.checkin_http1(endpoint.addr, sender);
+        Ok(response)
+    }
+
+    /// Sends a request that switches protocols (Upgrade or CONNECT) on a
+    /// connection of its own, which hyper hands over after the 101/2xx.
+    pub async fn send_upgrade(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<Incoming>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let mut sender = self.handshake_http1(endpoint, true).await?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|error| ProxyError::Upstream {
+                target: endpoint.addr,
+                reason: describe_upstream_error(&error),
+            })
+    }
+
+    async fn handshake_http1(
+        &self,
+        endpoint: &Endpoint,
+        upgrades: bool,
+    ) -> Result<http1::SendRequest<Incoming>, ProxyError> {
+        let io = self.connect(endpoint).await?;
+        let failed = |error: hyper::Error| ProxyError::Upstream {
+            target: endpoint.addr,
+            reason: describe_upstream_error(&error),
+        };
+        let (mut sender, connection) = http1::Builder::new()
+            .preserve_header_case(true)
+            .handshake(io)
+            .await
+            .map_err(failed)?;
+        if upgrades {
+            tokio::spawn(async move {
+                let _ = connection.with_upgrades().await;
+            });
+        } else {
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+        sender.ready().await.map_err(failed)?;
+        Ok(sender)
+    }
+
+    fn checkout_http1(&self, addr: SocketAddr) -> Option<http1::SendRequest<Incoming>> {
+        let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
+        let pool = pools.get_mut(&addr)?;
+        let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
+        pool.retain(|pooled| {
+            !pooled.sender.is_closed()
+                && deadline.is_none_or(|deadline| pooled.returned >= deadline)
+        });
+        // Most recently returned first: it is the likeliest to be warm.
+        let position = pool.iter().rposition(|pooled| pooled.sender.is_ready())?;
+        Some(pool.swap_remove(position).sender)
+    }
+
+    fn checkin_http1(&self, addr: SocketAddr, sender: http1::SendRequest<Incoming>) {
+        let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
+        let pool = pools.entry(addr).or_default();
+        if pool.len() < self.settings.max_idle.max(1) * 2 {
+            pool.push(PooledHttp1 {
+                sender,
+                returned: Instant::now(),
+            });
+        }
+    }
+
+    /// Closes pooled HTTP/1.1 connections idle past the idle timeout and
+    /// forgets closed HTTP/2 connections.
+    pub fn evict_idle(&self) {
+        let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
+        let max_idle = self.settings.max_idle;
+        let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
+        for pool in pools.values_mut() {
+            pool.retain(|pooled| {
+                !pooled.sender.is_closed()
+                    && deadline.is_none_or(|deadline| pooled.returned >= deadline)
+            });
+            let idle = pool
+                .iter()
+                .filter(|pooled| pooled.sender.is_ready())
+                .count();
+            if idle > max_idle {
+                let mut surplus = idle - max_idle;
+                pool.retain(|pooled| {
+                    if surplus > 0 && pooled.sender.is_ready() {
+                        surplus -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        pools.retain(|_, pool| !pool.is_empty());
+        drop(pools);
+        let mut connections = self.http2_connections.lock().expect("pool lock poisoned");
+        connections.retain(|_, slot| match slot.try_lock() {
+            Ok(sender) => sender.as_ref().is_some_and(|sender| !sender.is_closed()),
+            Err(_) => true,
+        });
+    }
+
+    /// Sends an HTTP/2 request on the endpoint's one multiplexed connection,
+    /// opening it first if needed.
+    pub async fn send_http2(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<Incoming>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let failed = |error: hyper::Error| ProxyError::Upstream {
+            target: endpoint.addr,
+            reason: describe_upstream_error(&error),
+        };
+        let slot = self
+            .http2_connections
+            .lock()
+            .expect("pool lock poisoned")
+            .entry(endpoint.addr)
+            .or_default()
+            .clone();
+        let mut sender = {
+            let mut current = slot.lock().await;
+            match current.as_ref() {
+                Some(sender) if !sender.is_closed() => sender.clone(),
+                _ => {
+                    let io = self.connect(endpoint).await?;
+                    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                        .handshake(io)
+                        .await
+                        .map_err(failed)?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    *current = Some(sender.clone());
+                    sender
+                }
+            }
+        };
+        sender.ready().await.map_err(failed)?;
+        sender.send_request(request).await.map_err(failed)
+    }
+}

@@ -1,0 +1,188 @@
+//! Everything that can go wrong while proxying a request, and the one place
+//! that maps each failure to an HTTP status, a gRPC status, a metric label
+//! and the `l5d-proxy-error` header.
+
+use crate::connect::{ConnectError, ResolveError};
+use crate::http::headers::ExplicitTargetError;
+use http::{HeaderValue, StatusCode};
+use std::net::SocketAddr;
+
+/// Header carrying the reason of a proxy-generated response.
+pub const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
+
+/// gRPC status codes the proxy produces.
+pub mod grpc_code {
+    /// INTERNAL.
+    pub const INTERNAL: u32 = 13;
+    /// UNAVAILABLE.
+    pub const UNAVAILABLE: u32 = 14;
+    /// DEADLINE_EXCEEDED.
+    pub const DEADLINE_EXCEEDED: u32 = 4;
+}
+
+/// Why the proxy answered a request itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The request names no target the proxy can use.
+    #[error("request has no authority (Host header or absolute URI)")]
+    MissingAuthority,
+    /// A request on the explicit listener that is not a proxy request.
+    #[error(transparent)]
+    ExplicitTarget(#[from] ExplicitTargetError),
+    /// The target's name cannot be resolved.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The target cannot be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The connection to the target failed while the request was in flight.
+    #[error("connection to {target} failed: {reason}")]
+    Upstream {
+        /// The endpoint.
+        target: SocketAddr,
+        /// What failed.
+        reason: String,
+    },
+    /// The request would be forwarded back to the proxy itself.
+    #[error("request would loop back to the proxy at {0}")]
+    Loop(SocketAddr),
+}
+
+impl ProxyError {
+    /// The HTTP status answered.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::MissingAuthority | ProxyError::ExplicitTarget(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Connect(ConnectError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Resolve(_)
+            | ProxyError::Connect(_)
+            | ProxyError::Upstream { .. }
+            | ProxyError::Loop(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The gRPC status answered to gRPC clients (with HTTP 200).
+    pub fn grpc_status(&self) -> u32 {
+        match self {
+            ProxyError::MissingAuthority | ProxyError::ExplicitTarget(_) => grpc_code::INTERNAL,
+            ProxyError::Connect(ConnectError::TimedOut { .. }) => grpc_code::DEADLINE_EXCEEDED,
+            _ => grpc_code::UNAVAILABLE,
+        }
+    }
+
+    /// The `*_http_errors_total` label.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ProxyError::MissingAuthority | ProxyError::ExplicitTarget(_) => "malformed request",
+            ProxyError::Resolve(_) => "resolve",
+            ProxyError::Connect(error) => error.metric_label(),
+            ProxyError::Upstream { .. } => "i/o",
+            ProxyError::Loop(_) => "loop",
+        }
+    }
+
+    /// The reason as a header value (the message, with anything a header
+    /// cannot carry replaced).
+    pub fn header_value(&self) -> HeaderValue {
+        let message: String = self
+            .to_string()
+            .chars()
+            .map(|character| {
+                if character.is_ascii() && !character.is_ascii_control() {
+                    character
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        HeaderValue::from_str(&message).unwrap_or(HeaderValue::from_static("proxy error"))
+    }
+}
+
+/// Describes a hyper error from the upstream connection.
+pub fn describe_upstream_error(error: &hyper::Error) -> String {
+    if error.is_incomplete_message() {
+        return "connection closed before the response completed".to_string();
+    }
+    if error.is_canceled() {
+        return "request canceled".to_string();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn status_mapping_table() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let table: Vec<(ProxyError, u16, u32, &str)> = vec![
+            (ProxyError::MissingAuthority, 400, 13, "malformed request"),
+            (
+                ProxyError::ExplicitTarget(ExplicitTargetError::NotProxyRequest),
+                400,
+                13,
+                "malformed request",
+            ),
+            (
+                ProxyError::Connect(ConnectError::Refused(addr)),
+                502,
+                14,
+                "connect refused",
+            ),
+            (
+                ProxyError::Connect(ConnectError::TimedOut {
+                    addr,
+                    timeout: Duration::from_secs(1),
+                }),
+                504,
+                4,
+                "connect timeout",
+            ),
+            (
+                ProxyError::Resolve(ResolveError {
+                    host: "x".into(),
+                    reason: "no".into(),
+                }),
+                502,
+                14,
+                "resolve",
+            ),
+            (
+                ProxyError::Upstream {
+                    target: addr,
+                    reason: "reset".into(),
+                },
+                502,
+                14,
+                "i/o",
+            ),
+        ];
+        for (error, status, grpc, label) in table {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.grpc_status(), grpc, "{error}");
+            assert_eq!(error.metric_label(), label, "{error}");
+        }
+    }
+
+    #[test]
+    fn header_values_are_always_valid() {
+        let error = ProxyError::Resolve(ResolveError {
+            host: "bad\nhost\u{e9}".into(),
+            reason: "nope".into(),
+        });
+        assert_eq!(
+            error.header_value().to_str().unwrap(),
+            "cannot resolve bad?host?: nope"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! weft-proxy: the data plane of the weft service mesh.
+//!
+//! Start at [`app`], which wires the components in start-up order. Traffic
+//! enters through [`listen`] (inbound and outbound listeners), is routed by
+//! [`dispatch`] after [`detect`]ion, and leaves through [`http`] (per-request
+//! proxying) or [`tcp`] (opaque forwarding). [`metrics`] and [`admin`]
+//! observe it; [`drain`] ends it gracefully.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod connect;
+pub mod detect;
+pub mod dispatch;
+pub mod drain;
+pub mod http;
+pub mod io;
+pub mod listen;
+pub mod metrics;
+pub mod orig_dst;
+pub mod tcp;

@@ -1,0 +1,49 @@
+//! The `weft-proxy` binary: read the configuration, build the runtime, run.
+
+use std::process::ExitCode;
+use weft_proxy::{app, config};
+
+/// Exit status for invalid configuration (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("-h" | "--help") => {
+            print!("{}", config::help_text());
+            return ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") => {
+            println!("weft-proxy {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!(
+                "weft-proxy takes no arguments (got {other:?}); it is configured by WEFT_PROXY_* variables, see --help"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    let config = match config::Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprint!("weft-proxy: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    app::init_logging(&config);
+    let runtime = match app::runtime(&config) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("weft-proxy: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("weft-proxy: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

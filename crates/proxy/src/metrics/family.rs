@@ -1,0 +1,188 @@
+//! [`IdleFamily`]: a labelled metric family whose label sets expire when
+//! nobody has used them for a while, so cardinality stays bounded by the
+//! traffic of the last retention period rather than the process's lifetime.
+//!
+//! A label set that is still held (an open connection's byte counters, a
+//! response still streaming) is never dropped, whatever its age.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A metric together with the last time it was handed out.
+#[derive(Debug)]
+pub struct Tracked<M> {
+    metric: M,
+    last_used_millis: AtomicU64,
+}
+
+impl<M> Deref for Tracked<M> {
+    type Target = M;
+
+    fn deref(&self) -> &M {
+        &self.metric
+    }
+}
+
+/// A family of metrics keyed by label set, with idle expiry.
+pub struct IdleFamily<L, M> {
+    shared: Arc<Shared<L, M>>,
+}
+
+struct Shared<L, M> {
+    metrics: RwLock<HashMap<L, Arc<Tracked<M>>>>,
+    make: fn() -> M,
+    epoch: Instant,
+}
+
+impl<L, M> Clone for IdleFamily<L, M> {
+    fn clone(&self) -> Self {
+        IdleFamily {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<L, M> std::fmt::Debug for IdleFamily<L, M> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("IdleFamily")
+    }
+}
+
+impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
+    /// An empty family whose metrics are made by `make`.
+    pub fn new(make: fn() -> M) -> Self {
+        IdleFamily {
+            shared: Arc::new(Shared {
+                metrics: RwLock::new(HashMap::new()),
+                make,
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    fn now_millis(&self) -> u64 {
+        self.shared.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The metric for `labels`, created on first use; marks it as used now.
+    pub fn get(&self, labels: &L) -> Arc<Tracked<M>> {
+        let now = self.now_millis();
+        if let Some(tracked) = self
+            .shared
+            .metrics
+            .read()
+            .expect("metrics lock poisoned")
+            .get(labels)
+        {
+            tracked.last_used_millis.store(now, Ordering::Relaxed);
+            return tracked.clone();
+        }
+        let mut metrics = self.shared.metrics.write().expect("metrics lock poisoned");
+        let tracked = metrics.entry(labels.clone()).or_insert_with(|| {
+            Arc::new(Tracked {
+                metric: (self.shared.make)(),
+                last_used_millis: AtomicU64::new(now),
+            })
+        });
+        tracked.last_used_millis.store(now, Ordering::Relaxed);
+        tracked.clone()
+    }
+
+    /// Drops label sets unused for longer than `retain` and held by nobody.
+    /// Returns how many were dropped.
+    pub fn expire(&self, retain: Duration) -> usize {
+        let cutoff = self.now_millis().saturating_sub(retain.as_millis() as u64);
+        let mut metrics = self.shared.metrics.write().expect("metrics lock poisoned");
+        let before = metrics.len();
+        metrics.retain(|_, tracked| {
+            Arc::strong_count(tracked) > 1
+                || tracked.last_used_millis.load(Ordering::Relaxed) >= cutoff
+        });
+        before - metrics.len()
+    }
+
+    /// How many label sets the family holds.
+    pub fn len(&self) -> usize {
+        self.shared
+            .metrics
+            .read()
+            .expect("metrics lock poisoned")
+            .len()
+    }
+
+    /// Whether the family holds no label set.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<L, M> EncodeMetric for IdleFamily<L, M>
+where
+    L: Clone + Hash + Eq + EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+{
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let metrics = self.shared.metrics.read().expect("metrics lock poisoned");
+        for (labels, tracked) in metrics.iter() {
+            tracked.metric.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+
+    fn is_empty(&self) -> bool {
+        self.shared
+            .metrics
+            .read()
+            .expect("metrics lock poisoned")
+            .is_empty()
+    }
+}
+
+/// Something whose idle entries can be expired; lets the app sweep every
+/// family from one task.
+pub trait Expire: Send + Sync {
+    /// Drops idle entries; returns how many.
+    fn expire_idle(&self, retain: Duration) -> usize;
+}
+
+impl<L, M> Expire for IdleFamily<L, M>
+where
+    L: Clone + Hash + Eq + Send + Sync,
+    M: Send + Sync,
+{
+    fn expire_idle(&self, retain: Duration) -> usize {
+        self.expire(retain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::counter::Counter;
+
+    #[test]
+    fn idle_label_sets_expire_but_held_ones_stay() {
+        let family: IdleFamily<Vec<(String, String)>, Counter> = IdleFamily::new(Counter::default);
+        let idle = vec![("authority".to_string(), "idle:80".to_string())];
+        let held = vec![("authority".to_string(), "held:80".to_string())];
+        family.get(&idle).inc();
+        let handle = family.get(&held);
+        handle.inc();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(family.expire(Duration::from_millis(1)), 1);
+        assert_eq!(family.len(), 1);
+        assert_eq!(family.get(&held).get(), 1);
+        drop(handle);
+        assert_eq!(family.expire(Duration::from_secs(60)), 0, "recently used");
+    }
+}

@@ -1,0 +1,452 @@
+//! The proxy's metrics, registered in one explicit registry.
+//!
+//! Names, labels and latency buckets follow Linkerd's proxy (`request_total`,
+//! `response_total`, `response_latency_ms`, `tcp_*`), so existing dashboards
+//! and PromQL work. Label sets that go idle expire (see [`family`]).
+
+pub mod family;
+pub mod labels;
+pub mod process;
+
+use family::{Expire, IdleFamily, Tracked};
+use labels::{
+    Classification, DetectLabels, Direction, ErrorLabels, HttpLabels, LatencyLabels,
+    ResponseLabels, TcpCloseLabels, TcpLabels,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Linkerd's `response_latency_ms` buckets.
+pub const LATENCY_BUCKETS_MS: [f64; 25] = [
+    1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 100.0, 200.0, 300.0, 400.0, 500.0,
+    1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 10000.0, 20000.0, 30000.0, 40000.0, 50000.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS_MS)
+}
+
+/// Every metric the data path records.
+#[derive(Clone)]
+pub struct ProxyMetrics {
+    /// HTTP request and response metrics.
+    pub http: HttpMetrics,
+    /// TCP connection metrics.
+    pub tcp: TcpMetrics,
+    /// Protocol detection outcomes.
+    pub detect: Family<DetectLabels, Counter>,
+    /// `inbound_http_errors_total` and `outbound_http_errors_total`.
+    pub http_errors: DirectionalErrors,
+    /// `inbound_tcp_errors_total` and `outbound_tcp_errors_total`.
+    pub tcp_errors: DirectionalErrors,
+    expiring: Arc<Vec<Box<dyn Expire>>>,
+}
+
+impl ProxyMetrics {
+    /// Creates every family and registers it in `registry`.
+    pub fn new(registry: &mut Registry) -> ProxyMetrics {
+        let http = HttpMetrics {
+            requests: IdleFamily::new(Counter::default),
+            responses: IdleFamily::new(Counter::default),
+            latency: IdleFamily::new(latency_histogram),
+        };
+        registry.register("request", "HTTP requests received.", http.requests.clone());
+        registry.register(
+            "response",
+            "HTTP responses completed, by status and classification.",
+            http.responses.clone(),
+        );
+        registry.register(
+            "response_latency_ms",
+            "Time from a request's headers to the end of its response stream, in milliseconds.",
+            http.latency.clone(),
+        );
+
+        let tcp = TcpMetrics {
+            open: IdleFamily::new(Counter::default),
+            close: IdleFamily::new(Counter::default),
+            open_connections: IdleFamily::new(Gauge::default),
+            read_bytes: IdleFamily::new(Counter::default),
+            write_bytes: IdleFamily::new(Counter::default),
+        };
+        registry.register("tcp_open", "TCP connections opened.", tcp.open.clone());
+        registry.register("tcp_close", "TCP connections closed.", tcp.close.clone());
+        registry.register(
+            "tcp_open_connections",
+            "TCP connections currently open.",
+            tcp.open_connections.clone(),
+        );
+        registry.register(
+            "tcp_read_bytes",
+            "Bytes read from the peer.",
+            tcp.read_bytes.clone(),
+        );
+        registry.register(
+            "tcp_write_bytes",
+            "Bytes written to the peer.",
+            tcp.write_bytes.clone(),
+        );
+
+        let detect = Family::default();
+        registry.register(
+            "tcp_detect",
+            "Protocol detection outcomes of accepted connections.",
+            detect.clone(),
+        );
+        let http_errors = DirectionalErrors::default();
+        registry.register(
+            "inbound_http_errors",
+            "Inbound HTTP requests answered with a proxy error, by reason.",
+            http_errors.inbound.clone(),
+        );
+        registry.register(
+            "outbound_http_errors",
+            "Outbound HTTP requests answered with a proxy error, by reason.",
+            http_errors.outbound.clone(),
+        );
+        let tcp_errors = DirectionalErrors::default();
+        registry.register(
+            "inbound_tcp_errors",
+            "Inbound connections closed by the proxy because of an error, by reason.",
+            tcp_errors.inbound.clone(),
+        );
+        registry.register(
+            "outbound_tcp_errors",
+            "Outbound connections closed by the proxy because of an error, by reason.",
+            tcp_errors.outbound.clone(),
+        );
+
+        let expiring: Vec<Box<dyn Expire>> = vec![
+            Box::new(http.requests.clone()),
+            Box::new(http.responses.clone()),
+            Box::new(http.latency.clone()),
+            Box::new(tcp.open.clone()),
+            Box::new(tcp.close.clone()),
+            Box::new(tcp.open_connections.clone()),
+            Box::new(tcp.read_bytes.clone()),
+            Box::new(tcp.write_bytes.clone()),
+        ];
+        ProxyMetrics {
+            http,
+            tcp,
+            detect,
+            http_errors,
+            tcp_errors,
+            expiring: Arc::new(expiring),
+        }
+    }
+
+    /// Counts one protocol detection outcome.
+    pub fn detected(&self, direction: Direction, result: &'static str) {
+        self.detect
+            .get_or_create(&DetectLabels { direction, result })
+            .inc();
+    }
+
+    /// Drops label sets idle for longer than `retain`; returns how many.
+    pub fn expire_idle(&self, retain: Duration) -> usize {
+        self.expiring
+            .iter()
+            .map(|family| family.expire_idle(retain))
+            .sum()
+    }
+}
+
+/// A counter family per direction, labelled by error reason.
+#[derive(Clone, Default)]
+pub struct DirectionalErrors {
+    inbound: Family<ErrorLabels, Counter>,
+    outbound: Family<ErrorLabels, Counter>,
+}
+
+impl DirectionalErrors {
+    /// Counts one error.
+    pub fn record(&self, direction: Direction, error: &'static str) {
+        let family = match direction {
+            Direction::Inbound => &self.inbound,
+            Direction::Outbound => &self.outbound,
+        };
+        family.get_or_create(&ErrorLabels { error }).inc();
+    }
+}
+
+/// HTTP families.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IdleFamily<HttpLabels, Counter>,
+    responses: IdleFamily<ResponseLabels, Counter>,
+    latency: IdleFamily<LatencyLabels, Histogram>,
+}
+
+/// How a response ended, for `response_total`.
+#[derive(Debug)]
+pub struct ResponseOutcome {
+    /// The status sent to the client.
+    pub status_code: u16,
+    /// The gRPC status, from trailers or a trailers-only response.
+    pub grpc_status: Option<u32>,
+    /// Why the stream failed, if it did.
+    pub error: Option<&'static str>,
+    /// Request headers to end of response stream.
+    pub latency: Duration,
+}
+
+impl HttpMetrics {
+    /// Counts a request as it arrives.
+    pub fn request(&self, labels: &HttpLabels) {
+        self.requests.get(labels).inc();
+    }
+
+    /// Records a completed response.
+    pub fn response(&self, labels: &HttpLabels, outcome: &ResponseOutcome) {
+        let classification =
+            Classification::of(outcome.status_code, outcome.grpc_status, outcome.error);
+        self.responses
+            .get(&ResponseLabels {
+                http: labels.clone(),
+                status_code: outcome.status_code,
+                classification,
+                grpc_status: outcome.grpc_status,
+                error: outcome.error.unwrap_or(""),
+            })
+            .inc();
+        self.latency
+            .get(&LatencyLabels {
+                http: labels.clone(),
+                status_code: outcome.status_code,
+            })
+            .observe(outcome.latency.as_secs_f64() * 1000.0);
+    }
+}
+
+/// TCP families.
+#[derive(Clone)]
+pub struct TcpMetrics {
+    open: IdleFamily<TcpLabels, Counter>,
+    close: IdleFamily<TcpCloseLabels, Counter>,
+    open_connections: IdleFamily<TcpLabels, Gauge>,
+    read_bytes: IdleFamily<TcpLabels, Counter>,
+    write_bytes: IdleFamily<TcpLabels, Counter>,
+}
+
+impl TcpMetrics {
+    /// Records a connection opening; the returned guard records its bytes
+    /// and its close.
+    pub fn open(&self, labels: TcpLabels) -> TcpConnectionMetrics {
+        self.open.get(&labels).inc();
+        let open_connections = self.open_connections.get(&labels);
+        open_connections.inc();
+        TcpConnectionMetrics {
+            read_bytes: self.read_bytes.get(&labels),
+            write_bytes: self.write_bytes.get(&labels),
+            open_connections,
+            close: self.close.clone(),
+            errno: AtomicU64::new(NO_ERRNO),
+            labels,
+        }
+    }
+}
+
+const NO_ERRNO: u64 = u64::MAX;
+const ERRNO_NAMES: [&str; 9] = [
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "ECONNABORTED",
+    "EPIPE",
+    "ETIMEDOUT",
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    "EADDRNOTAVAIL",
+    "EIO",
+];
+
+/// The metrics of one open connection; records the close when dropped.
+pub struct TcpConnectionMetrics {
+    read_bytes: Arc<Tracked<Counter>>,
+    write_bytes: Arc<Tracked<Counter>>,
+    open_connections: Arc<Tracked<Gauge>>,
+    close: IdleFamily<TcpCloseLabels, Counter>,
+    errno: AtomicU64,
+    labels: TcpLabels,
+}
+
+impl TcpConnectionMetrics {
+    /// Counts bytes read from the peer.
+    pub fn read(&self, bytes: usize) {
+        self.read_bytes.inc_by(bytes as u64);
+    }
+
+    /// Counts bytes written to the peer.
+    pub fn wrote(&self, bytes: usize) {
+        self.write_bytes.inc_by(bytes as u64);
+    }
+
+    /// Remembers the first I/O error, reported as `errno` at close.
+    pub fn failed(&self, error: &std::io::Error) {
+        let name = labels::errno_name(error);
+        let index = ERRNO_NAMES
+            .iter()
+            .position(|known| *known == name)
+            .unwrap_or(ERRNO_NAMES.len() - 1) as u64;
+        let _ = self
+            .errno
+            .compare_exchange(NO_ERRNO, index, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+impl Drop for TcpConnectionMetrics {
+    fn drop(&mut self) {
+        self.open_connections.dec();
+        let errno = match self.errno.load(Ordering::Relaxed) {
+            NO_ERRNO => "",
+            index => ERRNO_NAMES[index as usize],
+        };
+        self.close
+            .get(&TcpCloseLabels {
+                tcp: self.labels.clone(),
+                errno,
+            })
+            .inc();
+    }
+}
+
+/// Encodes the registry as Prometheus text, with histogram bounds written as
+/// Linkerd writes them (`le="1"`, not `le="1.0"`).
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::with_capacity(16 * 1024);
+    prometheus_client::encoding::text::encode(&mut text, registry)
+        .expect("writing to a String cannot fail");
+    whole_number_bounds(&text)
+}
+
+fn whole_number_bounds(text: &str) -> String {
+    const MARKER: &str = "le=\"";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(position) = rest.find(MARKER) {
+        let value_start = position + MARKER.len();
+        let is_label_name = position == 0 || matches!(rest.as_bytes()[position - 1], b'{' | b',');
+        out.push_str(&rest[..value_start]);
+        rest = &rest[value_start..];
+        if !is_label_name {
+            continue;
+        }
+        if let Some(end) = rest.find('"') {
+            let value = &rest[..end];
+            match value.strip_suffix(".0") {
+                Some(whole) if whole.bytes().all(|byte| byte.is_ascii_digit()) => {
+                    out.push_str(whole)
+                }
+                _ => out.push_str(value),
+            }
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels::{Peer, TargetLabels, TlsStatus};
+    use super::*;
+
+    fn scrape(registry: &Registry) -> String {
+        encode(registry)
+    }
+
+    #[test]
+    fn http_families_use_linkerd_names_and_labels() {
+        let mut registry = Registry::default();
+        let metrics = ProxyMetrics::new(&mut registry);
+        let labels = HttpLabels {
+            direction: Direction::Outbound,
+            authority: "web.example:80".into(),
+            target: TargetLabels::new(
+                "10.1.2.3:8080".parse().unwrap(),
+                TlsStatus::NotProvidedByServiceDiscovery,
+            ),
+        };
+        metrics.http.request(&labels);
+        metrics.http.response(
+            &labels,
+            &ResponseOutcome {
+                status_code: 503,
+                grpc_status: None,
+                error: None,
+                latency: Duration::from_millis(7),
+            },
+        );
+        let text = scrape(&registry);
+        let request_labels = "direction=\"outbound\",authority=\"web.example:80\",target_addr=\"10.1.2.3:8080\",target_ip=\"10.1.2.3\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_service_discovery\"";
+        assert!(
+            text.contains(&format!("request_total{{{request_labels}}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "response_total{{{request_labels},status_code=\"503\",classification=\"failure\",grpc_status=\"\",error=\"\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "response_latency_ms_bucket{{le=\"10\",{request_labels},status_code=\"503\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "response_latency_ms_bucket{{le=\"5\",{request_labels},status_code=\"503\"}} 0"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn tcp_connection_records_bytes_and_close() {
+        let mut registry = Registry::default();
+        let metrics = ProxyMetrics::new(&mut registry);
+        let connection = metrics.tcp.open(TcpLabels {
+            direction: Direction::Inbound,
+            peer: Peer::Source,
+            target: TargetLabels::new(
+                "127.0.0.1:6379".parse().unwrap(),
+                TlsStatus::NoTlsFromRemote,
+            ),
+        });
+        connection.read(10);
+        connection.wrote(4);
+        assert!(scrape(&registry).contains("tcp_open_connections{direction=\"inbound\",peer=\"src\",target_addr=\"127.0.0.1:6379\",target_ip=\"127.0.0.1\",target_port=\"6379\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 1"));
+        connection.failed(&std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        drop(connection);
+        let text = scrape(&registry);
+        assert!(text.contains("tcp_read_bytes_total{direction=\"inbound\",peer=\"src\",target_addr=\"127.0.0.1:6379\",target_ip=\"127.0.0.1\",target_port=\"6379\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 10"), "{text}");
+        assert!(text.contains("errno=\"ECONNRESET\"} 1"), "{text}");
+        assert!(text.contains("tcp_open_connections{direction=\"inbound\",peer=\"src\",target_addr=\"127.0.0.1:6379\",target_ip=\"127.0.0.1\",target_port=\"6379\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn bounds_are_written_as_whole_numbers() {
+        let table = [
+            ("x_bucket{le=\"1.0\"} 3", "x_bucket{le=\"1\"} 3"),
+            (
+                "x_bucket{a=\"b\",le=\"50000.0\"} 3",
+                "x_bucket{a=\"b\",le=\"50000\"} 3",
+            ),
+            ("x_bucket{le=\"0.5\"} 3", "x_bucket{le=\"0.5\"} 3"),
+            ("x_bucket{le=\"+Inf\"} 3", "x_bucket{le=\"+Inf\"} 3"),
+            ("no bounds here", "no bounds here"),
+            ("x{dst_role=\"1.0\"} 3", "x{dst_role=\"1.0\"} 3"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(whole_number_bounds(input), expected);
+        }
+    }
+}

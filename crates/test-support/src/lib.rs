@@ -1,0 +1,108 @@
+//! Shared test fixtures for weft.
+//!
+//! Everything a process-level test needs to drive a real `weft-proxy`:
+//!
+//! ```text
+//!  test ──► client (curl, gRPC, WebSocket, raw TCP) ──► ProxyProcess ──► test server
+//!                                                         │
+//!                                  admin: /ready /metrics ┘ (parsed by `prom`)
+//! ```
+//!
+//! - [`proxy`]: spawn `weft-proxy` as a child process on free loopback ports,
+//!   wait for readiness, read and parse its metrics, signal it, kill on drop.
+//! - [`http_server`]: an HTTP/1.1 + h2c test app and a raw "reset mid-response" server.
+//! - [`grpc`]: a hand-written gRPC echo service (unary + bidi streaming), server and client.
+//! - [`websocket`]: WebSocket echo server and client helpers.
+//! - [`http_client`]: one-shot HTTP/1.1 and HTTP/2 requests and `CONNECT` tunnels.
+//! - [`prom`]: a small Prometheus text-format parser.
+//!
+//! All servers run on their own background runtime thread, so they keep
+//! serving while a test blocks (for example in [`proxy::ProxyProcess::wait_exit`]).
+
+pub mod background;
+pub mod grpc;
+pub mod http_client;
+pub mod http_server;
+pub mod prom;
+pub mod proxy;
+pub mod websocket;
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub use http_server::{HeadersEcho, HttpTestServer, ResetServer};
+pub use proxy::{ProxyBuilder, ProxyProcess};
+
+/// Boxed error type used by the fixtures.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Path of a workspace binary built into the same target directory as the
+/// running test executable (`target/debug/deps/x` → `target/debug/NAME`).
+///
+/// Panics with "build it first: cargo build --bins" when it is missing.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe
+        .parent()
+        .expect("test executable has a parent")
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    if !path.is_file() {
+        panic!(
+            "binary `{name}` not found at {}: build it first: cargo build --bins",
+            path.display()
+        );
+    }
+    path
+}
+
+/// Ports handed out by [`free_port`] in this process, never handed out twice.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A currently free TCP port on 127.0.0.1, not returned before by this process.
+///
+/// The port is free when checked; another process may still take it before
+/// the caller binds it, which is rare enough for tests (and
+/// [`ProxyBuilder::spawn`] retries with fresh ports when that happens).
+pub fn free_port() -> u16 {
+    bind_unique().local_addr().expect("local_addr").port()
+}
+
+/// Binds `127.0.0.1:0` until the port is one this process never handed out
+/// (by [`free_port`] or to a test server), and records it.
+pub(crate) fn bind_unique() -> TcpListener {
+    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = guard.get_or_insert_with(HashSet::new);
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local_addr").port();
+        if seen.insert(port) {
+            return listener;
+        }
+    }
+}
+
+/// `127.0.0.1:<free port>`.
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Polls `condition` every 50 ms until it returns true; panics after `timeout`.
+pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("condition not met within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,142 @@
+//! Proxy-generated errors: refused targets and unresolvable names answer
+//! 502 (or gRPC UNAVAILABLE, trailers-only) with an `l5d-proxy-error` reason.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tonic::Code;
+use weft_e2e::{curl, within};
+use weft_test_support::http_client::send;
+use weft_test_support::{HttpTestServer, ProxyProcess, free_addr, grpc::raw_unary_request};
+
+use crate::{assert_counted, proxy_arg, url};
+
+/// A loopback address where nothing listens.
+fn refused_addr() -> SocketAddr {
+    let addr = free_addr();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "{addr} unexpectedly accepts connections"
+    );
+    addr
+}
+
+fn assert_proxy_error_502(out: &weft_e2e::CurlOutput) {
+    assert_eq!(out.exit_code, 0, "curl failed: {}", out.stderr);
+    assert_eq!(
+        out.http_code, 502,
+        "expected 502, got {} with {:?}",
+        out.http_code, out.headers
+    );
+    let reason = out.header("l5d-proxy-error").unwrap_or_default();
+    assert!(
+        !reason.is_empty(),
+        "502 without an l5d-proxy-error reason: {:?}",
+        out.headers
+    );
+}
+
+#[test]
+fn refused_target_outbound_is_502_with_proxy_error() {
+    let proxy = ProxyProcess::builder().spawn();
+    let target = refused_addr();
+    assert_proxy_error_502(&curl(&["-x", &proxy_arg(&proxy), &url(target, "/")]));
+    assert_counted(&proxy, "an outbound refused connection", |proxy| {
+        proxy.metric_or_zero("outbound_http_errors_total", &[])
+    });
+    // The proxy still forwards to a live target.
+    let app = HttpTestServer::start();
+    let out = curl(&["-x", &proxy_arg(&proxy), &url(app.addr(), "/")]);
+    assert_eq!(out.http_code, 200, "{}", out.stderr);
+}
+
+#[test]
+fn refused_target_inbound_is_502_with_proxy_error() {
+    let proxy = ProxyProcess::builder()
+        .inbound_forward(refused_addr())
+        .spawn();
+    assert_proxy_error_502(&curl(&[&url(proxy.inbound_addr(), "/")]));
+    assert_proxy_error_502(&curl(&[
+        "--http2-prior-knowledge",
+        &url(proxy.inbound_addr(), "/"),
+    ]));
+    assert_counted(&proxy, "an inbound refused connection", |proxy| {
+        proxy.metric_or_zero("inbound_http_errors_total", &[])
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_target_grpc_is_unavailable_trailers_only() {
+    let proxy = ProxyProcess::builder()
+        .inbound_forward(refused_addr())
+        .spawn();
+    let authority = proxy.inbound_addr().to_string();
+    let response = within(
+        "gRPC request to a refused target",
+        Duration::from_secs(30),
+        send(
+            proxy.inbound_addr(),
+            raw_unary_request(&authority, "anyone there", Code::Ok),
+        ),
+    )
+    .await
+    .expect("an HTTP response");
+    assert_eq!(
+        response.status, 200,
+        "gRPC errors are HTTP 200: {response:?}"
+    );
+    // Trailers-only: grpc-status in the response headers, no message body.
+    let status = response
+        .headers
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    assert_eq!(
+        status.as_deref(),
+        Some("14"),
+        "expected UNAVAILABLE in the headers: {response:?}"
+    );
+    assert!(
+        response.body.is_empty(),
+        "trailers-only response carried a body: {response:?}"
+    );
+    assert!(
+        response.headers.contains_key("l5d-proxy-error"),
+        "no l5d-proxy-error: {response:?}"
+    );
+}
+
+#[test]
+fn unresolvable_host_outbound_is_502_with_reason() {
+    let proxy = ProxyProcess::builder().spawn();
+    // A DNS label longer than 63 bytes cannot be encoded in a query, so the
+    // system resolver fails locally: no packet leaves the machine.
+    let unresolvable = format!("http://{}.invalid/", "a".repeat(64));
+    let out = curl(&["-x", &proxy_arg(&proxy), &unresolvable]);
+    assert_proxy_error_502(&out);
+    assert_counted(&proxy, "an unresolvable host", |proxy| {
+        proxy.metric_or_zero("outbound_http_errors_total", &[])
+    });
+}
+
+#[test]
+fn origin_form_request_on_outbound_is_400_with_reason() {
+    let proxy = ProxyProcess::builder().spawn();
+    // Not a proxy request: no absolute URI, no CONNECT.
+    let exchange = weft_test_support::http_client::raw_exchange(
+        proxy.outbound_addr(),
+        b"GET /some/path HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(15),
+    );
+    assert_eq!(exchange.status(), Some(400), "{}", exchange.text());
+    assert!(
+        exchange
+            .text()
+            .to_ascii_lowercase()
+            .contains("\r\nl5d-proxy-error: "),
+        "400 without an l5d-proxy-error reason: {}",
+        exchange.text()
+    );
+    assert_counted(&proxy, "a malformed proxy request", |proxy| {
+        proxy.metric_or_zero("outbound_http_errors_total", &[])
+    });
+}

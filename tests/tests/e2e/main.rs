@@ -1,0 +1,132 @@
+//! End-to-end tests: real `weft-proxy` child processes, real clients.
+//!
+//! ```text
+//! curl / redis-cli / gRPC / WebSocket ──► weft-proxy (child process) ──► test servers
+//!                                            └─ admin /metrics, /ready, /shutdown
+//! ```
+//!
+//! Every test starts its own proxy and servers on free loopback ports, so the
+//! tests run in parallel; all traffic stays on 127.0.0.0/8. Build the proxy
+//! first (`cargo build --bins`), then `cargo test -p weft-e2e`.
+//!
+//! Modules follow the contract in `crates/proxy/README.md`:
+//! - `admin`: `/ready`, `/live`, `/config`, process metrics.
+//! - `http`: curl HTTP/1.1 and HTTP/2 through the outbound (explicit proxy,
+//!   `CONNECT`) and inbound (forwarding) listeners; Host and hop-by-hop headers.
+//! - `grpc`: unary and bidirectional streaming, trailers and error statuses.
+//! - `websocket`: echo through inbound forwarding and a `CONNECT` tunnel.
+//! - `redis`: opaque TCP with a real redis-server and redis-cli.
+//! - `transfer`: 100 MB up and down with the proxy's RSS bounded.
+//! - `bad_input`: malformed or silent clients and a resetting server.
+//! - `errors`: proxy-generated errors (502/gRPC UNAVAILABLE, `l5d-proxy-error`).
+//! - `shutdown`: SIGTERM and `POST /shutdown` drain in-flight requests.
+//! - `config`: invalid environment is reported at once, exit 64.
+//! - `metrics`: counter values after a known amount of traffic.
+
+mod admin;
+mod bad_input;
+mod config;
+mod errors;
+mod grpc;
+mod http;
+mod metrics;
+mod redis;
+mod shutdown;
+mod transfer;
+mod websocket;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use weft_test_support::ProxyProcess;
+
+/// Generous bound for waiting on metrics that are recorded asynchronously.
+const METRICS_SETTLE: Duration = Duration::from_secs(10);
+
+/// `http://{addr}{path}`.
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+/// `curl -x` argument for the proxy's outbound listener.
+fn proxy_arg(proxy: &ProxyProcess) -> String {
+    format!("http://{}", proxy.outbound_addr())
+}
+
+/// Waits until `metric(name, labels)` reaches `expected` (or the settle time
+/// passes), then asserts it is exactly `expected`.
+fn assert_metric_settles(proxy: &ProxyProcess, name: &str, labels: &[(&str, &str)], expected: f64) {
+    let deadline = std::time::Instant::now() + METRICS_SETTLE;
+    let mut value = proxy.metric(name, labels);
+    while value.unwrap_or(0.0) < expected && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        value = proxy.metric(name, labels);
+    }
+    assert_eq!(
+        value,
+        Some(expected),
+        "metric {name}{labels:?}: expected {expected}, got {value:?}\n--- metrics ---\n{}",
+        proxy.metrics_text()
+    );
+}
+
+/// Waits until `metric(name, labels)` is at least `minimum`; panics with the
+/// metrics text otherwise.
+fn assert_metric_reaches(proxy: &ProxyProcess, name: &str, labels: &[(&str, &str)], minimum: f64) {
+    let deadline = std::time::Instant::now() + METRICS_SETTLE;
+    loop {
+        let value = proxy.metric_or_zero(name, labels);
+        if value >= minimum {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "metric {name}{labels:?}: expected >= {minimum}, got {value}\n--- metrics ---\n{}",
+                proxy.metrics_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The proxy still answers `/ready` and forwards a request through its
+/// outbound listener to a fresh test app.
+fn assert_still_serving(proxy: &ProxyProcess) {
+    let ready = proxy.admin_get("/ready").expect("GET /ready");
+    assert_eq!(
+        ready.status, 200,
+        "proxy not ready after bad input: {}",
+        ready.body
+    );
+    let app = weft_test_support::HttpTestServer::start();
+    let out = weft_e2e::curl(&["-x", &proxy_arg(proxy), &url(app.addr(), "/")]);
+    assert_eq!(
+        (out.exit_code, out.http_code),
+        (0, 200),
+        "proxy no longer forwards after bad input: {}",
+        out.stderr
+    );
+}
+
+/// Waits until `count(proxy)` is at least 1; panics naming `what` and
+/// printing the metrics otherwise.
+fn assert_counted(proxy: &ProxyProcess, what: &str, count: impl Fn(&ProxyProcess) -> f64) {
+    assert_eventually(proxy, &format!("{what} counted in /metrics"), |proxy| {
+        count(proxy) >= 1.0
+    });
+}
+
+/// Waits until `condition(proxy)` holds; panics naming `what` and printing
+/// the metrics otherwise.
+fn assert_eventually(proxy: &ProxyProcess, what: &str, condition: impl Fn(&ProxyProcess) -> bool) {
+    let deadline = std::time::Instant::now() + METRICS_SETTLE;
+    while !condition(proxy) {
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "not observed: {what}\n--- metrics ---\n{}",
+                proxy.metrics_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -35,12 +35,12 @@ pub enum StartError {
 }
 
 /// The addresses a started proxy serves on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BoundAddrs {
     /// Inbound listener.
     pub inbound: SocketAddr,
-    /// Outbound listener.
-    pub outbound: SocketAddr,
+    /// Outbound listeners.
+    pub outbound: Vec<SocketAddr>,
     /// Admin listener.
     pub admin: SocketAddr,
 }
@@ -58,15 +58,18 @@ pub fn init_logging(config: &Config) {
     };
 }
 
-/// Builds the runtime the configuration asks for.
+/// Builds the runtime the configuration asks for: `WEFT_PROXY_CORES`
+/// workers, never more than the CPUs the process may use.
 pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
-    if config.cores <= 1 {
+    let available = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = config.cores.min(available);
+    if cores <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.cores)
+            .worker_threads(cores)
             .thread_name("proxy")
             .enable_all()
             .build()
@@ -92,13 +95,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             addr: config.inbound_listen_addr,
             source,
         })?;
-    let outbound = Listener::bind_outbound(config.outbound_listen_addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
-            addr: config.outbound_listen_addr,
-            source,
-        })?;
+    let mut outbound = Vec::new();
+    for addr in &config.outbound_listen_addrs {
+        outbound.push(
+            Listener::bind_outbound(*addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
+                    addr: *addr,
+                    source,
+                })?,
+        );
+    }
     let admin_listener =
         std::net::TcpListener::bind(config.admin_listen_addr).map_err(|source| {
             StartError::Bind {
@@ -109,7 +117,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         })?;
     let bound = BoundAddrs {
         inbound: inbound.local_addr().map_err(StartError::Admin)?,
-        outbound: outbound.local_addr().map_err(StartError::Admin)?,
+        outbound: outbound
+            .iter()
+            .map(Listener::local_addr)
+            .collect::<Result<_, _>>()
+            .map_err(StartError::Admin)?,
         admin: admin_listener.local_addr().map_err(StartError::Admin)?,
     };
 
@@ -123,7 +135,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         metrics: metrics.clone(),
         inbound_client: HttpClient::new(pool, metrics.tcp.clone()),
         outbound_client: HttpClient::new(pool, metrics.tcp.clone()),
-        listener_addrs: vec![bound.inbound, bound.outbound, bound.admin],
+        listener_addrs: [bound.inbound, bound.admin]
+            .into_iter()
+            .chain(bound.outbound.iter().copied())
+            .collect(),
     });
 
     // 4. Admin server on its own thread.
@@ -139,12 +154,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     // 5. Serve both directions, and keep pools and metrics tidy.
     let drain = DrainSignal::new();
     tokio::spawn(inbound.run(proxy.clone(), drain.watch()));
-    tokio::spawn(outbound.run(proxy.clone(), drain.watch()));
+    for listener in outbound {
+        tokio::spawn(listener.run(proxy.clone(), drain.watch()));
+    }
     let maintenance = tokio::spawn(maintain(proxy.clone()));
     admin_state.ready.store(true, Ordering::Relaxed);
     tracing::info!(
         inbound = %bound.inbound,
-        outbound = %bound.outbound,
+        outbound = ?bound.outbound,
         admin = %bound.admin,
         mode = if config.inbound_forward_addr.is_some() { "explicit" } else { "transparent" },
         "weft-proxy serving"

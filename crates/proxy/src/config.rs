@@ -36,7 +36,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
         default: "127.0.0.1:4140",
-        meaning: "where the app's outbound connections arrive: redirected by iptables, or explicit HTTP proxy requests and CONNECT",
+        meaning: "where the app's outbound connections arrive: redirected by iptables, or explicit HTTP proxy requests and CONNECT; up to two addresses, comma-separated (e.g. 127.0.0.1:4140,[::1]:4140 for IPv4 and IPv6)",
     },
     Variable {
         name: "WEFT_PROXY_ADMIN_LISTEN_ADDR",
@@ -110,8 +110,8 @@ pub const VARIABLES: &[Variable] = &[
 pub struct Config {
     /// Listener for peers' connections.
     pub inbound_listen_addr: SocketAddr,
-    /// Listener for the app's outbound connections.
-    pub outbound_listen_addr: SocketAddr,
+    /// Listeners for the app's outbound connections (one or two: IPv4 and IPv6).
+    pub outbound_listen_addrs: Vec<SocketAddr>,
     /// Listener for the admin server.
     pub admin_listen_addr: SocketAddr,
     /// Where inbound connections go in explicit mode; `None` = transparent.
@@ -268,8 +268,8 @@ impl Config {
             invalid: Vec::new(),
         };
         let inbound_listen_addr = reader.parse("WEFT_PROXY_INBOUND_LISTEN_ADDR", parse_socket_addr);
-        let outbound_listen_addr =
-            reader.parse("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", parse_socket_addr);
+        let outbound_listen_addrs =
+            reader.parse("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", parse_listen_addrs);
         let admin_listen_addr = reader.parse("WEFT_PROXY_ADMIN_LISTEN_ADDR", parse_socket_addr);
         let inbound_forward_addr = reader.parse("WEFT_PROXY_INBOUND_FORWARD_ADDR", |value| {
             if value.trim().is_empty() {
@@ -316,7 +316,7 @@ impl Config {
 
         if let (
             Some(inbound_listen_addr),
-            Some(outbound_listen_addr),
+            Some(outbound_listen_addrs),
             Some(admin_listen_addr),
             Some(inbound_forward_addr),
             Some(opaque_ports),
@@ -332,7 +332,7 @@ impl Config {
             Some(log_format),
         ) = (
             inbound_listen_addr,
-            outbound_listen_addr,
+            outbound_listen_addrs,
             admin_listen_addr,
             inbound_forward_addr,
             opaque_ports,
@@ -349,7 +349,7 @@ impl Config {
         ) {
             let config = Config {
                 inbound_listen_addr,
-                outbound_listen_addr,
+                outbound_listen_addrs,
                 admin_listen_addr,
                 inbound_forward_addr,
                 opaque_ports,
@@ -376,11 +376,11 @@ impl Config {
 
     /// Checks that hold between variables.
     fn validate(&self, reader: &mut Reader<'_>) {
-        let listeners = [
-            ("WEFT_PROXY_INBOUND_LISTEN_ADDR", self.inbound_listen_addr),
-            ("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", self.outbound_listen_addr),
-            ("WEFT_PROXY_ADMIN_LISTEN_ADDR", self.admin_listen_addr),
-        ];
+        let mut listeners = vec![("WEFT_PROXY_INBOUND_LISTEN_ADDR", self.inbound_listen_addr)];
+        for addr in &self.outbound_listen_addrs {
+            listeners.push(("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", *addr));
+        }
+        listeners.push(("WEFT_PROXY_ADMIN_LISTEN_ADDR", self.admin_listen_addr));
         for (index, (name, addr)) in listeners.iter().enumerate() {
             for (other_name, other_addr) in &listeners[..index] {
                 if addr.port() != 0 && addr == other_addr {
@@ -407,7 +407,12 @@ impl Config {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "inbound_listen_addr": self.inbound_listen_addr.to_string(),
-            "outbound_listen_addr": self.outbound_listen_addr.to_string(),
+            "outbound_listen_addr": self
+                .outbound_listen_addrs
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             "admin_listen_addr": self.admin_listen_addr.to_string(),
             "inbound_forward_addr": self.inbound_forward_addr.map(|addr| addr.to_string()),
             "mode": if self.inbound_forward_addr.is_some() { "explicit" } else { "transparent" },
@@ -453,6 +458,21 @@ fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
         .trim()
         .parse()
         .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:4140 or [::]:4143".to_string())
+}
+
+/// Parses one or two comma-separated listen addresses.
+fn parse_listen_addrs(value: &str) -> Result<Vec<SocketAddr>, String> {
+    let addrs = value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(parse_socket_addr)
+        .collect::<Result<Vec<_>, _>>()?;
+    match addrs.len() {
+        1 | 2 => Ok(addrs),
+        0 => Err("expected an address, e.g. 127.0.0.1:4140".to_string()),
+        _ => Err("at most two addresses (one IPv4, one IPv6)".to_string()),
+    }
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, `1d`; a unit is required except for `0`.
@@ -607,7 +627,10 @@ mod tests {
     fn defaults() {
         let config = config_from(&[]).unwrap();
         assert_eq!(config.inbound_listen_addr.to_string(), "0.0.0.0:4143");
-        assert_eq!(config.outbound_listen_addr.to_string(), "127.0.0.1:4140");
+        assert_eq!(
+            config.outbound_listen_addrs,
+            ["127.0.0.1:4140".parse::<SocketAddr>().unwrap()]
+        );
         assert_eq!(config.admin_listen_addr.to_string(), "127.0.0.1:4191");
         assert_eq!(config.inbound_forward_addr, None);
         assert!(config.opaque_ports.contains(6379));
@@ -642,6 +665,22 @@ mod tests {
             text.contains("WEFT_PROXY_DETECT_TIMEOUT=\"10\": missing unit"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn one_or_two_outbound_listeners() {
+        let config = config_from(&[(
+            "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
+            "127.0.0.1:4140, [::1]:4140",
+        )])
+        .unwrap();
+        assert_eq!(config.outbound_listen_addrs.len(), 2);
+        for bad in ["", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "127.0.0.1:1,x"] {
+            assert!(
+                config_from(&[("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", bad)]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -19,11 +19,11 @@ use crate::drain::DrainWatch;
 use crate::http::client::HttpClient;
 use crate::io::{Io, PrefixedIo};
 use crate::metrics::ProxyMetrics;
-use crate::metrics::labels::{Direction, TlsStatus};
+use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
 use crate::{http, tcp};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -115,6 +115,57 @@ pub struct ConnectionContext {
     pub target: Target,
     /// Held by tunnels spawned from this connection.
     pub drain: DrainWatch,
+    /// Metric labels of the fixed target, made once per connection.
+    target_labels: Option<Arc<TargetLabels>>,
+    /// The last request authority and its metric label: clients mostly send
+    /// the same one on every request of a connection.
+    last_authority: Mutex<Option<(String, Arc<str>)>>,
+}
+
+impl ConnectionContext {
+    /// The context of a connection whose traffic goes to `target`.
+    pub fn new(
+        proxy: Arc<Proxy>,
+        direction: Direction,
+        client_addr: SocketAddr,
+        target: Target,
+        drain: DrainWatch,
+    ) -> ConnectionContext {
+        let target_labels = match target {
+            Target::Addr(addr) => Some(TargetLabels::new(addr, connect_tls(direction))),
+            Target::Explicit => None,
+        };
+        ConnectionContext {
+            proxy,
+            direction,
+            client_addr,
+            target,
+            drain,
+            target_labels,
+            last_authority: Mutex::new(None),
+        }
+    }
+
+    /// Metric labels for requests sent to `addr`.
+    pub fn target_labels(&self, addr: SocketAddr) -> Arc<TargetLabels> {
+        match (&self.target_labels, self.target) {
+            (Some(labels), Target::Addr(fixed)) if fixed == addr => labels.clone(),
+            _ => TargetLabels::new(addr, connect_tls(self.direction)),
+        }
+    }
+
+    /// The `authority` metric label for a request's authority.
+    pub fn authority_label(&self, authority: &str) -> Arc<str> {
+        let mut last = self.last_authority.lock().expect("authority lock poisoned");
+        if let Some((raw, label)) = last.as_ref()
+            && raw == authority
+        {
+            return label.clone();
+        }
+        let label: Arc<str> = crate::http::headers::authority_label(authority).into();
+        *last = Some((authority.to_string(), label.clone()));
+        label
+    }
 }
 
 /// Serves one accepted (or tunnelled) connection to completion.

@@ -122,13 +122,13 @@ impl Listener {
             Target::Explicit => original,
         };
         Some((
-            ConnectionContext {
-                proxy: proxy.clone(),
-                direction: self.direction,
+            ConnectionContext::new(
+                proxy.clone(),
+                self.direction,
                 client_addr,
                 target,
-                drain: drain.clone(),
-            },
+                drain.clone(),
+            ),
             label_target,
         ))
     }

@@ -16,7 +16,7 @@ use crate::http::body::{ProxyBody, ResponseRecorder};
 use crate::http::client::Endpoint;
 use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
 use crate::http::headers;
-use crate::metrics::labels::{HttpLabels, TargetLabels};
+use crate::metrics::labels::HttpLabels;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -28,7 +28,8 @@ use std::time::Instant;
 /// Where one request goes.
 struct RequestTarget {
     addr: SocketAddr,
-    authority: String,
+    /// The authority's metric label.
+    authority: Arc<str>,
 }
 
 /// Handles one request from a client connection.
@@ -46,8 +47,8 @@ pub async fn handle(
     };
     let labels = HttpLabels {
         direction: context.direction,
-        authority: headers::authority_label(&target.authority).into(),
-        target: TargetLabels::new(target.addr, connect_tls(context.direction)),
+        authority: target.authority,
+        target: context.target_labels(target.addr),
     };
     context.proxy.metrics.http.request(&labels);
     let recorder = ResponseRecorder::new(context.proxy.metrics.http.clone(), labels, started);
@@ -110,8 +111,10 @@ async fn request_target(
 ) -> Result<RequestTarget, ProxyError> {
     match context.target {
         Target::Addr(addr) => {
-            let authority = headers::authority_of(request.uri(), request.headers())
-                .unwrap_or_else(|| addr.to_string());
+            let authority = match headers::authority_of(request.uri(), request.headers()) {
+                Some(authority) => context.authority_label(authority),
+                None => context.authority_label(&addr.to_string()),
+            };
             Ok(RequestTarget { addr, authority })
         }
         Target::Explicit => {
@@ -123,7 +126,7 @@ async fn request_target(
             let addr = connect::resolve(&explicit.host, explicit.port).await?;
             Ok(RequestTarget {
                 addr,
-                authority: explicit.authority,
+                authority: context.authority_label(&explicit.authority),
             })
         }
     }
@@ -168,13 +171,13 @@ fn open_tunnel(
     mut recorder: ResponseRecorder,
 ) -> Response<ProxyBody> {
     let on_upgrade = hyper::upgrade::on(request);
-    let tunnel = ConnectionContext {
-        proxy: context.proxy.clone(),
-        direction: context.direction,
-        client_addr: context.client_addr,
-        target: Target::Addr(target),
-        drain: context.drain.clone(),
-    };
+    let tunnel = ConnectionContext::new(
+        context.proxy.clone(),
+        context.direction,
+        context.client_addr,
+        Target::Addr(target),
+        context.drain.clone(),
+    );
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => dispatch::serve(TokioIo::new(upgraded), tunnel).await,
@@ -221,7 +224,7 @@ fn error_response(
     is_grpc: bool,
     recorder: Option<ResponseRecorder>,
 ) -> Response<ProxyBody> {
-    tracing::info!(client = %context.client_addr, direction = context.direction.as_str(), %error, "proxy error");
+    tracing::debug!(client = %context.client_addr, direction = context.direction.as_str(), %error, "proxy error");
     context
         .proxy
         .metrics

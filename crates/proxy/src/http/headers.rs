@@ -74,15 +74,14 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 
 /// The request's authority: the URI's (absolute-form, HTTP/2 `:authority`)
 /// or the `Host` header's.
-pub fn authority_of(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+pub fn authority_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     if let Some(authority) = uri.authority() {
-        return Some(authority.as_str().to_string());
+        return Some(authority.as_str());
     }
     headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
         .filter(|host| !host.is_empty())
-        .map(str::to_string)
 }
 
 /// An authority as a metric label: always `host:port` (port 80 when the
@@ -269,12 +268,12 @@ mod tests {
     fn authorities() {
         let uri: Uri = "/path".parse().unwrap();
         assert_eq!(
-            authority_of(&uri, &headers(&[("host", "web:8080")])).as_deref(),
+            authority_of(&uri, &headers(&[("host", "web:8080")])),
             Some("web:8080")
         );
         let absolute: Uri = "http://api.example:81/x".parse().unwrap();
         assert_eq!(
-            authority_of(&absolute, &headers(&[("host", "other")])).as_deref(),
+            authority_of(&absolute, &headers(&[("host", "other")])),
             Some("api.example:81")
         );
         assert_eq!(authority_of(&uri, &HeaderMap::new()), None);

@@ -9,7 +9,7 @@ use crate::http::forward;
 use crate::io::Io;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -30,9 +30,8 @@ pub async fn serve<I: Io>(
     let io = TokioIo::new(io);
     let result = match protocol {
         Protocol::Http2 => {
-            let connection = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .serve_connection(io, service);
+            let connection =
+                http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
             tokio::pin!(connection);
             tokio::select! {
                 result = connection.as_mut() => result,
@@ -45,7 +44,6 @@ pub async fn serve<I: Io>(
         _ => {
             let connection = http1::Builder::new()
                 .preserve_header_case(true)
-                .timer(TokioTimer::new())
                 .serve_connection(io, service)
                 .with_upgrades();
             tokio::pin!(connection);

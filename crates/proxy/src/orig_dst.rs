@@ -13,13 +13,15 @@ const ENOPROTOOPT: i32 = 92;
 pub fn original_destination(stream: &TcpStream) -> std::io::Result<SocketAddr> {
     let socket = socket2::SockRef::from(stream);
     let local = stream.local_addr()?;
-    let original = if local.is_ipv4() {
+    // An IPv4 client of a dual-stack ([::]) listener shows up as
+    // ::ffff:a.b.c.d; its NAT entry is an IPv4 one.
+    let original = if local.ip().to_canonical().is_ipv4() {
         socket.original_dst_v4()
     } else {
         socket.original_dst_v6()
     };
     match original {
-        Ok(address) => address.as_socket().ok_or_else(|| {
+        Ok(address) => address.as_socket().map(canonical).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "original destination is not an IP socket address",
@@ -31,6 +33,10 @@ pub fn original_destination(stream: &TcpStream) -> std::io::Result<SocketAddr> {
         Err(error) if matches!(error.raw_os_error(), Some(ENOENT) | Some(ENOPROTOOPT)) => Ok(local),
         Err(error) => Err(error),
     }
+}
+
+fn canonical(address: SocketAddr) -> SocketAddr {
+    SocketAddr::new(address.ip().to_canonical(), address.port())
 }
 
 /// Whether `original` is just the listener's own address, i.e. the

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The one test command, for people and CI alike:
+#
+#   1. build everything once (the e2e tests spawn target/debug/weft-proxy)
+#   2. run the Rust tests (cargo nextest, or cargo test without it)
+#   3. smoke-test the demo (weft-demo --check, on free ports)
+#   4. as root: every privileged script tests/netns/*.sh (network namespaces,
+#      iptables); otherwise they are reported as skipped
+#
+# Exits non-zero if anything failed.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib.sh
+
+RESULTS=()
+FAILED=0
+
+# step NAME CMD... : runs CMD, records ok / FAIL under NAME.
+step() {
+    local name=$1 started=$SECONDS
+    shift
+    printf '\n==> %s\n' "$name"
+    if "$@"; then
+        RESULTS+=("ok       $name ($((SECONDS - started))s)")
+    else
+        RESULTS+=("FAIL     $name (exit $?, $((SECONDS - started))s)")
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+summary() {
+    printf '\n==> summary\n'
+    printf '  %s\n' "${RESULTS[@]}"
+    if ((FAILED)); then
+        printf 'test.sh: %d step(s) FAILED\n' "$FAILED"
+        exit 1
+    fi
+    printf 'test.sh: all steps passed\n'
+}
+
+step "cargo build --workspace --all-targets" cargo build --workspace --all-targets
+if ((FAILED)); then
+    RESULTS+=("skipped  tests (the build failed)")
+    summary
+fi
+TARGET=$(target_dir)
+TARGET=${TARGET:-target}
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast
+else
+    echo "cargo-nextest not found: using cargo test"
+    step "cargo test --workspace" cargo test --workspace --no-fail-fast
+fi
+
+step "weft-demo --check" "$TARGET/debug/weft-demo" --check \
+    --app-port 0 --inbound-port 0 --outbound-port 0 --admin-port 0
+
+privileged=(tests/netns/*.sh)
+if ((EUID == 0)); then
+    for script in "${privileged[@]}"; do
+        [[ -f $script ]] || continue
+        step "$script (privileged)" env WEFT_PROXY_BIN="$TARGET/debug/weft-proxy" bash "$script"
+    done
+else
+    for script in "${privileged[@]}"; do
+        [[ -f $script ]] && RESULTS+=("skipped  $script (privileged: run as root)")
+    done
+fi
+
+summary

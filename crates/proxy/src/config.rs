@@ -227,13 +227,16 @@ impl Reader<'_> {
         (self.lookup)(name).unwrap_or_else(|| default_of(name).to_string())
     }
 
-    fn parse<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+    /// The variable's parsed value. A bad value is remembered and the
+    /// documented default stands in, so reading goes on and every mistake is
+    /// reported together.
+    fn value<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> T {
         let value = self.raw(name);
         match parse(&value) {
-            Ok(parsed) => Some(parsed),
+            Ok(parsed) => parsed,
             Err(reason) => {
                 self.refuse(name, &value, reason);
-                None
+                parse(default_of(name)).expect("every documented default parses")
             }
         }
     }
@@ -267,111 +270,61 @@ impl Config {
             lookup,
             invalid: Vec::new(),
         };
-        let inbound_listen_addr = reader.parse("WEFT_PROXY_INBOUND_LISTEN_ADDR", parse_socket_addr);
-        let outbound_listen_addrs =
-            reader.parse("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", parse_listen_addrs);
-        let admin_listen_addr = reader.parse("WEFT_PROXY_ADMIN_LISTEN_ADDR", parse_socket_addr);
-        let inbound_forward_addr = reader.parse("WEFT_PROXY_INBOUND_FORWARD_ADDR", |value| {
-            if value.trim().is_empty() {
-                Ok(None)
-            } else {
-                parse_socket_addr(value).map(Some)
-            }
-        });
-        let opaque_ports = reader.parse("WEFT_PROXY_OPAQUE_PORTS", parse_port_set);
-        let detect_timeout = reader.parse("WEFT_PROXY_DETECT_TIMEOUT", parse_positive_duration);
-        let inbound_connect_timeout = reader.parse(
-            "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
-            parse_positive_duration,
-        );
-        let outbound_connect_timeout = reader.parse(
-            "WEFT_PROXY_OUTBOUND_CONNECT_TIMEOUT",
-            parse_positive_duration,
-        );
-        let http1_pool_idle_timeout =
-            reader.parse("WEFT_PROXY_HTTP1_POOL_IDLE_TIMEOUT", parse_duration);
-        let http1_pool_max_idle = reader.parse("WEFT_PROXY_HTTP1_POOL_MAX_IDLE", |value| {
-            value
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| "expected a whole number".to_string())
-        });
-        let metrics_retain_idle =
-            reader.parse("WEFT_PROXY_METRICS_RETAIN_IDLE", parse_positive_duration);
-        let shutdown_grace_period =
-            reader.parse("WEFT_PROXY_SHUTDOWN_GRACE_PERIOD", parse_duration);
-        let cores = reader.parse("WEFT_PROXY_CORES", parse_cores);
-        let log = reader.parse("WEFT_PROXY_LOG", |value| {
-            tracing_subscriber::EnvFilter::try_new(value)
-                .map(|_| value.to_string())
-                .map_err(|error| format!("not a log filter: {error}"))
-        });
-        let log_format = reader.parse("WEFT_PROXY_LOG_FORMAT", |value| {
-            match value.trim().to_ascii_lowercase().as_str() {
-                "plain" => Ok(LogFormat::Plain),
-                "json" => Ok(LogFormat::Json),
-                _ => Err("expected plain or json".to_string()),
-            }
-        });
-
-        if let (
-            Some(inbound_listen_addr),
-            Some(outbound_listen_addrs),
-            Some(admin_listen_addr),
-            Some(inbound_forward_addr),
-            Some(opaque_ports),
-            Some(detect_timeout),
-            Some(inbound_connect_timeout),
-            Some(outbound_connect_timeout),
-            Some(http1_pool_idle_timeout),
-            Some(http1_pool_max_idle),
-            Some(metrics_retain_idle),
-            Some(shutdown_grace_period),
-            Some(cores),
-            Some(log),
-            Some(log_format),
-        ) = (
-            inbound_listen_addr,
-            outbound_listen_addrs,
-            admin_listen_addr,
-            inbound_forward_addr,
-            opaque_ports,
-            detect_timeout,
-            inbound_connect_timeout,
-            outbound_connect_timeout,
-            http1_pool_idle_timeout,
-            http1_pool_max_idle,
-            metrics_retain_idle,
-            shutdown_grace_period,
-            cores,
-            log,
-            log_format,
-        ) {
-            let config = Config {
-                inbound_listen_addr,
-                outbound_listen_addrs,
-                admin_listen_addr,
-                inbound_forward_addr,
-                opaque_ports,
-                detect_timeout,
-                inbound_connect_timeout,
-                outbound_connect_timeout,
-                http1_pool_idle_timeout,
-                http1_pool_max_idle,
-                metrics_retain_idle,
-                shutdown_grace_period,
-                cores,
-                log,
-                log_format,
-            };
-            config.validate(&mut reader);
-            if reader.invalid.is_empty() {
-                return Ok(config);
-            }
+        let config = Config {
+            inbound_listen_addr: reader.value("WEFT_PROXY_INBOUND_LISTEN_ADDR", parse_socket_addr),
+            outbound_listen_addrs: reader
+                .value("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", parse_listen_addrs),
+            admin_listen_addr: reader.value("WEFT_PROXY_ADMIN_LISTEN_ADDR", parse_socket_addr),
+            inbound_forward_addr: reader.value("WEFT_PROXY_INBOUND_FORWARD_ADDR", |value| {
+                if value.trim().is_empty() {
+                    Ok(None)
+                } else {
+                    parse_socket_addr(value).map(Some)
+                }
+            }),
+            opaque_ports: reader.value("WEFT_PROXY_OPAQUE_PORTS", parse_port_set),
+            detect_timeout: reader.value("WEFT_PROXY_DETECT_TIMEOUT", parse_positive_duration),
+            inbound_connect_timeout: reader.value(
+                "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
+                parse_positive_duration,
+            ),
+            outbound_connect_timeout: reader.value(
+                "WEFT_PROXY_OUTBOUND_CONNECT_TIMEOUT",
+                parse_positive_duration,
+            ),
+            http1_pool_idle_timeout: reader
+                .value("WEFT_PROXY_HTTP1_POOL_IDLE_TIMEOUT", parse_duration),
+            http1_pool_max_idle: reader.value("WEFT_PROXY_HTTP1_POOL_MAX_IDLE", |value| {
+                value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| "expected a whole number".to_string())
+            }),
+            metrics_retain_idle: reader
+                .value("WEFT_PROXY_METRICS_RETAIN_IDLE", parse_positive_duration),
+            shutdown_grace_period: reader.value("WEFT_PROXY_SHUTDOWN_GRACE_PERIOD", parse_duration),
+            cores: reader.value("WEFT_PROXY_CORES", parse_cores),
+            log: reader.value("WEFT_PROXY_LOG", |value| {
+                tracing_subscriber::EnvFilter::try_new(value)
+                    .map(|_| value.to_string())
+                    .map_err(|error| format!("not a log filter: {error}"))
+            }),
+            log_format: reader.value("WEFT_PROXY_LOG_FORMAT", |value| {
+                match value.trim().to_ascii_lowercase().as_str() {
+                    "plain" => Ok(LogFormat::Plain),
+                    "json" => Ok(LogFormat::Json),
+                    _ => Err("expected plain or json".to_string()),
+                }
+            }),
+        };
+        config.validate(&mut reader);
+        if reader.invalid.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                invalid: reader.invalid,
+            })
         }
-        Err(ConfigError {
-            invalid: reader.invalid,
-        })
     }
 
     /// Checks that hold between variables.

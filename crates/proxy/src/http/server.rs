@@ -7,10 +7,14 @@ use crate::dispatch::ConnectionContext;
 use crate::drain::DrainWatch;
 use crate::http::forward;
 use crate::io::Io;
+use hyper::body::{Body, Incoming};
+use hyper::rt::{Read, Write};
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
+use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// Serves `io` as `protocol` until the client or a drain closes it.
@@ -20,8 +24,6 @@ pub async fn serve<I: Io>(
     context: Arc<ConnectionContext>,
     drain: DrainWatch,
 ) {
-    let metrics = context.proxy.metrics.clone();
-    let direction = context.direction;
     let service_context = context.clone();
     let service = service_fn(move |request| {
         let context = service_context.clone();
@@ -32,43 +34,85 @@ pub async fn serve<I: Io>(
         Protocol::Http2 => {
             let connection =
                 http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => result,
-                _ = drain.signaled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            }
+            until_closed(connection, &drain).await
         }
         _ => {
             let connection = http1::Builder::new()
                 .preserve_header_case(true)
                 .serve_connection(io, service)
                 .with_upgrades();
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => result,
-                _ = drain.signaled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            }
+            until_closed(connection, &drain).await
         }
     };
     if let Err(error) = result {
-        let label = if error.is_parse_too_large() {
-            "headers too large"
-        } else if error.is_parse() || error.is_parse_status() {
-            "malformed request"
-        } else if error.is_timeout() {
-            "timeout"
-        } else if error.is_incomplete_message() {
-            "client closed early"
-        } else {
-            "i/o"
-        };
         tracing::debug!(client = %context.client_addr, %error, "HTTP connection ended with an error");
-        metrics.http_errors.record(direction, label);
+        context
+            .proxy
+            .metrics
+            .http_errors
+            .record(context.direction, connection_error_label(&error));
+    }
+}
+
+/// The `*_http_errors_total` label of a connection-level error.
+fn connection_error_label(error: &hyper::Error) -> &'static str {
+    if error.is_parse_too_large() {
+        "headers too large"
+    } else if error.is_parse() || error.is_parse_status() {
+        "malformed request"
+    } else if error.is_timeout() {
+        "timeout"
+    } else if error.is_incomplete_message() {
+        "client closed early"
+    } else {
+        "i/o"
+    }
+}
+
+/// A hyper server connection that can be asked to finish gracefully.
+trait GracefulConnection: Future<Output = hyper::Result<()>> {
+    fn start_graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulConnection for http1::UpgradeableConnection<I, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: Read + Write + Unpin + Send + 'static,
+    B: Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn start_graceful_shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B, E> GracefulConnection for http2::Connection<I, S, E>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: Read + Write + Unpin,
+    B: Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn start_graceful_shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Drives `connection` to completion, asking it to finish gracefully once a
+/// drain starts.
+async fn until_closed<C: GracefulConnection>(
+    connection: C,
+    drain: &DrainWatch,
+) -> hyper::Result<()> {
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => result,
+        _ = drain.signaled() => {
+            connection.as_mut().start_graceful_shutdown();
+            connection.await
+        }
     }
 }

@@ -1,0 +1,450 @@
+//! The benchmark run, wired in order: plan → tools → backend → setups (idle
+//! memory) → warm-up and smoke test → interleaved measured runs (proxy CPU
+//! read around each) → memory with 200 open connections → report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{EntryArg, RunArgs};
+use crate::connections;
+use crate::generators::Generators;
+use crate::load::{LoadPoint, LoadSpec, Workload};
+use crate::oha;
+use crate::others::OtherProxy;
+use crate::plan::{self, Profile, Step};
+use crate::process::{Managed, Placement, SpawnSpec, free_port};
+use crate::procfs;
+use crate::report::{self, Failure, Memory, Meta, Sample};
+use crate::setups::{self, Lab, Setup, SetupKind, TwoHopEntry};
+
+/// Client connections held open for the memory measurement.
+const HELD_CONNECTIONS: usize = 200;
+
+/// Runs the benchmark described by `args` and writes its report.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    // 1. The plan: profile, setups, workloads, schedule.
+    let profile = profile(&args);
+    let kinds = setup_kinds(&args)?;
+    let workloads = args
+        .workloads
+        .iter()
+        .map(|w| Workload::parse(w).with_context(|| format!("unknown workload {w:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let placement = |cpus: &str| Placement {
+        cpus: (!args.no_pin).then(|| cpus.to_string()),
+        nice: (args.nice != 0).then_some(args.nice),
+    };
+    let client_placement = placement(&args.client_cpus);
+
+    // 2. Tools: the proxy binary, oha, and this executable for helpers.
+    let me = std::env::current_exe().context("locating weft-bench itself")?;
+    let proxy_bin = args
+        .proxy_bin
+        .clone()
+        .unwrap_or_else(|| me.with_file_name("weft-proxy"));
+    let oha = oha::locate(!args.no_install_oha)?;
+    let generators = Generators {
+        oha,
+        me: me.clone(),
+        placement: client_placement.clone(),
+    };
+
+    // 3. Where results and logs go.
+    let started = utc_now("+%Y-%m-%d %H:%M:%S UTC");
+    let load_at_start = load_average();
+    let run_dir = args.out_dir.join(utc_now("+%Y%m%dT%H%M%SZ"));
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+
+    // 4. The backend, pinned with the load generators.
+    let backend_addr = free_port()?;
+    let mut backend = Managed::spawn(SpawnSpec {
+        name: "backend",
+        program: &me,
+        args: &[
+            "backend".into(),
+            "--listen".into(),
+            backend_addr.to_string(),
+        ],
+        envs: &[],
+        placement: &client_placement,
+        log: &run_dir.join("backend.log"),
+    })?;
+    backend.wait_listening(backend_addr, Duration::from_secs(10))?;
+
+    // 5. Every setup, all running for the whole benchmark; idle memory
+    //    before any traffic.
+    let lab = Lab {
+        backend: backend_addr,
+        proxy_bin: proxy_bin.clone(),
+        proxy_placement: placement(&args.proxy_cpus),
+        workdir: run_dir.clone(),
+        install_others: args.install_others,
+    };
+    let mut failures = Vec::new();
+    let mut running: Vec<Setup> = Vec::new();
+    for kind in &kinds {
+        eprintln!("weft-bench: starting {}", kind.name());
+        match setups::start(&lab, kind) {
+            Ok(setup) => running.push(setup),
+            Err(error) => failures.push(Failure {
+                setup: kind.name(),
+                workload: None,
+                message: format!("did not start: {error:#}"),
+            }),
+        }
+    }
+    if running.is_empty() {
+        bail!("no setup started: {failures:?}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut memory = idle_memory(&running);
+
+    // 6. Warm-up, which is also the smoke test: a (setup, workload) that
+    //    fails here is reported and left out.
+    let bench = Bench {
+        generators: &generators,
+        profile,
+        open_loop_slots: args.open_loop_slots,
+    };
+    let broken = bench.smoke_test(&running, &workloads, &mut failures);
+
+    // 7. The measured runs, interleaved.
+    let steps = plan::schedule(
+        profile.repeats,
+        &workloads,
+        &plan::load_points(),
+        running.len(),
+    );
+    eprintln!(
+        "weft-bench: {} runs of {:?}, about {} s",
+        steps.len(),
+        profile.duration,
+        plan::estimate(&profile, steps.len(), 0).as_secs()
+    );
+    let mut samples = Vec::new();
+    let mut dead: BTreeSet<usize> = BTreeSet::new();
+    for (n, step) in steps.iter().enumerate() {
+        if broken.contains(&(step.setup, step.workload)) || dead.contains(&step.setup) {
+            continue;
+        }
+        let setup = &mut running[step.setup];
+        if let Err(error) = setup.check_alive() {
+            failures.push(Failure {
+                setup: setup.name.clone(),
+                workload: Some(step.workload),
+                message: format!("{error:#}"),
+            });
+            dead.insert(step.setup);
+            continue;
+        }
+        eprint!("[{}/{}] ", n + 1, steps.len());
+        match bench.measure(setup, step) {
+            Ok(sample) => samples.push(sample),
+            Err(failure) => failures.push(failure),
+        }
+    }
+
+    // 8. Memory after load, then with 200 open connections.
+    measure_loaded_memory(&mut running, &mut memory, &mut failures);
+
+    // 9. The report.
+    let meta = Meta {
+        started,
+        profile: format!(
+            "{} ({} repeats × {:?} per run)",
+            profile.name, profile.repeats, profile.duration
+        ),
+        setups: running.iter().map(|s| s.name.clone()).collect(),
+        notes: notes(&args, &generators, &proxy_bin, &load_at_start),
+    };
+    drop(running);
+    drop(backend);
+    let report = report::build(meta, samples, memory, failures);
+    write_report(&report, &run_dir, &args.out_dir)?;
+    Ok(())
+}
+
+fn profile(args: &RunArgs) -> Profile {
+    let mut profile = if args.quick {
+        Profile::QUICK
+    } else {
+        Profile::FULL
+    };
+    if args.repeats.is_some() || args.duration.is_some() {
+        profile.name = "custom";
+    }
+    profile.repeats = args.repeats.unwrap_or(profile.repeats).max(1);
+    profile.duration = args.duration.unwrap_or(profile.duration);
+    profile
+}
+
+fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
+    let entry = match args.two_hop_entry {
+        EntryArg::Outbound => TwoHopEntry::Outbound,
+        EntryArg::Inbound => TwoHopEntry::Inbound,
+    };
+    let mut kinds = Vec::new();
+    for name in &args.setups {
+        kinds.push(match name.as_str() {
+            "direct" => SetupKind::Direct,
+            "weft-1hop" => SetupKind::WeftOneHop,
+            "weft-2hop" => SetupKind::WeftTwoHop(entry),
+            _ => {
+                bail!("unknown setup {name:?} (direct, weft-1hop, weft-2hop; others with --other)")
+            }
+        });
+    }
+    for other in &args.others {
+        kinds.push(SetupKind::Other(OtherProxy::parse(other)?));
+    }
+    Ok(kinds)
+}
+
+/// What every measured run shares.
+struct Bench<'a> {
+    generators: &'a Generators,
+    profile: Profile,
+    open_loop_slots: u32,
+}
+
+impl Bench<'_> {
+    /// Warm-up runs (closed loop, c=10) of every (setup, workload); returns
+    /// those that failed more than 1% of their requests.
+    fn smoke_test(
+        &self,
+        running: &[Setup],
+        workloads: &[Workload],
+        failures: &mut Vec<Failure>,
+    ) -> BTreeSet<(usize, Workload)> {
+        let mut broken = BTreeSet::new();
+        for (index, setup) in running.iter().enumerate() {
+            for &workload in workloads {
+                let spec = LoadSpec {
+                    workload,
+                    point: LoadPoint::Closed { concurrency: 10 },
+                    target: setup.target(workload).clone(),
+                    duration: self.profile.warmup,
+                    open_loop_slots: self.open_loop_slots,
+                };
+                let message = match self.generators.run(&spec) {
+                    // A stray error (a connection cut at the deadline) is
+                    // reported with the runs; only a path that mostly fails
+                    // is left out.
+                    Ok(result) if result.ok > 0 && result.errors * 100 <= result.ok => continue,
+                    Ok(result) => format!(
+                        "smoke test: {} ok, {} failed; e.g. {}",
+                        result.ok,
+                        result.errors,
+                        result.error_sample.unwrap_or_default()
+                    ),
+                    Err(error) => format!("smoke test: {error:#}"),
+                };
+                eprintln!("weft-bench: {} {workload}: {message}", setup.name);
+                broken.insert((index, workload));
+                failures.push(Failure {
+                    setup: setup.name.clone(),
+                    workload: Some(workload),
+                    message,
+                });
+            }
+        }
+        broken
+    }
+
+    /// One measured run, with the proxies' CPU time read around it.
+    fn measure(&self, setup: &Setup, step: &Step) -> Result<Sample, Failure> {
+        let spec = LoadSpec {
+            workload: step.workload,
+            point: step.point,
+            target: setup.target(step.workload).clone(),
+            duration: self.profile.duration,
+            open_loop_slots: self.open_loop_slots,
+        };
+        let before = cpu_ticks(setup);
+        let outcome = self.generators.run(&spec);
+        let after = cpu_ticks(setup);
+        let result = outcome.map_err(|error| {
+            eprintln!("{} {} {}: {error:#}", setup.name, step.workload, step.point);
+            Failure {
+                setup: setup.name.clone(),
+                workload: Some(step.workload),
+                message: format!("{}: {error:#}", step.point),
+            }
+        })?;
+        let errors = match result.errors {
+            0 => String::new(),
+            n => format!(
+                ", {n} errors ({})",
+                result.error_sample.as_deref().unwrap_or("")
+            ),
+        };
+        eprintln!(
+            "{} {} {}: {:.0} rps, p99 {:.3} ms{errors}",
+            step.workload,
+            step.point,
+            setup.name,
+            result.throughput(),
+            result.latency.p99_ms,
+        );
+        let proxy_cpu_ticks = after
+            .iter()
+            .map(|(role, ticks)| {
+                let start = before.get(role).copied().unwrap_or(0);
+                (role.clone(), ticks.saturating_sub(start))
+            })
+            .collect();
+        Ok(Sample {
+            repeat: step.repeat,
+            setup: setup.name.clone(),
+            workload: step.workload,
+            point: step.point,
+            result,
+            proxy_cpu_ticks,
+        })
+    }
+}
+
+fn cpu_ticks(setup: &Setup) -> BTreeMap<String, u64> {
+    setup
+        .proxies
+        .iter()
+        .map(|p| {
+            let tree = procfs::process_tree(p.pid);
+            (p.role.clone(), procfs::tree_cpu_ticks(&tree))
+        })
+        .collect()
+}
+
+fn idle_memory(running: &[Setup]) -> Vec<Memory> {
+    running
+        .iter()
+        .flat_map(|setup| {
+            setup.proxies.iter().map(|p| Memory {
+                setup: setup.name.clone(),
+                role: p.role.clone(),
+                idle_kib: procfs::tree_rss_kib(&procfs::process_tree(p.pid)),
+                conns_200_kib: None,
+                after_load_kib: None,
+            })
+        })
+        .collect()
+}
+
+fn measure_loaded_memory(
+    running: &mut [Setup],
+    memory: &mut [Memory],
+    failures: &mut Vec<Failure>,
+) {
+    let rss = |pid| procfs::tree_rss_kib(&procfs::process_tree(pid));
+    for setup in running.iter_mut() {
+        if setup.proxies.is_empty() || setup.check_alive().is_err() {
+            continue;
+        }
+        for proxy in &setup.proxies {
+            if let Some(m) = memory.iter_mut().find(|m| m.role == proxy.role) {
+                m.after_load_kib = Some(rss(proxy.pid));
+            }
+        }
+        match connections::open_idle(setup.target(Workload::Http1), HELD_CONNECTIONS) {
+            Ok(held) => {
+                std::thread::sleep(Duration::from_millis(300));
+                for proxy in &setup.proxies {
+                    if let Some(m) = memory.iter_mut().find(|m| m.role == proxy.role) {
+                        m.conns_200_kib = Some(rss(proxy.pid));
+                    }
+                }
+                drop(held);
+            }
+            Err(error) => failures.push(Failure {
+                setup: setup.name.clone(),
+                workload: Some(Workload::Http1),
+                message: format!("holding {HELD_CONNECTIONS} connections: {error:#}"),
+            }),
+        }
+    }
+}
+
+fn notes(
+    args: &RunArgs,
+    generators: &Generators,
+    proxy_bin: &Path,
+    load_at_start: &str,
+) -> Vec<String> {
+    let entry = match args.two_hop_entry {
+        EntryArg::Outbound => {
+            "weft-2hop = client → proxy A outbound listener as explicit HTTP proxy \
+             (HTTP/1.1 absolute-form; HTTP/2 and gRPC with :authority = proxy B) → \
+             proxy B inbound (FORWARD_ADDR) → backend"
+        }
+        EntryArg::Inbound => {
+            "weft-2hop = client → proxy A inbound → proxy B inbound → backend (FORWARD_ADDR chain)"
+        }
+    };
+    let pinning = if args.no_pin {
+        "no CPU pinning".to_string()
+    } else {
+        format!(
+            "proxies pinned to CPU {}, load generators and backend to CPU {} (taskset)",
+            args.proxy_cpus, args.client_cpus
+        )
+    };
+    vec![
+        "weft-1hop = client → proxy inbound listener (WEFT_PROXY_INBOUND_FORWARD_ADDR) → backend"
+            .into(),
+        entry.into(),
+        format!(
+            "{pinning}; nice {} for all of them; one-worker proxies (WEFT_PROXY_CORES=1)",
+            args.nice
+        ),
+        format!(
+            "load average (1/5/15 min) at start {load_at_start}, at end {}: \
+             other work on the machine adds noise to the tails",
+            load_average()
+        ),
+        generators.describe(),
+        format!(
+            "open loop: {} slots, latency from the scheduled send time (oha --latency-correction)",
+            args.open_loop_slots
+        ),
+        format!("proxy binary: {}", proxy_bin.display()),
+    ]
+}
+
+fn write_report(report: &report::Report, run_dir: &Path, out_dir: &Path) -> anyhow::Result<()> {
+    let markdown = report.markdown();
+    let json = serde_json::to_string_pretty(report)?;
+    for dir in [run_dir, out_dir] {
+        let (md_name, json_name) = if dir == run_dir {
+            ("report.md", "report.json")
+        } else {
+            ("latest.md", "latest.json")
+        };
+        std::fs::write(dir.join(md_name), &markdown)?;
+        std::fs::write(dir.join(json_name), &json)?;
+    }
+    println!("{markdown}");
+    eprintln!(
+        "weft-bench: wrote {} and {}",
+        run_dir.join("report.md").display(),
+        run_dir.join("report.json").display()
+    );
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn utc_now(format: &str) -> String {
+    Command::new("date")
+        .args(["-u", format])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}

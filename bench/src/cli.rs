@@ -1,0 +1,151 @@
+//! Command line of `weft-bench`: the benchmark run (default) and the two
+//! helper subcommands the harness starts as pinned child processes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Side-by-side benchmark: direct vs. one and two weft-proxy hops (and
+/// optionally other proxies), interleaved, medians over repeats.
+#[derive(Debug, Parser)]
+#[command(name = "weft-bench", args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Helper processes (started by the harness itself).
+    #[command(subcommand)]
+    pub command: Option<Helper>,
+    /// Benchmark options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Helper processes the harness runs as children.
+#[derive(Debug, Subcommand)]
+pub enum Helper {
+    /// Serve the backend (HTTP/1.1, h2c, gRPC) on one port.
+    #[command(hide = true)]
+    Backend {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Run one gRPC load run and print its result as JSON.
+    #[command(hide = true)]
+    GrpcLoad {
+        /// The run, as JSON (`GrpcRun`).
+        #[arg(long)]
+        spec: String,
+    },
+}
+
+/// How the first of two weft hops is entered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EntryArg {
+    /// Client-side proxy's outbound listener as an explicit HTTP proxy.
+    Outbound,
+    /// Client-side proxy's inbound listener, forwarding to the server side.
+    Inbound,
+}
+
+/// Options of a benchmark run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Short run (~3–4 min): 3 repeats of 1 s runs. Default: full (~13–15
+    /// min): 5 repeats of 3 s runs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Override the number of repeats.
+    #[arg(long)]
+    pub repeats: Option<u32>,
+    /// Override the length of each run (e.g. `2s`, `1500ms`).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Setups to compare (of direct, weft-1hop, weft-2hop).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "direct,weft-1hop,weft-2hop"
+    )]
+    pub setups: Vec<String>,
+    /// Workloads (of http1, http2, grpc).
+    #[arg(long, value_delimiter = ',', default_value = "http1,http2,grpc")]
+    pub workloads: Vec<String>,
+    /// How weft-2hop's first hop is entered.
+    #[arg(long, value_enum, default_value = "outbound")]
+    pub two_hop_entry: EntryArg,
+    /// Another proxy to compare: `nginx`, `haproxy`, or
+    /// `NAME=PROGRAM ARGS` with `{listen}` and `{backend}` placeholders
+    /// (one port for all workloads). Repeatable.
+    #[arg(long = "other")]
+    pub others: Vec<String>,
+    /// Install missing nginx / HAProxy with apt-get.
+    #[arg(long)]
+    pub install_others: bool,
+    /// Do not `cargo install oha --locked` when oha is missing.
+    #[arg(long)]
+    pub no_install_oha: bool,
+    /// The weft-proxy binary (default: next to this executable).
+    #[arg(long)]
+    pub proxy_bin: Option<PathBuf>,
+    /// CPU list (`taskset -c`) for the proxies under test.
+    #[arg(long, default_value = "0")]
+    pub proxy_cpus: String,
+    /// CPU list for the load generators and the backend.
+    #[arg(long, default_value = "1")]
+    pub client_cpus: String,
+    /// Do not pin processes to CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// `nice` adjustment of proxies, backend and load generators (negative
+    /// puts them ahead of other work on a shared machine; needs root).
+    #[arg(long, default_value_t = -10, allow_negative_numbers = true)]
+    pub nice: i32,
+    /// Directory for results (markdown, JSON, logs).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
+    pub out_dir: PathBuf,
+    /// Open-loop in-flight capacity (connections for HTTP/1.1, streams for
+    /// HTTP/2 and gRPC).
+    #[arg(long, default_value_t = 50)]
+    pub open_loop_slots: u32,
+}
+
+/// Parses `1500ms`, `2s`, `1m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| text.split_at(i))
+        .ok_or_else(|| format!("{text:?}: a unit is required (ms, s, m)"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: not a number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("2").is_err());
+        assert!(parse_duration("2h").is_err());
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let cli = Cli::try_parse_from(["weft-bench", "--quick", "--other", "nginx"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.run.quick);
+        assert_eq!(cli.run.setups, ["direct", "weft-1hop", "weft-2hop"]);
+        let cli = Cli::try_parse_from(["weft-bench", "backend", "--listen", "127.0.0.1:1"]);
+        assert!(matches!(cli.unwrap().command, Some(Helper::Backend { .. })));
+    }
+}

@@ -1,0 +1,30 @@
+//! weft-bench: a side-by-side, interleaved benchmark of the paths a request
+//! can take through weft, run as real processes on loopback.
+//!
+//! ```text
+//!            ┌──────── CPU 1 ────────┐        ┌──── CPU 0 ────┐
+//!  oha / grpc-load ──► [setup under test: none | weft-proxy ×1 | ×2 | other] ──► backend (CPU 1)
+//! ```
+//!
+//! - [`app`] wires a run: plan, tools, backend, setups, runs, report.
+//! - [`plan`] decides the schedule (pure); [`report`] summarises (pure).
+//! - [`setups`] and [`others`] start the paths; [`process`] and [`procfs`]
+//!   manage and measure processes.
+//! - [`generators`] runs [`oha`] or [`grpc_load`] for a run; [`backend`]
+//!   answers the load.
+
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod connections;
+pub mod generators;
+pub mod grpc_load;
+pub mod load;
+pub mod oha;
+pub mod others;
+pub mod plan;
+pub mod process;
+pub mod procfs;
+pub mod proto;
+pub mod report;
+pub mod setups;

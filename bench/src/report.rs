@@ -1,0 +1,514 @@
+//! Turning raw runs into the published numbers: medians over repeats per
+//! (setup, workload, load point), proxy CPU per request, latency added per
+//! hop, memory; rendered as a markdown table set and as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::load::{LoadPoint, LoadResult, Workload};
+use crate::procfs::TICKS_PER_SECOND;
+
+/// One measured run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    /// Repeat number, from 0.
+    pub repeat: u32,
+    /// Setup name.
+    pub setup: String,
+    /// Protocol.
+    pub workload: Workload,
+    /// Load.
+    pub point: LoadPoint,
+    /// What the load generator saw.
+    pub result: LoadResult,
+    /// CPU ticks (1/100 s) each proxy of the setup spent during the run, by role.
+    pub proxy_cpu_ticks: BTreeMap<String, u64>,
+}
+
+/// Resident memory of one proxy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Memory {
+    /// Setup name.
+    pub setup: String,
+    /// Proxy role.
+    pub role: String,
+    /// VmRSS right after start, before any traffic (KiB).
+    pub idle_kib: u64,
+    /// VmRSS with 200 client connections open (KiB), if measured.
+    pub conns_200_kib: Option<u64>,
+    /// VmRSS after all load runs (KiB).
+    pub after_load_kib: Option<u64>,
+}
+
+/// Something that could not be measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    /// Setup name.
+    pub setup: String,
+    /// Protocol, if the failure is specific to one.
+    pub workload: Option<Workload>,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Medians of one (setup, workload, load point) over its repeats.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    /// Setup name.
+    pub setup: String,
+    /// Protocol.
+    pub workload: Workload,
+    /// Load.
+    pub point: LoadPoint,
+    /// Runs that went into the medians.
+    pub runs: usize,
+    /// Median successful requests per second.
+    pub throughput_rps: f64,
+    /// Median p50 (ms).
+    pub p50_ms: f64,
+    /// Median p99 (ms).
+    pub p99_ms: f64,
+    /// Median p99.9 (ms).
+    pub p999_ms: f64,
+    /// Failed requests over all runs.
+    pub errors: u64,
+    /// Proxy CPU (all proxies of the setup) per successful request, in µs,
+    /// over all runs of the cell.
+    pub proxy_cpu_us_per_request: Option<f64>,
+    /// Most open-loop runs achieved less than 95% of their rate.
+    pub saturated: bool,
+    /// Open-loop runs that achieved less than 95% of their rate.
+    pub saturated_runs: usize,
+}
+
+/// CPU per request of one proxy for one workload, over all its runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProxyCpu {
+    /// Setup name.
+    pub setup: String,
+    /// Proxy role.
+    pub role: String,
+    /// Protocol.
+    pub workload: Workload,
+    /// µs of CPU (utime + stime) per successful request.
+    pub us_per_request: f64,
+    /// Requests it was measured over.
+    pub requests: u64,
+}
+
+/// Facts about the run, for the reader and the JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct Meta {
+    /// UTC start time.
+    pub started: String,
+    /// Profile name, repeats and durations.
+    pub profile: String,
+    /// Setups in the order given.
+    pub setups: Vec<String>,
+    /// Free-form notes printed under the title (topology, pinning, tools).
+    pub notes: Vec<String>,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Facts about the run.
+    pub meta: Meta,
+    /// Medians per cell.
+    pub cells: Vec<Cell>,
+    /// CPU per request per proxy and workload.
+    pub proxy_cpu: Vec<ProxyCpu>,
+    /// Proxy memory.
+    pub memory: Vec<Memory>,
+    /// What could not be measured.
+    pub failures: Vec<Failure>,
+    /// Every run.
+    pub samples: Vec<Sample>,
+}
+
+/// Median of `values` (NaN when empty).
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn us_per_request(ticks: u64, requests: u64) -> Option<f64> {
+    (requests > 0).then(|| ticks as f64 * 1e6 / TICKS_PER_SECOND as f64 / requests as f64)
+}
+
+/// Builds the report from raw material.
+pub fn build(
+    meta: Meta,
+    samples: Vec<Sample>,
+    memory: Vec<Memory>,
+    failures: Vec<Failure>,
+) -> Report {
+    let mut groups: BTreeMap<(usize, Workload, LoadPoint), Vec<&Sample>> = BTreeMap::new();
+    for sample in &samples {
+        let setup = meta
+            .setups
+            .iter()
+            .position(|s| *s == sample.setup)
+            .unwrap_or(usize::MAX);
+        groups
+            .entry((setup, sample.workload, sample.point))
+            .or_default()
+            .push(sample);
+    }
+    let cells = groups
+        .into_iter()
+        .map(|((_, workload, point), runs)| {
+            let med = |f: &dyn Fn(&LoadResult) -> f64| {
+                median(&mut runs.iter().map(|s| f(&s.result)).collect::<Vec<_>>())
+            };
+            let ticks: u64 = runs.iter().flat_map(|s| s.proxy_cpu_ticks.values()).sum();
+            let requests: u64 = runs.iter().map(|s| s.result.ok).sum();
+            let has_proxy = runs.iter().any(|s| !s.proxy_cpu_ticks.is_empty());
+            let short_of_rate = |s: &&&Sample| match point {
+                LoadPoint::Open { rate } => s.result.throughput() < 0.95 * f64::from(rate),
+                LoadPoint::Closed { .. } => false,
+            };
+            let saturated_runs = runs.iter().filter(short_of_rate).count();
+            Cell {
+                setup: runs[0].setup.clone(),
+                workload,
+                point,
+                runs: runs.len(),
+                throughput_rps: med(&|r| r.throughput()),
+                p50_ms: med(&|r| r.latency.p50_ms),
+                p99_ms: med(&|r| r.latency.p99_ms),
+                p999_ms: med(&|r| r.latency.p999_ms),
+                errors: runs.iter().map(|s| s.result.errors).sum(),
+                proxy_cpu_us_per_request: if has_proxy {
+                    us_per_request(ticks, requests)
+                } else {
+                    None
+                },
+                saturated: saturated_runs * 2 > runs.len(),
+                saturated_runs,
+            }
+        })
+        .collect();
+    let mut cpu: BTreeMap<(String, String, Workload), (u64, u64)> = BTreeMap::new();
+    for sample in &samples {
+        for (role, ticks) in &sample.proxy_cpu_ticks {
+            let entry = cpu
+                .entry((sample.setup.clone(), role.clone(), sample.workload))
+                .or_default();
+            entry.0 += ticks;
+            entry.1 += sample.result.ok;
+        }
+    }
+    let proxy_cpu = cpu
+        .into_iter()
+        .filter_map(|((setup, role, workload), (ticks, requests))| {
+            Some(ProxyCpu {
+                setup,
+                role,
+                workload,
+                us_per_request: us_per_request(ticks, requests)?,
+                requests,
+            })
+        })
+        .collect();
+    Report {
+        meta,
+        cells,
+        proxy_cpu,
+        memory,
+        failures,
+        samples,
+    }
+}
+
+impl Report {
+    fn cell(&self, setup: &str, workload: Workload, point: LoadPoint) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.setup == setup && c.workload == workload && c.point == point)
+    }
+
+    fn workloads(&self) -> Vec<Workload> {
+        let mut workloads: Vec<Workload> = self.cells.iter().map(|c| c.workload).collect();
+        workloads.sort();
+        workloads.dedup();
+        workloads
+    }
+
+    /// The report as markdown.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# weft-bench: {} run, {}\n",
+            self.meta.profile, self.meta.started
+        );
+        for note in &self.meta.notes {
+            let _ = writeln!(md, "- {note}");
+        }
+        self.throughput_table(&mut md);
+        self.latency_table(&mut md);
+        self.per_hop_table(&mut md);
+        self.cpu_table(&mut md);
+        self.memory_table(&mut md);
+        if !self.failures.is_empty() {
+            let _ = writeln!(md, "\n## Failures\n");
+            for f in &self.failures {
+                let workload = f.workload.map(|w| format!(" {w}")).unwrap_or_default();
+                let _ = writeln!(md, "- **{}{}**: {}", f.setup, workload, f.message);
+            }
+        }
+        md
+    }
+
+    fn throughput_table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "\n## Max throughput (closed loop, successful requests/s, median)\n\n\
+             | workload | setup | c=1 | c=10 | c=50 | proxy CPU µs/req at c=50 (all proxies of the path) |\n\
+             |---|---|---:|---:|---:|---:|"
+        );
+        for workload in self.workloads() {
+            for setup in &self.meta.setups {
+                let mut row = format!("| {workload} | {setup} |");
+                for concurrency in crate::plan::CONCURRENCIES {
+                    let cell = self.cell(setup, workload, LoadPoint::Closed { concurrency });
+                    row += &format!(" {} |", cell.map_or("–".into(), rps));
+                }
+                let cpu = self
+                    .cell(setup, workload, LoadPoint::Closed { concurrency: 50 })
+                    .and_then(|c| c.proxy_cpu_us_per_request);
+                row += &format!(" {} |", cpu.map_or("–".into(), |v| format!("{v:.1}")));
+                let _ = writeln!(md, "{row}");
+            }
+        }
+    }
+
+    fn latency_table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "\n## Latency at a fixed rate (open loop, coordinated-omission corrected, ms, median)\n\n\
+             | workload | setup | 1k p50 | 1k p99 | 1k p99.9 | 5k p50 | 5k p99 | 5k p99.9 |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for workload in self.workloads() {
+            for setup in &self.meta.setups {
+                let mut row = format!("| {workload} | {setup} |");
+                for rate in crate::plan::RATES {
+                    match self.cell(setup, workload, LoadPoint::Open { rate }) {
+                        Some(c) => {
+                            let mark = if c.saturated { "*" } else { "" };
+                            row += &format!(
+                                " {:.3}{mark} | {:.3}{mark} | {:.3}{mark} |",
+                                c.p50_ms, c.p99_ms, c.p999_ms
+                            );
+                        }
+                        None => row += " – | – | – |",
+                    }
+                }
+                let _ = writeln!(md, "{row}");
+            }
+        }
+        let _ = writeln!(
+            md,
+            "\n`*` = most runs achieved < 95% of the requested rate (the JSON counts \
+             `saturated_runs` per cell)."
+        );
+    }
+
+    fn per_hop_table(&self, md: &mut String) {
+        let others: Vec<&String> = self.meta.setups.iter().filter(|s| *s != "direct").collect();
+        if others.is_empty() {
+            return;
+        }
+        let has_hops =
+            others.iter().any(|s| *s == "weft-1hop") && others.iter().any(|s| *s == "weft-2hop");
+        let mut header = String::from("| workload | quantile |");
+        let mut rule = String::from("|---|---|");
+        for setup in &others {
+            header += &format!(" {setup} − direct |");
+            rule += "---:|";
+        }
+        if has_hops {
+            header += " 2nd weft hop (2hop − 1hop) |";
+            rule += "---:|";
+        }
+        let _ = writeln!(
+            md,
+            "\n## Latency added by the path at 1,000 rps (ms; differences of the medians)\n\n\
+             {header}\n{rule}"
+        );
+        let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:+.3}", a - b),
+            _ => "–".into(),
+        };
+        let quantiles: [(&str, CellValue); 2] = [("p50", |c| c.p50_ms), ("p99", |c| c.p99_ms)];
+        for workload in self.workloads() {
+            for (name, quantile) in quantiles {
+                let at = |setup: &str| {
+                    self.cell(setup, workload, LoadPoint::Open { rate: 1_000 })
+                        .map(quantile)
+                };
+                let mut row = format!("| {workload} | {name} |");
+                for setup in &others {
+                    row += &format!(" {} |", delta(at(setup), at("direct")));
+                }
+                if has_hops {
+                    row += &format!(" {} |", delta(at("weft-2hop"), at("weft-1hop")));
+                }
+                let _ = writeln!(md, "{row}");
+            }
+        }
+    }
+
+    fn cpu_table(&self, md: &mut String) {
+        if self.proxy_cpu.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n## Proxy CPU per request (utime+stime over all runs ÷ successful requests, µs)\n\n\
+             | proxy | http1 | http2 | grpc |\n|---|---:|---:|---:|"
+        );
+        let mut roles: Vec<(&String, &String)> =
+            self.proxy_cpu.iter().map(|p| (&p.setup, &p.role)).collect();
+        roles.sort_by_key(|(setup, role)| {
+            let order = self.meta.setups.iter().position(|s| s == *setup);
+            (order, (*role).clone())
+        });
+        roles.dedup();
+        for (setup, role) in roles {
+            let mut row = format!("| {role} |");
+            for workload in Workload::ALL {
+                let value = self
+                    .proxy_cpu
+                    .iter()
+                    .find(|p| &p.setup == setup && &p.role == role && p.workload == workload);
+                row += &format!(
+                    " {} |",
+                    value.map_or("–".into(), |p| format!("{:.1}", p.us_per_request))
+                );
+            }
+            let _ = writeln!(md, "{row}");
+        }
+    }
+
+    fn memory_table(&self, md: &mut String) {
+        if self.memory.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n## Proxy memory (VmRSS, MiB)\n\n\
+             | proxy | idle | 200 open connections | after all runs |\n|---|---:|---:|---:|"
+        );
+        let mib =
+            |kib: Option<u64>| kib.map_or("–".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+        for m in &self.memory {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                m.role,
+                mib(Some(m.idle_kib)),
+                mib(m.conns_200_kib),
+                mib(m.after_load_kib)
+            );
+        }
+    }
+}
+
+/// Reads one figure of a cell.
+type CellValue = fn(&Cell) -> f64;
+
+fn rps(cell: &Cell) -> String {
+    let errors = if cell.errors > 0 {
+        format!(" ({} err)", cell.errors)
+    } else {
+        String::new()
+    };
+    format!("{:.0}{errors}", cell.throughput_rps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Latency;
+
+    fn sample(setup: &str, repeat: u32, ok: u64, p99: f64, ticks: u64) -> Sample {
+        Sample {
+            repeat,
+            setup: setup.into(),
+            workload: Workload::Http1,
+            point: LoadPoint::Open { rate: 1_000 },
+            result: LoadResult {
+                ok,
+                errors: 0,
+                seconds: 1.0,
+                latency: Latency {
+                    p50_ms: 0.1,
+                    p99_ms: p99,
+                    p999_ms: 1.0,
+                },
+                error_sample: None,
+            },
+            proxy_cpu_ticks: if setup == "direct" {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(setup.to_string(), ticks)])
+            },
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn summarises_cells_cpu_and_hops() {
+        let meta = Meta {
+            started: "now".into(),
+            profile: "test".into(),
+            setups: vec!["direct".into(), "weft-1hop".into()],
+            notes: vec![],
+        };
+        let samples = vec![
+            sample("direct", 0, 1000, 0.30, 0),
+            sample("direct", 1, 1000, 0.50, 0),
+            sample("direct", 2, 1000, 0.40, 0),
+            sample("weft-1hop", 0, 1000, 0.70, 3),
+            sample("weft-1hop", 1, 900, 0.60, 2),
+            sample("weft-1hop", 2, 1000, 0.90, 3),
+        ];
+        let report = build(meta, samples, vec![], vec![]);
+        let proxy = report.cell(
+            "weft-1hop",
+            Workload::Http1,
+            LoadPoint::Open { rate: 1_000 },
+        );
+        let proxy = proxy.unwrap();
+        assert_eq!(proxy.p99_ms, 0.70);
+        assert_eq!(
+            proxy.saturated_runs, 1,
+            "900 of 1000 rps is short of the rate"
+        );
+        assert!(!proxy.saturated, "one run of three is not most");
+        // 8 ticks = 80 ms over 2900 requests.
+        let cpu = proxy.proxy_cpu_us_per_request.unwrap();
+        assert!((cpu - 80_000.0 / 2900.0).abs() < 1e-9);
+        let md = report.markdown();
+        assert!(md.contains("| http1 | p99 | +0.300 |"), "{md}");
+    }
+}

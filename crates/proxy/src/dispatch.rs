@@ -115,8 +115,9 @@ pub struct ConnectionContext {
     pub target: Target,
     /// Held by tunnels spawned from this connection.
     pub drain: DrainWatch,
-    /// Metric labels of the fixed target, made once per connection.
-    target_labels: Option<Arc<TargetLabels>>,
+    /// Metric labels of the last target, made once per connection for a
+    /// fixed target and reused while explicit requests keep one target.
+    target_labels: Mutex<Option<(SocketAddr, Arc<TargetLabels>)>>,
     /// The last request authority and its metric label: clients mostly send
     /// the same one on every request of a connection.
     last_authority: Mutex<Option<(String, Arc<str>)>>,
@@ -132,7 +133,7 @@ impl ConnectionContext {
         drain: DrainWatch,
     ) -> ConnectionContext {
         let target_labels = match target {
-            Target::Addr(addr) => Some(TargetLabels::new(addr, connect_tls(direction))),
+            Target::Addr(addr) => Some((addr, TargetLabels::new(addr, connect_tls(direction)))),
             Target::Explicit => None,
         };
         ConnectionContext {
@@ -141,17 +142,22 @@ impl ConnectionContext {
             client_addr,
             target,
             drain,
-            target_labels,
+            target_labels: Mutex::new(target_labels),
             last_authority: Mutex::new(None),
         }
     }
 
     /// Metric labels for requests sent to `addr`.
     pub fn target_labels(&self, addr: SocketAddr) -> Arc<TargetLabels> {
-        match (&self.target_labels, self.target) {
-            (Some(labels), Target::Addr(fixed)) if fixed == addr => labels.clone(),
-            _ => TargetLabels::new(addr, connect_tls(self.direction)),
+        let mut last = self.target_labels.lock().expect("labels lock poisoned");
+        if let Some((last_addr, labels)) = last.as_ref()
+            && *last_addr == addr
+        {
+            return labels.clone();
         }
+        let labels = TargetLabels::new(addr, connect_tls(self.direction));
+        *last = Some((addr, labels.clone()));
+        labels
     }
 
     /// The `authority` metric label for a request's authority.

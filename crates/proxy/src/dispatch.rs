@@ -18,8 +18,8 @@ use crate::detect::{self, Detection, Protocol};
 use crate::drain::DrainWatch;
 use crate::http::client::HttpClient;
 use crate::io::{Io, PrefixedIo};
-use crate::metrics::ProxyMetrics;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
+use crate::metrics::{HttpHandleCache, ProxyMetrics};
 use crate::{http, tcp};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -121,6 +121,8 @@ pub struct ConnectionContext {
     /// The last request authority and its metric label: clients mostly send
     /// the same one on every request of a connection.
     last_authority: Mutex<Option<(String, Arc<str>)>>,
+    /// The HTTP metric handles this connection's requests last used.
+    pub metric_handles: Arc<HttpHandleCache>,
 }
 
 impl ConnectionContext {
@@ -144,6 +146,7 @@ impl ConnectionContext {
             drain,
             target_labels: Mutex::new(target_labels),
             last_authority: Mutex::new(None),
+            metric_handles: Arc::default(),
         }
     }
 

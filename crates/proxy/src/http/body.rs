@@ -5,18 +5,20 @@
 //! trailers-only response), latency to end of stream, and stream errors.
 
 use crate::metrics::labels::HttpLabels;
-use crate::metrics::{HttpMetrics, ResponseOutcome};
+use crate::metrics::{HttpHandleCache, HttpMetrics, ResponseOutcome};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Records one response in the HTTP metrics.
 pub struct ResponseRecorder {
     metrics: HttpMetrics,
+    cache: Arc<HttpHandleCache>,
     labels: HttpLabels,
     started: Instant,
     status_code: u16,
@@ -25,9 +27,15 @@ pub struct ResponseRecorder {
 
 impl ResponseRecorder {
     /// A recorder for a request that arrived at `started`.
-    pub fn new(metrics: HttpMetrics, labels: HttpLabels, started: Instant) -> Self {
+    pub fn new(
+        metrics: HttpMetrics,
+        cache: Arc<HttpHandleCache>,
+        labels: HttpLabels,
+        started: Instant,
+    ) -> Self {
         ResponseRecorder {
             metrics,
+            cache,
             labels,
             started,
             status_code: 0,
@@ -59,6 +67,7 @@ impl ResponseRecorder {
                 error,
                 latency: self.started.elapsed(),
             },
+            &self.cache,
         );
     }
 }

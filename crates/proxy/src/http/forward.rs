@@ -50,8 +50,14 @@ pub async fn handle(
         authority: target.authority,
         target: context.target_labels(target.addr),
     };
-    context.proxy.metrics.http.request(&labels);
-    let recorder = ResponseRecorder::new(context.proxy.metrics.http.clone(), labels, started);
+    let metrics = &context.proxy.metrics.http;
+    metrics.request(&labels, &context.metric_handles);
+    let recorder = ResponseRecorder::new(
+        metrics.clone(),
+        context.metric_handles.clone(),
+        labels,
+        started,
+    );
 
     // 2. Early checks.
     if context.proxy.is_own_listener(target.addr) {

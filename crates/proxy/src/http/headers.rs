@@ -4,14 +4,15 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 
-/// Headers that describe one connection, never forwarded.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
+/// Headers that describe one connection, never forwarded. Names, not
+/// strings, so removing them costs no parsing per request.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers, including every header the `Connection`
@@ -19,17 +20,25 @@ const HOP_BY_HOP: [&str; 6] = [
 /// stay so the next hop can switch protocols too. With `keep_te_trailers`,
 /// `TE: trailers` stays (HTTP/2 allows exactly that value; gRPC needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_trailers: bool) {
+    if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
+        return;
+    }
+    // Headers the Connection header names, beyond the usual `keep-alive`,
+    // `close` and `upgrade` tokens (which need no extra work).
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| {
+            !CONNECTION_OPTIONS
+                .iter()
+                .any(|option| token.eq_ignore_ascii_case(option))
+        })
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in listed {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
-        }
         headers.remove(name);
     }
     let te_trailers = keep_te_trailers
@@ -42,7 +51,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tra
     } else {
         None
     };
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if let Some(upgrade) = upgrade {
@@ -53,6 +62,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tra
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
+
+/// Connection tokens that are options rather than header names.
+const CONNECTION_OPTIONS: [&str; 4] = ["keep-alive", "close", "upgrade", ""];
 
 /// Whether the request asks to switch protocols (WebSocket and friends).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {

@@ -4,6 +4,11 @@
 //!
 //! A label set that is still held (an open connection's byte counters, a
 //! response still streaming) is never dropped, whatever its age.
+//!
+//! Some label values come from clients (the `authority` of inbound
+//! requests), so a family also holds at most [`MAX_LABEL_SETS`]: past that,
+//! new label sets share one metric that is not exported, so a client inventing Host headers cannot grow
+//! the proxy's memory. The first refusal is logged.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::{MetricType, TypedMetric};
@@ -13,6 +18,9 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+/// The most label sets one family holds.
+pub const MAX_LABEL_SETS: usize = 10_000;
 
 /// A metric together with the last time it was handed out.
 #[derive(Debug)]
@@ -38,6 +46,10 @@ struct Shared<L, M> {
     metrics: RwLock<HashMap<L, Arc<Tracked<M>>>>,
     make: fn() -> M,
     epoch: Instant,
+    /// Stands in for label sets past the limit; never exported.
+    overflow: Arc<Tracked<M>>,
+    overflowed: AtomicU64,
+    max_label_sets: usize,
 }
 
 impl<L, M> Clone for IdleFamily<L, M> {
@@ -57,13 +69,29 @@ impl<L, M> std::fmt::Debug for IdleFamily<L, M> {
 impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
     /// An empty family whose metrics are made by `make`.
     pub fn new(make: fn() -> M) -> Self {
+        IdleFamily::with_limit(make, MAX_LABEL_SETS)
+    }
+
+    /// An empty family holding at most `max_label_sets` label sets.
+    pub fn with_limit(make: fn() -> M, max_label_sets: usize) -> Self {
         IdleFamily {
             shared: Arc::new(Shared {
                 metrics: RwLock::new(HashMap::new()),
                 make,
                 epoch: Instant::now(),
+                overflow: Arc::new(Tracked {
+                    metric: make(),
+                    last_used_millis: AtomicU64::new(0),
+                }),
+                overflowed: AtomicU64::new(0),
+                max_label_sets,
             }),
         }
+    }
+
+    /// How many times a new label set was refused because the family was full.
+    pub fn overflowed(&self) -> u64 {
+        self.shared.overflowed.load(Ordering::Relaxed)
     }
 
     fn now_millis(&self) -> u64 {
@@ -84,6 +112,15 @@ impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
             return tracked.clone();
         }
         let mut metrics = self.shared.metrics.write().expect("metrics lock poisoned");
+        if metrics.len() >= self.shared.max_label_sets && !metrics.contains_key(labels) {
+            if self.shared.overflowed.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    limit = self.shared.max_label_sets,
+                    "a metric family reached its label-set limit; new label sets are not recorded until idle ones expire"
+                );
+            }
+            return self.shared.overflow.clone();
+        }
         let tracked = metrics.entry(labels.clone()).or_insert_with(|| {
             Arc::new(Tracked {
                 metric: (self.shared.make)(),
@@ -184,5 +221,21 @@ mod tests {
         assert_eq!(family.get(&held).get(), 1);
         drop(handle);
         assert_eq!(family.expire(Duration::from_secs(60)), 0, "recently used");
+    }
+
+    #[test]
+    fn a_full_family_refuses_new_label_sets() {
+        let family: IdleFamily<String, Counter> = IdleFamily::with_limit(Counter::default, 2);
+        family.get(&"a".to_string()).inc();
+        family.get(&"b".to_string()).inc();
+        family.get(&"c".to_string()).inc();
+        family.get(&"a".to_string()).inc();
+        assert_eq!(family.len(), 2);
+        assert_eq!(family.overflowed(), 1);
+        assert_eq!(
+            family.get(&"a".to_string()).get(),
+            2,
+            "existing sets still count"
+        );
     }
 }

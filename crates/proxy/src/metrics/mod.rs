@@ -199,29 +199,72 @@ pub struct ResponseOutcome {
 
 impl HttpMetrics {
     /// Counts a request as it arrives.
-    pub fn request(&self, labels: &HttpLabels) {
-        self.requests.get(labels).inc();
+    pub fn request(&self, labels: &HttpLabels, cache: &HttpHandleCache) {
+        cache.requests.get(&self.requests, labels).inc();
     }
 
     /// Records a completed response.
-    pub fn response(&self, labels: &HttpLabels, outcome: &ResponseOutcome) {
+    pub fn response(
+        &self,
+        labels: &HttpLabels,
+        outcome: &ResponseOutcome,
+        cache: &HttpHandleCache,
+    ) {
         let classification =
             Classification::of(outcome.status_code, outcome.grpc_status, outcome.error);
-        self.responses
-            .get(&ResponseLabels {
-                http: labels.clone(),
-                status_code: outcome.status_code,
-                classification,
-                grpc_status: outcome.grpc_status,
-                error: outcome.error.unwrap_or(""),
-            })
-            .inc();
-        self.latency
-            .get(&LatencyLabels {
-                http: labels.clone(),
-                status_code: outcome.status_code,
-            })
+        let response_labels = ResponseLabels {
+            http: labels.clone(),
+            status_code: outcome.status_code,
+            classification,
+            grpc_status: outcome.grpc_status,
+            error: outcome.error.unwrap_or(""),
+        };
+        cache.responses.get(&self.responses, &response_labels).inc();
+        let latency_labels = LatencyLabels {
+            http: response_labels.http,
+            status_code: outcome.status_code,
+        };
+        cache
+            .latency
+            .get(&self.latency, &latency_labels)
             .observe(outcome.latency.as_secs_f64() * 1000.0);
+    }
+}
+
+/// The metrics last used by one client connection. Requests on a connection
+/// nearly always carry the same labels, so this spares the family lookup
+/// (hashing every label) on the hot path; holding the handles also keeps
+/// the connection's label sets from expiring while it is open.
+#[derive(Default)]
+pub struct HttpHandleCache {
+    requests: HandleCache<HttpLabels, Counter>,
+    responses: HandleCache<ResponseLabels, Counter>,
+    latency: HandleCache<LatencyLabels, Histogram>,
+}
+
+struct HandleCache<L, M> {
+    last: std::sync::Mutex<Option<(L, Arc<Tracked<M>>)>>,
+}
+
+impl<L, M> Default for HandleCache<L, M> {
+    fn default() -> Self {
+        HandleCache {
+            last: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<L: Clone + std::hash::Hash + Eq, M> HandleCache<L, M> {
+    fn get(&self, family: &IdleFamily<L, M>, labels: &L) -> Arc<Tracked<M>> {
+        let mut last = self.last.lock().expect("handle cache lock poisoned");
+        if let Some((last_labels, handle)) = last.as_ref()
+            && last_labels == labels
+        {
+            return handle.clone();
+        }
+        let handle = family.get(labels);
+        *last = Some((labels.clone(), handle.clone()));
+        handle
     }
 }
 
@@ -373,7 +416,8 @@ mod tests {
                 TlsStatus::NotProvidedByServiceDiscovery,
             ),
         };
-        metrics.http.request(&labels);
+        let cache = HttpHandleCache::default();
+        metrics.http.request(&labels, &cache);
         metrics.http.response(
             &labels,
             &ResponseOutcome {
@@ -382,6 +426,7 @@ mod tests {
                 error: None,
                 latency: Duration::from_millis(7),
             },
+            &cache,
         );
         let text = scrape(&registry);
         let request_labels = "direction=\"outbound\",authority=\"web.example:80\",target_addr=\"10.1.2.3:8080\",target_ip=\"10.1.2.3\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_service_discovery\"";

@@ -140,3 +140,90 @@ fn origin_form_request_on_outbound_is_400_with_reason() {
         proxy.metric_or_zero("outbound_http_errors_total", &[])
     });
 }
+
+/// A loopback listener whose accept queue is full: further connection
+/// attempts get no answer, the way an overloaded or firewalled target
+/// behaves, without sending anything off the machine.
+struct UnansweringTarget {
+    addr: SocketAddr,
+    _listener: socket2::Socket,
+    _queued: std::net::TcpStream,
+}
+
+impl UnansweringTarget {
+    fn start() -> Self {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        listener
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        // A backlog of 0 holds one connection; it is never accepted.
+        listener.listen(0).expect("listen");
+        let addr = listener
+            .local_addr()
+            .expect("local addr")
+            .as_socket()
+            .expect("IP address");
+        let queued = std::net::TcpStream::connect(addr).expect("fill the accept queue");
+        UnansweringTarget {
+            addr,
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+}
+
+#[test]
+fn connect_timeout_outbound_is_504_with_reason() {
+    let target = UnansweringTarget::start();
+    let proxy = ProxyProcess::builder()
+        .env("WEFT_PROXY_OUTBOUND_CONNECT_TIMEOUT", "200ms")
+        .spawn();
+    let out = curl(&["-x", &proxy_arg(&proxy), &url(target.addr, "/")]);
+    assert_eq!(out.exit_code, 0, "curl failed: {}", out.stderr);
+    assert_eq!(out.http_code, 504, "{:?}", out.headers);
+    let reason = out.header("l5d-proxy-error").unwrap_or_default();
+    assert!(
+        reason.contains("timed out after 200ms"),
+        "reason: {reason:?}"
+    );
+    assert_counted(&proxy, "a connect timeout", |proxy| {
+        proxy.metric_or_zero(
+            "outbound_http_errors_total",
+            &[("error", "connect timeout")],
+        )
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_grpc_is_deadline_exceeded() {
+    let target = UnansweringTarget::start();
+    let proxy = ProxyProcess::builder()
+        .inbound_forward(target.addr)
+        .env("WEFT_PROXY_INBOUND_CONNECT_TIMEOUT", "200ms")
+        .spawn();
+    let authority = proxy.inbound_addr().to_string();
+    let response = within(
+        "gRPC request to an unanswering target",
+        Duration::from_secs(30),
+        send(
+            proxy.inbound_addr(),
+            raw_unary_request(&authority, "anyone there", Code::Ok),
+        ),
+    )
+    .await
+    .expect("an HTTP response");
+    assert_eq!(
+        response.status, 200,
+        "gRPC errors are HTTP 200: {response:?}"
+    );
+    let status = response
+        .headers
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    assert_eq!(
+        status.as_deref(),
+        Some("4"),
+        "expected DEADLINE_EXCEEDED in the headers: {response:?}"
+    );
+}

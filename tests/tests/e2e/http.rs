@@ -192,3 +192,38 @@ async fn http2_inbound_keeps_te_trailers() {
         "te: trailers was dropped: {echo:#?}"
     );
 }
+
+/// `Expect: 100-continue`: the client hears `100 Continue` through the proxy
+/// before it sends the body, and the whole body reaches the app.
+#[test]
+fn expect_100_continue_through_both_listeners() {
+    let app = HttpTestServer::start();
+    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
+    let body = "x".repeat(64 * 1024);
+    let outbound_upload = url(app.addr(), "/upload");
+    let inbound_upload = url(proxy.inbound_addr(), "/upload");
+    let outbound_proxy = proxy_arg(&proxy);
+    let paths: [Vec<&str>; 2] = [
+        vec!["-x", &outbound_proxy, &outbound_upload],
+        vec![&inbound_upload],
+    ];
+    for path in paths {
+        let mut command = std::process::Command::new(weft_e2e::require_tool("curl"));
+        command
+            .args(["-sS", "-v", "--max-time", "60", "--expect100-timeout", "30"])
+            .args(["-H", "Expect: 100-continue", "--data-binary", &body])
+            .args(&path);
+        let output = command.output().expect("run curl");
+        let verbose = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "curl {path:?} failed: {verbose}");
+        assert!(
+            verbose.contains("< HTTP/1.1 100 Continue"),
+            "no 100 Continue through {path:?}: {verbose}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            body.len().to_string(),
+            "the app received a different body through {path:?}"
+        );
+    }
+}

@@ -12,14 +12,17 @@
 //! Modules follow the contract in `crates/proxy/README.md`:
 //! - `admin`: `/ready`, `/live`, `/config`, process metrics.
 //! - `http`: curl HTTP/1.1 and HTTP/2 through the outbound (explicit proxy,
-//!   `CONNECT`) and inbound (forwarding) listeners; Host and hop-by-hop headers.
+//!   `CONNECT`) and inbound (forwarding) listeners; Host and hop-by-hop headers;
+//!   `Expect: 100-continue`.
 //! - `grpc`: unary and bidirectional streaming, trailers and error statuses.
 //! - `websocket`: echo through inbound forwarding and a `CONNECT` tunnel.
 //! - `redis`: opaque TCP with a real redis-server and redis-cli.
 //! - `transfer`: 100 MB up and down with the proxy's RSS bounded.
 //! - `bad_input`: malformed or silent clients and a resetting server.
-//! - `errors`: proxy-generated errors (502/gRPC UNAVAILABLE, `l5d-proxy-error`).
+//! - `errors`: proxy-generated errors (502/504, gRPC UNAVAILABLE/DEADLINE_EXCEEDED,
+//!   `l5d-proxy-error`).
 //! - `shutdown`: SIGTERM and `POST /shutdown` drain in-flight requests.
+//! - `tcp`: opaque forwarding keeps half-close and counts bytes.
 //! - `config`: invalid environment is reported at once, exit 64.
 //! - `metrics`: counter values after a known amount of traffic.
 
@@ -32,6 +35,7 @@ mod http;
 mod metrics;
 mod redis;
 mod shutdown;
+mod tcp;
 mod transfer;
 mod websocket;
 

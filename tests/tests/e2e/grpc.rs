@@ -14,20 +14,26 @@ use crate::assert_metric_reaches;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_unary_inbound_keeps_trailers() {
+/// A gRPC echo server behind a proxy's inbound listener, and a client
+/// connected through the proxy.
+async fn echo_through_inbound() -> (GrpcEchoServer, ProxyProcess, GrpcEchoClient) {
     let server = GrpcEchoServer::start();
     let proxy = ProxyProcess::builder()
         .inbound_forward(server.addr())
         .spawn();
-
-    let mut client = within(
+    let client = within(
         "connect",
         CALL_TIMEOUT,
         GrpcEchoClient::connect(proxy.inbound_addr()),
     )
     .await
     .expect("connect to the inbound listener");
+    (server, proxy, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_unary_inbound_keeps_trailers() {
+    let (_server, proxy, mut client) = echo_through_inbound().await;
     let reply = within("unary", CALL_TIMEOUT, client.unary("hello grpc", Code::Ok))
         .await
         .expect("unary call through the proxy");
@@ -66,18 +72,7 @@ async fn grpc_unary_inbound_keeps_trailers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_error_status_and_message_survive_inbound() {
-    let server = GrpcEchoServer::start();
-    let proxy = ProxyProcess::builder()
-        .inbound_forward(server.addr())
-        .spawn();
-
-    let mut client = within(
-        "connect",
-        CALL_TIMEOUT,
-        GrpcEchoClient::connect(proxy.inbound_addr()),
-    )
-    .await
-    .expect("connect to the inbound listener");
+    let (_server, proxy, mut client) = echo_through_inbound().await;
     let status = within(
         "unary",
         CALL_TIMEOUT,
@@ -125,17 +120,7 @@ async fn grpc_error_status_and_message_survive_inbound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_bidi_streaming_inbound() {
-    let server = GrpcEchoServer::start();
-    let proxy = ProxyProcess::builder()
-        .inbound_forward(server.addr())
-        .spawn();
-    let mut client = within(
-        "connect",
-        CALL_TIMEOUT,
-        GrpcEchoClient::connect(proxy.inbound_addr()),
-    )
-    .await
-    .expect("connect to the inbound listener");
+    let (_server, _proxy, mut client) = echo_through_inbound().await;
 
     // Ping-pong: each message is sent only after the previous reply arrived,
     // so this completes only if both directions stream through the proxy.

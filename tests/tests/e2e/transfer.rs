@@ -64,29 +64,36 @@ fn upload_100mb_outbound_with_bounded_rss() {
     );
 }
 
-#[test]
-fn download_100mb_inbound_with_bounded_rss() {
+/// Downloads `SIZE` bytes from an app behind the proxy's inbound listener
+/// with extra curl arguments, checks the transfer completed and the proxy's
+/// RSS stayed under the bound; returns the proxy for metric checks.
+fn download_through_inbound(curl_args: &[&str], what: &str) -> ProxyProcess {
     let app = HttpTestServer::start();
     let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
-    let (mut child, curl_dir) = spawn_curl(&[
-        "-o",
-        "/dev/null",
-        &url(proxy.inbound_addr(), &format!("/bytes/{SIZE}")),
-    ]);
+    let target = url(proxy.inbound_addr(), &format!("/bytes/{SIZE}"));
+    let mut args = curl_args.to_vec();
+    args.extend(["-o", "/dev/null", &target]);
+    let (mut child, curl_dir) = spawn_curl(&args);
     let max_rss = wait_sampling_rss(&mut child, &proxy);
     let out = finish_curl(child, curl_dir);
     assert_eq!(
         (out.exit_code, out.http_code),
         (0, 200),
-        "download failed: {}",
+        "{what} failed: {}",
         out.stderr
     );
     assert_eq!(out.size_download, SIZE);
     assert!(
         max_rss < MAX_RSS_KIB,
-        "proxy RSS reached {max_rss} KiB during a 100 MB download"
+        "proxy RSS reached {max_rss} KiB during a {what}"
     );
-    eprintln!("max proxy RSS during the download: {max_rss} KiB");
+    eprintln!("max proxy RSS during a {what}: {max_rss} KiB");
+    proxy
+}
+
+#[test]
+fn download_100mb_inbound_with_bounded_rss() {
+    let proxy = download_through_inbound(&[], "100 MB download");
     // The body really went through the proxy's inbound listener.
     assert_metric_reaches(
         &proxy,
@@ -100,28 +107,8 @@ fn download_100mb_inbound_with_bounded_rss() {
 /// control and backpressure keep the proxy from buffering it.
 #[test]
 fn download_100mb_h2_slow_client_inbound_with_bounded_rss() {
-    let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
-    let (mut child, curl_dir) = spawn_curl(&[
-        "--http2-prior-knowledge",
-        "--limit-rate",
-        "50M",
-        "-o",
-        "/dev/null",
-        &url(proxy.inbound_addr(), &format!("/bytes/{SIZE}")),
-    ]);
-    let max_rss = wait_sampling_rss(&mut child, &proxy);
-    let out = finish_curl(child, curl_dir);
-    assert_eq!(
-        (out.exit_code, out.http_code),
-        (0, 200),
-        "download failed: {}",
-        out.stderr
+    download_through_inbound(
+        &["--http2-prior-knowledge", "--limit-rate", "50M"],
+        "throttled 100 MB HTTP/2 download",
     );
-    assert_eq!(out.size_download, SIZE);
-    assert!(
-        max_rss < MAX_RSS_KIB,
-        "proxy RSS reached {max_rss} KiB during a throttled 100 MB h2 download"
-    );
-    eprintln!("max proxy RSS during the throttled h2 download: {max_rss} KiB");
 }

@@ -7,6 +7,7 @@ use crate::dispatch::Proxy;
 use crate::drain::{DrainOutcome, DrainSignal};
 use crate::http::client::{HttpClient, PoolSettings};
 use crate::listen::Listener;
+use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
 use crate::metrics::process::ProcessCollector;
 use prometheus_client::registry::Registry;
@@ -139,6 +140,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .into_iter()
             .chain(bound.outbound.iter().copied())
             .collect(),
+        log_limit: LogLimit::default(),
     });
 
     // 4. Admin server on its own thread.

@@ -18,6 +18,7 @@ use crate::detect::{self, Detection, Protocol};
 use crate::drain::DrainWatch;
 use crate::http::client::HttpClient;
 use crate::io::{Io, PrefixedIo};
+use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
 use crate::metrics::{HttpHandleCache, ProxyMetrics};
 use crate::{http, tcp};
@@ -39,6 +40,8 @@ pub struct Proxy {
     pub outbound_client: HttpClient,
     /// The addresses the proxy's own listeners are bound to.
     pub listener_addrs: Vec<SocketAddr>,
+    /// Budget for log lines caused by traffic.
+    pub log_limit: LogLimit,
 }
 
 impl Proxy {
@@ -55,6 +58,25 @@ impl Proxy {
         match direction {
             Direction::Inbound => self.config.inbound_connect_timeout,
             Direction::Outbound => self.config.outbound_connect_timeout,
+        }
+    }
+
+    /// Logs a problem caused by traffic (a malformed request, an unreachable
+    /// target) at info level, within the log budget.
+    pub fn log_traffic_error(
+        &self,
+        direction: Direction,
+        peer: SocketAddr,
+        what: &str,
+        error: &dyn std::fmt::Display,
+    ) {
+        if let Some(allowed) = self.log_limit.allow() {
+            tracing::info!(
+                direction = direction.as_str(),
+                %peer,
+                held_back = allowed.held_back,
+                "{what}: {error}"
+            );
         }
     }
 
@@ -217,6 +239,12 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
                 tcp::forward(&proxy, PrefixedIo::new(prefix, io), target, direction).await
             }
             Target::Explicit => {
+                proxy.log_traffic_error(
+                    direction,
+                    context.client_addr,
+                    "closed a connection",
+                    &"not an HTTP proxy request",
+                );
                 proxy
                     .metrics
                     .tcp_errors

@@ -17,6 +17,7 @@ pub mod drain;
 pub mod http;
 pub mod io;
 pub mod listen;
+pub mod log_limit;
 pub mod metrics;
 pub mod orig_dst;
 pub mod tcp;

@@ -26,7 +26,7 @@ pub async fn forward<I: Io>(
     let stream = match connect::connect(target, proxy.connect_timeout(direction)).await {
         Ok(stream) => stream,
         Err(error) => {
-            tracing::info!(%error, "TCP forward failed");
+            proxy.log_traffic_error(direction, target, "TCP forward failed", &error);
             proxy
                 .metrics
                 .tcp_errors

@@ -123,6 +123,10 @@ fn one_megabyte_of_headers_inbound() {
                 &[("direction", "inbound"), ("result", "error")],
             )
     });
+    // Logged at the default level, naming the client.
+    weft_test_support::eventually(Duration::from_secs(10), || {
+        proxy.log().contains("malformed HTTP request")
+    });
     assert_still_serving(&proxy);
 }
 

@@ -230,7 +230,12 @@ fn error_response(
     is_grpc: bool,
     recorder: Option<ResponseRecorder>,
 ) -> Response<ProxyBody> {
-    tracing::debug!(client = %context.client_addr, direction = context.direction.as_str(), %error, "proxy error");
+    context.proxy.log_traffic_error(
+        context.direction,
+        context.client_addr,
+        "answered with a proxy error",
+        &error,
+    );
     context
         .proxy
         .metrics

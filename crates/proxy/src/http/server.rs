@@ -45,12 +45,22 @@ pub async fn serve<I: Io>(
         }
     };
     if let Err(error) = result {
-        tracing::debug!(client = %context.client_addr, %error, "HTTP connection ended with an error");
+        let label = connection_error_label(&error);
+        if error.is_parse() || error.is_parse_too_large() || error.is_parse_status() {
+            context.proxy.log_traffic_error(
+                context.direction,
+                context.client_addr,
+                "malformed HTTP request",
+                &error,
+            );
+        } else {
+            tracing::debug!(client = %context.client_addr, %error, "HTTP connection ended with an error");
+        }
         context
             .proxy
             .metrics
             .http_errors
-            .record(context.direction, connection_error_label(&error));
+            .record(context.direction, label);
     }
 }
 

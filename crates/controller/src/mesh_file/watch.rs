@@ -1,0 +1,194 @@
+//! Keeping the catalog in step with the mesh file: [`MeshFileSource::reload`]
+//! (read, parse, reset the catalog when the text changed) and
+//! [`MeshFileSource::run`] (reload on inotify events and on a one-second poll,
+//! so edits land within a second even where inotify misses them).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use notify::Watcher;
+
+use super::{DocumentProblem, MeshFileError, parse_mesh};
+use crate::catalog::SharedCatalog;
+
+/// How often the file is re-read when no change event arrives.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long to let a burst of change events (an editor's save) settle.
+const SETTLE_DELAY: Duration = Duration::from_millis(50);
+
+/// How loading the mesh file is going: for logs, metrics and `/ready`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeshFileStatus {
+    /// Loads that reached the catalog.
+    pub good_loads: u64,
+    /// Distinct failed attempts (the same bad text is counted once).
+    pub failed_loads: u64,
+    /// When the catalog last took a version of the file.
+    pub last_good_load: Option<SystemTime>,
+    /// How many objects that version held.
+    pub objects: usize,
+    /// The latest attempt's error, one problem per line; `None` once a good version loads.
+    pub last_error: Option<String>,
+    /// The latest attempt's problems (empty for read errors).
+    pub last_problems: Vec<DocumentProblem>,
+    /// When the latest failure happened.
+    pub last_error_at: Option<SystemTime>,
+}
+
+impl MeshFileStatus {
+    /// Whether the file as it is now is the version being served.
+    pub fn is_current(&self) -> bool {
+        self.last_good_load.is_some() && self.last_error.is_none()
+    }
+}
+
+/// What was last tried, so an unchanged file is neither reloaded nor re-reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Attempt {
+    Text(String),
+    Unreadable(String),
+}
+
+/// The mesh file feeding a catalog.
+#[derive(Debug)]
+pub struct MeshFileSource {
+    path: PathBuf,
+    catalog: SharedCatalog,
+    status: Arc<Mutex<MeshFileStatus>>,
+    last_attempt: Option<Attempt>,
+}
+
+impl MeshFileSource {
+    /// A source for `path` feeding `catalog`; nothing is read until [`reload`](Self::reload).
+    pub fn new(path: impl Into<PathBuf>, catalog: SharedCatalog) -> Self {
+        Self {
+            path: path.into(),
+            catalog,
+            status: Arc::default(),
+            last_attempt: None,
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A copy of the current status.
+    pub fn status(&self) -> MeshFileStatus {
+        lock(&self.status).clone()
+    }
+
+    /// The live status, for an admin server that outlives this value's moves.
+    pub fn status_handle(&self) -> Arc<Mutex<MeshFileStatus>> {
+        Arc::clone(&self.status)
+    }
+
+    /// Reads the file; when its text changed since the last attempt, parses it
+    /// and resets the catalog. `Ok(true)`: a new version is serving;
+    /// `Ok(false)`: nothing changed; `Err`: this version is invalid (recorded in
+    /// the status and logged) and the last good one keeps serving.
+    pub fn reload(&mut self) -> Result<bool, MeshFileError> {
+        let read = std::fs::read_to_string(&self.path);
+        let attempt = match &read {
+            Ok(text) => Attempt::Text(text.clone()),
+            Err(error) => Attempt::Unreadable(error.to_string()),
+        };
+        if self.last_attempt.as_ref() == Some(&attempt) {
+            return Ok(false);
+        }
+        self.last_attempt = Some(attempt);
+        let loaded = read
+            .map_err(|source| MeshFileError::Read {
+                path: self.path.clone(),
+                source,
+            })
+            .and_then(|text| {
+                parse_mesh(&text).map_err(|problems| MeshFileError::Invalid {
+                    path: self.path.clone(),
+                    problems,
+                })
+            })
+            .and_then(|objects| {
+                let count = objects.len();
+                lock(&self.catalog)
+                    .reset(objects)
+                    .map(|()| count)
+                    .map_err(|source| MeshFileError::Rejected {
+                        path: self.path.clone(),
+                        source,
+                    })
+            });
+        let mut status = lock(&self.status);
+        match loaded {
+            Ok(count) => {
+                status.good_loads += 1;
+                status.last_good_load = Some(SystemTime::now());
+                status.objects = count;
+                status.last_error = None;
+                status.last_problems.clear();
+                tracing::info!(path = %self.path.display(), objects = count, "mesh file loaded");
+                Ok(true)
+            }
+            Err(error) => {
+                status.failed_loads += 1;
+                status.last_error = Some(error.to_string());
+                status.last_problems = error.problems().to_vec();
+                status.last_error_at = Some(SystemTime::now());
+                tracing::warn!(path = %self.path.display(), "mesh file rejected; the last good version keeps serving:\n{error}");
+                Err(error)
+            }
+        }
+    }
+
+    /// Watches the file until `shutdown` completes: reloads on change events
+    /// (the directory is watched, as editors replace files) and every
+    /// [`POLL_INTERVAL`].
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let (notify_sender, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+        let directory = match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+            // A full queue already means "look again".
+            let _ = notify_sender.try_send(());
+        })
+        .and_then(|mut watcher| {
+            watcher
+                .watch(&directory, notify::RecursiveMode::NonRecursive)
+                .map(|()| watcher)
+        });
+        let _watcher = match watcher {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(directory = %directory.display(), %error, "cannot watch the mesh file; polling only");
+                None
+            }
+        };
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = poll.tick() => {}
+                Some(()) = changes.recv() => {
+                    tokio::time::sleep(SETTLE_DELAY).await;
+                    while changes.try_recv().is_ok() {}
+                }
+            }
+            // Errors are recorded in the status and logged by reload.
+            let _ = self.reload();
+        }
+    }
+}
+
+/// Locks, recovering the data if a holder panicked (the catalog stays usable).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,38 @@
+//! weft-core: the mesh model.
+//!
+//! Kubernetes-shaped domain types shared by the controller's sources (mesh file,
+//! later Kubernetes), its servers and the CLI, plus the pure decisions made on
+//! them. Nothing here does I/O or knows protobuf.
+//!
+//! ```text
+//! Service (core/v1, k8s-openapi)  ──selects by labels──►  Workload (weft.dev/v1alpha1)
+//!        ▲ named by                                         ports resolve named targetPorts
+//! ServiceProfile (linkerd.io/v1alpha2)   routes, response classes, retry budget
+//! TrafficSplit (split.smi-spec.io/v1alpha1)  apex service → weighted backends
+//! ```
+//!
+//! | module      | what it holds |
+//! |-------------|---------------|
+//! | [`object`]  | [`MeshObject`]: one parsed object of any kind, its [`Kind`] and [`ObjectKey`] |
+//! | [`service`] | selector matching, named target ports, cluster IPs (pure) |
+//! | [`workload`]| the `Workload` kind |
+//! | [`profile`] | `ServiceProfile`, route matching, response classification |
+//! | [`duration`]| Go duration strings (`250ms`, `1m30s`) |
+//! | [`split`]   | `TrafficSplit`, quantity weights, `dst_overrides` |
+//! | [`names`]   | fully-qualified service names |
+
+pub mod duration;
+pub mod names;
+pub mod object;
+pub mod profile;
+pub mod service;
+pub mod split;
+pub mod workload;
+
+pub use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+pub use object::{Kind, MeshObject, ObjectError, ObjectKey};
+pub use profile::ServiceProfile;
+pub use split::TrafficSplit;
+pub use workload::Workload;

@@ -1,0 +1,214 @@
+//! One mesh object of any kind ([`MeshObject`]), its [`Kind`] (chosen by
+//! `apiVersion` + `kind`) and its [`ObjectKey`] (kind, namespace, name) — what
+//! sources hand to the catalog.
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::profile::{self, ServiceProfile};
+use crate::service::namespace_or_default;
+use crate::split::{self, TrafficSplit};
+use crate::workload::{self, Workload};
+
+/// Why an object cannot enter the mesh model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// `apiVersion`/`kind` is not one of the kinds weft knows.
+    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, {workload} Workload, {profile} ServiceProfile or {split} TrafficSplit)",
+        workload = workload::API_VERSION, profile = profile::API_VERSION, split = split::API_VERSION)]
+    UnsupportedKind {
+        /// `apiVersion` as written.
+        api_version: String,
+        /// `kind` as written.
+        kind: String,
+    },
+    /// `metadata.name` is missing or empty.
+    #[error("metadata.name is required")]
+    MissingName,
+}
+
+/// The kinds of the mesh model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// core/v1 Service.
+    Service,
+    /// weft.dev/v1alpha1 Workload.
+    Workload,
+    /// linkerd.io/v1alpha2 ServiceProfile.
+    ServiceProfile,
+    /// split.smi-spec.io/v1alpha1 TrafficSplit.
+    TrafficSplit,
+}
+
+impl Kind {
+    /// The kind for an `apiVersion` and `kind` pair.
+    pub fn from_type(api_version: &str, kind: &str) -> Result<Self, ObjectError> {
+        match (api_version, kind) {
+            ("v1", "Service") => Ok(Kind::Service),
+            (workload::API_VERSION, workload::KIND) => Ok(Kind::Workload),
+            (profile::API_VERSION, profile::KIND) => Ok(Kind::ServiceProfile),
+            (split::API_VERSION, split::KIND) => Ok(Kind::TrafficSplit),
+            _ => Err(ObjectError::UnsupportedKind {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, formatter)
+    }
+}
+
+/// Identifies an object: kind, namespace (`default` when absent) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// A key from its parts.
+    pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// One object of the mesh model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MeshObject {
+    /// A Service.
+    Service(Box<Service>),
+    /// A Workload.
+    Workload(Box<Workload>),
+    /// A ServiceProfile.
+    ServiceProfile(Box<ServiceProfile>),
+    /// A TrafficSplit.
+    TrafficSplit(Box<TrafficSplit>),
+}
+
+impl MeshObject {
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            MeshObject::Service(_) => Kind::Service,
+            MeshObject::Workload(_) => Kind::Workload,
+            MeshObject::ServiceProfile(_) => Kind::ServiceProfile,
+            MeshObject::TrafficSplit(_) => Kind::TrafficSplit,
+        }
+    }
+
+    /// Its metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            MeshObject::Service(service) => &service.metadata,
+            MeshObject::Workload(workload) => &workload.metadata,
+            MeshObject::ServiceProfile(profile) => &profile.metadata,
+            MeshObject::TrafficSplit(split) => &split.metadata,
+        }
+    }
+
+    /// Its key; fails when it has no name.
+    pub fn key(&self) -> Result<ObjectKey, ObjectError> {
+        let metadata = self.metadata();
+        let name = metadata
+            .name
+            .as_deref()
+            .filter(|name| !name.is_empty())
+            .ok_or(ObjectError::MissingName)?;
+        Ok(ObjectKey::new(
+            self.kind(),
+            namespace_or_default(metadata.namespace.as_deref()),
+            name,
+        ))
+    }
+}
+
+impl From<Service> for MeshObject {
+    fn from(service: Service) -> Self {
+        MeshObject::Service(Box::new(service))
+    }
+}
+
+impl From<Workload> for MeshObject {
+    fn from(workload: Workload) -> Self {
+        MeshObject::Workload(Box::new(workload))
+    }
+}
+
+impl From<ServiceProfile> for MeshObject {
+    fn from(profile: ServiceProfile) -> Self {
+        MeshObject::ServiceProfile(Box::new(profile))
+    }
+}
+
+impl From<TrafficSplit> for MeshObject {
+    fn from(split: TrafficSplit) -> Self {
+        MeshObject::TrafficSplit(Box::new(split))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_type() {
+        let cases: &[(&str, &str, Option<Kind>)] = &[
+            ("v1", "Service", Some(Kind::Service)),
+            ("weft.dev/v1alpha1", "Workload", Some(Kind::Workload)),
+            (
+                "linkerd.io/v1alpha2",
+                "ServiceProfile",
+                Some(Kind::ServiceProfile),
+            ),
+            (
+                "split.smi-spec.io/v1alpha1",
+                "TrafficSplit",
+                Some(Kind::TrafficSplit),
+            ),
+            ("linkerd.io/v1alpha1", "ServiceProfile", None),
+            ("v1", "Pod", None),
+        ];
+        for (api_version, kind, expected) in cases {
+            assert_eq!(
+                Kind::from_type(api_version, kind).ok(),
+                *expected,
+                "{api_version} {kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_default_the_namespace_and_need_a_name() {
+        let named: Service =
+            serde_saphyr::from_str("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n")
+                .unwrap();
+        assert_eq!(
+            MeshObject::from(named).key(),
+            Ok(ObjectKey::new(Kind::Service, "default", "web"))
+        );
+        let unnamed: Service =
+            serde_saphyr::from_str("apiVersion: v1\nkind: Service\nmetadata: {}\n").unwrap();
+        assert_eq!(
+            MeshObject::from(unnamed).key(),
+            Err(ObjectError::MissingName)
+        );
+    }
+}

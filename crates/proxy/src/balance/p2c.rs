@@ -213,6 +213,20 @@ impl<M> EndpointSet<M> {
     /// Adds an endpoint, or replaces the metadata of an existing one while
     /// keeping its load state.
     pub fn insert(&mut self, address: SocketAddr, metadata: M, now: Instant) {
+        let config = self.config;
+        self.upsert(address, metadata, || {
+            Arc::new(EndpointLoad::new(config, now))
+        });
+    }
+
+    /// Replaces the metadata of a present endpoint (keeping its load), or
+    /// adds it with the load `new_load` makes.
+    fn upsert(
+        &mut self,
+        address: SocketAddr,
+        metadata: M,
+        new_load: impl FnOnce() -> Arc<EndpointLoad>,
+    ) {
         match self.positions.entry(address) {
             Entry::Occupied(position) => {
                 let existing = &mut self.endpoints[*position.get()];
@@ -227,7 +241,7 @@ impl<M> EndpointSet<M> {
                 self.endpoints.push(Arc::new(Endpoint {
                     address,
                     metadata,
-                    load: Arc::new(EndpointLoad::new(self.config, now)),
+                    load: new_load(),
                 }));
             }
         }
@@ -255,29 +269,13 @@ impl<M> EndpointSet<M> {
             .map(|endpoint| (endpoint.address, endpoint.load.clone()))
             .collect();
         self.positions.clear();
+        let config = self.config;
         for (address, metadata) in endpoints {
-            let load = previous
-                .remove(&address)
-                .unwrap_or_else(|| Arc::new(EndpointLoad::new(self.config, now)));
-            match self.positions.entry(address) {
-                // A duplicate address in one reset: the last metadata wins.
-                Entry::Occupied(position) => {
-                    let existing = &mut self.endpoints[*position.get()];
-                    *existing = Arc::new(Endpoint {
-                        address,
-                        metadata,
-                        load: existing.load.clone(),
-                    });
-                }
-                Entry::Vacant(position) => {
-                    position.insert(self.endpoints.len());
-                    self.endpoints.push(Arc::new(Endpoint {
-                        address,
-                        metadata,
-                        load,
-                    }));
-                }
-            }
+            // A duplicate address in one reset: the last metadata wins.
+            let load = previous.remove(&address);
+            self.upsert(address, metadata, || {
+                load.unwrap_or_else(|| Arc::new(EndpointLoad::new(config, now)))
+            });
         }
     }
 

@@ -31,7 +31,7 @@ use weft_core::split::TrafficSplit;
 use weft_core::workload::Workload;
 
 pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, snapshot};
-pub use profiles::{Profile, ProfileSources, profile_of};
+pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.
@@ -231,7 +231,13 @@ impl Catalog {
 
     /// The profile answer for `service:port`, or `None` when the service does not exist.
     pub fn profile(&self, target: &ServicePort) -> Option<Profile> {
-        self.service(&target.service)?;
+        let service = self.service(&target.service)?;
+        let opaque_ports_annotation = service
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(profiles::OPAQUE_PORTS_ANNOTATION))
+            .map(String::as_str);
         let ServiceName { namespace, name } = &target.service;
         let profile_name = target.service.fully_qualified(&self.cluster_domain);
         let profile = self
@@ -251,6 +257,7 @@ impl Catalog {
             profile,
             split,
             cluster_domain: &self.cluster_domain,
+            opaque_ports_annotation,
         }))
     }
 
@@ -307,6 +314,10 @@ impl Catalog {
         if let Some(watch) = self.endpoint_watches.get_mut(target) {
             // A fresh channel has room for the snapshot.
             let _ = sender.try_send(snapshot(&watch.current, watch.exists));
+            // Subscribers that went away are otherwise only noticed on the next change.
+            watch
+                .subscribers
+                .retain(|subscriber| !subscriber.is_closed());
             watch.subscribers.push(sender);
         }
         receiver

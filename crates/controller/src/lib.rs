@@ -1,13 +1,18 @@
 //! weft-controller: the control plane.
 //!
 //! ```text
-//! mesh file ──mesh_file (source)──► catalog (index) ──► (next) destination gRPC server
+//! mesh file ──mesh_file (source)──► catalog (index) ──► destination (gRPC, protobuf only here)
+//!                                                   app: wiring, admin server (/metrics /ready /live)
 //! ```
 //!
 //! | module        | what it is |
 //! |---------------|------------|
 //! | [`catalog`]   | the mesh model: a synchronous in-memory index with subscriptions |
 //! | [`mesh_file`] | the mesh-file source: parse, validate, reset the catalog, watch for edits |
+//! | [`destination`] | the Destination gRPC service: path parsing, translation, streams |
+//! | [`app`]       | `weft-controller`'s wiring in start-up order, admin server, shutdown |
 
+pub mod app;
 pub mod catalog;
+pub mod destination;
 pub mod mesh_file;

@@ -22,7 +22,14 @@ pub struct Profile {
     /// Weighted destinations: the split's backends, the profile's
     /// `dstOverrides`, or the service itself.
     pub dst_overrides: Vec<WeightedDestination>,
+    /// Whether the port is opaque (no protocol detection): listed in the
+    /// ServiceProfile's `opaquePorts` or the service's
+    /// `config.linkerd.io/opaque-ports` annotation.
+    pub opaque_protocol: bool,
 }
+
+/// The service annotation listing opaque ports, as Linkerd names it.
+pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
 
 /// The inputs of one profile answer.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +44,8 @@ pub struct ProfileSources<'objects> {
     pub split: Option<&'objects TrafficSplit>,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: &'objects str,
+    /// The service's `config.linkerd.io/opaque-ports` annotation, if any.
+    pub opaque_ports_annotation: Option<&'objects str>,
 }
 
 /// Builds the profile answer from its sources.
@@ -58,5 +67,45 @@ pub fn profile_of(sources: ProfileSources<'_>) -> Profile {
                 .unwrap_or_default(),
             sources.cluster_domain,
         ),
+        opaque_protocol: spec
+            .into_iter()
+            .flat_map(|spec| spec.opaque_ports.iter().map(String::as_str))
+            .chain(sources.opaque_ports_annotation)
+            .any(|list| lists_port(list, sources.port)),
+    }
+}
+
+/// Whether a port list such as `3306,5432`, `4000-4100` or `443` contains
+/// `port`. Entries that do not parse are ignored.
+pub fn lists_port(list: &str, port: u16) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|entry| match entry.split_once('-') {
+            Some((low, high)) => match (low.trim().parse::<u16>(), high.trim().parse::<u16>()) {
+                (Ok(low), Ok(high)) => (low..=high).contains(&port),
+                _ => false,
+            },
+            None => entry.parse::<u16>() == Ok(port),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lists_port;
+
+    #[test]
+    fn port_lists() {
+        let cases: &[(&str, u16, bool)] = &[
+            ("3306", 3306, true),
+            ("3306", 3307, false),
+            ("80, 3306", 3306, true),
+            ("4000-4100", 4050, true),
+            ("4000-4100", 4101, false),
+            ("", 80, false),
+            ("http", 80, false),
+        ];
+        for (list, port, expected) in cases {
+            assert_eq!(lists_port(list, *port), *expected, "{list} {port}");
+        }
     }
 }

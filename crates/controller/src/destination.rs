@@ -1,0 +1,12 @@
+//! The Destination gRPC service (`io.linkerd.proxy.destination`): the only
+//! module that speaks protobuf.
+//!
+//! | module        | what it is |
+//! |---------------|------------|
+//! | [`translate`] | pure conversions: request paths → targets, catalog answers → messages |
+//! | [`server`]    | the tonic service: subscriptions turned into response streams |
+
+pub mod server;
+pub mod translate;
+
+pub use server::{DestinationMetrics, DestinationService, ServerError};

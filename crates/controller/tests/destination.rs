@@ -1,0 +1,517 @@
+//! Wire contract of the real `weft-controller` binary: a Destination client
+//! built from `linkerd2-proxy-api` talks to it over loopback while the test
+//! edits its mesh file.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use linkerd2_proxy_api::destination::destination_client::DestinationClient;
+use linkerd2_proxy_api::destination::update::Update as UpdateKind;
+use linkerd2_proxy_api::destination::{DestinationProfile, GetDestination, Update};
+use linkerd2_proxy_api::net::TcpAddress;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::transport::Channel;
+use tonic::{Code, Streaming};
+
+const EXAMPLE: &str = include_str!("../examples/mesh.yaml");
+/// Generous bound for anything not stated by the issue (start-up, first message).
+const PATIENCE: Duration = Duration::from_secs(10);
+/// The issue's bound for a mesh-file edit to reach a stream.
+const EDIT_DEADLINE: Duration = Duration::from_secs(1);
+
+const NEW_WORKLOAD: &str = "
+---
+apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: web-3
+  namespace: shop
+  labels: {app: web, version: v1}
+spec:
+  serviceAccount: web
+  addresses: [127.0.0.5]
+  ports:
+  - {name: http, port: 8085}
+  meshed: true
+";
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "weft-controller-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    fn mesh_file(&self) -> PathBuf {
+        self.0.join("mesh.yaml")
+    }
+
+    /// Replaces the mesh file atomically (write, then rename), as editors do.
+    fn write_mesh(&self, text: &str) {
+        let staging = self.0.join(".mesh.yaml.tmp");
+        std::fs::write(&staging, text).unwrap();
+        std::fs::rename(&staging, self.mesh_file()).unwrap();
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The controller process, killed on drop.
+struct Controller {
+    child: Child,
+    destination: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Controller {
+    fn spawn(mesh_file: &Path, destination: SocketAddr, admin: SocketAddr) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_weft-controller"))
+            .arg("--mesh-file")
+            .arg(mesh_file)
+            .arg("--destination-addr")
+            .arg(destination.to_string())
+            .arg("--admin-addr")
+            .arg(admin.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weft-controller starts")
+    }
+
+    async fn start(mesh_file: &Path) -> Self {
+        let destination: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Self::spawn(mesh_file, destination, admin);
+        let mut controller = Self {
+            child,
+            destination,
+            admin,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok((200, _)) = http_get(controller.admin, "/ready").await {
+                return controller;
+            }
+            if let Some(status) = controller.child.try_wait().unwrap() {
+                panic!("weft-controller exited early: {status}");
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "controller never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn client(&self) -> DestinationClient<Channel> {
+        DestinationClient::connect(format!("http://{}", self.destination))
+            .await
+            .expect("connects to the Destination service")
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bare HTTP/1.1 GET: (status, body).
+async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn request(path: &str) -> GetDestination {
+    GetDestination {
+        scheme: "k8s".to_string(),
+        path: path.to_string(),
+        context_token: String::new(),
+    }
+}
+
+async fn next_update(stream: &mut Streaming<Update>, within: Duration) -> UpdateKind {
+    tokio::time::timeout(within, stream.message())
+        .await
+        .expect("an update in time")
+        .expect("a healthy stream")
+        .expect("the stream is open")
+        .update
+        .expect("update set")
+}
+
+async fn next_profile(
+    stream: &mut Streaming<DestinationProfile>,
+    within: Duration,
+) -> DestinationProfile {
+    tokio::time::timeout(within, stream.message())
+        .await
+        .expect("a profile in time")
+        .expect("a healthy stream")
+        .expect("the stream is open")
+}
+
+fn socket(address: &TcpAddress) -> SocketAddr {
+    let ip: std::net::IpAddr = address.ip.expect("ip").try_into().expect("valid ip");
+    SocketAddr::new(ip, u16::try_from(address.port).unwrap())
+}
+
+fn sorted(mut addresses: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    addresses.sort();
+    addresses
+}
+
+fn addresses(list: &[&str]) -> Vec<SocketAddr> {
+    sorted(list.iter().map(|text| text.parse().unwrap()).collect())
+}
+
+fn label<'a>(labels: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
+    labels.get(key).map(String::as_str)
+}
+
+/// The gRPC code a call ends with: refused up front or as the first message.
+async fn code_of<T>(result: Result<tonic::Response<Streaming<T>>, tonic::Status>) -> Code {
+    match result {
+        Err(status) => status.code(),
+        Ok(response) => match response.into_inner().message().await {
+            Err(status) => status.code(),
+            Ok(_) => Code::Ok,
+        },
+    }
+}
+
+#[tokio::test]
+async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
+    let scratch = Scratch::new("get");
+    scratch.write_mesh(EXAMPLE);
+    let controller = Controller::start(&scratch.mesh_file()).await;
+    let mut client = controller.client().await;
+    let mut stream = client
+        .get(request("web.shop.svc.cluster.local:80"))
+        .await
+        .expect("Get accepted")
+        .into_inner();
+
+    // The current set first, with set-level and per-address labels.
+    let UpdateKind::Add(set) = next_update(&mut stream, PATIENCE).await else {
+        panic!("first message must be an Add");
+    };
+    assert_eq!(label(&set.metric_labels, "service"), Some("web"));
+    assert_eq!(label(&set.metric_labels, "namespace"), Some("shop"));
+    let found = sorted(
+        set.addrs
+            .iter()
+            .map(|addr| socket(addr.addr.as_ref().unwrap()))
+            .collect(),
+    );
+    assert_eq!(
+        found,
+        addresses(&["127.0.0.1:8081", "127.0.0.2:8082", "127.0.0.3:8083"])
+    );
+    let web_1 = set
+        .addrs
+        .iter()
+        .find(|addr| socket(addr.addr.as_ref().unwrap()).port() == 8081)
+        .unwrap();
+    assert_eq!(web_1.weight, 10_000);
+    assert_eq!(label(&web_1.metric_labels, "workload"), Some("web-1"));
+    assert_eq!(label(&web_1.metric_labels, "serviceaccount"), Some("web"));
+    assert_eq!(label(&web_1.metric_labels, "namespace"), Some("shop"));
+    assert!(web_1.tls_identity.is_none() && web_1.protocol_hint.is_none());
+
+    let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("weft_controller_destination_get_streams 1"),
+        "{metrics}"
+    );
+
+    // An added workload arrives as an Add diff of just that address.
+    let with_web_3 = format!("{EXAMPLE}{NEW_WORKLOAD}");
+    scratch.write_mesh(&with_web_3);
+    let UpdateKind::Add(diff) = next_update(&mut stream, EDIT_DEADLINE).await else {
+        panic!("expected an Add diff");
+    };
+    let found: Vec<SocketAddr> = diff
+        .addrs
+        .iter()
+        .map(|addr| socket(addr.addr.as_ref().unwrap()))
+        .collect();
+    assert_eq!(found, addresses(&["127.0.0.5:8085"]));
+
+    // A removed workload arrives as a Remove.
+    let without_web_2 = with_web_3.replace("addresses: [127.0.0.2]", "addresses: []");
+    scratch.write_mesh(&without_web_2);
+    let UpdateKind::Remove(removed) = next_update(&mut stream, EDIT_DEADLINE).await else {
+        panic!("expected a Remove");
+    };
+    let found: Vec<SocketAddr> = removed.addrs.iter().map(socket).collect();
+    assert_eq!(found, addresses(&["127.0.0.2:8082"]));
+
+    // A broken edit changes nothing on the stream and shows on /ready.
+    scratch.write_mesh(&format!(
+        "{without_web_2}---\napiVersion: v1\nkind: Service\nmetadata: {{name: broken}}\nspec: {{ports: nope}}\n"
+    ));
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), stream.message()).await;
+    assert!(
+        quiet.is_err(),
+        "a broken edit must not reach the stream: {quiet:?}"
+    );
+    let (status, body) = http_get(controller.admin, "/ready").await.unwrap();
+    assert_eq!(status, 200, "the last good version keeps serving: {body}");
+    let ready: serde_json::Value = serde_json::from_str(body.trim()).expect("JSON body");
+    let last_error = ready["mesh_file"]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        last_error.contains("mesh.yaml") && last_error.contains("document 12"),
+        "{body}"
+    );
+    assert_eq!(ready["mesh_file"]["current"], false, "{body}");
+
+    // The client going away ends the stream on the server.
+    drop(stream);
+    let started = Instant::now();
+    loop {
+        let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+        if metrics.contains("weft_controller_destination_get_streams 0") {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "stream still open: {metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_names_and_malformed_paths_get_the_reference_answers() {
+    let scratch = Scratch::new("names");
+    scratch.write_mesh(EXAMPLE);
+    let controller = Controller::start(&scratch.mesh_file()).await;
+    let mut client = controller.client().await;
+
+    let mut unknown = client
+        .get(request("nope.shop.svc.cluster.local:80"))
+        .await
+        .expect("Get accepted")
+        .into_inner();
+    assert_eq!(
+        next_update(&mut unknown, PATIENCE).await,
+        UpdateKind::NoEndpoints(linkerd2_proxy_api::destination::NoEndpoints { exists: false })
+    );
+
+    for path in [
+        "web:80",
+        "web.shop.svc.cluster.local:http",
+        "",
+        "web.example.com:80",
+    ] {
+        assert_eq!(
+            code_of(client.get(request(path)).await).await,
+            Code::InvalidArgument,
+            "Get {path:?}"
+        );
+        assert_eq!(
+            code_of(client.get_profile(request(path)).await).await,
+            Code::InvalidArgument,
+            "GetProfile {path:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_profile_by_name_and_by_address() {
+    let scratch = Scratch::new("profile");
+    scratch.write_mesh(EXAMPLE);
+    let controller = Controller::start(&scratch.mesh_file()).await;
+    let mut client = controller.client().await;
+
+    for path in ["web.shop.svc.cluster.local:80", "10.96.0.10:80"] {
+        let mut stream = client
+            .get_profile(request(path))
+            .await
+            .expect("GetProfile accepted")
+            .into_inner();
+        let profile = next_profile(&mut stream, PATIENCE).await;
+        assert_eq!(
+            profile.fully_qualified_name, "web.shop.svc.cluster.local",
+            "{path}"
+        );
+        let routes: Vec<(&str, bool)> = profile
+            .routes
+            .iter()
+            .map(|route| {
+                (
+                    label(&route.metrics_labels, "route").unwrap(),
+                    route.is_retryable,
+                )
+            })
+            .collect();
+        assert_eq!(
+            routes,
+            vec![("GET /api/items", true), ("POST /api/orders", false)],
+            "{path}"
+        );
+        let budget = profile.retry_budget.expect("retry budget");
+        assert_eq!(budget.min_retries_per_second, 10);
+        let overrides: Vec<(&str, u32)> = profile
+            .dst_overrides
+            .iter()
+            .map(|destination| (destination.authority.as_str(), destination.weight))
+            .collect();
+        assert_eq!(
+            overrides,
+            vec![
+                ("web-v1.shop.svc.cluster.local.:80", 9000),
+                ("web-v2.shop.svc.cluster.local.:80", 1000),
+            ],
+            "{path}"
+        );
+        assert!(profile.endpoint.is_none(), "{path}");
+    }
+
+    // A workload's address: `endpoint` set so the proxy connects directly.
+    let mut stream = client
+        .get_profile(request("127.0.0.1:8081"))
+        .await
+        .expect("GetProfile accepted")
+        .into_inner();
+    let profile = next_profile(&mut stream, PATIENCE).await;
+    let endpoint = profile
+        .endpoint
+        .expect("endpoint set for a workload address");
+    assert_eq!(
+        socket(endpoint.addr.as_ref().unwrap()),
+        "127.0.0.1:8081".parse().unwrap()
+    );
+    assert_eq!(label(&endpoint.metric_labels, "workload"), Some("web-1"));
+    assert!(profile.routes.is_empty() && profile.dst_overrides.is_empty());
+
+    // Any other address: the default profile, no endpoint.
+    let mut stream = client
+        .get_profile(request("192.0.2.1:80"))
+        .await
+        .expect("GetProfile accepted")
+        .into_inner();
+    let profile = next_profile(&mut stream, PATIENCE).await;
+    assert!(profile.endpoint.is_none() && profile.fully_qualified_name.is_empty());
+    assert!(profile.retry_budget.is_some());
+
+    // The profile stream follows edits: without the split, the service itself.
+    let mut stream = client
+        .get_profile(request("web.shop.svc.cluster.local:80"))
+        .await
+        .expect("GetProfile accepted")
+        .into_inner();
+    next_profile(&mut stream, PATIENCE).await;
+    let without_split = EXAMPLE
+        .split_once("---\napiVersion: split.smi-spec.io/v1alpha1")
+        .map(|(before, _)| before.to_string())
+        .expect("the example has a split");
+    scratch.write_mesh(&without_split);
+    let profile = next_profile(&mut stream, EDIT_DEADLINE).await;
+    let overrides: Vec<(&str, u32)> = profile
+        .dst_overrides
+        .iter()
+        .map(|destination| (destination.authority.as_str(), destination.weight))
+        .collect();
+    assert_eq!(overrides, vec![("web.shop.svc.cluster.local.:80", 10_000)]);
+}
+
+#[tokio::test]
+async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
+    let scratch = Scratch::new("startup");
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+
+    // A missing file: exit 64, naming the file.
+    let destination: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let output = Controller::spawn(&scratch.mesh_file(), destination, admin)
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("mesh.yaml"), "{stderr}");
+
+    // A bad file: exit 64, naming file, document and line.
+    scratch.write_mesh("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: 7}\n");
+    let output = Controller::spawn(&scratch.mesh_file(), destination, admin)
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("mesh.yaml: document 1, line 4"), "{stderr}");
+
+    // A taken port: the flag is named.
+    scratch.write_mesh(EXAMPLE);
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = Controller::spawn(&scratch.mesh_file(), taken.local_addr().unwrap(), admin)
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--destination-addr"), "{stderr}");
+    drop(taken);
+
+    // SIGTERM with a stream open: a clean exit.
+    let mut controller = Controller::start(&scratch.mesh_file()).await;
+    let mut client = controller.client().await;
+    let mut stream = client
+        .get(request("web.shop.svc.cluster.local:80"))
+        .await
+        .expect("Get accepted")
+        .into_inner();
+    next_update(&mut stream, PATIENCE).await;
+    let signalled = Command::new("kill")
+        .arg("-TERM")
+        .arg(controller.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = controller.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < PATIENCE, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}

@@ -12,6 +12,7 @@ pub mod balance;
 pub mod config;
 pub mod connect;
 pub mod detect;
+pub mod discovery;
 pub mod dispatch;
 pub mod drain;
 pub mod http;

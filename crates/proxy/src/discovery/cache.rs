@@ -1,0 +1,154 @@
+//! The per-target cache of active lookups, so every connection to one
+//! target shares one stream, one watch and one balancer.
+//!
+//! ```text
+//! cache.profile("10.0.0.7:80") ──► cached ProfileWatch clone (or a new lookup)
+//! sweeper, every idle_timeout / 4:
+//!   held only by the cache? ─► idle since now (if not already)
+//!   idle ≥ idle_timeout     ─► evict: the last handle drops, the stream closes
+//! ```
+//!
+//! An entry is idle once every handle the cache gave out has been dropped;
+//! it is evicted between `idle_timeout` and `idle_timeout + 2 × sweep
+//! interval` later. A lookup that was not discoverable stays cached (and
+//! answers at once) until it is evicted like any other.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::client::{DiscoveryClient, EndpointsWatch, LookupWatch, ProfileWatch};
+
+/// Default idle period before a lookup nobody holds is dropped (Linkerd's
+/// outbound discovery idle timeout).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared lookups per target. Cheap to clone; clones share entries.
+#[derive(Clone, Debug)]
+pub struct DiscoveryCache {
+    client: DiscoveryClient,
+    entries: Arc<Mutex<Entries>>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    profiles: HashMap<String, Entry<ProfileWatch>>,
+    endpoints: HashMap<String, Entry<EndpointsWatch>>,
+}
+
+#[derive(Debug)]
+struct Entry<W> {
+    watch: W,
+    idle_since: Option<Instant>,
+}
+
+impl DiscoveryCache {
+    /// A cache over `client` whose entries are evicted after `idle_timeout`
+    /// unheld. Spawns the sweeper, which stops when the last clone of the
+    /// cache is dropped; call it inside a tokio runtime.
+    pub fn new(client: DiscoveryClient, idle_timeout: Duration) -> DiscoveryCache {
+        let entries = Arc::new(Mutex::new(Entries::default()));
+        let weak = Arc::downgrade(&entries);
+        let interval = (idle_timeout / 4).max(Duration::from_millis(10));
+        tokio::spawn(sweep_until_dropped(weak, idle_timeout, interval));
+        DiscoveryCache { client, entries }
+    }
+
+    /// The profile lookup of `target`, shared with every other caller.
+    pub fn profile(&self, target: &str) -> ProfileWatch {
+        let mut entries = self.lock();
+        let entry = entries
+            .profiles
+            .entry(target.to_string())
+            .or_insert_with(|| Entry {
+                watch: self.client.profile(target),
+                idle_since: None,
+            });
+        entry.idle_since = None;
+        entry.watch.clone()
+    }
+
+    /// The endpoint lookup (and balancer) of `authority`, shared with every
+    /// other caller.
+    pub fn endpoints(&self, authority: &str) -> EndpointsWatch {
+        let mut entries = self.lock();
+        let entry = entries
+            .endpoints
+            .entry(authority.to_string())
+            .or_insert_with(|| Entry {
+                watch: self.client.endpoints(authority),
+                idle_since: None,
+            });
+        entry.idle_since = None;
+        entry.watch.clone()
+    }
+
+    /// Number of cached lookups (profiles and endpoint sets).
+    pub fn len(&self) -> usize {
+        let entries = self.lock();
+        entries.profiles.len() + entries.endpoints.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        lock(&self.entries)
+    }
+}
+
+fn lock(entries: &Mutex<Entries>) -> MutexGuard<'_, Entries> {
+    // Every operation leaves the maps consistent before it can panic.
+    entries.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn sweep_until_dropped(
+    entries: Weak<Mutex<Entries>>,
+    idle_timeout: Duration,
+    interval: Duration,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(entries) = entries.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut entries = lock(&entries);
+        sweep(&mut entries.profiles, now, idle_timeout, |watch| watch);
+        sweep(
+            &mut entries.endpoints,
+            now,
+            idle_timeout,
+            EndpointsWatch::lookup,
+        );
+    }
+}
+
+/// Marks entries held only by the cache as idle and removes those idle for
+/// `idle_timeout`. Removal happens under the cache lock, so no caller can
+/// take a handle on an entry being evicted.
+fn sweep<W, T>(
+    entries: &mut HashMap<String, Entry<W>>,
+    now: Instant,
+    idle_timeout: Duration,
+    lookup: impl Fn(&W) -> &LookupWatch<T>,
+) {
+    entries.retain(|target, entry| {
+        if lookup(&entry.watch).holders() > 1 {
+            entry.idle_since = None;
+            return true;
+        }
+        let idle_since = *entry.idle_since.get_or_insert(now);
+        let keep = now.duration_since(idle_since) < idle_timeout;
+        if !keep {
+            tracing::debug!(%target, "evicting an idle discovery lookup");
+        }
+        keep
+    });
+}

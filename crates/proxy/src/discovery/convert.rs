@@ -1,0 +1,486 @@
+//! Pure conversions from Destination protobuf messages to weft's own types.
+//!
+//! ```text
+//! DestinationProfile ─► Profile { name, routes, retry budget, overrides, endpoint }
+//! Update             ─► Update::{Add, Remove, NoEndpoints}
+//! ```
+//!
+//! This is the only place that reads the wire types of `GetProfile` and `Get`
+//! answers; everything past it sees plain structs. Rules follow Linkerd
+//! (reference §3.2, §3.3, §8.1): route path regexes are anchored, invalid
+//! routes are dropped (the rest of the profile still applies), an invalid
+//! retry budget is discarded, zero-weight overrides are dropped, and an
+//! endpoint's labels are the set-level labels overlaid by its own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkerd2_proxy_api::destination as proto;
+use linkerd2_proxy_api::destination::request_match::Match as ProtoRequestMatch;
+use linkerd2_proxy_api::destination::response_match::Match as ProtoResponseMatch;
+use linkerd2_proxy_api::destination::update::Update as ProtoUpdate;
+use linkerd2_proxy_api::net::TcpAddress;
+use regex::Regex;
+
+/// Why a Destination message could not be converted.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ConvertError {
+    /// An `Update` without its `add`/`remove`/`no_endpoints` body.
+    #[error("update has no body")]
+    MissingUpdate,
+    /// An endpoint or removal without an address.
+    #[error("address is missing")]
+    MissingAddress,
+    /// An address whose IP is missing or malformed.
+    #[error("invalid address: {0}")]
+    InvalidAddress(String),
+    /// A route, request match or response class without its condition.
+    #[error("{0} has no condition")]
+    MissingCondition(&'static str),
+    /// A route path regex that does not compile.
+    #[error("invalid path regex {regex:?}: {reason}")]
+    InvalidRegex {
+        /// The regex as sent (before anchoring).
+        regex: String,
+        /// The compiler's reason.
+        reason: String,
+    },
+    /// A route method that is not an HTTP method.
+    #[error("invalid method: {0}")]
+    InvalidMethod(String),
+    /// A negative or out-of-range duration.
+    #[error("invalid duration for {0}")]
+    InvalidDuration(&'static str),
+    /// A status range outside 100–599 or with `min > max`.
+    #[error("invalid status range {min}-{max}")]
+    InvalidStatusRange {
+        /// Lower bound as sent.
+        min: u32,
+        /// Upper bound as sent.
+        max: u32,
+    },
+}
+
+/// A service profile: how the proxy routes, retries and splits traffic to
+/// one target.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// The logical name (`web.shop.svc.cluster.local`); `None` when the
+    /// target has no logical name (forward without profile routing).
+    pub fully_qualified_name: Option<String>,
+    /// Routes in order; the first match wins. No default route is appended:
+    /// "no route matched" is the caller's default route.
+    pub routes: Vec<Route>,
+    /// The budget shared by retryable routes; `None` means no retries.
+    pub retry_budget: Option<RetryBudget>,
+    /// Weighted split across authorities (zero weights dropped).
+    pub dst_overrides: Vec<DstOverride>,
+    /// Whether connections to the target are opaque (no protocol detection).
+    pub opaque_protocol: bool,
+    /// Set when the target is one workload address: connect to it directly.
+    pub endpoint: Option<Endpoint>,
+}
+
+/// One profile route.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The route's name (its `route` metric label, `rt_route`); empty if unset.
+    pub name: String,
+    /// Which requests the route takes.
+    pub condition: RequestMatch,
+    /// Response classes in order; the first match decides failure.
+    pub response_classes: Vec<ResponseClass>,
+    /// Whether failed responses may be retried (within the retry budget).
+    pub is_retryable: bool,
+    /// Limit from dispatch to response headers, covering all retries.
+    pub timeout: Option<Duration>,
+}
+
+/// A request condition.
+#[derive(Clone, Debug)]
+pub enum RequestMatch {
+    /// Every condition matches (an empty list matches everything).
+    All(Vec<RequestMatch>),
+    /// At least one condition matches.
+    Any(Vec<RequestMatch>),
+    /// The condition does not match.
+    Not(Box<RequestMatch>),
+    /// The URI path matches the regex, anchored at both ends.
+    Path(Regex),
+    /// The request method equals this one.
+    Method(http::Method),
+}
+
+impl RequestMatch {
+    /// Whether a request with `method` and URI `path` matches.
+    pub fn matches(&self, method: &http::Method, path: &str) -> bool {
+        match self {
+            RequestMatch::All(conditions) => conditions.iter().all(|c| c.matches(method, path)),
+            RequestMatch::Any(conditions) => conditions.iter().any(|c| c.matches(method, path)),
+            RequestMatch::Not(condition) => !condition.matches(method, path),
+            RequestMatch::Path(regex) => regex.is_match(path),
+            RequestMatch::Method(expected) => expected == method,
+        }
+    }
+}
+
+/// A response class: responses matching `condition` are failures or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseClass {
+    /// Which responses belong to the class.
+    pub condition: ResponseMatch,
+    /// Whether they count as failures (and may be retried).
+    pub is_failure: bool,
+}
+
+/// A response condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResponseMatch {
+    /// Every condition matches.
+    All(Vec<ResponseMatch>),
+    /// At least one condition matches.
+    Any(Vec<ResponseMatch>),
+    /// The condition does not match.
+    Not(Box<ResponseMatch>),
+    /// The status is within `min..=max`.
+    Status {
+        /// Lowest matching status.
+        min: u16,
+        /// Highest matching status.
+        max: u16,
+    },
+}
+
+impl ResponseMatch {
+    /// Whether a response with `status` matches.
+    pub fn matches(&self, status: u16) -> bool {
+        match self {
+            ResponseMatch::All(conditions) => conditions.iter().all(|c| c.matches(status)),
+            ResponseMatch::Any(conditions) => conditions.iter().any(|c| c.matches(status)),
+            ResponseMatch::Not(condition) => !condition.matches(status),
+            ResponseMatch::Status { min, max } => (*min..=*max).contains(&status),
+        }
+    }
+}
+
+/// A retry budget (tower `TpsBudget` semantics, reference §8.4).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryBudget {
+    /// Retries allowed per request, in `[0, 1000]`.
+    pub retry_ratio: f32,
+    /// Retries always allowed per second.
+    pub min_retries_per_second: u32,
+    /// The sliding window, 1 s–60 s.
+    pub ttl: Duration,
+}
+
+/// One weighted authority of a traffic split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DstOverride {
+    /// `name:port` to resolve with `Get`.
+    pub authority: String,
+    /// Weight in decimillis (10000 = 100 %); never zero.
+    pub weight: u32,
+}
+
+/// One endpoint as discovery describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// Metric labels: set-level labels overlaid by the address's own (the
+    /// future `dst_*` labels).
+    pub labels: EndpointLabels,
+}
+
+/// An endpoint's metric labels, sorted by name; cheap to clone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EndpointLabels(Arc<BTreeMap<String, String>>);
+
+impl EndpointLabels {
+    /// Labels from a map.
+    pub fn new(labels: BTreeMap<String, String>) -> EndpointLabels {
+        EndpointLabels(Arc::new(labels))
+    }
+
+    /// The value of label `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// All labels, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One message of a `Get` stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// Endpoints appeared or changed.
+    Add(Vec<Endpoint>),
+    /// Endpoints went away.
+    Remove(Vec<SocketAddr>),
+    /// The set is now empty; `exists` says whether the service exists.
+    NoEndpoints {
+        /// `false` when the controller does not know the service.
+        exists: bool,
+    },
+}
+
+impl TryFrom<proto::Update> for Update {
+    type Error = ConvertError;
+
+    fn try_from(update: proto::Update) -> Result<Update, ConvertError> {
+        match update.update.ok_or(ConvertError::MissingUpdate)? {
+            ProtoUpdate::Add(set) => {
+                let endpoints = set
+                    .addrs
+                    .into_iter()
+                    .map(|weighted| endpoint(weighted, &set.metric_labels))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Update::Add(endpoints))
+            }
+            ProtoUpdate::Remove(set) => {
+                let addresses = set
+                    .addrs
+                    .into_iter()
+                    .map(socket_addr)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Update::Remove(addresses))
+            }
+            ProtoUpdate::NoEndpoints(no_endpoints) => Ok(Update::NoEndpoints {
+                exists: no_endpoints.exists,
+            }),
+        }
+    }
+}
+
+impl TryFrom<proto::DestinationProfile> for Profile {
+    type Error = ConvertError;
+
+    /// Converts a profile. Invalid routes and an invalid retry budget are
+    /// dropped (logged), as Linkerd does; only a bad `endpoint` fails.
+    fn try_from(profile: proto::DestinationProfile) -> Result<Profile, ConvertError> {
+        let name = profile.fully_qualified_name.trim_end_matches('.');
+        let endpoint = profile
+            .endpoint
+            .map(|weighted| endpoint(weighted, &HashMap::new()))
+            .transpose()?;
+        let routes = profile
+            .routes
+            .into_iter()
+            .filter_map(|route| match Route::try_from(route) {
+                Ok(route) => Some(route),
+                Err(error) => {
+                    tracing::warn!(%error, "dropping an invalid profile route");
+                    None
+                }
+            })
+            .collect();
+        let retry_budget = match profile.retry_budget.map(RetryBudget::try_from).transpose() {
+            Ok(budget) => budget,
+            Err(error) => {
+                tracing::warn!(%error, "discarding an invalid retry budget");
+                None
+            }
+        };
+        let dst_overrides = profile
+            .dst_overrides
+            .into_iter()
+            .filter(|weighted| weighted.weight > 0)
+            .map(|weighted| DstOverride {
+                authority: weighted.authority,
+                weight: weighted.weight,
+            })
+            .collect();
+        Ok(Profile {
+            fully_qualified_name: (!name.is_empty()).then(|| name.to_string()),
+            routes,
+            retry_budget,
+            dst_overrides,
+            opaque_protocol: profile.opaque_protocol,
+            endpoint,
+        })
+    }
+}
+
+impl TryFrom<proto::Route> for Route {
+    type Error = ConvertError;
+
+    fn try_from(route: proto::Route) -> Result<Route, ConvertError> {
+        let condition = route
+            .condition
+            .ok_or(ConvertError::MissingCondition("route"))?;
+        let response_classes = route
+            .response_classes
+            .into_iter()
+            .map(|class| {
+                let condition = class
+                    .condition
+                    .ok_or(ConvertError::MissingCondition("response class"))?;
+                Ok(ResponseClass {
+                    condition: ResponseMatch::try_from(condition)?,
+                    is_failure: class.is_failure,
+                })
+            })
+            .collect::<Result<Vec<_>, ConvertError>>()?;
+        let timeout = route
+            .timeout
+            .map(|timeout| duration(timeout, "route timeout"))
+            .transpose()?;
+        Ok(Route {
+            name: route
+                .metrics_labels
+                .get("route")
+                .cloned()
+                .unwrap_or_default(),
+            condition: RequestMatch::try_from(condition)?,
+            response_classes,
+            is_retryable: route.is_retryable,
+            timeout,
+        })
+    }
+}
+
+impl TryFrom<proto::RequestMatch> for RequestMatch {
+    type Error = ConvertError;
+
+    fn try_from(condition: proto::RequestMatch) -> Result<RequestMatch, ConvertError> {
+        let list = |seq: proto::request_match::Seq| {
+            seq.matches
+                .into_iter()
+                .map(RequestMatch::try_from)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match condition
+            .r#match
+            .ok_or(ConvertError::MissingCondition("request match"))?
+        {
+            ProtoRequestMatch::All(seq) => Ok(RequestMatch::All(list(seq)?)),
+            ProtoRequestMatch::Any(seq) => Ok(RequestMatch::Any(list(seq)?)),
+            ProtoRequestMatch::Not(inner) => {
+                Ok(RequestMatch::Not(Box::new(RequestMatch::try_from(*inner)?)))
+            }
+            ProtoRequestMatch::Path(path) => Ok(RequestMatch::Path(anchored(&path.regex)?)),
+            ProtoRequestMatch::Method(method) => {
+                let text = format!("{method:?}");
+                http::Method::try_from(method)
+                    .map(RequestMatch::Method)
+                    .map_err(|_| ConvertError::InvalidMethod(text))
+            }
+        }
+    }
+}
+
+impl TryFrom<proto::ResponseMatch> for ResponseMatch {
+    type Error = ConvertError;
+
+    fn try_from(condition: proto::ResponseMatch) -> Result<ResponseMatch, ConvertError> {
+        let list = |seq: proto::response_match::Seq| {
+            seq.matches
+                .into_iter()
+                .map(ResponseMatch::try_from)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match condition
+            .r#match
+            .ok_or(ConvertError::MissingCondition("response match"))?
+        {
+            ProtoResponseMatch::All(seq) => Ok(ResponseMatch::All(list(seq)?)),
+            ProtoResponseMatch::Any(seq) => Ok(ResponseMatch::Any(list(seq)?)),
+            ProtoResponseMatch::Not(inner) => Ok(ResponseMatch::Not(Box::new(
+                ResponseMatch::try_from(*inner)?,
+            ))),
+            ProtoResponseMatch::Status(range) => {
+                let (min, max) = (range.min, range.max);
+                let valid = (100..=599).contains(&min) && (100..=599).contains(&max) && min <= max;
+                match (valid, u16::try_from(min), u16::try_from(max)) {
+                    (true, Ok(min), Ok(max)) => Ok(ResponseMatch::Status { min, max }),
+                    _ => Err(ConvertError::InvalidStatusRange { min, max }),
+                }
+            }
+        }
+    }
+}
+
+impl TryFrom<proto::RetryBudget> for RetryBudget {
+    type Error = ConvertError;
+
+    fn try_from(budget: proto::RetryBudget) -> Result<RetryBudget, ConvertError> {
+        let ttl = budget
+            .ttl
+            .map(|ttl| duration(ttl, "retry budget ttl"))
+            .transpose()?
+            .ok_or(ConvertError::InvalidDuration("retry budget ttl"))?;
+        let ttl_valid = (Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl);
+        let ratio_valid = (0.0..=1000.0).contains(&budget.retry_ratio);
+        let minimum_valid = i32::try_from(budget.min_retries_per_second).is_ok();
+        if !ttl_valid {
+            return Err(ConvertError::InvalidDuration("retry budget ttl"));
+        }
+        if !ratio_valid || !minimum_valid {
+            return Err(ConvertError::InvalidDuration(
+                "retry budget ratio or minimum",
+            ));
+        }
+        Ok(RetryBudget {
+            retry_ratio: budget.retry_ratio,
+            min_retries_per_second: budget.min_retries_per_second,
+            ttl,
+        })
+    }
+}
+
+/// Anchors a route regex at both ends, as Linkerd does, and compiles it.
+pub fn anchored(regex: &str) -> Result<Regex, ConvertError> {
+    let start = if regex.starts_with('^') { "" } else { "^" };
+    let end = if regex.ends_with('$') { "" } else { "$" };
+    Regex::new(&format!("{start}{regex}{end}")).map_err(|error| ConvertError::InvalidRegex {
+        regex: regex.to_string(),
+        reason: error.to_string(),
+    })
+}
+
+fn endpoint(
+    weighted: proto::WeightedAddr,
+    set_labels: &HashMap<String, String>,
+) -> Result<Endpoint, ConvertError> {
+    let addr = socket_addr(weighted.addr.ok_or(ConvertError::MissingAddress)?)?;
+    let mut labels: BTreeMap<String, String> = set_labels
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    // The address's own labels win over the set's.
+    labels.extend(weighted.metric_labels);
+    Ok(Endpoint {
+        addr,
+        labels: EndpointLabels::new(labels),
+    })
+}
+
+fn socket_addr(address: TcpAddress) -> Result<SocketAddr, ConvertError> {
+    let port = u16::try_from(address.port)
+        .map_err(|_| ConvertError::InvalidAddress(format!("port {}", address.port)))?;
+    let ip = address.ip.ok_or(ConvertError::MissingAddress)?;
+    let ip = IpAddr::try_from(ip)
+        .map_err(|_| ConvertError::InvalidAddress("the ip has neither v4 nor v6".to_string()))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn duration(value: prost_types::Duration, field: &'static str) -> Result<Duration, ConvertError> {
+    Duration::try_from(value).map_err(|_| ConvertError::InvalidDuration(field))
+}
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;

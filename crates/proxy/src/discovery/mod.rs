@@ -1,0 +1,34 @@
+//! Discovery: what the controller's Destination service says about a target.
+//!
+//! ```text
+//! DiscoveryCache ─► DiscoveryClient ─► one task per lookup, one gRPC stream each
+//!   profile(ip:port)      GetProfile ─► convert ─► ProfileWatch   (Lookup<Profile>)
+//!   endpoints(fqdn:port)  Get        ─► convert ─► EndpointsWatch (Lookup<KnownEndpoints>
+//!                                                                 + Balancer<EndpointLabels>)
+//! ```
+//!
+//! [`convert`] turns protobuf into plain types (the only module reading
+//! them), [`client`] runs the streams (reconnecting with [`backoff`], never
+//! blocking a caller past the initial timeout), [`cache`] shares lookups per
+//! target and drops them when idle. Not wired into the data path yet: the
+//! outbound path will ask the cache for a profile, fall back to the original
+//! destination unless it is `Resolved` with a name, and pick endpoints from
+//! the balancer of its `Get` lookup.
+
+pub mod backoff;
+pub mod cache;
+pub mod client;
+pub mod convert;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+pub use backoff::ExponentialBackoff;
+pub use cache::{DEFAULT_IDLE_TIMEOUT, DiscoveryCache};
+pub use client::{
+    DiscoveryClient, DiscoveryConfig, EndpointsWatch, KnownEndpoints, Lookup, LookupWatch,
+    ProfileWatch,
+};
+pub use convert::{Endpoint, EndpointLabels, Profile, Route, Update};

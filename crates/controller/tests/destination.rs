@@ -170,6 +170,15 @@ fn request(path: &str) -> GetDestination {
     }
 }
 
+/// Opens a Get stream for `path`; the controller must accept it.
+async fn open_get(client: &mut DestinationClient<Channel>, path: &str) -> Streaming<Update> {
+    client
+        .get(request(path))
+        .await
+        .expect("Get accepted")
+        .into_inner()
+}
+
 async fn next_update(stream: &mut Streaming<Update>, within: Duration) -> UpdateKind {
     tokio::time::timeout(within, stream.message())
         .await
@@ -226,11 +235,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     scratch.write_mesh(EXAMPLE);
     let controller = Controller::start(&scratch.mesh_file()).await;
     let mut client = controller.client().await;
-    let mut stream = client
-        .get(request("web.shop.svc.cluster.local:80"))
-        .await
-        .expect("Get accepted")
-        .into_inner();
+    let mut stream = open_get(&mut client, "web.shop.svc.cluster.local:80").await;
 
     // The current set first, with set-level and per-address labels.
     let UpdateKind::Add(set) = next_update(&mut stream, PATIENCE).await else {
@@ -328,11 +333,7 @@ async fn unknown_names_and_malformed_paths_get_the_reference_answers() {
     let controller = Controller::start(&scratch.mesh_file()).await;
     let mut client = controller.client().await;
 
-    let mut unknown = client
-        .get(request("nope.shop.svc.cluster.local:80"))
-        .await
-        .expect("Get accepted")
-        .into_inner();
+    let mut unknown = open_get(&mut client, "nope.shop.svc.cluster.local:80").await;
     assert_eq!(
         next_update(&mut unknown, PATIENCE).await,
         UpdateKind::NoEndpoints(linkerd2_proxy_api::destination::NoEndpoints { exists: false })
@@ -493,11 +494,7 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     // SIGTERM with a stream open: a clean exit.
     let mut controller = Controller::start(&scratch.mesh_file()).await;
     let mut client = controller.client().await;
-    let mut stream = client
-        .get(request("web.shop.svc.cluster.local:80"))
-        .await
-        .expect("Get accepted")
-        .into_inner();
+    let mut stream = open_get(&mut client, "web.shop.svc.cluster.local:80").await;
     next_update(&mut stream, PATIENCE).await;
     let signalled = Command::new("kill")
         .arg("-TERM")

@@ -5,11 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tonic::Code;
-use weft_e2e::{curl, within};
-use weft_test_support::http_client::send;
-use weft_test_support::{HttpTestServer, ProxyProcess, free_addr, grpc::raw_unary_request};
+use weft_e2e::curl;
+use weft_test_support::{HttpTestServer, ProxyProcess, free_addr};
 
-use crate::{assert_counted, proxy_arg, url};
+use crate::{assert_counted, proxy_arg, raw_unary_inbound, url};
 
 /// A loopback address where nothing listens.
 fn refused_addr() -> SocketAddr {
@@ -69,17 +68,7 @@ fn refused_target_inbound_is_502_with_proxy_error() {
 /// proxy answered it itself: HTTP 200, `grpc-status: expected` in a
 /// trailers-only response (no body), and an `l5d-proxy-error` reason.
 async fn assert_grpc_proxy_error(proxy: &ProxyProcess, expected: Code) {
-    let authority = proxy.inbound_addr().to_string();
-    let response = within(
-        "gRPC request through the proxy",
-        Duration::from_secs(30),
-        send(
-            proxy.inbound_addr(),
-            raw_unary_request(&authority, "anyone there", Code::Ok),
-        ),
-    )
-    .await
-    .expect("an HTTP response");
+    let response = raw_unary_inbound(proxy, "anyone there", Code::Ok).await;
     assert_eq!(
         response.status, 200,
         "gRPC errors are HTTP 200: {response:?}"

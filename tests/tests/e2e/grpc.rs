@@ -7,10 +7,9 @@ use prost::Message;
 use tonic::Code;
 use weft_e2e::within;
 use weft_test_support::ProxyProcess;
-use weft_test_support::grpc::{EchoReply, GrpcEchoClient, GrpcEchoServer, raw_unary_request};
-use weft_test_support::http_client::send;
+use weft_test_support::grpc::{EchoReply, GrpcEchoClient, GrpcEchoServer};
 
-use crate::assert_metric_reaches;
+use crate::{assert_metric_reaches, raw_unary_inbound};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,17 +39,7 @@ async fn grpc_unary_inbound_keeps_trailers() {
     assert_eq!(reply.get_ref().message, "hello grpc");
 
     // On the wire: response headers, one message, then a trailers frame with grpc-status 0.
-    let authority = proxy.inbound_addr().to_string();
-    let raw = within(
-        "raw unary",
-        CALL_TIMEOUT,
-        send(
-            proxy.inbound_addr(),
-            raw_unary_request(&authority, "raw call", Code::Ok),
-        ),
-    )
-    .await
-    .expect("raw h2 request");
+    let raw = raw_unary_inbound(&proxy, "raw call", Code::Ok).await;
     assert_eq!(raw.status, 200);
     let trailers = raw.trailers.as_ref().expect("response trailers present");
     assert_eq!(
@@ -83,17 +72,7 @@ async fn grpc_error_status_and_message_survive_inbound() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert_eq!(status.message(), "resource-went-missing");
 
-    let authority = proxy.inbound_addr().to_string();
-    let raw = within(
-        "raw unary",
-        CALL_TIMEOUT,
-        send(
-            proxy.inbound_addr(),
-            raw_unary_request(&authority, "denied-here", Code::PermissionDenied),
-        ),
-    )
-    .await
-    .expect("raw h2 request");
+    let raw = raw_unary_inbound(&proxy, "denied-here", Code::PermissionDenied).await;
     assert_eq!(raw.status, 200);
     assert_eq!(
         raw.header_or_trailer("grpc-status").as_deref(),

@@ -47,6 +47,26 @@ use weft_test_support::ProxyProcess;
 /// Generous bound for waiting on metrics that are recorded asynchronously.
 const METRICS_SETTLE: Duration = Duration::from_secs(10);
 
+/// Sends one hand-built gRPC unary request (an HTTP/2 POST) to the proxy's
+/// inbound listener and returns the raw response, trailers included.
+async fn raw_unary_inbound(
+    proxy: &ProxyProcess,
+    message: &str,
+    fail_code: tonic::Code,
+) -> weft_test_support::http_client::RawResponse {
+    let authority = proxy.inbound_addr().to_string();
+    weft_e2e::within(
+        "raw gRPC unary request through the proxy",
+        Duration::from_secs(30),
+        weft_test_support::http_client::send(
+            proxy.inbound_addr(),
+            weft_test_support::grpc::raw_unary_request(&authority, message, fail_code),
+        ),
+    )
+    .await
+    .expect("an HTTP/2 response")
+}
+
 /// `http://{addr}{path}`.
 fn url(addr: SocketAddr, path: &str) -> String {
     format!("http://{addr}{path}")

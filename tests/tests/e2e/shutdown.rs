@@ -13,6 +13,29 @@ const GRACE: &str = "5s";
 /// Longest wait for the exit: grace period plus slack for a loaded machine.
 const EXIT_WAIT: Duration = Duration::from_secs(20);
 
+/// The in-flight requests all complete with 200, then the proxy exits 0
+/// within the grace period (plus slack) after `trigger`.
+fn assert_drained_and_exited(
+    proxy: &mut ProxyProcess,
+    running: Vec<(std::process::Child, std::path::PathBuf)>,
+    trigger: &str,
+) {
+    let results: Vec<CurlOutput> = running
+        .into_iter()
+        .map(|(child, dir)| finish_curl(child, dir))
+        .collect();
+    assert_all_completed(&results);
+    let status = proxy
+        .wait_exit(EXIT_WAIT)
+        .unwrap_or_else(|| panic!("weft-proxy still running after {trigger}"));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after {trigger}: {status}\n{}",
+        proxy.log()
+    );
+}
+
 /// Starts `inbound` + `outbound` `/slow/1500` requests and waits until the app has them all.
 fn start_slow_requests(
     app: &HttpTestServer,
@@ -93,20 +116,7 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
         late.http_code, 200,
         "a new connection was served after SIGTERM: {late:?}"
     );
-    let results: Vec<CurlOutput> = running
-        .into_iter()
-        .map(|(c, d)| finish_curl(c, d))
-        .collect();
-    assert_all_completed(&results);
-    let status = proxy
-        .wait_exit(EXIT_WAIT)
-        .expect("weft-proxy still running after SIGTERM");
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after SIGTERM: {status}\n{}",
-        proxy.log()
-    );
+    assert_drained_and_exited(&mut proxy, running, "SIGTERM");
 }
 
 #[test]
@@ -119,18 +129,5 @@ fn post_shutdown_drains_in_flight_requests_and_exits_zero() {
         (200..300).contains(&response.status),
         "POST /shutdown answered {response:?}"
     );
-    let results: Vec<CurlOutput> = running
-        .into_iter()
-        .map(|(c, d)| finish_curl(c, d))
-        .collect();
-    assert_all_completed(&results);
-    let status = proxy
-        .wait_exit(EXIT_WAIT)
-        .expect("weft-proxy still running after POST /shutdown");
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after POST /shutdown: {status}\n{}",
-        proxy.log()
-    );
+    assert_drained_and_exited(&mut proxy, running, "POST /shutdown");
 }

@@ -86,13 +86,6 @@ impl<T> MeteredIo<T> {
         MeteredIo { inner, metrics }
     }
 
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
-}
-
-impl<T> MeteredIo<T> {
     fn record<R>(&self, result: &Poll<io::Result<R>>) {
         if let Poll::Ready(Err(error)) = result {
             self.metrics.failed(error);

@@ -3,6 +3,7 @@
 
 use crate::admin::{self, AdminState};
 use crate::config::{Config, LogFormat};
+use crate::discovery::client::ClientError;
 use crate::dispatch::Proxy;
 use crate::drain::{DrainOutcome, DrainSignal};
 use crate::http::client::{HttpClient, PoolSettings};
@@ -10,6 +11,7 @@ use crate::listen::Listener;
 use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
 use crate::metrics::process::ProcessCollector;
+use crate::outbound::Outbound;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,9 @@ pub enum StartError {
     /// The admin thread could not start.
     #[error("cannot start the admin server: {0}")]
     Admin(std::io::Error),
+    /// The Destination client could not be built.
+    #[error("WEFT_PROXY_DESTINATION_SVC_ADDR: {0}")]
+    Destination(#[from] ClientError),
 }
 
 /// The addresses a started proxy serves on.
@@ -131,6 +136,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         idle_timeout: config.http1_pool_idle_timeout,
         max_idle: config.http1_pool_max_idle,
     };
+    // 4. Outbound discovery, when a Destination service is configured. It
+    //    connects lazily: the proxy serves even while the controller is down.
+    let outbound_router = match &config.destination {
+        Some(destination) => Some(Outbound::new(&config, destination)?),
+        None => None,
+    };
     let proxy = Arc::new(Proxy {
         config: config.clone(),
         metrics: metrics.clone(),
@@ -141,9 +152,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .chain(bound.outbound.iter().copied())
             .collect(),
         log_limit: LogLimit::default(),
+        outbound: outbound_router,
     });
 
-    // 4. Admin server on its own thread.
+    // 5. Admin server on its own thread.
     let (shutdown_sender, mut shutdown_requested) = watch::channel(false);
     let admin_state = Arc::new(AdminState {
         registry: Arc::new(registry),
@@ -153,7 +165,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     });
     admin::spawn(admin_listener, admin_state.clone()).map_err(StartError::Admin)?;
 
-    // 5. Serve both directions, and keep pools and metrics tidy.
+    // 6. Serve both directions, and keep pools and metrics tidy.
     let drain = DrainSignal::new();
     tokio::spawn(inbound.run(proxy.clone(), drain.watch()));
     for listener in outbound {
@@ -170,7 +182,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
     tracing::info!(config = %config.to_json(), "effective configuration");
 
-    // 6. Wait for a reason to stop, then drain.
+    // 7. Wait for a reason to stop, then drain.
     let reason = wait_for_shutdown(&mut shutdown_requested).await;
     tracing::info!(reason, grace_period = %crate::config::format_duration(config.shutdown_grace_period), "draining");
     admin_state.ready.store(false, Ordering::Relaxed);

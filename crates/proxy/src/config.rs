@@ -7,7 +7,7 @@
 //! admin server's `/config`.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -69,6 +69,46 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "connect timeout to remote targets",
     },
     Variable {
+        name: "WEFT_PROXY_DESTINATION_SVC_ADDR",
+        default: "",
+        meaning: "the controller's Destination service (host:port); unset = no discovery: every target is forwarded to its original destination",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_CONTEXT",
+        default: "",
+        meaning: "context token sent with every discovery lookup, e.g. {\"ns\":\"shop\",\"pod\":\"web-1\"}",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES",
+        default: "svc.cluster.local.",
+        meaning: "names looked up in discovery (comma-separated suffixes; \".\" = every name)",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_PROFILE_NETWORKS",
+        default: "",
+        meaning: "IP networks whose addresses are looked up in discovery (comma-separated CIDRs, e.g. 10.0.0.0/8,fd00::/8); empty = none",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_INITIAL_TIMEOUT",
+        default: "500ms",
+        meaning: "how long a new target waits for its first discovery answer before being forwarded to its original destination",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
+        default: "5s",
+        meaning: "discovery lookups unused for this long are dropped",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT",
+        default: "3s",
+        meaning: "a service with no ready endpoint for this long answers 503 instead of holding requests",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_MAX_PENDING",
+        default: "10000",
+        meaning: "requests and connections that may wait for endpoints at once; more are refused with 503",
+    },
+    Variable {
         name: "WEFT_PROXY_HTTP1_POOL_IDLE_TIMEOUT",
         default: "3s",
         meaning: "idle HTTP/1.1 upstream connections are closed after this",
@@ -124,6 +164,14 @@ pub struct Config {
     pub inbound_connect_timeout: Duration,
     /// Connect timeout towards remote targets.
     pub outbound_connect_timeout: Duration,
+    /// Discovery settings; `None` when no Destination service is configured.
+    pub destination: Option<DestinationConfig>,
+    /// Unused discovery lookups are dropped after this.
+    pub discovery_idle_timeout: Duration,
+    /// How long a backend may have no ready endpoint before requests fail.
+    pub failfast_timeout: Duration,
+    /// Requests and connections allowed to wait for endpoints at once.
+    pub max_pending: usize,
     /// Idle timeout of pooled HTTP/1.1 upstream connections.
     pub http1_pool_idle_timeout: Duration,
     /// Idle HTTP/1.1 connections kept per endpoint.
@@ -138,6 +186,76 @@ pub struct Config {
     pub log: String,
     /// Log output format.
     pub log_format: LogFormat,
+}
+
+/// Where and what the proxy asks the Destination service.
+#[derive(Clone, Debug)]
+pub struct DestinationConfig {
+    /// `host:port` of the Destination service.
+    pub addr: String,
+    /// The context token sent with every lookup.
+    pub context_token: String,
+    /// Names with one of these suffixes are looked up.
+    pub profile_suffixes: Vec<String>,
+    /// Addresses in these networks are looked up.
+    pub profile_networks: Vec<IpNetwork>,
+    /// A lookup's first answer is awaited at most this long.
+    pub initial_timeout: Duration,
+}
+
+/// An IP network (`10.0.0.0/8`, `fd00::/8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// Parses `ADDRESS/PREFIX` (a bare address is a single-address network).
+    pub fn parse(text: &str) -> Result<IpNetwork, String> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not a network: expected e.g. 10.0.0.0/8"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => match prefix.parse::<u8>() {
+                Ok(prefix) if prefix <= max => prefix,
+                _ => return Err(format!("{text:?}: prefix must be 0-{max}")),
+            },
+        };
+        Ok(IpNetwork { address, prefix })
+    }
+
+    /// Whether `ip` is in the network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(network), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(network) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for IpNetwork {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}/{}", self.address, self.prefix)
+    }
 }
 
 /// How log lines are written.
@@ -292,6 +410,21 @@ impl Config {
                 "WEFT_PROXY_OUTBOUND_CONNECT_TIMEOUT",
                 parse_positive_duration,
             ),
+            destination: read_destination(&mut reader),
+            discovery_idle_timeout: reader.value(
+                "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
+                parse_positive_duration,
+            ),
+            failfast_timeout: reader.value(
+                "WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT",
+                parse_positive_duration,
+            ),
+            max_pending: reader.value("WEFT_PROXY_OUTBOUND_MAX_PENDING", |value| {
+                match value.trim().parse::<usize>() {
+                    Ok(count) if count >= 1 => Ok(count),
+                    _ => Err("expected a whole number of at least 1".to_string()),
+                }
+            }),
             http1_pool_idle_timeout: reader
                 .value("WEFT_PROXY_HTTP1_POOL_IDLE_TIMEOUT", parse_duration),
             http1_pool_max_idle: reader.value("WEFT_PROXY_HTTP1_POOL_MAX_IDLE", |value| {
@@ -373,6 +506,16 @@ impl Config {
             "detect_timeout": format_duration(self.detect_timeout),
             "inbound_connect_timeout": format_duration(self.inbound_connect_timeout),
             "outbound_connect_timeout": format_duration(self.outbound_connect_timeout),
+            "destination_svc_addr": self.destination.as_ref().map(|destination| destination.addr.clone()),
+            "destination_context": self.destination.as_ref().map(|destination| destination.context_token.clone()),
+            "destination_profile_suffixes": self.destination.as_ref().map(|destination| destination.profile_suffixes.join(",")),
+            "destination_profile_networks": self.destination.as_ref().map(|destination| {
+                destination.profile_networks.iter().map(IpNetwork::to_string).collect::<Vec<_>>().join(",")
+            }),
+            "destination_initial_timeout": self.destination.as_ref().map(|destination| format_duration(destination.initial_timeout)),
+            "outbound_discovery_idle_timeout": format_duration(self.discovery_idle_timeout),
+            "outbound_failfast_timeout": format_duration(self.failfast_timeout),
+            "outbound_max_pending": self.max_pending,
             "http1_pool_idle_timeout": format_duration(self.http1_pool_idle_timeout),
             "http1_pool_max_idle": self.http1_pool_max_idle,
             "metrics_retain_idle": format_duration(self.metrics_retain_idle),
@@ -404,6 +547,52 @@ pub fn help_text() -> String {
         ));
     }
     text
+}
+
+/// Reads the `WEFT_PROXY_DESTINATION_*` variables (all of them, so every
+/// mistake is reported); `None` when no Destination address is set.
+fn read_destination(reader: &mut Reader<'_>) -> Option<DestinationConfig> {
+    let addr = reader.value("WEFT_PROXY_DESTINATION_SVC_ADDR", |value| {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        match value.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0) =>
+            {
+                Ok(Some(value.to_string()))
+            }
+            _ => Err("expected HOST:PORT, e.g. 127.0.0.1:8086".to_string()),
+        }
+    });
+    let context_token = reader.raw("WEFT_PROXY_DESTINATION_CONTEXT");
+    let profile_suffixes = reader.value("WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES", |value| {
+        Ok(value
+            .split(',')
+            .map(|suffix| suffix.trim().to_ascii_lowercase())
+            .filter(|suffix| !suffix.is_empty())
+            .collect::<Vec<_>>())
+    });
+    let profile_networks = reader.value("WEFT_PROXY_DESTINATION_PROFILE_NETWORKS", |value| {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(IpNetwork::parse)
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let initial_timeout = reader.value(
+        "WEFT_PROXY_DESTINATION_INITIAL_TIMEOUT",
+        parse_positive_duration,
+    );
+    addr.map(|addr| DestinationConfig {
+        addr,
+        context_token,
+        profile_suffixes,
+        profile_networks,
+        initial_timeout,
+    })
 }
 
 fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
@@ -574,6 +763,79 @@ mod tests {
         for bad in ["0", "70000", "9-3", "http", "1-2-3"] {
             assert!(parse_port_set(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn networks() {
+        let table: &[(&str, &str, bool)] = &[
+            ("10.0.0.0/8", "10.3.4.5", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("10.0.0.0/8", "::ffff:10.1.1.1", true),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("127.0.0.1", "127.0.0.2", false),
+            ("0.0.0.0/0", "192.168.1.1", true),
+            ("0.0.0.0/0", "fd00::1", false),
+            ("fd00::/8", "fd12::1", true),
+            ("fd00::/8", "fe80::1", false),
+            ("::/0", "2001:db8::1", true),
+        ];
+        for (network, ip, expected) in table {
+            let parsed = IpNetwork::parse(network).unwrap();
+            assert_eq!(
+                parsed.contains(ip.parse().unwrap()),
+                *expected,
+                "{network} ∋ {ip}"
+            );
+        }
+        for bad in ["10.0.0.0/33", "fd00::/129", "ten/8", "10.0.0.0/x", ""] {
+            assert!(IpNetwork::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn destination_variables() {
+        let config = config_from(&[]).unwrap();
+        assert!(
+            config.destination.is_none(),
+            "no discovery unless configured"
+        );
+        let config = config_from(&[
+            ("WEFT_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086"),
+            (
+                "WEFT_PROXY_DESTINATION_PROFILE_NETWORKS",
+                "10.0.0.0/8, fd00::/8",
+            ),
+            (
+                "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES",
+                "svc.cluster.local.,Example.COM",
+            ),
+            ("WEFT_PROXY_DESTINATION_CONTEXT", "{\"ns\":\"shop\"}"),
+        ])
+        .unwrap();
+        let destination = config.destination.unwrap();
+        assert_eq!(destination.addr, "127.0.0.1:8086");
+        assert_eq!(destination.profile_networks.len(), 2);
+        assert_eq!(
+            destination.profile_suffixes,
+            vec!["svc.cluster.local.".to_string(), "example.com".to_string()]
+        );
+        assert_eq!(destination.context_token, "{\"ns\":\"shop\"}");
+        assert_eq!(destination.initial_timeout, Duration::from_millis(500));
+        let error = config_from(&[
+            ("WEFT_PROXY_DESTINATION_SVC_ADDR", "controller"),
+            ("WEFT_PROXY_DESTINATION_PROFILE_NETWORKS", "10.0.0.0/40"),
+            ("WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT", "0"),
+        ])
+        .unwrap_err();
+        let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "WEFT_PROXY_DESTINATION_SVC_ADDR",
+                "WEFT_PROXY_DESTINATION_PROFILE_NETWORKS",
+                "WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT"
+            ]
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::io::{Io, PrefixedIo};
 use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
 use crate::metrics::{HttpHandleCache, ProxyMetrics};
+use crate::outbound::{Outbound, Plan, TargetDiscovery};
 use crate::{http, tcp};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -42,6 +43,8 @@ pub struct Proxy {
     pub listener_addrs: Vec<SocketAddr>,
     /// Budget for log lines caused by traffic.
     pub log_limit: LogLimit,
+    /// Discovery-driven outbound routing; `None` without a Destination service.
+    pub outbound: Option<Outbound>,
 }
 
 impl Proxy {
@@ -145,6 +148,20 @@ pub struct ConnectionContext {
     last_authority: Mutex<Option<(String, Arc<str>)>>,
     /// The HTTP metric handles this connection's requests last used.
     pub metric_handles: Arc<HttpHandleCache>,
+    /// Discovery of the last target this connection's traffic went to.
+    discovery: tokio::sync::Mutex<Option<CachedDiscovery>>,
+}
+
+/// A target and what discovery said about it (`None`: not covered).
+struct CachedDiscovery {
+    target: DiscoveryKey,
+    discovery: Option<TargetDiscovery>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum DiscoveryKey {
+    Addr(SocketAddr),
+    Name(String, u16),
 }
 
 impl ConnectionContext {
@@ -169,6 +186,43 @@ impl ConnectionContext {
             target_labels: Mutex::new(target_labels),
             last_authority: Mutex::new(None),
             metric_handles: Arc::default(),
+            discovery: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// What discovery says to do with traffic to `addr` (outbound only).
+    pub async fn plan_for_addr(&self, addr: SocketAddr) -> Plan {
+        self.plan(DiscoveryKey::Addr(addr)).await
+    }
+
+    /// What discovery says to do with requests for `host:port` (outbound only).
+    pub async fn plan_for_name(&self, host: &str, port: u16) -> Plan {
+        self.plan(DiscoveryKey::Name(host.to_string(), port)).await
+    }
+
+    async fn plan(&self, target: DiscoveryKey) -> Plan {
+        let Some(outbound) = self.outbound() else {
+            return Plan::Original;
+        };
+        let mut cached = self.discovery.lock().await;
+        if cached.as_ref().is_none_or(|cached| cached.target != target) {
+            let discovery = match &target {
+                DiscoveryKey::Addr(addr) => outbound.discover(&addr.ip().to_string(), addr.port()),
+                DiscoveryKey::Name(host, port) => outbound.discover(host, *port),
+            };
+            *cached = Some(CachedDiscovery { target, discovery });
+        }
+        match cached.as_mut().and_then(|cached| cached.discovery.as_mut()) {
+            Some(discovery) => outbound.plan(discovery).await,
+            None => Plan::Original,
+        }
+    }
+
+    /// The outbound router, for outbound connections when discovery is on.
+    pub fn outbound(&self) -> Option<&Outbound> {
+        match self.direction {
+            Direction::Outbound => self.proxy.outbound.as_ref(),
+            Direction::Inbound => None,
         }
     }
 
@@ -208,12 +262,18 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
     let proxy = context.proxy.clone();
     let direction = context.direction;
 
+    // Outbound, discovery comes first: it may say the target is opaque.
+    let plan = match context.target {
+        Target::Addr(target) => context.plan_for_addr(target).await,
+        Target::Explicit => Plan::Original,
+    };
+
     // Opaque ports skip detection: the server may speak first.
     if let Target::Addr(target) = context.target
-        && proxy.config.opaque_ports.contains(target.port())
+        && (proxy.config.opaque_ports.contains(target.port()) || plan.is_opaque())
     {
         proxy.metrics.detected(direction, "opaque_port");
-        tcp::forward(&proxy, io, target, direction).await;
+        tcp::forward_planned(&proxy, io, target, plan, direction).await;
         return;
     }
 
@@ -236,7 +296,8 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         Detection::Detected { prefix, .. } | Detection::TimedOut { prefix } => match context.target
         {
             Target::Addr(target) => {
-                tcp::forward(&proxy, PrefixedIo::new(prefix, io), target, direction).await
+                tcp::forward_planned(&proxy, PrefixedIo::new(prefix, io), target, plan, direction)
+                    .await
             }
             Target::Explicit => {
                 proxy.log_traffic_error(

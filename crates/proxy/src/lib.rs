@@ -21,4 +21,5 @@ pub mod listen;
 pub mod log_limit;
 pub mod metrics;
 pub mod orig_dst;
+pub mod outbound;
 pub mod tcp;

@@ -1,45 +1,135 @@
 //! Opaque TCP forwarding: connect to the target (with the connect timeout
 //! and `TCP_NODELAY`), then copy bytes both ways with half-close until both
 //! sides are done. Bytes are counted as they flow (see [`MeteredIo`]).
+//!
+//! With discovery, the plan decides the target: the original destination, the
+//! one endpoint discovery named, or, for a logical service, an endpoint
+//! balanced per connection (P2C over peak-EWMA; an endpoint that refuses is
+//! penalised and another tried).
 
-use crate::connect;
+use crate::connect::{self, ConnectError};
 use crate::dispatch::{Proxy, connect_tls};
 use crate::io::{Io, MeteredIo};
 use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
+use crate::outbound::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
 
 /// Size of the copy buffer in each direction.
 const COPY_BUFFER_SIZE: usize = 8 * 1024;
 
 /// Forwards `client` to `target` until both directions have closed.
-pub async fn forward<I: Io>(
+pub async fn forward<I: Io>(proxy: &Proxy, client: I, target: SocketAddr, direction: Direction) {
+    forward_planned(proxy, client, target, Plan::Original, direction).await
+}
+
+/// Forwards `client` where `plan` says (`target` is the original
+/// destination) until both directions have closed.
+pub async fn forward_planned<I: Io>(
     proxy: &Proxy,
-    mut client: I,
+    client: I,
     target: SocketAddr,
+    plan: Plan,
     direction: Direction,
 ) {
+    match plan {
+        Plan::Original => {
+            let labels = TargetLabels::new(target, connect_tls(direction));
+            if let Some(stream) = connect_to(proxy, target, direction).await {
+                copy(proxy, client, stream, target, labels, direction).await;
+            }
+        }
+        Plan::Endpoint { addr, labels, .. } => {
+            if let Some(stream) = connect_to(proxy, addr, direction).await {
+                copy(proxy, client, stream, addr, labels, direction).await;
+            }
+        }
+        Plan::Logical(logical) => {
+            let Some(outbound) = proxy.outbound.as_ref() else {
+                return;
+            };
+            let mut tries = 0;
+            let (stream, lease) = loop {
+                let backend = logical.backend(outbound.random());
+                let lease: Lease = match outbound.pick(backend).await {
+                    Ok(lease) => lease,
+                    Err(error) => {
+                        proxy.log_traffic_error(direction, target, "TCP forward failed", &error);
+                        proxy
+                            .metrics
+                            .tcp_errors
+                            .record(direction, error.metric_label());
+                        return;
+                    }
+                };
+                tries += 1;
+                let addr = lease.address();
+                match connect::connect(addr, proxy.connect_timeout(direction)).await {
+                    Ok(stream) => break (stream, lease),
+                    Err(error) if tries < CONNECT_ATTEMPTS => {
+                        tracing::debug!(%addr, %error, "endpoint refused; trying another");
+                        lease.fail(CONNECT_FAILURE_PENALTY);
+                    }
+                    Err(error) => {
+                        lease.fail(CONNECT_FAILURE_PENALTY);
+                        record_connect_error(proxy, direction, addr, &error);
+                        return;
+                    }
+                }
+            };
+            let addr = lease.address();
+            let labels = lease.metadata().clone();
+            // The lease counts the connection as pending on its endpoint
+            // until it closes, so new connections prefer quieter endpoints.
+            copy(proxy, client, stream, addr, labels, direction).await;
+            drop(lease);
+        }
+    }
+}
+
+async fn connect_to(proxy: &Proxy, target: SocketAddr, direction: Direction) -> Option<TcpStream> {
     if proxy.is_own_listener(target) {
         tracing::warn!(%target, "refusing to forward a connection to the proxy itself");
         proxy.metrics.tcp_errors.record(direction, "loop");
-        return;
+        return None;
     }
-    let stream = match connect::connect(target, proxy.connect_timeout(direction)).await {
-        Ok(stream) => stream,
+    match connect::connect(target, proxy.connect_timeout(direction)).await {
+        Ok(stream) => Some(stream),
         Err(error) => {
-            proxy.log_traffic_error(direction, target, "TCP forward failed", &error);
-            proxy
-                .metrics
-                .tcp_errors
-                .record(direction, error.metric_label());
-            return;
+            record_connect_error(proxy, direction, target, &error);
+            None
         }
-    };
+    }
+}
+
+fn record_connect_error(
+    proxy: &Proxy,
+    direction: Direction,
+    target: SocketAddr,
+    error: &ConnectError,
+) {
+    proxy.log_traffic_error(direction, target, "TCP forward failed", error);
+    proxy
+        .metrics
+        .tcp_errors
+        .record(direction, error.metric_label());
+}
+
+async fn copy<I: Io>(
+    proxy: &Proxy,
+    mut client: I,
+    stream: TcpStream,
+    target: SocketAddr,
+    labels: Arc<TargetLabels>,
+    direction: Direction,
+) {
     let mut server = MeteredIo::new(
         stream,
         proxy.metrics.tcp.open(TcpLabels {
             direction,
             peer: Peer::Destination,
-            target: TargetLabels::new(target, connect_tls(direction)),
+            target: labels,
         }),
     );
     if let Err(error) = tokio::io::copy_bidirectional_with_sizes(

@@ -204,6 +204,15 @@ impl<M> EndpointLease<M> {
     }
 }
 
+impl<M> EndpointLease<M> {
+    /// The endpoint could not be reached: its load estimate jumps to
+    /// `penalty` (decaying like any sample), so the balancer avoids it while
+    /// others are healthy, and the request ends.
+    pub fn fail(self, penalty: Duration) {
+        self.endpoint.load().observe(penalty, Instant::now());
+    }
+}
+
 impl<M> Drop for EndpointLease<M> {
     fn drop(&mut self) {
         self.endpoint.load().end_request();

@@ -36,6 +36,17 @@ use super::backoff::ExponentialBackoff;
 use super::convert::{ConvertError, EndpointLabels, Profile, Update};
 use crate::balance::p2c::Random;
 use crate::balance::{Balancer, Change, PeakEwmaConfig};
+use crate::metrics::labels::{TargetLabels, TlsStatus};
+
+/// The metric labels of connections to a discovered endpoint (made once per
+/// endpoint, shared by every request the balancer sends there).
+fn endpoint_target(address: SocketAddr, labels: &EndpointLabels) -> Arc<TargetLabels> {
+    TargetLabels::discovered(
+        address,
+        TlsStatus::NotProvidedByServiceDiscovery,
+        labels.clone(),
+    )
+}
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +219,7 @@ pub type ProfileWatch = LookupWatch<Profile>;
 #[derive(Clone, Debug)]
 pub struct EndpointsWatch {
     lookup: LookupWatch<KnownEndpoints>,
-    balancer: Balancer<EndpointLabels>,
+    balancer: Balancer<Arc<TargetLabels>>,
 }
 
 impl EndpointsWatch {
@@ -223,7 +234,7 @@ impl EndpointsWatch {
     }
 
     /// The balancer over the current endpoints (shared by every clone).
-    pub fn balancer(&self) -> &Balancer<EndpointLabels> {
+    pub fn balancer(&self) -> &Balancer<Arc<TargetLabels>> {
         &self.balancer
     }
 }
@@ -387,7 +398,7 @@ impl Session for ProfileSession {
 }
 
 struct EndpointsSession {
-    balancer: Balancer<EndpointLabels>,
+    balancer: Balancer<Arc<TargetLabels>>,
     known: KnownEndpoints,
 }
 
@@ -426,13 +437,15 @@ impl Session for EndpointsSession {
                     let all = known
                         .endpoints
                         .iter()
-                        .map(|(addr, labels)| (*addr, labels.clone()))
+                        .map(|(addr, labels)| (*addr, endpoint_target(*addr, labels)))
                         .collect();
                     self.balancer.update(Change::Reset(all));
                 } else {
                     for endpoint in endpoints {
-                        self.balancer
-                            .update(Change::Add(endpoint.addr, endpoint.labels));
+                        self.balancer.update(Change::Add(
+                            endpoint.addr,
+                            endpoint_target(endpoint.addr, &endpoint.labels),
+                        ));
                     }
                 }
             }

@@ -4,16 +4,16 @@
 //! DiscoveryCache ─► DiscoveryClient ─► one task per lookup, one gRPC stream each
 //!   profile(ip:port)      GetProfile ─► convert ─► ProfileWatch   (Lookup<Profile>)
 //!   endpoints(fqdn:port)  Get        ─► convert ─► EndpointsWatch (Lookup<KnownEndpoints>
-//!                                                                 + Balancer<EndpointLabels>)
+//!                                                                 + Balancer<Arc<TargetLabels>>)
 //! ```
 //!
 //! [`convert`] turns protobuf into plain types (the only module reading
 //! them), [`client`] runs the streams (reconnecting with [`backoff`], never
 //! blocking a caller past the initial timeout), [`cache`] shares lookups per
-//! target and drops them when idle. Not wired into the data path yet: the
-//! outbound path will ask the cache for a profile, fall back to the original
-//! destination unless it is `Resolved` with a name, and pick endpoints from
-//! the balancer of its `Get` lookup.
+//! target and drops them when idle. The outbound path
+//! ([`crate::outbound`]) asks the cache for a target's profile and picks
+//! endpoints from the balancer of its `Get` lookups; each endpoint carries
+//! its metric labels (`dst_*`) ready for the request metrics.
 
 pub mod backoff;
 pub mod cache;

@@ -164,7 +164,7 @@ async fn first_profile_and_endpoint_set_arrive() {
         addresses(&["10.1.0.1:8080", "10.1.0.2:8080"])
     );
     let lease = endpoints.balancer().pick().expect("an endpoint to pick");
-    assert!(lease.metadata().get("pod").is_some());
+    assert!(lease.metadata().destination().get("pod").is_some());
     server.stop().await;
 }
 

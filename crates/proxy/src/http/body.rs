@@ -4,8 +4,11 @@
 //! once, when its stream ends: status, gRPC status (from trailers or a
 //! trailers-only response), latency to end of stream, and stream errors.
 
+use crate::discovery::convert::ResponseClass;
 use crate::metrics::labels::HttpLabels;
+use crate::metrics::route::{RouteLabels, RouteMetrics, RouteOutcome};
 use crate::metrics::{HttpHandleCache, HttpMetrics, ResponseOutcome};
+use crate::outbound::policy;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
@@ -23,6 +26,36 @@ pub struct ResponseRecorder {
     started: Instant,
     status_code: u16,
     grpc_status: Option<u32>,
+    route: Option<RouteRecording>,
+}
+
+/// The route part of a response's recording: the request's route labels,
+/// the route's response classes and when the request arrived.
+pub struct RouteRecording {
+    /// The route families.
+    pub metrics: RouteMetrics,
+    /// The request's route.
+    pub labels: RouteLabels,
+    /// The route's response classes (empty: the default classification).
+    pub classes: Vec<ResponseClass>,
+    /// When the request arrived (route latency covers every attempt).
+    pub started: Instant,
+}
+
+impl RouteRecording {
+    /// Records the response the client got.
+    pub fn finish(self, status_code: u16, grpc_status: Option<u32>, error: Option<&'static str>) {
+        let classification = policy::classify(&self.classes, status_code, grpc_status, error);
+        self.metrics.response(
+            &self.labels,
+            RouteOutcome {
+                status_code,
+                classification,
+                error,
+            },
+            self.started.elapsed(),
+        );
+    }
 }
 
 impl ResponseRecorder {
@@ -40,7 +73,21 @@ impl ResponseRecorder {
             started,
             status_code: 0,
             grpc_status: None,
+            route: None,
         }
+    }
+
+    /// Also records the response in the route metrics.
+    pub fn with_route(mut self, route: RouteRecording) -> Self {
+        self.route = Some(route);
+        self
+    }
+
+    /// Records a response whose body is not passed on (an attempt that is
+    /// retried), at once.
+    pub fn finish_now(mut self, status_code: u16, headers: &HeaderMap) {
+        self.head(status_code, headers);
+        self.finish(None);
     }
 
     /// Notes the response head: its status and, for trailers-only gRPC
@@ -58,7 +105,10 @@ impl ResponseRecorder {
         }
     }
 
-    fn finish(self, error: Option<&'static str>) {
+    fn finish(mut self, error: Option<&'static str>) {
+        if let Some(route) = self.route.take() {
+            route.finish(self.status_code, self.grpc_status, error);
+        }
         self.metrics.response(
             &self.labels,
             &ResponseOutcome {
@@ -72,7 +122,8 @@ impl ResponseRecorder {
     }
 }
 
-fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
+/// The `grpc-status` in a header map, if any.
+pub fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
     headers
         .get("grpc-status")?
         .to_str()

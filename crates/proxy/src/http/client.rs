@@ -7,6 +7,7 @@
 
 use crate::connect;
 use crate::http::errors::{ProxyError, describe_upstream_error};
+use crate::http::request_body::RequestBody;
 use crate::io::MeteredIo;
 use crate::metrics::TcpMetrics;
 use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels, TlsStatus};
@@ -42,12 +43,36 @@ pub struct PoolSettings {
     pub max_idle: usize,
 }
 
+/// A request that failed. When none of it was sent (the endpoint could not
+/// be reached), the request comes back so it can go to another endpoint.
+pub struct SendError {
+    /// What went wrong.
+    pub error: ProxyError,
+    /// The request, if nothing of it left the proxy.
+    pub unsent: Option<Request<RequestBody>>,
+}
+
+impl SendError {
+    fn sent(error: ProxyError) -> SendError {
+        SendError {
+            error,
+            unsent: None,
+        }
+    }
+}
+
+impl From<SendError> for ProxyError {
+    fn from(error: SendError) -> ProxyError {
+        error.error
+    }
+}
+
 struct PooledHttp1 {
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<RequestBody>,
     returned: Instant,
 }
 
-type Http2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<Incoming>>>>;
+type Http2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>>;
 
 /// The proxy's HTTP client, shared by every connection of a direction.
 pub struct HttpClient {
@@ -86,8 +111,8 @@ impl HttpClient {
     pub async fn send_http1(
         &self,
         endpoint: &Endpoint,
-        mut request: Request<Incoming>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+        mut request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, SendError> {
         let failed = |error: hyper::Error| ProxyError::Upstream {
             target: endpoint.addr,
             reason: describe_upstream_error(&error),
@@ -103,12 +128,23 @@ impl HttpClient {
                 }
                 Err(mut error) => match error.take_message() {
                     Some(unsent) => request = unsent,
-                    None => return Err(failed(error.into_error())),
+                    None => return Err(SendError::sent(failed(error.into_error()))),
                 },
             }
         }
-        let mut sender = self.handshake_http1(endpoint, false).await?;
-        let response = sender.send_request(request).await.map_err(failed)?;
+        let mut sender = match self.handshake_http1(endpoint, false).await {
+            Ok(sender) => sender,
+            Err(error) => {
+                return Err(SendError {
+                    error,
+                    unsent: Some(request),
+                });
+            }
+        };
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| SendError::sent(failed(error)))?;
         self.checkin_http1(endpoint.addr, sender);
         Ok(response)
     }
@@ -118,7 +154,7 @@ impl HttpClient {
     pub async fn send_upgrade(
         &self,
         endpoint: &Endpoint,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
         let mut sender = self.handshake_http1(endpoint, true).await?;
         sender
@@ -134,7 +170,7 @@ impl HttpClient {
         &self,
         endpoint: &Endpoint,
         upgrades: bool,
-    ) -> Result<http1::SendRequest<Incoming>, ProxyError> {
+    ) -> Result<http1::SendRequest<RequestBody>, ProxyError> {
         let io = self.connect(endpoint).await?;
         let failed = |error: hyper::Error| ProxyError::Upstream {
             target: endpoint.addr,
@@ -158,7 +194,7 @@ impl HttpClient {
         Ok(sender)
     }
 
-    fn checkout_http1(&self, addr: SocketAddr) -> Option<http1::SendRequest<Incoming>> {
+    fn checkout_http1(&self, addr: SocketAddr) -> Option<http1::SendRequest<RequestBody>> {
         let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
         let pool = pools.get_mut(&addr)?;
         let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
@@ -171,7 +207,7 @@ impl HttpClient {
         Some(pool.swap_remove(position).sender)
     }
 
-    fn checkin_http1(&self, addr: SocketAddr, sender: http1::SendRequest<Incoming>) {
+    fn checkin_http1(&self, addr: SocketAddr, sender: http1::SendRequest<RequestBody>) {
         let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
         let pool = pools.entry(addr).or_default();
         if pool.len() < self.settings.max_idle.max(1) * 2 {
@@ -223,8 +259,8 @@ impl HttpClient {
     pub async fn send_http2(
         &self,
         endpoint: &Endpoint,
-        request: Request<Incoming>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+        request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, SendError> {
         let failed = |error: hyper::Error| ProxyError::Upstream {
             target: endpoint.addr,
             reason: describe_upstream_error(&error),
@@ -241,11 +277,19 @@ impl HttpClient {
             match current.as_ref() {
                 Some(sender) if !sender.is_closed() => sender.clone(),
                 _ => {
-                    let io = self.connect(endpoint).await?;
+                    let io = match self.connect(endpoint).await {
+                        Ok(io) => io,
+                        Err(error) => {
+                            return Err(SendError {
+                                error,
+                                unsent: Some(request),
+                            });
+                        }
+                    };
                     let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                         .handshake(io)
                         .await
-                        .map_err(failed)?;
+                        .map_err(|error| SendError::sent(failed(error)))?;
                     tokio::spawn(async move {
                         let _ = connection.await;
                     });
@@ -254,7 +298,13 @@ impl HttpClient {
                 }
             }
         };
-        sender.ready().await.map_err(failed)?;
-        sender.send_request(request).await.map_err(failed)
+        sender
+            .ready()
+            .await
+            .map_err(|error| SendError::sent(failed(error)))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|error| SendError::sent(failed(error)))
     }
 }

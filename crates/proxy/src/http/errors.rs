@@ -6,6 +6,7 @@ use crate::connect::{ConnectError, ResolveError};
 use crate::http::headers::ExplicitTargetError;
 use http::{HeaderValue, StatusCode};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Header carrying the reason of a proxy-generated response.
 pub const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
@@ -46,6 +47,23 @@ pub enum ProxyError {
     /// The request would be forwarded back to the proxy itself.
     #[error("request would loop back to the proxy at {0}")]
     Loop(SocketAddr),
+    /// A backend had no endpoint for the whole failfast timeout.
+    #[error("service in fail-fast: no endpoints for {authority} within {}", crate::config::format_duration(*after))]
+    FailFast {
+        /// The backend (`name:port`).
+        authority: String,
+        /// The failfast timeout.
+        after: Duration,
+    },
+    /// Too many requests are already waiting for endpoints.
+    #[error("too many requests waiting for endpoints of {authority}")]
+    Overloaded {
+        /// The backend (`name:port`).
+        authority: String,
+    },
+    /// The route's timeout passed before response headers arrived.
+    #[error("HTTP response timeout after {}", crate::config::format_duration(*.0))]
+    ResponseTimeout(Duration),
 }
 
 impl ProxyError {
@@ -58,6 +76,10 @@ impl ProxyError {
             | ProxyError::Connect(_)
             | ProxyError::Upstream { .. }
             | ProxyError::Loop(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::FailFast { .. } | ProxyError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -65,7 +87,9 @@ impl ProxyError {
     pub fn grpc_status(&self) -> u32 {
         match self {
             ProxyError::MissingAuthority | ProxyError::ExplicitTarget(_) => grpc_code::INTERNAL,
-            ProxyError::Connect(ConnectError::TimedOut { .. }) => grpc_code::DEADLINE_EXCEEDED,
+            ProxyError::Connect(ConnectError::TimedOut { .. }) | ProxyError::ResponseTimeout(_) => {
+                grpc_code::DEADLINE_EXCEEDED
+            }
             _ => grpc_code::UNAVAILABLE,
         }
     }
@@ -78,6 +102,9 @@ impl ProxyError {
             ProxyError::Connect(error) => error.metric_label(),
             ProxyError::Upstream { .. } => "i/o",
             ProxyError::Loop(_) => "loop",
+            ProxyError::FailFast { .. } => "failfast",
+            ProxyError::Overloaded { .. } => "loadshed",
+            ProxyError::ResponseTimeout(_) => "response timeout",
         }
     }
 
@@ -120,7 +147,6 @@ pub fn describe_upstream_error(error: &hyper::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn status_mapping_table() {
@@ -165,6 +191,29 @@ mod tests {
                 502,
                 14,
                 "i/o",
+            ),
+            (
+                ProxyError::FailFast {
+                    authority: "web.shop.svc.cluster.local:80".into(),
+                    after: Duration::from_secs(3),
+                },
+                503,
+                14,
+                "failfast",
+            ),
+            (
+                ProxyError::Overloaded {
+                    authority: "web.shop.svc.cluster.local:80".into(),
+                },
+                503,
+                14,
+                "loadshed",
+            ),
+            (
+                ProxyError::ResponseTimeout(Duration::from_millis(100)),
+                504,
+                4,
+                "response timeout",
             ),
         ];
         for (error, status, grpc, label) in table {

@@ -1,8 +1,10 @@
 //! The per-request stage: decide where a request goes, forward it, and
 //! stream the response back — in three named phases.
 //!
-//! 1. **Context**: the target endpoint (the connection's fixed target, or the
-//!    request's own on the explicit listener) and the metric labels.
+//! 1. **Context**: the destination (the connection's fixed target, or the
+//!    request's own on the explicit listener, each first asked of discovery
+//!    outbound) and the metric labels. A logical service goes on to
+//!    [`logical`]: routes, retries, timeouts, splits, balancing.
 //! 2. **Early checks**: malformed targets, unresolvable names and forwarding
 //!    loops are answered by the proxy (see [`errors`](crate::http::errors)).
 //! 3. **Proxy**: hop-by-hop headers stripped, the request sent over the
@@ -13,10 +15,12 @@
 use crate::connect;
 use crate::dispatch::{self, ConnectionContext, Target, connect_tls};
 use crate::http::body::{ProxyBody, ResponseRecorder};
-use crate::http::client::Endpoint;
+use crate::http::client::{Endpoint, HttpClient, SendError};
 use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
-use crate::http::headers;
-use crate::metrics::labels::HttpLabels;
+use crate::http::request_body::RequestBody;
+use crate::http::{headers, logical};
+use crate::metrics::labels::{HttpLabels, TargetLabels};
+use crate::outbound::{LogicalTarget, Plan};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -26,10 +30,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Where one request goes.
-struct RequestTarget {
-    addr: SocketAddr,
-    /// The authority's metric label.
-    authority: Arc<str>,
+enum Destination {
+    /// One address: the original destination, an explicit target resolved
+    /// by DNS, or the endpoint discovery named (with its labels).
+    Direct {
+        addr: SocketAddr,
+        labels: Option<Arc<TargetLabels>>,
+    },
+    /// A logical service: routed, split and balanced (see [`logical`]).
+    Logical(Arc<LogicalTarget>),
 }
 
 /// Handles one request from a client connection.
@@ -40,15 +49,23 @@ pub async fn handle(
     let started = Instant::now();
     let is_grpc = headers::is_grpc(request.headers()) && request.version() == Version::HTTP_2;
 
-    // 1. Context: the target and the labels.
-    let target = match request_target(&context, &request).await {
-        Ok(target) => target,
+    // 1. Context: the destination and the labels.
+    let (destination, authority) = match destination(&context, &request).await {
+        Ok(destination) => destination,
         Err(error) => return error_response(&context, error, is_grpc, None),
+    };
+    let (addr, target_labels) = match destination {
+        Destination::Logical(target) => {
+            return logical::handle(&context, request, target, started, is_grpc).await;
+        }
+        Destination::Direct { addr, labels } => {
+            (addr, labels.unwrap_or_else(|| context.target_labels(addr)))
+        }
     };
     let labels = HttpLabels {
         direction: context.direction,
-        authority: target.authority,
-        target: context.target_labels(target.addr),
+        authority,
+        target: target_labels,
     };
     let metrics = &context.proxy.metrics.http;
     metrics.request(&labels, &context.metric_handles);
@@ -60,25 +77,31 @@ pub async fn handle(
     );
 
     // 2. Early checks.
-    if context.proxy.is_own_listener(target.addr) {
-        return error_response(
-            &context,
-            ProxyError::Loop(target.addr),
-            is_grpc,
-            Some(recorder),
-        );
+    if context.proxy.is_own_listener(addr) {
+        return error_response(&context, ProxyError::Loop(addr), is_grpc, Some(recorder));
     }
-    let explicit = context.target == Target::Explicit;
-    if explicit && request.method() == Method::CONNECT {
-        return open_tunnel(&context, &mut request, target.addr, recorder);
+    if context.target == Target::Explicit && request.method() == Method::CONNECT {
+        return open_tunnel(&context, &mut request, addr, recorder);
     }
 
     // 3. Proxy.
-    let upgrade = request.version() != Version::HTTP_2
-        && (request.method() == Method::CONNECT || headers::wants_upgrade(request.headers()));
+    proxy_to(&context, request, addr, recorder, is_grpc).await
+}
+
+/// Sends `request` to `addr` and streams the response back; Upgrade and
+/// CONNECT requests become raw tunnels after the 101/2xx.
+pub async fn proxy_to(
+    context: &Arc<ConnectionContext>,
+    mut request: Request<Incoming>,
+    addr: SocketAddr,
+    recorder: ResponseRecorder,
+    is_grpc: bool,
+) -> Response<ProxyBody> {
+    let explicit = context.target == Target::Explicit;
+    let upgrade = is_upgrade(&request);
     prepare_request(&mut request, explicit, upgrade);
     let endpoint = Endpoint {
-        addr: target.addr,
+        addr,
         direction: context.direction,
         tls: connect_tls(context.direction),
         connect_timeout: context.proxy.connect_timeout(context.direction),
@@ -88,40 +111,71 @@ pub async fn handle(
         let downstream = hyper::upgrade::on(&mut request);
         let is_connect = request.method() == Method::CONNECT;
         client
-            .send_upgrade(&endpoint, request)
+            .send_upgrade(&endpoint, request.map(RequestBody::Streaming))
             .await
             .map(|mut response| {
                 let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS
                     || (is_connect && response.status().is_success());
                 if switched {
                     let upstream = hyper::upgrade::on(&mut response);
-                    spawn_tunnel(&context, downstream, upstream, target.addr);
+                    spawn_tunnel(context, downstream, upstream, addr);
                 }
                 response
             })
-    } else if request.version() == Version::HTTP_2 {
-        client.send_http2(&endpoint, request).await
     } else {
-        client.send_http1(&endpoint, request).await
+        send(client, &endpoint, request.map(RequestBody::Streaming))
+            .await
+            .map_err(ProxyError::from)
     };
     match result {
         Ok(response) => proxied_response(response, upgrade, recorder),
-        Err(error) => error_response(&context, error, is_grpc, Some(recorder)),
+        Err(error) => error_response(context, error, is_grpc, Some(recorder)),
     }
 }
 
-/// The request's endpoint and authority.
-async fn request_target(
+/// Whether the request switches protocols (HTTP/1 Upgrade or CONNECT).
+pub fn is_upgrade<B>(request: &Request<B>) -> bool {
+    request.version() != Version::HTTP_2
+        && (request.method() == Method::CONNECT || headers::wants_upgrade(request.headers()))
+}
+
+/// Sends a request over the endpoint's HTTP/1.1 pool or HTTP/2 connection.
+pub async fn send(
+    client: &HttpClient,
+    endpoint: &Endpoint,
+    request: Request<RequestBody>,
+) -> Result<Response<Incoming>, SendError> {
+    if request.version() == Version::HTTP_2 {
+        client.send_http2(endpoint, request).await
+    } else {
+        client.send_http1(endpoint, request).await
+    }
+}
+
+/// The request's destination and its `authority` metric label.
+async fn destination(
     context: &ConnectionContext,
     request: &Request<Incoming>,
-) -> Result<RequestTarget, ProxyError> {
+) -> Result<(Destination, Arc<str>), ProxyError> {
     match context.target {
         Target::Addr(addr) => {
+            let plan = context.plan_for_addr(addr).await;
+            if let Plan::Logical(target) = plan {
+                let authority = target.name.clone();
+                return Ok((Destination::Logical(target), authority));
+            }
             let authority = match headers::authority_of(request.uri(), request.headers()) {
                 Some(authority) => context.authority_label(authority),
                 None => context.authority_label(&addr.to_string()),
             };
-            Ok(RequestTarget { addr, authority })
+            let destination = match plan {
+                Plan::Endpoint { addr, labels, .. } => Destination::Direct {
+                    addr,
+                    labels: Some(labels),
+                },
+                _ => Destination::Direct { addr, labels: None },
+            };
+            Ok((destination, authority))
         }
         Target::Explicit => {
             let explicit = headers::explicit_target(
@@ -129,17 +183,27 @@ async fn request_target(
                 request.uri(),
                 request.version() == Version::HTTP_2,
             )?;
-            let addr = connect::resolve(&explicit.host, explicit.port).await?;
-            Ok(RequestTarget {
-                addr,
-                authority: context.authority_label(&explicit.authority),
-            })
+            let destination = match context.plan_for_name(&explicit.host, explicit.port).await {
+                Plan::Logical(target) => {
+                    let authority = target.name.clone();
+                    return Ok((Destination::Logical(target), authority));
+                }
+                Plan::Endpoint { addr, labels, .. } => Destination::Direct {
+                    addr,
+                    labels: Some(labels),
+                },
+                Plan::Original => Destination::Direct {
+                    addr: connect::resolve(&explicit.host, explicit.port).await?,
+                    labels: None,
+                },
+            };
+            Ok((destination, context.authority_label(&explicit.authority)))
         }
     }
 }
 
 /// Rewrites the request for the next hop.
-fn prepare_request(request: &mut Request<Incoming>, explicit: bool, upgrade: bool) {
+pub fn prepare_request(request: &mut Request<Incoming>, explicit: bool, upgrade: bool) {
     let is_http2 = request.version() == Version::HTTP_2;
     if explicit && !is_http2 {
         // A proxy request names the target in absolute form; the origin
@@ -155,7 +219,7 @@ fn prepare_request(request: &mut Request<Incoming>, explicit: bool, upgrade: boo
 }
 
 /// The target's response, on its way back.
-fn proxied_response(
+pub fn proxied_response(
     response: Response<Incoming>,
     upgrade: bool,
     mut recorder: ResponseRecorder,
@@ -170,7 +234,7 @@ fn proxied_response(
 /// Answers CONNECT on the explicit listener: 200, then whatever the client
 /// sends through the tunnel is detected and proxied like any connection to
 /// `target`.
-fn open_tunnel(
+pub fn open_tunnel(
     context: &Arc<ConnectionContext>,
     request: &mut Request<Incoming>,
     target: SocketAddr,
@@ -224,7 +288,7 @@ fn spawn_tunnel(
 /// A response the proxy makes itself: the status for the error (gRPC
 /// clients get HTTP 200 with `grpc-status` in a trailers-only response) and
 /// the reason in `l5d-proxy-error`.
-fn error_response(
+pub fn error_response(
     context: &ConnectionContext,
     error: ProxyError,
     is_grpc: bool,

@@ -15,4 +15,6 @@ pub mod client;
 pub mod errors;
 pub mod forward;
 pub mod headers;
+pub mod logical;
+pub mod request_body;
 pub mod server;

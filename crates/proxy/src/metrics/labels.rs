@@ -1,6 +1,7 @@
 //! Label sets with Linkerd's label names and values, so `linkerd viz`-style
 //! PromQL works on weft's metrics unchanged.
 
+use crate::discovery::EndpointLabels;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,17 +63,39 @@ pub struct TargetLabels {
     ip: Arc<str>,
     port: u16,
     tls: TlsStatus,
+    /// Discovery's metric labels for the endpoint, written `dst_<name>`.
+    destination: EndpointLabels,
 }
 
 impl TargetLabels {
     /// Labels for a connection to `target` with the given TLS status.
     pub fn new(target: SocketAddr, tls: TlsStatus) -> Arc<TargetLabels> {
+        TargetLabels::discovered(target, tls, EndpointLabels::default())
+    }
+
+    /// Labels for a connection to an endpoint discovery described.
+    pub fn discovered(
+        target: SocketAddr,
+        tls: TlsStatus,
+        destination: EndpointLabels,
+    ) -> Arc<TargetLabels> {
         Arc::new(TargetLabels {
             addr: target.to_string().into(),
             ip: target.ip().to_string().into(),
             port: target.port(),
             tls,
+            destination,
         })
+    }
+
+    /// Discovery's metric labels for the endpoint.
+    pub fn destination(&self) -> &EndpointLabels {
+        &self.destination
+    }
+
+    /// The endpoint's address label (`ip:port`).
+    pub fn addr(&self) -> &str {
+        &self.addr
     }
 }
 
@@ -82,8 +105,27 @@ impl EncodeLabelSet for TargetLabels {
         ("target_ip", &*self.ip).encode(encoder.encode_label())?;
         ("target_port", self.port).encode(encoder.encode_label())?;
         ("tls", "no_identity").encode(encoder.encode_label())?;
-        ("no_tls_reason", self.tls.no_tls_reason()).encode(encoder.encode_label())
+        ("no_tls_reason", self.tls.no_tls_reason()).encode(encoder.encode_label())?;
+        for (name, value) in self.destination.iter() {
+            (destination_label_name(name), value).encode(encoder.encode_label())?;
+        }
+        Ok(())
     }
+}
+
+/// `dst_<name>`, with characters a Prometheus label name cannot hold
+/// replaced by `_`.
+fn destination_label_name(name: &str) -> String {
+    let mut label = String::with_capacity(4 + name.len());
+    label.push_str("dst_");
+    label.extend(name.chars().map(|character| {
+        if character.is_ascii_alphanumeric() {
+            character
+        } else {
+            '_'
+        }
+    }));
+    label
 }
 
 /// Labels of `request_total` (and the prefix of the response families).
@@ -128,7 +170,8 @@ impl Classification {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
         match self {
             Classification::Success => "success",
             Classification::Failure => "failure",

@@ -7,6 +7,7 @@
 pub mod family;
 pub mod labels;
 pub mod process;
+pub mod route;
 
 use family::{Expire, IdleFamily, Tracked};
 use labels::{
@@ -39,6 +40,8 @@ pub struct ProxyMetrics {
     pub http: HttpMetrics,
     /// TCP connection metrics.
     pub tcp: TcpMetrics,
+    /// Service-profile route metrics.
+    pub route: route::RouteMetrics,
     /// Protocol detection outcomes.
     pub detect: Family<DetectLabels, Counter>,
     /// `inbound_http_errors_total` and `outbound_http_errors_total`.
@@ -122,7 +125,8 @@ impl ProxyMetrics {
             tcp_errors.outbound.clone(),
         );
 
-        let expiring: Vec<Box<dyn Expire>> = vec![
+        let (route, route_expiring) = route::RouteMetrics::new(registry);
+        let mut expiring: Vec<Box<dyn Expire>> = vec![
             Box::new(http.requests.clone()),
             Box::new(http.responses.clone()),
             Box::new(http.latency.clone()),
@@ -132,9 +136,11 @@ impl ProxyMetrics {
             Box::new(tcp.read_bytes.clone()),
             Box::new(tcp.write_bytes.clone()),
         ];
+        expiring.extend(route_expiring);
         ProxyMetrics {
             http,
             tcp,
+            route,
             detect,
             http_errors,
             tcp_errors,

@@ -1,0 +1,366 @@
+//! Discovery-driven outbound routing: what the controller says about a
+//! target decides where its traffic goes.
+//!
+//! ```text
+//! target (original destination ip:port, or an explicit request's host:port)
+//!   └─ covered by PROFILE_NETWORKS / PROFILE_SUFFIXES? (policy::lookup_path) ──no──► original destination
+//!        └─ GetProfile (shared per target, waited for at most the initial timeout)
+//!             ├─ endpoint set (a workload address)  ─► Plan::Endpoint: connect there, dst_* labels
+//!             ├─ fully-qualified name               ─► Plan::Logical:
+//!             │     route (first match: timeout, retries, response classes)
+//!             │     → backend (dst_overrides weights; else name:port)
+//!             │     → Get(backend) balancer: P2C over peak-EWMA (per request / per connection)
+//!             └─ nothing, unresolved, rejected      ─► Plan::Original
+//! ```
+//!
+//! A backend with no endpoint holds a request or connection until one
+//! appears, at most the failfast timeout (then 503), and at most
+//! `WEFT_PROXY_OUTBOUND_MAX_PENDING` wait at once. An endpoint that refuses
+//! connections is penalised in the balancer (its load estimate jumps to one
+//! second) and another is tried, so a dead endpoint costs little before the
+//! controller drops it.
+
+pub mod budget;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+
+use crate::balance::EndpointLease;
+use crate::balance::p2c::Random;
+use crate::config::{Config, DestinationConfig, IpNetwork};
+use crate::discovery::client::ClientError;
+use crate::discovery::{
+    DiscoveryCache, DiscoveryClient, DiscoveryConfig, EndpointsWatch, Lookup, Profile,
+    ProfileWatch, Route,
+};
+use crate::http::errors::ProxyError;
+use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
+use crate::metrics::route::RouteLabels;
+use budget::RetryBudget;
+
+/// The load estimate given to an endpoint that refused a connection.
+pub const CONNECT_FAILURE_PENALTY: Duration = Duration::from_secs(1);
+
+/// How many endpoints one request or connection tries when they refuse.
+pub const CONNECT_ATTEMPTS: usize = 3;
+
+/// A balanced endpoint chosen for one request or connection.
+pub type Lease = EndpointLease<Arc<TargetLabels>>;
+
+/// Outbound discovery state shared by every connection.
+pub struct Outbound {
+    cache: DiscoveryCache,
+    suffixes: Vec<String>,
+    networks: Vec<IpNetwork>,
+    failfast_timeout: Duration,
+    max_pending: usize,
+    pending: AtomicUsize,
+    budgets: Mutex<HashMap<Arc<str>, Weak<RetryBudget>>>,
+    random: Random,
+}
+
+/// What to do with a target's traffic.
+#[derive(Clone)]
+pub enum Plan {
+    /// Forward to the original destination (or the explicit target).
+    Original,
+    /// Discovery named one endpoint: connect to it directly.
+    Endpoint {
+        /// Where to connect.
+        addr: SocketAddr,
+        /// Its metric labels (`dst_*` included).
+        labels: Arc<TargetLabels>,
+        /// Whether its port is opaque (no protocol detection).
+        opaque: bool,
+    },
+    /// A logical service: route, split, balance.
+    Logical(Arc<LogicalTarget>),
+}
+
+impl Plan {
+    /// Whether discovery says connections are opaque (no detection).
+    pub fn is_opaque(&self) -> bool {
+        match self {
+            Plan::Original => false,
+            Plan::Endpoint { opaque, .. } => *opaque,
+            Plan::Logical(logical) => logical.opaque,
+        }
+    }
+}
+
+/// A service known by name, with its profile and backends resolved.
+pub struct LogicalTarget {
+    /// `name:port`: the `authority` and `dst` label, `l5d-dst-canonical`.
+    pub name: Arc<str>,
+    /// `name` as a header value.
+    pub canonical: HeaderValue,
+    /// The profile the target was built from.
+    pub profile: Arc<Profile>,
+    /// Whether connections are opaque (no protocol detection).
+    pub opaque: bool,
+    backends: Vec<Backend>,
+    weights: Vec<u32>,
+    budget: Option<Arc<RetryBudget>>,
+    /// Route labels by route index, then the default route's.
+    route_labels: Vec<RouteLabels>,
+}
+
+/// One backend of a logical target: an authority and its balancer.
+pub struct Backend {
+    /// `name:port` looked up with `Get`.
+    pub authority: Arc<str>,
+    /// The lookup and its balancer.
+    pub endpoints: EndpointsWatch,
+}
+
+/// The route a request takes through a logical target.
+pub struct RouteChoice<'a> {
+    /// Its metric labels.
+    pub labels: &'a RouteLabels,
+    /// The matched route; `None` for the default route.
+    pub route: Option<&'a Route>,
+}
+
+impl LogicalTarget {
+    /// The route for a request: the first matching profile route, or the
+    /// default route.
+    pub fn route(&self, method: &http::Method, path: &str) -> RouteChoice<'_> {
+        match policy::select_route(&self.profile.routes, method, path) {
+            Some(index) => RouteChoice {
+                labels: &self.route_labels[index],
+                route: Some(&self.profile.routes[index]),
+            },
+            None => RouteChoice {
+                labels: &self.route_labels[self.profile.routes.len()],
+                route: None,
+            },
+        }
+    }
+
+    /// The retry budget; `None` means no retries.
+    pub fn budget(&self) -> Option<&RetryBudget> {
+        self.budget.as_deref()
+    }
+
+    /// A backend, chosen by the split's weights.
+    pub fn backend(&self, random: &Random) -> &Backend {
+        if self.backends.len() == 1 {
+            return &self.backends[0];
+        }
+        let uniform = (random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let index = policy::select_backend(&self.weights, uniform).unwrap_or(0);
+        &self.backends[index]
+    }
+}
+
+/// One connection's discovery of one target: its profile lookup and the
+/// plan made from the latest profile.
+pub struct TargetDiscovery {
+    key: String,
+    port: u16,
+    watch: ProfileWatch,
+    last: Option<(Arc<Profile>, Plan)>,
+}
+
+impl TargetDiscovery {
+    /// The lookup path this discovery is for.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Outbound {
+    /// Outbound discovery through the Destination service in `destination`.
+    /// Connects lazily: a controller that is down never stops the proxy.
+    pub fn new(config: &Config, destination: &DestinationConfig) -> Result<Outbound, ClientError> {
+        let mut discovery = DiscoveryConfig::new(&destination.addr, &destination.context_token);
+        discovery.initial_timeout = destination.initial_timeout;
+        let client = DiscoveryClient::new(discovery)?;
+        Ok(Outbound {
+            cache: DiscoveryCache::new(client, config.discovery_idle_timeout),
+            suffixes: destination.profile_suffixes.clone(),
+            networks: destination.profile_networks.clone(),
+            failfast_timeout: config.failfast_timeout,
+            max_pending: config.max_pending,
+            pending: AtomicUsize::new(0),
+            budgets: Mutex::new(HashMap::new()),
+            random: Random::from_entropy(),
+        })
+    }
+
+    /// Random numbers for backend choices.
+    pub fn random(&self) -> &Random {
+        &self.random
+    }
+
+    /// Starts (or shares) discovery of `host:port`; `None` when discovery
+    /// does not cover the target.
+    pub fn discover(&self, host: &str, port: u16) -> Option<TargetDiscovery> {
+        let key = policy::lookup_path(host, port, &self.suffixes, &self.networks)?;
+        let watch = self.cache.profile(&key);
+        Some(TargetDiscovery {
+            key,
+            port,
+            watch,
+            last: None,
+        })
+    }
+
+    /// The plan for a discovered target, waiting for the first answer at
+    /// most the initial timeout. Cheap when the profile has not changed.
+    pub async fn plan(&self, discovery: &mut TargetDiscovery) -> Plan {
+        let profile = match discovery.watch.current() {
+            Lookup::Resolved(profile) => profile,
+            Lookup::Pending => match discovery.watch.ready().await {
+                Lookup::Resolved(profile) => profile,
+                _ => return Plan::Original,
+            },
+            Lookup::Unresolved | Lookup::NotDiscoverable { .. } => return Plan::Original,
+        };
+        if let Some((last_profile, plan)) = &discovery.last
+            && Arc::ptr_eq(last_profile, &profile)
+        {
+            return plan.clone();
+        }
+        let plan = self.plan_for(&profile, discovery.port);
+        discovery.last = Some((profile, plan.clone()));
+        plan
+    }
+
+    fn plan_for(&self, profile: &Arc<Profile>, port: u16) -> Plan {
+        if let Some(endpoint) = &profile.endpoint {
+            return Plan::Endpoint {
+                addr: endpoint.addr,
+                labels: TargetLabels::discovered(
+                    endpoint.addr,
+                    TlsStatus::NotProvidedByServiceDiscovery,
+                    endpoint.labels.clone(),
+                ),
+                opaque: profile.opaque_protocol,
+            };
+        }
+        let Some(name) = &profile.fully_qualified_name else {
+            return Plan::Original;
+        };
+        let name: Arc<str> = format!("{}:{port}", name.trim_end_matches('.')).into();
+        let (authorities, weights): (Vec<Arc<str>>, Vec<u32>) = if profile.dst_overrides.is_empty()
+        {
+            (vec![name.clone()], vec![1])
+        } else {
+            profile
+                .dst_overrides
+                .iter()
+                .map(|split| (Arc::from(split.authority.as_str()), split.weight))
+                .unzip()
+        };
+        let backends = authorities
+            .into_iter()
+            .map(|authority| Backend {
+                endpoints: self.cache.endpoints(&authority),
+                authority,
+            })
+            .collect();
+        let mut route_labels: Vec<RouteLabels> = profile
+            .routes
+            .iter()
+            .map(|route| RouteLabels {
+                direction: Direction::Outbound,
+                dst: name.clone(),
+                route: (!route.name.is_empty()).then(|| Arc::from(route.name.as_str())),
+            })
+            .collect();
+        route_labels.push(RouteLabels {
+            direction: Direction::Outbound,
+            dst: name.clone(),
+            route: None,
+        });
+        let has_retryable_route = profile.routes.iter().any(|route| route.is_retryable);
+        let budget = match profile.retry_budget {
+            Some(spec) if has_retryable_route => Some(self.budget(&name, spec)),
+            _ => None,
+        };
+        Plan::Logical(Arc::new(LogicalTarget {
+            canonical: HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("")),
+            name,
+            profile: profile.clone(),
+            opaque: profile.opaque_protocol,
+            backends,
+            weights,
+            budget,
+            route_labels,
+        }))
+    }
+
+    /// The one retry budget of a logical name (shared by every connection),
+    /// replaced when the profile's budget changes.
+    fn budget(
+        &self,
+        name: &Arc<str>,
+        spec: crate::discovery::convert::RetryBudget,
+    ) -> Arc<RetryBudget> {
+        let mut budgets = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(budget) = budgets.get(name).and_then(Weak::upgrade)
+            && budget.spec() == spec
+        {
+            return budget;
+        }
+        budgets.retain(|_, budget| budget.strong_count() > 0);
+        let budget = Arc::new(RetryBudget::new(spec, Instant::now()));
+        budgets.insert(name.clone(), Arc::downgrade(&budget));
+        budget
+    }
+
+    /// An endpoint of `backend` for one request or connection. With none
+    /// ready, waits for discovery to add one, at most the failfast timeout.
+    pub async fn pick(&self, backend: &Backend) -> Result<Lease, ProxyError> {
+        if let Some(lease) = backend.endpoints.balancer().pick() {
+            return Ok(lease);
+        }
+        let _waiting = PendingSlot::take(&self.pending, self.max_pending).ok_or_else(|| {
+            ProxyError::Overloaded {
+                authority: backend.authority.to_string(),
+            }
+        })?;
+        let mut lookup = backend.endpoints.lookup().clone();
+        let deadline = tokio::time::Instant::now() + self.failfast_timeout;
+        loop {
+            let changed = tokio::time::timeout_at(deadline, lookup.changed()).await;
+            if let Some(lease) = backend.endpoints.balancer().pick() {
+                return Ok(lease);
+            }
+            match changed {
+                Ok(true) => continue,
+                // Timed out, or the lookup ended (the name is not discoverable).
+                Ok(false) | Err(_) => {
+                    return Err(ProxyError::FailFast {
+                        authority: backend.authority.to_string(),
+                        after: self.failfast_timeout,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// One place among the requests waiting for endpoints.
+struct PendingSlot<'a>(&'a AtomicUsize);
+
+impl<'a> PendingSlot<'a> {
+    fn take(pending: &'a AtomicUsize, max: usize) -> Option<PendingSlot<'a>> {
+        let previous = pending.fetch_add(1, Ordering::Relaxed);
+        let slot = PendingSlot(pending);
+        (previous < max).then_some(slot)
+    }
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

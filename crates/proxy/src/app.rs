@@ -10,6 +10,7 @@ use crate::http::client::{HttpClient, PoolSettings};
 use crate::listen::Listener;
 use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
+use crate::metrics::control::ControlMetrics;
 use crate::metrics::process::ProcessCollector;
 use crate::outbound::Outbound;
 use prometheus_client::registry::Registry;
@@ -139,7 +140,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     // 4. Outbound discovery, when a Destination service is configured. It
     //    connects lazily: the proxy serves even while the controller is down.
     let outbound_router = match &config.destination {
-        Some(destination) => Some(Outbound::new(&config, destination)?),
+        Some(destination) => Some(Outbound::new(
+            &config,
+            destination,
+            ControlMetrics::new(&mut registry, &destination.addr),
+        )?),
         None => None,
     };
     let proxy = Arc::new(Proxy {

@@ -36,6 +36,7 @@ use super::backoff::ExponentialBackoff;
 use super::convert::{ConvertError, EndpointLabels, Profile, Update};
 use crate::balance::p2c::Random;
 use crate::balance::{Balancer, Change, PeakEwmaConfig};
+use crate::metrics::control::ControlMetrics;
 use crate::metrics::labels::{TargetLabels, TlsStatus};
 
 /// The metric labels of connections to a discovered endpoint (made once per
@@ -77,6 +78,8 @@ pub struct DiscoveryConfig {
     pub connect_timeout: Duration,
     /// Load estimation for the balancers fed by `Get` streams.
     pub balancer: PeakEwmaConfig,
+    /// Stream metrics, if they are exported.
+    pub metrics: Option<ControlMetrics>,
 }
 
 impl DiscoveryConfig {
@@ -90,6 +93,7 @@ impl DiscoveryConfig {
             initial_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(1),
             balancer: PeakEwmaConfig::default(),
+            metrics: None,
         }
     }
 }
@@ -266,6 +270,7 @@ struct ClientShared {
     initial_timeout: Duration,
     balancer: PeakEwmaConfig,
     random: Random,
+    metrics: Option<ControlMetrics>,
 }
 
 impl DiscoveryClient {
@@ -298,6 +303,7 @@ impl DiscoveryClient {
                 initial_timeout: config.initial_timeout,
                 balancer: config.balancer,
                 random: Random::from_entropy(),
+                metrics: config.metrics,
             }),
         })
     }
@@ -368,6 +374,8 @@ impl DiscoveryClient {
 trait Session: Send + 'static {
     type Message: Send + 'static;
     type Value: Send + Sync + 'static;
+    /// The `kind` label of its messages.
+    const KIND: &'static str;
 
     /// Opens the stream.
     fn open(
@@ -384,6 +392,7 @@ struct ProfileSession;
 impl Session for ProfileSession {
     type Message = proto::DestinationProfile;
     type Value = Profile;
+    const KIND: &'static str = "profile";
 
     fn open(
         mut client: DestinationClient<Channel>,
@@ -405,6 +414,7 @@ struct EndpointsSession {
 impl Session for EndpointsSession {
     type Message = proto::Update;
     type Value = KnownEndpoints;
+    const KIND: &'static str = "endpoints";
 
     fn open(
         mut client: DestinationClient<Channel>,
@@ -482,6 +492,10 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
                 path: self.path.clone(),
                 context_token: self.shared.context_token.clone(),
             };
+            let metrics = self.shared.metrics.as_ref();
+            if let Some(metrics) = metrics {
+                metrics.stream_opened();
+            }
             let ending = match S::open(self.shared.client.clone(), request).await {
                 Ok(response) => {
                     let mut stream = response.into_inner();
@@ -490,6 +504,9 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
                         match stream.message().await {
                             Ok(Some(message)) => match session.apply(message, first) {
                                 Ok(value) => {
+                                    if let Some(metrics) = metrics {
+                                        metrics.update(S::KIND);
+                                    }
                                     first = false;
                                     attempt = 0;
                                     self.sender.send_replace(Lookup::Resolved(Arc::new(value)));
@@ -505,6 +522,9 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
                 }
                 Err(status) => Some(status),
             };
+            if let Some(metrics) = metrics {
+                metrics.stream_ended(ending.as_ref().map_or(0, |status| status.code() as i32));
+            }
             if let Some(status) = ending {
                 if is_rejection(status.code()) {
                     tracing::debug!(path = %self.path, ?status, "not discoverable");

@@ -10,7 +10,7 @@ use crate::http::errors::{ProxyError, describe_upstream_error};
 use crate::http::request_body::RequestBody;
 use crate::io::MeteredIo;
 use crate::metrics::TcpMetrics;
-use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels, TlsStatus};
+use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
@@ -28,8 +28,8 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// The direction of the traffic, for metrics.
     pub direction: Direction,
-    /// The connection's TLS status, for metrics.
-    pub tls: TlsStatus,
+    /// The endpoint's metric labels (TLS status, `dst_*`).
+    pub labels: Arc<TargetLabels>,
     /// Connect timeout.
     pub connect_timeout: Duration,
 }
@@ -101,7 +101,7 @@ impl HttpClient {
         let metrics = self.tcp_metrics.open(TcpLabels {
             direction: endpoint.direction,
             peer: Peer::Destination,
-            target: TargetLabels::new(endpoint.addr, endpoint.tls),
+            target: endpoint.labels.clone(),
         });
         Ok(TokioIo::new(MeteredIo::new(stream, metrics)))
     }

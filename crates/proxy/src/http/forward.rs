@@ -13,7 +13,7 @@
 //!    101/2xx), and the response body streamed back and recorded at its end.
 
 use crate::connect;
-use crate::dispatch::{self, ConnectionContext, Target, connect_tls};
+use crate::dispatch::{self, ConnectionContext, Target};
 use crate::http::body::{ProxyBody, ResponseRecorder};
 use crate::http::client::{Endpoint, HttpClient, SendError};
 use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
@@ -85,7 +85,8 @@ pub async fn handle(
     }
 
     // 3. Proxy.
-    proxy_to(&context, request, addr, recorder, is_grpc).await
+    let target_labels = recorder.target_labels();
+    proxy_to(&context, request, addr, target_labels, recorder, is_grpc).await
 }
 
 /// Sends `request` to `addr` and streams the response back; Upgrade and
@@ -94,6 +95,7 @@ pub async fn proxy_to(
     context: &Arc<ConnectionContext>,
     mut request: Request<Incoming>,
     addr: SocketAddr,
+    labels: Arc<TargetLabels>,
     recorder: ResponseRecorder,
     is_grpc: bool,
 ) -> Response<ProxyBody> {
@@ -103,7 +105,7 @@ pub async fn proxy_to(
     let endpoint = Endpoint {
         addr,
         direction: context.direction,
-        tls: connect_tls(context.direction),
+        labels,
         connect_timeout: context.proxy.connect_timeout(context.direction),
     };
     let client = context.proxy.client(context.direction);

@@ -16,7 +16,7 @@
 //! attempt with its endpoint's `dst_*` labels; route metrics count requests
 //! (`route_*`) and attempts (`route_actual_*`).
 
-use crate::dispatch::{ConnectionContext, Target, connect_tls};
+use crate::dispatch::{ConnectionContext, Target};
 use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording, grpc_status_of};
 use crate::http::client::{Endpoint, SendError};
 use crate::http::errors::ProxyError;
@@ -254,7 +254,7 @@ impl Attempts<'_> {
             let endpoint = Endpoint {
                 addr: lease.address(),
                 direction: Direction::Outbound,
-                tls: connect_tls(Direction::Outbound),
+                labels: lease.metadata().clone(),
                 connect_timeout: proxy.connect_timeout(Direction::Outbound),
             };
             match forward::send(client, &endpoint, request).await {
@@ -334,5 +334,6 @@ async fn tunnel(
     if context.target == Target::Explicit && request.method() == Method::CONNECT {
         return forward::open_tunnel(context, &mut request, addr, recorder);
     }
-    forward::proxy_to(context, request, addr, recorder, is_grpc).await
+    let labels = lease.metadata().clone();
+    forward::proxy_to(context, request, addr, labels, recorder, is_grpc).await
 }

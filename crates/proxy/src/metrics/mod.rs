@@ -4,6 +4,7 @@
 //! `response_total`, `response_latency_ms`, `tcp_*`), so existing dashboards
 //! and PromQL work. Label sets that go idle expire (see [`family`]).
 
+pub mod control;
 pub mod family;
 pub mod labels;
 pub mod process;

@@ -40,6 +40,7 @@ use crate::discovery::{
     ProfileWatch, Route,
 };
 use crate::http::errors::ProxyError;
+use crate::metrics::control::ControlMetrics;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
 use crate::metrics::route::RouteLabels;
 use budget::RetryBudget;
@@ -178,9 +179,14 @@ impl TargetDiscovery {
 impl Outbound {
     /// Outbound discovery through the Destination service in `destination`.
     /// Connects lazily: a controller that is down never stops the proxy.
-    pub fn new(config: &Config, destination: &DestinationConfig) -> Result<Outbound, ClientError> {
+    pub fn new(
+        config: &Config,
+        destination: &DestinationConfig,
+        metrics: ControlMetrics,
+    ) -> Result<Outbound, ClientError> {
         let mut discovery = DiscoveryConfig::new(&destination.addr, &destination.context_token);
         discovery.initial_timeout = destination.initial_timeout;
+        discovery.metrics = Some(metrics);
         let client = DiscoveryClient::new(discovery)?;
         Ok(Outbound {
             cache: DiscoveryCache::new(client, config.discovery_idle_timeout),

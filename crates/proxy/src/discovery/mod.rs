@@ -21,7 +21,7 @@ pub mod client;
 pub mod convert;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

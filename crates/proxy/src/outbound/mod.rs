@@ -370,3 +370,6 @@ impl Drop for PendingSlot<'_> {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -192,20 +192,38 @@ impl ConnectionContext {
 
     /// What discovery says to do with traffic to `addr` (outbound only).
     pub async fn plan_for_addr(&self, addr: SocketAddr) -> Plan {
-        self.plan(DiscoveryKey::Addr(addr)).await
+        self.plan(
+            |key| *key == DiscoveryKey::Addr(addr),
+            || DiscoveryKey::Addr(addr),
+        )
+        .await
     }
 
     /// What discovery says to do with requests for `host:port` (outbound only).
     pub async fn plan_for_name(&self, host: &str, port: u16) -> Plan {
-        self.plan(DiscoveryKey::Name(host.to_string(), port)).await
+        self.plan(
+            |key| matches!(key, DiscoveryKey::Name(known, known_port) if known == host && *known_port == port),
+            || DiscoveryKey::Name(host.to_string(), port),
+        )
+        .await
     }
 
-    async fn plan(&self, target: DiscoveryKey) -> Plan {
+    /// The plan for a target, reusing this connection's discovery while its
+    /// requests keep one target (`is_cached`), starting one otherwise.
+    async fn plan(
+        &self,
+        is_cached: impl Fn(&DiscoveryKey) -> bool,
+        key: impl FnOnce() -> DiscoveryKey,
+    ) -> Plan {
         let Some(outbound) = self.outbound() else {
             return Plan::Original;
         };
         let mut cached = self.discovery.lock().await;
-        if cached.as_ref().is_none_or(|cached| cached.target != target) {
+        if !cached
+            .as_ref()
+            .is_some_and(|cached| is_cached(&cached.target))
+        {
+            let target = key();
             let discovery = match &target {
                 DiscoveryKey::Addr(addr) => outbound.discover(&addr.ip().to_string(), addr.port()),
                 DiscoveryKey::Name(host, port) => outbound.discover(host, *port),

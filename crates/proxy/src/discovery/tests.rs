@@ -10,7 +10,7 @@ use linkerd2_proxy_api::destination::update::Update as ProtoUpdate;
 use linkerd2_proxy_api::net::TcpAddress;
 use tonic::Code;
 
-use super::fake::{FakeDestination, Reply};
+use super::fake::{FakeDestination, Reply, add};
 use super::*;
 
 const SERVICE: &str = "web.shop.svc.cluster.local:80";
@@ -35,24 +35,6 @@ fn config(destination: SocketAddr) -> DiscoveryConfig {
 
 fn client(destination: SocketAddr) -> DiscoveryClient {
     DiscoveryClient::new(config(destination)).unwrap()
-}
-
-fn add(addresses: &[&str]) -> proto::Update {
-    let addrs = addresses
-        .iter()
-        .map(|address| proto::WeightedAddr {
-            addr: Some(TcpAddress::from(address.parse::<SocketAddr>().unwrap())),
-            weight: 10000,
-            metric_labels: HashMap::from([("pod".to_string(), format!("pod-{address}"))]),
-            ..Default::default()
-        })
-        .collect();
-    proto::Update {
-        update: Some(ProtoUpdate::Add(proto::WeightedAddrSet {
-            addrs,
-            metric_labels: HashMap::from([("service".to_string(), "web".to_string())]),
-        })),
-    }
 }
 
 fn remove(addresses: &[&str]) -> proto::Update {

@@ -11,7 +11,7 @@ use linkerd2_proxy_api::destination::update::Update as ProtoUpdate;
 use linkerd2_proxy_api::net::TcpAddress;
 
 use super::*;
-use crate::discovery::fake::{FakeDestination, Reply};
+use crate::discovery::fake::{FakeDestination, Reply, add};
 
 const SERVICE: &str = "web.shop.svc.cluster.local:80";
 const FAILFAST: Duration = Duration::from_millis(300);
@@ -39,24 +39,6 @@ async fn outbound(destination: SocketAddr) -> Outbound {
         ControlMetrics::new(&mut registry, &destination.addr),
     )
     .unwrap()
-}
-
-fn add(addresses: &[&str]) -> proto::Update {
-    let addrs = addresses
-        .iter()
-        .map(|address| proto::WeightedAddr {
-            addr: Some(TcpAddress::from(address.parse::<SocketAddr>().unwrap())),
-            weight: 10000,
-            metric_labels: HashMap::from([("workload".to_string(), format!("w-{address}"))]),
-            ..Default::default()
-        })
-        .collect();
-    proto::Update {
-        update: Some(ProtoUpdate::Add(proto::WeightedAddrSet {
-            addrs,
-            metric_labels: HashMap::from([("service".to_string(), "web".to_string())]),
-        })),
-    }
 }
 
 fn no_endpoints() -> proto::Update {

@@ -26,7 +26,7 @@ pub mod policy;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
@@ -51,6 +51,9 @@ pub const CONNECT_FAILURE_PENALTY: Duration = Duration::from_secs(1);
 /// How many endpoints one request or connection tries when they refuse.
 pub const CONNECT_ATTEMPTS: usize = 3;
 
+/// Retry budgets kept for names no connection uses any more.
+pub const MAX_BUDGETS: usize = 10_000;
+
 /// A balanced endpoint chosen for one request or connection.
 pub type Lease = EndpointLease<Arc<TargetLabels>>;
 
@@ -62,7 +65,10 @@ pub struct Outbound {
     failfast_timeout: Duration,
     max_pending: usize,
     pending: AtomicUsize,
-    budgets: Mutex<HashMap<Arc<str>, Weak<RetryBudget>>>,
+    /// One budget per logical name, outliving the connections that use it
+    /// (a client opening a connection per request must not get a fresh
+    /// budget each time).
+    budgets: Mutex<HashMap<Arc<str>, Arc<RetryBudget>>>,
     random: Random,
 }
 
@@ -303,22 +309,26 @@ impl Outbound {
         }))
     }
 
-    /// The one retry budget of a logical name (shared by every connection),
-    /// replaced when the profile's budget changes.
+    /// The one retry budget of a logical name (shared by every connection,
+    /// kept while connections come and go), replaced when the profile's
+    /// budget changes. Past [`MAX_BUDGETS`] names, budgets no connection
+    /// holds are dropped.
     fn budget(
         &self,
         name: &Arc<str>,
         spec: crate::discovery::convert::RetryBudget,
     ) -> Arc<RetryBudget> {
         let mut budgets = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(budget) = budgets.get(name).and_then(Weak::upgrade)
+        if let Some(budget) = budgets.get(name)
             && budget.spec() == spec
         {
-            return budget;
+            return budget.clone();
         }
-        budgets.retain(|_, budget| budget.strong_count() > 0);
+        if budgets.len() >= MAX_BUDGETS {
+            budgets.retain(|_, budget| Arc::strong_count(budget) > 1);
+        }
         let budget = Arc::new(RetryBudget::new(spec, Instant::now()));
-        budgets.insert(name.clone(), Arc::downgrade(&budget));
+        budgets.insert(name.clone(), budget.clone());
         budget
     }
 

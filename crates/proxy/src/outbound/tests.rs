@@ -207,3 +207,35 @@ fn waiting_is_bounded() {
     drop(second);
     assert_eq!(pending.load(Ordering::Relaxed), 0);
 }
+
+#[tokio::test]
+async fn the_retry_budget_outlives_connections() {
+    let fake = FakeDestination::default();
+    let mut profile = named_profile();
+    profile.routes = vec![proto::Route {
+        condition: Some(proto::RequestMatch {
+            r#match: Some(proto::request_match::Match::Path(proto::PathMatch {
+                regex: "/.*".to_string(),
+            })),
+        }),
+        is_retryable: true,
+        ..Default::default()
+    }];
+    fake.reply_profile("10.96.0.10:80", Reply::Stream(vec![profile]));
+    fake.reply_endpoints(SERVICE, Reply::Stream(vec![add(&["10.1.0.1:8080"])]));
+    let server = fake.serve("127.0.0.1:0".parse().unwrap()).await;
+    let outbound = outbound(server.address).await;
+
+    let first_budget = {
+        let mut first = outbound.discover("10.96.0.10", 80).unwrap();
+        let target = logical(outbound.plan(&mut first).await);
+        target.budget().expect("a retryable route has a budget") as *const RetryBudget
+    };
+    // The first connection (and its plan) is gone; a new one gets the same budget.
+    let mut second = outbound.discover("10.96.0.10", 80).unwrap();
+    let target = logical(outbound.plan(&mut second).await);
+    let second_budget = target.budget().unwrap() as *const RetryBudget;
+    assert_eq!(first_budget, second_budget);
+    drop((target, second, outbound));
+    server.stop().await;
+}

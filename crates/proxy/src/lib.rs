@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod dispatch;
 pub mod drain;
 pub mod http;
+pub mod identity;
 pub mod io;
 pub mod listen;
 pub mod log_limit;

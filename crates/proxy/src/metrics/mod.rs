@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod family;
+pub mod identity;
 pub mod labels;
 pub mod process;
 pub mod route;

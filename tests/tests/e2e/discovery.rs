@@ -253,6 +253,7 @@ fn a_killed_backend_costs_few_requests_and_none_once_removed() {
 
     // Killed mid-traffic: its listener and open connections go away.
     let killed_at = traffic.completed();
+    let doomed_served = doomed.requests_seen();
     drop(doomed);
     traffic.wait_for_more(300, Duration::from_secs(20));
 
@@ -270,8 +271,8 @@ fn a_killed_backend_costs_few_requests_and_none_once_removed() {
     let after = &report.outcomes[removed_at..];
     let after_failures = after.iter().filter(|o| !o.is_success()).count();
     println!(
-        "killed backend: {dead_failures} of {} requests failed before its removal {:?}; \
-         {after_failures} of {} failed after",
+        "killed backend (had served {doomed_served} of {killed_at}): {dead_failures} of {} \
+         requests failed before its removal {:?}; {after_failures} of {} failed after",
         while_dead.len(),
         failure_summary(while_dead),
         after.len()
@@ -313,7 +314,16 @@ fn traffic_split_sends_ninety_ten() {
         .split(NAMESPACE, "web", &[("web-v1", 900), ("web-v2", 100)]);
     let controller = ControllerProcess::start(&mesh.render());
     let proxy = meshed_proxy(&controller);
-    wait_resolved(&proxy, &web_url("/"));
+    // Both backends resolved before counting: until web-v2 has endpoints its
+    // share of requests waits for them.
+    let deadline = Instant::now() + RESOLVE_PATIENCE;
+    while v1.requests_seen() == 0 || v2.requests_seen() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "both sides of the split not served within {RESOLVE_PATIENCE:?}"
+        );
+        wait_resolved(&proxy, &web_url("/"));
+    }
 
     let before = seen(&[&v1, &v2]);
     let report = load::run(proxy.outbound_addr(), &web_url("/"), 2000, 8);
@@ -357,6 +367,10 @@ fn route_labels(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'
 #[test]
 fn retries_hide_a_thirty_percent_failure_rate() {
     let flaky = HttpTestServer::start_with(Behavior::new().fail(3, 10));
+    // Retries fail 30% of the time too, so 500 requests need about 214
+    // retries (0.3 × 714 attempts): more than the default budget allows in
+    // under its ttl (0.2 × 500 + 10/s × 10 s = 200, which gives 98%). A
+    // ratio of 0.5 holds.
     let profile = web_profile(
         "    isRetryable: true\n",
         "  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 10, ttl: 10s}\n",

@@ -731,3 +731,34 @@ fn discovered_traffic_carries_destination_and_route_labels() {
         20.0,
     );
 }
+
+#[test]
+fn a_numeric_target_port_resolves_and_other_names_are_forwarded_as_before() {
+    let api = HttpTestServer::start();
+    let outside = HttpTestServer::start();
+    let port = api.addr().port();
+    let mesh = MeshFile::new()
+        .document(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: api, namespace: shop}}\n\
+             spec:\n  selector: {{app: api}}\n  ports:\n  - {{port: 80, targetPort: {port}}}\n"
+        ))
+        .document(&format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: Workload\n\
+             metadata: {{name: api-1, namespace: shop, labels: {{app: api}}}}\n\
+             spec:\n  addresses: [127.0.0.1]\n  ports: [{{port: {port}}}]\n"
+        ));
+    let controller = ControllerProcess::start(&mesh.render());
+    let proxy = meshed_proxy(&controller);
+
+    wait_resolved(&proxy, &service_url("api", "/"));
+    assert!(api.requests_seen() > 0);
+
+    // Not a mesh service: the name is resolved by the system and forwarded.
+    let url = format!("http://localhost:{}/", outside.addr().port());
+    let outcome = load::get(proxy.outbound_addr(), &url);
+    assert!(outcome.is_success(), "{url}: {outcome:?}");
+    let url = format!("http://{}/", outside.addr());
+    let outcome = load::get(proxy.outbound_addr(), &url);
+    assert!(outcome.is_success(), "{url}: {outcome:?}");
+    assert_eq!(outside.requests_seen(), 2);
+}

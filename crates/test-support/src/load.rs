@@ -12,7 +12,7 @@
 //! - [`run`]: a fixed number of requests over N concurrent clients, blocking.
 //! - [`BackgroundLoad`]: steady traffic on its own thread until stopped, so a
 //!   test can kill things meanwhile.
-//! - [`get`]: one request on a fresh connection, blocking.
+//! - [`get`], [`request`]: one request on a fresh connection, blocking.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,8 +22,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -44,6 +44,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// From sending the request to the end of the response body.
     pub latency: Duration,
+    /// The response body (empty when none arrived).
+    pub body: Bytes,
 }
 
 impl Outcome {
@@ -105,7 +107,7 @@ impl LoadReport {
 #[derive(Debug)]
 pub struct ProxyClient {
     proxy: SocketAddr,
-    sender: Option<SendRequest<Empty<Bytes>>>,
+    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl ProxyClient {
@@ -120,15 +122,22 @@ impl ProxyClient {
     /// `GET url` (absolute, e.g. `http://web.shop.svc.cluster.local/`)
     /// through the proxy; the body is read to the end.
     pub async fn get(&mut self, url: &str) -> Outcome {
+        self.send(Method::GET, url, Bytes::new()).await
+    }
+
+    /// `method url` with `body` (sent with a `content-length`) through the
+    /// proxy; the response body is read to the end.
+    pub async fn send(&mut self, method: Method, url: &str, body: Bytes) -> Outcome {
         let started = Instant::now();
-        let result = tokio::time::timeout(REQUEST_TIMEOUT, self.try_get(url)).await;
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, self.try_send(method, url, body)).await;
         let latency = started.elapsed();
         match result {
-            Ok(Ok((status, proxy_error))) => Outcome {
+            Ok(Ok((status, proxy_error, body))) => Outcome {
                 status: Some(status),
                 proxy_error,
                 error: None,
                 latency,
+                body,
             },
             Ok(Err((status, error))) => {
                 self.sender = None;
@@ -137,6 +146,7 @@ impl ProxyClient {
                     proxy_error: None,
                     error: Some(error.to_string()),
                     latency,
+                    body: Bytes::new(),
                 }
             }
             Err(_) => {
@@ -146,23 +156,29 @@ impl ProxyClient {
                     proxy_error: None,
                     error: Some(format!("no response within {REQUEST_TIMEOUT:?}")),
                     latency,
+                    body: Bytes::new(),
                 }
             }
         }
     }
 
-    async fn try_get(
+    async fn try_send(
         &mut self,
+        method: Method,
         url: &str,
-    ) -> Result<(u16, Option<String>), (Option<u16>, BoxError)> {
+        body: Bytes,
+    ) -> Result<(u16, Option<String>, Bytes), (Option<u16>, BoxError)> {
         let uri: Uri = url.parse().map_err(|e| (None, BoxError::from(e)))?;
         let host = uri
             .authority()
             .map(|a| a.as_str().to_string())
             .ok_or_else(|| (None, BoxError::from(format!("{url}: not absolute"))))?;
-        let request = Request::get(uri)
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
             .header(http::header::HOST, host)
-            .body(Empty::new())
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(Full::new(body))
             .map_err(|e| (None, BoxError::from(e)))?;
         let sender = self.ready_sender().await.map_err(|e| (None, e))?;
         let response = sender
@@ -174,17 +190,18 @@ impl ProxyClient {
             .headers()
             .get("l5d-proxy-error")
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        response
+        let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| (Some(status), BoxError::from(e)))?;
-        Ok((status, proxy_error))
+            .map_err(|e| (Some(status), BoxError::from(e)))?
+            .to_bytes();
+        Ok((status, proxy_error, body))
     }
 
     /// The open connection if it can take a request now, else a new one.
     /// Nothing has been sent when this fails, so reconnecting is safe.
-    async fn ready_sender(&mut self) -> Result<&mut SendRequest<Empty<Bytes>>, BoxError> {
+    async fn ready_sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, BoxError> {
         let reusable = match self.sender.as_mut() {
             Some(sender) => sender.ready().await.is_ok(),
             None => false,
@@ -245,11 +262,16 @@ pub async fn run_async(
 
 /// One `GET url` through `proxy` on a fresh connection; blocks.
 pub fn get(proxy: SocketAddr, url: &str) -> Outcome {
+    request(proxy, Method::GET, url, Bytes::new())
+}
+
+/// One `method url` with `body` through `proxy` on a fresh connection; blocks.
+pub fn request(proxy: SocketAddr, method: Method, url: &str, body: Bytes) -> Outcome {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("client runtime");
-    runtime.block_on(ProxyClient::new(proxy).get(url))
+    runtime.block_on(ProxyClient::new(proxy).send(method, url, body))
 }
 
 /// Steady traffic on a background thread until [`BackgroundLoad::stop`].

@@ -78,9 +78,10 @@ impl Behavior {
         self
     }
 
-    /// Answers `500` to `failures` out of every `period` requests, spread
-    /// evenly over the count of requests received (not random, so a run is
-    /// repeatable). `fail(1, 1)` fails everything.
+    /// Answers `500` (after reading the request body) to `failures` out of
+    /// every `period` requests, spread evenly over the count of requests
+    /// received (not random, so a run is repeatable). `fail(1, 1)` fails
+    /// everything.
     pub fn fail(mut self, failures: u64, period: u64) -> Self {
         assert!(
             period > 0 && failures <= period,
@@ -159,7 +160,7 @@ async fn accept_loop(listener: TcpListener, counters: Arc<Counters>) {
         });
         let counters = counters.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |request: Request<Incoming>| {
                 let n = counters.requests.fetch_add(1, Ordering::SeqCst);
                 let behavior = counters.behavior;
                 let counters = counters.clone();
@@ -169,6 +170,9 @@ async fn accept_loop(listener: TcpListener, counters: Arc<Counters>) {
                         tokio::time::sleep(behavior.delay).await;
                     }
                     if behavior.fails(n) {
+                        // Read the request first, as a well-behaved app does:
+                        // an early answer races the client's body upload.
+                        let _ = request.into_body().collect().await;
                         counters.failures.fetch_add(1, Ordering::SeqCst);
                         return Ok(text(
                             StatusCode::INTERNAL_SERVER_ERROR,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use weft_test_support::load::{self, BackgroundLoad};
-use weft_test_support::{ControllerProcess, HttpTestServer, eventually};
+use weft_test_support::{Behavior, ControllerProcess, HttpTestServer, eventually};
 
 use super::{
     assert_no_failures, failure_summary, meshed_proxy, received_since, seen, wait_resolved,
@@ -281,4 +281,55 @@ fn a_proxy_started_before_its_controller_is_routed_once_it_is_up() {
         up.elapsed()
     );
     assert!(backend.requests_seen() > 0);
+}
+
+#[test]
+fn a_request_in_flight_finishes_when_its_endpoint_is_removed() {
+    let slow = HttpTestServer::start_with(Behavior::new().delay(Duration::from_millis(1500)));
+    let controller = ControllerProcess::start(&web_mesh(&[&slow]).render());
+    let proxy = meshed_proxy(&controller);
+    wait_resolved(&proxy, &web_url("/"));
+
+    let outbound = proxy.outbound_addr();
+    let in_flight = std::thread::spawn(move || load::get(outbound, &web_url("/")));
+    let before = slow.requests_seen();
+    eventually(Duration::from_secs(1), || slow.requests_seen() > before);
+    controller.rewrite_mesh(&web_mesh(&[]).render());
+    controller.wait_good_loads(2, Duration::from_secs(1));
+    let outcome = in_flight.join().expect("client thread");
+    println!("in flight while its endpoint was removed: {outcome:?}");
+    assert!(outcome.is_success(), "{outcome:?}");
+}
+
+#[test]
+fn a_profile_edit_applies_to_the_next_requests() {
+    let backend = HttpTestServer::start();
+    let controller = ControllerProcess::start(&web_mesh(&[&backend]).render());
+    let proxy = meshed_proxy(&controller);
+    wait_resolved(&proxy, &web_url("/"));
+    let before = load::get(proxy.outbound_addr(), &web_url("/slow/300"));
+    assert_eq!(before.status, Some(200), "{before:?}");
+
+    let profile =
+        "  routes:\n  - name: slow\n    condition: {pathRegex: /slow/.*}\n    timeout: 100ms\n";
+    let edited = web_mesh(&[&backend]).profile("shop", "web", profile);
+    controller.rewrite_mesh(&edited.render());
+    let edited_at = Instant::now();
+    let deadline = edited_at + Duration::from_secs(3);
+    loop {
+        let outcome = load::get(proxy.outbound_addr(), &web_url("/slow/300"));
+        if outcome.status == Some(504) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new route's timeout not applied 3s after the edit: {outcome:?}"
+        );
+    }
+    println!(
+        "profile edit: route timeout applied after {:?}",
+        edited_at.elapsed()
+    );
+    let other = load::get(proxy.outbound_addr(), &web_url("/"));
+    assert_eq!(other.status, Some(200), "{other:?}");
 }

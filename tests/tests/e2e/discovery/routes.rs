@@ -294,3 +294,85 @@ fn retries_replay_a_request_body_up_to_64_kib() {
     assert_eq!(outcome.status, Some(500), "{}", outcome.summary());
     assert_eq!(flaky.requests_seen(), 4, "a body over 64 KiB was retried");
 }
+
+#[test]
+fn response_classes_decide_what_fails_and_is_retried() {
+    let backend = HttpTestServer::start();
+    // 404 counts as a failure on this route (and is retried); 500 does not
+    // match a class, so the default applies: 5xx fails.
+    let profile = "  routes:\n  - name: status\n    condition: {pathRegex: /status/.*}\n    \
+                   isRetryable: true\n    responseClasses:\n    \
+                   - condition: {status: {min: 404, max: 404}}\n      isFailure: true\n    \
+                   - condition: {status: {min: 200, max: 299}}\n      isFailure: false\n";
+    let mesh = web_mesh(&[&backend]).profile(NAMESPACE, "web", profile);
+    let controller = ControllerProcess::start(&mesh.render());
+    let proxy = meshed_proxy(&controller);
+    wait_resolved(&proxy, &web_url("/"));
+
+    let before = backend.requests_seen();
+    let report = load::run(proxy.outbound_addr(), &web_url("/status/404"), 5, 1);
+    assert_eq!(
+        report.summary().get("404"),
+        Some(&5),
+        "{:?}",
+        report.summary()
+    );
+    let attempts = backend.requests_seen() - before;
+    let labels = |extra: &[(&'static str, &'static str)]| {
+        let mut labels = vec![
+            ("direction", "outbound"),
+            ("dst", WEB_AUTHORITY),
+            ("rt_route", "status"),
+        ];
+        labels.extend_from_slice(extra);
+        labels
+    };
+    assert_metric_settles(&proxy, "route_request_total", &labels(&[]), 5.0);
+    assert_metric_settles(
+        &proxy,
+        "route_response_total",
+        &labels(&[("status_code", "404"), ("classification", "failure")]),
+        5.0,
+    );
+    let actual = proxy.metric_or_zero("route_actual_request_total", &labels(&[]));
+    println!("response classes: 5 requests answered 404, {attempts} attempts ({actual} counted)");
+    assert!(attempts > 5, "a 404 classed as failure was not retried");
+    assert_eq!(actual, attempts as f64);
+}
+
+#[test]
+fn the_retry_budget_holds_across_connections() {
+    // Clients that open a connection per request (HTTP/1.0, `Connection:
+    // close`, curl in a loop) share the destination's one budget too.
+    let broken = HttpTestServer::start_with(Behavior::new().fail(1, 1));
+    let profile = web_profile(
+        "    isRetryable: true\n",
+        "  retryBudget: {retryRatio: 0.1, minRetriesPerSecond: 1, ttl: 2s}\n",
+    );
+    let mesh = web_mesh(&[&broken]).profile(NAMESPACE, "web", &profile);
+    let controller = ControllerProcess::start(&mesh.render());
+    let proxy = meshed_proxy(&controller);
+
+    let started = std::time::Instant::now();
+    let outcomes: Vec<Outcome> = (0..30)
+        .map(|_| load::get(proxy.outbound_addr(), &web_url("/")))
+        .collect();
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        outcomes.iter().all(|o| o.status == Some(500)),
+        "{:?}",
+        outcomes.iter().map(Outcome::summary).collect::<Vec<_>>()
+    );
+    let attempts = broken.requests_seen() as f64;
+    // 30 × (1 + 0.1) + 1/s × (elapsed + ttl 2s), and a little slack.
+    let allowed = 30.0 * 1.1 + (seconds + 2.0) + 3.0;
+    println!(
+        "budget across connections: 30 requests, one connection each, in {seconds:.2}s: \
+         {attempts} attempts (allowed {allowed:.0})"
+    );
+    assert!(
+        attempts <= allowed,
+        "{attempts} attempts for 30 requests on separate connections; the budget allows \
+         {allowed:.0}: each connection seems to get a fresh budget"
+    );
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 
+use weft_test_support::grpc::GrpcEchoServer;
 use weft_test_support::load::{self, Outcome};
 use weft_test_support::{Behavior, ControllerProcess, HttpTestServer, MeshFile};
 
@@ -374,5 +375,66 @@ fn the_retry_budget_holds_across_connections() {
         attempts <= allowed,
         "{attempts} attempts for 30 requests on separate connections; the budget allows \
          {allowed:.0}: each connection seems to get a fresh budget"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_http2_is_routed_and_classified_by_grpc_status() {
+    let echo = GrpcEchoServer::start();
+    let mesh = MeshFile::new()
+        .service(NAMESPACE, "echo", &[("app", "echo")])
+        .workload(NAMESPACE, "echo-1", &[("app", "echo")], echo.addr())
+        .profile(
+            NAMESPACE,
+            "echo",
+            "  routes:\n  - name: unary\n    condition: {method: POST, pathRegex: /weft.test.Echo/Unary}\n",
+        );
+    let controller = ControllerProcess::start(&mesh.render());
+    let proxy = meshed_proxy(&controller);
+
+    let authority = "echo.shop.svc.cluster.local";
+    let send = |message: &str, code: tonic::Code| {
+        weft_test_support::http_client::send(
+            proxy.outbound_addr(),
+            weft_test_support::grpc::raw_unary_request(authority, message, code),
+        )
+    };
+    let ok = send("hello", tonic::Code::Ok).await.expect("a response");
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(
+        ok.header_or_trailer("grpc-status").as_deref(),
+        Some("0"),
+        "{ok:?}"
+    );
+    let failed = send("nope", tonic::Code::Unavailable)
+        .await
+        .expect("a response");
+    assert_eq!(
+        failed.header_or_trailer("grpc-status").as_deref(),
+        Some("14"),
+        "{failed:?}"
+    );
+
+    let route = |extra: &[(&'static str, &'static str)]| {
+        let mut labels = vec![
+            ("direction", "outbound"),
+            ("dst", "echo.shop.svc.cluster.local:80"),
+            ("rt_route", "unary"),
+        ];
+        labels.extend_from_slice(extra);
+        labels
+    };
+    assert_metric_settles(&proxy, "route_request_total", &route(&[]), 2.0);
+    assert_metric_settles(
+        &proxy,
+        "route_response_total",
+        &route(&[("classification", "success")]),
+        1.0,
+    );
+    assert_metric_settles(
+        &proxy,
+        "route_response_total",
+        &route(&[("classification", "failure")]),
+        1.0,
     );
 }

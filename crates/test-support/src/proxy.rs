@@ -178,7 +178,8 @@ fn base_command(extra: &[(String, String)]) -> Command {
     command
 }
 
-fn temp_dir() -> PathBuf {
+/// A fresh directory under the system temp dir for one child process's files.
+pub(crate) fn temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("weft-e2e-{}-{n}", std::process::id()));
@@ -358,7 +359,11 @@ impl Drop for ProxyProcess {
 }
 
 /// One HTTP/1.1 request with `Connection: close` over a blocking socket.
-fn admin_request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<AdminResponse> {
+pub(crate) fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> std::io::Result<AdminResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;

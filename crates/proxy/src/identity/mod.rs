@@ -17,3 +17,6 @@ pub mod client;
 pub mod refresh;
 
 pub use client::{Credentials, IdentityError, IdentitySettings, LocalKey, spawn};
+
+#[cfg(test)]
+mod tests;

@@ -35,18 +35,23 @@
 #      KEEP_LOGS=1             print the logs even when the test passes
 #
 # Exit status: 0 all checks passed, 1 a check failed, 2 cannot run here.
+#
+# The plumbing the netns tests share (namespaces, nat rules, processes, metric
+# checks) is in lib/common.bash; this file is the test itself.
 
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PROXY_BIN=${WEFT_PROXY_BIN:-$ROOT/target/debug/weft-proxy}
 CONTROLLER_BIN=${WEFT_CONTROLLER_BIN:-$ROOT/target/debug/weft-controller}
-PROXY_UID=2102
 ID=$$
+TEST_NAME=discovery
 NS_CLIENT=weft-dclient-$ID
 NS_SERVER=weft-dserver-$ID
 CLIENT_V4=10.203.8.1
 SERVER_V4=10.203.8.2
+TOOLS=(ip iptables curl python3 redis-server redis-cli setpriv)
+METRIC_FAMILIES='request_total|response_total|route_|tcp_open|tcp_close|inbound_|outbound_|control_'
 SERVICE_NET=10.96.0.0/16
 WEB_IP=10.96.0.10
 CACHE_IP=10.96.0.20
@@ -60,126 +65,19 @@ MARKER_PREFIX="weft-netns-discovery-$ID"
 CURLS=30
 REDIS_CALLS=20
 
-WORK=""
-PIDS=()
-FAILED=0
-PASSED=0
+# shellcheck source-path=SCRIPTDIR source=lib/common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 
-log() { printf 'netns/discovery: %s\n' "$*"; }
-ok() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$*"; }
-fail() { FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*"; }
-in_client() { ip netns exec "$NS_CLIENT" "$@"; }
-in_server() { ip netns exec "$NS_SERVER" "$@"; }
-# alive PID: running (a zombie, exited but not yet reaped, is not). The state
-# is read once: the shell may reap the process between two looks at /proc, and
-# a status file that is gone means "not running", not "running".
-alive() {
-    local state
-    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
-    [[ -n $state && $state != [ZX] ]]
-}
 marker() { printf '%s-web-%s' "$MARKER_PREFIX" "$1"; }
-
-# ---------------------------------------------------------------- clean-up
-
-cleanup() {
-    local status=$?
-    set +e
-    # Stop what this script started, by pid, then anything left in its namespaces.
-    for pid in "${PIDS[@]}"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-        alive "$pid" && kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    for ns in "$NS_CLIENT" "$NS_SERVER"; do
-        if ip netns list | awk '{ print $1 }' | grep -qx "$ns"; then
-            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-            ip netns del "$ns"
-        fi
-    done
-    if [[ -n $WORK && -d $WORK ]]; then
-        if ((status != 0)) || [[ ${KEEP_LOGS:-} == 1 ]]; then print_logs; fi
-        rm -rf "$WORK"
-    fi
-    exit "$status"
-}
-
-print_logs() {
-    for file in "$WORK"/*.log; do
-        [[ -s $file ]] || continue
-        printf '\n----- %s (last 80 lines) -----\n' "$(basename "$file")"
-        tail -n 80 "$file"
-    done
-    for file in "$WORK"/*.metrics; do
-        [[ -s $file ]] || continue
-        printf '\n----- %s (weft families) -----\n' "$(basename "$file")"
-        grep -E '^(request_total|response_total|route_|tcp_open|tcp_close|inbound_|outbound_|control_)' "$file" | head -n 80
-    done
-}
-
-# ---------------------------------------------------------------- preflight
-
-preflight() {
-    if ((EUID != 0)); then
-        log "needs root (network namespaces, iptables)"
-        exit 2
-    fi
-    local missing=()
-    for tool in ip iptables curl python3 redis-server redis-cli setpriv; do
-        command -v "$tool" >/dev/null || missing+=("$tool")
-    done
-    if ((${#missing[@]})); then
-        log "missing tools: ${missing[*]} (.ci/run installs them)"
-        exit 2
-    fi
-    if [[ ! -x $PROXY_BIN ]]; then
-        log "no proxy binary at $PROXY_BIN (cargo build --workspace, or set WEFT_PROXY_BIN)"
-        exit 2
-    fi
-    if [[ ! -x $CONTROLLER_BIN ]]; then
-        log "no controller binary at $CONTROLLER_BIN (cargo build --workspace, or set WEFT_CONTROLLER_BIN)"
-        exit 2
-    fi
-}
 
 # ---------------------------------------------------------------- topology
 
-make_namespaces() {
-    ip netns add "$NS_CLIENT"
-    ip netns add "$NS_SERVER"
-    # The veth pair is created directly inside the namespaces: nothing in the
-    # host namespace changes.
-    ip link add veth0 netns "$NS_CLIENT" type veth peer name veth0 netns "$NS_SERVER"
-    in_client ip addr add "$CLIENT_V4/24" dev veth0
-    in_server ip addr add "$SERVER_V4/24" dev veth0
-    for ns in "$NS_CLIENT" "$NS_SERVER"; do
-        ip netns exec "$ns" ip link set lo up
-        ip netns exec "$ns" ip link set veth0 up
-    done
-    # The service network is virtual, as in Kubernetes: it only needs a route
-    # so that connect() gets as far as the OUTPUT nat REDIRECT. Traffic that
-    # escaped the proxy would go to the server namespace, which has no route
-    # back into 10.96.0.0/16 and nothing listening there.
+# The service network is virtual, as in Kubernetes: it only needs a route so
+# that connect() gets as far as the OUTPUT nat REDIRECT. Traffic that escaped
+# the proxy would go to the server namespace, which has no route back into
+# 10.96.0.0/16 and nothing listening there.
+add_service_route() {
     in_client ip route add "$SERVICE_NET" via "$SERVER_V4" dev veth0
-}
-
-# The rules a sidecar init container installs: inbound TCP to the proxy's
-# inbound port (except the proxy's own ports), the app's outbound TCP to the
-# outbound port (except the proxy's own traffic, by UID, and loopback).
-install_rules() {
-    local ns=$1
-    ip netns exec "$ns" iptables -t nat -N WEFT_INBOUND
-    ip netns exec "$ns" iptables -t nat -A WEFT_INBOUND -p tcp --dport 4143 -j RETURN
-    ip netns exec "$ns" iptables -t nat -A WEFT_INBOUND -p tcp --dport 4191 -j RETURN
-    ip netns exec "$ns" iptables -t nat -A WEFT_INBOUND -p tcp -j REDIRECT --to-ports 4143
-    ip netns exec "$ns" iptables -t nat -A PREROUTING -p tcp -j WEFT_INBOUND
-
-    ip netns exec "$ns" iptables -t nat -N WEFT_OUTBOUND
-    ip netns exec "$ns" iptables -t nat -A WEFT_OUTBOUND -m owner --uid-owner "$PROXY_UID" -j RETURN
-    ip netns exec "$ns" iptables -t nat -A WEFT_OUTBOUND -o lo -j RETURN
-    ip netns exec "$ns" iptables -t nat -A WEFT_OUTBOUND -p tcp -j REDIRECT --to-ports 4140
-    ip netns exec "$ns" iptables -t nat -A OUTPUT -p tcp -j WEFT_OUTBOUND
 }
 
 # The mesh: two Services with clusterIPs and named target ports, each
@@ -244,68 +142,9 @@ EOF
 
 # ---------------------------------------------------------------- processes
 
-declare -A PID_OF=()
-
-# start NAME NS CMD... : runs CMD in NS in the background, output in NAME.log.
-start() {
-    local name=$1 ns=$2
-    shift 2
-    ip netns exec "$ns" "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=("$!")
-    PID_OF[$name]=$!
-}
-
-# start_proxy NAME NS VAR=VALUE... : a transparent-mode proxy (no
-# WEFT_PROXY_INBOUND_FORWARD_ADDR) as the proxy UID, with extra variables.
-start_proxy() {
-    local name=$1 ns=$2
-    shift 2
-    start "$name" "$ns" env -i PATH="$PATH" \
-        WEFT_PROXY_INBOUND_LISTEN_ADDR="0.0.0.0:4143" \
-        WEFT_PROXY_OUTBOUND_LISTEN_ADDR="127.0.0.1:4140" \
-        WEFT_PROXY_ADMIN_LISTEN_ADDR="127.0.0.1:4191" \
-        WEFT_PROXY_SHUTDOWN_GRACE_PERIOD=2s \
-        WEFT_PROXY_LOG="${WEFT_PROXY_LOG:-warn,weft_proxy=debug}" \
-        "$@" \
-        setpriv --reuid="$PROXY_UID" --regid="$PROXY_UID" --clear-groups -- "$WORK/weft-proxy"
-}
-
-# wait_for WHAT SECONDS CMD... : retries CMD until it succeeds.
-wait_for() {
-    local what=$1 seconds=$2
-    shift 2
-    for _ in $(seq $((seconds * 10))); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    log "timed out after ${seconds}s waiting for $what"
-    return 1
-}
-
-# wait_ready NAME NS URL : URL answers 200 (fails at once if NAME exits).
-wait_ready() {
-    local name=$1 ns=$2 url=$3 pid=${PID_OF[$1]} status=0
-    for _ in $(seq 200); do
-        if ! alive "$pid"; then
-            wait "$pid" || status=$?
-            log "$name exited with status $status before it was ready"
-            return 1
-        fi
-        if ip netns exec "$ns" curl -sf --max-time 2 "$url" >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    log "timed out after 20s waiting for $name's $url"
-    return 1
-}
-
 start_everything() {
-    WORK=$(mktemp -d /tmp/weft-netns-discovery.XXXXXX)
-    chmod 755 "$WORK"
-    # Private copies the proxy UID can execute (and that a concurrent build
-    # cannot replace mid-test).
-    install -m 755 "$PROXY_BIN" "$WORK/weft-proxy"
+    make_workdir
+    # A private copy of the controller too (see make_workdir).
     install -m 755 "$CONTROLLER_BIN" "$WORK/weft-controller"
     write_mesh_file
 
@@ -346,49 +185,11 @@ start_everything() {
         wait_for "redis :$port" 10 in_server redis-cli -h 127.0.0.1 -p "$port" PING
     done
     wait_ready controller "$NS_CLIENT" "http://$CONTROLLER_ADMIN_ADDR/ready"
-    wait_ready server-proxy "$NS_SERVER" http://127.0.0.1:4191/ready
-    wait_ready client-proxy "$NS_CLIENT" http://127.0.0.1:4191/ready
+    wait_ready server-proxy "$NS_SERVER"
+    wait_ready client-proxy "$NS_CLIENT"
 }
 
 # ---------------------------------------------------------------- checks
-
-# metric_sum FILE FAMILY LABEL... : sum of FAMILY's samples carrying every
-# LABEL (each written exactly as in the exposition, e.g. direction="inbound").
-metric_sum() {
-    local file=$1 family=$2
-    shift 2
-    awk -v family="$family" -v labels="$(printf '%s\n' "$@")" '
-        BEGIN { n = split(labels, want, "\n"); sum = 0 }
-        index($0, family "{") == 1 {
-            for (i = 1; i <= n; i++) if (want[i] != "" && index($0, want[i]) == 0) next
-            rest = substr($0, index($0, "} ") + 2); split(rest, field, " "); sum += field[1]
-        }
-        END { print sum + 0 }' "$file"
-}
-
-scrape() {
-    local side=$1 ns=$NS_CLIENT
-    [[ $side == server ]] && ns=$NS_SERVER
-    ip netns exec "$ns" curl -sf --max-time 5 http://127.0.0.1:4191/metrics >"$WORK/$side.metrics" 2>/dev/null || true
-}
-
-# expect_metric SIDE OP WANT FAMILY LABEL... : the sum must become OP WANT
-# (OP is an awk comparison: ">" or "=="); metrics of a connection may be
-# recorded when it closes, so scrape again for a while.
-expect_metric() {
-    local side=$1 op=$2 want=$3 family=$4
-    shift 4
-    local sum=0 test="BEGIN { exit !(s $op w) }"
-    for _ in $(seq 30); do
-        scrape "$side"
-        sum=$(metric_sum "$WORK/$side.metrics" "$family" "$@")
-        if awk -v s="$sum" -v w="$want" "$test"; then break; fi
-        sleep 0.2
-    done
-    local desc
-    desc="$side proxy: $family{$(IFS=,; echo "$*")} = $sum"
-    if awk -v s="$sum" -v w="$want" "$test"; then ok "$desc"; else fail "$desc, expected $op $want"; fi
-}
 
 # 1–2: HTTP to the web clusterIP is balanced over both endpoints.
 check_http() {
@@ -501,41 +302,24 @@ check_interception() {
     done
 }
 
-check_graceful_stop() {
-    local name status
-    for name in client-proxy server-proxy; do
-        kill -TERM "${PID_OF[$name]}"
-    done
-    for name in client-proxy server-proxy; do
-        status=0
-        for _ in $(seq 150); do alive "${PID_OF[$name]}" || break; sleep 0.1; done
-        if alive "${PID_OF[$name]}"; then
-            fail "$name still running 15s after SIGTERM"
-            continue
-        fi
-        wait "${PID_OF[$name]}" || status=$?
-        if ((status == 0)); then ok "$name exited 0 on SIGTERM"; else fail "$name exited $status on SIGTERM"; fi
-    done
-}
-
 main() {
     preflight
+    require_binary controller "$CONTROLLER_BIN" WEFT_CONTROLLER_BIN
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     log "namespaces $NS_CLIENT and $NS_SERVER, proxy $PROXY_BIN as UID $PROXY_UID, controller $CONTROLLER_BIN"
     make_namespaces
-    install_rules "$NS_CLIENT"
-    install_rules "$NS_SERVER"
+    add_service_route
+    install_rules "$NS_CLIENT" "$NS_SERVER"
     start_everything
 
     check_http
     check_redis
     check_original
     check_interception
-    check_graceful_stop
+    check_graceful_stop client-proxy server-proxy
 
-    log "$PASSED checks passed, $FAILED failed"
-    ((FAILED == 0))
+    summary
 }
 
 main "$@"

@@ -24,3 +24,4 @@ pub mod metrics;
 pub mod orig_dst;
 pub mod outbound;
 pub mod tcp;
+pub mod tls;

@@ -309,26 +309,12 @@ mod tests {
         }
     }
 
-    /// A CA and a leaf it signs from the CSR of a fresh key.
-    fn signed_leaf(csr_der: &[u8], lifetime: Duration) -> Vec<u8> {
-        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        drop(ca);
-        let csr_der = rustls_pki_types::CertificateSigningRequestDer::from(csr_der.to_vec());
-        let mut csr = rcgen::CertificateSigningRequestParams::from_der(&csr_der).unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        csr.params.not_before = now - time::Duration::seconds(10);
-        csr.params.not_after = now + time::Duration::try_from(lifetime).unwrap();
-        csr.signed_by(&issuer).unwrap().der().to_vec()
-    }
-
     #[test]
     fn a_leaf_signed_from_our_csr_is_accepted() {
         let key = LocalKey::generate(NAME).unwrap();
-        let leaf = signed_leaf(key.csr_der(), Duration::from_secs(3600));
+        let leaf = super::super::test_ca::TestCa::new()
+            .sign(key.csr_der(), Duration::from_secs(3600))
+            .unwrap();
         let valid_until = check_leaf(&leaf, NAME).unwrap();
         let remaining = valid_until.duration_since(SystemTime::now()).unwrap();
         assert!(remaining > Duration::from_secs(3500), "{remaining:?}");

@@ -19,4 +19,6 @@ pub mod refresh;
 pub use client::{Credentials, IdentityError, IdentitySettings, LocalKey, spawn};
 
 #[cfg(test)]
+pub(crate) mod test_ca;
+#[cfg(test)]
 mod tests;

@@ -2,8 +2,8 @@
 //! CSRs with a test CA: first certificate, renewal before expiry, a refused
 //! token, and a service that is down at first.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use linkerd2_proxy_api::identity as proto;
@@ -11,6 +11,7 @@ use linkerd2_proxy_api::identity::identity_server::{Identity, IdentityServer};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
+use super::test_ca::TestCa;
 use super::*;
 use crate::metrics::identity::IdentityMetrics;
 
@@ -18,7 +19,7 @@ const NAME: &str = "web.shop.serviceaccount.identity.weft.cluster.local";
 const TOKEN: &[u8] = b"token-for-web";
 
 struct FakeIdentity {
-    issuer: Mutex<rcgen::Issuer<'static, rcgen::KeyPair>>,
+    ca: TestCa,
     lifetime: Duration,
     calls: Arc<AtomicUsize>,
 }
@@ -37,20 +38,12 @@ impl Identity for FakeIdentity {
         if request.identity != NAME {
             return Err(Status::failed_precondition("wrong identity"));
         }
-        let csr_der = rustls_pki_types::CertificateSigningRequestDer::from(
-            request.certificate_signing_request,
-        );
-        let mut csr = rcgen::CertificateSigningRequestParams::from_der(&csr_der)
+        let leaf = self
+            .ca
+            .sign(&request.certificate_signing_request, self.lifetime)
             .map_err(|error| Status::invalid_argument(error.to_string()))?;
-        let now = time::OffsetDateTime::now_utc();
-        csr.params.not_before = now - time::Duration::seconds(5);
-        csr.params.not_after = now + time::Duration::try_from(self.lifetime).unwrap();
-        let issuer = self.issuer.lock().unwrap();
-        let leaf = csr
-            .signed_by(&issuer)
-            .map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(proto::CertifyResponse {
-            leaf_certificate: leaf.der().to_vec(),
+            leaf_certificate: leaf,
             intermediate_certificates: Vec::new(),
             valid_until: None,
         }))
@@ -60,12 +53,9 @@ impl Identity for FakeIdentity {
 /// Serves a fake identity service issuing leaves of `lifetime`; returns its
 /// address and call counter.
 async fn serve(lifetime: Duration, listener: tokio::net::TcpListener) -> Arc<AtomicUsize> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let calls = Arc::new(AtomicUsize::new(0));
     let service = FakeIdentity {
-        issuer: Mutex::new(rcgen::Issuer::new(params, key)),
+        ca: TestCa::new(),
         lifetime,
         calls: calls.clone(),
     };

@@ -15,6 +15,7 @@ use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
 use crate::outbound::Outbound;
+use crate::tls::config::{TlsStore, TrustAnchors, follow_credentials};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub enum StartError {
     /// The admin thread could not start.
     #[error("cannot start the admin server: {0}")]
     Admin(std::io::Error),
+    /// The trust anchors cannot be used.
+    #[error("WEFT_PROXY_IDENTITY_TRUST_ANCHORS: {0}")]
+    TrustAnchors(crate::tls::config::TlsError),
     /// The identity client could not be set up.
     #[error("identity: {0}")]
     Identity(crate::identity::IdentityError),
@@ -142,7 +146,38 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         idle_timeout: config.http1_pool_idle_timeout,
         max_idle: config.http1_pool_max_idle,
     };
-    // 4. Outbound discovery, when a Destination service is configured. It
+    // 4. Identity, when configured: a key in memory, a certificate from the
+    //    identity service, renewed before it expires.
+    let credentials = match &config.identity {
+        Some(identity) => Some(
+            identity::spawn(
+                IdentitySettings {
+                    service_addr: identity.svc_addr.clone(),
+                    token_file: identity.token_file.clone(),
+                    local_name: identity.local_name.clone(),
+                },
+                IdentityMetrics::new(&mut registry),
+            )
+            .map_err(StartError::Identity)?,
+        ),
+        None => None,
+    };
+    let tls_store = match (&config.identity, &credentials) {
+        (Some(identity), Some(credentials)) => {
+            let anchors =
+                TrustAnchors::new(&identity.trust_anchors).map_err(StartError::TrustAnchors)?;
+            let store = Arc::new(TlsStore::default());
+            tokio::spawn(follow_credentials(
+                store.clone(),
+                anchors,
+                credentials.clone(),
+            ));
+            Some(store)
+        }
+        _ => None,
+    };
+
+    // 5. Outbound discovery, when a Destination service is configured. It
     //    connects lazily: the proxy serves even while the controller is down.
     let outbound_router = match &config.destination {
         Some(destination) => Some(Outbound::new(
@@ -163,24 +198,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .collect(),
         log_limit: LogLimit::default(),
         outbound: outbound_router,
+        tls: tls_store.clone(),
     });
-
-    // 5. Identity, when configured: a key in memory, a certificate from the
-    //    identity service, renewed before it expires.
-    let credentials = match &config.identity {
-        Some(identity) => Some(
-            identity::spawn(
-                IdentitySettings {
-                    service_addr: identity.svc_addr.clone(),
-                    token_file: identity.token_file.clone(),
-                    local_name: identity.local_name.clone(),
-                },
-                IdentityMetrics::new(&mut registry),
-            )
-            .map_err(StartError::Identity)?,
-        ),
-        None => None,
-    };
 
     // 6. Admin server on its own thread.
     let (shutdown_sender, mut shutdown_requested) = watch::channel(false);

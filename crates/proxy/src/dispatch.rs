@@ -17,11 +17,14 @@ use crate::config::Config;
 use crate::detect::{self, Detection, Protocol};
 use crate::drain::DrainWatch;
 use crate::http::client::HttpClient;
+use crate::http::errors::ProxyError;
 use crate::io::{Io, PrefixedIo};
 use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
 use crate::metrics::{HttpHandleCache, ProxyMetrics};
 use crate::outbound::{Outbound, Plan, TargetDiscovery};
+use crate::tls::config::TlsStore;
+use crate::tls::transport::ClientTls;
 use crate::{http, tcp};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -45,6 +48,8 @@ pub struct Proxy {
     pub log_limit: LogLimit,
     /// Discovery-driven outbound routing; `None` without a Destination service.
     pub outbound: Option<Outbound>,
+    /// TLS made from the proxy's identity; `None` without an identity.
+    pub tls: Option<Arc<TlsStore>>,
 }
 
 impl Proxy {
@@ -81,6 +86,24 @@ impl Proxy {
                 "{what}: {error}"
             );
         }
+    }
+
+    /// Mutual TLS for an endpoint whose proxy has `identity`; `None` for a
+    /// plaintext endpoint. Fails when the identity is known but this proxy
+    /// has no certificate yet (never falls back to plaintext).
+    pub fn client_tls(&self, identity: Option<&Arc<str>>) -> Result<Option<ClientTls>, ProxyError> {
+        let Some(identity) = identity else {
+            return Ok(None);
+        };
+        let configs = self
+            .tls
+            .as_ref()
+            .and_then(|store| store.current())
+            .ok_or(ProxyError::NoIdentity)?;
+        Ok(Some(ClientTls {
+            server_name: identity.clone(),
+            config: configs.client.clone(),
+        }))
     }
 
     /// Whether connecting to `target` would reach one of the proxy's own
@@ -140,6 +163,8 @@ pub struct ConnectionContext {
     pub target: Target,
     /// Held by tunnels spawned from this connection.
     pub drain: DrainWatch,
+    /// The client's verified identity, when the proxy terminated mutual TLS.
+    pub client_identity: Option<Arc<str>>,
     /// Metric labels of the last target, made once per connection for a
     /// fixed target and reused while explicit requests keep one target.
     target_labels: Mutex<Option<(SocketAddr, Arc<TargetLabels>)>>,
@@ -183,6 +208,7 @@ impl ConnectionContext {
             client_addr,
             target,
             drain,
+            client_identity: None,
             target_labels: Mutex::new(target_labels),
             last_authority: Mutex::new(None),
             metric_handles: Arc::default(),

@@ -40,7 +40,8 @@ pub async fn forward_planned<I: Io>(
                 copy(proxy, client, stream, target, labels, direction).await;
             }
         }
-        Plan::Endpoint { addr, labels, .. } => {
+        Plan::Endpoint { addr, meta, .. } => {
+            let labels = meta.labels;
             if let Some(stream) = connect_to(proxy, addr, direction).await {
                 copy(proxy, client, stream, addr, labels, direction).await;
             }
@@ -79,7 +80,7 @@ pub async fn forward_planned<I: Io>(
                 }
             };
             let addr = lease.address();
-            let labels = lease.metadata().clone();
+            let labels = lease.metadata().labels.clone();
             // The lease counts the connection as pending on its endpoint
             // until it closes, so new connections prefer quieter endpoints.
             copy(proxy, client, stream, addr, labels, direction).await;

@@ -33,20 +33,48 @@ use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 use super::backoff::ExponentialBackoff;
-use super::convert::{ConvertError, EndpointLabels, Profile, Update};
+use super::convert::{ConvertError, Endpoint, Profile, Update};
 use crate::balance::p2c::Random;
 use crate::balance::{Balancer, Change, PeakEwmaConfig};
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::labels::{TargetLabels, TlsStatus};
 
-/// The metric labels of connections to a discovered endpoint (made once per
-/// endpoint, shared by every request the balancer sends there).
-fn endpoint_target(address: SocketAddr, labels: &EndpointLabels) -> Arc<TargetLabels> {
-    TargetLabels::discovered(
-        address,
-        TlsStatus::NotProvidedByServiceDiscovery,
-        labels.clone(),
-    )
+/// What the balancer keeps about one endpoint: its metric labels (made once,
+/// shared by every request sent there) and how to reach its proxy.
+#[derive(Clone, Debug)]
+pub struct EndpointMeta {
+    /// Labels of requests and connections to it (`dst_*`, TLS status).
+    pub labels: Arc<TargetLabels>,
+    /// The identity to require with mutual TLS; `None`: plaintext (not
+    /// meshed, or this proxy has no identity).
+    pub identity: Option<Arc<str>>,
+    /// Whether its proxy takes HTTP/2 (HTTP/1 requests travel upgraded).
+    pub h2: bool,
+    /// Its proxy's inbound port for opaque traffic with a transport header.
+    pub opaque_transport_port: Option<u16>,
+}
+
+impl EndpointMeta {
+    /// The metadata of `endpoint`; mutual TLS only when `mesh_tls` (this
+    /// proxy has an identity) and discovery names the endpoint's identity.
+    pub fn new(endpoint: &Endpoint, mesh_tls: bool) -> EndpointMeta {
+        let identity: Option<Arc<str>> = endpoint
+            .identity
+            .as_deref()
+            .filter(|_| mesh_tls)
+            .map(Arc::from);
+        let tls = match &identity {
+            Some(identity) => TlsStatus::ToServer(identity.clone()),
+            None => TlsStatus::NotProvidedByServiceDiscovery,
+        };
+        let meshed = identity.is_some();
+        EndpointMeta {
+            labels: TargetLabels::discovered(endpoint.addr, tls, endpoint.labels.clone()),
+            identity,
+            h2: meshed && endpoint.h2,
+            opaque_transport_port: endpoint.opaque_transport_port.filter(|_| meshed),
+        }
+    }
 }
 
 /// Why a client could not be built.
@@ -80,6 +108,9 @@ pub struct DiscoveryConfig {
     pub balancer: PeakEwmaConfig,
     /// Stream metrics, if they are exported.
     pub metrics: Option<ControlMetrics>,
+    /// Whether this proxy has an identity, so endpoints discovery names an
+    /// identity for are reached with mutual TLS.
+    pub mesh_tls: bool,
 }
 
 impl DiscoveryConfig {
@@ -94,6 +125,7 @@ impl DiscoveryConfig {
             connect_timeout: Duration::from_secs(1),
             balancer: PeakEwmaConfig::default(),
             metrics: None,
+            mesh_tls: false,
         }
     }
 }
@@ -152,7 +184,7 @@ pub struct KnownEndpoints {
     /// `false` after `no_endpoints{exists: false}`: the service is unknown.
     pub exists: bool,
     /// Current endpoints and their labels.
-    pub endpoints: BTreeMap<SocketAddr, EndpointLabels>,
+    pub endpoints: BTreeMap<SocketAddr, Endpoint>,
 }
 
 /// A handle on one lookup: the watch of its state. Clones share the lookup;
@@ -223,7 +255,7 @@ pub type ProfileWatch = LookupWatch<Profile>;
 #[derive(Clone, Debug)]
 pub struct EndpointsWatch {
     lookup: LookupWatch<KnownEndpoints>,
-    balancer: Balancer<Arc<TargetLabels>>,
+    balancer: Balancer<EndpointMeta>,
 }
 
 impl EndpointsWatch {
@@ -238,7 +270,7 @@ impl EndpointsWatch {
     }
 
     /// The balancer over the current endpoints (shared by every clone).
-    pub fn balancer(&self) -> &Balancer<Arc<TargetLabels>> {
+    pub fn balancer(&self) -> &Balancer<EndpointMeta> {
         &self.balancer
     }
 }
@@ -271,6 +303,7 @@ struct ClientShared {
     balancer: PeakEwmaConfig,
     random: Random,
     metrics: Option<ControlMetrics>,
+    mesh_tls: bool,
 }
 
 impl DiscoveryClient {
@@ -304,6 +337,7 @@ impl DiscoveryClient {
                 balancer: config.balancer,
                 random: Random::from_entropy(),
                 metrics: config.metrics,
+                mesh_tls: config.mesh_tls,
             }),
         })
     }
@@ -321,6 +355,7 @@ impl DiscoveryClient {
         let session = EndpointsSession {
             balancer: balancer.clone(),
             known: KnownEndpoints::default(),
+            mesh_tls: self.shared.mesh_tls,
         };
         EndpointsWatch {
             lookup: self.spawn(authority, session),
@@ -407,8 +442,9 @@ impl Session for ProfileSession {
 }
 
 struct EndpointsSession {
-    balancer: Balancer<Arc<TargetLabels>>,
+    balancer: Balancer<EndpointMeta>,
     known: KnownEndpoints,
+    mesh_tls: bool,
 }
 
 impl Session for EndpointsSession {
@@ -439,23 +475,19 @@ impl Session for EndpointsSession {
                 }
                 known.exists = true;
                 for endpoint in &endpoints {
-                    known
-                        .endpoints
-                        .insert(endpoint.addr, endpoint.labels.clone());
+                    known.endpoints.insert(endpoint.addr, endpoint.clone());
                 }
                 if first {
                     let all = known
                         .endpoints
                         .iter()
-                        .map(|(addr, labels)| (*addr, endpoint_target(*addr, labels)))
+                        .map(|(addr, endpoint)| (*addr, EndpointMeta::new(endpoint, self.mesh_tls)))
                         .collect();
                     self.balancer.update(Change::Reset(all));
                 } else {
                     for endpoint in endpoints {
-                        self.balancer.update(Change::Add(
-                            endpoint.addr,
-                            endpoint_target(endpoint.addr, &endpoint.labels),
-                        ));
+                        let meta = EndpointMeta::new(&endpoint, self.mesh_tls);
+                        self.balancer.update(Change::Add(endpoint.addr, meta));
                     }
                 }
             }

@@ -137,7 +137,9 @@ async fn first_profile_and_endpoint_set_arrive() {
     let known = state.value().expect("endpoints");
     assert!(known.exists);
     assert_eq!(
-        known.endpoints[&"10.1.0.1:8080".parse().unwrap()].get("service"),
+        known.endpoints[&"10.1.0.1:8080".parse().unwrap()]
+            .labels
+            .get("service"),
         Some("web"),
         "set-level labels reach each endpoint"
     );
@@ -146,7 +148,7 @@ async fn first_profile_and_endpoint_set_arrive() {
         addresses(&["10.1.0.1:8080", "10.1.0.2:8080"])
     );
     let lease = endpoints.balancer().pick().expect("an endpoint to pick");
-    assert!(lease.metadata().destination().get("pod").is_some());
+    assert!(lease.metadata().labels.destination().get("pod").is_some());
     server.stop().await;
 }
 

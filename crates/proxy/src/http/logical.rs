@@ -18,7 +18,7 @@
 
 use crate::dispatch::{ConnectionContext, Target};
 use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording, grpc_status_of};
-use crate::http::client::{Endpoint, SendError};
+use crate::http::client::SendError;
 use crate::http::errors::ProxyError;
 use crate::http::forward;
 use crate::http::request_body::{REPLAY_LIMIT, Replay, RequestBody};
@@ -251,13 +251,11 @@ impl Attempts<'_> {
                 .await
                 .map_err(Failed::without_endpoint)?;
             tries += 1;
-            let endpoint = Endpoint {
-                addr: lease.address(),
-                direction: Direction::Outbound,
-                labels: lease.metadata().clone(),
-                connect_timeout: proxy.connect_timeout(Direction::Outbound),
-            };
-            match forward::send(client, &endpoint, request).await {
+            let upstream =
+                forward::Upstream::new(self.context, lease.address(), Some(lease.metadata()))
+                    .map_err(Failed::without_endpoint)?;
+            let endpoint = upstream.endpoint;
+            match forward::send(client, &endpoint, upstream.h2, request).await {
                 Ok(response) => {
                     let recorder = self.recorder(&lease);
                     return Ok((response, lease, recorder));
@@ -303,7 +301,7 @@ fn endpoint_recorder(
     let labels = HttpLabels {
         direction: Direction::Outbound,
         authority: authority.clone(),
-        target: lease.metadata().clone(),
+        target: lease.metadata().labels.clone(),
     };
     metrics.request(&labels, &context.metric_handles);
     ResponseRecorder::new(
@@ -334,6 +332,9 @@ async fn tunnel(
     if context.target == Target::Explicit && request.method() == Method::CONNECT {
         return forward::open_tunnel(context, &mut request, addr, recorder);
     }
-    let labels = lease.metadata().clone();
-    forward::proxy_to(context, request, addr, labels, recorder, is_grpc).await
+    let upstream = match forward::Upstream::new(context, addr, Some(lease.metadata())) {
+        Ok(upstream) => upstream,
+        Err(error) => return forward::error_response(context, error, is_grpc, Some(recorder)),
+    };
+    forward::proxy_to(context, request, upstream, recorder, is_grpc).await
 }

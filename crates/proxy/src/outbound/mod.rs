@@ -36,12 +36,12 @@ use crate::balance::p2c::Random;
 use crate::config::{Config, DestinationConfig, IpNetwork};
 use crate::discovery::client::ClientError;
 use crate::discovery::{
-    DiscoveryCache, DiscoveryClient, DiscoveryConfig, EndpointsWatch, Lookup, Profile,
-    ProfileWatch, Route,
+    DiscoveryCache, DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, Lookup,
+    Profile, ProfileWatch, Route,
 };
 use crate::http::errors::ProxyError;
 use crate::metrics::control::ControlMetrics;
-use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
+use crate::metrics::labels::Direction;
 use crate::metrics::route::RouteLabels;
 use budget::RetryBudget;
 
@@ -55,7 +55,7 @@ pub const CONNECT_ATTEMPTS: usize = 3;
 pub const MAX_BUDGETS: usize = 10_000;
 
 /// A balanced endpoint chosen for one request or connection.
-pub type Lease = EndpointLease<Arc<TargetLabels>>;
+pub type Lease = EndpointLease<EndpointMeta>;
 
 /// Outbound discovery state shared by every connection.
 pub struct Outbound {
@@ -70,6 +70,8 @@ pub struct Outbound {
     /// budget each time).
     budgets: Mutex<HashMap<Arc<str>, Arc<RetryBudget>>>,
     random: Random,
+    /// Whether this proxy has an identity (mutual TLS to meshed endpoints).
+    mesh_tls: bool,
 }
 
 /// What to do with a target's traffic.
@@ -81,8 +83,8 @@ pub enum Plan {
     Endpoint {
         /// Where to connect.
         addr: SocketAddr,
-        /// Its metric labels (`dst_*` included).
-        labels: Arc<TargetLabels>,
+        /// Its labels, identity and protocol hints.
+        meta: EndpointMeta,
         /// Whether its port is opaque (no protocol detection).
         opaque: bool,
     },
@@ -193,6 +195,7 @@ impl Outbound {
         let mut discovery = DiscoveryConfig::new(&destination.addr, &destination.context_token);
         discovery.initial_timeout = destination.initial_timeout;
         discovery.metrics = Some(metrics);
+        discovery.mesh_tls = config.identity.is_some();
         let client = DiscoveryClient::new(discovery)?;
         Ok(Outbound {
             cache: DiscoveryCache::new(client, config.discovery_idle_timeout),
@@ -203,6 +206,7 @@ impl Outbound {
             pending: AtomicUsize::new(0),
             budgets: Mutex::new(HashMap::new()),
             random: Random::from_entropy(),
+            mesh_tls: config.identity.is_some(),
         })
     }
 
@@ -249,11 +253,7 @@ impl Outbound {
         if let Some(endpoint) = &profile.endpoint {
             return Plan::Endpoint {
                 addr: endpoint.addr,
-                labels: TargetLabels::discovered(
-                    endpoint.addr,
-                    TlsStatus::NotProvidedByServiceDiscovery,
-                    endpoint.labels.clone(),
-                ),
+                meta: EndpointMeta::new(endpoint, self.mesh_tls),
                 opaque: profile.opaque_protocol,
             };
         }

@@ -92,7 +92,10 @@ async fn a_named_profile_balances_over_its_endpoints() {
             .pick(target.backend(outbound.random()))
             .await
             .unwrap();
-        assert_eq!(lease.metadata().destination().get("service"), Some("web"));
+        assert_eq!(
+            lease.metadata().labels.destination().get("service"),
+            Some("web")
+        );
         seen.insert(lease.address());
     }
     assert_eq!(seen.len(), 2, "both endpoints picked: {seen:?}");
@@ -123,7 +126,8 @@ async fn a_workload_address_is_connected_directly() {
     let outbound = outbound(server.address).await;
     let mut discovery = outbound.discover("10.96.3.4", 8080).unwrap();
     match outbound.plan(&mut discovery).await {
-        Plan::Endpoint { addr, labels, .. } => {
+        Plan::Endpoint { addr, meta, .. } => {
+            let labels = meta.labels;
             assert_eq!(addr, "10.96.3.4:8080".parse().unwrap());
             assert_eq!(labels.destination().get("workload"), Some("web-1"));
         }

@@ -4,6 +4,7 @@
 //! mesh connection.
 
 pub mod config;
+pub mod transport;
 
 /// ALPN of Linkerd's opaque transport (a transport header follows the handshake).
 pub const TRANSPORT_ALPN: &[u8] = b"transport.l5d.io/v1";

@@ -12,6 +12,7 @@ use crate::dispatch::{Proxy, connect_tls};
 use crate::io::{Io, MeteredIo};
 use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
 use crate::outbound::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
+use crate::tls::transport::{self, ClientTls};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -37,13 +38,19 @@ pub async fn forward_planned<I: Io>(
         Plan::Original => {
             let labels = TargetLabels::new(target, connect_tls(direction));
             if let Some(stream) = connect_to(proxy, target, direction).await {
-                copy(proxy, client, stream, target, labels, direction).await;
+                copy(proxy, client, stream, target, labels, None, direction).await;
             }
         }
         Plan::Endpoint { addr, meta, .. } => {
-            let labels = meta.labels;
+            let tls = match proxy.client_tls(meta.identity.as_ref()) {
+                Ok(tls) => tls,
+                Err(error) => {
+                    record_error(proxy, direction, addr, &error, error.metric_label());
+                    return;
+                }
+            };
             if let Some(stream) = connect_to(proxy, addr, direction).await {
-                copy(proxy, client, stream, addr, labels, direction).await;
+                copy(proxy, client, stream, addr, meta.labels, tls, direction).await;
             }
         }
         Plan::Logical(logical) => {
@@ -81,9 +88,16 @@ pub async fn forward_planned<I: Io>(
             };
             let addr = lease.address();
             let labels = lease.metadata().labels.clone();
+            let tls = match proxy.client_tls(lease.metadata().identity.as_ref()) {
+                Ok(tls) => tls,
+                Err(error) => {
+                    record_error(proxy, direction, addr, &error, error.metric_label());
+                    return;
+                }
+            };
             // The lease counts the connection as pending on its endpoint
             // until it closes, so new connections prefer quieter endpoints.
-            copy(proxy, client, stream, addr, labels, direction).await;
+            copy(proxy, client, stream, addr, labels, tls, direction).await;
             drop(lease);
         }
     }
@@ -110,11 +124,18 @@ fn record_connect_error(
     target: SocketAddr,
     error: &ConnectError,
 ) {
+    record_error(proxy, direction, target, error, error.metric_label());
+}
+
+fn record_error(
+    proxy: &Proxy,
+    direction: Direction,
+    target: SocketAddr,
+    error: &dyn std::fmt::Display,
+    label: &'static str,
+) {
     proxy.log_traffic_error(direction, target, "TCP forward failed", error);
-    proxy
-        .metrics
-        .tcp_errors
-        .record(direction, error.metric_label());
+    proxy.metrics.tcp_errors.record(direction, label);
 }
 
 async fn copy<I: Io>(
@@ -123,9 +144,10 @@ async fn copy<I: Io>(
     stream: TcpStream,
     target: SocketAddr,
     labels: Arc<TargetLabels>,
+    tls: Option<ClientTls>,
     direction: Direction,
 ) {
-    let mut server = MeteredIo::new(
+    let metered = MeteredIo::new(
         stream,
         proxy.metrics.tcp.open(TcpLabels {
             direction,
@@ -133,6 +155,13 @@ async fn copy<I: Io>(
             target: labels,
         }),
     );
+    let mut server = match transport::connect(metered, tls.as_ref()).await {
+        Ok(server) => server,
+        Err(error) => {
+            record_error(proxy, direction, target, &error, "tls");
+            return;
+        }
+    };
     if let Err(error) = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
         &mut server,

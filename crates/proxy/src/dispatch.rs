@@ -23,8 +23,10 @@ use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
 use crate::metrics::{HttpHandleCache, ProxyMetrics};
 use crate::outbound::{Outbound, Plan, TargetDiscovery};
-use crate::tls::config::TlsStore;
+use crate::tls::accept::{self, Accepted};
+use crate::tls::config::{TlsConfigs, TlsStore};
 use crate::tls::transport::ClientTls;
+use crate::tls::transport_header::SessionProtocol;
 use crate::{http, tcp};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -91,7 +93,11 @@ impl Proxy {
     /// Mutual TLS for an endpoint whose proxy has `identity`; `None` for a
     /// plaintext endpoint. Fails when the identity is known but this proxy
     /// has no certificate yet (never falls back to plaintext).
-    pub fn client_tls(&self, identity: Option<&Arc<str>>) -> Result<Option<ClientTls>, ProxyError> {
+    pub fn client_tls(
+        &self,
+        identity: Option<&Arc<str>>,
+        transport_port: Option<u16>,
+    ) -> Result<Option<ClientTls>, ProxyError> {
         let Some(identity) = identity else {
             return Ok(None);
         };
@@ -100,9 +106,14 @@ impl Proxy {
             .as_ref()
             .and_then(|store| store.current())
             .ok_or(ProxyError::NoIdentity)?;
+        let config = match transport_port {
+            Some(_) => configs.client_transport.clone(),
+            None => configs.client.clone(),
+        };
         Ok(Some(ClientTls {
             server_name: identity.clone(),
-            config: configs.client.clone(),
+            config,
+            transport_port,
         }))
     }
 
@@ -138,6 +149,17 @@ pub fn accept_tls(direction: Direction) -> TlsStatus {
     match direction {
         Direction::Inbound => TlsStatus::NoTlsFromRemote,
         Direction::Outbound => TlsStatus::Loopback,
+    }
+}
+
+/// The TLS labels of HTTP request metrics, as Linkerd writes them: inbound,
+/// the client's side (mutual TLS with its identity, or plaintext from the
+/// remote); outbound, the endpoint's side.
+pub fn request_tls(direction: Direction, client_identity: Option<&Arc<str>>) -> TlsStatus {
+    match (direction, client_identity) {
+        (Direction::Inbound, Some(identity)) => TlsStatus::FromClient(Some(identity.clone())),
+        (Direction::Inbound, None) => TlsStatus::NoTlsFromRemote,
+        (Direction::Outbound, _) => TlsStatus::NotProvidedByServiceDiscovery,
     }
 }
 
@@ -199,7 +221,9 @@ impl ConnectionContext {
         drain: DrainWatch,
     ) -> ConnectionContext {
         let target_labels = match target {
-            Target::Addr(addr) => Some((addr, TargetLabels::new(addr, connect_tls(direction)))),
+            Target::Addr(addr) => {
+                Some((addr, TargetLabels::new(addr, request_tls(direction, None))))
+            }
             Target::Explicit => None,
         };
         ConnectionContext {
@@ -214,6 +238,20 @@ impl ConnectionContext {
             metric_handles: Arc::default(),
             discovery: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The context of a connection whose client proved `identity` with
+    /// mutual TLS (inbound).
+    pub fn with_client_identity(mut self, identity: Option<Arc<str>>) -> ConnectionContext {
+        self.client_identity = identity;
+        if let Target::Addr(addr) = self.target {
+            let labels = TargetLabels::new(
+                addr,
+                request_tls(self.direction, self.client_identity.as_ref()),
+            );
+            *self.target_labels.get_mut().expect("labels lock poisoned") = Some((addr, labels));
+        }
+        self
     }
 
     /// What discovery says to do with traffic to `addr` (outbound only).
@@ -278,7 +316,10 @@ impl ConnectionContext {
         {
             return labels.clone();
         }
-        let labels = TargetLabels::new(addr, connect_tls(self.direction));
+        let labels = TargetLabels::new(
+            addr,
+            request_tls(self.direction, self.client_identity.as_ref()),
+        );
         *last = Some((addr, labels.clone()));
         labels
     }
@@ -323,6 +364,27 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
 
     let detection = detect::detect(&mut io, proxy.config.detect_timeout).await;
     proxy.metrics.detected(direction, detection.metric_label());
+    // Inbound TLS asking for our identity is terminated; other TLS passes.
+    let detection = match detection {
+        Detection::Detected {
+            protocol: Protocol::Tls,
+            prefix,
+        } if direction == Direction::Inbound => {
+            match proxy.tls.as_ref().and_then(|store| store.current()) {
+                Some(configs) => {
+                    let Target::Addr(target) = context.target else {
+                        return;
+                    };
+                    return terminate(io, prefix, context, target, plan, configs).await;
+                }
+                None => Detection::Detected {
+                    protocol: Protocol::Tls,
+                    prefix,
+                },
+            }
+        }
+        other => other,
+    };
     match detection {
         Detection::Detected {
             protocol: protocol @ (Protocol::Http1 | Protocol::Http2),
@@ -364,6 +426,89 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         Detection::Failed(error) => {
             tracing::debug!(client = %context.client_addr, %error, "reading the first bytes failed");
             proxy.metrics.tcp_errors.record(direction, "i/o");
+        }
+    }
+}
+
+/// Terminates inbound TLS that asks for our identity, then serves what is
+/// inside: per the transport header (target port, protocol) when the client
+/// sent one, else detected like any connection. Other TLS passes through.
+async fn terminate<I: Io>(
+    io: I,
+    prefix: bytes::Bytes,
+    context: ConnectionContext,
+    target: SocketAddr,
+    plan: Plan,
+    configs: Arc<TlsConfigs>,
+) {
+    let proxy = context.proxy.clone();
+    let direction = context.direction;
+    let timeout = proxy.config.detect_timeout;
+    let (mut stream, client_identity, transport) =
+        match accept::accept(io, prefix, &configs, timeout).await {
+            Ok(Accepted::Terminated {
+                stream,
+                client_identity,
+                transport,
+            }) => (stream, client_identity, transport),
+            Ok(Accepted::PassThrough { prefix, io }) => {
+                proxy.metrics.detected(direction, "tls_passthrough");
+                tcp::forward_planned(&proxy, PrefixedIo::new(prefix, io), target, plan, direction)
+                    .await;
+                return;
+            }
+            Err(error) => {
+                proxy.log_traffic_error(direction, context.client_addr, "TLS not accepted", &error);
+                proxy.metrics.tcp_errors.record(direction, "tls");
+                return;
+            }
+        };
+    let (inner_target, protocol, rest) = if transport {
+        match accept::read_transport_header(&mut stream, timeout).await {
+            Ok((header, rest)) => (
+                SocketAddr::new(target.ip(), header.port),
+                Some(header.protocol),
+                rest,
+            ),
+            Err(error) => {
+                proxy.log_traffic_error(
+                    direction,
+                    context.client_addr,
+                    "transport header refused",
+                    &error,
+                );
+                proxy
+                    .metrics
+                    .tcp_errors
+                    .record(direction, "transport header");
+                return;
+            }
+        }
+    } else {
+        (target, None, bytes::Bytes::new())
+    };
+    let inner = ConnectionContext::new(
+        proxy.clone(),
+        direction,
+        context.client_addr,
+        Target::Addr(inner_target),
+        context.drain.clone(),
+    )
+    .with_client_identity(client_identity);
+    // Boxed: what is inside is served by the same (generic) code that
+    // served the outer connection.
+    let io: Box<dyn Io> = Box::new(PrefixedIo::new(rest, stream));
+    match protocol {
+        // No transport header: what is inside is detected.
+        None => serve(io, inner).await,
+        Some(None) => tcp::forward(&proxy, io, inner_target, direction).await,
+        Some(Some(session)) => {
+            let protocol = match session {
+                SessionProtocol::Http1 => Protocol::Http1,
+                SessionProtocol::Http2 => Protocol::Http2,
+            };
+            let drain = inner.drain.clone();
+            http::server::serve(io, protocol, Arc::new(inner), drain).await
         }
     }
 }

@@ -106,16 +106,10 @@ impl Listener {
             (Direction::Inbound, Some(forward), _) => Target::Addr(forward),
             (_, _, true) => Target::Addr(original),
             (Direction::Outbound, _, false) => Target::Explicit,
-            (Direction::Inbound, None, false) => {
-                // Transparent inbound with no redirect: nothing says where
-                // the connection should go.
-                tracing::info!(%client_addr, "inbound connection was not redirected and no forward address is set");
-                proxy
-                    .metrics
-                    .tcp_errors
-                    .record(self.direction, "no original destination");
-                return None;
-            }
+            // A direct connection to the inbound port: only mutual TLS with
+            // a transport header (which names the port) is served; anything
+            // else would loop back here and is refused.
+            (Direction::Inbound, None, false) => Target::Addr(local),
         };
         let label_target = match target {
             Target::Addr(addr) => addr,

@@ -8,6 +8,7 @@
 //! penalised and another tried).
 
 use crate::connect::{self, ConnectError};
+use crate::discovery::EndpointMeta;
 use crate::dispatch::{Proxy, connect_tls};
 use crate::io::{Io, MeteredIo};
 use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
@@ -42,14 +43,11 @@ pub async fn forward_planned<I: Io>(
             }
         }
         Plan::Endpoint { addr, meta, .. } => {
-            let tls = match proxy.client_tls(meta.identity.as_ref()) {
-                Ok(tls) => tls,
-                Err(error) => {
-                    record_error(proxy, direction, addr, &error, error.metric_label());
-                    return;
-                }
+            let Some(tls) = endpoint_tls(proxy, &meta, addr, direction) else {
+                return;
             };
-            if let Some(stream) = connect_to(proxy, addr, direction).await {
+            let connect_addr = ClientTls::connect_addr(tls.as_ref(), addr);
+            if let Some(stream) = connect_to(proxy, connect_addr, direction).await {
                 copy(proxy, client, stream, addr, meta.labels, tls, direction).await;
             }
         }
@@ -58,23 +56,23 @@ pub async fn forward_planned<I: Io>(
                 return;
             };
             let mut tries = 0;
-            let (stream, lease) = loop {
+            let (stream, lease, tls) = loop {
                 let backend = logical.backend(outbound.random());
                 let lease: Lease = match outbound.pick(backend).await {
                     Ok(lease) => lease,
                     Err(error) => {
-                        proxy.log_traffic_error(direction, target, "TCP forward failed", &error);
-                        proxy
-                            .metrics
-                            .tcp_errors
-                            .record(direction, error.metric_label());
+                        record_error(proxy, direction, target, &error, error.metric_label());
                         return;
                     }
                 };
                 tries += 1;
                 let addr = lease.address();
-                match connect::connect(addr, proxy.connect_timeout(direction)).await {
-                    Ok(stream) => break (stream, lease),
+                let Some(tls) = endpoint_tls(proxy, lease.metadata(), addr, direction) else {
+                    return;
+                };
+                let connect_addr = ClientTls::connect_addr(tls.as_ref(), addr);
+                match connect::connect(connect_addr, proxy.connect_timeout(direction)).await {
+                    Ok(stream) => break (stream, lease, tls),
                     Err(error) if tries < CONNECT_ATTEMPTS => {
                         tracing::debug!(%addr, %error, "endpoint refused; trying another");
                         lease.fail(CONNECT_FAILURE_PENALTY);
@@ -88,17 +86,27 @@ pub async fn forward_planned<I: Io>(
             };
             let addr = lease.address();
             let labels = lease.metadata().labels.clone();
-            let tls = match proxy.client_tls(lease.metadata().identity.as_ref()) {
-                Ok(tls) => tls,
-                Err(error) => {
-                    record_error(proxy, direction, addr, &error, error.metric_label());
-                    return;
-                }
-            };
             // The lease counts the connection as pending on its endpoint
             // until it closes, so new connections prefer quieter endpoints.
             copy(proxy, client, stream, addr, labels, tls, direction).await;
             drop(lease);
+        }
+    }
+}
+
+/// Mutual TLS for a discovered endpoint (`Some(None)`: plaintext); `None`
+/// when it needs TLS this proxy cannot offer yet (recorded).
+fn endpoint_tls(
+    proxy: &Proxy,
+    meta: &EndpointMeta,
+    addr: SocketAddr,
+    direction: Direction,
+) -> Option<Option<ClientTls>> {
+    match proxy.client_tls(meta.identity.as_ref(), meta.opaque_transport_port) {
+        Ok(tls) => Some(tls),
+        Err(error) => {
+            record_error(proxy, direction, addr, &error, error.metric_label());
+            None
         }
     }
 }
@@ -155,7 +163,7 @@ async fn copy<I: Io>(
             target: labels,
         }),
     );
-    let mut server = match transport::connect(metered, tls.as_ref()).await {
+    let mut server = match transport::connect(metered, tls.as_ref(), target.port(), None).await {
         Ok(server) => server,
         Err(error) => {
             record_error(proxy, direction, target, &error, "tls");

@@ -9,6 +9,7 @@ use crate::connect;
 use crate::http::errors::{ProxyError, describe_upstream_error};
 use crate::http::request_body::RequestBody;
 use crate::tls::transport::{self, ClientTls, Transport};
+use crate::tls::transport_header::SessionProtocol;
 
 /// A connection to an endpoint: metered TCP, plaintext or TLS.
 type Upstream = Transport<MeteredIo<TcpStream>>;
@@ -112,15 +113,26 @@ impl HttpClient {
         }
     }
 
-    async fn connect(&self, endpoint: &Endpoint) -> Result<TokioIo<Upstream>, ProxyError> {
-        let stream = connect::connect(endpoint.addr, endpoint.connect_timeout).await?;
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        protocol: SessionProtocol,
+    ) -> Result<TokioIo<Upstream>, ProxyError> {
+        let connect_addr = ClientTls::connect_addr(endpoint.tls.as_ref(), endpoint.addr);
+        let stream = connect::connect(connect_addr, endpoint.connect_timeout).await?;
         let metrics = self.tcp_metrics.open(TcpLabels {
             direction: endpoint.direction,
             peer: Peer::Destination,
             target: endpoint.labels.clone(),
         });
         let metered = MeteredIo::new(stream, metrics);
-        let transport = transport::connect(metered, endpoint.tls.as_ref()).await?;
+        let transport = transport::connect(
+            metered,
+            endpoint.tls.as_ref(),
+            endpoint.addr.port(),
+            Some(protocol),
+        )
+        .await?;
         Ok(TokioIo::new(transport))
     }
 
@@ -189,7 +201,7 @@ impl HttpClient {
         endpoint: &Endpoint,
         upgrades: bool,
     ) -> Result<http1::SendRequest<RequestBody>, ProxyError> {
-        let io = self.connect(endpoint).await?;
+        let io = self.connect(endpoint, SessionProtocol::Http1).await?;
         let failed = |error: hyper::Error| ProxyError::Upstream {
             target: endpoint.addr,
             reason: describe_upstream_error(&error),
@@ -295,7 +307,7 @@ impl HttpClient {
             match current.as_ref() {
                 Some(sender) if !sender.is_closed() => sender.clone(),
                 _ => {
-                    let io = match self.connect(endpoint).await {
+                    let io = match self.connect(endpoint, SessionProtocol::Http2).await {
                         Ok(io) => io,
                         Err(error) => {
                             return Err(SendError {

@@ -192,13 +192,14 @@ impl Upstream {
             None => context.target_labels(addr),
         };
         let identity = meta.and_then(|meta| meta.identity.as_ref());
+        let transport_port = meta.and_then(|meta| meta.opaque_transport_port);
         Ok(Upstream {
             endpoint: Endpoint {
                 addr,
                 direction: context.direction,
                 labels,
                 connect_timeout: context.proxy.connect_timeout(context.direction),
-                tls: context.proxy.client_tls(identity)?,
+                tls: context.proxy.client_tls(identity, transport_port)?,
             },
             h2: meta.is_some_and(|meta| meta.h2),
         })

@@ -52,6 +52,9 @@ pub struct TlsConfigs {
     pub server: Arc<ServerConfig>,
     /// For connections we originate.
     pub client: Arc<ClientConfig>,
+    /// For connections we originate that carry a transport header (ALPN
+    /// `transport.l5d.io/v1`).
+    pub client_transport: Arc<ClientConfig>,
 }
 
 /// The trust anchors, parsed once.
@@ -135,10 +138,13 @@ pub fn build(credentials: &Credentials, anchors: &TrustAnchors) -> Result<TlsCon
         .with_root_certificates(anchors.roots.clone())
         .with_client_auth_cert(chain, key())?;
     client.resumption = rustls::client::Resumption::disabled();
+    let mut client_transport = client.clone();
+    client_transport.alpn_protocols = vec![crate::tls::TRANSPORT_ALPN.to_vec()];
     Ok(TlsConfigs {
         local_name: credentials.local_name.as_str().into(),
         server: Arc::new(server),
         client: Arc::new(client),
+        client_transport: Arc::new(client_transport),
     })
 }
 

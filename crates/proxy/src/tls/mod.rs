@@ -3,6 +3,7 @@
 //! ([`transport`]), and the pure codecs of what travels at the start of a
 //! mesh connection.
 
+pub mod accept;
 pub mod client_hello;
 pub mod config;
 pub mod transport;

@@ -17,7 +17,9 @@ use std::task::{Context, Poll};
 
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::transport_header::{self, SessionProtocol, TransportHeader};
 use tokio_rustls::client::TlsStream;
 
 /// What mutual TLS to an endpoint needs.
@@ -27,6 +29,23 @@ pub struct ClientTls {
     pub server_name: Arc<str>,
     /// Our client configuration (current certificate).
     pub config: Arc<ClientConfig>,
+    /// The endpoint's proxy takes a transport header on this port: connect
+    /// there and name the target port in the header.
+    pub transport_port: Option<u16>,
+}
+
+impl ClientTls {
+    /// Where to connect for `target`: its proxy's inbound port when a
+    /// transport header is used, else the target itself.
+    pub fn connect_addr(
+        tls: Option<&ClientTls>,
+        target: std::net::SocketAddr,
+    ) -> std::net::SocketAddr {
+        match tls.and_then(|tls| tls.transport_port) {
+            Some(port) => std::net::SocketAddr::new(target.ip(), port),
+            None => target,
+        }
+    }
 }
 
 /// A stream that is plaintext or TLS.
@@ -47,8 +66,15 @@ pub struct TlsConnectError {
     pub reason: String,
 }
 
-/// Opens TLS over `io` when `tls` is given, else passes `io` through.
-pub async fn connect<I>(io: I, tls: Option<&ClientTls>) -> Result<Transport<I>, TlsConnectError>
+/// Opens TLS over `io` when `tls` is given, else passes `io` through; with
+/// a transport port, writes the transport header naming `target_port` and
+/// `protocol` (`None`: opaque) first.
+pub async fn connect<I>(
+    io: I,
+    tls: Option<&ClientTls>,
+    target_port: u16,
+    protocol: Option<SessionProtocol>,
+) -> Result<Transport<I>, TlsConnectError>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -61,10 +87,21 @@ where
     };
     let name = ServerName::try_from(tls.server_name.to_string())
         .map_err(|error| failed(error.to_string()))?;
-    let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+    let mut stream = tokio_rustls::TlsConnector::from(tls.config.clone())
         .connect(name, io)
         .await
         .map_err(|error| failed(describe(&error)))?;
+    if tls.transport_port.is_some() {
+        let header = transport_header::encode(&TransportHeader {
+            port: target_port,
+            name: None,
+            protocol,
+        });
+        stream
+            .write_all(&header)
+            .await
+            .map_err(|error| failed(format!("writing the transport header: {error}")))?;
+    }
     Ok(Transport::Tls(Box::new(stream)))
 }
 

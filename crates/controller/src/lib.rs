@@ -10,9 +10,11 @@
 //! | [`catalog`]   | the mesh model: a synchronous in-memory index with subscriptions |
 //! | [`mesh_file`] | the mesh-file source: parse, validate, reset the catalog, watch for edits |
 //! | [`destination`] | the Destination gRPC service: path parsing, translation, streams |
+//! | [`file_watch`] | inotify + poll watching shared by the file sources |
 //! | [`app`]       | `weft-controller`'s wiring in start-up order, admin server, shutdown |
 
 pub mod app;
 pub mod catalog;
 pub mod destination;
+pub mod file_watch;
 pub mod mesh_file;

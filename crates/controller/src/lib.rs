@@ -14,10 +14,12 @@
 //! | [`destination`] | the Destination gRPC service: path parsing, translation, streams |
 //! | [`identity`]  | the Identity gRPC service: issuer files, CSR checks, tokens, signing |
 //! | [`file_watch`] | inotify + poll watching shared by the file sources |
+//! | [`config`]    | flags and the `identity` subcommands |
 //! | [`app`]       | `weft-controller`'s wiring in start-up order, admin server, shutdown |
 
 pub mod app;
 pub mod catalog;
+pub mod config;
 pub mod destination;
 pub mod file_watch;
 pub mod identity;

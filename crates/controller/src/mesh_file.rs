@@ -27,7 +27,8 @@ use weft_core::{Service, ServiceProfile, TrafficSplit, Workload};
 
 use crate::catalog::CatalogError;
 
-pub use watch::{MeshFileSource, MeshFileStatus, POLL_INTERVAL};
+pub use crate::file_watch::POLL_INTERVAL;
+pub use watch::{MeshFileSource, MeshFileStatus};
 
 /// What went wrong loading a mesh file.
 #[derive(Debug, thiserror::Error)]

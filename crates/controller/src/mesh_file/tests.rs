@@ -224,9 +224,15 @@ fn reload_keeps_the_last_good_version_on_a_bad_edit() {
     std::fs::write(&path, &good).unwrap();
     let catalog = Catalog::default().shared();
     let mut source = MeshFileSource::new(&path, catalog.clone());
+    let workloads = source.subscribe_workloads();
+    assert!(
+        workloads.borrow().is_empty(),
+        "nothing before the first load"
+    );
 
     assert!(source.reload().unwrap());
     assert!(!source.reload().unwrap(), "unchanged text is not reloaded");
+    assert_eq!(workloads.borrow().len(), 4, "the example's Workloads");
     let before = endpoint_addresses(&catalog, "shop", "web", 80).unwrap();
     assert_eq!(before.len(), 3);
 
@@ -269,6 +275,7 @@ fn reload_keeps_the_last_good_version_on_a_bad_edit() {
     let status = source.status();
     assert!(status.is_current());
     assert_eq!((status.good_loads, status.objects), (2, 11));
+    assert_eq!(workloads.borrow().len(), 5, "republished after a good load");
 
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(source.reload(), Err(MeshFileError::Read { .. })));

@@ -6,17 +6,15 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use notify::Watcher;
+use tokio::sync::watch;
+use weft_core::Workload;
+use weft_core::object::MeshObject;
 
 use super::{DocumentProblem, MeshFileError, parse_mesh};
 use crate::catalog::SharedCatalog;
-
-/// How often the file is re-read when no change event arrives.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// How long to let a burst of change events (an editor's save) settle.
-const SETTLE_DELAY: Duration = Duration::from_millis(50);
+use crate::file_watch;
 
 /// How loading the mesh file is going: for logs, metrics and `/ready`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,6 +56,7 @@ pub struct MeshFileSource {
     catalog: SharedCatalog,
     status: Arc<Mutex<MeshFileStatus>>,
     last_attempt: Option<Attempt>,
+    workloads: watch::Sender<Arc<[Workload]>>,
 }
 
 impl MeshFileSource {
@@ -68,6 +67,7 @@ impl MeshFileSource {
             catalog,
             status: Arc::default(),
             last_attempt: None,
+            workloads: watch::Sender::new(Arc::from(Vec::new())),
         }
     }
 
@@ -84,6 +84,13 @@ impl MeshFileSource {
     /// The live status, for an admin server that outlives this value's moves.
     pub fn status_handle(&self) -> Arc<Mutex<MeshFileStatus>> {
         Arc::clone(&self.status)
+    }
+
+    /// The Workloads of the version serving, republished after each good load
+    /// (for consumers that need more than the catalog's queries, such as the
+    /// identity token files).
+    pub fn subscribe_workloads(&self) -> watch::Receiver<Arc<[Workload]>> {
+        self.workloads.subscribe()
     }
 
     /// Reads the file; when its text changed since the last attempt, parses it
@@ -113,9 +120,16 @@ impl MeshFileSource {
             })
             .and_then(|objects| {
                 let count = objects.len();
+                let workloads: Vec<Workload> = objects
+                    .iter()
+                    .filter_map(|object| match object {
+                        MeshObject::Workload(workload) => Some(workload.as_ref().clone()),
+                        _ => None,
+                    })
+                    .collect();
                 lock(&self.catalog)
                     .reset(objects)
-                    .map(|()| count)
+                    .map(|()| (count, workloads))
                     .map_err(|source| MeshFileError::Rejected {
                         path: self.path.clone(),
                         source,
@@ -123,7 +137,8 @@ impl MeshFileSource {
             });
         let mut status = lock(&self.status);
         match loaded {
-            Ok(count) => {
+            Ok((count, workloads)) => {
+                self.workloads.send_replace(Arc::from(workloads));
                 status.good_loads += 1;
                 status.last_good_load = Some(SystemTime::now());
                 status.objects = count;
@@ -145,44 +160,14 @@ impl MeshFileSource {
 
     /// Watches the file until `shutdown` completes: reloads on change events
     /// (the directory is watched, as editors replace files) and every
-    /// [`POLL_INTERVAL`].
+    /// [`POLL_INTERVAL`](file_watch::POLL_INTERVAL).
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        let (notify_sender, mut changes) = tokio::sync::mpsc::channel::<()>(1);
-        let directory = match self.path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            // A full queue already means "look again".
-            let _ = notify_sender.try_send(());
-        })
-        .and_then(|mut watcher| {
-            watcher
-                .watch(&directory, notify::RecursiveMode::NonRecursive)
-                .map(|()| watcher)
-        });
-        let _watcher = match watcher {
-            Ok(watcher) => Some(watcher),
-            Err(error) => {
-                tracing::warn!(directory = %directory.display(), %error, "cannot watch the mesh file; polling only");
-                None
-            }
-        };
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = poll.tick() => {}
-                Some(()) = changes.recv() => {
-                    tokio::time::sleep(SETTLE_DELAY).await;
-                    while changes.try_recv().is_ok() {}
-                }
-            }
+        let directory = file_watch::directory_of(&self.path);
+        file_watch::watch_directories("mesh file", &[directory], shutdown, || {
             // Errors are recorded in the status and logged by reload.
             let _ = self.reload();
-        }
+        })
+        .await;
     }
 }
 

@@ -1,0 +1,326 @@
+//! The `io.linkerd.proxy.identity.Identity` gRPC service: Certify, in
+//! Linkerd's order (reference: Linkerd's `pkg/identity/service.go`):
+//!
+//! ```text
+//! 1. an issuer is loaded                           else Unavailable
+//! 2. identity, token and CSR present; CSR parses   else InvalidArgument
+//! 3. the issuer chain has not expired              else Unavailable
+//! 4. the CSR names exactly the requested identity  else FailedPrecondition
+//! 5. the token proves (namespace, service account) else InvalidArgument / FailedPrecondition / Internal
+//! 6. that identity is the requested one            else FailedPrecondition
+//! 7. sign: leaf + [issuer] (DER) + valid_until
+//! ```
+//!
+//! [`CertifyError`] is the one place errors become a gRPC status and a
+//! metric label. Served in plaintext for now (see ARCHITECTURE.md).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use linkerd2_proxy_api::identity as proto;
+use linkerd2_proxy_api::identity::identity_server::{Identity, IdentityServer};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+use super::IdentityDomain;
+use super::authority::{IssueError, ValidityPolicy, leaf_validity};
+use super::csr::{CsrError, CsrParseError, check_csr, parse_csr};
+use super::issuer_files::AuthorityHandle;
+use super::token::{TokenRejection, TokenValidator};
+
+/// Why the Identity server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityServerError {
+    /// The gRPC transport failed (accepting connections).
+    #[error("identity server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Why a Certify request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CertifyError {
+    /// No issuer has loaded.
+    #[error("cert issuer not ready yet")]
+    IssuerNotReady,
+    /// A required field is empty.
+    #[error("missing {0}")]
+    MissingField(&'static str),
+    /// The CSR is not a valid, correctly signed PKCS#10 request.
+    #[error(transparent)]
+    BadCsr(#[from] CsrParseError),
+    /// The CSR asks for something other than the requested identity.
+    #[error(transparent)]
+    CsrMismatch(#[from] CsrError),
+    /// The token proves nothing.
+    #[error(transparent)]
+    Token(#[from] TokenRejection),
+    /// The token proves another identity.
+    #[error("requested identity did not match provided token")]
+    IdentityMismatch,
+    /// The issuer cannot sign (expired chain, signing failure).
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+}
+
+/// The metric label for a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RejectionReason {
+    /// [`CertifyError::IssuerNotReady`].
+    issuer_not_ready,
+    /// [`CertifyError::MissingField`].
+    missing_field,
+    /// [`CertifyError::BadCsr`].
+    bad_csr,
+    /// [`CertifyError::CsrMismatch`].
+    csr_mismatch,
+    /// [`TokenRejection::Malformed`] or [`TokenRejection::InvalidIdentity`].
+    bad_token,
+    /// [`TokenRejection::NotAuthenticated`].
+    unauthenticated,
+    /// [`TokenRejection::Unavailable`].
+    token_validator_error,
+    /// [`CertifyError::IdentityMismatch`].
+    identity_mismatch,
+    /// [`IssueError::ChainExpired`].
+    issuer_expired,
+    /// [`IssueError::BadName`] or [`IssueError::Signing`].
+    signing_failed,
+}
+
+impl CertifyError {
+    /// The gRPC status code (Linkerd's choices).
+    pub fn code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            CertifyError::IssuerNotReady => Code::Unavailable,
+            CertifyError::MissingField(_) | CertifyError::BadCsr(_) => Code::InvalidArgument,
+            CertifyError::CsrMismatch(_) | CertifyError::IdentityMismatch => {
+                Code::FailedPrecondition
+            }
+            CertifyError::Token(rejection) => match rejection {
+                TokenRejection::Malformed(_) | TokenRejection::InvalidIdentity(_) => {
+                    Code::InvalidArgument
+                }
+                TokenRejection::NotAuthenticated => Code::FailedPrecondition,
+                TokenRejection::Unavailable(_) => Code::Internal,
+            },
+            CertifyError::Issue(IssueError::ChainExpired(_)) => Code::Unavailable,
+            CertifyError::Issue(_) => Code::Internal,
+        }
+    }
+
+    /// The metric label.
+    pub fn reason(&self) -> RejectionReason {
+        match self {
+            CertifyError::IssuerNotReady => RejectionReason::issuer_not_ready,
+            CertifyError::MissingField(_) => RejectionReason::missing_field,
+            CertifyError::BadCsr(_) => RejectionReason::bad_csr,
+            CertifyError::CsrMismatch(_) => RejectionReason::csr_mismatch,
+            CertifyError::Token(TokenRejection::NotAuthenticated) => {
+                RejectionReason::unauthenticated
+            }
+            CertifyError::Token(TokenRejection::Unavailable(_)) => {
+                RejectionReason::token_validator_error
+            }
+            CertifyError::Token(_) => RejectionReason::bad_token,
+            CertifyError::IdentityMismatch => RejectionReason::identity_mismatch,
+            CertifyError::Issue(IssueError::ChainExpired(_)) => RejectionReason::issuer_expired,
+            CertifyError::Issue(_) => RejectionReason::signing_failed,
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status::new(self.code(), self.to_string())
+    }
+}
+
+/// `reason` label set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RejectionLabels {
+    reason: RejectionReason,
+}
+
+/// Certify metrics.
+#[derive(Debug, Clone)]
+pub struct CertifyMetrics {
+    issued: Counter,
+    rejected: Family<RejectionLabels, Counter>,
+    duration: Histogram,
+}
+
+impl CertifyMetrics {
+    /// Registers `identity_cert_issued_total`, `identity_cert_rejected_total{reason}`
+    /// and `identity_certify_duration_seconds`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            issued: Counter::default(),
+            rejected: Family::default(),
+            duration: Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
+        };
+        registry.register(
+            "identity_cert_issued",
+            "Leaf certificates issued",
+            metrics.issued.clone(),
+        );
+        registry.register(
+            "identity_cert_rejected",
+            "Certify requests refused, by reason",
+            metrics.rejected.clone(),
+        );
+        registry.register(
+            "identity_certify_duration_seconds",
+            "Time to answer a Certify request (checks, token validation, signing)",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+}
+
+/// The Identity service.
+#[derive(Clone)]
+pub struct IdentityService {
+    authority: AuthorityHandle,
+    validator: Arc<dyn TokenValidator>,
+    domain: IdentityDomain,
+    policy: ValidityPolicy,
+    metrics: CertifyMetrics,
+}
+
+impl IdentityService {
+    /// A service signing with `authority` for tokens `validator` accepts.
+    pub fn new(
+        authority: AuthorityHandle,
+        validator: Arc<dyn TokenValidator>,
+        domain: IdentityDomain,
+        policy: ValidityPolicy,
+        metrics: CertifyMetrics,
+    ) -> Self {
+        Self {
+            authority,
+            validator,
+            domain,
+            policy,
+            metrics,
+        }
+    }
+
+    /// Serves gRPC on `listener` until `shutdown` completes, then drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), IdentityServerError> {
+        // Answers are small and single: without TCP_NODELAY each waits out
+        // a delayed ACK (about 40 ms on Linux).
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+            stream.inspect(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            })
+        });
+        tonic::transport::Server::builder()
+            .add_service(IdentityServer::new(self))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        Ok(())
+    }
+
+    /// Steps 1–7 (see the module header).
+    async fn certify_request(
+        &self,
+        request: proto::CertifyRequest,
+    ) -> Result<proto::CertifyResponse, CertifyError> {
+        // 1. An issuer to sign with (this one signs the whole request, even
+        //    if a reload lands meanwhile).
+        let authority = self
+            .authority
+            .current()
+            .ok_or(CertifyError::IssuerNotReady)?;
+
+        // 2. The request's fields.
+        let proto::CertifyRequest {
+            identity,
+            token,
+            certificate_signing_request,
+        } = request;
+        for (empty, field) in [
+            (identity.is_empty(), "identity"),
+            (token.is_empty(), "token"),
+            (
+                certificate_signing_request.is_empty(),
+                "certificate_signing_request",
+            ),
+        ] {
+            if empty {
+                return Err(CertifyError::MissingField(field));
+            }
+        }
+        let csr = parse_csr(&certificate_signing_request)?;
+
+        // 3. The chain still valid, and the leaf's window.
+        let validity = leaf_validity(
+            OffsetDateTime::now_utc(),
+            &self.policy,
+            authority.chain_not_after(),
+        )?;
+
+        // 4. The CSR asks for exactly the requested identity.
+        check_csr(&identity, &csr.summary)?;
+
+        // 5–6. The token proves that identity.
+        let proven = self.validator.validate(&token).await?;
+        if self.domain.dns_name(&proven) != identity {
+            return Err(CertifyError::IdentityMismatch);
+        }
+
+        // 7. Sign.
+        let leaf = authority.issue(&csr, &identity, &self.domain.spiffe_id(&proven), validity)?;
+        let valid_until = SystemTime::from(leaf.not_after);
+        tracing::debug!(%identity, not_after = %leaf.not_after, "issued a certificate");
+        Ok(proto::CertifyResponse {
+            leaf_certificate: leaf.certificate,
+            intermediate_certificates: leaf.intermediates,
+            valid_until: Some(valid_until.into()),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Identity for IdentityService {
+    async fn certify(
+        &self,
+        request: Request<proto::CertifyRequest>,
+    ) -> Result<Response<proto::CertifyResponse>, Status> {
+        let started = Instant::now();
+        let result = self.certify_request(request.into_inner()).await;
+        self.metrics
+            .duration
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(response) => {
+                self.metrics.issued.inc();
+                Ok(Response::new(response))
+            }
+            Err(error) => {
+                self.metrics
+                    .rejected
+                    .get_or_create(&RejectionLabels {
+                        reason: error.reason(),
+                    })
+                    .inc();
+                tracing::info!(%error, "certify refused");
+                Err(error.status())
+            }
+        }
+    }
+}

@@ -243,7 +243,9 @@ impl App {
         let destination_metrics = DestinationMetrics::new(&mut registry);
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
-        let destination = DestinationService::new(catalog, destination_metrics, shutdown_receiver);
+        let mesh = args.identity.config().map(|config| config.domain);
+        let destination =
+            DestinationService::new(catalog, destination_metrics, shutdown_receiver, mesh);
         let issuer = identity
             .as_ref()
             .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));

@@ -41,6 +41,10 @@ pub struct ControllerProcess {
     log_path: PathBuf,
     /// Start-ups so far (the log of each run is appended to the same file).
     runs: u32,
+    /// The Identity service's address, when identity is on.
+    identity: Option<SocketAddr>,
+    /// More command-line arguments, on every start.
+    extra_args: Vec<String>,
 }
 
 impl ControllerProcess {
@@ -48,6 +52,24 @@ impl ControllerProcess {
     ///
     /// Panics (printing the log) if the controller exits or is not ready in time.
     pub fn start(mesh: &str) -> Self {
+        Self::start_inner(mesh, false, &[])
+    }
+
+    /// Like [`ControllerProcess::start`], with the Identity service on:
+    /// credentials made by `weft-controller identity init` under the
+    /// controller's directory, and a token file per meshed workload
+    /// ([`ControllerProcess::token_path`]).
+    pub fn start_with_identity(mesh: &str) -> Self {
+        Self::start_inner(mesh, true, &[])
+    }
+
+    /// Like [`ControllerProcess::start_with_identity`], with more arguments
+    /// (e.g. `--identity-issuance-lifetime 5s`).
+    pub fn start_with_identity_args(mesh: &str, args: &[&str]) -> Self {
+        Self::start_inner(mesh, true, args)
+    }
+
+    fn start_inner(mesh: &str, identity: bool, args: &[&str]) -> Self {
         // A port picked free may be taken before the controller binds it.
         const ATTEMPTS: usize = 3;
         for attempt in 1..=ATTEMPTS {
@@ -59,7 +81,12 @@ impl ControllerProcess {
                 log_path: dir.join("weft-controller.log"),
                 dir,
                 runs: 0,
+                identity: identity.then(free_addr),
+                extra_args: args.iter().map(|arg| arg.to_string()).collect(),
             };
+            if identity {
+                controller.init_identity();
+            }
             controller.rewrite_mesh(mesh);
             match controller.spawn_and_wait() {
                 Ok(()) => return controller,
@@ -70,6 +97,51 @@ impl ControllerProcess {
             }
         }
         unreachable!("the last attempt returns or panics")
+    }
+
+    fn init_identity(&self) {
+        let output = Command::new(bin_path("weft-controller"))
+            .args(["identity", "init", "--dir"])
+            .arg(self.dir.join("state"))
+            .output()
+            .expect("run weft-controller identity init");
+        assert!(
+            output.status.success(),
+            "identity init failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Replaces the issuer with a new one signed by the same trust anchor
+    /// (`weft-controller identity rotate-issuer`); the running controller
+    /// reloads it.
+    pub fn rotate_issuer(&self) {
+        let output = Command::new(bin_path("weft-controller"))
+            .args(["identity", "rotate-issuer", "--dir"])
+            .arg(self.dir.join("state"))
+            .output()
+            .expect("run weft-controller identity rotate-issuer");
+        assert!(
+            output.status.success(),
+            "rotate-issuer failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The Identity gRPC address (`WEFT_PROXY_IDENTITY_SVC_ADDR`), when on.
+    pub fn identity_addr(&self) -> Option<SocketAddr> {
+        self.identity
+    }
+
+    /// The trust anchor, PEM (`WEFT_PROXY_IDENTITY_TRUST_ANCHORS`).
+    pub fn trust_anchors_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.join("state/trust-anchor.pem")).expect("trust anchor")
+    }
+
+    /// The token file the controller writes for a meshed workload.
+    pub fn token_path(&self, namespace: &str, workload: &str) -> PathBuf {
+        self.dir
+            .join(format!("tokens/{namespace}/{workload}.token"))
     }
 
     /// The Destination gRPC address (`WEFT_PROXY_DESTINATION_SVC_ADDR`).
@@ -193,7 +265,20 @@ impl ControllerProcess {
             .open(&self.log_path)
             .expect("open controller log");
         self.runs += 1;
-        let child = Command::new(bin_path("weft-controller"))
+        let mut command = Command::new(bin_path("weft-controller"));
+        if let Some(identity) = self.identity {
+            command
+                .arg("--identity-addr")
+                .arg(identity.to_string())
+                .arg("--identity-issuer-dir")
+                .arg(self.dir.join("state/issuer"))
+                .arg("--identity-trust-anchors")
+                .arg(self.dir.join("state/trust-anchor.pem"))
+                .arg("--identity-token-dir")
+                .arg(self.dir.join("tokens"));
+        }
+        let child = command
+            .args(&self.extra_args)
             .arg("--mesh-file")
             .arg(self.mesh_path())
             .arg("--destination-addr")
@@ -290,6 +375,28 @@ impl MeshFile {
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {namespace}\n\
              spec:\n  selector: {}\n  ports:\n  - {{name: http, port: 80, targetPort: http}}\n",
             flow_map(selector)
+        ))
+    }
+
+    /// A meshed Workload (service account `name`) with `labels` serving
+    /// `address` on its port named `http`, whose proxy takes mesh traffic on
+    /// `inbound_port` (same IP).
+    pub fn meshed_workload(
+        self,
+        namespace: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        address: SocketAddr,
+        inbound_port: u16,
+    ) -> Self {
+        self.document(&format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\n  \
+             namespace: {namespace}\n  labels: {}\nspec:\n  serviceAccount: {name}\n  \
+             addresses: [{}]\n  ports:\n  - {{name: http, port: {}}}\n  meshed: true\n  \
+             proxy: {{inboundPort: {inbound_port}}}\n",
+            flow_map(labels),
+            address.ip(),
+            address.port()
         ))
     }
 

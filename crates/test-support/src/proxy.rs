@@ -96,6 +96,22 @@ impl ProxyBuilder {
         unreachable!("the last attempt returns or panics")
     }
 
+    /// Starts the proxy without waiting for `/ready` (a proxy that should
+    /// not become ready); waits only until its admin port answers.
+    pub fn spawn_unready(self) -> ProxyProcess {
+        let proxy = self.start_child();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while proxy.admin_get("/live").is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the admin port never answered:\n{}",
+                proxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        proxy
+    }
+
     fn start_child(&self) -> ProxyProcess {
         let inbound = self.inbound.unwrap_or_else(free_addr);
         let outbound = self.outbound.unwrap_or_else(free_addr);

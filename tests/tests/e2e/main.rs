@@ -37,6 +37,7 @@ mod errors;
 mod grpc;
 mod http;
 mod metrics;
+mod mtls;
 mod redis;
 mod shutdown;
 mod tcp;

@@ -24,6 +24,8 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use futures::stream::{self, Stream, StreamExt};
 use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::destination_server::{Destination, DestinationServer};
+
+use crate::identity::IdentityDomain;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -94,6 +96,9 @@ pub struct DestinationService {
     catalog: SharedCatalog,
     metrics: DestinationMetrics,
     shutdown: watch::Receiver<bool>,
+    /// The identity domain when identities are on: meshed endpoints are
+    /// then sent with their identity and protocol hints.
+    mesh: Option<IdentityDomain>,
 }
 
 impl DestinationService {
@@ -102,11 +107,13 @@ impl DestinationService {
         catalog: SharedCatalog,
         metrics: DestinationMetrics,
         shutdown: watch::Receiver<bool>,
+        mesh: Option<IdentityDomain>,
     ) -> Self {
         Self {
             catalog,
             metrics,
             shutdown,
+            mesh,
         }
     }
 
@@ -160,7 +167,7 @@ impl DestinationService {
         let receiver = self
             .catalog()
             .subscribe_endpoints(&ServicePort { service, port });
-        endpoint_stream(receiver, labels)
+        endpoint_stream(receiver, labels, self.mesh.clone())
     }
 
     fn profile_of_service(
@@ -210,7 +217,7 @@ impl Destination for DestinationService {
                         let labels =
                             HashMap::from([("namespace".to_string(), endpoint.namespace.clone())]);
                         let add = EndpointUpdate::Add(vec![endpoint]);
-                        once_then_idle(translate::update(add, &labels))
+                        once_then_idle(translate::update(add, &labels, self.mesh.as_ref()))
                     }
                     (None, None) => once_then_idle(translate::bare_address_update(address)),
                 }
@@ -233,7 +240,7 @@ impl Destination for DestinationService {
                 match (service, workload) {
                     (Some(service), _) => self.profile_of_service(service, address.port()),
                     (None, Some(endpoint)) => {
-                        once_then_idle(translate::endpoint_profile(&endpoint))
+                        once_then_idle(translate::endpoint_profile(&endpoint, self.mesh.as_ref()))
                     }
                     (None, None) => once_then_idle(translate::default_profile()),
                 }
@@ -256,12 +263,17 @@ fn status_of(error: TranslateError) -> Status {
 fn endpoint_stream(
     receiver: mpsc::Receiver<EndpointUpdate>,
     labels: HashMap<String, String>,
+    mesh: Option<IdentityDomain>,
 ) -> ResponseStream<proto::Update> {
     Box::pin(stream::unfold(receiver, move |mut receiver| {
         let labels = labels.clone();
+        let mesh = mesh.clone();
         async move {
             let update = receiver.recv().await?;
-            Some((Ok(translate::update(update, &labels)), receiver))
+            Some((
+                Ok(translate::update(update, &labels, mesh.as_ref())),
+                receiver,
+            ))
         }
     }))
 }

@@ -14,13 +14,15 @@
 //! [`CertifyError`] is the one place errors become a gRPC status and a
 //! metric label. Served in plaintext for now (see ARCHITECTURE.md).
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use linkerd2_proxy_api::identity as proto;
 use linkerd2_proxy_api::identity::identity_server::{Identity, IdentityServer};
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -71,29 +73,52 @@ pub enum CertifyError {
 }
 
 /// The metric label for a refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectionReason {
     /// [`CertifyError::IssuerNotReady`].
-    issuer_not_ready,
+    IssuerNotReady,
     /// [`CertifyError::MissingField`].
-    missing_field,
+    MissingField,
     /// [`CertifyError::BadCsr`].
-    bad_csr,
+    BadCsr,
     /// [`CertifyError::CsrMismatch`].
-    csr_mismatch,
+    CsrMismatch,
     /// [`TokenRejection::Malformed`] or [`TokenRejection::InvalidIdentity`].
-    bad_token,
+    BadToken,
     /// [`TokenRejection::NotAuthenticated`].
-    unauthenticated,
+    Unauthenticated,
     /// [`TokenRejection::Unavailable`].
-    token_validator_error,
+    TokenValidatorError,
     /// [`CertifyError::IdentityMismatch`].
-    identity_mismatch,
+    IdentityMismatch,
     /// [`IssueError::ChainExpired`].
-    issuer_expired,
+    IssuerExpired,
     /// [`IssueError::BadName`] or [`IssueError::Signing`].
-    signing_failed,
+    SigningFailed,
+}
+
+impl RejectionReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionReason::IssuerNotReady => "issuer_not_ready",
+            RejectionReason::MissingField => "missing_field",
+            RejectionReason::BadCsr => "bad_csr",
+            RejectionReason::CsrMismatch => "csr_mismatch",
+            RejectionReason::BadToken => "bad_token",
+            RejectionReason::Unauthenticated => "unauthenticated",
+            RejectionReason::TokenValidatorError => "token_validator_error",
+            RejectionReason::IdentityMismatch => "identity_mismatch",
+            RejectionReason::IssuerExpired => "issuer_expired",
+            RejectionReason::SigningFailed => "signing_failed",
+        }
+    }
+}
+
+impl EncodeLabelValue for RejectionReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(self.as_str())
+    }
 }
 
 impl CertifyError {
@@ -121,20 +146,20 @@ impl CertifyError {
     /// The metric label.
     pub fn reason(&self) -> RejectionReason {
         match self {
-            CertifyError::IssuerNotReady => RejectionReason::issuer_not_ready,
-            CertifyError::MissingField(_) => RejectionReason::missing_field,
-            CertifyError::BadCsr(_) => RejectionReason::bad_csr,
-            CertifyError::CsrMismatch(_) => RejectionReason::csr_mismatch,
+            CertifyError::IssuerNotReady => RejectionReason::IssuerNotReady,
+            CertifyError::MissingField(_) => RejectionReason::MissingField,
+            CertifyError::BadCsr(_) => RejectionReason::BadCsr,
+            CertifyError::CsrMismatch(_) => RejectionReason::CsrMismatch,
             CertifyError::Token(TokenRejection::NotAuthenticated) => {
-                RejectionReason::unauthenticated
+                RejectionReason::Unauthenticated
             }
             CertifyError::Token(TokenRejection::Unavailable(_)) => {
-                RejectionReason::token_validator_error
+                RejectionReason::TokenValidatorError
             }
-            CertifyError::Token(_) => RejectionReason::bad_token,
-            CertifyError::IdentityMismatch => RejectionReason::identity_mismatch,
-            CertifyError::Issue(IssueError::ChainExpired(_)) => RejectionReason::issuer_expired,
-            CertifyError::Issue(_) => RejectionReason::signing_failed,
+            CertifyError::Token(_) => RejectionReason::BadToken,
+            CertifyError::IdentityMismatch => RejectionReason::IdentityMismatch,
+            CertifyError::Issue(IssueError::ChainExpired(_)) => RejectionReason::IssuerExpired,
+            CertifyError::Issue(_) => RejectionReason::SigningFailed,
         }
     }
 
@@ -322,5 +347,81 @@ impl Identity for IdentityService {
                 Err(error.status())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn errors_map_to_linkerd_codes_and_labels() {
+        let cases = [
+            (
+                CertifyError::IssuerNotReady,
+                Code::Unavailable,
+                "issuer_not_ready",
+            ),
+            (
+                CertifyError::MissingField("token"),
+                Code::InvalidArgument,
+                "missing_field",
+            ),
+            (
+                CertifyError::BadCsr(CsrParseError::NotDerOrPem),
+                Code::InvalidArgument,
+                "bad_csr",
+            ),
+            (
+                CertifyError::CsrMismatch(CsrError::DnsNameCount(2)),
+                Code::FailedPrecondition,
+                "csr_mismatch",
+            ),
+            (
+                CertifyError::Token(TokenRejection::Malformed("x".into())),
+                Code::InvalidArgument,
+                "bad_token",
+            ),
+            (
+                CertifyError::Token(TokenRejection::InvalidIdentity("x".into())),
+                Code::InvalidArgument,
+                "bad_token",
+            ),
+            (
+                CertifyError::Token(TokenRejection::NotAuthenticated),
+                Code::FailedPrecondition,
+                "unauthenticated",
+            ),
+            (
+                CertifyError::Token(TokenRejection::Unavailable("api".into())),
+                Code::Internal,
+                "token_validator_error",
+            ),
+            (
+                CertifyError::IdentityMismatch,
+                Code::FailedPrecondition,
+                "identity_mismatch",
+            ),
+            (
+                CertifyError::Issue(IssueError::ChainExpired(OffsetDateTime::UNIX_EPOCH)),
+                Code::Unavailable,
+                "issuer_expired",
+            ),
+            (
+                CertifyError::Issue(IssueError::Signing("ring".into())),
+                Code::Internal,
+                "signing_failed",
+            ),
+        ];
+        for (error, code, reason) in cases {
+            assert_eq!(error.code(), code, "{error}");
+            assert_eq!(error.reason().as_str(), reason, "{error}");
+        }
+        assert_eq!(
+            CertifyError::IdentityMismatch.status().message(),
+            "requested identity did not match provided token"
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! | [`destination`] | the Destination gRPC service: path parsing, translation, streams |
 //! | [`identity`]  | the Identity gRPC service: issuer files, CSR checks, tokens, signing |
 //! | [`file_watch`] | inotify + poll watching shared by the file sources |
+//! | [`incoming`]  | accepted gRPC connections with `TCP_NODELAY` |
 //! | [`config`]    | flags and the `identity` subcommands |
 //! | [`app`]       | `weft-controller`'s wiring in start-up order, admin server, shutdown |
 
@@ -23,4 +24,5 @@ pub mod config;
 pub mod destination;
 pub mod file_watch;
 pub mod identity;
+pub mod incoming;
 pub mod mesh_file;

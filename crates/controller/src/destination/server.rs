@@ -123,7 +123,7 @@ impl DestinationService {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = crate::incoming::incoming(listener);
         tonic::transport::Server::builder()
             .add_service(DestinationServer::new(self))
             .serve_with_incoming_shutdown(incoming, shutdown)

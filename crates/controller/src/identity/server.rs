@@ -29,7 +29,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::IdentityDomain;
@@ -244,15 +243,7 @@ impl IdentityService {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), IdentityServerError> {
-        // Answers are small and single: without TCP_NODELAY each waits out
-        // a delayed ACK (about 40 ms on Linux).
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
-            stream.inspect(|stream| {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, "cannot set TCP_NODELAY");
-                }
-            })
-        });
+        let incoming = crate::incoming::incoming(listener);
         tonic::transport::Server::builder()
             .add_service(IdentityServer::new(self))
             .serve_with_incoming_shutdown(incoming, shutdown)

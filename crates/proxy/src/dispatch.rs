@@ -197,6 +197,9 @@ pub struct ConnectionContext {
     pub metric_handles: Arc<HttpHandleCache>,
     /// Discovery of the last target this connection's traffic went to.
     discovery: tokio::sync::Mutex<Option<CachedDiscovery>>,
+    /// A plan decided before the connection existed (a CONNECT tunnel to a
+    /// discovered endpoint): used instead of asking discovery.
+    fixed_plan: Option<Plan>,
 }
 
 /// A target and what discovery said about it (`None`: not covered).
@@ -237,7 +240,20 @@ impl ConnectionContext {
             last_authority: Mutex::new(None),
             metric_handles: Arc::default(),
             discovery: tokio::sync::Mutex::new(None),
+            fixed_plan: None,
         }
+    }
+
+    /// The context of a connection whose plan is already known.
+    pub fn with_plan(mut self, plan: Plan) -> ConnectionContext {
+        if let Plan::Endpoint { meta, .. } = &plan
+            && let Target::Addr(addr) = self.target
+        {
+            *self.target_labels.get_mut().expect("labels lock poisoned") =
+                Some((addr, meta.labels.clone()));
+        }
+        self.fixed_plan = Some(plan);
+        self
     }
 
     /// The context of a connection whose client proved `identity` with
@@ -279,6 +295,9 @@ impl ConnectionContext {
         is_cached: impl Fn(&DiscoveryKey) -> bool,
         key: impl FnOnce() -> DiscoveryKey,
     ) -> Plan {
+        if let Some(plan) = &self.fixed_plan {
+            return plan.clone();
+        }
         let Some(outbound) = self.outbound() else {
             return Plan::Original;
         };

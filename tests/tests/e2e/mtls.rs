@@ -85,7 +85,7 @@ impl Relay {
 
 /// Two meshed workloads: `client` (only its proxy) and `web-1` (app + proxy).
 struct Mesh {
-    app: HttpTestServer,
+    app: Option<HttpTestServer>,
     relay: Relay,
     controller: ControllerProcess,
     client: ProxyProcess,
@@ -127,6 +127,24 @@ impl Mesh {
     /// The mesh with more controller arguments.
     fn start_full(server_workload: &str, server_identity: &str, controller_args: &[&str]) -> Mesh {
         let app = HttpTestServer::start();
+        let app_addr = app.addr();
+        Mesh::around(
+            app_addr,
+            Some(app),
+            server_workload,
+            server_identity,
+            controller_args,
+        )
+    }
+
+    /// The mesh around an app listening on `app_addr`.
+    fn around(
+        app_addr: SocketAddr,
+        app: Option<HttpTestServer>,
+        server_workload: &str,
+        server_identity: &str,
+        controller_args: &[&str],
+    ) -> Mesh {
         let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let relay = Relay::start(server_inbound);
         let client_app: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -136,7 +154,7 @@ impl Mesh {
                 NAMESPACE,
                 "web-1",
                 &[("app", "web")],
-                app.addr(),
+                app_addr,
                 relay.addr.port(),
             )
             .meshed_workload(
@@ -151,7 +169,7 @@ impl Mesh {
         let server = identity_env(
             ProxyProcess::builder()
                 .inbound_addr(server_inbound)
-                .inbound_forward(app.addr()),
+                .inbound_forward(app_addr),
             &controller,
             server_workload,
             server_identity,
@@ -251,7 +269,7 @@ fn http1_clients_share_one_http2_connection_between_the_proxies() {
         "50 concurrent HTTP/1.1 clients, 500 requests: {connections} connection(s) between the proxies"
     );
     assert_eq!(connections, 1, "one multiplexed HTTP/2 connection");
-    assert!(mesh.app.requests_seen() >= 500);
+    assert!(mesh.app.as_ref().unwrap().requests_seen() >= 500);
 }
 
 #[test]
@@ -280,7 +298,11 @@ fn a_server_proving_another_identity_is_refused() {
     let outcome = load::get(mesh.client.outbound_addr(), URL);
     println!("server with the wrong identity: {}", outcome.summary());
     assert_eq!(outcome.status, Some(502), "{}", outcome.summary());
-    assert_eq!(mesh.app.requests_seen(), 0, "nothing reached the app");
+    assert_eq!(
+        mesh.app.as_ref().unwrap().requests_seen(),
+        0,
+        "nothing reached the app"
+    );
 }
 
 #[test]
@@ -396,4 +418,71 @@ fn a_new_issuer_takes_over_without_failures() {
         report.failures()
     );
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_crosses_the_mesh() {
+    let echo = weft_test_support::grpc::GrpcEchoServer::start();
+    let addr = echo.addr();
+    let mesh = tokio::task::spawn_blocking(move || {
+        Mesh::around(addr, None, "web-1", SERVER_IDENTITY, &[])
+    })
+    .await
+    .unwrap();
+    let send = |message: &str, code: tonic::Code| {
+        weft_test_support::http_client::send(
+            mesh.client.outbound_addr(),
+            weft_test_support::grpc::raw_unary_request("web.shop.svc.cluster.local", message, code),
+        )
+    };
+    let ok = send("hello", tonic::Code::Ok).await.expect("a response");
+    assert_eq!(
+        ok.header_or_trailer("grpc-status").as_deref(),
+        Some("0"),
+        "{ok:?}"
+    );
+    let failed = send("nope", tonic::Code::Unavailable)
+        .await
+        .expect("a response");
+    assert_eq!(
+        failed.header_or_trailer("grpc-status").as_deref(),
+        Some("14"),
+        "{failed:?}"
+    );
+    let wire = mesh.relay.sent();
+    assert_eq!(&wire[..2], &[0x16, 0x03]);
+    assert!(!wire.windows(5).any(|window| window == b"hello"));
+    drop(echo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_crosses_the_mesh_in_a_connect_tunnel() {
+    use weft_test_support::websocket::{WsEchoServer, echo_roundtrips, handshake};
+    let server = WsEchoServer::start();
+    let addr = server.addr();
+    let mesh = tokio::task::spawn_blocking(move || {
+        Mesh::around(addr, None, "web-1", SERVER_IDENTITY, &[])
+    })
+    .await
+    .unwrap();
+    let tunnel = weft_test_support::http_client::connect_tunnel(
+        mesh.client.outbound_addr(),
+        "web.shop.svc.cluster.local:80",
+    )
+    .await
+    .expect("CONNECT tunnel to the service");
+    let mut ws = handshake(tunnel, "web.shop.svc.cluster.local", "/chat")
+        .await
+        .expect("websocket upgrade inside the tunnel");
+    echo_roundtrips(&mut ws, 10)
+        .await
+        .expect("echoes across the mesh");
+    let wire = mesh.relay.sent();
+    assert_eq!(
+        &wire[..2],
+        &[0x16, 0x03],
+        "the tunnel crossed over mutual TLS"
+    );
+    assert!(!wire.windows(7).any(|window| window == b"Upgrade"));
+    drop(server);
 }

@@ -84,7 +84,7 @@ pub async fn handle(
         return error_response(&context, ProxyError::Loop(addr), is_grpc, Some(recorder));
     }
     if context.target == Target::Explicit && request.method() == Method::CONNECT {
-        return open_tunnel(&context, &mut request, addr, recorder);
+        return open_tunnel(&context, &mut request, addr, meta, recorder);
     }
 
     // 3. Proxy.
@@ -321,6 +321,7 @@ pub fn open_tunnel(
     context: &Arc<ConnectionContext>,
     request: &mut Request<Incoming>,
     target: SocketAddr,
+    meta: Option<EndpointMeta>,
     mut recorder: ResponseRecorder,
 ) -> Response<ProxyBody> {
     let on_upgrade = hyper::upgrade::on(request);
@@ -331,6 +332,16 @@ pub fn open_tunnel(
         Target::Addr(target),
         context.drain.clone(),
     );
+    // A tunnel to an endpoint discovery described keeps its identity and
+    // labels: what travels inside goes over mutual TLS like any request.
+    let tunnel = match meta {
+        Some(meta) => tunnel.with_plan(Plan::Endpoint {
+            addr: target,
+            meta,
+            opaque: false,
+        }),
+        None => tunnel,
+    };
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => dispatch::serve(TokioIo::new(upgraded), tunnel).await,

@@ -330,7 +330,8 @@ async fn tunnel(
     let recorder = endpoint_recorder(context, &target.name, &lease, started);
     let addr = lease.address();
     if context.target == Target::Explicit && request.method() == Method::CONNECT {
-        return forward::open_tunnel(context, &mut request, addr, recorder);
+        let meta = Some(lease.metadata().clone());
+        return forward::open_tunnel(context, &mut request, addr, meta, recorder);
     }
     let upstream = match forward::Upstream::new(context, addr, Some(lease.metadata())) {
         Ok(upstream) => upstream,

@@ -21,7 +21,7 @@ use crate::http::errors::ProxyError;
 use crate::io::{Io, PrefixedIo};
 use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
-use crate::metrics::{HttpHandleCache, ProxyMetrics};
+use crate::metrics::{HttpHandleCache, ProxyMetrics, TcpConnectionMetrics};
 use crate::outbound::{Outbound, Plan, TargetDiscovery};
 use crate::tls::accept::{self, Accepted};
 use crate::tls::config::{TlsConfigs, TlsStore};
@@ -200,6 +200,9 @@ pub struct ConnectionContext {
     /// A plan decided before the connection existed (a CONNECT tunnel to a
     /// discovered endpoint): used instead of asking discovery.
     fixed_plan: Option<Plan>,
+    /// The accepted connection's TCP metrics, settled once its TLS status is
+    /// known (inbound).
+    pub accept_metrics: Option<Arc<TcpConnectionMetrics>>,
 }
 
 /// A target and what discovery said about it (`None`: not covered).
@@ -241,6 +244,15 @@ impl ConnectionContext {
             metric_handles: Arc::default(),
             discovery: tokio::sync::Mutex::new(None),
             fixed_plan: None,
+            accept_metrics: None,
+        }
+    }
+
+    /// Records the accepted connection's opening with its TLS status (no
+    /// change when `None`); nothing after the first call.
+    pub fn settle_accept(&self, tls: Option<TlsStatus>) {
+        if let Some(metrics) = &self.accept_metrics {
+            metrics.settle(tls);
         }
     }
 
@@ -377,6 +389,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         && (proxy.config.opaque_ports.contains(target.port()) || plan.is_opaque())
     {
         proxy.metrics.detected(direction, "opaque_port");
+        context.settle_accept(None);
         tcp::forward_planned(&proxy, io, target, plan, direction).await;
         return;
     }
@@ -384,6 +397,21 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
     let detection = detect::detect(&mut io, proxy.config.detect_timeout).await;
     proxy.metrics.detected(direction, detection.metric_label());
     // Inbound TLS asking for our identity is terminated; other TLS passes.
+    let terminating = direction == Direction::Inbound
+        && matches!(
+            detection,
+            Detection::Detected {
+                protocol: Protocol::Tls,
+                ..
+            }
+        )
+        && proxy
+            .tls
+            .as_ref()
+            .is_some_and(|store| store.current().is_some());
+    if !terminating {
+        context.settle_accept(None);
+    }
     let detection = match detection {
         Detection::Detected {
             protocol: Protocol::Tls,
@@ -469,8 +497,12 @@ async fn terminate<I: Io>(
                 stream,
                 client_identity,
                 transport,
-            }) => (stream, client_identity, transport),
+            }) => {
+                context.settle_accept(Some(TlsStatus::FromClient(client_identity.clone())));
+                (stream, client_identity, transport)
+            }
             Ok(Accepted::PassThrough { prefix, io }) => {
+                context.settle_accept(None);
                 proxy.metrics.detected(direction, "tls_passthrough");
                 tcp::forward_planned(&proxy, PrefixedIo::new(prefix, io), target, plan, direction)
                     .await;

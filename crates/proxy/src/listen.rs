@@ -128,11 +128,19 @@ impl Listener {
     }
 }
 
-async fn serve(stream: TcpStream, context: ConnectionContext, label_target: SocketAddr) {
-    let metrics = context.proxy.metrics.tcp.open(TcpLabels {
+async fn serve(stream: TcpStream, mut context: ConnectionContext, label_target: SocketAddr) {
+    let labels = TcpLabels {
         direction: context.direction,
         peer: Peer::Source,
         target: TargetLabels::new(label_target, accept_tls(context.direction)),
+    };
+    let tcp = &context.proxy.metrics.tcp;
+    // Inbound, the TLS status is known only once the first bytes are read
+    // (and, for mutual TLS, the client's identity after the handshake).
+    let metrics = Arc::new(match context.direction {
+        Direction::Inbound => tcp.open_unsettled(labels),
+        Direction::Outbound => tcp.open(labels),
     });
-    dispatch::serve(MeteredIo::new(stream, metrics), context).await;
+    context.accept_metrics = Some(metrics.clone());
+    dispatch::serve(MeteredIo::shared(stream, metrics), context).await;
 }

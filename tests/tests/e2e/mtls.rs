@@ -251,6 +251,30 @@ fn traffic_between_meshed_workloads_is_mutual_tls() {
         ],
         41.0,
     );
+    // The connections themselves: accepted with the client's identity,
+    // opened with the server's.
+    assert_metric_settles(
+        &mesh.server,
+        "tcp_open_total",
+        &[
+            ("direction", "inbound"),
+            ("peer", "src"),
+            ("tls", "true"),
+            ("client_id", CLIENT_IDENTITY),
+        ],
+        1.0,
+    );
+    assert_metric_settles(
+        &mesh.client,
+        "tcp_open_total",
+        &[
+            ("direction", "outbound"),
+            ("peer", "dst"),
+            ("tls", "true"),
+            ("server_id", SERVER_IDENTITY),
+        ],
+        1.0,
+    );
     println!(
         "mTLS: 41 requests, {} bytes on the wire, {} connection(s) between the proxies",
         wire.len(),

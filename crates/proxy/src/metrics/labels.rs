@@ -110,6 +110,14 @@ impl TargetLabels {
         })
     }
 
+    /// The same labels with another TLS status.
+    pub fn with_tls(&self, tls: TlsStatus) -> Arc<TargetLabels> {
+        Arc::new(TargetLabels {
+            tls,
+            ..self.clone()
+        })
+    }
+
     /// Discovery's metric labels for the endpoint.
     pub fn destination(&self) -> &EndpointLabels {
         &self.destination

@@ -1,7 +1,5 @@
 //! Translation tables: request paths, endpoint updates, profiles.
 
-use std::collections::BTreeMap;
-
 use linkerd2_proxy_api::destination::request_match::Match as RequestMatcher;
 use linkerd2_proxy_api::destination::response_match::Match as ResponseMatcher;
 use linkerd2_proxy_api::destination::update::Update as UpdateKind;
@@ -76,7 +74,7 @@ fn endpoint(text: &str, workload: &str) -> Endpoint {
         address: text.parse().unwrap(),
         workload: workload.to_string(),
         namespace: "shop".to_string(),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         service_account: "web".to_string(),
         proxy: None,
     }

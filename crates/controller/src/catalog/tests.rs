@@ -381,3 +381,76 @@ fn lookups_by_address() {
     );
     assert_eq!(catalog.service_at("10.96.0.99".parse().unwrap()), None);
 }
+
+#[test]
+fn one_change_reaches_every_subscriber_of_a_service_once() {
+    let mut catalog = web_catalog();
+    let target = ServicePort::new("shop", "web", 80);
+    let mut receivers: Vec<_> = (0..200)
+        .map(|_| catalog.subscribe_endpoints(&target))
+        .collect();
+    for receiver in &mut receivers {
+        assert_eq!(added(&next(receiver)).len(), 2, "snapshot first");
+    }
+    catalog
+        .update(
+            vec![workload("shop", "web-3", "web", "10.0.0.4", 8080)],
+            Vec::new(),
+        )
+        .unwrap();
+    for receiver in &mut receivers {
+        assert_eq!(added(&next(receiver)), vec![address("10.0.0.4:8080")]);
+        assert!(receiver.try_recv().is_err(), "exactly one diff");
+    }
+}
+
+#[test]
+fn batch_updates_touch_only_the_services_they_change() {
+    let mut catalog = web_catalog();
+    catalog.apply(service("shop", "api", "api")).unwrap();
+    let mut web = catalog.subscribe_endpoints(&ServicePort::new("shop", "web", 80));
+    let mut api = catalog.subscribe_endpoints(&ServicePort::new("shop", "api", 80));
+    next(&mut web);
+    next(&mut api);
+
+    let removed = catalog
+        .update(
+            vec![workload("shop", "web-2", "web", "10.0.0.7", 8081)],
+            vec![
+                ObjectKey::new(Kind::Workload, "shop", "web-1"),
+                ObjectKey::new(Kind::Workload, "shop", "missing"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(
+        next(&mut web),
+        EndpointUpdate::Remove(vec![address("10.0.0.1:8080"), address("10.0.0.2:8081")])
+    );
+    assert_eq!(added(&next(&mut web)), vec![address("10.0.0.7:8081")]);
+    assert!(api.try_recv().is_err(), "api's workloads did not change");
+
+    // A workload moving from one service to another updates both.
+    catalog
+        .update(
+            vec![workload("shop", "api-1", "web", "10.0.0.3", 8080)],
+            Vec::new(),
+        )
+        .unwrap();
+    assert_eq!(next(&mut api), EndpointUpdate::NoEndpoints { exists: true });
+    assert_eq!(added(&next(&mut web)), vec![address("10.0.0.3:8080")]);
+
+    // A refused object leaves everything as it was.
+    let unnamed = object::<Workload>(
+        "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {namespace: shop}\nspec: {addresses: [10.0.0.8]}\n",
+    );
+    assert!(
+        catalog
+            .update(
+                vec![unnamed],
+                vec![ObjectKey::new(Kind::Service, "shop", "web")]
+            )
+            .is_err()
+    );
+    assert!(catalog.service_exists(&ServiceName::new("shop", "web")));
+}

@@ -81,6 +81,41 @@ impl std::fmt::Display for ServicePort {
     }
 }
 
+/// A profile question: a `service:port` and, when known and different from
+/// the service's, the client's namespace (whose ServiceProfiles take precedence).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProfileTarget {
+    /// The service and port.
+    pub target: ServicePort,
+    /// The client's namespace, if it differs from the service's.
+    client_namespace: Option<String>,
+}
+
+impl ProfileTarget {
+    /// The question for `target` from a client in `client_namespace`; a
+    /// client in the service's own namespace asks the same as an unknown one.
+    pub fn new(target: ServicePort, client_namespace: Option<String>) -> Self {
+        let client_namespace =
+            client_namespace.filter(|namespace| *namespace != target.service.namespace);
+        Self {
+            target,
+            client_namespace,
+        }
+    }
+
+    /// The client's namespace, when it differs from the service's.
+    pub fn client_namespace(&self) -> Option<&str> {
+        self.client_namespace.as_deref()
+    }
+
+    /// The namespaces whose objects the answer depends on.
+    fn namespaces(&self) -> impl Iterator<Item = &String> {
+        self.client_namespace
+            .iter()
+            .chain([&self.target.service.namespace])
+    }
+}
+
 /// (namespace, name) — the key within one kind's map.
 type NamespacedName = (String, String);
 
@@ -207,7 +242,7 @@ pub struct Catalog {
     cluster_domain: String,
     objects: Objects,
     endpoint_watches: HashMap<ServicePort, EndpointWatch>,
-    profile_watches: HashMap<ServicePort, watch::Sender<Option<Arc<Profile>>>>,
+    profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
 }
 
 impl Default for Catalog {
@@ -337,6 +372,16 @@ impl Catalog {
 
     /// The profile answer for `service:port`, or `None` when the service does not exist.
     pub fn profile(&self, target: &ServicePort) -> Option<Profile> {
+        self.profile_for(&ProfileTarget::new(target.clone(), None))
+    }
+
+    /// The profile answer for `service:port` as a client in
+    /// `client_namespace` sees it: a ServiceProfile named after the service
+    /// in the client's namespace takes precedence over the one in the
+    /// service's namespace (Linkerd's client-side profiles). The TrafficSplit
+    /// comes from the service's namespace. `None` when the service does not exist.
+    pub fn profile_for(&self, request: &ProfileTarget) -> Option<Profile> {
+        let target = &request.target;
         let service = self.service(&target.service)?;
         let opaque_ports_annotation = service
             .metadata
@@ -346,10 +391,15 @@ impl Catalog {
             .map(String::as_str);
         let ServiceName { namespace, name } = &target.service;
         let profile_name = target.service.fully_qualified(&self.cluster_domain);
-        let profile = self
-            .objects
-            .profiles
-            .get(&(namespace.clone(), profile_name));
+        let profile = request
+            .client_namespace
+            .iter()
+            .chain([namespace])
+            .find_map(|namespace| {
+                self.objects
+                    .profiles
+                    .get(&(namespace.clone(), profile_name.clone()))
+            });
         let split = self
             .objects
             .splits
@@ -430,17 +480,18 @@ impl Catalog {
         receiver
     }
 
-    /// Subscribes to the profile of `service:port` (`None` while the service
-    /// does not exist); the receiver sees each new answer once it changes.
+    /// Subscribes to the profile of `service:port` as a client in the
+    /// request's namespace sees it (`None` while the service does not
+    /// exist); the receiver sees each new answer once it changes.
     pub fn subscribe_profile(
         &mut self,
-        target: &ServicePort,
+        request: &ProfileTarget,
     ) -> watch::Receiver<Option<Arc<Profile>>> {
-        if let Some(sender) = self.profile_watches.get(target) {
+        if let Some(sender) = self.profile_watches.get(request) {
             return sender.subscribe();
         }
-        let (sender, receiver) = watch::channel(self.profile(target).map(Arc::new));
-        self.profile_watches.insert(target.clone(), sender);
+        let (sender, receiver) = watch::channel(self.profile_for(request).map(Arc::new));
+        self.profile_watches.insert(request.clone(), sender);
         receiver
     }
 
@@ -482,17 +533,19 @@ impl Catalog {
                 self.endpoint_watches.remove(&target);
             }
         }
-        let targets: Vec<ServicePort> = self
+        let targets: Vec<ProfileTarget> = self
             .profile_watches
             .keys()
-            .filter(|target| match &scope {
+            .filter(|request| match &scope {
                 Scope::All => true,
-                Scope::Changed(changed) => changed.namespaces.contains(&target.service.namespace),
+                Scope::Changed(changed) => request
+                    .namespaces()
+                    .any(|namespace| changed.namespaces.contains(namespace)),
             })
             .cloned()
             .collect();
         for target in targets {
-            let fresh = self.profile(&target);
+            let fresh = self.profile_for(&target);
             let Some(sender) = self.profile_watches.get(&target) else {
                 continue;
             };

@@ -307,7 +307,7 @@ fn profiles_default_then_follow_service_profile_and_split() {
         }]
     );
 
-    let mut receiver = catalog.subscribe_profile(&target);
+    let mut receiver = catalog.subscribe_profile(&ProfileTarget::new(target.clone(), None));
     assert_eq!(receiver.borrow_and_update().as_deref(), Some(&default));
 
     catalog.apply(object::<ServiceProfile>(PROFILE)).unwrap();
@@ -453,4 +453,59 @@ fn batch_updates_touch_only_the_services_they_change() {
             .is_err()
     );
     assert!(catalog.service_exists(&ServiceName::new("shop", "web")));
+}
+
+#[test]
+fn a_profile_in_the_client_namespace_takes_precedence() {
+    let mut catalog = web_catalog();
+    catalog.apply(object::<ServiceProfile>(PROFILE)).unwrap();
+    let target = ServicePort::new("shop", "web", 80);
+    let from =
+        |namespace: Option<&str>| ProfileTarget::new(target.clone(), namespace.map(str::to_string));
+    let route_names = |profile: Option<Profile>| -> Vec<String> {
+        profile
+            .unwrap()
+            .routes
+            .into_iter()
+            .map(|route| route.name)
+            .collect()
+    };
+    // Same namespace as the service, or no namespace: one question.
+    assert_eq!(from(Some("shop")), from(None));
+    let mut client = catalog.subscribe_profile(&from(Some("client")));
+    assert_eq!(
+        route_names(catalog.profile_for(&from(Some("client")))),
+        ["list"]
+    );
+    client.borrow_and_update();
+
+    let client_profile = PROFILE
+        .replace("namespace: shop", "namespace: client")
+        .replace("name: list", "name: client-list");
+    catalog
+        .apply(object::<ServiceProfile>(&client_profile))
+        .unwrap();
+    assert!(
+        client.has_changed().unwrap(),
+        "the client's watch follows its namespace"
+    );
+    assert_eq!(
+        route_names(client.borrow_and_update().as_deref().cloned()),
+        ["client-list"]
+    );
+    assert_eq!(
+        route_names(catalog.profile_for(&from(Some("shop")))),
+        ["list"]
+    );
+    assert_eq!(
+        route_names(catalog.profile_for(&from(Some("other")))),
+        ["list"]
+    );
+    assert_eq!(route_names(catalog.profile(&target)), ["list"]);
+
+    catalog.delete(Kind::ServiceProfile, "client", "web.shop.svc.cluster.local");
+    assert_eq!(
+        route_names(client.borrow_and_update().as_deref().cloned()),
+        ["list"]
+    );
 }

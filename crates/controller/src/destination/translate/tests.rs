@@ -326,3 +326,28 @@ fn opaque_ports_mark_the_profile_opaque() {
         assert_eq!(profile(&answer).opaque_protocol, *expected, "{name}:{port}");
     }
 }
+
+#[test]
+fn client_namespaces_from_context_tokens() {
+    let cases: &[(&str, Option<&str>)] = &[
+        (
+            r#"{"ns":"shop","nodeName":"node-1","pod":"web-1"}"#,
+            Some("shop"),
+        ),
+        (r#"{"ns":"shop","nodeName":"node-1"}"#, Some("shop")),
+        (r#" {"nodeName":"node-1","ns":"shop"} "#, Some("shop")),
+        ("ns:shop", Some("shop")),
+        ("ns: shop ", Some("shop")),
+        ("", None),
+        ("ns:", None),
+        (r#"{"ns":""}"#, None),
+        (r#"{"nodeName":"node-1"}"#, None),
+        (r#"{"ns":42}"#, None),
+        (r#"{"ns":"shop""#, None),
+        ("shop", None),
+        ("namespace:shop", None),
+    ];
+    for (token, expected) in cases {
+        assert_eq!(client_namespace(token).as_deref(), *expected, "{token:?}");
+    }
+}

@@ -494,6 +494,9 @@ async fn ready(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
             "good_loads": status.good_loads,
             "failed_loads": status.failed_loads,
             "last_good_load_seconds": seconds(status.last_good_load),
+            "last_load_ms": status
+                .last_load_duration
+                .map(|duration| duration.as_secs_f64() * 1000.0),
             "last_error": status.last_error,
             "last_problems": problems,
             "last_error_seconds": seconds(status.last_error_at),

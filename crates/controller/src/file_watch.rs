@@ -26,18 +26,33 @@ pub fn directory_of(path: &Path) -> PathBuf {
 }
 
 /// Calls `on_change` after change events in `directories` and every
-/// [`POLL_INTERVAL`], until `shutdown` completes. `what` names the watched
-/// files in the warning logged when inotify is unavailable (polling goes on).
+/// [`POLL_INTERVAL`], until `shutdown` completes. A burst of events settles
+/// for [`SETTLE_DELAY`] first, except a finished write (closed after writing,
+/// or renamed into place) of a file named in `files`, which is acted on at
+/// once. `what` names the watched files in the warning logged when inotify
+/// is unavailable (polling goes on).
 pub async fn watch_directories(
     what: &str,
     directories: &[PathBuf],
+    files: &[PathBuf],
     shutdown: impl Future<Output = ()>,
     mut on_change: impl FnMut(),
 ) {
-    let (notify_sender, mut changes) = tokio::sync::mpsc::channel::<()>(1);
-    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-        // A full queue already means "look again".
-        let _ = notify_sender.try_send(());
+    let (notify_sender, mut changes) = tokio::sync::mpsc::channel::<Change>(1);
+    let names: Vec<std::ffi::OsString> = files
+        .iter()
+        .filter_map(|file| file.file_name().map(ToOwned::to_owned))
+        .collect();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let change = match event {
+            Ok(event) if is_complete_write(&event, &names) => Change::Complete,
+            _ => Change::Partial,
+        };
+        // A full queue already means "look again"; a complete write is
+        // worth the wait for room, as it skips the settle delay.
+        if notify_sender.try_send(change).is_err() && change == Change::Complete {
+            let _ = notify_sender.blocking_send(change);
+        }
     })
     .and_then(|mut watcher| {
         for directory in directories {
@@ -59,11 +74,57 @@ pub async fn watch_directories(
         tokio::select! {
             () = &mut shutdown => break,
             _ = poll.tick() => {}
-            Some(()) = changes.recv() => {
-                tokio::time::sleep(SETTLE_DELAY).await;
+            Some(change) = changes.recv() => {
+                if change == Change::Partial {
+                    settle(&mut changes).await;
+                }
                 while changes.try_recv().is_ok() {}
             }
         }
         on_change();
     }
+}
+
+/// Waits out a burst of partial changes (at most [`SETTLE_DELAY`]); a
+/// complete write ends the wait.
+async fn settle(changes: &mut tokio::sync::mpsc::Receiver<Change>) {
+    let delay = tokio::time::sleep(SETTLE_DELAY);
+    tokio::pin!(delay);
+    loop {
+        tokio::select! {
+            () = &mut delay => return,
+            change = changes.recv() => {
+                if change != Some(Change::Partial) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What a change event says about the watched files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A watched file was just replaced (renamed into place) or closed after
+    /// writing: it is whole, act now.
+    Complete,
+    /// Anything else in the directory (a write in progress, a symlink swap):
+    /// let a burst settle first.
+    Partial,
+}
+
+/// Whether `event` is a finished write of one of the files named `names`.
+fn is_complete_write(event: &notify::Event, names: &[std::ffi::OsString]) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    let finished = matches!(
+        event.kind,
+        EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    );
+    finished
+        && event.paths.iter().any(|path| {
+            path.file_name()
+                .is_some_and(|name| names.iter().any(|watched| watched == name))
+        })
 }

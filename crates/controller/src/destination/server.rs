@@ -5,7 +5,9 @@
 //!                        └► ip:port       ─► clusterIP: that service's endpoints
 //!                                            workload:  one Add of that workload, then idle
 //!                                            other:     one Add of the bare address, then idle
-//! GetProfile(path) parse ─► service name  ─► catalog.subscribe_profile ─► each new answer
+//! GetProfile(path, context_token ─► client namespace)
+//!                  parse ─► service name  ─► catalog.subscribe_profile ─► each new answer
+//!                                            (a ServiceProfile in the client's namespace first)
 //!                        └► ip:port       ─► clusterIP: that service's profile
 //!                                            workload:  profile with `endpoint`, then idle
 //!                                            other:     default profile, then idle
@@ -35,7 +37,7 @@ use weft_core::names::ServiceName;
 use weft_core::service::is_external_name;
 
 use super::translate::{self, Target, TranslateError};
-use crate::catalog::{Catalog, EndpointUpdate, Profile, ServicePort, SharedCatalog};
+use crate::catalog::{Catalog, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog};
 
 /// A boxed response stream.
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -135,10 +137,15 @@ impl DestinationService {
         self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn target(&self, request: Request<proto::GetDestination>) -> Result<Target, Status> {
-        let path = request.into_inner().path;
+    /// What the request names, and the client's namespace from its context token.
+    fn target(
+        &self,
+        request: Request<proto::GetDestination>,
+    ) -> Result<(Target, Option<String>), Status> {
+        let request = request.into_inner();
         let cluster_domain = self.catalog().cluster_domain().to_string();
-        translate::parse_target(&path, &cluster_domain).map_err(status_of)
+        let target = translate::parse_target(&request.path, &cluster_domain).map_err(status_of)?;
+        Ok((target, translate::client_namespace(&request.context_token)))
     }
 
     /// Ends `stream` on shutdown and keeps `guard` alive as long as it is.
@@ -174,13 +181,15 @@ impl DestinationService {
         &self,
         service: ServiceName,
         port: u16,
+        client_namespace: Option<String>,
     ) -> ResponseStream<proto::DestinationProfile> {
         let mut catalog = self.catalog();
         let unknown = proto::DestinationProfile {
             fully_qualified_name: service.fully_qualified(catalog.cluster_domain()),
             ..translate::default_profile()
         };
-        let receiver = catalog.subscribe_profile(&ServicePort { service, port });
+        let request = ProfileTarget::new(ServicePort { service, port }, client_namespace);
+        let receiver = catalog.subscribe_profile(&request);
         profile_stream(receiver, unknown)
     }
 }
@@ -194,7 +203,7 @@ impl Destination for DestinationService {
         &self,
         request: Request<proto::GetDestination>,
     ) -> Result<Response<Self::GetStream>, Status> {
-        let target = self.target(request)?;
+        let (target, _client_namespace) = self.target(request)?;
         let stream = match target {
             Target::Service { service, port } => {
                 let external = self
@@ -231,14 +240,18 @@ impl Destination for DestinationService {
         &self,
         request: Request<proto::GetDestination>,
     ) -> Result<Response<Self::GetProfileStream>, Status> {
-        let target = self.target(request)?;
+        let (target, client_namespace) = self.target(request)?;
         let stream = match target {
-            Target::Service { service, port } => self.profile_of_service(service, port),
+            Target::Service { service, port } => {
+                self.profile_of_service(service, port, client_namespace)
+            }
             Target::Address(address) => {
                 let service = self.catalog().service_at(address.ip());
                 let workload = self.catalog().workload_at(address);
                 match (service, workload) {
-                    (Some(service), _) => self.profile_of_service(service, address.port()),
+                    (Some(service), _) => {
+                        self.profile_of_service(service, address.port(), client_namespace)
+                    }
                     (None, Some(endpoint)) => {
                         once_then_idle(translate::endpoint_profile(&endpoint, self.mesh.as_ref()))
                     }

@@ -4,6 +4,7 @@
 //! ```text
 //! "web.shop.svc.cluster.local:80" ─parse_target─► Target::Service(web.shop, 80)
 //! "10.96.0.10:80"                 ─parse_target─► Target::Address(10.96.0.10:80)
+//! r#"{"ns":"shop","nodeName":"n1","pod":"web-1"}"# ─client_namespace─► Some("shop")
 //! EndpointUpdate ─update─► Update{Add(WeightedAddrSet) | Remove(AddrSet) | NoEndpoints}
 //! Profile        ─profile─► DestinationProfile{routes, retry_budget, dst_overrides, …}
 //! Endpoint       ─endpoint_profile─► DestinationProfile{endpoint, retry_budget}
@@ -90,6 +91,24 @@ pub fn parse_target(path: &str, cluster_domain: &str) -> Result<Target, Translat
     }
     let service = ServiceName::parse(&host, cluster_domain).ok_or_else(invalid)?;
     Ok(Target::Service { service, port })
+}
+
+/// The client's namespace from the `context_token` a proxy sends with each
+/// request: Linkerd's JSON form `{"ns":"<ns>","nodeName":…,"pod":…}` or the
+/// older `ns:<ns>`. Anything else — empty, malformed, no or empty `ns` — is
+/// no namespace (Linkerd logs and ignores such tokens).
+pub fn client_namespace(context_token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct ContextToken {
+        ns: Option<String>,
+    }
+    let token = context_token.trim();
+    let namespace = if token.starts_with('{') {
+        serde_json::from_str::<ContextToken>(token).ok()?.ns?
+    } else {
+        token.strip_prefix("ns:")?.trim().to_string()
+    };
+    Some(namespace).filter(|namespace| !namespace.is_empty())
 }
 
 /// The set-level labels of a service's endpoints: `service`, `namespace`.

@@ -275,10 +275,21 @@ impl IssuerSource {
         if !same_directory(&anchors_directory, &self.paths.issuer_dir) {
             directories.push(anchors_directory);
         }
-        file_watch::watch_directories("identity issuer files", &directories, shutdown, || {
-            // Errors are recorded in the status and logged by reload.
-            let _ = self.reload();
-        })
+        let files = [
+            self.paths.issuer_dir.join("crt.pem"),
+            self.paths.issuer_dir.join("key.pem"),
+            self.paths.trust_anchors.clone(),
+        ];
+        file_watch::watch_directories(
+            "identity issuer files",
+            &directories,
+            &files,
+            shutdown,
+            || {
+                // Errors are recorded in the status and logged by reload.
+                let _ = self.reload();
+            },
+        )
         .await;
     }
 }

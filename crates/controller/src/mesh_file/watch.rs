@@ -1,18 +1,19 @@
 //! Keeping the catalog in step with the mesh file: [`MeshFileSource::reload`]
-//! (read, parse, reset the catalog when the text changed) and
-//! [`MeshFileSource::run`] (reload on inotify events and on a one-second poll,
-//! so edits land within a second even where inotify misses them).
+//! (read; when the text changed, parse the changed documents and update the
+//! catalog) and [`MeshFileSource::run`] (reload on inotify events — at once
+//! when the file was renamed into place or closed after writing, after a
+//! short settle otherwise — and on a one-second poll, so edits land within a
+//! second even where inotify misses them).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use weft_core::Workload;
-use weft_core::object::MeshObject;
 
-use super::{DocumentProblem, MeshFileError, parse_mesh};
+use super::{DocumentIndex, DocumentProblem, Fingerprint, MeshFileError, parse_changes};
 use crate::catalog::SharedCatalog;
 use crate::file_watch;
 
@@ -27,6 +28,8 @@ pub struct MeshFileStatus {
     pub last_good_load: Option<SystemTime>,
     /// How many objects that version held.
     pub objects: usize,
+    /// How long the latest attempt took: read, parse and (when good) the catalog update.
+    pub last_load_duration: Option<Duration>,
     /// The latest attempt's error, one problem per line; `None` once a good version loads.
     pub last_error: Option<String>,
     /// The latest attempt's problems (empty for read errors).
@@ -45,7 +48,7 @@ impl MeshFileStatus {
 /// What was last tried, so an unchanged file is neither reloaded nor re-reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Attempt {
-    Text(String),
+    Text(Fingerprint),
     Unreadable(String),
 }
 
@@ -56,6 +59,8 @@ pub struct MeshFileSource {
     catalog: SharedCatalog,
     status: Arc<Mutex<MeshFileStatus>>,
     last_attempt: Option<Attempt>,
+    /// The documents of the version the catalog holds.
+    index: DocumentIndex,
     workloads: watch::Sender<Arc<[Workload]>>,
 }
 
@@ -67,6 +72,7 @@ impl MeshFileSource {
             catalog,
             status: Arc::default(),
             last_attempt: None,
+            index: DocumentIndex::default(),
             workloads: watch::Sender::new(Arc::from(Vec::new())),
         }
     }
@@ -93,14 +99,16 @@ impl MeshFileSource {
         self.workloads.subscribe()
     }
 
-    /// Reads the file; when its text changed since the last attempt, parses it
-    /// and resets the catalog. `Ok(true)`: a new version is serving;
+    /// Reads the file; when its text changed since the last attempt, parses
+    /// the documents that changed and updates the catalog (resets it on the
+    /// first load). `Ok(true)`: a new version is serving;
     /// `Ok(false)`: nothing changed; `Err`: this version is invalid (recorded in
     /// the status and logged) and the last good one keeps serving.
     pub fn reload(&mut self) -> Result<bool, MeshFileError> {
+        let started = std::time::Instant::now();
         let read = std::fs::read_to_string(&self.path);
         let attempt = match &read {
-            Ok(text) => Attempt::Text(text.clone()),
+            Ok(text) => Attempt::Text(Fingerprint::of(text)),
             Err(error) => Attempt::Unreadable(error.to_string()),
         };
         if self.last_attempt.as_ref() == Some(&attempt) {
@@ -113,29 +121,29 @@ impl MeshFileSource {
                 source,
             })
             .and_then(|text| {
-                parse_mesh(&text).map_err(|problems| MeshFileError::Invalid {
+                parse_changes(&text, &self.index).map_err(|problems| MeshFileError::Invalid {
                     path: self.path.clone(),
                     problems,
                 })
             })
-            .and_then(|objects| {
-                let count = objects.len();
-                let workloads: Vec<Workload> = objects
-                    .iter()
-                    .filter_map(|object| match object {
-                        MeshObject::Workload(workload) => Some(workload.as_ref().clone()),
-                        _ => None,
-                    })
-                    .collect();
-                lock(&self.catalog)
-                    .reset(objects)
-                    .map(|()| (count, workloads))
-                    .map_err(|source| MeshFileError::Rejected {
-                        path: self.path.clone(),
-                        source,
-                    })
+            .and_then(|changes| {
+                let mut catalog = lock(&self.catalog);
+                let updated = if self.index.is_empty() {
+                    catalog.reset(changes.applied)
+                } else {
+                    catalog.update(changes.applied, changes.deleted).map(drop)
+                };
+                let workloads = catalog.workloads();
+                drop(catalog);
+                updated.map_err(|source| MeshFileError::Rejected {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                self.index = changes.index;
+                Ok((self.index.len(), workloads))
             });
         let mut status = lock(&self.status);
+        status.last_load_duration = Some(started.elapsed());
         match loaded {
             Ok((count, workloads)) => {
                 self.workloads.send_replace(Arc::from(workloads));
@@ -163,7 +171,8 @@ impl MeshFileSource {
     /// [`POLL_INTERVAL`](file_watch::POLL_INTERVAL).
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let directory = file_watch::directory_of(&self.path);
-        file_watch::watch_directories("mesh file", &[directory], shutdown, || {
+        let files = [self.path.clone()];
+        file_watch::watch_directories("mesh file", &[directory], &files, shutdown, || {
             // Errors are recorded in the status and logged by reload.
             let _ = self.reload();
         })

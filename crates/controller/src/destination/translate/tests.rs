@@ -1,7 +1,5 @@
 //! Translation tables: request paths, endpoint updates, profiles.
 
-use std::collections::BTreeMap;
-
 use linkerd2_proxy_api::destination::request_match::Match as RequestMatcher;
 use linkerd2_proxy_api::destination::response_match::Match as ResponseMatcher;
 use linkerd2_proxy_api::destination::update::Update as UpdateKind;
@@ -76,7 +74,7 @@ fn endpoint(text: &str, workload: &str) -> Endpoint {
         address: text.parse().unwrap(),
         workload: workload.to_string(),
         namespace: "shop".to_string(),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         service_account: "web".to_string(),
         proxy: None,
     }
@@ -380,5 +378,30 @@ fn meshed_endpoints_carry_identity_and_hints_when_identities_are_on() {
             )),
             port.is_some()
         );
+    }
+}
+
+#[test]
+fn client_namespaces_from_context_tokens() {
+    let cases: &[(&str, Option<&str>)] = &[
+        (
+            r#"{"ns":"shop","nodeName":"node-1","pod":"web-1"}"#,
+            Some("shop"),
+        ),
+        (r#"{"ns":"shop","nodeName":"node-1"}"#, Some("shop")),
+        (r#" {"nodeName":"node-1","ns":"shop"} "#, Some("shop")),
+        ("ns:shop", Some("shop")),
+        ("ns: shop ", Some("shop")),
+        ("", None),
+        ("ns:", None),
+        (r#"{"ns":""}"#, None),
+        (r#"{"nodeName":"node-1"}"#, None),
+        (r#"{"ns":42}"#, None),
+        (r#"{"ns":"shop""#, None),
+        ("shop", None),
+        ("namespace:shop", None),
+    ];
+    for (token, expected) in cases {
+        assert_eq!(client_namespace(token).as_deref(), *expected, "{token:?}");
     }
 }

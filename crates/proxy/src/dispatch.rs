@@ -21,6 +21,7 @@ use crate::http::errors::ProxyError;
 use crate::io::{Io, PrefixedIo};
 use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
+use crate::metrics::route::RouteHandleCache;
 use crate::metrics::{HttpHandleCache, ProxyMetrics, TcpConnectionMetrics};
 use crate::outbound::{Outbound, Plan, TargetDiscovery};
 use crate::tls::accept::{self, Accepted};
@@ -195,6 +196,8 @@ pub struct ConnectionContext {
     last_authority: Mutex<Option<(String, Arc<str>)>>,
     /// The HTTP metric handles this connection's requests last used.
     pub metric_handles: Arc<HttpHandleCache>,
+    /// The route metric handles this connection's requests last used.
+    pub route_handles: Arc<RouteHandleCache>,
     /// Discovery of the last target this connection's traffic went to.
     discovery: tokio::sync::Mutex<Option<CachedDiscovery>>,
     /// A plan decided before the connection existed (a CONNECT tunnel to a
@@ -242,6 +245,7 @@ impl ConnectionContext {
             target_labels: Mutex::new(target_labels),
             last_authority: Mutex::new(None),
             metric_handles: Arc::default(),
+            route_handles: Arc::default(),
             discovery: tokio::sync::Mutex::new(None),
             fixed_plan: None,
             accept_metrics: None,

@@ -6,7 +6,7 @@
 
 use crate::discovery::convert::ResponseClass;
 use crate::metrics::labels::HttpLabels;
-use crate::metrics::route::{RouteLabels, RouteMetrics, RouteOutcome};
+use crate::metrics::route::{RouteHandleCache, RouteLabels, RouteMetrics, RouteOutcome};
 use crate::metrics::{HttpHandleCache, HttpMetrics, ResponseOutcome};
 use crate::outbound::policy;
 use bytes::Bytes;
@@ -40,6 +40,8 @@ pub struct RouteRecording {
     pub classes: Vec<ResponseClass>,
     /// When the request arrived (route latency covers every attempt).
     pub started: Instant,
+    /// The connection's route metric handles.
+    pub cache: Arc<RouteHandleCache>,
 }
 
 impl RouteRecording {
@@ -54,6 +56,7 @@ impl RouteRecording {
                 error,
             },
             self.started.elapsed(),
+            &self.cache,
         );
     }
 }

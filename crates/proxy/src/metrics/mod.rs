@@ -250,7 +250,8 @@ pub struct HttpHandleCache {
     latency: HandleCache<LatencyLabels, Histogram>,
 }
 
-struct HandleCache<L, M> {
+/// The handle of the label set a connection last used in one family.
+pub(crate) struct HandleCache<L, M> {
     last: std::sync::Mutex<Option<(L, Arc<Tracked<M>>)>>,
 }
 
@@ -263,7 +264,7 @@ impl<L, M> Default for HandleCache<L, M> {
 }
 
 impl<L: Clone + std::hash::Hash + Eq, M> HandleCache<L, M> {
-    fn get(&self, family: &IdleFamily<L, M>, labels: &L) -> Arc<Tracked<M>> {
+    pub(crate) fn get(&self, family: &IdleFamily<L, M>, labels: &L) -> Arc<Tracked<M>> {
         let mut last = self.last.lock().expect("handle cache lock poisoned");
         if let Some((last_labels, handle)) = last.as_ref()
             && last_labels == labels

@@ -7,6 +7,7 @@
 //! `name:port`) and `rt_route` (the route's name; absent for requests no
 //! route matched).
 
+use super::HandleCache;
 use super::family::{Expire, IdleFamily};
 use super::labels::{Classification, Direction};
 use super::latency_histogram;
@@ -99,6 +100,18 @@ pub struct RouteOutcome {
     pub error: Option<&'static str>,
 }
 
+/// The route metrics one client connection last used (see
+/// [`super::HttpHandleCache`]): a connection's requests mostly take the same
+/// route, so this spares hashing the labels per request.
+#[derive(Default)]
+pub struct RouteHandleCache {
+    requests: HandleCache<RouteLabels, Counter>,
+    attempts: HandleCache<RouteLabels, Counter>,
+    responses: HandleCache<RouteResponseLabels, Counter>,
+    actual_responses: HandleCache<RouteResponseLabels, Counter>,
+    latency: HandleCache<RouteLatencyLabels, Histogram>,
+}
+
 /// The route families.
 #[derive(Clone)]
 pub struct RouteMetrics {
@@ -164,13 +177,13 @@ impl RouteMetrics {
     }
 
     /// Counts a request routed by `labels`.
-    pub fn request(&self, labels: &RouteLabels) {
-        self.requests.get(labels).inc();
+    pub fn request(&self, labels: &RouteLabels, cache: &RouteHandleCache) {
+        cache.requests.get(&self.requests, labels).inc();
     }
 
     /// Counts one attempt sent upstream.
-    pub fn attempt(&self, labels: &RouteLabels) {
-        self.actual_requests.get(labels).inc();
+    pub fn attempt(&self, labels: &RouteLabels, cache: &RouteHandleCache) {
+        cache.attempts.get(&self.actual_requests, labels).inc();
     }
 
     /// Records the end of one attempt whose response is not passed on (it
@@ -184,15 +197,26 @@ impl RouteMetrics {
     /// Records the response the client got, at the end of its stream: the
     /// final attempt's `route_actual_response_total` and the request's
     /// `route_response_total` and latency.
-    pub fn response(&self, labels: &RouteLabels, outcome: RouteOutcome, latency: Duration) {
+    pub fn response(
+        &self,
+        labels: &RouteLabels,
+        outcome: RouteOutcome,
+        latency: Duration,
+        cache: &RouteHandleCache,
+    ) {
         let response = response_labels(labels, outcome);
-        self.actual_responses.get(&response).inc();
-        self.responses.get(&response).inc();
-        self.latency
-            .get(&RouteLatencyLabels {
-                route: labels.clone(),
-                status_code: outcome.status_code,
-            })
+        cache
+            .actual_responses
+            .get(&self.actual_responses, &response)
+            .inc();
+        cache.responses.get(&self.responses, &response).inc();
+        let latency_labels = RouteLatencyLabels {
+            route: response.route,
+            status_code: outcome.status_code,
+        };
+        cache
+            .latency
+            .get(&self.latency, &latency_labels)
             .observe(latency.as_secs_f64() * 1000.0);
     }
 
@@ -225,6 +249,7 @@ mod tests {
     fn route_families_use_linkerd_names_and_labels() {
         let mut registry = Registry::default();
         let (metrics, _) = RouteMetrics::new(&mut registry);
+        let cache = RouteHandleCache::default();
         let named = RouteLabels {
             direction: Direction::Outbound,
             dst: "web.shop.svc.cluster.local:80".into(),
@@ -234,8 +259,8 @@ mod tests {
             route: None,
             ..named.clone()
         };
-        metrics.request(&named);
-        metrics.attempt(&named);
+        metrics.request(&named, &cache);
+        metrics.attempt(&named, &cache);
         let failed = RouteOutcome {
             status_code: 500,
             classification: Classification::Failure,
@@ -243,14 +268,14 @@ mod tests {
         };
         metrics.attempt_response(&named, failed);
         metrics.retryable(&named, true);
-        metrics.attempt(&named);
+        metrics.attempt(&named, &cache);
         let succeeded = RouteOutcome {
             status_code: 200,
             classification: Classification::Success,
             error: None,
         };
-        metrics.response(&named, succeeded, Duration::from_millis(3));
-        metrics.request(&default);
+        metrics.response(&named, succeeded, Duration::from_millis(3), &cache);
+        metrics.request(&default, &cache);
         metrics.retryable(&default, false);
         let text = super::super::encode(&registry);
         let labels =

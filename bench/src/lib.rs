@@ -8,8 +8,8 @@
 //!
 //! - [`app`] wires a run: plan, tools, backend, setups, runs, report.
 //! - [`plan`] decides the schedule (pure); [`report`] summarises (pure).
-//! - [`setups`] and [`others`] start the paths; [`process`] and [`procfs`]
-//!   manage and measure processes.
+//! - [`setups`], [`others`] and [`discovery`] start the paths; [`process`]
+//!   and [`procfs`] manage and measure processes.
 //! - [`generators`] runs [`oha`] or [`grpc_load`] for a run; [`backend`]
 //!   answers the load.
 
@@ -17,6 +17,7 @@ pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod connections;
+pub mod discovery;
 pub mod generators;
 pub mod grpc_load;
 pub mod load;

@@ -40,12 +40,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let client_placement = placement(&args.client_cpus);
 
-    // 2. Tools: the proxy binary, oha, and this executable for helpers.
+    // 2. Tools: the proxy and controller binaries, oha, and this executable
+    //    for helpers.
     let me = std::env::current_exe().context("locating weft-bench itself")?;
     let proxy_bin = args
         .proxy_bin
         .clone()
         .unwrap_or_else(|| me.with_file_name("weft-proxy"));
+    let controller_bin = args
+        .controller_bin
+        .clone()
+        .unwrap_or_else(|| me.with_file_name("weft-controller"));
     let oha = oha::locate(!args.no_install_oha)?;
     let generators = Generators {
         oha,
@@ -76,11 +81,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     backend.wait_listening(backend_addr, Duration::from_secs(10))?;
 
     // 5. Every setup, all running for the whole benchmark; idle memory
-    //    before any traffic.
+    //    before any traffic. weft-discovery's controller answers each target
+    //    once, then idles: it runs with the load generators, off the
+    //    proxies' CPUs.
     let lab = Lab {
         backend: backend_addr,
         proxy_bin: proxy_bin.clone(),
         proxy_placement: placement(&args.proxy_cpus),
+        controller_bin,
+        controller_placement: client_placement.clone(),
         workdir: run_dir.clone(),
         install_others: args.install_others,
     };
@@ -159,7 +168,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             profile.name, profile.repeats, profile.duration
         ),
         setups: running.iter().map(|s| s.name.clone()).collect(),
-        notes: notes(&args, &generators, &proxy_bin, &load_at_start),
+        notes: notes(&args, &kinds, &generators, &proxy_bin, &load_at_start),
     };
     drop(running);
     drop(backend);
@@ -193,10 +202,20 @@ fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
             "direct" => SetupKind::Direct,
             "weft-1hop" => SetupKind::WeftOneHop,
             "weft-2hop" => SetupKind::WeftTwoHop(entry),
-            _ => {
-                bail!("unknown setup {name:?} (direct, weft-1hop, weft-2hop; others with --other)")
-            }
+            "weft-outbound" => SetupKind::WeftOutbound,
+            "weft-discovery" => SetupKind::WeftDiscovery,
+            _ => bail!(
+                "unknown setup {name:?} (direct, weft-1hop, weft-2hop, weft-outbound, \
+                 weft-discovery; others with --other)"
+            ),
         });
+    }
+    if args.discovery {
+        for kind in [SetupKind::WeftOutbound, SetupKind::WeftDiscovery] {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
     }
     for other in &args.others {
         kinds.push(SetupKind::Other(OtherProxy::parse(other)?));
@@ -249,6 +268,17 @@ impl Bench<'_> {
                     setup: setup.name.clone(),
                     workload: Some(workload),
                     message,
+                });
+            }
+            // Requests that succeeded by another path than the setup's own
+            // would measure the wrong thing: leave the whole setup out.
+            if let Err(error) = setup.verify_path() {
+                eprintln!("weft-bench: {}: WRONG PATH: {error:#}", setup.name);
+                broken.extend(workloads.iter().map(|&w| (index, w)));
+                failures.push(Failure {
+                    setup: setup.name.clone(),
+                    workload: None,
+                    message: format!("smoke test: {error:#}"),
                 });
             }
         }
@@ -370,6 +400,7 @@ fn measure_loaded_memory(
 
 fn notes(
     args: &RunArgs,
+    kinds: &[SetupKind],
     generators: &Generators,
     proxy_bin: &Path,
     load_at_start: &str,
@@ -392,10 +423,41 @@ fn notes(
             args.proxy_cpus, args.client_cpus
         )
     };
-    vec![
-        "weft-1hop = client → proxy inbound listener (WEFT_PROXY_INBOUND_FORWARD_ADDR) → backend"
-            .into(),
-        entry.into(),
+    let mut notes: Vec<String> = Vec::new();
+    if kinds.contains(&SetupKind::WeftOneHop) {
+        notes.push(
+            "weft-1hop = client → proxy inbound listener (WEFT_PROXY_INBOUND_FORWARD_ADDR) → \
+             backend"
+                .into(),
+        );
+    }
+    if kinds
+        .iter()
+        .any(|kind| matches!(kind, SetupKind::WeftTwoHop(_)))
+    {
+        notes.push(entry.into());
+    }
+    if kinds.contains(&SetupKind::WeftOutbound) {
+        notes.push(
+            "weft-outbound = client → proxy outbound listener as explicit HTTP proxy \
+             (HTTP/1.1 absolute-form; HTTP/2 and gRPC with :authority = backend ip:port) → \
+             backend; no discovery"
+                .into(),
+        );
+    }
+    if kinds.contains(&SetupKind::WeftDiscovery) {
+        notes.push(format!(
+            "weft-discovery = weft-outbound's proxy plus WEFT_PROXY_DESTINATION_SVC_ADDR: \
+             requests name {} (HTTP/1.1 absolute-form, HTTP/2 and gRPC :authority), \
+             resolved by GetProfile/Get at a weft-controller (mesh file: Service web.bench \
+             → one Workload, the backend) and balanced by P2C over peak-EWMA; the \
+             controller runs beside the load generators and is not measured; the smoke \
+             test checks that every request was counted with dst_service=\"{}\"",
+            crate::discovery::AUTHORITY,
+            crate::discovery::SERVICE
+        ));
+    }
+    notes.extend([
         format!(
             "{pinning}; nice {} for all of them; one-worker proxies (WEFT_PROXY_CORES=1)",
             args.nice
@@ -411,7 +473,8 @@ fn notes(
             args.open_loop_slots
         ),
         format!("proxy binary: {}", proxy_bin.display()),
-    ]
+    ]);
+    notes
 }
 
 fn write_report(report: &report::Report, run_dir: &Path, out_dir: &Path) -> anyhow::Result<()> {
@@ -447,4 +510,42 @@ fn utc_now(format: &str) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn kinds(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from([&["weft-bench"], args].concat()).unwrap();
+        setup_kinds(&cli.run)
+            .unwrap()
+            .iter()
+            .map(SetupKind::name)
+            .collect()
+    }
+
+    #[test]
+    fn discovery_adds_both_setups_once() {
+        assert_eq!(
+            kinds(&["--discovery"]),
+            [
+                "direct",
+                "weft-1hop",
+                "weft-2hop",
+                "weft-outbound",
+                "weft-discovery"
+            ]
+        );
+        assert_eq!(
+            kinds(&["--setups", "direct,weft-discovery", "--discovery"]),
+            ["direct", "weft-discovery", "weft-outbound"]
+        );
+        assert_eq!(
+            kinds(&["--setups", "weft-outbound,weft-discovery"]),
+            ["weft-outbound", "weft-discovery"]
+        );
+    }
 }

@@ -61,7 +61,8 @@ pub struct RunArgs {
     /// Override the length of each run (e.g. `2s`, `1500ms`).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Setups to compare (of direct, weft-1hop, weft-2hop).
+    /// Setups to compare (of direct, weft-1hop, weft-2hop, weft-outbound,
+    /// weft-discovery).
     #[arg(
         long,
         value_delimiter = ',',
@@ -74,6 +75,12 @@ pub struct RunArgs {
     /// How weft-2hop's first hop is entered.
     #[arg(long, value_enum, default_value = "outbound")]
     pub two_hop_entry: EntryArg,
+    /// Add weft-outbound and weft-discovery to the setups: the outbound
+    /// listener as an explicit proxy, without and with discovery (a
+    /// weft-controller resolves the service), to measure what discovery and
+    /// balancing cost.
+    #[arg(long)]
+    pub discovery: bool,
     /// Another proxy to compare: `nginx`, `haproxy`, or
     /// `NAME=PROGRAM ARGS` with `{listen}` and `{backend}` placeholders
     /// (one port for all workloads). Repeatable.
@@ -88,6 +95,10 @@ pub struct RunArgs {
     /// The weft-proxy binary (default: next to this executable).
     #[arg(long)]
     pub proxy_bin: Option<PathBuf>,
+    /// The weft-controller binary for weft-discovery (default: next to this
+    /// executable).
+    #[arg(long)]
+    pub controller_bin: Option<PathBuf>,
     /// CPU list (`taskset -c`) for the proxies under test.
     #[arg(long, default_value = "0")]
     pub proxy_cpus: String,
@@ -145,6 +156,7 @@ mod tests {
         assert!(cli.command.is_none());
         assert!(cli.run.quick);
         assert_eq!(cli.run.setups, ["direct", "weft-1hop", "weft-2hop"]);
+        assert!(!cli.run.discovery);
         let cli = Cli::try_parse_from(["weft-bench", "backend", "--listen", "127.0.0.1:1"]);
         assert!(matches!(cli.unwrap().command, Some(Helper::Backend { .. })));
     }

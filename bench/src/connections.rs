@@ -14,7 +14,7 @@ use crate::load::Target;
 /// written before any is read, so the proxy holds them concurrently), reads
 /// every response head, and returns the still-open connections.
 pub fn open_idle(target: &Target, count: usize) -> anyhow::Result<Vec<TcpStream>> {
-    let connect_to = target.via_proxy.unwrap_or(target.authority);
+    let connect_to = target.connect_addr()?;
     let request_uri = match target.via_proxy {
         Some(_) => format!("http://{}/", target.authority),
         None => "/".to_string(),

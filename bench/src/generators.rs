@@ -41,7 +41,7 @@ impl Generators {
 
     fn grpc(&self, spec: &LoadSpec) -> anyhow::Result<LoadResult> {
         let run = GrpcRun {
-            authority: spec.target.authority,
+            authority: spec.target.authority.clone(),
             via_proxy: spec.target.via_proxy,
             point: spec.point,
             open_loop_slots: spec.open_loop_slots,

@@ -27,8 +27,9 @@ const PAYLOAD: &[u8] = b"ping";
 /// One gRPC load run, as passed to the `grpc-load` subcommand in JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GrpcRun {
-    /// The server the calls name in `:authority`.
-    pub authority: SocketAddr,
+    /// The server the calls name in `:authority` (`ip:port`, or `name:port`
+    /// behind a proxy).
+    pub authority: String,
     /// Connect here instead of `authority` (an explicit HTTP/2 proxy).
     pub via_proxy: Option<SocketAddr>,
     /// Closed or open loop.
@@ -110,7 +111,9 @@ pub async fn run(run: &GrpcRun) -> anyhow::Result<LoadResult> {
 
 async fn connect(run: &GrpcRun) -> anyhow::Result<Channel> {
     let origin: http::Uri = format!("http://{}", run.authority).parse()?;
-    let connect_to = run.via_proxy.unwrap_or(run.authority);
+    let connect_to = run
+        .via_proxy
+        .map_or_else(|| run.authority.clone(), |proxy| proxy.to_string());
     let endpoint = Endpoint::from_shared(format!("http://{connect_to}"))?
         .origin(origin)
         .tcp_nodelay(true)

@@ -8,8 +8,8 @@
 //!
 //! - [`app`] wires a run: plan, tools, backend, setups, runs, report.
 //! - [`plan`] decides the schedule (pure); [`report`] summarises (pure).
-//! - [`setups`] and [`others`] start the paths; [`process`] and [`procfs`]
-//!   manage and measure processes.
+//! - [`setups`], [`others`] and [`discovery`] start the paths; [`process`]
+//!   and [`procfs`] manage and measure processes.
 //! - [`controller_targets`] is a separate benchmark: weft-controller's
 //!   memory, reload time and edit fan-out with a big mesh.
 //! - [`generators`] runs [`oha`] or [`grpc_load`] for a run; [`backend`]
@@ -20,6 +20,7 @@ pub mod backend;
 pub mod cli;
 pub mod connections;
 pub mod controller_targets;
+pub mod discovery;
 pub mod generators;
 pub mod grpc_load;
 pub mod load;

@@ -75,11 +75,40 @@ impl fmt::Display for LoadPoint {
 /// Where the load generator sends its requests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
-    /// The authority the requests name (`http://{authority}/`).
-    pub authority: SocketAddr,
+    /// The authority the requests name (`http://{authority}/`): `ip:port`,
+    /// or (through a proxy only) `name:port` for the proxy to resolve.
+    pub authority: String,
     /// An explicit HTTP proxy to connect to instead of `authority`: HTTP/1.1
     /// requests are sent in absolute form, HTTP/2 ones carry `:authority`.
     pub via_proxy: Option<SocketAddr>,
+}
+
+impl Target {
+    /// Requests sent straight to `addr`.
+    pub fn direct(addr: SocketAddr) -> Target {
+        Target {
+            authority: addr.to_string(),
+            via_proxy: None,
+        }
+    }
+
+    /// Requests naming `authority`, sent through the explicit proxy `proxy`.
+    pub fn via(proxy: SocketAddr, authority: impl fmt::Display) -> Target {
+        Target {
+            authority: authority.to_string(),
+            via_proxy: Some(proxy),
+        }
+    }
+
+    /// The address the client connects to: the proxy, else the authority.
+    pub fn connect_addr(&self) -> anyhow::Result<SocketAddr> {
+        match self.via_proxy {
+            Some(proxy) => Ok(proxy),
+            None => self.authority.parse().map_err(|_| {
+                anyhow::anyhow!("{:?} is not ip:port and no proxy is set", self.authority)
+            }),
+        }
+    }
 }
 
 /// One run for a load generator.

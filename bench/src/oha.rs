@@ -83,7 +83,13 @@ pub fn args(spec: &LoadSpec) -> Vec<String> {
         args.extend(["-q".into(), rate.to_string(), "--latency-correction".into()]);
     }
     if let Some(proxy) = spec.target.via_proxy {
-        args.extend(["-x".into(), format!("http://{proxy}")]);
+        // The proxy resolves the authority (it may be a name only discovery
+        // knows): oha must not look it up first.
+        args.extend([
+            "-x".into(),
+            format!("http://{proxy}"),
+            "--no-pre-lookup".into(),
+        ]);
         if spec.workload == Workload::Http2 {
             args.push("--proxy-http2".into());
         }
@@ -192,7 +198,7 @@ mod tests {
             workload,
             point,
             target: Target {
-                authority: "127.0.0.1:8080".parse().unwrap(),
+                authority: "127.0.0.1:8080".into(),
                 via_proxy: via_proxy.then(|| "127.0.0.1:4140".parse().unwrap()),
             },
             duration: Duration::from_millis(1500),
@@ -219,7 +225,8 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "--no-tui --output-format json -z 1500ms --http2 -c 1 -p 64 -q 1000 \
-             --latency-correction -x http://127.0.0.1:4140 --proxy-http2 http://127.0.0.1:8080/"
+             --latency-correction -x http://127.0.0.1:4140 --no-pre-lookup --proxy-http2 \
+             http://127.0.0.1:8080/"
         );
     }
 

@@ -196,3 +196,22 @@ pub fn http_get_status(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
     let status = std::str::from_utf8(&head[9..12])?.parse()?;
     Ok(status)
 }
+
+/// Status code and body of a plain `GET path` over HTTP/1.1
+/// (`Connection: close`, the body read to the end of the connection).
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no HTTP status in {:?}", response.lines().next()))?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_string()))
+}

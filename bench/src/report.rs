@@ -1,6 +1,7 @@
 //! Turning raw runs into the published numbers: medians over repeats per
 //! (setup, workload, load point), proxy CPU per request, latency added per
-//! hop, memory; rendered as a markdown table set and as JSON.
+//! hop, what discovery adds (weft-discovery − weft-outbound), memory;
+//! rendered as a markdown table set and as JSON.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -98,6 +99,33 @@ pub struct ProxyCpu {
     pub requests: u64,
 }
 
+/// The setup without discovery that weft-discovery is compared with.
+pub const OUTBOUND: &str = "weft-outbound";
+/// The same path with discovery and balancing.
+pub const DISCOVERY: &str = "weft-discovery";
+
+/// What discovery and balancing add to one workload: weft-discovery minus
+/// weft-outbound, the same proxy on the same path without discovery.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiscoveryCost {
+    /// Protocol.
+    pub workload: Workload,
+    /// weft-outbound's proxy CPU per request over all runs (µs).
+    pub outbound_us_per_request: f64,
+    /// weft-discovery's proxy CPU per request over all runs (µs).
+    pub discovery_us_per_request: f64,
+    /// discovery − outbound (µs per request).
+    pub added_us_per_request: f64,
+    /// discovery ÷ outbound.
+    pub ratio: f64,
+    /// discovery − outbound at c=50 only (µs per request).
+    pub added_us_per_request_c50: Option<f64>,
+    /// Median p50 at 1,000 rps, discovery − outbound (ms).
+    pub added_p50_ms_1k: Option<f64>,
+    /// Median p99 at 1,000 rps, discovery − outbound (ms).
+    pub added_p99_ms_1k: Option<f64>,
+}
+
 /// Facts about the run, for the reader and the JSON.
 #[derive(Clone, Debug, Serialize)]
 pub struct Meta {
@@ -120,6 +148,8 @@ pub struct Report {
     pub cells: Vec<Cell>,
     /// CPU per request per proxy and workload.
     pub proxy_cpu: Vec<ProxyCpu>,
+    /// weft-discovery − weft-outbound per workload, when both ran.
+    pub discovery_cost: Vec<DiscoveryCost>,
     /// Proxy memory.
     pub memory: Vec<Memory>,
     /// What could not be measured.
@@ -221,14 +251,17 @@ pub fn build(
             })
         })
         .collect();
-    Report {
+    let mut report = Report {
         meta,
         cells,
         proxy_cpu,
+        discovery_cost: Vec::new(),
         memory,
         failures,
         samples,
-    }
+    };
+    report.discovery_cost = report.discovery_costs();
+    report
 }
 
 impl Report {
@@ -236,6 +269,46 @@ impl Report {
         self.cells
             .iter()
             .find(|c| c.setup == setup && c.workload == workload && c.point == point)
+    }
+
+    /// CPU per request of a one-proxy setup, over all its runs of `workload`.
+    fn setup_cpu(&self, setup: &str, workload: Workload) -> Option<f64> {
+        let mut of_setup = self
+            .proxy_cpu
+            .iter()
+            .filter(|p| p.setup == setup && p.workload == workload);
+        match (of_setup.next(), of_setup.next()) {
+            (Some(only), None) => Some(only.us_per_request),
+            _ => None,
+        }
+    }
+
+    fn discovery_costs(&self) -> Vec<DiscoveryCost> {
+        let difference = |point: LoadPoint, workload, value: CellValueOption| {
+            let at = |setup| self.cell(setup, workload, point).and_then(value);
+            Some(at(DISCOVERY)? - at(OUTBOUND)?)
+        };
+        let c50 = LoadPoint::Closed { concurrency: 50 };
+        let rate_1k = LoadPoint::Open { rate: 1_000 };
+        self.workloads()
+            .into_iter()
+            .filter_map(|workload| {
+                let outbound = self.setup_cpu(OUTBOUND, workload)?;
+                let discovery = self.setup_cpu(DISCOVERY, workload)?;
+                Some(DiscoveryCost {
+                    workload,
+                    outbound_us_per_request: outbound,
+                    discovery_us_per_request: discovery,
+                    added_us_per_request: discovery - outbound,
+                    ratio: discovery / outbound,
+                    added_us_per_request_c50: difference(c50, workload, |c| {
+                        c.proxy_cpu_us_per_request
+                    }),
+                    added_p50_ms_1k: difference(rate_1k, workload, |c| Some(c.p50_ms)),
+                    added_p99_ms_1k: difference(rate_1k, workload, |c| Some(c.p99_ms)),
+                })
+            })
+            .collect()
     }
 
     fn workloads(&self) -> Vec<Workload> {
@@ -260,6 +333,7 @@ impl Report {
         self.latency_table(&mut md);
         self.per_hop_table(&mut md);
         self.cpu_table(&mut md);
+        self.discovery_table(&mut md);
         self.memory_table(&mut md);
         if !self.failures.is_empty() {
             let _ = writeln!(md, "\n## Failures\n");
@@ -403,6 +477,38 @@ impl Report {
         }
     }
 
+    fn discovery_table(&self, md: &mut String) {
+        if self.discovery_cost.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n## What discovery adds ({DISCOVERY} − {OUTBOUND}, same proxy and path)\n\n\
+             Proxy CPU per request over all runs (µs), then the difference at c=50 only, \
+             and the difference of the median latencies at 1,000 rps (ms).\n\n\
+             | workload | {OUTBOUND} µs/req | {DISCOVERY} µs/req | discovery − outbound µs/req \
+             | ratio | Δ µs/req at c=50 | Δ p50 1k | Δ p99 1k |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        let signed = |value: Option<f64>, digits: usize| {
+            value.map_or("–".into(), |v| format!("{v:+.digits$}"))
+        };
+        for cost in &self.discovery_cost {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {:.1} | **{:+.1}** | {:.2}× | {} | {} | {} |",
+                cost.workload,
+                cost.outbound_us_per_request,
+                cost.discovery_us_per_request,
+                cost.added_us_per_request,
+                cost.ratio,
+                signed(cost.added_us_per_request_c50, 1),
+                signed(cost.added_p50_ms_1k, 3),
+                signed(cost.added_p99_ms_1k, 3),
+            );
+        }
+    }
+
     fn memory_table(&self, md: &mut String) {
         if self.memory.is_empty() {
             return;
@@ -429,6 +535,9 @@ impl Report {
 
 /// Reads one figure of a cell.
 type CellValue = fn(&Cell) -> f64;
+
+/// Reads one figure of a cell that may be missing.
+type CellValueOption = fn(&Cell) -> Option<f64>;
 
 fn rps(cell: &Cell) -> String {
     let errors = if cell.errors > 0 {
@@ -510,5 +619,38 @@ mod tests {
         assert!((cpu - 80_000.0 / 2900.0).abs() < 1e-9);
         let md = report.markdown();
         assert!(md.contains("| http1 | p99 | +0.300 |"), "{md}");
+        assert!(report.discovery_cost.is_empty());
+    }
+
+    #[test]
+    fn compares_discovery_with_plain_outbound() {
+        let meta = Meta {
+            started: "now".into(),
+            profile: "test".into(),
+            setups: vec![OUTBOUND.into(), DISCOVERY.into()],
+            notes: vec![],
+        };
+        let samples = vec![
+            sample(OUTBOUND, 0, 1000, 0.50, 2),
+            sample(OUTBOUND, 1, 1000, 0.60, 2),
+            sample(DISCOVERY, 0, 1000, 0.70, 3),
+            sample(DISCOVERY, 1, 1000, 0.80, 3),
+        ];
+        let report = build(meta, samples, vec![], vec![]);
+        let [cost] = report.discovery_cost.as_slice() else {
+            panic!("one workload: {:?}", report.discovery_cost);
+        };
+        // 4 ticks = 40 ms over 2000 requests, against 6 ticks.
+        assert!((cost.outbound_us_per_request - 20.0).abs() < 1e-9);
+        assert!((cost.discovery_us_per_request - 30.0).abs() < 1e-9);
+        assert!((cost.added_us_per_request - 10.0).abs() < 1e-9);
+        assert!((cost.ratio - 1.5).abs() < 1e-9);
+        assert!((cost.added_p99_ms_1k.unwrap() - 0.2).abs() < 1e-9);
+        assert_eq!(cost.added_us_per_request_c50, None);
+        let md = report.markdown();
+        assert!(
+            md.contains("| http1 | 20.0 | 30.0 | **+10.0** | 1.50× | – | +0.000 | +0.200 |"),
+            "{md}"
+        );
     }
 }

@@ -35,11 +35,22 @@ impl TestCa {
 
     /// Signs a CSR (DER) into a leaf valid for `lifetime`.
     pub fn sign(&self, csr_der: &[u8], lifetime: Duration) -> Result<Vec<u8>, rcgen::Error> {
+        let now = time::OffsetDateTime::now_utc();
+        let not_after = now + time::Duration::try_from(lifetime).unwrap();
+        self.sign_between(csr_der, now - time::Duration::seconds(5), not_after)
+    }
+
+    /// Signs a CSR (DER) into a leaf valid from `not_before` to `not_after`.
+    pub fn sign_between(
+        &self,
+        csr_der: &[u8],
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Result<Vec<u8>, rcgen::Error> {
         let csr_der = rustls_pki_types::CertificateSigningRequestDer::from(csr_der.to_vec());
         let mut csr = rcgen::CertificateSigningRequestParams::from_der(&csr_der)?;
-        let now = time::OffsetDateTime::now_utc();
-        csr.params.not_before = now - time::Duration::seconds(5);
-        csr.params.not_after = now + time::Duration::try_from(lifetime).unwrap();
+        csr.params.not_before = not_before;
+        csr.params.not_after = not_after;
         csr.params.extended_key_usages = vec![
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
@@ -49,8 +60,25 @@ impl TestCa {
 
     /// Credentials for `name`, valid for an hour.
     pub fn credentials(&self, name: &str) -> Arc<Credentials> {
+        let now = time::OffsetDateTime::now_utc();
+        self.credentials_between(
+            name,
+            now - time::Duration::seconds(5),
+            now + time::Duration::hours(1),
+        )
+    }
+
+    /// Credentials for `name` whose leaf is valid from `not_before` to `not_after`.
+    pub fn credentials_between(
+        &self,
+        name: &str,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Arc<Credentials> {
         let key = LocalKey::generate(name).unwrap();
-        let leaf_der = self.sign(key.csr_der(), Duration::from_secs(3600)).unwrap();
+        let leaf_der = self
+            .sign_between(key.csr_der(), not_before, not_after)
+            .unwrap();
         Arc::new(Credentials {
             local_name: name.to_string(),
             private_key_der: Arc::new(key.private_key_der()),

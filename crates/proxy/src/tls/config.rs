@@ -296,6 +296,47 @@ mod tests {
         assert!(TrustAnchors::new(&[]).is_err());
     }
 
+    #[tokio::test]
+    async fn an_expired_certificate_is_refused_both_ways() {
+        let ca = TestCa::new();
+        let anchors = TrustAnchors::new(&[ca.anchor_der()]).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let expired = ca.credentials_between(
+            SERVER,
+            now - time::Duration::hours(2),
+            now - time::Duration::hours(1),
+        );
+        // Never installed as our own...
+        assert!(matches!(
+            build(&expired, &anchors),
+            Err(TlsError::Untrusted { .. })
+        ));
+        // ...and refused when a server presents it.
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            expired.private_key_der.as_slice().to_vec(),
+        ));
+        let stale_server = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![CertificateDer::from(expired.leaf_der.clone())], key)
+            .unwrap();
+        let server = TlsConfigs {
+            local_name: SERVER.into(),
+            server: Arc::new(stale_server),
+            client: build(&ca.credentials(SERVER), &anchors).unwrap().client,
+            client_transport: build(&ca.credentials(SERVER), &anchors)
+                .unwrap()
+                .client_transport,
+        };
+        let client = build(&ca.credentials(CLIENT), &anchors).unwrap();
+        let error = handshake(&server, &client, SERVER).await.unwrap_err();
+        assert!(
+            error.to_string().to_lowercase().contains("expired"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn the_store_serves_the_latest_configuration() {
         let ca = TestCa::new();

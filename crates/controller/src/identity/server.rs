@@ -12,7 +12,8 @@
 //! ```
 //!
 //! [`CertifyError`] is the one place errors become a gRPC status and a
-//! metric label. Served in plaintext for now (see ARCHITECTURE.md).
+//! metric label. Served over TLS (the controller's own certificate) and
+//! plaintext on the same port ([`crate::incoming`]).
 
 use std::fmt::Write as _;
 use std::future::Future;

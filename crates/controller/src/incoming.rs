@@ -355,26 +355,5 @@ async fn prepare(stream: TcpStream, tls: Option<&ServingTls>) -> io::Result<Serv
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_byte_decides() {
-        let cases = [
-            ("TLS handshake record, TLS on", 0x16, true, Transport::Tls),
-            (
-                "TLS handshake record, TLS off",
-                0x16,
-                false,
-                Transport::Plaintext,
-            ),
-            ("HTTP/2 preface", b'P', true, Transport::Plaintext),
-            ("HTTP/1 request", b'G', true, Transport::Plaintext),
-            ("TLS alert record", 0x15, true, Transport::Plaintext),
-            ("zero", 0x00, true, Transport::Plaintext),
-        ];
-        for (name, byte, tls, expected) in cases {
-            assert_eq!(transport_for(byte, tls), expected, "{name}");
-        }
-    }
-}
+#[path = "incoming_tests.rs"]
+mod tests;

@@ -99,7 +99,7 @@ impl AuthorityHandle {
         self.0.subscribe()
     }
 
-    fn replace(&self, authority: CertificateAuthority) {
+    pub(crate) fn replace(&self, authority: CertificateAuthority) {
         self.0.send_replace(Some(Arc::new(authority)));
     }
 }

@@ -155,22 +155,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     //    identity service (over TLS verifying the controller, unless
     //    WEFT_PROXY_CONTROL_PLANE_TLS keeps it plaintext), renewed before it
     //    expires; the TLS configurations follow the certificate.
-    let anchors = match &config.identity {
+    let (credentials, tls_store) = match &config.identity {
         Some(identity) => {
-            Some(TrustAnchors::new(&identity.trust_anchors).map_err(StartError::TrustAnchors)?)
-        }
-        None => None,
-    };
-    let (credentials, tls_store) = match (&config.identity, anchors) {
-        (Some(identity), Some(anchors)) => {
-            let tls = match uses_tls(config.control_plane_tls, &identity.svc_addr) {
-                true => Some(ControlTls {
+            let anchors =
+                TrustAnchors::new(&identity.trust_anchors).map_err(StartError::TrustAnchors)?;
+            let tls = if uses_tls(config.control_plane_tls, &identity.svc_addr) {
+                Some(ControlTls {
                     server_name: server_name(&identity.svc_name)?,
                     config: ControlClientConfig::ServerOnly(
                         control_server_only(&anchors).map_err(StartError::TrustAnchors)?,
                     ),
-                }),
-                false => None,
+                })
+            } else {
+                None
             };
             log_control_plane("identity", &identity.svc_addr, tls.as_ref());
             let credentials = identity::spawn(
@@ -191,7 +188,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             ));
             (Some(credentials), Some(store))
         }
-        _ => (None, None),
+        None => (None, None),
     };
 
     // 5. Outbound discovery, when a Destination service is configured. It

@@ -699,3 +699,28 @@ fn a_controller_that_is_not_the_expected_identity_is_refused() {
             .unwrap_or_default()
     );
 }
+
+#[test]
+fn auto_keeps_a_loopback_controller_in_plaintext() {
+    let mesh = Mesh::start_control(ControlPath {
+        tls: Some("auto"),
+        record: false,
+    });
+    let report = load::run(mesh.client.outbound_addr(), URL, 5, 1);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    let connections = |server: &str, transport: &str| {
+        mesh.controller
+            .metric(
+                "weft_controller_grpc_connections_total",
+                &[("server", server), ("transport", transport)],
+            )
+            .unwrap_or(0.0)
+    };
+    assert!(connections("identity", "plaintext") >= 2.0);
+    assert!(connections("destination", "plaintext") >= 1.0);
+    for server in ["identity", "destination"] {
+        for transport in ["tls", "mtls"] {
+            assert_eq!(connections(server, transport), 0.0, "{server} {transport}");
+        }
+    }
+}

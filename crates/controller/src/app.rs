@@ -3,12 +3,15 @@
 //! ```text
 //! 1. load the mesh file into the catalog      (a bad or missing file stops start-up: exit 64)
 //! 2. identity (with --identity-issuer-dir): load and check the issuer, read or
-//!    create the token key, write the workloads' token files (any failure: exit 64)
+//!    create the token key, write the workloads' token files, issue the
+//!    controller its own certificate (any failure: exit 64)
 //! 3. bind --destination-addr, --identity-addr, --admin-addr (a taken port
-//!    stops start-up, naming the flag)
+//!    stops start-up, naming the flag); with identity both gRPC ports take
+//!    TLS (the controller's certificate) and plaintext
 //! 4. register metrics in one registry
 //! 5. start the watchers (mesh file, issuer files), the token writer, the
-//!    Destination and Identity servers, the admin server
+//!    controller certificate's renewal, the Destination and Identity
+//!    servers, the admin server
 //! 6. mark ready; on SIGTERM/SIGINT stop everything and drain
 //! ```
 //!
@@ -41,8 +44,10 @@ use crate::identity::issuer_files::{
     IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
 };
 use crate::identity::server::{CertifyMetrics, IdentityServerError, IdentityService};
+use crate::identity::serving::{ServingCertificate, ServingError};
 use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
 use crate::identity::token_files::{TokenDirError, TokenFileMetrics, TokenFiles};
+use crate::incoming::{GrpcListener, IncomingMetrics, Server};
 use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
 
 /// The exit status for bad or missing start-up input: the mesh file, the
@@ -69,6 +74,9 @@ pub enum AppError {
     /// The token directory cannot be created.
     #[error("cannot start the identity service: {0}")]
     TokenDir(#[from] TokenDirError),
+    /// The controller could not certify itself.
+    #[error("cannot start the identity service: {0}")]
+    Serving(#[from] ServingError),
     /// A listener could not be bound (port taken, bad address).
     #[error("cannot bind {flag} {address}: {source}")]
     Bind {
@@ -98,7 +106,8 @@ impl AppError {
             | AppError::MeshFile(_)
             | AppError::IssuerFiles(_)
             | AppError::TokenKey(_)
-            | AppError::TokenDir(_) => EXIT_BAD_MESH_FILE,
+            | AppError::TokenDir(_)
+            | AppError::Serving(_) => EXIT_BAD_MESH_FILE,
             AppError::Bind { .. }
             | AppError::Destination(_)
             | AppError::Identity(_)
@@ -194,14 +203,16 @@ struct IdentityStage {
     issuer: IssuerSource,
     service: IdentityService,
     token_files: Option<TokenFiles>,
+    /// The controller's own certificate, for TLS on both gRPC ports.
+    serving: ServingCertificate,
 }
 
 /// The bound, not yet running controller.
 pub struct App {
     source: MeshFileSource,
     destination: DestinationService,
-    destination_listener: TcpListener,
-    identity: Option<(IdentityStage, TcpListener)>,
+    destination_listener: GrpcListener,
+    identity: Option<(IdentityStage, GrpcListener)>,
     admin_listener: TcpListener,
     admin: Arc<AdminState>,
     shutdown: watch::Sender<bool>,
@@ -227,11 +238,25 @@ impl App {
             None => None,
         };
 
-        // 3. Every listener up front, so a taken port fails start-up.
-        let destination_listener = bind("--destination-addr", args.destination_addr).await?;
+        // 3. Every listener up front, so a taken port fails start-up. With
+        //    identity, both gRPC ports also take TLS with the controller's
+        //    certificate.
+        let incoming_metrics = IncomingMetrics::new(&mut registry);
+        let tls = identity.as_ref().map(|stage| stage.serving.tls());
+        let destination_listener = GrpcListener {
+            listener: bind("--destination-addr", args.destination_addr).await?,
+            server: Server::Destination,
+            tls: tls.clone(),
+            metrics: incoming_metrics.clone(),
+        };
         let identity = match identity {
             Some(stage) => {
-                let listener = bind("--identity-addr", stage.addr).await?;
+                let listener = GrpcListener {
+                    listener: bind("--identity-addr", stage.addr).await?,
+                    server: Server::Identity,
+                    tls,
+                    metrics: incoming_metrics,
+                };
                 Some((stage, listener))
             }
             None => None,
@@ -309,6 +334,9 @@ impl App {
         let mut identity_server = identity.map(|(stage, listener)| {
             background.push(tokio::spawn(
                 stage.issuer.run(stopped(shutdown.subscribe())),
+            ));
+            background.push(tokio::spawn(
+                stage.serving.run(stopped(shutdown.subscribe())),
             ));
             if let Some(token_files) = stage.token_files {
                 background.push(tokio::spawn(
@@ -394,6 +422,12 @@ impl IdentityStage {
             }
             None => None,
         };
+        let serving = ServingCertificate::issue_first(
+            &issuer.authority(),
+            &config.domain,
+            config.policy,
+            registry,
+        )?;
         let service = IdentityService::new(
             issuer.authority(),
             tokens,
@@ -407,6 +441,7 @@ impl IdentityStage {
             issuer,
             service,
             token_files,
+            serving,
         })
     }
 }

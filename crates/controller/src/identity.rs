@@ -23,12 +23,14 @@
 //! | [`token_files`] | one token file per meshed Workload of the mesh file |
 //! | [`init`]        | `weft-controller identity init` / `rotate-issuer`: create credentials |
 //! | [`server`]      | the tonic service (the only protobuf here), its metrics, error → status |
+//! | [`serving`]     | the controller's own certificate (TLS on its gRPC ports), renewed |
 
 pub mod authority;
 pub mod csr;
 pub mod init;
 pub mod issuer_files;
 pub mod server;
+pub mod serving;
 pub mod token;
 pub mod token_files;
 

@@ -14,7 +14,7 @@
 //! | [`destination`] | the Destination gRPC service: path parsing, translation, streams |
 //! | [`identity`]  | the Identity gRPC service: issuer files, CSR checks, tokens, signing |
 //! | [`file_watch`] | inotify + poll watching shared by the file sources |
-//! | [`incoming`]  | accepted gRPC connections with `TCP_NODELAY` |
+//! | [`incoming`]  | accepted gRPC connections: TLS or plaintext on one port, `TCP_NODELAY` |
 //! | [`config`]    | flags and the `identity` subcommands |
 //! | [`app`]       | `weft-controller`'s wiring in start-up order, admin server, shutdown |
 

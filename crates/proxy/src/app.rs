@@ -3,6 +3,7 @@
 
 use crate::admin::{self, AdminState};
 use crate::config::{Config, LogFormat};
+use crate::control::{ControlClientConfig, ControlTls, uses_tls};
 use crate::discovery::client::ClientError;
 use crate::dispatch::Proxy;
 use crate::drain::{DrainOutcome, DrainSignal};
@@ -15,8 +16,9 @@ use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
 use crate::outbound::Outbound;
-use crate::tls::config::{TlsStore, TrustAnchors, follow_credentials};
+use crate::tls::config::{TlsStore, TrustAnchors, control_server_only, follow_credentials};
 use prometheus_client::registry::Registry;
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +50,9 @@ pub enum StartError {
     /// The Destination client could not be built.
     #[error("WEFT_PROXY_DESTINATION_SVC_ADDR: {0}")]
     Destination(#[from] ClientError),
+    /// A control-plane service name cannot be used for TLS.
+    #[error("invalid control plane service name {0:?}")]
+    ServerName(String),
 }
 
 /// The addresses a started proxy serves on.
@@ -147,44 +152,68 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         max_idle: config.http1_pool_max_idle,
     };
     // 4. Identity, when configured: a key in memory, a certificate from the
-    //    identity service, renewed before it expires.
-    let credentials = match &config.identity {
-        Some(identity) => Some(
-            identity::spawn(
+    //    identity service (over TLS verifying the controller, unless
+    //    WEFT_PROXY_CONTROL_PLANE_TLS keeps it plaintext), renewed before it
+    //    expires; the TLS configurations follow the certificate.
+    let (credentials, tls_store) = match &config.identity {
+        Some(identity) => {
+            let anchors =
+                TrustAnchors::new(&identity.trust_anchors).map_err(StartError::TrustAnchors)?;
+            let tls = if uses_tls(config.control_plane_tls, &identity.svc_addr) {
+                Some(ControlTls {
+                    server_name: server_name(&identity.svc_name)?,
+                    config: ControlClientConfig::ServerOnly(
+                        control_server_only(&anchors).map_err(StartError::TrustAnchors)?,
+                    ),
+                })
+            } else {
+                None
+            };
+            log_control_plane("identity", &identity.svc_addr, tls.as_ref());
+            let credentials = identity::spawn(
                 IdentitySettings {
                     service_addr: identity.svc_addr.clone(),
                     token_file: identity.token_file.clone(),
                     local_name: identity.local_name.clone(),
+                    tls,
                 },
                 IdentityMetrics::new(&mut registry),
             )
-            .map_err(StartError::Identity)?,
-        ),
-        None => None,
-    };
-    let tls_store = match (&config.identity, &credentials) {
-        (Some(identity), Some(credentials)) => {
-            let anchors =
-                TrustAnchors::new(&identity.trust_anchors).map_err(StartError::TrustAnchors)?;
+            .map_err(StartError::Identity)?;
             let store = Arc::new(TlsStore::default());
             tokio::spawn(follow_credentials(
                 store.clone(),
                 anchors,
                 credentials.clone(),
             ));
-            Some(store)
+            (Some(credentials), Some(store))
         }
-        _ => None,
+        None => (None, None),
     };
 
     // 5. Outbound discovery, when a Destination service is configured. It
     //    connects lazily: the proxy serves even while the controller is down.
+    //    With identity it is mutual TLS (unless WEFT_PROXY_CONTROL_PLANE_TLS
+    //    says plaintext), presenting the current certificate.
     let outbound_router = match &config.destination {
-        Some(destination) => Some(Outbound::new(
-            &config,
-            destination,
-            ControlMetrics::new(&mut registry, &destination.addr),
-        )?),
+        Some(destination) => {
+            let tls = match &tls_store {
+                Some(store) if uses_tls(config.control_plane_tls, &destination.addr) => {
+                    Some(ControlTls {
+                        server_name: server_name(&destination.svc_name)?,
+                        config: ControlClientConfig::Mutual(store.clone()),
+                    })
+                }
+                _ => None,
+            };
+            log_control_plane("destination", &destination.addr, tls.as_ref());
+            Some(Outbound::new(
+                &config,
+                destination,
+                tls,
+                ControlMetrics::new(&mut registry, &destination.addr),
+            )?)
+        }
         None => None,
     };
     let proxy = Arc::new(Proxy {
@@ -242,6 +271,24 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     maintenance.abort();
     Ok(())
+}
+
+/// The TLS name of a control-plane service (checked by the config already).
+fn server_name(name: &str) -> Result<ServerName<'static>, StartError> {
+    ServerName::try_from(name.to_string()).map_err(|_| StartError::ServerName(name.to_string()))
+}
+
+fn log_control_plane(service: &'static str, addr: &str, tls: Option<&ControlTls>) {
+    match tls {
+        Some(tls) => tracing::info!(
+            service,
+            addr,
+            server_name = %tls.server_name.to_str(),
+            mutual = matches!(tls.config, ControlClientConfig::Mutual(_)),
+            "control plane over TLS"
+        ),
+        None => tracing::info!(service, addr, "control plane in plaintext"),
+    }
 }
 
 /// Marks the proxy ready: at once without identity, else when it holds a

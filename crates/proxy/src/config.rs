@@ -11,10 +11,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+pub use crate::control::ControlPlaneTls;
+
 /// Ports that are opaque by default: protocols where the server speaks first
 /// (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached), so
 /// waiting for the client's first bytes would stall the connection.
 pub const DEFAULT_OPAQUE_PORTS: &str = "25,587,3306,4444,5432,6379,9300,11211";
+
+/// The controller's identity: the service account `weft-controller` in the
+/// control namespace `weft`, trust domain `cluster.local`.
+pub const DEFAULT_CONTROLLER_NAME: &str =
+    "weft-controller.weft.serviceaccount.identity.weft.cluster.local";
 
 /// One documented variable: its name, its default and what it means.
 pub struct Variable {
@@ -74,6 +81,11 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "the controller's Destination service (host:port); unset = no discovery: every target is forwarded to its original destination",
     },
     Variable {
+        name: "WEFT_PROXY_DESTINATION_SVC_NAME",
+        default: DEFAULT_CONTROLLER_NAME,
+        meaning: "the identity the Destination service's TLS certificate must carry (used only with identity, when the connection is TLS)",
+    },
+    Variable {
         name: "WEFT_PROXY_DESTINATION_CONTEXT",
         default: "",
         meaning: "context token sent with every discovery lookup, e.g. {\"ns\":\"shop\",\"pod\":\"web-1\"}",
@@ -112,6 +124,16 @@ pub const VARIABLES: &[Variable] = &[
         name: "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
         default: "",
         meaning: "PEM certificates of the mesh's trust anchors; required with the identity service",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_SVC_NAME",
+        default: DEFAULT_CONTROLLER_NAME,
+        meaning: "the identity the identity service's TLS certificate must carry (used only when the connection is TLS)",
+    },
+    Variable {
+        name: "WEFT_PROXY_CONTROL_PLANE_TLS",
+        default: "auto",
+        meaning: "TLS to the controller (with identity): auto = TLS unless the address is a loopback IP or localhost; always; never. Identity: the controller verified, no client certificate; Destination: mutual TLS with the proxy's certificate",
     },
     Variable {
         name: "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
@@ -188,6 +210,8 @@ pub struct Config {
     pub destination: Option<DestinationConfig>,
     /// Identity settings; `None` when no identity service is configured.
     pub identity: Option<IdentityConfig>,
+    /// When connections to the control plane use TLS (with identity only).
+    pub control_plane_tls: ControlPlaneTls,
     /// Unused discovery lookups are dropped after this.
     pub discovery_idle_timeout: Duration,
     /// How long a backend may have no ready endpoint before requests fail.
@@ -215,6 +239,8 @@ pub struct Config {
 pub struct DestinationConfig {
     /// `host:port` of the Destination service.
     pub addr: String,
+    /// The identity its TLS certificate must carry.
+    pub svc_name: String,
     /// The context token sent with every lookup.
     pub context_token: String,
     /// Names with one of these suffixes are looked up.
@@ -230,6 +256,8 @@ pub struct DestinationConfig {
 pub struct IdentityConfig {
     /// `host:port` of the identity service.
     pub svc_addr: String,
+    /// The identity its TLS certificate must carry.
+    pub svc_name: String,
     /// The token file.
     pub token_file: std::path::PathBuf,
     /// The identity to request.
@@ -447,6 +475,7 @@ impl Config {
             ),
             destination: read_destination(&mut reader),
             identity: read_identity(&mut reader),
+            control_plane_tls: reader.value("WEFT_PROXY_CONTROL_PLANE_TLS", ControlPlaneTls::parse),
             discovery_idle_timeout: reader.value(
                 "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
                 parse_positive_duration,
@@ -514,6 +543,14 @@ impl Config {
                 }
             }
         }
+        if self.control_plane_tls == ControlPlaneTls::Always && self.identity.is_none() {
+            reader.refuse(
+                "WEFT_PROXY_CONTROL_PLANE_TLS",
+                self.control_plane_tls.as_str(),
+                "needs the WEFT_PROXY_IDENTITY_* variables (their trust anchors verify the controller)"
+                    .to_string(),
+            );
+        }
         if let Some(forward) = self.inbound_forward_addr
             && forward == self.inbound_listen_addr
         {
@@ -543,6 +580,7 @@ impl Config {
             "inbound_connect_timeout": format_duration(self.inbound_connect_timeout),
             "outbound_connect_timeout": format_duration(self.outbound_connect_timeout),
             "destination_svc_addr": self.destination.as_ref().map(|destination| destination.addr.clone()),
+            "destination_svc_name": self.destination.as_ref().map(|destination| destination.svc_name.clone()),
             "destination_context": self.destination.as_ref().map(|destination| destination.context_token.clone()),
             "destination_profile_suffixes": self.destination.as_ref().map(|destination| destination.profile_suffixes.join(",")),
             "destination_profile_networks": self.destination.as_ref().map(|destination| {
@@ -553,6 +591,8 @@ impl Config {
             "identity_token_file": self.identity.as_ref().map(|identity| identity.token_file.display().to_string()),
             "identity_local_name": self.identity.as_ref().map(|identity| identity.local_name.clone()),
             "identity_trust_anchors": self.identity.as_ref().map(|identity| format!("{} certificate(s)", identity.trust_anchors.len())),
+            "identity_svc_name": self.identity.as_ref().map(|identity| identity.svc_name.clone()),
+            "control_plane_tls": self.control_plane_tls.as_str(),
             "outbound_discovery_idle_timeout": format_duration(self.discovery_idle_timeout),
             "outbound_failfast_timeout": format_duration(self.failfast_timeout),
             "outbound_max_pending": self.max_pending,
@@ -593,6 +633,7 @@ pub fn help_text() -> String {
 /// mistake is reported); `None` when no Destination address is set.
 fn read_destination(reader: &mut Reader<'_>) -> Option<DestinationConfig> {
     let addr = reader.value("WEFT_PROXY_DESTINATION_SVC_ADDR", parse_optional_host_port);
+    let svc_name = reader.value("WEFT_PROXY_DESTINATION_SVC_NAME", parse_server_name);
     let context_token = reader.raw("WEFT_PROXY_DESTINATION_CONTEXT");
     let profile_suffixes = reader.value("WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES", |value| {
         Ok(value
@@ -615,6 +656,7 @@ fn read_destination(reader: &mut Reader<'_>) -> Option<DestinationConfig> {
     );
     addr.map(|addr| DestinationConfig {
         addr,
+        svc_name,
         context_token,
         profile_suffixes,
         profile_networks,
@@ -628,6 +670,7 @@ fn read_identity(reader: &mut Reader<'_>) -> Option<IdentityConfig> {
     let token_file = reader.raw("WEFT_PROXY_IDENTITY_TOKEN_FILE");
     let local_name = reader.raw("WEFT_PROXY_IDENTITY_LOCAL_NAME");
     let trust_anchors = reader.value("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", parse_certificates);
+    let svc_name = reader.value("WEFT_PROXY_IDENTITY_SVC_NAME", parse_server_name);
     let svc_addr = svc_addr?;
     let mut complete = true;
     for (name, missing) in [
@@ -658,10 +701,19 @@ fn read_identity(reader: &mut Reader<'_>) -> Option<IdentityConfig> {
     }
     (complete && !trust_anchors.is_empty()).then(|| IdentityConfig {
         svc_addr,
+        svc_name,
         token_file: token_file.trim().into(),
         local_name: local_name.trim().to_string(),
         trust_anchors,
     })
+}
+
+/// A controller identity: a DNS name (what TLS puts in SNI and verifies).
+fn parse_server_name(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    rustls_pki_types::DnsName::try_from(value)
+        .map(|_| value.to_ascii_lowercase())
+        .map_err(|_| "expected a DNS name, e.g. weft-controller.weft.serviceaccount.identity.weft.cluster.local".to_string())
 }
 
 /// Parses PEM certificates (empty text: none); each must be an X.509 certificate.
@@ -982,6 +1034,78 @@ mod tests {
         .unwrap_err();
         assert_eq!(error.invalid.len(), 1, "{error}");
         assert_eq!(error.invalid[0].name, "WEFT_PROXY_IDENTITY_TRUST_ANCHORS");
+    }
+
+    #[test]
+    fn control_plane_tls_variables() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let anchor = rcgen::CertificateParams::new(vec!["root.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let identity = [
+            ("WEFT_PROXY_IDENTITY_SVC_ADDR", "10.0.0.1:8080"),
+            ("WEFT_PROXY_IDENTITY_TOKEN_FILE", "/t"),
+            ("WEFT_PROXY_IDENTITY_LOCAL_NAME", "a.b"),
+            ("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", anchor.as_str()),
+            ("WEFT_PROXY_DESTINATION_SVC_ADDR", "10.0.0.1:8086"),
+        ];
+        let config = config_from(&identity).unwrap();
+        assert_eq!(config.control_plane_tls, ControlPlaneTls::Auto);
+        assert_eq!(config.identity.unwrap().svc_name, DEFAULT_CONTROLLER_NAME);
+        assert_eq!(
+            config.destination.unwrap().svc_name,
+            DEFAULT_CONTROLLER_NAME
+        );
+
+        let mut named = identity.to_vec();
+        named.extend([
+            ("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
+            ("WEFT_PROXY_IDENTITY_SVC_NAME", "Identity.Weft.Example"),
+            ("WEFT_PROXY_DESTINATION_SVC_NAME", "dst.weft.example"),
+        ]);
+        let config = config_from(&named).unwrap();
+        assert_eq!(config.control_plane_tls, ControlPlaneTls::Always);
+        assert_eq!(config.identity.unwrap().svc_name, "identity.weft.example");
+        assert_eq!(config.destination.unwrap().svc_name, "dst.weft.example");
+
+        // Every mistake, each with its name, value and reason.
+        let mut bad = identity.to_vec();
+        bad.extend([
+            ("WEFT_PROXY_CONTROL_PLANE_TLS", "sometimes"),
+            ("WEFT_PROXY_IDENTITY_SVC_NAME", "not a name"),
+            ("WEFT_PROXY_DESTINATION_SVC_NAME", "10.0.0.1:8086"),
+        ]);
+        let error = config_from(&bad).unwrap_err();
+        let found: Vec<(&str, &str)> = error
+            .invalid
+            .iter()
+            .map(|bad| (bad.name.as_str(), bad.value.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("WEFT_PROXY_DESTINATION_SVC_NAME", "10.0.0.1:8086"),
+                ("WEFT_PROXY_IDENTITY_SVC_NAME", "not a name"),
+                ("WEFT_PROXY_CONTROL_PLANE_TLS", "sometimes"),
+            ],
+            "{error}"
+        );
+        assert!(error.to_string().contains("expected auto, always or never"));
+
+        // `always` needs trust anchors to verify the controller with.
+        let error = config_from(&[
+            ("WEFT_PROXY_DESTINATION_SVC_ADDR", "10.0.0.1:8086"),
+            ("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.invalid.len(), 1, "{error}");
+        assert_eq!(error.invalid[0].name, "WEFT_PROXY_CONTROL_PLANE_TLS");
+        assert!(
+            config_from(&[("WEFT_PROXY_CONTROL_PLANE_TLS", "never")]).is_ok(),
+            "never needs nothing"
+        );
     }
 
     #[test]

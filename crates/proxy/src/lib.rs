@@ -4,13 +4,15 @@
 //! enters through [`listen`] (inbound and outbound listeners), is routed by
 //! [`dispatch`] after [`detect`]ion, and leaves through [`http`] (per-request
 //! proxying) or [`tcp`] (opaque forwarding). [`metrics`] and [`admin`]
-//! observe it; [`drain`] ends it gracefully.
+//! observe it; [`drain`] ends it gracefully. [`identity`] and [`discovery`]
+//! talk to the controller over [`control`] channels (TLS or plaintext).
 
 pub mod admin;
 pub mod app;
 pub mod balance;
 pub mod config;
 pub mod connect;
+pub mod control;
 pub mod detect;
 pub mod discovery;
 pub mod dispatch;

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! The relay between the proxies records the bytes on the wire, so the tests
-//! check that no plaintext HTTP crosses it, and counts its connections.
+//! check that no plaintext HTTP crosses it, and counts its connections. With
+//! `WEFT_PROXY_CONTROL_PLANE_TLS=always`, relays in front of the controller's
+//! ports show that Certify and discovery travel over TLS too.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -87,22 +89,59 @@ impl Relay {
 struct Mesh {
     app: Option<HttpTestServer>,
     relay: Relay,
+    /// Recording relays in front of the controller, when asked for.
+    control: Option<ControlRelays>,
     controller: ControllerProcess,
     client: ProxyProcess,
     server: ProxyProcess,
 }
 
+/// Relays in front of the controller's gRPC ports, recording what the
+/// proxies send.
+struct ControlRelays {
+    destination: Relay,
+    identity: Relay,
+}
+
+/// How the proxies reach the controller.
+#[derive(Clone, Copy, Default)]
+struct ControlPath {
+    /// `WEFT_PROXY_CONTROL_PLANE_TLS`, when set.
+    tls: Option<&'static str>,
+    /// Through recording relays.
+    record: bool,
+}
+
+/// Where the proxies send Certify and discovery, and how.
+struct ControlAddrs {
+    identity: SocketAddr,
+    destination: SocketAddr,
+    tls: Option<&'static str>,
+}
+
+impl ControlAddrs {
+    fn direct(controller: &ControllerProcess) -> ControlAddrs {
+        ControlAddrs {
+            identity: controller.identity_addr().unwrap(),
+            destination: controller.destination_addr(),
+            tls: None,
+        }
+    }
+}
+
 fn identity_env(
     builder: weft_test_support::ProxyBuilder,
     controller: &ControllerProcess,
+    control: &ControlAddrs,
     workload: &str,
     identity: &str,
 ) -> weft_test_support::ProxyBuilder {
+    let builder = match control.tls {
+        Some(mode) => builder.env("WEFT_PROXY_CONTROL_PLANE_TLS", mode),
+        None => builder,
+    };
     builder
-        .env(
-            "WEFT_PROXY_IDENTITY_SVC_ADDR",
-            controller.identity_addr().unwrap().to_string(),
-        )
+        .env("WEFT_PROXY_IDENTITY_SVC_ADDR", control.identity.to_string())
         .env(
             "WEFT_PROXY_IDENTITY_TOKEN_FILE",
             controller
@@ -137,6 +176,13 @@ impl Mesh {
         )
     }
 
+    /// The mesh with the proxies reaching the controller as `path` says.
+    fn start_control(path: ControlPath) -> Mesh {
+        let app = HttpTestServer::start();
+        let app_addr = app.addr();
+        Mesh::around_with(app_addr, Some(app), "web-1", SERVER_IDENTITY, &[], path)
+    }
+
     /// The mesh around an app listening on `app_addr`.
     fn around(
         app_addr: SocketAddr,
@@ -144,6 +190,26 @@ impl Mesh {
         server_workload: &str,
         server_identity: &str,
         controller_args: &[&str],
+    ) -> Mesh {
+        Mesh::around_with(
+            app_addr,
+            app,
+            server_workload,
+            server_identity,
+            controller_args,
+            ControlPath::default(),
+        )
+    }
+
+    /// The mesh around an app, the proxies reaching the controller as
+    /// `path` says.
+    fn around_with(
+        app_addr: SocketAddr,
+        app: Option<HttpTestServer>,
+        server_workload: &str,
+        server_identity: &str,
+        controller_args: &[&str],
+        path: ControlPath,
     ) -> Mesh {
         let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let relay = Relay::start(server_inbound);
@@ -166,11 +232,27 @@ impl Mesh {
             )
             .render();
         let controller = ControllerProcess::start_with_identity_args(&mesh, controller_args);
+        let control = path.record.then(|| ControlRelays {
+            destination: Relay::start(controller.destination_addr()),
+            identity: Relay::start(controller.identity_addr().unwrap()),
+        });
+        let addrs = match &control {
+            Some(relays) => ControlAddrs {
+                identity: relays.identity.addr,
+                destination: relays.destination.addr,
+                tls: path.tls,
+            },
+            None => ControlAddrs {
+                tls: path.tls,
+                ..ControlAddrs::direct(&controller)
+            },
+        };
         let server = identity_env(
             ProxyProcess::builder()
                 .inbound_addr(server_inbound)
                 .inbound_forward(app_addr),
             &controller,
+            &addrs,
             server_workload,
             server_identity,
         )
@@ -178,9 +260,10 @@ impl Mesh {
         let client = identity_env(
             ProxyProcess::builder().env(
                 "WEFT_PROXY_DESTINATION_SVC_ADDR",
-                controller.destination_addr().to_string(),
+                addrs.destination.to_string(),
             ),
             &controller,
+            &addrs,
             "client",
             CLIENT_IDENTITY,
         )
@@ -188,6 +271,7 @@ impl Mesh {
         Mesh {
             app,
             relay,
+            control,
             controller,
             client,
             server,
@@ -346,6 +430,7 @@ fn a_token_for_another_service_account_gets_no_certificate() {
     let proxy = identity_env(
         ProxyProcess::builder(),
         &controller,
+        &ControlAddrs::direct(&controller),
         "client",
         SERVER_IDENTITY,
     )
@@ -509,4 +594,157 @@ async fn websocket_crosses_the_mesh_in_a_connect_tunnel() {
     );
     assert!(!wire.windows(7).any(|window| window == b"Upgrade"));
     drop(server);
+}
+
+/// Whether `needle` appears anywhere in `haystack`.
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+const CONTROLLER_NAME: &str = "weft-controller.weft.serviceaccount.identity.weft.cluster.local";
+
+#[test]
+fn certificates_and_discovery_travel_over_tls_to_the_controller() {
+    // The controller listens on loopback, where `auto` would stay plaintext.
+    let mesh = Mesh::start_control(ControlPath {
+        tls: Some("always"),
+        record: true,
+    });
+    let report = load::run(mesh.client.outbound_addr(), URL, 20, 2);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    // Discovery answered: the client proxy reached web-1 by its identity.
+    assert_metric_settles(
+        &mesh.client,
+        "request_total",
+        &[
+            ("direction", "outbound"),
+            ("tls", "true"),
+            ("server_id", SERVER_IDENTITY),
+        ],
+        20.0,
+    );
+
+    let control = mesh.control.as_ref().unwrap();
+    for (service, wire) in [
+        ("identity", control.identity.sent()),
+        ("destination", control.destination.sent()),
+    ] {
+        assert!(!wire.is_empty(), "{service}: nothing sent");
+        assert_eq!(
+            &wire[..2],
+            &[0x16, 0x03],
+            "{service}: starts with a TLS handshake record"
+        );
+        for plaintext in [
+            "PRI * HTTP/2.0",
+            "/io.linkerd.proxy",
+            "web.shop.svc.cluster.local",
+            SERVER_IDENTITY,
+            CLIENT_IDENTITY,
+            "weft1.",
+        ] {
+            assert!(
+                !contains(&wire, plaintext),
+                "{service}: {plaintext:?} crossed the wire in plaintext"
+            );
+        }
+        // Only the SNI names the controller in clear.
+        assert!(contains(&wire, CONTROLLER_NAME), "{service}: SNI");
+    }
+
+    // The controller saw Certify over TLS without a client certificate and
+    // Destination over mutual TLS, and nothing in plaintext.
+    let connections = |server: &str, transport: &str| {
+        mesh.controller
+            .metric(
+                "weft_controller_grpc_connections_total",
+                &[("server", server), ("transport", transport)],
+            )
+            .unwrap_or(0.0)
+    };
+    assert!(connections("identity", "tls") >= 2.0);
+    assert!(connections("destination", "mtls") >= 1.0);
+    for server in ["identity", "destination"] {
+        assert_eq!(connections(server, "plaintext"), 0.0, "{server}");
+        assert_eq!(connections(server, "failed"), 0.0, "{server}");
+    }
+    println!(
+        "control plane over TLS: identity {} bytes, destination {} bytes sent",
+        control.identity.sent().len(),
+        control.destination.sent().len()
+    );
+}
+
+#[test]
+fn a_controller_that_is_not_the_expected_identity_is_refused() {
+    let controller = ControllerProcess::start_with_identity(
+        &MeshFile::new()
+            .meshed_workload(
+                NAMESPACE,
+                "client",
+                &[("app", "client")],
+                "127.0.0.1:9".parse().unwrap(),
+                free_port(),
+            )
+            .render(),
+    );
+    let wrong = "weft-destination.weft.serviceaccount.identity.weft.cluster.local";
+    let proxy = identity_env(
+        ProxyProcess::builder().env("WEFT_PROXY_IDENTITY_SVC_NAME", wrong),
+        &controller,
+        &ControlAddrs {
+            tls: Some("always"),
+            ..ControlAddrs::direct(&controller)
+        },
+        "client",
+        CLIENT_IDENTITY,
+    )
+    .spawn_unready();
+    weft_test_support::eventually(Duration::from_secs(10), || {
+        proxy.metric_or_zero("identity_cert_refresh_total", &[("result", "error")]) >= 2.0
+    });
+    let ready = proxy.admin_get("/ready").unwrap();
+    assert_eq!(ready.status, 503, "not ready without a certificate");
+    assert_eq!(
+        proxy.metric_or_zero("identity_cert_refresh_total", &[("result", "ok")]),
+        0.0
+    );
+    let log = proxy.log();
+    assert!(
+        log.contains(&format!("TLS handshake with {wrong}")) && log.contains("certificate"),
+        "{log}"
+    );
+    println!(
+        "{}",
+        log.lines()
+            .find(|line| line.contains("TLS handshake with"))
+            .unwrap_or_default()
+    );
+}
+
+#[test]
+fn auto_keeps_a_loopback_controller_in_plaintext() {
+    let mesh = Mesh::start_control(ControlPath {
+        tls: Some("auto"),
+        record: false,
+    });
+    let report = load::run(mesh.client.outbound_addr(), URL, 5, 1);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    let connections = |server: &str, transport: &str| {
+        mesh.controller
+            .metric(
+                "weft_controller_grpc_connections_total",
+                &[("server", server), ("transport", transport)],
+            )
+            .unwrap_or(0.0)
+    };
+    assert!(connections("identity", "plaintext") >= 2.0);
+    assert!(connections("destination", "plaintext") >= 1.0);
+    for server in ["identity", "destination"] {
+        for transport in ["tls", "mtls"] {
+            assert_eq!(connections(server, transport), 0.0, "{server} {transport}");
+        }
+    }
 }

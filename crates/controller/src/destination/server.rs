@@ -28,9 +28,9 @@ use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::destination_server::{Destination, DestinationServer};
 
 use crate::identity::IdentityDomain;
+use crate::incoming::GrpcListener;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status};
 use weft_core::names::ServiceName;
@@ -119,13 +119,14 @@ impl DestinationService {
         }
     }
 
-    /// Serves gRPC on `listener` until `shutdown` completes, then drains.
+    /// Serves gRPC on `listener` (TLS or plaintext, see [`crate::incoming`])
+    /// until `shutdown` completes, then drains.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listener: GrpcListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
-        let incoming = crate::incoming::incoming(listener);
+        let incoming = listener.incoming();
         tonic::transport::Server::builder()
             .add_service(DestinationServer::new(self))
             .serve_with_incoming_shutdown(incoming, shutdown)

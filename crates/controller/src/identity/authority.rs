@@ -189,6 +189,8 @@ pub struct CertificateAuthority {
     issuer_not_after: OffsetDateTime,
     /// The earlier of the issuer's and its anchor's NotAfter.
     chain_not_after: OffsetDateTime,
+    /// Every certificate of the trust-anchor bundle, DER.
+    trust_anchors_der: Vec<Vec<u8>>,
     random: SystemRandom,
 }
 
@@ -278,6 +280,7 @@ impl CertificateAuthority {
             issuer_subject,
             issuer_not_after,
             chain_not_after,
+            trust_anchors_der: anchor_ders,
             random: SystemRandom::new(),
         })
     }
@@ -300,6 +303,12 @@ impl CertificateAuthority {
     /// The issuer certificate, DER.
     pub fn issuer_der(&self) -> &[u8] {
         &self.issuer_der
+    }
+
+    /// The trust anchors loaded with this issuer, DER (what clients of the
+    /// controller's own TLS are verified against).
+    pub fn trust_anchors_der(&self) -> &[Vec<u8>] {
+        &self.trust_anchors_der
     }
 
     /// Signs a leaf for the CSR's key naming `dns_name` and `spiffe_id`.

@@ -11,13 +11,14 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use super::authority::{
     CertificateAuthority, CredentialError, CredentialFile, CredentialProblem, IssuerCredentials,
@@ -76,21 +77,30 @@ pub enum IssuerFilesError {
     },
 }
 
-/// The authority currently signing leaves; swapped on reload.
-#[derive(Debug, Clone, Default)]
-pub struct AuthorityHandle(Arc<RwLock<Option<Arc<CertificateAuthority>>>>);
+/// The authority currently signing leaves; swapped on reload. Holders can
+/// [`subscribe`](Self::subscribe) to hear of each swap.
+#[derive(Debug, Clone)]
+pub struct AuthorityHandle(Arc<watch::Sender<Option<Arc<CertificateAuthority>>>>);
+
+impl Default for AuthorityHandle {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(None)))
+    }
+}
 
 impl AuthorityHandle {
     /// The current authority, if one has loaded.
     pub fn current(&self) -> Option<Arc<CertificateAuthority>> {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.borrow().clone()
     }
 
-    fn replace(&self, authority: CertificateAuthority) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(authority));
+    /// A receiver that sees every new authority.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<CertificateAuthority>>> {
+        self.0.subscribe()
+    }
+
+    pub(crate) fn replace(&self, authority: CertificateAuthority) {
+        self.0.send_replace(Some(Arc::new(authority)));
     }
 }
 

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! [`CertifyError`] is the one place errors become a gRPC status and a
-//! metric label. Served in plaintext for now (see ARCHITECTURE.md).
+//! metric label. Served over TLS (the controller's own certificate) and
+//! plaintext on the same port ([`crate::incoming`]).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -22,13 +23,13 @@ use std::time::{Instant, SystemTime};
 use linkerd2_proxy_api::identity as proto;
 use linkerd2_proxy_api::identity::identity_server::{Identity, IdentityServer};
 
+use crate::incoming::GrpcListener;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use super::IdentityDomain;
@@ -237,13 +238,14 @@ impl IdentityService {
         }
     }
 
-    /// Serves gRPC on `listener` until `shutdown` completes, then drains.
+    /// Serves gRPC on `listener` (TLS or plaintext, see [`crate::incoming`])
+    /// until `shutdown` completes, then drains.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listener: GrpcListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), IdentityServerError> {
-        let incoming = crate::incoming::incoming(listener);
+        let incoming = listener.incoming();
         tonic::transport::Server::builder()
             .add_service(IdentityServer::new(self))
             .serve_with_incoming_shutdown(incoming, shutdown)

@@ -94,8 +94,11 @@ pub enum ClientError {
 /// (`WEFT_PROXY_DESTINATION_*`) builds this later.
 #[derive(Clone, Debug)]
 pub struct DiscoveryConfig {
-    /// The Destination service, `host:port` (plaintext HTTP/2).
+    /// The Destination service, `host:port`.
     pub destination_addr: String,
+    /// TLS to it (mutual, with the proxy's current certificate); `None`:
+    /// plaintext HTTP/2.
+    pub tls: Option<crate::control::ControlTls>,
     /// The opaque `context_token` sent with every lookup.
     pub context_token: String,
     /// Delay between attempts to (re)open a stream.
@@ -119,6 +122,7 @@ impl DiscoveryConfig {
     pub fn new(destination_addr: impl Into<String>, context_token: impl Into<String>) -> Self {
         DiscoveryConfig {
             destination_addr: destination_addr.into(),
+            tls: None,
             context_token: context_token.into(),
             backoff: ExponentialBackoff::default(),
             initial_timeout: Duration::from_millis(500),
@@ -322,12 +326,12 @@ impl DiscoveryClient {
         if authority.port_u16().is_none() {
             return Err(invalid("a port is required".to_string()));
         }
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
             .map_err(|error| invalid(error.to_string()))?
             .connect_timeout(config.connect_timeout)
             .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(3))
-            .connect_lazy();
+            .keep_alive_timeout(Duration::from_secs(3));
+        let channel = crate::control::connect_lazy(endpoint, config.tls);
         Ok(DiscoveryClient {
             shared: Arc::new(ClientShared {
                 client: DestinationClient::new(channel),

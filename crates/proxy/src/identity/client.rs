@@ -55,6 +55,9 @@ pub struct IdentitySettings {
     pub token_file: PathBuf,
     /// The identity to ask for (`web.shop.serviceaccount.identity.weft.cluster.local`).
     pub local_name: String,
+    /// TLS to the identity service (the controller verified, no client
+    /// certificate); `None`: plaintext.
+    pub tls: Option<crate::control::ControlTls>,
 }
 
 /// The proxy's private key and the CSR for its identity, made once per
@@ -137,10 +140,10 @@ pub fn spawn(
         .service_addr
         .parse()
         .map_err(|error: http::uri::InvalidUri| invalid(error.to_string()))?;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|error| invalid(error.to_string()))?
-        .connect_timeout(Duration::from_secs(1))
-        .connect_lazy();
+        .connect_timeout(Duration::from_secs(1));
+    let channel = crate::control::connect_lazy(endpoint, settings.tls.clone());
     let (sender, receiver) = watch::channel(None);
     tokio::spawn(renew_forever(
         IdentityClient::new(channel),

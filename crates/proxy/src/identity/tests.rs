@@ -72,6 +72,7 @@ fn settings(addr: std::net::SocketAddr, token_file: std::path::PathBuf) -> Ident
         service_addr: addr.to_string(),
         token_file,
         local_name: NAME.to_string(),
+        tls: None,
     }
 }
 

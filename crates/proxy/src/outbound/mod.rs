@@ -34,6 +34,7 @@ use http::HeaderValue;
 use crate::balance::EndpointLease;
 use crate::balance::p2c::Random;
 use crate::config::{Config, DestinationConfig, IpNetwork};
+use crate::control::ControlTls;
 use crate::discovery::client::ClientError;
 use crate::discovery::{
     DiscoveryCache, DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, Lookup,
@@ -185,14 +186,16 @@ impl TargetDiscovery {
 }
 
 impl Outbound {
-    /// Outbound discovery through the Destination service in `destination`.
-    /// Connects lazily: a controller that is down never stops the proxy.
+    /// Outbound discovery through the Destination service in `destination`
+    /// (over `tls` when given). Connects lazily: a controller that is down never stops the proxy.
     pub fn new(
         config: &Config,
         destination: &DestinationConfig,
+        tls: Option<ControlTls>,
         metrics: ControlMetrics,
     ) -> Result<Outbound, ClientError> {
         let mut discovery = DiscoveryConfig::new(&destination.addr, &destination.context_token);
+        discovery.tls = tls;
         discovery.initial_timeout = destination.initial_timeout;
         discovery.metrics = Some(metrics);
         discovery.mesh_tls = config.identity.is_some();

@@ -36,6 +36,7 @@ async fn outbound(destination: SocketAddr) -> Outbound {
     Outbound::new(
         &config,
         &destination,
+        None,
         ControlMetrics::new(&mut registry, &destination.addr),
     )
     .unwrap()

@@ -6,9 +6,12 @@
 //!   ├─ verify: the chain leads to an anchor and the leaf names our identity
 //!   ├─ server: our certificate; client certificates requested, verified to
 //!   │          the anchors, optional (the client's identity when present)
-//!   └─ client: our certificate as client certificate; the server's chain
-//!              verified to the anchors and its name = the identity
-//!              discovery gave (the SNI); no session resumption
+//!   ├─ client: our certificate as client certificate; the server's chain
+//!   │          verified to the anchors and its name = the identity
+//!   │          discovery gave (the SNI); no session resumption
+//!   └─ control: the same, ALPN h2, for the controller's Destination service
+//! trust anchors alone ─► control_server_only: the controller verified, no
+//!                        client certificate (asking for the first certificate)
 //! ```
 //!
 //! [`TlsStore`] holds the current configurations and is refreshed when the
@@ -55,6 +58,8 @@ pub struct TlsConfigs {
     /// For connections we originate that carry a transport header (ALPN
     /// `transport.l5d.io/v1`).
     pub client_transport: Arc<ClientConfig>,
+    /// For gRPC to the control plane with our certificate (ALPN `h2`).
+    pub control: Arc<ClientConfig>,
 }
 
 /// The trust anchors, parsed once.
@@ -140,12 +145,30 @@ pub fn build(credentials: &Credentials, anchors: &TrustAnchors) -> Result<TlsCon
     client.resumption = rustls::client::Resumption::disabled();
     let mut client_transport = client.clone();
     client_transport.alpn_protocols = vec![crate::tls::TRANSPORT_ALPN.to_vec()];
+    let mut control = client.clone();
+    control.alpn_protocols = vec![H2_ALPN.to_vec()];
     Ok(TlsConfigs {
         local_name: credentials.local_name.as_str().into(),
         server: Arc::new(server),
         client: Arc::new(client),
         client_transport: Arc::new(client_transport),
+        control: Arc::new(control),
     })
+}
+
+/// ALPN of HTTP/2 over TLS.
+const H2_ALPN: &[u8] = b"h2";
+
+/// For gRPC to the control plane before the proxy has a certificate (the
+/// identity service): the server verified against `anchors`, no client
+/// certificate, TLS 1.3, ALPN `h2`.
+pub fn control_server_only(anchors: &TrustAnchors) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(anchors.roots.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![H2_ALPN.to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// The current configurations, replaced when credentials are renewed.
@@ -322,12 +345,8 @@ mod tests {
             .with_single_cert(vec![CertificateDer::from(expired.leaf_der.clone())], key)
             .unwrap();
         let server = TlsConfigs {
-            local_name: SERVER.into(),
             server: Arc::new(stale_server),
-            client: build(&ca.credentials(SERVER), &anchors).unwrap().client,
-            client_transport: build(&ca.credentials(SERVER), &anchors)
-                .unwrap()
-                .client_transport,
+            ..build(&ca.credentials(SERVER), &anchors).unwrap()
         };
         let client = build(&ca.credentials(CLIENT), &anchors).unwrap();
         let error = handshake(&server, &client, SERVER).await.unwrap_err();

@@ -1,0 +1,329 @@
+//! The controller's own certificate, for TLS on its gRPC ports: a leaf for
+//! the service account `weft-controller` in the control namespace
+//! (`weft-controller.<cns>.serviceaccount.identity.<cns>.<td>`), signed by
+//! the controller's own issuer (no token: the controller is its own CA).
+//!
+//! ```text
+//! start:  key (P-256, in memory) + CSR for the name ─► issuer.issue ─► ServerConfig
+//! loop:   sleep 70 % of the remaining lifetime ─┐
+//!         the issuer file changes ──────────────┴► issue again ─► swap the ServerConfig
+//!         (a failure keeps the current certificate and retries in 10 s)
+//! ```
+//!
+//! The ServerConfig is TLS 1.3 only (ring), ALPN `h2`, and requests client
+//! certificates without requiring them: one that is presented must chain to
+//! the trust anchors (proxies holding a certificate use it for Destination;
+//! a proxy asking for its first certificate has none).
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rustls::RootCertStore;
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::authority::{CertificateAuthority, IssueError, ValidityPolicy, leaf_validity};
+use super::csr::{ParsedCsr, parse_csr};
+use super::issuer_files::AuthorityHandle;
+use super::{IdentityDomain, WorkloadIdentity};
+
+/// The controller's service account, in the control namespace.
+pub const CONTROLLER_SERVICE_ACCOUNT: &str = "weft-controller";
+/// Share of the remaining lifetime after which the certificate is renewed.
+const RENEW_AT: f64 = 0.7;
+/// The earliest renewal, so a very short lifetime does not spin.
+const MIN_RENEWAL: Duration = Duration::from_secs(1);
+/// Wait after a failed renewal.
+const RETRY: Duration = Duration::from_secs(10);
+
+/// Why the controller could not certify itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ServingError {
+    /// No issuer has loaded.
+    #[error("no issuer to sign the controller's certificate")]
+    NoIssuer,
+    /// The key or its CSR could not be made.
+    #[error("cannot create the controller's key: {0}")]
+    Key(String),
+    /// The issuer refused to sign.
+    #[error("cannot issue the controller's certificate: {0}")]
+    Issue(#[from] IssueError),
+    /// rustls refused the certificate, key or anchors.
+    #[error("cannot build the controller's TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// The current TLS configuration of the gRPC servers; cheap to clone, and
+/// every clone sees renewals.
+#[derive(Clone, Debug)]
+pub struct ServingTls {
+    name: Arc<str>,
+    current: Arc<RwLock<Arc<ServerConfig>>>,
+}
+
+impl ServingTls {
+    /// The controller's identity (what clients put in SNI and verify).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// An acceptor with the current certificate.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+
+    fn install(&self, config: ServerConfig) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    }
+}
+
+/// The controller's certificate and its renewal.
+pub struct ServingCertificate {
+    key: KeyPair,
+    csr: ParsedCsr,
+    spiffe_id: String,
+    policy: ValidityPolicy,
+    authority: watch::Receiver<Option<Arc<CertificateAuthority>>>,
+    tls: ServingTls,
+    not_after: OffsetDateTime,
+    expiration: Gauge,
+}
+
+impl std::fmt::Debug for ServingCertificate {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ServingCertificate")
+            .field("name", &self.tls.name)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name the controller's certificate carries.
+pub fn controller_name(domain: &IdentityDomain) -> String {
+    domain.dns_name(&WorkloadIdentity::new(
+        domain.control_namespace.clone(),
+        CONTROLLER_SERVICE_ACCOUNT,
+    ))
+}
+
+/// When to renew a certificate expiring at `not_after`, seen at `now`: after
+/// 70 % of the remaining lifetime, at least [`MIN_RENEWAL`] from now.
+pub fn renew_in(now: OffsetDateTime, not_after: OffsetDateTime) -> Duration {
+    let remaining = (not_after - now).as_seconds_f64().max(0.0);
+    Duration::from_secs_f64(remaining * RENEW_AT).max(MIN_RENEWAL)
+}
+
+impl ServingCertificate {
+    /// A key, and a first certificate from the issuer `authority` holds now.
+    pub fn issue_first(
+        authority: &AuthorityHandle,
+        domain: &IdentityDomain,
+        policy: ValidityPolicy,
+        registry: &mut Registry,
+    ) -> Result<Self, ServingError> {
+        let name = controller_name(domain);
+        let spiffe_id = domain.spiffe_id(&WorkloadIdentity::new(
+            domain.control_namespace.clone(),
+            CONTROLLER_SERVICE_ACCOUNT,
+        ));
+        let key_error = |error: String| ServingError::Key(error);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|error| key_error(error.to_string()))?;
+        let mut params = CertificateParams::new(vec![name.clone()])
+            .map_err(|error| key_error(error.to_string()))?;
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, &name);
+        let request = params
+            .serialize_request(&key)
+            .map_err(|error| key_error(error.to_string()))?;
+        let csr = parse_csr(request.der()).map_err(|error| key_error(error.to_string()))?;
+
+        let receiver = authority.subscribe();
+        let current = receiver.borrow().clone().ok_or(ServingError::NoIssuer)?;
+        let (config, not_after) = certify(&key, &csr, &name, &spiffe_id, &policy, &current)?;
+        let expiration = Gauge::default();
+        registry.register(
+            "identity_controller_cert_expiration_timestamp_seconds",
+            "When the controller's own serving certificate expires (Unix time)",
+            expiration.clone(),
+        );
+        expiration.set(not_after.unix_timestamp());
+        tracing::info!(identity = %name, %not_after, "controller certificate issued");
+        Ok(Self {
+            key,
+            csr,
+            spiffe_id,
+            policy,
+            authority: receiver,
+            tls: ServingTls {
+                name: name.into(),
+                current: Arc::new(RwLock::new(Arc::new(config))),
+            },
+            not_after,
+            expiration,
+        })
+    }
+
+    /// The configuration the servers accept TLS with (follows renewals).
+    pub fn tls(&self) -> ServingTls {
+        self.tls.clone()
+    }
+
+    /// Renews until `shutdown` completes: at 70 % of the remaining lifetime,
+    /// and at once whenever a new issuer loads.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut wait = renew_in(OffsetDateTime::now_utc(), self.not_after);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(wait) => {}
+                changed = self.authority.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    tracing::info!("identity issuer changed; renewing the controller certificate");
+                }
+            }
+            wait = match self.renew() {
+                Ok(()) => renew_in(OffsetDateTime::now_utc(), self.not_after),
+                Err(error) => {
+                    tracing::warn!(%error, "keeping the current controller certificate");
+                    RETRY
+                }
+            };
+        }
+    }
+
+    fn renew(&mut self) -> Result<(), ServingError> {
+        let authority = self
+            .authority
+            .borrow_and_update()
+            .clone()
+            .ok_or(ServingError::NoIssuer)?;
+        let (config, not_after) = certify(
+            &self.key,
+            &self.csr,
+            self.tls.name(),
+            &self.spiffe_id,
+            &self.policy,
+            &authority,
+        )?;
+        self.tls.install(config);
+        self.not_after = not_after;
+        self.expiration.set(not_after.unix_timestamp());
+        tracing::info!(identity = %self.tls.name(), %not_after, "controller certificate renewed");
+        Ok(())
+    }
+}
+
+/// Signs a leaf for `key` and makes the server configuration around it.
+fn certify(
+    key: &KeyPair,
+    csr: &ParsedCsr,
+    name: &str,
+    spiffe_id: &str,
+    policy: &ValidityPolicy,
+    authority: &CertificateAuthority,
+) -> Result<(ServerConfig, OffsetDateTime), ServingError> {
+    let validity = leaf_validity(
+        OffsetDateTime::now_utc(),
+        policy,
+        authority.chain_not_after(),
+    )?;
+    let leaf = authority.issue(csr, name, spiffe_id, validity)?;
+    let mut chain = vec![CertificateDer::from(leaf.certificate)];
+    chain.extend(leaf.intermediates.into_iter().map(CertificateDer::from));
+    let config = server_config(key, chain, authority.trust_anchors_der())?;
+    Ok((config, leaf.not_after))
+}
+
+/// TLS 1.3, ring, ALPN `h2`; client certificates optional, verified against
+/// `anchors` when presented.
+fn server_config(
+    key: &KeyPair,
+    chain: Vec<CertificateDer<'static>>,
+    anchors: &[Vec<u8>],
+) -> Result<ServerConfig, ServingError> {
+    let tls = |error: String| ServingError::Tls(error);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(
+        anchors
+            .iter()
+            .map(|der| CertificateDer::from(der.as_slice().to_vec())),
+    );
+    if added == 0 {
+        return Err(tls("no usable trust anchor".to_string()));
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|error| tls(error.to_string()))?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| tls(error.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|error| tls(error.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn renews_at_seventy_percent_of_the_remaining_lifetime() {
+        let now = datetime!(2026-11-25 18:00:00 UTC);
+        let cases = [
+            ("24 h left", datetime!(2026-11-26 18:00:00 UTC), 60_480.0),
+            ("100 s left", datetime!(2026-11-25 18:01:40 UTC), 70.0),
+            (
+                "1 s left: the floor",
+                datetime!(2026-11-25 18:00:01 UTC),
+                1.0,
+            ),
+            (
+                "expired: the floor",
+                datetime!(2026-11-25 17:00:00 UTC),
+                1.0,
+            ),
+        ];
+        for (name, not_after, seconds) in cases {
+            assert_eq!(renew_in(now, not_after).as_secs_f64(), seconds, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_name_is_the_controller_service_account_in_the_control_namespace() {
+        assert_eq!(
+            controller_name(&IdentityDomain::default()),
+            "weft-controller.weft.serviceaccount.identity.weft.cluster.local"
+        );
+        let other = IdentityDomain {
+            control_namespace: "mesh".to_string(),
+            trust_domain: "example.org".to_string(),
+        };
+        assert_eq!(
+            controller_name(&other),
+            "weft-controller.mesh.serviceaccount.identity.mesh.example.org"
+        );
+    }
+}

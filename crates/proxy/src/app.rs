@@ -8,6 +8,7 @@ use crate::discovery::client::ClientError;
 use crate::dispatch::Proxy;
 use crate::drain::{DrainOutcome, DrainSignal};
 use crate::http::client::{HttpClient, PoolSettings};
+use crate::http::header_case::CaseMaps;
 use crate::identity::{self, Credentials, IdentitySettings};
 use crate::listen::Listener;
 use crate::log_limit::LogLimit;
@@ -228,6 +229,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         log_limit: LogLimit::default(),
         outbound: outbound_router,
         tls: tls_store.clone(),
+        case_maps: CaseMaps::default(),
     });
 
     // 6. Admin server on its own thread.

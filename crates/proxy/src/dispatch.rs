@@ -18,6 +18,7 @@ use crate::detect::{self, Detection, Protocol};
 use crate::drain::DrainWatch;
 use crate::http::client::HttpClient;
 use crate::http::errors::ProxyError;
+use crate::http::header_case::{CaseMaps, SniffedHeads};
 use crate::io::{Io, PrefixedIo};
 use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
@@ -53,6 +54,8 @@ pub struct Proxy {
     pub outbound: Option<Outbound>,
     /// TLS made from the proxy's identity; `None` without an identity.
     pub tls: Option<Arc<TlsStore>>,
+    /// hyper case maps for `l5d-orig-header-case` values (inbound).
+    pub case_maps: CaseMaps,
 }
 
 impl Proxy {
@@ -198,6 +201,8 @@ pub struct ConnectionContext {
     pub metric_handles: Arc<HttpHandleCache>,
     /// The route metric handles this connection's requests last used.
     pub route_handles: Arc<RouteHandleCache>,
+    /// Request heads as the client wrote them (outbound HTTP/1 with mTLS).
+    pub sniffed_heads: Arc<SniffedHeads>,
     /// Discovery of the last target this connection's traffic went to.
     discovery: tokio::sync::Mutex<Option<CachedDiscovery>>,
     /// A plan decided before the connection existed (a CONNECT tunnel to a
@@ -246,6 +251,7 @@ impl ConnectionContext {
             last_authority: Mutex::new(None),
             metric_handles: Arc::default(),
             route_handles: Arc::default(),
+            sniffed_heads: Arc::default(),
             discovery: tokio::sync::Mutex::new(None),
             fixed_plan: None,
             accept_metrics: None,

@@ -381,6 +381,50 @@ fn http1_clients_share_one_http2_connection_between_the_proxies() {
 }
 
 #[test]
+fn the_app_sees_the_header_case_the_client_wrote() {
+    let mesh = Mesh::start();
+    let proxy = format!("http://{}", mesh.client.outbound_addr());
+    let output = curl(&[
+        "-sS",
+        "-x",
+        &proxy,
+        "-H",
+        "X-Custom-HEADER: one",
+        "-H",
+        "x-lower-case: two",
+        "-H",
+        "Content-Type: text/plain",
+        URL,
+    ]);
+    let headers = weft_test_support::HeadersEcho::from_json(&output.body_text()).unwrap();
+    assert_eq!(headers.version, "HTTP/1.1", "downgraded for the app");
+    let names: Vec<&str> = headers
+        .headers
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    for expected in [
+        "X-Custom-HEADER",
+        "x-lower-case",
+        "Content-Type",
+        "User-Agent",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case("l5d-orig-header-case")),
+        "{names:?}"
+    );
+    // It did cross the mesh as HTTP/2 over mutual TLS.
+    assert_eq!(&mesh.relay.sent()[..2], &[0x16, 0x03]);
+}
+
+#[test]
 fn a_spoofed_client_id_never_reaches_the_app() {
     let mesh = Mesh::start();
     let proxy = format!("http://{}", mesh.client.outbound_addr());

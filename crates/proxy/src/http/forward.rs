@@ -18,6 +18,7 @@ use crate::dispatch::{self, ConnectionContext, Target};
 use crate::http::body::{ProxyBody, ResponseRecorder};
 use crate::http::client::{Endpoint, HttpClient, SendError};
 use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
+use crate::http::header_case::L5D_ORIG_HEADER_CASE;
 use crate::http::request_body::RequestBody;
 use crate::http::{headers, logical, orig_proto};
 use crate::metrics::labels::{Direction, HttpLabels};
@@ -49,6 +50,15 @@ pub async fn handle(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let is_grpc = headers::is_grpc(request.headers()) && request.version() == Version::HTTP_2;
+    if context.direction == Direction::Outbound
+        && context.proxy.tls.is_some()
+        && request.version() != Version::HTTP_2
+        && let Some(spellings) = context
+            .sniffed_heads
+            .take(request.method().as_str(), &request.uri().to_string())
+    {
+        request.extensions_mut().insert(OrigHeaderCase(spellings));
+    }
 
     // 1. Context: the destination and the labels.
     let (destination, authority) = match destination(&context, &request).await {
@@ -107,6 +117,13 @@ pub async fn proxy_to(
     let explicit = context.target == Target::Explicit;
     let downgraded =
         context.direction == Direction::Inbound && orig_proto::downgrade_request(&mut request);
+    if let Some(spellings) = request.headers_mut().remove(L5D_ORIG_HEADER_CASE)
+        && downgraded
+        && let Ok(spellings) = spellings.to_str()
+        && let Some(case_map) = context.proxy.case_maps.for_spellings(spellings).await
+    {
+        request.extensions_mut().extend(case_map);
+    }
     if context.direction == Direction::Inbound {
         set_client_id(request.headers_mut(), context.client_identity.as_deref());
     }
@@ -171,6 +188,11 @@ pub fn is_upgrade<B>(request: &Request<B>) -> bool {
         && (request.method() == Method::CONNECT || headers::wants_upgrade(request.headers()))
 }
 
+/// The header names of an outbound HTTP/1 request as its client wrote
+/// them, sent along when the request crosses an HTTP/2 hop.
+#[derive(Clone, Debug)]
+struct OrigHeaderCase(String);
+
 /// An endpoint to send to, and whether its proxy takes HTTP/2.
 pub struct Upstream {
     /// Where and how to connect.
@@ -221,6 +243,11 @@ pub async fn send(
         return client.send_http1(endpoint, request).await;
     }
     let original = orig_proto::upgrade_request(&mut request);
+    if let Some(OrigHeaderCase(spellings)) = request.extensions_mut().remove()
+        && let Ok(value) = HeaderValue::from_str(&spellings)
+    {
+        request.headers_mut().insert(L5D_ORIG_HEADER_CASE, value);
+    }
     match client.send_http2(endpoint, request).await {
         Ok(mut response) => {
             orig_proto::downgrade_response(&mut response, original);

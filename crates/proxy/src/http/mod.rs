@@ -14,6 +14,7 @@ pub mod body;
 pub mod client;
 pub mod errors;
 pub mod forward;
+pub mod header_case;
 pub mod headers;
 pub mod logical;
 pub mod orig_proto;

@@ -77,6 +77,9 @@ pub fn upgrade_request<B>(request: &mut Request<B>) -> Original {
 /// Undoes [`upgrade_request`] (the request goes elsewhere unsent).
 pub fn restore_request<B>(request: &mut Request<B>, original: Original) {
     request.headers_mut().remove(L5D_ORIG_PROTO);
+    request
+        .headers_mut()
+        .remove(crate::http::header_case::L5D_ORIG_HEADER_CASE);
     *request.version_mut() = original.version;
     if let Some(uri) = original.uri {
         *request.uri_mut() = uri;

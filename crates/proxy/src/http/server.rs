@@ -6,7 +6,9 @@ use crate::detect::Protocol;
 use crate::dispatch::ConnectionContext;
 use crate::drain::DrainWatch;
 use crate::http::forward;
+use crate::http::header_case::HeadSniffer;
 use crate::io::Io;
+use crate::metrics::labels::Direction;
 use hyper::body::{Body, Incoming};
 use hyper::rt::{Read, Write};
 use hyper::server::conn::{http1, http2};
@@ -34,6 +36,19 @@ pub async fn serve<I: Io>(
         Protocol::Http2 => {
             let connection =
                 http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
+            until_closed(connection, &drain).await
+        }
+        // Meshed HTTP/1 requests may cross an HTTP/2 hop: read the header
+        // names' case as the client wrote them (see header_case).
+        _ if context.direction == Direction::Outbound && context.proxy.tls.is_some() => {
+            let io = TokioIo::new(HeadSniffer::new(
+                io.into_inner(),
+                context.sniffed_heads.clone(),
+            ));
+            let connection = http1::Builder::new()
+                .preserve_header_case(true)
+                .serve_connection(io, service)
+                .with_upgrades();
             until_closed(connection, &drain).await
         }
         _ => {

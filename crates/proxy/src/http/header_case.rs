@@ -173,8 +173,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for HeadSniffer<I> {
         if let Poll::Ready(Ok(())) = result
             && !matches!(self.state, State::Off)
         {
-            let data = buffer.filled()[before..].to_vec();
-            self.observe(&data);
+            self.observe(&buffer.filled()[before..]);
         }
         result
     }

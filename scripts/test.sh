@@ -61,7 +61,8 @@ privileged=(tests/netns/*.sh)
 if ((EUID == 0)); then
     for script in "${privileged[@]}"; do
         [[ -f $script ]] || continue
-        step "$script (privileged)" env WEFT_PROXY_BIN="$TARGET/debug/weft-proxy" bash "$script"
+        step "$script (privileged)" env WEFT_PROXY_BIN="$TARGET/debug/weft-proxy" \
+            WEFT_CONTROLLER_BIN="$TARGET/debug/weft-controller" bash "$script"
     done
 else
     for script in "${privileged[@]}"; do

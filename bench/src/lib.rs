@@ -10,6 +10,8 @@
 //! - [`plan`] decides the schedule (pure); [`report`] summarises (pure).
 //! - [`setups`], [`others`] and [`discovery`] start the paths; [`process`]
 //!   and [`procfs`] manage and measure processes.
+//! - [`controller_targets`] is a separate benchmark: weft-controller's
+//!   memory, reload time and edit fan-out with a big mesh.
 //! - [`generators`] runs [`oha`] or [`grpc_load`] for a run; [`backend`]
 //!   answers the load.
 
@@ -17,6 +19,7 @@ pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod connections;
+pub mod controller_targets;
 pub mod discovery;
 pub mod generators;
 pub mod grpc_load;

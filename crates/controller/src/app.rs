@@ -2,16 +2,20 @@
 //!
 //! ```text
 //! 1. load the mesh file into the catalog      (a bad or missing file stops start-up: exit 64)
-//! 2. bind --destination-addr and --admin-addr (a taken port stops start-up, naming the flag)
-//! 3. register metrics in one registry
-//! 4. start the mesh-file watcher, the Destination server, the admin server
-//! 5. mark ready; on SIGTERM/SIGINT stop everything and drain
+//! 2. identity (with --identity-issuer-dir): load and check the issuer, read or
+//!    create the token key, write the workloads' token files (any failure: exit 64)
+//! 3. bind --destination-addr, --identity-addr, --admin-addr (a taken port
+//!    stops start-up, naming the flag)
+//! 4. register metrics in one registry
+//! 5. start the watchers (mesh file, issuer files), the token writer, the
+//!    Destination and Identity servers, the admin server
+//! 6. mark ready; on SIGTERM/SIGINT stop everything and drain
 //! ```
 //!
 //! The admin server answers `/metrics` (OpenMetrics text), `/ready` (200 once
 //! the first good load is serving; the body shows the mesh file's status,
-//! including the current file's error while the last good version serves) and
-//! `/live`.
+//! including the current file's error while the last good version serves, and
+//! the identity issuer's) and `/live`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,44 +34,41 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::catalog::Catalog;
+pub use crate::config::Args;
+use crate::config::IdentityConfig;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError};
+use crate::identity::issuer_files::{
+    IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
+};
+use crate::identity::server::{CertifyMetrics, IdentityServerError, IdentityService};
+use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
+use crate::identity::token_files::{TokenDirError, TokenFileMetrics, TokenFiles};
 use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
 
-/// The exit status for a bad or missing mesh file at start-up (`EX_USAGE`).
+/// The exit status for bad or missing start-up input: the mesh file, the
+/// identity issuer files, the token key or directory (`EX_USAGE`).
 pub const EXIT_BAD_MESH_FILE: i32 = 64;
 /// How long shutdown waits for servers to drain before giving up.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Command-line flags (each with an environment fallback).
-#[derive(Debug, Clone, clap::Parser)]
-#[command(name = "weft-controller", about = "The weft control plane", version)]
-pub struct Args {
-    /// The mesh file: multi-document YAML of Services, Workloads,
-    /// ServiceProfiles and TrafficSplits. Watched for edits.
-    #[arg(long, env = "WEFT_CONTROLLER_MESH_FILE")]
-    pub mesh_file: PathBuf,
-    /// Where the Destination gRPC service listens.
-    #[arg(
-        long,
-        env = "WEFT_CONTROLLER_DESTINATION_ADDR",
-        default_value = "0.0.0.0:8086"
-    )]
-    pub destination_addr: SocketAddr,
-    /// Where the admin HTTP server (/metrics, /ready, /live) listens.
-    #[arg(
-        long,
-        env = "WEFT_CONTROLLER_ADMIN_ADDR",
-        default_value = "127.0.0.1:9990"
-    )]
-    pub admin_addr: SocketAddr,
-}
-
 /// Why the controller could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// No mesh file was given (clap normally refuses this first).
+    #[error("cannot start: --mesh-file is required")]
+    NoMeshFile,
     /// The mesh file is missing, unreadable or invalid at start-up.
     #[error("cannot start: {0}")]
     MeshFile(#[from] MeshFileError),
+    /// The identity issuer files are missing or invalid at start-up.
+    #[error("cannot start the identity service: {0}")]
+    IssuerFiles(#[from] IssuerFilesError),
+    /// The token key cannot be read or created.
+    #[error("cannot start the identity service: token key {0}")]
+    TokenKey(#[from] TokenKeyError),
+    /// The token directory cannot be created.
+    #[error("cannot start the identity service: {0}")]
+    TokenDir(#[from] TokenDirError),
     /// A listener could not be bound (port taken, bad address).
     #[error("cannot bind {flag} {address}: {source}")]
     Bind {
@@ -81,6 +82,9 @@ pub enum AppError {
     /// The Destination server failed.
     #[error(transparent)]
     Destination(#[from] ServerError),
+    /// The Identity server failed.
+    #[error(transparent)]
+    Identity(#[from] IdentityServerError),
     /// The admin server failed.
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
@@ -90,8 +94,15 @@ impl AppError {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AppError::MeshFile(_) => EXIT_BAD_MESH_FILE,
-            AppError::Bind { .. } | AppError::Destination(_) | AppError::Admin(_) => 1,
+            AppError::NoMeshFile
+            | AppError::MeshFile(_)
+            | AppError::IssuerFiles(_)
+            | AppError::TokenKey(_)
+            | AppError::TokenDir(_) => EXIT_BAD_MESH_FILE,
+            AppError::Bind { .. }
+            | AppError::Destination(_)
+            | AppError::Identity(_)
+            | AppError::Admin(_) => 1,
         }
     }
 }
@@ -152,6 +163,8 @@ struct AdminState {
     mesh_file_metrics: MeshFileMetrics,
     mesh_file_path: PathBuf,
     mesh_file_status: Arc<Mutex<MeshFileStatus>>,
+    /// The issuer's files and status, when identity is enabled.
+    issuer: Option<(IssuerPaths, Arc<Mutex<IssuerStatus>>)>,
     ready: AtomicBool,
 }
 
@@ -162,6 +175,25 @@ impl AdminState {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    fn issuer_status(&self) -> Option<(&IssuerPaths, IssuerStatus)> {
+        self.issuer.as_ref().map(|(paths, status)| {
+            let status = status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            (paths, status)
+        })
+    }
+}
+
+/// The identity parts, loaded but not yet running.
+struct IdentityStage {
+    paths: IssuerPaths,
+    addr: SocketAddr,
+    issuer: IssuerSource,
+    service: IdentityService,
+    token_files: Option<TokenFiles>,
 }
 
 /// The bound, not yet running controller.
@@ -169,45 +201,78 @@ pub struct App {
     source: MeshFileSource,
     destination: DestinationService,
     destination_listener: TcpListener,
+    identity: Option<(IdentityStage, TcpListener)>,
     admin_listener: TcpListener,
     admin: Arc<AdminState>,
     shutdown: watch::Sender<bool>,
 }
 
 impl App {
-    /// Steps 1–3: loads the mesh file, binds both listeners, builds the servers.
+    /// Steps 1–4: loads the mesh file and the identity credentials, binds
+    /// every listener, builds the servers.
     pub async fn build(args: &Args) -> Result<Self, AppError> {
         // 1. The catalog and its source: the first load must succeed.
+        let mesh_file = args.mesh_file.as_ref().ok_or(AppError::NoMeshFile)?;
         let catalog = Catalog::default().shared();
-        let mut source = MeshFileSource::new(&args.mesh_file, catalog.clone());
+        let mut source = MeshFileSource::new(mesh_file, catalog.clone());
         source.reload()?;
 
-        // 2. Every listener up front, so a taken port fails start-up.
+        // One registry, passed to each component as it is built.
+        let mut registry = Registry::with_prefix("weft_controller");
+
+        // 2. Identity: the issuer must load and chain to the anchors; the
+        //    token key is read (or created); token files are written once now.
+        let identity = match args.identity.config() {
+            Some(config) => Some(IdentityStage::load(config, &source, &mut registry)?),
+            None => None,
+        };
+
+        // 3. Every listener up front, so a taken port fails start-up.
         let destination_listener = bind("--destination-addr", args.destination_addr).await?;
+        let identity = match identity {
+            Some(stage) => {
+                let listener = bind("--identity-addr", stage.addr).await?;
+                Some((stage, listener))
+            }
+            None => None,
+        };
         let admin_listener = bind("--admin-addr", args.admin_addr).await?;
 
-        // 3. One registry, passed to each component.
-        let mut registry = Registry::with_prefix("weft_controller");
+        // 4. The remaining metrics, in the same registry.
         let mesh_file_metrics = MeshFileMetrics::new(&mut registry);
         let destination_metrics = DestinationMetrics::new(&mut registry);
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
-        let destination = DestinationService::new(catalog, destination_metrics, shutdown_receiver);
+        let mesh = args.identity.config().map(|config| config.domain);
+        let destination =
+            DestinationService::new(catalog, destination_metrics, shutdown_receiver, mesh);
+        let issuer = identity
+            .as_ref()
+            .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));
         let admin = Arc::new(AdminState {
             registry,
             mesh_file_metrics,
-            mesh_file_path: args.mesh_file.clone(),
+            mesh_file_path: mesh_file.clone(),
             mesh_file_status: source.status_handle(),
+            issuer,
             ready: AtomicBool::new(false),
         });
         Ok(Self {
             source,
             destination,
             destination_listener,
+            identity,
             admin_listener,
             admin,
             shutdown,
         })
+    }
+
+    /// The bound Identity address, when identity is enabled.
+    pub fn identity_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.identity
+            .as_ref()
+            .map(|(_, listener)| listener.local_addr())
     }
 
     /// The bound Destination address.
@@ -220,12 +285,13 @@ impl App {
         self.admin_listener.local_addr()
     }
 
-    /// Steps 4–5: runs until `stop` completes, then drains (bounded).
+    /// Steps 5–6: runs until `stop` completes, then drains (bounded).
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(), AppError> {
         let Self {
             source,
             destination,
             destination_listener,
+            identity,
             admin_listener,
             admin,
             shutdown,
@@ -234,10 +300,23 @@ impl App {
             let _ = receiver.wait_for(|stopped| *stopped).await;
         };
 
-        // 4. The watcher, the Destination server, the admin server.
-        let watcher = tokio::spawn(source.run(stopped(shutdown.subscribe())));
+        // 5. The watchers, the token writer, the Destination and Identity
+        //    servers, the admin server.
+        let workloads = source.subscribe_workloads();
+        let mut background = vec![tokio::spawn(source.run(stopped(shutdown.subscribe())))];
         let mut destination =
             tokio::spawn(destination.serve(destination_listener, stopped(shutdown.subscribe())));
+        let mut identity_server = identity.map(|(stage, listener)| {
+            background.push(tokio::spawn(
+                stage.issuer.run(stopped(shutdown.subscribe())),
+            ));
+            if let Some(token_files) = stage.token_files {
+                background.push(tokio::spawn(
+                    token_files.run(workloads, stopped(shutdown.subscribe())),
+                ));
+            }
+            tokio::spawn(stage.service.serve(listener, stopped(shutdown.subscribe())))
+        });
         let router = axum::Router::new()
             .route("/metrics", get(metrics))
             .route("/ready", get(ready))
@@ -249,20 +328,33 @@ impl App {
                 .into_future(),
         );
 
-        // 5. Ready: the first good load is serving. Then wait for a stop or a failure.
+        // 6. Ready: the first good load is serving. Then wait for a stop or a failure.
         admin.ready.store(true, Ordering::Release);
         tracing::info!("weft-controller ready");
         let failure = tokio::select! {
             () = stop => None,
             result = &mut destination => Some(flatten(result, |error| error.into())),
+            result = async {
+                match identity_server.as_mut() {
+                    Some(server) => server.await,
+                    None => std::future::pending().await,
+                }
+            } => Some(flatten(result, |error| error.into())),
             result = &mut admin_server => Some(flatten(result, AppError::Admin)),
         };
         admin.ready.store(false, Ordering::Release);
         let _ = shutdown.send(true);
         let drain = async {
-            let _ = watcher.await;
+            for task in background {
+                let _ = task.await;
+            }
             if !destination.is_finished() {
                 let _ = destination.await;
+            }
+            if let Some(server) = identity_server
+                && !server.is_finished()
+            {
+                let _ = server.await;
             }
             if !admin_server.is_finished() {
                 let _ = admin_server.await;
@@ -275,6 +367,47 @@ impl App {
             Some(Err(error)) => Err(error),
             _ => Ok(()),
         }
+    }
+}
+
+impl IdentityStage {
+    /// Step 2: the issuer (loaded and checked now), the token key, the
+    /// validator, the service, and the token files written once.
+    fn load(
+        config: IdentityConfig,
+        mesh_file: &MeshFileSource,
+        registry: &mut Registry,
+    ) -> Result<Self, AppError> {
+        let mut issuer = IssuerSource::new(config.paths.clone(), IssuerMetrics::new(registry));
+        issuer.reload()?;
+        let (key, created) = TokenKey::load_or_create(&config.token_key)?;
+        if created {
+            tracing::info!(path = %config.token_key.display(), "created a new identity token key");
+        }
+        let tokens = Arc::new(HmacTokens::new(&key));
+        let token_files = match config.token_dir {
+            Some(dir) => {
+                let files =
+                    TokenFiles::new(dir, Arc::clone(&tokens), TokenFileMetrics::new(registry))?;
+                files.write_all(&mesh_file.subscribe_workloads().borrow());
+                Some(files)
+            }
+            None => None,
+        };
+        let service = IdentityService::new(
+            issuer.authority(),
+            tokens,
+            config.domain,
+            config.policy,
+            CertifyMetrics::new(registry),
+        );
+        Ok(Self {
+            paths: config.paths,
+            addr: config.addr,
+            issuer,
+            service,
+            token_files,
+        })
     }
 }
 
@@ -337,8 +470,23 @@ async fn ready(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
             })
         })
         .collect();
+    let identity = admin.issuer_status().map(|(paths, issuer)| {
+        serde_json::json!({
+            "issuer_dir": paths.issuer_dir.display().to_string(),
+            "trust_anchors": paths.trust_anchors.display().to_string(),
+            "current": issuer.is_current(),
+            "issuer": issuer.issuer,
+            "issuer_not_after_seconds": issuer.issuer_not_after.map(|time| time.unix_timestamp()),
+            "good_loads": issuer.good_loads,
+            "failed_loads": issuer.failed_loads,
+            "last_good_load_seconds": seconds(issuer.last_good_load),
+            "last_error": issuer.last_error,
+            "last_error_seconds": seconds(issuer.last_error_at),
+        })
+    });
     let body = serde_json::json!({
         "ready": is_ready,
+        "identity": identity,
         "mesh_file": {
             "path": admin.mesh_file_path.display().to_string(),
             "current": status.is_current(),
@@ -346,6 +494,9 @@ async fn ready(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
             "good_loads": status.good_loads,
             "failed_loads": status.failed_loads,
             "last_good_load_seconds": seconds(status.last_good_load),
+            "last_load_ms": status
+                .last_load_duration
+                .map(|duration| duration.as_secs_f64() * 1000.0),
             "last_error": status.last_error,
             "last_problems": problems,
             "last_error_seconds": seconds(status.last_error_at),

@@ -17,7 +17,7 @@
 mod endpoints;
 mod profiles;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::object::{Kind, MeshObject, ObjectError, ObjectKey};
 use weft_core::profile::ServiceProfile;
-use weft_core::service::cluster_ips;
+use weft_core::service::{cluster_ips, selects};
 use weft_core::split::TrafficSplit;
 use weft_core::workload::Workload;
 
@@ -81,36 +81,87 @@ impl std::fmt::Display for ServicePort {
     }
 }
 
+/// A profile question: a `service:port` and, when known and different from
+/// the service's, the client's namespace (whose ServiceProfiles take precedence).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProfileTarget {
+    /// The service and port.
+    pub target: ServicePort,
+    /// The client's namespace, if it differs from the service's.
+    client_namespace: Option<String>,
+}
+
+impl ProfileTarget {
+    /// The question for `target` from a client in `client_namespace`; a
+    /// client in the service's own namespace asks the same as an unknown one.
+    pub fn new(target: ServicePort, client_namespace: Option<String>) -> Self {
+        let client_namespace =
+            client_namespace.filter(|namespace| *namespace != target.service.namespace);
+        Self {
+            target,
+            client_namespace,
+        }
+    }
+
+    /// The client's namespace, when it differs from the service's.
+    pub fn client_namespace(&self) -> Option<&str> {
+        self.client_namespace.as_deref()
+    }
+
+    /// The namespaces whose objects the answer depends on.
+    fn namespaces(&self) -> impl Iterator<Item = &String> {
+        self.client_namespace
+            .iter()
+            .chain([&self.target.service.namespace])
+    }
+}
+
 /// (namespace, name) — the key within one kind's map.
 type NamespacedName = (String, String);
 
 /// The objects, one map per kind, ordered so namespace scans are ranges.
+/// They stay in the boxes they were parsed into: moving them into the map
+/// nodes would make the nodes large and leave each box's memory behind as
+/// a hole among long-lived allocations.
 #[derive(Debug, Default, Clone)]
 struct Objects {
-    services: BTreeMap<NamespacedName, Service>,
-    workloads: BTreeMap<NamespacedName, Workload>,
-    profiles: BTreeMap<NamespacedName, ServiceProfile>,
-    splits: BTreeMap<NamespacedName, TrafficSplit>,
+    services: BTreeMap<NamespacedName, Box<Service>>,
+    workloads: BTreeMap<NamespacedName, Box<Workload>>,
+    profiles: BTreeMap<NamespacedName, Box<ServiceProfile>>,
+    splits: BTreeMap<NamespacedName, Box<TrafficSplit>>,
 }
 
 impl Objects {
-    fn insert(&mut self, key: ObjectKey, object: MeshObject) {
+    /// Inserts `object`, returning the one it replaced.
+    fn insert(&mut self, key: ObjectKey, object: MeshObject) -> Option<MeshObject> {
         let name = (key.namespace, key.name);
         match object {
-            MeshObject::Service(service) => drop(self.services.insert(name, *service)),
-            MeshObject::Workload(workload) => drop(self.workloads.insert(name, *workload)),
-            MeshObject::ServiceProfile(profile) => drop(self.profiles.insert(name, *profile)),
-            MeshObject::TrafficSplit(split) => drop(self.splits.insert(name, *split)),
+            MeshObject::Service(service) => {
+                self.services.insert(name, service).map(MeshObject::Service)
+            }
+            MeshObject::Workload(workload) => self
+                .workloads
+                .insert(name, workload)
+                .map(MeshObject::Workload),
+            MeshObject::ServiceProfile(profile) => self
+                .profiles
+                .insert(name, profile)
+                .map(MeshObject::ServiceProfile),
+            MeshObject::TrafficSplit(split) => self
+                .splits
+                .insert(name, split)
+                .map(MeshObject::TrafficSplit),
         }
     }
 
-    fn remove(&mut self, kind: Kind, namespace: &str, name: &str) -> bool {
-        let name = (namespace.to_string(), name.to_string());
-        match kind {
-            Kind::Service => self.services.remove(&name).is_some(),
-            Kind::Workload => self.workloads.remove(&name).is_some(),
-            Kind::ServiceProfile => self.profiles.remove(&name).is_some(),
-            Kind::TrafficSplit => self.splits.remove(&name).is_some(),
+    /// Removes the object under `key`, returning it.
+    fn remove(&mut self, key: &ObjectKey) -> Option<MeshObject> {
+        let name = (key.namespace.clone(), key.name.clone());
+        match key.kind {
+            Kind::Service => self.services.remove(&name).map(MeshObject::Service),
+            Kind::Workload => self.workloads.remove(&name).map(MeshObject::Workload),
+            Kind::ServiceProfile => self.profiles.remove(&name).map(MeshObject::ServiceProfile),
+            Kind::TrafficSplit => self.splits.remove(&name).map(MeshObject::TrafficSplit),
         }
     }
 
@@ -118,7 +169,62 @@ impl Objects {
         self.workloads
             .range((namespace.to_string(), String::new())..)
             .take_while(move |((workload_namespace, _), _)| workload_namespace == namespace)
-            .map(|(_, workload)| workload)
+            .map(|(_, workload)| workload.as_ref())
+    }
+}
+
+/// Batches larger than this refresh every watch instead of working out which
+/// ones the changed objects touch.
+const TARGETED_REFRESH_LIMIT: usize = 64;
+
+/// Which watched answers a change may have altered.
+#[derive(Debug)]
+enum Scope {
+    /// Everything (a reset, or a large batch).
+    All,
+    /// Only what these objects touch.
+    Changed(Changed),
+}
+
+/// The objects one batch changed: their namespaces, the services added,
+/// changed or removed, and every old and new version of changed workloads.
+#[derive(Debug, Default)]
+struct Changed {
+    namespaces: HashSet<String>,
+    services: HashSet<NamespacedName>,
+    workloads: Vec<Workload>,
+}
+
+impl Changed {
+    fn record(&mut self, key: &ObjectKey, object: Option<&MeshObject>) {
+        self.namespaces.insert(key.namespace.clone());
+        match (key.kind, object) {
+            (Kind::Service, _) => {
+                self.services
+                    .insert((key.namespace.clone(), key.name.clone()));
+            }
+            (Kind::Workload, Some(MeshObject::Workload(workload))) => {
+                self.workloads.push(workload.as_ref().clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `service:port`'s endpoints may differ: its service changed, or
+    /// a changed workload (before or after) is one it selects.
+    fn touches_endpoints(&self, target: &ServicePort, service: Option<&Service>) -> bool {
+        let ServiceName { namespace, name } = &target.service;
+        if !self.namespaces.contains(namespace) {
+            return false;
+        }
+        if self.services.contains(&(namespace.clone(), name.clone())) {
+            return true;
+        }
+        service.is_some_and(|service| {
+            self.workloads
+                .iter()
+                .any(|workload| selects(service, workload))
+        })
     }
 }
 
@@ -136,7 +242,7 @@ pub struct Catalog {
     cluster_domain: String,
     objects: Objects,
     endpoint_watches: HashMap<ServicePort, EndpointWatch>,
-    profile_watches: HashMap<ServicePort, watch::Sender<Option<Arc<Profile>>>>,
+    profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
 }
 
 impl Default for Catalog {
@@ -170,20 +276,54 @@ impl Catalog {
 
     /// Adds or replaces one object, then publishes what changed.
     pub fn apply(&mut self, object: MeshObject) -> Result<(), CatalogError> {
-        let key = key_of(&object)?;
-        let namespace = key.namespace.clone();
-        self.objects.insert(key, object);
-        self.refresh(Some(&namespace));
-        Ok(())
+        self.update(vec![object], Vec::new()).map(drop)
     }
 
     /// Removes one object (returns whether it existed), then publishes what changed.
     pub fn delete(&mut self, kind: Kind, namespace: &str, name: &str) -> bool {
-        let existed = self.objects.remove(kind, namespace, name);
-        if existed {
-            self.refresh(Some(namespace));
+        let key = ObjectKey::new(kind, namespace, name);
+        self.update(Vec::new(), vec![key])
+            .is_ok_and(|removed| removed == 1)
+    }
+
+    /// Applies a batch — `deleted` keys removed, `applied` objects added or
+    /// replaced — then publishes once, recomputing only the watched answers
+    /// the changed objects touch. Returns how many deleted keys existed.
+    /// Nothing changes when any object is refused.
+    pub fn update(
+        &mut self,
+        applied: Vec<MeshObject>,
+        deleted: Vec<ObjectKey>,
+    ) -> Result<usize, CatalogError> {
+        let keyed = applied
+            .into_iter()
+            .map(|object| key_of(&object).map(|key| (key, object)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let targeted = keyed.len() + deleted.len() <= TARGETED_REFRESH_LIMIT;
+        let mut changed = Changed::default();
+        let mut removed = 0;
+        for key in deleted {
+            let old = self.objects.remove(&key);
+            removed += usize::from(old.is_some());
+            if targeted && old.is_some() {
+                changed.record(&key, old.as_ref());
+            }
         }
-        existed
+        for (key, object) in keyed {
+            if targeted {
+                changed.record(&key, Some(&object));
+            }
+            let old = self.objects.insert(key.clone(), object);
+            if targeted {
+                changed.record(&key, old.as_ref());
+            }
+        }
+        self.refresh(if targeted {
+            Scope::Changed(changed)
+        } else {
+            Scope::All
+        });
+        Ok(removed)
     }
 
     /// Replaces everything with `objects` (a source's full state), then
@@ -199,7 +339,7 @@ impl Catalog {
             fresh.insert(key, object);
         }
         self.objects = fresh;
-        self.refresh(None);
+        self.refresh(Scope::All);
         Ok(())
     }
 
@@ -215,6 +355,7 @@ impl Catalog {
         self.objects
             .services
             .get(&(service.namespace.clone(), service.name.clone()))
+            .map(AsRef::as_ref)
     }
 
     /// The endpoints of `service:port`, or `None` when the service does not exist.
@@ -231,6 +372,16 @@ impl Catalog {
 
     /// The profile answer for `service:port`, or `None` when the service does not exist.
     pub fn profile(&self, target: &ServicePort) -> Option<Profile> {
+        self.profile_for(&ProfileTarget::new(target.clone(), None))
+    }
+
+    /// The profile answer for `service:port` as a client in
+    /// `client_namespace` sees it: a ServiceProfile named after the service
+    /// in the client's namespace takes precedence over the one in the
+    /// service's namespace (Linkerd's client-side profiles). The TrafficSplit
+    /// comes from the service's namespace. `None` when the service does not exist.
+    pub fn profile_for(&self, request: &ProfileTarget) -> Option<Profile> {
+        let target = &request.target;
         let service = self.service(&target.service)?;
         let opaque_ports_annotation = service
             .metadata
@@ -240,10 +391,15 @@ impl Catalog {
             .map(String::as_str);
         let ServiceName { namespace, name } = &target.service;
         let profile_name = target.service.fully_qualified(&self.cluster_domain);
-        let profile = self
-            .objects
-            .profiles
-            .get(&(namespace.clone(), profile_name));
+        let profile = request
+            .client_namespace
+            .iter()
+            .chain([namespace])
+            .find_map(|namespace| {
+                self.objects
+                    .profiles
+                    .get(&(namespace.clone(), profile_name.clone()))
+            });
         let split = self
             .objects
             .splits
@@ -254,11 +410,20 @@ impl Catalog {
         Some(profile_of(ProfileSources {
             service: &target.service,
             port: target.port,
-            profile,
-            split,
+            profile: profile.map(AsRef::as_ref),
+            split: split.map(AsRef::as_ref),
             cluster_domain: &self.cluster_domain,
             opaque_ports_annotation,
         }))
+    }
+
+    /// Every Workload of the catalog, copied.
+    pub fn workloads(&self) -> Vec<Workload> {
+        self.objects
+            .workloads
+            .values()
+            .map(|workload| workload.as_ref().clone())
+            .collect()
     }
 
     /// The workload serving at `address`: one with that IP declaring that
@@ -269,6 +434,7 @@ impl Catalog {
             .workloads
             .iter()
             .filter(|(_, workload)| workload.spec.addresses.contains(&address.ip()))
+            .map(|(name, workload)| (name, workload.as_ref()))
             .collect();
         let chosen = with_ip
             .iter()
@@ -323,17 +489,18 @@ impl Catalog {
         receiver
     }
 
-    /// Subscribes to the profile of `service:port` (`None` while the service
-    /// does not exist); the receiver sees each new answer once it changes.
+    /// Subscribes to the profile of `service:port` as a client in the
+    /// request's namespace sees it (`None` while the service does not
+    /// exist); the receiver sees each new answer once it changes.
     pub fn subscribe_profile(
         &mut self,
-        target: &ServicePort,
+        request: &ProfileTarget,
     ) -> watch::Receiver<Option<Arc<Profile>>> {
-        if let Some(sender) = self.profile_watches.get(target) {
+        if let Some(sender) = self.profile_watches.get(request) {
             return sender.subscribe();
         }
-        let (sender, receiver) = watch::channel(self.profile(target).map(Arc::new));
-        self.profile_watches.insert(target.clone(), sender);
+        let (sender, receiver) = watch::channel(self.profile_for(request).map(Arc::new));
+        self.profile_watches.insert(request.clone(), sender);
         receiver
     }
 
@@ -342,15 +509,17 @@ impl Catalog {
         self.endpoint_watches.len()
     }
 
-    /// Recomputes watched answers (in one namespace, or all) and publishes changes.
-    fn refresh(&mut self, namespace: Option<&str>) {
-        let in_scope = |target: &ServicePort| {
-            namespace.is_none_or(|namespace| target.service.namespace == namespace)
-        };
+    /// Recomputes the watched answers `scope` may have altered and publishes changes.
+    fn refresh(&mut self, scope: Scope) {
         let targets: Vec<ServicePort> = self
             .endpoint_watches
             .keys()
-            .filter(|target| in_scope(target))
+            .filter(|target| match &scope {
+                Scope::All => true,
+                Scope::Changed(changed) => {
+                    changed.touches_endpoints(target, self.service(&target.service))
+                }
+            })
             .cloned()
             .collect();
         for target in targets {
@@ -373,14 +542,19 @@ impl Catalog {
                 self.endpoint_watches.remove(&target);
             }
         }
-        let targets: Vec<ServicePort> = self
+        let targets: Vec<ProfileTarget> = self
             .profile_watches
             .keys()
-            .filter(|target| in_scope(target))
+            .filter(|request| match &scope {
+                Scope::All => true,
+                Scope::Changed(changed) => request
+                    .namespaces()
+                    .any(|namespace| changed.namespaces.contains(namespace)),
+            })
             .cloned()
             .collect();
         for target in targets {
-            let fresh = self.profile(&target);
+            let fresh = self.profile_for(&target);
             let Some(sender) = self.profile_watches.get(&target) else {
                 continue;
             };

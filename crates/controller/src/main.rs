@@ -1,7 +1,10 @@
-//! `weft-controller`: parse flags, build the app, run until SIGTERM/SIGINT.
+//! `weft-controller`: parse flags, then either run a one-off command
+//! (`identity init`, `identity rotate-issuer`) or build the app and run it
+//! until SIGTERM/SIGINT.
 
 use clap::Parser;
 use weft_controller::app::{App, Args, shutdown_signal};
+use weft_controller::config::Command;
 
 #[tokio::main]
 async fn main() {
@@ -13,6 +16,16 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::Identity(command)) = &args.command {
+        match command.run() {
+            Ok(report) => println!("{report}"),
+            Err(error) => {
+                eprintln!("weft-controller: {error}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     tracing::info!(?args, "starting");
     let result = match App::build(&args).await {
         Ok(app) => app.run(shutdown_signal()).await,

@@ -6,19 +6,27 @@
 //! ```text
 //! read file ─► split into documents ─► per document: apiVersion/kind → typed parse → key
 //!           └─ every problem collected as (file, document, line, reason)
-//! all good ─► Catalog::reset(objects)        any problem ─► catalog untouched, error reported
+//!           └─ documents whose text is unchanged since the last good version: not parsed again
+//! all good ─► Catalog::reset(objects) on the first load,
+//!             Catalog::update(changed objects, deleted keys) after it
+//! any problem ─► catalog untouched, error reported
 //! ```
 //!
-//! [`parse_mesh`] is pure; [`MeshFileSource`] reads the file and resets the
-//! catalog; [`MeshFileSource::run`] watches it (inotify through `notify`, plus a
-//! poll every second) so an edit takes effect within a second and a bad edit
+//! [`parse_mesh`] and [`parse_changes`] are pure; [`MeshFileSource`] reads the
+//! file and updates the catalog, parsing only the documents whose text changed
+//! since the last good version (a [`DocumentIndex`] of text fingerprints), so
+//! an edit of one object in a big file reloads in milliseconds.
+//! [`MeshFileSource::run`] watches it (inotify through `notify`, plus a poll
+//! every second) so an edit takes effect within a second and a bad edit
 //! leaves the last good version serving (see [`MeshFileStatus`]).
 
 mod watch;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -27,7 +35,8 @@ use weft_core::{Service, ServiceProfile, TrafficSplit, Workload};
 
 use crate::catalog::CatalogError;
 
-pub use watch::{MeshFileSource, MeshFileStatus, POLL_INTERVAL};
+pub use crate::file_watch::POLL_INTERVAL;
+pub use watch::{MeshFileSource, MeshFileStatus};
 
 /// What went wrong loading a mesh file.
 #[derive(Debug, thiserror::Error)]
@@ -98,57 +107,69 @@ impl fmt::Display for DocumentProblem {
     }
 }
 
-/// One document's text and where it starts.
+/// One document's text (a slice of the file, from its `---` line when it
+/// has one) and where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Document {
+struct Document<'text> {
     number: usize,
     /// The file line `text` starts at.
     first_line: u64,
     /// The file line of its first content (not blank, not a comment): where
     /// problems with the whole document are reported.
     content_line: u64,
-    text: String,
+    text: &'text str,
 }
 
-/// Splits a YAML stream at `---` / `...` lines; documents with nothing but
-/// comments and blank lines are skipped and not numbered.
-fn split_documents(text: &str) -> Vec<Document> {
+/// Splits a YAML stream at `---` / `...` lines, without copying; documents
+/// with nothing but comments and blank lines are skipped and not numbered.
+fn split_documents(text: &str) -> Vec<Document<'_>> {
     let mut documents = Vec::new();
-    let mut current: Option<(u64, String)> = None;
-    let finish = |current: &mut Option<(u64, String)>, documents: &mut Vec<Document>| {
-        if let Some((first_line, text)) = current.take() {
-            let first_content = text.lines().position(|line| {
-                let trimmed = line.trim();
-                !trimmed.is_empty() && !trimmed.starts_with('#')
+    // The open document: its first line and byte range.
+    let mut current: Option<(u64, std::ops::Range<usize>)> = None;
+    let mut finish = |current: Option<(u64, std::ops::Range<usize>)>| {
+        let Some((first_line, range)) = current else {
+            return;
+        };
+        let text = &text[range];
+        let first_content = text.lines().enumerate().position(|(index, line)| {
+            // The `---` line holds content only after the marker.
+            let line = match line.strip_prefix("---") {
+                Some(rest) if index == 0 => rest,
+                _ => line,
+            };
+            let trimmed = line.trim();
+            !trimmed.is_empty() && !trimmed.starts_with('#')
+        });
+        if let Some(offset) = first_content {
+            documents.push(Document {
+                number: documents.len() + 1,
+                first_line,
+                content_line: first_line + offset as u64,
+                text,
             });
-            if let Some(offset) = first_content {
-                let content_line = first_line + offset as u64;
-                documents.push(Document {
-                    number: documents.len() + 1,
-                    first_line,
-                    content_line,
-                    text,
-                });
-            }
         }
     };
-    for (index, line) in text.lines().enumerate() {
+    let mut offset = 0;
+    for (index, raw) in text.split_inclusive('\n').enumerate() {
         let line_number = index as u64 + 1;
+        let start = offset;
+        offset += raw.len();
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let is_start = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
         let is_end = line == "..." || line.starts_with("... ");
         if is_start || is_end {
-            finish(&mut current, &mut documents);
+            finish(current.take());
             if is_start {
-                // Content after `--- ` belongs to the new document; keep columns aligned.
-                current = Some((line_number, format!("   {}\n", &line[3..])));
+                // The marker line stays in the document: content may follow it.
+                current = Some((line_number, start..offset));
             }
             continue;
         }
-        let (_, body) = current.get_or_insert_with(|| (line_number, String::new()));
-        body.push_str(line);
-        body.push('\n');
+        let (_, range) = current.get_or_insert((line_number, start..start));
+        range.end = offset;
     }
-    finish(&mut current, &mut documents);
+    finish(current);
     documents
 }
 
@@ -164,47 +185,171 @@ struct TypeMeta {
 
 /// Parses a mesh file's text: every object, or every problem found.
 pub fn parse_mesh(text: &str) -> Result<Vec<MeshObject>, Vec<DocumentProblem>> {
-    let mut objects = Vec::new();
+    parse_changes(text, &DocumentIndex::default()).map(|changes| changes.applied)
+}
+
+/// A document's text, fingerprinted: its length and a 64-bit hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    length: usize,
+    hash: u64,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `text`.
+    pub fn of(text: &str) -> Self {
+        use std::hash::Hash;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut hasher);
+        Self {
+            length: text.len(),
+            hash: hasher.finish(),
+        }
+    }
+}
+
+/// A map with a cheap hasher, for the reload's per-document maps: their
+/// keys are fingerprints (already hashes) and object keys from the
+/// operator's own file, so hash flooding is not a concern and the default
+/// SipHash would be most of a reload's time.
+type QuickMap<K, V> = HashMap<K, V, BuildHasherDefault<QuickHasher>>;
+
+/// A word-at-a-time multiplicative hasher (the Fx hash used by rustc).
+#[derive(Debug, Default, Clone, Copy)]
+struct QuickHasher(u64);
+
+impl QuickHasher {
+    fn add(&mut self, word: u64) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for QuickHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The documents of the last version the catalog took: each one's text
+/// fingerprint and object key, so the next version parses only the
+/// documents whose text changed.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentIndex {
+    keys: QuickMap<Fingerprint, Arc<ObjectKey>>,
+}
+
+impl DocumentIndex {
+    /// How many documents (objects) it holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// What a new version of the file changes relative to an indexed one.
+#[derive(Debug)]
+pub struct MeshChanges {
+    /// Objects in documents that are new or whose text changed.
+    pub applied: Vec<MeshObject>,
+    /// Keys the indexed version held and the new one does not.
+    pub deleted: Vec<ObjectKey>,
+    /// The new version's index.
+    pub index: DocumentIndex,
+}
+
+/// Parses the documents of `text` that `previous` does not know (by text
+/// fingerprint) and works out which objects are gone; every problem found
+/// in the parsed documents, and every duplicate key, is reported.
+pub fn parse_changes(
+    text: &str,
+    previous: &DocumentIndex,
+) -> Result<MeshChanges, Vec<DocumentProblem>> {
+    let mut applied = Vec::new();
     let mut problems = Vec::new();
-    let mut first_seen: HashMap<ObjectKey, usize> = HashMap::new();
+    // Sized like the last version: a big file is mostly unchanged.
+    let mut index = DocumentIndex {
+        keys: QuickMap::with_capacity_and_hasher(previous.len(), Default::default()),
+    };
+    let mut first_seen: QuickMap<Arc<ObjectKey>, usize> =
+        QuickMap::with_capacity_and_hasher(previous.len(), Default::default());
     for document in split_documents(text) {
         let problem = |line: u64, reason: String| DocumentProblem {
             document: document.number,
             line,
             reason,
         };
-        let object = match parse_document(&document) {
-            Ok(object) => object,
-            Err(found) => {
-                problems.push(found);
-                continue;
+        let fingerprint = Fingerprint::of(document.text);
+        let (key, object) = match previous.keys.get(&fingerprint) {
+            Some(key) => (Arc::clone(key), None),
+            None => {
+                let object = match parse_document(&document) {
+                    Ok(object) => object,
+                    Err(found) => {
+                        problems.push(found);
+                        continue;
+                    }
+                };
+                match object.key() {
+                    Ok(key) => (Arc::new(key), Some(object)),
+                    Err(error) => {
+                        problems.push(problem(
+                            document.content_line,
+                            format!("{}: {error}", object.kind()),
+                        ));
+                        continue;
+                    }
+                }
             }
         };
-        match object.key() {
-            Err(error) => problems.push(problem(
+        if let Some(first) = first_seen.get(&key) {
+            problems.push(problem(
                 document.content_line,
-                format!("{}: {error}", object.kind()),
-            )),
-            Ok(key) => match first_seen.get(&key) {
-                Some(first) => problems.push(problem(
-                    document.content_line,
-                    format!("duplicate {key} (first defined in document {first})"),
-                )),
-                None => {
-                    first_seen.insert(key, document.number);
-                    objects.push(object);
-                }
-            },
+                format!("duplicate {key} (first defined in document {first})"),
+            ));
+            continue;
         }
+        first_seen.insert(Arc::clone(&key), document.number);
+        index.keys.insert(fingerprint, key);
+        applied.extend(object);
     }
-    if problems.is_empty() {
-        Ok(objects)
-    } else {
-        Err(problems)
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    let deleted = previous
+        .keys
+        .values()
+        .filter(|key| !first_seen.contains_key(*key))
+        .map(|key| ObjectKey::clone(key))
+        .collect();
+    Ok(MeshChanges {
+        applied,
+        deleted,
+        index,
+    })
 }
 
-fn parse_document(document: &Document) -> Result<MeshObject, DocumentProblem> {
+fn parse_document(document: &Document<'_>) -> Result<MeshObject, DocumentProblem> {
     let type_meta: TypeMeta = parse_as(document)?;
     let (Some(api_version), Some(kind)) = (type_meta.api_version, type_meta.kind) else {
         return Err(DocumentProblem {
@@ -226,8 +371,8 @@ fn parse_document(document: &Document) -> Result<MeshObject, DocumentProblem> {
     })
 }
 
-fn parse_as<T: DeserializeOwned>(document: &Document) -> Result<T, DocumentProblem> {
-    serde_saphyr::from_str::<T>(&document.text).map_err(|error| {
+fn parse_as<T: DeserializeOwned>(document: &Document<'_>) -> Result<T, DocumentProblem> {
+    serde_saphyr::from_str::<T>(document.text).map_err(|error| {
         let line_in_document = error
             .location()
             .map(|location| location.line())

@@ -457,6 +457,57 @@ async fn get_profile_by_name_and_by_address() {
     assert_eq!(overrides, vec![("web.shop.svc.cluster.local.:80", 10_000)]);
 }
 
+/// A client-side ServiceProfile: in the client's namespace, named after the service.
+const CLIENT_PROFILE: &str = "
+---
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata:
+  name: web.shop.svc.cluster.local
+  namespace: client
+spec:
+  routes:
+  - name: client route
+    condition: {method: GET, pathRegex: /.*}
+";
+
+#[tokio::test]
+async fn get_profile_prefers_the_client_namespace_profile() {
+    let scratch = Scratch::new("client-profile");
+    scratch.write_mesh(&format!("{EXAMPLE}{CLIENT_PROFILE}"));
+    let controller = Controller::start(&scratch.mesh_file()).await;
+    let mut client = controller.client().await;
+
+    let cases = [
+        (
+            r#"{"ns":"client","nodeName":"node-1","pod":"app-1"}"#,
+            "client route",
+        ),
+        ("ns:client", "client route"),
+        (r#"{"ns":"shop","nodeName":"node-1"}"#, "GET /api/items"),
+        (r#"{"ns":"elsewhere"}"#, "GET /api/items"),
+        ("", "GET /api/items"),
+        ("not a token", "GET /api/items"),
+    ];
+    for (token, first_route) in cases {
+        let request = GetDestination {
+            context_token: token.to_string(),
+            ..request("web.shop.svc.cluster.local:80")
+        };
+        let mut stream = client
+            .get_profile(request)
+            .await
+            .expect("GetProfile accepted")
+            .into_inner();
+        let profile = next_profile(&mut stream, PATIENCE).await;
+        let route = profile
+            .routes
+            .first()
+            .and_then(|route| label(&route.metrics_labels, "route"));
+        assert_eq!(route, Some(first_route), "{token:?}");
+    }
+}
+
 #[tokio::test]
 async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     let scratch = Scratch::new("startup");

@@ -3,7 +3,6 @@
 //! sources hand to the catalog.
 
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::profile::{self, ServiceProfile};
 use crate::service::namespace_or_default;
@@ -114,27 +113,39 @@ impl MeshObject {
         }
     }
 
-    /// Its metadata.
-    pub fn metadata(&self) -> &ObjectMeta {
+    /// Its name and namespace, as written.
+    pub fn name_and_namespace(&self) -> (Option<&str>, Option<&str>) {
+        fn parts<'a>(
+            name: &'a Option<String>,
+            namespace: &'a Option<String>,
+        ) -> (Option<&'a str>, Option<&'a str>) {
+            (name.as_deref(), namespace.as_deref())
+        }
         match self {
-            MeshObject::Service(service) => &service.metadata,
-            MeshObject::Workload(workload) => &workload.metadata,
-            MeshObject::ServiceProfile(profile) => &profile.metadata,
-            MeshObject::TrafficSplit(split) => &split.metadata,
+            MeshObject::Service(service) => {
+                parts(&service.metadata.name, &service.metadata.namespace)
+            }
+            MeshObject::Workload(workload) => {
+                parts(&workload.metadata.name, &workload.metadata.namespace)
+            }
+            MeshObject::ServiceProfile(profile) => {
+                parts(&profile.metadata.name, &profile.metadata.namespace)
+            }
+            MeshObject::TrafficSplit(split) => {
+                parts(&split.metadata.name, &split.metadata.namespace)
+            }
         }
     }
 
     /// Its key; fails when it has no name.
     pub fn key(&self) -> Result<ObjectKey, ObjectError> {
-        let metadata = self.metadata();
-        let name = metadata
-            .name
-            .as_deref()
+        let (name, namespace) = self.name_and_namespace();
+        let name = name
             .filter(|name| !name.is_empty())
             .ok_or(ObjectError::MissingName)?;
         Ok(ObjectKey::new(
             self.kind(),
-            namespace_or_default(metadata.namespace.as_deref()),
+            namespace_or_default(namespace),
             name,
         ))
     }

@@ -8,14 +8,11 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::workload::Workload;
+use crate::workload::{Labels, Workload};
 
 /// Whether a label selector picks these labels. As for Kubernetes Services, an
 /// absent or empty selector picks nothing (its endpoints are managed elsewhere).
-pub fn selector_matches(
-    selector: Option<&BTreeMap<String, String>>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
+pub fn selector_matches(selector: Option<&BTreeMap<String, String>>, labels: &Labels) -> bool {
     match selector {
         Some(selector) if !selector.is_empty() => selector
             .iter()
@@ -161,7 +158,7 @@ mod tests {
         for (selector, workload_labels, expected) in cases {
             let selector = selector.map(labels);
             assert_eq!(
-                selector_matches(selector.as_ref(), &labels(workload_labels)),
+                selector_matches(selector.as_ref(), &labels(workload_labels).into()),
                 *expected,
                 "{selector:?} vs {workload_labels:?}"
             );

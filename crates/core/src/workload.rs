@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 /// The API version of [`Workload`].
@@ -38,9 +37,72 @@ pub struct Workload {
     /// Always `Workload`.
     pub kind: String,
     /// Name, namespace and labels.
-    pub metadata: ObjectMeta,
+    pub metadata: WorkloadMeta,
     /// Where and how it serves.
     pub spec: WorkloadSpec,
+}
+
+/// The metadata a workload needs: the part of Kubernetes' ObjectMeta the
+/// mesh reads (other ObjectMeta fields are accepted and ignored). Kept lean
+/// on purpose: a catalog holds tens of thousands of workloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadMeta {
+    /// Its name (required by the catalog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its namespace (`default` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its labels, which Services select by.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    /// Its annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Labels, sorted by key. A boxed slice rather than a map: a workload carries
+/// a handful, and a `BTreeMap` node costs over half a KiB even for one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
+pub struct Labels(Box<[(String, String)]>);
+
+impl Labels {
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0
+            .binary_search_by(|(label, _)| label.as_str().cmp(key))
+            .ok()
+            .map(|index| &self.0[index].1)
+    }
+
+    /// The labels in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(key, value)| (key, value))
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<BTreeMap<String, String>> for Labels {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Self(map.into_iter().collect())
+    }
+}
+
+impl From<Labels> for BTreeMap<String, String> {
+    fn from(labels: Labels) -> Self {
+        labels.0.into_vec().into_iter().collect()
+    }
 }
 
 /// What a workload is and where it listens.
@@ -101,9 +163,8 @@ pub struct ProxyEndpoint {
 
 impl Workload {
     /// Its labels (empty when absent).
-    pub fn labels(&self) -> &BTreeMap<String, String> {
-        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
-        self.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    pub fn labels(&self) -> &Labels {
+        &self.metadata.labels
     }
 
     /// Its service account, `default` when absent.

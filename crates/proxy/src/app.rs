@@ -7,11 +7,15 @@ use crate::discovery::client::ClientError;
 use crate::dispatch::Proxy;
 use crate::drain::{DrainOutcome, DrainSignal};
 use crate::http::client::{HttpClient, PoolSettings};
+use crate::identity::{self, Credentials, IdentitySettings};
 use crate::listen::Listener;
 use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
+use crate::metrics::control::ControlMetrics;
+use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
 use crate::outbound::Outbound;
+use crate::tls::config::{TlsStore, TrustAnchors, follow_credentials};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +39,12 @@ pub enum StartError {
     /// The admin thread could not start.
     #[error("cannot start the admin server: {0}")]
     Admin(std::io::Error),
+    /// The trust anchors cannot be used.
+    #[error("WEFT_PROXY_IDENTITY_TRUST_ANCHORS: {0}")]
+    TrustAnchors(crate::tls::config::TlsError),
+    /// The identity client could not be set up.
+    #[error("identity: {0}")]
+    Identity(crate::identity::IdentityError),
     /// The Destination client could not be built.
     #[error("WEFT_PROXY_DESTINATION_SVC_ADDR: {0}")]
     Destination(#[from] ClientError),
@@ -136,10 +146,45 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         idle_timeout: config.http1_pool_idle_timeout,
         max_idle: config.http1_pool_max_idle,
     };
-    // 4. Outbound discovery, when a Destination service is configured. It
+    // 4. Identity, when configured: a key in memory, a certificate from the
+    //    identity service, renewed before it expires.
+    let credentials = match &config.identity {
+        Some(identity) => Some(
+            identity::spawn(
+                IdentitySettings {
+                    service_addr: identity.svc_addr.clone(),
+                    token_file: identity.token_file.clone(),
+                    local_name: identity.local_name.clone(),
+                },
+                IdentityMetrics::new(&mut registry),
+            )
+            .map_err(StartError::Identity)?,
+        ),
+        None => None,
+    };
+    let tls_store = match (&config.identity, &credentials) {
+        (Some(identity), Some(credentials)) => {
+            let anchors =
+                TrustAnchors::new(&identity.trust_anchors).map_err(StartError::TrustAnchors)?;
+            let store = Arc::new(TlsStore::default());
+            tokio::spawn(follow_credentials(
+                store.clone(),
+                anchors,
+                credentials.clone(),
+            ));
+            Some(store)
+        }
+        _ => None,
+    };
+
+    // 5. Outbound discovery, when a Destination service is configured. It
     //    connects lazily: the proxy serves even while the controller is down.
     let outbound_router = match &config.destination {
-        Some(destination) => Some(Outbound::new(&config, destination)?),
+        Some(destination) => Some(Outbound::new(
+            &config,
+            destination,
+            ControlMetrics::new(&mut registry, &destination.addr),
+        )?),
         None => None,
     };
     let proxy = Arc::new(Proxy {
@@ -153,9 +198,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .collect(),
         log_limit: LogLimit::default(),
         outbound: outbound_router,
+        tls: tls_store.clone(),
     });
 
-    // 5. Admin server on its own thread.
+    // 6. Admin server on its own thread.
     let (shutdown_sender, mut shutdown_requested) = watch::channel(false);
     let admin_state = Arc::new(AdminState {
         registry: Arc::new(registry),
@@ -165,14 +211,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     });
     admin::spawn(admin_listener, admin_state.clone()).map_err(StartError::Admin)?;
 
-    // 6. Serve both directions, and keep pools and metrics tidy.
+    // 7. Serve both directions, and keep pools and metrics tidy.
     let drain = DrainSignal::new();
     tokio::spawn(inbound.run(proxy.clone(), drain.watch()));
     for listener in outbound {
         tokio::spawn(listener.run(proxy.clone(), drain.watch()));
     }
     let maintenance = tokio::spawn(maintain(proxy.clone()));
-    admin_state.ready.store(true, Ordering::Relaxed);
+    // Ready now, or, with identity, once the first certificate arrives.
+    let readiness = tokio::spawn(become_ready(admin_state.clone(), credentials));
     tracing::info!(
         inbound = %bound.inbound,
         outbound = ?bound.outbound,
@@ -182,9 +229,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
     tracing::info!(config = %config.to_json(), "effective configuration");
 
-    // 7. Wait for a reason to stop, then drain.
+    // 8. Wait for a reason to stop, then drain.
     let reason = wait_for_shutdown(&mut shutdown_requested).await;
     tracing::info!(reason, grace_period = %crate::config::format_duration(config.shutdown_grace_period), "draining");
+    readiness.abort();
     admin_state.ready.store(false, Ordering::Relaxed);
     match drain.drain(config.shutdown_grace_period).await {
         DrainOutcome::Complete => tracing::info!("drained; exiting"),
@@ -194,6 +242,21 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     maintenance.abort();
     Ok(())
+}
+
+/// Marks the proxy ready: at once without identity, else when it holds a
+/// certificate.
+async fn become_ready(
+    admin_state: Arc<AdminState>,
+    credentials: Option<watch::Receiver<Option<Arc<Credentials>>>>,
+) {
+    if let Some(mut credentials) = credentials {
+        tracing::info!("waiting for a certificate before becoming ready");
+        if credentials.wait_for(Option::is_some).await.is_err() {
+            return;
+        }
+    }
+    admin_state.ready.store(true, Ordering::Relaxed);
 }
 
 async fn wait_for_shutdown(shutdown_requested: &mut watch::Receiver<bool>) -> &'static str {

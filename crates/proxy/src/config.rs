@@ -94,6 +94,26 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "how long a new target waits for its first discovery answer before being forwarded to its original destination",
     },
     Variable {
+        name: "WEFT_PROXY_IDENTITY_SVC_ADDR",
+        default: "",
+        meaning: "the controller's identity service (host:port); unset = no identity. When set, the proxy is ready only once it holds a certificate",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_TOKEN_FILE",
+        default: "",
+        meaning: "file with the token proving the workload's identity (read at every renewal); required with the identity service",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+        default: "",
+        meaning: "the identity to request, e.g. web.shop.serviceaccount.identity.weft.cluster.local; required with the identity service",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
+        default: "",
+        meaning: "PEM certificates of the mesh's trust anchors; required with the identity service",
+    },
+    Variable {
         name: "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
         default: "5s",
         meaning: "discovery lookups unused for this long are dropped",
@@ -166,6 +186,8 @@ pub struct Config {
     pub outbound_connect_timeout: Duration,
     /// Discovery settings; `None` when no Destination service is configured.
     pub destination: Option<DestinationConfig>,
+    /// Identity settings; `None` when no identity service is configured.
+    pub identity: Option<IdentityConfig>,
     /// Unused discovery lookups are dropped after this.
     pub discovery_idle_timeout: Duration,
     /// How long a backend may have no ready endpoint before requests fail.
@@ -201,6 +223,19 @@ pub struct DestinationConfig {
     pub profile_networks: Vec<IpNetwork>,
     /// A lookup's first answer is awaited at most this long.
     pub initial_timeout: Duration,
+}
+
+/// Where the proxy gets its certificate and which roots it trusts.
+#[derive(Clone, Debug)]
+pub struct IdentityConfig {
+    /// `host:port` of the identity service.
+    pub svc_addr: String,
+    /// The token file.
+    pub token_file: std::path::PathBuf,
+    /// The identity to request.
+    pub local_name: String,
+    /// The trust anchors, each DER.
+    pub trust_anchors: Vec<Vec<u8>>,
 }
 
 /// An IP network (`10.0.0.0/8`, `fd00::/8`).
@@ -411,6 +446,7 @@ impl Config {
                 parse_positive_duration,
             ),
             destination: read_destination(&mut reader),
+            identity: read_identity(&mut reader),
             discovery_idle_timeout: reader.value(
                 "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
                 parse_positive_duration,
@@ -513,6 +549,10 @@ impl Config {
                 destination.profile_networks.iter().map(IpNetwork::to_string).collect::<Vec<_>>().join(",")
             }),
             "destination_initial_timeout": self.destination.as_ref().map(|destination| format_duration(destination.initial_timeout)),
+            "identity_svc_addr": self.identity.as_ref().map(|identity| identity.svc_addr.clone()),
+            "identity_token_file": self.identity.as_ref().map(|identity| identity.token_file.display().to_string()),
+            "identity_local_name": self.identity.as_ref().map(|identity| identity.local_name.clone()),
+            "identity_trust_anchors": self.identity.as_ref().map(|identity| format!("{} certificate(s)", identity.trust_anchors.len())),
             "outbound_discovery_idle_timeout": format_duration(self.discovery_idle_timeout),
             "outbound_failfast_timeout": format_duration(self.failfast_timeout),
             "outbound_max_pending": self.max_pending,
@@ -552,20 +592,7 @@ pub fn help_text() -> String {
 /// Reads the `WEFT_PROXY_DESTINATION_*` variables (all of them, so every
 /// mistake is reported); `None` when no Destination address is set.
 fn read_destination(reader: &mut Reader<'_>) -> Option<DestinationConfig> {
-    let addr = reader.value("WEFT_PROXY_DESTINATION_SVC_ADDR", |value| {
-        let value = value.trim();
-        if value.is_empty() {
-            return Ok(None);
-        }
-        match value.rsplit_once(':') {
-            Some((host, port))
-                if !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0) =>
-            {
-                Ok(Some(value.to_string()))
-            }
-            _ => Err("expected HOST:PORT, e.g. 127.0.0.1:8086".to_string()),
-        }
-    });
+    let addr = reader.value("WEFT_PROXY_DESTINATION_SVC_ADDR", parse_optional_host_port);
     let context_token = reader.raw("WEFT_PROXY_DESTINATION_CONTEXT");
     let profile_suffixes = reader.value("WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES", |value| {
         Ok(value
@@ -593,6 +620,82 @@ fn read_destination(reader: &mut Reader<'_>) -> Option<DestinationConfig> {
         profile_networks,
         initial_timeout,
     })
+}
+
+/// Reads the `WEFT_PROXY_IDENTITY_*` variables: none or all of them.
+fn read_identity(reader: &mut Reader<'_>) -> Option<IdentityConfig> {
+    let svc_addr = reader.value("WEFT_PROXY_IDENTITY_SVC_ADDR", parse_optional_host_port);
+    let token_file = reader.raw("WEFT_PROXY_IDENTITY_TOKEN_FILE");
+    let local_name = reader.raw("WEFT_PROXY_IDENTITY_LOCAL_NAME");
+    let trust_anchors = reader.value("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", parse_certificates);
+    let svc_addr = svc_addr?;
+    let mut complete = true;
+    for (name, missing) in [
+        (
+            "WEFT_PROXY_IDENTITY_TOKEN_FILE",
+            token_file.trim().is_empty(),
+        ),
+        (
+            "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+            local_name.trim().is_empty(),
+        ),
+        (
+            "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
+            reader
+                .raw("WEFT_PROXY_IDENTITY_TRUST_ANCHORS")
+                .trim()
+                .is_empty(),
+        ),
+    ] {
+        if missing {
+            reader.refuse(
+                name,
+                "",
+                "required when WEFT_PROXY_IDENTITY_SVC_ADDR is set".to_string(),
+            );
+            complete = false;
+        }
+    }
+    (complete && !trust_anchors.is_empty()).then(|| IdentityConfig {
+        svc_addr,
+        token_file: token_file.trim().into(),
+        local_name: local_name.trim().to_string(),
+        trust_anchors,
+    })
+}
+
+/// Parses PEM certificates (empty text: none); each must be an X.509 certificate.
+fn parse_certificates(value: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut certificates = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(value.as_bytes()) {
+        let pem = pem.map_err(|error| format!("not PEM: {error}"))?;
+        if pem.label != "CERTIFICATE" {
+            return Err(format!("expected CERTIFICATE blocks, found {}", pem.label));
+        }
+        pem.parse_x509()
+            .map_err(|error| format!("not an X.509 certificate: {error}"))?;
+        certificates.push(pem.contents);
+    }
+    if certificates.is_empty() && !value.trim().is_empty() {
+        return Err("no PEM certificate found".to_string());
+    }
+    Ok(certificates)
+}
+
+/// `HOST:PORT`, or `None` for an empty value.
+fn parse_optional_host_port(value: &str) -> Result<Option<String>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0) =>
+        {
+            Ok(Some(value.to_string()))
+        }
+        _ => Err("expected HOST:PORT, e.g. 127.0.0.1:8080".to_string()),
+    }
 }
 
 fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
@@ -836,6 +939,49 @@ mod tests {
                 "WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT"
             ]
         );
+    }
+
+    #[test]
+    fn identity_variables_come_together() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let anchor = rcgen::CertificateParams::new(vec!["root.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let config = config_from(&[
+            ("WEFT_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080"),
+            ("WEFT_PROXY_IDENTITY_TOKEN_FILE", "/var/run/weft/token"),
+            (
+                "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+                "web.shop.serviceaccount.identity.weft.cluster.local",
+            ),
+            ("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", &anchor),
+        ])
+        .unwrap();
+        let identity = config.identity.unwrap();
+        assert_eq!(identity.trust_anchors.len(), 1);
+        assert!(config_from(&[]).unwrap().identity.is_none());
+
+        let error = config_from(&[("WEFT_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080")]).unwrap_err();
+        let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "WEFT_PROXY_IDENTITY_TOKEN_FILE",
+                "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+                "WEFT_PROXY_IDENTITY_TRUST_ANCHORS"
+            ]
+        );
+        let error = config_from(&[
+            ("WEFT_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080"),
+            ("WEFT_PROXY_IDENTITY_TOKEN_FILE", "/t"),
+            ("WEFT_PROXY_IDENTITY_LOCAL_NAME", "a.b"),
+            ("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", "not a certificate"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.invalid.len(), 1, "{error}");
+        assert_eq!(error.invalid[0].name, "WEFT_PROXY_IDENTITY_TRUST_ANCHORS");
     }
 
     #[test]

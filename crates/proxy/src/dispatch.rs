@@ -17,11 +17,16 @@ use crate::config::Config;
 use crate::detect::{self, Detection, Protocol};
 use crate::drain::DrainWatch;
 use crate::http::client::HttpClient;
+use crate::http::errors::ProxyError;
 use crate::io::{Io, PrefixedIo};
 use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
-use crate::metrics::{HttpHandleCache, ProxyMetrics};
+use crate::metrics::{HttpHandleCache, ProxyMetrics, TcpConnectionMetrics};
 use crate::outbound::{Outbound, Plan, TargetDiscovery};
+use crate::tls::accept::{self, Accepted};
+use crate::tls::config::{TlsConfigs, TlsStore};
+use crate::tls::transport::ClientTls;
+use crate::tls::transport_header::SessionProtocol;
 use crate::{http, tcp};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -45,6 +50,8 @@ pub struct Proxy {
     pub log_limit: LogLimit,
     /// Discovery-driven outbound routing; `None` without a Destination service.
     pub outbound: Option<Outbound>,
+    /// TLS made from the proxy's identity; `None` without an identity.
+    pub tls: Option<Arc<TlsStore>>,
 }
 
 impl Proxy {
@@ -83,6 +90,33 @@ impl Proxy {
         }
     }
 
+    /// Mutual TLS for an endpoint whose proxy has `identity`; `None` for a
+    /// plaintext endpoint. Fails when the identity is known but this proxy
+    /// has no certificate yet (never falls back to plaintext).
+    pub fn client_tls(
+        &self,
+        identity: Option<&Arc<str>>,
+        transport_port: Option<u16>,
+    ) -> Result<Option<ClientTls>, ProxyError> {
+        let Some(identity) = identity else {
+            return Ok(None);
+        };
+        let configs = self
+            .tls
+            .as_ref()
+            .and_then(|store| store.current())
+            .ok_or(ProxyError::NoIdentity)?;
+        let config = match transport_port {
+            Some(_) => configs.client_transport.clone(),
+            None => configs.client.clone(),
+        };
+        Ok(Some(ClientTls {
+            server_name: identity.clone(),
+            config,
+            transport_port,
+        }))
+    }
+
     /// Whether connecting to `target` would reach one of the proxy's own
     /// listeners (a forwarding loop).
     pub fn is_own_listener(&self, target: SocketAddr) -> bool {
@@ -118,6 +152,17 @@ pub fn accept_tls(direction: Direction) -> TlsStatus {
     }
 }
 
+/// The TLS labels of HTTP request metrics, as Linkerd writes them: inbound,
+/// the client's side (mutual TLS with its identity, or plaintext from the
+/// remote); outbound, the endpoint's side.
+pub fn request_tls(direction: Direction, client_identity: Option<&Arc<str>>) -> TlsStatus {
+    match (direction, client_identity) {
+        (Direction::Inbound, Some(identity)) => TlsStatus::FromClient(Some(identity.clone())),
+        (Direction::Inbound, None) => TlsStatus::NoTlsFromRemote,
+        (Direction::Outbound, _) => TlsStatus::NotProvidedByServiceDiscovery,
+    }
+}
+
 /// Where an accepted connection's traffic goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -140,6 +185,8 @@ pub struct ConnectionContext {
     pub target: Target,
     /// Held by tunnels spawned from this connection.
     pub drain: DrainWatch,
+    /// The client's verified identity, when the proxy terminated mutual TLS.
+    pub client_identity: Option<Arc<str>>,
     /// Metric labels of the last target, made once per connection for a
     /// fixed target and reused while explicit requests keep one target.
     target_labels: Mutex<Option<(SocketAddr, Arc<TargetLabels>)>>,
@@ -150,6 +197,12 @@ pub struct ConnectionContext {
     pub metric_handles: Arc<HttpHandleCache>,
     /// Discovery of the last target this connection's traffic went to.
     discovery: tokio::sync::Mutex<Option<CachedDiscovery>>,
+    /// A plan decided before the connection existed (a CONNECT tunnel to a
+    /// discovered endpoint): used instead of asking discovery.
+    fixed_plan: Option<Plan>,
+    /// The accepted connection's TCP metrics, settled once its TLS status is
+    /// known (inbound).
+    pub accept_metrics: Option<Arc<TcpConnectionMetrics>>,
 }
 
 /// A target and what discovery said about it (`None`: not covered).
@@ -174,7 +227,9 @@ impl ConnectionContext {
         drain: DrainWatch,
     ) -> ConnectionContext {
         let target_labels = match target {
-            Target::Addr(addr) => Some((addr, TargetLabels::new(addr, connect_tls(direction)))),
+            Target::Addr(addr) => {
+                Some((addr, TargetLabels::new(addr, request_tls(direction, None))))
+            }
             Target::Explicit => None,
         };
         ConnectionContext {
@@ -183,29 +238,87 @@ impl ConnectionContext {
             client_addr,
             target,
             drain,
+            client_identity: None,
             target_labels: Mutex::new(target_labels),
             last_authority: Mutex::new(None),
             metric_handles: Arc::default(),
             discovery: tokio::sync::Mutex::new(None),
+            fixed_plan: None,
+            accept_metrics: None,
         }
+    }
+
+    /// Records the accepted connection's opening with its TLS status (no
+    /// change when `None`); nothing after the first call.
+    pub fn settle_accept(&self, tls: Option<TlsStatus>) {
+        if let Some(metrics) = &self.accept_metrics {
+            metrics.settle(tls);
+        }
+    }
+
+    /// The context of a connection whose plan is already known.
+    pub fn with_plan(mut self, plan: Plan) -> ConnectionContext {
+        if let Plan::Endpoint { meta, .. } = &plan
+            && let Target::Addr(addr) = self.target
+        {
+            *self.target_labels.get_mut().expect("labels lock poisoned") =
+                Some((addr, meta.labels.clone()));
+        }
+        self.fixed_plan = Some(plan);
+        self
+    }
+
+    /// The context of a connection whose client proved `identity` with
+    /// mutual TLS (inbound).
+    pub fn with_client_identity(mut self, identity: Option<Arc<str>>) -> ConnectionContext {
+        self.client_identity = identity;
+        if let Target::Addr(addr) = self.target {
+            let labels = TargetLabels::new(
+                addr,
+                request_tls(self.direction, self.client_identity.as_ref()),
+            );
+            *self.target_labels.get_mut().expect("labels lock poisoned") = Some((addr, labels));
+        }
+        self
     }
 
     /// What discovery says to do with traffic to `addr` (outbound only).
     pub async fn plan_for_addr(&self, addr: SocketAddr) -> Plan {
-        self.plan(DiscoveryKey::Addr(addr)).await
+        self.plan(
+            |key| *key == DiscoveryKey::Addr(addr),
+            || DiscoveryKey::Addr(addr),
+        )
+        .await
     }
 
     /// What discovery says to do with requests for `host:port` (outbound only).
     pub async fn plan_for_name(&self, host: &str, port: u16) -> Plan {
-        self.plan(DiscoveryKey::Name(host.to_string(), port)).await
+        self.plan(
+            |key| matches!(key, DiscoveryKey::Name(known, known_port) if known == host && *known_port == port),
+            || DiscoveryKey::Name(host.to_string(), port),
+        )
+        .await
     }
 
-    async fn plan(&self, target: DiscoveryKey) -> Plan {
+    /// The plan for a target, reusing this connection's discovery while its
+    /// requests keep one target (`is_cached`), starting one otherwise.
+    async fn plan(
+        &self,
+        is_cached: impl Fn(&DiscoveryKey) -> bool,
+        key: impl FnOnce() -> DiscoveryKey,
+    ) -> Plan {
+        if let Some(plan) = &self.fixed_plan {
+            return plan.clone();
+        }
         let Some(outbound) = self.outbound() else {
             return Plan::Original;
         };
         let mut cached = self.discovery.lock().await;
-        if cached.as_ref().is_none_or(|cached| cached.target != target) {
+        if !cached
+            .as_ref()
+            .is_some_and(|cached| is_cached(&cached.target))
+        {
+            let target = key();
             let discovery = match &target {
                 DiscoveryKey::Addr(addr) => outbound.discover(&addr.ip().to_string(), addr.port()),
                 DiscoveryKey::Name(host, port) => outbound.discover(host, *port),
@@ -234,7 +347,10 @@ impl ConnectionContext {
         {
             return labels.clone();
         }
-        let labels = TargetLabels::new(addr, connect_tls(self.direction));
+        let labels = TargetLabels::new(
+            addr,
+            request_tls(self.direction, self.client_identity.as_ref()),
+        );
         *last = Some((addr, labels.clone()));
         labels
     }
@@ -273,12 +389,49 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         && (proxy.config.opaque_ports.contains(target.port()) || plan.is_opaque())
     {
         proxy.metrics.detected(direction, "opaque_port");
+        context.settle_accept(None);
         tcp::forward_planned(&proxy, io, target, plan, direction).await;
         return;
     }
 
     let detection = detect::detect(&mut io, proxy.config.detect_timeout).await;
     proxy.metrics.detected(direction, detection.metric_label());
+    // Inbound TLS asking for our identity is terminated; other TLS passes.
+    let terminating = direction == Direction::Inbound
+        && matches!(
+            detection,
+            Detection::Detected {
+                protocol: Protocol::Tls,
+                ..
+            }
+        )
+        && proxy
+            .tls
+            .as_ref()
+            .is_some_and(|store| store.current().is_some());
+    if !terminating {
+        context.settle_accept(None);
+    }
+    let detection = match detection {
+        Detection::Detected {
+            protocol: Protocol::Tls,
+            prefix,
+        } if direction == Direction::Inbound => {
+            match proxy.tls.as_ref().and_then(|store| store.current()) {
+                Some(configs) => {
+                    let Target::Addr(target) = context.target else {
+                        return;
+                    };
+                    return terminate(io, prefix, context, target, plan, configs).await;
+                }
+                None => Detection::Detected {
+                    protocol: Protocol::Tls,
+                    prefix,
+                },
+            }
+        }
+        other => other,
+    };
     match detection {
         Detection::Detected {
             protocol: protocol @ (Protocol::Http1 | Protocol::Http2),
@@ -320,6 +473,93 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         Detection::Failed(error) => {
             tracing::debug!(client = %context.client_addr, %error, "reading the first bytes failed");
             proxy.metrics.tcp_errors.record(direction, "i/o");
+        }
+    }
+}
+
+/// Terminates inbound TLS that asks for our identity, then serves what is
+/// inside: per the transport header (target port, protocol) when the client
+/// sent one, else detected like any connection. Other TLS passes through.
+async fn terminate<I: Io>(
+    io: I,
+    prefix: bytes::Bytes,
+    context: ConnectionContext,
+    target: SocketAddr,
+    plan: Plan,
+    configs: Arc<TlsConfigs>,
+) {
+    let proxy = context.proxy.clone();
+    let direction = context.direction;
+    let timeout = proxy.config.detect_timeout;
+    let (mut stream, client_identity, transport) =
+        match accept::accept(io, prefix, &configs, timeout).await {
+            Ok(Accepted::Terminated {
+                stream,
+                client_identity,
+                transport,
+            }) => {
+                context.settle_accept(Some(TlsStatus::FromClient(client_identity.clone())));
+                (stream, client_identity, transport)
+            }
+            Ok(Accepted::PassThrough { prefix, io }) => {
+                context.settle_accept(None);
+                proxy.metrics.detected(direction, "tls_passthrough");
+                tcp::forward_planned(&proxy, PrefixedIo::new(prefix, io), target, plan, direction)
+                    .await;
+                return;
+            }
+            Err(error) => {
+                proxy.log_traffic_error(direction, context.client_addr, "TLS not accepted", &error);
+                proxy.metrics.tcp_errors.record(direction, "tls");
+                return;
+            }
+        };
+    let (inner_target, protocol, rest) = if transport {
+        match accept::read_transport_header(&mut stream, timeout).await {
+            Ok((header, rest)) => (
+                SocketAddr::new(target.ip(), header.port),
+                Some(header.protocol),
+                rest,
+            ),
+            Err(error) => {
+                proxy.log_traffic_error(
+                    direction,
+                    context.client_addr,
+                    "transport header refused",
+                    &error,
+                );
+                proxy
+                    .metrics
+                    .tcp_errors
+                    .record(direction, "transport header");
+                return;
+            }
+        }
+    } else {
+        (target, None, bytes::Bytes::new())
+    };
+    let inner = ConnectionContext::new(
+        proxy.clone(),
+        direction,
+        context.client_addr,
+        Target::Addr(inner_target),
+        context.drain.clone(),
+    )
+    .with_client_identity(client_identity);
+    // Boxed: what is inside is served by the same (generic) code that
+    // served the outer connection.
+    let io: Box<dyn Io> = Box::new(PrefixedIo::new(rest, stream));
+    match protocol {
+        // No transport header: what is inside is detected.
+        None => serve(io, inner).await,
+        Some(None) => tcp::forward(&proxy, io, inner_target, direction).await,
+        Some(Some(session)) => {
+            let protocol = match session {
+                SessionProtocol::Http1 => Protocol::Http1,
+                SessionProtocol::Http2 => Protocol::Http2,
+            };
+            let drain = inner.drain.clone();
+            http::server::serve(io, protocol, Arc::new(inner), drain).await
         }
     }
 }

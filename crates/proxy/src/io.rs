@@ -6,6 +6,7 @@ use crate::metrics::TcpConnectionMetrics;
 use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -77,12 +78,18 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for PrefixedIo<T> {
 /// close is recorded when it is dropped.
 pub struct MeteredIo<T> {
     inner: T,
-    metrics: TcpConnectionMetrics,
+    metrics: Arc<TcpConnectionMetrics>,
 }
 
 impl<T> MeteredIo<T> {
     /// Wraps `inner`, recording into `metrics`.
     pub fn new(inner: T, metrics: TcpConnectionMetrics) -> Self {
+        MeteredIo::shared(inner, Arc::new(metrics))
+    }
+
+    /// Wraps `inner`, recording into `metrics`, which others may settle
+    /// (see [`TcpConnectionMetrics::settle`]).
+    pub fn shared(inner: T, metrics: Arc<TcpConnectionMetrics>) -> Self {
         MeteredIo { inner, metrics }
     }
 

@@ -106,16 +106,10 @@ impl Listener {
             (Direction::Inbound, Some(forward), _) => Target::Addr(forward),
             (_, _, true) => Target::Addr(original),
             (Direction::Outbound, _, false) => Target::Explicit,
-            (Direction::Inbound, None, false) => {
-                // Transparent inbound with no redirect: nothing says where
-                // the connection should go.
-                tracing::info!(%client_addr, "inbound connection was not redirected and no forward address is set");
-                proxy
-                    .metrics
-                    .tcp_errors
-                    .record(self.direction, "no original destination");
-                return None;
-            }
+            // A direct connection to the inbound port: only mutual TLS with
+            // a transport header (which names the port) is served; anything
+            // else would loop back here and is refused.
+            (Direction::Inbound, None, false) => Target::Addr(local),
         };
         let label_target = match target {
             Target::Addr(addr) => addr,
@@ -134,11 +128,19 @@ impl Listener {
     }
 }
 
-async fn serve(stream: TcpStream, context: ConnectionContext, label_target: SocketAddr) {
-    let metrics = context.proxy.metrics.tcp.open(TcpLabels {
+async fn serve(stream: TcpStream, mut context: ConnectionContext, label_target: SocketAddr) {
+    let labels = TcpLabels {
         direction: context.direction,
         peer: Peer::Source,
         target: TargetLabels::new(label_target, accept_tls(context.direction)),
+    };
+    let tcp = &context.proxy.metrics.tcp;
+    // Inbound, the TLS status is known only once the first bytes are read
+    // (and, for mutual TLS, the client's identity after the handshake).
+    let metrics = Arc::new(match context.direction {
+        Direction::Inbound => tcp.open_unsettled(labels),
+        Direction::Outbound => tcp.open(labels),
     });
-    dispatch::serve(MeteredIo::new(stream, metrics), context).await;
+    context.accept_metrics = Some(metrics.clone());
+    dispatch::serve(MeteredIo::shared(stream, metrics), context).await;
 }

@@ -8,10 +8,12 @@
 //! penalised and another tried).
 
 use crate::connect::{self, ConnectError};
+use crate::discovery::EndpointMeta;
 use crate::dispatch::{Proxy, connect_tls};
 use crate::io::{Io, MeteredIo};
 use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
 use crate::outbound::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
+use crate::tls::transport::{self, ClientTls};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -37,12 +39,16 @@ pub async fn forward_planned<I: Io>(
         Plan::Original => {
             let labels = TargetLabels::new(target, connect_tls(direction));
             if let Some(stream) = connect_to(proxy, target, direction).await {
-                copy(proxy, client, stream, target, labels, direction).await;
+                copy(proxy, client, stream, target, labels, None, direction).await;
             }
         }
-        Plan::Endpoint { addr, labels, .. } => {
-            if let Some(stream) = connect_to(proxy, addr, direction).await {
-                copy(proxy, client, stream, addr, labels, direction).await;
+        Plan::Endpoint { addr, meta, .. } => {
+            let Some(tls) = endpoint_tls(proxy, &meta, addr, direction) else {
+                return;
+            };
+            let connect_addr = ClientTls::connect_addr(tls.as_ref(), addr);
+            if let Some(stream) = connect_to(proxy, connect_addr, direction).await {
+                copy(proxy, client, stream, addr, meta.labels, tls, direction).await;
             }
         }
         Plan::Logical(logical) => {
@@ -50,23 +56,23 @@ pub async fn forward_planned<I: Io>(
                 return;
             };
             let mut tries = 0;
-            let (stream, lease) = loop {
+            let (stream, lease, tls) = loop {
                 let backend = logical.backend(outbound.random());
                 let lease: Lease = match outbound.pick(backend).await {
                     Ok(lease) => lease,
                     Err(error) => {
-                        proxy.log_traffic_error(direction, target, "TCP forward failed", &error);
-                        proxy
-                            .metrics
-                            .tcp_errors
-                            .record(direction, error.metric_label());
+                        record_error(proxy, direction, target, &error, error.metric_label());
                         return;
                     }
                 };
                 tries += 1;
                 let addr = lease.address();
-                match connect::connect(addr, proxy.connect_timeout(direction)).await {
-                    Ok(stream) => break (stream, lease),
+                let Some(tls) = endpoint_tls(proxy, lease.metadata(), addr, direction) else {
+                    return;
+                };
+                let connect_addr = ClientTls::connect_addr(tls.as_ref(), addr);
+                match connect::connect(connect_addr, proxy.connect_timeout(direction)).await {
+                    Ok(stream) => break (stream, lease, tls),
                     Err(error) if tries < CONNECT_ATTEMPTS => {
                         tracing::debug!(%addr, %error, "endpoint refused; trying another");
                         lease.fail(CONNECT_FAILURE_PENALTY);
@@ -79,11 +85,28 @@ pub async fn forward_planned<I: Io>(
                 }
             };
             let addr = lease.address();
-            let labels = lease.metadata().clone();
+            let labels = lease.metadata().labels.clone();
             // The lease counts the connection as pending on its endpoint
             // until it closes, so new connections prefer quieter endpoints.
-            copy(proxy, client, stream, addr, labels, direction).await;
+            copy(proxy, client, stream, addr, labels, tls, direction).await;
             drop(lease);
+        }
+    }
+}
+
+/// Mutual TLS for a discovered endpoint (`Some(None)`: plaintext); `None`
+/// when it needs TLS this proxy cannot offer yet (recorded).
+fn endpoint_tls(
+    proxy: &Proxy,
+    meta: &EndpointMeta,
+    addr: SocketAddr,
+    direction: Direction,
+) -> Option<Option<ClientTls>> {
+    match proxy.client_tls(meta.identity.as_ref(), meta.opaque_transport_port) {
+        Ok(tls) => Some(tls),
+        Err(error) => {
+            record_error(proxy, direction, addr, &error, error.metric_label());
+            None
         }
     }
 }
@@ -109,11 +132,18 @@ fn record_connect_error(
     target: SocketAddr,
     error: &ConnectError,
 ) {
+    record_error(proxy, direction, target, error, error.metric_label());
+}
+
+fn record_error(
+    proxy: &Proxy,
+    direction: Direction,
+    target: SocketAddr,
+    error: &dyn std::fmt::Display,
+    label: &'static str,
+) {
     proxy.log_traffic_error(direction, target, "TCP forward failed", error);
-    proxy
-        .metrics
-        .tcp_errors
-        .record(direction, error.metric_label());
+    proxy.metrics.tcp_errors.record(direction, label);
 }
 
 async fn copy<I: Io>(
@@ -122,9 +152,10 @@ async fn copy<I: Io>(
     stream: TcpStream,
     target: SocketAddr,
     labels: Arc<TargetLabels>,
+    tls: Option<ClientTls>,
     direction: Direction,
 ) {
-    let mut server = MeteredIo::new(
+    let metered = MeteredIo::new(
         stream,
         proxy.metrics.tcp.open(TcpLabels {
             direction,
@@ -132,6 +163,13 @@ async fn copy<I: Io>(
             target: labels,
         }),
     );
+    let mut server = match transport::connect(metered, tls.as_ref(), target.port(), None).await {
+        Ok(server) => server,
+        Err(error) => {
+            record_error(proxy, direction, target, &error, "tls");
+            return;
+        }
+    };
     if let Err(error) = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
         &mut server,

@@ -16,6 +16,11 @@
 //! order, taken from the raw bytes read on the connection (hyper lower-cases
 //! names), so tests can see exactly what the proxy sent.
 //!
+//! [`HttpTestServer::start_with`] adds a [`Behavior`] applied to every request
+//! before the table above: a fixed added delay, and a deterministic share of
+//! requests answered `500` (evenly spread: `fail(3, 10)` fails requests 3, 6,
+//! 9, 13, ... counting from 0).
+//!
 //! [`ResetServer`] answers every request with a status line, headers with
 //! `content-length: 1000`, 10 body bytes, and then resets the connection.
 
@@ -49,18 +54,82 @@ const RECORD_KEEP: usize = 1 << 20;
 /// The HTTP/1.1 + h2c test app; stopped when dropped.
 pub struct HttpTestServer {
     server: BackgroundServer,
-    requests: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+/// What every request goes through before the path table: an added delay,
+/// then (for a deterministic share of requests) a `500`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Behavior {
+    delay: Duration,
+    /// `(failures, period)`: `failures` of every `period` requests fail.
+    failures: Option<(u64, u64)>,
+}
+
+impl Behavior {
+    /// No delay, no failures: the plain app.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits `delay` before answering every request.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Answers `500` (after reading the request body) to `failures` out of
+    /// every `period` requests, spread evenly over the count of requests
+    /// received (not random, so a run is repeatable). `fail(1, 1)` fails
+    /// everything.
+    pub fn fail(mut self, failures: u64, period: u64) -> Self {
+        assert!(
+            period > 0 && failures <= period,
+            "fail({failures}, {period}): need 0 <= failures <= period > 0"
+        );
+        self.failures = Some((failures, period));
+        self
+    }
+
+    /// Whether request number `n` (counting from 0) is answered `500`:
+    /// when `⌊(n+1)·f/p⌋ > ⌊n·f/p⌋`, so failures never bunch up.
+    pub fn fails(&self, n: u64) -> bool {
+        match self.failures {
+            None => false,
+            Some((failures, period)) => {
+                let n = u128::from(n);
+                let (failures, period) = (u128::from(failures), u128::from(period));
+                (n + 1) * failures / period > n * failures / period
+            }
+        }
+    }
+}
+
+/// Counts shared between an [`HttpTestServer`] handle and its connections.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    failures: AtomicU64,
+    behavior: Behavior,
 }
 
 impl HttpTestServer {
     /// Starts the app on `127.0.0.1:<free port>`.
     pub fn start() -> Self {
-        let requests = Arc::new(AtomicU64::new(0));
-        let counter = requests.clone();
-        let server = BackgroundServer::start("http-test-server", move |listener| {
-            accept_loop(listener, counter)
+        Self::start_with(Behavior::new())
+    }
+
+    /// Starts the app with `behavior` applied to every request.
+    pub fn start_with(behavior: Behavior) -> Self {
+        let counters = Arc::new(Counters {
+            behavior,
+            ..Counters::default()
         });
-        Self { server, requests }
+        let shared = counters.clone();
+        let server = BackgroundServer::start("http-test-server", move |listener| {
+            accept_loop(listener, shared)
+        });
+        Self { server, counters }
     }
 
     /// The address the app listens on.
@@ -70,11 +139,16 @@ impl HttpTestServer {
 
     /// Requests received so far.
     pub fn requests_seen(&self) -> u64 {
-        self.requests.load(Ordering::SeqCst)
+        self.counters.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered with the [`Behavior`]'s injected `500` so far.
+    pub fn failures_answered(&self) -> u64 {
+        self.counters.failures.load(Ordering::SeqCst)
     }
 }
 
-async fn accept_loop(listener: TcpListener, requests: Arc<AtomicU64>) {
+async fn accept_loop(listener: TcpListener, counters: Arc<Counters>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -84,11 +158,29 @@ async fn accept_loop(listener: TcpListener, requests: Arc<AtomicU64>) {
             inner: stream,
             recorder: recorder.clone(),
         });
-        let requests = requests.clone();
+        let counters = counters.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                requests.fetch_add(1, Ordering::SeqCst);
-                handle(request, recorder.clone())
+            let service = service_fn(move |request: Request<Incoming>| {
+                let n = counters.requests.fetch_add(1, Ordering::SeqCst);
+                let behavior = counters.behavior;
+                let counters = counters.clone();
+                let recorder = recorder.clone();
+                async move {
+                    if !behavior.delay.is_zero() {
+                        tokio::time::sleep(behavior.delay).await;
+                    }
+                    if behavior.fails(n) {
+                        // Read the request first, as a well-behaved app does:
+                        // an early answer races the client's body upload.
+                        let _ = request.into_body().collect().await;
+                        counters.failures.fetch_add(1, Ordering::SeqCst);
+                        return Ok(text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "injected failure\n",
+                        ));
+                    }
+                    handle(request, recorder).await
+                }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(io, service)
@@ -446,4 +538,20 @@ async fn reset_mid_response(mut stream: TcpStream) {
     // Linger 0: close sends RST instead of FIN.
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     drop(stream);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_spread_evenly_and_exact() {
+        let behavior = Behavior::new().fail(3, 10);
+        let failing: Vec<u64> = (0..20).filter(|&n| behavior.fails(n)).collect();
+        assert_eq!(failing, vec![3, 6, 9, 13, 16, 19]);
+        assert_eq!((0..1000).filter(|&n| behavior.fails(n)).count(), 300);
+        assert!((0..50).all(|n| Behavior::new().fail(1, 1).fails(n)));
+        assert!((0..50).all(|n| !Behavior::new().fails(n)));
+        assert!((0..50).all(|n| !Behavior::new().fail(0, 7).fails(n)));
+    }
 }

@@ -10,7 +10,13 @@
 //!
 //! - [`proxy`]: spawn `weft-proxy` as a child process on free loopback ports,
 //!   wait for readiness, read and parse its metrics, signal it, kill on drop.
-//! - [`http_server`]: an HTTP/1.1 + h2c test app and a raw "reset mid-response" server.
+//! - [`controller`]: spawn `weft-controller` on a mesh file in a temp dir, edit
+//!   the file, kill and restart it on the same ports; [`controller::MeshFile`]
+//!   builds mesh files.
+//! - [`http_server`]: an HTTP/1.1 + h2c test app (optionally slowed down or
+//!   failing a share of requests) and a raw "reset mid-response" server.
+//! - [`load`]: keep-alive load through a proxy's outbound listener as an
+//!   explicit HTTP proxy, with every outcome recorded.
 //! - [`grpc`]: a hand-written gRPC echo service (unary + bidi streaming), server and client.
 //! - [`websocket`]: WebSocket echo server and client helpers.
 //! - [`http_client`]: one-shot HTTP/1.1 and HTTP/2 requests and `CONNECT` tunnels.
@@ -20,9 +26,11 @@
 //! serving while a test blocks (for example in [`proxy::ProxyProcess::wait_exit`]).
 
 pub mod background;
+pub mod controller;
 pub mod grpc;
 pub mod http_client;
 pub mod http_server;
+pub mod load;
 pub mod prom;
 pub mod proxy;
 pub mod websocket;
@@ -33,7 +41,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use http_server::{HeadersEcho, HttpTestServer, ResetServer};
+pub use controller::{ControllerProcess, MeshFile};
+pub use http_server::{Behavior, HeadersEcho, HttpTestServer, ResetServer};
 pub use proxy::{ProxyBuilder, ProxyProcess};
 
 /// Boxed error type used by the fixtures.

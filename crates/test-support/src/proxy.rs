@@ -96,6 +96,22 @@ impl ProxyBuilder {
         unreachable!("the last attempt returns or panics")
     }
 
+    /// Starts the proxy without waiting for `/ready` (a proxy that should
+    /// not become ready); waits only until its admin port answers.
+    pub fn spawn_unready(self) -> ProxyProcess {
+        let proxy = self.start_child();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while proxy.admin_get("/live").is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the admin port never answered:\n{}",
+                proxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        proxy
+    }
+
     fn start_child(&self) -> ProxyProcess {
         let inbound = self.inbound.unwrap_or_else(free_addr);
         let outbound = self.outbound.unwrap_or_else(free_addr);
@@ -178,7 +194,8 @@ fn base_command(extra: &[(String, String)]) -> Command {
     command
 }
 
-fn temp_dir() -> PathBuf {
+/// A fresh directory under the system temp dir for one child process's files.
+pub(crate) fn temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("weft-e2e-{}-{n}", std::process::id()));
@@ -358,7 +375,11 @@ impl Drop for ProxyProcess {
 }
 
 /// One HTTP/1.1 request with `Connection: close` over a blocking socket.
-fn admin_request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<AdminResponse> {
+pub(crate) fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> std::io::Result<AdminResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;

@@ -25,14 +25,19 @@
 //! - `tcp`: opaque forwarding keeps half-close and counts bytes.
 //! - `config`: invalid environment is reported at once, exit 64.
 //! - `metrics`: counter values after a known amount of traffic.
+//! - `discovery`: outbound routing by a real `weft-controller`'s Destination
+//!   answers: balancing, traffic splits, retries, timeouts, failfast, mesh-file
+//!   edits and controller restarts.
 
 mod admin;
 mod bad_input;
 mod config;
+mod discovery;
 mod errors;
 mod grpc;
 mod http;
 mod metrics;
+mod mtls;
 mod redis;
 mod shutdown;
 mod tcp;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use weft_core::service::{selects, target_port};
-use weft_core::workload::{ProxyEndpoint, Workload};
+use weft_core::workload::{Labels, ProxyEndpoint, Workload};
 
 /// One address serving a `service:port`: a workload address and the target
 /// port resolved on that workload, with what a proxy labels it by.
@@ -19,7 +19,7 @@ pub struct Endpoint {
     /// The workload's namespace.
     pub namespace: String,
     /// The workload's labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// The workload's service account.
     pub service_account: String,
     /// Where its proxy listens, when meshed.
@@ -139,7 +139,7 @@ mod tests {
             address: address.parse().unwrap(),
             workload: "w".into(),
             namespace: "shop".into(),
-            labels: BTreeMap::new(),
+            labels: Labels::default(),
             service_account: service_account.into(),
             proxy: None,
         }

@@ -307,7 +307,7 @@ fn profiles_default_then_follow_service_profile_and_split() {
         }]
     );
 
-    let mut receiver = catalog.subscribe_profile(&target);
+    let mut receiver = catalog.subscribe_profile(&ProfileTarget::new(target.clone(), None));
     assert_eq!(receiver.borrow_and_update().as_deref(), Some(&default));
 
     catalog.apply(object::<ServiceProfile>(PROFILE)).unwrap();
@@ -380,4 +380,132 @@ fn lookups_by_address() {
         Some(ServiceName::new("shop", "web"))
     );
     assert_eq!(catalog.service_at("10.96.0.99".parse().unwrap()), None);
+}
+
+#[test]
+fn one_change_reaches_every_subscriber_of_a_service_once() {
+    let mut catalog = web_catalog();
+    let target = ServicePort::new("shop", "web", 80);
+    let mut receivers: Vec<_> = (0..200)
+        .map(|_| catalog.subscribe_endpoints(&target))
+        .collect();
+    for receiver in &mut receivers {
+        assert_eq!(added(&next(receiver)).len(), 2, "snapshot first");
+    }
+    catalog
+        .update(
+            vec![workload("shop", "web-3", "web", "10.0.0.4", 8080)],
+            Vec::new(),
+        )
+        .unwrap();
+    for receiver in &mut receivers {
+        assert_eq!(added(&next(receiver)), vec![address("10.0.0.4:8080")]);
+        assert!(receiver.try_recv().is_err(), "exactly one diff");
+    }
+}
+
+#[test]
+fn batch_updates_touch_only_the_services_they_change() {
+    let mut catalog = web_catalog();
+    catalog.apply(service("shop", "api", "api")).unwrap();
+    let mut web = catalog.subscribe_endpoints(&ServicePort::new("shop", "web", 80));
+    let mut api = catalog.subscribe_endpoints(&ServicePort::new("shop", "api", 80));
+    next(&mut web);
+    next(&mut api);
+
+    let removed = catalog
+        .update(
+            vec![workload("shop", "web-2", "web", "10.0.0.7", 8081)],
+            vec![
+                ObjectKey::new(Kind::Workload, "shop", "web-1"),
+                ObjectKey::new(Kind::Workload, "shop", "missing"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(
+        next(&mut web),
+        EndpointUpdate::Remove(vec![address("10.0.0.1:8080"), address("10.0.0.2:8081")])
+    );
+    assert_eq!(added(&next(&mut web)), vec![address("10.0.0.7:8081")]);
+    assert!(api.try_recv().is_err(), "api's workloads did not change");
+
+    // A workload moving from one service to another updates both.
+    catalog
+        .update(
+            vec![workload("shop", "api-1", "web", "10.0.0.3", 8080)],
+            Vec::new(),
+        )
+        .unwrap();
+    assert_eq!(next(&mut api), EndpointUpdate::NoEndpoints { exists: true });
+    assert_eq!(added(&next(&mut web)), vec![address("10.0.0.3:8080")]);
+
+    // A refused object leaves everything as it was.
+    let unnamed = object::<Workload>(
+        "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {namespace: shop}\nspec: {addresses: [10.0.0.8]}\n",
+    );
+    assert!(
+        catalog
+            .update(
+                vec![unnamed],
+                vec![ObjectKey::new(Kind::Service, "shop", "web")]
+            )
+            .is_err()
+    );
+    assert!(catalog.service_exists(&ServiceName::new("shop", "web")));
+}
+
+#[test]
+fn a_profile_in_the_client_namespace_takes_precedence() {
+    let mut catalog = web_catalog();
+    catalog.apply(object::<ServiceProfile>(PROFILE)).unwrap();
+    let target = ServicePort::new("shop", "web", 80);
+    let from =
+        |namespace: Option<&str>| ProfileTarget::new(target.clone(), namespace.map(str::to_string));
+    let route_names = |profile: Option<Profile>| -> Vec<String> {
+        profile
+            .unwrap()
+            .routes
+            .into_iter()
+            .map(|route| route.name)
+            .collect()
+    };
+    // Same namespace as the service, or no namespace: one question.
+    assert_eq!(from(Some("shop")), from(None));
+    let mut client = catalog.subscribe_profile(&from(Some("client")));
+    assert_eq!(
+        route_names(catalog.profile_for(&from(Some("client")))),
+        ["list"]
+    );
+    client.borrow_and_update();
+
+    let client_profile = PROFILE
+        .replace("namespace: shop", "namespace: client")
+        .replace("name: list", "name: client-list");
+    catalog
+        .apply(object::<ServiceProfile>(&client_profile))
+        .unwrap();
+    assert!(
+        client.has_changed().unwrap(),
+        "the client's watch follows its namespace"
+    );
+    assert_eq!(
+        route_names(client.borrow_and_update().as_deref().cloned()),
+        ["client-list"]
+    );
+    assert_eq!(
+        route_names(catalog.profile_for(&from(Some("shop")))),
+        ["list"]
+    );
+    assert_eq!(
+        route_names(catalog.profile_for(&from(Some("other")))),
+        ["list"]
+    );
+    assert_eq!(route_names(catalog.profile(&target)), ["list"]);
+
+    catalog.delete(Kind::ServiceProfile, "client", "web.shop.svc.cluster.local");
+    assert_eq!(
+        route_names(client.borrow_and_update().as_deref().cloned()),
+        ["list"]
+    );
 }

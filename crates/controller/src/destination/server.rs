@@ -5,7 +5,9 @@
 //!                        └► ip:port       ─► clusterIP: that service's endpoints
 //!                                            workload:  one Add of that workload, then idle
 //!                                            other:     one Add of the bare address, then idle
-//! GetProfile(path) parse ─► service name  ─► catalog.subscribe_profile ─► each new answer
+//! GetProfile(path, context_token ─► client namespace)
+//!                  parse ─► service name  ─► catalog.subscribe_profile ─► each new answer
+//!                                            (a ServiceProfile in the client's namespace first)
 //!                        └► ip:port       ─► clusterIP: that service's profile
 //!                                            workload:  profile with `endpoint`, then idle
 //!                                            other:     default profile, then idle
@@ -24,6 +26,8 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use futures::stream::{self, Stream, StreamExt};
 use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::destination_server::{Destination, DestinationServer};
+
+use crate::identity::IdentityDomain;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -33,7 +37,7 @@ use weft_core::names::ServiceName;
 use weft_core::service::is_external_name;
 
 use super::translate::{self, Target, TranslateError};
-use crate::catalog::{Catalog, EndpointUpdate, Profile, ServicePort, SharedCatalog};
+use crate::catalog::{Catalog, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog};
 
 /// A boxed response stream.
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -94,6 +98,9 @@ pub struct DestinationService {
     catalog: SharedCatalog,
     metrics: DestinationMetrics,
     shutdown: watch::Receiver<bool>,
+    /// The identity domain when identities are on: meshed endpoints are
+    /// then sent with their identity and protocol hints.
+    mesh: Option<IdentityDomain>,
 }
 
 impl DestinationService {
@@ -102,11 +109,13 @@ impl DestinationService {
         catalog: SharedCatalog,
         metrics: DestinationMetrics,
         shutdown: watch::Receiver<bool>,
+        mesh: Option<IdentityDomain>,
     ) -> Self {
         Self {
             catalog,
             metrics,
             shutdown,
+            mesh,
         }
     }
 
@@ -116,7 +125,7 @@ impl DestinationService {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = crate::incoming::incoming(listener);
         tonic::transport::Server::builder()
             .add_service(DestinationServer::new(self))
             .serve_with_incoming_shutdown(incoming, shutdown)
@@ -128,10 +137,15 @@ impl DestinationService {
         self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn target(&self, request: Request<proto::GetDestination>) -> Result<Target, Status> {
-        let path = request.into_inner().path;
+    /// What the request names, and the client's namespace from its context token.
+    fn target(
+        &self,
+        request: Request<proto::GetDestination>,
+    ) -> Result<(Target, Option<String>), Status> {
+        let request = request.into_inner();
         let cluster_domain = self.catalog().cluster_domain().to_string();
-        translate::parse_target(&path, &cluster_domain).map_err(status_of)
+        let target = translate::parse_target(&request.path, &cluster_domain).map_err(status_of)?;
+        Ok((target, translate::client_namespace(&request.context_token)))
     }
 
     /// Ends `stream` on shutdown and keeps `guard` alive as long as it is.
@@ -160,20 +174,22 @@ impl DestinationService {
         let receiver = self
             .catalog()
             .subscribe_endpoints(&ServicePort { service, port });
-        endpoint_stream(receiver, labels)
+        endpoint_stream(receiver, labels, self.mesh.clone())
     }
 
     fn profile_of_service(
         &self,
         service: ServiceName,
         port: u16,
+        client_namespace: Option<String>,
     ) -> ResponseStream<proto::DestinationProfile> {
         let mut catalog = self.catalog();
         let unknown = proto::DestinationProfile {
             fully_qualified_name: service.fully_qualified(catalog.cluster_domain()),
             ..translate::default_profile()
         };
-        let receiver = catalog.subscribe_profile(&ServicePort { service, port });
+        let request = ProfileTarget::new(ServicePort { service, port }, client_namespace);
+        let receiver = catalog.subscribe_profile(&request);
         profile_stream(receiver, unknown)
     }
 }
@@ -187,7 +203,7 @@ impl Destination for DestinationService {
         &self,
         request: Request<proto::GetDestination>,
     ) -> Result<Response<Self::GetStream>, Status> {
-        let target = self.target(request)?;
+        let (target, _client_namespace) = self.target(request)?;
         let stream = match target {
             Target::Service { service, port } => {
                 let external = self
@@ -210,7 +226,7 @@ impl Destination for DestinationService {
                         let labels =
                             HashMap::from([("namespace".to_string(), endpoint.namespace.clone())]);
                         let add = EndpointUpdate::Add(vec![endpoint]);
-                        once_then_idle(translate::update(add, &labels))
+                        once_then_idle(translate::update(add, &labels, self.mesh.as_ref()))
                     }
                     (None, None) => once_then_idle(translate::bare_address_update(address)),
                 }
@@ -224,16 +240,20 @@ impl Destination for DestinationService {
         &self,
         request: Request<proto::GetDestination>,
     ) -> Result<Response<Self::GetProfileStream>, Status> {
-        let target = self.target(request)?;
+        let (target, client_namespace) = self.target(request)?;
         let stream = match target {
-            Target::Service { service, port } => self.profile_of_service(service, port),
+            Target::Service { service, port } => {
+                self.profile_of_service(service, port, client_namespace)
+            }
             Target::Address(address) => {
                 let service = self.catalog().service_at(address.ip());
                 let workload = self.catalog().workload_at(address);
                 match (service, workload) {
-                    (Some(service), _) => self.profile_of_service(service, address.port()),
+                    (Some(service), _) => {
+                        self.profile_of_service(service, address.port(), client_namespace)
+                    }
                     (None, Some(endpoint)) => {
-                        once_then_idle(translate::endpoint_profile(&endpoint))
+                        once_then_idle(translate::endpoint_profile(&endpoint, self.mesh.as_ref()))
                     }
                     (None, None) => once_then_idle(translate::default_profile()),
                 }
@@ -256,12 +276,17 @@ fn status_of(error: TranslateError) -> Status {
 fn endpoint_stream(
     receiver: mpsc::Receiver<EndpointUpdate>,
     labels: HashMap<String, String>,
+    mesh: Option<IdentityDomain>,
 ) -> ResponseStream<proto::Update> {
     Box::pin(stream::unfold(receiver, move |mut receiver| {
         let labels = labels.clone();
+        let mesh = mesh.clone();
         async move {
             let update = receiver.recv().await?;
-            Some((Ok(translate::update(update, &labels)), receiver))
+            Some((
+                Ok(translate::update(update, &labels, mesh.as_ref())),
+                receiver,
+            ))
         }
     }))
 }

@@ -4,12 +4,15 @@
 //! ```text
 //! "web.shop.svc.cluster.local:80" ─parse_target─► Target::Service(web.shop, 80)
 //! "10.96.0.10:80"                 ─parse_target─► Target::Address(10.96.0.10:80)
+//! r#"{"ns":"shop","nodeName":"n1","pod":"web-1"}"# ─client_namespace─► Some("shop")
 //! EndpointUpdate ─update─► Update{Add(WeightedAddrSet) | Remove(AddrSet) | NoEndpoints}
 //! Profile        ─profile─► DestinationProfile{routes, retry_budget, dst_overrides, …}
 //! Endpoint       ─endpoint_profile─► DestinationProfile{endpoint, retry_budget}
 //! ```
 //!
-//! `protocol_hint` and `tls_identity` are left unset: the identity work fills them.
+//! With identities on, meshed endpoints carry `tls_identity` (their proxy's
+//! identity) and `protocol_hint` (HTTP/2, and the inbound port that takes a
+//! transport header).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +25,7 @@ use weft_core::names::ServiceName;
 use weft_core::profile::{RequestMatch, ResponseClass, ResponseMatch, RetryBudget, RouteSpec};
 
 use crate::catalog::{Endpoint, EndpointUpdate, Profile};
+use crate::identity::{IdentityDomain, WorkloadIdentity};
 
 /// The weight of every address (Linkerd's constant).
 pub const ENDPOINT_WEIGHT: u32 = 10_000;
@@ -89,6 +93,24 @@ pub fn parse_target(path: &str, cluster_domain: &str) -> Result<Target, Translat
     Ok(Target::Service { service, port })
 }
 
+/// The client's namespace from the `context_token` a proxy sends with each
+/// request: Linkerd's JSON form `{"ns":"<ns>","nodeName":…,"pod":…}` or the
+/// older `ns:<ns>`. Anything else — empty, malformed, no or empty `ns` — is
+/// no namespace (Linkerd logs and ignores such tokens).
+pub fn client_namespace(context_token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct ContextToken {
+        ns: Option<String>,
+    }
+    let token = context_token.trim();
+    let namespace = if token.starts_with('{') {
+        serde_json::from_str::<ContextToken>(token).ok()?.ns?
+    } else {
+        token.strip_prefix("ns:")?.trim().to_string()
+    };
+    Some(namespace).filter(|namespace| !namespace.is_empty())
+}
+
 /// The set-level labels of a service's endpoints: `service`, `namespace`.
 pub fn set_labels(service: &ServiceName) -> HashMap<String, String> {
     HashMap::from([
@@ -97,11 +119,19 @@ pub fn set_labels(service: &ServiceName) -> HashMap<String, String> {
     ])
 }
 
-/// One catalog update for a subscriber, with `labels` on each `Add`.
-pub fn update(endpoint_update: EndpointUpdate, labels: &HashMap<String, String>) -> proto::Update {
+/// One catalog update for a subscriber, with `labels` on each `Add`; with
+/// `mesh` (identity on), meshed endpoints carry their identity and hints.
+pub fn update(
+    endpoint_update: EndpointUpdate,
+    labels: &HashMap<String, String>,
+    mesh: Option<&IdentityDomain>,
+) -> proto::Update {
     let update = match endpoint_update {
         EndpointUpdate::Add(endpoints) => proto::update::Update::Add(proto::WeightedAddrSet {
-            addrs: endpoints.iter().map(weighted_addr).collect(),
+            addrs: endpoints
+                .iter()
+                .map(|endpoint| weighted_addr(endpoint, mesh))
+                .collect(),
             metric_labels: labels.clone(),
         }),
         EndpointUpdate::Remove(addresses) => proto::update::Update::Remove(proto::AddrSet {
@@ -132,9 +162,36 @@ pub fn bare_address_update(address: SocketAddr) -> proto::Update {
 }
 
 /// One endpoint on the wire: address, weight 10000 and the labels a proxy
-/// prefixes with `dst_` (`workload`, `serviceaccount`, `namespace`).
-pub fn weighted_addr(endpoint: &Endpoint) -> proto::WeightedAddr {
+/// prefixes with `dst_` (`workload`, `serviceaccount`, `namespace`). A
+/// meshed endpoint, when the mesh has identities (`mesh`), also carries its
+/// proxy's identity (`tls_identity`: clients require it with mutual TLS) and
+/// protocol hint: HTTP/2 between proxies, and the inbound port that takes a
+/// transport header (`opaque_transport`).
+pub fn weighted_addr(endpoint: &Endpoint, mesh: Option<&IdentityDomain>) -> proto::WeightedAddr {
+    let meshed = endpoint.proxy.as_ref().zip(mesh);
+    let tls_identity = meshed.map(|(_, domain)| {
+        let name = domain.dns_name(&WorkloadIdentity::new(
+            endpoint.namespace.clone(),
+            endpoint.service_account.clone(),
+        ));
+        proto::TlsIdentity {
+            strategy: Some(proto::tls_identity::Strategy::DnsLikeIdentity(
+                proto::tls_identity::DnsLikeIdentity { name: name.clone() },
+            )),
+            server_name: Some(proto::tls_identity::DnsLikeIdentity { name }),
+        }
+    });
+    let protocol_hint = meshed.map(|(proxy, _)| proto::ProtocolHint {
+        protocol: Some(proto::protocol_hint::Protocol::H2(
+            proto::protocol_hint::H2::default(),
+        )),
+        opaque_transport: Some(proto::protocol_hint::OpaqueTransport {
+            inbound_port: u32::from(proxy.inbound_port),
+        }),
+    });
     proto::WeightedAddr {
+        tls_identity,
+        protocol_hint,
         addr: Some(tcp_address(endpoint.address)),
         weight: ENDPOINT_WEIGHT,
         metric_labels: HashMap::from([
@@ -179,10 +236,13 @@ pub fn profile(profile: &Profile) -> proto::DestinationProfile {
 
 /// The profile of a workload address: no routes, no overrides, the default
 /// budget and `endpoint` set so the proxy connects directly.
-pub fn endpoint_profile(endpoint: &Endpoint) -> proto::DestinationProfile {
+pub fn endpoint_profile(
+    endpoint: &Endpoint,
+    mesh: Option<&IdentityDomain>,
+) -> proto::DestinationProfile {
     proto::DestinationProfile {
         retry_budget: Some(retry_budget(&RetryBudget::default())),
-        endpoint: Some(weighted_addr(endpoint)),
+        endpoint: Some(weighted_addr(endpoint, mesh)),
         ..Default::default()
     }
 }

@@ -224,9 +224,15 @@ fn reload_keeps_the_last_good_version_on_a_bad_edit() {
     std::fs::write(&path, &good).unwrap();
     let catalog = Catalog::default().shared();
     let mut source = MeshFileSource::new(&path, catalog.clone());
+    let workloads = source.subscribe_workloads();
+    assert!(
+        workloads.borrow().is_empty(),
+        "nothing before the first load"
+    );
 
     assert!(source.reload().unwrap());
     assert!(!source.reload().unwrap(), "unchanged text is not reloaded");
+    assert_eq!(workloads.borrow().len(), 4, "the example's Workloads");
     let before = endpoint_addresses(&catalog, "shop", "web", 80).unwrap();
     assert_eq!(before.len(), 3);
 
@@ -269,6 +275,7 @@ fn reload_keeps_the_last_good_version_on_a_bad_edit() {
     let status = source.status();
     assert!(status.is_current());
     assert_eq!((status.good_loads, status.objects), (2, 11));
+    assert_eq!(workloads.borrow().len(), 5, "republished after a good load");
 
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(source.reload(), Err(MeshFileError::Read { .. })));
@@ -332,4 +339,52 @@ async fn watched_edits_take_effect_within_a_second() {
 
     stop.send(()).unwrap();
     task.await.unwrap();
+}
+
+#[test]
+fn reloads_parse_only_changed_documents_and_find_deletions() {
+    let service = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n";
+    let workload = |name: &str, ip: &str| {
+        format!(
+            "---\napiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {{name: {name}, namespace: shop, labels: {{app: web}}}}\nspec: {{addresses: [{ip}]}}\n"
+        )
+    };
+    let first = format!(
+        "{service}{}{}",
+        workload("a", "10.0.0.1"),
+        workload("b", "10.0.0.2")
+    );
+    let loaded = parse_changes(&first, &DocumentIndex::default()).unwrap();
+    assert_eq!((loaded.applied.len(), loaded.deleted.len()), (3, 0));
+    assert_eq!(loaded.index.len(), 3);
+
+    // `b` changed address, `a` is gone, `c` is new; the service is untouched.
+    let second = format!(
+        "{service}{}{}",
+        workload("b", "10.0.0.9"),
+        workload("c", "10.0.0.3")
+    );
+    let changes = parse_changes(&second, &loaded.index).unwrap();
+    let applied: Vec<String> = changes
+        .applied
+        .iter()
+        .map(|object| object.key().unwrap().name)
+        .collect();
+    assert_eq!(applied, ["b", "c"]);
+    assert_eq!(
+        changes.deleted,
+        vec![ObjectKey::new(Kind::Workload, "shop", "a")]
+    );
+
+    // An unchanged document repeated is still a duplicate.
+    let doubled = format!("{service}{service}");
+    let problems = parse_changes(&doubled, &loaded.index).unwrap_err();
+    assert!(problems[0].reason.contains("duplicate"), "{problems:?}");
+}
+
+#[test]
+fn marker_lines_with_content_parse() {
+    let text = "--- {apiVersion: v1, kind: Service, metadata: {name: a}}\n--- \r\napiVersion: v1\r\nkind: Service\r\nmetadata: {name: b}\r\n";
+    let objects = parse_mesh(text).expect("both documents parse");
+    assert_eq!(objects.len(), 2);
 }

@@ -1,22 +1,21 @@
 //! Keeping the catalog in step with the mesh file: [`MeshFileSource::reload`]
-//! (read, parse, reset the catalog when the text changed) and
-//! [`MeshFileSource::run`] (reload on inotify events and on a one-second poll,
-//! so edits land within a second even where inotify misses them).
+//! (read; when the text changed, parse the changed documents and update the
+//! catalog) and [`MeshFileSource::run`] (reload on inotify events — at once
+//! when the file was renamed into place or closed after writing, after a
+//! short settle otherwise — and on a one-second poll, so edits land within a
+//! second even where inotify misses them).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use notify::Watcher;
+use tokio::sync::watch;
+use weft_core::Workload;
 
-use super::{DocumentProblem, MeshFileError, parse_mesh};
+use super::{DocumentIndex, DocumentProblem, Fingerprint, MeshFileError, parse_changes};
 use crate::catalog::SharedCatalog;
-
-/// How often the file is re-read when no change event arrives.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// How long to let a burst of change events (an editor's save) settle.
-const SETTLE_DELAY: Duration = Duration::from_millis(50);
+use crate::file_watch;
 
 /// How loading the mesh file is going: for logs, metrics and `/ready`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +28,8 @@ pub struct MeshFileStatus {
     pub last_good_load: Option<SystemTime>,
     /// How many objects that version held.
     pub objects: usize,
+    /// How long the latest attempt took: read, parse and (when good) the catalog update.
+    pub last_load_duration: Option<Duration>,
     /// The latest attempt's error, one problem per line; `None` once a good version loads.
     pub last_error: Option<String>,
     /// The latest attempt's problems (empty for read errors).
@@ -47,7 +48,7 @@ impl MeshFileStatus {
 /// What was last tried, so an unchanged file is neither reloaded nor re-reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Attempt {
-    Text(String),
+    Text(Fingerprint),
     Unreadable(String),
 }
 
@@ -58,6 +59,9 @@ pub struct MeshFileSource {
     catalog: SharedCatalog,
     status: Arc<Mutex<MeshFileStatus>>,
     last_attempt: Option<Attempt>,
+    /// The documents of the version the catalog holds.
+    index: DocumentIndex,
+    workloads: watch::Sender<Arc<[Workload]>>,
 }
 
 impl MeshFileSource {
@@ -68,6 +72,8 @@ impl MeshFileSource {
             catalog,
             status: Arc::default(),
             last_attempt: None,
+            index: DocumentIndex::default(),
+            workloads: watch::Sender::new(Arc::from(Vec::new())),
         }
     }
 
@@ -86,14 +92,23 @@ impl MeshFileSource {
         Arc::clone(&self.status)
     }
 
-    /// Reads the file; when its text changed since the last attempt, parses it
-    /// and resets the catalog. `Ok(true)`: a new version is serving;
+    /// The Workloads of the version serving, republished after each good load
+    /// (for consumers that need more than the catalog's queries, such as the
+    /// identity token files).
+    pub fn subscribe_workloads(&self) -> watch::Receiver<Arc<[Workload]>> {
+        self.workloads.subscribe()
+    }
+
+    /// Reads the file; when its text changed since the last attempt, parses
+    /// the documents that changed and updates the catalog (resets it on the
+    /// first load). `Ok(true)`: a new version is serving;
     /// `Ok(false)`: nothing changed; `Err`: this version is invalid (recorded in
     /// the status and logged) and the last good one keeps serving.
     pub fn reload(&mut self) -> Result<bool, MeshFileError> {
+        let started = std::time::Instant::now();
         let read = std::fs::read_to_string(&self.path);
         let attempt = match &read {
-            Ok(text) => Attempt::Text(text.clone()),
+            Ok(text) => Attempt::Text(Fingerprint::of(text)),
             Err(error) => Attempt::Unreadable(error.to_string()),
         };
         if self.last_attempt.as_ref() == Some(&attempt) {
@@ -106,24 +121,32 @@ impl MeshFileSource {
                 source,
             })
             .and_then(|text| {
-                parse_mesh(&text).map_err(|problems| MeshFileError::Invalid {
+                parse_changes(&text, &self.index).map_err(|problems| MeshFileError::Invalid {
                     path: self.path.clone(),
                     problems,
                 })
             })
-            .and_then(|objects| {
-                let count = objects.len();
-                lock(&self.catalog)
-                    .reset(objects)
-                    .map(|()| count)
-                    .map_err(|source| MeshFileError::Rejected {
-                        path: self.path.clone(),
-                        source,
-                    })
+            .and_then(|changes| {
+                let mut catalog = lock(&self.catalog);
+                let updated = if self.index.is_empty() {
+                    catalog.reset(changes.applied)
+                } else {
+                    catalog.update(changes.applied, changes.deleted).map(drop)
+                };
+                let workloads = catalog.workloads();
+                drop(catalog);
+                updated.map_err(|source| MeshFileError::Rejected {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                self.index = changes.index;
+                Ok((self.index.len(), workloads))
             });
         let mut status = lock(&self.status);
+        status.last_load_duration = Some(started.elapsed());
         match loaded {
-            Ok(count) => {
+            Ok((count, workloads)) => {
+                self.workloads.send_replace(Arc::from(workloads));
                 status.good_loads += 1;
                 status.last_good_load = Some(SystemTime::now());
                 status.objects = count;
@@ -145,44 +168,15 @@ impl MeshFileSource {
 
     /// Watches the file until `shutdown` completes: reloads on change events
     /// (the directory is watched, as editors replace files) and every
-    /// [`POLL_INTERVAL`].
+    /// [`POLL_INTERVAL`](file_watch::POLL_INTERVAL).
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        let (notify_sender, mut changes) = tokio::sync::mpsc::channel::<()>(1);
-        let directory = match self.path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            // A full queue already means "look again".
-            let _ = notify_sender.try_send(());
-        })
-        .and_then(|mut watcher| {
-            watcher
-                .watch(&directory, notify::RecursiveMode::NonRecursive)
-                .map(|()| watcher)
-        });
-        let _watcher = match watcher {
-            Ok(watcher) => Some(watcher),
-            Err(error) => {
-                tracing::warn!(directory = %directory.display(), %error, "cannot watch the mesh file; polling only");
-                None
-            }
-        };
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = poll.tick() => {}
-                Some(()) = changes.recv() => {
-                    tokio::time::sleep(SETTLE_DELAY).await;
-                    while changes.try_recv().is_ok() {}
-                }
-            }
+        let directory = file_watch::directory_of(&self.path);
+        let files = [self.path.clone()];
+        file_watch::watch_directories("mesh file", &[directory], &files, shutdown, || {
             // Errors are recorded in the status and logged by reload.
             let _ = self.reload();
-        }
+        })
+        .await;
     }
 }
 

@@ -33,19 +33,48 @@ use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 use super::backoff::ExponentialBackoff;
-use super::convert::{ConvertError, EndpointLabels, Profile, Update};
+use super::convert::{ConvertError, Endpoint, Profile, Update};
 use crate::balance::p2c::Random;
 use crate::balance::{Balancer, Change, PeakEwmaConfig};
+use crate::metrics::control::ControlMetrics;
 use crate::metrics::labels::{TargetLabels, TlsStatus};
 
-/// The metric labels of connections to a discovered endpoint (made once per
-/// endpoint, shared by every request the balancer sends there).
-fn endpoint_target(address: SocketAddr, labels: &EndpointLabels) -> Arc<TargetLabels> {
-    TargetLabels::discovered(
-        address,
-        TlsStatus::NotProvidedByServiceDiscovery,
-        labels.clone(),
-    )
+/// What the balancer keeps about one endpoint: its metric labels (made once,
+/// shared by every request sent there) and how to reach its proxy.
+#[derive(Clone, Debug)]
+pub struct EndpointMeta {
+    /// Labels of requests and connections to it (`dst_*`, TLS status).
+    pub labels: Arc<TargetLabels>,
+    /// The identity to require with mutual TLS; `None`: plaintext (not
+    /// meshed, or this proxy has no identity).
+    pub identity: Option<Arc<str>>,
+    /// Whether its proxy takes HTTP/2 (HTTP/1 requests travel upgraded).
+    pub h2: bool,
+    /// Its proxy's inbound port for opaque traffic with a transport header.
+    pub opaque_transport_port: Option<u16>,
+}
+
+impl EndpointMeta {
+    /// The metadata of `endpoint`; mutual TLS only when `mesh_tls` (this
+    /// proxy has an identity) and discovery names the endpoint's identity.
+    pub fn new(endpoint: &Endpoint, mesh_tls: bool) -> EndpointMeta {
+        let identity: Option<Arc<str>> = endpoint
+            .identity
+            .as_deref()
+            .filter(|_| mesh_tls)
+            .map(Arc::from);
+        let tls = match &identity {
+            Some(identity) => TlsStatus::ToServer(identity.clone()),
+            None => TlsStatus::NotProvidedByServiceDiscovery,
+        };
+        let meshed = identity.is_some();
+        EndpointMeta {
+            labels: TargetLabels::discovered(endpoint.addr, tls, endpoint.labels.clone()),
+            identity,
+            h2: meshed && endpoint.h2,
+            opaque_transport_port: endpoint.opaque_transport_port.filter(|_| meshed),
+        }
+    }
 }
 
 /// Why a client could not be built.
@@ -77,6 +106,11 @@ pub struct DiscoveryConfig {
     pub connect_timeout: Duration,
     /// Load estimation for the balancers fed by `Get` streams.
     pub balancer: PeakEwmaConfig,
+    /// Stream metrics, if they are exported.
+    pub metrics: Option<ControlMetrics>,
+    /// Whether this proxy has an identity, so endpoints discovery names an
+    /// identity for are reached with mutual TLS.
+    pub mesh_tls: bool,
 }
 
 impl DiscoveryConfig {
@@ -90,6 +124,8 @@ impl DiscoveryConfig {
             initial_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(1),
             balancer: PeakEwmaConfig::default(),
+            metrics: None,
+            mesh_tls: false,
         }
     }
 }
@@ -148,7 +184,7 @@ pub struct KnownEndpoints {
     /// `false` after `no_endpoints{exists: false}`: the service is unknown.
     pub exists: bool,
     /// Current endpoints and their labels.
-    pub endpoints: BTreeMap<SocketAddr, EndpointLabels>,
+    pub endpoints: BTreeMap<SocketAddr, Endpoint>,
 }
 
 /// A handle on one lookup: the watch of its state. Clones share the lookup;
@@ -219,7 +255,7 @@ pub type ProfileWatch = LookupWatch<Profile>;
 #[derive(Clone, Debug)]
 pub struct EndpointsWatch {
     lookup: LookupWatch<KnownEndpoints>,
-    balancer: Balancer<Arc<TargetLabels>>,
+    balancer: Balancer<EndpointMeta>,
 }
 
 impl EndpointsWatch {
@@ -234,7 +270,7 @@ impl EndpointsWatch {
     }
 
     /// The balancer over the current endpoints (shared by every clone).
-    pub fn balancer(&self) -> &Balancer<Arc<TargetLabels>> {
+    pub fn balancer(&self) -> &Balancer<EndpointMeta> {
         &self.balancer
     }
 }
@@ -266,6 +302,8 @@ struct ClientShared {
     initial_timeout: Duration,
     balancer: PeakEwmaConfig,
     random: Random,
+    metrics: Option<ControlMetrics>,
+    mesh_tls: bool,
 }
 
 impl DiscoveryClient {
@@ -298,6 +336,8 @@ impl DiscoveryClient {
                 initial_timeout: config.initial_timeout,
                 balancer: config.balancer,
                 random: Random::from_entropy(),
+                metrics: config.metrics,
+                mesh_tls: config.mesh_tls,
             }),
         })
     }
@@ -315,6 +355,7 @@ impl DiscoveryClient {
         let session = EndpointsSession {
             balancer: balancer.clone(),
             known: KnownEndpoints::default(),
+            mesh_tls: self.shared.mesh_tls,
         };
         EndpointsWatch {
             lookup: self.spawn(authority, session),
@@ -368,6 +409,8 @@ impl DiscoveryClient {
 trait Session: Send + 'static {
     type Message: Send + 'static;
     type Value: Send + Sync + 'static;
+    /// The `kind` label of its messages.
+    const KIND: &'static str;
 
     /// Opens the stream.
     fn open(
@@ -384,6 +427,7 @@ struct ProfileSession;
 impl Session for ProfileSession {
     type Message = proto::DestinationProfile;
     type Value = Profile;
+    const KIND: &'static str = "profile";
 
     fn open(
         mut client: DestinationClient<Channel>,
@@ -398,13 +442,15 @@ impl Session for ProfileSession {
 }
 
 struct EndpointsSession {
-    balancer: Balancer<Arc<TargetLabels>>,
+    balancer: Balancer<EndpointMeta>,
     known: KnownEndpoints,
+    mesh_tls: bool,
 }
 
 impl Session for EndpointsSession {
     type Message = proto::Update;
     type Value = KnownEndpoints;
+    const KIND: &'static str = "endpoints";
 
     fn open(
         mut client: DestinationClient<Channel>,
@@ -429,23 +475,19 @@ impl Session for EndpointsSession {
                 }
                 known.exists = true;
                 for endpoint in &endpoints {
-                    known
-                        .endpoints
-                        .insert(endpoint.addr, endpoint.labels.clone());
+                    known.endpoints.insert(endpoint.addr, endpoint.clone());
                 }
                 if first {
                     let all = known
                         .endpoints
                         .iter()
-                        .map(|(addr, labels)| (*addr, endpoint_target(*addr, labels)))
+                        .map(|(addr, endpoint)| (*addr, EndpointMeta::new(endpoint, self.mesh_tls)))
                         .collect();
                     self.balancer.update(Change::Reset(all));
                 } else {
                     for endpoint in endpoints {
-                        self.balancer.update(Change::Add(
-                            endpoint.addr,
-                            endpoint_target(endpoint.addr, &endpoint.labels),
-                        ));
+                        let meta = EndpointMeta::new(&endpoint, self.mesh_tls);
+                        self.balancer.update(Change::Add(endpoint.addr, meta));
                     }
                 }
             }
@@ -482,6 +524,10 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
                 path: self.path.clone(),
                 context_token: self.shared.context_token.clone(),
             };
+            let metrics = self.shared.metrics.as_ref();
+            if let Some(metrics) = metrics {
+                metrics.stream_opened();
+            }
             let ending = match S::open(self.shared.client.clone(), request).await {
                 Ok(response) => {
                     let mut stream = response.into_inner();
@@ -490,6 +536,9 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
                         match stream.message().await {
                             Ok(Some(message)) => match session.apply(message, first) {
                                 Ok(value) => {
+                                    if let Some(metrics) = metrics {
+                                        metrics.update(S::KIND);
+                                    }
                                     first = false;
                                     attempt = 0;
                                     self.sender.send_replace(Lookup::Resolved(Arc::new(value)));
@@ -505,6 +554,9 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
                 }
                 Err(status) => Some(status),
             };
+            if let Some(metrics) = metrics {
+                metrics.stream_ended(ending.as_ref().map_or(0, |status| status.code() as i32));
+            }
             if let Some(status) = ending {
                 if is_rejection(status.code()) {
                     tracing::debug!(path = %self.path, ?status, "not discoverable");

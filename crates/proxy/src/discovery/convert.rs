@@ -191,8 +191,15 @@ pub struct Endpoint {
     /// Where to connect.
     pub addr: SocketAddr,
     /// Metric labels: set-level labels overlaid by the address's own (the
-    /// future `dst_*` labels).
+    /// `dst_*` labels).
     pub labels: EndpointLabels,
+    /// The identity the endpoint's proxy presents (mutual TLS to it, with
+    /// this name as SNI); `None`: not meshed, plaintext.
+    pub identity: Option<String>,
+    /// Whether its proxy takes HTTP/2 (HTTP/1 requests travel upgraded).
+    pub h2: bool,
+    /// Its proxy's inbound port for opaque traffic with a transport header.
+    pub opaque_transport_port: Option<u16>,
 }
 
 /// An endpoint's metric labels, sorted by name; cheap to clone.
@@ -462,9 +469,25 @@ fn endpoint(
         .collect();
     // The address's own labels win over the set's.
     labels.extend(weighted.metric_labels);
+    let identity = weighted.tls_identity.and_then(|tls| {
+        let dns = match tls.strategy {
+            Some(proto::tls_identity::Strategy::DnsLikeIdentity(dns)) => Some(dns.name),
+            _ => None,
+        };
+        tls.server_name.map(|server| server.name).or(dns)
+    });
+    let hint = weighted.protocol_hint.unwrap_or_default();
+    let h2 = matches!(hint.protocol, Some(proto::protocol_hint::Protocol::H2(_)));
+    let opaque_transport_port = hint
+        .opaque_transport
+        .and_then(|transport| u16::try_from(transport.inbound_port).ok())
+        .filter(|port| *port != 0);
     Ok(Endpoint {
         addr,
         labels: EndpointLabels::new(labels),
+        identity: identity.filter(|name| !name.is_empty()),
+        h2,
+        opaque_transport_port,
     })
 }
 

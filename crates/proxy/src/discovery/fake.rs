@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::destination_server::{Destination, DestinationServer};
+use linkerd2_proxy_api::destination::update::Update as ProtoUpdate;
+use linkerd2_proxy_api::net::TcpAddress;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -193,5 +195,25 @@ impl RunningServer {
             .await
             .expect("the fake server stops")
             .unwrap();
+    }
+}
+
+/// An `Add` of `addresses`, each labelled `pod=pod-<address>`, in a set
+/// labelled `service=web`.
+pub fn add(addresses: &[&str]) -> proto::Update {
+    let addrs = addresses
+        .iter()
+        .map(|address| proto::WeightedAddr {
+            addr: Some(TcpAddress::from(address.parse::<SocketAddr>().unwrap())),
+            weight: 10000,
+            metric_labels: HashMap::from([("pod".to_string(), format!("pod-{address}"))]),
+            ..Default::default()
+        })
+        .collect();
+    proto::Update {
+        update: Some(ProtoUpdate::Add(proto::WeightedAddrSet {
+            addrs,
+            metric_labels: HashMap::from([("service".to_string(), "web".to_string())]),
+        })),
     }
 }

@@ -4,7 +4,7 @@
 //! DiscoveryCache ─► DiscoveryClient ─► one task per lookup, one gRPC stream each
 //!   profile(ip:port)      GetProfile ─► convert ─► ProfileWatch   (Lookup<Profile>)
 //!   endpoints(fqdn:port)  Get        ─► convert ─► EndpointsWatch (Lookup<KnownEndpoints>
-//!                                                                 + Balancer<Arc<TargetLabels>>)
+//!                                                                 + Balancer<EndpointMeta>)
 //! ```
 //!
 //! [`convert`] turns protobuf into plain types (the only module reading
@@ -21,14 +21,14 @@ pub mod client;
 pub mod convert;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
 pub use backoff::ExponentialBackoff;
 pub use cache::{DEFAULT_IDLE_TIMEOUT, DiscoveryCache};
 pub use client::{
-    DiscoveryClient, DiscoveryConfig, EndpointsWatch, KnownEndpoints, Lookup, LookupWatch,
-    ProfileWatch,
+    DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, KnownEndpoints, Lookup,
+    LookupWatch, ProfileWatch,
 };
 pub use convert::{Endpoint, EndpointLabels, Profile, Route, Update};

@@ -10,7 +10,7 @@ use linkerd2_proxy_api::destination::update::Update as ProtoUpdate;
 use linkerd2_proxy_api::net::TcpAddress;
 use tonic::Code;
 
-use super::fake::{FakeDestination, Reply};
+use super::fake::{FakeDestination, Reply, add};
 use super::*;
 
 const SERVICE: &str = "web.shop.svc.cluster.local:80";
@@ -35,24 +35,6 @@ fn config(destination: SocketAddr) -> DiscoveryConfig {
 
 fn client(destination: SocketAddr) -> DiscoveryClient {
     DiscoveryClient::new(config(destination)).unwrap()
-}
-
-fn add(addresses: &[&str]) -> proto::Update {
-    let addrs = addresses
-        .iter()
-        .map(|address| proto::WeightedAddr {
-            addr: Some(TcpAddress::from(address.parse::<SocketAddr>().unwrap())),
-            weight: 10000,
-            metric_labels: HashMap::from([("pod".to_string(), format!("pod-{address}"))]),
-            ..Default::default()
-        })
-        .collect();
-    proto::Update {
-        update: Some(ProtoUpdate::Add(proto::WeightedAddrSet {
-            addrs,
-            metric_labels: HashMap::from([("service".to_string(), "web".to_string())]),
-        })),
-    }
 }
 
 fn remove(addresses: &[&str]) -> proto::Update {
@@ -155,7 +137,9 @@ async fn first_profile_and_endpoint_set_arrive() {
     let known = state.value().expect("endpoints");
     assert!(known.exists);
     assert_eq!(
-        known.endpoints[&"10.1.0.1:8080".parse().unwrap()].get("service"),
+        known.endpoints[&"10.1.0.1:8080".parse().unwrap()]
+            .labels
+            .get("service"),
         Some("web"),
         "set-level labels reach each endpoint"
     );
@@ -164,7 +148,7 @@ async fn first_profile_and_endpoint_set_arrive() {
         addresses(&["10.1.0.1:8080", "10.1.0.2:8080"])
     );
     let lease = endpoints.balancer().pick().expect("an endpoint to pick");
-    assert!(lease.metadata().destination().get("pod").is_some());
+    assert!(lease.metadata().labels.destination().get("pod").is_some());
     server.stop().await;
 }
 

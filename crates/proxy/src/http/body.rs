@@ -77,6 +77,11 @@ impl ResponseRecorder {
         }
     }
 
+    /// The labels of the endpoint the request goes to.
+    pub fn target_labels(&self) -> Arc<crate::metrics::labels::TargetLabels> {
+        self.labels.target.clone()
+    }
+
     /// Also records the response in the route metrics.
     pub fn with_route(mut self, route: RouteRecording) -> Self {
         self.route = Some(route);

@@ -8,9 +8,14 @@
 use crate::connect;
 use crate::http::errors::{ProxyError, describe_upstream_error};
 use crate::http::request_body::RequestBody;
+use crate::tls::transport::{self, ClientTls, Transport};
+use crate::tls::transport_header::SessionProtocol;
+
+/// A connection to an endpoint: metered TCP, plaintext or TLS.
+type Upstream = Transport<MeteredIo<TcpStream>>;
 use crate::io::MeteredIo;
 use crate::metrics::TcpMetrics;
-use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels, TlsStatus};
+use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
@@ -28,11 +33,26 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// The direction of the traffic, for metrics.
     pub direction: Direction,
-    /// The connection's TLS status, for metrics.
-    pub tls: TlsStatus,
+    /// The endpoint's metric labels (TLS status, `dst_*`).
+    pub labels: Arc<TargetLabels>,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// Mutual TLS to the endpoint's proxy, when discovery names its identity.
+    pub tls: Option<ClientTls>,
 }
+
+impl Endpoint {
+    /// The pool key: connections are shared per address and TLS identity.
+    fn key(&self) -> PoolKey {
+        (
+            self.addr,
+            self.tls.as_ref().map(|tls| tls.server_name.clone()),
+        )
+    }
+}
+
+/// Pooled connections are keyed by address and the identity they verified.
+type PoolKey = (SocketAddr, Option<Arc<str>>);
 
 /// Pool settings.
 #[derive(Clone, Copy, Debug)]
@@ -76,8 +96,8 @@ type Http2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>
 
 /// The proxy's HTTP client, shared by every connection of a direction.
 pub struct HttpClient {
-    http1_pools: Mutex<HashMap<SocketAddr, Vec<PooledHttp1>>>,
-    http2_connections: Mutex<HashMap<SocketAddr, Http2Slot>>,
+    http1_pools: Mutex<HashMap<PoolKey, Vec<PooledHttp1>>>,
+    http2_connections: Mutex<HashMap<PoolKey, Http2Slot>>,
     settings: PoolSettings,
     tcp_metrics: TcpMetrics,
 }
@@ -96,14 +116,24 @@ impl HttpClient {
     async fn connect(
         &self,
         endpoint: &Endpoint,
-    ) -> Result<TokioIo<MeteredIo<TcpStream>>, ProxyError> {
-        let stream = connect::connect(endpoint.addr, endpoint.connect_timeout).await?;
+        protocol: SessionProtocol,
+    ) -> Result<TokioIo<Upstream>, ProxyError> {
+        let connect_addr = ClientTls::connect_addr(endpoint.tls.as_ref(), endpoint.addr);
+        let stream = connect::connect(connect_addr, endpoint.connect_timeout).await?;
         let metrics = self.tcp_metrics.open(TcpLabels {
             direction: endpoint.direction,
             peer: Peer::Destination,
-            target: TargetLabels::new(endpoint.addr, endpoint.tls),
+            target: endpoint.labels.clone(),
         });
-        Ok(TokioIo::new(MeteredIo::new(stream, metrics)))
+        let metered = MeteredIo::new(stream, metrics);
+        let transport = transport::connect(
+            metered,
+            endpoint.tls.as_ref(),
+            endpoint.addr.port(),
+            Some(protocol),
+        )
+        .await?;
+        Ok(TokioIo::new(transport))
     }
 
     /// Sends an HTTP/1.x request, reusing an idle pooled connection when one
@@ -120,10 +150,10 @@ impl HttpClient {
         // A pooled connection may have been closed by the target just now;
         // hyper hands the request back when nothing of it was sent, and it
         // goes out on another connection.
-        while let Some(mut sender) = self.checkout_http1(endpoint.addr) {
+        while let Some(mut sender) = self.checkout_http1(&endpoint.key()) {
             match sender.try_send_request(request).await {
                 Ok(response) => {
-                    self.checkin_http1(endpoint.addr, sender);
+                    self.checkin_http1(endpoint.key(), sender);
                     return Ok(response);
                 }
                 Err(mut error) => match error.take_message() {
@@ -145,7 +175,7 @@ impl HttpClient {
             .send_request(request)
             .await
             .map_err(|error| SendError::sent(failed(error)))?;
-        self.checkin_http1(endpoint.addr, sender);
+        self.checkin_http1(endpoint.key(), sender);
         Ok(response)
     }
 
@@ -171,7 +201,7 @@ impl HttpClient {
         endpoint: &Endpoint,
         upgrades: bool,
     ) -> Result<http1::SendRequest<RequestBody>, ProxyError> {
-        let io = self.connect(endpoint).await?;
+        let io = self.connect(endpoint, SessionProtocol::Http1).await?;
         let failed = |error: hyper::Error| ProxyError::Upstream {
             target: endpoint.addr,
             reason: describe_upstream_error(&error),
@@ -194,9 +224,9 @@ impl HttpClient {
         Ok(sender)
     }
 
-    fn checkout_http1(&self, addr: SocketAddr) -> Option<http1::SendRequest<RequestBody>> {
+    fn checkout_http1(&self, key: &PoolKey) -> Option<http1::SendRequest<RequestBody>> {
         let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
-        let pool = pools.get_mut(&addr)?;
+        let pool = pools.get_mut(key)?;
         let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
         pool.retain(|pooled| {
             !pooled.sender.is_closed()
@@ -207,9 +237,9 @@ impl HttpClient {
         Some(pool.swap_remove(position).sender)
     }
 
-    fn checkin_http1(&self, addr: SocketAddr, sender: http1::SendRequest<RequestBody>) {
+    fn checkin_http1(&self, key: PoolKey, sender: http1::SendRequest<RequestBody>) {
         let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
-        let pool = pools.entry(addr).or_default();
+        let pool = pools.entry(key).or_default();
         if pool.len() < self.settings.max_idle.max(1) * 2 {
             pool.push(PooledHttp1 {
                 sender,
@@ -269,7 +299,7 @@ impl HttpClient {
             .http2_connections
             .lock()
             .expect("pool lock poisoned")
-            .entry(endpoint.addr)
+            .entry(endpoint.key())
             .or_default()
             .clone();
         let mut sender = {
@@ -277,7 +307,7 @@ impl HttpClient {
             match current.as_ref() {
                 Some(sender) if !sender.is_closed() => sender.clone(),
                 _ => {
-                    let io = match self.connect(endpoint).await {
+                    let io = match self.connect(endpoint, SessionProtocol::Http2).await {
                         Ok(io) => io,
                         Err(error) => {
                             return Err(SendError {

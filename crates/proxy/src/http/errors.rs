@@ -47,6 +47,12 @@ pub enum ProxyError {
     /// The request would be forwarded back to the proxy itself.
     #[error("request would loop back to the proxy at {0}")]
     Loop(SocketAddr),
+    /// Mutual TLS to the endpoint's proxy failed (wrong or untrusted identity).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::transport::TlsConnectError),
+    /// The endpoint requires mutual TLS and this proxy has no certificate yet.
+    #[error("no certificate yet for mutual TLS")]
+    NoIdentity,
     /// A backend had no endpoint for the whole failfast timeout.
     #[error("service in fail-fast: no endpoints for {authority} within {}", crate::config::format_duration(*after))]
     FailFast {
@@ -75,10 +81,11 @@ impl ProxyError {
             ProxyError::Resolve(_)
             | ProxyError::Connect(_)
             | ProxyError::Upstream { .. }
+            | ProxyError::Tls(_)
             | ProxyError::Loop(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::FailFast { .. } | ProxyError::Overloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::FailFast { .. }
+            | ProxyError::Overloaded { .. }
+            | ProxyError::NoIdentity => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -102,6 +109,8 @@ impl ProxyError {
             ProxyError::Connect(error) => error.metric_label(),
             ProxyError::Upstream { .. } => "i/o",
             ProxyError::Loop(_) => "loop",
+            ProxyError::Tls(_) => "tls",
+            ProxyError::NoIdentity => "identity required",
             ProxyError::FailFast { .. } => "failfast",
             ProxyError::Overloaded { .. } => "loadshed",
             ProxyError::ResponseTimeout(_) => "response timeout",

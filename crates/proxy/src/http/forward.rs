@@ -13,13 +13,14 @@
 //!    101/2xx), and the response body streamed back and recorded at its end.
 
 use crate::connect;
-use crate::dispatch::{self, ConnectionContext, Target, connect_tls};
+use crate::discovery::EndpointMeta;
+use crate::dispatch::{self, ConnectionContext, Target};
 use crate::http::body::{ProxyBody, ResponseRecorder};
 use crate::http::client::{Endpoint, HttpClient, SendError};
 use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
 use crate::http::request_body::RequestBody;
-use crate::http::{headers, logical};
-use crate::metrics::labels::{HttpLabels, TargetLabels};
+use crate::http::{headers, logical, orig_proto};
+use crate::metrics::labels::{Direction, HttpLabels};
 use crate::outbound::{LogicalTarget, Plan};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -35,7 +36,7 @@ enum Destination {
     /// by DNS, or the endpoint discovery named (with its labels).
     Direct {
         addr: SocketAddr,
-        labels: Option<Arc<TargetLabels>>,
+        meta: Option<EndpointMeta>,
     },
     /// A logical service: routed, split and balanced (see [`logical`]).
     Logical(Arc<LogicalTarget>),
@@ -54,13 +55,15 @@ pub async fn handle(
         Ok(destination) => destination,
         Err(error) => return error_response(&context, error, is_grpc, None),
     };
-    let (addr, target_labels) = match destination {
+    let (addr, meta) = match destination {
         Destination::Logical(target) => {
             return logical::handle(&context, request, target, started, is_grpc).await;
         }
-        Destination::Direct { addr, labels } => {
-            (addr, labels.unwrap_or_else(|| context.target_labels(addr)))
-        }
+        Destination::Direct { addr, meta } => (addr, meta),
+    };
+    let target_labels = match &meta {
+        Some(meta) => meta.labels.clone(),
+        None => context.target_labels(addr),
     };
     let labels = HttpLabels {
         direction: context.direction,
@@ -81,11 +84,15 @@ pub async fn handle(
         return error_response(&context, ProxyError::Loop(addr), is_grpc, Some(recorder));
     }
     if context.target == Target::Explicit && request.method() == Method::CONNECT {
-        return open_tunnel(&context, &mut request, addr, recorder);
+        return open_tunnel(&context, &mut request, addr, meta, recorder);
     }
 
     // 3. Proxy.
-    proxy_to(&context, request, addr, recorder, is_grpc).await
+    let upstream = match Upstream::new(&context, addr, meta.as_ref()) {
+        Ok(upstream) => upstream,
+        Err(error) => return error_response(&context, error, is_grpc, Some(recorder)),
+    };
+    proxy_to(&context, request, upstream, recorder, is_grpc).await
 }
 
 /// Sends `request` to `addr` and streams the response back; Upgrade and
@@ -93,19 +100,20 @@ pub async fn handle(
 pub async fn proxy_to(
     context: &Arc<ConnectionContext>,
     mut request: Request<Incoming>,
-    addr: SocketAddr,
+    upstream: Upstream,
     recorder: ResponseRecorder,
     is_grpc: bool,
 ) -> Response<ProxyBody> {
     let explicit = context.target == Target::Explicit;
+    let downgraded =
+        context.direction == Direction::Inbound && orig_proto::downgrade_request(&mut request);
+    if context.direction == Direction::Inbound {
+        set_client_id(request.headers_mut(), context.client_identity.as_deref());
+    }
     let upgrade = is_upgrade(&request);
     prepare_request(&mut request, explicit, upgrade);
-    let endpoint = Endpoint {
-        addr,
-        direction: context.direction,
-        tls: connect_tls(context.direction),
-        connect_timeout: context.proxy.connect_timeout(context.direction),
-    };
+    let addr = upstream.endpoint.addr;
+    let endpoint = upstream.endpoint;
     let client = context.proxy.client(context.direction);
     let result = if upgrade {
         let downstream = hyper::upgrade::on(&mut request);
@@ -123,13 +131,37 @@ pub async fn proxy_to(
                 response
             })
     } else {
-        send(client, &endpoint, request.map(RequestBody::Streaming))
-            .await
-            .map_err(ProxyError::from)
+        send(
+            client,
+            &endpoint,
+            upstream.h2,
+            request.map(RequestBody::Streaming),
+        )
+        .await
+        .map_err(ProxyError::from)
     };
     match result {
-        Ok(response) => proxied_response(response, upgrade, recorder),
+        Ok(mut response) => {
+            if downgraded {
+                orig_proto::upgrade_response(&mut response);
+            }
+            proxied_response(response, upgrade, recorder)
+        }
         Err(error) => error_response(context, error, is_grpc, Some(recorder)),
+    }
+}
+
+/// The header telling the app who the (mutually authenticated) client is.
+pub const L5D_CLIENT_ID: &str = "l5d-client-id";
+
+/// Replaces any client-supplied `l5d-client-id` with the verified client
+/// identity, or removes it when there is none.
+pub fn set_client_id(headers: &mut http::HeaderMap, client_identity: Option<&str>) {
+    headers.remove(L5D_CLIENT_ID);
+    if let Some(identity) = client_identity
+        && let Ok(value) = HeaderValue::from_str(identity)
+    {
+        headers.insert(L5D_CLIENT_ID, value);
     }
 }
 
@@ -139,16 +171,67 @@ pub fn is_upgrade<B>(request: &Request<B>) -> bool {
         && (request.method() == Method::CONNECT || headers::wants_upgrade(request.headers()))
 }
 
-/// Sends a request over the endpoint's HTTP/1.1 pool or HTTP/2 connection.
+/// An endpoint to send to, and whether its proxy takes HTTP/2.
+pub struct Upstream {
+    /// Where and how to connect.
+    pub endpoint: Endpoint,
+    /// HTTP/1 requests travel as HTTP/2 (`l5d-orig-proto`).
+    pub h2: bool,
+}
+
+impl Upstream {
+    /// The upstream for `addr` with discovery's `meta` (if any): its labels,
+    /// mutual TLS when it has an identity, and its protocol hint.
+    pub fn new(
+        context: &ConnectionContext,
+        addr: SocketAddr,
+        meta: Option<&EndpointMeta>,
+    ) -> Result<Upstream, ProxyError> {
+        let labels = match meta {
+            Some(meta) => meta.labels.clone(),
+            None => context.target_labels(addr),
+        };
+        let identity = meta.and_then(|meta| meta.identity.as_ref());
+        let transport_port = meta.and_then(|meta| meta.opaque_transport_port);
+        Ok(Upstream {
+            endpoint: Endpoint {
+                addr,
+                direction: context.direction,
+                labels,
+                connect_timeout: context.proxy.connect_timeout(context.direction),
+                tls: context.proxy.client_tls(identity, transport_port)?,
+            },
+            h2: meta.is_some_and(|meta| meta.h2),
+        })
+    }
+}
+
+/// Sends a request over the endpoint's HTTP/1.1 pool or HTTP/2 connection;
+/// to a proxy that takes HTTP/2 (`h2`), HTTP/1 requests travel upgraded.
 pub async fn send(
     client: &HttpClient,
     endpoint: &Endpoint,
-    request: Request<RequestBody>,
+    h2: bool,
+    mut request: Request<RequestBody>,
 ) -> Result<Response<Incoming>, SendError> {
     if request.version() == Version::HTTP_2 {
-        client.send_http2(endpoint, request).await
-    } else {
-        client.send_http1(endpoint, request).await
+        return client.send_http2(endpoint, request).await;
+    }
+    if !h2 {
+        return client.send_http1(endpoint, request).await;
+    }
+    let original = orig_proto::upgrade_request(&mut request);
+    match client.send_http2(endpoint, request).await {
+        Ok(mut response) => {
+            orig_proto::downgrade_response(&mut response, original);
+            Ok(response)
+        }
+        Err(mut error) => {
+            if let Some(unsent) = error.unsent.as_mut() {
+                orig_proto::restore_request(unsent, original);
+            }
+            Err(error)
+        }
     }
 }
 
@@ -169,11 +252,11 @@ async fn destination(
                 None => context.authority_label(&addr.to_string()),
             };
             let destination = match plan {
-                Plan::Endpoint { addr, labels, .. } => Destination::Direct {
+                Plan::Endpoint { addr, meta, .. } => Destination::Direct {
                     addr,
-                    labels: Some(labels),
+                    meta: Some(meta),
                 },
-                _ => Destination::Direct { addr, labels: None },
+                _ => Destination::Direct { addr, meta: None },
             };
             Ok((destination, authority))
         }
@@ -188,13 +271,13 @@ async fn destination(
                     let authority = target.name.clone();
                     return Ok((Destination::Logical(target), authority));
                 }
-                Plan::Endpoint { addr, labels, .. } => Destination::Direct {
+                Plan::Endpoint { addr, meta, .. } => Destination::Direct {
                     addr,
-                    labels: Some(labels),
+                    meta: Some(meta),
                 },
                 Plan::Original => Destination::Direct {
                     addr: connect::resolve(&explicit.host, explicit.port).await?,
-                    labels: None,
+                    meta: None,
                 },
             };
             Ok((destination, context.authority_label(&explicit.authority)))
@@ -238,6 +321,7 @@ pub fn open_tunnel(
     context: &Arc<ConnectionContext>,
     request: &mut Request<Incoming>,
     target: SocketAddr,
+    meta: Option<EndpointMeta>,
     mut recorder: ResponseRecorder,
 ) -> Response<ProxyBody> {
     let on_upgrade = hyper::upgrade::on(request);
@@ -248,6 +332,16 @@ pub fn open_tunnel(
         Target::Addr(target),
         context.drain.clone(),
     );
+    // A tunnel to an endpoint discovery described keeps its identity and
+    // labels: what travels inside goes over mutual TLS like any request.
+    let tunnel = match meta {
+        Some(meta) => tunnel.with_plan(Plan::Endpoint {
+            addr: target,
+            meta,
+            opaque: false,
+        }),
+        None => tunnel,
+    };
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => dispatch::serve(TokioIo::new(upgraded), tunnel).await,

@@ -16,9 +16,9 @@
 //! attempt with its endpoint's `dst_*` labels; route metrics count requests
 //! (`route_*`) and attempts (`route_actual_*`).
 
-use crate::dispatch::{ConnectionContext, Target, connect_tls};
+use crate::dispatch::{ConnectionContext, Target};
 use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording, grpc_status_of};
-use crate::http::client::{Endpoint, SendError};
+use crate::http::client::SendError;
 use crate::http::errors::ProxyError;
 use crate::http::forward;
 use crate::http::request_body::{REPLAY_LIMIT, Replay, RequestBody};
@@ -251,13 +251,11 @@ impl Attempts<'_> {
                 .await
                 .map_err(Failed::without_endpoint)?;
             tries += 1;
-            let endpoint = Endpoint {
-                addr: lease.address(),
-                direction: Direction::Outbound,
-                tls: connect_tls(Direction::Outbound),
-                connect_timeout: proxy.connect_timeout(Direction::Outbound),
-            };
-            match forward::send(client, &endpoint, request).await {
+            let upstream =
+                forward::Upstream::new(self.context, lease.address(), Some(lease.metadata()))
+                    .map_err(Failed::without_endpoint)?;
+            let endpoint = upstream.endpoint;
+            match forward::send(client, &endpoint, upstream.h2, request).await {
                 Ok(response) => {
                     let recorder = self.recorder(&lease);
                     return Ok((response, lease, recorder));
@@ -303,7 +301,7 @@ fn endpoint_recorder(
     let labels = HttpLabels {
         direction: Direction::Outbound,
         authority: authority.clone(),
-        target: lease.metadata().clone(),
+        target: lease.metadata().labels.clone(),
     };
     metrics.request(&labels, &context.metric_handles);
     ResponseRecorder::new(
@@ -332,7 +330,12 @@ async fn tunnel(
     let recorder = endpoint_recorder(context, &target.name, &lease, started);
     let addr = lease.address();
     if context.target == Target::Explicit && request.method() == Method::CONNECT {
-        return forward::open_tunnel(context, &mut request, addr, recorder);
+        let meta = Some(lease.metadata().clone());
+        return forward::open_tunnel(context, &mut request, addr, meta, recorder);
     }
-    forward::proxy_to(context, request, addr, recorder, is_grpc).await
+    let upstream = match forward::Upstream::new(context, addr, Some(lease.metadata())) {
+        Ok(upstream) => upstream,
+        Err(error) => return forward::error_response(context, error, is_grpc, Some(recorder)),
+    };
+    forward::proxy_to(context, request, upstream, recorder, is_grpc).await
 }

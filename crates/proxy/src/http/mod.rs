@@ -16,5 +16,6 @@ pub mod errors;
 pub mod forward;
 pub mod headers;
 pub mod logical;
+pub mod orig_proto;
 pub mod request_body;
 pub mod server;

@@ -34,9 +34,9 @@ pub enum Peer {
     Destination,
 }
 
-/// The TLS status of a connection, until mTLS exists always "no identity"
-/// with a reason.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+/// The TLS status of a connection: plaintext with a reason, or mutual TLS
+/// with the peer's identity.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub enum TlsStatus {
     /// Accepted plaintext from a peer.
     NoTlsFromRemote,
@@ -44,14 +44,36 @@ pub enum TlsStatus {
     NotProvidedByServiceDiscovery,
     /// A connection over loopback (the local app, the app's own calls).
     Loopback,
+    /// TLS the proxy originated to a server with this identity.
+    ToServer(Arc<str>),
+    /// TLS the proxy terminated, with the client's identity if it presented one.
+    FromClient(Option<Arc<str>>),
 }
 
 impl TlsStatus {
-    fn no_tls_reason(self) -> &'static str {
+    fn no_tls_reason(&self) -> Option<&'static str> {
         match self {
-            TlsStatus::NoTlsFromRemote => "no_tls_from_remote",
-            TlsStatus::NotProvidedByServiceDiscovery => "not_provided_by_service_discovery",
-            TlsStatus::Loopback => "loopback",
+            TlsStatus::NoTlsFromRemote => Some("no_tls_from_remote"),
+            TlsStatus::NotProvidedByServiceDiscovery => Some("not_provided_by_service_discovery"),
+            TlsStatus::Loopback => Some("loopback"),
+            TlsStatus::ToServer(_) | TlsStatus::FromClient(_) => None,
+        }
+    }
+}
+
+impl EncodeLabelSet for TlsStatus {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        if let Some(reason) = self.no_tls_reason() {
+            ("tls", "no_identity").encode(encoder.encode_label())?;
+            return ("no_tls_reason", reason).encode(encoder.encode_label());
+        }
+        ("tls", "true").encode(encoder.encode_label())?;
+        match self {
+            TlsStatus::ToServer(server) => ("server_id", &**server).encode(encoder.encode_label()),
+            TlsStatus::FromClient(Some(client)) => {
+                ("client_id", &**client).encode(encoder.encode_label())
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -88,6 +110,14 @@ impl TargetLabels {
         })
     }
 
+    /// The same labels with another TLS status.
+    pub fn with_tls(&self, tls: TlsStatus) -> Arc<TargetLabels> {
+        Arc::new(TargetLabels {
+            tls,
+            ..self.clone()
+        })
+    }
+
     /// Discovery's metric labels for the endpoint.
     pub fn destination(&self) -> &EndpointLabels {
         &self.destination
@@ -104,8 +134,7 @@ impl EncodeLabelSet for TargetLabels {
         ("target_addr", &*self.addr).encode(encoder.encode_label())?;
         ("target_ip", &*self.ip).encode(encoder.encode_label())?;
         ("target_port", self.port).encode(encoder.encode_label())?;
-        ("tls", "no_identity").encode(encoder.encode_label())?;
-        ("no_tls_reason", self.tls.no_tls_reason()).encode(encoder.encode_label())?;
+        self.tls.encode(encoder)?;
         for (name, value) in self.destination.iter() {
             (destination_label_name(name), value).encode(encoder.encode_label())?;
         }

@@ -4,7 +4,9 @@
 //! `response_total`, `response_latency_ms`, `tcp_*`), so existing dashboards
 //! and PromQL work. Label sets that go idle expire (see [`family`]).
 
+pub mod control;
 pub mod family;
+pub mod identity;
 pub mod labels;
 pub mod process;
 pub mod route;
@@ -19,8 +21,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// Linkerd's `response_latency_ms` buckets.
@@ -288,16 +290,23 @@ impl TcpMetrics {
     /// Records a connection opening; the returned guard records its bytes
     /// and its close.
     pub fn open(&self, labels: TcpLabels) -> TcpConnectionMetrics {
-        self.open.get(&labels).inc();
-        let open_connections = self.open_connections.get(&labels);
-        open_connections.inc();
+        let metrics = self.open_unsettled(labels);
+        metrics.settle(None);
+        metrics
+    }
+
+    /// A connection whose TLS status is not known yet (an accepted inbound
+    /// connection that may turn out to be mutual TLS): nothing is recorded
+    /// until [`TcpConnectionMetrics::settle`] (or the close); bytes seen
+    /// before are kept and recorded then.
+    pub fn open_unsettled(&self, labels: TcpLabels) -> TcpConnectionMetrics {
         TcpConnectionMetrics {
-            read_bytes: self.read_bytes.get(&labels),
-            write_bytes: self.write_bytes.get(&labels),
-            open_connections,
-            close: self.close.clone(),
+            handles: OnceLock::new(),
+            pending_read: AtomicU64::new(0),
+            pending_written: AtomicU64::new(0),
+            family: self.clone(),
             errno: AtomicU64::new(NO_ERRNO),
-            labels,
+            labels: Mutex::new(labels),
         }
     }
 }
@@ -317,23 +326,73 @@ const ERRNO_NAMES: [&str; 9] = [
 
 /// The metrics of one open connection; records the close when dropped.
 pub struct TcpConnectionMetrics {
+    /// Set once the connection's labels are final.
+    handles: OnceLock<ConnectionHandles>,
+    pending_read: AtomicU64,
+    pending_written: AtomicU64,
+    family: TcpMetrics,
+    errno: AtomicU64,
+    labels: Mutex<TcpLabels>,
+}
+
+struct ConnectionHandles {
     read_bytes: Arc<Tracked<Counter>>,
     write_bytes: Arc<Tracked<Counter>>,
     open_connections: Arc<Tracked<Gauge>>,
-    close: IdleFamily<TcpCloseLabels, Counter>,
-    errno: AtomicU64,
-    labels: TcpLabels,
 }
 
 impl TcpConnectionMetrics {
+    /// Fixes the connection's labels (with the TLS status `tls`, if given)
+    /// and records its opening and the bytes seen so far. Later calls do
+    /// nothing.
+    pub fn settle(&self, tls: Option<labels::TlsStatus>) {
+        if self.handles.get().is_some() {
+            return;
+        }
+        let mut labels = self.labels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tls) = tls {
+            labels.target = labels.target.with_tls(tls);
+        }
+        let family = &self.family;
+        family.open.get(&labels).inc();
+        let handles = ConnectionHandles {
+            read_bytes: family.read_bytes.get(&labels),
+            write_bytes: family.write_bytes.get(&labels),
+            open_connections: family.open_connections.get(&labels),
+        };
+        handles.open_connections.inc();
+        handles
+            .read_bytes
+            .inc_by(self.pending_read.swap(0, Ordering::Relaxed));
+        handles
+            .write_bytes
+            .inc_by(self.pending_written.swap(0, Ordering::Relaxed));
+        let _ = self.handles.set(handles);
+    }
+
     /// Counts bytes read from the peer.
     pub fn read(&self, bytes: usize) {
-        self.read_bytes.inc_by(bytes as u64);
+        match self.handles.get() {
+            Some(handles) => {
+                handles.read_bytes.inc_by(bytes as u64);
+            }
+            None => {
+                self.pending_read.fetch_add(bytes as u64, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Counts bytes written to the peer.
     pub fn wrote(&self, bytes: usize) {
-        self.write_bytes.inc_by(bytes as u64);
+        match self.handles.get() {
+            Some(handles) => {
+                handles.write_bytes.inc_by(bytes as u64);
+            }
+            None => {
+                self.pending_written
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Remembers the first I/O error, reported as `errno` at close.
@@ -351,14 +410,19 @@ impl TcpConnectionMetrics {
 
 impl Drop for TcpConnectionMetrics {
     fn drop(&mut self) {
-        self.open_connections.dec();
+        self.settle(None);
+        if let Some(handles) = self.handles.get() {
+            handles.open_connections.dec();
+        }
         let errno = match self.errno.load(Ordering::Relaxed) {
             NO_ERRNO => "",
             index => ERRNO_NAMES[index as usize],
         };
-        self.close
+        let labels = self.labels.lock().unwrap_or_else(PoisonError::into_inner);
+        self.family
+            .close
             .get(&TcpCloseLabels {
-                tcp: self.labels.clone(),
+                tcp: labels.clone(),
                 errno,
             })
             .inc();

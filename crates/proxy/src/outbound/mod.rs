@@ -26,7 +26,7 @@ pub mod policy;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
@@ -36,11 +36,12 @@ use crate::balance::p2c::Random;
 use crate::config::{Config, DestinationConfig, IpNetwork};
 use crate::discovery::client::ClientError;
 use crate::discovery::{
-    DiscoveryCache, DiscoveryClient, DiscoveryConfig, EndpointsWatch, Lookup, Profile,
-    ProfileWatch, Route,
+    DiscoveryCache, DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, Lookup,
+    Profile, ProfileWatch, Route,
 };
 use crate::http::errors::ProxyError;
-use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
+use crate::metrics::control::ControlMetrics;
+use crate::metrics::labels::Direction;
 use crate::metrics::route::RouteLabels;
 use budget::RetryBudget;
 
@@ -50,8 +51,11 @@ pub const CONNECT_FAILURE_PENALTY: Duration = Duration::from_secs(1);
 /// How many endpoints one request or connection tries when they refuse.
 pub const CONNECT_ATTEMPTS: usize = 3;
 
+/// Retry budgets kept for names no connection uses any more.
+pub const MAX_BUDGETS: usize = 10_000;
+
 /// A balanced endpoint chosen for one request or connection.
-pub type Lease = EndpointLease<Arc<TargetLabels>>;
+pub type Lease = EndpointLease<EndpointMeta>;
 
 /// Outbound discovery state shared by every connection.
 pub struct Outbound {
@@ -61,8 +65,13 @@ pub struct Outbound {
     failfast_timeout: Duration,
     max_pending: usize,
     pending: AtomicUsize,
-    budgets: Mutex<HashMap<Arc<str>, Weak<RetryBudget>>>,
+    /// One budget per logical name, outliving the connections that use it
+    /// (a client opening a connection per request must not get a fresh
+    /// budget each time).
+    budgets: Mutex<HashMap<Arc<str>, Arc<RetryBudget>>>,
     random: Random,
+    /// Whether this proxy has an identity (mutual TLS to meshed endpoints).
+    mesh_tls: bool,
 }
 
 /// What to do with a target's traffic.
@@ -74,8 +83,8 @@ pub enum Plan {
     Endpoint {
         /// Where to connect.
         addr: SocketAddr,
-        /// Its metric labels (`dst_*` included).
-        labels: Arc<TargetLabels>,
+        /// Its labels, identity and protocol hints.
+        meta: EndpointMeta,
         /// Whether its port is opaque (no protocol detection).
         opaque: bool,
     },
@@ -178,9 +187,15 @@ impl TargetDiscovery {
 impl Outbound {
     /// Outbound discovery through the Destination service in `destination`.
     /// Connects lazily: a controller that is down never stops the proxy.
-    pub fn new(config: &Config, destination: &DestinationConfig) -> Result<Outbound, ClientError> {
+    pub fn new(
+        config: &Config,
+        destination: &DestinationConfig,
+        metrics: ControlMetrics,
+    ) -> Result<Outbound, ClientError> {
         let mut discovery = DiscoveryConfig::new(&destination.addr, &destination.context_token);
         discovery.initial_timeout = destination.initial_timeout;
+        discovery.metrics = Some(metrics);
+        discovery.mesh_tls = config.identity.is_some();
         let client = DiscoveryClient::new(discovery)?;
         Ok(Outbound {
             cache: DiscoveryCache::new(client, config.discovery_idle_timeout),
@@ -191,6 +206,7 @@ impl Outbound {
             pending: AtomicUsize::new(0),
             budgets: Mutex::new(HashMap::new()),
             random: Random::from_entropy(),
+            mesh_tls: config.identity.is_some(),
         })
     }
 
@@ -237,11 +253,7 @@ impl Outbound {
         if let Some(endpoint) = &profile.endpoint {
             return Plan::Endpoint {
                 addr: endpoint.addr,
-                labels: TargetLabels::discovered(
-                    endpoint.addr,
-                    TlsStatus::NotProvidedByServiceDiscovery,
-                    endpoint.labels.clone(),
-                ),
+                meta: EndpointMeta::new(endpoint, self.mesh_tls),
                 opaque: profile.opaque_protocol,
             };
         }
@@ -297,22 +309,26 @@ impl Outbound {
         }))
     }
 
-    /// The one retry budget of a logical name (shared by every connection),
-    /// replaced when the profile's budget changes.
+    /// The one retry budget of a logical name (shared by every connection,
+    /// kept while connections come and go), replaced when the profile's
+    /// budget changes. Past [`MAX_BUDGETS`] names, budgets no connection
+    /// holds are dropped.
     fn budget(
         &self,
         name: &Arc<str>,
         spec: crate::discovery::convert::RetryBudget,
     ) -> Arc<RetryBudget> {
         let mut budgets = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(budget) = budgets.get(name).and_then(Weak::upgrade)
+        if let Some(budget) = budgets.get(name)
             && budget.spec() == spec
         {
-            return budget;
+            return budget.clone();
         }
-        budgets.retain(|_, budget| budget.strong_count() > 0);
+        if budgets.len() >= MAX_BUDGETS {
+            budgets.retain(|_, budget| Arc::strong_count(budget) > 1);
+        }
         let budget = Arc::new(RetryBudget::new(spec, Instant::now()));
-        budgets.insert(name.clone(), Arc::downgrade(&budget));
+        budgets.insert(name.clone(), budget.clone());
         budget
     }
 
@@ -364,3 +380,6 @@ impl Drop for PendingSlot<'_> {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests;

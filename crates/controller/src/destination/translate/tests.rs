@@ -1,7 +1,5 @@
 //! Translation tables: request paths, endpoint updates, profiles.
 
-use std::collections::BTreeMap;
-
 use linkerd2_proxy_api::destination::request_match::Match as RequestMatcher;
 use linkerd2_proxy_api::destination::response_match::Match as ResponseMatcher;
 use linkerd2_proxy_api::destination::update::Update as UpdateKind;
@@ -76,7 +74,7 @@ fn endpoint(text: &str, workload: &str) -> Endpoint {
         address: text.parse().unwrap(),
         workload: workload.to_string(),
         namespace: "shop".to_string(),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         service_account: "web".to_string(),
         proxy: None,
     }
@@ -137,7 +135,11 @@ fn translates_endpoint_updates() {
         ),
     ];
     for (name, input, expected) in cases {
-        assert_eq!(update(input, &set_labels).update, Some(expected), "{name}");
+        assert_eq!(
+            update(input, &set_labels, None).update,
+            Some(expected),
+            "{name}"
+        );
     }
 }
 
@@ -288,7 +290,7 @@ fn translates_workload_and_default_profiles() {
     let web_1 = catalog
         .workload_at("127.0.0.1:8081".parse().unwrap())
         .expect("web-1 at its address");
-    let wire = endpoint_profile(&web_1);
+    let wire = endpoint_profile(&web_1, None);
     assert_eq!(wire.fully_qualified_name, "");
     assert!(wire.routes.is_empty() && wire.dst_overrides.is_empty());
     assert!(wire.retry_budget.is_some());
@@ -326,5 +328,80 @@ fn opaque_ports_mark_the_profile_opaque() {
             .profile(&ServicePort::new("shop", name, *port))
             .expect("service exists");
         assert_eq!(profile(&answer).opaque_protocol, *expected, "{name}:{port}");
+    }
+}
+
+#[test]
+fn meshed_endpoints_carry_identity_and_hints_when_identities_are_on() {
+    use weft_core::workload::ProxyEndpoint;
+    let domain = crate::identity::IdentityDomain::default();
+    let mut meshed = endpoint("10.0.0.1:8080", "web-1");
+    meshed.proxy = Some(ProxyEndpoint {
+        address: None,
+        inbound_port: 4143,
+    });
+    let plain = endpoint("10.0.0.2:8080", "web-2");
+    // (endpoint, identities on, expected identity, expected inbound port)
+    let table: [(&Endpoint, bool, Option<&str>, Option<u32>); 4] = [
+        (
+            &meshed,
+            true,
+            Some("web.shop.serviceaccount.identity.weft.cluster.local"),
+            Some(4143),
+        ),
+        (&meshed, false, None, None),
+        (&plain, true, None, None),
+        (&plain, false, None, None),
+    ];
+    for (endpoint, on, identity, port) in table {
+        let wire = weighted_addr(endpoint, on.then_some(&domain));
+        let name = wire
+            .tls_identity
+            .as_ref()
+            .and_then(|tls| match &tls.strategy {
+                Some(proto::tls_identity::Strategy::DnsLikeIdentity(dns)) => {
+                    Some(dns.name.as_str())
+                }
+                _ => None,
+            });
+        assert_eq!(name, identity, "{} on={on}", endpoint.workload);
+        let hint = wire.protocol_hint.as_ref();
+        assert_eq!(
+            hint.and_then(|hint| hint.opaque_transport)
+                .map(|transport| transport.inbound_port),
+            port
+        );
+        assert_eq!(
+            hint.is_some_and(|hint| matches!(
+                hint.protocol,
+                Some(proto::protocol_hint::Protocol::H2(_))
+            )),
+            port.is_some()
+        );
+    }
+}
+
+#[test]
+fn client_namespaces_from_context_tokens() {
+    let cases: &[(&str, Option<&str>)] = &[
+        (
+            r#"{"ns":"shop","nodeName":"node-1","pod":"web-1"}"#,
+            Some("shop"),
+        ),
+        (r#"{"ns":"shop","nodeName":"node-1"}"#, Some("shop")),
+        (r#" {"nodeName":"node-1","ns":"shop"} "#, Some("shop")),
+        ("ns:shop", Some("shop")),
+        ("ns: shop ", Some("shop")),
+        ("", None),
+        ("ns:", None),
+        (r#"{"ns":""}"#, None),
+        (r#"{"nodeName":"node-1"}"#, None),
+        (r#"{"ns":42}"#, None),
+        (r#"{"ns":"shop""#, None),
+        ("shop", None),
+        ("namespace:shop", None),
+    ];
+    for (token, expected) in cases {
+        assert_eq!(client_namespace(token).as_deref(), *expected, "{token:?}");
     }
 }

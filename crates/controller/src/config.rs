@@ -1,0 +1,354 @@
+//! `weft-controller`'s command line: the server's flags ([`Args`], each with a
+//! `WEFT_CONTROLLER_*` environment fallback) and the `identity` subcommands
+//! that create credentials ([`IdentityCommand`]). clap parses once; values
+//! are checked as they are parsed (addresses, durations, DNS names), and the
+//! identity flags that only make sense together are tied by `requires`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::identity::authority::ValidityPolicy;
+use crate::identity::init::{InitOptions, TOKEN_KEY_FILE};
+use crate::identity::issuer_files::IssuerPaths;
+use crate::identity::{
+    DEFAULT_CONTROL_NAMESPACE, DEFAULT_TRUST_DOMAIN, IdentityDomain, is_dns_label, is_dns_name,
+};
+
+/// Command-line flags (each with an environment fallback).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "weft-controller",
+    about = "The weft control plane",
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Args {
+    /// A one-off command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The mesh file: multi-document YAML of Services, Workloads,
+    /// ServiceProfiles and TrafficSplits. Watched for edits.
+    #[arg(long, env = "WEFT_CONTROLLER_MESH_FILE", required = true)]
+    pub mesh_file: Option<PathBuf>,
+    /// Where the Destination gRPC service listens.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_DESTINATION_ADDR",
+        default_value = "0.0.0.0:8086"
+    )]
+    pub destination_addr: SocketAddr,
+    /// Where the admin HTTP server (/metrics, /ready, /live) listens.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_ADMIN_ADDR",
+        default_value = "127.0.0.1:9990"
+    )]
+    pub admin_addr: SocketAddr,
+    /// The Identity service (enabled by --identity-issuer-dir).
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+/// The Identity service's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityArgs {
+    /// Directory with the issuer's `crt.pem` and `key.pem` (PKCS#8); enables
+    /// the Identity service. Watched: replaced files are reloaded.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_IDENTITY_ISSUER_DIR",
+        requires = "identity_trust_anchors"
+    )]
+    pub identity_issuer_dir: Option<PathBuf>,
+    /// PEM bundle of trust anchors the issuer must chain to. Watched.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_IDENTITY_TRUST_ANCHORS",
+        requires = "identity_issuer_dir"
+    )]
+    pub identity_trust_anchors: Option<PathBuf>,
+    /// Where the Identity gRPC service listens.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_IDENTITY_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub identity_addr: SocketAddr,
+    /// The trust domain: the last labels of every identity.
+    #[arg(long, env = "WEFT_CONTROLLER_IDENTITY_TRUST_DOMAIN", default_value = DEFAULT_TRUST_DOMAIN, value_parser = dns_name)]
+    pub identity_trust_domain: String,
+    /// The control plane's namespace, as written in identities.
+    #[arg(long, env = "WEFT_CONTROLLER_IDENTITY_CONTROL_NAMESPACE", default_value = DEFAULT_CONTROL_NAMESPACE, value_parser = dns_label)]
+    pub identity_control_namespace: String,
+    /// Lifetime of issued leaf certificates (Go duration).
+    #[arg(long, env = "WEFT_CONTROLLER_IDENTITY_ISSUANCE_LIFETIME", default_value = "24h", value_parser = duration)]
+    pub identity_issuance_lifetime: Duration,
+    /// Added before NotBefore and after NotAfter for clocks that disagree.
+    #[arg(long, env = "WEFT_CONTROLLER_IDENTITY_CLOCK_SKEW_ALLOWANCE", default_value = "20s", value_parser = duration)]
+    pub identity_clock_skew_allowance: Duration,
+    /// The key signing the controller's tokens (32 bytes, created with mode
+    /// 0600 if missing); default: `token.key` beside the issuer directory.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_IDENTITY_TOKEN_KEY",
+        requires = "identity_issuer_dir"
+    )]
+    pub identity_token_key: Option<PathBuf>,
+    /// Write a token for every meshed Workload to `DIR/<namespace>/<workload>.token`.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_IDENTITY_TOKEN_DIR",
+        requires = "identity_issuer_dir"
+    )]
+    pub identity_token_dir: Option<PathBuf>,
+}
+
+/// Everything the Identity service needs, when it is enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityConfig {
+    /// The issuer's files.
+    pub paths: IssuerPaths,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The names' suffix.
+    pub domain: IdentityDomain,
+    /// Leaf lifetime and skew.
+    pub policy: ValidityPolicy,
+    /// The token key file.
+    pub token_key: PathBuf,
+    /// Where token files go, if anywhere.
+    pub token_dir: Option<PathBuf>,
+}
+
+impl IdentityArgs {
+    /// The Identity service's configuration; `None` when it is not enabled.
+    pub fn config(&self) -> Option<IdentityConfig> {
+        let issuer_dir = self.identity_issuer_dir.clone()?;
+        let trust_anchors = self.identity_trust_anchors.clone()?;
+        let token_key = self.identity_token_key.clone().unwrap_or_else(|| {
+            let state_dir = issuer_dir
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from);
+            state_dir.join(TOKEN_KEY_FILE)
+        });
+        Some(IdentityConfig {
+            paths: IssuerPaths {
+                issuer_dir,
+                trust_anchors,
+            },
+            addr: self.identity_addr,
+            domain: IdentityDomain {
+                control_namespace: self.identity_control_namespace.clone(),
+                trust_domain: self.identity_trust_domain.clone(),
+            },
+            policy: ValidityPolicy {
+                lifetime: self.identity_issuance_lifetime,
+                clock_skew: self.identity_clock_skew_allowance,
+            },
+            token_key,
+            token_dir: self.identity_token_dir.clone(),
+        })
+    }
+}
+
+/// One-off commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Identity credentials.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+}
+
+/// `weft-controller identity …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum IdentityCommand {
+    /// Create a trust anchor, an issuer signed by it and a token key in a
+    /// state directory (refuses to replace files unless --force).
+    Init {
+        /// The state directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Names shared with the controller's flags.
+        #[command(flatten)]
+        names: NameArgs,
+        /// Lifetime of the trust anchor (Go duration).
+        #[arg(long, default_value = "8760h", value_parser = duration)]
+        trust_anchor_lifetime: Duration,
+        /// Lifetime of the issuer (Go duration).
+        #[arg(long, default_value = "8760h", value_parser = duration)]
+        issuer_lifetime: Duration,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a new issuer with the state directory's trust anchor and replace
+    /// `issuer/crt.pem` and `issuer/key.pem` (a running controller reloads them).
+    RotateIssuer {
+        /// The state directory (from `identity init`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Names shared with the controller's flags.
+        #[command(flatten)]
+        names: NameArgs,
+        /// Lifetime of the new issuer (Go duration).
+        #[arg(long, default_value = "8760h", value_parser = duration)]
+        issuer_lifetime: Duration,
+    },
+}
+
+/// The names certificates are created with.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NameArgs {
+    /// The trust domain.
+    #[arg(long, default_value = DEFAULT_TRUST_DOMAIN, value_parser = dns_name)]
+    pub trust_domain: String,
+    /// The control plane's namespace.
+    #[arg(long, default_value = DEFAULT_CONTROL_NAMESPACE, value_parser = dns_label)]
+    pub control_namespace: String,
+}
+
+impl NameArgs {
+    /// As an identity domain.
+    pub fn domain(&self) -> IdentityDomain {
+        IdentityDomain {
+            control_namespace: self.control_namespace.clone(),
+            trust_domain: self.trust_domain.clone(),
+        }
+    }
+}
+
+impl IdentityCommand {
+    /// Runs the command; the message lists the files written.
+    pub fn run(&self) -> Result<String, crate::identity::init::InitError> {
+        let files = match self {
+            IdentityCommand::Init {
+                dir,
+                names,
+                trust_anchor_lifetime,
+                issuer_lifetime,
+                force,
+            } => crate::identity::init::init(&InitOptions {
+                dir: dir.clone(),
+                domain: names.domain(),
+                trust_anchor_lifetime: *trust_anchor_lifetime,
+                issuer_lifetime: *issuer_lifetime,
+                force: *force,
+            })?,
+            IdentityCommand::RotateIssuer {
+                dir,
+                names,
+                issuer_lifetime,
+            } => crate::identity::init::rotate_issuer(dir, &names.domain(), *issuer_lifetime)?,
+        };
+        let lines: Vec<String> = files
+            .iter()
+            .map(|file| format!("wrote {}", file.display()))
+            .collect();
+        Ok(lines.join("\n"))
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    let value = weft_core::duration::parse_go_duration(text).map_err(|error| error.to_string())?;
+    if value.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(value)
+}
+
+fn dns_name(text: &str) -> Result<String, String> {
+    if is_dns_name(text) {
+        Ok(text.to_string())
+    } else {
+        Err("must be a lower-case DNS name (labels of a-z, 0-9 and -)".into())
+    }
+}
+
+fn dns_label(text: &str) -> Result<String, String> {
+    if is_dns_label(text) {
+        Ok(text.to_string())
+    } else {
+        Err("must be a DNS label (a-z, 0-9 and -, at most 63)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn identity_is_off_without_an_issuer() {
+        let args = Args::try_parse_from(["weft-controller", "--mesh-file", "m.yaml"]).unwrap();
+        assert_eq!(args.identity.config(), None);
+    }
+
+    #[test]
+    fn identity_defaults() {
+        let args = Args::try_parse_from([
+            "weft-controller",
+            "--mesh-file",
+            "m.yaml",
+            "--identity-issuer-dir",
+            "/state/issuer",
+            "--identity-trust-anchors",
+            "/state/trust-anchor.pem",
+        ])
+        .unwrap();
+        let config = args.identity.config().unwrap();
+        assert_eq!(config.addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.domain, IdentityDomain::default());
+        assert_eq!(config.policy, ValidityPolicy::default());
+        assert_eq!(config.token_key, PathBuf::from("/state/token.key"));
+        assert_eq!(config.token_dir, None);
+    }
+
+    #[test]
+    fn bad_identity_flags_are_refused() {
+        let cases: [&[&str]; 5] = [
+            &["--identity-issuer-dir", "/state/issuer"],
+            &["--identity-trust-anchors", "/a.pem"],
+            &["--identity-token-dir", "/tokens"],
+            &[
+                "--identity-issuer-dir",
+                "i",
+                "--identity-trust-anchors",
+                "a",
+                "--identity-issuance-lifetime",
+                "soon",
+            ],
+            &[
+                "--identity-issuer-dir",
+                "i",
+                "--identity-trust-anchors",
+                "a",
+                "--identity-trust-domain",
+                "Cluster.Local",
+            ],
+        ];
+        for flags in cases {
+            let argv = ["weft-controller", "--mesh-file", "m.yaml"]
+                .into_iter()
+                .chain(flags.iter().copied());
+            assert!(Args::try_parse_from(argv).is_err(), "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn subcommands_need_no_mesh_file() {
+        let args = Args::try_parse_from(["weft-controller", "identity", "init", "--dir", "/state"])
+            .unwrap();
+        assert!(matches!(
+            args.command,
+            Some(Command::Identity(IdentityCommand::Init {
+                force: false,
+                ..
+            }))
+        ));
+        assert!(Args::try_parse_from(["weft-controller"]).is_err());
+    }
+}

@@ -1,0 +1,697 @@
+//! The certificate authority: an issuer (intermediate CA) checked against the
+//! trust anchors when loaded ([`CertificateAuthority::load`]), the leaf
+//! validity window ([`leaf_validity`], pure) and leaf signing
+//! ([`CertificateAuthority::issue`]).
+//!
+//! ```text
+//! load:  crt.pem (exactly one certificate, a CA) + key.pem (PKCS#8, its key)
+//!        + anchors (PEM bundle) ─► issuer signed by an anchor, both valid now
+//! issue: CSR key + names ─► leaf ECDSA-SHA256 signed by the issuer:
+//!        KU digitalSignature|keyEncipherment, EKU serverAuth+clientAuth,
+//!        DNS SAN identity, URI SAN spiffe ID, random serial,
+//!        now − skew … now + lifetime + skew, clamped to the chain's end
+//! ```
+
+use std::time::Duration;
+
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::pem::Pem;
+use x509_parser::prelude::FromDer;
+
+use super::csr::ParsedCsr;
+
+/// The default leaf lifetime (Linkerd's `issuanceLifetime`).
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// The default clock-skew allowance (Linkerd's `clockSkewAllowance`).
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(20);
+
+/// How long leaves are valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidityPolicy {
+    /// The lifetime of a leaf.
+    pub lifetime: Duration,
+    /// Allowance for clocks that disagree, added on both ends.
+    pub clock_skew: Duration,
+}
+
+impl Default for ValidityPolicy {
+    fn default() -> Self {
+        Self {
+            lifetime: DEFAULT_LIFETIME,
+            clock_skew: DEFAULT_CLOCK_SKEW,
+        }
+    }
+}
+
+/// A leaf's validity window, in whole seconds (what X.509 stores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafValidity {
+    /// NotBefore.
+    pub not_before: OffsetDateTime,
+    /// NotAfter; also the response's `valid_until`.
+    pub not_after: OffsetDateTime,
+}
+
+/// Why a leaf cannot be issued now.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The issuer (or its anchor) has expired; a new issuer is needed.
+    #[error("the issuer certificate chain expired at {0}")]
+    ChainExpired(OffsetDateTime),
+    /// The identity cannot be written into a certificate.
+    #[error("cannot write the name {name:?} into a certificate: {reason}")]
+    BadName {
+        /// The name.
+        name: String,
+        /// rcgen's reason.
+        reason: String,
+    },
+    /// Signing failed (rcgen or ring).
+    #[error("cannot sign the certificate: {0}")]
+    Signing(String),
+}
+
+/// The leaf window for a request at `now`: `now − skew` to
+/// `now + lifetime + skew`, ending no later than `chain_not_after`.
+pub fn leaf_validity(
+    now: OffsetDateTime,
+    policy: &ValidityPolicy,
+    chain_not_after: OffsetDateTime,
+) -> Result<LeafValidity, IssueError> {
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let chain_not_after = chain_not_after
+        .replace_nanosecond(0)
+        .unwrap_or(chain_not_after);
+    if chain_not_after <= now {
+        return Err(IssueError::ChainExpired(chain_not_after));
+    }
+    let not_before = now - policy.clock_skew;
+    let not_after = (now + policy.lifetime + policy.clock_skew).min(chain_not_after);
+    Ok(LeafValidity {
+        not_before,
+        not_after,
+    })
+}
+
+/// Which credential file a problem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialFile {
+    /// The issuer certificate (`crt.pem`).
+    IssuerCertificate,
+    /// The issuer key (`key.pem`).
+    IssuerKey,
+    /// The trust-anchor bundle.
+    TrustAnchors,
+}
+
+/// What is wrong with the issuer credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialProblem {
+    /// Not readable as PEM.
+    #[error("not PEM: {0}")]
+    NotPem(String),
+    /// No `CERTIFICATE` block.
+    #[error("holds no CERTIFICATE")]
+    NoCertificate,
+    /// `crt.pem` must hold the issuer alone.
+    #[error("holds {0} certificates; it must hold only the issuer certificate")]
+    SeveralCertificates(usize),
+    /// A certificate does not parse.
+    #[error("invalid certificate: {0}")]
+    BadCertificate(String),
+    /// The key does not parse (ring reads PKCS#8 `PRIVATE KEY` only).
+    #[error("invalid key: {0}")]
+    BadKey(String),
+    /// The key is not the certificate's.
+    #[error("the key does not belong to the issuer certificate")]
+    KeyMismatch,
+    /// A certificate lacks `basicConstraints CA:TRUE`.
+    #[error("{0} is not a CA certificate (basicConstraints CA:TRUE is required)")]
+    NotCa(String),
+    /// Outside its validity window.
+    #[error("{subject} is not valid now (valid {not_before} to {not_after})")]
+    NotValidNow {
+        /// The certificate's subject.
+        subject: String,
+        /// Its NotBefore.
+        not_before: OffsetDateTime,
+        /// Its NotAfter.
+        not_after: OffsetDateTime,
+    },
+    /// No anchor signed the issuer.
+    #[error("the issuer {0} is not signed by any trust anchor")]
+    Untrusted(String),
+}
+
+/// A problem and the file it is in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}")]
+pub struct CredentialError {
+    /// The file.
+    pub file: CredentialFile,
+    /// What is wrong with it.
+    pub problem: CredentialProblem,
+}
+
+/// The issuer credentials as read from their files.
+#[derive(Debug, Clone, Copy)]
+pub struct IssuerCredentials<'a> {
+    /// `crt.pem`.
+    pub certificate_pem: &'a [u8],
+    /// `key.pem`.
+    pub key_pem: &'a [u8],
+    /// The trust-anchor bundle.
+    pub trust_anchors_pem: &'a [u8],
+}
+
+/// A signed leaf and its chain.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    /// The leaf, DER.
+    pub certificate: Vec<u8>,
+    /// The issuer (and any intermediates), DER, leaf-side first.
+    pub intermediates: Vec<Vec<u8>>,
+    /// The leaf's NotAfter.
+    pub not_after: OffsetDateTime,
+}
+
+/// A loaded issuer whose chain to the anchors checked out.
+pub struct CertificateAuthority {
+    issuer: Issuer<'static, KeyPair>,
+    issuer_der: Vec<u8>,
+    issuer_subject: String,
+    issuer_not_after: OffsetDateTime,
+    /// The earlier of the issuer's and its anchor's NotAfter.
+    chain_not_after: OffsetDateTime,
+    random: SystemRandom,
+}
+
+impl std::fmt::Debug for CertificateAuthority {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CertificateAuthority")
+            .field("issuer", &self.issuer_subject)
+            .field("issuer_not_after", &self.issuer_not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateAuthority {
+    /// Parses and checks the credentials at `now`: one CA certificate, its
+    /// key, signed by one of the anchors, all valid now.
+    pub fn load(
+        credentials: &IssuerCredentials<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Self, CredentialError> {
+        use CredentialFile::{IssuerCertificate, IssuerKey, TrustAnchors};
+        let fail = |file, problem| CredentialError { file, problem };
+
+        let issuer_ders = certificates_in(credentials.certificate_pem)
+            .map_err(|problem| fail(IssuerCertificate, problem))?;
+        let issuer_der = match issuer_ders.as_slice() {
+            [one] => one.clone(),
+            several => {
+                return Err(fail(
+                    IssuerCertificate,
+                    CredentialProblem::SeveralCertificates(several.len()),
+                ));
+            }
+        };
+        let anchor_ders = certificates_in(credentials.trust_anchors_pem)
+            .map_err(|problem| fail(TrustAnchors, problem))?;
+        let issuer =
+            parse_certificate(&issuer_der).map_err(|problem| fail(IssuerCertificate, problem))?;
+        let anchors = anchor_ders
+            .iter()
+            .map(|der| parse_certificate(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| fail(TrustAnchors, problem))?;
+
+        check_ca(&issuer, now).map_err(|problem| fail(IssuerCertificate, problem))?;
+        let anchor = anchors
+            .iter()
+            .find(|anchor| {
+                anchor.subject().as_raw() == issuer.issuer().as_raw()
+                    && issuer.verify_signature(Some(anchor.public_key())).is_ok()
+            })
+            .ok_or_else(|| {
+                fail(
+                    IssuerCertificate,
+                    CredentialProblem::Untrusted(issuer.subject().to_string()),
+                )
+            })?;
+        check_ca(anchor, now).map_err(|problem| fail(TrustAnchors, problem))?;
+
+        let key_text = std::str::from_utf8(credentials.key_pem)
+            .map_err(|error| fail(IssuerKey, CredentialProblem::NotPem(error.to_string())))?;
+        let key = KeyPair::from_pem(key_text).map_err(|error| {
+            let hint = if key_text.contains("EC PRIVATE KEY") {
+                " (a SEC1 \"EC PRIVATE KEY\"; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt`)"
+            } else {
+                ""
+            };
+            fail(IssuerKey, CredentialProblem::BadKey(format!("{error}{hint}")))
+        })?;
+        if key.public_key_raw() != issuer.public_key().subject_public_key.data.as_ref() {
+            return Err(fail(IssuerKey, CredentialProblem::KeyMismatch));
+        }
+
+        let issuer_not_after = issuer.validity().not_after.to_datetime();
+        let chain_not_after = issuer_not_after.min(anchor.validity().not_after.to_datetime());
+        let issuer_subject = issuer.subject().to_string();
+        let signer =
+            Issuer::from_ca_cert_der(&issuer_der.as_slice().into(), key).map_err(|error| {
+                fail(
+                    IssuerCertificate,
+                    CredentialProblem::BadCertificate(error.to_string()),
+                )
+            })?;
+        Ok(Self {
+            issuer: signer,
+            issuer_der,
+            issuer_subject,
+            issuer_not_after,
+            chain_not_after,
+            random: SystemRandom::new(),
+        })
+    }
+
+    /// The issuer's NotAfter.
+    pub fn issuer_not_after(&self) -> OffsetDateTime {
+        self.issuer_not_after
+    }
+
+    /// The earliest NotAfter of the issuer and its anchor (leaves end by then).
+    pub fn chain_not_after(&self) -> OffsetDateTime {
+        self.chain_not_after
+    }
+
+    /// The issuer's subject, for logs and status.
+    pub fn issuer_subject(&self) -> &str {
+        &self.issuer_subject
+    }
+
+    /// The issuer certificate, DER.
+    pub fn issuer_der(&self) -> &[u8] {
+        &self.issuer_der
+    }
+
+    /// Signs a leaf for the CSR's key naming `dns_name` and `spiffe_id`.
+    /// The names are the authority's (the CSR was checked to ask for exactly
+    /// `dns_name`); nothing else is copied from the request.
+    pub fn issue(
+        &self,
+        request: &ParsedCsr,
+        dns_name: &str,
+        spiffe_id: &str,
+        validity: LeafValidity,
+    ) -> Result<Leaf, IssueError> {
+        let bad_name = |name: &str, error: rcgen::Error| IssueError::BadName {
+            name: name.to_string(),
+            reason: error.to_string(),
+        };
+        let mut params = CertificateParams::default();
+        let mut subject = DistinguishedName::new();
+        subject.push(DnType::CommonName, dns_name);
+        params.distinguished_name = subject;
+        params.subject_alt_names = vec![
+            SanType::DnsName(
+                dns_name
+                    .try_into()
+                    .map_err(|error| bad_name(dns_name, error))?,
+            ),
+            SanType::URI(
+                spiffe_id
+                    .try_into()
+                    .map_err(|error| bad_name(spiffe_id, error))?,
+            ),
+        ];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        params.serial_number = Some(self.serial()?);
+        let certificate = params
+            .signed_by(&request.request.public_key, &self.issuer)
+            .map_err(|error| IssueError::Signing(error.to_string()))?;
+        Ok(Leaf {
+            certificate: certificate.der().to_vec(),
+            intermediates: vec![self.issuer_der.clone()],
+            not_after: validity.not_after,
+        })
+    }
+
+    /// 128 random bits, positive and without a leading zero byte.
+    fn serial(&self) -> Result<SerialNumber, IssueError> {
+        let mut bytes = [0u8; 16];
+        self.random
+            .fill(&mut bytes)
+            .map_err(|_| IssueError::Signing("no randomness for the serial number".into()))?;
+        bytes[0] = (bytes[0] & 0x7f) | 0x01;
+        Ok(SerialNumber::from_slice(&bytes))
+    }
+}
+
+/// The DER of every `CERTIFICATE` block in a PEM text (other blocks ignored).
+pub fn certificates_in(pem: &[u8]) -> Result<Vec<Vec<u8>>, CredentialProblem> {
+    let mut certificates = Vec::new();
+    for block in Pem::iter_from_buffer(pem) {
+        let block = block.map_err(|error| CredentialProblem::NotPem(error.to_string()))?;
+        if block.label == "CERTIFICATE" {
+            certificates.push(block.contents);
+        }
+    }
+    if certificates.is_empty() {
+        return Err(CredentialProblem::NoCertificate);
+    }
+    Ok(certificates)
+}
+
+fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, CredentialProblem> {
+    X509Certificate::from_der(der)
+        .map(|(_, certificate)| certificate)
+        .map_err(|error| CredentialProblem::BadCertificate(error.to_string()))
+}
+
+/// A CA certificate valid at `now`.
+fn check_ca(
+    certificate: &X509Certificate<'_>,
+    now: OffsetDateTime,
+) -> Result<(), CredentialProblem> {
+    let subject = certificate.subject().to_string();
+    if !certificate.is_ca() {
+        return Err(CredentialProblem::NotCa(subject));
+    }
+    let not_before = certificate.validity().not_before.to_datetime();
+    let not_after = certificate.validity().not_after.to_datetime();
+    if now < not_before || now >= not_after {
+        return Err(CredentialProblem::NotValidNow {
+            subject,
+            not_before,
+            not_after,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, KeyPair};
+    use time::macros::datetime;
+    use x509_parser::extensions::GeneralName;
+
+    use super::*;
+    use crate::identity::IdentityDomain;
+    use crate::identity::csr::parse_csr;
+    use crate::identity::init::{GeneratedCa, generate_issuer, generate_root};
+
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    const WEB: &str = "web.shop.serviceaccount.identity.weft.cluster.local";
+    const WEB_SPIFFE: &str = "spiffe://cluster.local/ns/shop/sa/web";
+
+    #[test]
+    fn validity_table() {
+        let now = datetime!(2026-11-25 18:00:00.75 UTC);
+        let policy = ValidityPolicy::default();
+        let far = datetime!(2027-11-25 00:00:00 UTC);
+        let cases = [
+            (
+                "defaults: 24h + 20s, back-dated 20s, whole seconds",
+                policy,
+                far,
+                Some((
+                    datetime!(2026-11-25 17:59:40 UTC),
+                    datetime!(2026-11-26 18:00:20 UTC),
+                )),
+            ),
+            (
+                "clamped to the chain's end",
+                policy,
+                datetime!(2026-11-25 20:00:00 UTC),
+                Some((
+                    datetime!(2026-11-25 17:59:40 UTC),
+                    datetime!(2026-11-25 20:00:00 UTC),
+                )),
+            ),
+            (
+                "a shorter lifetime, no skew",
+                ValidityPolicy {
+                    lifetime: Duration::from_secs(3600),
+                    clock_skew: Duration::ZERO,
+                },
+                far,
+                Some((
+                    datetime!(2026-11-25 18:00:00 UTC),
+                    datetime!(2026-11-25 19:00:00 UTC),
+                )),
+            ),
+            (
+                "chain expired",
+                policy,
+                datetime!(2026-11-25 17:00:00 UTC),
+                None,
+            ),
+            ("chain ends now", policy, now, None),
+        ];
+        for (name, policy, chain_end, expected) in cases {
+            let got = leaf_validity(now, &policy, chain_end)
+                .ok()
+                .map(|validity| (validity.not_before, validity.not_after));
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    struct Fixture {
+        root: GeneratedCa,
+        issuer: GeneratedCa,
+    }
+
+    fn fixture() -> Fixture {
+        let domain = IdentityDomain::default();
+        let now = OffsetDateTime::now_utc();
+        let root = generate_root(&domain, now, 365 * DAY).unwrap();
+        let issuer = generate_issuer(&root, &domain, now, 30 * DAY).unwrap();
+        Fixture { root, issuer }
+    }
+
+    fn load(
+        certificate: &str,
+        key: &str,
+        anchors: &str,
+    ) -> Result<CertificateAuthority, CredentialError> {
+        CertificateAuthority::load(
+            &IssuerCredentials {
+                certificate_pem: certificate.as_bytes(),
+                key_pem: key.as_bytes(),
+                trust_anchors_pem: anchors.as_bytes(),
+            },
+            OffsetDateTime::now_utc(),
+        )
+    }
+
+    #[test]
+    fn load_table() {
+        let good = fixture();
+        let other = fixture();
+        let now = OffsetDateTime::now_utc();
+        let expired_issuer =
+            generate_issuer(&good.root, &IdentityDomain::default(), now - 10 * DAY, DAY).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let not_a_ca = CertificateParams::new(vec!["leaf.example".to_string()])
+            .unwrap()
+            .signed_by(
+                &leaf_key,
+                &Issuer::from_ca_cert_pem(
+                    &good.root.certificate_pem,
+                    KeyPair::from_pem(&good.root.key_pem).unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap()
+            .pem();
+        let leaf_key_pem = leaf_key.serialize_pem();
+        let bundle = format!(
+            "{}{}",
+            other.root.certificate_pem, good.root.certificate_pem
+        );
+        let chain = format!(
+            "{}{}",
+            good.issuer.certificate_pem, good.root.certificate_pem
+        );
+        use CredentialFile::*;
+        /// (name, crt.pem, key.pem, anchors, the file blamed).
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            String,
+            Result<(), CredentialFile>,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "good",
+                &good.issuer.certificate_pem,
+                &good.issuer.key_pem,
+                good.root.certificate_pem.clone(),
+                Ok(()),
+            ),
+            (
+                "anchor in a bundle",
+                &good.issuer.certificate_pem,
+                &good.issuer.key_pem,
+                bundle,
+                Ok(()),
+            ),
+            (
+                "root as its own issuer",
+                &good.root.certificate_pem,
+                &good.root.key_pem,
+                good.root.certificate_pem.clone(),
+                Ok(()),
+            ),
+            (
+                "another mesh's anchor",
+                &good.issuer.certificate_pem,
+                &good.issuer.key_pem,
+                other.root.certificate_pem.clone(),
+                Err(IssuerCertificate),
+            ),
+            (
+                "another issuer's key",
+                &good.issuer.certificate_pem,
+                &other.issuer.key_pem,
+                good.root.certificate_pem.clone(),
+                Err(IssuerKey),
+            ),
+            (
+                "the chain in crt.pem",
+                &chain,
+                &good.issuer.key_pem,
+                good.root.certificate_pem.clone(),
+                Err(IssuerCertificate),
+            ),
+            (
+                "not a CA",
+                &not_a_ca,
+                &leaf_key_pem,
+                good.root.certificate_pem.clone(),
+                Err(IssuerCertificate),
+            ),
+            (
+                "expired issuer",
+                &expired_issuer.certificate_pem,
+                &expired_issuer.key_pem,
+                good.root.certificate_pem.clone(),
+                Err(IssuerCertificate),
+            ),
+            (
+                "garbage certificate",
+                "hello",
+                &good.issuer.key_pem,
+                good.root.certificate_pem.clone(),
+                Err(IssuerCertificate),
+            ),
+            (
+                "garbage key",
+                &good.issuer.certificate_pem,
+                "hello",
+                good.root.certificate_pem.clone(),
+                Err(IssuerKey),
+            ),
+            (
+                "no anchors",
+                &good.issuer.certificate_pem,
+                &good.issuer.key_pem,
+                String::new(),
+                Err(TrustAnchors),
+            ),
+        ];
+        for (name, certificate, key, anchors, expected) in cases {
+            let got = load(certificate, key, &anchors)
+                .map(|_| ())
+                .map_err(|error| error.file);
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn issues_a_leaf_with_linkerd_names_and_usages() {
+        let fixture = fixture();
+        let authority = load(
+            &fixture.issuer.certificate_pem,
+            &fixture.issuer.key_pem,
+            &fixture.root.certificate_pem,
+        )
+        .unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![WEB.to_string()]).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        let csr = parse_csr(params.serialize_request(&key).unwrap().der()).unwrap();
+        let validity = leaf_validity(
+            OffsetDateTime::now_utc(),
+            &ValidityPolicy::default(),
+            authority.chain_not_after(),
+        )
+        .unwrap();
+        let first = authority.issue(&csr, WEB, WEB_SPIFFE, validity).unwrap();
+        let second = authority.issue(&csr, WEB, WEB_SPIFFE, validity).unwrap();
+        assert_eq!(first.intermediates, vec![authority.issuer_der().to_vec()]);
+
+        let (_, leaf) = X509Certificate::from_der(&first.certificate).unwrap();
+        let (_, other) = X509Certificate::from_der(&second.certificate).unwrap();
+        assert_ne!(leaf.serial, other.serial, "serials are unique");
+        let (_, issuer) = X509Certificate::from_der(authority.issuer_der()).unwrap();
+        leaf.verify_signature(Some(issuer.public_key())).unwrap();
+        assert_eq!(
+            leaf.public_key().subject_public_key.data.as_ref(),
+            key.public_key_raw()
+        );
+        assert!(!leaf.is_ca());
+        let names: Vec<String> = leaf
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|name| match name {
+                GeneralName::DNSName(dns) => format!("dns:{dns}"),
+                GeneralName::URI(uri) => format!("uri:{uri}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![format!("dns:{WEB}"), format!("uri:{WEB_SPIFFE}")]
+        );
+        let usage = leaf.key_usage().unwrap().unwrap().value;
+        assert!(usage.digital_signature() && usage.key_encipherment() && !usage.key_cert_sign());
+        let extended = leaf.extended_key_usage().unwrap().unwrap().value;
+        assert!(extended.server_auth && extended.client_auth);
+        assert_eq!(
+            leaf.signature_algorithm.algorithm,
+            x509_parser::oid_registry::OID_SIG_ECDSA_WITH_SHA256
+        );
+        let not_before = leaf.validity().not_before.to_datetime();
+        let not_after = leaf.validity().not_after.to_datetime();
+        assert_eq!(not_after, first.not_after);
+        assert_eq!(
+            not_after - not_before,
+            time::Duration::seconds(24 * 3600 + 40)
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! The proxy's identity: a P-256 key made in memory at start (never written
+//! anywhere), a certificate for it from the controller's identity service,
+//! renewed before it expires.
+//!
+//! ```text
+//! start ─► LocalKey::generate (P-256, CSR for WEFT_PROXY_IDENTITY_LOCAL_NAME)
+//!   loop ─► read the token file ─► Certify{identity, token, CSR} ─► check the leaf
+//!           (names our identity, not expired) ─► publish Credentials (watch)
+//!           ─► sleep 70 % of the remaining lifetime (refresh.rs)
+//!        failure ─► keep the current credentials, retry with backoff
+//! ```
+//!
+//! [`client::spawn`] returns a watch of the current credentials; `None` until
+//! the first certificate arrives (the proxy is not ready until then).
+
+pub mod client;
+pub mod refresh;
+
+pub use client::{Credentials, IdentityError, IdentitySettings, LocalKey, spawn};
+
+#[cfg(test)]
+pub(crate) mod test_ca;
+#[cfg(test)]
+mod tests;

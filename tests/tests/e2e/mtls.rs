@@ -1,0 +1,512 @@
+//! Mutual TLS between meshed workloads: a real `weft-controller` with its
+//! Identity service issues both proxies' certificates and names the server
+//! workload's identity in discovery; the client proxy originates TLS to the
+//! server proxy's inbound port, which terminates it and hands plain HTTP to
+//! the app.
+//!
+//! ```text
+//! curl / load ─► client proxy (outbound, explicit) ══TLS══► relay ══► server proxy (inbound) ─► app
+//!                      │ Certify, GetProfile, Get                         │ Certify
+//!                      └──────────────► weft-controller ◄─────────────────┘
+//! ```
+//!
+//! The relay between the proxies records the bytes on the wire, so the tests
+//! check that no plaintext HTTP crosses it, and counts its connections.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weft_e2e::curl;
+use weft_test_support::load;
+use weft_test_support::{ControllerProcess, HttpTestServer, MeshFile, ProxyProcess, free_port};
+
+use crate::assert_metric_settles;
+
+const NAMESPACE: &str = "shop";
+const SERVER_IDENTITY: &str = "web-1.shop.serviceaccount.identity.weft.cluster.local";
+const CLIENT_IDENTITY: &str = "client.shop.serviceaccount.identity.weft.cluster.local";
+const URL: &str = "http://web.shop.svc.cluster.local/headers";
+
+/// A TCP relay that records what the client side sends and counts connections.
+struct Relay {
+    addr: SocketAddr,
+    sent: Arc<Mutex<Vec<u8>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    fn start(upstream: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (recorded, counted) = (sent.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                counted.fetch_add(1, Ordering::Relaxed);
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let recorded = recorded.clone();
+                let (mut client_read, mut server_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16 * 1024];
+                    while let Ok(read) = client_read.read(&mut buffer) {
+                        if read == 0 || server_write.write_all(&buffer[..read]).is_err() {
+                            break;
+                        }
+                        recorded.lock().unwrap().extend_from_slice(&buffer[..read]);
+                    }
+                    let _ = server_write.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut server_read, mut client_write) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_read, &mut client_write);
+                    let _ = client_write.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Relay {
+            addr,
+            sent,
+            connections,
+        }
+    }
+
+    fn sent(&self) -> Vec<u8> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+/// Two meshed workloads: `client` (only its proxy) and `web-1` (app + proxy).
+struct Mesh {
+    app: Option<HttpTestServer>,
+    relay: Relay,
+    controller: ControllerProcess,
+    client: ProxyProcess,
+    server: ProxyProcess,
+}
+
+fn identity_env(
+    builder: weft_test_support::ProxyBuilder,
+    controller: &ControllerProcess,
+    workload: &str,
+    identity: &str,
+) -> weft_test_support::ProxyBuilder {
+    builder
+        .env(
+            "WEFT_PROXY_IDENTITY_SVC_ADDR",
+            controller.identity_addr().unwrap().to_string(),
+        )
+        .env(
+            "WEFT_PROXY_IDENTITY_TOKEN_FILE",
+            controller
+                .token_path(NAMESPACE, workload)
+                .display()
+                .to_string(),
+        )
+        .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", identity)
+        .env(
+            "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
+            controller.trust_anchors_pem(),
+        )
+}
+
+impl Mesh {
+    /// The mesh, with the server proxy claiming `server_identity` using the
+    /// token of `server_workload` (normally web-1's own).
+    fn start_with(server_workload: &str, server_identity: &str) -> Mesh {
+        Mesh::start_full(server_workload, server_identity, &[])
+    }
+
+    /// The mesh with more controller arguments.
+    fn start_full(server_workload: &str, server_identity: &str, controller_args: &[&str]) -> Mesh {
+        let app = HttpTestServer::start();
+        let app_addr = app.addr();
+        Mesh::around(
+            app_addr,
+            Some(app),
+            server_workload,
+            server_identity,
+            controller_args,
+        )
+    }
+
+    /// The mesh around an app listening on `app_addr`.
+    fn around(
+        app_addr: SocketAddr,
+        app: Option<HttpTestServer>,
+        server_workload: &str,
+        server_identity: &str,
+        controller_args: &[&str],
+    ) -> Mesh {
+        let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let relay = Relay::start(server_inbound);
+        let client_app: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mesh = MeshFile::new()
+            .service(NAMESPACE, "web", &[("app", "web")])
+            .meshed_workload(
+                NAMESPACE,
+                "web-1",
+                &[("app", "web")],
+                app_addr,
+                relay.addr.port(),
+            )
+            .meshed_workload(
+                NAMESPACE,
+                "client",
+                &[("app", "client")],
+                client_app,
+                free_port(),
+            )
+            .render();
+        let controller = ControllerProcess::start_with_identity_args(&mesh, controller_args);
+        let server = identity_env(
+            ProxyProcess::builder()
+                .inbound_addr(server_inbound)
+                .inbound_forward(app_addr),
+            &controller,
+            server_workload,
+            server_identity,
+        )
+        .spawn();
+        let client = identity_env(
+            ProxyProcess::builder().env(
+                "WEFT_PROXY_DESTINATION_SVC_ADDR",
+                controller.destination_addr().to_string(),
+            ),
+            &controller,
+            "client",
+            CLIENT_IDENTITY,
+        )
+        .spawn();
+        Mesh {
+            app,
+            relay,
+            controller,
+            client,
+            server,
+        }
+    }
+
+    fn start() -> Mesh {
+        Mesh::start_with("web-1", SERVER_IDENTITY)
+    }
+}
+
+#[test]
+fn traffic_between_meshed_workloads_is_mutual_tls() {
+    let mesh = Mesh::start();
+    let report = load::run(mesh.client.outbound_addr(), URL, 40, 4);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+
+    // The wire between the proxies: TLS records only, no plaintext HTTP.
+    let wire = mesh.relay.sent();
+    assert!(!wire.is_empty());
+    assert_eq!(
+        &wire[..2],
+        &[0x16, 0x03],
+        "starts with a TLS handshake record"
+    );
+    for plaintext in ["GET /", "HTTP/1.1", "headers", "l5d-", "web.shop"] {
+        assert!(
+            !wire
+                .windows(plaintext.len())
+                .any(|window| window == plaintext.as_bytes()),
+            "{plaintext:?} crossed the wire in plaintext"
+        );
+    }
+    // The app saw plain HTTP/1.1 and the client's verified identity.
+    let echo = load::get(mesh.client.outbound_addr(), URL);
+    let headers =
+        weft_test_support::HeadersEcho::from_json(std::str::from_utf8(&echo.body).unwrap())
+            .unwrap();
+    assert_eq!(headers.version, "HTTP/1.1");
+    assert_eq!(headers.header("l5d-client-id"), Some(CLIENT_IDENTITY));
+
+    // Both proxies' metrics name the other side.
+    assert_metric_settles(
+        &mesh.client,
+        "request_total",
+        &[
+            ("direction", "outbound"),
+            ("tls", "true"),
+            ("server_id", SERVER_IDENTITY),
+            ("dst_workload", "web-1"),
+        ],
+        41.0,
+    );
+    assert_metric_settles(
+        &mesh.server,
+        "request_total",
+        &[
+            ("direction", "inbound"),
+            ("tls", "true"),
+            ("client_id", CLIENT_IDENTITY),
+        ],
+        41.0,
+    );
+    // The connections themselves: accepted with the client's identity,
+    // opened with the server's.
+    assert_metric_settles(
+        &mesh.server,
+        "tcp_open_total",
+        &[
+            ("direction", "inbound"),
+            ("peer", "src"),
+            ("tls", "true"),
+            ("client_id", CLIENT_IDENTITY),
+        ],
+        1.0,
+    );
+    assert_metric_settles(
+        &mesh.client,
+        "tcp_open_total",
+        &[
+            ("direction", "outbound"),
+            ("peer", "dst"),
+            ("tls", "true"),
+            ("server_id", SERVER_IDENTITY),
+        ],
+        1.0,
+    );
+    println!(
+        "mTLS: 41 requests, {} bytes on the wire, {} connection(s) between the proxies",
+        wire.len(),
+        mesh.relay.connections.load(Ordering::Relaxed)
+    );
+    drop(mesh.controller);
+}
+
+#[test]
+fn http1_clients_share_one_http2_connection_between_the_proxies() {
+    let mesh = Mesh::start();
+    let report = load::run(mesh.client.outbound_addr(), URL, 500, 50);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    let connections = mesh.relay.connections.load(Ordering::Relaxed);
+    println!(
+        "50 concurrent HTTP/1.1 clients, 500 requests: {connections} connection(s) between the proxies"
+    );
+    assert_eq!(connections, 1, "one multiplexed HTTP/2 connection");
+    assert!(mesh.app.as_ref().unwrap().requests_seen() >= 500);
+}
+
+#[test]
+fn a_spoofed_client_id_never_reaches_the_app() {
+    let mesh = Mesh::start();
+    let proxy = format!("http://{}", mesh.client.outbound_addr());
+    let output = curl(&[
+        "-sS",
+        "-x",
+        &proxy,
+        "-H",
+        "l5d-client-id: admin.kube-system.serviceaccount.identity.weft.cluster.local",
+        URL,
+    ]);
+    let headers = weft_test_support::HeadersEcho::from_json(&output.body_text()).unwrap();
+    assert_eq!(
+        headers.header_values("l5d-client-id"),
+        vec![CLIENT_IDENTITY]
+    );
+}
+
+#[test]
+fn a_server_proving_another_identity_is_refused() {
+    // The server proxy holds the client workload's certificate instead of web-1's.
+    let mesh = Mesh::start_with("client", CLIENT_IDENTITY);
+    let outcome = load::get(mesh.client.outbound_addr(), URL);
+    println!("server with the wrong identity: {}", outcome.summary());
+    assert_eq!(outcome.status, Some(502), "{}", outcome.summary());
+    assert_eq!(
+        mesh.app.as_ref().unwrap().requests_seen(),
+        0,
+        "nothing reached the app"
+    );
+}
+
+#[test]
+fn a_token_for_another_service_account_gets_no_certificate() {
+    let controller = ControllerProcess::start_with_identity(
+        &MeshFile::new()
+            .meshed_workload(
+                NAMESPACE,
+                "client",
+                &[("app", "client")],
+                "127.0.0.1:9".parse().unwrap(),
+                free_port(),
+            )
+            .render(),
+    );
+    // The client's token, asking for web-1's identity.
+    let proxy = identity_env(
+        ProxyProcess::builder(),
+        &controller,
+        "client",
+        SERVER_IDENTITY,
+    )
+    .spawn_unready();
+    weft_test_support::eventually(Duration::from_secs(10), || {
+        proxy.metric_or_zero("identity_cert_refresh_total", &[("result", "error")]) >= 1.0
+    });
+    let ready = proxy.admin_get("/ready").unwrap();
+    assert_eq!(ready.status, 503, "not ready without a certificate");
+    assert!(
+        proxy
+            .log()
+            .contains("requested identity did not match provided token"),
+        "{}",
+        proxy.log()
+    );
+}
+
+/// Renewals seen by a proxy.
+fn renewals(proxy: &ProxyProcess) -> f64 {
+    proxy.metric_or_zero("identity_cert_refresh_total", &[("result", "ok")])
+}
+
+#[test]
+fn certificates_rotate_under_load_without_failures() {
+    // Leaves live 5 s (+1 s skew): each proxy renews about every 4 s.
+    let mesh = Mesh::start_full(
+        "web-1",
+        SERVER_IDENTITY,
+        &[
+            "--identity-issuance-lifetime",
+            "5s",
+            "--identity-clock-skew-allowance",
+            "1s",
+        ],
+    );
+    let load = load::BackgroundLoad::start(
+        mesh.client.outbound_addr(),
+        URL,
+        4,
+        Duration::from_millis(20),
+    );
+    weft_test_support::eventually(Duration::from_secs(40), || {
+        renewals(&mesh.client) >= 5.0 && renewals(&mesh.server) >= 5.0
+    });
+    let report = load.stop();
+    println!(
+        "rotation: {} requests, {} failed; certificates issued: client {}, server {}",
+        report.total(),
+        report.failures(),
+        renewals(&mesh.client),
+        renewals(&mesh.server)
+    );
+    assert!(report.total() > 100);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+}
+
+#[test]
+fn a_new_issuer_takes_over_without_failures() {
+    let mesh = Mesh::start_full(
+        "web-1",
+        SERVER_IDENTITY,
+        &[
+            "--identity-issuance-lifetime",
+            "4s",
+            "--identity-clock-skew-allowance",
+            "1s",
+        ],
+    );
+    let load = load::BackgroundLoad::start(
+        mesh.client.outbound_addr(),
+        URL,
+        2,
+        Duration::from_millis(20),
+    );
+    load.wait_for_more(50, Duration::from_secs(10));
+    let before = (renewals(&mesh.client), renewals(&mesh.server));
+    mesh.controller.rotate_issuer();
+    // Both proxies renew at least twice after the issuer changed.
+    weft_test_support::eventually(Duration::from_secs(30), || {
+        renewals(&mesh.client) >= before.0 + 2.0 && renewals(&mesh.server) >= before.1 + 2.0
+    });
+    let report = load.stop();
+    let reloads = mesh
+        .controller
+        .metrics_text()
+        .lines()
+        .filter(|line| line.contains("issuer") && line.contains("reload"))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    println!(
+        "issuer rotation: {} requests, {} failed; controller: {reloads:?}",
+        report.total(),
+        report.failures()
+    );
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_crosses_the_mesh() {
+    let echo = weft_test_support::grpc::GrpcEchoServer::start();
+    let addr = echo.addr();
+    let mesh = tokio::task::spawn_blocking(move || {
+        Mesh::around(addr, None, "web-1", SERVER_IDENTITY, &[])
+    })
+    .await
+    .unwrap();
+    let send = |message: &str, code: tonic::Code| {
+        weft_test_support::http_client::send(
+            mesh.client.outbound_addr(),
+            weft_test_support::grpc::raw_unary_request("web.shop.svc.cluster.local", message, code),
+        )
+    };
+    let ok = send("hello", tonic::Code::Ok).await.expect("a response");
+    assert_eq!(
+        ok.header_or_trailer("grpc-status").as_deref(),
+        Some("0"),
+        "{ok:?}"
+    );
+    let failed = send("nope", tonic::Code::Unavailable)
+        .await
+        .expect("a response");
+    assert_eq!(
+        failed.header_or_trailer("grpc-status").as_deref(),
+        Some("14"),
+        "{failed:?}"
+    );
+    let wire = mesh.relay.sent();
+    assert_eq!(&wire[..2], &[0x16, 0x03]);
+    assert!(!wire.windows(5).any(|window| window == b"hello"));
+    drop(echo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_crosses_the_mesh_in_a_connect_tunnel() {
+    use weft_test_support::websocket::{WsEchoServer, echo_roundtrips, handshake};
+    let server = WsEchoServer::start();
+    let addr = server.addr();
+    let mesh = tokio::task::spawn_blocking(move || {
+        Mesh::around(addr, None, "web-1", SERVER_IDENTITY, &[])
+    })
+    .await
+    .unwrap();
+    let tunnel = weft_test_support::http_client::connect_tunnel(
+        mesh.client.outbound_addr(),
+        "web.shop.svc.cluster.local:80",
+    )
+    .await
+    .expect("CONNECT tunnel to the service");
+    let mut ws = handshake(tunnel, "web.shop.svc.cluster.local", "/chat")
+        .await
+        .expect("websocket upgrade inside the tunnel");
+    echo_roundtrips(&mut ws, 10)
+        .await
+        .expect("echoes across the mesh");
+    let wire = mesh.relay.sent();
+    assert_eq!(
+        &wire[..2],
+        &[0x16, 0x03],
+        "the tunnel crossed over mutual TLS"
+    );
+    assert!(!wire.windows(7).any(|window| window == b"Upgrade"));
+    drop(server);
+}

@@ -153,6 +153,14 @@ pub struct MtlsCost {
     pub added_client_us_per_request: Option<f64>,
     /// mTLS − baseline, server-side proxy (B) only (µs per request).
     pub added_server_us_per_request: Option<f64>,
+    /// Proxy CPU per request at 1,000 rps, both proxies: baseline (µs).
+    pub baseline_us_per_request_1k: Option<f64>,
+    /// The same for weft-mtls-2hop (µs).
+    pub mtls_us_per_request_1k: Option<f64>,
+    /// mTLS − baseline at 1,000 rps, client-side proxy (A) only (µs).
+    pub added_client_us_per_request_1k: Option<f64>,
+    /// mTLS − baseline at 1,000 rps, server-side proxy (B) only (µs).
+    pub added_server_us_per_request_1k: Option<f64>,
     /// Median p50 at 1,000 rps, mTLS − baseline (ms).
     pub added_p50_ms_1k: Option<f64>,
     /// Median p99 at 1,000 rps, mTLS − baseline (ms).
@@ -365,6 +373,33 @@ impl Report {
             .map(|p| p.us_per_request)
     }
 
+    /// CPU per request at one load point, over its runs: of one proxy
+    /// (`side`, the part of its role after `/`) or of all the setup's.
+    fn cpu_at(
+        &self,
+        setup: &str,
+        side: Option<&str>,
+        workload: Workload,
+        point: LoadPoint,
+    ) -> Option<f64> {
+        let role = side.map(|side| format!("{setup}/{side}"));
+        let runs = self
+            .samples
+            .iter()
+            .filter(|s| s.setup == setup && s.workload == workload && s.point == point);
+        let (mut ticks, mut requests) = (0, 0);
+        for run in runs {
+            ticks += run
+                .proxy_cpu_ticks
+                .iter()
+                .filter(|(r, _)| role.as_ref().is_none_or(|role| *r == role))
+                .map(|(_, t)| t)
+                .sum::<u64>();
+            requests += run.result.ok;
+        }
+        us_per_request(ticks, requests)
+    }
+
     /// CPU per request of all proxies of a setup together.
     fn setup_total_cpu(&self, setup: &str, workload: Workload) -> Option<f64> {
         let of_setup: Vec<f64> = self
@@ -397,7 +432,15 @@ impl Report {
                     |setup: &str, value: CellValue| self.cell(setup, workload, rate_1k).map(value);
                 let difference =
                     |a: &str, b: &str, value: CellValue| Some(at(a, value)? - at(b, value)?);
+                let at_1k =
+                    |setup: &str, side: Option<&str>| self.cpu_at(setup, side, workload, rate_1k);
+                let added_at_1k =
+                    |side: &str| Some(at_1k(MTLS, Some(side))? - at_1k(baseline, Some(side))?);
                 costs.push(MtlsCost {
+                    baseline_us_per_request_1k: at_1k(baseline, None),
+                    mtls_us_per_request_1k: at_1k(MTLS, None),
+                    added_client_us_per_request_1k: added_at_1k("client-side"),
+                    added_server_us_per_request_1k: added_at_1k("server-side"),
                     workload,
                     baseline: baseline.to_string(),
                     baseline_us_per_request: base,
@@ -620,22 +663,27 @@ impl Report {
         let signed = |value: Option<f64>, digits: usize| {
             value.map_or("–".into(), |v| format!("{v:+.digits$}"))
         };
+        let plain = |value: Option<f64>| value.map_or("–".into(), |v| format!("{v:.1}"));
         if !self.mtls_cost.is_empty() {
             let _ = writeln!(
                 md,
                 "\n## What mutual TLS adds ({MTLS} − a plaintext two-hop setup)\n\n\
                  Proxy CPU per request over all runs (µs; both proxies, then client side A and \
-                 server side B), and the difference of the median latencies at 1,000 rps (ms). \
+                 server side B), the same at 1,000 rps only (µs; at low load each request pays \
+                 its own wake-ups and syscalls, so this is the per-request cost an idle-ish mesh \
+                 sees), and the difference of the median latencies at 1,000 rps (ms). \
                  {DISCOVERY_TWO_HOP} is the same path without identity (the cleanest \
                  comparison); {TWO_HOP} also has no discovery.\n\n\
                  | workload | baseline | baseline µs/req | mTLS µs/req | **mTLS − baseline µs/req** \
-                 | Δ A µs/req | Δ B µs/req | Δ p50 1k | **Δ p99 1k** | mTLS − direct p99 1k |\n\
-                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+                 | Δ A µs/req | Δ B µs/req | 1k: baseline / mTLS µs/req | **1k: Δ µs/req** (A, B) \
+                 | Δ p50 1k | **Δ p99 1k** | mTLS − direct p99 1k |\n\
+                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for cost in &self.mtls_cost {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {:.1} | {:.1} | **{:+.1}** | {} | {} | {} | **{}** | {} |",
+                    "| {} | {} | {:.1} | {:.1} | **{:+.1}** | {} | {} | {} / {} | **{}** ({}, {}) \
+                     | {} | **{}** | {} |",
                     cost.workload,
                     cost.baseline,
                     cost.baseline_us_per_request,
@@ -643,6 +691,16 @@ impl Report {
                     cost.added_us_per_request,
                     signed(cost.added_client_us_per_request, 1),
                     signed(cost.added_server_us_per_request, 1),
+                    plain(cost.baseline_us_per_request_1k),
+                    plain(cost.mtls_us_per_request_1k),
+                    signed(
+                        cost.mtls_us_per_request_1k
+                            .zip(cost.baseline_us_per_request_1k)
+                            .map(|(m, b)| m - b),
+                        1
+                    ),
+                    signed(cost.added_client_us_per_request_1k, 1),
+                    signed(cost.added_server_us_per_request_1k, 1),
                     signed(cost.added_p50_ms_1k, 3),
                     signed(cost.added_p99_ms_1k, 3),
                     signed(cost.mtls_minus_direct_p99_ms_1k, 3),
@@ -840,5 +898,39 @@ mod tests {
             md.contains("| http1 | 20.0 | 30.0 | **+10.0** | 1.50× | – | +0.000 | +0.200 |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn compares_mtls_with_plaintext_two_hops_per_proxy() {
+        let meta = Meta {
+            started: "now".into(),
+            profile: "test".into(),
+            setups: vec![DISCOVERY_TWO_HOP.into(), MTLS.into()],
+            notes: vec![],
+        };
+        let two_proxies = |setup: &str, client: u64, server: u64| {
+            let mut run = sample(setup, 0, 1000, 0.5, 0);
+            run.proxy_cpu_ticks = BTreeMap::from([
+                (format!("{setup}/client-side"), client),
+                (format!("{setup}/server-side"), server),
+            ]);
+            run
+        };
+        let samples = vec![
+            two_proxies(DISCOVERY_TWO_HOP, 10, 9),
+            two_proxies(MTLS, 15, 12),
+        ];
+        let report = build(meta, samples, vec![], vec![]);
+        let [cost] = report.mtls_cost.as_slice() else {
+            panic!("one workload: {:?}", report.mtls_cost);
+        };
+        assert_eq!(cost.baseline, DISCOVERY_TWO_HOP);
+        // 19 ticks = 190 ms over 1000 requests, against 27.
+        assert!((cost.added_us_per_request - 80.0).abs() < 1e-9);
+        assert!((cost.added_client_us_per_request.unwrap() - 50.0).abs() < 1e-9);
+        assert!((cost.added_server_us_per_request_1k.unwrap() - 30.0).abs() < 1e-9);
+        assert!((cost.mtls_us_per_request_1k.unwrap() - 270.0).abs() < 1e-9);
+        let md = report.markdown();
+        assert!(md.contains("| **+80.0** (+50.0, +30.0) |"), "{md}");
     }
 }

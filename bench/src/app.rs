@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use crate::cli::{EntryArg, RunArgs};
 use crate::connections;
 use crate::generators::Generators;
+use crate::handshakes::{self, HandshakeRun};
 use crate::load::{LoadPoint, LoadSpec, Workload};
 use crate::oha;
 use crate::others::OtherProxy;
@@ -118,6 +119,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         generators: &generators,
         profile,
         open_loop_slots: args.open_loop_slots,
+        new_connections: args.new_connections,
     };
     let broken = bench.smoke_test(&running, &workloads, &mut failures);
 
@@ -157,10 +159,51 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    // 8. Memory after load, then with 200 open connections.
+    // 8. weft-mtls-2hop: the connections A opened toward B during all the
+    //    runs, then what new TLS connections cost B.
+    let mut mtls_connections = None;
+    let mut handshakes = None;
+    for setup in running.iter_mut() {
+        if setup.check_alive().is_err() {
+            continue;
+        }
+        if let Some(counts) = setup.mtls_connections() {
+            match counts {
+                Ok(counts) => mtls_connections = Some(counts),
+                Err(error) => failures.push(Failure {
+                    setup: setup.name.clone(),
+                    workload: None,
+                    message: format!("reading proxy A's connections: {error:#}"),
+                }),
+            }
+        }
+        let Some(server) = setup.mtls_server().filter(|_| args.handshakes > 0) else {
+            continue;
+        };
+        eprintln!(
+            "weft-bench: {}: {} TLS handshakes with proxy B",
+            setup.name, args.handshakes
+        );
+        let run = HandshakeRun {
+            addr: server.inbound,
+            server_name: Some(server.identity),
+            trust_anchors: Some(server.trust_anchors),
+            count: args.handshakes,
+        };
+        match handshakes::measure(&me, &client_placement, server.pid, &run) {
+            Ok(cost) => handshakes = Some(cost),
+            Err(error) => failures.push(Failure {
+                setup: setup.name.clone(),
+                workload: None,
+                message: format!("handshake measurement: {error:#}"),
+            }),
+        }
+    }
+
+    // 9. Memory after load, then with 200 open connections.
     measure_loaded_memory(&mut running, &mut memory, &mut failures);
 
-    // 9. The report.
+    // 10. The report.
     let meta = Meta {
         started,
         profile: format!(
@@ -172,7 +215,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     drop(running);
     drop(backend);
-    let report = report::build(meta, samples, memory, failures);
+    let mut report = report::build(meta, samples, memory, failures);
+    report.mtls_connections = mtls_connections;
+    report.handshakes = handshakes;
     write_report(&report, &run_dir, &args.out_dir)?;
     Ok(())
 }
@@ -204,18 +249,32 @@ fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
             "weft-2hop" => SetupKind::WeftTwoHop(entry),
             "weft-outbound" => SetupKind::WeftOutbound,
             "weft-discovery" => SetupKind::WeftDiscovery,
+            "weft-discovery-2hop" => SetupKind::WeftDiscoveryTwoHop,
+            "weft-mtls-2hop" => SetupKind::WeftMtlsTwoHop,
             _ => bail!(
                 "unknown setup {name:?} (direct, weft-1hop, weft-2hop, weft-outbound, \
-                 weft-discovery; others with --other)"
+                 weft-discovery, weft-discovery-2hop, weft-mtls-2hop; others with --other)"
             ),
         });
     }
-    if args.discovery {
-        for kind in [SetupKind::WeftOutbound, SetupKind::WeftDiscovery] {
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
+    let mut add = |added: &[SetupKind]| {
+        for kind in added {
+            let present = kinds.iter().any(|k| k.name() == kind.name());
+            if !present {
+                kinds.push(kind.clone());
             }
         }
+    };
+    if args.discovery {
+        add(&[SetupKind::WeftOutbound, SetupKind::WeftDiscovery]);
+    }
+    if args.mtls {
+        add(&[
+            SetupKind::WeftTwoHop(entry),
+            SetupKind::WeftDiscovery,
+            SetupKind::WeftDiscoveryTwoHop,
+            SetupKind::WeftMtlsTwoHop,
+        ]);
     }
     for other in &args.others {
         kinds.push(SetupKind::Other(OtherProxy::parse(other)?));
@@ -228,6 +287,7 @@ struct Bench<'a> {
     generators: &'a Generators,
     profile: Profile,
     open_loop_slots: u32,
+    new_connections: bool,
 }
 
 impl Bench<'_> {
@@ -248,6 +308,7 @@ impl Bench<'_> {
                     target: setup.target(workload).clone(),
                     duration: self.profile.warmup,
                     open_loop_slots: self.open_loop_slots,
+                    new_connections: self.new_connections,
                 };
                 let message = match self.generators.run(&spec) {
                     // A stray error (a connection cut at the deadline) is
@@ -293,6 +354,7 @@ impl Bench<'_> {
             target: setup.target(step.workload).clone(),
             duration: self.profile.duration,
             open_loop_slots: self.open_loop_slots,
+            new_connections: self.new_connections,
         };
         let before = cpu_ticks(setup);
         let outcome = self.generators.run(&spec);
@@ -457,6 +519,33 @@ fn notes(
             crate::discovery::SERVICE
         ));
     }
+    if kinds.contains(&SetupKind::WeftDiscoveryTwoHop) {
+        notes.push(format!(
+            "weft-discovery-2hop = client → proxy A outbound (explicit HTTP proxy, requests \
+             name {}) → discovery at a weft-controller without identity, whose Service web \
+             selects one unmeshed Workload at proxy B's inbound listener → plaintext HTTP/1.1 \
+             (A's connection pool) → proxy B inbound (FORWARD_ADDR) → backend: weft-2hop plus \
+             discovery",
+            crate::discovery::AUTHORITY
+        ));
+    }
+    if kinds.contains(&SetupKind::WeftMtlsTwoHop) {
+        notes.push(format!(
+            "weft-mtls-2hop = the same two proxies with identity: a weft-controller with \
+             --identity-* (fresh `identity init` per run, token files per meshed Workload) \
+             issues both certificates (A = {}, B = {}); Service web selects the meshed \
+             Workload web-1 (the backend, proxy.inboundPort = B's inbound port), so A sends \
+             every request over one mutual-TLS connection to B with the transport header and \
+             HTTP/2 (HTTP/1.1 requests upgraded, l5d-orig-proto); B terminates TLS and \
+             forwards plain HTTP to the backend; the smoke test checks that every request A \
+             sent has tls=\"true\" and server_id=\"{}\", and every request B received has \
+             client_id=\"{}\". weft-mtls-2hop − weft-discovery-2hop is what mTLS costs",
+            crate::discovery::identity_of(crate::discovery::CLIENT_WORKLOAD),
+            crate::discovery::identity_of(crate::discovery::SERVER_WORKLOAD),
+            crate::discovery::identity_of(crate::discovery::SERVER_WORKLOAD),
+            crate::discovery::identity_of(crate::discovery::CLIENT_WORKLOAD),
+        ));
+    }
     notes.extend([
         format!(
             "{pinning}; nice {} for all of them; one-worker proxies (WEFT_PROXY_CORES=1)",
@@ -468,6 +557,14 @@ fn notes(
             load_average()
         ),
         generators.describe(),
+        if args.new_connections {
+            "--new-connections: every HTTP/1.1 request on a new client connection \
+             (oha --disable-keepalive); the proxies still pool and reuse their own \
+             connections onward"
+                .to_string()
+        } else {
+            "HTTP/1.1 clients keep their connections alive".to_string()
+        },
         format!(
             "open loop: {} slots, latency from the scheduled send time (oha --latency-correction)",
             args.open_loop_slots
@@ -546,6 +643,32 @@ mod tests {
         assert_eq!(
             kinds(&["--setups", "weft-outbound,weft-discovery"]),
             ["weft-outbound", "weft-discovery"]
+        );
+    }
+
+    #[test]
+    fn mtls_adds_its_comparisons_once() {
+        assert_eq!(
+            kinds(&["--mtls"]),
+            [
+                "direct",
+                "weft-1hop",
+                "weft-2hop",
+                "weft-discovery",
+                "weft-discovery-2hop",
+                "weft-mtls-2hop"
+            ]
+        );
+        assert_eq!(
+            kinds(&["--setups", "direct", "--mtls", "--discovery"]),
+            [
+                "direct",
+                "weft-outbound",
+                "weft-discovery",
+                "weft-2hop",
+                "weft-discovery-2hop",
+                "weft-mtls-2hop"
+            ]
         );
     }
 }

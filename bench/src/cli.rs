@@ -37,6 +37,14 @@ pub enum Helper {
         #[arg(long)]
         spec: String,
     },
+    /// Make TLS handshakes (or plain connections) to a proxy one after
+    /// another and print what they cost as JSON.
+    #[command(hide = true)]
+    TlsHandshakes {
+        /// The series, as JSON (`HandshakeRun`).
+        #[arg(long)]
+        spec: String,
+    },
 }
 
 /// How the first of two weft hops is entered.
@@ -62,7 +70,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Setups to compare (of direct, weft-1hop, weft-2hop, weft-outbound,
-    /// weft-discovery).
+    /// weft-discovery, weft-discovery-2hop, weft-mtls-2hop).
     #[arg(
         long,
         value_delimiter = ',',
@@ -81,6 +89,22 @@ pub struct RunArgs {
     /// balancing cost.
     #[arg(long)]
     pub discovery: bool,
+    /// Add weft-2hop, weft-discovery, weft-discovery-2hop and weft-mtls-2hop
+    /// to the setups: two proxies found by discovery, plaintext and with
+    /// mutual TLS (a weft-controller with identity issues both proxies'
+    /// certificates), to measure what mTLS costs; and, after the runs, a
+    /// TLS handshake measurement against the mTLS server-side proxy.
+    #[arg(long)]
+    pub mtls: bool,
+    /// TLS handshakes the handshake measurement makes (with --mtls or
+    /// weft-mtls-2hop; 0 = none).
+    #[arg(long, default_value_t = 2_000)]
+    pub handshakes: u32,
+    /// HTTP/1.1 only: open a new client connection for every request
+    /// (`oha --disable-keepalive`), to see what connection set-up costs
+    /// each path.
+    #[arg(long)]
+    pub new_connections: bool,
     /// Another proxy to compare: `nginx`, `haproxy`, or
     /// `NAME=PROGRAM ARGS` with `{listen}` and `{backend}` placeholders
     /// (one port for all workloads). Repeatable.
@@ -157,6 +181,7 @@ mod tests {
         assert!(cli.run.quick);
         assert_eq!(cli.run.setups, ["direct", "weft-1hop", "weft-2hop"]);
         assert!(!cli.run.discovery);
+        assert!(!cli.run.mtls);
         let cli = Cli::try_parse_from(["weft-bench", "backend", "--listen", "127.0.0.1:1"]);
         assert!(matches!(cli.unwrap().command, Some(Helper::Backend { .. })));
     }

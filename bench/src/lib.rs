@@ -23,6 +23,7 @@ pub mod controller_targets;
 pub mod discovery;
 pub mod generators;
 pub mod grpc_load;
+pub mod handshakes;
 pub mod load;
 pub mod oha;
 pub mod others;

@@ -124,6 +124,8 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// In-flight capacity of an open-loop run (it only queues beyond this).
     pub open_loop_slots: u32,
+    /// HTTP/1.1: a new client connection for every request (no keep-alive).
+    pub new_connections: bool,
 }
 
 /// Latency percentiles in milliseconds.

@@ -17,6 +17,12 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
+        Some(Helper::TlsHandshakes { spec }) => {
+            let run: weft_bench::handshakes::HandshakeRun = serde_json::from_str(&spec)?;
+            let result = weft_bench::handshakes::run(&run)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
     }
 }
 

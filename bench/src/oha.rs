@@ -79,6 +79,9 @@ pub fn args(spec: &LoadSpec) -> Vec<String> {
         }
         _ => args.extend(["-c".into(), in_flight.to_string()]),
     }
+    if spec.new_connections && spec.workload == Workload::Http1 {
+        args.push("--disable-keepalive".into());
+    }
     if let LoadPoint::Open { rate } = spec.point {
         args.extend(["-q".into(), rate.to_string(), "--latency-correction".into()]);
     }
@@ -203,6 +206,7 @@ mod tests {
             },
             duration: Duration::from_millis(1500),
             open_loop_slots: 64,
+            new_connections: false,
         }
     }
 
@@ -216,6 +220,17 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "--no-tui --output-format json -z 1500ms -c 10 http://127.0.0.1:8080/"
+        );
+    }
+
+    #[test]
+    fn http1_new_connections_disable_keepalive() {
+        let mut spec = spec(Workload::Http1, LoadPoint::Open { rate: 1000 }, false);
+        spec.new_connections = true;
+        assert_eq!(
+            args(&spec).join(" "),
+            "--no-tui --output-format json -z 1500ms -c 64 --disable-keepalive -q 1000 \
+             --latency-correction http://127.0.0.1:8080/"
         );
     }
 

@@ -8,8 +8,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::handshakes::HandshakeCost;
 use crate::load::{LoadPoint, LoadResult, Workload};
 use crate::procfs::TICKS_PER_SECOND;
+use crate::setups::MtlsConnections;
 
 /// One measured run.
 #[derive(Clone, Debug, Serialize)]
@@ -126,6 +128,47 @@ pub struct DiscoveryCost {
     pub added_p99_ms_1k: Option<f64>,
 }
 
+/// The setup with mutual TLS between two meshed proxies.
+pub const MTLS: &str = "weft-mtls-2hop";
+/// The same two proxies found by discovery, plaintext HTTP/1.1 between them.
+pub const DISCOVERY_TWO_HOP: &str = "weft-discovery-2hop";
+/// Two proxies, plaintext, no discovery.
+pub const TWO_HOP: &str = "weft-2hop";
+
+/// What mutual TLS adds to one workload: weft-mtls-2hop minus a plaintext
+/// two-hop setup (both proxies summed, and per proxy).
+#[derive(Clone, Debug, Serialize)]
+pub struct MtlsCost {
+    /// Protocol.
+    pub workload: Workload,
+    /// The plaintext setup compared with.
+    pub baseline: String,
+    /// Its proxy CPU per request, both proxies, over all runs (µs).
+    pub baseline_us_per_request: f64,
+    /// weft-mtls-2hop's proxy CPU per request, both proxies (µs).
+    pub mtls_us_per_request: f64,
+    /// mTLS − baseline, both proxies (µs per request).
+    pub added_us_per_request: f64,
+    /// mTLS − baseline, client-side proxy (A) only (µs per request).
+    pub added_client_us_per_request: Option<f64>,
+    /// mTLS − baseline, server-side proxy (B) only (µs per request).
+    pub added_server_us_per_request: Option<f64>,
+    /// Proxy CPU per request at 1,000 rps, both proxies: baseline (µs).
+    pub baseline_us_per_request_1k: Option<f64>,
+    /// The same for weft-mtls-2hop (µs).
+    pub mtls_us_per_request_1k: Option<f64>,
+    /// mTLS − baseline at 1,000 rps, client-side proxy (A) only (µs).
+    pub added_client_us_per_request_1k: Option<f64>,
+    /// mTLS − baseline at 1,000 rps, server-side proxy (B) only (µs).
+    pub added_server_us_per_request_1k: Option<f64>,
+    /// Median p50 at 1,000 rps, mTLS − baseline (ms).
+    pub added_p50_ms_1k: Option<f64>,
+    /// Median p99 at 1,000 rps, mTLS − baseline (ms).
+    pub added_p99_ms_1k: Option<f64>,
+    /// Median p99 at 1,000 rps, mTLS − direct (ms).
+    pub mtls_minus_direct_p99_ms_1k: Option<f64>,
+}
+
 /// Facts about the run, for the reader and the JSON.
 #[derive(Clone, Debug, Serialize)]
 pub struct Meta {
@@ -150,6 +193,12 @@ pub struct Report {
     pub proxy_cpu: Vec<ProxyCpu>,
     /// weft-discovery − weft-outbound per workload, when both ran.
     pub discovery_cost: Vec<DiscoveryCost>,
+    /// weft-mtls-2hop − the plaintext two-hop setups per workload.
+    pub mtls_cost: Vec<MtlsCost>,
+    /// Connections proxy A of weft-mtls-2hop opened toward B.
+    pub mtls_connections: Option<MtlsConnections>,
+    /// New-connection cost at proxy B of weft-mtls-2hop.
+    pub handshakes: Option<HandshakeCost>,
     /// Proxy memory.
     pub memory: Vec<Memory>,
     /// What could not be measured.
@@ -256,11 +305,15 @@ pub fn build(
         cells,
         proxy_cpu,
         discovery_cost: Vec::new(),
+        mtls_cost: Vec::new(),
+        mtls_connections: None,
+        handshakes: None,
         memory,
         failures,
         samples,
     };
     report.discovery_cost = report.discovery_costs();
+    report.mtls_cost = report.mtls_costs();
     report
 }
 
@@ -311,6 +364,99 @@ impl Report {
             .collect()
     }
 
+    /// CPU per request of one proxy (by the part of its role after `/`).
+    fn role_cpu(&self, setup: &str, side: &str, workload: Workload) -> Option<f64> {
+        let role = format!("{setup}/{side}");
+        self.proxy_cpu
+            .iter()
+            .find(|p| p.setup == setup && p.role == role && p.workload == workload)
+            .map(|p| p.us_per_request)
+    }
+
+    /// CPU per request at one load point, over its runs: of one proxy
+    /// (`side`, the part of its role after `/`) or of all the setup's.
+    fn cpu_at(
+        &self,
+        setup: &str,
+        side: Option<&str>,
+        workload: Workload,
+        point: LoadPoint,
+    ) -> Option<f64> {
+        let role = side.map(|side| format!("{setup}/{side}"));
+        let runs = self
+            .samples
+            .iter()
+            .filter(|s| s.setup == setup && s.workload == workload && s.point == point);
+        let (mut ticks, mut requests) = (0, 0);
+        for run in runs {
+            ticks += run
+                .proxy_cpu_ticks
+                .iter()
+                .filter(|(r, _)| role.as_ref().is_none_or(|role| *r == role))
+                .map(|(_, t)| t)
+                .sum::<u64>();
+            requests += run.result.ok;
+        }
+        us_per_request(ticks, requests)
+    }
+
+    /// CPU per request of all proxies of a setup together.
+    fn setup_total_cpu(&self, setup: &str, workload: Workload) -> Option<f64> {
+        let of_setup: Vec<f64> = self
+            .proxy_cpu
+            .iter()
+            .filter(|p| p.setup == setup && p.workload == workload)
+            .map(|p| p.us_per_request)
+            .collect();
+        (!of_setup.is_empty()).then(|| of_setup.iter().sum())
+    }
+
+    fn mtls_costs(&self) -> Vec<MtlsCost> {
+        let rate_1k = LoadPoint::Open { rate: 1_000 };
+        let mut costs = Vec::new();
+        for baseline in [DISCOVERY_TWO_HOP, TWO_HOP] {
+            for workload in self.workloads() {
+                let (Some(base), Some(mtls)) = (
+                    self.setup_total_cpu(baseline, workload),
+                    self.setup_total_cpu(MTLS, workload),
+                ) else {
+                    continue;
+                };
+                let side = |side: &str| {
+                    Some(
+                        self.role_cpu(MTLS, side, workload)?
+                            - self.role_cpu(baseline, side, workload)?,
+                    )
+                };
+                let at =
+                    |setup: &str, value: CellValue| self.cell(setup, workload, rate_1k).map(value);
+                let difference =
+                    |a: &str, b: &str, value: CellValue| Some(at(a, value)? - at(b, value)?);
+                let at_1k =
+                    |setup: &str, side: Option<&str>| self.cpu_at(setup, side, workload, rate_1k);
+                let added_at_1k =
+                    |side: &str| Some(at_1k(MTLS, Some(side))? - at_1k(baseline, Some(side))?);
+                costs.push(MtlsCost {
+                    baseline_us_per_request_1k: at_1k(baseline, None),
+                    mtls_us_per_request_1k: at_1k(MTLS, None),
+                    added_client_us_per_request_1k: added_at_1k("client-side"),
+                    added_server_us_per_request_1k: added_at_1k("server-side"),
+                    workload,
+                    baseline: baseline.to_string(),
+                    baseline_us_per_request: base,
+                    mtls_us_per_request: mtls,
+                    added_us_per_request: mtls - base,
+                    added_client_us_per_request: side("client-side"),
+                    added_server_us_per_request: side("server-side"),
+                    added_p50_ms_1k: difference(MTLS, baseline, |c| c.p50_ms),
+                    added_p99_ms_1k: difference(MTLS, baseline, |c| c.p99_ms),
+                    mtls_minus_direct_p99_ms_1k: difference(MTLS, "direct", |c| c.p99_ms),
+                });
+            }
+        }
+        costs
+    }
+
     fn workloads(&self) -> Vec<Workload> {
         let mut workloads: Vec<Workload> = self.cells.iter().map(|c| c.workload).collect();
         workloads.sort();
@@ -334,6 +480,7 @@ impl Report {
         self.per_hop_table(&mut md);
         self.cpu_table(&mut md);
         self.discovery_table(&mut md);
+        self.mtls_table(&mut md);
         self.memory_table(&mut md);
         if !self.failures.is_empty() {
             let _ = writeln!(md, "\n## Failures\n");
@@ -509,6 +656,105 @@ impl Report {
         }
     }
 
+    fn mtls_table(&self, md: &mut String) {
+        if self.mtls_cost.is_empty() && self.handshakes.is_none() {
+            return;
+        }
+        let signed = |value: Option<f64>, digits: usize| {
+            value.map_or("–".into(), |v| format!("{v:+.digits$}"))
+        };
+        let plain = |value: Option<f64>| value.map_or("–".into(), |v| format!("{v:.1}"));
+        if !self.mtls_cost.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n## What mutual TLS adds ({MTLS} − a plaintext two-hop setup)\n\n\
+                 Proxy CPU per request over all runs (µs; both proxies, then client side A and \
+                 server side B), the same at 1,000 rps only (µs; at low load each request pays \
+                 its own wake-ups and syscalls, so this is the per-request cost an idle-ish mesh \
+                 sees), and the difference of the median latencies at 1,000 rps (ms). \
+                 {DISCOVERY_TWO_HOP} is the same path without identity (the cleanest \
+                 comparison); {TWO_HOP} also has no discovery.\n\n\
+                 | workload | baseline | baseline µs/req | mTLS µs/req | **mTLS − baseline µs/req** \
+                 | Δ A µs/req | Δ B µs/req | 1k: baseline / mTLS µs/req | **1k: Δ µs/req** (A, B) \
+                 | Δ p50 1k | **Δ p99 1k** | mTLS − direct p99 1k |\n\
+                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for cost in &self.mtls_cost {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.1} | {:.1} | **{:+.1}** | {} | {} | {} / {} | **{}** ({}, {}) \
+                     | {} | **{}** | {} |",
+                    cost.workload,
+                    cost.baseline,
+                    cost.baseline_us_per_request,
+                    cost.mtls_us_per_request,
+                    cost.added_us_per_request,
+                    signed(cost.added_client_us_per_request, 1),
+                    signed(cost.added_server_us_per_request, 1),
+                    plain(cost.baseline_us_per_request_1k),
+                    plain(cost.mtls_us_per_request_1k),
+                    signed(
+                        cost.mtls_us_per_request_1k
+                            .zip(cost.baseline_us_per_request_1k)
+                            .map(|(m, b)| m - b),
+                        1
+                    ),
+                    signed(cost.added_client_us_per_request_1k, 1),
+                    signed(cost.added_server_us_per_request_1k, 1),
+                    signed(cost.added_p50_ms_1k, 3),
+                    signed(cost.added_p99_ms_1k, 3),
+                    signed(cost.mtls_minus_direct_p99_ms_1k, 3),
+                );
+            }
+        }
+        if let Some(c) = &self.mtls_connections {
+            let per = if c.tls_opened > 0 {
+                format!("{:.0}", c.requests as f64 / c.tls_opened as f64)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                md,
+                "\nProxy A of {MTLS} opened **{}** mutual-TLS connection(s) to B \
+                 (`tcp_open_total{{direction=\"outbound\",peer=\"dst\",tls=\"true\"}}`; {} \
+                 other outbound connections) for {} requests ({per} requests per handshake): \
+                 on reused connections the handshake is amortised away.",
+                c.tls_opened, c.other_opened, c.requests
+            );
+        }
+        if let Some(h) = &self.handshakes {
+            let us = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
+            let _ = writeln!(
+                md,
+                "\n### New connections: TLS handshake cost at proxy B\n\n\
+                 {} connections one after another from a rustls client (TLS 1.3, no resumption, \
+                 SNI = B's identity, no client certificate) to B's inbound port, then the same \
+                 with plain TCP connect + close. B's CPU from /proc around each series.\n\n\
+                 | series | ok | errors | B CPU µs/conn | client CPU µs/conn | wall p50 µs | wall p99 µs |\n\
+                 |---|---:|---:|---:|---:|---:|---:|\n\
+                 | TLS handshake + close | {} | {} | {} | {:.0} | {:.0} | {:.0} |\n\
+                 | plain TCP connect + close | {} | {} | {} | {:.0} | {:.0} | {:.0} |\n\n\
+                 **Handshake at B: {} µs CPU** (TLS − plain); verifying a client certificate \
+                 (which proxy A presents) adds to it. The client column approximates proxy A's \
+                 side (same rustls and ring), less signing with A's key.",
+                h.count,
+                h.tls.ok,
+                h.tls.errors,
+                us(h.tls_server_cpu_us),
+                h.tls.client_cpu_us,
+                h.tls.p50_us,
+                h.tls.p99_us,
+                h.plain.ok,
+                h.plain.errors,
+                us(h.plain_server_cpu_us),
+                h.plain.client_cpu_us,
+                h.plain.p50_us,
+                h.plain.p99_us,
+                us(h.server_handshake_us()),
+            );
+        }
+    }
+
     fn memory_table(&self, md: &mut String) {
         if self.memory.is_empty() {
             return;
@@ -652,5 +898,39 @@ mod tests {
             md.contains("| http1 | 20.0 | 30.0 | **+10.0** | 1.50× | – | +0.000 | +0.200 |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn compares_mtls_with_plaintext_two_hops_per_proxy() {
+        let meta = Meta {
+            started: "now".into(),
+            profile: "test".into(),
+            setups: vec![DISCOVERY_TWO_HOP.into(), MTLS.into()],
+            notes: vec![],
+        };
+        let two_proxies = |setup: &str, client: u64, server: u64| {
+            let mut run = sample(setup, 0, 1000, 0.5, 0);
+            run.proxy_cpu_ticks = BTreeMap::from([
+                (format!("{setup}/client-side"), client),
+                (format!("{setup}/server-side"), server),
+            ]);
+            run
+        };
+        let samples = vec![
+            two_proxies(DISCOVERY_TWO_HOP, 10, 9),
+            two_proxies(MTLS, 15, 12),
+        ];
+        let report = build(meta, samples, vec![], vec![]);
+        let [cost] = report.mtls_cost.as_slice() else {
+            panic!("one workload: {:?}", report.mtls_cost);
+        };
+        assert_eq!(cost.baseline, DISCOVERY_TWO_HOP);
+        // 19 ticks = 190 ms over 1000 requests, against 27.
+        assert!((cost.added_us_per_request - 80.0).abs() < 1e-9);
+        assert!((cost.added_client_us_per_request.unwrap() - 50.0).abs() < 1e-9);
+        assert!((cost.added_server_us_per_request_1k.unwrap() - 30.0).abs() < 1e-9);
+        assert!((cost.mtls_us_per_request_1k.unwrap() - 270.0).abs() < 1e-9);
+        let md = report.markdown();
+        assert!(md.contains("| **+80.0** (+50.0, +30.0) |"), "{md}");
     }
 }

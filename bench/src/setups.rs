@@ -10,6 +10,10 @@
 //! weft-discovery  client ─► proxy outbound (HTTP proxy, names web.bench.svc.cluster.local)
 //!                             ├─ GetProfile/Get ─► weft-controller
 //!                             └─ P2C over peak-EWMA ─► backend
+//! weft-discovery-2hop  client ─► proxy A outbound (discovery: web is B's inbound)
+//!                        ─plaintext HTTP/1.1─► proxy B inbound ─► backend
+//! weft-mtls-2hop  client ─► proxy A outbound (discovery: web is the meshed web-1)
+//!                   ═mTLS + transport header + HTTP/2═► proxy B inbound ─► backend
 //! nginx / haproxy / NAME=CMD   client ─► other proxy ──────────► backend
 //! ```
 //!
@@ -18,7 +22,9 @@
 //! (`GET http://B/`), HTTP/2 and gRPC on a prior-knowledge connection whose
 //! `:authority` names the target (proxy B's inbound port, the backend, or the
 //! discovered service). weft-outbound and weft-discovery differ only in
-//! discovery, so their difference is its cost.
+//! discovery, so their difference is its cost; weft-discovery-2hop and
+//! weft-mtls-2hop differ only in identity (mutual TLS and HTTP/2 between the
+//! proxies), so their difference is what mTLS costs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,7 +35,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::connections;
-use crate::discovery::{self, ControllerSpec};
+use crate::discovery::{self, ControllerSpec, Mesh};
 use crate::load::{Target, Workload};
 use crate::others::{self, OtherProxy, Ports};
 use crate::process::{Managed, Placement, SpawnSpec, free_port};
@@ -59,6 +65,13 @@ pub enum SetupKind {
     /// The same, with discovery: the client names a service the controller
     /// resolves to the backend.
     WeftDiscovery,
+    /// Two proxies, A finding B by discovery, plaintext HTTP/1.1 between
+    /// them (the Workload the service selects is B's inbound listener).
+    WeftDiscoveryTwoHop,
+    /// Two meshed proxies with identities: A finds the meshed backend by
+    /// discovery and reaches B's inbound port with mutual TLS, the transport
+    /// header and HTTP/2.
+    WeftMtlsTwoHop,
     /// A proxy of another make.
     Other(OtherProxy),
 }
@@ -72,6 +85,8 @@ impl SetupKind {
             SetupKind::WeftTwoHop(_) => "weft-2hop".into(),
             SetupKind::WeftOutbound => "weft-outbound".into(),
             SetupKind::WeftDiscovery => "weft-discovery".into(),
+            SetupKind::WeftDiscoveryTwoHop => "weft-discovery-2hop".into(),
+            SetupKind::WeftMtlsTwoHop => "weft-mtls-2hop".into(),
             SetupKind::Other(other) => other.name().into(),
         }
     }
@@ -112,9 +127,48 @@ pub struct Setup {
     pub targets: BTreeMap<Workload, Target>,
     /// The proxies in the path.
     pub proxies: Vec<MeasuredProxy>,
-    /// Admin address of a proxy that must route every request by discovery.
-    discovering_proxy_admin: Option<SocketAddr>,
+    /// What the smoke test checks on the proxies' `/metrics`.
+    path_check: PathCheck,
+    mtls_server: Option<MtlsServer>,
     processes: Vec<Managed>,
+}
+
+/// What the smoke test checks on the proxies' `/metrics`.
+#[derive(Clone, Copy, Debug)]
+enum PathCheck {
+    /// Nothing to check.
+    None,
+    /// Every outbound request of the proxy at `admin` went through discovery.
+    Discovery { admin: SocketAddr },
+    /// Every request between proxy A (`client`) and B (`server`) was mutual TLS.
+    Mtls {
+        client: SocketAddr,
+        server: SocketAddr,
+    },
+}
+
+/// Connections proxy A of weft-mtls-2hop opened toward B.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MtlsConnections {
+    /// Opened with TLS to web-1's identity.
+    pub tls_opened: u64,
+    /// Any other outbound connection to a destination.
+    pub other_opened: u64,
+    /// Outbound requests sent over TLS to web-1's identity.
+    pub requests: u64,
+}
+
+/// Proxy B of weft-mtls-2hop, for the handshake measurement.
+#[derive(Clone, Debug)]
+pub struct MtlsServer {
+    /// B's inbound listener (terminates TLS for its identity).
+    pub inbound: SocketAddr,
+    /// B's process id.
+    pub pid: u32,
+    /// B's identity (the SNI it answers).
+    pub identity: String,
+    /// The trust anchor, PEM file.
+    pub trust_anchors: PathBuf,
 }
 
 impl Setup {
@@ -123,7 +177,8 @@ impl Setup {
             name,
             targets,
             proxies: Vec::new(),
-            discovering_proxy_admin: None,
+            path_check: PathCheck::None,
+            mtls_server: None,
             processes: Vec::new(),
         }
     }
@@ -133,13 +188,49 @@ impl Setup {
         self.processes.iter_mut().try_for_each(Managed::check_alive)
     }
 
-    /// Fails if traffic did not take the setup's path: for weft-discovery,
-    /// unless every request so far went through discovery.
+    /// Fails if traffic did not take the setup's path: for the discovery
+    /// setups, unless every request so far went through discovery; for
+    /// weft-mtls-2hop, unless every request between the proxies was mutual
+    /// TLS with the expected identities.
     pub fn verify_path(&self) -> anyhow::Result<()> {
-        match self.discovering_proxy_admin {
-            Some(admin) => discovery::verify(admin).map(drop),
-            None => Ok(()),
+        match self.path_check {
+            PathCheck::None => Ok(()),
+            PathCheck::Discovery { admin } => discovery::verify(admin).map(drop),
+            PathCheck::Mtls { client, server } => discovery::verify_mtls(client, server).map(drop),
         }
+    }
+
+    /// For weft-mtls-2hop, the connections proxy A opened toward B
+    /// (`tcp_open_total{direction="outbound",peer="dst"}`, TLS to web-1's
+    /// identity, then any others) and the requests it sent over them.
+    pub fn mtls_connections(&self) -> Option<anyhow::Result<MtlsConnections>> {
+        let PathCheck::Mtls { client, .. } = self.path_check else {
+            return None;
+        };
+        Some(discovery::metrics(client).map(|metrics| {
+            let server_id = format!(
+                "server_id=\"{}\"",
+                discovery::identity_of(discovery::SERVER_WORKLOAD)
+            );
+            let labels = ["peer=\"dst\"", "tls=\"true\"", server_id.as_str()];
+            let (tls, _) = discovery::split_sum(&metrics, "tcp_open_total", "outbound", &labels);
+            let (to_destinations, _) =
+                discovery::split_sum(&metrics, "tcp_open_total", "outbound", &labels[..1]);
+            let other = to_destinations.saturating_sub(tls);
+            let (requests, _) =
+                discovery::split_sum(&metrics, "request_total", "outbound", &labels[1..]);
+            MtlsConnections {
+                tls_opened: tls,
+                other_opened: other,
+                requests,
+            }
+        }))
+    }
+
+    /// For weft-mtls-2hop: proxy B's inbound address, admin address and the
+    /// trust anchor file, for the handshake measurement.
+    pub fn mtls_server(&self) -> Option<MtlsServer> {
+        self.mtls_server.clone()
     }
 
     /// The entry point of one workload.
@@ -157,23 +248,27 @@ pub fn start(lab: &Lab, kind: &SetupKind) -> anyhow::Result<Setup> {
     match kind {
         SetupKind::Direct => Ok(Setup::new(name, same_for_all(Target::direct(lab.backend)))),
         SetupKind::WeftOneHop => {
-            let proxy = start_weft(lab, "weft-1hop", Some(lab.backend), None)?;
+            let proxy = start_weft(lab, "weft-1hop", WeftSpec::forwarding(lab.backend))?;
             let mut setup = Setup::new(name, same_for_all(Target::direct(proxy.inbound)));
             setup.proxies.push(proxy.measured("weft-1hop"));
             setup.processes.push(proxy.process);
             Ok(setup)
         }
         SetupKind::WeftTwoHop(entry) => {
-            let server_side = start_weft(lab, "weft-2hop-server", Some(lab.backend), None)?;
+            let server_side =
+                start_weft(lab, "weft-2hop-server", WeftSpec::forwarding(lab.backend))?;
             let (client_side, target) = match entry {
                 TwoHopEntry::Outbound => {
-                    let client_side = start_weft(lab, "weft-2hop-client", None, None)?;
+                    let client_side = start_weft(lab, "weft-2hop-client", WeftSpec::default())?;
                     let target = Target::via(client_side.outbound, server_side.inbound);
                     (client_side, target)
                 }
                 TwoHopEntry::Inbound => {
-                    let client_side =
-                        start_weft(lab, "weft-2hop-client", Some(server_side.inbound), None)?;
+                    let client_side = start_weft(
+                        lab,
+                        "weft-2hop-client",
+                        WeftSpec::forwarding(server_side.inbound),
+                    )?;
                     let target = Target::direct(client_side.inbound);
                     (client_side, target)
                 }
@@ -187,7 +282,7 @@ pub fn start(lab: &Lab, kind: &SetupKind) -> anyhow::Result<Setup> {
             Ok(setup)
         }
         SetupKind::WeftOutbound => {
-            let proxy = start_weft(lab, "weft-outbound", None, None)?;
+            let proxy = start_weft(lab, "weft-outbound", WeftSpec::default())?;
             let target = Target::via(proxy.outbound, lab.backend);
             let mut setup = Setup::new(name, same_for_all(target));
             setup.proxies.push(proxy.measured("weft-outbound"));
@@ -195,6 +290,8 @@ pub fn start(lab: &Lab, kind: &SetupKind) -> anyhow::Result<Setup> {
             Ok(setup)
         }
         SetupKind::WeftDiscovery => start_discovery(lab, name),
+        SetupKind::WeftDiscoveryTwoHop => start_discovered_two_hop(lab, name, false),
+        SetupKind::WeftMtlsTwoHop => start_discovered_two_hop(lab, name, true),
         SetupKind::Other(other) => start_other(lab, other),
     }
 }
@@ -202,25 +299,121 @@ pub fn start(lab: &Lab, kind: &SetupKind) -> anyhow::Result<Setup> {
 /// weft-discovery: a controller, then a proxy that asks it; one request
 /// through the proxy must come back 200 and be counted as discovered.
 fn start_discovery(lab: &Lab, name: String) -> anyhow::Result<Setup> {
-    let controller = discovery::start_controller(
-        &ControllerSpec {
-            program: &lab.controller_bin,
-            placement: &lab.controller_placement,
-            workdir: &lab.workdir,
+    let controller = start_controller(
+        lab,
+        &name,
+        Mesh::Backend {
             backend: lab.backend,
         },
-        START_TIMEOUT,
+        false,
     )?;
-    let proxy = start_weft(lab, "weft-discovery", None, Some(controller.destination))?;
+    let proxy = start_weft(
+        lab,
+        "weft-discovery",
+        WeftSpec {
+            destination: Some(controller.destination),
+            ..WeftSpec::default()
+        },
+    )?;
     let target = Target::via(proxy.outbound, discovery::AUTHORITY);
     connections::open_idle(&target, 1).context("a request through discovery")?;
     let mut setup = Setup::new(name, Workload::ALL.map(|w| (w, target.clone())).into());
-    setup.discovering_proxy_admin = Some(proxy.admin);
+    setup.path_check = PathCheck::Discovery { admin: proxy.admin };
     setup.verify_path()?;
     setup.proxies.push(proxy.measured("weft-discovery"));
     // Dropped in order: the proxy stops before its controller.
     setup.processes = vec![proxy.process, controller.process];
     Ok(setup)
+}
+
+/// weft-discovery-2hop and weft-mtls-2hop: a controller (with identity for
+/// mTLS), proxy B forwarding to the backend, proxy A asking the controller;
+/// one request through A must come back 200 and have taken the path.
+fn start_discovered_two_hop(lab: &Lab, name: String, mtls: bool) -> anyhow::Result<Setup> {
+    let server_ports = WeftPorts::pick()?;
+    let mesh = if mtls {
+        Mesh::Meshed {
+            backend: lab.backend,
+            inbound_port: server_ports.inbound.port(),
+        }
+    } else {
+        Mesh::ServerProxy {
+            inbound: server_ports.inbound,
+        }
+    };
+    let controller = start_controller(lab, &name, mesh, mtls)?;
+    let identity = controller.identity.as_ref();
+    let identity_env = |workload: &str| identity.map(|i| i.proxy_env(workload)).unwrap_or_default();
+    let server = start_weft(
+        lab,
+        &format!("{name}-server"),
+        WeftSpec {
+            ports: Some(server_ports),
+            forward: Some(lab.backend),
+            envs: identity_env(discovery::SERVER_WORKLOAD),
+            ..WeftSpec::default()
+        },
+    )?;
+    let client = start_weft(
+        lab,
+        &format!("{name}-client"),
+        WeftSpec {
+            destination: Some(controller.destination),
+            envs: identity_env(discovery::CLIENT_WORKLOAD),
+            ..WeftSpec::default()
+        },
+    )?;
+    let target = Target::via(client.outbound, discovery::AUTHORITY);
+    connections::open_idle(&target, 1).context("a request through both proxies")?;
+    let mut setup = Setup::new(
+        name.clone(),
+        Workload::ALL.map(|w| (w, target.clone())).into(),
+    );
+    setup.path_check = if mtls {
+        PathCheck::Mtls {
+            client: client.admin,
+            server: server.admin,
+        }
+    } else {
+        PathCheck::Discovery {
+            admin: client.admin,
+        }
+    };
+    setup.verify_path()?;
+    if let Some(identity) = identity {
+        setup.mtls_server = Some(MtlsServer {
+            inbound: server.inbound,
+            pid: server.process.pid(),
+            identity: discovery::identity_of(discovery::SERVER_WORKLOAD),
+            trust_anchors: identity.trust_anchors.clone(),
+        });
+    }
+    setup.proxies = vec![
+        client.measured(&format!("{name}/client-side")),
+        server.measured(&format!("{name}/server-side")),
+    ];
+    // Dropped in order: the proxies stop before their controller.
+    setup.processes = vec![client.process, server.process, controller.process];
+    Ok(setup)
+}
+
+fn start_controller(
+    lab: &Lab,
+    setup: &str,
+    mesh: Mesh,
+    identity: bool,
+) -> anyhow::Result<discovery::Controller> {
+    discovery::start_controller(
+        &ControllerSpec {
+            name: &format!("{setup}-controller"),
+            program: &lab.controller_bin,
+            placement: &lab.controller_placement,
+            workdir: &lab.workdir,
+            mesh,
+            identity,
+        },
+        START_TIMEOUT,
+    )
 }
 
 /// A running weft-proxy.
@@ -240,18 +433,58 @@ impl WeftProxy {
     }
 }
 
-/// Starts a weft-proxy whose inbound side forwards to `forward` (if given)
-/// and whose outbound side asks the Destination service at `destination`
-/// (if given).
-fn start_weft(
-    lab: &Lab,
-    name: &str,
+/// A proxy's listeners.
+#[derive(Clone, Copy, Debug)]
+struct WeftPorts {
+    inbound: SocketAddr,
+    outbound: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl WeftSpec {
+    /// Inbound forwarding to `forward`, nothing else.
+    fn forwarding(forward: SocketAddr) -> WeftSpec {
+        WeftSpec {
+            forward: Some(forward),
+            ..WeftSpec::default()
+        }
+    }
+}
+
+impl WeftPorts {
+    fn pick() -> anyhow::Result<WeftPorts> {
+        Ok(WeftPorts {
+            inbound: free_port()?,
+            outbound: free_port()?,
+            admin: free_port()?,
+        })
+    }
+}
+
+/// How to start a weft-proxy.
+#[derive(Debug, Default)]
+struct WeftSpec {
+    /// Its listeners (picked free when not given).
+    ports: Option<WeftPorts>,
+    /// `WEFT_PROXY_INBOUND_FORWARD_ADDR`.
     forward: Option<SocketAddr>,
+    /// `WEFT_PROXY_DESTINATION_SVC_ADDR`.
     destination: Option<SocketAddr>,
-) -> anyhow::Result<WeftProxy> {
-    let inbound = free_port()?;
-    let outbound = free_port()?;
-    let admin = free_port()?;
+    /// More variables (identity).
+    envs: Vec<(String, String)>,
+}
+
+/// Starts a weft-proxy as `spec` says; returns once `/ready` (which waits
+/// for the first certificate when identity is configured).
+fn start_weft(lab: &Lab, name: &str, spec: WeftSpec) -> anyhow::Result<WeftProxy> {
+    let WeftPorts {
+        inbound,
+        outbound,
+        admin,
+    } = match spec.ports {
+        Some(ports) => ports,
+        None => WeftPorts::pick()?,
+    };
     let mut envs = vec![
         (
             "WEFT_PROXY_INBOUND_LISTEN_ADDR".to_string(),
@@ -272,18 +505,19 @@ fn start_weft(
             "1s".to_string(),
         ),
     ];
-    if let Some(forward) = forward {
+    if let Some(forward) = spec.forward {
         envs.push((
             "WEFT_PROXY_INBOUND_FORWARD_ADDR".to_string(),
             forward.to_string(),
         ));
     }
-    if let Some(destination) = destination {
+    if let Some(destination) = spec.destination {
         envs.push((
             "WEFT_PROXY_DESTINATION_SVC_ADDR".to_string(),
             destination.to_string(),
         ));
     }
+    envs.extend(spec.envs);
     let log = lab.workdir.join(format!("{name}.log"));
     let mut process = Managed::spawn(SpawnSpec {
         name,

@@ -34,8 +34,15 @@ pub async fn serve<I: Io>(
     let io = TokioIo::new(io);
     let result = match protocol {
         Protocol::Http2 => {
-            let connection =
-                http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            if context.direction == Direction::Inbound {
+                // A peer proxy multiplexes many clients on one connection:
+                // h2's default (20 streams reset before they are accepted)
+                // would let one client cancelling requests end the
+                // connection for all of them.
+                builder.max_pending_accept_reset_streams(MESH_PENDING_ACCEPT_RESETS);
+            }
+            let connection = builder.serve_connection(io, service);
             until_closed(connection, &drain).await
         }
         // Meshed HTTP/1 requests may cross an HTTP/2 hop: read the header
@@ -80,6 +87,10 @@ pub async fn serve<I: Io>(
 }
 
 /// The `*_http_errors_total` label of a connection-level error.
+/// Streams a peer may reset before the inbound proxy accepts them, per
+/// connection (h2's default is 20).
+const MESH_PENDING_ACCEPT_RESETS: usize = 1024;
+
 fn connection_error_label(error: &hyper::Error) -> &'static str {
     if error.is_parse_too_large() {
         "headers too large"

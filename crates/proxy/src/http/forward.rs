@@ -21,7 +21,7 @@ use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
 use crate::http::header_case::L5D_ORIG_HEADER_CASE;
 use crate::http::request_body::RequestBody;
 use crate::http::{headers, logical, orig_proto};
-use crate::metrics::labels::{Direction, HttpLabels};
+use crate::metrics::labels::{Direction, HttpLabels, TargetLabels};
 use crate::outbound::{LogicalTarget, Plan};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -55,7 +55,7 @@ pub async fn handle(
         && request.version() != Version::HTTP_2
         && let Some(spellings) = context
             .sniffed_heads
-            .take(request.method().as_str(), &request.uri().to_string())
+            .take(request.method().as_str(), request.uri())
     {
         request.extensions_mut().insert(OrigHeaderCase(spellings));
     }
@@ -98,7 +98,7 @@ pub async fn handle(
     }
 
     // 3. Proxy.
-    let upstream = match Upstream::new(&context, addr, meta.as_ref()) {
+    let upstream = match Upstream::new(&context, addr, recorder.target_labels(), meta.as_ref()) {
         Ok(upstream) => upstream,
         Err(error) => return error_response(&context, error, is_grpc, Some(recorder)),
     };
@@ -202,17 +202,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// The upstream for `addr` with discovery's `meta` (if any): its labels,
-    /// mutual TLS when it has an identity, and its protocol hint.
+    /// The upstream for `addr` (metric `labels`) with discovery's `meta` (if
+    /// any): mutual TLS when it has an identity, and its protocol hint.
     pub fn new(
         context: &ConnectionContext,
         addr: SocketAddr,
+        labels: Arc<TargetLabels>,
         meta: Option<&EndpointMeta>,
     ) -> Result<Upstream, ProxyError> {
-        let labels = match meta {
-            Some(meta) => meta.labels.clone(),
-            None => context.target_labels(addr),
-        };
         let identity = meta.and_then(|meta| meta.identity.as_ref());
         let transport_port = meta.and_then(|meta| meta.opaque_transport_port);
         Ok(Upstream {

@@ -50,11 +50,11 @@ pub struct SniffedHeads {
 impl SniffedHeads {
     /// The original spellings for the request `method target` (the oldest
     /// head with that request line), as the `l5d-orig-header-case` value.
-    pub fn take(&self, method: &str, target: &str) -> Option<String> {
+    pub fn take(&self, method: &str, target: &http::Uri) -> Option<String> {
         let mut heads = self.heads.lock().unwrap_or_else(PoisonError::into_inner);
         let position = heads
             .iter()
-            .position(|head| head.method == method && head.target == target)?;
+            .position(|head| head.method == method && *target == *head.target)?;
         let head = heads.remove(position)?;
         (!head.names.is_empty()).then(|| head.names.join(","))
     }
@@ -290,6 +290,10 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    fn uri(text: &str) -> http::Uri {
+        text.parse().unwrap()
+    }
+
     async fn sniff(chunks: &[&[u8]]) -> Arc<SniffedHeads> {
         let heads = Arc::new(SniffedHeads::default());
         let (mut client, server) = tokio::io::duplex(64 * 1024);
@@ -312,11 +316,11 @@ mod tests {
         ])
         .await;
         assert_eq!(
-            heads.take("POST", "/a").as_deref(),
+            heads.take("POST", &uri("/a")).as_deref(),
             Some("Host,X-Custom-HEADER,Content-Length")
         );
-        assert_eq!(heads.take("GET", "/b").as_deref(), Some("Accept"));
-        assert_eq!(heads.take("GET", "/b"), None, "taken once");
+        assert_eq!(heads.take("GET", &uri("/b")).as_deref(), Some("Accept"));
+        assert_eq!(heads.take("GET", &uri("/b")), None, "taken once");
     }
 
     #[tokio::test]
@@ -326,8 +330,8 @@ mod tests {
             b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
         ])
         .await;
-        assert!(heads.take("POST", "/a").is_some());
-        assert_eq!(heads.take("GET", "/b"), None);
+        assert!(heads.take("POST", &uri("/a")).is_some());
+        assert_eq!(heads.take("GET", &uri("/b")), None);
     }
 
     #[tokio::test]

@@ -252,9 +252,13 @@ impl Attempts<'_> {
                 .await
                 .map_err(Failed::without_endpoint)?;
             tries += 1;
-            let upstream =
-                forward::Upstream::new(self.context, lease.address(), Some(lease.metadata()))
-                    .map_err(Failed::without_endpoint)?;
+            let upstream = forward::Upstream::new(
+                self.context,
+                lease.address(),
+                lease.metadata().labels.clone(),
+                Some(lease.metadata()),
+            )
+            .map_err(Failed::without_endpoint)?;
             let endpoint = upstream.endpoint;
             match forward::send(client, &endpoint, upstream.h2, request).await {
                 Ok(response) => {
@@ -334,7 +338,8 @@ async fn tunnel(
         let meta = Some(lease.metadata().clone());
         return forward::open_tunnel(context, &mut request, addr, meta, recorder);
     }
-    let upstream = match forward::Upstream::new(context, addr, Some(lease.metadata())) {
+    let labels = lease.metadata().labels.clone();
+    let upstream = match forward::Upstream::new(context, addr, labels, Some(lease.metadata())) {
         Ok(upstream) => upstream,
         Err(error) => return forward::error_response(context, error, is_grpc, Some(recorder)),
     };

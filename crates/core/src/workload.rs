@@ -25,6 +25,12 @@ pub const API_VERSION: &str = "weft.dev/v1alpha1";
 pub const KIND: &str = "Workload";
 /// The proxy's inbound port when a meshed workload does not say (Linkerd's 4143).
 pub const DEFAULT_PROXY_INBOUND_PORT: u16 = 4143;
+/// The proxy's outbound port when a meshed workload does not say (Linkerd's 4140).
+pub const DEFAULT_PROXY_OUTBOUND_PORT: u16 = 4140;
+/// The proxy's admin port when a meshed workload does not say (Linkerd's 4191).
+pub const DEFAULT_PROXY_ADMIN_PORT: u16 = 4191;
+/// The proxy's tap port when a meshed workload does not say (Linkerd's 4190).
+pub const DEFAULT_PROXY_TAP_PORT: u16 = 4190;
 /// The service account when a workload does not say.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 
@@ -120,6 +126,9 @@ pub struct WorkloadSpec {
     /// Whether a weft proxy fronts it.
     #[serde(default)]
     pub meshed: bool,
+    /// How `weft up` starts its app, when it should.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Box<WorkloadRun>>,
     /// Where its proxy listens, when meshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<WorkloadProxy>,
@@ -146,10 +155,59 @@ pub struct WorkloadProxy {
     /// The address the proxy listens on, when not the workload's own address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
+    /// The proxy's outbound port, its HTTP proxy in explicit mode (default 4140).
+    #[serde(default = "default_outbound_port")]
+    pub outbound_port: u16,
+    /// The proxy's admin port: `/metrics`, `/ready` (default 4191). The
+    /// controller scrapes it.
+    #[serde(default = "default_admin_port")]
+    pub admin_port: u16,
+    /// The proxy's tap port (default 4190). The controller taps it.
+    #[serde(default = "default_tap_port")]
+    pub tap_port: u16,
 }
 
 fn default_inbound_port() -> u16 {
     DEFAULT_PROXY_INBOUND_PORT
+}
+
+fn default_outbound_port() -> u16 {
+    DEFAULT_PROXY_OUTBOUND_PORT
+}
+
+fn default_admin_port() -> u16 {
+    DEFAULT_PROXY_ADMIN_PORT
+}
+
+fn default_tap_port() -> u16 {
+    DEFAULT_PROXY_TAP_PORT
+}
+
+impl Default for WorkloadProxy {
+    fn default() -> Self {
+        WorkloadProxy {
+            inbound_port: DEFAULT_PROXY_INBOUND_PORT,
+            address: None,
+            outbound_port: DEFAULT_PROXY_OUTBOUND_PORT,
+            admin_port: DEFAULT_PROXY_ADMIN_PORT,
+            tap_port: DEFAULT_PROXY_TAP_PORT,
+        }
+    }
+}
+
+/// How `weft up` runs a workload's app on this host: the command, its extra
+/// environment and working directory. The controller ignores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadRun {
+    /// The program and its arguments (`command[0]` is looked up in `PATH`).
+    pub command: Vec<String>,
+    /// Extra environment variables for the app.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The app's working directory (default: the mesh file's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
 }
 
 /// Where to reach a meshed workload's proxy, resolved with defaults.
@@ -187,6 +245,15 @@ impl Workload {
     /// Whether it serves on this port (by its declared ports).
     pub fn has_port(&self, port: u16) -> bool {
         self.spec.ports.iter().any(|declared| declared.port == port)
+    }
+
+    /// All of its proxy's ports and its address, defaults filled in: `None`
+    /// when not meshed.
+    pub fn proxy_settings(&self) -> Option<WorkloadProxy> {
+        if !self.spec.meshed {
+            return None;
+        }
+        Some(self.spec.proxy.clone().unwrap_or_default())
     }
 
     /// Where its proxy listens: `None` when not meshed; defaults to the
@@ -243,6 +310,27 @@ spec:
                 inbound_port: 4143
             })
         );
+    }
+
+    #[test]
+    fn proxy_ports_and_run_have_defaults() {
+        let workload: Workload = serde_saphyr::from_str(
+            "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {name: web}\nspec:\n  addresses: [127.0.0.1]\n  meshed: true\n  proxy: {inboundPort: 5143, adminPort: 5191}\n  run: {command: [web, --port, '8080'], env: {A: b}}\n",
+        )
+        .unwrap();
+        let proxy = workload.proxy_settings().unwrap();
+        assert_eq!(
+            (
+                proxy.inbound_port,
+                proxy.outbound_port,
+                proxy.admin_port,
+                proxy.tap_port
+            ),
+            (5143, 4140, 5191, 4190)
+        );
+        let run = workload.spec.run.as_deref().unwrap();
+        assert_eq!(run.command, ["web", "--port", "8080"]);
+        assert_eq!(run.env.get("A").map(String::as_str), Some("b"));
     }
 
     #[test]

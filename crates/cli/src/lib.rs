@@ -1,0 +1,18 @@
+//! `weft`, the command line. `up` and `demo` run a whole mesh on this host;
+//! the other commands observe a running mesh through the controller's API.
+//!
+//! One module per command; [`cli`] holds the top-level parser and the global
+//! options, [`app`] dispatches.
+
+pub mod app;
+pub mod check;
+pub mod cli;
+pub mod dashboard;
+pub mod demo;
+pub mod diagnostics;
+pub mod edges;
+pub mod routes;
+pub mod stat;
+pub mod tap;
+pub mod top;
+pub mod up;

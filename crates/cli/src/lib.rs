@@ -13,6 +13,7 @@ pub mod diagnostics;
 pub mod edges;
 pub mod routes;
 pub mod stat;
+pub mod state;
 pub mod tap;
 pub mod top;
 pub mod up;

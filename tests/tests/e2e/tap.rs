@@ -26,9 +26,7 @@ fn path_prefix(prefix: &str) -> observe_request::Match {
     observe_request::Match {
         r#match: Some(proto::Match::Http(proto::Http {
             r#match: Some(proto::http::Match::Path(proto::http::StringMatch {
-                r#match: Some(proto::http::string_match::Match::Prefix(
-                    prefix.to_string(),
-                )),
+                r#match: Some(proto::http::string_match::Match::Prefix(prefix.to_string())),
             })),
         })),
     }
@@ -156,7 +154,10 @@ async fn observe_reports_limit_matching_requests_then_ends() {
             panic!("stream {stream}: {events:#?}");
         };
         assert_eq!(
-            request.method.as_ref().and_then(|method| method.r#type.clone()),
+            request
+                .method
+                .as_ref()
+                .and_then(|method| method.r#type.clone()),
             Some(http_method::Type::Registered(
                 http_method::Registered::Get as i32
             ))
@@ -204,8 +205,11 @@ async fn outbound_requests_are_tapped_with_their_status() {
         .await
         .expect("collect task");
     assert_eq!(events.len(), 3, "{events:#?}");
-    assert!(events.iter().all(|event| event.proxy_direction
-        == tap_event::ProxyDirection::Outbound as i32));
+    assert!(
+        events
+            .iter()
+            .all(|event| event.proxy_direction == tap_event::ProxyDirection::Outbound as i32)
+    );
     let HttpEvent::RequestInit(request) = http_event(&events[0]) else {
         panic!("{events:#?}")
     };
@@ -220,7 +224,10 @@ async fn outbound_requests_are_tapped_with_their_status() {
     };
     assert_eq!(response.http_status, 503);
     let source_labels = &events[0].source_meta.as_ref().unwrap().labels;
-    assert_eq!(source_labels.get("tls").map(String::as_str), Some("loopback"));
+    assert_eq!(
+        source_labels.get("tls").map(String::as_str),
+        Some("loopback")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +256,12 @@ async fn grpc_status_is_reported_at_the_end() {
     within("OK call", TIMEOUT, echo.unary("fine", Code::Ok))
         .await
         .expect("an OK reply");
-    let failed = within("NOT_FOUND call", TIMEOUT, echo.unary("gone", Code::NotFound)).await;
+    let failed = within(
+        "NOT_FOUND call",
+        TIMEOUT,
+        echo.unary("gone", Code::NotFound),
+    )
+    .await;
     assert_eq!(failed.expect_err("NOT_FOUND").code(), Code::NotFound);
 
     let events = within("the tap stream's end", TIMEOUT, events)
@@ -260,7 +272,10 @@ async fn grpc_status_is_reported_at_the_end() {
         Some(HttpEvent::ResponseEnd(end)) => end.eos.as_ref().and_then(|eos| eos.end.clone()),
         other => panic!("stream {stream} ends with {other:?}"),
     };
-    assert_eq!(grpc_status(0), Some(eos::End::GrpcStatusCode(Code::Ok as u32)));
+    assert_eq!(
+        grpc_status(0),
+        Some(eos::End::GrpcStatusCode(Code::Ok as u32))
+    );
     assert_eq!(
         grpc_status(1),
         Some(eos::End::GrpcStatusCode(Code::NotFound as u32))
@@ -333,4 +348,195 @@ async fn plaintext_clients_off_loopback_are_refused() {
         "{status:?}"
     );
     drop(proxy);
+}
+
+/// Over TLS with identity: the tap port terminates TLS with the proxy's own
+/// certificate and serves only a client whose certificate names
+/// `WEFT_PROXY_TAP_SVC_NAME`.
+mod tls {
+    use super::*;
+    use std::sync::Arc;
+
+    use hyper_util::rt::TokioIo;
+    use linkerd2_proxy_api::identity::CertifyRequest;
+    use linkerd2_proxy_api::identity::identity_client::IdentityClient;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use weft_test_support::{ControllerProcess, MeshFile};
+
+    const NAMESPACE: &str = "shop";
+
+    fn identity_of(service_account: &str) -> String {
+        format!("{service_account}.{NAMESPACE}.serviceaccount.identity.weft.cluster.local")
+    }
+
+    /// A certificate for `workload`'s identity from the controller's
+    /// identity service (its token, a fresh key), as a rustls client
+    /// configuration trusting the mesh's anchors (ALPN h2).
+    async fn client_config(controller: &ControllerProcess, workload: &str) -> rustls::ClientConfig {
+        let identity = identity_of(workload);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec![identity.clone()]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let csr = params.serialize_request(&key).expect("CSR").der().to_vec();
+        let token = std::fs::read(controller.token_path(NAMESPACE, workload)).expect("token");
+        let addr = controller.identity_addr().expect("identity on");
+        let mut identity_client = within(
+            "connect to the identity service",
+            TIMEOUT,
+            IdentityClient::connect(format!("http://{addr}")),
+        )
+        .await
+        .expect("connect to the identity service");
+        let certified = within(
+            "Certify",
+            TIMEOUT,
+            identity_client.certify(CertifyRequest {
+                identity,
+                token,
+                certificate_signing_request: csr,
+            }),
+        )
+        .await
+        .expect("a certificate")
+        .into_inner();
+        let mut chain = vec![CertificateDer::from(certified.leaf_certificate)];
+        chain.extend(
+            certified
+                .intermediate_certificates
+                .into_iter()
+                .map(CertificateDer::from),
+        );
+        let mut roots = rustls::RootCertStore::empty();
+        for anchor in CertificateDer::pem_slice_iter(controller.trust_anchors_pem().as_bytes()) {
+            roots.add(anchor.expect("PEM anchor")).expect("anchor");
+        }
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client certificate");
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        config
+    }
+
+    /// A tap client speaking TLS to `addr`, verifying `server_identity`.
+    async fn tls_tap_client(
+        addr: SocketAddr,
+        server_identity: &str,
+        config: rustls::ClientConfig,
+    ) -> TapClient<tonic::transport::Channel> {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = ServerName::try_from(server_identity.to_string()).expect("server name");
+        let channel = within(
+            "TLS connection to the tap port",
+            TIMEOUT,
+            tonic::transport::Endpoint::from_static("http://tap.invalid").connect_with_connector(
+                tower::service_fn(move |_: http::Uri| {
+                    let (connector, name) = (connector.clone(), name.clone());
+                    async move {
+                        let tcp = tokio::net::TcpStream::connect(addr).await?;
+                        let tls = connector.connect(name, tcp).await?;
+                        Ok::<_, std::io::Error>(TokioIo::new(tls))
+                    }
+                }),
+            ),
+        )
+        .await
+        .expect("a TLS connection to the tap port");
+        TapClient::new(channel)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_tap_identity_is_served_over_tls() {
+        let app = HttpTestServer::start();
+        let mesh = MeshFile::new()
+            .meshed_workload(
+                NAMESPACE,
+                "web-1",
+                &[("app", "web")],
+                app.addr(),
+                free_port(),
+            )
+            .meshed_workload(
+                NAMESPACE,
+                "tapper",
+                &[("app", "tapper")],
+                "127.0.0.1:9".parse().unwrap(),
+                free_port(),
+            )
+            .meshed_workload(
+                NAMESPACE,
+                "intruder",
+                &[("app", "intruder")],
+                "127.0.0.1:9".parse().unwrap(),
+                free_port(),
+            )
+            .render();
+        let controller = ControllerProcess::start_with_identity(&mesh);
+        let server_identity = identity_of("web-1");
+        let proxy = ProxyProcess::builder()
+            .inbound_forward(app.addr())
+            .env(
+                "WEFT_PROXY_IDENTITY_SVC_ADDR",
+                controller.identity_addr().unwrap().to_string(),
+            )
+            .env(
+                "WEFT_PROXY_IDENTITY_TOKEN_FILE",
+                controller
+                    .token_path(NAMESPACE, "web-1")
+                    .display()
+                    .to_string(),
+            )
+            .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", server_identity.as_str())
+            .env(
+                "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
+                controller.trust_anchors_pem(),
+            )
+            .env("WEFT_PROXY_TAP_SVC_NAME", identity_of("tapper"))
+            .spawn();
+
+        // Another identity: refused.
+        let config = client_config(&controller, "intruder").await;
+        let mut intruder = tls_tap_client(proxy.tap_addr(), &server_identity, config).await;
+        let status = within(
+            "Observe as intruder",
+            TIMEOUT,
+            intruder.observe(observe(1, Some(path_prefix("/")))),
+        )
+        .await
+        .expect_err("another identity is refused");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert!(
+            status.message().contains(&identity_of("intruder")),
+            "{status:?}"
+        );
+
+        // The tap identity: served, and sees a request.
+        let config = client_config(&controller, "tapper").await;
+        let mut tapper = tls_tap_client(proxy.tap_addr(), &server_identity, config).await;
+        let stream = within(
+            "Observe as tapper",
+            TIMEOUT,
+            tapper.observe(observe(1, Some(path_prefix("/bytes/")))),
+        )
+        .await
+        .expect("the tap identity is served")
+        .into_inner();
+        let events = tokio::spawn(collect(stream));
+        let output = curl_async(vec![format!("http://{}/bytes/7", proxy.inbound_addr())]).await;
+        assert_eq!(output.http_code, 200, "{output:?}");
+        let events = within("the tap stream's end", TIMEOUT, events)
+            .await
+            .expect("collect task");
+        assert_eq!(events.len(), 3, "{events:#?}");
+        let HttpEvent::ResponseEnd(end) = http_event(&events[2]) else {
+            panic!("{events:#?}")
+        };
+        assert_eq!(end.response_bytes, 7);
+    }
 }

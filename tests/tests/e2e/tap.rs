@@ -131,11 +131,10 @@ async fn observe_reports_limit_matching_requests_then_ends() {
             event.proxy_direction,
             tap_event::ProxyDirection::Inbound as i32
         );
-        let source = event.source.clone().expect("source address");
+        let source = event.source.expect("source address");
         assert!(source.port > 0);
         let destination: SocketAddr = event
             .destination
-            .clone()
             .expect("destination address")
             .try_into()
             .expect("a socket address");
@@ -269,7 +268,7 @@ async fn grpc_status_is_reported_at_the_end() {
         .expect("collect task");
     let streams = by_stream(&events);
     let grpc_status = |stream: u64| match streams[&stream].last() {
-        Some(HttpEvent::ResponseEnd(end)) => end.eos.as_ref().and_then(|eos| eos.end.clone()),
+        Some(HttpEvent::ResponseEnd(end)) => end.eos.as_ref().and_then(|eos| eos.end),
         other => panic!("stream {stream} ends with {other:?}"),
     };
     assert_eq!(

@@ -18,7 +18,7 @@ use linkerd2_proxy_api::tap::{ObserveRequest, TapEvent, eos, observe_request};
 use tonic::Code;
 use weft_e2e::{curl, within};
 use weft_test_support::grpc::{GrpcEchoClient, GrpcEchoServer};
-use weft_test_support::{HttpTestServer, ProxyProcess, free_port};
+use weft_test_support::{ControllerProcess, HttpTestServer, MeshFile, ProxyProcess, free_port};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -229,6 +229,119 @@ async fn outbound_requests_are_tapped_with_their_status() {
     );
 }
 
+fn label_match(key: &str, value: &str, route: bool) -> observe_request::Match {
+    let label = proto::Label {
+        key: key.to_string(),
+        value: value.to_string(),
+    };
+    observe_request::Match {
+        r#match: Some(if route {
+            proto::Match::RouteLabel(label)
+        } else {
+            proto::Match::DestinationLabel(label)
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovered_endpoints_carry_their_labels_and_route() {
+    let backend = HttpTestServer::start();
+    let mesh = MeshFile::new()
+        .service("shop", "web", &[("app", "web")])
+        .workload("shop", "web-1", &[("app", "web")], backend.addr())
+        .profile(
+            "shop",
+            "web",
+            "  routes:\n  - name: bytes\n    condition: {pathRegex: /bytes/.*}\n",
+        );
+    let controller = ControllerProcess::start(&mesh.render());
+    let proxy = ProxyProcess::builder()
+        .env(
+            "WEFT_PROXY_DESTINATION_SVC_ADDR",
+            controller.destination_addr().to_string(),
+        )
+        .spawn();
+    let via_proxy = |path: &str| {
+        vec![
+            "-x".to_string(),
+            format!("http://{}", proxy.outbound_addr()),
+            format!("http://web.shop.svc.cluster.local{path}"),
+        ]
+    };
+    // Resolved before the tap starts.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while curl_async(via_proxy("/")).await.http_code != 200 {
+        assert!(std::time::Instant::now() < deadline, "web never resolved");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut client = tap_client(proxy.tap_addr()).await;
+    let matcher = observe_request::Match {
+        r#match: Some(proto::Match::All(proto::Seq {
+            matches: vec![
+                label_match("workload", "web-1", false),
+                label_match("rt_route", "bytes", true),
+            ],
+        })),
+    };
+    let stream = within(
+        "Observe",
+        TIMEOUT,
+        client.observe(observe(2, Some(matcher))),
+    )
+    .await
+    .expect("Observe")
+    .into_inner();
+    let events = tokio::spawn(collect(stream));
+    // The default route: not reported.
+    assert_eq!(curl_async(via_proxy("/status/200")).await.http_code, 200);
+    for _ in 0..2 {
+        assert_eq!(curl_async(via_proxy("/bytes/3")).await.http_code, 200);
+    }
+    let events = within("the tap stream's end", TIMEOUT, events)
+        .await
+        .expect("collect task");
+    assert_eq!(events.len(), 6, "{events:#?}");
+    for event in &events {
+        assert_eq!(
+            event.proxy_direction,
+            tap_event::ProxyDirection::Outbound as i32
+        );
+        let destination: SocketAddr = event
+            .destination
+            .expect("destination")
+            .try_into()
+            .expect("a socket address");
+        assert_eq!(destination, backend.addr());
+        let labels = &event
+            .destination_meta
+            .as_ref()
+            .expect("destination meta")
+            .labels;
+        assert_eq!(
+            labels.get("workload").map(String::as_str),
+            Some("web-1"),
+            "{labels:?}"
+        );
+        assert_eq!(
+            labels.get("namespace").map(String::as_str),
+            Some("shop"),
+            "{labels:?}"
+        );
+        let route = &event.route_meta.as_ref().expect("route meta").labels;
+        assert_eq!(
+            route.get("rt_route").map(String::as_str),
+            Some("bytes"),
+            "{route:?}"
+        );
+    }
+    let HttpEvent::RequestInit(request) = http_event(&events[0]) else {
+        panic!("{events:#?}")
+    };
+    assert_eq!(request.path, "/bytes/3");
+    assert_eq!(request.authority, "web.shop.svc.cluster.local");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_status_is_reported_at_the_end() {
     let server = GrpcEchoServer::start();
@@ -361,7 +474,6 @@ mod tls {
     use linkerd2_proxy_api::identity::identity_client::IdentityClient;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-    use weft_test_support::{ControllerProcess, MeshFile};
 
     const NAMESPACE: &str = "shop";
 

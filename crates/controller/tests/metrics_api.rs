@@ -401,3 +401,73 @@ fn with_prometheus_url_the_same_queries_go_to_prometheus() {
     assert_golden_metrics(&mesh, measured, total as u64, Duration::from_secs(25));
     assert_eq!(mesh.api("/api/version")["metrics_source"], "prometheus");
 }
+
+/// `deploy/...` from the workspace root.
+fn deploy_file(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::read_to_string(root.join("deploy").join(path))
+        .unwrap_or_else(|error| panic!("deploy/{path}: {error}"))
+}
+
+#[test]
+fn the_grafana_dashboard_and_prometheus_config_are_well_formed() {
+    let dashboard: Value =
+        serde_json::from_str(&deploy_file("grafana/weft-top-line.json")).expect("dashboard JSON");
+    assert_eq!(dashboard["uid"], "weft-top-line");
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|variable| variable["name"].as_str())
+        .collect();
+    for variable in ["namespace", "workload"] {
+        assert!(
+            variables.contains(&variable),
+            "no ${variable}: {variables:?}"
+        );
+    }
+    let expressions: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().unwrap().iter())
+        .map(|target| target["expr"].as_str().unwrap().to_string())
+        .collect();
+    let all = expressions.join("\n");
+    for metric in [
+        "response_total{classification=\"success\"",
+        "request_total{",
+        "histogram_quantile(0.5, sum(irate(response_latency_ms_bucket",
+        "histogram_quantile(0.95,",
+        "histogram_quantile(0.99,",
+        "tcp_open_connections{",
+        "tcp_read_bytes_total{",
+        "route_response_total{",
+    ] {
+        assert!(all.contains(metric), "no panel queries {metric}");
+    }
+    for expression in &expressions {
+        assert!(
+            expression.contains("namespace=~\"$namespace\"")
+                && expression.contains("workload=~\"$workload\""),
+            "a panel ignores the template variables: {expression}"
+        );
+        assert_eq!(
+            expression.matches('(').count(),
+            expression.matches(')').count(),
+            "unbalanced: {expression}"
+        );
+    }
+
+    let config: Value =
+        serde_saphyr::from_str(&deploy_file("prometheus/prometheus.yml")).expect("prometheus YAML");
+    let proxies = config["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|job| job["job_name"] == "weft-proxy")
+        .expect("a weft-proxy job");
+    assert_eq!(proxies["scrape_interval"], "10s");
+    let url = proxies["http_sd_configs"][0]["url"].as_str().unwrap();
+    assert!(url.ends_with("/api/sd"), "{url}");
+}

@@ -300,7 +300,12 @@ fn the_controller_scrapes_proxies_and_answers_golden_metrics() {
         .controller
         .metric("weft_controller_metrics_series", &[])
         .unwrap_or(0.0);
-    println!("controller: {scrapes} good scrapes, {series} series stored");
+    let rss_kib = mesh.controller.pid().and_then(|pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    });
+    println!("controller: {scrapes} good scrapes, {series} series stored, RSS {rss_kib:?} KiB");
     assert!(scrapes >= 2.0 && series > 0.0);
 }
 

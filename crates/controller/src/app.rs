@@ -5,13 +5,13 @@
 //! 2. identity (with --identity-issuer-dir): load and check the issuer, read or
 //!    create the token key, write the workloads' token files, issue the
 //!    controller its own certificate (any failure: exit 64)
-//! 3. bind --destination-addr, --identity-addr, --admin-addr (a taken port
-//!    stops start-up, naming the flag); with identity both gRPC ports take
-//!    TLS (the controller's certificate) and plaintext
+//! 3. bind --destination-addr, --identity-addr, --admin-addr, --web-addr (a
+//!    taken port stops start-up, naming the flag); with identity both gRPC
+//!    ports take TLS (the controller's certificate) and plaintext
 //! 4. register metrics in one registry
 //! 5. start the watchers (mesh file, issuer files), the token writer, the
 //!    controller certificate's renewal, the Destination and Identity
-//!    servers, the admin server
+//!    servers, the admin server, the web server (HTTP API + merged routes)
 //! 6. mark ready; on SIGTERM/SIGINT stop everything and drain
 //! ```
 //!
@@ -19,6 +19,10 @@
 //! the first good load is serving; the body shows the mesh file's status,
 //! including the current file's error while the last good version serves, and
 //! the identity issuer's) and `/live`.
+//!
+//! The web server (`--web-addr`) serves [`crate::web`]'s `/api/...` routes
+//! merged with [`web_routes`]: the composition point where other modules
+//! (tap, the dashboard at `/`) add theirs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +53,11 @@ use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
 use crate::identity::token_files::{TokenDirError, TokenFileMetrics, TokenFiles};
 use crate::incoming::{GrpcListener, IncomingMetrics, Server};
 use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
+use crate::metrics_api::prometheus::PrometheusClient;
+use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
+use crate::metrics_api::store::Store;
+use crate::metrics_api::{Backend, MetricsApi, MetricsSource, ScrapeStatuses};
+use crate::web::WebState;
 
 /// The exit status for bad or missing start-up input: the mesh file, the
 /// identity issuer files, the token key or directory (`EX_USAGE`).
@@ -96,6 +105,9 @@ pub enum AppError {
     /// The admin server failed.
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
+    /// The web server failed.
+    #[error("web server failed: {0}")]
+    Web(std::io::Error),
 }
 
 impl AppError {
@@ -111,7 +123,8 @@ impl AppError {
             AppError::Bind { .. }
             | AppError::Destination(_)
             | AppError::Identity(_)
-            | AppError::Admin(_) => 1,
+            | AppError::Admin(_)
+            | AppError::Web(_) => 1,
         }
     }
 }
@@ -215,6 +228,10 @@ pub struct App {
     identity: Option<(IdentityStage, GrpcListener)>,
     admin_listener: TcpListener,
     admin: Arc<AdminState>,
+    web_listener: TcpListener,
+    web: Arc<WebState>,
+    /// The scraper, unless Prometheus answers.
+    scraper: Option<Scraper>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -262,6 +279,7 @@ impl App {
             None => None,
         };
         let admin_listener = bind("--admin-addr", args.admin_addr).await?;
+        let web_listener = bind("--web-addr", args.web.web_addr).await?;
 
         // 4. The remaining metrics, in the same registry.
         let mesh_file_metrics = MeshFileMetrics::new(&mut registry);
@@ -269,6 +287,46 @@ impl App {
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let mesh = args.identity.config().map(|config| config.domain);
+        // Golden metrics: Prometheus answers, or the scraper fills a store.
+        let statuses = ScrapeStatuses::default();
+        let (metrics, scraper) = match &args.web.prometheus_url {
+            Some(url) => {
+                let metrics = MetricsApi {
+                    source: MetricsSource::Prometheus,
+                    statuses: statuses.clone(),
+                    backend: Backend::Prometheus(Box::new(PrometheusClient::new(url))),
+                };
+                (metrics, None)
+            }
+            None => {
+                let store = Arc::new(Mutex::new(Store::new(
+                    args.web.metrics_retention,
+                    args.web.scrape_interval.mul_f64(2.5),
+                )));
+                let scraper = Scraper {
+                    catalog: catalog.clone(),
+                    store: Arc::clone(&store),
+                    statuses: statuses.clone(),
+                    interval: args.web.scrape_interval,
+                    metrics: ScrapeMetrics::new(&mut registry),
+                };
+                let metrics = MetricsApi {
+                    source: MetricsSource::Scrape,
+                    statuses,
+                    backend: Backend::Scrape(store),
+                };
+                (metrics, Some(scraper))
+            }
+        };
+        let web = Arc::new(WebState {
+            catalog: catalog.clone(),
+            metrics,
+            identity_domain: mesh.clone(),
+            identity_authority: identity.as_ref().map(|(stage, _)| stage.issuer.authority()),
+            leaf_lifetime: args.identity.config().map(|config| config.policy.lifetime),
+            mesh_file_path: mesh_file.clone(),
+            mesh_file_status: source.status_handle(),
+        });
         let destination =
             DestinationService::new(catalog, destination_metrics, shutdown_receiver, mesh);
         let issuer = identity
@@ -289,6 +347,9 @@ impl App {
             identity,
             admin_listener,
             admin,
+            web_listener,
+            web,
+            scraper,
             shutdown,
         })
     }
@@ -310,6 +371,11 @@ impl App {
         self.admin_listener.local_addr()
     }
 
+    /// The bound web (HTTP API) address.
+    pub fn web_addr(&self) -> std::io::Result<SocketAddr> {
+        self.web_listener.local_addr()
+    }
+
     /// Steps 5–6: runs until `stop` completes, then drains (bounded).
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(), AppError> {
         let Self {
@@ -319,6 +385,9 @@ impl App {
             identity,
             admin_listener,
             admin,
+            web_listener,
+            web,
+            scraper,
             shutdown,
         } = self;
         let stopped = |mut receiver: watch::Receiver<bool>| async move {
@@ -356,6 +425,16 @@ impl App {
                 .into_future(),
         );
 
+        if let Some(scraper) = scraper {
+            background.push(tokio::spawn(scraper.run(stopped(shutdown.subscribe()))));
+        }
+        let mut web_server = tokio::spawn(crate::web::serve(
+            web_listener,
+            web,
+            web_routes(),
+            stopped(shutdown.subscribe()),
+        ));
+
         // 6. Ready: the first good load is serving. Then wait for a stop or a failure.
         admin.ready.store(true, Ordering::Release);
         tracing::info!("weft-controller ready");
@@ -369,6 +448,7 @@ impl App {
                 }
             } => Some(flatten(result, |error| error.into())),
             result = &mut admin_server => Some(flatten(result, AppError::Admin)),
+            result = &mut web_server => Some(flatten(result, AppError::Web)),
         };
         admin.ready.store(false, Ordering::Release);
         let _ = shutdown.send(true);
@@ -386,6 +466,9 @@ impl App {
             }
             if !admin_server.is_finished() {
                 let _ = admin_server.await;
+            }
+            if !web_server.is_finished() {
+                let _ = web_server.await;
             }
         };
         if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
@@ -444,6 +527,13 @@ impl IdentityStage {
             serving,
         })
     }
+}
+
+/// Routes served on `--web-addr` beside the `/api/...` routes of
+/// [`crate::web`]: modules that add pages or streams (tap, the dashboard at
+/// `/` and `/assets/...`) merge their own `Router` (with its state applied) here.
+fn web_routes() -> axum::Router {
+    axum::Router::new()
 }
 
 fn flatten<E>(

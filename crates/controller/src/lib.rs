@@ -16,6 +16,8 @@
 //! | [`file_watch`] | inotify + poll watching shared by the file sources |
 //! | [`incoming`]  | accepted gRPC connections: TLS or plaintext on one port, `TCP_NODELAY` |
 //! | [`config`]    | flags and the `identity` subcommands |
+//! | [`web`]       | the HTTP API (`--web-addr`, `docs/api.md`): workloads, golden metrics, identity, mesh, Prometheus SD |
+//! | [`metrics_api`] | golden metrics: scraping the proxies into a bounded window and querying it, or asking Prometheus |
 //! | [`app`]       | `weft-controller`'s wiring in start-up order, admin server, shutdown |
 
 pub mod app;
@@ -26,3 +28,5 @@ pub mod file_watch;
 pub mod identity;
 pub mod incoming;
 pub mod mesh_file;
+pub mod metrics_api;
+pub mod web;

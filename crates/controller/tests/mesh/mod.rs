@@ -165,7 +165,7 @@ fn meshed_proxy(
     ProxyProcess::builder()
         .inbound_addr(ports.inbound)
         .admin_addr(ports.admin)
-        .env("WEFT_PROXY_TAP_LISTEN_ADDR", ports.tap.to_string())
+        .tap_addr(ports.tap)
         .env(
             "WEFT_PROXY_TAP_SVC_NAME",
             "weft-controller.weft.serviceaccount.identity.weft.cluster.local",

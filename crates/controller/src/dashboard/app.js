@@ -77,7 +77,8 @@ function number(value, digits) {
 }
 
 function ms(value) {
-  return value === null || value === undefined ? "-" : `${value} ms`;
+  if (value === null || value === undefined) return "-";
+  return `${Number(value) >= 10 ? Math.round(value) : Number(value).toFixed(2)} ms`;
 }
 
 function micros(value) {
@@ -267,7 +268,7 @@ function topology(edges) {
     (columns[value] = columns[value] || []).push(name);
   }
   const width = 200;
-  const gap = 90;
+  const gap = 150;
   const rowHeight = 56;
   const position = new Map();
   columns.forEach((names, column) => names.forEach((name, row) => {
@@ -275,7 +276,7 @@ function topology(edges) {
   }));
   const height = 40 + Math.max(...columns.map((names) => names.length)) * rowHeight;
   const totalWidth = 40 + columns.length * (width + gap);
-  const graph = svg("svg", { class: "topology", id: "topology", viewBox: `0 0 ${totalWidth} ${height}`, height });
+  const graph = svg("svg", { class: "topology", id: "topology", viewBox: `0 0 ${totalWidth} ${height}`, width: totalWidth, height });
   graph.append(svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" },
     svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#7d8aa8" }))));
   for (const edge of edges) {
@@ -287,7 +288,7 @@ function topology(edges) {
     const y2 = to.y + 16;
     graph.append(svg("g", { class: `edge ${edge.secured ? "secure" : "insecure"}`, "data-edge": `${key(edge.src)}->${key(edge.dst)}` },
       svg("line", { x1, y1, x2, y2, "marker-end": "url(#arrow)" }),
-      svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle", text: `${number(edge.rps, 1)} rps${edge.secured ? " 🔒" : ""}` })));
+      svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle", text: `${number(edge.rps, 1)} rps${edge.secured ? ", mTLS" : ""}` })));
   }
   for (const [name, at] of position) {
     const link = svg("a", { href: `#/workloads/${name}` },
@@ -312,7 +313,9 @@ async function renderTopologyPage() {
 function expiry(unix) {
   if (unix === null || unix === undefined) return el("span", { class: "muted", text: "none" });
   const seconds = unix - Date.now() / 1000;
-  const text = `${new Date(unix * 1000).toISOString().replace(".000", "")} (${seconds < 0 ? "expired" : `in ${Math.round(seconds / 3600)} h`})`;
+  const hours = seconds / 3600;
+  const left = hours < 48 ? `in ${Math.round(hours)} h` : `in ${Math.round(hours / 24)} d`;
+  const text = `${new Date(unix * 1000).toISOString().replace(".000", "")} (${seconds < 0 ? "expired" : left})`;
   return el("span", { class: seconds < 0 ? "bad" : seconds < 3600 ? "warn" : "good", text });
 }
 
@@ -358,9 +361,6 @@ async function renderIdentity() {
 function buildWorkloadPage(main, route) {
   main.append(el("h1", { id: "page-title", text: `Workload ${route.namespace}/${route.name}` }));
   main.append(el("div", { id: "workload-stat" }));
-  main.append(el("div", { id: "workload-routes" }));
-  main.append(el("div", { id: "workload-edges" }));
-  main.append(el("div", { id: "workload-identity" }));
   const maxRps = el("input", { id: "tap-max-rps", type: "number", min: 1, value: 10, title: "max requests per second" });
   const path = el("input", { id: "tap-path", placeholder: "path prefix" });
   const start = el("button", { id: "tap-start", text: "Start tap" });
@@ -375,6 +375,9 @@ function buildWorkloadPage(main, route) {
     el("h2", { text: "Live tap" }),
     el("div", { class: "tap-controls" }, el("label", { text: "max rps" }), maxRps, path, start, stop, note),
     table));
+  main.append(el("div", { id: "workload-routes" }));
+  main.append(el("div", { id: "workload-edges" }));
+  main.append(el("div", { id: "workload-identity" }));
 }
 
 async function renderWorkload(route) {
@@ -396,7 +399,8 @@ async function renderWorkload(route) {
     routeRows.error ? el("p", { class: "empty", text: routeRows.error }) :
       el("table", { id: "routes" },
         el("thead", {}, el("tr", {}, ["Route", "Authority", "Success", "RPS", "P50", "P95", "P99"].map((text) => el("th", { text })))),
-        el("tbody", {}, routeRows.map((row) => el("tr", { "data-route": row.route },
+        el("tbody", {}, routeRows.length === 0 ? el("tr", {}, el("td", { class: "empty", colspan: 7, text: "no routes in the window" })) :
+          routeRows.map((row) => el("tr", { "data-route": row.route },
           el("td", { class: "route", text: row.route }),
           el("td", { class: "authority", text: row.authority || "-" }),
           el("td", { class: `success num ${rateClass(row.success_rate)}`, text: percent(row.success_rate) }),

@@ -203,10 +203,13 @@ pub async fn request(
         .await
         .expect("handshake");
     tokio::spawn(connection);
-    let mut builder = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", format!("localhost:{}", address.port()));
+    let mut builder = hyper::Request::builder().method(method).uri(path);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        builder = builder.header("host", format!("localhost:{}", address.port()));
+    }
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }

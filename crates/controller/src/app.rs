@@ -58,6 +58,7 @@ use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
 use crate::metrics_api::store::Store;
 use crate::metrics_api::{Backend, MetricsApi, MetricsSource, ScrapeStatuses};
+use crate::tap::fanout::ProxyConnector;
 use crate::tap::token::{ApiToken, TokenFileError};
 use crate::tap::{TapMetrics, TapState};
 use crate::web::WebState;
@@ -308,6 +309,13 @@ impl App {
         let tap = Arc::new(TapState {
             catalog: catalog.clone(),
             token: api_token,
+            connector: ProxyConnector {
+                mode: args.access.tap_tls,
+                identity: identity.as_ref().and_then(|(stage, _)| {
+                    let domain = args.identity.config()?.domain;
+                    Some((stage.serving.tls(), domain))
+                }),
+            },
             metrics: TapMetrics::new(&mut registry),
         });
         let web_extra = web_routes(tap, AllowedHosts::new(&args.access.web_allowed_hosts));

@@ -70,6 +70,28 @@ pub struct AccessArgs {
     /// rebinding. Comma-separated or repeated.
     #[arg(long, env = "WEFT_CONTROLLER_WEB_ALLOWED_HOSTS", value_delimiter = ',')]
     pub web_allowed_hosts: Vec<String>,
+    /// How tap reaches the proxies when identity is on: `auto` = mutual TLS
+    /// with the controller's certificate (the proxy's identity verified)
+    /// except to a loopback address; `always`; `never` (plaintext). Without
+    /// identity, always plaintext.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_TAP_TLS",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub tap_tls: TapTls,
+}
+
+/// When tap connects to a proxy with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TapTls {
+    /// TLS except to loopback addresses.
+    Auto,
+    /// Always TLS.
+    Always,
+    /// Never TLS.
+    Never,
 }
 
 /// The web listener's flags: the JSON API (`docs/api.md`) and the metrics

@@ -11,9 +11,10 @@
 //!                  the client disconnects
 //! ```
 //!
-//! Proxies are reached in plaintext gRPC (`tap_client`) at their workload's
-//! tap address; `weft up` runs every proxy on loopback, where the proxy
-//! serves tap without TLS.
+//! Proxies are reached with gRPC (`tap_client`) at their workload's tap
+//! address: with identity on, over mutual TLS with the controller's own
+//! certificate, except to loopback addresses under `--tap-tls auto` (`weft
+//! up` runs every proxy on loopback, where the proxy serves tap in plaintext).
 
 pub mod events;
 pub mod fanout;
@@ -89,6 +90,8 @@ pub struct TapState {
     pub catalog: SharedCatalog,
     /// The API token; `None` refuses every caller.
     pub token: Option<ApiToken>,
+    /// How proxies are reached (TLS or not).
+    pub connector: fanout::ProxyConnector,
     /// Tap's metrics.
     pub metrics: TapMetrics,
 }
@@ -167,8 +170,13 @@ async fn tap(
 
     // 4. Stream.
     let observe = request.observe_request(targets.len());
-    let session =
-        fanout::TapSession::start(targets, observe, Arc::new(peers), state.metrics.clone());
+    let session = fanout::TapSession::start(
+        targets,
+        observe,
+        Arc::new(peers),
+        &state.connector,
+        state.metrics.clone(),
+    );
     let mut response = Response::new(Body::from_stream(session));
     let headers = response.headers_mut();
     headers.insert(

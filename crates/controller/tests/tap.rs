@@ -405,3 +405,46 @@ async fn tap_shows_live_requests_between_real_proxies() {
         per_call.len()
     );
 }
+
+/// `--tap-tls always`: the controller taps over mutual TLS with its own
+/// certificate, so a proxy serving tap to another identity refuses it
+/// (over plaintext loopback it would have been served).
+#[tokio::test(flavor = "multi_thread")]
+async fn tap_over_mutual_tls_presents_the_controller_identity() {
+    let query = "kind=workload&namespace=demo&name=web";
+    let demo = tokio::task::spawn_blocking(|| {
+        DemoMesh::start_with(
+            "tap-tls",
+            &["--tap-tls", "always"],
+            mesh::CONTROLLER_IDENTITY,
+        )
+    })
+    .await
+    .unwrap();
+    let mut stream = TapStream::open(demo.web_addr(), query, Some(&demo.token))
+        .await
+        .expect("tap accepted");
+    let event = stream.next(PATIENCE).await.expect("events over TLS");
+    assert_eq!(event["dst"]["workload"], "web", "{event}");
+    drop(stream);
+    drop(demo);
+
+    let demo = tokio::task::spawn_blocking(|| {
+        DemoMesh::start_with(
+            "tap-tls-refused",
+            &["--tap-tls", "always"],
+            "someone-else.weft.serviceaccount.identity.weft.cluster.local",
+        )
+    })
+    .await
+    .unwrap();
+    let mut stream = TapStream::open(demo.web_addr(), query, Some(&demo.token))
+        .await
+        .expect("tap accepted");
+    assert_eq!(stream.next(Duration::from_secs(3)).await, None);
+    let errors = demo
+        .controller
+        .metric("weft_controller_tap_proxy_errors_total", &[])
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "the refused Observe calls are counted");
+}

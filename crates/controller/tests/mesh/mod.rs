@@ -26,6 +26,9 @@ use weft_test_support::{ControllerProcess, HttpTestServer, ProxyProcess, free_ad
 
 /// The demo's namespace.
 pub const NAMESPACE: &str = "demo";
+/// The controller's identity (what the proxies serve tap to).
+pub const CONTROLLER_IDENTITY: &str =
+    "weft-controller.weft.serviceaccount.identity.weft.cluster.local";
 /// What the traffic generator asks for.
 pub const WEB_URL: &str = "http://web.demo.svc.cluster.local/";
 
@@ -99,6 +102,12 @@ pub struct DemoMesh {
 impl DemoMesh {
     /// Starts everything and waits until requests succeed.
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, &[], CONTROLLER_IDENTITY)
+    }
+
+    /// Like [`DemoMesh::start`], with more controller arguments and the
+    /// identity the proxies serve tap to (`WEFT_PROXY_TAP_SVC_NAME`).
+    pub fn start_with(name: &str, controller_args: &[&str], tap_client: &str) -> Self {
         let dir = scratch(name);
         let token_file = dir.join("api-token");
         let app = HttpTestServer::start();
@@ -116,18 +125,17 @@ impl DemoMesh {
         .map(|document| format!("---\n{document}"))
         .collect::<String>();
         let token_arg = token_file.display().to_string();
-        let controller = ControllerProcess::start_with_identity_args(
-            &mesh,
-            &["--api-token-file", &token_arg, "--scrape-interval", "1s"],
-        );
+        let mut args = vec!["--api-token-file", &token_arg, "--scrape-interval", "1s"];
+        args.extend_from_slice(controller_args);
+        let controller = ControllerProcess::start_with_identity_args(&mesh, &args);
         let token = std::fs::read_to_string(&token_file)
             .expect("the controller created the token file")
             .trim()
             .to_string();
-        let web = meshed_proxy(&controller, "web", web_ports)
+        let web = meshed_proxy(&controller, "web", web_ports, tap_client)
             .inbound_forward(app.addr())
             .spawn();
-        let traffic = meshed_proxy(&controller, "traffic", traffic_ports)
+        let traffic = meshed_proxy(&controller, "traffic", traffic_ports, tap_client)
             .env(
                 "WEFT_PROXY_DESTINATION_SVC_ADDR",
                 controller.destination_addr().to_string(),
@@ -160,16 +168,14 @@ fn meshed_proxy(
     controller: &ControllerProcess,
     workload: &str,
     ports: ProxyPorts,
+    tap_client: &str,
 ) -> weft_test_support::ProxyBuilder {
     let identity = format!("{workload}.{NAMESPACE}.serviceaccount.identity.weft.cluster.local");
     ProxyProcess::builder()
         .inbound_addr(ports.inbound)
         .admin_addr(ports.admin)
         .tap_addr(ports.tap)
-        .env(
-            "WEFT_PROXY_TAP_SVC_NAME",
-            "weft-controller.weft.serviceaccount.identity.weft.cluster.local",
-        )
+        .env("WEFT_PROXY_TAP_SVC_NAME", tap_client)
         .env(
             "WEFT_PROXY_IDENTITY_SVC_ADDR",
             controller.identity_addr().unwrap().to_string(),

@@ -155,7 +155,7 @@ fn workload_json(name: Option<&WorkloadName>) -> Value {
 }
 
 fn socket_address(address: &TcpAddress) -> Option<SocketAddr> {
-    let ip = IpAddr::try_from(address.ip.clone()?).ok()?;
+    let ip = IpAddr::try_from(address.ip?).ok()?;
     let port = u16::try_from(address.port).ok()?;
     Some(SocketAddr::new(ip, port))
 }

@@ -329,7 +329,7 @@ impl App {
                 let metrics = MetricsApi {
                     source: MetricsSource::Prometheus,
                     statuses: statuses.clone(),
-                    backend: Backend::Prometheus(PrometheusClient::new(url)),
+                    backend: Backend::Prometheus(Box::new(PrometheusClient::new(url))),
                 };
                 (metrics, None)
             }

@@ -104,7 +104,7 @@ pub enum Backend {
     /// The controller's own scrape store.
     Scrape(Arc<Mutex<Store>>),
     /// A Prometheus.
-    Prometheus(PrometheusClient),
+    Prometheus(Box<PrometheusClient>),
 }
 
 /// Why a query could not be answered.

@@ -40,7 +40,7 @@ use crate::metrics_api::golden::{
     self, EdgeEnd, Resource, ResourceKind, SelectionError, StatRequest,
 };
 use crate::metrics_api::query::Matcher;
-use crate::metrics_api::{MetricsApi, MetricsError, WorkloadKey};
+use crate::metrics_api::{MetricsApi, MetricsError, MetricsSource, WorkloadKey};
 
 /// The shortest and longest `window`.
 pub const WINDOW_RANGE: (Duration, Duration) = (Duration::from_secs(15), Duration::from_secs(900));
@@ -441,7 +441,9 @@ fn instance_counts(
                 .is_some_and(|status| status.up)
         })
         .count();
-    (Some(meshed.len() as u64), Some(running as u64))
+    // Prometheus scrapes, not the controller: it does not know who answered.
+    let running = (state.metrics.source == MetricsSource::Scrape).then_some(running as u64);
+    (Some(meshed.len() as u64), running)
 }
 
 /// `/api/routes`'s query string.

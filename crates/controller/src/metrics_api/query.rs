@@ -228,7 +228,8 @@ mod tests {
     #[test]
     fn increases_follow_prometheus() {
         // (samples, start, end, expected)
-        let cases: [(&[(f64, f64)], f64, f64, Option<f64>); 6] = [
+        type Case<'a> = (&'a [(f64, f64)], f64, f64, Option<f64>);
+        let cases: [Case<'_>; 6] = [
             // Steady 1/s sampled across the whole window.
             (
                 &[(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)],
@@ -252,7 +253,7 @@ mod tests {
                 10.0,
                 Some(10.0),
             ),
-            // Samples stop 10 s before the end: extend half an interval (5 s).
+            // Samples stop 20 s before the end: extend half an interval (5 s).
             (&[(0.0, 10.0), (10.0, 20.0)], 0.0, 30.0, Some(15.0)),
             // A counter that started at 0 mid-window is not extrapolated below zero.
             (&[(10.0, 0.0), (20.0, 10.0)], 0.0, 20.0, Some(10.0)),

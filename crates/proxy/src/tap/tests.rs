@@ -140,7 +140,7 @@ async fn a_tap_reports_limit_requests_then_ends() {
                 assert_eq!(end.response_bytes, 10 * (stream_number + 1));
                 assert!(end.since_response_init.is_some());
                 let expected = (stream_number == 1).then_some(eos::End::GrpcStatusCode(5));
-                assert_eq!(end.eos.as_ref().and_then(|eos| eos.end.clone()), expected);
+                assert_eq!(end.eos.as_ref().and_then(|eos| eos.end), expected);
             }
             (position, event) => panic!("event {index} (position {position}): {event:?}"),
         }
@@ -181,7 +181,7 @@ async fn failed_and_abandoned_requests_end_their_streams() {
     };
     assert_eq!(abandoned.response_bytes, 3);
     assert_eq!(
-        abandoned.eos.as_ref().and_then(|eos| eos.end.clone()),
+        abandoned.eos.as_ref().and_then(|eos| eos.end),
         Some(eos::End::ResetErrorCode(RESET_CANCEL))
     );
 }
@@ -310,4 +310,30 @@ fn observe_requests_are_validated() {
     for (request, expected) in cases {
         assert_eq!(Observe::try_from(request), expected);
     }
+}
+
+/// A rough look at the per-request hook's cost (prints, never asserts):
+/// `cargo test -p weft-proxy tap::tests::hook_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn hook_cost() {
+    const CALLS: u32 = 1_000_000;
+    let fixture = Fixture::new("/authors");
+    let request = fixture.request();
+    let measure = |taps: &Taps| {
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            std::hint::black_box(taps.begin(std::hint::black_box(&request)));
+        }
+        started.elapsed() / CALLS
+    };
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        std::hint::black_box(std::hint::black_box(&request).source);
+    }
+    println!("empty loop: {:?} per iteration", started.elapsed() / CALLS);
+    let taps = taps();
+    println!("no tap: {:?} per request", measure(&taps));
+    let _stream = taps.observe(books(), 10, false);
+    println!("one tap, not matching: {:?} per request", measure(&taps));
 }

@@ -13,6 +13,7 @@ mod mesh;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -140,6 +141,8 @@ struct FakeTap {
     own: SocketAddr,
     client_identity: String,
     limits: Arc<Mutex<Vec<u32>>>,
+    /// Send nothing; count the streams whose client went away.
+    silent: Option<Arc<AtomicUsize>>,
 }
 
 #[tonic::async_trait]
@@ -157,6 +160,14 @@ impl Tap for FakeTap {
         self.limits.lock().unwrap().push(request.limit);
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         let fake = self.clone();
+        if let Some(closed) = &self.silent {
+            let closed = Arc::clone(closed);
+            tokio::spawn(async move {
+                sender.closed().await;
+                closed.fetch_add(1, Ordering::Relaxed);
+            });
+            return Ok(Response::new(ReceiverStream::new(receiver)));
+        }
         tokio::spawn(async move {
             for stream in 0..u64::from(request.limit) {
                 let event = TapEvent {
@@ -201,6 +212,13 @@ fn tcp(address: &str) -> TcpAddress {
 }
 
 async fn start_fake(client_identity: &str) -> (SocketAddr, Arc<Mutex<Vec<u32>>>) {
+    start_fake_with(client_identity, None).await
+}
+
+async fn start_fake_with(
+    client_identity: &str,
+    silent: Option<Arc<AtomicUsize>>,
+) -> (SocketAddr, Arc<Mutex<Vec<u32>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let own = listener.local_addr().unwrap();
     let limits = Arc::new(Mutex::new(Vec::new()));
@@ -208,6 +226,7 @@ async fn start_fake(client_identity: &str) -> (SocketAddr, Arc<Mutex<Vec<u32>>>)
         own,
         client_identity: client_identity.to_string(),
         limits: Arc::clone(&limits),
+        silent,
     };
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -309,6 +328,60 @@ async fn tap_fans_out_shares_the_rate_and_names_both_ends() {
     assert!(
         metrics.contains("weft_controller_tap_sessions 0"),
         "{metrics}"
+    );
+}
+
+/// A tap with no traffic holds an idle stream: when its client leaves, the
+/// session ends and the Observe stream to the proxy is cancelled all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_tap_ends_when_its_client_leaves() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (tap, limits) = start_fake_with("", Some(Arc::clone(&closed))).await;
+    let ports = ProxyPorts {
+        inbound: free_addr(),
+        admin: free_addr(),
+        tap,
+    };
+    let mesh = format!(
+        "---\n{}",
+        workload_yaml("quiet", "quiet", tap.port(), ports)
+    );
+    let token_file = scratch("tap-idle").join("api-token");
+    std::fs::write(&token_file, "idle-token\n").unwrap();
+    let token_arg = token_file.display().to_string();
+    let controller = ControllerProcess::start_with_args(&mesh, &["--api-token-file", &token_arg]);
+    let stream = TapStream::open(
+        controller.web_addr(),
+        "kind=workload&namespace=demo&name=quiet",
+        Some("idle-token"),
+    )
+    .await
+    .expect("tap accepted");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while limits.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never observed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        limits.lock().unwrap().as_slice(),
+        [100],
+        "the default max_rps, one proxy"
+    );
+    assert_eq!(
+        controller.metric("weft_controller_tap_sessions", &[]),
+        Some(1.0)
+    );
+    drop(stream);
+    while closed.load(Ordering::Relaxed) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Observe stream outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        controller.metric("weft_controller_tap_sessions", &[]),
+        Some(0.0)
     );
 }
 

@@ -395,6 +395,7 @@ async fn tap_shows_live_requests_between_real_proxies() {
     let web = demo.web_addr();
 
     // The server side: requests arrive from demo/traffic over mTLS.
+    let opened = std::time::Instant::now();
     let mut inbound = TapStream::open(
         web,
         "kind=workload&namespace=demo&name=web&max_rps=50",
@@ -402,9 +403,16 @@ async fn tap_shows_live_requests_between_real_proxies() {
     )
     .await
     .expect("tap accepted");
-    let events = inbound.collect_for(Duration::from_secs(3)).await;
+    let first = inbound.next(PATIENCE).await.expect("a first event");
+    println!("first tap event {:?} after opening", opened.elapsed());
+    let mut events = vec![first];
+    events.extend(inbound.collect_for(Duration::from_secs(3)).await);
     let requests: Vec<&Value> = events.iter().filter(|e| e["type"] == "req").collect();
     assert!(!requests.is_empty(), "no requests tapped: {events:?}");
+    println!(
+        "max_rps=50 on one proxy: {} requests tapped in about 3 s",
+        requests.len()
+    );
     for request in &requests {
         assert_eq!(request["proxy"], "in", "{request}");
         assert_eq!(request["method"], "GET");

@@ -455,7 +455,8 @@ async fn tap_shows_live_requests_between_real_proxies() {
     )
     .await
     .expect("tap accepted");
-    let events = outbound.collect_for(Duration::from_secs(4)).await;
+    let mut events = vec![outbound.next(PATIENCE).await.expect("a first event")];
+    events.extend(outbound.collect_for(Duration::from_secs(4)).await);
     let requests: Vec<&Value> = events.iter().filter(|e| e["type"] == "req").collect();
     assert!(
         !requests.is_empty(),

@@ -277,6 +277,17 @@ async fn dashboard_shows_live_workloads_topology_and_tap() {
     let path = browser.screenshot("workload-tap").await;
     assert!(std::fs::metadata(&path).unwrap().len() > 10_000);
 
+    // The topology page draws the same edge.
+    browser.open(&format!("{base}#/topology")).await;
+    browser
+        .wait_for(
+            "the topology page's edge",
+            "return !!document.querySelector('#topology [data-edge=\"demo/traffic->demo/web\"]')",
+            |value| value == true,
+        )
+        .await;
+    browser.screenshot("topology").await;
+
     // The certificates page lists each proxy's leaf.
     browser.open(&format!("{base}#/identity")).await;
     browser

@@ -52,6 +52,46 @@ pub struct Args {
     /// The HTTP API and dashboard listener, and where its golden metrics come from.
     #[command(flatten)]
     pub web: WebArgs,
+    /// Who may use tap and which Host names the dashboard answers.
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Tap's token and the dashboard's allowed Host names.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessArgs {
+    /// The API token tap requires (`Authorization: Bearer` or `?token=`):
+    /// read from this file, or created there (mode 0600) with a random
+    /// token when absent. Without it, tap refuses every caller.
+    #[arg(long, env = "WEFT_CONTROLLER_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// More Host names the dashboard and tap answer (besides localhost,
+    /// 127.0.0.1 and [::1], any port); others get 403, against DNS
+    /// rebinding. Comma-separated or repeated.
+    #[arg(long, env = "WEFT_CONTROLLER_WEB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub web_allowed_hosts: Vec<String>,
+    /// How tap reaches the proxies when identity is on: `auto` = mutual TLS
+    /// with the controller's certificate (the proxy's identity verified)
+    /// except to a loopback address; `always`; `never` (plaintext). Without
+    /// identity, always plaintext.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_TAP_TLS",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub tap_tls: TapTls,
+}
+
+/// When tap connects to a proxy with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TapTls {
+    /// TLS except to loopback addresses.
+    Auto,
+    /// Always TLS.
+    Always,
+    /// Never TLS.
+    Never,
 }
 
 /// The web listener's flags: the JSON API (`docs/api.md`) and the metrics

@@ -13,7 +13,9 @@
 //! The ServerConfig is TLS 1.3 only (ring), ALPN `h2`, and requests client
 //! certificates without requiring them: one that is presented must chain to
 //! the trust anchors (proxies holding a certificate use it for Destination;
-//! a proxy asking for its first certificate has none).
+//! a proxy asking for its first certificate has none). A ClientConfig with
+//! the same certificate (verifying servers against the trust anchors) is
+//! kept beside it for the connections the controller opens: tap.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -22,8 +24,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use rustls::RootCertStore;
-use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -65,6 +67,7 @@ pub enum ServingError {
 pub struct ServingTls {
     name: Arc<str>,
     current: Arc<RwLock<Arc<ServerConfig>>>,
+    client: Arc<RwLock<Arc<ClientConfig>>>,
 }
 
 impl ServingTls {
@@ -83,9 +86,25 @@ impl ServingTls {
         tokio_rustls::TlsAcceptor::from(config)
     }
 
-    fn install(&self, config: ServerConfig) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    /// The client configuration with the current certificate (TLS 1.3,
+    /// ALPN `h2`, servers verified against the trust anchors).
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.client
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
+
+    fn install(&self, configs: Configs) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(configs.server);
+        *self.client.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(configs.client);
+    }
+}
+
+/// The server and client configurations around one certificate.
+struct Configs {
+    server: ServerConfig,
+    client: ClientConfig,
 }
 
 /// The controller's certificate and its renewal.
@@ -152,7 +171,7 @@ impl ServingCertificate {
 
         let receiver = authority.subscribe();
         let current = receiver.borrow().clone().ok_or(ServingError::NoIssuer)?;
-        let (config, not_after) = certify(&key, &csr, &name, &spiffe_id, &policy, &current)?;
+        let (configs, not_after) = certify(&key, &csr, &name, &spiffe_id, &policy, &current)?;
         let expiration = Gauge::default();
         registry.register(
             "identity_controller_cert_expiration_timestamp_seconds",
@@ -169,7 +188,8 @@ impl ServingCertificate {
             authority: receiver,
             tls: ServingTls {
                 name: name.into(),
-                current: Arc::new(RwLock::new(Arc::new(config))),
+                current: Arc::new(RwLock::new(Arc::new(configs.server))),
+                client: Arc::new(RwLock::new(Arc::new(configs.client))),
             },
             not_after,
             expiration,
@@ -213,7 +233,7 @@ impl ServingCertificate {
             .borrow_and_update()
             .clone()
             .ok_or(ServingError::NoIssuer)?;
-        let (config, not_after) = certify(
+        let (configs, not_after) = certify(
             &self.key,
             &self.csr,
             self.tls.name(),
@@ -221,7 +241,7 @@ impl ServingCertificate {
             &self.policy,
             &authority,
         )?;
-        self.tls.install(config);
+        self.tls.install(configs);
         self.not_after = not_after;
         self.expiration.set(not_after.unix_timestamp());
         tracing::info!(identity = %self.tls.name(), %not_after, "controller certificate renewed");
@@ -229,7 +249,7 @@ impl ServingCertificate {
     }
 }
 
-/// Signs a leaf for `key` and makes the server configuration around it.
+/// Signs a leaf for `key` and makes the configurations around it.
 fn certify(
     key: &KeyPair,
     csr: &ParsedCsr,
@@ -237,7 +257,7 @@ fn certify(
     spiffe_id: &str,
     policy: &ValidityPolicy,
     authority: &CertificateAuthority,
-) -> Result<(ServerConfig, OffsetDateTime), ServingError> {
+) -> Result<(Configs, OffsetDateTime), ServingError> {
     let validity = leaf_validity(
         OffsetDateTime::now_utc(),
         policy,
@@ -246,8 +266,35 @@ fn certify(
     let leaf = authority.issue(csr, name, spiffe_id, validity)?;
     let mut chain = vec![CertificateDer::from(leaf.certificate)];
     chain.extend(leaf.intermediates.into_iter().map(CertificateDer::from));
-    let config = server_config(key, chain, authority.trust_anchors_der())?;
-    Ok((config, leaf.not_after))
+    let client = client_config(key, chain.clone(), authority.trust_anchors_der())?;
+    let server = server_config(key, chain, authority.trust_anchors_der())?;
+    Ok((Configs { server, client }, leaf.not_after))
+}
+
+/// TLS 1.3, ring, ALPN `h2`; presents the certificate, verifies servers
+/// against `anchors`.
+fn client_config(
+    key: &KeyPair,
+    chain: Vec<CertificateDer<'static>>,
+    anchors: &[Vec<u8>],
+) -> Result<ClientConfig, ServingError> {
+    let tls = |error: String| ServingError::Tls(error);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(
+        anchors
+            .iter()
+            .map(|der| CertificateDer::from(der.as_slice().to_vec())),
+    );
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| tls(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|error| tls(error.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
 }
 
 /// TLS 1.3, ring, ALPN `h2`; client certificates optional, verified against

@@ -194,10 +194,12 @@ impl ApiClient {
 
     /// Sends the GET; a non-2xx answer becomes an error with the server's message.
     async fn send(&self, url: &str) -> Result<http::Response<Incoming>, ApiError> {
-        let uri: Uri = url.parse().map_err(|error: http::uri::InvalidUri| ApiError::BadUrl {
-            url: url.to_string(),
-            reason: error.to_string(),
-        })?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|error: http::uri::InvalidUri| ApiError::BadUrl {
+                url: url.to_string(),
+                reason: error.to_string(),
+            })?;
         let mut request = Request::get(uri).header("accept", "application/json");
         if let Some(token) = &self.token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -208,19 +210,21 @@ impl ApiClient {
                 url: url.to_string(),
                 reason: error.to_string(),
             })?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|error| ApiError::Unreachable {
-                url: url.to_string(),
-                reason: error_chain(&error),
-            })?;
+        let response =
+            self.client
+                .request(request)
+                .await
+                .map_err(|error| ApiError::Unreachable {
+                    url: url.to_string(),
+                    reason: error_chain(&error),
+                })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let body = read_body(url, response.into_body()).await.unwrap_or_default();
+        let body = read_body(url, response.into_body())
+            .await
+            .unwrap_or_default();
         let message = error_message(&body);
         if status == StatusCode::UNAUTHORIZED {
             return Err(ApiError::Unauthorized { message });
@@ -403,7 +407,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -730,7 +735,10 @@ mod tests {
     fn queries_skip_absent_values_and_encode() {
         for (pairs, expected) in [
             (vec![], ""),
-            (vec![("kind", Some("workload")), ("name", None)], "?kind=workload"),
+            (
+                vec![("kind", Some("workload")), ("name", None)],
+                "?kind=workload",
+            ),
             (
                 vec![("to", Some("service/shop/web")), ("path", Some("/a b?&"))],
                 "?to=service/shop/web&path=/a%20b%3F%26",
@@ -743,16 +751,26 @@ mod tests {
     #[test]
     fn http_dates() {
         let date = parse_http_date("Wed, 25 Nov 2026 21:21:22 GMT").unwrap();
-        let seconds = date.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let seconds = date
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         assert_eq!(seconds, 1_795_641_682);
         let epoch = parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT").unwrap();
         assert_eq!(epoch, SystemTime::UNIX_EPOCH);
         let leap = parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT").unwrap();
         assert_eq!(
-            leap.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            leap.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
             951_825_600
         );
-        for bad in ["", "yesterday", "Wed, 25 Nov 2026 21:21:22 CET", "Wed, 32 Nov 2026 1:2:3 GMT"] {
+        for bad in [
+            "",
+            "yesterday",
+            "Wed, 25 Nov 2026 21:21:22 CET",
+            "Wed, 32 Nov 2026 1:2:3 GMT",
+        ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");
         }
     }

@@ -153,8 +153,10 @@ mod tests {
         EdgeRow {
             src: named(src),
             dst: named(dst),
-            client_id: secured.then(|| format!("{src}.demo.serviceaccount.identity.weft.cluster.local")),
-            server_id: secured.then(|| format!("{dst}.demo.serviceaccount.identity.weft.cluster.local")),
+            client_id: secured
+                .then(|| format!("{src}.demo.serviceaccount.identity.weft.cluster.local")),
+            server_id: secured
+                .then(|| format!("{dst}.demo.serviceaccount.identity.weft.cluster.local")),
             secured,
             no_tls_reason: (!secured).then(|| "no_identity".into()),
             rps: Some(5.0),
@@ -164,7 +166,10 @@ mod tests {
 
     #[test]
     fn table_and_wide() {
-        let rows = sort_rows(vec![edge("web", "books", false), edge("traffic", "web", true)]);
+        let rows = sort_rows(vec![
+            edge("web", "books", false),
+            edge("traffic", "web", true),
+        ]);
         assert_eq!(
             render(&rows, false),
             "SRC       DST     SRC_NS   DST_NS   SECURED\n\
@@ -179,7 +184,10 @@ mod tests {
             "{wide}"
         );
         let cells: Vec<&str> = wide.lines().nth(2).unwrap().split_whitespace().collect();
-        assert_eq!(cells, ["web", "books", "demo", "demo", "-", "-", "no_identity"]);
+        assert_eq!(
+            cells,
+            ["web", "books", "demo", "demo", "-", "-", "no_identity"]
+        );
     }
 
     #[test]

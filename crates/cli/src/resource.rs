@@ -12,10 +12,14 @@ use crate::api::{ApiClient, StatResponse, WorkloadsResponse, query};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceError {
     /// No resource type was given.
-    #[error("a resource type is needed: namespace (ns), workload (wl, deploy), service (svc) or authority (au)")]
+    #[error(
+        "a resource type is needed: namespace (ns), workload (wl, deploy), service (svc) or authority (au)"
+    )]
     Missing,
     /// The type is not one weft knows.
-    #[error("unknown resource type {0:?}: use namespace (ns), workload (wl, deploy), service (svc) or authority (au)")]
+    #[error(
+        "unknown resource type {0:?}: use namespace (ns), workload (wl, deploy), service (svc) or authority (au)"
+    )]
     UnknownKind(String),
     /// `TYPE/NAME` arguments of different types.
     #[error("all resources must be of one type ({first} and {other} given)")]
@@ -227,13 +231,22 @@ mod tests {
     fn selections() {
         for (arguments, expected) in [
             (vec!["workload"], Ok((Kind::Workload, vec![]))),
-            (vec!["deploy", "web", "books"], Ok((Kind::Workload, vec!["web", "books"]))),
+            (
+                vec!["deploy", "web", "books"],
+                Ok((Kind::Workload, vec!["web", "books"])),
+            ),
             (vec!["wl/web"], Ok((Kind::Workload, vec!["web"]))),
-            (vec!["svc/web", "service/books"], Ok((Kind::Service, vec!["web", "books"]))),
+            (
+                vec!["svc/web", "service/books"],
+                Ok((Kind::Service, vec!["web", "books"])),
+            ),
             (vec!["ns"], Ok((Kind::Namespace, vec![]))),
             (vec!["au"], Ok((Kind::Authority, vec![]))),
             (vec![], Err(ResourceError::Missing)),
-            (vec!["pizza"], Err(ResourceError::UnknownKind("pizza".into()))),
+            (
+                vec!["pizza"],
+                Err(ResourceError::UnknownKind("pizza".into())),
+            ),
             (vec!["wl/"], Err(ResourceError::Malformed("wl/".into()))),
             (
                 vec!["wl/web", "svc/web"],
@@ -255,7 +268,10 @@ mod tests {
     #[test]
     fn targets() {
         let target = Target::parse("svc/web").unwrap();
-        assert_eq!((target.kind, target.namespace.as_deref()), (Kind::Service, None));
+        assert_eq!(
+            (target.kind, target.namespace.as_deref()),
+            (Kind::Service, None)
+        );
         assert_eq!(target.api_value("shop"), "service/shop/web");
         let target = Target::parse("deploy/shop/load").unwrap();
         assert_eq!(target.namespace.as_deref(), Some("shop"));

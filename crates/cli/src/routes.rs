@@ -82,10 +82,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     }
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&json_rows(&rows))?),
-        format => print!(
-            "{}",
-            render(&rows, format == Format::Wide && to.is_some())
-        ),
+        format => print!("{}", render(&rows, format == Format::Wide && to.is_some())),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -93,7 +90,13 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
 /// By authority, then route, `[DEFAULT]` last.
 pub fn sort_rows(mut rows: Vec<RouteRow>) -> Vec<RouteRow> {
     rows.sort_by(|a, b| {
-        let key = |row: &RouteRow| (service_name(&row.authority), row.route == DEFAULT_ROUTE, row.route.clone());
+        let key = |row: &RouteRow| {
+            (
+                service_name(&row.authority),
+                row.route == DEFAULT_ROUTE,
+                row.route.clone(),
+            )
+        };
         key(a).cmp(&key(b))
     });
     rows
@@ -204,7 +207,10 @@ mod tests {
 
     #[test]
     fn default_route_last_and_columns() {
-        let rows = sort_rows(vec![route(DEFAULT_ROUTE, None), route("GET /books/{id}", Some(1.0))]);
+        let rows = sort_rows(vec![
+            route(DEFAULT_ROUTE, None),
+            route("GET /books/{id}", Some(1.0)),
+        ]);
         assert_eq!(
             render(&rows, false),
             "ROUTE             SERVICE   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99\n\

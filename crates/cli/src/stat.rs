@@ -281,8 +281,14 @@ mod tests {
         );
         let lines: Vec<&str> = wide.lines().collect();
         assert!(lines[0].starts_with("NAMESPACE   NAME   MESHED"), "{wide}");
-        assert!(lines[0].ends_with("READ_BYTES/SEC   WRITE_BYTES/SEC"), "{wide}");
-        assert!(lines[1].starts_with("demo        web       1/1    98.33%"), "{wide}");
+        assert!(
+            lines[0].ends_with("READ_BYTES/SEC   WRITE_BYTES/SEC"),
+            "{wide}"
+        );
+        assert!(
+            lines[1].starts_with("demo        web       1/1    98.33%"),
+            "{wide}"
+        );
         assert!(lines[1].ends_with("10.0B/s           20.0B/s"), "{wide}");
         let authority = render(
             &rows,
@@ -292,8 +298,16 @@ mod tests {
                 wide: false,
             },
         );
-        let cells: Vec<&str> = authority.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(cells, ["web", "-", "98.33%", "7.1rps", "4ms", "26ms", "33ms", "-"]);
+        let cells: Vec<&str> = authority
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            cells,
+            ["web", "-", "98.33%", "7.1rps", "4ms", "26ms", "33ms", "-"]
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         }
         match serde_json::from_str::<TapEvent>(&line) {
             Ok(event) => println!("{}", format_event(&event, args.output == Format::Wide)),
-            Err(error) => eprintln!("weft tap: skipping an event that is not JSON ({error}): {line}"),
+            Err(error) => {
+                eprintln!("weft tap: skipping an event that is not JSON ({error}): {line}")
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -147,7 +149,11 @@ async fn tap_path(client: &ApiClient, filter: &TapFilter) -> anyhow::Result<Stri
             .clone()
             .ok_or_else(|| anyhow::anyhow!("give a resource name or -n NAMESPACE"))?,
     };
-    let name = if selection.kind == Kind::Namespace { None } else { name };
+    let name = if selection.kind == Kind::Namespace {
+        None
+    } else {
+        name
+    };
     let to = match &filter.to {
         Some(text) => {
             let target = Target::parse(text)?;
@@ -279,11 +285,17 @@ mod tests {
         let grpc = event(&format!(
             r#"{{"type": "end", "proxy": "in", {COMMON}, "duration_us": 5, "response_bytes": 0, "grpc_status": "NotFound"}}"#
         ));
-        assert!(format_event(&grpc, false).ends_with("grpc-status=NotFound duration=5µs response-length=0B"));
+        assert!(
+            format_event(&grpc, false)
+                .ends_with("grpc-status=NotFound duration=5µs response-length=0B")
+        );
         let reset = event(&format!(
             r#"{{"type": "end", "proxy": "in", {COMMON}, "duration_us": 5, "response_bytes": 0, "reset_error": "CANCEL"}}"#
         ));
-        assert!(format_event(&reset, false).ends_with("reset-error=CANCEL duration=5µs response-length=0B"));
+        assert!(
+            format_event(&reset, false)
+                .ends_with("reset-error=CANCEL duration=5µs response-length=0B")
+        );
     }
 
     #[test]

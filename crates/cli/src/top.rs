@@ -135,7 +135,8 @@ impl Aggregator {
                 stats.successes += u64::from(succeeded);
                 if let Some(latency) = pending.latency_us {
                     stats.best_us = Some(stats.best_us.map_or(latency, |best| best.min(latency)));
-                    stats.worst_us = Some(stats.worst_us.map_or(latency, |worst| worst.max(latency)));
+                    stats.worst_us =
+                        Some(stats.worst_us.map_or(latency, |worst| worst.max(latency)));
                     stats.last_us = Some(latency);
                 }
             }
@@ -164,12 +165,13 @@ fn peer_name(peer: &Option<TapPeer>, address: &str, strip_port: bool) -> String 
     {
         return workload.clone();
     }
-    if strip_port {
-        if let Some((host, _)) = address.rsplit_once(':') {
-            return host.trim_start_matches('[').trim_end_matches(']').to_string();
-        }
+    match address.rsplit_once(':') {
+        Some((host, _)) if strip_port => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        _ => address.to_string(),
     }
-    address.to_string()
 }
 
 /// The top table.
@@ -265,7 +267,10 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         }
     }
     if args.output == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&json_rows(&aggregator.rows()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_rows(&aggregator.rows()))?
+        );
     } else {
         draw(&aggregator, args.hide_sources, terminal);
     }
@@ -301,9 +306,24 @@ mod tests {
         .unwrap()
     }
 
-    fn request(aggregator: &mut Aggregator, id: &str, path: &str, status: u16, latency: u64, end: &str) {
-        aggregator.record(&event("req", id, &format!(r#", "method": "GET", "path": "{path}""#)));
-        aggregator.record(&event("rsp", id, &format!(r#", "status": {status}, "latency_us": {latency}"#)));
+    fn request(
+        aggregator: &mut Aggregator,
+        id: &str,
+        path: &str,
+        status: u16,
+        latency: u64,
+        end: &str,
+    ) {
+        aggregator.record(&event(
+            "req",
+            id,
+            &format!(r#", "method": "GET", "path": "{path}""#),
+        ));
+        aggregator.record(&event(
+            "rsp",
+            id,
+            &format!(r#", "status": {status}, "latency_us": {latency}"#),
+        ));
         aggregator.record(&event("end", id, end));
     }
 
@@ -313,23 +333,50 @@ mod tests {
         request(&mut aggregator, "0:1", "/books", 200, 3_000, "");
         request(&mut aggregator, "0:2", "/books", 500, 9_000, "");
         request(&mut aggregator, "0:3", "/books", 200, 1_000, "");
-        request(&mut aggregator, "0:4", "/authors", 200, 500, r#", "grpc_status": 5"#);
-        request(&mut aggregator, "0:5", "/authors", 200, 700, r#", "reset_error": "CANCEL""#);
-        request(&mut aggregator, "0:6", "/authors", 200, 800, r#", "grpc_status": "OK""#);
+        request(
+            &mut aggregator,
+            "0:4",
+            "/authors",
+            200,
+            500,
+            r#", "grpc_status": 5"#,
+        );
+        request(
+            &mut aggregator,
+            "0:5",
+            "/authors",
+            200,
+            700,
+            r#", "reset_error": "CANCEL""#,
+        );
+        request(
+            &mut aggregator,
+            "0:6",
+            "/authors",
+            200,
+            800,
+            r#", "grpc_status": "OK""#,
+        );
         // An end without its request is ignored.
         aggregator.record(&event("end", "9:9", ""));
         let rows = aggregator.rows();
         assert_eq!(rows.len(), 2);
         let (key, books) = &rows[0];
-        assert_eq!((key.source.as_str(), key.destination.as_str()), ("traffic", "web"));
+        assert_eq!(
+            (key.source.as_str(), key.destination.as_str()),
+            ("traffic", "web")
+        );
         assert_eq!(key.path, "/authors");
-        assert_eq!(rows[1].1, TopStats {
-            count: 3,
-            successes: 2,
-            best_us: Some(1_000),
-            worst_us: Some(9_000),
-            last_us: Some(1_000),
-        });
+        assert_eq!(
+            rows[1].1,
+            TopStats {
+                count: 3,
+                successes: 2,
+                best_us: Some(1_000),
+                worst_us: Some(9_000),
+                last_us: Some(1_000),
+            }
+        );
         assert_eq!((books.count, books.successes), (3, 1));
         assert_eq!(
             render(&rows, false),

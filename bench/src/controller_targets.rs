@@ -134,6 +134,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             destination_addr.to_string(),
             "--admin-addr".into(),
             admin_addr.to_string(),
+            "--web-addr".into(),
+            "127.0.0.1:0".into(),
         ],
         envs: &[("RUST_LOG".into(), "warn".into())],
         placement: &Placement {

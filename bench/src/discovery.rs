@@ -233,6 +233,8 @@ pub fn start_controller(
         destination.to_string(),
         "--admin-addr".into(),
         admin.to_string(),
+        "--web-addr".into(),
+        "127.0.0.1:0".into(),
     ];
     let identity = if spec.identity {
         let identity = init_identity(spec)?;

@@ -5,13 +5,13 @@
 //! 2. identity (with --identity-issuer-dir): load and check the issuer, read or
 //!    create the token key, write the workloads' token files, issue the
 //!    controller its own certificate (any failure: exit 64)
-//! 3. bind --destination-addr, --identity-addr, --admin-addr (a taken port
-//!    stops start-up, naming the flag); with identity both gRPC ports take
-//!    TLS (the controller's certificate) and plaintext
+//! 3. bind --destination-addr, --identity-addr, --admin-addr, --web-addr (a
+//!    taken port stops start-up, naming the flag); with identity both gRPC
+//!    ports take TLS (the controller's certificate) and plaintext
 //! 4. register metrics in one registry
 //! 5. start the watchers (mesh file, issuer files), the token writer, the
 //!    controller certificate's renewal, the Destination and Identity
-//!    servers, the admin server
+//!    servers, the admin server, the web server (HTTP API + merged routes)
 //! 6. mark ready; on SIGTERM/SIGINT stop everything and drain
 //! ```
 //!
@@ -19,6 +19,10 @@
 //! the first good load is serving; the body shows the mesh file's status,
 //! including the current file's error while the last good version serves, and
 //! the identity issuer's) and `/live`.
+//!
+//! The web server (`--web-addr`) serves [`crate::web`]'s `/api/...` routes
+//! merged with [`web_routes`]: the composition point where other modules
+//! (tap, the dashboard at `/`) add theirs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +43,7 @@ use tokio::sync::watch;
 use crate::catalog::Catalog;
 pub use crate::config::Args;
 use crate::config::IdentityConfig;
+use crate::dashboard::AllowedHosts;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError};
 use crate::identity::issuer_files::{
     IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
@@ -49,6 +54,10 @@ use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
 use crate::identity::token_files::{TokenDirError, TokenFileMetrics, TokenFiles};
 use crate::incoming::{GrpcListener, IncomingMetrics, Server};
 use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
+use crate::metrics_api::{MetricsApi, MetricsSource, ScrapeStatuses};
+use crate::tap::token::{ApiToken, TokenFileError};
+use crate::tap::{TapMetrics, TapState};
+use crate::web::WebState;
 
 /// The exit status for bad or missing start-up input: the mesh file, the
 /// identity issuer files, the token key or directory (`EX_USAGE`).
@@ -74,6 +83,9 @@ pub enum AppError {
     /// The token directory cannot be created.
     #[error("cannot start the identity service: {0}")]
     TokenDir(#[from] TokenDirError),
+    /// The API token file cannot be read or created.
+    #[error("cannot start: --api-token-file {0}")]
+    ApiToken(#[from] TokenFileError),
     /// The controller could not certify itself.
     #[error("cannot start the identity service: {0}")]
     Serving(#[from] ServingError),
@@ -96,6 +108,9 @@ pub enum AppError {
     /// The admin server failed.
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
+    /// The web server failed.
+    #[error("web server failed: {0}")]
+    Web(std::io::Error),
 }
 
 impl AppError {
@@ -107,11 +122,13 @@ impl AppError {
             | AppError::IssuerFiles(_)
             | AppError::TokenKey(_)
             | AppError::TokenDir(_)
+            | AppError::ApiToken(_)
             | AppError::Serving(_) => EXIT_BAD_MESH_FILE,
             AppError::Bind { .. }
             | AppError::Destination(_)
             | AppError::Identity(_)
-            | AppError::Admin(_) => 1,
+            | AppError::Admin(_)
+            | AppError::Web(_) => 1,
         }
     }
 }
@@ -215,6 +232,10 @@ pub struct App {
     identity: Option<(IdentityStage, GrpcListener)>,
     admin_listener: TcpListener,
     admin: Arc<AdminState>,
+    web_listener: TcpListener,
+    web: Arc<WebState>,
+    /// Routes merged into the web listener: tap and the dashboard.
+    web_extra: axum::Router,
     shutdown: watch::Sender<bool>,
 }
 
@@ -235,6 +256,18 @@ impl App {
         //    token key is read (or created); token files are written once now.
         let identity = match args.identity.config() {
             Some(config) => Some(IdentityStage::load(config, &source, &mut registry)?),
+            None => None,
+        };
+
+        // 2b. The API token tap requires: read, or created (0600).
+        let api_token = match &args.access.api_token_file {
+            Some(path) => {
+                let (token, created) = ApiToken::load_or_create(path)?;
+                if created {
+                    tracing::info!(path = %path.display(), "created a new API token");
+                }
+                Some(token)
+            }
             None => None,
         };
 
@@ -262,13 +295,34 @@ impl App {
             None => None,
         };
         let admin_listener = bind("--admin-addr", args.admin_addr).await?;
+        let web_listener = bind("--web-addr", args.web.web_addr).await?;
 
         // 4. The remaining metrics, in the same registry.
         let mesh_file_metrics = MeshFileMetrics::new(&mut registry);
         let destination_metrics = DestinationMetrics::new(&mut registry);
+        let tap = Arc::new(TapState {
+            catalog: catalog.clone(),
+            token: api_token,
+            metrics: TapMetrics::new(&mut registry),
+        });
+        let web_extra = web_routes(tap, AllowedHosts::new(&args.access.web_allowed_hosts));
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let mesh = args.identity.config().map(|config| config.domain);
+        let web = Arc::new(WebState {
+            catalog: catalog.clone(),
+            metrics: MetricsApi {
+                source: if args.web.prometheus_url.is_some() {
+                    MetricsSource::Prometheus
+                } else {
+                    MetricsSource::Scrape
+                },
+                statuses: ScrapeStatuses::default(),
+            },
+            identity_domain: mesh.clone(),
+            mesh_file_path: mesh_file.clone(),
+            mesh_file_status: source.status_handle(),
+        });
         let destination =
             DestinationService::new(catalog, destination_metrics, shutdown_receiver, mesh);
         let issuer = identity
@@ -289,6 +343,9 @@ impl App {
             identity,
             admin_listener,
             admin,
+            web_listener,
+            web,
+            web_extra,
             shutdown,
         })
     }
@@ -310,6 +367,11 @@ impl App {
         self.admin_listener.local_addr()
     }
 
+    /// The bound web (HTTP API) address.
+    pub fn web_addr(&self) -> std::io::Result<SocketAddr> {
+        self.web_listener.local_addr()
+    }
+
     /// Steps 5–6: runs until `stop` completes, then drains (bounded).
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(), AppError> {
         let Self {
@@ -319,6 +381,9 @@ impl App {
             identity,
             admin_listener,
             admin,
+            web_listener,
+            web,
+            web_extra,
             shutdown,
         } = self;
         let stopped = |mut receiver: watch::Receiver<bool>| async move {
@@ -356,6 +421,13 @@ impl App {
                 .into_future(),
         );
 
+        let mut web_server = tokio::spawn(crate::web::serve(
+            web_listener,
+            web,
+            web_extra,
+            stopped(shutdown.subscribe()),
+        ));
+
         // 6. Ready: the first good load is serving. Then wait for a stop or a failure.
         admin.ready.store(true, Ordering::Release);
         tracing::info!("weft-controller ready");
@@ -369,6 +441,7 @@ impl App {
                 }
             } => Some(flatten(result, |error| error.into())),
             result = &mut admin_server => Some(flatten(result, AppError::Admin)),
+            result = &mut web_server => Some(flatten(result, AppError::Web)),
         };
         admin.ready.store(false, Ordering::Release);
         let _ = shutdown.send(true);
@@ -386,6 +459,9 @@ impl App {
             }
             if !admin_server.is_finished() {
                 let _ = admin_server.await;
+            }
+            if !web_server.is_finished() {
+                let _ = web_server.await;
             }
         };
         if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
@@ -444,6 +520,20 @@ impl IdentityStage {
             serving,
         })
     }
+}
+
+/// Routes served on `--web-addr` beside the `/api/...` routes of
+/// [`crate::web`]: modules that add pages or streams (tap, the dashboard at
+/// `/` and `/assets/...`) merge their own `Router` (with its state applied) here.
+/// The browser-facing ones answer only allowed Host names (DNS rebinding).
+fn web_routes(tap: Arc<TapState>, allowed_hosts: AllowedHosts) -> axum::Router {
+    axum::Router::new()
+        .merge(crate::tap::router(tap))
+        .merge(crate::dashboard::router())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(allowed_hosts),
+            crate::dashboard::check_host,
+        ))
 }
 
 fn flatten<E>(

@@ -49,6 +49,50 @@ pub struct Args {
     /// The Identity service (enabled by --identity-issuer-dir).
     #[command(flatten)]
     pub identity: IdentityArgs,
+    /// The HTTP API and dashboard listener, and where its golden metrics come from.
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// Who may use tap and which Host names the dashboard answers.
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Tap's token and the dashboard's allowed Host names.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessArgs {
+    /// The API token tap requires (`Authorization: Bearer` or `?token=`):
+    /// read from this file, or created there (mode 0600) with a random
+    /// token when absent. Without it, tap refuses every caller.
+    #[arg(long, env = "WEFT_CONTROLLER_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// More Host names the dashboard and tap answer (besides localhost,
+    /// 127.0.0.1 and [::1], any port); others get 403, against DNS
+    /// rebinding. Comma-separated or repeated.
+    #[arg(long, env = "WEFT_CONTROLLER_WEB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub web_allowed_hosts: Vec<String>,
+}
+
+/// The web listener's flags: the JSON API (`docs/api.md`) and the metrics
+/// behind it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebArgs {
+    /// Where the HTTP API and the dashboard listen.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_WEB_ADDR",
+        default_value = "127.0.0.1:8084"
+    )]
+    pub web_addr: SocketAddr,
+    /// How often every meshed proxy's `/metrics` is scraped (Go duration).
+    #[arg(long, env = "WEFT_CONTROLLER_SCRAPE_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub scrape_interval: Duration,
+    /// How long scraped samples are kept; queries may span at most this (Go duration).
+    #[arg(long, env = "WEFT_CONTROLLER_METRICS_RETENTION", default_value = "15m", value_parser = duration)]
+    pub metrics_retention: Duration,
+    /// Answer golden-metrics queries from this Prometheus (`http://host:9090`)
+    /// instead of scraping the proxies.
+    #[arg(long, env = "WEFT_CONTROLLER_PROMETHEUS_URL", value_parser = http_url)]
+    pub prometheus_url: Option<String>,
 }
 
 /// The Identity service's flags.
@@ -259,6 +303,17 @@ fn duration(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+fn http_url(text: &str) -> Result<String, String> {
+    let url = text.trim_end_matches('/');
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or("must be an http:// URL (https is not supported)")?;
+    if authority.is_empty() || authority.contains('/') {
+        return Err("must be http://host:port with no path".into());
+    }
+    Ok(url.to_string())
+}
+
 fn dns_name(text: &str) -> Result<String, String> {
     if is_dns_name(text) {
         Ok(text.to_string())
@@ -329,6 +384,39 @@ mod tests {
                 "--identity-trust-domain",
                 "Cluster.Local",
             ],
+        ];
+        for flags in cases {
+            let argv = ["weft-controller", "--mesh-file", "m.yaml"]
+                .into_iter()
+                .chain(flags.iter().copied());
+            assert!(Args::try_parse_from(argv).is_err(), "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn web_defaults_and_checks() {
+        let args = Args::try_parse_from(["weft-controller", "--mesh-file", "m.yaml"]).unwrap();
+        assert_eq!(args.web.web_addr, "127.0.0.1:8084".parse().unwrap());
+        assert_eq!(args.web.scrape_interval, Duration::from_secs(10));
+        assert_eq!(args.web.metrics_retention, Duration::from_secs(900));
+        assert_eq!(args.web.prometheus_url, None);
+        let args = Args::try_parse_from([
+            "weft-controller",
+            "--mesh-file",
+            "m.yaml",
+            "--prometheus-url",
+            "http://127.0.0.1:9090/",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.web.prometheus_url.as_deref(),
+            Some("http://127.0.0.1:9090")
+        );
+        let cases: [&[&str]; 4] = [
+            &["--prometheus-url", "https://prom:9090"],
+            &["--prometheus-url", "http://prom:9090/api"],
+            &["--scrape-interval", "0s"],
+            &["--metrics-retention", "forever"],
         ];
         for flags in cases {
             let argv = ["weft-controller", "--mesh-file", "m.yaml"]

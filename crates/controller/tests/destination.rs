@@ -99,6 +99,7 @@ impl Controller {
             .arg(destination.to_string())
             .arg("--admin-addr")
             .arg(admin.to_string())
+            .args(["--web-addr", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

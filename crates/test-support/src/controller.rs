@@ -37,6 +37,8 @@ pub struct ControllerProcess {
     child: Option<Child>,
     destination: SocketAddr,
     admin: SocketAddr,
+    /// The HTTP API (`--web-addr`).
+    web: SocketAddr,
     dir: PathBuf,
     log_path: PathBuf,
     /// Start-ups so far (the log of each run is appended to the same file).
@@ -69,6 +71,12 @@ impl ControllerProcess {
         Self::start_inner(mesh, true, args)
     }
 
+    /// Like [`ControllerProcess::start`], with more arguments (e.g.
+    /// `--scrape-interval 1s`).
+    pub fn start_with_args(mesh: &str, args: &[&str]) -> Self {
+        Self::start_inner(mesh, false, args)
+    }
+
     fn start_inner(mesh: &str, identity: bool, args: &[&str]) -> Self {
         // A port picked free may be taken before the controller binds it.
         const ATTEMPTS: usize = 3;
@@ -78,6 +86,7 @@ impl ControllerProcess {
                 child: None,
                 destination: free_addr(),
                 admin: free_addr(),
+                web: free_addr(),
                 log_path: dir.join("weft-controller.log"),
                 dir,
                 runs: 0,
@@ -213,6 +222,11 @@ impl ControllerProcess {
         }
     }
 
+    /// The HTTP API's address (`--web-addr`).
+    pub fn web_addr(&self) -> SocketAddr {
+        self.web
+    }
+
     /// `GET path` on the admin server.
     pub fn admin_get(&self, path: &str) -> std::io::Result<AdminResponse> {
         admin_request(self.admin, "GET", path)
@@ -285,6 +299,8 @@ impl ControllerProcess {
             .arg(self.destination.to_string())
             .arg("--admin-addr")
             .arg(self.admin.to_string())
+            .arg("--web-addr")
+            .arg(self.web.to_string())
             .env_remove("WEFT_CONTROLLER_MESH_FILE")
             .env_remove("WEFT_CONTROLLER_DESTINATION_ADDR")
             .env_remove("WEFT_CONTROLLER_ADMIN_ADDR")

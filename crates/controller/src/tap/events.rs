@@ -95,10 +95,12 @@ pub fn to_json(event: &TapEvent, context: EventContext<'_>) -> Option<Value> {
             );
             line.insert("authority".into(), json!(init.authority));
             line.insert("path".into(), json!(init.path));
-            let route = event
-                .route_meta
-                .as_ref()
-                .and_then(|meta| meta.labels.get("route"));
+            // The proxy names the profile route `rt_route` (Linkerd's tap label).
+            let route = event.route_meta.as_ref().and_then(|meta| {
+                meta.labels
+                    .get("rt_route")
+                    .or_else(|| meta.labels.get("route"))
+            });
             line.insert("route".into(), json!(route));
         }
         HttpEvent::ResponseInit(init) => {
@@ -239,7 +241,7 @@ mod tests {
             source: Some(address("127.0.0.2:51000")),
             source_meta: Some(metas.0),
             route_meta: Some(RouteMeta {
-                labels: HashMap::from([("route".to_string(), "GET /books/{id}".to_string())]),
+                labels: HashMap::from([("rt_route".to_string(), "GET /books/{id}".to_string())]),
             }),
             destination: Some(address("127.0.0.3:7002")),
             destination_meta: Some(metas.1),

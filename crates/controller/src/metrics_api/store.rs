@@ -42,6 +42,8 @@ pub struct Store {
     freshness: Duration,
     series: HashMap<SeriesKey, VecDeque<(f64, f64)>>,
     strings: HashSet<Arc<str>>,
+    /// When each target (its labels) was last scraped.
+    last_scrapes: HashMap<Vec<(String, String)>, f64>,
 }
 
 impl Store {
@@ -53,6 +55,7 @@ impl Store {
             freshness,
             series: HashMap::new(),
             strings: HashSet::new(),
+            last_scrapes: HashMap::new(),
         }
     }
 
@@ -67,8 +70,15 @@ impl Store {
 
     /// Adds one scrape of a target at `time` (Unix seconds): each sample
     /// with the target's labels (`namespace`, `workload`, ...) added;
-    /// samples whose labels became equal (dropped labels) are summed.
+    /// samples whose labels became equal (dropped labels) are summed. A
+    /// counter that appears on a target scraped before starts with a zero
+    /// at that scrape (it did not exist then), so its first requests count.
     pub fn ingest(&mut self, target_labels: &[(&str, &str)], samples: &[KeptSample], time: f64) {
+        let target: Vec<(String, String)> = target_labels
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let previous = self.last_scrapes.insert(target, time);
         let mut summed: HashMap<SeriesKey, f64> = HashMap::new();
         for sample in samples {
             let mut labels: Vec<(Arc<str>, Arc<str>)> = sample
@@ -89,7 +99,14 @@ impl Store {
             *summed.entry(key).or_default() += sample.value;
         }
         for (key, value) in summed {
-            self.series.entry(key).or_default().push_back((time, value));
+            let samples = self.series.entry(key.clone()).or_default();
+            if samples.is_empty()
+                && let Some(previous) = previous
+                && is_counter(key.metric)
+            {
+                samples.push_back((previous, 0.0));
+            }
+            samples.push_back((time, value));
         }
     }
 
@@ -105,6 +122,7 @@ impl Store {
             !samples.is_empty()
         });
         self.strings.retain(|text| Arc::strong_count(text) > 1);
+        self.last_scrapes.retain(|_, time| *time >= oldest);
     }
 
     /// How many series are stored.
@@ -186,6 +204,11 @@ impl Store {
             }
         }
     }
+}
+
+/// Whether a kept metric is a counter (or a histogram's bucket counter).
+fn is_counter(metric: &str) -> bool {
+    metric.ends_with("_total") || metric.ends_with("_bucket")
 }
 
 /// A bucket's `le` as a number (`+Inf` included).
@@ -321,6 +344,30 @@ mod tests {
                 )
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_counter_new_on_a_known_target_starts_from_zero() {
+        let mut store = Store::new(Duration::from_secs(900), Duration::from_secs(20));
+        let web = [("workload", "web")];
+        let counter = |value| sample("response_total", &[("direction", "inbound")], value);
+        store.ingest(&web, &[], 100.0);
+        store.ingest(&web, &[counter(40.0)], 110.0);
+        store.ingest(&web, &[counter(40.0)], 120.0);
+        // A target seen for the first time has no such zero.
+        store.ingest(
+            &[("workload", "db")],
+            &[sample("response_total", &[("direction", "inbound")], 7.0)],
+            120.0,
+        );
+        let query = query(Operation::Increase, "response_total", &["workload"]);
+        let increases: BTreeMap<String, f64> = store
+            .evaluate(&query, 120.0)
+            .into_iter()
+            .map(|(group, value)| (group["workload"].clone(), value))
+            .collect();
+        assert_eq!(increases.get("web"), Some(&40.0), "{increases:?}");
+        assert_eq!(increases.get("db"), None, "{increases:?}");
     }
 
     #[test]

@@ -159,9 +159,12 @@ impl Target {
         }
     }
 
-    /// The API's `KIND/NAMESPACE/NAME` form (a namespace target is `namespace/NAME/NAME`).
+    /// The API's `KIND/NAMESPACE/NAME` form (a namespace is `namespace/NAME`).
     pub fn api_value(&self, namespace: &str) -> String {
-        format!("{}/{namespace}/{}", self.kind.api_name(), self.name)
+        match self.kind {
+            Kind::Namespace => format!("namespace/{}", self.name),
+            kind => format!("{}/{namespace}/{}", kind.api_name(), self.name),
+        }
     }
 }
 
@@ -276,6 +279,10 @@ mod tests {
         let target = Target::parse("deploy/shop/load").unwrap();
         assert_eq!(target.namespace.as_deref(), Some("shop"));
         assert_eq!(target.api_value("shop"), "workload/shop/load");
+        assert_eq!(
+            Target::parse("ns/shop").unwrap().api_value("shop"),
+            "namespace/shop"
+        );
         for bad in ["web", "svc//web", "a/b/c/d"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }

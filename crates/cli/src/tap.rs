@@ -39,8 +39,8 @@ pub struct TapFilter {
     #[arg(long)]
     pub path: Option<String>,
     /// At most this many requests a second, across the tapped proxies.
-    #[arg(long, default_value_t = 100.0)]
-    pub max_rps: f64,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rps: u32,
     /// Stop after this long (`30s`, `2m`; default: until Ctrl-C).
     #[arg(long, value_parser = go_duration)]
     pub duration: Option<Duration>,

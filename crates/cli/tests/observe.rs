@@ -51,12 +51,44 @@ fn scratch(label: &str) -> PathBuf {
     dir
 }
 
-/// A meshed workload whose proxy listens on `inbound` and `admin`.
-fn workload_yaml(name: &str, app: SocketAddr, inbound: u16, admin: u16) -> String {
+/// The ports a workload's proxy listens on, as the mesh file names them.
+#[derive(Clone, Copy)]
+struct ProxyPorts {
+    inbound: u16,
+    admin: u16,
+    tap: u16,
+}
+
+impl ProxyPorts {
+    fn free() -> Self {
+        Self {
+            inbound: free_port(),
+            admin: free_port(),
+            tap: free_port(),
+        }
+    }
+
+    /// A proxy builder listening on these ports.
+    fn builder(self) -> ProxyBuilder {
+        let at = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+        ProxyProcess::builder()
+            .inbound_addr(at(self.inbound))
+            .admin_addr(at(self.admin))
+            .tap_addr(at(self.tap))
+    }
+}
+
+/// A meshed workload whose proxy listens on `ports`.
+fn workload_yaml(name: &str, app: SocketAddr, ports: ProxyPorts) -> String {
+    let ProxyPorts {
+        inbound,
+        admin,
+        tap,
+    } = ports;
     format!(
         "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\n  \
          labels: {{app: {name}}}\nspec:\n  serviceAccount: {name}\n  addresses: [{}]\n  ports:\n  \
-         - {{name: http, port: {}}}\n  meshed: true\n  proxy: {{inboundPort: {inbound}, adminPort: {admin}}}\n",
+         - {{name: http, port: {}}}\n  meshed: true\n  proxy: {{inboundPort: {inbound}, adminPort: {admin}, tapPort: {tap}}}\n",
         app.ip(),
         app.port()
     )
@@ -90,23 +122,12 @@ fn identity_env(
 impl Observed {
     fn start(controller_args: &[&str]) -> Observed {
         let backend = HttpTestServer::start_with(Behavior::new().fail(FAILURES.0, FAILURES.1));
-        let (books_inbound, books_admin) = (free_port(), free_port());
-        let (traffic_inbound, traffic_admin) = (free_port(), free_port());
+        let (books_ports, traffic_ports) = (ProxyPorts::free(), ProxyPorts::free());
         let traffic_app: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mesh = MeshFile::new()
             .service(NAMESPACE, "books", &[("app", "books")])
-            .document(&workload_yaml(
-                "books",
-                backend.addr(),
-                books_inbound,
-                books_admin,
-            ))
-            .document(&workload_yaml(
-                "traffic",
-                traffic_app,
-                traffic_inbound,
-                traffic_admin,
-            ))
+            .document(&workload_yaml("books", backend.addr(), books_ports))
+            .document(&workload_yaml("traffic", traffic_app, traffic_ports))
             .profile(
                 NAMESPACE,
                 "books",
@@ -120,25 +141,18 @@ impl Observed {
         let mut args = vec!["--scrape-interval", "1s", "--api-token-file", &token_arg];
         args.extend_from_slice(controller_args);
         let controller = ControllerProcess::start_with_identity_args(&mesh, &args);
-        let at = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
         let books = identity_env(
-            ProxyProcess::builder()
-                .inbound_addr(at(books_inbound))
-                .admin_addr(at(books_admin))
-                .inbound_forward(backend.addr()),
+            books_ports.builder().inbound_forward(backend.addr()),
             &controller,
             "books",
             BOOKS_IDENTITY,
         )
         .spawn();
         let traffic = identity_env(
-            ProxyProcess::builder()
-                .inbound_addr(at(traffic_inbound))
-                .admin_addr(at(traffic_admin))
-                .env(
-                    "WEFT_PROXY_DESTINATION_SVC_ADDR",
-                    controller.destination_addr().to_string(),
-                ),
+            traffic_ports.builder().env(
+                "WEFT_PROXY_DESTINATION_SVC_ADDR",
+                controller.destination_addr().to_string(),
+            ),
             &controller,
             "traffic",
             TRAFFIC_IDENTITY,
@@ -154,8 +168,14 @@ impl Observed {
         }
     }
 
-    /// Sends `total` requests from traffic to books.
+    /// Sends `total` requests from traffic to books, once the controller
+    /// has scraped both proxies (counters it first sees are its baseline).
     fn send_traffic(&self, total: usize) -> load::LoadReport {
+        self.weft_json_until(&["stat", "workload", "-n", NAMESPACE], |rows| {
+            ["books", "traffic"]
+                .iter()
+                .all(|name| row(rows, name).is_some_and(|row| row["meshed"] == "1/1"))
+        });
         load::run(self.traffic.outbound_addr(), URL, total, 4)
     }
 
@@ -168,34 +188,22 @@ impl Observed {
         )
     }
 
-    /// `weft ARGS -o json`, parsed; panics unless it exits 0.
-    fn weft_json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        let output = self.weft(&all);
-        assert!(
-            output.status.success(),
-            "weft {all:?} failed: {}{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-            panic!("weft {all:?}: not JSON ({error}): {}", text(&output.stdout))
-        })
-    }
-
-    /// Polls `weft ARGS -o json` until `accept` returns true.
+    /// Polls `weft ARGS -o json` until it exits 0 with JSON `accept` takes.
     fn weft_json_until(&self, args: &[&str], accept: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + SETTLE;
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
         loop {
-            let value = self.weft_json(args);
-            if accept(&value) {
+            let output = self.weft(&all);
+            let value: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+            if output.status.success() && accept(&value) {
                 return value;
             }
             assert!(
                 Instant::now() < deadline,
-                "weft {args:?} never showed what was expected within {SETTLE:?}: {value:#}\n\
+                "weft {all:?} never showed what was expected within {SETTLE:?}: {value:#}\n{}\n\
                  --- books proxy log ---\n{}\n--- controller log ---\n{}",
+                text(&output.stderr),
                 self.books.log(),
                 self.controller.log()
             );
@@ -231,7 +239,6 @@ fn row<'a>(rows: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 #[test]
-#[ignore = "needs /api/stat, /api/edges, /api/routes and /api/identity (branch metrics)"]
 fn stat_edges_and_routes_report_the_traffic() {
     let mesh = Observed::start(&[]);
     let report = mesh.send_traffic(200);
@@ -273,8 +280,21 @@ fn stat_edges_and_routes_report_the_traffic() {
         table_text.starts_with("NAME    MESHED   SUCCESS"),
         "{table_text}"
     );
+    // (A scrape may land between the two calls: compare with the tolerance.)
+    let cells: Vec<&str> = table_text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&cells[..2], ["books", "1/1"], "{table_text}");
+    let percent: f64 = cells[2].trim_end_matches('%').parse().unwrap();
     assert!(
-        table_text.contains(&format!("{:.2}%", success * 100.0)),
+        (percent / 100.0 - expected_rate).abs() < 0.05,
+        "{table_text}"
+    );
+    assert!(
+        cells[3].ends_with("rps") && cells[4].ends_with("ms"),
         "{table_text}"
     );
 
@@ -296,14 +316,17 @@ fn stat_edges_and_routes_report_the_traffic() {
     assert_eq!(edge["client_id"], TRAFFIC_IDENTITY, "{edges:#}");
     assert_eq!(edge["server_id"], BOOKS_IDENTITY, "{edges:#}");
 
-    // Routes: the profile's route served books' requests.
-    let routes = mesh.weft_json_until(&["routes", "svc/books", "-n", NAMESPACE], |routes| {
-        routes.as_array().is_some_and(|routes| {
-            routes
-                .iter()
-                .any(|route| route["route"] == "GET /" && route["rps"].as_f64().is_some())
-        })
-    });
+    // Routes: the profile's route, as traffic's proxy sent it to books.
+    let routes = mesh.weft_json_until(
+        &["routes", "wl/traffic", "--to", "svc/books", "-n", NAMESPACE],
+        |routes| {
+            routes.as_array().is_some_and(|routes| {
+                routes
+                    .iter()
+                    .any(|route| route["route"] == "GET /" && route["rps"].as_f64().is_some())
+            })
+        },
+    );
     let route = routes
         .as_array()
         .unwrap()
@@ -365,26 +388,103 @@ fn tap_refuses_a_caller_without_the_token() {
     );
     assert!(message.contains("was refused"), "{message}");
 
-    // The controller's own token opens the stream (it ends at --duration).
-    let allowed = mesh.weft(&[
+    // The controller's own token opens the stream: live requests to books.
+    let traffic = load::BackgroundLoad::start(
+        mesh.traffic.outbound_addr(),
+        URL,
+        2,
+        Duration::from_millis(20),
+    );
+    let token = mesh.token_file.to_str().unwrap();
+    let events = mesh.weft(&[
         "tap",
         "deploy/books",
         "-n",
         NAMESPACE,
+        "--limit",
+        "9",
         "--duration",
-        "2s",
+        "30s",
         "--token-file",
-        mesh.token_file.to_str().unwrap(),
+        token,
+        "-o",
+        "json",
     ]);
     assert!(
-        allowed.status.success(),
+        events.status.success(),
         "tap with the token: {}",
-        text(&allowed.stderr)
+        text(&events.stderr)
     );
+    let events: Vec<Value> = text(&events.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(events.len(), 9, "{events:#?}");
+    let request = events
+        .iter()
+        .find(|event| event["type"] == "req")
+        .expect("a req event");
+    assert_eq!(request["path"], "/", "{request:#}");
+    assert_eq!(request["method"], "GET", "{request:#}");
+    assert_eq!(request["dst"]["workload"], "books", "{request:#}");
+    assert!(
+        events
+            .iter()
+            .any(|event| event["type"] == "rsp"
+                && (event["status"] == 200 || event["status"] == 500)),
+        "{events:#?}"
+    );
+
+    let lines = mesh.weft(&[
+        "tap",
+        "deploy/books",
+        "-n",
+        NAMESPACE,
+        "--limit",
+        "3",
+        "--duration",
+        "30s",
+        "--token-file",
+        token,
+    ]);
+    let printed = text(&lines.stdout);
+    assert!(lines.status.success(), "{printed}{}", text(&lines.stderr));
+    assert_eq!(printed.lines().count(), 3, "{printed}");
+    assert!(
+        printed.lines().all(|line| ["req id=", "rsp id=", "end id="]
+            .iter()
+            .any(|start| line.starts_with(start))),
+        "{printed}"
+    );
+
+    // top: the requests aggregated by path, with a plausible success rate.
+    let top = mesh.weft(&[
+        "top",
+        "deploy/books",
+        "-n",
+        NAMESPACE,
+        "--duration",
+        "4s",
+        "--token-file",
+        token,
+        "-o",
+        "json",
+    ]);
+    assert!(top.status.success(), "{}", text(&top.stderr));
+    let rows: Value = serde_json::from_slice(&top.stdout).unwrap();
+    let slash = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["path"] == "/" && row["destination"] == "books")
+        .unwrap_or_else(|| panic!("no row for / to books: {rows:#}"));
+    assert!(slash["count"].as_u64().unwrap() >= 5, "{rows:#}");
+    let success = slash["success"].as_f64().unwrap();
+    assert!((0.5..1.0).contains(&success), "1 in 5 fails: {rows:#}");
+    drop(traffic);
 }
 
 #[test]
-#[ignore = "needs /api/stat, /api/edges, /api/routes and /api/identity (branch metrics)"]
 fn check_passes_then_fails_when_a_certificate_expires_soon() {
     let mesh = Observed::start(&[]);
     mesh.send_traffic(10);
@@ -440,7 +540,6 @@ fn check_passes_then_fails_when_a_certificate_expires_soon() {
 }
 
 #[test]
-#[ignore = "needs /api/stat, /api/edges, /api/routes and /api/identity (branch metrics)"]
 fn check_fails_when_leaf_certificates_are_shorter_lived_than_the_threshold() {
     // Leaves live 30 minutes, less than the default 1h threshold.
     let mesh = Observed::start(&["--identity-issuance-lifetime", "30m"]);

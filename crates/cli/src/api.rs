@@ -455,13 +455,15 @@ pub struct StatRow {
     pub namespace: String,
     /// Its name.
     pub name: String,
-    /// Meshed instances.
-    pub meshed: u64,
-    /// Instances whose proxy answered the last scrape.
-    pub running: u64,
+    /// Meshed instances (`None` for authorities).
+    pub meshed: Option<u64>,
+    /// Instances whose proxy answered the last scrape (`None` for authorities).
+    pub running: Option<u64>,
     /// Successful responses in the window.
+    #[serde(deserialize_with = "null_as_zero")]
     pub success: u64,
     /// Failed responses in the window.
+    #[serde(deserialize_with = "null_as_zero")]
     pub failure: u64,
     /// success / (success + failure); `None` without requests.
     pub success_rate: Option<f64>,
@@ -475,6 +477,11 @@ pub struct StatRow {
     pub read_bytes_per_sec: Option<f64>,
     /// Bytes written per second.
     pub write_bytes_per_sec: Option<f64>,
+}
+
+/// A count that may be written as `null` (no data): zero.
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    Ok(Option::<u64>::deserialize(deserializer)?.unwrap_or(0))
 }
 
 /// `GET /api/routes`.
@@ -794,6 +801,15 @@ mod tests {
         .unwrap();
         assert_eq!(stat.rows[0].latency_ms.unwrap().p99, Some(19.0));
         assert_eq!(stat.rows[1].success_rate, None);
+        let authority: StatRow = serde_json::from_str(
+            r#"{"kind": "authority", "namespace": "demo", "name": "books.demo.svc.cluster.local",
+            "meshed": null, "running": null, "success": null, "failure": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (authority.meshed, authority.success, authority.failure),
+            (None, 0, 3)
+        );
         let event: TapEvent = serde_json::from_str(
             r#"{"type": "rsp", "id": "3:1", "proxy": "in", "source": "127.0.0.1:51000",
             "destination": "127.0.0.1:7000", "tls": "true", "src": {"namespace": "demo", "workload": "traffic"},

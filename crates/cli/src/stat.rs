@@ -142,6 +142,11 @@ fn has_requests(row: &StatRow) -> bool {
     row.success_rate.is_some() || row.success + row.failure > 0
 }
 
+/// `meshed/running`, when the row has both.
+fn meshed_text(row: &StatRow) -> Option<String> {
+    Some(meshed_cell(row.meshed?, row.running?))
+}
+
 /// The stat table (Linkerd's columns and cell formats).
 pub fn render(rows: &[StatRow], layout: Layout) -> String {
     let mut columns = Vec::new();
@@ -171,10 +176,9 @@ pub fn render(rows: &[StatRow], layout: Layout) -> String {
             cells.push(row.namespace.clone());
         }
         cells.push(row.name.clone());
-        cells.push(if layout.kind == Kind::Authority {
-            "-".into()
-        } else {
-            meshed_cell(row.meshed, row.running)
+        cells.push(match (layout.kind, meshed_text(row)) {
+            (Kind::Authority, _) | (_, None) => "-".into(),
+            (_, Some(text)) => text,
         });
         let latency = row.latency_ms.unwrap_or_default();
         let data = has_requests(row);
@@ -209,7 +213,7 @@ pub fn json_rows(rows: &[StatRow]) -> serde_json::Value {
                 "namespace": row.namespace,
                 "kind": row.kind,
                 "name": row.name,
-                "meshed": meshed_cell(row.meshed, row.running),
+                "meshed": meshed_text(row),
                 "success": row.success_rate,
                 "rps": row.rps,
                 "latency_ms_p50": latency.p50,
@@ -235,8 +239,8 @@ mod tests {
             kind: "workload".into(),
             namespace: "demo".into(),
             name: name.into(),
-            meshed: 1,
-            running: 1,
+            meshed: Some(1),
+            running: Some(1),
             success: if rate.is_some() { 118 } else { 0 },
             failure: if rate.is_some() { 2 } else { 0 },
             success_rate: rate,

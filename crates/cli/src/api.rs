@@ -783,6 +783,32 @@ mod tests {
     }
 
     #[test]
+    fn the_token_comes_from_the_flag_then_up_json_then_the_state_dir() {
+        let dir = std::env::temp_dir().join(format!("weft-cli-token-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let global = GlobalOptions {
+            state_dir: Some(dir.clone()),
+            api_addr: None,
+        };
+        assert_eq!(token_path(&global, None), dir.join(TOKEN_FILE));
+        let listed = dir.join("listed-token");
+        let state = crate::state::UpState {
+            token_file: listed.clone(),
+            ..Default::default()
+        };
+        crate::state::save(&dir, &state).unwrap();
+        assert_eq!(token_path(&global, None), listed);
+        let flag = Path::new("/elsewhere/token");
+        assert_eq!(token_path(&global, Some(flag)), flag);
+        assert_eq!(read_token(&listed), None);
+        std::fs::write(&listed, "  s3cret \n").unwrap();
+        assert_eq!(read_token(&listed).as_deref(), Some("s3cret"));
+        std::fs::write(&listed, "\n").unwrap();
+        assert_eq!(read_token(&listed), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn error_bodies() {
         assert_eq!(error_message(br#"{"error": "bad window"}"#), "bad window");
         assert_eq!(error_message(b" plain \n"), "plain");

@@ -4,6 +4,7 @@
 //! One module per command; [`cli`] holds the top-level parser and the global
 //! options, [`app`] dispatches.
 
+pub mod api;
 pub mod app;
 pub mod check;
 pub mod cli;
@@ -11,6 +12,8 @@ pub mod dashboard;
 pub mod demo;
 pub mod diagnostics;
 pub mod edges;
+pub mod output;
+pub mod resource;
 pub mod routes;
 pub mod stat;
 pub mod state;

@@ -1,14 +1,332 @@
-//! `weft stat` (not yet built).
+//! `weft stat`: golden metrics (success rate, requests per second, latency
+//! percentiles, open TCP connections) per namespace, workload, service or
+//! authority, from `GET /api/stat`, as Linkerd's `stat` prints them.
+//!
+//! Without `-n` every namespace is shown (with a NAMESPACE column): a mesh on
+//! one host has few namespaces, so "all" is the useful default; `-A` says so
+//! explicitly. `--to R`: what the selected resources sent to R; `--from R`:
+//! what R sent, one row per destination of the selected type.
 
 use std::process::ExitCode;
 
+use serde_json::json;
+
+use crate::api::{self, StatResponse, StatRow, query};
 use crate::cli::GlobalOptions;
+use crate::output::{
+    Align, Format, Table, bytes_rate_cell, count_cell, latency_cell, meshed_cell, rps_cell,
+    success_cell,
+};
+use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 
 /// `weft stat` flags.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// `TYPE [NAME…]` or `TYPE/NAME…`; TYPE is namespace (ns), workload (wl,
+    /// deploy), service (svc) or authority (au).
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// Only this namespace (default: all namespaces).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// All namespaces (the default without -n).
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// The window metrics are computed over (15s … 15m).
+    #[arg(short = 't', long = "time-window", default_value = "1m")]
+    pub time_window: String,
+    /// Only traffic sent to this resource (`svc/web`, `wl/shop/web`).
+    #[arg(long, conflicts_with = "from")]
+    pub to: Option<String>,
+    /// The namespace of --to (default: -n, else found).
+    #[arg(long)]
+    pub to_namespace: Option<String>,
+    /// Only traffic sent by this resource, one row per destination.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The namespace of --from (default: -n, else found).
+    #[arg(long)]
+    pub from_namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}
 
 /// Runs `weft stat`.
-pub async fn run(_global: &GlobalOptions, _args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("weft stat is not built yet")
+pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+    let selection = parse_selection(&args.resources)?;
+    let client = api::client(global);
+    let namespace = args.namespace.as_deref();
+    let to = match &args.to {
+        Some(text) => Some(target_value(&client, text, &args.to_namespace, namespace).await?),
+        None => None,
+    };
+    let from = match &args.from {
+        Some(text) => Some(target_value(&client, text, &args.from_namespace, namespace).await?),
+        None => None,
+    };
+    let single_name = match selection.names.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let path = format!(
+        "/api/stat{}",
+        query(&[
+            ("kind", Some(selection.kind.api_name())),
+            ("namespace", namespace),
+            ("name", single_name),
+            ("window", Some(&args.time_window)),
+            ("from", from.as_deref()),
+            ("to", to.as_deref()),
+        ])
+    );
+    let answer: StatResponse = client.get_json(&path).await?;
+    let rows = select_rows(answer.rows, &selection.names);
+    if rows.is_empty() {
+        eprintln!("No traffic found.");
+    }
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json_rows(&rows))?),
+        Format::Table | Format::Wide if rows.is_empty() => {}
+        Format::Table | Format::Wide => {
+            let layout = Layout {
+                kind: selection.kind,
+                show_namespace: namespace.is_none() && selection.kind != Kind::Namespace,
+                wide: args.output == Format::Wide,
+            };
+            print!("{}", render(&rows, layout));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--to`/`--from` as the API's `KIND/NS/NAME`.
+async fn target_value(
+    client: &api::ApiClient,
+    text: &str,
+    flag_namespace: &Option<String>,
+    namespace: Option<&str>,
+) -> anyhow::Result<String> {
+    let target = Target::parse(text)?;
+    let given = flag_namespace
+        .as_deref()
+        .or(target.namespace.as_deref())
+        .or(namespace);
+    let resolved = resolve_namespace(client, target.kind, &target.name, given).await?;
+    Ok(target.api_value(&resolved))
+}
+
+/// The rows of the named resources (all when no names), sorted by namespace and name.
+pub fn select_rows(rows: Vec<StatRow>, names: &[String]) -> Vec<StatRow> {
+    let mut rows: Vec<StatRow> = rows
+        .into_iter()
+        .filter(|row| names.is_empty() || names.contains(&row.name))
+        .collect();
+    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    rows
+}
+
+/// How a stat table is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// The rows' type.
+    pub kind: Kind,
+    /// Whether there is a NAMESPACE column.
+    pub show_namespace: bool,
+    /// Whether to add the bytes columns.
+    pub wide: bool,
+}
+
+/// Whether a row has request data (else every metric cell is `-`).
+fn has_requests(row: &StatRow) -> bool {
+    row.success_rate.is_some() || row.success + row.failure > 0
+}
+
+/// `meshed/running`, when the row has both.
+fn meshed_text(row: &StatRow) -> Option<String> {
+    Some(meshed_cell(row.meshed?, row.running?))
+}
+
+/// The stat table (Linkerd's columns and cell formats).
+pub fn render(rows: &[StatRow], layout: Layout) -> String {
+    let mut columns = Vec::new();
+    if layout.show_namespace {
+        columns.push(("NAMESPACE", Align::Left));
+    }
+    columns.extend([
+        ("NAME", Align::Left),
+        ("MESHED", Align::Right),
+        ("SUCCESS", Align::Right),
+        ("RPS", Align::Right),
+        ("LATENCY_P50", Align::Right),
+        ("LATENCY_P95", Align::Right),
+        ("LATENCY_P99", Align::Right),
+        ("TCP_CONN", Align::Right),
+    ]);
+    if layout.wide {
+        columns.extend([
+            ("READ_BYTES/SEC", Align::Right),
+            ("WRITE_BYTES/SEC", Align::Right),
+        ]);
+    }
+    let mut table = Table::new(&columns);
+    for row in rows {
+        let mut cells = Vec::new();
+        if layout.show_namespace {
+            cells.push(row.namespace.clone());
+        }
+        cells.push(row.name.clone());
+        cells.push(match (layout.kind, meshed_text(row)) {
+            (Kind::Authority, _) | (_, None) => "-".into(),
+            (_, Some(text)) => text,
+        });
+        let latency = row.latency_ms.unwrap_or_default();
+        let data = has_requests(row);
+        let metric = |text: String| if data { text } else { "-".to_string() };
+        cells.push(metric(success_cell(row.success_rate)));
+        cells.push(metric(rps_cell(row.rps)));
+        cells.push(metric(latency_cell(latency.p50)));
+        cells.push(metric(latency_cell(latency.p95)));
+        cells.push(metric(latency_cell(latency.p99)));
+        let tcp = if layout.kind == Kind::Authority {
+            "-".into()
+        } else {
+            count_cell(row.tcp_connections)
+        };
+        cells.push(metric(tcp));
+        if layout.wide {
+            cells.push(metric(bytes_rate_cell(row.read_bytes_per_sec)));
+            cells.push(metric(bytes_rate_cell(row.write_bytes_per_sec)));
+        }
+        table.row(cells);
+    }
+    table.render()
+}
+
+/// `-o json`: one object per row, Linkerd's field names (`null` without data).
+pub fn json_rows(rows: &[StatRow]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let latency = row.latency_ms.unwrap_or_default();
+            json!({
+                "namespace": row.namespace,
+                "kind": row.kind,
+                "name": row.name,
+                "meshed": meshed_text(row),
+                "success": row.success_rate,
+                "rps": row.rps,
+                "latency_ms_p50": latency.p50,
+                "latency_ms_p95": latency.p95,
+                "latency_ms_p99": latency.p99,
+                "tcp_open_connections": row.tcp_connections,
+                "read_bytes_rate": row.read_bytes_per_sec,
+                "write_bytes_rate": row.write_bytes_per_sec,
+                "requests": {"success": row.success, "failure": row.failure},
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Latency;
+
+    fn row(name: &str, rate: Option<f64>) -> StatRow {
+        StatRow {
+            kind: "workload".into(),
+            namespace: "demo".into(),
+            name: name.into(),
+            meshed: Some(1),
+            running: Some(1),
+            success: if rate.is_some() { 118 } else { 0 },
+            failure: if rate.is_some() { 2 } else { 0 },
+            success_rate: rate,
+            rps: rate.map(|_| 7.06),
+            latency_ms: rate.map(|_| Latency {
+                p50: Some(4.0),
+                p95: Some(26.0),
+                p99: Some(33.0),
+            }),
+            tcp_connections: Some(6),
+            read_bytes_per_sec: rate.map(|_| 10.0),
+            write_bytes_per_sec: rate.map(|_| 20.0),
+        }
+    }
+
+    #[test]
+    fn table_like_linkerds() {
+        let rows = vec![row("authors", Some(1.0)), row("traffic", None)];
+        let layout = Layout {
+            kind: Kind::Workload,
+            show_namespace: false,
+            wide: false,
+        };
+        assert_eq!(
+            render(&rows, layout),
+            "NAME      MESHED   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99   TCP_CONN\n\
+             authors      1/1   100.00%   7.1rps           4ms          26ms          33ms          6\n\
+             traffic      1/1         -        -             -             -             -          -\n"
+        );
+    }
+
+    #[test]
+    fn namespace_wide_and_authority_columns() {
+        let rows = vec![row("web", Some(0.98333))];
+        let wide = render(
+            &rows,
+            Layout {
+                kind: Kind::Workload,
+                show_namespace: true,
+                wide: true,
+            },
+        );
+        let lines: Vec<&str> = wide.lines().collect();
+        assert!(lines[0].starts_with("NAMESPACE   NAME   MESHED"), "{wide}");
+        assert!(
+            lines[0].ends_with("READ_BYTES/SEC   WRITE_BYTES/SEC"),
+            "{wide}"
+        );
+        assert!(
+            lines[1].starts_with("demo        web       1/1    98.33%"),
+            "{wide}"
+        );
+        assert!(lines[1].ends_with("10.0B/s           20.0B/s"), "{wide}");
+        let authority = render(
+            &rows,
+            Layout {
+                kind: Kind::Authority,
+                show_namespace: false,
+                wide: false,
+            },
+        );
+        let cells: Vec<&str> = authority
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            cells,
+            ["web", "-", "98.33%", "7.1rps", "4ms", "26ms", "33ms", "-"]
+        );
+    }
+
+    #[test]
+    fn selection_and_json() {
+        let rows = select_rows(
+            vec![row("web", Some(0.5)), row("books", None), row("load", None)],
+            &["web".to_string(), "books".to_string()],
+        );
+        let names: Vec<&str> = rows.iter().map(|row| row.name.as_str()).collect();
+        assert_eq!(names, ["books", "web"]);
+        let json = json_rows(&rows);
+        assert_eq!(json[0]["success"], serde_json::Value::Null);
+        assert_eq!(json[1]["success"], 0.5);
+        assert_eq!(json[1]["meshed"], "1/1");
+        assert_eq!(json[1]["latency_ms_p99"], 33.0);
+        assert_eq!(json[1]["tcp_open_connections"], 6);
+    }
 }

@@ -1,14 +1,399 @@
-//! `weft top` (not yet built).
+//! `weft top`: the tap stream aggregated by (source, destination, method,
+//! path) — count, best / worst / last latency and success rate, most
+//! requested first. On a terminal the screen is redrawn every `--interval`;
+//! otherwise a table is printed every `--interval` and once at the end
+//! (`--duration`, the stream's end or Ctrl-C). `-o json` prints the final
+//! aggregation as one JSON array.
+//!
+//! A request is counted at its `end` event, with the latency of its `rsp`;
+//! it succeeded when the status is below 500, the gRPC status (if any) is OK
+//! and the stream was not reset.
 
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use serde_json::json;
+
+use crate::api::{TapEvent, TapPeer, scalar_text};
 use crate::cli::GlobalOptions;
+use crate::output::{Align, Format, Table, micros_cell, success_cell};
+use crate::tap::{TapFilter, go_duration, next_line, open};
 
 /// `weft top` flags.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// What to tap.
+    #[command(flatten)]
+    pub filter: TapFilter,
+    /// How often the table is drawn.
+    #[arg(long, value_parser = go_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// Leave out the Source column.
+    #[arg(long)]
+    pub hide_sources: bool,
+    /// Output format (`json`: the final aggregation as a JSON array).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+/// What requests are grouped by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopKey {
+    /// The client workload (else its IP).
+    pub source: String,
+    /// The server workload (else its address).
+    pub destination: String,
+    /// The method.
+    pub method: String,
+    /// The path.
+    pub path: String,
+}
+
+/// One group's numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopStats {
+    /// Requests ended.
+    pub count: u64,
+    /// Requests that succeeded.
+    pub successes: u64,
+    /// Lowest latency (µs).
+    pub best_us: Option<u64>,
+    /// Highest latency (µs).
+    pub worst_us: Option<u64>,
+    /// The latest request's latency (µs).
+    pub last_us: Option<u64>,
+}
+
+/// A request seen (`req`), waiting for its `end`.
+#[derive(Debug, Clone)]
+struct Pending {
+    key: TopKey,
+    latency_us: Option<u64>,
+    status: Option<u16>,
+}
+
+/// Folds tap events into [`TopStats`] per [`TopKey`].
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    pending: HashMap<String, Pending>,
+    groups: BTreeMap<TopKey, TopStats>,
+}
+
+/// At most this many requests wait for their end (older ones are dropped).
+const MAX_PENDING: usize = 10_000;
+
+impl Aggregator {
+    /// An empty aggregation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes one event into account.
+    pub fn record(&mut self, event: &TapEvent) {
+        let stream = format!("{}/{}", event.proxy, event.id);
+        match event.kind.as_str() {
+            "req" => {
+                if self.pending.len() >= MAX_PENDING {
+                    self.pending.clear();
+                }
+                let key = TopKey {
+                    source: peer_name(&event.src, &event.source, true),
+                    destination: peer_name(&event.dst, &event.destination, false),
+                    method: event.method.clone().unwrap_or_default(),
+                    path: event.path.clone().unwrap_or_default(),
+                };
+                self.pending.insert(
+                    stream,
+                    Pending {
+                        key,
+                        latency_us: None,
+                        status: None,
+                    },
+                );
+            }
+            "rsp" => {
+                if let Some(pending) = self.pending.get_mut(&stream) {
+                    pending.latency_us = event.latency_us;
+                    pending.status = event.status;
+                }
+            }
+            "end" => {
+                let Some(pending) = self.pending.remove(&stream) else {
+                    return;
+                };
+                let grpc_ok = match scalar_text(&event.grpc_status) {
+                    None => true,
+                    Some(code) => code == "0" || code.eq_ignore_ascii_case("ok"),
+                };
+                let succeeded = pending.status.is_some_and(|status| status < 500)
+                    && grpc_ok
+                    && scalar_text(&event.reset_error).is_none();
+                let stats = self.groups.entry(pending.key).or_default();
+                stats.count += 1;
+                stats.successes += u64::from(succeeded);
+                if let Some(latency) = pending.latency_us {
+                    stats.best_us = Some(stats.best_us.map_or(latency, |best| best.min(latency)));
+                    stats.worst_us =
+                        Some(stats.worst_us.map_or(latency, |worst| worst.max(latency)));
+                    stats.last_us = Some(latency);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The groups, most requested first (ties by key).
+    pub fn rows(&self) -> Vec<(TopKey, TopStats)> {
+        let mut rows: Vec<(TopKey, TopStats)> = self
+            .groups
+            .iter()
+            .map(|(key, stats)| (key.clone(), *stats))
+            .collect();
+        rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+        rows
+    }
+}
+
+/// A workload's name, else the address (without port for sources).
+fn peer_name(peer: &Option<TapPeer>, address: &str, strip_port: bool) -> String {
+    if let Some(TapPeer {
+        workload: Some(workload),
+        ..
+    }) = peer
+    {
+        return workload.clone();
+    }
+    match address.rsplit_once(':') {
+        Some((host, _)) if strip_port => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        _ => address.to_string(),
+    }
+}
+
+/// The top table.
+pub fn render(rows: &[(TopKey, TopStats)], hide_sources: bool) -> String {
+    let mut columns = Vec::new();
+    if !hide_sources {
+        columns.push(("Source", Align::Left));
+    }
+    columns.extend([
+        ("Destination", Align::Left),
+        ("Method", Align::Left),
+        ("Path", Align::Left),
+        ("Count", Align::Right),
+        ("Best", Align::Right),
+        ("Worst", Align::Right),
+        ("Last", Align::Right),
+        ("Success Rate", Align::Right),
+    ]);
+    let mut table = Table::new(&columns);
+    let micros = |value: Option<u64>| value.map_or_else(|| "-".into(), micros_cell);
+    for (key, stats) in rows {
+        let mut cells = Vec::new();
+        if !hide_sources {
+            cells.push(key.source.clone());
+        }
+        cells.extend([
+            key.destination.clone(),
+            key.method.clone(),
+            key.path.clone(),
+            stats.count.to_string(),
+            micros(stats.best_us),
+            micros(stats.worst_us),
+            micros(stats.last_us),
+            success_cell(success_rate(stats)),
+        ]);
+        table.row(cells);
+    }
+    table.render()
+}
+
+fn success_rate(stats: &TopStats) -> Option<f64> {
+    (stats.count > 0).then(|| stats.successes as f64 / stats.count as f64)
+}
+
+/// `-o json`: one object per group.
+pub fn json_rows(rows: &[(TopKey, TopStats)]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(key, stats)| {
+            json!({
+                "source": key.source,
+                "destination": key.destination,
+                "method": key.method,
+                "path": key.path,
+                "count": stats.count,
+                "best_us": stats.best_us,
+                "worst_us": stats.worst_us,
+                "last_us": stats.last_us,
+                "success": success_rate(stats),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows)
+}
 
 /// Runs `weft top`.
-pub async fn run(_global: &GlobalOptions, _args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("weft top is not built yet")
+pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+    let mut stream = open(global, &args.filter).await?;
+    let deadline = args
+        .filter
+        .duration
+        .map(|duration| tokio::time::Instant::now() + duration);
+    let terminal = std::io::stdout().is_terminal() && args.output != Format::Json;
+    let mut aggregator = Aggregator::new();
+    let mut ticker = tokio::time::interval(args.interval.max(Duration::from_millis(100)));
+    ticker.tick().await;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            line = next_line(&mut stream, deadline) => {
+                let Some(line) = line? else { break };
+                if let Ok(event) = serde_json::from_str::<TapEvent>(&line) {
+                    aggregator.record(&event);
+                }
+            }
+            _ = ticker.tick() => {
+                if args.output != Format::Json {
+                    draw(&aggregator, args.hide_sources, terminal);
+                }
+            }
+            _ = &mut interrupted => break,
+        }
+    }
+    if args.output == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_rows(&aggregator.rows()))?
+        );
+    } else {
+        draw(&aggregator, args.hide_sources, terminal);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Redraws the screen (terminal) or prints the table followed by a blank line.
+fn draw(aggregator: &Aggregator, hide_sources: bool, terminal: bool) {
+    let rows = aggregator.rows();
+    let table = if rows.is_empty() {
+        "(no requests yet)\n".to_string()
+    } else {
+        render(&rows, hide_sources)
+    };
+    if terminal {
+        print!("\x1b[2J\x1b[H(press Ctrl-C to quit)\n\n{table}");
+    } else {
+        println!("{table}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, id: &str, extra: &str) -> TapEvent {
+        serde_json::from_str(&format!(
+            r#"{{"type": "{kind}", "id": "{id}", "proxy": "in", "source": "127.0.0.1:5000",
+            "destination": "127.0.0.1:7000", "tls": "true",
+            "src": {{"namespace": "demo", "workload": "traffic"}}, "dst": {{"namespace": "demo", "workload": "web"}}
+            {extra}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn request(
+        aggregator: &mut Aggregator,
+        id: &str,
+        path: &str,
+        status: u16,
+        latency: u64,
+        end: &str,
+    ) {
+        aggregator.record(&event(
+            "req",
+            id,
+            &format!(r#", "method": "GET", "path": "{path}""#),
+        ));
+        aggregator.record(&event(
+            "rsp",
+            id,
+            &format!(r#", "status": {status}, "latency_us": {latency}"#),
+        ));
+        aggregator.record(&event("end", id, end));
+    }
+
+    #[test]
+    fn aggregates_by_path() {
+        let mut aggregator = Aggregator::new();
+        request(&mut aggregator, "0:1", "/books", 200, 3_000, "");
+        request(&mut aggregator, "0:2", "/books", 500, 9_000, "");
+        request(&mut aggregator, "0:3", "/books", 200, 1_000, "");
+        request(
+            &mut aggregator,
+            "0:4",
+            "/authors",
+            200,
+            500,
+            r#", "grpc_status": 5"#,
+        );
+        request(
+            &mut aggregator,
+            "0:5",
+            "/authors",
+            200,
+            700,
+            r#", "reset_error": "CANCEL""#,
+        );
+        request(
+            &mut aggregator,
+            "0:6",
+            "/authors",
+            200,
+            800,
+            r#", "grpc_status": "OK""#,
+        );
+        // An end without its request is ignored.
+        aggregator.record(&event("end", "9:9", ""));
+        let rows = aggregator.rows();
+        assert_eq!(rows.len(), 2);
+        let (key, books) = &rows[0];
+        assert_eq!(
+            (key.source.as_str(), key.destination.as_str()),
+            ("traffic", "web")
+        );
+        assert_eq!(key.path, "/authors");
+        assert_eq!(
+            rows[1].1,
+            TopStats {
+                count: 3,
+                successes: 2,
+                best_us: Some(1_000),
+                worst_us: Some(9_000),
+                last_us: Some(1_000),
+            }
+        );
+        assert_eq!((books.count, books.successes), (3, 1));
+        assert_eq!(
+            render(&rows, false),
+            "Source    Destination   Method   Path       Count    Best   Worst    Last   Success Rate\n\
+             traffic   web           GET      /authors       3   500µs   800µs   800µs         33.33%\n\
+             traffic   web           GET      /books         3     1ms     9ms     1ms         66.67%\n"
+        );
+        assert!(render(&rows, true).starts_with("Destination   Method"));
+        let json = json_rows(&rows);
+        assert_eq!(json[1]["count"], 3);
+        assert_eq!(json[1]["worst_us"], 9_000);
+    }
+
+    #[test]
+    fn unknown_peers_show_addresses() {
+        assert_eq!(peer_name(&None, "10.0.0.1:5000", true), "10.0.0.1");
+        assert_eq!(peer_name(&None, "[::1]:5000", true), "::1");
+        assert_eq!(peer_name(&None, "10.0.0.2:7000", false), "10.0.0.2:7000");
+    }
 }

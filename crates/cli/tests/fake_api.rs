@@ -1,0 +1,489 @@
+//! The real `weft` binary against an in-process fake of the controller's API
+//! (answers shaped exactly as `docs/api.md` documents them): the commands
+//! send the documented queries, print the documented numbers, and tap and
+//! check exit non-zero when they must. The end-to-end tests against a real
+//! controller and real proxies are in `observe.rs`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "fake-token-1234";
+
+/// Answers per path, and the requests seen (path and query, Authorization).
+#[derive(Default)]
+struct Fake {
+    answers: HashMap<String, (u16, String)>,
+    seen: Vec<(String, Option<String>)>,
+}
+
+struct FakeApi {
+    addr: SocketAddr,
+    state: Arc<Mutex<Fake>>,
+}
+
+impl FakeApi {
+    fn start() -> Self {
+        let state = Arc::new(Mutex::new(Fake::default()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let state = shared.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |request: Request<Incoming>| {
+                            let state = state.clone();
+                            async move { Ok::<_, Infallible>(answer(&state, &request)) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        let fake = Self { addr, state };
+        fake.healthy();
+        fake
+    }
+
+    fn set(&self, path: &str, status: u16, body: String) {
+        let mut state = self.state.lock().unwrap();
+        state.answers.insert(path.to_string(), (status, body));
+    }
+
+    fn seen(&self, path: &str) -> Vec<(String, Option<String>)> {
+        let state = self.state.lock().unwrap();
+        state
+            .seen
+            .iter()
+            .filter(|(seen, _)| seen.starts_with(path))
+            .cloned()
+            .collect()
+    }
+
+    /// A healthy demo mesh: `web` fails 10 % of its requests.
+    fn healthy(&self) {
+        let now = now();
+        self.set(
+            "/api/version",
+            200,
+            json!({"version": env!("CARGO_PKG_VERSION"), "metrics_source": "scrape"}).to_string(),
+        );
+        self.set("/api/stat", 200, json!({"window_seconds": 60, "rows": [
+            {"kind": "workload", "namespace": "demo", "name": "web", "meshed": 1, "running": 1,
+             "success": 108, "failure": 12, "success_rate": 0.9, "rps": 2.0,
+             "latency_ms": {"p50": 3, "p95": 9, "p99": 19}, "tcp_connections": 4,
+             "read_bytes_per_sec": 1234.5, "write_bytes_per_sec": 4321.0},
+            {"kind": "workload", "namespace": "demo", "name": "traffic", "meshed": 1, "running": 1,
+             "success": 0, "failure": 0, "success_rate": null, "rps": null, "latency_ms": null,
+             "tcp_connections": 0}
+        ]}).to_string());
+        self.set(
+            "/api/routes",
+            200,
+            json!({"window_seconds": 60, "rows": [
+                {"route": "GET /books/{id}", "authority": "books.demo.svc.cluster.local:7000",
+                 "success_rate": 1.0, "rps": 1.5, "actual_success_rate": 0.98, "actual_rps": 1.6,
+                 "latency_ms": {"p50": 2, "p95": 4, "p99": 8}},
+                {"route": "[DEFAULT]", "authority": "books.demo.svc.cluster.local:7000",
+                 "success_rate": null, "rps": null, "actual_success_rate": null, "actual_rps": null,
+                 "latency_ms": null}
+            ]})
+            .to_string(),
+        );
+        self.set("/api/edges", 200, json!({"window_seconds": 60, "rows": [
+            {"src": {"namespace": "demo", "name": "traffic"}, "dst": {"namespace": "demo", "name": "web"},
+             "client_id": "traffic.demo.serviceaccount.identity.weft.cluster.local",
+             "server_id": "web.demo.serviceaccount.identity.weft.cluster.local",
+             "secured": true, "no_tls_reason": null, "rps": 5.0, "success_rate": 1.0}
+        ]}).to_string());
+        self.set("/api/workloads", 200, json!({"workloads": [
+            {"namespace": "demo", "name": "web", "service_account": "web",
+             "identity": "web.demo.serviceaccount.identity.weft.cluster.local",
+             "labels": {"app": "web"}, "addresses": ["127.0.0.1"], "meshed": true,
+             "proxy": {"admin": self.addr.to_string(), "tap": "127.0.0.1:1", "inbound": "127.0.0.1:2"},
+             "scrape": {"up": true, "last_unix": now, "error": null},
+             "cert_expiry_unix": now + 86_400.0}
+        ]}).to_string());
+        self.set("/api/identity", 200, json!({"enabled": true, "trust_domain": "weft.cluster.local",
+            "trust_anchors": [{"subject": "CN=root.weft.cluster.local", "not_before_unix": now - 60.0,
+                               "not_after_unix": now + 365.0 * 86_400.0}],
+            "issuer": {"subject": "CN=identity.weft.weft.cluster.local", "not_before_unix": now - 60.0,
+                       "not_after_unix": now + 365.0 * 86_400.0, "issued_by_anchor": true},
+            "leaf_lifetime_seconds": 86_400}).to_string());
+        self.set(
+            "/api/mesh",
+            200,
+            json!({"path": "/tmp/mesh.yaml", "valid": true, "error": null,
+            "last_load_unix": now})
+            .to_string(),
+        );
+        let common = r#""proxy": "in", "source": "127.0.0.1:51000", "destination": "127.0.0.1:7000", "tls": "true", "src": {"namespace": "demo", "workload": "traffic"}, "dst": {"namespace": "demo", "workload": "web"}"#;
+        let mut events = String::new();
+        for (id, status) in [("1:1", 200), ("1:2", 500)] {
+            events.push_str(&format!(
+                "{{\"type\": \"req\", \"id\": \"{id}\", {common}, \"method\": \"GET\", \"scheme\": \"http\", \"authority\": \"web.demo.svc.cluster.local:7000\", \"path\": \"/books\", \"route\": null}}\n\
+                 {{\"type\": \"rsp\", \"id\": \"{id}\", {common}, \"status\": {status}, \"latency_us\": 1234}}\n\
+                 {{\"type\": \"end\", \"id\": \"{id}\", {common}, \"duration_us\": 456, \"response_bytes\": 1200, \"grpc_status\": null, \"reset_error\": null}}\n"
+            ));
+        }
+        self.set("/api/tap", 200, events);
+        self.set(
+            "/metrics",
+            200,
+            "# HELP request_total x\nrequest_total{direction=\"inbound\"} 7\n".into(),
+        );
+    }
+}
+
+fn answer(state: &Mutex<Fake>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut state = state.lock().unwrap();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .map(|value| value.to_str().unwrap().to_string());
+    state.seen.push((path_and_query, authorization.clone()));
+    let path = request.uri().path();
+    if path == "/api/tap" && authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+        return reply(
+            401,
+            r#"{"error": "tap needs the API token (Authorization: Bearer)"}"#.into(),
+        );
+    }
+    match state.answers.get(path) {
+        Some((status, body)) => reply(*status, body.clone()),
+        None => reply(404, r#"{"error": "not found"}"#.into()),
+    }
+}
+
+fn reply(status: u16, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    response
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Runs `weft` with a state directory of its own (no up.json) and the fake's address.
+fn weft(fake: &FakeApi, args: &[&str]) -> Output {
+    let state = std::env::temp_dir().join(format!(
+        "weft-cli-fake-{}-{}",
+        std::process::id(),
+        fake.addr.port()
+    ));
+    std::fs::create_dir_all(&state).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .env("WEFT_API_ADDR", fake.addr.to_string())
+        .env("WEFT_STATE_DIR", &state)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run weft")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn stat_queries_the_documented_api_and_prints_its_numbers() {
+    let fake = FakeApi::start();
+    let output = weft(
+        &fake,
+        &["stat", "workload", "-n", "demo", "-t", "30s", "-o", "json"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(rows[1]["name"], "web");
+    assert_eq!(rows[1]["success"], 0.9);
+    assert_eq!(rows[1]["meshed"], "1/1");
+    assert_eq!(rows[0]["name"], "traffic");
+    assert_eq!(rows[0]["success"], Value::Null);
+    assert_eq!(
+        fake.seen("/api/stat")[0].0,
+        "/api/stat?kind=workload&namespace=demo&window=30s"
+    );
+
+    let table = weft(&fake, &["stat", "deploy/web"]);
+    let text = stdout(&table);
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert!(
+        !text.contains('\x1b'),
+        "no colors when not on a terminal: {text:?}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("NAMESPACE   NAME   MESHED   SUCCESS      RPS"),
+        "{text}"
+    );
+    let cells: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "demo", "web", "1/1", "90.00%", "2.0rps", "3ms", "9ms", "19ms", "4"
+        ]
+    );
+    assert_eq!(
+        fake.seen("/api/stat")[1].0,
+        "/api/stat?kind=workload&name=web&window=1m"
+    );
+
+    fake.set(
+        "/api/stat",
+        200,
+        r#"{"window_seconds": 60, "rows": []}"#.into(),
+    );
+    let empty = weft(&fake, &["stat", "ns"]);
+    assert!(empty.status.success());
+    assert_eq!(stderr(&empty).trim(), "No traffic found.");
+}
+
+#[test]
+fn stat_to_and_from_targets_name_their_namespace() {
+    let fake = FakeApi::start();
+    let output = weft(
+        &fake,
+        &["stat", "wl", "--to", "svc/books", "--to-namespace", "demo"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        fake.seen("/api/stat")[0].0,
+        "/api/stat?kind=workload&window=1m&to=service/demo/books"
+    );
+    // Without a namespace, a workload's is looked up in /api/workloads.
+    let output = weft(&fake, &["stat", "svc", "--from", "wl/web"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        fake.seen("/api/stat")[1].0,
+        "/api/stat?kind=service&window=1m&from=workload/demo/web"
+    );
+}
+
+#[test]
+fn routes_and_edges() {
+    let fake = FakeApi::start();
+    let routes = weft(&fake, &["routes", "svc/books", "-n", "demo", "-o", "json"]);
+    assert!(routes.status.success(), "{}", stderr(&routes));
+    let rows: Value = serde_json::from_str(&stdout(&routes)).unwrap();
+    assert_eq!(rows[0]["route"], "GET /books/{id}");
+    assert_eq!(rows[0]["success"], 1.0);
+    assert_eq!(rows[1]["route"], "[DEFAULT]");
+    assert_eq!(
+        fake.seen("/api/routes")[0].0,
+        "/api/routes?kind=service&namespace=demo&name=books&window=1m"
+    );
+
+    let edges = weft(&fake, &["edges", "-o", "wide"]);
+    assert!(edges.status.success(), "{}", stderr(&edges));
+    let text = stdout(&edges);
+    let cells: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "traffic",
+            "web",
+            "demo",
+            "demo",
+            "traffic.demo.serviceaccount.identity.weft.cluster.local",
+            "web.demo.serviceaccount.identity.weft.cluster.local",
+            "√"
+        ]
+    );
+}
+
+#[test]
+fn tap_needs_the_token() {
+    let fake = FakeApi::start();
+    let refused = weft(&fake, &["tap", "deploy/web", "-n", "demo", "--limit", "3"]);
+    assert!(!refused.status.success(), "tap without a token must fail");
+    let message = stderr(&refused);
+    assert!(message.contains("not authorized"), "{message}");
+    assert!(message.contains("--token-file"), "{message}");
+    assert!(stdout(&refused).is_empty());
+
+    let token_file = std::env::temp_dir().join(format!("weft-cli-token-{}", std::process::id()));
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let token_arg = token_file.to_str().unwrap();
+    let lines = weft(
+        &fake,
+        &[
+            "tap",
+            "deploy/web",
+            "-n",
+            "demo",
+            "--limit",
+            "3",
+            "--token-file",
+            token_arg,
+            "--method",
+            "GET",
+        ],
+    );
+    assert!(lines.status.success(), "{}", stderr(&lines));
+    let text = stdout(&lines);
+    let printed: Vec<&str> = text.lines().collect();
+    assert_eq!(printed.len(), 3, "{text}");
+    assert_eq!(
+        printed[0],
+        "req id=1:1 proxy=in  src=127.0.0.1:51000 dst=127.0.0.1:7000 tls=true :method=GET :authority=web.demo.svc.cluster.local:7000 :path=/books"
+    );
+    assert!(
+        printed[1].starts_with("rsp id=1:1 proxy=in  src="),
+        "{text}"
+    );
+    assert!(printed[1].ends_with(":status=200 latency=1234µs"), "{text}");
+    assert!(
+        printed[2].ends_with("duration=456µs response-length=1200B"),
+        "{text}"
+    );
+    let tap_requests = fake.seen("/api/tap");
+    assert_eq!(
+        tap_requests.last().unwrap().0,
+        "/api/tap?kind=workload&namespace=demo&name=web&method=GET&max_rps=100"
+    );
+    assert_eq!(
+        tap_requests.last().unwrap().1.as_deref(),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+
+    let json = weft(
+        &fake,
+        &["tap", "ns/demo", "-o", "json", "--token-file", token_arg],
+    );
+    assert!(json.status.success(), "{}", stderr(&json));
+    let events: Vec<Value> = stdout(&json)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(events.len(), 6);
+    assert_eq!(events[4]["status"], 500);
+
+    let top = weft(
+        &fake,
+        &["top", "ns/demo", "-o", "json", "--token-file", token_arg],
+    );
+    assert!(top.status.success(), "{}", stderr(&top));
+    let rows: Value = serde_json::from_str(&stdout(&top)).unwrap();
+    assert_eq!(rows[0]["path"], "/books");
+    assert_eq!(rows[0]["count"], 2);
+    assert_eq!(rows[0]["success"], 0.5);
+    std::fs::remove_file(&token_file).unwrap();
+}
+
+#[test]
+fn check_passes_then_fails_when_a_certificate_expires_soon() {
+    let fake = FakeApi::start();
+    let healthy = weft(&fake, &["check"]);
+    let text = stdout(&healthy);
+    assert!(healthy.status.success(), "{text}{}", stderr(&healthy));
+    assert!(
+        text.contains(
+            "weft-identity\n-------------\n√ trust anchors are within their validity period"
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("Status check results are √\n"), "{text}");
+
+    let now = now();
+    fake.set(
+        "/api/workloads",
+        200,
+        json!({"workloads": [
+            {"namespace": "demo", "name": "web", "meshed": true,
+             "scrape": {"up": true, "last_unix": now, "error": null},
+             "cert_expiry_unix": now + 600.0}
+        ]})
+        .to_string(),
+    );
+    let failing = weft(&fake, &["check", "-o", "json"]);
+    assert_eq!(failing.status.code(), Some(1), "{}", stdout(&failing));
+    let report: Value = serde_json::from_str(&stdout(&failing)).unwrap();
+    assert_eq!(report["success"], false);
+    let leaf = &report["categories"][2];
+    assert_eq!(leaf["categoryName"], "weft-identity-data-plane");
+    assert_eq!(leaf["checks"][0]["result"], "error");
+    assert!(
+        leaf["checks"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("demo/web expires in"),
+        "{report}"
+    );
+
+    // A threshold shorter than the time left passes again.
+    let relaxed = weft(&fake, &["check", "--expiry-threshold", "5m"]);
+    assert!(relaxed.status.success(), "{}", stdout(&relaxed));
+}
+
+#[test]
+fn check_fails_when_the_controller_is_unreachable() {
+    let fake = FakeApi::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["check", "--api-addr", &addr.to_string()])
+        .env(
+            "WEFT_STATE_DIR",
+            std::env::temp_dir().join("weft-cli-nowhere"),
+        )
+        .output()
+        .unwrap();
+    drop(fake);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("× can query the controller API"), "{text}");
+    assert!(
+        text.contains("hint: start the mesh with `weft up`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn proxy_metrics_and_dashboard() {
+    let fake = FakeApi::start();
+    let metrics = weft(&fake, &["diagnostics", "proxy-metrics", "demo/web"]);
+    assert!(metrics.status.success(), "{}", stderr(&metrics));
+    assert_eq!(
+        stdout(&metrics),
+        "#\n# WORKLOAD demo/web (1 of 1)\n#\n# HELP request_total x\nrequest_total{direction=\"inbound\"} 7\n"
+    );
+    let url = weft(&fake, &["dashboard", "--show", "url"]);
+    assert_eq!(stdout(&url), format!("http://{}/\n", fake.addr));
+}

@@ -240,6 +240,8 @@ pub struct App {
     web: Arc<WebState>,
     /// Routes merged into the web listener: tap and the dashboard.
     web_extra: axum::Router,
+    /// The Host names the web listener answers.
+    allowed_hosts: Arc<AllowedHosts>,
     /// The scraper, unless Prometheus answers.
     scraper: Option<Scraper>,
     shutdown: watch::Sender<bool>,
@@ -318,7 +320,8 @@ impl App {
             },
             metrics: TapMetrics::new(&mut registry),
         });
-        let web_extra = web_routes(tap, AllowedHosts::new(&args.access.web_allowed_hosts));
+        let web_extra = web_routes(tap);
+        let allowed_hosts = Arc::new(AllowedHosts::new(&args.access.web_allowed_hosts));
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let mesh = args.identity.config().map(|config| config.domain);
@@ -385,6 +388,7 @@ impl App {
             web_listener,
             web,
             web_extra,
+            allowed_hosts,
             scraper,
             shutdown,
         })
@@ -424,6 +428,7 @@ impl App {
             web_listener,
             web,
             web_extra,
+            allowed_hosts,
             scraper,
             shutdown,
         } = self;
@@ -469,6 +474,7 @@ impl App {
             web_listener,
             web,
             web_extra,
+            guard_hosts(allowed_hosts),
             stopped(shutdown.subscribe()),
         ));
 
@@ -570,14 +576,21 @@ impl IdentityStage {
 /// [`crate::web`]: modules that add pages or streams (tap, the dashboard at
 /// `/` and `/assets/...`) merge their own `Router` (with its state applied) here.
 /// The browser-facing ones answer only allowed Host names (DNS rebinding).
-fn web_routes(tap: Arc<TapState>, allowed_hosts: AllowedHosts) -> axum::Router {
+fn web_routes(tap: Arc<TapState>) -> axum::Router {
     axum::Router::new()
         .merge(crate::tap::router(tap))
         .merge(crate::dashboard::router())
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(allowed_hosts),
+}
+
+/// Every route on `--web-addr` answers only allowed Host names (against DNS
+/// rebinding: a page elsewhere must not read the mesh's metrics or tap it).
+fn guard_hosts(allowed_hosts: Arc<AllowedHosts>) -> impl FnOnce(axum::Router) -> axum::Router {
+    move |router| {
+        router.layer(axum::middleware::from_fn_with_state(
+            allowed_hosts,
             crate::dashboard::check_host,
         ))
+    }
 }
 
 fn flatten<E>(

@@ -130,9 +130,10 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<WebState>,
     extra: Router,
+    guard: impl FnOnce(Router) -> Router,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = api_router(state).merge(extra);
+    let router = guard(api_router(state).merge(extra));
     axum::serve(listener, router)
         .with_graceful_shutdown(stop)
         .await

@@ -123,7 +123,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     };
     let mut signals = up::Signals::new()?;
     let running = match up::start(&options, &mut signals).await {
-        Ok(Started::Running(running)) => running,
+        Ok(Started::Running(running)) => *running,
         Ok(Started::Interrupted) => return Ok(ExitCode::SUCCESS),
         Err(error) => {
             if !args.check && error.to_string().contains("is taken") {
@@ -142,9 +142,8 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     if !args.check {
         running.print_summary(&[
             format!("curl -x http://{web_outbound} http://web.demo.svc.cluster.local/"),
-            format!(
-                "weft demo --failure-rate 0.3 --split 50,50   (after Ctrl-C: more failures, an even split)"
-            ),
+            "weft demo --failure-rate 0.3 --split 50,50   (after Ctrl-C: more failures, an even split)"
+                .to_string(),
         ]);
         signals.recv().await;
         running.stop().await;

@@ -106,7 +106,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     };
     let mut signals = Signals::new()?;
     let running = match start(&options, &mut signals).await? {
-        Started::Running(running) => running,
+        Started::Running(running) => *running,
         Started::Interrupted => return Ok(ExitCode::SUCCESS),
     };
     running.print_summary(&[]);
@@ -142,7 +142,7 @@ impl Signals {
 /// How [`start`] ended.
 pub enum Started {
     /// Everything is up.
-    Running(Running),
+    Running(Box<Running>),
     /// Ctrl-C / SIGTERM came while starting; what had started is stopped.
     Interrupted,
 }
@@ -277,7 +277,7 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
     // 4. Where everything is, for the other commands.
     running.state = up_state(&running.plan, &paths, &mesh_file);
     state::save(&options.state_dir, &running.state)?;
-    Ok(Started::Running(running))
+    Ok(Started::Running(Box::new(running)))
 }
 
 /// Starts the controller, then every app and proxy, waiting for each to be

@@ -43,6 +43,7 @@ use tokio::sync::watch;
 use crate::catalog::Catalog;
 pub use crate::config::Args;
 use crate::config::IdentityConfig;
+use crate::dashboard::AllowedHosts;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError};
 use crate::identity::issuer_files::{
     IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
@@ -54,6 +55,8 @@ use crate::identity::token_files::{TokenDirError, TokenFileMetrics, TokenFiles};
 use crate::incoming::{GrpcListener, IncomingMetrics, Server};
 use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
 use crate::metrics_api::{MetricsApi, MetricsSource, ScrapeStatuses};
+use crate::tap::token::{ApiToken, TokenFileError};
+use crate::tap::{TapMetrics, TapState};
 use crate::web::WebState;
 
 /// The exit status for bad or missing start-up input: the mesh file, the
@@ -80,6 +83,9 @@ pub enum AppError {
     /// The token directory cannot be created.
     #[error("cannot start the identity service: {0}")]
     TokenDir(#[from] TokenDirError),
+    /// The API token file cannot be read or created.
+    #[error("cannot start: --api-token-file {0}")]
+    ApiToken(#[from] TokenFileError),
     /// The controller could not certify itself.
     #[error("cannot start the identity service: {0}")]
     Serving(#[from] ServingError),
@@ -116,6 +122,7 @@ impl AppError {
             | AppError::IssuerFiles(_)
             | AppError::TokenKey(_)
             | AppError::TokenDir(_)
+            | AppError::ApiToken(_)
             | AppError::Serving(_) => EXIT_BAD_MESH_FILE,
             AppError::Bind { .. }
             | AppError::Destination(_)
@@ -227,6 +234,8 @@ pub struct App {
     admin: Arc<AdminState>,
     web_listener: TcpListener,
     web: Arc<WebState>,
+    /// Routes merged into the web listener: tap and the dashboard.
+    web_extra: axum::Router,
     shutdown: watch::Sender<bool>,
 }
 
@@ -247,6 +256,18 @@ impl App {
         //    token key is read (or created); token files are written once now.
         let identity = match args.identity.config() {
             Some(config) => Some(IdentityStage::load(config, &source, &mut registry)?),
+            None => None,
+        };
+
+        // 2b. The API token tap requires: read, or created (0600).
+        let api_token = match &args.access.api_token_file {
+            Some(path) => {
+                let (token, created) = ApiToken::load_or_create(path)?;
+                if created {
+                    tracing::info!(path = %path.display(), "created a new API token");
+                }
+                Some(token)
+            }
             None => None,
         };
 
@@ -279,6 +300,12 @@ impl App {
         // 4. The remaining metrics, in the same registry.
         let mesh_file_metrics = MeshFileMetrics::new(&mut registry);
         let destination_metrics = DestinationMetrics::new(&mut registry);
+        let tap = Arc::new(TapState {
+            catalog: catalog.clone(),
+            token: api_token,
+            metrics: TapMetrics::new(&mut registry),
+        });
+        let web_extra = web_routes(tap, AllowedHosts::new(&args.access.web_allowed_hosts));
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let mesh = args.identity.config().map(|config| config.domain);
@@ -318,6 +345,7 @@ impl App {
             admin,
             web_listener,
             web,
+            web_extra,
             shutdown,
         })
     }
@@ -355,6 +383,7 @@ impl App {
             admin,
             web_listener,
             web,
+            web_extra,
             shutdown,
         } = self;
         let stopped = |mut receiver: watch::Receiver<bool>| async move {
@@ -395,7 +424,7 @@ impl App {
         let mut web_server = tokio::spawn(crate::web::serve(
             web_listener,
             web,
-            web_routes(),
+            web_extra,
             stopped(shutdown.subscribe()),
         ));
 
@@ -496,8 +525,15 @@ impl IdentityStage {
 /// Routes served on `--web-addr` beside the `/api/...` routes of
 /// [`crate::web`]: modules that add pages or streams (tap, the dashboard at
 /// `/` and `/assets/...`) merge their own `Router` (with its state applied) here.
-fn web_routes() -> axum::Router {
+/// The browser-facing ones answer only allowed Host names (DNS rebinding).
+fn web_routes(tap: Arc<TapState>, allowed_hosts: AllowedHosts) -> axum::Router {
     axum::Router::new()
+        .merge(crate::tap::router(tap))
+        .merge(crate::dashboard::router())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(allowed_hosts),
+            crate::dashboard::check_host,
+        ))
 }
 
 fn flatten<E>(

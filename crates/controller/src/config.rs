@@ -52,6 +52,24 @@ pub struct Args {
     /// The HTTP API and dashboard listener, and where its golden metrics come from.
     #[command(flatten)]
     pub web: WebArgs,
+    /// Who may use tap and which Host names the dashboard answers.
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Tap's token and the dashboard's allowed Host names.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessArgs {
+    /// The API token tap requires (`Authorization: Bearer` or `?token=`):
+    /// read from this file, or created there (mode 0600) with a random
+    /// token when absent. Without it, tap refuses every caller.
+    #[arg(long, env = "WEFT_CONTROLLER_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// More Host names the dashboard and tap answer (besides localhost,
+    /// 127.0.0.1 and [::1], any port); others get 403, against DNS
+    /// rebinding. Comma-separated or repeated.
+    #[arg(long, env = "WEFT_CONTROLLER_WEB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub web_allowed_hosts: Vec<String>,
 }
 
 /// The web listener's flags: the JSON API (`docs/api.md`) and the metrics

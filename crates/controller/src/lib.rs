@@ -15,6 +15,8 @@
 //! | [`identity`]  | the Identity gRPC service: issuer files, CSR checks, tokens, signing |
 //! | [`file_watch`] | inotify + poll watching shared by the file sources |
 //! | [`incoming`]  | accepted gRPC connections: TLS or plaintext on one port, `TCP_NODELAY` |
+//! | [`tap`]       | `/api/tap`: the API token, fan-out of Observe to the proxies, NDJSON events |
+//! | [`dashboard`] | the dashboard page and assets at `/`, the Host check |
 //! | [`config`]    | flags and the `identity` subcommands |
 //! | [`web`]       | the HTTP API (`--web-addr`, `docs/api.md`): workloads, golden metrics, identity, mesh, Prometheus SD |
 //! | [`metrics_api`] | golden metrics: scraping the proxies into a bounded window and querying it, or asking Prometheus |
@@ -23,10 +25,12 @@
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod dashboard;
 pub mod destination;
 pub mod file_watch;
 pub mod identity;
 pub mod incoming;
 pub mod mesh_file;
 pub mod metrics_api;
+pub mod tap;
 pub mod web;

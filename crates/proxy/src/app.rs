@@ -1,4 +1,5 @@
 //! Wires the proxy together in start-up order and runs it until shutdown.
+//! Listeners (inbound, outbound, admin, tap) are all bound first.
 //! This is the only place that constructs long-lived components.
 
 use crate::admin::{self, AdminState};
@@ -17,6 +18,9 @@ use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
 use crate::outbound::Outbound;
+use crate::tap::Taps;
+use crate::tap::server::TapListener;
+use crate::tap::service::TapService;
 use crate::tls::config::{TlsStore, TrustAnchors, control_server_only, follow_credentials};
 use prometheus_client::registry::Registry;
 use rustls::pki_types::ServerName;
@@ -65,6 +69,8 @@ pub struct BoundAddrs {
     pub outbound: Vec<SocketAddr>,
     /// Admin listener.
     pub admin: SocketAddr,
+    /// Tap listener, when tap is on.
+    pub tap: Option<SocketAddr>,
 }
 
 /// Sets up logging as configured.
@@ -106,6 +112,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     // 1. Metrics: one registry for the whole process.
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::new(&mut registry);
+    let taps = Arc::new(Taps::new(&mut registry));
     registry.register_collector(Box::new(ProcessCollector::new(started)));
 
     // 2. Listeners, all bound before anything serves, so a taken port fails
@@ -137,6 +144,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                 source,
             }
         })?;
+    let tap_listener = match &config.tap {
+        Some(tap) => match TapListener::bind(tap.listen_addr).await {
+            Ok(listener) => Some(listener),
+            // Several proxies on one host cannot all have the default port:
+            // only an address someone chose must be served.
+            Err(error) if !tap.listen_addr_set => {
+                tracing::warn!(addr = %tap.listen_addr, %error, "tap disabled: the default tap address cannot be bound (set WEFT_PROXY_TAP_LISTEN_ADDR)");
+                None
+            }
+            Err(source) => {
+                return Err(StartError::Bind {
+                    name: "WEFT_PROXY_TAP_LISTEN_ADDR",
+                    addr: tap.listen_addr,
+                    source,
+                });
+            }
+        },
+        None => None,
+    };
     let bound = BoundAddrs {
         inbound: inbound.local_addr().map_err(StartError::Admin)?,
         outbound: outbound
@@ -145,6 +171,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .collect::<Result<_, _>>()
             .map_err(StartError::Admin)?,
         admin: admin_listener.local_addr().map_err(StartError::Admin)?,
+        tap: tap_listener
+            .as_ref()
+            .map(TapListener::local_addr)
+            .transpose()
+            .map_err(StartError::Admin)?,
     };
 
     // 3. Shared data-path state: clients and their pools.
@@ -225,11 +256,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         listener_addrs: [bound.inbound, bound.admin]
             .into_iter()
             .chain(bound.outbound.iter().copied())
+            .chain(bound.tap)
             .collect(),
         log_limit: LogLimit::default(),
         outbound: outbound_router,
         tls: tls_store.clone(),
         case_maps: CaseMaps::default(),
+        taps: taps.clone(),
     });
 
     // 6. Admin server on its own thread.
@@ -248,6 +281,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     for listener in outbound {
         tokio::spawn(listener.run(proxy.clone(), drain.watch()));
     }
+    // Tap, on the same runtime: TLS clients are served once the proxy
+    // holds a certificate.
+    if let (Some(listener), Some(tap)) = (tap_listener, &config.tap) {
+        let service = TapService::new(taps, tap.svc_name.as_str().into());
+        tokio::spawn(listener.run(service, tls_store.clone(), drain.watch()));
+    }
     let maintenance = tokio::spawn(maintain(proxy.clone()));
     // Ready now, or, with identity, once the first certificate arrives.
     let readiness = tokio::spawn(become_ready(admin_state.clone(), credentials));
@@ -255,6 +294,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         inbound = %bound.inbound,
         outbound = ?bound.outbound,
         admin = %bound.admin,
+        tap = %bound.tap.map_or("off".to_string(), |addr| addr.to_string()),
         mode = if config.inbound_forward_addr.is_some() { "explicit" } else { "transparent" },
         "weft-proxy serving"
     );

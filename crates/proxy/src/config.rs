@@ -136,6 +136,16 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "TLS to the controller (with identity): auto = TLS unless the address is a loopback IP or localhost; always; never. Identity: the controller verified, no client certificate; Destination: mutual TLS with the proxy's certificate",
     },
     Variable {
+        name: "WEFT_PROXY_TAP_LISTEN_ADDR",
+        default: "127.0.0.1:4190",
+        meaning: "tap server (gRPC io.linkerd.proxy.tap.Tap/Observe: live request events): plaintext clients on loopback, or TLS clients whose certificate names WEFT_PROXY_TAP_SVC_NAME; off or empty = no tap. At the default, a taken port (several proxies on one host) disables tap with a warning; a set address that cannot be bound fails start-up",
+    },
+    Variable {
+        name: "WEFT_PROXY_TAP_SVC_NAME",
+        default: DEFAULT_CONTROLLER_NAME,
+        meaning: "the identity a TLS tap client's certificate must carry (TLS on the tap port needs the WEFT_PROXY_IDENTITY_* variables)",
+    },
+    Variable {
         name: "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
         default: "5s",
         meaning: "discovery lookups unused for this long are dropped",
@@ -212,6 +222,8 @@ pub struct Config {
     pub identity: Option<IdentityConfig>,
     /// When connections to the control plane use TLS (with identity only).
     pub control_plane_tls: ControlPlaneTls,
+    /// The tap server; `None` when turned off.
+    pub tap: Option<TapConfig>,
     /// Unused discovery lookups are dropped after this.
     pub discovery_idle_timeout: Duration,
     /// How long a backend may have no ready endpoint before requests fail.
@@ -251,6 +263,17 @@ pub struct DestinationConfig {
     pub initial_timeout: Duration,
 }
 
+/// Where the tap server listens and whom it serves.
+#[derive(Clone, Debug)]
+pub struct TapConfig {
+    /// The tap listener's address.
+    pub listen_addr: SocketAddr,
+    /// Whether the address was set (a taken default only disables tap).
+    pub listen_addr_set: bool,
+    /// The identity a TLS tap client must present.
+    pub svc_name: String,
+}
+
 /// Where the proxy gets its certificate and which roots it trusts.
 #[derive(Clone, Debug)]
 pub struct IdentityConfig {
@@ -274,6 +297,16 @@ pub struct IpNetwork {
 }
 
 impl IpNetwork {
+    /// The network of `address` with a `prefix`-bit mask (cut to 32 bits
+    /// for IPv4, 128 for IPv6).
+    pub fn new(address: IpAddr, prefix: u8) -> IpNetwork {
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        IpNetwork {
+            address,
+            prefix: prefix.min(max),
+        }
+    }
+
     /// Parses `ADDRESS/PREFIX` (a bare address is a single-address network).
     pub fn parse(text: &str) -> Result<IpNetwork, String> {
         let text = text.trim();
@@ -476,6 +509,7 @@ impl Config {
             destination: read_destination(&mut reader),
             identity: read_identity(&mut reader),
             control_plane_tls: reader.value("WEFT_PROXY_CONTROL_PLANE_TLS", ControlPlaneTls::parse),
+            tap: read_tap(&mut reader),
             discovery_idle_timeout: reader.value(
                 "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
                 parse_positive_duration,
@@ -532,6 +566,9 @@ impl Config {
             listeners.push(("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", *addr));
         }
         listeners.push(("WEFT_PROXY_ADMIN_LISTEN_ADDR", self.admin_listen_addr));
+        if let Some(tap) = &self.tap {
+            listeners.push(("WEFT_PROXY_TAP_LISTEN_ADDR", tap.listen_addr));
+        }
         for (index, (name, addr)) in listeners.iter().enumerate() {
             for (other_name, other_addr) in &listeners[..index] {
                 if addr.port() != 0 && addr == other_addr {
@@ -593,6 +630,8 @@ impl Config {
             "identity_trust_anchors": self.identity.as_ref().map(|identity| format!("{} certificate(s)", identity.trust_anchors.len())),
             "identity_svc_name": self.identity.as_ref().map(|identity| identity.svc_name.clone()),
             "control_plane_tls": self.control_plane_tls.as_str(),
+            "tap_listen_addr": self.tap.as_ref().map_or("off".to_string(), |tap| tap.listen_addr.to_string()),
+            "tap_svc_name": self.tap.as_ref().map(|tap| tap.svc_name.clone()),
             "outbound_discovery_idle_timeout": format_duration(self.discovery_idle_timeout),
             "outbound_failfast_timeout": format_duration(self.failfast_timeout),
             "outbound_max_pending": self.max_pending,
@@ -661,6 +700,27 @@ fn read_destination(reader: &mut Reader<'_>) -> Option<DestinationConfig> {
         profile_suffixes,
         profile_networks,
         initial_timeout,
+    })
+}
+
+/// Reads the `WEFT_PROXY_TAP_*` variables; `None` when tap is off.
+fn read_tap(reader: &mut Reader<'_>) -> Option<TapConfig> {
+    let listen_addr_set = (reader.lookup)("WEFT_PROXY_TAP_LISTEN_ADDR").is_some();
+    let listen_addr = reader.value("WEFT_PROXY_TAP_LISTEN_ADDR", |value| {
+        let value = value.trim();
+        if value.is_empty() || value.eq_ignore_ascii_case("off") {
+            Ok(None)
+        } else {
+            parse_socket_addr(value)
+                .map(Some)
+                .map_err(|reason| format!("{reason}, or off"))
+        }
+    });
+    let svc_name = reader.value("WEFT_PROXY_TAP_SVC_NAME", parse_server_name);
+    listen_addr.map(|listen_addr| TapConfig {
+        listen_addr,
+        listen_addr_set,
+        svc_name,
     })
 }
 
@@ -1184,6 +1244,45 @@ mod tests {
                 "WEFT_PROXY_INBOUND_FORWARD_ADDR"
             ]
         );
+    }
+
+    #[test]
+    fn tap_variables() {
+        let tap = config_from(&[]).unwrap().tap.unwrap();
+        assert_eq!(tap.listen_addr.to_string(), "127.0.0.1:4190");
+        assert!(!tap.listen_addr_set);
+        assert_eq!(tap.svc_name, DEFAULT_CONTROLLER_NAME);
+        for off in ["off", "OFF", "", " "] {
+            let config = config_from(&[("WEFT_PROXY_TAP_LISTEN_ADDR", off)]).unwrap();
+            assert!(config.tap.is_none(), "{off:?}");
+            assert_eq!(config.to_json()["tap_listen_addr"], "off");
+        }
+        let tap = config_from(&[
+            ("WEFT_PROXY_TAP_LISTEN_ADDR", "0.0.0.0:14190"),
+            ("WEFT_PROXY_TAP_SVC_NAME", "Tap.Weft.Example"),
+        ])
+        .unwrap()
+        .tap
+        .unwrap();
+        assert_eq!(tap.listen_addr.to_string(), "0.0.0.0:14190");
+        assert!(tap.listen_addr_set);
+        assert_eq!(tap.svc_name, "tap.weft.example");
+        let error = config_from(&[
+            ("WEFT_PROXY_TAP_LISTEN_ADDR", "sometimes"),
+            ("WEFT_PROXY_TAP_SVC_NAME", "not a name"),
+        ])
+        .unwrap_err();
+        let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["WEFT_PROXY_TAP_LISTEN_ADDR", "WEFT_PROXY_TAP_SVC_NAME"]
+        );
+        let error = config_from(&[
+            ("WEFT_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:5000"),
+            ("WEFT_PROXY_TAP_LISTEN_ADDR", "127.0.0.1:5000"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.invalid[0].name, "WEFT_PROXY_TAP_LISTEN_ADDR");
     }
 
     #[test]

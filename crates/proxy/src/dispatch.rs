@@ -56,6 +56,8 @@ pub struct Proxy {
     pub tls: Option<Arc<TlsStore>>,
     /// hyper case maps for `l5d-orig-header-case` values (inbound).
     pub case_maps: CaseMaps,
+    /// Active taps: every HTTP request is offered to them.
+    pub taps: Arc<crate::tap::Taps>,
 }
 
 impl Proxy {

@@ -6,6 +6,7 @@
 //! proxying) or [`tcp`] (opaque forwarding). [`metrics`] and [`admin`]
 //! observe it; [`drain`] ends it gracefully. [`identity`] and [`discovery`]
 //! talk to the controller over [`control`] channels (TLS or plaintext).
+//! [`tap`] streams live request events to an authorized tap client.
 
 pub mod admin;
 pub mod app;
@@ -25,5 +26,6 @@ pub mod log_limit;
 pub mod metrics;
 pub mod orig_dst;
 pub mod outbound;
+pub mod tap;
 pub mod tcp;
 pub mod tls;

@@ -1,7 +1,7 @@
 //! `weft-proxy` as a real child process.
 //!
-//! [`ProxyBuilder`] picks free loopback ports for the inbound, outbound and
-//! admin listeners (unless given), starts the binary with a clean
+//! [`ProxyBuilder`] picks free loopback ports for the inbound, outbound,
+//! admin and tap listeners (unless given), starts the binary with a clean
 //! `WEFT_PROXY_*` environment plus the extra variables, sends its output to a
 //! log file in a temporary directory and waits until `GET /ready` answers 200.
 //! [`ProxyProcess`] then exposes the addresses, the admin endpoints, parsed
@@ -28,6 +28,7 @@ pub struct ProxyBuilder {
     inbound: Option<SocketAddr>,
     outbound: Option<SocketAddr>,
     admin: Option<SocketAddr>,
+    tap: Option<SocketAddr>,
 }
 
 impl ProxyBuilder {
@@ -65,6 +66,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// Uses this tap listen address instead of a free loopback port.
+    pub fn tap_addr(mut self, addr: SocketAddr) -> Self {
+        self.tap = Some(addr);
+        self
+    }
+
     /// Starts the proxy and waits until `/ready` answers 200.
     ///
     /// Panics (printing the proxy's log) if it exits or is not ready in time.
@@ -78,8 +85,10 @@ impl ProxyBuilder {
                 Ok(()) => return proxy,
                 Err(why) => {
                     let log = proxy.log();
-                    let ports_picked =
-                        self.inbound.is_none() || self.outbound.is_none() || self.admin.is_none();
+                    let ports_picked = self.inbound.is_none()
+                        || self.outbound.is_none()
+                        || self.admin.is_none()
+                        || self.tap.is_none();
                     if attempt < ATTEMPTS && ports_picked && log.contains("Address already in use")
                     {
                         continue;
@@ -116,6 +125,7 @@ impl ProxyBuilder {
         let inbound = self.inbound.unwrap_or_else(free_addr);
         let outbound = self.outbound.unwrap_or_else(free_addr);
         let admin = self.admin.unwrap_or_else(free_addr);
+        let tap = self.tap.unwrap_or_else(free_addr);
         let dir = temp_dir();
         let log_path = dir.join("weft-proxy.log");
         let log = File::create(&log_path).expect("create proxy log");
@@ -123,7 +133,8 @@ impl ProxyBuilder {
         command
             .env("WEFT_PROXY_INBOUND_LISTEN_ADDR", inbound.to_string())
             .env("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", outbound.to_string())
-            .env("WEFT_PROXY_ADMIN_LISTEN_ADDR", admin.to_string());
+            .env("WEFT_PROXY_ADMIN_LISTEN_ADDR", admin.to_string())
+            .env("WEFT_PROXY_TAP_LISTEN_ADDR", tap.to_string());
         // Extra variables last so a test can override the listen addresses.
         for (name, value) in &self.env {
             command.env(name, value);
@@ -138,6 +149,7 @@ impl ProxyBuilder {
             inbound,
             outbound,
             admin,
+            tap,
             dir,
             log_path,
             exited: None,
@@ -153,6 +165,7 @@ impl ProxyBuilder {
             ("WEFT_PROXY_INBOUND_LISTEN_ADDR", self.inbound),
             ("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", self.outbound),
             ("WEFT_PROXY_ADMIN_LISTEN_ADDR", self.admin),
+            ("WEFT_PROXY_TAP_LISTEN_ADDR", self.tap),
         ] {
             if let Some(addr) = addr {
                 command.env(name, addr.to_string());
@@ -210,6 +223,7 @@ pub struct ProxyProcess {
     inbound: SocketAddr,
     outbound: SocketAddr,
     admin: SocketAddr,
+    tap: SocketAddr,
     dir: PathBuf,
     log_path: PathBuf,
     exited: Option<ExitStatus>,
@@ -247,6 +261,13 @@ impl ProxyProcess {
     /// Admin server address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin
+    }
+
+    /// Tap listener address (as configured; an extra
+    /// `WEFT_PROXY_TAP_LISTEN_ADDR` given with [`ProxyBuilder::env`] wins
+    /// over it).
+    pub fn tap_addr(&self) -> SocketAddr {
+        self.tap
     }
 
     /// Process id of the child.

@@ -3,12 +3,15 @@
 //! proxy made itself. Either way the response is recorded in the metrics
 //! once, when its stream ends: status, gRPC status (from trailers or a
 //! trailers-only response), latency to end of stream, and stream errors.
+//! A tapped request's recorder also carries its [`TapRecording`]: response
+//! head, body bytes, trailers and end of stream become tap events.
 
 use crate::discovery::convert::ResponseClass;
 use crate::metrics::labels::HttpLabels;
 use crate::metrics::route::{RouteHandleCache, RouteLabels, RouteMetrics, RouteOutcome};
 use crate::metrics::{HttpHandleCache, HttpMetrics, ResponseOutcome};
 use crate::outbound::policy;
+use crate::tap::TapRecording;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
@@ -27,6 +30,7 @@ pub struct ResponseRecorder {
     status_code: u16,
     grpc_status: Option<u32>,
     route: Option<RouteRecording>,
+    tap: Option<Box<TapRecording>>,
 }
 
 /// The route part of a response's recording: the request's route labels,
@@ -77,6 +81,21 @@ impl ResponseRecorder {
             status_code: 0,
             grpc_status: None,
             route: None,
+            tap: None,
+        }
+    }
+
+    /// Also reports the response to the taps that claimed the request.
+    pub fn with_tap(mut self, tap: Option<Box<TapRecording>>) -> Self {
+        self.tap = tap;
+        self
+    }
+
+    /// The response is one the proxy made because the request failed: the
+    /// tap reports a request that got no response.
+    pub fn proxy_error(&mut self) {
+        if let Some(tap) = self.tap.take() {
+            tap.fail();
         }
     }
 
@@ -105,15 +124,24 @@ impl ResponseRecorder {
         if let Some(grpc_status) = grpc_status_of(headers) {
             self.grpc_status = Some(grpc_status);
         }
+        if let Some(tap) = &mut self.tap {
+            tap.response_init(status_code, headers);
+        }
     }
 
     fn trailers(&mut self, trailers: &HeaderMap) {
         if let Some(grpc_status) = grpc_status_of(trailers) {
             self.grpc_status = Some(grpc_status);
         }
+        if let Some(tap) = &mut self.tap {
+            tap.trailers(trailers);
+        }
     }
 
     fn finish(mut self, error: Option<&'static str>) {
+        if let Some(tap) = self.tap.take() {
+            tap.end(error.is_some());
+        }
         if let Some(route) = self.route.take() {
             route.finish(self.status_code, self.grpc_status, error);
         }
@@ -193,15 +221,30 @@ impl Body for ProxyBody {
         let polled = Pin::new(inner).poll_frame(context);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(trailers), Some(recorder)) = (frame.trailers_ref(), &mut this.recorder)
-                {
-                    recorder.trailers(trailers);
+                if let Some(recorder) = &mut this.recorder {
+                    if let Some(tap) = &mut recorder.tap
+                        && let Some(data) = frame.data_ref()
+                    {
+                        tap.data(data.len());
+                    }
+                    if let Some(trailers) = frame.trailers_ref() {
+                        recorder.trailers(trailers);
+                    }
                 }
                 if this.inner.as_ref().is_some_and(Body::is_end_stream) {
                     this.finish(None);
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.finish(Some("stream error")),
+            Poll::Ready(Some(Err(error))) => {
+                if let Some(tap) = this
+                    .recorder
+                    .as_mut()
+                    .and_then(|recorder| recorder.tap.as_mut())
+                {
+                    tap.stream_error(crate::tap::reset_reason(error));
+                }
+                this.finish(Some("stream error"))
+            }
             Poll::Ready(None) => this.finish(None),
             Poll::Pending => {}
         }

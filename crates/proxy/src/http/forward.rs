@@ -23,6 +23,7 @@ use crate::http::request_body::RequestBody;
 use crate::http::{headers, logical, orig_proto};
 use crate::metrics::labels::{Direction, HttpLabels, TargetLabels};
 use crate::outbound::{LogicalTarget, Plan};
+use crate::tap::TapRequest;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -82,12 +83,24 @@ pub async fn handle(
     };
     let metrics = &context.proxy.metrics.http;
     metrics.request(&labels, &context.metric_handles);
+    let tap = context.proxy.taps.begin(&TapRequest {
+        direction: context.direction,
+        source: context.client_addr,
+        destination: addr,
+        target: &labels.target,
+        route: None,
+        method: request.method(),
+        uri: request.uri(),
+        headers: request.headers(),
+        version: request.version(),
+    });
     let recorder = ResponseRecorder::new(
         metrics.clone(),
         context.metric_handles.clone(),
         labels,
         started,
-    );
+    )
+    .with_tap(tap);
 
     // 2. Early checks.
     if context.proxy.is_own_listener(addr) {
@@ -441,6 +454,7 @@ pub fn error_response(
     }
     let (parts, ()) = response.into_parts();
     let recorder = recorder.map(|mut recorder| {
+        recorder.proxy_error();
         recorder.head(parts.status.as_u16(), &parts.headers);
         recorder
     });

@@ -28,6 +28,7 @@ use crate::outbound::budget::RetryBudget;
 use crate::outbound::{
     Backend, CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, LogicalTarget, Outbound, policy,
 };
+use crate::tap::TapRequest;
 use http::header::HeaderName;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
@@ -260,9 +261,20 @@ impl Attempts<'_> {
             )
             .map_err(Failed::without_endpoint)?;
             let endpoint = upstream.endpoint;
+            let tap = proxy.taps.begin(&TapRequest {
+                direction: Direction::Outbound,
+                source: self.context.client_addr,
+                destination: endpoint.addr,
+                target: &endpoint.labels,
+                route: Some(self.route_labels),
+                method: request.method(),
+                uri: request.uri(),
+                headers: request.headers(),
+                version: request.version(),
+            });
             match forward::send(client, &endpoint, upstream.h2, request).await {
                 Ok(response) => {
-                    let recorder = self.recorder(&lease);
+                    let recorder = self.recorder(&lease).with_tap(tap);
                     return Ok((response, lease, recorder));
                 }
                 Err(SendError {
@@ -270,11 +282,14 @@ impl Attempts<'_> {
                     unsent: Some(unsent),
                 }) if tries < CONNECT_ATTEMPTS => {
                     tracing::debug!(endpoint = %endpoint.addr, %error, "endpoint unreachable; trying another");
+                    if let Some(tap) = tap {
+                        tap.fail();
+                    }
                     lease.fail(CONNECT_FAILURE_PENALTY);
                     request = unsent;
                 }
                 Err(SendError { error, unsent }) => {
-                    let recorder = self.recorder(&lease);
+                    let recorder = self.recorder(&lease).with_tap(tap);
                     if unsent.is_some() {
                         lease.fail(CONNECT_FAILURE_PENALTY);
                     }

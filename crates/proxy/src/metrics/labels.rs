@@ -51,7 +51,8 @@ pub enum TlsStatus {
 }
 
 impl TlsStatus {
-    fn no_tls_reason(&self) -> Option<&'static str> {
+    /// The `no_tls_reason` label value; `None` for TLS.
+    pub fn no_tls_reason(&self) -> Option<&'static str> {
         match self {
             TlsStatus::NoTlsFromRemote => Some("no_tls_from_remote"),
             TlsStatus::NotProvidedByServiceDiscovery => Some("not_provided_by_service_discovery"),
@@ -121,6 +122,11 @@ impl TargetLabels {
     /// Discovery's metric labels for the endpoint.
     pub fn destination(&self) -> &EndpointLabels {
         &self.destination
+    }
+
+    /// The TLS status.
+    pub fn tls(&self) -> &TlsStatus {
+        &self.tls
     }
 
     /// The endpoint's address label (`ip:port`).

@@ -28,6 +28,8 @@
 //! - `discovery`: outbound routing by a real `weft-controller`'s Destination
 //!   answers: balancing, traffic splits, retries, timeouts, failfast, mesh-file
 //!   edits and controller restarts.
+//! - `tap`: live tap (`Observe`) on the proxy's tap port: events per matching
+//!   request until the limit, gRPC status, invalid requests, authorization.
 
 mod admin;
 mod bad_input;
@@ -40,6 +42,7 @@ mod metrics;
 mod mtls;
 mod redis;
 mod shutdown;
+mod tap;
 mod tcp;
 mod transfer;
 mod websocket;

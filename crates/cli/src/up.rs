@@ -242,7 +242,6 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         }
         done(&paths.identity_dir.display().to_string());
     }
-    ensure_api_token(&paths.api_token)?;
 
     // 3. The controller.
     let mut running = Running {
@@ -583,28 +582,6 @@ fn controller_flags(controller_bin: &Path) -> String {
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
         .unwrap_or_default()
-}
-
-/// Creates the API token file (mode 0600) unless it exists.
-fn ensure_api_token(path: &Path) -> anyhow::Result<()> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.exists() {
-        return Ok(());
-    }
-    let mut random = [0u8; 24];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut file| file.read_exact(&mut random))
-        .context("cannot read /dev/urandom")?;
-    let token: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(file, "{token}")?;
-    Ok(())
 }
 
 fn truncate(log: &Path) {

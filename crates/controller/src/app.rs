@@ -54,7 +54,10 @@ use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
 use crate::identity::token_files::{TokenDirError, TokenFileMetrics, TokenFiles};
 use crate::incoming::{GrpcListener, IncomingMetrics, Server};
 use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
-use crate::metrics_api::{MetricsApi, MetricsSource, ScrapeStatuses};
+use crate::metrics_api::prometheus::PrometheusClient;
+use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
+use crate::metrics_api::store::Store;
+use crate::metrics_api::{Backend, MetricsApi, MetricsSource, ScrapeStatuses};
 use crate::tap::token::{ApiToken, TokenFileError};
 use crate::tap::{TapMetrics, TapState};
 use crate::web::WebState;
@@ -236,6 +239,8 @@ pub struct App {
     web: Arc<WebState>,
     /// Routes merged into the web listener: tap and the dashboard.
     web_extra: axum::Router,
+    /// The scraper, unless Prometheus answers.
+    scraper: Option<Scraper>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -309,17 +314,43 @@ impl App {
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let mesh = args.identity.config().map(|config| config.domain);
+        // Golden metrics: Prometheus answers, or the scraper fills a store.
+        let statuses = ScrapeStatuses::default();
+        let (metrics, scraper) = match &args.web.prometheus_url {
+            Some(url) => {
+                let metrics = MetricsApi {
+                    source: MetricsSource::Prometheus,
+                    statuses: statuses.clone(),
+                    backend: Backend::Prometheus(Box::new(PrometheusClient::new(url))),
+                };
+                (metrics, None)
+            }
+            None => {
+                let store = Arc::new(Mutex::new(Store::new(
+                    args.web.metrics_retention,
+                    args.web.scrape_interval.mul_f64(2.5),
+                )));
+                let scraper = Scraper {
+                    catalog: catalog.clone(),
+                    store: Arc::clone(&store),
+                    statuses: statuses.clone(),
+                    interval: args.web.scrape_interval,
+                    metrics: ScrapeMetrics::new(&mut registry),
+                };
+                let metrics = MetricsApi {
+                    source: MetricsSource::Scrape,
+                    statuses,
+                    backend: Backend::Scrape(store),
+                };
+                (metrics, Some(scraper))
+            }
+        };
         let web = Arc::new(WebState {
             catalog: catalog.clone(),
-            metrics: MetricsApi {
-                source: if args.web.prometheus_url.is_some() {
-                    MetricsSource::Prometheus
-                } else {
-                    MetricsSource::Scrape
-                },
-                statuses: ScrapeStatuses::default(),
-            },
+            metrics,
             identity_domain: mesh.clone(),
+            identity_authority: identity.as_ref().map(|(stage, _)| stage.issuer.authority()),
+            leaf_lifetime: args.identity.config().map(|config| config.policy.lifetime),
             mesh_file_path: mesh_file.clone(),
             mesh_file_status: source.status_handle(),
         });
@@ -346,6 +377,7 @@ impl App {
             web_listener,
             web,
             web_extra,
+            scraper,
             shutdown,
         })
     }
@@ -384,6 +416,7 @@ impl App {
             web_listener,
             web,
             web_extra,
+            scraper,
             shutdown,
         } = self;
         let stopped = |mut receiver: watch::Receiver<bool>| async move {
@@ -421,6 +454,9 @@ impl App {
                 .into_future(),
         );
 
+        if let Some(scraper) = scraper {
+            background.push(tokio::spawn(scraper.run(stopped(shutdown.subscribe()))));
+        }
         let mut web_server = tokio::spawn(crate::web::serve(
             web_listener,
             web,

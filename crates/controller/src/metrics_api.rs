@@ -7,12 +7,32 @@
 //! ```
 //!
 //! The web layer ([`crate::web`]) asks [`MetricsApi`] and never knows which
-//! backend answers.
+//! backend answers: both evaluate the same [`query::Query`] values.
+//!
+//! | module | what it is |
+//! |--------|------------|
+//! | [`parse`] | a proxy's text → the kept samples (families and labels the queries need) |
+//! | [`store`] | the bounded window of samples; evaluates queries |
+//! | [`scrape`] | the scrape loop, its HTTP client and metrics |
+//! | [`query`] | queries as data, PromQL rendering, increase and histogram_quantile |
+//! | [`golden`] | stat/routes/edges: selections and rows (pure) |
+//! | [`prometheus`] | the `--prometheus-url` backend |
+
+pub mod golden;
+pub mod parse;
+pub mod prometheus;
+pub mod query;
+pub mod scrape;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
+
+use self::prometheus::{PrometheusClient, PrometheusError};
+use self::query::{Group, Query};
+use self::store::Store;
 
 /// Which backend answers golden-metrics queries (`/api/version`'s `metrics_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,6 +98,23 @@ impl ScrapeStatuses {
     }
 }
 
+/// Where queries are evaluated.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The controller's own scrape store.
+    Scrape(Arc<Mutex<Store>>),
+    /// A Prometheus.
+    Prometheus(Box<PrometheusClient>),
+}
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Prometheus failed or refused.
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
+}
+
 /// The golden-metrics side of the API: the backend and the scrape statuses.
 #[derive(Debug, Clone)]
 pub struct MetricsApi {
@@ -85,4 +122,24 @@ pub struct MetricsApi {
     pub source: MetricsSource,
     /// The last scrape of every proxy (empty with Prometheus).
     pub statuses: ScrapeStatuses,
+    /// Where queries go.
+    pub backend: Backend,
+}
+
+impl MetricsApi {
+    /// Evaluates one query now.
+    pub async fn evaluate(&self, query: &Query) -> Result<Vec<Group>, MetricsError> {
+        match &self.backend {
+            Backend::Scrape(store) => Ok(store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .evaluate(query, scrape::unix_now())),
+            Backend::Prometheus(client) => Ok(client.evaluate(query).await?),
+        }
+    }
+
+    /// Evaluates queries concurrently, results in the same order.
+    pub async fn evaluate_all(&self, queries: &[Query]) -> Result<Vec<Vec<Group>>, MetricsError> {
+        futures::future::try_join_all(queries.iter().map(|query| self.evaluate(query))).await
+    }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
@@ -27,12 +27,25 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
+use weft_core::service::selects;
 use weft_core::workload::Workload;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::catalog::SharedCatalog;
+use crate::identity::issuer_files::AuthorityHandle;
 use crate::identity::{IdentityDomain, WorkloadIdentity};
 use crate::mesh_file::MeshFileStatus;
-use crate::metrics_api::{MetricsApi, WorkloadKey};
+use crate::metrics_api::golden::{
+    self, EdgeEnd, Resource, ResourceKind, SelectionError, StatRequest,
+};
+use crate::metrics_api::query::Matcher;
+use crate::metrics_api::{MetricsApi, MetricsError, MetricsSource, WorkloadKey};
+
+/// The shortest and longest `window`.
+pub const WINDOW_RANGE: (Duration, Duration) = (Duration::from_secs(15), Duration::from_secs(900));
+/// `window` when absent.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 
 /// The version `/api/version` reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -46,6 +59,10 @@ pub struct WebState {
     pub metrics: MetricsApi,
     /// The identity names' suffix, when identity is enabled.
     pub identity_domain: Option<IdentityDomain>,
+    /// The issuer and trust anchors, when identity is enabled.
+    pub identity_authority: Option<AuthorityHandle>,
+    /// Lifetime of issued leaf certificates.
+    pub leaf_lifetime: Option<Duration>,
     /// The mesh file.
     pub mesh_file_path: PathBuf,
     /// Its last load.
@@ -72,6 +89,21 @@ impl ApiError {
     }
 }
 
+impl From<SelectionError> for ApiError {
+    fn from(error: SelectionError) -> Self {
+        ApiError::bad_request(error.to_string())
+    }
+}
+
+impl From<MetricsError> for ApiError {
+    fn from(error: MetricsError) -> Self {
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            message: error.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({ "error": self.message }))).into_response()
@@ -83,6 +115,10 @@ pub fn api_router(state: Arc<WebState>) -> Router {
     Router::new()
         .route("/api/version", get(version))
         .route("/api/workloads", get(workloads))
+        .route("/api/stat", get(stat))
+        .route("/api/routes", get(routes))
+        .route("/api/edges", get(edges))
+        .route("/api/identity", get(identity))
         .route("/api/mesh", get(mesh))
         .route("/api/sd", get(service_discovery))
         .with_state(state)
@@ -257,9 +293,344 @@ pub fn sanitize_label(key: &str) -> String {
     name
 }
 
+/// `window=`: a Go duration within [`WINDOW_RANGE`]; [`DEFAULT_WINDOW`] when absent.
+pub fn parse_window(text: Option<&str>) -> Result<Duration, ApiError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_WINDOW);
+    };
+    let window = weft_core::duration::parse_go_duration(text)
+        .map_err(|error| ApiError::bad_request(format!("bad window {text:?}: {error}")))?;
+    if window < WINDOW_RANGE.0 || window > WINDOW_RANGE.1 {
+        return Err(ApiError::bad_request(format!(
+            "window {text} is outside 15s … 15m"
+        )));
+    }
+    Ok(window)
+}
+
+/// `/api/stat`'s query string.
+#[derive(Debug, Default, Deserialize)]
+struct StatQuery {
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn parse_kind(text: Option<&str>) -> Result<ResourceKind, ApiError> {
+    let text = text.ok_or_else(|| ApiError::bad_request("kind is required"))?;
+    ResourceKind::parse(text).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown kind {text:?}: namespace, workload, service or authority"
+        ))
+    })
+}
+
+fn parse_resource(text: Option<&str>) -> Result<Option<Resource>, ApiError> {
+    Ok(text.map(Resource::parse).transpose()?)
+}
+
+fn window_seconds(window: Duration) -> u64 {
+    window.as_secs()
+}
+
+async fn stat(
+    State(state): State<Arc<WebState>>,
+    Query(query): Query<StatQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let request = StatRequest {
+        kind: parse_kind(query.kind.as_deref())?,
+        namespace: query.namespace.filter(|namespace| !namespace.is_empty()),
+        name: query.name.filter(|name| !name.is_empty()),
+        window: parse_window(query.window.as_deref())?,
+        from: parse_resource(query.from.as_deref())?,
+        to: parse_resource(query.to.as_deref())?,
+    };
+    let selection = golden::stat_selection(&request)?;
+    let queries = golden::stat_queries(&selection, request.window);
+    let results = state.metrics.evaluate_all(&queries).await?;
+    let mut rows = golden::stat_rows(&selection, &results, request.window);
+    // The inbound view of workloads and namespaces lists every one the
+    // catalog has, with or without traffic.
+    let workloads = sorted_workloads(&state, request.namespace.as_deref());
+    if request.from.is_none() && request.to.is_none() {
+        for workload in workloads.iter().filter(|workload| workload.spec.meshed) {
+            let namespace = namespace_of(workload).to_string();
+            let key = match request.kind {
+                ResourceKind::Workload => (namespace, name_of(workload).to_string()),
+                ResourceKind::Namespace => (namespace.clone(), namespace),
+                _ => continue,
+            };
+            if request.name.as_ref().is_none_or(|name| *name == key.1) {
+                rows.entry(key).or_default();
+            }
+        }
+    }
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|((namespace, name), golden)| {
+            let (meshed, running) = instance_counts(&state, request.kind, &namespace, &name);
+            let mut row = json!({
+                "kind": request.kind,
+                "namespace": namespace,
+                "name": name,
+                "meshed": meshed,
+                "running": running,
+            });
+            if let (Value::Object(row), Ok(Value::Object(golden))) =
+                (&mut row, serde_json::to_value(&golden))
+            {
+                row.extend(golden);
+            }
+            row
+        })
+        .collect();
+    Ok(Json(
+        json!({ "window_seconds": window_seconds(request.window), "rows": rows }),
+    ))
+}
+
+/// How many of a row's workload instances are meshed, and how many of
+/// those answered the last scrape (`None` for authorities).
+fn instance_counts(
+    state: &WebState,
+    kind: ResourceKind,
+    namespace: &str,
+    name: &str,
+) -> (Option<u64>, Option<u64>) {
+    let workloads = sorted_workloads(state, Some(namespace));
+    let service = (kind == ResourceKind::Service).then(|| {
+        state
+            .catalog
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .service(&ServiceName::new(namespace, name))
+            .cloned()
+    });
+    let selected: Vec<&Workload> = workloads
+        .iter()
+        .filter(|workload| match kind {
+            ResourceKind::Workload => name_of(workload) == name,
+            ResourceKind::Namespace => true,
+            ResourceKind::Service => service
+                .as_ref()
+                .and_then(Option::as_ref)
+                .is_some_and(|service| selects(service, workload)),
+            ResourceKind::Authority => false,
+        })
+        .collect();
+    if kind == ResourceKind::Authority {
+        return (None, None);
+    }
+    let meshed: Vec<&&Workload> = selected
+        .iter()
+        .filter(|workload| workload.spec.meshed)
+        .collect();
+    let running = meshed
+        .iter()
+        .filter(|workload| {
+            state
+                .metrics
+                .statuses
+                .get(&WorkloadKey {
+                    namespace: namespace_of(workload).to_string(),
+                    name: name_of(workload).to_string(),
+                })
+                .is_some_and(|status| status.up)
+        })
+        .count();
+    // Prometheus scrapes, not the controller: it does not know who answered.
+    let running = (state.metrics.source == MetricsSource::Scrape).then_some(running as u64);
+    (Some(meshed.len() as u64), running)
+}
+
+/// `/api/routes`'s query string.
+#[derive(Debug, Default, Deserialize)]
+struct RoutesQuery {
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    window: Option<String>,
+    to: Option<String>,
+}
+
+fn service_host(namespace: &str, name: &str) -> String {
+    ServiceName::new(namespace, name).fully_qualified(DEFAULT_CLUSTER_DOMAIN)
+}
+
+async fn routes(
+    State(state): State<Arc<WebState>>,
+    Query(query): Query<RoutesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = parse_kind(query.kind.as_deref())?;
+    let window = parse_window(query.window.as_deref())?;
+    let namespace = query
+        .namespace
+        .filter(|namespace| !namespace.is_empty())
+        .ok_or_else(|| ApiError::bad_request("namespace is required"))?;
+    let name = query
+        .name
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| ApiError::bad_request("name is required"))?;
+    let to = parse_resource(query.to.as_deref())?;
+    let mut matchers = Vec::new();
+    match (&to, kind) {
+        (Some(target), _) => {
+            if target.kind != ResourceKind::Service {
+                return Err(ApiError::bad_request("routes: to= must be a service"));
+            }
+            matchers.push(Matcher::equal("direction", "outbound"));
+            if kind == ResourceKind::Workload {
+                matchers.push(Matcher::equal("namespace", &namespace));
+                matchers.push(Matcher::equal("workload", &name));
+            }
+            matchers.push(Matcher::Host(
+                "dst".into(),
+                service_host(&target.namespace, &target.name),
+            ));
+        }
+        (None, ResourceKind::Workload) => {
+            matchers.push(Matcher::equal("direction", "inbound"));
+            matchers.push(Matcher::equal("namespace", &namespace));
+            matchers.push(Matcher::equal("workload", &name));
+        }
+        (None, ResourceKind::Service) => {
+            matchers.push(Matcher::equal("direction", "inbound"));
+            matchers.push(Matcher::Host("dst".into(), service_host(&namespace, &name)));
+        }
+        (None, _) => {
+            return Err(ApiError::bad_request(
+                "routes: kind must be workload or service",
+            ));
+        }
+    }
+    let queries = golden::route_queries(&matchers, window);
+    let results = state.metrics.evaluate_all(&queries).await?;
+    let rows = golden::route_rows(&results, window);
+    Ok(Json(
+        json!({ "window_seconds": window_seconds(window), "rows": rows }),
+    ))
+}
+
+/// `/api/edges`'s query string.
+#[derive(Debug, Default, Deserialize)]
+struct EdgesQuery {
+    kind: Option<String>,
+    namespace: Option<String>,
+    window: Option<String>,
+}
+
+async fn edges(
+    State(state): State<Arc<WebState>>,
+    Query(query): Query<EdgesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(kind) = query.kind.as_deref()
+        && ResourceKind::parse(kind) != Some(ResourceKind::Workload)
+    {
+        return Err(ApiError::bad_request("edges: kind must be workload"));
+    }
+    let window = parse_window(query.window.as_deref())?;
+    let namespace = query.namespace.filter(|namespace| !namespace.is_empty());
+    let groups = state
+        .metrics
+        .evaluate(&golden::edge_query(namespace.as_deref(), window))
+        .await?;
+    let workloads = sorted_workloads(&state, None);
+    let identity_of = |end: &EdgeEnd| {
+        let domain = state.identity_domain.as_ref()?;
+        let workload = workloads.iter().find(|workload| {
+            namespace_of(workload) == end.namespace && name_of(workload) == end.name
+        })?;
+        Some(domain.dns_name(&WorkloadIdentity::new(
+            end.namespace.clone(),
+            workload.service_account(),
+        )))
+    };
+    let rows = golden::edge_rows(&groups, window, identity_of);
+    Ok(Json(
+        json!({ "window_seconds": window_seconds(window), "rows": rows }),
+    ))
+}
+
+/// Subject and validity of a DER certificate.
+fn certificate_summary(der: &[u8]) -> Option<(String, i64, i64, X509Certificate<'_>)> {
+    let (_, certificate) = X509Certificate::from_der(der).ok()?;
+    let validity = certificate.validity();
+    Some((
+        certificate.subject().to_string(),
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+        certificate,
+    ))
+}
+
+async fn identity(State(state): State<Arc<WebState>>) -> Json<Value> {
+    let (Some(domain), Some(authority)) = (&state.identity_domain, &state.identity_authority)
+    else {
+        return Json(json!({ "enabled": false }));
+    };
+    let Some(current) = authority.current() else {
+        return Json(
+            json!({ "enabled": true, "trust_domain": domain.trust_domain, "issuer": null }),
+        );
+    };
+    let anchors: Vec<_> = current
+        .trust_anchors_der()
+        .iter()
+        .filter_map(|der| certificate_summary(der))
+        .collect();
+    let issuer =
+        certificate_summary(current.issuer_der()).map(|(subject, from, to, certificate)| {
+            let issued_by_anchor = anchors.iter().any(|(_, _, _, anchor)| {
+                certificate
+                    .verify_signature(Some(anchor.public_key()))
+                    .is_ok()
+            });
+            json!({
+                "subject": subject,
+                "not_before_unix": from,
+                "not_after_unix": to,
+                "issued_by_anchor": issued_by_anchor,
+            })
+        });
+    let anchors: Vec<Value> = anchors
+        .iter()
+        .map(|(subject, from, to, _)| {
+            json!({ "subject": subject, "not_before_unix": from, "not_after_unix": to })
+        })
+        .collect();
+    Json(json!({
+        "enabled": true,
+        "trust_domain": domain.trust_domain,
+        "trust_anchors": anchors,
+        "issuer": issuer,
+        "leaf_lifetime_seconds": state.leaf_lifetime.map(|lifetime| lifetime.as_secs()),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_are_bounded() {
+        let cases = [
+            (None, Ok(60)),
+            (Some("15s"), Ok(15)),
+            (Some("15m"), Ok(900)),
+            (Some("10s"), Err(())),
+            (Some("1h"), Err(())),
+            (Some("soon"), Err(())),
+        ];
+        for (text, expected) in cases {
+            let got = parse_window(text)
+                .map(|window| window.as_secs())
+                .map_err(|_| ());
+            assert_eq!(got, expected, "{text:?}");
+        }
+    }
 
     #[test]
     fn label_keys_are_sanitized() {

@@ -227,6 +227,11 @@ impl ControllerProcess {
         self.web
     }
 
+    /// `GET path` on the HTTP API (`--web-addr`).
+    pub fn web_get(&self, path: &str) -> std::io::Result<AdminResponse> {
+        admin_request(self.web, "GET", path)
+    }
+
     /// `GET path` on the admin server.
     pub fn admin_get(&self, path: &str) -> std::io::Result<AdminResponse> {
         admin_request(self.admin, "GET", path)

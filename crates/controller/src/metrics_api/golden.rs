@@ -1,0 +1,922 @@
+//! Golden metrics per resource, route and edge: which series a request
+//! selects (pure, table-tested) and how query results become rows.
+//!
+//! ```text
+//! StatRequest ─stat_selection─► Selection {matchers, row labels}
+//!             ─stat_queries───► [Query; 7] (requests by classification, p50/p95/p99, TCP)
+//!             ─(backend)──────► groups ─stat_rows─► rows (success, failure, rate, rps, latency, TCP)
+//! ```
+//!
+//! The selections follow Linkerd's viz: the inbound view is
+//! `direction="inbound"` grouped by the resource's label; `to=` and `from=`
+//! read the sources' outbound series and their `dst_*` labels.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::query::{Group, Matcher, Operation, Query};
+
+/// The kinds of resources rows can be about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceKind {
+    /// A namespace.
+    Namespace,
+    /// A workload.
+    Workload,
+    /// A Service (a destination only: `dst_service`).
+    Service,
+    /// An authority (`host:port` requests were addressed to).
+    Authority,
+}
+
+impl ResourceKind {
+    /// Parses `namespace`, `workload`, `service`, `authority` (and short forms).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "namespace" | "namespaces" | "ns" => Some(Self::Namespace),
+            "workload" | "workloads" | "wl" => Some(Self::Workload),
+            "service" | "services" | "svc" => Some(Self::Service),
+            "authority" | "authorities" | "au" => Some(Self::Authority),
+            _ => None,
+        }
+    }
+
+    /// Its label on a source's series.
+    fn source_label(self) -> Option<&'static str> {
+        match self {
+            Self::Namespace => Some("namespace"),
+            Self::Workload => Some("workload"),
+            Self::Authority => Some("authority"),
+            Self::Service => None,
+        }
+    }
+
+    /// Its label on an outbound series, naming the destination.
+    fn destination_label(self) -> &'static str {
+        match self {
+            Self::Namespace => "dst_namespace",
+            Self::Workload => "dst_workload",
+            Self::Service => "dst_service",
+            Self::Authority => "authority",
+        }
+    }
+}
+
+/// `KIND/NS/NAME` (or `namespace/NAME`): the resource of `from=` or `to=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Its kind.
+    pub kind: ResourceKind,
+    /// Its namespace (for a namespace: its name).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl Resource {
+    /// Parses `KIND/NS/NAME`, or `namespace/NAME`.
+    pub fn parse(text: &str) -> Result<Self, SelectionError> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let bad = || SelectionError::BadResource(text.to_string());
+        let kind =
+            ResourceKind::parse(parts.first().copied().unwrap_or_default()).ok_or_else(bad)?;
+        let (namespace, name) = match (kind, parts.as_slice()) {
+            (ResourceKind::Namespace, [_, name]) => (*name, *name),
+            (ResourceKind::Namespace, _) => return Err(bad()),
+            (_, [_, namespace, name]) => (*namespace, *name),
+            _ => return Err(bad()),
+        };
+        if namespace.is_empty() || name.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// The matchers naming it as a destination on outbound series.
+    fn destination_matchers(&self) -> Vec<Matcher> {
+        match self.kind {
+            ResourceKind::Namespace => vec![Matcher::equal("dst_namespace", &self.name)],
+            ResourceKind::Authority => vec![Matcher::equal("authority", &self.name)],
+            kind => vec![
+                Matcher::equal("dst_namespace", &self.namespace),
+                Matcher::equal(kind.destination_label(), &self.name),
+            ],
+        }
+    }
+}
+
+/// Why a request cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// `from`/`to` is not `KIND/NS/NAME`.
+    #[error("bad resource {0:?}: want KIND/NAMESPACE/NAME (namespace/NAME for a namespace)")]
+    BadResource(String),
+    /// `from` and `to` together.
+    #[error("give from or to, not both")]
+    FromAndTo,
+    /// A kind that cannot be a source.
+    #[error("a {0} cannot be a source: use it with to=")]
+    NotASource(&'static str),
+}
+
+/// A stat request (`/api/stat`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatRequest {
+    /// The kind of rows.
+    pub kind: ResourceKind,
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only this name.
+    pub name: Option<String>,
+    /// The window.
+    pub window: Duration,
+    /// What these sent to.
+    pub to: Option<Resource>,
+    /// What this source sent, per destination.
+    pub from: Option<Resource>,
+}
+
+/// Which series a request reads and which labels name its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// `direction`, resource and destination matchers.
+    pub matchers: Vec<Matcher>,
+    /// The label holding a row's namespace.
+    pub namespace_label: &'static str,
+    /// The label holding a row's name (`None`: rows are namespaces).
+    pub name_label: Option<&'static str>,
+    /// Inbound or outbound (TCP rows read `peer="src"` inbound, `"dst"` outbound).
+    pub inbound: bool,
+}
+
+impl Selection {
+    fn group_by(&self) -> Vec<String> {
+        let mut labels = vec![self.namespace_label.to_string()];
+        labels.extend(self.name_label.map(str::to_string));
+        labels
+    }
+}
+
+fn kind_name(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Namespace => "namespace",
+        ResourceKind::Workload => "workload",
+        ResourceKind::Service => "service",
+        ResourceKind::Authority => "authority",
+    }
+}
+
+/// The series and row labels of a stat request.
+pub fn stat_selection(request: &StatRequest) -> Result<Selection, SelectionError> {
+    let kind = request.kind;
+    let mut matchers = Vec::new();
+    let selection = match (&request.from, &request.to) {
+        (Some(_), Some(_)) => return Err(SelectionError::FromAndTo),
+        (Some(source), None) => {
+            let source_label = source
+                .kind
+                .source_label()
+                .filter(|_| source.kind != ResourceKind::Authority)
+                .ok_or(SelectionError::NotASource(kind_name(source.kind)))?;
+            matchers.push(Matcher::equal("direction", "outbound"));
+            matchers.push(Matcher::equal("namespace", &source.namespace));
+            if source_label != "namespace" {
+                matchers.push(Matcher::equal(source_label, &source.name));
+            }
+            let (namespace_label, name_label) = match kind {
+                ResourceKind::Namespace => ("dst_namespace", None),
+                ResourceKind::Authority => ("dst_namespace", Some("authority")),
+                other => ("dst_namespace", Some(other.destination_label())),
+            };
+            if let Some(namespace) = &request.namespace {
+                matchers.push(Matcher::equal("dst_namespace", namespace));
+            }
+            if let (Some(name), Some(label)) = (&request.name, name_label) {
+                matchers.push(Matcher::equal(label, name));
+            }
+            Selection {
+                matchers,
+                namespace_label,
+                name_label,
+                inbound: false,
+            }
+        }
+        (None, target) => {
+            let inbound = target.is_none() && kind != ResourceKind::Service;
+            let (namespace_label, name_label) = if kind == ResourceKind::Service {
+                if target.is_some() {
+                    return Err(SelectionError::NotASource("service"));
+                }
+                ("dst_namespace", Some("dst_service"))
+            } else {
+                let label = kind.source_label().unwrap_or("workload");
+                ("namespace", (label != "namespace").then_some(label))
+            };
+            matchers.push(Matcher::equal(
+                "direction",
+                if inbound { "inbound" } else { "outbound" },
+            ));
+            if let Some(namespace) = &request.namespace {
+                matchers.push(Matcher::equal(namespace_label, namespace));
+            }
+            match (&request.name, name_label) {
+                (Some(name), Some(label)) => matchers.push(Matcher::equal(label, name)),
+                (Some(name), None) => matchers.push(Matcher::equal(namespace_label, name)),
+                _ => {}
+            }
+            if let Some(target) = target {
+                matchers.extend(target.destination_matchers());
+            }
+            Selection {
+                matchers,
+                namespace_label,
+                name_label,
+                inbound,
+            }
+        }
+    };
+    Ok(selection)
+}
+
+/// The latency quantiles every row reports.
+pub const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+/// The queries of a stat request, in the order [`stat_rows`] reads them:
+/// responses by classification, p50, p95, p99, open connections, bytes
+/// read, bytes written.
+pub fn stat_queries(selection: &Selection, window: Duration) -> Vec<Query> {
+    let group_by = selection.group_by();
+    let query = |operation, metric, extra: &[&str], matchers: Vec<Matcher>| Query {
+        operation,
+        metric,
+        matchers,
+        group_by: group_by
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|label| label.to_string()))
+            .collect(),
+        window,
+    };
+    let mut tcp_matchers = selection.matchers.clone();
+    tcp_matchers.push(Matcher::equal(
+        "peer",
+        if selection.inbound { "src" } else { "dst" },
+    ));
+    let mut queries = vec![query(
+        Operation::Increase,
+        "response_total",
+        &["classification"],
+        selection.matchers.clone(),
+    )];
+    for quantile in QUANTILES {
+        queries.push(query(
+            Operation::Quantile(quantile),
+            "response_latency_ms_bucket",
+            &[],
+            selection.matchers.clone(),
+        ));
+    }
+    queries.push(query(
+        Operation::Latest,
+        "tcp_open_connections",
+        &[],
+        tcp_matchers.clone(),
+    ));
+    queries.push(query(
+        Operation::Increase,
+        "tcp_read_bytes_total",
+        &[],
+        tcp_matchers.clone(),
+    ));
+    queries.push(query(
+        Operation::Increase,
+        "tcp_write_bytes_total",
+        &[],
+        tcp_matchers,
+    ));
+    queries
+}
+
+/// Latency quantiles in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latencies {
+    /// The median.
+    pub p50: Option<f64>,
+    /// The 95th percentile.
+    pub p95: Option<f64>,
+    /// The 99th percentile.
+    pub p99: Option<f64>,
+}
+
+/// The golden metrics of one row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Golden {
+    /// Successful responses in the window.
+    pub success: u64,
+    /// Failed responses in the window.
+    pub failure: u64,
+    /// success / (success + failure); `None` without requests.
+    pub success_rate: Option<f64>,
+    /// Requests per second over the window; `None` without requests.
+    pub rps: Option<f64>,
+    /// `None` without requests.
+    pub latency_ms: Option<Latencies>,
+    /// Open TCP connections now.
+    pub tcp_connections: Option<u64>,
+    /// Bytes read per second.
+    pub read_bytes_per_sec: Option<f64>,
+    /// Bytes written per second.
+    pub write_bytes_per_sec: Option<f64>,
+}
+
+/// A row's namespace and name.
+pub type RowKey = (String, String);
+
+fn row_key(selection: &Selection, labels: &BTreeMap<String, String>) -> RowKey {
+    let namespace = labels
+        .get(selection.namespace_label)
+        .cloned()
+        .unwrap_or_default();
+    let name = match selection.name_label {
+        Some(label) => labels.get(label).cloned().unwrap_or_default(),
+        None => namespace.clone(),
+    };
+    (namespace, name)
+}
+
+fn rounded(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// Rows from the results of [`stat_queries`] (same order), keyed by
+/// namespace and name; rows whose name label is empty (traffic to no
+/// known resource) are left out.
+pub fn stat_rows(
+    selection: &Selection,
+    results: &[Vec<Group>],
+    window: Duration,
+) -> BTreeMap<RowKey, Golden> {
+    let seconds = window.as_secs_f64();
+    let mut rows: BTreeMap<RowKey, Golden> = BTreeMap::new();
+    let mut counts: BTreeMap<RowKey, (f64, f64)> = BTreeMap::new();
+    for (labels, value) in results.first().into_iter().flatten() {
+        let entry = counts.entry(row_key(selection, labels)).or_default();
+        match labels.get("classification").map(String::as_str) {
+            Some("success") => entry.0 += value,
+            _ => entry.1 += value,
+        }
+    }
+    for (key, (success, failure)) in counts {
+        let total = success + failure;
+        let row = rows.entry(key).or_default();
+        row.success = success.round() as u64;
+        row.failure = failure.round() as u64;
+        if total > 0.0 {
+            row.success_rate = Some(rounded(success / total, 4));
+            row.rps = Some(rounded(total / seconds, 3));
+        }
+    }
+    for (index, _) in QUANTILES.iter().enumerate() {
+        for (labels, value) in results.get(1 + index).into_iter().flatten() {
+            let row = rows.entry(row_key(selection, labels)).or_default();
+            if row.rps.is_none() {
+                continue;
+            }
+            let latencies = row.latency_ms.get_or_insert(Latencies {
+                p50: None,
+                p95: None,
+                p99: None,
+            });
+            let value = Some(rounded(*value, 3));
+            match index {
+                0 => latencies.p50 = value,
+                1 => latencies.p95 = value,
+                _ => latencies.p99 = value,
+            }
+        }
+    }
+    for (labels, value) in results.get(4).into_iter().flatten() {
+        rows.entry(row_key(selection, labels))
+            .or_default()
+            .tcp_connections = Some(value.max(0.0).round() as u64);
+    }
+    for (labels, value) in results.get(5).into_iter().flatten() {
+        rows.entry(row_key(selection, labels))
+            .or_default()
+            .read_bytes_per_sec = Some(rounded(value / seconds, 1));
+    }
+    for (labels, value) in results.get(6).into_iter().flatten() {
+        rows.entry(row_key(selection, labels))
+            .or_default()
+            .write_bytes_per_sec = Some(rounded(value / seconds, 1));
+    }
+    rows.retain(|(_, name), _| !name.is_empty());
+    rows
+}
+
+/// The route metrics' queries: effective responses, actual responses (with
+/// retries), p50, p95, p99; grouped by `rt_route` and `dst`.
+pub fn route_queries(matchers: &[Matcher], window: Duration) -> Vec<Query> {
+    let query = |operation, metric, classification: bool| Query {
+        operation,
+        metric,
+        matchers: matchers.to_vec(),
+        group_by: ["rt_route", "dst"]
+            .into_iter()
+            .chain(classification.then_some("classification"))
+            .map(str::to_string)
+            .collect(),
+        window,
+    };
+    let mut queries = vec![
+        query(Operation::Increase, "route_response_total", true),
+        query(Operation::Increase, "route_actual_response_total", true),
+    ];
+    for quantile in QUANTILES {
+        queries.push(query(
+            Operation::Quantile(quantile),
+            "route_response_latency_ms_bucket",
+            false,
+        ));
+    }
+    queries
+}
+
+/// One route row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteRow {
+    /// The route's name; `[DEFAULT]` for requests no route matched.
+    pub route: String,
+    /// The profile's authority (`dst`).
+    pub authority: String,
+    /// Effective success rate (after retries).
+    pub success_rate: Option<f64>,
+    /// Effective requests per second.
+    pub rps: Option<f64>,
+    /// Success rate of every attempt.
+    pub actual_success_rate: Option<f64>,
+    /// Attempts per second.
+    pub actual_rps: Option<f64>,
+    /// Latency quantiles.
+    pub latency_ms: Option<Latencies>,
+}
+
+/// The name rows show for requests no route matched.
+pub const DEFAULT_ROUTE: &str = "[DEFAULT]";
+
+/// Route rows from the results of [`route_queries`] (same order).
+pub fn route_rows(results: &[Vec<Group>], window: Duration) -> Vec<RouteRow> {
+    let seconds = window.as_secs_f64();
+    let key = |labels: &BTreeMap<String, String>| {
+        let route = labels.get("rt_route").cloned().unwrap_or_default();
+        let route = if route.is_empty() {
+            DEFAULT_ROUTE.to_string()
+        } else {
+            route
+        };
+        (route, labels.get("dst").cloned().unwrap_or_default())
+    };
+    let mut totals: BTreeMap<(String, String), [f64; 4]> = BTreeMap::new();
+    for (slot, results) in results.iter().take(2).enumerate() {
+        for (labels, value) in results {
+            let entry = totals.entry(key(labels)).or_default();
+            let success = labels.get("classification").map(String::as_str) == Some("success");
+            entry[slot * 2 + usize::from(!success)] += value;
+        }
+    }
+    let mut rows: BTreeMap<(String, String), RouteRow> = totals
+        .into_iter()
+        .map(
+            |((route, authority), [success, failure, actual_success, actual_failure])| {
+                let rate = |good: f64, bad: f64| {
+                    (good + bad > 0.0).then(|| rounded(good / (good + bad), 4))
+                };
+                let rps = |good: f64, bad: f64| {
+                    (good + bad > 0.0).then(|| rounded((good + bad) / seconds, 3))
+                };
+                let row = RouteRow {
+                    route: route.clone(),
+                    authority: authority.clone(),
+                    success_rate: rate(success, failure),
+                    rps: rps(success, failure),
+                    actual_success_rate: rate(actual_success, actual_failure),
+                    actual_rps: rps(actual_success, actual_failure),
+                    latency_ms: None,
+                };
+                ((route, authority), row)
+            },
+        )
+        .collect();
+    for (index, results) in results.iter().skip(2).take(3).enumerate() {
+        for (labels, value) in results {
+            let Some(row) = rows.get_mut(&key(labels)) else {
+                continue;
+            };
+            if row.rps.is_none() {
+                continue;
+            }
+            let latencies = row.latency_ms.get_or_insert(Latencies {
+                p50: None,
+                p95: None,
+                p99: None,
+            });
+            let value = Some(rounded(*value, 3));
+            match index {
+                0 => latencies.p50 = value,
+                1 => latencies.p95 = value,
+                _ => latencies.p99 = value,
+            }
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// The edges query: the sources' outbound responses by source, destination
+/// and TLS.
+pub fn edge_query(namespace: Option<&str>, window: Duration) -> Query {
+    let mut matchers = vec![Matcher::equal("direction", "outbound")];
+    if let Some(namespace) = namespace {
+        matchers.push(Matcher::equal("namespace", namespace));
+    }
+    Query {
+        operation: Operation::Increase,
+        metric: "response_total",
+        matchers,
+        group_by: [
+            "namespace",
+            "workload",
+            "dst_namespace",
+            "dst_workload",
+            "tls",
+            "server_id",
+            "no_tls_reason",
+            "classification",
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect(),
+        window,
+    }
+}
+
+/// One edge between workloads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EdgeRow {
+    /// The source workload.
+    pub src: EdgeEnd,
+    /// The destination workload.
+    pub dst: EdgeEnd,
+    /// The source's identity, when the edge is mutual TLS.
+    pub client_id: Option<String>,
+    /// The destination's identity, when the edge is mutual TLS.
+    pub server_id: Option<String>,
+    /// Whether the requests went over mutual TLS.
+    pub secured: bool,
+    /// Why not, when not.
+    pub no_tls_reason: Option<String>,
+    /// Requests per second.
+    pub rps: Option<f64>,
+    /// Success rate.
+    pub success_rate: Option<f64>,
+}
+
+/// One end of an edge.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct EdgeEnd {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Edges from the result of [`edge_query`]: one per source, destination and
+/// TLS status; destinations discovery did not name are left out.
+/// `client_id` names the source's identity (`identity_of`) on secured edges.
+pub fn edge_rows(
+    groups: &[Group],
+    window: Duration,
+    identity_of: impl Fn(&EdgeEnd) -> Option<String>,
+) -> Vec<EdgeRow> {
+    type EdgeKey = (EdgeEnd, EdgeEnd, String, String, String);
+    let mut totals: BTreeMap<EdgeKey, (f64, f64)> = BTreeMap::new();
+    for (labels, value) in groups {
+        let get = |label: &str| labels.get(label).cloned().unwrap_or_default();
+        if get("dst_workload").is_empty() {
+            continue;
+        }
+        let key = (
+            EdgeEnd {
+                namespace: get("namespace"),
+                name: get("workload"),
+            },
+            EdgeEnd {
+                namespace: get("dst_namespace"),
+                name: get("dst_workload"),
+            },
+            get("tls"),
+            get("server_id"),
+            get("no_tls_reason"),
+        );
+        let entry = totals.entry(key).or_default();
+        if get("classification") == "success" {
+            entry.0 += value;
+        } else {
+            entry.1 += value;
+        }
+    }
+    totals
+        .into_iter()
+        .map(
+            |((src, dst, tls, server_id, no_tls_reason), (success, failure))| {
+                let total = success + failure;
+                let secured = tls == "true";
+                EdgeRow {
+                    client_id: if secured { identity_of(&src) } else { None },
+                    src,
+                    dst,
+                    server_id: Some(server_id).filter(|id| !id.is_empty()),
+                    secured,
+                    no_tls_reason: Some(no_tls_reason).filter(|reason| !reason.is_empty()),
+                    rps: (total > 0.0).then(|| rounded(total / window.as_secs_f64(), 3)),
+                    success_rate: (total > 0.0).then(|| rounded(success / total, 4)),
+                }
+            },
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        kind: ResourceKind,
+        namespace: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> StatRequest {
+        StatRequest {
+            kind,
+            namespace: namespace.map(str::to_string),
+            name: None,
+            window: Duration::from_secs(60),
+            from: from.map(|text| Resource::parse(text).unwrap()),
+            to: to.map(|text| Resource::parse(text).unwrap()),
+        }
+    }
+
+    fn rendered(matchers: &[Matcher]) -> Vec<String> {
+        matchers
+            .iter()
+            .map(|matcher| match matcher {
+                Matcher::Equal(label, value) => format!("{label}={value}"),
+                Matcher::Host(label, host) => format!("{label}~{host}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn selections_follow_linkerd() {
+        use ResourceKind::*;
+        // (request, matchers, namespace label, name label, inbound)
+        let cases = [
+            (
+                request(Workload, Some("demo"), None, None),
+                vec!["direction=inbound", "namespace=demo"],
+                "namespace",
+                Some("workload"),
+                true,
+            ),
+            (
+                request(Namespace, None, None, None),
+                vec!["direction=inbound"],
+                "namespace",
+                None,
+                true,
+            ),
+            (
+                request(Authority, None, None, None),
+                vec!["direction=inbound"],
+                "namespace",
+                Some("authority"),
+                true,
+            ),
+            (
+                request(Service, Some("demo"), None, None),
+                vec!["direction=outbound", "dst_namespace=demo"],
+                "dst_namespace",
+                Some("dst_service"),
+                false,
+            ),
+            (
+                request(Workload, Some("demo"), None, Some("service/demo/web")),
+                vec![
+                    "direction=outbound",
+                    "namespace=demo",
+                    "dst_namespace=demo",
+                    "dst_service=web",
+                ],
+                "namespace",
+                Some("workload"),
+                false,
+            ),
+            (
+                request(Workload, None, Some("workload/demo/load"), None),
+                vec!["direction=outbound", "namespace=demo", "workload=load"],
+                "dst_namespace",
+                Some("dst_workload"),
+                false,
+            ),
+            (
+                request(Service, None, Some("namespace/demo"), None),
+                vec!["direction=outbound", "namespace=demo"],
+                "dst_namespace",
+                Some("dst_service"),
+                false,
+            ),
+        ];
+        for (request, matchers, namespace_label, name_label, inbound) in cases {
+            let selection = stat_selection(&request).unwrap();
+            assert_eq!(rendered(&selection.matchers), matchers, "{request:?}");
+            assert_eq!(selection.namespace_label, namespace_label, "{request:?}");
+            assert_eq!(selection.name_label, name_label, "{request:?}");
+            assert_eq!(selection.inbound, inbound, "{request:?}");
+        }
+    }
+
+    #[test]
+    fn bad_selections_are_refused() {
+        use ResourceKind::*;
+        let both = request(Workload, None, Some("workload/a/b"), Some("workload/a/c"));
+        assert_eq!(stat_selection(&both), Err(SelectionError::FromAndTo));
+        let from_service = request(Workload, None, Some("service/a/b"), None);
+        assert!(stat_selection(&from_service).is_err());
+        let service_to = request(Service, None, None, Some("workload/a/b"));
+        assert!(stat_selection(&service_to).is_err());
+        for text in ["workload/a", "pod/a/b", "workload//b", "namespace/a/b", ""] {
+            assert!(Resource::parse(text).is_err(), "{text}");
+        }
+    }
+
+    fn group(labels: &[(&str, &str)], value: f64) -> Group {
+        (
+            labels
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+            value,
+        )
+    }
+
+    #[test]
+    fn rows_combine_counts_latency_and_tcp() {
+        let selection = stat_selection(&request(ResourceKind::Workload, None, None, None)).unwrap();
+        let web = [("namespace", "demo"), ("workload", "web")];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut labels = web.to_vec();
+            labels.push(extra);
+            labels
+        };
+        let results = vec![
+            vec![
+                group(&with(("classification", "success")), 90.0),
+                group(&with(("classification", "failure")), 30.0),
+                group(
+                    &[
+                        ("namespace", "demo"),
+                        ("workload", ""),
+                        ("classification", "success"),
+                    ],
+                    5.0,
+                ),
+            ],
+            vec![group(&web, 3.0)],
+            vec![group(&web, 9.0)],
+            vec![group(&web, 19.0)],
+            vec![
+                group(&web, 4.0),
+                group(&[("namespace", "demo"), ("workload", "idle")], 1.0),
+            ],
+            vec![group(&web, 600.0)],
+            vec![group(&web, 1200.0)],
+        ];
+        let rows = stat_rows(&selection, &results, Duration::from_secs(60));
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let row = &rows[&("demo".to_string(), "web".to_string())];
+        assert_eq!((row.success, row.failure), (90, 30));
+        assert_eq!(row.success_rate, Some(0.75));
+        assert_eq!(row.rps, Some(2.0));
+        assert_eq!(
+            row.latency_ms,
+            Some(Latencies {
+                p50: Some(3.0),
+                p95: Some(9.0),
+                p99: Some(19.0)
+            })
+        );
+        assert_eq!(row.tcp_connections, Some(4));
+        assert_eq!(row.read_bytes_per_sec, Some(10.0));
+        assert_eq!(row.write_bytes_per_sec, Some(20.0));
+        let idle = &rows[&("demo".to_string(), "idle".to_string())];
+        assert_eq!(
+            (idle.success_rate, idle.rps, idle.latency_ms),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn routes_and_edges() {
+        let dst = ("dst", "web.demo.svc.cluster.local:80");
+        let results = vec![
+            vec![
+                group(
+                    &[
+                        ("rt_route", "GET /books/{id}"),
+                        dst,
+                        ("classification", "success"),
+                    ],
+                    30.0,
+                ),
+                group(&[("rt_route", ""), dst, ("classification", "failure")], 6.0),
+            ],
+            vec![
+                group(
+                    &[
+                        ("rt_route", "GET /books/{id}"),
+                        dst,
+                        ("classification", "success"),
+                    ],
+                    30.0,
+                ),
+                group(
+                    &[
+                        ("rt_route", "GET /books/{id}"),
+                        dst,
+                        ("classification", "failure"),
+                    ],
+                    10.0,
+                ),
+            ],
+            vec![group(&[("rt_route", "GET /books/{id}"), dst], 2.0)],
+            vec![],
+            vec![],
+        ];
+        let rows = route_rows(&results, Duration::from_secs(60));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].route, "GET /books/{id}");
+        assert_eq!(rows[0].success_rate, Some(1.0));
+        assert_eq!(rows[0].actual_success_rate, Some(0.75));
+        assert_eq!(rows[0].latency_ms.unwrap().p50, Some(2.0));
+        assert_eq!(rows[1].route, DEFAULT_ROUTE);
+        assert_eq!(rows[1].success_rate, Some(0.0));
+        assert_eq!(rows[1].rps, Some(0.1));
+
+        let edge = |tls: &str, classification: &str, value: f64| {
+            group(
+                &[
+                    ("namespace", "demo"),
+                    ("workload", "load"),
+                    ("dst_namespace", "demo"),
+                    ("dst_workload", "web"),
+                    ("tls", tls),
+                    ("server_id", if tls == "true" { "web.demo" } else { "" }),
+                    ("no_tls_reason", if tls == "true" { "" } else { "loopback" }),
+                    ("classification", classification),
+                ],
+                value,
+            )
+        };
+        let groups = vec![
+            edge("true", "success", 60.0),
+            edge("true", "failure", 60.0),
+            edge("no_identity", "success", 6.0),
+            group(
+                &[
+                    ("namespace", "demo"),
+                    ("workload", "load"),
+                    ("dst_workload", ""),
+                ],
+                9.0,
+            ),
+        ];
+        let rows = edge_rows(&groups, Duration::from_secs(60), |src| {
+            Some(format!("{}.{}", src.name, src.namespace))
+        });
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let secured = rows.iter().find(|row| row.secured).unwrap();
+        assert_eq!(secured.client_id.as_deref(), Some("load.demo"));
+        assert_eq!(secured.server_id.as_deref(), Some("web.demo"));
+        assert_eq!((secured.rps, secured.success_rate), (Some(2.0), Some(0.5)));
+        let plain = rows.iter().find(|row| !row.secured).unwrap();
+        assert_eq!(plain.no_tls_reason.as_deref(), Some("loopback"));
+        assert_eq!(plain.client_id, None);
+    }
+}

@@ -4,7 +4,9 @@
 //! traffic generator calling web. The apps are `weft-demo` subcommands.
 //!
 //! `--check` brings it up, waits until every service's proxy has answered
-//! requests, prints the counts and stops (the test script's smoke test).
+//! requests and the controller's `/api/stat` shows web's traffic (when the
+//! controller serves it), prints the counts and stops (the test script's
+//! smoke test).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -157,7 +159,8 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
-/// Waits until every checked workload's proxy has answered inbound requests.
+/// Waits until every checked workload's proxy has answered inbound requests
+/// and the controller's golden metrics show web's traffic.
 async fn check(running: &up::Running, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     up::progress("waiting for traffic");
@@ -178,11 +181,22 @@ async fn check(running: &up::Running, timeout: Duration) -> anyhow::Result<()> {
                 .iter()
                 .any(|(workload, count)| workload == name && *count > 0.0)
         };
-        if CHECKED.iter().all(|name| seen(name)) {
+        // The controller's golden metrics, when its API serves them
+        // (`Stat::NotServed` from a controller without /api/stat).
+        let stat = api_stat(&running.state.controller.api).await;
+        let stat_seen = match stat {
+            Stat::NotServed => true,
+            Stat::Rps(rps) => rps > 0.0,
+            Stat::NotYet => false,
+        };
+        if CHECKED.iter().all(|name| seen(name)) && stat_seen {
             up::done("seen");
             println!("weft demo --check: inbound responses per workload:");
             for (name, count) in &counts {
                 println!("  {name:<12} {count}");
+            }
+            if let Stat::Rps(rps) = stat {
+                println!("weft demo --check: the controller's /api/stat: web at {rps} rps");
             }
             println!("weft demo --check: ok");
             return Ok(());
@@ -207,6 +221,39 @@ pub fn inbound_responses(metrics: &str) -> f64 {
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .fold(0.0, |total, value| total + value)
+}
+
+/// What the controller's `/api/stat` says about web.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stat {
+    /// The controller has no `/api/stat`.
+    NotServed,
+    /// No rate yet (or no answer).
+    NotYet,
+    /// Web's requests per second.
+    Rps(f64),
+}
+
+async fn api_stat(api_url: &str) -> Stat {
+    let Ok(api) = api_url.trim_start_matches("http://").parse() else {
+        return Stat::NotServed;
+    };
+    match up::ready::get(api, "/api/stat?kind=workload&namespace=demo").await {
+        Ok((200, body)) => api_rps(&body, "web").map_or(Stat::NotYet, Stat::Rps),
+        Ok((404, _)) => Stat::NotServed,
+        _ => Stat::NotYet,
+    }
+}
+
+/// The `rps` of workload `name` in an `/api/stat` answer (`None` when not
+/// there yet).
+pub fn api_rps(body: &str, name: &str) -> Option<f64> {
+    let answer: serde_json::Value = serde_json::from_str(body).ok()?;
+    answer["rows"]
+        .as_array()?
+        .iter()
+        .find(|row| row["name"] == name)?["rps"]
+        .as_f64()
 }
 
 fn failure_rate(value: &str) -> Result<f64, String> {
@@ -290,6 +337,20 @@ mod tests {
             assert_eq!(split(input).map_err(|_| ()), expected, "{input}");
         }
         assert!(failure_rate("0.5").is_ok() && failure_rate("2").is_err());
+    }
+
+    #[test]
+    fn reads_rps_from_the_api() {
+        let body = r#"{"rows":[{"name":"authors","rps":2.4},{"name":"web","rps":null},{"name":"books","rps":1}]}"#;
+        for (name, expected) in [
+            ("authors", Some(2.4)),
+            ("web", None),
+            ("books", Some(1.0)),
+            ("x", None),
+        ] {
+            assert_eq!(api_rps(body, name), expected, "{name}");
+        }
+        assert_eq!(api_rps("not json", "web"), None);
     }
 
     #[test]

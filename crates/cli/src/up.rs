@@ -193,6 +193,18 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
     let mesh_dir = mesh_file.parent().unwrap_or(Path::new("/")).to_path_buf();
     let plan = plan::plan(&workloads, options.controller.addrs(), &mesh_dir)
         .with_context(|| format!("mesh file {}", mesh_file.display()))?;
+    if let Ok(Some(previous)) = state::load(&options.state_dir) {
+        if is_weft(previous.pid) {
+            bail!(
+                "a mesh is already running from {} (weft pid {}): stop it first (Ctrl-C in its terminal, or kill -INT {})",
+                options.state_dir.display(),
+                previous.pid,
+                previous.pid
+            );
+        }
+        // Left by a weft that did not stop cleanly.
+        let _ = std::fs::remove_file(options.state_dir.join(state::UP_FILE));
+    }
     let taken = plan::probe(&plan.ports());
     if !taken.is_empty() {
         bail!(
@@ -582,6 +594,18 @@ fn controller_flags(controller_bin: &Path) -> String {
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
         .unwrap_or_default()
+}
+
+/// Whether `pid` is a running `weft`.
+fn is_weft(pid: u32) -> bool {
+    pid != std::process::id()
+        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|command_line| {
+            let program = command_line
+                .split(|byte| *byte == 0)
+                .next()
+                .unwrap_or_default();
+            String::from_utf8_lossy(program).ends_with("weft")
+        })
 }
 
 fn truncate(log: &Path) {

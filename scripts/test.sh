@@ -3,7 +3,8 @@
 #
 #   1. build everything once (the e2e tests spawn target/debug/weft-proxy)
 #   2. run the Rust tests (cargo nextest, or cargo test without it)
-#   3. smoke-test the demo (weft-demo --check, on free ports)
+#   3. smoke-test the demo mesh (weft demo --check, on free ports, in a
+#      temporary state directory)
 #   4. as root: every privileged script tests/netns/*.sh (network namespaces,
 #      iptables); otherwise they are reported as skipped
 #
@@ -54,8 +55,25 @@ else
     step "cargo test --workspace" cargo test --workspace --no-fail-fast
 fi
 
-step "weft-demo --check" "$TARGET/debug/weft-demo" --check \
-    --app-port 0 --inbound-port 0 --outbound-port 0 --admin-port 0
+# free_port_base: a base port P such that P..P+60 are all free on 127.0.0.1.
+free_port_base() {
+    local base port busy
+    for base in $(shuf -i 20000-60000 -n 20); do
+        busy=0
+        for ((port = base; port <= base + 60; port++)); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                busy=1
+                break
+            fi
+        done
+        ((busy)) || { echo "$base"; return 0; }
+    done
+    return 1
+}
+DEMO_STATE=$(mktemp -d)
+step "weft demo --check" "$TARGET/debug/weft" --state-dir "$DEMO_STATE" demo --check \
+    --port-base "$(free_port_base)"
+rm -rf "$DEMO_STATE"
 
 privileged=(tests/netns/*.sh)
 if ((EUID == 0)); then

@@ -1,186 +1,132 @@
-//! Command-line options of `weft-demo`.
-//!
-//! Hand-parsed (a handful of flags does not need an argument-parsing crate).
-//! A port of `0` means "pick a free loopback port".
+//! The command line: one subcommand per app of the demo mesh.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::net::SocketAddr;
 
-/// Printed by `--help` and after a usage error.
-pub const USAGE: &str = "\
-weft-demo: run a small demo app behind a real weft-proxy and show how to curl through it
+use clap::{Args, Parser, Subcommand};
 
-USAGE:
-    weft-demo [OPTIONS]
-
-OPTIONS:
-    --app-port PORT         demo app port on 127.0.0.1 (default 0 = a free port)
-    --inbound-port PORT     proxy inbound listener on 127.0.0.1 (default 4143)
-    --outbound-port PORT    proxy outbound listener on 127.0.0.1 (default 4140)
-    --admin-port PORT       proxy admin server on 127.0.0.1 (default 4191)
-    --proxy PATH            weft-proxy binary (default: weft-proxy next to this
-                            executable; env WEFT_DEMO_PROXY_BIN also works)
-    --traffic               send a few requests through the proxy every second
-                            so /metrics has numbers
-    --check                 send one round of requests through every path, verify
-                            the answers and the proxy's metrics, stop, and exit
-                            0 (all good) or 1
-    -h, --help              print this help
-
-Ctrl-C or SIGTERM stops the proxy (SIGTERM, graceful drain) and exits.
-Any WEFT_PROXY_* variable in the environment is passed to the proxy, except the
-listen/forward addresses, which the demo sets.
-";
-
-/// Default interval between two rounds of `--traffic` requests.
-const TRAFFIC_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Parsed {
-    /// Run the demo with these options.
-    Run(Options),
-    /// Print the usage text and exit.
-    Help,
+/// weft-demo: the apps of weft's demo mesh (run them with `weft demo`).
+#[derive(Debug, Parser)]
+#[command(name = "weft-demo", version, about)]
+pub struct Cli {
+    /// The app to run.
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-/// Options of one demo run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// Port of the demo app on 127.0.0.1 (0 = free port).
-    pub app_port: u16,
-    /// Port of the proxy's inbound listener on 127.0.0.1 (0 = free port).
-    pub inbound_port: u16,
-    /// Port of the proxy's outbound listener on 127.0.0.1 (0 = free port).
-    pub outbound_port: u16,
-    /// Port of the proxy's admin server on 127.0.0.1 (0 = free port).
-    pub admin_port: u16,
-    /// Explicit path of the `weft-proxy` binary.
-    pub proxy_bin: Option<PathBuf>,
-    /// Interval of generated traffic, if `--traffic` was given.
-    pub traffic: Option<Duration>,
-    /// Verify every path once and exit instead of waiting for Ctrl-C.
-    pub check: bool,
+/// The apps.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The HTTP/1.1 front end: `GET /` asks books (HTTP/1.1) and authors (gRPC).
+    Web(WebArgs),
+    /// The books service (`GET /books`), in the version given.
+    Books(BooksArgs),
+    /// The gRPC authors service, failing a share of its calls.
+    Authors(AuthorsArgs),
+    /// Calls a URL at a steady rate and logs how the calls went.
+    Traffic(TrafficArgs),
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            app_port: 0,
-            inbound_port: 4143,
-            outbound_port: 4140,
-            admin_port: 4191,
-            proxy_bin: std::env::var_os("WEFT_DEMO_PROXY_BIN").map(PathBuf::from),
-            traffic: None,
-            check: false,
-        }
-    }
+/// `weft-demo web`.
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:7410")]
+    pub listen: SocketAddr,
+    /// The books service's base URL.
+    #[arg(long, default_value = "http://books.demo.svc.cluster.local")]
+    pub books: String,
+    /// The authors service's URL (gRPC).
+    #[arg(long, default_value = "http://authors.demo.svc.cluster.local")]
+    pub authors: String,
 }
 
-impl Options {
-    /// Parses the arguments (without the program name).
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-        let mut options = Options::default();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            // Accept both `--flag value` and `--flag=value`.
-            let (flag, inline_value) = match arg.split_once('=') {
-                Some((flag, value)) if flag.starts_with("--") => {
-                    (flag.to_string(), Some(value.to_string()))
-                }
-                _ => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline_value
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "-h" | "--help" => return Ok(Parsed::Help),
-                "--app-port" => options.app_port = parse_port(&flag, &value()?)?,
-                "--inbound-port" => options.inbound_port = parse_port(&flag, &value()?)?,
-                "--outbound-port" => options.outbound_port = parse_port(&flag, &value()?)?,
-                "--admin-port" => options.admin_port = parse_port(&flag, &value()?)?,
-                "--proxy" => options.proxy_bin = Some(PathBuf::from(value()?)),
-                "--traffic" => options.traffic = Some(TRAFFIC_INTERVAL),
-                "--check" => options.check = true,
-                _ => return Err(format!("unknown argument {arg:?}")),
-            }
-        }
-        Ok(Parsed::Run(options))
-    }
+/// `weft-demo books`.
+#[derive(Debug, Clone, Args)]
+pub struct BooksArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    pub listen: SocketAddr,
+    /// The version it says it is (`v1`, `v2`).
+    #[arg(long = "app-version", default_value = "v1")]
+    pub version: String,
 }
 
-fn parse_port(flag: &str, value: &str) -> Result<u16, String> {
-    value
+/// `weft-demo authors`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthorsArgs {
+    /// Where to listen (gRPC over h2c).
+    #[arg(long, default_value = "127.0.0.1:7440")]
+    pub listen: SocketAddr,
+    /// The share of calls answered with UNAVAILABLE (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_parser = failure_rate)]
+    pub failure_rate: f64,
+}
+
+/// `weft-demo traffic`.
+#[derive(Debug, Clone, Args)]
+pub struct TrafficArgs {
+    /// The URL to call.
+    #[arg(long, default_value = "http://web.demo.svc.cluster.local/")]
+    pub target: String,
+    /// Requests per second.
+    #[arg(long, default_value_t = 10.0, value_parser = positive_rate)]
+    pub rps: f64,
+    /// Where to listen (a health endpoint, so the proxy has an app to forward to).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+fn failure_rate(value: &str) -> Result<f64, String> {
+    let rate: f64 = value
         .parse()
-        .map_err(|_| format!("{flag}: {value:?} is not a port (0-65535)"))
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not between 0 and 1"))
+    }
+}
+
+fn positive_rate(value: &str) -> Result<f64, String> {
+    let rate: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if rate > 0.0 && rate <= 10_000.0 {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not between 0 (excluded) and 10000"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Parsed, String> {
-        Options::parse(args.iter().map(|arg| arg.to_string()))
+    #[test]
+    fn rates_are_checked() {
+        for (input, ok) in [
+            ("0", true),
+            ("0.1", true),
+            ("1", true),
+            ("1.5", false),
+            ("x", false),
+        ] {
+            assert_eq!(failure_rate(input).is_ok(), ok, "{input}");
+        }
+        for (input, ok) in [("10", true), ("0", false), ("-1", false)] {
+            assert_eq!(positive_rate(input).is_ok(), ok, "{input}");
+        }
     }
 
     #[test]
-    fn defaults_are_the_readme_ports() {
-        let Parsed::Run(options) = parse(&[]).unwrap() else {
-            panic!("expected options")
-        };
-        assert_eq!(
-            (
-                options.inbound_port,
-                options.outbound_port,
-                options.admin_port
-            ),
-            (4143, 4140, 4191)
-        );
-        assert_eq!(options.app_port, 0);
-        assert!(!options.check && options.traffic.is_none());
-    }
-
-    #[test]
-    fn flags_with_separate_and_inline_values() {
-        let Parsed::Run(options) = parse(&[
-            "--app-port",
-            "8080",
-            "--admin-port=0",
-            "--traffic",
-            "--check",
-            "--proxy",
-            "/x/weft-proxy",
-        ])
-        .unwrap() else {
-            panic!("expected options")
-        };
-        assert_eq!(options.app_port, 8080);
-        assert_eq!(options.admin_port, 0);
-        assert_eq!(options.traffic, Some(TRAFFIC_INTERVAL));
-        assert!(options.check);
-        assert_eq!(options.proxy_bin, Some(PathBuf::from("/x/weft-proxy")));
-    }
-
-    #[test]
-    fn help_wins() {
-        assert_eq!(parse(&["--traffic", "-h"]), Ok(Parsed::Help));
-    }
-
-    #[test]
-    fn bad_arguments_are_named() {
+    fn parses_each_app() {
+        let cli = Cli::try_parse_from(["weft-demo", "authors", "--failure-rate", "0.25"]).unwrap();
         assert!(
-            parse(&["--app-port", "70000"])
-                .unwrap_err()
-                .contains("--app-port")
+            matches!(cli.command, Command::Authors(AuthorsArgs { failure_rate, .. }) if failure_rate == 0.25)
         );
+        let cli = Cli::try_parse_from(["weft-demo", "books", "--app-version", "v2"]).unwrap();
         assert!(
-            parse(&["--admin-port"])
-                .unwrap_err()
-                .contains("needs a value")
+            matches!(cli.command, Command::Books(BooksArgs { version, .. }) if version == "v2")
         );
-        assert!(parse(&["--nope"]).unwrap_err().contains("--nope"));
     }
 }

@@ -1,22 +1,10 @@
-//! `weft-demo`: a demo app behind a real `weft-proxy` child process.
-//!
-//! Thin entry point: parse the options, run the demo, map the outcome to an
-//! exit status. Everything else lives in the library (`weft_demo`).
+//! `weft-demo`: the demo mesh's apps. Thin entry point: parse the command
+//! line, run the app until it is stopped.
 
-use std::process::ExitCode;
+use clap::Parser;
 
-fn main() -> ExitCode {
-    let options = match weft_demo::cli::Options::parse(std::env::args().skip(1)) {
-        Ok(weft_demo::cli::Parsed::Run(options)) => options,
-        Ok(weft_demo::cli::Parsed::Help) => {
-            print!("{}", weft_demo::cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            eprintln!("weft-demo: {error}\n\n{}", weft_demo::cli::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+fn main() -> std::process::ExitCode {
+    let cli = weft_demo::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -24,14 +12,14 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("weft-demo: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(weft_demo::run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(weft_demo::run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("weft-demo: error: {error:#}");
-            ExitCode::FAILURE
+            eprintln!("weft-demo: {error:#}");
+            std::process::ExitCode::FAILURE
         }
     }
 }

@@ -1,14 +1,631 @@
-//! `weft up` (not yet built).
+//! `weft up -f mesh.yaml`: a whole mesh on this host, without root.
+//!
+//! ```text
+//! plan (pure) ─► probe every port ─► locate binaries ─► identity init (first run)
+//!   ─► controller (wait /ready) ─► per workload: app, proxy (explicit mode)
+//!   ─► wait every proxy's /ready ─► up.json + summary ─► wait for Ctrl-C / SIGTERM
+//!   ─► SIGTERM every child, SIGKILL stragglers, remove up.json
+//! ```
+//!
+//! Everything lives under the state directory (`--state-dir`, default
+//! `~/.weft`): `identity/` (trust anchor, issuer, token key), `tokens/`
+//! (one per meshed workload, written by the controller), `api-token`,
+//! `logs/` (one file per process) and `up.json` while running.
+//! [`start`] brings a mesh up and returns it [`Running`]; `weft demo` uses
+//! the same steps.
 
+pub mod plan;
+pub mod ready;
+pub mod supervise;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::GlobalOptions;
+use crate::state::{self, ControllerAddresses, UpState, UpWorkload};
+use plan::{ControllerAddrs, Plan, ProxyContext};
+use supervise::{ProcessSpec, Supervisor};
+
+/// How long the controller may take to be ready.
+const CONTROLLER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a proxy may take to be ready (it needs its certificate first).
+const PROXY_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long children get between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// `weft up` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The mesh file: Services, Workloads (those with `spec.run` are started),
+    /// ServiceProfiles, TrafficSplits.
+    #[arg(short = 'f', long = "file", value_name = "MESH_FILE")]
+    pub mesh_file: PathBuf,
+    /// Controller listeners.
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+}
+
+/// Where the controller listens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerArgs {
+    /// The controller's Destination gRPC address.
+    #[arg(long, default_value = "127.0.0.1:8086")]
+    pub destination_addr: SocketAddr,
+    /// The controller's Identity gRPC address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub identity_addr: SocketAddr,
+    /// The controller's admin address (/ready, /metrics).
+    #[arg(long, default_value = "127.0.0.1:9990")]
+    pub controller_admin_addr: SocketAddr,
+    /// The controller's HTTP API and dashboard.
+    #[arg(long, default_value = "127.0.0.1:8084")]
+    pub web_addr: SocketAddr,
+    /// How often the controller scrapes the proxies' metrics (Go duration).
+    #[arg(long, default_value = "5s")]
+    pub scrape_interval: String,
+}
+
+impl ControllerArgs {
+    /// As planned addresses.
+    pub fn addrs(&self) -> ControllerAddrs {
+        ControllerAddrs {
+            destination: self.destination_addr,
+            identity: self.identity_addr,
+            admin: self.controller_admin_addr,
+            web: self.web_addr,
+        }
+    }
+}
+
+/// What [`start`] needs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The mesh file.
+    pub mesh_file: PathBuf,
+    /// Controller listeners and scrape interval.
+    pub controller: ControllerArgs,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Whether the state directory was given explicitly (hints then name it).
+    pub explicit_state_dir: bool,
+}
 
 /// Runs `weft up`.
-pub async fn run(_global: &GlobalOptions, _args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("weft up is not built yet")
+pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+    let options = UpOptions {
+        mesh_file: args.mesh_file,
+        controller: args.controller,
+        state_dir: state::state_dir(global),
+        explicit_state_dir: global.state_dir.is_some(),
+    };
+    let mut signals = Signals::new()?;
+    let running = match start(&options, &mut signals).await? {
+        Started::Running(running) => *running,
+        Started::Interrupted => return Ok(ExitCode::SUCCESS),
+    };
+    running.print_summary(&[]);
+    signals.recv().await;
+    running.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM.
+pub struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    /// Listens for both from now on.
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    /// Waits for either.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// How [`start`] ended.
+pub enum Started {
+    /// Everything is up.
+    Running(Box<Running>),
+    /// Ctrl-C / SIGTERM came while starting; what had started is stopped.
+    Interrupted,
+}
+
+/// A mesh that is up.
+pub struct Running {
+    /// What runs.
+    pub plan: Plan,
+    /// What `up.json` says.
+    pub state: UpState,
+    options: UpOptions,
+    supervisor: Supervisor,
+}
+
+/// Files under the state directory.
+struct StatePaths {
+    identity_dir: PathBuf,
+    trust_anchors: PathBuf,
+    issuer_dir: PathBuf,
+    token_dir: PathBuf,
+    api_token: PathBuf,
+    log_dir: PathBuf,
+}
+
+impl StatePaths {
+    fn new(state_dir: &Path) -> Self {
+        let identity_dir = state_dir.join("identity");
+        Self {
+            trust_anchors: identity_dir.join("trust-anchor.pem"),
+            issuer_dir: identity_dir.join("issuer"),
+            identity_dir,
+            token_dir: state_dir.join("tokens"),
+            api_token: state_dir.join("api-token"),
+            log_dir: state_dir.join("logs"),
+        }
+    }
+}
+
+/// Brings the mesh up; on any error, what had started is stopped again.
+pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result<Started> {
+    // 1. The plan: nothing has started yet, so every problem stops here.
+    let mesh_file = std::path::absolute(&options.mesh_file)
+        .with_context(|| format!("{}", options.mesh_file.display()))?;
+    let text = std::fs::read_to_string(&mesh_file)
+        .with_context(|| format!("cannot read the mesh file {}", mesh_file.display()))?;
+    let workloads = plan::parse_workloads(&text)
+        .with_context(|| format!("mesh file {}", mesh_file.display()))?;
+    let mesh_dir = mesh_file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let plan = plan::plan(&workloads, options.controller.addrs(), &mesh_dir)
+        .with_context(|| format!("mesh file {}", mesh_file.display()))?;
+    if let Ok(Some(previous)) = state::load(&options.state_dir) {
+        if is_weft(previous.pid) {
+            bail!(
+                "a mesh is already running from {} (weft pid {}): stop it first (Ctrl-C in its terminal, or kill -INT {})",
+                options.state_dir.display(),
+                previous.pid,
+                previous.pid
+            );
+        }
+        // Left by a weft that did not stop cleanly.
+        let _ = std::fs::remove_file(options.state_dir.join(state::UP_FILE));
+    }
+    let taken = plan::probe(&plan.ports());
+    if !taken.is_empty() {
+        bail!(
+            "{}\nnothing was started: stop what uses these ports or change them in the mesh file (or the controller's flags)",
+            taken.join("\n")
+        );
+    }
+    let controller_bin = locate("weft-controller")?;
+    let proxy_bin = if plan
+        .workloads
+        .iter()
+        .any(|workload| workload.proxy.is_some())
+    {
+        Some(locate("weft-proxy")?)
+    } else {
+        None
+    };
+    let apps: Vec<PathBuf> = plan
+        .workloads
+        .iter()
+        .map(|workload| resolve_program(&workload.app.command[0]))
+        .collect();
+
+    // 2. The state directory and, on the first run, the identity.
+    let paths = StatePaths::new(&options.state_dir);
+    for dir in [&options.state_dir, &paths.token_dir, &paths.log_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    println!(
+        "weft up: {} ({} workloads to run), state in {}",
+        mesh_file.display(),
+        plan.workloads.len(),
+        options.state_dir.display()
+    );
+    if !paths.trust_anchors.exists() {
+        progress("creating the trust anchor and issuer");
+        let output = std::process::Command::new(&controller_bin)
+            .args(["identity", "init", "--dir"])
+            .arg(&paths.identity_dir)
+            .output()
+            .with_context(|| format!("cannot run {}", controller_bin.display()))?;
+        if !output.status.success() {
+            bail!(
+                "weft-controller identity init failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        done(&paths.identity_dir.display().to_string());
+    }
+
+    // 3. The controller.
+    let mut running = Running {
+        state: UpState::default(),
+        plan,
+        options: options.clone(),
+        supervisor: Supervisor::default(),
+    };
+    let result = start_children(
+        &mut running,
+        &paths,
+        &controller_bin,
+        proxy_bin.as_deref(),
+        &apps,
+        &mesh_file,
+        signals,
+    )
+    .await;
+    match result {
+        Ok(true) => {}
+        Ok(false) => {
+            println!("\nweft up: interrupted, stopping");
+            running.stop().await;
+            return Ok(Started::Interrupted);
+        }
+        Err(error) => {
+            running.supervisor.stop().await;
+            return Err(error);
+        }
+    }
+
+    // 4. Where everything is, for the other commands.
+    running.state = up_state(&running.plan, &paths, &mesh_file);
+    state::save(&options.state_dir, &running.state)?;
+    Ok(Started::Running(Box::new(running)))
+}
+
+/// Starts the controller, then every app and proxy, waiting for each to be
+/// ready; `Ok(false)` when interrupted.
+async fn start_children(
+    running: &mut Running,
+    paths: &StatePaths,
+    controller_bin: &Path,
+    proxy_bin: Option<&Path>,
+    apps: &[PathBuf],
+    mesh_file: &Path,
+    signals: &mut Signals,
+) -> anyhow::Result<bool> {
+    let controller = running.plan.controller;
+    let flags = controller_flags(controller_bin);
+    let mut args: Vec<String> = vec![
+        "--mesh-file".into(),
+        mesh_file.display().to_string(),
+        "--destination-addr".into(),
+        controller.destination.to_string(),
+        "--admin-addr".into(),
+        controller.admin.to_string(),
+        "--identity-addr".into(),
+        controller.identity.to_string(),
+        "--identity-issuer-dir".into(),
+        paths.issuer_dir.display().to_string(),
+        "--identity-trust-anchors".into(),
+        paths.trust_anchors.display().to_string(),
+        "--identity-token-dir".into(),
+        paths.token_dir.display().to_string(),
+    ];
+    // Flags newer controllers have (passed only when this one knows them).
+    for (flag, value) in [
+        ("--web-addr", controller.web.to_string()),
+        (
+            "--scrape-interval",
+            running.options.controller.scrape_interval.clone(),
+        ),
+        ("--api-token-file", paths.api_token.display().to_string()),
+    ] {
+        if flags.contains(flag) {
+            args.extend([flag.to_string(), value]);
+        }
+    }
+    let controller_log = paths.log_dir.join("controller.log");
+    truncate(&controller_log);
+    progress("starting the controller");
+    running.supervisor.start(
+        ProcessSpec {
+            name: "controller".into(),
+            program: controller_bin.to_path_buf(),
+            args,
+            env: vec![("RUST_LOG".into(), "info".into())],
+            working_dir: None,
+            log: controller_log.clone(),
+        },
+        STOP_GRACE,
+    )?;
+    if !wait_ready_or_signal(
+        controller.admin,
+        CONTROLLER_READY_TIMEOUT,
+        signals,
+        "controller",
+        &controller_log,
+    )
+    .await?
+    {
+        return Ok(false);
+    }
+    let trust_anchors_pem = std::fs::read_to_string(&paths.trust_anchors)
+        .with_context(|| format!("cannot read {}", paths.trust_anchors.display()))?;
+    let context = ProxyContext {
+        controller,
+        token_dir: paths.token_dir.clone(),
+        trust_anchors_pem,
+    };
+
+    // The proxies first, so each app's HTTP proxy is ready when it starts.
+    let workloads = running.plan.workloads.clone();
+    for workload in &workloads {
+        let (Some(proxy), Some(proxy_bin)) = (&workload.proxy, proxy_bin) else {
+            continue;
+        };
+        let what = format!("{} proxy", workload.key());
+        let log = paths
+            .log_dir
+            .join(format!("{}-proxy.log", workload.log_stem()));
+        truncate(&log);
+        progress(&format!("starting {what}"));
+        running.supervisor.start(
+            ProcessSpec {
+                name: what.clone(),
+                program: proxy_bin.to_path_buf(),
+                args: Vec::new(),
+                env: plan::proxy_env(workload, proxy, &context),
+                working_dir: None,
+                log: log.clone(),
+            },
+            STOP_GRACE,
+        )?;
+        if !wait_ready_or_signal(proxy.admin, PROXY_READY_TIMEOUT, signals, &what, &log).await? {
+            return Ok(false);
+        }
+    }
+
+    // Then the apps.
+    progress(&format!("starting {} apps", workloads.len()));
+    for (workload, program) in workloads.iter().zip(apps) {
+        let log = paths
+            .log_dir
+            .join(format!("{}-app.log", workload.log_stem()));
+        truncate(&log);
+        running.supervisor.start(
+            ProcessSpec {
+                name: format!("{} app", workload.key()),
+                program: program.clone(),
+                args: workload.app.command[1..].to_vec(),
+                env: plan::app_env(workload),
+                working_dir: Some(workload.app.working_dir.clone()),
+                log,
+            },
+            STOP_GRACE,
+        )?;
+    }
+    done("started");
+    Ok(true)
+}
+
+/// Waits for `/ready`, printing the outcome; `Ok(false)` when a signal came.
+async fn wait_ready_or_signal(
+    admin: SocketAddr,
+    timeout: Duration,
+    signals: &mut Signals,
+    what: &str,
+    log: &Path,
+) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    tokio::select! {
+        ready = ready::wait_ready(admin, timeout) => {
+            if ready {
+                done(&format!("ready ({:.1}s)", started.elapsed().as_secs_f64()));
+                Ok(true)
+            } else {
+                println!("not ready");
+                bail!(
+                    "{what} was not ready within {timeout:?}; the end of its log ({}):\n{}",
+                    log.display(),
+                    tail(log, 20)
+                )
+            }
+        }
+        () = signals.recv() => Ok(false),
+    }
+}
+
+impl Running {
+    /// Prints where everything is, with `extra` lines of hints.
+    pub fn print_summary(&self, extra: &[String]) {
+        let state = &self.state;
+        let state_flag = if self.options.explicit_state_dir {
+            format!(" --state-dir {}", self.options.state_dir.display())
+        } else {
+            String::new()
+        };
+        let mut text = format!(
+            "\nweft: the mesh is up\n\n  dashboard    {}\n  controller   destination {}  identity {}  admin http://{}\n",
+            state.controller.api,
+            state.controller.destination,
+            state.controller.identity,
+            state.controller.admin
+        );
+        text.push_str(&format!(
+            "\n  {:<24} {:<16} {:<22} {:<22} {}\n",
+            "workload", "inbound", "outbound (HTTP_PROXY)", "admin", "tap"
+        ));
+        for workload in &state.workloads {
+            text.push_str(&format!(
+                "  {:<24} {:<16} {:<22} {:<22} {}\n",
+                format!("{}/{}", workload.namespace, workload.name),
+                workload.inbound,
+                workload.outbound,
+                format!("http://{}", workload.admin),
+                workload.tap
+            ));
+        }
+        text.push_str(&format!(
+            "\n  logs         {}\n  state        {}\n\nTry:\n",
+            state.log_dir.display(),
+            self.options.state_dir.join(state::UP_FILE).display()
+        ));
+        if let Some(namespace) = state.workloads.first().map(|workload| &workload.namespace) {
+            text.push_str(&format!("  weft{state_flag} stat -n {namespace} deploy\n"));
+            text.push_str(&format!("  weft{state_flag} tap -n {namespace} deploy\n"));
+        }
+        text.push_str(&format!("  weft{state_flag} dashboard\n"));
+        for line in extra {
+            text.push_str(&format!("  {line}\n"));
+        }
+        text.push_str("\nPress Ctrl-C to stop everything.\n");
+        print!("{text}");
+        let _ = std::io::stdout().flush();
+    }
+
+    /// Stops every process and removes `up.json`.
+    pub async fn stop(self) {
+        println!(
+            "weft: stopping {} processes ...",
+            self.supervisor.pids().len()
+        );
+        self.supervisor.stop().await;
+        let _ = std::fs::remove_file(self.options.state_dir.join(state::UP_FILE));
+        println!("weft: stopped");
+    }
+
+    /// The process ids of the children, by name.
+    pub fn pids(&self) -> Vec<(String, Option<u32>)> {
+        self.supervisor.pids()
+    }
+}
+
+fn up_state(plan: &Plan, paths: &StatePaths, mesh_file: &Path) -> UpState {
+    UpState {
+        pid: std::process::id(),
+        mesh_file: mesh_file.to_path_buf(),
+        controller: ControllerAddresses {
+            api: format!("http://{}", plan.controller.web),
+            destination: plan.controller.destination.to_string(),
+            identity: plan.controller.identity.to_string(),
+            admin: plan.controller.admin.to_string(),
+        },
+        token_file: paths.api_token.clone(),
+        trust_anchors: paths.trust_anchors.clone(),
+        issuer_dir: paths.issuer_dir.clone(),
+        log_dir: paths.log_dir.clone(),
+        workloads: plan
+            .workloads
+            .iter()
+            .filter_map(|workload| {
+                let proxy = workload.proxy.as_ref()?;
+                Some(UpWorkload {
+                    namespace: workload.namespace.clone(),
+                    name: workload.name.clone(),
+                    identity: Some(workload.identity.clone()),
+                    admin: proxy.admin.to_string(),
+                    outbound: proxy.outbound.to_string(),
+                    inbound: proxy.inbound.to_string(),
+                    tap: proxy.tap.to_string(),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// A weft binary: next to the running `weft`, else in `PATH`.
+pub fn locate(name: &str) -> anyhow::Result<PathBuf> {
+    if let Some(beside) = beside_weft(name) {
+        return Ok(beside);
+    }
+    if let Some(found) = in_path(name) {
+        return Ok(found);
+    }
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    bail!(
+        "{name} not found next to weft ({}) nor in PATH: build it (cargo build -p {}) or put it in PATH",
+        dir.display(),
+        match name {
+            "weft-controller" => "weft-controller",
+            "weft-proxy" => "weft-proxy",
+            other => other,
+        }
+    )
+}
+
+/// An app's program: a path as is; a bare name next to `weft` first (the
+/// demo's `weft-demo`), else looked up in `PATH` when started.
+fn resolve_program(program: &str) -> PathBuf {
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    beside_weft(program).unwrap_or_else(|| PathBuf::from(program))
+}
+
+fn beside_weft(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.join(name);
+    path.is_file().then_some(path)
+}
+
+fn in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The controller's `--help`, to pass only flags it knows.
+fn controller_flags(controller_bin: &Path) -> String {
+    std::process::Command::new(controller_bin)
+        .arg("--help")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether `pid` is a running `weft`.
+fn is_weft(pid: u32) -> bool {
+    pid != std::process::id()
+        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|command_line| {
+            let program = command_line
+                .split(|byte| *byte == 0)
+                .next()
+                .unwrap_or_default();
+            String::from_utf8_lossy(program).ends_with("weft")
+        })
+}
+
+fn truncate(log: &Path) {
+    let _ = std::fs::write(log, b"");
+}
+
+/// The last `lines` lines of a file.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Prints a progress step (the outcome follows on the same line).
+pub fn progress(step: &str) {
+    print!("  {step:.<48} ");
+    let _ = std::io::stdout().flush();
+}
+
+/// Ends a progress step.
+pub fn done(outcome: &str) {
+    println!("{outcome}");
 }

@@ -100,23 +100,7 @@ fn identity_env(
     workload: &str,
     identity: &str,
 ) -> ProxyBuilder {
-    builder
-        .env(
-            "WEFT_PROXY_IDENTITY_SVC_ADDR",
-            controller.identity_addr().unwrap().to_string(),
-        )
-        .env(
-            "WEFT_PROXY_IDENTITY_TOKEN_FILE",
-            controller
-                .token_path(NAMESPACE, workload)
-                .display()
-                .to_string(),
-        )
-        .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", identity)
-        .env(
-            "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
-            controller.trust_anchors_pem(),
-        )
+    controller.proxy_identity(builder, NAMESPACE, workload, identity)
 }
 
 impl Observed {

@@ -74,23 +74,7 @@ impl Mesh {
             .render();
         let controller = ControllerProcess::start_with_identity_args(&mesh, controller_args);
         let identity = |builder: weft_test_support::ProxyBuilder, workload: &str, name: &str| {
-            builder
-                .env(
-                    "WEFT_PROXY_IDENTITY_SVC_ADDR",
-                    controller.identity_addr().unwrap().to_string(),
-                )
-                .env(
-                    "WEFT_PROXY_IDENTITY_TOKEN_FILE",
-                    controller
-                        .token_path(NAMESPACE, workload)
-                        .display()
-                        .to_string(),
-                )
-                .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", name)
-                .env(
-                    "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
-                    controller.trust_anchors_pem(),
-                )
+            controller.proxy_identity(builder, NAMESPACE, workload, name)
         };
         let server = identity(
             ProxyProcess::builder()

@@ -153,6 +153,35 @@ impl ControllerProcess {
             .join(format!("tokens/{namespace}/{workload}.token"))
     }
 
+    /// `builder` set up to take `identity` from this controller's identity
+    /// service as the meshed workload `namespace/workload`: the identity
+    /// address, the workload's token file, the local name and the trust
+    /// anchors.
+    pub fn proxy_identity(
+        &self,
+        builder: crate::ProxyBuilder,
+        namespace: &str,
+        workload: &str,
+        identity: &str,
+    ) -> crate::ProxyBuilder {
+        builder
+            .env(
+                "WEFT_PROXY_IDENTITY_SVC_ADDR",
+                self.identity_addr()
+                    .expect("the controller serves identity")
+                    .to_string(),
+            )
+            .env(
+                "WEFT_PROXY_IDENTITY_TOKEN_FILE",
+                self.token_path(namespace, workload).display().to_string(),
+            )
+            .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", identity)
+            .env(
+                "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
+                self.trust_anchors_pem(),
+            )
+    }
+
     /// The Destination gRPC address (`WEFT_PROXY_DESTINATION_SVC_ADDR`).
     pub fn destination_addr(&self) -> SocketAddr {
         self.destination

@@ -140,20 +140,11 @@ fn identity_env(
         Some(mode) => builder.env("WEFT_PROXY_CONTROL_PLANE_TLS", mode),
         None => builder,
     };
-    builder
+    // The identity address may be another listener (a TLS front) than the
+    // controller's own: it is set after the shared settings.
+    controller
+        .proxy_identity(builder, NAMESPACE, workload, identity)
         .env("WEFT_PROXY_IDENTITY_SVC_ADDR", control.identity.to_string())
-        .env(
-            "WEFT_PROXY_IDENTITY_TOKEN_FILE",
-            controller
-                .token_path(NAMESPACE, workload)
-                .display()
-                .to_string(),
-        )
-        .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", identity)
-        .env(
-            "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
-            controller.trust_anchors_pem(),
-        )
 }
 
 impl Mesh {

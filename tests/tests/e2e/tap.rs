@@ -590,23 +590,12 @@ mod tls {
             .render();
         let controller = ControllerProcess::start_with_identity(&mesh);
         let server_identity = identity_of("web-1");
-        let proxy = ProxyProcess::builder()
-            .inbound_forward(app.addr())
-            .env(
-                "WEFT_PROXY_IDENTITY_SVC_ADDR",
-                controller.identity_addr().unwrap().to_string(),
-            )
-            .env(
-                "WEFT_PROXY_IDENTITY_TOKEN_FILE",
-                controller
-                    .token_path(NAMESPACE, "web-1")
-                    .display()
-                    .to_string(),
-            )
-            .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", server_identity.as_str())
-            .env(
-                "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
-                controller.trust_anchors_pem(),
+        let proxy = controller
+            .proxy_identity(
+                ProxyProcess::builder().inbound_forward(app.addr()),
+                NAMESPACE,
+                "web-1",
+                &server_identity,
             )
             .env("WEFT_PROXY_TAP_SVC_NAME", identity_of("tapper"))
             .spawn();

@@ -171,27 +171,12 @@ fn meshed_proxy(
     tap_client: &str,
 ) -> weft_test_support::ProxyBuilder {
     let identity = format!("{workload}.{NAMESPACE}.serviceaccount.identity.weft.cluster.local");
-    ProxyProcess::builder()
+    let builder = ProxyProcess::builder()
         .inbound_addr(ports.inbound)
         .admin_addr(ports.admin)
         .tap_addr(ports.tap)
-        .env("WEFT_PROXY_TAP_SVC_NAME", tap_client)
-        .env(
-            "WEFT_PROXY_IDENTITY_SVC_ADDR",
-            controller.identity_addr().unwrap().to_string(),
-        )
-        .env(
-            "WEFT_PROXY_IDENTITY_TOKEN_FILE",
-            controller
-                .token_path(NAMESPACE, workload)
-                .display()
-                .to_string(),
-        )
-        .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", identity)
-        .env(
-            "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
-            controller.trust_anchors_pem(),
-        )
+        .env("WEFT_PROXY_TAP_SVC_NAME", tap_client);
+    controller.proxy_identity(builder, NAMESPACE, workload, &identity)
 }
 
 /// One HTTP/1.1 request to `address`; the response head and body stream.

@@ -29,7 +29,11 @@ pub async fn serve<I: Io>(
     let service_context = context.clone();
     let service = service_fn(move |request| {
         let context = service_context.clone();
-        async move { Ok::<_, Infallible>(forward::handle(context, request).await) }
+        // Boxed: the request's future is several KiB, and hyper moves the
+        // service future into a new task per HTTP/2 stream (and into its
+        // dispatcher per HTTP/1 request). Moving a pointer beats copying it.
+        let handled = Box::pin(forward::handle(context, request));
+        async move { Ok::<_, Infallible>(handled.await) }
     });
     let io = TokioIo::new(io);
     let result = match protocol {

@@ -1,0 +1,370 @@
+//! Tables of variables and values: what parses, what is refused and why.
+
+use super::*;
+use std::collections::HashMap;
+
+fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    Config::from_lookup(&move |name| map.get(name).cloned())
+}
+
+#[test]
+fn durations() {
+    let table: &[(&str, Result<u64, ()>)] = &[
+        ("10s", Ok(10_000)),
+        ("500ms", Ok(500)),
+        (" 2m ", Ok(120_000)),
+        ("1h", Ok(3_600_000)),
+        ("1d", Ok(86_400_000)),
+        ("0", Ok(0)),
+        ("10", Err(())),
+        ("1.5s", Err(())),
+        ("s", Err(())),
+        ("", Err(())),
+        ("10 s", Err(())),
+        ("10sec", Err(())),
+        ("-1s", Err(())),
+    ];
+    for (input, expected) in table {
+        let parsed = parse_duration(input).map(|duration| duration.as_millis() as u64);
+        assert_eq!(parsed.map_err(|_| ()), *expected, "input {input:?}");
+    }
+}
+
+#[test]
+fn port_sets() {
+    let set = parse_port_set("25, 587,8000-8100,,").unwrap();
+    let table = [
+        (25, true),
+        (587, true),
+        (8000, true),
+        (8050, true),
+        (8100, true),
+        (8101, false),
+        (26, false),
+    ];
+    for (port, expected) in table {
+        assert_eq!(set.contains(port), expected, "port {port}");
+    }
+    assert_eq!(set.to_string(), "25,587,8000-8100");
+    assert!(parse_port_set("").unwrap().is_empty());
+    for bad in ["0", "70000", "9-3", "http", "1-2-3"] {
+        assert!(parse_port_set(bad).is_err(), "{bad:?} should be refused");
+    }
+}
+
+#[test]
+fn networks() {
+    let table: &[(&str, &str, bool)] = &[
+        ("10.0.0.0/8", "10.3.4.5", true),
+        ("10.0.0.0/8", "11.0.0.1", false),
+        ("10.0.0.0/8", "::ffff:10.1.1.1", true),
+        ("127.0.0.1", "127.0.0.1", true),
+        ("127.0.0.1", "127.0.0.2", false),
+        ("0.0.0.0/0", "192.168.1.1", true),
+        ("0.0.0.0/0", "fd00::1", false),
+        ("fd00::/8", "fd12::1", true),
+        ("fd00::/8", "fe80::1", false),
+        ("::/0", "2001:db8::1", true),
+    ];
+    for (network, ip, expected) in table {
+        let parsed = IpNetwork::parse(network).unwrap();
+        assert_eq!(
+            parsed.contains(ip.parse().unwrap()),
+            *expected,
+            "{network} ∋ {ip}"
+        );
+    }
+    for bad in ["10.0.0.0/33", "fd00::/129", "ten/8", "10.0.0.0/x", ""] {
+        assert!(IpNetwork::parse(bad).is_err(), "{bad:?} should be refused");
+    }
+}
+
+#[test]
+fn destination_variables() {
+    let config = config_from(&[]).unwrap();
+    assert!(
+        config.destination.is_none(),
+        "no discovery unless configured"
+    );
+    let config = config_from(&[
+        ("WEFT_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086"),
+        (
+            "WEFT_PROXY_DESTINATION_PROFILE_NETWORKS",
+            "10.0.0.0/8, fd00::/8",
+        ),
+        (
+            "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES",
+            "svc.cluster.local.,Example.COM",
+        ),
+        ("WEFT_PROXY_DESTINATION_CONTEXT", "{\"ns\":\"shop\"}"),
+    ])
+    .unwrap();
+    let destination = config.destination.unwrap();
+    assert_eq!(destination.addr, "127.0.0.1:8086");
+    assert_eq!(destination.profile_networks.len(), 2);
+    assert_eq!(
+        destination.profile_suffixes,
+        vec!["svc.cluster.local.".to_string(), "example.com".to_string()]
+    );
+    assert_eq!(destination.context_token, "{\"ns\":\"shop\"}");
+    assert_eq!(destination.initial_timeout, Duration::from_millis(500));
+    let error = config_from(&[
+        ("WEFT_PROXY_DESTINATION_SVC_ADDR", "controller"),
+        ("WEFT_PROXY_DESTINATION_PROFILE_NETWORKS", "10.0.0.0/40"),
+        ("WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT", "0"),
+    ])
+    .unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "WEFT_PROXY_DESTINATION_SVC_ADDR",
+            "WEFT_PROXY_DESTINATION_PROFILE_NETWORKS",
+            "WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT"
+        ]
+    );
+}
+
+#[test]
+fn identity_variables_come_together() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor = rcgen::CertificateParams::new(vec!["root.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    let config = config_from(&[
+        ("WEFT_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080"),
+        ("WEFT_PROXY_IDENTITY_TOKEN_FILE", "/var/run/weft/token"),
+        (
+            "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+            "web.shop.serviceaccount.identity.weft.cluster.local",
+        ),
+        ("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", &anchor),
+    ])
+    .unwrap();
+    let identity = config.identity.unwrap();
+    assert_eq!(identity.trust_anchors.len(), 1);
+    assert!(config_from(&[]).unwrap().identity.is_none());
+
+    let error = config_from(&[("WEFT_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080")]).unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "WEFT_PROXY_IDENTITY_TOKEN_FILE",
+            "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+            "WEFT_PROXY_IDENTITY_TRUST_ANCHORS"
+        ]
+    );
+    let error = config_from(&[
+        ("WEFT_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080"),
+        ("WEFT_PROXY_IDENTITY_TOKEN_FILE", "/t"),
+        ("WEFT_PROXY_IDENTITY_LOCAL_NAME", "a.b"),
+        ("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", "not a certificate"),
+    ])
+    .unwrap_err();
+    assert_eq!(error.invalid.len(), 1, "{error}");
+    assert_eq!(error.invalid[0].name, "WEFT_PROXY_IDENTITY_TRUST_ANCHORS");
+}
+
+#[test]
+fn control_plane_tls_variables() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor = rcgen::CertificateParams::new(vec!["root.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    let identity = [
+        ("WEFT_PROXY_IDENTITY_SVC_ADDR", "10.0.0.1:8080"),
+        ("WEFT_PROXY_IDENTITY_TOKEN_FILE", "/t"),
+        ("WEFT_PROXY_IDENTITY_LOCAL_NAME", "a.b"),
+        ("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", anchor.as_str()),
+        ("WEFT_PROXY_DESTINATION_SVC_ADDR", "10.0.0.1:8086"),
+    ];
+    let config = config_from(&identity).unwrap();
+    assert_eq!(config.control_plane_tls, ControlPlaneTls::Auto);
+    assert_eq!(config.identity.unwrap().svc_name, DEFAULT_CONTROLLER_NAME);
+    assert_eq!(
+        config.destination.unwrap().svc_name,
+        DEFAULT_CONTROLLER_NAME
+    );
+
+    let mut named = identity.to_vec();
+    named.extend([
+        ("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
+        ("WEFT_PROXY_IDENTITY_SVC_NAME", "Identity.Weft.Example"),
+        ("WEFT_PROXY_DESTINATION_SVC_NAME", "dst.weft.example"),
+    ]);
+    let config = config_from(&named).unwrap();
+    assert_eq!(config.control_plane_tls, ControlPlaneTls::Always);
+    assert_eq!(config.identity.unwrap().svc_name, "identity.weft.example");
+    assert_eq!(config.destination.unwrap().svc_name, "dst.weft.example");
+
+    // Every mistake, each with its name, value and reason.
+    let mut bad = identity.to_vec();
+    bad.extend([
+        ("WEFT_PROXY_CONTROL_PLANE_TLS", "sometimes"),
+        ("WEFT_PROXY_IDENTITY_SVC_NAME", "not a name"),
+        ("WEFT_PROXY_DESTINATION_SVC_NAME", "10.0.0.1:8086"),
+    ]);
+    let error = config_from(&bad).unwrap_err();
+    let found: Vec<(&str, &str)> = error
+        .invalid
+        .iter()
+        .map(|bad| (bad.name.as_str(), bad.value.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("WEFT_PROXY_DESTINATION_SVC_NAME", "10.0.0.1:8086"),
+            ("WEFT_PROXY_IDENTITY_SVC_NAME", "not a name"),
+            ("WEFT_PROXY_CONTROL_PLANE_TLS", "sometimes"),
+        ],
+        "{error}"
+    );
+    assert!(error.to_string().contains("expected auto, always or never"));
+
+    // `always` needs trust anchors to verify the controller with.
+    let error = config_from(&[
+        ("WEFT_PROXY_DESTINATION_SVC_ADDR", "10.0.0.1:8086"),
+        ("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
+    ])
+    .unwrap_err();
+    assert_eq!(error.invalid.len(), 1, "{error}");
+    assert_eq!(error.invalid[0].name, "WEFT_PROXY_CONTROL_PLANE_TLS");
+    assert!(
+        config_from(&[("WEFT_PROXY_CONTROL_PLANE_TLS", "never")]).is_ok(),
+        "never needs nothing"
+    );
+}
+
+#[test]
+fn defaults() {
+    let config = config_from(&[]).unwrap();
+    assert_eq!(config.inbound_listen_addr.to_string(), "0.0.0.0:4143");
+    assert_eq!(
+        config.outbound_listen_addrs,
+        ["127.0.0.1:4140".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(config.admin_listen_addr.to_string(), "127.0.0.1:4191");
+    assert_eq!(config.inbound_forward_addr, None);
+    assert!(config.opaque_ports.contains(6379));
+    assert!(!config.opaque_ports.contains(80));
+    assert_eq!(config.detect_timeout, Duration::from_secs(10));
+    assert_eq!(config.cores, 1);
+}
+
+#[test]
+fn every_bad_variable_is_reported() {
+    let error = config_from(&[
+        ("WEFT_PROXY_INBOUND_LISTEN_ADDR", "nowhere"),
+        ("WEFT_PROXY_DETECT_TIMEOUT", "10"),
+        ("WEFT_PROXY_OPAQUE_PORTS", "99999"),
+        ("WEFT_PROXY_CORES", "0"),
+        ("WEFT_PROXY_LOG_FORMAT", "xml"),
+    ])
+    .unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "WEFT_PROXY_INBOUND_LISTEN_ADDR",
+            "WEFT_PROXY_OPAQUE_PORTS",
+            "WEFT_PROXY_DETECT_TIMEOUT",
+            "WEFT_PROXY_CORES",
+            "WEFT_PROXY_LOG_FORMAT"
+        ]
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("WEFT_PROXY_DETECT_TIMEOUT=\"10\": missing unit"),
+        "{text}"
+    );
+}
+
+#[test]
+fn one_or_two_outbound_listeners() {
+    let config = config_from(&[(
+        "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
+        "127.0.0.1:4140, [::1]:4140",
+    )])
+    .unwrap();
+    assert_eq!(config.outbound_listen_addrs.len(), 2);
+    for bad in ["", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "127.0.0.1:1,x"] {
+        assert!(
+            config_from(&[("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", bad)]).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn cross_field_checks() {
+    let error = config_from(&[
+        ("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:5000"),
+        ("WEFT_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:5000"),
+        ("WEFT_PROXY_INBOUND_FORWARD_ADDR", "0.0.0.0:4143"),
+    ])
+    .unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "WEFT_PROXY_ADMIN_LISTEN_ADDR",
+            "WEFT_PROXY_INBOUND_FORWARD_ADDR"
+        ]
+    );
+}
+
+#[test]
+fn tap_variables() {
+    let tap = config_from(&[]).unwrap().tap.unwrap();
+    assert_eq!(tap.listen_addr.to_string(), "127.0.0.1:4190");
+    assert!(!tap.listen_addr_set);
+    assert_eq!(tap.svc_name, DEFAULT_CONTROLLER_NAME);
+    for off in ["off", "OFF", "", " "] {
+        let config = config_from(&[("WEFT_PROXY_TAP_LISTEN_ADDR", off)]).unwrap();
+        assert!(config.tap.is_none(), "{off:?}");
+        assert_eq!(config.to_json()["tap_listen_addr"], "off");
+    }
+    let tap = config_from(&[
+        ("WEFT_PROXY_TAP_LISTEN_ADDR", "0.0.0.0:14190"),
+        ("WEFT_PROXY_TAP_SVC_NAME", "Tap.Weft.Example"),
+    ])
+    .unwrap()
+    .tap
+    .unwrap();
+    assert_eq!(tap.listen_addr.to_string(), "0.0.0.0:14190");
+    assert!(tap.listen_addr_set);
+    assert_eq!(tap.svc_name, "tap.weft.example");
+    let error = config_from(&[
+        ("WEFT_PROXY_TAP_LISTEN_ADDR", "sometimes"),
+        ("WEFT_PROXY_TAP_SVC_NAME", "not a name"),
+    ])
+    .unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["WEFT_PROXY_TAP_LISTEN_ADDR", "WEFT_PROXY_TAP_SVC_NAME"]
+    );
+    let error = config_from(&[
+        ("WEFT_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:5000"),
+        ("WEFT_PROXY_TAP_LISTEN_ADDR", "127.0.0.1:5000"),
+    ])
+    .unwrap_err();
+    assert_eq!(error.invalid[0].name, "WEFT_PROXY_TAP_LISTEN_ADDR");
+}
+
+#[test]
+fn help_lists_every_variable() {
+    let help = help_text();
+    for variable in VARIABLES {
+        assert!(help.contains(variable.name));
+    }
+}

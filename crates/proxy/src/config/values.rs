@@ -1,0 +1,270 @@
+//! The value types of the proxy's configuration (networks, port sets, log
+//! formats) and the parsers that read each variable's text into them.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+/// An IP network (`10.0.0.0/8`, `fd00::/8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// The network of `address` with a `prefix`-bit mask (cut to 32 bits
+    /// for IPv4, 128 for IPv6).
+    pub fn new(address: IpAddr, prefix: u8) -> IpNetwork {
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        IpNetwork {
+            address,
+            prefix: prefix.min(max),
+        }
+    }
+
+    /// Parses `ADDRESS/PREFIX` (a bare address is a single-address network).
+    pub fn parse(text: &str) -> Result<IpNetwork, String> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not a network: expected e.g. 10.0.0.0/8"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => match prefix.parse::<u8>() {
+                Ok(prefix) if prefix <= max => prefix,
+                _ => return Err(format!("{text:?}: prefix must be 0-{max}")),
+            },
+        };
+        Ok(IpNetwork { address, prefix })
+    }
+
+    /// Whether `ip` is in the network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(network), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(network) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for IpNetwork {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A set of ports written as a comma list of ports and inclusive ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortSet {
+    ranges: Vec<RangeInclusive<u16>>,
+}
+
+impl PortSet {
+    /// Whether `port` is in the set.
+    pub fn contains(&self, port: u16) -> bool {
+        self.ranges.iter().any(|range| range.contains(&port))
+    }
+
+    /// Whether the set has no port.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+impl fmt::Display for PortSet {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|range| {
+                if range.start() == range.end() {
+                    range.start().to_string()
+                } else {
+                    format!("{}-{}", range.start(), range.end())
+                }
+            })
+            .collect();
+        formatter.write_str(&parts.join(","))
+    }
+}
+
+/// A controller identity: a DNS name (what TLS puts in SNI and verifies).
+pub(super) fn parse_server_name(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    rustls_pki_types::DnsName::try_from(value)
+        .map(|_| value.to_ascii_lowercase())
+        .map_err(|_| "expected a DNS name, e.g. weft-controller.weft.serviceaccount.identity.weft.cluster.local".to_string())
+}
+
+/// Parses PEM certificates (empty text: none); each must be an X.509 certificate.
+pub(super) fn parse_certificates(value: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut certificates = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(value.as_bytes()) {
+        let pem = pem.map_err(|error| format!("not PEM: {error}"))?;
+        if pem.label != "CERTIFICATE" {
+            return Err(format!("expected CERTIFICATE blocks, found {}", pem.label));
+        }
+        pem.parse_x509()
+            .map_err(|error| format!("not an X.509 certificate: {error}"))?;
+        certificates.push(pem.contents);
+    }
+    if certificates.is_empty() && !value.trim().is_empty() {
+        return Err("no PEM certificate found".to_string());
+    }
+    Ok(certificates)
+}
+
+/// `HOST:PORT`, or `None` for an empty value.
+pub(super) fn parse_optional_host_port(value: &str) -> Result<Option<String>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0) =>
+        {
+            Ok(Some(value.to_string()))
+        }
+        _ => Err("expected HOST:PORT, e.g. 127.0.0.1:8080".to_string()),
+    }
+}
+
+pub(super) fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:4140 or [::]:4143".to_string())
+}
+
+/// Parses one or two comma-separated listen addresses.
+pub(super) fn parse_listen_addrs(value: &str) -> Result<Vec<SocketAddr>, String> {
+    let addrs = value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(parse_socket_addr)
+        .collect::<Result<Vec<_>, _>>()?;
+    match addrs.len() {
+        1 | 2 => Ok(addrs),
+        0 => Err("expected an address, e.g. 127.0.0.1:4140".to_string()),
+        _ => Err("at most two addresses (one IPv4, one IPv6)".to_string()),
+    }
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, `1d`; a unit is required except for `0`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let digits_end = value
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(digits_end);
+    if digits.is_empty() {
+        return Err("expected a whole number with a unit: ms, s, m, h or d (e.g. 10s)".to_string());
+    }
+    let amount: u64 = digits.parse().map_err(|_| "number too large".to_string())?;
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "" if amount == 0 => 0,
+        "" => return Err("missing unit: write ms, s, m, h or d (e.g. 10s)".to_string()),
+        _ => return Err(format!("unknown unit {unit:?}: use ms, s, m, h or d")),
+    };
+    amount
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| "duration too large".to_string())
+}
+
+pub(super) fn parse_positive_duration(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration.is_zero() {
+        return Err("must be greater than zero".to_string());
+    }
+    Ok(duration)
+}
+
+/// Parses `25,587,8000-8100`; blanks are ignored, an empty value is the empty set.
+pub fn parse_port_set(value: &str) -> Result<PortSet, String> {
+    let mut ranges = Vec::new();
+    for part in value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let parse_port = |text: &str| -> Result<u16, String> {
+            match text.trim().parse::<u16>() {
+                Ok(port) if port > 0 => Ok(port),
+                _ => Err(format!("{text:?} is not a port (1-65535)")),
+            }
+        };
+        let range = match part.split_once('-') {
+            Some((low, high)) => {
+                let (low, high) = (parse_port(low)?, parse_port(high)?);
+                if low > high {
+                    return Err(format!("range {part:?} runs backwards"));
+                }
+                low..=high
+            }
+            None => {
+                let port = parse_port(part)?;
+                port..=port
+            }
+        };
+        ranges.push(range);
+    }
+    Ok(PortSet { ranges })
+}
+
+pub(super) fn parse_cores(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(cores) if cores >= 1 => Ok(cores),
+        _ => Err("expected a whole number of at least 1".to_string()),
+    }
+}
+
+/// Writes a duration the way it is configured (`10s`, `500ms`).
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis == 0 {
+        "0".to_string()
+    } else if millis.is_multiple_of(3_600_000) {
+        format!("{}h", millis / 3_600_000)
+    } else if millis.is_multiple_of(60_000) {
+        format!("{}m", millis / 60_000)
+    } else if millis.is_multiple_of(1_000) {
+        format!("{}s", millis / 1_000)
+    } else {
+        format!("{millis}ms")
+    }
+}

@@ -1,0 +1,186 @@
+//! The table of every `WEFT_PROXY_*` variable: name, default and meaning.
+//! One table drives parsing defaults, `weft-proxy --help` and `/config`.
+
+/// Ports that are opaque by default: protocols where the server speaks first
+/// (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached), so
+/// waiting for the client's first bytes would stall the connection.
+pub const DEFAULT_OPAQUE_PORTS: &str = "25,587,3306,4444,5432,6379,9300,11211";
+
+/// The controller's identity: the service account `weft-controller` in the
+/// control namespace `weft`, trust domain `cluster.local`.
+pub const DEFAULT_CONTROLLER_NAME: &str =
+    "weft-controller.weft.serviceaccount.identity.weft.cluster.local";
+
+/// One documented variable: its name, its default and what it means.
+pub struct Variable {
+    /// The environment variable's name.
+    pub name: &'static str,
+    /// The value used when the variable is unset, as it would be written.
+    pub default: &'static str,
+    /// What the variable controls.
+    pub meaning: &'static str,
+}
+
+/// Every variable the proxy reads, in the order `--help` shows them.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "WEFT_PROXY_INBOUND_LISTEN_ADDR",
+        default: "0.0.0.0:4143",
+        meaning: "where peers' connections arrive (the iptables REDIRECT target in transparent mode)",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
+        default: "127.0.0.1:4140",
+        meaning: "where the app's outbound connections arrive: redirected by iptables, or explicit HTTP proxy requests and CONNECT; up to two addresses, comma-separated (e.g. 127.0.0.1:4140,[::1]:4140 for IPv4 and IPv6)",
+    },
+    Variable {
+        name: "WEFT_PROXY_ADMIN_LISTEN_ADDR",
+        default: "127.0.0.1:4191",
+        meaning: "admin server: /metrics /ready /live /config POST /shutdown",
+    },
+    Variable {
+        name: "WEFT_PROXY_INBOUND_FORWARD_ADDR",
+        default: "",
+        meaning: "explicit inbound mode: send every inbound connection to this address (the app); unset = transparent, use the original destination",
+    },
+    Variable {
+        name: "WEFT_PROXY_OPAQUE_PORTS",
+        default: DEFAULT_OPAQUE_PORTS,
+        meaning: "target ports forwarded as opaque TCP without protocol detection (list of ports and LOW-HIGH ranges)",
+    },
+    Variable {
+        name: "WEFT_PROXY_DETECT_TIMEOUT",
+        default: "10s",
+        meaning: "how long to wait for a client's first bytes before forwarding the connection as opaque TCP",
+    },
+    Variable {
+        name: "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
+        default: "300ms",
+        meaning: "connect timeout to the local app",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_CONNECT_TIMEOUT",
+        default: "1s",
+        meaning: "connect timeout to remote targets",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_SVC_ADDR",
+        default: "",
+        meaning: "the controller's Destination service (host:port); unset = no discovery: every target is forwarded to its original destination",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_SVC_NAME",
+        default: DEFAULT_CONTROLLER_NAME,
+        meaning: "the identity the Destination service's TLS certificate must carry (used only with identity, when the connection is TLS)",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_CONTEXT",
+        default: "",
+        meaning: "context token sent with every discovery lookup, e.g. {\"ns\":\"shop\",\"pod\":\"web-1\"}",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES",
+        default: "svc.cluster.local.",
+        meaning: "names looked up in discovery (comma-separated suffixes; \".\" = every name)",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_PROFILE_NETWORKS",
+        default: "",
+        meaning: "IP networks whose addresses are looked up in discovery (comma-separated CIDRs, e.g. 10.0.0.0/8,fd00::/8); empty = none",
+    },
+    Variable {
+        name: "WEFT_PROXY_DESTINATION_INITIAL_TIMEOUT",
+        default: "500ms",
+        meaning: "how long a new target waits for its first discovery answer before being forwarded to its original destination",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_SVC_ADDR",
+        default: "",
+        meaning: "the controller's identity service (host:port); unset = no identity. When set, the proxy is ready only once it holds a certificate",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_TOKEN_FILE",
+        default: "",
+        meaning: "file with the token proving the workload's identity (read at every renewal); required with the identity service",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+        default: "",
+        meaning: "the identity to request, e.g. web.shop.serviceaccount.identity.weft.cluster.local; required with the identity service",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_TRUST_ANCHORS",
+        default: "",
+        meaning: "PEM certificates of the mesh's trust anchors; required with the identity service",
+    },
+    Variable {
+        name: "WEFT_PROXY_IDENTITY_SVC_NAME",
+        default: DEFAULT_CONTROLLER_NAME,
+        meaning: "the identity the identity service's TLS certificate must carry (used only when the connection is TLS)",
+    },
+    Variable {
+        name: "WEFT_PROXY_CONTROL_PLANE_TLS",
+        default: "auto",
+        meaning: "TLS to the controller (with identity): auto = TLS unless the address is a loopback IP or localhost; always; never. Identity: the controller verified, no client certificate; Destination: mutual TLS with the proxy's certificate",
+    },
+    Variable {
+        name: "WEFT_PROXY_TAP_LISTEN_ADDR",
+        default: "127.0.0.1:4190",
+        meaning: "tap server (gRPC io.linkerd.proxy.tap.Tap/Observe: live request events): plaintext clients on loopback, or TLS clients whose certificate names WEFT_PROXY_TAP_SVC_NAME; off or empty = no tap. At the default, a taken port (several proxies on one host) disables tap with a warning; a set address that cannot be bound fails start-up",
+    },
+    Variable {
+        name: "WEFT_PROXY_TAP_SVC_NAME",
+        default: DEFAULT_CONTROLLER_NAME,
+        meaning: "the identity a TLS tap client's certificate must carry (TLS on the tap port needs the WEFT_PROXY_IDENTITY_* variables)",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
+        default: "5s",
+        meaning: "discovery lookups unused for this long are dropped",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT",
+        default: "3s",
+        meaning: "a service with no ready endpoint for this long answers 503 instead of holding requests",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_MAX_PENDING",
+        default: "10000",
+        meaning: "requests and connections that may wait for endpoints at once; more are refused with 503",
+    },
+    Variable {
+        name: "WEFT_PROXY_HTTP1_POOL_IDLE_TIMEOUT",
+        default: "3s",
+        meaning: "idle HTTP/1.1 upstream connections are closed after this",
+    },
+    Variable {
+        name: "WEFT_PROXY_HTTP1_POOL_MAX_IDLE",
+        default: "100",
+        meaning: "idle HTTP/1.1 connections kept per endpoint",
+    },
+    Variable {
+        name: "WEFT_PROXY_METRICS_RETAIN_IDLE",
+        default: "10m",
+        meaning: "metric label sets not updated for this long are dropped",
+    },
+    Variable {
+        name: "WEFT_PROXY_SHUTDOWN_GRACE_PERIOD",
+        default: "30s",
+        meaning: "on SIGTERM, SIGINT or POST /shutdown: how long in-flight requests and connections may take to finish",
+    },
+    Variable {
+        name: "WEFT_PROXY_CORES",
+        default: "1",
+        meaning: "worker threads for the data path (1 = single-threaded runtime)",
+    },
+    Variable {
+        name: "WEFT_PROXY_LOG",
+        default: "warn,weft_proxy=info",
+        meaning: "log filter (tracing env-filter syntax)",
+    },
+    Variable {
+        name: "WEFT_PROXY_LOG_FORMAT",
+        default: "plain",
+        meaning: "log format: plain or json",
+    },
+];

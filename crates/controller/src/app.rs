@@ -52,7 +52,7 @@ use crate::identity::server::{CertifyMetrics, IdentityServerError, IdentityServi
 use crate::identity::serving::{ServingCertificate, ServingError};
 use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
 use crate::identity::token_files::{TokenDirError, TokenFileMetrics, TokenFiles};
-use crate::incoming::{GrpcListener, IncomingMetrics, Server};
+use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
 use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
 use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
@@ -284,10 +284,16 @@ impl App {
         //    certificate.
         let incoming_metrics = IncomingMetrics::new(&mut registry);
         let tls = identity.as_ref().map(|stage| stage.serving.tls());
+        let plaintext = if args.identity.allow_remote_plaintext {
+            PlaintextPolicy::Any
+        } else {
+            PlaintextPolicy::LoopbackOnly
+        };
         let destination_listener = GrpcListener {
             listener: bind("--destination-addr", args.destination_addr).await?,
             server: Server::Destination,
             tls: tls.clone(),
+            plaintext,
             metrics: incoming_metrics.clone(),
         };
         let identity = match identity {
@@ -296,6 +302,7 @@ impl App {
                     listener: bind("--identity-addr", stage.addr).await?,
                     server: Server::Identity,
                     tls,
+                    plaintext,
                     metrics: incoming_metrics,
                 };
                 Some((stage, listener))

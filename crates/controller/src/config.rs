@@ -142,6 +142,10 @@ pub struct IdentityArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub identity_addr: SocketAddr,
+    /// With identity on, also serve plaintext gRPC to peers that are not on
+    /// loopback (by default only proxies on this host may skip TLS).
+    #[arg(long, env = "WEFT_CONTROLLER_ALLOW_REMOTE_PLAINTEXT")]
+    pub allow_remote_plaintext: bool,
     /// The trust domain: the last labels of every identity.
     #[arg(long, env = "WEFT_CONTROLLER_IDENTITY_TRUST_DOMAIN", default_value = DEFAULT_TRUST_DOMAIN, value_parser = dns_name)]
     pub identity_trust_domain: String,

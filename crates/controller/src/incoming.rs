@@ -6,7 +6,10 @@
 //! accept ─► TCP_NODELAY ─► (own task, ≤ 10 s) peek the first byte
 //!             0x16 and TLS configured ─► TLS 1.3 handshake (client certificate optional,
 //!                                        verified when presented) ─► ServerIo::Tls
-//!             anything else           ─► ServerIo::Plain (h2c, as before)
+//!             no TLS configured, or a loopback peer, or --allow-remote-plaintext
+//!                                     ─► ServerIo::Plain (h2c)
+//!             anything else           ─► closed: with identity on, only proxies on
+//!                                        this host may talk to the controller in the clear
 //!          ─► the stream tonic serves
 //! ```
 //!
@@ -44,16 +47,38 @@ pub enum Transport {
     Plaintext,
     /// TLS, then HTTP/2.
     Tls,
+    /// Closed: plaintext from a peer that may not use it.
+    Refused,
+}
+
+/// Who may talk to a TLS-capable controller without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaintextPolicy {
+    /// Only peers on loopback (proxies on this host). The default.
+    LoopbackOnly,
+    /// Anyone (`--allow-remote-plaintext`, e.g. while proxies migrate to TLS).
+    Any,
 }
 
 /// The decision: a connection whose first byte starts a TLS handshake record
-/// is TLS when the server has a certificate; anything else is plaintext
-/// (an HTTP/2 preface starts with `P`).
-pub fn transport_for(first_byte: u8, tls_configured: bool) -> Transport {
-    if tls_configured && first_byte == TLS_HANDSHAKE_RECORD {
+/// is TLS when the server has a certificate. Anything else (an HTTP/2
+/// preface starts with `P`) is plaintext — but once the server has a
+/// certificate, only from loopback peers unless the policy allows any.
+pub fn transport_for(
+    first_byte: u8,
+    tls_configured: bool,
+    peer_is_loopback: bool,
+    plaintext: PlaintextPolicy,
+) -> Transport {
+    if !tls_configured {
+        return Transport::Plaintext;
+    }
+    if first_byte == TLS_HANDSHAKE_RECORD {
         Transport::Tls
-    } else {
+    } else if peer_is_loopback || plaintext == PlaintextPolicy::Any {
         Transport::Plaintext
+    } else {
+        Transport::Refused
     }
 }
 
@@ -195,6 +220,8 @@ pub enum Outcome {
     MutualTls,
     /// The TLS handshake failed or timed out, or the client sent nothing.
     Failed,
+    /// Plaintext from a non-loopback peer while TLS is on: closed.
+    Refused,
 }
 
 impl EncodeLabelValue for Server {
@@ -215,6 +242,7 @@ impl EncodeLabelValue for Outcome {
             Outcome::Tls => "tls",
             Outcome::MutualTls => "mtls",
             Outcome::Failed => "failed",
+            Outcome::Refused => "refused",
         })
     }
 }
@@ -237,7 +265,7 @@ impl IncomingMetrics {
         let metrics = Self::default();
         registry.register(
             "grpc_connections",
-            "Connections accepted by the gRPC servers, by transport (plaintext, tls, mtls, failed)",
+            "Connections accepted by the gRPC servers, by transport (plaintext, tls, mtls, failed, refused)",
             metrics.accepted.clone(),
         );
         metrics
@@ -259,6 +287,8 @@ pub struct GrpcListener {
     pub server: Server,
     /// The controller's certificate; `None`: plaintext only.
     pub tls: Option<ServingTls>,
+    /// Who may use plaintext when `tls` is set.
+    pub plaintext: PlaintextPolicy,
     /// Where connections are counted.
     pub metrics: IncomingMetrics,
 }
@@ -281,6 +311,7 @@ fn incoming(
         listener,
         server,
         tls,
+        plaintext,
         metrics,
     }: GrpcListener,
 ) -> impl Stream<Item = io::Result<ServerIo>> {
@@ -305,7 +336,8 @@ fn incoming(
             }
             let (sender, tls, metrics) = (sender.clone(), tls.clone(), metrics.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, prepare(stream, tls.as_ref())).await {
+                let prepared = prepare(stream, tls.as_ref(), plaintext);
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, prepared).await {
                     Ok(Ok(io)) => {
                         let outcome = match &io {
                             ServerIo::Plain(_) => Outcome::Plaintext,
@@ -318,6 +350,10 @@ fn incoming(
                         };
                         metrics.record(server, outcome);
                         let _ = sender.send(Ok(io)).await;
+                    }
+                    Ok(Err(error)) if error.kind() == io::ErrorKind::PermissionDenied => {
+                        metrics.record(server, Outcome::Refused);
+                        tracing::info!(%error, "connection refused");
                     }
                     Ok(Err(error)) => {
                         metrics.record(server, Outcome::Failed);
@@ -335,7 +371,11 @@ fn incoming(
 }
 
 /// Peeks at the first byte and terminates TLS when it starts a handshake.
-async fn prepare(stream: TcpStream, tls: Option<&ServingTls>) -> io::Result<ServerIo> {
+async fn prepare(
+    stream: TcpStream,
+    tls: Option<&ServingTls>,
+    plaintext: PlaintextPolicy,
+) -> io::Result<ServerIo> {
     let mut first = [0u8; 1];
     if stream.peek(&mut first).await? == 0 {
         return Err(io::Error::new(
@@ -343,13 +383,22 @@ async fn prepare(stream: TcpStream, tls: Option<&ServingTls>) -> io::Result<Serv
             "closed before sending anything",
         ));
     }
-    match (transport_for(first[0], tls.is_some()), tls) {
+    let peer = stream.peer_addr()?;
+    let transport = transport_for(first[0], tls.is_some(), peer.ip().is_loopback(), plaintext);
+    match (transport, tls) {
         (Transport::Tls, Some(tls)) => {
             let stream = tls.acceptor().accept(stream).await.inspect_err(|error| {
                 tracing::info!(%error, "TLS handshake with a client failed");
             })?;
             Ok(ServerIo::Tls(Box::new(stream)))
         }
+        (Transport::Refused, _) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "plaintext from {peer}: only proxies on this host may skip TLS \
+                 (--allow-remote-plaintext lets anyone)"
+            ),
+        )),
         _ => Ok(ServerIo::Plain(stream)),
     }
 }

@@ -27,22 +27,89 @@ const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 const WEB: &str = "web.shop.serviceaccount.identity.weft.cluster.local";
 
 #[test]
-fn the_first_byte_decides() {
+fn the_first_byte_and_the_peer_decide() {
+    use PlaintextPolicy::{Any, LoopbackOnly};
+    // (case, first byte, TLS configured, peer on loopback, policy, expected)
     let cases = [
-        ("TLS handshake record, TLS on", 0x16, true, Transport::Tls),
         (
-            "TLS handshake record, TLS off",
+            "TLS record, TLS on",
+            0x16,
+            true,
+            false,
+            LoopbackOnly,
+            Transport::Tls,
+        ),
+        (
+            "TLS record, TLS off",
             0x16,
             false,
+            false,
+            LoopbackOnly,
             Transport::Plaintext,
         ),
-        ("HTTP/2 preface", b'P', true, Transport::Plaintext),
-        ("HTTP/1 request", b'G', true, Transport::Plaintext),
-        ("TLS alert record", 0x15, true, Transport::Plaintext),
-        ("zero", 0x00, true, Transport::Plaintext),
+        (
+            "h2 preface from loopback",
+            b'P',
+            true,
+            true,
+            LoopbackOnly,
+            Transport::Plaintext,
+        ),
+        (
+            "h2 preface from afar",
+            b'P',
+            true,
+            false,
+            LoopbackOnly,
+            Transport::Refused,
+        ),
+        (
+            "h2 preface from afar, allowed",
+            b'P',
+            true,
+            false,
+            Any,
+            Transport::Plaintext,
+        ),
+        (
+            "h2 preface from afar, no TLS",
+            b'P',
+            false,
+            false,
+            LoopbackOnly,
+            Transport::Plaintext,
+        ),
+        (
+            "HTTP/1 request from loopback",
+            b'G',
+            true,
+            true,
+            LoopbackOnly,
+            Transport::Plaintext,
+        ),
+        (
+            "TLS alert record from afar",
+            0x15,
+            true,
+            false,
+            LoopbackOnly,
+            Transport::Refused,
+        ),
+        (
+            "zero from loopback",
+            0x00,
+            true,
+            true,
+            LoopbackOnly,
+            Transport::Plaintext,
+        ),
     ];
-    for (name, byte, tls, expected) in cases {
-        assert_eq!(transport_for(byte, tls), expected, "{name}");
+    for (name, byte, tls, loopback, policy, expected) in cases {
+        assert_eq!(
+            transport_for(byte, tls, loopback, policy),
+            expected,
+            "{name}"
+        );
     }
 }
 
@@ -168,6 +235,7 @@ async fn tls_and_plaintext_share_the_port_and_follow_the_issuer() {
             listener,
             server: Server::Destination,
             tls: Some(serving.tls()),
+            plaintext: PlaintextPolicy::LoopbackOnly,
             metrics,
         }
         .incoming(),
@@ -248,4 +316,78 @@ async fn tls_and_plaintext_share_the_port_and_follow_the_issuer() {
     }
     let _ = stop.send(());
     renewal.await.unwrap();
+}
+
+/// An address of this host other than loopback, if it has one (a UDP
+/// `connect` only picks the route; nothing is sent).
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    ["192.0.2.1:9", "10.255.255.1:9"].iter().find_map(|target| {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        socket.connect(target).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+    })
+}
+
+#[tokio::test]
+async fn with_tls_on_plaintext_is_only_for_loopback_peers() {
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("SKIPPED: this host has no non-loopback address to connect from");
+        return;
+    };
+    let domain = IdentityDomain::default();
+    let root = new_root();
+    let (first, _) = authority(&root);
+    let handle = AuthorityHandle::default();
+    handle.replace(first);
+    let mut registry = Registry::default();
+    let serving =
+        ServingCertificate::issue_first(&handle, &domain, ValidityPolicy::default(), &mut registry)
+            .unwrap();
+    for (policy, served) in [
+        (PlaintextPolicy::LoopbackOnly, false),
+        (PlaintextPolicy::Any, true),
+    ] {
+        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut incoming = Box::pin(
+            GrpcListener {
+                listener,
+                server: Server::Destination,
+                tls: Some(serving.tls()),
+                plaintext: policy,
+                metrics: IncomingMetrics::default(),
+            }
+            .incoming(),
+        );
+        // Plaintext HTTP/2 from the host's other address.
+        let mut remote = TcpStream::connect((ip, port)).await.unwrap();
+        remote
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        if served {
+            assert!(!next(&mut incoming).await.connect_info().tls, "{policy:?}");
+        } else {
+            // Closed without being served...
+            let mut buffer = [0u8; 16];
+            let read = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::io::AsyncReadExt::read(&mut remote, &mut buffer),
+            )
+            .await
+            .expect("the refused connection is closed");
+            assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+            // ...while loopback plaintext and remote TLS are served.
+            let mut local = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            local
+                .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                .await
+                .unwrap();
+            assert!(!next(&mut incoming).await.connect_info().tls);
+            let addr = std::net::SocketAddr::new(ip, port);
+            let _tls = connect_tls(addr, client(&root, None)).await.unwrap();
+            assert!(next(&mut incoming).await.connect_info().tls);
+        }
+    }
 }

@@ -199,7 +199,13 @@ fn assert_golden_metrics(mesh: &Mesh, expected_rate: f64, total: u64, settle: Du
     assert!(web["tcp_connections"].as_u64().is_some(), "{web}");
 
     // Outbound: what load sent to the web service.
-    let to = mesh.api("/api/stat?kind=workload&namespace=shop&to=service/shop/web&window=1m");
+    // Its own wait: the source proxy is scraped at another moment than the
+    // server's, and a counter needs two samples to show an increase.
+    let to = mesh.api_until(
+        "/api/stat?kind=workload&namespace=shop&to=service/shop/web&window=1m",
+        settle,
+        |answer| row(answer, "load").is_some_and(|load| requests(load) > 0),
+    );
     let load = row(&to, "load").unwrap_or_else(|| panic!("no load row: {to}"));
     println!("stat load → service/shop/web: {load}");
     assert!(requests(load) > 0, "{load}");

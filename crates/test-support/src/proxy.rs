@@ -212,6 +212,9 @@ pub(crate) fn temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("weft-e2e-{}-{n}", std::process::id()));
+    // A directory by this name is left over from an earlier test process
+    // with the same (reused) pid: it is stale, start afresh.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use weft_test_support::{
-    Behavior, ControllerProcess, HttpTestServer, MeshFile, ProxyBuilder, ProxyProcess, bin_path,
+    Behavior, ControllerProcess, HttpTestServer, MeshFile, ProxyPorts, ProxyProcess, bin_path,
     free_port, load,
 };
 
@@ -51,56 +51,16 @@ fn scratch(label: &str) -> PathBuf {
     dir
 }
 
-/// The ports a workload's proxy listens on, as the mesh file names them.
-#[derive(Clone, Copy)]
-struct ProxyPorts {
-    inbound: u16,
-    admin: u16,
-    tap: u16,
-}
-
-impl ProxyPorts {
-    fn free() -> Self {
-        Self {
-            inbound: free_port(),
-            admin: free_port(),
-            tap: free_port(),
-        }
-    }
-
-    /// A proxy builder listening on these ports.
-    fn builder(self) -> ProxyBuilder {
-        let at = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
-        ProxyProcess::builder()
-            .inbound_addr(at(self.inbound))
-            .admin_addr(at(self.admin))
-            .tap_addr(at(self.tap))
-    }
-}
-
 /// A meshed workload whose proxy listens on `ports`.
 fn workload_yaml(name: &str, app: SocketAddr, ports: ProxyPorts) -> String {
-    let ProxyPorts {
-        inbound,
-        admin,
-        tap,
-    } = ports;
     format!(
         "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\n  \
          labels: {{app: {name}}}\nspec:\n  serviceAccount: {name}\n  addresses: [{}]\n  ports:\n  \
-         - {{name: http, port: {}}}\n  meshed: true\n  proxy: {{inboundPort: {inbound}, adminPort: {admin}, tapPort: {tap}}}\n",
+         - {{name: http, port: {}}}\n  meshed: true\n  proxy: {}\n",
         app.ip(),
-        app.port()
+        app.port(),
+        ports.mesh_yaml()
     )
-}
-
-fn identity_env(
-    builder: ProxyBuilder,
-    controller: &ControllerProcess,
-    workload: &str,
-    identity: &str,
-) -> ProxyBuilder {
-    controller.proxy_identity(builder, NAMESPACE, workload, identity)
 }
 
 impl Observed {
@@ -125,23 +85,25 @@ impl Observed {
         let mut args = vec!["--scrape-interval", "1s", "--api-token-file", &token_arg];
         args.extend_from_slice(controller_args);
         let controller = ControllerProcess::start_with_identity_args(&mesh, &args);
-        let books = identity_env(
-            books_ports.builder().inbound_forward(backend.addr()),
-            &controller,
-            "books",
-            BOOKS_IDENTITY,
-        )
-        .spawn();
-        let traffic = identity_env(
-            traffic_ports.builder().env(
-                "WEFT_PROXY_DESTINATION_SVC_ADDR",
-                controller.destination_addr().to_string(),
-            ),
-            &controller,
-            "traffic",
-            TRAFFIC_IDENTITY,
-        )
-        .spawn();
+        let books = controller
+            .proxy_identity(
+                books_ports.builder().inbound_forward(backend.addr()),
+                NAMESPACE,
+                "books",
+                BOOKS_IDENTITY,
+            )
+            .spawn();
+        let traffic = controller
+            .proxy_identity(
+                traffic_ports.builder().env(
+                    "WEFT_PROXY_DESTINATION_SVC_ADDR",
+                    controller.destination_addr().to_string(),
+                ),
+                NAMESPACE,
+                "traffic",
+                TRAFFIC_IDENTITY,
+            )
+            .spawn();
         Observed {
             controller,
             _backend: backend,

@@ -318,20 +318,9 @@ async fn tls_and_plaintext_share_the_port_and_follow_the_issuer() {
     renewal.await.unwrap();
 }
 
-/// An address of this host other than loopback, if it has one (a UDP
-/// `connect` only picks the route; nothing is sent).
-fn non_loopback_ip() -> Option<std::net::IpAddr> {
-    ["192.0.2.1:9", "10.255.255.1:9"].iter().find_map(|target| {
-        let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-        socket.connect(target).ok()?;
-        let ip = socket.local_addr().ok()?.ip();
-        (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-    })
-}
-
 #[tokio::test]
 async fn with_tls_on_plaintext_is_only_for_loopback_peers() {
-    let Some(ip) = non_loopback_ip() else {
+    let Some(ip) = weft_test_support::non_loopback_ip() else {
         eprintln!("SKIPPED: this host has no non-loopback address to connect from");
         return;
     };

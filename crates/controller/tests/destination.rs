@@ -75,14 +75,6 @@ impl Drop for Scratch {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The controller process, killed on drop.
 struct Controller {
     child: Child,
@@ -108,8 +100,12 @@ impl Controller {
     }
 
     async fn start(mesh_file: &Path) -> Self {
-        let destination: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let destination: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
+            .parse()
+            .unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
+            .parse()
+            .unwrap();
         let child = Self::spawn(mesh_file, destination, admin);
         let mut controller = Self {
             child,
@@ -495,10 +491,14 @@ async fn get_profile_prefers_the_client_namespace_profile() {
 #[tokio::test]
 async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     let scratch = Scratch::new("startup");
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
+        .parse()
+        .unwrap();
 
     // A missing file: exit 64, naming the file.
-    let destination: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let destination: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
+        .parse()
+        .unwrap();
     let output = Controller::spawn(&scratch.mesh_file(), destination, admin)
         .wait_with_output()
         .unwrap();

@@ -7,7 +7,7 @@
 mod common;
 use common::http_get;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -106,15 +106,6 @@ impl Drop for Scratch {
     }
 }
 
-fn free_address() -> SocketAddr {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 fn controller_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weft-controller"));
     command.env("RUST_LOG", "warn");
@@ -140,12 +131,15 @@ struct Controller {
 impl Controller {
     /// Starts with identity enabled from `state` (made by `identity init`).
     async fn start(scratch: &Scratch) -> Self {
-        let identity = free_address();
-        let admin = free_address();
+        let identity = weft_test_support::free_addr();
+        let admin = weft_test_support::free_addr();
         let child = controller_command()
             .arg("--mesh-file")
             .arg(scratch.path("mesh.yaml"))
-            .args(["--destination-addr", &free_address().to_string()])
+            .args([
+                "--destination-addr",
+                &weft_test_support::free_addr().to_string(),
+            ])
             .args(["--admin-addr", &admin.to_string()])
             .args(["--web-addr", "127.0.0.1:0"])
             .args(["--identity-addr", &identity.to_string()])
@@ -560,10 +554,16 @@ async fn start_up_refuses_missing_or_untrusted_issuer_files() {
         controller_command()
             .arg("--mesh-file")
             .arg(scratch.path("mesh.yaml"))
-            .args(["--destination-addr", &free_address().to_string()])
-            .args(["--admin-addr", &free_address().to_string()])
+            .args([
+                "--destination-addr",
+                &weft_test_support::free_addr().to_string(),
+            ])
+            .args(["--admin-addr", &weft_test_support::free_addr().to_string()])
             .args(["--web-addr", "127.0.0.1:0"])
-            .args(["--identity-addr", &free_address().to_string()])
+            .args([
+                "--identity-addr",
+                &weft_test_support::free_addr().to_string(),
+            ])
             .arg("--identity-issuer-dir")
             .arg(issuer_dir)
             .arg("--identity-trust-anchors")

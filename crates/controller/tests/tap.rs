@@ -36,11 +36,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 async fn tap_refuses_a_caller_without_the_token() {
     let dir = scratch("tap-token");
     let token_file = dir.join("state").join("api-token");
-    let ports = ProxyPorts {
-        inbound: free_addr(),
-        admin: free_addr(),
-        tap: free_addr(),
-    };
+    let ports = ProxyPorts::free();
     let mesh = format!("---\n{}", workload_yaml("web", "web", 8080, ports));
     let token_arg = token_file.display().to_string();
     let controller = ControllerProcess::start_with_args(&mesh, &["--api-token-file", &token_arg]);

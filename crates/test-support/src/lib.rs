@@ -102,6 +102,58 @@ pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
+/// The ports a meshed workload's proxy listens on (loopback), as a mesh file
+/// names them (`proxy: {inboundPort, adminPort, tapPort}`).
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyPorts {
+    /// Inbound listener.
+    pub inbound: SocketAddr,
+    /// Admin server (scraped by the controller).
+    pub admin: SocketAddr,
+    /// Tap server.
+    pub tap: SocketAddr,
+}
+
+impl ProxyPorts {
+    /// Three free loopback ports.
+    pub fn free() -> Self {
+        Self {
+            inbound: free_addr(),
+            admin: free_addr(),
+            tap: free_addr(),
+        }
+    }
+
+    /// A proxy builder listening on these ports.
+    pub fn builder(self) -> ProxyBuilder {
+        ProxyProcess::builder()
+            .inbound_addr(self.inbound)
+            .admin_addr(self.admin)
+            .tap_addr(self.tap)
+    }
+
+    /// The Workload spec's `proxy:` value for these ports.
+    pub fn mesh_yaml(&self) -> String {
+        format!(
+            "{{inboundPort: {}, adminPort: {}, tapPort: {}}}",
+            self.inbound.port(),
+            self.admin.port(),
+            self.tap.port()
+        )
+    }
+}
+
+/// An address of this host other than loopback, if it has one (a UDP
+/// `connect` only picks the route; nothing is sent).
+pub fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    ["192.0.2.1:9", "10.255.255.1:9"].iter().find_map(|target| {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        socket.connect(target).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+    })
+}
+
 /// Polls `condition` every 50 ms until it returns true; panics after `timeout`.
 pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

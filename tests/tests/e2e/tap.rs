@@ -7,7 +7,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use linkerd2_proxy_api::http_types::{self, http_method};
@@ -414,21 +414,9 @@ async fn invalid_observe_requests_are_refused() {
     }
 }
 
-/// An address of this host other than loopback, if it has one.
-fn non_loopback_ip() -> Option<IpAddr> {
-    ["192.0.2.1:9", "10.255.255.1:9", "8.8.8.8:53"]
-        .iter()
-        .find_map(|target| {
-            let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-            socket.connect(target).ok()?;
-            let ip = socket.local_addr().ok()?.ip();
-            (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-        })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_clients_off_loopback_are_refused() {
-    let Some(ip) = non_loopback_ip() else {
+    let Some(ip) = weft_test_support::non_loopback_ip() else {
         eprintln!("SKIPPED: this host has no non-loopback address to connect from");
         return;
     };

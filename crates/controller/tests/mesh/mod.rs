@@ -21,8 +21,9 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+pub use weft_test_support::ProxyPorts;
 use weft_test_support::load::BackgroundLoad;
-use weft_test_support::{ControllerProcess, HttpTestServer, ProxyProcess, free_addr};
+use weft_test_support::{ControllerProcess, HttpTestServer, ProxyProcess};
 
 /// The demo's namespace.
 pub const NAMESPACE: &str = "demo";
@@ -45,27 +46,6 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The ports of one meshed workload's proxy.
-#[derive(Debug, Clone, Copy)]
-pub struct ProxyPorts {
-    /// Inbound listener.
-    pub inbound: SocketAddr,
-    /// Admin (scraped by the controller).
-    pub admin: SocketAddr,
-    /// Tap server.
-    pub tap: SocketAddr,
-}
-
-impl ProxyPorts {
-    fn pick() -> Self {
-        Self {
-            inbound: free_addr(),
-            admin: free_addr(),
-            tap: free_addr(),
-        }
-    }
-}
-
 /// A meshed workload document: app on `app_port` (0: none), proxy at `ports`.
 pub fn workload_yaml(name: &str, app: &str, app_port: u16, ports: ProxyPorts) -> String {
     let app_ports = if app_port == 0 {
@@ -76,10 +56,8 @@ pub fn workload_yaml(name: &str, app: &str, app_port: u16, ports: ProxyPorts) ->
     format!(
         "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\n  \
          labels: {{app: {app}}}\nspec:\n  serviceAccount: {name}\n  addresses: [127.0.0.1]\n{app_ports}  \
-         meshed: true\n  proxy: {{inboundPort: {}, adminPort: {}, tapPort: {}}}\n",
-        ports.inbound.port(),
-        ports.admin.port(),
-        ports.tap.port()
+         meshed: true\n  proxy: {}\n",
+        ports.mesh_yaml()
     )
 }
 
@@ -111,8 +89,8 @@ impl DemoMesh {
         let dir = scratch(name);
         let token_file = dir.join("api-token");
         let app = HttpTestServer::start();
-        let web_ports = ProxyPorts::pick();
-        let traffic_ports = ProxyPorts::pick();
+        let web_ports = ProxyPorts::free();
+        let traffic_ports = ProxyPorts::free();
         let mesh = [
             format!(
                 "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {NAMESPACE}\nspec:\n  \
@@ -171,11 +149,7 @@ fn meshed_proxy(
     tap_client: &str,
 ) -> weft_test_support::ProxyBuilder {
     let identity = format!("{workload}.{NAMESPACE}.serviceaccount.identity.weft.cluster.local");
-    let builder = ProxyProcess::builder()
-        .inbound_addr(ports.inbound)
-        .admin_addr(ports.admin)
-        .tap_addr(ports.tap)
-        .env("WEFT_PROXY_TAP_SVC_NAME", tap_client);
+    let builder = ports.builder().env("WEFT_PROXY_TAP_SVC_NAME", tap_client);
     controller.proxy_identity(builder, NAMESPACE, workload, &identity)
 }
 

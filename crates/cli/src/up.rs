@@ -303,8 +303,7 @@ async fn start_children(
     signals: &mut Signals,
 ) -> anyhow::Result<bool> {
     let controller = running.plan.controller;
-    let flags = controller_flags(controller_bin);
-    let mut args: Vec<String> = vec![
+    let args: Vec<String> = vec![
         "--mesh-file".into(),
         mesh_file.display().to_string(),
         "--destination-addr".into(),
@@ -319,20 +318,13 @@ async fn start_children(
         paths.trust_anchors.display().to_string(),
         "--identity-token-dir".into(),
         paths.token_dir.display().to_string(),
+        "--web-addr".into(),
+        controller.web.to_string(),
+        "--scrape-interval".into(),
+        running.options.controller.scrape_interval.clone(),
+        "--api-token-file".into(),
+        paths.api_token.display().to_string(),
     ];
-    // Flags newer controllers have (passed only when this one knows them).
-    for (flag, value) in [
-        ("--web-addr", controller.web.to_string()),
-        (
-            "--scrape-interval",
-            running.options.controller.scrape_interval.clone(),
-        ),
-        ("--api-token-file", paths.api_token.display().to_string()),
-    ] {
-        if flags.contains(flag) {
-            args.extend([flag.to_string(), value]);
-        }
-    }
     let controller_log = paths.log_dir.join("controller.log");
     truncate(&controller_log);
     progress("starting the controller");
@@ -585,15 +577,6 @@ fn in_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-}
-
-/// The controller's `--help`, to pass only flags it knows.
-fn controller_flags(controller_bin: &Path) -> String {
-    std::process::Command::new(controller_bin)
-        .arg("--help")
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .unwrap_or_default()
 }
 
 /// Whether `pid` is a running `weft`.

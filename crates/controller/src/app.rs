@@ -51,7 +51,9 @@ use crate::identity::issuer_files::{
 use crate::identity::server::{CertifyMetrics, IdentityServerError, IdentityService};
 use crate::identity::serving::{ServingCertificate, ServingError};
 use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
-use crate::identity::token_files::{TokenDirError, TokenFileMetrics, TokenFiles};
+use crate::identity::token_files::{
+    MeshTokenValidator, TokenDirError, TokenFileMetrics, TokenFiles,
+};
 use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
 use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
 use crate::metrics_api::prometheus::PrometheusClient;
@@ -548,8 +550,12 @@ impl IdentityStage {
         let tokens = Arc::new(HmacTokens::new(&key));
         let token_files = match config.token_dir {
             Some(dir) => {
-                let files =
-                    TokenFiles::new(dir, Arc::clone(&tokens), TokenFileMetrics::new(registry))?;
+                let files = TokenFiles::new(
+                    dir,
+                    Arc::clone(&tokens),
+                    config.token_lifetime,
+                    TokenFileMetrics::new(registry),
+                )?;
                 files.write_all(&mesh_file.subscribe_workloads().borrow());
                 Some(files)
             }
@@ -561,9 +567,10 @@ impl IdentityStage {
             config.policy,
             registry,
         )?;
+        let validator = MeshTokenValidator::new(tokens, mesh_file.subscribe_workloads());
         let service = IdentityService::new(
             issuer.authority(),
-            tokens,
+            Arc::new(validator),
             config.domain,
             config.policy,
             CertifyMetrics::new(registry),

@@ -173,6 +173,11 @@ pub struct IdentityArgs {
         requires = "identity_issuer_dir"
     )]
     pub identity_token_dir: Option<PathBuf>,
+    /// How long a token written to the token directory is accepted (Go
+    /// duration, at least 2s). Files are rewritten when less than half of it
+    /// is left, so a proxy always reads a valid one.
+    #[arg(long, env = "WEFT_CONTROLLER_IDENTITY_TOKEN_LIFETIME", default_value = "24h", value_parser = token_lifetime)]
+    pub identity_token_lifetime: Duration,
 }
 
 /// Everything the Identity service needs, when it is enabled.
@@ -190,6 +195,8 @@ pub struct IdentityConfig {
     pub token_key: PathBuf,
     /// Where token files go, if anywhere.
     pub token_dir: Option<PathBuf>,
+    /// How long a written token is accepted.
+    pub token_lifetime: Duration,
 }
 
 impl IdentityArgs {
@@ -220,6 +227,7 @@ impl IdentityArgs {
             },
             token_key,
             token_dir: self.identity_token_dir.clone(),
+            token_lifetime: self.identity_token_lifetime,
         })
     }
 }
@@ -329,6 +337,14 @@ fn duration(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+fn token_lifetime(text: &str) -> Result<Duration, String> {
+    let value = duration(text)?;
+    if value < Duration::from_secs(2) {
+        return Err("must be at least 2s (tokens are renewed at half their lifetime)".into());
+    }
+    Ok(value)
+}
+
 fn http_url(text: &str) -> Result<String, String> {
     let url = text.trim_end_matches('/');
     let authority = url
@@ -386,11 +402,12 @@ mod tests {
         assert_eq!(config.policy, ValidityPolicy::default());
         assert_eq!(config.token_key, PathBuf::from("/state/token.key"));
         assert_eq!(config.token_dir, None);
+        assert_eq!(config.token_lifetime, Duration::from_secs(24 * 3600));
     }
 
     #[test]
     fn bad_identity_flags_are_refused() {
-        let cases: [&[&str]; 5] = [
+        let cases: [&[&str]; 6] = [
             &["--identity-issuer-dir", "/state/issuer"],
             &["--identity-trust-anchors", "/a.pem"],
             &["--identity-token-dir", "/tokens"],
@@ -409,6 +426,14 @@ mod tests {
                 "a",
                 "--identity-trust-domain",
                 "Cluster.Local",
+            ],
+            &[
+                "--identity-issuer-dir",
+                "i",
+                "--identity-trust-anchors",
+                "a",
+                "--identity-token-lifetime",
+                "1s",
             ],
         ];
         for flags in cases {

@@ -131,6 +131,11 @@ struct Controller {
 impl Controller {
     /// Starts with identity enabled from `state` (made by `identity init`).
     async fn start(scratch: &Scratch) -> Self {
+        Self::start_with(scratch, &[]).await
+    }
+
+    /// [`Self::start`] with more flags.
+    async fn start_with(scratch: &Scratch, extra: &[&str]) -> Self {
         let identity = weft_test_support::free_addr();
         let admin = weft_test_support::free_addr();
         let child = controller_command()
@@ -149,6 +154,7 @@ impl Controller {
             .arg(scratch.path("state/trust-anchor.pem"))
             .arg("--identity-token-dir")
             .arg(scratch.path("tokens"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -539,6 +545,106 @@ async fn certify_issues_leaves_only_for_the_tokens_identity_and_follows_issuer_r
     let (status, body) = http_get(controller.admin, "/ready").await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("\"current\":true"), "{body}");
+}
+
+/// Waits until `condition` holds, or fails with `what` after `patience`.
+async fn eventually(patience: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < patience, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_renewed_expire_and_are_revoked_with_their_workload() {
+    let scratch = Scratch::new("token-lifetime");
+    let init = identity_command(&["init", "--dir", scratch.path("state").to_str().unwrap()]);
+    assert!(init.status.success(), "{init:?}");
+    scratch.replace("mesh.yaml", MESH.as_bytes());
+    let controller = Controller::start_with(&scratch, &["--identity-token-lifetime", "4s"]).await;
+    let mut client = controller.client().await;
+    let web = identity_of("shop", "web");
+
+    // The first token works.
+    let first = token(&scratch, "shop", "web-1");
+    certify(&mut client, &web, first.clone(), csr_for(&web))
+        .await
+        .expect("a fresh token is accepted");
+
+    // With half of its 4 s left it is replaced by a new one, which works too.
+    eventually(
+        Duration::from_secs(6),
+        "the token was never renewed",
+        || token(&scratch, "shop", "web-1") != first,
+    )
+    .await;
+    let renewed = token(&scratch, "shop", "web-1");
+    certify(&mut client, &web, renewed, csr_for(&web))
+        .await
+        .expect("the renewed token is accepted");
+
+    // The first token stops working at its expiry.
+    let started = Instant::now();
+    let expired = loop {
+        match certify(&mut client, &web, first.clone(), csr_for(&web)).await {
+            Ok(_) => {
+                assert!(started.elapsed() < PATIENCE, "the old token never expired");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(expired.code(), Code::FailedPrecondition, "{expired:?}");
+    assert!(
+        expired.message().contains("token expired"),
+        "{}",
+        expired.message()
+    );
+    let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+    assert!(
+        metrics
+            .contains("weft_controller_identity_cert_rejected_total{reason=\"token_expired\"} 1"),
+        "{metrics}"
+    );
+
+    // web-1 leaves the mesh file: its file goes, and a copy of its still
+    // valid token obtains nothing.
+    let copy = token(&scratch, "shop", "web-1");
+    let without_web = MESH.replacen("name: web-1", "name: web-2", 1).replacen(
+        "serviceAccount: web",
+        "serviceAccount: web2",
+        1,
+    );
+    scratch.replace("mesh.yaml", without_web.as_bytes());
+    eventually(PATIENCE, "web-1's token file stayed", || {
+        !scratch.path("tokens/shop/web-1.token").exists()
+    })
+    .await;
+    assert!(scratch.path("tokens/shop/web-2.token").exists());
+    let revoked = certify(&mut client, &web, copy, csr_for(&web))
+        .await
+        .expect_err("the service account left the mesh");
+    assert_eq!(revoked.code(), Code::PermissionDenied, "{revoked:?}");
+    assert!(
+        revoked.message().contains("token revoked") && revoked.message().contains("\"web\""),
+        "{}",
+        revoked.message()
+    );
+    let web2 = identity_of("shop", "web2");
+    certify(
+        &mut client,
+        &web2,
+        token(&scratch, "shop", "web-2"),
+        csr_for(&web2),
+    )
+    .await
+    .expect("the new workload's token is accepted");
+    let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("weft_controller_identity_token_files_removed_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -491,7 +491,9 @@ fn renewals(proxy: &ProxyProcess) -> f64 {
 
 #[test]
 fn certificates_rotate_under_load_without_failures() {
-    // Leaves live 5 s (+1 s skew): each proxy renews about every 4 s.
+    // Leaves live 5 s (+1 s skew): each proxy renews about every 4 s. Tokens
+    // live 3 s: every renewal must present a token the controller rewrote
+    // since the last one.
     let mesh = Mesh::start_full(
         "web-1",
         SERVER_IDENTITY,
@@ -500,6 +502,8 @@ fn certificates_rotate_under_load_without_failures() {
             "5s",
             "--identity-clock-skew-allowance",
             "1s",
+            "--identity-token-lifetime",
+            "3s",
         ],
     );
     let load = load::BackgroundLoad::start(

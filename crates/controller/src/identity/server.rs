@@ -87,6 +87,10 @@ pub enum RejectionReason {
     BadToken,
     /// [`TokenRejection::NotAuthenticated`].
     Unauthenticated,
+    /// [`TokenRejection::Expired`].
+    TokenExpired,
+    /// [`TokenRejection::Revoked`].
+    TokenRevoked,
     /// [`TokenRejection::Unavailable`].
     TokenValidatorError,
     /// [`CertifyError::IdentityMismatch`].
@@ -107,6 +111,8 @@ impl RejectionReason {
             RejectionReason::CsrMismatch => "csr_mismatch",
             RejectionReason::BadToken => "bad_token",
             RejectionReason::Unauthenticated => "unauthenticated",
+            RejectionReason::TokenExpired => "token_expired",
+            RejectionReason::TokenRevoked => "token_revoked",
             RejectionReason::TokenValidatorError => "token_validator_error",
             RejectionReason::IdentityMismatch => "identity_mismatch",
             RejectionReason::IssuerExpired => "issuer_expired",
@@ -135,7 +141,10 @@ impl CertifyError {
                 TokenRejection::Malformed(_) | TokenRejection::InvalidIdentity(_) => {
                     Code::InvalidArgument
                 }
-                TokenRejection::NotAuthenticated => Code::FailedPrecondition,
+                TokenRejection::NotAuthenticated | TokenRejection::Expired { .. } => {
+                    Code::FailedPrecondition
+                }
+                TokenRejection::Revoked(_) => Code::PermissionDenied,
                 TokenRejection::Unavailable(_) => Code::Internal,
             },
             CertifyError::Issue(IssueError::ChainExpired(_)) => Code::Unavailable,
@@ -153,6 +162,8 @@ impl CertifyError {
             CertifyError::Token(TokenRejection::NotAuthenticated) => {
                 RejectionReason::Unauthenticated
             }
+            CertifyError::Token(TokenRejection::Expired { .. }) => RejectionReason::TokenExpired,
+            CertifyError::Token(TokenRejection::Revoked(_)) => RejectionReason::TokenRevoked,
             CertifyError::Token(TokenRejection::Unavailable(_)) => {
                 RejectionReason::TokenValidatorError
             }
@@ -386,6 +397,19 @@ mod tests {
                 CertifyError::Token(TokenRejection::NotAuthenticated),
                 Code::FailedPrecondition,
                 "unauthenticated",
+            ),
+            (
+                CertifyError::Token(TokenRejection::Expired {
+                    expired_at: 100,
+                    ago: 5,
+                }),
+                Code::FailedPrecondition,
+                "token_expired",
+            ),
+            (
+                CertifyError::Token(TokenRejection::Revoked("gone".into())),
+                Code::PermissionDenied,
+                "token_revoked",
             ),
             (
                 CertifyError::Token(TokenRejection::Unavailable("api".into())),

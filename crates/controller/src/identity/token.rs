@@ -5,14 +5,18 @@
 //!
 //! ```text
 //! token   = "weft1." base64url(payload) "." base64url(HMAC-SHA256(key, "weft1." base64url(payload)))
-//! payload = {"ns":"shop","sa":"web","iat":1764000000}      (JSON; iat = Unix seconds)
+//! payload = {"ns":"shop","sa":"web","iat":1764000000,"exp":1764086400}
+//!           (JSON; iat = issued, exp = expires, Unix seconds)
 //! key     = 32 random bytes in the state directory (mode 0600), see [`TokenKey`]
 //! ```
 //!
 //! A token binds one namespace and service account: the Identity service
 //! compares the identity it proves with the one requested, so a token for
-//! `shop/web` can never obtain `shop/db`'s certificate. Tokens carry no expiry
-//! yet: rotating the key (a new `token.key`) revokes every token at once.
+//! `shop/web` can never obtain `shop/db`'s certificate. A token is refused
+//! from its `exp` on (`--identity-token-lifetime`, 24 h by default; the
+//! token files are rewritten well before that, see
+//! [`super::token_files`]). Rotating the key (a new `token.key`) revokes
+//! every token at once.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,6 +47,20 @@ pub enum TokenRejection {
     /// Authentic, but names no valid namespace/service account (`InvalidArgument`).
     #[error("token names an invalid identity: {0}")]
     InvalidIdentity(String),
+    /// Authentic, but past its expiry (`FailedPrecondition`).
+    #[error(
+        "the token expired {ago}s ago (at {expired_at}, Unix seconds); its proxy must read a fresh one"
+    )]
+    Expired {
+        /// When it expired.
+        expired_at: u64,
+        /// How long ago, in seconds.
+        ago: u64,
+    },
+    /// Authentic and unexpired, but its identity is no longer in the mesh
+    /// (`PermissionDenied`).
+    #[error("token revoked: {0}")]
+    Revoked(String),
     /// The validator itself failed (an API error; `Internal`).
     #[error("cannot validate the token: {0}")]
     Unavailable(String),
@@ -61,6 +79,25 @@ struct Claims {
     ns: String,
     sa: String,
     iat: u64,
+    exp: u64,
+}
+
+/// What a checked token proves, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenToken {
+    /// The identity it proves.
+    pub identity: WorkloadIdentity,
+    /// When it was issued (Unix seconds).
+    pub issued_at: u64,
+    /// When it stops being accepted (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// The secret the controller signs its tokens with.
@@ -173,23 +210,25 @@ impl HmacTokens {
         }
     }
 
-    /// A token proving `identity`, issued at `issued_at` (Unix seconds).
-    pub fn mint(&self, identity: &WorkloadIdentity, issued_at: u64) -> String {
+    /// A token proving `identity`, issued at `issued_at` and accepted until
+    /// `expires_at` (Unix seconds).
+    pub fn mint(&self, identity: &WorkloadIdentity, issued_at: u64, expires_at: u64) -> String {
         let claims = Claims {
             ns: identity.namespace.clone(),
             sa: identity.service_account.clone(),
             iat: issued_at,
+            exp: expires_at,
         };
-        // Serializing three plain fields cannot fail.
+        // Serializing four plain fields cannot fail.
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
         let signed = format!("{TOKEN_PREFIX}.{}", URL_SAFE_NO_PAD.encode(payload));
         let tag = hmac::sign(&self.key, signed.as_bytes());
         format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
-    /// The identity `token` proves and when it was issued. Surrounding
-    /// whitespace (a file's trailing newline) is ignored.
-    pub fn check(&self, token: &[u8]) -> Result<(WorkloadIdentity, u64), TokenRejection> {
+    /// What `token` proves at `now` (Unix seconds). Surrounding whitespace
+    /// (a file's trailing newline) is ignored.
+    pub fn check(&self, token: &[u8], now: u64) -> Result<ProvenToken, TokenRejection> {
         let text = std::str::from_utf8(token)
             .map_err(|_| TokenRejection::Malformed("not UTF-8".into()))?
             .trim();
@@ -221,14 +260,24 @@ impl HmacTokens {
                 )));
             }
         }
-        Ok((WorkloadIdentity::new(claims.ns, claims.sa), claims.iat))
+        if now >= claims.exp {
+            return Err(TokenRejection::Expired {
+                expired_at: claims.exp,
+                ago: now - claims.exp,
+            });
+        }
+        Ok(ProvenToken {
+            identity: WorkloadIdentity::new(claims.ns, claims.sa),
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        })
     }
 }
 
 #[tonic::async_trait]
 impl TokenValidator for HmacTokens {
     async fn validate(&self, token: &[u8]) -> Result<WorkloadIdentity, TokenRejection> {
-        self.check(token).map(|(identity, _)| identity)
+        self.check(token, unix_now()).map(|proven| proven.identity)
     }
 }
 
@@ -250,80 +299,132 @@ mod tests {
 
     #[test]
     fn validation_table() {
+        const ISSUED: u64 = 1_764_000_000;
+        const EXPIRES: u64 = ISSUED + 3_600;
         let web = WorkloadIdentity::new("shop", "web");
-        let good = tokens(1).mint(&web, 1_764_000_000);
+        let good = tokens(1).mint(&web, ISSUED, EXPIRES);
         let (prefix_and_payload, mac) = good.rsplit_once('.').unwrap();
         let (_, payload) = prefix_and_payload.split_once('.').unwrap();
-        let db_payload = URL_SAFE_NO_PAD.encode(br#"{"ns":"shop","sa":"db","iat":1764000000}"#);
+        let db_payload =
+            URL_SAFE_NO_PAD.encode(br#"{"ns":"shop","sa":"db","iat":1764000000,"exp":1764003600}"#);
         let malformed = |reason: &str| Err(TokenRejection::Malformed(reason.into()));
-        let cases: Vec<(&str, String, Result<WorkloadIdentity, TokenRejection>)> = vec![
-            ("good", good.clone(), Ok(web.clone())),
-            ("trailing newline", format!("{good}\n"), Ok(web.clone())),
+        let now = ISSUED + 10;
+        let cases: Vec<(&str, String, u64, Result<WorkloadIdentity, TokenRejection>)> = vec![
+            ("good", good.clone(), now, Ok(web.clone())),
+            (
+                "trailing newline",
+                format!("{good}\n"),
+                now,
+                Ok(web.clone()),
+            ),
+            ("last second", good.clone(), EXPIRES - 1, Ok(web.clone())),
+            (
+                "expired",
+                good.clone(),
+                EXPIRES,
+                Err(TokenRejection::Expired {
+                    expired_at: EXPIRES,
+                    ago: 0,
+                }),
+            ),
+            (
+                "expired long ago",
+                good.clone(),
+                EXPIRES + 90,
+                Err(TokenRejection::Expired {
+                    expired_at: EXPIRES,
+                    ago: 90,
+                }),
+            ),
+            (
+                "a token without expiry (older weft)",
+                signed_payload(1, r#"{"ns":"shop","sa":"web","iat":1764000000}"#),
+                now,
+                Err(TokenRejection::Malformed(
+                    "bad payload: missing field `exp` at line 1 column 41".into(),
+                )),
+            ),
             (
                 "wrong key",
-                tokens(2).mint(&web, 1_764_000_000),
+                tokens(2).mint(&web, ISSUED, EXPIRES),
+                now,
                 Err(TokenRejection::NotAuthenticated),
             ),
             (
                 "payload swapped for another service account",
                 format!("{TOKEN_PREFIX}.{db_payload}.{mac}"),
+                now,
                 Err(TokenRejection::NotAuthenticated),
             ),
             (
                 "MAC tampered",
                 format!("{prefix_and_payload}.{}", URL_SAFE_NO_PAD.encode([0u8; 32])),
+                now,
                 Err(TokenRejection::NotAuthenticated),
             ),
             (
                 "other version",
                 format!("weft2.{payload}.{mac}"),
+                now,
                 malformed("expected weft1.<payload>.<mac>"),
             ),
             (
                 "empty",
                 String::new(),
+                now,
                 malformed("expected weft1.<payload>.<mac>"),
             ),
             (
                 "a Kubernetes JWT",
                 "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln".into(),
+                now,
                 malformed("expected weft1.<payload>.<mac>"),
             ),
             (
                 "MAC not base64url",
                 format!("{prefix_and_payload}.***"),
+                now,
                 malformed("the MAC is not base64url"),
             ),
             (
                 "signed but not JSON",
                 signed_payload(1, "ns=shop"),
+                now,
                 Err(TokenRejection::Malformed(
                     "bad payload: expected ident at line 1 column 2".into(),
                 )),
             ),
             (
                 "signed but an invalid service account",
-                signed_payload(1, r#"{"ns":"shop","sa":"Web_1","iat":0}"#),
+                signed_payload(1, r#"{"ns":"shop","sa":"Web_1","iat":0,"exp":9999999999}"#),
+                now,
                 Err(TokenRejection::InvalidIdentity(
                     "service account \"Web_1\" is not a DNS label".into(),
                 )),
             ),
         ];
-        for (name, token, expected) in cases {
+        for (name, token, now, expected) in cases {
             let got = tokens(1)
-                .check(token.as_bytes())
-                .map(|(identity, _)| identity);
+                .check(token.as_bytes(), now)
+                .map(|proven| proven.identity);
             assert_eq!(got, expected, "{name}");
         }
     }
 
     #[test]
-    fn mint_then_check_keeps_issued_at() {
+    fn mint_then_check_keeps_issued_at_and_expiry() {
         let tokens = tokens(7);
         let identity = WorkloadIdentity::new("payments", "api");
-        let token = tokens.mint(&identity, 42);
+        let token = tokens.mint(&identity, 42, 100);
         assert!(token.starts_with("weft1."));
-        assert_eq!(tokens.check(token.as_bytes()), Ok((identity, 42)));
+        assert_eq!(
+            tokens.check(token.as_bytes(), 50),
+            Ok(ProvenToken {
+                identity,
+                issued_at: 42,
+                expires_at: 100
+            })
+        );
     }
 
     #[test]

@@ -1,23 +1,36 @@
-//! Token files for a host mesh: with `--identity-token-dir DIR`, every meshed
+//! Tokens on a host mesh: with `--identity-token-dir DIR`, every meshed
 //! Workload of the mesh file gets `DIR/<namespace>/<workload>.token` (mode
-//! 0600), a token for its namespace and service account, for its proxy to
-//! present to Certify. Written at start-up and again whenever a good mesh-file
-//! version arrives; a file that already proves the right identity with the
-//! current key is left alone, so tokens stay stable across edits.
+//! 0600), a token for its namespace and service account, valid for
+//! `--identity-token-lifetime`, for its proxy to present to Certify (the
+//! proxy re-reads the file for every Certify).
 //!
-//! [`planned_token`] is the pure decision (which file, and whether it must be
-//! written); [`TokenFiles`] does the writing.
+//! ```text
+//! start-up, each good mesh-file version, every lifetime/10 (1 s … 5 min):
+//!   meshed workload ─► file proves its identity, with ≥ half the lifetime left? ─► keep
+//!                                                                   otherwise ─► write a new token
+//!   a .token file no meshed workload plans ─► removed
+//! Certify: HMAC valid ─► not expired ─► some meshed workload of the current
+//!          mesh file runs as that (namespace, service account)   (MeshTokenValidator)
+//! ```
+//!
+//! So a token lives at most one lifetime, and a workload removed from the
+//! mesh file (or moved to another service account) can obtain no new
+//! certificate from that moment, even with a copy of its old token.
+//!
+//! [`planned_token`] and [`identity_in_mesh`] are the pure decisions;
+//! [`TokenFiles`] does the writing, [`MeshTokenValidator`] the checking.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use weft_core::Workload;
 
-use super::token::HmacTokens;
+use super::token::{HmacTokens, TokenRejection, TokenValidator, unix_now};
 use super::{WorkloadIdentity, is_dns_label};
 
 /// The token file's extension.
@@ -27,6 +40,7 @@ pub const TOKEN_EXTENSION: &str = "token";
 #[derive(Debug, Clone, Default)]
 pub struct TokenFileMetrics {
     written: Counter,
+    removed: Counter,
     failed: Counter,
 }
 
@@ -37,8 +51,13 @@ impl TokenFileMetrics {
         let metrics = Self::default();
         registry.register(
             "identity_token_files_written",
-            "Workload token files written (new workloads, changed service accounts, a new key)",
+            "Workload token files written (new workloads, changed service accounts, a new key, renewals)",
             metrics.written.clone(),
+        );
+        registry.register(
+            "identity_token_files_removed",
+            "Token files removed because no meshed workload of the mesh file plans them",
+            metrics.removed.clone(),
         );
         registry.register(
             "identity_token_file_errors",
@@ -56,19 +75,44 @@ pub enum TokenPlan {
     Skip,
     /// Its names cannot be a path or an identity (reported, no token).
     Unsafe(String),
-    /// The file already proves this identity.
+    /// The file already proves this identity for long enough.
     Keep(PathBuf),
     /// Write a new token for this identity here.
     Write(PathBuf, WorkloadIdentity),
 }
 
+/// When tokens are minted and how long they last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenClock {
+    /// Now, in Unix seconds.
+    pub now: u64,
+    /// A new token's lifetime, in seconds (at least 1).
+    pub lifetime: u64,
+}
+
+impl TokenClock {
+    /// Whether a token expiring at `expires_at` is still worth keeping:
+    /// at least half a lifetime left, and no more than a whole one (a
+    /// shortened `--identity-token-lifetime` takes effect at once).
+    pub fn keeps(&self, expires_at: u64) -> bool {
+        let left = expires_at.saturating_sub(self.now);
+        left * 2 >= self.lifetime && left <= self.lifetime
+    }
+
+    /// When a token minted now expires.
+    pub fn expiry(&self) -> u64 {
+        self.now + self.lifetime
+    }
+}
+
 /// The plan for `workload` under `dir`, given the file's current contents
-/// (`existing`, `None` when absent) and the tokens' key.
+/// (`existing`, `None` when absent), the tokens' key and the clock.
 pub fn planned_token(
     dir: &Path,
     workload: &Workload,
     existing: impl FnOnce(&Path) -> Option<Vec<u8>>,
     tokens: &HmacTokens,
+    clock: TokenClock,
 ) -> TokenPlan {
     if !workload.spec.meshed {
         return TokenPlan::Skip;
@@ -86,12 +130,51 @@ pub fn planned_token(
         .join(namespace)
         .join(format!("{name}.{TOKEN_EXTENSION}"));
     let proves = existing(&path)
-        .and_then(|bytes| tokens.check(&bytes).ok())
-        .is_some_and(|(proven, _)| proven == identity);
+        .and_then(|bytes| tokens.check(&bytes, clock.now).ok())
+        .is_some_and(|proven| proven.identity == identity && clock.keeps(proven.expires_at));
     if proves {
         TokenPlan::Keep(path)
     } else {
         TokenPlan::Write(path, identity)
+    }
+}
+
+/// Whether some meshed workload of `workloads` runs as `identity`.
+pub fn identity_in_mesh(workloads: &[Workload], identity: &WorkloadIdentity) -> bool {
+    workloads.iter().any(|workload| {
+        workload.spec.meshed
+            && workload.metadata.namespace.as_deref().unwrap_or("default") == identity.namespace
+            && workload.service_account() == identity.service_account
+    })
+}
+
+/// The host mesh's token validator: the controller's own token, unexpired,
+/// for an identity the current mesh file still has.
+#[derive(Debug)]
+pub struct MeshTokenValidator {
+    tokens: Arc<HmacTokens>,
+    workloads: watch::Receiver<Arc<[Workload]>>,
+}
+
+impl MeshTokenValidator {
+    /// Checks tokens with `tokens` against the mesh file's `workloads`.
+    pub fn new(tokens: Arc<HmacTokens>, workloads: watch::Receiver<Arc<[Workload]>>) -> Self {
+        Self { tokens, workloads }
+    }
+}
+
+#[tonic::async_trait]
+impl TokenValidator for MeshTokenValidator {
+    async fn validate(&self, token: &[u8]) -> Result<WorkloadIdentity, TokenRejection> {
+        let proven = self.tokens.check(token, unix_now())?;
+        if identity_in_mesh(&self.workloads.borrow(), &proven.identity) {
+            Ok(proven.identity)
+        } else {
+            Err(TokenRejection::Revoked(format!(
+                "no meshed workload of the mesh file runs as service account {:?} in namespace {:?}",
+                proven.identity.service_account, proven.identity.namespace
+            )))
+        }
     }
 }
 
@@ -111,6 +194,7 @@ fn is_file_name(name: &str) -> bool {
 pub struct TokenFiles {
     dir: PathBuf,
     tokens: Arc<HmacTokens>,
+    lifetime: Duration,
     metrics: TokenFileMetrics,
 }
 
@@ -125,10 +209,12 @@ pub struct TokenDirError {
 }
 
 impl TokenFiles {
-    /// Token files under `dir` (created now, so a bad flag fails start-up).
+    /// Token files under `dir` (created now, so a bad flag fails start-up),
+    /// each token valid for `lifetime`.
     pub fn new(
         dir: PathBuf,
         tokens: Arc<HmacTokens>,
+        lifetime: Duration,
         metrics: TokenFileMetrics,
     ) -> Result<Self, TokenDirError> {
         std::fs::create_dir_all(&dir).map_err(|source| TokenDirError {
@@ -138,31 +224,46 @@ impl TokenFiles {
         Ok(Self {
             dir,
             tokens,
+            lifetime,
             metrics,
         })
     }
 
-    /// Brings every meshed workload's file up to date; returns how many were written.
+    /// How often files are checked for renewal: a tenth of the lifetime,
+    /// between 1 s and 5 min.
+    pub fn refresh_interval(&self) -> Duration {
+        (self.lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(300))
+    }
+
+    /// Brings every meshed workload's file up to date and removes files no
+    /// workload plans; returns how many were written.
     pub fn write_all(&self, workloads: &[Workload]) -> usize {
-        let issued_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
+        let clock = TokenClock {
+            now: unix_now(),
+            lifetime: self.lifetime.as_secs().max(1),
+        };
         let mut written = 0;
+        let mut planned = BTreeSet::new();
         for workload in workloads {
             let plan = planned_token(
                 &self.dir,
                 workload,
                 |path| std::fs::read(path).ok(),
                 &self.tokens,
+                clock,
             );
             match plan {
-                TokenPlan::Skip | TokenPlan::Keep(_) => {}
+                TokenPlan::Skip => {}
+                TokenPlan::Keep(path) => {
+                    planned.insert(path);
+                }
                 TokenPlan::Unsafe(reason) => {
                     self.metrics.failed.inc();
                     tracing::warn!("no identity token: {reason}");
                 }
                 TokenPlan::Write(path, identity) => {
-                    let token = self.tokens.mint(&identity, issued_at);
+                    planned.insert(path.clone());
+                    let token = self.tokens.mint(&identity, clock.now, clock.expiry());
                     match write_token(&path, &token) {
                         Ok(()) => {
                             written += 1;
@@ -177,19 +278,60 @@ impl TokenFiles {
                 }
             }
         }
+        self.remove_unplanned(&planned);
         written
     }
 
-    /// Rewrites files after each good mesh-file version until `shutdown`.
+    /// Removes `DIR/<namespace>/*.token` files that are not in `planned`
+    /// (workloads gone from the mesh file or renamed).
+    fn remove_unplanned(&self, planned: &BTreeSet<PathBuf>) {
+        let Ok(namespaces) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for namespace in namespaces.flatten() {
+            let Ok(files) = std::fs::read_dir(namespace.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let path = file.path();
+                let is_token = path
+                    .extension()
+                    .is_some_and(|extension| extension == TOKEN_EXTENSION);
+                if !is_token || planned.contains(&path) {
+                    continue;
+                }
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        self.metrics.removed.inc();
+                        tracing::info!(path = %path.display(), "identity token removed: no meshed workload plans it");
+                    }
+                    Err(error) => {
+                        self.metrics.failed.inc();
+                        tracing::warn!(path = %path.display(), %error, "cannot remove a stale identity token");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rewrites files after each good mesh-file version, and renews them
+    /// every [`Self::refresh_interval`], until `shutdown`.
     pub async fn run(
         self,
         mut workloads: watch::Receiver<Arc<[Workload]>>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let mut refresh = tokio::time::interval(self.refresh_interval());
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.tick().await;
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = refresh.tick() => {
+                    let current = Arc::clone(&workloads.borrow());
+                    self.write_all(&current);
+                }
                 changed = workloads.changed() => {
                     if changed.is_err() {
                         break;
@@ -239,11 +381,16 @@ mod tests {
         let dir = Path::new("/tokens");
         let web = WorkloadIdentity::new("shop", "web");
         let path = PathBuf::from("/tokens/shop/web-1.token");
-        let current = tokens.mint(&web, 1).into_bytes();
+        let clock = TokenClock {
+            now: 10_000,
+            lifetime: 1_000,
+        };
+        let expiring_at = |expires_at| tokens.mint(&web, 9_000, expires_at).into_bytes();
+        let current = expiring_at(10_900);
         let for_db = tokens
-            .mint(&WorkloadIdentity::new("shop", "db"), 1)
+            .mint(&WorkloadIdentity::new("shop", "db"), 9_900, 10_900)
             .into_bytes();
-        let old_key = other_key.mint(&web, 1).into_bytes();
+        let old_key = other_key.mint(&web, 9_900, 10_900).into_bytes();
         let cases: Vec<(&str, Workload, Option<Vec<u8>>, TokenPlan)> = vec![
             (
                 "new workload",
@@ -256,6 +403,30 @@ mod tests {
                 workload("shop", "web-1", Some("web"), true),
                 Some(current.clone()),
                 TokenPlan::Keep(path.clone()),
+            ),
+            (
+                "exactly half the lifetime left",
+                workload("shop", "web-1", Some("web"), true),
+                Some(expiring_at(10_500)),
+                TokenPlan::Keep(path.clone()),
+            ),
+            (
+                "less than half left: renewed",
+                workload("shop", "web-1", Some("web"), true),
+                Some(expiring_at(10_499)),
+                TokenPlan::Write(path.clone(), web.clone()),
+            ),
+            (
+                "expired: renewed",
+                workload("shop", "web-1", Some("web"), true),
+                Some(expiring_at(9_999)),
+                TokenPlan::Write(path.clone(), web.clone()),
+            ),
+            (
+                "outlives a shortened lifetime: replaced",
+                workload("shop", "web-1", Some("web"), true),
+                Some(expiring_at(11_001)),
+                TokenPlan::Write(path.clone(), web.clone()),
             ),
             (
                 "service account changed",
@@ -283,18 +454,38 @@ mod tests {
             ),
         ];
         for (name, workload, existing, expected) in cases {
-            let plan = planned_token(dir, &workload, |_| existing, &tokens);
+            let plan = planned_token(dir, &workload, |_| existing, &tokens, clock);
             assert_eq!(plan, expected, "{name}");
         }
         let unsafe_name = workload("shop", "../../etc", Some("web"), true);
         assert!(matches!(
-            planned_token(dir, &unsafe_name, |_| None, &tokens),
+            planned_token(dir, &unsafe_name, |_| None, &tokens, clock),
             TokenPlan::Unsafe(_)
         ));
         let unsafe_account = workload("shop", "web-1", Some("Web/1"), true);
         assert!(matches!(
-            planned_token(dir, &unsafe_account, |_| None, &tokens),
+            planned_token(dir, &unsafe_account, |_| None, &tokens, clock),
             TokenPlan::Unsafe(_)
         ));
+    }
+
+    #[test]
+    fn identity_in_mesh_table() {
+        let mesh = [
+            workload("shop", "web-1", Some("web"), true),
+            workload("shop", "db-1", Some("db"), false),
+            workload("default", "cli", None, true),
+        ];
+        let cases = [
+            ("meshed, same account", "shop", "web", true),
+            ("account of an unmeshed workload", "shop", "db", false),
+            ("same account, other namespace", "pay", "web", false),
+            ("default namespace and account", "default", "default", true),
+            ("no such account", "shop", "admin", false),
+        ];
+        for (name, namespace, account, expected) in cases {
+            let identity = WorkloadIdentity::new(namespace, account);
+            assert_eq!(identity_in_mesh(&mesh, &identity), expected, "{name}");
+        }
     }
 }

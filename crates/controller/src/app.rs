@@ -44,6 +44,7 @@ use crate::catalog::Catalog;
 pub use crate::config::Args;
 use crate::config::IdentityConfig;
 use crate::dashboard::AllowedHosts;
+use crate::destination::translate::MeshHints;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError};
 use crate::identity::issuer_files::{
     IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
@@ -333,7 +334,10 @@ impl App {
         let allowed_hosts = Arc::new(AllowedHosts::new(&args.access.web_allowed_hosts));
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
-        let mesh = args.identity.config().map(|config| config.domain);
+        let mesh = args.identity.config().map(|config| MeshHints {
+            domain: config.domain,
+            h2_upgrade: !args.disable_h2_upgrade,
+        });
         // Golden metrics: Prometheus answers, or the scraper fills a store.
         let statuses = ScrapeStatuses::default();
         let (metrics, scraper) = match &args.web.prometheus_url {
@@ -368,7 +372,7 @@ impl App {
         let web = Arc::new(WebState {
             catalog: catalog.clone(),
             metrics,
-            identity_domain: mesh.clone(),
+            identity_domain: mesh.as_ref().map(|hints| hints.domain.clone()),
             identity_authority: identity.as_ref().map(|(stage, _)| stage.issuer.authority()),
             leaf_lifetime: args.identity.config().map(|config| config.policy.lifetime),
             mesh_file_path: mesh_file.clone(),

@@ -46,6 +46,11 @@ pub struct Args {
         default_value = "127.0.0.1:9990"
     )]
     pub admin_addr: SocketAddr,
+    /// Do not upgrade HTTP/1.1 to HTTP/2 between meshed proxies: meshed
+    /// endpoints are sent without the `H2` protocol hint, so HTTP/1.1 goes
+    /// over (mutual TLS) HTTP/1.1 connections of its own.
+    #[arg(long, env = "WEFT_CONTROLLER_DISABLE_H2_UPGRADE")]
+    pub disable_h2_upgrade: bool,
     /// The Identity service (enabled by --identity-issuer-dir).
     #[command(flatten)]
     pub identity: IdentityArgs,

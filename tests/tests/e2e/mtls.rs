@@ -372,6 +372,46 @@ fn http1_clients_share_one_http2_connection_between_the_proxies() {
 }
 
 #[test]
+fn without_the_h2_upgrade_http1_crosses_in_mutual_tls_http1_connections() {
+    let mesh = Mesh::start_full("web-1", SERVER_IDENTITY, &["--disable-h2-upgrade"]);
+    let report = load::run(mesh.client.outbound_addr(), URL, 200, 20);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    let connections = mesh.relay.connections.load(Ordering::Relaxed);
+    println!(
+        "20 concurrent HTTP/1.1 clients, 200 requests, no H2 upgrade: {connections} connection(s) between the proxies"
+    );
+    // No HTTP/2 connection preface inside: each connection carries one
+    // HTTP/1.1 exchange at a time, so concurrent clients need several.
+    assert!(
+        connections > 1,
+        "pooled HTTP/1.1 connections, not one HTTP/2"
+    );
+    let wire = mesh.relay.sent();
+    assert_eq!(&wire[..2], &[0x16, 0x03], "TLS on the wire");
+    assert!(
+        !wire.windows(8).any(|window| window == b"HTTP/1.1"),
+        "no plaintext HTTP between the proxies"
+    );
+    let echo = load::get(mesh.client.outbound_addr(), URL);
+    let headers =
+        weft_test_support::HeadersEcho::from_json(std::str::from_utf8(&echo.body).unwrap())
+            .unwrap();
+    assert_eq!(headers.version, "HTTP/1.1");
+    assert_eq!(headers.header("l5d-client-id"), Some(CLIENT_IDENTITY));
+    assert_eq!(headers.header("l5d-orig-proto"), None);
+    assert_metric_settles(
+        &mesh.server,
+        "request_total",
+        &[
+            ("direction", "inbound"),
+            ("tls", "true"),
+            ("client_id", CLIENT_IDENTITY),
+        ],
+        201.0,
+    );
+}
+
+#[test]
 fn the_app_sees_the_header_case_the_client_wrote() {
     let mesh = Mesh::start();
     let proxy = format!("http://{}", mesh.client.outbound_addr());

@@ -27,7 +27,6 @@ use futures::stream::{self, Stream, StreamExt};
 use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::destination_server::{Destination, DestinationServer};
 
-use crate::identity::IdentityDomain;
 use crate::incoming::GrpcListener;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -36,7 +35,7 @@ use tonic::{Request, Response, Status};
 use weft_core::names::ServiceName;
 use weft_core::service::is_external_name;
 
-use super::translate::{self, Target, TranslateError};
+use super::translate::{self, MeshHints, Target, TranslateError};
 use crate::catalog::{Catalog, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog};
 
 /// A boxed response stream.
@@ -98,9 +97,9 @@ pub struct DestinationService {
     catalog: SharedCatalog,
     metrics: DestinationMetrics,
     shutdown: watch::Receiver<bool>,
-    /// The identity domain when identities are on: meshed endpoints are
-    /// then sent with their identity and protocol hints.
-    mesh: Option<IdentityDomain>,
+    /// When identities are on: meshed endpoints are then sent with their
+    /// identity and protocol hints.
+    mesh: Option<MeshHints>,
 }
 
 impl DestinationService {
@@ -109,7 +108,7 @@ impl DestinationService {
         catalog: SharedCatalog,
         metrics: DestinationMetrics,
         shutdown: watch::Receiver<bool>,
-        mesh: Option<IdentityDomain>,
+        mesh: Option<MeshHints>,
     ) -> Self {
         Self {
             catalog,
@@ -277,7 +276,7 @@ fn status_of(error: TranslateError) -> Status {
 fn endpoint_stream(
     receiver: mpsc::Receiver<EndpointUpdate>,
     labels: HashMap<String, String>,
-    mesh: Option<IdentityDomain>,
+    mesh: Option<MeshHints>,
 ) -> ResponseStream<proto::Update> {
     Box::pin(stream::unfold(receiver, move |mut receiver| {
         let labels = labels.clone();

@@ -124,7 +124,7 @@ pub fn set_labels(service: &ServiceName) -> HashMap<String, String> {
 pub fn update(
     endpoint_update: EndpointUpdate,
     labels: &HashMap<String, String>,
-    mesh: Option<&IdentityDomain>,
+    mesh: Option<&MeshHints>,
 ) -> proto::Update {
     let update = match endpoint_update {
         EndpointUpdate::Add(endpoints) => proto::update::Update::Add(proto::WeightedAddrSet {
@@ -161,16 +161,26 @@ pub fn bare_address_update(address: SocketAddr) -> proto::Update {
     }
 }
 
+/// What meshed endpoints are sent with when the mesh has identities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshHints {
+    /// The identity names' domain.
+    pub domain: IdentityDomain,
+    /// Whether HTTP/1.1 is upgraded to HTTP/2 between proxies (the `H2`
+    /// protocol hint; `--disable-h2-upgrade` turns it off, as Linkerd's).
+    pub h2_upgrade: bool,
+}
+
 /// One endpoint on the wire: address, weight 10000 and the labels a proxy
 /// prefixes with `dst_` (`workload`, `serviceaccount`, `namespace`). A
 /// meshed endpoint, when the mesh has identities (`mesh`), also carries its
 /// proxy's identity (`tls_identity`: clients require it with mutual TLS) and
-/// protocol hint: HTTP/2 between proxies, and the inbound port that takes a
-/// transport header (`opaque_transport`).
-pub fn weighted_addr(endpoint: &Endpoint, mesh: Option<&IdentityDomain>) -> proto::WeightedAddr {
+/// protocol hint: HTTP/2 between proxies (unless the upgrade is off), and
+/// the inbound port that takes a transport header (`opaque_transport`).
+pub fn weighted_addr(endpoint: &Endpoint, mesh: Option<&MeshHints>) -> proto::WeightedAddr {
     let meshed = endpoint.proxy.as_ref().zip(mesh);
-    let tls_identity = meshed.map(|(_, domain)| {
-        let name = domain.dns_name(&WorkloadIdentity::new(
+    let tls_identity = meshed.map(|(_, hints)| {
+        let name = hints.domain.dns_name(&WorkloadIdentity::new(
             endpoint.namespace.clone(),
             endpoint.service_account.clone(),
         ));
@@ -181,10 +191,10 @@ pub fn weighted_addr(endpoint: &Endpoint, mesh: Option<&IdentityDomain>) -> prot
             server_name: Some(proto::tls_identity::DnsLikeIdentity { name }),
         }
     });
-    let protocol_hint = meshed.map(|(proxy, _)| proto::ProtocolHint {
-        protocol: Some(proto::protocol_hint::Protocol::H2(
-            proto::protocol_hint::H2::default(),
-        )),
+    let protocol_hint = meshed.map(|(proxy, hints)| proto::ProtocolHint {
+        protocol: hints
+            .h2_upgrade
+            .then(|| proto::protocol_hint::Protocol::H2(proto::protocol_hint::H2::default())),
         opaque_transport: Some(proto::protocol_hint::OpaqueTransport {
             inbound_port: u32::from(proxy.inbound_port),
         }),
@@ -238,7 +248,7 @@ pub fn profile(profile: &Profile) -> proto::DestinationProfile {
 /// budget and `endpoint` set so the proxy connects directly.
 pub fn endpoint_profile(
     endpoint: &Endpoint,
-    mesh: Option<&IdentityDomain>,
+    mesh: Option<&MeshHints>,
 ) -> proto::DestinationProfile {
     proto::DestinationProfile {
         retry_budget: Some(retry_budget(&RetryBudget::default())),

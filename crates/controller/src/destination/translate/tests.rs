@@ -341,20 +341,29 @@ fn meshed_endpoints_carry_identity_and_hints_when_identities_are_on() {
         inbound_port: 4143,
     });
     let plain = endpoint("10.0.0.2:8080", "web-2");
-    // (endpoint, identities on, expected identity, expected inbound port)
-    let table: [(&Endpoint, bool, Option<&str>, Option<u32>); 4] = [
-        (
-            &meshed,
-            true,
-            Some("web.shop.serviceaccount.identity.weft.cluster.local"),
-            Some(4143),
-        ),
-        (&meshed, false, None, None),
-        (&plain, true, None, None),
-        (&plain, false, None, None),
+    let hints = |h2_upgrade| MeshHints {
+        domain: domain.clone(),
+        h2_upgrade,
+    };
+    let (upgrading, not_upgrading) = (hints(true), hints(false));
+    let web = Some("web.shop.serviceaccount.identity.weft.cluster.local");
+    // (endpoint, mesh hints, expected identity, inbound port, H2 hint)
+    let table: [(
+        &Endpoint,
+        Option<&MeshHints>,
+        Option<&str>,
+        Option<u32>,
+        bool,
+    ); 6] = [
+        (&meshed, Some(&upgrading), web, Some(4143), true),
+        (&meshed, Some(&not_upgrading), web, Some(4143), false),
+        (&meshed, None, None, None, false),
+        (&plain, Some(&upgrading), None, None, false),
+        (&plain, Some(&not_upgrading), None, None, false),
+        (&plain, None, None, None, false),
     ];
-    for (endpoint, on, identity, port) in table {
-        let wire = weighted_addr(endpoint, on.then_some(&domain));
+    for (endpoint, mesh, identity, port, h2) in table {
+        let wire = weighted_addr(endpoint, mesh);
         let name = wire
             .tls_identity
             .as_ref()
@@ -364,19 +373,22 @@ fn meshed_endpoints_carry_identity_and_hints_when_identities_are_on() {
                 }
                 _ => None,
             });
-        assert_eq!(name, identity, "{} on={on}", endpoint.workload);
+        let case = format!("{} {mesh:?}", endpoint.workload);
+        assert_eq!(name, identity, "{case}");
         let hint = wire.protocol_hint.as_ref();
         assert_eq!(
             hint.and_then(|hint| hint.opaque_transport)
                 .map(|transport| transport.inbound_port),
-            port
+            port,
+            "{case}"
         );
         assert_eq!(
             hint.is_some_and(|hint| matches!(
                 hint.protocol,
                 Some(proto::protocol_hint::Protocol::H2(_))
             )),
-            port.is_some()
+            h2,
+            "{case}"
         );
     }
 }

@@ -331,6 +331,15 @@ fn opaque_ports_mark_the_profile_opaque() {
     }
 }
 
+/// (endpoint, mesh hints, expected identity, inbound port, H2 hint)
+type HintCase<'a> = (
+    &'a Endpoint,
+    Option<&'a MeshHints>,
+    Option<&'a str>,
+    Option<u32>,
+    bool,
+);
+
 #[test]
 fn meshed_endpoints_carry_identity_and_hints_when_identities_are_on() {
     use weft_core::workload::ProxyEndpoint;
@@ -347,14 +356,7 @@ fn meshed_endpoints_carry_identity_and_hints_when_identities_are_on() {
     };
     let (upgrading, not_upgrading) = (hints(true), hints(false));
     let web = Some("web.shop.serviceaccount.identity.weft.cluster.local");
-    // (endpoint, mesh hints, expected identity, inbound port, H2 hint)
-    let table: [(
-        &Endpoint,
-        Option<&MeshHints>,
-        Option<&str>,
-        Option<u32>,
-        bool,
-    ); 6] = [
+    let table: [HintCase<'_>; 6] = [
         (&meshed, Some(&upgrading), web, Some(4143), true),
         (&meshed, Some(&not_upgrading), web, Some(4143), false),
         (&meshed, None, None, None, false),

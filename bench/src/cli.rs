@@ -105,9 +105,12 @@ pub struct RunArgs {
     /// each path.
     #[arg(long)]
     pub new_connections: bool,
-    /// Another proxy to compare: `nginx`, `haproxy`, or
+    /// Another proxy to compare: `nginx`, `haproxy`, `nginx-2hop` (two
+    /// nginx processes in a chain, plaintext HTTP/1.1 between them),
+    /// `nginx-mtls-2hop` (the same with mutual TLS 1.3 between them), or
     /// `NAME=PROGRAM ARGS` with `{listen}` and `{backend}` placeholders
-    /// (one port for all workloads). Repeatable.
+    /// (one port for all workloads). The nginx chains serve HTTP/1.1 only;
+    /// they are the reference for weft-2hop and weft-mtls-2hop. Repeatable.
     #[arg(long = "other")]
     pub others: Vec<String>,
     /// Install missing nginx / HAProxy with apt-get.
@@ -182,6 +185,15 @@ mod tests {
         assert_eq!(cli.run.setups, ["direct", "weft-1hop", "weft-2hop"]);
         assert!(!cli.run.discovery);
         assert!(!cli.run.mtls);
+        let cli = Cli::try_parse_from([
+            "weft-bench",
+            "--other",
+            "nginx-2hop",
+            "--other",
+            "nginx-mtls-2hop",
+        ])
+        .unwrap();
+        assert_eq!(cli.run.others, ["nginx-2hop", "nginx-mtls-2hop"]);
         let cli = Cli::try_parse_from(["weft-bench", "backend", "--listen", "127.0.0.1:1"]);
         assert!(matches!(cli.unwrap().command, Some(Helper::Backend { .. })));
     }

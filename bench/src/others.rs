@@ -1,11 +1,16 @@
 //! Other proxies compared on the same work: nginx and HAProxy as L7
 //! reverse proxies configured by the harness (one worker, one listen port
 //! per workload: HTTP/1.1, h2c, gRPC), or any command given as a template.
-//! Missing nginx/HAProxy binaries are installed with `apt-get` on request.
+//! Also two chains of two nginx processes (HTTP/1.1 only), plaintext and
+//! with mutual TLS 1.3 between them, whose certificates (ECDSA P-256, a CA
+//! and two leaves) the `openssl` command line makes. Missing nginx/HAProxy
+//! binaries are installed with `apt-get` on request.
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -16,6 +21,12 @@ pub enum OtherProxy {
     Nginx,
     /// HAProxy, `nbthread 1`.
     Haproxy,
+    /// Two nginx processes in a chain, plaintext HTTP/1.1 between them
+    /// (HTTP/1.1 only).
+    NginxTwoHop,
+    /// Two nginx processes in a chain, mutual TLS 1.3 between them
+    /// (HTTP/1.1 only).
+    NginxMtlsTwoHop,
     /// `NAME=PROGRAM ARGS...`: `{listen}` and `{backend}` in the arguments
     /// are replaced by the address to listen on and the backend's address;
     /// the program must serve all three workloads on `{listen}`.
@@ -28,11 +39,14 @@ pub enum OtherProxy {
 }
 
 impl OtherProxy {
-    /// Parses `nginx`, `haproxy` or `NAME=COMMAND TEMPLATE`.
+    /// Parses `nginx`, `haproxy`, `nginx-2hop`, `nginx-mtls-2hop` or
+    /// `NAME=COMMAND TEMPLATE`.
     pub fn parse(text: &str) -> anyhow::Result<OtherProxy> {
         match text {
             "nginx" => Ok(OtherProxy::Nginx),
             "haproxy" => Ok(OtherProxy::Haproxy),
+            "nginx-2hop" => Ok(OtherProxy::NginxTwoHop),
+            "nginx-mtls-2hop" => Ok(OtherProxy::NginxMtlsTwoHop),
             _ => match text.split_once('=') {
                 Some((name, template)) if !name.is_empty() && !template.trim().is_empty() => {
                     Ok(OtherProxy::Command {
@@ -41,7 +55,8 @@ impl OtherProxy {
                     })
                 }
                 _ => bail!(
-                    "--other {text:?}: expected nginx, haproxy or NAME='COMMAND {{listen}} {{backend}}'"
+                    "--other {text:?}: expected nginx, haproxy, nginx-2hop, nginx-mtls-2hop \
+                     or NAME='COMMAND {{listen}} {{backend}}'"
                 ),
             },
         }
@@ -52,6 +67,8 @@ impl OtherProxy {
         match self {
             OtherProxy::Nginx => "nginx",
             OtherProxy::Haproxy => "haproxy",
+            OtherProxy::NginxTwoHop => "nginx-2hop",
+            OtherProxy::NginxMtlsTwoHop => "nginx-mtls-2hop",
             OtherProxy::Command { name, .. } => name,
         }
     }
@@ -71,24 +88,8 @@ pub struct Ports {
 /// nginx configuration for `ports` in front of `backend`; `dir` holds its
 /// pid, log and temp files.
 pub fn nginx_config(ports: &Ports, backend: SocketAddr, dir: &Path) -> String {
-    let dir = dir.display();
     format!(
-        "user root;
-worker_processes 1;
-daemon off;
-master_process on;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  keepalive_requests 1000000;
-  http2_max_concurrent_streams 1024;
+        "{main}  http2_max_concurrent_streams 1024;
   # Separate pools: a cached gRPC (HTTP/2) connection must never be
   # reused for an HTTP/1.1 request.
   upstream plain {{ server {backend}; keepalive 256; keepalive_requests 1000000; }}
@@ -107,9 +108,346 @@ http {{
   }}
 }}
 ",
+        main = nginx_main(dir),
         h1 = ports.http1,
         h2 = ports.http2,
         grpc = ports.grpc,
+    )
+}
+
+/// The part of every nginx configuration the harness writes: one worker in
+/// the foreground under a master, pid, error log and temp files in `dir`,
+/// no access log, long-lived client keep-alive; it ends inside the open
+/// `http` block.
+fn nginx_main(dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        "user root;
+worker_processes 1;
+daemon off;
+master_process on;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  keepalive_requests 1000000;
+"
+    )
+}
+
+/// Path on the server-side nginx of `nginx-mtls-2hop` that answers with the
+/// TLS session it was reached over (`$ssl_protocol $ssl_client_verify
+/// $ssl_client_s_dn`) instead of proxying: asked through the client-side
+/// nginx, it shows what the hop between the two is.
+pub const TLS_CHECK_PATH: &str = "/weft-bench/tls-session";
+
+/// Name in the server-side leaf certificate of `nginx-mtls-2hop` (its
+/// subjectAltName), which the client-side nginx verifies.
+pub const CHAIN_SERVER_NAME: &str = "nginx-server-side.bench.weft-bench.test";
+
+/// Name in the client-side leaf certificate of `nginx-mtls-2hop`.
+pub const CHAIN_CLIENT_NAME: &str = "nginx-client-side.bench.weft-bench.test";
+
+/// A leaf certificate and its key, PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// The certificate.
+    pub certificate: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// The certificates of `nginx-mtls-2hop`: one CA and a leaf for each side,
+/// both leaves usable for server and client authentication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainCertificates {
+    /// The CA certificate both sides trust.
+    pub authority: PathBuf,
+    /// The server-side nginx's certificate (`CHAIN_SERVER_NAME`).
+    pub server: Leaf,
+    /// The client-side nginx's certificate (`CHAIN_CLIENT_NAME`).
+    pub client: Leaf,
+}
+
+impl ChainCertificates {
+    /// The files under `dir`.
+    pub fn in_dir(dir: &Path) -> ChainCertificates {
+        let leaf = |name: &str| Leaf {
+            certificate: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        };
+        ChainCertificates {
+            authority: dir.join("ca.pem"),
+            server: leaf("server-side"),
+            client: leaf("client-side"),
+        }
+    }
+}
+
+/// Makes the CA and the two leaves of `nginx-mtls-2hop` in `dir` with the
+/// `openssl` command line: ECDSA P-256 keys (as in weft's mesh), leaves
+/// signed by the CA with serverAuth and clientAuth and one DNS name each.
+pub fn make_chain_certificates(openssl: &Path, dir: &Path) -> anyhow::Result<ChainCertificates> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files = ChainCertificates::in_dir(dir);
+    let path = |p: &Path| p.display().to_string();
+    let authority_key = dir.join("ca.key");
+    run_openssl(openssl, &p256_key_args(&path(&authority_key)))?;
+    run_openssl(
+        openssl,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &path(&authority_key),
+            "-subj",
+            "/CN=weft-bench nginx chain CA",
+            "-days",
+            "7",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            &path(&files.authority),
+        ],
+    )?;
+    for (serial, leaf, name) in [
+        ("2", &files.server, CHAIN_SERVER_NAME),
+        ("3", &files.client, CHAIN_CLIENT_NAME),
+    ] {
+        run_openssl(openssl, &p256_key_args(&path(&leaf.key)))?;
+        let request = leaf.certificate.with_extension("csr");
+        run_openssl(
+            openssl,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &path(&leaf.key),
+                "-subj",
+                &format!("/CN={name}"),
+                "-out",
+                &path(&request),
+            ],
+        )?;
+        let extensions = leaf.certificate.with_extension("ext");
+        std::fs::write(&extensions, leaf_extensions(name))?;
+        run_openssl(
+            openssl,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &path(&request),
+                "-CA",
+                &path(&files.authority),
+                "-CAkey",
+                &path(&authority_key),
+                "-set_serial",
+                serial,
+                "-days",
+                "7",
+                "-extfile",
+                &path(&extensions),
+                "-out",
+                &path(&leaf.certificate),
+            ],
+        )?;
+    }
+    Ok(files)
+}
+
+fn p256_key_args(out: &str) -> [&str; 7] {
+    [
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        out,
+    ]
+}
+
+/// X.509v3 extensions of a chain leaf named `name`.
+fn leaf_extensions(name: &str) -> String {
+    format!(
+        "basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = DNS:{name}
+"
+    )
+}
+
+fn run_openssl(openssl: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let output = Command::new(openssl)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {} {}", openssl.display(), args.join(" ")))?;
+    if !output.status.success() {
+        bail!(
+            "openssl {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Sends `GET path` (`Connection: close`) over TLS 1.3 to `addr` with
+/// `openssl s_client`, verifying the server as `CHAIN_SERVER_NAME` against
+/// the chain's CA and presenting `client` when given; returns what came back
+/// (empty when the server refused the connection).
+pub fn tls_get(
+    openssl: &Path,
+    addr: SocketAddr,
+    certificates: &ChainCertificates,
+    client: Option<&Leaf>,
+    path: &str,
+) -> anyhow::Result<String> {
+    let mut command = Command::new(openssl);
+    command
+        .args(["s_client", "-quiet", "-tls1_3", "-verify_return_error"])
+        .args(["-connect", &addr.to_string()])
+        .args(["-servername", CHAIN_SERVER_NAME])
+        .args(["-verify_hostname", CHAIN_SERVER_NAME])
+        .arg("-CAfile")
+        .arg(&certificates.authority);
+    if let Some(client) = client {
+        command
+            .arg("-cert")
+            .arg(&client.certificate)
+            .arg("-key")
+            .arg(&client.key);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting openssl s_client")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // The server may refuse before reading: a failed write is an answer.
+        let _ = write!(
+            stdin,
+            "GET {path} HTTP/1.1\r\nHost: {CHAIN_SERVER_NAME}\r\nConnection: close\r\n\r\n"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("openssl s_client to {addr} did not finish within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut response = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut response)?;
+    }
+    Ok(response)
+}
+
+/// One nginx of a two-nginx chain: HTTP/1.1 on `listen`, keep-alive
+/// HTTP/1.1 to `upstream`.
+#[derive(Clone, Debug)]
+pub struct ChainHop<'a> {
+    /// Directory of its pid, log and temp files.
+    pub dir: &'a Path,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Where it sends requests (the next nginx, or the backend).
+    pub upstream: SocketAddr,
+    /// Mutual TLS on its listener (server side) or toward its upstream
+    /// (client side); plaintext when `None`.
+    pub tls: Option<ChainTls<'a>>,
+}
+
+/// The mutual TLS side of a chain hop.
+#[derive(Clone, Copy, Debug)]
+pub enum ChainTls<'a> {
+    /// Terminate TLS 1.3 on the listener, requiring a client certificate
+    /// signed by the CA.
+    Accept(&'a ChainCertificates),
+    /// Connect to the upstream with TLS 1.3, presenting the client
+    /// certificate and verifying the server's against the CA and
+    /// `CHAIN_SERVER_NAME`.
+    Connect(&'a ChainCertificates),
+}
+
+/// nginx configuration of one hop of `nginx-2hop` / `nginx-mtls-2hop`.
+pub fn nginx_chain_config(hop: &ChainHop<'_>) -> String {
+    let path = |p: &Path| p.display().to_string();
+    let (listen_tls, server_tls, upstream_scheme, proxy_tls) = match hop.tls {
+        None => (String::new(), String::new(), "http", String::new()),
+        Some(ChainTls::Accept(certificates)) => (
+            " ssl".to_string(),
+            format!(
+                "    ssl_certificate {certificate};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.3;
+    ssl_verify_client on;
+    ssl_client_certificate {authority};
+    location = {TLS_CHECK_PATH} {{ return 200 \"$ssl_protocol $ssl_client_verify $ssl_client_s_dn\\n\"; }}
+",
+                certificate = path(&certificates.server.certificate),
+                key = path(&certificates.server.key),
+                authority = path(&certificates.authority),
+            ),
+            "http",
+            String::new(),
+        ),
+        Some(ChainTls::Connect(certificates)) => (
+            String::new(),
+            String::new(),
+            "https",
+            format!(
+                "      proxy_ssl_certificate {certificate};
+      proxy_ssl_certificate_key {key};
+      proxy_ssl_trusted_certificate {authority};
+      proxy_ssl_verify on;
+      proxy_ssl_name {CHAIN_SERVER_NAME};
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+      proxy_ssl_protocols TLSv1.3;
+",
+                certificate = path(&certificates.client.certificate),
+                key = path(&certificates.client.key),
+                authority = path(&certificates.authority),
+            ),
+        ),
+    };
+    format!(
+        "{main}  upstream next {{ server {upstream}; keepalive 256; keepalive_requests 1000000; }}
+  server {{
+    listen {listen}{listen_tls};
+{server_tls}    location / {{
+      proxy_pass {upstream_scheme}://next;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      # The load generator cuts its requests in flight at the end of every
+      # run; finishing them keeps the upstream connection in the pool
+      # instead of closing it, so the next run does not pay new (TLS)
+      # connections.
+      proxy_ignore_client_abort on;
+{proxy_tls}    }}
+  }}
+}}
+",
+        main = nginx_main(hop.dir),
+        upstream = hop.upstream,
+        listen = hop.listen,
     )
 }
 
@@ -184,7 +522,8 @@ pub fn locate_or_install(program: &str, package: &str, install: bool) -> anyhow:
     locate(program).with_context(|| format!("{program} still not found after installing {package}"))
 }
 
-fn locate(program: &str) -> Option<PathBuf> {
+/// Finds `program` on `PATH` or in `/usr/sbin`.
+pub fn locate(program: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -204,6 +543,9 @@ mod tests {
         let command = OtherProxy::parse("envoy=envoy -c x --listen {listen}").unwrap();
         assert_eq!(command.name(), "envoy");
         assert!(OtherProxy::parse("bogus").is_err());
+        for name in ["nginx-2hop", "nginx-mtls-2hop"] {
+            assert_eq!(OtherProxy::parse(name).unwrap().name(), name);
+        }
     }
 
     #[test]
@@ -234,5 +576,128 @@ mod tests {
                 assert!(config.contains(port), "{port} missing from {config}");
             }
         }
+    }
+
+    #[test]
+    fn chain_configs_name_every_port_and_certificate() {
+        let certificates = ChainCertificates::in_dir(Path::new("/tmp/x/tls"));
+        let server_dir = Path::new("/tmp/x/server-side");
+        let client_dir = Path::new("/tmp/x/client-side");
+        let hop = |dir, listen: &str, upstream: &str, tls| ChainHop {
+            dir,
+            listen: listen.parse().unwrap(),
+            upstream: upstream.parse().unwrap(),
+            tls,
+        };
+
+        let plain = nginx_chain_config(&hop(client_dir, "127.0.0.1:1001", "127.0.0.1:1002", None));
+        for expected in [
+            "listen 127.0.0.1:1001;",
+            "server 127.0.0.1:1002; keepalive 256; keepalive_requests 1000000;",
+            "proxy_pass http://next;",
+            "proxy_http_version 1.1;",
+            "proxy_set_header Connection \"\";",
+            "proxy_ignore_client_abort on;",
+            "pid /tmp/x/client-side/nginx.pid;",
+        ] {
+            assert!(plain.contains(expected), "{expected} missing from {plain}");
+        }
+        assert!(!plain.contains("ssl"), "{plain}");
+
+        let server = nginx_chain_config(&hop(
+            server_dir,
+            "127.0.0.1:1002",
+            "127.0.0.1:2000",
+            Some(ChainTls::Accept(&certificates)),
+        ));
+        for expected in [
+            "listen 127.0.0.1:1002 ssl;",
+            "server 127.0.0.1:2000;",
+            "proxy_pass http://next;",
+            "ssl_certificate /tmp/x/tls/server-side.pem;",
+            "ssl_certificate_key /tmp/x/tls/server-side.key;",
+            "ssl_protocols TLSv1.3;",
+            "ssl_verify_client on;",
+            "ssl_client_certificate /tmp/x/tls/ca.pem;",
+            TLS_CHECK_PATH,
+            "pid /tmp/x/server-side/nginx.pid;",
+        ] {
+            assert!(
+                server.contains(expected),
+                "{expected} missing from {server}"
+            );
+        }
+
+        let client = nginx_chain_config(&hop(
+            client_dir,
+            "127.0.0.1:1001",
+            "127.0.0.1:1002",
+            Some(ChainTls::Connect(&certificates)),
+        ));
+        for expected in [
+            "listen 127.0.0.1:1001;",
+            "server 127.0.0.1:1002; keepalive 256;",
+            "proxy_pass https://next;",
+            "proxy_ssl_certificate /tmp/x/tls/client-side.pem;",
+            "proxy_ssl_certificate_key /tmp/x/tls/client-side.key;",
+            "proxy_ssl_trusted_certificate /tmp/x/tls/ca.pem;",
+            "proxy_ssl_verify on;",
+            &format!("proxy_ssl_name {CHAIN_SERVER_NAME};"),
+            "proxy_ssl_session_reuse on;",
+            "proxy_ssl_protocols TLSv1.3;",
+        ] {
+            assert!(
+                client.contains(expected),
+                "{expected} missing from {client}"
+            );
+        }
+        assert!(!client.contains("ssl_verify_client"), "{client}");
+    }
+
+    #[test]
+    fn chain_leaves_serve_both_ways() {
+        assert!(leaf_extensions("a.test").contains("serverAuth, clientAuth"));
+        assert!(leaf_extensions("a.test").contains("DNS:a.test"));
+        let Some(openssl) = locate("openssl") else {
+            eprintln!("openssl not installed: certificate generation not tried");
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("weft-bench-chain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let certificates = make_chain_certificates(&openssl, &dir).unwrap();
+        assert_eq!(certificates, ChainCertificates::in_dir(&dir));
+        for (purpose, leaf) in [
+            ("sslserver", &certificates.server),
+            ("sslclient", &certificates.server),
+            ("sslserver", &certificates.client),
+            ("sslclient", &certificates.client),
+        ] {
+            run_openssl(
+                &openssl,
+                &[
+                    "verify",
+                    "-CAfile",
+                    &certificates.authority.display().to_string(),
+                    "-purpose",
+                    purpose,
+                    &leaf.certificate.display().to_string(),
+                ],
+            )
+            .unwrap();
+            let key = std::fs::read_to_string(&leaf.key).unwrap();
+            assert!(key.contains("PRIVATE KEY"), "{key}");
+        }
+        let text = Command::new(&openssl)
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&certificates.server.certificate)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("prime256v1") || text.contains("P-256"),
+            "{text}"
+        );
+        assert!(text.contains(CHAIN_SERVER_NAME), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,6 +15,8 @@
 //! weft-mtls-2hop  client ─► proxy A outbound (discovery: web is the meshed web-1)
 //!                   ═mTLS + transport header + HTTP/2═► proxy B inbound ─► backend
 //! nginx / haproxy / NAME=CMD   client ─► other proxy ──────────► backend
+//! nginx-2hop       client ─► nginx A ─plaintext HTTP/1.1─► nginx B ─► backend
+//! nginx-mtls-2hop  client ─► nginx A ═mutual TLS 1.3═► nginx B ─► backend
 //! ```
 //!
 //! In the outbound variants the client treats the proxy's outbound listener
@@ -24,21 +26,23 @@
 //! discovered service). weft-outbound and weft-discovery differ only in
 //! discovery, so their difference is its cost; weft-discovery-2hop and
 //! weft-mtls-2hop differ only in identity (mutual TLS and HTTP/2 between the
-//! proxies), so their difference is what mTLS costs.
+//! proxies), so their difference is what mTLS costs. The two nginx chains
+//! (HTTP/1.1 only) are the reference a mature C proxy sets on the same
+//! machine for weft-2hop and weft-mtls-2hop.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, ensure};
 use serde::Serialize;
 
 use crate::connections;
 use crate::discovery::{self, ControllerSpec, Mesh};
 use crate::load::{Target, Workload};
-use crate::others::{self, OtherProxy, Ports};
-use crate::process::{Managed, Placement, SpawnSpec, free_port};
+use crate::others::{self, ChainCertificates, ChainHop, ChainTls, OtherProxy, Ports};
+use crate::process::{Managed, Placement, SpawnSpec, free_port, http_get, http_get_status};
 
 /// How the first hop of `weft-2hop` is entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -123,7 +127,8 @@ pub struct MeasuredProxy {
 pub struct Setup {
     /// Name in reports.
     pub name: String,
-    /// Where each workload's requests go.
+    /// Where each workload's requests go (a setup serves only the
+    /// workloads it has a target for).
     pub targets: BTreeMap<Workload, Target>,
     /// The proxies in the path.
     pub proxies: Vec<MeasuredProxy>,
@@ -133,8 +138,9 @@ pub struct Setup {
     processes: Vec<Managed>,
 }
 
-/// What the smoke test checks on the proxies' `/metrics`.
-#[derive(Clone, Copy, Debug)]
+/// What the smoke test checks on the proxies' `/metrics` (or, for
+/// nginx-mtls-2hop, on the TLS hop between the two nginx).
+#[derive(Clone, Debug)]
 enum PathCheck {
     /// Nothing to check.
     None,
@@ -145,6 +151,22 @@ enum PathCheck {
         client: SocketAddr,
         server: SocketAddr,
     },
+    /// Requests through the client-side nginx reach the server side over
+    /// mutual TLS 1.3, and the server side refuses anything else.
+    NginxMtls(Box<NginxMtlsCheck>),
+}
+
+/// The nginx-mtls-2hop chain, for its path check.
+#[derive(Clone, Debug)]
+struct NginxMtlsCheck {
+    /// The client-side nginx's plaintext listener.
+    entry: SocketAddr,
+    /// The server-side nginx's TLS listener.
+    server: SocketAddr,
+    /// The chain's CA and leaves.
+    certificates: ChainCertificates,
+    /// The `openssl` command line, as a TLS client.
+    openssl: PathBuf,
 }
 
 /// Connections proxy A of weft-mtls-2hop opened toward B.
@@ -191,12 +213,17 @@ impl Setup {
     /// Fails if traffic did not take the setup's path: for the discovery
     /// setups, unless every request so far went through discovery; for
     /// weft-mtls-2hop, unless every request between the proxies was mutual
-    /// TLS with the expected identities.
+    /// TLS with the expected identities; for nginx-mtls-2hop, unless the
+    /// hop between the two nginx is mutual TLS 1.3 and the server side
+    /// refuses plain HTTP and TLS without a client certificate.
     pub fn verify_path(&self) -> anyhow::Result<()> {
-        match self.path_check {
+        match &self.path_check {
             PathCheck::None => Ok(()),
-            PathCheck::Discovery { admin } => discovery::verify(admin).map(drop),
-            PathCheck::Mtls { client, server } => discovery::verify_mtls(client, server).map(drop),
+            PathCheck::Discovery { admin } => discovery::verify(*admin).map(drop),
+            PathCheck::Mtls { client, server } => {
+                discovery::verify_mtls(*client, *server).map(drop)
+            }
+            PathCheck::NginxMtls(check) => verify_nginx_mtls(check),
         }
     }
 
@@ -204,10 +231,10 @@ impl Setup {
     /// (`tcp_open_total{direction="outbound",peer="dst"}`, TLS to web-1's
     /// identity, then any others) and the requests it sent over them.
     pub fn mtls_connections(&self) -> Option<anyhow::Result<MtlsConnections>> {
-        let PathCheck::Mtls { client, .. } = self.path_check else {
+        let PathCheck::Mtls { client, .. } = &self.path_check else {
             return None;
         };
-        Some(discovery::metrics(client).map(|metrics| {
+        Some(discovery::metrics(*client).map(|metrics| {
             let server_id = format!(
                 "server_id=\"{}\"",
                 discovery::identity_of(discovery::SERVER_WORKLOAD)
@@ -233,9 +260,10 @@ impl Setup {
         self.mtls_server.clone()
     }
 
-    /// The entry point of one workload.
-    pub fn target(&self, workload: Workload) -> &Target {
-        &self.targets[&workload]
+    /// The entry point of one workload; `None` for a workload the setup
+    /// does not serve (its cells are skipped).
+    pub fn target(&self, workload: Workload) -> Option<&Target> {
+        self.targets.get(&workload)
     }
 }
 
@@ -292,6 +320,8 @@ pub fn start(lab: &Lab, kind: &SetupKind) -> anyhow::Result<Setup> {
         SetupKind::WeftDiscovery => start_discovery(lab, name),
         SetupKind::WeftDiscoveryTwoHop => start_discovered_two_hop(lab, name, false),
         SetupKind::WeftMtlsTwoHop => start_discovered_two_hop(lab, name, true),
+        SetupKind::Other(OtherProxy::NginxTwoHop) => start_nginx_chain(lab, name, false),
+        SetupKind::Other(OtherProxy::NginxMtlsTwoHop) => start_nginx_chain(lab, name, true),
         SetupKind::Other(other) => start_other(lab, other),
     }
 }
@@ -566,6 +596,9 @@ fn start_other(lab: &Lab, other: &OtherProxy) -> anyhow::Result<Setup> {
             let args = vec!["-db".to_string(), "-f".into(), config.display().to_string()];
             (program, args, per_workload(&ports))
         }
+        OtherProxy::NginxTwoHop | OtherProxy::NginxMtlsTwoHop => {
+            unreachable!("started by start_nginx_chain")
+        }
         OtherProxy::Command { template, .. } => {
             let mut words = others::expand_template(template, ports.http1, lab.backend);
             let program = PathBuf::from(words.remove(0));
@@ -604,4 +637,145 @@ fn per_workload(ports: &Ports) -> BTreeMap<Workload, Target> {
         (Workload::Http2, Target::direct(ports.http2)),
         (Workload::Grpc, Target::direct(ports.grpc)),
     ])
+}
+
+/// nginx-2hop and nginx-mtls-2hop (HTTP/1.1 only): the server-side nginx
+/// in front of the backend, then the client-side nginx in front of it, two
+/// processes placed like the other proxies; with `mtls`, mutual TLS 1.3
+/// between them, with certificates made in the run directory.
+fn start_nginx_chain(lab: &Lab, name: String, mtls: bool) -> anyhow::Result<Setup> {
+    let program = others::locate_or_install("nginx", "nginx", lab.install_others)?;
+    let root = lab.workdir.join(&name);
+    let tls = if mtls {
+        let openssl = others::locate("openssl").context("openssl not found (nginx-mtls-2hop)")?;
+        let certificates = others::make_chain_certificates(&openssl, &root.join("tls"))
+            .context("making the chain's certificates")?;
+        Some((openssl, certificates))
+    } else {
+        None
+    };
+    let certificates = tls.as_ref().map(|(_, certificates)| certificates);
+    let server_listen = free_port()?;
+    let server = start_chain_nginx(
+        lab,
+        &program,
+        &format!("{name}-server"),
+        &ChainHop {
+            dir: &root.join("server-side"),
+            listen: server_listen,
+            upstream: lab.backend,
+            tls: certificates.map(ChainTls::Accept),
+        },
+    )?;
+    let client_listen = free_port()?;
+    let client = start_chain_nginx(
+        lab,
+        &program,
+        &format!("{name}-client"),
+        &ChainHop {
+            dir: &root.join("client-side"),
+            listen: client_listen,
+            upstream: server_listen,
+            tls: certificates.map(ChainTls::Connect),
+        },
+    )?;
+    let target = Target::direct(client_listen);
+    let mut setup = Setup::new(name.clone(), BTreeMap::from([(Workload::Http1, target)]));
+    setup.proxies = vec![
+        MeasuredProxy {
+            role: format!("{name}/client-side"),
+            pid: client.pid(),
+        },
+        MeasuredProxy {
+            role: format!("{name}/server-side"),
+            pid: server.pid(),
+        },
+    ];
+    setup.processes = vec![client, server];
+    let status = http_get_status(client_listen, "/").context("a request through both nginx")?;
+    ensure!(
+        status == 200,
+        "a request through both nginx: status {status}"
+    );
+    if let Some((openssl, certificates)) = tls {
+        setup.path_check = PathCheck::NginxMtls(Box::new(NginxMtlsCheck {
+            entry: client_listen,
+            server: server_listen,
+            certificates,
+            openssl,
+        }));
+        setup.verify_path()?;
+    }
+    Ok(setup)
+}
+
+/// Writes one chain hop's configuration and starts its nginx; returns once
+/// it listens.
+fn start_chain_nginx(
+    lab: &Lab,
+    program: &std::path::Path,
+    name: &str,
+    hop: &ChainHop<'_>,
+) -> anyhow::Result<Managed> {
+    std::fs::create_dir_all(hop.dir).with_context(|| format!("creating {}", hop.dir.display()))?;
+    let config = hop.dir.join("nginx.conf");
+    std::fs::write(&config, others::nginx_chain_config(hop))?;
+    let args = vec![
+        "-c".to_string(),
+        config.display().to_string(),
+        "-e".into(),
+        hop.dir.join("nginx-error.log").display().to_string(),
+    ];
+    let mut process = Managed::spawn(SpawnSpec {
+        name,
+        program,
+        args: &args,
+        envs: &[],
+        placement: &lab.proxy_placement,
+        log: &lab.workdir.join(format!("{name}.log")),
+    })?;
+    process.wait_listening(hop.listen, START_TIMEOUT)?;
+    Ok(process)
+}
+
+/// Fails unless a request through the client-side nginx reached the server
+/// side over TLS 1.3 with a verified client certificate, and the server
+/// side refuses plain HTTP and TLS clients without a certificate (while
+/// answering one with the client certificate).
+fn verify_nginx_mtls(check: &NginxMtlsCheck) -> anyhow::Result<()> {
+    let (status, session) = http_get(check.entry, others::TLS_CHECK_PATH)
+        .context("asking the server-side nginx for its TLS session through the client side")?;
+    let session = session.trim();
+    ensure!(
+        status == 200
+            && session.starts_with("TLSv1.3 SUCCESS ")
+            && session.contains(others::CHAIN_CLIENT_NAME),
+        "the hop between the nginx is not mutual TLS 1.3 with the client certificate: \
+         status {status}, session {session:?}"
+    );
+    let plain = http_get_status(check.server, "/");
+    ensure!(
+        plain.as_ref().ok() != Some(&200),
+        "the server-side nginx answered a plain HTTP request with 200"
+    );
+    let status_line = |response: &str| response.lines().next().unwrap_or("").to_string();
+    let without_certificate =
+        others::tls_get(&check.openssl, check.server, &check.certificates, None, "/")?;
+    ensure!(
+        !without_certificate.starts_with("HTTP/1.1 200"),
+        "the server-side nginx answered a TLS client without a certificate with 200"
+    );
+    let with_certificate = others::tls_get(
+        &check.openssl,
+        check.server,
+        &check.certificates,
+        Some(&check.certificates.client),
+        "/",
+    )?;
+    ensure!(
+        with_certificate.starts_with("HTTP/1.1 200"),
+        "the server-side nginx did not answer a TLS client with the client certificate: {:?}",
+        status_line(&with_certificate)
+    );
+    Ok(())
 }

@@ -129,7 +129,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let steps: Vec<Step> = plan::schedule(
         profile.repeats,
         &workloads,
-        &plan::load_points(),
+        &plan::load_points_of(&args.concurrencies.0, &args.rates.0),
         running.len(),
     )
     .into_iter()
@@ -256,9 +256,11 @@ fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
             "weft-discovery" => SetupKind::WeftDiscovery,
             "weft-discovery-2hop" => SetupKind::WeftDiscoveryTwoHop,
             "weft-mtls-2hop" => SetupKind::WeftMtlsTwoHop,
+            "weft-mtls-h1-2hop" => SetupKind::WeftMtlsHttp1TwoHop,
             _ => bail!(
                 "unknown setup {name:?} (direct, weft-1hop, weft-2hop, weft-outbound, \
-                 weft-discovery, weft-discovery-2hop, weft-mtls-2hop; others with --other)"
+                 weft-discovery, weft-discovery-2hop, weft-mtls-2hop, weft-mtls-h1-2hop; \
+                 others with --other)"
             ),
         });
     }
@@ -279,6 +281,7 @@ fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
             SetupKind::WeftDiscovery,
             SetupKind::WeftDiscoveryTwoHop,
             SetupKind::WeftMtlsTwoHop,
+            SetupKind::WeftMtlsHttp1TwoHop,
         ]);
     }
     for other in &args.others {
@@ -566,6 +569,15 @@ fn notes(
             crate::discovery::identity_of(crate::discovery::CLIENT_WORKLOAD),
         ));
     }
+    if kinds.contains(&SetupKind::WeftMtlsHttp1TwoHop) {
+        notes.push(
+            "weft-mtls-h1-2hop = weft-mtls-2hop with the controller's --disable-h2-upgrade: \
+             mutual TLS and the transport header, but HTTP/1.1 between the proxies (A's pool \
+             of TLS connections), so weft-mtls-h1-2hop − weft-discovery-2hop is what TLS \
+             alone costs, and weft-mtls-2hop − weft-mtls-h1-2hop what the HTTP/2 upgrade does"
+                .into(),
+        );
+    }
     let chains = [
         (
             OtherProxy::NginxTwoHop,
@@ -698,7 +710,8 @@ mod tests {
                 "weft-2hop",
                 "weft-discovery",
                 "weft-discovery-2hop",
-                "weft-mtls-2hop"
+                "weft-mtls-2hop",
+                "weft-mtls-h1-2hop"
             ]
         );
         assert_eq!(
@@ -709,7 +722,8 @@ mod tests {
                 "weft-discovery",
                 "weft-2hop",
                 "weft-discovery-2hop",
-                "weft-mtls-2hop"
+                "weft-mtls-2hop",
+                "weft-mtls-h1-2hop"
             ]
         );
     }

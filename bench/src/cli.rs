@@ -146,6 +146,30 @@ pub struct RunArgs {
     /// HTTP/2 and gRPC).
     #[arg(long, default_value_t = 50)]
     pub open_loop_slots: u32,
+    /// Closed-loop concurrencies for max throughput (`''` for none).
+    #[arg(long, default_value = "1,10,50", value_parser = parse_numbers)]
+    pub concurrencies: Numbers,
+    /// Open-loop rates (requests/s) for latency (`''` for none), e.g.
+    /// `--concurrencies '' --rates 1000` for a latency-only run.
+    #[arg(long, default_value = "1000,5000", value_parser = parse_numbers)]
+    pub rates: Numbers,
+}
+
+/// A comma-separated list of positive numbers, possibly empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Numbers(pub Vec<u32>);
+
+/// Parses `1,10,50` (or `` for none).
+pub fn parse_numbers(text: &str) -> Result<Numbers, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| match part.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{part:?}: expected a positive whole number")),
+        })
+        .collect::<Result<Vec<u32>, String>>()
+        .map(Numbers)
 }
 
 /// Parses `1500ms`, `2s`, `1m`.
@@ -168,6 +192,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_lists() {
+        assert_eq!(parse_numbers("1,10,50"), Ok(Numbers(vec![1, 10, 50])));
+        assert_eq!(parse_numbers(""), Ok(Numbers(vec![])));
+        assert_eq!(parse_numbers("1000"), Ok(Numbers(vec![1000])));
+        assert!(parse_numbers("0").is_err());
+        assert!(parse_numbers("1k").is_err());
+    }
 
     #[test]
     fn durations() {

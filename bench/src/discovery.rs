@@ -206,6 +206,9 @@ pub struct ControllerSpec<'a> {
     pub mesh: Mesh,
     /// Turn on the Identity service (`identity init`, `--identity-*`).
     pub identity: bool,
+    /// Start the controller with `--disable-h2-upgrade` (HTTP/1.1 stays
+    /// HTTP/1.1 between meshed proxies).
+    pub disable_h2_upgrade: bool,
 }
 
 /// Writes the mesh file and starts a controller serving it (with its
@@ -236,6 +239,9 @@ pub fn start_controller(
         "--web-addr".into(),
         "127.0.0.1:0".into(),
     ];
+    if spec.disable_h2_upgrade {
+        args.push("--disable-h2-upgrade".into());
+    }
     let identity = if spec.identity {
         let identity = init_identity(spec)?;
         args.extend([

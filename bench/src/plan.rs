@@ -59,12 +59,17 @@ pub struct Step {
     pub setup: usize,
 }
 
-/// Every load point, closed loop first.
+/// The default load points, closed loop first.
 pub fn load_points() -> Vec<LoadPoint> {
-    CONCURRENCIES
-        .map(|concurrency| LoadPoint::Closed { concurrency })
-        .into_iter()
-        .chain(RATES.map(|rate| LoadPoint::Open { rate }))
+    load_points_of(&CONCURRENCIES, &RATES)
+}
+
+/// The load points of these concurrencies and rates, closed loop first.
+pub fn load_points_of(concurrencies: &[u32], rates: &[u32]) -> Vec<LoadPoint> {
+    concurrencies
+        .iter()
+        .map(|&concurrency| LoadPoint::Closed { concurrency })
+        .chain(rates.iter().map(|&rate| LoadPoint::Open { rate }))
         .collect()
 }
 

@@ -130,6 +130,8 @@ pub struct DiscoveryCost {
 
 /// The setup with mutual TLS between two meshed proxies.
 pub const MTLS: &str = "weft-mtls-2hop";
+/// The same with HTTP/1.1 (no HTTP/2 upgrade) between the proxies.
+pub const MTLS_HTTP1: &str = "weft-mtls-h1-2hop";
 /// The same two proxies found by discovery, plaintext HTTP/1.1 between them.
 pub const DISCOVERY_TWO_HOP: &str = "weft-discovery-2hop";
 /// Two proxies, plaintext, no discovery.
@@ -141,6 +143,8 @@ pub const TWO_HOP: &str = "weft-2hop";
 pub struct MtlsCost {
     /// Protocol.
     pub workload: Workload,
+    /// The mutual-TLS setup ([`MTLS`] or [`MTLS_HTTP1`]).
+    pub mtls: String,
     /// The plaintext setup compared with.
     pub baseline: String,
     /// Its proxy CPU per request, both proxies, over all runs (µs).
@@ -414,17 +418,22 @@ impl Report {
     fn mtls_costs(&self) -> Vec<MtlsCost> {
         let rate_1k = LoadPoint::Open { rate: 1_000 };
         let mut costs = Vec::new();
-        for baseline in [DISCOVERY_TWO_HOP, TWO_HOP] {
+        let pairs = [
+            (MTLS, DISCOVERY_TWO_HOP),
+            (MTLS, TWO_HOP),
+            (MTLS_HTTP1, DISCOVERY_TWO_HOP),
+        ];
+        for (setup, baseline) in pairs {
             for workload in self.workloads() {
                 let (Some(base), Some(mtls)) = (
                     self.setup_total_cpu(baseline, workload),
-                    self.setup_total_cpu(MTLS, workload),
+                    self.setup_total_cpu(setup, workload),
                 ) else {
                     continue;
                 };
                 let side = |side: &str| {
                     Some(
-                        self.role_cpu(MTLS, side, workload)?
+                        self.role_cpu(setup, side, workload)?
                             - self.role_cpu(baseline, side, workload)?,
                     )
                 };
@@ -435,22 +444,23 @@ impl Report {
                 let at_1k =
                     |setup: &str, side: Option<&str>| self.cpu_at(setup, side, workload, rate_1k);
                 let added_at_1k =
-                    |side: &str| Some(at_1k(MTLS, Some(side))? - at_1k(baseline, Some(side))?);
+                    |side: &str| Some(at_1k(setup, Some(side))? - at_1k(baseline, Some(side))?);
                 costs.push(MtlsCost {
                     baseline_us_per_request_1k: at_1k(baseline, None),
-                    mtls_us_per_request_1k: at_1k(MTLS, None),
+                    mtls_us_per_request_1k: at_1k(setup, None),
                     added_client_us_per_request_1k: added_at_1k("client-side"),
                     added_server_us_per_request_1k: added_at_1k("server-side"),
                     workload,
+                    mtls: setup.to_string(),
                     baseline: baseline.to_string(),
                     baseline_us_per_request: base,
                     mtls_us_per_request: mtls,
                     added_us_per_request: mtls - base,
                     added_client_us_per_request: side("client-side"),
                     added_server_us_per_request: side("server-side"),
-                    added_p50_ms_1k: difference(MTLS, baseline, |c| c.p50_ms),
-                    added_p99_ms_1k: difference(MTLS, baseline, |c| c.p99_ms),
-                    mtls_minus_direct_p99_ms_1k: difference(MTLS, "direct", |c| c.p99_ms),
+                    added_p50_ms_1k: difference(setup, baseline, |c| c.p50_ms),
+                    added_p99_ms_1k: difference(setup, baseline, |c| c.p99_ms),
+                    mtls_minus_direct_p99_ms_1k: difference(setup, "direct", |c| c.p99_ms),
                 });
             }
         }
@@ -667,24 +677,27 @@ impl Report {
         if !self.mtls_cost.is_empty() {
             let _ = writeln!(
                 md,
-                "\n## What mutual TLS adds ({MTLS} − a plaintext two-hop setup)\n\n\
+                "\n## What mutual TLS adds (an mTLS setup − a plaintext two-hop setup)\n\n\
                  Proxy CPU per request over all runs (µs; both proxies, then client side A and \
                  server side B), the same at 1,000 rps only (µs; at low load each request pays \
                  its own wake-ups and syscalls, so this is the per-request cost an idle-ish mesh \
                  sees), and the difference of the median latencies at 1,000 rps (ms). \
                  {DISCOVERY_TWO_HOP} is the same path without identity (the cleanest \
-                 comparison); {TWO_HOP} also has no discovery.\n\n\
-                 | workload | baseline | baseline µs/req | mTLS µs/req | **mTLS − baseline µs/req** \
+                 comparison); {TWO_HOP} also has no discovery. {MTLS_HTTP1} − \
+                 {DISCOVERY_TWO_HOP} is TLS alone (both HTTP/1.1 between the proxies); {MTLS} \
+                 also upgrades to HTTP/2.\n\n\
+                 | workload | mTLS setup | baseline | baseline µs/req | mTLS µs/req | **mTLS − baseline µs/req** \
                  | Δ A µs/req | Δ B µs/req | 1k: baseline / mTLS µs/req | **1k: Δ µs/req** (A, B) \
                  | Δ p50 1k | **Δ p99 1k** | mTLS − direct p99 1k |\n\
-                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                 |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for cost in &self.mtls_cost {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {:.1} | {:.1} | **{:+.1}** | {} | {} | {} / {} | **{}** ({}, {}) \
+                    "| {} | {} | {} | {:.1} | {:.1} | **{:+.1}** | {} | {} | {} / {} | **{}** ({}, {}) \
                      | {} | **{}** | {} |",
                     cost.workload,
+                    cost.mtls,
                     cost.baseline,
                     cost.baseline_us_per_request,
                     cost.mtls_us_per_request,

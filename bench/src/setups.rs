@@ -76,6 +76,10 @@ pub enum SetupKind {
     /// discovery and reaches B's inbound port with mutual TLS, the transport
     /// header and HTTP/2.
     WeftMtlsTwoHop,
+    /// The same with the controller's `--disable-h2-upgrade`: mutual TLS
+    /// and the transport header, but HTTP/1.1 (A's connection pool) between
+    /// the proxies, so against weft-discovery-2hop only TLS differs.
+    WeftMtlsHttp1TwoHop,
     /// A proxy of another make.
     Other(OtherProxy),
 }
@@ -91,6 +95,7 @@ impl SetupKind {
             SetupKind::WeftDiscovery => "weft-discovery".into(),
             SetupKind::WeftDiscoveryTwoHop => "weft-discovery-2hop".into(),
             SetupKind::WeftMtlsTwoHop => "weft-mtls-2hop".into(),
+            SetupKind::WeftMtlsHttp1TwoHop => "weft-mtls-h1-2hop".into(),
             SetupKind::Other(other) => other.name().into(),
         }
     }
@@ -318,8 +323,9 @@ pub fn start(lab: &Lab, kind: &SetupKind) -> anyhow::Result<Setup> {
             Ok(setup)
         }
         SetupKind::WeftDiscovery => start_discovery(lab, name),
-        SetupKind::WeftDiscoveryTwoHop => start_discovered_two_hop(lab, name, false),
-        SetupKind::WeftMtlsTwoHop => start_discovered_two_hop(lab, name, true),
+        SetupKind::WeftDiscoveryTwoHop => start_discovered_two_hop(lab, name, false, true),
+        SetupKind::WeftMtlsTwoHop => start_discovered_two_hop(lab, name, true, true),
+        SetupKind::WeftMtlsHttp1TwoHop => start_discovered_two_hop(lab, name, true, false),
         SetupKind::Other(OtherProxy::NginxTwoHop) => start_nginx_chain(lab, name, false),
         SetupKind::Other(OtherProxy::NginxMtlsTwoHop) => start_nginx_chain(lab, name, true),
         SetupKind::Other(other) => start_other(lab, other),
@@ -336,6 +342,7 @@ fn start_discovery(lab: &Lab, name: String) -> anyhow::Result<Setup> {
             backend: lab.backend,
         },
         false,
+        true,
     )?;
     let proxy = start_weft(
         lab,
@@ -359,7 +366,12 @@ fn start_discovery(lab: &Lab, name: String) -> anyhow::Result<Setup> {
 /// weft-discovery-2hop and weft-mtls-2hop: a controller (with identity for
 /// mTLS), proxy B forwarding to the backend, proxy A asking the controller;
 /// one request through A must come back 200 and have taken the path.
-fn start_discovered_two_hop(lab: &Lab, name: String, mtls: bool) -> anyhow::Result<Setup> {
+fn start_discovered_two_hop(
+    lab: &Lab,
+    name: String,
+    mtls: bool,
+    h2_upgrade: bool,
+) -> anyhow::Result<Setup> {
     let server_ports = WeftPorts::pick()?;
     let mesh = if mtls {
         Mesh::Meshed {
@@ -371,7 +383,7 @@ fn start_discovered_two_hop(lab: &Lab, name: String, mtls: bool) -> anyhow::Resu
             inbound: server_ports.inbound,
         }
     };
-    let controller = start_controller(lab, &name, mesh, mtls)?;
+    let controller = start_controller(lab, &name, mesh, mtls, h2_upgrade)?;
     let identity = controller.identity.as_ref();
     let identity_env = |workload: &str| identity.map(|i| i.proxy_env(workload)).unwrap_or_default();
     let server = start_weft(
@@ -432,6 +444,7 @@ fn start_controller(
     setup: &str,
     mesh: Mesh,
     identity: bool,
+    h2_upgrade: bool,
 ) -> anyhow::Result<discovery::Controller> {
     discovery::start_controller(
         &ControllerSpec {
@@ -441,6 +454,7 @@ fn start_controller(
             workdir: &lab.workdir,
             mesh,
             identity,
+            disable_h2_upgrade: !h2_upgrade,
         },
         START_TIMEOUT,
     )

@@ -120,6 +120,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         profile,
         open_loop_slots: args.open_loop_slots,
         new_connections: args.new_connections,
+        pre_run: args.pre_run,
     };
     let broken = bench.smoke_test(&running, &workloads, &mut failures);
 
@@ -139,7 +140,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "weft-bench: {} runs of {:?}, about {} s",
         steps.len(),
         profile.duration,
-        plan::estimate(&profile, steps.len(), 0).as_secs()
+        (plan::estimate(&profile, steps.len(), 0) + args.pre_run * steps.len() as u32).as_secs()
     );
     let mut samples = Vec::new();
     let mut dead: BTreeSet<usize> = BTreeSet::new();
@@ -296,6 +297,7 @@ struct Bench<'a> {
     profile: Profile,
     open_loop_slots: u32,
     new_connections: bool,
+    pre_run: Duration,
 }
 
 impl Bench<'_> {
@@ -376,6 +378,13 @@ impl Bench<'_> {
             open_loop_slots: self.open_loop_slots,
             new_connections: self.new_connections,
         };
+        if !self.pre_run.is_zero() {
+            // Not recorded: it only reopens what idled out between turns.
+            let _ = self.generators.run(&LoadSpec {
+                duration: self.pre_run,
+                ..spec.clone()
+            });
+        }
         let before = cpu_ticks(setup);
         let outcome = self.generators.run(&spec);
         let after = cpu_ticks(setup);

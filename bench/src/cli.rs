@@ -105,6 +105,11 @@ pub struct RunArgs {
     /// each path.
     #[arg(long)]
     pub new_connections: bool,
+    /// Before every measured run, the same load for this long, not
+    /// recorded, so pooled connections (and their TLS handshakes) closed
+    /// while other setups ran are open again (`0ms` = none).
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    pub pre_run: Duration,
     /// Another proxy to compare: `nginx`, `haproxy`, `nginx-2hop` (two
     /// nginx processes in a chain, plaintext HTTP/1.1 between them),
     /// `nginx-mtls-2hop` (the same with mutual TLS 1.3 between them), or

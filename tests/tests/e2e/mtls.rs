@@ -272,6 +272,12 @@ impl Mesh {
     fn start() -> Mesh {
         Mesh::start_with("web-1", SERVER_IDENTITY)
     }
+
+    /// What the app saw of one request sent through the client proxy.
+    fn app_headers(&self) -> weft_test_support::HeadersEcho {
+        let echo = load::get(self.client.outbound_addr(), URL);
+        weft_test_support::HeadersEcho::from_json(std::str::from_utf8(&echo.body).unwrap()).unwrap()
+    }
 }
 
 #[test]
@@ -297,10 +303,7 @@ fn traffic_between_meshed_workloads_is_mutual_tls() {
         );
     }
     // The app saw plain HTTP/1.1 and the client's verified identity.
-    let echo = load::get(mesh.client.outbound_addr(), URL);
-    let headers =
-        weft_test_support::HeadersEcho::from_json(std::str::from_utf8(&echo.body).unwrap())
-            .unwrap();
+    let headers = mesh.app_headers();
     assert_eq!(headers.version, "HTTP/1.1");
     assert_eq!(headers.header("l5d-client-id"), Some(CLIENT_IDENTITY));
 
@@ -392,10 +395,7 @@ fn without_the_h2_upgrade_http1_crosses_in_mutual_tls_http1_connections() {
         !wire.windows(8).any(|window| window == b"HTTP/1.1"),
         "no plaintext HTTP between the proxies"
     );
-    let echo = load::get(mesh.client.outbound_addr(), URL);
-    let headers =
-        weft_test_support::HeadersEcho::from_json(std::str::from_utf8(&echo.body).unwrap())
-            .unwrap();
+    let headers = mesh.app_headers();
     assert_eq!(headers.version, "HTTP/1.1");
     assert_eq!(headers.header("l5d-client-id"), Some(CLIENT_IDENTITY));
     assert_eq!(headers.header("l5d-orig-proto"), None);

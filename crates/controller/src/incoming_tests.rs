@@ -190,6 +190,22 @@ fn client(
 }
 
 /// The next connection the adapter hands to tonic.
+/// A fresh root, an issuer under it serving through a handle, and the
+/// controller's own certificate from that issuer.
+fn serving_under_new_root(
+    domain: &IdentityDomain,
+    registry: &mut Registry,
+) -> (GeneratedCa, AuthorityHandle, ServingCertificate) {
+    let root = new_root();
+    let (first, _) = authority(&root);
+    let handle = AuthorityHandle::default();
+    handle.replace(first);
+    let serving =
+        ServingCertificate::issue_first(&handle, domain, ValidityPolicy::default(), registry)
+            .unwrap();
+    (root, handle, serving)
+}
+
 async fn next(incoming: &mut (impl Stream<Item = io::Result<ServerIo>> + Unpin)) -> ServerIo {
     tokio::time::timeout(Duration::from_secs(5), incoming.next())
         .await
@@ -219,14 +235,8 @@ async fn connect_tls(
 #[tokio::test]
 async fn tls_and_plaintext_share_the_port_and_follow_the_issuer() {
     let domain = IdentityDomain::default();
-    let root = new_root();
-    let (first, _) = authority(&root);
-    let handle = AuthorityHandle::default();
-    handle.replace(first);
     let mut registry = Registry::default();
-    let serving =
-        ServingCertificate::issue_first(&handle, &domain, ValidityPolicy::default(), &mut registry)
-            .unwrap();
+    let (root, handle, serving) = serving_under_new_root(&domain, &mut registry);
     let metrics = IncomingMetrics::new(&mut registry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -325,14 +335,8 @@ async fn with_tls_on_plaintext_is_only_for_loopback_peers() {
         return;
     };
     let domain = IdentityDomain::default();
-    let root = new_root();
-    let (first, _) = authority(&root);
-    let handle = AuthorityHandle::default();
-    handle.replace(first);
     let mut registry = Registry::default();
-    let serving =
-        ServingCertificate::issue_first(&handle, &domain, ValidityPolicy::default(), &mut registry)
-            .unwrap();
+    let (root, _handle, serving) = serving_under_new_root(&domain, &mut registry);
     for (policy, served) in [
         (PlaintextPolicy::LoopbackOnly, false),
         (PlaintextPolicy::Any, true),

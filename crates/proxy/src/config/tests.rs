@@ -129,14 +129,19 @@ fn destination_variables() {
     );
 }
 
-#[test]
-fn identity_variables_come_together() {
+/// A self-signed P-256 certificate, as a trust-anchor PEM.
+fn trust_anchor_pem() -> String {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let anchor = rcgen::CertificateParams::new(vec!["root.test".to_string()])
+    rcgen::CertificateParams::new(vec!["root.test".to_string()])
         .unwrap()
         .self_signed(&key)
         .unwrap()
-        .pem();
+        .pem()
+}
+
+#[test]
+fn identity_variables_come_together() {
+    let anchor = trust_anchor_pem();
     let config = config_from(&[
         ("WEFT_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080"),
         ("WEFT_PROXY_IDENTITY_TOKEN_FILE", "/var/run/weft/token"),
@@ -174,12 +179,7 @@ fn identity_variables_come_together() {
 
 #[test]
 fn control_plane_tls_variables() {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let anchor = rcgen::CertificateParams::new(vec!["root.test".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap()
-        .pem();
+    let anchor = trust_anchor_pem();
     let identity = [
         ("WEFT_PROXY_IDENTITY_SVC_ADDR", "10.0.0.1:8080"),
         ("WEFT_PROXY_IDENTITY_TOKEN_FILE", "/t"),

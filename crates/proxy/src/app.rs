@@ -208,6 +208,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                     token_file: identity.token_file.clone(),
                     local_name: identity.local_name.clone(),
                     tls,
+                    trust_anchors: anchors.clone(),
                 },
                 IdentityMetrics::new(&mut registry),
             )

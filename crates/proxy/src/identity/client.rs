@@ -44,6 +44,9 @@ pub enum IdentityError {
     /// The certificate that came back is unusable.
     #[error("unusable certificate: {0}")]
     Certificate(String),
+    /// The certificate does not verify with our key and the trust anchors.
+    #[error("unusable certificate: {0}")]
+    Unverified(#[from] crate::tls::config::TlsError),
 }
 
 /// What the proxy needs to ask for its certificate.
@@ -58,6 +61,9 @@ pub struct IdentitySettings {
     /// TLS to the identity service (the controller verified, no client
     /// certificate); `None`: plaintext.
     pub tls: Option<crate::control::ControlTls>,
+    /// The mesh's trust anchors: a certificate that does not chain to them
+    /// is refused like any other unusable one.
+    pub trust_anchors: crate::tls::config::TrustAnchors,
 }
 
 /// The proxy's private key and the CSR for its identity, made once per
@@ -166,36 +172,76 @@ async fn renew_forever(
     let mut failures = 0u32;
     loop {
         let wait = match certify(&mut client, &settings, &key).await {
-            Ok((leaf_der, intermediates_der)) => match check_leaf(&leaf_der, &key.local_name) {
-                Ok(valid_until) => {
-                    failures = 0;
-                    metrics.refreshed(valid_until);
-                    tracing::info!(identity = %key.local_name, ?valid_until, "certified");
-                    sender.send_replace(Some(Arc::new(Credentials {
-                        local_name: key.local_name.clone(),
-                        private_key_der: private_key_der.clone(),
-                        leaf_der,
-                        intermediates_der,
-                        valid_until,
-                    })));
-                    refresh::renew_in(SystemTime::now(), valid_until)
+            Ok((leaf_der, intermediates_der)) => {
+                match usable(&settings, &private_key_der, leaf_der, intermediates_der) {
+                    Ok(credentials) => {
+                        failures = 0;
+                        let valid_until = credentials.valid_until;
+                        metrics.refreshed(valid_until);
+                        tracing::info!(identity = %key.local_name, ?valid_until, "certified");
+                        sender.send_replace(Some(Arc::new(credentials)));
+                        refresh::renew_in(SystemTime::now(), valid_until)
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        metrics.rejected();
+                        let wait = refresh::retry_in(failures);
+                        tracing::warn!(
+                            %error,
+                            current = current_state(&sender),
+                            retry_in = ?wait,
+                            "identity service returned an unusable certificate"
+                        );
+                        wait
+                    }
                 }
-                Err(error) => {
-                    failures += 1;
-                    metrics.failed();
-                    tracing::warn!(%error, "identity service returned an unusable certificate");
-                    refresh::retry_in(failures)
-                }
-            },
+            }
             Err(error) => {
                 failures += 1;
                 metrics.failed();
-                tracing::warn!(%error, "certificate request failed; keeping the current certificate");
-                refresh::retry_in(failures)
+                let wait = refresh::retry_in(failures);
+                tracing::warn!(
+                    %error,
+                    current = current_state(&sender),
+                    retry_in = ?wait,
+                    "certificate request failed"
+                );
+                wait
             }
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+/// What a failed renewal leaves in place, for the log line.
+fn current_state(sender: &watch::Sender<Option<Arc<Credentials>>>) -> &'static str {
+    if sender.borrow().is_some() {
+        "keeping the previous certificate"
+    } else {
+        "no certificate yet (not ready)"
+    }
+}
+
+/// The credentials made of a leaf and chain from the identity service, if
+/// they can be used: the leaf names our identity, has not expired, chains to
+/// the trust anchors and carries the public half of our key (the same checks
+/// [`crate::tls::config::build`] makes before serving with them).
+fn usable(
+    settings: &IdentitySettings,
+    private_key_der: &Arc<Vec<u8>>,
+    leaf_der: Vec<u8>,
+    intermediates_der: Vec<Vec<u8>>,
+) -> Result<Credentials, IdentityError> {
+    let valid_until = check_leaf(&leaf_der, &settings.local_name)?;
+    let credentials = Credentials {
+        local_name: settings.local_name.clone(),
+        private_key_der: private_key_der.clone(),
+        leaf_der,
+        intermediates_der,
+        valid_until,
+    };
+    crate::tls::config::build(&credentials, &settings.trust_anchors)?;
+    Ok(credentials)
 }
 
 async fn certify(

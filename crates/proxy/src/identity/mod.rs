@@ -5,9 +5,11 @@
 //! ```text
 //! start ─► LocalKey::generate (P-256, CSR for WEFT_PROXY_IDENTITY_LOCAL_NAME)
 //!   loop ─► read the token file ─► Certify{identity, token, CSR} ─► check the leaf
-//!           (names our identity, not expired) ─► publish Credentials (watch)
+//!           (names our identity, not expired, chains to the trust anchors,
+//!           carries our public key) ─► publish Credentials (watch)
 //!           ─► sleep 70 % of the remaining lifetime (refresh.rs)
-//!        failure ─► keep the current credentials, retry with backoff
+//!        failure or unusable certificate ─► keep the current credentials (none:
+//!           stay not ready), retry with backoff (1 s … 30 s)
 //! ```
 //!
 //! [`client::spawn`] returns a watch of the current credentials; `None` until

@@ -1,6 +1,7 @@
 //! The identity client against an in-process identity service that signs
 //! CSRs with a test CA: first certificate, renewal before expiry, a refused
-//! token, and a service that is down at first.
+//! token, a service that is down at first, and certificates that cannot be
+//! used (another key's leaf, another CA's leaf).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use tonic::{Request, Response, Status};
 use super::test_ca::TestCa;
 use super::*;
 use crate::metrics::identity::IdentityMetrics;
+use crate::tls::config::TrustAnchors;
 
 const NAME: &str = "web.shop.serviceaccount.identity.weft.cluster.local";
 const TOKEN: &[u8] = b"token-for-web";
@@ -22,6 +24,9 @@ struct FakeIdentity {
     ca: TestCa,
     lifetime: Duration,
     calls: Arc<AtomicUsize>,
+    /// The first this many answers carry a leaf for a key of the service's
+    /// own making instead of the CSR's.
+    wrong_key_answers: usize,
 }
 
 #[tonic::async_trait]
@@ -38,9 +43,15 @@ impl Identity for FakeIdentity {
         if request.identity != NAME {
             return Err(Status::failed_precondition("wrong identity"));
         }
+        let call = self.calls.load(Ordering::Relaxed);
+        let csr = if call <= self.wrong_key_answers {
+            LocalKey::generate(NAME).unwrap().csr_der().to_vec()
+        } else {
+            request.certificate_signing_request
+        };
         let leaf = self
             .ca
-            .sign(&request.certificate_signing_request, self.lifetime)
+            .sign(&csr, self.lifetime)
             .map_err(|error| Status::invalid_argument(error.to_string()))?;
         Ok(Response::new(proto::CertifyResponse {
             leaf_certificate: leaf,
@@ -50,14 +61,21 @@ impl Identity for FakeIdentity {
     }
 }
 
-/// Serves a fake identity service issuing leaves of `lifetime`; returns its
-/// address and call counter.
-async fn serve(lifetime: Duration, listener: tokio::net::TcpListener) -> Arc<AtomicUsize> {
+/// Serves a fake identity service issuing leaves of `lifetime` signed by
+/// `ca`, the first `wrong_key_answers` for another key; returns its call
+/// counter.
+async fn serve_with(
+    ca: TestCa,
+    lifetime: Duration,
+    wrong_key_answers: usize,
+    listener: tokio::net::TcpListener,
+) -> Arc<AtomicUsize> {
     let calls = Arc::new(AtomicUsize::new(0));
     let service = FakeIdentity {
-        ca: TestCa::new(),
+        ca,
         lifetime,
         calls: calls.clone(),
+        wrong_key_answers,
     };
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -67,12 +85,28 @@ async fn serve(lifetime: Duration, listener: tokio::net::TcpListener) -> Arc<Ato
     calls
 }
 
-fn settings(addr: std::net::SocketAddr, token_file: std::path::PathBuf) -> IdentitySettings {
+/// A fake identity service with a CA of its own; returns the call counter
+/// and the CA's trust anchors.
+async fn serve(
+    lifetime: Duration,
+    listener: tokio::net::TcpListener,
+) -> (Arc<AtomicUsize>, TrustAnchors) {
+    let ca = TestCa::new();
+    let anchors = TrustAnchors::new(&[ca.anchor_der()]).unwrap();
+    (serve_with(ca, lifetime, 0, listener).await, anchors)
+}
+
+fn settings(
+    addr: std::net::SocketAddr,
+    token_file: std::path::PathBuf,
+    trust_anchors: TrustAnchors,
+) -> IdentitySettings {
     IdentitySettings {
         service_addr: addr.to_string(),
         token_file,
         local_name: NAME.to_string(),
         tls: None,
+        trust_anchors,
     }
 }
 
@@ -128,10 +162,14 @@ async fn wait_for_credentials(
 async fn obtains_and_renews_its_certificate() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let calls = serve(Duration::from_secs(2), listener).await;
+    let (calls, anchors) = serve(Duration::from_secs(2), listener).await;
     let (_dir, token) = token_file(TOKEN);
     let mut registry = prometheus_client::registry::Registry::default();
-    let mut receiver = spawn(settings(addr, token), IdentityMetrics::new(&mut registry)).unwrap();
+    let mut receiver = spawn(
+        settings(addr, token, anchors),
+        IdentityMetrics::new(&mut registry),
+    )
+    .unwrap();
 
     let first = wait_for_credentials(&mut receiver, Duration::from_secs(5)).await;
     assert_eq!(first.local_name, NAME);
@@ -164,11 +202,11 @@ async fn obtains_and_renews_its_certificate() {
 async fn a_refused_token_gets_no_certificate_and_is_retried() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let calls = serve(Duration::from_secs(60), listener).await;
+    let (calls, anchors) = serve(Duration::from_secs(60), listener).await;
     let (_dir, token) = token_file(b"someone else's token");
     let mut registry = prometheus_client::registry::Registry::default();
     let mut receiver = spawn(
-        settings(addr, token.clone()),
+        settings(addr, token.clone(), anchors),
         IdentityMetrics::new(&mut registry),
     )
     .unwrap();
@@ -189,11 +227,71 @@ async fn a_service_that_starts_late_is_waited_for() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let (_dir, token) = token_file(TOKEN);
+    let ca = TestCa::new();
+    let anchors = TrustAnchors::new(&[ca.anchor_der()]).unwrap();
     let mut registry = prometheus_client::registry::Registry::default();
-    let mut receiver = spawn(settings(addr, token), IdentityMetrics::new(&mut registry)).unwrap();
+    let mut receiver = spawn(
+        settings(addr, token, anchors),
+        IdentityMetrics::new(&mut registry),
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(receiver.borrow().is_none());
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    serve(Duration::from_secs(60), listener).await;
+    serve_with(ca, Duration::from_secs(60), 0, listener).await;
     wait_for_credentials(&mut receiver, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_leaf_for_another_key_is_refused_and_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ca = TestCa::new();
+    let anchors = TrustAnchors::new(&[ca.anchor_der()]).unwrap();
+    let calls = serve_with(ca, Duration::from_secs(60), 2, listener).await;
+    let (_dir, token) = token_file(TOKEN);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut receiver = spawn(
+        settings(addr, token, anchors),
+        IdentityMetrics::new(&mut registry),
+    )
+    .unwrap();
+    // Two wrong answers (retried after 1 s, then 2 s), then a good one.
+    let credentials = wait_for_credentials(&mut receiver, Duration::from_secs(10)).await;
+    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    assert!(!credentials.leaf_der.is_empty());
+    let text = crate::metrics::encode(&registry);
+    assert!(
+        text.contains("identity_cert_refresh_total{result=\"invalid_certificate\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("identity_cert_refresh_total{result=\"ok\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_leaf_from_another_ca_is_never_published() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (calls, _their_anchors) = serve(Duration::from_secs(60), listener).await;
+    let ours = TrustAnchors::new(&[TestCa::new().anchor_der()]).unwrap();
+    let (_dir, token) = token_file(TOKEN);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let receiver = spawn(
+        settings(addr, token, ours),
+        IdentityMetrics::new(&mut registry),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls.load(Ordering::Relaxed) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(calls.load(Ordering::Relaxed) >= 2, "retried");
+    assert!(receiver.borrow().is_none());
+    assert!(
+        crate::metrics::encode(&registry)
+            .contains("identity_cert_refresh_total{result=\"invalid_certificate\"}")
+    );
 }

@@ -1,8 +1,9 @@
 //! Metrics of the proxy's own certificate, with Linkerd's names:
 //! `identity_cert_expiration_timestamp_seconds` (when the current leaf
 //! expires, Unix seconds; 0 before the first) and
-//! `identity_cert_refresh_total{result}` (Certify calls that succeeded or
-//! failed).
+//! `identity_cert_refresh_total{result}` (Certify calls: `ok`, `error` when
+//! the call failed, `invalid_certificate` when the certificate that came back
+//! cannot be used — wrong name, expired, untrusted, or not for our key).
 
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -54,6 +55,15 @@ impl IdentityMetrics {
         self.expiration.set(seconds as i64);
         self.refreshes
             .get_or_create(&RefreshLabels { result: "ok" })
+            .inc();
+    }
+
+    /// A certificate that came back but cannot be used.
+    pub fn rejected(&self) {
+        self.refreshes
+            .get_or_create(&RefreshLabels {
+                result: "invalid_certificate",
+            })
             .inc();
     }
 

@@ -23,6 +23,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use crate::identity::Credentials;
@@ -39,6 +40,14 @@ pub enum TlsError {
         /// Our identity.
         name: String,
         /// What failed.
+        reason: String,
+    },
+    /// The certificate is not for our private key.
+    #[error("certificate for {name} does not match the private key: {reason}")]
+    KeyMismatch {
+        /// Our identity.
+        name: String,
+        /// What rustls found.
         reason: String,
     },
     /// rustls refused the configuration.
@@ -98,7 +107,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Builds the configurations for `credentials`, after checking that its
-/// chain leads to `anchors` and that the leaf names its identity.
+/// chain leads to `anchors`, that the leaf names its identity, has not
+/// expired and carries the public half of its private key.
 pub fn build(credentials: &Credentials, anchors: &TrustAnchors) -> Result<TlsConfigs, TlsError> {
     let provider = provider();
     let leaf = CertificateDer::from(credentials.leaf_der.clone());
@@ -128,6 +138,15 @@ pub fn build(credentials: &Credentials, anchors: &TrustAnchors) -> Result<TlsCon
             credentials.private_key_der.as_slice().to_vec(),
         ))
     };
+    // The leaf must carry our public key: rustls lets a key whose public
+    // half it cannot see through, so the comparison is made here, strictly.
+    let signing_key = provider.key_provider.load_private_key(key())?;
+    CertifiedKey::new(chain.clone(), signing_key)
+        .keys_match()
+        .map_err(|error| TlsError::KeyMismatch {
+            name: credentials.local_name.clone(),
+            reason: error.to_string(),
+        })?;
     let client_verifier =
         WebPkiClientVerifier::builder_with_provider(anchors.roots.clone(), provider.clone())
             .allow_unauthenticated()
@@ -192,9 +211,11 @@ impl TlsStore {
     }
 }
 
-/// Keeps `store` in step with the credentials watch: every renewal that
-/// verifies becomes the current configuration; one that does not is logged
-/// and the previous configuration stays.
+/// Keeps `store` in step with the credentials watch: every renewal becomes
+/// the current configuration. The identity client publishes only
+/// credentials that [`build`] accepted, so a failure here means the clock
+/// moved past the leaf's expiry in between; the previous configuration (if
+/// any) stays.
 pub async fn follow_credentials(
     store: Arc<TlsStore>,
     anchors: TrustAnchors,
@@ -205,7 +226,10 @@ pub async fn follow_credentials(
         if let Some(latest) = latest {
             match build(&latest, &anchors) {
                 Ok(configs) => store.install(configs),
-                Err(error) => tracing::warn!(%error, "keeping the previous TLS configuration"),
+                Err(error) if store.current().is_some() => {
+                    tracing::warn!(%error, "keeping the previous TLS configuration");
+                }
+                Err(error) => tracing::warn!(%error, "no usable TLS configuration yet"),
             }
         }
         if credentials.changed().await.is_err() {
@@ -317,6 +341,21 @@ mod tests {
         assert!(matches!(error, TlsError::Untrusted { .. }), "{error}");
         assert!(TrustAnchors::new(&[b"garbage".to_vec()]).is_err());
         assert!(TrustAnchors::new(&[]).is_err());
+    }
+
+    #[test]
+    fn a_leaf_for_another_key_is_refused() {
+        let ca = TestCa::new();
+        let anchors = TrustAnchors::new(&[ca.anchor_der()]).unwrap();
+        let ours = ca.credentials(SERVER);
+        let other = ca.credentials(SERVER);
+        let mismatched = Credentials {
+            leaf_der: other.leaf_der.clone(),
+            ..(*ours).clone()
+        };
+        let error = build(&mismatched, &anchors).unwrap_err();
+        assert!(matches!(error, TlsError::KeyMismatch { .. }), "{error}");
+        assert!(build(&ours, &anchors).is_ok());
     }
 
     #[tokio::test]

@@ -97,7 +97,9 @@ fn certificate_authority() -> (rcgen::Issuer<'static, rcgen::KeyPair>, String) {
 }
 
 fn ready_status(proxy: &ProxyProcess) -> u16 {
-    proxy.admin_get("/ready").map_or(0, |response| response.status)
+    proxy
+        .admin_get("/ready")
+        .map_or(0, |response| response.status)
 }
 
 fn invalid_certificates(proxy: &ProxyProcess) -> f64 {
@@ -182,7 +184,9 @@ async fn a_certificate_for_another_key_is_refused_until_a_good_one_arrives() {
             0.0
         );
         assert!(
-            !proxy.log().contains("keeping the previous TLS configuration"),
+            !proxy
+                .log()
+                .contains("keeping the previous TLS configuration"),
             "{}",
             proxy.log()
         );

@@ -33,6 +33,7 @@
 
 mod admin;
 mod bad_input;
+mod client_errors;
 mod config;
 mod discovery;
 mod errors;
@@ -41,6 +42,7 @@ mod http;
 mod metrics;
 mod mtls;
 mod redis;
+mod resend;
 mod shutdown;
 mod tap;
 mod tcp;

@@ -70,13 +70,23 @@ pub enum ProxyError {
     /// The route's timeout passed before response headers arrived.
     #[error("HTTP response timeout after {}", crate::config::format_duration(*.0))]
     ResponseTimeout(Duration),
+    /// The client's request body failed (bad chunked encoding, a reset
+    /// stream) while it was being sent on: the client's fault, not the
+    /// app's.
+    #[error("the client's request body failed: {reason}")]
+    ClientBody {
+        /// What was wrong with it.
+        reason: String,
+    },
 }
 
 impl ProxyError {
     /// The HTTP status answered.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::MissingAuthority | ProxyError::ExplicitTarget(_) => StatusCode::BAD_REQUEST,
+            ProxyError::MissingAuthority
+            | ProxyError::ExplicitTarget(_)
+            | ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Connect(ConnectError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Resolve(_)
             | ProxyError::Connect(_)
@@ -93,7 +103,9 @@ impl ProxyError {
     /// The gRPC status answered to gRPC clients (with HTTP 200).
     pub fn grpc_status(&self) -> u32 {
         match self {
-            ProxyError::MissingAuthority | ProxyError::ExplicitTarget(_) => grpc_code::INTERNAL,
+            ProxyError::MissingAuthority
+            | ProxyError::ExplicitTarget(_)
+            | ProxyError::ClientBody { .. } => grpc_code::INTERNAL,
             ProxyError::Connect(ConnectError::TimedOut { .. }) | ProxyError::ResponseTimeout(_) => {
                 grpc_code::DEADLINE_EXCEEDED
             }
@@ -104,7 +116,9 @@ impl ProxyError {
     /// The `*_http_errors_total` label.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            ProxyError::MissingAuthority | ProxyError::ExplicitTarget(_) => "malformed request",
+            ProxyError::MissingAuthority
+            | ProxyError::ExplicitTarget(_)
+            | ProxyError::ClientBody { .. } => "malformed request",
             ProxyError::Resolve(_) => "resolve",
             ProxyError::Connect(error) => error.metric_label(),
             ProxyError::Upstream { .. } => "i/o",
@@ -135,6 +149,55 @@ impl ProxyError {
     }
 }
 
+/// Whose fault a failed exchange with an upstream was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamFault {
+    /// The client's request body failed while being sent on.
+    ClientBody,
+    /// The connection to the target failed.
+    Target,
+}
+
+impl UpstreamFault {
+    /// Whose fault it was: the client's whenever its body failed, whatever
+    /// hyper reports on the upstream side (a user-body error over HTTP/1, a
+    /// reset stream over HTTP/2, or a connection closed in between).
+    pub fn of(client_body_failed: bool) -> UpstreamFault {
+        if client_body_failed {
+            UpstreamFault::ClientBody
+        } else {
+            UpstreamFault::Target
+        }
+    }
+
+    /// The error for a failed exchange with `target`, described by `reason`.
+    pub fn error(self, target: SocketAddr, reason: String) -> ProxyError {
+        match self {
+            UpstreamFault::ClientBody => ProxyError::ClientBody { reason },
+            UpstreamFault::Target => ProxyError::Upstream { target, reason },
+        }
+    }
+}
+
+/// The error for a hyper error from an exchange with `target`:
+/// [`ProxyError::ClientBody`] when the client's body failed, else
+/// [`ProxyError::Upstream`].
+pub fn upstream_error(
+    target: SocketAddr,
+    error: &hyper::Error,
+    client_body_failed: bool,
+) -> ProxyError {
+    let fault = UpstreamFault::of(client_body_failed);
+    let reason = match fault {
+        // The body's own error is the cause of hyper's (HTTP/1); over
+        // HTTP/2 hyper says only that the stream was reset.
+        UpstreamFault::ClientBody => std::error::Error::source(error)
+            .map_or_else(|| describe_upstream_error(error), ToString::to_string),
+        UpstreamFault::Target => describe_upstream_error(error),
+    };
+    fault.error(target, reason)
+}
+
 /// Describes a hyper error from the upstream connection.
 pub fn describe_upstream_error(error: &hyper::Error) -> String {
     if error.is_incomplete_message() {
@@ -160,7 +223,7 @@ mod tests {
     #[test]
     fn status_mapping_table() {
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let table: Vec<(ProxyError, u16, u32, &str)> = vec![
+        let mut table: Vec<(ProxyError, u16, u32, &str)> = vec![
             (ProxyError::MissingAuthority, 400, 13, "malformed request"),
             (
                 ProxyError::ExplicitTarget(ExplicitTargetError::NotProxyRequest),
@@ -225,11 +288,39 @@ mod tests {
                 "response timeout",
             ),
         ];
+        table.push((
+            ProxyError::ClientBody {
+                reason: "invalid chunk size line".into(),
+            },
+            400,
+            13,
+            "malformed request",
+        ));
         for (error, status, grpc, label) in table {
             assert_eq!(error.status().as_u16(), status, "{error}");
             assert_eq!(error.grpc_status(), grpc, "{error}");
             assert_eq!(error.metric_label(), label, "{error}");
         }
+    }
+
+    #[test]
+    fn a_failed_client_body_is_the_clients_fault() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let table = [
+            (true, UpstreamFault::ClientBody, 400, "malformed request"),
+            (false, UpstreamFault::Target, 502, "i/o"),
+        ];
+        for (client_body_failed, fault, status, label) in table {
+            assert_eq!(UpstreamFault::of(client_body_failed), fault);
+            let error = fault.error(addr, "reason".into());
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.metric_label(), label, "{error}");
+        }
+        let error = UpstreamFault::ClientBody.error(addr, "invalid chunk size line".into());
+        assert_eq!(
+            error.header_value().to_str().unwrap(),
+            "the client's request body failed: invalid chunk size line"
+        );
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //!
 //! Recording keeps `Bytes` handles (no copies). Once the body grows past the
 //! limit the recording is dropped and the request can no longer be retried.
+//!
+//! [`RequestBody::watched`] notes when the client's body fails (bad chunked
+//! encoding, a reset stream): hyper reports such a failure on the upstream
+//! side as its own (HTTP/1) or swallows it into a reset (HTTP/2), so the
+//! client's fault is told apart by this flag ([`ClientBodyWatch`]).
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -18,6 +23,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -32,6 +38,21 @@ pub enum RequestBody<B = Incoming> {
     Recording(Recording<B>),
     /// A recorded body played back.
     Replayed(Replayed),
+    /// Any of the above, with failures of the client's body noted.
+    Watched(Box<RequestBody<B>>, ClientBodyWatch),
+}
+
+/// Whether the client's request body failed while being sent upstream.
+#[derive(Clone, Debug, Default)]
+pub struct ClientBodyWatch {
+    failed: Arc<AtomicBool>,
+}
+
+impl ClientBodyWatch {
+    /// Whether the client's body failed.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
 }
 
 /// What a recording has captured so far.
@@ -84,6 +105,31 @@ impl<B: Body<Data = Bytes>> RequestBody<B> {
             limit,
         };
         (RequestBody::Recording(recording), Some(replay))
+    }
+}
+
+impl<B> RequestBody<B> {
+    /// An empty body.
+    pub fn empty() -> RequestBody<B> {
+        RequestBody::Replayed(Replayed {
+            chunks: VecDeque::new(),
+            trailers: None,
+        })
+    }
+
+    /// The body with failures of the client's body noted in the returned
+    /// watch; a body already watched keeps its watch.
+    pub fn watched(self) -> (RequestBody<B>, ClientBodyWatch) {
+        match self {
+            RequestBody::Watched(inner, watch) => {
+                let again = watch.clone();
+                (RequestBody::Watched(inner, watch), again)
+            }
+            other => {
+                let watch = ClientBodyWatch::default();
+                (RequestBody::Watched(Box::new(other), watch.clone()), watch)
+            }
+        }
     }
 }
 
@@ -151,6 +197,13 @@ where
                 }
                 polled
             }
+            RequestBody::Watched(inner, watch) => {
+                let polled = Pin::new(inner.as_mut()).poll_frame(context);
+                if let Poll::Ready(Some(Err(_))) = &polled {
+                    watch.failed.store(true, Ordering::Relaxed);
+                }
+                polled
+            }
             RequestBody::Replayed(replayed) => {
                 if let Some(chunk) = replayed.chunks.pop_front() {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
@@ -169,6 +222,7 @@ where
         match self {
             RequestBody::Streaming(body) => body.is_end_stream(),
             RequestBody::Recording(recording) => recording.inner.is_end_stream(),
+            RequestBody::Watched(inner, _) => inner.is_end_stream(),
             RequestBody::Replayed(replayed) => {
                 replayed.chunks.is_empty() && replayed.trailers.is_none()
             }
@@ -179,6 +233,7 @@ where
         match self {
             RequestBody::Streaming(body) => body.size_hint(),
             RequestBody::Recording(recording) => recording.inner.size_hint(),
+            RequestBody::Watched(inner, _) => inner.size_hint(),
             RequestBody::Replayed(replayed) => {
                 SizeHint::with_exact(replayed.chunks.iter().map(|chunk| chunk.len() as u64).sum())
             }
@@ -242,6 +297,24 @@ mod tests {
             "a known length over the limit is never recorded"
         );
         assert_eq!(read_all(body).await.len(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_failing_client_body_is_noted_by_its_watch() {
+        let frames: Vec<Result<Frame<Bytes>, &'static str>> =
+            vec![Ok(Frame::data(Bytes::from_static(b"a"))), Err("bad chunk")];
+        let (body, watch) =
+            RequestBody::Streaming(StreamBody::new(futures::stream::iter(frames))).watched();
+        let (mut body, same) = body.watched();
+        assert!(!watch.failed());
+        assert!(body.frame().await.unwrap().is_ok());
+        assert!(!watch.failed());
+        assert!(body.frame().await.unwrap().is_err());
+        assert!(watch.failed() && same.failed());
+
+        let (body, watch) = RequestBody::Streaming(chunked(&["fine"])).watched();
+        assert_eq!(read_all(body).await, "fine");
+        assert!(!watch.failed());
     }
 
     #[tokio::test]

@@ -31,6 +31,7 @@ use crate::assert_metric_settles;
 
 mod balance;
 mod changes;
+mod endpoint_loss;
 mod routes;
 
 const NAMESPACE: &str = "shop";

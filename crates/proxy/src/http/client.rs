@@ -6,8 +6,9 @@
 //! `tcp_*` metrics with `peer="dst"`.
 
 use crate::connect;
-use crate::http::errors::{ProxyError, describe_upstream_error};
-use crate::http::request_body::RequestBody;
+use crate::http::errors::{ProxyError, describe_upstream_error, upstream_error};
+use crate::http::request_body::{ClientBodyWatch, RequestBody};
+use crate::http::resend::{self, Loss, ResendableCopy};
 use crate::tls::transport::{self, ClientTls, Transport};
 use crate::tls::transport_header::SessionProtocol;
 
@@ -63,13 +64,18 @@ pub struct PoolSettings {
     pub max_idle: usize,
 }
 
-/// A request that failed. When none of it was sent (the endpoint could not
-/// be reached), the request comes back so it can go to another endpoint.
+/// A request that failed. When it may go to another endpoint (none of it
+/// was sent, or it is idempotent without a body and its connection was lost
+/// before any response), the request comes back.
 pub struct SendError {
     /// What went wrong.
     pub error: ProxyError,
-    /// The request, if nothing of it left the proxy.
+    /// The request, if it may be sent again elsewhere.
     pub unsent: Option<Request<RequestBody>>,
+    /// Whether the request had been written to the endpoint (it comes back
+    /// only because it is idempotent and has no body): sent again once at
+    /// most.
+    pub written: bool,
 }
 
 impl SendError {
@@ -77,6 +83,23 @@ impl SendError {
         SendError {
             error,
             unsent: None,
+            written: true,
+        }
+    }
+
+    fn unsent(error: ProxyError, request: Request<RequestBody>) -> SendError {
+        SendError {
+            error,
+            unsent: Some(request),
+            written: false,
+        }
+    }
+
+    fn resendable(error: ProxyError, request: Request<RequestBody>) -> SendError {
+        SendError {
+            error,
+            unsent: Some(request),
+            written: true,
         }
     }
 }
@@ -138,45 +161,73 @@ impl HttpClient {
 
     /// Sends an HTTP/1.x request, reusing an idle pooled connection when one
     /// is ready.
+    ///
+    /// A pooled connection may have been closed by the target just now:
+    /// hyper hands the request back when nothing of it was written, and it
+    /// goes out on the next connection. When the connection is lost after the
+    /// request was written but before any response, an idempotent request
+    /// without a body goes out once more on a fresh connection
+    /// ([`resend`](crate::http::resend)); a fresh connection that fails so
+    /// hands the request back for another endpoint.
     pub async fn send_http1(
         &self,
         endpoint: &Endpoint,
-        mut request: Request<RequestBody>,
+        request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, SendError> {
-        let failed = |error: hyper::Error| ProxyError::Upstream {
-            target: endpoint.addr,
-            reason: describe_upstream_error(&error),
-        };
-        // A pooled connection may have been closed by the target just now;
-        // hyper hands the request back when nothing of it was sent, and it
-        // goes out on another connection.
-        while let Some(mut sender) = self.checkout_http1(&endpoint.key()) {
-            match sender.try_send_request(request).await {
+        let (request, client_body) = watch_client_body(request);
+        let copy = ResendableCopy::of(&request);
+        let failed =
+            |error: &hyper::Error| upstream_error(endpoint.addr, error, client_body.failed());
+        let mut request = request;
+        let mut reuse = true;
+        let mut resent = false;
+        loop {
+            let pooled = if reuse {
+                self.checkout_http1(&endpoint.key())
+            } else {
+                None
+            };
+            let reused = pooled.is_some();
+            let mut sender = match pooled {
+                Some(sender) => sender,
+                None => match self.handshake_http1(endpoint, false).await {
+                    Ok(sender) => sender,
+                    Err(error) => {
+                        return Err(SendError::unsent(error, request));
+                    }
+                },
+            };
+            let mut error = match sender.try_send_request(request).await {
                 Ok(response) => {
                     self.checkin_http1(endpoint.key(), sender);
                     return Ok(response);
                 }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(SendError::sent(failed(error.into_error()))),
-                },
+                Err(error) => error,
+            };
+            if let Some(unsent) = error.take_message() {
+                if reused {
+                    request = unsent;
+                    continue;
+                }
+                return Err(SendError::unsent(failed(&error.into_error()), unsent));
+            }
+            let error = error.into_error();
+            let resend = copy.as_ref().filter(|copy| {
+                resend::may_resend(copy.method(), true, client_body.failed(), Loss::of(&error))
+            });
+            match resend {
+                Some(copy) if reused && !resent => {
+                    tracing::debug!(endpoint = %endpoint.addr, %error, "pooled connection lost; sending again on a fresh one");
+                    resent = true;
+                    reuse = false;
+                    request = copy.request();
+                }
+                Some(copy) => {
+                    return Err(SendError::resendable(failed(&error), copy.request()));
+                }
+                None => return Err(SendError::sent(failed(&error))),
             }
         }
-        let mut sender = match self.handshake_http1(endpoint, false).await {
-            Ok(sender) => sender,
-            Err(error) => {
-                return Err(SendError {
-                    error,
-                    unsent: Some(request),
-                });
-            }
-        };
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| SendError::sent(failed(error)))?;
-        self.checkin_http1(endpoint.key(), sender);
-        Ok(response)
     }
 
     /// Sends a request that switches protocols (Upgrade or CONNECT) on a
@@ -285,16 +336,19 @@ impl HttpClient {
     }
 
     /// Sends an HTTP/2 request on the endpoint's one multiplexed connection,
-    /// opening it first if needed.
+    /// opening it first if needed. A request that never went out (the
+    /// connection could not be made or was closed) comes back for another
+    /// endpoint, as does an idempotent one without a body whose connection
+    /// was lost before any response ([`resend`](crate::http::resend)).
     pub async fn send_http2(
         &self,
         endpoint: &Endpoint,
         request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, SendError> {
-        let failed = |error: hyper::Error| ProxyError::Upstream {
-            target: endpoint.addr,
-            reason: describe_upstream_error(&error),
-        };
+        let (request, client_body) = watch_client_body(request);
+        let copy = ResendableCopy::of(&request);
+        let failed =
+            |error: &hyper::Error| upstream_error(endpoint.addr, error, client_body.failed());
         let slot = self
             .http2_connections
             .lock()
@@ -310,16 +364,18 @@ impl HttpClient {
                     let io = match self.connect(endpoint, SessionProtocol::Http2).await {
                         Ok(io) => io,
                         Err(error) => {
-                            return Err(SendError {
-                                error,
-                                unsent: Some(request),
-                            });
+                            return Err(SendError::unsent(error, request));
                         }
                     };
-                    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                    let (sender, connection) = match http2::Builder::new(TokioExecutor::new())
                         .handshake(io)
                         .await
-                        .map_err(|error| SendError::sent(failed(error)))?;
+                    {
+                        Ok(handshaken) => handshaken,
+                        Err(error) => {
+                            return Err(SendError::unsent(failed(&error), request));
+                        }
+                    };
                     tokio::spawn(async move {
                         let _ = connection.await;
                     });
@@ -328,13 +384,30 @@ impl HttpClient {
                 }
             }
         };
-        sender
-            .ready()
-            .await
-            .map_err(|error| SendError::sent(failed(error)))?;
-        sender
-            .send_request(request)
-            .await
-            .map_err(|error| SendError::sent(failed(error)))
+        if let Err(error) = sender.ready().await {
+            return Err(SendError::unsent(failed(&error), request));
+        }
+        let mut error = match sender.try_send_request(request).await {
+            Ok(response) => return Ok(response),
+            Err(error) => error,
+        };
+        if let Some(unsent) = error.take_message() {
+            return Err(SendError::unsent(failed(&error.into_error()), unsent));
+        }
+        let error = error.into_error();
+        let resend = copy.filter(|copy| {
+            resend::may_resend(copy.method(), true, client_body.failed(), Loss::of(&error))
+        });
+        Err(match resend {
+            Some(copy) => SendError::resendable(failed(&error), copy.request()),
+            None => SendError::sent(failed(&error)),
+        })
     }
+}
+
+/// The request with failures of the client's body noted.
+fn watch_client_body(request: Request<RequestBody>) -> (Request<RequestBody>, ClientBodyWatch) {
+    let (parts, body) = request.into_parts();
+    let (body, watch) = body.watched();
+    (Request::from_parts(parts, body), watch)
 }

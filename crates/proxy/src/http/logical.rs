@@ -6,7 +6,8 @@
 //! request ─► route (first match) ─► route_request_total
 //!   └─ timeout (route's, covering every attempt, up to response headers) ─► 504
 //!        └─ attempt: backend (dst_overrides weights) ─► endpoint (P2C peak-EWMA;
-//!           │        no endpoint ─► wait ≤ failfast ─► 503; refused ─► penalise, next endpoint)
+//!           │        no endpoint ─► wait ≤ failfast ─► 503; refused, or connection lost
+//!           │        under an idempotent bodiless request ─► penalise, next endpoint)
 //!           └─ response classified by the route: failure on a retryable route,
 //!              body replayable (≤ 64 KiB, read in full) and budget allows? ─► next attempt
 //! response ─► streamed back; route_response_total / latency at end of stream
@@ -237,7 +238,9 @@ impl Attempts<'_> {
 
     /// Sends one attempt to an endpoint of `backend`; an endpoint that
     /// cannot be reached is penalised and the request (never sent) goes to
-    /// another, up to [`CONNECT_ATTEMPTS`] endpoints.
+    /// another, up to [`CONNECT_ATTEMPTS`] endpoints. An idempotent request
+    /// without a body whose connection was lost before any response (the
+    /// endpoint died under it) goes to another endpoint once as well.
     async fn send(
         &self,
         backend: &Backend,
@@ -246,6 +249,7 @@ impl Attempts<'_> {
         let proxy = &self.context.proxy;
         let client = proxy.client(Direction::Outbound);
         let mut tries = 0;
+        let mut written_resent = false;
         loop {
             let lease = self
                 .outbound
@@ -280,15 +284,17 @@ impl Attempts<'_> {
                 Err(SendError {
                     error,
                     unsent: Some(unsent),
-                }) if tries < CONNECT_ATTEMPTS => {
-                    tracing::debug!(endpoint = %endpoint.addr, %error, "endpoint unreachable; trying another");
+                    written,
+                }) if tries < CONNECT_ATTEMPTS && !(written && written_resent) => {
+                    tracing::debug!(endpoint = %endpoint.addr, %error, written, "endpoint lost; trying another");
                     if let Some(tap) = tap {
                         tap.fail();
                     }
+                    written_resent |= written;
                     lease.fail(CONNECT_FAILURE_PENALTY);
                     request = unsent;
                 }
-                Err(SendError { error, unsent }) => {
+                Err(SendError { error, unsent, .. }) => {
                     let recorder = self.recorder(&lease).with_tap(tap);
                     if unsent.is_some() {
                         lease.fail(CONNECT_FAILURE_PENALTY);

@@ -19,4 +19,5 @@ pub mod headers;
 pub mod logical;
 pub mod orig_proto;
 pub mod request_body;
+pub mod resend;
 pub mod server;

@@ -19,7 +19,7 @@ use crate::assert_metric_settles;
 
 /// Sends a POST whose chunked body turns bad after a first good chunk and
 /// returns what the proxy answered (until it closed the connection).
-fn send_broken_chunked(proxy_listener: SocketAddr, target: &str, host: &str) -> String {
+pub(crate) fn send_broken_chunked(proxy_listener: SocketAddr, target: &str, host: &str) -> String {
     let mut stream = TcpStream::connect(proxy_listener).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -37,7 +37,7 @@ fn send_broken_chunked(proxy_listener: SocketAddr, target: &str, host: &str) -> 
 }
 
 /// The answer was 400 with the reason; never 502.
-fn assert_client_error(answer: &str) {
+pub(crate) fn assert_client_error(answer: &str) {
     assert!(
         !answer.contains(" 502 "),
         "a 502 for the client's body: {answer}"

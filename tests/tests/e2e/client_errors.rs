@@ -4,6 +4,9 @@
 //! 400 with an `l5d-proxy-error` reason (never 502 "connection to app
 //! failed"), and the metrics do not count it as an app failure.
 //!
+//! Across the mesh (HTTP/2 with mutual TLS between the proxies) the same
+//! holds on both proxies.
+//!
 //! ```text
 //! raw TCP client ─POST /upload, chunked: "5\r\nhello\r\n" … "zz\r\n"─► weft-proxy ─► app (reads the body)
 //!                ◄─ 400 l5d-proxy-error: the client's request body failed …
@@ -19,7 +22,7 @@ use crate::assert_metric_settles;
 
 /// Sends a POST whose chunked body turns bad after a first good chunk and
 /// returns what the proxy answered (until it closed the connection).
-pub(crate) fn send_broken_chunked(proxy_listener: SocketAddr, target: &str, host: &str) -> String {
+fn send_broken_chunked(proxy_listener: SocketAddr, target: &str, host: &str) -> String {
     let mut stream = TcpStream::connect(proxy_listener).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -37,7 +40,7 @@ pub(crate) fn send_broken_chunked(proxy_listener: SocketAddr, target: &str, host
 }
 
 /// The answer was 400 with the reason; never 502.
-pub(crate) fn assert_client_error(answer: &str) {
+fn assert_client_error(answer: &str) {
     assert!(
         !answer.contains(" 502 "),
         "a 502 for the client's body: {answer}"
@@ -103,4 +106,37 @@ fn a_broken_chunked_body_outbound_is_a_400_not_a_502() {
     assert_client_error(&answer);
     assert!(app.requests_seen() >= 1, "the request reached the app");
     assert_counted_as_client_error(&proxy, "outbound");
+}
+
+#[test]
+fn a_broken_chunked_body_across_the_mesh_is_the_clients_fault() {
+    // Between the proxies the request travels as HTTP/2: the client proxy
+    // resets the stream when the client's body turns bad, and the server
+    // proxy sees its client (the other proxy) reset the stream.
+    let mesh = crate::mtls::Mesh::start();
+    let answer = send_broken_chunked(
+        mesh.client.outbound_addr(),
+        "http://web.shop.svc.cluster.local/upload",
+        "web.shop.svc.cluster.local",
+    );
+    assert_client_error(&answer);
+    assert_metric_settles(
+        &mesh.client,
+        "response_total",
+        &[("direction", "outbound"), ("status_code", "400")],
+        1.0,
+    );
+    for (proxy, direction) in [(&mesh.client, "outbound"), (&mesh.server, "inbound")] {
+        for labels in [
+            [("direction", direction), ("classification", "failure")],
+            [("direction", direction), ("status_code", "502")],
+        ] {
+            assert_eq!(
+                proxy.metric_or_zero("response_total", &labels),
+                0.0,
+                "{labels:?}\n{}",
+                proxy.metrics_text()
+            );
+        }
+    }
 }

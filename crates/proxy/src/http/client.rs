@@ -166,9 +166,9 @@ impl HttpClient {
     /// hyper hands the request back when nothing of it was written, and it
     /// goes out on the next connection. When the connection is lost after the
     /// request was written but before any response, an idempotent request
-    /// without a body goes out once more on a fresh connection
-    /// ([`resend`](crate::http::resend)); a fresh connection that fails so
-    /// hands the request back for another endpoint.
+    /// without a body goes out once more ([`resend`](crate::http::resend)):
+    /// on a fresh connection if the lost one was pooled, else handed back
+    /// for another endpoint.
     pub async fn send_http1(
         &self,
         endpoint: &Endpoint,
@@ -215,8 +215,11 @@ impl HttpClient {
             let resend = copy.as_ref().filter(|copy| {
                 resend::may_resend(copy.method(), true, client_body.failed(), Loss::of(&error))
             });
+            // A written request goes out again once in all: here on a fresh
+            // connection after a pooled one, or by the caller elsewhere.
             match resend {
-                Some(copy) if reused && !resent => {
+                Some(_) if resent => return Err(SendError::sent(failed(&error))),
+                Some(copy) if reused => {
                     tracing::debug!(endpoint = %endpoint.addr, %error, "pooled connection lost; sending again on a fresh one");
                     resent = true;
                     reuse = false;

@@ -48,6 +48,9 @@ pub enum Verdict {
     Known(Protocol),
     /// Consistent with a protocol, but too short to be sure.
     NeedMore,
+    /// An HTTP/1 request line so far, not yet complete (a method, maybe a
+    /// target, no version yet): still HTTP if more arrives.
+    HttpIncomplete,
 }
 
 /// Classifies a connection's first bytes.
@@ -93,6 +96,7 @@ fn classify_http1(bytes: &[u8]) -> Verdict {
         Ok(httparse::Status::Partial) if request.version.is_some() => {
             Verdict::Known(Protocol::Http1)
         }
+        Ok(httparse::Status::Partial) if request.method.is_some() => Verdict::HttpIncomplete,
         Ok(httparse::Status::Partial) => Verdict::NeedMore,
         Err(_) => Verdict::Known(Protocol::Opaque),
     }
@@ -106,6 +110,12 @@ pub enum Detection {
         /// The verdict.
         protocol: Protocol,
         /// The bytes read, to be replayed.
+        prefix: Bytes,
+    },
+    /// The buffer filled with an HTTP/1 request line that never ended:
+    /// answered, never relayed (inbound), or relayed as opaque (outbound).
+    HttpTooLarge {
+        /// The bytes read.
         prefix: Bytes,
     },
     /// The client sent too little before the detect timeout.
@@ -124,11 +134,20 @@ impl Detection {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Detection::Detected { protocol, .. } => protocol.metric_label(),
+            Detection::HttpTooLarge { .. } => "http_too_large",
             Detection::TimedOut { .. } => "timeout",
             Detection::Closed => "closed",
             Detection::Failed(_) => "error",
         }
     }
+}
+
+/// How reading the first bytes ended (before the timeout).
+enum Reading {
+    /// A verdict.
+    Known(Protocol),
+    /// The buffer filled with an unfinished HTTP/1 request line.
+    HttpTooLarge,
 }
 
 /// Reads from `io` until its protocol is known, for at most `timeout`.
@@ -137,7 +156,12 @@ pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Dete
     let reading = async {
         loop {
             if buffer.len() >= DETECT_BUFFER_SIZE {
-                return Ok(Protocol::Opaque);
+                // Full: a request line still going is HTTP, just too long
+                // (an 8 KiB method token as well: hyper would take it).
+                return Ok(match classify(&buffer) {
+                    Verdict::Known(protocol) => Reading::Known(protocol),
+                    Verdict::HttpIncomplete | Verdict::NeedMore => Reading::HttpTooLarge,
+                });
             }
             if buffer.capacity() == buffer.len() {
                 buffer.reserve(buffer.len());
@@ -145,20 +169,23 @@ pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Dete
             let read = io.read_buf(&mut buffer).await?;
             if read == 0 {
                 // End of stream: whatever arrived is forwarded as is.
-                return Ok(match classify(&buffer) {
+                return Ok(Reading::Known(match classify(&buffer) {
                     Verdict::Known(protocol) => protocol,
-                    Verdict::NeedMore => Protocol::Opaque,
-                });
+                    Verdict::NeedMore | Verdict::HttpIncomplete => Protocol::Opaque,
+                }));
             }
             if let Verdict::Known(protocol) = classify(&buffer) {
-                return Ok(protocol);
+                return Ok(Reading::Known(protocol));
             }
         }
     };
     match tokio::time::timeout(timeout, reading).await {
         Ok(Ok(_)) if buffer.is_empty() => Detection::Closed,
-        Ok(Ok(protocol)) => Detection::Detected {
+        Ok(Ok(Reading::Known(protocol))) => Detection::Detected {
             protocol,
+            prefix: buffer.freeze(),
+        },
+        Ok(Ok(Reading::HttpTooLarge)) => Detection::HttpTooLarge {
             prefix: buffer.freeze(),
         },
         Ok(Err(error)) => Detection::Failed(error),
@@ -190,8 +217,11 @@ mod tests {
                 Known(Http1),
             ),
             (b"GET / HTTP/1.1\r\nX-Big: aaaa", Known(Http1)),
-            (b"GET /pa", NeedMore),
+            (b"GET /pa", HttpIncomplete),
+            (b"GET ", HttpIncomplete),
+            (b"POST /upload?a=1&b=2", HttpIncomplete),
             (b"G", NeedMore),
+            (b"GETGETGET", NeedMore),
             (b"GET / HTTP/9.9\r\n", Known(Opaque)),
             (b"GE T / HTTP/1.1\r\n", Known(Opaque)),
             (b"*1\r\n$4\r\nPING\r\n", Known(Opaque)),
@@ -223,6 +253,25 @@ mod tests {
                 assert_eq!(&prefix[..], b"GET / HTTP/1.1\r\n");
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_is_an_overlong_request_line_or_opaque() {
+        use tokio::io::AsyncWriteExt;
+        let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(DETECT_BUFFER_SIZE));
+        let long_method = "A".repeat(DETECT_BUFFER_SIZE + 10);
+        let binary = [0x01u8; DETECT_BUFFER_SIZE + 10];
+        let cases: [(&[u8], &str); 3] = [
+            (long_target.as_bytes(), "http_too_large"),
+            (long_method.as_bytes(), "http_too_large"),
+            (&binary, "opaque"),
+        ];
+        for (bytes, expected) in cases {
+            let (mut client, mut server) = tokio::io::duplex(DETECT_BUFFER_SIZE * 4);
+            client.write_all(bytes).await.unwrap();
+            let detection = detect(&mut server, Duration::from_secs(5)).await;
+            assert_eq!(detection.metric_label(), expected, "{detection:?}");
         }
     }
 

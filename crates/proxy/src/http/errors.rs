@@ -70,6 +70,9 @@ pub enum ProxyError {
     /// The route's timeout passed before response headers arrived.
     #[error("HTTP response timeout after {}", crate::config::format_duration(*.0))]
     ResponseTimeout(Duration),
+    /// The request carries more than one `Host` header (RFC 9112 §3.2).
+    #[error("request has more than one Host header")]
+    DuplicateHost,
 }
 
 impl ProxyError {
@@ -87,6 +90,7 @@ impl ProxyError {
             | ProxyError::Overloaded { .. }
             | ProxyError::NoIdentity => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::DuplicateHost => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -114,6 +118,7 @@ impl ProxyError {
             ProxyError::FailFast { .. } => "failfast",
             ProxyError::Overloaded { .. } => "loadshed",
             ProxyError::ResponseTimeout(_) => "response timeout",
+            ProxyError::DuplicateHost => "malformed request",
         }
     }
 

@@ -220,6 +220,61 @@ mod tests {
     }
 
     #[test]
+    fn the_variables_are_read_and_bad_values_named() {
+        use crate::config::Config;
+        let lookup = |values: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                values
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        let config = Config::from_lookup(&lookup(&[
+            ("WEFT_PROXY_INBOUND_PORTS", "8080,9000-9001"),
+            ("WEFT_PROXY_INBOUND_DENY_PORTS", "6000"),
+            ("WEFT_PROXY_INBOUND_DETECT_TIMEOUT_ACTION", "forward"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.inbound_ports.as_ref().map(PortSet::to_string),
+            Some("8080,9000-9001".to_string())
+        );
+        assert!(config.inbound_deny_ports.contains(6000));
+        assert_eq!(
+            config.inbound_detect_timeout_action(),
+            DetectTimeoutAction::Forward
+        );
+        let defaults = Config::from_lookup(&lookup(&[])).unwrap();
+        assert_eq!(defaults.inbound_ports, None);
+        assert!(defaults.inbound_deny_ports.is_empty());
+        assert_eq!(
+            defaults.inbound_detect_timeout_action(),
+            DetectTimeoutAction::Forward,
+            "without identity"
+        );
+        let error = Config::from_lookup(&lookup(&[
+            ("WEFT_PROXY_INBOUND_PORTS", "80,x"),
+            ("WEFT_PROXY_INBOUND_DENY_PORTS", "0"),
+            ("WEFT_PROXY_INBOUND_DETECT_TIMEOUT_ACTION", "drop"),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = error
+            .invalid
+            .iter()
+            .map(|invalid| invalid.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "WEFT_PROXY_INBOUND_PORTS",
+                "WEFT_PROXY_INBOUND_DENY_PORTS",
+                "WEFT_PROXY_INBOUND_DETECT_TIMEOUT_ACTION"
+            ]
+        );
+    }
+
+    #[test]
     fn detect_timeout_table() {
         use DetectTimeoutAction::*;
         let table = [

@@ -189,7 +189,13 @@ mod tests {
         };
         let mesh = Some("web.shop.serviceaccount.identity.weft.cluster.local");
         use Refusal::*;
-        let table: &[(&InboundPorts<'_>, Option<&str>, u16, Result<(), Refusal>)] = &[
+        type Case<'a> = (
+            &'a InboundPorts<'a>,
+            Option<&'a str>,
+            u16,
+            Result<(), Refusal>,
+        );
+        let table: &[Case<'_>] = &[
             (&listed, None, 8080, Err(NoClientCertificate)),
             (&listed, None, 4191, Err(NoClientCertificate)),
             (&listed, mesh, 8080, Ok(())),

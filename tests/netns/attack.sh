@@ -19,6 +19,8 @@
 #      l5d-dst-override: the app sees neither.
 #   3. a 9000-byte request line followed by a forged l5d-client-id: 431, the
 #      app never sees it.
+#   3b. a request line with a leading blank (which Python's http.server, the
+#      app here, still reads) and a forged l5d-client-id: 400, never relayed.
 #   4. silence past the detect timeout, then a forged l5d-client-id: closed,
 #      the app never sees it.
 #   5. plaintext straight to the inbound port 4143: refused at once, no
@@ -172,6 +174,23 @@ check_overlong_request_line() {
     fi
 }
 
+check_sloppy_request_line() {
+    log "3b. a request line with a leading blank (the app's server is lenient), forged l5d-client-id"
+    local answer
+    answer=$(attacker raw "$SERVER_V4" "$APP_PORT" \
+        " GET /sloppy HTTP/1.1\r\nhost: web\r\nl5d-client-id: sloppy-$FORGED_IDENTITY\r\nconnection: close\r\n\r\n" | first_line)
+    if [[ $answer == "HTTP/1.1 400"* ]]; then
+        ok "answered: $answer"
+    else
+        fail "expected 400, got: ${answer:-nothing}"
+    fi
+    if app_saw "sloppy-$FORGED_IDENTITY"; then
+        fail "the app saw the forged l5d-client-id behind the sloppy request line"
+    else
+        ok "the app did not see the forged l5d-client-id"
+    fi
+}
+
 check_silence() {
     log "4. silence past the detect timeout (1s), then a forged l5d-client-id"
     local answer
@@ -222,6 +241,7 @@ main() {
     check_transport_header_without_certificate
     check_forged_plaintext_headers
     check_overlong_request_line
+    check_sloppy_request_line
     check_silence
     check_direct_plaintext
     check_graceful_stop server-proxy

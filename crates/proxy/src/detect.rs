@@ -51,6 +51,10 @@ pub enum Verdict {
     /// An HTTP/1 request line so far, not yet complete (a method, maybe a
     /// target, no version yet): still HTTP if more arrives.
     HttpIncomplete,
+    /// A first line naming `HTTP/` that the proxy's parser refuses (leading
+    /// or doubled whitespace, tabs, a bad version): a lenient app server
+    /// would still read it as a request, so it is never relayed inbound.
+    MalformedHttp,
 }
 
 /// Classifies a connection's first bytes.
@@ -98,7 +102,44 @@ fn classify_http1(bytes: &[u8]) -> Verdict {
         }
         Ok(httparse::Status::Partial) if request.method.is_some() => Verdict::HttpIncomplete,
         Ok(httparse::Status::Partial) => Verdict::NeedMore,
-        Err(_) => Verdict::Known(Protocol::Opaque),
+        Err(_) => classify_refused_line(bytes),
+    }
+}
+
+/// Bytes the HTTP/1 parser refused. A lenient server still reads
+/// `[blanks] METHOD blanks TARGET blanks HTTP/x.y` as a request, so a text
+/// line that starts with letters and then a blank is judged once it ends:
+/// malformed HTTP if it names `HTTP/` (in any case). Anything else (binary,
+/// JSON, `*1` …) is opaque at once.
+fn classify_refused_line(bytes: &[u8]) -> Verdict {
+    let line_end = bytes.iter().position(|&byte| byte == b'\n');
+    let line = &bytes[..line_end.unwrap_or(bytes.len())];
+    let text = line
+        .iter()
+        .all(|&byte| byte.is_ascii_graphic() || matches!(byte, b' ' | b'\t' | b'\r'));
+    let start = line.trim_ascii_start();
+    let method = start
+        .iter()
+        .position(|byte| !byte.is_ascii_alphabetic())
+        .unwrap_or(start.len());
+    let request_like = match start.get(method) {
+        None => true,
+        Some(b' ' | b'\t') => method > 0,
+        Some(_) => false,
+    };
+    if !text || !request_like {
+        return Verdict::Known(Protocol::Opaque);
+    }
+    match line_end {
+        None => Verdict::NeedMore,
+        Some(_)
+            if line
+                .windows(5)
+                .any(|window| window.eq_ignore_ascii_case(b"http/")) =>
+        {
+            Verdict::MalformedHttp
+        }
+        Some(_) => Verdict::Known(Protocol::Opaque),
     }
 }
 
@@ -115,6 +156,12 @@ pub enum Detection {
     /// The buffer filled with an HTTP/1 request line that never ended:
     /// answered, never relayed (inbound), or relayed as opaque (outbound).
     HttpTooLarge {
+        /// The bytes read.
+        prefix: Bytes,
+    },
+    /// A first line naming `HTTP/` that the parser refuses: answered 400,
+    /// never relayed (inbound), or relayed as opaque (outbound).
+    MalformedHttp {
         /// The bytes read.
         prefix: Bytes,
     },
@@ -135,6 +182,7 @@ impl Detection {
         match self {
             Detection::Detected { protocol, .. } => protocol.metric_label(),
             Detection::HttpTooLarge { .. } => "http_too_large",
+            Detection::MalformedHttp { .. } => "http_malformed",
             Detection::TimedOut { .. } => "timeout",
             Detection::Closed => "closed",
             Detection::Failed(_) => "error",
@@ -148,6 +196,8 @@ enum Reading {
     Known(Protocol),
     /// The buffer filled with an unfinished HTTP/1 request line.
     HttpTooLarge,
+    /// A request line the parser refuses.
+    MalformedHttp,
 }
 
 /// Reads from `io` until its protocol is known, for at most `timeout`.
@@ -160,6 +210,7 @@ pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Dete
                 // (an 8 KiB method token as well: hyper would take it).
                 return Ok(match classify(&buffer) {
                     Verdict::Known(protocol) => Reading::Known(protocol),
+                    Verdict::MalformedHttp => Reading::MalformedHttp,
                     Verdict::HttpIncomplete | Verdict::NeedMore => Reading::HttpTooLarge,
                 });
             }
@@ -169,13 +220,16 @@ pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Dete
             let read = io.read_buf(&mut buffer).await?;
             if read == 0 {
                 // End of stream: whatever arrived is forwarded as is.
-                return Ok(Reading::Known(match classify(&buffer) {
-                    Verdict::Known(protocol) => protocol,
-                    Verdict::NeedMore | Verdict::HttpIncomplete => Protocol::Opaque,
-                }));
+                return Ok(match classify(&buffer) {
+                    Verdict::Known(protocol) => Reading::Known(protocol),
+                    Verdict::MalformedHttp => Reading::MalformedHttp,
+                    Verdict::NeedMore | Verdict::HttpIncomplete => Reading::Known(Protocol::Opaque),
+                });
             }
-            if let Verdict::Known(protocol) = classify(&buffer) {
-                return Ok(Reading::Known(protocol));
+            match classify(&buffer) {
+                Verdict::Known(protocol) => return Ok(Reading::Known(protocol)),
+                Verdict::MalformedHttp => return Ok(Reading::MalformedHttp),
+                Verdict::NeedMore | Verdict::HttpIncomplete => {}
             }
         }
     };
@@ -186,6 +240,9 @@ pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Dete
             prefix: buffer.freeze(),
         },
         Ok(Ok(Reading::HttpTooLarge)) => Detection::HttpTooLarge {
+            prefix: buffer.freeze(),
+        },
+        Ok(Ok(Reading::MalformedHttp)) => Detection::MalformedHttp {
             prefix: buffer.freeze(),
         },
         Ok(Err(error)) => Detection::Failed(error),
@@ -222,8 +279,17 @@ mod tests {
             (b"POST /upload?a=1&b=2", HttpIncomplete),
             (b"G", NeedMore),
             (b"GETGETGET", NeedMore),
-            (b"GET / HTTP/9.9\r\n", Known(Opaque)),
-            (b"GE T / HTTP/1.1\r\n", Known(Opaque)),
+            (b"GET / HTTP/9.9\r\n", MalformedHttp),
+            (b"GE T / HTTP/1.1\r\n", MalformedHttp),
+            (b" GET / HTTP/1.1\r\nl5d-client-id: x\r\n", MalformedHttp),
+            (b"GET  /double HTTP/1.1\r\n", MalformedHttp),
+            (b"GET /tab\tHTTP/1.1\n", MalformedHttp),
+            (b"get / http/1.1 \r\n", MalformedHttp),
+            (b" GET / HT", NeedMore),
+            (b"HELO mail.example\r\n", Known(Opaque)),
+            (b"{\"jsonrpc\": \"2.0\"", Known(Opaque)),
+            (b"GET/x HTTP/1.1\r\n", Known(Opaque)),
+            (b"  ", NeedMore),
             (b"*1\r\n$4\r\nPING\r\n", Known(Opaque)),
             (b"\x00\x01\x02garbage", Known(Opaque)),
             (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc", Known(Tls)),

@@ -509,6 +509,11 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             answer_and_close(io, REQUEST_LINE_TOO_LONG).await;
             return;
         }
+        Detection::MalformedHttp { .. } if direction == Direction::Inbound => {
+            proxy.refuse_inbound(context.client_addr, Refusal::MalformedRequestLine);
+            answer_and_close(io, MALFORMED_REQUEST_LINE).await;
+            return;
+        }
         Detection::TimedOut { .. }
             if direction == Direction::Inbound
                 && proxy.config.inbound_detect_timeout_action() == DetectTimeoutAction::Close =>
@@ -535,6 +540,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         }
         Detection::Detected { prefix, .. }
         | Detection::HttpTooLarge { prefix }
+        | Detection::MalformedHttp { prefix }
         | Detection::TimedOut { prefix } => match context.target {
             Target::Addr(target) => {
                 tcp::forward_planned(&proxy, PrefixedIo::new(prefix, io), target, plan, direction)
@@ -694,6 +700,10 @@ async fn terminate<I: Io>(
 
 const REQUEST_LINE_TOO_LONG: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
 l5d-proxy-error: request line longer than the proxy's 8 KiB detection buffer\r\n\
+content-length: 0\r\nconnection: close\r\n\r\n";
+
+const MALFORMED_REQUEST_LINE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+l5d-proxy-error: malformed HTTP request line\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";
 
 const NOT_A_PROXY_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\

@@ -54,6 +54,9 @@ pub enum Refusal {
     /// The request line did not fit in the detection buffer.
     #[error("request line longer than the detection buffer")]
     RequestLineTooLong,
+    /// A first line naming `HTTP/` that the proxy's parser refuses.
+    #[error("malformed HTTP request line")]
+    MalformedRequestLine,
 }
 
 impl Refusal {
@@ -66,6 +69,7 @@ impl Refusal {
             Refusal::DirectWithoutTransportHeader => "direct without transport header",
             Refusal::DetectTimeout => "detect timeout",
             Refusal::RequestLineTooLong => "request line too long",
+            Refusal::MalformedRequestLine => "malformed request line",
         }
     }
 }

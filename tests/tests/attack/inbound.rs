@@ -388,6 +388,30 @@ fn a_forged_client_id_after_an_overlong_request_line_never_reaches_the_app() {
 }
 
 #[test]
+fn a_forged_client_id_behind_a_sloppy_request_line_never_reaches_the_app() {
+    // Lenient app servers (Python's http.server splits the line on any
+    // whitespace) read these as requests; the proxy's parser does not.
+    let app = RecordingApp::start();
+    let controller = controller();
+    let server = server_proxy(&controller, app.addr, &[]);
+    let lines = [" GET / HTTP/1.1", "GET  / HTTP/1.1", "GET /\tHTTP/1.1"];
+    for line in lines {
+        let request = format!(
+            "{line}\r\nhost: web\r\nl5d-client-id: {FORGED_IDENTITY}\r\nconnection: close\r\n\r\n"
+        );
+        let exchange = raw_exchange(server.inbound_addr(), request.as_bytes(), TIMEOUT);
+        assert_eq!(
+            exchange.status(),
+            Some(400),
+            "{line:?}: {}",
+            exchange.text()
+        );
+    }
+    refused(&server, "malformed request line", lines.len() as f64);
+    assert_eq!(app.received(), "", "the app saw the requests");
+}
+
+#[test]
 fn a_forged_client_id_after_the_detect_timeout_never_reaches_the_app() {
     let app = RecordingApp::start();
     let controller = controller();

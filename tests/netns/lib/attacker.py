@@ -6,6 +6,8 @@ closes, resets or the timeout passes) so the test can judge the answer.
                                                     no client certificate), a transport
                                                     header naming TARGET_PORT (HTTP/1),
                                                     then GET /
+  attacker.py tls HOST PORT SNI                     TLS (no ALPN, no client certificate),
+                                                    then GET /
   attacker.py raw HOST PORT REQUEST                 REQUEST (\\r\\n escapes allowed)
   attacker.py silent HOST PORT SECONDS REQUEST      says nothing for SECONDS, then REQUEST
   attacker.py overlong HOST PORT HEADER             a 9000-byte request line, then HEADER
@@ -53,14 +55,22 @@ def unescape(text):
 def main(args):
     mode, host, port = args[0], args[1], int(args[2])
     sock = socket.create_connection((host, port), timeout=TIMEOUT)
-    if mode == "transport":
-        sni, target_port = args[3], int(args[4])
+    if mode in ("transport", "tls"):
+        sni = args[3]
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.set_alpn_protocols([ALPN])
+        if mode == "transport":
+            context.set_alpn_protocols([ALPN])
         sock = context.wrap_socket(sock, server_hostname=sni)
+    if mode == "tls":
+        try:
+            sock.sendall(b"GET /direct-tls HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n")
+        except OSError:
+            pass
+    elif mode == "transport":
+        target_port = int(args[4])
         if sock.selected_alpn_protocol() != ALPN:
             print("no transport ALPN")
             return

@@ -8,6 +8,12 @@
 //!                ▼
 //!             detect ─► HTTP/1, HTTP/2 ─► http::server (per-request forwarding)
 //!                    ─► TLS, other, timeout ─► tcp::forward (explicit listener: refused)
+//!
+//! inbound refusals (inbound_policy): a transport header without a verified
+//! client certificate or naming a port the workload does not serve; a direct
+//! connection to the inbound port without one (it would loop); a request line
+//! over 8 KiB (431) or one only a lenient server would read (400); a detect
+//! timeout with identity on (by default)
 //! ```
 //!
 //! A CONNECT tunnel opened on the explicit listener comes back here with its

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use crate::control::ControlPlaneTls;
+use crate::inbound_policy::{self, DetectTimeoutAction};
 
 mod values;
 mod variables;
@@ -38,6 +39,13 @@ pub struct Config {
     pub inbound_forward_addr: Option<SocketAddr>,
     /// Target ports that skip protocol detection.
     pub opaque_ports: PortSet,
+    /// The ports a transport header may name (the workload's app ports);
+    /// `None` when unset (see `inbound_policy`).
+    pub inbound_ports: Option<PortSet>,
+    /// Ports a transport header may never name, beyond the defaults.
+    pub inbound_deny_ports: PortSet,
+    /// What an inbound detect timeout does; `None`: by identity.
+    pub inbound_detect_timeout_action: Option<DetectTimeoutAction>,
     /// Bound on protocol detection.
     pub detect_timeout: Duration,
     /// Connect timeout towards the local app.
@@ -221,6 +229,14 @@ impl Config {
                 }
             }),
             opaque_ports: reader.value("WEFT_PROXY_OPAQUE_PORTS", parse_port_set),
+            inbound_ports: reader.value("WEFT_PROXY_INBOUND_PORTS", |value| {
+                parse_port_set(value).map(|ports| (!ports.is_empty()).then_some(ports))
+            }),
+            inbound_deny_ports: reader.value("WEFT_PROXY_INBOUND_DENY_PORTS", parse_port_set),
+            inbound_detect_timeout_action: reader.value(
+                "WEFT_PROXY_INBOUND_DETECT_TIMEOUT_ACTION",
+                DetectTimeoutAction::parse,
+            ),
             detect_timeout: reader.value("WEFT_PROXY_DETECT_TIMEOUT", parse_positive_duration),
             inbound_connect_timeout: reader.value(
                 "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
@@ -323,6 +339,14 @@ impl Config {
         }
     }
 
+    /// What an inbound detect timeout does (the variable, else by identity).
+    pub fn inbound_detect_timeout_action(&self) -> DetectTimeoutAction {
+        inbound_policy::detect_timeout_action(
+            self.inbound_detect_timeout_action,
+            self.identity.is_some(),
+        )
+    }
+
     /// The effective configuration as JSON, served on `/config`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -337,6 +361,9 @@ impl Config {
             "inbound_forward_addr": self.inbound_forward_addr.map(|addr| addr.to_string()),
             "mode": if self.inbound_forward_addr.is_some() { "explicit" } else { "transparent" },
             "opaque_ports": self.opaque_ports.to_string(),
+            "inbound_ports": self.inbound_ports.as_ref().map(PortSet::to_string),
+            "inbound_deny_ports": self.inbound_deny_ports.to_string(),
+            "inbound_detect_timeout_action": self.inbound_detect_timeout_action().as_str(),
             "detect_timeout": format_duration(self.detect_timeout),
             "inbound_connect_timeout": format_duration(self.inbound_connect_timeout),
             "outbound_connect_timeout": format_duration(self.outbound_connect_timeout),

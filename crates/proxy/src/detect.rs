@@ -48,6 +48,13 @@ pub enum Verdict {
     Known(Protocol),
     /// Consistent with a protocol, but too short to be sure.
     NeedMore,
+    /// An HTTP/1 request line so far, not yet complete (a method, maybe a
+    /// target, no version yet): still HTTP if more arrives.
+    HttpIncomplete,
+    /// A first line naming `HTTP/` that the proxy's parser refuses (leading
+    /// or doubled whitespace, tabs, a bad version): a lenient app server
+    /// would still read it as a request, so it is never relayed inbound.
+    MalformedHttp,
 }
 
 /// Classifies a connection's first bytes.
@@ -93,8 +100,46 @@ fn classify_http1(bytes: &[u8]) -> Verdict {
         Ok(httparse::Status::Partial) if request.version.is_some() => {
             Verdict::Known(Protocol::Http1)
         }
+        Ok(httparse::Status::Partial) if request.method.is_some() => Verdict::HttpIncomplete,
         Ok(httparse::Status::Partial) => Verdict::NeedMore,
-        Err(_) => Verdict::Known(Protocol::Opaque),
+        Err(_) => classify_refused_line(bytes),
+    }
+}
+
+/// Bytes the HTTP/1 parser refused. A lenient server still reads
+/// `[blanks] METHOD blanks TARGET blanks HTTP/x.y` as a request, so a text
+/// line that starts with letters and then a blank is judged once it ends:
+/// malformed HTTP if it names `HTTP/` (in any case). Anything else (binary,
+/// JSON, `*1` …) is opaque at once.
+fn classify_refused_line(bytes: &[u8]) -> Verdict {
+    let line_end = bytes.iter().position(|&byte| byte == b'\n');
+    let line = &bytes[..line_end.unwrap_or(bytes.len())];
+    let text = line
+        .iter()
+        .all(|&byte| byte.is_ascii_graphic() || matches!(byte, b' ' | b'\t' | b'\r'));
+    let start = line.trim_ascii_start();
+    let method = start
+        .iter()
+        .position(|byte| !byte.is_ascii_alphabetic())
+        .unwrap_or(start.len());
+    let request_like = match start.get(method) {
+        None => true,
+        Some(b' ' | b'\t') => method > 0,
+        Some(_) => false,
+    };
+    if !text || !request_like {
+        return Verdict::Known(Protocol::Opaque);
+    }
+    match line_end {
+        None => Verdict::NeedMore,
+        Some(_)
+            if line
+                .windows(5)
+                .any(|window| window.eq_ignore_ascii_case(b"http/")) =>
+        {
+            Verdict::MalformedHttp
+        }
+        Some(_) => Verdict::Known(Protocol::Opaque),
     }
 }
 
@@ -106,6 +151,18 @@ pub enum Detection {
         /// The verdict.
         protocol: Protocol,
         /// The bytes read, to be replayed.
+        prefix: Bytes,
+    },
+    /// The buffer filled with an HTTP/1 request line that never ended:
+    /// answered, never relayed (inbound), or relayed as opaque (outbound).
+    HttpTooLarge {
+        /// The bytes read.
+        prefix: Bytes,
+    },
+    /// A first line naming `HTTP/` that the parser refuses: answered 400,
+    /// never relayed (inbound), or relayed as opaque (outbound).
+    MalformedHttp {
+        /// The bytes read.
         prefix: Bytes,
     },
     /// The client sent too little before the detect timeout.
@@ -124,11 +181,23 @@ impl Detection {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Detection::Detected { protocol, .. } => protocol.metric_label(),
+            Detection::HttpTooLarge { .. } => "http_too_large",
+            Detection::MalformedHttp { .. } => "http_malformed",
             Detection::TimedOut { .. } => "timeout",
             Detection::Closed => "closed",
             Detection::Failed(_) => "error",
         }
     }
+}
+
+/// How reading the first bytes ended (before the timeout).
+enum Reading {
+    /// A verdict.
+    Known(Protocol),
+    /// The buffer filled with an unfinished HTTP/1 request line.
+    HttpTooLarge,
+    /// A request line the parser refuses.
+    MalformedHttp,
 }
 
 /// Reads from `io` until its protocol is known, for at most `timeout`.
@@ -137,7 +206,13 @@ pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Dete
     let reading = async {
         loop {
             if buffer.len() >= DETECT_BUFFER_SIZE {
-                return Ok(Protocol::Opaque);
+                // Full: a request line still going is HTTP, just too long
+                // (an 8 KiB method token as well: hyper would take it).
+                return Ok(match classify(&buffer) {
+                    Verdict::Known(protocol) => Reading::Known(protocol),
+                    Verdict::MalformedHttp => Reading::MalformedHttp,
+                    Verdict::HttpIncomplete | Verdict::NeedMore => Reading::HttpTooLarge,
+                });
             }
             if buffer.capacity() == buffer.len() {
                 buffer.reserve(buffer.len());
@@ -146,19 +221,28 @@ pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Dete
             if read == 0 {
                 // End of stream: whatever arrived is forwarded as is.
                 return Ok(match classify(&buffer) {
-                    Verdict::Known(protocol) => protocol,
-                    Verdict::NeedMore => Protocol::Opaque,
+                    Verdict::Known(protocol) => Reading::Known(protocol),
+                    Verdict::MalformedHttp => Reading::MalformedHttp,
+                    Verdict::NeedMore | Verdict::HttpIncomplete => Reading::Known(Protocol::Opaque),
                 });
             }
-            if let Verdict::Known(protocol) = classify(&buffer) {
-                return Ok(protocol);
+            match classify(&buffer) {
+                Verdict::Known(protocol) => return Ok(Reading::Known(protocol)),
+                Verdict::MalformedHttp => return Ok(Reading::MalformedHttp),
+                Verdict::NeedMore | Verdict::HttpIncomplete => {}
             }
         }
     };
     match tokio::time::timeout(timeout, reading).await {
         Ok(Ok(_)) if buffer.is_empty() => Detection::Closed,
-        Ok(Ok(protocol)) => Detection::Detected {
+        Ok(Ok(Reading::Known(protocol))) => Detection::Detected {
             protocol,
+            prefix: buffer.freeze(),
+        },
+        Ok(Ok(Reading::HttpTooLarge)) => Detection::HttpTooLarge {
+            prefix: buffer.freeze(),
+        },
+        Ok(Ok(Reading::MalformedHttp)) => Detection::MalformedHttp {
             prefix: buffer.freeze(),
         },
         Ok(Err(error)) => Detection::Failed(error),
@@ -190,10 +274,22 @@ mod tests {
                 Known(Http1),
             ),
             (b"GET / HTTP/1.1\r\nX-Big: aaaa", Known(Http1)),
-            (b"GET /pa", NeedMore),
+            (b"GET /pa", HttpIncomplete),
+            (b"GET ", HttpIncomplete),
+            (b"POST /upload?a=1&b=2", HttpIncomplete),
             (b"G", NeedMore),
-            (b"GET / HTTP/9.9\r\n", Known(Opaque)),
-            (b"GE T / HTTP/1.1\r\n", Known(Opaque)),
+            (b"GETGETGET", NeedMore),
+            (b"GET / HTTP/9.9\r\n", MalformedHttp),
+            (b"GE T / HTTP/1.1\r\n", MalformedHttp),
+            (b" GET / HTTP/1.1\r\nl5d-client-id: x\r\n", MalformedHttp),
+            (b"GET  /double HTTP/1.1\r\n", MalformedHttp),
+            (b"GET /tab\tHTTP/1.1\n", MalformedHttp),
+            (b"get / http/1.1 \r\n", MalformedHttp),
+            (b" GET / HT", NeedMore),
+            (b"HELO mail.example\r\n", Known(Opaque)),
+            (b"{\"jsonrpc\": \"2.0\"", Known(Opaque)),
+            (b"GET/x HTTP/1.1\r\n", Known(Opaque)),
+            (b"  ", NeedMore),
             (b"*1\r\n$4\r\nPING\r\n", Known(Opaque)),
             (b"\x00\x01\x02garbage", Known(Opaque)),
             (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc", Known(Tls)),
@@ -223,6 +319,25 @@ mod tests {
                 assert_eq!(&prefix[..], b"GET / HTTP/1.1\r\n");
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_is_an_overlong_request_line_or_opaque() {
+        use tokio::io::AsyncWriteExt;
+        let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(DETECT_BUFFER_SIZE));
+        let long_method = "A".repeat(DETECT_BUFFER_SIZE + 10);
+        let binary = [0x01u8; DETECT_BUFFER_SIZE + 10];
+        let cases: [(&[u8], &str); 3] = [
+            (long_target.as_bytes(), "http_too_large"),
+            (long_method.as_bytes(), "http_too_large"),
+            (&binary, "opaque"),
+        ];
+        for (bytes, expected) in cases {
+            let (mut client, mut server) = tokio::io::duplex(DETECT_BUFFER_SIZE * 4);
+            client.write_all(bytes).await.unwrap();
+            let detection = detect(&mut server, Duration::from_secs(5)).await;
+            assert_eq!(detection.metric_label(), expected, "{detection:?}");
         }
     }
 

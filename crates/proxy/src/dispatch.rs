@@ -8,6 +8,12 @@
 //!                ▼
 //!             detect ─► HTTP/1, HTTP/2 ─► http::server (per-request forwarding)
 //!                    ─► TLS, other, timeout ─► tcp::forward (explicit listener: refused)
+//!
+//! inbound refusals (inbound_policy): a transport header without a verified
+//! client certificate or naming a port the workload does not serve; a direct
+//! connection to the inbound port without one (it would loop); a request line
+//! over 8 KiB (431) or one only a lenient server would read (400); a detect
+//! timeout with identity on (by default)
 //! ```
 //!
 //! A CONNECT tunnel opened on the explicit listener comes back here with its
@@ -19,6 +25,7 @@ use crate::drain::DrainWatch;
 use crate::http::client::HttpClient;
 use crate::http::errors::ProxyError;
 use crate::http::header_case::{CaseMaps, SniffedHeads};
+use crate::inbound_policy::{self, DetectTimeoutAction, InboundPorts, Refusal};
 use crate::io::{Io, PrefixedIo};
 use crate::log_limit::LogLimit;
 use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
@@ -34,7 +41,7 @@ use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// State shared by every connection of the process.
 pub struct Proxy {
@@ -130,16 +137,63 @@ impl Proxy {
             .iter()
             .any(|listener| targets_listener(target, *listener))
     }
+
+    /// Whether an inbound connection's `target` is the proxy itself: a
+    /// direct connection to the inbound port (transparent mode), whose only
+    /// use is mutual TLS with a transport header. Inbound targets are local
+    /// addresses (the original destination of traffic to this host), so any
+    /// of the listeners' ports means the proxy, whatever IP it was reached on.
+    pub fn is_direct_inbound(&self, target: SocketAddr) -> bool {
+        self.config.inbound_forward_addr.is_none()
+            && (self.is_own_listener(target)
+                || self
+                    .listener_addrs
+                    .iter()
+                    .any(|listener| listener.port() == target.port()))
+    }
+
+    /// Whether a transport header from `client_identity` may name `port`.
+    pub fn transport_header_allowed(
+        &self,
+        client_identity: Option<&str>,
+        port: u16,
+    ) -> Result<(), Refusal> {
+        let own_ports: Vec<u16> = self.listener_addrs.iter().map(SocketAddr::port).collect();
+        let ports = InboundPorts {
+            allowed: self.config.inbound_ports.as_ref(),
+            forward_port: self.config.inbound_forward_addr.map(|addr| addr.port()),
+            denied: &self.config.inbound_deny_ports,
+            own_ports: &own_ports,
+        };
+        inbound_policy::transport_header_allowed(client_identity, port, &ports)
+    }
+
+    /// Logs (within the budget) and counts an inbound connection refused.
+    pub fn refuse_inbound(&self, client_addr: SocketAddr, refusal: Refusal) {
+        self.log_traffic_error(
+            Direction::Inbound,
+            client_addr,
+            "refused a connection",
+            &refusal,
+        );
+        self.metrics
+            .tcp_errors
+            .record(Direction::Inbound, refusal.metric_label());
+    }
 }
 
-/// Whether a connection to `target` lands on `listener`.
+/// Whether a connection to `target` lands on `listener`. Connecting to the
+/// unspecified address (`0.0.0.0`, `::`) reaches the host itself, so such a
+/// target lands on every listener of its port.
 pub fn targets_listener(target: SocketAddr, listener: SocketAddr) -> bool {
     if target.port() != listener.port() {
         return false;
     }
     let target_ip = target.ip().to_canonical();
     let listener_ip = listener.ip().to_canonical();
-    target_ip == listener_ip || (listener_ip.is_unspecified() && target_ip.is_loopback())
+    target_ip == listener_ip
+        || target_ip.is_unspecified()
+        || (listener_ip.is_unspecified() && target_ip.is_loopback())
 }
 
 /// TLS status of connections the proxy opens in a direction (until mTLS).
@@ -389,6 +443,12 @@ pub fn serve<I: Io>(io: I, context: ConnectionContext) -> BoxFuture<'static, ()>
 async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
     let proxy = context.proxy.clone();
     let direction = context.direction;
+    // Inbound, a connection to the proxy's own port carries mutual TLS with
+    // a transport header or nothing: anything else would loop back here.
+    let direct = match context.target {
+        Target::Addr(target) => direction == Direction::Inbound && proxy.is_direct_inbound(target),
+        Target::Explicit => false,
+    };
 
     // Outbound, discovery comes first: it may say the target is opaque.
     let plan = match context.target {
@@ -398,6 +458,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
 
     // Opaque ports skip detection: the server may speak first.
     if let Target::Addr(target) = context.target
+        && !direct
         && (proxy.config.opaque_ports.contains(target.port()) || plan.is_opaque())
     {
         proxy.metrics.detected(direction, "opaque_port");
@@ -423,6 +484,10 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             .is_some_and(|store| store.current().is_some());
     if !terminating {
         context.settle_accept(None);
+        if direct && !matches!(detection, Detection::Closed | Detection::Failed(_)) {
+            proxy.refuse_inbound(context.client_addr, Refusal::DirectWithoutTransportHeader);
+            return;
+        }
     }
     let detection = match detection {
         Detection::Detected {
@@ -442,6 +507,27 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
                 },
             }
         }
+        // Inbound, what is not HTTP yet is never relayed raw where an HTTP
+        // request could follow: the app would get the client's own l5d-*
+        // headers unchecked.
+        Detection::HttpTooLarge { .. } if direction == Direction::Inbound => {
+            proxy.refuse_inbound(context.client_addr, Refusal::RequestLineTooLong);
+            answer_and_close(io, REQUEST_LINE_TOO_LONG).await;
+            return;
+        }
+        Detection::MalformedHttp { .. } if direction == Direction::Inbound => {
+            proxy.refuse_inbound(context.client_addr, Refusal::MalformedRequestLine);
+            answer_and_close(io, MALFORMED_REQUEST_LINE).await;
+            return;
+        }
+        Detection::TimedOut { .. }
+            if direction == Direction::Inbound
+                && proxy.config.inbound_detect_timeout_action() == DetectTimeoutAction::Close =>
+        {
+            proxy.refuse_inbound(context.client_addr, Refusal::DetectTimeout);
+            let _ = io.shutdown().await;
+            return;
+        }
         other => other,
     };
     match detection {
@@ -458,8 +544,10 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             )
             .await
         }
-        Detection::Detected { prefix, .. } | Detection::TimedOut { prefix } => match context.target
-        {
+        Detection::Detected { prefix, .. }
+        | Detection::HttpTooLarge { prefix }
+        | Detection::MalformedHttp { prefix }
+        | Detection::TimedOut { prefix } => match context.target {
             Target::Addr(target) => {
                 tcp::forward_planned(&proxy, PrefixedIo::new(prefix, io), target, plan, direction)
                     .await
@@ -489,6 +577,24 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
     }
 }
 
+/// The most a refused client's unread bytes are drained before closing, so
+/// the kernel sends the answer rather than a reset.
+const DRAIN_BEFORE_CLOSE: u64 = 64 * 1024;
+/// How long a refused client's unread bytes are drained.
+const DRAIN_BEFORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Writes `answer`, closes the sending side and drains (bounded) what the
+/// client still sends, so it reads the answer instead of a reset.
+async fn answer_and_close<I: Io>(mut io: I, answer: &[u8]) {
+    if io.write_all(answer).await.is_err() || io.shutdown().await.is_err() {
+        return;
+    }
+    let mut unread = (&mut io).take(DRAIN_BEFORE_CLOSE);
+    let mut sink = tokio::io::sink();
+    let draining = tokio::io::copy(&mut unread, &mut sink);
+    let _ = tokio::time::timeout(DRAIN_BEFORE_CLOSE_TIMEOUT, draining).await;
+}
+
 /// Terminates inbound TLS that asks for our identity, then serves what is
 /// inside: per the transport header (target port, protocol) when the client
 /// sent one, else detected like any connection. Other TLS passes through.
@@ -516,6 +622,11 @@ async fn terminate<I: Io>(
             Ok(Accepted::PassThrough { prefix, io }) => {
                 context.settle_accept(None);
                 proxy.metrics.detected(direction, "tls_passthrough");
+                if proxy.is_direct_inbound(target) {
+                    proxy
+                        .refuse_inbound(context.client_addr, Refusal::DirectWithoutTransportHeader);
+                    return;
+                }
                 tcp::forward_planned(&proxy, PrefixedIo::new(prefix, io), target, plan, direction)
                     .await;
                 return;
@@ -526,13 +637,27 @@ async fn terminate<I: Io>(
                 return;
             }
         };
+    // The transport header names a port of this workload: only a verified
+    // mesh client may use it, and only for the workload's own ports.
     let (inner_target, protocol, rest) = if transport {
+        if client_identity.is_none() {
+            proxy.refuse_inbound(context.client_addr, Refusal::NoClientCertificate);
+            return;
+        }
         match accept::read_transport_header(&mut stream, timeout).await {
-            Ok((header, rest)) => (
-                SocketAddr::new(target.ip(), header.port),
-                Some(header.protocol),
-                rest,
-            ),
+            Ok((header, rest)) => {
+                if let Err(refusal) =
+                    proxy.transport_header_allowed(client_identity.as_deref(), header.port)
+                {
+                    proxy.refuse_inbound(context.client_addr, refusal);
+                    return;
+                }
+                (
+                    SocketAddr::new(target.ip(), header.port),
+                    Some(header.protocol),
+                    rest,
+                )
+            }
             Err(error) => {
                 proxy.log_traffic_error(
                     direction,
@@ -547,6 +672,9 @@ async fn terminate<I: Io>(
                 return;
             }
         }
+    } else if proxy.is_direct_inbound(target) {
+        proxy.refuse_inbound(context.client_addr, Refusal::DirectWithoutTransportHeader);
+        return;
     } else {
         (target, None, bytes::Bytes::new())
     };
@@ -576,6 +704,14 @@ async fn terminate<I: Io>(
     }
 }
 
+const REQUEST_LINE_TOO_LONG: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+l5d-proxy-error: request line longer than the proxy's 8 KiB detection buffer\r\n\
+content-length: 0\r\nconnection: close\r\n\r\n";
+
+const MALFORMED_REQUEST_LINE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+l5d-proxy-error: malformed HTTP request line\r\n\
+content-length: 0\r\nconnection: close\r\n\r\n";
+
 const NOT_A_PROXY_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 l5d-proxy-error: not a proxy request: use an absolute URI (GET http://host:port/path) or CONNECT host:port\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";
@@ -593,6 +729,13 @@ mod tests {
             ("10.0.0.5:4143", "0.0.0.0:4143", false),
             ("127.0.0.1:8080", "0.0.0.0:4143", false),
             ("[::ffff:127.0.0.1]:4140", "127.0.0.1:4140", true),
+            // The unspecified address connects to the host itself.
+            ("0.0.0.0:4191", "127.0.0.1:4191", true),
+            ("0.0.0.0:4143", "0.0.0.0:4143", true),
+            ("[::]:4191", "127.0.0.1:4191", true),
+            ("[::]:4140", "[::1]:4140", true),
+            ("[::ffff:0.0.0.0]:4190", "127.0.0.1:4190", true),
+            ("0.0.0.0:4192", "127.0.0.1:4191", false),
         ];
         for (target, listener, expected) in table {
             assert_eq!(

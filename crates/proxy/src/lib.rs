@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod http;
 pub mod identity;
+pub mod inbound_policy;
 pub mod io;
 pub mod listen;
 pub mod log_limit;

@@ -14,3 +14,4 @@
 //! `scripts/test.sh`.
 
 mod identity;
+mod inbound;

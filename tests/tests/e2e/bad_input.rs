@@ -81,6 +81,10 @@ fn invalid_request_line_inbound() {
             )
             + proxy.metric_or_zero(
                 "tcp_detect_total",
+                &[("direction", "inbound"), ("result", "http_malformed")],
+            )
+            + proxy.metric_or_zero(
+                "tcp_detect_total",
                 &[("direction", "inbound"), ("result", "error")],
             )
     });

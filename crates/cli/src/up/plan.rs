@@ -385,6 +385,8 @@ pub fn proxy_env(
         ),
         ("WEFT_PROXY_ADMIN_LISTEN_ADDR", proxy.admin.to_string()),
         ("WEFT_PROXY_INBOUND_FORWARD_ADDR", proxy.forward.to_string()),
+        // Peers' transport headers may name the app's ports, nothing else.
+        ("WEFT_PROXY_INBOUND_PORTS", app_ports(workload)),
         (
             "WEFT_PROXY_DESTINATION_SVC_ADDR",
             context.controller.destination.to_string(),
@@ -412,6 +414,17 @@ pub fn proxy_env(
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))
     .collect()
+}
+
+/// The workload's declared ports, comma-separated (`8080,9090`).
+fn app_ports(workload: &WorkloadPlan) -> String {
+    let ports: Vec<String> = workload
+        .app
+        .listen
+        .iter()
+        .map(|addr| addr.port().to_string())
+        .collect();
+    ports.join(",")
 }
 
 /// The app's environment: its mesh-file `env`, and `HTTP_PROXY` pointing at

@@ -49,6 +49,21 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "target ports forwarded as opaque TCP without protocol detection (list of ports and LOW-HIGH ranges)",
     },
     Variable {
+        name: "WEFT_PROXY_INBOUND_PORTS",
+        default: "",
+        meaning: "the workload's app ports (list of ports and LOW-HIGH ranges): the only ports a peer's transport header may name. Unset: the port of WEFT_PROXY_INBOUND_FORWARD_ADDR in explicit mode; in transparent mode any port but the proxy's own, 4140,4143,4190,4191,8084,8086,8090,9990,9995-9997 and WEFT_PROXY_INBOUND_DENY_PORTS. Transport headers also need a verified client certificate",
+    },
+    Variable {
+        name: "WEFT_PROXY_INBOUND_DENY_PORTS",
+        default: "",
+        meaning: "transparent mode without WEFT_PROXY_INBOUND_PORTS: more ports a peer's transport header may not name (e.g. 8080 when the controller's identity service runs beside the proxy)",
+    },
+    Variable {
+        name: "WEFT_PROXY_INBOUND_DETECT_TIMEOUT_ACTION",
+        default: "",
+        meaning: "an inbound connection with no protocol detected within WEFT_PROXY_DETECT_TIMEOUT: forward (relayed as opaque TCP) or close. Unset: close with identity (a plaintext client could otherwise pass l5d-* headers to the app unchecked), forward without. Declare server-speaks-first ports in WEFT_PROXY_OPAQUE_PORTS",
+    },
+    Variable {
         name: "WEFT_PROXY_DETECT_TIMEOUT",
         default: "10s",
         meaning: "how long to wait for a client's first bytes before forwarding the connection as opaque TCP",

@@ -78,6 +78,9 @@ pub enum ProxyError {
         /// What was wrong with it.
         reason: String,
     },
+    /// The request carries more than one `Host` header (RFC 9112 §3.2).
+    #[error("request has more than one Host header")]
+    DuplicateHost,
 }
 
 impl ProxyError {
@@ -86,7 +89,8 @@ impl ProxyError {
         match self {
             ProxyError::MissingAuthority
             | ProxyError::ExplicitTarget(_)
-            | ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
+            | ProxyError::ClientBody { .. }
+            | ProxyError::DuplicateHost => StatusCode::BAD_REQUEST,
             ProxyError::Connect(ConnectError::TimedOut { .. }) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Resolve(_)
             | ProxyError::Connect(_)
@@ -105,7 +109,8 @@ impl ProxyError {
         match self {
             ProxyError::MissingAuthority
             | ProxyError::ExplicitTarget(_)
-            | ProxyError::ClientBody { .. } => grpc_code::INTERNAL,
+            | ProxyError::ClientBody { .. }
+            | ProxyError::DuplicateHost => grpc_code::INTERNAL,
             ProxyError::Connect(ConnectError::TimedOut { .. }) | ProxyError::ResponseTimeout(_) => {
                 grpc_code::DEADLINE_EXCEEDED
             }
@@ -118,7 +123,8 @@ impl ProxyError {
         match self {
             ProxyError::MissingAuthority
             | ProxyError::ExplicitTarget(_)
-            | ProxyError::ClientBody { .. } => "malformed request",
+            | ProxyError::ClientBody { .. }
+            | ProxyError::DuplicateHost => "malformed request",
             ProxyError::Resolve(_) => "resolve",
             ProxyError::Connect(error) => error.metric_label(),
             ProxyError::Upstream { .. } => "i/o",

@@ -51,6 +51,13 @@ pub async fn handle(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let is_grpc = headers::is_grpc(request.headers()) && request.version() == Version::HTTP_2;
+    // Inbound, the mesh's headers count only from a verified peer.
+    if context.direction == Direction::Inbound && context.client_identity.is_none() {
+        headers::strip_mesh_headers(request.headers_mut());
+    }
+    if headers::has_duplicate_host(request.headers()) {
+        return error_response(&context, ProxyError::DuplicateHost, is_grpc, None);
+    }
     if context.direction == Direction::Outbound
         && context.proxy.tls.is_some()
         && request.version() != Version::HTTP_2

@@ -63,6 +63,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tra
     }
 }
 
+/// Headers only a peer proxy speaking for a verified client may send: who
+/// the client is, where to route, how the request crossed the HTTP/2 hop.
+const MESH_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("l5d-client-id"),
+    HeaderName::from_static("l5d-dst-override"),
+    HeaderName::from_static("l5d-orig-proto"),
+    HeaderName::from_static("l5d-orig-header-case"),
+];
+
+/// Removes the mesh's own headers from a request of a client without a
+/// verified mesh identity, so none of them reaches the app or steers the
+/// proxy.
+pub fn strip_mesh_headers(headers: &mut HeaderMap) {
+    for name in &MESH_HEADERS {
+        headers.remove(name);
+    }
+}
+
+/// Whether the request has more than one `Host` header line, which a
+/// server must refuse (RFC 9112 §3.2): two hops could each pick another.
+pub fn has_duplicate_host(headers: &HeaderMap) -> bool {
+    headers.get_all(header::HOST).iter().nth(1).is_some()
+}
+
 /// Connection tokens that are options rather than header names.
 const CONNECTION_OPTIONS: [&str; 4] = ["keep-alive", "close", "upgrade", ""];
 
@@ -258,6 +282,32 @@ mod tests {
             let mut map = headers(input);
             strip_hop_by_hop(&mut map, *keep_upgrade, *keep_te);
             assert_eq!(names(&map), *expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn mesh_headers_and_duplicate_hosts() {
+        let mut map = headers(&[
+            (
+                "L5d-Client-Id",
+                "web.shop.serviceaccount.identity.weft.cluster.local",
+            ),
+            ("l5d-dst-override", "admin:4191"),
+            ("l5d-orig-proto", "HTTP/1.1"),
+            ("l5d-orig-header-case", "X-Forged"),
+            ("l5d-request-id", "kept"),
+            ("host", "a"),
+        ]);
+        strip_mesh_headers(&mut map);
+        assert_eq!(names(&map), ["host", "l5d-request-id"]);
+        let table: &[(&[(&str, &str)], bool)] = &[
+            (&[("host", "a")], false),
+            (&[], false),
+            (&[("host", "a"), ("Host", "b")], true),
+            (&[("host", "a"), ("host", "a")], true),
+        ];
+        for (input, expected) in table {
+            assert_eq!(has_duplicate_host(&headers(input)), *expected, "{input:?}");
         }
     }
 

@@ -195,6 +195,7 @@ fn environments() {
         ("WEFT_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:7013"),
         ("WEFT_PROXY_TAP_LISTEN_ADDR", "127.0.0.1:7014"),
         ("WEFT_PROXY_INBOUND_FORWARD_ADDR", "127.0.0.1:7010"),
+        ("WEFT_PROXY_INBOUND_PORTS", "7010"),
         ("WEFT_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086"),
         ("WEFT_PROXY_IDENTITY_SVC_ADDR", "127.0.0.1:8080"),
         (
@@ -209,6 +210,32 @@ fn environments() {
     ] {
         assert_eq!(proxy[name], value, "{name}");
     }
+}
+
+#[test]
+fn the_proxy_lets_peers_name_only_the_apps_declared_ports() {
+    let text = workload(
+        "web",
+        7040,
+        "{inboundPort: 7041, outboundPort: 7042, adminPort: 7043, tapPort: 7044}",
+        true,
+    )
+    .replace(
+        "ports: [{name: http, port: 7040}]",
+        "ports: [{name: metrics, port: 7045}, {name: http, port: 7040}]",
+    );
+    let plan = plan_text(&mesh(&[text])).unwrap();
+    let web = &plan.workloads[0];
+    let context = ProxyContext {
+        controller: controller(),
+        token_dir: PathBuf::from("/state/tokens"),
+        trust_anchors_pem: "PEM".to_string(),
+    };
+    let proxy: BTreeMap<String, String> = proxy_env(web, &web.proxy.unwrap(), &context)
+        .into_iter()
+        .collect();
+    assert_eq!(proxy["WEFT_PROXY_INBOUND_FORWARD_ADDR"], "127.0.0.1:7040");
+    assert_eq!(proxy["WEFT_PROXY_INBOUND_PORTS"], "7045,7040");
 }
 
 #[test]

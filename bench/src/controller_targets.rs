@@ -136,6 +136,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             admin_addr.to_string(),
             "--web-addr".into(),
             "127.0.0.1:0".into(),
+            // Every stream comes from this host: one client to the controller.
+            "--destination-max-streams-per-client".into(),
+            (2 * args.streams + 1000).to_string(),
         ],
         envs: &[("RUST_LOG".into(), "warn".into())],
         placement: &Placement {

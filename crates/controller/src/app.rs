@@ -45,7 +45,7 @@ pub use crate::config::Args;
 use crate::config::IdentityConfig;
 use crate::dashboard::AllowedHosts;
 use crate::destination::translate::MeshHints;
-use crate::destination::{DestinationMetrics, DestinationService, ServerError};
+use crate::destination::{DestinationMetrics, DestinationService, ServerError, StreamLimits};
 use crate::identity::issuer_files::{
     IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
 };
@@ -56,7 +56,7 @@ use crate::identity::token_files::{
     MeshTokenValidator, TokenDirError, TokenFileMetrics, TokenFiles,
 };
 use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
-use crate::mesh_file::{MeshFileError, MeshFileSource, MeshFileStatus};
+use crate::mesh_file::{MeshFileError, MeshFileLimits, MeshFileSource, MeshFileStatus};
 use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
 use crate::metrics_api::store::Store;
@@ -145,6 +145,7 @@ impl AppError {
 struct MeshFileMetrics {
     good_loads: Counter,
     failed_loads: Counter,
+    parses: Counter,
     last_good_load_seconds: Gauge,
     current: Gauge,
 }
@@ -161,6 +162,11 @@ impl MeshFileMetrics {
             "mesh_file_failed_loads",
             "Mesh-file versions rejected (the last good one kept serving)",
             metrics.failed_loads.clone(),
+        );
+        registry.register(
+            "mesh_file_parses",
+            "Mesh-file versions parsed (a rewrite with the same content is not parsed again)",
+            metrics.parses.clone(),
         );
         registry.register(
             "mesh_file_last_good_load_timestamp_seconds",
@@ -180,6 +186,8 @@ impl MeshFileMetrics {
             .inc_by(status.good_loads.saturating_sub(self.good_loads.get()));
         self.failed_loads
             .inc_by(status.failed_loads.saturating_sub(self.failed_loads.get()));
+        self.parses
+            .inc_by(status.parses.saturating_sub(self.parses.get()));
         let seconds = status
             .last_good_load
             .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
@@ -257,7 +265,12 @@ impl App {
         // 1. The catalog and its source: the first load must succeed.
         let mesh_file = args.mesh_file.as_ref().ok_or(AppError::NoMeshFile)?;
         let catalog = Catalog::default().shared();
-        let mut source = MeshFileSource::new(mesh_file, catalog.clone());
+        let mut source =
+            MeshFileSource::new(mesh_file, catalog.clone()).with_limits(MeshFileLimits {
+                max_bytes: args.limits.mesh_file_max_bytes,
+                max_objects: usize::try_from(args.limits.mesh_file_max_objects)
+                    .unwrap_or(usize::MAX),
+            });
         source.reload()?;
 
         // One registry, passed to each component as it is built.
@@ -378,8 +391,18 @@ impl App {
             mesh_file_path: mesh_file.clone(),
             mesh_file_status: source.status_handle(),
         });
-        let destination =
-            DestinationService::new(catalog, destination_metrics, shutdown_receiver, mesh);
+        let stream_limits = StreamLimits {
+            per_client: usize::try_from(args.limits.destination_max_streams_per_client)
+                .unwrap_or(usize::MAX),
+            total: usize::try_from(args.limits.destination_max_streams).unwrap_or(usize::MAX),
+        };
+        let destination = DestinationService::new(
+            catalog,
+            destination_metrics,
+            shutdown_receiver,
+            mesh,
+            stream_limits,
+        );
         let issuer = identity
             .as_ref()
             .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));
@@ -693,6 +716,7 @@ async fn ready(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
             "objects": status.objects,
             "good_loads": status.good_loads,
             "failed_loads": status.failed_loads,
+            "parses": status.parses,
             "last_good_load_seconds": seconds(status.last_good_load),
             "last_load_ms": status
                 .last_load_duration

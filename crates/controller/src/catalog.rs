@@ -509,6 +509,39 @@ impl Catalog {
         self.endpoint_watches.len()
     }
 
+    /// How many profile questions have subscribers.
+    pub fn profile_subscriptions(&self) -> usize {
+        self.profile_watches.len()
+    }
+
+    /// Forgets the subscribers of `service:port` whose receivers are gone,
+    /// and the watch itself once none is left, so a name asked once (even
+    /// one that never exists) costs nothing after its last client leaves.
+    /// Call it after dropping a receiver from [`Self::subscribe_endpoints`].
+    pub fn release_endpoints(&mut self, target: &ServicePort) {
+        let Some(watch) = self.endpoint_watches.get_mut(target) else {
+            return;
+        };
+        watch
+            .subscribers
+            .retain(|subscriber| !subscriber.is_closed());
+        if watch.subscribers.is_empty() {
+            self.endpoint_watches.remove(target);
+        }
+    }
+
+    /// Forgets the profile watch of `request` once no receiver is left. Call
+    /// it after dropping a receiver from [`Self::subscribe_profile`].
+    pub fn release_profile(&mut self, request: &ProfileTarget) {
+        if self
+            .profile_watches
+            .get(request)
+            .is_some_and(watch::Sender::is_closed)
+        {
+            self.profile_watches.remove(request);
+        }
+    }
+
     /// Recomputes the watched answers `scope` may have altered and publishes changes.
     fn refresh(&mut self, scope: Scope) {
         let targets: Vec<ServicePort> = self

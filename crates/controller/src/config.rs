@@ -60,12 +60,57 @@ pub struct Args {
     /// Who may use tap and which Host names the dashboard answers.
     #[command(flatten)]
     pub access: AccessArgs,
+    /// Bounds on what clients and the mesh file may make the controller hold.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Bounds on the resources clients and the mesh file may take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Destination streams (Get and GetProfile) one client may hold open at
+    /// once; more are refused with RESOURCE_EXHAUSTED. A client is its
+    /// verified TLS identity, else its IP address (so every plaintext proxy
+    /// on this host counts as one client).
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_DESTINATION_MAX_STREAMS_PER_CLIENT",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub destination_max_streams_per_client: u32,
+    /// Destination streams all clients together may hold open at once.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_DESTINATION_MAX_STREAMS",
+        default_value_t = 20_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub destination_max_streams: u32,
+    /// The largest mesh file loaded (bytes); a bigger one is refused and the
+    /// last good version keeps serving.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_MESH_FILE_MAX_BYTES",
+        default_value_t = 8 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub mesh_file_max_bytes: u64,
+    /// The most documents (objects) a mesh file may hold; more are refused
+    /// and the last good version keeps serving.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_MESH_FILE_MAX_OBJECTS",
+        default_value_t = 20_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub mesh_file_max_objects: u32,
 }
 
 /// Tap's token and the dashboard's allowed Host names.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AccessArgs {
-    /// The API token tap requires (`Authorization: Bearer` or `?token=`):
+    /// The API token tap requires (`Authorization: Bearer`; never in the URL):
     /// read from this file, or created there (mode 0600) with a random
     /// token when absent. Without it, tap refuses every caller.
     #[arg(long, env = "WEFT_CONTROLLER_API_TOKEN_FILE")]

@@ -144,14 +144,31 @@ pub async fn check_host(
         StatusCode::FORBIDDEN,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         format!(
-            "<!doctype html><title>weft: Host not allowed</title><p>The Host header {:?} is not \
-             allowed: this protects the dashboard against DNS rebinding. Use \
-             http://localhost:&lt;port&gt;/, or start the controller with \
+            "<!doctype html><title>weft: Host not allowed</title><p>The Host header \
+             <code>{}</code> is not allowed: this protects the dashboard against DNS \
+             rebinding. Use http://localhost:&lt;port&gt;/, or start the controller with \
              <code>--web-allowed-hosts NAME</code>.</p>\n",
-            host.unwrap_or_default()
+            escape_html(host.as_deref().unwrap_or_default())
         ),
     )
         .into_response()
+}
+
+/// `text` with the characters that mean something in HTML (`<`, `>`, `&`,
+/// quotes) written as entities, so a value from a request is shown, never run.
+pub fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 #[cfg(test)]
@@ -185,6 +202,22 @@ mod tests {
             Some("weft.example"),
             &AllowedHosts::default()
         ));
+    }
+
+    #[test]
+    fn html_escaping() {
+        let cases = [
+            ("localhost:8084", "localhost:8084"),
+            (
+                "<script>alert(1)</script>",
+                "&lt;script&gt;alert(1)&lt;/script&gt;",
+            ),
+            ("a&b\"c'd", "a&amp;b&quot;c&#39;d"),
+            ("", ""),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(escape_html(text), expected, "{text}");
+        }
     }
 
     #[test]

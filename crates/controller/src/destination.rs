@@ -5,8 +5,11 @@
 //! |---------------|------------|
 //! | [`translate`] | pure conversions: request paths → targets, catalog answers → messages |
 //! | [`server`]    | the tonic service: subscriptions turned into response streams |
+//! | [`limits`]    | open streams per client and in total (pure admission, permits) |
 
+pub mod limits;
 pub mod server;
 pub mod translate;
 
+pub use limits::StreamLimits;
 pub use server::{DestinationMetrics, DestinationService, ServerError};

@@ -13,6 +13,7 @@
 //! | [`mesh_file`] | the mesh-file source: parse, validate, reset the catalog, watch for edits |
 //! | [`destination`] | the Destination gRPC service: path parsing, translation, streams |
 //! | [`identity`]  | the Identity gRPC service: issuer files, CSR checks, tokens, signing |
+//! | [`memory`]    | freed memory handed back after a big mesh-file version |
 //! | [`file_watch`] | inotify + poll watching shared by the file sources |
 //! | [`incoming`]  | accepted gRPC connections: TLS or plaintext on one port, `TCP_NODELAY` |
 //! | [`tap`]       | `/api/tap`: the API token, fan-out of Observe to the proxies, NDJSON events |
@@ -30,6 +31,7 @@ pub mod destination;
 pub mod file_watch;
 pub mod identity;
 pub mod incoming;
+pub mod memory;
 pub mod mesh_file;
 pub mod metrics_api;
 pub mod tap;

@@ -4,7 +4,10 @@
 //! is described the way a cluster is.
 //!
 //! ```text
-//! read file ─► split into documents ─► per document: apiVersion/kind → typed parse → key
+//! stat ─► over --mesh-file-max-bytes: refused unread
+//! read file ─► split into documents (over --mesh-file-max-objects: refused unparsed)
+//!           ─► per document: apiVersion/kind → typed parse → key (YAML budget:
+//!              50,000 nodes, 1,000 aliases, 64 levels of nesting per document)
 //!           └─ every problem collected as (file, document, line, reason)
 //!           └─ documents whose text is unchanged since the last good version: not parsed again
 //! all good ─► Catalog::reset(objects) on the first load,
@@ -57,6 +60,31 @@ pub enum MeshFileError {
         /// Every problem found, in file order.
         problems: Vec<DocumentProblem>,
     },
+    /// The file is bigger than `--mesh-file-max-bytes`; it was not parsed.
+    #[error(
+        "{path}: the file is {size} bytes, over the limit of {limit} bytes (--mesh-file-max-bytes)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (at least; it may have grown while read).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file holds more documents than `--mesh-file-max-objects`; none
+    /// was parsed.
+    #[error(
+        "{path}: the file holds {count} documents, over the limit of {limit} objects (--mesh-file-max-objects)"
+    )]
+    TooManyObjects {
+        /// The file.
+        path: PathBuf,
+        /// Its documents with content.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The catalog refused the file's objects (parsing checks names and
     /// duplicates first, so this points at a bug in those checks).
     #[error("{path}: rejected by the catalog: {source}")]
@@ -72,7 +100,10 @@ impl MeshFileError {
     /// The problems found (empty for a read error).
     pub fn problems(&self) -> &[DocumentProblem] {
         match self {
-            MeshFileError::Read { .. } | MeshFileError::Rejected { .. } => &[],
+            MeshFileError::Read { .. }
+            | MeshFileError::TooLarge { .. }
+            | MeshFileError::TooManyObjects { .. }
+            | MeshFileError::Rejected { .. } => &[],
             MeshFileError::Invalid { problems, .. } => problems,
         }
     }
@@ -171,6 +202,64 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
     }
     finish(current);
     documents
+}
+
+/// How many documents with content `text` holds (what [`parse_mesh`] would
+/// parse), counted without parsing any.
+pub fn count_documents(text: &str) -> usize {
+    split_documents(text).len()
+}
+
+/// What a mesh file may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeshFileLimits {
+    /// Its size in bytes (`--mesh-file-max-bytes`).
+    pub max_bytes: u64,
+    /// Its documents (`--mesh-file-max-objects`).
+    pub max_objects: usize,
+}
+
+impl Default for MeshFileLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 8 * 1024 * 1024,
+            max_objects: 20_000,
+        }
+    }
+}
+
+/// Reads `path` as UTF-8 text, refusing (unread) a file over `max_bytes`,
+/// and one that grows past it while being read.
+pub fn read_bounded(path: &Path, max_bytes: u64) -> Result<String, MeshFileError> {
+    use std::io::Read as _;
+    let read_error = |source| MeshFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let too_large = |size| MeshFileError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit: max_bytes,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > max_bytes {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    let read = bytes.len() as u64;
+    if read > max_bytes {
+        return Err(too_large(read));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text: {}", error.utf8_error()),
+        ))
+    })
 }
 
 /// The fields every document must carry to be dispatched.
@@ -371,8 +460,29 @@ fn parse_document(document: &Document<'_>) -> Result<MeshObject, DocumentProblem
     })
 }
 
+/// Nodes (sequences, maps, scalars) one document may hold: a Service or
+/// Workload has tens, a ServiceProfile with many routes a few thousand.
+const MAX_NODES_PER_DOCUMENT: usize = 50_000;
+/// Aliases one document may use (mesh objects need none; anchors are allowed
+/// for hand-written files, but not alias bombs).
+const MAX_ALIASES_PER_DOCUMENT: usize = 1_000;
+/// Events one document's aliases may replay in total.
+const MAX_REPLAYED_EVENTS_PER_DOCUMENT: usize = 50_000;
+
+/// The parser's limits for one document: tighter than the library's
+/// defaults, so an alias bomb or a flood of nodes is refused early.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_NODES_PER_DOCUMENT;
+    budget.max_aliases = MAX_ALIASES_PER_DOCUMENT;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = MAX_REPLAYED_EVENTS_PER_DOCUMENT;
+    options
+}
+
 fn parse_as<T: DeserializeOwned>(document: &Document<'_>) -> Result<T, DocumentProblem> {
-    serde_saphyr::from_str::<T>(document.text).map_err(|error| {
+    serde_saphyr::from_str_with_options::<T>(document.text, yaml_options()).map_err(|error| {
         let line_in_document = error
             .location()
             .map(|location| location.line())

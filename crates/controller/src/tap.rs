@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! GET /api/tap?kind=…&namespace=…[&name=…][&to=…][&method=…][&authority=…][&path=…][&max_rps=…]
-//!   1. authorize   token::ApiToken (Bearer header or ?token=)   ─► 401 {"error"}
+//!   1. authorize   token::ApiToken (Bearer header only)          ─► 401 {"error"}
 //!   2. parse       query::TapRequest                             ─► 400 {"error"}
 //!   3. resolve     targets::resolve (catalog → meshed workloads)  ─► 404 {"error"}
 //!   4. stream      fanout::TapSession: Observe on every proxy's tap port,
@@ -110,14 +110,20 @@ async fn tap(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let authorized = state.token.as_ref().is_some_and(|token| {
-        token.authorizes(authorization, query.get("token").map(String::as_str))
-    });
-    if !authorized {
+    // A token in the URL (`?token=`) is not taken: logs and history keep URLs.
+    let authorized = state
+        .token
+        .as_ref()
+        .is_some_and(|token| token.authorizes(authorization));
+    let in_url = query.contains_key("token");
+    if !authorized || in_url {
         state.metrics.unauthorized.inc();
-        let message = if state.token.is_some() {
-            "tap needs the API token: send `Authorization: Bearer <token>` or `?token=<token>` \
-             (the token is in the controller's --api-token-file)"
+        let message = if in_url {
+            "the API token is not taken from the URL (access logs and history keep URLs): \
+             send it as `Authorization: Bearer <token>`"
+        } else if state.token.is_some() {
+            "tap needs the API token in the header `Authorization: Bearer <token>` (never in \
+             the URL; the token is in the controller's --api-token-file)"
         } else {
             "tap needs the API token, and this controller has none: start it with --api-token-file"
         };

@@ -509,3 +509,36 @@ fn a_profile_in_the_client_namespace_takes_precedence() {
         ["list"]
     );
 }
+
+#[test]
+fn watches_are_released_when_their_last_subscriber_leaves() {
+    let mut catalog = web_catalog();
+    let known = ServicePort::new("shop", "web", 80);
+    let unknown = ServicePort::new("shop", "never-declared", 80);
+    let first = catalog.subscribe_endpoints(&known);
+    let second = catalog.subscribe_endpoints(&known);
+    let lonely = catalog.subscribe_endpoints(&unknown);
+    let profile_request = ProfileTarget::new(unknown.clone(), Some("elsewhere".into()));
+    let profile = catalog.subscribe_profile(&profile_request);
+    let profile_again = catalog.subscribe_profile(&profile_request);
+    assert_eq!(catalog.endpoint_subscriptions(), 2);
+    assert_eq!(catalog.profile_subscriptions(), 1);
+
+    // One of two subscribers leaves: the watch stays.
+    drop(first);
+    catalog.release_endpoints(&known);
+    assert_eq!(catalog.endpoint_subscriptions(), 2);
+    drop(profile);
+    catalog.release_profile(&profile_request);
+    assert_eq!(catalog.profile_subscriptions(), 1);
+
+    // The last ones leave: known or not, nothing is left behind.
+    drop((second, lonely, profile_again));
+    catalog.release_endpoints(&known);
+    catalog.release_endpoints(&unknown);
+    catalog.release_profile(&profile_request);
+    assert_eq!(catalog.endpoint_subscriptions(), 0);
+    assert_eq!(catalog.profile_subscriptions(), 0);
+    // Releasing what is not watched is harmless.
+    catalog.release_endpoints(&unknown);
+}

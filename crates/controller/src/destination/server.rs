@@ -15,8 +15,14 @@
 //!
 //! Every stream is a plain `Stream` built from the subscription (no spawned
 //! task): when the client goes away tonic drops it, which drops the
-//! subscription and the metrics guard. On shutdown every stream ends, so the
-//! server drains promptly.
+//! subscription, releases its catalog watch (removed with its last
+//! subscriber, so names asked once cost nothing afterwards), gives back its
+//! [`StreamPermit`] and drops the metrics guard. On shutdown every stream
+//! ends, so the server drains promptly.
+//!
+//! Bounds: streams per client and in total ([`super::limits`], refused with
+//! RESOURCE_EXHAUSTED), HTTP/2 streams per connection, header list and
+//! request message sizes ([`GRPC_LIMITS`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,7 +33,10 @@ use futures::stream::{self, Stream, StreamExt};
 use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::destination_server::{Destination, DestinationServer};
 
-use crate::incoming::GrpcListener;
+use crate::incoming::{ConnectionInfo, GrpcListener};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
@@ -35,6 +44,7 @@ use tonic::{Request, Response, Status};
 use weft_core::names::ServiceName;
 use weft_core::service::is_external_name;
 
+use super::limits::{ClientKey, Refusal, StreamLimiter, StreamLimits, StreamPermit};
 use super::translate::{self, MeshHints, Target, TranslateError};
 use crate::catalog::{Catalog, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog};
 
@@ -49,15 +59,49 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// The open-stream gauges, registered in an explicit registry.
+/// Bounds on the gRPC server itself (HTTP/2 and message sizes).
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcLimits {
+    /// HTTP/2 streams one connection may have open (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub streams_per_connection: u32,
+    /// The largest header list accepted (`SETTINGS_MAX_HEADER_LIST_SIZE`).
+    pub header_list_bytes: u32,
+    /// The largest request message decoded: a `GetDestination` is a name
+    /// and a small context token.
+    pub message_bytes: usize,
+}
+
+/// The Destination server's bounds.
+pub const GRPC_LIMITS: GrpcLimits = GrpcLimits {
+    streams_per_connection: 1_000,
+    header_list_bytes: 16 * 1024,
+    message_bytes: 16 * 1024,
+};
+
+/// Which watches a gauge counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WatchLabels {
+    kind: &'static str,
+}
+
+/// Why streams were refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefusalLabels {
+    reason: &'static str,
+}
+
+/// The Destination gauges and counters, registered in an explicit registry.
 #[derive(Debug, Clone, Default)]
 pub struct DestinationMetrics {
     get_streams: Gauge,
     profile_streams: Gauge,
+    watches: Family<WatchLabels, Gauge>,
+    refused: Family<RefusalLabels, Counter>,
 }
 
 impl DestinationMetrics {
-    /// Registers `destination_get_streams` and `destination_get_profile_streams`.
+    /// Registers `destination_get_streams`, `destination_get_profile_streams`,
+    /// `destination_watches{kind}` and `destination_streams_refused_total{reason}`.
     pub fn new(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         registry.register(
@@ -70,8 +114,70 @@ impl DestinationMetrics {
             "Open Destination.GetProfile streams",
             metrics.profile_streams.clone(),
         );
+        registry.register(
+            "destination_watches",
+            "Catalog watches held for open streams (kind: endpoints, profiles)",
+            metrics.watches.clone(),
+        );
+        registry.register(
+            "destination_streams_refused",
+            "Destination streams refused by a limit (reason: per_client, total)",
+            metrics.refused.clone(),
+        );
+        // Every series from the start, so a scrape shows the zeros.
+        for kind in ["endpoints", "profiles"] {
+            drop(metrics.watches.get_or_create(&WatchLabels { kind }));
+        }
+        for reason in ["per_client", "total"] {
+            drop(metrics.refused.get_or_create(&RefusalLabels { reason }));
+        }
         metrics
     }
+
+    /// Sets the watch gauges from the catalog's counts.
+    fn record_watches(&self, catalog: &Catalog) {
+        let count = |count: usize| i64::try_from(count).unwrap_or(i64::MAX);
+        self.watches
+            .get_or_create(&WatchLabels { kind: "endpoints" })
+            .set(count(catalog.endpoint_subscriptions()));
+        self.watches
+            .get_or_create(&WatchLabels { kind: "profiles" })
+            .set(count(catalog.profile_subscriptions()));
+    }
+}
+
+/// The catalog watch a stream subscribed to.
+#[derive(Debug)]
+enum WatchKey {
+    Endpoints(ServicePort),
+    Profile(ProfileTarget),
+}
+
+/// Releases a catalog watch when dropped: held by a stream beside (and
+/// declared after) its receiver, so the receiver is gone first.
+#[derive(Debug)]
+struct WatchRelease {
+    catalog: SharedCatalog,
+    key: WatchKey,
+    metrics: DestinationMetrics,
+}
+
+impl Drop for WatchRelease {
+    fn drop(&mut self) {
+        let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
+        match &self.key {
+            WatchKey::Endpoints(target) => catalog.release_endpoints(target),
+            WatchKey::Profile(request) => catalog.release_profile(request),
+        }
+        self.metrics.record_watches(&catalog);
+    }
+}
+
+/// A subscription's receiver and the release of its watch; fields drop in
+/// order, receiver first.
+struct Watched<R> {
+    receiver: R,
+    _release: WatchRelease,
 }
 
 /// Counts one open stream while alive.
@@ -100,6 +206,8 @@ pub struct DestinationService {
     /// When identities are on: meshed endpoints are then sent with their
     /// identity and protocol hints.
     mesh: Option<MeshHints>,
+    /// Open streams per client and in total.
+    limiter: Arc<StreamLimiter>,
 }
 
 impl DestinationService {
@@ -109,12 +217,14 @@ impl DestinationService {
         metrics: DestinationMetrics,
         shutdown: watch::Receiver<bool>,
         mesh: Option<MeshHints>,
+        limits: StreamLimits,
     ) -> Self {
         Self {
             catalog,
             metrics,
             shutdown,
             mesh,
+            limiter: StreamLimiter::new(limits),
         }
     }
 
@@ -127,7 +237,11 @@ impl DestinationService {
     ) -> Result<(), ServerError> {
         let incoming = listener.incoming();
         tonic::transport::Server::builder()
-            .add_service(DestinationServer::new(self))
+            .max_concurrent_streams(GRPC_LIMITS.streams_per_connection)
+            .http2_max_header_list_size(GRPC_LIMITS.header_list_bytes)
+            .add_service(
+                DestinationServer::new(self).max_decoding_message_size(GRPC_LIMITS.message_bytes),
+            )
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
         Ok(())
@@ -135,6 +249,31 @@ impl DestinationService {
 
     fn catalog(&self) -> MutexGuard<'_, Catalog> {
         self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A permit for one more stream of the request's client, or
+    /// RESOURCE_EXHAUSTED (counted).
+    fn admit<T>(&self, request: &Request<T>) -> Result<StreamPermit, Status> {
+        let client = match request.extensions().get::<ConnectionInfo>() {
+            Some(ConnectionInfo {
+                client_identity: Some(identity),
+                ..
+            }) => ClientKey::Identity(identity.clone()),
+            Some(ConnectionInfo {
+                remote: Some(remote),
+                ..
+            }) => ClientKey::Address(remote.ip()),
+            _ => ClientKey::Unknown,
+        };
+        self.limiter.try_open(client).map_err(|refusal: Refusal| {
+            self.metrics
+                .refused
+                .get_or_create(&RefusalLabels {
+                    reason: refusal.reason(),
+                })
+                .inc();
+            Status::resource_exhausted(refusal.to_string())
+        })
     }
 
     /// What the request names, and the client's namespace from its context token.
@@ -148,11 +287,12 @@ impl DestinationService {
         Ok((target, translate::client_namespace(&request.context_token)))
     }
 
-    /// Ends `stream` on shutdown and keeps `guard` alive as long as it is.
+    /// Ends `stream` on shutdown and keeps `guard` and `permit` alive as long as it is.
     fn finish<T: Send + 'static>(
         &self,
         stream: ResponseStream<T>,
         guard: StreamGuard,
+        permit: StreamPermit,
     ) -> ResponseStream<T> {
         let mut shutdown = self.shutdown.clone();
         let stopped = async move {
@@ -160,7 +300,7 @@ impl DestinationService {
             let _ = shutdown.wait_for(|stopped| *stopped).await;
         };
         Box::pin(stream.take_until(stopped).map(move |item| {
-            let _alive = &guard;
+            let _alive = (&guard, &permit);
             item
         }))
     }
@@ -171,10 +311,18 @@ impl DestinationService {
         port: u16,
     ) -> ResponseStream<proto::Update> {
         let labels = translate::set_labels(&service);
-        let receiver = self
-            .catalog()
-            .subscribe_endpoints(&ServicePort { service, port });
-        endpoint_stream(receiver, labels, self.mesh.clone())
+        let target = ServicePort { service, port };
+        let receiver = {
+            let mut catalog = self.catalog();
+            let receiver = catalog.subscribe_endpoints(&target);
+            self.metrics.record_watches(&catalog);
+            receiver
+        };
+        let watched = Watched {
+            receiver,
+            _release: self.release(WatchKey::Endpoints(target)),
+        };
+        endpoint_stream(watched, labels, self.mesh.clone())
     }
 
     fn profile_of_service(
@@ -190,7 +338,22 @@ impl DestinationService {
         };
         let request = ProfileTarget::new(ServicePort { service, port }, client_namespace);
         let receiver = catalog.subscribe_profile(&request);
-        profile_stream(receiver, unknown)
+        self.metrics.record_watches(&catalog);
+        drop(catalog);
+        let watched = Watched {
+            receiver,
+            _release: self.release(WatchKey::Profile(request)),
+        };
+        profile_stream(watched, unknown)
+    }
+
+    /// Releases `key`'s watch when dropped (never while the catalog is locked).
+    fn release(&self, key: WatchKey) -> WatchRelease {
+        WatchRelease {
+            catalog: Arc::clone(&self.catalog),
+            key,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -203,6 +366,7 @@ impl Destination for DestinationService {
         &self,
         request: Request<proto::GetDestination>,
     ) -> Result<Response<Self::GetStream>, Status> {
+        let permit = self.admit(&request)?;
         let (target, _client_namespace) = self.target(request)?;
         let stream = match target {
             Target::Service { service, port } => {
@@ -233,13 +397,14 @@ impl Destination for DestinationService {
             }
         };
         let guard = StreamGuard::open(&self.metrics.get_streams);
-        Ok(Response::new(self.finish(stream, guard)))
+        Ok(Response::new(self.finish(stream, guard, permit)))
     }
 
     async fn get_profile(
         &self,
         request: Request<proto::GetDestination>,
     ) -> Result<Response<Self::GetProfileStream>, Status> {
+        let permit = self.admit(&request)?;
         let (target, client_namespace) = self.target(request)?;
         let stream = match target {
             Target::Service { service, port } => {
@@ -260,7 +425,7 @@ impl Destination for DestinationService {
             }
         };
         let guard = StreamGuard::open(&self.metrics.profile_streams);
-        Ok(Response::new(self.finish(stream, guard)))
+        Ok(Response::new(self.finish(stream, guard, permit)))
     }
 }
 
@@ -274,18 +439,18 @@ fn status_of(error: TranslateError) -> Status {
 /// The subscription's updates (snapshot first, then diffs); ends when the
 /// catalog drops a lagging subscriber, so the client resubscribes.
 fn endpoint_stream(
-    receiver: mpsc::Receiver<EndpointUpdate>,
+    watched: Watched<mpsc::Receiver<EndpointUpdate>>,
     labels: HashMap<String, String>,
     mesh: Option<MeshHints>,
 ) -> ResponseStream<proto::Update> {
-    Box::pin(stream::unfold(receiver, move |mut receiver| {
+    Box::pin(stream::unfold(watched, move |mut watched| {
         let labels = labels.clone();
         let mesh = mesh.clone();
         async move {
-            let update = receiver.recv().await?;
+            let update = watched.receiver.recv().await?;
             Some((
                 Ok(translate::update(update, &labels, mesh.as_ref())),
-                receiver,
+                watched,
             ))
         }
     }))
@@ -293,15 +458,15 @@ fn endpoint_stream(
 
 /// The current profile, then each new one; `unknown` while the service does not exist.
 fn profile_stream(
-    receiver: watch::Receiver<Option<Arc<Profile>>>,
+    watched: Watched<watch::Receiver<Option<Arc<Profile>>>>,
     unknown: proto::DestinationProfile,
 ) -> ResponseStream<proto::DestinationProfile> {
-    let answers = stream::unfold((receiver, true), |(mut receiver, first)| async move {
-        if !first && receiver.changed().await.is_err() {
+    let answers = stream::unfold((watched, true), |(mut watched, first)| async move {
+        if !first && watched.receiver.changed().await.is_err() {
             return None;
         }
-        let answer = receiver.borrow_and_update().clone();
-        Some((answer, (receiver, false)))
+        let answer = watched.receiver.borrow_and_update().clone();
+        Some((answer, (watched, false)))
     });
     Box::pin(answers.map(move |answer| {
         Ok(match answer {

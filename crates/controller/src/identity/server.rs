@@ -14,6 +14,14 @@
 //! [`CertifyError`] is the one place errors become a gRPC status and a
 //! metric label. Served over TLS (the controller's own certificate) and
 //! plaintext on the same port ([`crate::incoming`]).
+//!
+//! Bounds ([`GRPC_LIMITS`]): a request message of at most 64 KiB (a CSR is
+//! a few hundred bytes, a token about a kilobyte; a bigger one is refused
+//! with OUT_OF_RANGE before it is parsed), 100 HTTP/2 streams per connection
+//! (so at most 100 × 64 KiB of requests buffered per connection; a limit of
+//! calls in progress is not used, as the streams it holds back keep their
+//! unread bodies in the connection's flow-control window and starve the calls
+//! it lets through), 16 KiB of headers.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -37,6 +45,24 @@ use super::authority::{IssueError, ValidityPolicy, leaf_validity};
 use super::csr::{CsrError, CsrParseError, check_csr, parse_csr};
 use super::issuer_files::AuthorityHandle;
 use super::token::{TokenRejection, TokenValidator};
+
+/// Bounds on the Identity gRPC server.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcLimits {
+    /// HTTP/2 streams one connection may have open (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub streams_per_connection: u32,
+    /// The largest header list accepted (`SETTINGS_MAX_HEADER_LIST_SIZE`).
+    pub header_list_bytes: u32,
+    /// The largest request message decoded.
+    pub message_bytes: usize,
+}
+
+/// The Identity server's bounds.
+pub const GRPC_LIMITS: GrpcLimits = GrpcLimits {
+    streams_per_connection: 100,
+    header_list_bytes: 16 * 1024,
+    message_bytes: 64 * 1024,
+};
 
 /// Why the Identity server stopped.
 #[derive(Debug, thiserror::Error)]
@@ -258,7 +284,11 @@ impl IdentityService {
     ) -> Result<(), IdentityServerError> {
         let incoming = listener.incoming();
         tonic::transport::Server::builder()
-            .add_service(IdentityServer::new(self))
+            .max_concurrent_streams(GRPC_LIMITS.streams_per_connection)
+            .http2_max_header_list_size(GRPC_LIMITS.header_list_bytes)
+            .add_service(
+                IdentityServer::new(self).max_decoding_message_size(GRPC_LIMITS.message_bytes),
+            )
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
         Ok(())

@@ -388,3 +388,109 @@ fn marker_lines_with_content_parse() {
     let objects = parse_mesh(text).expect("both documents parse");
     assert_eq!(objects.len(), 2);
 }
+
+#[test]
+fn limits_refuse_big_files_and_too_many_documents_unparsed() {
+    let directory = TempDirectory::new("limits");
+    let path = directory.0.join("mesh.yaml");
+    let good = std::fs::read_to_string(example_path()).unwrap();
+    std::fs::write(&path, &good).unwrap();
+    let catalog = Catalog::default().shared();
+    let limits = MeshFileLimits {
+        max_bytes: good.len() as u64 + 10,
+        max_objects: 10,
+    };
+    let mut source = MeshFileSource::new(&path, catalog.clone()).with_limits(limits);
+    assert!(source.reload().unwrap());
+    assert_eq!(source.status().parses, 1);
+
+    let bigger = format!("{good}# {}\n", "x".repeat(20));
+    write_atomically(&path, &bigger);
+    let error = source.reload().unwrap_err();
+    assert!(
+        matches!(error, MeshFileError::TooLarge { size, limit, .. }
+            if size == bigger.len() as u64 && limit == limits.max_bytes),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&path.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("(--mesh-file-max-bytes)"), "{message}");
+    assert!(
+        !source.reload().unwrap(),
+        "the same refusal is not repeated"
+    );
+
+    let eleven = with_extra_workload(&good);
+    assert_eq!(count_documents(&eleven), 11);
+    let mut limits = limits;
+    limits.max_bytes = 1024 * 1024;
+    let mut source = MeshFileSource::new(&path, catalog.clone()).with_limits(limits);
+    std::fs::write(&path, &good).unwrap();
+    assert!(source.reload().unwrap());
+    write_atomically(&path, &eleven);
+    let error = source.reload().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            MeshFileError::TooManyObjects {
+                count: 11,
+                limit: 10,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(source.status().parses, 1, "refused before parsing");
+    assert_eq!(
+        endpoint_addresses(&catalog, "shop", "web", 80)
+            .unwrap()
+            .len(),
+        3,
+        "the last good version serves"
+    );
+}
+
+#[test]
+fn an_unchanged_file_is_not_parsed_again_even_when_rewritten() {
+    let directory = TempDirectory::new("rewritten");
+    let path = directory.0.join("mesh.yaml");
+    let good = std::fs::read_to_string(example_path()).unwrap();
+    std::fs::write(&path, &good).unwrap();
+    let mut source = MeshFileSource::new(&path, Catalog::default().shared());
+    assert!(source.reload().unwrap());
+    for _ in 0..3 {
+        write_atomically(&path, &good);
+        assert!(!source.reload().unwrap());
+    }
+    assert_eq!(source.status().parses, 1);
+    assert_eq!(source.status().good_loads, 1);
+}
+
+#[test]
+fn alias_bombs_and_deep_nesting_are_refused_per_document() {
+    let mut laughs = String::from(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: lol\n  namespace: shop\n  annotations:\n    a0: &a0 \"lol\"\n",
+    );
+    for level in 1..8 {
+        let list = vec![format!("*a{}", level - 1); 8].join(", ");
+        laughs.push_str(&format!("    a{level}: &a{level} [{list}]\n"));
+    }
+    let deep = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: deep, namespace: shop}}\nspec:\n  selector: {}{}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    for (name, text) in [("laughs", laughs), ("deep", deep)] {
+        let started = Instant::now();
+        let problems = parse_mesh(&text).expect_err(name);
+        assert_eq!(problems.len(), 1, "{name}: {problems:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -4,18 +4,42 @@
 //! when the file was renamed into place or closed after writing, after a
 //! short settle otherwise — and on a one-second poll, so edits land within a
 //! second even where inotify misses them).
+//!
+//! ```text
+//! reload ─► stat: same file, size and times as the last read (and read < 10 s ago) ─► nothing
+//!        ─► size > --mesh-file-max-bytes ─► refused, unread
+//!        ─► read, fingerprint the text: same as the last attempt ─► nothing (not parsed)
+//!        ─► documents > --mesh-file-max-objects ─► refused, unparsed
+//!        ─► parse the changed documents ─► catalog
+//!        ─► a big version replaced: give the freed memory back to the system
+//! ```
+//!
+//! Every refusal leaves the last good version serving.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use weft_core::Workload;
 
-use super::{DocumentIndex, DocumentProblem, Fingerprint, MeshFileError, parse_changes};
+use super::{
+    DocumentIndex, DocumentProblem, Fingerprint, MeshFileError, MeshFileLimits, count_documents,
+    parse_changes, read_bounded,
+};
 use crate::catalog::SharedCatalog;
 use crate::file_watch;
+
+/// An unchanged-looking file (same [`FileStamp`]) is still read this often.
+const FULL_READ_INTERVAL: Duration = Duration::from_secs(10);
+/// A stamp is trusted only when the file was last modified at least this
+/// long before it was read: a later write then gets a later time even on a
+/// file system with coarse timestamps, so an edit always changes the stamp.
+const SETTLED_AFTER: Duration = Duration::from_secs(1);
+/// After a load replacing or bringing a version at least this big, freed
+/// memory is handed back to the system.
+const RELEASE_MEMORY_AFTER_BYTES: usize = 1024 * 1024;
 
 /// How loading the mesh file is going: for logs, metrics and `/ready`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,6 +58,8 @@ pub struct MeshFileStatus {
     pub last_error: Option<String>,
     /// The latest attempt's problems (empty for read errors).
     pub last_problems: Vec<DocumentProblem>,
+    /// Versions parsed (good or bad): an unchanged text is never parsed again.
+    pub parses: u64,
     /// When the latest failure happened.
     pub last_error_at: Option<SystemTime>,
 }
@@ -52,12 +78,62 @@ enum Attempt {
     Unreadable(String),
 }
 
+/// What `stat` says about the file: a change of any part means it may
+/// have been edited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: SystemTime,
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(Self {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            size: metadata.size(),
+            modified: metadata.modified().ok()?,
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        })
+    }
+}
+
+/// The stamp of the last full read, and when it was taken.
+#[derive(Debug, Clone, Copy)]
+struct LastRead {
+    stamp: FileStamp,
+    at: Instant,
+    at_wall: SystemTime,
+}
+
+impl LastRead {
+    /// Whether the file, now stamped `stamp`, need not be read again: the
+    /// same stamp, read recently, and already settled when it was read.
+    fn still_current(&self, stamp: &FileStamp) -> bool {
+        let settled = self
+            .at_wall
+            .duration_since(self.stamp.modified)
+            .is_ok_and(|age| age >= SETTLED_AFTER);
+        *stamp == self.stamp && settled && self.at.elapsed() < FULL_READ_INTERVAL
+    }
+}
+
 /// The mesh file feeding a catalog.
 #[derive(Debug)]
 pub struct MeshFileSource {
     path: PathBuf,
     catalog: SharedCatalog,
     status: Arc<Mutex<MeshFileStatus>>,
+    limits: MeshFileLimits,
+    /// The file's stamp at the last full read, and when that was.
+    last_read: Option<LastRead>,
+    /// The size of the text the catalog holds.
+    serving_bytes: usize,
     last_attempt: Option<Attempt>,
     /// The documents of the version the catalog holds.
     index: DocumentIndex,
@@ -71,10 +147,19 @@ impl MeshFileSource {
             path: path.into(),
             catalog,
             status: Arc::default(),
+            limits: MeshFileLimits::default(),
+            last_read: None,
+            serving_bytes: 0,
             last_attempt: None,
             index: DocumentIndex::default(),
             workloads: watch::Sender::new(Arc::from(Vec::new())),
         }
+    }
+
+    /// The same source with these limits (default: [`MeshFileLimits::default`]).
+    pub fn with_limits(mut self, limits: MeshFileLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The file.
@@ -105,8 +190,19 @@ impl MeshFileSource {
     /// `Ok(false)`: nothing changed; `Err`: this version is invalid (recorded in
     /// the status and logged) and the last good one keeps serving.
     pub fn reload(&mut self) -> Result<bool, MeshFileError> {
-        let started = std::time::Instant::now();
-        let read = std::fs::read_to_string(&self.path);
+        let started = Instant::now();
+        let stamp = FileStamp::of(&self.path);
+        if let (Some(stamp), Some(last_read)) = (&stamp, &self.last_read)
+            && last_read.still_current(stamp)
+        {
+            return Ok(false);
+        }
+        self.last_read = stamp.map(|stamp| LastRead {
+            stamp,
+            at: started,
+            at_wall: SystemTime::now(),
+        });
+        let read = read_bounded(&self.path, self.limits.max_bytes);
         let attempt = match &read {
             Ok(text) => Attempt::Text(Fingerprint::of(text)),
             Err(error) => Attempt::Unreadable(error.to_string()),
@@ -115,12 +211,18 @@ impl MeshFileSource {
             return Ok(false);
         }
         self.last_attempt = Some(attempt);
+        let text_bytes = read.as_ref().map_or(0, String::len);
         let loaded = read
-            .map_err(|source| MeshFileError::Read {
-                path: self.path.clone(),
-                source,
-            })
             .and_then(|text| {
+                let count = count_documents(&text);
+                if count > self.limits.max_objects {
+                    return Err(MeshFileError::TooManyObjects {
+                        path: self.path.clone(),
+                        count,
+                        limit: self.limits.max_objects,
+                    });
+                }
+                lock(&self.status).parses += 1;
                 parse_changes(&text, &self.index).map_err(|problems| MeshFileError::Invalid {
                     path: self.path.clone(),
                     problems,
@@ -142,6 +244,27 @@ impl MeshFileSource {
                 self.index = changes.index;
                 Ok((self.index.len(), workloads))
             });
+        // A big version parsed (kept or refused), or a big one replaced:
+        // its memory is free now, hand it back.
+        let big = if loaded.is_ok() {
+            let replaced_bytes = std::mem::replace(&mut self.serving_bytes, text_bytes);
+            replaced_bytes.max(text_bytes) >= RELEASE_MEMORY_AFTER_BYTES
+        } else {
+            text_bytes >= RELEASE_MEMORY_AFTER_BYTES
+        };
+        let outcome = self.record(started, loaded);
+        if big {
+            crate::memory::release_freed();
+        }
+        outcome
+    }
+
+    /// Records an attempt's outcome in the status and the log.
+    fn record(
+        &self,
+        started: Instant,
+        loaded: Result<(usize, Vec<Workload>), MeshFileError>,
+    ) -> Result<bool, MeshFileError> {
         let mut status = lock(&self.status);
         status.last_load_duration = Some(started.elapsed());
         match loaded {

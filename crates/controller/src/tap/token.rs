@@ -1,6 +1,9 @@
 //! The API token that tap needs (`--api-token-file`): read from the file, or
 //! created there (mode 0600, 32 random bytes, base64url) when absent; and
-//! the pure check of a caller's `Authorization: Bearer …` or `?token=`.
+//! the pure check of a caller's `Authorization: Bearer …`. The token is
+//! never taken from the URL, where access logs and browser history keep it
+//! (the dashboard reads it from the page's `#token=` fragment, which is not
+//! sent, and sends it as the header).
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -96,18 +99,14 @@ impl ApiToken {
         &self.0
     }
 
-    /// Whether a caller presented this token: `authorization` is the
-    /// `Authorization` header (`Bearer <token>`), `query_token` the `token`
-    /// query parameter. Either one matching is enough.
-    pub fn authorizes(&self, authorization: Option<&str>, query_token: Option<&str>) -> bool {
+    /// Whether a caller presented this token in `authorization`, the
+    /// `Authorization` header (`Bearer <token>`).
+    pub fn authorizes(&self, authorization: Option<&str>) -> bool {
         let bearer = authorization.and_then(|value| {
             let (scheme, token) = value.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-        [bearer, query_token]
-            .into_iter()
-            .flatten()
-            .any(|presented| self.equals(presented))
+        bearer.is_some_and(|presented| self.equals(presented))
     }
 
     fn equals(&self, presented: &str) -> bool {
@@ -130,24 +129,18 @@ mod tests {
     fn authorization_table() {
         let token = ApiToken::new("s3cret");
         let cases = [
-            (Some("Bearer s3cret"), None, true),
-            (Some("bearer s3cret"), None, true),
-            (Some("Bearer  s3cret "), None, true),
-            (None, Some("s3cret"), true),
-            (Some("Bearer wrong"), Some("s3cret"), true),
-            (Some("Bearer wrong"), None, false),
-            (Some("Basic s3cret"), None, false),
-            (Some("s3cret"), None, false),
-            (None, Some("s3cre"), false),
-            (None, Some(""), false),
-            (None, None, false),
+            (Some("Bearer s3cret"), true),
+            (Some("bearer s3cret"), true),
+            (Some("Bearer  s3cret "), true),
+            (Some("Bearer wrong"), false),
+            (Some("Bearer s3cre"), false),
+            (Some("Bearer "), false),
+            (Some("Basic s3cret"), false),
+            (Some("s3cret"), false),
+            (None, false),
         ];
-        for (header, query, expected) in cases {
-            assert_eq!(
-                token.authorizes(header, query),
-                expected,
-                "{header:?} {query:?}"
-            );
+        for (header, expected) in cases {
+            assert_eq!(token.authorizes(header), expected, "{header:?}");
         }
     }
 

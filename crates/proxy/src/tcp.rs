@@ -56,9 +56,10 @@ pub async fn forward_planned<I: Io>(
                 return;
             };
             let mut tries = 0;
+            let mut failed = Vec::new();
             let (stream, lease, tls) = loop {
                 let backend = logical.backend(outbound.random());
-                let lease: Lease = match outbound.pick(backend).await {
+                let lease: Lease = match outbound.pick_avoiding(backend, &failed).await {
                     Ok(lease) => lease,
                     Err(error) => {
                         record_error(proxy, direction, target, &error, error.metric_label());
@@ -75,6 +76,7 @@ pub async fn forward_planned<I: Io>(
                     Ok(stream) => break (stream, lease, tls),
                     Err(error) if tries < CONNECT_ATTEMPTS => {
                         tracing::debug!(%addr, %error, "endpoint refused; trying another");
+                        failed.push(addr);
                         lease.fail(CONNECT_FAILURE_PENALTY);
                     }
                     Err(error) => {

@@ -540,7 +540,7 @@ fn unspecified_addresses_do_not_reach_the_proxys_own_ports() {
 /// with what hyper (the proxy's server) answers: 400 for ambiguous framing;
 /// Content-Length beside chunked is read as chunked and the connection
 /// closed after the one response (RFC 9112 §6.1); bare LF heads are
-/// accepted but a bare-LF chunk line is not, so the request fails upstream.
+/// accepted but a bare-LF chunk line is not: the client's body fails, a 400.
 const SMUGGLING: &[(&str, &str, u16)] = &[
     (
         "Content-Length with Transfer-Encoding: chunked",
@@ -565,7 +565,7 @@ const SMUGGLING: &[(&str, &str, u16)] = &[
     (
         "bare LF line endings",
         "POST / HTTP/1.1\nhost: web\ncontent-length: 5\ntransfer-encoding: chunked\n\n0\n\nGET /smuggled HTTP/1.1\nhost: web\n\n",
-        502,
+        400,
     ),
 ];
 

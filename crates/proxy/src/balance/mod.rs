@@ -95,9 +95,20 @@ impl<M> Balancer<M> {
 
     /// Picks an endpoint for one request starting at `now`.
     pub fn pick_at(&self, now: Instant) -> Option<EndpointLease<M>> {
+        self.pick_avoiding_at(now, &[])
+    }
+
+    /// Picks an endpoint other than those in `avoid` (they failed the
+    /// request being placed) while there is one; `None` if there are no
+    /// endpoints.
+    pub fn pick_avoiding(&self, avoid: &[SocketAddr]) -> Option<EndpointLease<M>> {
+        self.pick_avoiding_at(Instant::now(), avoid)
+    }
+
+    fn pick_avoiding_at(&self, now: Instant, avoid: &[SocketAddr]) -> Option<EndpointLease<M>> {
         let random = self.shared.random.next_u64();
         let endpoints = self.read();
-        let endpoint = endpoints.select(random, now)?.clone();
+        let endpoint = endpoints.select_avoiding(random, now, avoid)?.clone();
         drop(endpoints);
         endpoint.load().start_request();
         Some(EndpointLease {

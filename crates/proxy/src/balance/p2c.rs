@@ -282,20 +282,51 @@ impl<M> EndpointSet<M> {
     /// Power of two choices at `now` with one random number: the chosen
     /// endpoint, or `None` when the set is empty. Does not start a request.
     pub fn select(&self, random: u64, now: Instant) -> Option<&Arc<Endpoint<M>>> {
-        let (first, second) = pair(random, self.endpoints.len())?;
+        self.select_avoiding(random, now, &[])
+    }
+
+    /// Power of two choices among the endpoints not in `avoid` (those that
+    /// already failed the request being placed); among all of them when
+    /// every endpoint is in `avoid`. `None` when the set is empty.
+    pub fn select_avoiding(
+        &self,
+        random: u64,
+        now: Instant,
+        avoid: &[SocketAddr],
+    ) -> Option<&Arc<Endpoint<M>>> {
+        let candidates: Vec<&Arc<Endpoint<M>>> = if avoid.is_empty() {
+            Vec::new()
+        } else {
+            self.endpoints
+                .iter()
+                .filter(|endpoint| !avoid.contains(&endpoint.address))
+                .collect()
+        };
+        // No candidate left (or nothing to avoid): choose among all.
+        let among_all = candidates.is_empty();
+        let at = |index: usize| {
+            if among_all {
+                &self.endpoints[index]
+            } else {
+                candidates[index]
+            }
+        };
+        let len = if among_all {
+            self.endpoints.len()
+        } else {
+            candidates.len()
+        };
+        let (first, second) = pair(random, len)?;
         if first == second {
-            return Some(&self.endpoints[first]);
+            return Some(at(first));
         }
-        let loads = [
-            self.endpoints[first].load.load(now),
-            self.endpoints[second].load.load(now),
-        ];
+        let loads = [at(first).load.load(now), at(second).load.load(now)];
         let chosen = if choose(&loads, 0, 1) == 0 {
             first
         } else {
             second
         };
-        Some(&self.endpoints[chosen])
+        Some(at(chosen))
     }
 }
 
@@ -446,6 +477,49 @@ mod tests {
         set.reset(vec![(address(1), 1), (address(1), 2)], now);
         assert_eq!(set.len(), 1);
         assert_eq!(*set.get(address(1)).expect("present").metadata(), 2);
+    }
+
+    /// (endpoints, avoided, allowed choices)
+    #[test]
+    fn select_avoiding_table() {
+        let now = Instant::now();
+        let cases: [(&[u16], &[u16], &[u16]); 5] = [
+            (&[1, 2], &[], &[1, 2]),
+            (&[1, 2], &[1], &[2]),
+            (&[1, 2, 3], &[1, 3], &[2]),
+            (&[1, 2, 3], &[2], &[1, 3]),
+            // Every endpoint failed already: any of them rather than none.
+            (&[1, 2], &[1, 2], &[1, 2]),
+        ];
+        for (endpoints, avoided, allowed) in cases {
+            let mut set = EndpointSet::new(PeakEwmaConfig::default());
+            for port in endpoints {
+                set.insert(address(*port), (), now);
+            }
+            // The avoided endpoints look best, so only avoidance keeps them out.
+            for port in endpoints {
+                if !avoided.contains(port) {
+                    set.get(address(*port))
+                        .expect("present")
+                        .load()
+                        .start_request();
+                }
+            }
+            let avoid: Vec<SocketAddr> = avoided.iter().map(|port| address(*port)).collect();
+            let random = Random::with_seed(7);
+            for _ in 0..50 {
+                let chosen = set
+                    .select_avoiding(random.next_u64(), now, &avoid)
+                    .expect("non-empty")
+                    .address();
+                assert!(
+                    allowed.iter().any(|port| address(*port) == chosen),
+                    "{endpoints:?} avoiding {avoided:?} chose {chosen}"
+                );
+            }
+        }
+        let empty: EndpointSet<()> = EndpointSet::new(PeakEwmaConfig::default());
+        assert!(empty.select_avoiding(1, now, &[address(1)]).is_none());
     }
 
     #[test]

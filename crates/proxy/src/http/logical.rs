@@ -250,10 +250,11 @@ impl Attempts<'_> {
         let client = proxy.client(Direction::Outbound);
         let mut tries = 0;
         let mut written_resent = false;
+        let mut failed = Vec::new();
         loop {
             let lease = self
                 .outbound
-                .pick(backend)
+                .pick_avoiding(backend, &failed)
                 .await
                 .map_err(Failed::without_endpoint)?;
             tries += 1;
@@ -291,6 +292,7 @@ impl Attempts<'_> {
                         tap.fail();
                     }
                     written_resent |= written;
+                    failed.push(lease.address());
                     lease.fail(CONNECT_FAILURE_PENALTY);
                     request = unsent;
                 }

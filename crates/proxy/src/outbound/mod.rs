@@ -338,7 +338,18 @@ impl Outbound {
     /// An endpoint of `backend` for one request or connection. With none
     /// ready, waits for discovery to add one, at most the failfast timeout.
     pub async fn pick(&self, backend: &Backend) -> Result<Lease, ProxyError> {
-        if let Some(lease) = backend.endpoints.balancer().pick() {
+        self.pick_avoiding(backend, &[]).await
+    }
+
+    /// Like [`Outbound::pick`], but not one of the endpoints in `avoid`
+    /// (they already failed this request or connection) while the backend
+    /// has another.
+    pub async fn pick_avoiding(
+        &self,
+        backend: &Backend,
+        avoid: &[SocketAddr],
+    ) -> Result<Lease, ProxyError> {
+        if let Some(lease) = backend.endpoints.balancer().pick_avoiding(avoid) {
             return Ok(lease);
         }
         let _waiting = PendingSlot::take(&self.pending, self.max_pending).ok_or_else(|| {

@@ -113,7 +113,12 @@ fn endpoint_tls(
 
 async fn connect_to(proxy: &Proxy, target: SocketAddr, direction: Direction) -> Option<TcpStream> {
     if proxy.is_own_listener(target) {
-        tracing::warn!(%target, "refusing to forward a connection to the proxy itself");
+        proxy.log_traffic_error(
+            direction,
+            target,
+            "closed a connection",
+            &"refusing to forward a connection to the proxy itself",
+        );
         proxy.metrics.tcp_errors.record(direction, "loop");
         return None;
     }

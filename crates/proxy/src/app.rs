@@ -122,7 +122,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     //    limited, within the open-file limit (raised to its hard limit) less
     //    a reserve, so a flood on one listener leaves descriptors for the
     //    other and for the admin server.
-    let (inbound_limit, outbound_limit) = connection_limits(&config);
+    let (inbound_limit, outbound_limit) = connection_limits(&config, &metrics);
     metrics
         .limits
         .set_limit(Direction::Inbound, inbound_limit.max());
@@ -135,11 +135,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         inbound_limit,
     )
     .await
-        .map_err(|source| StartError::Bind {
-            name: "WEFT_PROXY_INBOUND_LISTEN_ADDR",
-            addr: config.inbound_listen_addr,
-            source,
-        })?;
+    .map_err(|source| StartError::Bind {
+        name: "WEFT_PROXY_INBOUND_LISTEN_ADDR",
+        addr: config.inbound_listen_addr,
+        source,
+    })?;
     let mut outbound = Vec::new();
     for addr in &config.outbound_listen_addrs {
         outbound.push(
@@ -333,7 +333,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
 /// Raises the open-file limit and fits each direction's connection limit
 /// in it (logged when lowered).
-fn connection_limits(config: &Config) -> (Arc<ConnectionLimit>, Arc<ConnectionLimit>) {
+fn connection_limits(
+    config: &Config,
+    metrics: &ProxyMetrics,
+) -> (Arc<ConnectionLimit>, Arc<ConnectionLimit>) {
     let fd_limit = match resources::raise_fd_limit() {
         Ok(limit) => {
             tracing::debug!(before = ?limit.before, now = ?limit.now, "open-file limit");
@@ -358,7 +361,10 @@ fn connection_limits(config: &Config) -> (Arc<ConnectionLimit>, Arc<ConnectionLi
             "connection limits lowered to fit the open-file limit (WEFT_PROXY_INBOUND_MAX_CONNECTIONS, WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS)"
         );
     }
-    (ConnectionLimit::new(inbound), ConnectionLimit::new(outbound))
+    (
+        ConnectionLimit::new(inbound, metrics.limits.accepted(Direction::Inbound)),
+        ConnectionLimit::new(outbound, metrics.limits.accepted(Direction::Outbound)),
+    )
 }
 
 /// The TLS name of a control-plane service (checked by the config already).

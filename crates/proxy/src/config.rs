@@ -20,8 +20,8 @@ mod tests;
 
 pub use values::{IpNetwork, LogFormat, PortSet, format_duration, parse_duration, parse_port_set};
 use values::{
-    parse_certificates, parse_connection_limit, parse_cores, parse_listen_addrs, parse_optional_host_port,
-    parse_positive_duration, parse_server_name, parse_socket_addr,
+    parse_certificates, parse_connection_limit, parse_cores, parse_listen_addrs,
+    parse_optional_host_port, parse_positive_duration, parse_server_name, parse_socket_addr,
 };
 pub use variables::{DEFAULT_CONTROLLER_NAME, DEFAULT_OPAQUE_PORTS, VARIABLES, Variable};
 
@@ -238,8 +238,10 @@ impl Config {
                 .value("WEFT_PROXY_HTTP_IDLE_TIMEOUT", parse_positive_duration),
             inbound_max_connections: reader
                 .value("WEFT_PROXY_INBOUND_MAX_CONNECTIONS", parse_connection_limit),
-            outbound_max_connections: reader
-                .value("WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS", parse_connection_limit),
+            outbound_max_connections: reader.value(
+                "WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS",
+                parse_connection_limit,
+            ),
             inbound_connect_timeout: reader.value(
                 "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
                 parse_positive_duration,

@@ -124,8 +124,7 @@ impl Listener {
     /// connection and close it, then takes a spare again.
     async fn accept_with_spare_fd(&mut self, proxy: &Proxy) {
         self.spare_fd = None;
-        let accepted =
-            tokio::time::timeout(ACCEPT_ERROR_PAUSE, self.listener.accept()).await;
+        let accepted = tokio::time::timeout(ACCEPT_ERROR_PAUSE, self.listener.accept()).await;
         if let Ok(Ok((stream, _))) = accepted {
             drop(stream);
             self.refused(proxy, RefusedReason::FdLimit);

@@ -9,6 +9,7 @@
 //!     ≥ inbound limit + outbound limit  (else both lowered in proportion)
 //! ```
 
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -108,14 +109,17 @@ pub fn fit_connection_limits(
 pub struct ConnectionLimit {
     open: AtomicUsize,
     max: usize,
+    /// Published count of open connections.
+    gauge: Gauge,
 }
 
 impl ConnectionLimit {
-    /// A limit of `max` connections.
-    pub fn new(max: usize) -> Arc<ConnectionLimit> {
+    /// A limit of `max` connections, whose open count is published in `gauge`.
+    pub fn new(max: usize, gauge: Gauge) -> Arc<ConnectionLimit> {
         Arc::new(ConnectionLimit {
             open: AtomicUsize::new(0),
             max,
+            gauge,
         })
     }
 
@@ -136,8 +140,11 @@ impl ConnectionLimit {
                 (open < self.max).then_some(open + 1)
             })
             .ok()
-            .map(|_| ConnectionPermit {
-                limit: self.clone(),
+            .map(|_| {
+                self.gauge.inc();
+                ConnectionPermit {
+                    limit: self.clone(),
+                }
             })
     }
 }
@@ -151,6 +158,7 @@ pub struct ConnectionPermit {
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         self.limit.open.fetch_sub(1, Ordering::AcqRel);
+        self.limit.gauge.dec();
     }
 }
 
@@ -188,15 +196,18 @@ mod tests {
 
     #[test]
     fn permits_count_up_to_the_limit() {
-        let limit = ConnectionLimit::new(2);
+        let gauge = Gauge::default();
+        let limit = ConnectionLimit::new(2, gauge.clone());
         let first = limit.try_acquire().unwrap();
         let second = limit.try_acquire().unwrap();
         assert!(limit.try_acquire().is_none());
         assert_eq!(limit.open(), 2);
+        assert_eq!(gauge.get(), 2);
         drop(first);
         let third = limit.try_acquire();
         assert!(third.is_some());
         drop((second, third));
         assert_eq!(limit.open(), 0);
+        assert_eq!(gauge.get(), 0);
     }
 }

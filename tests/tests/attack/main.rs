@@ -12,3 +12,6 @@
 //! Attacks that need another network namespace (a peer on the network,
 //! transparent interception) are in `tests/netns/attack.sh`, run as root by
 //! `scripts/test.sh`.
+
+mod h2_floods;
+mod resources;

@@ -233,7 +233,9 @@ struct Handshake {
 impl Handshake {
     /// Records `bytes`; true once the whole handshake has arrived.
     fn arrived(&mut self, bytes: &[u8]) -> bool {
-        let copied = bytes.len().min(H2_HANDSHAKE_PROBE.saturating_sub(self.seen));
+        let copied = bytes
+            .len()
+            .min(H2_HANDSHAKE_PROBE.saturating_sub(self.seen));
         if copied > 0 {
             self.probe[self.seen..self.seen + copied].copy_from_slice(&bytes[..copied]);
         }

@@ -18,6 +18,7 @@ use crate::http::forward;
 use crate::http::header_case::HeadSniffer;
 use crate::io::Io;
 use crate::metrics::labels::Direction;
+use futures::future::BoxFuture;
 use hyper::body::{Body, Incoming};
 use hyper::rt::{Read, Write};
 use hyper::server::conn::{http1, http2};
@@ -49,7 +50,19 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `io` as `protocol` until the client, a drain or a timeout closes it.
-pub async fn serve<I: Io>(
+///
+/// Boxed: hyper's connection state is large, and a connection waiting in
+/// detection (or forwarded as TCP) should not carry room for it.
+pub fn serve<I: Io>(
+    io: I,
+    protocol: Protocol,
+    context: Arc<ConnectionContext>,
+    drain: DrainWatch,
+) -> BoxFuture<'static, ()> {
+    Box::pin(serve_connection(io, protocol, context, drain))
+}
+
+async fn serve_connection<I: Io>(
     io: I,
     protocol: Protocol,
     context: Arc<ConnectionContext>,
@@ -84,6 +97,8 @@ pub async fn serve<I: Io>(
         activity: &activity,
         timeouts,
     };
+    // Each protocol's connection is boxed on its own: an HTTP/1 connection
+    // does not carry room for HTTP/2's state, nor the reverse.
     let result = match protocol {
         Protocol::Http2 => {
             let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -107,20 +122,22 @@ pub async fn serve<I: Io>(
                 builder.max_concurrent_streams(MAX_CONCURRENT_STREAMS);
             }
             let connection = builder.serve_connection(TokioIo::new(io), service);
-            watch.until_closed(connection).await
+            Box::pin(watch.until_closed(connection)).await
         }
         // Meshed HTTP/1 requests may cross an HTTP/2 hop: read the header
         // names' case as the client wrote them (see header_case).
         _ if context.direction == Direction::Outbound && context.proxy.tls.is_some() => {
             let io = TokioIo::new(HeadSniffer::new(io, context.sniffed_heads.clone()));
-            let connection = http1_builder().serve_connection(io, service).with_upgrades();
-            watch.until_closed(connection).await
+            let connection = http1_builder()
+                .serve_connection(io, service)
+                .with_upgrades();
+            Box::pin(watch.until_closed(connection)).await
         }
         _ => {
             let connection = http1_builder()
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
-            watch.until_closed(connection).await
+            Box::pin(watch.until_closed(connection)).await
         }
     };
     match result {
@@ -195,7 +212,9 @@ enum ConnectionError {
     #[error("{0}")]
     Hyper(#[from] hyper::Error),
     /// The client took longer than the header-read timeout.
-    #[error("request head (or HTTP/2 preface) not received within WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT")]
+    #[error(
+        "request head (or HTTP/2 preface) not received within WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT"
+    )]
     HeaderRead,
 }
 

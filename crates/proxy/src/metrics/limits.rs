@@ -1,5 +1,6 @@
 //! Metrics of the bounds on accepted connections: connections refused (by
-//! direction and reason) and each direction's effective connection limit.
+//! direction and reason), each direction's effective connection limit and
+//! its accepted connections open now.
 
 use super::labels::Direction;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
@@ -62,6 +63,7 @@ impl EncodeLabelSet for DirectionLabels {
 pub struct LimitMetrics {
     refused: Family<RefusedLabels, Counter>,
     limit: Family<DirectionLabels, Gauge>,
+    accepted: Family<DirectionLabels, Gauge>,
 }
 
 impl LimitMetrics {
@@ -78,6 +80,11 @@ impl LimitMetrics {
             "Accepted connections a direction may have open at once.",
             metrics.limit.clone(),
         );
+        registry.register(
+            "tcp_accepted_connections",
+            "Accepted connections open now, by direction (those still in protocol detection included).",
+            metrics.accepted.clone(),
+        );
         metrics
     }
 
@@ -86,6 +93,12 @@ impl LimitMetrics {
         self.refused
             .get_or_create(&RefusedLabels { direction, reason })
             .inc();
+    }
+
+    /// The gauge of a direction's accepted connections open now.
+    pub fn accepted(&self, direction: Direction) -> Gauge {
+        self.accepted
+            .get_or_create_owned(&DirectionLabels { direction })
     }
 
     /// Publishes a direction's effective limit.

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! RLIMIT_NOFILE (raised to hard) ─ reserve ─► budget / FDS_PER_CONNECTION
-//!     ≥ inbound limit + outbound limit  (else both lowered in proportion)
+//!     ≥ inbound limit + outbound limit  (else the larger, then the smaller, lowered)
 //! ```
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -83,7 +83,8 @@ pub fn fd_reserve(fd_limit: u64) -> u64 {
 
 /// The connection limits `(inbound, outbound)` that fit in `fd_limit`
 /// (`None`: unlimited) after the reserve: the configured ones when they
-/// fit, else both lowered in proportion (each at least 1).
+/// fit, else the smaller keeps its value up to half the budget and the
+/// larger gets the rest (each at least 1).
 pub fn fit_connection_limits(
     fd_limit: Option<u64>,
     inbound: usize,
@@ -93,15 +94,19 @@ pub fn fit_connection_limits(
         return (inbound, outbound);
     };
     let budget = (fd_limit - fd_reserve(fd_limit)) / FDS_PER_CONNECTION;
-    let wanted = inbound as u64 + outbound as u64;
-    if wanted <= budget {
+    if inbound as u64 + outbound as u64 <= budget {
         return (inbound, outbound);
     }
-    let share = |limit: usize| -> usize {
-        let fitted = (limit as u64).saturating_mul(budget) / wanted.max(1);
-        usize::try_from(fitted).unwrap_or(usize::MAX).max(1)
-    };
-    (share(inbound), share(outbound))
+    let (smaller, larger) = (inbound.min(outbound) as u64, inbound.max(outbound) as u64);
+    let smaller = smaller.min(budget / 2);
+    let larger = larger.min(budget - smaller);
+    let to_limit = |fitted: u64| usize::try_from(fitted).unwrap_or(usize::MAX).max(1);
+    let (smaller, larger) = (to_limit(smaller), to_limit(larger));
+    if inbound <= outbound {
+        (smaller, larger)
+    } else {
+        (larger, smaller)
+    }
 }
 
 /// The connections of one direction open at once, up to a limit.
@@ -173,12 +178,13 @@ mod tests {
             (None, 10_000, 10_000, (10_000, 10_000)),
             (Some(1_048_576), 10_000, 10_000, (10_000, 10_000)),
             (Some(40_256), 10_000, 10_000, (10_000, 10_000)),
-            // (65536 - 256) / 2 = 32640 for both.
-            (Some(65_536), 30_000, 10_000, (24_480, 8_160)),
+            // (65536 - 256) / 2 = 32640 for both: the smaller fits.
+            (Some(65_536), 30_000, 10_000, (22_640, 10_000)),
+            (Some(20_000), 5, 10_000, (5, 9_867)),
             // (1024 - 256) / 2 = 384.
             (Some(1_024), 10_000, 10_000, (192, 192)),
             // A tiny limit keeps half in reserve and still one each.
-            (Some(100), 20, 20, (12, 12)),
+            (Some(100), 20, 20, (12, 13)),
             (Some(4), 10, 10, (1, 1)),
         ];
         for (fd_limit, inbound, outbound, expected) in table {

@@ -44,7 +44,9 @@ pub fn forward_planned<I: Io>(
     plan: Plan,
     direction: Direction,
 ) -> BoxFuture<'_, ()> {
-    Box::pin(forward_planned_inline(proxy, client, target, plan, direction))
+    Box::pin(forward_planned_inline(
+        proxy, client, target, plan, direction,
+    ))
 }
 
 async fn forward_planned_inline<I: Io>(

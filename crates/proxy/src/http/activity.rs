@@ -397,7 +397,7 @@ mod tests {
         let mut buffer = [0u8; 16];
         assert_eq!(activity.current(), Activity::default());
         client.write_all(b"G").await.unwrap();
-        server.read(&mut buffer).await.unwrap();
+        assert_eq!(server.read(&mut buffer).await.unwrap(), 1);
         assert!(activity.current().reading_head);
         let open = activity.request_started();
         assert_eq!(
@@ -408,7 +408,7 @@ mod tests {
             }
         );
         client.write_all(b"body").await.unwrap();
-        server.read(&mut buffer).await.unwrap();
+        assert_eq!(server.read(&mut buffer).await.unwrap(), 4);
         assert!(!activity.current().reading_head);
         drop(open);
         assert_eq!(activity.current(), Activity::default());

@@ -261,8 +261,12 @@ fn inbound_flood_leaves_descriptors_for_outbound_and_admin() {
         .open_file_limit(256)
         .spawn();
     let started = Instant::now();
+    // A proxy that stops accepting leaves its backlog full: connects then
+    // wait for SYN retries, so each is bounded.
     let flood: Vec<TcpStream> = (0..400)
-        .filter_map(|_| TcpStream::connect(proxy.inbound_addr()).ok())
+        .filter_map(|_| {
+            TcpStream::connect_timeout(&proxy.inbound_addr(), Duration::from_secs(1)).ok()
+        })
         .collect();
     // Let the proxy work through its backlog for a while.
     std::thread::sleep(Duration::from_secs(3));

@@ -262,10 +262,10 @@ fn inbound_flood_leaves_descriptors_for_outbound_and_admin() {
         .spawn();
     let started = Instant::now();
     // A proxy that stops accepting leaves its backlog full: connects then
-    // wait for SYN retries, so each is bounded.
+    // wait for SYN retries, so the flood stops at the first that times out.
     let flood: Vec<TcpStream> = (0..400)
-        .filter_map(|_| {
-            TcpStream::connect_timeout(&proxy.inbound_addr(), Duration::from_secs(1)).ok()
+        .map_while(|_| {
+            TcpStream::connect_timeout(&proxy.inbound_addr(), Duration::from_secs(5)).ok()
         })
         .collect();
     // Let the proxy work through its backlog for a while.

@@ -55,11 +55,16 @@ async fn serve(listener: std::net::TcpListener, state: Arc<AdminState>) {
             return;
         }
     };
+    // Accept errors (out of descriptors under a flood) are logged within a
+    // budget of their own.
+    let log_limit = crate::log_limit::LogLimit::new();
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::warn!(%error, "admin accept failed");
+                if let Some(allowed) = log_limit.allow() {
+                    tracing::warn!(%error, held_back = allowed.held_back, "admin accept failed");
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }

@@ -16,8 +16,10 @@ use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
+use crate::metrics::labels::Direction;
 use crate::metrics::process::ProcessCollector;
 use crate::outbound::Outbound;
+use crate::resources::{self, ConnectionLimit};
 use crate::tap::Taps;
 use crate::tap::server::TapListener;
 use crate::tap::service::TapService;
@@ -116,18 +118,32 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     registry.register_collector(Box::new(ProcessCollector::new(started)));
 
     // 2. Listeners, all bound before anything serves, so a taken port fails
-    //    start-up with the variable's name.
-    let inbound = Listener::bind_inbound(config.inbound_listen_addr, config.inbound_forward_addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            name: "WEFT_PROXY_INBOUND_LISTEN_ADDR",
-            addr: config.inbound_listen_addr,
-            source,
-        })?;
+    //    start-up with the variable's name. Each direction's connections are
+    //    limited, within the open-file limit (raised to its hard limit) less
+    //    a reserve, so a flood on one listener leaves descriptors for the
+    //    other and for the admin server.
+    let (inbound_limit, outbound_limit) = connection_limits(&config, &metrics);
+    metrics
+        .limits
+        .set_limit(Direction::Inbound, inbound_limit.max());
+    metrics
+        .limits
+        .set_limit(Direction::Outbound, outbound_limit.max());
+    let inbound = Listener::bind_inbound(
+        config.inbound_listen_addr,
+        config.inbound_forward_addr,
+        inbound_limit,
+    )
+    .await
+    .map_err(|source| StartError::Bind {
+        name: "WEFT_PROXY_INBOUND_LISTEN_ADDR",
+        addr: config.inbound_listen_addr,
+        source,
+    })?;
     let mut outbound = Vec::new();
     for addr in &config.outbound_listen_addrs {
         outbound.push(
-            Listener::bind_outbound(*addr)
+            Listener::bind_outbound(*addr, outbound_limit.clone())
                 .await
                 .map_err(|source| StartError::Bind {
                     name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
@@ -314,6 +330,42 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     maintenance.abort();
     Ok(())
+}
+
+/// Raises the open-file limit and fits each direction's connection limit
+/// in it (logged when lowered).
+fn connection_limits(
+    config: &Config,
+    metrics: &ProxyMetrics,
+) -> (Arc<ConnectionLimit>, Arc<ConnectionLimit>) {
+    let fd_limit = match resources::raise_fd_limit() {
+        Ok(limit) => {
+            tracing::debug!(before = ?limit.before, now = ?limit.now, "open-file limit");
+            limit.now
+        }
+        Err(error) => {
+            tracing::warn!(%error, "keeping the open-file limit");
+            rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+        }
+    };
+    let configured = (
+        config.inbound_max_connections,
+        config.outbound_max_connections,
+    );
+    let (inbound, outbound) =
+        resources::fit_connection_limits(fd_limit, configured.0, configured.1);
+    if (inbound, outbound) != configured {
+        tracing::warn!(
+            open_file_limit = ?fd_limit,
+            inbound,
+            outbound,
+            "connection limits lowered to fit the open-file limit (WEFT_PROXY_INBOUND_MAX_CONNECTIONS, WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS)"
+        );
+    }
+    (
+        ConnectionLimit::new(inbound, metrics.limits.accepted(Direction::Inbound)),
+        ConnectionLimit::new(outbound, metrics.limits.accepted(Direction::Outbound)),
+    )
 }
 
 /// The TLS name of a control-plane service (checked by the config already).

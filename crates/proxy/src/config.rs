@@ -21,8 +21,8 @@ mod tests;
 
 pub use values::{IpNetwork, LogFormat, PortSet, format_duration, parse_duration, parse_port_set};
 use values::{
-    parse_certificates, parse_cores, parse_listen_addrs, parse_optional_host_port,
-    parse_positive_duration, parse_server_name, parse_socket_addr,
+    parse_certificates, parse_connection_limit, parse_cores, parse_listen_addrs,
+    parse_optional_host_port, parse_positive_duration, parse_server_name, parse_socket_addr,
 };
 pub use variables::{DEFAULT_CONTROLLER_NAME, DEFAULT_OPAQUE_PORTS, VARIABLES, Variable};
 
@@ -48,6 +48,14 @@ pub struct Config {
     pub inbound_detect_timeout_action: Option<DetectTimeoutAction>,
     /// Bound on protocol detection.
     pub detect_timeout: Duration,
+    /// Bound on reading an HTTP/1 request head (or the HTTP/2 preface).
+    pub http_header_read_timeout: Duration,
+    /// HTTP connections with no request open for this long are closed.
+    pub http_idle_timeout: Duration,
+    /// Accepted inbound connections open at once.
+    pub inbound_max_connections: usize,
+    /// Accepted outbound connections open at once.
+    pub outbound_max_connections: usize,
     /// Connect timeout towards the local app.
     pub inbound_connect_timeout: Duration,
     /// Connect timeout towards remote targets.
@@ -238,6 +246,18 @@ impl Config {
                 DetectTimeoutAction::parse,
             ),
             detect_timeout: reader.value("WEFT_PROXY_DETECT_TIMEOUT", parse_positive_duration),
+            http_header_read_timeout: reader.value(
+                "WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT",
+                parse_positive_duration,
+            ),
+            http_idle_timeout: reader
+                .value("WEFT_PROXY_HTTP_IDLE_TIMEOUT", parse_positive_duration),
+            inbound_max_connections: reader
+                .value("WEFT_PROXY_INBOUND_MAX_CONNECTIONS", parse_connection_limit),
+            outbound_max_connections: reader.value(
+                "WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS",
+                parse_connection_limit,
+            ),
             inbound_connect_timeout: reader.value(
                 "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
                 parse_positive_duration,
@@ -365,6 +385,10 @@ impl Config {
             "inbound_deny_ports": self.inbound_deny_ports.to_string(),
             "inbound_detect_timeout_action": self.inbound_detect_timeout_action().as_str(),
             "detect_timeout": format_duration(self.detect_timeout),
+            "http_header_read_timeout": format_duration(self.http_header_read_timeout),
+            "http_idle_timeout": format_duration(self.http_idle_timeout),
+            "inbound_max_connections": self.inbound_max_connections,
+            "outbound_max_connections": self.outbound_max_connections,
             "inbound_connect_timeout": format_duration(self.inbound_connect_timeout),
             "outbound_connect_timeout": format_duration(self.outbound_connect_timeout),
             "destination_svc_addr": self.destination.as_ref().map(|destination| destination.addr.clone()),

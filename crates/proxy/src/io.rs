@@ -38,6 +38,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for PrefixedIo<T> {
             let length = self.prefix.len().min(buffer.remaining());
             buffer.put_slice(&self.prefix[..length]);
             self.prefix.advance(length);
+            if self.prefix.is_empty() {
+                // Release the detection buffer the prefix was cut from.
+                self.prefix = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(context, buffer)

@@ -27,6 +27,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod orig_dst;
 pub mod outbound;
+pub mod resources;
 pub mod tap;
 pub mod tcp;
 pub mod tls;

@@ -14,6 +14,7 @@ use crate::io::{Io, MeteredIo};
 use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
 use crate::outbound::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
 use crate::tls::transport::{self, ClientTls};
+use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -22,13 +23,33 @@ use tokio::net::TcpStream;
 const COPY_BUFFER_SIZE: usize = 8 * 1024;
 
 /// Forwards `client` to `target` until both directions have closed.
-pub async fn forward<I: Io>(proxy: &Proxy, client: I, target: SocketAddr, direction: Direction) {
-    forward_planned(proxy, client, target, Plan::Original, direction).await
+pub fn forward<I: Io>(
+    proxy: &Proxy,
+    client: I,
+    target: SocketAddr,
+    direction: Direction,
+) -> BoxFuture<'_, ()> {
+    forward_planned(proxy, client, target, Plan::Original, direction)
 }
 
 /// Forwards `client` where `plan` says (`target` is the original
 /// destination) until both directions have closed.
-pub async fn forward_planned<I: Io>(
+///
+/// Boxed: connecting and TLS make a large future, and a connection waiting
+/// in detection should not carry room for it.
+pub fn forward_planned<I: Io>(
+    proxy: &Proxy,
+    client: I,
+    target: SocketAddr,
+    plan: Plan,
+    direction: Direction,
+) -> BoxFuture<'_, ()> {
+    Box::pin(forward_planned_inline(
+        proxy, client, target, plan, direction,
+    ))
+}
+
+async fn forward_planned_inline<I: Io>(
     proxy: &Proxy,
     client: I,
     target: SocketAddr,
@@ -115,7 +136,12 @@ fn endpoint_tls(
 
 async fn connect_to(proxy: &Proxy, target: SocketAddr, direction: Direction) -> Option<TcpStream> {
     if proxy.is_own_listener(target) {
-        tracing::warn!(%target, "refusing to forward a connection to the proxy itself");
+        proxy.log_traffic_error(
+            direction,
+            target,
+            "closed a connection",
+            &"refusing to forward a connection to the proxy itself",
+        );
         proxy.metrics.tcp_errors.record(direction, "loop");
         return None;
     }

@@ -29,6 +29,7 @@ pub struct ProxyBuilder {
     outbound: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     tap: Option<SocketAddr>,
+    open_file_limit: Option<u64>,
 }
 
 impl ProxyBuilder {
@@ -69,6 +70,13 @@ impl ProxyBuilder {
     /// Uses this tap listen address instead of a free loopback port.
     pub fn tap_addr(mut self, addr: SocketAddr) -> Self {
         self.tap = Some(addr);
+        self
+    }
+
+    /// Starts the proxy under this open-file limit (soft and hard, set by
+    /// `prlimit`, which then runs the proxy in its place).
+    pub fn open_file_limit(mut self, limit: u64) -> Self {
+        self.open_file_limit = Some(limit);
         self
     }
 
@@ -129,7 +137,7 @@ impl ProxyBuilder {
         let dir = temp_dir();
         let log_path = dir.join("weft-proxy.log");
         let log = File::create(&log_path).expect("create proxy log");
-        let mut command = base_command(&self.env);
+        let mut command = base_command(&self.env, self.open_file_limit);
         command
             .env("WEFT_PROXY_INBOUND_LISTEN_ADDR", inbound.to_string())
             .env("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", outbound.to_string())
@@ -160,7 +168,7 @@ impl ProxyBuilder {
     /// Runs the proxy with only the extra environment (no listen addresses are
     /// added unless given) and waits for it to exit; panics after `timeout`.
     pub fn run_to_exit(self, timeout: Duration) -> Output {
-        let mut command = base_command(&self.env);
+        let mut command = base_command(&self.env, self.open_file_limit);
         for (name, addr) in [
             ("WEFT_PROXY_INBOUND_LISTEN_ADDR", self.inbound),
             ("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", self.outbound),
@@ -196,9 +204,20 @@ impl ProxyBuilder {
     }
 }
 
-/// The binary with every inherited `WEFT_PROXY_*` variable removed.
-fn base_command(extra: &[(String, String)]) -> Command {
-    let mut command = Command::new(bin_path("weft-proxy"));
+/// The binary with every inherited `WEFT_PROXY_*` variable removed, run by
+/// `prlimit` when an open-file limit is asked for.
+fn base_command(extra: &[(String, String)], open_file_limit: Option<u64>) -> Command {
+    let mut command = match open_file_limit {
+        Some(limit) => {
+            let mut command = Command::new("prlimit");
+            command
+                .arg(format!("--nofile={limit}:{limit}"))
+                .arg("--")
+                .arg(bin_path("weft-proxy"));
+            command
+        }
+        None => Command::new(bin_path("weft-proxy")),
+    };
     for (name, _) in std::env::vars() {
         if name.starts_with("WEFT_PROXY_") && !extra.iter().any(|(n, _)| *n == name) {
             command.env_remove(name);

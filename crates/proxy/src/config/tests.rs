@@ -368,3 +368,40 @@ fn help_lists_every_variable() {
         assert!(help.contains(variable.name));
     }
 }
+
+#[test]
+fn resource_bound_variables() {
+    let config = config_from(&[]).unwrap();
+    assert_eq!(config.http_header_read_timeout, Duration::from_secs(10));
+    assert_eq!(config.http_idle_timeout, Duration::from_secs(120));
+    assert_eq!(config.inbound_max_connections, 10_000);
+    assert_eq!(config.outbound_max_connections, 10_000);
+    let config = config_from(&[
+        ("WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT", "500ms"),
+        ("WEFT_PROXY_HTTP_IDLE_TIMEOUT", "1s"),
+        ("WEFT_PROXY_INBOUND_MAX_CONNECTIONS", "5"),
+        ("WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS", "7"),
+    ])
+    .unwrap();
+    assert_eq!(config.http_header_read_timeout, Duration::from_millis(500));
+    assert_eq!(config.http_idle_timeout, Duration::from_secs(1));
+    assert_eq!(config.inbound_max_connections, 5);
+    assert_eq!(config.outbound_max_connections, 7);
+    let error = config_from(&[
+        ("WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT", "0"),
+        ("WEFT_PROXY_HTTP_IDLE_TIMEOUT", "soon"),
+        ("WEFT_PROXY_INBOUND_MAX_CONNECTIONS", "0"),
+        ("WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS", "-1"),
+    ])
+    .unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT",
+            "WEFT_PROXY_HTTP_IDLE_TIMEOUT",
+            "WEFT_PROXY_INBOUND_MAX_CONNECTIONS",
+            "WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS"
+        ]
+    );
+}

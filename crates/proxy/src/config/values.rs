@@ -253,6 +253,14 @@ pub(super) fn parse_cores(value: &str) -> Result<usize, String> {
     }
 }
 
+/// A connection limit: a whole number of at least 1.
+pub(super) fn parse_connection_limit(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(limit) if limit >= 1 => Ok(limit),
+        _ => Err("expected a whole number of connections, at least 1".to_string()),
+    }
+}
+
 /// Writes a duration the way it is configured (`10s`, `500ms`).
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();

@@ -69,6 +69,26 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "how long to wait for a client's first bytes before forwarding the connection as opaque TCP",
     },
     Variable {
+        name: "WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT",
+        default: "10s",
+        meaning: "HTTP/1: how long a request head may take from its first byte to its end (slow clients are closed); HTTP/2: how long the client's preface and first SETTINGS may take",
+    },
+    Variable {
+        name: "WEFT_PROXY_HTTP_IDLE_TIMEOUT",
+        default: "2m",
+        meaning: "HTTP/1 keep-alive and HTTP/2 connections with no request open for this long are closed (HTTP/2 with GOAWAY); longer than common client pool idle timeouts, so clients usually close first",
+    },
+    Variable {
+        name: "WEFT_PROXY_INBOUND_MAX_CONNECTIONS",
+        default: "10000",
+        meaning: "accepted inbound connections open at once; more are closed at once and counted in tcp_connections_refused_total{direction=\"inbound\",reason=\"limit\"} (lowered at start-up to fit the open-file limit)",
+    },
+    Variable {
+        name: "WEFT_PROXY_OUTBOUND_MAX_CONNECTIONS",
+        default: "10000",
+        meaning: "accepted outbound connections open at once (all outbound listeners together); more are closed at once and counted (lowered at start-up to fit the open-file limit)",
+    },
+    Variable {
         name: "WEFT_PROXY_INBOUND_CONNECT_TIMEOUT",
         default: "300ms",
         meaning: "connect timeout to the local app",

@@ -10,6 +10,7 @@
 //!                                      └─ body: streamed, recorded at end of stream
 //! ```
 
+pub mod activity;
 pub mod body;
 pub mod client;
 pub mod errors;

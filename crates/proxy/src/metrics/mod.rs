@@ -8,6 +8,7 @@ pub mod control;
 pub mod family;
 pub mod identity;
 pub mod labels;
+pub mod limits;
 pub mod process;
 pub mod route;
 
@@ -50,6 +51,8 @@ pub struct ProxyMetrics {
     pub http_errors: DirectionalErrors,
     /// `inbound_tcp_errors_total` and `outbound_tcp_errors_total`.
     pub tcp_errors: DirectionalErrors,
+    /// Connections refused at accept, and the connection limits.
+    pub limits: limits::LimitMetrics,
     expiring: Arc<Vec<Box<dyn Expire>>>,
 }
 
@@ -127,6 +130,7 @@ impl ProxyMetrics {
             tcp_errors.outbound.clone(),
         );
 
+        let limits = limits::LimitMetrics::new(registry);
         let (route, route_expiring) = route::RouteMetrics::new(registry);
         let mut expiring: Vec<Box<dyn Expire>> = vec![
             Box::new(http.requests.clone()),
@@ -146,6 +150,7 @@ impl ProxyMetrics {
             detect,
             http_errors,
             tcp_errors,
+            limits,
             expiring: Arc::new(expiring),
         }
     }

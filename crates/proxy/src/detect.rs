@@ -5,7 +5,7 @@
 //! sending, or the detect timeout passes. The bytes read are returned so the
 //! chosen protocol handler sees the stream from its first byte.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -200,9 +200,24 @@ enum Reading {
     MalformedHttp,
 }
 
+/// The first read's size: most protocols are told apart by it (a request
+/// line, the HTTP/2 preface, a TLS record header).
+const FIRST_READ: usize = 128;
+
+/// How much room to add for the next read when `read` bytes are buffered
+/// and the buffer is full: [`FIRST_READ`] first, then at least 512 and at
+/// least doubling.
+fn next_read_size(read: usize) -> usize {
+    match read {
+        0 => FIRST_READ,
+        _ => read.max(512),
+    }
+}
+
 /// Reads from `io` until its protocol is known, for at most `timeout`.
 pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Detection {
-    let mut buffer = BytesMut::with_capacity(1024);
+    // An idle connection holds FIRST_READ bytes, not a full buffer.
+    let mut buffer = BytesMut::new();
     let reading = async {
         loop {
             if buffer.len() >= DETECT_BUFFER_SIZE {
@@ -215,9 +230,11 @@ pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Dete
                 });
             }
             if buffer.capacity() == buffer.len() {
-                buffer.reserve(buffer.len());
+                buffer.reserve(next_read_size(buffer.len()));
             }
-            let read = io.read_buf(&mut buffer).await?;
+            // Never past the detection limit, however the buffer grew.
+            let room = DETECT_BUFFER_SIZE - buffer.len();
+            let read = io.read_buf(&mut (&mut buffer).limit(room)).await?;
             if read == 0 {
                 // End of stream: whatever arrived is forwarded as is.
                 return Ok(match classify(&buffer) {
@@ -304,6 +321,14 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bytes)
             );
+        }
+    }
+
+    #[test]
+    fn read_sizes_start_small_and_grow() {
+        let cases = [(0, FIRST_READ), (128, 512), (640, 640), (4096, 4096)];
+        for (read, expected) in cases {
+            assert_eq!(next_read_size(read), expected, "after {read} bytes");
         }
     }
 

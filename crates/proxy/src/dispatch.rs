@@ -39,7 +39,7 @@ use crate::tls::transport_header::SessionProtocol;
 use crate::{http, tcp};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -247,18 +247,18 @@ pub struct ConnectionContext {
     pub drain: DrainWatch,
     /// The client's verified identity, when the proxy terminated mutual TLS.
     pub client_identity: Option<Arc<str>>,
-    /// Metric labels of the last target, made once per connection for a
-    /// fixed target and reused while explicit requests keep one target.
+    /// Metric labels of the last target, made at a connection's first
+    /// request and reused while its requests keep one target.
     target_labels: Mutex<Option<(SocketAddr, Arc<TargetLabels>)>>,
     /// The last request authority and its metric label: clients mostly send
     /// the same one on every request of a connection.
     last_authority: Mutex<Option<(String, Arc<str>)>>,
     /// The HTTP metric handles this connection's requests last used.
-    pub metric_handles: Arc<HttpHandleCache>,
+    metric_handles: OnceLock<Arc<HttpHandleCache>>,
     /// The route metric handles this connection's requests last used.
-    pub route_handles: Arc<RouteHandleCache>,
+    route_handles: OnceLock<Arc<RouteHandleCache>>,
     /// Request heads as the client wrote them (outbound HTTP/1 with mTLS).
-    pub sniffed_heads: Arc<SniffedHeads>,
+    sniffed_heads: OnceLock<Arc<SniffedHeads>>,
     /// Discovery of the last target this connection's traffic went to.
     discovery: tokio::sync::Mutex<Option<CachedDiscovery>>,
     /// A plan decided before the connection existed (a CONNECT tunnel to a
@@ -290,12 +290,6 @@ impl ConnectionContext {
         target: Target,
         drain: DrainWatch,
     ) -> ConnectionContext {
-        let target_labels = match target {
-            Target::Addr(addr) => {
-                Some((addr, TargetLabels::new(addr, request_tls(direction, None))))
-            }
-            Target::Explicit => None,
-        };
         ConnectionContext {
             proxy,
             direction,
@@ -303,11 +297,13 @@ impl ConnectionContext {
             target,
             drain,
             client_identity: None,
-            target_labels: Mutex::new(target_labels),
+            // Made at the first request (`target_labels`): a connection
+            // that never carries HTTP holds none.
+            target_labels: Mutex::new(None),
             last_authority: Mutex::new(None),
-            metric_handles: Arc::default(),
-            route_handles: Arc::default(),
-            sniffed_heads: Arc::default(),
+            metric_handles: OnceLock::new(),
+            route_handles: OnceLock::new(),
+            sniffed_heads: OnceLock::new(),
             discovery: tokio::sync::Mutex::new(None),
             fixed_plan: None,
             accept_metrics: None,
@@ -338,14 +334,25 @@ impl ConnectionContext {
     /// mutual TLS (inbound).
     pub fn with_client_identity(mut self, identity: Option<Arc<str>>) -> ConnectionContext {
         self.client_identity = identity;
-        if let Target::Addr(addr) = self.target {
-            let labels = TargetLabels::new(
-                addr,
-                request_tls(self.direction, self.client_identity.as_ref()),
-            );
-            *self.target_labels.get_mut().expect("labels lock poisoned") = Some((addr, labels));
-        }
+        // Labels made before carry the old TLS status.
+        *self.target_labels.get_mut().expect("labels lock poisoned") = None;
         self
+    }
+
+    /// The HTTP metric handles this connection's requests last used (made
+    /// at the first request: a connection that never carries HTTP holds none).
+    pub fn metric_handles(&self) -> &Arc<HttpHandleCache> {
+        self.metric_handles.get_or_init(Arc::default)
+    }
+
+    /// The route metric handles this connection's requests last used.
+    pub fn route_handles(&self) -> &Arc<RouteHandleCache> {
+        self.route_handles.get_or_init(Arc::default)
+    }
+
+    /// Request heads as the client wrote them (outbound HTTP/1 with mTLS).
+    pub fn sniffed_heads(&self) -> &Arc<SniffedHeads> {
+        self.sniffed_heads.get_or_init(Arc::default)
     }
 
     /// What discovery says to do with traffic to `addr` (outbound only).
@@ -499,7 +506,9 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
                     let Target::Addr(target) = context.target else {
                         return;
                     };
-                    return terminate(io, prefix, context, target, plan, configs).await;
+                    // Boxed: a connection waiting in detection keeps no room
+                    // for the TLS path's state.
+                    return Box::pin(terminate(io, prefix, context, target, plan, configs)).await;
                 }
                 None => Detection::Detected {
                     protocol: Protocol::Tls,
@@ -512,12 +521,12 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         // headers unchecked.
         Detection::HttpTooLarge { .. } if direction == Direction::Inbound => {
             proxy.refuse_inbound(context.client_addr, Refusal::RequestLineTooLong);
-            answer_and_close(io, REQUEST_LINE_TOO_LONG).await;
+            Box::pin(answer_and_close(io, REQUEST_LINE_TOO_LONG)).await;
             return;
         }
         Detection::MalformedHttp { .. } if direction == Direction::Inbound => {
             proxy.refuse_inbound(context.client_addr, Refusal::MalformedRequestLine);
-            answer_and_close(io, MALFORMED_REQUEST_LINE).await;
+            Box::pin(answer_and_close(io, MALFORMED_REQUEST_LINE)).await;
             return;
         }
         Detection::TimedOut { .. }

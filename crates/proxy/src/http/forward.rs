@@ -62,7 +62,7 @@ pub async fn handle(
         && context.proxy.tls.is_some()
         && request.version() != Version::HTTP_2
         && let Some(spellings) = context
-            .sniffed_heads
+            .sniffed_heads()
             .take(request.method().as_str(), request.uri())
     {
         request.extensions_mut().insert(OrigHeaderCase(spellings));
@@ -89,7 +89,7 @@ pub async fn handle(
         target: target_labels,
     };
     let metrics = &context.proxy.metrics.http;
-    metrics.request(&labels, &context.metric_handles);
+    metrics.request(&labels, context.metric_handles());
     let tap = context.proxy.taps.begin(&TapRequest {
         direction: context.direction,
         source: context.client_addr,
@@ -103,7 +103,7 @@ pub async fn handle(
     });
     let recorder = ResponseRecorder::new(
         metrics.clone(),
-        context.metric_handles.clone(),
+        context.metric_handles().clone(),
         labels,
         started,
     )

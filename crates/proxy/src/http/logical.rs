@@ -65,7 +65,9 @@ pub async fn handle(
     let route_labels = choice.labels.clone();
     let route = choice.route;
     let metrics = &context.proxy.metrics;
-    metrics.route.request(&route_labels, &context.route_handles);
+    metrics
+        .route
+        .request(&route_labels, context.route_handles());
     let route_recording = RouteRecording {
         metrics: metrics.route.clone(),
         labels: route_labels.clone(),
@@ -73,7 +75,7 @@ pub async fn handle(
             .map(|route| route.response_classes.clone())
             .unwrap_or_default(),
         started,
-        cache: context.route_handles.clone(),
+        cache: context.route_handles().clone(),
     };
 
     // Retries need a retryable route, a budget, and a replayable body.
@@ -203,7 +205,7 @@ impl Attempts<'_> {
         let route_metrics = &self.context.proxy.metrics.route;
         loop {
             let backend = self.target.backend(self.outbound.random());
-            route_metrics.attempt(self.route_labels, &self.context.route_handles);
+            route_metrics.attempt(self.route_labels, self.context.route_handles());
             let (response, lease, recorder) = self.send(backend, request).await?;
             lease.complete(Instant::now());
             let status = response.status().as_u16();
@@ -331,10 +333,10 @@ fn endpoint_recorder(
         authority: authority.clone(),
         target: lease.metadata().labels.clone(),
     };
-    metrics.request(&labels, &context.metric_handles);
+    metrics.request(&labels, context.metric_handles());
     ResponseRecorder::new(
         metrics.clone(),
-        context.metric_handles.clone(),
+        context.metric_handles().clone(),
         labels,
         started,
     )

@@ -127,7 +127,7 @@ async fn serve_connection<I: Io>(
         // Meshed HTTP/1 requests may cross an HTTP/2 hop: read the header
         // names' case as the client wrote them (see header_case).
         _ if context.direction == Direction::Outbound && context.proxy.tls.is_some() => {
-            let io = TokioIo::new(HeadSniffer::new(io, context.sniffed_heads.clone()));
+            let io = TokioIo::new(HeadSniffer::new(io, context.sniffed_heads().clone()));
             let connection = http1_builder()
                 .serve_connection(io, service)
                 .with_upgrades();

@@ -261,6 +261,12 @@ impl Config {
             shutdown_grace_period: reader.value("WEFT_PROXY_SHUTDOWN_GRACE_PERIOD", parse_duration),
             cores: reader.value("WEFT_PROXY_CORES", parse_cores),
             log: reader.value("WEFT_PROXY_LOG", |value| {
+                // The filter parser slices a directive that starts with white
+                // space at shifted byte offsets, and panics when one falls
+                // inside a multi-byte character.
+                if !value.is_ascii() {
+                    return Err("not a log filter: only ASCII is allowed".to_string());
+                }
                 tracing_subscriber::EnvFilter::try_new(value)
                     .map(|_| value.to_string())
                     .map_err(|error| format!("not a log filter: {error}"))

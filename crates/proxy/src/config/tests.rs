@@ -288,6 +288,14 @@ fn every_bad_variable_is_reported() {
     );
 }
 
+/// A log filter the filter parser would panic on is refused instead.
+#[test]
+fn a_non_ascii_log_filter_is_refused() {
+    let error = config_from(&[("WEFT_PROXY_LOG", "warn, é[x]")]).unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(names, ["WEFT_PROXY_LOG"]);
+}
+
 #[test]
 fn one_or_two_outbound_listeners() {
     let config = config_from(&[(

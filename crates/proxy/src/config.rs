@@ -267,6 +267,21 @@ impl Config {
                 if !value.is_ascii() {
                     return Err("not a log filter: only ASCII is allowed".to_string());
                 }
+                // A field value (`[span{field=value}]`) is compiled into a
+                // DFA whose size can grow exponentially with the pattern:
+                // `{f=a.........................b}` takes minutes.
+                let field_value = value.split('{').skip(1).any(|fields| {
+                    fields
+                        .split('}')
+                        .next()
+                        .is_some_and(|fields| fields.contains('='))
+                });
+                if field_value {
+                    return Err(
+                        "not a log filter: span field values ({field=value}) are not supported"
+                            .to_string(),
+                    );
+                }
                 tracing_subscriber::EnvFilter::try_new(value)
                     .map(|_| value.to_string())
                     .map_err(|error| format!("not a log filter: {error}"))

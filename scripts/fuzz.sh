@@ -66,7 +66,7 @@ for target in "${TARGETS[@]}"; do
         "$target" "${executions:-?}" "${per_second:-?}" "$corpus" "$result")")
     if [ "${FUZZ_MERGE:-0}" = 1 ]; then
         nice -n 10 cargo +nightly fuzz run "${BUILD_FLAGS[@]}" "$target" \
-            "corpus/$target" "$work" -- -set_cover_merge=1 -timeout=10 >"target/work/$target.merge.log" 2>&1
+            "corpus/$target" "$work" -- -set_cover_merge=1 -use_counters=0 -timeout=10 >"target/work/$target.merge.log" 2>&1
     fi
 done
 

@@ -29,6 +29,7 @@ pub mod config;
 pub mod dashboard;
 pub mod destination;
 pub mod file_watch;
+pub mod fuzz_entry;
 pub mod identity;
 pub mod incoming;
 pub mod memory;

@@ -297,6 +297,27 @@ impl Config {
             shutdown_grace_period: reader.value("WEFT_PROXY_SHUTDOWN_GRACE_PERIOD", parse_duration),
             cores: reader.value("WEFT_PROXY_CORES", parse_cores),
             log: reader.value("WEFT_PROXY_LOG", |value| {
+                // The filter parser slices a directive that starts with white
+                // space at shifted byte offsets, and panics when one falls
+                // inside a multi-byte character.
+                if !value.is_ascii() {
+                    return Err("not a log filter: only ASCII is allowed".to_string());
+                }
+                // A field value (`[span{field=value}]`) is compiled into a
+                // DFA whose size can grow exponentially with the pattern:
+                // `{f=a.........................b}` takes minutes.
+                let field_value = value.split('{').skip(1).any(|fields| {
+                    fields
+                        .split('}')
+                        .next()
+                        .is_some_and(|fields| fields.contains('='))
+                });
+                if field_value {
+                    return Err(
+                        "not a log filter: span field values ({field=value}) are not supported"
+                            .to_string(),
+                    );
+                }
                 tracing_subscriber::EnvFilter::try_new(value)
                     .map(|_| value.to_string())
                     .map_err(|error| format!("not a log filter: {error}"))

@@ -88,16 +88,24 @@ pub fn classify(bytes: &[u8]) -> Verdict {
 }
 
 /// An HTTP/1 request line is recognised once the parser has read the method,
-/// target and version; headers are the HTTP server's business.
+/// target, version and line end; headers are the HTTP server's business.
+/// Only the request line is parsed, so the verdict does not change as more
+/// bytes arrive.
 fn classify_http1(bytes: &[u8]) -> Verdict {
+    let request_line = match bytes.iter().position(|&byte| byte == b'\n') {
+        Some(end) => &bytes[..=end],
+        None => bytes,
+    };
     let mut no_headers = [];
     let mut request = httparse::Request::new(&mut no_headers);
-    match request.parse(bytes) {
+    match request.parse(request_line) {
         Ok(httparse::Status::Complete(_)) => Verdict::Known(Protocol::Http1),
         // With no room for headers the parser stops at the first one, after a
         // fully parsed request line.
         Err(httparse::Error::TooManyHeaders) => Verdict::Known(Protocol::Http1),
-        Ok(httparse::Status::Partial) if request.version.is_some() => {
+        Ok(httparse::Status::Partial)
+            if request.version.is_some() && request_line.ends_with(b"\n") =>
+        {
             Verdict::Known(Protocol::Http1)
         }
         Ok(httparse::Status::Partial) if request.method.is_some() => Verdict::HttpIncomplete,
@@ -307,6 +315,11 @@ mod tests {
             (b"{\"jsonrpc\": \"2.0\"", Known(Opaque)),
             (b"GET/x HTTP/1.1\r\n", Known(Opaque)),
             (b"  ", NeedMore),
+            // Undecided until the line ends, so that the verdict does not
+            // depend on where the client's first segment ends.
+            (b"GET / HTTP/1.1", HttpIncomplete),
+            (b"GET / HTTP/1.1\r", HttpIncomplete),
+            (b"GET / HTTP/1.1\r\x1a", Known(Opaque)),
             (b"*1\r\n$4\r\nPING\r\n", Known(Opaque)),
             (b"\x00\x01\x02garbage", Known(Opaque)),
             (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc", Known(Tls)),

@@ -18,6 +18,7 @@ pub mod detect;
 pub mod discovery;
 pub mod dispatch;
 pub mod drain;
+pub mod fuzz_entry;
 pub mod http;
 pub mod identity;
 pub mod inbound_policy;

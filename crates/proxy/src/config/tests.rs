@@ -288,6 +288,31 @@ fn every_bad_variable_is_reported() {
     );
 }
 
+/// A log filter the filter parser would panic on is refused instead.
+#[test]
+fn a_non_ascii_log_filter_is_refused() {
+    let error = config_from(&[("WEFT_PROXY_LOG", "warn, é[x]")]).unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(names, ["WEFT_PROXY_LOG"]);
+}
+
+/// A span field value, whose pattern the filter compiles into a DFA of up
+/// to exponential size, is refused before anything compiles it; field names
+/// alone are fine.
+#[test]
+fn a_log_filter_with_a_field_value_is_refused() {
+    let started = std::time::Instant::now();
+    let error = config_from(&[(
+        "WEFT_PROXY_LOG",
+        "warn,h2[conn{peer=a..................................................b}]=trace",
+    )])
+    .unwrap_err();
+    let names: Vec<&str> = error.invalid.iter().map(|bad| bad.name.as_str()).collect();
+    assert_eq!(names, ["WEFT_PROXY_LOG"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(config_from(&[("WEFT_PROXY_LOG", "warn,h2[conn{peer}]=trace")]).is_ok());
+}
+
 #[test]
 fn one_or_two_outbound_listeners() {
     let config = config_from(&[(

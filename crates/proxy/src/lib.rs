@@ -25,6 +25,7 @@ pub mod inbound_policy;
 pub mod io;
 pub mod listen;
 pub mod log_limit;
+pub mod memory;
 pub mod metrics;
 pub mod orig_dst;
 pub mod outbound;

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 use weft_proxy::{app, config};
 
-/// mimalloc (v2) returns freed pages to the system soon after a flood of
-/// connections ends; glibc's malloc kept them, and jemalloc took longer to
-/// purge and far longer to build (figures in ARCHITECTURE.md).
+/// mimalloc (v2) returns freed pages to the system after a flood of
+/// connections ends (with the purge delay `memory.rs` sets); glibc's malloc
+/// kept them, and jemalloc took longer to purge and far longer to build
+/// (figures in ARCHITECTURE.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -13,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
+    weft_proxy::memory::return_freed_pages_at_once();
     match std::env::args().nth(1).as_deref() {
         None => {}
         Some("-h" | "--help") => {

@@ -12,6 +12,8 @@
 //!
 //! Each test prints the controller's RSS where memory is the point.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,6 @@ use linkerd2_proxy_api::destination::{DestinationProfile, GetDestination, Update
 use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 use weft_test_support::ControllerProcess;
@@ -556,25 +557,10 @@ async fn certify_abuse_fails_cleanly_and_in_bounded_memory() {
 
 /// A raw HTTP/1.1 GET with this Host header: (status, body).
 async fn raw_get(address: SocketAddr, path: &str, host: &str, extra: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response))
+    tokio::time::timeout(PATIENCE, common::http_get_with(address, path, host, extra))
         .await
         .expect("an answer in time")
-        .unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,9 +78,38 @@ static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 ///
 /// The port is free when checked; another process may still take it before
 /// the caller binds it, which is rare enough for tests (and
-/// [`ProxyBuilder::spawn`] retries with fresh ports when that happens).
+/// [`ProxyBuilder::spawn`] retries with fresh ports when that happens). It
+/// is drawn below the kernel's ephemeral range, so no client connection of
+/// any process (the attack tests open thousands) takes it in between.
 pub fn free_port() -> u16 {
-    bind_unique().local_addr().expect("local_addr").port()
+    let (low, high) = (10_000u32, ephemeral_low().max(10_001));
+    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = guard.get_or_insert_with(HashSet::new);
+    loop {
+        let port = (low + random_u32() % (high - low)) as u16;
+        if !seen.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            seen.insert(port);
+            return port;
+        }
+    }
+}
+
+/// The first port of the kernel's ephemeral range (32768 when unknown).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A random number from std's per-process hasher keys and a counter.
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    hasher.finish() as u32
 }
 
 /// Binds `127.0.0.1:0` until the port is one this process never handed out

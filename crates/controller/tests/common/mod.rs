@@ -1,4 +1,6 @@
 //! Helpers shared by the controller's wire tests.
+// Each test binary uses some of them.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 
@@ -6,8 +8,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A bare HTTP/1.1 GET: (status, body).
 pub async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_with(address, path, &address.to_string(), "").await
+}
+
+/// A bare HTTP/1.1 GET with this `Host` and `extra` header lines (each
+/// ending in CRLF): (status, body).
+pub async fn http_get_with(
+    address: SocketAddr,
+    path: &str,
+    host: &str,
+    extra: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(address).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;

@@ -75,12 +75,20 @@ async fn serve(listener: std::net::TcpListener, state: Arc<AdminState>) {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(respond(&state, client, &request)) }
             });
+            // A client gets ADMIN_HEADER_READ_TIMEOUT for each request head,
+            // and as long to send the next one on a kept-alive connection.
             let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
 }
+
+/// How long the admin server waits for a request head (probes and scrapes
+/// send theirs at once).
+const ADMIN_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));

@@ -132,6 +132,26 @@ fn slowloris_connections_are_closed_after_the_header_timeout() {
 }
 
 #[test]
+fn slowloris_on_the_admin_port_is_closed() {
+    let app = HttpTestServer::start();
+    let proxy = short_timeouts_proxy(&app);
+    // The admin server's header timeout is fixed (10 s): a local client
+    // that never finishes its head is closed, and probes still answer.
+    let mut slow = TcpStream::connect(proxy.admin_addr()).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+        .unwrap();
+    let deadline = Instant::now() + HANG;
+    let closed = wait_closed(&mut slow, deadline, |stream| {
+        let _ = stream.write_all(b"a");
+    });
+    assert!(
+        closed.is_some(),
+        "admin slowloris still open after {HANG:?}"
+    );
+    assert_eq!(proxy.admin_get("/ready").expect("/ready").status, 200);
+}
+
+#[test]
 fn partial_http2_preface_is_closed() {
     let app = HttpTestServer::start();
     let proxy = short_timeouts_proxy(&app);

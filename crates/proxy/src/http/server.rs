@@ -46,8 +46,8 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// HTTP/2 keep-alive: a PING after this much silence, and the connection
 /// closed when the answer takes longer than the timeout.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `io` as `protocol` until the client, a drain or a timeout closes it.
 ///

@@ -120,6 +120,10 @@ async fn serve_connection(
     serve_http2(stream, TapClient::Tls(identity), server).await;
 }
 
+/// Concurrent Observe streams on one tap connection (the controller opens
+/// one per proxy at a time).
+const MAX_TAP_STREAMS: u32 = 16;
+
 async fn serve_http2<I>(io: I, client: TapClient, server: TapServer<TapService>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -129,7 +133,12 @@ where
         let mut server = server.clone();
         async move { tower::Service::call(&mut server, request).await }
     });
+    // Observe streams are long-lived: PINGs find a peer that went away.
     if let Err(error) = http2::Builder::new(TokioExecutor::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(crate::http::server::KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(crate::http::server::KEEP_ALIVE_TIMEOUT)
+        .max_concurrent_streams(MAX_TAP_STREAMS)
         .serve_connection(TokioIo::new(io), service)
         .await
     {

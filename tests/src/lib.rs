@@ -5,7 +5,12 @@
 //! the system `curl`, `redis-server` + `redis-cli`, and the in-process gRPC
 //! and WebSocket clients from `weft-test-support`. This crate holds what
 //! only those tests need: running external tools and failing clearly when a
-//! tool is missing.
+//! tool is missing, and [`InProcessProxy`], the proxy library's `app::run`
+//! on a thread of the test process for tests that need no separate process.
+
+pub mod in_process;
+
+pub use in_process::{InProcessBuilder, InProcessProxy};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

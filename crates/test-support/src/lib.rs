@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 pub use controller::{ControllerProcess, MeshFile};
 pub use http_server::{Behavior, HeadersEcho, HttpTestServer, ResetServer};
-pub use proxy::{ProxyBuilder, ProxyProcess};
+pub use proxy::{ProxyBuilder, ProxyProcess, RunningProxy};
 
 /// Boxed error type used by the fixtures.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

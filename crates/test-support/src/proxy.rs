@@ -238,6 +238,69 @@ pub(crate) fn temp_dir() -> PathBuf {
     dir
 }
 
+/// What a test asks of a running proxy, however it runs: as a child process
+/// ([`ProxyProcess`]) or on a thread of the test process (weft-e2e's
+/// `InProcessProxy`). Helpers written against this trait serve both.
+pub trait RunningProxy {
+    /// Inbound listener address.
+    fn inbound_addr(&self) -> SocketAddr;
+
+    /// Outbound listener address (explicit HTTP proxy / `CONNECT`).
+    fn outbound_addr(&self) -> SocketAddr;
+
+    /// Admin server address.
+    fn admin_addr(&self) -> SocketAddr;
+
+    /// Tap listener address.
+    fn tap_addr(&self) -> SocketAddr;
+
+    /// `GET path` on the admin server.
+    fn admin_get(&self, path: &str) -> std::io::Result<AdminResponse> {
+        admin_request(self.admin_addr(), "GET", path)
+    }
+
+    /// `POST path` (empty body) on the admin server.
+    fn admin_post(&self, path: &str) -> std::io::Result<AdminResponse> {
+        admin_request(self.admin_addr(), "POST", path)
+    }
+
+    /// The `/metrics` text; panics if it cannot be fetched.
+    fn metrics_text(&self) -> String {
+        let response = self.admin_get("/metrics").expect("GET /metrics");
+        assert_eq!(response.status, 200, "GET /metrics: {}", response.body);
+        response.body
+    }
+
+    /// Sum of every sample `name` whose labels include `labels`; `None` when
+    /// no series matches.
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        prom::sum(&prom::parse(&self.metrics_text()), name, labels)
+    }
+
+    /// Like [`RunningProxy::metric`] but 0 when no series matches.
+    fn metric_or_zero(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.metric(name, labels).unwrap_or(0.0)
+    }
+}
+
+impl RunningProxy for ProxyProcess {
+    fn inbound_addr(&self) -> SocketAddr {
+        self.inbound
+    }
+
+    fn outbound_addr(&self) -> SocketAddr {
+        self.outbound
+    }
+
+    fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    fn tap_addr(&self) -> SocketAddr {
+        self.tap
+    }
+}
+
 /// A running `weft-proxy` child process; killed on drop.
 #[derive(Debug)]
 pub struct ProxyProcess {
@@ -309,30 +372,28 @@ impl ProxyProcess {
 
     /// `GET path` on the admin server.
     pub fn admin_get(&self, path: &str) -> std::io::Result<AdminResponse> {
-        admin_request(self.admin, "GET", path)
+        RunningProxy::admin_get(self, path)
     }
 
     /// `POST path` (empty body) on the admin server.
     pub fn admin_post(&self, path: &str) -> std::io::Result<AdminResponse> {
-        admin_request(self.admin, "POST", path)
+        RunningProxy::admin_post(self, path)
     }
 
     /// The `/metrics` text; panics if it cannot be fetched.
     pub fn metrics_text(&self) -> String {
-        let response = self.admin_get("/metrics").expect("GET /metrics");
-        assert_eq!(response.status, 200, "GET /metrics: {}", response.body);
-        response.body
+        RunningProxy::metrics_text(self)
     }
 
     /// Sum of every sample `name` whose labels include `labels`; `None` when
     /// no series matches.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        prom::sum(&prom::parse(&self.metrics_text()), name, labels)
+        RunningProxy::metric(self, name, labels)
     }
 
     /// Like [`ProxyProcess::metric`] but 0 when no series matches.
     pub fn metric_or_zero(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.metric(name, labels).unwrap_or(0.0)
+        RunningProxy::metric_or_zero(self, name, labels)
     }
 
     /// Resident set size in KiB (`VmRSS` in `/proc/PID/status`).
@@ -418,11 +479,7 @@ impl Drop for ProxyProcess {
 }
 
 /// One HTTP/1.1 request with `Connection: close` over a blocking socket.
-pub(crate) fn admin_request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-) -> std::io::Result<AdminResponse> {
+pub fn admin_request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<AdminResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;

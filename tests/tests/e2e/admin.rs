@@ -1,11 +1,14 @@
 //! The admin server's endpoints answer as the contract says.
 
-use weft_test_support::{HttpTestServer, ProxyProcess};
+use weft_e2e::InProcessProxy;
+use weft_test_support::{HttpTestServer, RunningProxy};
 
 #[test]
 fn admin_endpoints_answer() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
+    let proxy = InProcessProxy::builder()
+        .inbound_forward(app.addr())
+        .start();
 
     let ready = proxy.admin_get("/ready").expect("GET /ready");
     assert_eq!((ready.status, ready.body.trim()), (200, "ready"));

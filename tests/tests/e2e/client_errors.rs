@@ -16,7 +16,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use weft_test_support::{HttpTestServer, ProxyProcess};
+use weft_e2e::InProcessProxy;
+use weft_test_support::{HttpTestServer, RunningProxy};
 
 use crate::assert_metric_settles;
 
@@ -55,7 +56,7 @@ fn assert_client_error(answer: &str) {
 
 /// The proxy counted a 400 (a success by Linkerd's rule: the app did not
 /// fail) and no failure or 502 in `direction`.
-fn assert_counted_as_client_error(proxy: &ProxyProcess, direction: &str) {
+fn assert_counted_as_client_error(proxy: &InProcessProxy, direction: &str) {
     assert_metric_settles(
         proxy,
         "response_total",
@@ -90,7 +91,9 @@ fn assert_counted_as_client_error(proxy: &ProxyProcess, direction: &str) {
 #[test]
 fn a_broken_chunked_body_inbound_is_a_400_not_a_502() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
+    let proxy = InProcessProxy::builder()
+        .inbound_forward(app.addr())
+        .start();
     let answer = send_broken_chunked(proxy.inbound_addr(), "/upload", "web");
     assert_client_error(&answer);
     assert!(app.requests_seen() >= 1, "the request reached the app");
@@ -100,7 +103,7 @@ fn a_broken_chunked_body_inbound_is_a_400_not_a_502() {
 #[test]
 fn a_broken_chunked_body_outbound_is_a_400_not_a_502() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().spawn();
+    let proxy = InProcessProxy::builder().start();
     let target = format!("http://{}/upload", app.addr());
     let answer = send_broken_chunked(proxy.outbound_addr(), &target, &app.addr().to_string());
     assert_client_error(&answer);

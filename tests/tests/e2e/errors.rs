@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tonic::Code;
+use weft_e2e::InProcessProxy;
 use weft_e2e::curl;
-use weft_test_support::{HttpTestServer, ProxyProcess, free_addr};
+use weft_test_support::{HttpTestServer, RunningProxy, free_addr};
 
 use crate::{assert_counted, proxy_arg, raw_unary_inbound, url};
 
@@ -37,7 +38,7 @@ fn assert_proxy_error_502(out: &weft_e2e::CurlOutput) {
 
 #[test]
 fn refused_target_outbound_is_502_with_proxy_error() {
-    let proxy = ProxyProcess::builder().spawn();
+    let proxy = InProcessProxy::builder().start();
     let target = refused_addr();
     assert_proxy_error_502(&curl(&["-x", &proxy_arg(&proxy), &url(target, "/")]));
     assert_counted(&proxy, "an outbound refused connection", |proxy| {
@@ -51,9 +52,9 @@ fn refused_target_outbound_is_502_with_proxy_error() {
 
 #[test]
 fn refused_target_inbound_is_502_with_proxy_error() {
-    let proxy = ProxyProcess::builder()
+    let proxy = InProcessProxy::builder()
         .inbound_forward(refused_addr())
-        .spawn();
+        .start();
     assert_proxy_error_502(&curl(&[&url(proxy.inbound_addr(), "/")]));
     assert_proxy_error_502(&curl(&[
         "--http2-prior-knowledge",
@@ -67,7 +68,7 @@ fn refused_target_inbound_is_502_with_proxy_error() {
 /// Sends a gRPC unary request to the proxy's inbound listener and checks the
 /// proxy answered it itself: HTTP 200, `grpc-status: expected` in a
 /// trailers-only response (no body), and an `l5d-proxy-error` reason.
-async fn assert_grpc_proxy_error(proxy: &ProxyProcess, expected: Code) {
+async fn assert_grpc_proxy_error(proxy: &InProcessProxy, expected: Code) {
     let response = raw_unary_inbound(proxy, "anyone there", Code::Ok).await;
     assert_eq!(
         response.status, 200,
@@ -96,15 +97,15 @@ async fn assert_grpc_proxy_error(proxy: &ProxyProcess, expected: Code) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_target_grpc_is_unavailable_trailers_only() {
-    let proxy = ProxyProcess::builder()
+    let proxy = InProcessProxy::builder()
         .inbound_forward(refused_addr())
-        .spawn();
+        .start();
     assert_grpc_proxy_error(&proxy, Code::Unavailable).await;
 }
 
 #[test]
 fn unresolvable_host_outbound_is_502_with_reason() {
-    let proxy = ProxyProcess::builder().spawn();
+    let proxy = InProcessProxy::builder().start();
     // A DNS label longer than 63 bytes cannot be encoded in a query, so the
     // system resolver fails locally: no packet leaves the machine.
     let unresolvable = format!("http://{}.invalid/", "a".repeat(64));
@@ -117,7 +118,7 @@ fn unresolvable_host_outbound_is_502_with_reason() {
 
 #[test]
 fn origin_form_request_on_outbound_is_400_with_reason() {
-    let proxy = ProxyProcess::builder().spawn();
+    let proxy = InProcessProxy::builder().start();
     // Not a proxy request: no absolute URI, no CONNECT.
     let exchange = weft_test_support::http_client::raw_exchange(
         proxy.outbound_addr(),
@@ -173,9 +174,9 @@ impl UnansweringTarget {
 #[test]
 fn connect_timeout_outbound_is_504_with_reason() {
     let target = UnansweringTarget::start();
-    let proxy = ProxyProcess::builder()
+    let proxy = InProcessProxy::builder()
         .env("WEFT_PROXY_OUTBOUND_CONNECT_TIMEOUT", "200ms")
-        .spawn();
+        .start();
     let out = curl(&["-x", &proxy_arg(&proxy), &url(target.addr, "/")]);
     assert_eq!(out.exit_code, 0, "curl failed: {}", out.stderr);
     assert_eq!(out.http_code, 504, "{:?}", out.headers);
@@ -195,9 +196,9 @@ fn connect_timeout_outbound_is_504_with_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_timeout_grpc_is_deadline_exceeded() {
     let target = UnansweringTarget::start();
-    let proxy = ProxyProcess::builder()
+    let proxy = InProcessProxy::builder()
         .inbound_forward(target.addr)
         .env("WEFT_PROXY_INBOUND_CONNECT_TIMEOUT", "200ms")
-        .spawn();
+        .start();
     assert_grpc_proxy_error(&proxy, Code::DeadlineExceeded).await;
 }

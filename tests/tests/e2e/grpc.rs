@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use prost::Message;
 use tonic::Code;
+use weft_e2e::InProcessProxy;
 use weft_e2e::within;
-use weft_test_support::ProxyProcess;
+use weft_test_support::RunningProxy;
 use weft_test_support::grpc::{EchoReply, GrpcEchoClient, GrpcEchoServer};
 
 use crate::{assert_metric_reaches, raw_unary_inbound};
@@ -15,11 +16,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A gRPC echo server behind a proxy's inbound listener, and a client
 /// connected through the proxy.
-async fn echo_through_inbound() -> (GrpcEchoServer, ProxyProcess, GrpcEchoClient) {
+async fn echo_through_inbound() -> (GrpcEchoServer, InProcessProxy, GrpcEchoClient) {
     let server = GrpcEchoServer::start();
-    let proxy = ProxyProcess::builder()
+    let proxy = InProcessProxy::builder()
         .inbound_forward(server.addr())
-        .spawn();
+        .start();
     let client = within(
         "connect",
         CALL_TIMEOUT,

@@ -1,8 +1,9 @@
 //! curl through both listeners, HTTP/1.1 and HTTP/2 prior knowledge: the
 //! app sees the Host / `:authority` unchanged and no hop-by-hop headers.
 
+use weft_e2e::InProcessProxy;
 use weft_e2e::curl;
-use weft_test_support::{HeadersEcho, HttpTestServer, ProxyProcess};
+use weft_test_support::{HeadersEcho, HttpTestServer, RunningProxy};
 
 use crate::{proxy_arg, url};
 
@@ -56,7 +57,7 @@ fn headers_echo(out: &weft_e2e::CurlOutput) -> HeadersEcho {
 #[test]
 fn http1_explicit_proxy_keeps_host_and_strips_hop_by_hop() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().spawn();
+    let proxy = InProcessProxy::builder().start();
     let proxy_url = proxy_arg(&proxy);
     let target = url(app.addr(), "/headers");
     let mut args = vec!["-x", proxy_url.as_str(), target.as_str()];
@@ -79,7 +80,7 @@ fn http1_explicit_proxy_keeps_host_and_strips_hop_by_hop() {
 #[test]
 fn http2_prior_knowledge_through_connect_tunnel() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().spawn();
+    let proxy = InProcessProxy::builder().start();
     let proxy_url = proxy_arg(&proxy);
     let target = url(app.addr(), "/headers");
     let echo = headers_echo(&curl(&[
@@ -115,7 +116,9 @@ fn http2_prior_knowledge_through_connect_tunnel() {
 #[test]
 fn http1_inbound_forwarding_keeps_host_and_strips_hop_by_hop() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
+    let proxy = InProcessProxy::builder()
+        .inbound_forward(app.addr())
+        .start();
     let target = url(proxy.inbound_addr(), "/headers");
     let mut args = vec![target.as_str()];
     args.extend(HOP_BY_HOP_ARGS);
@@ -140,7 +143,9 @@ fn http1_inbound_forwarding_keeps_host_and_strips_hop_by_hop() {
 #[test]
 fn http2_prior_knowledge_inbound_forwarding_keeps_authority() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
+    let proxy = InProcessProxy::builder()
+        .inbound_forward(app.addr())
+        .start();
     let echo = headers_echo(&curl(&[
         "--http2-prior-knowledge",
         &url(proxy.inbound_addr(), "/headers"),
@@ -169,7 +174,9 @@ fn http2_prior_knowledge_inbound_forwarding_keeps_authority() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_inbound_keeps_te_trailers() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
+    let proxy = InProcessProxy::builder()
+        .inbound_forward(app.addr())
+        .start();
     let request = http::Request::builder()
         .version(http::Version::HTTP_2)
         .uri(format!("http://{}/headers", proxy.inbound_addr()))
@@ -198,7 +205,9 @@ async fn http2_inbound_keeps_te_trailers() {
 #[test]
 fn expect_100_continue_through_both_listeners() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
+    let proxy = InProcessProxy::builder()
+        .inbound_forward(app.addr())
+        .start();
     let body = "x".repeat(64 * 1024);
     let outbound_upload = url(app.addr(), "/upload");
     let inbound_upload = url(proxy.inbound_addr(), "/upload");

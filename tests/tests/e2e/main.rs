@@ -52,7 +52,7 @@ mod websocket;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use weft_test_support::ProxyProcess;
+use weft_test_support::RunningProxy;
 
 /// Generous bound for waiting on metrics that are recorded asynchronously.
 const METRICS_SETTLE: Duration = Duration::from_secs(10);
@@ -60,7 +60,7 @@ const METRICS_SETTLE: Duration = Duration::from_secs(10);
 /// Sends one hand-built gRPC unary request (an HTTP/2 POST) to the proxy's
 /// inbound listener and returns the raw response, trailers included.
 async fn raw_unary_inbound(
-    proxy: &ProxyProcess,
+    proxy: &impl RunningProxy,
     message: &str,
     fail_code: tonic::Code,
 ) -> weft_test_support::http_client::RawResponse {
@@ -83,13 +83,18 @@ fn url(addr: SocketAddr, path: &str) -> String {
 }
 
 /// `curl -x` argument for the proxy's outbound listener.
-fn proxy_arg(proxy: &ProxyProcess) -> String {
+fn proxy_arg(proxy: &impl RunningProxy) -> String {
     format!("http://{}", proxy.outbound_addr())
 }
 
 /// Waits until `metric(name, labels)` reaches `expected` (or the settle time
 /// passes), then asserts it is exactly `expected`.
-fn assert_metric_settles(proxy: &ProxyProcess, name: &str, labels: &[(&str, &str)], expected: f64) {
+fn assert_metric_settles(
+    proxy: &impl RunningProxy,
+    name: &str,
+    labels: &[(&str, &str)],
+    expected: f64,
+) {
     let deadline = std::time::Instant::now() + METRICS_SETTLE;
     let mut value = proxy.metric(name, labels);
     while value.unwrap_or(0.0) < expected && std::time::Instant::now() < deadline {
@@ -106,7 +111,12 @@ fn assert_metric_settles(proxy: &ProxyProcess, name: &str, labels: &[(&str, &str
 
 /// Waits until `metric(name, labels)` is at least `minimum`; panics with the
 /// metrics text otherwise.
-fn assert_metric_reaches(proxy: &ProxyProcess, name: &str, labels: &[(&str, &str)], minimum: f64) {
+fn assert_metric_reaches(
+    proxy: &impl RunningProxy,
+    name: &str,
+    labels: &[(&str, &str)],
+    minimum: f64,
+) {
     let deadline = std::time::Instant::now() + METRICS_SETTLE;
     loop {
         let value = proxy.metric_or_zero(name, labels);
@@ -125,7 +135,7 @@ fn assert_metric_reaches(proxy: &ProxyProcess, name: &str, labels: &[(&str, &str
 
 /// The proxy still answers `/ready` and forwards a request through its
 /// outbound listener to a fresh test app.
-fn assert_still_serving(proxy: &ProxyProcess) {
+fn assert_still_serving(proxy: &impl RunningProxy) {
     let ready = proxy.admin_get("/ready").expect("GET /ready");
     assert_eq!(
         ready.status, 200,
@@ -144,7 +154,7 @@ fn assert_still_serving(proxy: &ProxyProcess) {
 
 /// Waits until `count(proxy)` is at least 1; panics naming `what` and
 /// printing the metrics otherwise.
-fn assert_counted(proxy: &ProxyProcess, what: &str, count: impl Fn(&ProxyProcess) -> f64) {
+fn assert_counted<P: RunningProxy>(proxy: &P, what: &str, count: impl Fn(&P) -> f64) {
     assert_eventually(proxy, &format!("{what} counted in /metrics"), |proxy| {
         count(proxy) >= 1.0
     });
@@ -152,7 +162,7 @@ fn assert_counted(proxy: &ProxyProcess, what: &str, count: impl Fn(&ProxyProcess
 
 /// Waits until `condition(proxy)` holds; panics naming `what` and printing
 /// the metrics otherwise.
-fn assert_eventually(proxy: &ProxyProcess, what: &str, condition: impl Fn(&ProxyProcess) -> bool) {
+fn assert_eventually<P: RunningProxy>(proxy: &P, what: &str, condition: impl Fn(&P) -> bool) {
     let deadline = std::time::Instant::now() + METRICS_SETTLE;
     while !condition(proxy) {
         if std::time::Instant::now() >= deadline {

@@ -1,15 +1,16 @@
 //! Metric values after a known amount of traffic, with the contract's
 //! label names and values.
 
+use weft_e2e::InProcessProxy;
 use weft_e2e::curl;
-use weft_test_support::{HttpTestServer, ProxyProcess};
+use weft_test_support::{HttpTestServer, RunningProxy};
 
 use crate::{assert_metric_reaches, assert_metric_settles, proxy_arg, url};
 
 #[test]
 fn ten_outbound_requests_are_counted() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().spawn();
+    let proxy = InProcessProxy::builder().start();
     for _ in 0..10 {
         // One curl process per request: ten accepted connections.
         let out = curl(&["-x", &proxy_arg(&proxy), &url(app.addr(), "/")]);
@@ -70,7 +71,9 @@ fn ten_outbound_requests_are_counted() {
 #[test]
 fn inbound_server_errors_are_failures() {
     let app = HttpTestServer::start();
-    let proxy = ProxyProcess::builder().inbound_forward(app.addr()).spawn();
+    let proxy = InProcessProxy::builder()
+        .inbound_forward(app.addr())
+        .start();
     for path in ["/status/500", "/status/500", "/status/500", "/status/404"] {
         let out = curl(&[&url(proxy.inbound_addr(), path)]);
         assert_eq!(out.exit_code, 0, "{}", out.stderr);

@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
-use weft_test_support::ProxyProcess;
+use weft_e2e::InProcessProxy;
+use weft_test_support::RunningProxy;
 
 use crate::assert_metric_settles;
 
@@ -34,10 +35,10 @@ fn count_until_eof_server() -> (std::net::SocketAddr, std::thread::JoinHandle<()
 #[test]
 fn half_close_crosses_the_proxy() {
     let (server_addr, server) = count_until_eof_server();
-    let proxy = ProxyProcess::builder()
+    let proxy = InProcessProxy::builder()
         .inbound_forward(server_addr)
         .env("WEFT_PROXY_OPAQUE_PORTS", server_addr.port().to_string())
-        .spawn();
+        .start();
     let mut client = TcpStream::connect(proxy.inbound_addr()).expect("connect");
     client
         .set_read_timeout(Some(Duration::from_secs(30)))

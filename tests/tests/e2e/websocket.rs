@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use weft_e2e::InProcessProxy;
 use weft_e2e::within;
-use weft_test_support::ProxyProcess;
+use weft_test_support::RunningProxy;
 use weft_test_support::http_client::connect_tunnel;
 use weft_test_support::websocket::{WsEchoServer, connect, echo_roundtrips, handshake};
 
@@ -13,9 +14,9 @@ const WS_TIMEOUT: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_echo_inbound_forwarding() {
     let server = WsEchoServer::start();
-    let proxy = ProxyProcess::builder()
+    let proxy = InProcessProxy::builder()
         .inbound_forward(server.addr())
-        .spawn();
+        .start();
     let mut ws = within(
         "websocket handshake",
         WS_TIMEOUT,
@@ -31,7 +32,7 @@ async fn websocket_echo_inbound_forwarding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_echo_through_connect_tunnel() {
     let server = WsEchoServer::start();
-    let proxy = ProxyProcess::builder().spawn();
+    let proxy = InProcessProxy::builder().start();
     let target = server.addr().to_string();
     let tunnel = within(
         "CONNECT",

@@ -5,6 +5,7 @@
 use crate::admin::{self, AdminState};
 use crate::config::{Config, LogFormat};
 use crate::control::{ControlClientConfig, ControlTls, uses_tls};
+use crate::direction::Direction;
 use crate::discovery::client::ClientError;
 use crate::dispatch::Proxy;
 use crate::drain::{DrainOutcome, DrainSignal};
@@ -16,7 +17,6 @@ use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
-use crate::metrics::labels::Direction;
 use crate::metrics::process::ProcessCollector;
 use crate::outbound::Outbound;
 use crate::resources::{self, ConnectionLimit};

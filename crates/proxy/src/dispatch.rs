@@ -20,15 +20,17 @@
 //! target, so what travels inside it is detected and proxied the same way.
 
 use crate::config::Config;
+use crate::config::DetectTimeoutAction;
 use crate::detect::{self, Detection, Protocol};
+use crate::direction::Direction;
 use crate::drain::DrainWatch;
 use crate::http::client::HttpClient;
 use crate::http::errors::ProxyError;
 use crate::http::header_case::{CaseMaps, SniffedHeads};
-use crate::inbound_policy::{self, DetectTimeoutAction, InboundPorts, Refusal};
+use crate::inbound_policy::{self, InboundPorts, Refusal};
 use crate::io::{Io, PrefixedIo};
 use crate::log_limit::LogLimit;
-use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
+use crate::metrics::labels::{TargetLabels, TlsStatus};
 use crate::metrics::route::RouteHandleCache;
 use crate::metrics::{HttpHandleCache, ProxyMetrics, TcpConnectionMetrics};
 use crate::outbound::{Outbound, Plan, TargetDiscovery};

@@ -15,6 +15,7 @@ pub mod config;
 pub mod connect;
 pub mod control;
 pub mod detect;
+pub mod direction;
 pub mod discovery;
 pub mod dispatch;
 pub mod drain;

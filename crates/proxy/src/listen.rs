@@ -12,10 +12,11 @@
 //! the spare to accept and close the waiting connection instead of leaving
 //! it in the backlog. Log lines of these paths go through the log budget.
 
+use crate::direction::Direction;
 use crate::dispatch::{self, ConnectionContext, Proxy, Target, accept_tls};
 use crate::drain::DrainWatch;
 use crate::io::MeteredIo;
-use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
+use crate::metrics::labels::{Peer, TargetLabels, TcpLabels};
 use crate::metrics::limits::RefusedReason;
 use crate::orig_dst;
 use crate::resources::{ConnectionLimit, ConnectionPermit};

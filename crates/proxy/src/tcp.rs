@@ -8,10 +8,11 @@
 //! penalised and another tried).
 
 use crate::connect::{self, ConnectError};
+use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
 use crate::dispatch::{Proxy, connect_tls};
 use crate::io::{Io, MeteredIo};
-use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
+use crate::metrics::labels::{Peer, TargetLabels, TcpLabels};
 use crate::outbound::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
 use crate::tls::transport::{self, ClientTls};
 use futures::future::BoxFuture;

@@ -13,6 +13,7 @@
 //!    101/2xx), and the response body streamed back and recorded at its end.
 
 use crate::connect;
+use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
 use crate::dispatch::{self, ConnectionContext, Target};
 use crate::http::body::{ProxyBody, ResponseRecorder};
@@ -21,7 +22,7 @@ use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
 use crate::http::header_case::L5D_ORIG_HEADER_CASE;
 use crate::http::request_body::RequestBody;
 use crate::http::{headers, logical, orig_proto};
-use crate::metrics::labels::{Direction, HttpLabels, TargetLabels};
+use crate::metrics::labels::{HttpLabels, TargetLabels};
 use crate::outbound::{LogicalTarget, Plan};
 use crate::tap::TapRequest;
 use http::header::{self, HeaderValue};

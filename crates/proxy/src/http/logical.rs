@@ -17,13 +17,15 @@
 //! attempt with its endpoint's `dst_*` labels; route metrics count requests
 //! (`route_*`) and attempts (`route_actual_*`).
 
+use crate::direction::Direction;
 use crate::dispatch::{ConnectionContext, Target};
-use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording, grpc_status_of};
+use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording};
 use crate::http::client::SendError;
 use crate::http::errors::ProxyError;
 use crate::http::forward;
+use crate::http::headers::grpc_status_of;
 use crate::http::request_body::{REPLAY_LIMIT, Replay, RequestBody};
-use crate::metrics::labels::{Classification, Direction, HttpLabels};
+use crate::metrics::labels::{Classification, HttpLabels};
 use crate::metrics::route::{RouteLabels, RouteOutcome};
 use crate::outbound::budget::RetryBudget;
 use crate::outbound::{

@@ -9,6 +9,7 @@
 //! list size, window sizes, resets.
 
 use crate::detect::Protocol;
+use crate::direction::Direction;
 use crate::dispatch::ConnectionContext;
 use crate::drain::DrainWatch;
 use crate::http::activity::{
@@ -17,7 +18,6 @@ use crate::http::activity::{
 use crate::http::forward;
 use crate::http::header_case::HeadSniffer;
 use crate::io::Io;
-use crate::metrics::labels::Direction;
 use futures::future::BoxFuture;
 use hyper::body::{Body, Incoming};
 use hyper::rt::{Read, Write};

@@ -35,6 +35,7 @@ use crate::balance::EndpointLease;
 use crate::balance::p2c::Random;
 use crate::config::{Config, DestinationConfig, IpNetwork};
 use crate::control::ControlTls;
+use crate::direction::Direction;
 use crate::discovery::client::ClientError;
 use crate::discovery::{
     DiscoveryCache, DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, Lookup,
@@ -42,7 +43,6 @@ use crate::discovery::{
 };
 use crate::http::errors::ProxyError;
 use crate::metrics::control::ControlMetrics;
-use crate::metrics::labels::Direction;
 use crate::metrics::route::RouteLabels;
 use budget::RetryBudget;
 

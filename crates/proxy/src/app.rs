@@ -18,8 +18,8 @@ use crate::metrics::ProxyMetrics;
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
-use crate::outbound::Outbound;
 use crate::resources::{self, ConnectionLimit};
+use crate::routing::Router;
 use crate::tap::Taps;
 use crate::tap::server::TapListener;
 use crate::tap::service::TapService;
@@ -256,7 +256,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                 _ => None,
             };
             log_control_plane("destination", &destination.addr, tls.as_ref());
-            Some(Outbound::new(
+            Some(Router::new(
                 &config,
                 destination,
                 tls,

@@ -33,7 +33,7 @@ use crate::log_limit::LogLimit;
 use crate::metrics::labels::{TargetLabels, TlsStatus};
 use crate::metrics::route::RouteHandleCache;
 use crate::metrics::{HttpHandleCache, ProxyMetrics, TcpConnectionMetrics};
-use crate::outbound::{Outbound, Plan, TargetDiscovery};
+use crate::routing::{Plan, Router, TargetDiscovery};
 use crate::tls::accept::{self, Accepted};
 use crate::tls::config::{TlsConfigs, TlsStore};
 use crate::tls::transport::ClientTls;
@@ -60,7 +60,7 @@ pub struct Proxy {
     /// Budget for log lines caused by traffic.
     pub log_limit: LogLimit,
     /// Discovery-driven outbound routing; `None` without a Destination service.
-    pub outbound: Option<Outbound>,
+    pub outbound: Option<Router>,
     /// TLS made from the proxy's identity; `None` without an identity.
     pub tls: Option<Arc<TlsStore>>,
     /// hyper case maps for `l5d-orig-header-case` values (inbound).
@@ -407,7 +407,7 @@ impl ConnectionContext {
     }
 
     /// The outbound router, for outbound connections when discovery is on.
-    pub fn outbound(&self) -> Option<&Outbound> {
+    pub fn outbound(&self) -> Option<&Router> {
         match self.direction {
             Direction::Outbound => self.proxy.outbound.as_ref(),
             Direction::Inbound => None,

@@ -11,9 +11,10 @@ use crate::connect::{self, ConnectError};
 use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
 use crate::dispatch::{Proxy, connect_tls};
+use crate::http::errors::ProxyError;
 use crate::io::{Io, MeteredIo};
 use crate::metrics::labels::{Peer, TargetLabels, TcpLabels};
-use crate::outbound::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
+use crate::routing::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
 use crate::tls::transport::{self, ClientTls};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -84,6 +85,8 @@ async fn forward_planned_inline<I: Io>(
                 let lease: Lease = match outbound.pick_avoiding(backend, &failed).await {
                     Ok(lease) => lease,
                     Err(error) => {
+                        // Labelled and described as the HTTP stage answers it.
+                        let error = ProxyError::from(error);
                         record_error(proxy, direction, target, &error, error.metric_label());
                         return;
                     }

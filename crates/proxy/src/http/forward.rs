@@ -23,7 +23,7 @@ use crate::http::header_case::L5D_ORIG_HEADER_CASE;
 use crate::http::request_body::RequestBody;
 use crate::http::{headers, logical, orig_proto};
 use crate::metrics::labels::{HttpLabels, TargetLabels};
-use crate::outbound::{LogicalTarget, Plan};
+use crate::routing::{LogicalTarget, Plan};
 use crate::tap::TapRequest;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};

@@ -27,9 +27,9 @@ use crate::http::headers::grpc_status_of;
 use crate::http::request_body::{REPLAY_LIMIT, Replay, RequestBody};
 use crate::metrics::labels::{Classification, HttpLabels};
 use crate::metrics::route::{RouteLabels, RouteOutcome};
-use crate::outbound::budget::RetryBudget;
-use crate::outbound::{
-    Backend, CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, LogicalTarget, Outbound, policy,
+use crate::routing::budget::RetryBudget;
+use crate::routing::{
+    Backend, CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, LogicalTarget, Router, policy,
 };
 use crate::tap::TapRequest;
 use http::header::HeaderName;
@@ -179,9 +179,9 @@ struct Failed {
 }
 
 impl Failed {
-    fn without_endpoint(error: ProxyError) -> Failed {
+    fn without_endpoint(error: impl Into<ProxyError>) -> Failed {
         Failed {
-            error,
+            error: error.into(),
             recorder: None,
         }
     }
@@ -190,10 +190,10 @@ impl Failed {
 /// The attempts of one request.
 struct Attempts<'a> {
     context: &'a Arc<ConnectionContext>,
-    outbound: &'a Outbound,
+    outbound: &'a Router,
     target: &'a LogicalTarget,
     route_labels: &'a RouteLabels,
-    classes: &'a [crate::discovery::convert::ResponseClass],
+    classes: &'a [crate::routing::profile::ResponseClass],
     retry: Option<Retry<'a>>,
 }
 
@@ -348,7 +348,7 @@ fn endpoint_recorder(
 /// endpoint, then the usual tunnel.
 async fn tunnel(
     context: &Arc<ConnectionContext>,
-    outbound: &Outbound,
+    outbound: &Router,
     mut request: Request<Incoming>,
     target: &LogicalTarget,
     started: Instant,
@@ -357,7 +357,7 @@ async fn tunnel(
     let backend = target.backend(outbound.random());
     let lease = match outbound.pick(backend).await {
         Ok(lease) => lease,
-        Err(error) => return forward::error_response(context, error, is_grpc, None),
+        Err(error) => return forward::error_response(context, error.into(), is_grpc, None),
     };
     let recorder = endpoint_recorder(context, &target.name, &lease, started);
     let addr = lease.address();

@@ -8,12 +8,13 @@
 //! penalised and another tried).
 
 use crate::connect::{self, ConnectError};
+use crate::context::connect_tls;
 use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
-use crate::dispatch::{Proxy, connect_tls};
 use crate::http::errors::ProxyError;
 use crate::io::{Io, MeteredIo};
 use crate::metrics::labels::{Peer, TargetLabels, TcpLabels};
+use crate::proxy::Proxy;
 use crate::routing::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
 use crate::tls::transport::{self, ClientTls};
 use futures::future::BoxFuture;
@@ -75,7 +76,7 @@ async fn forward_planned_inline<I: Io>(
             }
         }
         Plan::Logical(logical) => {
-            let Some(outbound) = proxy.outbound.as_ref() else {
+            let Some(outbound) = proxy.router.as_ref() else {
                 return;
             };
             let mut tries = 0;

@@ -22,3 +22,4 @@ pub mod orig_proto;
 pub mod request_body;
 pub mod resend;
 pub mod server;
+pub mod upstream;

@@ -8,9 +8,8 @@
 //! timeout. HTTP/2 settings bound what one client may hold: streams, header
 //! list size, window sizes, resets.
 
+use crate::context::ConnectionContext;
 use crate::detect::Protocol;
-use crate::direction::Direction;
-use crate::dispatch::ConnectionContext;
 use crate::drain::DrainWatch;
 use crate::http::activity::{
     ConnectionActivity, Expiry, Framing, Timeouts, TrackedBody, WatchedIo,
@@ -49,6 +48,20 @@ const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a direction's HTTP server treats its clients (set by the entry
+/// points, [`crate::inbound`] and [`crate::outbound`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ServerSettings {
+    /// HTTP/2 clients are peer proxies, each multiplexing many clients
+    /// (inbound): more concurrent streams, and more streams reset before
+    /// they are accepted, than an app's client gets.
+    pub mesh_clients: bool,
+    /// HTTP/1 request heads are read as the client wrote them (header-name
+    /// case), for requests that may cross an HTTP/2 hop (outbound, with an
+    /// identity; see [`crate::http::header_case`]).
+    pub sniff_header_case: bool,
+}
+
 /// Serves `io` as `protocol` until the client, a drain or a timeout closes it.
 ///
 /// Boxed: hyper's connection state is large, and a connection waiting in
@@ -58,8 +71,9 @@ pub fn serve<I: Io>(
     protocol: Protocol,
     context: Arc<ConnectionContext>,
     drain: DrainWatch,
+    settings: ServerSettings,
 ) -> BoxFuture<'static, ()> {
-    Box::pin(serve_connection(io, protocol, context, drain))
+    Box::pin(serve_connection(io, protocol, context, drain, settings))
 }
 
 async fn serve_connection<I: Io>(
@@ -67,6 +81,7 @@ async fn serve_connection<I: Io>(
     protocol: Protocol,
     context: Arc<ConnectionContext>,
     drain: DrainWatch,
+    settings: ServerSettings,
 ) {
     let framing = match protocol {
         Protocol::Http2 => Framing::Http2,
@@ -110,7 +125,7 @@ async fn serve_connection<I: Io>(
                 .initial_stream_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(CONNECTION_WINDOW)
                 .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS));
-            if context.direction == Direction::Inbound {
+            if settings.mesh_clients {
                 // A peer proxy multiplexes many clients on one connection:
                 // h2's default (20 streams reset before they are accepted)
                 // would let one client cancelling requests end the
@@ -126,7 +141,7 @@ async fn serve_connection<I: Io>(
         }
         // Meshed HTTP/1 requests may cross an HTTP/2 hop: read the header
         // names' case as the client wrote them (see header_case).
-        _ if context.direction == Direction::Outbound && context.proxy.tls.is_some() => {
+        _ if settings.sniff_header_case => {
             let io = TokioIo::new(HeadSniffer::new(io, context.sniffed_heads().clone()));
             let connection = http1_builder()
                 .serve_connection(io, service)

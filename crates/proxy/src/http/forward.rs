@@ -15,7 +15,6 @@
 
 use crate::connect;
 use crate::context::{ConnectionContext, Target};
-use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
 use crate::http::body::{ProxyBody, ResponseRecorder};
 use crate::http::errors::ProxyError;
@@ -42,15 +41,20 @@ enum Destination {
     Logical(Arc<LogicalTarget>),
 }
 
-/// Handles one request from a client connection.
+/// Handles one request from a client connection. From a peer proxy
+/// (`mesh_client`, inbound), the mesh's `l5d-*` headers count only when the
+/// peer's identity was verified, an HTTP/1 request that crossed the HTTP/2
+/// hop (`l5d-orig-proto`) is sent on as HTTP/1 again, and `l5d-client-id`
+/// names the verified identity.
 pub async fn handle(
     context: Arc<ConnectionContext>,
     mut request: Request<Incoming>,
+    mesh_client: bool,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let is_grpc = headers::is_grpc(request.headers()) && request.version() == Version::HTTP_2;
-    // Inbound, the mesh's headers count only from a verified peer.
-    if context.direction == Direction::Inbound && context.client_identity.is_none() {
+    // The mesh's headers count only from a verified peer.
+    if mesh_client && context.client_identity.is_none() {
         headers::strip_mesh_headers(request.headers_mut());
     }
     if headers::has_duplicate_host(request.headers()) {
@@ -118,7 +122,7 @@ pub async fn handle(
         Ok(upstream) => upstream,
         Err(error) => return error_response(&context, error, is_grpc, Some(recorder)),
     };
-    upstream::proxy_to(&context, request, upstream, recorder, is_grpc).await
+    upstream::proxy_to(&context, request, upstream, recorder, is_grpc, mesh_client).await
 }
 
 /// The request's destination and its `authority` metric label.

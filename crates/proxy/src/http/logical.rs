@@ -370,5 +370,6 @@ async fn tunnel(
         Ok(upstream) => upstream,
         Err(error) => return upstream::error_response(context, error, is_grpc, Some(recorder)),
     };
-    upstream::proxy_to(context, request, upstream, recorder, is_grpc).await
+    // A logical service is outbound: the client is an app, not a peer proxy.
+    upstream::proxy_to(context, request, upstream, recorder, is_grpc, false).await
 }

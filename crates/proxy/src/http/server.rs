@@ -52,9 +52,10 @@ pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// points, [`crate::inbound`] and [`crate::outbound`]).
 #[derive(Clone, Copy, Debug)]
 pub struct ServerSettings {
-    /// HTTP/2 clients are peer proxies, each multiplexing many clients
-    /// (inbound): more concurrent streams, and more streams reset before
-    /// they are accepted, than an app's client gets.
+    /// Clients are peer proxies (inbound). Their HTTP/2 connections each
+    /// multiplex many clients: more concurrent streams, and more streams
+    /// reset before they are accepted, than an app's client gets. Their
+    /// requests follow the mesh's header rules (see [`forward::handle`]).
     pub mesh_clients: bool,
     /// HTTP/1 request heads are read as the client wrote them (header-name
     /// case), for requests that may cross an HTTP/2 hop (outbound, with an
@@ -92,6 +93,7 @@ async fn serve_connection<I: Io>(
         header_read: context.proxy.config.http_header_read_timeout,
         idle: context.proxy.config.http_idle_timeout,
     };
+    let mesh_clients = settings.mesh_clients;
     let service_context = context.clone();
     let service_activity = activity.clone();
     let service = service_fn(move |request| {
@@ -100,7 +102,7 @@ async fn serve_connection<I: Io>(
         // Boxed: the request's future is several KiB, and hyper moves the
         // service future into a new task per HTTP/2 stream (and into its
         // dispatcher per HTTP/1 request). Moving a pointer beats copying it.
-        let handled = Box::pin(forward::handle(context, request));
+        let handled = Box::pin(forward::handle(context, request, mesh_clients));
         async move {
             let response = handled.await;
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, open)))

@@ -13,7 +13,6 @@
 //! ```
 
 use crate::context::{ConnectionContext, Target};
-use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
 use crate::http::body::{ProxyBody, ResponseRecorder};
 use crate::http::client::{Endpoint, HttpClient, SendError};
@@ -31,17 +30,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Sends `request` to `addr` and streams the response back; Upgrade and
-/// CONNECT requests become raw tunnels after the 101/2xx.
+/// CONNECT requests become raw tunnels after the 101/2xx. From a peer proxy
+/// (`mesh_client`), an upgraded HTTP/1 request goes on as HTTP/1 again (its
+/// header names' case restored) and `l5d-client-id` is set.
 pub async fn proxy_to(
     context: &Arc<ConnectionContext>,
     mut request: Request<Incoming>,
     upstream: Upstream,
     recorder: ResponseRecorder,
     is_grpc: bool,
+    mesh_client: bool,
 ) -> Response<ProxyBody> {
     let explicit = context.target == Target::Explicit;
-    let downgraded =
-        context.direction == Direction::Inbound && orig_proto::downgrade_request(&mut request);
+    let downgraded = mesh_client && orig_proto::downgrade_request(&mut request);
     if let Some(spellings) = request.headers_mut().remove(L5D_ORIG_HEADER_CASE)
         && downgraded
         && let Ok(spellings) = spellings.to_str()
@@ -49,7 +50,7 @@ pub async fn proxy_to(
     {
         request.extensions_mut().extend(case_map);
     }
-    if context.direction == Direction::Inbound {
+    if mesh_client {
         set_client_id(request.headers_mut(), context.client_identity.as_deref());
     }
     let upgrade = is_upgrade(&request);

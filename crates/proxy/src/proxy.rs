@@ -8,14 +8,13 @@
 use crate::config::Config;
 use crate::direction::Direction;
 use crate::http::client::HttpClient;
-use crate::http::errors::ProxyError;
 use crate::http::header_case::CaseMaps;
 use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
 use crate::routing::Router;
 use crate::tap::Taps;
 use crate::tls::config::TlsStore;
-use crate::tls::transport::ClientTls;
+use crate::tls::transport::{ClientTls, NoIdentity};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,7 +86,7 @@ impl Proxy {
         &self,
         identity: Option<&Arc<str>>,
         transport_port: Option<u16>,
-    ) -> Result<Option<ClientTls>, ProxyError> {
+    ) -> Result<Option<ClientTls>, NoIdentity> {
         let Some(identity) = identity else {
             return Ok(None);
         };
@@ -95,7 +94,7 @@ impl Proxy {
             .tls
             .as_ref()
             .and_then(|store| store.current())
-            .ok_or(ProxyError::NoIdentity)?;
+            .ok_or(NoIdentity)?;
         let config = match transport_port {
             Some(_) => configs.client_transport.clone(),
             None => configs.client.clone(),

@@ -133,6 +133,7 @@ fn endpoint_tls(
     match proxy.client_tls(meta.identity.as_ref(), meta.opaque_transport_port) {
         Ok(tls) => Some(tls),
         Err(error) => {
+            let error = ProxyError::from(error);
             record_error(proxy, direction, addr, &error, error.metric_label());
             None
         }

@@ -52,8 +52,8 @@ pub enum ProxyError {
     #[error(transparent)]
     Tls(#[from] crate::tls::transport::TlsConnectError),
     /// The endpoint requires mutual TLS and this proxy has no certificate yet.
-    #[error("no certificate yet for mutual TLS")]
-    NoIdentity,
+    #[error(transparent)]
+    NoIdentity(#[from] crate::tls::transport::NoIdentity),
     /// No endpoint was picked for a logical service (fail-fast, or too
     /// many requests waiting).
     #[error(transparent)]
@@ -88,7 +88,7 @@ impl ProxyError {
             | ProxyError::Upstream { .. }
             | ProxyError::Tls(_)
             | ProxyError::Loop(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::Pick(_) | ProxyError::NoIdentity => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Pick(_) | ProxyError::NoIdentity(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -119,7 +119,7 @@ impl ProxyError {
             ProxyError::Upstream { .. } => "i/o",
             ProxyError::Loop(_) => "loop",
             ProxyError::Tls(_) => "tls",
-            ProxyError::NoIdentity => "identity required",
+            ProxyError::NoIdentity(_) => "identity required",
             ProxyError::Pick(PickError::FailFast { .. }) => "failfast",
             ProxyError::Pick(PickError::Overloaded { .. }) => "loadshed",
             ProxyError::ResponseTimeout(_) => "response timeout",

@@ -5,8 +5,8 @@
 use crate::admin::{self, AdminState};
 use crate::config::{Config, LogFormat};
 use crate::control::{ControlClientConfig, ControlTls, uses_tls};
+use crate::direction::Direction;
 use crate::discovery::client::ClientError;
-use crate::dispatch::Proxy;
 use crate::drain::{DrainOutcome, DrainSignal};
 use crate::http::client::{HttpClient, PoolSettings};
 use crate::http::header_case::CaseMaps;
@@ -16,14 +16,15 @@ use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
-use crate::metrics::labels::Direction;
 use crate::metrics::process::ProcessCollector;
-use crate::outbound::Outbound;
+use crate::proxy::Proxy;
 use crate::resources::{self, ConnectionLimit};
+use crate::routing::Router;
 use crate::tap::Taps;
 use crate::tap::server::TapListener;
 use crate::tap::service::TapService;
 use crate::tls::config::{TlsStore, TrustAnchors, control_server_only, follow_credentials};
+use crate::{inbound, outbound};
 use prometheus_client::registry::Registry;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
@@ -129,10 +130,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     metrics
         .limits
         .set_limit(Direction::Outbound, outbound_limit.max());
-    let inbound = Listener::bind_inbound(
+    let inbound = Listener::bind(
         config.inbound_listen_addr,
-        config.inbound_forward_addr,
+        Direction::Inbound,
         inbound_limit,
+        inbound::accept,
     )
     .await
     .map_err(|source| StartError::Bind {
@@ -143,13 +145,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let mut outbound = Vec::new();
     for addr in &config.outbound_listen_addrs {
         outbound.push(
-            Listener::bind_outbound(*addr, outbound_limit.clone())
-                .await
-                .map_err(|source| StartError::Bind {
-                    name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
-                    addr: *addr,
-                    source,
-                })?,
+            Listener::bind(
+                *addr,
+                Direction::Outbound,
+                outbound_limit.clone(),
+                outbound::accept,
+            )
+            .await
+            .map_err(|source| StartError::Bind {
+                name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR",
+                addr: *addr,
+                source,
+            })?,
         );
     }
     let admin_listener =
@@ -256,7 +263,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                 _ => None,
             };
             log_control_plane("destination", &destination.addr, tls.as_ref());
-            Some(Outbound::new(
+            Some(Router::new(
                 &config,
                 destination,
                 tls,
@@ -276,7 +283,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .chain(bound.tap)
             .collect(),
         log_limit: LogLimit::default(),
-        outbound: outbound_router,
+        router: outbound_router,
         tls: tls_store.clone(),
         case_maps: CaseMaps::default(),
         taps: taps.clone(),

@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use crate::control::ControlPlaneTls;
-use crate::inbound_policy::{self, DetectTimeoutAction};
 
 mod values;
 mod variables;
@@ -19,7 +18,10 @@ mod variables;
 #[cfg(test)]
 mod tests;
 
-pub use values::{IpNetwork, LogFormat, PortSet, format_duration, parse_duration, parse_port_set};
+pub use values::{
+    DetectTimeoutAction, IpNetwork, LogFormat, PortSet, detect_timeout_action, format_duration,
+    parse_duration, parse_port_set,
+};
 use values::{
     parse_certificates, parse_connection_limit, parse_cores, parse_listen_addrs,
     parse_optional_host_port, parse_positive_duration, parse_server_name, parse_socket_addr,
@@ -382,10 +384,7 @@ impl Config {
 
     /// What an inbound detect timeout does (the variable, else by identity).
     pub fn inbound_detect_timeout_action(&self) -> DetectTimeoutAction {
-        inbound_policy::detect_timeout_action(
-            self.inbound_detect_timeout_action,
-            self.identity.is_some(),
-        )
+        detect_timeout_action(self.inbound_detect_timeout_action, self.identity.is_some())
     }
 
     /// The effective configuration as JSON, served on `/config`.

@@ -10,6 +10,10 @@
 //!   identity on, forward without ───────────────► closed (detect timeout) | relayed
 //! ```
 //!
+//! The detect-timeout action is a configuration value
+//! ([`crate::config::DetectTimeoutAction`], its default decided with the
+//! rest of the effective configuration); the inbound stage applies it.
+//!
 //! Which ports a transport header may name:
 //!
 //! - `WEFT_PROXY_INBOUND_PORTS` set: only those (the workload's app ports).
@@ -117,55 +121,10 @@ pub fn inbound_port_allowed(port: u16, ports: &InboundPorts<'_>) -> Result<(), R
     }
 }
 
-/// What happens to an inbound connection whose protocol was not detected
-/// before the detect timeout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DetectTimeoutAction {
-    /// Relay the bytes read so far and the rest as opaque TCP.
-    Forward,
-    /// Close the connection.
-    Close,
-}
-
-impl DetectTimeoutAction {
-    /// Parses `WEFT_PROXY_INBOUND_DETECT_TIMEOUT_ACTION` (empty: `None`, the
-    /// default for the identity setting).
-    pub fn parse(value: &str) -> Result<Option<DetectTimeoutAction>, String> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "" => Ok(None),
-            "forward" => Ok(Some(DetectTimeoutAction::Forward)),
-            "close" => Ok(Some(DetectTimeoutAction::Close)),
-            _ => Err("expected forward or close (or empty for the default)".to_string()),
-        }
-    }
-
-    /// The value as configured.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DetectTimeoutAction::Forward => "forward",
-            DetectTimeoutAction::Close => "close",
-        }
-    }
-}
-
-/// The action on an inbound detect timeout: the configured one, else close
-/// when identity is on (a plaintext client could otherwise smuggle
-/// `l5d-client-id` past the HTTP server to the app), forward without.
-pub fn detect_timeout_action(
-    configured: Option<DetectTimeoutAction>,
-    identity_on: bool,
-) -> DetectTimeoutAction {
-    match (configured, identity_on) {
-        (Some(action), _) => action,
-        (None, true) => DetectTimeoutAction::Close,
-        (None, false) => DetectTimeoutAction::Forward,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_port_set;
+    use crate::config::{DetectTimeoutAction, detect_timeout_action, parse_port_set};
 
     #[test]
     fn transport_header_table() {

@@ -2,9 +2,12 @@
 //! bound up front (so a taken port fails start-up) and then run until drain.
 //!
 //! ```text
-//! inbound:  accept ─► target = WEFT_PROXY_INBOUND_FORWARD_ADDR or SO_ORIGINAL_DST ─► dispatch
-//! outbound: accept ─► SO_ORIGINAL_DST; not redirected ⇒ explicit proxy requests  ─► dispatch
+//! accept ─► limit ─► SO_ORIGINAL_DST ─► the direction's entry point, in its own task
+//!                                        (inbound::accept, outbound::accept)
 //! ```
+//!
+//! The listener knows its direction only as a label (metrics, logs): what a
+//! connection goes through is the entry point's business.
 //!
 //! Each direction has a connection limit: beyond it an accepted connection
 //! is closed at once and counted (`tcp_connections_refused_total`). Each
@@ -12,24 +15,44 @@
 //! the spare to accept and close the waiting connection instead of leaving
 //! it in the backlog. Log lines of these paths go through the log budget.
 
-use crate::dispatch::{self, ConnectionContext, Proxy, Target, accept_tls};
+use crate::direction::Direction;
 use crate::drain::DrainWatch;
-use crate::io::MeteredIo;
-use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
 use crate::metrics::limits::RefusedReason;
 use crate::orig_dst;
-use crate::resources::{ConnectionLimit, ConnectionPermit};
+use crate::proxy::Proxy;
+use crate::resources::ConnectionLimit;
+use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
+/// An accepted connection and where it was headed.
+pub struct Accepted {
+    /// The connection.
+    pub stream: TcpStream,
+    /// The client's address.
+    pub client_addr: SocketAddr,
+    /// The address the connection reached (the listener's).
+    pub local: SocketAddr,
+    /// Its original destination (`SO_ORIGINAL_DST`; the local address when
+    /// not redirected).
+    pub original: SocketAddr,
+    /// Whether it was redirected to the listener (iptables), rather than
+    /// made to the listener itself.
+    pub redirected: bool,
+}
+
+/// A direction's entry point: serves an accepted connection to completion.
+pub type AcceptFn = fn(Accepted, Arc<Proxy>, DrainWatch) -> BoxFuture<'static, ()>;
+
 /// A bound data-path listener.
 pub struct Listener {
+    /// Its direction, as a metric and log label.
     direction: Direction,
     listener: TcpListener,
-    /// Inbound explicit mode: every connection goes here.
-    forward_addr: Option<SocketAddr>,
+    /// The direction's entry point.
+    accept: AcceptFn,
     /// Connections of this direction open at once (shared by a direction's
     /// listeners).
     limit: Arc<ConnectionLimit>,
@@ -43,30 +66,18 @@ const SPARE_FD_PATH: &str = "/dev/null";
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 impl Listener {
-    /// Binds the inbound listener.
-    pub async fn bind_inbound(
+    /// Binds a listener of `direction` whose connections go to `accept`
+    /// (`inbound::accept`, `outbound::accept`), at most `limit` at once.
+    pub async fn bind(
         addr: SocketAddr,
-        forward_addr: Option<SocketAddr>,
+        direction: Direction,
         limit: Arc<ConnectionLimit>,
+        accept: AcceptFn,
     ) -> std::io::Result<Listener> {
         Ok(Listener {
-            direction: Direction::Inbound,
+            direction,
             listener: TcpListener::bind(addr).await?,
-            forward_addr,
-            limit,
-            spare_fd: std::fs::File::open(SPARE_FD_PATH).ok(),
-        })
-    }
-
-    /// Binds an outbound listener.
-    pub async fn bind_outbound(
-        addr: SocketAddr,
-        limit: Arc<ConnectionLimit>,
-    ) -> std::io::Result<Listener> {
-        Ok(Listener {
-            direction: Direction::Outbound,
-            listener: TcpListener::bind(addr).await?,
-            forward_addr: None,
+            accept,
             limit,
             spare_fd: std::fs::File::open(SPARE_FD_PATH).ok(),
         })
@@ -92,9 +103,12 @@ impl Listener {
                         self.refused(&proxy, RefusedReason::Limit);
                         continue;
                     };
-                    let context = self.connection_context(&stream, client_addr, &proxy, &drain);
-                    if let Some((context, label_target)) = context {
-                        tokio::spawn(serve(stream, context, label_target, permit));
+                    if let Some(accepted) = self.accepted(stream, client_addr, &proxy) {
+                        let serve = (self.accept)(accepted, proxy.clone(), drain.clone());
+                        tokio::spawn(async move {
+                            serve.await;
+                            drop(permit);
+                        });
                     }
                 }
                 Err(error) if is_out_of_fds(&error) && self.spare_fd.is_some() => {
@@ -149,17 +163,16 @@ impl Listener {
         }
     }
 
-    /// Decides where an accepted connection goes. `None` closes it.
-    fn connection_context(
+    /// Where an accepted connection was headed. `None` closes it.
+    fn accepted(
         &self,
-        stream: &TcpStream,
+        stream: TcpStream,
         client_addr: SocketAddr,
-        proxy: &Arc<Proxy>,
-        drain: &DrainWatch,
-    ) -> Option<(ConnectionContext, SocketAddr)> {
+        proxy: &Proxy,
+    ) -> Option<Accepted> {
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok()?;
-        let original = match orig_dst::original_destination(stream) {
+        let original = match orig_dst::original_destination(&stream) {
             Ok(original) => original,
             Err(error) => {
                 proxy.log_traffic_error(
@@ -175,30 +188,13 @@ impl Listener {
                 return None;
             }
         };
-        let redirected = !orig_dst::is_listener_itself(original, local);
-        let target = match (self.direction, self.forward_addr, redirected) {
-            (Direction::Inbound, Some(forward), _) => Target::Addr(forward),
-            (_, _, true) => Target::Addr(original),
-            (Direction::Outbound, _, false) => Target::Explicit,
-            // A direct connection to the inbound port: only mutual TLS with
-            // a transport header (which names the port) is served; anything
-            // else would loop back here and is refused.
-            (Direction::Inbound, None, false) => Target::Addr(local),
-        };
-        let label_target = match target {
-            Target::Addr(addr) => addr,
-            Target::Explicit => original,
-        };
-        Some((
-            ConnectionContext::new(
-                proxy.clone(),
-                self.direction,
-                client_addr,
-                target,
-                drain.clone(),
-            ),
-            label_target,
-        ))
+        Some(Accepted {
+            stream,
+            client_addr,
+            local,
+            original,
+            redirected: !orig_dst::is_listener_itself(original, local),
+        })
     }
 }
 
@@ -209,27 +205,4 @@ fn is_out_of_fds(error: &std::io::Error) -> bool {
         Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
             || code == rustix::io::Errno::NFILE.raw_os_error()
     )
-}
-
-async fn serve(
-    stream: TcpStream,
-    mut context: ConnectionContext,
-    label_target: SocketAddr,
-    permit: ConnectionPermit,
-) {
-    let labels = TcpLabels {
-        direction: context.direction,
-        peer: Peer::Source,
-        target: TargetLabels::new(label_target, accept_tls(context.direction)),
-    };
-    let tcp = &context.proxy.metrics.tcp;
-    // Inbound, the TLS status is known only once the first bytes are read
-    // (and, for mutual TLS, the client's identity after the handshake).
-    let metrics = Arc::new(match context.direction {
-        Direction::Inbound => tcp.open_unsettled(labels),
-        Direction::Outbound => tcp.open(labels),
-    });
-    context.accept_metrics = Some(metrics.clone());
-    dispatch::serve(MeteredIo::shared(stream, metrics), context).await;
-    drop(permit);
 }

@@ -8,11 +8,14 @@
 //! penalised and another tried).
 
 use crate::connect::{self, ConnectError};
+use crate::context::connect_tls;
+use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
-use crate::dispatch::{Proxy, connect_tls};
+use crate::http::errors::ProxyError;
 use crate::io::{Io, MeteredIo};
-use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
-use crate::outbound::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
+use crate::metrics::labels::{Peer, TargetLabels, TcpLabels};
+use crate::proxy::Proxy;
+use crate::routing::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
 use crate::tls::transport::{self, ClientTls};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -73,7 +76,7 @@ async fn forward_planned_inline<I: Io>(
             }
         }
         Plan::Logical(logical) => {
-            let Some(outbound) = proxy.outbound.as_ref() else {
+            let Some(outbound) = proxy.router.as_ref() else {
                 return;
             };
             let mut tries = 0;
@@ -83,6 +86,8 @@ async fn forward_planned_inline<I: Io>(
                 let lease: Lease = match outbound.pick_avoiding(backend, &failed).await {
                     Ok(lease) => lease,
                     Err(error) => {
+                        // Labelled and described as the HTTP stage answers it.
+                        let error = ProxyError::from(error);
                         record_error(proxy, direction, target, &error, error.metric_label());
                         return;
                     }
@@ -128,6 +133,7 @@ fn endpoint_tls(
     match proxy.client_tls(meta.identity.as_ref(), meta.opaque_transport_port) {
         Ok(tls) => Some(tls),
         Err(error) => {
+            let error = ProxyError::from(error);
             record_error(proxy, direction, addr, &error, error.metric_label());
             None
         }

@@ -33,11 +33,13 @@ use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 use super::backoff::ExponentialBackoff;
-use super::convert::{ConvertError, Endpoint, Profile, Update};
+use super::convert::ConvertError;
+use super::endpoints::{Endpoint, Update};
 use crate::balance::p2c::Random;
 use crate::balance::{Balancer, Change, PeakEwmaConfig};
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::labels::{TargetLabels, TlsStatus};
+use crate::routing::profile::Profile;
 
 /// What the balancer keeps about one endpoint: its metric labels (made once,
 /// shared by every request sent there) and how to reach its proxy.

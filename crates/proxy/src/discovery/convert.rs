@@ -5,6 +5,8 @@
 //! Update             ─► Update::{Add, Remove, NoEndpoints}
 //! ```
 //!
+//! The plain types live where they are used: a profile's routing rules in
+//! [`crate::routing::profile`], endpoints in [`super::endpoints`].
 //! This is the only place that reads the wire types of `GetProfile` and `Get`
 //! answers; everything past it sees plain structs. Rules follow Linkerd
 //! (reference §3.2, §3.3, §8.1): route path regexes are anchored, invalid
@@ -14,7 +16,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use linkerd2_proxy_api::destination as proto;
@@ -23,6 +24,11 @@ use linkerd2_proxy_api::destination::response_match::Match as ProtoResponseMatch
 use linkerd2_proxy_api::destination::update::Update as ProtoUpdate;
 use linkerd2_proxy_api::net::TcpAddress;
 use regex::Regex;
+
+use super::endpoints::{Endpoint, EndpointLabels, Update};
+use crate::routing::profile::{
+    DstOverride, Profile, RequestMatch, ResponseClass, ResponseMatch, RetryBudget, Route,
+};
 
 /// Why a Destination message could not be converted.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -60,187 +66,6 @@ pub enum ConvertError {
         min: u32,
         /// Upper bound as sent.
         max: u32,
-    },
-}
-
-/// A service profile: how the proxy routes, retries and splits traffic to
-/// one target.
-#[derive(Clone, Debug)]
-pub struct Profile {
-    /// The logical name (`web.shop.svc.cluster.local`); `None` when the
-    /// target has no logical name (forward without profile routing).
-    pub fully_qualified_name: Option<String>,
-    /// Routes in order; the first match wins. No default route is appended:
-    /// "no route matched" is the caller's default route.
-    pub routes: Vec<Route>,
-    /// The budget shared by retryable routes; `None` means no retries.
-    pub retry_budget: Option<RetryBudget>,
-    /// Weighted split across authorities (zero weights dropped).
-    pub dst_overrides: Vec<DstOverride>,
-    /// Whether connections to the target are opaque (no protocol detection).
-    pub opaque_protocol: bool,
-    /// Set when the target is one workload address: connect to it directly.
-    pub endpoint: Option<Endpoint>,
-}
-
-/// One profile route.
-#[derive(Clone, Debug)]
-pub struct Route {
-    /// The route's name (its `route` metric label, `rt_route`); empty if unset.
-    pub name: String,
-    /// Which requests the route takes.
-    pub condition: RequestMatch,
-    /// Response classes in order; the first match decides failure.
-    pub response_classes: Vec<ResponseClass>,
-    /// Whether failed responses may be retried (within the retry budget).
-    pub is_retryable: bool,
-    /// Limit from dispatch to response headers, covering all retries.
-    pub timeout: Option<Duration>,
-}
-
-/// A request condition.
-#[derive(Clone, Debug)]
-pub enum RequestMatch {
-    /// Every condition matches (an empty list matches everything).
-    All(Vec<RequestMatch>),
-    /// At least one condition matches.
-    Any(Vec<RequestMatch>),
-    /// The condition does not match.
-    Not(Box<RequestMatch>),
-    /// The URI path matches the regex, anchored at both ends.
-    Path(Regex),
-    /// The request method equals this one.
-    Method(http::Method),
-}
-
-impl RequestMatch {
-    /// Whether a request with `method` and URI `path` matches.
-    pub fn matches(&self, method: &http::Method, path: &str) -> bool {
-        match self {
-            RequestMatch::All(conditions) => conditions.iter().all(|c| c.matches(method, path)),
-            RequestMatch::Any(conditions) => conditions.iter().any(|c| c.matches(method, path)),
-            RequestMatch::Not(condition) => !condition.matches(method, path),
-            RequestMatch::Path(regex) => regex.is_match(path),
-            RequestMatch::Method(expected) => expected == method,
-        }
-    }
-}
-
-/// A response class: responses matching `condition` are failures or not.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResponseClass {
-    /// Which responses belong to the class.
-    pub condition: ResponseMatch,
-    /// Whether they count as failures (and may be retried).
-    pub is_failure: bool,
-}
-
-/// A response condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResponseMatch {
-    /// Every condition matches.
-    All(Vec<ResponseMatch>),
-    /// At least one condition matches.
-    Any(Vec<ResponseMatch>),
-    /// The condition does not match.
-    Not(Box<ResponseMatch>),
-    /// The status is within `min..=max`.
-    Status {
-        /// Lowest matching status.
-        min: u16,
-        /// Highest matching status.
-        max: u16,
-    },
-}
-
-impl ResponseMatch {
-    /// Whether a response with `status` matches.
-    pub fn matches(&self, status: u16) -> bool {
-        match self {
-            ResponseMatch::All(conditions) => conditions.iter().all(|c| c.matches(status)),
-            ResponseMatch::Any(conditions) => conditions.iter().any(|c| c.matches(status)),
-            ResponseMatch::Not(condition) => !condition.matches(status),
-            ResponseMatch::Status { min, max } => (*min..=*max).contains(&status),
-        }
-    }
-}
-
-/// A retry budget (tower `TpsBudget` semantics, reference §8.4).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RetryBudget {
-    /// Retries allowed per request, in `[0, 1000]`.
-    pub retry_ratio: f32,
-    /// Retries always allowed per second.
-    pub min_retries_per_second: u32,
-    /// The sliding window, 1 s–60 s.
-    pub ttl: Duration,
-}
-
-/// One weighted authority of a traffic split.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DstOverride {
-    /// `name:port` to resolve with `Get`.
-    pub authority: String,
-    /// Weight in decimillis (10000 = 100 %); never zero.
-    pub weight: u32,
-}
-
-/// One endpoint as discovery describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Where to connect.
-    pub addr: SocketAddr,
-    /// Metric labels: set-level labels overlaid by the address's own (the
-    /// `dst_*` labels).
-    pub labels: EndpointLabels,
-    /// The identity the endpoint's proxy presents (mutual TLS to it, with
-    /// this name as SNI); `None`: not meshed, plaintext.
-    pub identity: Option<String>,
-    /// Whether its proxy takes HTTP/2 (HTTP/1 requests travel upgraded).
-    pub h2: bool,
-    /// Its proxy's inbound port for opaque traffic with a transport header.
-    pub opaque_transport_port: Option<u16>,
-}
-
-/// An endpoint's metric labels, sorted by name; cheap to clone.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct EndpointLabels(Arc<BTreeMap<String, String>>);
-
-impl EndpointLabels {
-    /// Labels from a map.
-    pub fn new(labels: BTreeMap<String, String>) -> EndpointLabels {
-        EndpointLabels(Arc::new(labels))
-    }
-
-    /// The value of label `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    /// All labels, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-    }
-
-    /// Whether there are no labels.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// One message of a `Get` stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Update {
-    /// Endpoints appeared or changed.
-    Add(Vec<Endpoint>),
-    /// Endpoints went away.
-    Remove(Vec<SocketAddr>),
-    /// The set is now empty; `exists` says whether the service exists.
-    NoEndpoints {
-        /// `false` when the controller does not know the service.
-        exists: bool,
     },
 }
 

@@ -11,7 +11,7 @@
 //! them), [`client`] runs the streams (reconnecting with [`backoff`], never
 //! blocking a caller past the initial timeout), [`cache`] shares lookups per
 //! target and drops them when idle. The outbound path
-//! ([`crate::outbound`]) asks the cache for a target's profile and picks
+//! ([`crate::routing`]) asks the cache for a target's profile and picks
 //! endpoints from the balancer of its `Get` lookups; each endpoint carries
 //! its metric labels (`dst_*`) ready for the request metrics.
 
@@ -19,6 +19,7 @@ pub mod backoff;
 pub mod cache;
 pub mod client;
 pub mod convert;
+pub mod endpoints;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -31,4 +32,4 @@ pub use client::{
     DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, KnownEndpoints, Lookup,
     LookupWatch, ProfileWatch,
 };
-pub use convert::{Endpoint, EndpointLabels, Profile, Route, Update};
+pub use endpoints::{Endpoint, EndpointLabels, Update};

@@ -6,11 +6,12 @@
 //! A tapped request's recorder also carries its [`TapRecording`]: response
 //! head, body bytes, trailers and end of stream become tap events.
 
-use crate::discovery::convert::ResponseClass;
+use crate::http::headers::grpc_status_of;
 use crate::metrics::labels::HttpLabels;
 use crate::metrics::route::{RouteHandleCache, RouteLabels, RouteMetrics, RouteOutcome};
 use crate::metrics::{HttpHandleCache, HttpMetrics, ResponseOutcome};
-use crate::outbound::policy;
+use crate::routing::policy;
+use crate::routing::profile::ResponseClass;
 use crate::tap::TapRecording;
 use bytes::Bytes;
 use http::HeaderMap;
@@ -156,17 +157,6 @@ impl ResponseRecorder {
             &self.cache,
         );
     }
-}
-
-/// The `grpc-status` in a header map, if any.
-pub fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A response body on its way to the client.

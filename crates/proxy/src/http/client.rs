@@ -14,9 +14,10 @@ use crate::tls::transport_header::SessionProtocol;
 
 /// A connection to an endpoint: metered TCP, plaintext or TLS.
 type Upstream = Transport<MeteredIo<TcpStream>>;
+use crate::direction::Direction;
 use crate::io::MeteredIo;
 use crate::metrics::TcpMetrics;
-use crate::metrics::labels::{Direction, Peer, TargetLabels, TcpLabels};
+use crate::metrics::labels::{Peer, TargetLabels, TcpLabels};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};

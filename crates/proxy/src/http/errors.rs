@@ -4,6 +4,7 @@
 
 use crate::connect::{ConnectError, ResolveError};
 use crate::http::headers::ExplicitTargetError;
+use crate::routing::PickError;
 use http::{HeaderValue, StatusCode};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -51,22 +52,12 @@ pub enum ProxyError {
     #[error(transparent)]
     Tls(#[from] crate::tls::transport::TlsConnectError),
     /// The endpoint requires mutual TLS and this proxy has no certificate yet.
-    #[error("no certificate yet for mutual TLS")]
-    NoIdentity,
-    /// A backend had no endpoint for the whole failfast timeout.
-    #[error("service in fail-fast: no endpoints for {authority} within {}", crate::config::format_duration(*after))]
-    FailFast {
-        /// The backend (`name:port`).
-        authority: String,
-        /// The failfast timeout.
-        after: Duration,
-    },
-    /// Too many requests are already waiting for endpoints.
-    #[error("too many requests waiting for endpoints of {authority}")]
-    Overloaded {
-        /// The backend (`name:port`).
-        authority: String,
-    },
+    #[error(transparent)]
+    NoIdentity(#[from] crate::tls::transport::NoIdentity),
+    /// No endpoint was picked for a logical service (fail-fast, or too
+    /// many requests waiting).
+    #[error(transparent)]
+    Pick(#[from] PickError),
     /// The route's timeout passed before response headers arrived.
     #[error("HTTP response timeout after {}", crate::config::format_duration(*.0))]
     ResponseTimeout(Duration),
@@ -97,9 +88,7 @@ impl ProxyError {
             | ProxyError::Upstream { .. }
             | ProxyError::Tls(_)
             | ProxyError::Loop(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::FailFast { .. }
-            | ProxyError::Overloaded { .. }
-            | ProxyError::NoIdentity => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Pick(_) | ProxyError::NoIdentity(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -130,9 +119,9 @@ impl ProxyError {
             ProxyError::Upstream { .. } => "i/o",
             ProxyError::Loop(_) => "loop",
             ProxyError::Tls(_) => "tls",
-            ProxyError::NoIdentity => "identity required",
-            ProxyError::FailFast { .. } => "failfast",
-            ProxyError::Overloaded { .. } => "loadshed",
+            ProxyError::NoIdentity(_) => "identity required",
+            ProxyError::Pick(PickError::FailFast { .. }) => "failfast",
+            ProxyError::Pick(PickError::Overloaded { .. }) => "loadshed",
             ProxyError::ResponseTimeout(_) => "response timeout",
         }
     }
@@ -271,18 +260,18 @@ mod tests {
                 "i/o",
             ),
             (
-                ProxyError::FailFast {
+                ProxyError::Pick(PickError::FailFast {
                     authority: "web.shop.svc.cluster.local:80".into(),
                     after: Duration::from_secs(3),
-                },
+                }),
                 503,
                 14,
                 "failfast",
             ),
             (
-                ProxyError::Overloaded {
+                ProxyError::Pick(PickError::Overloaded {
                     authority: "web.shop.svc.cluster.local:80".into(),
-                },
+                }),
                 503,
                 14,
                 "loadshed",

@@ -7,27 +7,24 @@
 //!    [`logical`]: routes, retries, timeouts, splits, balancing.
 //! 2. **Early checks**: malformed targets, unresolvable names and forwarding
 //!    loops are answered by the proxy (see [`errors`](crate::http::errors)).
-//! 3. **Proxy**: hop-by-hop headers stripped, the request sent over the
-//!    endpoint's pooled HTTP/1.1 or multiplexed HTTP/2 connection (or its own
-//!    connection for Upgrade/CONNECT, which become raw tunnels after the
-//!    101/2xx), and the response body streamed back and recorded at its end.
+//! 3. **Proxy** (see [`upstream`]): hop-by-hop headers stripped, the request
+//!    sent over the endpoint's pooled HTTP/1.1 or multiplexed HTTP/2
+//!    connection (or its own connection for Upgrade/CONNECT, which become raw
+//!    tunnels after the 101/2xx), and the response body streamed back and
+//!    recorded at its end.
 
 use crate::connect;
+use crate::context::{ConnectionContext, Target};
 use crate::discovery::EndpointMeta;
-use crate::dispatch::{self, ConnectionContext, Target};
 use crate::http::body::{ProxyBody, ResponseRecorder};
-use crate::http::client::{Endpoint, HttpClient, SendError};
-use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
-use crate::http::header_case::L5D_ORIG_HEADER_CASE;
-use crate::http::request_body::RequestBody;
-use crate::http::{headers, logical, orig_proto};
-use crate::metrics::labels::{Direction, HttpLabels, TargetLabels};
-use crate::outbound::{LogicalTarget, Plan};
+use crate::http::errors::ProxyError;
+use crate::http::upstream::{self, OrigHeaderCase, Upstream, error_response, open_tunnel};
+use crate::http::{headers, logical};
+use crate::metrics::labels::HttpLabels;
+use crate::routing::{LogicalTarget, Plan};
 use crate::tap::TapRequest;
-use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,26 +41,29 @@ enum Destination {
     Logical(Arc<LogicalTarget>),
 }
 
-/// Handles one request from a client connection.
+/// Handles one request from a client connection. From a peer proxy
+/// (`mesh_client`, inbound), the mesh's `l5d-*` headers count only when the
+/// peer's identity was verified, an HTTP/1 request that crossed the HTTP/2
+/// hop (`l5d-orig-proto`) is sent on as HTTP/1 again, and `l5d-client-id`
+/// names the verified identity.
 pub async fn handle(
     context: Arc<ConnectionContext>,
     mut request: Request<Incoming>,
+    mesh_client: bool,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let is_grpc = headers::is_grpc(request.headers()) && request.version() == Version::HTTP_2;
-    // Inbound, the mesh's headers count only from a verified peer.
-    if context.direction == Direction::Inbound && context.client_identity.is_none() {
+    // The mesh's headers count only from a verified peer.
+    if mesh_client && context.client_identity.is_none() {
         headers::strip_mesh_headers(request.headers_mut());
     }
     if headers::has_duplicate_host(request.headers()) {
         return error_response(&context, ProxyError::DuplicateHost, is_grpc, None);
     }
-    if context.direction == Direction::Outbound
-        && context.proxy.tls.is_some()
-        && request.version() != Version::HTTP_2
-        && let Some(spellings) = context
-            .sniffed_heads()
-            .take(request.method().as_str(), request.uri())
+    // Header names as the client wrote them, when the server read them.
+    if request.version() != Version::HTTP_2
+        && let Some(heads) = context.heads_if_sniffed()
+        && let Some(spellings) = heads.take(request.method().as_str(), request.uri())
     {
         request.extensions_mut().insert(OrigHeaderCase(spellings));
     }
@@ -122,161 +122,7 @@ pub async fn handle(
         Ok(upstream) => upstream,
         Err(error) => return error_response(&context, error, is_grpc, Some(recorder)),
     };
-    proxy_to(&context, request, upstream, recorder, is_grpc).await
-}
-
-/// Sends `request` to `addr` and streams the response back; Upgrade and
-/// CONNECT requests become raw tunnels after the 101/2xx.
-pub async fn proxy_to(
-    context: &Arc<ConnectionContext>,
-    mut request: Request<Incoming>,
-    upstream: Upstream,
-    recorder: ResponseRecorder,
-    is_grpc: bool,
-) -> Response<ProxyBody> {
-    let explicit = context.target == Target::Explicit;
-    let downgraded =
-        context.direction == Direction::Inbound && orig_proto::downgrade_request(&mut request);
-    if let Some(spellings) = request.headers_mut().remove(L5D_ORIG_HEADER_CASE)
-        && downgraded
-        && let Ok(spellings) = spellings.to_str()
-        && let Some(case_map) = context.proxy.case_maps.for_spellings(spellings).await
-    {
-        request.extensions_mut().extend(case_map);
-    }
-    if context.direction == Direction::Inbound {
-        set_client_id(request.headers_mut(), context.client_identity.as_deref());
-    }
-    let upgrade = is_upgrade(&request);
-    prepare_request(&mut request, explicit, upgrade);
-    let addr = upstream.endpoint.addr;
-    let endpoint = upstream.endpoint;
-    let client = context.proxy.client(context.direction);
-    let result = if upgrade {
-        let downstream = hyper::upgrade::on(&mut request);
-        let is_connect = request.method() == Method::CONNECT;
-        client
-            .send_upgrade(&endpoint, request.map(RequestBody::Streaming))
-            .await
-            .map(|mut response| {
-                let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS
-                    || (is_connect && response.status().is_success());
-                if switched {
-                    let upstream = hyper::upgrade::on(&mut response);
-                    spawn_tunnel(context, downstream, upstream, addr);
-                }
-                response
-            })
-    } else {
-        send(
-            client,
-            &endpoint,
-            upstream.h2,
-            request.map(RequestBody::Streaming),
-        )
-        .await
-        .map_err(ProxyError::from)
-    };
-    match result {
-        Ok(mut response) => {
-            if downgraded {
-                orig_proto::upgrade_response(&mut response);
-            }
-            proxied_response(response, upgrade, recorder)
-        }
-        Err(error) => error_response(context, error, is_grpc, Some(recorder)),
-    }
-}
-
-/// The header telling the app who the (mutually authenticated) client is.
-pub const L5D_CLIENT_ID: &str = "l5d-client-id";
-
-/// Replaces any client-supplied `l5d-client-id` with the verified client
-/// identity, or removes it when there is none.
-pub fn set_client_id(headers: &mut http::HeaderMap, client_identity: Option<&str>) {
-    headers.remove(L5D_CLIENT_ID);
-    if let Some(identity) = client_identity
-        && let Ok(value) = HeaderValue::from_str(identity)
-    {
-        headers.insert(L5D_CLIENT_ID, value);
-    }
-}
-
-/// Whether the request switches protocols (HTTP/1 Upgrade or CONNECT).
-pub fn is_upgrade<B>(request: &Request<B>) -> bool {
-    request.version() != Version::HTTP_2
-        && (request.method() == Method::CONNECT || headers::wants_upgrade(request.headers()))
-}
-
-/// The header names of an outbound HTTP/1 request as its client wrote
-/// them, sent along when the request crosses an HTTP/2 hop.
-#[derive(Clone, Debug)]
-struct OrigHeaderCase(String);
-
-/// An endpoint to send to, and whether its proxy takes HTTP/2.
-pub struct Upstream {
-    /// Where and how to connect.
-    pub endpoint: Endpoint,
-    /// HTTP/1 requests travel as HTTP/2 (`l5d-orig-proto`).
-    pub h2: bool,
-}
-
-impl Upstream {
-    /// The upstream for `addr` (metric `labels`) with discovery's `meta` (if
-    /// any): mutual TLS when it has an identity, and its protocol hint.
-    pub fn new(
-        context: &ConnectionContext,
-        addr: SocketAddr,
-        labels: Arc<TargetLabels>,
-        meta: Option<&EndpointMeta>,
-    ) -> Result<Upstream, ProxyError> {
-        let identity = meta.and_then(|meta| meta.identity.as_ref());
-        let transport_port = meta.and_then(|meta| meta.opaque_transport_port);
-        Ok(Upstream {
-            endpoint: Endpoint {
-                addr,
-                direction: context.direction,
-                labels,
-                connect_timeout: context.proxy.connect_timeout(context.direction),
-                tls: context.proxy.client_tls(identity, transport_port)?,
-            },
-            h2: meta.is_some_and(|meta| meta.h2),
-        })
-    }
-}
-
-/// Sends a request over the endpoint's HTTP/1.1 pool or HTTP/2 connection;
-/// to a proxy that takes HTTP/2 (`h2`), HTTP/1 requests travel upgraded.
-pub async fn send(
-    client: &HttpClient,
-    endpoint: &Endpoint,
-    h2: bool,
-    mut request: Request<RequestBody>,
-) -> Result<Response<Incoming>, SendError> {
-    if request.version() == Version::HTTP_2 {
-        return client.send_http2(endpoint, request).await;
-    }
-    if !h2 {
-        return client.send_http1(endpoint, request).await;
-    }
-    let original = orig_proto::upgrade_request(&mut request);
-    if let Some(OrigHeaderCase(spellings)) = request.extensions_mut().remove()
-        && let Ok(value) = HeaderValue::from_str(&spellings)
-    {
-        request.headers_mut().insert(L5D_ORIG_HEADER_CASE, value);
-    }
-    match client.send_http2(endpoint, request).await {
-        Ok(mut response) => {
-            orig_proto::downgrade_response(&mut response, original);
-            Ok(response)
-        }
-        Err(mut error) => {
-            if let Some(unsent) = error.unsent.as_mut() {
-                orig_proto::restore_request(unsent, original);
-            }
-            Err(error)
-        }
-    }
+    upstream::proxy_to(&context, request, upstream, recorder, is_grpc, mesh_client).await
 }
 
 /// The request's destination and its `authority` metric label.
@@ -327,143 +173,4 @@ async fn destination(
             Ok((destination, context.authority_label(&explicit.authority)))
         }
     }
-}
-
-/// Rewrites the request for the next hop.
-pub fn prepare_request(request: &mut Request<Incoming>, explicit: bool, upgrade: bool) {
-    let is_http2 = request.version() == Version::HTTP_2;
-    if explicit && !is_http2 {
-        // A proxy request names the target in absolute form; the origin
-        // server gets origin-form and a Host header naming that target.
-        if let Some(authority) = request.uri().authority().cloned()
-            && let Ok(host) = HeaderValue::from_str(authority.as_str())
-        {
-            request.headers_mut().insert(header::HOST, host);
-        }
-        *request.uri_mut() = headers::origin_form(request.uri());
-    }
-    headers::strip_hop_by_hop(request.headers_mut(), upgrade, is_http2);
-}
-
-/// The target's response, on its way back.
-pub fn proxied_response(
-    response: Response<Incoming>,
-    upgrade: bool,
-    mut recorder: ResponseRecorder,
-) -> Response<ProxyBody> {
-    let (mut parts, body) = response.into_parts();
-    let switching = upgrade && parts.status == StatusCode::SWITCHING_PROTOCOLS;
-    headers::strip_hop_by_hop(&mut parts.headers, switching, false);
-    recorder.head(parts.status.as_u16(), &parts.headers);
-    Response::from_parts(parts, ProxyBody::streaming(body, recorder))
-}
-
-/// Answers CONNECT on the explicit listener: 200, then whatever the client
-/// sends through the tunnel is detected and proxied like any connection to
-/// `target`.
-pub fn open_tunnel(
-    context: &Arc<ConnectionContext>,
-    request: &mut Request<Incoming>,
-    target: SocketAddr,
-    meta: Option<EndpointMeta>,
-    mut recorder: ResponseRecorder,
-) -> Response<ProxyBody> {
-    let on_upgrade = hyper::upgrade::on(request);
-    let tunnel = ConnectionContext::new(
-        context.proxy.clone(),
-        context.direction,
-        context.client_addr,
-        Target::Addr(target),
-        context.drain.clone(),
-    );
-    // A tunnel to an endpoint discovery described keeps its identity and
-    // labels: what travels inside goes over mutual TLS like any request.
-    let tunnel = match meta {
-        Some(meta) => tunnel.with_plan(Plan::Endpoint {
-            addr: target,
-            meta,
-            opaque: false,
-        }),
-        None => tunnel,
-    };
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => dispatch::serve(TokioIo::new(upgraded), tunnel).await,
-            Err(error) => tracing::debug!(%error, "CONNECT tunnel was not established"),
-        }
-    });
-    let (parts, ()) = Response::new(()).into_parts();
-    recorder.head(parts.status.as_u16(), &parts.headers);
-    Response::from_parts(parts, ProxyBody::empty(Some(recorder)))
-}
-
-/// Joins the client's and the target's upgraded connections into a raw
-/// tunnel once both sides have switched protocols.
-fn spawn_tunnel(
-    context: &Arc<ConnectionContext>,
-    downstream: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    target: SocketAddr,
-) {
-    let drain = context.drain.clone();
-    tokio::spawn(async move {
-        let _drain = drain;
-        let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
-            Ok(both) => both,
-            Err(error) => {
-                tracing::debug!(%target, %error, "upgrade did not complete");
-                return;
-            }
-        };
-        let mut downstream = TokioIo::new(downstream);
-        let mut upstream = TokioIo::new(upstream);
-        if let Err(error) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-            tracing::debug!(%target, %error, "upgraded tunnel ended with an error");
-        }
-    });
-}
-
-/// A response the proxy makes itself: the status for the error (gRPC
-/// clients get HTTP 200 with `grpc-status` in a trailers-only response) and
-/// the reason in `l5d-proxy-error`.
-pub fn error_response(
-    context: &ConnectionContext,
-    error: ProxyError,
-    is_grpc: bool,
-    recorder: Option<ResponseRecorder>,
-) -> Response<ProxyBody> {
-    context.proxy.log_traffic_error(
-        context.direction,
-        context.client_addr,
-        "answered with a proxy error",
-        &error,
-    );
-    context
-        .proxy
-        .metrics
-        .http_errors
-        .record(context.direction, error.metric_label());
-    let mut response = Response::new(());
-    if !is_grpc {
-        *response.status_mut() = error.status();
-    }
-    let headers = response.headers_mut();
-    headers.insert(L5D_PROXY_ERROR, error.header_value());
-    if is_grpc {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert("grpc-status", HeaderValue::from(error.grpc_status()));
-        headers.insert("grpc-message", error.header_value());
-    } else {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    }
-    let (parts, ()) = response.into_parts();
-    let recorder = recorder.map(|mut recorder| {
-        recorder.proxy_error();
-        recorder.head(parts.status.as_u16(), &parts.headers);
-        recorder
-    });
-    Response::from_parts(parts, ProxyBody::empty(recorder))
 }

@@ -108,6 +108,17 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// The `grpc-status` in a header map, if any.
+pub fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
+    headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The request's authority: the URI's (absolute-form, HTTP/2 `:authority`)
 /// or the `Host` header's.
 pub fn authority_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {

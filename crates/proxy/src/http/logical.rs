@@ -17,17 +17,19 @@
 //! attempt with its endpoint's `dst_*` labels; route metrics count requests
 //! (`route_*`) and attempts (`route_actual_*`).
 
-use crate::dispatch::{ConnectionContext, Target};
-use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording, grpc_status_of};
+use crate::context::{ConnectionContext, Target};
+use crate::direction::Direction;
+use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording};
 use crate::http::client::SendError;
 use crate::http::errors::ProxyError;
-use crate::http::forward;
+use crate::http::headers::grpc_status_of;
 use crate::http::request_body::{REPLAY_LIMIT, Replay, RequestBody};
-use crate::metrics::labels::{Classification, Direction, HttpLabels};
+use crate::http::upstream;
+use crate::metrics::labels::{Classification, HttpLabels};
 use crate::metrics::route::{RouteLabels, RouteOutcome};
-use crate::outbound::budget::RetryBudget;
-use crate::outbound::{
-    Backend, CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, LogicalTarget, Outbound, policy,
+use crate::routing::budget::RetryBudget;
+use crate::routing::{
+    Backend, CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, LogicalTarget, Router, policy,
 };
 use crate::tap::TapRequest;
 use http::header::HeaderName;
@@ -47,20 +49,20 @@ pub async fn handle(
     started: Instant,
     is_grpc: bool,
 ) -> Response<ProxyBody> {
-    let Some(outbound) = context.outbound() else {
-        return forward::error_response(context, ProxyError::MissingAuthority, is_grpc, None);
+    let Some(router) = context.router() else {
+        return upstream::error_response(context, ProxyError::MissingAuthority, is_grpc, None);
     };
     request
         .headers_mut()
         .insert(L5D_DST_CANONICAL, target.canonical.clone());
 
     // Tunnels (CONNECT, Upgrade) go to one balanced endpoint, unrouted.
-    if forward::is_upgrade(&request) {
-        return tunnel(context, outbound, request, &target, started, is_grpc).await;
+    if upstream::is_upgrade(&request) {
+        return tunnel(context, router, request, &target, started, is_grpc).await;
     }
 
     let explicit = context.target == Target::Explicit;
-    forward::prepare_request(&mut request, explicit, false);
+    upstream::prepare_request(&mut request, explicit, false);
     let choice = target.route(request.method(), request.uri().path());
     let route_labels = choice.labels.clone();
     let route = choice.route;
@@ -100,7 +102,7 @@ pub async fn handle(
     };
     let attempts = Attempts {
         context,
-        outbound,
+        router,
         target: &target,
         route_labels: &route_labels,
         classes: &route_recording.classes,
@@ -118,7 +120,7 @@ pub async fn handle(
     };
     match sent {
         Ok((response, recorder)) => {
-            forward::proxied_response(response, false, recorder.with_route(route_recording))
+            upstream::proxied_response(response, false, recorder.with_route(route_recording))
         }
         Err(failed) => {
             let recorder = match failed.recorder {
@@ -129,7 +131,7 @@ pub async fn handle(
                     None
                 }
             };
-            forward::error_response(context, failed.error, is_grpc, recorder)
+            upstream::error_response(context, failed.error, is_grpc, recorder)
         }
     }
 }
@@ -177,9 +179,9 @@ struct Failed {
 }
 
 impl Failed {
-    fn without_endpoint(error: ProxyError) -> Failed {
+    fn without_endpoint(error: impl Into<ProxyError>) -> Failed {
         Failed {
-            error,
+            error: error.into(),
             recorder: None,
         }
     }
@@ -188,10 +190,10 @@ impl Failed {
 /// The attempts of one request.
 struct Attempts<'a> {
     context: &'a Arc<ConnectionContext>,
-    outbound: &'a Outbound,
+    router: &'a Router,
     target: &'a LogicalTarget,
     route_labels: &'a RouteLabels,
-    classes: &'a [crate::discovery::convert::ResponseClass],
+    classes: &'a [crate::routing::profile::ResponseClass],
     retry: Option<Retry<'a>>,
 }
 
@@ -204,7 +206,7 @@ impl Attempts<'_> {
     ) -> Result<(Response<Incoming>, ResponseRecorder), Failed> {
         let route_metrics = &self.context.proxy.metrics.route;
         loop {
-            let backend = self.target.backend(self.outbound.random());
+            let backend = self.target.backend(self.router.random());
             route_metrics.attempt(self.route_labels, self.context.route_handles());
             let (response, lease, recorder) = self.send(backend, request).await?;
             lease.complete(Instant::now());
@@ -255,12 +257,12 @@ impl Attempts<'_> {
         let mut failed = Vec::new();
         loop {
             let lease = self
-                .outbound
+                .router
                 .pick_avoiding(backend, &failed)
                 .await
                 .map_err(Failed::without_endpoint)?;
             tries += 1;
-            let upstream = forward::Upstream::new(
+            let upstream = upstream::Upstream::new(
                 self.context,
                 lease.address(),
                 lease.metadata().labels.clone(),
@@ -279,7 +281,7 @@ impl Attempts<'_> {
                 headers: request.headers(),
                 version: request.version(),
             });
-            match forward::send(client, &endpoint, upstream.h2, request).await {
+            match upstream::send(client, &endpoint, upstream.h2, request).await {
                 Ok(response) => {
                     let recorder = self.recorder(&lease).with_tap(tap);
                     return Ok((response, lease, recorder));
@@ -346,27 +348,28 @@ fn endpoint_recorder(
 /// endpoint, then the usual tunnel.
 async fn tunnel(
     context: &Arc<ConnectionContext>,
-    outbound: &Outbound,
+    router: &Router,
     mut request: Request<Incoming>,
     target: &LogicalTarget,
     started: Instant,
     is_grpc: bool,
 ) -> Response<ProxyBody> {
-    let backend = target.backend(outbound.random());
-    let lease = match outbound.pick(backend).await {
+    let backend = target.backend(router.random());
+    let lease = match router.pick(backend).await {
         Ok(lease) => lease,
-        Err(error) => return forward::error_response(context, error, is_grpc, None),
+        Err(error) => return upstream::error_response(context, error.into(), is_grpc, None),
     };
     let recorder = endpoint_recorder(context, &target.name, &lease, started);
     let addr = lease.address();
     if context.target == Target::Explicit && request.method() == Method::CONNECT {
         let meta = Some(lease.metadata().clone());
-        return forward::open_tunnel(context, &mut request, addr, meta, recorder);
+        return upstream::open_tunnel(context, &mut request, addr, meta, recorder);
     }
     let labels = lease.metadata().labels.clone();
-    let upstream = match forward::Upstream::new(context, addr, labels, Some(lease.metadata())) {
+    let upstream = match upstream::Upstream::new(context, addr, labels, Some(lease.metadata())) {
         Ok(upstream) => upstream,
-        Err(error) => return forward::error_response(context, error, is_grpc, Some(recorder)),
+        Err(error) => return upstream::error_response(context, error, is_grpc, Some(recorder)),
     };
-    forward::proxy_to(context, request, upstream, recorder, is_grpc).await
+    // A logical service is outbound: the client is an app, not a peer proxy.
+    upstream::proxy_to(context, request, upstream, recorder, is_grpc, false).await
 }

@@ -1,6 +1,8 @@
 //! HTTP proxying on hyper 1: a server per detected client connection
-//! ([`server`]), the per-request forwarding stage ([`forward`]), the pooled
-//! client towards targets ([`client`]), and the pure pieces they use.
+//! ([`server`]), the per-request forwarding stage ([`forward`]; requests to a
+//! logical service go on to [`logical`]), what both send requests with
+//! ([`upstream`]), the pooled client towards targets ([`client`]), and the
+//! pure pieces they use.
 //!
 //! ```text
 //! client conn ─► server (h1 | h2) ─► forward::handle per request
@@ -22,3 +24,4 @@ pub mod orig_proto;
 pub mod request_body;
 pub mod resend;
 pub mod server;
+pub mod upstream;

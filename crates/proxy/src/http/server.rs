@@ -8,8 +8,8 @@
 //! timeout. HTTP/2 settings bound what one client may hold: streams, header
 //! list size, window sizes, resets.
 
+use crate::context::ConnectionContext;
 use crate::detect::Protocol;
-use crate::dispatch::ConnectionContext;
 use crate::drain::DrainWatch;
 use crate::http::activity::{
     ConnectionActivity, Expiry, Framing, Timeouts, TrackedBody, WatchedIo,
@@ -17,7 +17,6 @@ use crate::http::activity::{
 use crate::http::forward;
 use crate::http::header_case::HeadSniffer;
 use crate::io::Io;
-use crate::metrics::labels::Direction;
 use futures::future::BoxFuture;
 use hyper::body::{Body, Incoming};
 use hyper::rt::{Read, Write};
@@ -49,6 +48,21 @@ const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a direction's HTTP server treats its clients (set by the entry
+/// points, [`crate::inbound`] and [`crate::outbound`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ServerSettings {
+    /// Clients are peer proxies (inbound). Their HTTP/2 connections each
+    /// multiplex many clients: more concurrent streams, and more streams
+    /// reset before they are accepted, than an app's client gets. Their
+    /// requests follow the mesh's header rules (see [`forward::handle`]).
+    pub mesh_clients: bool,
+    /// HTTP/1 request heads are read as the client wrote them (header-name
+    /// case), for requests that may cross an HTTP/2 hop (outbound, with an
+    /// identity; see [`crate::http::header_case`]).
+    pub sniff_header_case: bool,
+}
+
 /// Serves `io` as `protocol` until the client, a drain or a timeout closes it.
 ///
 /// Boxed: hyper's connection state is large, and a connection waiting in
@@ -58,8 +72,9 @@ pub fn serve<I: Io>(
     protocol: Protocol,
     context: Arc<ConnectionContext>,
     drain: DrainWatch,
+    settings: ServerSettings,
 ) -> BoxFuture<'static, ()> {
-    Box::pin(serve_connection(io, protocol, context, drain))
+    Box::pin(serve_connection(io, protocol, context, drain, settings))
 }
 
 async fn serve_connection<I: Io>(
@@ -67,6 +82,7 @@ async fn serve_connection<I: Io>(
     protocol: Protocol,
     context: Arc<ConnectionContext>,
     drain: DrainWatch,
+    settings: ServerSettings,
 ) {
     let framing = match protocol {
         Protocol::Http2 => Framing::Http2,
@@ -77,6 +93,7 @@ async fn serve_connection<I: Io>(
         header_read: context.proxy.config.http_header_read_timeout,
         idle: context.proxy.config.http_idle_timeout,
     };
+    let mesh_clients = settings.mesh_clients;
     let service_context = context.clone();
     let service_activity = activity.clone();
     let service = service_fn(move |request| {
@@ -85,7 +102,7 @@ async fn serve_connection<I: Io>(
         // Boxed: the request's future is several KiB, and hyper moves the
         // service future into a new task per HTTP/2 stream (and into its
         // dispatcher per HTTP/1 request). Moving a pointer beats copying it.
-        let handled = Box::pin(forward::handle(context, request));
+        let handled = Box::pin(forward::handle(context, request, mesh_clients));
         async move {
             let response = handled.await;
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, open)))
@@ -110,7 +127,7 @@ async fn serve_connection<I: Io>(
                 .initial_stream_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(CONNECTION_WINDOW)
                 .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS));
-            if context.direction == Direction::Inbound {
+            if settings.mesh_clients {
                 // A peer proxy multiplexes many clients on one connection:
                 // h2's default (20 streams reset before they are accepted)
                 // would let one client cancelling requests end the
@@ -126,7 +143,7 @@ async fn serve_connection<I: Io>(
         }
         // Meshed HTTP/1 requests may cross an HTTP/2 hop: read the header
         // names' case as the client wrote them (see header_case).
-        _ if context.direction == Direction::Outbound && context.proxy.tls.is_some() => {
+        _ if settings.sniff_header_case => {
             let io = TokioIo::new(HeadSniffer::new(io, context.sniffed_heads().clone()));
             let connection = http1_builder()
                 .serve_connection(io, service)

@@ -1,29 +1,11 @@
 //! Label sets with Linkerd's label names and values, so `linkerd viz`-style
 //! PromQL works on weft's metrics unchanged.
 
+pub use crate::direction::Direction;
 use crate::discovery::EndpointLabels;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Which way traffic flows through the proxy.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum Direction {
-    /// A peer calling the local app.
-    Inbound,
-    /// The local app calling out.
-    Outbound,
-}
-
-impl Direction {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
 
 /// Which side of the proxy a TCP connection is on.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]

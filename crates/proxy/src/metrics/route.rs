@@ -9,8 +9,9 @@
 
 use super::HandleCache;
 use super::family::{Expire, IdleFamily};
-use super::labels::{Classification, Direction};
+use super::labels::Classification;
 use super::latency_histogram;
+use crate::direction::Direction;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;

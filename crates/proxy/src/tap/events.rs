@@ -2,7 +2,7 @@
 //! metadata labels, direction) completed by each of its three events.
 
 use super::{Metadata, TapRequest};
-use crate::metrics::labels::Direction;
+use crate::direction::Direction;
 use http::{HeaderMap, Method, Version};
 use linkerd2_proxy_api::http_types;
 use linkerd2_proxy_api::tap::tap_event::{self, http as http_event};

@@ -22,7 +22,8 @@ pub mod matching;
 pub mod server;
 pub mod service;
 
-use crate::metrics::labels::{Direction, TargetLabels, TlsStatus};
+use crate::direction::Direction;
+use crate::metrics::labels::{TargetLabels, TlsStatus};
 use crate::metrics::route::RouteLabels;
 use http::{HeaderMap, Method, Uri, Version};
 use linkerd2_proxy_api::tap::TapEvent;
@@ -365,7 +366,7 @@ impl TapRecording {
     pub fn response_init(&mut self, status: u16, headers: &HeaderMap) {
         let now = Instant::now();
         self.response_init = Some(now);
-        if let Some(grpc_status) = crate::http::body::grpc_status_of(headers) {
+        if let Some(grpc_status) = crate::http::headers::grpc_status_of(headers) {
             self.grpc_status = Some(grpc_status);
         }
         let head = events::ResponseHead {
@@ -391,7 +392,7 @@ impl TapRecording {
 
     /// The response's trailers.
     pub fn trailers(&mut self, trailers: &HeaderMap) {
-        if let Some(grpc_status) = crate::http::body::grpc_status_of(trailers) {
+        if let Some(grpc_status) = crate::http::headers::grpc_status_of(trailers) {
             self.grpc_status = Some(grpc_status);
         }
         if self.wants_headers {

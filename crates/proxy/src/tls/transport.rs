@@ -22,6 +22,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use super::transport_header::{self, SessionProtocol, TransportHeader};
 use tokio_rustls::client::TlsStream;
 
+/// An endpoint requires mutual TLS and this proxy has no certificate yet.
+#[derive(Debug, thiserror::Error)]
+#[error("no certificate yet for mutual TLS")]
+pub struct NoIdentity;
+
 /// What mutual TLS to an endpoint needs.
 #[derive(Clone, Debug)]
 pub struct ClientTls {

@@ -13,7 +13,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::discovery::convert::RetryBudget as BudgetSpec;
+use crate::routing::profile::RetryBudget as BudgetSpec;
 
 const SLOTS: usize = 10;
 

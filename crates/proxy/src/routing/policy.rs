@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 
 use crate::config::IpNetwork;
-use crate::discovery::convert::{ResponseClass, Route};
 use crate::metrics::labels::Classification;
+use crate::routing::profile::{ResponseClass, Route};
 
 /// The discovery path (`GetProfile` target) for `host:port`, or `None`
 /// when discovery does not cover it: IP addresses must be in one of
@@ -94,7 +94,8 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::convert::{RequestMatch, ResponseMatch, anchored};
+    use crate::discovery::convert::anchored;
+    use crate::routing::profile::{RequestMatch, ResponseMatch};
 
     #[test]
     fn lookup_paths() {

@@ -1,4 +1,4 @@
-//! Outbound plans and endpoint picks against an in-process fake Destination
+//! Router plans and endpoint picks against an in-process fake Destination
 //! server: logical services, workload addresses, targets discovery does not
 //! cover, a silent controller, failfast and waking on a new endpoint.
 
@@ -16,7 +16,7 @@ use crate::discovery::fake::{FakeDestination, Reply, add};
 const SERVICE: &str = "web.shop.svc.cluster.local:80";
 const FAILFAST: Duration = Duration::from_millis(300);
 
-async fn outbound(destination: SocketAddr) -> Outbound {
+async fn outbound(destination: SocketAddr) -> Router {
     let variables = HashMap::from([
         ("WEFT_PROXY_DESTINATION_SVC_ADDR", destination.to_string()),
         (
@@ -33,7 +33,7 @@ async fn outbound(destination: SocketAddr) -> Outbound {
         Config::from_lookup(&move |name| variables.get(name).cloned()).expect("valid config");
     let destination = config.destination.clone().expect("discovery configured");
     let mut registry = prometheus_client::registry::Registry::default();
-    Outbound::new(
+    Router::new(
         &config,
         &destination,
         None,
@@ -180,7 +180,7 @@ async fn no_endpoints_fails_fast_and_a_new_endpoint_wakes_waiters() {
         .pick(target.backend(outbound.random()))
         .await
         .unwrap_err();
-    assert!(matches!(error, ProxyError::FailFast { .. }), "{error}");
+    assert!(matches!(error, PickError::FailFast { .. }), "{error}");
     assert!(error.to_string().contains("fail-fast"), "{error}");
     assert!(started.elapsed() >= FAILFAST);
 

@@ -22,6 +22,7 @@
 
 pub mod budget;
 pub mod policy;
+pub mod profile;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,16 +36,16 @@ use crate::balance::EndpointLease;
 use crate::balance::p2c::Random;
 use crate::config::{Config, DestinationConfig, IpNetwork};
 use crate::control::ControlTls;
+use crate::direction::Direction;
 use crate::discovery::client::ClientError;
 use crate::discovery::{
     DiscoveryCache, DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, Lookup,
-    Profile, ProfileWatch, Route,
+    ProfileWatch,
 };
-use crate::http::errors::ProxyError;
 use crate::metrics::control::ControlMetrics;
-use crate::metrics::labels::Direction;
 use crate::metrics::route::RouteLabels;
 use budget::RetryBudget;
+use profile::{Profile, Route};
 
 /// The load estimate given to an endpoint that refused a connection.
 pub const CONNECT_FAILURE_PENALTY: Duration = Duration::from_secs(1);
@@ -58,8 +59,28 @@ pub const MAX_BUDGETS: usize = 10_000;
 /// A balanced endpoint chosen for one request or connection.
 pub type Lease = EndpointLease<EndpointMeta>;
 
+/// Why no endpoint was picked for a request or connection. The HTTP stage
+/// maps it to a response (`http::errors`), the TCP stage to a metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    /// A backend had no endpoint for the whole failfast timeout.
+    #[error("service in fail-fast: no endpoints for {authority} within {}", crate::config::format_duration(*after))]
+    FailFast {
+        /// The backend (`name:port`).
+        authority: String,
+        /// The failfast timeout.
+        after: Duration,
+    },
+    /// Too many requests are already waiting for endpoints.
+    #[error("too many requests waiting for endpoints of {authority}")]
+    Overloaded {
+        /// The backend (`name:port`).
+        authority: String,
+    },
+}
+
 /// Outbound discovery state shared by every connection.
-pub struct Outbound {
+pub struct Router {
     cache: DiscoveryCache,
     suffixes: Vec<String>,
     networks: Vec<IpNetwork>,
@@ -185,7 +206,7 @@ impl TargetDiscovery {
     }
 }
 
-impl Outbound {
+impl Router {
     /// Outbound discovery through the Destination service in `destination`
     /// (over `tls` when given). Connects lazily: a controller that is down never stops the proxy.
     pub fn new(
@@ -193,14 +214,14 @@ impl Outbound {
         destination: &DestinationConfig,
         tls: Option<ControlTls>,
         metrics: ControlMetrics,
-    ) -> Result<Outbound, ClientError> {
+    ) -> Result<Router, ClientError> {
         let mut discovery = DiscoveryConfig::new(&destination.addr, &destination.context_token);
         discovery.tls = tls;
         discovery.initial_timeout = destination.initial_timeout;
         discovery.metrics = Some(metrics);
         discovery.mesh_tls = config.identity.is_some();
         let client = DiscoveryClient::new(discovery)?;
-        Ok(Outbound {
+        Ok(Router {
             cache: DiscoveryCache::new(client, config.discovery_idle_timeout),
             suffixes: destination.profile_suffixes.clone(),
             networks: destination.profile_networks.clone(),
@@ -316,11 +337,7 @@ impl Outbound {
     /// kept while connections come and go), replaced when the profile's
     /// budget changes. Past [`MAX_BUDGETS`] names, budgets no connection
     /// holds are dropped.
-    fn budget(
-        &self,
-        name: &Arc<str>,
-        spec: crate::discovery::convert::RetryBudget,
-    ) -> Arc<RetryBudget> {
+    fn budget(&self, name: &Arc<str>, spec: profile::RetryBudget) -> Arc<RetryBudget> {
         let mut budgets = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(budget) = budgets.get(name)
             && budget.spec() == spec
@@ -337,23 +354,23 @@ impl Outbound {
 
     /// An endpoint of `backend` for one request or connection. With none
     /// ready, waits for discovery to add one, at most the failfast timeout.
-    pub async fn pick(&self, backend: &Backend) -> Result<Lease, ProxyError> {
+    pub async fn pick(&self, backend: &Backend) -> Result<Lease, PickError> {
         self.pick_avoiding(backend, &[]).await
     }
 
-    /// Like [`Outbound::pick`], but not one of the endpoints in `avoid`
+    /// Like [`Router::pick`], but not one of the endpoints in `avoid`
     /// (they already failed this request or connection) while the backend
     /// has another.
     pub async fn pick_avoiding(
         &self,
         backend: &Backend,
         avoid: &[SocketAddr],
-    ) -> Result<Lease, ProxyError> {
+    ) -> Result<Lease, PickError> {
         if let Some(lease) = backend.endpoints.balancer().pick_avoiding(avoid) {
             return Ok(lease);
         }
         let _waiting = PendingSlot::take(&self.pending, self.max_pending).ok_or_else(|| {
-            ProxyError::Overloaded {
+            PickError::Overloaded {
                 authority: backend.authority.to_string(),
             }
         })?;
@@ -368,7 +385,7 @@ impl Outbound {
                 Ok(true) => continue,
                 // Timed out, or the lookup ended (the name is not discoverable).
                 Ok(false) | Err(_) => {
-                    return Err(ProxyError::FailFast {
+                    return Err(PickError::FailFast {
                         authority: backend.authority.to_string(),
                         after: self.failfast_timeout,
                     });

@@ -1,0 +1,23 @@
+//! Which way traffic flows through the proxy: a plain value that every layer
+//! may name (metric and tap labels, per-direction clients and timeouts). It
+//! lives here, below the stages and the metrics, so naming it imports
+//! nothing else.
+
+/// Which way traffic flows through the proxy.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Direction {
+    /// A peer calling the local app.
+    Inbound,
+    /// The local app calling out.
+    Outbound,
+}
+
+impl Direction {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}

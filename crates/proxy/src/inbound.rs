@@ -1,0 +1,387 @@
+//! Inbound: a peer (usually another proxy) calling the local app. One
+//! connection, top to bottom:
+//!
+//! ```text
+//! accept ─► target: WEFT_PROXY_INBOUND_FORWARD_ADDR, else SO_ORIGINAL_DST
+//!   │       (a direct connection to the inbound port targets the proxy itself)
+//!   ├─ opaque port (and not direct) ─► tcp::forward
+//!   ▼
+//! detect ─► TLS for our identity ─► terminate (mutual TLS, client identity)
+//!   │                                 ├─ transport header: verified client and
+//!   │                                 │  an allowed port, else refused ─► HTTP or TCP as it says
+//!   │                                 └─ no header: what is inside starts over at detect
+//!   ├─ direct, without TLS and a transport header ─► refused (it would loop)
+//!   ├─ request line over 8 KiB ─► 431; malformed request line ─► 400
+//!   ├─ detect timeout, action close (default with identity) ─► closed
+//!   ├─ HTTP/1, HTTP/2 ─► http::server (peer proxies: mesh HTTP/2 limits)
+//!   └─ other TLS, other, timeout ─► tcp::forward
+//! ```
+//!
+//! The decisions themselves (which ports a transport header may name, the
+//! refusal reasons) are pure functions in [`crate::inbound_policy`].
+
+use crate::config::DetectTimeoutAction;
+use crate::context::{ConnectionContext, Target};
+use crate::detect::{self, Detection, Protocol};
+use crate::direction::Direction;
+use crate::drain::DrainWatch;
+use crate::http::server::ServerSettings;
+use crate::inbound_policy::{self, InboundPorts, Refusal};
+use crate::io::{Io, MeteredIo, PrefixedIo};
+use crate::listen::Accepted;
+use crate::metrics::labels::{Peer, TargetLabels, TcpLabels, TlsStatus};
+use crate::proxy::Proxy;
+use crate::tls::accept::{self, Accepted as TlsAccepted};
+use crate::tls::config::TlsConfigs;
+use crate::tls::transport_header::SessionProtocol;
+use crate::{http, tcp};
+use futures::future::BoxFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The inbound HTTP server's settings: HTTP/2 clients are peer proxies,
+/// each multiplexing many clients.
+const HTTP_SERVER: ServerSettings = ServerSettings {
+    mesh_clients: true,
+    sniff_header_case: false,
+};
+
+/// Serves a connection accepted on the inbound listener to completion.
+pub fn accept(accepted: Accepted, proxy: Arc<Proxy>, drain: DrainWatch) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        // Explicit mode sends everything to the forward address. A direct
+        // connection to the inbound port (not redirected) targets the proxy
+        // itself: only mutual TLS with a transport header (which names the
+        // port) is served; anything else would loop back here.
+        let target = match proxy.config.inbound_forward_addr {
+            Some(forward) => forward,
+            None if accepted.redirected => accepted.original,
+            None => accepted.local,
+        };
+        // The TLS status is known only once the first bytes are read (and,
+        // for mutual TLS, the client's identity after the handshake).
+        let metrics = Arc::new(proxy.metrics.tcp.open_unsettled(TcpLabels {
+            direction: Direction::Inbound,
+            peer: Peer::Source,
+            target: TargetLabels::new(target, TlsStatus::NoTlsFromRemote),
+        }));
+        let mut context = ConnectionContext::new(
+            proxy,
+            Direction::Inbound,
+            accepted.client_addr,
+            Target::Addr(target),
+            drain,
+            serve,
+        );
+        context.accept_metrics = Some(metrics.clone());
+        serve_connection(MeteredIo::shared(accepted.stream, metrics), context).await;
+    })
+}
+
+/// Serves an inbound connection (accepted, or the inside of terminated TLS)
+/// to completion.
+pub fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'static, ()> {
+    Box::pin(serve_connection(io, context))
+}
+
+async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
+    let proxy = context.proxy.clone();
+    // Inbound connections always have one target (see `accept`).
+    let Target::Addr(target) = context.target else {
+        return;
+    };
+
+    // 1. Before reading: a connection to the proxy's own port carries mutual
+    //    TLS with a transport header or nothing. Opaque ports skip detection:
+    //    the server may speak first.
+    let direct = is_direct(&proxy, target);
+    if !direct && proxy.config.opaque_ports.contains(target.port()) {
+        proxy.metrics.detected(Direction::Inbound, "opaque_port");
+        context.settle_accept(None);
+        tcp::forward(&proxy, io, target, Direction::Inbound).await;
+        return;
+    }
+
+    // 2. Detect.
+    let detection = detect::detect(&mut io, proxy.config.detect_timeout).await;
+    proxy
+        .metrics
+        .detected(Direction::Inbound, detection.metric_label());
+
+    // 3. TLS asking for our identity is terminated, and what is inside
+    //    served; other TLS passes through.
+    let detection = match detection {
+        Detection::Detected {
+            protocol: Protocol::Tls,
+            prefix,
+        } => match proxy.tls.as_ref().and_then(|store| store.current()) {
+            // Boxed: a connection waiting in detection keeps no room for the
+            // TLS path's state.
+            Some(configs) => {
+                return Box::pin(terminate(io, prefix, context, target, configs)).await;
+            }
+            None => Detection::Detected {
+                protocol: Protocol::Tls,
+                prefix,
+            },
+        },
+        other => other,
+    };
+    context.settle_accept(None);
+
+    // 4. Checks on what was read. A direct connection without a transport
+    //    header would loop. What is not HTTP yet is never relayed raw where
+    //    an HTTP request could follow: the app would get the client's own
+    //    l5d-* headers unchecked.
+    if direct && !matches!(detection, Detection::Closed | Detection::Failed(_)) {
+        refuse(
+            &proxy,
+            context.client_addr,
+            Refusal::DirectWithoutTransportHeader,
+        );
+        return;
+    }
+    let prefix = match detection {
+        Detection::Detected {
+            protocol: protocol @ (Protocol::Http1 | Protocol::Http2),
+            prefix,
+        } => {
+            // 5a. HTTP: per-request proxying.
+            let drain = context.drain.clone();
+            let io = PrefixedIo::new(prefix, io);
+            http::server::serve(io, protocol, Arc::new(context), drain, HTTP_SERVER).await;
+            return;
+        }
+        Detection::HttpTooLarge { .. } => {
+            refuse(&proxy, context.client_addr, Refusal::RequestLineTooLong);
+            Box::pin(answer_and_close(io, REQUEST_LINE_TOO_LONG)).await;
+            return;
+        }
+        Detection::MalformedHttp { .. } => {
+            refuse(&proxy, context.client_addr, Refusal::MalformedRequestLine);
+            Box::pin(answer_and_close(io, MALFORMED_REQUEST_LINE)).await;
+            return;
+        }
+        Detection::TimedOut { .. }
+            if proxy.config.inbound_detect_timeout_action() == DetectTimeoutAction::Close =>
+        {
+            refuse(&proxy, context.client_addr, Refusal::DetectTimeout);
+            let _ = io.shutdown().await;
+            return;
+        }
+        Detection::Detected { prefix, .. } | Detection::TimedOut { prefix } => prefix,
+        Detection::Closed => return,
+        Detection::Failed(error) => {
+            tracing::debug!(client = %context.client_addr, %error, "reading the first bytes failed");
+            proxy.metrics.tcp_errors.record(Direction::Inbound, "i/o");
+            return;
+        }
+    };
+    // 5b. Anything else: opaque TCP.
+    tcp::forward(
+        &proxy,
+        PrefixedIo::new(prefix, io),
+        target,
+        Direction::Inbound,
+    )
+    .await
+}
+
+/// Terminates inbound TLS that asks for our identity, then serves what is
+/// inside: per the transport header (target port, protocol) when the client
+/// sent one, else detected like any connection. Other TLS passes through.
+async fn terminate<I: Io>(
+    io: I,
+    prefix: bytes::Bytes,
+    context: ConnectionContext,
+    target: SocketAddr,
+    configs: Arc<TlsConfigs>,
+) {
+    let proxy = context.proxy.clone();
+    let timeout = proxy.config.detect_timeout;
+    let (mut stream, client_identity, transport) =
+        match accept::accept(io, prefix, &configs, timeout).await {
+            Ok(TlsAccepted::Terminated {
+                stream,
+                client_identity,
+                transport,
+            }) => {
+                context.settle_accept(Some(TlsStatus::FromClient(client_identity.clone())));
+                (stream, client_identity, transport)
+            }
+            Ok(TlsAccepted::PassThrough { prefix, io }) => {
+                context.settle_accept(None);
+                proxy
+                    .metrics
+                    .detected(Direction::Inbound, "tls_passthrough");
+                if is_direct(&proxy, target) {
+                    refuse(
+                        &proxy,
+                        context.client_addr,
+                        Refusal::DirectWithoutTransportHeader,
+                    );
+                    return;
+                }
+                tcp::forward(
+                    &proxy,
+                    PrefixedIo::new(prefix, io),
+                    target,
+                    Direction::Inbound,
+                )
+                .await;
+                return;
+            }
+            Err(error) => {
+                proxy.log_traffic_error(
+                    Direction::Inbound,
+                    context.client_addr,
+                    "TLS not accepted",
+                    &error,
+                );
+                proxy.metrics.tcp_errors.record(Direction::Inbound, "tls");
+                return;
+            }
+        };
+    // The transport header names a port of this workload: only a verified
+    // mesh client may use it, and only for the workload's own ports.
+    let (inner_target, protocol, rest) = if transport {
+        if client_identity.is_none() {
+            refuse(&proxy, context.client_addr, Refusal::NoClientCertificate);
+            return;
+        }
+        match accept::read_transport_header(&mut stream, timeout).await {
+            Ok((header, rest)) => {
+                if let Err(refusal) =
+                    transport_header_allowed(&proxy, client_identity.as_deref(), header.port)
+                {
+                    refuse(&proxy, context.client_addr, refusal);
+                    return;
+                }
+                (
+                    SocketAddr::new(target.ip(), header.port),
+                    Some(header.protocol),
+                    rest,
+                )
+            }
+            Err(error) => {
+                proxy.log_traffic_error(
+                    Direction::Inbound,
+                    context.client_addr,
+                    "transport header refused",
+                    &error,
+                );
+                proxy
+                    .metrics
+                    .tcp_errors
+                    .record(Direction::Inbound, "transport header");
+                return;
+            }
+        }
+    } else if is_direct(&proxy, target) {
+        refuse(
+            &proxy,
+            context.client_addr,
+            Refusal::DirectWithoutTransportHeader,
+        );
+        return;
+    } else {
+        (target, None, bytes::Bytes::new())
+    };
+    let inner = ConnectionContext::new(
+        proxy.clone(),
+        Direction::Inbound,
+        context.client_addr,
+        Target::Addr(inner_target),
+        context.drain.clone(),
+        serve,
+    )
+    .with_client_identity(client_identity);
+    // Boxed: what is inside is served by the same (generic) code that
+    // served the outer connection.
+    let io: Box<dyn Io> = Box::new(PrefixedIo::new(rest, stream));
+    match protocol {
+        // No transport header: what is inside is detected.
+        None => serve(io, inner).await,
+        Some(None) => tcp::forward(&proxy, io, inner_target, Direction::Inbound).await,
+        Some(Some(session)) => {
+            let protocol = match session {
+                SessionProtocol::Http1 => Protocol::Http1,
+                SessionProtocol::Http2 => Protocol::Http2,
+            };
+            let drain = inner.drain.clone();
+            http::server::serve(io, protocol, Arc::new(inner), drain, HTTP_SERVER).await
+        }
+    }
+}
+
+/// Whether an inbound connection's `target` is the proxy itself: a direct
+/// connection to the inbound port (transparent mode), whose only use is
+/// mutual TLS with a transport header. Inbound targets are local addresses
+/// (the original destination of traffic to this host), so any of the
+/// listeners' ports means the proxy, whatever IP it was reached on.
+fn is_direct(proxy: &Proxy, target: SocketAddr) -> bool {
+    proxy.config.inbound_forward_addr.is_none()
+        && (proxy.is_own_listener(target)
+            || proxy
+                .listener_addrs
+                .iter()
+                .any(|listener| listener.port() == target.port()))
+}
+
+/// Whether a transport header from `client_identity` may name `port`.
+fn transport_header_allowed(
+    proxy: &Proxy,
+    client_identity: Option<&str>,
+    port: u16,
+) -> Result<(), Refusal> {
+    let own_ports: Vec<u16> = proxy.listener_addrs.iter().map(SocketAddr::port).collect();
+    let ports = InboundPorts {
+        allowed: proxy.config.inbound_ports.as_ref(),
+        forward_port: proxy.config.inbound_forward_addr.map(|addr| addr.port()),
+        denied: &proxy.config.inbound_deny_ports,
+        own_ports: &own_ports,
+    };
+    inbound_policy::transport_header_allowed(client_identity, port, &ports)
+}
+
+/// Logs (within the budget) and counts an inbound connection refused.
+fn refuse(proxy: &Proxy, client_addr: SocketAddr, refusal: Refusal) {
+    proxy.log_traffic_error(
+        Direction::Inbound,
+        client_addr,
+        "refused a connection",
+        &refusal,
+    );
+    proxy
+        .metrics
+        .tcp_errors
+        .record(Direction::Inbound, refusal.metric_label());
+}
+
+/// The most a refused client's unread bytes are drained before closing, so
+/// the kernel sends the answer rather than a reset.
+const DRAIN_BEFORE_CLOSE: u64 = 64 * 1024;
+/// How long a refused client's unread bytes are drained.
+const DRAIN_BEFORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Writes `answer`, closes the sending side and drains (bounded) what the
+/// client still sends, so it reads the answer instead of a reset.
+async fn answer_and_close<I: Io>(mut io: I, answer: &[u8]) {
+    if io.write_all(answer).await.is_err() || io.shutdown().await.is_err() {
+        return;
+    }
+    let mut unread = (&mut io).take(DRAIN_BEFORE_CLOSE);
+    let mut sink = tokio::io::sink();
+    let draining = tokio::io::copy(&mut unread, &mut sink);
+    let _ = tokio::time::timeout(DRAIN_BEFORE_CLOSE_TIMEOUT, draining).await;
+}
+
+const REQUEST_LINE_TOO_LONG: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+l5d-proxy-error: request line longer than the proxy's 8 KiB detection buffer\r\n\
+content-length: 0\r\nconnection: close\r\n\r\n";
+
+const MALFORMED_REQUEST_LINE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+l5d-proxy-error: malformed HTTP request line\r\n\
+content-length: 0\r\nconnection: close\r\n\r\n";

@@ -404,5 +404,4 @@ async fn prepare(
 }
 
 #[cfg(test)]
-#[path = "incoming_tests.rs"]
 mod tests;

@@ -330,5 +330,4 @@ fn duration(value: prost_types::Duration, field: &'static str) -> Result<Duratio
 }
 
 #[cfg(test)]
-#[path = "convert_tests.rs"]
 mod tests;

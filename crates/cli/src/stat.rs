@@ -236,7 +236,7 @@ mod tests {
 
     fn row(name: &str, rate: Option<f64>) -> StatRow {
         StatRow {
-            kind: "workload".into(),
+            kind: crate::api::ResourceKind::Workload,
             namespace: "demo".into(),
             name: name.into(),
             meshed: Some(1),

@@ -44,6 +44,16 @@ pub enum MetricsSource {
     Prometheus,
 }
 
+impl MetricsSource {
+    /// Its name in `/api/version` (`scrape`, `prometheus`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scrape => "scrape",
+            Self::Prometheus => "prometheus",
+        }
+    }
+}
+
 /// A workload, as metrics name it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WorkloadKey {

@@ -25,8 +25,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use weft_api::{
+    Certificate, EdgesResponse, ErrorBody, IdentityInfo, IssuerCertificate, MeshStatus,
+    ProxyAddresses, RoutesResponse, Scrape, StatResponse, StatRow, TargetGroup, Version,
+    WorkloadInfo, WorkloadsResponse,
+};
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::service::selects;
 use weft_core::workload::Workload;
@@ -106,7 +110,10 @@ impl From<MetricsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let body = ErrorBody {
+            error: self.message,
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -139,8 +146,11 @@ pub async fn serve(
         .await
 }
 
-async fn version(State(state): State<Arc<WebState>>) -> Json<Value> {
-    Json(json!({ "version": VERSION, "metrics_source": state.metrics.source }))
+async fn version(State(state): State<Arc<WebState>>) -> Json<Version> {
+    Json(Version {
+        version: VERSION.to_string(),
+        metrics_source: state.metrics.source.as_str().to_string(),
+    })
 }
 
 /// `?namespace=`: limits a listing to one namespace.
@@ -183,53 +193,62 @@ pub fn admin_address(workload: &Workload) -> Option<SocketAddr> {
 async fn workloads(
     State(state): State<Arc<WebState>>,
     Query(query): Query<NamespaceQuery>,
-) -> Json<Value> {
-    let rows: Vec<Value> = sorted_workloads(&state, query.namespace.as_deref())
+) -> Json<WorkloadsResponse> {
+    let workloads = sorted_workloads(&state, query.namespace.as_deref())
         .iter()
         .map(|workload| workload_row(&state, workload))
         .collect();
-    Json(json!({ "workloads": rows }))
+    Json(WorkloadsResponse { workloads })
 }
 
-fn workload_row(state: &WebState, workload: &Workload) -> Value {
+fn workload_row(state: &WebState, workload: &Workload) -> WorkloadInfo {
     let namespace = namespace_of(workload);
     let service_account = workload.service_account();
     let identity = state
         .identity_domain
         .as_ref()
         .map(|domain| domain.dns_name(&WorkloadIdentity::new(namespace, service_account)));
-    let labels: BTreeMap<&String, &String> = workload.labels().iter().collect();
+    let labels: BTreeMap<String, String> = workload
+        .labels()
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
     let proxy = workload.proxy_settings().map(|proxy| {
         let ip = proxy
             .address
             .or_else(|| workload.spec.addresses.first().copied());
         let at = |port: u16| ip.map(|ip| SocketAddr::new(ip, port).to_string());
-        json!({
-            "admin": at(proxy.admin_port),
-            "tap": at(proxy.tap_port),
-            "inbound": at(proxy.inbound_port),
-        })
+        ProxyAddresses {
+            admin: at(proxy.admin_port),
+            tap: at(proxy.tap_port),
+            inbound: at(proxy.inbound_port),
+        }
     });
     let status = state.metrics.statuses.get(&WorkloadKey {
         namespace: namespace.to_string(),
         name: name_of(workload).to_string(),
     });
-    json!({
-        "namespace": namespace,
-        "name": name_of(workload),
-        "service_account": service_account,
-        "identity": identity,
-        "labels": labels,
-        "addresses": workload.spec.addresses,
-        "meshed": workload.spec.meshed,
-        "proxy": proxy,
-        "scrape": status.as_ref().map(|status| json!({
-            "up": status.up,
-            "last_unix": status.last_unix,
-            "error": status.error,
-        })),
-        "cert_expiry_unix": status.and_then(|status| status.cert_expiry_unix),
-    })
+    WorkloadInfo {
+        namespace: namespace.to_string(),
+        name: name_of(workload).to_string(),
+        service_account: service_account.to_string(),
+        identity,
+        labels,
+        addresses: workload
+            .spec
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        meshed: workload.spec.meshed,
+        proxy,
+        scrape: status.as_ref().map(|status| Scrape {
+            up: status.up,
+            last_unix: status.last_unix,
+            error: status.error.clone(),
+        }),
+        cert_expiry_unix: status.and_then(|status| status.cert_expiry_unix),
+    }
 }
 
 fn unix_seconds(time: Option<SystemTime>) -> Option<f64> {
@@ -237,24 +256,24 @@ fn unix_seconds(time: Option<SystemTime>) -> Option<f64> {
         .map(|since| since.as_secs_f64())
 }
 
-async fn mesh(State(state): State<Arc<WebState>>) -> Json<Value> {
+async fn mesh(State(state): State<Arc<WebState>>) -> Json<MeshStatus> {
     let status = state
         .mesh_file_status
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    Json(json!({
-        "path": state.mesh_file_path.display().to_string(),
-        "valid": status.is_current(),
-        "error": status.last_error,
-        "last_load_unix": unix_seconds(status.last_good_load),
-    }))
+    Json(MeshStatus {
+        path: state.mesh_file_path.display().to_string(),
+        valid: status.is_current(),
+        error: status.last_error.clone(),
+        last_load_unix: unix_seconds(status.last_good_load),
+    })
 }
 
 /// Prometheus HTTP service discovery: one target group per meshed
 /// workload's proxy admin address.
-async fn service_discovery(State(state): State<Arc<WebState>>) -> Json<Value> {
-    let groups: Vec<Value> = sorted_workloads(&state, None)
+async fn service_discovery(State(state): State<Arc<WebState>>) -> Json<Vec<TargetGroup>> {
+    let groups = sorted_workloads(&state, None)
         .iter()
         .filter_map(|workload| {
             let admin = admin_address(workload)?;
@@ -269,10 +288,13 @@ async fn service_discovery(State(state): State<Arc<WebState>>) -> Json<Value> {
                 "serviceaccount".into(),
                 workload.service_account().to_string(),
             );
-            Some(json!({ "targets": [admin.to_string()], "labels": labels }))
+            Some(TargetGroup {
+                targets: vec![admin.to_string()],
+                labels,
+            })
         })
         .collect();
-    Json(Value::Array(groups))
+    Json(groups)
 }
 
 /// A label key as Prometheus accepts it: `[a-zA-Z_][a-zA-Z0-9_]*`
@@ -333,14 +355,10 @@ fn parse_resource(text: Option<&str>) -> Result<Option<Resource>, ApiError> {
     Ok(text.map(Resource::parse).transpose()?)
 }
 
-fn window_seconds(window: Duration) -> u64 {
-    window.as_secs()
-}
-
 async fn stat(
     State(state): State<Arc<WebState>>,
     Query(query): Query<StatQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatResponse>, ApiError> {
     let request = StatRequest {
         kind: parse_kind(query.kind.as_deref())?,
         namespace: query.namespace.filter(|namespace| !namespace.is_empty()),
@@ -369,28 +387,31 @@ async fn stat(
             }
         }
     }
-    let rows: Vec<Value> = rows
+    let rows = rows
         .into_iter()
         .map(|((namespace, name), golden)| {
             let (meshed, running) = instance_counts(&state, request.kind, &namespace, &name);
-            let mut row = json!({
-                "kind": request.kind,
-                "namespace": namespace,
-                "name": name,
-                "meshed": meshed,
-                "running": running,
-            });
-            if let (Value::Object(row), Ok(Value::Object(golden))) =
-                (&mut row, serde_json::to_value(&golden))
-            {
-                row.extend(golden);
+            StatRow {
+                kind: request.kind,
+                namespace,
+                name,
+                meshed,
+                running,
+                success: golden.success,
+                failure: golden.failure,
+                success_rate: golden.success_rate,
+                rps: golden.rps,
+                latency_ms: golden.latency_ms,
+                tcp_connections: golden.tcp_connections,
+                read_bytes_per_sec: golden.read_bytes_per_sec,
+                write_bytes_per_sec: golden.write_bytes_per_sec,
             }
-            row
         })
         .collect();
-    Ok(Json(
-        json!({ "window_seconds": window_seconds(request.window), "rows": rows }),
-    ))
+    Ok(Json(StatResponse {
+        window_seconds: request.window.as_secs(),
+        rows,
+    }))
 }
 
 /// How many of a row's workload instances are meshed, and how many of
@@ -464,7 +485,7 @@ fn service_host(namespace: &str, name: &str) -> String {
 async fn routes(
     State(state): State<Arc<WebState>>,
     Query(query): Query<RoutesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoutesResponse>, ApiError> {
     let kind = parse_kind(query.kind.as_deref())?;
     let window = parse_window(query.window.as_deref())?;
     let namespace = query
@@ -509,10 +530,10 @@ async fn routes(
     }
     let queries = golden::route_queries(&matchers, window);
     let results = state.metrics.evaluate_all(&queries).await?;
-    let rows = golden::route_rows(&results, window);
-    Ok(Json(
-        json!({ "window_seconds": window_seconds(window), "rows": rows }),
-    ))
+    Ok(Json(RoutesResponse {
+        window_seconds: window.as_secs(),
+        rows: golden::route_rows(&results, window),
+    }))
 }
 
 /// `/api/edges`'s query string.
@@ -526,7 +547,7 @@ struct EdgesQuery {
 async fn edges(
     State(state): State<Arc<WebState>>,
     Query(query): Query<EdgesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EdgesResponse>, ApiError> {
     if let Some(kind) = query.kind.as_deref()
         && ResourceKind::parse(kind) != Some(ResourceKind::Workload)
     {
@@ -549,10 +570,10 @@ async fn edges(
             workload.service_account(),
         )))
     };
-    let rows = golden::edge_rows(&groups, window, identity_of);
-    Ok(Json(
-        json!({ "window_seconds": window_seconds(window), "rows": rows }),
-    ))
+    Ok(Json(EdgesResponse {
+        window_seconds: window.as_secs(),
+        rows: golden::edge_rows(&groups, window, identity_of),
+    }))
 }
 
 /// Subject and validity of a DER certificate.
@@ -567,15 +588,17 @@ fn certificate_summary(der: &[u8]) -> Option<(String, i64, i64, X509Certificate<
     ))
 }
 
-async fn identity(State(state): State<Arc<WebState>>) -> Json<Value> {
+async fn identity(State(state): State<Arc<WebState>>) -> Json<IdentityInfo> {
     let (Some(domain), Some(authority)) = (&state.identity_domain, &state.identity_authority)
     else {
-        return Json(json!({ "enabled": false }));
+        return Json(IdentityInfo::default());
     };
     let Some(current) = authority.current() else {
-        return Json(
-            json!({ "enabled": true, "trust_domain": domain.trust_domain, "issuer": null }),
-        );
+        return Json(IdentityInfo {
+            enabled: true,
+            trust_domain: Some(domain.trust_domain.to_string()),
+            ..IdentityInfo::default()
+        });
     };
     let anchors: Vec<_> = current
         .trust_anchors_der()
@@ -589,26 +612,28 @@ async fn identity(State(state): State<Arc<WebState>>) -> Json<Value> {
                     .verify_signature(Some(anchor.public_key()))
                     .is_ok()
             });
-            json!({
-                "subject": subject,
-                "not_before_unix": from,
-                "not_after_unix": to,
-                "issued_by_anchor": issued_by_anchor,
-            })
+            IssuerCertificate {
+                subject,
+                not_before_unix: from,
+                not_after_unix: to,
+                issued_by_anchor,
+            }
         });
-    let anchors: Vec<Value> = anchors
-        .iter()
-        .map(|(subject, from, to, _)| {
-            json!({ "subject": subject, "not_before_unix": from, "not_after_unix": to })
+    let trust_anchors = anchors
+        .into_iter()
+        .map(|(subject, from, to, _)| Certificate {
+            subject,
+            not_before_unix: from,
+            not_after_unix: to,
         })
         .collect();
-    Json(json!({
-        "enabled": true,
-        "trust_domain": domain.trust_domain,
-        "trust_anchors": anchors,
-        "issuer": issuer,
-        "leaf_lifetime_seconds": state.leaf_lifetime.map(|lifetime| lifetime.as_secs()),
-    }))
+    Json(IdentityInfo {
+        enabled: true,
+        trust_domain: Some(domain.trust_domain.to_string()),
+        trust_anchors,
+        issuer,
+        leaf_lifetime_seconds: state.leaf_lifetime.map(|lifetime| lifetime.as_secs()),
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! --prometheus-url URL:     PromQL instant queries against that Prometheus ──────────────────────► rows
 //! ```
 //!
-//! The web layer ([`crate::web`]) asks [`MetricsApi`] and never knows which
+//! The web layer ([`crate::api`]) asks [`MetricsApi`] and never knows which
 //! backend answers: both evaluate the same [`query::Query`] values.
 //!
 //! | module | what it is |

@@ -36,8 +36,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use weft_core::names::ServiceName;
 
+use crate::api::ApiError;
 use crate::catalog::SharedCatalog;
-use crate::web::ApiError;
 use query::{ResourceKind, TapRequest};
 use targets::{Peers, resolve};
 use token::ApiToken;

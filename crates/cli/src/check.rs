@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::api::{self, IdentityInfo, MeshStatus, Version, WorkloadsResponse};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::output::{Color, GLYPH_ERROR, GLYPH_OK, GLYPH_WARNING, color_wanted, paint};
 use crate::tap::go_duration;
 

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::api::{self, StatResponse, StatRow, query};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::output::{
     Align, Format, Table, bytes_rate_cell, count_cell, latency_cell, meshed_cell, rps_cell,
     success_cell,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::api::{self, ApiClient, ApiError, Lines, TapEvent, TapEventKind, TapPeer, query};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::output::Format;
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 

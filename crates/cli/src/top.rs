@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::api::{TapEvent, TapEventKind, TapPeer};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::output::{Align, Format, Table, micros_cell, success_cell};
 use crate::tap::{TapFilter, go_duration, next_line, open};
 

@@ -22,7 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 
 /// How long a plain (non-streaming) request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -342,74 +342,26 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// A query string from `(name, value)` pairs, skipping `None` values:
-/// `?kind=workload&namespace=demo`, or the empty string.
+/// `?kind=workload&namespace=demo`, or the empty string
+/// (`application/x-www-form-urlencoded`, as axum reads it).
 pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(name, value)| value.map(|value| format!("{name}={}", encode(value))))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-/// Percent-encodes everything but unreserved characters and `/`.
-fn encode(value: &str) -> String {
-    let mut text = String::new();
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                text.push(byte as char)
-            }
-            _ => text.push_str(&format!("%{byte:02X}")),
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        if let Some(value) = value {
+            serializer.append_pair(name, value);
         }
     }
-    text
+    let encoded = serializer.finish();
+    if encoded.is_empty() {
+        encoded
+    } else {
+        format!("?{encoded}")
+    }
 }
 
 /// Parses an HTTP `Date` (IMF-fixdate, `Wed, 25 Nov 2026 21:21:22 GMT`).
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let (_, rest) = text.trim().split_once(", ")?;
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, clock, "GMT"] = fields.as_slice() else {
-        return None;
-    };
-    let day: u32 = day.parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|name| name == month)? as u32
-        + 1;
-    let year: i64 = year.parse().ok()?;
-    let clock: Vec<u64> = clock
-        .split(':')
-        .map(|part| part.parse().ok())
-        .collect::<Option<_>>()?;
-    let [hours, minutes, seconds] = clock.as_slice() else {
-        return None;
-    };
-    if !(1..=31).contains(&day) || *hours > 23 || *minutes > 59 || *seconds > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let total = days * 86_400 + (*hours * 3600 + *minutes * 60 + *seconds) as i64;
-    let total = u64::try_from(total).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(total))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    httpdate::parse_http_date(text.trim()).ok()
 }
 
 pub use weft_api::{
@@ -432,7 +384,7 @@ mod tests {
             ),
             (
                 vec![("to", Some("service/shop/web")), ("path", Some("/a b?&"))],
-                "?to=service/shop/web&path=/a%20b%3F%26",
+                "?to=service%2Fshop%2Fweb&path=%2Fa+b%3F%26",
             ),
         ] {
             assert_eq!(query(&pairs), expected);

@@ -420,14 +420,14 @@ fn stat_to_and_from_targets_name_their_namespace() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         fake.seen("/api/stat")[0].0,
-        "/api/stat?kind=workload&window=1m&to=service/demo/books"
+        "/api/stat?kind=workload&window=1m&to=service%2Fdemo%2Fbooks"
     );
     // Without a namespace, a workload's is looked up in /api/workloads.
     let output = weft(&fake, &["stat", "svc", "--from", "wl/web"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         fake.seen("/api/stat")[1].0,
-        "/api/stat?kind=service&window=1m&from=workload/demo/web"
+        "/api/stat?kind=service&window=1m&from=workload%2Fdemo%2Fweb"
     );
 }
 

@@ -28,6 +28,7 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use weft_core::workload::Workload;
 
 use crate::admin::AdminState;
 use crate::api::WebState;
@@ -106,6 +107,9 @@ pub enum AppError {
     /// The web server failed.
     #[error("web server failed: {0}")]
     Web(std::io::Error),
+    /// A start-up step on the blocking pool panicked or was cancelled.
+    #[error("cannot start: {0}")]
+    StartUp(String),
 }
 
 impl AppError {
@@ -123,7 +127,8 @@ impl AppError {
             | AppError::Destination(_)
             | AppError::Identity(_)
             | AppError::Admin(_)
-            | AppError::Web(_) => 1,
+            | AppError::Web(_)
+            | AppError::StartUp(_) => 1,
         }
     }
 }
@@ -171,22 +176,38 @@ impl App {
                 max_objects: usize::try_from(args.limits.mesh_file_max_objects)
                     .unwrap_or(usize::MAX),
             });
-        source.reload()?;
+        // File reads and writes run on the blocking pool, never on an async worker.
+        let (source, loaded) = blocking(move || {
+            let loaded = source.reload();
+            (source, loaded)
+        })
+        .await?;
+        loaded?;
 
         // One registry, passed to each component as it is built.
-        let mut registry = Registry::with_prefix("weft_controller");
+        let registry = Registry::with_prefix("weft_controller");
 
         // 2. Identity: the issuer must load and chain to the anchors; the
         //    token key is read (or created); token files are written once now.
-        let identity = match args.identity.config() {
-            Some(config) => Some(IdentityStage::load(config, &source, &mut registry)?),
-            None => None,
+        let (mut registry, identity) = match args.identity.config() {
+            Some(config) => {
+                let workloads = source.subscribe_workloads();
+                let (registry, stage) = blocking(move || {
+                    let mut registry = registry;
+                    let stage = IdentityStage::load(config, workloads, &mut registry);
+                    (registry, stage)
+                })
+                .await?;
+                (registry, Some(stage?))
+            }
+            None => (registry, None),
         };
 
         // 2b. The API token tap requires: read, or created (0600).
         let api_token = match &args.access.api_token_file {
             Some(path) => {
-                let (token, created) = ApiToken::load_or_create(path)?;
+                let file = path.clone();
+                let (token, created) = blocking(move || ApiToken::load_or_create(&file)).await??;
                 if created {
                     tracing::info!(path = %path.display(), "created a new API token");
                 }
@@ -455,9 +476,10 @@ impl App {
 impl IdentityStage {
     /// Step 2: the issuer (loaded and checked now), the token key, the
     /// validator, the service, and the token files written once.
+    /// Blocking (file reads and writes): called on the blocking pool.
     fn load(
         config: IdentityConfig,
-        mesh_file: &MeshFileSource,
+        workloads: watch::Receiver<Arc<[Workload]>>,
         registry: &mut Registry,
     ) -> Result<Self, AppError> {
         let mut issuer = IssuerSource::new(config.paths.clone(), IssuerMetrics::new(registry));
@@ -475,7 +497,7 @@ impl IdentityStage {
                     config.token_lifetime,
                     TokenFileMetrics::new(registry),
                 )?;
-                files.write_all(&mesh_file.subscribe_workloads().borrow());
+                files.write_all(&workloads.borrow());
                 Some(files)
             }
             None => None,
@@ -486,7 +508,7 @@ impl IdentityStage {
             config.policy,
             registry,
         )?;
-        let validator = MeshTokenValidator::new(tokens, mesh_file.subscribe_workloads());
+        let validator = MeshTokenValidator::new(tokens, workloads);
         let service = IdentityService::new(
             issuer.authority(),
             Arc::new(validator),
@@ -535,6 +557,15 @@ fn flatten<E>(
         Ok(Err(error)) => Err(convert(error)),
         Err(join) => Err(AppError::Admin(std::io::Error::other(join))),
     }
+}
+
+/// Runs blocking start-up work (file reads and writes) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| AppError::StartUp(error.to_string()))
 }
 
 async fn bind(flag: &'static str, address: SocketAddr) -> Result<TcpListener, AppError> {

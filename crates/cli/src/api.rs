@@ -8,7 +8,6 @@
 //!  weft tap  ──► ApiClient::lines("/api/tap?…") ─ NDJSON, one event a line ─►
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -20,10 +19,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 
 /// How long a plain (non-streaming) request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -343,396 +342,33 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// A query string from `(name, value)` pairs, skipping `None` values:
-/// `?kind=workload&namespace=demo`, or the empty string.
+/// `?kind=workload&namespace=demo`, or the empty string
+/// (`application/x-www-form-urlencoded`, as axum reads it).
 pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(name, value)| value.map(|value| format!("{name}={}", encode(value))))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-/// Percent-encodes everything but unreserved characters and `/`.
-fn encode(value: &str) -> String {
-    let mut text = String::new();
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                text.push(byte as char)
-            }
-            _ => text.push_str(&format!("%{byte:02X}")),
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        if let Some(value) = value {
+            serializer.append_pair(name, value);
         }
     }
-    text
+    let encoded = serializer.finish();
+    if encoded.is_empty() {
+        encoded
+    } else {
+        format!("?{encoded}")
+    }
 }
 
 /// Parses an HTTP `Date` (IMF-fixdate, `Wed, 25 Nov 2026 21:21:22 GMT`).
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let (_, rest) = text.trim().split_once(", ")?;
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, clock, "GMT"] = fields.as_slice() else {
-        return None;
-    };
-    let day: u32 = day.parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|name| name == month)? as u32
-        + 1;
-    let year: i64 = year.parse().ok()?;
-    let clock: Vec<u64> = clock
-        .split(':')
-        .map(|part| part.parse().ok())
-        .collect::<Option<_>>()?;
-    let [hours, minutes, seconds] = clock.as_slice() else {
-        return None;
-    };
-    if !(1..=31).contains(&day) || *hours > 23 || *minutes > 59 || *seconds > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let total = days * 86_400 + (*hours * 3600 + *minutes * 60 + *seconds) as i64;
-    let total = u64::try_from(total).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(total))
+    httpdate::parse_http_date(text.trim()).ok()
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// `GET /api/version`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Version {
-    /// The controller's version.
-    pub version: String,
-    /// `scrape` or `prometheus`.
-    pub metrics_source: String,
-}
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Latency {
-    /// Median.
-    pub p50: Option<f64>,
-    /// 95th percentile.
-    pub p95: Option<f64>,
-    /// 99th percentile.
-    pub p99: Option<f64>,
-}
-
-/// `GET /api/stat`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StatResponse {
-    /// The window the numbers cover.
-    pub window_seconds: f64,
-    /// One row per resource.
-    pub rows: Vec<StatRow>,
-}
-
-/// One resource's golden metrics.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StatRow {
-    /// `namespace`, `workload`, `service` or `authority`.
-    pub kind: String,
-    /// Its namespace.
-    pub namespace: String,
-    /// Its name.
-    pub name: String,
-    /// Meshed instances (`None` for authorities).
-    pub meshed: Option<u64>,
-    /// Instances whose proxy answered the last scrape (`None` for authorities).
-    pub running: Option<u64>,
-    /// Successful responses in the window.
-    #[serde(deserialize_with = "null_as_zero")]
-    pub success: u64,
-    /// Failed responses in the window.
-    #[serde(deserialize_with = "null_as_zero")]
-    pub failure: u64,
-    /// success / (success + failure); `None` without requests.
-    pub success_rate: Option<f64>,
-    /// Requests per second.
-    pub rps: Option<f64>,
-    /// Latency percentiles; `None` without requests.
-    pub latency_ms: Option<Latency>,
-    /// Open TCP connections.
-    pub tcp_connections: Option<u64>,
-    /// Bytes read per second.
-    pub read_bytes_per_sec: Option<f64>,
-    /// Bytes written per second.
-    pub write_bytes_per_sec: Option<f64>,
-}
-
-/// A count that may be written as `null` (no data): zero.
-fn null_as_zero<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    Ok(Option::<u64>::deserialize(deserializer)?.unwrap_or(0))
-}
-
-/// `GET /api/routes`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RoutesResponse {
-    /// The window the numbers cover.
-    pub window_seconds: f64,
-    /// One row per route, plus `[DEFAULT]`.
-    pub rows: Vec<RouteRow>,
-}
-
-/// One route's golden metrics.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RouteRow {
-    /// The route's name (`GET /books/{id}`, `[DEFAULT]`).
-    pub route: String,
-    /// The profile's authority.
-    pub authority: String,
-    /// Effective success rate (what the caller saw).
-    pub success_rate: Option<f64>,
-    /// Effective requests per second.
-    pub rps: Option<f64>,
-    /// Success rate including retries.
-    pub actual_success_rate: Option<f64>,
-    /// Requests per second including retries.
-    pub actual_rps: Option<f64>,
-    /// Latency percentiles.
-    pub latency_ms: Option<Latency>,
-}
-
-/// A workload named in an edge or a tap event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct NamedWorkload {
-    /// Its namespace.
-    pub namespace: String,
-    /// Its name.
-    pub name: String,
-}
-
-/// `GET /api/edges`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EdgesResponse {
-    /// The window the edges were seen in.
-    pub window_seconds: f64,
-    /// One row per (source, destination).
-    pub rows: Vec<EdgeRow>,
-}
-
-/// One edge.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EdgeRow {
-    /// The client workload.
-    pub src: NamedWorkload,
-    /// The server workload.
-    pub dst: NamedWorkload,
-    /// The client's identity, when mTLS'd.
-    pub client_id: Option<String>,
-    /// The server's identity, when mTLS'd.
-    pub server_id: Option<String>,
-    /// Whether the edge is mutual TLS.
-    pub secured: bool,
-    /// Why not, when not.
-    pub no_tls_reason: Option<String>,
-    /// Requests per second.
-    pub rps: Option<f64>,
-    /// Success rate.
-    pub success_rate: Option<f64>,
-}
-
-/// `GET /api/workloads`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WorkloadsResponse {
-    /// Every workload.
-    pub workloads: Vec<WorkloadInfo>,
-}
-
-/// A workload and its proxy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WorkloadInfo {
-    /// Its namespace.
-    pub namespace: String,
-    /// Its name.
-    pub name: String,
-    /// Its service account.
-    pub service_account: String,
-    /// Its identity, when identity is on.
-    pub identity: Option<String>,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
-    /// Its addresses.
-    pub addresses: Vec<String>,
-    /// Whether it has a proxy.
-    pub meshed: bool,
-    /// Its proxy's listeners.
-    pub proxy: Option<ProxyAddresses>,
-    /// The last scrape of its proxy.
-    pub scrape: Option<Scrape>,
-    /// When its proxy's certificate expires (Unix seconds).
-    pub cert_expiry_unix: Option<f64>,
-}
-
-/// A proxy's listeners (`host:port`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ProxyAddresses {
-    /// Admin (`/metrics`, `/ready`).
-    pub admin: Option<String>,
-    /// Tap.
-    pub tap: Option<String>,
-    /// Inbound.
-    pub inbound: Option<String>,
-}
-
-/// The last scrape of a proxy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Scrape {
-    /// Whether it answered.
-    pub up: bool,
-    /// When (Unix seconds).
-    pub last_unix: Option<f64>,
-    /// Why not, when not.
-    pub error: Option<String>,
-}
-
-/// `GET /api/identity`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct IdentityInfo {
-    /// Whether the Identity service runs.
-    pub enabled: bool,
-    /// The trust domain.
-    pub trust_domain: Option<String>,
-    /// The trust anchors.
-    pub trust_anchors: Vec<Certificate>,
-    /// The issuer.
-    pub issuer: Option<IssuerCertificate>,
-    /// Lifetime of issued leaf certificates.
-    pub leaf_lifetime_seconds: Option<f64>,
-}
-
-/// A certificate's subject and validity.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Certificate {
-    /// Its subject.
-    pub subject: String,
-    /// Valid from (Unix seconds).
-    pub not_before_unix: f64,
-    /// Valid until (Unix seconds).
-    pub not_after_unix: f64,
-}
-
-/// The issuer certificate.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct IssuerCertificate {
-    /// Its subject.
-    pub subject: String,
-    /// Valid from (Unix seconds).
-    pub not_before_unix: f64,
-    /// Valid until (Unix seconds).
-    pub not_after_unix: f64,
-    /// Whether a trust anchor signed it.
-    pub issued_by_anchor: bool,
-}
-
-/// `GET /api/mesh`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MeshStatus {
-    /// The mesh file.
-    pub path: String,
-    /// Whether its newest version loaded.
-    pub valid: bool,
-    /// Why not, when not.
-    pub error: Option<String>,
-    /// When it last loaded (Unix seconds).
-    pub last_load_unix: Option<f64>,
-}
-
-/// A tap event's workload.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TapPeer {
-    /// Its namespace.
-    pub namespace: Option<String>,
-    /// Its workload.
-    pub workload: Option<String>,
-}
-
-/// One event of `GET /api/tap`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TapEvent {
-    /// `req`, `rsp` or `end`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The stream's id (`3:1`).
-    pub id: String,
-    /// `in` or `out`.
-    pub proxy: String,
-    /// The client's address.
-    pub source: String,
-    /// The server's address.
-    pub destination: String,
-    /// The TLS status of the peer (`true`, `disabled`, `no_identity` …).
-    pub tls: serde_json::Value,
-    /// The client's workload, when known.
-    pub src: Option<TapPeer>,
-    /// The server's workload, when known.
-    pub dst: Option<TapPeer>,
-    /// `req`: the method.
-    pub method: Option<String>,
-    /// `req`: the scheme.
-    pub scheme: Option<String>,
-    /// `req`: the authority.
-    pub authority: Option<String>,
-    /// `req`: the path.
-    pub path: Option<String>,
-    /// `req`: the profile route, if any.
-    pub route: Option<String>,
-    /// `rsp`: the status.
-    pub status: Option<u16>,
-    /// `rsp`: request start to response headers.
-    pub latency_us: Option<u64>,
-    /// `end`: response headers to end of stream.
-    pub duration_us: Option<u64>,
-    /// `end`: response body bytes.
-    pub response_bytes: Option<u64>,
-    /// `end`: the gRPC status, for gRPC.
-    pub grpc_status: serde_json::Value,
-    /// `end`: the reset reason, when reset.
-    pub reset_error: serde_json::Value,
-}
-
-/// A JSON scalar as text (`"true"` → `true`, `0` → `0`); `None` for null.
-pub fn scalar_text(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(text) => Some(text.clone()),
-        other => Some(other.to_string()),
-    }
-}
+pub use weft_api::{
+    Certificate, EdgeRow, EdgesResponse, IdentityInfo, IssuerCertificate, Latency, MeshStatus,
+    NamedWorkload, ProxyAddresses, ResourceKind, RouteRow, RoutesResponse, Scrape, StatResponse,
+    StatRow, TapEvent, TapEventKind, TapPeer, Version, WorkloadInfo, WorkloadsResponse,
+};
 
 #[cfg(test)]
 mod tests {
@@ -748,7 +384,7 @@ mod tests {
             ),
             (
                 vec![("to", Some("service/shop/web")), ("path", Some("/a b?&"))],
-                "?to=service/shop/web&path=/a%20b%3F%26",
+                "?to=service%2Fshop%2Fweb&path=%2Fa+b%3F%26",
             ),
         ] {
             assert_eq!(query(&pairs), expected);
@@ -812,38 +448,5 @@ mod tests {
     fn error_bodies() {
         assert_eq!(error_message(br#"{"error": "bad window"}"#), "bad window");
         assert_eq!(error_message(b" plain \n"), "plain");
-    }
-
-    #[test]
-    fn documented_shapes_decode() {
-        let stat: StatResponse = serde_json::from_str(
-            r#"{"window_seconds": 60, "rows": [{"kind": "workload", "namespace": "demo", "name": "books",
-            "meshed": 1, "running": 1, "success": 118, "failure": 2, "success_rate": 0.9833, "rps": 2.0,
-            "latency_ms": {"p50": 3, "p95": 9, "p99": 19}, "tcp_connections": 4,
-            "read_bytes_per_sec": 1234.5, "write_bytes_per_sec": 4321.0},
-            {"kind": "workload", "namespace": "demo", "name": "idle", "meshed": 1, "running": 1,
-            "success": 0, "failure": 0, "success_rate": null, "rps": null, "latency_ms": null}]}"#,
-        )
-        .unwrap();
-        assert_eq!(stat.rows[0].latency_ms.unwrap().p99, Some(19.0));
-        assert_eq!(stat.rows[1].success_rate, None);
-        let authority: StatRow = serde_json::from_str(
-            r#"{"kind": "authority", "namespace": "demo", "name": "books.demo.svc.cluster.local",
-            "meshed": null, "running": null, "success": null, "failure": 3}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            (authority.meshed, authority.success, authority.failure),
-            (None, 0, 3)
-        );
-        let event: TapEvent = serde_json::from_str(
-            r#"{"type": "rsp", "id": "3:1", "proxy": "in", "source": "127.0.0.1:51000",
-            "destination": "127.0.0.1:7000", "tls": "true", "src": {"namespace": "demo", "workload": "traffic"},
-            "dst": {"namespace": "demo", "workload": "web"}, "status": 200, "latency_us": 1234}"#,
-        )
-        .unwrap();
-        assert_eq!(event.kind, "rsp");
-        assert_eq!(scalar_text(&event.tls).as_deref(), Some("true"));
-        assert_eq!(scalar_text(&event.grpc_status), None);
     }
 }

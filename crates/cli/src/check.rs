@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::api::{self, IdentityInfo, MeshStatus, Version, WorkloadsResponse};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::output::{Color, GLYPH_ERROR, GLYPH_OK, GLYPH_WARNING, color_wanted, paint};
 use crate::tap::go_duration;
 
@@ -374,8 +374,8 @@ fn identity_categories(facts: &Facts, thresholds: &Thresholds) -> Vec<Category> 
         .map(|anchor| {
             (
                 format!("trust anchor {}", anchor.subject),
-                anchor.not_before_unix,
-                anchor.not_after_unix,
+                anchor.not_before_unix as f64,
+                anchor.not_after_unix as f64,
             )
         })
         .collect();
@@ -408,8 +408,8 @@ fn identity_categories(facts: &Facts, thresholds: &Thresholds) -> Vec<Category> 
         Some(issuer) => {
             let certificate = [(
                 format!("issuer {}", issuer.subject),
-                issuer.not_before_unix,
-                issuer.not_after_unix,
+                issuer.not_before_unix as f64,
+                issuer.not_after_unix as f64,
             )];
             checks.extend(validity_checks(
                 (
@@ -686,16 +686,16 @@ mod tests {
                 trust_domain: Some("weft.cluster.local".into()),
                 trust_anchors: vec![Certificate {
                     subject: "CN=root".into(),
-                    not_before_unix: NOW - DAY,
-                    not_after_unix: NOW + 365.0 * DAY,
+                    not_before_unix: (NOW - DAY) as i64,
+                    not_after_unix: (NOW + 365.0 * DAY) as i64,
                 }],
                 issuer: Some(IssuerCertificate {
                     subject: "CN=issuer".into(),
-                    not_before_unix: NOW - DAY,
-                    not_after_unix: NOW + 365.0 * DAY,
+                    not_before_unix: (NOW - DAY) as i64,
+                    not_after_unix: (NOW + 365.0 * DAY) as i64,
                     issued_by_anchor: true,
                 }),
-                leaf_lifetime_seconds: Some(DAY),
+                leaf_lifetime_seconds: Some(DAY as u64),
             }),
             workloads: Ok(WorkloadsResponse {
                 workloads: vec![workload("web", true, Some(NOW + DAY))],
@@ -762,14 +762,20 @@ mod tests {
             ),
             (
                 "anchor expired",
-                |f| f.identity.as_mut().unwrap().trust_anchors[0].not_after_unix = NOW - 10.0,
+                |f| {
+                    f.identity.as_mut().unwrap().trust_anchors[0].not_after_unix =
+                        (NOW - 10.0) as i64
+                },
                 "weft-identity",
                 "trust anchors are within their validity period",
                 Outcome::Error,
             ),
             (
                 "anchor expiring within the threshold",
-                |f| f.identity.as_mut().unwrap().trust_anchors[0].not_after_unix = NOW + 600.0,
+                |f| {
+                    f.identity.as_mut().unwrap().trust_anchors[0].not_after_unix =
+                        (NOW + 600.0) as i64
+                },
                 "weft-identity",
                 "trust anchors are valid for at least 60d",
                 Outcome::Error,
@@ -783,7 +789,7 @@ mod tests {
                         .issuer
                         .as_mut()
                         .unwrap()
-                        .not_after_unix = NOW + 10.0 * DAY
+                        .not_after_unix = (NOW + 10.0 * DAY) as i64
                 },
                 "weft-identity",
                 "issuer cert is valid for at least 60d",
@@ -798,7 +804,7 @@ mod tests {
                         .issuer
                         .as_mut()
                         .unwrap()
-                        .not_before_unix = NOW + 100.0
+                        .not_before_unix = (NOW + 100.0) as i64
                 },
                 "weft-identity",
                 "issuer cert is within its validity period",

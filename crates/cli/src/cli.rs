@@ -1,9 +1,10 @@
-//! The top-level command line: global options shared by every command and
-//! the list of commands (each command's own flags live in its module).
-
-use std::path::PathBuf;
+//! The top-level command line: the global options (defined in
+//! [`crate::global_options`], which the commands import) and the list of
+//! commands (each command's own flags live in its module).
 
 use clap::{Parser, Subcommand};
+
+pub use crate::global_options::GlobalOptions;
 
 /// weft: the service mesh that is five minutes from nothing to metrics.
 #[derive(Debug, Parser)]
@@ -15,18 +16,6 @@ pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Options every command shares.
-#[derive(Debug, Clone, clap::Args)]
-pub struct GlobalOptions {
-    /// Where `weft up` keeps its state (certificates, tokens, logs, `up.json`).
-    #[arg(long, global = true, env = "WEFT_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// The controller's API and dashboard address (default: from the state
-    /// directory's `up.json`, else http://127.0.0.1:8084).
-    #[arg(long, global = true, env = "WEFT_API_ADDR")]
-    pub api_addr: Option<String>,
 }
 
 /// The commands.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
 use crate::api::{self, Version};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 
 /// What `weft dashboard` does with the URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::state;
 use crate::up::{self, ControllerArgs, Started, UpOptions};
 
@@ -205,15 +205,23 @@ async fn check(running: &up::Running, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// The sum of a proxy's inbound `response_total` samples.
+/// The sum of a proxy's inbound `response_total` samples (the text parsed
+/// by the same Prometheus text parser the controller's scraper uses).
 pub fn inbound_responses(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| {
-            line.starts_with("response_total{") && line.contains("direction=\"inbound\"")
+    let (families, _) = prom_text_format_parser::parse_scrape(metrics);
+    families
+        .iter()
+        .filter(|family| family.name == "response_total")
+        .flat_map(|family| &family.samples)
+        .filter(|sample| {
+            sample
+                .labels
+                .iter()
+                .any(|label| label.key == "direction" && label.value == "inbound")
         })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |total, value| total + value)
+        .map(|sample| sample.value.value.as_f64())
+        .filter(|value| !value.is_nan())
+        .sum()
 }
 
 /// Web's requests per second by the controller's `/api/stat` (`None`: no
@@ -229,12 +237,8 @@ async fn api_stat(api_url: &str) -> Option<f64> {
 /// The `rps` of workload `name` in an `/api/stat` answer (`None` when not
 /// there yet).
 pub fn api_rps(body: &str, name: &str) -> Option<f64> {
-    let answer: serde_json::Value = serde_json::from_str(body).ok()?;
-    answer["rows"]
-        .as_array()?
-        .iter()
-        .find(|row| row["name"] == name)?["rps"]
-        .as_f64()
+    let answer: weft_api::StatResponse = serde_json::from_str(body).ok()?;
+    answer.rows.iter().find(|row| row.name == name)?.rps
 }
 
 fn failure_rate(value: &str) -> Result<f64, String> {
@@ -322,7 +326,31 @@ mod tests {
 
     #[test]
     fn reads_rps_from_the_api() {
-        let body = r#"{"rows":[{"name":"authors","rps":2.4},{"name":"web","rps":null},{"name":"books","rps":1}]}"#;
+        let row = |name: &str, rps: Option<f64>| weft_api::StatRow {
+            kind: weft_api::ResourceKind::Workload,
+            namespace: "demo".into(),
+            name: name.into(),
+            meshed: Some(1),
+            running: Some(1),
+            success: 0,
+            failure: 0,
+            success_rate: None,
+            rps,
+            latency_ms: None,
+            tcp_connections: None,
+            read_bytes_per_sec: None,
+            write_bytes_per_sec: None,
+        };
+        let body = serde_json::to_string(&weft_api::StatResponse {
+            window_seconds: 60,
+            rows: vec![
+                row("authors", Some(2.4)),
+                row("web", None),
+                row("books", Some(1.0)),
+            ],
+        })
+        .unwrap();
+        let body = body.as_str();
         for (name, expected) in [
             ("authors", Some(2.4)),
             ("web", None),

@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 
 use crate::api::{self, WorkloadsResponse};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::resource::{Kind, ResourceError};
 
 /// The diagnostics commands.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::api::{self, EdgeRow, EdgesResponse, query};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::output::{Align, Format, GLYPH_OK, Table};
 use crate::resource::{Kind, parse_selection};
 

@@ -1,8 +1,8 @@
 //! `weft`, the command line. `up` and `demo` run a whole mesh on this host;
 //! the other commands observe a running mesh through the controller's API.
 //!
-//! One module per command; [`cli`] holds the top-level parser and the global
-//! options, [`app`] dispatches.
+//! One module per command; [`cli`] holds the top-level parser,
+//! [`global_options`] the options every command shares, [`app`] dispatches.
 
 pub mod api;
 pub mod app;
@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod diagnostics;
 pub mod edges;
+pub mod global_options;
 pub mod output;
 pub mod resource;
 pub mod routes;

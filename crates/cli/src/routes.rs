@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::api::{self, RouteRow, RoutesResponse, query};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::output::{Align, Format, Table, latency_cell, rps_cell, success_cell};
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::api::{self, StatResponse, StatRow, query};
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::output::{
     Align, Format, Table, bytes_rate_cell, count_cell, latency_cell, meshed_cell, rps_cell,
     success_cell,
@@ -236,7 +236,7 @@ mod tests {
 
     fn row(name: &str, rate: Option<f64>) -> StatRow {
         StatRow {
-            kind: "workload".into(),
+            kind: crate::api::ResourceKind::Workload,
             namespace: "demo".into(),
             name: name.into(),
             meshed: Some(1),

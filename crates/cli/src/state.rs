@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 
 /// The name of the file that describes a running mesh, in the state directory.
 pub const UP_FILE: &str = "up.json";

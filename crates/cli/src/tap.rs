@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::api::{self, ApiClient, ApiError, Lines, TapEvent, TapPeer, query, scalar_text};
-use crate::cli::GlobalOptions;
+use crate::api::{self, ApiClient, ApiError, Lines, TapEvent, TapEventKind, TapPeer, query};
+use crate::global_options::GlobalOptions;
 use crate::output::Format;
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 
@@ -185,14 +185,23 @@ async fn tap_path(client: &ApiClient, filter: &TapFilter) -> anyhow::Result<Stri
 
 /// One event as Linkerd's tap prints it; `wide` adds workload labels.
 pub fn format_event(event: &TapEvent, wide: bool) -> String {
-    let tls = scalar_text(&event.tls).unwrap_or_else(|| "-".into());
+    let tls = if event.tls.is_empty() {
+        "-"
+    } else {
+        &event.tls
+    };
     let mut line = format!(
         "{} id={} proxy={:<3} src={} dst={} tls={}",
-        event.kind, event.id, event.proxy, event.source, event.destination, tls
+        event.kind.as_str(),
+        event.id,
+        event.proxy,
+        event.source.as_deref().unwrap_or_default(),
+        event.destination.as_deref().unwrap_or_default(),
+        tls
     );
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
-    match event.kind.as_str() {
-        "req" => {
+    match event.kind {
+        TapEventKind::Request => {
             line.push_str(&format!(
                 " :method={} :authority={} :path={}",
                 text(&event.method),
@@ -200,16 +209,16 @@ pub fn format_event(event: &TapEvent, wide: bool) -> String {
                 text(&event.path)
             ));
         }
-        "rsp" => {
+        TapEventKind::Response => {
             let status = event.status.map_or_else(|| "-".into(), |s| s.to_string());
             let latency = event.latency_us.unwrap_or(0);
             line.push_str(&format!(" :status={status} latency={latency}µs"));
         }
-        "end" => {
-            if let Some(grpc) = scalar_text(&event.grpc_status) {
+        TapEventKind::End => {
+            if let Some(grpc) = event.grpc_status {
                 line.push_str(&format!(" grpc-status={grpc}"));
             }
-            if let Some(reset) = scalar_text(&event.reset_error) {
+            if let Some(reset) = &event.reset_error {
                 line.push_str(&format!(" reset-error={reset}"));
             }
             line.push_str(&format!(
@@ -218,7 +227,6 @@ pub fn format_event(event: &TapEvent, wide: bool) -> String {
                 event.response_bytes.unwrap_or(0)
             ));
         }
-        _ => {}
     }
     if wide {
         for (prefix, peer) in [("src", &event.src), ("dst", &event.dst)] {
@@ -228,7 +236,7 @@ pub fn format_event(event: &TapEvent, wide: bool) -> String {
             }) = peer
             {
                 line.push_str(&format!(" {prefix}_res=wl/{workload}"));
-                if let Some(namespace) = namespace {
+                if !namespace.is_empty() {
                     line.push_str(&format!(" {prefix}_ns={namespace}"));
                 }
             }
@@ -283,11 +291,10 @@ mod tests {
             "end id=0:1 proxy=in  src=10.1.3.76:57152 dst=10.1.3.74:7000 tls=true duration=456µs response-length=1200B"
         );
         let grpc = event(&format!(
-            r#"{{"type": "end", "proxy": "in", {COMMON}, "duration_us": 5, "response_bytes": 0, "grpc_status": "NotFound"}}"#
+            r#"{{"type": "end", "proxy": "in", {COMMON}, "duration_us": 5, "response_bytes": 0, "grpc_status": 5}}"#
         ));
         assert!(
-            format_event(&grpc, false)
-                .ends_with("grpc-status=NotFound duration=5µs response-length=0B")
+            format_event(&grpc, false).ends_with("grpc-status=5 duration=5µs response-length=0B")
         );
         let reset = event(&format!(
             r#"{{"type": "end", "proxy": "in", {COMMON}, "duration_us": 5, "response_bytes": 0, "reset_error": "CANCEL"}}"#

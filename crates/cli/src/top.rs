@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::api::{TapEvent, TapPeer, scalar_text};
-use crate::cli::GlobalOptions;
+use crate::api::{TapEvent, TapEventKind, TapPeer};
+use crate::global_options::GlobalOptions;
 use crate::output::{Align, Format, Table, micros_cell, success_cell};
 use crate::tap::{TapFilter, go_duration, next_line, open};
 
@@ -93,14 +93,22 @@ impl Aggregator {
     /// Takes one event into account.
     pub fn record(&mut self, event: &TapEvent) {
         let stream = format!("{}/{}", event.proxy, event.id);
-        match event.kind.as_str() {
-            "req" => {
+        match event.kind {
+            TapEventKind::Request => {
                 if self.pending.len() >= MAX_PENDING {
                     self.pending.clear();
                 }
                 let key = TopKey {
-                    source: peer_name(&event.src, &event.source, true),
-                    destination: peer_name(&event.dst, &event.destination, false),
+                    source: peer_name(
+                        &event.src,
+                        event.source.as_deref().unwrap_or_default(),
+                        true,
+                    ),
+                    destination: peer_name(
+                        &event.dst,
+                        event.destination.as_deref().unwrap_or_default(),
+                        false,
+                    ),
                     method: event.method.clone().unwrap_or_default(),
                     path: event.path.clone().unwrap_or_default(),
                 };
@@ -113,23 +121,20 @@ impl Aggregator {
                     },
                 );
             }
-            "rsp" => {
+            TapEventKind::Response => {
                 if let Some(pending) = self.pending.get_mut(&stream) {
                     pending.latency_us = event.latency_us;
                     pending.status = event.status;
                 }
             }
-            "end" => {
+            TapEventKind::End => {
                 let Some(pending) = self.pending.remove(&stream) else {
                     return;
                 };
-                let grpc_ok = match scalar_text(&event.grpc_status) {
-                    None => true,
-                    Some(code) => code == "0" || code.eq_ignore_ascii_case("ok"),
-                };
+                let grpc_ok = event.grpc_status.is_none_or(|code| code == 0);
                 let succeeded = pending.status.is_some_and(|status| status < 500)
                     && grpc_ok
-                    && scalar_text(&event.reset_error).is_none();
+                    && event.reset_error.is_none();
                 let stats = self.groups.entry(pending.key).or_default();
                 stats.count += 1;
                 stats.successes += u64::from(succeeded);
@@ -140,7 +145,6 @@ impl Aggregator {
                     stats.last_us = Some(latency);
                 }
             }
-            _ => {}
         }
     }
 
@@ -355,7 +359,7 @@ mod tests {
             "/authors",
             200,
             800,
-            r#", "grpc_status": "OK""#,
+            r#", "grpc_status": 0"#,
         );
         // An end without its request is ignored.
         aggregator.record(&event("end", "9:9", ""));

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::GlobalOptions;
+use crate::global_options::GlobalOptions;
 use crate::state::{self, ControllerAddresses, UpState, UpWorkload};
 use plan::{ControllerAddrs, Plan, ProxyContext};
 use supervise::{ProcessSpec, Supervisor};

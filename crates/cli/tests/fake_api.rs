@@ -1,5 +1,5 @@
 //! The real `weft` binary against an in-process fake of the controller's API
-//! (answers shaped exactly as `docs/api.md` documents them): the commands
+//! (answers built from the `weft-api` types the controller serializes): the commands
 //! send the documented queries, print the documented numbers, and tap and
 //! check exit non-zero when they must. The end-to-end tests against a real
 //! controller and real proxies are in `observe.rs`.
@@ -17,7 +17,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::Value;
+use weft_api::{
+    Certificate, EdgeRow, EdgesResponse, IdentityInfo, IssuerCertificate, Latency, MeshStatus,
+    NamedWorkload, ProxyAddresses, ResourceKind, RouteRow, RoutesResponse, Scrape, StatResponse,
+    StatRow, TapEvent, TapEventKind, TapPeer, Version, WorkloadInfo, WorkloadsResponse,
+};
 
 const TOKEN: &str = "fake-token-1234";
 
@@ -82,71 +87,202 @@ impl FakeApi {
             .collect()
     }
 
+    /// Answers `path` with `body` serialized: the API's own types, so the
+    /// fake cannot drift from what the controller serves.
+    fn set_json(&self, path: &str, body: &impl serde::Serialize) {
+        self.set(path, 200, serde_json::to_string(body).unwrap());
+    }
+
     /// A healthy demo mesh: `web` fails 10 % of its requests.
     fn healthy(&self) {
         let now = now();
-        self.set(
+        self.set_json(
             "/api/version",
-            200,
-            json!({"version": env!("CARGO_PKG_VERSION"), "metrics_source": "scrape"}).to_string(),
+            &Version {
+                version: env!("CARGO_PKG_VERSION").into(),
+                metrics_source: "scrape".into(),
+            },
         );
-        self.set("/api/stat", 200, json!({"window_seconds": 60, "rows": [
-            {"kind": "workload", "namespace": "demo", "name": "web", "meshed": 1, "running": 1,
-             "success": 108, "failure": 12, "success_rate": 0.9, "rps": 2.0,
-             "latency_ms": {"p50": 3, "p95": 9, "p99": 19}, "tcp_connections": 4,
-             "read_bytes_per_sec": 1234.5, "write_bytes_per_sec": 4321.0},
-            {"kind": "workload", "namespace": "demo", "name": "traffic", "meshed": 1, "running": 1,
-             "success": 0, "failure": 0, "success_rate": null, "rps": null, "latency_ms": null,
-             "tcp_connections": 0}
-        ]}).to_string());
-        self.set(
+        let latency = |p50, p95, p99| {
+            Some(Latency {
+                p50: Some(p50),
+                p95: Some(p95),
+                p99: Some(p99),
+            })
+        };
+        self.set_json(
+            "/api/stat",
+            &StatResponse {
+                window_seconds: 60,
+                rows: vec![
+                    StatRow {
+                        kind: ResourceKind::Workload,
+                        namespace: "demo".into(),
+                        name: "web".into(),
+                        meshed: Some(1),
+                        running: Some(1),
+                        success: 108,
+                        failure: 12,
+                        success_rate: Some(0.9),
+                        rps: Some(2.0),
+                        latency_ms: latency(3.0, 9.0, 19.0),
+                        tcp_connections: Some(4),
+                        read_bytes_per_sec: Some(1234.5),
+                        write_bytes_per_sec: Some(4321.0),
+                    },
+                    StatRow {
+                        kind: ResourceKind::Workload,
+                        namespace: "demo".into(),
+                        name: "traffic".into(),
+                        meshed: Some(1),
+                        running: Some(1),
+                        success: 0,
+                        failure: 0,
+                        success_rate: None,
+                        rps: None,
+                        latency_ms: None,
+                        tcp_connections: Some(0),
+                        read_bytes_per_sec: None,
+                        write_bytes_per_sec: None,
+                    },
+                ],
+            },
+        );
+        let authority = "books.demo.svc.cluster.local:7000";
+        self.set_json(
             "/api/routes",
-            200,
-            json!({"window_seconds": 60, "rows": [
-                {"route": "GET /books/{id}", "authority": "books.demo.svc.cluster.local:7000",
-                 "success_rate": 1.0, "rps": 1.5, "actual_success_rate": 0.98, "actual_rps": 1.6,
-                 "latency_ms": {"p50": 2, "p95": 4, "p99": 8}},
-                {"route": "[DEFAULT]", "authority": "books.demo.svc.cluster.local:7000",
-                 "success_rate": null, "rps": null, "actual_success_rate": null, "actual_rps": null,
-                 "latency_ms": null}
-            ]})
-            .to_string(),
+            &RoutesResponse {
+                window_seconds: 60,
+                rows: vec![
+                    RouteRow {
+                        route: "GET /books/{id}".into(),
+                        authority: authority.into(),
+                        success_rate: Some(1.0),
+                        rps: Some(1.5),
+                        actual_success_rate: Some(0.98),
+                        actual_rps: Some(1.6),
+                        latency_ms: latency(2.0, 4.0, 8.0),
+                    },
+                    RouteRow {
+                        route: "[DEFAULT]".into(),
+                        authority: authority.into(),
+                        success_rate: None,
+                        rps: None,
+                        actual_success_rate: None,
+                        actual_rps: None,
+                        latency_ms: None,
+                    },
+                ],
+            },
         );
-        self.set("/api/edges", 200, json!({"window_seconds": 60, "rows": [
-            {"src": {"namespace": "demo", "name": "traffic"}, "dst": {"namespace": "demo", "name": "web"},
-             "client_id": "traffic.demo.serviceaccount.identity.weft.cluster.local",
-             "server_id": "web.demo.serviceaccount.identity.weft.cluster.local",
-             "secured": true, "no_tls_reason": null, "rps": 5.0, "success_rate": 1.0}
-        ]}).to_string());
-        self.set("/api/workloads", 200, json!({"workloads": [
-            {"namespace": "demo", "name": "web", "service_account": "web",
-             "identity": "web.demo.serviceaccount.identity.weft.cluster.local",
-             "labels": {"app": "web"}, "addresses": ["127.0.0.1"], "meshed": true,
-             "proxy": {"admin": self.addr.to_string(), "tap": "127.0.0.1:1", "inbound": "127.0.0.1:2"},
-             "scrape": {"up": true, "last_unix": now, "error": null},
-             "cert_expiry_unix": now + 86_400.0}
-        ]}).to_string());
-        self.set("/api/identity", 200, json!({"enabled": true, "trust_domain": "weft.cluster.local",
-            "trust_anchors": [{"subject": "CN=root.weft.cluster.local", "not_before_unix": now - 60.0,
-                               "not_after_unix": now + 365.0 * 86_400.0}],
-            "issuer": {"subject": "CN=identity.weft.weft.cluster.local", "not_before_unix": now - 60.0,
-                       "not_after_unix": now + 365.0 * 86_400.0, "issued_by_anchor": true},
-            "leaf_lifetime_seconds": 86_400}).to_string());
-        self.set(
+        let workload = |name: &str| NamedWorkload {
+            namespace: "demo".into(),
+            name: name.into(),
+        };
+        let identity =
+            |name: &str| format!("{name}.demo.serviceaccount.identity.weft.cluster.local");
+        self.set_json(
+            "/api/edges",
+            &EdgesResponse {
+                window_seconds: 60,
+                rows: vec![EdgeRow {
+                    src: workload("traffic"),
+                    dst: workload("web"),
+                    client_id: Some(identity("traffic")),
+                    server_id: Some(identity("web")),
+                    secured: true,
+                    no_tls_reason: None,
+                    rps: Some(5.0),
+                    success_rate: Some(1.0),
+                }],
+            },
+        );
+        self.set_json(
+            "/api/workloads",
+            &WorkloadsResponse {
+                workloads: vec![WorkloadInfo {
+                    namespace: "demo".into(),
+                    name: "web".into(),
+                    service_account: "web".into(),
+                    identity: Some(identity("web")),
+                    labels: [("app".to_string(), "web".to_string())].into(),
+                    addresses: vec!["127.0.0.1".into()],
+                    meshed: true,
+                    proxy: Some(ProxyAddresses {
+                        admin: Some(self.addr.to_string()),
+                        tap: Some("127.0.0.1:1".into()),
+                        inbound: Some("127.0.0.1:2".into()),
+                    }),
+                    scrape: Some(Scrape {
+                        up: true,
+                        last_unix: Some(now),
+                        error: None,
+                    }),
+                    cert_expiry_unix: Some(now + 86_400.0),
+                }],
+            },
+        );
+        let year = 365 * 86_400;
+        let now_seconds = now as i64;
+        self.set_json(
+            "/api/identity",
+            &IdentityInfo {
+                enabled: true,
+                trust_domain: Some("weft.cluster.local".into()),
+                trust_anchors: vec![Certificate {
+                    subject: "CN=root.weft.cluster.local".into(),
+                    not_before_unix: now_seconds - 60,
+                    not_after_unix: now_seconds + year,
+                }],
+                issuer: Some(IssuerCertificate {
+                    subject: "CN=identity.weft.weft.cluster.local".into(),
+                    not_before_unix: now_seconds - 60,
+                    not_after_unix: now_seconds + year,
+                    issued_by_anchor: true,
+                }),
+                leaf_lifetime_seconds: Some(86_400),
+            },
+        );
+        self.set_json(
             "/api/mesh",
-            200,
-            json!({"path": "/tmp/mesh.yaml", "valid": true, "error": null,
-            "last_load_unix": now})
-            .to_string(),
+            &MeshStatus {
+                path: "/tmp/mesh.yaml".into(),
+                valid: true,
+                error: None,
+                last_load_unix: Some(now),
+            },
         );
-        let common = r#""proxy": "in", "source": "127.0.0.1:51000", "destination": "127.0.0.1:7000", "tls": "true", "src": {"namespace": "demo", "workload": "traffic"}, "dst": {"namespace": "demo", "workload": "web"}"#;
         let mut events = String::new();
         for (id, status) in [("1:1", 200), ("1:2", 500)] {
-            events.push_str(&format!(
-                "{{\"type\": \"req\", \"id\": \"{id}\", {common}, \"method\": \"GET\", \"scheme\": \"http\", \"authority\": \"web.demo.svc.cluster.local:7000\", \"path\": \"/books\", \"route\": null}}\n\
-                 {{\"type\": \"rsp\", \"id\": \"{id}\", {common}, \"status\": {status}, \"latency_us\": 1234}}\n\
-                 {{\"type\": \"end\", \"id\": \"{id}\", {common}, \"duration_us\": 456, \"response_bytes\": 1200, \"grpc_status\": null, \"reset_error\": null}}\n"
-            ));
+            let common = |kind| {
+                let mut event = TapEvent::new(kind, id.into(), "in", "true".into());
+                event.source = Some("127.0.0.1:51000".into());
+                event.destination = Some("127.0.0.1:7000".into());
+                event.src = Some(TapPeer {
+                    namespace: "demo".into(),
+                    workload: Some("traffic".into()),
+                });
+                event.dst = Some(TapPeer {
+                    namespace: "demo".into(),
+                    workload: Some("web".into()),
+                });
+                event
+            };
+            let mut request = common(TapEventKind::Request);
+            request.method = Some("GET".into());
+            request.scheme = Some("http".into());
+            request.authority = Some("web.demo.svc.cluster.local:7000".into());
+            request.path = Some("/books".into());
+            let mut response = common(TapEventKind::Response);
+            response.status = Some(status);
+            response.latency_us = Some(1234);
+            let mut end = common(TapEventKind::End);
+            end.duration_us = Some(456);
+            end.response_bytes = Some(1200);
+            for event in [request, response, end] {
+                events.push_str(&serde_json::to_string(&event).unwrap());
+                events.push('\n');
+            }
         }
         self.set("/api/tap", 200, events);
         self.set(
@@ -284,14 +420,14 @@ fn stat_to_and_from_targets_name_their_namespace() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         fake.seen("/api/stat")[0].0,
-        "/api/stat?kind=workload&window=1m&to=service/demo/books"
+        "/api/stat?kind=workload&window=1m&to=service%2Fdemo%2Fbooks"
     );
     // Without a namespace, a workload's is looked up in /api/workloads.
     let output = weft(&fake, &["stat", "svc", "--from", "wl/web"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         fake.seen("/api/stat")[1].0,
-        "/api/stat?kind=service&window=1m&from=workload/demo/web"
+        "/api/stat?kind=service&window=1m&from=workload%2Fdemo%2Fweb"
     );
 }
 
@@ -421,15 +557,22 @@ fn check_passes_then_fails_when_a_certificate_expires_soon() {
     assert!(text.ends_with("Status check results are √\n"), "{text}");
 
     let now = now();
-    fake.set(
+    fake.set_json(
         "/api/workloads",
-        200,
-        json!({"workloads": [
-            {"namespace": "demo", "name": "web", "meshed": true,
-             "scrape": {"up": true, "last_unix": now, "error": null},
-             "cert_expiry_unix": now + 600.0}
-        ]})
-        .to_string(),
+        &WorkloadsResponse {
+            workloads: vec![WorkloadInfo {
+                namespace: "demo".into(),
+                name: "web".into(),
+                meshed: true,
+                scrape: Some(Scrape {
+                    up: true,
+                    last_unix: Some(now),
+                    error: None,
+                }),
+                cert_expiry_unix: Some(now + 600.0),
+                ..WorkloadInfo::default()
+            }],
+        },
     );
     let failing = weft(&fake, &["check", "-o", "json"]);
     assert_eq!(failing.status.code(), Some(1), "{}", stdout(&failing));

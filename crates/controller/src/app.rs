@@ -15,40 +15,30 @@
 //! 6. mark ready; on SIGTERM/SIGINT stop everything and drain
 //! ```
 //!
-//! The admin server answers `/metrics` (OpenMetrics text), `/ready` (200 once
-//! the first good load is serving; the body shows the mesh file's status,
-//! including the current file's error while the last good version serves, and
-//! the identity issuer's) and `/live`.
+//! The admin server's handlers are [`crate::admin`]'s.
 //!
-//! The web server (`--web-addr`) serves [`crate::web`]'s `/api/...` routes
+//! The web server (`--web-addr`) serves [`crate::api`]'s `/api/...` routes
 //! merged with [`web_routes`]: the composition point where other modules
 //! (tap, the dashboard at `/`) add theirs.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use weft_core::workload::Workload;
 
+use crate::admin::AdminState;
+use crate::api::WebState;
 use crate::catalog::Catalog;
 pub use crate::config::Args;
 use crate::config::IdentityConfig;
 use crate::dashboard::AllowedHosts;
 use crate::destination::translate::MeshHints;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError, StreamLimits};
-use crate::identity::issuer_files::{
-    IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
-};
+use crate::identity::issuer_files::{IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource};
 use crate::identity::server::{CertifyMetrics, IdentityServerError, IdentityService};
 use crate::identity::serving::{ServingCertificate, ServingError};
 use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
@@ -56,7 +46,7 @@ use crate::identity::token_files::{
     MeshTokenValidator, TokenDirError, TokenFileMetrics, TokenFiles,
 };
 use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
-use crate::mesh_file::{MeshFileError, MeshFileLimits, MeshFileSource, MeshFileStatus};
+use crate::mesh_file::{MeshFileError, MeshFileLimits, MeshFileSource};
 use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
 use crate::metrics_api::store::Store;
@@ -64,7 +54,6 @@ use crate::metrics_api::{Backend, MetricsApi, MetricsSource, ScrapeStatuses};
 use crate::tap::fanout::ProxyConnector;
 use crate::tap::token::{ApiToken, TokenFileError};
 use crate::tap::{TapMetrics, TapState};
-use crate::web::WebState;
 
 /// The exit status for bad or missing start-up input: the mesh file, the
 /// identity issuer files, the token key or directory (`EX_USAGE`).
@@ -118,6 +107,9 @@ pub enum AppError {
     /// The web server failed.
     #[error("web server failed: {0}")]
     Web(std::io::Error),
+    /// A start-up step on the blocking pool panicked or was cancelled.
+    #[error("cannot start: {0}")]
+    StartUp(String),
 }
 
 impl AppError {
@@ -135,96 +127,9 @@ impl AppError {
             | AppError::Destination(_)
             | AppError::Identity(_)
             | AppError::Admin(_)
-            | AppError::Web(_) => 1,
+            | AppError::Web(_)
+            | AppError::StartUp(_) => 1,
         }
-    }
-}
-
-/// Mesh-file metrics, refreshed from its status at each scrape.
-#[derive(Debug, Clone, Default)]
-struct MeshFileMetrics {
-    good_loads: Counter,
-    failed_loads: Counter,
-    parses: Counter,
-    last_good_load_seconds: Gauge,
-    current: Gauge,
-}
-
-impl MeshFileMetrics {
-    fn new(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        registry.register(
-            "mesh_file_good_loads",
-            "Mesh-file versions loaded into the catalog",
-            metrics.good_loads.clone(),
-        );
-        registry.register(
-            "mesh_file_failed_loads",
-            "Mesh-file versions rejected (the last good one kept serving)",
-            metrics.failed_loads.clone(),
-        );
-        registry.register(
-            "mesh_file_parses",
-            "Mesh-file versions parsed (a rewrite with the same content is not parsed again)",
-            metrics.parses.clone(),
-        );
-        registry.register(
-            "mesh_file_last_good_load_timestamp_seconds",
-            "When the catalog last took a version of the mesh file (Unix time)",
-            metrics.last_good_load_seconds.clone(),
-        );
-        registry.register(
-            "mesh_file_current",
-            "1 when the file on disk is the version serving, 0 while it is broken",
-            metrics.current.clone(),
-        );
-        metrics
-    }
-
-    fn refresh(&self, status: &MeshFileStatus) {
-        self.good_loads
-            .inc_by(status.good_loads.saturating_sub(self.good_loads.get()));
-        self.failed_loads
-            .inc_by(status.failed_loads.saturating_sub(self.failed_loads.get()));
-        self.parses
-            .inc_by(status.parses.saturating_sub(self.parses.get()));
-        let seconds = status
-            .last_good_load
-            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |since| since.as_secs());
-        self.last_good_load_seconds
-            .set(i64::try_from(seconds).unwrap_or(i64::MAX));
-        self.current.set(i64::from(status.is_current()));
-    }
-}
-
-/// What the admin server reads.
-struct AdminState {
-    registry: Registry,
-    mesh_file_metrics: MeshFileMetrics,
-    mesh_file_path: PathBuf,
-    mesh_file_status: Arc<Mutex<MeshFileStatus>>,
-    /// The issuer's files and status, when identity is enabled.
-    issuer: Option<(IssuerPaths, Arc<Mutex<IssuerStatus>>)>,
-    ready: AtomicBool,
-}
-
-impl AdminState {
-    fn status(&self) -> MeshFileStatus {
-        self.mesh_file_status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn issuer_status(&self) -> Option<(&IssuerPaths, IssuerStatus)> {
-        self.issuer.as_ref().map(|(paths, status)| {
-            let status = status
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            (paths, status)
-        })
     }
 }
 
@@ -271,22 +176,38 @@ impl App {
                 max_objects: usize::try_from(args.limits.mesh_file_max_objects)
                     .unwrap_or(usize::MAX),
             });
-        source.reload()?;
+        // File reads and writes run on the blocking pool, never on an async worker.
+        let (source, loaded) = blocking(move || {
+            let loaded = source.reload();
+            (source, loaded)
+        })
+        .await?;
+        loaded?;
 
         // One registry, passed to each component as it is built.
-        let mut registry = Registry::with_prefix("weft_controller");
+        let registry = Registry::with_prefix("weft_controller");
 
         // 2. Identity: the issuer must load and chain to the anchors; the
         //    token key is read (or created); token files are written once now.
-        let identity = match args.identity.config() {
-            Some(config) => Some(IdentityStage::load(config, &source, &mut registry)?),
-            None => None,
+        let (mut registry, identity) = match args.identity.config() {
+            Some(config) => {
+                let workloads = source.subscribe_workloads();
+                let (registry, stage) = blocking(move || {
+                    let mut registry = registry;
+                    let stage = IdentityStage::load(config, workloads, &mut registry);
+                    (registry, stage)
+                })
+                .await?;
+                (registry, Some(stage?))
+            }
+            None => (registry, None),
         };
 
         // 2b. The API token tap requires: read, or created (0600).
         let api_token = match &args.access.api_token_file {
             Some(path) => {
-                let (token, created) = ApiToken::load_or_create(path)?;
+                let file = path.clone();
+                let (token, created) = blocking(move || ApiToken::load_or_create(&file)).await??;
                 if created {
                     tracing::info!(path = %path.display(), "created a new API token");
                 }
@@ -329,7 +250,6 @@ impl App {
         let web_listener = bind("--web-addr", args.web.web_addr).await?;
 
         // 4. The remaining metrics, in the same registry.
-        let mesh_file_metrics = MeshFileMetrics::new(&mut registry);
         let destination_metrics = DestinationMetrics::new(&mut registry);
         let tap = Arc::new(TapState {
             catalog: catalog.clone(),
@@ -406,14 +326,12 @@ impl App {
         let issuer = identity
             .as_ref()
             .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));
-        let admin = Arc::new(AdminState {
+        let admin = Arc::new(AdminState::new(
             registry,
-            mesh_file_metrics,
-            mesh_file_path: mesh_file.clone(),
-            mesh_file_status: source.status_handle(),
+            mesh_file.clone(),
+            source.status_handle(),
             issuer,
-            ready: AtomicBool::new(false),
-        });
+        ));
         Ok(Self {
             source,
             destination,
@@ -492,13 +410,8 @@ impl App {
             }
             tokio::spawn(stage.service.serve(listener, stopped(shutdown.subscribe())))
         });
-        let router = axum::Router::new()
-            .route("/metrics", get(metrics))
-            .route("/ready", get(ready))
-            .route("/live", get(|| async { "live\n" }))
-            .with_state(Arc::clone(&admin));
         let mut admin_server = tokio::spawn(
-            axum::serve(admin_listener, router)
+            axum::serve(admin_listener, crate::admin::router(Arc::clone(&admin)))
                 .with_graceful_shutdown(stopped(shutdown.subscribe()))
                 .into_future(),
         );
@@ -506,7 +419,7 @@ impl App {
         if let Some(scraper) = scraper {
             background.push(tokio::spawn(scraper.run(stopped(shutdown.subscribe()))));
         }
-        let mut web_server = tokio::spawn(crate::web::serve(
+        let mut web_server = tokio::spawn(crate::api::serve(
             web_listener,
             web,
             web_extra,
@@ -515,7 +428,7 @@ impl App {
         ));
 
         // 6. Ready: the first good load is serving. Then wait for a stop or a failure.
-        admin.ready.store(true, Ordering::Release);
+        admin.set_ready(true);
         tracing::info!("weft-controller ready");
         let failure = tokio::select! {
             () = stop => None,
@@ -529,7 +442,7 @@ impl App {
             result = &mut admin_server => Some(flatten(result, AppError::Admin)),
             result = &mut web_server => Some(flatten(result, AppError::Web)),
         };
-        admin.ready.store(false, Ordering::Release);
+        admin.set_ready(false);
         let _ = shutdown.send(true);
         let drain = async {
             for task in background {
@@ -563,9 +476,10 @@ impl App {
 impl IdentityStage {
     /// Step 2: the issuer (loaded and checked now), the token key, the
     /// validator, the service, and the token files written once.
+    /// Blocking (file reads and writes): called on the blocking pool.
     fn load(
         config: IdentityConfig,
-        mesh_file: &MeshFileSource,
+        workloads: watch::Receiver<Arc<[Workload]>>,
         registry: &mut Registry,
     ) -> Result<Self, AppError> {
         let mut issuer = IssuerSource::new(config.paths.clone(), IssuerMetrics::new(registry));
@@ -583,7 +497,7 @@ impl IdentityStage {
                     config.token_lifetime,
                     TokenFileMetrics::new(registry),
                 )?;
-                files.write_all(&mesh_file.subscribe_workloads().borrow());
+                files.write_all(&workloads.borrow());
                 Some(files)
             }
             None => None,
@@ -594,7 +508,7 @@ impl IdentityStage {
             config.policy,
             registry,
         )?;
-        let validator = MeshTokenValidator::new(tokens, mesh_file.subscribe_workloads());
+        let validator = MeshTokenValidator::new(tokens, workloads);
         let service = IdentityService::new(
             issuer.authority(),
             Arc::new(validator),
@@ -614,7 +528,7 @@ impl IdentityStage {
 }
 
 /// Routes served on `--web-addr` beside the `/api/...` routes of
-/// [`crate::web`]: modules that add pages or streams (tap, the dashboard at
+/// [`crate::api`]: modules that add pages or streams (tap, the dashboard at
 /// `/` and `/assets/...`) merge their own `Router` (with its state applied) here.
 /// The browser-facing ones answer only allowed Host names (DNS rebinding).
 fn web_routes(tap: Arc<TapState>) -> axum::Router {
@@ -645,6 +559,15 @@ fn flatten<E>(
     }
 }
 
+/// Runs blocking start-up work (file reads and writes) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| AppError::StartUp(error.to_string()))
+}
+
 async fn bind(flag: &'static str, address: SocketAddr) -> Result<TcpListener, AppError> {
     TcpListener::bind(address)
         .await
@@ -653,89 +576,6 @@ async fn bind(flag: &'static str, address: SocketAddr) -> Result<TcpListener, Ap
             address,
             source,
         })
-}
-
-async fn metrics(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
-    admin.mesh_file_metrics.refresh(&admin.status());
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &admin.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        ),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("cannot encode metrics: {error}\n"),
-        ),
-    }
-}
-
-async fn ready(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
-    let status = admin.status();
-    let is_ready = admin.ready.load(Ordering::Acquire) && status.last_good_load.is_some();
-    let seconds = |time: Option<SystemTime>| {
-        time.and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-            .map(|since| since.as_secs())
-    };
-    let problems: Vec<serde_json::Value> = status
-        .last_problems
-        .iter()
-        .map(|problem| {
-            serde_json::json!({
-                "document": problem.document,
-                "line": problem.line,
-                "reason": problem.reason,
-            })
-        })
-        .collect();
-    let identity = admin.issuer_status().map(|(paths, issuer)| {
-        serde_json::json!({
-            "issuer_dir": paths.issuer_dir.display().to_string(),
-            "trust_anchors": paths.trust_anchors.display().to_string(),
-            "current": issuer.is_current(),
-            "issuer": issuer.issuer,
-            "issuer_not_after_seconds": issuer.issuer_not_after.map(|time| time.unix_timestamp()),
-            "good_loads": issuer.good_loads,
-            "failed_loads": issuer.failed_loads,
-            "last_good_load_seconds": seconds(issuer.last_good_load),
-            "last_error": issuer.last_error,
-            "last_error_seconds": seconds(issuer.last_error_at),
-        })
-    });
-    let body = serde_json::json!({
-        "ready": is_ready,
-        "identity": identity,
-        "mesh_file": {
-            "path": admin.mesh_file_path.display().to_string(),
-            "current": status.is_current(),
-            "objects": status.objects,
-            "good_loads": status.good_loads,
-            "failed_loads": status.failed_loads,
-            "parses": status.parses,
-            "last_good_load_seconds": seconds(status.last_good_load),
-            "last_load_ms": status
-                .last_load_duration
-                .map(|duration| duration.as_secs_f64() * 1000.0),
-            "last_error": status.last_error,
-            "last_problems": problems,
-            "last_error_seconds": seconds(status.last_error_at),
-        },
-    });
-    let code = if is_ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{body}\n"),
-    )
 }
 
 /// Completes on SIGTERM or SIGINT.

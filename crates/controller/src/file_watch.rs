@@ -5,6 +5,8 @@
 //!
 //! The callback decides whether anything really changed (the sources compare
 //! what they read with what they last tried), so spurious wake-ups are cheap.
+//! It reads files, so it runs on tokio's blocking pool
+//! ([`tokio::task::spawn_blocking`]), never on an async worker.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -30,14 +32,17 @@ pub fn directory_of(path: &Path) -> PathBuf {
 /// for [`SETTLE_DELAY`] first, except a finished write (closed after writing,
 /// or renamed into place) of a file named in `files`, which is acted on at
 /// once. `what` names the watched files in the warning logged when inotify
-/// is unavailable (polling goes on).
-pub async fn watch_directories(
+/// is unavailable (polling goes on). `on_change` (blocking file I/O) runs on
+/// the blocking pool, one call at a time; a panic in it ends the watch.
+pub async fn watch_directories<F>(
     what: &str,
     directories: &[PathBuf],
     files: &[PathBuf],
     shutdown: impl Future<Output = ()>,
-    mut on_change: impl FnMut(),
-) {
+    on_change: F,
+) where
+    F: FnMut() + Send + 'static,
+{
     let (notify_sender, mut changes) = tokio::sync::mpsc::channel::<Change>(1);
     let names: Vec<std::ffi::OsString> = files
         .iter()
@@ -70,6 +75,7 @@ pub async fn watch_directories(
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
+    let mut on_change = on_change;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -81,7 +87,18 @@ pub async fn watch_directories(
                 while changes.try_recv().is_ok() {}
             }
         }
-        on_change();
+        // The callback goes to the blocking pool and comes back with its state.
+        let call = tokio::task::spawn_blocking(move || {
+            on_change();
+            on_change
+        });
+        on_change = match call.await {
+            Ok(on_change) => on_change,
+            Err(error) => {
+                tracing::error!(%error, "reloading the {what} failed; no longer watching it");
+                return;
+            }
+        };
     }
 }
 

@@ -4,7 +4,7 @@
 //! mesh file ──mesh_file (source)──► catalog (index) ──► destination (gRPC, protobuf only here)
 //!           └─ meshed Workloads ──► identity token files
 //! issuer files ──identity (CA, tokens)──► Identity/Certify (gRPC)
-//!                                                   app: wiring, admin server (/metrics /ready /live)
+//!                                                   app: wiring; admin: /metrics /ready /live
 //! ```
 //!
 //! | module        | what it is |
@@ -19,10 +19,14 @@
 //! | [`tap`]       | `/api/tap`: the API token, fan-out of Observe to the proxies, NDJSON events |
 //! | [`dashboard`] | the dashboard page and assets at `/`, the Host check |
 //! | [`config`]    | flags and the `identity` subcommands |
-//! | [`web`]       | the HTTP API (`--web-addr`, `docs/api.md`): workloads, golden metrics, identity, mesh, Prometheus SD |
+//! | [`api`]       | the HTTP API (`--web-addr`, types in `weft-api`): one file per endpoint group |
+//! | [`proxy_address`] | where a meshed workload's proxy listens (admin, tap, inbound): one answer for all |
 //! | [`metrics_api`] | golden metrics: scraping the proxies into a bounded window and querying it, or asking Prometheus |
-//! | [`app`]       | `weft-controller`'s wiring in start-up order, admin server, shutdown |
+//! | [`admin`]     | the admin server's handlers: `/metrics`, `/ready`, `/live` |
+//! | [`app`]       | `weft-controller`'s wiring in start-up order, shutdown |
 
+pub mod admin;
+pub mod api;
 pub mod app;
 pub mod catalog;
 pub mod config;
@@ -35,5 +39,5 @@ pub mod incoming;
 pub mod memory;
 pub mod mesh_file;
 pub mod metrics_api;
+pub mod proxy_address;
 pub mod tap;
-pub mod web;

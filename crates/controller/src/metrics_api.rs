@@ -6,7 +6,7 @@
 //! --prometheus-url URL:     PromQL instant queries against that Prometheus ──────────────────────► rows
 //! ```
 //!
-//! The web layer ([`crate::web`]) asks [`MetricsApi`] and never knows which
+//! The web layer ([`crate::api`]) asks [`MetricsApi`] and never knows which
 //! backend answers: both evaluate the same [`query::Query`] values.
 //!
 //! | module | what it is |
@@ -42,6 +42,16 @@ pub enum MetricsSource {
     Scrape,
     /// An existing Prometheus (`--prometheus-url`).
     Prometheus,
+}
+
+impl MetricsSource {
+    /// Its name in `/api/version` (`scrape`, `prometheus`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scrape => "scrape",
+            Self::Prometheus => "prometheus",
+        }
+    }
 }
 
 /// A workload, as metrics name it.

@@ -7,7 +7,7 @@
 //!   2. parse       query::TapRequest                             ─► 400 {"error"}
 //!   3. resolve     targets::resolve (catalog → meshed workloads)  ─► 404 {"error"}
 //!   4. stream      fanout::TapSession: Observe on every proxy's tap port,
-//!                  events::to_json on each event, lines multiplexed until
+//!                  events::tap_event on each event, lines multiplexed until
 //!                  the client disconnects
 //! ```
 //!
@@ -36,8 +36,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use weft_core::names::ServiceName;
 
+use crate::api::ApiError;
 use crate::catalog::SharedCatalog;
-use crate::web::ApiError;
 use query::{ResourceKind, TapRequest};
 use targets::{Peers, resolve};
 use token::ApiToken;

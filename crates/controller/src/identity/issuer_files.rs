@@ -295,8 +295,9 @@ impl IssuerSource {
             &directories,
             &files,
             shutdown,
-            || {
-                // Errors are recorded in the status and logged by reload.
+            move || {
+                // Errors are recorded in the status and logged by reload
+                // (on the blocking pool: it reads the files).
                 let _ = self.reload();
             },
         )

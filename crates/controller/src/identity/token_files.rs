@@ -315,7 +315,8 @@ impl TokenFiles {
     }
 
     /// Rewrites files after each good mesh-file version, and renews them
-    /// every [`Self::refresh_interval`], until `shutdown`.
+    /// every [`Self::refresh_interval`], until `shutdown`. The writes run on
+    /// the blocking pool, never on an async worker.
     pub async fn run(
         self,
         mut workloads: watch::Receiver<Arc<[Workload]>>,
@@ -325,20 +326,22 @@ impl TokenFiles {
         let mut refresh = tokio::time::interval(self.refresh_interval());
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         refresh.tick().await;
+        let files = Arc::new(self);
         loop {
-            tokio::select! {
+            let current = tokio::select! {
                 () = &mut shutdown => break,
-                _ = refresh.tick() => {
-                    let current = Arc::clone(&workloads.borrow());
-                    self.write_all(&current);
-                }
+                _ = refresh.tick() => Arc::clone(&workloads.borrow()),
                 changed = workloads.changed() => {
                     if changed.is_err() {
                         break;
                     }
-                    let current = Arc::clone(&workloads.borrow_and_update());
-                    self.write_all(&current);
+                    Arc::clone(&workloads.borrow_and_update())
                 }
+            };
+            let files = Arc::clone(&files);
+            let write = tokio::task::spawn_blocking(move || files.write_all(&current));
+            if let Err(error) = write.await {
+                tracing::error!(%error, "writing identity token files failed");
             }
         }
     }

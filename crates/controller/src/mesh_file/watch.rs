@@ -295,7 +295,9 @@ impl MeshFileSource {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let directory = file_watch::directory_of(&self.path);
         let files = [self.path.clone()];
-        file_watch::watch_directories("mesh file", &[directory], &files, shutdown, || {
+        // Off the async workers: reload reads the file (file_watch runs it
+        // on the blocking pool).
+        file_watch::watch_directories("mesh file", &[directory], &files, shutdown, move || {
             // Errors are recorded in the status and logged by reload.
             let _ = self.reload();
         })

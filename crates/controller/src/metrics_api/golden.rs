@@ -18,50 +18,27 @@ use serde::Serialize;
 
 use super::query::{Group, Matcher, Operation, Query};
 
-/// The kinds of resources rows can be about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ResourceKind {
-    /// A namespace.
-    Namespace,
-    /// A workload.
-    Workload,
-    /// A Service (a destination only: `dst_service`).
-    Service,
-    /// An authority (`host:port` requests were addressed to).
-    Authority,
+pub use weft_api::{
+    EdgeRow, Latency as Latencies, NamedWorkload as EdgeEnd, ResourceKind, RouteRow,
+};
+
+/// A kind's label on a source's series.
+fn source_label(kind: ResourceKind) -> Option<&'static str> {
+    match kind {
+        ResourceKind::Namespace => Some("namespace"),
+        ResourceKind::Workload => Some("workload"),
+        ResourceKind::Authority => Some("authority"),
+        ResourceKind::Service => None,
+    }
 }
 
-impl ResourceKind {
-    /// Parses `namespace`, `workload`, `service`, `authority` (and short forms).
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "namespace" | "namespaces" | "ns" => Some(Self::Namespace),
-            "workload" | "workloads" | "wl" => Some(Self::Workload),
-            "service" | "services" | "svc" => Some(Self::Service),
-            "authority" | "authorities" | "au" => Some(Self::Authority),
-            _ => None,
-        }
-    }
-
-    /// Its label on a source's series.
-    fn source_label(self) -> Option<&'static str> {
-        match self {
-            Self::Namespace => Some("namespace"),
-            Self::Workload => Some("workload"),
-            Self::Authority => Some("authority"),
-            Self::Service => None,
-        }
-    }
-
-    /// Its label on an outbound series, naming the destination.
-    fn destination_label(self) -> &'static str {
-        match self {
-            Self::Namespace => "dst_namespace",
-            Self::Workload => "dst_workload",
-            Self::Service => "dst_service",
-            Self::Authority => "authority",
-        }
+/// A kind's label on an outbound series, naming the destination.
+fn destination_label(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Namespace => "dst_namespace",
+        ResourceKind::Workload => "dst_workload",
+        ResourceKind::Service => "dst_service",
+        ResourceKind::Authority => "authority",
     }
 }
 
@@ -106,7 +83,7 @@ impl Resource {
             ResourceKind::Authority => vec![Matcher::equal("authority", &self.name)],
             kind => vec![
                 Matcher::equal("dst_namespace", &self.namespace),
-                Matcher::equal(kind.destination_label(), &self.name),
+                Matcher::equal(destination_label(kind), &self.name),
             ],
         }
     }
@@ -164,15 +141,6 @@ impl Selection {
     }
 }
 
-fn kind_name(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Namespace => "namespace",
-        ResourceKind::Workload => "workload",
-        ResourceKind::Service => "service",
-        ResourceKind::Authority => "authority",
-    }
-}
-
 /// The series and row labels of a stat request.
 pub fn stat_selection(request: &StatRequest) -> Result<Selection, SelectionError> {
     let kind = request.kind;
@@ -180,11 +148,11 @@ pub fn stat_selection(request: &StatRequest) -> Result<Selection, SelectionError
     let selection = match (&request.from, &request.to) {
         (Some(_), Some(_)) => return Err(SelectionError::FromAndTo),
         (Some(source), None) => {
-            let source_label = source
-                .kind
-                .source_label()
+            let source_label = source_label(source.kind)
                 .filter(|_| source.kind != ResourceKind::Authority)
-                .ok_or(SelectionError::NotASource(kind_name(source.kind)))?;
+                .ok_or(SelectionError::NotASource(ResourceKind::as_str(
+                    source.kind,
+                )))?;
             matchers.push(Matcher::equal("direction", "outbound"));
             matchers.push(Matcher::equal("namespace", &source.namespace));
             if source_label != "namespace" {
@@ -193,7 +161,7 @@ pub fn stat_selection(request: &StatRequest) -> Result<Selection, SelectionError
             let (namespace_label, name_label) = match kind {
                 ResourceKind::Namespace => ("dst_namespace", None),
                 ResourceKind::Authority => ("dst_namespace", Some("authority")),
-                other => ("dst_namespace", Some(other.destination_label())),
+                other => ("dst_namespace", Some(destination_label(other))),
             };
             if let Some(namespace) = &request.namespace {
                 matchers.push(Matcher::equal("dst_namespace", namespace));
@@ -216,7 +184,7 @@ pub fn stat_selection(request: &StatRequest) -> Result<Selection, SelectionError
                 }
                 ("dst_namespace", Some("dst_service"))
             } else {
-                let label = kind.source_label().unwrap_or("workload");
+                let label = source_label(kind).unwrap_or("workload");
                 ("namespace", (label != "namespace").then_some(label))
             };
             matchers.push(Matcher::equal(
@@ -302,17 +270,6 @@ pub fn stat_queries(selection: &Selection, window: Duration) -> Vec<Query> {
         tcp_matchers,
     ));
     queries
-}
-
-/// Latency quantiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Latencies {
-    /// The median.
-    pub p50: Option<f64>,
-    /// The 95th percentile.
-    pub p95: Option<f64>,
-    /// The 99th percentile.
-    pub p99: Option<f64>,
 }
 
 /// The golden metrics of one row.
@@ -450,25 +407,6 @@ pub fn route_queries(matchers: &[Matcher], window: Duration) -> Vec<Query> {
     queries
 }
 
-/// One route row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RouteRow {
-    /// The route's name; `[DEFAULT]` for requests no route matched.
-    pub route: String,
-    /// The profile's authority (`dst`).
-    pub authority: String,
-    /// Effective success rate (after retries).
-    pub success_rate: Option<f64>,
-    /// Effective requests per second.
-    pub rps: Option<f64>,
-    /// Success rate of every attempt.
-    pub actual_success_rate: Option<f64>,
-    /// Attempts per second.
-    pub actual_rps: Option<f64>,
-    /// Latency quantiles.
-    pub latency_ms: Option<Latencies>,
-}
-
 /// The name rows show for requests no route matched.
 pub const DEFAULT_ROUTE: &str = "[DEFAULT]";
 
@@ -565,36 +503,6 @@ pub fn edge_query(namespace: Option<&str>, window: Duration) -> Query {
         .collect(),
         window,
     }
-}
-
-/// One edge between workloads.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EdgeRow {
-    /// The source workload.
-    pub src: EdgeEnd,
-    /// The destination workload.
-    pub dst: EdgeEnd,
-    /// The source's identity, when the edge is mutual TLS.
-    pub client_id: Option<String>,
-    /// The destination's identity, when the edge is mutual TLS.
-    pub server_id: Option<String>,
-    /// Whether the requests went over mutual TLS.
-    pub secured: bool,
-    /// Why not, when not.
-    pub no_tls_reason: Option<String>,
-    /// Requests per second.
-    pub rps: Option<f64>,
-    /// Success rate.
-    pub success_rate: Option<f64>,
-}
-
-/// One end of an edge.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct EdgeEnd {
-    /// Its namespace.
-    pub namespace: String,
-    /// Its name.
-    pub name: String,
 }
 
 /// Edges from the result of [`edge_query`]: one per source, destination and

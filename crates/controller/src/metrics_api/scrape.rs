@@ -29,7 +29,7 @@ use super::parse::parse_scrape;
 use super::store::Store;
 use super::{ScrapeStatus, ScrapeStatuses, WorkloadKey};
 use crate::catalog::SharedCatalog;
-use crate::web::admin_address;
+use crate::proxy_address::proxy_listeners;
 
 /// How many proxies are scraped at once.
 const CONCURRENT_SCRAPES: usize = 32;
@@ -210,7 +210,7 @@ impl Scraper {
                         name: workload.metadata.name.clone()?,
                     },
                     service_account: workload.service_account().to_string(),
-                    admin: admin_address(workload)?,
+                    admin: proxy_listeners(workload)?.admin,
                 })
             })
             .collect()

@@ -18,7 +18,7 @@ use linkerd2_proxy_api::tap::TapEvent;
 use linkerd2_proxy_api::tap::eos::End;
 use linkerd2_proxy_api::tap::tap_event::http::Event as HttpEvent;
 use linkerd2_proxy_api::tap::tap_event::{EndpointMeta, Event, ProxyDirection};
-use serde_json::{Map, Value, json};
+use weft_api::{TapEventKind, TapPeer};
 
 use super::targets::{Peers, WorkloadName};
 
@@ -34,8 +34,9 @@ pub struct EventContext<'a> {
     pub peers: &'a Peers,
 }
 
-/// The JSON line for `event`; `None` for an event that is not HTTP.
-pub fn to_json(event: &TapEvent, context: EventContext<'_>) -> Option<Value> {
+/// The API's event for `event` (one JSON line of `/api/tap`); `None` for an
+/// event that is not HTTP.
+pub fn tap_event(event: &TapEvent, context: EventContext<'_>) -> Option<weft_api::TapEvent> {
     let Some(Event::Http(http)) = &event.event else {
         return None;
     };
@@ -57,27 +58,25 @@ pub fn to_json(event: &TapEvent, context: EventContext<'_>) -> Option<Value> {
         let tls = label(destination_labels, "tls");
         (Some(context.tapped.clone()), dst, tls)
     };
-    let mut line = Map::new();
     let (kind, id) = match http_event {
-        HttpEvent::RequestInit(init) => ("req", init.id),
-        HttpEvent::ResponseInit(init) => ("rsp", init.id),
-        HttpEvent::ResponseEnd(end) => ("end", end.id),
+        HttpEvent::RequestInit(init) => (TapEventKind::Request, init.id),
+        HttpEvent::ResponseInit(init) => (TapEventKind::Response, init.id),
+        HttpEvent::ResponseEnd(end) => (TapEventKind::End, end.id),
     };
     let stream = id.map_or(0, |id| id.stream);
-    line.insert("type".into(), json!(kind));
-    line.insert("id".into(), json!(format!("{}:{stream}", context.call)));
-    line.insert("proxy".into(), json!(if inbound { "in" } else { "out" }));
-    line.insert("source".into(), json!(source.map(|a| a.to_string())));
-    line.insert(
-        "destination".into(),
-        json!(destination.map(|a| a.to_string())),
+    let mut line = weft_api::TapEvent::new(
+        kind,
+        format!("{}:{stream}", context.call),
+        if inbound { "in" } else { "out" },
+        tls.unwrap_or("no_identity").to_string(),
     );
-    line.insert("tls".into(), json!(tls.unwrap_or("no_identity")));
-    line.insert("src".into(), workload_json(src.as_ref()));
-    line.insert("dst".into(), workload_json(dst.as_ref()));
+    line.source = source.map(|address| address.to_string());
+    line.destination = destination.map(|address| address.to_string());
+    line.src = src.as_ref().map(tap_peer);
+    line.dst = dst.as_ref().map(tap_peer);
     match http_event {
         HttpEvent::RequestInit(init) => {
-            let method = init
+            line.method = init
                 .method
                 .clone()
                 .and_then(|method| axum::http::Method::try_from(method).ok())
@@ -88,44 +87,35 @@ pub fn to_json(event: &TapEvent, context: EventContext<'_>) -> Option<Value> {
                 .and_then(|scheme| scheme.r#type.as_ref())
                 .and_then(|scheme| TryInto::<Cow<'static, str>>::try_into(scheme).ok())
                 .map(Cow::into_owned);
-            line.insert("method".into(), json!(method));
-            line.insert(
-                "scheme".into(),
-                json!(scheme.unwrap_or_else(|| "http".into())),
-            );
-            line.insert("authority".into(), json!(init.authority));
-            line.insert("path".into(), json!(init.path));
+            line.scheme = Some(scheme.unwrap_or_else(|| "http".into()));
+            line.authority = Some(init.authority.clone());
+            line.path = Some(init.path.clone());
             // The proxy names the profile route `rt_route` (Linkerd's tap label).
-            let route = event.route_meta.as_ref().and_then(|meta| {
-                meta.labels
-                    .get("rt_route")
-                    .or_else(|| meta.labels.get("route"))
-            });
-            line.insert("route".into(), json!(route));
+            line.route = event
+                .route_meta
+                .as_ref()
+                .and_then(|meta| {
+                    meta.labels
+                        .get("rt_route")
+                        .or_else(|| meta.labels.get("route"))
+                })
+                .cloned();
         }
         HttpEvent::ResponseInit(init) => {
-            line.insert("status".into(), json!(init.http_status));
-            line.insert(
-                "latency_us".into(),
-                json!(micros(init.since_request_init.as_ref())),
-            );
+            line.status = u16::try_from(init.http_status).ok();
+            line.latency_us = micros(init.since_request_init.as_ref());
         }
         HttpEvent::ResponseEnd(end) => {
-            let (grpc_status, reset_error) = match end.eos.and_then(|eos| eos.end) {
-                Some(End::GrpcStatusCode(code)) => (Some(code), None),
-                Some(End::ResetErrorCode(code)) => (None, Some(reset_reason(code))),
-                None => (None, None),
-            };
-            line.insert(
-                "duration_us".into(),
-                json!(micros(end.since_response_init.as_ref())),
-            );
-            line.insert("response_bytes".into(), json!(end.response_bytes));
-            line.insert("grpc_status".into(), json!(grpc_status));
-            line.insert("reset_error".into(), json!(reset_error));
+            match end.eos.and_then(|eos| eos.end) {
+                Some(End::GrpcStatusCode(code)) => line.grpc_status = Some(code),
+                Some(End::ResetErrorCode(code)) => line.reset_error = Some(reset_reason(code)),
+                None => {}
+            }
+            line.duration_us = micros(end.since_response_init.as_ref());
+            line.response_bytes = Some(end.response_bytes);
         }
     }
-    Some(Value::Object(line))
+    Some(line)
 }
 
 fn label<'a>(meta: Option<&'a EndpointMeta>, key: &str) -> Option<&'a str> {
@@ -144,13 +134,10 @@ fn labelled_workload(meta: Option<&EndpointMeta>) -> Option<WorkloadName> {
     })
 }
 
-fn workload_json(name: Option<&WorkloadName>) -> Value {
-    match name {
-        Some(name) => json!({
-            "namespace": name.namespace,
-            "workload": (!name.name.is_empty()).then_some(&name.name),
-        }),
-        None => Value::Null,
+fn tap_peer(name: &WorkloadName) -> TapPeer {
+    TapPeer {
+        namespace: name.namespace.clone(),
+        workload: (!name.name.is_empty()).then(|| name.name.clone()),
     }
 }
 
@@ -201,7 +188,14 @@ mod tests {
     use linkerd2_proxy_api::tap::tap_event::{Http, RouteMeta};
     use weft_core::workload::Workload;
 
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// The event as the JSON line the API sends.
+    fn to_json(event: &TapEvent, context: EventContext<'_>) -> Option<Value> {
+        tap_event(event, context).map(|line| serde_json::to_value(line).unwrap())
+    }
 
     fn peers() -> Peers {
         let traffic: Workload = serde_saphyr::from_str(

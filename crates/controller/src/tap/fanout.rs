@@ -40,7 +40,7 @@ use crate::identity::serving::ServingTls;
 use crate::identity::{IdentityDomain, WorkloadIdentity};
 
 use super::TapMetrics;
-use super::events::{EventContext, to_json};
+use super::events::{EventContext, tap_event};
 use super::targets::{Peers, TapTarget};
 
 /// The rate window: each Observe may report `limit` requests per window.
@@ -226,10 +226,12 @@ async fn observe_loop(state: ObserveLoop) {
                 loop {
                     match events.message().await {
                         Ok(Some(event)) => {
-                            let Some(json) = to_json(&event, context) else {
+                            let Some(line) = tap_event(&event, context) else {
                                 continue;
                             };
-                            let mut line = json.to_string();
+                            let Ok(mut line) = serde_json::to_string(&line) else {
+                                continue;
+                            };
                             line.push('\n');
                             metrics.events.inc();
                             if sender.send(Bytes::from(line)).await.is_err() {

@@ -21,6 +21,7 @@ use weft_core::service::{namespace_or_default, selects};
 use weft_core::workload::Workload;
 
 use super::query::{Resource, ResourceKind};
+use crate::proxy_address::proxy_listeners;
 
 /// A workload, as tap events name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,14 +81,10 @@ pub fn resolve(
 
 /// A meshed workload's tap target; `None` when not meshed or without an address.
 pub fn target_of(workload: &Workload) -> Option<TapTarget> {
-    let proxy = workload.proxy_settings()?;
-    let ip = proxy
-        .address
-        .or_else(|| workload.spec.addresses.first().copied())?;
     Some(TapTarget {
         workload: WorkloadName::of(workload),
         service_account: workload.service_account().to_string(),
-        tap_addr: SocketAddr::new(ip, proxy.tap_port),
+        tap_addr: proxy_listeners(workload)?.tap,
     })
 }
 

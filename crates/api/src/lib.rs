@@ -1,0 +1,38 @@
+//! The controller's HTTP API (`--web-addr`, prose in `docs/api.md`) as serde
+//! types: the one contract the controller serializes, the `weft` CLI and its
+//! tests' fake API deserialize, and `weft-controller`'s contract test checks
+//! against the real server.
+//!
+//! ```text
+//! weft-controller api/*.rs ──serialize──► JSON ──deserialize──► weft cli
+//!                       └──── weft-api (this crate) ────┘
+//! ```
+//!
+//! Every type refuses fields it does not know (`deny_unknown_fields`), so a
+//! field added on one side only fails a test instead of being dropped
+//! silently. Fields the controller leaves out in some answers carry
+//! `#[serde(default)]`; the rest must be present (an `Option` may be `null`).
+
+pub mod mesh;
+pub mod metrics;
+pub mod tap;
+
+pub use mesh::{
+    Certificate, IdentityInfo, IssuerCertificate, MeshStatus, ProxyAddresses, Scrape, TargetGroup,
+    Version, WorkloadInfo, WorkloadsResponse,
+};
+pub use metrics::{
+    EdgeRow, EdgesResponse, Latency, NamedWorkload, ResourceKind, RouteRow, RoutesResponse,
+    StatResponse, StatRow,
+};
+pub use tap::{TapEvent, TapEventKind, TapPeer};
+
+use serde::{Deserialize, Serialize};
+
+/// Every error answer: a 4xx/5xx status and `{"error": "<message>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// What went wrong, for the caller.
+    pub error: String,
+}

@@ -8,10 +8,13 @@
 //!                       └──── weft-api (this crate) ────┘
 //! ```
 //!
-//! Every type refuses fields it does not know (`deny_unknown_fields`), so a
+//! With the `strict` feature (on in the controller's and the CLI's tests),
+//! every type refuses fields it does not know (`deny_unknown_fields`), so a
 //! field added on one side only fails a test instead of being dropped
-//! silently. Fields the controller leaves out in some answers carry
-//! `#[serde(default)]`; the rest must be present (an `Option` may be `null`).
+//! silently. Without it (a released `weft`), a CLI reads a newer
+//! controller's answers and ignores what it does not know. Fields the
+//! controller leaves out in some answers carry `#[serde(default)]`; the rest
+//! must be present (an `Option` may be `null`).
 
 pub mod mesh;
 pub mod metrics;
@@ -31,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 /// Every error answer: a 4xx/5xx status and `{"error": "<message>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct ErrorBody {
     /// What went wrong, for the caller.
     pub error: String,

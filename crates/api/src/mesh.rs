@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/version`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct Version {
     /// The controller's version.
     pub version: String,
@@ -17,7 +17,7 @@ pub struct Version {
 
 /// `GET /api/workloads`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct WorkloadsResponse {
     /// Every workload, sorted by namespace and name.
     pub workloads: Vec<WorkloadInfo>,
@@ -25,7 +25,7 @@ pub struct WorkloadsResponse {
 
 /// A workload and, when meshed, its proxy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct WorkloadInfo {
     /// Its namespace.
     pub namespace: String,
@@ -52,7 +52,7 @@ pub struct WorkloadInfo {
 
 /// A proxy's listeners (`host:port`; `None` when the workload has no address).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct ProxyAddresses {
     /// Admin (`/metrics`, `/ready`).
     pub admin: Option<String>,
@@ -64,7 +64,7 @@ pub struct ProxyAddresses {
 
 /// The last scrape of a proxy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct Scrape {
     /// Whether it answered.
     pub up: bool,
@@ -77,7 +77,7 @@ pub struct Scrape {
 /// `GET /api/identity`. Identity off: only `enabled` (false) and `issuer`
 /// (null); on, with no issuer loaded yet: `trust_domain` too.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct IdentityInfo {
     /// Whether the Identity service runs.
     pub enabled: bool,
@@ -96,7 +96,7 @@ pub struct IdentityInfo {
 
 /// A certificate's subject and validity.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct Certificate {
     /// Its subject (`CN=root.weft.cluster.local`).
     pub subject: String,
@@ -108,7 +108,7 @@ pub struct Certificate {
 
 /// The issuer certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct IssuerCertificate {
     /// Its subject.
     pub subject: String,
@@ -122,7 +122,7 @@ pub struct IssuerCertificate {
 
 /// `GET /api/mesh`: the mesh file and its last load.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct MeshStatus {
     /// The mesh file.
     pub path: String,
@@ -137,7 +137,7 @@ pub struct MeshStatus {
 /// One target group of `GET /api/sd` (Prometheus `http_sd_configs`; the
 /// answer is an array of them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct TargetGroup {
     /// The proxy's admin address.
     pub targets: Vec<String>,

@@ -42,7 +42,7 @@ impl ResourceKind {
 
 /// Latency quantiles in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct Latency {
     /// The median.
     pub p50: Option<f64>,
@@ -54,7 +54,7 @@ pub struct Latency {
 
 /// `GET /api/stat`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct StatResponse {
     /// The window the numbers cover.
     pub window_seconds: u64,
@@ -64,7 +64,7 @@ pub struct StatResponse {
 
 /// One resource's golden metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct StatRow {
     /// What the row is about.
     pub kind: ResourceKind,
@@ -97,7 +97,7 @@ pub struct StatRow {
 
 /// `GET /api/routes`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct RoutesResponse {
     /// The window the numbers cover.
     pub window_seconds: u64,
@@ -107,7 +107,7 @@ pub struct RoutesResponse {
 
 /// One ServiceProfile route's golden metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct RouteRow {
     /// The route's name (`GET /books/{id}`); `[DEFAULT]` for requests no
     /// route matched.
@@ -128,7 +128,7 @@ pub struct RouteRow {
 
 /// `GET /api/edges`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct EdgesResponse {
     /// The window the edges were seen in.
     pub window_seconds: u64,
@@ -138,7 +138,7 @@ pub struct EdgesResponse {
 
 /// One edge between workloads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct EdgeRow {
     /// The source workload.
     pub src: NamedWorkload,
@@ -160,7 +160,7 @@ pub struct EdgeRow {
 
 /// A workload by namespace and name (one end of an edge).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct NamedWorkload {
     /// Its namespace.
     pub namespace: String,

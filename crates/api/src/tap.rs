@@ -31,7 +31,7 @@ impl TapEventKind {
 /// belong to one kind (`req`, `rsp` or `end`) and are left out of the
 /// others' lines, and out of their own when they have no value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct TapEvent {
     /// `req`, `rsp` or `end`.
     #[serde(rename = "type")]
@@ -116,7 +116,7 @@ impl TapEvent {
 /// A tap event's workload: `workload` is `None` when only its namespace is
 /// known (from its identity).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
 pub struct TapPeer {
     /// Its namespace.
     pub namespace: String,

@@ -38,6 +38,14 @@ fn strict<T: DeserializeOwned + Serialize>(what: &str, body: &Value) -> T {
     typed
 }
 
+/// The types read strictly here (weft-api's `strict` feature, a
+/// dev-dependency): without it a field added on one side would pass.
+#[test]
+fn the_api_types_refuse_unknown_fields_in_tests() {
+    let extra = serde_json::json!({"error": "x", "added": 1});
+    assert!(serde_json::from_value::<ErrorBody>(extra).is_err());
+}
+
 /// `GET path`: its status and body as JSON.
 fn get(demo: &DemoMesh, path: &str) -> (u16, Value) {
     let response = demo.controller.web_get(path).expect("GET the API");

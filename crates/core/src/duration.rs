@@ -64,7 +64,8 @@ pub enum DurationReason {
     Overflow,
 }
 
-/// A duration written as a Go duration string; keeps the text it came from.
+/// A duration as a ServiceProfile writes it (read by [`parse_duration`]); keeps
+/// the text it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct GoDuration {

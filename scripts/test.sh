@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command, for people and CI alike:
 #
-#   1. build everything once (the e2e tests spawn target/debug/weft-proxy)
+#   1. build everything once (the e2e tests spawn target/debug/weft-proxy),
+#      then the lints: cargo fmt --check, cargo clippy -D warnings
 #   2. run the Rust tests (cargo nextest, or cargo test without it)
 #   3. smoke-test the demo mesh (weft demo --check, on free ports, in a
 #      temporary state directory)
@@ -47,6 +48,12 @@ if ((FAILED)); then
 fi
 TARGET=$(target_dir)
 TARGET=${TARGET:-target}
+
+# Lints early, on the build just made: formatting, then clippy with every
+# warning (including [workspace.lints]) an error.
+step "cargo fmt --all --check" cargo fmt --all --check
+step "cargo clippy --workspace --all-targets -- -D warnings" \
+    cargo clippy --workspace --all-targets -- -D warnings
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast

@@ -177,21 +177,9 @@ pub fn parse_numbers(text: &str) -> Result<Numbers, String> {
         .map(Numbers)
 }
 
-/// Parses `1500ms`, `2s`, `1m`.
+/// Parses `1500ms`, `2s`, `1m`, `1m30s` (weft-core's duration parser).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| text.split_at(i))
-        .ok_or_else(|| format!("{text:?}: a unit is required (ms, s, m)"))?;
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: not a number"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m)")),
-    }
+    weft_core::duration::parse_duration(text).map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
@@ -211,8 +199,9 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("2").is_err());
-        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("2 parsecs").is_err());
     }
 
     #[test]

@@ -85,59 +85,68 @@ pub struct Ports {
     pub grpc: SocketAddr,
 }
 
+/// The nginx configuration templates (`bench/src/nginx/`), filled in by
+/// [`fill_template`]. Every one but `main.conf` starts with `{{main}}`.
+mod nginx_templates {
+    /// What every configuration starts with; ends inside the `http` block.
+    pub(super) const MAIN: &str = include_str!("nginx/main.conf");
+    /// `nginx`: one port per workload in front of the backend.
+    pub(super) const REVERSE_PROXY: &str = include_str!("nginx/reverse_proxy.conf");
+    /// One hop of `nginx-2hop` / `nginx-mtls-2hop`.
+    pub(super) const CHAIN_HOP: &str = include_str!("nginx/chain_hop.conf");
+    /// The server side of a mutual TLS hop (inside its `server` block).
+    pub(super) const CHAIN_ACCEPT_TLS: &str = include_str!("nginx/chain_accept_tls.conf");
+    /// The client side of a mutual TLS hop (inside its `location` block).
+    pub(super) const CHAIN_CONNECT_TLS: &str = include_str!("nginx/chain_connect_tls.conf");
+}
+
+/// Replaces every `{{name}}` in `template` with its value from `values`, in
+/// one pass (values are not searched for placeholders). A placeholder without
+/// a value is a bug in the harness: it panics, and the tests fill every
+/// template.
+pub fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
+    let mut filled = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        filled.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .unwrap_or_else(|| panic!("unclosed placeholder in template: {after:.40}"));
+        let name = &after[..end];
+        let value = values
+            .iter()
+            .find(|(key, _)| *key == name)
+            .unwrap_or_else(|| panic!("no value for template placeholder {{{{{name}}}}}"))
+            .1;
+        filled.push_str(value);
+        rest = &after[end + 2..];
+    }
+    filled.push_str(rest);
+    filled
+}
+
 /// nginx configuration for `ports` in front of `backend`; `dir` holds its
 /// pid, log and temp files.
 pub fn nginx_config(ports: &Ports, backend: SocketAddr, dir: &Path) -> String {
-    format!(
-        "{main}  http2_max_concurrent_streams 1024;
-  # Separate pools: a cached gRPC (HTTP/2) connection must never be
-  # reused for an HTTP/1.1 request.
-  upstream plain {{ server {backend}; keepalive 256; keepalive_requests 1000000; }}
-  upstream grpc {{ server {backend}; keepalive 256; keepalive_requests 1000000; }}
-  server {{
-    listen {h1};
-    location / {{ proxy_pass http://plain; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}
-  }}
-  server {{
-    listen {h2} http2;
-    location / {{ proxy_pass http://plain; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}
-  }}
-  server {{
-    listen {grpc} http2;
-    location / {{ grpc_pass grpc://grpc; }}
-  }}
-}}
-",
-        main = nginx_main(dir),
-        h1 = ports.http1,
-        h2 = ports.http2,
-        grpc = ports.grpc,
+    fill_template(
+        nginx_templates::REVERSE_PROXY,
+        &[
+            ("main", &nginx_main(dir)),
+            ("backend", &backend.to_string()),
+            ("http1", &ports.http1.to_string()),
+            ("http2", &ports.http2.to_string()),
+            ("grpc", &ports.grpc.to_string()),
+        ],
     )
 }
 
-/// The part of every nginx configuration the harness writes: one worker in
-/// the foreground under a master, pid, error log and temp files in `dir`,
-/// no access log, long-lived client keep-alive; it ends inside the open
-/// `http` block.
+/// The part of every nginx configuration the harness writes (`main.conf`),
+/// with its files in `dir`.
 fn nginx_main(dir: &Path) -> String {
-    let dir = dir.display();
-    format!(
-        "user root;
-worker_processes 1;
-daemon off;
-master_process on;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  keepalive_requests 1000000;
-"
+    fill_template(
+        nginx_templates::MAIN,
+        &[("dir", &dir.display().to_string())],
     )
 }
 
@@ -389,65 +398,53 @@ pub enum ChainTls<'a> {
 /// nginx configuration of one hop of `nginx-2hop` / `nginx-mtls-2hop`.
 pub fn nginx_chain_config(hop: &ChainHop<'_>) -> String {
     let path = |p: &Path| p.display().to_string();
-    let (listen_tls, server_tls, upstream_scheme, proxy_tls) = match hop.tls {
-        None => (String::new(), String::new(), "http", String::new()),
-        Some(ChainTls::Accept(certificates)) => (
-            " ssl".to_string(),
-            format!(
-                "    ssl_certificate {certificate};
-    ssl_certificate_key {key};
-    ssl_protocols TLSv1.3;
-    ssl_verify_client on;
-    ssl_client_certificate {authority};
-    location = {TLS_CHECK_PATH} {{ return 200 \"$ssl_protocol $ssl_client_verify $ssl_client_s_dn\\n\"; }}
-",
-                certificate = path(&certificates.server.certificate),
-                key = path(&certificates.server.key),
-                authority = path(&certificates.authority),
-            ),
-            "http",
-            String::new(),
-        ),
-        Some(ChainTls::Connect(certificates)) => (
-            String::new(),
-            String::new(),
-            "https",
-            format!(
-                "      proxy_ssl_certificate {certificate};
-      proxy_ssl_certificate_key {key};
-      proxy_ssl_trusted_certificate {authority};
-      proxy_ssl_verify on;
-      proxy_ssl_name {CHAIN_SERVER_NAME};
-      proxy_ssl_server_name on;
-      proxy_ssl_session_reuse on;
-      proxy_ssl_protocols TLSv1.3;
-",
-                certificate = path(&certificates.client.certificate),
-                key = path(&certificates.client.key),
-                authority = path(&certificates.authority),
-            ),
-        ),
+    let tls_files = |leaf: &Leaf, certificates: &ChainCertificates| {
+        [
+            path(&leaf.certificate),
+            path(&leaf.key),
+            path(&certificates.authority),
+        ]
     };
-    format!(
-        "{main}  upstream next {{ server {upstream}; keepalive 256; keepalive_requests 1000000; }}
-  server {{
-    listen {listen}{listen_tls};
-{server_tls}    location / {{
-      proxy_pass {upstream_scheme}://next;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      # The load generator cuts its requests in flight at the end of every
-      # run; finishing them keeps the upstream connection in the pool
-      # instead of closing it, so the next run does not pay new (TLS)
-      # connections.
-      proxy_ignore_client_abort on;
-{proxy_tls}    }}
-  }}
-}}
-",
-        main = nginx_main(hop.dir),
-        upstream = hop.upstream,
-        listen = hop.listen,
+    let (listen_tls, server_tls, upstream_scheme, proxy_tls) = match hop.tls {
+        None => ("", String::new(), "http", String::new()),
+        Some(ChainTls::Accept(certificates)) => {
+            let [certificate, key, authority] = tls_files(&certificates.server, certificates);
+            let server_tls = fill_template(
+                nginx_templates::CHAIN_ACCEPT_TLS,
+                &[
+                    ("certificate", &certificate),
+                    ("key", &key),
+                    ("authority", &authority),
+                    ("tls_check_path", TLS_CHECK_PATH),
+                ],
+            );
+            (" ssl", server_tls, "http", String::new())
+        }
+        Some(ChainTls::Connect(certificates)) => {
+            let [certificate, key, authority] = tls_files(&certificates.client, certificates);
+            let proxy_tls = fill_template(
+                nginx_templates::CHAIN_CONNECT_TLS,
+                &[
+                    ("certificate", &certificate),
+                    ("key", &key),
+                    ("authority", &authority),
+                    ("server_name", CHAIN_SERVER_NAME),
+                ],
+            );
+            ("", String::new(), "https", proxy_tls)
+        }
+    };
+    fill_template(
+        nginx_templates::CHAIN_HOP,
+        &[
+            ("main", &nginx_main(hop.dir)),
+            ("upstream", &hop.upstream.to_string()),
+            ("listen", &hop.listen.to_string()),
+            ("listen_tls", listen_tls),
+            ("server_tls", &server_tls),
+            ("upstream_scheme", upstream_scheme),
+            ("proxy_tls", &proxy_tls),
+        ],
     )
 }
 
@@ -559,6 +556,54 @@ mod tests {
             words,
             ["socat", "TCP-LISTEN:127.0.0.1:1", "TCP:127.0.0.1:2"]
         );
+    }
+
+    #[test]
+    fn fills_templates_in_one_pass() {
+        let filled = fill_template("a {{x}} b {{y}}{{x}} { c }", &[("x", "1"), ("y", "{{x}}")]);
+        assert_eq!(filled, "a 1 b {{x}}1 { c }");
+        assert_eq!(fill_template("no placeholders", &[]), "no placeholders");
+    }
+
+    #[test]
+    #[should_panic(expected = "no value for template placeholder {{z}}")]
+    fn a_placeholder_without_a_value_is_a_bug() {
+        fill_template("{{z}}", &[]);
+    }
+
+    /// Every template's placeholders are filled: no `{{` is left, and the
+    /// braces balance.
+    #[test]
+    fn configs_leave_no_placeholder() {
+        let ports = Ports {
+            http1: "127.0.0.1:1001".parse().unwrap(),
+            http2: "127.0.0.1:1002".parse().unwrap(),
+            grpc: "127.0.0.1:1003".parse().unwrap(),
+        };
+        let certificates = ChainCertificates::in_dir(Path::new("/tmp/x/tls"));
+        let hop = |tls| {
+            nginx_chain_config(&ChainHop {
+                dir: Path::new("/tmp/x"),
+                listen: "127.0.0.1:1001".parse().unwrap(),
+                upstream: "127.0.0.1:1002".parse().unwrap(),
+                tls,
+            })
+        };
+        for config in [
+            nginx_config(
+                &ports,
+                "127.0.0.1:2000".parse().unwrap(),
+                Path::new("/tmp/x"),
+            ),
+            hop(None),
+            hop(Some(ChainTls::Accept(&certificates))),
+            hop(Some(ChainTls::Connect(&certificates))),
+        ] {
+            assert!(!config.contains("{{"), "{config}");
+            assert!(config.contains("worker_processes 1;"), "{config}");
+            let opened = config.matches('{').count();
+            assert_eq!(opened, config.matches('}').count(), "{config}");
+        }
     }
 
     #[test]

@@ -36,10 +36,7 @@ pub mod token_files;
 
 use std::fmt;
 
-/// The control-plane namespace used in identities when none is configured.
-pub const DEFAULT_CONTROL_NAMESPACE: &str = "weft";
-/// The trust domain used when none is configured.
-pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+pub use weft_core::names::{DEFAULT_CONTROL_NAMESPACE, DEFAULT_TRUST_DOMAIN};
 
 /// Who a workload is: its namespace and service account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,9 +86,11 @@ impl IdentityDomain {
     /// The DNS name a workload's certificate carries and peers verify:
     /// `<sa>.<ns>.serviceaccount.identity.<control namespace>.<trust domain>`.
     pub fn dns_name(&self, identity: &WorkloadIdentity) -> String {
-        format!(
-            "{}.{}.serviceaccount.identity.{}.{}",
-            identity.service_account, identity.namespace, self.control_namespace, self.trust_domain
+        weft_core::names::identity_name(
+            &identity.service_account,
+            &identity.namespace,
+            &self.control_namespace,
+            &self.trust_domain,
         )
     }
 

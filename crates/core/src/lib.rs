@@ -18,7 +18,8 @@
 //! | [`workload`]| the `Workload` kind |
 //! | [`profile`] | `ServiceProfile`, route matching, response classification |
 //! | [`duration`]| Go duration strings (`250ms`, `1m30s`) |
-//! | [`split`]   | `TrafficSplit`, quantity weights, `dst_overrides` |
+//! | [`split`]   | `TrafficSplit`, `dst_overrides` |
+//! | [`weight`]  | quantity weights (`900m`, `1`) and their wire form |
 //! | [`names`]   | fully-qualified service names |
 
 pub mod duration;
@@ -27,6 +28,7 @@ pub mod object;
 pub mod profile;
 pub mod service;
 pub mod split;
+pub mod weight;
 pub mod workload;
 
 pub use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};

@@ -1,8 +1,32 @@
-//! Fully-qualified service names: `<service>.<namespace>.svc.<cluster domain>`,
-//! the name a ServiceProfile carries and the name proxies resolve.
+//! The names weft gives things:
+//!
+//! - fully-qualified service names, `<service>.<namespace>.svc.<cluster domain>`,
+//!   the name a ServiceProfile carries and the name proxies resolve;
+//! - identity names (Linkerd's format),
+//!   `<service account>.<namespace>.serviceaccount.identity.<control namespace>.<trust domain>`,
+//!   the DNS name a workload's certificate carries and peers verify.
 
 /// The cluster domain used when none is configured.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// The control-plane namespace in identity names when none is configured.
+pub const DEFAULT_CONTROL_NAMESPACE: &str = "weft";
+/// The trust domain in identity names when none is configured.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+
+/// A workload's identity name, the DNS name its certificate carries:
+/// `<service_account>.<namespace>.serviceaccount.identity.<control_namespace>.<trust_domain>`.
+/// The controller issues certificates for it; `weft up` tells each proxy to ask for it.
+pub fn identity_name(
+    service_account: &str,
+    namespace: &str,
+    control_namespace: &str,
+    trust_domain: &str,
+) -> String {
+    format!(
+        "{service_account}.{namespace}.serviceaccount.identity.{control_namespace}.{trust_domain}"
+    )
+}
 
 /// A service, named by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,6 +103,35 @@ mod tests {
             let parsed = ServiceName::parse(host, DEFAULT_CLUSTER_DOMAIN);
             let expected = expected.map(|(namespace, name)| ServiceName::new(namespace, name));
             assert_eq!(parsed, expected, "{host}");
+        }
+    }
+
+    #[test]
+    fn identity_names_follow_linkerd() {
+        let cases = [
+            (
+                (
+                    "web",
+                    "shop",
+                    DEFAULT_CONTROL_NAMESPACE,
+                    DEFAULT_TRUST_DOMAIN,
+                ),
+                "web.shop.serviceaccount.identity.weft.cluster.local",
+            ),
+            (
+                ("weft-controller", "weft", "weft", "cluster.local"),
+                "weft-controller.weft.serviceaccount.identity.weft.cluster.local",
+            ),
+            (
+                ("default", "demo", "mesh", "example.org"),
+                "default.demo.serviceaccount.identity.mesh.example.org",
+            ),
+        ];
+        for ((service_account, namespace, control_namespace, trust_domain), expected) in cases {
+            assert_eq!(
+                identity_name(service_account, namespace, control_namespace, trust_domain),
+                expected
+            );
         }
     }
 

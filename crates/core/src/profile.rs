@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::GoDuration;
-use crate::split::Weight;
+use crate::weight::Weight;
 
 /// The API version of [`ServiceProfile`].
 pub const API_VERSION: &str = "linkerd.io/v1alpha2";

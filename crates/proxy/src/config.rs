@@ -446,7 +446,7 @@ pub fn help_text() -> String {
     let mut text = String::from(
         "weft-proxy: the weft service mesh's sidecar proxy\n\n\
          Usage: weft-proxy            (configured only by environment variables)\n\n\
-         Durations are written 500ms, 10s, 2m, 1h; port sets as 25,587,8000-8100.\n\
+         Durations are written 500ms, 10s, 2m, 1h, 1d, 1m30s; port sets as 25,587,8000-8100.\n\
          Invalid variables are all reported at once and the process exits 64.\n\n",
     );
     for variable in VARIABLES {

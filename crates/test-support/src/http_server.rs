@@ -28,7 +28,7 @@ use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -392,7 +392,7 @@ struct Recorder(Arc<Mutex<Vec<u8>>>);
 
 impl Recorder {
     fn push(&self, bytes: &[u8]) {
-        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         buf.extend_from_slice(bytes);
         if buf.len() > 2 * RECORD_KEEP {
             let excess = buf.len() - RECORD_KEEP;
@@ -402,7 +402,7 @@ impl Recorder {
 
     /// The last raw request head whose request line is `METHOD URI HTTP/1.x`.
     fn raw_head(&self, method: &str, uri: &str) -> Option<(String, Vec<(String, String)>)> {
-        let buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let needle = format!("{method} {uri} HTTP/1.");
         let needle = needle.as_bytes();
         let start = (0..buf.len().saturating_sub(needle.len() - 1))

@@ -38,7 +38,7 @@ pub mod websocket;
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use controller::{ControllerProcess, MeshFile};
@@ -83,7 +83,7 @@ static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// any process (the attack tests open thousands) takes it in between.
 pub fn free_port() -> u16 {
     let (low, high) = (10_000u32, ephemeral_low().max(10_001));
-    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
     let seen = guard.get_or_insert_with(HashSet::new);
     loop {
         let port = (low + random_u32() % (high - low)) as u16;
@@ -115,7 +115,7 @@ fn random_u32() -> u32 {
 /// Binds `127.0.0.1:0` until the port is one this process never handed out
 /// (by [`free_port`] or to a test server), and records it.
 pub(crate) fn bind_unique() -> TcpListener {
-    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
     let seen = guard.get_or_insert_with(HashSet::new);
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

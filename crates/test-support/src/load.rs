@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -245,7 +245,10 @@ pub async fn run_async(
                 let mut client = ProxyClient::new(proxy);
                 while next.fetch_add(1, Ordering::Relaxed) < total {
                     let outcome = client.get(&url).await;
-                    outcomes.lock().expect("outcomes").push(outcome);
+                    outcomes
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(outcome);
                 }
             })
         })
@@ -253,7 +256,7 @@ pub async fn run_async(
     for client in clients {
         client.await.expect("load client task");
     }
-    let outcomes = std::mem::take(&mut *outcomes.lock().expect("outcomes"));
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap_or_else(PoisonError::into_inner));
     LoadReport {
         outcomes,
         elapsed: started.elapsed(),
@@ -306,7 +309,10 @@ impl BackgroundLoad {
                                 let mut client = ProxyClient::new(proxy);
                                 while !stop.load(Ordering::Relaxed) {
                                     let outcome = client.get(&url).await;
-                                    outcomes.lock().expect("outcomes").push(outcome);
+                                    outcomes
+                                        .lock()
+                                        .unwrap_or_else(PoisonError::into_inner)
+                                        .push(outcome);
                                     tokio::time::sleep(pause).await;
                                 }
                             })
@@ -328,12 +334,15 @@ impl BackgroundLoad {
 
     /// Requests ended so far.
     pub fn completed(&self) -> usize {
-        self.outcomes.lock().expect("outcomes").len()
+        self.outcomes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Failed requests so far.
     pub fn failures(&self) -> usize {
-        let outcomes = self.outcomes.lock().expect("outcomes");
+        let outcomes = self.outcomes.lock().unwrap_or_else(PoisonError::into_inner);
         outcomes.iter().filter(|o| !o.is_success()).count()
     }
 
@@ -357,7 +366,8 @@ impl BackgroundLoad {
         if let Some(thread) = self.thread.take() {
             thread.join().expect("load thread");
         }
-        let outcomes = std::mem::take(&mut *self.outcomes.lock().expect("outcomes"));
+        let outcomes =
+            std::mem::take(&mut *self.outcomes.lock().unwrap_or_else(PoisonError::into_inner));
         LoadReport {
             outcomes,
             elapsed: self.started.elapsed(),

@@ -15,7 +15,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -63,7 +63,8 @@ impl RecordingApp {
     }
 
     fn received(&self) -> String {
-        String::from_utf8_lossy(&self.received.lock().unwrap()).into_owned()
+        String::from_utf8_lossy(&self.received.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned()
     }
 }
 
@@ -75,7 +76,10 @@ fn answer_heads(mut stream: TcpStream, recorded: &Mutex<Vec<u8>>) {
         if read == 0 {
             return;
         }
-        recorded.lock().unwrap().extend_from_slice(&buffer[..read]);
+        recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(&buffer[..read]);
         seen.extend_from_slice(&buffer[..read]);
         let heads = seen
             .windows(4)

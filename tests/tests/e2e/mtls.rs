@@ -18,7 +18,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use weft_e2e::curl;
@@ -62,7 +62,10 @@ impl Relay {
                         if read == 0 || server_write.write_all(&buffer[..read]).is_err() {
                             break;
                         }
-                        recorded.lock().unwrap().extend_from_slice(&buffer[..read]);
+                        recorded
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .extend_from_slice(&buffer[..read]);
                     }
                     let _ = server_write.shutdown(std::net::Shutdown::Write);
                 });
@@ -81,7 +84,10 @@ impl Relay {
     }
 
     fn sent(&self) -> Vec<u8> {
-        self.sent.lock().unwrap().clone()
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -17,12 +17,26 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use weft_core::Workload;
 
-/// The trust domain and control namespace `weft up` runs with (the
-/// controller's defaults), the last labels of every identity.
-pub const IDENTITY_SUFFIX: &str = "identity.weft.cluster.local";
-/// The controller's identity, which the proxies' tap servers accept.
-pub const CONTROLLER_IDENTITY: &str =
-    "weft-controller.weft.serviceaccount.identity.weft.cluster.local";
+/// An identity name in the control namespace and trust domain `weft up` runs
+/// with (the controller's defaults).
+fn identity_name(service_account: &str, namespace: &str) -> String {
+    use weft_core::names::{DEFAULT_CONTROL_NAMESPACE, DEFAULT_TRUST_DOMAIN, identity_name};
+    identity_name(
+        service_account,
+        namespace,
+        DEFAULT_CONTROL_NAMESPACE,
+        DEFAULT_TRUST_DOMAIN,
+    )
+}
+
+/// The controller's identity, which the proxies' tap servers accept: its
+/// service account `weft-controller` in the control namespace.
+fn controller_identity() -> String {
+    identity_name(
+        "weft-controller",
+        weft_core::names::DEFAULT_CONTROL_NAMESPACE,
+    )
+}
 /// The grace period each proxy gets to drain when stopped.
 pub const PROXY_GRACE_PERIOD: &str = "3s";
 
@@ -263,10 +277,7 @@ pub fn plan(
             None => mesh_dir.to_path_buf(),
         };
         planned.push(WorkloadPlan {
-            identity: format!(
-                "{}.{namespace}.serviceaccount.{IDENTITY_SUFFIX}",
-                workload.service_account()
-            ),
+            identity: identity_name(workload.service_account(), &namespace),
             namespace,
             name,
             app: AppPlan {
@@ -405,7 +416,7 @@ pub fn proxy_env(
             context.trust_anchors_pem.clone(),
         ),
         ("WEFT_PROXY_TAP_LISTEN_ADDR", proxy.tap.to_string()),
-        ("WEFT_PROXY_TAP_SVC_NAME", CONTROLLER_IDENTITY.to_string()),
+        ("WEFT_PROXY_TAP_SVC_NAME", controller_identity()),
         (
             "WEFT_PROXY_SHUTDOWN_GRACE_PERIOD",
             PROXY_GRACE_PERIOD.to_string(),

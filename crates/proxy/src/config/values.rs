@@ -179,31 +179,11 @@ pub(super) fn parse_listen_addrs(value: &str) -> Result<Vec<SocketAddr>, String>
     }
 }
 
-/// Parses `500ms`, `10s`, `2m`, `1h`, `1d`; a unit is required except for `0`.
+/// Parses `500ms`, `10s`, `2m`, `1h`, `1d`, `1m30s`, `1.5s`; a unit is
+/// required except for `0` (weft-core's one duration parser). The error is the
+/// reason alone: the config error around it names the variable and its value.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let digits_end = value
-        .find(|character: char| !character.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(digits_end);
-    if digits.is_empty() {
-        return Err("expected a whole number with a unit: ms, s, m, h or d (e.g. 10s)".to_string());
-    }
-    let amount: u64 = digits.parse().map_err(|_| "number too large".to_string())?;
-    let millis_per_unit = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "" if amount == 0 => 0,
-        "" => return Err("missing unit: write ms, s, m, h or d (e.g. 10s)".to_string()),
-        _ => return Err(format!("unknown unit {unit:?}: use ms, s, m, h or d")),
-    };
-    amount
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| "duration too large".to_string())
+    weft_core::duration::parse_duration(value).map_err(|error| error.reason().to_string())
 }
 
 pub(super) fn parse_positive_duration(value: &str) -> Result<Duration, String> {
@@ -261,20 +241,10 @@ pub(super) fn parse_connection_limit(value: &str) -> Result<usize, String> {
     }
 }
 
-/// Writes a duration the way it is configured (`10s`, `500ms`).
+/// Writes a duration the way it is configured (`10s`, `500ms`), so that
+/// [`parse_duration`] reads it back.
 pub fn format_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis == 0 {
-        "0".to_string()
-    } else if millis.is_multiple_of(3_600_000) {
-        format!("{}h", millis / 3_600_000)
-    } else if millis.is_multiple_of(60_000) {
-        format!("{}m", millis / 60_000)
-    } else if millis.is_multiple_of(1_000) {
-        format!("{}s", millis / 1_000)
-    } else {
-        format!("{millis}ms")
-    }
+    weft_core::duration::format_duration(duration)
 }
 
 /// What happens to an inbound connection whose protocol was not detected

@@ -437,38 +437,119 @@ impl Drop for TcpConnectionMetrics {
 
 /// Encodes the registry as Prometheus text, with histogram bounds written as
 /// Linkerd writes them (`le="1"`, not `le="1.0"`).
+///
+/// prometheus-client writes a bound through its `f64` label-value encoding
+/// (`1.0`) and offers no hook for it (the text encoder's `encode_histogram`
+/// formats `le` itself; a custom metric cannot write the `_bucket` suffix), so
+/// the text passes through [`WholeNumberBounds`] on its way into the buffer:
+/// one pass, no second buffer.
 pub fn encode(registry: &Registry) -> String {
     let mut text = String::with_capacity(16 * 1024);
-    prometheus_client::encoding::text::encode(&mut text, registry)
+    let mut writer = WholeNumberBounds::new(&mut text);
+    prometheus_client::encoding::text::encode(&mut writer, registry)
         .expect("writing to a String cannot fail");
-    whole_number_bounds(&text)
+    writer.finish().expect("writing to a String cannot fail");
+    text
 }
 
-fn whole_number_bounds(text: &str) -> String {
-    const MARKER: &str = "le=\"";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(position) = rest.find(MARKER) {
-        let value_start = position + MARKER.len();
-        let is_label_name = position == 0 || matches!(rest.as_bytes()[position - 1], b'{' | b',');
-        out.push_str(&rest[..value_start]);
-        rest = &rest[value_start..];
-        if !is_label_name {
-            continue;
-        }
-        if let Some(end) = rest.find('"') {
-            let value = &rest[..end];
-            match value.strip_suffix(".0") {
-                Some(whole) if whole.bytes().all(|byte| byte.is_ascii_digit()) => {
-                    out.push_str(whole)
-                }
-                _ => out.push_str(value),
-            }
-            rest = &rest[end..];
+/// A [`fmt::Write`](std::fmt::Write) that passes text through, except that
+/// the value of an `le` label (`{le="` or `,le="`) made of digits and `.0`
+/// loses the `.0`. Any other value (`0.5`, `+Inf`) is written as it came.
+/// Works however the text is cut into `write_str` calls: at most a few digits
+/// of a bound are held back, in a fixed array.
+struct WholeNumberBounds<'a, W: std::fmt::Write> {
+    out: &'a mut W,
+    /// Bytes of `le="` matched so far after a `{` or `,`.
+    matched: usize,
+    /// Whether the last byte was `{` or `,` (a label name may start next).
+    after_separator: bool,
+    /// Inside a bound: the digits and dots read so far.
+    bound: Option<BoundDigits>,
+}
+
+/// The digits of a bound held back until its closing quote.
+struct BoundDigits {
+    bytes: [u8; 24],
+    length: usize,
+}
+
+impl BoundDigits {
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and dots are ever stored.
+        std::str::from_utf8(&self.bytes[..self.length]).unwrap_or_default()
+    }
+}
+
+impl<'a, W: std::fmt::Write> WholeNumberBounds<'a, W> {
+    const LABEL: &'static [u8] = b"le=\"";
+
+    fn new(out: &'a mut W) -> Self {
+        Self {
+            out,
+            matched: 0,
+            after_separator: false,
+            bound: None,
         }
     }
-    out.push_str(rest);
-    out
+
+    /// Writes out a bound still held back (text that ended inside one).
+    fn finish(mut self) -> std::fmt::Result {
+        match self.bound.take() {
+            Some(bound) => self.out.write_str(bound.as_str()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<W: std::fmt::Write> std::fmt::Write for WholeNumberBounds<'_, W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let bytes = text.as_bytes();
+        // text[pending..index] is passed through unchanged when flushed.
+        let mut pending = 0;
+        for (index, &byte) in bytes.iter().enumerate() {
+            if let Some(bound) = &mut self.bound {
+                if (byte.is_ascii_digit() || byte == b'.') && bound.length < bound.bytes.len() {
+                    bound.bytes[bound.length] = byte;
+                    bound.length += 1;
+                    pending = index + 1;
+                    continue;
+                }
+                let digits = bound.as_str();
+                let whole = digits
+                    .strip_suffix(".0")
+                    .filter(|whole| !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()));
+                // The closing quote shortens a whole number; anything else
+                // means this was not a bound to rewrite.
+                let written = if byte == b'"' {
+                    whole.unwrap_or(digits)
+                } else {
+                    digits
+                };
+                self.out.write_str(written)?;
+                self.bound = None;
+                pending = index;
+            }
+            if self.matched > 0 && byte == Self::LABEL[self.matched] {
+                self.matched += 1;
+                if self.matched == Self::LABEL.len() {
+                    self.out.write_str(&text[pending..=index])?;
+                    pending = index + 1;
+                    self.matched = 0;
+                    self.bound = Some(BoundDigits {
+                        bytes: [0; 24],
+                        length: 0,
+                    });
+                }
+            } else {
+                self.matched = usize::from(self.after_separator && byte == Self::LABEL[0]);
+            }
+            self.after_separator = matches!(byte, b'{' | b',');
+        }
+        if self.bound.is_none() {
+            self.out.write_str(&text[pending..])?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -553,6 +634,21 @@ mod tests {
         assert!(text.contains("tcp_open_connections{direction=\"inbound\",peer=\"src\",target_addr=\"127.0.0.1:6379\",target_ip=\"127.0.0.1\",target_port=\"6379\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 0"), "{text}");
     }
 
+    /// Writes `input` through [`WholeNumberBounds`] cut into `write_str`
+    /// calls at `cuts`.
+    fn whole_number_bounds(input: &str, cuts: &[usize]) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let mut writer = WholeNumberBounds::new(&mut out);
+        let mut start = 0;
+        for &cut in cuts.iter().chain([&input.len()]) {
+            writer.write_str(&input[start..cut]).unwrap();
+            start = cut;
+        }
+        writer.finish().unwrap();
+        out
+    }
+
     #[test]
     fn bounds_are_written_as_whole_numbers() {
         let table = [
@@ -565,9 +661,36 @@ mod tests {
             ("x_bucket{le=\"+Inf\"} 3", "x_bucket{le=\"+Inf\"} 3"),
             ("no bounds here", "no bounds here"),
             ("x{dst_role=\"1.0\"} 3", "x{dst_role=\"1.0\"} 3"),
+            (
+                "x_bucket{le=\"2.0\"} 1\nx_bucket{le=\"10.0\"} 2\n",
+                "x_bucket{le=\"2\"} 1\nx_bucket{le=\"10\"} 2\n",
+            ),
+            ("x{a=\"é,le=\"} 1.0", "x{a=\"é,le=\"} 1.0"),
+            ("x_bucket{le=\".0\"} 3", "x_bucket{le=\".0\"} 3"),
+            ("x_bucket{le=\"1.0", "x_bucket{le=\"1.0"),
+            (
+                "x_bucket{le=\"12345678901234567890123456789.0\"} 3",
+                "x_bucket{le=\"12345678901234567890123456789.0\"} 3",
+            ),
         ];
         for (input, expected) in table {
-            assert_eq!(whole_number_bounds(input), expected);
+            assert_eq!(whole_number_bounds(input, &[]), expected, "{input:?}");
+            // Cut anywhere (on character boundaries), once and everywhere.
+            let boundaries: Vec<usize> = (1..input.len())
+                .filter(|&cut| input.is_char_boundary(cut))
+                .collect();
+            for &cut in &boundaries {
+                assert_eq!(
+                    whole_number_bounds(input, &[cut]),
+                    expected,
+                    "{input:?} at {cut}"
+                );
+            }
+            assert_eq!(
+                whole_number_bounds(input, &boundaries),
+                expected,
+                "{input:?}"
+            );
         }
     }
 }

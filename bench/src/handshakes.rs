@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::process::Placement;
 use crate::procfs;
-use crate::report::median;
+use crate::stats::median;
 
 /// One series of connections.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -33,3 +33,4 @@ pub mod procfs;
 pub mod proto;
 pub mod report;
 pub mod setups;
+pub mod stats;

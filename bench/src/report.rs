@@ -12,6 +12,7 @@ use crate::handshakes::HandshakeCost;
 use crate::load::{LoadPoint, LoadResult, Workload};
 use crate::procfs::TICKS_PER_SECOND;
 use crate::setups::MtlsConnections;
+use crate::stats::median;
 
 /// One measured run.
 #[derive(Clone, Debug, Serialize)]
@@ -209,20 +210,6 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// Every run.
     pub samples: Vec<Sample>,
-}
-
-/// Median of `values` (NaN when empty).
-pub fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
 }
 
 fn us_per_request(ticks: u64, requests: u64) -> Option<f64> {
@@ -835,13 +822,6 @@ mod tests {
                 BTreeMap::from([(setup.to_string(), ticks)])
             },
         }
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&mut []).is_nan());
     }
 
     #[test]

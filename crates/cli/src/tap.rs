@@ -65,7 +65,7 @@ pub struct Args {
 
 /// Parses a Go duration flag (`10s`, `1m30s`).
 pub fn go_duration(text: &str) -> Result<Duration, String> {
-    weft_core::duration::parse_go_duration(text).map_err(|error| error.to_string())
+    weft_core::duration::parse_duration(text).map_err(|error| error.to_string())
 }
 
 /// Runs `weft tap`.

@@ -171,7 +171,7 @@ pub fn parse_window(text: Option<&str>) -> Result<Duration, ApiError> {
     let Some(text) = text else {
         return Ok(DEFAULT_WINDOW);
     };
-    let window = weft_core::duration::parse_go_duration(text)
+    let window = weft_core::duration::parse_duration(text)
         .map_err(|error| ApiError::bad_request(format!("bad window {text:?}: {error}")))?;
     if window < WINDOW_RANGE.0 || window > WINDOW_RANGE.1 {
         return Err(ApiError::bad_request(format!(

@@ -380,7 +380,7 @@ impl IdentityCommand {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    let value = weft_core::duration::parse_go_duration(text).map_err(|error| error.to_string())?;
+    let value = weft_core::duration::parse_duration(text).map_err(|error| error.to_string())?;
     if value.is_zero() {
         return Err("must be more than zero".into());
     }

@@ -34,6 +34,27 @@ use tonic::transport::server::Connected;
 
 use crate::identity::serving::ServingTls;
 
+/// Bounds on one of the controller's gRPC servers (HTTP/2 and message sizes).
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcLimits {
+    /// HTTP/2 streams one connection may have open (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub streams_per_connection: u32,
+    /// The largest header list accepted (`SETTINGS_MAX_HEADER_LIST_SIZE`).
+    pub header_list_bytes: u32,
+    /// The largest request message decoded.
+    pub message_bytes: usize,
+}
+
+impl GrpcLimits {
+    /// A tonic server builder with the HTTP/2 bounds set (the message bound
+    /// is set on the service itself).
+    pub fn server(&self) -> tonic::transport::Server {
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(self.streams_per_connection)
+            .http2_max_header_list_size(self.header_list_bytes)
+    }
+}
+
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// How long a connection may take to send its first byte and finish a TLS

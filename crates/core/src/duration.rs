@@ -168,10 +168,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::new(seconds, subsecond_nanos))
 }
 
-/// The name the controller and the CLI call; the same parser as
-/// [`parse_duration`].
-pub use parse_duration as parse_go_duration;
-
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
 
 /// `"1.5"` × 1e9 → 1.5e9, exactly (fractions below one nanosecond are

@@ -33,7 +33,7 @@ use futures::stream::{self, Stream, StreamExt};
 use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::destination_server::{Destination, DestinationServer};
 
-use crate::incoming::{ConnectionInfo, GrpcListener};
+use crate::incoming::{ConnectionInfo, GrpcLimits, GrpcListener};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -57,18 +57,6 @@ pub enum ServerError {
     /// The gRPC transport failed (accepting connections).
     #[error("destination server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
-}
-
-/// Bounds on the gRPC server itself (HTTP/2 and message sizes).
-#[derive(Debug, Clone, Copy)]
-pub struct GrpcLimits {
-    /// HTTP/2 streams one connection may have open (`SETTINGS_MAX_CONCURRENT_STREAMS`).
-    pub streams_per_connection: u32,
-    /// The largest header list accepted (`SETTINGS_MAX_HEADER_LIST_SIZE`).
-    pub header_list_bytes: u32,
-    /// The largest request message decoded: a `GetDestination` is a name
-    /// and a small context token.
-    pub message_bytes: usize,
 }
 
 /// The Destination server's bounds.
@@ -236,9 +224,8 @@ impl DestinationService {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let incoming = listener.incoming();
-        tonic::transport::Server::builder()
-            .max_concurrent_streams(GRPC_LIMITS.streams_per_connection)
-            .http2_max_header_list_size(GRPC_LIMITS.header_list_bytes)
+        GRPC_LIMITS
+            .server()
             .add_service(
                 DestinationServer::new(self).max_decoding_message_size(GRPC_LIMITS.message_bytes),
             )

@@ -31,7 +31,7 @@ use std::time::{Instant, SystemTime};
 use linkerd2_proxy_api::identity as proto;
 use linkerd2_proxy_api::identity::identity_server::{Identity, IdentityServer};
 
-use crate::incoming::GrpcListener;
+use crate::incoming::{GrpcLimits, GrpcListener};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,17 +45,6 @@ use super::authority::{IssueError, ValidityPolicy, leaf_validity};
 use super::csr::{CsrError, CsrParseError, check_csr, parse_csr};
 use super::issuer_files::AuthorityHandle;
 use super::token::{TokenRejection, TokenValidator};
-
-/// Bounds on the Identity gRPC server.
-#[derive(Debug, Clone, Copy)]
-pub struct GrpcLimits {
-    /// HTTP/2 streams one connection may have open (`SETTINGS_MAX_CONCURRENT_STREAMS`).
-    pub streams_per_connection: u32,
-    /// The largest header list accepted (`SETTINGS_MAX_HEADER_LIST_SIZE`).
-    pub header_list_bytes: u32,
-    /// The largest request message decoded.
-    pub message_bytes: usize,
-}
 
 /// The Identity server's bounds.
 pub const GRPC_LIMITS: GrpcLimits = GrpcLimits {
@@ -283,9 +272,8 @@ impl IdentityService {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), IdentityServerError> {
         let incoming = listener.incoming();
-        tonic::transport::Server::builder()
-            .max_concurrent_streams(GRPC_LIMITS.streams_per_connection)
-            .http2_max_header_list_size(GRPC_LIMITS.header_list_bytes)
+        GRPC_LIMITS
+            .server()
             .add_service(
                 IdentityServer::new(self).max_decoding_message_size(GRPC_LIMITS.message_bytes),
             )

@@ -18,6 +18,7 @@ use crate::proxy::Proxy;
 use crate::routing::{Plan, Router, TargetDiscovery};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
+use std::sync::PoisonError;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Serves a connection to completion: a direction's entry point, handed to
@@ -246,7 +247,10 @@ impl ConnectionContext {
 
     /// Metric labels for requests sent to `addr`.
     pub fn target_labels(&self, addr: SocketAddr) -> Arc<TargetLabels> {
-        let mut last = self.target_labels.lock().expect("labels lock poisoned");
+        let mut last = self
+            .target_labels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some((last_addr, labels)) = last.as_ref()
             && *last_addr == addr
         {
@@ -262,7 +266,10 @@ impl ConnectionContext {
 
     /// The `authority` metric label for a request's authority.
     pub fn authority_label(&self, authority: &str) -> Arc<str> {
-        let mut last = self.last_authority.lock().expect("authority lock poisoned");
+        let mut last = self
+            .last_authority
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some((raw, label)) = last.as_ref()
             && raw == authority
         {

@@ -15,6 +15,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::PoisonError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,7 +116,12 @@ impl Supervisor {
     pub fn pids(&self) -> Vec<(String, Option<u32>)> {
         self.children
             .iter()
-            .map(|child| (child.name.clone(), *child.pid.lock().expect("pid lock")))
+            .map(|child| {
+                (
+                    child.name.clone(),
+                    *child.pid.lock().unwrap_or_else(PoisonError::into_inner),
+                )
+            })
             .collect()
     }
 
@@ -146,11 +152,11 @@ async fn keep_running(
             status = child.wait() => status,
             _ = stopped.changed() => {
                 terminate(&mut child, grace).await;
-                *pid.lock().expect("pid lock") = None;
+                *pid.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 return;
             }
         };
-        *pid.lock().expect("pid lock") = None;
+        *pid.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let mut delay = next_backoff(backoff, started.elapsed());
         let why = match status {
             Ok(status) => describe(status),
@@ -171,7 +177,7 @@ async fn keep_running(
             }
             match spawn(&spec) {
                 Ok(next) => {
-                    *pid.lock().expect("pid lock") = next.id();
+                    *pid.lock().unwrap_or_else(PoisonError::into_inner) = next.id();
                     child = next;
                     backoff = Some(delay);
                     break;

@@ -2,6 +2,7 @@
 //! example file, and reloading real temp files.
 
 use std::net::SocketAddr;
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -17,7 +18,7 @@ fn endpoint_addresses(
     name: &str,
     port: u16,
 ) -> Option<Vec<SocketAddr>> {
-    let catalog = catalog.lock().unwrap();
+    let catalog = catalog.lock().unwrap_or_else(PoisonError::into_inner);
     catalog
         .endpoints(&ServicePort::new(namespace, name, port))
         .map(|set| set.keys().copied().collect())
@@ -314,7 +315,14 @@ async fn watched_edits_take_effect_within_a_second() {
         let _ = stopped.await;
     }));
 
-    eventually("the first load", || status.lock().unwrap().good_loads == 1).await;
+    eventually("the first load", || {
+        status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .good_loads
+            == 1
+    })
+    .await;
     let web_count = || endpoint_addresses(&catalog, "shop", "web", 80).map(|found| found.len());
     assert_eq!(web_count(), Some(3));
 
@@ -324,10 +332,19 @@ async fn watched_edits_take_effect_within_a_second() {
         &with_extra_workload(&good).replace("meshed: true}", "meshed: maybe}"),
     );
     eventually("the bad edit to be reported", || {
-        status.lock().unwrap().failed_loads == 1
+        status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed_loads
+            == 1
     })
     .await;
-    let last_error = status.lock().unwrap().last_error.clone().unwrap();
+    let last_error = status
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .last_error
+        .clone()
+        .unwrap();
     assert!(last_error.contains("document 11, line"), "{last_error}");
     assert_eq!(web_count(), Some(3));
 
@@ -335,7 +352,12 @@ async fn watched_edits_take_effect_within_a_second() {
     write_atomically(&path, &with_extra_workload(&good));
     let took = eventually("the fixed edit", || web_count() == Some(4)).await;
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    assert!(status.lock().unwrap().is_current());
+    assert!(
+        status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_current()
+    );
 
     stop.send(()).unwrap();
     task.await.unwrap();

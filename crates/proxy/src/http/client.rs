@@ -24,6 +24,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::PoisonError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -280,7 +281,10 @@ impl HttpClient {
     }
 
     fn checkout_http1(&self, key: &PoolKey) -> Option<http1::SendRequest<RequestBody>> {
-        let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
+        let mut pools = self
+            .http1_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let pool = pools.get_mut(key)?;
         let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
         pool.retain(|pooled| {
@@ -293,7 +297,10 @@ impl HttpClient {
     }
 
     fn checkin_http1(&self, key: PoolKey, sender: http1::SendRequest<RequestBody>) {
-        let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
+        let mut pools = self
+            .http1_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let pool = pools.entry(key).or_default();
         if pool.len() < self.settings.max_idle.max(1) * 2 {
             pool.push(PooledHttp1 {
@@ -308,7 +315,10 @@ impl HttpClient {
     pub fn evict_idle(&self) {
         let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
         let max_idle = self.settings.max_idle;
-        let mut pools = self.http1_pools.lock().expect("pool lock poisoned");
+        let mut pools = self
+            .http1_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for pool in pools.values_mut() {
             pool.retain(|pooled| {
                 !pooled.sender.is_closed()
@@ -332,7 +342,10 @@ impl HttpClient {
         }
         pools.retain(|_, pool| !pool.is_empty());
         drop(pools);
-        let mut connections = self.http2_connections.lock().expect("pool lock poisoned");
+        let mut connections = self
+            .http2_connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         connections.retain(|_, slot| match slot.try_lock() {
             Ok(sender) => sender.as_ref().is_some_and(|sender| !sender.is_closed()),
             Err(_) => true,
@@ -356,7 +369,7 @@ impl HttpClient {
         let slot = self
             .http2_connections
             .lock()
-            .expect("pool lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .entry(endpoint.key())
             .or_default()
             .clone();

@@ -15,6 +15,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Deref;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -105,13 +106,17 @@ impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
             .shared
             .metrics
             .read()
-            .expect("metrics lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(labels)
         {
             tracked.last_used_millis.store(now, Ordering::Relaxed);
             return tracked.clone();
         }
-        let mut metrics = self.shared.metrics.write().expect("metrics lock poisoned");
+        let mut metrics = self
+            .shared
+            .metrics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if metrics.len() >= self.shared.max_label_sets && !metrics.contains_key(labels) {
             if self.shared.overflowed.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!(
@@ -135,7 +140,11 @@ impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
     /// Returns how many were dropped.
     pub fn expire(&self, retain: Duration) -> usize {
         let cutoff = self.now_millis().saturating_sub(retain.as_millis() as u64);
-        let mut metrics = self.shared.metrics.write().expect("metrics lock poisoned");
+        let mut metrics = self
+            .shared
+            .metrics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let before = metrics.len();
         metrics.retain(|_, tracked| {
             Arc::strong_count(tracked) > 1
@@ -149,7 +158,7 @@ impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
         self.shared
             .metrics
             .read()
-            .expect("metrics lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
 
@@ -165,7 +174,11 @@ where
     M: EncodeMetric + TypedMetric,
 {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let metrics = self.shared.metrics.read().expect("metrics lock poisoned");
+        let metrics = self
+            .shared
+            .metrics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         for (labels, tracked) in metrics.iter() {
             tracked.metric.encode(encoder.encode_family(labels)?)?;
         }
@@ -180,7 +193,7 @@ where
         self.shared
             .metrics
             .read()
-            .expect("metrics lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .is_empty()
     }
 }

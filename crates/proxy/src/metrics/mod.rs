@@ -270,7 +270,7 @@ impl<L, M> Default for HandleCache<L, M> {
 
 impl<L: Clone + std::hash::Hash + Eq, M> HandleCache<L, M> {
     pub(crate) fn get(&self, family: &IdleFamily<L, M>, labels: &L) -> Arc<Tracked<M>> {
-        let mut last = self.last.lock().expect("handle cache lock poisoned");
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((last_labels, handle)) = last.as_ref()
             && last_labels == labels
         {

@@ -2,8 +2,7 @@
 //! built from `linkerd2-proxy-api` talks to it over loopback while the test
 //! edits its mesh file.
 
-mod common;
-use common::http_get;
+use crate::common::http_get;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -18,7 +17,7 @@ use linkerd2_proxy_api::net::TcpAddress;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-const EXAMPLE: &str = include_str!("../examples/mesh.yaml");
+const EXAMPLE: &str = include_str!("../../examples/mesh.yaml");
 /// Generous bound for anything not stated by the issue (start-up, first message).
 const PATIENCE: Duration = Duration::from_secs(10);
 /// The issue's bound for a mesh-file edit to reach a stream.

@@ -1,6 +1,4 @@
 //! Helpers shared by the controller's wire tests.
-// Each test binary uses some of them.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 

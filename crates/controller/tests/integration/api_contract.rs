@@ -10,11 +10,9 @@
 //!   └─ serde_json::Value ─► weft_api::T (strict) ─► Value again == the answer
 //! ```
 
-mod mesh;
-
 use std::time::{Duration, Instant};
 
-use mesh::{DemoMesh, TapStream};
+use crate::mesh::{DemoMesh, TapStream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

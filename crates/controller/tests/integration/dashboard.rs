@@ -1,6 +1,6 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`)
 //! driven by `chromedriver` over WebDriver's HTTP JSON protocol, against a
-//! real controller, real proxies and traffic ([`mesh::DemoMesh`]).
+//! real controller, real proxies and traffic ([`crate::mesh::DemoMesh`]).
 //!
 //! ```text
 //! test ──WebDriver (HTTP JSON)──► chromedriver ──► chromium --headless
@@ -19,16 +19,14 @@
 //! installs the `chromium` and `chromium-driver` packages); override with
 //! `WEFT_TEST_CHROMIUM` / `WEFT_TEST_CHROMEDRIVER`.
 
-mod mesh;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::mesh::DemoMesh;
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
-use mesh::DemoMesh;
 use serde_json::{Value, json};
 use weft_test_support::free_addr;
 
@@ -88,7 +86,7 @@ impl Browser {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        mesh::json_request(self.address, method, path, body).await
+        crate::mesh::json_request(self.address, method, path, body).await
     }
 
     async fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -166,7 +164,7 @@ impl Drop for Browser {
                 runtime.block_on(async {
                     let _ = tokio::time::timeout(
                         Duration::from_secs(5),
-                        mesh::json_request(address, "DELETE", &path, None),
+                        crate::mesh::json_request(address, "DELETE", &path, None),
                     )
                     .await;
                 });
@@ -193,9 +191,9 @@ async fn dashboard_shows_live_workloads_topology_and_tap() {
     let web = demo.web_addr();
 
     // DNS rebinding: only loopback Host names are answered.
-    let response = mesh::request(web, "GET", "/", &[("host", "evil.example")], None).await;
+    let response = crate::mesh::request(web, "GET", "/", &[("host", "evil.example")], None).await;
     assert_eq!(response.status(), 403);
-    let response = mesh::request(web, "GET", "/", &[], None).await;
+    let response = crate::mesh::request(web, "GET", "/", &[], None).await;
     assert_eq!(response.status(), 200);
     let page = response.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&page).contains("/assets/app.js"));

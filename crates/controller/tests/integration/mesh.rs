@@ -9,8 +9,6 @@
 //!              └───────── weft-controller (Destination, Identity, scrape, /api, tap) ──┘
 //! ```
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -61,7 +59,9 @@ pub fn workload_yaml(name: &str, app: &str, app_port: u16, ports: ProxyPorts) ->
     )
 }
 
-/// The demo running: keep it alive for the test's duration.
+/// The demo running: keep it alive for the test's duration. The app, the
+/// proxies and the load are held, not read: dropping them stops them.
+#[allow(dead_code)]
 pub struct DemoMesh {
     /// The API token.
     pub token: String,

@@ -8,22 +8,21 @@
 //!                                                        └─Observe──► weft-proxy tap ports (DemoMesh)
 //! ```
 
-mod mesh;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::mesh::{DemoMesh, NAMESPACE, ProxyPorts, TapStream, scratch, workload_yaml};
 use linkerd2_proxy_api::http_types::HttpMethod;
 use linkerd2_proxy_api::net::TcpAddress;
 use linkerd2_proxy_api::tap::tap_event::http::{Event as HttpEvent, RequestInit, StreamId};
 use linkerd2_proxy_api::tap::tap_event::{EndpointMeta, Event, Http, ProxyDirection};
 use linkerd2_proxy_api::tap::tap_server::{Tap, TapServer};
 use linkerd2_proxy_api::tap::{ObserveRequest, TapEvent};
-use mesh::{DemoMesh, NAMESPACE, ProxyPorts, TapStream, scratch, workload_yaml};
 use serde_json::Value;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status};
@@ -148,7 +147,10 @@ impl Tap for FakeTap {
         if request.r#match.is_none() {
             return Err(Status::invalid_argument("match is required"));
         }
-        self.limits.lock().unwrap().push(request.limit);
+        self.limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request.limit);
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         let fake = self.clone();
         if let Some(closed) = &self.silent {
@@ -256,14 +258,27 @@ async fn tap_fans_out_shares_the_rate_and_names_both_ends() {
     .expect("tap accepted");
     // Enough events for both proxies to have been observed at least twice.
     let mut events = Vec::new();
-    while limits_a.lock().unwrap().len() < 3 || limits_b.lock().unwrap().len() < 3 {
+    while limits_a
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len()
+        < 3
+        || limits_b
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+            < 3
+    {
         let event = stream.next(PATIENCE).await.expect("events keep coming");
         events.push(event);
     }
 
     // The rate is shared: 10 rps over two proxies, 5 per Observe, re-issued.
     for limits in [&limits_a, &limits_b] {
-        let limits = limits.lock().unwrap().clone();
+        let limits = limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         assert!(limits.iter().all(|limit| *limit == 5), "{limits:?}");
     }
     // Every line is a request event naming both workloads; ids are unique
@@ -306,7 +321,8 @@ async fn tap_fans_out_shares_the_rate_and_names_both_ends() {
 
     // The client leaves: the controller stops observing.
     drop(stream);
-    let settled = |limits: &Arc<Mutex<Vec<u32>>>| limits.lock().unwrap().len();
+    let settled =
+        |limits: &Arc<Mutex<Vec<u32>>>| limits.lock().unwrap_or_else(PoisonError::into_inner).len();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = (settled(&limits_a), settled(&limits_b));
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -349,12 +365,19 @@ async fn an_idle_tap_ends_when_its_client_leaves() {
     .await
     .expect("tap accepted");
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while limits.lock().unwrap().is_empty() {
+    while limits
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_empty()
+    {
         assert!(tokio::time::Instant::now() < deadline, "never observed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        limits.lock().unwrap().as_slice(),
+        limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_slice(),
         [100],
         "the default max_rps, one proxy"
     );
@@ -489,7 +512,7 @@ async fn tap_over_mutual_tls_presents_the_controller_identity() {
         DemoMesh::start_with(
             "tap-tls",
             &["--tap-tls", "always"],
-            mesh::CONTROLLER_IDENTITY,
+            crate::mesh::CONTROLLER_IDENTITY,
         )
     })
     .await

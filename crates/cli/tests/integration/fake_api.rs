@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::{Command, Output};
+use std::sync::PoisonError;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,12 +74,12 @@ impl FakeApi {
     }
 
     fn set(&self, path: &str, status: u16, body: String) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.answers.insert(path.to_string(), (status, body));
     }
 
     fn seen(&self, path: &str) -> Vec<(String, Option<String>)> {
-        let state = self.state.lock().unwrap();
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state
             .seen
             .iter()
@@ -294,7 +295,7 @@ impl FakeApi {
 }
 
 fn answer(state: &Mutex<Fake>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let mut state = state.lock().unwrap();
+    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
     let path_and_query = request
         .uri()
         .path_and_query()

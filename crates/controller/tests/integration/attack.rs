@@ -12,8 +12,6 @@
 //!
 //! Each test prints the controller's RSS where memory is the point.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -557,10 +555,13 @@ async fn certify_abuse_fails_cleanly_and_in_bounded_memory() {
 
 /// A raw HTTP/1.1 GET with this Host header: (status, body).
 async fn raw_get(address: SocketAddr, path: &str, host: &str, extra: &str) -> (u16, String) {
-    tokio::time::timeout(PATIENCE, common::http_get_with(address, path, host, extra))
-        .await
-        .expect("an answer in time")
-        .unwrap()
+    tokio::time::timeout(
+        PATIENCE,
+        crate::common::http_get_with(address, path, host, extra),
+    )
+    .await
+    .expect("an answer in time")
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,7 @@
 //! rcgen CSRs, leaves verified against the trust anchor with webpki, and the
 //! issuer files replaced while it runs.
 
-mod common;
-use common::http_get;
+use crate::common::http_get;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

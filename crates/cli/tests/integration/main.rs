@@ -1,0 +1,11 @@
+//! The `weft` CLI's integration tests, one test binary (one link): the real
+//! `weft` binary as a user runs it.
+//!
+//! - `fake_api`: the observe commands against an in-process fake of the
+//!   controller's API built from the `weft-api` types.
+//! - `observe`: the same commands against a real controller and real proxies.
+//! - `up`: `weft up` and `weft demo` running whole meshes on this host.
+
+mod fake_api;
+mod observe;
+mod up;

@@ -1,0 +1,25 @@
+//! weft-controller's integration tests, one test binary (one link): the
+//! real `weft-controller` binary driven through its real interfaces.
+//!
+//! - `destination`, `identity`: the gRPC wire contracts, with
+//!   `linkerd2-proxy-api` clients, while the test edits the mesh file.
+//! - `metrics_api`: golden metrics from the controller's own scrapes of real
+//!   proxies (or from a real Prometheus).
+//! - `tap`: `/api/tap` fan-out, rate sharing, authorization, mutual TLS.
+//! - `dashboard`: the web dashboard in headless Chromium.
+//! - `api_contract`: every HTTP API answer read strictly into `weft-api`.
+//! - `attack`: abuse of each interface, with the outcome asserted.
+//!
+//! Shared helpers: `common` (raw HTTP over TCP), `mesh` (a small meshed demo
+//! with real proxies and traffic, the JSON API and tap stream readers).
+
+mod common;
+mod mesh;
+
+mod api_contract;
+mod attack;
+mod dashboard;
+mod destination;
+mod identity;
+mod metrics_api;
+mod tap;

@@ -4,7 +4,9 @@
 Each file under src/ is a node; an edge a -> b means file a names a path in
 module b (`crate::x::y`, `super::y`, or `self::y` in a directory module).
 Prints every strongly connected component with more than one file: each is a
-circle a reader climbs around. Usage: scripts/import-graph.py crates/proxy [...]
+circle a reader climbs around. Usage: scripts/import-graph.py [--check] CRATE...
+(a crate's directory, holding src/); with --check it exits 1 when any crate has
+a circle (scripts/test.sh runs it so).
 """
 import os
 import re
@@ -125,14 +127,20 @@ def circles(graph):
 
 
 def main():
+    arguments = sys.argv[1:]
+    check = "--check" in arguments
+    crates = [argument for argument in arguments if argument != "--check"]
     total = 0
-    for crate in sys.argv[1:] or ["crates/proxy"]:
+    for crate in crates or ["crates/proxy"]:
         graph = edges_of(os.path.join(crate, "src"))
         found = circles(graph)
         total += len(found)
         print(f"{crate}: {len(graph)} files, {sum(len(v) for v in graph.values())} edges, {len(found)} circles")
         for component in sorted(found, key=len, reverse=True):
             print("  " + " <-> ".join("/".join(m) or "lib" for m in component))
+    if check and total:
+        print(f"import-graph: {total} circle(s); a lower module should hold what both sides need")
+        return 1
     return 0
 
 

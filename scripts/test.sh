@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The one test command, for people and CI alike:
 #
-#   1. build everything once (the e2e tests spawn target/debug/weft-proxy),
-#      then the lints: cargo fmt --check, cargo clippy -D warnings
-#   2. run the Rust tests (cargo nextest, or cargo test without it)
-#   3. smoke-test the demo mesh (weft demo --check, on free ports, in a
+#   1. build everything once (the e2e tests spawn target/debug/weft-proxy)
+#   2. lint: cargo fmt --check, cargo clippy -D warnings, no import circles
+#   3. run the Rust tests (cargo nextest, or cargo test without it)
+#   4. smoke-test the demo mesh (weft demo --check, on free ports, in a
 #      temporary state directory)
-#   4. as root: every privileged script tests/netns/*.sh (network namespaces,
+#   5. as root: every privileged script tests/netns/*.sh (network namespaces,
 #      iptables); otherwise they are reported as skipped
 #
 # Exits non-zero if anything failed.
@@ -54,6 +54,10 @@ TARGET=${TARGET:-target}
 step "cargo fmt --all --check" cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
+# No import circles between a crate's files (each direction of a circle is a
+# climb back up for a reader): scripts/import-graph.py lists any it finds.
+step "scripts/import-graph.py --check" \
+    python3 scripts/import-graph.py --check crates/* tests bench demo
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast

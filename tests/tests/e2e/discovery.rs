@@ -32,6 +32,7 @@ use crate::assert_metric_settles;
 mod balance;
 mod changes;
 mod endpoint_loss;
+mod inbound_routes;
 mod latency;
 mod routes;
 

@@ -73,9 +73,7 @@ pub async fn handle(
     let route_recording = RouteRecording {
         metrics: metrics.route.clone(),
         labels: route_labels.clone(),
-        classes: route
-            .map(|route| route.response_classes.clone())
-            .unwrap_or_default(),
+        classes: choice.classes(),
         started,
         cache: context.route_handles().clone(),
     };

@@ -247,7 +247,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         None => (None, None),
     };
 
-    // 5. Outbound discovery, when a Destination service is configured. It
+    // 5. Discovery, when a Destination service is configured: outbound
+    //    routing, and inbound profile lookups for route metrics. It
     //    connects lazily: the proxy serves even while the controller is down.
     //    With identity it is mutual TLS (unless WEFT_PROXY_CONTROL_PLANE_TLS
     //    says plaintext), presenting the current certificate.

@@ -15,6 +15,7 @@ use crate::metrics::labels::{TargetLabels, TlsStatus};
 use crate::metrics::route::RouteHandleCache;
 use crate::metrics::{HttpHandleCache, TcpConnectionMetrics};
 use crate::proxy::Proxy;
+use crate::routing::inbound::{InboundDiscovery, InboundRoutes};
 use crate::routing::{Plan, Router, TargetDiscovery};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -85,6 +86,9 @@ pub struct ConnectionContext {
     sniffed_heads: OnceLock<Arc<SniffedHeads>>,
     /// Discovery of the last target this connection's traffic went to.
     discovery: tokio::sync::Mutex<Option<CachedDiscovery>>,
+    /// The profile lookup of the last service name this connection's
+    /// requests named (inbound).
+    inbound_discovery: tokio::sync::Mutex<Option<CachedInbound>>,
     /// A plan decided before the connection existed (a CONNECT tunnel to a
     /// discovered endpoint): used instead of asking discovery.
     fixed_plan: Option<Plan>,
@@ -97,6 +101,13 @@ pub struct ConnectionContext {
 struct CachedDiscovery {
     target: DiscoveryKey,
     discovery: Option<TargetDiscovery>,
+}
+
+/// A service name and its profile lookup (`None`: not looked up).
+struct CachedInbound {
+    host: String,
+    port: u16,
+    discovery: Option<InboundDiscovery>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +142,7 @@ impl ConnectionContext {
             route_handles: OnceLock::new(),
             sniffed_heads: OnceLock::new(),
             discovery: tokio::sync::Mutex::new(None),
+            inbound_discovery: tokio::sync::Mutex::new(None),
             fixed_plan: None,
             accept_metrics: None,
         }
@@ -235,6 +247,27 @@ impl ConnectionContext {
             Some(discovery) => router.plan(discovery).await,
             None => Plan::Original,
         }
+    }
+
+    /// The routes of the service `host:port` names, for an inbound
+    /// request's route metrics (waiting for a new name's first answer at
+    /// most the initial timeout); `None` without discovery, for names it
+    /// does not cover, and for profiles without routes. The lookup is
+    /// reused while the connection's requests keep naming one service.
+    pub async fn inbound_routes(&self, host: &str, port: u16) -> Option<Arc<InboundRoutes>> {
+        let router = self.proxy.router.as_ref()?;
+        let mut cached = self.inbound_discovery.lock().await;
+        let known = cached
+            .as_ref()
+            .is_some_and(|cached| cached.port == port && cached.host == host);
+        if !known {
+            *cached = Some(CachedInbound {
+                host: host.to_string(),
+                port,
+                discovery: router.discover_inbound(host, port),
+            });
+        }
+        cached.as_mut()?.discovery.as_mut()?.routes().await
     }
 
     /// The router, for outbound connections when discovery is on.

@@ -20,6 +20,11 @@
 //!   failfast, route and `dst_*` metrics.
 //! - `changes`: a backend dying, mesh-file edits (good and broken), the
 //!   controller restarting or starting late.
+//! - `latency`: a caller's proxy, the server's proxy and the client's own
+//!   clock on the same requests to a slow app (`response_latency_ms`).
+//! - `inbound_routes`: the server's proxy counts requests under the routes
+//!   of the service they name (`route_*{direction="inbound"}`), and names
+//!   without profile routes, or a silent controller, cost nothing more.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,6 +37,8 @@ use crate::assert_metric_settles;
 mod balance;
 mod changes;
 mod endpoint_loss;
+mod inbound_routes;
+mod latency;
 mod routes;
 
 const NAMESPACE: &str = "shop";

@@ -58,7 +58,17 @@ impl DiscoveryCache {
 
     /// The profile lookup of `target`, shared with every other caller.
     pub fn profile(&self, target: &str) -> ProfileWatch {
+        self.profile_within(target, usize::MAX)
+            .expect("no cache holds usize::MAX lookups")
+    }
+
+    /// Like [`DiscoveryCache::profile`], but a new lookup only while fewer
+    /// than `max` profile lookups are cached; `None` past that.
+    pub fn profile_within(&self, target: &str, max: usize) -> Option<ProfileWatch> {
         let mut entries = self.lock();
+        if !entries.profiles.contains_key(target) && entries.profiles.len() >= max {
+            return None;
+        }
         let entry = entries
             .profiles
             .entry(target.to_string())
@@ -67,7 +77,7 @@ impl DiscoveryCache {
                 idle_since: None,
             });
         entry.idle_since = None;
-        entry.watch.clone()
+        Some(entry.watch.clone())
     }
 
     /// The endpoint lookup (and balancer) of `authority`, shared with every

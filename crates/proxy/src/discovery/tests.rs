@@ -409,3 +409,27 @@ async fn the_cache_evicts_idle_targets() {
     assert_eq!(fake.get_calls(SERVICE), 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_bounded_lookup_shares_known_targets_and_refuses_new_ones_past_the_bound() {
+    let fake = FakeDestination::default();
+    let server = fake.serve(any_port()).await;
+    let cache = DiscoveryCache::new(client(server.address), DEFAULT_IDLE_TIMEOUT);
+
+    let first = cache.profile_within("a.shop.svc.cluster.local:80", 2);
+    let second = cache.profile_within("b.shop.svc.cluster.local:80", 2);
+    assert!(first.is_some() && second.is_some());
+    assert!(
+        cache
+            .profile_within("c.shop.svc.cluster.local:80", 2)
+            .is_none(),
+        "a third target past a bound of 2"
+    );
+    assert!(
+        cache
+            .profile_within("a.shop.svc.cluster.local:80", 2)
+            .is_some()
+    );
+    assert_eq!(cache.len(), 2);
+    server.stop().await;
+}

@@ -15,8 +15,9 @@
 
 use crate::connect;
 use crate::context::{ConnectionContext, Target};
+use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
-use crate::http::body::{ProxyBody, ResponseRecorder};
+use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording};
 use crate::http::errors::ProxyError;
 use crate::http::upstream::{self, OrigHeaderCase, Upstream, error_response, open_tunnel};
 use crate::http::{headers, logical};
@@ -88,6 +89,12 @@ pub async fn handle(
         authority,
         target: target_labels,
     };
+    // Inbound, the route of the service the request names (if its profile
+    // has routes) labels the route metrics.
+    let route = match context.direction {
+        Direction::Inbound => inbound_route(&context, &request, started).await,
+        Direction::Outbound => None,
+    };
     let metrics = &context.proxy.metrics.http;
     metrics.request(&labels, context.metric_handles());
     let tap = context.proxy.taps.begin(&TapRequest {
@@ -95,7 +102,7 @@ pub async fn handle(
         source: context.client_addr,
         destination: addr,
         target: &labels.target,
-        route: None,
+        route: route.as_ref().map(|route| &route.labels),
         method: request.method(),
         uri: request.uri(),
         headers: request.headers(),
@@ -108,6 +115,10 @@ pub async fn handle(
         started,
     )
     .with_tap(tap);
+    let recorder = match route {
+        Some(route) => recorder.with_route(route),
+        None => recorder,
+    };
 
     // 2. Early checks.
     if context.proxy.is_own_listener(addr) {
@@ -123,6 +134,31 @@ pub async fn handle(
         Err(error) => return error_response(&context, error, is_grpc, Some(recorder)),
     };
     upstream::proxy_to(&context, request, upstream, recorder, is_grpc, mesh_client).await
+}
+
+/// The route recording of an inbound request: the route of the service its
+/// `l5d-dst-canonical` or authority names, from that service's profile,
+/// counted in `route_request_total` now. `None` when there is no profile
+/// with routes for it (see [`crate::routing::inbound`]).
+async fn inbound_route(
+    context: &ConnectionContext,
+    request: &Request<Incoming>,
+    started: Instant,
+) -> Option<RouteRecording> {
+    // Without discovery, nothing to parse.
+    context.proxy.router.as_ref()?;
+    let (host, port) = headers::logical_name(request.uri(), request.headers())?;
+    let routes = context.inbound_routes(&host, port).await?;
+    let choice = routes.route(request.method(), request.uri().path());
+    let metrics = &context.proxy.metrics.route;
+    metrics.request(choice.labels, context.route_handles());
+    Some(RouteRecording {
+        metrics: metrics.clone(),
+        labels: choice.labels.clone(),
+        classes: choice.classes(),
+        started,
+        cache: context.route_handles().clone(),
+    })
 }
 
 /// The request's destination and its `authority` metric label.

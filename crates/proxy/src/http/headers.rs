@@ -131,6 +131,25 @@ pub fn authority_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str>
         .filter(|host| !host.is_empty())
 }
 
+/// The header naming the logical service a peer proxy routed a request to.
+const L5D_DST_CANONICAL: HeaderName = HeaderName::from_static("l5d-dst-canonical");
+
+/// The service an inbound request names, as `(host, port)`: the peer
+/// proxy's `l5d-dst-canonical`, else the request's authority; port 80 when
+/// it names none. `None` when neither parses as an authority.
+pub fn logical_name(uri: &Uri, headers: &HeaderMap) -> Option<(String, u16)> {
+    let named = headers
+        .get(L5D_DST_CANONICAL)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty())
+        .or_else(|| authority_of(uri, headers))?;
+    let authority: http::uri::Authority = named.parse().ok()?;
+    Some((
+        authority.host().to_string(),
+        authority.port_u16().unwrap_or(80),
+    ))
+}
+
 /// An authority as a metric label: always `host:port` (port 80 when the
 /// request names none).
 pub fn authority_label(authority: &str) -> String {
@@ -229,6 +248,49 @@ pub fn origin_form(uri: &Uri) -> Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request's URI and headers, and the name expected of them.
+    type NameCase<'a> = (&'a Uri, &'a [(&'a str, &'a str)], Option<(&'a str, u16)>);
+
+    #[test]
+    fn logical_name_table() {
+        let absolute: Uri = "http://web.shop.svc.cluster.local:8080/x".parse().unwrap();
+        let origin: Uri = "/x".parse().unwrap();
+        let table: [NameCase<'_>; 7] = [
+            // The peer proxy's name wins over the authority.
+            (
+                &origin,
+                &[
+                    ("l5d-dst-canonical", "web.shop.svc.cluster.local:80"),
+                    ("host", "10.0.0.1:8080"),
+                ],
+                Some(("web.shop.svc.cluster.local", 80)),
+            ),
+            (
+                &origin,
+                &[("host", "books.demo.svc.cluster.local")],
+                Some(("books.demo.svc.cluster.local", 80)),
+            ),
+            (&origin, &[("host", "books:7000")], Some(("books", 7000))),
+            (
+                &absolute,
+                &[("host", "other")],
+                Some(("web.shop.svc.cluster.local", 8080)),
+            ),
+            (&origin, &[("host", "[::1]:81")], Some(("[::1]", 81))),
+            (
+                &origin,
+                &[("l5d-dst-canonical", ""), ("host", "a:1")],
+                Some(("a", 1)),
+            ),
+            (&origin, &[("host", "bad host")], None),
+        ];
+        for (uri, pairs, expected) in table {
+            let found = logical_name(uri, &headers(pairs));
+            let found = found.as_ref().map(|(host, port)| (host.as_str(), *port));
+            assert_eq!(found, expected, "{uri} {pairs:?}");
+        }
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

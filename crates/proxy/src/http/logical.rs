@@ -73,9 +73,7 @@ pub async fn handle(
     let route_recording = RouteRecording {
         metrics: metrics.route.clone(),
         labels: route_labels.clone(),
-        classes: route
-            .map(|route| route.response_classes.clone())
-            .unwrap_or_default(),
+        classes: choice.classes(),
         started,
         cache: context.route_handles().clone(),
     };
@@ -281,9 +279,13 @@ impl Attempts<'_> {
                 headers: request.headers(),
                 version: request.version(),
             });
+            // The endpoint's latency runs from here, as the inbound side's
+            // runs from the request's arrival: the wait for the response
+            // head is part of it, not only its body.
+            let sent_at = Instant::now();
             match upstream::send(client, &endpoint, upstream.h2, request).await {
                 Ok(response) => {
-                    let recorder = self.recorder(&lease).with_tap(tap);
+                    let recorder = self.recorder(&lease, sent_at).with_tap(tap);
                     return Ok((response, lease, recorder));
                 }
                 Err(SendError {
@@ -301,7 +303,7 @@ impl Attempts<'_> {
                     request = unsent;
                 }
                 Err(SendError { error, unsent, .. }) => {
-                    let recorder = self.recorder(&lease).with_tap(tap);
+                    let recorder = self.recorder(&lease, sent_at).with_tap(tap);
                     if unsent.is_some() {
                         lease.fail(CONNECT_FAILURE_PENALTY);
                     }
@@ -314,10 +316,10 @@ impl Attempts<'_> {
         }
     }
 
-    /// Counts the attempt in the endpoint's metrics and returns the recorder
-    /// of its response.
-    fn recorder(&self, lease: &Lease) -> ResponseRecorder {
-        endpoint_recorder(self.context, &self.target.name, lease, Instant::now())
+    /// Counts the attempt (sent at `sent_at`) in the endpoint's metrics and
+    /// returns the recorder of its response.
+    fn recorder(&self, lease: &Lease, sent_at: Instant) -> ResponseRecorder {
+        endpoint_recorder(self.context, &self.target.name, lease, sent_at)
     }
 }
 

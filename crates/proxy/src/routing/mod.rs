@@ -13,6 +13,9 @@
 //!             └─ nothing, unresolved, rejected      ─► Plan::Original
 //! ```
 //!
+//! Inbound, the same client looks up the profile of the service a request
+//! names, for route metrics only (see [`inbound`]).
+//!
 //! A backend with no endpoint holds a request or connection until one
 //! appears, at most the failfast timeout (then 503), and at most
 //! `WEFT_PROXY_OUTBOUND_MAX_PENDING` wait at once. An endpoint that refuses
@@ -21,6 +24,7 @@
 //! controller drops it.
 
 pub mod budget;
+pub mod inbound;
 pub mod policy;
 pub mod profile;
 
@@ -45,6 +49,7 @@ use crate::discovery::{
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::route::RouteLabels;
 use budget::RetryBudget;
+use inbound::InboundDiscovery;
 use profile::{Profile, Route};
 
 /// The load estimate given to an endpoint that refused a connection.
@@ -79,9 +84,13 @@ pub enum PickError {
     },
 }
 
-/// Outbound discovery state shared by every connection.
+/// Discovery state shared by every connection: outbound plans, and the
+/// inbound profile lookups that label route metrics ([`inbound`]).
 pub struct Router {
     cache: DiscoveryCache,
+    /// Profile lookups of the names inbound requests carry: the same
+    /// client, its own entries (bounded, since clients choose the names).
+    inbound: DiscoveryCache,
     suffixes: Vec<String>,
     networks: Vec<IpNetwork>,
     failfast_timeout: Duration,
@@ -158,20 +167,60 @@ pub struct RouteChoice<'a> {
     pub route: Option<&'a Route>,
 }
 
+impl RouteChoice<'_> {
+    /// The route's response classes (empty: the default classification).
+    pub fn classes(&self) -> Vec<profile::ResponseClass> {
+        self.route
+            .map(|route| route.response_classes.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The first of `routes` matching the request, with its labels (`labels`:
+/// one per route, then the default route's); the default route when none
+/// matches.
+fn choose_route<'a>(
+    routes: &'a [Route],
+    labels: &'a [RouteLabels],
+    method: &http::Method,
+    path: &str,
+) -> RouteChoice<'a> {
+    match policy::select_route(routes, method, path) {
+        Some(index) => RouteChoice {
+            labels: &labels[index],
+            route: Some(&routes[index]),
+        },
+        None => RouteChoice {
+            labels: &labels[routes.len()],
+            route: None,
+        },
+    }
+}
+
+/// The metric labels of `profile`'s routes for the logical name `dst`, in
+/// order, then the default route's.
+fn route_labels(profile: &Profile, dst: &Arc<str>, direction: Direction) -> Vec<RouteLabels> {
+    profile
+        .routes
+        .iter()
+        .map(|route| RouteLabels {
+            direction,
+            dst: dst.clone(),
+            route: (!route.name.is_empty()).then(|| Arc::from(route.name.as_str())),
+        })
+        .chain([RouteLabels {
+            direction,
+            dst: dst.clone(),
+            route: None,
+        }])
+        .collect()
+}
+
 impl LogicalTarget {
     /// The route for a request: the first matching profile route, or the
     /// default route.
     pub fn route(&self, method: &http::Method, path: &str) -> RouteChoice<'_> {
-        match policy::select_route(&self.profile.routes, method, path) {
-            Some(index) => RouteChoice {
-                labels: &self.route_labels[index],
-                route: Some(&self.profile.routes[index]),
-            },
-            None => RouteChoice {
-                labels: &self.route_labels[self.profile.routes.len()],
-                route: None,
-            },
-        }
+        choose_route(&self.profile.routes, &self.route_labels, method, path)
     }
 
     /// The retry budget; `None` means no retries.
@@ -222,6 +271,7 @@ impl Router {
         discovery.mesh_tls = config.identity.is_some();
         let client = DiscoveryClient::new(discovery)?;
         Ok(Router {
+            inbound: DiscoveryCache::new(client.clone(), config.discovery_idle_timeout),
             cache: DiscoveryCache::new(client, config.discovery_idle_timeout),
             suffixes: destination.profile_suffixes.clone(),
             networks: destination.profile_networks.clone(),
@@ -250,6 +300,21 @@ impl Router {
             watch,
             last: None,
         })
+    }
+
+    /// Starts (or shares) the profile lookup of the service name `host:port`
+    /// an inbound request names; `None` for IP addresses, names outside the
+    /// profile suffixes, and new names past [`inbound::MAX_INBOUND_PROFILES`].
+    pub fn discover_inbound(&self, host: &str, port: u16) -> Option<InboundDiscovery> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            return None;
+        }
+        let key = policy::lookup_path(host, port, &self.suffixes, &[])?;
+        let watch = self
+            .inbound
+            .profile_within(&key, inbound::MAX_INBOUND_PROFILES)?;
+        Some(InboundDiscovery::new(watch, port))
     }
 
     /// The plan for a discovered target, waiting for the first answer at
@@ -302,20 +367,7 @@ impl Router {
                 authority,
             })
             .collect();
-        let mut route_labels: Vec<RouteLabels> = profile
-            .routes
-            .iter()
-            .map(|route| RouteLabels {
-                direction: Direction::Outbound,
-                dst: name.clone(),
-                route: (!route.name.is_empty()).then(|| Arc::from(route.name.as_str())),
-            })
-            .collect();
-        route_labels.push(RouteLabels {
-            direction: Direction::Outbound,
-            dst: name.clone(),
-            route: None,
-        });
+        let route_labels = route_labels(profile, &name, Direction::Outbound);
         let has_retryable_route = profile.routes.iter().any(|route| route.is_retryable);
         let budget = match profile.retry_budget {
             Some(spec) if has_retryable_route => Some(self.budget(&name, spec)),

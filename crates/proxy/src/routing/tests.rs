@@ -244,3 +244,97 @@ async fn the_retry_budget_outlives_connections() {
     drop((target, second, outbound));
     server.stop().await;
 }
+
+/// A profile for `name` with one route, `api`, taking `/api/*`.
+fn profile_with_route(name: &str) -> proto::DestinationProfile {
+    use linkerd2_proxy_api::destination::request_match::Match;
+    proto::DestinationProfile {
+        fully_qualified_name: name.to_string(),
+        routes: vec![proto::Route {
+            condition: Some(proto::RequestMatch {
+                r#match: Some(Match::Path(proto::PathMatch {
+                    regex: "/api/.*".to_string(),
+                })),
+            }),
+            metrics_labels: HashMap::from([("route".to_string(), "api".to_string())]),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn inbound_names_with_profile_routes_get_inbound_route_labels() {
+    let fake = FakeDestination::default();
+    fake.reply_profile(
+        SERVICE,
+        Reply::Stream(vec![profile_with_route("web.shop.svc.cluster.local.")]),
+    );
+    // A service without a ServiceProfile: a name, no routes.
+    fake.reply_profile(
+        "books.shop.svc.cluster.local:80",
+        Reply::Stream(vec![proto::DestinationProfile {
+            fully_qualified_name: "books.shop.svc.cluster.local".to_string(),
+            ..Default::default()
+        }]),
+    );
+    let server = fake.serve("127.0.0.1:0".parse().unwrap()).await;
+    let router = outbound(server.address).await;
+
+    let mut web = router
+        .discover_inbound("web.shop.svc.cluster.local", 80)
+        .expect("a name under the suffixes");
+    let routes = web.routes().await.expect("routes");
+    assert_eq!(&*routes.name, SERVICE);
+    let api = routes.route(&http::Method::GET, "/api/books");
+    assert_eq!(api.labels.direction, Direction::Inbound);
+    assert_eq!(api.labels.route.as_deref(), Some("api"));
+    let other = routes.route(&http::Method::GET, "/");
+    assert_eq!(
+        (other.labels.route.as_ref(), &*other.labels.dst),
+        (None, SERVICE)
+    );
+    // Reused while the profile is unchanged.
+    assert!(Arc::ptr_eq(&routes, &web.routes().await.unwrap()));
+
+    let mut books = router
+        .discover_inbound("books.shop.svc.cluster.local", 80)
+        .expect("looked up");
+    assert!(
+        books.routes().await.is_none(),
+        "no routes, no route metrics"
+    );
+    // IP addresses (even in the profile networks) and names outside the
+    // suffixes are not looked up.
+    assert!(router.discover_inbound("10.96.0.10", 80).is_none());
+    assert!(router.discover_inbound("[::1]", 80).is_none());
+    assert!(router.discover_inbound("example.com", 80).is_none());
+    assert_eq!(fake.profile_calls("10.96.0.10:80"), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn inbound_lookups_of_a_silent_controller_end_at_the_initial_timeout() {
+    let fake = FakeDestination::default();
+    fake.reply_profile(SERVICE, Reply::Stream(vec![]));
+    let server = fake.serve("127.0.0.1:0".parse().unwrap()).await;
+    let router = outbound(server.address).await;
+
+    let mut web = router
+        .discover_inbound("web.shop.svc.cluster.local", 80)
+        .unwrap();
+    let started = Instant::now();
+    assert!(web.routes().await.is_none());
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "waited {waited:?} (initial timeout 200ms)"
+    );
+    let started = Instant::now();
+    assert!(web.routes().await.is_none());
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "a second wait"
+    );
+    server.stop().await;
+}

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// What the admin server reads and controls.
-pub struct AdminState {
+pub(crate) struct AdminState {
     /// Every metric of the process.
     pub registry: Arc<Registry>,
     /// The effective configuration, as served on `/config`.
@@ -36,7 +36,10 @@ pub struct AdminState {
 }
 
 /// Runs the admin server on its own thread until the process exits.
-pub fn spawn(listener: std::net::TcpListener, state: Arc<AdminState>) -> std::io::Result<()> {
+pub(crate) fn spawn(
+    listener: std::net::TcpListener,
+    state: Arc<AdminState>,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -97,7 +100,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// The admin server's routing: a pure function of the request and state.
-pub fn respond(
+pub(crate) fn respond(
     state: &AdminState,
     client: SocketAddr,
     request: &Request<Incoming>,

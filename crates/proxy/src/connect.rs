@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 /// Why a connection could not be opened.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// The target answered with a reset: nothing listens there.
     #[error("connection refused by {0}")]
     Refused(SocketAddr),
@@ -32,7 +32,7 @@ pub enum ConnectError {
 
 impl ConnectError {
     /// The `*_errors_total` label for this error.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             ConnectError::Refused(_) => "connect refused",
             ConnectError::TimedOut { .. } => "connect timeout",
@@ -44,7 +44,7 @@ impl ConnectError {
 /// Why a host name could not be turned into an address.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot resolve {host}: {reason}")]
-pub struct ResolveError {
+pub(crate) struct ResolveError {
     /// The name that was looked up.
     pub host: String,
     /// What the resolver said.
@@ -52,7 +52,10 @@ pub struct ResolveError {
 }
 
 /// Connects to `addr` within `timeout`, with `TCP_NODELAY` set.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, ConnectError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) if error.kind() == io::ErrorKind::ConnectionRefused => {
@@ -69,7 +72,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, C
 
 /// Resolves `host` (a name or an IP literal, IPv6 with or without brackets)
 /// with the system resolver and returns the first address.
-pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
+pub(crate) async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
         return Ok(SocketAddr::new(ip, port));

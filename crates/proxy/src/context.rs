@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Serves a connection to completion: a direction's entry point, handed to
 /// the stages that open connections inside others (CONNECT tunnels).
-pub type ServeFn = fn(Box<dyn Io>, ConnectionContext) -> BoxFuture<'static, ()>;
+pub(crate) type ServeFn = fn(Box<dyn Io>, ConnectionContext) -> BoxFuture<'static, ()>;
 
 /// TLS status of connections the proxy opens in a direction (until mTLS).
-pub fn connect_tls(direction: Direction) -> TlsStatus {
+pub(crate) fn connect_tls(direction: Direction) -> TlsStatus {
     match direction {
         Direction::Inbound => TlsStatus::Loopback,
         Direction::Outbound => TlsStatus::NotProvidedByServiceDiscovery,
@@ -37,7 +37,7 @@ pub fn connect_tls(direction: Direction) -> TlsStatus {
 /// The TLS labels of HTTP request metrics, as Linkerd writes them: inbound,
 /// the client's side (mutual TLS with its identity, or plaintext from the
 /// remote); outbound, the endpoint's side.
-pub fn request_tls(direction: Direction, client_identity: Option<&Arc<str>>) -> TlsStatus {
+pub(crate) fn request_tls(direction: Direction, client_identity: Option<&Arc<str>>) -> TlsStatus {
     match (direction, client_identity) {
         (Direction::Inbound, Some(identity)) => TlsStatus::FromClient(Some(identity.clone())),
         (Direction::Inbound, None) => TlsStatus::NoTlsFromRemote,
@@ -47,7 +47,7 @@ pub fn request_tls(direction: Direction, client_identity: Option<&Arc<str>>) -> 
 
 /// Where an accepted connection's traffic goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// One address for the whole connection (original destination,
     /// inbound forward address, or a CONNECT tunnel's target).
     Addr(SocketAddr),
@@ -56,7 +56,7 @@ pub enum Target {
 }
 
 /// What the handlers of one client connection share.
-pub struct ConnectionContext {
+pub(crate) struct ConnectionContext {
     /// Process-wide state.
     pub proxy: Arc<Proxy>,
     /// Traffic direction.
@@ -118,7 +118,7 @@ enum DiscoveryKey {
 
 impl ConnectionContext {
     /// The context of a connection whose traffic goes to `target`.
-    pub fn new(
+    pub(crate) fn new(
         proxy: Arc<Proxy>,
         direction: Direction,
         client_addr: SocketAddr,
@@ -150,14 +150,14 @@ impl ConnectionContext {
 
     /// Records the accepted connection's opening with its TLS status (no
     /// change when `None`); nothing after the first call.
-    pub fn settle_accept(&self, tls: Option<TlsStatus>) {
+    pub(crate) fn settle_accept(&self, tls: Option<TlsStatus>) {
         if let Some(metrics) = &self.accept_metrics {
             metrics.settle(tls);
         }
     }
 
     /// The context of a connection whose plan is already known.
-    pub fn with_plan(mut self, plan: Plan) -> ConnectionContext {
+    pub(crate) fn with_plan(mut self, plan: Plan) -> ConnectionContext {
         if let Plan::Endpoint { meta, .. } = &plan
             && let Target::Addr(addr) = self.target
         {
@@ -170,7 +170,7 @@ impl ConnectionContext {
 
     /// The context of a connection whose client proved `identity` with
     /// mutual TLS (inbound).
-    pub fn with_client_identity(mut self, identity: Option<Arc<str>>) -> ConnectionContext {
+    pub(crate) fn with_client_identity(mut self, identity: Option<Arc<str>>) -> ConnectionContext {
         self.client_identity = identity;
         // Labels made before carry the old TLS status.
         *self.target_labels.get_mut().expect("labels lock poisoned") = None;
@@ -179,29 +179,29 @@ impl ConnectionContext {
 
     /// The HTTP metric handles this connection's requests last used (made
     /// at the first request: a connection that never carries HTTP holds none).
-    pub fn metric_handles(&self) -> &Arc<HttpHandleCache> {
+    pub(crate) fn metric_handles(&self) -> &Arc<HttpHandleCache> {
         self.metric_handles.get_or_init(Arc::default)
     }
 
     /// The route metric handles this connection's requests last used.
-    pub fn route_handles(&self) -> &Arc<RouteHandleCache> {
+    pub(crate) fn route_handles(&self) -> &Arc<RouteHandleCache> {
         self.route_handles.get_or_init(Arc::default)
     }
 
     /// Request heads as the client wrote them, for an HTTP server that
     /// reads them (outbound HTTP/1 with mTLS).
-    pub fn sniffed_heads(&self) -> &Arc<SniffedHeads> {
+    pub(crate) fn sniffed_heads(&self) -> &Arc<SniffedHeads> {
         self.sniffed_heads.get_or_init(Arc::default)
     }
 
     /// The request heads read as written, when this connection's HTTP
     /// server reads them (see [`ConnectionContext::sniffed_heads`]).
-    pub fn heads_if_sniffed(&self) -> Option<&Arc<SniffedHeads>> {
+    pub(crate) fn heads_if_sniffed(&self) -> Option<&Arc<SniffedHeads>> {
         self.sniffed_heads.get()
     }
 
     /// What discovery says to do with traffic to `addr` (outbound only).
-    pub async fn plan_for_addr(&self, addr: SocketAddr) -> Plan {
+    pub(crate) async fn plan_for_addr(&self, addr: SocketAddr) -> Plan {
         self.plan(
             |key| *key == DiscoveryKey::Addr(addr),
             || DiscoveryKey::Addr(addr),
@@ -210,7 +210,7 @@ impl ConnectionContext {
     }
 
     /// What discovery says to do with requests for `host:port` (outbound only).
-    pub async fn plan_for_name(&self, host: &str, port: u16) -> Plan {
+    pub(crate) async fn plan_for_name(&self, host: &str, port: u16) -> Plan {
         self.plan(
             |key| matches!(key, DiscoveryKey::Name(known, known_port) if known == host && *known_port == port),
             || DiscoveryKey::Name(host.to_string(), port),
@@ -254,7 +254,7 @@ impl ConnectionContext {
     /// most the initial timeout); `None` without discovery, for names it
     /// does not cover, and for profiles without routes. The lookup is
     /// reused while the connection's requests keep naming one service.
-    pub async fn inbound_routes(&self, host: &str, port: u16) -> Option<Arc<InboundRoutes>> {
+    pub(crate) async fn inbound_routes(&self, host: &str, port: u16) -> Option<Arc<InboundRoutes>> {
         let router = self.proxy.router.as_ref()?;
         let mut cached = self.inbound_discovery.lock().await;
         let known = cached
@@ -271,7 +271,7 @@ impl ConnectionContext {
     }
 
     /// The router, for outbound connections when discovery is on.
-    pub fn router(&self) -> Option<&Router> {
+    pub(crate) fn router(&self) -> Option<&Router> {
         match self.direction {
             Direction::Outbound => self.proxy.router.as_ref(),
             Direction::Inbound => None,
@@ -279,7 +279,7 @@ impl ConnectionContext {
     }
 
     /// Metric labels for requests sent to `addr`.
-    pub fn target_labels(&self, addr: SocketAddr) -> Arc<TargetLabels> {
+    pub(crate) fn target_labels(&self, addr: SocketAddr) -> Arc<TargetLabels> {
         let mut last = self
             .target_labels
             .lock()
@@ -298,7 +298,7 @@ impl ConnectionContext {
     }
 
     /// The `authority` metric label for a request's authority.
-    pub fn authority_label(&self, authority: &str) -> Arc<str> {
+    pub(crate) fn authority_label(&self, authority: &str) -> Arc<str> {
         let mut last = self
             .last_authority
             .lock()

@@ -60,7 +60,7 @@ impl ControlPlaneTls {
 
 /// Whether a control-plane service at `addr` (`host:port`) is reached over
 /// TLS: `auto` keeps loopback IP literals and `localhost` in plaintext.
-pub fn uses_tls(mode: ControlPlaneTls, addr: &str) -> bool {
+pub(crate) fn uses_tls(mode: ControlPlaneTls, addr: &str) -> bool {
     match mode {
         ControlPlaneTls::Always => true,
         ControlPlaneTls::Never => false,
@@ -84,7 +84,7 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// Which client configuration a TLS connection to the control plane uses.
 #[derive(Clone, Debug)]
-pub enum ControlClientConfig {
+pub(crate) enum ControlClientConfig {
     /// The controller verified, no client certificate (Identity).
     ServerOnly(Arc<ClientConfig>),
     /// Mutual TLS with the proxy's current certificate (Destination).
@@ -93,7 +93,7 @@ pub enum ControlClientConfig {
 
 /// TLS to one control-plane service.
 #[derive(Clone, Debug)]
-pub struct ControlTls {
+pub(crate) struct ControlTls {
     /// The controller's expected identity: the SNI, and the name its
     /// certificate must carry.
     pub server_name: ServerName<'static>,
@@ -103,7 +103,7 @@ pub struct ControlTls {
 
 /// Why a connection to the control plane could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum ControlConnectError {
+pub(crate) enum ControlConnectError {
     /// The address in the channel's URI has no host or port.
     #[error("no host and port in {0}")]
     BadUri(Uri),
@@ -133,7 +133,7 @@ pub enum ControlConnectError {
 
 /// A lazily connecting channel through `endpoint`: plaintext without `tls`,
 /// else through the TLS connector (see the module header).
-pub fn connect_lazy(endpoint: Endpoint, tls: Option<ControlTls>) -> Channel {
+pub(crate) fn connect_lazy(endpoint: Endpoint, tls: Option<ControlTls>) -> Channel {
     let Some(tls) = tls else {
         return endpoint.connect_lazy();
     };

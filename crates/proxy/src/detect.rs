@@ -14,11 +14,11 @@ const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Enough of the preface to be sure (Linkerd decides on these 14 bytes too).
 const HTTP2_PREFIX_LENGTH: usize = 14;
 /// The most bytes read before giving up on recognising a protocol.
-pub const DETECT_BUFFER_SIZE: usize = 8 * 1024;
+pub(crate) const DETECT_BUFFER_SIZE: usize = 8 * 1024;
 
 /// A protocol detection verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// An HTTP/1.x request line.
     Http1,
     /// The HTTP/2 prior-knowledge preface.
@@ -31,7 +31,7 @@ pub enum Protocol {
 
 impl Protocol {
     /// The `tcp_detect_total` label value.
-    pub fn metric_label(self) -> &'static str {
+    pub(crate) fn metric_label(self) -> &'static str {
         match self {
             Protocol::Http1 => "http/1",
             Protocol::Http2 => "h2",
@@ -43,7 +43,7 @@ impl Protocol {
 
 /// What the bytes seen so far say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The protocol is known.
     Known(Protocol),
     /// Consistent with a protocol, but too short to be sure.
@@ -58,7 +58,7 @@ pub enum Verdict {
 }
 
 /// Classifies a connection's first bytes.
-pub fn classify(bytes: &[u8]) -> Verdict {
+pub(crate) fn classify(bytes: &[u8]) -> Verdict {
     if bytes.is_empty() {
         return Verdict::NeedMore;
     }
@@ -153,7 +153,7 @@ fn classify_refused_line(bytes: &[u8]) -> Verdict {
 
 /// How detection on a socket ended.
 #[derive(Debug)]
-pub enum Detection {
+pub(crate) enum Detection {
     /// A protocol was recognised (or ruled out: `Opaque`) from `prefix`.
     Detected {
         /// The verdict.
@@ -186,7 +186,7 @@ pub enum Detection {
 
 impl Detection {
     /// The `tcp_detect_total` label value.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             Detection::Detected { protocol, .. } => protocol.metric_label(),
             Detection::HttpTooLarge { .. } => "http_too_large",
@@ -223,7 +223,7 @@ fn next_read_size(read: usize) -> usize {
 }
 
 /// Reads from `io` until its protocol is known, for at most `timeout`.
-pub async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Detection {
+pub(crate) async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Detection {
     // An idle connection holds FIRST_READ bytes, not a full buffer.
     let mut buffer = BytesMut::new();
     let reading = async {

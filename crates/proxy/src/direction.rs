@@ -5,7 +5,7 @@
 
 /// Which way traffic flows through the proxy.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// A peer calling the local app.
     Inbound,
     /// The local app calling out.
@@ -14,7 +14,7 @@ pub enum Direction {
 
 impl Direction {
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Direction::Inbound => "inbound",
             Direction::Outbound => "outbound",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// Starts a drain and waits for it to complete.
-pub struct DrainSignal {
+pub(crate) struct DrainSignal {
     draining: watch::Sender<bool>,
     finished: mpsc::Receiver<()>,
     watch: Option<DrainWatch>,
@@ -19,14 +19,14 @@ pub struct DrainSignal {
 
 /// Held while work is in progress; tells the holder when to wind down.
 #[derive(Clone)]
-pub struct DrainWatch {
+pub(crate) struct DrainWatch {
     draining: watch::Receiver<bool>,
     _in_progress: mpsc::Sender<()>,
 }
 
 /// How a drain ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum DrainOutcome {
+pub(crate) enum DrainOutcome {
     /// Every watch was dropped in time.
     Complete,
     /// The grace period ran out with work still in progress.
@@ -35,7 +35,7 @@ pub enum DrainOutcome {
 
 impl DrainSignal {
     /// A new signal and the first watch of it.
-    pub fn new() -> DrainSignal {
+    pub(crate) fn new() -> DrainSignal {
         let (draining_sender, draining_receiver) = watch::channel(false);
         let (in_progress_sender, finished) = mpsc::channel(1);
         DrainSignal {
@@ -49,7 +49,7 @@ impl DrainSignal {
     }
 
     /// A watch to hand to a component.
-    pub fn watch(&self) -> DrainWatch {
+    pub(crate) fn watch(&self) -> DrainWatch {
         self.watch
             .clone()
             .expect("watches are only handed out before draining starts")
@@ -57,7 +57,7 @@ impl DrainSignal {
 
     /// Tells every watch to wind down and waits, at most `grace_period`, for
     /// all of them to be dropped.
-    pub async fn drain(mut self, grace_period: Duration) -> DrainOutcome {
+    pub(crate) async fn drain(mut self, grace_period: Duration) -> DrainOutcome {
         self.watch = None;
         let _ = self.draining.send(true);
         let all_dropped = async { while self.finished.recv().await.is_some() {} };
@@ -76,13 +76,14 @@ impl Default for DrainSignal {
 
 impl DrainWatch {
     /// Completes once a drain has started.
-    pub async fn signaled(&self) {
+    pub(crate) async fn signaled(&self) {
         let mut draining = self.draining.clone();
         let _ = draining.wait_for(|draining| *draining).await;
     }
 
     /// Whether a drain has started.
-    pub fn is_draining(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_draining(&self) -> bool {
         *self.draining.borrow()
     }
 }

@@ -49,7 +49,11 @@ const HTTP_SERVER: ServerSettings = ServerSettings {
 };
 
 /// Serves a connection accepted on the inbound listener to completion.
-pub fn accept(accepted: Accepted, proxy: Arc<Proxy>, drain: DrainWatch) -> BoxFuture<'static, ()> {
+pub(crate) fn accept(
+    accepted: Accepted,
+    proxy: Arc<Proxy>,
+    drain: DrainWatch,
+) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         // Explicit mode sends everything to the forward address. A direct
         // connection to the inbound port (not redirected) targets the proxy
@@ -82,7 +86,7 @@ pub fn accept(accepted: Accepted, proxy: Arc<Proxy>, drain: DrainWatch) -> BoxFu
 
 /// Serves an inbound connection (accepted, or the inside of terminated TLS)
 /// to completion.
-pub fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'static, ()> {
+pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'static, ()> {
     Box::pin(serve_connection(io, context))
 }
 

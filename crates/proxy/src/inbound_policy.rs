@@ -33,13 +33,13 @@ use crate::config::PortSet;
 /// admin 9990; Linkerd's policy 8090 and admin 9995-9997). The identity port
 /// 8080 is left out: it is the most common app port of all. Add it (or any
 /// other) with `WEFT_PROXY_INBOUND_DENY_PORTS`.
-pub const DEFAULT_DENIED_PORTS: &[u16] = &[
+pub(crate) const DEFAULT_DENIED_PORTS: &[u16] = &[
     4140, 4143, 4190, 4191, 8084, 8086, 8090, 9990, 9995, 9996, 9997,
 ];
 
 /// Why an inbound connection was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// A transport header from a client without a verified mesh certificate.
     #[error("direct connections must be mutually authenticated: no client certificate")]
     NoClientCertificate,
@@ -65,7 +65,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The `inbound_tcp_errors_total` `error` label.
-    pub fn metric_label(self) -> &'static str {
+    pub(crate) fn metric_label(self) -> &'static str {
         match self {
             Refusal::NoClientCertificate => "no client certificate",
             Refusal::PortNotAllowed(_) => "port not allowed",
@@ -80,7 +80,7 @@ impl Refusal {
 
 /// The port rules for transport headers, from the configuration.
 #[derive(Clone, Copy, Debug)]
-pub struct InboundPorts<'a> {
+pub(crate) struct InboundPorts<'a> {
     /// `WEFT_PROXY_INBOUND_PORTS`, when set.
     pub allowed: Option<&'a PortSet>,
     /// The port of `WEFT_PROXY_INBOUND_FORWARD_ADDR`, when set.
@@ -93,7 +93,7 @@ pub struct InboundPorts<'a> {
 
 /// Whether a transport header from a client with `client_identity` may
 /// name `port`.
-pub fn transport_header_allowed(
+pub(crate) fn transport_header_allowed(
     client_identity: Option<&str>,
     port: u16,
     ports: &InboundPorts<'_>,
@@ -105,7 +105,7 @@ pub fn transport_header_allowed(
 }
 
 /// Whether a transport header may name `port` (see the module docs).
-pub fn inbound_port_allowed(port: u16, ports: &InboundPorts<'_>) -> Result<(), Refusal> {
+pub(crate) fn inbound_port_allowed(port: u16, ports: &InboundPorts<'_>) -> Result<(), Refusal> {
     if ports.own_ports.contains(&port) {
         return Err(Refusal::OwnListener(port));
     }

@@ -11,19 +11,19 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Everything a proxied stream must be.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// A stream whose first reads return `prefix`, then the inner stream.
-pub struct PrefixedIo<T> {
+pub(crate) struct PrefixedIo<T> {
     prefix: Bytes,
     inner: T,
 }
 
 impl<T> PrefixedIo<T> {
     /// Wraps `inner` so that `prefix` is read first.
-    pub fn new(prefix: Bytes, inner: T) -> Self {
+    pub(crate) fn new(prefix: Bytes, inner: T) -> Self {
         PrefixedIo { prefix, inner }
     }
 }
@@ -80,20 +80,20 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for PrefixedIo<T> {
 
 /// A stream that records its traffic in a connection's TCP metrics; the
 /// close is recorded when it is dropped.
-pub struct MeteredIo<T> {
+pub(crate) struct MeteredIo<T> {
     inner: T,
     metrics: Arc<TcpConnectionMetrics>,
 }
 
 impl<T> MeteredIo<T> {
     /// Wraps `inner`, recording into `metrics`.
-    pub fn new(inner: T, metrics: TcpConnectionMetrics) -> Self {
+    pub(crate) fn new(inner: T, metrics: TcpConnectionMetrics) -> Self {
         MeteredIo::shared(inner, Arc::new(metrics))
     }
 
     /// Wraps `inner`, recording into `metrics`, which others may settle
     /// (see [`TcpConnectionMetrics::settle`]).
-    pub fn shared(inner: T, metrics: Arc<TcpConnectionMetrics>) -> Self {
+    pub(crate) fn shared(inner: T, metrics: Arc<TcpConnectionMetrics>) -> Self {
         MeteredIo { inner, metrics }
     }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// An accepted connection and where it was headed.
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// The connection.
     pub stream: TcpStream,
     /// The client's address.
@@ -44,10 +44,10 @@ pub struct Accepted {
 }
 
 /// A direction's entry point: serves an accepted connection to completion.
-pub type AcceptFn = fn(Accepted, Arc<Proxy>, DrainWatch) -> BoxFuture<'static, ()>;
+pub(crate) type AcceptFn = fn(Accepted, Arc<Proxy>, DrainWatch) -> BoxFuture<'static, ()>;
 
 /// A bound data-path listener.
-pub struct Listener {
+pub(crate) struct Listener {
     /// Its direction, as a metric and log label.
     direction: Direction,
     listener: TcpListener,
@@ -68,7 +68,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 impl Listener {
     /// Binds a listener of `direction` whose connections go to `accept`
     /// (`inbound::accept`, `outbound::accept`), at most `limit` at once.
-    pub async fn bind(
+    pub(crate) async fn bind(
         addr: SocketAddr,
         direction: Direction,
         limit: Arc<ConnectionLimit>,
@@ -84,13 +84,13 @@ impl Listener {
     }
 
     /// The bound address.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Accepts connections until a drain starts; each connection runs in
     /// its own task holding a drain watch.
-    pub async fn run(mut self, proxy: Arc<Proxy>, drain: DrainWatch) {
+    pub(crate) async fn run(mut self, proxy: Arc<Proxy>, drain: DrainWatch) {
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Traffic-caused log lines allowed per second.
-pub const LINES_PER_SECOND: u64 = 10;
+pub(crate) const LINES_PER_SECOND: u64 = 10;
 
 /// Shared by every connection of the process.
 #[derive(Debug)]
-pub struct LogLimit {
+pub(crate) struct LogLimit {
     epoch: Instant,
     /// The second the current budget belongs to.
     second: AtomicU64,
@@ -21,14 +21,14 @@ pub struct LogLimit {
 
 /// Permission to write one line.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Allowed {
+pub(crate) struct Allowed {
     /// Lines held back since the last allowed one.
     pub held_back: u64,
 }
 
 impl LogLimit {
     /// A fresh budget.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         LogLimit {
             epoch: Instant::now(),
             second: AtomicU64::new(0),
@@ -38,7 +38,7 @@ impl LogLimit {
     }
 
     /// Whether a line may be written now.
-    pub fn allow(&self) -> Option<Allowed> {
+    pub(crate) fn allow(&self) -> Option<Allowed> {
         self.allow_at(self.epoch.elapsed().as_secs())
     }
 

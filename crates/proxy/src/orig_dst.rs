@@ -10,7 +10,7 @@ const ENOPROTOOPT: i32 = 92;
 /// Where the client meant to connect. A connection made straight to the
 /// proxy's listener (no REDIRECT rule involved) reports the listener's own
 /// address, so callers compare the result with the local address.
-pub fn original_destination(stream: &TcpStream) -> std::io::Result<SocketAddr> {
+pub(crate) fn original_destination(stream: &TcpStream) -> std::io::Result<SocketAddr> {
     let socket = socket2::SockRef::from(stream);
     let local = stream.local_addr()?;
     // An IPv4 client of a dual-stack ([::]) listener shows up as
@@ -42,7 +42,7 @@ fn canonical(address: SocketAddr) -> SocketAddr {
 /// Whether `original` is just the listener's own address, i.e. the
 /// connection was not redirected. An IPv4 client may reach a dual-stack
 /// listener as `::ffff:a.b.c.d`, so mapped addresses compare equal.
-pub fn is_listener_itself(original: SocketAddr, local: SocketAddr) -> bool {
+pub(crate) fn is_listener_itself(original: SocketAddr, local: SocketAddr) -> bool {
     let canonical = |address: SocketAddr| (address.ip().to_canonical(), address.port());
     canonical(original) == canonical(local)
 }

@@ -29,7 +29,11 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
 /// Serves a connection accepted on an outbound listener to completion.
-pub fn accept(accepted: Accepted, proxy: Arc<Proxy>, drain: DrainWatch) -> BoxFuture<'static, ()> {
+pub(crate) fn accept(
+    accepted: Accepted,
+    proxy: Arc<Proxy>,
+    drain: DrainWatch,
+) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         // Redirected traffic goes to its original destination; a connection
         // made to the listener itself carries explicit proxy requests.
@@ -57,7 +61,7 @@ pub fn accept(accepted: Accepted, proxy: Arc<Proxy>, drain: DrainWatch) -> BoxFu
 
 /// Serves an outbound connection (accepted, or the inside of a CONNECT
 /// tunnel) to completion.
-pub fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'static, ()> {
+pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'static, ()> {
     Box::pin(serve_connection(io, context))
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// State shared by every connection of the process.
-pub struct Proxy {
+pub(crate) struct Proxy {
     /// The effective configuration.
     pub config: Arc<Config>,
     /// The data path's metrics.
@@ -45,7 +45,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// The HTTP client for a direction.
-    pub fn client(&self, direction: Direction) -> &HttpClient {
+    pub(crate) fn client(&self, direction: Direction) -> &HttpClient {
         match direction {
             Direction::Inbound => &self.inbound_client,
             Direction::Outbound => &self.outbound_client,
@@ -53,7 +53,7 @@ impl Proxy {
     }
 
     /// The connect timeout for a direction.
-    pub fn connect_timeout(&self, direction: Direction) -> Duration {
+    pub(crate) fn connect_timeout(&self, direction: Direction) -> Duration {
         match direction {
             Direction::Inbound => self.config.inbound_connect_timeout,
             Direction::Outbound => self.config.outbound_connect_timeout,
@@ -62,7 +62,7 @@ impl Proxy {
 
     /// Logs a problem caused by traffic (a malformed request, an unreachable
     /// target) at info level, within the log budget.
-    pub fn log_traffic_error(
+    pub(crate) fn log_traffic_error(
         &self,
         direction: Direction,
         peer: SocketAddr,
@@ -82,7 +82,7 @@ impl Proxy {
     /// Mutual TLS for an endpoint whose proxy has `identity`; `None` for a
     /// plaintext endpoint. Fails when the identity is known but this proxy
     /// has no certificate yet (never falls back to plaintext).
-    pub fn client_tls(
+    pub(crate) fn client_tls(
         &self,
         identity: Option<&Arc<str>>,
         transport_port: Option<u16>,
@@ -108,7 +108,7 @@ impl Proxy {
 
     /// Whether connecting to `target` would reach one of the proxy's own
     /// listeners (a forwarding loop).
-    pub fn is_own_listener(&self, target: SocketAddr) -> bool {
+    pub(crate) fn is_own_listener(&self, target: SocketAddr) -> bool {
         self.listener_addrs
             .iter()
             .any(|listener| targets_listener(target, *listener))
@@ -118,7 +118,7 @@ impl Proxy {
 /// Whether a connection to `target` lands on `listener`. Connecting to the
 /// unspecified address (`0.0.0.0`, `::`) reaches the host itself, so such a
 /// target lands on every listener of its port.
-pub fn targets_listener(target: SocketAddr, listener: SocketAddr) -> bool {
+pub(crate) fn targets_listener(target: SocketAddr, listener: SocketAddr) -> bool {
     if target.port() != listener.port() {
         return false;
     }

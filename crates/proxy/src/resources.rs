@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// File descriptors an accepted connection may use: its own and one to its
 /// target.
-pub const FDS_PER_CONNECTION: u64 = 2;
+pub(crate) const FDS_PER_CONNECTION: u64 = 2;
 /// File descriptors kept out of the connections' budget (listeners, admin,
 /// control plane, pools, logs), unless the limit is tiny.
-pub const FD_RESERVE: u64 = 256;
+pub(crate) const FD_RESERVE: u64 = 256;
 
 /// Why the open-file limit could not be read or raised.
 #[derive(Debug, thiserror::Error)]
-pub enum ResourceError {
+pub(crate) enum ResourceError {
     /// setrlimit refused.
     #[error("cannot raise the open-file limit from {from} to {to}: {source}")]
     Raise {
@@ -37,7 +37,7 @@ pub enum ResourceError {
 
 /// The open-file limit after start-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FdLimit {
+pub(crate) struct FdLimit {
     /// The soft limit before it was raised (`None`: unlimited).
     pub before: Option<u64>,
     /// The soft limit now (`None`: unlimited).
@@ -45,7 +45,7 @@ pub struct FdLimit {
 }
 
 /// Raises the soft open-file limit to the hard limit.
-pub fn raise_fd_limit() -> Result<FdLimit, ResourceError> {
+pub(crate) fn raise_fd_limit() -> Result<FdLimit, ResourceError> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     let before = limit.current;
@@ -77,7 +77,7 @@ pub fn raise_fd_limit() -> Result<FdLimit, ResourceError> {
 
 /// The reserve kept out of a limit of `fd_limit` descriptors: [`FD_RESERVE`],
 /// or half of a smaller limit.
-pub fn fd_reserve(fd_limit: u64) -> u64 {
+pub(crate) fn fd_reserve(fd_limit: u64) -> u64 {
     FD_RESERVE.min(fd_limit / 2)
 }
 
@@ -85,7 +85,7 @@ pub fn fd_reserve(fd_limit: u64) -> u64 {
 /// (`None`: unlimited) after the reserve: the configured ones when they
 /// fit, else the smaller keeps its value up to half the budget and the
 /// larger gets the rest (each at least 1).
-pub fn fit_connection_limits(
+pub(crate) fn fit_connection_limits(
     fd_limit: Option<u64>,
     inbound: usize,
     outbound: usize,
@@ -111,7 +111,7 @@ pub fn fit_connection_limits(
 
 /// The connections of one direction open at once, up to a limit.
 #[derive(Debug)]
-pub struct ConnectionLimit {
+pub(crate) struct ConnectionLimit {
     open: AtomicUsize,
     max: usize,
     /// Published count of open connections.
@@ -120,7 +120,7 @@ pub struct ConnectionLimit {
 
 impl ConnectionLimit {
     /// A limit of `max` connections, whose open count is published in `gauge`.
-    pub fn new(max: usize, gauge: Gauge) -> Arc<ConnectionLimit> {
+    pub(crate) fn new(max: usize, gauge: Gauge) -> Arc<ConnectionLimit> {
         Arc::new(ConnectionLimit {
             open: AtomicUsize::new(0),
             max,
@@ -129,17 +129,18 @@ impl ConnectionLimit {
     }
 
     /// The limit.
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.max
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
     /// A permit for one more connection; `None` at the limit.
-    pub fn try_acquire(self: &Arc<Self>) -> Option<ConnectionPermit> {
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<ConnectionPermit> {
         self.open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
                 (open < self.max).then_some(open + 1)
@@ -156,7 +157,7 @@ impl ConnectionLimit {
 
 /// One open connection, counted until dropped.
 #[derive(Debug)]
-pub struct ConnectionPermit {
+pub(crate) struct ConnectionPermit {
     limit: Arc<ConnectionLimit>,
 }
 

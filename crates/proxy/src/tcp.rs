@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 const COPY_BUFFER_SIZE: usize = 8 * 1024;
 
 /// Forwards `client` to `target` until both directions have closed.
-pub fn forward<I: Io>(
+pub(crate) fn forward<I: Io>(
     proxy: &Proxy,
     client: I,
     target: SocketAddr,
@@ -40,7 +40,7 @@ pub fn forward<I: Io>(
 ///
 /// Boxed: connecting and TLS make a large future, and a connection waiting
 /// in detection should not carry room for it.
-pub fn forward_planned<I: Io>(
+pub(crate) fn forward_planned<I: Io>(
     proxy: &Proxy,
     client: I,
     target: SocketAddr,

@@ -16,23 +16,23 @@
 use std::time::{Duration, Instant};
 
 /// Linkerd's default time constant of the moving average.
-pub const DEFAULT_DECAY: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_DECAY: Duration = Duration::from_secs(10);
 
 /// Linkerd's default estimate for an endpoint with no samples yet.
-pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
+pub(crate) const DEFAULT_RTT: Duration = Duration::from_millis(30);
 
 /// The smallest default RTT accepted (Linkerd clamps it the same way), so a
 /// new endpoint never looks free.
-pub const MINIMUM_DEFAULT_RTT: Duration = Duration::from_millis(1);
+pub(crate) const MINIMUM_DEFAULT_RTT: Duration = Duration::from_millis(1);
 
 /// The load of an endpoint whose estimate has decayed to exactly zero while it
 /// has requests in flight: it is unknown but busy, so it is avoided (Finagle's
 /// penalty, `Long.MaxValue >> 16` nanoseconds).
-pub const PENDING_PENALTY_NANOS: f64 = (i64::MAX >> 16) as f64;
+pub(crate) const PENDING_PENALTY_NANOS: f64 = (i64::MAX >> 16) as f64;
 
 /// How the estimate of every endpoint of one balancer behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeakEwmaConfig {
+pub(crate) struct PeakEwmaConfig {
     /// Time constant of the moving average: after `decay` without samples an
     /// estimate keeps `1/e` of its weight.
     pub decay: Duration,
@@ -52,7 +52,7 @@ impl Default for PeakEwmaConfig {
 
 /// The peak-EWMA round-trip estimate of one endpoint.
 #[derive(Clone, Debug)]
-pub struct PeakEwma {
+pub(crate) struct PeakEwma {
     estimate_nanos: f64,
     updated_at: Instant,
     decay_nanos: f64,
@@ -60,7 +60,7 @@ pub struct PeakEwma {
 
 impl PeakEwma {
     /// A fresh estimate at the configured default RTT, as of `now`.
-    pub fn new(config: PeakEwmaConfig, now: Instant) -> PeakEwma {
+    pub(crate) fn new(config: PeakEwmaConfig, now: Instant) -> PeakEwma {
         PeakEwma {
             estimate_nanos: nanos(config.default_rtt.max(MINIMUM_DEFAULT_RTT)),
             updated_at: now,
@@ -70,7 +70,7 @@ impl PeakEwma {
     }
 
     /// Records a measured round trip that ended at `now`.
-    pub fn observe(&mut self, rtt: Duration, now: Instant) {
+    pub(crate) fn observe(&mut self, rtt: Duration, now: Instant) {
         self.observe_nanos(nanos(rtt), now);
     }
 
@@ -79,13 +79,14 @@ impl PeakEwma {
     /// Like Linkerd and Finagle, reading the load first decays the estimate
     /// toward zero for the time since the last update (a zero-latency
     /// sample), which is why it takes `&mut self`.
-    pub fn load(&mut self, pending: usize, now: Instant) -> f64 {
+    pub(crate) fn load(&mut self, pending: usize, now: Instant) -> f64 {
         self.observe_nanos(0.0, now);
         load_of(self.estimate_nanos, pending)
     }
 
     /// The current estimate, as of the last sample or load read.
-    pub fn estimate(&self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn estimate(&self) -> Duration {
         Duration::from_nanos(self.estimate_nanos as u64)
     }
 
@@ -106,7 +107,7 @@ impl PeakEwma {
 /// The load of an endpoint with the given estimate and `pending` requests in
 /// flight: `estimate × (pending + 1)`, or [`PENDING_PENALTY_NANOS`] (plus
 /// `pending`) when the estimate is zero and requests are in flight.
-pub fn load_of(estimate_nanos: f64, pending: usize) -> f64 {
+pub(crate) fn load_of(estimate_nanos: f64, pending: usize) -> f64 {
     if estimate_nanos == 0.0 && pending > 0 {
         PENDING_PENALTY_NANOS + pending as f64
     } else {

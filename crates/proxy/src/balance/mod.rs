@@ -14,13 +14,13 @@
 //! nothing. Queueing and failfast for an empty balancer belong to the caller:
 //! [`Balancer::pick`] answers `None` at once.
 
-pub mod ewma;
-pub mod p2c;
+pub(crate) mod ewma;
+pub(crate) mod p2c;
 
 #[cfg(test)]
 mod tests;
 
-pub use ewma::{DEFAULT_DECAY, DEFAULT_RTT, PeakEwmaConfig};
+pub(crate) use ewma::PeakEwmaConfig;
 
 use p2c::{Endpoint, EndpointSet, Random};
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 /// A discovery update for one balancer, with metadata `M` per endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change<M> {
+pub(crate) enum Change<M> {
     /// An endpoint appeared, or its metadata changed (its load is kept).
     Add(SocketAddr, M),
     /// An endpoint went away; it is never picked again.
@@ -41,7 +41,7 @@ pub enum Change<M> {
 
 /// A load-aware picker over the endpoints of one backend. Clones share the
 /// same endpoints.
-pub struct Balancer<M> {
+pub(crate) struct Balancer<M> {
     shared: Arc<Shared<M>>,
 }
 
@@ -69,12 +69,13 @@ impl<M> std::fmt::Debug for Balancer<M> {
 
 impl<M> Balancer<M> {
     /// An empty balancer with a random seed.
-    pub fn new(config: PeakEwmaConfig) -> Balancer<M> {
+    pub(crate) fn new(config: PeakEwmaConfig) -> Balancer<M> {
         Balancer::from_parts(config, Random::from_entropy())
     }
 
     /// An empty balancer whose choices follow `seed` (deterministic tests).
-    pub fn with_seed(config: PeakEwmaConfig, seed: u64) -> Balancer<M> {
+    #[cfg(test)]
+    pub(crate) fn with_seed(config: PeakEwmaConfig, seed: u64) -> Balancer<M> {
         Balancer::from_parts(config, Random::with_seed(seed))
     }
 
@@ -89,19 +90,19 @@ impl<M> Balancer<M> {
 
     /// Picks an endpoint for one request starting now; `None` if there are
     /// no endpoints.
-    pub fn pick(&self) -> Option<EndpointLease<M>> {
+    pub(crate) fn pick(&self) -> Option<EndpointLease<M>> {
         self.pick_at(Instant::now())
     }
 
     /// Picks an endpoint for one request starting at `now`.
-    pub fn pick_at(&self, now: Instant) -> Option<EndpointLease<M>> {
+    pub(crate) fn pick_at(&self, now: Instant) -> Option<EndpointLease<M>> {
         self.pick_avoiding_at(now, &[])
     }
 
     /// Picks an endpoint other than those in `avoid` (they failed the
     /// request being placed) while there is one; `None` if there are no
     /// endpoints.
-    pub fn pick_avoiding(&self, avoid: &[SocketAddr]) -> Option<EndpointLease<M>> {
+    pub(crate) fn pick_avoiding(&self, avoid: &[SocketAddr]) -> Option<EndpointLease<M>> {
         self.pick_avoiding_at(Instant::now(), avoid)
     }
 
@@ -118,13 +119,13 @@ impl<M> Balancer<M> {
     }
 
     /// Applies a discovery update now.
-    pub fn update(&self, change: Change<M>) {
+    pub(crate) fn update(&self, change: Change<M>) {
         self.update_at(change, Instant::now());
     }
 
     /// Applies a discovery update at `now` (the start time of new endpoints'
     /// estimates).
-    pub fn update_at(&self, change: Change<M>, now: Instant) {
+    pub(crate) fn update_at(&self, change: Change<M>, now: Instant) {
         let mut endpoints = self.write();
         match change {
             Change::Add(address, metadata) => endpoints.insert(address, metadata, now),
@@ -136,17 +137,19 @@ impl<M> Balancer<M> {
     }
 
     /// Whether there are no endpoints, so [`Balancer::pick`] answers `None`.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.read().is_empty()
     }
 
     /// Number of endpoints.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.read().len()
     }
 
     /// The load state of the endpoint at `address`, if it is in the set.
-    pub fn endpoint_state(&self, address: SocketAddr) -> Option<EndpointState> {
+    #[cfg(test)]
+    pub(crate) fn endpoint_state(&self, address: SocketAddr) -> Option<EndpointState> {
         let endpoints = self.read();
         let load = endpoints.get(address)?.load();
         Some(EndpointState {
@@ -173,7 +176,8 @@ impl<M> Balancer<M> {
 
 /// A snapshot of one endpoint's load, for tests and diagnostics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EndpointState {
+#[cfg(test)]
+pub(crate) struct EndpointState {
     /// The peak-EWMA RTT estimate as of its last update.
     pub rtt_estimate: Duration,
     /// Requests in flight.
@@ -185,30 +189,31 @@ pub struct EndpointState {
 /// is dropped (a failure or cancellation: no latency sample).
 #[derive(Debug)]
 #[must_use = "dropping a lease at once ends the request without a latency sample"]
-pub struct EndpointLease<M> {
+pub(crate) struct EndpointLease<M> {
     endpoint: Arc<Endpoint<M>>,
     started_at: Instant,
 }
 
 impl<M> EndpointLease<M> {
     /// Where to send the request.
-    pub fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         self.endpoint.address()
     }
 
     /// The endpoint's discovery metadata (as it was when picked).
-    pub fn metadata(&self) -> &M {
+    pub(crate) fn metadata(&self) -> &M {
         self.endpoint.metadata()
     }
 
     /// When the request started.
-    pub fn started_at(&self) -> Instant {
+    #[cfg(test)]
+    pub(crate) fn started_at(&self) -> Instant {
         self.started_at
     }
 
     /// The request got its response at `now`: records `now − started_at` as
     /// the endpoint's latency sample and ends the request.
-    pub fn complete(self, now: Instant) {
+    pub(crate) fn complete(self, now: Instant) {
         let rtt = now.saturating_duration_since(self.started_at);
         self.endpoint.load().observe(rtt, now);
         // Dropping `self` ends the request.
@@ -219,7 +224,7 @@ impl<M> EndpointLease<M> {
     /// The endpoint could not be reached: its load estimate jumps to
     /// `penalty` (decaying like any sample), so the balancer avoids it while
     /// others are healthy, and the request ends.
-    pub fn fail(self, penalty: Duration) {
+    pub(crate) fn fail(self, penalty: Duration) {
         self.endpoint.load().observe(penalty, Instant::now());
     }
 }

@@ -24,7 +24,7 @@ use std::time::Instant;
 ///
 /// # Panics
 /// If `first` or `second` is not an index of `loads`.
-pub fn choose(loads: &[f64], first: usize, second: usize) -> usize {
+pub(crate) fn choose(loads: &[f64], first: usize, second: usize) -> usize {
     if loads[second] < loads[first] {
         second
     } else {
@@ -37,7 +37,7 @@ pub fn choose(loads: &[f64], first: usize, second: usize) -> usize {
 ///
 /// Each half of `random` picks one index by multiply-shift (no division);
 /// sets larger than `u32::MAX` endpoints only ever use the first `u32::MAX`.
-pub fn pair(random: u64, len: usize) -> Option<(usize, usize)> {
+pub(crate) fn pair(random: u64, len: usize) -> Option<(usize, usize)> {
     match len {
         0 => None,
         1 => Some((0, 0)),
@@ -58,20 +58,20 @@ fn below(random: u32, bound: usize) -> usize {
 /// number atomically, so callers on different threads never share one; one
 /// seed gives one sequence (deterministic tests).
 #[derive(Debug)]
-pub struct Random {
+pub(crate) struct Random {
     state: AtomicU64,
 }
 
 impl Random {
     /// A sequence starting from `seed`.
-    pub fn with_seed(seed: u64) -> Random {
+    pub(crate) fn with_seed(seed: u64) -> Random {
         Random {
             state: AtomicU64::new(seed),
         }
     }
 
     /// A sequence from a random seed (std's per-process hash keys; no crate).
-    pub fn from_entropy() -> Random {
+    pub(crate) fn from_entropy() -> Random {
         use std::hash::{BuildHasher, Hasher};
         let seed = std::collections::hash_map::RandomState::new()
             .build_hasher()
@@ -80,7 +80,7 @@ impl Random {
     }
 
     /// The next number of the sequence.
-    pub fn next_u64(&self) -> u64 {
+    pub(crate) fn next_u64(&self) -> u64 {
         const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut mixed = self
             .state
@@ -95,14 +95,14 @@ impl Random {
 /// The load state of one endpoint: its RTT estimate and requests in flight.
 /// Shared by the set and by every lease on the endpoint.
 #[derive(Debug)]
-pub struct EndpointLoad {
+pub(crate) struct EndpointLoad {
     ewma: Mutex<PeakEwma>,
     pending: AtomicUsize,
 }
 
 impl EndpointLoad {
     /// A fresh state: default RTT, nothing pending.
-    pub fn new(config: PeakEwmaConfig, now: Instant) -> EndpointLoad {
+    pub(crate) fn new(config: PeakEwmaConfig, now: Instant) -> EndpointLoad {
         EndpointLoad {
             ewma: Mutex::new(PeakEwma::new(config, now)),
             pending: AtomicUsize::new(0),
@@ -110,33 +110,34 @@ impl EndpointLoad {
     }
 
     /// The load at `now` (decays the estimate; see [`PeakEwma::load`]).
-    pub fn load(&self, now: Instant) -> f64 {
+    pub(crate) fn load(&self, now: Instant) -> f64 {
         let pending = self.pending();
         self.ewma().load(pending, now)
     }
 
     /// Requests in flight.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
     }
 
     /// The RTT estimate as of its last update.
-    pub fn rtt_estimate(&self) -> std::time::Duration {
+    #[cfg(test)]
+    pub(crate) fn rtt_estimate(&self) -> std::time::Duration {
         self.ewma().estimate()
     }
 
     /// One more request in flight.
-    pub fn start_request(&self) {
+    pub(crate) fn start_request(&self) {
         self.pending.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records the latency of a request that got its response at `now`.
-    pub fn observe(&self, rtt: std::time::Duration, now: Instant) {
+    pub(crate) fn observe(&self, rtt: std::time::Duration, now: Instant) {
         self.ewma().observe(rtt, now);
     }
 
     /// One request fewer in flight (never below zero).
-    pub fn end_request(&self) {
+    pub(crate) fn end_request(&self) {
         let _ = self
             .pending
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |pending| {
@@ -152,7 +153,7 @@ impl EndpointLoad {
 
 /// One endpoint of a set: its address, its discovery metadata and its load.
 #[derive(Debug)]
-pub struct Endpoint<M> {
+pub(crate) struct Endpoint<M> {
     address: SocketAddr,
     metadata: M,
     load: Arc<EndpointLoad>,
@@ -160,24 +161,24 @@ pub struct Endpoint<M> {
 
 impl<M> Endpoint<M> {
     /// Where to connect.
-    pub fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         self.address
     }
 
     /// What discovery said about the endpoint.
-    pub fn metadata(&self) -> &M {
+    pub(crate) fn metadata(&self) -> &M {
         &self.metadata
     }
 
     /// Its load state.
-    pub fn load(&self) -> &EndpointLoad {
+    pub(crate) fn load(&self) -> &EndpointLoad {
         &self.load
     }
 }
 
 /// The endpoints of one balancer, keyed by address.
 #[derive(Debug)]
-pub struct EndpointSet<M> {
+pub(crate) struct EndpointSet<M> {
     config: PeakEwmaConfig,
     endpoints: Vec<Arc<Endpoint<M>>>,
     positions: HashMap<SocketAddr, usize>,
@@ -185,7 +186,7 @@ pub struct EndpointSet<M> {
 
 impl<M> EndpointSet<M> {
     /// An empty set whose endpoints use `config`.
-    pub fn new(config: PeakEwmaConfig) -> EndpointSet<M> {
+    pub(crate) fn new(config: PeakEwmaConfig) -> EndpointSet<M> {
         EndpointSet {
             config,
             endpoints: Vec::new(),
@@ -194,17 +195,19 @@ impl<M> EndpointSet<M> {
     }
 
     /// Number of endpoints.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.endpoints.len()
     }
 
     /// Whether there are no endpoints (a balancer that cannot pick).
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.endpoints.is_empty()
     }
 
     /// The endpoint at `address`, if present.
-    pub fn get(&self, address: SocketAddr) -> Option<&Arc<Endpoint<M>>> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, address: SocketAddr) -> Option<&Arc<Endpoint<M>>> {
         self.positions
             .get(&address)
             .map(|&position| &self.endpoints[position])
@@ -212,7 +215,7 @@ impl<M> EndpointSet<M> {
 
     /// Adds an endpoint, or replaces the metadata of an existing one while
     /// keeping its load state.
-    pub fn insert(&mut self, address: SocketAddr, metadata: M, now: Instant) {
+    pub(crate) fn insert(&mut self, address: SocketAddr, metadata: M, now: Instant) {
         let config = self.config;
         self.upsert(address, metadata, || {
             Arc::new(EndpointLoad::new(config, now))
@@ -249,7 +252,7 @@ impl<M> EndpointSet<M> {
 
     /// Removes an endpoint; it is never chosen again. Returns whether it was
     /// present. If it comes back it starts afresh at the default RTT.
-    pub fn remove(&mut self, address: SocketAddr) -> bool {
+    pub(crate) fn remove(&mut self, address: SocketAddr) -> bool {
         let Some(position) = self.positions.remove(&address) else {
             return false;
         };
@@ -262,7 +265,7 @@ impl<M> EndpointSet<M> {
 
     /// Replaces the whole set: endpoints in `endpoints` that were present keep
     /// their load state (with the new metadata), the others are removed.
-    pub fn reset(&mut self, endpoints: Vec<(SocketAddr, M)>, now: Instant) {
+    pub(crate) fn reset(&mut self, endpoints: Vec<(SocketAddr, M)>, now: Instant) {
         let mut previous: HashMap<SocketAddr, Arc<EndpointLoad>> = self
             .endpoints
             .drain(..)
@@ -281,14 +284,15 @@ impl<M> EndpointSet<M> {
 
     /// Power of two choices at `now` with one random number: the chosen
     /// endpoint, or `None` when the set is empty. Does not start a request.
-    pub fn select(&self, random: u64, now: Instant) -> Option<&Arc<Endpoint<M>>> {
+    #[cfg(test)]
+    pub(crate) fn select(&self, random: u64, now: Instant) -> Option<&Arc<Endpoint<M>>> {
         self.select_avoiding(random, now, &[])
     }
 
     /// Power of two choices among the endpoints not in `avoid` (those that
     /// already failed the request being placed); among all of them when
     /// every endpoint is in `avoid`. `None` when the set is empty.
-    pub fn select_avoiding(
+    pub(crate) fn select_avoiding(
         &self,
         random: u64,
         now: Instant,

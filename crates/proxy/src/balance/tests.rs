@@ -2,6 +2,7 @@
 //! explicit virtual time (no sockets, no clock).
 
 use super::*;
+use crate::balance::ewma::DEFAULT_RTT;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 

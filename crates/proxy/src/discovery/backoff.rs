@@ -8,7 +8,8 @@ use std::time::Duration;
 
 /// Why a backoff could not be built.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
-pub enum BackoffError {
+#[cfg(test)]
+pub(crate) enum BackoffError {
     /// `min` is zero or larger than `max`.
     #[error("backoff min must be positive and at most max")]
     InvalidRange,
@@ -19,7 +20,7 @@ pub enum BackoffError {
 
 /// Exponential backoff parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ExponentialBackoff {
+pub(crate) struct ExponentialBackoff {
     min: Duration,
     max: Duration,
     jitter: f64,
@@ -39,7 +40,8 @@ impl Default for ExponentialBackoff {
 impl ExponentialBackoff {
     /// A backoff from `min` doubling up to `max`, with `jitter` as a
     /// fraction of the delay (0.1 = up to 10 % more).
-    pub fn new(min: Duration, max: Duration, jitter: f64) -> Result<Self, BackoffError> {
+    #[cfg(test)]
+    pub(crate) fn new(min: Duration, max: Duration, jitter: f64) -> Result<Self, BackoffError> {
         if min.is_zero() || min > max {
             return Err(BackoffError::InvalidRange);
         }
@@ -51,7 +53,7 @@ impl ExponentialBackoff {
 
     /// The delay before attempt `attempt` (0 = the first retry), given a
     /// uniformly random `random` in `[0, 1)`.
-    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, random: f64) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(31));
         let base = self.min.saturating_mul(factor).min(self.max);
         let extra = base.as_secs_f64() * self.jitter * random.clamp(0.0, 1.0);

@@ -23,11 +23,12 @@ use super::client::{DiscoveryClient, EndpointsWatch, LookupWatch, ProfileWatch};
 
 /// Default idle period before a lookup nobody holds is dropped (Linkerd's
 /// outbound discovery idle timeout).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+#[cfg(test)]
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Shared lookups per target. Cheap to clone; clones share entries.
 #[derive(Clone, Debug)]
-pub struct DiscoveryCache {
+pub(crate) struct DiscoveryCache {
     client: DiscoveryClient,
     entries: Arc<Mutex<Entries>>,
 }
@@ -48,7 +49,7 @@ impl DiscoveryCache {
     /// A cache over `client` whose entries are evicted after `idle_timeout`
     /// unheld. Spawns the sweeper, which stops when the last clone of the
     /// cache is dropped; call it inside a tokio runtime.
-    pub fn new(client: DiscoveryClient, idle_timeout: Duration) -> DiscoveryCache {
+    pub(crate) fn new(client: DiscoveryClient, idle_timeout: Duration) -> DiscoveryCache {
         let entries = Arc::new(Mutex::new(Entries::default()));
         let weak = Arc::downgrade(&entries);
         let interval = (idle_timeout / 4).max(Duration::from_millis(10));
@@ -57,14 +58,14 @@ impl DiscoveryCache {
     }
 
     /// The profile lookup of `target`, shared with every other caller.
-    pub fn profile(&self, target: &str) -> ProfileWatch {
+    pub(crate) fn profile(&self, target: &str) -> ProfileWatch {
         self.profile_within(target, usize::MAX)
             .expect("no cache holds usize::MAX lookups")
     }
 
     /// Like [`DiscoveryCache::profile`], but a new lookup only while fewer
     /// than `max` profile lookups are cached; `None` past that.
-    pub fn profile_within(&self, target: &str, max: usize) -> Option<ProfileWatch> {
+    pub(crate) fn profile_within(&self, target: &str, max: usize) -> Option<ProfileWatch> {
         let mut entries = self.lock();
         if !entries.profiles.contains_key(target) && entries.profiles.len() >= max {
             return None;
@@ -82,7 +83,7 @@ impl DiscoveryCache {
 
     /// The endpoint lookup (and balancer) of `authority`, shared with every
     /// other caller.
-    pub fn endpoints(&self, authority: &str) -> EndpointsWatch {
+    pub(crate) fn endpoints(&self, authority: &str) -> EndpointsWatch {
         let mut entries = self.lock();
         let entry = entries
             .endpoints
@@ -96,13 +97,15 @@ impl DiscoveryCache {
     }
 
     /// Number of cached lookups (profiles and endpoint sets).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         let entries = self.lock();
         entries.profiles.len() + entries.endpoints.len()
     }
 
     /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

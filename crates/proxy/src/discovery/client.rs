@@ -44,7 +44,7 @@ use crate::routing::profile::Profile;
 /// What the balancer keeps about one endpoint: its metric labels (made once,
 /// shared by every request sent there) and how to reach its proxy.
 #[derive(Clone, Debug)]
-pub struct EndpointMeta {
+pub(crate) struct EndpointMeta {
     /// Labels of requests and connections to it (`dst_*`, TLS status).
     pub labels: Arc<TargetLabels>,
     /// The identity to require with mutual TLS; `None`: plaintext (not
@@ -59,7 +59,7 @@ pub struct EndpointMeta {
 impl EndpointMeta {
     /// The metadata of `endpoint`; mutual TLS only when `mesh_tls` (this
     /// proxy has an identity) and discovery names the endpoint's identity.
-    pub fn new(endpoint: &Endpoint, mesh_tls: bool) -> EndpointMeta {
+    pub(crate) fn new(endpoint: &Endpoint, mesh_tls: bool) -> EndpointMeta {
         let identity: Option<Arc<str>> = endpoint
             .identity
             .as_deref()
@@ -95,7 +95,7 @@ pub enum ClientError {
 /// What a [`DiscoveryClient`] needs. Config wiring
 /// (`WEFT_PROXY_DESTINATION_*`) builds this later.
 #[derive(Clone, Debug)]
-pub struct DiscoveryConfig {
+pub(crate) struct DiscoveryConfig {
     /// The Destination service, `host:port`.
     pub destination_addr: String,
     /// TLS to it (mutual, with the proxy's current certificate); `None`:
@@ -121,7 +121,10 @@ pub struct DiscoveryConfig {
 impl DiscoveryConfig {
     /// Defaults (backoff 100 ms–10 s, initial timeout 500 ms, connect
     /// timeout 1 s) for `destination_addr` and `context_token`.
-    pub fn new(destination_addr: impl Into<String>, context_token: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        destination_addr: impl Into<String>,
+        context_token: impl Into<String>,
+    ) -> Self {
         DiscoveryConfig {
             destination_addr: destination_addr.into(),
             tls: None,
@@ -138,7 +141,7 @@ impl DiscoveryConfig {
 
 /// The state of one lookup.
 #[derive(Debug)]
-pub enum Lookup<T> {
+pub(crate) enum Lookup<T> {
     /// No answer yet, and the initial timeout has not passed: wait.
     Pending,
     /// No answer within the initial timeout: proceed without discovery
@@ -171,7 +174,8 @@ impl<T> Clone for Lookup<T> {
 
 impl<T> Lookup<T> {
     /// The resolved value, if any.
-    pub fn value(&self) -> Option<&Arc<T>> {
+    #[cfg(test)]
+    pub(crate) fn value(&self) -> Option<&Arc<T>> {
         match self {
             Lookup::Resolved(value) => Some(value),
             _ => None,
@@ -179,14 +183,14 @@ impl<T> Lookup<T> {
     }
 
     /// Whether the caller should still wait (only before the initial timeout).
-    pub fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         matches!(self, Lookup::Pending)
     }
 }
 
 /// The endpoint set a `Get` stream describes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KnownEndpoints {
+pub(crate) struct KnownEndpoints {
     /// `false` after `no_endpoints{exists: false}`: the service is unknown.
     pub exists: bool,
     /// Current endpoints and their labels.
@@ -196,7 +200,7 @@ pub struct KnownEndpoints {
 /// A handle on one lookup: the watch of its state. Clones share the lookup;
 /// the lookup (and its stream) ends when the last clone is dropped.
 #[derive(Debug)]
-pub struct LookupWatch<T> {
+pub(crate) struct LookupWatch<T> {
     receiver: watch::Receiver<Lookup<T>>,
     task: Arc<LookupTask>,
 }
@@ -212,18 +216,19 @@ impl<T> Clone for LookupWatch<T> {
 
 impl<T> LookupWatch<T> {
     /// The current state.
-    pub fn current(&self) -> Lookup<T> {
+    pub(crate) fn current(&self) -> Lookup<T> {
         self.receiver.borrow().clone()
     }
 
     /// The current value, if resolved.
-    pub fn value(&self) -> Option<Arc<T>> {
+    #[cfg(test)]
+    pub(crate) fn value(&self) -> Option<Arc<T>> {
         self.receiver.borrow().value().cloned()
     }
 
     /// Waits until the lookup is no longer `Pending` (at most about the
     /// initial timeout) and returns its state.
-    pub async fn ready(&mut self) -> Lookup<T> {
+    pub(crate) async fn ready(&mut self) -> Lookup<T> {
         let waited = self
             .receiver
             .wait_for(|state| !state.is_pending())
@@ -235,12 +240,13 @@ impl<T> LookupWatch<T> {
 
     /// Waits for the next change; `false` once the lookup has ended (it was
     /// not discoverable), after which the state never changes again.
-    pub async fn changed(&mut self) -> bool {
+    pub(crate) async fn changed(&mut self) -> bool {
         self.receiver.changed().await.is_ok()
     }
 
     /// How many times this lookup's stream has been re-opened.
-    pub fn reconnects(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn reconnects(&self) -> u64 {
         self.task.reconnects.load(Ordering::Relaxed)
     }
 
@@ -252,31 +258,32 @@ impl<T> LookupWatch<T> {
 }
 
 /// A lookup of a service profile (`GetProfile`).
-pub type ProfileWatch = LookupWatch<Profile>;
+pub(crate) type ProfileWatch = LookupWatch<Profile>;
 
 /// A lookup of an endpoint set (`Get`) and the balancer it feeds. The
 /// balancer applies every update as it arrives (`Reset` for the first
 /// message of each stream, then `Add`/`Remove`); the watch exposes the same
 /// set for callers that need to see it change.
 #[derive(Clone, Debug)]
-pub struct EndpointsWatch {
+pub(crate) struct EndpointsWatch {
     lookup: LookupWatch<KnownEndpoints>,
     balancer: Balancer<EndpointMeta>,
 }
 
 impl EndpointsWatch {
     /// The lookup's state.
-    pub fn lookup(&self) -> &LookupWatch<KnownEndpoints> {
+    pub(crate) fn lookup(&self) -> &LookupWatch<KnownEndpoints> {
         &self.lookup
     }
 
     /// The lookup's state, to wait on.
-    pub fn lookup_mut(&mut self) -> &mut LookupWatch<KnownEndpoints> {
+    #[cfg(test)]
+    pub(crate) fn lookup_mut(&mut self) -> &mut LookupWatch<KnownEndpoints> {
         &mut self.lookup
     }
 
     /// The balancer over the current endpoints (shared by every clone).
-    pub fn balancer(&self) -> &Balancer<EndpointMeta> {
+    pub(crate) fn balancer(&self) -> &Balancer<EndpointMeta> {
         &self.balancer
     }
 }
@@ -285,6 +292,8 @@ impl EndpointsWatch {
 #[derive(Debug)]
 struct LookupTask {
     abort: AbortHandle,
+    /// Read by tests ([`LookupWatch::reconnects`]).
+    #[cfg_attr(not(test), allow(dead_code))]
     reconnects: Arc<AtomicU64>,
 }
 
@@ -296,7 +305,7 @@ impl Drop for LookupTask {
 
 /// A client of the Destination service. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct DiscoveryClient {
+pub(crate) struct DiscoveryClient {
     shared: Arc<ClientShared>,
 }
 
@@ -316,7 +325,7 @@ impl DiscoveryClient {
     /// A client for `config.destination_addr`. Connects lazily, so it never
     /// fails or waits because the controller is down. Call it inside a tokio
     /// runtime.
-    pub fn new(config: DiscoveryConfig) -> Result<DiscoveryClient, ClientError> {
+    pub(crate) fn new(config: DiscoveryConfig) -> Result<DiscoveryClient, ClientError> {
         let invalid = |reason: String| ClientError::InvalidAddress {
             address: config.destination_addr.clone(),
             reason,
@@ -350,13 +359,13 @@ impl DiscoveryClient {
 
     /// Starts a `GetProfile` lookup of `target` (`ip:port` outbound,
     /// `name:port` inbound).
-    pub fn profile(&self, target: &str) -> ProfileWatch {
+    pub(crate) fn profile(&self, target: &str) -> ProfileWatch {
         self.spawn(target, ProfileSession)
     }
 
     /// Starts a `Get` lookup of `authority` (`fqdn:port`) feeding a new
     /// balancer.
-    pub fn endpoints(&self, authority: &str) -> EndpointsWatch {
+    pub(crate) fn endpoints(&self, authority: &str) -> EndpointsWatch {
         let balancer = Balancer::new(self.shared.balancer);
         let session = EndpointsSession {
             balancer: balancer.clone(),
@@ -584,7 +593,7 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
 
 /// Statuses meaning "this target is not discoverable" (reference §3.4):
 /// retrying would get the same answer.
-pub fn is_rejection(code: Code) -> bool {
+pub(crate) fn is_rejection(code: Code) -> bool {
     matches!(
         code,
         Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound

@@ -32,7 +32,7 @@ use crate::routing::profile::{
 
 /// Why a Destination message could not be converted.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum ConvertError {
+pub(crate) enum ConvertError {
     /// An `Update` without its `add`/`remove`/`no_endpoints` body.
     #[error("update has no body")]
     MissingUpdate,
@@ -274,7 +274,7 @@ impl TryFrom<proto::RetryBudget> for RetryBudget {
 }
 
 /// Anchors a route regex at both ends, as Linkerd does, and compiles it.
-pub fn anchored(regex: &str) -> Result<Regex, ConvertError> {
+pub(crate) fn anchored(regex: &str) -> Result<Regex, ConvertError> {
     let start = if regex.starts_with('^') { "" } else { "^" };
     let end = if regex.ends_with('$') { "" } else { "$" };
     Regex::new(&format!("{start}{regex}{end}")).map_err(|error| ConvertError::InvalidRegex {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// One endpoint as discovery describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// Where to connect.
     pub addr: SocketAddr,
     /// Metric labels: set-level labels overlaid by the address's own (the
@@ -25,35 +25,31 @@ pub struct Endpoint {
 
 /// An endpoint's metric labels, sorted by name; cheap to clone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct EndpointLabels(Arc<BTreeMap<String, String>>);
+pub(crate) struct EndpointLabels(Arc<BTreeMap<String, String>>);
 
 impl EndpointLabels {
     /// Labels from a map.
-    pub fn new(labels: BTreeMap<String, String>) -> EndpointLabels {
+    pub(crate) fn new(labels: BTreeMap<String, String>) -> EndpointLabels {
         EndpointLabels(Arc::new(labels))
     }
 
     /// The value of label `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
     /// All labels, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()))
-    }
-
-    /// Whether there are no labels.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
 /// One message of a `Get` stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Update {
+pub(crate) enum Update {
     /// Endpoints appeared or changed.
     Add(Vec<Endpoint>),
     /// Endpoints went away.

@@ -18,7 +18,7 @@ use tonic::{Code, Request, Response, Status};
 
 /// How the fake answers one path.
 #[derive(Clone, Debug)]
-pub enum Reply<T> {
+pub(crate) enum Reply<T> {
     /// Accept and send these messages first (none: accept and stay silent).
     Stream(Vec<T>),
     /// Fail the call with this code.
@@ -89,7 +89,7 @@ impl<T: Clone + Send + 'static> Streams<T> {
 
 /// The fake's state, shared by every server started from it.
 #[derive(Clone, Debug, Default)]
-pub struct FakeDestination {
+pub(crate) struct FakeDestination {
     profiles: Arc<Mutex<Streams<proto::DestinationProfile>>>,
     endpoints: Arc<Mutex<Streams<proto::Update>>>,
 }
@@ -100,39 +100,39 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl FakeDestination {
     /// How `GetProfile(path)` answers from now on.
-    pub fn reply_profile(&self, path: &str, reply: Reply<proto::DestinationProfile>) {
+    pub(crate) fn reply_profile(&self, path: &str, reply: Reply<proto::DestinationProfile>) {
         lock(&self.profiles).replies.insert(path.to_string(), reply);
     }
 
     /// How `Get(path)` answers from now on.
-    pub fn reply_endpoints(&self, path: &str, reply: Reply<proto::Update>) {
+    pub(crate) fn reply_endpoints(&self, path: &str, reply: Reply<proto::Update>) {
         lock(&self.endpoints)
             .replies
             .insert(path.to_string(), reply);
     }
 
     /// Sends `update` on every open `Get(path)` stream.
-    pub fn push_update(&self, path: &str, update: proto::Update) {
+    pub(crate) fn push_update(&self, path: &str, update: proto::Update) {
         lock(&self.endpoints).push(path, update);
     }
 
     /// How many `Get(path)` calls arrived.
-    pub fn get_calls(&self, path: &str) -> usize {
+    pub(crate) fn get_calls(&self, path: &str) -> usize {
         lock(&self.endpoints).calls.get(path).copied().unwrap_or(0)
     }
 
     /// How many `GetProfile(path)` calls arrived.
-    pub fn profile_calls(&self, path: &str) -> usize {
+    pub(crate) fn profile_calls(&self, path: &str) -> usize {
         lock(&self.profiles).calls.get(path).copied().unwrap_or(0)
     }
 
     /// How many `Get(path)` streams the client still holds open.
-    pub fn open_get_streams(&self, path: &str) -> usize {
+    pub(crate) fn open_get_streams(&self, path: &str) -> usize {
         lock(&self.endpoints).open_streams(path)
     }
 
     /// Serves on `address` (`127.0.0.1:0` for any port).
-    pub async fn serve(&self, address: SocketAddr) -> RunningServer {
+    pub(crate) async fn serve(&self, address: SocketAddr) -> RunningServer {
         let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, signal) = oneshot::channel::<()>();
@@ -177,7 +177,7 @@ impl Destination for FakeDestination {
 
 /// A running fake server.
 #[derive(Debug)]
-pub struct RunningServer {
+pub(crate) struct RunningServer {
     /// Where it listens.
     pub address: SocketAddr,
     fake: FakeDestination,
@@ -187,7 +187,7 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Fails every open stream, stops accepting and closes the connections.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         lock(&self.fake.endpoints).fail_all();
         lock(&self.fake.profiles).fail_all();
         let _ = self.shutdown.send(());
@@ -200,7 +200,7 @@ impl RunningServer {
 
 /// An `Add` of `addresses`, each labelled `pod=pod-<address>`, in a set
 /// labelled `service=web`.
-pub fn add(addresses: &[&str]) -> proto::Update {
+pub(crate) fn add(addresses: &[&str]) -> proto::Update {
     let addrs = addresses
         .iter()
         .map(|address| proto::WeightedAddr {

@@ -15,21 +15,19 @@
 //! endpoints from the balancer of its `Get` lookups; each endpoint carries
 //! its metric labels (`dst_*`) ready for the request metrics.
 
-pub mod backoff;
-pub mod cache;
-pub mod client;
-pub mod convert;
-pub mod endpoints;
+pub(crate) mod backoff;
+pub(crate) mod cache;
+pub(crate) mod client;
+pub(crate) mod convert;
+pub(crate) mod endpoints;
 
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
-pub use backoff::ExponentialBackoff;
-pub use cache::{DEFAULT_IDLE_TIMEOUT, DiscoveryCache};
-pub use client::{
-    DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, KnownEndpoints, Lookup,
-    LookupWatch, ProfileWatch,
+pub(crate) use cache::DiscoveryCache;
+pub(crate) use client::{
+    DiscoveryClient, DiscoveryConfig, EndpointMeta, EndpointsWatch, Lookup, ProfileWatch,
 };
-pub use endpoints::{Endpoint, EndpointLabels, Update};
+pub(crate) use endpoints::{Endpoint, EndpointLabels};

@@ -12,6 +12,9 @@ use tonic::Code;
 
 use super::fake::{FakeDestination, Reply, add};
 use super::*;
+use crate::discovery::backoff::ExponentialBackoff;
+use crate::discovery::cache::DEFAULT_IDLE_TIMEOUT;
+use crate::discovery::client::LookupWatch;
 
 const SERVICE: &str = "web.shop.svc.cluster.local:80";
 const TARGET: &str = "10.0.0.7:80";

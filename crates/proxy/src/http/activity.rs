@@ -36,7 +36,7 @@ const H2_HANDSHAKE_PROBE: usize = H2_PREFACE_LENGTH + 3;
 
 /// The deadlines of a served HTTP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// From a request head's first byte (HTTP/2: from the start) to its end.
     pub header_read: Duration,
     /// With no request open.
@@ -45,7 +45,7 @@ pub struct Timeouts {
 
 /// What a connection is doing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Activity {
+pub(crate) struct Activity {
     /// Requests received whose response has not finished.
     pub open_requests: usize,
     /// HTTP/1: a request head has begun arriving while no request is open.
@@ -55,7 +55,7 @@ pub struct Activity {
 
 /// What the passing of a deadline means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     /// The client is too slow sending a request head or its preface: the
     /// connection is closed at once.
     HeaderRead,
@@ -65,7 +65,7 @@ pub enum Expiry {
 }
 
 /// The deadline of a connection in `activity`: none while a request is open.
-pub fn next_deadline(activity: Activity, timeouts: Timeouts) -> Option<(Duration, Expiry)> {
+pub(crate) fn next_deadline(activity: Activity, timeouts: Timeouts) -> Option<(Duration, Expiry)> {
     if activity.open_requests > 0 {
         None
     } else if activity.reading_head {
@@ -78,7 +78,7 @@ pub fn next_deadline(activity: Activity, timeouts: Timeouts) -> Option<(Duration
 /// The length of an HTTP/2 client's handshake (preface and first frame,
 /// which must be SETTINGS) once its first [`H2_HANDSHAKE_PROBE`] bytes are
 /// known; `None` before.
-pub fn h2_handshake_length(first_bytes: &[u8]) -> Option<usize> {
+pub(crate) fn h2_handshake_length(first_bytes: &[u8]) -> Option<usize> {
     let length = first_bytes.get(H2_PREFACE_LENGTH..H2_HANDSHAKE_PROBE)?;
     let frame_length =
         usize::from(length[0]) << 16 | usize::from(length[1]) << 8 | usize::from(length[2]);
@@ -87,7 +87,7 @@ pub fn h2_handshake_length(first_bytes: &[u8]) -> Option<usize> {
 
 /// The protocol a connection is served with, as far as its deadlines go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// Request heads arrive one after another.
     Http1,
     /// A handshake, then multiplexed streams.
@@ -97,13 +97,13 @@ pub enum Framing {
 /// One connection's activity, shared by its IO, its requests and the task
 /// waiting for its deadline.
 #[derive(Debug)]
-pub struct ConnectionActivity {
+pub(crate) struct ConnectionActivity {
     state: watch::Sender<Activity>,
 }
 
 impl ConnectionActivity {
     /// A connection just handed to the HTTP server.
-    pub fn new(framing: Framing) -> Arc<ConnectionActivity> {
+    pub(crate) fn new(framing: Framing) -> Arc<ConnectionActivity> {
         let reading_head = framing == Framing::Http2;
         Arc::new(ConnectionActivity {
             state: watch::Sender::new(Activity {
@@ -114,7 +114,8 @@ impl ConnectionActivity {
     }
 
     /// The current activity.
-    pub fn current(&self) -> Activity {
+    #[cfg(test)]
+    pub(crate) fn current(&self) -> Activity {
         *self.state.borrow()
     }
 
@@ -137,7 +138,7 @@ impl ConnectionActivity {
     }
 
     /// A request arrived; it stays open until the guard is dropped.
-    pub fn request_started(self: &Arc<Self>) -> OpenRequest {
+    pub(crate) fn request_started(self: &Arc<Self>) -> OpenRequest {
         self.state.send_modify(|activity| {
             activity.open_requests += 1;
             activity.reading_head = false;
@@ -149,7 +150,7 @@ impl ConnectionActivity {
 
     /// Waits until the deadline of the connection's state passes; every
     /// change of state starts the wait anew.
-    pub async fn expired(&self, timeouts: Timeouts) -> Expiry {
+    pub(crate) async fn expired(&self, timeouts: Timeouts) -> Expiry {
         let mut changes = self.state.subscribe();
         loop {
             let activity = *changes.borrow_and_update();
@@ -171,7 +172,7 @@ impl ConnectionActivity {
 
 /// A request counted open until dropped.
 #[derive(Debug)]
-pub struct OpenRequest {
+pub(crate) struct OpenRequest {
     activity: Arc<ConnectionActivity>,
 }
 
@@ -195,7 +196,7 @@ pin_project! {
 
 impl<B> TrackedBody<B> {
     /// `inner`, keeping `open` until it is dropped.
-    pub fn new(inner: B, open: OpenRequest) -> Self {
+    pub(crate) fn new(inner: B, open: OpenRequest) -> Self {
         TrackedBody { inner, open }
     }
 }
@@ -246,7 +247,7 @@ impl Handshake {
 }
 
 /// A client stream whose reads mark a connection's activity.
-pub struct WatchedIo<I> {
+pub(crate) struct WatchedIo<I> {
     inner: I,
     activity: Arc<ConnectionActivity>,
     /// HTTP/2 until the handshake has arrived; `None` after it (and for
@@ -257,7 +258,7 @@ pub struct WatchedIo<I> {
 
 impl<I> WatchedIo<I> {
     /// `inner`, read as `framing`, marking `activity`.
-    pub fn new(inner: I, activity: Arc<ConnectionActivity>, framing: Framing) -> Self {
+    pub(crate) fn new(inner: I, activity: Arc<ConnectionActivity>, framing: Framing) -> Self {
         let handshake = (framing == Framing::Http2).then_some(Handshake {
             probe: [0; H2_HANDSHAKE_PROBE],
             seen: 0,

@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Records one response in the HTTP metrics.
-pub struct ResponseRecorder {
+pub(crate) struct ResponseRecorder {
     metrics: HttpMetrics,
     cache: Arc<HttpHandleCache>,
     labels: HttpLabels,
@@ -36,7 +36,7 @@ pub struct ResponseRecorder {
 
 /// The route part of a response's recording: the request's route labels,
 /// the route's response classes and when the request arrived.
-pub struct RouteRecording {
+pub(crate) struct RouteRecording {
     /// The route families.
     pub metrics: RouteMetrics,
     /// The request's route.
@@ -51,7 +51,12 @@ pub struct RouteRecording {
 
 impl RouteRecording {
     /// Records the response the client got.
-    pub fn finish(self, status_code: u16, grpc_status: Option<u32>, error: Option<&'static str>) {
+    pub(crate) fn finish(
+        self,
+        status_code: u16,
+        grpc_status: Option<u32>,
+        error: Option<&'static str>,
+    ) {
         let classification = policy::classify(&self.classes, status_code, grpc_status, error);
         self.metrics.response(
             &self.labels,
@@ -68,7 +73,7 @@ impl RouteRecording {
 
 impl ResponseRecorder {
     /// A recorder for a request that arrived at `started`.
-    pub fn new(
+    pub(crate) fn new(
         metrics: HttpMetrics,
         cache: Arc<HttpHandleCache>,
         labels: HttpLabels,
@@ -87,40 +92,40 @@ impl ResponseRecorder {
     }
 
     /// Also reports the response to the taps that claimed the request.
-    pub fn with_tap(mut self, tap: Option<Box<TapRecording>>) -> Self {
+    pub(crate) fn with_tap(mut self, tap: Option<Box<TapRecording>>) -> Self {
         self.tap = tap;
         self
     }
 
     /// The response is one the proxy made because the request failed: the
     /// tap reports a request that got no response.
-    pub fn proxy_error(&mut self) {
+    pub(crate) fn proxy_error(&mut self) {
         if let Some(tap) = self.tap.take() {
             tap.fail();
         }
     }
 
     /// The labels of the endpoint the request goes to.
-    pub fn target_labels(&self) -> Arc<crate::metrics::labels::TargetLabels> {
+    pub(crate) fn target_labels(&self) -> Arc<crate::metrics::labels::TargetLabels> {
         self.labels.target.clone()
     }
 
     /// Also records the response in the route metrics.
-    pub fn with_route(mut self, route: RouteRecording) -> Self {
+    pub(crate) fn with_route(mut self, route: RouteRecording) -> Self {
         self.route = Some(route);
         self
     }
 
     /// Records a response whose body is not passed on (an attempt that is
     /// retried), at once.
-    pub fn finish_now(mut self, status_code: u16, headers: &HeaderMap) {
+    pub(crate) fn finish_now(mut self, status_code: u16, headers: &HeaderMap) {
         self.head(status_code, headers);
         self.finish(None);
     }
 
     /// Notes the response head: its status and, for trailers-only gRPC
     /// responses, the gRPC status in the headers.
-    pub fn head(&mut self, status_code: u16, headers: &HeaderMap) {
+    pub(crate) fn head(&mut self, status_code: u16, headers: &HeaderMap) {
         self.status_code = status_code;
         if let Some(grpc_status) = grpc_status_of(headers) {
             self.grpc_status = Some(grpc_status);
@@ -160,14 +165,14 @@ impl ResponseRecorder {
 }
 
 /// A response body on its way to the client.
-pub struct ProxyBody {
+pub(crate) struct ProxyBody {
     inner: Option<Incoming>,
     recorder: Option<ResponseRecorder>,
 }
 
 impl ProxyBody {
     /// Streams `inner`, recording the response when it ends.
-    pub fn streaming(inner: Incoming, recorder: ResponseRecorder) -> Self {
+    pub(crate) fn streaming(inner: Incoming, recorder: ResponseRecorder) -> Self {
         let mut body = ProxyBody {
             inner: Some(inner),
             recorder: Some(recorder),
@@ -179,7 +184,7 @@ impl ProxyBody {
     }
 
     /// An empty body; the response is recorded now.
-    pub fn empty(recorder: Option<ResponseRecorder>) -> Self {
+    pub(crate) fn empty(recorder: Option<ResponseRecorder>) -> Self {
         if let Some(recorder) = recorder {
             recorder.finish(None);
         }

@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 /// Where one request goes and how to reach it.
 #[derive(Clone, Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The endpoint's address.
     pub addr: SocketAddr,
     /// The direction of the traffic, for metrics.
@@ -59,7 +59,7 @@ type PoolKey = (SocketAddr, Option<Arc<str>>);
 
 /// Pool settings.
 #[derive(Clone, Copy, Debug)]
-pub struct PoolSettings {
+pub(crate) struct PoolSettings {
     /// Idle HTTP/1.1 connections are closed after this.
     pub idle_timeout: Duration,
     /// Idle HTTP/1.1 connections kept per endpoint.
@@ -69,7 +69,7 @@ pub struct PoolSettings {
 /// A request that failed. When it may go to another endpoint (none of it
 /// was sent, or it is idempotent without a body and its connection was lost
 /// before any response), the request comes back.
-pub struct SendError {
+pub(crate) struct SendError {
     /// What went wrong.
     pub error: ProxyError,
     /// The request, if it may be sent again elsewhere.
@@ -120,7 +120,7 @@ struct PooledHttp1 {
 type Http2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>>;
 
 /// The proxy's HTTP client, shared by every connection of a direction.
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     http1_pools: Mutex<HashMap<PoolKey, Vec<PooledHttp1>>>,
     http2_connections: Mutex<HashMap<PoolKey, Http2Slot>>,
     settings: PoolSettings,
@@ -129,7 +129,7 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// A client with empty pools.
-    pub fn new(settings: PoolSettings, tcp_metrics: TcpMetrics) -> Self {
+    pub(crate) fn new(settings: PoolSettings, tcp_metrics: TcpMetrics) -> Self {
         HttpClient {
             http1_pools: Mutex::new(HashMap::new()),
             http2_connections: Mutex::new(HashMap::new()),
@@ -171,7 +171,7 @@ impl HttpClient {
     /// without a body goes out once more ([`resend`](crate::http::resend)):
     /// on a fresh connection if the lost one was pooled, else handed back
     /// for another endpoint.
-    pub async fn send_http1(
+    pub(crate) async fn send_http1(
         &self,
         endpoint: &Endpoint,
         request: Request<RequestBody>,
@@ -237,7 +237,7 @@ impl HttpClient {
 
     /// Sends a request that switches protocols (Upgrade or CONNECT) on a
     /// connection of its own, which hyper hands over after the 101/2xx.
-    pub async fn send_upgrade(
+    pub(crate) async fn send_upgrade(
         &self,
         endpoint: &Endpoint,
         request: Request<RequestBody>,
@@ -312,7 +312,7 @@ impl HttpClient {
 
     /// Closes pooled HTTP/1.1 connections idle past the idle timeout and
     /// forgets closed HTTP/2 connections.
-    pub fn evict_idle(&self) {
+    pub(crate) fn evict_idle(&self) {
         let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
         let max_idle = self.settings.max_idle;
         let mut pools = self
@@ -357,7 +357,7 @@ impl HttpClient {
     /// connection could not be made or was closed) comes back for another
     /// endpoint, as does an idempotent one without a body whose connection
     /// was lost before any response ([`resend`](crate::http::resend)).
-    pub async fn send_http2(
+    pub(crate) async fn send_http2(
         &self,
         endpoint: &Endpoint,
         request: Request<RequestBody>,

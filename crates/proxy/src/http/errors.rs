@@ -10,21 +10,21 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Header carrying the reason of a proxy-generated response.
-pub const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
+pub(crate) const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
 
 /// gRPC status codes the proxy produces.
-pub mod grpc_code {
+pub(crate) mod grpc_code {
     /// INTERNAL.
-    pub const INTERNAL: u32 = 13;
+    pub(crate) const INTERNAL: u32 = 13;
     /// UNAVAILABLE.
-    pub const UNAVAILABLE: u32 = 14;
+    pub(crate) const UNAVAILABLE: u32 = 14;
     /// DEADLINE_EXCEEDED.
-    pub const DEADLINE_EXCEEDED: u32 = 4;
+    pub(crate) const DEADLINE_EXCEEDED: u32 = 4;
 }
 
 /// Why the proxy answered a request itself.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// The request names no target the proxy can use.
     #[error("request has no authority (Host header or absolute URI)")]
     MissingAuthority,
@@ -76,7 +76,7 @@ pub enum ProxyError {
 
 impl ProxyError {
     /// The HTTP status answered.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::MissingAuthority
             | ProxyError::ExplicitTarget(_)
@@ -94,7 +94,7 @@ impl ProxyError {
     }
 
     /// The gRPC status answered to gRPC clients (with HTTP 200).
-    pub fn grpc_status(&self) -> u32 {
+    pub(crate) fn grpc_status(&self) -> u32 {
         match self {
             ProxyError::MissingAuthority
             | ProxyError::ExplicitTarget(_)
@@ -108,7 +108,7 @@ impl ProxyError {
     }
 
     /// The `*_http_errors_total` label.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             ProxyError::MissingAuthority
             | ProxyError::ExplicitTarget(_)
@@ -128,7 +128,7 @@ impl ProxyError {
 
     /// The reason as a header value (the message, with anything a header
     /// cannot carry replaced).
-    pub fn header_value(&self) -> HeaderValue {
+    pub(crate) fn header_value(&self) -> HeaderValue {
         let message: String = self
             .to_string()
             .chars()
@@ -146,7 +146,7 @@ impl ProxyError {
 
 /// Whose fault a failed exchange with an upstream was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpstreamFault {
+pub(crate) enum UpstreamFault {
     /// The client's request body failed while being sent on.
     ClientBody,
     /// The connection to the target failed.
@@ -157,7 +157,7 @@ impl UpstreamFault {
     /// Whose fault it was: the client's whenever its body failed, whatever
     /// hyper reports on the upstream side (a user-body error over HTTP/1, a
     /// reset stream over HTTP/2, or a connection closed in between).
-    pub fn of(client_body_failed: bool) -> UpstreamFault {
+    pub(crate) fn of(client_body_failed: bool) -> UpstreamFault {
         if client_body_failed {
             UpstreamFault::ClientBody
         } else {
@@ -166,7 +166,7 @@ impl UpstreamFault {
     }
 
     /// The error for a failed exchange with `target`, described by `reason`.
-    pub fn error(self, target: SocketAddr, reason: String) -> ProxyError {
+    pub(crate) fn error(self, target: SocketAddr, reason: String) -> ProxyError {
         match self {
             UpstreamFault::ClientBody => ProxyError::ClientBody { reason },
             UpstreamFault::Target => ProxyError::Upstream { target, reason },
@@ -177,7 +177,7 @@ impl UpstreamFault {
 /// The error for a hyper error from an exchange with `target`:
 /// [`ProxyError::ClientBody`] when the client's body failed, else
 /// [`ProxyError::Upstream`].
-pub fn upstream_error(
+pub(crate) fn upstream_error(
     target: SocketAddr,
     error: &hyper::Error,
     client_body_failed: bool,
@@ -194,7 +194,7 @@ pub fn upstream_error(
 }
 
 /// Describes a hyper error from the upstream connection.
-pub fn describe_upstream_error(error: &hyper::Error) -> String {
+pub(crate) fn describe_upstream_error(error: &hyper::Error) -> String {
     if error.is_incomplete_message() {
         return "connection closed before the response completed".to_string();
     }

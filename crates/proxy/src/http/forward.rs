@@ -47,7 +47,7 @@ enum Destination {
 /// peer's identity was verified, an HTTP/1 request that crossed the HTTP/2
 /// hop (`l5d-orig-proto`) is sent on as HTTP/1 again, and `l5d-client-id`
 /// names the verified identity.
-pub async fn handle(
+pub(crate) async fn handle(
     context: Arc<ConnectionContext>,
     mut request: Request<Incoming>,
     mesh_client: bool,

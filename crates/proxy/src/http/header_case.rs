@@ -24,7 +24,7 @@ use http::HeaderName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The header carrying the original spellings of header names.
-pub const L5D_ORIG_HEADER_CASE: HeaderName = HeaderName::from_static("l5d-orig-header-case");
+pub(crate) const L5D_ORIG_HEADER_CASE: HeaderName = HeaderName::from_static("l5d-orig-header-case");
 
 /// Largest request head the sniffer reads (hyper's default limit is larger;
 /// past this the case is simply not kept).
@@ -43,14 +43,14 @@ struct Head {
 
 /// The heads a connection's client sent, waiting for their requests.
 #[derive(Debug, Default)]
-pub struct SniffedHeads {
+pub(crate) struct SniffedHeads {
     heads: Mutex<VecDeque<Head>>,
 }
 
 impl SniffedHeads {
     /// The original spellings for the request `method target` (the oldest
     /// head with that request line), as the `l5d-orig-header-case` value.
-    pub fn take(&self, method: &str, target: &http::Uri) -> Option<String> {
+    pub(crate) fn take(&self, method: &str, target: &http::Uri) -> Option<String> {
         let mut heads = self.heads.lock().unwrap_or_else(PoisonError::into_inner);
         let position = heads
             .iter()
@@ -79,7 +79,7 @@ enum State {
 }
 
 /// A client connection whose request heads are read as they pass.
-pub struct HeadSniffer<I> {
+pub(crate) struct HeadSniffer<I> {
     inner: I,
     state: State,
     heads: Arc<SniffedHeads>,
@@ -87,7 +87,7 @@ pub struct HeadSniffer<I> {
 
 impl<I> HeadSniffer<I> {
     /// Wraps the client connection `inner`, recording heads into `heads`.
-    pub fn new(inner: I, heads: Arc<SniffedHeads>) -> Self {
+    pub(crate) fn new(inner: I, heads: Arc<SniffedHeads>) -> Self {
         HeadSniffer {
             inner,
             state: State::Head(BytesMut::new()),
@@ -213,7 +213,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for HeadSniffer<I> {
 /// values. hyper keeps its case map type private, so one is made by letting
 /// hyper parse a head with those names, then cached per value.
 #[derive(Default)]
-pub struct CaseMaps {
+pub(crate) struct CaseMaps {
     cache: Mutex<HashMap<String, http::Extensions>>,
 }
 
@@ -223,7 +223,7 @@ const MAX_CASE_MAPS: usize = 256;
 impl CaseMaps {
     /// Extensions carrying hyper's case map for the names in `spellings`
     /// (comma-separated); `None` if the value cannot be used.
-    pub async fn for_spellings(&self, spellings: &str) -> Option<http::Extensions> {
+    pub(crate) async fn for_spellings(&self, spellings: &str) -> Option<http::Extensions> {
         if let Some(found) = self
             .cache
             .lock()

@@ -19,7 +19,11 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// header names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade`
 /// stay so the next hop can switch protocols too. With `keep_te_trailers`,
 /// `TE: trailers` stays (HTTP/2 allows exactly that value; gRPC needs it).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_trailers: bool) {
+pub(crate) fn strip_hop_by_hop(
+    headers: &mut HeaderMap,
+    keep_upgrade: bool,
+    keep_te_trailers: bool,
+) {
     if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
         return;
     }
@@ -75,7 +79,7 @@ const MESH_HEADERS: [HeaderName; 4] = [
 /// Removes the mesh's own headers from a request of a client without a
 /// verified mesh identity, so none of them reaches the app or steers the
 /// proxy.
-pub fn strip_mesh_headers(headers: &mut HeaderMap) {
+pub(crate) fn strip_mesh_headers(headers: &mut HeaderMap) {
     for name in &MESH_HEADERS {
         headers.remove(name);
     }
@@ -83,7 +87,7 @@ pub fn strip_mesh_headers(headers: &mut HeaderMap) {
 
 /// Whether the request has more than one `Host` header line, which a
 /// server must refuse (RFC 9112 §3.2): two hops could each pick another.
-pub fn has_duplicate_host(headers: &HeaderMap) -> bool {
+pub(crate) fn has_duplicate_host(headers: &HeaderMap) -> bool {
     headers.get_all(header::HOST).iter().nth(1).is_some()
 }
 
@@ -91,7 +95,7 @@ pub fn has_duplicate_host(headers: &HeaderMap) -> bool {
 const CONNECTION_OPTIONS: [&str; 4] = ["keep-alive", "close", "upgrade", ""];
 
 /// Whether the request asks to switch protocols (WebSocket and friends).
-pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
         && headers
             .get_all(header::CONNECTION)
@@ -102,14 +106,14 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a request is gRPC (its content type says so).
-pub fn is_grpc(headers: &HeaderMap) -> bool {
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The `grpc-status` in a header map, if any.
-pub fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
+pub(crate) fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
     headers
         .get("grpc-status")?
         .to_str()
@@ -121,7 +125,7 @@ pub fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
 
 /// The request's authority: the URI's (absolute-form, HTTP/2 `:authority`)
 /// or the `Host` header's.
-pub fn authority_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+pub(crate) fn authority_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     if let Some(authority) = uri.authority() {
         return Some(authority.as_str());
     }
@@ -137,7 +141,7 @@ const L5D_DST_CANONICAL: HeaderName = HeaderName::from_static("l5d-dst-canonical
 /// The service an inbound request names, as `(host, port)`: the peer
 /// proxy's `l5d-dst-canonical`, else the request's authority; port 80 when
 /// it names none. `None` when neither parses as an authority.
-pub fn logical_name(uri: &Uri, headers: &HeaderMap) -> Option<(String, u16)> {
+pub(crate) fn logical_name(uri: &Uri, headers: &HeaderMap) -> Option<(String, u16)> {
     let named = headers
         .get(L5D_DST_CANONICAL)
         .and_then(|value| value.to_str().ok())
@@ -152,7 +156,7 @@ pub fn logical_name(uri: &Uri, headers: &HeaderMap) -> Option<(String, u16)> {
 
 /// An authority as a metric label: always `host:port` (port 80 when the
 /// request names none).
-pub fn authority_label(authority: &str) -> String {
+pub(crate) fn authority_label(authority: &str) -> String {
     if has_port(authority) {
         authority.to_string()
     } else {
@@ -169,7 +173,7 @@ fn has_port(authority: &str) -> bool {
 
 /// Where an explicit proxy request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExplicitTarget {
+pub(crate) struct ExplicitTarget {
     /// Host name or IP literal (IPv6 without brackets).
     pub host: String,
     /// Port.
@@ -180,7 +184,7 @@ pub struct ExplicitTarget {
 
 /// Why a request on the explicit listener names no usable target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ExplicitTargetError {
+pub(crate) enum ExplicitTargetError {
     /// An origin-form request (`GET /path`) sent to the proxy port.
     #[error(
         "not a proxy request: use an absolute URI (GET http://host:port/path) or CONNECT host:port"
@@ -196,7 +200,7 @@ pub enum ExplicitTargetError {
 
 /// The target of an explicit HTTP proxy request: absolute-form
 /// (`GET http://host:port/path`) or `CONNECT host:port`.
-pub fn explicit_target(
+pub(crate) fn explicit_target(
     method: &Method,
     uri: &Uri,
     is_http2: bool,
@@ -236,7 +240,7 @@ pub fn explicit_target(
 
 /// The origin-form of a URI (`/path?query`), for forwarding an absolute-form
 /// proxy request to an origin server.
-pub fn origin_form(uri: &Uri) -> Uri {
+pub(crate) fn origin_form(uri: &Uri) -> Uri {
     let path = uri
         .path_and_query()
         .map(|path| path.as_str())

@@ -39,10 +39,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The header naming the logical destination a request was routed to.
-pub const L5D_DST_CANONICAL: HeaderName = HeaderName::from_static("l5d-dst-canonical");
+pub(crate) const L5D_DST_CANONICAL: HeaderName = HeaderName::from_static("l5d-dst-canonical");
 
 /// Handles one request to a logical service.
-pub async fn handle(
+pub(crate) async fn handle(
     context: &Arc<ConnectionContext>,
     mut request: Request<Incoming>,
     target: Arc<LogicalTarget>,

@@ -12,16 +12,16 @@
 //!                                      └─ body: streamed, recorded at end of stream
 //! ```
 
-pub mod activity;
-pub mod body;
-pub mod client;
-pub mod errors;
-pub mod forward;
-pub mod header_case;
-pub mod headers;
-pub mod logical;
-pub mod orig_proto;
-pub mod request_body;
-pub mod resend;
-pub mod server;
-pub mod upstream;
+pub(crate) mod activity;
+pub(crate) mod body;
+pub(crate) mod client;
+pub(crate) mod errors;
+pub(crate) mod forward;
+pub(crate) mod header_case;
+pub(crate) mod headers;
+pub(crate) mod logical;
+pub(crate) mod orig_proto;
+pub(crate) mod request_body;
+pub(crate) mod resend;
+pub(crate) mod server;
+pub(crate) mod upstream;

@@ -17,11 +17,11 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 
 /// The header carrying the original protocol.
-pub const L5D_ORIG_PROTO: HeaderName = HeaderName::from_static("l5d-orig-proto");
+pub(crate) const L5D_ORIG_PROTO: HeaderName = HeaderName::from_static("l5d-orig-proto");
 
 /// What an upgraded request was, to undo the upgrade.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Original {
+pub(crate) struct Original {
     version: Version,
     /// The URI before an authority was added to it.
     uri: Option<Uri>,
@@ -29,7 +29,7 @@ pub struct Original {
 
 /// Marks an HTTP/1 request to travel as HTTP/2: `l5d-orig-proto`, no
 /// `transfer-encoding`, the Host as the URI's authority.
-pub fn upgrade_request<B>(request: &mut Request<B>) -> Original {
+pub(crate) fn upgrade_request<B>(request: &mut Request<B>) -> Original {
     let version = request.version();
     let value = if version == Version::HTTP_10 {
         "HTTP/1.0"
@@ -75,7 +75,7 @@ pub fn upgrade_request<B>(request: &mut Request<B>) -> Original {
 }
 
 /// Undoes [`upgrade_request`] (the request goes elsewhere unsent).
-pub fn restore_request<B>(request: &mut Request<B>, original: Original) {
+pub(crate) fn restore_request<B>(request: &mut Request<B>, original: Original) {
     request.headers_mut().remove(L5D_ORIG_PROTO);
     request
         .headers_mut()
@@ -87,7 +87,7 @@ pub fn restore_request<B>(request: &mut Request<B>, original: Original) {
 }
 
 /// The response to an upgraded request, back as the client's version.
-pub fn downgrade_response<B>(response: &mut Response<B>, original: Original) {
+pub(crate) fn downgrade_response<B>(response: &mut Response<B>, original: Original) {
     response.headers_mut().remove(L5D_ORIG_PROTO);
     *response.version_mut() = original.version;
 }
@@ -95,7 +95,7 @@ pub fn downgrade_response<B>(response: &mut Response<B>, original: Original) {
 /// Inbound: an HTTP/2 request that was HTTP/1 when it left the peer's app,
 /// made HTTP/1 again (origin-form with a Host, unless it was absolute-form).
 /// Returns whether it was.
-pub fn downgrade_request<B>(request: &mut Request<B>) -> bool {
+pub(crate) fn downgrade_request<B>(request: &mut Request<B>) -> bool {
     if request.version() != Version::HTTP_2 {
         return false;
     }
@@ -134,7 +134,7 @@ pub fn downgrade_request<B>(request: &mut Request<B>) -> bool {
 
 /// Inbound: the app's HTTP/1 response to a downgraded request, marked so
 /// the peer proxy restores it.
-pub fn upgrade_response<B>(response: &mut Response<B>) {
+pub(crate) fn upgrade_response<B>(response: &mut Response<B>) {
     let value = if response.version() == Version::HTTP_10 {
         "HTTP/1.0"
     } else {

@@ -28,10 +28,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 /// Linkerd's replay limit: bodies up to 64 KiB can be retried.
-pub const REPLAY_LIMIT: usize = 64 * 1024;
+pub(crate) const REPLAY_LIMIT: usize = 64 * 1024;
 
 /// A request body on its way upstream.
-pub enum RequestBody<B = Incoming> {
+pub(crate) enum RequestBody<B = Incoming> {
     /// The client's body, streamed through untouched.
     Streaming(B),
     /// The client's body, recorded for a possible retry.
@@ -44,13 +44,13 @@ pub enum RequestBody<B = Incoming> {
 
 /// Whether the client's request body failed while being sent upstream.
 #[derive(Clone, Debug, Default)]
-pub struct ClientBodyWatch {
+pub(crate) struct ClientBodyWatch {
     failed: Arc<AtomicBool>,
 }
 
 impl ClientBodyWatch {
     /// Whether the client's body failed.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
 }
@@ -66,7 +66,7 @@ struct Captured {
 }
 
 /// A body that copies its frames into a shared buffer as they pass.
-pub struct Recording<B> {
+pub(crate) struct Recording<B> {
     inner: B,
     captured: Arc<Mutex<Captured>>,
     limit: usize,
@@ -74,12 +74,12 @@ pub struct Recording<B> {
 
 /// The handle that replays a recording, if it is complete.
 #[derive(Clone)]
-pub struct Replay {
+pub(crate) struct Replay {
     captured: Arc<Mutex<Captured>>,
 }
 
 /// A recorded body being played back.
-pub struct Replayed {
+pub(crate) struct Replayed {
     chunks: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
 }
@@ -88,7 +88,7 @@ impl<B: Body<Data = Bytes>> RequestBody<B> {
     /// Wraps `body` so it can be replayed if it turns out to be at most
     /// `limit` bytes. A body announcing more than `limit` bytes is streamed
     /// without recording, and [`None`] is returned for the replay.
-    pub fn recording(body: B, limit: usize) -> (RequestBody<B>, Option<Replay>) {
+    pub(crate) fn recording(body: B, limit: usize) -> (RequestBody<B>, Option<Replay>) {
         if body.size_hint().lower() > limit as u64 {
             return (RequestBody::Streaming(body), None);
         }
@@ -110,7 +110,7 @@ impl<B: Body<Data = Bytes>> RequestBody<B> {
 
 impl<B> RequestBody<B> {
     /// An empty body.
-    pub fn empty() -> RequestBody<B> {
+    pub(crate) fn empty() -> RequestBody<B> {
         RequestBody::Replayed(Replayed {
             chunks: VecDeque::new(),
             trailers: None,
@@ -119,7 +119,7 @@ impl<B> RequestBody<B> {
 
     /// The body with failures of the client's body noted in the returned
     /// watch; a body already watched keeps its watch.
-    pub fn watched(self) -> (RequestBody<B>, ClientBodyWatch) {
+    pub(crate) fn watched(self) -> (RequestBody<B>, ClientBodyWatch) {
         match self {
             RequestBody::Watched(inner, watch) => {
                 let again = watch.clone();
@@ -136,7 +136,7 @@ impl<B> RequestBody<B> {
 impl Replay {
     /// A body replaying the recording, if the first attempt read the whole
     /// body and it stayed within the limit.
-    pub fn body<B>(&self) -> Option<RequestBody<B>> {
+    pub(crate) fn body<B>(&self) -> Option<RequestBody<B>> {
         let captured = self.captured.lock().unwrap_or_else(PoisonError::into_inner);
         if !captured.complete || captured.overflowed {
             return None;

@@ -24,7 +24,7 @@ use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 use crate::http::request_body::RequestBody;
 
 /// Whether `method` is idempotent (RFC 9110 §9.2.2).
-pub fn is_idempotent(method: &Method) -> bool {
+pub(crate) fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -33,7 +33,7 @@ pub fn is_idempotent(method: &Method) -> bool {
 
 /// What a failed exchange tells about the connection, read off the error.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Loss {
+pub(crate) struct Loss {
     /// The connection ended before a complete response (EOF).
     pub incomplete: bool,
     /// The connection was closed or the request canceled by it.
@@ -46,7 +46,7 @@ pub struct Loss {
 
 impl Loss {
     /// What `error` (from sending a request) says about the connection.
-    pub fn of(error: &hyper::Error) -> Loss {
+    pub(crate) fn of(error: &hyper::Error) -> Loss {
         let mut loss = Loss {
             incomplete: error.is_incomplete_message(),
             closed: error.is_closed() || error.is_canceled(),
@@ -71,7 +71,7 @@ impl Loss {
 
     /// Whether the connection was lost before a response arrived (as
     /// opposed to a protocol error, a timeout or a failure of the body).
-    pub fn before_response(&self) -> bool {
+    pub(crate) fn before_response(&self) -> bool {
         self.incomplete
             || self.closed
             || self.h2_unprocessed
@@ -90,7 +90,7 @@ impl Loss {
 
 /// Whether a request whose connection was lost (`loss`) may be sent again:
 /// idempotent, nothing of a body to lose, the client's body did not fail.
-pub fn may_resend(
+pub(crate) fn may_resend(
     method: &Method,
     body_is_empty: bool,
     client_body_failed: bool,
@@ -100,7 +100,7 @@ pub fn may_resend(
 }
 
 /// A copy of a request with an empty body, kept to send it again.
-pub struct ResendableCopy {
+pub(crate) struct ResendableCopy {
     method: Method,
     uri: Uri,
     version: Version,
@@ -110,7 +110,7 @@ pub struct ResendableCopy {
 
 impl ResendableCopy {
     /// A copy of `request` if it is idempotent and has an empty body.
-    pub fn of(request: &Request<RequestBody>) -> Option<ResendableCopy> {
+    pub(crate) fn of(request: &Request<RequestBody>) -> Option<ResendableCopy> {
         use http_body::Body;
         if !is_idempotent(request.method()) || !request.body().is_end_stream() {
             return None;
@@ -125,12 +125,12 @@ impl ResendableCopy {
     }
 
     /// The method of the copied request.
-    pub fn method(&self) -> &Method {
+    pub(crate) fn method(&self) -> &Method {
         &self.method
     }
 
     /// The request again, with an empty body.
-    pub fn request(&self) -> Request<RequestBody> {
+    pub(crate) fn request(&self) -> Request<RequestBody> {
         let mut request = Request::new(RequestBody::empty());
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();

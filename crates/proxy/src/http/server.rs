@@ -31,7 +31,7 @@ use std::time::Duration;
 
 /// The largest HTTP/1 request head (and read buffer), and the largest
 /// HTTP/2 header list: the same bound on both sides of an HTTP/2 hop.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Concurrent streams an app's HTTP/2 client may open (hyper's default).
 const MAX_CONCURRENT_STREAMS: u32 = 200;
 /// Concurrent streams a peer proxy may open: it multiplexes many clients.
@@ -51,7 +51,7 @@ pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How a direction's HTTP server treats its clients (set by the entry
 /// points, [`crate::inbound`] and [`crate::outbound`]).
 #[derive(Clone, Copy, Debug)]
-pub struct ServerSettings {
+pub(crate) struct ServerSettings {
     /// Clients are peer proxies (inbound). Their HTTP/2 connections each
     /// multiplex many clients: more concurrent streams, and more streams
     /// reset before they are accepted, than an app's client gets. Their
@@ -67,7 +67,7 @@ pub struct ServerSettings {
 ///
 /// Boxed: hyper's connection state is large, and a connection waiting in
 /// detection (or forwarded as TCP) should not carry room for it.
-pub fn serve<I: Io>(
+pub(crate) fn serve<I: Io>(
     io: I,
     protocol: Protocol,
     context: Arc<ConnectionContext>,

@@ -33,7 +33,7 @@ use std::sync::Arc;
 /// CONNECT requests become raw tunnels after the 101/2xx. From a peer proxy
 /// (`mesh_client`), an upgraded HTTP/1 request goes on as HTTP/1 again (its
 /// header names' case restored) and `l5d-client-id` is set.
-pub async fn proxy_to(
+pub(crate) async fn proxy_to(
     context: &Arc<ConnectionContext>,
     mut request: Request<Incoming>,
     upstream: Upstream,
@@ -95,11 +95,11 @@ pub async fn proxy_to(
 }
 
 /// The header telling the app who the (mutually authenticated) client is.
-pub const L5D_CLIENT_ID: &str = "l5d-client-id";
+pub(crate) const L5D_CLIENT_ID: &str = "l5d-client-id";
 
 /// Replaces any client-supplied `l5d-client-id` with the verified client
 /// identity, or removes it when there is none.
-pub fn set_client_id(headers: &mut http::HeaderMap, client_identity: Option<&str>) {
+pub(crate) fn set_client_id(headers: &mut http::HeaderMap, client_identity: Option<&str>) {
     headers.remove(L5D_CLIENT_ID);
     if let Some(identity) = client_identity
         && let Ok(value) = HeaderValue::from_str(identity)
@@ -109,7 +109,7 @@ pub fn set_client_id(headers: &mut http::HeaderMap, client_identity: Option<&str
 }
 
 /// Whether the request switches protocols (HTTP/1 Upgrade or CONNECT).
-pub fn is_upgrade<B>(request: &Request<B>) -> bool {
+pub(crate) fn is_upgrade<B>(request: &Request<B>) -> bool {
     request.version() != Version::HTTP_2
         && (request.method() == Method::CONNECT || headers::wants_upgrade(request.headers()))
 }
@@ -120,7 +120,7 @@ pub fn is_upgrade<B>(request: &Request<B>) -> bool {
 pub(crate) struct OrigHeaderCase(pub(crate) String);
 
 /// An endpoint to send to, and whether its proxy takes HTTP/2.
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// Where and how to connect.
     pub endpoint: Endpoint,
     /// HTTP/1 requests travel as HTTP/2 (`l5d-orig-proto`).
@@ -130,7 +130,7 @@ pub struct Upstream {
 impl Upstream {
     /// The upstream for `addr` (metric `labels`) with discovery's `meta` (if
     /// any): mutual TLS when it has an identity, and its protocol hint.
-    pub fn new(
+    pub(crate) fn new(
         context: &ConnectionContext,
         addr: SocketAddr,
         labels: Arc<TargetLabels>,
@@ -153,7 +153,7 @@ impl Upstream {
 
 /// Sends a request over the endpoint's HTTP/1.1 pool or HTTP/2 connection;
 /// to a proxy that takes HTTP/2 (`h2`), HTTP/1 requests travel upgraded.
-pub async fn send(
+pub(crate) async fn send(
     client: &HttpClient,
     endpoint: &Endpoint,
     h2: bool,
@@ -186,7 +186,7 @@ pub async fn send(
 }
 
 /// Rewrites the request for the next hop.
-pub fn prepare_request(request: &mut Request<Incoming>, explicit: bool, upgrade: bool) {
+pub(crate) fn prepare_request(request: &mut Request<Incoming>, explicit: bool, upgrade: bool) {
     let is_http2 = request.version() == Version::HTTP_2;
     if explicit && !is_http2 {
         // A proxy request names the target in absolute form; the origin
@@ -202,7 +202,7 @@ pub fn prepare_request(request: &mut Request<Incoming>, explicit: bool, upgrade:
 }
 
 /// The target's response, on its way back.
-pub fn proxied_response(
+pub(crate) fn proxied_response(
     response: Response<Incoming>,
     upgrade: bool,
     mut recorder: ResponseRecorder,
@@ -218,7 +218,7 @@ pub fn proxied_response(
 /// sends through the tunnel is detected and proxied like any connection to
 /// `target`, by the connection's own entry point (its context's
 /// `serve_tunnel`).
-pub fn open_tunnel(
+pub(crate) fn open_tunnel(
     context: &Arc<ConnectionContext>,
     request: &mut Request<Incoming>,
     target: SocketAddr,
@@ -285,7 +285,7 @@ fn spawn_tunnel(
 /// A response the proxy makes itself: the status for the error (gRPC
 /// clients get HTTP 200 with `grpc-status` in a trailers-only response) and
 /// the reason in `l5d-proxy-error`.
-pub fn error_response(
+pub(crate) fn error_response(
     context: &ConnectionContext,
     error: ProxyError,
     is_grpc: bool,

@@ -51,7 +51,7 @@ pub enum IdentityError {
 
 /// What the proxy needs to ask for its certificate.
 #[derive(Clone, Debug)]
-pub struct IdentitySettings {
+pub(crate) struct IdentitySettings {
     /// The identity service, `host:port`.
     pub service_addr: String,
     /// The file holding the token that proves who we are (re-read each time).
@@ -68,7 +68,7 @@ pub struct IdentitySettings {
 
 /// The proxy's private key and the CSR for its identity, made once per
 /// process and kept in memory only.
-pub struct LocalKey {
+pub(crate) struct LocalKey {
     key: rcgen::KeyPair,
     csr_der: Vec<u8>,
     local_name: String,
@@ -77,7 +77,7 @@ pub struct LocalKey {
 impl LocalKey {
     /// A new P-256 key and a CSR naming `local_name` (as the only DNS SAN and
     /// the common name).
-    pub fn generate(local_name: &str) -> Result<LocalKey, IdentityError> {
+    pub(crate) fn generate(local_name: &str) -> Result<LocalKey, IdentityError> {
         if !is_dns_name(local_name) {
             return Err(IdentityError::InvalidName(local_name.to_string()));
         }
@@ -96,19 +96,19 @@ impl LocalKey {
     }
 
     /// The CSR, DER-encoded.
-    pub fn csr_der(&self) -> &[u8] {
+    pub(crate) fn csr_der(&self) -> &[u8] {
         &self.csr_der
     }
 
     /// The private key, PKCS#8 DER.
-    pub fn private_key_der(&self) -> Vec<u8> {
+    pub(crate) fn private_key_der(&self) -> Vec<u8> {
         self.key.serialize_der()
     }
 }
 
 /// A certificate for the proxy's identity and its key.
 #[derive(Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// The identity the certificate names.
     pub local_name: String,
     /// The private key, PKCS#8 DER (in memory only).
@@ -133,7 +133,7 @@ impl std::fmt::Debug for Credentials {
 
 /// Starts obtaining and renewing the proxy's certificate. The watch holds
 /// `None` until the first certificate arrives. Call inside a tokio runtime.
-pub fn spawn(
+pub(crate) fn spawn(
     settings: IdentitySettings,
     metrics: IdentityMetrics,
 ) -> Result<watch::Receiver<Option<Arc<Credentials>>>, IdentityError> {
@@ -286,7 +286,7 @@ fn der_of(certificate: Vec<u8>) -> Vec<u8> {
 
 /// Checks that `leaf_der` names `local_name` among its DNS SANs and has not
 /// expired; returns its expiry.
-pub fn check_leaf(leaf_der: &[u8], local_name: &str) -> Result<SystemTime, IdentityError> {
+pub(crate) fn check_leaf(leaf_der: &[u8], local_name: &str) -> Result<SystemTime, IdentityError> {
     let bad = |reason: String| IdentityError::Certificate(reason);
     let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der)
         .map_err(|error| bad(format!("not an X.509 certificate: {error}")))?;

@@ -15,10 +15,10 @@
 //! [`client::spawn`] returns a watch of the current credentials; `None` until
 //! the first certificate arrives (the proxy is not ready until then).
 
-pub mod client;
-pub mod refresh;
+pub(crate) mod client;
+pub(crate) mod refresh;
 
-pub use client::{Credentials, IdentityError, IdentitySettings, LocalKey, spawn};
+pub(crate) use client::{Credentials, IdentityError, IdentitySettings, spawn};
 
 #[cfg(test)]
 pub(crate) mod test_ca;

@@ -9,26 +9,26 @@
 use std::time::{Duration, SystemTime};
 
 /// The share of a certificate's remaining lifetime spent before renewing.
-pub const RENEW_AT: f64 = 0.7;
+pub(crate) const RENEW_AT: f64 = 0.7;
 /// Never renew sooner than this after an issue (a tiny lifetime would spin).
-pub const MIN_REFRESH: Duration = Duration::from_secs(1);
+pub(crate) const MIN_REFRESH: Duration = Duration::from_secs(1);
 /// Never wait longer than this before renewing.
-pub const MAX_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const MAX_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 /// First wait after a failed attempt.
-pub const RETRY_MIN: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_MIN: Duration = Duration::from_secs(1);
 /// Longest wait after failed attempts.
-pub const RETRY_MAX: Duration = Duration::from_secs(30);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// How long after `now` to renew a certificate valid until `valid_until`:
 /// 70 % of what remains, clamped to [`MIN_REFRESH`, `MAX_REFRESH`].
-pub fn renew_in(now: SystemTime, valid_until: SystemTime) -> Duration {
+pub(crate) fn renew_in(now: SystemTime, valid_until: SystemTime) -> Duration {
     let remaining = valid_until.duration_since(now).unwrap_or_default();
     remaining.mul_f64(RENEW_AT).clamp(MIN_REFRESH, MAX_REFRESH)
 }
 
 /// How long to wait before attempt `failures + 1` after `failures` failed
 /// ones in a row: doubling from [`RETRY_MIN`] up to [`RETRY_MAX`].
-pub fn retry_in(failures: u32) -> Duration {
+pub(crate) fn retry_in(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     (RETRY_MIN * 2u32.pow(doublings)).min(RETRY_MAX)
 }

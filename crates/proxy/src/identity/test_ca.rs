@@ -4,17 +4,18 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{Credentials, LocalKey};
+use super::Credentials;
+use super::client::LocalKey;
 
 /// A self-signed root that signs leaves.
-pub struct TestCa {
+pub(crate) struct TestCa {
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     anchor_der: Vec<u8>,
 }
 
 impl TestCa {
     /// A new root.
-    pub fn new() -> TestCa {
+    pub(crate) fn new() -> TestCa {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -29,19 +30,19 @@ impl TestCa {
     }
 
     /// The root certificate, DER.
-    pub fn anchor_der(&self) -> Vec<u8> {
+    pub(crate) fn anchor_der(&self) -> Vec<u8> {
         self.anchor_der.clone()
     }
 
     /// Signs a CSR (DER) into a leaf valid for `lifetime`.
-    pub fn sign(&self, csr_der: &[u8], lifetime: Duration) -> Result<Vec<u8>, rcgen::Error> {
+    pub(crate) fn sign(&self, csr_der: &[u8], lifetime: Duration) -> Result<Vec<u8>, rcgen::Error> {
         let now = time::OffsetDateTime::now_utc();
         let not_after = now + time::Duration::try_from(lifetime).unwrap();
         self.sign_between(csr_der, now - time::Duration::seconds(5), not_after)
     }
 
     /// Signs a CSR (DER) into a leaf valid from `not_before` to `not_after`.
-    pub fn sign_between(
+    pub(crate) fn sign_between(
         &self,
         csr_der: &[u8],
         not_before: time::OffsetDateTime,
@@ -59,7 +60,7 @@ impl TestCa {
     }
 
     /// Credentials for `name`, valid for an hour.
-    pub fn credentials(&self, name: &str) -> Arc<Credentials> {
+    pub(crate) fn credentials(&self, name: &str) -> Arc<Credentials> {
         let now = time::OffsetDateTime::now_utc();
         self.credentials_between(
             name,
@@ -69,7 +70,7 @@ impl TestCa {
     }
 
     /// Credentials for `name` whose leaf is valid from `not_before` to `not_after`.
-    pub fn credentials_between(
+    pub(crate) fn credentials_between(
         &self,
         name: &str,
         not_before: time::OffsetDateTime,

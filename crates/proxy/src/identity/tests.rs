@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::test_ca::TestCa;
 use super::*;
+use crate::identity::client::LocalKey;
 use crate::metrics::identity::IdentityMetrics;
 use crate::tls::config::TrustAnchors;
 
@@ -119,9 +120,9 @@ fn token_file(contents: &[u8]) -> (tempfile_dir::Dir, std::path::PathBuf) {
 
 /// A temporary directory removed on drop (no extra crate needed).
 mod tempfile_dir {
-    pub struct Dir(std::path::PathBuf);
+    pub(super) struct Dir(std::path::PathBuf);
     impl Dir {
-        pub fn new() -> Dir {
+        pub(super) fn new() -> Dir {
             let path = std::env::temp_dir().join(format!(
                 "weft-identity-test-{}-{}",
                 std::process::id(),
@@ -130,7 +131,7 @@ mod tempfile_dir {
             std::fs::create_dir_all(&path).unwrap();
             Dir(path)
         }
-        pub fn path(&self) -> &std::path::Path {
+        pub(super) fn path(&self) -> &std::path::Path {
             &self.0
         }
     }

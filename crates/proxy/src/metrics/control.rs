@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// The control-plane client families, for one control-plane address.
 #[derive(Clone, Debug)]
-pub struct ControlMetrics {
+pub(crate) struct ControlMetrics {
     addr: Arc<str>,
     requests: Family<ControlLabels, Counter>,
     responses: Family<ControlResponseLabels, Counter>,
@@ -61,7 +61,7 @@ impl EncodeLabelSet for ControlUpdateLabels {
 
 impl ControlMetrics {
     /// Creates and registers the families for the control plane at `addr`.
-    pub fn new(registry: &mut Registry, addr: &str) -> ControlMetrics {
+    pub(crate) fn new(registry: &mut Registry, addr: &str) -> ControlMetrics {
         let metrics = ControlMetrics {
             addr: addr.into(),
             requests: Family::default(),
@@ -87,7 +87,7 @@ impl ControlMetrics {
     }
 
     /// Counts a stream opened.
-    pub fn stream_opened(&self) {
+    pub(crate) fn stream_opened(&self) {
         self.requests
             .get_or_create(&ControlLabels {
                 addr: self.addr.clone(),
@@ -96,7 +96,7 @@ impl ControlMetrics {
     }
 
     /// Counts a stream's end with its gRPC status code (0 for a clean end).
-    pub fn stream_ended(&self, grpc_status: i32) {
+    pub(crate) fn stream_ended(&self, grpc_status: i32) {
         let classification = if grpc_status == 0 {
             "success"
         } else {
@@ -112,7 +112,7 @@ impl ControlMetrics {
     }
 
     /// Counts one message received.
-    pub fn update(&self, kind: &'static str) {
+    pub(crate) fn update(&self, kind: &'static str) {
         self.updates
             .get_or_create(&ControlUpdateLabels {
                 addr: self.addr.clone(),

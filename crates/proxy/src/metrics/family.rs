@@ -21,11 +21,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// The most label sets one family holds.
-pub const MAX_LABEL_SETS: usize = 10_000;
+pub(crate) const MAX_LABEL_SETS: usize = 10_000;
 
 /// A metric together with the last time it was handed out.
 #[derive(Debug)]
-pub struct Tracked<M> {
+pub(crate) struct Tracked<M> {
     metric: M,
     last_used_millis: AtomicU64,
 }
@@ -39,7 +39,7 @@ impl<M> Deref for Tracked<M> {
 }
 
 /// A family of metrics keyed by label set, with idle expiry.
-pub struct IdleFamily<L, M> {
+pub(crate) struct IdleFamily<L, M> {
     shared: Arc<Shared<L, M>>,
 }
 
@@ -69,12 +69,12 @@ impl<L, M> std::fmt::Debug for IdleFamily<L, M> {
 
 impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
     /// An empty family whose metrics are made by `make`.
-    pub fn new(make: fn() -> M) -> Self {
+    pub(crate) fn new(make: fn() -> M) -> Self {
         IdleFamily::with_limit(make, MAX_LABEL_SETS)
     }
 
     /// An empty family holding at most `max_label_sets` label sets.
-    pub fn with_limit(make: fn() -> M, max_label_sets: usize) -> Self {
+    pub(crate) fn with_limit(make: fn() -> M, max_label_sets: usize) -> Self {
         IdleFamily {
             shared: Arc::new(Shared {
                 metrics: RwLock::new(HashMap::new()),
@@ -91,7 +91,8 @@ impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
     }
 
     /// How many times a new label set was refused because the family was full.
-    pub fn overflowed(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn overflowed(&self) -> u64 {
         self.shared.overflowed.load(Ordering::Relaxed)
     }
 
@@ -100,7 +101,7 @@ impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
     }
 
     /// The metric for `labels`, created on first use; marks it as used now.
-    pub fn get(&self, labels: &L) -> Arc<Tracked<M>> {
+    pub(crate) fn get(&self, labels: &L) -> Arc<Tracked<M>> {
         let now = self.now_millis();
         if let Some(tracked) = self
             .shared
@@ -138,7 +139,7 @@ impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
 
     /// Drops label sets unused for longer than `retain` and held by nobody.
     /// Returns how many were dropped.
-    pub fn expire(&self, retain: Duration) -> usize {
+    pub(crate) fn expire(&self, retain: Duration) -> usize {
         let cutoff = self.now_millis().saturating_sub(retain.as_millis() as u64);
         let mut metrics = self
             .shared
@@ -154,17 +155,13 @@ impl<L: Clone + Hash + Eq, M> IdleFamily<L, M> {
     }
 
     /// How many label sets the family holds.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.shared
             .metrics
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
-    }
-
-    /// Whether the family holds no label set.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -200,7 +197,7 @@ where
 
 /// Something whose idle entries can be expired; lets the app sweep every
 /// family from one task.
-pub trait Expire: Send + Sync {
+pub(crate) trait Expire: Send + Sync {
     /// Drops idle entries; returns how many.
     fn expire_idle(&self, retain: Duration) -> usize;
 }

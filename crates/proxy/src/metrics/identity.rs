@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 /// The identity families.
 #[derive(Clone, Debug, Default)]
-pub struct IdentityMetrics {
+pub(crate) struct IdentityMetrics {
     expiration: Gauge,
     refreshes: Family<RefreshLabels, Counter>,
 }
@@ -32,7 +32,7 @@ impl EncodeLabelSet for RefreshLabels {
 
 impl IdentityMetrics {
     /// Creates and registers the families.
-    pub fn new(registry: &mut Registry) -> IdentityMetrics {
+    pub(crate) fn new(registry: &mut Registry) -> IdentityMetrics {
         let metrics = IdentityMetrics::default();
         registry.register(
             "identity_cert_expiration_timestamp_seconds",
@@ -48,7 +48,7 @@ impl IdentityMetrics {
     }
 
     /// A new certificate, valid until `valid_until`.
-    pub fn refreshed(&self, valid_until: SystemTime) {
+    pub(crate) fn refreshed(&self, valid_until: SystemTime) {
         let seconds = valid_until
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
@@ -59,7 +59,7 @@ impl IdentityMetrics {
     }
 
     /// A certificate that came back but cannot be used.
-    pub fn rejected(&self) {
+    pub(crate) fn rejected(&self) {
         self.refreshes
             .get_or_create(&RefreshLabels {
                 result: "invalid_certificate",
@@ -68,7 +68,7 @@ impl IdentityMetrics {
     }
 
     /// A failed certificate request.
-    pub fn failed(&self) {
+    pub(crate) fn failed(&self) {
         self.refreshes
             .get_or_create(&RefreshLabels { result: "error" })
             .inc();

@@ -1,7 +1,7 @@
 //! Label sets with Linkerd's label names and values, so `linkerd viz`-style
 //! PromQL works on weft's metrics unchanged.
 
-pub use crate::direction::Direction;
+pub(crate) use crate::direction::Direction;
 use crate::discovery::EndpointLabels;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// Which side of the proxy a TCP connection is on.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum Peer {
+pub(crate) enum Peer {
     /// A connection the proxy accepted.
     Source,
     /// A connection the proxy opened.
@@ -19,7 +19,7 @@ pub enum Peer {
 /// The TLS status of a connection: plaintext with a reason, or mutual TLS
 /// with the peer's identity.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub enum TlsStatus {
+pub(crate) enum TlsStatus {
     /// Accepted plaintext from a peer.
     NoTlsFromRemote,
     /// Connected in plaintext because discovery named no identity.
@@ -34,7 +34,7 @@ pub enum TlsStatus {
 
 impl TlsStatus {
     /// The `no_tls_reason` label value; `None` for TLS.
-    pub fn no_tls_reason(&self) -> Option<&'static str> {
+    pub(crate) fn no_tls_reason(&self) -> Option<&'static str> {
         match self {
             TlsStatus::NoTlsFromRemote => Some("no_tls_from_remote"),
             TlsStatus::NotProvidedByServiceDiscovery => Some("not_provided_by_service_discovery"),
@@ -63,7 +63,7 @@ impl EncodeLabelSet for TlsStatus {
 
 /// Where a connection goes, shared by every metric about it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct TargetLabels {
+pub(crate) struct TargetLabels {
     addr: Arc<str>,
     ip: Arc<str>,
     port: u16,
@@ -74,12 +74,12 @@ pub struct TargetLabels {
 
 impl TargetLabels {
     /// Labels for a connection to `target` with the given TLS status.
-    pub fn new(target: SocketAddr, tls: TlsStatus) -> Arc<TargetLabels> {
+    pub(crate) fn new(target: SocketAddr, tls: TlsStatus) -> Arc<TargetLabels> {
         TargetLabels::discovered(target, tls, EndpointLabels::default())
     }
 
     /// Labels for a connection to an endpoint discovery described.
-    pub fn discovered(
+    pub(crate) fn discovered(
         target: SocketAddr,
         tls: TlsStatus,
         destination: EndpointLabels,
@@ -94,7 +94,7 @@ impl TargetLabels {
     }
 
     /// The same labels with another TLS status.
-    pub fn with_tls(&self, tls: TlsStatus) -> Arc<TargetLabels> {
+    pub(crate) fn with_tls(&self, tls: TlsStatus) -> Arc<TargetLabels> {
         Arc::new(TargetLabels {
             tls,
             ..self.clone()
@@ -102,18 +102,13 @@ impl TargetLabels {
     }
 
     /// Discovery's metric labels for the endpoint.
-    pub fn destination(&self) -> &EndpointLabels {
+    pub(crate) fn destination(&self) -> &EndpointLabels {
         &self.destination
     }
 
     /// The TLS status.
-    pub fn tls(&self) -> &TlsStatus {
+    pub(crate) fn tls(&self) -> &TlsStatus {
         &self.tls
-    }
-
-    /// The endpoint's address label (`ip:port`).
-    pub fn addr(&self) -> &str {
-        &self.addr
     }
 }
 
@@ -147,7 +142,7 @@ fn destination_label_name(name: &str) -> String {
 
 /// Labels of `request_total` (and the prefix of the response families).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct HttpLabels {
+pub(crate) struct HttpLabels {
     /// Traffic direction.
     pub direction: Direction,
     /// The request's authority (`Host` or `:authority`), as `host:port`.
@@ -166,7 +161,7 @@ impl EncodeLabelSet for HttpLabels {
 
 /// How a response is classified for success rates.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum Classification {
+pub(crate) enum Classification {
     /// Counted as a success.
     Success,
     /// Counted as a failure.
@@ -176,7 +171,11 @@ pub enum Classification {
 impl Classification {
     /// Linkerd's rule: 5xx, a non-zero gRPC status or a stream error fail;
     /// everything else succeeds.
-    pub fn of(status_code: u16, grpc_status: Option<u32>, error: Option<&str>) -> Classification {
+    pub(crate) fn of(
+        status_code: u16,
+        grpc_status: Option<u32>,
+        error: Option<&str>,
+    ) -> Classification {
         let failed = error.is_some()
             || status_code >= 500
             || grpc_status.is_some_and(|grpc_status| grpc_status != 0);
@@ -188,7 +187,7 @@ impl Classification {
     }
 
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Classification::Success => "success",
             Classification::Failure => "failure",
@@ -198,7 +197,7 @@ impl Classification {
 
 /// Labels of `response_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct ResponseLabels {
+pub(crate) struct ResponseLabels {
     /// The request's labels.
     pub http: HttpLabels,
     /// The HTTP status sent to the client.
@@ -226,7 +225,7 @@ impl EncodeLabelSet for ResponseLabels {
 
 /// Labels of `response_latency_ms`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct LatencyLabels {
+pub(crate) struct LatencyLabels {
     /// The request's labels.
     pub http: HttpLabels,
     /// The HTTP status sent to the client.
@@ -242,7 +241,7 @@ impl EncodeLabelSet for LatencyLabels {
 
 /// Labels of the `tcp_*` families.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct TcpLabels {
+pub(crate) struct TcpLabels {
     /// Traffic direction.
     pub direction: Direction,
     /// Accepted or opened by the proxy.
@@ -265,7 +264,7 @@ impl EncodeLabelSet for TcpLabels {
 
 /// Labels of `tcp_close_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct TcpCloseLabels {
+pub(crate) struct TcpCloseLabels {
     /// The connection's labels.
     pub tcp: TcpLabels,
     /// The errno name of the error that ended the connection, or empty.
@@ -281,7 +280,7 @@ impl EncodeLabelSet for TcpCloseLabels {
 
 /// Labels of `tcp_detect_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct DetectLabels {
+pub(crate) struct DetectLabels {
     /// Traffic direction.
     pub direction: Direction,
     /// What detection concluded.
@@ -297,7 +296,7 @@ impl EncodeLabelSet for DetectLabels {
 
 /// Labels of the `*_errors_total` families.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct ErrorLabels {
+pub(crate) struct ErrorLabels {
     /// The error's metric label.
     pub error: &'static str,
 }
@@ -309,7 +308,7 @@ impl EncodeLabelSet for ErrorLabels {
 }
 
 /// The errno name for an I/O error, as Linkerd labels `tcp_close_total`.
-pub fn errno_name(error: &std::io::Error) -> &'static str {
+pub(crate) fn errno_name(error: &std::io::Error) -> &'static str {
     use std::io::ErrorKind;
     match error.kind() {
         ErrorKind::ConnectionReset => "ECONNRESET",

@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 
 /// Why an accepted connection was closed at once.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum RefusedReason {
+pub(crate) enum RefusedReason {
     /// The direction's connection limit was reached.
     Limit,
     /// The process ran out of file descriptors (the spare one was used to
@@ -21,7 +21,7 @@ pub enum RefusedReason {
 
 impl RefusedReason {
     /// The `reason` label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RefusedReason::Limit => "limit",
             RefusedReason::FdLimit => "fd_limit",
@@ -31,7 +31,7 @@ impl RefusedReason {
 
 /// Labels of `tcp_connections_refused_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct RefusedLabels {
+pub(crate) struct RefusedLabels {
     /// Traffic direction.
     pub direction: Direction,
     /// Why.
@@ -47,7 +47,7 @@ impl EncodeLabelSet for RefusedLabels {
 
 /// Labels of `tcp_connection_limit`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct DirectionLabels {
+pub(crate) struct DirectionLabels {
     /// Traffic direction.
     pub direction: Direction,
 }
@@ -60,7 +60,7 @@ impl EncodeLabelSet for DirectionLabels {
 
 /// The connection-bound families.
 #[derive(Clone, Default)]
-pub struct LimitMetrics {
+pub(crate) struct LimitMetrics {
     refused: Family<RefusedLabels, Counter>,
     limit: Family<DirectionLabels, Gauge>,
     accepted: Family<DirectionLabels, Gauge>,
@@ -68,7 +68,7 @@ pub struct LimitMetrics {
 
 impl LimitMetrics {
     /// Creates and registers the families.
-    pub fn new(registry: &mut Registry) -> LimitMetrics {
+    pub(crate) fn new(registry: &mut Registry) -> LimitMetrics {
         let metrics = LimitMetrics::default();
         registry.register(
             "tcp_connections_refused",
@@ -89,20 +89,20 @@ impl LimitMetrics {
     }
 
     /// Counts a refused connection.
-    pub fn refused(&self, direction: Direction, reason: RefusedReason) {
+    pub(crate) fn refused(&self, direction: Direction, reason: RefusedReason) {
         self.refused
             .get_or_create(&RefusedLabels { direction, reason })
             .inc();
     }
 
     /// The gauge of a direction's accepted connections open now.
-    pub fn accepted(&self, direction: Direction) -> Gauge {
+    pub(crate) fn accepted(&self, direction: Direction) -> Gauge {
         self.accepted
             .get_or_create_owned(&DirectionLabels { direction })
     }
 
     /// Publishes a direction's effective limit.
-    pub fn set_limit(&self, direction: Direction, limit: usize) {
+    pub(crate) fn set_limit(&self, direction: Direction, limit: usize) {
         self.limit
             .get_or_create(&DirectionLabels { direction })
             .set(i64::try_from(limit).unwrap_or(i64::MAX));

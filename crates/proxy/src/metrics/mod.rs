@@ -4,13 +4,13 @@
 //! `response_total`, `response_latency_ms`, `tcp_*`), so existing dashboards
 //! and PromQL work. Label sets that go idle expire (see [`family`]).
 
-pub mod control;
-pub mod family;
-pub mod identity;
-pub mod labels;
-pub mod limits;
-pub mod process;
-pub mod route;
+pub(crate) mod control;
+pub(crate) mod family;
+pub(crate) mod identity;
+pub(crate) mod labels;
+pub(crate) mod limits;
+pub(crate) mod process;
+pub(crate) mod route;
 
 use family::{Expire, IdleFamily, Tracked};
 use labels::{
@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// Linkerd's `response_latency_ms` buckets.
-pub const LATENCY_BUCKETS_MS: [f64; 25] = [
+pub(crate) const LATENCY_BUCKETS_MS: [f64; 25] = [
     1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 100.0, 200.0, 300.0, 400.0, 500.0,
     1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 10000.0, 20000.0, 30000.0, 40000.0, 50000.0,
 ];
@@ -38,7 +38,7 @@ fn latency_histogram() -> Histogram {
 
 /// Every metric the data path records.
 #[derive(Clone)]
-pub struct ProxyMetrics {
+pub(crate) struct ProxyMetrics {
     /// HTTP request and response metrics.
     pub http: HttpMetrics,
     /// TCP connection metrics.
@@ -58,7 +58,7 @@ pub struct ProxyMetrics {
 
 impl ProxyMetrics {
     /// Creates every family and registers it in `registry`.
-    pub fn new(registry: &mut Registry) -> ProxyMetrics {
+    pub(crate) fn new(registry: &mut Registry) -> ProxyMetrics {
         let http = HttpMetrics {
             requests: IdleFamily::new(Counter::default),
             responses: IdleFamily::new(Counter::default),
@@ -156,14 +156,14 @@ impl ProxyMetrics {
     }
 
     /// Counts one protocol detection outcome.
-    pub fn detected(&self, direction: Direction, result: &'static str) {
+    pub(crate) fn detected(&self, direction: Direction, result: &'static str) {
         self.detect
             .get_or_create(&DetectLabels { direction, result })
             .inc();
     }
 
     /// Drops label sets idle for longer than `retain`; returns how many.
-    pub fn expire_idle(&self, retain: Duration) -> usize {
+    pub(crate) fn expire_idle(&self, retain: Duration) -> usize {
         self.expiring
             .iter()
             .map(|family| family.expire_idle(retain))
@@ -173,14 +173,14 @@ impl ProxyMetrics {
 
 /// A counter family per direction, labelled by error reason.
 #[derive(Clone, Default)]
-pub struct DirectionalErrors {
+pub(crate) struct DirectionalErrors {
     inbound: Family<ErrorLabels, Counter>,
     outbound: Family<ErrorLabels, Counter>,
 }
 
 impl DirectionalErrors {
     /// Counts one error.
-    pub fn record(&self, direction: Direction, error: &'static str) {
+    pub(crate) fn record(&self, direction: Direction, error: &'static str) {
         let family = match direction {
             Direction::Inbound => &self.inbound,
             Direction::Outbound => &self.outbound,
@@ -191,7 +191,7 @@ impl DirectionalErrors {
 
 /// HTTP families.
 #[derive(Clone)]
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     requests: IdleFamily<HttpLabels, Counter>,
     responses: IdleFamily<ResponseLabels, Counter>,
     latency: IdleFamily<LatencyLabels, Histogram>,
@@ -199,7 +199,7 @@ pub struct HttpMetrics {
 
 /// How a response ended, for `response_total`.
 #[derive(Debug)]
-pub struct ResponseOutcome {
+pub(crate) struct ResponseOutcome {
     /// The status sent to the client.
     pub status_code: u16,
     /// The gRPC status, from trailers or a trailers-only response.
@@ -212,12 +212,12 @@ pub struct ResponseOutcome {
 
 impl HttpMetrics {
     /// Counts a request as it arrives.
-    pub fn request(&self, labels: &HttpLabels, cache: &HttpHandleCache) {
+    pub(crate) fn request(&self, labels: &HttpLabels, cache: &HttpHandleCache) {
         cache.requests.get(&self.requests, labels).inc();
     }
 
     /// Records a completed response.
-    pub fn response(
+    pub(crate) fn response(
         &self,
         labels: &HttpLabels,
         outcome: &ResponseOutcome,
@@ -249,7 +249,7 @@ impl HttpMetrics {
 /// (hashing every label) on the hot path; holding the handles also keeps
 /// the connection's label sets from expiring while it is open.
 #[derive(Default)]
-pub struct HttpHandleCache {
+pub(crate) struct HttpHandleCache {
     requests: HandleCache<HttpLabels, Counter>,
     responses: HandleCache<ResponseLabels, Counter>,
     latency: HandleCache<LatencyLabels, Histogram>,
@@ -284,7 +284,7 @@ impl<L: Clone + std::hash::Hash + Eq, M> HandleCache<L, M> {
 
 /// TCP families.
 #[derive(Clone)]
-pub struct TcpMetrics {
+pub(crate) struct TcpMetrics {
     open: IdleFamily<TcpLabels, Counter>,
     close: IdleFamily<TcpCloseLabels, Counter>,
     open_connections: IdleFamily<TcpLabels, Gauge>,
@@ -295,7 +295,7 @@ pub struct TcpMetrics {
 impl TcpMetrics {
     /// Records a connection opening; the returned guard records its bytes
     /// and its close.
-    pub fn open(&self, labels: TcpLabels) -> TcpConnectionMetrics {
+    pub(crate) fn open(&self, labels: TcpLabels) -> TcpConnectionMetrics {
         let metrics = self.open_unsettled(labels);
         metrics.settle(None);
         metrics
@@ -305,7 +305,7 @@ impl TcpMetrics {
     /// connection that may turn out to be mutual TLS): nothing is recorded
     /// until [`TcpConnectionMetrics::settle`] (or the close); bytes seen
     /// before are kept and recorded then.
-    pub fn open_unsettled(&self, labels: TcpLabels) -> TcpConnectionMetrics {
+    pub(crate) fn open_unsettled(&self, labels: TcpLabels) -> TcpConnectionMetrics {
         TcpConnectionMetrics {
             handles: OnceLock::new(),
             pending_read: AtomicU64::new(0),
@@ -331,7 +331,7 @@ const ERRNO_NAMES: [&str; 9] = [
 ];
 
 /// The metrics of one open connection; records the close when dropped.
-pub struct TcpConnectionMetrics {
+pub(crate) struct TcpConnectionMetrics {
     /// Set once the connection's labels are final.
     handles: OnceLock<ConnectionHandles>,
     pending_read: AtomicU64,
@@ -351,7 +351,7 @@ impl TcpConnectionMetrics {
     /// Fixes the connection's labels (with the TLS status `tls`, if given)
     /// and records its opening and the bytes seen so far. Later calls do
     /// nothing.
-    pub fn settle(&self, tls: Option<labels::TlsStatus>) {
+    pub(crate) fn settle(&self, tls: Option<labels::TlsStatus>) {
         if self.handles.get().is_some() {
             return;
         }
@@ -377,7 +377,7 @@ impl TcpConnectionMetrics {
     }
 
     /// Counts bytes read from the peer.
-    pub fn read(&self, bytes: usize) {
+    pub(crate) fn read(&self, bytes: usize) {
         match self.handles.get() {
             Some(handles) => {
                 handles.read_bytes.inc_by(bytes as u64);
@@ -389,7 +389,7 @@ impl TcpConnectionMetrics {
     }
 
     /// Counts bytes written to the peer.
-    pub fn wrote(&self, bytes: usize) {
+    pub(crate) fn wrote(&self, bytes: usize) {
         match self.handles.get() {
             Some(handles) => {
                 handles.write_bytes.inc_by(bytes as u64);
@@ -402,7 +402,7 @@ impl TcpConnectionMetrics {
     }
 
     /// Remembers the first I/O error, reported as `errno` at close.
-    pub fn failed(&self, error: &std::io::Error) {
+    pub(crate) fn failed(&self, error: &std::io::Error) {
         let name = labels::errno_name(error);
         let index = ERRNO_NAMES
             .iter()
@@ -443,7 +443,7 @@ impl Drop for TcpConnectionMetrics {
 /// formats `le` itself; a custom metric cannot write the `_bucket` suffix), so
 /// the text passes through [`WholeNumberBounds`] on its way into the buffer:
 /// one pass, no second buffer.
-pub fn encode(registry: &Registry) -> String {
+pub(crate) fn encode(registry: &Registry) -> String {
     let mut text = String::with_capacity(16 * 1024);
     let mut writer = WholeNumberBounds::new(&mut text);
     prometheus_client::encoding::text::encode(&mut writer, registry)

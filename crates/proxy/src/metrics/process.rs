@@ -13,13 +13,13 @@ const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// Collects process metrics on each scrape.
 #[derive(Debug)]
-pub struct ProcessCollector {
+pub(crate) struct ProcessCollector {
     start_time_seconds: f64,
 }
 
 impl ProcessCollector {
     /// A collector that reports `started` as the process start time.
-    pub fn new(started: SystemTime) -> Self {
+    pub(crate) fn new(started: SystemTime) -> Self {
         ProcessCollector {
             start_time_seconds: started
                 .duration_since(UNIX_EPOCH)
@@ -31,7 +31,7 @@ impl ProcessCollector {
 
 /// What `/proc/self` says about this process.
 #[derive(Debug, Default, PartialEq)]
-pub struct ProcessSample {
+pub(crate) struct ProcessSample {
     /// User plus system CPU time, in seconds.
     pub cpu_seconds: f64,
     /// Resident set size, in bytes.
@@ -44,14 +44,14 @@ pub struct ProcessSample {
 
 impl ProcessSample {
     /// Reads the current process's figures.
-    pub fn read() -> Option<ProcessSample> {
+    pub(crate) fn read() -> Option<ProcessSample> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
         ProcessSample::parse(&stat, &status)
     }
 
     /// Parses `/proc/PID/stat` and `/proc/PID/status` contents.
-    pub fn parse(stat: &str, status: &str) -> Option<ProcessSample> {
+    pub(crate) fn parse(stat: &str, status: &str) -> Option<ProcessSample> {
         // The command name (field 2) may hold spaces; fields after it are
         // counted from the closing parenthesis.
         let after_name = &stat[stat.rfind(')')? + 1..];

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 /// Which route of which logical destination.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct RouteLabels {
+pub(crate) struct RouteLabels {
     /// Traffic direction.
     pub direction: Direction,
     /// The logical destination, `name:port`.
@@ -43,7 +43,7 @@ impl EncodeLabelSet for RouteLabels {
 
 /// Labels of the route response counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct RouteResponseLabels {
+pub(crate) struct RouteResponseLabels {
     route: RouteLabels,
     status_code: u16,
     classification: Classification,
@@ -61,7 +61,7 @@ impl EncodeLabelSet for RouteResponseLabels {
 
 /// Labels of `route_response_latency_ms`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct RouteLatencyLabels {
+pub(crate) struct RouteLatencyLabels {
     route: RouteLabels,
     status_code: u16,
 }
@@ -75,7 +75,7 @@ impl EncodeLabelSet for RouteLatencyLabels {
 
 /// Labels of `route_retryable_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct RetryableLabels {
+pub(crate) struct RetryableLabels {
     route: RouteLabels,
     skipped: Option<&'static str>,
 }
@@ -92,7 +92,7 @@ impl EncodeLabelSet for RetryableLabels {
 
 /// How one response (or attempt) ended, for the route families.
 #[derive(Clone, Copy, Debug)]
-pub struct RouteOutcome {
+pub(crate) struct RouteOutcome {
     /// The HTTP status.
     pub status_code: u16,
     /// Success or failure, by the route's response classes.
@@ -105,7 +105,7 @@ pub struct RouteOutcome {
 /// [`super::HttpHandleCache`]): a connection's requests mostly take the same
 /// route, so this spares hashing the labels per request.
 #[derive(Default)]
-pub struct RouteHandleCache {
+pub(crate) struct RouteHandleCache {
     requests: HandleCache<RouteLabels, Counter>,
     attempts: HandleCache<RouteLabels, Counter>,
     responses: HandleCache<RouteResponseLabels, Counter>,
@@ -115,7 +115,7 @@ pub struct RouteHandleCache {
 
 /// The route families.
 #[derive(Clone)]
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     requests: IdleFamily<RouteLabels, Counter>,
     responses: IdleFamily<RouteResponseLabels, Counter>,
     latency: IdleFamily<RouteLatencyLabels, Histogram>,
@@ -127,7 +127,7 @@ pub struct RouteMetrics {
 impl RouteMetrics {
     /// Creates and registers the families; returns them with the handles
     /// the idle sweeper needs.
-    pub fn new(registry: &mut Registry) -> (RouteMetrics, Vec<Box<dyn Expire>>) {
+    pub(crate) fn new(registry: &mut Registry) -> (RouteMetrics, Vec<Box<dyn Expire>>) {
         let metrics = RouteMetrics {
             requests: IdleFamily::new(Counter::default),
             responses: IdleFamily::new(Counter::default),
@@ -178,18 +178,18 @@ impl RouteMetrics {
     }
 
     /// Counts a request routed by `labels`.
-    pub fn request(&self, labels: &RouteLabels, cache: &RouteHandleCache) {
+    pub(crate) fn request(&self, labels: &RouteLabels, cache: &RouteHandleCache) {
         cache.requests.get(&self.requests, labels).inc();
     }
 
     /// Counts one attempt sent upstream.
-    pub fn attempt(&self, labels: &RouteLabels, cache: &RouteHandleCache) {
+    pub(crate) fn attempt(&self, labels: &RouteLabels, cache: &RouteHandleCache) {
         cache.attempts.get(&self.actual_requests, labels).inc();
     }
 
     /// Records the end of one attempt whose response is not passed on (it
     /// is retried).
-    pub fn attempt_response(&self, labels: &RouteLabels, outcome: RouteOutcome) {
+    pub(crate) fn attempt_response(&self, labels: &RouteLabels, outcome: RouteOutcome) {
         self.actual_responses
             .get(&response_labels(labels, outcome))
             .inc();
@@ -198,7 +198,7 @@ impl RouteMetrics {
     /// Records the response the client got, at the end of its stream: the
     /// final attempt's `route_actual_response_total` and the request's
     /// `route_response_total` and latency.
-    pub fn response(
+    pub(crate) fn response(
         &self,
         labels: &RouteLabels,
         outcome: RouteOutcome,
@@ -223,7 +223,7 @@ impl RouteMetrics {
 
     /// Counts a failed response of a retryable route: retried, or skipped
     /// because the budget was spent.
-    pub fn retryable(&self, labels: &RouteLabels, retried: bool) {
+    pub(crate) fn retryable(&self, labels: &RouteLabels, retried: bool) {
         self.retryable
             .get(&RetryableLabels {
                 route: labels.clone(),

@@ -19,7 +19,7 @@ const SLOTS: usize = 10;
 
 /// One logical destination's retry budget, shared by its retryable routes.
 #[derive(Debug)]
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     spec: BudgetSpec,
     window: Mutex<Window>,
 }
@@ -36,7 +36,7 @@ struct Window {
 
 impl RetryBudget {
     /// An empty budget with `spec`'s limits, its window starting at `now`.
-    pub fn new(spec: BudgetSpec, now: Instant) -> RetryBudget {
+    pub(crate) fn new(spec: BudgetSpec, now: Instant) -> RetryBudget {
         RetryBudget {
             spec,
             window: Mutex::new(Window {
@@ -49,19 +49,19 @@ impl RetryBudget {
     }
 
     /// The limits this budget enforces.
-    pub fn spec(&self) -> BudgetSpec {
+    pub(crate) fn spec(&self) -> BudgetSpec {
         self.spec
     }
 
     /// Counts one request (not a retry).
-    pub fn deposit(&self, now: Instant) {
+    pub(crate) fn deposit(&self, now: Instant) {
         let mut window = self.lock(now);
         let current = window.current;
         window.requests[current] += 1;
     }
 
     /// Takes one retry from the budget; `false` when it is spent.
-    pub fn withdraw(&self, now: Instant) -> bool {
+    pub(crate) fn withdraw(&self, now: Instant) -> bool {
         let mut window = self.lock(now);
         let requests: u64 = window.requests.iter().sum();
         let retries: u64 = window.retries.iter().sum();

@@ -27,12 +27,13 @@ use crate::metrics::route::RouteLabels;
 /// Most service names looked up for inbound requests at once: names come
 /// from clients, so a flood of made-up ones holds at most this many
 /// lookups (the rest get no route metrics until some go idle).
-pub const MAX_INBOUND_PROFILES: usize = 1_000;
+pub(crate) const MAX_INBOUND_PROFILES: usize = 1_000;
 
 /// The routes of a service this proxy's workload serves.
-pub struct InboundRoutes {
-    /// `name:port`, the `dst` label.
-    pub name: Arc<str>,
+pub(crate) struct InboundRoutes {
+    /// `name:port`, the `dst` label (in `route_labels`; read by tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) name: Arc<str>,
     profile: Arc<Profile>,
     /// Route labels by route index, then the default route's.
     route_labels: Vec<RouteLabels>,
@@ -41,7 +42,7 @@ pub struct InboundRoutes {
 impl InboundRoutes {
     /// The routes of `profile` for requests that named `port`; `None`
     /// when the profile has no name or no routes.
-    pub fn of(profile: &Arc<Profile>, port: u16) -> Option<InboundRoutes> {
+    pub(crate) fn of(profile: &Arc<Profile>, port: u16) -> Option<InboundRoutes> {
         if profile.routes.is_empty() {
             return None;
         }
@@ -56,14 +57,14 @@ impl InboundRoutes {
 
     /// The route for a request: the first matching profile route, or the
     /// default route.
-    pub fn route(&self, method: &http::Method, path: &str) -> RouteChoice<'_> {
+    pub(crate) fn route(&self, method: &http::Method, path: &str) -> RouteChoice<'_> {
         choose_route(&self.profile.routes, &self.route_labels, method, path)
     }
 }
 
 /// One connection's lookup of one service name, and the routes made from
 /// its latest profile.
-pub struct InboundDiscovery {
+pub(crate) struct InboundDiscovery {
     port: u16,
     watch: ProfileWatch,
     last: Option<(Arc<Profile>, Option<Arc<InboundRoutes>>)>,
@@ -80,7 +81,7 @@ impl InboundDiscovery {
 
     /// The routes of the latest profile, waiting for the first answer at
     /// most the initial timeout. Cheap when the profile has not changed.
-    pub async fn routes(&mut self) -> Option<Arc<InboundRoutes>> {
+    pub(crate) async fn routes(&mut self) -> Option<Arc<InboundRoutes>> {
         let profile = match self.watch.current() {
             Lookup::Resolved(profile) => profile,
             Lookup::Pending => match self.watch.ready().await {

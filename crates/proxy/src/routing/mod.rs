@@ -23,10 +23,10 @@
 //! second) and another is tried, so a dead endpoint costs little before the
 //! controller drops it.
 
-pub mod budget;
-pub mod inbound;
-pub mod policy;
-pub mod profile;
+pub(crate) mod budget;
+pub(crate) mod inbound;
+pub(crate) mod policy;
+pub(crate) mod profile;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,21 +53,21 @@ use inbound::InboundDiscovery;
 use profile::{Profile, Route};
 
 /// The load estimate given to an endpoint that refused a connection.
-pub const CONNECT_FAILURE_PENALTY: Duration = Duration::from_secs(1);
+pub(crate) const CONNECT_FAILURE_PENALTY: Duration = Duration::from_secs(1);
 
 /// How many endpoints one request or connection tries when they refuse.
-pub const CONNECT_ATTEMPTS: usize = 3;
+pub(crate) const CONNECT_ATTEMPTS: usize = 3;
 
 /// Retry budgets kept for names no connection uses any more.
-pub const MAX_BUDGETS: usize = 10_000;
+pub(crate) const MAX_BUDGETS: usize = 10_000;
 
 /// A balanced endpoint chosen for one request or connection.
-pub type Lease = EndpointLease<EndpointMeta>;
+pub(crate) type Lease = EndpointLease<EndpointMeta>;
 
 /// Why no endpoint was picked for a request or connection. The HTTP stage
 /// maps it to a response (`http::errors`), the TCP stage to a metric label.
 #[derive(Debug, thiserror::Error)]
-pub enum PickError {
+pub(crate) enum PickError {
     /// A backend had no endpoint for the whole failfast timeout.
     #[error("service in fail-fast: no endpoints for {authority} within {}", crate::config::format_duration(*after))]
     FailFast {
@@ -86,7 +86,7 @@ pub enum PickError {
 
 /// Discovery state shared by every connection: outbound plans, and the
 /// inbound profile lookups that label route metrics ([`inbound`]).
-pub struct Router {
+pub(crate) struct Router {
     cache: DiscoveryCache,
     /// Profile lookups of the names inbound requests carry: the same
     /// client, its own entries (bounded, since clients choose the names).
@@ -107,7 +107,7 @@ pub struct Router {
 
 /// What to do with a target's traffic.
 #[derive(Clone)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// Forward to the original destination (or the explicit target).
     Original,
     /// Discovery named one endpoint: connect to it directly.
@@ -125,7 +125,7 @@ pub enum Plan {
 
 impl Plan {
     /// Whether discovery says connections are opaque (no detection).
-    pub fn is_opaque(&self) -> bool {
+    pub(crate) fn is_opaque(&self) -> bool {
         match self {
             Plan::Original => false,
             Plan::Endpoint { opaque, .. } => *opaque,
@@ -135,7 +135,7 @@ impl Plan {
 }
 
 /// A service known by name, with its profile and backends resolved.
-pub struct LogicalTarget {
+pub(crate) struct LogicalTarget {
     /// `name:port`: the `authority` and `dst` label, `l5d-dst-canonical`.
     pub name: Arc<str>,
     /// `name` as a header value.
@@ -152,7 +152,7 @@ pub struct LogicalTarget {
 }
 
 /// One backend of a logical target: an authority and its balancer.
-pub struct Backend {
+pub(crate) struct Backend {
     /// `name:port` looked up with `Get`.
     pub authority: Arc<str>,
     /// The lookup and its balancer.
@@ -160,7 +160,7 @@ pub struct Backend {
 }
 
 /// The route a request takes through a logical target.
-pub struct RouteChoice<'a> {
+pub(crate) struct RouteChoice<'a> {
     /// Its metric labels.
     pub labels: &'a RouteLabels,
     /// The matched route; `None` for the default route.
@@ -169,7 +169,7 @@ pub struct RouteChoice<'a> {
 
 impl RouteChoice<'_> {
     /// The route's response classes (empty: the default classification).
-    pub fn classes(&self) -> Vec<profile::ResponseClass> {
+    pub(crate) fn classes(&self) -> Vec<profile::ResponseClass> {
         self.route
             .map(|route| route.response_classes.clone())
             .unwrap_or_default()
@@ -219,17 +219,17 @@ fn route_labels(profile: &Profile, dst: &Arc<str>, direction: Direction) -> Vec<
 impl LogicalTarget {
     /// The route for a request: the first matching profile route, or the
     /// default route.
-    pub fn route(&self, method: &http::Method, path: &str) -> RouteChoice<'_> {
+    pub(crate) fn route(&self, method: &http::Method, path: &str) -> RouteChoice<'_> {
         choose_route(&self.profile.routes, &self.route_labels, method, path)
     }
 
     /// The retry budget; `None` means no retries.
-    pub fn budget(&self) -> Option<&RetryBudget> {
+    pub(crate) fn budget(&self) -> Option<&RetryBudget> {
         self.budget.as_deref()
     }
 
     /// A backend, chosen by the split's weights.
-    pub fn backend(&self, random: &Random) -> &Backend {
+    pub(crate) fn backend(&self, random: &Random) -> &Backend {
         if self.backends.len() == 1 {
             return &self.backends[0];
         }
@@ -241,24 +241,16 @@ impl LogicalTarget {
 
 /// One connection's discovery of one target: its profile lookup and the
 /// plan made from the latest profile.
-pub struct TargetDiscovery {
-    key: String,
+pub(crate) struct TargetDiscovery {
     port: u16,
     watch: ProfileWatch,
     last: Option<(Arc<Profile>, Plan)>,
 }
 
-impl TargetDiscovery {
-    /// The lookup path this discovery is for.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-}
-
 impl Router {
     /// Outbound discovery through the Destination service in `destination`
     /// (over `tls` when given). Connects lazily: a controller that is down never stops the proxy.
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         destination: &DestinationConfig,
         tls: Option<ControlTls>,
@@ -285,17 +277,16 @@ impl Router {
     }
 
     /// Random numbers for backend choices.
-    pub fn random(&self) -> &Random {
+    pub(crate) fn random(&self) -> &Random {
         &self.random
     }
 
     /// Starts (or shares) discovery of `host:port`; `None` when discovery
     /// does not cover the target.
-    pub fn discover(&self, host: &str, port: u16) -> Option<TargetDiscovery> {
+    pub(crate) fn discover(&self, host: &str, port: u16) -> Option<TargetDiscovery> {
         let key = policy::lookup_path(host, port, &self.suffixes, &self.networks)?;
         let watch = self.cache.profile(&key);
         Some(TargetDiscovery {
-            key,
             port,
             watch,
             last: None,
@@ -305,7 +296,7 @@ impl Router {
     /// Starts (or shares) the profile lookup of the service name `host:port`
     /// an inbound request names; `None` for IP addresses, names outside the
     /// profile suffixes, and new names past [`inbound::MAX_INBOUND_PROFILES`].
-    pub fn discover_inbound(&self, host: &str, port: u16) -> Option<InboundDiscovery> {
+    pub(crate) fn discover_inbound(&self, host: &str, port: u16) -> Option<InboundDiscovery> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if bare.parse::<std::net::IpAddr>().is_ok() {
             return None;
@@ -319,7 +310,7 @@ impl Router {
 
     /// The plan for a discovered target, waiting for the first answer at
     /// most the initial timeout. Cheap when the profile has not changed.
-    pub async fn plan(&self, discovery: &mut TargetDiscovery) -> Plan {
+    pub(crate) async fn plan(&self, discovery: &mut TargetDiscovery) -> Plan {
         let profile = match discovery.watch.current() {
             Lookup::Resolved(profile) => profile,
             Lookup::Pending => match discovery.watch.ready().await {
@@ -406,14 +397,14 @@ impl Router {
 
     /// An endpoint of `backend` for one request or connection. With none
     /// ready, waits for discovery to add one, at most the failfast timeout.
-    pub async fn pick(&self, backend: &Backend) -> Result<Lease, PickError> {
+    pub(crate) async fn pick(&self, backend: &Backend) -> Result<Lease, PickError> {
         self.pick_avoiding(backend, &[]).await
     }
 
     /// Like [`Router::pick`], but not one of the endpoints in `avoid`
     /// (they already failed this request or connection) while the backend
     /// has another.
-    pub async fn pick_avoiding(
+    pub(crate) async fn pick_avoiding(
         &self,
         backend: &Backend,
         avoid: &[SocketAddr],

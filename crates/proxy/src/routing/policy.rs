@@ -15,7 +15,7 @@ use crate::routing::profile::{ResponseClass, Route};
 /// when discovery does not cover it: IP addresses must be in one of
 /// `networks`, names must end with one of `suffixes` (`.` covers every
 /// name). Names are compared case-insensitively, trailing dots ignored.
-pub fn lookup_path(
+pub(crate) fn lookup_path(
     host: &str,
     port: u16,
     suffixes: &[String],
@@ -48,7 +48,7 @@ pub fn lookup_path(
 
 /// The index of the first route matching `method` and `path`; `None` means
 /// the default route.
-pub fn select_route(routes: &[Route], method: &http::Method, path: &str) -> Option<usize> {
+pub(crate) fn select_route(routes: &[Route], method: &http::Method, path: &str) -> Option<usize> {
     routes
         .iter()
         .position(|route| route.condition.matches(method, path))
@@ -56,7 +56,7 @@ pub fn select_route(routes: &[Route], method: &http::Method, path: &str) -> Opti
 
 /// Picks a backend index from `weights` with `random` uniform in `[0, 1)`.
 /// Returns `None` only when `weights` is empty or all zero.
-pub fn select_backend(weights: &[u32], random: f64) -> Option<usize> {
+pub(crate) fn select_backend(weights: &[u32], random: f64) -> Option<usize> {
     let total: u64 = weights.iter().map(|weight| u64::from(*weight)).sum();
     if total == 0 {
         return None;
@@ -75,7 +75,7 @@ pub fn select_backend(weights: &[u32], random: f64) -> Option<usize> {
 /// Classifies a response by a route's response classes: the first class
 /// matching the status decides; with none matching, gRPC responses fail on
 /// a non-zero `grpc-status` and others on 5xx (and any stream error fails).
-pub fn classify(
+pub(crate) fn classify(
     classes: &[ResponseClass],
     status: u16,
     grpc_status: Option<u32>,

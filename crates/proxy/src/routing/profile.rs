@@ -13,7 +13,7 @@ use crate::discovery::Endpoint;
 /// A service profile: how the proxy routes, retries and splits traffic to
 /// one target.
 #[derive(Clone, Debug)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// The logical name (`web.shop.svc.cluster.local`); `None` when the
     /// target has no logical name (forward without profile routing).
     pub fully_qualified_name: Option<String>,
@@ -32,7 +32,7 @@ pub struct Profile {
 
 /// One profile route.
 #[derive(Clone, Debug)]
-pub struct Route {
+pub(crate) struct Route {
     /// The route's name (its `route` metric label, `rt_route`); empty if unset.
     pub name: String,
     /// Which requests the route takes.
@@ -47,7 +47,7 @@ pub struct Route {
 
 /// A request condition.
 #[derive(Clone, Debug)]
-pub enum RequestMatch {
+pub(crate) enum RequestMatch {
     /// Every condition matches (an empty list matches everything).
     All(Vec<RequestMatch>),
     /// At least one condition matches.
@@ -62,7 +62,7 @@ pub enum RequestMatch {
 
 impl RequestMatch {
     /// Whether a request with `method` and URI `path` matches.
-    pub fn matches(&self, method: &http::Method, path: &str) -> bool {
+    pub(crate) fn matches(&self, method: &http::Method, path: &str) -> bool {
         match self {
             RequestMatch::All(conditions) => conditions.iter().all(|c| c.matches(method, path)),
             RequestMatch::Any(conditions) => conditions.iter().any(|c| c.matches(method, path)),
@@ -75,7 +75,7 @@ impl RequestMatch {
 
 /// A response class: responses matching `condition` are failures or not.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResponseClass {
+pub(crate) struct ResponseClass {
     /// Which responses belong to the class.
     pub condition: ResponseMatch,
     /// Whether they count as failures (and may be retried).
@@ -84,7 +84,7 @@ pub struct ResponseClass {
 
 /// A response condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResponseMatch {
+pub(crate) enum ResponseMatch {
     /// Every condition matches.
     All(Vec<ResponseMatch>),
     /// At least one condition matches.
@@ -102,7 +102,7 @@ pub enum ResponseMatch {
 
 impl ResponseMatch {
     /// Whether a response with `status` matches.
-    pub fn matches(&self, status: u16) -> bool {
+    pub(crate) fn matches(&self, status: u16) -> bool {
         match self {
             ResponseMatch::All(conditions) => conditions.iter().all(|c| c.matches(status)),
             ResponseMatch::Any(conditions) => conditions.iter().any(|c| c.matches(status)),
@@ -114,7 +114,7 @@ impl ResponseMatch {
 
 /// A retry budget (tower `TpsBudget` semantics, reference §8.4).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     /// Retries allowed per request, in `[0, 1000]`.
     pub retry_ratio: f32,
     /// Retries always allowed per second.
@@ -125,7 +125,7 @@ pub struct RetryBudget {
 
 /// One weighted authority of a traffic split.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DstOverride {
+pub(crate) struct DstOverride {
     /// `name:port` to resolve with `Get`.
     pub authority: String,
     /// Weight in decimillis (10000 = 100 %); never zero.

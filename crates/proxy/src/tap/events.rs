@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// `StreamId{base, stream}`.
 #[derive(Clone, Copy, Debug)]
-pub struct StreamId {
+pub(crate) struct StreamId {
     /// The tap's number in this process.
     pub base: u32,
     /// The request's number within the tap.
@@ -19,7 +19,7 @@ pub struct StreamId {
 }
 
 /// The request fields of `RequestInit`.
-pub struct RequestHead<'a> {
+pub(crate) struct RequestHead<'a> {
     /// Method.
     pub method: &'a Method,
     /// URI scheme (`http` when none).
@@ -35,7 +35,7 @@ pub struct RequestHead<'a> {
 }
 
 /// The fields of `ResponseInit`.
-pub struct ResponseHead<'a> {
+pub(crate) struct ResponseHead<'a> {
     /// Time since the request was dispatched.
     pub since_request_init: Duration,
     /// HTTP status.
@@ -45,7 +45,7 @@ pub struct ResponseHead<'a> {
 }
 
 /// The fields of `ResponseEnd`.
-pub struct ResponseTail<'a> {
+pub(crate) struct ResponseTail<'a> {
     /// Time since the request was dispatched.
     pub since_request_init: Duration,
     /// Time since the response head; `None` when there was no response.
@@ -102,7 +102,7 @@ fn duration(duration: Duration) -> Option<prost_types::Duration> {
 }
 
 /// `RequestInit`.
-pub fn request_init(
+pub(crate) fn request_init(
     template: &TapEvent,
     id: StreamId,
     head: &RequestHead<'_>,
@@ -132,7 +132,7 @@ pub fn request_init(
 }
 
 /// `ResponseInit`.
-pub fn response_init(
+pub(crate) fn response_init(
     template: &TapEvent,
     id: StreamId,
     head: &ResponseHead<'_>,
@@ -150,7 +150,7 @@ pub fn response_init(
 }
 
 /// `ResponseEnd`.
-pub fn response_end(
+pub(crate) fn response_end(
     template: &TapEvent,
     id: StreamId,
     tail: &ResponseTail<'_>,

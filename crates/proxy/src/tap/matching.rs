@@ -17,7 +17,7 @@ use std::ops::RangeInclusive;
 
 /// Why a match cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum MatchError {
+pub(crate) enum MatchError {
     /// A match (or one of its parts) has no value.
     #[error("match is missing its {0}")]
     Missing(&'static str),
@@ -52,7 +52,7 @@ pub enum MatchError {
 
 /// A validated match.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Match {
+pub(crate) enum Match {
     /// Every inner match holds (none: always).
     All(Vec<Match>),
     /// At least one inner match holds (none: never).
@@ -89,7 +89,7 @@ pub enum Match {
 
 /// A socket address test.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TcpMatch {
+pub(crate) enum TcpMatch {
     /// The IP is in the network.
     Network(IpNetwork),
     /// The port is in the range.
@@ -98,7 +98,7 @@ pub enum TcpMatch {
 
 /// A string test.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StringMatch {
+pub(crate) enum StringMatch {
     /// Equal.
     Exact(String),
     /// Starts with.
@@ -107,7 +107,7 @@ pub enum StringMatch {
 
 /// What a match is evaluated against: one request as the proxy sees it.
 #[derive(Clone, Copy, Debug)]
-pub struct RequestFacts<'a> {
+pub(crate) struct RequestFacts<'a> {
     /// The client's address.
     pub source: SocketAddr,
     /// Where the request goes (inbound: the app; outbound: the endpoint).
@@ -128,7 +128,7 @@ pub struct RequestFacts<'a> {
 
 impl Match {
     /// Whether the request is reported.
-    pub fn matches(&self, facts: &RequestFacts<'_>) -> bool {
+    pub(crate) fn matches(&self, facts: &RequestFacts<'_>) -> bool {
         match self {
             Match::All(matches) => matches.iter().all(|inner| inner.matches(facts)),
             Match::Any(matches) => matches.iter().any(|inner| inner.matches(facts)),
@@ -233,7 +233,7 @@ impl TryFrom<proto::Tcp> for TcpMatch {
 }
 
 /// A port range from its bounds; 0 means "the same as the other bound".
-pub fn port_range(min: u32, max: u32) -> Result<RangeInclusive<u16>, MatchError> {
+pub(crate) fn port_range(min: u32, max: u32) -> Result<RangeInclusive<u16>, MatchError> {
     let invalid = || MatchError::InvalidPorts { min, max };
     let (low, high) = match (min, max) {
         (0, 0) => return Err(invalid()),

@@ -17,10 +17,10 @@
 //! the client's stream ends after exactly `limit` complete requests. A full
 //! queue drops events (counted in `tap_events_dropped_total`).
 
-pub mod events;
-pub mod matching;
-pub mod server;
-pub mod service;
+pub(crate) mod events;
+pub(crate) mod matching;
+pub(crate) mod server;
+pub(crate) mod service;
 
 use crate::direction::Direction;
 use crate::metrics::labels::{TargetLabels, TlsStatus};
@@ -40,18 +40,18 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Events queued per tap client before new ones are dropped.
-pub const EVENT_CAPACITY: usize = 400;
+pub(crate) const EVENT_CAPACITY: usize = 400;
 
 /// HTTP/2 `CANCEL`: reported when a tapped response ends because the client
 /// went away (or the request was abandoned) before its end of stream.
-pub const RESET_CANCEL: u32 = 0x8;
+pub(crate) const RESET_CANCEL: u32 = 0x8;
 
 /// HTTP/2 `INTERNAL_ERROR`: a stream error with no HTTP/2 reason.
-pub const RESET_INTERNAL_ERROR: u32 = 0x2;
+pub(crate) const RESET_INTERNAL_ERROR: u32 = 0x2;
 
 /// The HTTP/2 reason of a response stream error (`INTERNAL_ERROR` when the
 /// error carries none, e.g. an HTTP/1 connection closed mid-body).
-pub fn reset_reason(error: &hyper::Error) -> u32 {
+pub(crate) fn reset_reason(error: &hyper::Error) -> u32 {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
         if let Some(reason) = current
@@ -66,7 +66,7 @@ pub fn reset_reason(error: &hyper::Error) -> u32 {
 }
 
 /// The active taps of this process.
-pub struct Taps {
+pub(crate) struct Taps {
     /// How many taps are active: the per-request check.
     active_count: AtomicUsize,
     /// The active taps; replaced (never mutated) when one starts or ends.
@@ -99,7 +99,7 @@ impl Tap {
 /// One request as a hook point sees it; borrowed, so building it costs
 /// nothing.
 #[derive(Clone, Copy)]
-pub struct TapRequest<'a> {
+pub(crate) struct TapRequest<'a> {
     /// Inbound (to the app) or outbound (to an endpoint).
     pub direction: Direction,
     /// The client's address.
@@ -122,7 +122,7 @@ pub struct TapRequest<'a> {
 
 impl Taps {
     /// No taps; the dropped-event counter registered in `registry`.
-    pub fn new(registry: &mut Registry) -> Taps {
+    pub(crate) fn new(registry: &mut Registry) -> Taps {
         let dropped = Counter::default();
         registry.register(
             "tap_events_dropped",
@@ -139,13 +139,13 @@ impl Taps {
 
     /// Whether any tap is active.
     #[inline]
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.active_count.load(Ordering::Acquire) != 0
     }
 
     /// Starts a tap: matching requests are reported on the returned stream
     /// until `limit` of them have ended.
-    pub fn observe(
+    pub(crate) fn observe(
         self: &Arc<Self>,
         matcher: Match,
         limit: u32,
@@ -196,7 +196,7 @@ impl Taps {
     /// the request is matched against every tap and, when one or more claim
     /// it, their `RequestInit` events are sent and the recording returned.
     #[inline]
-    pub fn begin(&self, request: &TapRequest<'_>) -> Option<Box<TapRecording>> {
+    pub(crate) fn begin(&self, request: &TapRequest<'_>) -> Option<Box<TapRecording>> {
         if !self.is_active() {
             return None;
         }
@@ -348,7 +348,7 @@ fn tls_labels(tls: &TlsStatus, labels: &mut HashMap<String, String>) {
 /// The tap side of one tapped request: carried by the response's recorder,
 /// it sends `ResponseInit` on the response head and `ResponseEnd` at end of
 /// stream (or when dropped first).
-pub struct TapRecording {
+pub(crate) struct TapRecording {
     claims: Vec<Claim>,
     template: TapEvent,
     wants_headers: bool,
@@ -363,7 +363,7 @@ pub struct TapRecording {
 
 impl TapRecording {
     /// The response head arrived.
-    pub fn response_init(&mut self, status: u16, headers: &HeaderMap) {
+    pub(crate) fn response_init(&mut self, status: u16, headers: &HeaderMap) {
         let now = Instant::now();
         self.response_init = Some(now);
         if let Some(grpc_status) = crate::http::headers::grpc_status_of(headers) {
@@ -386,12 +386,12 @@ impl TapRecording {
 
     /// Response body bytes passed to the client.
     #[inline]
-    pub fn data(&mut self, bytes: usize) {
+    pub(crate) fn data(&mut self, bytes: usize) {
         self.response_bytes += bytes as u64;
     }
 
     /// The response's trailers.
-    pub fn trailers(&mut self, trailers: &HeaderMap) {
+    pub(crate) fn trailers(&mut self, trailers: &HeaderMap) {
         if let Some(grpc_status) = crate::http::headers::grpc_status_of(trailers) {
             self.grpc_status = Some(grpc_status);
         }
@@ -401,13 +401,13 @@ impl TapRecording {
     }
 
     /// The response stream failed with this HTTP/2 reason.
-    pub fn stream_error(&mut self, reason: u32) {
+    pub(crate) fn stream_error(&mut self, reason: u32) {
         self.reset = Some(reason);
     }
 
     /// The request failed before any response: `ResponseEnd` without
     /// `since_response_init`, no bytes.
-    pub fn fail(mut self) {
+    pub(crate) fn fail(mut self) {
         self.response_init = None;
         self.response_bytes = 0;
         self.send_end(None);
@@ -415,7 +415,7 @@ impl TapRecording {
 
     /// The response stream ended: cleanly (`failed` false), or with the
     /// error noted by [`TapRecording::stream_error`] (`CANCEL` if none was).
-    pub fn end(mut self, failed: bool) {
+    pub(crate) fn end(mut self, failed: bool) {
         let reset = failed.then(|| self.reset.unwrap_or(RESET_CANCEL));
         self.send_end(reset);
     }
@@ -466,14 +466,14 @@ impl Drop for Registration {
 }
 
 /// The events of one tap, ending once `limit` requests were reported.
-pub struct TapStream {
+pub(crate) struct TapStream {
     events: mpsc::Receiver<TapEvent>,
     registration: Registration,
 }
 
 impl TapStream {
     /// This tap's `StreamId.base`.
-    pub fn base(&self) -> u32 {
+    pub(crate) fn base(&self) -> u32 {
         self.registration.base
     }
 }

@@ -33,26 +33,31 @@ const DETECT_TIMEOUT: Duration = Duration::from_secs(1);
 const TLS_HANDSHAKE: u8 = 0x16;
 
 /// The bound tap listener.
-pub struct TapListener {
+pub(crate) struct TapListener {
     listener: TcpListener,
 }
 
 impl TapListener {
     /// Binds `addr`.
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<TapListener> {
+    pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TapListener> {
         Ok(TapListener {
             listener: TcpListener::bind(addr).await?,
         })
     }
 
     /// The bound address.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Serves `service` until a drain starts; TLS clients are served only
     /// when `tls` holds a certificate.
-    pub async fn run(self, service: TapService, tls: Option<Arc<TlsStore>>, drain: DrainWatch) {
+    pub(crate) async fn run(
+        self,
+        service: TapService,
+        tls: Option<Arc<TlsStore>>,
+        drain: DrainWatch,
+    ) {
         let server = TapServer::new(service);
         loop {
             let accepted = tokio::select! {

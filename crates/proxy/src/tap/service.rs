@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// Who is calling, as the tap listener saw the connection (put in every
 /// request's extensions).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TapClient {
+pub(crate) enum TapClient {
     /// A plaintext connection from this address.
     Plaintext(SocketAddr),
     /// TLS the proxy terminated, with the identity of the client's
@@ -27,7 +27,7 @@ pub enum TapClient {
 
 /// Whether `client` may tap: plaintext only from loopback; TLS only with a
 /// certificate naming `tap_svc_name`. The error says why not.
-pub fn authorize(client: &TapClient, tap_svc_name: &str) -> Result<(), String> {
+pub(crate) fn authorize(client: &TapClient, tap_svc_name: &str) -> Result<(), String> {
     match client {
         TapClient::Plaintext(addr) if addr.ip().to_canonical().is_loopback() => Ok(()),
         TapClient::Plaintext(addr) => Err(format!(
@@ -47,7 +47,7 @@ pub fn authorize(client: &TapClient, tap_svc_name: &str) -> Result<(), String> {
 
 /// Why an `ObserveRequest` cannot start a tap.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ObserveError {
+pub(crate) enum ObserveError {
     /// `limit` is 0.
     #[error("limit must be greater than 0")]
     ZeroLimit,
@@ -61,7 +61,7 @@ pub enum ObserveError {
 
 /// A validated `ObserveRequest`.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Observe {
+pub(crate) struct Observe {
     /// Requests to report.
     pub limit: u32,
     /// Which requests.
@@ -93,14 +93,14 @@ impl TryFrom<ObserveRequest> for Observe {
 }
 
 /// The gRPC service.
-pub struct TapService {
+pub(crate) struct TapService {
     taps: Arc<Taps>,
     tap_svc_name: Arc<str>,
 }
 
 impl TapService {
     /// Serves taps of `taps` to clients [`authorize`]d for `tap_svc_name`.
-    pub fn new(taps: Arc<Taps>, tap_svc_name: Arc<str>) -> TapService {
+    pub(crate) fn new(taps: Arc<Taps>, tap_svc_name: Arc<str>) -> TapService {
         TapService { taps, tap_svc_name }
     }
 }

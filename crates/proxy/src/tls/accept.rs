@@ -24,7 +24,7 @@ use super::transport_header::{self, Decoded, TransportHeader};
 use crate::io::{Io, PrefixedIo};
 
 /// What became of a TLS connection.
-pub enum Accepted<I> {
+pub(crate) enum Accepted<I> {
     /// It asked for our identity: terminated.
     Terminated {
         /// The decrypted stream.
@@ -45,7 +45,7 @@ pub enum Accepted<I> {
 
 /// Why a TLS connection could not be accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum AcceptError {
+pub(crate) enum AcceptError {
     /// The ClientHello did not arrive in time.
     #[error("no complete ClientHello within {0:?}")]
     TimedOut(Duration),
@@ -59,7 +59,7 @@ pub enum AcceptError {
 
 /// Reads the ClientHello (starting with `prefix`, the bytes detection read)
 /// and terminates TLS when it asks for `configs.local_name`.
-pub async fn accept<I: Io>(
+pub(crate) async fn accept<I: Io>(
     mut io: I,
     prefix: Bytes,
     configs: &TlsConfigs,
@@ -110,7 +110,7 @@ pub async fn accept<I: Io>(
 
 /// Reads the transport header at the start of `io`; returns it and the
 /// application bytes read after it.
-pub async fn read_transport_header<I: Io>(
+pub(crate) async fn read_transport_header<I: Io>(
     io: &mut I,
     timeout: Duration,
 ) -> Result<(TransportHeader, Bytes), AcceptError> {

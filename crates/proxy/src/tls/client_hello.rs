@@ -38,12 +38,12 @@ const RECORD_HEADER_LENGTH: usize = 5;
 /// Message type and 24-bit length.
 const HANDSHAKE_HEADER_LENGTH: usize = 4;
 /// The longest record fragment a TLS peer may send (2^14 bytes).
-pub const MAX_RECORD_LENGTH: usize = 16 * 1024;
+pub(crate) const MAX_RECORD_LENGTH: usize = 16 * 1024;
 /// The longest ClientHello body accepted. Real ones are well under 2 KiB even
 /// with post-quantum key shares; this is twice the longest record, so a
 /// ClientHello split across records still fits, while a hostile length cannot
 /// make the caller buffer without bound.
-pub const MAX_CLIENT_HELLO_LENGTH: usize = 32 * 1024;
+pub(crate) const MAX_CLIENT_HELLO_LENGTH: usize = 32 * 1024;
 /// The longest DNS name in presentation form, without a trailing dot.
 const MAX_HOST_NAME_LENGTH: usize = 253;
 /// The longest DNS label.
@@ -51,7 +51,7 @@ const MAX_LABEL_LENGTH: usize = 63;
 
 /// What a connection's first bytes say about TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClientHello {
+pub(crate) enum ClientHello {
     /// The bytes so far are the start of a plausible ClientHello: read more.
     Incomplete {
         /// The buffer must hold at least this many bytes in total before
@@ -74,7 +74,7 @@ pub enum ClientHello {
 
 /// Why bytes were judged not to be a TLS ClientHello.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum NotTlsReason {
+pub(crate) enum NotTlsReason {
     /// The record is not a handshake record (plain HTTP, for instance).
     #[error("record content type {0} is not handshake (22)")]
     NotHandshakeRecord(u8),
@@ -101,7 +101,7 @@ pub enum NotTlsReason {
 /// `buffer` holds a connection's first bytes as read from the socket. Bytes
 /// after the ClientHello (further records, early data) are ignored, and the
 /// answer is given as soon as the ClientHello is complete, even mid-record.
-pub fn server_name(buffer: &[u8]) -> ClientHello {
+pub(crate) fn server_name(buffer: &[u8]) -> ClientHello {
     let result = match reassemble(buffer) {
         Ok(Reassembly::Incomplete { needed }) => return ClientHello::Incomplete { needed },
         Ok(Reassembly::Complete(body)) => parse_client_hello(&body),

@@ -57,7 +57,7 @@ pub enum TlsError {
 
 /// The server and client configurations for one set of credentials.
 #[derive(Debug)]
-pub struct TlsConfigs {
+pub(crate) struct TlsConfigs {
     /// Our identity (what clients put in SNI to reach us).
     pub local_name: Arc<str>,
     /// For connections we terminate.
@@ -73,14 +73,14 @@ pub struct TlsConfigs {
 
 /// The trust anchors, parsed once.
 #[derive(Clone, Debug)]
-pub struct TrustAnchors {
+pub(crate) struct TrustAnchors {
     roots: Arc<RootCertStore>,
 }
 
 impl TrustAnchors {
     /// Anchors from DER certificates; unusable ones are skipped with a
     /// warning, none usable is an error.
-    pub fn new(certificates: &[Vec<u8>]) -> Result<TrustAnchors, TlsError> {
+    pub(crate) fn new(certificates: &[Vec<u8>]) -> Result<TrustAnchors, TlsError> {
         let mut roots = RootCertStore::empty();
         let (added, ignored) = roots.add_parsable_certificates(
             certificates
@@ -109,7 +109,10 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Builds the configurations for `credentials`, after checking that its
 /// chain leads to `anchors`, that the leaf names its identity, has not
 /// expired and carries the public half of its private key.
-pub fn build(credentials: &Credentials, anchors: &TrustAnchors) -> Result<TlsConfigs, TlsError> {
+pub(crate) fn build(
+    credentials: &Credentials,
+    anchors: &TrustAnchors,
+) -> Result<TlsConfigs, TlsError> {
     let provider = provider();
     let leaf = CertificateDer::from(credentials.leaf_der.clone());
     let intermediates: Vec<CertificateDer<'static>> = credentials
@@ -181,7 +184,7 @@ const H2_ALPN: &[u8] = b"h2";
 /// For gRPC to the control plane before the proxy has a certificate (the
 /// identity service): the server verified against `anchors`, no client
 /// certificate, TLS 1.3, ALPN `h2`.
-pub fn control_server_only(anchors: &TrustAnchors) -> Result<Arc<ClientConfig>, TlsError> {
+pub(crate) fn control_server_only(anchors: &TrustAnchors) -> Result<Arc<ClientConfig>, TlsError> {
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(anchors.roots.clone())
@@ -192,13 +195,13 @@ pub fn control_server_only(anchors: &TrustAnchors) -> Result<Arc<ClientConfig>, 
 
 /// The current configurations, replaced when credentials are renewed.
 #[derive(Debug, Default)]
-pub struct TlsStore {
+pub(crate) struct TlsStore {
     current: RwLock<Option<Arc<TlsConfigs>>>,
 }
 
 impl TlsStore {
     /// The current configurations; `None` before the first certificate.
-    pub fn current(&self) -> Option<Arc<TlsConfigs>> {
+    pub(crate) fn current(&self) -> Option<Arc<TlsConfigs>> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -206,7 +209,7 @@ impl TlsStore {
     }
 
     /// Installs configurations made from new credentials.
-    pub fn install(&self, configs: TlsConfigs) {
+    pub(crate) fn install(&self, configs: TlsConfigs) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(configs));
     }
 }
@@ -216,7 +219,7 @@ impl TlsStore {
 /// credentials that [`build`] accepted, so a failure here means the clock
 /// moved past the leaf's expiry in between; the previous configuration (if
 /// any) stays.
-pub async fn follow_credentials(
+pub(crate) async fn follow_credentials(
     store: Arc<TlsStore>,
     anchors: TrustAnchors,
     mut credentials: tokio::sync::watch::Receiver<Option<Arc<Credentials>>>,
@@ -240,7 +243,7 @@ pub async fn follow_credentials(
 
 /// The identity a peer's certificate names: its first DNS subject
 /// alternative name.
-pub fn peer_identity(certificates: Option<&[CertificateDer<'_>]>) -> Option<Arc<str>> {
+pub(crate) fn peer_identity(certificates: Option<&[CertificateDer<'_>]>) -> Option<Arc<str>> {
     let leaf = certificates?.first()?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
     let names = parsed.subject_alternative_name().ok()??;

@@ -3,11 +3,11 @@
 //! ([`transport`]), and the pure codecs of what travels at the start of a
 //! mesh connection.
 
-pub mod accept;
-pub mod client_hello;
-pub mod config;
-pub mod transport;
-pub mod transport_header;
+pub(crate) mod accept;
+pub(crate) mod client_hello;
+pub(crate) mod config;
+pub(crate) mod transport;
+pub(crate) mod transport_header;
 
 /// ALPN of Linkerd's opaque transport (a transport header follows the handshake).
-pub const TRANSPORT_ALPN: &[u8] = transport_header::ALPN;
+pub(crate) const TRANSPORT_ALPN: &[u8] = transport_header::ALPN;

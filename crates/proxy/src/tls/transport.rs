@@ -25,11 +25,11 @@ use tokio_rustls::client::TlsStream;
 /// An endpoint requires mutual TLS and this proxy has no certificate yet.
 #[derive(Debug, thiserror::Error)]
 #[error("no certificate yet for mutual TLS")]
-pub struct NoIdentity;
+pub(crate) struct NoIdentity;
 
 /// What mutual TLS to an endpoint needs.
 #[derive(Clone, Debug)]
-pub struct ClientTls {
+pub(crate) struct ClientTls {
     /// The identity the server must prove (sent as SNI).
     pub server_name: Arc<str>,
     /// Our client configuration (current certificate).
@@ -42,7 +42,7 @@ pub struct ClientTls {
 impl ClientTls {
     /// Where to connect for `target`: its proxy's inbound port when a
     /// transport header is used, else the target itself.
-    pub fn connect_addr(
+    pub(crate) fn connect_addr(
         tls: Option<&ClientTls>,
         target: std::net::SocketAddr,
     ) -> std::net::SocketAddr {
@@ -54,7 +54,7 @@ impl ClientTls {
 }
 
 /// A stream that is plaintext or TLS.
-pub enum Transport<I> {
+pub(crate) enum Transport<I> {
     /// No TLS.
     Plain(I),
     /// Mutual TLS.
@@ -64,7 +64,7 @@ pub enum Transport<I> {
 /// Why a TLS connection could not be made.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS to {identity} failed: {reason}")]
-pub struct TlsConnectError {
+pub(crate) struct TlsConnectError {
     /// The identity the server had to prove.
     pub identity: Arc<str>,
     /// What went wrong.
@@ -74,7 +74,7 @@ pub struct TlsConnectError {
 /// Opens TLS over `io` when `tls` is given, else passes `io` through; with
 /// a transport port, writes the transport header naming `target_port` and
 /// `protocol` (`None`: opaque) first.
-pub async fn connect<I>(
+pub(crate) async fn connect<I>(
     io: I,
     tls: Option<&ClientTls>,
     target_port: u16,

@@ -30,12 +30,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 
 /// The ALPN protocol a client proxy offers to announce a transport header.
-pub const ALPN: &[u8] = b"transport.l5d.io/v1";
+pub(crate) const ALPN: &[u8] = b"transport.l5d.io/v1";
 /// The bytes every transport header starts with.
-pub const PREFACE: &[u8] = b"transport.l5d.io/v1\r\n\r\n";
+pub(crate) const PREFACE: &[u8] = b"transport.l5d.io/v1\r\n\r\n";
 /// The longest protobuf message accepted (Linkerd reads the header into a
 /// 64 KiB buffer).
-pub const MAX_MESSAGE_LENGTH: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE_LENGTH: usize = 64 * 1024;
 /// The big-endian u32 message length after the preface.
 const LENGTH_PREFIX_LENGTH: usize = 4;
 /// Preface and length: what is needed before the message length is known.
@@ -43,7 +43,7 @@ const FRAME_HEADER_LENGTH: usize = PREFACE.len() + LENGTH_PREFIX_LENGTH;
 
 /// Where a direct connection goes, as told by the client proxy.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TransportHeader {
+pub(crate) struct TransportHeader {
     /// The target port. Must not be 0: [`decode`] rejects a header without a
     /// port.
     pub port: u16,
@@ -56,7 +56,7 @@ pub struct TransportHeader {
 
 /// The protocol a direct connection carries, so the server skips detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SessionProtocol {
+pub(crate) enum SessionProtocol {
     /// HTTP/1.x.
     Http1,
     /// HTTP/2.
@@ -65,7 +65,7 @@ pub enum SessionProtocol {
 
 /// The outcome of [`decode`] on the bytes read so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decoded {
+pub(crate) enum Decoded {
     /// A valid beginning: read until the buffer holds at least `needed` bytes.
     Incomplete {
         /// Total bytes needed before asking again (a lower bound).
@@ -84,7 +84,7 @@ pub enum Decoded {
 /// Why a transport header was refused. Every variant means the connection
 /// should be closed: the peer is not speaking this protocol or is broken.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
+pub(crate) enum HeaderError {
     /// The bytes do not start with [`PREFACE`].
     #[error("connection does not start with the transport header preface")]
     NotTransportHeader,
@@ -147,7 +147,7 @@ mod proto {
 /// Fields with default values are omitted, as proto3 encoders do, so a
 /// `port` of 0 produces a header the peer refuses; a `name` that makes the
 /// message longer than [`MAX_MESSAGE_LENGTH`] is refused too.
-pub fn encode(header: &TransportHeader) -> Bytes {
+pub(crate) fn encode(header: &TransportHeader) -> Bytes {
     let kind = header.protocol.map(|protocol| match protocol {
         SessionProtocol::Http1 => proto::Kind::Http1(proto::Http1 {}),
         SessionProtocol::Http2 => proto::Kind::Http2(proto::Http2 {}),
@@ -172,7 +172,7 @@ pub fn encode(header: &TransportHeader) -> Bytes {
 /// Answers as soon as the bytes cannot be a header (`NotTransportHeader`
 /// after the first differing preface byte), and otherwise asks for more
 /// until the whole message is there.
-pub fn decode(buffer: &[u8]) -> Result<Decoded, HeaderError> {
+pub(crate) fn decode(buffer: &[u8]) -> Result<Decoded, HeaderError> {
     let compared = buffer.len().min(PREFACE.len());
     if buffer[..compared] != PREFACE[..compared] {
         return Err(HeaderError::NotTransportHeader);

@@ -438,15 +438,24 @@ fn app_ports(workload: &WorkloadPlan) -> String {
     ports.join(",")
 }
 
-/// The app's environment: its mesh-file `env`, and `HTTP_PROXY` pointing at
-/// its proxy's outbound listener when meshed (the mesh file may override it).
+/// Hosts an app reaches directly, not through its proxy (`NO_PROXY`).
+pub const NO_PROXY: &str = "localhost,127.0.0.1,::1";
+
+/// The app's environment: its mesh-file `env`, and when meshed its proxy's
+/// outbound listener as its HTTP proxy in both spellings (curl reads only
+/// the lower-case `http_proxy` for `http://` URLs), for `https://` too (the
+/// proxy tunnels `CONNECT`), loopback excepted; the mesh file may override
+/// any of them.
 pub fn app_env(workload: &WorkloadPlan) -> Vec<(String, String)> {
     let mut env = BTreeMap::new();
     if let Some(proxy) = &workload.proxy {
-        env.insert(
-            "HTTP_PROXY".to_string(),
-            format!("http://{}", proxy.outbound),
-        );
+        let url = format!("http://{}", proxy.outbound);
+        for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"] {
+            env.insert(name.to_string(), url.clone());
+        }
+        for name in ["no_proxy", "NO_PROXY"] {
+            env.insert(name.to_string(), NO_PROXY.to_string());
+        }
     }
     env.insert("WEFT_WORKLOAD".to_string(), workload.key());
     env.extend(workload.app.env.clone());

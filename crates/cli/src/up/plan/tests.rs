@@ -179,7 +179,14 @@ fn environments() {
     let plan = plan_text(&text).unwrap();
     let web = &plan.workloads[0];
     let app: BTreeMap<String, String> = app_env(web).into_iter().collect();
-    assert_eq!(app["HTTP_PROXY"], "http://127.0.0.1:7012");
+    // Both spellings (curl reads only http_proxy for http:// URLs), CONNECT
+    // for https://, loopback direct.
+    for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"] {
+        assert_eq!(app[name], "http://127.0.0.1:7012", "{name}");
+    }
+    for name in ["no_proxy", "NO_PROXY"] {
+        assert_eq!(app[name], "localhost,127.0.0.1,::1", "{name}");
+    }
     assert_eq!(app["A"], "b");
     let context = ProxyContext {
         controller: controller(),

@@ -36,6 +36,8 @@ use supervise::{ProcessSpec, Supervisor};
 const CONTROLLER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a proxy may take to be ready (it needs its certificate first).
 const PROXY_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an app others depend on may take to listen on its ports.
+const APP_LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long children get between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -386,9 +388,21 @@ async fn start_children(
         }
     }
 
-    // Then the apps.
+    // Then the apps, each after the apps it depends on listen.
     progress(&format!("starting {} apps", workloads.len()));
-    for (workload, program) in workloads.iter().zip(apps) {
+    let start_order = running.plan.start_order.clone();
+    for position in start_order {
+        let workload = &workloads[position];
+        for dependency in &workload.depends_on {
+            let Some(needed) = workloads.iter().find(|other| other.key() == *dependency) else {
+                continue;
+            };
+            let log = paths.log_dir.join(format!("{}-app.log", needed.log_stem()));
+            let what = format!("{} app (dependsOn of {})", needed.key(), workload.key());
+            if !wait_listening_or_signal(&needed.app.listen, signals, &what, &log).await? {
+                return Ok(false);
+            }
+        }
         let log = paths
             .log_dir
             .join(format!("{}-app.log", workload.log_stem()));
@@ -396,7 +410,7 @@ async fn start_children(
         running.supervisor.start(
             ProcessSpec {
                 name: format!("{} app", workload.key()),
-                program: program.clone(),
+                program: apps[position].clone(),
                 args: workload.app.command[1..].to_vec(),
                 env: plan::app_env(workload),
                 working_dir: Some(workload.app.working_dir.clone()),
@@ -407,6 +421,31 @@ async fn start_children(
     }
     done("started");
     Ok(true)
+}
+
+/// Waits until an app accepts connections on every port it declares;
+/// `Ok(false)` when a signal came.
+async fn wait_listening_or_signal(
+    listen: &[SocketAddr],
+    signals: &mut Signals,
+    what: &str,
+    log: &Path,
+) -> anyhow::Result<bool> {
+    tokio::select! {
+        listening = ready::wait_listening(listen, APP_LISTEN_TIMEOUT) => {
+            if listening {
+                Ok(true)
+            } else {
+                println!("not listening");
+                bail!(
+                    "{what} did not accept connections on {listen:?} within {APP_LISTEN_TIMEOUT:?}; the end of its log ({}):\n{}",
+                    log.display(),
+                    tail(log, 20)
+                )
+            }
+        }
+        () = signals.recv() => Ok(false),
+    }
 }
 
 /// Waits for `/ready`, printing the outcome; `Ok(false)` when a signal came.

@@ -96,10 +96,10 @@ pub fn render_mesh(settings: &DemoSettings) -> String {
 pub fn controller_args(port_base: u16) -> ControllerArgs {
     let addr = |offset: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port_base + offset));
     ControllerArgs {
-        destination_addr: addr(0),
-        identity_addr: addr(1),
-        controller_admin_addr: addr(2),
-        web_addr: addr(3),
+        destination_addr: Some(addr(0)),
+        identity_addr: Some(addr(1)),
+        controller_admin_addr: Some(addr(2)),
+        web_addr: Some(addr(3)),
         scrape_interval: "5s".to_string(),
     }
 }
@@ -119,6 +119,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     let options = UpOptions {
         mesh_file,
         controller: controller_args(args.port_base),
+        port_base: Some(args.port_base),
         state_dir,
         explicit_state_dir: global.state_dir.is_some(),
     };
@@ -286,7 +287,7 @@ mod tests {
         let workloads = up::plan::parse_workloads(&text).unwrap();
         let plan = up::plan::plan(
             &workloads,
-            controller_args(9000).addrs(),
+            controller_args(9000).addrs(None),
             std::path::Path::new("/"),
         )
         .unwrap();

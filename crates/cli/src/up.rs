@@ -14,7 +14,9 @@
 //! [`start`] brings a mesh up and returns it [`Running`]; `weft demo` uses
 //! the same steps.
 
+pub mod effective;
 pub mod plan;
+pub mod ports;
 pub mod ready;
 pub mod supervise;
 
@@ -36,6 +38,8 @@ use supervise::{ProcessSpec, Supervisor};
 const CONTROLLER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a proxy may take to be ready (it needs its certificate first).
 const PROXY_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an app others depend on may take to listen on its ports.
+const APP_LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long children get between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -46,6 +50,12 @@ pub struct Args {
     /// ServiceProfiles, TrafficSplits.
     #[arg(short = 'f', long = "file", value_name = "MESH_FILE")]
     pub mesh_file: PathBuf,
+    /// Proxy ports the mesh file leaves out are allocated from here up
+    /// (default 7500; kept in <state>/ports.json across restarts). Given,
+    /// the controller moves to base..base+3 too (its flags win) and
+    /// allocation starts at base+10, like `weft demo`.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1024..65_000))]
+    pub port_base: Option<u16>,
     /// Controller listeners.
     #[command(flatten)]
     pub controller: ControllerArgs,
@@ -54,31 +64,42 @@ pub struct Args {
 /// Where the controller listens.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControllerArgs {
-    /// The controller's Destination gRPC address.
-    #[arg(long, default_value = "127.0.0.1:8086")]
-    pub destination_addr: SocketAddr,
-    /// The controller's Identity gRPC address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub identity_addr: SocketAddr,
-    /// The controller's admin address (/ready, /metrics).
-    #[arg(long, default_value = "127.0.0.1:9990")]
-    pub controller_admin_addr: SocketAddr,
-    /// The controller's HTTP API and dashboard.
-    #[arg(long, default_value = "127.0.0.1:8084")]
-    pub web_addr: SocketAddr,
+    /// The controller's Destination gRPC address [default: 127.0.0.1:8086,
+    /// or --port-base].
+    #[arg(long)]
+    pub destination_addr: Option<SocketAddr>,
+    /// The controller's Identity gRPC address [default: 127.0.0.1:8080, or
+    /// --port-base + 1].
+    #[arg(long)]
+    pub identity_addr: Option<SocketAddr>,
+    /// The controller's admin address (/ready, /metrics) [default:
+    /// 127.0.0.1:9990, or --port-base + 2].
+    #[arg(long)]
+    pub controller_admin_addr: Option<SocketAddr>,
+    /// The controller's HTTP API and dashboard [default: 127.0.0.1:8084, or
+    /// --port-base + 3].
+    #[arg(long)]
+    pub web_addr: Option<SocketAddr>,
     /// How often the controller scrapes the proxies' metrics (Go duration).
     #[arg(long, default_value = "5s")]
     pub scrape_interval: String,
 }
 
 impl ControllerArgs {
-    /// As planned addresses.
-    pub fn addrs(&self) -> ControllerAddrs {
+    /// As planned addresses: a flag, else `port_base` + 0..3 on loopback,
+    /// else the fixed default.
+    pub fn addrs(&self, port_base: Option<u16>) -> ControllerAddrs {
+        let pick = |flag: Option<SocketAddr>, offset: u16, default: u16| {
+            flag.unwrap_or_else(|| {
+                let port = port_base.map_or(default, |base| base + offset);
+                SocketAddr::from(([127, 0, 0, 1], port))
+            })
+        };
         ControllerAddrs {
-            destination: self.destination_addr,
-            identity: self.identity_addr,
-            admin: self.controller_admin_addr,
-            web: self.web_addr,
+            destination: pick(self.destination_addr, 0, 8086),
+            identity: pick(self.identity_addr, 1, 8080),
+            admin: pick(self.controller_admin_addr, 2, 9990),
+            web: pick(self.web_addr, 3, 8084),
         }
     }
 }
@@ -90,6 +111,8 @@ pub struct UpOptions {
     pub mesh_file: PathBuf,
     /// Controller listeners and scrape interval.
     pub controller: ControllerArgs,
+    /// `--port-base`, when given.
+    pub port_base: Option<u16>,
     /// The state directory.
     pub state_dir: PathBuf,
     /// Whether the state directory was given explicitly (hints then name it).
@@ -101,6 +124,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     let options = UpOptions {
         mesh_file: args.mesh_file,
         controller: args.controller,
+        port_base: args.port_base,
         state_dir: state::state_dir(global),
         explicit_state_dir: global.state_dir.is_some(),
     };
@@ -155,6 +179,10 @@ pub struct Running {
     pub state: UpState,
     options: UpOptions,
     supervisor: Supervisor,
+    /// Whether `weft up` allocated any proxy port (the summary says where
+    /// they are kept).
+    allocated_ports: bool,
+    watch: tokio::task::JoinHandle<()>,
 }
 
 /// Files under the state directory.
@@ -188,10 +216,30 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         .with_context(|| format!("{}", options.mesh_file.display()))?;
     let text = std::fs::read_to_string(&mesh_file)
         .with_context(|| format!("cannot read the mesh file {}", mesh_file.display()))?;
-    let workloads = plan::parse_workloads(&text)
+    let mut workloads = plan::parse_workloads(&text)
         .with_context(|| format!("mesh file {}", mesh_file.display()))?;
+    let controller_addrs = options.controller.addrs(options.port_base);
+    // Proxy ports the file leaves out: the ones kept from the last run, else
+    // the first free ones from the base.
+    let allocations = ports::allocate(
+        &workloads,
+        &ports::load(&options.state_dir),
+        options
+            .port_base
+            .map_or(ports::DEFAULT_PORT_BASE, |base| base + 10),
+        &[
+            controller_addrs.destination.port(),
+            controller_addrs.identity.port(),
+            controller_addrs.admin.port(),
+            controller_addrs.web.port(),
+        ],
+        &is_taken,
+    );
+    for workload in &mut workloads {
+        ports::fill(workload, &allocations);
+    }
     let mesh_dir = mesh_file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let plan = plan::plan(&workloads, options.controller.addrs(), &mesh_dir)
+    let plan = plan::plan(&workloads, controller_addrs, &mesh_dir)
         .with_context(|| format!("mesh file {}", mesh_file.display()))?;
     if let Ok(Some(previous)) = state::load(&options.state_dir) {
         if is_weft(previous.pid) {
@@ -208,8 +256,20 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
     let taken = plan::probe(&plan.ports());
     if !taken.is_empty() {
         bail!(
-            "{}\nnothing was started: stop what uses these ports or change them in the mesh file (or the controller's flags)",
-            taken.join("\n")
+            "{}\nnothing was started: stop what uses these ports or change them in the mesh file (or the controller's flags){}",
+            taken.join("\n"),
+            if allocations
+                .workloads
+                .values()
+                .any(ports::AllocatedPorts::any)
+            {
+                format!(
+                    "; proxy ports the file leaves out are kept in {}: delete it (or pass another --port-base) to allocate new ones",
+                    options.state_dir.join(ports::PORTS_FILE).display()
+                )
+            } else {
+                String::new()
+            }
         );
     }
     let controller_bin = locate("weft-controller")?;
@@ -233,6 +293,20 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
     for dir in [&options.state_dir, &paths.token_dir, &paths.log_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    ports::save(&options.state_dir, &allocations).with_context(|| {
+        format!(
+            "cannot write {}",
+            options.state_dir.join(ports::PORTS_FILE).display()
+        )
+    })?;
+    // The controller reads the effective file (allocated ports filled in),
+    // re-rendered whenever the user's file changes.
+    let effective_file = options.state_dir.join(ports::EFFECTIVE_MESH_FILE);
+    ports::write_replacing(
+        &effective_file,
+        ports::render(&text, &allocations).as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", effective_file.display()))?;
     println!(
         "weft up: {} ({} workloads to run), state in {}",
         mesh_file.display(),
@@ -261,6 +335,11 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         plan,
         options: options.clone(),
         supervisor: Supervisor::default(),
+        allocated_ports: allocations
+            .workloads
+            .values()
+            .any(ports::AllocatedPorts::any),
+        watch: effective::watch(mesh_file.clone(), effective_file.clone(), allocations),
     };
     let result = start_children(
         &mut running,
@@ -268,7 +347,7 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         &controller_bin,
         proxy_bin.as_deref(),
         &apps,
-        &mesh_file,
+        &effective_file,
         signals,
     )
     .await;
@@ -280,6 +359,7 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
             return Ok(Started::Interrupted);
         }
         Err(error) => {
+            running.watch.abort();
             running.supervisor.stop().await;
             return Err(error);
         }
@@ -386,9 +466,21 @@ async fn start_children(
         }
     }
 
-    // Then the apps.
+    // Then the apps, each after the apps it depends on listen.
     progress(&format!("starting {} apps", workloads.len()));
-    for (workload, program) in workloads.iter().zip(apps) {
+    let start_order = running.plan.start_order.clone();
+    for position in start_order {
+        let workload = &workloads[position];
+        for dependency in &workload.depends_on {
+            let Some(needed) = workloads.iter().find(|other| other.key() == *dependency) else {
+                continue;
+            };
+            let log = paths.log_dir.join(format!("{}-app.log", needed.log_stem()));
+            let what = format!("{} app (dependsOn of {})", needed.key(), workload.key());
+            if !wait_listening_or_signal(&needed.app.listen, signals, &what, &log).await? {
+                return Ok(false);
+            }
+        }
         let log = paths
             .log_dir
             .join(format!("{}-app.log", workload.log_stem()));
@@ -396,7 +488,7 @@ async fn start_children(
         running.supervisor.start(
             ProcessSpec {
                 name: format!("{} app", workload.key()),
-                program: program.clone(),
+                program: apps[position].clone(),
                 args: workload.app.command[1..].to_vec(),
                 env: plan::app_env(workload),
                 working_dir: Some(workload.app.working_dir.clone()),
@@ -407,6 +499,31 @@ async fn start_children(
     }
     done("started");
     Ok(true)
+}
+
+/// Waits until an app accepts connections on every port it declares;
+/// `Ok(false)` when a signal came.
+async fn wait_listening_or_signal(
+    listen: &[SocketAddr],
+    signals: &mut Signals,
+    what: &str,
+    log: &Path,
+) -> anyhow::Result<bool> {
+    tokio::select! {
+        listening = ready::wait_listening(listen, APP_LISTEN_TIMEOUT) => {
+            if listening {
+                Ok(true)
+            } else {
+                println!("not listening");
+                bail!(
+                    "{what} did not accept connections on {listen:?} within {APP_LISTEN_TIMEOUT:?}; the end of its log ({}):\n{}",
+                    log.display(),
+                    tail(log, 20)
+                )
+            }
+        }
+        () = signals.recv() => Ok(false),
+    }
 }
 
 /// Waits for `/ready`, printing the outcome; `Ok(false)` when a signal came.
@@ -466,6 +583,12 @@ impl Running {
                 workload.tap
             ));
         }
+        if self.allocated_ports {
+            text.push_str(&format!(
+                "\n  ports        allocated by weft up where the mesh file has none, kept in {}",
+                self.options.state_dir.join(ports::PORTS_FILE).display()
+            ));
+        }
         text.push_str(&format!(
             "\n  logs         {}\n  state        {}\n\nTry:\n",
             state.log_dir.display(),
@@ -490,6 +613,7 @@ impl Running {
             "weft: stopping {} processes ...",
             self.supervisor.pids().len()
         );
+        self.watch.abort();
         self.supervisor.stop().await;
         let _ = std::fs::remove_file(self.options.state_dir.join(state::UP_FILE));
         println!("weft: stopped");
@@ -577,6 +701,12 @@ fn in_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+/// Whether a port is in use on this host (binding the unspecified address
+/// fails when anything listens on it, on any address).
+fn is_taken(port: u16) -> bool {
+    std::net::TcpListener::bind(("0.0.0.0", port)).is_err()
 }
 
 /// Whether `pid` is a running `weft`.

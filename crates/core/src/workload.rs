@@ -145,52 +145,54 @@ pub struct WorkloadPort {
     pub port: u16,
 }
 
-/// Where a meshed workload's proxy accepts inbound connections.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a meshed workload's proxy listens, as the mesh file says: every
+/// port is optional. The controller fills in Linkerd's defaults
+/// ([`Workload::proxy_settings`]); `weft up` allocates the ones left out for
+/// the workloads it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadProxy {
     /// The proxy's inbound port (default 4143).
-    #[serde(default = "default_inbound_port")]
-    pub inbound_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_port: Option<u16>,
     /// The address the proxy listens on, when not the workload's own address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
     /// The proxy's outbound port, its HTTP proxy in explicit mode (default 4140).
-    #[serde(default = "default_outbound_port")]
-    pub outbound_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_port: Option<u16>,
     /// The proxy's admin port: `/metrics`, `/ready` (default 4191). The
     /// controller scrapes it.
-    #[serde(default = "default_admin_port")]
-    pub admin_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_port: Option<u16>,
     /// The proxy's tap port (default 4190). The controller taps it.
-    #[serde(default = "default_tap_port")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap_port: Option<u16>,
+}
+
+/// A meshed workload's proxy with every default filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// The proxy's inbound port.
+    pub inbound_port: u16,
+    /// The address the proxy listens on, when not the workload's own address.
+    pub address: Option<IpAddr>,
+    /// The proxy's outbound port.
+    pub outbound_port: u16,
+    /// The proxy's admin port.
+    pub admin_port: u16,
+    /// The proxy's tap port.
     pub tap_port: u16,
 }
 
-fn default_inbound_port() -> u16 {
-    DEFAULT_PROXY_INBOUND_PORT
-}
-
-fn default_outbound_port() -> u16 {
-    DEFAULT_PROXY_OUTBOUND_PORT
-}
-
-fn default_admin_port() -> u16 {
-    DEFAULT_PROXY_ADMIN_PORT
-}
-
-fn default_tap_port() -> u16 {
-    DEFAULT_PROXY_TAP_PORT
-}
-
-impl Default for WorkloadProxy {
-    fn default() -> Self {
-        WorkloadProxy {
-            inbound_port: DEFAULT_PROXY_INBOUND_PORT,
-            address: None,
-            outbound_port: DEFAULT_PROXY_OUTBOUND_PORT,
-            admin_port: DEFAULT_PROXY_ADMIN_PORT,
-            tap_port: DEFAULT_PROXY_TAP_PORT,
+impl From<&WorkloadProxy> for ProxySettings {
+    fn from(proxy: &WorkloadProxy) -> Self {
+        ProxySettings {
+            inbound_port: proxy.inbound_port.unwrap_or(DEFAULT_PROXY_INBOUND_PORT),
+            address: proxy.address,
+            outbound_port: proxy.outbound_port.unwrap_or(DEFAULT_PROXY_OUTBOUND_PORT),
+            admin_port: proxy.admin_port.unwrap_or(DEFAULT_PROXY_ADMIN_PORT),
+            tap_port: proxy.tap_port.unwrap_or(DEFAULT_PROXY_TAP_PORT),
         }
     }
 }
@@ -208,6 +210,10 @@ pub struct WorkloadRun {
     /// The app's working directory (default: the mesh file's directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// Workloads (`name` in the same namespace, or `namespace/name`) whose
+    /// proxies must be ready and apps listening before this app starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 /// Where to reach a meshed workload's proxy, resolved with defaults.
@@ -249,11 +255,16 @@ impl Workload {
 
     /// All of its proxy's ports and its address, defaults filled in: `None`
     /// when not meshed.
-    pub fn proxy_settings(&self) -> Option<WorkloadProxy> {
+    pub fn proxy_settings(&self) -> Option<ProxySettings> {
         if !self.spec.meshed {
             return None;
         }
-        Some(self.spec.proxy.clone().unwrap_or_default())
+        Some(ProxySettings::from(
+            self.spec
+                .proxy
+                .as_ref()
+                .unwrap_or(&WorkloadProxy::default()),
+        ))
     }
 
     /// Where its proxy listens: `None` when not meshed; defaults to the
@@ -262,15 +273,10 @@ impl Workload {
         if !self.spec.meshed {
             return None;
         }
-        Some(match &self.spec.proxy {
-            Some(proxy) => ProxyEndpoint {
-                address: proxy.address,
-                inbound_port: proxy.inbound_port,
-            },
-            None => ProxyEndpoint {
-                address: None,
-                inbound_port: DEFAULT_PROXY_INBOUND_PORT,
-            },
+        let settings = self.proxy_settings()?;
+        Some(ProxyEndpoint {
+            address: settings.address,
+            inbound_port: settings.inbound_port,
         })
     }
 }
@@ -331,6 +337,23 @@ spec:
         let run = workload.spec.run.as_deref().unwrap();
         assert_eq!(run.command, ["web", "--port", "8080"]);
         assert_eq!(run.env.get("A").map(String::as_str), Some("b"));
+        assert!(run.depends_on.is_empty());
+    }
+
+    #[test]
+    fn left_out_ports_stay_out_when_written_back() {
+        let workload: Workload = serde_saphyr::from_str(
+            "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {name: web}\nspec:\n  addresses: [127.0.0.1]\n  meshed: true\n  proxy: {adminPort: 5191}\n  run: {command: [web], dependsOn: [books, shop/authors]}\n",
+        )
+        .unwrap();
+        let proxy = workload.spec.proxy.as_ref().unwrap();
+        assert_eq!((proxy.inbound_port, proxy.admin_port), (None, Some(5191)));
+        assert_eq!(
+            workload.spec.run.as_deref().unwrap().depends_on,
+            ["books", "shop/authors"]
+        );
+        let json = serde_json::to_string(&workload.spec.proxy).unwrap();
+        assert_eq!(json, r#"{"adminPort":5191}"#);
     }
 
     #[test]

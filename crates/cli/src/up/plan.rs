@@ -10,6 +10,8 @@
 //!                                        └─► PortClaim "admin of demo/web" 127.0.0.1:7413
 //! ```
 
+pub mod order;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -62,6 +64,10 @@ pub enum PlanError {
     /// The file asks for the same port twice (every clash listed).
     #[error("{}", .0.join("\n"))]
     Clashes(Vec<String>),
+    /// `spec.run.dependsOn` goes round in a circle (the workloads in order,
+    /// the first repeated at the end).
+    #[error("spec.run.dependsOn goes round in a circle: {}", .0.join(" -> "))]
+    DependencyCycle(Vec<String>),
 }
 
 /// The controller's listeners.
@@ -84,6 +90,9 @@ pub struct Plan {
     pub controller: ControllerAddrs,
     /// The workloads that name a command, in file order.
     pub workloads: Vec<WorkloadPlan>,
+    /// The order their apps start in: indexes into `workloads`, every
+    /// workload after those it depends on, otherwise in file order.
+    pub start_order: Vec<usize>,
 }
 
 /// One workload that `weft up` runs.
@@ -99,6 +108,9 @@ pub struct WorkloadPlan {
     pub app: AppPlan,
     /// Its proxy, when meshed.
     pub proxy: Option<ProxyPlan>,
+    /// The workloads (`namespace/name`) whose apps must be listening before
+    /// its app starts (`spec.run.dependsOn`).
+    pub depends_on: Vec<String>,
 }
 
 impl WorkloadPlan {
@@ -276,8 +288,17 @@ pub fn plan(
             Some(dir) => mesh_dir.join(dir),
             None => mesh_dir.to_path_buf(),
         };
+        let depends_on = run
+            .depends_on
+            .iter()
+            .map(|name| match name.split_once('/') {
+                Some(_) => name.clone(),
+                None => format!("{namespace}/{name}"),
+            })
+            .collect();
         planned.push(WorkloadPlan {
             identity: identity_name(workload.service_account(), &namespace),
+            depends_on,
             namespace,
             name,
             app: AppPlan {
@@ -289,9 +310,11 @@ pub fn plan(
             proxy,
         });
     }
+    let start_order = order::start_order(&planned)?;
     let plan = Plan {
         controller,
         workloads: planned,
+        start_order,
     };
     let found = clashes(&plan.ports());
     if !found.is_empty() {
@@ -438,15 +461,24 @@ fn app_ports(workload: &WorkloadPlan) -> String {
     ports.join(",")
 }
 
-/// The app's environment: its mesh-file `env`, and `HTTP_PROXY` pointing at
-/// its proxy's outbound listener when meshed (the mesh file may override it).
+/// Hosts an app reaches directly, not through its proxy (`NO_PROXY`).
+pub const NO_PROXY: &str = "localhost,127.0.0.1,::1";
+
+/// The app's environment: its mesh-file `env`, and when meshed its proxy's
+/// outbound listener as its HTTP proxy in both spellings (curl reads only
+/// the lower-case `http_proxy` for `http://` URLs), for `https://` too (the
+/// proxy tunnels `CONNECT`), loopback excepted; the mesh file may override
+/// any of them.
 pub fn app_env(workload: &WorkloadPlan) -> Vec<(String, String)> {
     let mut env = BTreeMap::new();
     if let Some(proxy) = &workload.proxy {
-        env.insert(
-            "HTTP_PROXY".to_string(),
-            format!("http://{}", proxy.outbound),
-        );
+        let url = format!("http://{}", proxy.outbound);
+        for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"] {
+            env.insert(name.to_string(), url.clone());
+        }
+        for name in ["no_proxy", "NO_PROXY"] {
+            env.insert(name.to_string(), NO_PROXY.to_string());
+        }
     }
     env.insert("WEFT_WORKLOAD".to_string(), workload.key());
     env.extend(workload.app.env.clone());

@@ -1,5 +1,5 @@
-//! Small HTTP/1.1 GETs against admin servers (`/ready`, `/metrics`), and
-//! waiting until one answers 200.
+//! Small HTTP/1.1 GETs against admin servers (`/ready`, `/metrics`),
+//! waiting until one answers 200, and waiting until an app listens.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -76,6 +76,25 @@ pub async fn wait_ready(addr: SocketAddr, timeout: Duration) -> bool {
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Waits until every address accepts a TCP connection (an app is
+/// listening); `false` after `timeout`.
+pub async fn wait_listening(addrs: &[SocketAddr], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    for addr in addrs {
+        loop {
+            let attempt = tokio::time::timeout(GET_TIMEOUT, TcpStream::connect(addr)).await;
+            if matches!(attempt, Ok(Ok(_))) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! `weft-proxy` each; a request from one workload's proxy reaches the other
 //! by service name; a killed app comes back; Ctrl-C stops every process.
 //! A taken port is reported by name before anything starts.
+//!
+//! The `examples/` mesh files run as they are: proxy ports allocated by
+//! `weft up` (and kept across restarts), apps started after what they
+//! depend on, a plain `curl` app meshed through `http_proxy`, a
+//! TrafficSplit edited while running.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -109,10 +114,12 @@ struct Up {
 
 impl Up {
     fn start(mesh: &TestMesh) -> Up {
-        let output = mesh.dir.join("weft-up.out");
+        Up::spawn(mesh.command(), mesh.dir.join("weft-up.out"))
+    }
+
+    fn spawn(mut command: Command, output: PathBuf) -> Up {
         let file = std::fs::File::create(&output).unwrap();
-        let child = mesh
-            .command()
+        let child = command
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()
@@ -126,6 +133,23 @@ impl Up {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGINT, then waits for a clean exit.
+    fn interrupt(mut self) {
+        kill_process(Pid::from_raw(self.pid() as i32).unwrap(), Signal::INT).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weft up did not exit after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}:\n{}", self.output());
     }
 
     /// Waits for `up.json`, which is written once every proxy is ready.
@@ -348,4 +372,263 @@ fn a_taken_port_is_named_and_nothing_starts() {
     assert!(stderr.contains("nothing was started"), "{stderr}");
     assert!(!mesh.state_dir().join("logs").exists());
     assert!(!mesh.state_dir().join("up.json").exists());
+}
+
+/// The repository's `examples/` directory.
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// A directory for one example's run (state, output), removed unless the
+/// test fails.
+struct ExampleRun {
+    dir: PathBuf,
+    port_base: u16,
+    controller_flags: Vec<String>,
+}
+
+impl ExampleRun {
+    fn new(test: &str) -> ExampleRun {
+        for binary in ["weft-controller", "weft-proxy", "weft-demo"] {
+            bin_path(binary);
+        }
+        let dir = std::env::temp_dir().join(format!("weft-example-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut controller_flags = Vec::new();
+        for flag in [
+            "--destination-addr",
+            "--identity-addr",
+            "--controller-admin-addr",
+            "--web-addr",
+        ] {
+            controller_flags.push(flag.to_string());
+            controller_flags.push(format!("127.0.0.1:{}", free_port()));
+        }
+        ExampleRun {
+            dir,
+            // Allocation starts at base + 10 and skips taken ports.
+            port_base: free_port().min(60_000),
+            controller_flags,
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// `weft up -f <mesh_file> --port-base …` with the controller on free ports.
+    fn command(&self, mesh_file: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+        command
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("up")
+            .arg("-f")
+            .arg(mesh_file)
+            .arg("--port-base")
+            .arg(self.port_base.to_string())
+            .args(&self.controller_flags)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn start(&self, mesh_file: &Path) -> (Up, UpState) {
+        let mut up = Up::spawn(self.command(mesh_file), self.dir.join("weft-up.out"));
+        let state = up.wait_up(&self.state_dir());
+        (up, state)
+    }
+}
+
+impl Drop for ExampleRun {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("weft up's files are kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The workload named `name` in `up.json`.
+fn workload<'a>(state: &'a UpState, name: &str) -> &'a weft_cli::state::UpWorkload {
+    state
+        .workloads
+        .iter()
+        .find(|workload| workload.name == name)
+        .unwrap_or_else(|| panic!("{name} is not in {state:?}"))
+}
+
+/// The sum of a proxy's `response_total` samples whose labels include every
+/// `(name, value)` of `labels` (0 when its admin server does not answer).
+fn responses(admin: &str, labels: &[(&str, &str)]) -> f64 {
+    let Ok((200, body)) = get_via_proxy(admin.parse().unwrap(), &format!("http://{admin}/metrics"))
+    else {
+        return 0.0;
+    };
+    let (families, _) = prom_text_format_parser::parse_scrape(&body);
+    families
+        .iter()
+        .filter(|family| family.name == "response_total")
+        .flat_map(|family| &family.samples)
+        .filter(|sample| {
+            labels.iter().all(|(name, value)| {
+                sample
+                    .labels
+                    .iter()
+                    .any(|label| label.key == *name && label.value == *value)
+            })
+        })
+        .map(|sample| sample.value.value.as_f64())
+        .filter(|value| !value.is_nan())
+        .sum()
+}
+
+/// Waits until the count keeps growing: above zero, then higher again a
+/// few seconds later.
+fn steady(what: &str, count: impl Fn() -> f64) {
+    eventually(START_TIMEOUT, || count() > 0.0);
+    let first = count();
+    std::thread::sleep(Duration::from_secs(3));
+    let later = count();
+    assert!(later > first, "{what}: {first} then {later}");
+}
+
+#[test]
+fn example_hello_http_runs_on_allocated_ports_kept_across_restarts() {
+    let run = ExampleRun::new("hello");
+    let mesh_file = examples().join("hello-http.yaml");
+    let (up, state) = run.start(&mesh_file);
+    let books = workload(&state, "books").clone();
+    let traffic = workload(&state, "traffic").clone();
+
+    // Every proxy port came from the base up, none of them the defaults.
+    let allocated = |workload: &weft_cli::state::UpWorkload| -> Vec<u16> {
+        [
+            &workload.inbound,
+            &workload.outbound,
+            &workload.admin,
+            &workload.tap,
+        ]
+        .iter()
+        .map(|addr| addr.parse::<SocketAddr>().unwrap().port())
+        .collect()
+    };
+    for port in allocated(&books).into_iter().chain(allocated(&traffic)) {
+        assert!(
+            port >= run.port_base + 10,
+            "{port} (base {})",
+            run.port_base
+        );
+    }
+    assert!(up.output().contains("ports.json"), "{}", up.output());
+    let kept = std::fs::read_to_string(run.state_dir().join("ports.json")).unwrap();
+    assert!(kept.contains("hello/books"), "{kept}");
+    // The controller knows them: discovery sends traffic to books' proxy
+    // over mutual TLS, which counts it inbound.
+    steady("books inbound", || {
+        responses(&books.admin, &[("direction", "inbound"), ("tls", "true")])
+    });
+    // traffic started after books listened: none of its calls failed.
+    steady("traffic outbound", || {
+        responses(
+            &traffic.admin,
+            &[("direction", "outbound"), ("dst_service", "books")],
+        )
+    });
+    assert_eq!(
+        responses(
+            &traffic.admin,
+            &[("direction", "outbound"), ("classification", "failure")]
+        ),
+        0.0
+    );
+    up.interrupt();
+
+    // A taken allocated port is named before anything starts, with where
+    // the allocation is kept.
+    let holder = TcpListener::bind(books.admin.as_str()).unwrap();
+    let output = run.command(&mesh_file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "port {} (admin of hello/books) is taken",
+            books.admin.parse::<SocketAddr>().unwrap().port()
+        )) && stderr.contains("ports.json"),
+        "{stderr}"
+    );
+    drop(holder);
+
+    // Started again: the same ports.
+    let (up, again) = run.start(&mesh_file);
+    assert_eq!(again.workloads, state.workloads);
+    up.interrupt();
+}
+
+#[test]
+fn example_traffic_split_splits_and_takes_edits_live() {
+    let run = ExampleRun::new("split");
+    // A copy, to edit while it runs (the apps' working directory is the
+    // file's, which these apps do not use).
+    let mesh_file = run.dir.join("traffic-split.yaml");
+    let text = std::fs::read_to_string(examples().join("traffic-split.yaml")).unwrap();
+    std::fs::write(&mesh_file, &text).unwrap();
+    let (up, state) = run.start(&mesh_file);
+    let inbound = |name: &str| {
+        responses(
+            &workload(&state, name).admin,
+            &[("direction", "inbound"), ("tls", "true")],
+        )
+    };
+    steady("books-v1 inbound", || inbound("books-v1"));
+    steady("books-v2 inbound", || inbound("books-v2"));
+
+    // Everything to v1 now: the controller reads the re-rendered file.
+    let edited = text.replace(
+        "- {service: books-v1, weight: 50}\n  - {service: books-v2, weight: 50}",
+        "- {service: books-v1, weight: 100}\n  - {service: books-v2, weight: 0}",
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&mesh_file, &edited).unwrap();
+    let effective = run.state_dir().join("mesh.effective.yaml");
+    eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&effective).is_ok_and(|text| text.contains("weight: 100"))
+    });
+    let mut last = inbound("books-v2");
+    eventually(Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = inbound("books-v2");
+        let settled = now == last;
+        last = now;
+        settled
+    });
+    steady("books-v1 inbound after the edit", || inbound("books-v1"));
+    up.interrupt();
+}
+
+#[test]
+fn a_curl_app_reaches_a_service_by_name_through_its_proxy() {
+    let run = ExampleRun::new("curl");
+    let (up, state) = run.start(&examples().join("curl-client.yaml"));
+    let client = workload(&state, "client");
+    // curl's calls leave through its proxy (it read http_proxy) ...
+    steady("curl's outbound", || {
+        responses(
+            &client.admin,
+            &[
+                ("direction", "outbound"),
+                ("dst_service", "books"),
+                ("classification", "success"),
+            ],
+        )
+    });
+    // ... and reach books' proxy over mutual TLS.
+    assert!(
+        responses(
+            &workload(&state, "books").admin,
+            &[("direction", "inbound"), ("tls", "true")]
+        ) > 0.0
+    );
+    up.interrupt();
 }

@@ -179,7 +179,14 @@ fn environments() {
     let plan = plan_text(&text).unwrap();
     let web = &plan.workloads[0];
     let app: BTreeMap<String, String> = app_env(web).into_iter().collect();
-    assert_eq!(app["HTTP_PROXY"], "http://127.0.0.1:7012");
+    // Both spellings (curl reads only http_proxy for http:// URLs), CONNECT
+    // for https://, loopback direct.
+    for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"] {
+        assert_eq!(app[name], "http://127.0.0.1:7012", "{name}");
+    }
+    for name in ["no_proxy", "NO_PROXY"] {
+        assert_eq!(app[name], "localhost,127.0.0.1,::1", "{name}");
+    }
     assert_eq!(app["A"], "b");
     let context = ProxyContext {
         controller: controller(),
@@ -242,4 +249,64 @@ fn the_proxy_lets_peers_name_only_the_apps_declared_ports() {
 fn documents_split_at_separators() {
     assert_eq!(split_documents("a: 1\n---\nb: 2\n"), ["a: 1\n", "b: 2\n"]);
     assert_eq!(split_documents("---\na: 1\n"), ["", "a: 1\n"]);
+}
+
+/// A run workload named `name` (namespace demo) depending on `depends_on`.
+fn dependent(name: &str, port: u16, depends_on: &str) -> String {
+    format!(
+        "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {{name: {name}, namespace: demo}}\n\
+         spec:\n  addresses: [127.0.0.1]\n  ports: [{{port: {port}}}]\n  \
+         run: {{command: [app], dependsOn: [{depends_on}]}}\n"
+    )
+}
+
+#[test]
+fn apps_start_after_what_they_depend_on() {
+    for (documents, expected) in [
+        // No dependencies: file order.
+        (
+            vec![dependent("a", 7001, ""), dependent("b", 7002, "")],
+            Ok(vec!["demo/a", "demo/b"]),
+        ),
+        // web waits for books and authors; authors (namespaced) for books.
+        (
+            vec![
+                dependent("web", 7001, "books, demo/authors"),
+                dependent("authors", 7002, "books"),
+                dependent("books", 7003, ""),
+            ],
+            Ok(vec!["demo/books", "demo/authors", "demo/web"]),
+        ),
+        (
+            vec![dependent("web", 7001, "bookz")],
+            Err(
+                "demo/web: spec.run.dependsOn names demo/bookz, which is not a workload with spec.run in this file",
+            ),
+        ),
+        (
+            vec![dependent("web", 7001, "web")],
+            Err("spec.run.dependsOn goes round in a circle: demo/web -> demo/web"),
+        ),
+        (
+            vec![
+                dependent("a", 7001, ""),
+                dependent("b", 7002, "c"),
+                dependent("c", 7003, "d"),
+                dependent("d", 7004, "b, a"),
+            ],
+            Err("spec.run.dependsOn goes round in a circle: demo/b -> demo/c -> demo/d -> demo/b"),
+        ),
+    ] {
+        let outcome = plan_text(&mesh(&documents)).map(|plan| {
+            plan.start_order
+                .iter()
+                .map(|&position| plan.workloads[position].key())
+                .collect::<Vec<_>>()
+        });
+        match (outcome, expected) {
+            (Ok(order), Ok(expected)) => assert_eq!(order, expected),
+            (Err(error), Err(expected)) => assert_eq!(error.to_string(), expected),
+            (outcome, expected) => panic!("{outcome:?}, expected {expected:?}"),
+        }
+    }
 }

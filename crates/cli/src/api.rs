@@ -66,6 +66,13 @@ pub enum ApiError {
         /// The controller's message.
         message: String,
     },
+    /// 404: what the command named is not in the mesh (the controller
+    /// says what: a namespace, a service, a workload).
+    #[error("{message}")]
+    NotFound {
+        /// The controller's message.
+        message: String,
+    },
     /// Any other non-2xx answer.
     #[error("{url}: {status}: {message}")]
     Status {
@@ -227,6 +234,9 @@ impl ApiClient {
         let message = error_message(&body);
         if status == StatusCode::UNAUTHORIZED {
             return Err(ApiError::Unauthorized { message });
+        }
+        if status == StatusCode::NOT_FOUND && body.starts_with(b"{") {
+            return Err(ApiError::NotFound { message });
         }
         Err(ApiError::Status {
             url: url.to_string(),

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::api::{self, RouteRow, RoutesResponse, query};
 use crate::global_options::GlobalOptions;
-use crate::output::{Align, Format, Table, latency_cell, rps_cell, success_cell};
+use crate::output::{Align, Format, Table, latency_cell, out, out_line, rps_cell, success_cell};
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 
 /// The route requests no ServiceProfile route matched.
@@ -81,8 +81,8 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     }
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json_rows(&rows))?),
-        format => print!("{}", render(&rows, format == Format::Wide && to.is_some())),
+        Format::Json => out_line(&serde_json::to_string_pretty(&json_rows(&rows))?)?,
+        format => out(&render(&rows, format == Format::Wide && to.is_some()))?,
     }
     Ok(ExitCode::SUCCESS)
 }

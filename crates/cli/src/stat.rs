@@ -14,8 +14,8 @@ use serde_json::json;
 use crate::api::{self, StatResponse, StatRow, query};
 use crate::global_options::GlobalOptions;
 use crate::output::{
-    Align, Format, Table, bytes_rate_cell, count_cell, latency_cell, meshed_cell, rps_cell,
-    success_cell,
+    Align, Format, Table, bytes_rate_cell, count_cell, latency_cell, meshed_cell, out, out_line,
+    rps_cell, success_cell,
 };
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 
@@ -86,7 +86,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         eprintln!("No traffic found.");
     }
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json_rows(&rows))?),
+        Format::Json => out_line(&serde_json::to_string_pretty(&json_rows(&rows))?)?,
         Format::Table | Format::Wide if rows.is_empty() => {}
         Format::Table | Format::Wide => {
             let layout = Layout {
@@ -94,7 +94,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
                 show_namespace: namespace.is_none() && selection.kind != Kind::Namespace,
                 wide: args.output == Format::Wide,
             };
-            print!("{}", render(&rows, layout));
+            out(&render(&rows, layout))?;
         }
     }
     Ok(ExitCode::SUCCESS)

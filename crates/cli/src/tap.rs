@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::api::{self, ApiClient, ApiError, Lines, TapEvent, TapEventKind, TapPeer, query};
 use crate::global_options::GlobalOptions;
-use crate::output::Format;
+use crate::output::{Format, out_line};
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 
 /// What to tap and how much (shared by `weft tap` and `weft top`).
@@ -82,11 +82,11 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         };
         seen += 1;
         if args.output == Format::Json {
-            println!("{line}");
+            out_line(&line)?;
             continue;
         }
         match serde_json::from_str::<TapEvent>(&line) {
-            Ok(event) => println!("{}", format_event(&event, args.output == Format::Wide)),
+            Ok(event) => out_line(&format_event(&event, args.output == Format::Wide))?,
             Err(error) => {
                 eprintln!("weft tap: skipping an event that is not JSON ({error}): {line}")
             }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::api::{TapEvent, TapEventKind, TapPeer};
 use crate::global_options::GlobalOptions;
-use crate::output::{Align, Format, Table, micros_cell, success_cell};
+use crate::output::{Align, Format, Table, micros_cell, out, out_line, success_cell};
 use crate::tap::{TapFilter, go_duration, next_line, open};
 
 /// `weft top` flags.
@@ -264,25 +264,24 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
             }
             _ = ticker.tick() => {
                 if args.output != Format::Json {
-                    draw(&aggregator, args.hide_sources, terminal);
+                    draw(&aggregator, args.hide_sources, terminal)?;
                 }
             }
             _ = &mut interrupted => break,
         }
     }
     if args.output == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json_rows(&aggregator.rows()))?
-        );
+        out_line(&serde_json::to_string_pretty(&json_rows(
+            &aggregator.rows(),
+        ))?)?;
     } else {
-        draw(&aggregator, args.hide_sources, terminal);
+        draw(&aggregator, args.hide_sources, terminal)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Redraws the screen (terminal) or prints the table followed by a blank line.
-fn draw(aggregator: &Aggregator, hide_sources: bool, terminal: bool) {
+fn draw(aggregator: &Aggregator, hide_sources: bool, terminal: bool) -> std::io::Result<()> {
     let rows = aggregator.rows();
     let table = if rows.is_empty() {
         "(no requests yet)\n".to_string()
@@ -290,9 +289,9 @@ fn draw(aggregator: &Aggregator, hide_sources: bool, terminal: bool) {
         render(&rows, hide_sources)
     };
     if terminal {
-        print!("\x1b[2J\x1b[H(press Ctrl-C to quit)\n\n{table}");
+        out(&format!("\x1b[2J\x1b[H(press Ctrl-C to quit)\n\n{table}"))
     } else {
-        println!("{table}");
+        out_line(&table)
     }
 }
 

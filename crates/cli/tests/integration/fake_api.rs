@@ -543,6 +543,47 @@ fn tap_needs_the_token() {
     std::fs::remove_file(&token_file).unwrap();
 }
 
+/// `weft tap … | head -1`: the reader goes away after one line while tap
+/// still has events to print; weft ends quietly instead of panicking.
+#[test]
+fn tap_into_a_closed_pipe_exits_quietly() {
+    use std::io::BufRead;
+    let fake = FakeApi::start();
+    let mut event = TapEvent::new(TapEventKind::Request, "1:1".into(), "in", "true".into());
+    event.method = Some("GET".into());
+    event.path = Some("/books".into());
+    let line = serde_json::to_string(&event).unwrap() + "\n";
+    // About 4 MiB: far more than a pipe holds, so weft writes after the reader left.
+    fake.set("/api/tap", 200, line.repeat(4 * 1024 * 1024 / line.len()));
+    let token_file = std::env::temp_dir().join(format!("weft-cli-pipe-{}", std::process::id()));
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let state = std::env::temp_dir().join(format!("weft-cli-pipe-state-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "tap",
+            "ns/demo",
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ])
+        .env("WEFT_API_ADDR", fake.addr.to_string())
+        .env("WEFT_STATE_DIR", &state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.starts_with("req id=1:1 proxy=in"), "{first}");
+    drop(reader);
+    let output = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&token_file);
+    let errors = stderr(&output);
+    assert!(!errors.contains("panicked"), "{errors}");
+    assert!(errors.is_empty(), "quiet: {errors}");
+    assert!(output.status.success(), "{:?}: {errors}", output.status);
+}
+
 #[test]
 fn check_passes_then_fails_when_a_certificate_expires_soon() {
     let fake = FakeApi::start();

@@ -244,6 +244,15 @@ fn stat_edges_and_routes_report_the_traffic() {
         "{table_text}"
     );
 
+    // A namespace that does not exist is named, and fails.
+    let nosuch = mesh.weft(&["stat", "deploy", "-n", "nosuch"]);
+    assert_eq!(nosuch.status.code(), Some(1), "{}", text(&nosuch.stderr));
+    assert_eq!(
+        text(&nosuch.stderr).trim(),
+        "weft: namespace \"nosuch\" does not exist: no Service, Workload, ServiceProfile or \
+         TrafficSplit of the mesh file is in it"
+    );
+
     // Edges: traffic → books, secured, with both identities.
     let edges = mesh.weft_json_until(&["edges", "-n", NAMESPACE], |edges| {
         edges.as_array().is_some_and(|edges| {

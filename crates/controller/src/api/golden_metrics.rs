@@ -13,7 +13,9 @@ use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::service::selects;
 use weft_core::workload::Workload;
 
-use super::{ApiError, WebState, name_of, namespace_of, parse_window, sorted_workloads};
+use super::{
+    ApiError, WebState, check_namespace, name_of, namespace_of, parse_window, sorted_workloads,
+};
 use crate::identity::WorkloadIdentity;
 use crate::metrics_api::golden::{self, EdgeEnd, Resource, ResourceKind, StatRequest};
 use crate::metrics_api::query::Matcher;
@@ -56,6 +58,7 @@ pub(super) async fn stat(
         from: parse_resource(query.from.as_deref())?,
         to: parse_resource(query.to.as_deref())?,
     };
+    check_namespace(&state, request.namespace.as_deref())?;
     let selection = golden::stat_selection(&request)?;
     let queries = golden::stat_queries(&selection, request.window);
     let results = state.metrics.evaluate_all(&queries).await?;
@@ -246,6 +249,7 @@ pub(super) async fn edges(
     }
     let window = parse_window(query.window.as_deref())?;
     let namespace = query.namespace.filter(|namespace| !namespace.is_empty());
+    check_namespace(&state, namespace.as_deref())?;
     let groups = state
         .metrics
         .evaluate(&golden::edge_query(namespace.as_deref(), window))

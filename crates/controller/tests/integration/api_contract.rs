@@ -174,6 +174,16 @@ fn every_endpoint_answers_the_weft_api_types() {
         assert_eq!(status, 400, "{path}: {body}");
         let _: ErrorBody = strict(path, &body);
     }
+    // A namespace no object of the mesh file is in: 404, saying so.
+    for path in [
+        "/api/stat?kind=workload&namespace=nosuch",
+        "/api/edges?kind=workload&namespace=nosuch",
+    ] {
+        let (status, body) = get(&demo, path);
+        assert_eq!(status, 404, "{path}: {body}");
+        let error: ErrorBody = strict(path, &body);
+        assert!(error.error.contains("does not exist"), "{path}: {body}");
+    }
 
     // Tap: every kind of event, and its refusal.
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -250,9 +250,9 @@ pub(super) async fn edges(
     let window = parse_window(query.window.as_deref())?;
     let namespace = query.namespace.filter(|namespace| !namespace.is_empty());
     check_namespace(&state, namespace.as_deref())?;
-    let groups = state
+    let results = state
         .metrics
-        .evaluate(&golden::edge_query(namespace.as_deref(), window))
+        .evaluate_all(&golden::edge_queries(namespace.as_deref(), window))
         .await?;
     let workloads = sorted_workloads(&state, None);
     let identity_of = |end: &EdgeEnd| {
@@ -267,6 +267,6 @@ pub(super) async fn edges(
     };
     Ok(Json(EdgesResponse {
         window_seconds: window.as_secs(),
-        rows: golden::edge_rows(&groups, window, identity_of),
+        rows: golden::edge_rows(&results, window, identity_of),
     }))
 }

@@ -439,6 +439,53 @@ fn tap_refuses_a_caller_without_the_token() {
     drop(traffic);
 }
 
+/// `weft top ns/demo` taps both proxies of every request (traffic's
+/// outbound, books' inbound): each request is counted once, and none is
+/// lost to sampling, so top's count is the client's own.
+#[test]
+fn top_counts_each_request_once() {
+    let mesh = Observed::start(&[]);
+    mesh.send_traffic(5);
+    let token = mesh.token_file.to_str().unwrap().to_string();
+    let top = Command::new(bin_path("weft"))
+        .args([
+            "top",
+            "ns/demo",
+            "--duration",
+            "12s",
+            "--token-file",
+            &token,
+            "-o",
+            "json",
+        ])
+        .env("WEFT_API_ADDR", mesh.controller.web_addr().to_string())
+        .env("WEFT_STATE_DIR", &mesh.state_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run weft top");
+    // Time for the controller to open Observe on both proxies.
+    std::thread::sleep(Duration::from_secs(4));
+    let report = load::run(mesh.traffic.outbound_addr(), URL, 150, 2);
+    let output = top.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let rows: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", text(&output.stdout)));
+    let counted: u64 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["source"] == "traffic" && row["destination"] == "books")
+        .map(|row| row["count"].as_u64().unwrap())
+        .sum();
+    println!(
+        "client sent {} requests in {:?}; weft top counted {counted}: {rows}",
+        report.total(),
+        report.elapsed
+    );
+    assert_eq!(counted, report.total() as u64, "{rows:#}");
+}
+
 #[test]
 fn check_passes_then_fails_when_a_certificate_expires_soon() {
     let mesh = Observed::start(&[]);

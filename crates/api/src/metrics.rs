@@ -103,6 +103,23 @@ pub struct RoutesResponse {
     pub window_seconds: u64,
     /// One row per route with traffic, plus `[DEFAULT]`.
     pub rows: Vec<RouteRow>,
+    /// The ServiceProfiles whose routes the rows are of: empty when no
+    /// profile applies to the resource. Tells "no profile" from "a profile,
+    /// but no route metrics in the window" when `rows` is empty.
+    #[serde(default)]
+    pub profiles: Vec<RouteProfile>,
+}
+
+/// A ServiceProfile that applies to a routes query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct RouteProfile {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name (the service's FQDN, `books.demo.svc.cluster.local`).
+    pub name: String,
+    /// Its routes' names, in order.
+    pub routes: Vec<String>,
 }
 
 /// One ServiceProfile route's golden metrics.

@@ -376,8 +376,9 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
 
 pub use weft_api::{
     Certificate, EdgeRow, EdgesResponse, IdentityInfo, IssuerCertificate, Latency, MeshStatus,
-    NamedWorkload, ProxyAddresses, ResourceKind, RouteRow, RoutesResponse, Scrape, StatResponse,
-    StatRow, TapEvent, TapEventKind, TapPeer, Version, WorkloadInfo, WorkloadsResponse,
+    NamedWorkload, ProxyAddresses, ResourceKind, RouteProfile, RouteRow, RoutesResponse, Scrape,
+    StatResponse, StatRow, TapEvent, TapEventKind, TapPeer, Version, WorkloadInfo,
+    WorkloadsResponse,
 };
 
 #[cfg(test)]

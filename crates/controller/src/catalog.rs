@@ -446,6 +446,16 @@ impl Catalog {
                 .is_some_and(|(key, _)| in_namespace(key))
     }
 
+    /// The Services of `namespace`, copied, sorted by name.
+    pub fn services_in(&self, namespace: &str) -> Vec<Service> {
+        self.objects
+            .services
+            .range((namespace.to_string(), String::new())..)
+            .take_while(|((service_namespace, _), _)| service_namespace == namespace)
+            .map(|(_, service)| service.as_ref().clone())
+            .collect()
+    }
+
     /// The ServiceProfile named `name` (a service's FQDN) in `namespace`.
     pub fn service_profile(&self, namespace: &str, name: &str) -> Option<&ServiceProfile> {
         self.objects

@@ -187,6 +187,38 @@ fn row<'a>(rows: &'a Value, name: &str) -> Option<&'a Value> {
 #[test]
 fn stat_edges_and_routes_report_the_traffic() {
     let mesh = Observed::start(&[]);
+    // Before any traffic, routes say what is missing rather than "No
+    // Service Profiles found": books has a profile but no route metrics
+    // yet; no service selects traffic; nosuch is not in the mesh file.
+    let books_routes = mesh.weft(&["routes", "svc/books", "-n", NAMESPACE]);
+    assert_eq!(
+        books_routes.status.code(),
+        Some(0),
+        "{}",
+        text(&books_routes.stderr)
+    );
+    assert!(
+        text(&books_routes.stderr).starts_with(
+            "No route metrics yet for service/demo/books in the last 1m: ServiceProfile \
+             demo/books.demo.svc.cluster.local (1 route) applies"
+        ),
+        "{}",
+        text(&books_routes.stderr)
+    );
+    let traffic_routes = mesh.weft(&["routes", "deploy/traffic"]);
+    assert_eq!(traffic_routes.status.code(), Some(1));
+    assert!(
+        text(&traffic_routes.stderr)
+            .starts_with("No ServiceProfile for any service selecting workload/demo/traffic"),
+        "{}",
+        text(&traffic_routes.stderr)
+    );
+    let nosuch_routes = mesh.weft(&["routes", "deploy/nosuch", "-n", NAMESPACE]);
+    assert_eq!(nosuch_routes.status.code(), Some(1));
+    assert_eq!(
+        text(&nosuch_routes.stderr).trim(),
+        "weft: workload demo/nosuch does not exist in the mesh file"
+    );
     let report = mesh.send_traffic(200);
     let expected_rate = 1.0 - FAILURES.0 as f64 / FAILURES.1 as f64;
     assert!(

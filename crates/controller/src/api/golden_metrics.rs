@@ -8,7 +8,7 @@ use std::sync::{Arc, PoisonError};
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
-use weft_api::{EdgesResponse, RoutesResponse, StatResponse, StatRow};
+use weft_api::{EdgesResponse, RouteProfile, RoutesResponse, StatResponse, StatRow};
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::service::selects;
 use weft_core::workload::Workload;
@@ -190,6 +190,8 @@ pub(super) async fn routes(
         .filter(|name| !name.is_empty())
         .ok_or_else(|| ApiError::bad_request("name is required"))?;
     let to = parse_resource(query.to.as_deref())?;
+    check_namespace(&state, Some(&namespace))?;
+    let profiles = route_profiles(&state, kind, &namespace, &name, to.as_ref())?;
     let mut matchers = Vec::new();
     match (&to, kind) {
         (Some(target), _) => {
@@ -226,7 +228,87 @@ pub(super) async fn routes(
     Ok(Json(RoutesResponse {
         window_seconds: window.as_secs(),
         rows: golden::route_rows(&results, window),
+        profiles,
     }))
+}
+
+/// The ServiceProfiles a routes query reads, as Linkerd picks them: with
+/// `to=` the target service's (the caller's namespace first, then the
+/// service's); a service's own; a workload's: those of the services that
+/// select it. A resource the mesh file does not have is a 404.
+fn route_profiles(
+    state: &WebState,
+    kind: ResourceKind,
+    namespace: &str,
+    name: &str,
+    to: Option<&Resource>,
+) -> Result<Vec<RouteProfile>, ApiError> {
+    let catalog = state.catalog.lock().unwrap_or_else(PoisonError::into_inner);
+    let domain = catalog.cluster_domain().to_string();
+    let profile = |namespaces: &[&str], service: &ServiceName| {
+        let fqdn = service.fully_qualified(&domain);
+        namespaces.iter().find_map(|profile_namespace| {
+            catalog
+                .service_profile(profile_namespace, &fqdn)
+                .map(|profile| RouteProfile {
+                    namespace: profile_namespace.to_string(),
+                    name: fqdn.clone(),
+                    routes: profile
+                        .spec
+                        .routes
+                        .iter()
+                        .map(|route| route.name.clone())
+                        .collect(),
+                })
+        })
+    };
+    let service_must_exist = |service: &ServiceName| {
+        if catalog.service_exists(service) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!(
+                "service {}/{} does not exist in the mesh file",
+                service.namespace, service.name
+            )))
+        }
+    };
+    let workload = catalog
+        .workloads()
+        .into_iter()
+        .find(|workload| namespace_of(workload) == namespace && name_of(workload) == name);
+    match kind {
+        ResourceKind::Workload if workload.is_none() => {
+            return Err(ApiError::not_found(format!(
+                "workload {namespace}/{name} does not exist in the mesh file"
+            )));
+        }
+        ResourceKind::Service => service_must_exist(&ServiceName::new(namespace, name))?,
+        _ => {}
+    }
+    if let Some(target) = to {
+        if target.kind != ResourceKind::Service {
+            return Ok(Vec::new());
+        }
+        let service = ServiceName::new(&target.namespace, &target.name);
+        service_must_exist(&service)?;
+        return Ok(profile(&[namespace, &target.namespace], &service)
+            .into_iter()
+            .collect());
+    }
+    let services: Vec<ServiceName> = match (kind, &workload) {
+        (ResourceKind::Workload, Some(workload)) => catalog
+            .services_in(namespace)
+            .iter()
+            .filter(|service| selects(service, workload))
+            .filter_map(|service| service.metadata.name.clone())
+            .map(|service| ServiceName::new(namespace, &service))
+            .collect(),
+        _ => vec![ServiceName::new(namespace, name)],
+    };
+    Ok(services
+        .iter()
+        .filter_map(|service| profile(&[namespace], service))
+        .collect())
 }
 
 /// `/api/edges`'s query string.

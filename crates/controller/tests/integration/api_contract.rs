@@ -143,8 +143,18 @@ fn every_endpoint_answers_the_weft_api_types() {
         "kind=workload&namespace=demo&name=web",
         "kind=service&namespace=demo&name=web",
     ] {
-        let _: RoutesResponse = settled(&demo, &format!("/api/routes?{query}"), |_| true);
+        let routes: RoutesResponse = settled(&demo, &format!("/api/routes?{query}"), |_| true);
+        let names: Vec<&str> = routes.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["web.demo.svc.cluster.local"], "{query}: {routes:?}");
+        assert_eq!(routes.profiles[0].routes, ["GET /"], "{routes:?}");
     }
+    // No service selects traffic: no profile applies.
+    let none: RoutesResponse = settled(
+        &demo,
+        "/api/routes?kind=workload&namespace=demo&name=traffic",
+        |_| true,
+    );
+    assert!(none.profiles.is_empty() && none.rows.is_empty(), "{none:?}");
 
     let edges: EdgesResponse = settled(
         &demo,
@@ -178,6 +188,9 @@ fn every_endpoint_answers_the_weft_api_types() {
     for path in [
         "/api/stat?kind=workload&namespace=nosuch",
         "/api/edges?kind=workload&namespace=nosuch",
+        "/api/routes?kind=service&namespace=demo&name=nosuch",
+        "/api/routes?kind=workload&namespace=demo&name=nosuch",
+        "/api/routes?kind=workload&namespace=demo&name=traffic&to=service/demo/nosuch",
     ] {
         let (status, body) = get(&demo, path);
         assert_eq!(status, 404, "{path}: {body}");

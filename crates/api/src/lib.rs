@@ -26,7 +26,7 @@ pub use mesh::{
 };
 pub use metrics::{
     EdgeRow, EdgesResponse, Latency, NamedWorkload, ResourceKind, RouteProfile, RouteRow,
-    RoutesResponse, StatResponse, StatRow,
+    RoutesResponse, StatResponse, StatRow, TrafficSplitRow, TrafficSplitsResponse,
 };
 pub use tap::{TapEvent, TapEventKind, TapPeer};
 

@@ -1,4 +1,5 @@
-//! Golden metrics: `GET /api/stat`, `/api/routes` and `/api/edges`.
+//! Golden metrics: `GET /api/stat`, `/api/trafficsplits`, `/api/routes`
+//! and `/api/edges`.
 
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +94,44 @@ pub struct StatRow {
     pub read_bytes_per_sec: Option<f64>,
     /// Bytes written per second.
     pub write_bytes_per_sec: Option<f64>,
+}
+
+/// `GET /api/trafficsplits`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct TrafficSplitsResponse {
+    /// The window the numbers cover.
+    pub window_seconds: u64,
+    /// One row per split and leaf, by namespace, split name, then the
+    /// split's order of backends.
+    pub rows: Vec<TrafficSplitRow>,
+}
+
+/// One leaf of a TrafficSplit: what callers addressing the apex service
+/// sent to it (the sources' outbound metrics, `authority` = the apex).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct TrafficSplitRow {
+    /// The split's namespace (its apex's and leaves').
+    pub namespace: String,
+    /// The split's name.
+    pub name: String,
+    /// The apex service callers address.
+    pub apex: String,
+    /// This backend service.
+    pub leaf: String,
+    /// Its weight as the split writes it (`800m`, `80`).
+    pub weight: String,
+    /// Successful responses in the window.
+    pub success: u64,
+    /// Failed responses in the window.
+    pub failure: u64,
+    /// `null` without requests.
+    pub success_rate: Option<f64>,
+    /// `null` without requests.
+    pub rps: Option<f64>,
+    /// `null` without requests.
+    pub latency_ms: Option<Latency>,
 }
 
 /// `GET /api/routes`.

@@ -161,7 +161,7 @@ async fn tap_path(
         [one] => Some(one.as_str()),
         _ => anyhow::bail!("tap takes one resource"),
     };
-    if selection.kind == Kind::Authority {
+    if matches!(selection.kind, Kind::Authority | Kind::TrafficSplit) {
         anyhow::bail!("tap takes a workload, a service or a namespace");
     }
     let namespace = match (selection.kind, name) {

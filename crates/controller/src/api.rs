@@ -7,6 +7,7 @@
 //!                ├─ /api/version, /api/mesh      mesh.rs
 //!                ├─ /api/workloads, /api/sd      workloads.rs
 //!                ├─ /api/stat, /routes, /edges   golden_metrics.rs
+//!                ├─ /api/trafficsplits           traffic_splits.rs
 //!                ├─ /api/identity                identity.rs
 //!                └─ extra      routes other modules merge in (tap, the
 //!                              dashboard at `/` and `/assets/...`)
@@ -20,6 +21,7 @@
 pub mod golden_metrics;
 pub mod identity;
 pub mod mesh;
+pub mod traffic_splits;
 pub mod workloads;
 
 use std::path::PathBuf;
@@ -129,6 +131,7 @@ pub fn api_router(state: Arc<WebState>) -> Router {
         .route("/api/version", get(mesh::version))
         .route("/api/workloads", get(workloads::workloads))
         .route("/api/stat", get(golden_metrics::stat))
+        .route("/api/trafficsplits", get(traffic_splits::traffic_splits))
         .route("/api/routes", get(golden_metrics::routes))
         .route("/api/edges", get(golden_metrics::edges))
         .route("/api/identity", get(identity::identity))

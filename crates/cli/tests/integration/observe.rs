@@ -65,6 +65,14 @@ fn workload_yaml(name: &str, app: SocketAddr, ports: ProxyPorts) -> String {
 
 impl Observed {
     fn start(controller_args: &[&str]) -> Observed {
+        Self::start_with_mesh(controller_args, |mesh| mesh)
+    }
+
+    /// Like [`Observed::start`], with more mesh-file objects.
+    fn start_with_mesh(
+        controller_args: &[&str],
+        extra: impl FnOnce(MeshFile) -> MeshFile,
+    ) -> Observed {
         let backend = HttpTestServer::start_with(Behavior::new().fail(FAILURES.0, FAILURES.1));
         let (books_ports, traffic_ports) = (ProxyPorts::free(), ProxyPorts::free());
         let traffic_app: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -76,8 +84,8 @@ impl Observed {
                 NAMESPACE,
                 "books",
                 "  routes:\n  - name: GET /\n    condition: {method: GET, pathRegex: /}\n",
-            )
-            .render();
+            );
+        let mesh = extra(mesh).render();
         let state_dir = scratch("state");
         // Not `<state dir>/api-token`, where weft looks by default.
         let token_file = scratch("controller").join("api-token");
@@ -469,6 +477,104 @@ fn tap_refuses_a_caller_without_the_token() {
     let success = slash["success"].as_f64().unwrap();
     assert!((0.5..1.0).contains(&success), "1 in 5 fails: {rows:#}");
     drop(traffic);
+}
+
+/// `weft stat ts`: a TrafficSplit of books between two leaf services
+/// (both served by the books workload), each leaf's share and the apex
+/// service's total; `weft stat svc/books` shows the apex, and both agree
+/// with the client's own count.
+#[test]
+fn stat_ts_shows_the_split_and_its_apex() {
+    let mesh = Observed::start_with_mesh(&[], |mesh| {
+        mesh.service(NAMESPACE, "books-v1", &[("app", "books")])
+            .service(NAMESPACE, "books-v2", &[("app", "books")])
+            .split(NAMESPACE, "books", &[("books-v1", 800), ("books-v2", 200)])
+    });
+    let report = mesh.send_traffic(200);
+    let sent = report.total() as f64;
+    let close = |shown: f64| (shown - sent).abs() <= sent * 0.1;
+    let requests = |row: &Value| {
+        row["requests"]["success"].as_u64().unwrap_or(0) as f64
+            + row["requests"]["failure"].as_u64().unwrap_or(0) as f64
+    };
+    let splits = mesh.weft_json_until(&["stat", "ts", "-n", NAMESPACE], |rows| {
+        rows.as_array()
+            .is_some_and(|rows| close(rows.iter().map(requests).sum()))
+    });
+    let leaves = splits.as_array().unwrap();
+    assert_eq!(leaves.len(), 2, "{splits:#}");
+    for (row, leaf, weight) in [
+        (&leaves[0], "books-v1", "800m"),
+        (&leaves[1], "books-v2", "200m"),
+    ] {
+        assert_eq!(row["name"], "books-split", "{splits:#}");
+        assert_eq!(row["apex"], "books", "{splits:#}");
+        assert_eq!(row["leaf"], leaf, "{splits:#}");
+        assert_eq!(row["weight"], weight, "{splits:#}");
+    }
+    let v1_share = requests(&leaves[0]) / leaves.iter().map(requests).sum::<f64>();
+    assert!(
+        (0.65..0.95).contains(&v1_share),
+        "80 % to books-v1: {v1_share} {splits:#}"
+    );
+
+    // The apex service: every request its callers addressed to it.
+    let services = mesh.weft_json_until(&["stat", "svc", "-n", NAMESPACE], |rows| {
+        row(rows, "books").is_some_and(|books| close(requests(books)))
+    });
+    let books = row(&services, "books").unwrap();
+    println!(
+        "client sent {sent} to books; stat svc/books counted {} at {} rps; stat ts: {}",
+        requests(books),
+        books["rps"],
+        leaves
+            .iter()
+            .map(|leaf| format!("{} {}", leaf["leaf"], requests(leaf)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let success = books["success"].as_f64().unwrap();
+    assert!(
+        (success - report.success_rate()).abs() < 0.06,
+        "{services:#}"
+    );
+
+    // The table: Linkerd's columns.
+    let table = mesh.weft(&["stat", "ts/books-split", "-n", NAMESPACE]);
+    let table_text = text(&table.stdout);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let header: Vec<&str> = table_text
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "APEX",
+            "LEAF",
+            "WEIGHT",
+            "SUCCESS",
+            "RPS",
+            "LATENCY_P50",
+            "LATENCY_P95",
+            "LATENCY_P99"
+        ],
+        "{table_text}"
+    );
+    let cells: Vec<&str> = table_text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &cells[..4],
+        ["books-split", "books", "books-v1", "800m"],
+        "{table_text}"
+    );
 }
 
 /// `weft top ns/demo` taps both proxies of every request (traffic's

@@ -15,6 +15,7 @@ use weft_core::workload::Workload;
 
 use super::{
     ApiError, WebState, check_namespace, name_of, namespace_of, parse_window, sorted_workloads,
+    traffic_splits,
 };
 use crate::identity::WorkloadIdentity;
 use crate::metrics_api::golden::{self, EdgeEnd, Resource, ResourceKind, StatRequest};
@@ -59,10 +60,26 @@ pub(super) async fn stat(
         to: parse_resource(query.to.as_deref())?,
     };
     check_namespace(&state, request.namespace.as_deref())?;
-    let selection = golden::stat_selection(&request)?;
+    let mut selection = golden::stat_selection(&request)?;
+    if let Some(target) = &request.to {
+        address_apex(&state, target, &mut selection);
+    }
     let queries = golden::stat_queries(&selection, request.window);
     let results = state.metrics.evaluate_all(&queries).await?;
     let mut rows = golden::stat_rows(&selection, &results, request.window);
+    // A TrafficSplit's apex is never a `dst_service`: its row is what its
+    // callers addressed to it, whichever leaf served them.
+    if request.kind == ResourceKind::Service && request.from.is_none() && request.to.is_none() {
+        rows.extend(
+            traffic_splits::apex_rows(
+                &state,
+                request.namespace.as_deref(),
+                request.name.as_deref(),
+                request.window,
+            )
+            .await?,
+        );
+    }
     // The inbound view of workloads and namespaces lists every one the
     // catalog has, with or without traffic.
     let workloads = sorted_workloads(&state, request.namespace.as_deref());
@@ -104,6 +121,30 @@ pub(super) async fn stat(
         window_seconds: request.window.as_secs(),
         rows,
     }))
+}
+
+/// `to=service/NS/APEX` of a TrafficSplit's apex: the sources' traffic
+/// addressed to it (`authority`), not to a `dst_service` none of it has.
+fn address_apex(state: &WebState, target: &Resource, selection: &mut golden::Selection) {
+    if target.kind != ResourceKind::Service {
+        return;
+    }
+    let catalog = state.catalog.lock().unwrap_or_else(PoisonError::into_inner);
+    let is_apex = catalog
+        .traffic_splits(Some(&target.namespace))
+        .iter()
+        .any(|split| split.spec.service == target.name);
+    if !is_apex {
+        return;
+    }
+    let host =
+        ServiceName::new(&target.namespace, &target.name).fully_qualified(catalog.cluster_domain());
+    selection
+        .matchers
+        .retain(|matcher| !matches!(matcher.label(), "dst_namespace" | "dst_service"));
+    selection
+        .matchers
+        .push(Matcher::Host("authority".into(), host));
 }
 
 /// How many of a row's workload instances are meshed, and how many of

@@ -213,6 +213,24 @@ pub fn stat_selection(request: &StatRequest) -> Result<Selection, SelectionError
     Ok(selection)
 }
 
+/// Traffic addressed to a TrafficSplit's apex service (`apex_host`, its
+/// FQDN): the sources' outbound series whose `authority` is the apex, at
+/// any port. The proxies label split traffic with the apex as `authority`
+/// and the leaf that served it as `dst_service`, so `by_leaf` gives one row
+/// per leaf (`dst_namespace`, `dst_service`), and without it one row per
+/// namespace holding the apex's total.
+pub fn apex_selection(apex_host: &str, by_leaf: bool) -> Selection {
+    Selection {
+        matchers: vec![
+            Matcher::equal("direction", "outbound"),
+            Matcher::Host("authority".into(), apex_host.to_string()),
+        ],
+        namespace_label: "dst_namespace",
+        name_label: by_leaf.then_some("dst_service"),
+        inbound: false,
+    }
+}
+
 /// The latency quantiles every row reports.
 pub const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 
@@ -738,6 +756,56 @@ mod tests {
             assert_eq!(selection.name_label, name_label, "{request:?}");
             assert_eq!(selection.inbound, inbound, "{request:?}");
         }
+    }
+
+    #[test]
+    fn apex_selections_read_the_authority_callers_addressed() {
+        let leaves = apex_selection("books.demo.svc.cluster.local", true);
+        assert_eq!(
+            rendered(&leaves.matchers),
+            [
+                "direction=outbound",
+                "authority~books.demo.svc.cluster.local"
+            ]
+        );
+        assert_eq!(leaves.group_by(), ["dst_namespace", "dst_service"]);
+        let total = apex_selection("books.demo.svc.cluster.local", false);
+        assert_eq!(total.group_by(), ["dst_namespace"]);
+        // 80/20 between two leaves: one row per leaf, or one for the apex.
+        let leaf = |name: &str, classification: &str, value: f64| {
+            group(
+                &[
+                    ("dst_namespace", "demo"),
+                    ("dst_service", name),
+                    ("classification", classification),
+                ],
+                value,
+            )
+        };
+        let responses = vec![
+            leaf("books-v1", "success", 96.0),
+            leaf("books-v2", "success", 20.0),
+            leaf("books-v2", "failure", 4.0),
+        ];
+        let rows = stat_rows(
+            &leaves,
+            std::slice::from_ref(&responses),
+            Duration::from_secs(60),
+        );
+        let v1 = &rows[&("demo".to_string(), "books-v1".to_string())];
+        let v2 = &rows[&("demo".to_string(), "books-v2".to_string())];
+        assert_eq!((v1.success, v1.rps), (96, Some(1.6)));
+        assert_eq!((v2.success_rate, v2.rps), (Some(0.8333), Some(0.4)));
+        let namespace_only: Vec<Group> = responses
+            .into_iter()
+            .map(|(mut labels, value)| {
+                labels.remove("dst_service");
+                (labels, value)
+            })
+            .collect();
+        let rows = stat_rows(&total, &[namespace_only], Duration::from_secs(60));
+        let apex = &rows[&("demo".to_string(), "demo".to_string())];
+        assert_eq!((apex.success, apex.failure, apex.rps), (116, 4, Some(2.0)));
     }
 
     #[test]

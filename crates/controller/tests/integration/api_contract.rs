@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use weft_api::{
     EdgesResponse, ErrorBody, IdentityInfo, MeshStatus, RoutesResponse, StatResponse, TapEvent,
-    TapEventKind, TargetGroup, Version, WorkloadsResponse,
+    TapEventKind, TargetGroup, TrafficSplitsResponse, Version, WorkloadsResponse,
 };
 
 /// How long the scrapes (every second) may take to show the traffic.
@@ -85,7 +85,10 @@ fn every_endpoint_answers_the_weft_api_types() {
     demo.controller.rewrite_mesh(&format!(
         "{mesh}\n---\napiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata:\n  \
          name: web.demo.svc.cluster.local\n  namespace: demo\nspec:\n  routes:\n  - name: GET /\n    \
-         condition:\n      method: GET\n      pathRegex: /\n"
+         condition:\n      method: GET\n      pathRegex: /\n\
+         ---\napiVersion: split.smi-spec.io/v1alpha1\nkind: TrafficSplit\nmetadata:\n  \
+         name: web-split\n  namespace: demo\nspec:\n  service: web\n  backends:\n  \
+         - service: web\n    weight: 1\n"
     ));
     demo.controller.wait_good_loads(2, SETTLE);
 
@@ -127,6 +130,29 @@ fn every_endpoint_answers_the_weft_api_types() {
         |_| true,
     );
     assert_eq!(idle.rows.len(), 1, "{idle:?}");
+
+    // TrafficSplits: the leaf web (of apex web) with its traffic.
+    let splits: TrafficSplitsResponse = settled(
+        &demo,
+        "/api/trafficsplits?namespace=demo&window=1m",
+        |answer: &TrafficSplitsResponse| {
+            answer
+                .rows
+                .iter()
+                .any(|row| row.rps.is_some() && row.latency_ms.is_some())
+        },
+    );
+    assert_eq!(splits.rows.len(), 1, "{splits:?}");
+    assert_eq!(
+        (
+            splits.rows[0].apex.as_str(),
+            splits.rows[0].leaf.as_str(),
+            splits.rows[0].weight.as_str()
+        ),
+        ("web", "web", "1"),
+        "{splits:?}"
+    );
+    let _: TrafficSplitsResponse = settled(&demo, "/api/trafficsplits?name=none", |_| true);
 
     // The proxies name routes on the client side: outbound, to the service.
     let _: RoutesResponse = settled(
@@ -188,6 +214,7 @@ fn every_endpoint_answers_the_weft_api_types() {
     for path in [
         "/api/stat?kind=workload&namespace=nosuch",
         "/api/edges?kind=workload&namespace=nosuch",
+        "/api/trafficsplits?namespace=nosuch",
         "/api/routes?kind=service&namespace=demo&name=nosuch",
         "/api/routes?kind=workload&namespace=demo&name=nosuch",
         "/api/routes?kind=workload&namespace=demo&name=traffic&to=service/demo/nosuch",

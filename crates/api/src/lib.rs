@@ -25,8 +25,8 @@ pub use mesh::{
     Version, WorkloadInfo, WorkloadsResponse,
 };
 pub use metrics::{
-    EdgeRow, EdgesResponse, Latency, NamedWorkload, ResourceKind, RouteRow, RoutesResponse,
-    StatResponse, StatRow,
+    EdgeRow, EdgesResponse, Latency, NamedWorkload, ResourceKind, RouteProfile, RouteRow,
+    RoutesResponse, StatResponse, StatRow, TrafficSplitRow, TrafficSplitsResponse,
 };
 pub use tap::{TapEvent, TapEventKind, TapPeer};
 

@@ -1,4 +1,5 @@
-//! Golden metrics: `GET /api/stat`, `/api/routes` and `/api/edges`.
+//! Golden metrics: `GET /api/stat`, `/api/trafficsplits`, `/api/routes`
+//! and `/api/edges`.
 
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +96,44 @@ pub struct StatRow {
     pub write_bytes_per_sec: Option<f64>,
 }
 
+/// `GET /api/trafficsplits`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct TrafficSplitsResponse {
+    /// The window the numbers cover.
+    pub window_seconds: u64,
+    /// One row per split and leaf, by namespace, split name, then the
+    /// split's order of backends.
+    pub rows: Vec<TrafficSplitRow>,
+}
+
+/// One leaf of a TrafficSplit: what callers addressing the apex service
+/// sent to it (the sources' outbound metrics, `authority` = the apex).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct TrafficSplitRow {
+    /// The split's namespace (its apex's and leaves').
+    pub namespace: String,
+    /// The split's name.
+    pub name: String,
+    /// The apex service callers address.
+    pub apex: String,
+    /// This backend service.
+    pub leaf: String,
+    /// Its weight as the split writes it (`800m`, `80`).
+    pub weight: String,
+    /// Successful responses in the window.
+    pub success: u64,
+    /// Failed responses in the window.
+    pub failure: u64,
+    /// `null` without requests.
+    pub success_rate: Option<f64>,
+    /// `null` without requests.
+    pub rps: Option<f64>,
+    /// `null` without requests.
+    pub latency_ms: Option<Latency>,
+}
+
 /// `GET /api/routes`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
@@ -103,6 +142,23 @@ pub struct RoutesResponse {
     pub window_seconds: u64,
     /// One row per route with traffic, plus `[DEFAULT]`.
     pub rows: Vec<RouteRow>,
+    /// The ServiceProfiles whose routes the rows are of: empty when no
+    /// profile applies to the resource. Tells "no profile" from "a profile,
+    /// but no route metrics in the window" when `rows` is empty.
+    #[serde(default)]
+    pub profiles: Vec<RouteProfile>,
+}
+
+/// A ServiceProfile that applies to a routes query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "strict", serde(deny_unknown_fields))]
+pub struct RouteProfile {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name (the service's FQDN, `books.demo.svc.cluster.local`).
+    pub name: String,
+    /// Its routes' names, in order.
+    pub routes: Vec<String>,
 }
 
 /// One ServiceProfile route's golden metrics.

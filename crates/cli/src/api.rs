@@ -66,6 +66,13 @@ pub enum ApiError {
         /// The controller's message.
         message: String,
     },
+    /// 404: what the command named is not in the mesh (the controller
+    /// says what: a namespace, a service, a workload).
+    #[error("{message}")]
+    NotFound {
+        /// The controller's message.
+        message: String,
+    },
     /// Any other non-2xx answer.
     #[error("{url}: {status}: {message}")]
     Status {
@@ -228,6 +235,9 @@ impl ApiClient {
         if status == StatusCode::UNAUTHORIZED {
             return Err(ApiError::Unauthorized { message });
         }
+        if status == StatusCode::NOT_FOUND && body.starts_with(b"{") {
+            return Err(ApiError::NotFound { message });
+        }
         Err(ApiError::Status {
             url: url.to_string(),
             status,
@@ -366,8 +376,9 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
 
 pub use weft_api::{
     Certificate, EdgeRow, EdgesResponse, IdentityInfo, IssuerCertificate, Latency, MeshStatus,
-    NamedWorkload, ProxyAddresses, ResourceKind, RouteRow, RoutesResponse, Scrape, StatResponse,
-    StatRow, TapEvent, TapEventKind, TapPeer, Version, WorkloadInfo, WorkloadsResponse,
+    NamedWorkload, ProxyAddresses, ResourceKind, RouteProfile, RouteRow, RoutesResponse, Scrape,
+    StatResponse, StatRow, TapEvent, TapEventKind, TapPeer, TrafficSplitRow, TrafficSplitsResponse,
+    Version, WorkloadInfo, WorkloadsResponse,
 };
 
 #[cfg(test)]

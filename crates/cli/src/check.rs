@@ -469,7 +469,11 @@ fn leaf_category(facts: &Facts, thresholds: &Thresholds) -> Category {
                 }
             }
             if !expiring.is_empty() {
-                Check::failed(description, Outcome::Error, expiring.join("; "), HINT_LEAF)
+                let mut error = expiring.join("; ");
+                if let Some(note) = threshold_beyond_renewal(facts, thresholds) {
+                    error.push_str(&format!(" ({note})"));
+                }
+                Check::failed(description, Outcome::Error, error, HINT_LEAF)
             } else if !unknown.is_empty() {
                 Check::failed(
                     description,
@@ -486,6 +490,31 @@ fn leaf_category(facts: &Facts, thresholds: &Thresholds) -> Category {
         name: "weft-identity-data-plane".into(),
         checks: vec![check],
     }
+}
+
+/// Proxies renew their certificate at this share of its lifetime.
+pub const LEAF_RENEWAL_FRACTION: f64 = 0.7;
+
+/// The least time a healthy proxy's certificate has left: it renews at
+/// [`LEAF_RENEWAL_FRACTION`] of the lifetime (24h leaves: 7h12m).
+pub fn healthy_leaf_minimum(leaf_lifetime: Duration) -> Duration {
+    leaf_lifetime.mul_f64(1.0 - LEAF_RENEWAL_FRACTION)
+}
+
+/// When `--expiry-threshold` is longer than a healthy proxy's certificate
+/// always keeps, saying so: such a threshold fails a mesh that is fine.
+fn threshold_beyond_renewal(facts: &Facts, thresholds: &Thresholds) -> Option<String> {
+    let lifetime = Duration::from_secs(facts.identity.as_ref().ok()?.leaf_lifetime_seconds?);
+    let minimum = healthy_leaf_minimum(lifetime);
+    (thresholds.expiry > minimum).then(|| {
+        format!(
+            "--expiry-threshold {} is longer than the {} a healthy proxy keeps: it renews its {} certificate at 70 % of its life; use a threshold below {}",
+            human_duration(thresholds.expiry.as_secs_f64()),
+            human_duration(minimum.as_secs_f64()),
+            human_duration(lifetime.as_secs_f64()),
+            human_duration(minimum.as_secs_f64()),
+        )
+    })
 }
 
 fn data_plane_category(facts: &Facts) -> Category {
@@ -721,6 +750,57 @@ mod tests {
                     .map(move |check| (category.name.clone(), check.description, check.outcome))
             })
             .collect()
+    }
+
+    /// The README's `weft check --expiry-threshold X` example passes on a
+    /// healthy fresh mesh of 24h leaves, even for a proxy about to renew.
+    #[test]
+    fn the_readmes_expiry_threshold_passes_a_healthy_mesh() {
+        let readme = include_str!("../../../README.md");
+        let example = readme
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("weft check --expiry-threshold "))
+            .expect("README shows `weft check --expiry-threshold`");
+        let threshold = go_duration(example.split_whitespace().next().unwrap()).unwrap();
+        let thresholds = Thresholds {
+            expiry: threshold,
+            warning: WARNING_WINDOW.max(threshold),
+            clock_skew: MAX_CLOCK_SKEW,
+        };
+        let just_issued = NOW + DAY;
+        let about_to_renew =
+            NOW + healthy_leaf_minimum(Duration::from_secs(DAY as u64)).as_secs_f64() + 1.0;
+        for expiry in [just_issued, about_to_renew] {
+            let mut facts = healthy();
+            facts.workloads = Ok(WorkloadsResponse {
+                workloads: vec![workload("web", true, Some(expiry))],
+            });
+            assert!(
+                passed(&evaluate(&facts, &thresholds)),
+                "README's threshold {example} fails a healthy proxy whose leaf expires at {expiry}: {:?}",
+                evaluate(&facts, &thresholds)
+            );
+        }
+        // A threshold past what a healthy proxy keeps fails, and says why.
+        let mut facts = healthy();
+        facts.workloads = Ok(WorkloadsResponse {
+            workloads: vec![workload("web", true, Some(about_to_renew))],
+        });
+        let strict = Thresholds {
+            expiry: Duration::from_secs(DAY as u64),
+            ..thresholds
+        };
+        let categories = evaluate(&facts, &strict);
+        let leaf = &categories
+            .iter()
+            .find(|category| category.name == "weft-identity-data-plane")
+            .unwrap()
+            .checks[0];
+        let error = leaf.error.as_deref().unwrap();
+        assert!(
+            error.contains("--expiry-threshold 1d is longer than the 7h12m a healthy proxy keeps"),
+            "{error}"
+        );
     }
 
     #[test]

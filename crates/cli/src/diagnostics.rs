@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use crate::api::{self, WorkloadsResponse};
 use crate::global_options::GlobalOptions;
+use crate::output::{out, out_line};
 use crate::resource::{Kind, ResourceError};
 
 /// The diagnostics commands.
@@ -126,17 +127,17 @@ pub async fn run(global: &GlobalOptions, command: Command) -> anyhow::Result<Exi
     }
     let mut failures = 0;
     for (index, (namespace, name, admin)) in proxies.iter().enumerate() {
-        println!(
+        out_line(&format!(
             "#\n# WORKLOAD {namespace}/{name} ({} of {})\n#",
             index + 1,
             proxies.len()
-        );
+        ))?;
         let url = format!("http://{admin}/metrics");
         match client.get_text(&url).await {
-            Ok(text) => print!("{text}"),
+            Ok(text) => out(&text)?,
             Err(error) => {
                 failures += 1;
-                println!("# ERROR: {error}");
+                out_line(&format!("# ERROR: {error}"))?;
             }
         }
     }

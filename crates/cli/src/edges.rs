@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::api::{self, EdgeRow, EdgesResponse, query};
 use crate::global_options::GlobalOptions;
-use crate::output::{Align, Format, GLYPH_OK, Table};
+use crate::output::{Align, Format, GLYPH_OK, Table, out, out_line};
 use crate::resource::{Kind, parse_selection};
 
 /// `weft edges` flags.
@@ -52,9 +52,9 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         eprintln!("No edges found.");
     }
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json_rows(&rows))?),
+        Format::Json => out_line(&serde_json::to_string_pretty(&json_rows(&rows))?)?,
         _ if rows.is_empty() => {}
-        format => print!("{}", render(&rows, format == Format::Wide)),
+        format => out(&render(&rows, format == Format::Wide))?,
     }
     Ok(ExitCode::SUCCESS)
 }

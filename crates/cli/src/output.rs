@@ -6,7 +6,7 @@
 //! only decide what goes in the cells.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 /// `-o/--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -18,6 +18,33 @@ pub enum Format {
     Wide,
     /// JSON.
     Json,
+}
+
+/// Writes `text` to standard output and flushes it. Unlike `print!`, a
+/// reader that went away (`weft tap … | head`) is an error the caller can
+/// return, not a panic; `main` ends quietly on it ([`is_broken_pipe`]).
+pub fn out(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// [`out`] with a newline.
+pub fn out_line(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()
+}
+
+/// Whether an error (or its cause) is standard output's reader having gone
+/// away: the command's output is not wanted any more, which is no failure.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Spaces between columns (Linkerd's tabwriter padding).

@@ -1,24 +1,24 @@
 //! Resource arguments as the observe commands take them: `workload`,
 //! `workload/web`, `svc web books`, `ns/demo`, and `--to`/`--from` targets
 //! (`svc/web`, `svc/shop/web`). Short names follow Linkerd's (`deploy`, `po`,
-//! `svc`, `ns`, `au`), plus `wl` for workloads.
+//! `svc`, `ns`, `au`, `ts`), plus `wl` for workloads.
 //!
 //! Parsing is pure; [`resolve_namespace`] asks the API which namespace a
 //! name lives in when the user gave none.
 
-use crate::api::{ApiClient, StatResponse, WorkloadsResponse, query};
+use crate::api::{ApiClient, StatResponse, TrafficSplitsResponse, WorkloadsResponse, query};
 
 /// Why a resource argument was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceError {
     /// No resource type was given.
     #[error(
-        "a resource type is needed: namespace (ns), workload (wl, deploy), service (svc) or authority (au)"
+        "a resource type is needed: namespace (ns), workload (wl, deploy), service (svc), authority (au) or trafficsplit (ts)"
     )]
     Missing,
     /// The type is not one weft knows.
     #[error(
-        "unknown resource type {0:?}: use namespace (ns), workload (wl, deploy), service (svc) or authority (au)"
+        "unknown resource type {0:?}: use namespace (ns), workload (wl, deploy), service (svc), authority (au) or trafficsplit (ts)"
     )]
     UnknownKind(String),
     /// `TYPE/NAME` arguments of different types.
@@ -55,6 +55,8 @@ pub enum Kind {
     Service,
     /// An authority (`host:port` requests were sent to).
     Authority,
+    /// A TrafficSplit (`weft stat ts`: its leaves, by weight).
+    TrafficSplit,
 }
 
 impl Kind {
@@ -66,6 +68,7 @@ impl Kind {
             | "pod" | "pods" => Ok(Kind::Workload),
             "svc" | "service" | "services" => Ok(Kind::Service),
             "au" | "authority" | "authorities" => Ok(Kind::Authority),
+            "ts" | "trafficsplit" | "trafficsplits" => Ok(Kind::TrafficSplit),
             _ => Err(ResourceError::UnknownKind(text.to_string())),
         }
     }
@@ -77,6 +80,7 @@ impl Kind {
             Kind::Workload => "workload",
             Kind::Service => "service",
             Kind::Authority => "authority",
+            Kind::TrafficSplit => "trafficsplit",
         }
     }
 }
@@ -189,6 +193,11 @@ pub async fn resolve_namespace(
                 .filter(|workload| workload.name == name)
                 .map(|workload| workload.namespace)
                 .collect()
+        }
+        Kind::TrafficSplit => {
+            let path = format!("/api/trafficsplits{}", query(&[("name", Some(name))]));
+            let answer: TrafficSplitsResponse = client.get_json(&path).await?;
+            answer.rows.into_iter().map(|row| row.namespace).collect()
         }
         Kind::Service | Kind::Authority => {
             let path = format!(

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::api::{self, RouteRow, RoutesResponse, query};
+use crate::api::{self, RouteProfile, RouteRow, RoutesResponse, query};
 use crate::global_options::GlobalOptions;
-use crate::output::{Align, Format, Table, latency_cell, rps_cell, success_cell};
+use crate::output::{Align, Format, Table, latency_cell, out, out_line, rps_cell, success_cell};
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 
 /// The route requests no ServiceProfile route matched.
@@ -77,14 +77,64 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     let answer: RoutesResponse = client.get_json(&path).await?;
     let rows = sort_rows(answer.rows);
     if rows.is_empty() {
-        eprintln!("No Service Profiles found for selected resources.");
-        return Ok(ExitCode::FAILURE);
+        let resource = format!("{}/{namespace}/{name}", selection.kind.api_name());
+        let window = &args.time_window;
+        let (message, code) = empty_message(&resource, to.as_deref(), &answer.profiles, window);
+        eprintln!("{message}");
+        return Ok(code);
     }
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json_rows(&rows))?),
-        format => print!("{}", render(&rows, format == Format::Wide && to.is_some())),
+        Format::Json => out_line(&serde_json::to_string_pretty(&json_rows(&rows))?)?,
+        format => out(&render(&rows, format == Format::Wide && to.is_some()))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why there are no rows, and the exit code: no ServiceProfile applies
+/// (1, as Linkerd), or profiles exist but recorded no route metrics in the
+/// window (0: nothing is wrong, there is no traffic to show yet).
+pub fn empty_message(
+    resource: &str,
+    to: Option<&str>,
+    profiles: &[RouteProfile],
+    window: &str,
+) -> (String, ExitCode) {
+    let subject = match to {
+        Some(target) => format!("{resource} --to {target}"),
+        None => resource.to_string(),
+    };
+    if profiles.is_empty() {
+        let whose = match to {
+            Some(target) => format!("the service {target}"),
+            None if resource.starts_with("service/") => format!("the service {resource}"),
+            None => format!("any service selecting {resource}"),
+        };
+        return (
+            format!(
+                "No ServiceProfile for {whose}: routes come from a ServiceProfile named after the service's FQDN (<name>.<namespace>.svc.cluster.local) in the mesh file."
+            ),
+            ExitCode::FAILURE,
+        );
+    }
+    let names: Vec<String> = profiles
+        .iter()
+        .map(|profile| {
+            format!(
+                "{}/{} ({} route{})",
+                profile.namespace,
+                profile.name,
+                profile.routes.len(),
+                if profile.routes.len() == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    (
+        format!(
+            "No route metrics yet for {subject} in the last {window}: ServiceProfile {} applies, but no request was recorded on its routes (no traffic yet, or not scraped yet).",
+            names.join(", ")
+        ),
+        ExitCode::SUCCESS,
+    )
 }
 
 /// By authority, then route, `[DEFAULT]` last.

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::api::{self, StatResponse, StatRow, query};
+use crate::api::{self, StatResponse, StatRow, TrafficSplitRow, TrafficSplitsResponse, query};
 use crate::global_options::GlobalOptions;
 use crate::output::{
-    Align, Format, Table, bytes_rate_cell, count_cell, latency_cell, meshed_cell, rps_cell,
-    success_cell,
+    Align, Format, Table, bytes_rate_cell, count_cell, latency_cell, meshed_cell, out, out_line,
+    rps_cell, success_cell,
 };
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 
@@ -23,7 +23,7 @@ use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// `TYPE [NAME…]` or `TYPE/NAME…`; TYPE is namespace (ns), workload (wl,
-    /// deploy), service (svc) or authority (au).
+    /// deploy), service (svc), authority (au) or trafficsplit (ts).
     #[arg(required = true, value_name = "RESOURCE")]
     pub resources: Vec<String>,
     /// Only this namespace (default: all namespaces).
@@ -57,6 +57,9 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     let selection = parse_selection(&args.resources)?;
     let client = api::client(global);
     let namespace = args.namespace.as_deref();
+    if selection.kind == Kind::TrafficSplit {
+        return run_traffic_splits(&client, &args, &selection.names).await;
+    }
     let to = match &args.to {
         Some(text) => Some(target_value(&client, text, &args.to_namespace, namespace).await?),
         None => None,
@@ -86,7 +89,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         eprintln!("No traffic found.");
     }
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json_rows(&rows))?),
+        Format::Json => out_line(&serde_json::to_string_pretty(&json_rows(&rows))?)?,
         Format::Table | Format::Wide if rows.is_empty() => {}
         Format::Table | Format::Wide => {
             let layout = Layout {
@@ -94,10 +97,115 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
                 show_namespace: namespace.is_none() && selection.kind != Kind::Namespace,
                 wide: args.output == Format::Wide,
             };
-            print!("{}", render(&rows, layout));
+            out(&render(&rows, layout))?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `weft stat ts`: one row per split and leaf (`GET /api/trafficsplits`).
+async fn run_traffic_splits(
+    client: &api::ApiClient,
+    args: &Args,
+    names: &[String],
+) -> anyhow::Result<ExitCode> {
+    if args.to.is_some() || args.from.is_some() {
+        anyhow::bail!("weft stat ts takes neither --to nor --from");
+    }
+    let namespace = args.namespace.as_deref();
+    let single_name = match names {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let path = format!(
+        "/api/trafficsplits{}",
+        query(&[
+            ("namespace", namespace),
+            ("name", single_name),
+            ("window", Some(&args.time_window)),
+        ])
+    );
+    let answer: TrafficSplitsResponse = client.get_json(&path).await?;
+    let rows: Vec<TrafficSplitRow> = answer
+        .rows
+        .into_iter()
+        .filter(|row| names.is_empty() || names.contains(&row.name))
+        .collect();
+    if rows.is_empty() {
+        eprintln!("No TrafficSplits found.");
+    }
+    match args.output {
+        Format::Json => out_line(&serde_json::to_string_pretty(&split_json_rows(&rows))?)?,
+        Format::Table | Format::Wide if rows.is_empty() => {}
+        Format::Table | Format::Wide => out(&render_splits(&rows, namespace.is_none()))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The TrafficSplit table (Linkerd's `stat ts` columns: no TCP_CONN).
+pub fn render_splits(rows: &[TrafficSplitRow], show_namespace: bool) -> String {
+    let mut columns = Vec::new();
+    if show_namespace {
+        columns.push(("NAMESPACE", Align::Left));
+    }
+    columns.extend([
+        ("NAME", Align::Left),
+        ("APEX", Align::Left),
+        ("LEAF", Align::Left),
+        ("WEIGHT", Align::Right),
+        ("SUCCESS", Align::Right),
+        ("RPS", Align::Right),
+        ("LATENCY_P50", Align::Right),
+        ("LATENCY_P95", Align::Right),
+        ("LATENCY_P99", Align::Right),
+    ]);
+    let mut table = Table::new(&columns);
+    for row in rows {
+        let mut cells = Vec::new();
+        if show_namespace {
+            cells.push(row.namespace.clone());
+        }
+        let data = row.success_rate.is_some() || row.success + row.failure > 0;
+        let metric = |text: String| if data { text } else { "-".to_string() };
+        let latency = row.latency_ms.unwrap_or_default();
+        cells.extend([
+            row.name.clone(),
+            row.apex.clone(),
+            row.leaf.clone(),
+            row.weight.clone(),
+            metric(success_cell(row.success_rate)),
+            metric(rps_cell(row.rps)),
+            metric(latency_cell(latency.p50)),
+            metric(latency_cell(latency.p95)),
+            metric(latency_cell(latency.p99)),
+        ]);
+        table.row(cells);
+    }
+    table.render()
+}
+
+/// `weft stat ts -o json`: one object per leaf.
+pub fn split_json_rows(rows: &[TrafficSplitRow]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let latency = row.latency_ms.unwrap_or_default();
+            json!({
+                "namespace": row.namespace,
+                "name": row.name,
+                "apex": row.apex,
+                "leaf": row.leaf,
+                "weight": row.weight,
+                "success": row.success_rate,
+                "rps": row.rps,
+                "latency_ms_p50": latency.p50,
+                "latency_ms_p95": latency.p95,
+                "latency_ms_p99": latency.p99,
+                "requests": {"success": row.success, "failure": row.failure},
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows)
 }
 
 /// `--to`/`--from` as the API's `KIND/NS/NAME`.
@@ -312,6 +420,41 @@ mod tests {
             cells,
             ["web", "-", "98.33%", "7.1rps", "4ms", "26ms", "33ms", "-"]
         );
+    }
+
+    #[test]
+    fn traffic_split_table_like_linkerds() {
+        let leaf = |leaf: &str, weight: &str, rps: Option<f64>| TrafficSplitRow {
+            namespace: "demo".into(),
+            name: "books-split".into(),
+            apex: "books".into(),
+            leaf: leaf.into(),
+            weight: weight.into(),
+            success: if rps.is_some() { 96 } else { 0 },
+            failure: 0,
+            success_rate: rps.map(|_| 1.0),
+            rps,
+            latency_ms: rps.map(|_| crate::api::Latency {
+                p50: Some(2.0),
+                p95: Some(4.0),
+                p99: Some(8.0),
+            }),
+        };
+        let rows = vec![
+            leaf("books-v1", "800m", Some(1.6)),
+            leaf("books-v2", "200m", None),
+        ];
+        assert_eq!(
+            render_splits(&rows, false),
+            "NAME          APEX    LEAF       WEIGHT   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99\n\
+             books-split   books   books-v1     800m   100.00%   1.6rps           2ms           4ms           8ms\n\
+             books-split   books   books-v2     200m         -        -             -             -             -\n"
+        );
+        assert!(render_splits(&rows, true).starts_with("NAMESPACE   NAME"));
+        let json = split_json_rows(&rows);
+        assert_eq!(json[0]["leaf"], "books-v1");
+        assert_eq!(json[0]["requests"]["success"], 96);
+        assert_eq!(json[1]["rps"], serde_json::Value::Null);
     }
 
     #[test]

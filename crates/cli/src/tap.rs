@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::api::{self, ApiClient, ApiError, Lines, TapEvent, TapEventKind, TapPeer, query};
 use crate::global_options::GlobalOptions;
-use crate::output::Format;
+use crate::output::{Format, out_line};
 use crate::resource::{Kind, Target, parse_selection, resolve_namespace};
 
 /// What to tap and how much (shared by `weft tap` and `weft top`).
@@ -38,9 +38,10 @@ pub struct TapFilter {
     /// Only requests whose path starts with this.
     #[arg(long)]
     pub path: Option<String>,
-    /// At most this many requests a second, across the tapped proxies.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_rps: u32,
+    /// At most this many requests a second, across the tapped proxies
+    /// (default: 100 for tap; 1000 for top, which counts every request).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rps: Option<u32>,
     /// Stop after this long (`30s`, `2m`; default: until Ctrl-C).
     #[arg(long, value_parser = go_duration)]
     pub duration: Option<Duration>,
@@ -70,7 +71,7 @@ pub fn go_duration(text: &str) -> Result<Duration, String> {
 
 /// Runs `weft tap`.
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
-    let mut stream = open(global, &args.filter).await?;
+    let (mut stream, _) = open(global, &args.filter, TAP_MAX_RPS).await?;
     let deadline = args
         .filter
         .duration
@@ -82,11 +83,11 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         };
         seen += 1;
         if args.output == Format::Json {
-            println!("{line}");
+            out_line(&line)?;
             continue;
         }
         match serde_json::from_str::<TapEvent>(&line) {
-            Ok(event) => println!("{}", format_event(&event, args.output == Format::Wide)),
+            Ok(event) => out_line(&format_event(&event, args.output == Format::Wide))?,
             Err(error) => {
                 eprintln!("weft tap: skipping an event that is not JSON ({error}): {line}")
             }
@@ -109,14 +110,34 @@ pub async fn next_line(
     }
 }
 
-/// Starts a tap: resolves the resource, reads the token, opens the stream.
-pub async fn open(global: &GlobalOptions, filter: &TapFilter) -> anyhow::Result<Lines> {
+/// `--max-rps` when `weft tap` is not given one (Linkerd's default).
+pub const TAP_MAX_RPS: u32 = 100;
+
+/// What a tap covers: the resource's kind, namespace and name (none for a
+/// namespace). `weft top` reads it to count each request once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapScope {
+    /// The resource's kind.
+    pub kind: Kind,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name (`None`: the whole namespace).
+    pub name: Option<String>,
+}
+
+/// Starts a tap: resolves the resource, reads the token, opens the stream;
+/// `default_max_rps` when `--max-rps` is absent.
+pub async fn open(
+    global: &GlobalOptions,
+    filter: &TapFilter,
+    default_max_rps: u32,
+) -> anyhow::Result<(Lines, TapScope)> {
     let token_path = api::token_path(global, filter.token_file.as_deref());
     let token = api::read_token(&token_path);
     let client = api::client(global).with_token(token.clone());
-    let path = tap_path(&client, filter).await?;
+    let (path, scope) = tap_path(&client, filter, default_max_rps).await?;
     match client.lines(&path).await {
-        Ok(lines) => Ok(lines),
+        Ok(lines) => Ok((lines, scope)),
         Err(ApiError::Unauthorized { message }) if token.is_none() => anyhow::bail!(
             "tap is not authorized: {message}; no API token could be read from {} (give it with --token-file)",
             token_path.display()
@@ -129,14 +150,18 @@ pub async fn open(global: &GlobalOptions, filter: &TapFilter) -> anyhow::Result<
     }
 }
 
-async fn tap_path(client: &ApiClient, filter: &TapFilter) -> anyhow::Result<String> {
+async fn tap_path(
+    client: &ApiClient,
+    filter: &TapFilter,
+    default_max_rps: u32,
+) -> anyhow::Result<(String, TapScope)> {
     let selection = parse_selection(&filter.resource)?;
     let name = match selection.names.as_slice() {
         [] => None,
         [one] => Some(one.as_str()),
         _ => anyhow::bail!("tap takes one resource"),
     };
-    if selection.kind == Kind::Authority {
+    if matches!(selection.kind, Kind::Authority | Kind::TrafficSplit) {
         anyhow::bail!("tap takes a workload, a service or a namespace");
     }
     let namespace = match (selection.kind, name) {
@@ -167,8 +192,8 @@ async fn tap_path(client: &ApiClient, filter: &TapFilter) -> anyhow::Result<Stri
         }
         None => None,
     };
-    let max_rps = filter.max_rps.to_string();
-    Ok(format!(
+    let max_rps = filter.max_rps.unwrap_or(default_max_rps).to_string();
+    let path = format!(
         "/api/tap{}",
         query(&[
             ("kind", Some(selection.kind.api_name())),
@@ -180,7 +205,13 @@ async fn tap_path(client: &ApiClient, filter: &TapFilter) -> anyhow::Result<Stri
             ("path", filter.path.as_deref()),
             ("max_rps", Some(&max_rps)),
         ])
-    ))
+    );
+    let scope = TapScope {
+        kind: selection.kind,
+        namespace,
+        name: name.map(str::to_string),
+    };
+    Ok((path, scope))
 }
 
 /// One event as Linkerd's tap prints it; `wide` adds workload labels.

@@ -8,8 +8,16 @@
 //! A request is counted at its `end` event, with the latency of its `rsp`;
 //! it succeeded when the status is below 500, the gRPC status (if any) is OK
 //! and the stream was not reset.
+//!
+//! Each request is counted once. Between two tapped proxies a request shows
+//! up twice, leaving the source (`proxy=out`) and arriving at the
+//! destination (`proxy=in`): the source's events are counted, and an inbound
+//! request is dropped when its source workload is tapped too (in the tapped
+//! namespace or the tapped workload, or seen sending through its own proxy).
+//! Top asks for `--max-rps 1000` unless told otherwise, shared by the tapped
+//! proxies: tap's 100 would sample a busy proxy, and top counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,8 +26,9 @@ use serde_json::json;
 
 use crate::api::{TapEvent, TapEventKind, TapPeer};
 use crate::global_options::GlobalOptions;
-use crate::output::{Align, Format, Table, micros_cell, success_cell};
-use crate::tap::{TapFilter, go_duration, next_line, open};
+use crate::output::{Align, Format, Table, micros_cell, out, out_line, success_cell};
+use crate::resource::Kind;
+use crate::tap::{TapFilter, TapScope, go_duration, next_line, open};
 
 /// `weft top` flags.
 #[derive(Debug, clap::Args)]
@@ -79,7 +88,14 @@ struct Pending {
 pub struct Aggregator {
     pending: HashMap<String, Pending>,
     groups: BTreeMap<TopKey, TopStats>,
+    scope: Option<TapScope>,
+    /// Workloads seen sending through their own (tapped) proxy.
+    tapped_sources: HashSet<(String, String)>,
 }
+
+/// `--max-rps` when `weft top` is not given one: top counts requests, so
+/// the tapped proxies' shares must cover their traffic.
+pub const TOP_MAX_RPS: u32 = 1000;
 
 /// At most this many requests wait for their end (older ones are dropped).
 const MAX_PENDING: usize = 10_000;
@@ -90,11 +106,54 @@ impl Aggregator {
         Self::default()
     }
 
+    /// An empty aggregation of a tap of `scope`: inbound requests from a
+    /// workload the tap covers are left to that workload's outbound side.
+    pub fn for_scope(scope: TapScope) -> Self {
+        Self {
+            scope: Some(scope),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the source of a request is a workload whose own proxy is
+    /// tapped too (so its outbound events count this request).
+    fn source_is_tapped(&self, source: &TapPeer) -> bool {
+        let Some(workload) = &source.workload else {
+            return false;
+        };
+        let key = (source.namespace.clone(), workload.clone());
+        if self.tapped_sources.contains(&key) {
+            return true;
+        }
+        self.scope.as_ref().is_some_and(|scope| {
+            scope.namespace == source.namespace
+                && match (scope.kind, &scope.name) {
+                    (Kind::Namespace, _) => true,
+                    (Kind::Workload, Some(name)) => name == workload,
+                    _ => false,
+                }
+        })
+    }
+
     /// Takes one event into account.
     pub fn record(&mut self, event: &TapEvent) {
         let stream = format!("{}/{}", event.proxy, event.id);
         match event.kind {
             TapEventKind::Request => {
+                match (event.proxy.as_str(), &event.src) {
+                    (
+                        "out",
+                        Some(TapPeer {
+                            namespace,
+                            workload: Some(workload),
+                        }),
+                    ) => {
+                        self.tapped_sources
+                            .insert((namespace.clone(), workload.clone()));
+                    }
+                    ("in", Some(source)) if self.source_is_tapped(source) => return,
+                    _ => {}
+                }
                 if self.pending.len() >= MAX_PENDING {
                     self.pending.clear();
                 }
@@ -243,13 +302,13 @@ pub fn json_rows(rows: &[(TopKey, TopStats)]) -> serde_json::Value {
 
 /// Runs `weft top`.
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
-    let mut stream = open(global, &args.filter).await?;
+    let (mut stream, scope) = open(global, &args.filter, TOP_MAX_RPS).await?;
     let deadline = args
         .filter
         .duration
         .map(|duration| tokio::time::Instant::now() + duration);
     let terminal = std::io::stdout().is_terminal() && args.output != Format::Json;
-    let mut aggregator = Aggregator::new();
+    let mut aggregator = Aggregator::for_scope(scope);
     let mut ticker = tokio::time::interval(args.interval.max(Duration::from_millis(100)));
     ticker.tick().await;
     let interrupted = tokio::signal::ctrl_c();
@@ -264,25 +323,24 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
             }
             _ = ticker.tick() => {
                 if args.output != Format::Json {
-                    draw(&aggregator, args.hide_sources, terminal);
+                    draw(&aggregator, args.hide_sources, terminal)?;
                 }
             }
             _ = &mut interrupted => break,
         }
     }
     if args.output == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json_rows(&aggregator.rows()))?
-        );
+        out_line(&serde_json::to_string_pretty(&json_rows(
+            &aggregator.rows(),
+        ))?)?;
     } else {
-        draw(&aggregator, args.hide_sources, terminal);
+        draw(&aggregator, args.hide_sources, terminal)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Redraws the screen (terminal) or prints the table followed by a blank line.
-fn draw(aggregator: &Aggregator, hide_sources: bool, terminal: bool) {
+fn draw(aggregator: &Aggregator, hide_sources: bool, terminal: bool) -> std::io::Result<()> {
     let rows = aggregator.rows();
     let table = if rows.is_empty() {
         "(no requests yet)\n".to_string()
@@ -290,9 +348,9 @@ fn draw(aggregator: &Aggregator, hide_sources: bool, terminal: bool) {
         render(&rows, hide_sources)
     };
     if terminal {
-        print!("\x1b[2J\x1b[H(press Ctrl-C to quit)\n\n{table}");
+        out(&format!("\x1b[2J\x1b[H(press Ctrl-C to quit)\n\n{table}"))
     } else {
-        println!("{table}");
+        out_line(&table)
     }
 }
 
@@ -392,6 +450,66 @@ mod tests {
         let json = json_rows(&rows);
         assert_eq!(json[1]["count"], 3);
         assert_eq!(json[1]["worst_us"], 9_000);
+    }
+
+    /// One request between two tapped proxies, as both report it.
+    fn both_sides(aggregator: &mut Aggregator, id: &str, source: &str) {
+        for proxy in ["out", "in"] {
+            let with = |kind: &str, extra: &str| -> TapEvent {
+                let mut event = event(kind, id, extra);
+                event.proxy = proxy.into();
+                event.id = format!("{proxy}-{id}");
+                event.src.as_mut().unwrap().workload = Some(source.into());
+                event
+            };
+            aggregator.record(&with("req", r#", "method": "GET", "path": "/""#));
+            aggregator.record(&with("rsp", r#", "status": 200, "latency_us": 10"#));
+            aggregator.record(&with("end", ""));
+        }
+    }
+
+    #[test]
+    fn a_request_seen_by_both_proxies_counts_once() {
+        let scoped = |kind, name: Option<&str>| TapScope {
+            kind,
+            namespace: "demo".into(),
+            name: name.map(str::to_string),
+        };
+        // (tap scope, requests counted of 3 sent by traffic to web)
+        let cases = [
+            (None, 3),
+            (Some(scoped(Kind::Namespace, None)), 3),
+            (Some(scoped(Kind::Workload, Some("traffic"))), 3),
+            (Some(scoped(Kind::Service, Some("web"))), 3),
+        ];
+        for (scope, expected) in cases {
+            let mut aggregator = match scope.clone() {
+                Some(scope) => Aggregator::for_scope(scope),
+                None => Aggregator::new(),
+            };
+            for id in ["0:1", "0:2", "0:3"] {
+                both_sides(&mut aggregator, id, "traffic");
+            }
+            let counted: u64 = aggregator.rows().iter().map(|(_, stats)| stats.count).sum();
+            assert_eq!(counted, expected, "{scope:?}");
+        }
+        // Tapping web alone: only its inbound side exists, and counts.
+        let mut web_only = Aggregator::for_scope(scoped(Kind::Workload, Some("web")));
+        for id in ["0:1", "0:2"] {
+            let mut request = event("req", id, r#", "method": "GET", "path": "/""#);
+            request.proxy = "in".into();
+            web_only.record(&request);
+            web_only.record(&event("rsp", id, r#", "status": 200, "latency_us": 10"#));
+            web_only.record(&event("end", id, ""));
+        }
+        assert_eq!(web_only.rows()[0].1.count, 2);
+        // A namespace tap drops inbound requests from its own workloads even
+        // before their outbound side shows up.
+        let mut namespace = Aggregator::for_scope(scoped(Kind::Namespace, None));
+        namespace.record(&event("req", "0:1", r#", "method": "GET", "path": "/""#));
+        namespace.record(&event("rsp", "0:1", r#", "status": 200, "latency_us": 10"#));
+        namespace.record(&event("end", "0:1", ""));
+        assert!(namespace.rows().is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!                ├─ /api/version, /api/mesh      mesh.rs
 //!                ├─ /api/workloads, /api/sd      workloads.rs
 //!                ├─ /api/stat, /routes, /edges   golden_metrics.rs
+//!                ├─ /api/trafficsplits           traffic_splits.rs
 //!                ├─ /api/identity                identity.rs
 //!                └─ extra      routes other modules merge in (tap, the
 //!                              dashboard at `/` and `/assets/...`)
@@ -20,6 +21,7 @@
 pub mod golden_metrics;
 pub mod identity;
 pub mod mesh;
+pub mod traffic_splits;
 pub mod workloads;
 
 use std::path::PathBuf;
@@ -89,6 +91,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A 404: what the query names is not in the mesh.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+}
+
 impl From<SelectionError> for ApiError {
     fn from(error: SelectionError) -> Self {
         ApiError::bad_request(error.to_string())
@@ -119,6 +131,7 @@ pub fn api_router(state: Arc<WebState>) -> Router {
         .route("/api/version", get(mesh::version))
         .route("/api/workloads", get(workloads::workloads))
         .route("/api/stat", get(golden_metrics::stat))
+        .route("/api/trafficsplits", get(traffic_splits::traffic_splits))
         .route("/api/routes", get(golden_metrics::routes))
         .route("/api/edges", get(golden_metrics::edges))
         .route("/api/identity", get(identity::identity))
@@ -164,6 +177,27 @@ fn sorted_workloads(state: &WebState, namespace: Option<&str>) -> Vec<Workload> 
         .collect();
     workloads.sort_by(|a, b| (namespace_of(a), name_of(a)).cmp(&(namespace_of(b), name_of(b))));
     workloads
+}
+
+/// `namespace=`, when given, must hold some object of the mesh file: a
+/// misspelt namespace is a 404 that says so, not an empty answer that reads
+/// as "no traffic".
+fn check_namespace(state: &WebState, namespace: Option<&str>) -> Result<(), ApiError> {
+    let Some(namespace) = namespace else {
+        return Ok(());
+    };
+    let exists = state
+        .catalog
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .namespace_exists(namespace);
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "namespace {namespace:?} does not exist: no Service, Workload, ServiceProfile or TrafficSplit of the mesh file is in it"
+        )))
+    }
 }
 
 /// `window=`: a Go duration within [`WINDOW_RANGE`]; [`DEFAULT_WINDOW`] when absent.

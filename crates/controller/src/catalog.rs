@@ -417,6 +417,65 @@ impl Catalog {
         }))
     }
 
+    /// Whether any object (service, workload, profile or split) is in `namespace`.
+    pub fn namespace_exists(&self, namespace: &str) -> bool {
+        let start = (namespace.to_string(), String::new());
+        let in_namespace = |key: &NamespacedName| key.0 == namespace;
+        self.objects
+            .services
+            .range(start.clone()..)
+            .next()
+            .is_some_and(|(key, _)| in_namespace(key))
+            || self
+                .objects
+                .workloads
+                .range(start.clone()..)
+                .next()
+                .is_some_and(|(key, _)| in_namespace(key))
+            || self
+                .objects
+                .profiles
+                .range(start.clone()..)
+                .next()
+                .is_some_and(|(key, _)| in_namespace(key))
+            || self
+                .objects
+                .splits
+                .range(start..)
+                .next()
+                .is_some_and(|(key, _)| in_namespace(key))
+    }
+
+    /// The Services of `namespace`, copied, sorted by name.
+    pub fn services_in(&self, namespace: &str) -> Vec<Service> {
+        self.objects
+            .services
+            .range((namespace.to_string(), String::new())..)
+            .take_while(|((service_namespace, _), _)| service_namespace == namespace)
+            .map(|(_, service)| service.as_ref().clone())
+            .collect()
+    }
+
+    /// The ServiceProfile named `name` (a service's FQDN) in `namespace`.
+    pub fn service_profile(&self, namespace: &str, name: &str) -> Option<&ServiceProfile> {
+        self.objects
+            .profiles
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(AsRef::as_ref)
+    }
+
+    /// The TrafficSplits, sorted by namespace and name, optionally of one namespace.
+    pub fn traffic_splits(&self, namespace: Option<&str>) -> Vec<TrafficSplit> {
+        self.objects
+            .splits
+            .iter()
+            .filter(|((split_namespace, _), _)| {
+                namespace.is_none_or(|wanted| split_namespace == wanted)
+            })
+            .map(|(_, split)| split.as_ref().clone())
+            .collect()
+    }
+
     /// Every Workload of the catalog, copied.
     pub fn workloads(&self) -> Vec<Workload> {
         self.objects

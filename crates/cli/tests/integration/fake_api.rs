@@ -21,8 +21,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use weft_api::{
     Certificate, EdgeRow, EdgesResponse, IdentityInfo, IssuerCertificate, Latency, MeshStatus,
-    NamedWorkload, ProxyAddresses, ResourceKind, RouteRow, RoutesResponse, Scrape, StatResponse,
-    StatRow, TapEvent, TapEventKind, TapPeer, Version, WorkloadInfo, WorkloadsResponse,
+    NamedWorkload, ProxyAddresses, ResourceKind, RouteProfile, RouteRow, RoutesResponse, Scrape,
+    StatResponse, StatRow, TapEvent, TapEventKind, TapPeer, Version, WorkloadInfo,
+    WorkloadsResponse,
 };
 
 const TOKEN: &str = "fake-token-1234";
@@ -174,6 +175,7 @@ impl FakeApi {
                         latency_ms: None,
                     },
                 ],
+                profiles: vec![books_profile()],
             },
         );
         let workload = |name: &str| NamedWorkload {
@@ -291,6 +293,15 @@ impl FakeApi {
             200,
             "# HELP request_total x\nrequest_total{direction=\"inbound\"} 7\n".into(),
         );
+    }
+}
+
+/// The demo's ServiceProfile of books.
+fn books_profile() -> RouteProfile {
+    RouteProfile {
+        namespace: "demo".into(),
+        name: "books.demo.svc.cluster.local".into(),
+        routes: vec!["GET /books/{id}".into()],
     }
 }
 
@@ -464,6 +475,59 @@ fn routes_and_edges() {
     );
 }
 
+/// No rows: the message says what is missing — a ServiceProfile (exit 1),
+/// route metrics for the profile that exists (exit 0), or the resource.
+#[test]
+fn routes_say_what_is_missing() {
+    let fake = FakeApi::start();
+    let empty = |profiles: Vec<RouteProfile>| RoutesResponse {
+        window_seconds: 60,
+        rows: vec![],
+        profiles,
+    };
+    fake.set_json("/api/routes", &empty(vec![books_profile()]));
+    let no_metrics = weft(&fake, &["routes", "svc/books", "-n", "demo"]);
+    assert_eq!(no_metrics.status.code(), Some(0), "{}", stderr(&no_metrics));
+    assert_eq!(
+        stderr(&no_metrics).trim(),
+        "No route metrics yet for service/demo/books in the last 1m: ServiceProfile \
+         demo/books.demo.svc.cluster.local (1 route) applies, but no request was recorded on \
+         its routes (no traffic yet, or not scraped yet)."
+    );
+    assert!(stdout(&no_metrics).is_empty());
+
+    fake.set_json("/api/routes", &empty(vec![]));
+    let no_profile = weft(&fake, &["routes", "deploy/web"]);
+    assert_eq!(no_profile.status.code(), Some(1), "{}", stderr(&no_profile));
+    assert!(
+        stderr(&no_profile).starts_with(
+            "No ServiceProfile for any service selecting workload/demo/web: routes come from a ServiceProfile"
+        ),
+        "{}",
+        stderr(&no_profile)
+    );
+    let no_profile_to = weft(&fake, &["routes", "deploy/web", "--to", "svc/demo/authors"]);
+    assert_eq!(no_profile_to.status.code(), Some(1));
+    assert!(
+        stderr(&no_profile_to)
+            .starts_with("No ServiceProfile for the service service/demo/authors:"),
+        "{}",
+        stderr(&no_profile_to)
+    );
+
+    fake.set(
+        "/api/routes",
+        404,
+        r#"{"error": "service demo/nosuch does not exist in the mesh file"}"#.into(),
+    );
+    let missing = weft(&fake, &["routes", "svc/nosuch", "-n", "demo"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        stderr(&missing).trim(),
+        "weft: service demo/nosuch does not exist in the mesh file"
+    );
+}
+
 #[test]
 fn tap_needs_the_token() {
     let fake = FakeApi::start();
@@ -531,16 +595,77 @@ fn tap_needs_the_token() {
     assert_eq!(events.len(), 6);
     assert_eq!(events[4]["status"], 500);
 
+    // Tapping web alone: its inbound requests from traffic are counted
+    // (traffic's own proxy is not tapped).
     let top = weft(
         &fake,
-        &["top", "ns/demo", "-o", "json", "--token-file", token_arg],
+        &[
+            "top",
+            "deploy/web",
+            "-n",
+            "demo",
+            "-o",
+            "json",
+            "--token-file",
+            token_arg,
+        ],
     );
     assert!(top.status.success(), "{}", stderr(&top));
     let rows: Value = serde_json::from_str(&stdout(&top)).unwrap();
     assert_eq!(rows[0]["path"], "/books");
     assert_eq!(rows[0]["count"], 2);
     assert_eq!(rows[0]["success"], 0.5);
+    assert!(
+        fake.seen("/api/tap")
+            .last()
+            .unwrap()
+            .0
+            .ends_with("&max_rps=1000"),
+        "top asks for enough requests to count them all: {:?}",
+        fake.seen("/api/tap")
+    );
     std::fs::remove_file(&token_file).unwrap();
+}
+
+/// `weft tap … | head -1`: the reader goes away after one line while tap
+/// still has events to print; weft ends quietly instead of panicking.
+#[test]
+fn tap_into_a_closed_pipe_exits_quietly() {
+    use std::io::BufRead;
+    let fake = FakeApi::start();
+    let mut event = TapEvent::new(TapEventKind::Request, "1:1".into(), "in", "true".into());
+    event.method = Some("GET".into());
+    event.path = Some("/books".into());
+    let line = serde_json::to_string(&event).unwrap() + "\n";
+    // About 4 MiB: far more than a pipe holds, so weft writes after the reader left.
+    fake.set("/api/tap", 200, line.repeat(4 * 1024 * 1024 / line.len()));
+    let token_file = std::env::temp_dir().join(format!("weft-cli-pipe-{}", std::process::id()));
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let state = std::env::temp_dir().join(format!("weft-cli-pipe-state-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "tap",
+            "ns/demo",
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ])
+        .env("WEFT_API_ADDR", fake.addr.to_string())
+        .env("WEFT_STATE_DIR", &state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.starts_with("req id=1:1 proxy=in"), "{first}");
+    drop(reader);
+    let output = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&token_file);
+    let errors = stderr(&output);
+    assert!(!errors.contains("panicked"), "{errors}");
+    assert!(errors.is_empty(), "quiet: {errors}");
+    assert!(output.status.success(), "{:?}: {errors}", output.status);
 }
 
 #[test]

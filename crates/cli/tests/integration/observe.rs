@@ -65,6 +65,14 @@ fn workload_yaml(name: &str, app: SocketAddr, ports: ProxyPorts) -> String {
 
 impl Observed {
     fn start(controller_args: &[&str]) -> Observed {
+        Self::start_with_mesh(controller_args, |mesh| mesh)
+    }
+
+    /// Like [`Observed::start`], with more mesh-file objects.
+    fn start_with_mesh(
+        controller_args: &[&str],
+        extra: impl FnOnce(MeshFile) -> MeshFile,
+    ) -> Observed {
         let backend = HttpTestServer::start_with(Behavior::new().fail(FAILURES.0, FAILURES.1));
         let (books_ports, traffic_ports) = (ProxyPorts::free(), ProxyPorts::free());
         let traffic_app: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -76,8 +84,8 @@ impl Observed {
                 NAMESPACE,
                 "books",
                 "  routes:\n  - name: GET /\n    condition: {method: GET, pathRegex: /}\n",
-            )
-            .render();
+            );
+        let mesh = extra(mesh).render();
         let state_dir = scratch("state");
         // Not `<state dir>/api-token`, where weft looks by default.
         let token_file = scratch("controller").join("api-token");
@@ -187,6 +195,38 @@ fn row<'a>(rows: &'a Value, name: &str) -> Option<&'a Value> {
 #[test]
 fn stat_edges_and_routes_report_the_traffic() {
     let mesh = Observed::start(&[]);
+    // Before any traffic, routes say what is missing rather than "No
+    // Service Profiles found": books has a profile but no route metrics
+    // yet; no service selects traffic; nosuch is not in the mesh file.
+    let books_routes = mesh.weft(&["routes", "svc/books", "-n", NAMESPACE]);
+    assert_eq!(
+        books_routes.status.code(),
+        Some(0),
+        "{}",
+        text(&books_routes.stderr)
+    );
+    assert!(
+        text(&books_routes.stderr).starts_with(
+            "No route metrics yet for service/demo/books in the last 1m: ServiceProfile \
+             demo/books.demo.svc.cluster.local (1 route) applies"
+        ),
+        "{}",
+        text(&books_routes.stderr)
+    );
+    let traffic_routes = mesh.weft(&["routes", "deploy/traffic"]);
+    assert_eq!(traffic_routes.status.code(), Some(1));
+    assert!(
+        text(&traffic_routes.stderr)
+            .starts_with("No ServiceProfile for any service selecting workload/demo/traffic"),
+        "{}",
+        text(&traffic_routes.stderr)
+    );
+    let nosuch_routes = mesh.weft(&["routes", "deploy/nosuch", "-n", NAMESPACE]);
+    assert_eq!(nosuch_routes.status.code(), Some(1));
+    assert_eq!(
+        text(&nosuch_routes.stderr).trim(),
+        "weft: workload demo/nosuch does not exist in the mesh file"
+    );
     let report = mesh.send_traffic(200);
     let expected_rate = 1.0 - FAILURES.0 as f64 / FAILURES.1 as f64;
     assert!(
@@ -242,6 +282,15 @@ fn stat_edges_and_routes_report_the_traffic() {
     assert!(
         cells[3].ends_with("rps") && cells[4].ends_with("ms"),
         "{table_text}"
+    );
+
+    // A namespace that does not exist is named, and fails.
+    let nosuch = mesh.weft(&["stat", "deploy", "-n", "nosuch"]);
+    assert_eq!(nosuch.status.code(), Some(1), "{}", text(&nosuch.stderr));
+    assert_eq!(
+        text(&nosuch.stderr).trim(),
+        "weft: namespace \"nosuch\" does not exist: no Service, Workload, ServiceProfile or \
+         TrafficSplit of the mesh file is in it"
     );
 
     // Edges: traffic → books, secured, with both identities.
@@ -428,6 +477,151 @@ fn tap_refuses_a_caller_without_the_token() {
     let success = slash["success"].as_f64().unwrap();
     assert!((0.5..1.0).contains(&success), "1 in 5 fails: {rows:#}");
     drop(traffic);
+}
+
+/// `weft stat ts`: a TrafficSplit of books between two leaf services
+/// (both served by the books workload), each leaf's share and the apex
+/// service's total; `weft stat svc/books` shows the apex, and both agree
+/// with the client's own count.
+#[test]
+fn stat_ts_shows_the_split_and_its_apex() {
+    let mesh = Observed::start_with_mesh(&[], |mesh| {
+        mesh.service(NAMESPACE, "books-v1", &[("app", "books")])
+            .service(NAMESPACE, "books-v2", &[("app", "books")])
+            .split(NAMESPACE, "books", &[("books-v1", 800), ("books-v2", 200)])
+    });
+    let report = mesh.send_traffic(200);
+    let sent = report.total() as f64;
+    let close = |shown: f64| (shown - sent).abs() <= sent * 0.1;
+    let requests = |row: &Value| {
+        row["requests"]["success"].as_u64().unwrap_or(0) as f64
+            + row["requests"]["failure"].as_u64().unwrap_or(0) as f64
+    };
+    let splits = mesh.weft_json_until(&["stat", "ts", "-n", NAMESPACE], |rows| {
+        rows.as_array()
+            .is_some_and(|rows| close(rows.iter().map(requests).sum()))
+    });
+    let leaves = splits.as_array().unwrap();
+    assert_eq!(leaves.len(), 2, "{splits:#}");
+    for (row, leaf, weight) in [
+        (&leaves[0], "books-v1", "800m"),
+        (&leaves[1], "books-v2", "200m"),
+    ] {
+        assert_eq!(row["name"], "books-split", "{splits:#}");
+        assert_eq!(row["apex"], "books", "{splits:#}");
+        assert_eq!(row["leaf"], leaf, "{splits:#}");
+        assert_eq!(row["weight"], weight, "{splits:#}");
+    }
+    let v1_share = requests(&leaves[0]) / leaves.iter().map(requests).sum::<f64>();
+    assert!(
+        (0.65..0.95).contains(&v1_share),
+        "80 % to books-v1: {v1_share} {splits:#}"
+    );
+
+    // The apex service: every request its callers addressed to it.
+    let services = mesh.weft_json_until(&["stat", "svc", "-n", NAMESPACE], |rows| {
+        row(rows, "books").is_some_and(|books| close(requests(books)))
+    });
+    let books = row(&services, "books").unwrap();
+    println!(
+        "client sent {sent} to books; stat svc/books counted {} at {} rps; stat ts: {}",
+        requests(books),
+        books["rps"],
+        leaves
+            .iter()
+            .map(|leaf| format!("{} {}", leaf["leaf"], requests(leaf)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let success = books["success"].as_f64().unwrap();
+    assert!(
+        (success - report.success_rate()).abs() < 0.06,
+        "{services:#}"
+    );
+
+    // The table: Linkerd's columns.
+    let table = mesh.weft(&["stat", "ts/books-split", "-n", NAMESPACE]);
+    let table_text = text(&table.stdout);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let header: Vec<&str> = table_text
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "APEX",
+            "LEAF",
+            "WEIGHT",
+            "SUCCESS",
+            "RPS",
+            "LATENCY_P50",
+            "LATENCY_P95",
+            "LATENCY_P99"
+        ],
+        "{table_text}"
+    );
+    let cells: Vec<&str> = table_text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &cells[..4],
+        ["books-split", "books", "books-v1", "800m"],
+        "{table_text}"
+    );
+}
+
+/// `weft top ns/demo` taps both proxies of every request (traffic's
+/// outbound, books' inbound): each request is counted once, and none is
+/// lost to sampling, so top's count is the client's own.
+#[test]
+fn top_counts_each_request_once() {
+    let mesh = Observed::start(&[]);
+    mesh.send_traffic(5);
+    let token = mesh.token_file.to_str().unwrap().to_string();
+    let top = Command::new(bin_path("weft"))
+        .args([
+            "top",
+            "ns/demo",
+            "--duration",
+            "12s",
+            "--token-file",
+            &token,
+            "-o",
+            "json",
+        ])
+        .env("WEFT_API_ADDR", mesh.controller.web_addr().to_string())
+        .env("WEFT_STATE_DIR", &mesh.state_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run weft top");
+    // Time for the controller to open Observe on both proxies.
+    std::thread::sleep(Duration::from_secs(4));
+    let report = load::run(mesh.traffic.outbound_addr(), URL, 150, 2);
+    let output = top.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let rows: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", text(&output.stdout)));
+    let counted: u64 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["source"] == "traffic" && row["destination"] == "books")
+        .map(|row| row["count"].as_u64().unwrap())
+        .sum();
+    println!(
+        "client sent {} requests in {:?}; weft top counted {counted}: {rows}",
+        report.total(),
+        report.elapsed
+    );
+    assert_eq!(counted, report.total() as u64, "{rows:#}");
 }
 
 #[test]

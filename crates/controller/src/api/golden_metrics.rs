@@ -8,12 +8,15 @@ use std::sync::{Arc, PoisonError};
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
-use weft_api::{EdgesResponse, RoutesResponse, StatResponse, StatRow};
+use weft_api::{EdgesResponse, RouteProfile, RoutesResponse, StatResponse, StatRow};
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::service::selects;
 use weft_core::workload::Workload;
 
-use super::{ApiError, WebState, name_of, namespace_of, parse_window, sorted_workloads};
+use super::{
+    ApiError, WebState, check_namespace, name_of, namespace_of, parse_window, sorted_workloads,
+    traffic_splits,
+};
 use crate::identity::WorkloadIdentity;
 use crate::metrics_api::golden::{self, EdgeEnd, Resource, ResourceKind, StatRequest};
 use crate::metrics_api::query::Matcher;
@@ -56,10 +59,27 @@ pub(super) async fn stat(
         from: parse_resource(query.from.as_deref())?,
         to: parse_resource(query.to.as_deref())?,
     };
-    let selection = golden::stat_selection(&request)?;
+    check_namespace(&state, request.namespace.as_deref())?;
+    let mut selection = golden::stat_selection(&request)?;
+    if let Some(target) = &request.to {
+        address_apex(&state, target, &mut selection);
+    }
     let queries = golden::stat_queries(&selection, request.window);
     let results = state.metrics.evaluate_all(&queries).await?;
     let mut rows = golden::stat_rows(&selection, &results, request.window);
+    // A TrafficSplit's apex is never a `dst_service`: its row is what its
+    // callers addressed to it, whichever leaf served them.
+    if request.kind == ResourceKind::Service && request.from.is_none() && request.to.is_none() {
+        rows.extend(
+            traffic_splits::apex_rows(
+                &state,
+                request.namespace.as_deref(),
+                request.name.as_deref(),
+                request.window,
+            )
+            .await?,
+        );
+    }
     // The inbound view of workloads and namespaces lists every one the
     // catalog has, with or without traffic.
     let workloads = sorted_workloads(&state, request.namespace.as_deref());
@@ -101,6 +121,30 @@ pub(super) async fn stat(
         window_seconds: request.window.as_secs(),
         rows,
     }))
+}
+
+/// `to=service/NS/APEX` of a TrafficSplit's apex: the sources' traffic
+/// addressed to it (`authority`), not to a `dst_service` none of it has.
+fn address_apex(state: &WebState, target: &Resource, selection: &mut golden::Selection) {
+    if target.kind != ResourceKind::Service {
+        return;
+    }
+    let catalog = state.catalog.lock().unwrap_or_else(PoisonError::into_inner);
+    let is_apex = catalog
+        .traffic_splits(Some(&target.namespace))
+        .iter()
+        .any(|split| split.spec.service == target.name);
+    if !is_apex {
+        return;
+    }
+    let host =
+        ServiceName::new(&target.namespace, &target.name).fully_qualified(catalog.cluster_domain());
+    selection
+        .matchers
+        .retain(|matcher| !matches!(matcher.label(), "dst_namespace" | "dst_service"));
+    selection
+        .matchers
+        .push(Matcher::Host("authority".into(), host));
 }
 
 /// How many of a row's workload instances are meshed, and how many of
@@ -187,6 +231,8 @@ pub(super) async fn routes(
         .filter(|name| !name.is_empty())
         .ok_or_else(|| ApiError::bad_request("name is required"))?;
     let to = parse_resource(query.to.as_deref())?;
+    check_namespace(&state, Some(&namespace))?;
+    let profiles = route_profiles(&state, kind, &namespace, &name, to.as_ref())?;
     let mut matchers = Vec::new();
     match (&to, kind) {
         (Some(target), _) => {
@@ -223,7 +269,87 @@ pub(super) async fn routes(
     Ok(Json(RoutesResponse {
         window_seconds: window.as_secs(),
         rows: golden::route_rows(&results, window),
+        profiles,
     }))
+}
+
+/// The ServiceProfiles a routes query reads, as Linkerd picks them: with
+/// `to=` the target service's (the caller's namespace first, then the
+/// service's); a service's own; a workload's: those of the services that
+/// select it. A resource the mesh file does not have is a 404.
+fn route_profiles(
+    state: &WebState,
+    kind: ResourceKind,
+    namespace: &str,
+    name: &str,
+    to: Option<&Resource>,
+) -> Result<Vec<RouteProfile>, ApiError> {
+    let catalog = state.catalog.lock().unwrap_or_else(PoisonError::into_inner);
+    let domain = catalog.cluster_domain().to_string();
+    let profile = |namespaces: &[&str], service: &ServiceName| {
+        let fqdn = service.fully_qualified(&domain);
+        namespaces.iter().find_map(|profile_namespace| {
+            catalog
+                .service_profile(profile_namespace, &fqdn)
+                .map(|profile| RouteProfile {
+                    namespace: profile_namespace.to_string(),
+                    name: fqdn.clone(),
+                    routes: profile
+                        .spec
+                        .routes
+                        .iter()
+                        .map(|route| route.name.clone())
+                        .collect(),
+                })
+        })
+    };
+    let service_must_exist = |service: &ServiceName| {
+        if catalog.service_exists(service) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!(
+                "service {}/{} does not exist in the mesh file",
+                service.namespace, service.name
+            )))
+        }
+    };
+    let workload = catalog
+        .workloads()
+        .into_iter()
+        .find(|workload| namespace_of(workload) == namespace && name_of(workload) == name);
+    match kind {
+        ResourceKind::Workload if workload.is_none() => {
+            return Err(ApiError::not_found(format!(
+                "workload {namespace}/{name} does not exist in the mesh file"
+            )));
+        }
+        ResourceKind::Service => service_must_exist(&ServiceName::new(namespace, name))?,
+        _ => {}
+    }
+    if let Some(target) = to {
+        if target.kind != ResourceKind::Service {
+            return Ok(Vec::new());
+        }
+        let service = ServiceName::new(&target.namespace, &target.name);
+        service_must_exist(&service)?;
+        return Ok(profile(&[namespace, &target.namespace], &service)
+            .into_iter()
+            .collect());
+    }
+    let services: Vec<ServiceName> = match (kind, &workload) {
+        (ResourceKind::Workload, Some(workload)) => catalog
+            .services_in(namespace)
+            .iter()
+            .filter(|service| selects(service, workload))
+            .filter_map(|service| service.metadata.name.clone())
+            .map(|service| ServiceName::new(namespace, &service))
+            .collect(),
+        _ => vec![ServiceName::new(namespace, name)],
+    };
+    Ok(services
+        .iter()
+        .filter_map(|service| profile(&[namespace], service))
+        .collect())
 }
 
 /// `/api/edges`'s query string.
@@ -246,9 +372,10 @@ pub(super) async fn edges(
     }
     let window = parse_window(query.window.as_deref())?;
     let namespace = query.namespace.filter(|namespace| !namespace.is_empty());
-    let groups = state
+    check_namespace(&state, namespace.as_deref())?;
+    let results = state
         .metrics
-        .evaluate(&golden::edge_query(namespace.as_deref(), window))
+        .evaluate_all(&golden::edge_queries(namespace.as_deref(), window))
         .await?;
     let workloads = sorted_workloads(&state, None);
     let identity_of = |end: &EdgeEnd| {
@@ -263,6 +390,6 @@ pub(super) async fn edges(
     };
     Ok(Json(EdgesResponse {
         window_seconds: window.as_secs(),
-        rows: golden::edge_rows(&groups, window, identity_of),
+        rows: golden::edge_rows(&results, window, identity_of),
     }))
 }

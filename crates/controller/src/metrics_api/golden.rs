@@ -213,12 +213,31 @@ pub fn stat_selection(request: &StatRequest) -> Result<Selection, SelectionError
     Ok(selection)
 }
 
+/// Traffic addressed to a TrafficSplit's apex service (`apex_host`, its
+/// FQDN): the sources' outbound series whose `authority` is the apex, at
+/// any port. The proxies label split traffic with the apex as `authority`
+/// and the leaf that served it as `dst_service`, so `by_leaf` gives one row
+/// per leaf (`dst_namespace`, `dst_service`), and without it one row per
+/// namespace holding the apex's total.
+pub fn apex_selection(apex_host: &str, by_leaf: bool) -> Selection {
+    Selection {
+        matchers: vec![
+            Matcher::equal("direction", "outbound"),
+            Matcher::Host("authority".into(), apex_host.to_string()),
+        ],
+        namespace_label: "dst_namespace",
+        name_label: by_leaf.then_some("dst_service"),
+        inbound: false,
+    }
+}
+
 /// The latency quantiles every row reports.
 pub const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 
 /// The queries of a stat request, in the order [`stat_rows`] reads them:
 /// responses by classification, p50, p95, p99, open connections, bytes
-/// read, bytes written.
+/// read, bytes written, and the seconds the response and byte counters
+/// cover (what rates divide by).
 pub fn stat_queries(selection: &Selection, window: Duration) -> Vec<Query> {
     let group_by = selection.group_by();
     let query = |operation, metric, extra: &[&str], matchers: Vec<Matcher>| Query {
@@ -267,6 +286,18 @@ pub fn stat_queries(selection: &Selection, window: Duration) -> Vec<Query> {
         Operation::Increase,
         "tcp_write_bytes_total",
         &[],
+        tcp_matchers.clone(),
+    ));
+    queries.push(query(
+        Operation::Covered,
+        "response_total",
+        &[],
+        selection.matchers.clone(),
+    ));
+    queries.push(query(
+        Operation::Covered,
+        "tcp_read_bytes_total",
+        &[],
         tcp_matchers,
     ));
     queries
@@ -296,6 +327,30 @@ pub struct Golden {
 /// A row's namespace and name.
 pub type RowKey = (String, String);
 
+/// The seconds a rate divides by: what the row's counters cover of the
+/// window (less in the controller's first minute, or for series younger
+/// than the window), never more than the window; the window when unknown.
+pub fn rate_seconds(covered: Option<f64>, window: Duration) -> f64 {
+    let window = window.as_secs_f64();
+    match covered {
+        Some(covered) if covered > 0.0 => covered.min(window),
+        _ => window,
+    }
+}
+
+/// The longest covered span per key, from an [`Operation::Covered`] result.
+fn covered_by<K: Ord>(
+    groups: Option<&Vec<Group>>,
+    key: impl Fn(&BTreeMap<String, String>) -> K,
+) -> BTreeMap<K, f64> {
+    let mut covered: BTreeMap<K, f64> = BTreeMap::new();
+    for (labels, seconds) in groups.into_iter().flatten() {
+        let longest = covered.entry(key(labels)).or_default();
+        *longest = longest.max(*seconds);
+    }
+    covered
+}
+
 fn row_key(selection: &Selection, labels: &BTreeMap<String, String>) -> RowKey {
     let namespace = labels
         .get(selection.namespace_label)
@@ -321,7 +376,8 @@ pub fn stat_rows(
     results: &[Vec<Group>],
     window: Duration,
 ) -> BTreeMap<RowKey, Golden> {
-    let seconds = window.as_secs_f64();
+    let response_covered = covered_by(results.get(7), |labels| row_key(selection, labels));
+    let bytes_covered = covered_by(results.get(8), |labels| row_key(selection, labels));
     let mut rows: BTreeMap<RowKey, Golden> = BTreeMap::new();
     let mut counts: BTreeMap<RowKey, (f64, f64)> = BTreeMap::new();
     for (labels, value) in results.first().into_iter().flatten() {
@@ -333,6 +389,7 @@ pub fn stat_rows(
     }
     for (key, (success, failure)) in counts {
         let total = success + failure;
+        let seconds = rate_seconds(response_covered.get(&key).copied(), window);
         let row = rows.entry(key).or_default();
         row.success = success.round() as u64;
         row.failure = failure.round() as u64;
@@ -365,22 +422,26 @@ pub fn stat_rows(
             .or_default()
             .tcp_connections = Some(value.max(0.0).round() as u64);
     }
-    for (labels, value) in results.get(5).into_iter().flatten() {
-        rows.entry(row_key(selection, labels))
-            .or_default()
-            .read_bytes_per_sec = Some(rounded(value / seconds, 1));
-    }
-    for (labels, value) in results.get(6).into_iter().flatten() {
-        rows.entry(row_key(selection, labels))
-            .or_default()
-            .write_bytes_per_sec = Some(rounded(value / seconds, 1));
+    for (index, read) in [(5, true), (6, false)] {
+        for (labels, value) in results.get(index).into_iter().flatten() {
+            let key = row_key(selection, labels);
+            let seconds = rate_seconds(bytes_covered.get(&key).copied(), window);
+            let row = rows.entry(key).or_default();
+            let rate = Some(rounded(value / seconds, 1));
+            if read {
+                row.read_bytes_per_sec = rate;
+            } else {
+                row.write_bytes_per_sec = rate;
+            }
+        }
     }
     rows.retain(|(_, name), _| !name.is_empty());
     rows
 }
 
 /// The route metrics' queries: effective responses, actual responses (with
-/// retries), p50, p95, p99; grouped by `rt_route` and `dst`.
+/// retries), p50, p95, p99, and the seconds both counters cover; grouped by
+/// `rt_route` and `dst`.
 pub fn route_queries(matchers: &[Matcher], window: Duration) -> Vec<Query> {
     let query = |operation, metric, classification: bool| Query {
         operation,
@@ -404,6 +465,12 @@ pub fn route_queries(matchers: &[Matcher], window: Duration) -> Vec<Query> {
             false,
         ));
     }
+    queries.push(query(Operation::Covered, "route_response_total", false));
+    queries.push(query(
+        Operation::Covered,
+        "route_actual_response_total",
+        false,
+    ));
     queries
 }
 
@@ -412,7 +479,6 @@ pub const DEFAULT_ROUTE: &str = "[DEFAULT]";
 
 /// Route rows from the results of [`route_queries`] (same order).
 pub fn route_rows(results: &[Vec<Group>], window: Duration) -> Vec<RouteRow> {
-    let seconds = window.as_secs_f64();
     let key = |labels: &BTreeMap<String, String>| {
         let route = labels.get("rt_route").cloned().unwrap_or_default();
         let route = if route.is_empty() {
@@ -430,6 +496,8 @@ pub fn route_rows(results: &[Vec<Group>], window: Duration) -> Vec<RouteRow> {
             entry[slot * 2 + usize::from(!success)] += value;
         }
     }
+    let effective_covered = covered_by(results.get(5), key);
+    let actual_covered = covered_by(results.get(6), key);
     let mut rows: BTreeMap<(String, String), RouteRow> = totals
         .into_iter()
         .map(
@@ -437,16 +505,18 @@ pub fn route_rows(results: &[Vec<Group>], window: Duration) -> Vec<RouteRow> {
                 let rate = |good: f64, bad: f64| {
                     (good + bad > 0.0).then(|| rounded(good / (good + bad), 4))
                 };
-                let rps = |good: f64, bad: f64| {
+                let route_key = (route.clone(), authority.clone());
+                let rps = |good: f64, bad: f64, covered: &BTreeMap<(String, String), f64>| {
+                    let seconds = rate_seconds(covered.get(&route_key).copied(), window);
                     (good + bad > 0.0).then(|| rounded((good + bad) / seconds, 3))
                 };
                 let row = RouteRow {
                     route: route.clone(),
                     authority: authority.clone(),
                     success_rate: rate(success, failure),
-                    rps: rps(success, failure),
+                    rps: rps(success, failure, &effective_covered),
                     actual_success_rate: rate(actual_success, actual_failure),
-                    actual_rps: rps(actual_success, actual_failure),
+                    actual_rps: rps(actual_success, actual_failure, &actual_covered),
                     latency_ms: None,
                 };
                 ((route, authority), row)
@@ -477,9 +547,24 @@ pub fn route_rows(results: &[Vec<Group>], window: Duration) -> Vec<RouteRow> {
     rows.into_values().collect()
 }
 
-/// The edges query: the sources' outbound responses by source, destination
-/// and TLS.
-pub fn edge_query(namespace: Option<&str>, window: Duration) -> Query {
+/// The edges queries: the sources' outbound responses by source,
+/// destination and TLS, and the seconds those counters cover (by source
+/// and destination).
+pub fn edge_queries(namespace: Option<&str>, window: Duration) -> Vec<Query> {
+    let responses = edge_query(namespace, window);
+    let covered = Query {
+        operation: Operation::Covered,
+        group_by: ["namespace", "workload", "dst_namespace", "dst_workload"]
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        ..responses.clone()
+    };
+    vec![responses, covered]
+}
+
+/// The edges' responses query (the first of [`edge_queries`]).
+fn edge_query(namespace: Option<&str>, window: Duration) -> Query {
     let mut matchers = vec![Matcher::equal("direction", "outbound")];
     if let Some(namespace) = namespace {
         matchers.push(Matcher::equal("namespace", namespace));
@@ -505,14 +590,25 @@ pub fn edge_query(namespace: Option<&str>, window: Duration) -> Query {
     }
 }
 
-/// Edges from the result of [`edge_query`]: one per source, destination and
-/// TLS status; destinations discovery did not name are left out.
+/// Edges from the results of [`edge_queries`]: one per source, destination
+/// and TLS status; destinations discovery did not name are left out.
 /// `client_id` names the source's identity (`identity_of`) on secured edges.
 pub fn edge_rows(
-    groups: &[Group],
+    results: &[Vec<Group>],
     window: Duration,
     identity_of: impl Fn(&EdgeEnd) -> Option<String>,
 ) -> Vec<EdgeRow> {
+    let groups = results.first().map(Vec::as_slice).unwrap_or_default();
+    let end = |labels: &BTreeMap<String, String>, namespace: &str, name: &str| EdgeEnd {
+        namespace: labels.get(namespace).cloned().unwrap_or_default(),
+        name: labels.get(name).cloned().unwrap_or_default(),
+    };
+    let covered = covered_by(results.get(1), |labels| {
+        (
+            end(labels, "namespace", "workload"),
+            end(labels, "dst_namespace", "dst_workload"),
+        )
+    });
     type EdgeKey = (EdgeEnd, EdgeEnd, String, String, String);
     let mut totals: BTreeMap<EdgeKey, (f64, f64)> = BTreeMap::new();
     for (labels, value) in groups {
@@ -546,6 +642,8 @@ pub fn edge_rows(
             |((src, dst, tls, server_id, no_tls_reason), (success, failure))| {
                 let total = success + failure;
                 let secured = tls == "true";
+                let seconds =
+                    rate_seconds(covered.get(&(src.clone(), dst.clone())).copied(), window);
                 EdgeRow {
                     client_id: if secured { identity_of(&src) } else { None },
                     src,
@@ -553,7 +651,7 @@ pub fn edge_rows(
                     server_id: Some(server_id).filter(|id| !id.is_empty()),
                     secured,
                     no_tls_reason: Some(no_tls_reason).filter(|reason| !reason.is_empty()),
-                    rps: (total > 0.0).then(|| rounded(total / window.as_secs_f64(), 3)),
+                    rps: (total > 0.0).then(|| rounded(total / seconds, 3)),
                     success_rate: (total > 0.0).then(|| rounded(success / total, 4)),
                 }
             },
@@ -661,6 +759,56 @@ mod tests {
     }
 
     #[test]
+    fn apex_selections_read_the_authority_callers_addressed() {
+        let leaves = apex_selection("books.demo.svc.cluster.local", true);
+        assert_eq!(
+            rendered(&leaves.matchers),
+            [
+                "direction=outbound",
+                "authority~books.demo.svc.cluster.local"
+            ]
+        );
+        assert_eq!(leaves.group_by(), ["dst_namespace", "dst_service"]);
+        let total = apex_selection("books.demo.svc.cluster.local", false);
+        assert_eq!(total.group_by(), ["dst_namespace"]);
+        // 80/20 between two leaves: one row per leaf, or one for the apex.
+        let leaf = |name: &str, classification: &str, value: f64| {
+            group(
+                &[
+                    ("dst_namespace", "demo"),
+                    ("dst_service", name),
+                    ("classification", classification),
+                ],
+                value,
+            )
+        };
+        let responses = vec![
+            leaf("books-v1", "success", 96.0),
+            leaf("books-v2", "success", 20.0),
+            leaf("books-v2", "failure", 4.0),
+        ];
+        let rows = stat_rows(
+            &leaves,
+            std::slice::from_ref(&responses),
+            Duration::from_secs(60),
+        );
+        let v1 = &rows[&("demo".to_string(), "books-v1".to_string())];
+        let v2 = &rows[&("demo".to_string(), "books-v2".to_string())];
+        assert_eq!((v1.success, v1.rps), (96, Some(1.6)));
+        assert_eq!((v2.success_rate, v2.rps), (Some(0.8333), Some(0.4)));
+        let namespace_only: Vec<Group> = responses
+            .into_iter()
+            .map(|(mut labels, value)| {
+                labels.remove("dst_service");
+                (labels, value)
+            })
+            .collect();
+        let rows = stat_rows(&total, &[namespace_only], Duration::from_secs(60));
+        let apex = &rows[&("demo".to_string(), "demo".to_string())];
+        assert_eq!((apex.success, apex.failure, apex.rps), (116, 4, Some(2.0)));
+    }
+
+    #[test]
     fn bad_selections_are_refused() {
         use ResourceKind::*;
         let both = request(Workload, None, Some("workload/a/b"), Some("workload/a/c"));
@@ -740,6 +888,58 @@ mod tests {
         );
     }
 
+    /// The controller's first 15 s: 300 requests at 20 rps, counters that
+    /// cover 15 s of a 1 m window. RPS is 20, not 5; bytes likewise.
+    #[test]
+    fn rates_divide_by_the_seconds_covered() {
+        let window = Duration::from_secs(60);
+        let selection = stat_selection(&request(ResourceKind::Workload, None, None, None)).unwrap();
+        let web = [("namespace", "demo"), ("workload", "web")];
+        let class = |classification| {
+            let mut labels = web.to_vec();
+            labels.push(("classification", classification));
+            group(
+                &labels,
+                if classification == "success" {
+                    270.0
+                } else {
+                    30.0
+                },
+            )
+        };
+        let mut results = vec![
+            vec![class("success"), class("failure")],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![group(&web, 3000.0)],
+            vec![group(&web, 6000.0)],
+            vec![group(&web, 15.0)],
+            vec![group(&web, 30.0)],
+        ];
+        let rows = stat_rows(&selection, &results, window);
+        let row = &rows[&("demo".to_string(), "web".to_string())];
+        assert_eq!(row.rps, Some(20.0));
+        assert_eq!(row.read_bytes_per_sec, Some(100.0));
+        assert_eq!(row.write_bytes_per_sec, Some(200.0));
+        // Without coverage (or a longer one than the window): the window.
+        results[7] = vec![group(&web, 90.0)];
+        results.truncate(8);
+        let rows = stat_rows(&selection, &results, window);
+        let row = &rows[&("demo".to_string(), "web".to_string())];
+        assert_eq!(row.rps, Some(5.0));
+        assert_eq!(row.read_bytes_per_sec, Some(50.0));
+        for (covered, expected) in [
+            (None, 60.0),
+            (Some(0.0), 60.0),
+            (Some(15.0), 15.0),
+            (Some(61.0), 60.0),
+        ] {
+            assert_eq!(rate_seconds(covered, window), expected, "{covered:?}");
+        }
+    }
+
     #[test]
     fn routes_and_edges() {
         let dst = ("dst", "web.demo.svc.cluster.local:80");
@@ -815,7 +1015,7 @@ mod tests {
                 9.0,
             ),
         ];
-        let rows = edge_rows(&groups, Duration::from_secs(60), |src| {
+        let rows = edge_rows(&[groups], Duration::from_secs(60), |src| {
             Some(format!("{}.{}", src.name, src.namespace))
         });
         assert_eq!(rows.len(), 2, "{rows:?}");

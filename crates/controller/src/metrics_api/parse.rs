@@ -30,8 +30,10 @@ pub const DROPPED_LABELS: [&str; 6] = [
     "error",
 ];
 
-/// The proxy's certificate expiry gauge.
+/// The proxy's certificate expiry gauge, as weft-proxy names it.
 pub const CERT_EXPIRY_METRIC: &str = "identity_cert_expiration_timestamp_seconds";
+/// The same gauge as linkerd2-proxy names it.
+pub const LINKERD_CERT_EXPIRY_METRIC: &str = "control_identity_cert_expiration_timestamp_seconds";
 
 /// One kept sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +51,8 @@ pub struct KeptSample {
 pub struct ParsedScrape {
     /// The kept samples.
     pub samples: Vec<KeptSample>,
-    /// `identity_cert_expiration_timestamp_seconds`, when present.
+    /// `identity_cert_expiration_timestamp_seconds` (linkerd2-proxy:
+    /// `control_identity_cert_expiration_timestamp_seconds`), when present.
     pub cert_expiry_unix: Option<f64>,
 }
 
@@ -85,6 +88,11 @@ pub fn parse_scrape(text: &str) -> Result<ParsedScrape, ParseError> {
             let name = format!("{}{suffix}", metric.name);
             if name == CERT_EXPIRY_METRIC {
                 parsed.cert_expiry_unix = Some(value);
+                continue;
+            }
+            if name == LINKERD_CERT_EXPIRY_METRIC {
+                // weft's own name wins when a proxy exports both.
+                parsed.cert_expiry_unix.get_or_insert(value);
                 continue;
             }
             let Some(kept) = KEPT_METRICS.iter().find(|kept| **kept == name) else {
@@ -152,6 +160,29 @@ tcp_open_connections{direction="inbound",peer="src"} 2
 identity_cert_expiration_timestamp_seconds 1764186400.0
 # EOF
 "#;
+
+    #[test]
+    fn reads_the_certificate_expiry_under_weft_and_linkerd_names() {
+        // linkerd2-proxy's text format (no `# EOF`), weft-proxy's OpenMetrics, both, neither.
+        let linkerd = "# HELP control_identity_cert_expiration_timestamp_seconds Time when the this proxy's current mTLS identity certificate will expire (in seconds since the UNIX epoch)\n\
+                       # TYPE control_identity_cert_expiration_timestamp_seconds gauge\n\
+                       control_identity_cert_expiration_timestamp_seconds 1764186400\n\
+                       request_total{direction=\"inbound\"} 1\n";
+        let weft = "# TYPE identity_cert_expiration_timestamp_seconds gauge\n\
+                    identity_cert_expiration_timestamp_seconds 1764186500.0\n# EOF\n";
+        let both = format!("{weft}\n{linkerd}").replace("# EOF\n", "");
+        let neither = "request_total{direction=\"inbound\"} 1\n";
+        let cases = [
+            (linkerd.to_string(), Some(1_764_186_400.0)),
+            (weft.to_string(), Some(1_764_186_500.0)),
+            (both, Some(1_764_186_500.0)),
+            (neither.to_string(), None),
+        ];
+        for (text, expected) in cases {
+            let parsed = parse_scrape(&text).unwrap();
+            assert_eq!(parsed.cert_expiry_unix, expected, "{text}");
+        }
+    }
 
     #[test]
     fn keeps_the_queried_families_and_labels() {

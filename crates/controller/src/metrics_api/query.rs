@@ -20,6 +20,12 @@ pub enum Operation {
     Quantile(f64),
     /// `sum(metric) by (...)`: a gauge's latest value.
     Latest,
+    /// How many seconds of the window the counters' samples cover (the
+    /// longest span among a group's series, as [`Operation::Increase`]
+    /// extrapolates it): rates divide by this, not by a window the
+    /// controller was not scraping for all of (its first minute). The
+    /// Prometheus backend answers the full window for every group present.
+    Covered,
 }
 
 /// How a label must match.
@@ -130,6 +136,10 @@ pub fn to_promql(query: &Query) -> String {
     match query.operation {
         Operation::Increase => format!("sum(increase({selector}[{window}])) by ({by})"),
         Operation::Latest => format!("sum({selector}) by ({by})"),
+        Operation::Covered => format!(
+            "count({selector}) by ({by}) * 0 + {}",
+            query.window.as_secs().max(1)
+        ),
         Operation::Quantile(quantile) => {
             let by = if by.is_empty() {
                 "le".to_string()
@@ -148,6 +158,18 @@ pub fn to_promql(query: &Query) -> String {
 /// stop short, and not below zero at the start). `None` with fewer than two
 /// samples in the window.
 pub fn extrapolated_increase(samples: &[(f64, f64)], start: f64, end: f64) -> Option<f64> {
+    extrapolated_increase_covering(samples, start, end).map(|(increase, _)| increase)
+}
+
+/// [`extrapolated_increase`] and the seconds it covers: the sampled span
+/// plus what was extrapolated at either end (at most `end - start`). A
+/// counter first sampled mid-window covers less than the window, and a rate
+/// over it is `increase / covered`.
+pub fn extrapolated_increase_covering(
+    samples: &[(f64, f64)],
+    start: f64,
+    end: f64,
+) -> Option<(f64, f64)> {
     let inside: Vec<(f64, f64)> = samples
         .iter()
         .copied()
@@ -189,7 +211,11 @@ pub fn extrapolated_increase(samples: &[(f64, f64)], start: f64, end: f64) -> Op
     } else {
         average_interval / 2.0
     };
-    Some(increase * (sampled + extend_start + extend_end) / sampled)
+    let covered = (sampled + extend_start + extend_end).min(end - start);
+    Some((
+        increase * (sampled + extend_start + extend_end) / sampled,
+        covered,
+    ))
 }
 
 /// The `quantile` (0–1) of a histogram given as cumulative bucket counts
@@ -273,6 +299,52 @@ mod tests {
     }
 
     #[test]
+    fn rates_divide_by_the_time_covered() {
+        // (samples, start, end, expected increase, expected covered seconds)
+        type Case<'a> = (&'a [(f64, f64)], f64, f64, f64, f64);
+        let cases: [Case<'_>; 5] = [
+            // A minute of samples: the whole window.
+            (
+                &[(0.0, 0.0), (30.0, 600.0), (60.0, 1200.0)],
+                0.0,
+                60.0,
+                1200.0,
+                60.0,
+            ),
+            // The controller's first 10 s: 20/s, two scrapes 10 s apart of a
+            // counter that began at zero. Covered 10 s, not 60: 20 rps, not 3.3.
+            (&[(50.0, 0.0), (60.0, 200.0)], 0.0, 60.0, 200.0, 10.0),
+            // A proxy already counting when first scraped: half an interval
+            // extrapolated before its first sample, and covered with it.
+            (
+                &[(40.0, 1000.0), (50.0, 1200.0), (60.0, 1400.0)],
+                0.0,
+                60.0,
+                500.0,
+                25.0,
+            ),
+            // Samples stopping 20 s short of the end: half an interval after.
+            (&[(0.0, 10.0), (10.0, 20.0)], 0.0, 30.0, 15.0, 15.0),
+            // Never more than the window.
+            (
+                &[(-5.0, 0.0), (5.0, 10.0), (15.0, 20.0)],
+                0.0,
+                15.0,
+                15.0,
+                15.0,
+            ),
+        ];
+        for (samples, start, end, increase, covered) in cases {
+            let (got_increase, got_covered) =
+                extrapolated_increase_covering(samples, start, end).unwrap();
+            assert!(
+                (got_increase - increase).abs() < 1e-9 && (got_covered - covered).abs() < 1e-9,
+                "{samples:?}: ({got_increase}, {got_covered}) != ({increase}, {covered})"
+            );
+        }
+    }
+
+    #[test]
     fn quantiles_interpolate_within_buckets() {
         let inf = f64::INFINITY;
         let buckets = [(1.0, 10.0), (5.0, 50.0), (10.0, 90.0), (inf, 100.0)];
@@ -343,6 +415,16 @@ mod tests {
                     window,
                 },
                 r#"sum(tcp_open_connections{authority="a\"b"}) by ()"#,
+            ),
+            (
+                Query {
+                    operation: Operation::Covered,
+                    metric: "response_total",
+                    matchers: vec![Matcher::equal("direction", "inbound")],
+                    group_by: vec!["workload".into()],
+                    window,
+                },
+                r#"count(response_total{direction="inbound"}) by (workload) * 0 + 60"#,
             ),
         ];
         for (query, expected) in cases {

@@ -15,7 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::parse::KeptSample;
-use super::query::{Group, Operation, Query, extrapolated_increase, histogram_quantile};
+use super::query::{
+    Group, Operation, Query, extrapolated_increase, extrapolated_increase_covering,
+    histogram_quantile,
+};
 
 /// A series' identity: its metric and sorted labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -164,6 +167,18 @@ impl Store {
                     let samples = samples.make_contiguous_copy();
                     if let Some(increase) = extrapolated_increase(&samples, start, now) {
                         *groups.entry(group_of(key)).or_default() += increase;
+                    }
+                }
+                groups.into_iter().collect()
+            }
+            Operation::Covered => {
+                let mut groups: BTreeMap<BTreeMap<String, String>, f64> = BTreeMap::new();
+                for (key, samples) in selected {
+                    let samples = samples.make_contiguous_copy();
+                    if let Some((_, covered)) = extrapolated_increase_covering(&samples, start, now)
+                    {
+                        let longest = groups.entry(group_of(key)).or_default();
+                        *longest = longest.max(covered);
                     }
                 }
                 groups.into_iter().collect()

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use weft_api::{
     EdgesResponse, ErrorBody, IdentityInfo, MeshStatus, RoutesResponse, StatResponse, TapEvent,
-    TapEventKind, TargetGroup, Version, WorkloadsResponse,
+    TapEventKind, TargetGroup, TrafficSplitsResponse, Version, WorkloadsResponse,
 };
 
 /// How long the scrapes (every second) may take to show the traffic.
@@ -85,7 +85,10 @@ fn every_endpoint_answers_the_weft_api_types() {
     demo.controller.rewrite_mesh(&format!(
         "{mesh}\n---\napiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata:\n  \
          name: web.demo.svc.cluster.local\n  namespace: demo\nspec:\n  routes:\n  - name: GET /\n    \
-         condition:\n      method: GET\n      pathRegex: /\n"
+         condition:\n      method: GET\n      pathRegex: /\n\
+         ---\napiVersion: split.smi-spec.io/v1alpha1\nkind: TrafficSplit\nmetadata:\n  \
+         name: web-split\n  namespace: demo\nspec:\n  service: web\n  backends:\n  \
+         - service: web\n    weight: 1\n"
     ));
     demo.controller.wait_good_loads(2, SETTLE);
 
@@ -128,6 +131,29 @@ fn every_endpoint_answers_the_weft_api_types() {
     );
     assert_eq!(idle.rows.len(), 1, "{idle:?}");
 
+    // TrafficSplits: the leaf web (of apex web) with its traffic.
+    let splits: TrafficSplitsResponse = settled(
+        &demo,
+        "/api/trafficsplits?namespace=demo&window=1m",
+        |answer: &TrafficSplitsResponse| {
+            answer
+                .rows
+                .iter()
+                .any(|row| row.rps.is_some() && row.latency_ms.is_some())
+        },
+    );
+    assert_eq!(splits.rows.len(), 1, "{splits:?}");
+    assert_eq!(
+        (
+            splits.rows[0].apex.as_str(),
+            splits.rows[0].leaf.as_str(),
+            splits.rows[0].weight.as_str()
+        ),
+        ("web", "web", "1"),
+        "{splits:?}"
+    );
+    let _: TrafficSplitsResponse = settled(&demo, "/api/trafficsplits?name=none", |_| true);
+
     // The proxies name routes on the client side: outbound, to the service.
     let _: RoutesResponse = settled(
         &demo,
@@ -143,8 +169,18 @@ fn every_endpoint_answers_the_weft_api_types() {
         "kind=workload&namespace=demo&name=web",
         "kind=service&namespace=demo&name=web",
     ] {
-        let _: RoutesResponse = settled(&demo, &format!("/api/routes?{query}"), |_| true);
+        let routes: RoutesResponse = settled(&demo, &format!("/api/routes?{query}"), |_| true);
+        let names: Vec<&str> = routes.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["web.demo.svc.cluster.local"], "{query}: {routes:?}");
+        assert_eq!(routes.profiles[0].routes, ["GET /"], "{routes:?}");
     }
+    // No service selects traffic: no profile applies.
+    let none: RoutesResponse = settled(
+        &demo,
+        "/api/routes?kind=workload&namespace=demo&name=traffic",
+        |_| true,
+    );
+    assert!(none.profiles.is_empty() && none.rows.is_empty(), "{none:?}");
 
     let edges: EdgesResponse = settled(
         &demo,
@@ -173,6 +209,20 @@ fn every_endpoint_answers_the_weft_api_types() {
         let (status, body) = get(&demo, path);
         assert_eq!(status, 400, "{path}: {body}");
         let _: ErrorBody = strict(path, &body);
+    }
+    // A namespace no object of the mesh file is in: 404, saying so.
+    for path in [
+        "/api/stat?kind=workload&namespace=nosuch",
+        "/api/edges?kind=workload&namespace=nosuch",
+        "/api/trafficsplits?namespace=nosuch",
+        "/api/routes?kind=service&namespace=demo&name=nosuch",
+        "/api/routes?kind=workload&namespace=demo&name=nosuch",
+        "/api/routes?kind=workload&namespace=demo&name=traffic&to=service/demo/nosuch",
+    ] {
+        let (status, body) = get(&demo, path);
+        assert_eq!(status, 404, "{path}: {body}");
+        let error: ErrorBody = strict(path, &body);
+        assert!(error.error.contains("does not exist"), "{path}: {body}");
     }
 
     // Tap: every kind of event, and its refusal.

@@ -300,6 +300,60 @@ fn the_controller_scrapes_proxies_and_answers_golden_metrics() {
 }
 
 /// A blocking `GET path` read to the end (`Connection: close`): the whole response.
+/// In the controller's first minute a 1m window is mostly time it was not
+/// scraping: RPS divides by the seconds its samples cover, so it matches
+/// what the client itself measured (before: a fifth of it at 12 s).
+#[test]
+fn rps_in_the_controllers_first_minute_matches_the_clients_own_rate() {
+    let mesh = Mesh::start(&["--scrape-interval", "1s"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while load::get(mesh.client.outbound_addr(), URL).status.is_none() {
+        assert!(Instant::now() < deadline, "the mesh never answered {URL}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let load = load::BackgroundLoad::start(
+        mesh.client.outbound_addr(),
+        URL,
+        2,
+        Duration::from_millis(100),
+    );
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(12));
+    let stat = mesh.api("/api/stat?kind=workload&namespace=shop&window=1m");
+    let (sent, elapsed) = (load.completed(), started.elapsed());
+    let to = mesh.api("/api/stat?kind=workload&namespace=shop&to=service/shop/web&window=1m");
+    let edges = mesh.api("/api/edges?kind=workload&namespace=shop&window=1m");
+    let report = load.stop();
+    let client_rate = sent as f64 / elapsed.as_secs_f64();
+    let web = row(&stat, "web").unwrap_or_else(|| panic!("no web row: {stat}"));
+    let load_row = row(&to, "load").unwrap_or_else(|| panic!("no load row: {to}"));
+    let edge = edges["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|edge| edge["src"]["name"] == "load" && edge["dst"]["name"] == "web")
+        .unwrap_or_else(|| panic!("no load → web edge: {edges}"));
+    println!(
+        "client: {sent} requests in {elapsed:?} = {client_rate:.2} rps ({} in all);          shown: web {} rps, load → web {} rps, edge {} rps; the full window would say {:.2}",
+        report.total(),
+        web["rps"],
+        load_row["rps"],
+        edge["rps"],
+        requests(web) as f64 / 60.0
+    );
+    for (what, shown) in [
+        ("web inbound", &web["rps"]),
+        ("load → svc/web", &load_row["rps"]),
+        ("edge load → web", &edge["rps"]),
+    ] {
+        let shown = shown.as_f64().unwrap_or_else(|| panic!("{what}: no rps"));
+        assert!(
+            (shown - client_rate).abs() <= client_rate * 0.25,
+            "{what}: {shown} rps shown, the client sent {client_rate:.2} a second"
+        );
+    }
+}
+
 fn http_get(addr: SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut stream) = std::net::TcpStream::connect(addr) else {

@@ -13,6 +13,11 @@
 //!   meshed: true
 //!   proxy: {inboundPort: 4143}
 //! ```
+//!
+//! A meshed workload's proxy is a weft proxy unless the file says otherwise
+//! (`proxy: {implementation: linkerd2-proxy}`): the controller tells weft
+//! proxies which endpoints are weft proxies, to which they send weft's own
+//! extensions (`l5d-orig-header-case`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -168,6 +173,22 @@ pub struct WorkloadProxy {
     /// The proxy's tap port (default 4190). The controller taps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap_port: Option<u16>,
+    /// Which proxy it is (default `weft`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<ProxyImplementation>,
+}
+
+/// Which proxy fronts a meshed workload. Both speak Linkerd's protocols;
+/// only a weft proxy understands weft's extensions to them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyImplementation {
+    /// weft-proxy (the default).
+    #[default]
+    Weft,
+    /// Linkerd's own proxy, joined to the mesh.
+    #[serde(rename = "linkerd2-proxy")]
+    Linkerd2Proxy,
 }
 
 /// A meshed workload's proxy with every default filled in.
@@ -183,6 +204,8 @@ pub struct ProxySettings {
     pub admin_port: u16,
     /// The proxy's tap port.
     pub tap_port: u16,
+    /// Which proxy it is.
+    pub implementation: ProxyImplementation,
 }
 
 impl From<&WorkloadProxy> for ProxySettings {
@@ -193,6 +216,7 @@ impl From<&WorkloadProxy> for ProxySettings {
             outbound_port: proxy.outbound_port.unwrap_or(DEFAULT_PROXY_OUTBOUND_PORT),
             admin_port: proxy.admin_port.unwrap_or(DEFAULT_PROXY_ADMIN_PORT),
             tap_port: proxy.tap_port.unwrap_or(DEFAULT_PROXY_TAP_PORT),
+            implementation: proxy.implementation.unwrap_or_default(),
         }
     }
 }
@@ -223,6 +247,8 @@ pub struct ProxyEndpoint {
     pub address: Option<IpAddr>,
     /// The proxy's inbound port.
     pub inbound_port: u16,
+    /// Which proxy it is.
+    pub implementation: ProxyImplementation,
 }
 
 impl Workload {
@@ -277,6 +303,7 @@ impl Workload {
         Some(ProxyEndpoint {
             address: settings.address,
             inbound_port: settings.inbound_port,
+            implementation: settings.implementation,
         })
     }
 }
@@ -313,9 +340,33 @@ spec:
             workload.proxy_endpoint(),
             Some(ProxyEndpoint {
                 address: Some("10.0.0.1".parse().unwrap()),
-                inbound_port: 4143
+                inbound_port: 4143,
+                implementation: ProxyImplementation::Weft,
             })
         );
+    }
+
+    #[test]
+    fn a_workload_may_declare_a_linkerd2_proxy() {
+        let table = [
+            ("{inboundPort: 4143}", Some(ProxyImplementation::Weft)),
+            ("{implementation: weft}", Some(ProxyImplementation::Weft)),
+            (
+                "{implementation: linkerd2-proxy}",
+                Some(ProxyImplementation::Linkerd2Proxy),
+            ),
+            ("{implementation: envoy}", None),
+        ];
+        for (proxy, expected) in table {
+            let yaml = format!(
+                "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {{name: web}}\nspec:\n  addresses: [127.0.0.1]\n  meshed: true\n  proxy: {proxy}\n"
+            );
+            let parsed = serde_saphyr::from_str::<Workload>(&yaml)
+                .ok()
+                .and_then(|workload| workload.proxy_endpoint())
+                .map(|endpoint| endpoint.implementation);
+            assert_eq!(parsed, expected, "{proxy}");
+        }
     }
 
     #[test]

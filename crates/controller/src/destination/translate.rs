@@ -12,7 +12,9 @@
 //!
 //! With identities on, meshed endpoints carry `tls_identity` (their proxy's
 //! identity) and `protocol_hint` (HTTP/2, and the inbound port that takes a
-//! transport header).
+//! transport header). Those fronted by a weft proxy also carry
+//! `resource_ref` naming their weft.dev Workload: the hint that tells weft
+//! proxies the peer restores `l5d-orig-header-case` (see [`weft_proxy_ref`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,9 +22,11 @@ use std::time::Duration;
 
 use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::http_types::{HttpMethod, http_method};
+use linkerd2_proxy_api::meta;
 use linkerd2_proxy_api::net::{IpAddress, TcpAddress};
 use weft_core::names::ServiceName;
 use weft_core::profile::{RequestMatch, ResponseClass, ResponseMatch, RetryBudget, RouteSpec};
+use weft_core::workload::{self, ProxyImplementation};
 
 use crate::catalog::{Endpoint, EndpointUpdate, Profile};
 use crate::identity::{IdentityDomain, WorkloadIdentity};
@@ -176,7 +180,8 @@ pub struct MeshHints {
 /// meshed endpoint, when the mesh has identities (`mesh`), also carries its
 /// proxy's identity (`tls_identity`: clients require it with mutual TLS) and
 /// protocol hint: HTTP/2 between proxies (unless the upgrade is off), and
-/// the inbound port that takes a transport header (`opaque_transport`).
+/// the inbound port that takes a transport header (`opaque_transport`);
+/// behind a weft proxy, `resource_ref` names its Workload ([`weft_proxy_ref`]).
 pub fn weighted_addr(endpoint: &Endpoint, mesh: Option<&MeshHints>) -> proto::WeightedAddr {
     let meshed = endpoint.proxy.as_ref().zip(mesh);
     let tls_identity = meshed.map(|(_, hints)| {
@@ -199,9 +204,11 @@ pub fn weighted_addr(endpoint: &Endpoint, mesh: Option<&MeshHints>) -> proto::We
             inbound_port: u32::from(proxy.inbound_port),
         }),
     });
+    let resource_ref = meshed.and_then(|_| weft_proxy_ref(endpoint));
     proto::WeightedAddr {
         tls_identity,
         protocol_hint,
+        resource_ref,
         addr: Some(tcp_address(endpoint.address)),
         weight: ENDPOINT_WEIGHT,
         metric_labels: HashMap::from([
@@ -215,6 +222,32 @@ pub fn weighted_addr(endpoint: &Endpoint, mesh: Option<&MeshHints>) -> proto::We
         ..Default::default()
     }
 }
+
+/// The hint that a weft proxy fronts `endpoint`: `resource_ref` naming its
+/// `weft.dev` Workload, set only when the mesh file leaves the workload's
+/// proxy a weft proxy (`proxy.implementation`, default `weft`). Weft proxies
+/// send weft's extensions (`l5d-orig-header-case`) only to endpoints with it.
+///
+/// Why this field: linkerd2-proxy reads `addr`, `weight`, `metric_labels`
+/// (every one exported as a `dst_*` metric label), `tls_identity`,
+/// `protocol_hint`, `authority_override` and `http2` of a `WeightedAddr`, and
+/// ignores `resource_ref`; so a linkerd2-proxy reading the same answers
+/// behaves and labels its metrics exactly as before.
+pub fn weft_proxy_ref(endpoint: &Endpoint) -> Option<meta::Metadata> {
+    let proxy = endpoint.proxy.as_ref()?;
+    (proxy.implementation == ProxyImplementation::Weft).then(|| meta::Metadata {
+        kind: Some(meta::metadata::Kind::Resource(meta::Resource {
+            group: WEFT_GROUP.to_string(),
+            kind: workload::KIND.to_string(),
+            name: endpoint.workload.clone(),
+            namespace: endpoint.namespace.clone(),
+            ..Default::default()
+        })),
+    })
+}
+
+/// The API group of weft's own kinds (`weft.dev/v1alpha1`).
+pub const WEFT_GROUP: &str = "weft.dev";
 
 /// An address on the wire.
 pub fn tcp_address(address: SocketAddr) -> TcpAddress {

@@ -348,6 +348,7 @@ fn meshed_endpoints_carry_identity_and_hints_when_identities_are_on() {
     meshed.proxy = Some(ProxyEndpoint {
         address: None,
         inbound_port: 4143,
+        implementation: ProxyImplementation::Weft,
     });
     let plain = endpoint("10.0.0.2:8080", "web-2");
     let hints = |h2_upgrade| MeshHints {
@@ -392,6 +393,64 @@ fn meshed_endpoints_carry_identity_and_hints_when_identities_are_on() {
             h2,
             "{case}"
         );
+    }
+}
+
+#[test]
+fn only_endpoints_behind_a_weft_proxy_carry_the_weft_hint() {
+    use weft_core::workload::ProxyEndpoint;
+    let domain = crate::identity::IdentityDomain::default();
+    let hints = MeshHints {
+        domain,
+        h2_upgrade: true,
+    };
+    let behind = |implementation| {
+        let mut endpoint = endpoint("10.0.0.1:8080", "web-1");
+        endpoint.proxy = Some(ProxyEndpoint {
+            address: None,
+            inbound_port: 4143,
+            implementation,
+        });
+        endpoint
+    };
+    let weft = behind(ProxyImplementation::Weft);
+    let linkerd = behind(ProxyImplementation::Linkerd2Proxy);
+    let plain = endpoint("10.0.0.2:8080", "web-2");
+    let weft_ref = Some(meta::Metadata {
+        kind: Some(meta::metadata::Kind::Resource(meta::Resource {
+            group: "weft.dev".to_string(),
+            kind: "Workload".to_string(),
+            name: "web-1".to_string(),
+            namespace: "shop".to_string(),
+            ..Default::default()
+        })),
+    });
+    // (endpoint, mesh hints, resource_ref)
+    let table: [(&Endpoint, Option<&MeshHints>, Option<meta::Metadata>); 5] = [
+        (&weft, Some(&hints), weft_ref),
+        (&weft, None, None),
+        (&linkerd, Some(&hints), None),
+        (&linkerd, None, None),
+        (&plain, Some(&hints), None),
+    ];
+    for (endpoint, mesh, expected) in table {
+        let wire = weighted_addr(endpoint, mesh);
+        let case = format!("{:?} {mesh:?}", endpoint.proxy);
+        assert_eq!(wire.resource_ref, expected, "{case}");
+        // Whatever the proxy, a linkerd2-proxy sees the same labels, identity
+        // and protocol hint.
+        let without_hint = proto::WeightedAddr {
+            resource_ref: None,
+            ..wire.clone()
+        };
+        let as_linkerd = {
+            let mut other = endpoint.clone();
+            if let Some(proxy) = other.proxy.as_mut() {
+                proxy.implementation = ProxyImplementation::Linkerd2Proxy;
+            }
+            weighted_addr(&other, mesh)
+        };
+        assert_eq!(without_hint, as_linkerd, "{case}");
     }
 }
 

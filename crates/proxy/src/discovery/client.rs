@@ -54,6 +54,10 @@ pub(crate) struct EndpointMeta {
     pub h2: bool,
     /// Its proxy's inbound port for opaque traffic with a transport header.
     pub opaque_transport_port: Option<u16>,
+    /// Whether its proxy restores header names' case from
+    /// `l5d-orig-header-case` (a weft proxy, reached with mutual TLS); only
+    /// such a peer is sent the header.
+    pub restores_header_case: bool,
 }
 
 impl EndpointMeta {
@@ -75,6 +79,7 @@ impl EndpointMeta {
             identity,
             h2: meshed && endpoint.h2,
             opaque_transport_port: endpoint.opaque_transport_port.filter(|_| meshed),
+            restores_header_case: meshed && endpoint.weft_proxy,
         }
     }
 }
@@ -618,6 +623,33 @@ mod tests {
         ];
         for (code, terminal) in table {
             assert_eq!(is_rejection(code), terminal, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_weft_proxy_reached_with_mutual_tls_restores_header_case() {
+        // (identity named, this proxy has one, weft proxy) -> restores
+        let table = [
+            (true, true, true, true),
+            (true, true, false, false),
+            (true, false, true, false),
+            (false, true, true, false),
+            (false, false, false, false),
+        ];
+        for (named, mesh_tls, weft_proxy, expected) in table {
+            let endpoint = Endpoint {
+                addr: "10.0.0.1:8080".parse().unwrap(),
+                labels: Default::default(),
+                identity: named.then(|| "web.shop.serviceaccount.identity.weft".to_string()),
+                h2: true,
+                opaque_transport_port: Some(4143),
+                weft_proxy,
+            };
+            let meta = EndpointMeta::new(&endpoint, mesh_tls);
+            assert_eq!(
+                meta.restores_header_case, expected,
+                "named {named}, mesh TLS {mesh_tls}, weft {weft_proxy}"
+            );
         }
     }
 

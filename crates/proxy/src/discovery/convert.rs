@@ -22,6 +22,7 @@ use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::request_match::Match as ProtoRequestMatch;
 use linkerd2_proxy_api::destination::response_match::Match as ProtoResponseMatch;
 use linkerd2_proxy_api::destination::update::Update as ProtoUpdate;
+use linkerd2_proxy_api::meta;
 use linkerd2_proxy_api::net::TcpAddress;
 use regex::Regex;
 
@@ -313,7 +314,25 @@ fn endpoint(
         identity: identity.filter(|name| !name.is_empty()),
         h2,
         opaque_transport_port,
+        weft_proxy: is_weft_proxy(weighted.resource_ref.as_ref()),
     })
+}
+
+/// The API group of weft's kinds; with kind `Workload` in an endpoint's
+/// `resource_ref`, the weft controller's hint that a weft proxy fronts it.
+const WEFT_GROUP: &str = "weft.dev";
+
+/// Whether an endpoint's `resource_ref` says a weft proxy fronts it: a
+/// `weft.dev` `Workload`. The weft controller sets it only for workloads
+/// whose proxy is weft; linkerd2-proxy ignores the field, so the hint
+/// changes nothing for it. Anything else (no reference, a Pod, a default)
+/// is a proxy that may not understand weft's extensions.
+pub(crate) fn is_weft_proxy(resource_ref: Option<&meta::Metadata>) -> bool {
+    matches!(
+        resource_ref.and_then(|reference| reference.kind.as_ref()),
+        Some(meta::metadata::Kind::Resource(resource))
+            if resource.group == WEFT_GROUP && resource.kind == "Workload"
+    )
 }
 
 fn socket_addr(address: TcpAddress) -> Result<SocketAddr, ConvertError> {

@@ -21,6 +21,9 @@ pub(crate) struct Endpoint {
     pub h2: bool,
     /// Its proxy's inbound port for opaque traffic with a transport header.
     pub opaque_transport_port: Option<u16>,
+    /// Whether discovery says its proxy is a weft proxy (see
+    /// [`super::convert::is_weft_proxy`]).
+    pub weft_proxy: bool,
 }
 
 /// An endpoint's metric labels, sorted by name; cheap to clone.

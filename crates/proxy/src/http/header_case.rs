@@ -12,6 +12,16 @@
 //!
 //! The sniffer follows Content-Length bodies; after a chunked body or an
 //! upgrade it stops (later requests on that connection go lowercase).
+//!
+//! Who gets the header ([`send_spellings`], [`honour_spellings`]):
+//!
+//! ```text
+//! outbound: upgraded to a weft proxy (discovery's resource_ref hint) ─► sent
+//!           upgraded to any other proxy (linkerd2-proxy: it would hand the
+//!           header to its app) or not upgraded                     ─► not sent
+//! inbound:  HTTP/1 that crossed the HTTP/2 hop from a verified peer ─► names
+//!           respelled, header removed; anything else ─► header removed
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -209,6 +219,26 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for HeadSniffer<I> {
     }
 }
 
+/// Outbound: whether a request carries its names' original spellings to
+/// the next hop. Only across the HTTP/2 hop (`upgraded`, where names get
+/// lowercased) and only to a peer known to restore and remove the header
+/// (`peer_restores_case`: a weft proxy, by discovery's hint). Any other peer
+/// (linkerd2-proxy) would pass the header on to its app.
+pub(crate) fn send_spellings(upgraded: bool, peer_restores_case: bool) -> bool {
+    upgraded && peer_restores_case
+}
+
+/// Inbound: whether a request's `l5d-orig-header-case` is honoured (its
+/// names respelled for the app). Only for an HTTP/1 request that crossed
+/// the HTTP/2 hop (`downgraded`) from a peer with a verified identity,
+/// whichever proxy that peer is: a respelling changes only the case of
+/// names the request already has, never a value, so a linkerd2-proxy peer
+/// passing on its app's header cannot do harm with it. In every case the
+/// header itself is removed before the app.
+pub(crate) fn honour_spellings(verified_peer: bool, downgraded: bool) -> bool {
+    verified_peer && downgraded
+}
+
 /// Case maps for hyper's HTTP/1 client, made from `l5d-orig-header-case`
 /// values. hyper keeps its case map type private, so one is made by letting
 /// hyper parse a head with those names, then cached per value.
@@ -289,6 +319,38 @@ async fn parse_case_map(spellings: &str) -> Option<http::Extensions> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn who_gets_the_original_spellings() {
+        // (upgraded, the peer restores the case) -> sent
+        let outbound = [
+            (true, true, true),
+            (true, false, false),
+            (false, true, false),
+            (false, false, false),
+        ];
+        for (upgraded, restores, expected) in outbound {
+            assert_eq!(
+                send_spellings(upgraded, restores),
+                expected,
+                "upgraded {upgraded}, restores {restores}"
+            );
+        }
+        // (verified peer, crossed the HTTP/2 hop) -> honoured
+        let inbound = [
+            (true, true, true),
+            (true, false, false),
+            (false, true, false),
+            (false, false, false),
+        ];
+        for (verified, downgraded, expected) in inbound {
+            assert_eq!(
+                honour_spellings(verified, downgraded),
+                expected,
+                "verified {verified}, downgraded {downgraded}"
+            );
+        }
+    }
 
     fn uri(text: &str) -> http::Uri {
         text.parse().unwrap()

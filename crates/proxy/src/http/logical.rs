@@ -283,7 +283,7 @@ impl Attempts<'_> {
             // runs from the request's arrival: the wait for the response
             // head is part of it, not only its body.
             let sent_at = Instant::now();
-            match upstream::send(client, &endpoint, upstream.h2, request).await {
+            match upstream::send(client, &endpoint, upstream.peer, request).await {
                 Ok(response) => {
                     let recorder = self.recorder(&lease, sent_at).with_tap(tap);
                     return Ok((response, lease, recorder));

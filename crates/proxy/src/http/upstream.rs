@@ -17,7 +17,7 @@ use crate::discovery::EndpointMeta;
 use crate::http::body::{ProxyBody, ResponseRecorder};
 use crate::http::client::{Endpoint, HttpClient, SendError};
 use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
-use crate::http::header_case::L5D_ORIG_HEADER_CASE;
+use crate::http::header_case::{self, L5D_ORIG_HEADER_CASE};
 use crate::http::request_body::RequestBody;
 use crate::http::{headers, orig_proto};
 use crate::metrics::labels::TargetLabels;
@@ -43,8 +43,11 @@ pub(crate) async fn proxy_to(
 ) -> Response<ProxyBody> {
     let explicit = context.target == Target::Explicit;
     let downgraded = mesh_client && orig_proto::downgrade_request(&mut request);
-    if let Some(spellings) = request.headers_mut().remove(L5D_ORIG_HEADER_CASE)
-        && downgraded
+    // Never passed on as is: honoured (names respelled) or dropped.
+    let spellings = request.headers_mut().remove(L5D_ORIG_HEADER_CASE);
+    let verified_peer = mesh_client && context.client_identity.is_some();
+    if let Some(spellings) = spellings
+        && header_case::honour_spellings(verified_peer, downgraded)
         && let Ok(spellings) = spellings.to_str()
         && let Some(case_map) = context.proxy.case_maps.for_spellings(spellings).await
     {
@@ -77,7 +80,7 @@ pub(crate) async fn proxy_to(
         send(
             client,
             &endpoint,
-            upstream.h2,
+            upstream.peer,
             request.map(RequestBody::Streaming),
         )
         .await
@@ -119,17 +122,38 @@ pub(crate) fn is_upgrade<B>(request: &Request<B>) -> bool {
 #[derive(Clone, Debug)]
 pub(crate) struct OrigHeaderCase(pub(crate) String);
 
-/// An endpoint to send to, and whether its proxy takes HTTP/2.
+/// An endpoint to send to, and what its proxy takes.
 pub(crate) struct Upstream {
     /// Where and how to connect.
     pub endpoint: Endpoint,
+    /// What the endpoint's proxy understands.
+    pub peer: PeerProtocol,
+}
+
+/// What an endpoint's proxy understands, from discovery's hints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PeerProtocol {
     /// HTTP/1 requests travel as HTTP/2 (`l5d-orig-proto`).
     pub h2: bool,
+    /// It restores header names' case from `l5d-orig-header-case` (a weft
+    /// proxy); other peers are never sent the header.
+    pub restores_header_case: bool,
+}
+
+impl PeerProtocol {
+    /// The peer discovery's `meta` describes (none: a plain HTTP/1 server).
+    pub(crate) fn of(meta: Option<&EndpointMeta>) -> PeerProtocol {
+        meta.map(|meta| PeerProtocol {
+            h2: meta.h2,
+            restores_header_case: meta.restores_header_case,
+        })
+        .unwrap_or_default()
+    }
 }
 
 impl Upstream {
     /// The upstream for `addr` (metric `labels`) with discovery's `meta` (if
-    /// any): mutual TLS when it has an identity, and its protocol hint.
+    /// any): mutual TLS when it has an identity, and its protocol hints.
     pub(crate) fn new(
         context: &ConnectionContext,
         addr: SocketAddr,
@@ -146,28 +170,33 @@ impl Upstream {
                 connect_timeout: context.proxy.connect_timeout(context.direction),
                 tls: context.proxy.client_tls(identity, transport_port)?,
             },
-            h2: meta.is_some_and(|meta| meta.h2),
+            peer: PeerProtocol::of(meta),
         })
     }
 }
 
 /// Sends a request over the endpoint's HTTP/1.1 pool or HTTP/2 connection;
-/// to a proxy that takes HTTP/2 (`h2`), HTTP/1 requests travel upgraded.
+/// to a proxy that takes HTTP/2 (`peer.h2`), HTTP/1 requests travel
+/// upgraded, with the names' original case (`l5d-orig-header-case`) only to
+/// a proxy that restores it.
 pub(crate) async fn send(
     client: &HttpClient,
     endpoint: &Endpoint,
-    h2: bool,
+    peer: PeerProtocol,
     mut request: Request<RequestBody>,
 ) -> Result<Response<Incoming>, SendError> {
     if request.version() == Version::HTTP_2 {
         return client.send_http2(endpoint, request).await;
     }
-    if !h2 {
+    if !peer.h2 {
         return client.send_http1(endpoint, request).await;
     }
     let original = orig_proto::upgrade_request(&mut request);
-    if let Some(OrigHeaderCase(spellings)) = request.extensions_mut().remove()
-        && let Ok(value) = HeaderValue::from_str(&spellings)
+    // The spellings stay in the extensions: an unsent request that goes to
+    // another endpoint (its header removed on restore) may carry them again.
+    if header_case::send_spellings(peer.h2, peer.restores_header_case)
+        && let Some(OrigHeaderCase(spellings)) = request.extensions().get()
+        && let Ok(value) = HeaderValue::from_str(spellings)
     {
         request.headers_mut().insert(L5D_ORIG_HEADER_CASE, value);
     }

@@ -379,3 +379,51 @@ fn updates_convert_and_merge_labels() {
         assert_eq!(Update::try_from(update), expected);
     }
 }
+
+fn resource(group: &str, kind: &str) -> meta::Metadata {
+    meta::Metadata {
+        kind: Some(meta::metadata::Kind::Resource(meta::Resource {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            name: "web-1".to_string(),
+            namespace: "shop".to_string(),
+            ..Default::default()
+        })),
+    }
+}
+
+#[test]
+fn only_a_weft_workload_reference_marks_a_weft_proxy() {
+    let table = [
+        (Some(resource("weft.dev", "Workload")), true),
+        (Some(resource("", "Pod")), false),
+        (Some(resource("weft.dev", "Service")), false),
+        (Some(resource("workload.linkerd.io", "Workload")), false),
+        (
+            Some(meta::Metadata {
+                kind: Some(meta::metadata::Kind::Default("weft.dev".to_string())),
+            }),
+            false,
+        ),
+        (Some(meta::Metadata { kind: None }), false),
+        (None, false),
+    ];
+    for (reference, expected) in table {
+        let wire = proto::WeightedAddr {
+            resource_ref: reference.clone(),
+            ..weighted("10.0.0.1:80", &[])
+        };
+        let update = proto::Update {
+            update: Some(ProtoUpdate::Add(proto::WeightedAddrSet {
+                addrs: vec![wire],
+                metric_labels: HashMap::new(),
+            })),
+        };
+        let Ok(Update::Add(endpoints)) = Update::try_from(update) else {
+            panic!("an add");
+        };
+        assert_eq!(endpoints[0].weft_proxy, expected, "{reference:?}");
+        // The hint is no metric label.
+        assert!(endpoints[0].labels.iter().next().is_none(), "{reference:?}");
+    }
+}

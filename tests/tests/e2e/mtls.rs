@@ -109,6 +109,18 @@ struct ControlRelays {
     identity: Relay,
 }
 
+/// How the mesh is set up beyond its workloads.
+#[derive(Clone, Copy, Default)]
+struct Options {
+    /// How the proxies reach the controller.
+    path: ControlPath,
+    /// web-1's `proxy.implementation` in the mesh file (default: none, a
+    /// weft proxy). Its proxy is a weft proxy either way: declared
+    /// `linkerd2-proxy`, it stands in for one that would hand
+    /// `l5d-orig-header-case` to its app.
+    server_proxy: Option<&'static str>,
+}
+
 /// How the proxies reach the controller.
 #[derive(Clone, Copy, Default)]
 struct ControlPath {
@@ -177,7 +189,22 @@ impl Mesh {
     fn start_control(path: ControlPath) -> Mesh {
         let app = HttpTestServer::start();
         let app_addr = app.addr();
-        Mesh::around_with(app_addr, Some(app), "web-1", SERVER_IDENTITY, &[], path)
+        let options = Options {
+            path,
+            ..Options::default()
+        };
+        Mesh::around_with(app_addr, Some(app), "web-1", SERVER_IDENTITY, &[], options)
+    }
+
+    /// The mesh with web-1's proxy declared as `implementation`.
+    fn start_declaring(implementation: &'static str) -> Mesh {
+        let app = HttpTestServer::start();
+        let app_addr = app.addr();
+        let options = Options {
+            server_proxy: Some(implementation),
+            ..Options::default()
+        };
+        Mesh::around_with(app_addr, Some(app), "web-1", SERVER_IDENTITY, &[], options)
     }
 
     /// The mesh around an app listening on `app_addr`.
@@ -194,20 +221,20 @@ impl Mesh {
             server_workload,
             server_identity,
             controller_args,
-            ControlPath::default(),
+            Options::default(),
         )
     }
 
-    /// The mesh around an app, the proxies reaching the controller as
-    /// `path` says.
+    /// The mesh around an app, set up as `options` say.
     fn around_with(
         app_addr: SocketAddr,
         app: Option<HttpTestServer>,
         server_workload: &str,
         server_identity: &str,
         controller_args: &[&str],
-        path: ControlPath,
+        options: Options,
     ) -> Mesh {
+        let path = options.path;
         let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let relay = Relay::start(server_inbound);
         let client_app: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -228,6 +255,18 @@ impl Mesh {
                 free_port(),
             )
             .render();
+        let mesh = match options.server_proxy {
+            Some(implementation) => {
+                let port = relay.addr.port();
+                let weft = format!("proxy: {{inboundPort: {port}}}");
+                assert!(mesh.contains(&weft), "{mesh}");
+                mesh.replace(
+                    &weft,
+                    &format!("proxy: {{inboundPort: {port}, implementation: {implementation}}}"),
+                )
+            }
+            None => mesh,
+        };
         let controller = ControllerProcess::start_with_identity_args(&mesh, controller_args);
         let control = path.record.then(|| ControlRelays {
             destination: Relay::start(controller.destination_addr()),
@@ -458,6 +497,73 @@ fn the_app_sees_the_header_case_the_client_wrote() {
         "{names:?}"
     );
     // It did cross the mesh as HTTP/2 over mutual TLS.
+    assert_eq!(&mesh.relay.sent()[..2], &[0x16, 0x03]);
+}
+
+/// Sends a request with mixed-case header names through the client proxy;
+/// the names the app saw.
+fn names_the_app_saw(mesh: &Mesh) -> Vec<String> {
+    let proxy = format!("http://{}", mesh.client.outbound_addr());
+    let output = curl(&[
+        "-sS",
+        "-x",
+        &proxy,
+        "-H",
+        "X-Custom-HEADER: one",
+        "-H",
+        "Content-Type: text/plain",
+        URL,
+    ]);
+    let headers = weft_test_support::HeadersEcho::from_json(&output.body_text()).unwrap();
+    assert_eq!(headers.version, "HTTP/1.1", "downgraded for the app");
+    assert_eq!(headers.header("l5d-client-id"), Some(CLIENT_IDENTITY));
+    headers.headers.into_iter().map(|(name, _)| name).collect()
+}
+
+#[test]
+fn a_workload_declared_weft_gets_the_header_case_restored() {
+    let mesh = Mesh::start_declaring("weft");
+    let names = names_the_app_saw(&mesh);
+    for expected in ["X-Custom-HEADER", "Content-Type"] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case("l5d-orig-header-case")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_workload_declared_linkerd2_proxy_is_not_sent_the_header_case() {
+    // web-1's proxy is a weft proxy that would restore the case if it got
+    // l5d-orig-header-case: the names arriving lowercase show the client
+    // proxy did not send it to an endpoint without the weft hint.
+    let mesh = Mesh::start_declaring("linkerd2-proxy");
+    let names = names_the_app_saw(&mesh);
+    for lowercased in ["x-custom-header", "content-type"] {
+        assert!(
+            names.iter().any(|name| name == lowercased),
+            "{lowercased} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|name| name == "X-Custom-HEADER" || name == "Content-Type"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case("l5d-orig-header-case")),
+        "{names:?}"
+    );
+    // Still mutual TLS between the proxies.
     assert_eq!(&mesh.relay.sent()[..2], &[0x16, 0x03]);
 }
 

@@ -6,12 +6,19 @@
 //! one host has few namespaces, so "all" is the useful default; `-A` says so
 //! explicitly. `--to R`: what the selected resources sent to R; `--from R`:
 //! what R sent, one row per destination of the selected type.
+//!
+//! `-o wide` adds the bytes columns and, for workloads, each one's proxy
+//! ports (inbound, admin, tap) from `GET /api/workloads`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::api::{self, StatResponse, StatRow, TrafficSplitRow, TrafficSplitsResponse, query};
+use crate::api::{
+    self, StatResponse, StatRow, TrafficSplitRow, TrafficSplitsResponse, WorkloadInfo,
+    WorkloadsResponse, query,
+};
 use crate::global_options::GlobalOptions;
 use crate::output::{
     Align, Format, Table, bytes_rate_cell, count_cell, latency_cell, meshed_cell, out, out_line,
@@ -97,10 +104,66 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
                 show_namespace: namespace.is_none() && selection.kind != Kind::Namespace,
                 wide: args.output == Format::Wide,
             };
-            out(&render(&rows, layout))?;
+            let ports = if layout.shows_proxy_ports() {
+                workload_ports(&client).await
+            } else {
+                WorkloadPorts::new()
+            };
+            out(&render(&rows, layout, &ports))?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each workload's proxy ports, by (namespace, name).
+pub type WorkloadPorts = BTreeMap<(String, String), ProxyPorts>;
+
+/// A workload's proxy ports, as `/api/workloads` gives its listeners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyPorts {
+    /// Inbound (mutual TLS from peers).
+    pub inbound: Option<u16>,
+    /// Admin (`/metrics`, `/ready`).
+    pub admin: Option<u16>,
+    /// Tap.
+    pub tap: Option<u16>,
+}
+
+impl ProxyPorts {
+    /// The ports of `workload`'s proxy; all `None` when it has none (not
+    /// meshed) or a listener is not `host:port`.
+    pub fn of(workload: &WorkloadInfo) -> ProxyPorts {
+        let port = |listener: &Option<String>| -> Option<u16> {
+            listener.as_deref()?.rsplit_once(':')?.1.parse().ok()
+        };
+        match &workload.proxy {
+            Some(proxy) => ProxyPorts {
+                inbound: port(&proxy.inbound),
+                admin: port(&proxy.admin),
+                tap: port(&proxy.tap),
+            },
+            None => ProxyPorts::default(),
+        }
+    }
+}
+
+/// The proxy ports of every workload the controller knows; none (with a
+/// warning, the table still printed) when it cannot say.
+async fn workload_ports(client: &api::ApiClient) -> WorkloadPorts {
+    match client.get_json::<WorkloadsResponse>("/api/workloads").await {
+        Ok(answer) => answer
+            .workloads
+            .iter()
+            .map(|workload| {
+                let key = (workload.namespace.clone(), workload.name.clone());
+                (key, ProxyPorts::of(workload))
+            })
+            .collect(),
+        Err(error) => {
+            eprintln!("warning: no proxy ports: {error}");
+            WorkloadPorts::new()
+        }
+    }
 }
 
 /// `weft stat ts`: one row per split and leaf (`GET /api/trafficsplits`).
@@ -241,8 +304,16 @@ pub struct Layout {
     pub kind: Kind,
     /// Whether there is a NAMESPACE column.
     pub show_namespace: bool,
-    /// Whether to add the bytes columns.
+    /// Whether to add the bytes columns (and, for workloads, the proxy
+    /// ports).
     pub wide: bool,
+}
+
+impl Layout {
+    /// Whether the table has the proxy port columns: wide, of workloads.
+    pub fn shows_proxy_ports(&self) -> bool {
+        self.wide && self.kind == Kind::Workload
+    }
 }
 
 /// Whether a row has request data (else every metric cell is `-`).
@@ -255,8 +326,9 @@ fn meshed_text(row: &StatRow) -> Option<String> {
     Some(meshed_cell(row.meshed?, row.running?))
 }
 
-/// The stat table (Linkerd's columns and cell formats).
-pub fn render(rows: &[StatRow], layout: Layout) -> String {
+/// The stat table (Linkerd's columns and cell formats); wide, workload rows
+/// also show their proxy's ports from `ports` (`-` when unknown).
+pub fn render(rows: &[StatRow], layout: Layout, ports: &WorkloadPorts) -> String {
     let mut columns = Vec::new();
     if layout.show_namespace {
         columns.push(("NAMESPACE", Align::Left));
@@ -275,6 +347,13 @@ pub fn render(rows: &[StatRow], layout: Layout) -> String {
         columns.extend([
             ("READ_BYTES/SEC", Align::Right),
             ("WRITE_BYTES/SEC", Align::Right),
+        ]);
+    }
+    if layout.shows_proxy_ports() {
+        columns.extend([
+            ("PROXY_INBOUND", Align::Right),
+            ("PROXY_ADMIN", Align::Right),
+            ("PROXY_TAP", Align::Right),
         ]);
     }
     let mut table = Table::new(&columns);
@@ -305,6 +384,13 @@ pub fn render(rows: &[StatRow], layout: Layout) -> String {
         if layout.wide {
             cells.push(metric(bytes_rate_cell(row.read_bytes_per_sec)));
             cells.push(metric(bytes_rate_cell(row.write_bytes_per_sec)));
+        }
+        if layout.shows_proxy_ports() {
+            let key = (row.namespace.clone(), row.name.clone());
+            let found = ports.get(&key).copied().unwrap_or_default();
+            for port in [found.inbound, found.admin, found.tap] {
+                cells.push(port.map_or_else(|| "-".to_string(), |port| port.to_string()));
+            }
         }
         table.row(cells);
     }
@@ -373,7 +459,7 @@ mod tests {
             wide: false,
         };
         assert_eq!(
-            render(&rows, layout),
+            render(&rows, layout, &WorkloadPorts::new()),
             "NAME      MESHED   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99   TCP_CONN\n\
              authors      1/1   100.00%   7.1rps           4ms          26ms          33ms          6\n\
              traffic      1/1         -        -             -             -             -          -\n"
@@ -386,10 +472,11 @@ mod tests {
         let wide = render(
             &rows,
             Layout {
-                kind: Kind::Workload,
+                kind: Kind::Service,
                 show_namespace: true,
                 wide: true,
             },
+            &WorkloadPorts::new(),
         );
         let lines: Vec<&str> = wide.lines().collect();
         assert!(lines[0].starts_with("NAMESPACE   NAME   MESHED"), "{wide}");
@@ -409,6 +496,7 @@ mod tests {
                 show_namespace: false,
                 wide: false,
             },
+            &WorkloadPorts::new(),
         );
         let cells: Vec<&str> = authority
             .lines()
@@ -420,6 +508,102 @@ mod tests {
             cells,
             ["web", "-", "98.33%", "7.1rps", "4ms", "26ms", "33ms", "-"]
         );
+    }
+
+    #[test]
+    fn wide_workload_rows_show_their_proxy_ports() {
+        let rows = vec![row("traffic", None), row("web", Some(1.0))];
+        let ports = WorkloadPorts::from([(
+            ("demo".to_string(), "web".to_string()),
+            ProxyPorts {
+                inbound: Some(4143),
+                admin: Some(4191),
+                tap: Some(4190),
+            },
+        )]);
+        let layout = |kind, wide| Layout {
+            kind,
+            show_namespace: false,
+            wide,
+        };
+        let table = render(&rows, layout(Kind::Workload, true), &ports);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].ends_with("WRITE_BYTES/SEC   PROXY_INBOUND   PROXY_ADMIN   PROXY_TAP"),
+            "{table}"
+        );
+        let last = |line: &str| -> Vec<String> {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            cells[cells.len() - 3..]
+                .iter()
+                .map(|cell| cell.to_string())
+                .collect()
+        };
+        assert_eq!(last(lines[1]), ["-", "-", "-"], "unknown: {table}");
+        assert_eq!(last(lines[2]), ["4143", "4191", "4190"], "{table}");
+        // Only wide workload tables have them.
+        for (kind, wide) in [
+            (Kind::Workload, false),
+            (Kind::Service, true),
+            (Kind::Namespace, true),
+        ] {
+            let table = render(&rows, layout(kind, wide), &ports);
+            assert!(!table.contains("PROXY_"), "{kind:?} {wide}: {table}");
+        }
+    }
+
+    #[test]
+    fn proxy_ports_from_listener_addresses() {
+        use crate::api::ProxyAddresses;
+        let workload = |proxy: Option<ProxyAddresses>| WorkloadInfo {
+            namespace: "demo".into(),
+            name: "web".into(),
+            service_account: "web".into(),
+            identity: None,
+            labels: Default::default(),
+            addresses: vec![],
+            meshed: proxy.is_some(),
+            proxy,
+            scrape: None,
+            cert_expiry_unix: None,
+        };
+        let listeners = |inbound: &str, admin: &str, tap: Option<&str>| ProxyAddresses {
+            inbound: Some(inbound.into()),
+            admin: Some(admin.into()),
+            tap: tap.map(String::from),
+        };
+        let table = [
+            (
+                Some(listeners(
+                    "10.0.0.1:4143",
+                    "10.0.0.1:4191",
+                    Some("10.0.0.1:4190"),
+                )),
+                (Some(4143), Some(4191), Some(4190)),
+            ),
+            (
+                Some(listeners("[fd00::1]:5143", "[fd00::1]:5191", None)),
+                (Some(5143), Some(5191), None),
+            ),
+            (
+                Some(listeners("10.0.0.1", "10.0.0.1:port", None)),
+                (None, None, None),
+            ),
+            (None, (None, None, None)),
+        ];
+        for (proxy, (inbound, admin, tap)) in table {
+            let case = format!("{proxy:?}");
+            let ports = ProxyPorts::of(&workload(proxy));
+            assert_eq!(
+                ports,
+                ProxyPorts {
+                    inbound,
+                    admin,
+                    tap
+                },
+                "{case}"
+            );
+        }
     }
 
     #[test]

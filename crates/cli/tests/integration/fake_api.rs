@@ -423,6 +423,60 @@ fn stat_queries_the_documented_api_and_prints_its_numbers() {
 }
 
 #[test]
+fn stat_wide_shows_each_workloads_proxy_ports() {
+    let fake = FakeApi::start();
+    let admin_port = fake.addr.port().to_string();
+    let output = weft(&fake, &["stat", "wl", "-n", "demo", "-o", "wide"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].ends_with("PROXY_INBOUND   PROXY_ADMIN   PROXY_TAP"),
+        "{text}"
+    );
+    let last_three = |line: &str| -> Vec<String> {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        cells[cells.len() - 3..]
+            .iter()
+            .map(|cell| cell.to_string())
+            .collect()
+    };
+    // traffic is not in /api/workloads; web's listeners are.
+    assert!(lines[1].starts_with("traffic"), "{text}");
+    assert_eq!(last_three(lines[1]), ["-", "-", "-"], "{text}");
+    assert!(lines[2].starts_with("web"), "{text}");
+    assert_eq!(
+        last_three(lines[2]),
+        ["2".to_string(), admin_port, "1".to_string()],
+        "{text}"
+    );
+    assert_eq!(fake.seen("/api/workloads").len(), 1);
+
+    // Not wide, or not workloads: no ports and no /api/workloads request.
+    for args in [
+        &["stat", "wl", "-n", "demo"][..],
+        &["stat", "ns", "-o", "wide"][..],
+    ] {
+        let output = weft(&fake, args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(!stdout(&output).contains("PROXY_"), "{args:?}");
+    }
+    assert_eq!(fake.seen("/api/workloads").len(), 1);
+
+    // Without an answer from /api/workloads the table still prints.
+    fake.set("/api/workloads", 500, "{}".into());
+    let output = weft(&fake, &["stat", "wl", "-n", "demo", "-o", "wide"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no proxy ports"),
+        "{}",
+        stderr(&output)
+    );
+    let text = stdout(&output);
+    assert_eq!(last_three(text.lines().nth(2).unwrap()), ["-", "-", "-"]);
+}
+
+#[test]
 fn stat_to_and_from_targets_name_their_namespace() {
     let fake = FakeApi::start();
     let output = weft(

@@ -7,6 +7,12 @@
 //!   ─► SIGTERM every child, SIGKILL stragglers, remove up.json
 //! ```
 //!
+//! `weft up --transparent` (root, [`transparent`]) adds: refusals first;
+//! addresses and clusterIPs instead of allocated ports; before the
+//! controller, a bridge and one network namespace per workload with nat
+//! rules; proxies (transparent mode) and apps (no proxy variables) inside
+//! them; and after the children stop, the network removed again.
+//!
 //! Everything lives under the state directory (`--state-dir`, default
 //! `~/.weft`): `identity/` (trust anchor, issuer, token key), `tokens/`
 //! (one per meshed workload, written by the controller), `api-token`,
@@ -19,9 +25,10 @@ pub mod plan;
 pub mod ports;
 pub mod ready;
 pub mod supervise;
+pub mod transparent;
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -31,8 +38,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::global_options::GlobalOptions;
 use crate::state::{self, ControllerAddresses, UpState, UpWorkload};
-use plan::{ControllerAddrs, Plan, ProxyContext};
+use plan::{ControllerAddrs, Placement, Plan, ProxyContext};
 use supervise::{ProcessSpec, Supervisor};
+use transparent::Layout;
+use transparent::host::{self as network_host, Network};
 
 /// How long the controller may take to be ready.
 const CONTROLLER_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +68,12 @@ pub struct Args {
     /// Controller listeners.
     #[command(flatten)]
     pub controller: ControllerArgs,
+    /// Root: each run workload in its own network namespace, its app's TCP
+    /// redirected into its proxy by iptables, so apps that ignore proxy
+    /// variables are meshed too (the controller listens on the bridge,
+    /// 10.209.0.1, unless its flags say otherwise).
+    #[arg(long)]
+    pub transparent: bool,
 }
 
 /// Where the controller listens.
@@ -89,10 +104,15 @@ impl ControllerArgs {
     /// As planned addresses: a flag, else `port_base` + 0..3 on loopback,
     /// else the fixed default.
     pub fn addrs(&self, port_base: Option<u16>) -> ControllerAddrs {
+        self.addrs_on(port_base, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// [`Self::addrs`] with `ip` instead of loopback.
+    pub fn addrs_on(&self, port_base: Option<u16>, ip: IpAddr) -> ControllerAddrs {
         let pick = |flag: Option<SocketAddr>, offset: u16, default: u16| {
             flag.unwrap_or_else(|| {
                 let port = port_base.map_or(default, |base| base + offset);
-                SocketAddr::from(([127, 0, 0, 1], port))
+                SocketAddr::new(ip, port)
             })
         };
         ControllerAddrs {
@@ -128,12 +148,19 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         state_dir: state::state_dir(global),
         explicit_state_dir: global.state_dir.is_some(),
     };
+    let placement = if args.transparent {
+        // Before anything starts (or a signal handler is installed).
+        network_host::preflight()?;
+        Placement::Namespaces
+    } else {
+        Placement::Host
+    };
     let mut signals = Signals::new()?;
-    let running = match start(&options, &mut signals).await? {
+    let running = match start_placed(&options, placement, &mut signals).await? {
         Started::Running(running) => *running,
         Started::Interrupted => return Ok(ExitCode::SUCCESS),
     };
-    running.print_summary(&[]);
+    running.print_summary(&running.namespace_lines());
     signals.recv().await;
     running.stop().await;
     Ok(ExitCode::SUCCESS)
@@ -183,6 +210,9 @@ pub struct Running {
     /// they are kept).
     allocated_ports: bool,
     watch: tokio::task::JoinHandle<()>,
+    /// With `--transparent`: where each workload is, and the network to
+    /// remove when stopping.
+    namespaces: Option<(Layout, Network)>,
 }
 
 /// Files under the state directory.
@@ -211,6 +241,16 @@ impl StatePaths {
 
 /// Brings the mesh up; on any error, what had started is stopped again.
 pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result<Started> {
+    start_placed(options, Placement::Host, signals).await
+}
+
+/// [`start`], the workloads placed as `placement` says
+/// ([`Placement::Namespaces`]: the caller ran [`network_host::preflight`]).
+pub async fn start_placed(
+    options: &UpOptions,
+    placement: Placement,
+    signals: &mut Signals,
+) -> anyhow::Result<Started> {
     // 1. The plan: nothing has started yet, so every problem stops here.
     let mesh_file = std::path::absolute(&options.mesh_file)
         .with_context(|| format!("{}", options.mesh_file.display()))?;
@@ -218,28 +258,46 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         .with_context(|| format!("cannot read the mesh file {}", mesh_file.display()))?;
     let mut workloads = plan::parse_workloads(&text)
         .with_context(|| format!("mesh file {}", mesh_file.display()))?;
-    let controller_addrs = options.controller.addrs(options.port_base);
-    // Proxy ports the file leaves out: the ones kept from the last run, else
-    // the first free ones from the base.
-    let allocations = ports::allocate(
-        &workloads,
-        &ports::load(&options.state_dir),
-        options
-            .port_base
-            .map_or(ports::DEFAULT_PORT_BASE, |base| base + 10),
-        &[
-            controller_addrs.destination.port(),
-            controller_addrs.identity.port(),
-            controller_addrs.admin.port(),
-            controller_addrs.web.port(),
-        ],
-        &is_taken,
-    );
-    for workload in &mut workloads {
-        ports::fill(workload, &allocations);
-    }
+    let in_namespaces = placement == Placement::Namespaces;
+    let controller_addrs = if in_namespaces {
+        let bridge = IpAddr::V4(transparent::BRIDGE_IP);
+        options.controller.addrs_on(options.port_base, bridge)
+    } else {
+        options.controller.addrs(options.port_base)
+    };
+    let (allocations, layout) = if in_namespaces {
+        // Every namespace has the proxy's standard ports: nothing to
+        // allocate; addresses and clusterIPs instead.
+        let names = transparent::Names::for_state_dir(&options.state_dir);
+        let services = transparent::parse_services(&text);
+        let layout = transparent::layout(names, &workloads, &services)
+            .with_context(|| format!("mesh file {}", mesh_file.display()))?;
+        transparent::place(&mut workloads, &layout);
+        (ports::Allocations::default(), Some(layout))
+    } else {
+        // Proxy ports the file leaves out: the ones kept from the last run,
+        // else the first free ones from the base.
+        let allocations = ports::allocate(
+            &workloads,
+            &ports::load(&options.state_dir),
+            options
+                .port_base
+                .map_or(ports::DEFAULT_PORT_BASE, |base| base + 10),
+            &[
+                controller_addrs.destination.port(),
+                controller_addrs.identity.port(),
+                controller_addrs.admin.port(),
+                controller_addrs.web.port(),
+            ],
+            &is_taken,
+        );
+        for workload in &mut workloads {
+            ports::fill(workload, &allocations);
+        }
+        (allocations, None)
+    };
     let mesh_dir = mesh_file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let plan = plan::plan(&workloads, controller_addrs, &mesh_dir)
+    let plan = plan::plan_placed(&workloads, controller_addrs, &mesh_dir, placement)
         .with_context(|| format!("mesh file {}", mesh_file.display()))?;
     if let Ok(Some(previous)) = state::load(&options.state_dir) {
         if is_weft(previous.pid) {
@@ -253,24 +311,14 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         // Left by a weft that did not stop cleanly.
         let _ = std::fs::remove_file(options.state_dir.join(state::UP_FILE));
     }
-    let taken = plan::probe(&plan.ports());
-    if !taken.is_empty() {
-        bail!(
-            "{}\nnothing was started: stop what uses these ports or change them in the mesh file (or the controller's flags){}",
-            taken.join("\n"),
-            if allocations
-                .workloads
-                .values()
-                .any(ports::AllocatedPorts::any)
-            {
-                format!(
-                    "; proxy ports the file leaves out are kept in {}: delete it (or pass another --port-base) to allocate new ones",
-                    options.state_dir.join(ports::PORTS_FILE).display()
-                )
-            } else {
-                String::new()
-            }
-        );
+    let allocated_ports = allocations
+        .workloads
+        .values()
+        .any(ports::AllocatedPorts::any);
+    // With --transparent the controller's address is the bridge's, which
+    // exists only once the network is up: probed then.
+    if !in_namespaces {
+        probe_or_refuse(&plan, allocated_ports, options)?;
     }
     let controller_bin = locate("weft-controller")?;
     let proxy_bin = if plan
@@ -293,24 +341,36 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
     for dir in [&options.state_dir, &paths.token_dir, &paths.log_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    ports::save(&options.state_dir, &allocations).with_context(|| {
-        format!(
-            "cannot write {}",
-            options.state_dir.join(ports::PORTS_FILE).display()
-        )
-    })?;
-    // The controller reads the effective file (allocated ports filled in),
-    // re-rendered whenever the user's file changes.
+    if !in_namespaces {
+        ports::save(&options.state_dir, &allocations).with_context(|| {
+            format!(
+                "cannot write {}",
+                options.state_dir.join(ports::PORTS_FILE).display()
+            )
+        })?;
+    }
+    // The controller reads the effective file (allocated ports, or the
+    // namespaces' addresses and clusterIPs, filled in), re-rendered whenever
+    // the user's file changes.
+    let render: Box<dyn Fn(&str) -> String + Send> = match &layout {
+        Some(layout) => {
+            let layout = layout.clone();
+            Box::new(move |text| transparent::render(text, &layout))
+        }
+        None => Box::new(move |text| ports::render(text, &allocations)),
+    };
     let effective_file = options.state_dir.join(ports::EFFECTIVE_MESH_FILE);
-    ports::write_replacing(
-        &effective_file,
-        ports::render(&text, &allocations).as_bytes(),
-    )
-    .with_context(|| format!("cannot write {}", effective_file.display()))?;
+    ports::write_replacing(&effective_file, render(&text).as_bytes())
+        .with_context(|| format!("cannot write {}", effective_file.display()))?;
     println!(
-        "weft up: {} ({} workloads to run), state in {}",
+        "weft up: {} ({} workloads to run{}), state in {}",
         mesh_file.display(),
         plan.workloads.len(),
+        if in_namespaces {
+            ", each in its own network namespace"
+        } else {
+            ""
+        },
         options.state_dir.display()
     );
     if !paths.trust_anchors.exists() {
@@ -329,28 +389,57 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         done(&paths.identity_dir.display().to_string());
     }
 
-    // 3. The controller.
+    // 3. With --transparent, the network: what a killed weft left first.
+    let namespaces = match layout {
+        Some(layout) => {
+            progress("creating the bridge and network namespaces");
+            network_host::remove_stale(&layout.names);
+            let meshed: Vec<bool> = plan
+                .workloads
+                .iter()
+                .map(|workload| workload.proxy.is_some())
+                .collect();
+            let network = network_host::set_up(&layout, &transparent::set_up(&layout, &meshed))?;
+            done(&format!(
+                "{} on {}",
+                network.namespaces().len(),
+                layout.names.bridge()
+            ));
+            Some((layout, network))
+        }
+        None => None,
+    };
+
+    // 4. The controller, the proxies, the apps.
     let mut running = Running {
         state: UpState::default(),
         plan,
         options: options.clone(),
         supervisor: Supervisor::default(),
-        allocated_ports: allocations
-            .workloads
-            .values()
-            .any(ports::AllocatedPorts::any),
-        watch: effective::watch(mesh_file.clone(), effective_file.clone(), allocations),
+        allocated_ports,
+        watch: effective::watch(mesh_file.clone(), effective_file.clone(), render),
+        namespaces,
     };
-    let result = start_children(
-        &mut running,
-        &paths,
-        &controller_bin,
-        proxy_bin.as_deref(),
-        &apps,
-        &effective_file,
-        signals,
-    )
-    .await;
+    let probed = if running.namespaces.is_some() {
+        probe_or_refuse(&running.plan, false, options)
+    } else {
+        Ok(())
+    };
+    let result = match probed {
+        Ok(()) => {
+            start_children(
+                &mut running,
+                &paths,
+                &controller_bin,
+                proxy_bin.as_deref(),
+                &apps,
+                &effective_file,
+                signals,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
     match result {
         Ok(true) => {}
         Ok(false) => {
@@ -361,16 +450,38 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         Err(error) => {
             running.watch.abort();
             running.supervisor.stop().await;
+            if let Some((_, network)) = &running.namespaces {
+                network.tear_down();
+            }
             return Err(error);
         }
     }
 
-    // 4. Where everything is, for the other commands.
+    // 5. Where everything is, for the other commands.
     running.state = up_state(&running.plan, &paths, &mesh_file);
     state::save(&options.state_dir, &running.state)?;
     Ok(Started::Running(Box::new(running)))
 }
 
+/// Refuses when a port this host must listen on is taken, naming each.
+fn probe_or_refuse(plan: &Plan, allocated_ports: bool, options: &UpOptions) -> anyhow::Result<()> {
+    let taken = plan::probe(&plan.ports());
+    if taken.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}\nnothing was started: stop what uses these ports or change them in the mesh file (or the controller's flags){}",
+        taken.join("\n"),
+        if allocated_ports {
+            format!(
+                "; proxy ports the file leaves out are kept in {}: delete it (or pass another --port-base) to allocate new ones",
+                options.state_dir.join(ports::PORTS_FILE).display()
+            )
+        } else {
+            String::new()
+        }
+    )
+}
 /// Starts the controller, then every app and proxy, waiting for each to be
 /// ready; `Ok(false)` when interrupted.
 async fn start_children(
@@ -414,6 +525,7 @@ async fn start_children(
             program: controller_bin.to_path_buf(),
             args,
             env: vec![("RUST_LOG".into(), "info".into())],
+            env_remove: Vec::new(),
             working_dir: None,
             log: controller_log.clone(),
         },
@@ -440,9 +552,25 @@ async fn start_children(
 
     // The proxies first, so each app's HTTP proxy is ready when it starts.
     let workloads = running.plan.workloads.clone();
-    for workload in &workloads {
+    let layout = running
+        .namespaces
+        .as_ref()
+        .map(|(layout, _)| layout.clone());
+    for (index, workload) in workloads.iter().enumerate() {
         let (Some(proxy), Some(proxy_bin)) = (&workload.proxy, proxy_bin) else {
             continue;
+        };
+        let env = plan::proxy_env(workload, proxy, &context);
+        // With --transparent: in the workload's namespace, as the proxy's
+        // group, in transparent mode.
+        let (program, args, env) = match &layout {
+            Some(layout) => {
+                let (program, args) =
+                    transparent::proxy_command(&layout.workloads[index].netns, proxy_bin);
+                let env = transparent::proxy_env(env, layout, &controller);
+                (PathBuf::from(program), args, env)
+            }
+            None => (proxy_bin.to_path_buf(), Vec::new(), env),
         };
         let what = format!("{} proxy", workload.key());
         let log = paths
@@ -453,9 +581,10 @@ async fn start_children(
         running.supervisor.start(
             ProcessSpec {
                 name: what.clone(),
-                program: proxy_bin.to_path_buf(),
-                args: Vec::new(),
-                env: plan::proxy_env(workload, proxy, &context),
+                program,
+                args,
+                env,
+                env_remove: Vec::new(),
                 working_dir: None,
                 log: log.clone(),
             },
@@ -477,7 +606,19 @@ async fn start_children(
             };
             let log = paths.log_dir.join(format!("{}-app.log", needed.log_stem()));
             let what = format!("{} app (dependsOn of {})", needed.key(), workload.key());
-            if !wait_listening_or_signal(&needed.app.listen, signals, &what, &log).await? {
+            // In its namespace, a connection from here would reach its
+            // proxy (PREROUTING): its listeners are read from /proc instead.
+            let in_namespace = layout.as_ref().map(|_| {
+                let name = format!("{} app", needed.key());
+                running
+                    .supervisor
+                    .pids()
+                    .into_iter()
+                    .find_map(|(child, pid)| (child == name).then_some(pid).flatten())
+            });
+            if !wait_listening_or_signal(&needed.app.listen, in_namespace, signals, &what, &log)
+                .await?
+            {
                 return Ok(false);
             }
         }
@@ -485,12 +626,36 @@ async fn start_children(
             .log_dir
             .join(format!("{}-app.log", workload.log_stem()));
         truncate(&log);
+        let args = workload.app.command[1..].to_vec();
+        // With --transparent: in its namespace, and no proxy variables (not
+        // even weft's own): iptables meshes it.
+        let (program, args, env, env_remove) = match &layout {
+            Some(layout) => {
+                let (program, args) = transparent::app_command(
+                    &layout.workloads[position].netns,
+                    &apps[position],
+                    &args,
+                );
+                let env = transparent::app_env(workload);
+                let remove = transparent::PROXY_VARIABLES
+                    .iter()
+                    .map(|name| name.to_string());
+                (PathBuf::from(program), args, env, remove.collect())
+            }
+            None => (
+                apps[position].clone(),
+                args,
+                plan::app_env(workload),
+                Vec::new(),
+            ),
+        };
         running.supervisor.start(
             ProcessSpec {
                 name: format!("{} app", workload.key()),
-                program: apps[position].clone(),
-                args: workload.app.command[1..].to_vec(),
-                env: plan::app_env(workload),
+                program,
+                args,
+                env,
+                env_remove,
                 working_dir: Some(workload.app.working_dir.clone()),
                 log,
             },
@@ -501,16 +666,25 @@ async fn start_children(
     Ok(true)
 }
 
-/// Waits until an app accepts connections on every port it declares;
+/// Waits until an app accepts connections on every port it declares (in a
+/// namespace, `Some(pid)` of the app: until it listens there);
 /// `Ok(false)` when a signal came.
 async fn wait_listening_or_signal(
     listen: &[SocketAddr],
+    in_namespace: Option<Option<u32>>,
     signals: &mut Signals,
     what: &str,
     log: &Path,
 ) -> anyhow::Result<bool> {
+    let ports: Vec<u16> = listen.iter().map(SocketAddr::port).collect();
+    let listening = async {
+        match in_namespace {
+            Some(pid) => network_host::wait_listening_in(pid, &ports, APP_LISTEN_TIMEOUT).await,
+            None => ready::wait_listening(listen, APP_LISTEN_TIMEOUT).await,
+        }
+    };
     tokio::select! {
-        listening = ready::wait_listening(listen, APP_LISTEN_TIMEOUT) => {
+        listening = listening => {
             if listening {
                 Ok(true)
             } else {
@@ -615,8 +789,36 @@ impl Running {
         );
         self.watch.abort();
         self.supervisor.stop().await;
+        if let Some((layout, network)) = &self.namespaces {
+            println!(
+                "weft: removing {} network namespaces and {}",
+                network.namespaces().len(),
+                layout.names.bridge()
+            );
+            network.tear_down();
+        }
         let _ = std::fs::remove_file(self.options.state_dir.join(state::UP_FILE));
         println!("weft: stopped");
+    }
+
+    /// With `--transparent`, a line per workload: its namespace and address.
+    pub fn namespace_lines(&self) -> Vec<String> {
+        let Some((layout, _)) = &self.namespaces else {
+            return Vec::new();
+        };
+        self.plan
+            .workloads
+            .iter()
+            .zip(&layout.workloads)
+            .map(|(workload, net)| {
+                format!(
+                    "ip netns exec {} sh   # {} at {}",
+                    net.netns,
+                    workload.key(),
+                    net.ip
+                )
+            })
+            .collect()
     }
 
     /// The process ids of the children, by name.

@@ -20,10 +20,12 @@
 //! [`start`] brings a mesh up and returns it [`Running`]; `weft demo` uses
 //! the same steps.
 
+pub mod binaries;
 pub mod effective;
 pub mod plan;
 pub mod ports;
 pub mod ready;
+pub mod summary;
 pub mod supervise;
 pub mod transparent;
 
@@ -38,6 +40,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::global_options::GlobalOptions;
 use crate::state::{self, ControllerAddresses, UpState, UpWorkload};
+pub use binaries::locate;
+use binaries::resolve_program;
 use plan::{ControllerAddrs, Placement, Plan, ProxyContext};
 use supervise::{ProcessSpec, Supervisor};
 use transparent::Layout;
@@ -728,59 +732,6 @@ async fn wait_ready_or_signal(
 }
 
 impl Running {
-    /// Prints where everything is, with `extra` lines of hints.
-    pub fn print_summary(&self, extra: &[String]) {
-        let state = &self.state;
-        let state_flag = if self.options.explicit_state_dir {
-            format!(" --state-dir {}", self.options.state_dir.display())
-        } else {
-            String::new()
-        };
-        let mut text = format!(
-            "\nweft: the mesh is up\n\n  dashboard    {}\n  controller   destination {}  identity {}  admin http://{}\n",
-            state.controller.api,
-            state.controller.destination,
-            state.controller.identity,
-            state.controller.admin
-        );
-        text.push_str(&format!(
-            "\n  {:<24} {:<16} {:<22} {:<22} {}\n",
-            "workload", "inbound", "outbound (HTTP_PROXY)", "admin", "tap"
-        ));
-        for workload in &state.workloads {
-            text.push_str(&format!(
-                "  {:<24} {:<16} {:<22} {:<22} {}\n",
-                format!("{}/{}", workload.namespace, workload.name),
-                workload.inbound,
-                workload.outbound,
-                format!("http://{}", workload.admin),
-                workload.tap
-            ));
-        }
-        if self.allocated_ports {
-            text.push_str(&format!(
-                "\n  ports        allocated by weft up where the mesh file has none, kept in {}",
-                self.options.state_dir.join(ports::PORTS_FILE).display()
-            ));
-        }
-        text.push_str(&format!(
-            "\n  logs         {}\n  state        {}\n\nTry:\n",
-            state.log_dir.display(),
-            self.options.state_dir.join(state::UP_FILE).display()
-        ));
-        if let Some(namespace) = state.workloads.first().map(|workload| &workload.namespace) {
-            text.push_str(&format!("  weft{state_flag} stat -n {namespace} deploy\n"));
-            text.push_str(&format!("  weft{state_flag} tap -n {namespace} deploy\n"));
-        }
-        text.push_str(&format!("  weft{state_flag} dashboard\n"));
-        for line in extra {
-            text.push_str(&format!("  {line}\n"));
-        }
-        text.push_str("\nPress Ctrl-C to stop everything.\n");
-        print!("{text}");
-        let _ = std::io::stdout().flush();
-    }
-
     /// Stops every process and removes `up.json`.
     pub async fn stop(self) {
         println!(
@@ -799,26 +750,6 @@ impl Running {
         }
         let _ = std::fs::remove_file(self.options.state_dir.join(state::UP_FILE));
         println!("weft: stopped");
-    }
-
-    /// With `--transparent`, a line per workload: its namespace and address.
-    pub fn namespace_lines(&self) -> Vec<String> {
-        let Some((layout, _)) = &self.namespaces else {
-            return Vec::new();
-        };
-        self.plan
-            .workloads
-            .iter()
-            .zip(&layout.workloads)
-            .map(|(workload, net)| {
-                format!(
-                    "ip netns exec {} sh   # {} at {}",
-                    net.netns,
-                    workload.key(),
-                    net.ip
-                )
-            })
-            .collect()
     }
 
     /// The process ids of the children, by name.
@@ -858,51 +789,6 @@ fn up_state(plan: &Plan, paths: &StatePaths, mesh_file: &Path) -> UpState {
             })
             .collect(),
     }
-}
-
-/// A weft binary: next to the running `weft`, else in `PATH`.
-pub fn locate(name: &str) -> anyhow::Result<PathBuf> {
-    if let Some(beside) = beside_weft(name) {
-        return Ok(beside);
-    }
-    if let Some(found) = in_path(name) {
-        return Ok(found);
-    }
-    let dir = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    bail!(
-        "{name} not found next to weft ({}) nor in PATH: build it (cargo build -p {}) or put it in PATH",
-        dir.display(),
-        match name {
-            "weft-controller" => "weft-controller",
-            "weft-proxy" => "weft-proxy",
-            other => other,
-        }
-    )
-}
-
-/// An app's program: a path as is; a bare name next to `weft` first (the
-/// demo's `weft-demo`), else looked up in `PATH` when started.
-fn resolve_program(program: &str) -> PathBuf {
-    if program.contains('/') {
-        return PathBuf::from(program);
-    }
-    beside_weft(program).unwrap_or_else(|| PathBuf::from(program))
-}
-
-fn beside_weft(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.join(name);
-    path.is_file().then_some(path)
-}
-
-fn in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 /// Whether a port is in use on this host (binding the unspecified address

@@ -7,6 +7,12 @@
 //!   ─► SIGTERM every child, SIGKILL stragglers, remove up.json
 //! ```
 //!
+//! `weft up --transparent` (root, [`transparent`]) adds: refusals first;
+//! addresses and clusterIPs instead of allocated ports; before the
+//! controller, a bridge and one network namespace per workload with nat
+//! rules; proxies (transparent mode) and apps (no proxy variables) inside
+//! them; and after the children stop, the network removed again.
+//!
 //! Everything lives under the state directory (`--state-dir`, default
 //! `~/.weft`): `identity/` (trust anchor, issuer, token key), `tokens/`
 //! (one per meshed workload, written by the controller), `api-token`,
@@ -14,14 +20,17 @@
 //! [`start`] brings a mesh up and returns it [`Running`]; `weft demo` uses
 //! the same steps.
 
+pub mod binaries;
 pub mod effective;
 pub mod plan;
 pub mod ports;
 pub mod ready;
+pub mod summary;
 pub mod supervise;
+pub mod transparent;
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -31,8 +40,12 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::global_options::GlobalOptions;
 use crate::state::{self, ControllerAddresses, UpState, UpWorkload};
-use plan::{ControllerAddrs, Plan, ProxyContext};
+pub use binaries::locate;
+use binaries::resolve_program;
+use plan::{ControllerAddrs, Placement, Plan, ProxyContext};
 use supervise::{ProcessSpec, Supervisor};
+use transparent::Layout;
+use transparent::host::{self as network_host, Network};
 
 /// How long the controller may take to be ready.
 const CONTROLLER_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +72,12 @@ pub struct Args {
     /// Controller listeners.
     #[command(flatten)]
     pub controller: ControllerArgs,
+    /// Root: each run workload in its own network namespace, its app's TCP
+    /// redirected into its proxy by iptables, so apps that ignore proxy
+    /// variables are meshed too (the controller listens on the bridge,
+    /// 10.209.0.1, unless its flags say otherwise).
+    #[arg(long)]
+    pub transparent: bool,
 }
 
 /// Where the controller listens.
@@ -89,10 +108,15 @@ impl ControllerArgs {
     /// As planned addresses: a flag, else `port_base` + 0..3 on loopback,
     /// else the fixed default.
     pub fn addrs(&self, port_base: Option<u16>) -> ControllerAddrs {
+        self.addrs_on(port_base, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// [`Self::addrs`] with `ip` instead of loopback.
+    pub fn addrs_on(&self, port_base: Option<u16>, ip: IpAddr) -> ControllerAddrs {
         let pick = |flag: Option<SocketAddr>, offset: u16, default: u16| {
             flag.unwrap_or_else(|| {
                 let port = port_base.map_or(default, |base| base + offset);
-                SocketAddr::from(([127, 0, 0, 1], port))
+                SocketAddr::new(ip, port)
             })
         };
         ControllerAddrs {
@@ -128,12 +152,19 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         state_dir: state::state_dir(global),
         explicit_state_dir: global.state_dir.is_some(),
     };
+    let placement = if args.transparent {
+        // Before anything starts (or a signal handler is installed).
+        network_host::preflight()?;
+        Placement::Namespaces
+    } else {
+        Placement::Host
+    };
     let mut signals = Signals::new()?;
-    let running = match start(&options, &mut signals).await? {
+    let running = match start_placed(&options, placement, &mut signals).await? {
         Started::Running(running) => *running,
         Started::Interrupted => return Ok(ExitCode::SUCCESS),
     };
-    running.print_summary(&[]);
+    running.print_summary(&running.namespace_lines());
     signals.recv().await;
     running.stop().await;
     Ok(ExitCode::SUCCESS)
@@ -183,6 +214,9 @@ pub struct Running {
     /// they are kept).
     allocated_ports: bool,
     watch: tokio::task::JoinHandle<()>,
+    /// With `--transparent`: where each workload is, and the network to
+    /// remove when stopping.
+    namespaces: Option<(Layout, Network)>,
 }
 
 /// Files under the state directory.
@@ -211,6 +245,16 @@ impl StatePaths {
 
 /// Brings the mesh up; on any error, what had started is stopped again.
 pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result<Started> {
+    start_placed(options, Placement::Host, signals).await
+}
+
+/// [`start`], the workloads placed as `placement` says
+/// ([`Placement::Namespaces`]: the caller ran [`network_host::preflight`]).
+pub async fn start_placed(
+    options: &UpOptions,
+    placement: Placement,
+    signals: &mut Signals,
+) -> anyhow::Result<Started> {
     // 1. The plan: nothing has started yet, so every problem stops here.
     let mesh_file = std::path::absolute(&options.mesh_file)
         .with_context(|| format!("{}", options.mesh_file.display()))?;
@@ -218,28 +262,46 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         .with_context(|| format!("cannot read the mesh file {}", mesh_file.display()))?;
     let mut workloads = plan::parse_workloads(&text)
         .with_context(|| format!("mesh file {}", mesh_file.display()))?;
-    let controller_addrs = options.controller.addrs(options.port_base);
-    // Proxy ports the file leaves out: the ones kept from the last run, else
-    // the first free ones from the base.
-    let allocations = ports::allocate(
-        &workloads,
-        &ports::load(&options.state_dir),
-        options
-            .port_base
-            .map_or(ports::DEFAULT_PORT_BASE, |base| base + 10),
-        &[
-            controller_addrs.destination.port(),
-            controller_addrs.identity.port(),
-            controller_addrs.admin.port(),
-            controller_addrs.web.port(),
-        ],
-        &is_taken,
-    );
-    for workload in &mut workloads {
-        ports::fill(workload, &allocations);
-    }
+    let in_namespaces = placement == Placement::Namespaces;
+    let controller_addrs = if in_namespaces {
+        let bridge = IpAddr::V4(transparent::BRIDGE_IP);
+        options.controller.addrs_on(options.port_base, bridge)
+    } else {
+        options.controller.addrs(options.port_base)
+    };
+    let (allocations, layout) = if in_namespaces {
+        // Every namespace has the proxy's standard ports: nothing to
+        // allocate; addresses and clusterIPs instead.
+        let names = transparent::Names::for_state_dir(&options.state_dir);
+        let services = transparent::parse_services(&text);
+        let layout = transparent::layout(names, &workloads, &services)
+            .with_context(|| format!("mesh file {}", mesh_file.display()))?;
+        transparent::place(&mut workloads, &layout);
+        (ports::Allocations::default(), Some(layout))
+    } else {
+        // Proxy ports the file leaves out: the ones kept from the last run,
+        // else the first free ones from the base.
+        let allocations = ports::allocate(
+            &workloads,
+            &ports::load(&options.state_dir),
+            options
+                .port_base
+                .map_or(ports::DEFAULT_PORT_BASE, |base| base + 10),
+            &[
+                controller_addrs.destination.port(),
+                controller_addrs.identity.port(),
+                controller_addrs.admin.port(),
+                controller_addrs.web.port(),
+            ],
+            &is_taken,
+        );
+        for workload in &mut workloads {
+            ports::fill(workload, &allocations);
+        }
+        (allocations, None)
+    };
     let mesh_dir = mesh_file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let plan = plan::plan(&workloads, controller_addrs, &mesh_dir)
+    let plan = plan::plan_placed(&workloads, controller_addrs, &mesh_dir, placement)
         .with_context(|| format!("mesh file {}", mesh_file.display()))?;
     if let Ok(Some(previous)) = state::load(&options.state_dir) {
         if is_weft(previous.pid) {
@@ -253,24 +315,14 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         // Left by a weft that did not stop cleanly.
         let _ = std::fs::remove_file(options.state_dir.join(state::UP_FILE));
     }
-    let taken = plan::probe(&plan.ports());
-    if !taken.is_empty() {
-        bail!(
-            "{}\nnothing was started: stop what uses these ports or change them in the mesh file (or the controller's flags){}",
-            taken.join("\n"),
-            if allocations
-                .workloads
-                .values()
-                .any(ports::AllocatedPorts::any)
-            {
-                format!(
-                    "; proxy ports the file leaves out are kept in {}: delete it (or pass another --port-base) to allocate new ones",
-                    options.state_dir.join(ports::PORTS_FILE).display()
-                )
-            } else {
-                String::new()
-            }
-        );
+    let allocated_ports = allocations
+        .workloads
+        .values()
+        .any(ports::AllocatedPorts::any);
+    // With --transparent the controller's address is the bridge's, which
+    // exists only once the network is up: probed then.
+    if !in_namespaces {
+        probe_or_refuse(&plan, allocated_ports, options)?;
     }
     let controller_bin = locate("weft-controller")?;
     let proxy_bin = if plan
@@ -293,24 +345,36 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
     for dir in [&options.state_dir, &paths.token_dir, &paths.log_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    ports::save(&options.state_dir, &allocations).with_context(|| {
-        format!(
-            "cannot write {}",
-            options.state_dir.join(ports::PORTS_FILE).display()
-        )
-    })?;
-    // The controller reads the effective file (allocated ports filled in),
-    // re-rendered whenever the user's file changes.
+    if !in_namespaces {
+        ports::save(&options.state_dir, &allocations).with_context(|| {
+            format!(
+                "cannot write {}",
+                options.state_dir.join(ports::PORTS_FILE).display()
+            )
+        })?;
+    }
+    // The controller reads the effective file (allocated ports, or the
+    // namespaces' addresses and clusterIPs, filled in), re-rendered whenever
+    // the user's file changes.
+    let render: Box<dyn Fn(&str) -> String + Send> = match &layout {
+        Some(layout) => {
+            let layout = layout.clone();
+            Box::new(move |text| transparent::render(text, &layout))
+        }
+        None => Box::new(move |text| ports::render(text, &allocations)),
+    };
     let effective_file = options.state_dir.join(ports::EFFECTIVE_MESH_FILE);
-    ports::write_replacing(
-        &effective_file,
-        ports::render(&text, &allocations).as_bytes(),
-    )
-    .with_context(|| format!("cannot write {}", effective_file.display()))?;
+    ports::write_replacing(&effective_file, render(&text).as_bytes())
+        .with_context(|| format!("cannot write {}", effective_file.display()))?;
     println!(
-        "weft up: {} ({} workloads to run), state in {}",
+        "weft up: {} ({} workloads to run{}), state in {}",
         mesh_file.display(),
         plan.workloads.len(),
+        if in_namespaces {
+            ", each in its own network namespace"
+        } else {
+            ""
+        },
         options.state_dir.display()
     );
     if !paths.trust_anchors.exists() {
@@ -329,28 +393,57 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         done(&paths.identity_dir.display().to_string());
     }
 
-    // 3. The controller.
+    // 3. With --transparent, the network: what a killed weft left first.
+    let namespaces = match layout {
+        Some(layout) => {
+            progress("creating the bridge and network namespaces");
+            network_host::remove_stale(&layout.names);
+            let meshed: Vec<bool> = plan
+                .workloads
+                .iter()
+                .map(|workload| workload.proxy.is_some())
+                .collect();
+            let network = network_host::set_up(&layout, &transparent::set_up(&layout, &meshed))?;
+            done(&format!(
+                "{} on {}",
+                network.namespaces().len(),
+                layout.names.bridge()
+            ));
+            Some((layout, network))
+        }
+        None => None,
+    };
+
+    // 4. The controller, the proxies, the apps.
     let mut running = Running {
         state: UpState::default(),
         plan,
         options: options.clone(),
         supervisor: Supervisor::default(),
-        allocated_ports: allocations
-            .workloads
-            .values()
-            .any(ports::AllocatedPorts::any),
-        watch: effective::watch(mesh_file.clone(), effective_file.clone(), allocations),
+        allocated_ports,
+        watch: effective::watch(mesh_file.clone(), effective_file.clone(), render),
+        namespaces,
     };
-    let result = start_children(
-        &mut running,
-        &paths,
-        &controller_bin,
-        proxy_bin.as_deref(),
-        &apps,
-        &effective_file,
-        signals,
-    )
-    .await;
+    let probed = if running.namespaces.is_some() {
+        probe_or_refuse(&running.plan, false, options)
+    } else {
+        Ok(())
+    };
+    let result = match probed {
+        Ok(()) => {
+            start_children(
+                &mut running,
+                &paths,
+                &controller_bin,
+                proxy_bin.as_deref(),
+                &apps,
+                &effective_file,
+                signals,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
     match result {
         Ok(true) => {}
         Ok(false) => {
@@ -361,16 +454,38 @@ pub async fn start(options: &UpOptions, signals: &mut Signals) -> anyhow::Result
         Err(error) => {
             running.watch.abort();
             running.supervisor.stop().await;
+            if let Some((_, network)) = &running.namespaces {
+                network.tear_down();
+            }
             return Err(error);
         }
     }
 
-    // 4. Where everything is, for the other commands.
+    // 5. Where everything is, for the other commands.
     running.state = up_state(&running.plan, &paths, &mesh_file);
     state::save(&options.state_dir, &running.state)?;
     Ok(Started::Running(Box::new(running)))
 }
 
+/// Refuses when a port this host must listen on is taken, naming each.
+fn probe_or_refuse(plan: &Plan, allocated_ports: bool, options: &UpOptions) -> anyhow::Result<()> {
+    let taken = plan::probe(&plan.ports());
+    if taken.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}\nnothing was started: stop what uses these ports or change them in the mesh file (or the controller's flags){}",
+        taken.join("\n"),
+        if allocated_ports {
+            format!(
+                "; proxy ports the file leaves out are kept in {}: delete it (or pass another --port-base) to allocate new ones",
+                options.state_dir.join(ports::PORTS_FILE).display()
+            )
+        } else {
+            String::new()
+        }
+    )
+}
 /// Starts the controller, then every app and proxy, waiting for each to be
 /// ready; `Ok(false)` when interrupted.
 async fn start_children(
@@ -414,6 +529,7 @@ async fn start_children(
             program: controller_bin.to_path_buf(),
             args,
             env: vec![("RUST_LOG".into(), "info".into())],
+            env_remove: Vec::new(),
             working_dir: None,
             log: controller_log.clone(),
         },
@@ -440,9 +556,25 @@ async fn start_children(
 
     // The proxies first, so each app's HTTP proxy is ready when it starts.
     let workloads = running.plan.workloads.clone();
-    for workload in &workloads {
+    let layout = running
+        .namespaces
+        .as_ref()
+        .map(|(layout, _)| layout.clone());
+    for (index, workload) in workloads.iter().enumerate() {
         let (Some(proxy), Some(proxy_bin)) = (&workload.proxy, proxy_bin) else {
             continue;
+        };
+        let env = plan::proxy_env(workload, proxy, &context);
+        // With --transparent: in the workload's namespace, as the proxy's
+        // group, in transparent mode.
+        let (program, args, env) = match &layout {
+            Some(layout) => {
+                let (program, args) =
+                    transparent::proxy_command(&layout.workloads[index].netns, proxy_bin);
+                let env = transparent::proxy_env(env, layout, &controller);
+                (PathBuf::from(program), args, env)
+            }
+            None => (proxy_bin.to_path_buf(), Vec::new(), env),
         };
         let what = format!("{} proxy", workload.key());
         let log = paths
@@ -453,9 +585,10 @@ async fn start_children(
         running.supervisor.start(
             ProcessSpec {
                 name: what.clone(),
-                program: proxy_bin.to_path_buf(),
-                args: Vec::new(),
-                env: plan::proxy_env(workload, proxy, &context),
+                program,
+                args,
+                env,
+                env_remove: Vec::new(),
                 working_dir: None,
                 log: log.clone(),
             },
@@ -477,7 +610,19 @@ async fn start_children(
             };
             let log = paths.log_dir.join(format!("{}-app.log", needed.log_stem()));
             let what = format!("{} app (dependsOn of {})", needed.key(), workload.key());
-            if !wait_listening_or_signal(&needed.app.listen, signals, &what, &log).await? {
+            // In its namespace, a connection from here would reach its
+            // proxy (PREROUTING): its listeners are read from /proc instead.
+            let in_namespace = layout.as_ref().map(|_| {
+                let name = format!("{} app", needed.key());
+                running
+                    .supervisor
+                    .pids()
+                    .into_iter()
+                    .find_map(|(child, pid)| (child == name).then_some(pid).flatten())
+            });
+            if !wait_listening_or_signal(&needed.app.listen, in_namespace, signals, &what, &log)
+                .await?
+            {
                 return Ok(false);
             }
         }
@@ -485,12 +630,36 @@ async fn start_children(
             .log_dir
             .join(format!("{}-app.log", workload.log_stem()));
         truncate(&log);
+        let args = workload.app.command[1..].to_vec();
+        // With --transparent: in its namespace, and no proxy variables (not
+        // even weft's own): iptables meshes it.
+        let (program, args, env, env_remove) = match &layout {
+            Some(layout) => {
+                let (program, args) = transparent::app_command(
+                    &layout.workloads[position].netns,
+                    &apps[position],
+                    &args,
+                );
+                let env = transparent::app_env(workload);
+                let remove = transparent::PROXY_VARIABLES
+                    .iter()
+                    .map(|name| name.to_string());
+                (PathBuf::from(program), args, env, remove.collect())
+            }
+            None => (
+                apps[position].clone(),
+                args,
+                plan::app_env(workload),
+                Vec::new(),
+            ),
+        };
         running.supervisor.start(
             ProcessSpec {
                 name: format!("{} app", workload.key()),
-                program: apps[position].clone(),
-                args: workload.app.command[1..].to_vec(),
-                env: plan::app_env(workload),
+                program,
+                args,
+                env,
+                env_remove,
                 working_dir: Some(workload.app.working_dir.clone()),
                 log,
             },
@@ -501,16 +670,25 @@ async fn start_children(
     Ok(true)
 }
 
-/// Waits until an app accepts connections on every port it declares;
+/// Waits until an app accepts connections on every port it declares (in a
+/// namespace, `Some(pid)` of the app: until it listens there);
 /// `Ok(false)` when a signal came.
 async fn wait_listening_or_signal(
     listen: &[SocketAddr],
+    in_namespace: Option<Option<u32>>,
     signals: &mut Signals,
     what: &str,
     log: &Path,
 ) -> anyhow::Result<bool> {
+    let ports: Vec<u16> = listen.iter().map(SocketAddr::port).collect();
+    let listening = async {
+        match in_namespace {
+            Some(pid) => network_host::wait_listening_in(pid, &ports, APP_LISTEN_TIMEOUT).await,
+            None => ready::wait_listening(listen, APP_LISTEN_TIMEOUT).await,
+        }
+    };
     tokio::select! {
-        listening = ready::wait_listening(listen, APP_LISTEN_TIMEOUT) => {
+        listening = listening => {
             if listening {
                 Ok(true)
             } else {
@@ -554,59 +732,6 @@ async fn wait_ready_or_signal(
 }
 
 impl Running {
-    /// Prints where everything is, with `extra` lines of hints.
-    pub fn print_summary(&self, extra: &[String]) {
-        let state = &self.state;
-        let state_flag = if self.options.explicit_state_dir {
-            format!(" --state-dir {}", self.options.state_dir.display())
-        } else {
-            String::new()
-        };
-        let mut text = format!(
-            "\nweft: the mesh is up\n\n  dashboard    {}\n  controller   destination {}  identity {}  admin http://{}\n",
-            state.controller.api,
-            state.controller.destination,
-            state.controller.identity,
-            state.controller.admin
-        );
-        text.push_str(&format!(
-            "\n  {:<24} {:<16} {:<22} {:<22} {}\n",
-            "workload", "inbound", "outbound (HTTP_PROXY)", "admin", "tap"
-        ));
-        for workload in &state.workloads {
-            text.push_str(&format!(
-                "  {:<24} {:<16} {:<22} {:<22} {}\n",
-                format!("{}/{}", workload.namespace, workload.name),
-                workload.inbound,
-                workload.outbound,
-                format!("http://{}", workload.admin),
-                workload.tap
-            ));
-        }
-        if self.allocated_ports {
-            text.push_str(&format!(
-                "\n  ports        allocated by weft up where the mesh file has none, kept in {}",
-                self.options.state_dir.join(ports::PORTS_FILE).display()
-            ));
-        }
-        text.push_str(&format!(
-            "\n  logs         {}\n  state        {}\n\nTry:\n",
-            state.log_dir.display(),
-            self.options.state_dir.join(state::UP_FILE).display()
-        ));
-        if let Some(namespace) = state.workloads.first().map(|workload| &workload.namespace) {
-            text.push_str(&format!("  weft{state_flag} stat -n {namespace} deploy\n"));
-            text.push_str(&format!("  weft{state_flag} tap -n {namespace} deploy\n"));
-        }
-        text.push_str(&format!("  weft{state_flag} dashboard\n"));
-        for line in extra {
-            text.push_str(&format!("  {line}\n"));
-        }
-        text.push_str("\nPress Ctrl-C to stop everything.\n");
-        print!("{text}");
-        let _ = std::io::stdout().flush();
-    }
-
     /// Stops every process and removes `up.json`.
     pub async fn stop(self) {
         println!(
@@ -615,6 +740,14 @@ impl Running {
         );
         self.watch.abort();
         self.supervisor.stop().await;
+        if let Some((layout, network)) = &self.namespaces {
+            println!(
+                "weft: removing {} network namespaces and {}",
+                network.namespaces().len(),
+                layout.names.bridge()
+            );
+            network.tear_down();
+        }
         let _ = std::fs::remove_file(self.options.state_dir.join(state::UP_FILE));
         println!("weft: stopped");
     }
@@ -656,51 +789,6 @@ fn up_state(plan: &Plan, paths: &StatePaths, mesh_file: &Path) -> UpState {
             })
             .collect(),
     }
-}
-
-/// A weft binary: next to the running `weft`, else in `PATH`.
-pub fn locate(name: &str) -> anyhow::Result<PathBuf> {
-    if let Some(beside) = beside_weft(name) {
-        return Ok(beside);
-    }
-    if let Some(found) = in_path(name) {
-        return Ok(found);
-    }
-    let dir = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    bail!(
-        "{name} not found next to weft ({}) nor in PATH: build it (cargo build -p {}) or put it in PATH",
-        dir.display(),
-        match name {
-            "weft-controller" => "weft-controller",
-            "weft-proxy" => "weft-proxy",
-            other => other,
-        }
-    )
-}
-
-/// An app's program: a path as is; a bare name next to `weft` first (the
-/// demo's `weft-demo`), else looked up in `PATH` when started.
-fn resolve_program(program: &str) -> PathBuf {
-    if program.contains('/') {
-        return PathBuf::from(program);
-    }
-    beside_weft(program).unwrap_or_else(|| PathBuf::from(program))
-}
-
-fn beside_weft(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.join(name);
-    path.is_file().then_some(path)
-}
-
-fn in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 /// Whether a port is in use on this host (binding the unspecified address

@@ -1,24 +1,25 @@
 //! Keeping the controller's effective mesh file in step with the user's: the
 //! controller watches `<state>/mesh.effective.yaml`, so `weft up` polls the
-//! user's file and renders it again ([`super::ports::render`], the
-//! allocated ports filled in) whenever its text changes. Edits (routes,
+//! user's file and renders it again (`super::ports::render`, the
+//! allocated ports filled in, or with `--transparent` the namespaces'
+//! addresses and clusterIPs) whenever its text changes. Edits (routes,
 //! splits, workloads) thus still take effect live. Workloads added while
 //! running get no allocation (`weft up` does not start them either).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ports::{self, Allocations};
+use super::ports;
 
 /// How often the user's mesh file is read.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Renders `source` into `effective` after every change of its text, until
-/// the task is aborted.
+/// Renders `source` into `effective` with `render` after every change of
+/// its text, until the task is aborted.
 pub fn watch(
     source: PathBuf,
     effective: PathBuf,
-    allocations: Allocations,
+    render: impl Fn(&str) -> String + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = std::fs::read_to_string(&source).ok();
@@ -31,7 +32,7 @@ pub fn watch(
             if last.as_deref() == Some(text.as_str()) {
                 continue;
             }
-            let rendered = ports::render(&text, &allocations);
+            let rendered = render(&text);
             let target = effective.clone();
             let written = tokio::task::spawn_blocking(move || {
                 ports::write_replacing(&target, rendered.as_bytes())

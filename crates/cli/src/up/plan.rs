@@ -93,6 +93,19 @@ pub struct Plan {
     /// The order their apps start in: indexes into `workloads`, every
     /// workload after those it depends on, otherwise in file order.
     pub start_order: Vec<usize>,
+    /// Where the workloads run.
+    pub placement: Placement,
+}
+
+/// Where the workloads' apps and proxies run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// All on this host's network: every port is claimed here.
+    #[default]
+    Host,
+    /// Each workload in its own network namespace (`--transparent`): only
+    /// the controller's ports are this host's.
+    Namespaces,
 }
 
 /// One workload that `weft up` runs.
@@ -231,6 +244,16 @@ pub fn plan(
     controller: ControllerAddrs,
     mesh_dir: &Path,
 ) -> Result<Plan, PlanError> {
+    plan_placed(workloads, controller, mesh_dir, Placement::Host)
+}
+
+/// [`plan`], with the workloads placed as `placement` says.
+pub fn plan_placed(
+    workloads: &[Workload],
+    controller: ControllerAddrs,
+    mesh_dir: &Path,
+    placement: Placement,
+) -> Result<Plan, PlanError> {
     let mut planned = Vec::new();
     for workload in workloads {
         let Some(run) = workload.spec.run.as_deref() else {
@@ -315,6 +338,7 @@ pub fn plan(
         controller,
         workloads: planned,
         start_order,
+        placement,
     };
     let found = clashes(&plan.ports());
     if !found.is_empty() {
@@ -324,7 +348,7 @@ pub fn plan(
 }
 
 impl Plan {
-    /// Every port that will be listened on, named by its owner.
+    /// Every port that will be listened on on this host, named by its owner.
     pub fn ports(&self) -> Vec<PortClaim> {
         let claim = |addr: SocketAddr, owner: String| PortClaim { addr, owner };
         let controller = self.controller;
@@ -334,6 +358,9 @@ impl Plan {
             claim(controller.admin, "controller admin".into()),
             claim(controller.web, "controller API and dashboard".into()),
         ];
+        if self.placement == Placement::Namespaces {
+            return claims;
+        }
         for workload in &self.workloads {
             let key = workload.key();
             for addr in &workload.app.listen {

@@ -244,7 +244,7 @@ fn filled_workload(document: &str, allocations: &Allocations) -> Option<String> 
 
 /// The documents of a YAML stream with the separator line before each (the
 /// first has none).
-fn documents(text: &str) -> Vec<(&str, &str)> {
+pub fn documents(text: &str) -> Vec<(&str, &str)> {
     let mut documents = Vec::new();
     let mut separator = "";
     let mut start = 0;

@@ -67,6 +67,9 @@ pub struct ProcessSpec {
     pub args: Vec<String>,
     /// Environment added to `weft up`'s own.
     pub env: Vec<(String, String)>,
+    /// Variables of `weft up`'s own environment the child does not get
+    /// (`env` may still set them).
+    pub env_remove: Vec<String>,
     /// Its working directory (default: `weft up`'s).
     pub working_dir: Option<PathBuf>,
     /// The file its stdout and stderr are appended to.
@@ -227,6 +230,9 @@ fn spawn(spec: &ProcessSpec) -> Result<Child, SuperviseError> {
         source,
     })?;
     let mut command = Command::new(&spec.program);
+    for name in &spec.env_remove {
+        command.env_remove(name);
+    }
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(name, value)| (name, value)))

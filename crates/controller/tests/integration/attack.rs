@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::common::identity_of;
 use futures::future::join_all;
 use linkerd2_proxy_api::destination::destination_client::DestinationClient;
 use linkerd2_proxy_api::destination::{DestinationProfile, GetDestination, Update};
@@ -47,10 +48,6 @@ spec:
   ports: [{name: http, port: 8080}]
   meshed: true
 ";
-
-fn identity_of(namespace: &str, service_account: &str) -> String {
-    format!("{service_account}.{namespace}.serviceaccount.identity.weft.cluster.local")
-}
 
 /// The controller's resident set size, in MiB.
 fn rss_mib(controller: &ControllerProcess) -> f64 {

@@ -34,3 +34,9 @@ pub async fn http_get_with(
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// The identity name the controller issues for a service account (written
+/// out here, independently of `weft_core::names`, so a changed format fails).
+pub fn identity_of(namespace: &str, service_account: &str) -> String {
+    format!("{service_account}.{namespace}.serviceaccount.identity.weft.cluster.local")
+}

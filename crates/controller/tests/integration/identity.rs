@@ -4,7 +4,7 @@
 //! rcgen CSRs, leaves verified against the trust anchor with webpki, and the
 //! issuer files replaced while it runs.
 
-use crate::common::http_get;
+use crate::common::{http_get, identity_of};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,10 +64,6 @@ spec:
   ports: [{name: http, port: 8084}]
   meshed: true
 ";
-
-fn identity_of(namespace: &str, service_account: &str) -> String {
-    format!("{service_account}.{namespace}.serviceaccount.identity.weft.cluster.local")
-}
 
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);

@@ -292,12 +292,20 @@ pub fn place(workloads: &mut [Workload], layout: &Layout) {
     for (workload, net) in run.zip(&layout.workloads) {
         workload.spec.addresses = vec![IpAddr::V4(net.ip)];
         if workload.spec.meshed {
+            // The ports are the namespace's fixed ones; what the file says
+            // of the proxy's kind stays.
+            let implementation = workload
+                .spec
+                .proxy
+                .as_ref()
+                .and_then(|proxy| proxy.implementation);
             workload.spec.proxy = Some(WorkloadProxy {
                 inbound_port: Some(INBOUND_PORT),
                 address: None,
                 outbound_port: Some(OUTBOUND_PORT),
                 admin_port: Some(ADMIN_PORT),
                 tap_port: Some(TAP_PORT),
+                implementation,
             });
         }
     }

@@ -2,13 +2,13 @@
 //! built from `linkerd2-proxy-api` talks to it over loopback while the test
 //! edits its mesh file.
 
-use crate::common::http_get;
+use crate::common::{Scratch, http_get, wait_until_ready};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use linkerd2_proxy_api::destination::destination_client::DestinationClient;
 use linkerd2_proxy_api::destination::update::Update as UpdateKind;
@@ -38,41 +38,6 @@ spec:
   - {name: http, port: 8085}
   meshed: true
 ";
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "weft-controller-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn mesh_file(&self) -> PathBuf {
-        self.0.join("mesh.yaml")
-    }
-
-    /// Replaces the mesh file atomically (write, then rename), as editors do.
-    fn write_mesh(&self, text: &str) {
-        let staging = self.0.join(".mesh.yaml.tmp");
-        std::fs::write(&staging, text).unwrap();
-        std::fs::rename(&staging, self.mesh_file()).unwrap();
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The controller process, killed on drop.
 struct Controller {
@@ -111,20 +76,8 @@ impl Controller {
             destination,
             admin,
         };
-        let started = Instant::now();
-        loop {
-            if let Ok((200, _)) = http_get(controller.admin, "/ready").await {
-                return controller;
-            }
-            if let Some(status) = controller.child.try_wait().unwrap() {
-                panic!("weft-controller exited early: {status}");
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "controller never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_ready(&mut controller.child, admin, PATIENCE).await;
+        controller
     }
 
     async fn client(&self) -> DestinationClient<Channel> {
@@ -211,8 +164,8 @@ async fn code_of<T>(result: Result<tonic::Response<Streaming<T>>, tonic::Status>
 #[tokio::test]
 async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     let scratch = Scratch::new("get");
-    scratch.write_mesh(EXAMPLE);
-    let controller = Controller::start(&scratch.mesh_file()).await;
+    scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
+    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
     let mut stream = open_get(&mut client, "web.shop.svc.cluster.local:80").await;
 
@@ -251,7 +204,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
 
     // An added workload arrives as an Add diff of just that address.
     let with_web_3 = format!("{EXAMPLE}{NEW_WORKLOAD}");
-    scratch.write_mesh(&with_web_3);
+    scratch.replace("mesh.yaml", with_web_3.as_bytes());
     let UpdateKind::Add(diff) = next_update(&mut stream, EDIT_DEADLINE).await else {
         panic!("expected an Add diff");
     };
@@ -264,7 +217,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
 
     // A removed workload arrives as a Remove.
     let without_web_2 = with_web_3.replace("addresses: [127.0.0.2]", "addresses: []");
-    scratch.write_mesh(&without_web_2);
+    scratch.replace("mesh.yaml", without_web_2.as_bytes());
     let UpdateKind::Remove(removed) = next_update(&mut stream, EDIT_DEADLINE).await else {
         panic!("expected a Remove");
     };
@@ -272,9 +225,9 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     assert_eq!(found, addresses(&["127.0.0.2:8082"]));
 
     // A broken edit changes nothing on the stream and shows on /ready.
-    scratch.write_mesh(&format!(
+    scratch.replace("mesh.yaml", format!(
         "{without_web_2}---\napiVersion: v1\nkind: Service\nmetadata: {{name: broken}}\nspec: {{ports: nope}}\n"
-    ));
+    ).as_bytes());
     let quiet = tokio::time::timeout(Duration::from_millis(1500), stream.message()).await;
     assert!(
         quiet.is_err(),
@@ -308,8 +261,8 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
 #[tokio::test]
 async fn unknown_names_and_malformed_paths_get_the_reference_answers() {
     let scratch = Scratch::new("names");
-    scratch.write_mesh(EXAMPLE);
-    let controller = Controller::start(&scratch.mesh_file()).await;
+    scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
+    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     let mut unknown = open_get(&mut client, "nope.shop.svc.cluster.local:80").await;
@@ -340,8 +293,8 @@ async fn unknown_names_and_malformed_paths_get_the_reference_answers() {
 #[tokio::test]
 async fn get_profile_by_name_and_by_address() {
     let scratch = Scratch::new("profile");
-    scratch.write_mesh(EXAMPLE);
-    let controller = Controller::start(&scratch.mesh_file()).await;
+    scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
+    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     for path in ["web.shop.svc.cluster.local:80", "10.96.0.10:80"] {
@@ -426,7 +379,7 @@ async fn get_profile_by_name_and_by_address() {
         .split_once("---\napiVersion: split.smi-spec.io/v1alpha1")
         .map(|(before, _)| before.to_string())
         .expect("the example has a split");
-    scratch.write_mesh(&without_split);
+    scratch.replace("mesh.yaml", without_split.as_bytes());
     let profile = next_profile(&mut stream, EDIT_DEADLINE).await;
     let overrides: Vec<(&str, u32)> = profile
         .dst_overrides
@@ -453,8 +406,8 @@ spec:
 #[tokio::test]
 async fn get_profile_prefers_the_client_namespace_profile() {
     let scratch = Scratch::new("client-profile");
-    scratch.write_mesh(&format!("{EXAMPLE}{CLIENT_PROFILE}"));
-    let controller = Controller::start(&scratch.mesh_file()).await;
+    scratch.replace("mesh.yaml", format!("{EXAMPLE}{CLIENT_PROFILE}").as_bytes());
+    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     let cases = [
@@ -498,7 +451,7 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     let destination: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
         .parse()
         .unwrap();
-    let output = Controller::spawn(&scratch.mesh_file(), destination, admin)
+    let output = Controller::spawn(&scratch.path("mesh.yaml"), destination, admin)
         .wait_with_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -506,8 +459,11 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     assert!(stderr.contains("mesh.yaml"), "{stderr}");
 
     // A bad file: exit 64, naming file, document and line.
-    scratch.write_mesh("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: 7}\n");
-    let output = Controller::spawn(&scratch.mesh_file(), destination, admin)
+    scratch.replace(
+        "mesh.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: 7}\n".as_bytes(),
+    );
+    let output = Controller::spawn(&scratch.path("mesh.yaml"), destination, admin)
         .wait_with_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -515,18 +471,22 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     assert!(stderr.contains("mesh.yaml: document 1, line 4"), "{stderr}");
 
     // A taken port: the flag is named.
-    scratch.write_mesh(EXAMPLE);
+    scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let output = Controller::spawn(&scratch.mesh_file(), taken.local_addr().unwrap(), admin)
-        .wait_with_output()
-        .unwrap();
+    let output = Controller::spawn(
+        &scratch.path("mesh.yaml"),
+        taken.local_addr().unwrap(),
+        admin,
+    )
+    .wait_with_output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_ne!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("--destination-addr"), "{stderr}");
     drop(taken);
 
     // SIGTERM with a stream open: a clean exit.
-    let mut controller = Controller::start(&scratch.mesh_file()).await;
+    let mut controller = Controller::start(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
     let mut stream = open_get(&mut client, "web.shop.svc.cluster.local:80").await;
     next_update(&mut stream, PATIENCE).await;

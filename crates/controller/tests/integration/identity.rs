@@ -4,7 +4,7 @@
 //! rcgen CSRs, leaves verified against the trust anchor with webpki, and the
 //! issuer files replaced while it runs.
 
-use crate::common::{http_get, identity_of};
+use crate::common::{Scratch, http_get, identity_of, wait_until_ready};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,42 +65,6 @@ spec:
   meshed: true
 ";
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "weft-identity-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.0.join(relative)
-    }
-
-    /// Replaces a file atomically (write, then rename).
-    fn replace(&self, relative: &str, contents: &[u8]) {
-        let target = self.path(relative);
-        let staging = target.with_extension("staging");
-        std::fs::write(&staging, contents).unwrap();
-        std::fs::rename(&staging, &target).unwrap();
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn controller_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weft-controller"));
     command.env("RUST_LOG", "warn");
@@ -159,17 +123,8 @@ impl Controller {
             identity,
             admin,
         };
-        let started = Instant::now();
-        loop {
-            if let Ok((200, _)) = http_get(controller.admin, "/ready").await {
-                return controller;
-            }
-            if let Some(status) = controller.child.try_wait().unwrap() {
-                panic!("weft-controller exited early: {status}");
-            }
-            assert!(started.elapsed() < PATIENCE, "never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_ready(&mut controller.child, admin, PATIENCE).await;
+        controller
     }
 
     async fn client(&self) -> IdentityClient<Channel> {

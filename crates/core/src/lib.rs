@@ -24,17 +24,30 @@
 
 pub mod duration;
 pub mod names;
+#[cfg(feature = "model")]
 pub mod object;
+#[cfg(feature = "model")]
 pub mod profile;
+#[cfg(feature = "model")]
 pub mod service;
+#[cfg(feature = "model")]
 pub mod split;
+#[cfg(feature = "model")]
 pub mod weight;
+#[cfg(feature = "model")]
 pub mod workload;
 
+#[cfg(feature = "model")]
 pub use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+#[cfg(feature = "model")]
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+#[cfg(feature = "model")]
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+#[cfg(feature = "model")]
 pub use object::{Kind, MeshObject, ObjectError, ObjectKey};
+#[cfg(feature = "model")]
 pub use profile::ServiceProfile;
+#[cfg(feature = "model")]
 pub use split::TrafficSplit;
+#[cfg(feature = "model")]
 pub use workload::Workload;

@@ -18,6 +18,7 @@
 
 pub mod mesh;
 pub mod metrics;
+pub mod policy;
 pub mod tap;
 
 pub use mesh::{
@@ -28,6 +29,7 @@ pub use metrics::{
     EdgeRow, EdgesResponse, Latency, NamedWorkload, ResourceKind, RouteProfile, RouteRow,
     RoutesResponse, StatResponse, StatRow, TrafficSplitRow, TrafficSplitsResponse,
 };
+pub use policy::{AuthzEntry, AuthzResponse, PortAuthz};
 pub use tap::{TapEvent, TapEventKind, TapPeer};
 
 use serde::{Deserialize, Serialize};

@@ -17,6 +17,7 @@ use crate::metrics::ProxyMetrics;
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
+use crate::policy::PolicyChannel;
 use crate::proxy::Proxy;
 use crate::resources::{self, ConnectionLimit};
 use crate::routing::Router;
@@ -58,6 +59,9 @@ pub enum StartError {
     /// The Destination client could not be built.
     #[error("WEFT_PROXY_DESTINATION_SVC_ADDR: {0}")]
     Destination(#[from] ClientError),
+    /// The policy channel could not be built.
+    #[error("{0}")]
+    Policy(#[from] crate::policy::PolicyChannelError),
     /// A control-plane service name cannot be used for TLS.
     #[error("invalid control plane service name {0:?}")]
     ServerName(String),
@@ -273,6 +277,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
         None => None,
     };
+    // 5b. The policy APIs' channel, when the proxy names its workload:
+    //     inbound server policies and outbound routes. Lazy and mutual TLS,
+    //     as discovery.
+    let policy = match &config.policy {
+        Some(policy) => {
+            let tls = match &tls_store {
+                Some(store) if uses_tls(config.control_plane_tls, &policy.addr) => {
+                    Some(ControlTls {
+                        server_name: server_name(&policy.svc_name)?,
+                        config: ControlClientConfig::Mutual(store.clone()),
+                    })
+                }
+                _ => None,
+            };
+            log_control_plane("policy", &policy.addr, tls.as_ref());
+            Some(PolicyChannel::new(policy, tls)?)
+        }
+        None => None,
+    };
     let proxy = Arc::new(Proxy {
         config: config.clone(),
         metrics: metrics.clone(),
@@ -285,6 +308,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .collect(),
         log_limit: LogLimit::default(),
         router: outbound_router,
+        policy,
         tls: tls_store.clone(),
         case_maps: CaseMaps::default(),
         taps: taps.clone(),

@@ -19,12 +19,13 @@ mod variables;
 mod tests;
 
 pub use values::{
-    DetectTimeoutAction, IpNetwork, LogFormat, PortSet, detect_timeout_action, format_duration,
-    parse_duration, parse_port_set,
+    DefaultPolicy, DetectTimeoutAction, IpNetwork, LogFormat, PortSet, detect_timeout_action,
+    format_duration, parse_duration, parse_port_set,
 };
 use values::{
-    parse_certificates, parse_connection_limit, parse_cores, parse_listen_addrs,
-    parse_optional_host_port, parse_positive_duration, parse_server_name, parse_socket_addr,
+    parse_certificates, parse_connection_limit, parse_cores, parse_listen_addrs, parse_networks,
+    parse_optional_host_port, parse_policy_workload, parse_positive_duration, parse_server_name,
+    parse_socket_addr,
 };
 pub use variables::{DEFAULT_CONTROLLER_NAME, DEFAULT_OPAQUE_PORTS, VARIABLES, Variable};
 
@@ -66,6 +67,14 @@ pub struct Config {
     pub destination: Option<DestinationConfig>,
     /// Identity settings; `None` when no identity service is configured.
     pub identity: Option<IdentityConfig>,
+    /// Policy API settings; `None` without `WEFT_PROXY_POLICY_WORKLOAD` or
+    /// without a policy (or Destination) address.
+    pub policy: Option<PolicyConfig>,
+    /// Inbound policy of a port the controller has no policy for, and of
+    /// every port before its first answer or without a controller.
+    pub inbound_default_policy: DefaultPolicy,
+    /// The networks `cluster-*` default policies admit.
+    pub policy_cluster_networks: Vec<IpNetwork>,
     /// When connections to the control plane use TLS (with identity only).
     pub control_plane_tls: ControlPlaneTls,
     /// The tap server; `None` when turned off.
@@ -107,6 +116,21 @@ pub struct DestinationConfig {
     pub profile_networks: Vec<IpNetwork>,
     /// A lookup's first answer is awaited at most this long.
     pub initial_timeout: Duration,
+}
+
+/// Where and as whom the proxy asks the policy APIs
+/// (`io.linkerd.proxy.inbound.InboundServerPolicies`,
+/// `io.linkerd.proxy.outbound.OutboundPolicies`).
+#[derive(Clone, Debug)]
+pub struct PolicyConfig {
+    /// `host:port` of the policy service (the Destination address unless
+    /// `WEFT_PROXY_POLICY_SVC_ADDR` says otherwise).
+    pub addr: String,
+    /// The identity its TLS certificate must carry.
+    pub svc_name: String,
+    /// The workload the proxy serves, sent with every request:
+    /// `{"ns":"<namespace>","pod":"<name>"}`.
+    pub workload: String,
 }
 
 /// Where the tap server listens and whom it serves.
@@ -226,7 +250,7 @@ impl Config {
             lookup,
             invalid: Vec::new(),
         };
-        let config = Config {
+        let mut config = Config {
             inbound_listen_addr: reader.value("WEFT_PROXY_INBOUND_LISTEN_ADDR", parse_socket_addr),
             outbound_listen_addrs: reader
                 .value("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", parse_listen_addrs),
@@ -270,6 +294,11 @@ impl Config {
             ),
             destination: read_destination(&mut reader),
             identity: read_identity(&mut reader),
+            policy: None,
+            inbound_default_policy: reader
+                .value("WEFT_PROXY_INBOUND_DEFAULT_POLICY", DefaultPolicy::parse),
+            policy_cluster_networks: reader
+                .value("WEFT_PROXY_POLICY_CLUSTER_NETWORKS", parse_networks),
             control_plane_tls: reader.value("WEFT_PROXY_CONTROL_PLANE_TLS", ControlPlaneTls::parse),
             tap: read_tap(&mut reader),
             discovery_idle_timeout: reader.value(
@@ -332,6 +361,7 @@ impl Config {
                 }
             }),
         };
+        config.policy = read_policy(&mut reader, config.destination.as_ref());
         config.validate(&mut reader);
         if reader.invalid.is_empty() {
             Ok(config)
@@ -424,6 +454,11 @@ impl Config {
             "identity_local_name": self.identity.as_ref().map(|identity| identity.local_name.clone()),
             "identity_trust_anchors": self.identity.as_ref().map(|identity| format!("{} certificate(s)", identity.trust_anchors.len())),
             "identity_svc_name": self.identity.as_ref().map(|identity| identity.svc_name.clone()),
+            "policy_svc_addr": self.policy.as_ref().map(|policy| policy.addr.clone()),
+            "policy_svc_name": self.policy.as_ref().map(|policy| policy.svc_name.clone()),
+            "policy_workload": self.policy.as_ref().map(|policy| policy.workload.clone()),
+            "inbound_default_policy": self.inbound_default_policy.as_str(),
+            "policy_cluster_networks": self.policy_cluster_networks.iter().map(IpNetwork::to_string).collect::<Vec<_>>().join(","),
             "control_plane_tls": self.control_plane_tls.as_str(),
             "tap_listen_addr": self.tap.as_ref().map_or("off".to_string(), |tap| tap.listen_addr.to_string()),
             "tap_svc_name": self.tap.as_ref().map(|tap| tap.svc_name.clone()),
@@ -476,14 +511,7 @@ fn read_destination(reader: &mut Reader<'_>) -> Option<DestinationConfig> {
             .filter(|suffix| !suffix.is_empty())
             .collect::<Vec<_>>())
     });
-    let profile_networks = reader.value("WEFT_PROXY_DESTINATION_PROFILE_NETWORKS", |value| {
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .map(IpNetwork::parse)
-            .collect::<Result<Vec<_>, _>>()
-    });
+    let profile_networks = reader.value("WEFT_PROXY_DESTINATION_PROFILE_NETWORKS", parse_networks);
     let initial_timeout = reader.value(
         "WEFT_PROXY_DESTINATION_INITIAL_TIMEOUT",
         parse_positive_duration,
@@ -495,6 +523,32 @@ fn read_destination(reader: &mut Reader<'_>) -> Option<DestinationConfig> {
         profile_suffixes,
         profile_networks,
         initial_timeout,
+    })
+}
+
+/// Reads the `WEFT_PROXY_POLICY_*` variables; `None` without a workload
+/// name or without an address (its own, else the Destination service's).
+fn read_policy(
+    reader: &mut Reader<'_>,
+    destination: Option<&DestinationConfig>,
+) -> Option<PolicyConfig> {
+    let addr = reader.value("WEFT_PROXY_POLICY_SVC_ADDR", parse_optional_host_port);
+    let svc_name = reader.value("WEFT_PROXY_POLICY_SVC_NAME", |value| {
+        if value.trim().is_empty() {
+            Ok(None)
+        } else {
+            parse_server_name(value).map(Some)
+        }
+    });
+    let workload = reader.value("WEFT_PROXY_POLICY_WORKLOAD", parse_policy_workload)?;
+    let addr = addr.or_else(|| destination.map(|destination| destination.addr.clone()))?;
+    let svc_name = svc_name
+        .or_else(|| destination.map(|destination| destination.svc_name.clone()))
+        .unwrap_or_else(|| DEFAULT_CONTROLLER_NAME.to_string());
+    Some(PolicyConfig {
+        addr,
+        svc_name,
+        workload,
     })
 }
 

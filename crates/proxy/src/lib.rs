@@ -12,6 +12,10 @@
 //! controller over [`control`] channels (TLS or plaintext). [`tap`] streams
 //! live request events to an authorized tap client.
 
+// The effective configuration's JSON (`config.rs`) nests deeper than the
+// default limit of `serde_json::json!`.
+#![recursion_limit = "256"]
+
 pub(crate) mod admin;
 pub mod app;
 pub(crate) mod balance;
@@ -35,6 +39,7 @@ pub mod memory;
 pub(crate) mod metrics;
 pub(crate) mod orig_dst;
 pub(crate) mod outbound;
+pub(crate) mod policy;
 pub(crate) mod proxy;
 pub(crate) mod resources;
 pub(crate) mod routing;

@@ -11,6 +11,7 @@ use crate::http::client::HttpClient;
 use crate::http::header_case::CaseMaps;
 use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
+use crate::policy::PolicyChannel;
 use crate::routing::Router;
 use crate::tap::Taps;
 use crate::tls::config::TlsStore;
@@ -35,6 +36,8 @@ pub(crate) struct Proxy {
     pub log_limit: LogLimit,
     /// Discovery-driven outbound routing; `None` without a Destination service.
     pub router: Option<Router>,
+    /// The policy APIs' channel; `None` without `WEFT_PROXY_POLICY_WORKLOAD`.
+    pub policy: Option<PolicyChannel>,
     /// TLS made from the proxy's identity; `None` without an identity.
     pub tls: Option<Arc<TlsStore>>,
     /// hyper case maps for `l5d-orig-header-case` values (inbound).

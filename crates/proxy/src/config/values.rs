@@ -291,3 +291,95 @@ pub fn detect_timeout_action(
         (None, false) => DetectTimeoutAction::Forward,
     }
 }
+
+/// `WEFT_PROXY_INBOUND_DEFAULT_POLICY`: who may reach an inbound port for
+/// which the controller has no policy (or before its first answer, or with
+/// no controller at all). Linkerd's default policies, same names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultPolicy {
+    /// Any client, meshed or not, from any address.
+    AllUnauthenticated,
+    /// Only clients with a verified mesh certificate.
+    AllAuthenticated,
+    /// Any client from `WEFT_PROXY_POLICY_CLUSTER_NETWORKS`.
+    ClusterUnauthenticated,
+    /// Clients with a verified mesh certificate from the cluster networks.
+    ClusterAuthenticated,
+    /// Nobody (the admin port's probes excepted).
+    Deny,
+    /// Everybody, but each connection and request is logged and counted as
+    /// allowed only by audit, so a stricter policy can be tried first.
+    Audit,
+}
+
+impl DefaultPolicy {
+    /// Every policy, in the order `--help` lists them.
+    pub const ALL: [DefaultPolicy; 6] = [
+        DefaultPolicy::AllUnauthenticated,
+        DefaultPolicy::AllAuthenticated,
+        DefaultPolicy::ClusterUnauthenticated,
+        DefaultPolicy::ClusterAuthenticated,
+        DefaultPolicy::Deny,
+        DefaultPolicy::Audit,
+    ];
+
+    /// Parses a policy name (any case, surrounding white space ignored).
+    pub fn parse(value: &str) -> Result<DefaultPolicy, String> {
+        let value = value.trim().to_ascii_lowercase();
+        DefaultPolicy::ALL
+            .into_iter()
+            .find(|policy| policy.as_str() == value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = DefaultPolicy::ALL
+                    .iter()
+                    .map(|policy| policy.as_str())
+                    .collect();
+                format!("expected one of {}", names.join(", "))
+            })
+    }
+
+    /// The policy's name, as Linkerd spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultPolicy::AllUnauthenticated => "all-unauthenticated",
+            DefaultPolicy::AllAuthenticated => "all-authenticated",
+            DefaultPolicy::ClusterUnauthenticated => "cluster-unauthenticated",
+            DefaultPolicy::ClusterAuthenticated => "cluster-authenticated",
+            DefaultPolicy::Deny => "deny",
+            DefaultPolicy::Audit => "audit",
+        }
+    }
+}
+
+/// Comma-separated CIDRs (`10.0.0.0/8,fd00::/8`); empty = none.
+pub(super) fn parse_networks(value: &str) -> Result<Vec<IpNetwork>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(IpNetwork::parse)
+        .collect()
+}
+
+/// `WEFT_PROXY_POLICY_WORKLOAD`: `{"ns":"<namespace>","pod":"<name>"}`, as
+/// Linkerd's `LINKERD2_PROXY_POLICY_WORKLOAD`; empty = no policy client.
+/// The text is sent as written; both fields must be non-empty strings.
+pub(super) fn parse_policy_workload(value: &str) -> Result<Option<String>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let expected = "expected {\"ns\":\"<namespace>\",\"pod\":\"<name>\"}";
+    let parsed: serde_json::Value =
+        serde_json::from_str(value).map_err(|error| format!("{expected}: {error}"))?;
+    let field = |name: &str| {
+        parsed
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|text| !text.is_empty())
+    };
+    if !field("ns") || !field("pod") {
+        return Err(format!("{expected}: ns and pod must be non-empty strings"));
+    }
+    Ok(Some(value.to_string()))
+}

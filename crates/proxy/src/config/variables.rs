@@ -129,6 +129,31 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "how long a new target waits for its first discovery answer before being forwarded to its original destination",
     },
     Variable {
+        name: "WEFT_PROXY_POLICY_WORKLOAD",
+        default: "",
+        meaning: "the workload whose policy the proxy asks for, {\"ns\":\"<namespace>\",\"pod\":\"<name>\"}; unset = no policy API: every inbound port gets WEFT_PROXY_INBOUND_DEFAULT_POLICY and outbound routes come from ServiceProfiles only",
+    },
+    Variable {
+        name: "WEFT_PROXY_POLICY_SVC_ADDR",
+        default: "",
+        meaning: "the controller's policy service (host:port); empty = the Destination service's address (weft-controller serves both on one port)",
+    },
+    Variable {
+        name: "WEFT_PROXY_POLICY_SVC_NAME",
+        default: "",
+        meaning: "the identity the policy service's TLS certificate must carry; empty = WEFT_PROXY_DESTINATION_SVC_NAME",
+    },
+    Variable {
+        name: "WEFT_PROXY_INBOUND_DEFAULT_POLICY",
+        default: "all-unauthenticated",
+        meaning: "who may reach an inbound port the controller has no policy for (and every port before its first answer): all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit",
+    },
+    Variable {
+        name: "WEFT_PROXY_POLICY_CLUSTER_NETWORKS",
+        default: "",
+        meaning: "the cluster's networks for the cluster-* default policies (comma-separated CIDRs); empty = none, so cluster-* admit no one",
+    },
+    Variable {
         name: "WEFT_PROXY_IDENTITY_SVC_ADDR",
         default: "",
         meaning: "the controller's identity service (host:port); unset = no identity. When set, the proxy is ready only once it holds a certificate",

@@ -124,6 +124,9 @@ pub struct WorkloadPlan {
     /// The workloads (`namespace/name`) whose apps must be listening before
     /// its app starts (`spec.run.dependsOn`).
     pub depends_on: Vec<String>,
+    /// Its `config.linkerd.io/default-inbound-policy` annotation: the policy
+    /// its proxy applies before the controller's first answer.
+    pub default_inbound_policy: Option<String>,
 }
 
 impl WorkloadPlan {
@@ -273,6 +276,20 @@ pub fn plan_placed(
         if run.command.is_empty() {
             return Err(refuse("spec.run.command is empty"));
         }
+        let default_inbound_policy = workload
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(DEFAULT_INBOUND_POLICY_ANNOTATION))
+            .map(|value| value.trim().to_string());
+        if let Some(policy) = &default_inbound_policy
+            && !DEFAULT_INBOUND_POLICIES.contains(&policy.as_str())
+        {
+            return Err(refuse(&format!(
+                "metadata.annotations.{DEFAULT_INBOUND_POLICY_ANNOTATION}: {policy:?} is not one of {}",
+                DEFAULT_INBOUND_POLICIES.join(", ")
+            )));
+        }
         let address = workload
             .spec
             .addresses
@@ -322,6 +339,7 @@ pub fn plan_placed(
         planned.push(WorkloadPlan {
             identity: identity_name(workload.service_account(), &namespace),
             depends_on,
+            default_inbound_policy,
             namespace,
             name,
             app: AppPlan {
@@ -428,7 +446,29 @@ pub fn probe(claims: &[PortClaim]) -> Vec<String> {
         .collect()
 }
 
-/// The proxy's environment: explicit mode, its ports, discovery, identity, tap.
+/// The annotation that sets a workload's default inbound policy (Linkerd's
+/// name, so Linkerd manifests carry over).
+pub const DEFAULT_INBOUND_POLICY_ANNOTATION: &str = "config.linkerd.io/default-inbound-policy";
+
+/// The default inbound policies, as Linkerd names them.
+pub const DEFAULT_INBOUND_POLICIES: [&str; 6] = [
+    "all-unauthenticated",
+    "all-authenticated",
+    "cluster-unauthenticated",
+    "cluster-authenticated",
+    "deny",
+    "audit",
+];
+
+/// The workload string of the policy APIs and the context token of
+/// Destination lookups: `{"ns":"<namespace>","pod":"<name>"}` (a host
+/// workload stands where Linkerd has a pod).
+pub fn workload_token(workload: &WorkloadPlan) -> String {
+    serde_json::json!({"ns": workload.namespace, "pod": workload.name}).to_string()
+}
+
+/// The proxy's environment: explicit mode, its ports, discovery, policy,
+/// identity, tap.
 pub fn proxy_env(
     workload: &WorkloadPlan,
     proxy: &ProxyPlan,
@@ -452,6 +492,10 @@ pub fn proxy_env(
             "WEFT_PROXY_DESTINATION_SVC_ADDR",
             context.controller.destination.to_string(),
         ),
+        ("WEFT_PROXY_DESTINATION_CONTEXT", workload_token(workload)),
+        // Policy (inbound server policies, outbound routes) from the
+        // controller's Destination port.
+        ("WEFT_PROXY_POLICY_WORKLOAD", workload_token(workload)),
         (
             "WEFT_PROXY_IDENTITY_SVC_ADDR",
             context.controller.identity.to_string(),
@@ -473,6 +517,12 @@ pub fn proxy_env(
         ),
     ]
     .into_iter()
+    .chain(
+        workload
+            .default_inbound_policy
+            .clone()
+            .map(|policy| ("WEFT_PROXY_INBOUND_DEFAULT_POLICY", policy)),
+    )
     .map(|(name, value)| (name.to_string(), value))
     .collect()
 }

@@ -431,3 +431,94 @@ fn resource_bound_variables() {
         ]
     );
 }
+
+#[test]
+fn policy_variables() {
+    // No workload: no policy client, whatever else is set.
+    let config = config_from(&[("WEFT_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")]).unwrap();
+    assert!(config.policy.is_none());
+    assert_eq!(
+        config.inbound_default_policy,
+        DefaultPolicy::AllUnauthenticated
+    );
+    // A workload and no address of its own: the Destination service's.
+    let workload = r#"{"ns":"shop","pod":"web-1"}"#;
+    let config = config_from(&[
+        ("WEFT_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086"),
+        (
+            "WEFT_PROXY_DESTINATION_SVC_NAME",
+            "ctl.weft.serviceaccount.identity.weft.cluster.local",
+        ),
+        ("WEFT_PROXY_POLICY_WORKLOAD", workload),
+    ])
+    .unwrap();
+    let policy = config.policy.unwrap();
+    assert_eq!(policy.addr, "127.0.0.1:8086");
+    assert_eq!(
+        policy.svc_name,
+        "ctl.weft.serviceaccount.identity.weft.cluster.local"
+    );
+    assert_eq!(policy.workload, workload);
+    // Its own address and name win.
+    let config = config_from(&[
+        ("WEFT_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086"),
+        ("WEFT_PROXY_POLICY_SVC_ADDR", "policy.weft:8090"),
+        (
+            "WEFT_PROXY_POLICY_SVC_NAME",
+            "policy.weft.serviceaccount.identity.weft.cluster.local",
+        ),
+        ("WEFT_PROXY_POLICY_WORKLOAD", workload),
+        ("WEFT_PROXY_INBOUND_DEFAULT_POLICY", " Deny "),
+        ("WEFT_PROXY_POLICY_CLUSTER_NETWORKS", "10.0.0.0/8, fd00::/8"),
+    ])
+    .unwrap();
+    let policy = config.policy.as_ref().unwrap();
+    assert_eq!(policy.addr, "policy.weft:8090");
+    assert_eq!(
+        policy.svc_name,
+        "policy.weft.serviceaccount.identity.weft.cluster.local"
+    );
+    assert_eq!(config.inbound_default_policy, DefaultPolicy::Deny);
+    assert_eq!(config.policy_cluster_networks.len(), 2);
+    let json = config.to_json();
+    assert_eq!(json["inbound_default_policy"], "deny");
+    assert_eq!(json["policy_workload"], workload);
+    // A workload without any address: no policy client.
+    let config = config_from(&[("WEFT_PROXY_POLICY_WORKLOAD", workload)]).unwrap();
+    assert!(config.policy.is_none());
+    // Every default policy name parses and prints back.
+    for policy in DefaultPolicy::ALL {
+        assert_eq!(DefaultPolicy::parse(policy.as_str()), Ok(policy));
+    }
+    // Bad values name the variable and say what is expected.
+    let error = config_from(&[
+        ("WEFT_PROXY_POLICY_WORKLOAD", "web-1"),
+        ("WEFT_PROXY_INBOUND_DEFAULT_POLICY", "allow"),
+        ("WEFT_PROXY_POLICY_CLUSTER_NETWORKS", "10.0.0.0/33"),
+    ])
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "WEFT_PROXY_POLICY_WORKLOAD",
+        "WEFT_PROXY_INBOUND_DEFAULT_POLICY",
+        "expected one of all-unauthenticated, all-authenticated",
+        "WEFT_PROXY_POLICY_CLUSTER_NETWORKS",
+    ] {
+        assert!(
+            error.contains(expected),
+            "{expected:?} missing from {error}"
+        );
+    }
+    for bad in [
+        r#"{"ns":"shop"}"#,
+        r#"{"ns":"","pod":"web"}"#,
+        r#"{"ns":1,"pod":"web"}"#,
+        "[]",
+    ] {
+        let error = config_from(&[("WEFT_PROXY_POLICY_WORKLOAD", bad)]).unwrap_err();
+        assert!(
+            error.to_string().contains("WEFT_PROXY_POLICY_WORKLOAD"),
+            "{bad}: {error}"
+        );
+    }
+}

@@ -214,9 +214,52 @@ fn environments() {
             "web.demo.serviceaccount.identity.weft.cluster.local",
         ),
         ("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", "PEM"),
+        ("WEFT_PROXY_POLICY_WORKLOAD", r#"{"ns":"demo","pod":"web"}"#),
+        (
+            "WEFT_PROXY_DESTINATION_CONTEXT",
+            r#"{"ns":"demo","pod":"web"}"#,
+        ),
     ] {
         assert_eq!(proxy[name], value, "{name}");
     }
+    // No annotation: the proxy's own default until the controller answers.
+    assert!(!proxy.contains_key("WEFT_PROXY_INBOUND_DEFAULT_POLICY"));
+}
+
+#[test]
+fn the_default_inbound_policy_annotation_reaches_the_proxy_and_is_checked() {
+    let annotated = |value: &str| {
+        workload(
+            "web",
+            7050,
+            "{inboundPort: 7051, outboundPort: 7052, adminPort: 7053, tapPort: 7054}",
+            true,
+        )
+        .replace(
+            "metadata: {name: web, namespace: demo",
+            &format!(
+                "metadata: {{annotations: {{config.linkerd.io/default-inbound-policy: {value}}}, name: web, namespace: demo"
+            ),
+        )
+    };
+    let plan = plan_text(&mesh(&[annotated("deny")])).unwrap();
+    let web = &plan.workloads[0];
+    let context = ProxyContext {
+        controller: controller(),
+        token_dir: PathBuf::from("/state/tokens"),
+        trust_anchors_pem: "PEM".to_string(),
+    };
+    let proxy: BTreeMap<String, String> = proxy_env(web, &web.proxy.unwrap(), &context)
+        .into_iter()
+        .collect();
+    assert_eq!(proxy["WEFT_PROXY_INBOUND_DEFAULT_POLICY"], "deny");
+    let error = plan_text(&mesh(&[annotated("nobody")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("demo/web: metadata.annotations.config.linkerd.io/default-inbound-policy: \"nobody\" is not one of all-unauthenticated,"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -462,6 +462,12 @@ fn workload<'a>(state: &'a UpState, name: &str) -> &'a weft_cli::state::UpWorklo
 /// The sum of a proxy's `response_total` samples whose labels include every
 /// `(name, value)` of `labels` (0 when its admin server does not answer).
 fn responses(admin: &str, labels: &[(&str, &str)]) -> f64 {
+    metric_sum(admin, "response_total", labels)
+}
+
+/// The sum of a proxy's `family` samples whose labels include every
+/// `(name, value)` of `labels` (0 when its admin server does not answer).
+fn metric_sum(admin: &str, family_name: &str, labels: &[(&str, &str)]) -> f64 {
     let Ok((200, body)) = get_via_proxy(admin.parse().unwrap(), &format!("http://{admin}/metrics"))
     else {
         return 0.0;
@@ -469,7 +475,7 @@ fn responses(admin: &str, labels: &[(&str, &str)]) -> f64 {
     let (families, _) = prom_text_format_parser::parse_scrape(&body);
     families
         .iter()
-        .filter(|family| family.name == "response_total")
+        .filter(|family| family.name == family_name)
         .flat_map(|family| &family.samples)
         .filter(|sample| {
             labels.iter().all(|(name, value)| {
@@ -604,6 +610,83 @@ fn example_traffic_split_splits_and_takes_edits_live() {
         settled
     });
     steady("books-v1 inbound after the edit", || inbound("books-v1"));
+    up.interrupt();
+}
+
+#[test]
+fn example_policy_admits_one_identity_and_takes_edits_live() {
+    let run = ExampleRun::new("policy");
+    let mesh_file = run.dir.join("policy.yaml");
+    let text = std::fs::read_to_string(examples().join("policy.yaml")).unwrap();
+    std::fs::write(&mesh_file, &text).unwrap();
+    let (up, state) = run.start(&mesh_file);
+    let books = workload(&state, "books").admin.clone();
+    let traffic = workload(&state, "traffic").admin.clone();
+    let stranger = workload(&state, "stranger").admin.clone();
+    let traffic_id = "traffic.policy.serviceaccount.identity.weft.cluster.local";
+    let stranger_id = "stranger.policy.serviceaccount.identity.weft.cluster.local";
+    let allowed = |client: &str| {
+        metric_sum(
+            &books,
+            "inbound_http_authz_allow_total",
+            &[
+                ("client_id", client),
+                ("srv_name", "books-http"),
+                ("authz_name", "books-from-traffic"),
+            ],
+        )
+    };
+    let denied = |client: &str| {
+        metric_sum(
+            &books,
+            "inbound_http_authz_deny_total",
+            &[("client_id", client), ("srv_name", "books-http")],
+        )
+    };
+    // traffic is admitted, stranger refused: books counts both, and each
+    // client's own proxy sees the status the policy gave it.
+    steady("traffic allowed", || allowed(traffic_id));
+    steady("stranger denied", || denied(stranger_id));
+    assert_eq!(denied(traffic_id), 0.0);
+    assert_eq!(allowed(stranger_id), 0.0);
+    assert_eq!(
+        responses(
+            &traffic,
+            &[("direction", "outbound"), ("status_code", "403")]
+        ),
+        0.0
+    );
+    assert!(
+        responses(
+            &stranger,
+            &[("direction", "outbound"), ("status_code", "403")]
+        ) > 0.0
+    );
+    // Admit stranger too: the edit reaches books' proxy and its requests
+    // succeed from then on.
+    let edited = text.replace(
+        "identityRefs: [{kind: ServiceAccount, name: traffic}]",
+        "identityRefs: [{kind: ServiceAccount, name: traffic}, {kind: ServiceAccount, name: stranger}]",
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&mesh_file, &edited).unwrap();
+    let effective = run.state_dir().join("mesh.effective.yaml");
+    eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&effective).is_ok_and(|text| text.contains("name: stranger}]"))
+    });
+    steady("stranger allowed after the edit", || allowed(stranger_id));
+    let before = denied(stranger_id);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(denied(stranger_id), before, "denials after the edit");
+    // Counted twice, independently: every denial books' proxy counted is a
+    // 403 stranger's proxy received, and nothing else was a 403.
+    assert_eq!(
+        responses(
+            &stranger,
+            &[("direction", "outbound"), ("status_code", "403")]
+        ),
+        before
+    );
     up.interrupt();
 }
 

@@ -94,6 +94,16 @@ pub struct StatRow {
     pub read_bytes_per_sec: Option<f64>,
     /// Bytes written per second.
     pub write_bytes_per_sec: Option<f64>,
+    /// Inbound requests (HTTP) and connections (TCP) the workloads' proxies
+    /// authorized in the window (`inbound_{http,tcp}_authz_allow_total`);
+    /// `None` when no proxy of the row exports the counters, and for rows
+    /// that are not the inbound view of workloads or namespaces.
+    #[serde(default)]
+    pub authz_allowed: Option<u64>,
+    /// Inbound requests and connections the proxies refused in the window
+    /// (`inbound_{http,tcp}_authz_deny_total`); `None` as for `authz_allowed`.
+    #[serde(default)]
+    pub authz_denied: Option<u64>,
 }
 
 /// `GET /api/trafficsplits`.

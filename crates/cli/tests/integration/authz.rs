@@ -1,11 +1,18 @@
 //! Authorization as users see it, against the fake API of `fake_api.rs`:
 //! `weft authz` (its query, table, JSON and errors) and `weft stat`'s
-//! DENIED column and `authz_*` fields.
+//! DENIED column and `authz_*` fields; and `weft stat` against a real
+//! controller scraping a stand-in proxy admin endpoint that serves
+//! linkerd2-proxy's exact authorization counters
+//! (`weft_test_support::metrics_target`).
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use weft_api::{AuthzEntry, AuthzResponse, PortAuthz, ResourceKind, StatResponse, StatRow};
+
+use weft_test_support::metrics_target::{MetricsTarget, authz_text};
+use weft_test_support::{ControllerProcess, MeshFile, bin_path};
 
 use super::fake_api::{FakeApi, stderr, stdout, weft};
 
@@ -226,4 +233,70 @@ fn stat_shows_denials() {
         ("web", Some(&"7")),
         "{text}"
     );
+}
+
+#[test]
+fn stat_shows_a_real_controllers_denials() {
+    let guarded = MetricsTarget::start(&authz_text(0, 0, 0));
+    let workload = format!(
+        "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: guarded\n  namespace: demo\n\
+         spec:\n  serviceAccount: guarded\n  addresses: [127.0.0.1]\n  meshed: true\n  proxy: {}\n",
+        guarded.proxy_ports().mesh_yaml()
+    );
+    let mesh = MeshFile::new().document(&workload).render();
+    let controller = ControllerProcess::start_with_args(&mesh, &["--scrape-interval", "1s"]);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while guarded.scrapes() < 2 {
+        assert!(Instant::now() < deadline, "{}", controller.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // 12 requests allowed, 5 denied, no TCP connection denied.
+    guarded.set_text(&authz_text(12, 5, 0));
+    let stat = |args: &[&str]| {
+        Command::new(bin_path("weft"))
+            .args(args)
+            .env("WEFT_API_ADDR", controller.web_addr().to_string())
+            .env(
+                "WEFT_STATE_DIR",
+                std::env::temp_dir().join("weft-cli-nowhere"),
+            )
+            .output()
+            .unwrap()
+    };
+    loop {
+        let output = stat(&["stat", "wl", "-n", "demo"]);
+        let text = stdout(&output);
+        let cells: Vec<Vec<&str>> = text
+            .lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        if cells.len() == 2 && cells[0].last() == Some(&"DENIED") && cells[1].last() == Some(&"5") {
+            assert_eq!(cells[1][0], "guarded", "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no DENIED 5 within 40s:\n{text}{}\n--- controller log ---\n{}",
+            stderr(&output),
+            controller.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // JSON: the same figure (polled too: the controller extrapolates the
+    // increase to the window's end as Prometheus does, so a figure read
+    // just before a scrape can be a little higher).
+    loop {
+        let json = stat(&["stat", "wl", "-n", "demo", "-o", "json"]);
+        let rows: Value = serde_json::from_slice(&json.stdout).unwrap_or(Value::Null);
+        if rows[0]["authz_denied"] == 5 {
+            assert!(
+                rows[0]["authz_allowed"]
+                    .as_u64()
+                    .is_some_and(|allowed| allowed >= 12)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows:#}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

@@ -8,19 +8,23 @@
 //! ```text
 //! MetricsTarget guarded (authz counters) ◄─┐
 //! MetricsTarget plain (response_total)   ◄─┴─ weft-controller scrapes (1 s) ◄── GET /api/stat
+//!                                          └─ or Prometheus (/api/sd, 1 s) ◄── --prometheus-url
 //! ```
 //!
-//! The counters start at zero (the controller's baseline) and then jump
-//! once, so the window's increase is exactly the jump.
+//! The counters start at zero (the baseline) and then jump once, so the
+//! window's increase settles at exactly the jump (both backends extrapolate
+//! to the window's end as Prometheus does: the test polls until it reads
+//! the exact figures).
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use weft_api::StatResponse;
 use weft_test_support::metrics_target::{MetricsTarget, authz_text};
-use weft_test_support::{ControllerProcess, MeshFile};
+use weft_test_support::{ControllerProcess, MeshFile, free_port};
 
 use crate::mesh::{NAMESPACE, workload_yaml};
+use crate::metrics_api::{PROMETHEUS, Prometheus};
 
 /// How long the controller may take to scrape and answer.
 const PATIENCE: Duration = Duration::from_secs(40);
@@ -73,7 +77,33 @@ fn counts(answer: &StatResponse, name: &str) -> Option<(Option<u64>, Option<u64>
 fn stat_sums_allowed_and_denied_per_workload_and_namespace() {
     let guarded = MetricsTarget::start(&authz_text(0, 0, 0));
     let plain = MetricsTarget::start(&plain_text(0));
-    let mesh = MeshFile::new()
+    let controller = ControllerProcess::start_with_args(
+        &mesh_file(&guarded, &plain),
+        &["--scrape-interval", "1s"],
+    );
+    check_stat(&controller, &guarded, &plain);
+}
+
+#[test]
+fn with_prometheus_the_same_counts() {
+    if !std::path::Path::new(PROMETHEUS).is_file() {
+        println!("SKIPPED: {PROMETHEUS} is absent (Debian package `prometheus`; CI installs it)");
+        return;
+    }
+    let guarded = MetricsTarget::start(&authz_text(0, 0, 0));
+    let plain = MetricsTarget::start(&plain_text(0));
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let controller = ControllerProcess::start_with_args(
+        &mesh_file(&guarded, &plain),
+        &["--prometheus-url", &url],
+    );
+    let _prometheus = Prometheus::start(port, controller.web_addr());
+    check_stat(&controller, &guarded, &plain);
+}
+
+fn mesh_file(guarded: &MetricsTarget, plain: &MetricsTarget) -> String {
+    MeshFile::new()
         .document(&workload_yaml(
             "guarded",
             "guarded",
@@ -81,8 +111,12 @@ fn stat_sums_allowed_and_denied_per_workload_and_namespace() {
             guarded.proxy_ports(),
         ))
         .document(&workload_yaml("plain", "plain", 0, plain.proxy_ports()))
-        .render();
-    let controller = ControllerProcess::start_with_args(&mesh, &["--scrape-interval", "1s"]);
+        .render()
+}
+
+/// Waits for two scrapes of both targets (the baseline), makes guarded's
+/// counters jump, and checks `/api/stat`'s rows.
+fn check_stat(controller: &ControllerProcess, guarded: &MetricsTarget, plain: &MetricsTarget) {
     let deadline = Instant::now() + PATIENCE;
     while guarded.scrapes() < 2 || plain.scrapes() < 2 {
         assert!(Instant::now() < deadline, "{}", controller.log());
@@ -93,7 +127,7 @@ fn stat_sums_allowed_and_denied_per_workload_and_namespace() {
     plain.set_text(&plain_text(25));
 
     let workloads = format!("kind=workload&namespace={NAMESPACE}");
-    let answer = stat_until(&controller, &workloads, |answer| {
+    let answer = stat_until(controller, &workloads, |answer| {
         counts(answer, "guarded") == Some((Some(40), Some(8)))
     });
     // No authorization counters: unknown, not zero.
@@ -104,30 +138,27 @@ fn stat_sums_allowed_and_denied_per_workload_and_namespace() {
         "{answer:#?}"
     );
     // The JSON carries them as numbers and nulls.
-    let body: Value = serde_json::from_str(
-        &controller
-            .web_get(&format!("/api/stat?{workloads}"))
-            .unwrap()
-            .body,
-    )
-    .unwrap();
+    let response = controller
+        .web_get(&format!("/api/stat?{workloads}"))
+        .unwrap();
+    let body: Value = serde_json::from_str(&response.body).unwrap();
     let rows = body["rows"].as_array().unwrap();
     let plain_json = rows.iter().find(|row| row["name"] == "plain").unwrap();
     assert_eq!(plain_json["authz_denied"], Value::Null);
 
     // The namespace sums its workloads.
-    stat_until(&controller, "kind=namespace", |answer| {
+    stat_until(controller, "kind=namespace", |answer| {
         counts(answer, NAMESPACE) == Some((Some(40), Some(8)))
     });
     // One workload by name.
     let one = stat(
-        &controller,
+        controller,
         &format!("kind=workload&namespace={NAMESPACE}&name=guarded"),
     );
     assert_eq!(one.rows.len(), 1, "{one:#?}");
     // Views the counters cannot answer (outbound, authorities): unknown.
     let outbound = stat(
-        &controller,
+        controller,
         &format!("kind=workload&namespace={NAMESPACE}&to=workload/{NAMESPACE}/guarded"),
     );
     assert!(
@@ -137,7 +168,7 @@ fn stat_sums_allowed_and_denied_per_workload_and_namespace() {
             .all(|row| row.authz_allowed.is_none() && row.authz_denied.is_none()),
         "{outbound:#?}"
     );
-    let authorities = stat(&controller, "kind=authority");
+    let authorities = stat(controller, "kind=authority");
     assert!(
         authorities
             .rows

@@ -4,10 +4,11 @@
 //! authz`: one line per authorization.
 //!
 //! ```text
-//! PORT   SERVER                 ROUTE   AUTHORIZATION                     CLIENTS
-//! 8080   web-http               *       authorizationpolicy/web-clients   identity traffic.demo..., network 10.0.0.0/8
-//! 9090   default:all-unauthenticated  *  default:all-unauthenticated      unauthenticated
-//! 7000   default:deny           -       -                                 -
+//! PORT        SERVER                        ROUTE       AUTHORIZATION                       CLIENTS
+//! 7000        web-admin                     -           -                                   -
+//! 8080/http   web-http                      *           authorizationpolicy/web-clients     identity traffic.demo…, network 10.0.0.0/8
+//! 8080/http   web-http                      books-get   authorizationpolicy/books-readers   service-account demo/books
+//! 9090        default:all-unauthenticated   *           default:all-unauthenticated         unauthenticated
 //! ```
 //!
 //! - SERVER: the Server selecting the port, `default:<policy>` where the

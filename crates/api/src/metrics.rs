@@ -94,6 +94,16 @@ pub struct StatRow {
     pub read_bytes_per_sec: Option<f64>,
     /// Bytes written per second.
     pub write_bytes_per_sec: Option<f64>,
+    /// Inbound requests (HTTP) and connections (TCP) the workloads' proxies
+    /// authorized in the window (`inbound_{http,tcp}_authz_allow_total`);
+    /// `None` when no proxy of the row exports the counters, and for rows
+    /// that are not the inbound view of workloads or namespaces.
+    #[serde(default)]
+    pub authz_allowed: Option<u64>,
+    /// Inbound requests and connections the proxies refused in the window
+    /// (`inbound_{http,tcp}_authz_deny_total`); `None` as for `authz_allowed`.
+    #[serde(default)]
+    pub authz_denied: Option<u64>,
 }
 
 /// `GET /api/trafficsplits`.
@@ -244,6 +254,19 @@ mod tests {
         assert_eq!(stat.rows[0].latency_ms.unwrap().p99, Some(19.0));
         assert_eq!(stat.rows[1].kind, ResourceKind::Authority);
         assert_eq!(stat.rows[1].success_rate, None);
+        // A controller without the authorization fields: unknown.
+        assert_eq!(
+            (stat.rows[0].authz_allowed, stat.rows[0].authz_denied),
+            (None, None)
+        );
+        let with: StatRow = serde_json::from_str(
+            r#"{"kind": "workload", "namespace": "demo", "name": "web", "meshed": 1, "running": 1,
+            "success": 40, "failure": 0, "success_rate": 1.0, "rps": 0.7, "latency_ms": null,
+            "tcp_connections": 1, "read_bytes_per_sec": null, "write_bytes_per_sec": null,
+            "authz_allowed": 40, "authz_denied": 7}"#,
+        )
+        .unwrap();
+        assert_eq!((with.authz_allowed, with.authz_denied), (Some(40), Some(7)));
     }
 
     #[test]

@@ -375,10 +375,10 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
 }
 
 pub use weft_api::{
-    Certificate, EdgeRow, EdgesResponse, IdentityInfo, IssuerCertificate, Latency, MeshStatus,
-    NamedWorkload, ProxyAddresses, ResourceKind, RouteProfile, RouteRow, RoutesResponse, Scrape,
-    StatResponse, StatRow, TapEvent, TapEventKind, TapPeer, TrafficSplitRow, TrafficSplitsResponse,
-    Version, WorkloadInfo, WorkloadsResponse,
+    AuthzEntry, AuthzResponse, Certificate, EdgeRow, EdgesResponse, IdentityInfo,
+    IssuerCertificate, Latency, MeshStatus, NamedWorkload, PortAuthz, ProxyAddresses, ResourceKind,
+    RouteProfile, RouteRow, RoutesResponse, Scrape, StatResponse, StatRow, TapEvent, TapEventKind,
+    TapPeer, TrafficSplitRow, TrafficSplitsResponse, Version, WorkloadInfo, WorkloadsResponse,
 };
 
 #[cfg(test)]

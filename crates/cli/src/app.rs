@@ -13,6 +13,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => crate::check::run(&global, args).await,
         Command::Stat(args) => crate::stat::run(&global, args).await,
         Command::Routes(args) => crate::routes::run(&global, args).await,
+        Command::Authz(args) => crate::authz::run(&global, args).await,
         Command::Edges(args) => crate::edges::run(&global, args).await,
         Command::Top(args) => crate::top::run(&global, args).await,
         Command::Tap(args) => crate::tap::run(&global, args).await,

@@ -31,6 +31,8 @@ pub enum Command {
     Stat(crate::stat::Args),
     /// Golden metrics per route.
     Routes(crate::routes::Args),
+    /// Who may reach each port of a workload: Servers, routes, authorizations, clients.
+    Authz(crate::authz::Args),
     /// Edges between workloads, with their identities and whether they are secured.
     Edges(crate::edges::Args),
     /// Live requests aggregated by path.

@@ -341,6 +341,8 @@ mod tests {
             tcp_connections: None,
             read_bytes_per_sec: None,
             write_bytes_per_sec: None,
+            authz_allowed: None,
+            authz_denied: None,
         };
         let body = serde_json::to_string(&weft_api::StatResponse {
             window_seconds: 60,

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod authz;
 pub mod check;
 pub mod cli;
 pub mod dashboard;

@@ -9,6 +9,13 @@
 //!
 //! `-o wide` adds the bytes columns and, for workloads, each one's proxy
 //! ports (inbound, admin, tap) from `GET /api/workloads`.
+//!
+//! DENIED (inbound requests and connections the proxies' authorization
+//! refused in the window) follows TCP_CONN when some row has denials, and
+//! always in `-o wide` of workloads and namespaces (the rows the proxies'
+//! authorization counters answer); a table without denials keeps Linkerd's
+//! columns. `-o json` always has `authz_allowed` and `authz_denied` (`null`
+//! when the proxies export no authorization counters).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -314,6 +321,13 @@ impl Layout {
     pub fn shows_proxy_ports(&self) -> bool {
         self.wide && self.kind == Kind::Workload
     }
+
+    /// Whether the table has the DENIED column: some row has denials, or
+    /// wide, of workloads or namespaces.
+    pub fn shows_denied(&self, rows: &[StatRow]) -> bool {
+        let answered = matches!(self.kind, Kind::Workload | Kind::Namespace);
+        rows.iter().any(|row| row.authz_denied.unwrap_or(0) > 0) || (self.wide && answered)
+    }
 }
 
 /// Whether a row has request data (else every metric cell is `-`).
@@ -343,6 +357,10 @@ pub fn render(rows: &[StatRow], layout: Layout, ports: &WorkloadPorts) -> String
         ("LATENCY_P99", Align::Right),
         ("TCP_CONN", Align::Right),
     ]);
+    let denied = layout.shows_denied(rows);
+    if denied {
+        columns.push(("DENIED", Align::Right));
+    }
     if layout.wide {
         columns.extend([
             ("READ_BYTES/SEC", Align::Right),
@@ -381,6 +399,11 @@ pub fn render(rows: &[StatRow], layout: Layout, ports: &WorkloadPorts) -> String
             count_cell(row.tcp_connections)
         };
         cells.push(metric(tcp));
+        if denied {
+            // Not `-` with the requests: a workload that denies everything
+            // may have served nothing.
+            cells.push(count_cell(row.authz_denied));
+        }
         if layout.wide {
             cells.push(metric(bytes_rate_cell(row.read_bytes_per_sec)));
             cells.push(metric(bytes_rate_cell(row.write_bytes_per_sec)));
@@ -417,6 +440,8 @@ pub fn json_rows(rows: &[StatRow]) -> serde_json::Value {
                 "read_bytes_rate": row.read_bytes_per_sec,
                 "write_bytes_rate": row.write_bytes_per_sec,
                 "requests": {"success": row.success, "failure": row.failure},
+                "authz_allowed": row.authz_allowed,
+                "authz_denied": row.authz_denied,
             })
         })
         .collect();
@@ -447,6 +472,8 @@ mod tests {
             tcp_connections: Some(6),
             read_bytes_per_sec: rate.map(|_| 10.0),
             write_bytes_per_sec: rate.map(|_| 20.0),
+            authz_allowed: None,
+            authz_denied: None,
         }
     }
 
@@ -507,6 +534,59 @@ mod tests {
         assert_eq!(
             cells,
             ["web", "-", "98.33%", "7.1rps", "4ms", "26ms", "33ms", "-"]
+        );
+    }
+
+    #[test]
+    fn denied_shows_when_some_row_has_denials_and_always_wide() {
+        let with = |name: &str, denied: Option<u64>| StatRow {
+            authz_allowed: denied.map(|_| 40),
+            authz_denied: denied,
+            ..row(name, Some(1.0))
+        };
+        let layout = |kind, wide| Layout {
+            kind,
+            show_namespace: false,
+            wide,
+        };
+        let none = vec![with("books", None), with("web", Some(0))];
+        let some = vec![with("books", None), with("web", Some(7))];
+        // (rows, layout, DENIED cells; None: no column)
+        let cases = [
+            (&none, layout(Kind::Workload, false), None),
+            (&some, layout(Kind::Workload, false), Some(vec!["-", "7"])),
+            (&none, layout(Kind::Workload, true), Some(vec!["-", "0"])),
+            (&none, layout(Kind::Namespace, true), Some(vec!["-", "0"])),
+            (&none, layout(Kind::Service, true), None),
+        ];
+        for (rows, layout, expected) in cases {
+            let table = render(rows, layout, &WorkloadPorts::new());
+            let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+            let column = header.iter().position(|name| *name == "DENIED");
+            match expected {
+                None => assert_eq!(column, None, "{layout:?}: {table}"),
+                Some(cells) => {
+                    assert_eq!(column, Some(8), "after TCP_CONN: {table}");
+                    let found: Vec<&str> = table
+                        .lines()
+                        .skip(1)
+                        .map(|line| line.split_whitespace().nth(8).unwrap())
+                        .collect();
+                    assert_eq!(found, cells, "{layout:?}: {table}");
+                }
+            }
+        }
+        assert_eq!(
+            render(&some, layout(Kind::Workload, false), &WorkloadPorts::new()),
+            "NAME    MESHED   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99   TCP_CONN   DENIED\n\
+             books      1/1   100.00%   7.1rps           4ms          26ms          33ms          6        -\n\
+             web        1/1   100.00%   7.1rps           4ms          26ms          33ms          6        7\n"
+        );
+        let json = json_rows(&some);
+        assert_eq!(json[0]["authz_denied"], serde_json::Value::Null);
+        assert_eq!(
+            (&json[1]["authz_allowed"], &json[1]["authz_denied"]),
+            (&json!(40), &json!(7))
         );
     }
 

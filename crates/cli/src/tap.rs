@@ -336,6 +336,27 @@ mod tests {
         );
     }
 
+    /// A request the destination's proxy refused (authorization policy):
+    /// HTTP 403 (the proxy's `l5d-proxy-error` header is not in tap events,
+    /// as in Linkerd), gRPC PERMISSION_DENIED in the end event.
+    #[test]
+    fn denied_requests_read_as_such() {
+        let forbidden = event(&format!(
+            r#"{{"type": "rsp", "proxy": "in", {COMMON}, "status": 403, "latency_us": 310}}"#
+        ));
+        assert_eq!(
+            format_event(&forbidden, false),
+            "rsp id=0:1 proxy=in  src=10.1.3.76:57152 dst=10.1.3.74:7000 tls=true :status=403 latency=310µs"
+        );
+        let permission_denied = event(&format!(
+            r#"{{"type": "end", "proxy": "in", {COMMON}, "duration_us": 12, "response_bytes": 0, "grpc_status": 7}}"#
+        ));
+        assert!(
+            format_event(&permission_denied, false)
+                .ends_with("grpc-status=7 duration=12µs response-length=0B")
+        );
+    }
+
     #[test]
     fn durations() {
         assert_eq!(go_duration("1m30s"), Ok(Duration::from_secs(90)));

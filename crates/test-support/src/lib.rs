@@ -21,6 +21,8 @@
 //! - [`websocket`]: WebSocket echo server and client helpers.
 //! - [`http_client`]: one-shot HTTP/1.1 and HTTP/2 requests and `CONNECT` tunnels.
 //! - [`prom`]: a small Prometheus text-format parser.
+//! - [`metrics_target`]: a fake proxy admin endpoint serving a `/metrics`
+//!   text the test sets (the authorization counters, for the controller).
 //!
 //! All servers run on their own background runtime thread, so they keep
 //! serving while a test blocks (for example in [`proxy::ProxyProcess::wait_exit`]).
@@ -31,6 +33,7 @@ pub mod grpc;
 pub mod http_client;
 pub mod http_server;
 pub mod load;
+pub mod metrics_target;
 pub mod prom;
 pub mod proxy;
 pub mod websocket;

@@ -35,13 +35,13 @@ struct Fake {
     seen: Vec<(String, Option<String>)>,
 }
 
-struct FakeApi {
-    addr: SocketAddr,
+pub(crate) struct FakeApi {
+    pub(crate) addr: SocketAddr,
     state: Arc<Mutex<Fake>>,
 }
 
 impl FakeApi {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let state = Arc::new(Mutex::new(Fake::default()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -74,12 +74,12 @@ impl FakeApi {
         fake
     }
 
-    fn set(&self, path: &str, status: u16, body: String) {
+    pub(crate) fn set(&self, path: &str, status: u16, body: String) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.answers.insert(path.to_string(), (status, body));
     }
 
-    fn seen(&self, path: &str) -> Vec<(String, Option<String>)> {
+    pub(crate) fn seen(&self, path: &str) -> Vec<(String, Option<String>)> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state
             .seen
@@ -91,7 +91,7 @@ impl FakeApi {
 
     /// Answers `path` with `body` serialized: the API's own types, so the
     /// fake cannot drift from what the controller serves.
-    fn set_json(&self, path: &str, body: &impl serde::Serialize) {
+    pub(crate) fn set_json(&self, path: &str, body: &impl serde::Serialize) {
         self.set(path, 200, serde_json::to_string(body).unwrap());
     }
 
@@ -131,6 +131,8 @@ impl FakeApi {
                         tcp_connections: Some(4),
                         read_bytes_per_sec: Some(1234.5),
                         write_bytes_per_sec: Some(4321.0),
+                        authz_allowed: None,
+                        authz_denied: None,
                     },
                     StatRow {
                         kind: ResourceKind::Workload,
@@ -146,6 +148,8 @@ impl FakeApi {
                         tcp_connections: Some(0),
                         read_bytes_per_sec: None,
                         write_bytes_per_sec: None,
+                        authz_allowed: None,
+                        authz_denied: None,
                     },
                 ],
             },
@@ -344,7 +348,7 @@ fn now() -> f64 {
 }
 
 /// Runs `weft` with a state directory of its own (no up.json) and the fake's address.
-fn weft(fake: &FakeApi, args: &[&str]) -> Output {
+pub(crate) fn weft(fake: &FakeApi, args: &[&str]) -> Output {
     let state = std::env::temp_dir().join(format!(
         "weft-cli-fake-{}-{}",
         std::process::id(),
@@ -360,11 +364,11 @@ fn weft(fake: &FakeApi, args: &[&str]) -> Output {
         .expect("run weft")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

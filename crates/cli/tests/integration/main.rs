@@ -3,9 +3,11 @@
 //!
 //! - `fake_api`: the observe commands against an in-process fake of the
 //!   controller's API built from the `weft-api` types.
+//! - `authz`: `weft authz` and `weft stat`'s denials against the same fake.
 //! - `observe`: the same commands against a real controller and real proxies.
 //! - `up`: `weft up` and `weft demo` running whole meshes on this host.
 
+mod authz;
 mod fake_api;
 mod observe;
 mod up;

@@ -114,6 +114,8 @@ pub(super) async fn stat(
                 tcp_connections: golden.tcp_connections,
                 read_bytes_per_sec: golden.read_bytes_per_sec,
                 write_bytes_per_sec: golden.write_bytes_per_sec,
+                authz_allowed: golden.authz_allowed,
+                authz_denied: golden.authz_denied,
             }
         })
         .collect();

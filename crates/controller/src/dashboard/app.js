@@ -1,6 +1,7 @@
 // weft dashboard: one page, hash routes, no framework.
 //
-//   #/                       overview: namespaces, workloads, services, topology
+//   #/                       overview: namespaces, workloads, services, denied
+//                            requests, topology
 //   #/namespaces/NS          the same, for one namespace
 //   #/workloads/NS/NAME      routes, edges, identity and live tap of one workload
 //   #/topology               the edge graph
@@ -183,16 +184,25 @@ const STAT_COLUMNS = [
   ["p95", "P95", "num"],
   ["p99", "P99", "num"],
   ["tcp", "TCP", "num"],
+  ["denied", "Denied", "num"],
 ];
+
+// Requests (and TCP connections) the proxies' authorization refused in the
+// window: `-` when the row's proxies export no authorization counters.
+function deniedCell(row) {
+  const denied = row.authz_denied;
+  const text = denied === null || denied === undefined ? "-" : String(denied);
+  return el("td", { class: `denied num ${denied > 0 ? "bad" : ""}`, text });
+}
 
 function statTable(id, kind, rows, linkOf) {
   const head = el("tr", {}, el("th", { text: kind === "namespace" ? "Namespace" : "Name" }),
     STAT_COLUMNS.map(([, label, cls]) => el("th", { class: cls, text: label })));
   const body = el("tbody");
   if (rows.error) {
-    body.append(el("tr", {}, el("td", { class: "empty", colspan: 8, text: rows.error })));
+    body.append(el("tr", {}, el("td", { class: "empty", colspan: 9, text: rows.error })));
   } else if (rows.length === 0) {
-    body.append(el("tr", {}, el("td", { class: "empty", colspan: 8, text: "none" })));
+    body.append(el("tr", {}, el("td", { class: "empty", colspan: 9, text: "none" })));
   }
   for (const row of rows.error ? [] : rows) {
     const key = kind === "namespace" ? row.name : `${row.namespace}/${row.name}`;
@@ -206,7 +216,8 @@ function statTable(id, kind, rows, linkOf) {
       el("td", { class: "p50 num", text: ms(latency.p50) }),
       el("td", { class: "p95 num", text: ms(latency.p95) }),
       el("td", { class: "p99 num", text: ms(latency.p99) }),
-      el("td", { class: "tcp num", text: row.tcp_connections ?? "-" })));
+      el("td", { class: "tcp num", text: row.tcp_connections ?? "-" }),
+      deniedCell(row)));
   }
   return el("table", { id, "data-kind": kind }, el("thead", {}, head), body);
 }
@@ -234,7 +245,30 @@ async function renderOverview(namespace) {
     (row) => workloadLink(row.namespace, row.name)));
   section("services-card", "Services", statTable("services", "service", rowsOf(services),
     (row) => el("span", { text: `${row.namespace}/${row.name}` })));
+  section("denied-card", "Denied requests", deniedPanel(rowsOf(workloads)));
   section("topology-card", "Topology", topology(rowsOf(edges)));
+}
+
+// The workloads whose proxies refused requests in the window, most first.
+function deniedPanel(rows) {
+  if (rows.error) return el("p", { class: "empty", text: rows.error });
+  const denying = rows.filter((row) => row.authz_denied > 0)
+    .sort((a, b) => b.authz_denied - a.authz_denied || `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  if (denying.length === 0) {
+    return el("p", { id: "denied-none", class: "muted", text: "no denied requests in the window" });
+  }
+  return el("table", { id: "denied" },
+    el("thead", {}, el("tr", {},
+      el("th", { text: "Workload" }), el("th", { class: "num", text: "Denied" }),
+      el("th", { class: "num", text: "Allowed" }), el("th", { class: "num", text: "Denied share" }))),
+    el("tbody", {}, denying.map((row) => {
+      const total = row.authz_denied + (row.authz_allowed || 0);
+      return el("tr", { "data-workload": `${row.namespace}/${row.name}` },
+        el("td", { class: "name" }, workloadLink(row.namespace, row.name)),
+        el("td", { class: "denied num bad", text: String(row.authz_denied) }),
+        el("td", { class: "allowed num", text: row.authz_allowed ?? "-" }),
+        el("td", { class: "share num", text: percent(row.authz_denied / total) }));
+    })));
 }
 
 // ---- topology ------------------------------------------------------------
@@ -528,7 +562,8 @@ function showTapEvent(session, event) {
   if (event.type === "rsp") {
     const cell = row.querySelector(".status-code");
     cell.textContent = event.status;
-    cell.className = `status-code ${event.status >= 500 ? "bad" : "good"}`;
+    // 4xx (a 403 is what a proxy's authorization policy answers) warns.
+    cell.className = `status-code ${event.status >= 500 ? "bad" : event.status >= 400 ? "warn" : "good"}`;
     row.querySelector(".latency").textContent = micros(event.latency_us);
   } else if (event.type === "end") {
     row.querySelector(".duration").textContent = micros(event.duration_us);

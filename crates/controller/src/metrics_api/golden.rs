@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! StatRequest ─stat_selection─► Selection {matchers, row labels}
-//!             ─stat_queries───► [Query; 7] (requests by classification, p50/p95/p99, TCP)
-//!             ─(backend)──────► groups ─stat_rows─► rows (success, failure, rate, rps, latency, TCP)
+//!             ─stat_queries───► [Query; 9] (requests by classification, p50/p95/p99, TCP, covered)
+//!                               + [Query; 4] inbound authz allow/deny, HTTP and TCP (inbound view
+//!                                 of workloads and namespaces only)
+//!             ─(backend)──────► groups ─stat_rows─► rows (success, failure, rate, rps, latency,
+//!                                                   TCP, authz allowed/denied)
 //! ```
 //!
 //! The selections follow Linkerd's viz: the inbound view is
@@ -16,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::parse::AUTHZ_METRICS;
 use super::query::{Group, Matcher, Operation, Query};
 
 pub use weft_api::{
@@ -300,7 +304,32 @@ pub fn stat_queries(selection: &Selection, window: Duration) -> Vec<Query> {
         &[],
         tcp_matchers,
     ));
+    if let Some(matchers) = authz_matchers(selection) {
+        for metric in AUTHZ_METRICS {
+            queries.push(query(Operation::Increase, metric, &[], matchers.clone()));
+        }
+    }
     queries
+}
+
+/// Where [`stat_queries`] puts the authorization queries (in
+/// [`AUTHZ_METRICS`]' order: HTTP allow, HTTP deny, TCP allow, TCP deny).
+pub const AUTHZ_QUERIES: usize = 9;
+
+/// The matchers of the authorization counters for a selection, `None` when
+/// they cannot answer it: they are inbound only, carry no `direction` and
+/// no `authority`, so only the inbound view of workloads and namespaces
+/// reads them (the same resource matchers, without `direction`).
+fn authz_matchers(selection: &Selection) -> Option<Vec<Matcher>> {
+    let by_workload = matches!(selection.name_label, Some("workload") | None);
+    (selection.inbound && by_workload).then(|| {
+        selection
+            .matchers
+            .iter()
+            .filter(|matcher| matcher.label() != "direction")
+            .cloned()
+            .collect()
+    })
 }
 
 /// The golden metrics of one row.
@@ -322,6 +351,13 @@ pub struct Golden {
     pub read_bytes_per_sec: Option<f64>,
     /// Bytes written per second.
     pub write_bytes_per_sec: Option<f64>,
+    /// Inbound requests and connections authorized in the window; `None`
+    /// when no proxy of the row exports the authorization counters.
+    pub authz_allowed: Option<u64>,
+    /// Inbound requests and connections denied in the window; `None` as
+    /// `authz_allowed` (a proxy exporting only one of them gives both, the
+    /// other 0: Linkerd's proxies export a series once it counts).
+    pub authz_denied: Option<u64>,
 }
 
 /// A row's namespace and name.
@@ -434,6 +470,23 @@ pub fn stat_rows(
                 row.write_bytes_per_sec = rate;
             }
         }
+    }
+    let mut authz: BTreeMap<RowKey, (f64, f64)> = BTreeMap::new();
+    for (offset, metric) in AUTHZ_METRICS.iter().enumerate() {
+        let allow = metric.ends_with("_allow_total");
+        for (labels, value) in results.get(AUTHZ_QUERIES + offset).into_iter().flatten() {
+            let entry = authz.entry(row_key(selection, labels)).or_default();
+            if allow {
+                entry.0 += value;
+            } else {
+                entry.1 += value;
+            }
+        }
+    }
+    for (key, (allowed, denied)) in authz {
+        let row = rows.entry(key).or_default();
+        row.authz_allowed = Some(allowed.max(0.0).round() as u64);
+        row.authz_denied = Some(denied.max(0.0).round() as u64);
     }
     rows.retain(|(_, name), _| !name.is_empty());
     rows
@@ -938,6 +991,83 @@ mod tests {
         ] {
             assert_eq!(rate_seconds(covered, window), expected, "{covered:?}");
         }
+    }
+
+    #[test]
+    fn authorization_counters_answer_the_inbound_view_of_workloads_and_namespaces() {
+        use ResourceKind::*;
+        // (request, the authz queries' matchers; None: no authz queries)
+        let cases = [
+            (
+                request(Workload, Some("demo"), None, None),
+                Some(vec!["namespace=demo"]),
+            ),
+            (request(Namespace, None, None, None), Some(vec![])),
+            (request(Authority, None, None, None), None),
+            (request(Service, Some("demo"), None, None), None),
+            (
+                request(Workload, Some("demo"), None, Some("service/demo/web")),
+                None,
+            ),
+            (
+                request(Workload, None, Some("workload/demo/load"), None),
+                None,
+            ),
+        ];
+        for (request, matchers) in cases {
+            let selection = stat_selection(&request).unwrap();
+            let queries = stat_queries(&selection, request.window);
+            let authz: Vec<&Query> = queries.iter().skip(AUTHZ_QUERIES).collect();
+            match matchers {
+                None => assert!(authz.is_empty(), "{request:?}"),
+                Some(matchers) => {
+                    let metrics: Vec<&str> = authz.iter().map(|query| query.metric).collect();
+                    assert_eq!(metrics, AUTHZ_METRICS, "{request:?}");
+                    for query in authz {
+                        assert_eq!(rendered(&query.matchers), matchers, "{request:?}");
+                        assert_eq!(query.operation, Operation::Increase);
+                        assert_eq!(query.group_by, selection.group_by());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_sum_allowed_and_denied_requests_and_connections() {
+        let selection = stat_selection(&request(ResourceKind::Workload, None, None, None)).unwrap();
+        let workload = |name| [("namespace", "demo"), ("workload", name)];
+        let mut results = vec![Vec::new(); AUTHZ_QUERIES];
+        results.extend([
+            // HTTP allowed, denied; TCP allowed, denied.
+            vec![group(&workload("web"), 42.0)],
+            vec![group(&workload("web"), 7.0), group(&workload("db"), 2.4)],
+            vec![group(&workload("web"), 3.0)],
+            vec![group(&workload("web"), 1.0)],
+        ]);
+        let rows = stat_rows(&selection, &results, Duration::from_secs(60));
+        let row = |name: &str| &rows[&("demo".to_string(), name.to_string())];
+        assert_eq!(
+            (row("web").authz_allowed, row("web").authz_denied),
+            (Some(45), Some(8))
+        );
+        // Only denials exported: allowed is 0, not unknown.
+        assert_eq!(
+            (row("db").authz_allowed, row("db").authz_denied),
+            (Some(0), Some(2))
+        );
+        // Nothing exported (a proxy without authorization metrics): unknown.
+        let results = vec![vec![group(
+            &[
+                ("namespace", "demo"),
+                ("workload", "web"),
+                ("classification", "success"),
+            ],
+            6.0,
+        )]];
+        let rows = stat_rows(&selection, &results, Duration::from_secs(60));
+        let web = &rows[&("demo".to_string(), "web".to_string())];
+        assert_eq!((web.authz_allowed, web.authz_denied), (None, None));
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! parsed by `prom_text_format_parser`; this module keeps only the families
 //! in [`KEPT_METRICS`] and drops the per-endpoint and per-status labels in
 //! [`DROPPED_LABELS`] (the store sums what they split), so memory grows with
-//! workloads and routes, not with endpoints or status codes.
+//! workloads and routes, not with endpoints or status codes. The
+//! authorization counters ([`AUTHZ_METRICS`]) also drop `client_id`: a
+//! series per client identity would grow with the callers, and the rows
+//! only sum them per workload.
 
 use prom_text_format_parser::{Type, ValueType};
 
 /// The sample names the queries read (Linkerd's proxy metrics).
-pub const KEPT_METRICS: [&str; 8] = [
+pub const KEPT_METRICS: [&str; 12] = [
     "response_total",
     "response_latency_ms_bucket",
     "tcp_open_connections",
@@ -18,7 +21,24 @@ pub const KEPT_METRICS: [&str; 8] = [
     "route_response_total",
     "route_actual_response_total",
     "route_response_latency_ms_bucket",
+    AUTHZ_METRICS[0],
+    AUTHZ_METRICS[1],
+    AUTHZ_METRICS[2],
+    AUTHZ_METRICS[3],
 ];
+
+/// The inbound authorization counters (Linkerd's names): HTTP requests and
+/// TCP connections allowed and denied. They carry no `direction` (they are
+/// inbound only) and no `authority`.
+pub const AUTHZ_METRICS: [&str; 4] = [
+    "inbound_http_authz_allow_total",
+    "inbound_http_authz_deny_total",
+    "inbound_tcp_authz_allow_total",
+    "inbound_tcp_authz_deny_total",
+];
+
+/// Labels of [`AUTHZ_METRICS`] dropped on top of [`DROPPED_LABELS`].
+pub const AUTHZ_DROPPED_LABELS: [&str; 1] = ["client_id"];
 
 /// Labels no query groups or filters by.
 pub const DROPPED_LABELS: [&str; 6] = [
@@ -98,10 +118,12 @@ pub fn parse_scrape(text: &str) -> Result<ParsedScrape, ParseError> {
             let Some(kept) = KEPT_METRICS.iter().find(|kept| **kept == name) else {
                 continue;
             };
+            let authz = AUTHZ_METRICS.contains(kept);
             let labels = sample
                 .labels
                 .iter()
                 .filter(|label| !DROPPED_LABELS.contains(&label.key.as_str()))
+                .filter(|label| !(authz && AUTHZ_DROPPED_LABELS.contains(&label.key.as_str())))
                 .map(|label| (label.key.clone(), unescape(&label.value)))
                 .collect();
             parsed.samples.push(KeptSample {
@@ -234,6 +256,79 @@ identity_cert_expiration_timestamp_seconds 1764186400.0
                 .labels
                 .contains(&("authority".to_string(), "a\"b\\c".to_string()))
         );
+    }
+
+    /// The authorization counters as linkerd2-proxy writes them (Prometheus
+    /// text, no `# EOF`) and as weft-proxy writes them (OpenMetrics): HTTP
+    /// allow with a route and authorization, HTTP deny on a default policy
+    /// without a route, TCP allow and deny; terminate is not kept.
+    const AUTHZ_TEXT: &str = r#"# HELP inbound_http_authz_allow_total The total number of inbound HTTP requests that were authorized
+# TYPE inbound_http_authz_allow_total counter
+inbound_http_authz_allow_total{target_addr="127.0.0.1:8080",target_ip="127.0.0.1",target_port="8080",srv_group="policy.linkerd.io",srv_kind="server",srv_name="web-http",srv_port="8080",route_group="",route_kind="default",route_name="default",authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="web-clients",tls="true",client_id="traffic.demo.serviceaccount.identity.weft.cluster.local"} 40
+inbound_http_authz_allow_total{target_addr="127.0.0.1:8080",target_ip="127.0.0.1",target_port="8080",srv_group="policy.linkerd.io",srv_kind="server",srv_name="web-http",srv_port="8080",route_group="",route_kind="default",route_name="default",authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="web-clients",tls="true",client_id="load.demo.serviceaccount.identity.weft.cluster.local"} 2
+# HELP inbound_http_authz_deny_total The total number of inbound HTTP requests that could not be processed due to a proxy error.
+# TYPE inbound_http_authz_deny_total counter
+inbound_http_authz_deny_total{target_addr="127.0.0.1:8080",target_ip="127.0.0.1",target_port="8080",srv_group="",srv_kind="default",srv_name="deny",srv_port="8080",tls="no_identity",client_id=""} 7
+# HELP inbound_tcp_authz_allow_total The total number of inbound TCP connections that were authorized
+# TYPE inbound_tcp_authz_allow_total counter
+inbound_tcp_authz_allow_total{target_addr="127.0.0.1:5432",target_ip="127.0.0.1",target_port="5432",srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="5432",authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="db-clients",tls="true",client_id="web.demo.serviceaccount.identity.weft.cluster.local"} 3
+# HELP inbound_tcp_authz_deny_total The total number of inbound TCP connections that were denied
+# TYPE inbound_tcp_authz_deny_total counter
+inbound_tcp_authz_deny_total{target_addr="127.0.0.1:5432",target_ip="127.0.0.1",target_port="5432",srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="5432",tls="no_identity",client_id=""} 1
+# HELP inbound_tcp_authz_terminate_total The total number of inbound TCP connections that were terminated due to an authorization change
+# TYPE inbound_tcp_authz_terminate_total counter
+inbound_tcp_authz_terminate_total{target_addr="127.0.0.1:5432",target_ip="127.0.0.1",target_port="5432",srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="5432",authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="db-clients",tls="true",client_id="web.demo.serviceaccount.identity.weft.cluster.local"} 0
+"#;
+
+    #[test]
+    fn keeps_the_authorization_counters_without_per_client_labels() {
+        // OpenMetrics declares the family without `_total`.
+        let open_metrics = AUTHZ_TEXT
+            .replace("_total The total", " The total")
+            .replace("_total counter", " counter")
+            + "# EOF\n";
+        for text in [AUTHZ_TEXT.to_string(), open_metrics] {
+            let parsed = parse_scrape(&text).unwrap();
+            let kept: Vec<(&str, f64)> = parsed
+                .samples
+                .iter()
+                .map(|sample| (sample.metric, sample.value))
+                .collect();
+            assert_eq!(
+                kept,
+                [
+                    ("inbound_http_authz_allow_total", 40.0),
+                    ("inbound_http_authz_allow_total", 2.0),
+                    ("inbound_http_authz_deny_total", 7.0),
+                    ("inbound_tcp_authz_allow_total", 3.0),
+                    ("inbound_tcp_authz_deny_total", 1.0),
+                ],
+                "{text}"
+            );
+            let keys: Vec<&str> = parsed.samples[0]
+                .labels
+                .iter()
+                .map(|(key, _)| key.as_str())
+                .collect();
+            assert_eq!(
+                keys,
+                [
+                    "srv_group",
+                    "srv_kind",
+                    "srv_name",
+                    "srv_port",
+                    "route_group",
+                    "route_kind",
+                    "route_name",
+                    "authz_group",
+                    "authz_kind",
+                    "authz_name",
+                    "tls"
+                ]
+            );
+            // Two clients, one series once `client_id` is gone: the store sums them.
+            assert_eq!(parsed.samples[0].labels, parsed.samples[1].labels);
+        }
     }
 
     #[test]

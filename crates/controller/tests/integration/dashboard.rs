@@ -12,8 +12,12 @@
 //! Checks: the page loads from the controller (no external resources), the
 //! workloads table shows the demo's workloads with non-zero RPS, the
 //! topology draws the traffic → web edge, a tap session on the workload
-//! page shows live request rows; a wrong Host header is refused. Screenshots
-//! are saved under `$CARGO_TARGET_TMPDIR` and their paths printed.
+//! page shows live request rows; a wrong Host header is refused; the
+//! Denied column shows `/api/stat`'s `authz_denied` and the "Denied
+//! requests" panel lists the workloads with denials (a controller scraping
+//! stand-in proxy admin endpoints that serve the authorization counters).
+//! Screenshots are saved under `$CARGO_TARGET_TMPDIR` and their paths
+//! printed.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`.ci/run`
 //! installs the `chromium` and `chromium-driver` packages); override with
@@ -24,11 +28,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::mesh::DemoMesh;
+use crate::mesh::{DemoMesh, NAMESPACE, workload_yaml};
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use weft_test_support::free_addr;
+use weft_test_support::metrics_target::{MetricsTarget, authz_text};
+use weft_test_support::{ControllerProcess, MeshFile, free_addr};
 
 /// Bound for the page to show what the test waits for (scrapes every 1 s,
 /// rates need two samples, the page polls every 3 s).
@@ -176,6 +181,37 @@ impl Drop for Browser {
     }
 }
 
+/// Polls until the page's Denied cell of `workload` (`NS/NAME`) shows what
+/// `/api/stat` says (`-` for `null`), both read in the same turn: the
+/// figures move with the window. The figure.
+async fn denied_cell_matches_the_api(browser: &Browser, web: SocketAddr, workload: &str) -> Value {
+    let script = format!(
+        "const cell = document.querySelector('#workloads tr[data-workload=\"{workload}\"] td.denied'); \
+         return cell ? cell.textContent : null"
+    );
+    let (namespace, name) = workload.split_once('/').unwrap();
+    let path = format!("/api/stat?kind=workload&namespace={namespace}&name={name}&window=1m");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let shown = browser.run(&script).await;
+        let (status, answer) = crate::mesh::json_request(web, "GET", &path, None).await;
+        assert_eq!(status, 200, "{answer}");
+        let figure = answer["rows"][0]["authz_denied"].clone();
+        let expected = match &figure {
+            Value::Null => "-".to_string(),
+            number => number.to_string(),
+        };
+        if shown.as_str() == Some(expected.as_str()) {
+            return figure;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{workload}'s Denied cell {shown} never matched the API's {figure}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn number_in(value: &Value) -> f64 {
     value
         .as_str()
@@ -212,6 +248,8 @@ async fn dashboard_shows_live_workloads_topology_and_tap() {
         )
         .await;
     println!("demo/web rps on the page: {rps}");
+    let denied = denied_cell_matches_the_api(&browser, web, "demo/web").await;
+    println!("demo/web denied on the page and in the API: {denied}");
     browser
         .wait_for(
             "demo/traffic listed",
@@ -297,4 +335,76 @@ async fn dashboard_shows_live_workloads_topology_and_tap() {
         )
         .await;
     browser.screenshot("certificates").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_shows_denied_requests() {
+    // guarded: 30 requests allowed, 6 denied, 1 TCP connection denied once
+    // the controller has its baseline; plain: no authorization counters.
+    let guarded = MetricsTarget::start(&authz_text(0, 0, 0));
+    let plain = MetricsTarget::start(
+        "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds 1\n",
+    );
+    let mesh = MeshFile::new()
+        .document(&workload_yaml(
+            "guarded",
+            "guarded",
+            0,
+            guarded.proxy_ports(),
+        ))
+        .document(&workload_yaml("plain", "plain", 0, plain.proxy_ports()))
+        .render();
+    let controller = tokio::task::spawn_blocking(move || {
+        ControllerProcess::start_with_args(&mesh, &["--scrape-interval", "1s"])
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while guarded.scrapes() < 2 {
+        assert!(Instant::now() < deadline, "{}", controller.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    guarded.set_text(&authz_text(30, 6, 1));
+    let web = controller.web_addr();
+
+    let browser = Browser::start().await;
+    browser
+        .open(&format!("http://localhost:{}/", web.port()))
+        .await;
+    browser
+        .wait_for(
+            "demo/guarded with denials",
+            "const cell = document.querySelector('#workloads tr[data-workload=\"demo/guarded\"] td.denied'); \
+             return cell ? cell.textContent : null",
+            |value| number_in(value) > 0.0,
+        )
+        .await;
+    let denied = denied_cell_matches_the_api(&browser, web, &format!("{NAMESPACE}/guarded")).await;
+    assert!(
+        denied.as_u64().is_some_and(|denied| denied >= 7),
+        "{denied}"
+    );
+    // No counters: `-`, and not in the panel.
+    let unknown = denied_cell_matches_the_api(&browser, web, &format!("{NAMESPACE}/plain")).await;
+    assert_eq!(unknown, Value::Null);
+    let panel = browser
+        .wait_for(
+            "the Denied requests panel",
+            "return [...document.querySelectorAll('#denied tbody tr')]\
+               .map(row => [row.dataset.workload, row.querySelector('td.denied').textContent])",
+            |value| value.as_array().is_some_and(|rows| rows.len() == 1),
+        )
+        .await;
+    assert_eq!(panel[0][0], "demo/guarded", "{panel}");
+    assert!(number_in(&panel[0][1]) >= 7.0, "{panel}");
+    // The namespace row sums its workloads.
+    browser
+        .wait_for(
+            "namespace demo with denials",
+            "const cell = document.querySelector('#namespaces tr[data-namespace=\"demo\"] td.denied'); \
+             return cell ? cell.textContent : null",
+            |value| number_in(value) > 0.0,
+        )
+        .await;
+    browser.screenshot("denied").await;
 }

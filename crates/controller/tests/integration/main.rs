@@ -5,6 +5,8 @@
 //!   `linkerd2-proxy-api` clients, while the test edits the mesh file.
 //! - `metrics_api`: golden metrics from the controller's own scrapes of real
 //!   proxies (or from a real Prometheus).
+//! - `authz_metrics`: allowed/denied counts in `/api/stat`, from fake proxy
+//!   admin endpoints serving the authorization counters.
 //! - `tap`: `/api/tap` fan-out, rate sharing, authorization, mutual TLS.
 //! - `dashboard`: the web dashboard in headless Chromium.
 //! - `api_contract`: every HTTP API answer read strictly into `weft-api`.
@@ -18,6 +20,7 @@ mod mesh;
 
 mod api_contract;
 mod attack;
+mod authz_metrics;
 mod dashboard;
 mod destination;
 mod identity;

@@ -26,7 +26,7 @@ const WEB_IDENTITY: &str = "web.shop.serviceaccount.identity.weft.cluster.local"
 const LOAD_IDENTITY: &str = "load.shop.serviceaccount.identity.weft.cluster.local";
 /// The backend fails 1 request in 5.
 const FAILURES: (u64, u64) = (1, 5);
-const PROMETHEUS: &str = "/usr/bin/prometheus";
+pub(crate) const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -369,7 +369,7 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 }
 
 /// A Prometheus child process, killed on drop.
-struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
     dir: PathBuf,
 }
@@ -377,7 +377,7 @@ struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus on `port`, scraping every second the targets the
     /// controller's `/api/sd` lists.
-    fn start(port: u16, web: SocketAddr) -> Prometheus {
+    pub(crate) fn start(port: u16, web: SocketAddr) -> Prometheus {
         let dir =
             std::env::temp_dir().join(format!("weft-prometheus-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -34,7 +34,7 @@ use weft_core::workload::Workload;
 
 pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, snapshot};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
-pub use routes::attaches_to_service;
+pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.
@@ -201,6 +201,8 @@ struct Changed {
     namespaces: HashSet<String>,
     services: HashSet<NamespacedName>,
     workloads: Vec<Workload>,
+    /// A route or a Service changed (outbound answers cross namespaces).
+    routes_or_services: bool,
 }
 
 impl Changed {
@@ -210,7 +212,9 @@ impl Changed {
             (Kind::Service, _) => {
                 self.services
                     .insert((key.namespace.clone(), key.name.clone()));
+                self.routes_or_services = true;
             }
+            (Kind::HttpRoute | Kind::GrpcRoute, _) => self.routes_or_services = true,
             (Kind::Workload, Some(MeshObject::Workload(workload))) => {
                 self.workloads.push(workload.as_ref().clone());
             }
@@ -251,6 +255,7 @@ pub struct Catalog {
     objects: Objects,
     endpoint_watches: HashMap<ServicePort, EndpointWatch>,
     profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
+    outbound_watches: HashMap<ServicePort, watch::Sender<Option<Arc<OutboundAnswer>>>>,
 }
 
 impl Default for Catalog {
@@ -267,6 +272,7 @@ impl Catalog {
             objects: Objects::default(),
             endpoint_watches: HashMap::new(),
             profile_watches: HashMap::new(),
+            outbound_watches: HashMap::new(),
         }
     }
 
@@ -636,6 +642,7 @@ impl Catalog {
 
     /// Recomputes the watched answers `scope` may have altered and publishes changes.
     fn refresh(&mut self, scope: Scope) {
+        self.refresh_outbound(&scope);
         let targets: Vec<ServicePort> = self
             .endpoint_watches
             .keys()

@@ -464,3 +464,47 @@ fn grpc_routes_make_the_protocol_grpc() {
         "greeter.shop.svc.cluster.local:50051"
     );
 }
+
+#[test]
+fn the_example_http_route_answers_a_header_canary_and_a_split() {
+    let text = include_str!("../../../../../examples/http-route.yaml");
+    let mut catalog = Catalog::default();
+    catalog
+        .update(parse_mesh(text).expect("the example parses"), Vec::new())
+        .expect("the catalog accepts it");
+    let answer = catalog
+        .outbound(&ServicePort::new("canary", "books", 80))
+        .expect("books exists");
+    let policy = policy(&answer);
+    let route = &detect(&policy).http1.as_ref().unwrap().routes[0];
+    let [canary, split] = route.rules.as_slice() else {
+        panic!("two rules")
+    };
+    assert_eq!(canary.matches[0].headers[0].name, "x-canary");
+    let Some(proto::http_route::distribution::Kind::RandomAvailable(random)) = split
+        .backends
+        .as_ref()
+        .and_then(|backends| backends.kind.as_ref())
+    else {
+        panic!("RandomAvailable")
+    };
+    let weights: Vec<(u32, &str)> = random
+        .backends
+        .iter()
+        .map(|weighted| {
+            let backend = weighted.backend.as_ref().unwrap().backend.as_ref().unwrap();
+            (weighted.weight, balancer_path(backend))
+        })
+        .collect();
+    assert_eq!(
+        weights,
+        vec![
+            (90, "books-v1.canary.svc.cluster.local:80"),
+            (10, "books-v2.canary.svc.cluster.local:80"),
+        ]
+    );
+    assert_eq!(
+        canary.retry.as_ref().map(|retry| retry.max_retries),
+        Some(1)
+    );
+}

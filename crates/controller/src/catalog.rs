@@ -255,7 +255,7 @@ pub struct Catalog {
     objects: Objects,
     endpoint_watches: HashMap<ServicePort, EndpointWatch>,
     profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
-    outbound_watches: HashMap<ServicePort, watch::Sender<Option<Arc<OutboundAnswer>>>>,
+    outbound_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<OutboundAnswer>>>>,
 }
 
 impl Default for Catalog {
@@ -461,18 +461,20 @@ impl Catalog {
             || self.objects.routes.any_in(namespace)
     }
 
-    /// The HTTPRoutes attached to `service:port` (parent kind Service).
+    /// The HTTPRoutes attached to `service:port` (parent kind Service) in
+    /// the Service's namespace: the producer routes every client gets.
     pub fn http_routes_for(&self, target: &ServicePort) -> Vec<&HttpRoute> {
         self.objects
             .routes
-            .http_routes_for(&target.service, target.port)
+            .http_routes_for(&target.service, target.port, None)
     }
 
-    /// The GRPCRoutes attached to `service:port` (parent kind Service).
+    /// The GRPCRoutes attached to `service:port` (parent kind Service) in
+    /// the Service's namespace.
     pub fn grpc_routes_for(&self, target: &ServicePort) -> Vec<&GrpcRoute> {
         self.objects
             .routes
-            .grpc_routes_for(&target.service, target.port)
+            .grpc_routes_for(&target.service, target.port, None)
     }
 
     /// The HTTPRoutes attached to the Server `namespace/name` (parent kind Server).

@@ -19,7 +19,7 @@ use weft_core::route::{GrpcRoute, HttpRoute, ParentKind, ParentReference, RouteA
 use weft_core::service::is_external_name;
 
 use super::profiles::{OPAQUE_PORTS_ANNOTATION, lists_port};
-use super::{Catalog, NamespacedName, Scope, ServicePort};
+use super::{Catalog, NamespacedName, ProfileTarget, Scope};
 
 /// The route objects, one map per kind.
 #[derive(Debug, Default, Clone)]
@@ -67,26 +67,30 @@ impl RouteObjects {
                 .is_some_and(|(key, _)| key.0 == namespace)
     }
 
-    /// The HTTPRoutes attached to `service:port`, by namespace then name.
-    pub(super) fn http_routes_for(&self, service: &ServiceName, port: u16) -> Vec<&HttpRoute> {
-        self.http
-            .iter()
-            .filter(|((namespace, _), route)| {
-                attaches_to_service(&route.spec.parent_refs, namespace, service, port)
-            })
-            .map(|(_, route)| route.as_ref())
-            .collect()
+    /// The HTTPRoutes attached to `service:port` as a client in
+    /// `client_namespace` sees them (see [`routes_for_client`]).
+    pub(super) fn http_routes_for(
+        &self,
+        service: &ServiceName,
+        port: u16,
+        client_namespace: Option<&str>,
+    ) -> Vec<&HttpRoute> {
+        routes_for_client(&self.http, service, port, client_namespace, |route| {
+            &route.spec.parent_refs
+        })
     }
 
-    /// The GRPCRoutes attached to `service:port`, by namespace then name.
-    pub(super) fn grpc_routes_for(&self, service: &ServiceName, port: u16) -> Vec<&GrpcRoute> {
-        self.grpc
-            .iter()
-            .filter(|((namespace, _), route)| {
-                attaches_to_service(&route.spec.parent_refs, namespace, service, port)
-            })
-            .map(|(_, route)| route.as_ref())
-            .collect()
+    /// The GRPCRoutes attached to `service:port` as a client in
+    /// `client_namespace` sees them (see [`routes_for_client`]).
+    pub(super) fn grpc_routes_for(
+        &self,
+        service: &ServiceName,
+        port: u16,
+        client_namespace: Option<&str>,
+    ) -> Vec<&GrpcRoute> {
+        routes_for_client(&self.grpc, service, port, client_namespace, |route| {
+            &route.spec.parent_refs
+        })
     }
 
     /// The HTTPRoutes whose parents include the Server `namespace/name`.
@@ -154,6 +158,38 @@ pub struct OutboundAnswer {
     pub missing_backends: BTreeSet<ServiceName>,
 }
 
+/// The routes of one kind attached to `service:port` for a client in
+/// `client_namespace`, by name, as Linkerd chooses them: consumer routes
+/// (in the client's namespace, when it is not the Service's) apply to that
+/// namespace's clients only and replace the producer routes (in the
+/// Service's namespace), which apply to every other client. Routes in any
+/// third namespace do not apply.
+fn routes_for_client<'a, R>(
+    routes: &'a BTreeMap<NamespacedName, Box<R>>,
+    service: &ServiceName,
+    port: u16,
+    client_namespace: Option<&str>,
+    parents: impl Fn(&R) -> &Vec<ParentReference>,
+) -> Vec<&'a R> {
+    let attached_in = |namespace: &str| -> Vec<&'a R> {
+        routes
+            .range((namespace.to_string(), String::new())..)
+            .take_while(|((route_namespace, _), _)| route_namespace == namespace)
+            .filter(|(_, route)| attaches_to_service(parents(route), namespace, service, port))
+            .map(|(_, route)| route.as_ref())
+            .collect()
+    };
+    if let Some(client_namespace) =
+        client_namespace.filter(|namespace| *namespace != service.namespace)
+    {
+        let consumer = attached_in(client_namespace);
+        if !consumer.is_empty() {
+            return consumer;
+        }
+    }
+    attached_in(&service.namespace)
+}
+
 /// Whether one of `parents` (of a route in `route_namespace`) names the
 /// Service `service` with `port` or without a port.
 pub fn attaches_to_service(
@@ -196,9 +232,13 @@ fn app_protocol(service: &Service, port: u16) -> AppProtocol {
 }
 
 impl Catalog {
-    /// The outbound answer for `service:port`; `None` when the Service
-    /// does not exist or is an ExternalName Service.
-    pub fn outbound(&self, target: &ServicePort) -> Option<OutboundAnswer> {
+    /// The outbound answer for `service:port` as a client in the
+    /// request's namespace sees it (its namespace's consumer routes, else
+    /// the Service's namespace's routes); `None` when the Service does not
+    /// exist or is an ExternalName Service.
+    pub fn outbound(&self, request: &ProfileTarget) -> Option<OutboundAnswer> {
+        let target = &request.target;
+        let client_namespace = request.client_namespace();
         let service = self.service(&target.service)?;
         if is_external_name(service) {
             return None;
@@ -207,14 +247,14 @@ impl Catalog {
         let http_routes: Vec<HttpRoute> = self
             .objects
             .routes
-            .http_routes_for(&target.service, target.port)
+            .http_routes_for(&target.service, target.port, client_namespace)
             .into_iter()
             .cloned()
             .collect();
         let grpc_routes: Vec<GrpcRoute> = self
             .objects
             .routes
-            .grpc_routes_for(&target.service, target.port)
+            .grpc_routes_for(&target.service, target.port, client_namespace)
             .into_iter()
             .cloned()
             .collect();
@@ -259,12 +299,12 @@ impl Catalog {
         })
     }
 
-    /// Subscribes to the outbound answer of `service:port` (`None` while
-    /// the Service does not exist); the receiver sees each new answer once
-    /// it changes.
+    /// Subscribes to the outbound answer of `service:port` for a client in
+    /// the request's namespace (`None` while the Service does not exist);
+    /// the receiver sees each new answer once it changes.
     pub fn subscribe_outbound(
         &mut self,
-        target: &ServicePort,
+        target: &ProfileTarget,
     ) -> watch::Receiver<Option<Arc<OutboundAnswer>>> {
         if let Some(sender) = self.outbound_watches.get(target) {
             return sender.subscribe();
@@ -276,7 +316,7 @@ impl Catalog {
 
     /// Forgets the outbound watch of `target` once no receiver is left. Call
     /// it after dropping a receiver from [`Self::subscribe_outbound`].
-    pub fn release_outbound(&mut self, target: &ServicePort) {
+    pub fn release_outbound(&mut self, target: &ProfileTarget) {
         if self
             .outbound_watches
             .get(target)
@@ -286,7 +326,7 @@ impl Catalog {
         }
     }
 
-    /// How many `service:port`s have outbound subscribers.
+    /// How many outbound questions (`service:port`, client namespace) have subscribers.
     pub fn outbound_subscriptions(&self) -> usize {
         self.outbound_watches.len()
     }
@@ -295,14 +335,16 @@ impl Catalog {
     /// or Service change may (routes and backends cross namespaces), else
     /// only changes in the target's namespace.
     pub(super) fn refresh_outbound(&mut self, scope: &Scope) {
-        let targets: Vec<ServicePort> = self
+        let targets: Vec<ProfileTarget> = self
             .outbound_watches
             .keys()
             .filter(|target| match scope {
                 Scope::All => true,
                 Scope::Changed(changed) => {
                     changed.routes_or_services
-                        || changed.namespaces.contains(&target.service.namespace)
+                        || target
+                            .namespaces()
+                            .any(|namespace| changed.namespaces.contains(namespace))
                 }
             })
             .cloned()
@@ -331,6 +373,7 @@ impl Catalog {
 mod tests {
     use weft_core::object::Kind;
 
+    use super::super::ServicePort;
     use super::*;
 
     #[test]
@@ -397,7 +440,7 @@ spec:
     fn outbound_watches_see_route_edits_and_the_service_going() {
         let mut catalog = Catalog::default();
         catalog.update(objects(MESH), Vec::new()).unwrap();
-        let target = ServicePort::new("shop", "books", 7002);
+        let target = ProfileTarget::new(ServicePort::new("shop", "books", 7002), None);
         let mut receiver = catalog.subscribe_outbound(&target);
         let first = receiver.borrow_and_update().clone().expect("known");
         assert_eq!(first.http_routes.len(), 1);
@@ -437,5 +480,50 @@ spec:
         drop(receiver);
         catalog.release_outbound(&target);
         assert_eq!(catalog.outbound_subscriptions(), 0);
+    }
+
+    #[test]
+    fn consumer_routes_replace_producer_routes_for_their_namespace_only() {
+        let consumer = "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: mine, namespace: web}
+spec:
+  parentRefs: [{kind: Service, name: books, namespace: shop}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: theirs, namespace: elsewhere}
+spec:
+  parentRefs: [{kind: Service, name: books, namespace: shop, port: 9999}]
+";
+        let mut catalog = Catalog::default();
+        catalog
+            .update(objects(&format!("{MESH}{consumer}")), Vec::new())
+            .unwrap();
+        let names = |client: Option<&str>| -> Vec<String> {
+            let question = ProfileTarget::new(
+                ServicePort::new("shop", "books", 7002),
+                client.map(str::to_string),
+            );
+            catalog
+                .outbound(&question)
+                .expect("known")
+                .http_routes
+                .iter()
+                .filter_map(|route| route.metadata.name.clone())
+                .collect()
+        };
+        let cases: &[(Option<&str>, &[&str])] = &[
+            (None, &["split"]),
+            (Some("shop"), &["split"]),
+            (Some("web"), &["mine"]),
+            (Some("elsewhere"), &["split"]),
+            (Some("other"), &["split"]),
+        ];
+        for (client, expected) in cases {
+            assert_eq!(names(*client), *expected, "client in {client:?}");
+        }
     }
 }

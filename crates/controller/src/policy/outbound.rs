@@ -7,6 +7,7 @@
 //!                          anything else (a workload, unknown) ─► NOT_FOUND
 //!   target Authority("<name>.<ns>.svc.<domain>[:port]") ─► that Service's port
 //!                          other names ─► NOT_FOUND
+//!   the client's namespace (source_workload's ns) picks its consumer routes
 //!   Service port ─► catalog.subscribe_outbound ─► OutboundPolicy now (Get: once),
 //!                   then one message per changed answer (Watch); the stream
 //!                   ends when the Service goes away (the proxy asks again)
@@ -22,8 +23,8 @@
 //!
 //! Bounds: the streams of this service count against the Destination
 //! listener's limits (the same [`StreamLimiter`]: per client and in total,
-//! RESOURCE_EXHAUSTED beyond them); a catalog watch per `service:port` goes
-//! with its last stream; the Destination server's HTTP/2 and message limits.
+//! RESOURCE_EXHAUSTED beyond them); a catalog watch per `service:port` and
+//! client namespace goes with its last stream; the Destination server's HTTP/2 and message limits.
 
 use std::pin::Pin;
 use std::sync::{Arc, MutexGuard, PoisonError};
@@ -42,7 +43,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::outbound_translate::{self, OutboundTarget, TranslateError};
-use crate::catalog::{Catalog, OutboundAnswer, ServicePort, SharedCatalog};
+use crate::catalog::{Catalog, OutboundAnswer, ProfileTarget, ServicePort, SharedCatalog};
 use crate::destination::limits::{ClientKey, StreamLimiter, StreamPermit};
 use crate::incoming::ConnectionInfo;
 
@@ -102,7 +103,7 @@ struct Watched {
 
 struct WatchRelease {
     catalog: SharedCatalog,
-    target: ServicePort,
+    target: ProfileTarget,
     metrics: OutboundPolicyMetrics,
 }
 
@@ -182,9 +183,11 @@ impl OutboundPolicyService {
         })
     }
 
-    /// The Service port a TrafficSpec names, or the status refusing it.
-    fn service_port(&self, spec: proto::TrafficSpec) -> Result<ServicePort, Status> {
-        outbound_translate::parse_workload(&spec.source_workload).map_err(status_of)?;
+    /// The question a TrafficSpec asks (a Service port, and the client's
+    /// namespace for its consumer routes), or the status refusing it.
+    fn question(&self, spec: proto::TrafficSpec) -> Result<ProfileTarget, Status> {
+        let source =
+            outbound_translate::parse_workload(&spec.source_workload).map_err(status_of)?;
         let catalog = self.catalog();
         let target = outbound_translate::parse_target(spec.target, catalog.cluster_domain())
             .map_err(status_of)?;
@@ -197,9 +200,12 @@ impl OutboundPolicyService {
                 (service, address.port())
             }
         };
-        let target = ServicePort { service, port };
+        let target = ProfileTarget::new(ServicePort { service, port }, Some(source.namespace));
         if catalog.outbound(&target).is_none() {
-            return Err(Status::not_found(format!("unknown target {target}")));
+            return Err(Status::not_found(format!(
+                "unknown target {}",
+                target.target
+            )));
         }
         Ok(target)
     }
@@ -222,11 +228,11 @@ impl OutboundPolicies for OutboundPolicyService {
         &self,
         request: Request<proto::TrafficSpec>,
     ) -> Result<Response<proto::OutboundPolicy>, Status> {
-        let target = self.service_port(request.into_inner())?;
+        let target = self.question(request.into_inner())?;
         let answer = self
             .catalog()
             .outbound(&target)
-            .ok_or_else(|| Status::not_found(format!("unknown target {target}")))?;
+            .ok_or_else(|| Status::not_found(format!("unknown target {}", target.target)))?;
         Ok(Response::new(outbound_translate::policy(&answer)))
     }
 
@@ -235,7 +241,7 @@ impl OutboundPolicies for OutboundPolicyService {
         request: Request<proto::TrafficSpec>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let permit = self.admit(&request)?;
-        let target = self.service_port(request.into_inner())?;
+        let target = self.question(request.into_inner())?;
         let receiver = {
             let mut catalog = self.catalog();
             let receiver = catalog.subscribe_outbound(&target);

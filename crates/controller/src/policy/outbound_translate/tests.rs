@@ -7,7 +7,7 @@ use linkerd2_proxy_api::outbound::proxy_protocol::Kind as ProtocolKind;
 use linkerd2_proxy_api::outbound::traffic_spec::Target;
 
 use super::*;
-use crate::catalog::{Catalog, ServicePort};
+use crate::catalog::{Catalog, ProfileTarget, ServicePort};
 use crate::mesh_file::parse_mesh;
 
 const MESH: &str = r#"
@@ -93,7 +93,10 @@ fn catalog() -> Catalog {
 
 fn answer(name: &str, port: u16) -> proto::OutboundPolicy {
     let answer = catalog()
-        .outbound(&ServicePort::new("shop", name, port))
+        .outbound(&ProfileTarget::new(
+            ServicePort::new("shop", name, port),
+            None,
+        ))
         .expect("known service");
     policy(&answer)
 }
@@ -473,7 +476,10 @@ fn the_example_http_route_answers_a_header_canary_and_a_split() {
         .update(parse_mesh(text).expect("the example parses"), Vec::new())
         .expect("the catalog accepts it");
     let answer = catalog
-        .outbound(&ServicePort::new("canary", "books", 80))
+        .outbound(&ProfileTarget::new(
+            ServicePort::new("canary", "books", 80),
+            None,
+        ))
         .expect("books exists");
     let policy = policy(&answer);
     let route = &detect(&policy).http1.as_ref().unwrap().routes[0];

@@ -81,6 +81,30 @@ spec:
   - backendRefs:
     - {{name: books-v1, port: 7002, weight: {stable}}}
     - {{name: books-v2, port: 7002, weight: {canary_weight}}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: greeter
+  namespace: shop
+  annotations: {{retry.linkerd.io/grpc: unavailable}}
+spec: {{clusterIP: 10.96.7.4, ports: [{{port: 50051}}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: greeter, namespace: shop}}
+spec:
+  parentRefs: [{{kind: Service, name: greeter, port: 50051}}]
+  rules:
+  - matches: [{{method: {{service: helloworld.Greeter, method: SayHello}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: db
+  namespace: shop
+  annotations: {{config.linkerd.io/opaque-ports: "5432"}}
+spec: {{clusterIP: 10.96.7.5, ports: [{{port: 5432}}]}}
 "#,
         stable = 100 - canary_weight,
     )
@@ -542,4 +566,91 @@ async fn watches_count_in_the_destination_stream_limits_and_are_released() {
         .watch(by_authority("books.shop.svc.cluster.local:7002"))
         .await
         .expect("room again once the streams are gone");
+}
+
+#[tokio::test]
+async fn grpc_routes_answer_grpc_and_opaque_ports_answer_opaque() {
+    let controller = ControllerProcess::start(&mesh(10));
+    let mut client = client(&controller).await;
+    let greeter = client
+        .get(by_address("10.96.7.4", 50051))
+        .await
+        .expect("Get greeter")
+        .into_inner();
+    let Some(ProtocolKind::Grpc(grpc)) = greeter.protocol.and_then(|protocol| protocol.kind) else {
+        panic!("a Service with GRPCRoutes is gRPC")
+    };
+    let route = &grpc.routes[0];
+    assert_eq!(
+        route.metadata,
+        resource("gateway.networking.k8s.io", "GRPCRoute", "greeter", 0)
+    );
+    let rule = &route.rules[0];
+    assert_eq!(
+        rule.matches[0].rpc,
+        Some(linkerd2_proxy_api::grpc_route::GrpcRpcMatch {
+            service: "helloworld.Greeter".into(),
+            method: "SayHello".into(),
+        })
+    );
+    let retry = rule.retry.as_ref().expect("the Service's retry annotation");
+    let conditions = retry.conditions.expect("conditions");
+    assert!(
+        conditions.unavailable && !conditions.internal,
+        "{conditions:?}"
+    );
+    assert_eq!(retry.max_retries, 1);
+
+    let db = client
+        .get(by_authority("db.shop.svc.cluster.local:5432"))
+        .await
+        .expect("Get db")
+        .into_inner();
+    let Some(ProtocolKind::Opaque(opaque)) = db.protocol.and_then(|protocol| protocol.kind) else {
+        panic!("an opaque port is Opaque")
+    };
+    let Some(proto::opaque_route::distribution::Kind::FirstAvailable(first)) = opaque.routes[0]
+        .rules[0]
+        .backends
+        .as_ref()
+        .and_then(|backends| backends.kind.as_ref())
+    else {
+        panic!("FirstAvailable")
+    };
+    assert_eq!(
+        discovery_path(first.backends[0].backend.as_ref().unwrap()),
+        "db.shop.svc.cluster.local:5432"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_ends_when_its_service_goes() {
+    let controller = ControllerProcess::start(&mesh(10));
+    let mut client = client(&controller).await;
+    let mut stream = client
+        .watch(by_authority("db.shop.svc.cluster.local:5432"))
+        .await
+        .expect("Watch accepted")
+        .into_inner();
+    tokio::time::timeout(PATIENCE, stream.message())
+        .await
+        .expect("first answer")
+        .expect("healthy")
+        .expect("open");
+    let without_db = mesh(10)
+        .split("\n---\n")
+        .filter(|document| !document.contains("name: db"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    controller.rewrite_mesh(&without_db);
+    let end = tokio::time::timeout(EDIT_DEADLINE, stream.message())
+        .await
+        .expect("the stream ends in time")
+        .expect("ends cleanly");
+    assert!(end.is_none(), "no more answers: {end:?}");
+    let status = client
+        .get(by_authority("db.shop.svc.cluster.local:5432"))
+        .await
+        .expect_err("gone");
+    assert_eq!(status.code(), Code::NotFound);
 }

@@ -583,9 +583,11 @@ fn rule_durations(rule: &HttpRouteRule) -> (Option<Duration>, Option<Duration>) 
     )
 }
 
+/// HTTP retries when `retry.linkerd.io/http`, `limit` or `timeout` is set
+/// (the gRPC conditions do not count), as Linkerd parses them.
 fn http_retry(annotations: &RouteAnnotations) -> Option<proto::http_route::Retry> {
     let retry = &annotations.retry;
-    if !retry.is_set() {
+    if retry.http.is_none() && retry.limit.is_none() && retry.timeout.is_none() {
         return None;
     }
     Some(proto::http_route::Retry {
@@ -607,9 +609,11 @@ fn http_retry(annotations: &RouteAnnotations) -> Option<proto::http_route::Retry
     })
 }
 
+/// gRPC retries when `retry.linkerd.io/grpc`, `limit` or `timeout` is set
+/// (the HTTP conditions do not count).
 fn grpc_retry(annotations: &RouteAnnotations) -> Option<proto::grpc_route::Retry> {
     let retry = &annotations.retry;
-    if !retry.is_set() {
+    if retry.grpc.is_none() && retry.limit.is_none() && retry.timeout.is_none() {
         return None;
     }
     let codes = retry.grpc.clone().unwrap_or_default();

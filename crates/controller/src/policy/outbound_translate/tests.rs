@@ -514,3 +514,30 @@ fn the_example_http_route_answers_a_header_canary_and_a_split() {
         Some(1)
     );
 }
+
+#[test]
+fn retries_exist_per_protocol() {
+    let annotations = |pairs: &[(&str, &str)]| {
+        let map: std::collections::BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        RouteAnnotations::parse(Some(&map)).unwrap()
+    };
+    type Annotations<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Annotations<'_>, bool, bool)] = &[
+        (&[], false, false),
+        (&[("retry.linkerd.io/http", "5xx")], true, false),
+        (&[("retry.linkerd.io/grpc", "internal")], false, true),
+        (&[("retry.linkerd.io/limit", "2")], true, true),
+        (&[("retry.linkerd.io/timeout", "1s")], true, true),
+    ];
+    for (pairs, http, grpc) in cases {
+        let parsed = annotations(pairs);
+        assert_eq!(
+            (http_retry(&parsed).is_some(), grpc_retry(&parsed).is_some()),
+            (*http, *grpc),
+            "{pairs:?}"
+        );
+    }
+}

@@ -51,6 +51,7 @@ use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
 use crate::metrics_api::store::Store;
 use crate::metrics_api::{Backend, MetricsApi, MetricsSource, ScrapeStatuses};
+use crate::policy::outbound::OutboundPolicyMetrics;
 use crate::tap::fanout::ProxyConnector;
 use crate::tap::token::{ApiToken, TokenFileError};
 use crate::tap::{TapMetrics, TapState};
@@ -322,7 +323,8 @@ impl App {
             shutdown_receiver,
             mesh,
             stream_limits,
-        );
+        )
+        .with_outbound_policies(OutboundPolicyMetrics::new(&mut registry));
         let issuer = identity
             .as_ref()
             .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));

@@ -16,6 +16,7 @@
 
 mod endpoints;
 mod profiles;
+mod routes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -26,12 +27,14 @@ use tokio::sync::{mpsc, watch};
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::object::{Kind, MeshObject, ObjectError, ObjectKey};
 use weft_core::profile::ServiceProfile;
+use weft_core::route::{GrpcRoute, HttpRoute};
 use weft_core::service::{cluster_ips, selects};
 use weft_core::split::TrafficSplit;
 use weft_core::workload::Workload;
 
 pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, snapshot};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
+pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.
@@ -129,6 +132,7 @@ struct Objects {
     workloads: BTreeMap<NamespacedName, Box<Workload>>,
     profiles: BTreeMap<NamespacedName, Box<ServiceProfile>>,
     splits: BTreeMap<NamespacedName, Box<TrafficSplit>>,
+    routes: routes::RouteObjects,
 }
 
 impl Objects {
@@ -151,6 +155,8 @@ impl Objects {
                 .splits
                 .insert(name, split)
                 .map(MeshObject::TrafficSplit),
+            MeshObject::HttpRoute(route) => self.routes.insert_http(name, route),
+            MeshObject::GrpcRoute(route) => self.routes.insert_grpc(name, route),
         }
     }
 
@@ -162,6 +168,8 @@ impl Objects {
             Kind::Workload => self.workloads.remove(&name).map(MeshObject::Workload),
             Kind::ServiceProfile => self.profiles.remove(&name).map(MeshObject::ServiceProfile),
             Kind::TrafficSplit => self.splits.remove(&name).map(MeshObject::TrafficSplit),
+            Kind::HttpRoute => self.routes.remove_http(&name),
+            Kind::GrpcRoute => self.routes.remove_grpc(&name),
         }
     }
 
@@ -193,6 +201,8 @@ struct Changed {
     namespaces: HashSet<String>,
     services: HashSet<NamespacedName>,
     workloads: Vec<Workload>,
+    /// A route or a Service changed (outbound answers cross namespaces).
+    routes_or_services: bool,
 }
 
 impl Changed {
@@ -202,7 +212,9 @@ impl Changed {
             (Kind::Service, _) => {
                 self.services
                     .insert((key.namespace.clone(), key.name.clone()));
+                self.routes_or_services = true;
             }
+            (Kind::HttpRoute | Kind::GrpcRoute, _) => self.routes_or_services = true,
             (Kind::Workload, Some(MeshObject::Workload(workload))) => {
                 self.workloads.push(workload.as_ref().clone());
             }
@@ -243,6 +255,7 @@ pub struct Catalog {
     objects: Objects,
     endpoint_watches: HashMap<ServicePort, EndpointWatch>,
     profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
+    outbound_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<OutboundAnswer>>>>,
 }
 
 impl Default for Catalog {
@@ -259,6 +272,7 @@ impl Catalog {
             objects: Objects::default(),
             endpoint_watches: HashMap::new(),
             profile_watches: HashMap::new(),
+            outbound_watches: HashMap::new(),
         }
     }
 
@@ -417,7 +431,7 @@ impl Catalog {
         }))
     }
 
-    /// Whether any object (service, workload, profile or split) is in `namespace`.
+    /// Whether any object (service, workload, profile, split or route) is in `namespace`.
     pub fn namespace_exists(&self, namespace: &str) -> bool {
         let start = (namespace.to_string(), String::new());
         let in_namespace = |key: &NamespacedName| key.0 == namespace;
@@ -444,6 +458,33 @@ impl Catalog {
                 .range(start..)
                 .next()
                 .is_some_and(|(key, _)| in_namespace(key))
+            || self.objects.routes.any_in(namespace)
+    }
+
+    /// The HTTPRoutes attached to `service:port` (parent kind Service) in
+    /// the Service's namespace: the producer routes every client gets.
+    pub fn http_routes_for(&self, target: &ServicePort) -> Vec<&HttpRoute> {
+        self.objects
+            .routes
+            .http_routes_for(&target.service, target.port, None)
+    }
+
+    /// The GRPCRoutes attached to `service:port` (parent kind Service) in
+    /// the Service's namespace.
+    pub fn grpc_routes_for(&self, target: &ServicePort) -> Vec<&GrpcRoute> {
+        self.objects
+            .routes
+            .grpc_routes_for(&target.service, target.port, None)
+    }
+
+    /// The HTTPRoutes attached to the Server `namespace/name` (parent kind Server).
+    pub fn http_routes_for_server(&self, namespace: &str, name: &str) -> Vec<&HttpRoute> {
+        self.objects.routes.http_routes_for_server(namespace, name)
+    }
+
+    /// The HTTPRoutes, sorted by namespace and name, optionally of one namespace.
+    pub fn http_routes(&self, namespace: Option<&str>) -> Vec<HttpRoute> {
+        self.objects.routes.http_routes(namespace)
     }
 
     /// The Services of `namespace`, copied, sorted by name.
@@ -603,6 +644,7 @@ impl Catalog {
 
     /// Recomputes the watched answers `scope` may have altered and publishes changes.
     fn refresh(&mut self, scope: Scope) {
+        self.refresh_outbound(&scope);
         let targets: Vec<ServicePort> = self
             .endpoint_watches
             .keys()

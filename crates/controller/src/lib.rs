@@ -39,5 +39,6 @@ pub mod incoming;
 pub mod memory;
 pub mod mesh_file;
 pub mod metrics_api;
+pub mod policy;
 pub mod proxy_address;
 pub mod tap;

@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::Service;
 
 use crate::profile::{self, ServiceProfile};
+use crate::route::{self, GrpcRoute, HttpRoute};
 use crate::service::namespace_or_default;
 use crate::split::{self, TrafficSplit};
 use crate::workload::{self, Workload};
@@ -13,7 +14,8 @@ use crate::workload::{self, Workload};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectError {
     /// `apiVersion`/`kind` is not one of the kinds weft knows.
-    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, {workload} Workload, {profile} ServiceProfile or {split} TrafficSplit)",
+    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, {workload} Workload, {profile} ServiceProfile, {split} TrafficSplit, HTTPRoute ({http_routes}) or GRPCRoute ({grpc_routes}))",
+        http_routes = route::HTTP_ROUTE_API_VERSIONS.join(", "), grpc_routes = route::GRPC_ROUTE_API_VERSIONS.join(", "),
         workload = workload::API_VERSION, profile = profile::API_VERSION, split = split::API_VERSION)]
     UnsupportedKind {
         /// `apiVersion` as written.
@@ -37,6 +39,10 @@ pub enum Kind {
     ServiceProfile,
     /// split.smi-spec.io/v1alpha1 TrafficSplit.
     TrafficSplit,
+    /// HTTPRoute (policy.linkerd.io/v1beta1..3, gateway.networking.k8s.io/v1, v1beta1).
+    HttpRoute,
+    /// gateway.networking.k8s.io/v1 GRPCRoute.
+    GrpcRoute,
 }
 
 impl Kind {
@@ -47,6 +53,16 @@ impl Kind {
             (workload::API_VERSION, workload::KIND) => Ok(Kind::Workload),
             (profile::API_VERSION, profile::KIND) => Ok(Kind::ServiceProfile),
             (split::API_VERSION, split::KIND) => Ok(Kind::TrafficSplit),
+            (api_version, route::HTTP_ROUTE_KIND)
+                if route::HTTP_ROUTE_API_VERSIONS.contains(&api_version) =>
+            {
+                Ok(Kind::HttpRoute)
+            }
+            (api_version, route::GRPC_ROUTE_KIND)
+                if route::GRPC_ROUTE_API_VERSIONS.contains(&api_version) =>
+            {
+                Ok(Kind::GrpcRoute)
+            }
             _ => Err(ObjectError::UnsupportedKind {
                 api_version: api_version.to_string(),
                 kind: kind.to_string(),
@@ -100,6 +116,10 @@ pub enum MeshObject {
     ServiceProfile(Box<ServiceProfile>),
     /// A TrafficSplit.
     TrafficSplit(Box<TrafficSplit>),
+    /// An HTTPRoute.
+    HttpRoute(Box<HttpRoute>),
+    /// A GRPCRoute.
+    GrpcRoute(Box<GrpcRoute>),
 }
 
 impl MeshObject {
@@ -110,6 +130,8 @@ impl MeshObject {
             MeshObject::Workload(_) => Kind::Workload,
             MeshObject::ServiceProfile(_) => Kind::ServiceProfile,
             MeshObject::TrafficSplit(_) => Kind::TrafficSplit,
+            MeshObject::HttpRoute(_) => Kind::HttpRoute,
+            MeshObject::GrpcRoute(_) => Kind::GrpcRoute,
         }
     }
 
@@ -134,6 +156,8 @@ impl MeshObject {
             MeshObject::TrafficSplit(split) => {
                 parts(&split.metadata.name, &split.metadata.namespace)
             }
+            MeshObject::HttpRoute(route) => parts(&route.metadata.name, &route.metadata.namespace),
+            MeshObject::GrpcRoute(route) => parts(&route.metadata.name, &route.metadata.namespace),
         }
     }
 
@@ -175,6 +199,18 @@ impl From<TrafficSplit> for MeshObject {
     }
 }
 
+impl From<HttpRoute> for MeshObject {
+    fn from(route: HttpRoute) -> Self {
+        MeshObject::HttpRoute(Box::new(route))
+    }
+}
+
+impl From<GrpcRoute> for MeshObject {
+    fn from(route: GrpcRoute) -> Self {
+        MeshObject::GrpcRoute(Box::new(route))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +230,33 @@ mod tests {
                 "TrafficSplit",
                 Some(Kind::TrafficSplit),
             ),
+            (
+                "policy.linkerd.io/v1beta3",
+                "HTTPRoute",
+                Some(Kind::HttpRoute),
+            ),
+            (
+                "policy.linkerd.io/v1beta1",
+                "HTTPRoute",
+                Some(Kind::HttpRoute),
+            ),
+            (
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                Some(Kind::HttpRoute),
+            ),
+            (
+                "gateway.networking.k8s.io/v1beta1",
+                "HTTPRoute",
+                Some(Kind::HttpRoute),
+            ),
+            (
+                "gateway.networking.k8s.io/v1",
+                "GRPCRoute",
+                Some(Kind::GrpcRoute),
+            ),
+            ("policy.linkerd.io/v1alpha1", "HTTPRoute", None),
+            ("policy.linkerd.io/v1beta3", "GRPCRoute", None),
             ("linkerd.io/v1alpha1", "ServiceProfile", None),
             ("v1", "Pod", None),
         ];

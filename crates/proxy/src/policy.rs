@@ -20,7 +20,8 @@ use tonic::transport::{Channel, Endpoint};
 use crate::config::PolicyConfig;
 use crate::control::ControlTls;
 
-// Until its users (outbound routing, inbound per-route authorization) land.
+pub(crate) mod outbound;
+// Until inbound per-route authorization uses all of it.
 #[allow(dead_code)]
 pub(crate) mod route_match;
 

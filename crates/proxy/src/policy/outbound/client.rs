@@ -179,12 +179,6 @@ impl PolicyCache {
         );
         Some(watch)
     }
-
-    /// Number of watched targets.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        lock(&self.entries).len()
-    }
 }
 
 fn lock(entries: &Mutex<HashMap<String, Entry>>) -> MutexGuard<'_, HashMap<String, Entry>> {

@@ -73,12 +73,12 @@ impl TryFrom<proto::OutboundPolicy> for OutboundPolicy {
                 let accrual = detect
                     .http1
                     .as_ref()
-                    .and_then(|http1| http1.failure_accrual.clone())
+                    .and_then(|http1| http1.failure_accrual)
                     .or_else(|| {
                         detect
                             .http2
                             .as_ref()
-                            .and_then(|http2| http2.failure_accrual.clone())
+                            .and_then(|http2| http2.failure_accrual)
                     });
                 let http1 = match detect.http1 {
                     Some(http1) => http_routes("protocol.detect.http1.routes", http1.routes)?,
@@ -256,7 +256,10 @@ fn http_rule(field: &str, rule: proto::http_route::Rule) -> Result<HttpRule, Con
             Distribution::RandomAvailable(backends)
         }
     };
-    let request_timeout = request_timeout(field, rule.request_timeout, rule.timeouts.as_ref())?;
+    // The deprecated field is what older controllers send.
+    #[allow(deprecated)]
+    let legacy_timeout = rule.request_timeout;
+    let request_timeout = request_timeout(field, legacy_timeout, rule.timeouts.as_ref())?;
     let retry = match rule.retry {
         Some(retry) => http_retry(&format!("{field}.retry"), retry, rule.timeouts.as_ref())?,
         None => None,
@@ -314,7 +317,10 @@ fn grpc_rule(field: &str, rule: proto::grpc_route::Rule) -> Result<GrpcRule, Con
             Distribution::RandomAvailable(backends)
         }
     };
-    let request_timeout = request_timeout(field, rule.request_timeout, rule.timeouts.as_ref())?;
+    // The deprecated field is what older controllers send.
+    #[allow(deprecated)]
+    let legacy_timeout = rule.request_timeout;
+    let request_timeout = request_timeout(field, legacy_timeout, rule.timeouts.as_ref())?;
     let retry = match rule.retry {
         Some(retry) => {
             let conditions = retry.conditions.unwrap_or_default();
@@ -449,6 +455,7 @@ fn http_backend(
         target: backend_target(&format!("{field}.backend"), backend.backend)?,
         weight,
         filters: http_filters(&format!("{field}.filters"), backend.filters)?,
+        #[allow(deprecated)]
         request_timeout: match backend.request_timeout {
             Some(duration) => duration_of(&format!("{field}.request_timeout"), duration)?,
             None => None,
@@ -465,6 +472,7 @@ fn grpc_backend(
         target: backend_target(&format!("{field}.backend"), backend.backend)?,
         weight,
         filters: grpc_filters(&format!("{field}.filters"), backend.filters)?,
+        #[allow(deprecated)]
         request_timeout: match backend.request_timeout {
             Some(duration) => duration_of(&format!("{field}.request_timeout"), duration)?,
             None => None,

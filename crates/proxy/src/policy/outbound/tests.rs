@@ -1,3 +1,7 @@
+// The tests build messages with the deprecated timeout fields that older
+// controllers still send.
+#![allow(deprecated)]
+
 use std::time::Duration;
 
 use linkerd2_proxy_api::outbound as proto;
@@ -94,7 +98,7 @@ fn detect(
                     opaque: None,
                     http1: Some(proto::proxy_protocol::Http1 {
                         routes: routes.clone(),
-                        failure_accrual: accrual.clone(),
+                        failure_accrual: accrual,
                     }),
                     http2: Some(proto::proxy_protocol::Http2 {
                         routes,

@@ -31,6 +31,7 @@ pub mod grpc;
 pub mod http_client;
 pub mod http_server;
 pub mod load;
+pub mod outbound_policy_server;
 pub mod prom;
 pub mod proxy;
 pub mod websocket;

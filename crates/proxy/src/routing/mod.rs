@@ -433,7 +433,7 @@ impl Router {
         let policy_routes = match outbound_policy {
             Some(outbound_policy)
                 if profile.routes.is_empty()
-                    && profile.dst_overrides.is_empty()
+                    && !policy::is_split(&profile.dst_overrides, &name)
                     && outbound_policy.routes_by_resource() =>
             {
                 Some(self.policy_routes(outbound_policy))

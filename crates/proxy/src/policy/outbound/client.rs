@@ -220,6 +220,7 @@ async fn run(shared: &Shared, target: &str, sender: &watch::Sender<PolicyLookup>
             source_workload: shared.channel.workload.clone(),
             target: Some(traffic_target(target)),
         };
+        tracing::debug!(%target, attempt, "watching the outbound policy");
         let mut client = OutboundPoliciesClient::new(shared.channel.channel.clone());
         let ending = match client.watch(request).await {
             Ok(response) => {

@@ -73,7 +73,7 @@ impl PolicyWatch {
         waited.unwrap_or_else(|_| self.current())
     }
 
-    fn holders(&self) -> usize {
+    pub(crate) fn holders(&self) -> usize {
         Arc::strong_count(&self.task)
     }
 }

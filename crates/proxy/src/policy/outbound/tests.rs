@@ -9,6 +9,7 @@ use linkerd2_proxy_api::{http_route as http_proto, http_types, meta};
 
 use super::convert::ConvertError;
 use super::*;
+use crate::discovery::Lookup;
 
 fn resource(name: &str, kind: &str) -> Option<meta::Metadata> {
     Some(meta::Metadata {
@@ -566,4 +567,37 @@ fn traffic_targets() {
     ] {
         assert_eq!(client::is_rejection(code), rejected, "{code:?}");
     }
+}
+
+#[tokio::test]
+async fn the_cache_shares_watches_bounds_targets_and_evicts_idle_ones() {
+    let config = crate::config::PolicyConfig {
+        // Nothing listens: every watch stays Pending, then Unresolved.
+        addr: "127.0.0.1:1".to_string(),
+        svc_name: "policy".to_string(),
+        workload: r#"{"ns":"shop","pod":"client"}"#.to_string(),
+    };
+    let channel = crate::policy::PolicyChannel::new(&config, None).expect("channel");
+    let idle = Duration::from_millis(40);
+    let cache = PolicyCache::with_limit(channel, Duration::from_millis(20), idle, 2);
+    let first = cache.watch("10.96.0.10:80").expect("first target");
+    let again = cache.watch("10.96.0.10:80").expect("shared");
+    assert_eq!(first.holders(), 3, "the cache and two callers");
+    let second = cache
+        .watch("web.shop.svc.cluster.local:80")
+        .expect("second target");
+    assert!(
+        cache.watch("10.96.0.11:80").is_none(),
+        "a third target past the bound of two"
+    );
+    // Without an answer within the initial timeout: Unresolved (no policy).
+    let mut waiting = first.clone();
+    assert!(matches!(waiting.ready().await, Lookup::Unresolved));
+    drop((first, again, second, waiting));
+    // Idle entries go after the idle timeout, making room.
+    tokio::time::sleep(idle * 4).await;
+    assert!(
+        cache.watch("10.96.0.11:80").is_some(),
+        "idle targets evicted"
+    );
 }

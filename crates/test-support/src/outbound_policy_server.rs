@@ -148,12 +148,15 @@ impl OutboundPolicyServer {
                 runtime.block_on(async move {
                     let listener =
                         tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    let _ = tonic::transport::Server::builder()
+                    let serve = tonic::transport::Server::builder()
                         .add_service(OutboundPoliciesServer::new(service))
-                        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                            let _ = stopped.await;
-                        })
-                        .await;
+                        .serve_with_incoming(TcpListenerStream::new(listener));
+                    // Not a graceful shutdown: open Watch streams never end,
+                    // so stopping drops them with the runtime.
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = stopped => {}
+                    }
                 });
             })
             .expect("spawn the policy server thread");

@@ -539,3 +539,36 @@ fn no_policy_for_the_target_routes_as_before() {
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
     assert!(!policies.watches().is_empty(), "the proxy never asked");
 }
+
+#[test]
+fn the_last_policy_is_kept_while_the_policy_server_is_away() {
+    let (web, a) = (HttpTestServer::start(), HttpTestServer::start());
+    let controller =
+        ControllerProcess::start(&mesh(&[("web", &[&web]), ("web-a", &[&a])]).render());
+    let policies = OutboundPolicyServer::start();
+    policies.set(
+        WEB_TARGET,
+        http_policy(
+            vec![http_route(
+                "to-a",
+                vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])],
+            )],
+            None,
+        ),
+    );
+    let proxy = proxy(&controller, &policies);
+    until_reaches(&proxy, &web_url("/"), &a, "→ web-a");
+    // The policy server goes away: its streams end, reconnects fail.
+    drop(policies);
+    std::thread::sleep(Duration::from_millis(500));
+    let (a_before, web_before) = (a.requests_seen(), web.requests_seen());
+    // New connections share the target's watch, which keeps its answer.
+    let report = load::run(proxy.outbound_addr(), &web_url("/"), 50, 2);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    println!(
+        "policy server away: web-a got {} of 50, web {}",
+        a.requests_seen() - a_before,
+        web.requests_seen() - web_before
+    );
+    assert_eq!(a.requests_seen() - a_before, 50);
+}

@@ -601,3 +601,36 @@ async fn the_cache_shares_watches_bounds_targets_and_evicts_idle_ones() {
         "idle targets evicted"
     );
 }
+
+#[test]
+fn header_modifiers_add_then_set_then_remove() {
+    let name = |name: &'static str| http::HeaderName::from_static(name);
+    let value = |value: &'static str| http::HeaderValue::from_static(value);
+    let modifier = HeaderModifier {
+        add: vec![
+            (name("x-added"), value("1")),
+            (name("x-both"), value("added")),
+        ],
+        set: vec![
+            (name("x-set"), value("new")),
+            (name("x-both"), value("set")),
+        ],
+        remove: vec![name("x-secret")],
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(name("x-added"), value("0"));
+    headers.insert(name("x-set"), value("old"));
+    headers.insert(name("x-secret"), value("s"));
+    modifier.apply(&mut headers);
+    let values = |header: &'static str| -> Vec<&str> {
+        headers
+            .get_all(header)
+            .iter()
+            .map(|value| value.to_str().expect("ascii"))
+            .collect()
+    };
+    assert_eq!(values("x-added"), vec!["0", "1"]);
+    assert_eq!(values("x-set"), vec!["new"]);
+    assert_eq!(values("x-both"), vec!["set"]);
+    assert!(values("x-secret").is_empty());
+}

@@ -231,9 +231,11 @@ pub(crate) struct Selected<'r, M, R, T> {
     pub route: &'r Route<M, R, T>,
     /// The rule within it.
     pub rule: &'r Rule<M, T>,
-    /// The route's index in the list.
+    /// The route's index in the list (for callers that label by position).
+    #[allow(dead_code)]
     pub route_index: usize,
     /// The rule's index in the route.
+    #[allow(dead_code)]
     pub rule_index: usize,
 }
 

@@ -393,8 +393,11 @@ impl PathMatch {
         match self {
             PathMatch::Exact(exact) => (path == exact).then_some(PathRank::Exact(exact.len())),
             PathMatch::Prefix(prefix) => {
+                // Stored without a trailing `/` by conversion; tolerated
+                // from callers that build one by hand.
+                let prefix = prefix.trim_end_matches('/');
                 let matches = path
-                    .strip_prefix(prefix.as_str())
+                    .strip_prefix(prefix)
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
                 // Ranked by the prefix as written ("/" counts one).
                 matches.then_some(PathRank::Prefix(prefix.len() + 1))

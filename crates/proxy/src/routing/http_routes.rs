@@ -142,3 +142,96 @@ pub(super) fn backend_paths(policy: &OutboundPolicy) -> Vec<String> {
     }
     paths
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::outbound::{BackendTarget, Distribution, PolicyHttpRoute, RouteMeta};
+    use crate::policy::route_match::{HttpRouteMatch, PathMatch, Route, Rule};
+
+    fn route(name: &str, prefix: &str, backend: BackendTarget) -> PolicyHttpRoute {
+        Route {
+            hosts: vec![],
+            rules: vec![Rule {
+                matches: vec![HttpRouteMatch {
+                    path: Some(PathMatch::Prefix(prefix.to_string())),
+                    ..Default::default()
+                }],
+                data: RouteRule {
+                    distribution: Distribution::RandomAvailable(vec![RouteBackend {
+                        target: backend,
+                        weight: 1,
+                        filters: vec![],
+                        request_timeout: None,
+                    }]),
+                    ..Default::default()
+                },
+            }],
+            data: RouteMeta {
+                name: Arc::from(name),
+                kind: "HTTPRoute".to_string(),
+                is_resource: true,
+            },
+        }
+    }
+
+    fn routes(protocol: Protocol) -> PolicyRoutes {
+        PolicyRoutes {
+            policy: Arc::new(OutboundPolicy {
+                protocol,
+                failure_accrual: None,
+            }),
+            backends: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_request_version_picks_the_route_list() {
+        let a = BackendTarget::Balancer("a:80".to_string());
+        let b = BackendTarget::Balancer("b:80".to_string());
+        let routes = routes(Protocol::Detect {
+            http1: vec![route("h1", "/", a.clone())],
+            http2: vec![route("h2", "/", b.clone())],
+        });
+        let dst: Arc<str> = Arc::from("web.shop.svc.cluster.local:80");
+        let request = http::Request::get("/x").body(()).unwrap();
+        let view = RequestView::of(&request);
+        // (version, is_grpc, expected route)
+        let table = [
+            (Version::HTTP_11, false, "h1"),
+            (Version::HTTP_10, false, "h1"),
+            (Version::HTTP_2, false, "h2"),
+            (Version::HTTP_11, true, "h2"),
+        ];
+        for (version, is_grpc, expected) in table {
+            let choice = routes
+                .route(&view, version, is_grpc, &dst)
+                .expect("a route");
+            assert_eq!(choice.name, expected, "{version:?} grpc {is_grpc}");
+            assert_eq!(choice.labels.route.as_deref(), Some(expected));
+            assert_eq!(choice.labels.dst, dst);
+        }
+        let opaque = super::tests::routes(Protocol::Opaque);
+        assert!(opaque.route(&view, Version::HTTP_11, false, &dst).is_none());
+        let paths = backend_paths(&routes.policy);
+        assert_eq!(paths, vec!["a:80".to_string(), "b:80".to_string()]);
+    }
+
+    #[test]
+    fn forward_and_unknown_backends_are_unusable() {
+        let random = Random::with_seed(7);
+        let forward = BackendTarget::Forward("10.0.0.1:80".parse().unwrap());
+        let table = [forward, BackendTarget::Balancer("not-built:80".to_string())];
+        for target in table {
+            let routes = routes(Protocol::Http1(vec![route("r", "/", target.clone())]));
+            let Protocol::Http1(list) = &routes.policy.protocol else {
+                unreachable!()
+            };
+            let rule = &list[0].rules[0].data;
+            assert!(routes.backend(rule, &random).is_none(), "{target:?}");
+        }
+        let empty = RouteRule::default();
+        let routes = routes(Protocol::Http1(vec![]));
+        assert!(routes.backend(&empty, &random).is_none(), "no backends");
+    }
+}

@@ -29,8 +29,9 @@
 //!   answers: balancing, traffic splits, retries, timeouts, failfast, mesh-file
 //!   edits and controller restarts.
 //! - `outbound_policy`: outbound HTTPRoute/GRPCRoute routing by a fake
-//!   OutboundPolicies server: matches, weights, gRPC, timeouts, retries,
-//!   failure accrual, a ServiceProfile winning, no policy.
+//!   OutboundPolicies server: matches, weights, gRPC, filters, timeouts,
+//!   retries, failure accrual, a ServiceProfile winning, no policy, the
+//!   policy server away.
 //! - `tap`: live tap (`Observe`) on the proxy's tap port: events per matching
 //!   request until the limit, gRPC status, invalid requests, authorization.
 

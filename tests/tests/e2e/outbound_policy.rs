@@ -572,3 +572,115 @@ fn the_last_policy_is_kept_while_the_policy_server_is_away() {
     );
     assert_eq!(a.requests_seen() - a_before, 50);
 }
+
+#[test]
+fn filters_change_headers_redirect_and_inject_failures() {
+    use linkerd2_proxy_api::http_route as http_proto;
+    use linkerd2_proxy_api::http_types;
+    use linkerd2_proxy_api::outbound::http_route::{Filter, filter};
+    let (web, a) = (HttpTestServer::start(), HttpTestServer::start());
+    let controller =
+        ControllerProcess::start(&mesh(&[("web", &[&web]), ("web-a", &[&a])]).render());
+    let policies = OutboundPolicyServer::start();
+    let headers = |pairs: &[(&str, &str)]| {
+        Some(http_types::Headers {
+            headers: pairs
+                .iter()
+                .map(|(name, value)| http_types::headers::Header {
+                    name: name.to_string(),
+                    value: value.as_bytes().to_vec(),
+                })
+                .collect(),
+        })
+    };
+    let mut modified = http_rule(vec![prefix("/headers")], &[(WEB_A, 1)]);
+    modified.filters = vec![
+        Filter {
+            kind: Some(filter::Kind::RequestHeaderModifier(
+                http_proto::RequestHeaderModifier {
+                    add: None,
+                    set: headers(&[("x-route", "policy")]),
+                    remove: vec!["x-secret".to_string()],
+                },
+            )),
+        },
+        Filter {
+            kind: Some(filter::Kind::ResponseHeaderModifier(
+                http_proto::ResponseHeaderModifier {
+                    add: headers(&[("x-from-route", "headers")]),
+                    set: None,
+                    remove: vec![],
+                },
+            )),
+        },
+    ];
+    let mut redirected = http_rule(vec![prefix("/old")], &[(WEB_A, 1)]);
+    redirected.filters = vec![Filter {
+        kind: Some(filter::Kind::Redirect(http_proto::RequestRedirect {
+            scheme: None,
+            host: "new.example.com".to_string(),
+            path: Some(http_proto::PathModifier {
+                replace: Some(http_proto::path_modifier::Replace::Full("/new".to_string())),
+            }),
+            port: 0,
+            status: 301,
+        })),
+    }];
+    let mut failing = http_rule(vec![prefix("/fail")], &[(WEB_A, 1)]);
+    failing.filters = vec![Filter {
+        kind: Some(filter::Kind::FailureInjector(
+            http_proto::HttpFailureInjector {
+                status: 503,
+                message: "injected by the route".to_string(),
+                ratio: None,
+            },
+        )),
+    }];
+    policies.set(
+        WEB_TARGET,
+        http_policy(
+            vec![http_route(
+                "filtered",
+                vec![
+                    modified,
+                    redirected,
+                    failing,
+                    http_rule(vec![prefix("/")], &[(WEB_A, 1)]),
+                ],
+            )],
+            None,
+        ),
+    );
+    let proxy = proxy(&controller, &policies);
+    until_reaches(&proxy, &web_url("/"), &a, "→ web-a");
+
+    let echoed = get_with_headers(&proxy, &web_url("/headers"), &[("x-secret", "s")]);
+    assert_eq!(echoed.status, 200, "{echoed:?}");
+    let echo = weft_test_support::HeadersEcho::from_json(&String::from_utf8_lossy(&echoed.body))
+        .expect("the backend's echo");
+    assert_eq!(echo.header("x-route"), Some("policy"), "{echoed:?}");
+    assert_eq!(echo.header("x-secret"), None, "{echoed:?}");
+    assert_eq!(
+        echoed.headers.get("x-from-route").map(|v| v.as_bytes()),
+        Some(&b"headers"[..]),
+        "{echoed:?}"
+    );
+
+    let before = a.requests_seen();
+    let moved = load::get(proxy.outbound_addr(), &web_url("/old/page"));
+    assert_eq!(moved.status, Some(301), "{}", moved.summary());
+    let failed = load::get(proxy.outbound_addr(), &web_url("/fail"));
+    assert_eq!(failed.status, Some(503), "{}", failed.summary());
+    assert_eq!(failed.proxy_error.as_deref(), Some("injected by the route"));
+    assert_eq!(
+        a.requests_seen(),
+        before,
+        "a filter's answer reached the backend"
+    );
+    let redirect = get_with_headers(&proxy, &web_url("/old/page"), &[]);
+    assert_eq!(
+        redirect.headers.get("location").map(|v| v.as_bytes()),
+        Some(&b"http://new.example.com/new"[..]),
+        "{redirect:?}"
+    );
+}

@@ -18,6 +18,7 @@ use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
 use crate::policy::PolicyChannel;
+use crate::policy::outbound::PolicyCache;
 use crate::proxy::Proxy;
 use crate::resources::{self, ConnectionLimit};
 use crate::routing::Router;
@@ -295,6 +296,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             Some(PolicyChannel::new(policy, tls)?)
         }
         None => None,
+    };
+    // 5c. Outbound HTTPRoute/GRPCRoute routing: OutboundPolicies watches
+    //     through the policy channel, beside the profiles.
+    let outbound_router = match (outbound_router, &policy, &config.destination) {
+        (Some(router), Some(channel), Some(destination)) => {
+            Some(router.with_policies(PolicyCache::new(
+                channel.clone(),
+                destination.initial_timeout,
+                config.discovery_idle_timeout,
+            )))
+        }
+        (router, _, _) => router,
     };
     let proxy = Arc::new(Proxy {
         config: config.clone(),

@@ -20,6 +20,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::config::PolicyConfig;
 use crate::control::ControlTls;
 
+pub(crate) mod outbound;
+pub(crate) mod route_match;
+
 /// The channel to the policy service and the workload the proxy asks for.
 #[derive(Clone, Debug)]
 pub(crate) struct PolicyChannel {

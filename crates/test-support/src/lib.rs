@@ -34,6 +34,7 @@ pub mod http_client;
 pub mod http_server;
 pub mod load;
 pub mod metrics_target;
+pub mod outbound_policy_server;
 pub mod prom;
 pub mod proxy;
 pub mod websocket;

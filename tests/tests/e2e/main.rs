@@ -28,6 +28,10 @@
 //! - `discovery`: outbound routing by a real `weft-controller`'s Destination
 //!   answers: balancing, traffic splits, retries, timeouts, failfast, mesh-file
 //!   edits and controller restarts.
+//! - `outbound_policy`: outbound HTTPRoute/GRPCRoute routing by a fake
+//!   OutboundPolicies server: matches, weights, gRPC, filters, timeouts,
+//!   retries, failure accrual, a ServiceProfile winning, no policy, the
+//!   policy server away.
 //! - `tap`: live tap (`Observe`) on the proxy's tap port: events per matching
 //!   request until the limit, gRPC status, invalid requests, authorization.
 
@@ -41,6 +45,7 @@ mod grpc;
 mod http;
 mod metrics;
 mod mtls;
+mod outbound_policy;
 mod redis;
 mod resend;
 mod shutdown;

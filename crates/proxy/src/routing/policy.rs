@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::config::IpNetwork;
 use crate::metrics::labels::Classification;
-use crate::routing::profile::{ResponseClass, Route};
+use crate::routing::profile::{DstOverride, ResponseClass, Route};
 
 /// The discovery path (`GetProfile` target) for `host:port`, or `None`
 /// when discovery does not cover it: IP addresses must be in one of
@@ -72,6 +72,20 @@ pub(crate) fn select_backend(weights: &[u32], random: f64) -> Option<usize> {
     weights.iter().rposition(|weight| *weight > 0)
 }
 
+/// Whether a profile's `dst_overrides` split traffic: anything but none or
+/// the service itself alone (which the controller sends for every
+/// service). Decides whether an outbound policy may route instead.
+pub(crate) fn is_split(dst_overrides: &[DstOverride], name: &str) -> bool {
+    match dst_overrides {
+        [] => false,
+        [only] => {
+            only.authority.trim_end_matches('.') != name.trim_end_matches('.')
+                && only.authority.replace(".:", ":") != name
+        }
+        _ => true,
+    }
+}
+
 /// Classifies a response by a route's response classes: the first class
 /// matching the status decides; with none matching, gRPC responses fail on
 /// a non-zero `grpc-status` and others on 5xx (and any stream error fails).
@@ -96,6 +110,25 @@ mod tests {
     use super::*;
     use crate::discovery::convert::anchored;
     use crate::routing::profile::{RequestMatch, ResponseMatch};
+
+    #[test]
+    fn splits() {
+        let to = |authority: &str| DstOverride {
+            authority: authority.to_string(),
+            weight: 10_000,
+        };
+        let name = "web.shop.svc.cluster.local:80";
+        let table = [
+            (vec![], false),
+            (vec![to("web.shop.svc.cluster.local:80")], false),
+            (vec![to("web.shop.svc.cluster.local.:80")], false),
+            (vec![to("web-v2.shop.svc.cluster.local:80")], true),
+            (vec![to(name), to("web-v2.shop.svc.cluster.local:80")], true),
+        ];
+        for (overrides, expected) in table {
+            assert_eq!(is_split(&overrides, name), expected, "{overrides:?}");
+        }
+    }
 
     #[test]
     fn lookup_paths() {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::ServiceName;
 use crate::profile::WeightedDestinationSpec;
-use crate::weight::{WIRE_WEIGHT_PER_UNIT, Weight};
+use crate::weight::Weight;
 
 /// The API version of [`TrafficSplit`].
 pub const API_VERSION: &str = "split.smi-spec.io/v1alpha1";
@@ -61,8 +61,11 @@ pub struct WeightedDestination {
 /// The destinations a profile answer for `service:port` carries, as Linkerd
 /// does: a TrafficSplit for the service wins (one entry per backend, in the
 /// split's namespace); else the profile's `dstOverrides` (a port is appended
-/// when missing); else the service itself with weight 1, so that the proxy
-/// knows the host is a service.
+/// when missing); else none. (Linkerd 2.9 sent the service itself with
+/// weight 1 here; since the policy API, a profile with overrides makes
+/// linkerd2-proxy route by the profile and ignore HTTPRoutes, so, as Linkerd
+/// does since, a service without a split carries no override: its
+/// `fully_qualified_name` already says the host is a service.)
 pub fn dst_overrides(
     service: &ServiceName,
     port: u16,
@@ -103,10 +106,7 @@ pub fn dst_overrides(
             })
             .collect();
     }
-    vec![WeightedDestination {
-        authority: authority_of(&service.name),
-        weight: WIRE_WEIGHT_PER_UNIT,
-    }]
+    Vec::new()
 }
 
 #[cfg(test)]
@@ -154,11 +154,7 @@ spec:
                 &overrides,
                 vec![destination("web-v3.shop.svc.cluster.local:80", 5000)],
             ),
-            (
-                None,
-                &[],
-                vec![destination("web.shop.svc.cluster.local.:80", 10_000)],
-            ),
+            (None, &[], vec![]),
         ];
         for (index, (split, overrides, expected)) in cases.into_iter().enumerate() {
             assert_eq!(

@@ -16,6 +16,7 @@
 
 mod endpoints;
 mod profiles;
+mod routes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -26,12 +27,14 @@ use tokio::sync::{mpsc, watch};
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::object::{Kind, MeshObject, ObjectError, ObjectKey};
 use weft_core::profile::ServiceProfile;
+use weft_core::route::{GrpcRoute, HttpRoute};
 use weft_core::service::{cluster_ips, selects};
 use weft_core::split::TrafficSplit;
 use weft_core::workload::Workload;
 
 pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, snapshot};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
+pub use routes::attaches_to_service;
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.
@@ -129,6 +132,7 @@ struct Objects {
     workloads: BTreeMap<NamespacedName, Box<Workload>>,
     profiles: BTreeMap<NamespacedName, Box<ServiceProfile>>,
     splits: BTreeMap<NamespacedName, Box<TrafficSplit>>,
+    routes: routes::RouteObjects,
 }
 
 impl Objects {
@@ -151,6 +155,8 @@ impl Objects {
                 .splits
                 .insert(name, split)
                 .map(MeshObject::TrafficSplit),
+            MeshObject::HttpRoute(route) => self.routes.insert_http(name, route),
+            MeshObject::GrpcRoute(route) => self.routes.insert_grpc(name, route),
         }
     }
 
@@ -162,6 +168,8 @@ impl Objects {
             Kind::Workload => self.workloads.remove(&name).map(MeshObject::Workload),
             Kind::ServiceProfile => self.profiles.remove(&name).map(MeshObject::ServiceProfile),
             Kind::TrafficSplit => self.splits.remove(&name).map(MeshObject::TrafficSplit),
+            Kind::HttpRoute => self.routes.remove_http(&name),
+            Kind::GrpcRoute => self.routes.remove_grpc(&name),
         }
     }
 
@@ -417,7 +425,7 @@ impl Catalog {
         }))
     }
 
-    /// Whether any object (service, workload, profile or split) is in `namespace`.
+    /// Whether any object (service, workload, profile, split or route) is in `namespace`.
     pub fn namespace_exists(&self, namespace: &str) -> bool {
         let start = (namespace.to_string(), String::new());
         let in_namespace = |key: &NamespacedName| key.0 == namespace;
@@ -444,6 +452,31 @@ impl Catalog {
                 .range(start..)
                 .next()
                 .is_some_and(|(key, _)| in_namespace(key))
+            || self.objects.routes.any_in(namespace)
+    }
+
+    /// The HTTPRoutes attached to `service:port` (parent kind Service).
+    pub fn http_routes_for(&self, target: &ServicePort) -> Vec<&HttpRoute> {
+        self.objects
+            .routes
+            .http_routes_for(&target.service, target.port)
+    }
+
+    /// The GRPCRoutes attached to `service:port` (parent kind Service).
+    pub fn grpc_routes_for(&self, target: &ServicePort) -> Vec<&GrpcRoute> {
+        self.objects
+            .routes
+            .grpc_routes_for(&target.service, target.port)
+    }
+
+    /// The HTTPRoutes attached to the Server `namespace/name` (parent kind Server).
+    pub fn http_routes_for_server(&self, namespace: &str, name: &str) -> Vec<&HttpRoute> {
+        self.objects.routes.http_routes_for_server(namespace, name)
+    }
+
+    /// The HTTPRoutes, sorted by namespace and name, optionally of one namespace.
+    pub fn http_routes(&self, namespace: Option<&str>) -> Vec<HttpRoute> {
+        self.objects.routes.http_routes(namespace)
     }
 
     /// The Services of `namespace`, copied, sorted by name.

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use weft_core::object::{Kind, MeshObject, ObjectKey};
-use weft_core::{Service, ServiceProfile, TrafficSplit, Workload};
+use weft_core::{GrpcRoute, HttpRoute, Service, ServiceProfile, TrafficSplit, Workload};
 
 use crate::catalog::CatalogError;
 
@@ -457,6 +457,8 @@ fn parse_document(document: &Document<'_>) -> Result<MeshObject, DocumentProblem
         Kind::Workload => parse_as::<Workload>(document)?.into(),
         Kind::ServiceProfile => parse_as::<ServiceProfile>(document)?.into(),
         Kind::TrafficSplit => parse_as::<TrafficSplit>(document)?.into(),
+        Kind::HttpRoute => parse_as::<HttpRoute>(document)?.into(),
+        Kind::GrpcRoute => parse_as::<GrpcRoute>(document)?.into(),
     })
 }
 

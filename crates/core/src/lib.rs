@@ -9,6 +9,7 @@
 //!        ▲ named by                                         ports resolve named targetPorts
 //! ServiceProfile (linkerd.io/v1alpha2)   routes, response classes, retry budget
 //! TrafficSplit (split.smi-spec.io/v1alpha1)  apex service → weighted backends
+//! HTTPRoute / GRPCRoute (policy.linkerd.io, gateway.networking.k8s.io)  parentRefs → Service or Server
 //! ```
 //!
 //! | module      | what it holds |
@@ -19,6 +20,7 @@
 //! | [`profile`] | `ServiceProfile`, route matching, response classification |
 //! | [`duration`]| Go duration strings (`250ms`, `1m30s`) |
 //! | [`split`]   | `TrafficSplit`, `dst_overrides` |
+//! | [`route`]   | `HTTPRoute`, `GRPCRoute` (Gateway API fields) and Linkerd's retry/timeout annotations |
 //! | [`weight`]  | quantity weights (`900m`, `1`) and their wire form |
 //! | [`names`]   | fully-qualified service names |
 //! | [`policy`]  | Linkerd's authorization policy kinds and a port's effective inbound policy |
@@ -31,6 +33,8 @@ pub mod object;
 pub mod policy;
 #[cfg(feature = "model")]
 pub mod profile;
+#[cfg(feature = "model")]
+pub mod route;
 #[cfg(feature = "model")]
 pub mod service;
 #[cfg(feature = "model")]
@@ -50,6 +54,8 @@ pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 pub use object::{Kind, MeshObject, ObjectError, ObjectKey};
 #[cfg(feature = "model")]
 pub use profile::ServiceProfile;
+#[cfg(feature = "model")]
+pub use route::{GrpcRoute, HttpRoute};
 #[cfg(feature = "model")]
 pub use split::TrafficSplit;
 #[cfg(feature = "model")]

@@ -9,6 +9,7 @@ use crate::policy::{
     authorization, server,
 };
 use crate::profile::{self, ServiceProfile};
+use crate::route::{self, GrpcRoute, HttpRoute};
 use crate::service::namespace_or_default;
 use crate::split::{self, TrafficSplit};
 use crate::workload::{self, Workload};
@@ -17,7 +18,8 @@ use crate::workload::{self, Workload};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectError {
     /// `apiVersion`/`kind` is not one of the kinds weft knows.
-    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, {workload} Workload, {profile} ServiceProfile, {split} TrafficSplit, or policy.linkerd.io Server, AuthorizationPolicy, MeshTLSAuthentication or NetworkAuthentication)",
+    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, {workload} Workload, {profile} ServiceProfile, {split} TrafficSplit, HTTPRoute ({http_routes}), GRPCRoute ({grpc_routes}), or policy.linkerd.io Server, AuthorizationPolicy, MeshTLSAuthentication or NetworkAuthentication)",
+        http_routes = route::HTTP_ROUTE_API_VERSIONS.join(", "), grpc_routes = route::GRPC_ROUTE_API_VERSIONS.join(", "),
         workload = workload::API_VERSION, profile = profile::API_VERSION, split = split::API_VERSION)]
     UnsupportedKind {
         /// `apiVersion` as written.
@@ -49,6 +51,10 @@ pub enum Kind {
     MeshTLSAuthentication,
     /// policy.linkerd.io/v1alpha1 NetworkAuthentication.
     NetworkAuthentication,
+    /// HTTPRoute (policy.linkerd.io/v1beta1..3, gateway.networking.k8s.io/v1, v1beta1).
+    HttpRoute,
+    /// gateway.networking.k8s.io/v1 GRPCRoute.
+    GrpcRoute,
 }
 
 impl Kind {
@@ -66,6 +72,16 @@ impl Kind {
             }
             (authentication::API_VERSION, authentication::NETWORK_KIND) => {
                 Ok(Kind::NetworkAuthentication)
+            }
+            (api_version, route::HTTP_ROUTE_KIND)
+                if route::HTTP_ROUTE_API_VERSIONS.contains(&api_version) =>
+            {
+                Ok(Kind::HttpRoute)
+            }
+            (api_version, route::GRPC_ROUTE_KIND)
+                if route::GRPC_ROUTE_API_VERSIONS.contains(&api_version) =>
+            {
+                Ok(Kind::GrpcRoute)
             }
             _ => Err(ObjectError::UnsupportedKind {
                 api_version: api_version.to_string(),
@@ -128,6 +144,10 @@ pub enum MeshObject {
     MeshTLSAuthentication(Box<MeshTLSAuthentication>),
     /// A NetworkAuthentication.
     NetworkAuthentication(Box<NetworkAuthentication>),
+    /// An HTTPRoute.
+    HttpRoute(Box<HttpRoute>),
+    /// A GRPCRoute.
+    GrpcRoute(Box<GrpcRoute>),
 }
 
 impl MeshObject {
@@ -142,6 +162,8 @@ impl MeshObject {
             MeshObject::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             MeshObject::MeshTLSAuthentication(_) => Kind::MeshTLSAuthentication,
             MeshObject::NetworkAuthentication(_) => Kind::NetworkAuthentication,
+            MeshObject::HttpRoute(_) => Kind::HttpRoute,
+            MeshObject::GrpcRoute(_) => Kind::GrpcRoute,
         }
     }
 
@@ -178,6 +200,8 @@ impl MeshObject {
                 &authentication.metadata.name,
                 &authentication.metadata.namespace,
             ),
+            MeshObject::HttpRoute(route) => parts(&route.metadata.name, &route.metadata.namespace),
+            MeshObject::GrpcRoute(route) => parts(&route.metadata.name, &route.metadata.namespace),
         }
     }
 
@@ -225,7 +249,10 @@ impl MeshObject {
             MeshObject::Service(_)
             | MeshObject::Workload(_)
             | MeshObject::ServiceProfile(_)
-            | MeshObject::TrafficSplit(_) => Ok(()),
+            | MeshObject::TrafficSplit(_)
+            // Routes are checked as they are parsed.
+            | MeshObject::HttpRoute(_)
+            | MeshObject::GrpcRoute(_) => Ok(()),
         }
     }
 }
@@ -257,6 +284,18 @@ impl From<NetworkAuthentication> for MeshObject {
 impl From<TrafficSplit> for MeshObject {
     fn from(split: TrafficSplit) -> Self {
         MeshObject::TrafficSplit(Box::new(split))
+    }
+}
+
+impl From<HttpRoute> for MeshObject {
+    fn from(route: HttpRoute) -> Self {
+        MeshObject::HttpRoute(Box::new(route))
+    }
+}
+
+impl From<GrpcRoute> for MeshObject {
+    fn from(route: GrpcRoute) -> Self {
+        MeshObject::GrpcRoute(Box::new(route))
     }
 }
 
@@ -297,6 +336,33 @@ mod tests {
                 Some(Kind::NetworkAuthentication),
             ),
             ("policy.linkerd.io/v1alpha1", "Server", None),
+            (
+                "policy.linkerd.io/v1beta3",
+                "HTTPRoute",
+                Some(Kind::HttpRoute),
+            ),
+            (
+                "policy.linkerd.io/v1beta1",
+                "HTTPRoute",
+                Some(Kind::HttpRoute),
+            ),
+            (
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                Some(Kind::HttpRoute),
+            ),
+            (
+                "gateway.networking.k8s.io/v1beta1",
+                "HTTPRoute",
+                Some(Kind::HttpRoute),
+            ),
+            (
+                "gateway.networking.k8s.io/v1",
+                "GRPCRoute",
+                Some(Kind::GrpcRoute),
+            ),
+            ("policy.linkerd.io/v1alpha1", "HTTPRoute", None),
+            ("policy.linkerd.io/v1beta3", "GRPCRoute", None),
             ("linkerd.io/v1alpha1", "ServiceProfile", None),
             ("v1", "Pod", None),
         ];

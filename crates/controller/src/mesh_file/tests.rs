@@ -516,3 +516,33 @@ fn alias_bombs_and_deep_nesting_are_refused_per_document() {
         );
     }
 }
+
+#[test]
+fn routes_load_and_bad_route_fields_are_named_with_their_line() {
+    let text = "\
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {name: books, namespace: shop}
+spec:
+  parentRefs: [{kind: Service, name: books, port: 7002}]
+  rules: [{backendRefs: [{name: books-v2, port: 7002}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: greeter, namespace: shop}
+spec:
+  parentRefs: [{kind: Service, name: greeter, port: 50051}]
+";
+    let changes = parse_mesh(text).expect("routes parse");
+    let kinds: Vec<Kind> = changes.iter().map(MeshObject::kind).collect();
+    assert_eq!(kinds, vec![Kind::HttpRoute, Kind::GrpcRoute]);
+    let broken = text.replace("port: 7002}]}]", "weight: 2}]}]");
+    let problems = parse_mesh(&broken).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0]
+            .reason
+            .contains("spec.rules[0].backendRefs[0].port: required"),
+        "{problems:#?}"
+    );
+}

@@ -44,9 +44,10 @@ use tonic::{Request, Response, Status};
 use weft_core::names::ServiceName;
 use weft_core::service::is_external_name;
 
-use super::limits::{ClientKey, Refusal, StreamLimiter, StreamLimits, StreamPermit};
+use super::limits::{ClientKey, Refusal, StreamLimiter, StreamPermit};
 use super::translate::{self, MeshHints, Target, TranslateError};
 use crate::catalog::{Catalog, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog};
+use crate::policy::PolicyServices;
 
 /// A boxed response stream.
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -205,30 +206,32 @@ impl DestinationService {
         metrics: DestinationMetrics,
         shutdown: watch::Receiver<bool>,
         mesh: Option<MeshHints>,
-        limits: StreamLimits,
+        limiter: Arc<StreamLimiter>,
     ) -> Self {
         Self {
             catalog,
             metrics,
             shutdown,
             mesh,
-            limiter: StreamLimiter::new(limits),
+            limiter,
         }
     }
 
     /// Serves gRPC on `listener` (TLS or plaintext, see [`crate::incoming`])
-    /// until `shutdown` completes, then drains.
+    /// until `shutdown` completes, then drains. The policy services share
+    /// the listener (one tonic server).
     pub async fn serve(
         self,
         listener: GrpcListener,
+        policy: PolicyServices,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let incoming = listener.incoming();
-        GRPC_LIMITS
-            .server()
-            .add_service(
-                DestinationServer::new(self).max_decoding_message_size(GRPC_LIMITS.message_bytes),
-            )
+        let router = GRPC_LIMITS.server().add_service(
+            DestinationServer::new(self).max_decoding_message_size(GRPC_LIMITS.message_bytes),
+        );
+        policy
+            .add_to(router)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
         Ok(())

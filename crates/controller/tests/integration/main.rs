@@ -1,7 +1,7 @@
 //! weft-controller's integration tests, one test binary (one link): the
 //! real `weft-controller` binary driven through its real interfaces.
 //!
-//! - `destination`, `identity`: the gRPC wire contracts, with
+//! - `destination`, `identity`, `policy_inbound`: the gRPC wire contracts, with
 //!   `linkerd2-proxy-api` clients, while the test edits the mesh file.
 //! - `metrics_api`: golden metrics from the controller's own scrapes of real
 //!   proxies (or from a real Prometheus).
@@ -22,4 +22,5 @@ mod dashboard;
 mod destination;
 mod identity;
 mod metrics_api;
+mod policy_inbound;
 mod tap;

@@ -210,9 +210,11 @@ enum Scope {
 #[derive(Debug, Default)]
 struct Changed {
     namespaces: HashSet<String>,
-    /// Whether a MeshTLSAuthentication or NetworkAuthentication changed:
-    /// policies of any namespace may name them.
-    authentications: bool,
+    /// Whether an object another namespace's inbound answer may read
+    /// changed: a MeshTLSAuthentication or NetworkAuthentication (policies
+    /// of any namespace may name them), an HTTPRoute or GRPCRoute (its
+    /// parent Server may be in another namespace).
+    cross_namespace: bool,
     services: HashSet<NamespacedName>,
     workloads: Vec<Workload>,
 }
@@ -222,9 +224,12 @@ impl Changed {
         self.namespaces.insert(key.namespace.clone());
         if matches!(
             key.kind,
-            Kind::MeshTLSAuthentication | Kind::NetworkAuthentication
+            Kind::MeshTLSAuthentication
+                | Kind::NetworkAuthentication
+                | Kind::HttpRoute
+                | Kind::GrpcRoute
         ) {
-            self.authentications = true;
+            self.cross_namespace = true;
         }
         match (key.kind, object) {
             (Kind::Service, _) => {
@@ -818,7 +823,7 @@ impl Catalog {
             .filter(|target| match &scope {
                 Scope::All => true,
                 Scope::Changed(changed) => {
-                    changed.authentications || changed.namespaces.contains(&target.namespace)
+                    changed.cross_namespace || changed.namespaces.contains(&target.namespace)
                 }
             })
             .cloned()

@@ -437,6 +437,47 @@ spec: {addresses: [127.0.0.2], ports: [{name: sql, port: 5432}]}
     }
 
     #[test]
+    fn the_example_answers_as_its_comments_say() {
+        use weft_core::policy::DefaultPolicy;
+        use weft_core::policy::effective::Protocol;
+        let mut catalog = Catalog::default();
+        catalog
+            .reset(parse_mesh(include_str!("../../examples/policy.yaml")).unwrap())
+            .unwrap();
+        let client = Some("client.shop.serviceaccount.identity.weft.cluster.local");
+        let web = catalog.inbound_policy(&target("web-1", 8080));
+        assert_eq!(web.policy.server, ServerRef::Server("web-http".into()));
+        assert_eq!(web.policy.protocol, Protocol::Http1);
+        let admits = |policy: &weft_core::policy::InboundPolicy, address: &str, identity| {
+            policy
+                .authorizations
+                .iter()
+                .any(|authorization| authorization.admits(address.parse().unwrap(), identity))
+        };
+        assert!(admits(&web.policy, "10.1.2.3", client));
+        assert!(!admits(&web.policy, "192.168.1.1", client));
+        assert!(!admits(&web.policy, "10.1.2.3", None));
+        assert_eq!(web.http_routes.len(), 1);
+        let metrics = &web.policy.routes[0];
+        assert!(metrics.authorizations[0].admits("192.168.1.1".parse().unwrap(), None));
+        assert!(!metrics.authorizations[0].admits("192.168.9.1".parse().unwrap(), None));
+        let admin = catalog.inbound_policy(&target("web-1", 9000));
+        assert_eq!(
+            admin.policy.server,
+            ServerRef::Default(DefaultPolicy::ClusterAuthenticated)
+        );
+        let db = catalog.inbound_policy(&target("db-1", 5432));
+        assert_eq!(db.policy.protocol, Protocol::Opaque);
+        assert!(admits(&db.policy, "8.8.8.8", client));
+        assert!(!admits(
+            &db.policy,
+            "8.8.8.8",
+            Some("client.other.serviceaccount.identity.weft.cluster.local")
+        ));
+        assert!(web.policy.notes.is_empty() && db.policy.notes.is_empty());
+    }
+
+    #[test]
     fn mesh_file_errors_name_document_line_and_field() {
         let cases: &[(&str, usize, u64, &str)] = &[
             (

@@ -37,7 +37,7 @@ pub(super) async fn authz(
     let catalog = state.catalog.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(found) = catalog.workload(&namespace, &workload) else {
         return Err(ApiError::not_found(format!(
-            "workload {namespace}/{workload} is not in the mesh"
+            "workload {namespace}/{workload} does not exist"
         )));
     };
     let controller_default = catalog.policy_settings().default_policy;

@@ -43,7 +43,8 @@ use crate::catalog::{PortPolicy, PortTarget};
 /// Why a request cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TranslateError {
-    /// The workload is not `{"ns":"<namespace>","pod":"<name>"}`.
+    /// The workload is not `{"ns":"<namespace>","pod":"<name>"}` (nor
+    /// `external_workload` for `pod`, nor `<namespace>:<name>`).
     #[error("invalid workload {0:?}: expected {{\"ns\":\"<namespace>\",\"pod\":\"<name>\"}}")]
     InvalidWorkload(String),
     /// The port is 0 or above 65535.
@@ -51,18 +52,33 @@ pub enum TranslateError {
     InvalidPort(u32),
 }
 
-/// The workload string linkerd2-proxy sends.
+/// The workload string linkerd2-proxy sends: `{"ns":..,"pod":..}`, or
+/// `{"ns":..,"external_workload":..}` (an ExternalWorkload's proxy; on weft
+/// both name a Workload).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkloadSpec {
     ns: String,
-    pod: String,
+    #[serde(default)]
+    pod: Option<String>,
+    #[serde(default)]
+    external_workload: Option<String>,
 }
 
-/// The port a request asks about.
+/// The port a request asks about. The workload is JSON as above, or
+/// Linkerd's older `<namespace>:<pod>`, as Linkerd's policy controller reads it.
 pub fn port_target(workload: &str, port: u32) -> Result<PortTarget, TranslateError> {
     let invalid = || TranslateError::InvalidWorkload(workload.chars().take(200).collect());
-    let spec: WorkloadSpec = serde_json::from_str(workload).map_err(|_| invalid())?;
+    let (namespace, name) = if workload.starts_with('{') {
+        let spec: WorkloadSpec = serde_json::from_str(workload).map_err(|_| invalid())?;
+        match (spec.pod, spec.external_workload) {
+            (Some(name), None) | (None, Some(name)) => (spec.ns, name),
+            _ => return Err(invalid()),
+        }
+    } else {
+        let (namespace, name) = workload.split_once(':').ok_or_else(invalid)?;
+        (namespace.to_string(), name.to_string())
+    };
     let is_name = |text: &str| {
         !text.is_empty()
             && text.len() <= 253
@@ -70,7 +86,7 @@ pub fn port_target(workload: &str, port: u32) -> Result<PortTarget, TranslateErr
                 .chars()
                 .all(|character| character.is_ascii_alphanumeric() || "-._".contains(character))
     };
-    if !is_name(&spec.ns) || !is_name(&spec.pod) {
+    if !is_name(&namespace) || !is_name(&name) {
         return Err(invalid());
     }
     let port = u16::try_from(port)
@@ -78,8 +94,8 @@ pub fn port_target(workload: &str, port: u32) -> Result<PortTarget, TranslateErr
         .filter(|port| *port != 0)
         .ok_or(TranslateError::InvalidPort(port))?;
     Ok(PortTarget {
-        namespace: spec.ns,
-        workload: spec.pod,
+        namespace,
+        workload: name,
         port,
     })
 }

@@ -101,6 +101,7 @@ spec:
 struct Controller {
     child: Child,
     destination: SocketAddr,
+    admin: SocketAddr,
     web: SocketAddr,
     policy: Option<SocketAddr>,
 }
@@ -134,6 +135,7 @@ impl Controller {
         let mut controller = Self {
             child,
             destination,
+            admin,
             web,
             policy,
         };
@@ -143,6 +145,27 @@ impl Controller {
 
     async fn client(&self) -> InboundServerPoliciesClient<Channel> {
         client_at(self.destination).await
+    }
+
+    /// The value of an unlabelled metric on the admin port.
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = http_get(self.admin, "/metrics").await.ok()?;
+        body.lines()
+            .find_map(|line| line.strip_prefix(&format!("weft_controller_{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
+    /// Waits until an unlabelled metric reads `expected`.
+    async fn wait_metric(&self, name: &str, expected: f64) {
+        let started = Instant::now();
+        while self.metric(name).await != Some(expected) {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{name} never reached {expected}: {:?}",
+                self.metric(name).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -571,9 +594,9 @@ async fn streams_count_against_the_destination_limits() {
     // A stream given back frees its place.
     drop(first);
     let started = Instant::now();
-    loop {
+    let third = loop {
         match client.watch_port(spec("shop", "web-1", 9000)).await {
-            Ok(_) => break,
+            Ok(response) => break response.into_inner(),
             Err(status) if status.code() == Code::ResourceExhausted => {
                 assert!(
                     started.elapsed() < PATIENCE,
@@ -583,7 +606,14 @@ async fn streams_count_against_the_destination_limits() {
             }
             Err(status) => panic!("{status:?}"),
         }
-    }
+    };
+    // One catalog watch per open port (db-1:5432, web-1:9000); streams and
+    // watches go with the client.
+    controller.wait_metric("inbound_policy_streams", 2.0).await;
+    controller.wait_metric("inbound_policy_watches", 2.0).await;
+    drop((client, _second, third));
+    controller.wait_metric("inbound_policy_streams", 0.0).await;
+    controller.wait_metric("inbound_policy_watches", 0.0).await;
 }
 
 #[tokio::test]

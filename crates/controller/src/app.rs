@@ -53,6 +53,7 @@ use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
 use crate::metrics_api::store::Store;
 use crate::metrics_api::{Backend, MetricsApi, MetricsSource, ScrapeStatuses};
+use crate::policy::outbound::{OutboundPolicyMetrics, OutboundPolicyService};
 use crate::policy::{InboundPolicyMetrics, InboundPolicyService, PolicyServices};
 use crate::tap::fanout::ProxyConnector;
 use crate::tap::token::{ApiToken, TokenFileError};
@@ -352,6 +353,12 @@ impl App {
                 Arc::clone(&limiter),
                 InboundPolicyMetrics::new(&mut registry),
                 shutdown_receiver.clone(),
+            ),
+            outbound: OutboundPolicyService::new(
+                catalog.clone(),
+                OutboundPolicyMetrics::new(&mut registry),
+                shutdown_receiver.clone(),
+                Arc::clone(&limiter),
             ),
         };
         let destination = DestinationService::new(

@@ -36,7 +36,7 @@ use weft_core::workload::Workload;
 pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, snapshot};
 pub use policy::{PolicySettings, PortPolicy, PortTarget};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
-pub use routes::attaches_to_service;
+pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.
@@ -217,6 +217,8 @@ struct Changed {
     cross_namespace: bool,
     services: HashSet<NamespacedName>,
     workloads: Vec<Workload>,
+    /// A route or a Service changed (outbound answers cross namespaces).
+    routes_or_services: bool,
 }
 
 impl Changed {
@@ -235,7 +237,9 @@ impl Changed {
             (Kind::Service, _) => {
                 self.services
                     .insert((key.namespace.clone(), key.name.clone()));
+                self.routes_or_services = true;
             }
+            (Kind::HttpRoute | Kind::GrpcRoute, _) => self.routes_or_services = true,
             (Kind::Workload, Some(MeshObject::Workload(workload))) => {
                 self.workloads.push(workload.as_ref().clone());
             }
@@ -278,6 +282,7 @@ pub struct Catalog {
     profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
     policy_settings: PolicySettings,
     inbound_watches: HashMap<PortTarget, watch::Sender<Arc<PortPolicy>>>,
+    outbound_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<OutboundAnswer>>>>,
 }
 
 impl Default for Catalog {
@@ -296,6 +301,7 @@ impl Catalog {
             profile_watches: HashMap::new(),
             policy_settings: PolicySettings::default(),
             inbound_watches: HashMap::new(),
+            outbound_watches: HashMap::new(),
         }
     }
 
@@ -577,18 +583,20 @@ impl Catalog {
         self.inbound_watches.len()
     }
 
-    /// The HTTPRoutes attached to `service:port` (parent kind Service).
+    /// The HTTPRoutes attached to `service:port` (parent kind Service) in
+    /// the Service's namespace: the producer routes every client gets.
     pub fn http_routes_for(&self, target: &ServicePort) -> Vec<&HttpRoute> {
         self.objects
             .routes
-            .http_routes_for(&target.service, target.port)
+            .http_routes_for(&target.service, target.port, None)
     }
 
-    /// The GRPCRoutes attached to `service:port` (parent kind Service).
+    /// The GRPCRoutes attached to `service:port` (parent kind Service) in
+    /// the Service's namespace.
     pub fn grpc_routes_for(&self, target: &ServicePort) -> Vec<&GrpcRoute> {
         self.objects
             .routes
-            .grpc_routes_for(&target.service, target.port)
+            .grpc_routes_for(&target.service, target.port, None)
     }
 
     /// The HTTPRoutes attached to the Server `namespace/name` (parent kind Server).
@@ -758,6 +766,7 @@ impl Catalog {
 
     /// Recomputes the watched answers `scope` may have altered and publishes changes.
     fn refresh(&mut self, scope: Scope) {
+        self.refresh_outbound(&scope);
         let targets: Vec<ServicePort> = self
             .endpoint_watches
             .keys()

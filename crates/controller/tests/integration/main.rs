@@ -9,6 +9,8 @@
 //! - `dashboard`: the web dashboard in headless Chromium.
 //! - `api_contract`: every HTTP API answer read strictly into `weft-api`.
 //! - `attack`: abuse of each interface, with the outcome asserted.
+//! - `policy_outbound`: the OutboundPolicies wire contract, with the
+//!   `linkerd2-proxy-api` client as linkerd2-proxy asks.
 //!
 //! Shared helpers: `common` (raw HTTP over TCP), `mesh` (a small meshed demo
 //! with real proxies and traffic, the JSON API and tap stream readers).
@@ -23,4 +25,5 @@ mod destination;
 mod identity;
 mod metrics_api;
 mod policy_inbound;
+mod policy_outbound;
 mod tap;

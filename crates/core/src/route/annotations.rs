@@ -253,3 +253,116 @@ pub fn parse_grpc_conditions(text: &str) -> Result<Vec<u32>, RouteError> {
     }
     Ok(codes)
 }
+
+/// `balancer.linkerd.io/failure-accrual` (on a Service): `consecutive` turns
+/// circuit breaking on.
+pub const FAILURE_ACCRUAL: &str = "balancer.linkerd.io/failure-accrual";
+/// Consecutive failures before an endpoint is ejected (default 7).
+pub const FAILURE_ACCRUAL_MAX_FAILURES: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-max-failures";
+/// Shortest ejection (default 1s).
+pub const FAILURE_ACCRUAL_MIN_PENALTY: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-min-penalty";
+/// Longest ejection (default 1m).
+pub const FAILURE_ACCRUAL_MAX_PENALTY: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-max-penalty";
+/// Jitter added to ejections, as a ratio (default 0.5).
+pub const FAILURE_ACCRUAL_JITTER_RATIO: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio";
+
+/// Consecutive-failures circuit breaking, with Linkerd's defaults: 7
+/// failures, ejected for 1s growing to 1m, jitter 0.5.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConsecutiveFailures {
+    /// Failures in a row that eject an endpoint.
+    pub max_failures: u32,
+    /// First ejection.
+    pub min_penalty: Duration,
+    /// Longest ejection.
+    pub max_penalty: Duration,
+    /// Jitter ratio, 0.0..=100.0.
+    pub jitter_ratio: f32,
+}
+
+impl Default for ConsecutiveFailures {
+    fn default() -> Self {
+        Self {
+            max_failures: 7,
+            min_penalty: Duration::from_secs(1),
+            max_penalty: Duration::from_secs(60),
+            jitter_ratio: 0.5,
+        }
+    }
+}
+
+impl ConsecutiveFailures {
+    /// The Service's failure accrual: `None` unless
+    /// `balancer.linkerd.io/failure-accrual` is `consecutive`; an unknown
+    /// mode or a bad parameter is an error naming the annotation.
+    pub fn parse(
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Option<Self>, RouteError> {
+        let Some(annotations) = annotations else {
+            return Ok(None);
+        };
+        let get = |name: &str| annotations.get(name).map(|value| value.trim());
+        match get(FAILURE_ACCRUAL) {
+            None => return Ok(None),
+            Some("consecutive") => {}
+            Some(other) => {
+                return Err(RouteError::new(
+                    annotation_field(FAILURE_ACCRUAL),
+                    format!("{other:?}: weft supports \"consecutive\""),
+                ));
+            }
+        }
+        let defaults = Self::default();
+        let duration = |name: &str, default: Duration| -> Result<Duration, RouteError> {
+            get(name).map_or(Ok(default), |text| {
+                parse_duration(text)
+                    .map_err(|error| RouteError::new(annotation_field(name), error.to_string()))
+            })
+        };
+        let max_failures =
+            get(FAILURE_ACCRUAL_MAX_FAILURES).map_or(Ok(defaults.max_failures), |text| {
+                text.parse::<u32>().map_err(|_| {
+                    RouteError::new(
+                        annotation_field(FAILURE_ACCRUAL_MAX_FAILURES),
+                        format!("{text:?} is not a count of failures"),
+                    )
+                })
+            })?;
+        let min_penalty = duration(FAILURE_ACCRUAL_MIN_PENALTY, defaults.min_penalty)?;
+        let max_penalty = duration(FAILURE_ACCRUAL_MAX_PENALTY, defaults.max_penalty)?;
+        if min_penalty.is_zero() {
+            return Err(RouteError::new(
+                annotation_field(FAILURE_ACCRUAL_MIN_PENALTY),
+                "must not be zero",
+            ));
+        }
+        if min_penalty > max_penalty {
+            return Err(RouteError::new(
+                annotation_field(FAILURE_ACCRUAL_MIN_PENALTY),
+                format!("{min_penalty:?} exceeds the max penalty {max_penalty:?}"),
+            ));
+        }
+        let jitter_ratio =
+            get(FAILURE_ACCRUAL_JITTER_RATIO).map_or(Ok(defaults.jitter_ratio), |text| {
+                text.parse::<f32>()
+                    .ok()
+                    .filter(|ratio| (0.0..=100.0).contains(ratio))
+                    .ok_or_else(|| {
+                        RouteError::new(
+                            annotation_field(FAILURE_ACCRUAL_JITTER_RATIO),
+                            format!("{text:?} is not a ratio within 0..=100"),
+                        )
+                    })
+            })?;
+        Ok(Some(Self {
+            max_failures,
+            min_penalty,
+            max_penalty,
+            jitter_ratio,
+        }))
+    }
+}

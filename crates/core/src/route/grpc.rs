@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     HeaderMatch, HttpRouteFilter, ParentReference, RouteAnnotations, RouteError, ValueMatchType,
-    compile, group_of, validate_backend, validate_filter, validate_header_match,
+    group_of, validate_backend, validate_filter, validate_header_match,
     validate_parents_and_hostnames,
 };
 
@@ -185,12 +185,11 @@ fn validate_grpc_spec(spec: &GrpcRouteSpec) -> Result<(), RouteError> {
                     ));
                 }
                 if method.match_type == ValueMatchType::RegularExpression {
-                    for (value, name) in [(&method.service, "service"), (&method.method, "method")]
-                    {
-                        if let Some(value) = value {
-                            compile(value, &format!("{method_field}.{name}"))?;
-                        }
-                    }
+                    // The proxy API carries exact service and method names only.
+                    return Err(RouteError::new(
+                        format!("{method_field}.type"),
+                        "RegularExpression is not supported: gRPC methods match exactly (as in Linkerd)",
+                    ));
                 } else {
                     for (value, name) in [(&method.service, "service"), (&method.method, "method")]
                     {

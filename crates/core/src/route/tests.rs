@@ -254,9 +254,9 @@ fn invalid_grpc_fields_are_named() {
         (
             GRPC.replace(
                 "{service: helloworld.Greeter, method: SayHello}",
-                "{type: RegularExpression, method: '(['}",
+                "{type: RegularExpression, method: 'Say.*'}",
             ),
-            "spec.rules[0].matches[0].method.method",
+            "spec.rules[0].matches[0].method.type",
         ),
         (
             GRPC.replace(
@@ -335,4 +335,86 @@ fn route_annotations_override_the_services_per_group() {
     assert_eq!(merged.timeout.request, Some(Duration::from_secs(10)));
     let bare = parse(&[]).or_service(&service);
     assert_eq!(bare, service);
+}
+
+#[test]
+fn failure_accrual_annotations() {
+    use super::annotations::ConsecutiveFailures;
+    let parse = |pairs: &[(&str, &str)]| {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        ConsecutiveFailures::parse(Some(&map))
+    };
+    let mode = ("balancer.linkerd.io/failure-accrual", "consecutive");
+    assert_eq!(parse(&[]), Ok(None));
+    assert_eq!(parse(&[mode]), Ok(Some(ConsecutiveFailures::default())));
+    assert_eq!(
+        parse(&[
+            mode,
+            (
+                "balancer.linkerd.io/failure-accrual-consecutive-max-failures",
+                "3"
+            ),
+            (
+                "balancer.linkerd.io/failure-accrual-consecutive-min-penalty",
+                "5s"
+            ),
+            (
+                "balancer.linkerd.io/failure-accrual-consecutive-max-penalty",
+                "10m"
+            ),
+            (
+                "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio",
+                "1.0"
+            ),
+        ]),
+        Ok(Some(ConsecutiveFailures {
+            max_failures: 3,
+            min_penalty: Duration::from_secs(5),
+            max_penalty: Duration::from_secs(600),
+            jitter_ratio: 1.0,
+        }))
+    );
+    let errors: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("balancer.linkerd.io/failure-accrual", "success-rate")],
+            "failure-accrual]",
+        ),
+        (
+            &[
+                mode,
+                (
+                    "balancer.linkerd.io/failure-accrual-consecutive-max-failures",
+                    "x",
+                ),
+            ],
+            "max-failures]",
+        ),
+        (
+            &[
+                mode,
+                (
+                    "balancer.linkerd.io/failure-accrual-consecutive-min-penalty",
+                    "2m",
+                ),
+            ],
+            "min-penalty]",
+        ),
+        (
+            &[
+                mode,
+                (
+                    "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio",
+                    "-1",
+                ),
+            ],
+            "jitter-ratio]",
+        ),
+    ];
+    for (pairs, field) in errors {
+        let error = parse(pairs).expect_err(field);
+        assert!(error.field.ends_with(field), "{error}");
+    }
 }

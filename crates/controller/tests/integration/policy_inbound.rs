@@ -629,6 +629,23 @@ async fn the_policy_address_serves_the_same_answers() {
             get_port(&mut on_destination, spec("shop", "web-1", port)).await
         );
     }
+    // OutboundPolicies is there too: an unknown Service is NOT_FOUND, not UNIMPLEMENTED.
+    use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClient;
+    use linkerd2_proxy_api::outbound::{TrafficSpec, traffic_spec};
+    let mut outbound =
+        OutboundPoliciesClient::connect(format!("http://{}", controller.policy.unwrap()))
+            .await
+            .unwrap();
+    let status = outbound
+        .get(TrafficSpec {
+            source_workload: r#"{"ns":"shop","pod":"web-1"}"#.into(),
+            target: Some(traffic_spec::Target::Authority(
+                "nosuch.shop.svc.cluster.local:80".into(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
 }
 
 #[tokio::test]

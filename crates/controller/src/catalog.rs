@@ -215,6 +215,9 @@ struct Changed {
     /// of any namespace may name them), an HTTPRoute or GRPCRoute (its
     /// parent Server may be in another namespace).
     cross_namespace: bool,
+    /// Namespaces where a Server or a Workload changed: which Servers
+    /// select a port may differ there, and nowhere else.
+    selection_namespaces: HashSet<String>,
     services: HashSet<NamespacedName>,
     workloads: Vec<Workload>,
     /// A route or a Service changed (outbound answers cross namespaces).
@@ -232,6 +235,9 @@ impl Changed {
                 | Kind::GrpcRoute
         ) {
             self.cross_namespace = true;
+        }
+        if matches!(key.kind, Kind::Server | Kind::Workload) {
+            self.selection_namespaces.insert(key.namespace.clone());
         }
         match (key.kind, object) {
             (Kind::Service, _) => {
@@ -516,12 +522,19 @@ impl Catalog {
     /// The effective inbound policy of one port of one workload (the
     /// default policy when nothing selects it, or the workload is unknown).
     pub fn inbound_policy(&self, target: &PortTarget) -> PortPolicy {
+        self.inbound_policy_with(target, None)
+    }
+
+    /// [`Self::inbound_policy`], given the Servers known to select the port
+    /// (oldest first) when no Server or Workload of its namespace changed.
+    fn inbound_policy_with(&self, target: &PortTarget, selection: Option<&[String]>) -> PortPolicy {
         policy::port_policy(&policy::PortSources {
             target,
             workload: self.workload(&target.namespace, &target.workload),
             store: &self.objects.policy,
             settings: &self.policy_settings,
             routes: &self.objects.routes,
+            selection,
         })
     }
 
@@ -838,7 +851,19 @@ impl Catalog {
             .cloned()
             .collect();
         for target in targets {
-            let fresh = self.inbound_policy(&target);
+            // A policy edit leaves the selecting Servers as they were: look
+            // them up by name instead of matching every Server again.
+            let known = match &scope {
+                Scope::Changed(changed)
+                    if !changed.selection_namespaces.contains(&target.namespace) =>
+                {
+                    self.inbound_watches
+                        .get(&target)
+                        .map(|sender| sender.borrow().selection.clone())
+                }
+                _ => None,
+            };
+            let fresh = self.inbound_policy_with(&target, known.as_deref());
             let Some(sender) = self.inbound_watches.get(&target) else {
                 continue;
             };

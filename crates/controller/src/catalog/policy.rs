@@ -67,6 +67,8 @@ pub struct PortPolicy {
     pub policy: InboundPolicy,
     /// Whether the workload exists (an unknown one gets the controller's default).
     pub workload_known: bool,
+    /// The Servers that select the port, oldest first (the first applies).
+    pub selection: Vec<String>,
     /// The HTTPRoutes of `policy.routes`, in the same order.
     pub http_routes: Vec<HttpRoute>,
     /// The GRPCRoutes of `policy.routes`, in the same order.
@@ -179,17 +181,35 @@ impl PolicyStore {
 
     /// The Servers of `namespace`, oldest first.
     pub(super) fn servers_in(&self, namespace: &str) -> Vec<&Server> {
-        let mut servers: Vec<&Ordered> = self
-            .servers
-            .range((namespace.to_string(), String::new())..)
-            .take_while(|((server_namespace, _), _)| server_namespace == namespace)
-            .map(|(_, ordered)| ordered)
-            .collect();
+        let mut servers: Vec<&Ordered> = self.range_of(namespace).collect();
         servers.sort_by_key(|ordered| ordered.sequence);
         servers
             .into_iter()
             .map(|ordered| ordered.server.as_ref())
             .collect()
+    }
+
+    /// The Servers of `namespace` that select `port` of `workload`, oldest
+    /// first: one pass over the namespace's Servers, and only the few that
+    /// select it sorted (a watch's answer is recomputed often).
+    fn selecting(&self, namespace: &str, workload: &Workload, port: u16) -> Vec<&Server> {
+        let mut selecting: Vec<&Ordered> = self
+            .range_of(namespace)
+            .filter(|ordered| ordered.server.port_on(workload) == Some(port))
+            .collect();
+        selecting.sort_by_key(|ordered| ordered.sequence);
+        selecting
+            .into_iter()
+            .map(|ordered| ordered.server.as_ref())
+            .collect()
+    }
+
+    fn range_of<'store>(&'store self, namespace: &str) -> impl Iterator<Item = &'store Ordered> {
+        let owned = namespace.to_string();
+        self.servers
+            .range((owned.clone(), String::new())..)
+            .take_while(move |((server_namespace, _), _)| *server_namespace == owned)
+            .map(|(_, ordered)| ordered)
     }
 
     fn policies_in(&self, namespace: &str) -> Vec<&AuthorizationPolicy> {
@@ -214,23 +234,38 @@ pub(super) struct PortSources<'catalog> {
     pub(super) settings: &'catalog PolicySettings,
     /// The HTTPRoutes and GRPCRoutes, whose parents may be Servers.
     pub(super) routes: &'catalog RouteObjects,
+    /// The names of the Servers known to select the port, oldest first
+    /// (no Server or Workload of the namespace changed since); `None`: match.
+    pub(super) selection: Option<&'catalog [String]>,
 }
 
 /// The answer for one port.
 pub(super) fn port_policy(sources: &PortSources<'_>) -> PortPolicy {
     let namespace = sources.target.namespace.as_str();
-    let servers = sources.store.servers_in(namespace);
+    // Only the Servers selecting the port matter to the decision.
+    let servers = match (sources.workload, sources.selection) {
+        (Some(_), Some(names)) => names
+            .iter()
+            .filter_map(|name| {
+                sources
+                    .store
+                    .servers
+                    .get(&(namespace.to_string(), name.clone()))
+                    .map(|ordered| ordered.server.as_ref())
+            })
+            .collect(),
+        (Some(workload), None) => sources
+            .store
+            .selecting(namespace, workload, sources.target.port),
+        (None, _) => Vec::new(),
+    };
     let policies = sources.store.policies_in(namespace);
     let mesh_tls: Vec<&MeshTLSAuthentication> =
         sources.store.mesh_tls.values().map(AsRef::as_ref).collect();
     let networks: Vec<&NetworkAuthentication> =
         sources.store.networks.values().map(AsRef::as_ref).collect();
     // Only the selecting Server's routes matter; look them up for it alone.
-    let selecting = sources.workload.and_then(|workload| {
-        servers
-            .iter()
-            .find(|server| server.port_on(workload) == Some(sources.target.port))
-    });
+    let selecting = servers.first();
     let (http_routes, grpc_routes) = match selecting {
         Some(server) => (
             sources
@@ -306,6 +341,10 @@ pub(super) fn port_policy(sources: &PortSources<'_>) -> PortPolicy {
             .cloned()
             .collect(),
         workload_known: sources.workload.is_some(),
+        selection: servers
+            .iter()
+            .map(|server| server.name().to_string())
+            .collect(),
         policy,
     }
 }
@@ -397,6 +436,12 @@ spec: {addresses: [127.0.0.2], ports: [{name: sql, port: 5432}]}
         assert!(web.has_changed().unwrap());
         assert!(!db.has_changed().unwrap());
         assert_eq!(web.borrow_and_update().policy.authorizations.len(), 1);
+        // Recomputed from the known selection, it is what a full match gives.
+        assert_eq!(
+            **web.borrow(),
+            catalog.inbound_policy(&target("web-1", 8080))
+        );
+        assert_eq!(web.borrow().selection, ["web-http"]);
         // Deleting the Server: back to the default.
         assert!(catalog.delete(Kind::Server, "shop", "db-sql"));
         assert!(db.has_changed().unwrap());

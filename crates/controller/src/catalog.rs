@@ -574,7 +574,9 @@ impl Catalog {
         if let Some(sender) = self.inbound_watches.get(target) {
             return sender.subscribe();
         }
-        let (sender, receiver) = watch::channel(Arc::new(self.inbound_policy(target)));
+        let answer = self.inbound_policy(target);
+        log_notes(target, &answer);
+        let (sender, receiver) = watch::channel(Arc::new(answer));
         self.inbound_watches.insert(target.clone(), sender);
         receiver
     }
@@ -875,10 +877,24 @@ impl Catalog {
                 if **current == fresh {
                     return false;
                 }
+                log_notes(&target, &fresh);
                 *current = Arc::new(fresh);
                 true
             });
         }
+    }
+}
+
+/// Logs what a watched inbound answer ignored (a shadowed Server, a policy
+/// naming a missing authentication): once per new answer, not per request.
+fn log_notes(target: &PortTarget, answer: &PortPolicy) {
+    for note in &answer.policy.notes {
+        tracing::info!(
+            namespace = %target.namespace,
+            workload = %target.workload,
+            port = target.port,
+            "inbound policy: {note}"
+        );
     }
 }
 

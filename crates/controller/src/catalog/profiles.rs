@@ -29,7 +29,7 @@ pub struct Profile {
 }
 
 /// The service annotation listing opaque ports, as Linkerd names it.
-pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
+pub use weft_core::policy::effective::OPAQUE_PORTS_ANNOTATION;
 
 /// The inputs of one profile answer.
 #[derive(Debug, Clone, Copy)]

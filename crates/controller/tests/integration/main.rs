@@ -9,6 +9,8 @@
 //! - `dashboard`: the web dashboard in headless Chromium.
 //! - `api_contract`: every HTTP API answer read strictly into `weft-api`.
 //! - `attack`: abuse of each interface, with the outcome asserted.
+//! - `policy_latency`: measurements (printed, not asserted) of inbound policy
+//!   edits reaching WatchPort streams with 1,000 Servers.
 //! - `policy_outbound`: the OutboundPolicies wire contract, with the
 //!   `linkerd2-proxy-api` client as linkerd2-proxy asks.
 //!
@@ -25,5 +27,6 @@ mod destination;
 mod identity;
 mod metrics_api;
 mod policy_inbound;
+mod policy_latency;
 mod policy_outbound;
 mod tap;

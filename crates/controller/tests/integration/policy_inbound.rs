@@ -536,6 +536,20 @@ async fn a_mesh_file_edit_reaches_an_open_watch_port_stream() {
     let update = next(&mut admin, EDIT_DEADLINE).await;
     eprintln!("mesh-file edit → WatchPort update: {:?}", started.elapsed());
     assert!(update.authorizations.is_empty());
+    // A workload the mesh does not know yet: the default, then its Server's
+    // answer once the file declares it.
+    let mut later = watch_port(&mut client, spec("shop", "web-2", 8080)).await;
+    let first = next(&mut later, PATIENCE).await;
+    assert_eq!(first.labels, labels("", "default", "all-unauthenticated"));
+    let with_web_2 = format!(
+        "{MESH}---\napiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {{name: web-2, namespace: shop, labels: {{app: web}}}}\nspec: {{addresses: [127.0.0.13], ports: [{{name: http, port: 8080}}]}}\n"
+    );
+    scratch.replace("mesh.yaml", with_web_2.as_bytes());
+    let update = next(&mut later, EDIT_DEADLINE).await;
+    assert_eq!(
+        update.labels,
+        labels("policy.linkerd.io", "server", "web-http")
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 //!   fan-out: N Get streams on ONE service ─► RSS ─► edits (add / remove one workload of it)
 //!   spread:  one Get stream on each of N services ─► RSS ─► edits on one of them
 //!   each edit: t0 = rename(tmp, mesh.yaml); per stream: t(diff received) − t0
+//!   policy:  one Server per service, WatchPort streams, namespace-wide policy edits ([`policy`])
 //! ```
 //!
 //! Streams are `linkerd2-proxy-api` Destination clients on tonic channels,
@@ -15,6 +16,7 @@
 //! pure parts are in [`mesh`] (the file) and [`report`] (summaries, markdown).
 
 pub mod mesh;
+pub mod policy;
 pub mod report;
 
 use std::net::SocketAddr;
@@ -60,6 +62,9 @@ pub struct Args {
     /// Edits per scenario (alternately adding and removing one workload).
     #[arg(long, default_value_t = 10)]
     pub edits: usize,
+    /// InboundServerPolicies WatchPort streams in the policy scenario (0: skip it).
+    #[arg(long, default_value_t = 1000)]
+    pub policy_streams: usize,
     /// Pause between edits, in milliseconds.
     #[arg(long, default_value_t = 400)]
     pub pause_ms: u64,
@@ -138,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "127.0.0.1:0".into(),
             // Every stream comes from this host: one client to the controller.
             "--destination-max-streams-per-client".into(),
-            (2 * args.streams + 1000).to_string(),
+            (2 * args.streams.max(args.policy_streams) + 1000).to_string(),
         ],
         envs: &[("RUST_LOG".into(), "warn".into())],
         placement: &Placement {
@@ -193,6 +198,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     report.memory.spread_kib = spread_kib;
     report.scenarios.push(spread);
     controller.check_alive()?;
+    if args.policy_streams > 0 {
+        let policy_results = runtime.block_on(policy::scenario(policy::PolicyRun {
+            shape,
+            base_text: &base_text,
+            mesh_file: &mesh_file,
+            address: destination_addr,
+            admin: admin_addr,
+            streams: args.policy_streams,
+            connections: args
+                .connections
+                .unwrap_or(args.policy_streams)
+                .clamp(1, args.policy_streams),
+            edits: args.edits,
+            pause: Duration::from_millis(args.pause_ms),
+        }))?;
+        report.scenarios.push(policy_results);
+        controller.check_alive()?;
+    }
     report.memory.peak_kib = peak_rss_kib(pid).unwrap_or_default();
     controller.stop(Duration::from_secs(5));
 

@@ -9,6 +9,7 @@
 //!                ├─ /api/stat, /routes, /edges   golden_metrics.rs
 //!                ├─ /api/trafficsplits           traffic_splits.rs
 //!                ├─ /api/identity                identity.rs
+//!                ├─ /api/authz                   authz.rs
 //!                └─ extra      routes other modules merge in (tap, the
 //!                              dashboard at `/` and `/assets/...`)
 //! ```
@@ -18,6 +19,7 @@
 //! [`weft_api::ErrorBody`] with a 4xx/5xx status. This file holds what the
 //! endpoint groups share: their state, the error, the router, the window.
 
+pub mod authz;
 pub mod golden_metrics;
 pub mod identity;
 pub mod mesh;
@@ -137,6 +139,7 @@ pub fn api_router(state: Arc<WebState>) -> Router {
         .route("/api/identity", get(identity::identity))
         .route("/api/mesh", get(mesh::mesh))
         .route("/api/sd", get(workloads::service_discovery))
+        .route("/api/authz", get(authz::authz))
         .with_state(state)
 }
 

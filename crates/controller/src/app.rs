@@ -5,7 +5,7 @@
 //! 2. identity (with --identity-issuer-dir): load and check the issuer, read or
 //!    create the token key, write the workloads' token files, issue the
 //!    controller its own certificate (any failure: exit 64)
-//! 3. bind --destination-addr, --identity-addr, --admin-addr, --web-addr (a
+//! 3. bind --destination-addr, --policy-addr (when set), --identity-addr, --admin-addr, --web-addr (a
 //!    taken port stops start-up, naming the flag); with identity both gRPC
 //!    ports take TLS (the controller's certificate) and plaintext
 //! 4. register metrics in one registry
@@ -33,9 +33,11 @@ use weft_core::workload::Workload;
 use crate::admin::AdminState;
 use crate::api::WebState;
 use crate::catalog::Catalog;
+use crate::catalog::PolicySettings;
 pub use crate::config::Args;
 use crate::config::IdentityConfig;
 use crate::dashboard::AllowedHosts;
+use crate::destination::limits::StreamLimiter;
 use crate::destination::translate::MeshHints;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError, StreamLimits};
 use crate::identity::issuer_files::{IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource};
@@ -51,7 +53,8 @@ use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
 use crate::metrics_api::store::Store;
 use crate::metrics_api::{Backend, MetricsApi, MetricsSource, ScrapeStatuses};
-use crate::policy::outbound::OutboundPolicyMetrics;
+use crate::policy::outbound::{OutboundPolicyMetrics, OutboundPolicyService};
+use crate::policy::{InboundPolicyMetrics, InboundPolicyService, PolicyServices};
 use crate::tap::fanout::ProxyConnector;
 use crate::tap::token::{ApiToken, TokenFileError};
 use crate::tap::{TapMetrics, TapState};
@@ -102,6 +105,9 @@ pub enum AppError {
     /// The Identity server failed.
     #[error(transparent)]
     Identity(#[from] IdentityServerError),
+    /// The `--policy-addr` server failed.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyServerError),
     /// The admin server failed.
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
@@ -127,6 +133,7 @@ impl AppError {
             AppError::Bind { .. }
             | AppError::Destination(_)
             | AppError::Identity(_)
+            | AppError::Policy(_)
             | AppError::Admin(_)
             | AppError::Web(_)
             | AppError::StartUp(_) => 1,
@@ -150,6 +157,10 @@ pub struct App {
     source: MeshFileSource,
     destination: DestinationService,
     destination_listener: GrpcListener,
+    /// The policy services, served with Destination and on `--policy-addr`.
+    policy: PolicyServices,
+    /// `--policy-addr`, when set.
+    policy_listener: Option<GrpcListener>,
     identity: Option<(IdentityStage, GrpcListener)>,
     admin_listener: TcpListener,
     admin: Arc<AdminState>,
@@ -170,7 +181,14 @@ impl App {
     pub async fn build(args: &Args) -> Result<Self, AppError> {
         // 1. The catalog and its source: the first load must succeed.
         let mesh_file = args.mesh_file.as_ref().ok_or(AppError::NoMeshFile)?;
-        let catalog = Catalog::default().shared();
+        let mut catalog = Catalog::default();
+        catalog.set_policy_settings(PolicySettings {
+            default_policy: args.policy.default_inbound_policy,
+            cluster_networks: args.policy.cluster_networks.0.clone(),
+            control_namespace: args.identity.identity_control_namespace.clone(),
+            trust_domain: args.identity.identity_trust_domain.clone(),
+        });
+        let catalog = catalog.shared();
         let mut source =
             MeshFileSource::new(mesh_file, catalog.clone()).with_limits(MeshFileLimits {
                 max_bytes: args.limits.mesh_file_max_bytes,
@@ -233,6 +251,16 @@ impl App {
             tls: tls.clone(),
             plaintext,
             metrics: incoming_metrics.clone(),
+        };
+        let policy_listener = match args.policy.policy_addr.0 {
+            Some(address) => Some(GrpcListener {
+                listener: bind("--policy-addr", address).await?,
+                server: Server::Policy,
+                tls: tls.clone(),
+                plaintext,
+                metrics: incoming_metrics.clone(),
+            }),
+            None => None,
         };
         let identity = match identity {
             Some(stage) => {
@@ -317,14 +345,29 @@ impl App {
                 .unwrap_or(usize::MAX),
             total: usize::try_from(args.limits.destination_max_streams).unwrap_or(usize::MAX),
         };
+        // Destination and policy streams count against one limiter.
+        let limiter = StreamLimiter::new(stream_limits);
+        let policy = PolicyServices {
+            inbound: InboundPolicyService::new(
+                catalog.clone(),
+                Arc::clone(&limiter),
+                InboundPolicyMetrics::new(&mut registry),
+                shutdown_receiver.clone(),
+            ),
+            outbound: OutboundPolicyService::new(
+                catalog.clone(),
+                OutboundPolicyMetrics::new(&mut registry),
+                shutdown_receiver.clone(),
+                Arc::clone(&limiter),
+            ),
+        };
         let destination = DestinationService::new(
             catalog,
             destination_metrics,
             shutdown_receiver,
             mesh,
-            stream_limits,
-        )
-        .with_outbound_policies(OutboundPolicyMetrics::new(&mut registry));
+            limiter,
+        );
         let issuer = identity
             .as_ref()
             .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));
@@ -338,6 +381,8 @@ impl App {
             source,
             destination,
             destination_listener,
+            policy,
+            policy_listener,
             identity,
             admin_listener,
             admin,
@@ -378,6 +423,8 @@ impl App {
             source,
             destination,
             destination_listener,
+            policy,
+            policy_listener,
             identity,
             admin_listener,
             admin,
@@ -396,8 +443,18 @@ impl App {
         //    servers, the admin server.
         let workloads = source.subscribe_workloads();
         let mut background = vec![tokio::spawn(source.run(stopped(shutdown.subscribe())))];
-        let mut destination =
-            tokio::spawn(destination.serve(destination_listener, stopped(shutdown.subscribe())));
+        let mut policy_server = policy_listener.map(|listener| {
+            tokio::spawn(
+                policy
+                    .clone()
+                    .serve(listener, stopped(shutdown.subscribe())),
+            )
+        });
+        let mut destination = tokio::spawn(destination.serve(
+            destination_listener,
+            policy,
+            stopped(shutdown.subscribe()),
+        ));
         let mut identity_server = identity.map(|(stage, listener)| {
             background.push(tokio::spawn(
                 stage.issuer.run(stopped(shutdown.subscribe())),
@@ -441,6 +498,12 @@ impl App {
                     None => std::future::pending().await,
                 }
             } => Some(flatten(result, |error| error.into())),
+            result = async {
+                match policy_server.as_mut() {
+                    Some(server) => server.await,
+                    None => std::future::pending().await,
+                }
+            } => Some(flatten(result, |error| error.into())),
             result = &mut admin_server => Some(flatten(result, AppError::Admin)),
             result = &mut web_server => Some(flatten(result, AppError::Web)),
         };
@@ -452,6 +515,11 @@ impl App {
             }
             if !destination.is_finished() {
                 let _ = destination.await;
+            }
+            if let Some(server) = policy_server
+                && !server.is_finished()
+            {
+                let _ = server.await;
             }
             if let Some(server) = identity_server
                 && !server.is_finished()

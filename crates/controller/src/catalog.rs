@@ -15,6 +15,7 @@
 //! Share it as [`SharedCatalog`]; hold the lock only for one call.
 
 mod endpoints;
+mod policy;
 mod profiles;
 mod routes;
 
@@ -33,6 +34,7 @@ use weft_core::split::TrafficSplit;
 use weft_core::workload::Workload;
 
 pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, snapshot};
+pub use policy::{PolicySettings, PortPolicy, PortTarget};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
 pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
 
@@ -133,6 +135,7 @@ struct Objects {
     profiles: BTreeMap<NamespacedName, Box<ServiceProfile>>,
     splits: BTreeMap<NamespacedName, Box<TrafficSplit>>,
     routes: routes::RouteObjects,
+    policy: policy::PolicyStore,
 }
 
 impl Objects {
@@ -157,6 +160,10 @@ impl Objects {
                 .map(MeshObject::TrafficSplit),
             MeshObject::HttpRoute(route) => self.routes.insert_http(name, route),
             MeshObject::GrpcRoute(route) => self.routes.insert_grpc(name, route),
+            object @ (MeshObject::Server(_)
+            | MeshObject::AuthorizationPolicy(_)
+            | MeshObject::MeshTLSAuthentication(_)
+            | MeshObject::NetworkAuthentication(_)) => self.policy.insert(name, object),
         }
     }
 
@@ -170,6 +177,10 @@ impl Objects {
             Kind::TrafficSplit => self.splits.remove(&name).map(MeshObject::TrafficSplit),
             Kind::HttpRoute => self.routes.remove_http(&name),
             Kind::GrpcRoute => self.routes.remove_grpc(&name),
+            Kind::Server => self.policy.remove_server(&name),
+            Kind::AuthorizationPolicy => self.policy.remove_authorization_policy(&name),
+            Kind::MeshTLSAuthentication => self.policy.remove_mesh_tls(&name),
+            Kind::NetworkAuthentication => self.policy.remove_network(&name),
         }
     }
 
@@ -199,6 +210,14 @@ enum Scope {
 #[derive(Debug, Default)]
 struct Changed {
     namespaces: HashSet<String>,
+    /// Whether an object another namespace's inbound answer may read
+    /// changed: a MeshTLSAuthentication or NetworkAuthentication (policies
+    /// of any namespace may name them), an HTTPRoute or GRPCRoute (its
+    /// parent Server may be in another namespace).
+    cross_namespace: bool,
+    /// Namespaces where a Server or a Workload changed: which Servers
+    /// select a port may differ there, and nowhere else.
+    selection_namespaces: HashSet<String>,
     services: HashSet<NamespacedName>,
     workloads: Vec<Workload>,
     /// A route or a Service changed (outbound answers cross namespaces).
@@ -208,6 +227,18 @@ struct Changed {
 impl Changed {
     fn record(&mut self, key: &ObjectKey, object: Option<&MeshObject>) {
         self.namespaces.insert(key.namespace.clone());
+        if matches!(
+            key.kind,
+            Kind::MeshTLSAuthentication
+                | Kind::NetworkAuthentication
+                | Kind::HttpRoute
+                | Kind::GrpcRoute
+        ) {
+            self.cross_namespace = true;
+        }
+        if matches!(key.kind, Kind::Server | Kind::Workload) {
+            self.selection_namespaces.insert(key.namespace.clone());
+        }
         match (key.kind, object) {
             (Kind::Service, _) => {
                 self.services
@@ -255,6 +286,8 @@ pub struct Catalog {
     objects: Objects,
     endpoint_watches: HashMap<ServicePort, EndpointWatch>,
     profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
+    policy_settings: PolicySettings,
+    inbound_watches: HashMap<PortTarget, watch::Sender<Arc<PortPolicy>>>,
     outbound_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<OutboundAnswer>>>>,
 }
 
@@ -272,6 +305,8 @@ impl Catalog {
             objects: Objects::default(),
             endpoint_watches: HashMap::new(),
             profile_watches: HashMap::new(),
+            policy_settings: PolicySettings::default(),
+            inbound_watches: HashMap::new(),
             outbound_watches: HashMap::new(),
         }
     }
@@ -459,6 +494,108 @@ impl Catalog {
                 .next()
                 .is_some_and(|(key, _)| in_namespace(key))
             || self.objects.routes.any_in(namespace)
+            || self.objects.policy.any_in(namespace)
+    }
+
+    // ---- inbound policy ------------------------------------------------
+
+    /// Sets the inbound policy settings (`--default-inbound-policy`,
+    /// `--cluster-networks`, identity names) and republishes every answer.
+    pub fn set_policy_settings(&mut self, settings: PolicySettings) {
+        self.policy_settings = settings;
+        self.refresh(Scope::All);
+    }
+
+    /// The inbound policy settings.
+    pub fn policy_settings(&self) -> &PolicySettings {
+        &self.policy_settings
+    }
+
+    /// The Workload `namespace/name`, if any.
+    pub fn workload(&self, namespace: &str, name: &str) -> Option<&Workload> {
+        self.objects
+            .workloads
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(AsRef::as_ref)
+    }
+
+    /// The effective inbound policy of one port of one workload (the
+    /// default policy when nothing selects it, or the workload is unknown).
+    pub fn inbound_policy(&self, target: &PortTarget) -> PortPolicy {
+        self.inbound_policy_with(target, None)
+    }
+
+    /// [`Self::inbound_policy`], given the Servers known to select the port
+    /// (oldest first) when no Server or Workload of its namespace changed.
+    fn inbound_policy_with(&self, target: &PortTarget, selection: Option<&[String]>) -> PortPolicy {
+        policy::port_policy(&policy::PortSources {
+            target,
+            workload: self.workload(&target.namespace, &target.workload),
+            store: &self.objects.policy,
+            settings: &self.policy_settings,
+            routes: &self.objects.routes,
+            selection,
+        })
+    }
+
+    /// The ports of a workload with a policy to show: its declared ports
+    /// and the ports Servers of its namespace select on it, sorted.
+    pub fn inbound_ports(&self, namespace: &str, name: &str) -> Vec<u16> {
+        let Some(workload) = self.workload(namespace, name) else {
+            return Vec::new();
+        };
+        let mut ports: Vec<u16> = workload
+            .spec
+            .ports
+            .iter()
+            .map(|port| port.port)
+            .chain(
+                self.objects
+                    .policy
+                    .servers_in(namespace)
+                    .into_iter()
+                    .filter_map(|server| server.port_on(workload)),
+            )
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// How many Servers the catalog holds.
+    pub fn server_count(&self) -> usize {
+        self.objects.policy.server_count()
+    }
+
+    /// Subscribes to the inbound policy of a port: the receiver holds the
+    /// current answer and sees each new one once it changes (never the same
+    /// answer twice).
+    pub fn subscribe_inbound(&mut self, target: &PortTarget) -> watch::Receiver<Arc<PortPolicy>> {
+        if let Some(sender) = self.inbound_watches.get(target) {
+            return sender.subscribe();
+        }
+        let answer = self.inbound_policy(target);
+        log_notes(target, &answer);
+        let (sender, receiver) = watch::channel(Arc::new(answer));
+        self.inbound_watches.insert(target.clone(), sender);
+        receiver
+    }
+
+    /// Forgets the inbound watch of `target` once no receiver is left. Call
+    /// it after dropping a receiver from [`Self::subscribe_inbound`].
+    pub fn release_inbound(&mut self, target: &PortTarget) {
+        if self
+            .inbound_watches
+            .get(target)
+            .is_some_and(watch::Sender::is_closed)
+        {
+            self.inbound_watches.remove(target);
+        }
+    }
+
+    /// How many ports have inbound policy subscribers.
+    pub fn inbound_subscriptions(&self) -> usize {
+        self.inbound_watches.len()
     }
 
     /// The HTTPRoutes attached to `service:port` (parent kind Service) in
@@ -704,6 +841,60 @@ impl Catalog {
                 true
             });
         }
+        let targets: Vec<PortTarget> = self
+            .inbound_watches
+            .keys()
+            .filter(|target| match &scope {
+                Scope::All => true,
+                Scope::Changed(changed) => {
+                    changed.cross_namespace || changed.namespaces.contains(&target.namespace)
+                }
+            })
+            .cloned()
+            .collect();
+        for target in targets {
+            // A policy edit leaves the selecting Servers as they were: look
+            // them up by name instead of matching every Server again.
+            let known = match &scope {
+                Scope::Changed(changed)
+                    if !changed.selection_namespaces.contains(&target.namespace) =>
+                {
+                    self.inbound_watches
+                        .get(&target)
+                        .map(|sender| sender.borrow().selection.clone())
+                }
+                _ => None,
+            };
+            let fresh = self.inbound_policy_with(&target, known.as_deref());
+            let Some(sender) = self.inbound_watches.get(&target) else {
+                continue;
+            };
+            if sender.is_closed() {
+                self.inbound_watches.remove(&target);
+                continue;
+            }
+            sender.send_if_modified(|current| {
+                if **current == fresh {
+                    return false;
+                }
+                log_notes(&target, &fresh);
+                *current = Arc::new(fresh);
+                true
+            });
+        }
+    }
+}
+
+/// Logs what a watched inbound answer ignored (a shadowed Server, a policy
+/// naming a missing authentication): once per new answer, not per request.
+fn log_notes(target: &PortTarget, answer: &PortPolicy) {
+    for note in &answer.policy.notes {
+        tracing::info!(
+            namespace = %target.namespace,
+            workload = %target.workload,
+            port = target.port,
+            "inbound policy: {note}"
+        );
     }
 }
 

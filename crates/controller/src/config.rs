@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use weft_core::policy::default_policy::DEFAULT_CLUSTER_NETWORKS;
+use weft_core::policy::{Cidr, DefaultPolicy};
+
 use crate::identity::authority::ValidityPolicy;
 use crate::identity::init::{InitOptions, TOKEN_KEY_FILE};
 use crate::identity::issuer_files::IssuerPaths;
@@ -63,7 +66,47 @@ pub struct Args {
     /// Bounds on what clients and the mesh file may make the controller hold.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Inbound authorization policy: defaults and where it is served.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
+
+/// The inbound policy service's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
+    /// The inbound policy of ports no Server selects, unless the Workload's
+    /// `config.linkerd.io/default-inbound-policy` annotation says otherwise:
+    /// all-unauthenticated, all-authenticated, cluster-unauthenticated,
+    /// cluster-authenticated, deny or audit.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_DEFAULT_INBOUND_POLICY",
+        default_value = "all-unauthenticated",
+        value_parser = default_inbound_policy
+    )]
+    pub default_inbound_policy: DefaultPolicy,
+    /// The networks the `cluster-*` default policies admit (comma-separated CIDRs).
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_CLUSTER_NETWORKS",
+        default_value = DEFAULT_CLUSTER_NETWORKS,
+        value_parser = cluster_networks
+    )]
+    pub cluster_networks: ClusterNetworks,
+    /// Also serve the policy services (InboundServerPolicies) on this
+    /// address, as Linkerd's policy controller does on 8090 (they are
+    /// always served on --destination-addr). Empty: off.
+    #[arg(long, env = "WEFT_CONTROLLER_POLICY_ADDR", default_value = "", value_parser = optional_address)]
+    pub policy_addr: OptionalAddress,
+}
+
+/// `--cluster-networks`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNetworks(pub Vec<Cidr>);
+
+/// An address flag that may be empty (off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddress(pub Option<SocketAddr>);
 
 /// Bounds on the resources clients and the mesh file may take.
 #[derive(Debug, Clone, clap::Args)]
@@ -387,6 +430,28 @@ fn duration(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+fn default_inbound_policy(text: &str) -> Result<DefaultPolicy, String> {
+    DefaultPolicy::parse(text).map_err(|error| error.to_string())
+}
+
+fn cluster_networks(text: &str) -> Result<ClusterNetworks, String> {
+    let networks = Cidr::parse_list(text).map_err(|error| error.to_string())?;
+    if networks.is_empty() {
+        return Err("give at least one network (e.g. 10.0.0.0/8)".into());
+    }
+    Ok(ClusterNetworks(networks))
+}
+
+fn optional_address(text: &str) -> Result<OptionalAddress, String> {
+    if text.trim().is_empty() {
+        return Ok(OptionalAddress(None));
+    }
+    text.trim()
+        .parse()
+        .map(|address| OptionalAddress(Some(address)))
+        .map_err(|_| format!("{text:?} is not HOST:PORT (e.g. 0.0.0.0:8090), or empty for off"))
+}
+
 fn token_lifetime(text: &str) -> Result<Duration, String> {
     let value = duration(text)?;
     if value < Duration::from_secs(2) {
@@ -524,6 +589,51 @@ mod tests {
                 .into_iter()
                 .chain(flags.iter().copied());
             assert!(Args::try_parse_from(argv).is_err(), "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn policy_flags() {
+        let args = Args::try_parse_from(["weft-controller", "--mesh-file", "m.yaml"]).unwrap();
+        assert_eq!(
+            args.policy.default_inbound_policy,
+            DefaultPolicy::AllUnauthenticated
+        );
+        assert_eq!(args.policy.cluster_networks.0.len(), 6);
+        assert_eq!(args.policy.policy_addr, OptionalAddress(None));
+        let args = Args::try_parse_from([
+            "weft-controller",
+            "--mesh-file",
+            "m.yaml",
+            "--default-inbound-policy",
+            "deny",
+            "--cluster-networks",
+            "10.0.0.0/8, fd00::/8",
+            "--policy-addr",
+            "127.0.0.1:8090",
+        ])
+        .unwrap();
+        assert_eq!(args.policy.default_inbound_policy, DefaultPolicy::Deny);
+        assert_eq!(args.policy.cluster_networks.0.len(), 2);
+        assert_eq!(
+            args.policy.policy_addr,
+            OptionalAddress(Some("127.0.0.1:8090".parse().unwrap()))
+        );
+        let cases: [(&[&str], &str); 4] = [
+            (
+                &["--default-inbound-policy", "allow"],
+                "--default-inbound-policy",
+            ),
+            (&["--cluster-networks", "10.0.0.0/33"], "--cluster-networks"),
+            (&["--cluster-networks", ","], "--cluster-networks"),
+            (&["--policy-addr", "8090"], "--policy-addr"),
+        ];
+        for (flags, named) in cases {
+            let argv = ["weft-controller", "--mesh-file", "m.yaml"]
+                .into_iter()
+                .chain(flags.iter().copied());
+            let error = Args::try_parse_from(argv).unwrap_err().to_string();
+            assert!(error.contains(named), "{flags:?}: {error}");
         }
     }
 

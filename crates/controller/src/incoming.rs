@@ -228,6 +228,8 @@ pub enum Server {
     Destination,
     /// `--identity-addr`.
     Identity,
+    /// `--policy-addr`.
+    Policy,
 }
 
 /// How an accepted connection turned out (metric label).
@@ -251,6 +253,7 @@ impl EncodeLabelValue for Server {
         encoder.write_str(match self {
             Server::Destination => "destination",
             Server::Identity => "identity",
+            Server::Policy => "policy",
         })
     }
 }

@@ -12,6 +12,7 @@
 //! | [`catalog`]   | the mesh model: a synchronous in-memory index with subscriptions |
 //! | [`mesh_file`] | the mesh-file source: parse, validate, reset the catalog, watch for edits |
 //! | [`destination`] | the Destination gRPC service: path parsing, translation, streams |
+//! | [`policy`]    | the InboundServerPolicies gRPC service: workload ports → effective policy |
 //! | [`identity`]  | the Identity gRPC service: issuer files, CSR checks, tokens, signing |
 //! | [`memory`]    | freed memory handed back after a big mesh-file version |
 //! | [`file_watch`] | inotify + poll watching shared by the file sources |

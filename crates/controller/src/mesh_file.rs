@@ -1,6 +1,7 @@
 //! The mesh-file source: a multi-document YAML file of Kubernetes-shaped
 //! objects (v1 `Service`, weft.dev/v1alpha1 `Workload`, linkerd.io/v1alpha2
-//! `ServiceProfile`, split.smi-spec.io/v1alpha1 `TrafficSplit`), so a host mesh
+//! `ServiceProfile`, split.smi-spec.io/v1alpha1 `TrafficSplit`, the
+//! policy.linkerd.io policy kinds, HTTPRoute and GRPCRoute), so a host mesh
 //! is described the way a cluster is.
 //!
 //! ```text
@@ -34,6 +35,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use weft_core::object::{Kind, MeshObject, ObjectKey};
+use weft_core::policy::{
+    AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication, Server,
+};
 use weft_core::{GrpcRoute, HttpRoute, Service, ServiceProfile, TrafficSplit, Workload};
 
 use crate::catalog::CatalogError;
@@ -452,13 +456,53 @@ fn parse_document(document: &Document<'_>) -> Result<MeshObject, DocumentProblem
         line: document.content_line,
         reason: error.to_string(),
     })?;
-    Ok(match kind {
+    let object: MeshObject = match kind {
         Kind::Service => parse_as::<Service>(document)?.into(),
         Kind::Workload => parse_as::<Workload>(document)?.into(),
         Kind::ServiceProfile => parse_as::<ServiceProfile>(document)?.into(),
         Kind::TrafficSplit => parse_as::<TrafficSplit>(document)?.into(),
         Kind::HttpRoute => parse_as::<HttpRoute>(document)?.into(),
         Kind::GrpcRoute => parse_as::<GrpcRoute>(document)?.into(),
+        Kind::Server => parse_as::<Server>(document)?.into(),
+        Kind::AuthorizationPolicy => parse_as::<AuthorizationPolicy>(document)?.into(),
+        Kind::MeshTLSAuthentication => parse_as::<MeshTLSAuthentication>(document)?.into(),
+        Kind::NetworkAuthentication => parse_as::<NetworkAuthentication>(document)?.into(),
+    };
+    // The policy kinds' checks beyond their shape; the reason names the field.
+    object.validate().map_err(|error| DocumentProblem {
+        document: document.number,
+        line: field_line(document, &error.field),
+        reason: format!("{}: {error}", object.kind()),
+    })?;
+    Ok(object)
+}
+
+/// The file line where `field` (`spec.targetRef.kind`) is written: each
+/// key of its path searched for in turn from where the previous one was
+/// found (block or flow style); the document's first line when not found.
+fn field_line(document: &Document<'_>, field: &str) -> u64 {
+    let lines: Vec<&str> = document.text.lines().collect();
+    let mut found = None;
+    let mut from = 0;
+    for segment in field.split('.') {
+        let key = segment.split('[').next().unwrap_or(segment);
+        let written = |line: &&str| {
+            let line = line.trim_start().trim_start_matches("- ");
+            line.starts_with(&format!("{key}:"))
+                || [" ", "{", ","]
+                    .iter()
+                    .any(|before| line.contains(&format!("{before}{key}:")))
+        };
+        match lines.iter().skip(from).position(written) {
+            Some(offset) => {
+                from += offset;
+                found = Some(from);
+            }
+            None => break,
+        }
+    }
+    found.map_or(document.content_line, |offset| {
+        document.first_line + offset as u64
     })
 }
 

@@ -23,11 +23,14 @@
 //! | [`route`]   | `HTTPRoute`, `GRPCRoute` (Gateway API fields) and Linkerd's retry/timeout annotations |
 //! | [`weight`]  | quantity weights (`900m`, `1`) and their wire form |
 //! | [`names`]   | fully-qualified service names |
+//! | [`policy`]  | Linkerd's authorization policy kinds and a port's effective inbound policy |
 
 pub mod duration;
 pub mod names;
 #[cfg(feature = "model")]
 pub mod object;
+#[cfg(feature = "model")]
+pub mod policy;
 #[cfg(feature = "model")]
 pub mod profile;
 #[cfg(feature = "model")]

@@ -4,6 +4,10 @@
 
 use k8s_openapi::api::core::v1::Service;
 
+use crate::policy::{
+    AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication, Server, authentication,
+    authorization, server,
+};
 use crate::profile::{self, ServiceProfile};
 use crate::route::{self, GrpcRoute, HttpRoute};
 use crate::service::namespace_or_default;
@@ -14,7 +18,7 @@ use crate::workload::{self, Workload};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectError {
     /// `apiVersion`/`kind` is not one of the kinds weft knows.
-    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, {workload} Workload, {profile} ServiceProfile, {split} TrafficSplit, HTTPRoute ({http_routes}) or GRPCRoute ({grpc_routes}))",
+    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, {workload} Workload, {profile} ServiceProfile, {split} TrafficSplit, HTTPRoute ({http_routes}), GRPCRoute ({grpc_routes}), or policy.linkerd.io Server, AuthorizationPolicy, MeshTLSAuthentication or NetworkAuthentication)",
         http_routes = route::HTTP_ROUTE_API_VERSIONS.join(", "), grpc_routes = route::GRPC_ROUTE_API_VERSIONS.join(", "),
         workload = workload::API_VERSION, profile = profile::API_VERSION, split = split::API_VERSION)]
     UnsupportedKind {
@@ -39,6 +43,14 @@ pub enum Kind {
     ServiceProfile,
     /// split.smi-spec.io/v1alpha1 TrafficSplit.
     TrafficSplit,
+    /// policy.linkerd.io/v1beta3 (v1beta1, v1beta2) Server.
+    Server,
+    /// policy.linkerd.io/v1alpha1 AuthorizationPolicy.
+    AuthorizationPolicy,
+    /// policy.linkerd.io/v1alpha1 MeshTLSAuthentication.
+    MeshTLSAuthentication,
+    /// policy.linkerd.io/v1alpha1 NetworkAuthentication.
+    NetworkAuthentication,
     /// HTTPRoute (policy.linkerd.io/v1beta1..3, gateway.networking.k8s.io/v1, v1beta1).
     HttpRoute,
     /// gateway.networking.k8s.io/v1 GRPCRoute.
@@ -53,6 +65,14 @@ impl Kind {
             (workload::API_VERSION, workload::KIND) => Ok(Kind::Workload),
             (profile::API_VERSION, profile::KIND) => Ok(Kind::ServiceProfile),
             (split::API_VERSION, split::KIND) => Ok(Kind::TrafficSplit),
+            (version, server::KIND) if server::API_VERSIONS.contains(&version) => Ok(Kind::Server),
+            (authorization::API_VERSION, authorization::KIND) => Ok(Kind::AuthorizationPolicy),
+            (authentication::API_VERSION, authentication::MESH_TLS_KIND) => {
+                Ok(Kind::MeshTLSAuthentication)
+            }
+            (authentication::API_VERSION, authentication::NETWORK_KIND) => {
+                Ok(Kind::NetworkAuthentication)
+            }
             (api_version, route::HTTP_ROUTE_KIND)
                 if route::HTTP_ROUTE_API_VERSIONS.contains(&api_version) =>
             {
@@ -116,6 +136,14 @@ pub enum MeshObject {
     ServiceProfile(Box<ServiceProfile>),
     /// A TrafficSplit.
     TrafficSplit(Box<TrafficSplit>),
+    /// A Server.
+    Server(Box<Server>),
+    /// An AuthorizationPolicy.
+    AuthorizationPolicy(Box<AuthorizationPolicy>),
+    /// A MeshTLSAuthentication.
+    MeshTLSAuthentication(Box<MeshTLSAuthentication>),
+    /// A NetworkAuthentication.
+    NetworkAuthentication(Box<NetworkAuthentication>),
     /// An HTTPRoute.
     HttpRoute(Box<HttpRoute>),
     /// A GRPCRoute.
@@ -130,6 +158,10 @@ impl MeshObject {
             MeshObject::Workload(_) => Kind::Workload,
             MeshObject::ServiceProfile(_) => Kind::ServiceProfile,
             MeshObject::TrafficSplit(_) => Kind::TrafficSplit,
+            MeshObject::Server(_) => Kind::Server,
+            MeshObject::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            MeshObject::MeshTLSAuthentication(_) => Kind::MeshTLSAuthentication,
+            MeshObject::NetworkAuthentication(_) => Kind::NetworkAuthentication,
             MeshObject::HttpRoute(_) => Kind::HttpRoute,
             MeshObject::GrpcRoute(_) => Kind::GrpcRoute,
         }
@@ -156,6 +188,18 @@ impl MeshObject {
             MeshObject::TrafficSplit(split) => {
                 parts(&split.metadata.name, &split.metadata.namespace)
             }
+            MeshObject::Server(server) => parts(&server.metadata.name, &server.metadata.namespace),
+            MeshObject::AuthorizationPolicy(policy) => {
+                parts(&policy.metadata.name, &policy.metadata.namespace)
+            }
+            MeshObject::MeshTLSAuthentication(authentication) => parts(
+                &authentication.metadata.name,
+                &authentication.metadata.namespace,
+            ),
+            MeshObject::NetworkAuthentication(authentication) => parts(
+                &authentication.metadata.name,
+                &authentication.metadata.namespace,
+            ),
             MeshObject::HttpRoute(route) => parts(&route.metadata.name, &route.metadata.namespace),
             MeshObject::GrpcRoute(route) => parts(&route.metadata.name, &route.metadata.namespace),
         }
@@ -190,6 +234,50 @@ impl From<Workload> for MeshObject {
 impl From<ServiceProfile> for MeshObject {
     fn from(profile: ServiceProfile) -> Self {
         MeshObject::ServiceProfile(Box::new(profile))
+    }
+}
+
+impl MeshObject {
+    /// Checks what parsing cannot (the policy kinds' fields); the error
+    /// names the field, e.g. `spec.port: 0 is not a port (1-65535)`.
+    pub fn validate(&self) -> Result<(), crate::policy::FieldError> {
+        match self {
+            MeshObject::Server(server) => server.validate(),
+            MeshObject::AuthorizationPolicy(policy) => policy.validate(),
+            MeshObject::MeshTLSAuthentication(authentication) => authentication.validate(),
+            MeshObject::NetworkAuthentication(authentication) => authentication.validate(),
+            MeshObject::Service(_)
+            | MeshObject::Workload(_)
+            | MeshObject::ServiceProfile(_)
+            | MeshObject::TrafficSplit(_)
+            // Routes are checked as they are parsed.
+            | MeshObject::HttpRoute(_)
+            | MeshObject::GrpcRoute(_) => Ok(()),
+        }
+    }
+}
+
+impl From<Server> for MeshObject {
+    fn from(server: Server) -> Self {
+        MeshObject::Server(Box::new(server))
+    }
+}
+
+impl From<AuthorizationPolicy> for MeshObject {
+    fn from(policy: AuthorizationPolicy) -> Self {
+        MeshObject::AuthorizationPolicy(Box::new(policy))
+    }
+}
+
+impl From<MeshTLSAuthentication> for MeshObject {
+    fn from(authentication: MeshTLSAuthentication) -> Self {
+        MeshObject::MeshTLSAuthentication(Box::new(authentication))
+    }
+}
+
+impl From<NetworkAuthentication> for MeshObject {
+    fn from(authentication: NetworkAuthentication) -> Self {
+        MeshObject::NetworkAuthentication(Box::new(authentication))
     }
 }
 
@@ -230,6 +318,24 @@ mod tests {
                 "TrafficSplit",
                 Some(Kind::TrafficSplit),
             ),
+            ("policy.linkerd.io/v1beta3", "Server", Some(Kind::Server)),
+            ("policy.linkerd.io/v1beta1", "Server", Some(Kind::Server)),
+            (
+                "policy.linkerd.io/v1alpha1",
+                "AuthorizationPolicy",
+                Some(Kind::AuthorizationPolicy),
+            ),
+            (
+                "policy.linkerd.io/v1alpha1",
+                "MeshTLSAuthentication",
+                Some(Kind::MeshTLSAuthentication),
+            ),
+            (
+                "policy.linkerd.io/v1alpha1",
+                "NetworkAuthentication",
+                Some(Kind::NetworkAuthentication),
+            ),
+            ("policy.linkerd.io/v1alpha1", "Server", None),
             (
                 "policy.linkerd.io/v1beta3",
                 "HTTPRoute",

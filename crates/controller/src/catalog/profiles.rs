@@ -29,7 +29,7 @@ pub struct Profile {
 }
 
 /// The service annotation listing opaque ports, as Linkerd names it.
-pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
+pub use weft_core::policy::effective::OPAQUE_PORTS_ANNOTATION;
 
 /// The inputs of one profile answer.
 #[derive(Debug, Clone, Copy)]
@@ -76,18 +76,8 @@ pub fn profile_of(sources: ProfileSources<'_>) -> Profile {
 }
 
 /// Whether a port list such as `3306,5432`, `4000-4100` or `443` contains
-/// `port`. Entries that do not parse are ignored.
-pub fn lists_port(list: &str, port: u16) -> bool {
-    list.split(',')
-        .map(str::trim)
-        .any(|entry| match entry.split_once('-') {
-            Some((low, high)) => match (low.trim().parse::<u16>(), high.trim().parse::<u16>()) {
-                (Ok(low), Ok(high)) => (low..=high).contains(&port),
-                _ => false,
-            },
-            None => entry.parse::<u16>() == Ok(port),
-        })
-}
+/// `port` (weft-core's, shared with the inbound policy's opaque ports).
+pub use weft_core::policy::effective::lists_port;
 
 #[cfg(test)]
 mod tests {

@@ -108,6 +108,21 @@ impl RouteObjects {
             .collect()
     }
 
+    /// The GRPCRoutes whose parents include the Server `namespace/name`.
+    pub(super) fn grpc_routes_for_server(&self, namespace: &str, name: &str) -> Vec<&GrpcRoute> {
+        self.grpc
+            .iter()
+            .filter(|((route_namespace, _), route)| {
+                route.spec.parent_refs.iter().any(|parent| {
+                    parent.parent_kind() == ParentKind::Server
+                        && parent.name == name
+                        && parent.namespace_or(route_namespace) == namespace
+                })
+            })
+            .map(|(_, route)| route.as_ref())
+            .collect()
+    }
+
     /// Every HTTPRoute, copied, optionally of one namespace.
     pub(super) fn http_routes(&self, namespace: Option<&str>) -> Vec<HttpRoute> {
         self.http

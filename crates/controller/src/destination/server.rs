@@ -44,10 +44,10 @@ use tonic::{Request, Response, Status};
 use weft_core::names::ServiceName;
 use weft_core::service::is_external_name;
 
-use super::limits::{ClientKey, Refusal, StreamLimiter, StreamLimits, StreamPermit};
+use super::limits::{ClientKey, Refusal, StreamLimiter, StreamPermit};
 use super::translate::{self, MeshHints, Target, TranslateError};
 use crate::catalog::{Catalog, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog};
-use crate::policy::outbound::{OutboundPolicyMetrics, OutboundPolicyService};
+use crate::policy::PolicyServices;
 
 /// A boxed response stream.
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -197,8 +197,6 @@ pub struct DestinationService {
     mesh: Option<MeshHints>,
     /// Open streams per client and in total.
     limiter: Arc<StreamLimiter>,
-    /// OutboundPolicies, served on the same listener when set.
-    outbound_policies: Option<OutboundPolicyService>,
 }
 
 impl DestinationService {
@@ -208,53 +206,32 @@ impl DestinationService {
         metrics: DestinationMetrics,
         shutdown: watch::Receiver<bool>,
         mesh: Option<MeshHints>,
-        limits: StreamLimits,
+        limiter: Arc<StreamLimiter>,
     ) -> Self {
         Self {
             catalog,
             metrics,
             shutdown,
             mesh,
-            limiter: StreamLimiter::new(limits),
-            outbound_policies: None,
+            limiter,
         }
     }
 
-    /// Also serves OutboundPolicies on this listener, its streams counted
-    /// in the same limits.
-    pub fn with_outbound_policies(mut self, metrics: OutboundPolicyMetrics) -> Self {
-        self.outbound_policies = Some(self.outbound_policy_service(metrics));
-        self
-    }
-
-    /// An OutboundPolicies service over the same catalog, shutdown and
-    /// stream limits (for another listener, such as `--policy-addr`).
-    pub fn outbound_policy_service(&self, metrics: OutboundPolicyMetrics) -> OutboundPolicyService {
-        OutboundPolicyService::new(
-            Arc::clone(&self.catalog),
-            metrics,
-            self.shutdown.clone(),
-            Arc::clone(&self.limiter),
-        )
-    }
-
     /// Serves gRPC on `listener` (TLS or plaintext, see [`crate::incoming`])
-    /// until `shutdown` completes, then drains.
+    /// until `shutdown` completes, then drains. The policy services share
+    /// the listener (one tonic server).
     pub async fn serve(
-        mut self,
+        self,
         listener: GrpcListener,
+        policy: PolicyServices,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let incoming = listener.incoming();
-        let outbound_policies = self.outbound_policies.take();
-        GRPC_LIMITS
-            .server()
-            .add_service(
-                DestinationServer::new(self).max_decoding_message_size(GRPC_LIMITS.message_bytes),
-            )
-            .add_optional_service(
-                outbound_policies.map(|service| service.server(GRPC_LIMITS.message_bytes)),
-            )
+        let router = GRPC_LIMITS.server().add_service(
+            DestinationServer::new(self).max_decoding_message_size(GRPC_LIMITS.message_bytes),
+        );
+        policy
+            .add_to(router)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
         Ok(())

@@ -17,8 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use weft_api::{
-    EdgesResponse, ErrorBody, IdentityInfo, MeshStatus, RoutesResponse, StatResponse, TapEvent,
-    TapEventKind, TargetGroup, TrafficSplitsResponse, Version, WorkloadsResponse,
+    AuthzResponse, EdgesResponse, ErrorBody, IdentityInfo, MeshStatus, RoutesResponse,
+    StatResponse, TapEvent, TapEventKind, TargetGroup, TrafficSplitsResponse, Version,
+    WorkloadsResponse,
 };
 
 /// How long the scrapes (every second) may take to show the traffic.
@@ -198,6 +199,17 @@ fn every_endpoint_answers_the_weft_api_types() {
     assert!(mesh.valid, "{mesh:?}");
     let groups: Vec<TargetGroup> = settled(&demo, "/api/sd", |_| true);
     assert_eq!(groups.len(), 2, "{groups:?}");
+    // No Server in the demo: every port of web gets the default policy.
+    let authz: AuthzResponse = settled(&demo, "/api/authz?namespace=demo&workload=web", |_| true);
+    assert!(!authz.ports.is_empty(), "{authz:?}");
+    assert!(
+        authz.ports.iter().all(|port| port.server.is_none()
+            && port
+                .authorizations
+                .iter()
+                .all(|entry| entry.kind == "default")),
+        "{authz:?}"
+    );
 
     // Errors: one shape for every endpoint.
     for path in [
@@ -205,6 +217,7 @@ fn every_endpoint_answers_the_weft_api_types() {
         "/api/stat?kind=workload&window=1h",
         "/api/routes?kind=workload",
         "/api/edges?kind=service",
+        "/api/authz?namespace=demo",
     ] {
         let (status, body) = get(&demo, path);
         assert_eq!(status, 400, "{path}: {body}");
@@ -218,6 +231,7 @@ fn every_endpoint_answers_the_weft_api_types() {
         "/api/routes?kind=service&namespace=demo&name=nosuch",
         "/api/routes?kind=workload&namespace=demo&name=nosuch",
         "/api/routes?kind=workload&namespace=demo&name=traffic&to=service/demo/nosuch",
+        "/api/authz?namespace=demo&workload=nosuch",
     ] {
         let (status, body) = get(&demo, path);
         assert_eq!(status, 404, "{path}: {body}");

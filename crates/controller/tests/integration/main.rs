@@ -1,7 +1,7 @@
 //! weft-controller's integration tests, one test binary (one link): the
 //! real `weft-controller` binary driven through its real interfaces.
 //!
-//! - `destination`, `identity`: the gRPC wire contracts, with
+//! - `destination`, `identity`, `policy_inbound`: the gRPC wire contracts, with
 //!   `linkerd2-proxy-api` clients, while the test edits the mesh file.
 //! - `metrics_api`: golden metrics from the controller's own scrapes of real
 //!   proxies (or from a real Prometheus).
@@ -11,6 +11,8 @@
 //! - `dashboard`: the web dashboard in headless Chromium.
 //! - `api_contract`: every HTTP API answer read strictly into `weft-api`.
 //! - `attack`: abuse of each interface, with the outcome asserted.
+//! - `policy_latency`: measurements (printed, not asserted) of inbound policy
+//!   edits reaching WatchPort streams with 1,000 Servers.
 //! - `policy_outbound`: the OutboundPolicies wire contract, with the
 //!   `linkerd2-proxy-api` client as linkerd2-proxy asks.
 //!
@@ -27,5 +29,7 @@ mod dashboard;
 mod destination;
 mod identity;
 mod metrics_api;
+mod policy_inbound;
+mod policy_latency;
 mod policy_outbound;
 mod tap;

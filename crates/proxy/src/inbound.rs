@@ -4,7 +4,7 @@
 //! ```text
 //! accept ─► target: WEFT_PROXY_INBOUND_FORWARD_ADDR, else SO_ORIGINAL_DST
 //!   │       (a direct connection to the inbound port targets the proxy itself)
-//!   ├─ opaque port (and not direct) ─► tcp::forward
+//!   ├─ opaque port, or the port's policy says opaque (not direct) ─► authorize ─► tcp::forward
 //!   ▼
 //! detect ─► TLS for our identity ─► terminate (mutual TLS, client identity)
 //!   │                                 ├─ transport header: verified client and
@@ -14,8 +14,13 @@
 //!   ├─ request line over 8 KiB ─► 431; malformed request line ─► 400
 //!   ├─ detect timeout, action close (default with identity) ─► closed
 //!   ├─ HTTP/1, HTTP/2 ─► http::server (peer proxies: mesh HTTP/2 limits)
-//!   └─ other TLS, other, timeout ─► tcp::forward
+//!   │                     └─ each request authorized by the port's current policy
+//!   └─ other TLS, other, timeout ─► authorize ─► tcp::forward (closed if revoked)
 //! ```
+//!
+//! Authorization (who may use the port, from the controller's
+//! InboundServerPolicies or the default policy) is in
+//! [`crate::inbound_authz`] (TCP) and [`crate::http::authorize`] (HTTP).
 //!
 //! The decisions themselves (which ports a transport header may name, the
 //! refusal reasons) are pure functions in [`crate::inbound_policy`].
@@ -30,11 +35,12 @@ use crate::inbound_policy::{self, InboundPorts, Refusal};
 use crate::io::{Io, MeteredIo, PrefixedIo};
 use crate::listen::Accepted;
 use crate::metrics::labels::{Peer, TargetLabels, TcpLabels, TlsStatus};
+use crate::policy::inbound::Protocol as PolicyProtocol;
 use crate::proxy::Proxy;
 use crate::tls::accept::{self, Accepted as TlsAccepted};
 use crate::tls::config::TlsConfigs;
 use crate::tls::transport_header::SessionProtocol;
-use crate::{http, tcp};
+use crate::{http, inbound_authz};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,7 +96,7 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
+async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
     let proxy = context.proxy.clone();
     // Inbound connections always have one target (see `accept`).
     let Target::Addr(target) = context.target else {
@@ -100,11 +106,16 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
     // 1. Before reading: a connection to the proxy's own port carries mutual
     //    TLS with a transport header or nothing. Opaque ports skip detection:
     //    the server may speak first.
+    //    The port's policy may also say opaque.
     let direct = is_direct(&proxy, target);
-    if !direct && proxy.config.opaque_ports.contains(target.port()) {
+    if !direct
+        && (proxy.config.opaque_ports.contains(target.port())
+            || policy_is_opaque(&proxy, target.port()))
+    {
         proxy.metrics.detected(Direction::Inbound, "opaque_port");
         context.settle_accept(None);
-        tcp::forward(&proxy, io, target, Direction::Inbound).await;
+        let identity = context.client_identity.clone();
+        inbound_authz::forward(&proxy, io, target, context.client_addr, identity).await;
         return;
     }
 
@@ -152,7 +163,9 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             protocol: protocol @ (Protocol::Http1 | Protocol::Http2),
             prefix,
         } => {
-            // 5a. HTTP: per-request proxying.
+            // 5a. HTTP: per-request proxying, each request authorized by
+            //     the port's current policy.
+            context.inbound_policy = Some(proxy.inbound_policies.port(target.port()));
             let drain = context.drain.clone();
             let io = PrefixedIo::new(prefix, io);
             http::server::serve(io, protocol, Arc::new(context), drain, HTTP_SERVER).await;
@@ -183,14 +196,23 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             return;
         }
     };
-    // 5b. Anything else: opaque TCP.
-    tcp::forward(
+    // 5b. Anything else: opaque TCP, authorized once (and on changes).
+    inbound_authz::forward(
         &proxy,
         PrefixedIo::new(prefix, io),
         target,
-        Direction::Inbound,
+        context.client_addr,
+        context.client_identity.clone(),
     )
     .await
+}
+
+/// Whether `port`'s inbound policy says its traffic is opaque (or TLS the
+/// app terminates): served without detection.
+fn policy_is_opaque(proxy: &Proxy, port: u16) -> bool {
+    let policy = proxy.inbound_policies.port(port);
+    let protocol = &policy.borrow().protocol;
+    matches!(protocol, PolicyProtocol::Opaque | PolicyProtocol::Tls)
 }
 
 /// Terminates inbound TLS that asks for our identity, then serves what is
@@ -228,11 +250,12 @@ async fn terminate<I: Io>(
                     );
                     return;
                 }
-                tcp::forward(
+                inbound_authz::forward(
                     &proxy,
                     PrefixedIo::new(prefix, io),
                     target,
-                    Direction::Inbound,
+                    context.client_addr,
+                    None,
                 )
                 .await;
                 return;
@@ -293,7 +316,7 @@ async fn terminate<I: Io>(
     } else {
         (target, None, bytes::Bytes::new())
     };
-    let inner = ConnectionContext::new(
+    let mut inner = ConnectionContext::new(
         proxy.clone(),
         Direction::Inbound,
         context.client_addr,
@@ -308,8 +331,12 @@ async fn terminate<I: Io>(
     match protocol {
         // No transport header: what is inside is detected.
         None => serve(io, inner).await,
-        Some(None) => tcp::forward(&proxy, io, inner_target, Direction::Inbound).await,
+        Some(None) => {
+            let identity = inner.client_identity.clone();
+            inbound_authz::forward(&proxy, io, inner_target, inner.client_addr, identity).await
+        }
         Some(Some(session)) => {
+            inner.inbound_policy = Some(proxy.inbound_policies.port(inner_target.port()));
             let protocol = match session {
                 SessionProtocol::Http1 => Protocol::Http1,
                 SessionProtocol::Http2 => Protocol::Http2,

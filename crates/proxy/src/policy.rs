@@ -73,3 +73,5 @@ impl PolicyChannel {
         })
     }
 }
+
+pub(crate) mod inbound;

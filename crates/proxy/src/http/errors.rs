@@ -20,6 +20,8 @@ pub(crate) mod grpc_code {
     pub(crate) const UNAVAILABLE: u32 = 14;
     /// DEADLINE_EXCEEDED.
     pub(crate) const DEADLINE_EXCEEDED: u32 = 4;
+    /// PERMISSION_DENIED.
+    pub(crate) const PERMISSION_DENIED: u32 = 7;
 }
 
 /// Why the proxy answered a request itself.
@@ -72,6 +74,9 @@ pub(crate) enum ProxyError {
     /// The request carries more than one `Host` header (RFC 9112 §3.2).
     #[error("request has more than one Host header")]
     DuplicateHost,
+    /// The port's inbound policy does not authorize the client.
+    #[error("unauthorized request on route")]
+    Unauthorized,
 }
 
 impl ProxyError {
@@ -90,6 +95,7 @@ impl ProxyError {
             | ProxyError::Loop(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Pick(_) | ProxyError::NoIdentity(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Unauthorized => StatusCode::FORBIDDEN,
         }
     }
 
@@ -103,6 +109,7 @@ impl ProxyError {
             ProxyError::Connect(ConnectError::TimedOut { .. }) | ProxyError::ResponseTimeout(_) => {
                 grpc_code::DEADLINE_EXCEEDED
             }
+            ProxyError::Unauthorized => grpc_code::PERMISSION_DENIED,
             _ => grpc_code::UNAVAILABLE,
         }
     }
@@ -123,6 +130,7 @@ impl ProxyError {
             ProxyError::Pick(PickError::FailFast { .. }) => "failfast",
             ProxyError::Pick(PickError::Overloaded { .. }) => "loadshed",
             ProxyError::ResponseTimeout(_) => "response timeout",
+            ProxyError::Unauthorized => "unauthorized",
         }
     }
 

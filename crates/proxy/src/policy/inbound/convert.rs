@@ -1,0 +1,199 @@
+//! Converts the controller's `io.linkerd.proxy.inbound.Server` into a typed
+//! [`ServerPolicy`], once per answer (a pure function).
+//!
+//! Labels, as Linkerd's controller writes them: the Server's from its
+//! `labels` map (`group`, `kind`, `name`); an authorization's from its
+//! `metadata` (`Resource{group, kind, name}`, or `Default{name}` = group
+//! `""`, kind `default`), else its `labels` map; a route's from its
+//! `metadata`. An answer that cannot be used (no protocol, a network
+//! without an address, an authorization without authentication) is refused
+//! whole: the port keeps its previous policy.
+
+use super::server::{
+    Authentication, Authorization, IdentitySuffix, Network, Protocol, RoutePolicy, ServerPolicy,
+};
+use crate::config::IpNetwork;
+use crate::metrics::authz::{ResourceLabels, ServerLabels};
+use linkerd2_proxy_api::inbound as api;
+use linkerd2_proxy_api::meta::{Metadata, metadata};
+use linkerd2_proxy_api::net as net_api;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an answer was refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub(crate) enum ConvertError {
+    /// The Server names no protocol.
+    #[error("the server has no protocol")]
+    MissingProtocol,
+    /// An authorization names no authentication.
+    #[error("authorization {0:?} has no authentication")]
+    MissingAuthentication(String),
+    /// A network has no address, or an invalid prefix length.
+    #[error("authorization {0:?} has an invalid network")]
+    InvalidNetwork(String),
+}
+
+/// The typed policy of `port` from the controller's answer.
+pub(crate) fn server_policy(server: api::Server, port: u16) -> Result<ServerPolicy, ConvertError> {
+    let kind = server
+        .protocol
+        .and_then(|protocol| protocol.kind)
+        .ok_or(ConvertError::MissingProtocol)?;
+    let (protocol, routes) = match kind {
+        api::proxy_protocol::Kind::Detect(detect) => (
+            Protocol::Detect {
+                timeout: detect.timeout.and_then(|timeout| {
+                    let duration = Duration::try_from(timeout).ok()?;
+                    (!duration.is_zero()).then_some(duration)
+                }),
+            },
+            http_routes(detect.http_routes)?,
+        ),
+        api::proxy_protocol::Kind::Opaque(_) => (Protocol::Opaque, Vec::new()),
+        api::proxy_protocol::Kind::Tls(_) => (Protocol::Tls, Vec::new()),
+        api::proxy_protocol::Kind::Http1(http1) => (Protocol::Http1, http_routes(http1.routes)?),
+        api::proxy_protocol::Kind::Http2(http2) => (Protocol::Http2, http_routes(http2.routes)?),
+        api::proxy_protocol::Kind::Grpc(grpc) => (
+            Protocol::Grpc,
+            grpc.routes
+                .into_iter()
+                .map(|route| route_policy(route.metadata, route.authorizations))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    let authorizations = authorizations(server.authorizations)?;
+    Ok(ServerPolicy {
+        protocol,
+        authorizations,
+        labels: Arc::new(ServerLabels {
+            resource: labels_of_map(&server.labels, "server"),
+            port,
+        }),
+        routes,
+    })
+}
+
+fn http_routes(routes: Vec<api::HttpRoute>) -> Result<Vec<RoutePolicy>, ConvertError> {
+    routes
+        .into_iter()
+        .map(|route| route_policy(route.metadata, route.authorizations))
+        .collect()
+}
+
+fn route_policy(
+    metadata: Option<Metadata>,
+    authorizations_of_route: Vec<api::Authz>,
+) -> Result<RoutePolicy, ConvertError> {
+    let labels = metadata
+        .as_ref()
+        .and_then(labels_of_metadata)
+        .unwrap_or_else(|| ResourceLabels::new("", "default", "default"));
+    Ok(RoutePolicy {
+        labels: Arc::new(labels),
+        authorizations: authorizations(authorizations_of_route)?,
+    })
+}
+
+fn authorizations(authorizations: Vec<api::Authz>) -> Result<Vec<Authorization>, ConvertError> {
+    authorizations.into_iter().map(authorization).collect()
+}
+
+fn authorization(authz: api::Authz) -> Result<Authorization, ConvertError> {
+    let labels = authz
+        .metadata
+        .as_ref()
+        .and_then(labels_of_metadata)
+        .unwrap_or_else(|| labels_of_map(&authz.labels, "authorizationpolicy"));
+    let name = labels.name.to_string();
+    let networks = authz
+        .networks
+        .into_iter()
+        .map(|network| {
+            let invalid = || ConvertError::InvalidNetwork(name.clone());
+            let net = network
+                .net
+                .as_ref()
+                .and_then(ip_network)
+                .ok_or_else(invalid)?;
+            let except = network
+                .except
+                .iter()
+                .map(|except| ip_network(except).ok_or_else(invalid))
+                .collect::<Result<_, _>>()?;
+            Ok(Network { net, except })
+        })
+        .collect::<Result<Vec<_>, ConvertError>>()?;
+    let permit = authz
+        .authentication
+        .and_then(|authn| authn.permit)
+        .ok_or_else(|| ConvertError::MissingAuthentication(name.clone()))?;
+    let authentication = match permit {
+        api::authn::Permit::Unauthenticated(_) => Authentication::Unauthenticated,
+        api::authn::Permit::MeshTls(mesh) => match mesh.clients {
+            Some(api::authn::permit_mesh_tls::Clients::Unauthenticated(_)) => {
+                Authentication::TlsUnauthenticated
+            }
+            Some(api::authn::permit_mesh_tls::Clients::Identities(clients)) => {
+                Authentication::MeshTls {
+                    identities: clients
+                        .identities
+                        .into_iter()
+                        .map(|identity| identity.name)
+                        .collect(),
+                    suffixes: clients
+                        .suffixes
+                        .iter()
+                        .map(|suffix| IdentitySuffix::new(&suffix.parts))
+                        .collect(),
+                }
+            }
+            None => return Err(ConvertError::MissingAuthentication(name)),
+        },
+    };
+    Ok(Authorization {
+        networks,
+        authentication,
+        labels: Arc::new(labels),
+    })
+}
+
+/// Labels from a resource's metadata (`None` when it has no kind).
+fn labels_of_metadata(metadata: &Metadata) -> Option<ResourceLabels> {
+    match metadata.kind.as_ref()? {
+        metadata::Kind::Default(name) => Some(ResourceLabels::new("", "default", name)),
+        metadata::Kind::Resource(resource) => Some(ResourceLabels::new(
+            &resource.group,
+            &resource.kind,
+            &resource.name,
+        )),
+    }
+}
+
+/// Labels from a `labels` map (`group`, `kind`, `name`; the kind defaults
+/// to `default_kind`).
+fn labels_of_map(labels: &HashMap<String, String>, default_kind: &str) -> ResourceLabels {
+    let get = |key: &str| labels.get(key).map(String::as_str);
+    ResourceLabels::new(
+        get("group").unwrap_or(""),
+        get("kind").unwrap_or(default_kind),
+        get("name").unwrap_or(""),
+    )
+}
+
+/// A protobuf network, when it has an address and a prefix that fits it.
+fn ip_network(network: &net_api::IpNetwork) -> Option<IpNetwork> {
+    let ip = match network.ip.as_ref()?.ip.as_ref()? {
+        net_api::ip_address::Ip::Ipv4(ip) => IpAddr::V4(Ipv4Addr::from(*ip)),
+        net_api::ip_address::Ip::Ipv6(ip) => IpAddr::V6(Ipv6Addr::from(
+            (u128::from(ip.first) << 64) | u128::from(ip.last),
+        )),
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = u8::try_from(network.prefix_len)
+        .ok()
+        .filter(|prefix| *prefix <= max)?;
+    Some(IpNetwork::new(ip, prefix))
+}

@@ -1,0 +1,478 @@
+//! Tables for the inbound policy: conversion of the controller's answer,
+//! the authorization decision, default policies, and the watch bounds.
+
+use super::authorize::{Client, ClientTls, Decision, authorize};
+use super::convert::{ConvertError, server_policy};
+use super::server::{Authentication, IdentitySuffix, Protocol, ServerPolicy};
+use super::watch::InboundPolicies;
+use crate::config::{DefaultPolicy, IpNetwork};
+use linkerd2_proxy_api::inbound as api;
+use linkerd2_proxy_api::meta::{Metadata, Resource, metadata};
+use linkerd2_proxy_api::net as net_api;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+fn net(text: &str) -> net_api::IpNetwork {
+    let (address, prefix) = text.split_once('/').unwrap();
+    let address: IpAddr = address.parse().unwrap();
+    let ip = match address {
+        IpAddr::V4(ip) => net_api::ip_address::Ip::Ipv4(u32::from(ip)),
+        IpAddr::V6(ip) => {
+            let bits = u128::from(ip);
+            net_api::ip_address::Ip::Ipv6(net_api::IPv6 {
+                first: (bits >> 64) as u64,
+                last: bits as u64,
+            })
+        }
+    };
+    net_api::IpNetwork {
+        ip: Some(net_api::IpAddress { ip: Some(ip) }),
+        prefix_len: prefix.parse().unwrap(),
+    }
+}
+
+fn resource(kind: &str, name: &str) -> Option<Metadata> {
+    Some(Metadata {
+        kind: Some(metadata::Kind::Resource(Resource {
+            group: "policy.linkerd.io".to_string(),
+            kind: kind.to_string(),
+            name: name.to_string(),
+            ..Resource::default()
+        })),
+    })
+}
+
+fn mesh_tls(identities: &[&str], suffixes: &[&[&str]]) -> Option<api::Authn> {
+    use api::authn::permit_mesh_tls::{Clients, PermitClientIdentities};
+    Some(api::Authn {
+        permit: Some(api::authn::Permit::MeshTls(api::authn::PermitMeshTls {
+            clients: Some(Clients::Identities(PermitClientIdentities {
+                identities: identities
+                    .iter()
+                    .map(|name| api::Identity {
+                        name: name.to_string(),
+                    })
+                    .collect(),
+                suffixes: suffixes
+                    .iter()
+                    .map(|parts| api::IdentitySuffix {
+                        parts: parts.iter().map(|part| part.to_string()).collect(),
+                    })
+                    .collect(),
+            })),
+        })),
+    })
+}
+
+fn unauthenticated() -> Option<api::Authn> {
+    Some(api::Authn {
+        permit: Some(api::authn::Permit::Unauthenticated(
+            api::authn::PermitUnauthenticated {},
+        )),
+    })
+}
+
+fn authz(
+    name: &str,
+    networks: &[(&str, &[&str])],
+    authentication: Option<api::Authn>,
+) -> api::Authz {
+    api::Authz {
+        networks: networks
+            .iter()
+            .map(|(network, except)| api::Network {
+                net: Some(net(network)),
+                except: except.iter().map(|except| net(except)).collect(),
+            })
+            .collect(),
+        authentication,
+        labels: HashMap::new(),
+        metadata: resource("authorizationpolicy", name),
+    }
+}
+
+fn server(kind: api::proxy_protocol::Kind, authorizations: Vec<api::Authz>) -> api::Server {
+    api::Server {
+        protocol: Some(api::ProxyProtocol { kind: Some(kind) }),
+        server_ips: Vec::new(),
+        authorizations,
+        labels: HashMap::from([
+            ("group".to_string(), "policy.linkerd.io".to_string()),
+            ("kind".to_string(), "server".to_string()),
+            ("name".to_string(), "web-http".to_string()),
+        ]),
+    }
+}
+
+fn detect() -> api::proxy_protocol::Kind {
+    api::proxy_protocol::Kind::Detect(api::proxy_protocol::Detect {
+        timeout: Some(prost_types::Duration {
+            seconds: 10,
+            nanos: 0,
+        }),
+        http_routes: Vec::new(),
+        http_local_rate_limit: None,
+    })
+}
+
+const A: &str = "a.shop.serviceaccount.identity.weft.cluster.local";
+const B: &str = "b.shop.serviceaccount.identity.weft.cluster.local";
+const C: &str = "c.other.serviceaccount.identity.weft.cluster.local";
+
+#[test]
+fn convert_table() {
+    let opaque = api::proxy_protocol::Kind::Opaque(api::proxy_protocol::Opaque {});
+    let grpc = api::proxy_protocol::Kind::Grpc(api::proxy_protocol::Grpc { routes: Vec::new() });
+    // (answer, protocol or error, authorizations, first authz name)
+    let converted = server_policy(
+        server(
+            detect(),
+            vec![authz("only-a", &[("0.0.0.0/0", &[])], mesh_tls(&[A], &[]))],
+        ),
+        8080,
+    )
+    .unwrap();
+    assert_eq!(
+        converted.protocol,
+        Protocol::Detect {
+            timeout: Some(Duration::from_secs(10))
+        }
+    );
+    assert_eq!(&*converted.labels.resource.name, "web-http");
+    assert_eq!(&*converted.labels.resource.kind, "server");
+    assert_eq!(converted.labels.port, 8080);
+    assert_eq!(&*converted.authorizations[0].labels.name, "only-a");
+    assert_eq!(
+        &*converted.authorizations[0].labels.kind,
+        "authorizationpolicy"
+    );
+    assert_eq!(
+        converted.authorizations[0].authentication,
+        Authentication::MeshTls {
+            identities: vec![A.to_string()],
+            suffixes: Vec::new()
+        }
+    );
+    assert_eq!(
+        server_policy(server(opaque, Vec::new()), 1)
+            .unwrap()
+            .protocol,
+        Protocol::Opaque
+    );
+    assert_eq!(
+        server_policy(server(grpc, Vec::new()), 1).unwrap().protocol,
+        Protocol::Grpc
+    );
+
+    // Refused answers.
+    let mut no_protocol = server(detect(), Vec::new());
+    no_protocol.protocol = None;
+    assert_eq!(
+        server_policy(no_protocol, 1),
+        Err(ConvertError::MissingProtocol)
+    );
+    assert_eq!(
+        server_policy(
+            server(detect(), vec![authz("x", &[("0.0.0.0/0", &[])], None)]),
+            1
+        ),
+        Err(ConvertError::MissingAuthentication("x".to_string()))
+    );
+    let mut bad_prefix = authz("y", &[("10.0.0.0/8", &[])], unauthenticated());
+    bad_prefix.networks[0].net.as_mut().unwrap().prefix_len = 33;
+    assert_eq!(
+        server_policy(server(detect(), vec![bad_prefix]), 1),
+        Err(ConvertError::InvalidNetwork("y".to_string()))
+    );
+
+    // Default metadata and label maps.
+    let mut default = authz("ignored", &[("::/0", &[])], unauthenticated());
+    default.metadata = Some(Metadata {
+        kind: Some(metadata::Kind::Default("all-unauthenticated".to_string())),
+    });
+    let converted = server_policy(server(detect(), vec![default]), 1).unwrap();
+    assert_eq!(&*converted.authorizations[0].labels.kind, "default");
+    assert_eq!(&*converted.authorizations[0].labels.group, "");
+    assert_eq!(
+        &*converted.authorizations[0].labels.name,
+        "all-unauthenticated"
+    );
+}
+
+#[test]
+fn identity_suffix_table() {
+    let table: [(&[&str], &str, bool); 7] = [
+        (&[], A, true),
+        (
+            &[
+                "shop",
+                "serviceaccount",
+                "identity",
+                "weft",
+                "cluster",
+                "local",
+            ],
+            A,
+            true,
+        ),
+        (
+            &["serviceaccount", "identity", "weft", "cluster", "local"],
+            C,
+            true,
+        ),
+        (
+            &[
+                "shop",
+                "serviceaccount",
+                "identity",
+                "weft",
+                "cluster",
+                "local",
+            ],
+            C,
+            false,
+        ),
+        // Label boundary: "hop" is not a label of A.
+        (
+            &[
+                "hop",
+                "serviceaccount",
+                "identity",
+                "weft",
+                "cluster",
+                "local",
+            ],
+            A,
+            false,
+        ),
+        (
+            &[
+                "a",
+                "shop",
+                "serviceaccount",
+                "identity",
+                "weft",
+                "cluster",
+                "local",
+            ],
+            A,
+            true,
+        ),
+        (
+            &[
+                "x",
+                "a",
+                "shop",
+                "serviceaccount",
+                "identity",
+                "weft",
+                "cluster",
+                "local",
+            ],
+            A,
+            false,
+        ),
+    ];
+    for (parts, identity, expected) in table {
+        let parts: Vec<String> = parts.iter().map(|part| part.to_string()).collect();
+        assert_eq!(
+            IdentitySuffix::new(&parts).matches(identity),
+            expected,
+            "{parts:?} {identity}"
+        );
+    }
+}
+
+#[test]
+fn authorization_decision_table() {
+    let shop_suffix: &[&str] = &[
+        "shop",
+        "serviceaccount",
+        "identity",
+        "weft",
+        "cluster",
+        "local",
+    ];
+    let policy = server_policy(
+        server(
+            detect(),
+            vec![
+                authz("only-a", &[("0.0.0.0/0", &[])], mesh_tls(&[A], &[])),
+                authz(
+                    "shop",
+                    &[("10.0.0.0/8", &["10.9.0.0/16"])],
+                    mesh_tls(&[], &[shop_suffix]),
+                ),
+                authz(
+                    "any-identity",
+                    &[("192.168.0.0/16", &[])],
+                    mesh_tls(&[], &[&[]]),
+                ),
+                authz(
+                    "lan",
+                    &[("172.16.0.0/12", &[]), ("fd00::/8", &[])],
+                    unauthenticated(),
+                ),
+                authz(
+                    "tls-any",
+                    &[("198.51.100.0/24", &[])],
+                    Some(api::Authn {
+                        permit: Some(api::authn::Permit::MeshTls(api::authn::PermitMeshTls {
+                            clients: Some(api::authn::permit_mesh_tls::Clients::Unauthenticated(
+                                api::authn::PermitUnauthenticated {},
+                            )),
+                        })),
+                    }),
+                ),
+            ],
+        ),
+        80,
+    )
+    .unwrap();
+    let plain = ClientTls::Plaintext;
+    let tls = |identity| ClientTls::Terminated {
+        identity: Some(identity),
+    };
+    let no_cert = ClientTls::Terminated { identity: None };
+    // (client address, tls, expected authorization or None = deny)
+    let table = [
+        ("203.0.113.1", tls(A), Some("only-a")),
+        ("203.0.113.1", tls(B), None),
+        ("203.0.113.1", plain, None),
+        ("10.1.2.3", tls(B), Some("shop")),
+        ("10.1.2.3", tls(C), None),
+        ("10.9.2.3", tls(B), None),
+        ("10.1.2.3", plain, None),
+        ("192.168.1.1", tls(C), Some("any-identity")),
+        ("192.168.1.1", no_cert, None),
+        ("192.168.1.1", plain, None),
+        ("172.20.0.1", plain, Some("lan")),
+        ("fd00::1", plain, Some("lan")),
+        ("::ffff:172.20.0.1", plain, Some("lan")),
+        ("fe80::1", plain, None),
+        ("198.51.100.7", no_cert, Some("tls-any")),
+        ("198.51.100.7", plain, None),
+    ];
+    for (addr, tls, expected) in table {
+        let client = Client {
+            addr: addr.parse().unwrap(),
+            tls,
+        };
+        let got = match authorize(&policy.authorizations, &client) {
+            Decision::Allow {
+                authorization,
+                audit,
+            } => {
+                assert!(!audit);
+                Some(authorization.labels.name.to_string())
+            }
+            Decision::Deny => None,
+        };
+        assert_eq!(got.as_deref(), expected, "{addr} {tls:?}");
+    }
+}
+
+#[test]
+fn default_policy_table() {
+    let cluster = [IpNetwork::parse("10.0.0.0/8").unwrap()];
+    let inside: IpAddr = "10.0.0.1".parse().unwrap();
+    let outside: IpAddr = "203.0.113.9".parse().unwrap();
+    // (policy, address, identity, expected authz name or None = deny)
+    let table = [
+        (
+            DefaultPolicy::AllUnauthenticated,
+            outside,
+            None,
+            Some("all-unauthenticated"),
+        ),
+        (DefaultPolicy::AllAuthenticated, outside, None, None),
+        (
+            DefaultPolicy::AllAuthenticated,
+            outside,
+            Some(A),
+            Some("all-authenticated"),
+        ),
+        (
+            DefaultPolicy::ClusterUnauthenticated,
+            inside,
+            None,
+            Some("cluster-unauthenticated"),
+        ),
+        (DefaultPolicy::ClusterUnauthenticated, outside, None, None),
+        (DefaultPolicy::ClusterAuthenticated, inside, None, None),
+        (
+            DefaultPolicy::ClusterAuthenticated,
+            inside,
+            Some(A),
+            Some("cluster-authenticated"),
+        ),
+        (DefaultPolicy::ClusterAuthenticated, outside, Some(A), None),
+        (DefaultPolicy::Deny, inside, Some(A), None),
+        (DefaultPolicy::Audit, outside, None, Some("audit")),
+    ];
+    for (default, addr, identity, expected) in table {
+        let policy = ServerPolicy::default_for(default, 8080, &cluster);
+        assert_eq!(&*policy.labels.resource.name, default.as_str());
+        assert_eq!(&*policy.labels.resource.kind, "default");
+        let client = Client {
+            addr,
+            tls: ClientTls::from_identity(identity),
+        };
+        let got = match authorize(&policy.authorizations, &client) {
+            Decision::Allow {
+                authorization,
+                audit,
+            } => {
+                assert_eq!(audit, default == DefaultPolicy::Audit);
+                Some(authorization.labels.name.to_string())
+            }
+            Decision::Deny => None,
+        };
+        assert_eq!(
+            got.as_deref(),
+            expected,
+            "{} {addr} {identity:?}",
+            default.as_str()
+        );
+    }
+}
+
+#[tokio::test]
+async fn watched_ports_are_bounded_and_idle_ones_evicted() {
+    // Without a channel nothing is streamed, but ports are still held
+    // (they get the default policy).
+    let policies = InboundPolicies::with_limits(
+        None,
+        DefaultPolicy::Deny,
+        Vec::new(),
+        3,
+        Duration::from_millis(50),
+    );
+    policies.watch_eagerly([1]);
+    let held = policies.port(2);
+    let idle = policies.port(3);
+    drop(idle);
+    assert_eq!(policies.watched(), 3);
+    // Full, and port 3 not idle long enough: port 4 gets the shared default.
+    let overflow = policies.port(4);
+    assert_eq!(policies.watched(), 3);
+    assert_eq!(&*overflow.borrow().labels.resource.name, "deny");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    // Port 3 has been idle past the timeout: evicted for port 5. The eager
+    // port and the held one stay.
+    let _five = policies.port(5);
+    assert_eq!(policies.watched(), 3);
+    assert_eq!(policies.evict_idle(), 0);
+    assert_eq!(held.borrow().labels.port, 2);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(policies.evict_idle(), 1);
+    assert_eq!(policies.watched(), 2);
+}
+
+#[test]
+fn the_bound_is_linkerds() {
+    assert_eq!(super::watch::MAX_WATCHED_PORTS, 1024);
+    assert_eq!(super::watch::IDLE_TIMEOUT, Duration::from_secs(90));
+}

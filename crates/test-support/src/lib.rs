@@ -30,6 +30,7 @@ pub mod controller;
 pub mod grpc;
 pub mod http_client;
 pub mod http_server;
+pub mod inbound_policy_server;
 pub mod load;
 pub mod prom;
 pub mod proxy;

@@ -28,10 +28,14 @@
 //! - `discovery`: outbound routing by a real `weft-controller`'s Destination
 //!   answers: balancing, traffic splits, retries, timeouts, failfast, mesh-file
 //!   edits and controller restarts.
+//! - `authz`: inbound authorization by a fake InboundServerPolicies server's
+//!   answers and the default policies: 403 / PERMISSION_DENIED, metrics, policy
+//!   changes on open connections, the admin port's probes.
 //! - `tap`: live tap (`Observe`) on the proxy's tap port: events per matching
 //!   request until the limit, gRPC status, invalid requests, authorization.
 
 mod admin;
+mod authz;
 mod bad_input;
 mod client_errors;
 mod config;

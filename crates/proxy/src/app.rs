@@ -19,6 +19,7 @@ use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
 use crate::policy::PolicyChannel;
 use crate::policy::inbound::{InboundPolicies, ServerPolicy};
+use crate::policy::outbound::PolicyCache;
 use crate::proxy::Proxy;
 use crate::resources::{self, ConnectionLimit};
 use crate::routing::Router;
@@ -303,7 +304,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
         None => None,
     };
-    // 5c. Inbound policies: the declared inbound ports are watched now
+    // 5c. Outbound HTTPRoute/GRPCRoute routing: OutboundPolicies watches
+    //     through the policy channel, beside the profiles.
+    let outbound_router = match (outbound_router, &policy, &config.destination) {
+        (Some(router), Some(channel), Some(destination)) => {
+            Some(router.with_policies(PolicyCache::new(
+                channel.clone(),
+                destination.initial_timeout,
+                config.discovery_idle_timeout,
+            )))
+        }
+        (router, _, _) => router,
+    };
+    // 5d. Inbound policies: the declared inbound ports are watched now
     //     (at most EAGER_POLICY_PORTS of them), others at their first
     //     connection; idle ones are dropped.
     let inbound_policies = InboundPolicies::new(

@@ -20,6 +20,11 @@ use tonic::transport::{Channel, Endpoint};
 use crate::config::PolicyConfig;
 use crate::control::ControlTls;
 
+pub(crate) mod outbound;
+// Until inbound per-route authorization uses all of it.
+#[allow(dead_code)]
+pub(crate) mod route_match;
+
 /// The channel to the policy service and the workload the proxy asks for.
 #[derive(Clone, Debug)]
 pub(crate) struct PolicyChannel {

@@ -14,6 +14,7 @@
 //! nothing. Queueing and failfast for an empty balancer belong to the caller:
 //! [`Balancer::pick`] answers `None` at once.
 
+pub(crate) mod accrual;
 pub(crate) mod ewma;
 pub(crate) mod p2c;
 
@@ -140,6 +141,11 @@ impl<M> Balancer<M> {
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.read().is_empty()
+    }
+
+    /// Whether the endpoint at `address` is in the set.
+    pub(crate) fn contains(&self, address: SocketAddr) -> bool {
+        self.read().get(address).is_some()
     }
 
     /// Number of endpoints.

@@ -206,7 +206,6 @@ impl<M> EndpointSet<M> {
     }
 
     /// The endpoint at `address`, if present.
-    #[cfg(test)]
     pub(crate) fn get(&self, address: SocketAddr) -> Option<&Arc<Endpoint<M>>> {
         self.positions
             .get(&address)

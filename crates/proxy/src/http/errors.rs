@@ -22,6 +22,8 @@ pub(crate) mod grpc_code {
     pub(crate) const DEADLINE_EXCEEDED: u32 = 4;
     /// PERMISSION_DENIED.
     pub(crate) const PERMISSION_DENIED: u32 = 7;
+    /// NOT_FOUND.
+    pub(crate) const NOT_FOUND: u32 = 5;
 }
 
 /// Why the proxy answered a request itself.
@@ -77,6 +79,25 @@ pub(crate) enum ProxyError {
     /// The port's inbound policy does not authorize the client.
     #[error("unauthorized request on route")]
     Unauthorized,
+    /// The target's outbound policy has routes and none matches.
+    #[error("no route found for request")]
+    NoRoute,
+    /// The matched route has no backend the proxy can use.
+    #[error("route {route} has no usable backend")]
+    NoBackend {
+        /// The route's name.
+        route: String,
+    },
+    /// A route's failure injector failed the request.
+    #[error("{message}")]
+    InjectedFailure {
+        /// The HTTP status answered.
+        status: StatusCode,
+        /// The gRPC status answered to gRPC clients.
+        grpc_code: Option<u32>,
+        /// The injector's message.
+        message: String,
+    },
 }
 
 impl ProxyError {
@@ -93,9 +114,13 @@ impl ProxyError {
             | ProxyError::Upstream { .. }
             | ProxyError::Tls(_)
             | ProxyError::Loop(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::Pick(_) | ProxyError::NoIdentity(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Pick(_) | ProxyError::NoIdentity(_) | ProxyError::NoBackend { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Unauthorized => StatusCode::FORBIDDEN,
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::InjectedFailure { status, .. } => *status,
         }
     }
 
@@ -110,6 +135,11 @@ impl ProxyError {
                 grpc_code::DEADLINE_EXCEEDED
             }
             ProxyError::Unauthorized => grpc_code::PERMISSION_DENIED,
+            ProxyError::NoRoute => grpc_code::NOT_FOUND,
+            ProxyError::InjectedFailure {
+                grpc_code: Some(code),
+                ..
+            } => *code,
             _ => grpc_code::UNAVAILABLE,
         }
     }
@@ -129,8 +159,12 @@ impl ProxyError {
             ProxyError::NoIdentity(_) => "identity required",
             ProxyError::Pick(PickError::FailFast { .. }) => "failfast",
             ProxyError::Pick(PickError::Overloaded { .. }) => "loadshed",
+            ProxyError::Pick(PickError::Ejected { .. }) => "unavailable",
             ProxyError::ResponseTimeout(_) => "response timeout",
             ProxyError::Unauthorized => "unauthorized",
+            ProxyError::NoRoute => "no route",
+            ProxyError::NoBackend { .. } => "no backend",
+            ProxyError::InjectedFailure { .. } => "injected failure",
         }
     }
 

@@ -24,6 +24,7 @@
 //! controller drops it.
 
 pub(crate) mod budget;
+pub(crate) mod http_routes;
 pub(crate) mod inbound;
 pub(crate) mod policy;
 pub(crate) mod profile;
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant};
 use http::HeaderValue;
 
 use crate::balance::EndpointLease;
+use crate::balance::accrual::{Accrual, AccrualConfig, Admission};
 use crate::balance::p2c::Random;
 use crate::config::{Config, DestinationConfig, IpNetwork};
 use crate::control::ControlTls;
@@ -48,7 +50,9 @@ use crate::discovery::{
 };
 use crate::metrics::control::ControlMetrics;
 use crate::metrics::route::RouteLabels;
+use crate::policy::outbound::{FailureAccrual, OutboundPolicy, PolicyCache, PolicyWatch};
 use budget::RetryBudget;
+use http_routes::PolicyRoutes;
 use inbound::InboundDiscovery;
 use profile::{Profile, Route};
 
@@ -82,6 +86,13 @@ pub(crate) enum PickError {
         /// The backend (`name:port`).
         authority: String,
     },
+    /// Failure accrual has ejected every endpoint of the backend: fail
+    /// fast rather than wait for one to be probed.
+    #[error("every endpoint of {authority} is ejected by failure accrual")]
+    Ejected {
+        /// The backend (`name:port`).
+        authority: String,
+    },
 }
 
 /// Discovery state shared by every connection: outbound plans, and the
@@ -103,6 +114,11 @@ pub(crate) struct Router {
     random: Random,
     /// Whether this proxy has an identity (mutual TLS to meshed endpoints).
     mesh_tls: bool,
+    /// Outbound policy watches, when the proxy has a policy channel.
+    policies: Option<PolicyCache>,
+    /// One failure accrual per backend authority, shared by every
+    /// connection (bounded like `budgets`).
+    accruals: Mutex<HashMap<Arc<str>, Arc<Accrual>>>,
 }
 
 /// What to do with a target's traffic.
@@ -149,6 +165,9 @@ pub(crate) struct LogicalTarget {
     budget: Option<Arc<RetryBudget>>,
     /// Route labels by route index, then the default route's.
     route_labels: Vec<RouteLabels>,
+    /// HTTPRoute/GRPCRoute routing, when the outbound policy has routes
+    /// and the profile has neither routes nor a traffic split.
+    policy: Option<PolicyRoutes>,
 }
 
 /// One backend of a logical target: an authority and its balancer.
@@ -157,6 +176,19 @@ pub(crate) struct Backend {
     pub authority: Arc<str>,
     /// The lookup and its balancer.
     pub endpoints: EndpointsWatch,
+    /// Failure accrual of its endpoints (policy backends that configure it).
+    pub accrual: Option<Arc<Accrual>>,
+}
+
+impl Backend {
+    /// Records a response (`failed` or not) from `addr` in the failure
+    /// accrual, if any.
+    pub(crate) fn observe(&self, addr: SocketAddr, failed: bool, random: &Random) {
+        if let Some(accrual) = &self.accrual {
+            let uniform = (random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            accrual.observe(addr, failed, Instant::now(), uniform);
+        }
+    }
 }
 
 /// The route a request takes through a logical target.
@@ -223,6 +255,11 @@ impl LogicalTarget {
         choose_route(&self.profile.routes, &self.route_labels, method, path)
     }
 
+    /// The HTTPRoute/GRPCRoute routing, when the policy decides routes.
+    pub(crate) fn policy_routes(&self) -> Option<&PolicyRoutes> {
+        self.policy.as_ref()
+    }
+
     /// The retry budget; `None` means no retries.
     pub(crate) fn budget(&self) -> Option<&RetryBudget> {
         self.budget.as_deref()
@@ -244,7 +281,10 @@ impl LogicalTarget {
 pub(crate) struct TargetDiscovery {
     port: u16,
     watch: ProfileWatch,
-    last: Option<(Arc<Profile>, Plan)>,
+    /// The target's outbound policy watch, when the proxy has a policy
+    /// channel.
+    policy: Option<PolicyWatch>,
+    last: Option<(Arc<Profile>, Option<Arc<OutboundPolicy>>, Plan)>,
 }
 
 impl Router {
@@ -273,7 +313,15 @@ impl Router {
             budgets: Mutex::new(HashMap::new()),
             random: Random::from_entropy(),
             mesh_tls: config.identity.is_some(),
+            policies: None,
+            accruals: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The router with HTTPRoute/GRPCRoute routing from `policies`.
+    pub(crate) fn with_policies(mut self, policies: PolicyCache) -> Router {
+        self.policies = Some(policies);
+        self
     }
 
     /// Random numbers for backend choices.
@@ -286,9 +334,14 @@ impl Router {
     pub(crate) fn discover(&self, host: &str, port: u16) -> Option<TargetDiscovery> {
         let key = policy::lookup_path(host, port, &self.suffixes, &self.networks)?;
         let watch = self.cache.profile(&key);
+        let policy = self
+            .policies
+            .as_ref()
+            .and_then(|policies| policies.watch(&key));
         Some(TargetDiscovery {
             port,
             watch,
+            policy,
             last: None,
         })
     }
@@ -319,17 +372,33 @@ impl Router {
             },
             Lookup::Unresolved | Lookup::NotDiscoverable { .. } => return Plan::Original,
         };
-        if let Some((last_profile, plan)) = &discovery.last
+        // The policy's first answer is waited for at most the initial
+        // timeout too (its watch started with the profile's); anything but
+        // an answer is no policy.
+        let outbound_policy = match &mut discovery.policy {
+            Some(watch) => match watch.ready().await {
+                Lookup::Resolved(policy) => Some(policy),
+                _ => None,
+            },
+            None => None,
+        };
+        if let Some((last_profile, last_policy, plan)) = &discovery.last
             && Arc::ptr_eq(last_profile, &profile)
+            && same_policy(last_policy.as_ref(), outbound_policy.as_ref())
         {
             return plan.clone();
         }
-        let plan = self.plan_for(&profile, discovery.port);
-        discovery.last = Some((profile, plan.clone()));
+        let plan = self.plan_for(&profile, outbound_policy.as_ref(), discovery.port);
+        discovery.last = Some((profile, outbound_policy, plan.clone()));
         plan
     }
 
-    fn plan_for(&self, profile: &Arc<Profile>, port: u16) -> Plan {
+    fn plan_for(
+        &self,
+        profile: &Arc<Profile>,
+        outbound_policy: Option<&Arc<OutboundPolicy>>,
+        port: u16,
+    ) -> Plan {
         if let Some(endpoint) = &profile.endpoint {
             return Plan::Endpoint {
                 addr: endpoint.addr,
@@ -356,8 +425,21 @@ impl Router {
             .map(|authority| Backend {
                 endpoints: self.cache.endpoints(&authority),
                 authority,
+                accrual: None,
             })
             .collect();
+        // Linkerd's rule: a profile with routes or a traffic split wins;
+        // otherwise an outbound policy with (non-default) routes routes.
+        let policy_routes = match outbound_policy {
+            Some(outbound_policy)
+                if profile.routes.is_empty()
+                    && profile.dst_overrides.is_empty()
+                    && outbound_policy.routes_by_resource() =>
+            {
+                Some(self.policy_routes(outbound_policy))
+            }
+            _ => None,
+        };
         let route_labels = route_labels(profile, &name, Direction::Outbound);
         let has_retryable_route = profile.routes.iter().any(|route| route.is_retryable);
         let budget = match profile.retry_budget {
@@ -373,7 +455,56 @@ impl Router {
             weights,
             budget,
             route_labels,
+            policy: policy_routes,
         }))
+    }
+
+    /// The routes of `outbound_policy` with a backend (lookup, balancer,
+    /// failure accrual) per DestinationGet path.
+    fn policy_routes(&self, outbound_policy: &Arc<OutboundPolicy>) -> PolicyRoutes {
+        let backends = http_routes::backend_paths(outbound_policy)
+            .into_iter()
+            .map(|path| {
+                let authority: Arc<str> = Arc::from(path.as_str());
+                let accrual = outbound_policy
+                    .failure_accrual
+                    .map(|settings| self.accrual(&authority, settings));
+                let backend = Backend {
+                    endpoints: self.cache.endpoints(&path),
+                    authority,
+                    accrual,
+                };
+                (path, backend)
+            })
+            .collect();
+        PolicyRoutes {
+            policy: outbound_policy.clone(),
+            backends,
+        }
+    }
+
+    /// The one failure accrual of a backend authority (shared by every
+    /// connection), replaced when its settings change. Past
+    /// [`MAX_BUDGETS`] authorities, those no plan holds are dropped.
+    fn accrual(&self, authority: &Arc<str>, settings: FailureAccrual) -> Arc<Accrual> {
+        let config = AccrualConfig {
+            max_failures: settings.max_failures,
+            min_backoff: settings.min_backoff,
+            max_backoff: settings.max_backoff,
+            jitter_ratio: settings.jitter_ratio,
+        };
+        let mut accruals = self.accruals.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(accrual) = accruals.get(authority)
+            && *accrual.config() == config
+        {
+            return accrual.clone();
+        }
+        if accruals.len() >= MAX_BUDGETS {
+            accruals.retain(|_, accrual| Arc::strong_count(accrual) > 1);
+        }
+        let accrual = Arc::new(Accrual::new(config));
+        accruals.insert(authority.clone(), accrual.clone());
+        accrual
     }
 
     /// The one retry budget of a logical name (shared by every connection,
@@ -409,7 +540,23 @@ impl Router {
         backend: &Backend,
         avoid: &[SocketAddr],
     ) -> Result<Lease, PickError> {
-        if let Some(lease) = backend.endpoints.balancer().pick_avoiding(avoid) {
+        let balancer = backend.endpoints.balancer();
+        if let Some(accrual) = &backend.accrual {
+            let now = Instant::now();
+            let mut avoiding = avoid.to_vec();
+            avoiding.extend(accrual.ejected(now));
+            accrual.retain(|addr| balancer.contains(addr));
+            if let Some(lease) = balancer.pick_avoiding(&avoiding) {
+                // The balancer picks an avoided endpoint only when every
+                // endpoint is avoided: all ejected, fail fast.
+                if accrual.admit(lease.address(), now) == Admission::Ejected {
+                    return Err(PickError::Ejected {
+                        authority: backend.authority.to_string(),
+                    });
+                }
+                return Ok(lease);
+            }
+        } else if let Some(lease) = balancer.pick_avoiding(avoid) {
             return Ok(lease);
         }
         let _waiting = PendingSlot::take(&self.pending, self.max_pending).ok_or_else(|| {
@@ -435,6 +582,15 @@ impl Router {
                 }
             }
         }
+    }
+}
+
+/// Whether two policy answers are the same one.
+fn same_policy(last: Option<&Arc<OutboundPolicy>>, current: Option<&Arc<OutboundPolicy>>) -> bool {
+    match (last, current) {
+        (Some(last), Some(current)) => Arc::ptr_eq(last, current),
+        (None, None) => true,
+        _ => false,
     }
 }
 

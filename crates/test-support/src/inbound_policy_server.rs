@@ -155,8 +155,8 @@ pub mod answers {
     use std::collections::HashMap;
 
     use linkerd2_proxy_api::inbound::{
-        Authn, Authz, Identity, IdentitySuffix, Network, ProxyProtocol, Server, authn,
-        proxy_protocol,
+        Authn, Authz, HttpRoute, Identity, IdentitySuffix, Network, ProxyProtocol, Server, authn,
+        http_route, proxy_protocol,
     };
     use linkerd2_proxy_api::meta::{Metadata, Resource, metadata};
     use linkerd2_proxy_api::net::{IpAddress, IpNetwork, ip_address};
@@ -164,6 +164,50 @@ pub mod answers {
     /// A Server resource named `name` (protocol detect) with `authorizations`.
     pub fn server(name: &str, authorizations: Vec<Authz>) -> Server {
         server_with(name, detect(), authorizations)
+    }
+
+    /// A Server resource named `name` (protocol detect) with `routes`, each
+    /// with its own authorizations.
+    pub fn server_with_routes(
+        name: &str,
+        authorizations: Vec<Authz>,
+        routes: Vec<HttpRoute>,
+    ) -> Server {
+        server_with(
+            name,
+            proxy_protocol::Kind::Detect(proxy_protocol::Detect {
+                timeout: None,
+                http_routes: routes,
+                http_local_rate_limit: None,
+            }),
+            authorizations,
+        )
+    }
+
+    /// An HTTPRoute `name` matching paths under `prefix`, for `authorizations`.
+    pub fn http_route(name: &str, prefix: &str, authorizations: Vec<Authz>) -> HttpRoute {
+        use linkerd2_proxy_api::http_route as http_api;
+        HttpRoute {
+            metadata: Some(Metadata {
+                kind: Some(metadata::Kind::Resource(Resource {
+                    group: "policy.linkerd.io".to_string(),
+                    kind: "HTTPRoute".to_string(),
+                    name: name.to_string(),
+                    ..Resource::default()
+                })),
+            }),
+            hosts: Vec::new(),
+            authorizations,
+            rules: vec![http_route::Rule {
+                matches: vec![http_api::HttpRouteMatch {
+                    path: Some(http_api::PathMatch {
+                        kind: Some(http_api::path_match::Kind::Prefix(prefix.to_string())),
+                    }),
+                    ..http_api::HttpRouteMatch::default()
+                }],
+                filters: Vec::new(),
+            }],
+        }
     }
 
     /// A Server resource named `name` whose protocol is opaque.

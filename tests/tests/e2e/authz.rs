@@ -513,3 +513,102 @@ fn audit_allows_everyone_and_counts_audit() {
     );
     assert!(proxy.log().contains("allowed by audit"), "{}", proxy.log());
 }
+
+#[test]
+fn routes_carry_their_own_authorizations() {
+    let app = HttpTestServer::start();
+    let policy = InboundPolicyServer::start();
+    policy.set(
+        app.addr().port(),
+        answers::server_with_routes(
+            "web-http",
+            vec![answers::unauthenticated("server-wide")],
+            vec![
+                answers::http_route(
+                    "public",
+                    "/headers",
+                    vec![answers::unauthenticated("everyone")],
+                ),
+                answers::http_route(
+                    "admin",
+                    "/echo",
+                    vec![answers::identities("only-a", &[IDENTITY_A])],
+                ),
+            ],
+        ),
+    );
+    let proxy = policy_proxy(&policy, app.addr());
+    let url = |path: &str| format!("http://{}{path}", proxy.inbound_addr());
+    // Wait for the answer (the default policy admits everyone on any
+    // path): the proxy's own 404 for a path no route matches.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while weft_e2e::curl(&[&url("/status/200")]).header("l5d-proxy-error")
+        != Some("no route found for request")
+    {
+        assert!(Instant::now() < deadline, "the policy never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = app.requests_seen();
+    assert_eq!(weft_e2e::curl(&[&url("/headers")]).http_code, 200);
+    let admin = weft_e2e::curl(&[&url("/echo")]);
+    assert_eq!(admin.http_code, 403);
+    assert_eq!(
+        admin.header("l5d-proxy-error"),
+        Some("unauthorized request on route")
+    );
+    let other = weft_e2e::curl(&[&url("/status/200")]);
+    assert_eq!(other.http_code, 404);
+    assert_eq!(
+        other.header("l5d-proxy-error"),
+        Some("no route found for request")
+    );
+    assert_eq!(
+        app.requests_seen() - seen,
+        1,
+        "only /headers reached the app"
+    );
+    assert_metric_settles(
+        &proxy,
+        "inbound_http_authz_allow_total",
+        &[
+            ("route_name", "public"),
+            ("route_kind", "HTTPRoute"),
+            ("authz_name", "everyone"),
+        ],
+        1.0,
+    );
+    assert_metric_settles(
+        &proxy,
+        "inbound_http_authz_deny_total",
+        &[("route_name", "admin"), ("srv_name", "web-http")],
+        1.0,
+    );
+}
+
+#[test]
+fn the_last_answer_stays_when_the_policy_server_goes_away() {
+    let app = HttpTestServer::start();
+    let policy = InboundPolicyServer::start();
+    policy.set(
+        app.addr().port(),
+        answers::server(
+            "web-http",
+            vec![answers::identities("only-a", &[IDENTITY_A])],
+        ),
+    );
+    let proxy = policy_proxy(&policy, app.addr());
+    let url = format!("http://{}/", proxy.inbound_addr());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while weft_e2e::curl(&[&url]).http_code != 403 {
+        assert!(Instant::now() < deadline, "the policy never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(policy);
+    // Reconnecting (with backoff) keeps the last answer, not the default
+    // (which would admit everyone).
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(weft_e2e::curl(&[&url]).http_code, 403);
+    }
+    assert_eq!(app.requests_seen(), 0);
+}

@@ -1,28 +1,25 @@
 //! Inbound HTTP authorization, per request: the port's current policy
 //! (read for every request, so a change applies to open connections at
-//! once) decides whether the client may send this request. Denied: the
-//! request never reaches the app; the caller answers 403 (gRPC:
-//! `grpc-status: 7`) with `l5d-proxy-error: unauthorized request on route`,
-//! through the tap like any response.
-//!
-//! Requests are authorized by the Server's authorizations. Per-route
-//! authorizations need the route matcher; until it is wired in, the route
-//! label is the policy's only route when it has exactly one, else
-//! Linkerd's `default` route, and route-level authorizations grant nothing
-//! (fail closed).
+//! once) picks the request's route (HTTPRoute or GRPCRoute by the shared
+//! matcher; Linkerd's default route, with the Server's authorizations, when
+//! the policy lists none) and the route's authorizations decide. Denied:
+//! 403 (gRPC: `grpc-status: 7`) with `l5d-proxy-error: unauthorized request
+//! on route`; no route: 404 (gRPC: 5). Either way the request never reaches
+//! the app, and the answer goes through the tap like any response.
 
 use crate::context::ConnectionContext;
 use crate::http::errors::ProxyError;
 use crate::metrics::authz::{AuthzEvent, AuthzLabels};
 use crate::metrics::labels::TargetLabels;
-use crate::policy::inbound::server::default_route_labels;
-use crate::policy::inbound::{Client, ClientTls, Decision, authorize};
+use crate::policy::inbound::{Client, ClientTls, RequestDecision, authorize_request};
+use crate::policy::route_match::RequestView;
 use std::sync::Arc;
 
 /// Authorizes one inbound request to `target`; counts the decision.
 /// `Ok` without a policy (outbound connections).
-pub(crate) fn request(
+pub(crate) fn request<B>(
     context: &ConnectionContext,
+    request: &http::Request<B>,
     target: &Arc<TargetLabels>,
 ) -> Result<(), ProxyError> {
     let Some(watch) = context.inbound_policy.as_ref() else {
@@ -33,20 +30,17 @@ pub(crate) fn request(
         addr: context.client_addr.ip(),
         tls: ClientTls::from_identity(context.client_identity.as_deref()),
     };
-    let route = match policy.routes.as_slice() {
-        [only] => only.labels.clone(),
-        _ => default_route_labels(),
-    };
     let metrics = &context.proxy.metrics.authz;
-    match authorize(&policy.authorizations, &client) {
-        Decision::Allow {
+    match authorize_request(&policy, &RequestView::of(request), &client) {
+        RequestDecision::Allow {
+            route,
             authorization,
             audit,
         } => {
             let labels = AuthzLabels {
                 target: target.clone(),
                 server: policy.labels.clone(),
-                route: Some(route),
+                route: Some(route.clone()),
                 authz: Some(authorization.labels.clone()),
             };
             metrics.record(AuthzEvent::HttpAllow, &labels);
@@ -55,20 +49,24 @@ pub(crate) fn request(
                     context.direction,
                     context.client_addr,
                     "request allowed by audit",
-                    &format_args!("server {}", policy.labels.resource.name),
+                    &format_args!(
+                        "server {} route {}",
+                        policy.labels.resource.name, route.name
+                    ),
                 );
             }
             Ok(())
         }
-        Decision::Deny => {
+        RequestDecision::Deny { route } => {
             let labels = AuthzLabels {
                 target: target.clone(),
                 server: policy.labels.clone(),
-                route: Some(route),
+                route: Some(route.clone()),
                 authz: None,
             };
             metrics.record(AuthzEvent::HttpDeny, &labels);
             Err(ProxyError::Unauthorized)
         }
+        RequestDecision::NoRoute => Err(ProxyError::NoRoute),
     }
 }

@@ -122,7 +122,7 @@ pub(crate) async fn handle(
 
     // 2. Early checks: inbound authorization first (a denied request is
     //    answered 403 through the tap and never reaches the app), then loops.
-    if let Err(error) = authorize::request(&context, &recorder.target_labels()) {
+    if let Err(error) = authorize::request(&context, &request, &recorder.target_labels()) {
         return error_response(&context, error, is_grpc, Some(recorder));
     }
     if context.proxy.is_own_listener(addr) {

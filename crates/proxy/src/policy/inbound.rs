@@ -19,6 +19,8 @@ pub(crate) mod watch;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use authorize::{Client, ClientTls, Decision, authorize};
+pub(crate) use authorize::{
+    Client, ClientTls, Decision, RequestDecision, authorize, authorize_request,
+};
 pub(crate) use server::{Protocol, ServerPolicy};
 pub(crate) use watch::{InboundPolicies, PolicyWatch};

@@ -14,8 +14,11 @@
 //! The allow path allocates nothing: it hands back a reference to the
 //! authorization, whose metric labels were made with the policy.
 
-use super::server::{Authentication, Authorization};
+use super::server::{Authentication, Authorization, InboundRoutes, ServerPolicy};
+use crate::metrics::authz::ResourceLabels;
+use crate::policy::route_match::{self, RequestView};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// What the proxy knows of a client when it decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,5 +116,65 @@ pub(crate) fn admits(authorization: &Authorization, client: &Client<'_>) -> bool
             }
             None => false,
         },
+    }
+}
+
+/// The decision for one HTTP request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RequestDecision<'a> {
+    /// Admitted on `route` by `authorization`.
+    Allow {
+        /// The route's labels.
+        route: &'a Arc<ResourceLabels>,
+        /// The authorization that admitted the client.
+        authorization: &'a Authorization,
+        /// Whether the admission is by audit only.
+        audit: bool,
+    },
+    /// The route matched but none of its authorizations admits the client.
+    Deny {
+        /// The route's labels.
+        route: &'a Arc<ResourceLabels>,
+    },
+    /// The port has routes and none matches the request (404).
+    NoRoute,
+}
+
+/// Decides whether `client` may send `request` on a port with `policy`:
+/// the matched route's authorizations decide (Linkerd's default route,
+/// matching everything with the Server's authorizations, when the policy
+/// lists no routes); no route matched: [`RequestDecision::NoRoute`].
+pub(crate) fn authorize_request<'a>(
+    policy: &'a ServerPolicy,
+    request: &RequestView<'_>,
+    client: &Client<'_>,
+) -> RequestDecision<'a> {
+    let (route, authorizations) = match &policy.routes {
+        InboundRoutes::Default => (&policy.default_route, policy.authorizations.as_slice()),
+        InboundRoutes::Http(routes) => match route_match::select_http(routes, request) {
+            Some(selected) => (
+                &selected.route.data.labels,
+                selected.route.data.authorizations.as_slice(),
+            ),
+            None => return RequestDecision::NoRoute,
+        },
+        InboundRoutes::Grpc(routes) => match route_match::select_grpc(routes, request) {
+            Some(selected) => (
+                &selected.route.data.labels,
+                selected.route.data.authorizations.as_slice(),
+            ),
+            None => return RequestDecision::NoRoute,
+        },
+    };
+    match authorize(authorizations, client) {
+        Decision::Allow {
+            authorization,
+            audit,
+        } => RequestDecision::Allow {
+            route,
+            authorization,
+            audit,
+        },
+        Decision::Deny => RequestDecision::Deny { route },
     }
 }

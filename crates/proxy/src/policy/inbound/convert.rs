@@ -10,10 +10,12 @@
 //! whole: the port keeps its previous policy.
 
 use super::server::{
-    Authentication, Authorization, IdentitySuffix, Network, Protocol, RoutePolicy, ServerPolicy,
+    Authentication, Authorization, IdentitySuffix, InboundRoutes, Network, Protocol, RoutePolicy,
+    ServerPolicy, default_route_labels,
 };
 use crate::config::IpNetwork;
 use crate::metrics::authz::{ResourceLabels, ServerLabels};
+use crate::policy::route_match::{self, MatchError, Route, Rule};
 use linkerd2_proxy_api::inbound as api;
 use linkerd2_proxy_api::meta::{Metadata, metadata};
 use linkerd2_proxy_api::net as net_api;
@@ -34,6 +36,9 @@ pub(crate) enum ConvertError {
     /// A network has no address, or an invalid prefix length.
     #[error("authorization {0:?} has an invalid network")]
     InvalidNetwork(String),
+    /// A route's host or match cannot be used.
+    #[error(transparent)]
+    Route(#[from] MatchError),
 }
 
 /// The typed policy of `port` from the controller's answer.
@@ -52,17 +57,11 @@ pub(crate) fn server_policy(server: api::Server, port: u16) -> Result<ServerPoli
             },
             http_routes(detect.http_routes)?,
         ),
-        api::proxy_protocol::Kind::Opaque(_) => (Protocol::Opaque, Vec::new()),
-        api::proxy_protocol::Kind::Tls(_) => (Protocol::Tls, Vec::new()),
+        api::proxy_protocol::Kind::Opaque(_) => (Protocol::Opaque, InboundRoutes::Default),
+        api::proxy_protocol::Kind::Tls(_) => (Protocol::Tls, InboundRoutes::Default),
         api::proxy_protocol::Kind::Http1(http1) => (Protocol::Http1, http_routes(http1.routes)?),
         api::proxy_protocol::Kind::Http2(http2) => (Protocol::Http2, http_routes(http2.routes)?),
-        api::proxy_protocol::Kind::Grpc(grpc) => (
-            Protocol::Grpc,
-            grpc.routes
-                .into_iter()
-                .map(|route| route_policy(route.metadata, route.authorizations))
-                .collect::<Result<_, _>>()?,
-        ),
+        api::proxy_protocol::Kind::Grpc(grpc) => (Protocol::Grpc, grpc_routes(grpc.routes)?),
     };
     let authorizations = authorizations(server.authorizations)?;
     Ok(ServerPolicy {
@@ -73,13 +72,99 @@ pub(crate) fn server_policy(server: api::Server, port: u16) -> Result<ServerPoli
             port,
         }),
         routes,
+        default_route: default_route_labels(),
     })
 }
 
-fn http_routes(routes: Vec<api::HttpRoute>) -> Result<Vec<RoutePolicy>, ConvertError> {
-    routes
+/// HTTPRoutes with their matchers (none: the default route).
+fn http_routes(routes: Vec<api::HttpRoute>) -> Result<InboundRoutes, ConvertError> {
+    if routes.is_empty() {
+        return Ok(InboundRoutes::Default);
+    }
+    let routes = routes
         .into_iter()
-        .map(|route| route_policy(route.metadata, route.authorizations))
+        .enumerate()
+        .map(|(index, route)| {
+            let field = format!("http_routes[{index}]");
+            let hosts = hosts(&field, route.hosts)?;
+            let rules = route
+                .rules
+                .into_iter()
+                .enumerate()
+                .map(|(rule_index, rule)| {
+                    let matches = rule
+                        .matches
+                        .into_iter()
+                        .enumerate()
+                        .map(|(match_index, proto)| {
+                            let field =
+                                format!("{field}.rules[{rule_index}].matches[{match_index}]");
+                            route_match::convert_http(&field, proto)
+                        })
+                        .collect::<Result<_, _>>()?;
+                    Ok(Rule { matches, data: () })
+                })
+                .collect::<Result<_, ConvertError>>()?;
+            Ok(Route {
+                hosts,
+                rules,
+                data: route_policy(route.metadata, route.authorizations)?,
+            })
+        })
+        .collect::<Result<_, ConvertError>>()?;
+    Ok(InboundRoutes::Http(routes))
+}
+
+/// GRPCRoutes with their matchers (none: the default route).
+fn grpc_routes(routes: Vec<api::GrpcRoute>) -> Result<InboundRoutes, ConvertError> {
+    if routes.is_empty() {
+        return Ok(InboundRoutes::Default);
+    }
+    let routes = routes
+        .into_iter()
+        .enumerate()
+        .map(|(index, route)| {
+            let field = format!("grpc_routes[{index}]");
+            let hosts = hosts(&field, route.hosts)?;
+            let rules = route
+                .rules
+                .into_iter()
+                .enumerate()
+                .map(|(rule_index, rule)| {
+                    let matches = rule
+                        .matches
+                        .into_iter()
+                        .enumerate()
+                        .map(|(match_index, proto)| {
+                            let field =
+                                format!("{field}.rules[{rule_index}].matches[{match_index}]");
+                            route_match::convert_grpc(&field, proto)
+                        })
+                        .collect::<Result<_, _>>()?;
+                    Ok(Rule { matches, data: () })
+                })
+                .collect::<Result<_, ConvertError>>()?;
+            Ok(Route {
+                hosts,
+                rules,
+                data: route_policy(route.metadata, route.authorizations)?,
+            })
+        })
+        .collect::<Result<_, ConvertError>>()?;
+    Ok(InboundRoutes::Grpc(routes))
+}
+
+fn hosts(
+    field: &str,
+    hosts: Vec<linkerd2_proxy_api::http_route::HostMatch>,
+) -> Result<Vec<route_match::HostMatch>, ConvertError> {
+    hosts
+        .into_iter()
+        .enumerate()
+        .map(|(index, host)| {
+            route_match::convert_host(&format!("{field}.hosts[{index}]"), host)
+                .map_err(ConvertError::from)
+        })
         .collect()
 }
 

@@ -7,6 +7,7 @@
 
 use crate::config::{DefaultPolicy, IpNetwork};
 use crate::metrics::authz::{ResourceLabels, ServerLabels};
+use crate::policy::route_match::{GrpcRoute, HttpRoute};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,9 +132,8 @@ impl Authorization {
     }
 }
 
-/// An inbound route and its authorizations (matching is by the route
-/// matcher; until it is used, the routes label and authorize requests as
-/// described in [`super::authorize`]).
+/// An inbound route's own data: its labels and who may use it (matched by
+/// [`crate::policy::route_match`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RoutePolicy {
     /// `route_group`, `route_kind`, `route_name`.
@@ -142,21 +142,37 @@ pub(crate) struct RoutePolicy {
     pub authorizations: Vec<Authorization>,
 }
 
+/// A port's routes: HTTPRoutes (detect, HTTP/1, HTTP/2) or GRPCRoutes
+/// (gRPC). None listed: every request takes Linkerd's default route, with
+/// the Server's authorizations.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum InboundRoutes {
+    /// No routes: the default route.
+    #[default]
+    Default,
+    /// HTTPRoutes.
+    Http(Vec<HttpRoute<RoutePolicy, ()>>),
+    /// GRPCRoutes.
+    Grpc(Vec<GrpcRoute<RoutePolicy, ()>>),
+}
+
 /// A port's whole inbound policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct ServerPolicy {
     /// How connections are served.
     pub protocol: Protocol,
-    /// Who may connect (TCP), and make requests when there are no routes.
+    /// Who may connect (TCP), and make requests on the default route.
     pub authorizations: Vec<Authorization>,
     /// The Server's metric labels.
     pub labels: Arc<ServerLabels>,
     /// HTTP or gRPC routes, with their authorizations.
-    pub routes: Vec<RoutePolicy>,
+    pub routes: InboundRoutes,
+    /// The default route's labels (`{group:"", kind:"default",
+    /// name:"default"}`), made once.
+    pub default_route: Arc<ResourceLabels>,
 }
 
-/// The route label of requests on a port whose policy names no routes
-/// (Linkerd's default route).
+/// The labels of Linkerd's default route.
 pub(crate) fn default_route_labels() -> Arc<ResourceLabels> {
     Arc::new(ResourceLabels::new("", "default", "default"))
 }
@@ -210,7 +226,8 @@ impl ServerPolicy {
                 resource: ResourceLabels::new("", "default", policy.as_str()),
                 port,
             }),
-            routes: Vec::new(),
+            routes: InboundRoutes::Default,
+            default_route: default_route_labels(),
         }
     }
 }

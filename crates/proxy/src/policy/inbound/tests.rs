@@ -1,7 +1,9 @@
 //! Tables for the inbound policy: conversion of the controller's answer,
 //! the authorization decision, default policies, and the watch bounds.
 
-use super::authorize::{Client, ClientTls, Decision, authorize};
+use super::authorize::{
+    Client, ClientTls, Decision, RequestDecision, authorize, authorize_request,
+};
 use super::convert::{ConvertError, server_policy};
 use super::server::{Authentication, IdentitySuffix, Protocol, ServerPolicy};
 use super::watch::InboundPolicies;
@@ -169,21 +171,22 @@ fn convert_table() {
     let mut no_protocol = server(detect(), Vec::new());
     no_protocol.protocol = None;
     assert_eq!(
-        server_policy(no_protocol, 1),
-        Err(ConvertError::MissingProtocol)
+        server_policy(no_protocol, 1).err(),
+        Some(ConvertError::MissingProtocol)
     );
     assert_eq!(
         server_policy(
             server(detect(), vec![authz("x", &[("0.0.0.0/0", &[])], None)]),
             1
-        ),
-        Err(ConvertError::MissingAuthentication("x".to_string()))
+        )
+        .err(),
+        Some(ConvertError::MissingAuthentication("x".to_string()))
     );
     let mut bad_prefix = authz("y", &[("10.0.0.0/8", &[])], unauthenticated());
     bad_prefix.networks[0].net.as_mut().unwrap().prefix_len = 33;
     assert_eq!(
-        server_policy(server(detect(), vec![bad_prefix]), 1),
-        Err(ConvertError::InvalidNetwork("y".to_string()))
+        server_policy(server(detect(), vec![bad_prefix]), 1).err(),
+        Some(ConvertError::InvalidNetwork("y".to_string()))
     );
 
     // Default metadata and label maps.
@@ -475,4 +478,126 @@ async fn watched_ports_are_bounded_and_idle_ones_evicted() {
 fn the_bound_is_linkerds() {
     assert_eq!(super::watch::MAX_WATCHED_PORTS, 1024);
     assert_eq!(super::watch::IDLE_TIMEOUT, Duration::from_secs(90));
+}
+
+fn http_route(name: &str, prefix: &str, authorizations: Vec<api::Authz>) -> api::HttpRoute {
+    use linkerd2_proxy_api::http_route as http_api;
+    api::HttpRoute {
+        metadata: resource("HTTPRoute", name),
+        hosts: Vec::new(),
+        authorizations,
+        rules: vec![api::http_route::Rule {
+            matches: vec![http_api::HttpRouteMatch {
+                path: Some(http_api::PathMatch {
+                    kind: Some(http_api::path_match::Kind::Prefix(prefix.to_string())),
+                }),
+                ..http_api::HttpRouteMatch::default()
+            }],
+            filters: Vec::new(),
+        }],
+    }
+}
+
+#[test]
+fn per_route_authorization_table() {
+    let everyone = || authz("everyone", &[("0.0.0.0/0", &[])], unauthenticated());
+    let only_a = || authz("only-a", &[("0.0.0.0/0", &[])], mesh_tls(&[A], &[]));
+    let with_routes = server_policy(
+        server(
+            api::proxy_protocol::Kind::Detect(api::proxy_protocol::Detect {
+                timeout: None,
+                http_routes: vec![
+                    http_route("public", "/public", vec![everyone()]),
+                    http_route("admin", "/admin", vec![only_a()]),
+                    http_route("closed", "/closed", Vec::new()),
+                ],
+                http_local_rate_limit: None,
+            }),
+            // The Server's own authorizations do not apply to routes.
+            vec![everyone()],
+        ),
+        80,
+    )
+    .unwrap();
+    let without_routes = server_policy(server(detect(), vec![only_a()]), 80).unwrap();
+    // (policy, path, identity, expected: route/authz, "deny:<route>" or "no route")
+    let table = [
+        (&with_routes, "/public/x", None, "public/everyone"),
+        (&with_routes, "/public", Some(B), "public/everyone"),
+        (&with_routes, "/admin/users", Some(A), "admin/only-a"),
+        (&with_routes, "/admin/users", Some(B), "deny:admin"),
+        (&with_routes, "/admin", None, "deny:admin"),
+        (&with_routes, "/closed", Some(A), "deny:closed"),
+        (&with_routes, "/elsewhere", Some(A), "no route"),
+        (&with_routes, "/publicity", None, "no route"),
+        (&without_routes, "/anything", Some(A), "default/only-a"),
+        (&without_routes, "/anything", Some(B), "deny:default"),
+    ];
+    for (policy, path, identity, expected) in table {
+        let request = http::Request::builder()
+            .uri(format!("http://web.shop.svc.cluster.local{path}"))
+            .body(())
+            .unwrap();
+        let client = Client {
+            addr: "10.0.0.1".parse().unwrap(),
+            tls: ClientTls::from_identity(identity),
+        };
+        let view = crate::policy::route_match::RequestView::of(&request);
+        let got = match authorize_request(policy, &view, &client) {
+            RequestDecision::Allow {
+                route,
+                authorization,
+                ..
+            } => format!("{}/{}", route.name, authorization.labels.name),
+            RequestDecision::Deny { route } => format!("deny:{}", route.name),
+            RequestDecision::NoRoute => "no route".to_string(),
+        };
+        assert_eq!(got, expected, "{path} {identity:?}");
+    }
+    // The route's labels come from its metadata.
+    let super::server::InboundRoutes::Http(routes) = &with_routes.routes else {
+        panic!("HTTP routes expected");
+    };
+    assert_eq!(&*routes[1].data.labels.kind, "HTTPRoute");
+    assert_eq!(&*routes[1].data.labels.group, "policy.linkerd.io");
+}
+
+/// How long one allowed `authorize_request` takes (a report, not a check;
+/// `cargo test -p weft-proxy --release authorize_cost -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn authorize_cost() {
+    let policy = server_policy(
+        server(
+            detect(),
+            vec![
+                authz("only-b", &[("0.0.0.0/0", &[])], mesh_tls(&[B], &[])),
+                authz("only-a", &[("0.0.0.0/0", &[])], mesh_tls(&[A], &[])),
+            ],
+        ),
+        80,
+    )
+    .unwrap();
+    let request = http::Request::builder()
+        .uri("http://web.shop.svc.cluster.local/items/42")
+        .body(())
+        .unwrap();
+    let client = Client {
+        addr: "10.0.0.1".parse().unwrap(),
+        tls: ClientTls::from_identity(Some(A)),
+    };
+    let rounds = 2_000_000u32;
+    let started = std::time::Instant::now();
+    let mut allowed = 0u32;
+    for _ in 0..rounds {
+        let view = crate::policy::route_match::RequestView::of(std::hint::black_box(&request));
+        if let RequestDecision::Allow { .. } =
+            authorize_request(std::hint::black_box(&policy), &view, &client)
+        {
+            allowed += 1;
+        }
+    }
+    let each = started.elapsed() / rounds;
+    assert_eq!(allowed, rounds);
+    println!("authorize_request (default route, second of two authorizations): {each:?} each");
 }

@@ -153,6 +153,7 @@ impl InboundPolicies {
                 random: Random::with_seed(shared.random.next_u64()),
                 default_policy: shared.default_policy,
                 cluster_networks: shared.cluster_networks.clone(),
+                last: None,
             };
             tokio::spawn(stream.run()).abort_handle()
         });
@@ -222,10 +223,13 @@ struct PortStream {
     random: Random,
     default_policy: DefaultPolicy,
     cluster_networks: Vec<IpNetwork>,
+    /// The answer in force (`None`: the default policy), so a repeated
+    /// answer (each reconnection repeats it) changes nothing.
+    last: Option<linkerd2_proxy_api::inbound::Server>,
 }
 
 impl PortStream {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut client = InboundServerPoliciesClient::new(self.channel.channel.clone());
         let mut attempt: u32 = 0;
         loop {
@@ -258,16 +262,14 @@ impl PortStream {
         }
     }
 
-    fn answer(&self, server: linkerd2_proxy_api::inbound::Server) {
-        match convert::server_policy(server, self.port) {
+    fn answer(&mut self, server: linkerd2_proxy_api::inbound::Server) {
+        if self.last.as_ref() == Some(&server) {
+            return;
+        }
+        match convert::server_policy(server.clone(), self.port) {
             Ok(policy) => {
-                self.sender.send_if_modified(|current| {
-                    let changed = **current != policy;
-                    if changed {
-                        *current = Arc::new(policy);
-                    }
-                    changed
-                });
+                self.sender.send_replace(Arc::new(policy));
+                self.last = Some(server);
             }
             Err(error) => {
                 tracing::warn!(port = self.port, %error, "inbound policy refused; the last one stays");
@@ -277,21 +279,16 @@ impl PortStream {
 
     /// A failed stream keeps the last answer, except when the controller
     /// says it has no policy for the port: then the default applies.
-    fn failed(&self, status: &tonic::Status) {
+    fn failed(&mut self, status: &tonic::Status) {
         tracing::debug!(port = self.port, ?status, "inbound policy stream failed");
-        if matches!(
+        let no_policy = matches!(
             status.code(),
             tonic::Code::Unimplemented | tonic::Code::NotFound
-        ) {
+        );
+        if no_policy && self.last.take().is_some() {
             let default =
                 ServerPolicy::default_for(self.default_policy, self.port, &self.cluster_networks);
-            self.sender.send_if_modified(|current| {
-                let changed = **current != default;
-                if changed {
-                    *current = Arc::new(default);
-                }
-                changed
-            });
+            self.sender.send_replace(Arc::new(default));
         }
     }
 }

@@ -106,11 +106,18 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
     // 1. Before reading: a connection to the proxy's own port carries mutual
     //    TLS with a transport header or nothing. Opaque ports skip detection:
     //    the server may speak first.
-    //    The port's policy may also say opaque.
+    //    The port's policy may also say opaque (or TLS the app terminates).
     let direct = is_direct(&proxy, target);
+    // (A direct connection's own port has no policy: what is inside the
+    // TLS is authorized for the port its transport header names.)
+    let policy = (!direct).then(|| proxy.inbound_policies.port(target.port()));
+    let protocol = match &policy {
+        Some(policy) => policy.borrow().protocol.clone(),
+        None => PolicyProtocol::Detect { timeout: None },
+    };
     if !direct
         && (proxy.config.opaque_ports.contains(target.port())
-            || policy_is_opaque(&proxy, target.port()))
+            || matches!(protocol, PolicyProtocol::Opaque | PolicyProtocol::Tls))
     {
         proxy.metrics.detected(Direction::Inbound, "opaque_port");
         context.settle_accept(None);
@@ -119,8 +126,15 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         return;
     }
 
-    // 2. Detect.
-    let detection = detect::detect(&mut io, proxy.config.detect_timeout).await;
+    // 2. Detect (for as long as the port's policy says, else the proxy's
+    //    detect timeout).
+    let timeout = match protocol {
+        PolicyProtocol::Detect {
+            timeout: Some(timeout),
+        } => timeout,
+        _ => proxy.config.detect_timeout,
+    };
+    let detection = detect::detect(&mut io, timeout).await;
     proxy
         .metrics
         .detected(Direction::Inbound, detection.metric_label());
@@ -158,6 +172,37 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         );
         return;
     }
+    // A policy that names the HTTP version serves it whatever detection
+    // made of the first bytes (Linkerd skips detection on such ports; TLS
+    // is still looked for first).
+    let detection = match (protocol, detection) {
+        (PolicyProtocol::Http1, Detection::Detected { protocol, prefix })
+            if protocol != Protocol::Tls =>
+        {
+            Detection::Detected {
+                protocol: Protocol::Http1,
+                prefix,
+            }
+        }
+        (PolicyProtocol::Http1, Detection::TimedOut { prefix }) => Detection::Detected {
+            protocol: Protocol::Http1,
+            prefix,
+        },
+        (
+            PolicyProtocol::Http2 | PolicyProtocol::Grpc,
+            Detection::Detected { protocol, prefix },
+        ) if protocol != Protocol::Tls => Detection::Detected {
+            protocol: Protocol::Http2,
+            prefix,
+        },
+        (PolicyProtocol::Http2 | PolicyProtocol::Grpc, Detection::TimedOut { prefix }) => {
+            Detection::Detected {
+                protocol: Protocol::Http2,
+                prefix,
+            }
+        }
+        (_, detection) => detection,
+    };
     let prefix = match detection {
         Detection::Detected {
             protocol: protocol @ (Protocol::Http1 | Protocol::Http2),
@@ -165,7 +210,8 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         } => {
             // 5a. HTTP: per-request proxying, each request authorized by
             //     the port's current policy.
-            context.inbound_policy = Some(proxy.inbound_policies.port(target.port()));
+            context.inbound_policy =
+                Some(policy.unwrap_or_else(|| proxy.inbound_policies.port(target.port())));
             let drain = context.drain.clone();
             let io = PrefixedIo::new(prefix, io);
             http::server::serve(io, protocol, Arc::new(context), drain, HTTP_SERVER).await;
@@ -205,14 +251,6 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         context.client_identity.clone(),
     )
     .await
-}
-
-/// Whether `port`'s inbound policy says its traffic is opaque (or TLS the
-/// app terminates): served without detection.
-fn policy_is_opaque(proxy: &Proxy, port: u16) -> bool {
-    let policy = proxy.inbound_policies.port(port);
-    let protocol = &policy.borrow().protocol;
-    matches!(protocol, PolicyProtocol::Opaque | PolicyProtocol::Tls)
 }
 
 /// Terminates inbound TLS that asks for our identity, then serves what is

@@ -6,8 +6,9 @@
 //! `except`), and its authentication is satisfied — `unauthenticated`:
 //! anyone; mesh TLS with `unauthenticated` clients: any TLS client;
 //! mesh TLS with identities/suffixes: a verified identity equal to one of
-//! the identities or ending with one of the suffixes (a suffix with no
-//! parts: any verified identity). The first authorization that admits the
+//! the identities or ending with `.` + one of the suffixes (a suffix with
+//! no parts: any verified identity). HTTP requests are decided by their
+//! route's authorizations, which hold the Server's too. The first authorization that admits the
 //! client is the one counted; none: denied. An authorization named `audit`
 //! admits like any other and is marked for the audit log.
 //!

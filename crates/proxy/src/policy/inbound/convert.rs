@@ -5,7 +5,8 @@
 //! `labels` map (`group`, `kind`, `name`); an authorization's from its
 //! `metadata` (`Resource{group, kind, name}`, or `Default{name}` = group
 //! `""`, kind `default`), else its `labels` map; a route's from its
-//! `metadata`. An answer that cannot be used (no protocol, a network
+//! `metadata`. A route's authorizations are its own followed by the
+//! Server's (linkerd2-proxy's rule). An answer that cannot be used (no protocol, a network
 //! without an address, an authorization without authentication) is refused
 //! whole: the port keeps its previous policy.
 
@@ -47,6 +48,10 @@ pub(crate) fn server_policy(server: api::Server, port: u16) -> Result<ServerPoli
         .protocol
         .and_then(|protocol| protocol.kind)
         .ok_or(ConvertError::MissingProtocol)?;
+    // Routes inherit the Server's authorizations (after their own), as
+    // linkerd2-proxy's `mk_authorizations(route, server)`: Linkerd's
+    // default route carries none of its own.
+    let authorizations = authorizations(server.authorizations)?;
     let (protocol, routes) = match kind {
         api::proxy_protocol::Kind::Detect(detect) => (
             Protocol::Detect {
@@ -55,15 +60,20 @@ pub(crate) fn server_policy(server: api::Server, port: u16) -> Result<ServerPoli
                     (!duration.is_zero()).then_some(duration)
                 }),
             },
-            http_routes(detect.http_routes)?,
+            http_routes(detect.http_routes, &authorizations)?,
         ),
         api::proxy_protocol::Kind::Opaque(_) => (Protocol::Opaque, InboundRoutes::Default),
         api::proxy_protocol::Kind::Tls(_) => (Protocol::Tls, InboundRoutes::Default),
-        api::proxy_protocol::Kind::Http1(http1) => (Protocol::Http1, http_routes(http1.routes)?),
-        api::proxy_protocol::Kind::Http2(http2) => (Protocol::Http2, http_routes(http2.routes)?),
-        api::proxy_protocol::Kind::Grpc(grpc) => (Protocol::Grpc, grpc_routes(grpc.routes)?),
+        api::proxy_protocol::Kind::Http1(http1) => {
+            (Protocol::Http1, http_routes(http1.routes, &authorizations)?)
+        }
+        api::proxy_protocol::Kind::Http2(http2) => {
+            (Protocol::Http2, http_routes(http2.routes, &authorizations)?)
+        }
+        api::proxy_protocol::Kind::Grpc(grpc) => {
+            (Protocol::Grpc, grpc_routes(grpc.routes, &authorizations)?)
+        }
     };
-    let authorizations = authorizations(server.authorizations)?;
     Ok(ServerPolicy {
         protocol,
         authorizations,
@@ -77,7 +87,10 @@ pub(crate) fn server_policy(server: api::Server, port: u16) -> Result<ServerPoli
 }
 
 /// HTTPRoutes with their matchers (none: the default route).
-fn http_routes(routes: Vec<api::HttpRoute>) -> Result<InboundRoutes, ConvertError> {
+fn http_routes(
+    routes: Vec<api::HttpRoute>,
+    server: &[Authorization],
+) -> Result<InboundRoutes, ConvertError> {
     if routes.is_empty() {
         return Ok(InboundRoutes::Default);
     }
@@ -108,7 +121,7 @@ fn http_routes(routes: Vec<api::HttpRoute>) -> Result<InboundRoutes, ConvertErro
             Ok(Route {
                 hosts,
                 rules,
-                data: route_policy(route.metadata, route.authorizations)?,
+                data: route_policy(route.metadata, route.authorizations, server)?,
             })
         })
         .collect::<Result<_, ConvertError>>()?;
@@ -116,7 +129,10 @@ fn http_routes(routes: Vec<api::HttpRoute>) -> Result<InboundRoutes, ConvertErro
 }
 
 /// GRPCRoutes with their matchers (none: the default route).
-fn grpc_routes(routes: Vec<api::GrpcRoute>) -> Result<InboundRoutes, ConvertError> {
+fn grpc_routes(
+    routes: Vec<api::GrpcRoute>,
+    server: &[Authorization],
+) -> Result<InboundRoutes, ConvertError> {
     if routes.is_empty() {
         return Ok(InboundRoutes::Default);
     }
@@ -147,7 +163,7 @@ fn grpc_routes(routes: Vec<api::GrpcRoute>) -> Result<InboundRoutes, ConvertErro
             Ok(Route {
                 hosts,
                 rules,
-                data: route_policy(route.metadata, route.authorizations)?,
+                data: route_policy(route.metadata, route.authorizations, server)?,
             })
         })
         .collect::<Result<_, ConvertError>>()?;
@@ -171,6 +187,7 @@ fn hosts(
 fn route_policy(
     metadata: Option<Metadata>,
     authorizations_of_route: Vec<api::Authz>,
+    server: &[Authorization],
 ) -> Result<RoutePolicy, ConvertError> {
     let labels = metadata
         .as_ref()
@@ -178,7 +195,10 @@ fn route_policy(
         .unwrap_or_else(|| ResourceLabels::new("", "default", "default"));
     Ok(RoutePolicy {
         labels: Arc::new(labels),
-        authorizations: authorizations(authorizations_of_route)?,
+        authorizations: authorizations(authorizations_of_route)?
+            .into_iter()
+            .chain(server.iter().cloned())
+            .collect(),
     })
 }
 
@@ -191,7 +211,9 @@ fn authorization(authz: api::Authz) -> Result<Authorization, ConvertError> {
         .metadata
         .as_ref()
         .and_then(labels_of_metadata)
-        .unwrap_or_else(|| labels_of_map(&authz.labels, "authorizationpolicy"));
+        // Old-style labels when there is no metadata, as linkerd2-proxy
+        // (kind `serverauthorization` unless they say).
+        .unwrap_or_else(|| labels_of_map(&authz.labels, "serverauthorization"));
     let name = labels.name.to_string();
     let networks = authz
         .networks

@@ -52,33 +52,30 @@ pub(crate) enum Authentication {
     },
 }
 
-/// An identity suffix (`parts` joined with dots), matched on a label
-/// boundary: `["ns","serviceaccount"]` admits `a.ns.serviceaccount` and
-/// `ns.serviceaccount`, not `ans.serviceaccount`. No parts: any identity.
+/// An identity suffix, as linkerd2-proxy matches it: the identity ends
+/// with `.` + the parts joined with dots, so `["ns","serviceaccount"]` admits
+/// `a.ns.serviceaccount` but neither `ans.serviceaccount` nor
+/// `ns.serviceaccount` itself. No parts: any identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IdentitySuffix {
-    /// The suffix without a leading dot (empty: any identity).
-    suffix: String,
+    /// `.` + the parts (empty: any identity).
+    ends_with: String,
 }
 
 impl IdentitySuffix {
     /// The suffix of `parts`.
     pub(crate) fn new(parts: &[String]) -> IdentitySuffix {
-        IdentitySuffix {
-            suffix: parts.join("."),
-        }
+        let ends_with = if parts.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", parts.join("."))
+        };
+        IdentitySuffix { ends_with }
     }
 
-    /// Whether `identity` ends with this suffix on a label boundary.
+    /// Whether `identity` ends with this suffix.
     pub(crate) fn matches(&self, identity: &str) -> bool {
-        if self.suffix.is_empty() {
-            return true;
-        }
-        match identity.strip_suffix(self.suffix.as_str()) {
-            Some("") => true,
-            Some(rest) => rest.ends_with('.'),
-            None => false,
-        }
+        identity.ends_with(self.ends_with.as_str())
     }
 }
 

@@ -260,7 +260,8 @@ fn identity_suffix_table() {
                 "local",
             ],
             A,
-            true,
+            // The identity itself is not under its own suffix (linkerd2-proxy).
+            false,
         ),
         (
             &[
@@ -513,8 +514,8 @@ fn per_route_authorization_table() {
                 ],
                 http_local_rate_limit: None,
             }),
-            // The Server's own authorizations do not apply to routes.
-            vec![everyone()],
+            // No Server-wide authorization: each route's own decide.
+            Vec::new(),
         ),
         80,
     )
@@ -553,6 +554,34 @@ fn per_route_authorization_table() {
             RequestDecision::NoRoute => "no route".to_string(),
         };
         assert_eq!(got, expected, "{path} {identity:?}");
+    }
+    // The Server's authorizations follow each route's own.
+    let server_wide = server_policy(
+        server(
+            api::proxy_protocol::Kind::Detect(api::proxy_protocol::Detect {
+                timeout: None,
+                http_routes: vec![http_route("closed", "/", Vec::new())],
+                http_local_rate_limit: None,
+            }),
+            vec![only_a()],
+        ),
+        80,
+    )
+    .unwrap();
+    let request = http::Request::builder().uri("/x").body(()).unwrap();
+    let view = crate::policy::route_match::RequestView::of(&request);
+    for (identity, allowed) in [(Some(A), true), (Some(B), false)] {
+        let client = Client {
+            addr: "10.0.0.1".parse().unwrap(),
+            tls: ClientTls::from_identity(identity),
+        };
+        assert_eq!(
+            matches!(
+                authorize_request(&server_wide, &view, &client),
+                RequestDecision::Allow { .. }
+            ),
+            allowed
+        );
     }
     // The route's labels come from its metadata.
     let super::server::InboundRoutes::Http(routes) = &with_routes.routes else {

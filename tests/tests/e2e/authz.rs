@@ -613,3 +613,43 @@ fn the_last_answer_stays_when_the_policy_server_goes_away() {
     }
     assert_eq!(app.requests_seen(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_request_shows_in_the_tap_as_a_403() {
+    use linkerd2_proxy_api::tap::tap_event::http::Event as HttpEvent;
+
+    use crate::tap::{collect, http_event, observe, path_prefix, tap_client};
+
+    let app = HttpTestServer::start();
+    let proxy = ProxyProcess::builder()
+        .inbound_forward(app.addr())
+        .env("WEFT_PROXY_INBOUND_DEFAULT_POLICY", "deny")
+        .spawn();
+    let mut client = tap_client(proxy.tap_addr()).await;
+    let stream = weft_e2e::within(
+        "Observe",
+        Duration::from_secs(30),
+        client.observe(observe(1, Some(path_prefix("/headers")))),
+    )
+    .await
+    .expect("Observe is served to a loopback client")
+    .into_inner();
+    let events = tokio::spawn(collect(stream));
+    let url = format!("http://{}/headers", proxy.inbound_addr());
+    let output = tokio::task::spawn_blocking(move || weft_e2e::curl(&[&url]))
+        .await
+        .unwrap();
+    assert_eq!(output.http_code, 403);
+    let events = weft_e2e::within("the tap stream's end", Duration::from_secs(30), events)
+        .await
+        .expect("collect task");
+    let statuses: Vec<u32> = events
+        .iter()
+        .filter_map(|event| match http_event(event) {
+            HttpEvent::ResponseInit(init) => Some(init.http_status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, [403], "{events:#?}");
+    assert_eq!(app.requests_seen(), 0);
+}

@@ -168,6 +168,12 @@ impl ProxyError {
         }
     }
 
+    /// Whether the tap shows the answer as a response (an authorization
+    /// denial: `weft tap` shows the 403) rather than as a failed stream.
+    pub(crate) fn tapped_as_response(&self) -> bool {
+        matches!(self, ProxyError::Unauthorized)
+    }
+
     /// The reason as a header value (the message, with anything a header
     /// cannot carry replaced).
     pub(crate) fn header_value(&self) -> HeaderValue {

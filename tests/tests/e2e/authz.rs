@@ -653,3 +653,43 @@ async fn a_denied_request_shows_in_the_tap_as_a_403() {
     assert_eq!(statuses, [403], "{events:#?}");
     assert_eq!(app.requests_seen(), 0);
 }
+
+#[test]
+fn other_ports_are_watched_at_their_first_connection() {
+    let app = HttpTestServer::start();
+    let policy = InboundPolicyServer::start();
+    policy.set(
+        app.addr().port(),
+        answers::server("web-http", vec![answers::unauthenticated("everyone")]),
+    );
+    // No WEFT_PROXY_INBOUND_PORTS: nothing is watched at start.
+    let proxy = ProxyProcess::builder()
+        .inbound_forward(app.addr())
+        .env("WEFT_PROXY_POLICY_WORKLOAD", WORKLOAD)
+        .env("WEFT_PROXY_POLICY_SVC_ADDR", policy.addr().to_string())
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(policy.requests().is_empty(), "{:?}", policy.requests());
+    // The first connection starts the watch (and is served by the default
+    // policy, all-unauthenticated, until the answer comes).
+    let url = format!("http://{}/headers", proxy.inbound_addr());
+    assert_eq!(weft_e2e::curl(&[&url]).http_code, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.metric_or_zero(
+        "inbound_http_authz_allow_total",
+        &[("authz_name", "everyone")],
+    ) == 0.0
+    {
+        assert!(Instant::now() < deadline, "the answer never applied");
+        let output = weft_e2e::curl(&[&url]);
+        assert_eq!(output.http_code, 200);
+    }
+    // A forged l5d-client-id from a plaintext client never reaches the app.
+    let forged = weft_e2e::curl(&[&url, "-H", &format!("l5d-client-id: {IDENTITY_A}")]);
+    let echo = weft_test_support::HeadersEcho::from_json(&forged.body_text()).expect("echo");
+    assert_eq!(echo.header("l5d-client-id"), None);
+    assert_eq!(
+        policy.requests(),
+        [(WORKLOAD.to_string(), u32::from(app.addr().port()))]
+    );
+}

@@ -292,3 +292,71 @@ impl PortStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(sender: Arc<watch::Sender<Arc<ServerPolicy>>>) -> PortStream {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        PortStream {
+            channel: PolicyChannel {
+                channel,
+                workload: r#"{"ns":"shop","pod":"web-1"}"#.to_string(),
+            },
+            port: 8080,
+            sender,
+            backoff: ExponentialBackoff::default(),
+            random: Random::with_seed(1),
+            default_policy: DefaultPolicy::Deny,
+            cluster_networks: Vec::new(),
+            last: None,
+        }
+    }
+
+    fn answer(name: &str) -> linkerd2_proxy_api::inbound::Server {
+        use linkerd2_proxy_api::inbound as api;
+        api::Server {
+            protocol: Some(api::ProxyProtocol {
+                kind: Some(api::proxy_protocol::Kind::Opaque(
+                    api::proxy_protocol::Opaque {},
+                )),
+            }),
+            server_ips: Vec::new(),
+            authorizations: Vec::new(),
+            labels: HashMap::from([("name".to_string(), name.to_string())]),
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_keep_the_last_answer_unless_the_controller_has_no_policy() {
+        let initial = ServerPolicy::default_for(DefaultPolicy::Deny, 8080, &[]);
+        let (sender, mut receiver) = watch::channel(Arc::new(initial));
+        let mut stream = stream(Arc::new(sender));
+        let name = |receiver: &PolicyWatch| receiver.borrow().labels.resource.name.to_string();
+
+        stream.answer(answer("web"));
+        assert!(receiver.has_changed().unwrap());
+        assert_eq!(name(&receiver), "web");
+        receiver.borrow_and_update();
+        // The same answer again (a reconnection repeats it): no change.
+        stream.answer(answer("web"));
+        assert!(!receiver.has_changed().unwrap());
+        // A broken stream keeps it.
+        for code in [tonic::Code::Unavailable, tonic::Code::Internal] {
+            stream.failed(&tonic::Status::new(code, "down"));
+            assert_eq!(name(&receiver), "web", "{code:?}");
+        }
+        // An answer that cannot be used keeps it too.
+        let mut broken = answer("broken");
+        broken.protocol = None;
+        stream.answer(broken);
+        assert_eq!(name(&receiver), "web");
+        // The controller has no policy for the port: the default.
+        for code in [tonic::Code::Unimplemented, tonic::Code::NotFound] {
+            stream.answer(answer("web"));
+            stream.failed(&tonic::Status::new(code, "no"));
+            assert_eq!(name(&receiver), "deny", "{code:?}");
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::io::Io;
 use crate::metrics::labels::{TargetLabels, TlsStatus};
 use crate::metrics::route::RouteHandleCache;
 use crate::metrics::{HttpHandleCache, TcpConnectionMetrics};
-use crate::policy::inbound::PolicyWatch;
+use crate::policy::inbound::PortPolicy;
 use crate::proxy::Proxy;
 use crate::routing::inbound::{InboundDiscovery, InboundRoutes};
 use crate::routing::{Plan, Router, TargetDiscovery};
@@ -75,7 +75,7 @@ pub(crate) struct ConnectionContext {
     pub client_identity: Option<Arc<str>>,
     /// The inbound port's authorization policy, read per request (inbound
     /// HTTP; `None` elsewhere).
-    pub inbound_policy: Option<PolicyWatch>,
+    pub inbound_policy: Option<PortPolicy>,
     /// Metric labels of the last target, made at a connection's first
     /// request and reused while its requests keep one target.
     target_labels: Mutex<Option<(SocketAddr, Arc<TargetLabels>)>>,

@@ -35,7 +35,7 @@ use crate::inbound_policy::{self, InboundPorts, Refusal};
 use crate::io::{Io, MeteredIo, PrefixedIo};
 use crate::listen::Accepted;
 use crate::metrics::labels::{Peer, TargetLabels, TcpLabels, TlsStatus};
-use crate::policy::inbound::Protocol as PolicyProtocol;
+use crate::policy::inbound::{PortPolicy, Protocol as PolicyProtocol};
 use crate::proxy::Proxy;
 use crate::tls::accept::{self, Accepted as TlsAccepted};
 use crate::tls::config::TlsConfigs;
@@ -210,8 +210,8 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         } => {
             // 5a. HTTP: per-request proxying, each request authorized by
             //     the port's current policy.
-            context.inbound_policy =
-                Some(policy.unwrap_or_else(|| proxy.inbound_policies.port(target.port())));
+            let policy = policy.unwrap_or_else(|| proxy.inbound_policies.port(target.port()));
+            context.inbound_policy = Some(PortPolicy::new(policy));
             let drain = context.drain.clone();
             let io = PrefixedIo::new(prefix, io);
             http::server::serve(io, protocol, Arc::new(context), drain, HTTP_SERVER).await;
@@ -374,7 +374,9 @@ async fn terminate<I: Io>(
             inbound_authz::forward(&proxy, io, inner_target, inner.client_addr, identity).await
         }
         Some(Some(session)) => {
-            inner.inbound_policy = Some(proxy.inbound_policies.port(inner_target.port()));
+            inner.inbound_policy = Some(PortPolicy::new(
+                proxy.inbound_policies.port(inner_target.port()),
+            ));
             let protocol = match session {
                 SessionProtocol::Http1 => Protocol::Http1,
                 SessionProtocol::Http2 => Protocol::Http2,

@@ -22,10 +22,10 @@ pub(crate) fn request<B>(
     request: &http::Request<B>,
     target: &Arc<TargetLabels>,
 ) -> Result<(), ProxyError> {
-    let Some(watch) = context.inbound_policy.as_ref() else {
+    let Some(port) = context.inbound_policy.as_ref() else {
         return Ok(());
     };
-    let policy = watch.borrow().clone();
+    let policy = port.watch.borrow().clone();
     let client = Client {
         addr: context.client_addr.ip(),
         tls: ClientTls::from_identity(context.client_identity.as_deref()),
@@ -43,7 +43,7 @@ pub(crate) fn request<B>(
                 route: Some(route.clone()),
                 authz: Some(authorization.labels.clone()),
             };
-            metrics.record(AuthzEvent::HttpAllow, &labels);
+            metrics.record_cached(&port.allowed, AuthzEvent::HttpAllow, &labels);
             if audit {
                 context.proxy.log_traffic_error(
                     context.direction,

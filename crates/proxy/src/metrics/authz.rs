@@ -12,6 +12,7 @@
 //! answer (see `policy::inbound`), so counting is a hash lookup, not an
 //! allocation.
 
+use super::HandleCache;
 use super::family::{Expire, IdleFamily};
 use super::labels::TargetLabels;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
@@ -163,13 +164,28 @@ impl AuthzMetrics {
 
     /// Counts one `event` with `labels`.
     pub(crate) fn record(&self, event: AuthzEvent, labels: &AuthzLabels) {
-        let family = match event {
+        self.family(event).get(labels).inc();
+    }
+
+    /// Counts one `event` with `labels`, through a connection's `cache` of
+    /// the handle it last used (its requests nearly always carry the same
+    /// labels: no hashing then).
+    pub(crate) fn record_cached(
+        &self,
+        cache: &HandleCache<AuthzLabels, Counter>,
+        event: AuthzEvent,
+        labels: &AuthzLabels,
+    ) {
+        cache.get(self.family(event), labels).inc();
+    }
+
+    fn family(&self, event: AuthzEvent) -> &IdleFamily<AuthzLabels, Counter> {
+        match event {
             AuthzEvent::HttpAllow => &self.http_allow,
             AuthzEvent::HttpDeny => &self.http_deny,
             AuthzEvent::TcpAllow => &self.tcp_allow,
             AuthzEvent::TcpDeny => &self.tcp_deny,
             AuthzEvent::TcpTerminate => &self.tcp_terminate,
-        };
-        family.get(labels).inc();
+        }
     }
 }

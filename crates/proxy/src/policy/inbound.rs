@@ -24,3 +24,27 @@ pub(crate) use authorize::{
 };
 pub(crate) use server::{Protocol, ServerPolicy};
 pub(crate) use watch::{InboundPolicies, PolicyWatch};
+
+use crate::metrics::HandleCache;
+use crate::metrics::authz::AuthzLabels;
+use prometheus_client::metrics::counter::Counter;
+
+/// One HTTP connection's view of its port's policy: the policy as it
+/// changes (read per request), and the allow counter its requests last
+/// used.
+pub(crate) struct PortPolicy {
+    /// The port's policy.
+    pub watch: PolicyWatch,
+    /// The `inbound_http_authz_allow_total` handle last used.
+    pub allowed: HandleCache<AuthzLabels, Counter>,
+}
+
+impl PortPolicy {
+    /// A connection's view of `watch`.
+    pub(crate) fn new(watch: PolicyWatch) -> PortPolicy {
+        PortPolicy {
+            watch,
+            allowed: HandleCache::default(),
+        }
+    }
+}

@@ -4,7 +4,9 @@
 //! ```text
 //! accept ─► target: WEFT_PROXY_INBOUND_FORWARD_ADDR, else SO_ORIGINAL_DST
 //!   │       (a direct connection to the inbound port targets the proxy itself)
-//!   ├─ opaque port, or the port's policy says opaque (not direct) ─► authorize ─► tcp::forward
+//!   ├─ opaque port (not direct) ─► authorize ─► tcp::forward
+//!   ├─ the port's policy says opaque: with an identity, TLS for it is
+//!   │  terminated first (the client's identity authorizes), the rest TCP
 //!   ▼
 //! detect ─► TLS for our identity ─► terminate (mutual TLS, client identity)
 //!   │                                 ├─ transport header: verified client and
@@ -115,10 +117,18 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         Some(policy) => policy.borrow().protocol.clone(),
         None => PolicyProtocol::Detect { timeout: None },
     };
-    if !direct
-        && (proxy.config.opaque_ports.contains(target.port())
-            || matches!(protocol, PolicyProtocol::Opaque | PolicyProtocol::Tls))
-    {
+    let config_opaque = proxy.config.opaque_ports.contains(target.port());
+    let policy_opaque = matches!(protocol, PolicyProtocol::Opaque | PolicyProtocol::Tls);
+    // On a port the policy makes opaque, mesh TLS for our identity is still
+    // terminated first (as linkerd2-proxy does; in explicit mode meshed
+    // clients arrive so): the client's identity is what authorizes it.
+    // Whatever else arrives is forwarded as TCP.
+    let opaque_after_tls = !direct
+        && policy_opaque
+        && !config_opaque
+        && context.client_identity.is_none()
+        && proxy.tls.is_some();
+    if !direct && (config_opaque || policy_opaque) && !opaque_after_tls {
         proxy.metrics.detected(Direction::Inbound, "opaque_port");
         context.settle_accept(None);
         let identity = context.client_identity.clone();
@@ -159,6 +169,18 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         other => other,
     };
     context.settle_accept(None);
+    if opaque_after_tls {
+        let prefix = match detection {
+            Detection::Detected { prefix, .. }
+            | Detection::TimedOut { prefix }
+            | Detection::HttpTooLarge { prefix }
+            | Detection::MalformedHttp { prefix } => prefix,
+            Detection::Closed | Detection::Failed(_) => return,
+        };
+        let io = PrefixedIo::new(prefix, io);
+        inbound_authz::forward(&proxy, io, target, context.client_addr, None).await;
+        return;
+    }
 
     // 4. Checks on what was read. A direct connection without a transport
     //    header would loop. What is not HTTP yet is never relayed raw where

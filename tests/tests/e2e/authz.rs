@@ -36,7 +36,9 @@ const WORKLOAD: &str = r#"{"ns":"shop","pod":"web-1"}"#;
 /// The meshed setup: an app behind a server proxy that asks the fake
 /// policy server, and two client proxies with identities A and B.
 struct Mesh {
-    app: HttpTestServer,
+    /// The app (an HTTP test server, unless the mesh was made around another).
+    app: Option<HttpTestServer>,
+    app_addr: SocketAddr,
     policy: InboundPolicyServer,
     _controller: ControllerProcess,
     server: ProxyProcess,
@@ -47,6 +49,13 @@ struct Mesh {
 impl Mesh {
     fn start() -> Mesh {
         let app = HttpTestServer::start();
+        let mut mesh = Mesh::around(app.addr());
+        mesh.app = Some(app);
+        mesh
+    }
+
+    /// The mesh in front of an app listening on `app_addr`.
+    fn around(app_addr: SocketAddr) -> Mesh {
         let policy = InboundPolicyServer::start();
         let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mesh = MeshFile::new()
@@ -55,7 +64,7 @@ impl Mesh {
                 NAMESPACE,
                 "web-1",
                 &[("app", "web")],
-                app.addr(),
+                app_addr,
                 server_inbound.port(),
             )
             .meshed_workload(
@@ -78,14 +87,14 @@ impl Mesh {
             .proxy_identity(
                 ProxyProcess::builder()
                     .inbound_addr(server_inbound)
-                    .inbound_forward(app.addr()),
+                    .inbound_forward(app_addr),
                 NAMESPACE,
                 "web-1",
                 SERVER_IDENTITY,
             )
             .env("WEFT_PROXY_POLICY_WORKLOAD", WORKLOAD)
             .env("WEFT_PROXY_POLICY_SVC_ADDR", policy.addr().to_string())
-            .env("WEFT_PROXY_INBOUND_PORTS", app.addr().port().to_string())
+            .env("WEFT_PROXY_INBOUND_PORTS", app_addr.port().to_string())
             // Until the policy answers, nobody.
             .env("WEFT_PROXY_INBOUND_DEFAULT_POLICY", "deny")
             .spawn();
@@ -105,7 +114,8 @@ impl Mesh {
         let client_a = client("client-a", IDENTITY_A);
         let client_b = client("client-b", IDENTITY_B);
         Mesh {
-            app,
+            app: None,
+            app_addr,
             policy,
             _controller: controller,
             server,
@@ -136,7 +146,8 @@ impl Mesh {
 #[test]
 fn a_server_allowing_only_identity_a_denies_everyone_else() {
     let mesh = Mesh::start();
-    let port = mesh.app.addr().port();
+    let app = mesh.app.as_ref().unwrap();
+    let port = app.addr().port();
     mesh.policy.set(
         port,
         answers::server(
@@ -145,7 +156,7 @@ fn a_server_allowing_only_identity_a_denies_everyone_else() {
         ),
     );
     mesh.wait_until_a_allowed();
-    let seen_before = mesh.app.requests_seen();
+    let seen_before = app.requests_seen();
     let allowed_before = mesh.server.metric_or_zero(
         "inbound_http_authz_allow_total",
         &[("srv_name", "web-http"), ("client_id", IDENTITY_A)],
@@ -188,7 +199,7 @@ fn a_server_allowing_only_identity_a_denies_everyone_else() {
     assert_eq!(grpc.header_or_trailer("grpc-status").as_deref(), Some("7"));
 
     // Denied requests never reached the app.
-    assert_eq!(mesh.app.requests_seen() - seen_before, a_ok);
+    assert_eq!(app.requests_seen() - seen_before, a_ok);
     // The counters equal the clients' own counts.
     assert_metric_settles(
         &mesh.server,
@@ -329,10 +340,12 @@ fn echo_server() -> (SocketAddr, Arc<AtomicU64>) {
             std::thread::spawn(move || {
                 let mut buffer = [0u8; 4096];
                 while let Ok(read) = stream.read(&mut buffer) {
+                    // Counted before the echo, so a client that read it
+                    // sees the count.
+                    counted.fetch_add(read as u64, Ordering::Relaxed);
                     if read == 0 || stream.write_all(&buffer[..read]).is_err() {
                         return;
                     }
-                    counted.fetch_add(read as u64, Ordering::Relaxed);
                 }
             });
         }
@@ -599,11 +612,15 @@ fn the_last_answer_stays_when_the_policy_server_goes_away() {
     );
     let proxy = policy_proxy(&policy, app.addr());
     let url = format!("http://{}/", proxy.inbound_addr());
+    // Until the answer applies, the default policy (everyone) serves.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while weft_e2e::curl(&[&url]).http_code != 403 {
+    while proxy.metric_or_zero("inbound_http_authz_deny_total", &[("srv_name", "web-http")]) == 0.0
+    {
         assert!(Instant::now() < deadline, "the policy never answered");
+        weft_e2e::curl(&[&url]);
         std::thread::sleep(Duration::from_millis(50));
     }
+    let seen = app.requests_seen();
     drop(policy);
     // Reconnecting (with backoff) keeps the last answer, not the default
     // (which would admit everyone).
@@ -611,7 +628,7 @@ fn the_last_answer_stays_when_the_policy_server_goes_away() {
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(weft_e2e::curl(&[&url]).http_code, 403);
     }
-    assert_eq!(app.requests_seen(), 0);
+    assert_eq!(app.requests_seen(), seen);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -691,5 +708,89 @@ fn other_ports_are_watched_at_their_first_connection() {
     assert_eq!(
         policy.requests(),
         [(WORKLOAD.to_string(), u32::from(app.addr().port()))]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opaque_port_admits_only_identity_a_over_the_mesh() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (echo, received) = echo_server();
+    let mesh = tokio::task::spawn_blocking(move || Mesh::around(echo))
+        .await
+        .unwrap();
+    mesh.policy.set(
+        mesh.app_addr.port(),
+        answers::opaque_server("echo", vec![answers::identities("only-a", &[IDENTITY_A])]),
+    );
+    let target = "web.shop.svc.cluster.local:80";
+    const PAYLOAD: &[u8] = b"\x00\x01opaque";
+    // A CONNECT tunnel from a client proxy: mutual TLS and a transport
+    // header to the server proxy, which authorizes the client's identity.
+    async fn exchange(proxy: SocketAddr, target: &str) -> Vec<u8> {
+        let Ok(mut tunnel) = weft_test_support::http_client::connect_tunnel(proxy, target).await
+        else {
+            return Vec::new();
+        };
+        // Not HTTP from the first byte: the client proxy relays it at once.
+        let _ = tunnel.write_all(PAYLOAD).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            (&mut tunnel)
+                .take(PAYLOAD.len() as u64)
+                .read_to_end(&mut answer),
+        )
+        .await;
+        answer
+    }
+    // Until the answer applies the port has the default policy (deny).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while exchange(mesh.client_a.outbound_addr(), target).await != PAYLOAD {
+        assert!(
+            Instant::now() < deadline,
+            "client A never reached the app\n{}\n--- client A ---\n{}\n--- server metrics ---\n{}",
+            mesh.server.log(),
+            mesh.client_a.log(),
+            mesh.server.metrics_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = received.load(Ordering::Relaxed);
+    let answer_b = exchange(mesh.client_b.outbound_addr(), target).await;
+    assert_eq!(
+        answer_b,
+        b"",
+        "B got {:?}\n--- server ---\n{}\n--- client B ---\n{}",
+        String::from_utf8_lossy(&answer_b),
+        mesh.server.log(),
+        mesh.client_b.log()
+    );
+    assert_eq!(
+        received.load(Ordering::Relaxed),
+        before,
+        "B's bytes reached the app"
+    );
+    let server = &mesh.server;
+    assert!(
+        server.metric_or_zero(
+            "inbound_tcp_authz_allow_total",
+            &[
+                ("srv_name", "echo"),
+                ("authz_name", "only-a"),
+                ("client_id", IDENTITY_A)
+            ],
+        ) >= 1.0,
+        "{}",
+        server.metrics_text()
+    );
+    assert_eq!(
+        server.metric_or_zero(
+            "inbound_tcp_authz_deny_total",
+            &[("srv_name", "echo"), ("client_id", IDENTITY_B)],
+        ),
+        1.0,
+        "{}",
+        server.metrics_text()
     );
 }

@@ -666,3 +666,75 @@ fn authorize_cost() {
     let each = started.elapsed() / rounds;
     println!("counting an allow through the connection's cache: {each:?} each");
 }
+
+#[test]
+fn grpc_routes_authorize_by_service() {
+    use linkerd2_proxy_api::grpc_route as grpc_api;
+    let route = |name: &str, service: &str, authorizations| api::GrpcRoute {
+        metadata: resource("GRPCRoute", name),
+        hosts: Vec::new(),
+        authorizations,
+        rules: vec![api::grpc_route::Rule {
+            matches: vec![grpc_api::GrpcRouteMatch {
+                rpc: Some(grpc_api::GrpcRpcMatch {
+                    service: service.to_string(),
+                    method: String::new(),
+                }),
+                headers: Vec::new(),
+            }],
+            filters: Vec::new(),
+        }],
+    };
+    let policy = server_policy(
+        server(
+            api::proxy_protocol::Kind::Grpc(api::proxy_protocol::Grpc {
+                routes: vec![
+                    route(
+                        "orders",
+                        "shop.Orders",
+                        vec![authz("only-a", &[("0.0.0.0/0", &[])], mesh_tls(&[A], &[]))],
+                    ),
+                    route(
+                        "health",
+                        "grpc.health.v1.Health",
+                        vec![authz("everyone", &[("0.0.0.0/0", &[])], unauthenticated())],
+                    ),
+                ],
+            }),
+            Vec::new(),
+        ),
+        9090,
+    )
+    .unwrap();
+    assert_eq!(policy.protocol, Protocol::Grpc);
+    // (path, identity, expected)
+    let table = [
+        ("/shop.Orders/Place", Some(A), "orders/only-a"),
+        ("/shop.Orders/Place", Some(B), "deny:orders"),
+        ("/grpc.health.v1.Health/Check", None, "health/everyone"),
+        ("/shop.Payments/Pay", Some(A), "no route"),
+    ];
+    for (path, identity, expected) in table {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://orders.shop:9090{path}"))
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let client = Client {
+            addr: "10.0.0.1".parse().unwrap(),
+            tls: ClientTls::from_identity(identity),
+        };
+        let view = crate::policy::route_match::RequestView::of(&request);
+        let got = match authorize_request(&policy, &view, &client) {
+            RequestDecision::Allow {
+                route,
+                authorization,
+                ..
+            } => format!("{}/{}", route.name, authorization.labels.name),
+            RequestDecision::Deny { route } => format!("deny:{}", route.name),
+            RequestDecision::NoRoute => "no route".to_string(),
+        };
+        assert_eq!(got, expected, "{path} {identity:?}");
+    }
+}

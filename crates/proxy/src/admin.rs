@@ -8,7 +8,15 @@
 //! | `/live` | 200 |
 //! | `/config` | the effective configuration as JSON |
 //! | `POST /shutdown` | loopback clients only: starts a graceful shutdown |
+//!
+//! Who may ask: `/live` and `/ready` anyone (probes). `/metrics`, `/config`
+//! and `/shutdown` loopback clients (the host's own scraper), and others
+//! the default inbound policy (`WEFT_PROXY_INBOUND_DEFAULT_POLICY`) admits
+//! as plaintext clients (the admin port has no TLS, so `*-authenticated`
+//! and `deny` admit nobody remote); refused: 403. The admin port's policy is
+//! the default, never the controller's (it is the proxy's own port).
 
+use crate::policy::inbound::{Client, ClientTls, Decision, ServerPolicy, authorize};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -33,6 +41,8 @@ pub(crate) struct AdminState {
     pub ready: AtomicBool,
     /// Set by `POST /shutdown`.
     pub shutdown: watch::Sender<bool>,
+    /// Who other than loopback clients may use the paths beyond the probes.
+    pub policy: Arc<ServerPolicy>,
 }
 
 /// Runs the admin server on its own thread until the process exits.
@@ -108,12 +118,29 @@ pub(crate) fn respond(
     route(state, client, request.method(), request.uri().path())
 }
 
+/// Whether `client` may use the admin paths beyond the probes: loopback,
+/// or admitted by the default policy as a plaintext client.
+fn admitted(state: &AdminState, client: SocketAddr) -> bool {
+    let ip = client.ip().to_canonical();
+    if ip.is_loopback() {
+        return true;
+    }
+    let client = Client {
+        addr: ip,
+        tls: ClientTls::Plaintext,
+    };
+    authorize(&state.policy.authorizations, &client) != Decision::Deny
+}
+
 fn route(
     state: &AdminState,
     client: SocketAddr,
     method: &Method,
     path: &str,
 ) -> Response<Full<Bytes>> {
+    if !matches!(path, "/live" | "/ready") && !admitted(state, client) {
+        return text(StatusCode::FORBIDDEN, "unauthorized request\n");
+    }
     match path {
         "/metrics" => {
             let body = crate::metrics::encode(&state.registry);
@@ -169,6 +196,11 @@ mod tests {
             config_json: serde_json::json!({"cores": 1}),
             ready: AtomicBool::new(true),
             shutdown,
+            policy: Arc::new(ServerPolicy::default_for(
+                crate::config::DefaultPolicy::AllUnauthenticated,
+                4191,
+                &[],
+            )),
         };
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "10.0.0.9:5000".parse().unwrap();
@@ -196,5 +228,58 @@ mod tests {
         assert!(*shutdown_seen.borrow());
         state.ready.store(false, Ordering::Relaxed);
         assert_eq!(route(&state, local, &Method::GET, "/ready").status(), 503);
+    }
+
+    #[test]
+    fn admin_policy_table() {
+        use crate::config::{DefaultPolicy, IpNetwork};
+        let cluster = [IpNetwork::parse("10.0.0.0/8").unwrap()];
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        let inside: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let outside: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        // (policy, client, path, status)
+        let table = [
+            (DefaultPolicy::Deny, outside, "/live", 200),
+            (DefaultPolicy::Deny, outside, "/ready", 200),
+            (DefaultPolicy::Deny, outside, "/metrics", 403),
+            (DefaultPolicy::Deny, outside, "/config", 403),
+            (DefaultPolicy::Deny, outside, "/nope", 403),
+            (DefaultPolicy::Deny, local, "/metrics", 200),
+            (DefaultPolicy::Deny, mapped, "/config", 200),
+            (DefaultPolicy::AllAuthenticated, inside, "/metrics", 403),
+            (DefaultPolicy::AllAuthenticated, inside, "/live", 200),
+            (
+                DefaultPolicy::ClusterUnauthenticated,
+                inside,
+                "/metrics",
+                200,
+            ),
+            (
+                DefaultPolicy::ClusterUnauthenticated,
+                outside,
+                "/metrics",
+                403,
+            ),
+            (DefaultPolicy::ClusterAuthenticated, inside, "/metrics", 403),
+            (DefaultPolicy::AllUnauthenticated, outside, "/metrics", 200),
+            (DefaultPolicy::Audit, outside, "/metrics", 200),
+        ];
+        for (policy, client, path, status) in table {
+            let (shutdown, _seen) = watch::channel(false);
+            let state = AdminState {
+                registry: Arc::new(Registry::default()),
+                config_json: serde_json::json!({}),
+                ready: AtomicBool::new(true),
+                shutdown,
+                policy: Arc::new(ServerPolicy::default_for(policy, 4191, &cluster)),
+            };
+            assert_eq!(
+                route(&state, client, &Method::GET, path).status().as_u16(),
+                status,
+                "{} {client} {path}",
+                policy.as_str()
+            );
+        }
     }
 }

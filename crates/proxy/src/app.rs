@@ -18,6 +18,7 @@ use crate::metrics::control::ControlMetrics;
 use crate::metrics::identity::IdentityMetrics;
 use crate::metrics::process::ProcessCollector;
 use crate::policy::PolicyChannel;
+use crate::policy::inbound::{InboundPolicies, ServerPolicy};
 use crate::policy::outbound::PolicyCache;
 use crate::proxy::Proxy;
 use crate::resources::{self, ConnectionLimit};
@@ -34,6 +35,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
+
+/// The most inbound ports watched from the start (the rest of a wide
+/// `WEFT_PROXY_INBOUND_PORTS` range is watched at first connection).
+const EAGER_POLICY_PORTS: usize = 256;
+/// How often idle inbound policy watches are dropped.
+const POLICY_EVICTION_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +316,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
         (router, _, _) => router,
     };
+    // 5d. Inbound policies: the declared inbound ports are watched now
+    //     (at most EAGER_POLICY_PORTS of them), others at their first
+    //     connection; idle ones are dropped.
+    let inbound_policies = InboundPolicies::new(
+        policy.clone(),
+        config.inbound_default_policy,
+        config.policy_cluster_networks.clone(),
+    );
     let proxy = Arc::new(Proxy {
         config: config.clone(),
         metrics: metrics.clone(),
@@ -322,10 +337,17 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         log_limit: LogLimit::default(),
         router: outbound_router,
         policy,
+        inbound_policies: inbound_policies.clone(),
         tls: tls_store.clone(),
         case_maps: CaseMaps::default(),
         taps: taps.clone(),
     });
+    if proxy.policy.is_some() {
+        if let Some(ports) = &config.inbound_ports {
+            inbound_policies.watch_eagerly(ports.iter().take(EAGER_POLICY_PORTS));
+        }
+        inbound_policies.spawn_eviction(POLICY_EVICTION_PERIOD);
+    }
 
     // 6. Admin server on its own thread.
     let (shutdown_sender, mut shutdown_requested) = watch::channel(false);
@@ -334,6 +356,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         config_json: config.to_json(),
         ready: AtomicBool::new(false),
         shutdown: shutdown_sender,
+        policy: Arc::new(ServerPolicy::default_for(
+            config.inbound_default_policy,
+            bound.admin.port(),
+            &config.policy_cluster_networks,
+        )),
     });
     admin::spawn(admin_listener, admin_state.clone()).map_err(StartError::Admin)?;
 

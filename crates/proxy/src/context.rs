@@ -14,6 +14,7 @@ use crate::io::Io;
 use crate::metrics::labels::{TargetLabels, TlsStatus};
 use crate::metrics::route::RouteHandleCache;
 use crate::metrics::{HttpHandleCache, TcpConnectionMetrics};
+use crate::policy::inbound::PortPolicy;
 use crate::proxy::Proxy;
 use crate::routing::inbound::{InboundDiscovery, InboundRoutes};
 use crate::routing::{Plan, Router, TargetDiscovery};
@@ -72,6 +73,9 @@ pub(crate) struct ConnectionContext {
     pub serve_tunnel: ServeFn,
     /// The client's verified identity, when the proxy terminated mutual TLS.
     pub client_identity: Option<Arc<str>>,
+    /// The inbound port's authorization policy, read per request (inbound
+    /// HTTP; `None` elsewhere).
+    pub inbound_policy: Option<PortPolicy>,
     /// Metric labels of the last target, made at a connection's first
     /// request and reused while its requests keep one target.
     target_labels: Mutex<Option<(SocketAddr, Arc<TargetLabels>)>>,
@@ -134,6 +138,7 @@ impl ConnectionContext {
             drain,
             serve_tunnel,
             client_identity: None,
+            inbound_policy: None,
             // Made at the first request (`target_labels`): a connection
             // that never carries HTTP holds none.
             target_labels: Mutex::new(None),

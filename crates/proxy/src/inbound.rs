@@ -4,7 +4,9 @@
 //! ```text
 //! accept ─► target: WEFT_PROXY_INBOUND_FORWARD_ADDR, else SO_ORIGINAL_DST
 //!   │       (a direct connection to the inbound port targets the proxy itself)
-//!   ├─ opaque port (and not direct) ─► tcp::forward
+//!   ├─ opaque port (not direct) ─► authorize ─► tcp::forward
+//!   ├─ the port's policy says opaque: with an identity, TLS for it is
+//!   │  terminated first (the client's identity authorizes), the rest TCP
 //!   ▼
 //! detect ─► TLS for our identity ─► terminate (mutual TLS, client identity)
 //!   │                                 ├─ transport header: verified client and
@@ -14,8 +16,13 @@
 //!   ├─ request line over 8 KiB ─► 431; malformed request line ─► 400
 //!   ├─ detect timeout, action close (default with identity) ─► closed
 //!   ├─ HTTP/1, HTTP/2 ─► http::server (peer proxies: mesh HTTP/2 limits)
-//!   └─ other TLS, other, timeout ─► tcp::forward
+//!   │                     └─ each request authorized by the port's current policy
+//!   └─ other TLS, other, timeout ─► authorize ─► tcp::forward (closed if revoked)
 //! ```
+//!
+//! Authorization (who may use the port, from the controller's
+//! InboundServerPolicies or the default policy) is in
+//! [`crate::inbound_authz`] (TCP) and [`crate::http::authorize`] (HTTP).
 //!
 //! The decisions themselves (which ports a transport header may name, the
 //! refusal reasons) are pure functions in [`crate::inbound_policy`].
@@ -30,11 +37,12 @@ use crate::inbound_policy::{self, InboundPorts, Refusal};
 use crate::io::{Io, MeteredIo, PrefixedIo};
 use crate::listen::Accepted;
 use crate::metrics::labels::{Peer, TargetLabels, TcpLabels, TlsStatus};
+use crate::policy::inbound::{PortPolicy, Protocol as PolicyProtocol};
 use crate::proxy::Proxy;
 use crate::tls::accept::{self, Accepted as TlsAccepted};
 use crate::tls::config::TlsConfigs;
 use crate::tls::transport_header::SessionProtocol;
-use crate::{http, tcp};
+use crate::{http, inbound_authz};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,7 +98,7 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
+async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
     let proxy = context.proxy.clone();
     // Inbound connections always have one target (see `accept`).
     let Target::Addr(target) = context.target else {
@@ -100,16 +108,43 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
     // 1. Before reading: a connection to the proxy's own port carries mutual
     //    TLS with a transport header or nothing. Opaque ports skip detection:
     //    the server may speak first.
+    //    The port's policy may also say opaque (or TLS the app terminates).
     let direct = is_direct(&proxy, target);
-    if !direct && proxy.config.opaque_ports.contains(target.port()) {
+    // (A direct connection's own port has no policy: what is inside the
+    // TLS is authorized for the port its transport header names.)
+    let policy = (!direct).then(|| proxy.inbound_policies.port(target.port()));
+    let protocol = match &policy {
+        Some(policy) => policy.borrow().protocol.clone(),
+        None => PolicyProtocol::Detect { timeout: None },
+    };
+    let config_opaque = proxy.config.opaque_ports.contains(target.port());
+    let policy_opaque = matches!(protocol, PolicyProtocol::Opaque | PolicyProtocol::Tls);
+    // On a port the policy makes opaque, mesh TLS for our identity is still
+    // terminated first (as linkerd2-proxy does; in explicit mode meshed
+    // clients arrive so): the client's identity is what authorizes it.
+    // Whatever else arrives is forwarded as TCP.
+    let opaque_after_tls = !direct
+        && policy_opaque
+        && !config_opaque
+        && context.client_identity.is_none()
+        && proxy.tls.is_some();
+    if !direct && (config_opaque || policy_opaque) && !opaque_after_tls {
         proxy.metrics.detected(Direction::Inbound, "opaque_port");
         context.settle_accept(None);
-        tcp::forward(&proxy, io, target, Direction::Inbound).await;
+        let identity = context.client_identity.clone();
+        inbound_authz::forward(&proxy, io, target, context.client_addr, identity).await;
         return;
     }
 
-    // 2. Detect.
-    let detection = detect::detect(&mut io, proxy.config.detect_timeout).await;
+    // 2. Detect (for as long as the port's policy says, else the proxy's
+    //    detect timeout).
+    let timeout = match protocol {
+        PolicyProtocol::Detect {
+            timeout: Some(timeout),
+        } => timeout,
+        _ => proxy.config.detect_timeout,
+    };
+    let detection = detect::detect(&mut io, timeout).await;
     proxy
         .metrics
         .detected(Direction::Inbound, detection.metric_label());
@@ -134,6 +169,18 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         other => other,
     };
     context.settle_accept(None);
+    if opaque_after_tls {
+        let prefix = match detection {
+            Detection::Detected { prefix, .. }
+            | Detection::TimedOut { prefix }
+            | Detection::HttpTooLarge { prefix }
+            | Detection::MalformedHttp { prefix } => prefix,
+            Detection::Closed | Detection::Failed(_) => return,
+        };
+        let io = PrefixedIo::new(prefix, io);
+        inbound_authz::forward(&proxy, io, target, context.client_addr, None).await;
+        return;
+    }
 
     // 4. Checks on what was read. A direct connection without a transport
     //    header would loop. What is not HTTP yet is never relayed raw where
@@ -147,12 +194,46 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         );
         return;
     }
+    // A policy that names the HTTP version serves it whatever detection
+    // made of the first bytes (Linkerd skips detection on such ports; TLS
+    // is still looked for first).
+    let detection = match (protocol, detection) {
+        (PolicyProtocol::Http1, Detection::Detected { protocol, prefix })
+            if protocol != Protocol::Tls =>
+        {
+            Detection::Detected {
+                protocol: Protocol::Http1,
+                prefix,
+            }
+        }
+        (PolicyProtocol::Http1, Detection::TimedOut { prefix }) => Detection::Detected {
+            protocol: Protocol::Http1,
+            prefix,
+        },
+        (
+            PolicyProtocol::Http2 | PolicyProtocol::Grpc,
+            Detection::Detected { protocol, prefix },
+        ) if protocol != Protocol::Tls => Detection::Detected {
+            protocol: Protocol::Http2,
+            prefix,
+        },
+        (PolicyProtocol::Http2 | PolicyProtocol::Grpc, Detection::TimedOut { prefix }) => {
+            Detection::Detected {
+                protocol: Protocol::Http2,
+                prefix,
+            }
+        }
+        (_, detection) => detection,
+    };
     let prefix = match detection {
         Detection::Detected {
             protocol: protocol @ (Protocol::Http1 | Protocol::Http2),
             prefix,
         } => {
-            // 5a. HTTP: per-request proxying.
+            // 5a. HTTP: per-request proxying, each request authorized by
+            //     the port's current policy.
+            let policy = policy.unwrap_or_else(|| proxy.inbound_policies.port(target.port()));
+            context.inbound_policy = Some(PortPolicy::new(policy));
             let drain = context.drain.clone();
             let io = PrefixedIo::new(prefix, io);
             http::server::serve(io, protocol, Arc::new(context), drain, HTTP_SERVER).await;
@@ -183,12 +264,13 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             return;
         }
     };
-    // 5b. Anything else: opaque TCP.
-    tcp::forward(
+    // 5b. Anything else: opaque TCP, authorized once (and on changes).
+    inbound_authz::forward(
         &proxy,
         PrefixedIo::new(prefix, io),
         target,
-        Direction::Inbound,
+        context.client_addr,
+        context.client_identity.clone(),
     )
     .await
 }
@@ -228,11 +310,12 @@ async fn terminate<I: Io>(
                     );
                     return;
                 }
-                tcp::forward(
+                inbound_authz::forward(
                     &proxy,
                     PrefixedIo::new(prefix, io),
                     target,
-                    Direction::Inbound,
+                    context.client_addr,
+                    None,
                 )
                 .await;
                 return;
@@ -293,7 +376,7 @@ async fn terminate<I: Io>(
     } else {
         (target, None, bytes::Bytes::new())
     };
-    let inner = ConnectionContext::new(
+    let mut inner = ConnectionContext::new(
         proxy.clone(),
         Direction::Inbound,
         context.client_addr,
@@ -308,8 +391,14 @@ async fn terminate<I: Io>(
     match protocol {
         // No transport header: what is inside is detected.
         None => serve(io, inner).await,
-        Some(None) => tcp::forward(&proxy, io, inner_target, Direction::Inbound).await,
+        Some(None) => {
+            let identity = inner.client_identity.clone();
+            inbound_authz::forward(&proxy, io, inner_target, inner.client_addr, identity).await
+        }
         Some(Some(session)) => {
+            inner.inbound_policy = Some(PortPolicy::new(
+                proxy.inbound_policies.port(inner_target.port()),
+            ));
             let protocol = match session {
                 SessionProtocol::Http1 => Protocol::Http1,
                 SessionProtocol::Http2 => Protocol::Http2,

@@ -31,6 +31,7 @@ pub mod fuzz_entry;
 pub(crate) mod http;
 pub(crate) mod identity;
 pub(crate) mod inbound;
+pub(crate) mod inbound_authz;
 pub(crate) mod inbound_policy;
 pub(crate) mod io;
 pub(crate) mod listen;

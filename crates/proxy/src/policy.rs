@@ -76,3 +76,5 @@ impl PolicyChannel {
         })
     }
 }
+
+pub(crate) mod inbound;

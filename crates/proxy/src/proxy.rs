@@ -12,6 +12,7 @@ use crate::http::header_case::CaseMaps;
 use crate::log_limit::LogLimit;
 use crate::metrics::ProxyMetrics;
 use crate::policy::PolicyChannel;
+use crate::policy::inbound::InboundPolicies;
 use crate::routing::Router;
 use crate::tap::Taps;
 use crate::tls::config::TlsStore;
@@ -38,6 +39,8 @@ pub(crate) struct Proxy {
     pub router: Option<Router>,
     /// The policy APIs' channel; `None` without `WEFT_PROXY_POLICY_WORKLOAD`.
     pub policy: Option<PolicyChannel>,
+    /// Each inbound port's authorization policy (watched, or the default).
+    pub inbound_policies: InboundPolicies,
     /// TLS made from the proxy's identity; `None` without an identity.
     pub tls: Option<Arc<TlsStore>>,
     /// hyper case maps for `l5d-orig-header-case` values (inbound).

@@ -32,6 +32,7 @@ pub mod controller;
 pub mod grpc;
 pub mod http_client;
 pub mod http_server;
+pub mod inbound_policy_server;
 pub mod load;
 pub mod metrics_target;
 pub mod outbound_policy_server;

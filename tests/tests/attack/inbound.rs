@@ -31,7 +31,7 @@ use weft_test_support::{
 };
 
 const NAMESPACE: &str = "shop";
-const SERVER_IDENTITY: &str = "web-1.shop.serviceaccount.identity.weft.cluster.local";
+pub(crate) const SERVER_IDENTITY: &str = "web-1.shop.serviceaccount.identity.weft.cluster.local";
 const CLIENT_IDENTITY: &str = "client.shop.serviceaccount.identity.weft.cluster.local";
 const FORGED_IDENTITY: &str = "admin.shop.serviceaccount.identity.weft.cluster.local";
 const TRANSPORT_ALPN: &[u8] = b"transport.l5d.io/v1";
@@ -41,13 +41,13 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A plaintext app that records every byte it receives and answers each
 /// request head with `200 ok` (requests without bodies only).
-struct RecordingApp {
-    addr: SocketAddr,
+pub(crate) struct RecordingApp {
+    pub(crate) addr: SocketAddr,
     received: Arc<Mutex<Vec<u8>>>,
 }
 
 impl RecordingApp {
-    fn start() -> RecordingApp {
+    pub(crate) fn start() -> RecordingApp {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -62,7 +62,7 @@ impl RecordingApp {
         RecordingApp { addr, received }
     }
 
-    fn received(&self) -> String {
+    pub(crate) fn received(&self) -> String {
         String::from_utf8_lossy(&self.received.lock().unwrap_or_else(PoisonError::into_inner))
             .into_owned()
     }
@@ -97,7 +97,7 @@ fn answer_heads(mut stream: TcpStream, recorded: &Mutex<Vec<u8>>) {
 
 /// A controller with identity, `web-1` (served by the proxies under test)
 /// and `client` (whose certificate the mesh client uses).
-fn controller() -> ControllerProcess {
+pub(crate) fn controller() -> ControllerProcess {
     let mesh = MeshFile::new()
         .service(NAMESPACE, "web", &[("app", "web")])
         .meshed_workload(
@@ -119,7 +119,7 @@ fn controller() -> ControllerProcess {
 }
 
 /// web-1's proxy with identity, forwarding inbound to `app`.
-fn server_proxy(
+pub(crate) fn server_proxy(
     controller: &ControllerProcess,
     app: SocketAddr,
     env: &[(&str, &str)],
@@ -136,7 +136,7 @@ fn server_proxy(
     builder.spawn()
 }
 
-fn roots(controller: &ControllerProcess) -> rustls::RootCertStore {
+pub(crate) fn roots(controller: &ControllerProcess) -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     for anchor in CertificateDer::pem_slice_iter(controller.trust_anchors_pem().as_bytes()) {
         roots.add(anchor.unwrap()).unwrap();
@@ -144,7 +144,7 @@ fn roots(controller: &ControllerProcess) -> rustls::RootCertStore {
     roots
 }
 
-fn tls_builder() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier> {
+pub(crate) fn tls_builder() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier> {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
@@ -152,7 +152,7 @@ fn tls_builder() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVer
 
 /// The attacker: trusts the mesh's (public) anchors, has no certificate,
 /// asks for the transport header.
-fn attacker_tls(controller: &ControllerProcess) -> rustls::ClientConfig {
+pub(crate) fn attacker_tls(controller: &ControllerProcess) -> rustls::ClientConfig {
     let mut config = tls_builder()
         .with_root_certificates(roots(controller))
         .with_no_client_auth();
@@ -162,7 +162,7 @@ fn attacker_tls(controller: &ControllerProcess) -> rustls::ClientConfig {
 
 /// A mesh client: `client`'s certificate from the controller's identity
 /// service (its token, a fresh key), asking for the transport header.
-async fn mesh_client_tls(controller: &ControllerProcess) -> rustls::ClientConfig {
+pub(crate) async fn mesh_client_tls(controller: &ControllerProcess) -> rustls::ClientConfig {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec![CLIENT_IDENTITY.to_string()]).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();

@@ -13,6 +13,7 @@
 //! transparent interception) are in `tests/netns/attack.sh`, run as root by
 //! `scripts/test.sh`.
 
+mod authz;
 mod h2_floods;
 mod identity;
 mod inbound;

@@ -32,10 +32,14 @@
 //!   OutboundPolicies server: matches, weights, gRPC, filters, timeouts,
 //!   retries, failure accrual, a ServiceProfile winning, no policy, the
 //!   policy server away.
+//! - `authz`: inbound authorization by a fake InboundServerPolicies server's
+//!   answers and the default policies: 403 / PERMISSION_DENIED, metrics, policy
+//!   changes on open connections, the admin port's probes.
 //! - `tap`: live tap (`Observe`) on the proxy's tap port: events per matching
 //!   request until the limit, gRPC status, invalid requests, authorization.
 
 mod admin;
+mod authz;
 mod bad_input;
 mod client_errors;
 mod config;

@@ -22,7 +22,7 @@ use weft_test_support::{ControllerProcess, HttpTestServer, MeshFile, ProxyProces
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn path_prefix(prefix: &str) -> observe_request::Match {
+pub(crate) fn path_prefix(prefix: &str) -> observe_request::Match {
     observe_request::Match {
         r#match: Some(proto::Match::Http(proto::Http {
             r#match: Some(proto::http::Match::Path(proto::http::StringMatch {
@@ -32,7 +32,7 @@ fn path_prefix(prefix: &str) -> observe_request::Match {
     }
 }
 
-fn observe(limit: u32, matcher: Option<observe_request::Match>) -> ObserveRequest {
+pub(crate) fn observe(limit: u32, matcher: Option<observe_request::Match>) -> ObserveRequest {
     ObserveRequest {
         limit,
         r#match: matcher,
@@ -40,7 +40,7 @@ fn observe(limit: u32, matcher: Option<observe_request::Match>) -> ObserveReques
     }
 }
 
-async fn tap_client(addr: SocketAddr) -> TapClient<tonic::transport::Channel> {
+pub(crate) async fn tap_client(addr: SocketAddr) -> TapClient<tonic::transport::Channel> {
     within(
         "connect to the tap port",
         TIMEOUT,
@@ -51,7 +51,7 @@ async fn tap_client(addr: SocketAddr) -> TapClient<tonic::transport::Channel> {
 }
 
 /// Reads every event until the proxy ends the stream.
-async fn collect(mut stream: tonic::Streaming<TapEvent>) -> Vec<TapEvent> {
+pub(crate) async fn collect(mut stream: tonic::Streaming<TapEvent>) -> Vec<TapEvent> {
     let mut events = Vec::new();
     while let Some(event) = within("the next tap event", TIMEOUT, stream.message())
         .await
@@ -62,7 +62,7 @@ async fn collect(mut stream: tonic::Streaming<TapEvent>) -> Vec<TapEvent> {
     events
 }
 
-fn http_event(event: &TapEvent) -> &HttpEvent {
+pub(crate) fn http_event(event: &TapEvent) -> &HttpEvent {
     match &event.event {
         Some(tap_event::Event::Http(tap_event::Http { event: Some(event) })) => event,
         other => panic!("not an HTTP tap event: {other:?}"),

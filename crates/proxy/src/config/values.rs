@@ -87,6 +87,11 @@ pub struct PortSet {
 }
 
 impl PortSet {
+    /// The ports in the set, in the order they were written.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ranges.iter().flat_map(|range| range.clone())
+    }
+
     /// Whether `port` is in the set.
     pub fn contains(&self, port: u16) -> bool {
         self.ranges.iter().any(|range| range.contains(&port))

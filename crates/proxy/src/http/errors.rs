@@ -20,6 +20,8 @@ pub(crate) mod grpc_code {
     pub(crate) const UNAVAILABLE: u32 = 14;
     /// DEADLINE_EXCEEDED.
     pub(crate) const DEADLINE_EXCEEDED: u32 = 4;
+    /// PERMISSION_DENIED.
+    pub(crate) const PERMISSION_DENIED: u32 = 7;
     /// NOT_FOUND.
     pub(crate) const NOT_FOUND: u32 = 5;
 }
@@ -74,6 +76,9 @@ pub(crate) enum ProxyError {
     /// The request carries more than one `Host` header (RFC 9112 §3.2).
     #[error("request has more than one Host header")]
     DuplicateHost,
+    /// The port's inbound policy does not authorize the client.
+    #[error("unauthorized request on route")]
+    Unauthorized,
     /// The target's outbound policy has routes and none matches.
     #[error("no route found for request")]
     NoRoute,
@@ -113,6 +118,7 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Unauthorized => StatusCode::FORBIDDEN,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::InjectedFailure { status, .. } => *status,
         }
@@ -128,6 +134,7 @@ impl ProxyError {
             ProxyError::Connect(ConnectError::TimedOut { .. }) | ProxyError::ResponseTimeout(_) => {
                 grpc_code::DEADLINE_EXCEEDED
             }
+            ProxyError::Unauthorized => grpc_code::PERMISSION_DENIED,
             ProxyError::NoRoute => grpc_code::NOT_FOUND,
             ProxyError::InjectedFailure {
                 grpc_code: Some(code),
@@ -154,10 +161,17 @@ impl ProxyError {
             ProxyError::Pick(PickError::Overloaded { .. }) => "loadshed",
             ProxyError::Pick(PickError::Ejected { .. }) => "unavailable",
             ProxyError::ResponseTimeout(_) => "response timeout",
+            ProxyError::Unauthorized => "unauthorized",
             ProxyError::NoRoute => "no route",
             ProxyError::NoBackend { .. } => "no backend",
             ProxyError::InjectedFailure { .. } => "injected failure",
         }
+    }
+
+    /// Whether the tap shows the answer as a response (an authorization
+    /// denial: `weft tap` shows the 403) rather than as a failed stream.
+    pub(crate) fn tapped_as_response(&self) -> bool {
+        matches!(self, ProxyError::Unauthorized)
     }
 
     /// The reason as a header value (the message, with anything a header

@@ -20,7 +20,7 @@ use crate::discovery::EndpointMeta;
 use crate::http::body::{ProxyBody, ResponseRecorder, RouteRecording};
 use crate::http::errors::ProxyError;
 use crate::http::upstream::{self, OrigHeaderCase, Upstream, error_response, open_tunnel};
-use crate::http::{headers, logical};
+use crate::http::{authorize, headers, logical};
 use crate::metrics::labels::HttpLabels;
 use crate::routing::{LogicalTarget, Plan};
 use crate::tap::TapRequest;
@@ -120,7 +120,11 @@ pub(crate) async fn handle(
         None => recorder,
     };
 
-    // 2. Early checks.
+    // 2. Early checks: inbound authorization first (a denied request is
+    //    answered 403 through the tap and never reaches the app), then loops.
+    if let Err(error) = authorize::request(&context, &request, &recorder.target_labels()) {
+        return error_response(&context, error, is_grpc, Some(recorder));
+    }
     if context.proxy.is_own_listener(addr) {
         return error_response(&context, ProxyError::Loop(addr), is_grpc, Some(recorder));
     }

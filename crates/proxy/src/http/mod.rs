@@ -13,6 +13,7 @@
 //! ```
 
 pub(crate) mod activity;
+pub(crate) mod authorize;
 pub(crate) mod body;
 pub(crate) mod client;
 pub(crate) mod errors;

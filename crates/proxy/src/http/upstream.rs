@@ -348,8 +348,11 @@ pub(crate) fn error_response(
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
     let (parts, ()) = response.into_parts();
+    let tapped_as_response = error.tapped_as_response();
     let recorder = recorder.map(|mut recorder| {
-        recorder.proxy_error();
+        if !tapped_as_response {
+            recorder.proxy_error();
+        }
         recorder.head(parts.status.as_u16(), &parts.headers);
         recorder
     });

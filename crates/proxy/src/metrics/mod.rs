@@ -4,6 +4,7 @@
 //! `response_total`, `response_latency_ms`, `tcp_*`), so existing dashboards
 //! and PromQL work. Label sets that go idle expire (see [`family`]).
 
+pub(crate) mod authz;
 pub(crate) mod control;
 pub(crate) mod family;
 pub(crate) mod identity;
@@ -53,6 +54,8 @@ pub(crate) struct ProxyMetrics {
     pub tcp_errors: DirectionalErrors,
     /// Connections refused at accept, and the connection limits.
     pub limits: limits::LimitMetrics,
+    /// Inbound authorization decisions.
+    pub authz: authz::AuthzMetrics,
     expiring: Arc<Vec<Box<dyn Expire>>>,
 }
 
@@ -132,6 +135,7 @@ impl ProxyMetrics {
 
         let limits = limits::LimitMetrics::new(registry);
         let (route, route_expiring) = route::RouteMetrics::new(registry);
+        let (authz, authz_expiring) = authz::AuthzMetrics::new(registry);
         let mut expiring: Vec<Box<dyn Expire>> = vec![
             Box::new(http.requests.clone()),
             Box::new(http.responses.clone()),
@@ -143,6 +147,7 @@ impl ProxyMetrics {
             Box::new(tcp.write_bytes.clone()),
         ];
         expiring.extend(route_expiring);
+        expiring.extend(authz_expiring);
         ProxyMetrics {
             http,
             tcp,
@@ -151,6 +156,7 @@ impl ProxyMetrics {
             http_errors,
             tcp_errors,
             limits,
+            authz,
             expiring: Arc::new(expiring),
         }
     }

@@ -22,10 +22,12 @@
 //! | [`inbound`]            | InboundServerPolicies: GetPort, WatchPort streams, metrics |
 //! | [`outbound`]           | `io.linkerd.proxy.outbound.OutboundPolicies` (Get, Watch): the tonic service |
 //! | [`outbound_translate`] | pure: TrafficSpec → target, catalog answer → `OutboundPolicy` |
+//! | [`route_proto`]        | pure: route matches, header modifiers, redirects as protobuf (both answers) |
 
 pub mod inbound;
 pub mod outbound;
 pub mod outbound_translate;
+pub mod route_proto;
 pub mod translate;
 
 use std::future::Future;

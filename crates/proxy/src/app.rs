@@ -39,6 +39,9 @@ use tokio::sync::watch;
 /// The most inbound ports watched from the start (the rest of a wide
 /// `WEFT_PROXY_INBOUND_PORTS` range is watched at first connection).
 const EAGER_POLICY_PORTS: usize = 256;
+/// The longest the proxy waits for the first inbound policy answers before
+/// becoming ready anyway (the default policy then applies until they come).
+const POLICY_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often idle inbound policy watches are dropped.
 const POLICY_EVICTION_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -378,7 +381,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let maintenance = tokio::spawn(maintain(proxy.clone()));
     // Ready now, or, with identity, once the first certificate arrives.
-    let readiness = tokio::spawn(become_ready(admin_state.clone(), credentials));
+    let readiness = tokio::spawn(become_ready(
+        admin_state.clone(),
+        credentials,
+        inbound_policies.clone(),
+        config
+            .inbound_ports
+            .iter()
+            .flat_map(|ports| ports.iter().take(EAGER_POLICY_PORTS))
+            .collect(),
+    ));
     tracing::info!(
         inbound = %bound.inbound,
         outbound = ?bound.outbound,
@@ -460,15 +472,32 @@ fn log_control_plane(service: &'static str, addr: &str, tls: Option<&ControlTls>
 
 /// Marks the proxy ready: at once without identity, else when it holds a
 /// certificate.
+/// Ready once the proxy holds a certificate (with identity) and the
+/// controller has answered (or failed to answer) the policy of every
+/// declared inbound port, waited for at most [`POLICY_READY_TIMEOUT`]: an
+/// app started once its proxy is ready is never reached under the default
+/// policy while its Server's policy is on its way.
 async fn become_ready(
     admin_state: Arc<AdminState>,
     credentials: Option<watch::Receiver<Option<Arc<Credentials>>>>,
+    inbound_policies: InboundPolicies,
+    declared_ports: Vec<u16>,
 ) {
     if let Some(mut credentials) = credentials {
         tracing::info!("waiting for a certificate before becoming ready");
         if credentials.wait_for(Option::is_some).await.is_err() {
             return;
         }
+    }
+    let settled = inbound_policies.settled(declared_ports);
+    if tokio::time::timeout(POLICY_READY_TIMEOUT, settled)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            waited = ?POLICY_READY_TIMEOUT,
+            "no inbound policy answer yet: ready with the default policy"
+        );
     }
     admin_state.ready.store(true, Ordering::Relaxed);
 }

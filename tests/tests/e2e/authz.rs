@@ -794,3 +794,43 @@ async fn an_opaque_port_admits_only_identity_a_over_the_mesh() {
         server.metrics_text()
     );
 }
+
+#[test]
+fn the_proxy_is_ready_only_once_its_ports_policy_has_arrived() {
+    let app = HttpTestServer::start();
+    // No answer yet: the policy server holds the stream open, silent.
+    let policy = InboundPolicyServer::start();
+    let proxy = ProxyProcess::builder()
+        .inbound_forward(app.addr())
+        .env("WEFT_PROXY_POLICY_WORKLOAD", WORKLOAD)
+        .env("WEFT_PROXY_POLICY_SVC_ADDR", policy.addr().to_string())
+        .env("WEFT_PROXY_INBOUND_PORTS", app.addr().port().to_string())
+        .spawn_unready();
+    let ready = || {
+        proxy
+            .admin_get("/ready")
+            .map(|response| response.status)
+            .ok()
+    };
+    // Not ready while the declared port's policy is on its way (the wait is
+    // bounded by 5 s; a second is well inside it).
+    std::thread::sleep(Duration::from_secs(1));
+    assert_ne!(ready(), Some(200), "ready before the policy arrived");
+    policy.set(
+        app.addr().port(),
+        answers::server(
+            "web-http",
+            vec![answers::identities("only-a", &[IDENTITY_A])],
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready() != Some(200) {
+        assert!(Instant::now() < deadline, "never ready: {}", proxy.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Ready means the Server's policy is in force: the first plaintext
+    // request is refused, never served under the default policy.
+    let url = format!("http://{}/", proxy.inbound_addr());
+    assert_eq!(weft_e2e::curl(&[&url]).http_code, 403);
+    assert_eq!(app.requests_seen(), 0);
+}

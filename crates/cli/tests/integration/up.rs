@@ -691,6 +691,43 @@ fn example_policy_admits_one_identity_and_takes_edits_live() {
 }
 
 #[test]
+fn example_http_route_sends_the_canary_header_to_v2_and_splits_the_rest() {
+    let run = ExampleRun::new("http-route");
+    let (up, state) = run.start(&examples().join("http-route.yaml"));
+    let identity =
+        |account: &str| format!("{account}.canary.serviceaccount.identity.weft.cluster.local");
+    let (tester, traffic) = (identity("tester"), identity("traffic"));
+    let served = |version: &str, client: &str| {
+        responses(
+            &workload(&state, version).admin,
+            &[("direction", "inbound"), ("client_id", client)],
+        )
+    };
+    // curl's calls carry x-canary: true, so the route's first rule sends
+    // every one of them to books-v2 ...
+    // (A call made before the route reached tester's proxy, waited for at
+    // most WEFT_PROXY_DESTINATION_INITIAL_TIMEOUT on a loaded machine, may
+    // have gone by the plain service: only calls from then on are counted.)
+    steady("tester's calls on books-v2", || served("books-v2", &tester));
+    let (v1_before, v2_before) = (served("books-v1", &tester), served("books-v2", &tester));
+    eventually(START_TIMEOUT, || {
+        served("books-v2", &tester) >= v2_before + 3.0
+    });
+    assert_eq!(served("books-v1", &tester), v1_before);
+    // ... while traffic's go 90/10: both versions serve it, v1 most (with
+    // 50 calls or more, v2 serving as many as v1 has a probability below
+    // 1e-12).
+    eventually(START_TIMEOUT, || served("books-v1", &traffic) >= 50.0);
+    let (v1, v2) = (served("books-v1", &traffic), served("books-v2", &traffic));
+    println!("traffic's calls: books-v1 {v1}, books-v2 {v2}");
+    assert!(v1 > v2, "books-v1 {v1}, books-v2 {v2}");
+    steady("traffic's calls on books-v2", || {
+        served("books-v2", &traffic)
+    });
+    up.interrupt();
+}
+
+#[test]
 fn a_curl_app_reaches_a_service_by_name_through_its_proxy() {
     let run = ExampleRun::new("curl");
     let (up, state) = run.start(&examples().join("curl-client.yaml"));

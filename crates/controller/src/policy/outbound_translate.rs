@@ -28,19 +28,20 @@ use std::time::Duration;
 
 use linkerd2_proxy_api::grpc_route as grpc_proto;
 use linkerd2_proxy_api::http_route as http_proto;
-use linkerd2_proxy_api::http_types;
 use linkerd2_proxy_api::meta;
 use linkerd2_proxy_api::outbound as proto;
 use weft_core::names::ServiceName;
 use weft_core::route::annotations::{ConsecutiveFailures, RouteAnnotations};
-use weft_core::route::grpc::{GrpcBackendRef, GrpcRouteMatch, GrpcRouteRule};
+use weft_core::route::grpc::{GrpcBackendRef, GrpcRouteRule};
 use weft_core::route::{
-    FilterType, GrpcRoute, HeaderMatch, HeaderModifier, HttpBackendRef, HttpRoute, HttpRouteFilter,
-    HttpRouteMatch, HttpRouteRule, PathMatchType, PathModifierType, RequestRedirect,
-    ValueMatchType,
+    FilterType, GrpcRoute, HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch,
+    HttpRouteRule,
 };
 
 use crate::catalog::{AppProtocol, OutboundAnswer};
+use crate::policy::route_proto::{
+    grpc_match, host_match, http_match, redirect, request_header_modifier, response_header_modifier,
+};
 
 /// The port an authority without one means.
 const DEFAULT_PORT: u16 = 80;
@@ -376,144 +377,6 @@ fn default_http_route(backend: &proto::Backend) -> proto::HttpRoute {
     }
 }
 
-fn host_match(hostname: &str) -> http_proto::HostMatch {
-    let kind = match hostname.strip_prefix("*.") {
-        Some(suffix) => http_proto::host_match::Match::Suffix(http_proto::host_match::Suffix {
-            reverse_labels: suffix.rsplit('.').map(str::to_string).collect(),
-        }),
-        None => http_proto::host_match::Match::Exact(hostname.to_string()),
-    };
-    http_proto::HostMatch {
-        r#match: Some(kind),
-    }
-}
-
-fn method(name: &str) -> http_types::HttpMethod {
-    use http_types::http_method::{Registered, Type};
-    let registered = match name {
-        "GET" => Some(Registered::Get),
-        "POST" => Some(Registered::Post),
-        "PUT" => Some(Registered::Put),
-        "DELETE" => Some(Registered::Delete),
-        "PATCH" => Some(Registered::Patch),
-        "OPTIONS" => Some(Registered::Options),
-        "CONNECT" => Some(Registered::Connect),
-        "HEAD" => Some(Registered::Head),
-        "TRACE" => Some(Registered::Trace),
-        _ => None,
-    };
-    http_types::HttpMethod {
-        r#type: Some(match registered {
-            Some(registered) => Type::Registered(registered as i32),
-            None => Type::Unregistered(name.to_string()),
-        }),
-    }
-}
-
-fn header_match(header: &HeaderMatch) -> http_proto::HeaderMatch {
-    http_proto::HeaderMatch {
-        name: header.name.clone(),
-        value: Some(match header.match_type {
-            ValueMatchType::Exact => {
-                http_proto::header_match::Value::Exact(header.value.clone().into_bytes())
-            }
-            ValueMatchType::RegularExpression => {
-                http_proto::header_match::Value::Regex(header.value.clone())
-            }
-        }),
-    }
-}
-
-fn http_match(condition: &HttpRouteMatch) -> http_proto::HttpRouteMatch {
-    let path = condition.path.as_ref().map(|path| http_proto::PathMatch {
-        kind: Some(match path.match_type {
-            PathMatchType::Exact => http_proto::path_match::Kind::Exact(path.value.clone()),
-            PathMatchType::PathPrefix => http_proto::path_match::Kind::Prefix(path.value.clone()),
-            PathMatchType::RegularExpression => {
-                http_proto::path_match::Kind::Regex(path.value.clone())
-            }
-        }),
-    });
-    http_proto::HttpRouteMatch {
-        path,
-        headers: condition.headers.iter().map(header_match).collect(),
-        query_params: condition
-            .query_params
-            .iter()
-            .map(|parameter| http_proto::QueryParamMatch {
-                name: parameter.name.clone(),
-                value: Some(match parameter.match_type {
-                    ValueMatchType::Exact => {
-                        http_proto::query_param_match::Value::Exact(parameter.value.clone())
-                    }
-                    ValueMatchType::RegularExpression => {
-                        http_proto::query_param_match::Value::Regex(parameter.value.clone())
-                    }
-                }),
-            })
-            .collect(),
-        method: condition.method.as_deref().map(method),
-    }
-}
-
-fn headers(list: &[weft_core::route::HttpHeader]) -> Option<http_types::Headers> {
-    (!list.is_empty()).then(|| http_types::Headers {
-        headers: list
-            .iter()
-            .map(|header| http_types::headers::Header {
-                name: header.name.clone(),
-                value: header.value.clone().into_bytes(),
-            })
-            .collect(),
-    })
-}
-
-fn request_header_modifier(modifier: &HeaderModifier) -> http_proto::RequestHeaderModifier {
-    http_proto::RequestHeaderModifier {
-        add: headers(&modifier.add),
-        set: headers(&modifier.set),
-        remove: modifier.remove.clone(),
-    }
-}
-
-fn response_header_modifier(modifier: &HeaderModifier) -> http_proto::ResponseHeaderModifier {
-    http_proto::ResponseHeaderModifier {
-        add: headers(&modifier.add),
-        set: headers(&modifier.set),
-        remove: modifier.remove.clone(),
-    }
-}
-
-fn redirect(redirect: &RequestRedirect) -> http_proto::RequestRedirect {
-    use http_types::scheme::{Registered, Type};
-    http_proto::RequestRedirect {
-        scheme: redirect.scheme.as_deref().map(|scheme| http_types::Scheme {
-            r#type: Some(match scheme {
-                "https" => Type::Registered(Registered::Https as i32),
-                _ => Type::Registered(Registered::Http as i32),
-            }),
-        }),
-        host: redirect.hostname.clone().unwrap_or_default(),
-        path: redirect.path.as_ref().and_then(|path| {
-            let replace = match path.modifier_type {
-                PathModifierType::ReplaceFullPath => path
-                    .replace_full_path
-                    .clone()
-                    .map(http_proto::path_modifier::Replace::Full),
-                PathModifierType::ReplacePrefixMatch => path
-                    .replace_prefix_match
-                    .clone()
-                    .map(http_proto::path_modifier::Replace::Prefix),
-            };
-            replace.map(|replace| http_proto::PathModifier {
-                replace: Some(replace),
-            })
-        }),
-        port: redirect.port.map(u32::from).unwrap_or_default(),
-        status: u32::from(redirect.status_code),
-    }
-}
-
 fn http_filter(filter: &HttpRouteFilter) -> Option<proto::http_route::Filter> {
     use proto::http_route::filter::Kind;
     let kind = match filter.filter_type {
@@ -754,19 +617,6 @@ fn http_route(
             .map(|host| host_match(host))
             .collect(),
         rules,
-    }
-}
-
-fn grpc_match(condition: &GrpcRouteMatch) -> grpc_proto::GrpcRouteMatch {
-    grpc_proto::GrpcRouteMatch {
-        rpc: condition
-            .method
-            .as_ref()
-            .map(|method| grpc_proto::GrpcRpcMatch {
-                service: method.service.clone().unwrap_or_default(),
-                method: method.method.clone().unwrap_or_default(),
-            }),
-        headers: condition.headers.iter().map(header_match).collect(),
     }
 }
 

@@ -22,8 +22,6 @@
 use std::collections::HashMap;
 
 use linkerd2_proxy_api::grpc_route as grpc_proto;
-use linkerd2_proxy_api::http_route as http_proto;
-use linkerd2_proxy_api::http_types;
 use linkerd2_proxy_api::inbound as proto;
 use linkerd2_proxy_api::meta::{Metadata, Resource, metadata};
 use linkerd2_proxy_api::net;
@@ -33,12 +31,12 @@ use weft_core::policy::effective::{
     Authorization, AuthorizationRef, ClientAuthentication, Protocol, RoutePolicy, ServerRef,
 };
 use weft_core::policy::network::Cidr;
-use weft_core::route::{
-    FilterType, GrpcRoute, HeaderMatch, HttpRoute, HttpRouteFilter, HttpRouteMatch, PathMatchType,
-    PathModifierType, ValueMatchType,
-};
+use weft_core::route::{FilterType, GrpcRoute, HttpRoute, HttpRouteFilter, HttpRouteMatch};
 
 use crate::catalog::{PortPolicy, PortTarget};
+use crate::policy::route_proto::{
+    grpc_match, host_match, http_match, redirect, request_header_modifier,
+};
 
 /// Why a request cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -324,22 +322,7 @@ fn grpc_route(answer: &PortPolicy, route: &GrpcRoute) -> proto::GrpcRoute {
             .rules
             .iter()
             .map(|rule| proto::grpc_route::Rule {
-                matches: rule
-                    .effective_matches()
-                    .iter()
-                    .map(|condition| grpc_proto::GrpcRouteMatch {
-                        // The proto matches exact service and method names only.
-                        rpc: condition
-                            .method
-                            .as_ref()
-                            .filter(|method| method.match_type == ValueMatchType::Exact)
-                            .map(|method| grpc_proto::GrpcRpcMatch {
-                                service: method.service.clone().unwrap_or_default(),
-                                method: method.method.clone().unwrap_or_default(),
-                            }),
-                        headers: condition.headers.iter().map(header_match).collect(),
-                    })
-                    .collect(),
+                matches: rule.effective_matches().iter().map(grpc_match).collect(),
                 filters: rule
                     .filters
                     .iter()
@@ -347,7 +330,7 @@ fn grpc_route(answer: &PortPolicy, route: &GrpcRoute) -> proto::GrpcRoute {
                     .filter_map(|filter| filter.request_header_modifier.as_ref())
                     .map(|modifier| proto::grpc_route::Filter {
                         kind: Some(proto::grpc_route::filter::Kind::RequestHeaderModifier(
-                            header_modifier(modifier),
+                            request_header_modifier(modifier),
                         )),
                     })
                     .collect(),
@@ -356,138 +339,15 @@ fn grpc_route(answer: &PortPolicy, route: &GrpcRoute) -> proto::GrpcRoute {
     }
 }
 
-/// `example.com` exactly, or `*.example.com` as a suffix (labels reversed).
-fn host_match(host: &str) -> http_proto::HostMatch {
-    use http_proto::host_match::{Match, Suffix};
-    let matched = match host.strip_prefix("*.") {
-        Some(suffix) => Match::Suffix(Suffix {
-            reverse_labels: suffix.rsplit('.').map(str::to_string).collect(),
-        }),
-        None => Match::Exact(host.to_string()),
-    };
-    http_proto::HostMatch {
-        r#match: Some(matched),
-    }
-}
-
-fn http_match(condition: &HttpRouteMatch) -> http_proto::HttpRouteMatch {
-    use http_proto::path_match::Kind;
-    http_proto::HttpRouteMatch {
-        path: condition.path.as_ref().map(|path| http_proto::PathMatch {
-            kind: Some(match path.match_type {
-                PathMatchType::Exact => Kind::Exact(path.value.clone()),
-                PathMatchType::PathPrefix => Kind::Prefix(path.value.clone()),
-                PathMatchType::RegularExpression => Kind::Regex(path.value.clone()),
-            }),
-        }),
-        headers: condition.headers.iter().map(header_match).collect(),
-        query_params: condition
-            .query_params
-            .iter()
-            .map(|parameter| {
-                use http_proto::query_param_match::Value;
-                http_proto::QueryParamMatch {
-                    name: parameter.name.clone(),
-                    value: Some(match parameter.match_type {
-                        ValueMatchType::Exact => Value::Exact(parameter.value.clone()),
-                        ValueMatchType::RegularExpression => Value::Regex(parameter.value.clone()),
-                    }),
-                }
-            })
-            .collect(),
-        method: condition.method.as_deref().map(method),
-    }
-}
-
-fn header_match(header: &HeaderMatch) -> http_proto::HeaderMatch {
-    use http_proto::header_match::Value;
-    http_proto::HeaderMatch {
-        name: header.name.clone(),
-        value: Some(match header.match_type {
-            ValueMatchType::Exact => Value::Exact(header.value.clone().into_bytes()),
-            ValueMatchType::RegularExpression => Value::Regex(header.value.clone()),
-        }),
-    }
-}
-
-fn method(name: &str) -> http_types::HttpMethod {
-    use http_types::http_method::{Registered, Type};
-    let registered = match name {
-        "GET" => Some(Registered::Get),
-        "POST" => Some(Registered::Post),
-        "PUT" => Some(Registered::Put),
-        "DELETE" => Some(Registered::Delete),
-        "PATCH" => Some(Registered::Patch),
-        "OPTIONS" => Some(Registered::Options),
-        "CONNECT" => Some(Registered::Connect),
-        "HEAD" => Some(Registered::Head),
-        "TRACE" => Some(Registered::Trace),
-        _ => None,
-    };
-    http_types::HttpMethod {
-        r#type: Some(match registered {
-            Some(registered) => Type::Registered(registered as i32),
-            None => Type::Unregistered(name.to_string()),
-        }),
-    }
-}
-
-fn headers(headers: &[weft_core::route::HttpHeader]) -> Option<http_types::Headers> {
-    if headers.is_empty() {
-        return None;
-    }
-    Some(http_types::Headers {
-        headers: headers
-            .iter()
-            .map(|header| http_types::headers::Header {
-                name: header.name.clone(),
-                value: header.value.clone().into_bytes(),
-            })
-            .collect(),
-    })
-}
-
-fn header_modifier(
-    modifier: &weft_core::route::HeaderModifier,
-) -> http_proto::RequestHeaderModifier {
-    http_proto::RequestHeaderModifier {
-        add: headers(&modifier.add),
-        set: headers(&modifier.set),
-        remove: modifier.remove.clone(),
-    }
-}
-
 /// RequestHeaderModifier and RequestRedirect (ResponseHeaderModifier has no
 /// inbound form in the API).
 fn http_filter(filter: &HttpRouteFilter) -> Option<proto::http_route::Filter> {
     use proto::http_route::filter::Kind;
     let kind = match filter.filter_type {
-        FilterType::RequestHeaderModifier => {
-            Kind::RequestHeaderModifier(header_modifier(filter.request_header_modifier.as_ref()?))
-        }
-        FilterType::RequestRedirect => {
-            let redirect = filter.request_redirect.as_ref()?;
-            Kind::Redirect(http_proto::RequestRedirect {
-                scheme: redirect.scheme.as_deref().map(http_types::Scheme::from),
-                host: redirect.hostname.clone().unwrap_or_default(),
-                path: redirect.path.as_ref().and_then(|path| {
-                    use http_proto::path_modifier::Replace;
-                    let replace = match path.modifier_type {
-                        PathModifierType::ReplaceFullPath => {
-                            Replace::Full(path.replace_full_path.clone()?)
-                        }
-                        PathModifierType::ReplacePrefixMatch => {
-                            Replace::Prefix(path.replace_prefix_match.clone()?)
-                        }
-                    };
-                    Some(http_proto::PathModifier {
-                        replace: Some(replace),
-                    })
-                }),
-                port: redirect.port.map(u32::from).unwrap_or_default(),
-                status: u32::from(redirect.status_code),
-            })
-        }
+        FilterType::RequestHeaderModifier => Kind::RequestHeaderModifier(request_header_modifier(
+            filter.request_header_modifier.as_ref()?,
+        )),
+        FilterType::RequestRedirect => Kind::Redirect(redirect(filter.request_redirect.as_ref()?)),
         FilterType::ResponseHeaderModifier => return None,
     };
     Some(proto::http_route::Filter { kind: Some(kind) })

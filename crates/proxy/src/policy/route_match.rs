@@ -357,7 +357,9 @@ struct GrpcRank {
 impl HttpRouteMatch {
     fn rank(&self, request: &RequestView<'_>, query: Option<&str>) -> Option<HttpRank> {
         let path = match &self.path {
-            None => PathRank::Unset,
+            // No path is `PathPrefix /` (the Gateway API's default), ranked
+            // as such: a header-only match outranks a bare `/` by its headers.
+            None => PathRank::Prefix("/".len() + 1),
             Some(path_match) => path_match.rank(request.uri.path())?,
         };
         if let Some(method) = &self.method

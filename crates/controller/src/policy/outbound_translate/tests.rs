@@ -2,6 +2,7 @@
 //! header-match canary, a Service without routes, an opaque port, a gRPC
 //! Service and failure accrual.
 
+use linkerd2_proxy_api::http_types;
 use linkerd2_proxy_api::net::TcpAddress;
 use linkerd2_proxy_api::outbound::proxy_protocol::Kind as ProtocolKind;
 use linkerd2_proxy_api::outbound::traffic_spec::Target;
@@ -314,9 +315,16 @@ fn the_canary_route_carries_matches_filters_weights_timeouts_and_retries() {
     let [canary, split] = route.rules.as_slice() else {
         panic!("two rules")
     };
-    // The rule's match: header exact, method GET, no path (as written).
+    // The rule's match: header exact, method GET, and, with no path
+    // written, the Gateway API's default `PathPrefix /` (so the header
+    // outranks the split rule, whose only match is also `/`).
     let condition = &canary.matches[0];
-    assert_eq!(condition.path, None);
+    assert_eq!(
+        condition.path,
+        Some(http_proto::PathMatch {
+            kind: Some(http_proto::path_match::Kind::Prefix("/".into()))
+        })
+    );
     assert_eq!(condition.headers[0].name, "x-canary");
     assert_eq!(
         condition.headers[0].value,

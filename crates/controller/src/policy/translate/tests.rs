@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use linkerd2_proxy_api::http_route as http_proto;
 use linkerd2_proxy_api::inbound as proto;
 use linkerd2_proxy_api::meta::metadata;
 use weft_core::object::MeshObject;

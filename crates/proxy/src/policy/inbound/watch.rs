@@ -57,6 +57,9 @@ struct Shared {
 
 struct PortWatch {
     sender: Arc<watch::Sender<Arc<ServerPolicy>>>,
+    /// True once the controller answered (or the stream failed, so the
+    /// default or last policy is what there will be for now).
+    settled: Arc<watch::Sender<bool>>,
     /// Watched from the start (WEFT_PROXY_INBOUND_PORTS): never evicted.
     eager: bool,
     last_used: Instant,
@@ -144,11 +147,13 @@ impl InboundPolicies {
             ServerPolicy::default_for(shared.default_policy, port, &shared.cluster_networks);
         let (sender, receiver) = watch::channel(Arc::new(default));
         let sender = Arc::new(sender);
+        let settled = Arc::new(watch::Sender::new(shared.channel.is_none()));
         let task = shared.channel.as_ref().map(|channel| {
             let stream = PortStream {
                 channel: channel.clone(),
                 port,
                 sender: sender.clone(),
+                settled: settled.clone(),
                 backoff: shared.backoff,
                 random: Random::with_seed(shared.random.next_u64()),
                 default_policy: shared.default_policy,
@@ -161,12 +166,37 @@ impl InboundPolicies {
             port,
             PortWatch {
                 sender,
+                settled,
                 eager,
                 last_used: now,
                 task,
             },
         );
         receiver
+    }
+
+    /// Waits until each of `ports` that is watched has its first answer
+    /// from the controller, or its stream failed (the default, or the last
+    /// policy, is then what applies for now). The proxy becomes ready only
+    /// after this for its declared ports, so no client reaches an app under
+    /// the default policy while the controller's answer is on its way.
+    pub(crate) async fn settled(&self, ports: impl IntoIterator<Item = u16>) {
+        let receivers: Vec<watch::Receiver<bool>> = {
+            let watched = self
+                .shared
+                .ports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            ports
+                .into_iter()
+                .filter_map(|port| watched.get(&port))
+                .map(|watch| watch.settled.subscribe())
+                .collect()
+        };
+        for mut receiver in receivers {
+            // An error means the watch was dropped: nothing to wait for.
+            let _ = receiver.wait_for(|settled| *settled).await;
+        }
     }
 
     /// Drops the lazily watched ports no connection has held for the idle
@@ -219,6 +249,7 @@ struct PortStream {
     channel: PolicyChannel,
     port: u16,
     sender: Arc<watch::Sender<Arc<ServerPolicy>>>,
+    settled: Arc<watch::Sender<bool>>,
     backoff: ExponentialBackoff,
     random: Random,
     default_policy: DefaultPolicy,
@@ -263,6 +294,7 @@ impl PortStream {
     }
 
     fn answer(&mut self, server: linkerd2_proxy_api::inbound::Server) {
+        self.settled.send_replace(true);
         if self.last.as_ref() == Some(&server) {
             return;
         }
@@ -281,6 +313,7 @@ impl PortStream {
     /// says it has no policy for the port: then the default applies.
     fn failed(&mut self, status: &tonic::Status) {
         tracing::debug!(port = self.port, ?status, "inbound policy stream failed");
+        self.settled.send_replace(true);
         let no_policy = matches!(
             status.code(),
             tonic::Code::Unimplemented | tonic::Code::NotFound
@@ -306,6 +339,7 @@ mod tests {
             },
             port: 8080,
             sender,
+            settled: Arc::new(watch::Sender::new(false)),
             backoff: ExponentialBackoff::default(),
             random: Random::with_seed(1),
             default_policy: DefaultPolicy::Deny,

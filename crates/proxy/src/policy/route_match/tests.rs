@@ -431,17 +431,33 @@ fn precedence() {
             Some("prefix"),
         ),
         (
-            "regex beats no path",
+            "no path is prefix /, so it beats a regex too",
             vec![
-                ("none", http_match(None, None, vec![], vec![])),
                 (
                     "regex",
                     http_match(Some(path_regex("/a/.*")), None, vec![], vec![]),
                 ),
+                ("none", http_match(None, None, vec![], vec![])),
             ],
             "/a/b",
             &[],
-            Some("regex"),
+            Some("none"),
+        ),
+        (
+            "a header-only match beats a bare prefix / by its header",
+            vec![
+                (
+                    "split",
+                    http_match(Some(path_prefix("/")), None, vec![], vec![]),
+                ),
+                (
+                    "canary",
+                    http_match(None, None, vec![header_exact("x-canary", "true")], vec![]),
+                ),
+            ],
+            "/books",
+            &[("x-canary", "true")],
+            Some("canary"),
         ),
         (
             "method after path",

@@ -23,13 +23,12 @@
 //! | [`route`]   | `HTTPRoute`, `GRPCRoute` (Gateway API fields) and Linkerd's retry/timeout annotations |
 //! | [`weight`]  | quantity weights (`900m`, `1`) and their wire form |
 //! | [`names`]   | fully-qualified service names |
-//! | [`policy`]  | Linkerd's authorization policy kinds and a port's effective inbound policy |
+//! | [`policy`]  | Linkerd's authorization policy kinds and a port's effective inbound policy; without `model`, only its CIDR networks and default policies (the proxy's too) |
 
 pub mod duration;
 pub mod names;
 #[cfg(feature = "model")]
 pub mod object;
-#[cfg(feature = "model")]
 pub mod policy;
 #[cfg(feature = "model")]
 pub mod profile;

@@ -169,40 +169,23 @@ impl MeshObject {
 
     /// Its name and namespace, as written.
     pub fn name_and_namespace(&self) -> (Option<&str>, Option<&str>) {
-        fn parts<'a>(
-            name: &'a Option<String>,
-            namespace: &'a Option<String>,
-        ) -> (Option<&'a str>, Option<&'a str>) {
-            (name.as_deref(), namespace.as_deref())
-        }
-        match self {
-            MeshObject::Service(service) => {
-                parts(&service.metadata.name, &service.metadata.namespace)
-            }
+        let metadata = match self {
+            // A Workload keeps a lean metadata of its own, not an ObjectMeta.
             MeshObject::Workload(workload) => {
-                parts(&workload.metadata.name, &workload.metadata.namespace)
+                let metadata = &workload.metadata;
+                return (metadata.name.as_deref(), metadata.namespace.as_deref());
             }
-            MeshObject::ServiceProfile(profile) => {
-                parts(&profile.metadata.name, &profile.metadata.namespace)
-            }
-            MeshObject::TrafficSplit(split) => {
-                parts(&split.metadata.name, &split.metadata.namespace)
-            }
-            MeshObject::Server(server) => parts(&server.metadata.name, &server.metadata.namespace),
-            MeshObject::AuthorizationPolicy(policy) => {
-                parts(&policy.metadata.name, &policy.metadata.namespace)
-            }
-            MeshObject::MeshTLSAuthentication(authentication) => parts(
-                &authentication.metadata.name,
-                &authentication.metadata.namespace,
-            ),
-            MeshObject::NetworkAuthentication(authentication) => parts(
-                &authentication.metadata.name,
-                &authentication.metadata.namespace,
-            ),
-            MeshObject::HttpRoute(route) => parts(&route.metadata.name, &route.metadata.namespace),
-            MeshObject::GrpcRoute(route) => parts(&route.metadata.name, &route.metadata.namespace),
-        }
+            MeshObject::Service(service) => &service.metadata,
+            MeshObject::ServiceProfile(profile) => &profile.metadata,
+            MeshObject::TrafficSplit(split) => &split.metadata,
+            MeshObject::Server(server) => &server.metadata,
+            MeshObject::AuthorizationPolicy(policy) => &policy.metadata,
+            MeshObject::MeshTLSAuthentication(authentication) => &authentication.metadata,
+            MeshObject::NetworkAuthentication(authentication) => &authentication.metadata,
+            MeshObject::HttpRoute(route) => &route.metadata,
+            MeshObject::GrpcRoute(route) => &route.metadata,
+        };
+        (metadata.name.as_deref(), metadata.namespace.as_deref())
     }
 
     /// Its key; fails when it has no name.

@@ -19,19 +19,31 @@
 //! | [`network`]        | CIDR networks (`10.0.0.0/8`) |
 //! | [`default_policy`] | the default policies (`all-unauthenticated`, `deny`, ...) |
 //! | [`effective`]      | the decision: a port's effective inbound policy |
+//!
+//! Without the `model` feature only [`network`] and [`default_policy`] (and
+//! [`FieldError`]) are built: the proxy parses its own default policy and
+//! networks with them, without k8s-openapi.
 
+#[cfg(feature = "model")]
 pub mod authentication;
+#[cfg(feature = "model")]
 pub mod authorization;
 pub mod default_policy;
+#[cfg(feature = "model")]
 pub mod effective;
 pub mod network;
+#[cfg(feature = "model")]
 pub mod server;
 
+#[cfg(feature = "model")]
 pub use authentication::{MeshTLSAuthentication, NetworkAuthentication};
+#[cfg(feature = "model")]
 pub use authorization::AuthorizationPolicy;
 pub use default_policy::DefaultPolicy;
+#[cfg(feature = "model")]
 pub use effective::{InboundPolicy, PolicyContext, PolicyObjects, inbound_policy};
 pub use network::Cidr;
+#[cfg(feature = "model")]
 pub use server::Server;
 
 /// The API group of every policy kind.
@@ -57,5 +69,5 @@ impl FieldError {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "model"))]
 mod tests;

@@ -19,7 +19,7 @@
 //!
 //! | module          | what it holds |
 //! |-----------------|---------------|
-//! | this one        | shared pieces (parent and backend refs, header matches and modifiers), HTTPRoute |
+//! | this one        | [`Route`] and [`RouteSpec`] (either kind, checked by its [`RouteRule`]), shared pieces (parent and backend refs, header matches and modifiers, their checks), HTTPRoute |
 //! | [`grpc`]        | GRPCRoute |
 //! | [`annotations`] | Linkerd's retry and timeout annotations (`retry.linkerd.io/*`, `timeout.linkerd.io/*`) |
 
@@ -76,39 +76,65 @@ impl RouteError {
     }
 }
 
-// ---- HTTPRoute ------------------------------------------------------------
+// ---- routes ---------------------------------------------------------------
 
-/// An HTTPRoute.
+/// A route; its rules say which kind ([`HttpRoute`], [`GrpcRoute`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", try_from = "HttpRouteFields")]
-pub struct HttpRoute {
-    /// One of [`HTTP_ROUTE_API_VERSIONS`].
+#[serde(
+    rename_all = "camelCase",
+    try_from = "RouteFields<Rule>",
+    bound(deserialize = "Rule: RouteRule + Default + Deserialize<'de>")
+)]
+pub struct Route<Rule> {
+    /// One of [`HTTP_ROUTE_API_VERSIONS`] or [`GRPC_ROUTE_API_VERSIONS`].
     pub api_version: String,
-    /// `HTTPRoute`.
+    /// `HTTPRoute` or `GRPCRoute`.
     pub kind: String,
     /// Name, namespace and Linkerd's retry/timeout annotations.
     pub metadata: ObjectMeta,
     /// Parents, hostnames and rules.
-    pub spec: HttpRouteSpec,
+    pub spec: RouteSpec<Rule>,
     /// The metadata's retry and timeout annotations, parsed.
     #[serde(skip)]
     pub annotations: RouteAnnotations,
 }
 
+/// An HTTPRoute.
+pub type HttpRoute = Route<HttpRouteRule>;
+
+/// A route kind's rule: how it is checked, and which annotations suit the kind.
+pub trait RouteRule {
+    /// Checks the rule written at `field` (`spec.rules[0]`); the error names
+    /// the field within it.
+    fn validate(&self, field: &str) -> Result<(), RouteError>;
+
+    /// Checks that the route's annotations suit the kind (all do, unless the
+    /// kind says otherwise).
+    fn validate_annotations(_annotations: &RouteAnnotations) -> Result<(), RouteError> {
+        Ok(())
+    }
+}
+
+/// A route as written, before its annotations are parsed and its spec validated.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct HttpRouteFields {
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    bound(deserialize = "Rule: Default + Deserialize<'de>")
+)]
+struct RouteFields<Rule> {
     api_version: String,
     kind: String,
     metadata: ObjectMeta,
-    spec: HttpRouteSpec,
+    spec: RouteSpec<Rule>,
 }
 
-impl TryFrom<HttpRouteFields> for HttpRoute {
+impl<Rule: RouteRule> TryFrom<RouteFields<Rule>> for Route<Rule> {
     type Error = RouteError;
-    fn try_from(fields: HttpRouteFields) -> Result<Self, RouteError> {
+    fn try_from(fields: RouteFields<Rule>) -> Result<Self, RouteError> {
         let annotations = RouteAnnotations::parse(fields.metadata.annotations.as_ref())?;
-        validate_http_spec(&fields.spec)?;
+        Rule::validate_annotations(&annotations)?;
+        fields.spec.validate()?;
         Ok(Self {
             api_version: fields.api_version,
             kind: fields.kind,
@@ -119,7 +145,7 @@ impl TryFrom<HttpRouteFields> for HttpRoute {
     }
 }
 
-impl HttpRoute {
+impl<Rule> Route<Rule> {
     /// The API group (`policy.linkerd.io` or `gateway.networking.k8s.io`).
     pub fn group(&self) -> &str {
         group_of(&self.api_version)
@@ -131,10 +157,10 @@ pub(crate) fn group_of(api_version: &str) -> &str {
     api_version.split_once('/').map_or("", |(group, _)| group)
 }
 
-/// The body of an HTTPRoute.
+/// The body of a route.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpRouteSpec {
+pub struct RouteSpec<Rule> {
     /// What the route attaches to: Services (outbound) or Servers (inbound).
     #[serde(default)]
     pub parent_refs: Vec<ParentReference>,
@@ -143,7 +169,20 @@ pub struct HttpRouteSpec {
     pub hostnames: Vec<String>,
     /// Rules in order.
     #[serde(default)]
-    pub rules: Vec<HttpRouteRule>,
+    pub rules: Vec<Rule>,
+}
+
+/// The body of an HTTPRoute.
+pub type HttpRouteSpec = RouteSpec<HttpRouteRule>;
+
+impl<Rule: RouteRule> RouteSpec<Rule> {
+    fn validate(&self) -> Result<(), RouteError> {
+        validate_parents_and_hostnames(&self.parent_refs, &self.hostnames)?;
+        for (index, rule) in self.rules.iter().enumerate() {
+            rule.validate(&format!("spec.rules[{index}]"))?;
+        }
+        Ok(())
+    }
 }
 
 /// A route's parent: a Service (group `core` or empty) or a Server
@@ -466,7 +505,8 @@ pub struct PathModifier {
     pub replace_prefix_match: Option<String>,
 }
 
-/// A weighted backend: a Service port.
+/// A weighted backend: a Service port. A GRPCRoute's backends are the same
+/// ([`grpc::GrpcBackendRef`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpBackendRef {
@@ -517,34 +557,16 @@ pub struct HttpRouteTimeouts {
 
 // ---- validation -----------------------------------------------------------
 
-fn validate_http_spec(spec: &HttpRouteSpec) -> Result<(), RouteError> {
-    validate_parents_and_hostnames(&spec.parent_refs, &spec.hostnames)?;
-    for (rule_index, rule) in spec.rules.iter().enumerate() {
-        let rule_field = format!("spec.rules[{rule_index}]");
-        for (index, condition) in rule.matches.iter().enumerate() {
+impl RouteRule for HttpRouteRule {
+    fn validate(&self, rule_field: &str) -> Result<(), RouteError> {
+        for (index, condition) in self.matches.iter().enumerate() {
             validate_http_match(condition, &format!("{rule_field}.matches[{index}]"))?;
         }
-        for (index, filter) in rule.filters.iter().enumerate() {
-            validate_filter(filter, &format!("{rule_field}.filters[{index}]"), true)?;
-        }
-        for (index, backend) in rule.backend_refs.iter().enumerate() {
-            let field = format!("{rule_field}.backendRefs[{index}]");
-            validate_backend(
-                backend.group.as_deref(),
-                backend.kind.as_deref(),
-                &backend.name,
-                backend.port,
-                backend.weight,
-                &field,
-            )?;
-            for (filter_index, filter) in backend.filters.iter().enumerate() {
-                validate_filter(filter, &format!("{field}.filters[{filter_index}]"), true)?;
-            }
-        }
+        validate_filters_and_backends(&self.filters, &self.backend_refs, rule_field, true)?;
         if let Some(HttpRouteTimeouts {
             request: Some(request),
             backend_request: Some(backend_request),
-        }) = &rule.timeouts
+        }) = &self.timeouts
             && request.value() > std::time::Duration::ZERO
             && backend_request.value() > request.value()
         {
@@ -553,11 +575,11 @@ fn validate_http_spec(spec: &HttpRouteSpec) -> Result<(), RouteError> {
                 format!("{backend_request} must not exceed timeouts.request ({request})"),
             ));
         }
+        Ok(())
     }
-    Ok(())
 }
 
-pub(crate) fn validate_parents_and_hostnames(
+fn validate_parents_and_hostnames(
     parents: &[ParentReference],
     hostnames: &[String],
 ) -> Result<(), RouteError> {
@@ -632,7 +654,7 @@ pub(crate) fn validate_header_match(header: &HeaderMatch, field: &str) -> Result
     Ok(())
 }
 
-pub(crate) fn compile(pattern: &str, field: &str) -> Result<(), RouteError> {
+fn compile(pattern: &str, field: &str) -> Result<(), RouteError> {
     regex::Regex::new(pattern)
         .map(drop)
         .map_err(|error| RouteError::new(field, format!("invalid regular expression: {error}")))
@@ -647,7 +669,7 @@ fn is_token(text: &str) -> bool {
 }
 
 /// `redirect_allowed`: HTTPRoute filters may redirect, GRPCRoute ones not.
-pub(crate) fn validate_filter(
+fn validate_filter(
     filter: &HttpRouteFilter,
     field: &str,
     redirect_allowed: bool,
@@ -759,15 +781,45 @@ pub(crate) fn validate_filter(
     Ok(())
 }
 
-pub(crate) fn validate_backend(
-    group: Option<&str>,
-    kind: Option<&str>,
-    name: &str,
-    port: Option<u16>,
-    weight: u32,
-    field: &str,
+/// A rule's filters and weighted backends (with their own filters), under
+/// `rule_field`; `redirect_allowed` as for [`validate_filter`].
+pub(crate) fn validate_filters_and_backends(
+    filters: &[HttpRouteFilter],
+    backends: &[HttpBackendRef],
+    rule_field: &str,
+    redirect_allowed: bool,
 ) -> Result<(), RouteError> {
-    let group = group.unwrap_or("");
+    for (index, filter) in filters.iter().enumerate() {
+        validate_filter(
+            filter,
+            &format!("{rule_field}.filters[{index}]"),
+            redirect_allowed,
+        )?;
+    }
+    for (index, backend) in backends.iter().enumerate() {
+        let field = format!("{rule_field}.backendRefs[{index}]");
+        validate_backend(backend, &field)?;
+        for (filter_index, filter) in backend.filters.iter().enumerate() {
+            validate_filter(
+                filter,
+                &format!("{field}.filters[{filter_index}]"),
+                redirect_allowed,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_backend(backend: &HttpBackendRef, field: &str) -> Result<(), RouteError> {
+    let HttpBackendRef {
+        group,
+        kind,
+        name,
+        port,
+        weight,
+        ..
+    } = backend;
+    let group = group.as_deref().unwrap_or("");
     if !(group.is_empty() || group == "core") {
         return Err(RouteError::new(
             format!("{field}.group"),
@@ -803,7 +855,7 @@ pub(crate) fn validate_backend(
         }
         Some(_) => {}
     }
-    if weight > MAX_BACKEND_WEIGHT {
+    if *weight > MAX_BACKEND_WEIGHT {
         return Err(RouteError::new(
             format!("{field}.weight"),
             format!("{weight} is above {MAX_BACKEND_WEIGHT}"),

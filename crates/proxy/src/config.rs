@@ -19,15 +19,16 @@ mod variables;
 mod tests;
 
 pub use values::{
-    DefaultPolicy, DetectTimeoutAction, IpNetwork, LogFormat, PortSet, detect_timeout_action,
-    format_duration, parse_duration, parse_port_set,
+    DetectTimeoutAction, IpNetwork, LogFormat, PortSet, detect_timeout_action, format_duration,
+    parse_duration, parse_port_set,
 };
 use values::{
-    parse_certificates, parse_connection_limit, parse_cores, parse_listen_addrs, parse_networks,
-    parse_optional_host_port, parse_policy_workload, parse_positive_duration, parse_server_name,
-    parse_socket_addr,
+    parse_certificates, parse_connection_limit, parse_cores, parse_default_policy,
+    parse_listen_addrs, parse_networks, parse_optional_host_port, parse_policy_workload,
+    parse_positive_duration, parse_server_name, parse_socket_addr,
 };
 pub use variables::{DEFAULT_CONTROLLER_NAME, DEFAULT_OPAQUE_PORTS, VARIABLES, Variable};
+pub use weft_core::policy::DefaultPolicy;
 
 /// The proxy's effective configuration.
 #[derive(Clone, Debug)]
@@ -296,7 +297,7 @@ impl Config {
             identity: read_identity(&mut reader),
             policy: None,
             inbound_default_policy: reader
-                .value("WEFT_PROXY_INBOUND_DEFAULT_POLICY", DefaultPolicy::parse),
+                .value("WEFT_PROXY_INBOUND_DEFAULT_POLICY", parse_default_policy),
             policy_cluster_networks: reader
                 .value("WEFT_PROXY_POLICY_CLUSTER_NETWORKS", parse_networks),
             control_plane_tls: reader.value("WEFT_PROXY_CONTROL_PLANE_TLS", ControlPlaneTls::parse),

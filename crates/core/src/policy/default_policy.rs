@@ -1,7 +1,9 @@
 //! The default inbound policies, as Linkerd names them: what applies to a
 //! port no Server selects (the Workload's
 //! `config.linkerd.io/default-inbound-policy` annotation, else the
-//! controller's `--default-inbound-policy`), and a Server's `accessPolicy`.
+//! controller's `--default-inbound-policy`), a Server's `accessPolicy`, and
+//! the proxy's `WEFT_PROXY_INBOUND_DEFAULT_POLICY` (what applies before, or
+//! without, the controller's answer).
 
 use serde::{Deserialize, Serialize};
 
@@ -33,14 +35,7 @@ pub enum DefaultPolicy {
 }
 
 /// Every policy, in the order error messages list them.
-pub const ALL_POLICIES: [DefaultPolicy; 6] = [
-    DefaultPolicy::AllUnauthenticated,
-    DefaultPolicy::AllAuthenticated,
-    DefaultPolicy::ClusterUnauthenticated,
-    DefaultPolicy::ClusterAuthenticated,
-    DefaultPolicy::Deny,
-    DefaultPolicy::Audit,
-];
+pub const ALL_POLICIES: [DefaultPolicy; 6] = DefaultPolicy::ALL;
 
 /// A name that is not a default policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,9 +45,19 @@ pub const ALL_POLICIES: [DefaultPolicy; 6] = [
 pub struct UnknownPolicy(pub String);
 
 impl DefaultPolicy {
+    /// Every policy, in the order error messages and `--help` list them.
+    pub const ALL: [DefaultPolicy; 6] = [
+        DefaultPolicy::AllUnauthenticated,
+        DefaultPolicy::AllAuthenticated,
+        DefaultPolicy::ClusterUnauthenticated,
+        DefaultPolicy::ClusterAuthenticated,
+        DefaultPolicy::Deny,
+        DefaultPolicy::Audit,
+    ];
+
     /// Parses Linkerd's name.
     pub fn parse(text: &str) -> Result<Self, UnknownPolicy> {
-        ALL_POLICIES
+        DefaultPolicy::ALL
             .into_iter()
             .find(|policy| policy.as_str() == text.trim())
             .ok_or_else(|| UnknownPolicy(text.to_string()))

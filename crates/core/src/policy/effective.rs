@@ -33,6 +33,7 @@ use super::authorization::{Authentication, AuthorizationPolicy, Target};
 use super::default_policy::{DEFAULT_INBOUND_POLICY_ANNOTATION, DefaultPolicy};
 use super::network::Cidr;
 use super::server::{ProxyProtocol, Server};
+use crate::ObjectMeta;
 use crate::names::identity_name;
 use crate::service::namespace_or_default;
 use crate::workload::Workload;
@@ -424,18 +425,13 @@ impl Resolver<'_> {
             match authentication {
                 Authentication::MeshTls(namespace, name) => {
                     let namespace = namespace.as_deref().unwrap_or(self.namespace);
-                    let found = self
-                        .objects
-                        .mesh_tls
-                        .iter()
-                        .find(|authn| {
-                            authn.name() == name
-                                && namespace_or_default(authn.metadata.namespace.as_deref())
-                                    == namespace
-                        })
-                        .ok_or_else(|| {
-                            format!("MeshTLSAuthentication {namespace}/{name} does not exist")
-                        })?;
+                    let found = find_named(
+                        self.objects.mesh_tls,
+                        |authn| &authn.metadata,
+                        "MeshTLSAuthentication",
+                        namespace,
+                        &name,
+                    )?;
                     identities = Some(self.identities(found, namespace)?);
                 }
                 Authentication::ServiceAccount(namespace, name) => {
@@ -444,18 +440,13 @@ impl Resolver<'_> {
                 }
                 Authentication::Network(namespace, name) => {
                     let namespace = namespace.as_deref().unwrap_or(self.namespace);
-                    let found = self
-                        .objects
-                        .networks
-                        .iter()
-                        .find(|authn| {
-                            authn.name() == name
-                                && namespace_or_default(authn.metadata.namespace.as_deref())
-                                    == namespace
-                        })
-                        .ok_or_else(|| {
-                            format!("NetworkAuthentication {namespace}/{name} does not exist")
-                        })?;
+                    let found = find_named(
+                        self.objects.networks,
+                        |authn| &authn.metadata,
+                        "NetworkAuthentication",
+                        namespace,
+                        &name,
+                    )?;
                     networks = Some(found.networks().map_err(|error| error.to_string())?);
                 }
             }
@@ -517,6 +508,26 @@ impl Resolver<'_> {
         }
         Ok(matches)
     }
+}
+
+/// The object named `namespace/name` among `objects` (of `kind`, for the
+/// error saying it does not exist).
+fn find_named<'found, Object>(
+    objects: &[&'found Object],
+    metadata: impl Fn(&Object) -> &ObjectMeta,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<&'found Object, String> {
+    objects
+        .iter()
+        .copied()
+        .find(|object| {
+            let metadata = metadata(object);
+            metadata.name.as_deref().unwrap_or_default() == name
+                && namespace_or_default(metadata.namespace.as_deref()) == namespace
+        })
+        .ok_or_else(|| format!("{kind} {namespace}/{name} does not exist"))
 }
 
 /// Whether a port list such as `3306,5432`, `4000-4100` or `443` contains `port`.

@@ -8,6 +8,7 @@ use super::effective::{
     ServerRef, ServerRoute, default_authorizations,
 };
 use super::*;
+use crate::object::MeshObject;
 use crate::workload::Workload;
 
 const CONTROL_NAMESPACE: &str = "weft";
@@ -59,6 +60,7 @@ const SERVER_REF: &str = "{group: policy.linkerd.io, kind: Server, name: web-htt
 const MESH_REF: &str = "{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: clients}";
 const NET_REF: &str = "{group: policy.linkerd.io, kind: NetworkAuthentication, name: office}";
 
+#[derive(Default)]
 struct Objects {
     servers: Vec<Server>,
     policies: Vec<AuthorizationPolicy>,
@@ -443,13 +445,7 @@ fn default_policies() {
 
 #[test]
 fn workload_annotations_choose_the_default_and_opaque_ports() {
-    let objects = Objects {
-        servers: Vec::new(),
-        policies: Vec::new(),
-        mesh_tls: Vec::new(),
-        networks: Vec::new(),
-        routes: Vec::new(),
-    };
+    let objects = Objects::default();
     let cases = [
         (
             "",
@@ -531,17 +527,14 @@ fn route_policies_attach_to_their_route() {
 
 #[test]
 fn validation_names_the_field() {
-    let cases: Vec<(MeshObjectUnderTest, &str)> = vec![
+    let cases: Vec<(MeshObject, &str)> = vec![
+        (MeshObject::from(server("s", "{}", "0", "")), "spec.port"),
         (
-            MeshObjectUnderTest::Server(server("s", "{}", "0", "")),
-            "spec.port",
-        ),
-        (
-            MeshObjectUnderTest::Server(server("s", "{}", "http", "  accessPolicy: allow\n")),
+            MeshObject::from(server("s", "{}", "http", "  accessPolicy: allow\n")),
             "spec.accessPolicy",
         ),
         (
-            MeshObjectUnderTest::Server(server(
+            MeshObject::from(server(
                 "s",
                 "{matchExpressions: [{key: a, operator: In}]}",
                 "80",
@@ -550,15 +543,15 @@ fn validation_names_the_field() {
             "spec.podSelector.matchExpressions[0].values",
         ),
         (
-            MeshObjectUnderTest::Policy(policy("p", "{kind: Pod, name: x}", "[]")),
+            MeshObject::from(policy("p", "{kind: Pod, name: x}", "[]")),
             "spec.targetRef.kind",
         ),
         (
-            MeshObjectUnderTest::Policy(policy("p", "{kind: Server, name: x}", "[]")),
+            MeshObject::from(policy("p", "{kind: Server, name: x}", "[]")),
             "spec.targetRef.group",
         ),
         (
-            MeshObjectUnderTest::Policy(policy(
+            MeshObject::from(policy(
                 "p",
                 SERVER_REF,
                 &format!("[{MESH_REF}, {{kind: ServiceAccount, name: a}}]"),
@@ -566,19 +559,19 @@ fn validation_names_the_field() {
             "spec.requiredAuthenticationRefs[1].kind",
         ),
         (
-            MeshObjectUnderTest::MeshTls(mesh_tls("m", "{identities: []}")),
+            MeshObject::from(mesh_tls("m", "{identities: []}")),
             "spec.identities",
         ),
         (
-            MeshObjectUnderTest::MeshTls(mesh_tls("m", "{identities: ['a..b']}")),
+            MeshObject::from(mesh_tls("m", "{identities: ['a..b']}")),
             "spec.identities[0]",
         ),
         (
-            MeshObjectUnderTest::Network(network("n", "[{cidr: 10.0.0.0/40}]")),
+            MeshObject::from(network("n", "[{cidr: 10.0.0.0/40}]")),
             "spec.networks[0].cidr",
         ),
         (
-            MeshObjectUnderTest::Network(network("n", "[{cidr: 10.0.0.0/8, except: [nope]}]")),
+            MeshObject::from(network("n", "[{cidr: 10.0.0.0/8, except: [nope]}]")),
             "spec.networks[0].except[0]",
         ),
     ];
@@ -588,24 +581,6 @@ fn validation_names_the_field() {
     }
     assert!(server("s", "{}", "http", "").validate().is_ok());
     assert!(base().policies[0].validate().is_ok());
-}
-
-enum MeshObjectUnderTest {
-    Server(Server),
-    Policy(AuthorizationPolicy),
-    MeshTls(MeshTLSAuthentication),
-    Network(NetworkAuthentication),
-}
-
-impl MeshObjectUnderTest {
-    fn validate(&self) -> Result<(), FieldError> {
-        match self {
-            MeshObjectUnderTest::Server(object) => object.validate(),
-            MeshObjectUnderTest::Policy(object) => object.validate(),
-            MeshObjectUnderTest::MeshTls(object) => object.validate(),
-            MeshObjectUnderTest::Network(object) => object.validate(),
-        }
-    }
 }
 
 #[test]

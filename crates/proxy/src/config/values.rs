@@ -6,68 +6,40 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-/// An IP network (`10.0.0.0/8`, `fd00::/8`).
+use weft_core::policy::{Cidr, DefaultPolicy};
+
+/// An IP network (`10.0.0.0/8`, `fd00::/8`): weft-core's [`Cidr`] (one
+/// parser, one mask), except that an IPv4-mapped IPv6 client counts as IPv4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNetwork {
-    address: IpAddr,
-    prefix: u8,
-}
+pub struct IpNetwork(Cidr);
 
 impl IpNetwork {
     /// The network of `address` with a `prefix`-bit mask (cut to 32 bits
     /// for IPv4, 128 for IPv6).
     pub fn new(address: IpAddr, prefix: u8) -> IpNetwork {
         let max = if address.is_ipv4() { 32 } else { 128 };
-        IpNetwork {
+        IpNetwork(Cidr {
             address,
             prefix: prefix.min(max),
-        }
+        })
     }
 
     /// Parses `ADDRESS/PREFIX` (a bare address is a single-address network).
     pub fn parse(text: &str) -> Result<IpNetwork, String> {
-        let text = text.trim();
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text, None),
-        };
-        let address: IpAddr = address
-            .parse()
-            .map_err(|_| format!("{text:?} is not a network: expected e.g. 10.0.0.0/8"))?;
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(prefix) => match prefix.parse::<u8>() {
-                Ok(prefix) if prefix <= max => prefix,
-                _ => return Err(format!("{text:?}: prefix must be 0-{max}")),
-            },
-        };
-        Ok(IpNetwork { address, prefix })
+        Cidr::parse(text)
+            .map(IpNetwork)
+            .map_err(|error| error.to_string())
     }
 
     /// Whether `ip` is in the network (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.address, ip.to_canonical()) {
-            (IpAddr::V4(network), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(network) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(network), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(network) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(ip.to_canonical())
     }
 }
 
 impl fmt::Display for IpNetwork {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{}/{}", self.address, self.prefix)
+        fmt::Display::fmt(&self.0, formatter)
     }
 }
 
@@ -299,61 +271,15 @@ pub fn detect_timeout_action(
 
 /// `WEFT_PROXY_INBOUND_DEFAULT_POLICY`: who may reach an inbound port for
 /// which the controller has no policy (or before its first answer, or with
-/// no controller at all). Linkerd's default policies, same names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DefaultPolicy {
-    /// Any client, meshed or not, from any address.
-    AllUnauthenticated,
-    /// Only clients with a verified mesh certificate.
-    AllAuthenticated,
-    /// Any client from `WEFT_PROXY_POLICY_CLUSTER_NETWORKS`.
-    ClusterUnauthenticated,
-    /// Clients with a verified mesh certificate from the cluster networks.
-    ClusterAuthenticated,
-    /// Nobody (the admin port's probes excepted).
-    Deny,
-    /// Everybody, but each connection and request is logged and counted as
-    /// allowed only by audit, so a stricter policy can be tried first.
-    Audit,
-}
-
-impl DefaultPolicy {
-    /// Every policy, in the order `--help` lists them.
-    pub const ALL: [DefaultPolicy; 6] = [
-        DefaultPolicy::AllUnauthenticated,
-        DefaultPolicy::AllAuthenticated,
-        DefaultPolicy::ClusterUnauthenticated,
-        DefaultPolicy::ClusterAuthenticated,
-        DefaultPolicy::Deny,
-        DefaultPolicy::Audit,
-    ];
-
-    /// Parses a policy name (any case, surrounding white space ignored).
-    pub fn parse(value: &str) -> Result<DefaultPolicy, String> {
-        let value = value.trim().to_ascii_lowercase();
-        DefaultPolicy::ALL
-            .into_iter()
-            .find(|policy| policy.as_str() == value)
-            .ok_or_else(|| {
-                let names: Vec<&str> = DefaultPolicy::ALL
-                    .iter()
-                    .map(|policy| policy.as_str())
-                    .collect();
-                format!("expected one of {}", names.join(", "))
-            })
-    }
-
-    /// The policy's name, as Linkerd spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DefaultPolicy::AllUnauthenticated => "all-unauthenticated",
-            DefaultPolicy::AllAuthenticated => "all-authenticated",
-            DefaultPolicy::ClusterUnauthenticated => "cluster-unauthenticated",
-            DefaultPolicy::ClusterAuthenticated => "cluster-authenticated",
-            DefaultPolicy::Deny => "deny",
-            DefaultPolicy::Audit => "audit",
-        }
-    }
+/// no controller at all): one of Linkerd's default policies, in any case.
+pub(super) fn parse_default_policy(value: &str) -> Result<DefaultPolicy, String> {
+    DefaultPolicy::parse(&value.to_ascii_lowercase()).map_err(|_| {
+        let names: Vec<&str> = DefaultPolicy::ALL
+            .iter()
+            .map(|policy| policy.as_str())
+            .collect();
+        format!("expected one of {}", names.join(", "))
+    })
 }
 
 /// Comma-separated CIDRs (`10.0.0.0/8,fd00::/8`); empty = none.

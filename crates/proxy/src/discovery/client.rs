@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -397,24 +398,11 @@ impl DiscoveryClient {
         };
         // One task for the stream and the initial timeout, so aborting it
         // drops every sender and ends the watch.
-        let task = tokio::spawn(async move {
-            let run = stream.run(session);
-            tokio::pin!(run);
-            tokio::select! {
-                () = &mut run => return,
-                () = tokio::time::sleep(initial_timeout) => {
-                    timer_sender.send_if_modified(|state| {
-                        let pending = state.is_pending();
-                        if pending {
-                            *state = Lookup::Unresolved;
-                        }
-                        pending
-                    });
-                }
-            }
-            drop(timer_sender);
-            run.await;
-        });
+        let task = tokio::spawn(run_with_initial_timeout(
+            stream.run(session),
+            initial_timeout,
+            timer_sender,
+        ));
         LookupWatch {
             receiver,
             task: Arc::new(LookupTask {
@@ -423,6 +411,34 @@ impl DiscoveryClient {
             }),
         }
     }
+}
+
+/// Runs a lookup's stream `run`; if `sender` still says `Pending` after
+/// `initial_timeout`, it says `Unresolved` instead (the stream goes on).
+/// `sender` is dropped once the timer has fired. Shared with the outbound
+/// policy watches.
+pub(crate) async fn run_with_initial_timeout<T, S>(
+    run: impl Future<Output = ()>,
+    initial_timeout: Duration,
+    sender: S,
+) where
+    S: Deref<Target = watch::Sender<Lookup<T>>>,
+{
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => return,
+        () = tokio::time::sleep(initial_timeout) => {
+            sender.send_if_modified(|state| {
+                let pending = state.is_pending();
+                if pending {
+                    *state = Lookup::Unresolved;
+                }
+                pending
+            });
+        }
+    }
+    drop(sender);
+    run.await;
 }
 
 /// What differs between a `GetProfile` and a `Get` lookup.
@@ -587,7 +603,7 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
                 }
                 tracing::debug!(path = %self.path, ?status, "discovery stream failed");
             }
-            let random = (self.shared.random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let random = self.shared.random.next_fraction();
             let delay = self.shared.backoff.delay(attempt, random);
             attempt = attempt.saturating_add(1);
             tokio::time::sleep(delay).await;

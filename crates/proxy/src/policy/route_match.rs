@@ -516,6 +516,32 @@ pub(crate) fn convert_host(
     }
 }
 
+/// Converts a route's host matches; `field` names the route.
+pub(crate) fn convert_hosts(
+    field: &str,
+    hosts: Vec<http_proto::HostMatch>,
+) -> Result<Vec<HostMatch>, MatchError> {
+    hosts
+        .into_iter()
+        .enumerate()
+        .map(|(index, host)| convert_host(&format!("{field}.hosts[{index}]"), host))
+        .collect()
+}
+
+/// Converts a rule's matches with `convert` ([`convert_http`] or
+/// [`convert_grpc`]); `field` names the rule.
+pub(crate) fn convert_matches<P, M>(
+    field: &str,
+    matches: Vec<P>,
+    convert: impl Fn(&str, P) -> Result<M, MatchError>,
+) -> Result<Vec<M>, MatchError> {
+    matches
+        .into_iter()
+        .enumerate()
+        .map(|(index, proto)| convert(&format!("{field}.matches[{index}]"), proto))
+        .collect()
+}
+
 /// Converts an HTTP route match; `field` prefixes error field names.
 pub(crate) fn convert_http(
     field: &str,

@@ -332,22 +332,12 @@ impl DiscoveryClient {
     /// fails or waits because the controller is down. Call it inside a tokio
     /// runtime.
     pub(crate) fn new(config: DiscoveryConfig) -> Result<DiscoveryClient, ClientError> {
-        let invalid = |reason: String| ClientError::InvalidAddress {
-            address: config.destination_addr.clone(),
-            reason,
-        };
-        let authority: http::uri::Authority = config
-            .destination_addr
-            .parse()
-            .map_err(|error: http::uri::InvalidUri| invalid(error.to_string()))?;
-        if authority.port_u16().is_none() {
-            return Err(invalid("a port is required".to_string()));
-        }
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
-            .map_err(|error| invalid(error.to_string()))?
-            .connect_timeout(config.connect_timeout)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(3));
+        let endpoint =
+            crate::control::streaming_endpoint(&config.destination_addr, config.connect_timeout)
+                .map_err(|reason| ClientError::InvalidAddress {
+                    address: config.destination_addr.clone(),
+                    reason,
+                })?;
         let channel = crate::control::connect_lazy(endpoint, config.tls);
         Ok(DiscoveryClient {
             shared: Arc::new(ClientShared {

@@ -367,11 +367,7 @@ impl HttpRouteMatch {
         {
             return None;
         }
-        if !self
-            .headers
-            .iter()
-            .all(|header| header.matches(request.headers))
-        {
+        if !HeaderMatch::all_match(&self.headers, request.headers) {
             return None;
         }
         if !self
@@ -412,6 +408,11 @@ impl PathMatch {
 }
 
 impl HeaderMatch {
+    /// Whether every condition of `conditions` holds (HTTP and gRPC alike).
+    fn all_match(conditions: &[HeaderMatch], headers: &HeaderMap) -> bool {
+        conditions.iter().all(|header| header.matches(headers))
+    }
+
     fn matches(&self, headers: &HeaderMap) -> bool {
         headers
             .get_all(&self.name)
@@ -447,11 +448,7 @@ impl GrpcRouteMatch {
                 return None;
             }
         }
-        if !self
-            .headers
-            .iter()
-            .all(|header| header.matches(request.headers))
-        {
+        if !HeaderMatch::all_match(&self.headers, request.headers) {
             return None;
         }
         Some(GrpcRank {

@@ -164,8 +164,8 @@ trait RouteProtocol {
     fn backend_parts(backend: Self::ProtoBackend) -> BackendParts<Self::ProtoFilter>;
     /// Converts one match.
     const CONVERT_MATCH: ConvertMatch<Self>;
-    /// Converts a list of filters.
-    fn filters(field: &str, filters: Vec<Self::ProtoFilter>) -> Result<Vec<Filter>, ConvertError>;
+    /// Converts one filter.
+    fn filter(field: &str, filter: Self::ProtoFilter) -> Result<Filter, ConvertError>;
     /// Converts a retry policy (none when it allows no retries).
     fn retry(
         field: &str,
@@ -211,6 +211,56 @@ struct BackendParts<F> {
     request_timeout: Option<prost_types::Duration>,
 }
 
+/// A [`RouteProtocol`]'s `route_parts`, `rule_parts` and `backend_parts`:
+/// the HTTP and gRPC protobufs (`proto::http_route`, `proto::grpc_route`)
+/// have the same fields in different types.
+macro_rules! take_apart {
+    ($route:ty, $module:ident) => {
+        fn route_parts(route: $route) -> RouteParts<Self> {
+            (route.metadata, route.hosts, route.rules)
+        }
+
+        fn rule_parts(rule: proto::$module::Rule) -> RuleParts<Self> {
+            use proto::$module::distribution::Kind;
+            let backends = match rule.backends.and_then(|backends| backends.kind) {
+                None | Some(Kind::Empty(_)) => ProtoDistribution::Empty,
+                Some(Kind::FirstAvailable(first)) => {
+                    ProtoDistribution::FirstAvailable(first.backends)
+                }
+                Some(Kind::RandomAvailable(random)) => ProtoDistribution::RandomAvailable(
+                    random
+                        .backends
+                        .into_iter()
+                        .map(|weighted| (weighted.weight, weighted.backend))
+                        .collect(),
+                ),
+            };
+            #[allow(deprecated)]
+            let legacy_timeout = rule.request_timeout;
+            RuleParts {
+                matches: rule.matches,
+                filters: rule.filters,
+                backends,
+                legacy_timeout,
+                timeouts: rule.timeouts,
+                retry: rule.retry,
+            }
+        }
+
+        fn backend_parts(
+            backend: proto::$module::RouteBackend,
+        ) -> BackendParts<proto::$module::Filter> {
+            #[allow(deprecated)]
+            let request_timeout = backend.request_timeout;
+            BackendParts {
+                backend: backend.backend,
+                filters: backend.filters,
+                request_timeout,
+            }
+        }
+    };
+}
+
 /// HTTPRoutes.
 struct Http;
 
@@ -228,89 +278,34 @@ impl RouteProtocol for Http {
     type Match = route_match::HttpRouteMatch;
     const CONVERT_MATCH: ConvertMatch<Self> = route_match::convert_http;
 
-    fn route_parts(route: proto::HttpRoute) -> RouteParts<Self> {
-        (route.metadata, route.hosts, route.rules)
-    }
+    take_apart!(proto::HttpRoute, http_route);
 
-    fn rule_parts(rule: proto::http_route::Rule) -> RuleParts<Http> {
-        use proto::http_route::distribution::Kind;
-        let backends = match rule.backends.and_then(|backends| backends.kind) {
-            None | Some(Kind::Empty(_)) => ProtoDistribution::Empty,
-            Some(Kind::FirstAvailable(first)) => ProtoDistribution::FirstAvailable(first.backends),
-            Some(Kind::RandomAvailable(random)) => ProtoDistribution::RandomAvailable(
-                random
-                    .backends
-                    .into_iter()
-                    .map(|weighted| (weighted.weight, weighted.backend))
-                    .collect(),
-            ),
-        };
-        #[allow(deprecated)]
-        let legacy_timeout = rule.request_timeout;
-        RuleParts {
-            matches: rule.matches,
-            filters: rule.filters,
-            backends,
-            legacy_timeout,
-            timeouts: rule.timeouts,
-            retry: rule.retry,
-        }
-    }
-
-    fn backend_parts(
-        backend: proto::http_route::RouteBackend,
-    ) -> BackendParts<proto::http_route::Filter> {
-        #[allow(deprecated)]
-        let request_timeout = backend.request_timeout;
-        BackendParts {
-            backend: backend.backend,
-            filters: backend.filters,
-            request_timeout,
-        }
-    }
-
-    fn filters(
-        field: &str,
-        filters: Vec<proto::http_route::Filter>,
-    ) -> Result<Vec<Filter>, ConvertError> {
+    fn filter(field: &str, filter: proto::http_route::Filter) -> Result<Filter, ConvertError> {
         use proto::http_route::filter::Kind;
-        filters
-            .into_iter()
-            .enumerate()
-            .map(|(index, filter)| {
-                let field = format!("{field}[{index}]");
-                match filter.kind {
-                    Some(Kind::RequestHeaderModifier(modifier)) => Ok(Filter::RequestHeaders(
-                        header_modifier(&field, modifier.add, modifier.set, modifier.remove)?,
-                    )),
-                    Some(Kind::ResponseHeaderModifier(modifier)) => Ok(Filter::ResponseHeaders(
-                        header_modifier(&field, modifier.add, modifier.set, modifier.remove)?,
-                    )),
-                    Some(Kind::Redirect(redirect)) => {
-                        Ok(Filter::Redirect(redirect_of(&field, redirect)?))
-                    }
-                    Some(Kind::FailureInjector(injector)) => {
-                        let status =
-                            StatusCode::from_u16(u16::try_from(injector.status).unwrap_or(0))
-                                .map_err(|_| {
-                                    invalid(
-                                        format!("{field}.failure_injector.status"),
-                                        "invalid status",
-                                    )
-                                })?;
-                        let (numerator, denominator) = ratio(injector.ratio);
-                        Ok(Filter::FailureInjector(FailureInjector {
-                            status,
-                            grpc_code: None,
-                            message: injector.message,
-                            numerator,
-                            denominator,
-                        }))
-                    }
-                    None => Err(ConvertError::Missing(format!("{field}.kind"))),
-                }
-            })
-            .collect()
+        match filter.kind {
+            Some(Kind::RequestHeaderModifier(modifier)) => Ok(Filter::RequestHeaders(
+                header_modifier(field, modifier.add, modifier.set, modifier.remove)?,
+            )),
+            Some(Kind::ResponseHeaderModifier(modifier)) => Ok(Filter::ResponseHeaders(
+                header_modifier(field, modifier.add, modifier.set, modifier.remove)?,
+            )),
+            Some(Kind::Redirect(redirect)) => Ok(Filter::Redirect(redirect_of(field, redirect)?)),
+            Some(Kind::FailureInjector(injector)) => {
+                let status = StatusCode::from_u16(u16::try_from(injector.status).unwrap_or(0))
+                    .map_err(|_| {
+                        invalid(format!("{field}.failure_injector.status"), "invalid status")
+                    })?;
+                let (numerator, denominator) = ratio(injector.ratio);
+                Ok(Filter::FailureInjector(FailureInjector {
+                    status,
+                    grpc_code: None,
+                    message: injector.message,
+                    numerator,
+                    denominator,
+                }))
+            }
+            None => Err(ConvertError::Missing(format!("{field}.kind"))),
+        }
     }
 
     fn retry(
@@ -361,75 +356,26 @@ impl RouteProtocol for Grpc {
     type Match = route_match::GrpcRouteMatch;
     const CONVERT_MATCH: ConvertMatch<Self> = route_match::convert_grpc;
 
-    fn route_parts(route: proto::GrpcRoute) -> RouteParts<Self> {
-        (route.metadata, route.hosts, route.rules)
-    }
+    take_apart!(proto::GrpcRoute, grpc_route);
 
-    fn rule_parts(rule: proto::grpc_route::Rule) -> RuleParts<Grpc> {
-        use proto::grpc_route::distribution::Kind;
-        let backends = match rule.backends.and_then(|backends| backends.kind) {
-            None | Some(Kind::Empty(_)) => ProtoDistribution::Empty,
-            Some(Kind::FirstAvailable(first)) => ProtoDistribution::FirstAvailable(first.backends),
-            Some(Kind::RandomAvailable(random)) => ProtoDistribution::RandomAvailable(
-                random
-                    .backends
-                    .into_iter()
-                    .map(|weighted| (weighted.weight, weighted.backend))
-                    .collect(),
-            ),
-        };
-        #[allow(deprecated)]
-        let legacy_timeout = rule.request_timeout;
-        RuleParts {
-            matches: rule.matches,
-            filters: rule.filters,
-            backends,
-            legacy_timeout,
-            timeouts: rule.timeouts,
-            retry: rule.retry,
-        }
-    }
-
-    fn backend_parts(
-        backend: proto::grpc_route::RouteBackend,
-    ) -> BackendParts<proto::grpc_route::Filter> {
-        #[allow(deprecated)]
-        let request_timeout = backend.request_timeout;
-        BackendParts {
-            backend: backend.backend,
-            filters: backend.filters,
-            request_timeout,
-        }
-    }
-
-    fn filters(
-        field: &str,
-        filters: Vec<proto::grpc_route::Filter>,
-    ) -> Result<Vec<Filter>, ConvertError> {
+    fn filter(field: &str, filter: proto::grpc_route::Filter) -> Result<Filter, ConvertError> {
         use proto::grpc_route::filter::Kind;
-        filters
-            .into_iter()
-            .enumerate()
-            .map(|(index, filter)| {
-                let field = format!("{field}[{index}]");
-                match filter.kind {
-                    Some(Kind::RequestHeaderModifier(modifier)) => Ok(Filter::RequestHeaders(
-                        header_modifier(&field, modifier.add, modifier.set, modifier.remove)?,
-                    )),
-                    Some(Kind::FailureInjector(injector)) => {
-                        let (numerator, denominator) = ratio(injector.ratio);
-                        Ok(Filter::FailureInjector(FailureInjector {
-                            status: StatusCode::OK,
-                            grpc_code: Some(injector.code),
-                            message: injector.message,
-                            numerator,
-                            denominator,
-                        }))
-                    }
-                    None => Err(ConvertError::Missing(format!("{field}.kind"))),
-                }
-            })
-            .collect()
+        match filter.kind {
+            Some(Kind::RequestHeaderModifier(modifier)) => Ok(Filter::RequestHeaders(
+                header_modifier(field, modifier.add, modifier.set, modifier.remove)?,
+            )),
+            Some(Kind::FailureInjector(injector)) => {
+                let (numerator, denominator) = ratio(injector.ratio);
+                Ok(Filter::FailureInjector(FailureInjector {
+                    status: StatusCode::OK,
+                    grpc_code: Some(injector.code),
+                    message: injector.message,
+                    numerator,
+                    denominator,
+                }))
+            }
+            None => Err(ConvertError::Missing(format!("{field}.kind"))),
+        }
     }
 
     fn retry(
@@ -495,7 +441,7 @@ fn rule<P: RouteProtocol>(
 ) -> Result<Rule<P::Match, RouteRule>, ConvertError> {
     let parts = P::rule_parts(rule);
     let matches = route_match::convert_matches(field, parts.matches, P::CONVERT_MATCH)?;
-    let filters = P::filters(&format!("{field}.filters"), parts.filters)?;
+    let filters = filters::<P>(&format!("{field}.filters"), parts.filters)?;
     let distribution = match parts.backends {
         ProtoDistribution::Empty => Distribution::Empty,
         ProtoDistribution::FirstAvailable(backends) => Distribution::FirstAvailable(
@@ -538,6 +484,17 @@ fn rule<P: RouteProtocol>(
     })
 }
 
+fn filters<P: RouteProtocol>(
+    field: &str,
+    filters: Vec<P::ProtoFilter>,
+) -> Result<Vec<Filter>, ConvertError> {
+    filters
+        .into_iter()
+        .enumerate()
+        .map(|(index, filter)| P::filter(&format!("{field}[{index}]"), filter))
+        .collect()
+}
+
 fn backend<P: RouteProtocol>(
     field: &str,
     backend: P::ProtoBackend,
@@ -547,7 +504,7 @@ fn backend<P: RouteProtocol>(
     Ok(RouteBackend {
         target: backend_target(&format!("{field}.backend"), parts.backend)?,
         weight,
-        filters: P::filters(&format!("{field}.filters"), parts.filters)?,
+        filters: filters::<P>(&format!("{field}.filters"), parts.filters)?,
         request_timeout: match parts.request_timeout {
             Some(duration) => duration_of(&format!("{field}.request_timeout"), duration)?,
             None => None,

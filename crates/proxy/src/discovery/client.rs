@@ -256,6 +256,19 @@ impl<T> LookupWatch<T> {
         self.task.reconnects.load(Ordering::Relaxed)
     }
 
+    /// A watch on `receiver`, fed by the task `abort` stops once the last
+    /// clone is dropped (the outbound policy watches; they count no
+    /// reconnects).
+    pub(crate) fn of_task(receiver: watch::Receiver<Lookup<T>>, abort: AbortHandle) -> Self {
+        LookupWatch {
+            receiver,
+            task: Arc::new(LookupTask {
+                abort,
+                reconnects: Arc::new(AtomicU64::new(0)),
+            }),
+        }
+    }
+
     /// Handles on this lookup, including this one (the cache uses it to see
     /// that nobody else holds the lookup).
     pub(crate) fn holders(&self) -> usize {

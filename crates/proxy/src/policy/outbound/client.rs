@@ -23,7 +23,6 @@ use std::time::Duration;
 use linkerd2_proxy_api::outbound as proto;
 use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClient;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 use tonic::Code;
 
 use super::OutboundPolicy;
@@ -31,7 +30,7 @@ use crate::balance::p2c::Random;
 use crate::discovery::Lookup;
 use crate::discovery::backoff::ExponentialBackoff;
 use crate::discovery::cache::{Entry, evict_idle, spawn_sweeper};
-use crate::discovery::client::run_with_initial_timeout;
+use crate::discovery::client::{LookupWatch, run_with_initial_timeout};
 use crate::policy::PolicyChannel;
 
 /// Targets watched at once at most.
@@ -42,42 +41,7 @@ pub(crate) type PolicyLookup = Lookup<OutboundPolicy>;
 
 /// A handle on one target's policy watch; the stream ends when the last
 /// clone is dropped.
-#[derive(Clone, Debug)]
-pub(crate) struct PolicyWatch {
-    receiver: watch::Receiver<PolicyLookup>,
-    task: Arc<AbortOnDrop>,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl PolicyWatch {
-    /// The current state.
-    pub(crate) fn current(&self) -> PolicyLookup {
-        self.receiver.borrow().clone()
-    }
-
-    /// Waits until the watch is no longer `Pending` (at most about the
-    /// initial timeout) and returns its state.
-    pub(crate) async fn ready(&mut self) -> PolicyLookup {
-        let waited = self
-            .receiver
-            .wait_for(|state| !state.is_pending())
-            .await
-            .map(|state| state.clone());
-        waited.unwrap_or_else(|_| self.current())
-    }
-
-    pub(crate) fn holders(&self) -> usize {
-        Arc::strong_count(&self.task)
-    }
-}
+pub(crate) type PolicyWatch = LookupWatch<OutboundPolicy>;
 
 /// Statuses meaning "no policy for this target": asking again would get
 /// the same answer. `Unimplemented`: a controller without the service.
@@ -188,10 +152,7 @@ fn spawn(shared: Arc<Shared>, target: String) -> PolicyWatch {
         let run = run(&shared, &target, &sender);
         run_with_initial_timeout(run, initial_timeout, &sender).await;
     });
-    PolicyWatch {
-        receiver,
-        task: Arc::new(AbortOnDrop(task.abort_handle())),
-    }
+    PolicyWatch::of_task(receiver, task.abort_handle())
 }
 
 /// Watches `target` until rejected, reopening with backoff.

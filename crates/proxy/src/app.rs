@@ -4,7 +4,7 @@
 
 use crate::admin::{self, AdminState};
 use crate::config::{Config, LogFormat};
-use crate::control::{ControlClientConfig, ControlTls, uses_tls};
+use crate::control::{ControlClientConfig, ControlPlaneTls, ControlTls, uses_tls};
 use crate::direction::Direction;
 use crate::discovery::client::ClientError;
 use crate::drain::{DrainOutcome, DrainSignal};
@@ -269,16 +269,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     //    says plaintext), presenting the current certificate.
     let outbound_router = match &config.destination {
         Some(destination) => {
-            let tls = match &tls_store {
-                Some(store) if uses_tls(config.control_plane_tls, &destination.addr) => {
-                    Some(ControlTls {
-                        server_name: server_name(&destination.svc_name)?,
-                        config: ControlClientConfig::Mutual(store.clone()),
-                    })
-                }
-                _ => None,
-            };
-            log_control_plane("destination", &destination.addr, tls.as_ref());
+            let tls = mutual_control_tls(
+                "destination",
+                config.control_plane_tls,
+                tls_store.as_ref(),
+                &destination.addr,
+                &destination.svc_name,
+            )?;
             Some(Router::new(
                 &config,
                 destination,
@@ -293,16 +290,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     //     as discovery.
     let policy = match &config.policy {
         Some(policy) => {
-            let tls = match &tls_store {
-                Some(store) if uses_tls(config.control_plane_tls, &policy.addr) => {
-                    Some(ControlTls {
-                        server_name: server_name(&policy.svc_name)?,
-                        config: ControlClientConfig::Mutual(store.clone()),
-                    })
-                }
-                _ => None,
-            };
-            log_control_plane("policy", &policy.addr, tls.as_ref());
+            let tls = mutual_control_tls(
+                "policy",
+                config.control_plane_tls,
+                tls_store.as_ref(),
+                &policy.addr,
+                &policy.svc_name,
+            )?;
             Some(PolicyChannel::new(policy, tls)?)
         }
         None => None,
@@ -455,6 +449,27 @@ fn connection_limits(
 /// The TLS name of a control-plane service (checked by the config already).
 fn server_name(name: &str) -> Result<ServerName<'static>, StartError> {
     ServerName::try_from(name.to_string()).map_err(|_| StartError::ServerName(name.to_string()))
+}
+
+/// Mutual TLS to the control-plane `service` at `addr` (`svc_name` its
+/// identity) when the proxy has an identity and `mode` says TLS for that
+/// address, else plaintext; logged either way.
+fn mutual_control_tls(
+    service: &'static str,
+    mode: ControlPlaneTls,
+    tls_store: Option<&Arc<TlsStore>>,
+    addr: &str,
+    svc_name: &str,
+) -> Result<Option<ControlTls>, StartError> {
+    let tls = match tls_store {
+        Some(store) if uses_tls(mode, addr) => Some(ControlTls {
+            server_name: server_name(svc_name)?,
+            config: ControlClientConfig::Mutual(store.clone()),
+        }),
+        _ => None,
+    };
+    log_control_plane(service, addr, tls.as_ref());
+    Ok(tls)
 }
 
 fn log_control_plane(service: &'static str, addr: &str, tls: Option<&ControlTls>) {

@@ -17,6 +17,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
@@ -129,6 +130,27 @@ pub(crate) enum ControlConnectError {
         /// rustls' error.
         source: io::Error,
     },
+}
+
+/// The endpoint of a streaming control-plane API (Destination, policy) at
+/// `addr`, which must be `host:port`: HTTP/2 keep-alive pings every 10 s,
+/// answered within 3 s. `Err`: why `addr` was refused.
+pub(crate) fn streaming_endpoint(
+    addr: &str,
+    connect_timeout: Duration,
+) -> Result<Endpoint, String> {
+    let authority: http::uri::Authority = addr
+        .parse()
+        .map_err(|error: http::uri::InvalidUri| error.to_string())?;
+    if authority.port_u16().is_none() {
+        return Err("a port is required".to_string());
+    }
+    let endpoint =
+        Endpoint::from_shared(format!("http://{authority}")).map_err(|error| error.to_string())?;
+    Ok(endpoint
+        .connect_timeout(connect_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(3)))
 }
 
 /// A lazily connecting channel through `endpoint`: plaintext without `tls`,

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::PolicyConfig;
 use crate::control::ControlTls;
@@ -54,22 +54,11 @@ impl PolicyChannel {
         config: &PolicyConfig,
         tls: Option<ControlTls>,
     ) -> Result<PolicyChannel, PolicyChannelError> {
-        let invalid = |reason: String| PolicyChannelError::InvalidAddress {
-            address: config.addr.clone(),
-            reason,
-        };
-        let authority: http::uri::Authority = config
-            .addr
-            .parse()
-            .map_err(|error: http::uri::InvalidUri| invalid(error.to_string()))?;
-        if authority.port_u16().is_none() {
-            return Err(invalid("a port is required".to_string()));
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{authority}"))
-            .map_err(|error| invalid(error.to_string()))?
-            .connect_timeout(Duration::from_secs(1))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(3));
+        let endpoint = crate::control::streaming_endpoint(&config.addr, Duration::from_secs(1))
+            .map_err(|reason| PolicyChannelError::InvalidAddress {
+                address: config.addr.clone(),
+                reason,
+            })?;
         Ok(PolicyChannel {
             channel: crate::control::connect_lazy(endpoint, tls),
             workload: config.workload.clone(),

@@ -90,6 +90,12 @@ impl Random {
         mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         mixed ^ (mixed >> 31)
     }
+
+    /// The next number of the sequence as a uniform fraction in `[0, 1)`
+    /// (its top 53 bits).
+    pub(crate) fn next_fraction(&self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// The load state of one endpoint: its RTT estimate and requests in flight.
@@ -404,6 +410,20 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn fractions_are_the_top_bits_in_zero_to_one() {
+        let random = Random::with_seed(7);
+        let twin = Random::with_seed(7);
+        for _ in 0..1_000 {
+            let fraction = random.next_fraction();
+            assert!((0.0..1.0).contains(&fraction), "{fraction}");
+            assert_eq!(
+                fraction,
+                (twin.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+            );
         }
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::{DiscoveryClient, EndpointsWatch, LookupWatch, ProfileWatch};
+use super::client::{DiscoveryClient, EndpointsWatch, ProfileWatch};
 
 /// Default idle period before a lookup nobody holds is dropped (Linkerd's
 /// outbound discovery idle timeout).
@@ -39,10 +39,14 @@ struct Entries {
     endpoints: HashMap<String, Entry<EndpointsWatch>>,
 }
 
+/// One cached watch and since when only the cache holds it. Shared with
+/// the outbound policy cache, which evicts its watches the same way.
 #[derive(Debug)]
-struct Entry<W> {
-    watch: W,
-    idle_since: Option<Instant>,
+pub(crate) struct Entry<W> {
+    /// The watch handed out (cloned) to callers.
+    pub watch: W,
+    /// When the sweeper first saw it held by the cache alone.
+    pub idle_since: Option<Instant>,
 }
 
 impl DiscoveryCache {
@@ -51,9 +55,15 @@ impl DiscoveryCache {
     /// cache is dropped; call it inside a tokio runtime.
     pub(crate) fn new(client: DiscoveryClient, idle_timeout: Duration) -> DiscoveryCache {
         let entries = Arc::new(Mutex::new(Entries::default()));
-        let weak = Arc::downgrade(&entries);
-        let interval = (idle_timeout / 4).max(Duration::from_millis(10));
-        tokio::spawn(sweep_until_dropped(weak, idle_timeout, interval));
+        spawn_sweeper(&entries, idle_timeout, move |entries, now| {
+            let what = "discovery lookup";
+            evict_idle(&mut entries.profiles, now, idle_timeout, what, |watch| {
+                watch.holders()
+            });
+            evict_idle(&mut entries.endpoints, now, idle_timeout, what, |watch| {
+                watch.lookup().holders()
+            });
+        });
         DiscoveryCache { client, entries }
     }
 
@@ -114,53 +124,54 @@ impl DiscoveryCache {
     }
 }
 
-fn lock(entries: &Mutex<Entries>) -> MutexGuard<'_, Entries> {
+fn lock<E>(entries: &Mutex<E>) -> MutexGuard<'_, E> {
     // Every operation leaves the maps consistent before it can panic.
     entries.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn sweep_until_dropped(
-    entries: Weak<Mutex<Entries>>,
+/// Spawns the sweeper of `entries` (inside a tokio runtime): every
+/// `idle_timeout / 4` (10 ms at least) it calls `sweep` under the lock,
+/// until the last strong reference to `entries` is dropped.
+pub(crate) fn spawn_sweeper<E: Send + 'static>(
+    entries: &Arc<Mutex<E>>,
     idle_timeout: Duration,
-    interval: Duration,
+    sweep: impl Fn(&mut E, Instant) + Send + 'static,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let Some(entries) = entries.upgrade() else {
-            return;
-        };
-        let now = Instant::now();
-        let mut entries = lock(&entries);
-        sweep(&mut entries.profiles, now, idle_timeout, |watch| watch);
-        sweep(
-            &mut entries.endpoints,
-            now,
-            idle_timeout,
-            EndpointsWatch::lookup,
-        );
-    }
+    let entries: Weak<Mutex<E>> = Arc::downgrade(entries);
+    let interval = (idle_timeout / 4).max(Duration::from_millis(10));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(entries) = entries.upgrade() else {
+                return;
+            };
+            sweep(&mut lock(&entries), Instant::now());
+        }
+    });
 }
 
-/// Marks entries held only by the cache as idle and removes those idle for
-/// `idle_timeout`. Removal happens under the cache lock, so no caller can
-/// take a handle on an entry being evicted.
-fn sweep<W, T>(
+/// Marks entries held only by the cache (`holders` of 1) as idle and
+/// removes those idle for `idle_timeout`; `what` names them in the log.
+/// Removal happens under the cache lock, so no caller can take a handle on
+/// an entry being evicted.
+pub(crate) fn evict_idle<W>(
     entries: &mut HashMap<String, Entry<W>>,
     now: Instant,
     idle_timeout: Duration,
-    lookup: impl Fn(&W) -> &LookupWatch<T>,
+    what: &str,
+    holders: impl Fn(&W) -> usize,
 ) {
     entries.retain(|target, entry| {
-        if lookup(&entry.watch).holders() > 1 {
+        if holders(&entry.watch) > 1 {
             entry.idle_since = None;
             return true;
         }
         let idle_since = *entry.idle_since.get_or_insert(now);
         let keep = now.duration_since(idle_since) < idle_timeout;
         if !keep {
-            tracing::debug!(%target, "evicting an idle discovery lookup");
+            tracing::debug!(%target, "evicting an idle {what}");
         }
         keep
     });

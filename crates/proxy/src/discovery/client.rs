@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -255,6 +256,19 @@ impl<T> LookupWatch<T> {
         self.task.reconnects.load(Ordering::Relaxed)
     }
 
+    /// A watch on `receiver`, fed by the task `abort` stops once the last
+    /// clone is dropped (the outbound policy watches; they count no
+    /// reconnects).
+    pub(crate) fn of_task(receiver: watch::Receiver<Lookup<T>>, abort: AbortHandle) -> Self {
+        LookupWatch {
+            receiver,
+            task: Arc::new(LookupTask {
+                abort,
+                reconnects: Arc::new(AtomicU64::new(0)),
+            }),
+        }
+    }
+
     /// Handles on this lookup, including this one (the cache uses it to see
     /// that nobody else holds the lookup).
     pub(crate) fn holders(&self) -> usize {
@@ -331,22 +345,12 @@ impl DiscoveryClient {
     /// fails or waits because the controller is down. Call it inside a tokio
     /// runtime.
     pub(crate) fn new(config: DiscoveryConfig) -> Result<DiscoveryClient, ClientError> {
-        let invalid = |reason: String| ClientError::InvalidAddress {
-            address: config.destination_addr.clone(),
-            reason,
-        };
-        let authority: http::uri::Authority = config
-            .destination_addr
-            .parse()
-            .map_err(|error: http::uri::InvalidUri| invalid(error.to_string()))?;
-        if authority.port_u16().is_none() {
-            return Err(invalid("a port is required".to_string()));
-        }
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
-            .map_err(|error| invalid(error.to_string()))?
-            .connect_timeout(config.connect_timeout)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(3));
+        let endpoint =
+            crate::control::streaming_endpoint(&config.destination_addr, config.connect_timeout)
+                .map_err(|reason| ClientError::InvalidAddress {
+                    address: config.destination_addr.clone(),
+                    reason,
+                })?;
         let channel = crate::control::connect_lazy(endpoint, config.tls);
         Ok(DiscoveryClient {
             shared: Arc::new(ClientShared {
@@ -397,24 +401,11 @@ impl DiscoveryClient {
         };
         // One task for the stream and the initial timeout, so aborting it
         // drops every sender and ends the watch.
-        let task = tokio::spawn(async move {
-            let run = stream.run(session);
-            tokio::pin!(run);
-            tokio::select! {
-                () = &mut run => return,
-                () = tokio::time::sleep(initial_timeout) => {
-                    timer_sender.send_if_modified(|state| {
-                        let pending = state.is_pending();
-                        if pending {
-                            *state = Lookup::Unresolved;
-                        }
-                        pending
-                    });
-                }
-            }
-            drop(timer_sender);
-            run.await;
-        });
+        let task = tokio::spawn(run_with_initial_timeout(
+            stream.run(session),
+            initial_timeout,
+            timer_sender,
+        ));
         LookupWatch {
             receiver,
             task: Arc::new(LookupTask {
@@ -423,6 +414,34 @@ impl DiscoveryClient {
             }),
         }
     }
+}
+
+/// Runs a lookup's stream `run`; if `sender` still says `Pending` after
+/// `initial_timeout`, it says `Unresolved` instead (the stream goes on).
+/// `sender` is dropped once the timer has fired. Shared with the outbound
+/// policy watches.
+pub(crate) async fn run_with_initial_timeout<T, S>(
+    run: impl Future<Output = ()>,
+    initial_timeout: Duration,
+    sender: S,
+) where
+    S: Deref<Target = watch::Sender<Lookup<T>>>,
+{
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => return,
+        () = tokio::time::sleep(initial_timeout) => {
+            sender.send_if_modified(|state| {
+                let pending = state.is_pending();
+                if pending {
+                    *state = Lookup::Unresolved;
+                }
+                pending
+            });
+        }
+    }
+    drop(sender);
+    run.await;
 }
 
 /// What differs between a `GetProfile` and a `Get` lookup.
@@ -587,7 +606,7 @@ impl<T: Send + Sync + 'static> StreamLoop<T> {
                 }
                 tracing::debug!(path = %self.path, ?status, "discovery stream failed");
             }
-            let random = (self.shared.random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let random = self.shared.random.next_fraction();
             let delay = self.shared.backoff.delay(attempt, random);
             attempt = attempt.saturating_add(1);
             tokio::time::sleep(delay).await;

@@ -367,11 +367,7 @@ impl HttpRouteMatch {
         {
             return None;
         }
-        if !self
-            .headers
-            .iter()
-            .all(|header| header.matches(request.headers))
-        {
+        if !HeaderMatch::all_match(&self.headers, request.headers) {
             return None;
         }
         if !self
@@ -412,6 +408,11 @@ impl PathMatch {
 }
 
 impl HeaderMatch {
+    /// Whether every condition of `conditions` holds (HTTP and gRPC alike).
+    fn all_match(conditions: &[HeaderMatch], headers: &HeaderMap) -> bool {
+        conditions.iter().all(|header| header.matches(headers))
+    }
+
     fn matches(&self, headers: &HeaderMap) -> bool {
         headers
             .get_all(&self.name)
@@ -447,11 +448,7 @@ impl GrpcRouteMatch {
                 return None;
             }
         }
-        if !self
-            .headers
-            .iter()
-            .all(|header| header.matches(request.headers))
-        {
+        if !HeaderMatch::all_match(&self.headers, request.headers) {
             return None;
         }
         Some(GrpcRank {
@@ -514,6 +511,32 @@ pub(crate) fn convert_host(
             field: format!("{field}.match"),
         }),
     }
+}
+
+/// Converts a route's host matches; `field` names the route.
+pub(crate) fn convert_hosts(
+    field: &str,
+    hosts: Vec<http_proto::HostMatch>,
+) -> Result<Vec<HostMatch>, MatchError> {
+    hosts
+        .into_iter()
+        .enumerate()
+        .map(|(index, host)| convert_host(&format!("{field}.hosts[{index}]"), host))
+        .collect()
+}
+
+/// Converts a rule's matches with `convert` ([`convert_http`] or
+/// [`convert_grpc`]); `field` names the rule.
+pub(crate) fn convert_matches<P, M>(
+    field: &str,
+    matches: Vec<P>,
+    convert: impl Fn(&str, P) -> Result<M, MatchError>,
+) -> Result<Vec<M>, MatchError> {
+    matches
+        .into_iter()
+        .enumerate()
+        .map(|(index, proto)| convert(&format!("{field}.matches[{index}]"), proto))
+        .collect()
 }
 
 /// Converts an HTTP route match; `field` prefixes error field names.

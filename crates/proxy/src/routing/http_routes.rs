@@ -96,7 +96,7 @@ impl PolicyRoutes {
             0
         } else {
             let weights: Vec<u32> = backends.iter().map(|backend| backend.weight).collect();
-            let uniform = (random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let uniform = random.next_fraction();
             super::policy::select_backend(&weights, uniform)?
         };
         let route_backend = backends.get(index)?;

@@ -185,7 +185,7 @@ impl Backend {
     /// accrual, if any.
     pub(crate) fn observe(&self, addr: SocketAddr, failed: bool, random: &Random) {
         if let Some(accrual) = &self.accrual {
-            let uniform = (random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let uniform = random.next_fraction();
             accrual.observe(addr, failed, Instant::now(), uniform);
         }
     }
@@ -270,7 +270,7 @@ impl LogicalTarget {
         if self.backends.len() == 1 {
             return &self.backends[0];
         }
-        let uniform = (random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let uniform = random.next_fraction();
         let index = policy::select_backend(&self.weights, uniform).unwrap_or(0);
         &self.backends[index]
     }

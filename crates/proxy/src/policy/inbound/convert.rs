@@ -94,37 +94,13 @@ fn http_routes(
     if routes.is_empty() {
         return Ok(InboundRoutes::Default);
     }
-    let routes = routes
-        .into_iter()
-        .enumerate()
-        .map(|(index, route)| {
-            let field = format!("http_routes[{index}]");
-            let hosts = hosts(&field, route.hosts)?;
-            let rules = route
-                .rules
-                .into_iter()
-                .enumerate()
-                .map(|(rule_index, rule)| {
-                    let matches = rule
-                        .matches
-                        .into_iter()
-                        .enumerate()
-                        .map(|(match_index, proto)| {
-                            let field =
-                                format!("{field}.rules[{rule_index}].matches[{match_index}]");
-                            route_match::convert_http(&field, proto)
-                        })
-                        .collect::<Result<_, _>>()?;
-                    Ok(Rule { matches, data: () })
-                })
-                .collect::<Result<_, ConvertError>>()?;
-            Ok(Route {
-                hosts,
-                rules,
-                data: route_policy(route.metadata, route.authorizations, server)?,
-            })
-        })
-        .collect::<Result<_, ConvertError>>()?;
+    let parts = routes.into_iter().map(|route| RouteParts {
+        metadata: route.metadata,
+        hosts: route.hosts,
+        rules: route.rules.into_iter().map(|rule| rule.matches).collect(),
+        authorizations: route.authorizations,
+    });
+    let routes = convert_routes("http_routes", parts, route_match::convert_http, server)?;
     Ok(InboundRoutes::Http(routes))
 }
 
@@ -136,27 +112,45 @@ fn grpc_routes(
     if routes.is_empty() {
         return Ok(InboundRoutes::Default);
     }
-    let routes = routes
-        .into_iter()
+    let parts = routes.into_iter().map(|route| RouteParts {
+        metadata: route.metadata,
+        hosts: route.hosts,
+        rules: route.rules.into_iter().map(|rule| rule.matches).collect(),
+        authorizations: route.authorizations,
+    });
+    let routes = convert_routes("grpc_routes", parts, route_match::convert_grpc, server)?;
+    Ok(InboundRoutes::Grpc(routes))
+}
+
+/// One route as sent, taken apart: HTTP and gRPC routes differ only in
+/// their matches (`M`).
+struct RouteParts<M> {
+    metadata: Option<Metadata>,
+    hosts: Vec<linkerd2_proxy_api::http_route::HostMatch>,
+    /// Each rule's matches.
+    rules: Vec<Vec<M>>,
+    authorizations: Vec<api::Authz>,
+}
+
+/// The routes of the list `list`, each match converted with `convert`.
+fn convert_routes<P, M>(
+    list: &str,
+    routes: impl Iterator<Item = RouteParts<P>>,
+    convert: impl Fn(&str, P) -> Result<M, MatchError> + Copy,
+    server: &[Authorization],
+) -> Result<Vec<Route<M, RoutePolicy, ()>>, ConvertError> {
+    routes
         .enumerate()
         .map(|(index, route)| {
-            let field = format!("grpc_routes[{index}]");
-            let hosts = hosts(&field, route.hosts)?;
+            let field = format!("{list}[{index}]");
+            let hosts = route_match::convert_hosts(&field, route.hosts)?;
             let rules = route
                 .rules
                 .into_iter()
                 .enumerate()
-                .map(|(rule_index, rule)| {
-                    let matches = rule
-                        .matches
-                        .into_iter()
-                        .enumerate()
-                        .map(|(match_index, proto)| {
-                            let field =
-                                format!("{field}.rules[{rule_index}].matches[{match_index}]");
-                            route_match::convert_grpc(&field, proto)
-                        })
-                        .collect::<Result<_, _>>()?;
+                .map(|(rule_index, matches)| {
+                    let field = format!("{field}.rules[{rule_index}]");
+                    let matches = route_match::convert_matches(&field, matches, convert)?;
                     Ok(Rule { matches, data: () })
                 })
                 .collect::<Result<_, ConvertError>>()?;
@@ -165,21 +159,6 @@ fn grpc_routes(
                 rules,
                 data: route_policy(route.metadata, route.authorizations, server)?,
             })
-        })
-        .collect::<Result<_, ConvertError>>()?;
-    Ok(InboundRoutes::Grpc(routes))
-}
-
-fn hosts(
-    field: &str,
-    hosts: Vec<linkerd2_proxy_api::http_route::HostMatch>,
-) -> Result<Vec<route_match::HostMatch>, ConvertError> {
-    hosts
-        .into_iter()
-        .enumerate()
-        .map(|(index, host)| {
-            route_match::convert_host(&format!("{field}.hosts[{index}]"), host)
-                .map_err(ConvertError::from)
         })
         .collect()
 }

@@ -499,6 +499,29 @@ fn http_route(name: &str, prefix: &str, authorizations: Vec<api::Authz>) -> api:
     }
 }
 
+/// The decision on `request` from 10.0.0.1 with `identity`, as the tables
+/// spell it: `route/authorization`, `deny:<route>` or `no route`.
+fn request_decision(
+    policy: &ServerPolicy,
+    request: &http::Request<()>,
+    identity: Option<&str>,
+) -> String {
+    let client = Client {
+        addr: "10.0.0.1".parse().unwrap(),
+        tls: ClientTls::from_identity(identity),
+    };
+    let view = crate::policy::route_match::RequestView::of(request);
+    match authorize_request(policy, &view, &client) {
+        RequestDecision::Allow {
+            route,
+            authorization,
+            ..
+        } => format!("{}/{}", route.name, authorization.labels.name),
+        RequestDecision::Deny { route } => format!("deny:{}", route.name),
+        RequestDecision::NoRoute => "no route".to_string(),
+    }
+}
+
 #[test]
 fn per_route_authorization_table() {
     let everyone = || authz("everyone", &[("0.0.0.0/0", &[])], unauthenticated());
@@ -539,20 +562,7 @@ fn per_route_authorization_table() {
             .uri(format!("http://web.shop.svc.cluster.local{path}"))
             .body(())
             .unwrap();
-        let client = Client {
-            addr: "10.0.0.1".parse().unwrap(),
-            tls: ClientTls::from_identity(identity),
-        };
-        let view = crate::policy::route_match::RequestView::of(&request);
-        let got = match authorize_request(policy, &view, &client) {
-            RequestDecision::Allow {
-                route,
-                authorization,
-                ..
-            } => format!("{}/{}", route.name, authorization.labels.name),
-            RequestDecision::Deny { route } => format!("deny:{}", route.name),
-            RequestDecision::NoRoute => "no route".to_string(),
-        };
+        let got = request_decision(policy, &request, identity);
         assert_eq!(got, expected, "{path} {identity:?}");
     }
     // The Server's authorizations follow each route's own.
@@ -721,20 +731,7 @@ fn grpc_routes_authorize_by_service() {
             .header("content-type", "application/grpc")
             .body(())
             .unwrap();
-        let client = Client {
-            addr: "10.0.0.1".parse().unwrap(),
-            tls: ClientTls::from_identity(identity),
-        };
-        let view = crate::policy::route_match::RequestView::of(&request);
-        let got = match authorize_request(&policy, &view, &client) {
-            RequestDecision::Allow {
-                route,
-                authorization,
-                ..
-            } => format!("{}/{}", route.name, authorization.labels.name),
-            RequestDecision::Deny { route } => format!("deny:{}", route.name),
-            RequestDecision::NoRoute => "no route".to_string(),
-        };
+        let got = request_decision(&policy, &request, identity);
         assert_eq!(got, expected, "{path} {identity:?}");
     }
 }

@@ -287,7 +287,7 @@ impl PortStream {
                 }
                 Err(status) => self.failed(&status),
             }
-            let random = (self.random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let random = self.random.next_fraction();
             tokio::time::sleep(self.backoff.delay(attempt, random)).await;
             attempt = attempt.saturating_add(1);
         }

@@ -17,20 +17,20 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use linkerd2_proxy_api::outbound as proto;
 use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClient;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
-use tokio::time::Instant;
 use tonic::Code;
 
 use super::OutboundPolicy;
 use crate::balance::p2c::Random;
 use crate::discovery::Lookup;
 use crate::discovery::backoff::ExponentialBackoff;
+use crate::discovery::cache::{Entry, evict_idle, spawn_sweeper};
+use crate::discovery::client::{LookupWatch, run_with_initial_timeout};
 use crate::policy::PolicyChannel;
 
 /// Targets watched at once at most.
@@ -41,42 +41,7 @@ pub(crate) type PolicyLookup = Lookup<OutboundPolicy>;
 
 /// A handle on one target's policy watch; the stream ends when the last
 /// clone is dropped.
-#[derive(Clone, Debug)]
-pub(crate) struct PolicyWatch {
-    receiver: watch::Receiver<PolicyLookup>,
-    task: Arc<AbortOnDrop>,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl PolicyWatch {
-    /// The current state.
-    pub(crate) fn current(&self) -> PolicyLookup {
-        self.receiver.borrow().clone()
-    }
-
-    /// Waits until the watch is no longer `Pending` (at most about the
-    /// initial timeout) and returns its state.
-    pub(crate) async fn ready(&mut self) -> PolicyLookup {
-        let waited = self
-            .receiver
-            .wait_for(|state| !state.is_pending())
-            .await
-            .map(|state| state.clone());
-        waited.unwrap_or_else(|_| self.current())
-    }
-
-    pub(crate) fn holders(&self) -> usize {
-        Arc::strong_count(&self.task)
-    }
-}
+pub(crate) type PolicyWatch = LookupWatch<OutboundPolicy>;
 
 /// Statuses meaning "no policy for this target": asking again would get
 /// the same answer. `Unimplemented`: a controller without the service.
@@ -100,7 +65,7 @@ pub(crate) fn traffic_target(key: &str) -> proto::traffic_spec::Target {
 #[derive(Clone, Debug)]
 pub(crate) struct PolicyCache {
     shared: Arc<Shared>,
-    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    entries: Arc<Mutex<HashMap<String, Entry<PolicyWatch>>>>,
 }
 
 #[derive(Debug)]
@@ -110,12 +75,6 @@ struct Shared {
     backoff: ExponentialBackoff,
     random: Random,
     max_targets: usize,
-}
-
-#[derive(Debug)]
-struct Entry {
-    watch: PolicyWatch,
-    idle_since: Option<Instant>,
 }
 
 impl PolicyCache {
@@ -139,12 +98,10 @@ impl PolicyCache {
         max_targets: usize,
     ) -> PolicyCache {
         let entries = Arc::new(Mutex::new(HashMap::new()));
-        let interval = (idle_timeout / 4).max(Duration::from_millis(10));
-        tokio::spawn(sweep_until_dropped(
-            Arc::downgrade(&entries),
-            idle_timeout,
-            interval,
-        ));
+        spawn_sweeper(&entries, idle_timeout, move |entries, now| {
+            let what = "outbound policy watch";
+            evict_idle(entries, now, idle_timeout, what, PolicyWatch::holders);
+        });
         PolicyCache {
             shared: Arc::new(Shared {
                 channel,
@@ -181,7 +138,9 @@ impl PolicyCache {
     }
 }
 
-fn lock(entries: &Mutex<HashMap<String, Entry>>) -> MutexGuard<'_, HashMap<String, Entry>> {
+fn lock(
+    entries: &Mutex<HashMap<String, Entry<PolicyWatch>>>,
+) -> MutexGuard<'_, HashMap<String, Entry<PolicyWatch>>> {
     // Every operation leaves the map consistent before it can panic.
     entries.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -191,25 +150,9 @@ fn spawn(shared: Arc<Shared>, target: String) -> PolicyWatch {
     let initial_timeout = shared.initial_timeout;
     let task = tokio::spawn(async move {
         let run = run(&shared, &target, &sender);
-        tokio::pin!(run);
-        tokio::select! {
-            () = &mut run => return,
-            () = tokio::time::sleep(initial_timeout) => {
-                sender.send_if_modified(|state| {
-                    let pending = state.is_pending();
-                    if pending {
-                        *state = Lookup::Unresolved;
-                    }
-                    pending
-                });
-            }
-        }
-        run.await;
+        run_with_initial_timeout(run, initial_timeout, &sender).await;
     });
-    PolicyWatch {
-        receiver,
-        task: Arc::new(AbortOnDrop(task.abort_handle())),
-    }
+    PolicyWatch::of_task(receiver, task.abort_handle())
 }
 
 /// Watches `target` until rejected, reopening with backoff.
@@ -255,37 +198,9 @@ async fn run(shared: &Shared, target: &str, sender: &watch::Sender<PolicyLookup>
             }
             tracing::debug!(%target, ?status, "outbound policy stream failed");
         }
-        let random = (shared.random.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let random = shared.random.next_fraction();
         let delay = shared.backoff.delay(attempt, random);
         attempt = attempt.saturating_add(1);
         tokio::time::sleep(delay).await;
-    }
-}
-
-async fn sweep_until_dropped(
-    entries: Weak<Mutex<HashMap<String, Entry>>>,
-    idle_timeout: Duration,
-    interval: Duration,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let Some(entries) = entries.upgrade() else {
-            return;
-        };
-        let now = Instant::now();
-        lock(&entries).retain(|target, entry| {
-            if entry.watch.holders() > 1 {
-                entry.idle_since = None;
-                return true;
-            }
-            let idle_since = *entry.idle_since.get_or_insert(now);
-            let keep = now.duration_since(idle_since) < idle_timeout;
-            if !keep {
-                tracing::debug!(%target, "evicting an idle outbound policy watch");
-            }
-            keep
-        });
     }
 }

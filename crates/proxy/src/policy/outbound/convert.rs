@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 use linkerd2_proxy_api::outbound as proto;
-use linkerd2_proxy_api::{destination, http_route as http_proto, http_types, meta, net};
+use linkerd2_proxy_api::{
+    destination, grpc_route as grpc_proto, http_route as http_proto, http_types, meta, net,
+};
 
 use super::{
     BackendTarget, Distribution, FailureAccrual, FailureInjector, Filter, HeaderModifier,
-    OutboundPolicy, PathRewrite, PolicyGrpcRoute, PolicyHttpRoute, Protocol, Redirect,
-    RetryConditions, RetryPolicy, RouteBackend, RouteMeta, RouteRule,
+    OutboundPolicy, PathRewrite, Protocol, Redirect, RetryConditions, RetryPolicy, RouteBackend,
+    RouteMeta, RouteRule,
 };
 use crate::policy::route_match::{self, MatchError, Route, Rule};
 
@@ -81,25 +83,25 @@ impl TryFrom<proto::OutboundPolicy> for OutboundPolicy {
                             .and_then(|http2| http2.failure_accrual)
                     });
                 let http1 = match detect.http1 {
-                    Some(http1) => http_routes("protocol.detect.http1.routes", http1.routes)?,
+                    Some(http1) => routes::<Http>("protocol.detect.http1.routes", http1.routes)?,
                     None => Vec::new(),
                 };
                 let http2 = match detect.http2 {
-                    Some(http2) => http_routes("protocol.detect.http2.routes", http2.routes)?,
+                    Some(http2) => routes::<Http>("protocol.detect.http2.routes", http2.routes)?,
                     None => Vec::new(),
                 };
                 (Protocol::Detect { http1, http2 }, accrual)
             }
             Kind::Http1(http1) => (
-                Protocol::Http1(http_routes("protocol.http1.routes", http1.routes)?),
+                Protocol::Http1(routes::<Http>("protocol.http1.routes", http1.routes)?),
                 http1.failure_accrual,
             ),
             Kind::Http2(http2) => (
-                Protocol::Http2(http_routes("protocol.http2.routes", http2.routes)?),
+                Protocol::Http2(routes::<Http>("protocol.http2.routes", http2.routes)?),
                 http2.failure_accrual,
             ),
             Kind::Grpc(grpc) => (
-                Protocol::Grpc(grpc_routes("protocol.grpc.routes", grpc.routes)?),
+                Protocol::Grpc(routes::<Grpc>("protocol.grpc.routes", grpc.routes)?),
                 grpc.failure_accrual,
             ),
             Kind::Opaque(_) | Kind::Tls(_) => (Protocol::Opaque, None),
@@ -139,10 +141,276 @@ fn route_meta(
     }
 }
 
-fn http_routes(
+/// What HTTP and gRPC routes differ in: their protobuf types (`Proto*`, as
+/// sent), matches, filters and retry conditions. Routes, rules and backends
+/// are converted alike ([`routes`], [`rule`], [`backend`]).
+trait RouteProtocol {
+    /// The route kind when the metadata leaves it empty.
+    const KIND: &'static str;
+    type ProtoRoute;
+    type ProtoRule;
+    type ProtoMatch;
+    type ProtoFilter;
+    type ProtoBackend;
+    type ProtoRetry;
+    /// A match as converted.
+    type Match;
+
+    /// The route's metadata, hosts and rules.
+    fn route_parts(route: Self::ProtoRoute) -> RouteParts<Self>;
+    /// The rule taken apart.
+    fn rule_parts(rule: Self::ProtoRule) -> RuleParts<Self>;
+    /// The backend taken apart.
+    fn backend_parts(backend: Self::ProtoBackend) -> BackendParts<Self::ProtoFilter>;
+    /// Converts one match.
+    const CONVERT_MATCH: ConvertMatch<Self>;
+    /// Converts one filter.
+    fn filter(field: &str, filter: Self::ProtoFilter) -> Result<Filter, ConvertError>;
+    /// Converts a retry policy (none when it allows no retries).
+    fn retry(
+        field: &str,
+        retry: Self::ProtoRetry,
+        timeouts: Option<&http_proto::Timeouts>,
+    ) -> Result<Option<RetryPolicy>, ConvertError>;
+}
+
+/// A route's metadata, hosts and rules as sent.
+type RouteParts<P> = (
+    Option<meta::Metadata>,
+    Vec<http_proto::HostMatch>,
+    Vec<<P as RouteProtocol>::ProtoRule>,
+);
+
+/// A protocol's match conversion.
+type ConvertMatch<P> =
+    fn(&str, <P as RouteProtocol>::ProtoMatch) -> Result<<P as RouteProtocol>::Match, MatchError>;
+
+/// A rule's protobuf, taken apart.
+struct RuleParts<P: RouteProtocol + ?Sized> {
+    matches: Vec<P::ProtoMatch>,
+    filters: Vec<P::ProtoFilter>,
+    backends: ProtoDistribution<P::ProtoBackend>,
+    /// The deprecated `request_timeout`, which older controllers send.
+    legacy_timeout: Option<prost_types::Duration>,
+    timeouts: Option<http_proto::Timeouts>,
+    retry: Option<P::ProtoRetry>,
+}
+
+/// A rule's backends as sent: random ones with their weight.
+enum ProtoDistribution<B> {
+    Empty,
+    FirstAvailable(Vec<B>),
+    RandomAvailable(Vec<(u32, Option<B>)>),
+}
+
+/// A backend's protobuf, taken apart.
+struct BackendParts<F> {
+    backend: Option<proto::Backend>,
+    filters: Vec<F>,
+    /// The deprecated per-backend timeout.
+    request_timeout: Option<prost_types::Duration>,
+}
+
+/// A [`RouteProtocol`]'s `route_parts`, `rule_parts` and `backend_parts`:
+/// the HTTP and gRPC protobufs (`proto::http_route`, `proto::grpc_route`)
+/// have the same fields in different types.
+macro_rules! take_apart {
+    ($route:ty, $module:ident) => {
+        fn route_parts(route: $route) -> RouteParts<Self> {
+            (route.metadata, route.hosts, route.rules)
+        }
+
+        fn rule_parts(rule: proto::$module::Rule) -> RuleParts<Self> {
+            use proto::$module::distribution::Kind;
+            let backends = match rule.backends.and_then(|backends| backends.kind) {
+                None | Some(Kind::Empty(_)) => ProtoDistribution::Empty,
+                Some(Kind::FirstAvailable(first)) => {
+                    ProtoDistribution::FirstAvailable(first.backends)
+                }
+                Some(Kind::RandomAvailable(random)) => ProtoDistribution::RandomAvailable(
+                    random
+                        .backends
+                        .into_iter()
+                        .map(|weighted| (weighted.weight, weighted.backend))
+                        .collect(),
+                ),
+            };
+            #[allow(deprecated)]
+            let legacy_timeout = rule.request_timeout;
+            RuleParts {
+                matches: rule.matches,
+                filters: rule.filters,
+                backends,
+                legacy_timeout,
+                timeouts: rule.timeouts,
+                retry: rule.retry,
+            }
+        }
+
+        fn backend_parts(
+            backend: proto::$module::RouteBackend,
+        ) -> BackendParts<proto::$module::Filter> {
+            #[allow(deprecated)]
+            let request_timeout = backend.request_timeout;
+            BackendParts {
+                backend: backend.backend,
+                filters: backend.filters,
+                request_timeout,
+            }
+        }
+    };
+}
+
+/// HTTPRoutes.
+struct Http;
+
+/// GRPCRoutes.
+struct Grpc;
+
+impl RouteProtocol for Http {
+    const KIND: &'static str = "HTTPRoute";
+    type ProtoRoute = proto::HttpRoute;
+    type ProtoRule = proto::http_route::Rule;
+    type ProtoMatch = http_proto::HttpRouteMatch;
+    type ProtoFilter = proto::http_route::Filter;
+    type ProtoBackend = proto::http_route::RouteBackend;
+    type ProtoRetry = proto::http_route::Retry;
+    type Match = route_match::HttpRouteMatch;
+    const CONVERT_MATCH: ConvertMatch<Self> = route_match::convert_http;
+
+    take_apart!(proto::HttpRoute, http_route);
+
+    fn filter(field: &str, filter: proto::http_route::Filter) -> Result<Filter, ConvertError> {
+        use proto::http_route::filter::Kind;
+        match filter.kind {
+            Some(Kind::RequestHeaderModifier(modifier)) => Ok(Filter::RequestHeaders(
+                header_modifier(field, modifier.add, modifier.set, modifier.remove)?,
+            )),
+            Some(Kind::ResponseHeaderModifier(modifier)) => Ok(Filter::ResponseHeaders(
+                header_modifier(field, modifier.add, modifier.set, modifier.remove)?,
+            )),
+            Some(Kind::Redirect(redirect)) => Ok(Filter::Redirect(redirect_of(field, redirect)?)),
+            Some(Kind::FailureInjector(injector)) => {
+                let status = StatusCode::from_u16(u16::try_from(injector.status).unwrap_or(0))
+                    .map_err(|_| {
+                        invalid(format!("{field}.failure_injector.status"), "invalid status")
+                    })?;
+                let (numerator, denominator) = ratio(injector.ratio);
+                Ok(Filter::FailureInjector(FailureInjector {
+                    status,
+                    grpc_code: None,
+                    message: injector.message,
+                    numerator,
+                    denominator,
+                }))
+            }
+            None => Err(ConvertError::Missing(format!("{field}.kind"))),
+        }
+    }
+
+    fn retry(
+        field: &str,
+        retry: proto::http_route::Retry,
+        timeouts: Option<&http_proto::Timeouts>,
+    ) -> Result<Option<RetryPolicy>, ConvertError> {
+        let ranges = retry
+            .conditions
+            .map(|conditions| conditions.status_ranges)
+            .unwrap_or_default();
+        let mut statuses = Vec::new();
+        for (index, range) in ranges.iter().enumerate() {
+            let valid = (100..=599).contains(&range.start)
+                && (100..=599).contains(&range.end)
+                && range.start <= range.end;
+            if !valid {
+                return Err(invalid(
+                    format!("{field}.conditions.status_ranges[{index}]"),
+                    format!("invalid status range {}-{}", range.start, range.end),
+                ));
+            }
+            statuses.push((range.start as u16, range.end as u16));
+        }
+        // Linkerd's default condition is 5xx.
+        if statuses.is_empty() {
+            statuses.push((500, 599));
+        }
+        retry_policy(
+            field,
+            retry.max_retries,
+            retry.max_request_bytes,
+            retry.timeout,
+            timeouts,
+            RetryConditions::Statuses(statuses),
+        )
+    }
+}
+
+impl RouteProtocol for Grpc {
+    const KIND: &'static str = "GRPCRoute";
+    type ProtoRoute = proto::GrpcRoute;
+    type ProtoRule = proto::grpc_route::Rule;
+    type ProtoMatch = grpc_proto::GrpcRouteMatch;
+    type ProtoFilter = proto::grpc_route::Filter;
+    type ProtoBackend = proto::grpc_route::RouteBackend;
+    type ProtoRetry = proto::grpc_route::Retry;
+    type Match = route_match::GrpcRouteMatch;
+    const CONVERT_MATCH: ConvertMatch<Self> = route_match::convert_grpc;
+
+    take_apart!(proto::GrpcRoute, grpc_route);
+
+    fn filter(field: &str, filter: proto::grpc_route::Filter) -> Result<Filter, ConvertError> {
+        use proto::grpc_route::filter::Kind;
+        match filter.kind {
+            Some(Kind::RequestHeaderModifier(modifier)) => Ok(Filter::RequestHeaders(
+                header_modifier(field, modifier.add, modifier.set, modifier.remove)?,
+            )),
+            Some(Kind::FailureInjector(injector)) => {
+                let (numerator, denominator) = ratio(injector.ratio);
+                Ok(Filter::FailureInjector(FailureInjector {
+                    status: StatusCode::OK,
+                    grpc_code: Some(injector.code),
+                    message: injector.message,
+                    numerator,
+                    denominator,
+                }))
+            }
+            None => Err(ConvertError::Missing(format!("{field}.kind"))),
+        }
+    }
+
+    fn retry(
+        field: &str,
+        retry: proto::grpc_route::Retry,
+        timeouts: Option<&http_proto::Timeouts>,
+    ) -> Result<Option<RetryPolicy>, ConvertError> {
+        let conditions = retry.conditions.unwrap_or_default();
+        // gRPC codes: CANCELLED 1, DEADLINE_EXCEEDED 4,
+        // RESOURCE_EXHAUSTED 8, INTERNAL 13, UNAVAILABLE 14.
+        let codes: Vec<u32> = [
+            (conditions.cancelled, 1),
+            (conditions.deadine_exceeded, 4),
+            (conditions.resource_exhausted, 8),
+            (conditions.internal, 13),
+            (conditions.unavailable, 14),
+        ]
+        .into_iter()
+        .filter_map(|(set, code)| set.then_some(code))
+        .collect();
+        retry_policy(
+            field,
+            retry.max_retries,
+            retry.max_request_bytes,
+            retry.timeout,
+            timeouts,
+            RetryConditions::GrpcCodes(codes),
+        )
+    }
+}
+
+fn routes<P: RouteProtocol>(
     field: &str,
-    routes: Vec<proto::HttpRoute>,
-) -> Result<Vec<PolicyHttpRoute>, ConvertError> {
+    routes: Vec<P::ProtoRoute>,
+) -> Result<Vec<Route<P::Match, RouteMeta, RouteRule>>, ConvertError> {
     if routes.len() > MAX_ROUTES {
         return Err(ConvertError::TooManyRoutes {
             field: field.to_string(),
@@ -154,114 +422,55 @@ fn http_routes(
         .enumerate()
         .map(|(index, route)| {
             let field = format!("{field}[{index}]");
-            let data = route_meta(&field, route.metadata, "HTTPRoute")?;
-            let hosts = hosts(&field, route.hosts)?;
-            let rules = route
-                .rules
+            let (metadata, hosts, rules) = P::route_parts(route);
+            let data = route_meta(&field, metadata, P::KIND)?;
+            let hosts = route_match::convert_hosts(&field, hosts)?;
+            let rules = rules
                 .into_iter()
                 .enumerate()
-                .map(|(index, rule)| http_rule(&format!("{field}.rules[{index}]"), rule))
+                .map(|(index, rule)| self::rule::<P>(&format!("{field}.rules[{index}]"), rule))
                 .collect::<Result<_, _>>()?;
             Ok(Route { hosts, rules, data })
         })
         .collect()
 }
 
-fn grpc_routes(
+fn rule<P: RouteProtocol>(
     field: &str,
-    routes: Vec<proto::GrpcRoute>,
-) -> Result<Vec<PolicyGrpcRoute>, ConvertError> {
-    if routes.len() > MAX_ROUTES {
-        return Err(ConvertError::TooManyRoutes {
-            field: field.to_string(),
-            count: routes.len(),
-        });
-    }
-    routes
-        .into_iter()
-        .enumerate()
-        .map(|(index, route)| {
-            let field = format!("{field}[{index}]");
-            let data = route_meta(&field, route.metadata, "GRPCRoute")?;
-            let hosts = hosts(&field, route.hosts)?;
-            let rules = route
-                .rules
-                .into_iter()
-                .enumerate()
-                .map(|(index, rule)| grpc_rule(&format!("{field}.rules[{index}]"), rule))
-                .collect::<Result<_, _>>()?;
-            Ok(Route { hosts, rules, data })
-        })
-        .collect()
-}
-
-fn hosts(
-    field: &str,
-    hosts: Vec<http_proto::HostMatch>,
-) -> Result<Vec<route_match::HostMatch>, ConvertError> {
-    hosts
-        .into_iter()
-        .enumerate()
-        .map(|(index, host)| {
-            Ok(route_match::convert_host(
-                &format!("{field}.hosts[{index}]"),
-                host,
-            )?)
-        })
-        .collect()
-}
-
-type HttpRule = Rule<route_match::HttpRouteMatch, RouteRule>;
-type GrpcRule = Rule<route_match::GrpcRouteMatch, RouteRule>;
-
-fn http_rule(field: &str, rule: proto::http_route::Rule) -> Result<HttpRule, ConvertError> {
-    use proto::http_route::distribution::Kind;
-    let matches = rule
-        .matches
-        .into_iter()
-        .enumerate()
-        .map(|(index, m)| {
-            Ok(route_match::convert_http(
-                &format!("{field}.matches[{index}]"),
-                m,
-            )?)
-        })
-        .collect::<Result<_, ConvertError>>()?;
-    let filters = http_filters(&format!("{field}.filters"), rule.filters)?;
-    let distribution = match rule.backends.and_then(|backends| backends.kind) {
-        None | Some(Kind::Empty(_)) => Distribution::Empty,
-        Some(Kind::FirstAvailable(first)) => Distribution::FirstAvailable(
-            first
-                .backends
+    rule: P::ProtoRule,
+) -> Result<Rule<P::Match, RouteRule>, ConvertError> {
+    let parts = P::rule_parts(rule);
+    let matches = route_match::convert_matches(field, parts.matches, P::CONVERT_MATCH)?;
+    let filters = filters::<P>(&format!("{field}.filters"), parts.filters)?;
+    let distribution = match parts.backends {
+        ProtoDistribution::Empty => Distribution::Empty,
+        ProtoDistribution::FirstAvailable(backends) => Distribution::FirstAvailable(
+            backends
                 .into_iter()
                 .enumerate()
                 .map(|(index, backend)| {
                     let field = format!("{field}.backends.first_available[{index}]");
-                    http_backend(&field, backend, 1)
+                    self::backend::<P>(&field, backend, 1)
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        Some(Kind::RandomAvailable(random)) => {
+        ProtoDistribution::RandomAvailable(weighted) => {
             let mut backends = Vec::new();
-            for (index, weighted) in random.backends.into_iter().enumerate() {
+            for (index, (weight, backend)) in weighted.into_iter().enumerate() {
                 let field = format!("{field}.backends.random_available[{index}]");
-                if weighted.weight == 0 {
+                if weight == 0 {
                     continue;
                 }
-                let backend = weighted
-                    .backend
-                    .ok_or_else(|| ConvertError::Missing(format!("{field}.backend")))?;
-                backends.push(http_backend(&field, backend, weighted.weight)?);
+                let backend =
+                    backend.ok_or_else(|| ConvertError::Missing(format!("{field}.backend")))?;
+                backends.push(self::backend::<P>(&field, backend, weight)?);
             }
             Distribution::RandomAvailable(backends)
         }
     };
-    // The deprecated field is what older controllers send.
-    #[allow(deprecated)]
-    let legacy_timeout = rule.request_timeout;
-    let request_timeout = request_timeout(field, legacy_timeout, rule.timeouts.as_ref())?;
-    let retry = match rule.retry {
-        Some(retry) => http_retry(&format!("{field}.retry"), retry, rule.timeouts.as_ref())?,
+    let request_timeout = request_timeout(field, parts.legacy_timeout, parts.timeouts.as_ref())?;
+    let retry = match parts.retry {
+        Some(retry) => P::retry(&format!("{field}.retry"), retry, parts.timeouts.as_ref())?,
         None => None,
     };
     Ok(Rule {
@@ -275,85 +484,30 @@ fn http_rule(field: &str, rule: proto::http_route::Rule) -> Result<HttpRule, Con
     })
 }
 
-fn grpc_rule(field: &str, rule: proto::grpc_route::Rule) -> Result<GrpcRule, ConvertError> {
-    use proto::grpc_route::distribution::Kind;
-    let matches = rule
-        .matches
+fn filters<P: RouteProtocol>(
+    field: &str,
+    filters: Vec<P::ProtoFilter>,
+) -> Result<Vec<Filter>, ConvertError> {
+    filters
         .into_iter()
         .enumerate()
-        .map(|(index, m)| {
-            Ok(route_match::convert_grpc(
-                &format!("{field}.matches[{index}]"),
-                m,
-            )?)
-        })
-        .collect::<Result<_, ConvertError>>()?;
-    let filters = grpc_filters(&format!("{field}.filters"), rule.filters)?;
-    let distribution = match rule.backends.and_then(|backends| backends.kind) {
-        None | Some(Kind::Empty(_)) => Distribution::Empty,
-        Some(Kind::FirstAvailable(first)) => Distribution::FirstAvailable(
-            first
-                .backends
-                .into_iter()
-                .enumerate()
-                .map(|(index, backend)| {
-                    let field = format!("{field}.backends.first_available[{index}]");
-                    grpc_backend(&field, backend, 1)
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(Kind::RandomAvailable(random)) => {
-            let mut backends = Vec::new();
-            for (index, weighted) in random.backends.into_iter().enumerate() {
-                let field = format!("{field}.backends.random_available[{index}]");
-                if weighted.weight == 0 {
-                    continue;
-                }
-                let backend = weighted
-                    .backend
-                    .ok_or_else(|| ConvertError::Missing(format!("{field}.backend")))?;
-                backends.push(grpc_backend(&field, backend, weighted.weight)?);
-            }
-            Distribution::RandomAvailable(backends)
-        }
-    };
-    // The deprecated field is what older controllers send.
-    #[allow(deprecated)]
-    let legacy_timeout = rule.request_timeout;
-    let request_timeout = request_timeout(field, legacy_timeout, rule.timeouts.as_ref())?;
-    let retry = match rule.retry {
-        Some(retry) => {
-            let conditions = retry.conditions.unwrap_or_default();
-            // gRPC codes: CANCELLED 1, DEADLINE_EXCEEDED 4,
-            // RESOURCE_EXHAUSTED 8, INTERNAL 13, UNAVAILABLE 14.
-            let codes: Vec<u32> = [
-                (conditions.cancelled, 1),
-                (conditions.deadine_exceeded, 4),
-                (conditions.resource_exhausted, 8),
-                (conditions.internal, 13),
-                (conditions.unavailable, 14),
-            ]
-            .into_iter()
-            .filter_map(|(set, code)| set.then_some(code))
-            .collect();
-            retry_policy(
-                &format!("{field}.retry"),
-                retry.max_retries,
-                retry.max_request_bytes,
-                retry.timeout,
-                rule.timeouts.as_ref(),
-                RetryConditions::GrpcCodes(codes),
-            )?
-        }
-        None => None,
-    };
-    Ok(Rule {
-        matches,
-        data: RouteRule {
-            filters,
-            distribution,
-            request_timeout,
-            retry,
+        .map(|(index, filter)| P::filter(&format!("{field}[{index}]"), filter))
+        .collect()
+}
+
+fn backend<P: RouteProtocol>(
+    field: &str,
+    backend: P::ProtoBackend,
+    weight: u32,
+) -> Result<RouteBackend, ConvertError> {
+    let parts = P::backend_parts(backend);
+    Ok(RouteBackend {
+        target: backend_target(&format!("{field}.backend"), parts.backend)?,
+        weight,
+        filters: filters::<P>(&format!("{field}.filters"), parts.filters)?,
+        request_timeout: match parts.request_timeout {
+            Some(duration) => duration_of(&format!("{field}.request_timeout"), duration)?,
+            None => None,
         },
     })
 }
@@ -376,42 +530,6 @@ fn request_timeout(
             None => Ok(None),
         },
     }
-}
-
-fn http_retry(
-    field: &str,
-    retry: proto::http_route::Retry,
-    timeouts: Option<&http_proto::Timeouts>,
-) -> Result<Option<RetryPolicy>, ConvertError> {
-    let ranges = retry
-        .conditions
-        .map(|conditions| conditions.status_ranges)
-        .unwrap_or_default();
-    let mut statuses = Vec::new();
-    for (index, range) in ranges.iter().enumerate() {
-        let valid = (100..=599).contains(&range.start)
-            && (100..=599).contains(&range.end)
-            && range.start <= range.end;
-        if !valid {
-            return Err(invalid(
-                format!("{field}.conditions.status_ranges[{index}]"),
-                format!("invalid status range {}-{}", range.start, range.end),
-            ));
-        }
-        statuses.push((range.start as u16, range.end as u16));
-    }
-    // Linkerd's default condition is 5xx.
-    if statuses.is_empty() {
-        statuses.push((500, 599));
-    }
-    retry_policy(
-        field,
-        retry.max_retries,
-        retry.max_request_bytes,
-        retry.timeout,
-        timeouts,
-        RetryConditions::Statuses(statuses),
-    )
 }
 
 fn retry_policy(
@@ -444,40 +562,6 @@ fn retry_policy(
             max_request_bytes as usize
         },
     }))
-}
-
-fn http_backend(
-    field: &str,
-    backend: proto::http_route::RouteBackend,
-    weight: u32,
-) -> Result<RouteBackend, ConvertError> {
-    Ok(RouteBackend {
-        target: backend_target(&format!("{field}.backend"), backend.backend)?,
-        weight,
-        filters: http_filters(&format!("{field}.filters"), backend.filters)?,
-        #[allow(deprecated)]
-        request_timeout: match backend.request_timeout {
-            Some(duration) => duration_of(&format!("{field}.request_timeout"), duration)?,
-            None => None,
-        },
-    })
-}
-
-fn grpc_backend(
-    field: &str,
-    backend: proto::grpc_route::RouteBackend,
-    weight: u32,
-) -> Result<RouteBackend, ConvertError> {
-    Ok(RouteBackend {
-        target: backend_target(&format!("{field}.backend"), backend.backend)?,
-        weight,
-        filters: grpc_filters(&format!("{field}.filters"), backend.filters)?,
-        #[allow(deprecated)]
-        request_timeout: match backend.request_timeout {
-            Some(duration) => duration_of(&format!("{field}.request_timeout"), duration)?,
-            None => None,
-        },
-    })
 }
 
 fn backend_target(
@@ -519,76 +603,6 @@ fn forward_addr(
         .addr
         .ok_or_else(|| ConvertError::Missing(field.to_string()))?;
     SocketAddr::try_from(addr).map_err(|error| invalid(field, error))
-}
-
-fn http_filters(
-    field: &str,
-    filters: Vec<proto::http_route::Filter>,
-) -> Result<Vec<Filter>, ConvertError> {
-    use proto::http_route::filter::Kind;
-    filters
-        .into_iter()
-        .enumerate()
-        .map(|(index, filter)| {
-            let field = format!("{field}[{index}]");
-            match filter.kind {
-                Some(Kind::RequestHeaderModifier(modifier)) => Ok(Filter::RequestHeaders(
-                    header_modifier(&field, modifier.add, modifier.set, modifier.remove)?,
-                )),
-                Some(Kind::ResponseHeaderModifier(modifier)) => Ok(Filter::ResponseHeaders(
-                    header_modifier(&field, modifier.add, modifier.set, modifier.remove)?,
-                )),
-                Some(Kind::Redirect(redirect)) => {
-                    Ok(Filter::Redirect(redirect_of(&field, redirect)?))
-                }
-                Some(Kind::FailureInjector(injector)) => {
-                    let status = StatusCode::from_u16(u16::try_from(injector.status).unwrap_or(0))
-                        .map_err(|_| {
-                            invalid(format!("{field}.failure_injector.status"), "invalid status")
-                        })?;
-                    let (numerator, denominator) = ratio(injector.ratio);
-                    Ok(Filter::FailureInjector(FailureInjector {
-                        status,
-                        grpc_code: None,
-                        message: injector.message,
-                        numerator,
-                        denominator,
-                    }))
-                }
-                None => Err(ConvertError::Missing(format!("{field}.kind"))),
-            }
-        })
-        .collect()
-}
-
-fn grpc_filters(
-    field: &str,
-    filters: Vec<proto::grpc_route::Filter>,
-) -> Result<Vec<Filter>, ConvertError> {
-    use proto::grpc_route::filter::Kind;
-    filters
-        .into_iter()
-        .enumerate()
-        .map(|(index, filter)| {
-            let field = format!("{field}[{index}]");
-            match filter.kind {
-                Some(Kind::RequestHeaderModifier(modifier)) => Ok(Filter::RequestHeaders(
-                    header_modifier(&field, modifier.add, modifier.set, modifier.remove)?,
-                )),
-                Some(Kind::FailureInjector(injector)) => {
-                    let (numerator, denominator) = ratio(injector.ratio);
-                    Ok(Filter::FailureInjector(FailureInjector {
-                        status: StatusCode::OK,
-                        grpc_code: Some(injector.code),
-                        message: injector.message,
-                        numerator,
-                        denominator,
-                    }))
-                }
-                None => Err(ConvertError::Missing(format!("{field}.kind"))),
-            }
-        })
-        .collect()
 }
 
 /// A failure injector's ratio; unset or a zero denominator means always.

@@ -95,32 +95,12 @@ impl RouteObjects {
 
     /// The HTTPRoutes whose parents include the Server `namespace/name`.
     pub(super) fn http_routes_for_server(&self, namespace: &str, name: &str) -> Vec<&HttpRoute> {
-        self.http
-            .iter()
-            .filter(|((route_namespace, _), route)| {
-                route.spec.parent_refs.iter().any(|parent| {
-                    parent.parent_kind() == ParentKind::Server
-                        && parent.name == name
-                        && parent.namespace_or(route_namespace) == namespace
-                })
-            })
-            .map(|(_, route)| route.as_ref())
-            .collect()
+        routes_for_server(&self.http, namespace, name, |route| &route.spec.parent_refs)
     }
 
     /// The GRPCRoutes whose parents include the Server `namespace/name`.
     pub(super) fn grpc_routes_for_server(&self, namespace: &str, name: &str) -> Vec<&GrpcRoute> {
-        self.grpc
-            .iter()
-            .filter(|((route_namespace, _), route)| {
-                route.spec.parent_refs.iter().any(|parent| {
-                    parent.parent_kind() == ParentKind::Server
-                        && parent.name == name
-                        && parent.namespace_or(route_namespace) == namespace
-                })
-            })
-            .map(|(_, route)| route.as_ref())
-            .collect()
+        routes_for_server(&self.grpc, namespace, name, |route| &route.spec.parent_refs)
     }
 
     /// Every HTTPRoute, copied, optionally of one namespace.
@@ -203,6 +183,26 @@ fn routes_for_client<'a, R>(
         }
     }
     attached_in(&service.namespace)
+}
+
+/// The routes of one kind whose parents include the Server `namespace/name`.
+fn routes_for_server<'a, R>(
+    routes: &'a BTreeMap<NamespacedName, Box<R>>,
+    namespace: &str,
+    name: &str,
+    parents: impl Fn(&R) -> &Vec<ParentReference>,
+) -> Vec<&'a R> {
+    routes
+        .iter()
+        .filter(|((route_namespace, _), route)| {
+            parents(route).iter().any(|parent| {
+                parent.parent_kind() == ParentKind::Server
+                    && parent.name == name
+                    && parent.namespace_or(route_namespace) == namespace
+            })
+        })
+        .map(|(_, route)| route.as_ref())
+        .collect()
 }
 
 /// Whether one of `parents` (of a route in `route_namespace`) names the

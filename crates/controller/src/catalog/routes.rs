@@ -19,7 +19,7 @@ use weft_core::route::{GrpcRoute, HttpRoute, ParentKind, ParentReference, RouteA
 use weft_core::service::is_external_name;
 
 use super::profiles::{OPAQUE_PORTS_ANNOTATION, lists_port};
-use super::{Catalog, NamespacedName, ProfileTarget, Scope};
+use super::{Catalog, NamespacedName, ProfileTarget, Scope, publish_if_changed, release_watch};
 
 /// The route objects, one map per kind.
 #[derive(Debug, Default, Clone)]
@@ -332,13 +332,7 @@ impl Catalog {
     /// Forgets the outbound watch of `target` once no receiver is left. Call
     /// it after dropping a receiver from [`Self::subscribe_outbound`].
     pub fn release_outbound(&mut self, target: &ProfileTarget) {
-        if self
-            .outbound_watches
-            .get(target)
-            .is_some_and(watch::Sender::is_closed)
-        {
-            self.outbound_watches.remove(target);
-        }
+        release_watch(&mut self.outbound_watches, target);
     }
 
     /// How many outbound questions (`service:port`, client namespace) have subscribers.
@@ -366,20 +360,7 @@ impl Catalog {
             .collect();
         for target in targets {
             let fresh = self.outbound(&target);
-            let Some(sender) = self.outbound_watches.get(&target) else {
-                continue;
-            };
-            if sender.is_closed() {
-                self.outbound_watches.remove(&target);
-                continue;
-            }
-            sender.send_if_modified(|current| {
-                if current.as_deref() == fresh.as_ref() {
-                    return false;
-                }
-                *current = fresh.map(Arc::new);
-                true
-            });
+            publish_if_changed(&mut self.outbound_watches, &target, fresh);
         }
     }
 }

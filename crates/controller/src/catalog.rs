@@ -20,6 +20,7 @@ mod profiles;
 mod routes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -584,13 +585,7 @@ impl Catalog {
     /// Forgets the inbound watch of `target` once no receiver is left. Call
     /// it after dropping a receiver from [`Self::subscribe_inbound`].
     pub fn release_inbound(&mut self, target: &PortTarget) {
-        if self
-            .inbound_watches
-            .get(target)
-            .is_some_and(watch::Sender::is_closed)
-        {
-            self.inbound_watches.remove(target);
-        }
+        release_watch(&mut self.inbound_watches, target);
     }
 
     /// How many ports have inbound policy subscribers.
@@ -770,13 +765,7 @@ impl Catalog {
     /// Forgets the profile watch of `request` once no receiver is left. Call
     /// it after dropping a receiver from [`Self::subscribe_profile`].
     pub fn release_profile(&mut self, request: &ProfileTarget) {
-        if self
-            .profile_watches
-            .get(request)
-            .is_some_and(watch::Sender::is_closed)
-        {
-            self.profile_watches.remove(request);
-        }
+        release_watch(&mut self.profile_watches, request);
     }
 
     /// Recomputes the watched answers `scope` may have altered and publishes changes.
@@ -826,20 +815,7 @@ impl Catalog {
             .collect();
         for target in targets {
             let fresh = self.profile_for(&target);
-            let Some(sender) = self.profile_watches.get(&target) else {
-                continue;
-            };
-            if sender.is_closed() {
-                self.profile_watches.remove(&target);
-                continue;
-            }
-            sender.send_if_modified(|current| {
-                if current.as_deref() == fresh.as_ref() {
-                    return false;
-                }
-                *current = fresh.map(Arc::new);
-                true
-            });
+            publish_if_changed(&mut self.profile_watches, &target, fresh);
         }
         let targets: Vec<PortTarget> = self
             .inbound_watches
@@ -866,13 +842,9 @@ impl Catalog {
                 _ => None,
             };
             let fresh = self.inbound_policy_with(&target, known.as_deref());
-            let Some(sender) = self.inbound_watches.get(&target) else {
+            let Some(sender) = live_sender(&mut self.inbound_watches, &target) else {
                 continue;
             };
-            if sender.is_closed() {
-                self.inbound_watches.remove(&target);
-                continue;
-            }
             sender.send_if_modified(|current| {
                 if **current == fresh {
                     return false;
@@ -883,6 +855,45 @@ impl Catalog {
             });
         }
     }
+}
+
+/// Forgets `key`'s watch once no receiver is left.
+fn release_watch<K: Hash + Eq, V>(watches: &mut HashMap<K, watch::Sender<V>>, key: &K) {
+    if watches.get(key).is_some_and(watch::Sender::is_closed) {
+        watches.remove(key);
+    }
+}
+
+/// The sender of `key`'s watch while it has receivers; a watch without
+/// any is forgotten.
+fn live_sender<'a, K: Hash + Eq, V>(
+    watches: &'a mut HashMap<K, watch::Sender<V>>,
+    key: &K,
+) -> Option<&'a watch::Sender<V>> {
+    if watches.get(key)?.is_closed() {
+        watches.remove(key);
+        return None;
+    }
+    watches.get(key)
+}
+
+/// Sends `fresh` on `key`'s watch unless it is the answer its receivers
+/// already hold (never the same answer twice).
+fn publish_if_changed<K: Hash + Eq, V: PartialEq>(
+    watches: &mut HashMap<K, watch::Sender<Option<Arc<V>>>>,
+    key: &K,
+    fresh: Option<V>,
+) {
+    let Some(sender) = live_sender(watches, key) else {
+        return;
+    };
+    sender.send_if_modified(|current| {
+        if current.as_deref() == fresh.as_ref() {
+            return false;
+        }
+        *current = fresh.map(Arc::new);
+        true
+    });
 }
 
 /// Logs what a watched inbound answer ignored (a shadowed Server, a policy

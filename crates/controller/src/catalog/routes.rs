@@ -19,7 +19,7 @@ use weft_core::route::{GrpcRoute, HttpRoute, ParentKind, ParentReference, RouteA
 use weft_core::service::is_external_name;
 
 use super::profiles::{OPAQUE_PORTS_ANNOTATION, lists_port};
-use super::{Catalog, NamespacedName, ProfileTarget, Scope};
+use super::{Catalog, NamespacedName, ProfileTarget, Scope, publish_if_changed, release_watch};
 
 /// The route objects, one map per kind.
 #[derive(Debug, Default, Clone)]
@@ -95,32 +95,12 @@ impl RouteObjects {
 
     /// The HTTPRoutes whose parents include the Server `namespace/name`.
     pub(super) fn http_routes_for_server(&self, namespace: &str, name: &str) -> Vec<&HttpRoute> {
-        self.http
-            .iter()
-            .filter(|((route_namespace, _), route)| {
-                route.spec.parent_refs.iter().any(|parent| {
-                    parent.parent_kind() == ParentKind::Server
-                        && parent.name == name
-                        && parent.namespace_or(route_namespace) == namespace
-                })
-            })
-            .map(|(_, route)| route.as_ref())
-            .collect()
+        routes_for_server(&self.http, namespace, name, |route| &route.spec.parent_refs)
     }
 
     /// The GRPCRoutes whose parents include the Server `namespace/name`.
     pub(super) fn grpc_routes_for_server(&self, namespace: &str, name: &str) -> Vec<&GrpcRoute> {
-        self.grpc
-            .iter()
-            .filter(|((route_namespace, _), route)| {
-                route.spec.parent_refs.iter().any(|parent| {
-                    parent.parent_kind() == ParentKind::Server
-                        && parent.name == name
-                        && parent.namespace_or(route_namespace) == namespace
-                })
-            })
-            .map(|(_, route)| route.as_ref())
-            .collect()
+        routes_for_server(&self.grpc, namespace, name, |route| &route.spec.parent_refs)
     }
 
     /// Every HTTPRoute, copied, optionally of one namespace.
@@ -203,6 +183,26 @@ fn routes_for_client<'a, R>(
         }
     }
     attached_in(&service.namespace)
+}
+
+/// The routes of one kind whose parents include the Server `namespace/name`.
+fn routes_for_server<'a, R>(
+    routes: &'a BTreeMap<NamespacedName, Box<R>>,
+    namespace: &str,
+    name: &str,
+    parents: impl Fn(&R) -> &Vec<ParentReference>,
+) -> Vec<&'a R> {
+    routes
+        .iter()
+        .filter(|((route_namespace, _), route)| {
+            parents(route).iter().any(|parent| {
+                parent.parent_kind() == ParentKind::Server
+                    && parent.name == name
+                    && parent.namespace_or(route_namespace) == namespace
+            })
+        })
+        .map(|(_, route)| route.as_ref())
+        .collect()
 }
 
 /// Whether one of `parents` (of a route in `route_namespace`) names the
@@ -332,13 +332,7 @@ impl Catalog {
     /// Forgets the outbound watch of `target` once no receiver is left. Call
     /// it after dropping a receiver from [`Self::subscribe_outbound`].
     pub fn release_outbound(&mut self, target: &ProfileTarget) {
-        if self
-            .outbound_watches
-            .get(target)
-            .is_some_and(watch::Sender::is_closed)
-        {
-            self.outbound_watches.remove(target);
-        }
+        release_watch(&mut self.outbound_watches, target);
     }
 
     /// How many outbound questions (`service:port`, client namespace) have subscribers.
@@ -366,20 +360,7 @@ impl Catalog {
             .collect();
         for target in targets {
             let fresh = self.outbound(&target);
-            let Some(sender) = self.outbound_watches.get(&target) else {
-                continue;
-            };
-            if sender.is_closed() {
-                self.outbound_watches.remove(&target);
-                continue;
-            }
-            sender.send_if_modified(|current| {
-                if current.as_deref() == fresh.as_ref() {
-                    return false;
-                }
-                *current = fresh.map(Arc::new);
-                true
-            });
+            publish_if_changed(&mut self.outbound_watches, &target, fresh);
         }
     }
 }

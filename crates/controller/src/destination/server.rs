@@ -13,12 +13,11 @@
 //!                                            other:     default profile, then idle
 //! ```
 //!
-//! Every stream is a plain `Stream` built from the subscription (no spawned
-//! task): when the client goes away tonic drops it, which drops the
-//! subscription, releases its catalog watch (removed with its last
-//! subscriber, so names asked once cost nothing afterwards), gives back its
-//! [`StreamPermit`] and drops the metrics guard. On shutdown every stream
-//! ends, so the server drains promptly.
+//! Every stream is a plain `Stream` built from the subscription
+//! ([`super::stream`]): when the client goes away tonic drops it, which
+//! releases its catalog watch (removed with its last subscriber, so names
+//! asked once cost nothing afterwards), gives back its permit and drops the
+//! metrics guard. On shutdown every stream ends, so the server drains promptly.
 //!
 //! Bounds: streams per client and in total ([`super::limits`], refused with
 //! RESOURCE_EXHAUSTED), HTTP/2 streams per connection, header list and
@@ -26,16 +25,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, MutexGuard, PoisonError};
 
-use futures::stream::{self, Stream, StreamExt};
+use futures::stream::{self, StreamExt};
 use linkerd2_proxy_api::destination as proto;
 use linkerd2_proxy_api::destination::destination_server::{Destination, DestinationServer};
 
-use crate::incoming::{ConnectionInfo, GrpcLimits, GrpcListener};
+use crate::incoming::{GrpcLimits, GrpcListener};
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -44,13 +41,13 @@ use tonic::{Request, Response, Status};
 use weft_core::names::ServiceName;
 use weft_core::service::is_external_name;
 
-use super::limits::{ClientKey, Refusal, StreamLimiter, StreamPermit};
+use super::limits::StreamLimiter;
+use super::stream::{
+    self as watch_stream, RefusedStreams, ResponseStream, StreamGuard, WatchGauges, Watched,
+};
 use super::translate::{self, MeshHints, Target, TranslateError};
 use crate::catalog::{Catalog, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog};
 use crate::policy::PolicyServices;
-
-/// A boxed response stream.
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Why the Destination server stopped.
 #[derive(Debug, thiserror::Error)]
@@ -73,19 +70,13 @@ struct WatchLabels {
     kind: &'static str,
 }
 
-/// Why streams were refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RefusalLabels {
-    reason: &'static str,
-}
-
 /// The Destination gauges and counters, registered in an explicit registry.
 #[derive(Debug, Clone, Default)]
 pub struct DestinationMetrics {
     get_streams: Gauge,
     profile_streams: Gauge,
     watches: Family<WatchLabels, Gauge>,
-    refused: Family<RefusalLabels, Counter>,
+    refused: RefusedStreams,
 }
 
 impl DestinationMetrics {
@@ -108,22 +99,20 @@ impl DestinationMetrics {
             "Catalog watches held for open streams (kind: endpoints, profiles)",
             metrics.watches.clone(),
         );
-        registry.register(
+        metrics.refused.register(
+            registry,
             "destination_streams_refused",
             "Destination streams refused by a limit (reason: per_client, total)",
-            metrics.refused.clone(),
         );
         // Every series from the start, so a scrape shows the zeros.
         for kind in ["endpoints", "profiles"] {
             drop(metrics.watches.get_or_create(&WatchLabels { kind }));
         }
-        for reason in ["per_client", "total"] {
-            drop(metrics.refused.get_or_create(&RefusalLabels { reason }));
-        }
         metrics
     }
+}
 
-    /// Sets the watch gauges from the catalog's counts.
+impl WatchGauges for DestinationMetrics {
     fn record_watches(&self, catalog: &Catalog) {
         let count = |count: usize| i64::try_from(count).unwrap_or(i64::MAX);
         self.watches
@@ -132,57 +121,6 @@ impl DestinationMetrics {
         self.watches
             .get_or_create(&WatchLabels { kind: "profiles" })
             .set(count(catalog.profile_subscriptions()));
-    }
-}
-
-/// The catalog watch a stream subscribed to.
-#[derive(Debug)]
-enum WatchKey {
-    Endpoints(ServicePort),
-    Profile(ProfileTarget),
-}
-
-/// Releases a catalog watch when dropped: held by a stream beside (and
-/// declared after) its receiver, so the receiver is gone first.
-#[derive(Debug)]
-struct WatchRelease {
-    catalog: SharedCatalog,
-    key: WatchKey,
-    metrics: DestinationMetrics,
-}
-
-impl Drop for WatchRelease {
-    fn drop(&mut self) {
-        let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
-        match &self.key {
-            WatchKey::Endpoints(target) => catalog.release_endpoints(target),
-            WatchKey::Profile(request) => catalog.release_profile(request),
-        }
-        self.metrics.record_watches(&catalog);
-    }
-}
-
-/// A subscription's receiver and the release of its watch; fields drop in
-/// order, receiver first.
-struct Watched<R> {
-    receiver: R,
-    _release: WatchRelease,
-}
-
-/// Counts one open stream while alive.
-#[derive(Debug)]
-struct StreamGuard(Gauge);
-
-impl StreamGuard {
-    fn open(gauge: &Gauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
-    }
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -241,31 +179,6 @@ impl DestinationService {
         self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A permit for one more stream of the request's client, or
-    /// RESOURCE_EXHAUSTED (counted).
-    fn admit<T>(&self, request: &Request<T>) -> Result<StreamPermit, Status> {
-        let client = match request.extensions().get::<ConnectionInfo>() {
-            Some(ConnectionInfo {
-                client_identity: Some(identity),
-                ..
-            }) => ClientKey::Identity(identity.clone()),
-            Some(ConnectionInfo {
-                remote: Some(remote),
-                ..
-            }) => ClientKey::Address(remote.ip()),
-            _ => ClientKey::Unknown,
-        };
-        self.limiter.try_open(client).map_err(|refusal: Refusal| {
-            self.metrics
-                .refused
-                .get_or_create(&RefusalLabels {
-                    reason: refusal.reason(),
-                })
-                .inc();
-            Status::resource_exhausted(refusal.to_string())
-        })
-    }
-
     /// What the request names, and the client's namespace from its context token.
     fn target(
         &self,
@@ -277,24 +190,6 @@ impl DestinationService {
         Ok((target, translate::client_namespace(&request.context_token)))
     }
 
-    /// Ends `stream` on shutdown and keeps `guard` and `permit` alive as long as it is.
-    fn finish<T: Send + 'static>(
-        &self,
-        stream: ResponseStream<T>,
-        guard: StreamGuard,
-        permit: StreamPermit,
-    ) -> ResponseStream<T> {
-        let mut shutdown = self.shutdown.clone();
-        let stopped = async move {
-            // An error means the sender is gone: stop as well.
-            let _ = shutdown.wait_for(|stopped| *stopped).await;
-        };
-        Box::pin(stream.take_until(stopped).map(move |item| {
-            let _alive = (&guard, &permit);
-            item
-        }))
-    }
-
     fn endpoints_of_service(
         &self,
         service: ServiceName,
@@ -302,16 +197,13 @@ impl DestinationService {
     ) -> ResponseStream<proto::Update> {
         let labels = translate::set_labels(&service);
         let target = ServicePort { service, port };
-        let receiver = {
-            let mut catalog = self.catalog();
-            let receiver = catalog.subscribe_endpoints(&target);
-            self.metrics.record_watches(&catalog);
-            receiver
-        };
-        let watched = Watched {
-            receiver,
-            _release: self.release(WatchKey::Endpoints(target)),
-        };
+        let watched = Watched::subscribe(
+            &self.catalog,
+            target,
+            &self.metrics,
+            Catalog::subscribe_endpoints,
+            Catalog::release_endpoints,
+        );
         endpoint_stream(watched, labels, self.mesh.clone())
     }
 
@@ -321,29 +213,19 @@ impl DestinationService {
         port: u16,
         client_namespace: Option<String>,
     ) -> ResponseStream<proto::DestinationProfile> {
-        let mut catalog = self.catalog();
         let unknown = proto::DestinationProfile {
-            fully_qualified_name: service.fully_qualified(catalog.cluster_domain()),
+            fully_qualified_name: service.fully_qualified(self.catalog().cluster_domain()),
             ..translate::default_profile()
         };
         let request = ProfileTarget::new(ServicePort { service, port }, client_namespace);
-        let receiver = catalog.subscribe_profile(&request);
-        self.metrics.record_watches(&catalog);
-        drop(catalog);
-        let watched = Watched {
-            receiver,
-            _release: self.release(WatchKey::Profile(request)),
-        };
+        let watched = Watched::subscribe(
+            &self.catalog,
+            request,
+            &self.metrics,
+            Catalog::subscribe_profile,
+            Catalog::release_profile,
+        );
         profile_stream(watched, unknown)
-    }
-
-    /// Releases `key`'s watch when dropped (never while the catalog is locked).
-    fn release(&self, key: WatchKey) -> WatchRelease {
-        WatchRelease {
-            catalog: Arc::clone(&self.catalog),
-            key,
-            metrics: self.metrics.clone(),
-        }
     }
 }
 
@@ -356,7 +238,7 @@ impl Destination for DestinationService {
         &self,
         request: Request<proto::GetDestination>,
     ) -> Result<Response<Self::GetStream>, Status> {
-        let permit = self.admit(&request)?;
+        let permit = watch_stream::admit(&self.limiter, &self.metrics.refused, &request)?;
         let (target, _client_namespace) = self.target(request)?;
         let stream = match target {
             Target::Service { service, port } => {
@@ -387,14 +269,19 @@ impl Destination for DestinationService {
             }
         };
         let guard = StreamGuard::open(&self.metrics.get_streams);
-        Ok(Response::new(self.finish(stream, guard, permit)))
+        Ok(Response::new(watch_stream::finish(
+            stream,
+            &self.shutdown,
+            guard,
+            permit,
+        )))
     }
 
     async fn get_profile(
         &self,
         request: Request<proto::GetDestination>,
     ) -> Result<Response<Self::GetProfileStream>, Status> {
-        let permit = self.admit(&request)?;
+        let permit = watch_stream::admit(&self.limiter, &self.metrics.refused, &request)?;
         let (target, client_namespace) = self.target(request)?;
         let stream = match target {
             Target::Service { service, port } => {
@@ -415,7 +302,12 @@ impl Destination for DestinationService {
             }
         };
         let guard = StreamGuard::open(&self.metrics.profile_streams);
-        Ok(Response::new(self.finish(stream, guard, permit)))
+        Ok(Response::new(watch_stream::finish(
+            stream,
+            &self.shutdown,
+            guard,
+            permit,
+        )))
     }
 }
 
@@ -451,18 +343,11 @@ fn profile_stream(
     watched: Watched<watch::Receiver<Option<Arc<Profile>>>>,
     unknown: proto::DestinationProfile,
 ) -> ResponseStream<proto::DestinationProfile> {
-    let answers = stream::unfold((watched, true), |(mut watched, first)| async move {
-        if !first && watched.receiver.changed().await.is_err() {
-            return None;
-        }
-        let answer = watched.receiver.borrow_and_update().clone();
-        Some((answer, (watched, false)))
-    });
-    Box::pin(answers.map(move |answer| {
-        Ok(match answer {
+    Box::pin(watch_stream::answers(watched, move |answer| {
+        Some(Ok(match answer {
             Some(profile) => translate::profile(&profile),
             None => unknown.clone(),
-        })
+        }))
     }))
 }
 

@@ -183,6 +183,11 @@ identity_cert_expiration_timestamp_seconds 1764186400.0
 # EOF
 "#;
 
+    /// A kept sample's label names, in order.
+    fn label_keys(sample: &KeptSample) -> Vec<&str> {
+        sample.labels.iter().map(|(key, _)| key.as_str()).collect()
+    }
+
     #[test]
     fn reads_the_certificate_expiry_under_weft_and_linkerd_names() {
         // linkerd2-proxy's text format (no `# EOF`), weft-proxy's OpenMetrics, both, neither.
@@ -222,13 +227,8 @@ identity_cert_expiration_timestamp_seconds 1764186400.0
             ]
         );
         let response = &parsed.samples[0];
-        let keys: Vec<&str> = response
-            .labels
-            .iter()
-            .map(|(key, _)| key.as_str())
-            .collect();
         assert_eq!(
-            keys,
+            label_keys(response),
             [
                 "direction",
                 "authority",
@@ -305,13 +305,8 @@ inbound_tcp_authz_terminate_total{target_addr="127.0.0.1:5432",target_ip="127.0.
                 ],
                 "{text}"
             );
-            let keys: Vec<&str> = parsed.samples[0]
-                .labels
-                .iter()
-                .map(|(key, _)| key.as_str())
-                .collect();
             assert_eq!(
-                keys,
+                label_keys(&parsed.samples[0]),
                 [
                     "srv_group",
                     "srv_kind",

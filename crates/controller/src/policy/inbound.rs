@@ -6,22 +6,19 @@
 //!                     ─► the current answer at once, then one message per changed answer
 //! ```
 //!
-//! A WatchPort stream is a plain `Stream` over its watch receiver: when the
-//! client leaves tonic drops it, which drops the receiver, releases the
-//! catalog watch (removed with its last subscriber), gives back the stream
-//! permit and lowers the gauge. Every stream ends on shutdown.
+//! A WatchPort stream is a plain `Stream` over its watch receiver
+//! ([`crate::destination::stream`], as Destination's): when the client
+//! leaves tonic drops it, which drops the receiver, releases the catalog
+//! watch (removed with its last subscriber), gives back the stream permit
+//! and lowers the gauge. Every stream ends on shutdown.
 
-use std::pin::Pin;
 use std::sync::{Arc, MutexGuard, PoisonError};
 
-use futures::stream::{self, Stream, StreamExt};
 use linkerd2_proxy_api::inbound as proto;
 use linkerd2_proxy_api::inbound::inbound_server_policies_server::{
     InboundServerPolicies, InboundServerPoliciesServer,
 };
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -29,25 +26,18 @@ use tonic::{Request, Response, Status};
 
 use super::GRPC_LIMITS;
 use super::translate::{self, TranslateError};
-use crate::catalog::{Catalog, PortPolicy, PortTarget, SharedCatalog};
-use crate::destination::limits::{ClientKey, StreamLimiter, StreamPermit};
-use crate::incoming::ConnectionInfo;
-
-/// A boxed response stream.
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<proto::Server, Status>> + Send>>;
-
-/// Why streams were refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RefusalLabels {
-    reason: &'static str,
-}
+use crate::catalog::{Catalog, SharedCatalog};
+use crate::destination::limits::StreamLimiter;
+use crate::destination::stream::{
+    self as watch_stream, RefusedStreams, ResponseStream, StreamGuard, WatchGauges, Watched,
+};
 
 /// The inbound policy gauges and counters.
 #[derive(Debug, Clone, Default)]
 pub struct InboundPolicyMetrics {
     streams: Gauge,
     watches: Gauge,
-    refused: Family<RefusalLabels, Counter>,
+    refused: RefusedStreams,
     updates: Counter,
 }
 
@@ -66,22 +56,21 @@ impl InboundPolicyMetrics {
             "Catalog watches held for WatchPort streams (one per workload port)",
             metrics.watches.clone(),
         );
-        registry.register(
+        metrics.refused.register(
+            registry,
             "inbound_policy_streams_refused",
             "WatchPort streams refused by a limit (reason: per_client, total)",
-            metrics.refused.clone(),
         );
         registry.register(
             "inbound_policy_updates",
             "Messages sent on WatchPort streams",
             metrics.updates.clone(),
         );
-        for reason in ["per_client", "total"] {
-            drop(metrics.refused.get_or_create(&RefusalLabels { reason }));
-        }
         metrics
     }
+}
 
+impl WatchGauges for InboundPolicyMetrics {
     fn record_watches(&self, catalog: &Catalog) {
         self.watches
             .set(i64::try_from(catalog.inbound_subscriptions()).unwrap_or(i64::MAX));
@@ -122,29 +111,6 @@ impl InboundPolicyService {
     fn catalog(&self) -> MutexGuard<'_, Catalog> {
         self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    fn admit<T>(&self, request: &Request<T>) -> Result<StreamPermit, Status> {
-        let client = match request.extensions().get::<ConnectionInfo>() {
-            Some(ConnectionInfo {
-                client_identity: Some(identity),
-                ..
-            }) => ClientKey::Identity(identity.clone()),
-            Some(ConnectionInfo {
-                remote: Some(remote),
-                ..
-            }) => ClientKey::Address(remote.ip()),
-            _ => ClientKey::Unknown,
-        };
-        self.limiter.try_open(client).map_err(|refusal| {
-            self.metrics
-                .refused
-                .get_or_create(&RefusalLabels {
-                    reason: refusal.reason(),
-                })
-                .inc();
-            Status::resource_exhausted(refusal.to_string())
-        })
-    }
 }
 
 fn status_of(error: TranslateError) -> Status {
@@ -155,39 +121,9 @@ fn status_of(error: TranslateError) -> Status {
     }
 }
 
-/// Releases the catalog watch when dropped, after the receiver (declared first).
-struct Watched {
-    receiver: watch::Receiver<Arc<PortPolicy>>,
-    _release: WatchRelease,
-    _permit: StreamPermit,
-    _guard: StreamGuard,
-}
-
-struct WatchRelease {
-    catalog: SharedCatalog,
-    target: PortTarget,
-    metrics: InboundPolicyMetrics,
-}
-
-impl Drop for WatchRelease {
-    fn drop(&mut self) {
-        let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
-        catalog.release_inbound(&self.target);
-        self.metrics.record_watches(&catalog);
-    }
-}
-
-struct StreamGuard(Gauge);
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 #[tonic::async_trait]
 impl InboundServerPolicies for InboundPolicyService {
-    type WatchPortStream = ResponseStream;
+    type WatchPortStream = ResponseStream<proto::Server>;
 
     async fn get_port(
         &self,
@@ -203,42 +139,27 @@ impl InboundServerPolicies for InboundPolicyService {
         &self,
         request: Request<proto::PortSpec>,
     ) -> Result<Response<Self::WatchPortStream>, Status> {
-        let permit = self.admit(&request)?;
+        let permit = watch_stream::admit(&self.limiter, &self.metrics.refused, &request)?;
         let spec = request.into_inner();
         let target = translate::port_target(&spec.workload, spec.port).map_err(status_of)?;
-        let receiver = {
-            let mut catalog = self.catalog();
-            let receiver = catalog.subscribe_inbound(&target);
-            self.metrics.record_watches(&catalog);
-            receiver
-        };
-        self.metrics.streams.inc();
-        let watched = Watched {
-            receiver,
-            _release: WatchRelease {
-                catalog: Arc::clone(&self.catalog),
-                target,
-                metrics: self.metrics.clone(),
-            },
-            _permit: permit,
-            _guard: StreamGuard(self.metrics.streams.clone()),
-        };
+        let watched = Watched::subscribe(
+            &self.catalog,
+            target,
+            &self.metrics,
+            Catalog::subscribe_inbound,
+            Catalog::release_inbound,
+        );
+        let guard = StreamGuard::open(&self.metrics.streams);
         let updates = self.metrics.updates.clone();
-        let answers = stream::unfold((watched, true), |(mut watched, first)| async move {
-            if !first && watched.receiver.changed().await.is_err() {
-                return None;
-            }
-            let answer = Arc::clone(&watched.receiver.borrow_and_update());
-            Some((answer, (watched, false)))
-        });
-        let mut shutdown = self.shutdown.clone();
-        let stopped = async move {
-            let _ = shutdown.wait_for(|stopped| *stopped).await;
-        };
-        let stream = answers.take_until(stopped).map(move |answer| {
+        let answers = watch_stream::answers(watched, move |answer| {
             updates.inc();
-            Ok(translate::server(&answer))
+            Some(Ok(translate::server(&answer)))
         });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(watch_stream::finish(
+            answers,
+            &self.shutdown,
+            guard,
+            permit,
+        )))
     }
 }

@@ -26,41 +26,30 @@
 //! RESOURCE_EXHAUSTED beyond them); a catalog watch per `service:port` and
 //! client namespace goes with its last stream; the Destination server's HTTP/2 and message limits.
 
-use std::pin::Pin;
 use std::sync::{Arc, MutexGuard, PoisonError};
 
-use futures::stream::{self, Stream, StreamExt};
 use linkerd2_proxy_api::outbound as proto;
 use linkerd2_proxy_api::outbound::outbound_policies_server::{
     OutboundPolicies, OutboundPoliciesServer,
 };
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::outbound_translate::{self, OutboundTarget, TranslateError};
-use crate::catalog::{Catalog, OutboundAnswer, ProfileTarget, ServicePort, SharedCatalog};
-use crate::destination::limits::{ClientKey, StreamLimiter, StreamPermit};
-use crate::incoming::ConnectionInfo;
-
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Why streams were refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RefusalLabels {
-    reason: &'static str,
-}
+use crate::catalog::{Catalog, ProfileTarget, ServicePort, SharedCatalog};
+use crate::destination::limits::StreamLimiter;
+use crate::destination::stream::{
+    self as watch_stream, RefusedStreams, ResponseStream, StreamGuard, WatchGauges, Watched,
+};
 
 /// The OutboundPolicies gauges and counters, registered in an explicit registry.
 #[derive(Debug, Clone, Default)]
 pub struct OutboundPolicyMetrics {
     watch_streams: Gauge,
     watches: Gauge,
-    refused: Family<RefusalLabels, Counter>,
+    refused: RefusedStreams,
 }
 
 impl OutboundPolicyMetrics {
@@ -78,49 +67,19 @@ impl OutboundPolicyMetrics {
             "Catalog watches (service:port) held for open OutboundPolicies.Watch streams",
             metrics.watches.clone(),
         );
-        registry.register(
+        metrics.refused.register(
+            registry,
             "outbound_policy_streams_refused",
             "OutboundPolicies streams refused by a Destination stream limit (reason: per_client, total)",
-            metrics.refused.clone(),
         );
-        for reason in ["per_client", "total"] {
-            drop(metrics.refused.get_or_create(&RefusalLabels { reason }));
-        }
         metrics
     }
+}
 
+impl WatchGauges for OutboundPolicyMetrics {
     fn record_watches(&self, catalog: &Catalog) {
         self.watches
             .set(i64::try_from(catalog.outbound_subscriptions()).unwrap_or(i64::MAX));
-    }
-}
-
-/// Releases a catalog watch when dropped (after the receiver, declared before it).
-struct Watched {
-    receiver: watch::Receiver<Option<Arc<OutboundAnswer>>>,
-    _release: WatchRelease,
-}
-
-struct WatchRelease {
-    catalog: SharedCatalog,
-    target: ProfileTarget,
-    metrics: OutboundPolicyMetrics,
-}
-
-impl Drop for WatchRelease {
-    fn drop(&mut self) {
-        let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
-        catalog.release_outbound(&self.target);
-        self.metrics.record_watches(&catalog);
-    }
-}
-
-/// Counts one open Watch stream while alive.
-struct StreamGuard(Gauge);
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -158,29 +117,6 @@ impl OutboundPolicyService {
 
     fn catalog(&self) -> MutexGuard<'_, Catalog> {
         self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn admit<T>(&self, request: &Request<T>) -> Result<StreamPermit, Status> {
-        let client = match request.extensions().get::<ConnectionInfo>() {
-            Some(ConnectionInfo {
-                client_identity: Some(identity),
-                ..
-            }) => ClientKey::Identity(identity.clone()),
-            Some(ConnectionInfo {
-                remote: Some(remote),
-                ..
-            }) => ClientKey::Address(remote.ip()),
-            _ => ClientKey::Unknown,
-        };
-        self.limiter.try_open(client).map_err(|refusal| {
-            self.metrics
-                .refused
-                .get_or_create(&RefusalLabels {
-                    reason: refusal.reason(),
-                })
-                .inc();
-            Status::resource_exhausted(refusal.to_string())
-        })
     }
 
     /// The question a TrafficSpec asks (a Service port, and the client's
@@ -240,57 +176,25 @@ impl OutboundPolicies for OutboundPolicyService {
         &self,
         request: Request<proto::TrafficSpec>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let permit = self.admit(&request)?;
+        let permit = watch_stream::admit(&self.limiter, &self.metrics.refused, &request)?;
         let target = self.question(request.into_inner())?;
-        let receiver = {
-            let mut catalog = self.catalog();
-            let receiver = catalog.subscribe_outbound(&target);
-            self.metrics.record_watches(&catalog);
-            receiver
-        };
-        let watched = Watched {
-            receiver,
-            _release: WatchRelease {
-                catalog: Arc::clone(&self.catalog),
-                target,
-                metrics: self.metrics.clone(),
-            },
-        };
-        self.metrics.watch_streams.inc();
-        let guard = StreamGuard(self.metrics.watch_streams.clone());
-        Ok(Response::new(self.finish(answers(watched), guard, permit)))
+        let watched = Watched::subscribe(
+            &self.catalog,
+            target,
+            &self.metrics,
+            Catalog::subscribe_outbound,
+            Catalog::release_outbound,
+        );
+        let guard = StreamGuard::open(&self.metrics.watch_streams);
+        // The current answer, then each changed one; ends when the Service is gone.
+        let answers = watch_stream::answers(watched, |answer| {
+            answer.map(|answer| Ok(outbound_translate::policy(&answer)))
+        });
+        Ok(Response::new(watch_stream::finish(
+            answers,
+            &self.shutdown,
+            guard,
+            permit,
+        )))
     }
-}
-
-impl OutboundPolicyService {
-    /// Ends `stream` on shutdown; keeps `guard` and `permit` as long as it lives.
-    fn finish(
-        &self,
-        stream: ResponseStream<proto::OutboundPolicy>,
-        guard: StreamGuard,
-        permit: StreamPermit,
-    ) -> ResponseStream<proto::OutboundPolicy> {
-        let mut shutdown = self.shutdown.clone();
-        let stopped = async move {
-            let _ = shutdown.wait_for(|stopped| *stopped).await;
-        };
-        Box::pin(stream.take_until(stopped).map(move |item| {
-            let _alive = (&guard, &permit);
-            item
-        }))
-    }
-}
-
-/// The current answer, then each changed one; ends when the Service is gone.
-fn answers(watched: Watched) -> ResponseStream<proto::OutboundPolicy> {
-    Box::pin(stream::unfold(
-        (watched, true),
-        |(mut watched, first)| async move {
-            if !first && watched.receiver.changed().await.is_err() {
-                return None;
-            }
-            let answer = watched.receiver.borrow_and_update().clone()?;
-            Some((Ok(outbound_translate::policy(&answer)), (watched, false)))
-        },
-    ))
 }

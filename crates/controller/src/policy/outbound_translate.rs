@@ -32,7 +32,7 @@ use linkerd2_proxy_api::meta;
 use linkerd2_proxy_api::outbound as proto;
 use weft_core::names::ServiceName;
 use weft_core::route::annotations::{ConsecutiveFailures, RouteAnnotations};
-use weft_core::route::grpc::{GrpcBackendRef, GrpcRouteRule};
+use weft_core::route::grpc::GrpcBackendRef;
 use weft_core::route::{
     FilterType, GrpcRoute, HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch,
     HttpRouteRule,
@@ -40,7 +40,8 @@ use weft_core::route::{
 
 use crate::catalog::{AppProtocol, OutboundAnswer};
 use crate::policy::route_proto::{
-    grpc_match, host_match, http_match, redirect, request_header_modifier, response_header_modifier,
+    grpc_match, host_matches, http_match, redirect, request_header_modifier,
+    response_header_modifier,
 };
 
 /// The port an authority without one means.
@@ -516,6 +517,33 @@ fn named_backend(
     ))
 }
 
+/// A backendRef's backend and filters: the Service's balancer with the
+/// ref's own filters, or, for a Service that does not exist, an invalid
+/// backend whose one filter is `failure` of the reason (a 500).
+fn backend_and_filters<Filter>(
+    found: Result<proto::Backend, String>,
+    filters: impl FnOnce() -> Vec<Filter>,
+    failure: impl FnOnce(String) -> Filter,
+) -> (proto::Backend, Vec<Filter>) {
+    match found {
+        Ok(found) => (found, filters()),
+        Err(message) => (invalid_backend(), vec![failure(message)]),
+    }
+}
+
+/// Each of a route's rules translated; a route without rules has one
+/// default rule (every request, to the Service).
+fn each_rule<Rule: Default, Translated>(
+    rules: &[Rule],
+    translate: impl FnMut(&Rule) -> Translated,
+) -> Vec<Translated> {
+    if rules.is_empty() {
+        [Rule::default()].iter().map(translate).collect()
+    } else {
+        rules.iter().map(translate).collect()
+    }
+}
+
 fn namespace_of(namespace: &Option<String>) -> &str {
     namespace.as_deref().unwrap_or("default")
 }
@@ -528,37 +556,27 @@ fn http_route(
     use proto::http_route::{Distribution, RouteBackend, WeightedRouteBackend, distribution};
     let route_namespace = namespace_of(&route.metadata.namespace);
     let annotations = route.annotations.or_service(&answer.service_annotations);
-    let default_rule = [HttpRouteRule::default()];
-    let rules = if route.spec.rules.is_empty() {
-        &default_rule[..]
-    } else {
-        &route.spec.rules[..]
-    };
     let backend_of = |backend: &HttpBackendRef| {
-        let (found, filters) = match named_backend(
+        let found = named_backend(
             answer,
             route_namespace,
             &backend.name,
             backend.namespace.as_deref(),
             backend.port,
-        ) {
-            Ok(found) => (
-                found,
-                backend.filters.iter().filter_map(http_filter).collect(),
-            ),
-            Err(message) => (
-                invalid_backend(),
-                vec![proto::http_route::Filter {
-                    kind: Some(proto::http_route::filter::Kind::FailureInjector(
-                        http_proto::HttpFailureInjector {
-                            status: 500,
-                            message,
-                            ratio: None,
-                        },
-                    )),
-                }],
-            ),
-        };
+        );
+        let (found, filters) = backend_and_filters(
+            found,
+            || backend.filters.iter().filter_map(http_filter).collect(),
+            |message| proto::http_route::Filter {
+                kind: Some(proto::http_route::filter::Kind::FailureInjector(
+                    http_proto::HttpFailureInjector {
+                        status: 500,
+                        message,
+                        ratio: None,
+                    },
+                )),
+            },
+        );
         WeightedRouteBackend {
             weight: backend.weight,
             backend: Some(RouteBackend {
@@ -572,36 +590,33 @@ fn http_route(
         deprecated,
         reason = "set for older proxies, as Linkerd's controller does"
     )]
-    let rules = rules
-        .iter()
-        .map(|rule| {
-            let backends = if rule.backend_refs.is_empty() {
-                distribution::Kind::FirstAvailable(distribution::FirstAvailable {
-                    backends: vec![RouteBackend {
-                        backend: Some(default_backend.clone()),
-                        ..Default::default()
-                    }],
-                })
-            } else {
-                distribution::Kind::RandomAvailable(distribution::RandomAvailable {
-                    backends: rule.backend_refs.iter().map(backend_of).collect(),
-                })
-            };
-            let (request, backend_request) = rule_durations(rule);
-            let timeouts = timeouts(&annotations, request, backend_request);
-            proto::http_route::Rule {
-                matches: rule.effective_matches().iter().map(http_match).collect(),
-                filters: rule.filters.iter().filter_map(http_filter).collect(),
-                backends: Some(Distribution {
-                    kind: Some(backends),
-                }),
-                request_timeout: timeouts.request,
-                timeouts: Some(timeouts),
-                retry: http_retry(&annotations),
-                allow_l5d_request_headers: false,
-            }
-        })
-        .collect();
+    let rules = each_rule(&route.spec.rules, |rule| {
+        let backends = if rule.backend_refs.is_empty() {
+            distribution::Kind::FirstAvailable(distribution::FirstAvailable {
+                backends: vec![RouteBackend {
+                    backend: Some(default_backend.clone()),
+                    ..Default::default()
+                }],
+            })
+        } else {
+            distribution::Kind::RandomAvailable(distribution::RandomAvailable {
+                backends: rule.backend_refs.iter().map(backend_of).collect(),
+            })
+        };
+        let (request, backend_request) = rule_durations(rule);
+        let timeouts = timeouts(&annotations, request, backend_request);
+        proto::http_route::Rule {
+            matches: rule.effective_matches().iter().map(http_match).collect(),
+            filters: rule.filters.iter().filter_map(http_filter).collect(),
+            backends: Some(Distribution {
+                kind: Some(backends),
+            }),
+            request_timeout: timeouts.request,
+            timeouts: Some(timeouts),
+            retry: http_retry(&annotations),
+            allow_l5d_request_headers: false,
+        }
+    });
     proto::HttpRoute {
         metadata: Some(resource(
             route.group(),
@@ -610,12 +625,7 @@ fn http_route(
             route_namespace,
             0,
         )),
-        hosts: route
-            .spec
-            .hostnames
-            .iter()
-            .map(|host| host_match(host))
-            .collect(),
+        hosts: host_matches(&route.spec.hostnames),
         rules,
     }
 }
@@ -628,37 +638,27 @@ fn grpc_route(
     use proto::grpc_route::{Distribution, RouteBackend, WeightedRouteBackend, distribution};
     let route_namespace = namespace_of(&route.metadata.namespace);
     let annotations = route.annotations.or_service(&answer.service_annotations);
-    let default_rule = [GrpcRouteRule::default()];
-    let rules = if route.spec.rules.is_empty() {
-        &default_rule[..]
-    } else {
-        &route.spec.rules[..]
-    };
     let backend_of = |backend: &GrpcBackendRef| {
-        let (found, filters) = match named_backend(
+        let found = named_backend(
             answer,
             route_namespace,
             &backend.name,
             backend.namespace.as_deref(),
             backend.port,
-        ) {
-            Ok(found) => (
-                found,
-                backend.filters.iter().filter_map(grpc_filter).collect(),
-            ),
-            Err(message) => (
-                invalid_backend(),
-                vec![proto::grpc_route::Filter {
-                    kind: Some(proto::grpc_route::filter::Kind::FailureInjector(
-                        grpc_proto::GrpcFailureInjector {
-                            code: 500,
-                            message,
-                            ratio: None,
-                        },
-                    )),
-                }],
-            ),
-        };
+        );
+        let (found, filters) = backend_and_filters(
+            found,
+            || backend.filters.iter().filter_map(grpc_filter).collect(),
+            |message| proto::grpc_route::Filter {
+                kind: Some(proto::grpc_route::filter::Kind::FailureInjector(
+                    grpc_proto::GrpcFailureInjector {
+                        code: 500,
+                        message,
+                        ratio: None,
+                    },
+                )),
+            },
+        );
         WeightedRouteBackend {
             weight: backend.weight,
             backend: Some(RouteBackend {
@@ -672,35 +672,32 @@ fn grpc_route(
         deprecated,
         reason = "set for older proxies, as Linkerd's controller does"
     )]
-    let rules = rules
-        .iter()
-        .map(|rule| {
-            let backends = if rule.backend_refs.is_empty() {
-                distribution::Kind::FirstAvailable(distribution::FirstAvailable {
-                    backends: vec![RouteBackend {
-                        backend: Some(default_backend.clone()),
-                        ..Default::default()
-                    }],
-                })
-            } else {
-                distribution::Kind::RandomAvailable(distribution::RandomAvailable {
-                    backends: rule.backend_refs.iter().map(backend_of).collect(),
-                })
-            };
-            let timeouts = timeouts(&annotations, None, None);
-            proto::grpc_route::Rule {
-                matches: rule.effective_matches().iter().map(grpc_match).collect(),
-                filters: rule.filters.iter().filter_map(grpc_filter).collect(),
-                backends: Some(Distribution {
-                    kind: Some(backends),
-                }),
-                request_timeout: timeouts.request,
-                timeouts: Some(timeouts),
-                retry: grpc_retry(&annotations),
-                allow_l5d_request_headers: false,
-            }
-        })
-        .collect();
+    let rules = each_rule(&route.spec.rules, |rule| {
+        let backends = if rule.backend_refs.is_empty() {
+            distribution::Kind::FirstAvailable(distribution::FirstAvailable {
+                backends: vec![RouteBackend {
+                    backend: Some(default_backend.clone()),
+                    ..Default::default()
+                }],
+            })
+        } else {
+            distribution::Kind::RandomAvailable(distribution::RandomAvailable {
+                backends: rule.backend_refs.iter().map(backend_of).collect(),
+            })
+        };
+        let timeouts = timeouts(&annotations, None, None);
+        proto::grpc_route::Rule {
+            matches: rule.effective_matches().iter().map(grpc_match).collect(),
+            filters: rule.filters.iter().filter_map(grpc_filter).collect(),
+            backends: Some(Distribution {
+                kind: Some(backends),
+            }),
+            request_timeout: timeouts.request,
+            timeouts: Some(timeouts),
+            retry: grpc_retry(&annotations),
+            allow_l5d_request_headers: false,
+        }
+    });
     proto::GrpcRoute {
         metadata: Some(resource(
             route.group(),
@@ -709,12 +706,7 @@ fn grpc_route(
             route_namespace,
             0,
         )),
-        hosts: route
-            .spec
-            .hostnames
-            .iter()
-            .map(|host| host_match(host))
-            .collect(),
+        hosts: host_matches(&route.spec.hostnames),
         rules,
     }
 }

@@ -30,6 +30,11 @@ pub fn host_match(hostname: &str) -> http_proto::HostMatch {
     }
 }
 
+/// A route's hostnames as host matches.
+pub fn host_matches(hostnames: &[String]) -> Vec<http_proto::HostMatch> {
+    hostnames.iter().map(|host| host_match(host)).collect()
+}
+
 /// One HTTP match; no path = `PathPrefix /`.
 pub fn http_match(condition: &HttpRouteMatch) -> http_proto::HttpRouteMatch {
     use http_proto::path_match::Kind;

@@ -35,7 +35,7 @@ use weft_core::route::{FilterType, GrpcRoute, HttpRoute, HttpRouteFilter, HttpRo
 
 use crate::catalog::{PortPolicy, PortTarget};
 use crate::policy::route_proto::{
-    grpc_match, host_match, http_match, redirect, request_header_modifier,
+    grpc_match, host_matches, http_match, redirect, request_header_modifier,
 };
 
 /// Why a request cannot be answered.
@@ -267,12 +267,7 @@ fn http_route(answer: &PortPolicy, route: &HttpRoute) -> proto::HttpRoute {
     let name = route.metadata.name.as_deref().unwrap_or_default();
     proto::HttpRoute {
         metadata: route_metadata(route.group(), "HTTPRoute", name),
-        hosts: route
-            .spec
-            .hostnames
-            .iter()
-            .map(|host| host_match(host))
-            .collect(),
+        hosts: host_matches(&route.spec.hostnames),
         authorizations: route_authorizations(answer, ("HTTPRoute", name)),
         rules: route
             .spec
@@ -310,12 +305,7 @@ fn grpc_route(answer: &PortPolicy, route: &GrpcRoute) -> proto::GrpcRoute {
     let name = route.metadata.name.as_deref().unwrap_or_default();
     proto::GrpcRoute {
         metadata: route_metadata(route.group(), "GRPCRoute", name),
-        hosts: route
-            .spec
-            .hostnames
-            .iter()
-            .map(|host| host_match(host))
-            .collect(),
+        hosts: host_matches(&route.spec.hostnames),
         authorizations: route_authorizations(answer, ("GRPCRoute", name)),
         rules: route
             .spec

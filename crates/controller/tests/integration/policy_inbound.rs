@@ -143,6 +143,15 @@ impl Controller {
         controller
     }
 
+    /// A controller over [`MESH`], written in a scratch directory `name`
+    /// (returned: it must outlive the controller).
+    async fn over_mesh(name: &str, extra: &[&str]) -> (Scratch, Self) {
+        let scratch = Scratch::new(name);
+        scratch.replace("mesh.yaml", MESH.as_bytes());
+        let controller = Self::start(&scratch.path("mesh.yaml"), extra).await;
+        (scratch, controller)
+    }
+
     pub(crate) async fn client(&self) -> InboundServerPoliciesClient<Channel> {
         client_at(self.destination).await
     }
@@ -312,9 +321,7 @@ fn all_networks() -> Vec<String> {
 
 #[tokio::test]
 async fn a_mesh_tls_authentication_admits_one_identity() {
-    let scratch = Scratch::new("policy-meshtls");
-    scratch.replace("mesh.yaml", MESH.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml"), &[]).await;
+    let (_scratch, controller) = Controller::over_mesh("policy-meshtls", &[]).await;
     let mut client = controller.client().await;
     let server = get_port(&mut client, spec("shop", "web-1", 8080)).await;
     assert_eq!(
@@ -350,9 +357,7 @@ async fn a_mesh_tls_authentication_admits_one_identity() {
 
 #[tokio::test]
 async fn a_network_authentication_admits_its_networks() {
-    let scratch = Scratch::new("policy-network");
-    scratch.replace("mesh.yaml", MESH.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml"), &[]).await;
+    let (_scratch, controller) = Controller::over_mesh("policy-network", &[]).await;
     let mut client = controller.client().await;
     let server = get_port(&mut client, spec("shop", "db-1", 5432)).await;
     assert_eq!(
@@ -382,9 +387,7 @@ async fn a_network_authentication_admits_its_networks() {
 
 #[tokio::test]
 async fn a_server_without_policies_denies_and_unselected_ports_get_the_default() {
-    let scratch = Scratch::new("policy-deny");
-    scratch.replace("mesh.yaml", MESH.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml"), &[]).await;
+    let (_scratch, controller) = Controller::over_mesh("policy-deny", &[]).await;
     let mut client = controller.client().await;
     // web-admin: a Server, no AuthorizationPolicy: nothing is authorized.
     let admin = get_port(&mut client, spec("shop", "web-1", 9000)).await;
@@ -494,9 +497,7 @@ async fn each_default_policy_by_flag_and_by_annotation() {
 
 #[tokio::test]
 async fn a_mesh_file_edit_reaches_an_open_watch_port_stream() {
-    let scratch = Scratch::new("policy-watch");
-    scratch.replace("mesh.yaml", MESH.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml"), &[]).await;
+    let (scratch, controller) = Controller::over_mesh("policy-watch", &[]).await;
     let mut client = controller.client().await;
     let mut admin = watch_port(&mut client, spec("shop", "web-1", 9000)).await;
     let mut unrelated = watch_port(&mut client, spec("shop", "db-1", 5432)).await;
@@ -554,9 +555,7 @@ async fn a_mesh_file_edit_reaches_an_open_watch_port_stream() {
 
 #[tokio::test]
 async fn malformed_requests_are_invalid_arguments() {
-    let scratch = Scratch::new("policy-invalid");
-    scratch.replace("mesh.yaml", MESH.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml"), &[]).await;
+    let (_scratch, controller) = Controller::over_mesh("policy-invalid", &[]).await;
     let mut client = controller.client().await;
     let cases = [
         PortSpec {
@@ -588,10 +587,8 @@ async fn malformed_requests_are_invalid_arguments() {
 
 #[tokio::test]
 async fn streams_count_against_the_destination_limits() {
-    let scratch = Scratch::new("policy-limits");
-    scratch.replace("mesh.yaml", MESH.as_bytes());
-    let controller = Controller::start(
-        &scratch.path("mesh.yaml"),
+    let (_scratch, controller) = Controller::over_mesh(
+        "policy-limits",
         &["--destination-max-streams-per-client", "2"],
     )
     .await;
@@ -632,9 +629,7 @@ async fn streams_count_against_the_destination_limits() {
 
 #[tokio::test]
 async fn the_policy_address_serves_the_same_answers() {
-    let scratch = Scratch::new("policy-addr");
-    scratch.replace("mesh.yaml", MESH.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml"), &["--policy-addr"]).await;
+    let (_scratch, controller) = Controller::over_mesh("policy-addr", &["--policy-addr"]).await;
     let mut on_destination = controller.client().await;
     let mut on_policy = client_at(controller.policy.unwrap()).await;
     for port in [8080, 9000, 7777] {
@@ -664,9 +659,7 @@ async fn the_policy_address_serves_the_same_answers() {
 
 #[tokio::test]
 async fn api_authz_shows_each_port() {
-    let scratch = Scratch::new("policy-api");
-    scratch.replace("mesh.yaml", MESH.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml"), &[]).await;
+    let (_scratch, controller) = Controller::over_mesh("policy-api", &[]).await;
     let (status, body) = http_get(controller.web, "/api/authz?namespace=shop&workload=web-1")
         .await
         .unwrap();

@@ -13,8 +13,8 @@ use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClie
 use linkerd2_proxy_api::outbound::proxy_protocol::Kind as ProtocolKind;
 use linkerd2_proxy_api::outbound::traffic_spec::Target;
 use linkerd2_proxy_api::outbound::{self as proto, OutboundPolicy, TrafficSpec};
-use tonic::Code;
 use tonic::transport::Channel;
+use tonic::{Code, Streaming};
 use weft_test_support::ControllerProcess;
 
 /// Generous bound for anything not stated by the issue (a first answer).
@@ -116,6 +116,36 @@ async fn client(controller: &ControllerProcess) -> OutboundPoliciesClient<Channe
         .expect("connects to the Destination listener")
 }
 
+/// Get's answer, which must come.
+async fn get(client: &mut OutboundPoliciesClient<Channel>, spec: TrafficSpec) -> OutboundPolicy {
+    client
+        .get(spec.clone())
+        .await
+        .unwrap_or_else(|status| panic!("Get {spec:?}: {status}"))
+        .into_inner()
+}
+
+/// A Watch stream, which must be accepted.
+async fn watch(
+    client: &mut OutboundPoliciesClient<Channel>,
+    spec: TrafficSpec,
+) -> Streaming<OutboundPolicy> {
+    client
+        .watch(spec.clone())
+        .await
+        .unwrap_or_else(|status| panic!("Watch {spec:?}: {status}"))
+        .into_inner()
+}
+
+/// The stream's next answer, within [`PATIENCE`].
+async fn next_answer(stream: &mut Streaming<OutboundPolicy>) -> OutboundPolicy {
+    tokio::time::timeout(PATIENCE, stream.message())
+        .await
+        .expect("an answer in time")
+        .expect("healthy")
+        .expect("open")
+}
+
 fn by_address(ip: &str, port: u32) -> TrafficSpec {
     TrafficSpec {
         source_workload: SOURCE.to_string(),
@@ -213,11 +243,7 @@ async fn outbound_policies_answer_every_field_linkerd2_proxy_reads() {
     let mut client = client(&controller).await;
 
     // By clusterIP:port, as linkerd2-proxy asks for an original destination.
-    let policy = client
-        .get(by_address("10.96.7.2", 7002))
-        .await
-        .expect("Get by address")
-        .into_inner();
+    let policy = get(&mut client, by_address("10.96.7.2", 7002)).await;
     assert_eq!(policy.metadata, resource("core", "Service", "books", 7002));
     let detected = detect(&policy);
     assert_eq!(
@@ -349,19 +375,15 @@ async fn outbound_policies_answer_every_field_linkerd2_proxy_reads() {
     );
 
     // By authority, as a proxy asks for a name: the same answer.
-    let named = client
-        .get(by_authority("books.shop.svc.cluster.local:7002"))
-        .await
-        .expect("Get by authority")
-        .into_inner();
+    let named = get(
+        &mut client,
+        by_authority("books.shop.svc.cluster.local:7002"),
+    )
+    .await;
     assert_eq!(named, policy);
 
     // A Service without HTTPRoutes: one default route to itself.
-    let web = client
-        .get(by_address("10.96.7.3", 8080))
-        .await
-        .expect("Get web")
-        .into_inner();
+    let web = get(&mut client, by_address("10.96.7.3", 8080)).await;
     let http1 = detect(&web).http1.as_ref().unwrap();
     assert_eq!(http1.failure_accrual, None);
     let [route] = http1.routes.as_slice() else {
@@ -388,16 +410,8 @@ async fn outbound_policies_answer_every_field_linkerd2_proxy_reads() {
     );
 
     // Watch: the first answer at once.
-    let mut stream = client
-        .watch(by_authority("web.shop.svc.cluster.local:8080"))
-        .await
-        .expect("Watch accepted")
-        .into_inner();
-    let first = tokio::time::timeout(PATIENCE, stream.message())
-        .await
-        .expect("a first answer in time")
-        .expect("healthy")
-        .expect("open");
+    let mut stream = watch(&mut client, by_authority("web.shop.svc.cluster.local:8080")).await;
+    let first = next_answer(&mut stream).await;
     assert_eq!(first, web);
 }
 
@@ -455,16 +469,8 @@ async fn unknown_targets_are_not_found_and_malformed_specs_invalid() {
 async fn a_weight_edit_reaches_an_open_watch() {
     let controller = ControllerProcess::start(&mesh(10));
     let mut client = client(&controller).await;
-    let mut stream = client
-        .watch(by_address("10.96.7.2", 7002))
-        .await
-        .expect("Watch accepted")
-        .into_inner();
-    let first = tokio::time::timeout(PATIENCE, stream.message())
-        .await
-        .expect("first answer")
-        .expect("healthy")
-        .expect("open");
+    let mut stream = watch(&mut client, by_address("10.96.7.2", 7002)).await;
+    let first = next_answer(&mut stream).await;
     assert_eq!(split_weights(&first)[1].0, 10);
 
     let mut latencies = Vec::new();
@@ -520,11 +526,7 @@ async fn watches_count_in_the_destination_stream_limits_and_are_released() {
         "books.shop.svc.cluster.local:7002",
         "web.shop.svc.cluster.local:8080",
     ] {
-        let mut stream = client
-            .watch(by_authority(target))
-            .await
-            .expect("within the limit")
-            .into_inner();
+        let mut stream = watch(&mut client, by_authority(target)).await;
         tokio::time::timeout(PATIENCE, stream.message())
             .await
             .expect("first answer")
@@ -572,11 +574,7 @@ async fn watches_count_in_the_destination_stream_limits_and_are_released() {
 async fn grpc_routes_answer_grpc_and_opaque_ports_answer_opaque() {
     let controller = ControllerProcess::start(&mesh(10));
     let mut client = client(&controller).await;
-    let greeter = client
-        .get(by_address("10.96.7.4", 50051))
-        .await
-        .expect("Get greeter")
-        .into_inner();
+    let greeter = get(&mut client, by_address("10.96.7.4", 50051)).await;
     let Some(ProtocolKind::Grpc(grpc)) = greeter.protocol.and_then(|protocol| protocol.kind) else {
         panic!("a Service with GRPCRoutes is gRPC")
     };
@@ -601,11 +599,7 @@ async fn grpc_routes_answer_grpc_and_opaque_ports_answer_opaque() {
     );
     assert_eq!(retry.max_retries, 1);
 
-    let db = client
-        .get(by_authority("db.shop.svc.cluster.local:5432"))
-        .await
-        .expect("Get db")
-        .into_inner();
+    let db = get(&mut client, by_authority("db.shop.svc.cluster.local:5432")).await;
     let Some(ProtocolKind::Opaque(opaque)) = db.protocol.and_then(|protocol| protocol.kind) else {
         panic!("an opaque port is Opaque")
     };
@@ -627,16 +621,8 @@ async fn grpc_routes_answer_grpc_and_opaque_ports_answer_opaque() {
 async fn a_watch_ends_when_its_service_goes() {
     let controller = ControllerProcess::start(&mesh(10));
     let mut client = client(&controller).await;
-    let mut stream = client
-        .watch(by_authority("db.shop.svc.cluster.local:5432"))
-        .await
-        .expect("Watch accepted")
-        .into_inner();
-    tokio::time::timeout(PATIENCE, stream.message())
-        .await
-        .expect("first answer")
-        .expect("healthy")
-        .expect("open");
+    let mut stream = watch(&mut client, by_authority("db.shop.svc.cluster.local:5432")).await;
+    next_answer(&mut stream).await;
     let without_db = mesh(10)
         .split("\n---\n")
         .filter(|document| !document.contains("name: db"))

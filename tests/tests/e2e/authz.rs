@@ -67,20 +67,8 @@ impl Mesh {
                 app_addr,
                 server_inbound.port(),
             )
-            .meshed_workload(
-                NAMESPACE,
-                "client-a",
-                &[("app", "client-a")],
-                format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-                free_port(),
-            )
-            .meshed_workload(
-                NAMESPACE,
-                "client-b",
-                &[("app", "client-b")],
-                format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-                free_port(),
-            )
+            .unserved_workload(NAMESPACE, "client-a", &[("app", "client-a")])
+            .unserved_workload(NAMESPACE, "client-b", &[("app", "client-b")])
             .render();
         let controller = ControllerProcess::start_with_identity(&mesh);
         let server = controller

@@ -433,6 +433,18 @@ impl ExampleRun {
         command
     }
 
+    /// Writes `edited` (which must differ from `text`, the file's content)
+    /// to `mesh_file` and waits until the running controller's effective
+    /// mesh contains `applied`.
+    fn edit(&self, mesh_file: &Path, text: &str, edited: &str, applied: &str) {
+        assert_ne!(edited, text);
+        std::fs::write(mesh_file, edited).unwrap();
+        let effective = self.state_dir().join("mesh.effective.yaml");
+        eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&effective).is_ok_and(|text| text.contains(applied))
+        });
+    }
+
     fn start(&self, mesh_file: &Path) -> (Up, UpState) {
         let mut up = Up::spawn(self.command(mesh_file), self.dir.join("weft-up.out"));
         let state = up.wait_up(&self.state_dir());
@@ -595,12 +607,7 @@ fn example_traffic_split_splits_and_takes_edits_live() {
         "- {service: books-v1, weight: 50}\n  - {service: books-v2, weight: 50}",
         "- {service: books-v1, weight: 100}\n  - {service: books-v2, weight: 0}",
     );
-    assert_ne!(edited, text);
-    std::fs::write(&mesh_file, &edited).unwrap();
-    let effective = run.state_dir().join("mesh.effective.yaml");
-    eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(&effective).is_ok_and(|text| text.contains("weight: 100"))
-    });
+    run.edit(&mesh_file, &text, &edited, "weight: 100");
     let mut last = inbound("books-v2");
     eventually(Duration::from_secs(30), || {
         std::thread::sleep(Duration::from_secs(2));
@@ -668,12 +675,7 @@ fn example_policy_admits_one_identity_and_takes_edits_live() {
         "identityRefs: [{kind: ServiceAccount, name: traffic}]",
         "identityRefs: [{kind: ServiceAccount, name: traffic}, {kind: ServiceAccount, name: stranger}]",
     );
-    assert_ne!(edited, text);
-    std::fs::write(&mesh_file, &edited).unwrap();
-    let effective = run.state_dir().join("mesh.effective.yaml");
-    eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(&effective).is_ok_and(|text| text.contains("name: stranger}]"))
-    });
+    run.edit(&mesh_file, &text, &edited, "name: stranger}]");
     steady("stranger allowed after the edit", || allowed(stranger_id));
     let before = denied(stranger_id);
     std::thread::sleep(Duration::from_secs(2));

@@ -433,6 +433,16 @@ impl ExampleRun {
         command
     }
 
+    /// A copy of `examples/<file>` in the run's directory, to edit while it
+    /// runs (the apps' working directory is the file's, which these apps do
+    /// not use): its path and its text.
+    fn copy_example(&self, file: &str) -> (PathBuf, String) {
+        let mesh_file = self.dir.join(file);
+        let text = std::fs::read_to_string(examples().join(file)).unwrap();
+        std::fs::write(&mesh_file, &text).unwrap();
+        (mesh_file, text)
+    }
+
     /// Writes `edited` (which must differ from `text`, the file's content)
     /// to `mesh_file` and waits until the running controller's effective
     /// mesh contains `applied`.
@@ -587,11 +597,7 @@ fn example_hello_http_runs_on_allocated_ports_kept_across_restarts() {
 #[test]
 fn example_traffic_split_splits_and_takes_edits_live() {
     let run = ExampleRun::new("split");
-    // A copy, to edit while it runs (the apps' working directory is the
-    // file's, which these apps do not use).
-    let mesh_file = run.dir.join("traffic-split.yaml");
-    let text = std::fs::read_to_string(examples().join("traffic-split.yaml")).unwrap();
-    std::fs::write(&mesh_file, &text).unwrap();
+    let (mesh_file, text) = run.copy_example("traffic-split.yaml");
     let (up, state) = run.start(&mesh_file);
     let inbound = |name: &str| {
         responses(
@@ -623,9 +629,7 @@ fn example_traffic_split_splits_and_takes_edits_live() {
 #[test]
 fn example_policy_admits_one_identity_and_takes_edits_live() {
     let run = ExampleRun::new("policy");
-    let mesh_file = run.dir.join("policy.yaml");
-    let text = std::fs::read_to_string(examples().join("policy.yaml")).unwrap();
-    std::fs::write(&mesh_file, &text).unwrap();
+    let (mesh_file, text) = run.copy_example("policy.yaml");
     let (up, state) = run.start(&mesh_file);
     let books = workload(&state, "books").admin.clone();
     let traffic = workload(&state, "traffic").admin.clone();

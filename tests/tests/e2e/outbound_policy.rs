@@ -194,28 +194,24 @@ fn path_and_header_matches_choose_the_backend() {
             ),
         )],
     );
-    until_reaches(
-        &routing.proxy,
-        &web_url("/status/200"),
-        &a,
-        "path /status → web-a",
-    );
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/status/200"), &a, "path /status → web-a");
 
     let seen = |servers: &[&HttpTestServer]| -> Vec<u64> {
         servers.iter().map(|s| s.requests_seen()).collect()
     };
     let before = seen(&[&web, &a, &b]);
     for _ in 0..10 {
-        assert!(load::get(routing.proxy.outbound_addr(), &web_url("/status/200")).is_success());
-        assert!(load::get(routing.proxy.outbound_addr(), &web_url("/")).is_success());
-        let canary = get_with_headers(&routing.proxy, &web_url("/"), &[("x-canary", "1")]);
+        assert!(load::get(proxy.outbound_addr(), &web_url("/status/200")).is_success());
+        assert!(load::get(proxy.outbound_addr(), &web_url("/")).is_success());
+        let canary = get_with_headers(proxy, &web_url("/"), &[("x-canary", "1")]);
         assert_eq!(canary.status, 200, "{canary:?}");
     }
     let after = seen(&[&web, &a, &b]);
     let received: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     println!("matches: web, web-a, web-b received {received:?} of 10 each");
     assert_eq!(received, vec![10, 10, 10]);
-    let requests = route_requests(&routing.proxy, WEB_TARGET, "web-routes");
+    let requests = route_requests(proxy, WEB_TARGET, "web-routes");
     assert!(requests >= 30.0, "route_request_total {requests}");
     // The proxy watched its target as its workload.
     let watches = routing.policies.watches();
@@ -235,13 +231,10 @@ fn path_and_header_matches_choose_the_backend() {
             vec![http_rule(vec![prefix("/status")], &[(WEB_A, 1)])],
         ),
     );
-    until(
-        &routing.proxy,
-        &web_url("/"),
-        "the new policy applies",
-        |outcome| outcome.status == Some(404),
-    );
-    let outcome = load::get(routing.proxy.outbound_addr(), &web_url("/other"));
+    until(proxy, &web_url("/"), "the new policy applies", |outcome| {
+        outcome.status == Some(404)
+    });
+    let outcome = load::get(proxy.outbound_addr(), &web_url("/other"));
     assert_eq!(outcome.status, Some(404), "{}", outcome.summary());
     assert_eq!(
         outcome.proxy_error.as_deref(),
@@ -268,11 +261,12 @@ fn weights_split_a_thousand_requests_ninety_ten() {
             ),
         )],
     );
-    until_reaches(&routing.proxy, &web_url("/"), &b, "some request → web-b");
-    until_reaches(&routing.proxy, &web_url("/"), &a, "some request → web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &b, "some request → web-b");
+    until_reaches(proxy, &web_url("/"), &a, "some request → web-a");
 
     let (a0, b0, web0) = (a.requests_seen(), b.requests_seen(), web.requests_seen());
-    let report = load::run(routing.proxy.outbound_addr(), &web_url("/"), 1000, 4);
+    let report = load::run(proxy.outbound_addr(), &web_url("/"), 1000, 4);
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
     let (to_a, to_b) = (a.requests_seen() - a0, b.requests_seen() - b0);
     // Binomial(n = 1000, p = 0.9): mean 900, standard deviation
@@ -319,6 +313,7 @@ async fn grpc_routes_by_service_and_method() {
             ),
         )],
     );
+    let proxy = &routing.proxy;
     let authority = "echo.shop.svc.cluster.local";
     let send = |path: Option<&str>| {
         let mut request =
@@ -326,7 +321,7 @@ async fn grpc_routes_by_service_and_method() {
         if let Some(path) = path {
             *request.uri_mut() = format!("http://{authority}{path}").parse().expect("uri");
         }
-        weft_test_support::http_client::send(routing.proxy.outbound_addr(), request)
+        weft_test_support::http_client::send(proxy.outbound_addr(), request)
     };
     // Echo/Unary → the echo server.
     let deadline = Instant::now() + PATIENCE;
@@ -356,7 +351,7 @@ async fn grpc_routes_by_service_and_method() {
         "{unmatched:?}"
     );
     assert_eq!(other.requests_seen(), before + 1);
-    let requests = route_requests(&routing.proxy, echo_target, "echo-grpc");
+    let requests = route_requests(proxy, echo_target, "echo-grpc");
     assert!(requests >= 2.0, "route_request_total {requests}");
 }
 
@@ -369,8 +364,9 @@ fn a_route_timeout_answers_504() {
         &mesh(&[("web", &[&web]), ("web-a", &[&slow])]),
         &[(WEB_TARGET, one_route("timed", vec![rule]))],
     );
-    until_reaches(&routing.proxy, &web_url("/"), &slow, "→ web-a");
-    let outcome = load::get(routing.proxy.outbound_addr(), &web_url("/slow/3000"));
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &slow, "→ web-a");
+    let outcome = load::get(proxy.outbound_addr(), &web_url("/slow/3000"));
     println!(
         "timeout: /slow/3000 answered {} after {:?}",
         outcome.summary(),
@@ -403,13 +399,14 @@ fn retries_hide_failures_and_reach_the_backend_again() {
         &mesh(&[("web", &[&web]), ("web-a", &[&flaky])]),
         &[(WEB_TARGET, one_route("retried", vec![rule]))],
     );
-    until_reaches(&routing.proxy, &web_url("/"), &flaky, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &flaky, "→ web-a");
 
     let (seen, failed) = (flaky.requests_seen(), flaky.failures_answered());
     // One client: attempts alternate failing and succeeding, so each
     // failure's retry succeeds (two clients in lockstep can fail one
     // request three times running).
-    let report = load::run(routing.proxy.outbound_addr(), &web_url("/"), 200, 1);
+    let report = load::run(proxy.outbound_addr(), &web_url("/"), 200, 1);
     let attempts = flaky.requests_seen() - seen;
     let failures = flaky.failures_answered() - failed;
     println!(
@@ -441,17 +438,15 @@ fn failure_accrual_ejects_a_failing_endpoint_and_probes_it_back() {
             ),
         )],
     );
-    until_reaches(&routing.proxy, &web_url("/"), &good, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &good, "→ web-a");
     // Until the bad endpoint has failed three times in a row.
-    until(
-        &routing.proxy,
-        &web_url("/"),
-        "bad endpoint reached",
-        |_| bad.requests_seen() >= 3,
-    );
+    until(proxy, &web_url("/"), "bad endpoint reached", |_| {
+        bad.requests_seen() >= 3
+    });
     let ejected_at = Instant::now();
     let bad_before = bad.requests_seen();
-    let report = load::run(routing.proxy.outbound_addr(), &web_url("/"), 100, 2);
+    let report = load::run(proxy.outbound_addr(), &web_url("/"), 100, 2);
     let during = bad.requests_seen() - bad_before;
     let elapsed = ejected_at.elapsed();
     println!(
@@ -466,7 +461,7 @@ fn failure_accrual_ejects_a_failing_endpoint_and_probes_it_back() {
     // twice as long, 4 s: ten requests take far less even on a loaded machine).
     std::thread::sleep(backoff + Duration::from_millis(500));
     let bad_before = bad.requests_seen();
-    let report = load::run(routing.proxy.outbound_addr(), &web_url("/"), 10, 1);
+    let report = load::run(proxy.outbound_addr(), &web_url("/"), 10, 1);
     let probes = bad.requests_seen() - bad_before;
     println!(
         "accrual: after the backoff, 10 requests: {} failed, the bad endpoint saw {probes}",
@@ -519,16 +514,17 @@ fn a_service_profile_with_routes_wins_over_the_policy() {
             one_route("to-a", vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])]),
         )],
     );
-    until_reaches(&routing.proxy, &web_url("/"), &web, "→ web by the profile");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &web, "→ web by the profile");
     let a_before = a.requests_seen();
-    let report = load::run(routing.proxy.outbound_addr(), &web_url("/"), 50, 2);
+    let report = load::run(proxy.outbound_addr(), &web_url("/"), 50, 2);
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
     assert_eq!(
         a.requests_seen(),
         a_before,
         "the policy routed despite the profile"
     );
-    let requests = route_requests(&routing.proxy, WEB_TARGET, "GET /");
+    let requests = route_requests(proxy, WEB_TARGET, "GET /");
     assert!(requests >= 50.0, "route_request_total {{GET /}} {requests}");
 }
 
@@ -556,13 +552,14 @@ fn the_last_policy_is_kept_while_the_policy_server_is_away() {
             one_route("to-a", vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])]),
         )],
     );
-    until_reaches(&routing.proxy, &web_url("/"), &a, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &a, "→ web-a");
     // The policy server goes away: its streams end, reconnects fail.
     drop(routing.policies);
     std::thread::sleep(Duration::from_millis(500));
     let (a_before, web_before) = (a.requests_seen(), web.requests_seen());
     // New connections share the target's watch, which keeps its answer.
-    let report = load::run(routing.proxy.outbound_addr(), &web_url("/"), 50, 2);
+    let report = load::run(proxy.outbound_addr(), &web_url("/"), 50, 2);
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
     println!(
         "policy server away: web-a got {} of 50, web {}",
@@ -647,9 +644,10 @@ fn filters_change_headers_redirect_and_inject_failures() {
             ),
         )],
     );
-    until_reaches(&routing.proxy, &web_url("/"), &a, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &a, "→ web-a");
 
-    let echoed = get_with_headers(&routing.proxy, &web_url("/headers"), &[("x-secret", "s")]);
+    let echoed = get_with_headers(proxy, &web_url("/headers"), &[("x-secret", "s")]);
     assert_eq!(echoed.status, 200, "{echoed:?}");
     let echo = weft_test_support::HeadersEcho::from_json(&String::from_utf8_lossy(&echoed.body))
         .expect("the backend's echo");
@@ -662,9 +660,9 @@ fn filters_change_headers_redirect_and_inject_failures() {
     );
 
     let before = a.requests_seen();
-    let moved = load::get(routing.proxy.outbound_addr(), &web_url("/old/page"));
+    let moved = load::get(proxy.outbound_addr(), &web_url("/old/page"));
     assert_eq!(moved.status, Some(301), "{}", moved.summary());
-    let failed = load::get(routing.proxy.outbound_addr(), &web_url("/fail"));
+    let failed = load::get(proxy.outbound_addr(), &web_url("/fail"));
     assert_eq!(failed.status, Some(503), "{}", failed.summary());
     assert_eq!(failed.proxy_error.as_deref(), Some("injected by the route"));
     assert_eq!(
@@ -672,7 +670,7 @@ fn filters_change_headers_redirect_and_inject_failures() {
         before,
         "a filter's answer reached the backend"
     );
-    let redirect = get_with_headers(&routing.proxy, &web_url("/old/page"), &[]);
+    let redirect = get_with_headers(proxy, &web_url("/old/page"), &[]);
     assert_eq!(
         redirect.headers.get("location").map(|v| v.as_bytes()),
         Some(&b"http://new.example.com/new"[..]),

@@ -4,10 +4,18 @@
 //! single-threaded tokio runtime, so it keeps serving whatever the test's own
 //! runtime does (or when the test has none). Dropping the handle stops it.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -51,6 +59,35 @@ impl BackgroundServer {
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+
+    /// An HTTP/1 server answering every request with
+    /// `answer(&state, &request)`, each connection on its own task.
+    pub fn http1<State>(
+        name: &str,
+        state: Arc<State>,
+        answer: fn(&State, &Request<Incoming>) -> Response<Full<Bytes>>,
+    ) -> Self
+    where
+        State: Send + Sync + 'static,
+    {
+        Self::start(name, move |listener| async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = state.clone();
+                tokio::task::spawn_local(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, &request)) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        })
     }
 
     /// The address the server listens on.

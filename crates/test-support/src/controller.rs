@@ -26,7 +26,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::proxy::{AdminResponse, admin_request, temp_dir};
-use crate::{bin_path, free_addr, prom};
+use crate::{bin_path, free_addr, free_port, prom};
 
 /// How long start-up waits for `/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -448,6 +448,13 @@ impl MeshFile {
             address.ip(),
             address.port()
         ))
+    }
+
+    /// A meshed Workload (service account `name`) with `labels` at free
+    /// loopback ports nothing serves: it stands in the mesh for its identity
+    /// (the certificate a test client presents, a name a test proxy takes).
+    pub fn unserved_workload(self, namespace: &str, name: &str, labels: &[(&str, &str)]) -> Self {
+        self.meshed_workload(namespace, name, labels, free_addr(), free_port())
     }
 
     /// A Workload with `labels` serving `address` on its port named `http`.

@@ -161,6 +161,18 @@ pub mod answers {
     use linkerd2_proxy_api::meta::{Metadata, Resource, metadata};
     use linkerd2_proxy_api::net::{IpAddress, IpNetwork, ip_address};
 
+    /// Metadata naming the `policy.linkerd.io` resource `kind`/`name`.
+    fn policy_resource(kind: &str, name: &str) -> Option<Metadata> {
+        Some(Metadata {
+            kind: Some(metadata::Kind::Resource(Resource {
+                group: "policy.linkerd.io".to_string(),
+                kind: kind.to_string(),
+                name: name.to_string(),
+                ..Resource::default()
+            })),
+        })
+    }
+
     /// A Server resource named `name` (protocol detect) with `authorizations`.
     pub fn server(name: &str, authorizations: Vec<Authz>) -> Server {
         server_with(name, detect(), authorizations)
@@ -188,14 +200,7 @@ pub mod answers {
     pub fn http_route(name: &str, prefix: &str, authorizations: Vec<Authz>) -> HttpRoute {
         use linkerd2_proxy_api::http_route as http_api;
         HttpRoute {
-            metadata: Some(Metadata {
-                kind: Some(metadata::Kind::Resource(Resource {
-                    group: "policy.linkerd.io".to_string(),
-                    kind: "HTTPRoute".to_string(),
-                    name: name.to_string(),
-                    ..Resource::default()
-                })),
-            }),
+            metadata: policy_resource("HTTPRoute", name),
             hosts: Vec::new(),
             authorizations,
             rules: vec![http_route::Rule {
@@ -289,14 +294,7 @@ pub mod answers {
                 permit: Some(permit),
             }),
             labels: HashMap::new(),
-            metadata: Some(Metadata {
-                kind: Some(metadata::Kind::Resource(Resource {
-                    group: "policy.linkerd.io".to_string(),
-                    kind: "authorizationpolicy".to_string(),
-                    name: name.to_string(),
-                    ..Resource::default()
-                })),
-            }),
+            metadata: policy_resource("authorizationpolicy", name),
         }
     }
 

@@ -7,7 +7,6 @@
 //! test ──set_text──► MetricsTarget (127.0.0.1:port) ◄── GET /metrics ── weft-controller's scraper
 //! ```
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,8 +15,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 
 use crate::ProxyPorts;
 use crate::background::BackgroundServer;
@@ -43,24 +40,7 @@ impl MetricsTarget {
             text: Mutex::new(text.to_string()),
             scrapes: AtomicU64::new(0),
         });
-        let state = shared.clone();
-        let server = BackgroundServer::start("metrics-target", move |listener| async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = state.clone();
-                tokio::task::spawn_local(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, &request)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = BackgroundServer::http1("metrics-target", shared.clone(), answer);
         Self { server, shared }
     }
 

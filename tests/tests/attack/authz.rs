@@ -9,15 +9,12 @@
 //!
 //! The app records every byte it receives: an attacker's must never arrive.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_test_support::http_client::raw_exchange;
 
 use crate::inbound::{
-    RecordingApp, SERVER_IDENTITY, attacker_tls, controller, mesh_client_tls, server_proxy,
+    RecordingApp, attacker_tls, controller, exchange, mesh_client_tls, server_proxy, tls_to_web,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -33,17 +30,7 @@ async fn over_tls(
     request: &[u8],
 ) -> String {
     config.alpn_protocols.clear();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(inbound).await.unwrap();
-    let name = ServerName::try_from(SERVER_IDENTITY.to_string()).unwrap();
-    let mut tls = tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
-        .await
-        .expect("the handshake ends in time")
-        .expect("web-1's proxy terminates TLS for its identity");
-    let _ = tls.write_all(request).await;
-    let mut received = Vec::new();
-    let _ = tokio::time::timeout(TIMEOUT, tls.read_to_end(&mut received)).await;
-    String::from_utf8_lossy(&received).into_owned()
+    exchange(tls_to_web(inbound, config).await, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,9 +26,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_test_support::http_client::{self, raw_exchange};
-use weft_test_support::{
-    ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyProcess, free_port,
-};
+use weft_test_support::{ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyProcess};
 
 const NAMESPACE: &str = "shop";
 pub(crate) const SERVER_IDENTITY: &str = "web-1.shop.serviceaccount.identity.weft.cluster.local";
@@ -100,20 +98,8 @@ fn answer_heads(mut stream: TcpStream, recorded: &Mutex<Vec<u8>>) {
 pub(crate) fn controller() -> ControllerProcess {
     let mesh = MeshFile::new()
         .service(NAMESPACE, "web", &[("app", "web")])
-        .meshed_workload(
-            NAMESPACE,
-            "web-1",
-            &[("app", "web")],
-            format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-            free_port(),
-        )
-        .meshed_workload(
-            NAMESPACE,
-            "client",
-            &[("app", "client")],
-            format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-            free_port(),
-        )
+        .unserved_workload(NAMESPACE, "web-1", &[("app", "web")])
+        .unserved_workload(NAMESPACE, "client", &[("app", "client")])
         .render();
     ControllerProcess::start_with_identity(&mesh)
 }
@@ -216,6 +202,33 @@ fn transport_header(port: u16, http1: bool) -> Vec<u8> {
     header
 }
 
+/// A TLS session to `inbound` for web-1's identity with `config`; panics
+/// when the handshake fails or takes longer than [`TIMEOUT`].
+pub(crate) async fn tls_to_web(
+    inbound: SocketAddr,
+    config: rustls::ClientConfig,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(inbound).await.unwrap();
+    let name = ServerName::try_from(SERVER_IDENTITY.to_string()).unwrap();
+    tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
+        .await
+        .expect("the handshake ends in time")
+        .expect("web-1's proxy terminates TLS for its identity")
+}
+
+/// Writes `bytes` on `tls` (a failed write is an answer too), then reads
+/// whatever comes back until close, reset or [`TIMEOUT`].
+pub(crate) async fn exchange(
+    mut tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    bytes: &[u8],
+) -> String {
+    let _ = tls.write_all(bytes).await;
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, tls.read_to_end(&mut received)).await;
+    String::from_utf8_lossy(&received).into_owned()
+}
+
 /// TLS to `inbound` for web-1's identity, a transport header naming `port`,
 /// then `request`: whatever comes back until close, reset or the timeout.
 async fn through_transport_header(
@@ -225,20 +238,11 @@ async fn through_transport_header(
     http1: bool,
     request: &[u8],
 ) -> String {
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(inbound).await.unwrap();
-    let name = ServerName::try_from(SERVER_IDENTITY.to_string()).unwrap();
-    let mut tls = tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
-        .await
-        .expect("the handshake ends in time")
-        .expect("web-1's proxy terminates TLS for its identity");
+    let tls = tls_to_web(inbound, config).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(TRANSPORT_ALPN));
     let mut written = transport_header(port, http1);
     written.extend_from_slice(request);
-    let _ = tls.write_all(&written).await;
-    let mut received = Vec::new();
-    let _ = tokio::time::timeout(TIMEOUT, tls.read_to_end(&mut received)).await;
-    String::from_utf8_lossy(&received).into_owned()
+    exchange(tls, &written).await
 }
 
 /// Waits (generously) until `proxy`'s metric reaches at least `want`.

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use weft_test_support::inbound_policy_server::{InboundPolicyServer, answers};
 use weft_test_support::load;
-use weft_test_support::{ControllerProcess, HttpTestServer, MeshFile, ProxyProcess, free_port};
+use weft_test_support::{
+    ControllerProcess, HttpTestServer, MeshFile, ProxyBuilder, ProxyProcess, free_port,
+};
 
 use crate::{assert_metric_settles, raw_unary_inbound};
 
@@ -67,20 +69,8 @@ impl Mesh {
                 app_addr,
                 server_inbound.port(),
             )
-            .meshed_workload(
-                NAMESPACE,
-                "client-a",
-                &[("app", "client-a")],
-                format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-                free_port(),
-            )
-            .meshed_workload(
-                NAMESPACE,
-                "client-b",
-                &[("app", "client-b")],
-                format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-                free_port(),
-            )
+            .unserved_workload(NAMESPACE, "client-a", &[("app", "client-a")])
+            .unserved_workload(NAMESPACE, "client-b", &[("app", "client-b")])
             .render();
         let controller = ControllerProcess::start_with_identity(&mesh);
         let server = controller
@@ -276,12 +266,17 @@ impl KeepAlive {
 
 /// A proxy asking the fake policy server, without identity.
 fn policy_proxy(policy: &InboundPolicyServer, app: SocketAddr) -> ProxyProcess {
+    policy_proxy_builder(policy, app).spawn()
+}
+
+/// [`policy_proxy`] before it is spawned: forwarding inbound to `app`,
+/// whose port it declares, and asking `policy` as web-1.
+fn policy_proxy_builder(policy: &InboundPolicyServer, app: SocketAddr) -> ProxyBuilder {
     ProxyProcess::builder()
         .inbound_forward(app)
         .env("WEFT_PROXY_POLICY_WORKLOAD", WORKLOAD)
         .env("WEFT_PROXY_POLICY_SVC_ADDR", policy.addr().to_string())
         .env("WEFT_PROXY_INBOUND_PORTS", app.port().to_string())
-        .spawn()
 }
 
 #[test]
@@ -800,12 +795,7 @@ fn the_proxy_is_ready_only_once_its_ports_policy_has_arrived() {
     let app = HttpTestServer::start();
     // No answer yet: the policy server holds the stream open, silent.
     let policy = InboundPolicyServer::start();
-    let proxy = ProxyProcess::builder()
-        .inbound_forward(app.addr())
-        .env("WEFT_PROXY_POLICY_WORKLOAD", WORKLOAD)
-        .env("WEFT_PROXY_POLICY_SVC_ADDR", policy.addr().to_string())
-        .env("WEFT_PROXY_INBOUND_PORTS", app.addr().port().to_string())
-        .spawn_unready();
+    let proxy = policy_proxy_builder(&policy, app.addr()).spawn_unready();
     let ready = || {
         proxy
             .admin_get("/ready")

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Method;
+use linkerd2_proxy_api::outbound::OutboundPolicy;
+use linkerd2_proxy_api::outbound::http_route::Rule;
 use weft_test_support::load::{self, Outcome};
 use weft_test_support::outbound_policy_server::{
     OutboundPolicyServer, consecutive_failures, grpc_policy, header, http_policy, http_route,
@@ -68,6 +70,44 @@ fn proxy(controller: &ControllerProcess, policies: &OutboundPolicyServer) -> Pro
         )
         .env("WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT", "1s")
         .spawn()
+}
+
+/// A controller serving `mesh`, a policy server answering `policies`
+/// (`(target, policy)`), and a proxy asking both.
+struct Routing {
+    proxy: ProxyProcess,
+    policies: OutboundPolicyServer,
+    _controller: ControllerProcess,
+}
+
+/// Starts the controller, the policy server with `policies` set, then the
+/// proxy.
+fn start(mesh: &MeshFile, policies: &[(&str, OutboundPolicy)]) -> Routing {
+    let controller = ControllerProcess::start(&mesh.render());
+    let server = OutboundPolicyServer::start();
+    for (target, policy) in policies {
+        server.set(target, policy.clone());
+    }
+    Routing {
+        proxy: proxy(&controller, &server),
+        policies: server,
+        _controller: controller,
+    }
+}
+
+/// A policy of one HTTPRoute named `name` with `rules`, no failure accrual.
+fn one_route(name: &str, rules: Vec<Rule>) -> OutboundPolicy {
+    http_policy(vec![http_route(name, rules)], None)
+}
+
+/// `route_request_total` of the outbound route `route` to `target`.
+fn route_requests(proxy: &ProxyProcess, target: &str, route: &str) -> f64 {
+    let labels = [
+        ("direction", "outbound"),
+        ("dst", target),
+        ("rt_route", route),
+    ];
+    proxy.metric_or_zero("route_request_total", &labels)
 }
 
 /// Sends `GET url` until `done(outcome)`; panics after [`PATIENCE`].
@@ -140,26 +180,22 @@ fn path_and_header_matches_choose_the_backend() {
         HttpTestServer::start(),
         HttpTestServer::start(),
     );
-    let controller = ControllerProcess::start(
-        &mesh(&[("web", &[&web]), ("web-a", &[&a]), ("web-b", &[&b])]).render(),
-    );
-    let policies = OutboundPolicyServer::start();
-    policies.set(
-        WEB_TARGET,
-        http_policy(
-            vec![http_route(
+    let routing = start(
+        &mesh(&[("web", &[&web]), ("web-a", &[&a]), ("web-b", &[&b])]),
+        &[(
+            WEB_TARGET,
+            one_route(
                 "web-routes",
                 vec![
                     http_rule(vec![prefix("/status")], &[(WEB_A, 1)]),
                     http_rule(vec![header("x-canary", "1")], &[(WEB_B, 1)]),
                     http_rule(vec![prefix("/")], &[(WEB_TARGET, 1)]),
                 ],
-            )],
-            None,
-        ),
+            ),
+        )],
     );
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/status/200"), &a, "path /status → web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/status/200"), &a, "path /status → web-a");
 
     let seen = |servers: &[&HttpTestServer]| -> Vec<u64> {
         servers.iter().map(|s| s.requests_seen()).collect()
@@ -168,22 +204,17 @@ fn path_and_header_matches_choose_the_backend() {
     for _ in 0..10 {
         assert!(load::get(proxy.outbound_addr(), &web_url("/status/200")).is_success());
         assert!(load::get(proxy.outbound_addr(), &web_url("/")).is_success());
-        let canary = get_with_headers(&proxy, &web_url("/"), &[("x-canary", "1")]);
+        let canary = get_with_headers(proxy, &web_url("/"), &[("x-canary", "1")]);
         assert_eq!(canary.status, 200, "{canary:?}");
     }
     let after = seen(&[&web, &a, &b]);
     let received: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     println!("matches: web, web-a, web-b received {received:?} of 10 each");
     assert_eq!(received, vec![10, 10, 10]);
-    let labels = [
-        ("direction", "outbound"),
-        ("dst", WEB_TARGET),
-        ("rt_route", "web-routes"),
-    ];
-    let requests = proxy.metric_or_zero("route_request_total", &labels);
+    let requests = route_requests(proxy, WEB_TARGET, "web-routes");
     assert!(requests >= 30.0, "route_request_total {requests}");
     // The proxy watched its target as its workload.
-    let watches = policies.watches();
+    let watches = routing.policies.watches();
     assert!(
         watches
             .iter()
@@ -193,17 +224,14 @@ fn path_and_header_matches_choose_the_backend() {
     );
 
     // No route matches: 404 from the proxy, nothing reaches a backend.
-    policies.set(
+    routing.policies.set(
         WEB_TARGET,
-        http_policy(
-            vec![http_route(
-                "only-status",
-                vec![http_rule(vec![prefix("/status")], &[(WEB_A, 1)])],
-            )],
-            None,
+        one_route(
+            "only-status",
+            vec![http_rule(vec![prefix("/status")], &[(WEB_A, 1)])],
         ),
     );
-    until(&proxy, &web_url("/"), "the new policy applies", |outcome| {
+    until(proxy, &web_url("/"), "the new policy applies", |outcome| {
         outcome.status == Some(404)
     });
     let outcome = load::get(proxy.outbound_addr(), &web_url("/other"));
@@ -223,23 +251,19 @@ fn weights_split_a_thousand_requests_ninety_ten() {
         HttpTestServer::start(),
         HttpTestServer::start(),
     );
-    let controller = ControllerProcess::start(
-        &mesh(&[("web", &[&web]), ("web-a", &[&a]), ("web-b", &[&b])]).render(),
-    );
-    let policies = OutboundPolicyServer::start();
-    policies.set(
-        WEB_TARGET,
-        http_policy(
-            vec![http_route(
+    let routing = start(
+        &mesh(&[("web", &[&web]), ("web-a", &[&a]), ("web-b", &[&b])]),
+        &[(
+            WEB_TARGET,
+            one_route(
                 "split",
                 vec![http_rule(vec![prefix("/")], &[(WEB_A, 90), (WEB_B, 10)])],
-            )],
-            None,
-        ),
+            ),
+        )],
     );
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/"), &b, "some request → web-b");
-    until_reaches(&proxy, &web_url("/"), &a, "some request → web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &b, "some request → web-b");
+    until_reaches(proxy, &web_url("/"), &a, "some request → web-a");
 
     let (a0, b0, web0) = (a.requests_seen(), b.requests_seen(), web.requests_seen());
     let report = load::run(proxy.outbound_addr(), &web_url("/"), 1000, 4);
@@ -275,20 +299,21 @@ async fn grpc_routes_by_service_and_method() {
     mesh = mesh
         .service(NAMESPACE, "other", &[("app", "other")])
         .workload(NAMESPACE, "other-1", &[("app", "other")], other.addr());
-    let controller = ControllerProcess::start(&mesh.render());
-    let policies = OutboundPolicyServer::start();
     let echo_target = "echo.shop.svc.cluster.local:80";
-    policies.set(
-        echo_target,
-        grpc_policy(
-            "echo-grpc",
-            &[
-                ("weft.test.Echo", "Unary", echo_target),
-                ("weft.test.Other", "", "other.shop.svc.cluster.local:80"),
-            ],
-        ),
+    let routing = start(
+        &mesh,
+        &[(
+            echo_target,
+            grpc_policy(
+                "echo-grpc",
+                &[
+                    ("weft.test.Echo", "Unary", echo_target),
+                    ("weft.test.Other", "", "other.shop.svc.cluster.local:80"),
+                ],
+            ),
+        )],
     );
-    let proxy = proxy(&controller, &policies);
+    let proxy = &routing.proxy;
     let authority = "echo.shop.svc.cluster.local";
     let send = |path: Option<&str>| {
         let mut request =
@@ -326,29 +351,21 @@ async fn grpc_routes_by_service_and_method() {
         "{unmatched:?}"
     );
     assert_eq!(other.requests_seen(), before + 1);
-    let labels = [
-        ("direction", "outbound"),
-        ("dst", echo_target),
-        ("rt_route", "echo-grpc"),
-    ];
-    let requests = proxy.metric_or_zero("route_request_total", &labels);
+    let requests = route_requests(proxy, echo_target, "echo-grpc");
     assert!(requests >= 2.0, "route_request_total {requests}");
 }
 
 #[test]
 fn a_route_timeout_answers_504() {
     let (web, slow) = (HttpTestServer::start(), HttpTestServer::start());
-    let controller =
-        ControllerProcess::start(&mesh(&[("web", &[&web]), ("web-a", &[&slow])]).render());
-    let policies = OutboundPolicyServer::start();
     let mut rule = http_rule(vec![prefix("/")], &[(WEB_A, 1)]);
     rule.timeouts = request_timeout(Duration::from_millis(300));
-    policies.set(
-        WEB_TARGET,
-        http_policy(vec![http_route("timed", vec![rule])], None),
+    let routing = start(
+        &mesh(&[("web", &[&web]), ("web-a", &[&slow])]),
+        &[(WEB_TARGET, one_route("timed", vec![rule]))],
     );
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/"), &slow, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &slow, "→ web-a");
     let outcome = load::get(proxy.outbound_addr(), &web_url("/slow/3000"));
     println!(
         "timeout: /slow/3000 answered {} after {:?}",
@@ -376,17 +393,14 @@ fn retries_hide_failures_and_reach_the_backend_again() {
     let web = HttpTestServer::start();
     // Every other request fails.
     let flaky = HttpTestServer::start_with(Behavior::new().fail(1, 2));
-    let controller =
-        ControllerProcess::start(&mesh(&[("web", &[&web]), ("web-a", &[&flaky])]).render());
-    let policies = OutboundPolicyServer::start();
     let mut rule = http_rule(vec![prefix("/")], &[(WEB_A, 1)]);
     rule.retry = retry_5xx(2);
-    policies.set(
-        WEB_TARGET,
-        http_policy(vec![http_route("retried", vec![rule])], None),
+    let routing = start(
+        &mesh(&[("web", &[&web]), ("web-a", &[&flaky])]),
+        &[(WEB_TARGET, one_route("retried", vec![rule]))],
     );
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/"), &flaky, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &flaky, "→ web-a");
 
     let (seen, failed) = (flaky.requests_seen(), flaky.failures_answered());
     // One client: attempts alternate failing and succeeding, so each
@@ -410,24 +424,24 @@ fn failure_accrual_ejects_a_failing_endpoint_and_probes_it_back() {
     let good = HttpTestServer::start();
     // Always 500.
     let bad = HttpTestServer::start_with(Behavior::new().fail(1, 1));
-    let controller =
-        ControllerProcess::start(&mesh(&[("web", &[&web]), ("web-a", &[&good, &bad])]).render());
-    let policies = OutboundPolicyServer::start();
     let backoff = Duration::from_secs(2);
-    policies.set(
-        WEB_TARGET,
-        http_policy(
-            vec![http_route(
-                "accrual",
-                vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])],
-            )],
-            consecutive_failures(3, backoff, Duration::from_secs(30)),
-        ),
+    let routing = start(
+        &mesh(&[("web", &[&web]), ("web-a", &[&good, &bad])]),
+        &[(
+            WEB_TARGET,
+            http_policy(
+                vec![http_route(
+                    "accrual",
+                    vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])],
+                )],
+                consecutive_failures(3, backoff, Duration::from_secs(30)),
+            ),
+        )],
     );
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/"), &good, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &good, "→ web-a");
     // Until the bad endpoint has failed three times in a row.
-    until(&proxy, &web_url("/"), "bad endpoint reached", |_| {
+    until(proxy, &web_url("/"), "bad endpoint reached", |_| {
         bad.requests_seen() >= 3
     });
     let ejected_at = Instant::now();
@@ -457,24 +471,23 @@ fn failure_accrual_ejects_a_failing_endpoint_and_probes_it_back() {
 
     // Every endpoint ejected: fail fast with 503.
     let lonely = HttpTestServer::start_with(Behavior::new().fail(1, 1));
-    let controller =
-        ControllerProcess::start(&mesh(&[("web", &[&web]), ("web-b", &[&lonely])]).render());
-    let policies = OutboundPolicyServer::start();
-    policies.set(
-        WEB_TARGET,
-        http_policy(
-            vec![http_route(
-                "accrual",
-                vec![http_rule(vec![prefix("/")], &[(WEB_B, 1)])],
-            )],
-            consecutive_failures(3, Duration::from_secs(30), Duration::from_secs(60)),
-        ),
+    let all_ejected = start(
+        &mesh(&[("web", &[&web]), ("web-b", &[&lonely])]),
+        &[(
+            WEB_TARGET,
+            http_policy(
+                vec![http_route(
+                    "accrual",
+                    vec![http_rule(vec![prefix("/")], &[(WEB_B, 1)])],
+                )],
+                consecutive_failures(3, Duration::from_secs(30), Duration::from_secs(60)),
+            ),
+        )],
     );
-    let proxy = self::proxy(&controller, &policies);
-    until(&proxy, &web_url("/"), "three failures", |_| {
+    until(&all_ejected.proxy, &web_url("/"), "three failures", |_| {
         lonely.requests_seen() >= 3
     });
-    let outcome = load::get(proxy.outbound_addr(), &web_url("/"));
+    let outcome = load::get(all_ejected.proxy.outbound_addr(), &web_url("/"));
     println!(
         "accrual: all ejected: {} after {:?}",
         outcome.summary(),
@@ -494,20 +507,15 @@ fn a_service_profile_with_routes_wins_over_the_policy() {
         "web",
         "  routes:\n  - name: GET /\n    condition:\n      method: GET\n      pathRegex: /.*\n",
     );
-    let controller = ControllerProcess::start(&mesh.render());
-    let policies = OutboundPolicyServer::start();
-    policies.set(
-        WEB_TARGET,
-        http_policy(
-            vec![http_route(
-                "to-a",
-                vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])],
-            )],
-            None,
-        ),
+    let routing = start(
+        &mesh,
+        &[(
+            WEB_TARGET,
+            one_route("to-a", vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])]),
+        )],
     );
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/"), &web, "→ web by the profile");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &web, "→ web by the profile");
     let a_before = a.requests_seen();
     let report = load::run(proxy.outbound_addr(), &web_url("/"), 50, 2);
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
@@ -516,48 +524,38 @@ fn a_service_profile_with_routes_wins_over_the_policy() {
         a_before,
         "the policy routed despite the profile"
     );
-    let labels = [
-        ("direction", "outbound"),
-        ("dst", WEB_TARGET),
-        ("rt_route", "GET /"),
-    ];
-    let requests = proxy.metric_or_zero("route_request_total", &labels);
+    let requests = route_requests(proxy, WEB_TARGET, "GET /");
     assert!(requests >= 50.0, "route_request_total {{GET /}} {requests}");
 }
 
 #[test]
 fn no_policy_for_the_target_routes_as_before() {
     let web = HttpTestServer::start();
-    let controller = ControllerProcess::start(&mesh(&[("web", &[&web])]).render());
     // The policy server knows nothing: NotFound.
-    let policies = OutboundPolicyServer::start();
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/"), &web, "→ web");
-    let report = load::run(proxy.outbound_addr(), &web_url("/"), 50, 2);
+    let routing = start(&mesh(&[("web", &[&web])]), &[]);
+    until_reaches(&routing.proxy, &web_url("/"), &web, "→ web");
+    let report = load::run(routing.proxy.outbound_addr(), &web_url("/"), 50, 2);
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
-    assert!(!policies.watches().is_empty(), "the proxy never asked");
+    assert!(
+        !routing.policies.watches().is_empty(),
+        "the proxy never asked"
+    );
 }
 
 #[test]
 fn the_last_policy_is_kept_while_the_policy_server_is_away() {
     let (web, a) = (HttpTestServer::start(), HttpTestServer::start());
-    let controller =
-        ControllerProcess::start(&mesh(&[("web", &[&web]), ("web-a", &[&a])]).render());
-    let policies = OutboundPolicyServer::start();
-    policies.set(
-        WEB_TARGET,
-        http_policy(
-            vec![http_route(
-                "to-a",
-                vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])],
-            )],
-            None,
-        ),
+    let routing = start(
+        &mesh(&[("web", &[&web]), ("web-a", &[&a])]),
+        &[(
+            WEB_TARGET,
+            one_route("to-a", vec![http_rule(vec![prefix("/")], &[(WEB_A, 1)])]),
+        )],
     );
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/"), &a, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &a, "→ web-a");
     // The policy server goes away: its streams end, reconnects fail.
-    drop(policies);
+    drop(routing.policies);
     std::thread::sleep(Duration::from_millis(500));
     let (a_before, web_before) = (a.requests_seen(), web.requests_seen());
     // New connections share the target's watch, which keeps its answer.
@@ -577,9 +575,6 @@ fn filters_change_headers_redirect_and_inject_failures() {
     use linkerd2_proxy_api::http_types;
     use linkerd2_proxy_api::outbound::http_route::{Filter, filter};
     let (web, a) = (HttpTestServer::start(), HttpTestServer::start());
-    let controller =
-        ControllerProcess::start(&mesh(&[("web", &[&web]), ("web-a", &[&a])]).render());
-    let policies = OutboundPolicyServer::start();
     let headers = |pairs: &[(&str, &str)]| {
         Some(http_types::Headers {
             headers: pairs
@@ -634,10 +629,11 @@ fn filters_change_headers_redirect_and_inject_failures() {
             },
         )),
     }];
-    policies.set(
-        WEB_TARGET,
-        http_policy(
-            vec![http_route(
+    let routing = start(
+        &mesh(&[("web", &[&web]), ("web-a", &[&a])]),
+        &[(
+            WEB_TARGET,
+            one_route(
                 "filtered",
                 vec![
                     modified,
@@ -645,14 +641,13 @@ fn filters_change_headers_redirect_and_inject_failures() {
                     failing,
                     http_rule(vec![prefix("/")], &[(WEB_A, 1)]),
                 ],
-            )],
-            None,
-        ),
+            ),
+        )],
     );
-    let proxy = proxy(&controller, &policies);
-    until_reaches(&proxy, &web_url("/"), &a, "→ web-a");
+    let proxy = &routing.proxy;
+    until_reaches(proxy, &web_url("/"), &a, "→ web-a");
 
-    let echoed = get_with_headers(&proxy, &web_url("/headers"), &[("x-secret", "s")]);
+    let echoed = get_with_headers(proxy, &web_url("/headers"), &[("x-secret", "s")]);
     assert_eq!(echoed.status, 200, "{echoed:?}");
     let echo = weft_test_support::HeadersEcho::from_json(&String::from_utf8_lossy(&echoed.body))
         .expect("the backend's echo");
@@ -675,7 +670,7 @@ fn filters_change_headers_redirect_and_inject_failures() {
         before,
         "a filter's answer reached the backend"
     );
-    let redirect = get_with_headers(&proxy, &web_url("/old/page"), &[]);
+    let redirect = get_with_headers(proxy, &web_url("/old/page"), &[]);
     assert_eq!(
         redirect.headers.get("location").map(|v| v.as_bytes()),
         Some(&b"http://new.example.com/new"[..]),

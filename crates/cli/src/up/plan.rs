@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use weft_core::Workload;
+use weft_core::policy::default_policy::{
+    ALL_POLICIES, DEFAULT_INBOUND_POLICY_ANNOTATION, DefaultPolicy,
+};
 
 /// An identity name in the control namespace and trust domain `weft up` runs
 /// with (the controller's defaults).
@@ -283,11 +286,11 @@ pub fn plan_placed(
             .and_then(|annotations| annotations.get(DEFAULT_INBOUND_POLICY_ANNOTATION))
             .map(|value| value.trim().to_string());
         if let Some(policy) = &default_inbound_policy
-            && !DEFAULT_INBOUND_POLICIES.contains(&policy.as_str())
+            && DefaultPolicy::parse(policy).is_err()
         {
             return Err(refuse(&format!(
                 "metadata.annotations.{DEFAULT_INBOUND_POLICY_ANNOTATION}: {policy:?} is not one of {}",
-                DEFAULT_INBOUND_POLICIES.join(", ")
+                ALL_POLICIES.map(DefaultPolicy::as_str).join(", ")
             )));
         }
         let address = workload
@@ -445,20 +448,6 @@ pub fn probe(claims: &[PortClaim]) -> Vec<String> {
         })
         .collect()
 }
-
-/// The annotation that sets a workload's default inbound policy (Linkerd's
-/// name, so Linkerd manifests carry over).
-pub const DEFAULT_INBOUND_POLICY_ANNOTATION: &str = "config.linkerd.io/default-inbound-policy";
-
-/// The default inbound policies, as Linkerd names them.
-pub const DEFAULT_INBOUND_POLICIES: [&str; 6] = [
-    "all-unauthenticated",
-    "all-authenticated",
-    "cluster-unauthenticated",
-    "cluster-authenticated",
-    "deny",
-    "audit",
-];
 
 /// The workload string of the policy APIs and the context token of
 /// Destination lookups: `{"ns":"<namespace>","pod":"<name>"}` (a host

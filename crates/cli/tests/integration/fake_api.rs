@@ -5,7 +5,6 @@
 //! controller and real proxies are in `observe.rs`.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::sync::PoisonError;
@@ -16,8 +15,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use weft_api::{
     Certificate, EdgeRow, EdgesResponse, IdentityInfo, IssuerCertificate, Latency, MeshStatus,
@@ -25,6 +22,7 @@ use weft_api::{
     StatResponse, StatRow, TapEvent, TapEventKind, TapPeer, Version, WorkloadInfo,
     WorkloadsResponse,
 };
+use weft_test_support::background::BackgroundServer;
 
 const TOKEN: &str = "fake-token-1234";
 
@@ -38,38 +36,19 @@ struct Fake {
 pub(crate) struct FakeApi {
     pub(crate) addr: SocketAddr,
     state: Arc<Mutex<Fake>>,
+    /// Serves until the fake is dropped.
+    _server: BackgroundServer,
 }
 
 impl FakeApi {
     pub(crate) fn start() -> Self {
         let state = Arc::new(Mutex::new(Fake::default()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    let state = shared.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request: Request<Incoming>| {
-                            let state = state.clone();
-                            async move { Ok::<_, Infallible>(answer(&state, &request)) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        });
-        let fake = Self { addr, state };
+        let server = BackgroundServer::http1("fake-api", state.clone(), answer);
+        let fake = Self {
+            addr: server.addr(),
+            state,
+            _server: server,
+        };
         fake.healthy();
         fake
     }

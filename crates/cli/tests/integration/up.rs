@@ -433,6 +433,28 @@ impl ExampleRun {
         command
     }
 
+    /// A copy of `examples/<file>` in the run's directory, to edit while it
+    /// runs (the apps' working directory is the file's, which these apps do
+    /// not use): its path and its text.
+    fn copy_example(&self, file: &str) -> (PathBuf, String) {
+        let mesh_file = self.dir.join(file);
+        let text = std::fs::read_to_string(examples().join(file)).unwrap();
+        std::fs::write(&mesh_file, &text).unwrap();
+        (mesh_file, text)
+    }
+
+    /// Writes `edited` (which must differ from `text`, the file's content)
+    /// to `mesh_file` and waits until the running controller's effective
+    /// mesh contains `applied`.
+    fn edit(&self, mesh_file: &Path, text: &str, edited: &str, applied: &str) {
+        assert_ne!(edited, text);
+        std::fs::write(mesh_file, edited).unwrap();
+        let effective = self.state_dir().join("mesh.effective.yaml");
+        eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&effective).is_ok_and(|text| text.contains(applied))
+        });
+    }
+
     fn start(&self, mesh_file: &Path) -> (Up, UpState) {
         let mut up = Up::spawn(self.command(mesh_file), self.dir.join("weft-up.out"));
         let state = up.wait_up(&self.state_dir());
@@ -575,11 +597,7 @@ fn example_hello_http_runs_on_allocated_ports_kept_across_restarts() {
 #[test]
 fn example_traffic_split_splits_and_takes_edits_live() {
     let run = ExampleRun::new("split");
-    // A copy, to edit while it runs (the apps' working directory is the
-    // file's, which these apps do not use).
-    let mesh_file = run.dir.join("traffic-split.yaml");
-    let text = std::fs::read_to_string(examples().join("traffic-split.yaml")).unwrap();
-    std::fs::write(&mesh_file, &text).unwrap();
+    let (mesh_file, text) = run.copy_example("traffic-split.yaml");
     let (up, state) = run.start(&mesh_file);
     let inbound = |name: &str| {
         responses(
@@ -595,12 +613,7 @@ fn example_traffic_split_splits_and_takes_edits_live() {
         "- {service: books-v1, weight: 50}\n  - {service: books-v2, weight: 50}",
         "- {service: books-v1, weight: 100}\n  - {service: books-v2, weight: 0}",
     );
-    assert_ne!(edited, text);
-    std::fs::write(&mesh_file, &edited).unwrap();
-    let effective = run.state_dir().join("mesh.effective.yaml");
-    eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(&effective).is_ok_and(|text| text.contains("weight: 100"))
-    });
+    run.edit(&mesh_file, &text, &edited, "weight: 100");
     let mut last = inbound("books-v2");
     eventually(Duration::from_secs(30), || {
         std::thread::sleep(Duration::from_secs(2));
@@ -616,9 +629,7 @@ fn example_traffic_split_splits_and_takes_edits_live() {
 #[test]
 fn example_policy_admits_one_identity_and_takes_edits_live() {
     let run = ExampleRun::new("policy");
-    let mesh_file = run.dir.join("policy.yaml");
-    let text = std::fs::read_to_string(examples().join("policy.yaml")).unwrap();
-    std::fs::write(&mesh_file, &text).unwrap();
+    let (mesh_file, text) = run.copy_example("policy.yaml");
     let (up, state) = run.start(&mesh_file);
     let books = workload(&state, "books").admin.clone();
     let traffic = workload(&state, "traffic").admin.clone();
@@ -668,12 +679,7 @@ fn example_policy_admits_one_identity_and_takes_edits_live() {
         "identityRefs: [{kind: ServiceAccount, name: traffic}]",
         "identityRefs: [{kind: ServiceAccount, name: traffic}, {kind: ServiceAccount, name: stranger}]",
     );
-    assert_ne!(edited, text);
-    std::fs::write(&mesh_file, &edited).unwrap();
-    let effective = run.state_dir().join("mesh.effective.yaml");
-    eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(&effective).is_ok_and(|text| text.contains("name: stranger}]"))
-    });
+    run.edit(&mesh_file, &text, &edited, "name: stranger}]");
     steady("stranger allowed after the edit", || allowed(stranger_id));
     let before = denied(stranger_id);
     std::thread::sleep(Duration::from_secs(2));

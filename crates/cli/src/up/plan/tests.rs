@@ -35,6 +35,19 @@ fn mesh(documents: &[String]) -> String {
         .collect()
 }
 
+/// The environment of meshed `workload`'s proxy, by name, with tokens
+/// under `/state/tokens` and a placeholder trust anchor.
+fn proxy_env_map(workload: &WorkloadPlan) -> BTreeMap<String, String> {
+    let context = ProxyContext {
+        controller: controller(),
+        token_dir: PathBuf::from("/state/tokens"),
+        trust_anchors_pem: "PEM".to_string(),
+    };
+    proxy_env(workload, &workload.proxy.unwrap(), &context)
+        .into_iter()
+        .collect()
+}
+
 fn plan_text(text: &str) -> Result<Plan, PlanError> {
     let workloads = parse_workloads(text)?;
     plan(&workloads, controller(), Path::new("/mesh"))
@@ -188,14 +201,7 @@ fn environments() {
         assert_eq!(app[name], "localhost,127.0.0.1,::1", "{name}");
     }
     assert_eq!(app["A"], "b");
-    let context = ProxyContext {
-        controller: controller(),
-        token_dir: PathBuf::from("/state/tokens"),
-        trust_anchors_pem: "PEM".to_string(),
-    };
-    let proxy: BTreeMap<String, String> = proxy_env(web, &web.proxy.unwrap(), &context)
-        .into_iter()
-        .collect();
+    let proxy = proxy_env_map(web);
     for (name, value) in [
         ("WEFT_PROXY_INBOUND_LISTEN_ADDR", "127.0.0.1:7011"),
         ("WEFT_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:7012"),
@@ -244,14 +250,7 @@ fn the_default_inbound_policy_annotation_reaches_the_proxy_and_is_checked() {
     };
     let plan = plan_text(&mesh(&[annotated("deny")])).unwrap();
     let web = &plan.workloads[0];
-    let context = ProxyContext {
-        controller: controller(),
-        token_dir: PathBuf::from("/state/tokens"),
-        trust_anchors_pem: "PEM".to_string(),
-    };
-    let proxy: BTreeMap<String, String> = proxy_env(web, &web.proxy.unwrap(), &context)
-        .into_iter()
-        .collect();
+    let proxy = proxy_env_map(web);
     assert_eq!(proxy["WEFT_PROXY_INBOUND_DEFAULT_POLICY"], "deny");
     let error = plan_text(&mesh(&[annotated("nobody")]))
         .unwrap_err()
@@ -276,14 +275,7 @@ fn the_proxy_lets_peers_name_only_the_apps_declared_ports() {
     );
     let plan = plan_text(&mesh(&[text])).unwrap();
     let web = &plan.workloads[0];
-    let context = ProxyContext {
-        controller: controller(),
-        token_dir: PathBuf::from("/state/tokens"),
-        trust_anchors_pem: "PEM".to_string(),
-    };
-    let proxy: BTreeMap<String, String> = proxy_env(web, &web.proxy.unwrap(), &context)
-        .into_iter()
-        .collect();
+    let proxy = proxy_env_map(web);
     assert_eq!(proxy["WEFT_PROXY_INBOUND_FORWARD_ADDR"], "127.0.0.1:7040");
     assert_eq!(proxy["WEFT_PROXY_INBOUND_PORTS"], "7045,7040");
 }

@@ -21,11 +21,16 @@
 #      app never sees it.
 #   3b. a request line with a leading blank (which Python's http.server, the
 #      app here, still reads) and a forged l5d-client-id: 400, never relayed.
-#   4. silence past the detect timeout, then a forged l5d-client-id: closed,
-#      the app never sees it.
+#   4. silence past the detect timeout (the policy's, 10 s), then a forged
+#      l5d-client-id: closed, the app never sees it.
 #   5. plaintext, then TLS for the proxy's identity without the transport
 #      ALPN, straight to the inbound port 4143: refused at once, no
 #      connection loop (the proxy's inbound connection count barely moves).
+#   6. authorization policy: the mesh file gains a Server for web-1's port and
+#      an AuthorizationPolicy admitting one mesh identity; streamed to the
+#      proxy (InboundServerPolicies on the controller's Destination port), it
+#      answers the attacker's plaintext request 403 with l5d-proxy-error, the
+#      app never sees it, and inbound_http_authz_deny_total counts it.
 #
 # Needs root, iproute2, iptables (nft or legacy, with the nat table), curl,
 # python3, setpriv (util-linux).
@@ -115,6 +120,8 @@ start_everything() {
         WEFT_PROXY_IDENTITY_TOKEN_FILE="$WORK/tokens/shop/web-1.token" \
         WEFT_PROXY_IDENTITY_LOCAL_NAME="$SERVER_IDENTITY" \
         WEFT_PROXY_IDENTITY_TRUST_ANCHORS="$(cat "$WORK/state/trust-anchor.pem")" \
+        WEFT_PROXY_POLICY_WORKLOAD='{"ns":"shop","pod":"web-1"}' \
+        WEFT_PROXY_POLICY_SVC_ADDR="$DESTINATION_ADDR" \
         WEFT_PROXY_DETECT_TIMEOUT=1s
     wait_for "the app" 10 in_server curl -sf "http://127.0.0.1:$APP_PORT/"
     wait_ready server-proxy "$NS_SERVER"
@@ -193,9 +200,11 @@ check_sloppy_request_line() {
 }
 
 check_silence() {
-    log "4. silence past the detect timeout (1s), then a forged l5d-client-id"
+    # The controller's policy for the port sets the detect timeout (its
+    # default: 10 s, as Linkerd's), replacing WEFT_PROXY_DETECT_TIMEOUT.
+    log "4. silence past the detect timeout (10s, from the policy), then a forged l5d-client-id"
     local answer
-    answer=$(attacker silent "$SERVER_V4" "$APP_PORT" 2.5 \
+    answer=$(attacker silent "$SERVER_V4" "$APP_PORT" 11 \
         "GET /after-silence HTTP/1.1\r\nhost: web\r\nl5d-client-id: silent-$FORGED_IDENTITY\r\nconnection: close\r\n\r\n" | first_line)
     if [[ -z $answer ]]; then
         ok "closed without an answer"
@@ -232,6 +241,59 @@ check_direct_plaintext() {
     expect_metric server ">=" 2 inbound_tcp_errors_total 'error="direct without transport header"'
 }
 
+# Appends a Server for web-1's app port and an AuthorizationPolicy that
+# admits only one mesh identity (not the attacker, who has none).
+write_policy() {
+    cat >>"$WORK/mesh.yaml" <<YAML
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web-http, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: http
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: only-client, namespace: shop}
+spec:
+  identities: [client.shop.serviceaccount.identity.weft.cluster.local]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: web-from-client, namespace: shop}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: web-http}
+  requiredAuthenticationRefs:
+  - {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: only-client}
+YAML
+}
+
+check_authorization_policy() {
+    log "6. a Server admitting one mesh identity, then plaintext from the attacker"
+    local answer="" attempt
+    write_policy
+    # The edit reaches the proxy over its open WatchPort stream.
+    for attempt in $(seq 50); do
+        answer=$(attacker raw "$SERVER_V4" "$APP_PORT" \
+            "GET /denied-$attempt HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n")
+        if [[ $(first_line <<<"$answer") == "HTTP/1.1 403"* ]]; then break; fi
+        sleep 0.2
+    done
+    if [[ $(first_line <<<"$answer") == "HTTP/1.1 403"* ]] &&
+        grep -qi "l5d-proxy-error: unauthorized request on route" <<<"$answer"; then
+        ok "denied: 403 with l5d-proxy-error (request $attempt after the edit)"
+    else
+        fail "not denied after the policy edit: $(first_line <<<"$answer")"
+    fi
+    if app_saw "GET /denied-$attempt "; then
+        fail "the app saw the denied request"
+    else
+        ok "the app did not see the denied request"
+    fi
+    expect_metric server ">=" 1 inbound_http_authz_deny_total 'srv_name="web-http"'
+}
+
 main() {
     preflight
     require_binary controller "$CONTROLLER_BIN" WEFT_CONTROLLER_BIN
@@ -248,6 +310,7 @@ main() {
     check_sloppy_request_line
     check_silence
     check_direct_plaintext
+    check_authorization_policy
     check_graceful_stop server-proxy
 
     summary

@@ -22,6 +22,34 @@ use weft_test_support::{bin_path, eventually, free_port};
 /// Generous: a debug build on a shared machine.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// An empty directory for one test's files (`weft-<kind>-<test>-<pid>`),
+/// once the binaries `weft up` runs are built: the apps, proxies and
+/// controller are found next to weft.
+fn scratch_dir(kind: &str, test: &str) -> PathBuf {
+    for binary in ["weft-controller", "weft-proxy", "weft-demo"] {
+        bin_path(binary);
+    }
+    let dir = std::env::temp_dir().join(format!("weft-{kind}-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `weft up`'s controller flags, every listener on a free port.
+fn controller_flags() -> Vec<String> {
+    let mut flags = Vec::new();
+    for flag in [
+        "--destination-addr",
+        "--identity-addr",
+        "--controller-admin-addr",
+        "--web-addr",
+    ] {
+        flags.push(flag.to_string());
+        flags.push(format!("127.0.0.1:{}", free_port()));
+    }
+    flags
+}
+
 /// Two workloads, `books` and `client`, each `weft-demo books` behind a proxy.
 struct TestMesh {
     dir: PathBuf,
@@ -32,13 +60,7 @@ struct TestMesh {
 
 impl TestMesh {
     fn new(test: &str) -> TestMesh {
-        // The apps, proxies and controller are found next to weft.
-        for binary in ["weft-controller", "weft-proxy", "weft-demo"] {
-            bin_path(binary);
-        }
-        let dir = std::env::temp_dir().join(format!("weft-up-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("up", test);
         let books_admin = free_port();
         let mut text = String::from(
             "---\napiVersion: v1\nkind: Service\nmetadata: {name: books, namespace: test}\n\
@@ -60,21 +82,11 @@ impl TestMesh {
         }
         let mesh_file = dir.join("mesh.yaml");
         std::fs::write(&mesh_file, text).unwrap();
-        let mut controller_flags = Vec::new();
-        for flag in [
-            "--destination-addr",
-            "--identity-addr",
-            "--controller-admin-addr",
-            "--web-addr",
-        ] {
-            controller_flags.push(flag.to_string());
-            controller_flags.push(format!("127.0.0.1:{}", free_port()));
-        }
         TestMesh {
             dir,
             mesh_file,
             books_admin,
-            controller_flags,
+            controller_flags: controller_flags(),
         }
     }
 
@@ -389,27 +401,12 @@ struct ExampleRun {
 
 impl ExampleRun {
     fn new(test: &str) -> ExampleRun {
-        for binary in ["weft-controller", "weft-proxy", "weft-demo"] {
-            bin_path(binary);
-        }
-        let dir = std::env::temp_dir().join(format!("weft-example-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut controller_flags = Vec::new();
-        for flag in [
-            "--destination-addr",
-            "--identity-addr",
-            "--controller-admin-addr",
-            "--web-addr",
-        ] {
-            controller_flags.push(flag.to_string());
-            controller_flags.push(format!("127.0.0.1:{}", free_port()));
-        }
+        let dir = scratch_dir("example", test);
         ExampleRun {
             dir,
             // Allocation starts at base + 10 and skips taken ports.
             port_base: free_port().min(60_000),
-            controller_flags,
+            controller_flags: controller_flags(),
         }
     }
 

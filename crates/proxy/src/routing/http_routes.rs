@@ -95,9 +95,8 @@ impl PolicyRoutes {
         let index = if backends.len() == 1 {
             0
         } else {
-            let weights: Vec<u32> = backends.iter().map(|backend| backend.weight).collect();
-            let uniform = random.next_fraction();
-            super::policy::select_backend(&weights, uniform)?
+            let weights = backends.iter().map(|backend| backend.weight);
+            super::policy::select_backend(weights, random.next_fraction())?
         };
         let route_backend = backends.get(index)?;
         match &route_backend.target {

@@ -271,7 +271,7 @@ impl LogicalTarget {
             return &self.backends[0];
         }
         let uniform = random.next_fraction();
-        let index = policy::select_backend(&self.weights, uniform).unwrap_or(0);
+        let index = policy::select_backend(self.weights.iter().copied(), uniform).unwrap_or(0);
         &self.backends[index]
     }
 }

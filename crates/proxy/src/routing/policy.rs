@@ -55,26 +55,36 @@ pub(crate) fn select_route(routes: &[Route], method: &http::Method, path: &str) 
 }
 
 /// Picks a backend index from `weights` with `random` uniform in `[0, 1)`.
-/// Returns `None` only when `weights` is empty or all zero.
-pub(crate) fn select_backend(weights: &[u32], random: f64) -> Option<usize> {
-    let total: u64 = weights.iter().map(|weight| u64::from(*weight)).sum();
+/// Returns `None` only when `weights` is empty or all zero. Takes the
+/// weights as an iterator (walked twice), so a caller reads them in place,
+/// with no list made per request.
+pub(crate) fn select_backend(
+    weights: impl Iterator<Item = u32> + Clone,
+    random: f64,
+) -> Option<usize> {
+    let total: u64 = weights.clone().map(u64::from).sum();
     if total == 0 {
         return None;
     }
     let mut point = (random * total as f64) as u64;
-    for (index, weight) in weights.iter().enumerate() {
-        let weight = u64::from(*weight);
+    let mut last_weighted = None;
+    for (index, weight) in weights.enumerate() {
+        let weight = u64::from(weight);
         if point < weight {
             return Some(index);
         }
         point -= weight;
+        if weight > 0 {
+            last_weighted = Some(index);
+        }
     }
-    weights.iter().rposition(|weight| *weight > 0)
+    last_weighted
 }
 
 /// Whether a profile's `dst_overrides` split traffic: anything but none or
-/// the service itself alone (which the controller sends for every
-/// service). Decides whether an outbound policy may route instead.
+/// the service itself alone (which Linkerd 2.9-style Destination servers
+/// send for every service; weft's controller sends none without a split).
+/// Decides whether an outbound policy may route instead.
 pub(crate) fn is_split(dst_overrides: &[DstOverride], name: &str) -> bool {
     match dst_overrides {
         [] => false,
@@ -235,7 +245,7 @@ mod tests {
         ];
         for (weights, random, expected) in table {
             assert_eq!(
-                select_backend(weights, *random),
+                select_backend(weights.iter().copied(), *random),
                 *expected,
                 "{weights:?} at {random}"
             );
@@ -243,7 +253,9 @@ mod tests {
         // Over many uniform draws the shares follow the weights.
         let draws = 10_000;
         let picked_second = (0..draws)
-            .filter(|draw| select_backend(&[9000, 1000], *draw as f64 / draws as f64) == Some(1))
+            .filter(|draw| {
+                select_backend([9000, 1000].into_iter(), *draw as f64 / draws as f64) == Some(1)
+            })
             .count();
         assert_eq!(picked_second, 1000);
     }

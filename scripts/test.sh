@@ -59,6 +59,17 @@ step "cargo clippy --workspace --all-targets -- -D warnings" \
 step "scripts/import-graph.py --check" \
     python3 scripts/import-graph.py --check crates/* tests bench demo
 
+# The offline Kubernetes validators (kubernetes-validate, openapi-schema-
+# validator) the manifest and CRD tests run; tests find them through
+# WEFT_K8S_TOOLS.
+if K8S_TOOLS=$(scripts/k8s-tools.sh); then
+    export WEFT_K8S_TOOLS=${K8S_TOOLS%/bin}
+    RESULTS+=("ok       scripts/k8s-tools.sh")
+else
+    RESULTS+=("FAIL     scripts/k8s-tools.sh (the manifest tests will fail)")
+    FAILED=$((FAILED + 1))
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast
 else

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Service;
 use tokio::sync::{mpsc, watch};
+use weft_core::endpoint_slice::EndpointSlice;
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::object::{Kind, MeshObject, ObjectError, ObjectKey};
 use weft_core::profile::ServiceProfile;
@@ -137,6 +138,8 @@ struct Objects {
     splits: BTreeMap<NamespacedName, Box<TrafficSplit>>,
     routes: routes::RouteObjects,
     policy: policy::PolicyStore,
+    /// EndpointSlices (on a cluster: a Service's endpoints).
+    slices: BTreeMap<NamespacedName, Box<EndpointSlice>>,
 }
 
 impl Objects {
@@ -161,6 +164,10 @@ impl Objects {
                 .map(MeshObject::TrafficSplit),
             MeshObject::HttpRoute(route) => self.routes.insert_http(name, route),
             MeshObject::GrpcRoute(route) => self.routes.insert_grpc(name, route),
+            MeshObject::EndpointSlice(slice) => self
+                .slices
+                .insert(name, slice)
+                .map(MeshObject::EndpointSlice),
             object @ (MeshObject::Server(_)
             | MeshObject::AuthorizationPolicy(_)
             | MeshObject::MeshTLSAuthentication(_)
@@ -178,6 +185,7 @@ impl Objects {
             Kind::TrafficSplit => self.splits.remove(&name).map(MeshObject::TrafficSplit),
             Kind::HttpRoute => self.routes.remove_http(&name),
             Kind::GrpcRoute => self.routes.remove_grpc(&name),
+            Kind::EndpointSlice => self.slices.remove(&name).map(MeshObject::EndpointSlice),
             Kind::Server => self.policy.remove_server(&name),
             Kind::AuthorizationPolicy => self.policy.remove_authorization_policy(&name),
             Kind::MeshTLSAuthentication => self.policy.remove_mesh_tls(&name),

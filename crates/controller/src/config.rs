@@ -33,8 +33,15 @@ pub struct Args {
     pub command: Option<Command>,
     /// The mesh file: multi-document YAML of Services, Workloads,
     /// ServiceProfiles and TrafficSplits. Watched for edits.
-    #[arg(long, env = "WEFT_CONTROLLER_MESH_FILE", required = true)]
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_MESH_FILE",
+        required_unless_present = "kubernetes"
+    )]
     pub mesh_file: Option<PathBuf>,
+    /// The Kubernetes API as the catalog's source instead of a mesh file.
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
     /// Where the Destination gRPC service listens.
     #[arg(
         long,
@@ -69,6 +76,22 @@ pub struct Args {
     /// Inbound authorization policy: defaults and where it is served.
     #[command(flatten)]
     pub policy: PolicyArgs,
+}
+
+/// The Kubernetes source's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubernetesArgs {
+    /// Read the mesh from the Kubernetes API (Services, EndpointSlices, Pods,
+    /// Namespaces and weft's custom resources) instead of a mesh file.
+    #[arg(long, env = "WEFT_CONTROLLER_KUBERNETES", conflicts_with = "mesh_file")]
+    pub kubernetes: bool,
+    /// The kubeconfig file to reach the API with. Default: the pod's
+    /// ServiceAccount in a cluster, else $KUBECONFIG or ~/.kube/config.
+    #[arg(long, env = "WEFT_CONTROLLER_KUBECONFIG", requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, env = "WEFT_CONTROLLER_KUBE_CONTEXT", requires = "kubernetes")]
+    pub kube_context: Option<String>,
 }
 
 /// The inbound policy service's flags.

@@ -11,6 +11,7 @@
 //! |---------------|------------|
 //! | [`catalog`]   | the mesh model: a synchronous in-memory index with subscriptions |
 //! | [`mesh_file`] | the mesh-file source: parse, validate, reset the catalog, watch for edits |
+//! | [`kubernetes`] | the Kubernetes source: the API client, watches feeding the catalog |
 //! | [`destination`] | the Destination gRPC service: path parsing, translation, streams |
 //! | [`policy`]    | the InboundServerPolicies gRPC service: workload ports → effective policy |
 //! | [`identity`]  | the Identity gRPC service: issuer files, CSR checks, tokens, signing |
@@ -37,6 +38,7 @@ pub mod file_watch;
 pub mod fuzz_entry;
 pub mod identity;
 pub mod incoming;
+pub mod kubernetes;
 pub mod memory;
 pub mod mesh_file;
 pub mod metrics_api;

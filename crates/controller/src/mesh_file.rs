@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use weft_core::endpoint_slice::EndpointSlice;
 use weft_core::object::{Kind, MeshObject, ObjectKey};
 use weft_core::policy::{
     AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication, Server,
@@ -467,6 +468,16 @@ fn parse_document(document: &Document<'_>) -> Result<MeshObject, DocumentProblem
         Kind::AuthorizationPolicy => parse_as::<AuthorizationPolicy>(document)?.into(),
         Kind::MeshTLSAuthentication => parse_as::<MeshTLSAuthentication>(document)?.into(),
         Kind::NetworkAuthentication => parse_as::<NetworkAuthentication>(document)?.into(),
+        Kind::EndpointSlice => {
+            let slice = parse_as::<k8s_openapi::api::discovery::v1::EndpointSlice>(document)?;
+            EndpointSlice::from_kubernetes(&slice)
+                .map_err(|error| DocumentProblem {
+                    document: document.number,
+                    line: document.content_line,
+                    reason: format!("EndpointSlice: {error}"),
+                })?
+                .into()
+        }
     };
     // The policy kinds' checks beyond their shape; the reason names the field.
     object.validate().map_err(|error| DocumentProblem {

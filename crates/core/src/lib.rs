@@ -17,6 +17,9 @@
 //! | [`object`]  | [`MeshObject`]: one parsed object of any kind, its [`Kind`] and [`ObjectKey`] |
 //! | [`service`] | selector matching, named target ports, cluster IPs (pure) |
 //! | [`workload`]| the `Workload` kind |
+//! | [`endpoint_slice`] | `EndpointSlice` (discovery.k8s.io/v1), lean: a Service's endpoints on a cluster |
+//! | [`cluster`] | the names a Kubernetes installation shares (namespace, Services, Secrets, labels) |
+//! | [`crds`]    | (feature `crds`) the CustomResourceDefinitions of the kinds above, from these types |
 //! | [`profile`] | `ServiceProfile`, route matching, response classification |
 //! | [`duration`]| Go duration strings (`250ms`, `1m30s`) |
 //! | [`split`]   | `TrafficSplit`, `dst_overrides` |
@@ -25,7 +28,13 @@
 //! | [`names`]   | fully-qualified service names |
 //! | [`policy`]  | Linkerd's authorization policy kinds and a port's effective inbound policy; without `model`, only its CIDR networks and default policies (the proxy's too) |
 
+#[cfg(feature = "model")]
+pub mod cluster;
+#[cfg(feature = "crds")]
+pub mod crds;
 pub mod duration;
+#[cfg(feature = "model")]
+pub mod endpoint_slice;
 pub mod names;
 #[cfg(feature = "model")]
 pub mod object;

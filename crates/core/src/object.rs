@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::core::v1::Service;
 
+use crate::endpoint_slice::{self, EndpointSlice};
 use crate::policy::{
     AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication, Server, authentication,
     authorization, server,
@@ -18,7 +19,7 @@ use crate::workload::{self, Workload};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectError {
     /// `apiVersion`/`kind` is not one of the kinds weft knows.
-    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, {workload} Workload, {profile} ServiceProfile, {split} TrafficSplit, HTTPRoute ({http_routes}), GRPCRoute ({grpc_routes}), or policy.linkerd.io Server, AuthorizationPolicy, MeshTLSAuthentication or NetworkAuthentication)",
+    #[error("unsupported kind {kind:?} of apiVersion {api_version:?} (expected v1 Service, discovery.k8s.io/v1 EndpointSlice, {workload} Workload, {profile} ServiceProfile, {split} TrafficSplit, HTTPRoute ({http_routes}), GRPCRoute ({grpc_routes}), or policy.linkerd.io Server, AuthorizationPolicy, MeshTLSAuthentication or NetworkAuthentication)",
         http_routes = route::HTTP_ROUTE_API_VERSIONS.join(", "), grpc_routes = route::GRPC_ROUTE_API_VERSIONS.join(", "),
         workload = workload::API_VERSION, profile = profile::API_VERSION, split = split::API_VERSION)]
     UnsupportedKind {
@@ -55,6 +56,8 @@ pub enum Kind {
     HttpRoute,
     /// gateway.networking.k8s.io/v1 GRPCRoute.
     GrpcRoute,
+    /// discovery.k8s.io/v1 EndpointSlice.
+    EndpointSlice,
 }
 
 impl Kind {
@@ -63,6 +66,7 @@ impl Kind {
         match (api_version, kind) {
             ("v1", "Service") => Ok(Kind::Service),
             (workload::API_VERSION, workload::KIND) => Ok(Kind::Workload),
+            (endpoint_slice::API_VERSION, endpoint_slice::KIND) => Ok(Kind::EndpointSlice),
             (profile::API_VERSION, profile::KIND) => Ok(Kind::ServiceProfile),
             (split::API_VERSION, split::KIND) => Ok(Kind::TrafficSplit),
             (version, server::KIND) if server::API_VERSIONS.contains(&version) => Ok(Kind::Server),
@@ -148,6 +152,8 @@ pub enum MeshObject {
     HttpRoute(Box<HttpRoute>),
     /// A GRPCRoute.
     GrpcRoute(Box<GrpcRoute>),
+    /// An EndpointSlice.
+    EndpointSlice(Box<EndpointSlice>),
 }
 
 impl MeshObject {
@@ -164,6 +170,7 @@ impl MeshObject {
             MeshObject::NetworkAuthentication(_) => Kind::NetworkAuthentication,
             MeshObject::HttpRoute(_) => Kind::HttpRoute,
             MeshObject::GrpcRoute(_) => Kind::GrpcRoute,
+            MeshObject::EndpointSlice(_) => Kind::EndpointSlice,
         }
     }
 
@@ -173,6 +180,10 @@ impl MeshObject {
             // A Workload keeps a lean metadata of its own, not an ObjectMeta.
             MeshObject::Workload(workload) => {
                 let metadata = &workload.metadata;
+                return (metadata.name.as_deref(), metadata.namespace.as_deref());
+            }
+            MeshObject::EndpointSlice(slice) => {
+                let metadata = &slice.metadata;
                 return (metadata.name.as_deref(), metadata.namespace.as_deref());
             }
             MeshObject::Service(service) => &service.metadata,
@@ -235,7 +246,9 @@ impl MeshObject {
             | MeshObject::TrafficSplit(_)
             // Routes are checked as they are parsed.
             | MeshObject::HttpRoute(_)
-            | MeshObject::GrpcRoute(_) => Ok(()),
+            | MeshObject::GrpcRoute(_)
+            // Slices are checked as they are converted.
+            | MeshObject::EndpointSlice(_) => Ok(()),
         }
     }
 }
@@ -267,6 +280,12 @@ impl From<NetworkAuthentication> for MeshObject {
 impl From<TrafficSplit> for MeshObject {
     fn from(split: TrafficSplit) -> Self {
         MeshObject::TrafficSplit(Box::new(split))
+    }
+}
+
+impl From<EndpointSlice> for MeshObject {
+    fn from(slice: EndpointSlice) -> Self {
+        MeshObject::EndpointSlice(Box::new(slice))
     }
 }
 
@@ -348,6 +367,11 @@ mod tests {
             ("policy.linkerd.io/v1beta3", "GRPCRoute", None),
             ("linkerd.io/v1alpha1", "ServiceProfile", None),
             ("v1", "Pod", None),
+            (
+                "discovery.k8s.io/v1",
+                "EndpointSlice",
+                Some(Kind::EndpointSlice),
+            ),
         ];
         for (api_version, kind, expected) in cases {
             assert_eq!(

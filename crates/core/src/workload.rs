@@ -137,6 +137,22 @@ pub struct WorkloadSpec {
     /// Where its proxy listens, when meshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<WorkloadProxy>,
+    /// What runs it, when a controller does: on Kubernetes the pod's owner
+    /// (a ReplicaSet's Deployment, a Job's CronJob, a StatefulSet, a
+    /// DaemonSet); proxies label its metrics with it, as Linkerd's do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<WorkloadOwner>,
+}
+
+/// A workload's owner: its kind (`Deployment`, `StatefulSet`, `DaemonSet`,
+/// `Job`, `CronJob`, `ReplicaSet`, ...) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadOwner {
+    /// The owner's kind, as Kubernetes spells it.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
 }
 
 /// One port of a workload.

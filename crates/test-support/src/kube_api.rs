@@ -22,19 +22,47 @@
 //! gets the real server's answer: an `ERROR` event carrying a `410 Expired`
 //! Status, after which kube's watcher lists again.
 //!
-//! Built-in kinds: see `model::BUILT_IN` (core, apps, batch, discovery, RBAC,
-//! admission, policy, CRDs, Linkerd's, SMI's, Gateway API's, weft's);
-//! [`KubeApiServer::register_kind`] adds more, and so does applying a
-//! CustomResourceDefinition. A kind served at several versions is one
-//! resource stored once; each reader gets it with the apiVersion it asked for.
+//! Built-in kinds (the path of each follows from its apiVersion, plural and
+//! scope: `/api/v1/namespaces/{ns}/pods`, `/apis/apps/v1/replicasets`, …):
+//! - `v1`: Pod, Service, Namespace (cluster), Secret, ConfigMap,
+//!   ServiceAccount, Node (cluster), Endpoints, Event;
+//! - `discovery.k8s.io/v1` EndpointSlice; `apps/v1` Deployment, ReplicaSet,
+//!   StatefulSet, DaemonSet; `batch/v1` Job, CronJob; `coordination.k8s.io/v1`
+//!   Lease; `policy/v1` PodDisruptionBudget;
+//! - cluster-scoped: `apiextensions.k8s.io/v1` CustomResourceDefinition,
+//!   `rbac.authorization.k8s.io/v1` ClusterRole, ClusterRoleBinding (and the
+//!   namespaced Role, RoleBinding), `admissionregistration.k8s.io/v1`
+//!   Mutating/ValidatingWebhookConfiguration;
+//! - `linkerd.io/v1alpha2` ServiceProfile; `split.smi-spec.io/v1alpha1..4`
+//!   TrafficSplit; `policy.linkerd.io` Server (v1beta1..3), HTTPRoute
+//!   (v1beta1..3), AuthorizationPolicy, MeshTLSAuthentication,
+//!   NetworkAuthentication (v1alpha1); `gateway.networking.k8s.io` HTTPRoute
+//!   (v1, v1beta1), GRPCRoute (v1); `weft.dev/v1alpha1` Workload.
+//!
+//! [`KubeApiServer::register_kind`] adds more, and so does storing a
+//! CustomResourceDefinition (its group, names and versions). A kind served at
+//! several versions is one resource stored once; each reader gets it with the
+//! apiVersion it asked for (a CRD with `conversion: None`).
+//!
+//! Also served: `GET /version` (v1.33.0), `/api`, `/apis`, `/api/v1` and
+//! `/apis/{group}/{version}` discovery, `POST` TokenReviews
+//! ([`KubeApiServer::set_token_review`]) and (Self)SubjectAccessReviews
+//! ([`KubeApiServer::set_self_subject_access_review`]). Watches honour
+//! `resourceVersion` (events after it; absent or `0`: the current objects as
+//! ADDED first), `allowWatchBookmarks`, `timeoutSeconds`, `sendInitialEvents`
+//! (the `k8s.io/initial-events-end` bookmark), selectors (an object that
+//! stops matching is DELETED). `Accept: …;as=PartialObjectMetadataList` /
+//! `as=PartialObjectMetadata` answers metadata only (kube's metadata
+//! watches).
 //!
 //! Simplified on purpose: no admission, validation or defaulting, no
 //! namespace existence checks, no finalizers or graceful deletion (a delete
 //! removes at once), lists always read the latest state (a continued list
 //! serves the newest objects after the last key, under the first page's
 //! resourceVersion; watch resumption makes up for it as with a real server),
-//! `PATCH` supports merge, strategic-merge (as a merge) and apply patches (as a
-//! merge that creates), not JSON patch.
+//! `PATCH` supports JSON patch, merge, strategic-merge (as a plain merge:
+//! lists are replaced, not merged by key) and apply patches (as a merge that
+//! creates; no field ownership).
 
 mod model;
 mod serve;
@@ -590,16 +618,16 @@ impl Store {
             .cloned()
     }
 
+    /// A version-4-shaped UUID, unique in this server (a counter in its last part).
     fn next_uid(&mut self) -> String {
         self.uid_counter += 1;
-        let random = u64::from(crate::random_u32()) << 16 | (self.uid_counter & 0xffff);
         format!(
             "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
             crate::random_u32(),
-            self.uid_counter & 0xffff,
+            crate::random_u32() & 0xffff,
             crate::random_u32() & 0xfff,
             crate::random_u32() & 0xfff,
-            random & 0xffff_ffff_ffff
+            self.uid_counter & 0xffff_ffff_ffff
         )
     }
 

@@ -740,3 +740,93 @@ async fn ten_thousand_pods_apply_and_list() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn streaming_list_watchers_get_initial_events_then_changes() {
+    let api = KubeApiServer::start();
+    api.apply(pod("web", "a", json!({})));
+    let pods: Api<Pod> = Api::all(client(&api).await);
+    let mut events = watch_stream(pods, watcher::Config::default().streaming_lists()).boxed();
+    for expected in ["Init", "InitApply(web/a)", "InitDone"] {
+        assert_eq!(next_event(&mut events).await, expected);
+    }
+    api.apply(pod("web", "b", json!({})));
+    assert_eq!(next_event(&mut events).await, "Apply(web/b)");
+    let first = &api.requests()[0];
+    assert!(first.query.contains("sendInitialEvents=true"), "{first:?}");
+}
+
+#[tokio::test]
+async fn watches_end_after_their_timeout_and_when_closed() {
+    let api = KubeApiServer::start();
+    let pods: Api<Pod> = Api::all(client(&api).await);
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut events = watch_stream(pods, watcher::Config::default().timeout(1)).boxed();
+        while let Some(event) = events.next().await {
+            if sender.send(event.map(|event| describe(&event))).is_err() {
+                break;
+            }
+        }
+    });
+    let watches = || {
+        api.requests()
+            .iter()
+            .filter(|request| request.query.contains("watch=true"))
+            .count()
+    };
+    assert!(watches() <= 1);
+    eventually(|| watches() >= 3).await;
+    let before = watches();
+    api.close_watches();
+    eventually(|| watches() > before).await;
+    api.apply(pod("web", "a", json!({})));
+    let mut seen = Vec::new();
+    while !seen.contains(&"Apply(web/a)".to_string()) {
+        seen.push(receiver.recv().await.unwrap().expect("no watcher error"));
+    }
+    task.abort();
+}
+
+#[tokio::test]
+async fn custom_resource_definitions_serve_their_kinds() {
+    let api = KubeApiServer::start();
+    api.apply_yaml(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata: {name: gadgets.example.com}\n\
+         spec:\n  group: example.com\n  scope: Namespaced\n\
+         \x20 names: {kind: Gadget, plural: gadgets, singular: gadget, listKind: GadgetList}\n\
+         \x20 versions:\n  - {name: v1beta1, served: true, storage: false}\n  - {name: v1, served: true, storage: true}\n",
+    );
+    api.apply(json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget", "metadata": {"name": "g", "namespace": "web"}}));
+    let gadget = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Gadget"),
+        "gadgets",
+    );
+    let gadgets: Api<DynamicObject> = Api::all_with(client(&api).await, &gadget);
+    let listed = gadgets
+        .list(&ListParams::default())
+        .await
+        .expect("the CRD's kind is served");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        listed.items[0].types.as_ref().unwrap().api_version,
+        "example.com/v1"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_server_ends_its_watches() {
+    let api = KubeApiServer::start();
+    let pods: Api<Pod> = Api::all(client(&api).await);
+    let mut events = watch_stream(pods, watcher::Config::default()).boxed();
+    assert_eq!(next_event(&mut events).await, "Init");
+    assert_eq!(next_event(&mut events).await, "InitDone");
+    api.apply(pod("web", "a", json!({})));
+    assert_eq!(next_event(&mut events).await, "Apply(web/a)");
+    drop(api);
+    assert!(
+        next(&mut events).await.is_err(),
+        "the watcher reports the lost server"
+    );
+}

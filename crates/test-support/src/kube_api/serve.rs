@@ -446,30 +446,20 @@ fn write(shared: &Shared, target: &Target, call: &Call, mode: WriteMode) -> Resp
     }
 }
 
-/// PATCH: merge, strategic merge (as a merge) or apply (a merge that creates).
+/// PATCH: JSON patch, merge, strategic merge (as a merge) or apply (a merge
+/// that creates).
 fn patch(shared: &Shared, target: &Target, call: &Call) -> Response<Body> {
     let Some(name) = &target.path.name else {
         return failure(405, "PATCH needs an object");
     };
-    let apply = call.content_type.starts_with("application/apply-patch");
-    let merge = apply
-        || call
-            .content_type
-            .starts_with("application/merge-patch+json")
-        || call
-            .content_type
-            .starts_with("application/strategic-merge-patch+json");
-    if !merge {
-        return status_response(
-            415,
-            "UnsupportedMediaType",
-            &format!(
-                "the test API server does not support the patch type {:?}",
-                call.content_type
-            ),
-            None,
+    let kind = PatchKind::of(&call.content_type);
+    let Some(kind) = kind else {
+        let message = format!(
+            "the test API server does not support the patch type {:?}",
+            call.content_type
         );
-    }
+        return status_response(415, "UnsupportedMediaType", &message, None);
+    };
     let patch: Value = match serde_json::from_slice(&call.body) {
         Ok(patch) => patch,
         Err(_) => match serde_saphyr::from_slice(&call.body) {
@@ -477,18 +467,27 @@ fn patch(shared: &Shared, target: &Target, call: &Call) -> Response<Body> {
             Err(error) => return failure(400, &format!("the patch is not JSON or YAML: {error}")),
         },
     };
-    let patch = match target.path.subresource.as_deref() {
-        Some("status") => json!({"status": patch.get("status").cloned().unwrap_or(Value::Null)}),
-        _ => patch,
-    };
+    let status_only = target.path.subresource.as_deref() == Some("status");
     let mut store = shared.store();
     let (object, mode, code) = match store.object(target.id, target.namespace(), name) {
         Some(current) => {
             let mut object = Value::clone(&current);
-            model::merge_patch(&mut object, &patch);
+            if kind == PatchKind::Json {
+                if let Err(message) = model::json_patch(&mut object, &patch) {
+                    return status_response(422, "Invalid", &message, None);
+                }
+            } else {
+                model::merge_patch(&mut object, &patch);
+            }
+            if status_only {
+                // Only the status moves on the status subresource.
+                let status = object.get("status").cloned().unwrap_or(Value::Null);
+                object = Value::clone(&current);
+                object["status"] = status;
+            }
             (object, WriteMode::Replace, StatusCode::OK)
         }
-        None if apply => {
+        None if kind == PatchKind::Apply => {
             let mut object = patch;
             object["metadata"]["name"] = Value::String(name.clone());
             (object, WriteMode::Create, StatusCode::CREATED)
@@ -501,6 +500,31 @@ fn patch(shared: &Shared, target: &Target, call: &Call) -> Response<Body> {
             target.render.object_response(code, &stored)
         }
         Err(error) => target.write_error(&error),
+    }
+}
+
+/// The patch types the server applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatchKind {
+    /// RFC 6902.
+    Json,
+    /// RFC 7386 (strategic merge patches too, without their list keys).
+    Merge,
+    /// Server-side apply, as a merge that creates.
+    Apply,
+}
+
+impl PatchKind {
+    fn of(content_type: &str) -> Option<Self> {
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        match media_type {
+            "application/json-patch+json" => Some(Self::Json),
+            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                Some(Self::Merge)
+            }
+            "application/apply-patch+yaml" => Some(Self::Apply),
+            _ => None,
+        }
     }
 }
 

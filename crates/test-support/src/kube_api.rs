@@ -64,6 +64,7 @@
 //! lists are replaced, not merged by key) and apply patches (as a merge that
 //! creates; no field ownership).
 
+mod discovery;
 mod model;
 mod serve;
 

@@ -830,3 +830,29 @@ async fn dropping_the_server_ends_its_watches() {
         "the watcher reports the lost server"
     );
 }
+
+#[tokio::test]
+async fn discovery_lists_the_served_kinds() {
+    let api = KubeApiServer::start();
+    let client = client(&api).await;
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery");
+    let (replica_sets, capabilities) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "ReplicaSet"))
+        .expect("ReplicaSets are discovered");
+    assert_eq!(replica_sets.plural, "replicasets");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Namespaced);
+    let (_, capabilities) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Namespace"))
+        .expect("Namespaces are discovered");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Cluster);
+    let legacy = kube::discovery::Discovery::new(client)
+        .run()
+        .await
+        .expect("discovery");
+    assert!(legacy.has_group("policy.linkerd.io"));
+    let servers = legacy.get("policy.linkerd.io").unwrap();
+    assert_eq!(servers.preferred_version_or_latest(), "v1beta3");
+}

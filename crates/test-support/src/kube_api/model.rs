@@ -60,6 +60,7 @@ const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ("v1", "Node", "nodes", false),
     ("v1", "Endpoints", "endpoints", true),
     ("v1", "Event", "events", true),
+    ("events.k8s.io/v1", "Event", "events", true),
     (
         "discovery.k8s.io/v1",
         "EndpointSlice",
@@ -285,6 +286,8 @@ impl Registry {
 pub(super) enum Route {
     /// `/version`.
     Version,
+    /// `/healthz`, `/livez`, `/readyz`.
+    Health,
     /// `/api`: the core group's versions.
     CoreVersions,
     /// `/apis`: the groups.
@@ -321,6 +324,7 @@ pub(super) fn parse_path(path: &str) -> Route {
         .collect();
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => return Route::Version,
+        ["healthz" | "livez" | "readyz"] => return Route::Health,
         ["api"] => return Route::CoreVersions,
         ["apis"] => return Route::Groups,
         ["api", version, rest @ ..] => ("", *version, rest),
@@ -782,7 +786,8 @@ mod tests {
                     version: "v1".into(),
                 },
             ),
-            ("/healthz", Route::Unknown),
+            ("/healthz", Route::Health),
+            ("/metrics", Route::Unknown),
             ("/api/v1/namespaces/x/pods/a/status/extra", Route::Unknown),
         ];
         for (path, expected) in cases {

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use super::discovery;
 use super::model::{self, ContinueToken, ResourceId, ResourcePath, Route};
 use super::{
     Filter, RecordedRequest, ResourceAttributes, Shared, TokenReviewAnswer, TokenReviewRequest,
@@ -68,7 +69,9 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
             .unwrap_or_default()
             .to_string()
     };
-    let metadata_only = header(header::ACCEPT).contains("as=PartialObjectMetadata");
+    let accept = header(header::ACCEPT);
+    let metadata_only = accept.contains("as=PartialObjectMetadata");
+    let aggregated = accept.contains("as=APIGroupDiscoveryList");
     let content_type = header(header::CONTENT_TYPE);
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -82,16 +85,27 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
         metadata_only,
     };
     match model::parse_path(&path) {
-        Route::Version => json_response(StatusCode::OK, &version_info()),
-        Route::CoreVersions => json_response(
+        Route::Version => json_response(StatusCode::OK, &discovery::version()),
+        Route::Health => text_response(StatusCode::OK, "ok"),
+        Route::CoreVersions if aggregated => json_response(
             StatusCode::OK,
-            &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+            &discovery::aggregated(&shared.store().registry, true),
         ),
-        Route::Groups => json_response(StatusCode::OK, &groups(shared)),
-        Route::Resources { group, version } => match resources(shared, &group, &version) {
-            Some(list) => json_response(StatusCode::OK, &list),
-            None => not_found_path(),
-        },
+        Route::CoreVersions => json_response(StatusCode::OK, &discovery::core_versions()),
+        Route::Groups if aggregated => json_response(
+            StatusCode::OK,
+            &discovery::aggregated(&shared.store().registry, false),
+        ),
+        Route::Groups => {
+            json_response(StatusCode::OK, &discovery::groups(&shared.store().registry))
+        }
+        Route::Resources { group, version } => {
+            let resources = discovery::resources(&shared.store().registry, &group, &version);
+            match resources {
+                Some(list) => json_response(StatusCode::OK, &list),
+                None => not_found_path(),
+            }
+        }
         Route::Resource(path) => resource(shared, path, call).await,
         Route::Unknown => not_found_path(),
     }
@@ -760,99 +774,22 @@ fn write_json(out: &mut Vec<u8>, value: &Value) {
     serde_json::to_writer(out, value).expect("a JSON value serializes");
 }
 
-/// `/version`, as a v1.33.0 server answers.
-fn version_info() -> Value {
-    json!({
-        "major": "1",
-        "minor": "33",
-        "gitVersion": "v1.33.0",
-        "gitCommit": "60a317eadfcb839692a68eab88b2096f4d708f4f",
-        "gitTreeState": "clean",
-        "buildDate": "2025-04-23T13:07:44Z",
-        "goVersion": "go1.24.2",
-        "compiler": "gc",
-        "platform": "linux/amd64",
-    })
-}
-
-/// `/apis`: every group with its versions, the preferred one first.
-fn groups(shared: &Shared) -> Value {
-    let store = shared.store();
-    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (_, resource) in store
-        .registry
-        .iter()
-        .filter(|(_, resource)| !resource.group.is_empty())
-    {
-        let versions = groups.entry(resource.group.as_str()).or_default();
-        for version in &resource.versions {
-            if !versions.contains(&version.as_str()) {
-                versions.push(version);
-            }
-        }
-    }
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|(group, mut versions)| {
-            versions.sort_by_key(|version| std::cmp::Reverse(version_priority(version)));
-            let entry = |version: &str| json!({"groupVersion": format!("{group}/{version}"), "version": version});
-            json!({
-                "name": group,
-                "versions": versions.iter().map(|version| entry(version)).collect::<Vec<_>>(),
-                "preferredVersion": entry(versions[0]),
-            })
-        })
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-}
-
-/// Kubernetes' version order: GA over beta over alpha, then by number.
-fn version_priority(version: &str) -> (u8, u32, u32) {
-    let digits = |text: &str| text.parse::<u32>().unwrap_or_default();
-    let rest = version.strip_prefix('v').unwrap_or(version);
-    let major_end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    let (major, stability) = rest.split_at(major_end);
-    match stability {
-        "" => (3, digits(major), 0),
-        beta if beta.starts_with("beta") => (2, digits(major), digits(&beta[4..])),
-        alpha if alpha.starts_with("alpha") => (1, digits(major), digits(&alpha[5..])),
-        _ => (0, 0, 0),
-    }
-}
-
-/// `/api/v1`, `/apis/group/version`: the resources served there.
-fn resources(shared: &Shared, group: &str, version: &str) -> Option<Value> {
-    let store = shared.store();
-    let resources: Vec<Value> = store
-        .registry
-        .iter()
-        .filter(|(_, resource)| resource.group == group && resource.versions.iter().any(|known| known == version))
-        .map(|(_, resource)| {
-            json!({
-                "name": resource.plural,
-                "singularName": resource.kind.to_lowercase(),
-                "namespaced": resource.namespaced,
-                "kind": resource.kind,
-                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-            })
-        })
-        .collect();
-    (!resources.is_empty()).then(|| {
-        json!({
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": model::join_api_version(group, version),
-            "resources": resources,
-        })
-    })
-}
-
 fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
     let mut out = Vec::new();
     write_json(&mut out, value);
     bytes_response(code, Bytes::from(out))
+}
+
+fn text_response(code: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(UnsyncBoxBody::new(Full::new(Bytes::from_static(
+        text.as_bytes(),
+    ))));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 fn bytes_response(code: StatusCode, body: Bytes) -> Response<Body> {
@@ -882,19 +819,4 @@ fn failure(code: u16, message: &str) -> Response<Body> {
 /// A path serving nothing (an unknown group, version or resource).
 fn not_found_path() -> Response<Body> {
     failure(404, "the server could not find the requested resource")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::version_priority;
-
-    #[test]
-    fn versions_order_like_kubernetes() {
-        let mut versions = vec!["v1alpha1", "v1beta1", "v1", "v1alpha4", "v1beta3", "v2"];
-        versions.sort_by_key(|version| std::cmp::Reverse(version_priority(version)));
-        assert_eq!(
-            versions,
-            ["v2", "v1", "v1beta3", "v1beta1", "v1alpha4", "v1alpha1"]
-        );
-    }
 }

@@ -12,6 +12,20 @@
 //!    TokenReview, (Self)SubjectAccessReview ◄── answers the test sets
 //! ```
 //!
+//! ```text
+//! let api = KubeApiServer::start();
+//! api.write_kubeconfig(&dir.join("kubeconfig"));      // or Kubeconfig::from_yaml(&api.kubeconfig_yaml())
+//! api.apply(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "web"}, …}));
+//! api.set_token_review(|review| TokenReviewAnswer::Authenticated { username: …, audiences: review.audiences.clone() });
+//! … the code under test lists and watches through kube …
+//! api.delete("v1", "Pod", Some("web"), "web-0");
+//! api.compact(); api.close_watches();                 // force 410 Gone → relist
+//! ```
+//!
+//! Modules: `model` (pure: registry of kinds, paths, selectors, continue
+//! tokens, patches), `discovery` (the discovery documents), `serve` (HTTP:
+//! routing, rendering, watch streams); the store and the public handle here.
+//!
 //! Objects are `serde_json::Value`s (the server knows no Rust types), keyed by
 //! (resource type, namespace, name). Every write takes the next
 //! resourceVersion of one etcd-like counter, is stored with
@@ -55,14 +69,22 @@
 //! `as=PartialObjectMetadata` answers metadata only (kube's metadata
 //! watches).
 //!
-//! Simplified on purpose: no admission, validation or defaulting, no
-//! namespace existence checks, no finalizers or graceful deletion (a delete
-//! removes at once), lists always read the latest state (a continued list
-//! serves the newest objects after the last key, under the first page's
-//! resourceVersion; watch resumption makes up for it as with a real server),
-//! `PATCH` supports JSON patch, merge, strategic-merge (as a plain merge:
-//! lists are replaced, not merged by key) and apply patches (as a merge that
-//! creates; no field ownership).
+//! Simplified on purpose:
+//! - no authentication or authorization of requests (the kubeconfig has no
+//!   credentials; everything is allowed), no admission, validation,
+//!   defaulting or namespace existence checks;
+//! - no finalizers or graceful deletion: a delete removes at once;
+//! - lists ignore `resourceVersion`/`resourceVersionMatch` and read the
+//!   latest state; a continued list serves the newest objects after the last
+//!   key under the first page's resourceVersion (watch resumption makes up
+//!   for the difference, as with a real server); list items carry
+//!   `apiVersion` and `kind` (a real server omits them for built-in kinds;
+//!   clients accept both);
+//! - bookmarks only when the test calls [`KubeApiServer::send_bookmarks`]
+//!   (and the streaming-list end bookmark), not every minute;
+//! - `PATCH` supports JSON patch, merge, strategic-merge (as a plain merge:
+//!   lists are replaced, not merged by key) and apply patches (as a merge
+//!   that creates; no field ownership).
 
 mod discovery;
 mod model;

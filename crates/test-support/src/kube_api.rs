@@ -242,7 +242,7 @@ impl KubeApiServer {
     pub fn apply(&self, object: Value) -> Value {
         let mut store = self.shared.store();
         let id = store.resource_of(&object);
-        match store.write(id, None, object, WriteMode::Apply) {
+        match store.write(id, None, object, WriteMode::Apply, false) {
             Ok(stored) => Value::clone(&stored),
             Err(error) => panic!("apply: {error}"),
         }
@@ -655,13 +655,15 @@ impl Store {
     }
 
     /// Stores `object` as an object of `id` (`path_namespace`: the namespace
-    /// of the request path, which must agree with the object's).
+    /// of the request path, which must agree with the object's); a dry run
+    /// checks and answers the same but stores nothing.
     fn write(
         &mut self,
         id: ResourceId,
         path_namespace: Option<&str>,
         mut object: Value,
         mode: WriteMode,
+        dry_run: bool,
     ) -> Result<Arc<Value>, WriteError> {
         let resource = self.registry.get(id).clone();
         let key = object_key(&resource, path_namespace, &mut object, mode)?;
@@ -686,8 +688,7 @@ impl Store {
             _ => {}
         }
         // What the server owns: resourceVersion, uid, creationTimestamp, generation.
-        self.revision += 1;
-        let revision = self.revision;
+        let revision = self.revision + 1;
         let (uid, created, generation) = match &previous {
             Some(previous) => {
                 let previous_metadata = &previous["metadata"];
@@ -713,7 +714,11 @@ impl Store {
             }
         };
         let metadata = &mut object["metadata"];
-        metadata["resourceVersion"] = Value::String(revision.to_string());
+        metadata["resourceVersion"] = match (dry_run, &previous) {
+            (false, _) => Value::String(revision.to_string()),
+            (true, Some(previous)) => previous["metadata"]["resourceVersion"].clone(),
+            (true, None) => Value::String(String::new()),
+        };
         metadata["uid"] = uid;
         metadata["creationTimestamp"] = created;
         metadata["generation"] = Value::from(generation);
@@ -721,6 +726,10 @@ impl Store {
             object["apiVersion"] = Value::String(resource.api_version(&resource.versions[0]));
         }
         object["kind"] = Value::String(resource.kind.clone());
+        if dry_run {
+            return Ok(Arc::new(object));
+        }
+        self.revision = revision;
         if resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition" {
             self.serve_definition(&object);
         }

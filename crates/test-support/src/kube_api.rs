@@ -944,3 +944,85 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labelled(app: &str) -> Arc<Value> {
+        Arc::new(json!({"metadata": {"name": "a", "namespace": "web", "labels": {"app": app}}}))
+    }
+
+    #[test]
+    fn selector_watches_see_objects_enter_and_leave() {
+        let filter = Filter {
+            labels: model::parse_label_selector("app=web").unwrap(),
+            ..Filter::default()
+        };
+        let cases = [
+            (ChangeKind::Added, None, "web", Some("ADDED")),
+            (ChangeKind::Added, None, "db", None),
+            (ChangeKind::Modified, Some("web"), "web", Some("MODIFIED")),
+            (ChangeKind::Modified, Some("db"), "web", Some("ADDED")),
+            (ChangeKind::Modified, Some("web"), "db", Some("DELETED")),
+            (ChangeKind::Modified, Some("db"), "db", None),
+            (ChangeKind::Deleted, Some("web"), "web", Some("DELETED")),
+            (ChangeKind::Deleted, Some("db"), "db", None),
+        ];
+        for (kind, before, after, expected) in cases {
+            let change = Change {
+                revision: 2,
+                kind,
+                object: labelled(after),
+                previous: before.map(labelled),
+            };
+            let seen = filter.event(&change).map(|item| match item {
+                WatchItem::Event { kind, .. } => kind,
+                _ => "other",
+            });
+            assert_eq!(seen, expected, "{kind:?} {before:?} → {after}");
+        }
+    }
+
+    #[test]
+    fn watches_resume_from_history_until_it_is_compacted() {
+        let mut store = Store::new();
+        let pods = store.registry.by_kind("v1", "Pod").unwrap();
+        let write = |store: &mut Store, name: &str| {
+            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}});
+            store
+                .write(pods, None, pod, WriteMode::Apply, false)
+                .unwrap();
+        };
+        write(&mut store, "a");
+        let listed = store.revision;
+        write(&mut store, "b");
+        let kinds = |receiver: &mut mpsc::UnboundedReceiver<WatchItem>| {
+            std::iter::from_fn(|| receiver.try_recv().ok())
+                .map(|item| match item {
+                    WatchItem::Event { kind, object } => {
+                        format!("{kind} {}", object["metadata"]["name"].as_str().unwrap())
+                    }
+                    WatchItem::Bookmark { .. } => "BOOKMARK".to_string(),
+                    WatchItem::Expired { .. } => "EXPIRED".to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let after = WatchStart::After(listed);
+        let mut resumed = store.subscribe(pods, Filter::default(), after, true, false);
+        assert_eq!(kinds(&mut resumed), ["ADDED b"]);
+        let mut fresh = store.subscribe(pods, Filter::default(), WatchStart::Now, false, false);
+        assert_eq!(kinds(&mut fresh), ["ADDED a", "ADDED b"]);
+        store.remove(pods, Some("default"), "a");
+        store.send_bookmarks();
+        assert_eq!(kinds(&mut resumed), ["DELETED a", "BOOKMARK"]);
+        assert_eq!(kinds(&mut fresh), ["DELETED a"]);
+        store.compact();
+        let mut expired = store.subscribe(pods, Filter::default(), after, true, false);
+        assert_eq!(kinds(&mut expired), ["EXPIRED"]);
+        let now = WatchStart::After(store.revision);
+        let mut current = store.subscribe(pods, Filter::default(), now, true, false);
+        assert!(kinds(&mut current).is_empty());
+    }
+}

@@ -175,15 +175,10 @@ async fn resource(shared: &Shared, path: ResourcePath, call: Call) -> Response<B
     match (&call.method, &target.path.name) {
         (&Method::GET, None) if watch => watch_stream(shared, &target, &call.query),
         (&Method::GET, None) => list(shared, &target, &call.query),
-        (&Method::GET, Some(name)) => {
-            match shared
-                .store()
-                .object(id, target.path.namespace.as_deref(), name)
-            {
-                Some(object) => target.render.object_response(StatusCode::OK, &object),
-                None => target.not_found(name),
-            }
-        }
+        (&Method::GET, Some(name)) => match shared.store().object(id, target.namespace(), name) {
+            Some(object) => target.render.object_response(StatusCode::OK, &object),
+            None => target.not_found(name),
+        },
         (&Method::POST, None) => write(shared, &target, &call, WriteMode::Create),
         (&Method::PUT, Some(_)) => write(shared, &target, &call, WriteMode::Replace),
         (&Method::PATCH, Some(_)) => patch(shared, &target, &call),
@@ -248,7 +243,7 @@ impl Target {
         status_response(code, reason, &message, details)
     }
 
-    /// The namespace and name in the path (a cluster-wide path names no namespace).
+    /// The namespace in the path (none in a cluster-wide path).
     fn namespace(&self) -> Option<&str> {
         self.path.namespace.as_deref()
     }

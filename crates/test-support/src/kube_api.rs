@@ -242,7 +242,7 @@ impl KubeApiServer {
     pub fn apply(&self, object: Value) -> Value {
         let mut store = self.shared.store();
         let id = store.resource_of(&object);
-        match store.write(id, None, object, WriteMode::Apply) {
+        match store.write(id, None, object, WriteMode::Apply, false) {
             Ok(stored) => Value::clone(&stored),
             Err(error) => panic!("apply: {error}"),
         }
@@ -655,13 +655,15 @@ impl Store {
     }
 
     /// Stores `object` as an object of `id` (`path_namespace`: the namespace
-    /// of the request path, which must agree with the object's).
+    /// of the request path, which must agree with the object's); a dry run
+    /// checks and answers the same but stores nothing.
     fn write(
         &mut self,
         id: ResourceId,
         path_namespace: Option<&str>,
         mut object: Value,
         mode: WriteMode,
+        dry_run: bool,
     ) -> Result<Arc<Value>, WriteError> {
         let resource = self.registry.get(id).clone();
         let key = object_key(&resource, path_namespace, &mut object, mode)?;
@@ -686,8 +688,7 @@ impl Store {
             _ => {}
         }
         // What the server owns: resourceVersion, uid, creationTimestamp, generation.
-        self.revision += 1;
-        let revision = self.revision;
+        let revision = self.revision + 1;
         let (uid, created, generation) = match &previous {
             Some(previous) => {
                 let previous_metadata = &previous["metadata"];
@@ -713,7 +714,11 @@ impl Store {
             }
         };
         let metadata = &mut object["metadata"];
-        metadata["resourceVersion"] = Value::String(revision.to_string());
+        metadata["resourceVersion"] = match (dry_run, &previous) {
+            (false, _) => Value::String(revision.to_string()),
+            (true, Some(previous)) => previous["metadata"]["resourceVersion"].clone(),
+            (true, None) => Value::String(String::new()),
+        };
         metadata["uid"] = uid;
         metadata["creationTimestamp"] = created;
         metadata["generation"] = Value::from(generation);
@@ -721,6 +726,10 @@ impl Store {
             object["apiVersion"] = Value::String(resource.api_version(&resource.versions[0]));
         }
         object["kind"] = Value::String(resource.kind.clone());
+        if dry_run {
+            return Ok(Arc::new(object));
+        }
+        self.revision = revision;
         if resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition" {
             self.serve_definition(&object);
         }
@@ -933,5 +942,87 @@ impl Store {
             resource.history.clear();
             resource.history_start = self.revision;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labelled(app: &str) -> Arc<Value> {
+        Arc::new(json!({"metadata": {"name": "a", "namespace": "web", "labels": {"app": app}}}))
+    }
+
+    #[test]
+    fn selector_watches_see_objects_enter_and_leave() {
+        let filter = Filter {
+            labels: model::parse_label_selector("app=web").unwrap(),
+            ..Filter::default()
+        };
+        let cases = [
+            (ChangeKind::Added, None, "web", Some("ADDED")),
+            (ChangeKind::Added, None, "db", None),
+            (ChangeKind::Modified, Some("web"), "web", Some("MODIFIED")),
+            (ChangeKind::Modified, Some("db"), "web", Some("ADDED")),
+            (ChangeKind::Modified, Some("web"), "db", Some("DELETED")),
+            (ChangeKind::Modified, Some("db"), "db", None),
+            (ChangeKind::Deleted, Some("web"), "web", Some("DELETED")),
+            (ChangeKind::Deleted, Some("db"), "db", None),
+        ];
+        for (kind, before, after, expected) in cases {
+            let change = Change {
+                revision: 2,
+                kind,
+                object: labelled(after),
+                previous: before.map(labelled),
+            };
+            let seen = filter.event(&change).map(|item| match item {
+                WatchItem::Event { kind, .. } => kind,
+                _ => "other",
+            });
+            assert_eq!(seen, expected, "{kind:?} {before:?} → {after}");
+        }
+    }
+
+    #[test]
+    fn watches_resume_from_history_until_it_is_compacted() {
+        let mut store = Store::new();
+        let pods = store.registry.by_kind("v1", "Pod").unwrap();
+        let write = |store: &mut Store, name: &str| {
+            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}});
+            store
+                .write(pods, None, pod, WriteMode::Apply, false)
+                .unwrap();
+        };
+        write(&mut store, "a");
+        let listed = store.revision;
+        write(&mut store, "b");
+        let kinds = |receiver: &mut mpsc::UnboundedReceiver<WatchItem>| {
+            std::iter::from_fn(|| receiver.try_recv().ok())
+                .map(|item| match item {
+                    WatchItem::Event { kind, object } => {
+                        format!("{kind} {}", object["metadata"]["name"].as_str().unwrap())
+                    }
+                    WatchItem::Bookmark { .. } => "BOOKMARK".to_string(),
+                    WatchItem::Expired { .. } => "EXPIRED".to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let after = WatchStart::After(listed);
+        let mut resumed = store.subscribe(pods, Filter::default(), after, true, false);
+        assert_eq!(kinds(&mut resumed), ["ADDED b"]);
+        let mut fresh = store.subscribe(pods, Filter::default(), WatchStart::Now, false, false);
+        assert_eq!(kinds(&mut fresh), ["ADDED a", "ADDED b"]);
+        store.remove(pods, Some("default"), "a");
+        store.send_bookmarks();
+        assert_eq!(kinds(&mut resumed), ["DELETED a", "BOOKMARK"]);
+        assert_eq!(kinds(&mut fresh), ["DELETED a"]);
+        store.compact();
+        let mut expired = store.subscribe(pods, Filter::default(), after, true, false);
+        assert_eq!(kinds(&mut expired), ["EXPIRED"]);
+        let now = WatchStart::After(store.revision);
+        let mut current = store.subscribe(pods, Filter::default(), now, true, false);
+        assert!(kinds(&mut current).is_empty());
     }
 }

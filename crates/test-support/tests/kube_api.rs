@@ -856,3 +856,43 @@ async fn discovery_lists_the_served_kinds() {
     let servers = legacy.get("policy.linkerd.io").unwrap();
     assert_eq!(servers.preferred_version_or_latest(), "v1beta3");
 }
+
+#[tokio::test]
+async fn dry_runs_answer_without_storing() {
+    let api = KubeApiServer::start();
+    let pods: Api<Pod> = Api::namespaced(client(&api).await, "web");
+    let new_pod: Pod = serde_json::from_value(pod("web", "a", json!({}))).unwrap();
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let answered = pods
+        .create(&dry_run, &new_pod)
+        .await
+        .expect("dry-run create");
+    assert_eq!(answered.name_any(), "a");
+    assert!(api.get("v1", "Pod", Some("web"), "a").is_none());
+    let version = api.resource_version();
+    api.apply(pod("web", "a", json!({})));
+    let delete = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    pods.delete("a", &delete).await.expect("dry-run delete");
+    pods.delete_collection(&delete, &ListParams::default())
+        .await
+        .expect("dry-run delete collection");
+    assert!(api.get("v1", "Pod", Some("web"), "a").is_some());
+    assert_eq!(api.resource_version(), version + 1);
+}
+
+#[test]
+fn the_server_handle_is_shareable() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<KubeApiServer>();
+    // Usable with no runtime at all.
+    let api = KubeApiServer::start();
+    api.apply(pod("web", "a", json!({})));
+    assert!(api.url().starts_with("http://127.0.0.1:"));
+    assert!(api.kubeconfig_yaml().contains(&api.url()));
+}

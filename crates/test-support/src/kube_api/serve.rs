@@ -120,6 +120,20 @@ struct Call {
     metadata_only: bool,
 }
 
+impl Call {
+    /// `dryRun=All` (in the query, or a DeleteOptions body's `dryRun: [All]`):
+    /// check and answer, store nothing.
+    fn dry_run(&self) -> bool {
+        let in_body = || {
+            serde_json::from_slice::<Value>(&self.body)
+                .ok()
+                .and_then(|options| options.get("dryRun")?.as_array().map(|all| !all.is_empty()))
+                .unwrap_or(false)
+        };
+        self.query.contains_key("dryRun") || (self.method == Method::DELETE && in_body())
+    }
+}
+
 /// A collection or object request.
 async fn resource(shared: &Shared, path: ResourcePath, call: Call) -> Response<Body> {
     let review = (path.group.as_str(), path.plural.as_str());
@@ -161,28 +175,25 @@ async fn resource(shared: &Shared, path: ResourcePath, call: Call) -> Response<B
     match (&call.method, &target.path.name) {
         (&Method::GET, None) if watch => watch_stream(shared, &target, &call.query),
         (&Method::GET, None) => list(shared, &target, &call.query),
-        (&Method::GET, Some(name)) => {
-            match shared
-                .store()
-                .object(id, target.path.namespace.as_deref(), name)
-            {
-                Some(object) => target.render.object_response(StatusCode::OK, &object),
-                None => target.not_found(name),
-            }
-        }
+        (&Method::GET, Some(name)) => match shared.store().object(id, target.namespace(), name) {
+            Some(object) => target.render.object_response(StatusCode::OK, &object),
+            None => target.not_found(name),
+        },
         (&Method::POST, None) => write(shared, &target, &call, WriteMode::Create),
         (&Method::PUT, Some(_)) => write(shared, &target, &call, WriteMode::Replace),
         (&Method::PATCH, Some(_)) => patch(shared, &target, &call),
         (&Method::DELETE, Some(name)) => {
-            let removed = shared
-                .store()
-                .remove(id, target.path.namespace.as_deref(), name);
+            let removed = if call.dry_run() {
+                shared.store().object(id, target.namespace(), name)
+            } else {
+                shared.store().remove(id, target.namespace(), name)
+            };
             match removed {
                 Some(object) => target.render.object_response(StatusCode::OK, &object),
                 None => target.not_found(name),
             }
         }
-        (&Method::DELETE, None) => delete_collection(shared, &target, &call.query),
+        (&Method::DELETE, None) => delete_collection(shared, &target, &call),
         _ => failure(
             405,
             "the server does not allow this method on the requested resource",
@@ -232,7 +243,7 @@ impl Target {
         status_response(code, reason, &message, details)
     }
 
-    /// The namespace and name in the path (a cluster-wide path names no namespace).
+    /// The namespace in the path (none in a cluster-wide path).
     fn namespace(&self) -> Option<&str> {
         self.path.namespace.as_deref()
     }
@@ -306,31 +317,29 @@ fn list(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> R
 }
 
 /// DELETE on a collection: removes what the selectors match, answers the list.
-fn delete_collection(
-    shared: &Shared,
-    target: &Target,
-    query: &BTreeMap<String, String>,
-) -> Response<Body> {
-    let filter = match filter(target, query) {
+fn delete_collection(shared: &Shared, target: &Target, call: &Call) -> Response<Body> {
+    let filter = match filter(target, &call.query) {
         Ok(filter) => filter,
         Err(message) => return failure(400, &message),
     };
     let mut store = shared.store();
     let (items, _, _) = store.page(target.id, &filter, None, None);
-    let removed: Vec<_> = items
-        .iter()
-        .filter_map(|object| {
-            let metadata = &object["metadata"];
-            let name = metadata["name"].as_str()?;
-            store.remove(target.id, metadata["namespace"].as_str(), name)
-        })
-        .collect();
+    let removed: Vec<_> = if call.dry_run() {
+        items
+    } else {
+        items
+            .iter()
+            .filter_map(|object| {
+                let metadata = &object["metadata"];
+                let name = metadata["name"].as_str()?;
+                store.remove(target.id, metadata["namespace"].as_str(), name)
+            })
+            .collect()
+    };
     let revision = store.revision;
     drop(store);
-    bytes_response(
-        StatusCode::OK,
-        Bytes::from(target.render.list(&removed, revision, None, 0)),
-    )
+    let list = target.render.list(&removed, revision, None, 0);
+    bytes_response(StatusCode::OK, Bytes::from(list))
 }
 
 /// GET with `watch=true`: an NDJSON event stream.
@@ -446,7 +455,7 @@ fn write(shared: &Shared, target: &Target, call: &Call, mode: WriteMode) -> Resp
         object = updated;
     }
     let created = mode == WriteMode::Create;
-    match store.write(target.id, target.namespace(), object, mode) {
+    match store.write(target.id, target.namespace(), object, mode, call.dry_run()) {
         Ok(stored) => {
             drop(store);
             let code = if created {
@@ -508,7 +517,7 @@ fn patch(shared: &Shared, target: &Target, call: &Call) -> Response<Body> {
         }
         None => return target.not_found(name),
     };
-    match store.write(target.id, target.namespace(), object, mode) {
+    match store.write(target.id, target.namespace(), object, mode, call.dry_run()) {
         Ok(stored) => {
             drop(store);
             target.render.object_response(code, &stored)

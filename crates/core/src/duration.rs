@@ -85,6 +85,31 @@ impl GoDuration {
     }
 }
 
+/// The spellings [`parse_duration`] accepts, as a CRD schema pattern
+/// (ECMA-262 and Go RE2 alike): numbers with units, or a bare `0`.
+#[cfg(feature = "crds")]
+pub const DURATION_PATTERN: &str =
+    r"^\s*\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h|d))+)\s*$";
+
+/// In a CRD: a string of the spellings [`parse_duration`] accepts.
+#[cfg(feature = "crds")]
+impl schemars::JsonSchema for GoDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GoDuration".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+        })
+    }
+}
+
 impl TryFrom<String> for GoDuration {
     type Error = DurationError;
     fn try_from(text: String) -> Result<Self, Self::Error> {

@@ -69,6 +69,7 @@ pub struct ServiceProfile {
 
 /// The body of a ServiceProfile.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceProfileSpec {
     /// Routes in order; the first match wins.
@@ -87,6 +88,7 @@ pub struct ServiceProfileSpec {
 
 /// One `dstOverrides` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WeightedDestinationSpec {
     /// `host:port` of the destination.
@@ -97,6 +99,7 @@ pub struct WeightedDestinationSpec {
 
 /// One route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteSpec {
     /// The route's name; becomes the `rt_route` metric label.
@@ -117,6 +120,7 @@ pub struct RouteSpec {
 /// A request condition. Every field that is set must match; `all: []` matches
 /// everything and `any: []` nothing. At least one field must be set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", try_from = "RequestMatchFields")]
 pub struct RequestMatch {
     /// The HTTP method, exactly (`GET`).
@@ -137,6 +141,7 @@ pub struct RequestMatch {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RequestMatchFields {
     #[serde(default)]
@@ -218,6 +223,7 @@ impl RequestMatch {
 /// A path regex as written, compiled anchored (`^`/`$` added if missing), as
 /// Linkerd's proxy does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct PathRegex {
     source: String,
@@ -285,6 +291,7 @@ impl From<PathRegex> for String {
 
 /// A response class: responses matching `condition` are failures or successes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResponseClass {
     /// Which responses.
@@ -296,6 +303,7 @@ pub struct ResponseClass {
 
 /// A response condition; the same combination rules as [`RequestMatch`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", try_from = "ResponseMatchFields")]
 pub struct ResponseMatch {
     /// An inclusive status range.
@@ -313,6 +321,7 @@ pub struct ResponseMatch {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ResponseMatchFields {
     #[serde(default)]
@@ -378,6 +387,7 @@ impl ResponseMatch {
 
 /// An inclusive HTTP status range; one bound alone means that single code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(try_from = "StatusRangeFields")]
 pub struct StatusRange {
     /// Lowest status, inclusive.
@@ -387,6 +397,7 @@ pub struct StatusRange {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct StatusRangeFields {
     #[serde(default)]
@@ -424,6 +435,7 @@ impl StatusRange {
 /// How many retries a profile's routes may add: `minRetriesPerSecond` plus
 /// `retryRatio` × requests over a sliding `ttl` window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", try_from = "RetryBudgetFields")]
 pub struct RetryBudget {
     /// Retries allowed per original request (0.2 = 20%).
@@ -435,6 +447,7 @@ pub struct RetryBudget {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RetryBudgetFields {
     retry_ratio: f64,

@@ -48,6 +48,32 @@ impl TryFrom<WeightText> for Weight {
     }
 }
 
+/// The quantity spellings [`Weight`]'s parser accepts, as a CRD schema
+/// pattern (it applies to strings only; integers are checked by `minimum`).
+#[cfg(feature = "crds")]
+pub const WEIGHT_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)[mk]?\s*$";
+
+/// In a CRD: an integer or a quantity string (`x-kubernetes-int-or-string`).
+#[cfg(feature = "crds")]
+impl schemars::JsonSchema for Weight {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Weight".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "x-kubernetes-int-or-string": true,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "minimum": 0,
+            "pattern": WEIGHT_PATTERN,
+        })
+    }
+}
+
 impl std::str::FromStr for Weight {
     type Err = WeightError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {

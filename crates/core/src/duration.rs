@@ -327,6 +327,44 @@ mod tests {
         }
     }
 
+    /// The CRD pattern admits every spelling the parser accepts, and refuses
+    /// the malformed ones (overflow is the parser's to refuse).
+    #[cfg(feature = "crds")]
+    #[test]
+    fn crd_pattern_follows_the_parser() {
+        let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
+        let accepted = [
+            "500ms",
+            "10s",
+            " 2m ",
+            "1h",
+            "1d",
+            "1m30s",
+            "1d12h",
+            "1.5s",
+            ".5s",
+            "100us",
+            "10µs",
+            "10μs",
+            "7ns",
+            "+3s",
+            "0",
+            "0s",
+            "2h45m10s500ms",
+        ];
+        for text in accepted {
+            assert!(parse_duration(text).is_ok(), "{text:?} parses");
+            assert!(pattern.is_match(text), "{text:?} matches");
+        }
+        let refused = [
+            "", "  ", "10", "1m30", "ms", "s", ".s", "1..5s", "10 s", "10sec", "-1s", "1w",
+        ];
+        for text in refused {
+            assert!(parse_duration(text).is_err(), "{text:?} is refused");
+            assert!(!pattern.is_match(text), "{text:?} does not match");
+        }
+    }
+
     #[test]
     fn keeps_the_text() {
         let duration = GoDuration::try_from("1m30s".to_string()).unwrap();

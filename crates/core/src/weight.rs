@@ -177,4 +177,22 @@ mod tests {
         assert_eq!(Weight::from_milli(900).wire(), 9000);
         assert_eq!(Weight::from_milli(900).to_string(), "900m");
     }
+
+    /// The CRD pattern admits every spelling the parser accepts, and refuses
+    /// the malformed ones (out-of-range values are the parser's to refuse).
+    #[cfg(feature = "crds")]
+    #[test]
+    fn crd_pattern_follows_the_parser() {
+        let pattern = regex::Regex::new(WEIGHT_PATTERN).unwrap();
+        for text in [
+            "900m", "1", "0.5", "100", "1k", "0", "0.5000", ".5", "2.", " 1 ",
+        ] {
+            assert!(text.parse::<Weight>().is_ok(), "{text:?} parses");
+            assert!(pattern.is_match(text), "{text:?} matches");
+        }
+        for text in ["-1", "ten", "", "1Gi", "1e3", "m"] {
+            assert!(text.parse::<Weight>().is_err(), "{text:?} is refused");
+            assert!(!pattern.is_match(text), "{text:?} does not match");
+        }
+    }
 }

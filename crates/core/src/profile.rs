@@ -144,14 +144,19 @@ pub struct RequestMatch {
 #[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RequestMatchFields {
+    /// The HTTP method, exactly (`GET`).
     #[serde(default)]
     method: Option<String>,
+    /// A regex on the URI path, anchored at both ends.
     #[serde(default)]
     path_regex: Option<PathRegex>,
+    /// All of these match.
     #[serde(default)]
     all: Option<Vec<RequestMatch>>,
+    /// At least one of these matches.
     #[serde(default)]
     any: Option<Vec<RequestMatch>>,
+    /// This does not match.
     #[serde(default)]
     not: Option<Box<RequestMatch>>,
 }
@@ -324,12 +329,16 @@ pub struct ResponseMatch {
 #[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ResponseMatchFields {
+    /// An inclusive status range.
     #[serde(default)]
     status: Option<StatusRange>,
+    /// All of these match.
     #[serde(default)]
     all: Option<Vec<ResponseMatch>>,
+    /// At least one of these matches.
     #[serde(default)]
     any: Option<Vec<ResponseMatch>>,
+    /// This does not match.
     #[serde(default)]
     not: Option<Box<ResponseMatch>>,
 }
@@ -400,8 +409,10 @@ pub struct StatusRange {
 #[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct StatusRangeFields {
+    /// Lowest status, inclusive (100-599); alone, that one status.
     #[serde(default)]
     min: Option<u16>,
+    /// Highest status, inclusive (100-599); alone, that one status.
     #[serde(default)]
     max: Option<u16>,
 }
@@ -450,8 +461,11 @@ pub struct RetryBudget {
 #[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RetryBudgetFields {
+    /// Retries allowed per original request (0.2 = 20%).
     retry_ratio: f64,
+    /// Retries always allowed per second.
     min_retries_per_second: u32,
+    /// The window the ratio is computed over.
     ttl: GoDuration,
 }
 

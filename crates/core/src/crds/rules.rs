@@ -172,11 +172,11 @@ pub fn authorization_policy() -> Vec<Rule> {
                 "maxItems": 2,
                 "x-kubernetes-validations": [
                     cel(
-                        "self.filter(ref, ref.kind == 'NetworkAuthentication').size() <= 1",
+                        "self.filter(auth, auth.kind == 'NetworkAuthentication').size() <= 1",
                         "at most one NetworkAuthentication per policy",
                     ),
                     cel(
-                        "self.filter(ref, ref.kind != 'NetworkAuthentication').size() <= 1",
+                        "self.filter(auth, auth.kind != 'NetworkAuthentication').size() <= 1",
                         "at most one MeshTLSAuthentication or ServiceAccount per policy",
                     ),
                 ],

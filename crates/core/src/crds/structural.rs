@@ -49,7 +49,6 @@ const KNOWN_FORMATS: &[&str] = &["int32", "int64", "float", "double", "byte", "d
 
 /// Keywords copied as they are.
 const COPIED_KEYWORDS: &[&str] = &[
-    "description",
     "enum",
     "minimum",
     "maximum",
@@ -187,6 +186,10 @@ impl Converter<'_> {
                     own.insert(keyword.into(), value.clone());
                 }
             }
+            "description" => {
+                let text = value.as_str().unwrap_or_default();
+                own.insert(keyword.into(), plain_description(text).into());
+            }
             "required" | "x-kubernetes-validations" => {
                 own.insert(keyword.into(), value.clone());
             }
@@ -253,6 +256,27 @@ impl Converter<'_> {
         }
         Ok(union)
     }
+}
+
+/// A doc comment without rustdoc's link syntax: ``[`Type`]`` and
+/// ``[`Type`](path)`` become `` `Type` `` (kubectl explain shows plain text).
+fn plain_description(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("[`") {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find("`]") else { break };
+        plain.push_str(&rest[..start]);
+        plain.push_str(&after[..end + 1]);
+        rest = &after[end + 2..];
+        if rest.starts_with('(')
+            && let Some(close) = rest.find(')')
+        {
+            rest = &rest[close + 1..];
+        }
+    }
+    plain.push_str(rest);
+    plain
 }
 
 /// `{x-kubernetes-preserve-unknown-fields: true}`.
@@ -500,6 +524,25 @@ mod tests {
         ];
         for (name, schema, definitions, expected) in cases {
             assert_eq!(convert(schema, definitions), Ok(expected), "{name}");
+        }
+    }
+
+    #[test]
+    fn descriptions_lose_rustdoc_links() {
+        let cases = [
+            ("plain `code`", "plain `code`"),
+            (
+                "the same ([`grpc::GrpcBackendRef`]).",
+                "the same (`grpc::GrpcBackendRef`).",
+            ),
+            (
+                "see [`Kind`](crate::object::Kind) and [`A`]",
+                "see `Kind` and `A`",
+            ),
+            ("a [`dangling", "a [`dangling"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(plain_description(text), expected, "{text}");
         }
     }
 

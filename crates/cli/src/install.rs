@@ -67,10 +67,15 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
     pub controller_replicas: Option<i32>,
     /// The controller's image (default ghcr.io/weft-mesh/weft-controller:<this version>).
-    #[arg(long, value_name = "IMAGE")]
+    #[arg(long, value_name = "IMAGE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub controller_image: Option<String>,
     /// The controller's log filter (`RUST_LOG` syntax: `info`, `debug`, `weft_controller=debug`…).
-    #[arg(long, value_name = "FILTER", default_value = "info")]
+    #[arg(
+        long,
+        value_name = "FILTER",
+        default_value = "info",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
     pub controller_log_level: String,
     /// The controller image's pull policy.
     #[arg(long, value_enum, default_value = "IfNotPresent")]

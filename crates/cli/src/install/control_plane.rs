@@ -49,6 +49,10 @@ pub const ADMIN_PORT_NAME: &str = "admin-http";
 pub const WEB_PORT_NAME: &str = "http-web";
 /// Labels every object `weft install` writes carries besides the component.
 const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+/// The pod template's annotation with the API token's SHA-256: a new token
+/// rolls every replica, so they never disagree on it (the controller reads
+/// the token once, at start).
+pub const API_TOKEN_CHECKSUM_ANNOTATION: &str = "weft.io/api-token-checksum";
 
 /// How the controller's image is pulled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -169,7 +173,7 @@ pub fn manifests(
     ] {
         manifests.push(Manifest::new(&service(name, port, target))?);
     }
-    manifests.push(Manifest::new(&deployment(options))?);
+    manifests.push(Manifest::new(&deployment(options, &secrets.api_token))?);
     if options.high_availability {
         manifests.push(Manifest::new(&disruption_budget())?);
     }
@@ -458,7 +462,16 @@ fn anti_affinity() -> Affinity {
     }
 }
 
-fn deployment(options: &ControlPlaneOptions) -> Deployment {
+/// The hex SHA-256 of `text`.
+fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn deployment(options: &ControlPlaneOptions, api_token: &str) -> Deployment {
     let high_availability = options.high_availability;
     let pod = PodSpec {
         service_account_name: Some(cluster::CONTROLLER_NAME.to_string()),
@@ -508,10 +521,16 @@ fn deployment(options: &ControlPlaneOptions) -> Deployment {
                 metadata: Some(ObjectMeta {
                     labels: Some(component_labels()),
                     annotations: Some(
-                        [(
-                            cluster::INJECT_ANNOTATION.to_string(),
-                            "disabled".to_string(),
-                        )]
+                        [
+                            (
+                                API_TOKEN_CHECKSUM_ANNOTATION.to_string(),
+                                sha256_hex(api_token),
+                            ),
+                            (
+                                cluster::INJECT_ANNOTATION.to_string(),
+                                "disabled".to_string(),
+                            ),
+                        ]
                         .into(),
                     ),
                     ..ObjectMeta::default()
@@ -627,6 +646,23 @@ mod tests {
                     .contains(&manifest.kind.as_str());
                 assert_eq!(manifest.namespace.is_none(), cluster_scoped, "{name}");
             }
+        }
+    }
+
+    #[test]
+    fn sha256_hex_table() {
+        let cases = [
+            (
+                "",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                "abc",
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(sha256_hex(text), expected);
         }
     }
 

@@ -180,6 +180,18 @@ pub enum CredentialError {
         /// What is wrong.
         problem: CredentialProblem,
     },
+    /// The issuer certificate is not signed by any of the trust anchors.
+    #[error(
+        "{certificate}: {subject} is not signed by any of the trust anchors in {trust_anchors}"
+    )]
+    Untrusted {
+        /// The issuer certificate's file.
+        certificate: PathBuf,
+        /// Its subject.
+        subject: String,
+        /// The trust anchors' file.
+        trust_anchors: PathBuf,
+    },
     /// Generating keys or certificates failed.
     #[error("cannot create the identity certificates: {0}")]
     Generate(String),
@@ -203,6 +215,13 @@ pub fn obtain(
             let key_pem = read(issuer_key)?;
             check_issuer(&trust_anchors_pem, &certificate_pem, &key_pem, now).map_err(
                 |(file, problem)| {
+                    if let CredentialProblem::Untrusted(subject) = problem {
+                        return CredentialError::Untrusted {
+                            certificate: issuer_certificate.clone(),
+                            subject,
+                            trust_anchors: trust_anchors.clone(),
+                        };
+                    }
                     let path = match file {
                         CredentialFile::TrustAnchors => trust_anchors,
                         CredentialFile::IssuerCertificate => issuer_certificate,

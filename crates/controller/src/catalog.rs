@@ -45,7 +45,9 @@ pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, s
 pub use policy::{PolicySettings, PortPolicy, PortTarget};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
 pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
-pub use slices::{SlicePortRule, SliceQuery, endpoints_from_slices, family_matches};
+pub use slices::{
+    SlicePortRule, SliceQuery, endpoints_from_slices, family_matches, hinted_for_zone,
+};
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.

@@ -509,3 +509,56 @@ fn cost_of_a_slice_change_with_a_thousand_subscribers() {
         }
     );
 }
+
+#[test]
+fn a_mesh_file_with_slices_loads_into_slice_endpoints() {
+    let text = "
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec:
+  clusterIP: None
+  ports: [{port: 5432}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata: {name: db-0, namespace: shop, labels: {app: db}}
+spec: {serviceAccount: db, addresses: [10.1.0.7], meshed: true, owner: {kind: StatefulSet, name: db}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: db-x1
+  namespace: shop
+  labels: {kubernetes.io/service-name: db}
+addressType: IPv4
+ports: [{port: 5432}]
+endpoints:
+- addresses: [10.1.0.7]
+  hostname: db-0
+  targetRef: {kind: Pod, name: db-0}
+- addresses: [10.1.0.8]
+  conditions: {ready: false, terminating: true}
+  hostname: db-1
+";
+    let mut catalog = Catalog::default();
+    catalog
+        .reset(crate::mesh_file::parse_mesh(text).expect("the mesh file parses"))
+        .unwrap();
+    let target = ServicePort::new("shop", "db", 5432);
+    let set = catalog.endpoints(&target).unwrap();
+    assert_eq!(
+        set.values()
+            .map(|endpoint| (
+                endpoint.address,
+                endpoint.workload.as_str(),
+                endpoint.is_meshed()
+            ))
+            .collect::<Vec<_>>(),
+        vec![(address("10.1.0.7:5432"), "db-0", true)]
+    );
+    let instance = catalog
+        .endpoints_for(&EndpointTarget::instance(target.clone(), "db-1"))
+        .unwrap();
+    assert!(instance.is_empty(), "db-1 is terminating");
+}

@@ -425,7 +425,10 @@ fn cost_of_a_slice_change_with_a_thousand_subscribers() {
         catalog.apply(pod(&name, &ip, "v1")).unwrap();
         entries.push((ip, true, name));
     }
-    // 999 other Services with a slice of 10 each, to make lookups realistic.
+    // 999 other Services with a slice of 10 pods each, to make lookups
+    // realistic, and the memory they take (an upper bound: the YAML
+    // parser's garbage counts too).
+    let resident_before = resident_bytes();
     for index in 0..999 {
         let service = format!("svc-{index}");
         let yaml = format!(
@@ -441,6 +444,16 @@ fn cost_of_a_slice_change_with_a_thousand_subscribers() {
         let pods: Vec<String> = (0..10)
             .map(|endpoint| format!("{service}-{endpoint}"))
             .collect();
+        for (ip, pod) in ips.iter().zip(&pods) {
+            let yaml = format!(
+                "apiVersion: weft.dev/v1alpha1\nkind: Workload\n\
+                 metadata: {{name: {pod}, namespace: shop, labels: {{app: {service}, pod-template-hash: 5d9c7b8f4}}}}\n\
+                 spec: {{serviceAccount: {service}, addresses: [{ip}], meshed: true, owner: {{kind: Deployment, name: {service}}}}}\n"
+            );
+            catalog
+                .apply(serde_saphyr::from_str::<Workload>(&yaml).unwrap().into())
+                .unwrap();
+        }
         let slice_entries: Vec<SliceEntry<'_>> = ips
             .iter()
             .zip(&pods)
@@ -450,6 +463,7 @@ fn cost_of_a_slice_change_with_a_thousand_subscribers() {
             .apply(slice(&format!("{service}-abc"), &service, &slice_entries))
             .unwrap();
     }
+    let resident_after = resident_bytes();
     let web_slice = |entries: &[(String, bool, String)]| {
         let borrowed: Vec<SliceEntry<'_>> = entries
             .iter()
@@ -508,6 +522,20 @@ fn cost_of_a_slice_change_with_a_thousand_subscribers() {
             "release"
         }
     );
+    if let (Some(before), Some(after)) = (resident_before, resident_after) {
+        println!(
+            "resident memory for 999 services, 9,990 pod workloads and 999 slices: {:.1} MiB",
+            after.saturating_sub(before) as f64 / (1024.0 * 1024.0)
+        );
+    }
+    println!(
+        "inline sizes: Service {} B, Workload {} B, EndpointSlice {} B, slice endpoint {} B, catalog Endpoint {} B",
+        std::mem::size_of::<Service>(),
+        std::mem::size_of::<Workload>(),
+        std::mem::size_of::<LeanSlice>(),
+        std::mem::size_of::<weft_core::endpoint_slice::SliceEndpoint>(),
+        std::mem::size_of::<Endpoint>(),
+    );
 }
 
 #[test]
@@ -561,4 +589,11 @@ endpoints:
         .endpoints_for(&EndpointTarget::instance(target.clone(), "db-1"))
         .unwrap();
     assert!(instance.is_empty(), "db-1 is terminating");
+}
+
+/// The process's resident memory (Linux `/proc/self/statm`), if readable.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

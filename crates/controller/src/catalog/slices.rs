@@ -12,6 +12,11 @@
 //! no label is matched here: a slice's ready endpoints are the answer.
 //! Unready and terminating endpoints are left out; an address listed by
 //! two slices is one endpoint.
+//!
+//! Also here: the catalog's slice store ([`SliceStore`]: which Services a
+//! changed pod serves, so only their watches are recomputed) and where a
+//! Service's endpoints come from ([`Catalog::endpoints_for`]: its slices
+//! when it has any or in slices-only mode, else its selector).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};

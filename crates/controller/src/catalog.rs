@@ -12,12 +12,18 @@
 //!                                   └── queries: endpoints(), profile(), workload_at(), service_at()
 //! ```
 //!
+//! Endpoints of a Service come from its EndpointSlices when it has any
+//! (or always, once a Kubernetes source calls
+//! [`Catalog::set_endpoints_from_slices`]), else from the Workloads its
+//! selector matches (a mesh file).
+//!
 //! Share it as [`SharedCatalog`]; hold the lock only for one call.
 
 mod endpoints;
 mod policy;
 mod profiles;
 mod routes;
+mod slices;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
@@ -26,7 +32,6 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Service;
 use tokio::sync::{mpsc, watch};
-use weft_core::endpoint_slice::EndpointSlice;
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::object::{Kind, MeshObject, ObjectError, ObjectKey};
 use weft_core::profile::ServiceProfile;
@@ -35,10 +40,15 @@ use weft_core::service::{cluster_ips, selects};
 use weft_core::split::TrafficSplit;
 use weft_core::workload::Workload;
 
-pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, snapshot};
+pub use endpoints::{
+    Endpoint, EndpointSet, EndpointTarget, EndpointUpdate, diff, endpoints_of, snapshot,
+};
 pub use policy::{PolicySettings, PortPolicy, PortTarget};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
 pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
+pub use slices::{
+    SlicePortRule, SliceQuery, endpoints_from_slices, family_matches, hinted_for_zone,
+};
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.
@@ -139,7 +149,7 @@ struct Objects {
     routes: routes::RouteObjects,
     policy: policy::PolicyStore,
     /// EndpointSlices (on a cluster: a Service's endpoints).
-    slices: BTreeMap<NamespacedName, Box<EndpointSlice>>,
+    slices: slices::SliceStore,
 }
 
 impl Objects {
@@ -211,14 +221,19 @@ enum Scope {
     /// Everything (a reset, or a large batch).
     All,
     /// Only what these objects touch.
-    Changed(Changed),
+    Changed(Box<Changed>),
 }
 
 /// The objects one batch changed: their namespaces, the services added,
 /// changed or removed, and every old and new version of changed workloads.
+/// EndpointSlices only touch their Service's endpoints: their namespace is
+/// not recorded (profiles and policies do not read them).
 #[derive(Debug, Default)]
 struct Changed {
     namespaces: HashSet<String>,
+    /// Services (namespace, name) whose slices changed, or whose slices
+    /// name a changed workload as a pod ([`Changed::resolve_pods`]).
+    slice_services: HashSet<NamespacedName>,
     /// Whether an object another namespace's inbound answer may read
     /// changed: a MeshTLSAuthentication or NetworkAuthentication (policies
     /// of any namespace may name them), an HTTPRoute or GRPCRoute (its
@@ -235,6 +250,15 @@ struct Changed {
 
 impl Changed {
     fn record(&mut self, key: &ObjectKey, object: Option<&MeshObject>) {
+        if key.kind == Kind::EndpointSlice {
+            if let Some(MeshObject::EndpointSlice(slice)) = object
+                && let Some(service) = &slice.service
+            {
+                self.slice_services
+                    .insert((key.namespace.clone(), service.clone()));
+            }
+            return;
+        }
         self.namespaces.insert(key.namespace.clone());
         if matches!(
             key.kind,
@@ -262,14 +286,40 @@ impl Changed {
         }
     }
 
-    /// Whether `service:port`'s endpoints may differ: its service changed, or
+    /// Adds the Services whose slices name a changed workload as a pod
+    /// (once the batch is applied, so new slices count too).
+    fn resolve_pods(&mut self, objects: &Objects) {
+        if self.workloads.is_empty() || objects.slices.is_empty() {
+            return;
+        }
+        let pods: Vec<(&str, &str)> = self
+            .workloads
+            .iter()
+            .filter_map(|workload| {
+                let name = workload.metadata.name.as_deref()?;
+                let namespace = weft_core::service::namespace_or_default(
+                    workload.metadata.namespace.as_deref(),
+                );
+                Some((namespace, name))
+            })
+            .collect();
+        let services = objects.slices.services_serving(&pods);
+        self.slice_services.extend(services);
+    }
+
+    /// Whether `service:port`'s endpoints may differ: its service or one of
+    /// its slices changed, a changed workload is a pod its slices name, or
     /// a changed workload (before or after) is one it selects.
     fn touches_endpoints(&self, target: &ServicePort, service: Option<&Service>) -> bool {
         let ServiceName { namespace, name } = &target.service;
+        let key = (namespace.clone(), name.clone());
+        if self.slice_services.contains(&key) {
+            return true;
+        }
         if !self.namespaces.contains(namespace) {
             return false;
         }
-        if self.services.contains(&(namespace.clone(), name.clone())) {
+        if self.services.contains(&key) {
             return true;
         }
         service.is_some_and(|service| {
@@ -293,7 +343,10 @@ struct EndpointWatch {
 pub struct Catalog {
     cluster_domain: String,
     objects: Objects,
-    endpoint_watches: HashMap<ServicePort, EndpointWatch>,
+    endpoint_watches: HashMap<EndpointTarget, EndpointWatch>,
+    /// Whether every Service's endpoints come from its slices (Kubernetes),
+    /// never from its selector.
+    endpoints_from_slices: bool,
     profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
     policy_settings: PolicySettings,
     inbound_watches: HashMap<PortTarget, watch::Sender<Arc<PortPolicy>>>,
@@ -313,6 +366,7 @@ impl Catalog {
             cluster_domain: cluster_domain.to_string(),
             objects: Objects::default(),
             endpoint_watches: HashMap::new(),
+            endpoints_from_slices: false,
             profile_watches: HashMap::new(),
             policy_settings: PolicySettings::default(),
             inbound_watches: HashMap::new(),
@@ -376,8 +430,11 @@ impl Catalog {
                 changed.record(&key, old.as_ref());
             }
         }
+        if targeted {
+            changed.resolve_pods(&self.objects);
+        }
         self.refresh(if targeted {
-            Scope::Changed(changed)
+            Scope::Changed(Box::new(changed))
         } else {
             Scope::All
         });
@@ -418,14 +475,7 @@ impl Catalog {
 
     /// The endpoints of `service:port`, or `None` when the service does not exist.
     pub fn endpoints(&self, target: &ServicePort) -> Option<EndpointSet> {
-        let service = self.service(&target.service)?;
-        let namespace = &target.service.namespace;
-        Some(endpoints_of(
-            service,
-            namespace,
-            target.port,
-            self.objects.workloads_in(namespace),
-        ))
+        self.endpoints_for(&EndpointTarget::service(target.clone()))
     }
 
     /// The profile answer for `service:port`, or `None` when the service does not exist.
@@ -667,7 +717,9 @@ impl Catalog {
     }
 
     /// The workload serving at `address`: one with that IP declaring that
-    /// port, else the only workload with that IP. The endpoint carries `address`.
+    /// port; else the only workload with that IP and an owner (a Kubernetes
+    /// pod: pods seldom declare their ports, and a pod IP is the pod's
+    /// own); else the only workload with that IP. The endpoint carries `address`.
     pub fn workload_at(&self, address: SocketAddr) -> Option<Endpoint> {
         let with_ip: Vec<(&NamespacedName, &Workload)> = self
             .objects
@@ -680,12 +732,13 @@ impl Catalog {
             .iter()
             .find(|(_, workload)| workload.has_port(address.port()))
             .or_else(|| {
-                if with_ip.len() == 1 {
-                    with_ip.first()
-                } else {
-                    None
-                }
-            })?;
+                only_one(
+                    with_ip
+                        .iter()
+                        .filter(|(_, workload)| workload.spec.owner.is_some()),
+                )
+            })
+            .or_else(|| only_one(with_ip.iter()))?;
         let ((namespace, _), workload) = chosen;
         Some(Endpoint::new(workload, namespace, address))
     }
@@ -706,9 +759,18 @@ impl Catalog {
     /// means the subscriber fell more than [`SUBSCRIBER_QUEUE_CAPACITY`]
     /// updates behind; resubscribe.
     pub fn subscribe_endpoints(&mut self, target: &ServicePort) -> mpsc::Receiver<EndpointUpdate> {
+        self.subscribe_endpoints_for(&EndpointTarget::service(target.clone()))
+    }
+
+    /// [`Self::subscribe_endpoints`] for a service or one instance of it
+    /// (its endpoint hostname).
+    pub fn subscribe_endpoints_for(
+        &mut self,
+        target: &EndpointTarget,
+    ) -> mpsc::Receiver<EndpointUpdate> {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_QUEUE_CAPACITY);
         if !self.endpoint_watches.contains_key(target) {
-            let current = self.endpoints(target);
+            let current = self.endpoints_for(target);
             let exists = current.is_some();
             let watch = EndpointWatch {
                 current: current.unwrap_or_default(),
@@ -759,6 +821,11 @@ impl Catalog {
     /// one that never exists) costs nothing after its last client leaves.
     /// Call it after dropping a receiver from [`Self::subscribe_endpoints`].
     pub fn release_endpoints(&mut self, target: &ServicePort) {
+        self.release_endpoints_for(&EndpointTarget::service(target.clone()));
+    }
+
+    /// [`Self::release_endpoints`] for a service or one instance of it.
+    pub fn release_endpoints_for(&mut self, target: &EndpointTarget) {
         let Some(watch) = self.endpoint_watches.get_mut(target) else {
             return;
         };
@@ -779,19 +846,18 @@ impl Catalog {
     /// Recomputes the watched answers `scope` may have altered and publishes changes.
     fn refresh(&mut self, scope: Scope) {
         self.refresh_outbound(&scope);
-        let targets: Vec<ServicePort> = self
+        let targets: Vec<EndpointTarget> = self
             .endpoint_watches
             .keys()
-            .filter(|target| match &scope {
+            .filter(|request| match &scope {
                 Scope::All => true,
-                Scope::Changed(changed) => {
-                    changed.touches_endpoints(target, self.service(&target.service))
-                }
+                Scope::Changed(changed) => changed
+                    .touches_endpoints(&request.target, self.service(&request.target.service)),
             })
             .cloned()
             .collect();
         for target in targets {
-            let fresh = self.endpoints(&target);
+            let fresh = self.endpoints_for(&target);
             let Some(watch) = self.endpoint_watches.get_mut(&target) else {
                 continue;
             };
@@ -865,6 +931,12 @@ impl Catalog {
     }
 }
 
+/// The single item of `items`, or `None` when there are none or several.
+fn only_one<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
+    let first = items.next()?;
+    items.next().is_none().then_some(first)
+}
+
 /// Forgets `key`'s watch once no receiver is left.
 fn release_watch<K: Hash + Eq, V>(watches: &mut HashMap<K, watch::Sender<V>>, key: &K) {
     if watches.get(key).is_some_and(watch::Sender::is_closed) {
@@ -924,5 +996,7 @@ fn key_of(object: &MeshObject) -> Result<ObjectKey, CatalogError> {
     })
 }
 
+#[cfg(test)]
+mod slice_tests;
 #[cfg(test)]
 mod tests;

@@ -6,10 +6,14 @@ use std::net::SocketAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use weft_core::service::{selects, target_port};
-use weft_core::workload::{Labels, ProxyEndpoint, Workload};
+use weft_core::workload::{Labels, ProxyEndpoint, Workload, WorkloadOwner};
+
+use super::ServicePort;
 
 /// One address serving a `service:port`: a workload address and the target
-/// port resolved on that workload, with what a proxy labels it by.
+/// port resolved on that workload, with what a proxy labels it by. On
+/// Kubernetes the workload is the pod an EndpointSlice names, the zone the
+/// slice's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// Workload address + resolved target port.
@@ -24,6 +28,12 @@ pub struct Endpoint {
     pub service_account: String,
     /// Where its proxy listens, when meshed.
     pub proxy: Option<ProxyEndpoint>,
+    /// What runs the workload (a pod's Deployment, StatefulSet, ...), if known.
+    pub owner: Option<WorkloadOwner>,
+    /// The endpoint's zone (EndpointSlice `zone`), if known.
+    pub zone: Option<String>,
+    /// The zones that should use it (EndpointSlice `hints.forZones`).
+    pub for_zones: Vec<String>,
 }
 
 impl Endpoint {
@@ -36,12 +46,80 @@ impl Endpoint {
             labels: workload.labels().clone(),
             service_account: workload.service_account().to_string(),
             proxy: workload.proxy_endpoint(),
+            owner: workload.spec.owner.clone(),
+            zone: None,
+            for_zones: Vec::new(),
+        }
+    }
+
+    /// An endpoint whose workload the catalog does not know (yet): a pod an
+    /// EndpointSlice names before its Workload arrives, or an address with
+    /// no pod at all (`workload` empty). Unmeshed, no labels, no service
+    /// account.
+    pub fn unknown(workload: &str, namespace: &str, address: SocketAddr) -> Self {
+        Self {
+            address,
+            workload: workload.to_string(),
+            namespace: namespace.to_string(),
+            labels: Labels::default(),
+            service_account: String::new(),
+            proxy: None,
+            owner: None,
+            zone: None,
+            for_zones: Vec::new(),
+        }
+    }
+
+    /// The same endpoint in `zone`, hinted for `for_zones`.
+    pub fn in_zone(self, zone: Option<String>, for_zones: Vec<String>) -> Self {
+        Self {
+            zone,
+            for_zones,
+            ..self
         }
     }
 
     /// Whether a weft proxy fronts it.
     pub fn is_meshed(&self) -> bool {
         self.proxy.is_some()
+    }
+}
+
+/// An endpoint question: a `service:port`, or one instance of it by its
+/// endpoint hostname (`web-0.web.shop.svc.cluster.local`, a StatefulSet
+/// pod). What endpoint subscriptions are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointTarget {
+    /// The service and port.
+    pub target: ServicePort,
+    /// Only the endpoint with this hostname, when set.
+    pub hostname: Option<String>,
+}
+
+impl EndpointTarget {
+    /// Every endpoint of `target`.
+    pub fn service(target: ServicePort) -> Self {
+        Self {
+            target,
+            hostname: None,
+        }
+    }
+
+    /// The endpoint of `target` whose hostname is `hostname`.
+    pub fn instance(target: ServicePort, hostname: &str) -> Self {
+        Self {
+            target,
+            hostname: Some(hostname.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for EndpointTarget {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.hostname {
+            Some(hostname) => write!(formatter, "{hostname}.{}", self.target),
+            None => self.target.fmt(formatter),
+        }
     }
 }
 
@@ -142,6 +220,9 @@ mod tests {
             labels: Labels::default(),
             service_account: service_account.into(),
             proxy: None,
+            owner: None,
+            zone: None,
+            for_zones: Vec::new(),
         }
     }
 

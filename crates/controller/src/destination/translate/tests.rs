@@ -17,6 +17,14 @@ fn service(name: &str, port: u16) -> Result<Target, TranslateError> {
     })
 }
 
+fn instance(hostname: &str, name: &str, port: u16) -> Result<Target, TranslateError> {
+    Ok(Target::Instance {
+        hostname: hostname.to_string(),
+        service: ServiceName::new("shop", name),
+        port,
+    })
+}
+
 fn address(text: &str) -> Result<Target, TranslateError> {
     Ok(Target::Address(text.parse().unwrap()))
 }
@@ -57,9 +65,30 @@ fn parses_paths_as_linkerd() {
             "web.shop.svc.example.org:80",
             invalid("web.shop.svc.example.org:80"),
         ),
+        ("a.web.shop.svc.cluster.local:80", instance("a", "web", 80)),
         (
-            "a.web.shop.svc.cluster.local:80",
-            invalid("a.web.shop.svc.cluster.local:80"),
+            "web-0.web.shop.svc.cluster.local.",
+            instance("web-0", "web", 80),
+        ),
+        (
+            "WEB-1.web.shop.svc.cluster.local:8080",
+            instance("web-1", "web", 8080),
+        ),
+        (
+            "a.b.web.shop.svc.cluster.local:80",
+            invalid("a.b.web.shop.svc.cluster.local:80"),
+        ),
+        (
+            "-a.web.shop.svc.cluster.local:80",
+            invalid("-a.web.shop.svc.cluster.local:80"),
+        ),
+        (
+            "a_b.web.shop.svc.cluster.local:80",
+            invalid("a_b.web.shop.svc.cluster.local:80"),
+        ),
+        (
+            "a.web.shop.svc.example.org:80",
+            invalid("a.web.shop.svc.example.org:80"),
         ),
         ("", invalid("")),
         (":80", invalid(":80")),
@@ -77,6 +106,9 @@ fn endpoint(text: &str, workload: &str) -> Endpoint {
         labels: Default::default(),
         service_account: "web".to_string(),
         proxy: None,
+        owner: None,
+        zone: None,
+        for_zones: Vec::new(),
     }
 }
 
@@ -476,5 +508,82 @@ fn client_namespaces_from_context_tokens() {
     ];
     for (token, expected) in cases {
         assert_eq!(client_namespace(token).as_deref(), *expected, "{token:?}");
+    }
+}
+
+#[test]
+fn pods_are_labelled_with_their_owner_and_zone_as_linkerd() {
+    use weft_core::workload::WorkloadOwner;
+    let owned = |kind: &str, name: &str, zone: Option<&str>| {
+        let mut endpoint = endpoint("10.1.0.1:8080", "web-5d9c7-x2x4q");
+        endpoint.owner = Some(WorkloadOwner {
+            kind: kind.to_string(),
+            name: name.to_string(),
+        });
+        endpoint.in_zone(zone.map(str::to_string), Vec::new())
+    };
+    let base = [
+        ("workload", "web-5d9c7-x2x4q"),
+        ("serviceaccount", "web"),
+        ("namespace", "shop"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = base.to_vec();
+        pairs.extend_from_slice(extra);
+        labels(&pairs)
+    };
+    let cases: Vec<(&str, Endpoint, HashMap<String, String>)> = vec![
+        (
+            "host workload",
+            endpoint("10.1.0.1:8080", "web-5d9c7-x2x4q"),
+            with(&[]),
+        ),
+        (
+            "deployment",
+            owned("Deployment", "web", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("deployment", "web")]),
+        ),
+        (
+            "statefulset in a zone",
+            owned("StatefulSet", "db", Some("zone-a")),
+            with(&[
+                ("pod", "web-5d9c7-x2x4q"),
+                ("statefulset", "db"),
+                ("zone", "zone-a"),
+            ]),
+        ),
+        (
+            "daemonset",
+            owned("DaemonSet", "agent", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("daemonset", "agent")]),
+        ),
+        (
+            "cronjob",
+            owned("CronJob", "nightly", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("cronjob", "nightly")]),
+        ),
+        (
+            "job",
+            owned("Job", "once", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("job", "once")]),
+        ),
+        (
+            "replicaset",
+            owned("ReplicaSet", "web-5d9c7", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("replicaset", "web-5d9c7")]),
+        ),
+        (
+            "a kind clashing with a label is left out",
+            owned("Namespace", "x", None),
+            with(&[("pod", "web-5d9c7-x2x4q")]),
+        ),
+    ];
+    for (name, endpoint, expected) in cases {
+        assert_eq!(endpoint_labels(&endpoint), expected, "{name}");
+        assert_eq!(
+            weighted_addr(&endpoint, None).metric_labels,
+            expected,
+            "{name}"
+        );
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use checks::{
     DEFINITIONS, Definition, EXPECTED_CRDS, HINT_BASE_URL, MINIMUM_KUBERNETES, OnError,
-    PROXY_INJECTOR_WEBHOOK, Verdict,
+    PROXY_INJECTOR_WEBHOOK, Verdict, expected_crds,
 };
 pub use gather::{Target, gather};
 pub use state::{

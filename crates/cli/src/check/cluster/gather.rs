@@ -173,7 +173,8 @@ fn explain(error: &kube::Error) -> String {
                 format!("{} (HTTP {})", status.message, status.code)
             }
         }
-        other => chain(other),
+        // kube's own wrapper text ("ServiceError: …") says nothing the causes don't.
+        other => std::error::Error::source(other).map_or_else(|| other.to_string(), chain),
     }
 }
 

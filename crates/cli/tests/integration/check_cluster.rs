@@ -633,3 +633,45 @@ fn an_unreachable_api_fails_clearly() {
     );
     assert_eq!(output.status.code(), Some(1));
 }
+
+/// `--wait`: the checks run again until they pass — here once the
+/// controller pod turns ready while `weft check` waits.
+#[test]
+fn wait_retries_until_the_checks_pass() {
+    let cluster = Cluster::installed();
+    cluster.api.apply(controller_pod(false));
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["check", "--wait", "2m", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ready once a second round began: the first one saw it not ready.
+    let pods_lists = || {
+        cluster
+            .api
+            .requests()
+            .iter()
+            .filter(|request| {
+                request.method == "GET" && request.path.ends_with("/namespaces/weft/pods")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pods_lists() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second round: {:?}",
+            cluster.api.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    cluster.api.apply(controller_pod(true));
+    let output = child.wait_with_output().unwrap();
+    assert_lines(
+        &output,
+        &report(&[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK], true),
+    );
+    assert_eq!(output.status.code(), Some(0));
+}

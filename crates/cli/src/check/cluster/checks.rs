@@ -899,12 +899,15 @@ fn time_valid(certificates: &[CertificateFacts], now: i64) -> Verdict {
 
 fn not_expiring_soon(certificates: &[CertificateFacts], now: i64) -> Verdict {
     let window = WARNING_WINDOW.as_secs() as i64;
+    // One is invalid already: "within its validity period" said so, and a
+    // √ here would read as all being well.
+    if certificates.iter().any(|certificate| {
+        !(certificate.not_before_unix..=certificate.not_after_unix).contains(&now)
+    }) {
+        return Verdict::Skip;
+    }
     let expiring: Vec<String> = certificates
         .iter()
-        // Already invalid: "within its validity period" said so.
-        .filter(|certificate| {
-            (certificate.not_before_unix..=certificate.not_after_unix).contains(&now)
-        })
         .filter(|certificate| certificate.not_after_unix - now < window)
         .map(|certificate| {
             format!(

@@ -17,7 +17,11 @@
 
 mod certificates;
 mod checks;
+mod data_plane;
 mod gather;
+mod identity;
+mod installation;
+mod pre;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -25,11 +29,9 @@ mod tests;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-pub use checks::{
-    DEFINITIONS, Definition, EXPECTED_CRDS, HINT_BASE_URL, MINIMUM_KUBERNETES, OnError,
-    PROXY_INJECTOR_WEBHOOK, Verdict, expected_crds,
-};
+pub use checks::{DEFINITIONS, Definition, HINT_BASE_URL, OnError, Verdict};
 pub use gather::{Target, gather};
+pub use installation::{EXPECTED_CRDS, MINIMUM_KUBERNETES, PROXY_INJECTOR_WEBHOOK, expected_crds};
 pub use state::{
     AccessRequest, AccessReview, ApiVersion, ClusterState, ControlPlaneState, DataPlaneState,
     DeploymentState, Fetched, PodState, PreState, ProxyState,

@@ -83,7 +83,9 @@ impl Cluster {
         let cluster = Cluster::empty();
         let api = &cluster.api;
         let namespace = CONTROL_PLANE_NAMESPACE;
-        api.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
+        api.apply(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        );
         api.apply(json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": CONTROLLER_NAME},
@@ -333,7 +335,10 @@ fn a_healthy_installation_passes() {
     let output = cluster.check(&[]);
     assert_lines(
         &output,
-        &report(&[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK], true),
+        &report(
+            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK],
+            true,
+        ),
     );
     assert_eq!(output.status.code(), Some(0));
 
@@ -353,7 +358,11 @@ fn a_healthy_installation_passes() {
 #[test]
 fn an_expired_issuer_fails() {
     let cluster = Cluster::installed();
-    let issuer = authority("identity.weft.cluster.local", (-10 * DAY, -DAY), Some(&cluster.anchor));
+    let issuer = authority(
+        "identity.weft.cluster.local",
+        (-10 * DAY, -DAY),
+        Some(&cluster.anchor),
+    );
     cluster.set_issuer(&issuer);
     let output = cluster.check(&[]);
     let identity = "\
@@ -371,7 +380,10 @@ weft-identity
 ";
     assert_lines(
         &output,
-        &report(&[API_OK, CONFIG_OK, EXISTENCE_OK, identity, WEBHOOKS_OK], false),
+        &report(
+            &[API_OK, CONFIG_OK, EXISTENCE_OK, identity, WEBHOOKS_OK],
+            false,
+        ),
     );
     assert_eq!(output.status.code(), Some(1));
 }
@@ -411,7 +423,10 @@ weft-existence
 ";
     assert_lines(
         &output,
-        &report(&[API_OK, CONFIG_OK, existence, IDENTITY_OK, WEBHOOKS_OK], false),
+        &report(
+            &[API_OK, CONFIG_OK, existence, IDENTITY_OK, WEBHOOKS_OK],
+            false,
+        ),
     );
     assert_eq!(output.status.code(), Some(1));
 }
@@ -439,7 +454,10 @@ weft-config
 ";
     assert_lines(
         &output,
-        &report(&[API_OK, config, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK], false),
+        &report(
+            &[API_OK, config, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK],
+            false,
+        ),
     );
     assert_eq!(output.status.code(), Some(1));
 }
@@ -463,7 +481,10 @@ weft-webhooks
 ";
     assert_lines(
         &output,
-        &report(&[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, webhooks], true),
+        &report(
+            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, webhooks],
+            true,
+        ),
     );
     assert_eq!(output.status.code(), Some(0));
 }
@@ -505,7 +526,8 @@ fn pre_passes_on_an_empty_cluster_and_fails_on_an_installed_one() {
             .api
             .requests()
             .iter()
-            .any(|request| request.method == "POST" && request.path.ends_with("selfsubjectaccessreviews")),
+            .any(|request| request.method == "POST"
+                && request.path.ends_with("selfsubjectaccessreviews")),
         "{:?}",
         cluster.api.requests()
     );
@@ -533,7 +555,10 @@ fn pre_fails_when_access_is_denied() {
         "√ can create non-namespaced resources\n",
         "× can create non-namespaced resources\n    not allowed to create clusterroles.rbac.authorization.k8s.io\n    see https://weft.dev/checks/#pre-k8s-cluster-k8s for hints\n",
     );
-    assert_lines(&output, &report(&[API_OK, &setup, PRE_CAPABILITY_OK], false));
+    assert_lines(
+        &output,
+        &report(&[API_OK, &setup, PRE_CAPABILITY_OK], false),
+    );
     assert_eq!(output.status.code(), Some(1));
 }
 
@@ -558,7 +583,15 @@ weft-identity-data-plane
 ";
     let all = |data: &str, identity: &str, success: bool| {
         report(
-            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK, data, identity],
+            &[
+                API_OK,
+                CONFIG_OK,
+                EXISTENCE_OK,
+                IDENTITY_OK,
+                WEBHOOKS_OK,
+                data,
+                identity,
+            ],
             success,
         )
     };
@@ -671,7 +704,10 @@ fn wait_retries_until_the_checks_pass() {
     let output = child.wait_with_output().unwrap();
     assert_lines(
         &output,
-        &report(&[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK], true),
+        &report(
+            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK],
+            true,
+        ),
     );
     assert_eq!(output.status.code(), Some(0));
 }

@@ -21,9 +21,9 @@ use weft_core::cluster::{
     PROXY_VERSION_ANNOTATION, TRUST_ANCHORS_CONFIGMAP,
 };
 
-use super::checks::{
-    PROXY_INJECTOR_WEBHOOK, PROXY_TRUST_ANCHORS_VARIABLE, expected_crds, pre_access_requests,
-};
+use super::data_plane::PROXY_TRUST_ANCHORS_VARIABLE;
+use super::installation::{PROXY_INJECTOR_WEBHOOK, expected_crds};
+use super::pre::pre_access_requests;
 use super::state::{
     AccessRequest, AccessReview, ApiVersion, ClusterState, ControlPlaneState, DataPlaneState,
     DeploymentState, Fetched, PodState, PreState, ProxyState,

@@ -110,8 +110,6 @@ impl Args {
                 .namespace
                 .clone()
                 .unwrap_or_else(|| weft_core::cluster::CONTROL_PLANE_NAMESPACE.to_string()),
-            pre: self.pre,
-            proxy: self.proxy,
             data_plane_namespace: self.data_plane_namespace.clone(),
         }
     }

@@ -118,7 +118,7 @@ pub fn evaluate(state: &ClusterState, mode: Mode) -> Vec<Category> {
 pub async fn check(target: &Target, mode: Mode, wait: Option<Duration>) -> Vec<Category> {
     let deadline = wait.map(|wait| Instant::now() + wait);
     loop {
-        let categories = evaluate(&gather(target).await, mode);
+        let categories = evaluate(&gather(target, mode).await, mode);
         match deadline {
             Some(deadline)
                 if !passed(&categories) && Instant::now() + RETRY_INTERVAL < deadline =>

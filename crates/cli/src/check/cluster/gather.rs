@@ -21,6 +21,7 @@ use weft_core::cluster::{
     PROXY_VERSION_ANNOTATION, TRUST_ANCHORS_CONFIGMAP,
 };
 
+use super::Mode;
 use super::data_plane::PROXY_TRUST_ANCHORS_VARIABLE;
 use super::installation::{PROXY_INJECTOR_WEBHOOK, expected_crds};
 use super::pre::pre_access_requests;
@@ -47,16 +48,12 @@ pub struct Target {
     pub context: Option<String>,
     /// `--namespace`: the control plane's.
     pub control_namespace: String,
-    /// `--pre`.
-    pub pre: bool,
-    /// `--proxy`.
-    pub proxy: bool,
-    /// `--data-plane-namespace`.
+    /// `--data-plane-namespace` (with `--proxy`).
     pub data_plane_namespace: Option<String>,
 }
 
-/// Reads the cluster.
-pub async fn gather(target: &Target) -> ClusterState {
+/// Reads what `mode`'s checks need from the cluster.
+pub async fn gather(target: &Target, mode: Mode) -> ClusterState {
     let mut state = ClusterState {
         now_unix: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -96,11 +93,11 @@ pub async fn gather(target: &Target) -> ClusterState {
         client,
         namespace: target.control_namespace.clone(),
     };
-    if target.pre {
+    if mode == Mode::Pre {
         state.pre = Some(reader.pre().await);
     } else {
         let (control_plane, data_plane) = tokio::join!(reader.control_plane(), async {
-            if target.proxy {
+            if mode == Mode::Proxy {
                 Some(
                     reader
                         .data_plane(target.data_plane_namespace.as_deref())

@@ -45,4 +45,8 @@ pub enum Command {
     Diagnostics(crate::diagnostics::Command),
     /// Print (and open, when possible) the dashboard's URL.
     Dashboard(crate::dashboard::Args),
+    /// Print the Kubernetes manifests of the control plane (`--crds`: the CRDs) for `kubectl apply -f -`.
+    Install(crate::install::Args),
+    /// Print references to everything `weft install` creates, for `kubectl delete -f -`.
+    Uninstall(crate::install::UninstallArgs),
 }

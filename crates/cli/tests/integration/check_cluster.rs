@@ -711,3 +711,57 @@ fn wait_retries_until_the_checks_pass() {
     );
     assert_eq!(output.status.code(), Some(0));
 }
+
+/// What `weft install --crds` and `weft install` print, applied to an empty
+/// cluster, passes `weft check` once the controller runs (the test plays
+/// the kubelet: Deployment status and a ready pod); only the proxy
+/// injector's webhook, which `weft install` does not write yet, warns.
+#[test]
+fn what_weft_install_writes_passes() {
+    let cluster = Cluster::empty();
+    let output = cluster.check(&["--pre"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    for args in [&["install", "--crds"][..], &["install"][..]] {
+        let install = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            install.status.success(),
+            "weft {args:?}: {}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+        cluster
+            .api
+            .apply_yaml(&String::from_utf8(install.stdout).unwrap());
+    }
+    let mut deployment = cluster
+        .api
+        .get(
+            "apps/v1",
+            "Deployment",
+            Some(CONTROL_PLANE_NAMESPACE),
+            CONTROLLER_NAME,
+        )
+        .expect("weft install writes the controller's Deployment");
+    deployment["status"] = json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1});
+    cluster.api.apply(deployment);
+    cluster.api.apply(controller_pod(true));
+
+    let output = cluster.check(&[]);
+    let webhooks = "\
+weft-webhooks
+-------------
+‼ proxy-injector webhook exists
+    MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)
+    see https://weft.dev/checks/#weft-webhooks-proxy-injector for hints
+";
+    assert_lines(
+        &output,
+        &report(
+            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, webhooks],
+            true,
+        ),
+    );
+    assert_eq!(output.status.code(), Some(0));
+}

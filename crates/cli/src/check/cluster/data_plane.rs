@@ -35,12 +35,12 @@ fn data_plane_pods(state: &ClusterState, decide: impl FnOnce(&[PodState]) -> Ver
     fail_on(&data.pods, |pods| decide(pods))
 }
 
-/// Every meshed pod's proxy container is ready.
+/// Every meshed pod's proxy container is ready (finished pods aside).
 pub fn proxies_ready(state: &ClusterState) -> Verdict {
     data_plane_pods(state, |pods| {
         let not_ready: Vec<String> = pods
             .iter()
-            .filter(|pod| !pod.proxy.as_ref().is_some_and(|proxy| proxy.ready))
+            .filter(|pod| !pod.finished() && !pod.proxy.as_ref().is_some_and(|proxy| proxy.ready))
             .map(PodState::key)
             .collect();
         if pods.is_empty() {

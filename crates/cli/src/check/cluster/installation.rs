@@ -250,13 +250,13 @@ pub fn controller_running(state: &ClusterState) -> Verdict {
     })
 }
 
-/// Every controller pod is ready.
+/// Every controller pod is ready (finished ones aside).
 pub fn control_plane_ready(state: &ClusterState) -> Verdict {
     control_plane_pods(state, |pods| {
         let controllers: Vec<&PodState> = pods.iter().filter(is_controller).collect();
         let not_ready: Vec<String> = controllers
             .iter()
-            .filter(|pod| !pod.ready)
+            .filter(|pod| !pod.ready && !pod.finished())
             .map(|pod| pod.name.clone())
             .collect();
         if controllers.is_empty() {

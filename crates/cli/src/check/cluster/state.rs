@@ -120,6 +120,12 @@ impl PodState {
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
+
+    /// Phase `Succeeded` or `Failed` (a finished Job, an evicted pod): its
+    /// containers are not ready, and need not be.
+    pub fn finished(&self) -> bool {
+        matches!(self.phase.as_str(), "Succeeded" | "Failed")
+    }
 }
 
 /// A meshed pod's proxy.

@@ -452,6 +452,25 @@ fn each_problem_is_found() {
             "proxies not ready: demo/web-1",
         ),
         (
+            "a finished job's proxy is not ready, an evicted controller neither: fine",
+            |state, anchor| {
+                let mut job = meshed_pod("job-1", &anchor.pem);
+                job.phase = "Succeeded".into();
+                job.proxy.as_mut().unwrap().ready = false;
+                data(state).pods.as_mut().unwrap().push(job);
+                let mut evicted = controller_pod("weft-controller-0");
+                evicted.phase = "Failed".into();
+                evicted.ready = false;
+                control(state).pods.as_mut().unwrap().push(evicted);
+                // The one problem left, to keep the table's shape.
+                control(state).proxy_injector_exists = Ok(false);
+            },
+            "weft-webhooks",
+            "proxy-injector webhook exists",
+            Outcome::Warning,
+            "MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)",
+        ),
+        (
             "no meshed pods",
             |state, _| data(state).pods = Ok(Vec::new()),
             "weft-data-plane",

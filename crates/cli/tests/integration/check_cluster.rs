@@ -765,3 +765,48 @@ weft-webhooks
     );
     assert_eq!(output.status.code(), Some(0));
 }
+
+/// `--context` picks the kubeconfig's context (and so the server); an
+/// unknown one fails `can initialize the client`, and nothing else runs.
+#[test]
+fn context_selects_the_cluster() {
+    let cluster = Cluster::installed();
+    // A current context pointing nowhere; `test` is the server.
+    let kubeconfig = cluster
+        .api
+        .kubeconfig_yaml()
+        .replace("current-context: test", "current-context: nowhere")
+        .replace(
+            "contexts:\n",
+            "contexts:\n- name: nowhere\n  context:\n    cluster: nowhere\n    user: test\n",
+        )
+        .replace(
+            "clusters:\n",
+            "clusters:\n- name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\n",
+        );
+    std::fs::write(&cluster.kubeconfig, kubeconfig).unwrap();
+    let output = cluster.check(&["--context", "test"]);
+    assert_lines(
+        &output,
+        &report(
+            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK],
+            true,
+        ),
+    );
+
+    let output = cluster.check(&["--context", "missing"]);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            "kubernetes-api",
+            "--------------",
+            "× can initialize the client"
+        ],
+        "{text}"
+    );
+    assert!(lines[3].contains("missing"), "{text}");
+    assert!(text.ends_with("Status check results are ×\n"), "{text}");
+    assert_eq!(output.status.code(), Some(1));
+}

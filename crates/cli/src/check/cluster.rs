@@ -30,7 +30,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 pub use checks::{DEFINITIONS, Definition, HINT_BASE_URL, OnError, Verdict};
-pub use gather::{Target, gather};
+pub use gather::{ConnectError, Target, gather};
 pub use installation::{EXPECTED_CRDS, MINIMUM_KUBERNETES, PROXY_INJECTOR_WEBHOOK, expected_crds};
 pub use state::{
     AccessRequest, AccessReview, ApiVersion, ClusterState, ControlPlaneState, DataPlaneState,

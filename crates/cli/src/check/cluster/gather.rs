@@ -68,7 +68,7 @@ pub async fn gather(target: &Target, mode: Mode) -> ClusterState {
     let (client, url) = match connect(target).await {
         Ok(connected) => connected,
         Err(error) => {
-            state.client = Err(error);
+            state.client = Err(error.to_string());
             return state;
         }
     };
@@ -113,34 +113,59 @@ pub async fn gather(target: &Target, mode: Mode) -> ClusterState {
     state
 }
 
+/// Why no API client could be built (the `can initialize the client` error).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// `--kubeconfig` cannot be read, or names no usable context.
+    #[error("--kubeconfig {path}: {reason}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// Why (with its causes).
+        reason: String,
+    },
+    /// `--context` is not in `$KUBECONFIG` / `~/.kube/config`, or they cannot be read.
+    #[error("kubeconfig: {0}")]
+    Context(String),
+    /// Neither a kubeconfig nor an in-cluster ServiceAccount.
+    #[error("no Kubernetes configuration: {0}")]
+    Infer(String),
+    /// The configuration is unusable for a client (TLS material, proxy).
+    #[error("Kubernetes client: {0}")]
+    Client(String),
+}
+
 /// The client `--kubeconfig`/`--context` describe (else `$KUBECONFIG`,
 /// `~/.kube/config` or the in-cluster ServiceAccount), and its server's URL.
-async fn connect(target: &Target) -> Result<(kube::Client, String), String> {
+async fn connect(target: &Target) -> Result<(kube::Client, String), ConnectError> {
     let options = KubeConfigOptions {
         context: target.context.clone(),
         ..KubeConfigOptions::default()
     };
-    let config = match &target.kubeconfig {
+    let mut config = match &target.kubeconfig {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|error| format!("--kubeconfig {}: {}", path.display(), chain(&error)))?;
+            let unusable = |error: &dyn std::error::Error| ConnectError::Kubeconfig {
+                path: path.display().to_string(),
+                reason: chain(error),
+            };
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|error| unusable(&error))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
-                .map_err(|error| format!("--kubeconfig {}: {}", path.display(), chain(&error)))?
+                .map_err(|error| unusable(&error))?
         }
         None if target.context.is_some() => kube::Config::from_kubeconfig(&options)
             .await
-            .map_err(|error| format!("kubeconfig: {}", chain(&error)))?,
+            .map_err(|error| ConnectError::Context(chain(&error)))?,
         None => kube::Config::infer()
             .await
-            .map_err(|error| format!("no Kubernetes configuration: {}", chain(&error)))?,
+            .map_err(|error| ConnectError::Infer(chain(&error)))?,
     };
-    let mut config = config;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(READ_TIMEOUT);
     let url = config.cluster_url.to_string();
     let url = url.trim_end_matches('/').to_string();
-    let client = kube::Client::try_from(config).map_err(|error| explain(&error))?;
+    let client =
+        kube::Client::try_from(config).map_err(|error| ConnectError::Client(explain(&error)))?;
     Ok((client, url))
 }
 

@@ -54,3 +54,8 @@ pub const INIT_CONTAINER_NAME: &str = "weft-init";
 pub const INJECT_ANNOTATION: &str = "weft.io/inject";
 /// The annotation the injector writes with the injected proxy's version.
 pub const PROXY_VERSION_ANNOTATION: &str = "weft.io/proxy-version";
+/// The proxy injector's MutatingWebhookConfiguration.
+pub const PROXY_INJECTOR_WEBHOOK: &str = "weft-proxy-injector";
+/// The proxy's variable holding its trust anchors (PEM), which an injected
+/// proxy gets from the trust-anchor ConfigMap.
+pub const PROXY_TRUST_ANCHORS_VARIABLE: &str = "WEFT_PROXY_IDENTITY_TRUST_ANCHORS";

@@ -11,8 +11,7 @@ use super::checks::{Verdict, exists, fail_on, some_of};
 use super::identity::trust_anchors;
 use super::state::{ClusterState, PodState};
 
-/// The proxy's trust-anchor variable (crates/proxy/src/config/variables.rs).
-pub const PROXY_TRUST_ANCHORS_VARIABLE: &str = "WEFT_PROXY_IDENTITY_TRUST_ANCHORS";
+pub use weft_core::cluster::PROXY_TRUST_ANCHORS_VARIABLE;
 
 /// `--data-plane-namespace` exists (skipped without one).
 pub fn namespace_exists(state: &ClusterState) -> Verdict {

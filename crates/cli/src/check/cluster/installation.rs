@@ -13,9 +13,7 @@ use super::state::{ClusterState, PodState};
 /// The oldest Kubernetes weft supports: k8s-openapi's `v1_33` floor.
 pub const MINIMUM_KUBERNETES: (u32, u32) = (1, 33);
 
-/// The proxy injector's MutatingWebhookConfiguration (installed by a later
-/// `weft install`; until then its absence is a warning).
-pub const PROXY_INJECTOR_WEBHOOK: &str = "weft-proxy-injector";
+pub use weft_core::cluster::PROXY_INJECTOR_WEBHOOK;
 
 /// The CRDs weft installs, used when weft-core's generated list is empty
 /// (a unit test keeps the two equal once it is not).

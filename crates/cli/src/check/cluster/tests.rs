@@ -866,3 +866,19 @@ fn long_lists_are_cut() {
     assert_eq!(some_of(&items[..2]), "p1, p2");
     assert_eq!(some_of(&items), "p1, p2, p3, p4, p5, and 2 more");
 }
+
+#[test]
+fn every_hint_anchor_is_a_heading_of_the_checks_page() {
+    let page = include_str!("../../../../../docs/checks.md");
+    let headings: Vec<&str> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix("### "))
+        .collect();
+    for definition in super::checks::DEFINITIONS {
+        assert!(
+            headings.contains(&definition.anchor),
+            "docs/checks.md has no `### {}` heading",
+            definition.anchor
+        );
+    }
+}

@@ -2,14 +2,17 @@
 //!
 //! ```text
 //! 1. load the mesh file into the catalog      (a bad or missing file stops start-up: exit 64)
-//! 2. identity (with --identity-issuer-dir): load and check the issuer, read or
-//!    create the token key, write the workloads' token files, issue the
-//!    controller its own certificate (any failure: exit 64)
+//! 2. identity (with --identity-issuer-dir, or --identity-issuer-secret with
+//!    --kubernetes): load and check the issuer (files, or the Secret and the
+//!    anchor ConfigMap read from the API), then either read or create the
+//!    token key and write the workloads' token files (mesh file) or check
+//!    tokens with TokenReview (--kubernetes), issue the controller its own
+//!    certificate (any failure: exit 64)
 //! 3. bind --destination-addr, --policy-addr (when set), --identity-addr, --admin-addr, --web-addr (a
 //!    taken port stops start-up, naming the flag); with identity both gRPC
 //!    ports take TLS (the controller's certificate) and plaintext
 //! 4. register metrics in one registry
-//! 5. start the watchers (mesh file, issuer files), the token writer, the
+//! 5. start the watchers (mesh file, issuer files or Secret), the token writer, the
 //!    controller certificate's renewal, the Destination and Identity
 //!    servers, the admin server, the web server (HTTP API + merged routes)
 //! 6. mark ready; on SIGTERM/SIGINT stop everything and drain
@@ -22,6 +25,7 @@
 //! (tap, the dashboard at `/`) add theirs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,18 +39,22 @@ use crate::api::WebState;
 use crate::catalog::Catalog;
 use crate::catalog::PolicySettings;
 pub use crate::config::Args;
-use crate::config::IdentityConfig;
+use crate::config::{IdentityConfig, IssuerLocation, TokenConfig};
 use crate::dashboard::AllowedHosts;
 use crate::destination::limits::StreamLimiter;
 use crate::destination::translate::MeshHints;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError, StreamLimits};
-use crate::identity::issuer_files::{IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource};
+use crate::identity::issuer_files::{
+    AuthorityHandle, IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
+};
+use crate::identity::issuer_secret::{IssuerSecretError, SecretIssuerSource};
 use crate::identity::server::{CertifyMetrics, IdentityServerError, IdentityService};
 use crate::identity::serving::{ServingCertificate, ServingError};
-use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
+use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError, TokenValidator};
 use crate::identity::token_files::{
     MeshTokenValidator, TokenDirError, TokenFileMetrics, TokenFiles,
 };
+use crate::identity::token_review::TokenReviewValidator;
 use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
 use crate::mesh_file::{MeshFileError, MeshFileLimits, MeshFileSource};
 use crate::metrics_api::prometheus::PrometheusClient;
@@ -77,6 +85,13 @@ pub enum AppError {
     /// The identity issuer files are missing or invalid at start-up.
     #[error("cannot start the identity service: {0}")]
     IssuerFiles(#[from] IssuerFilesError),
+    /// The identity issuer Secret or anchor ConfigMap is missing, unreadable
+    /// or invalid at start-up.
+    #[error("cannot start the identity service: {0}")]
+    IssuerSecret(#[from] IssuerSecretError),
+    /// The Kubernetes API client identity needs could not be built.
+    #[error("cannot start the identity service: {0}")]
+    IdentityKubeClient(crate::kubernetes::ConnectError),
     /// The token key cannot be read or created.
     #[error("cannot start the identity service: token key {0}")]
     TokenKey(#[from] TokenKeyError),
@@ -126,6 +141,8 @@ impl AppError {
             AppError::NoMeshFile
             | AppError::MeshFile(_)
             | AppError::IssuerFiles(_)
+            | AppError::IssuerSecret(_)
+            | AppError::IdentityKubeClient(_)
             | AppError::TokenKey(_)
             | AppError::TokenDir(_)
             | AppError::ApiToken(_)
@@ -143,9 +160,11 @@ impl AppError {
 
 /// The identity parts, loaded but not yet running.
 struct IdentityStage {
+    /// Where the issuer is, as `/ready` shows it (a Secret and ConfigMap
+    /// are shown by name in place of the paths).
     paths: IssuerPaths,
     addr: SocketAddr,
-    issuer: IssuerSource,
+    issuer: IssuerFeed,
     service: IdentityService,
     token_files: Option<TokenFiles>,
     /// The controller's own certificate, for TLS on both gRPC ports.
@@ -208,18 +227,21 @@ impl App {
 
         // 2. Identity: the issuer must load and chain to the anchors; the
         //    token key is read (or created); token files are written once now.
-        let (mut registry, identity) = match args.identity.config() {
+        let mut registry = registry;
+        let identity = match args.identity.config(args.kubernetes.kubernetes) {
             Some(config) => {
-                let workloads = source.subscribe_workloads();
-                let (registry, stage) = blocking(move || {
-                    let mut registry = registry;
-                    let stage = IdentityStage::load(config, workloads, &mut registry);
-                    (registry, stage)
-                })
-                .await?;
-                (registry, Some(stage?))
+                let client = if args.kubernetes.kubernetes {
+                    let client = crate::kubernetes::connect(&args.kubernetes)
+                        .await
+                        .map_err(AppError::IdentityKubeClient)?;
+                    Some(client)
+                } else {
+                    None
+                };
+                let workloads = Some(source.subscribe_workloads());
+                Some(IdentityStage::load(config, client, workloads, &mut registry).await?)
             }
-            None => (registry, None),
+            None => None,
         };
 
         // 2b. The API token tap requires: read, or created (0600).
@@ -286,7 +308,7 @@ impl App {
             connector: ProxyConnector {
                 mode: args.access.tap_tls,
                 identity: identity.as_ref().and_then(|(stage, _)| {
-                    let domain = args.identity.config()?.domain;
+                    let domain = args.identity.config(args.kubernetes.kubernetes)?.domain;
                     Some((stage.serving.tls(), domain))
                 }),
             },
@@ -296,10 +318,13 @@ impl App {
         let allowed_hosts = Arc::new(AllowedHosts::new(&args.access.web_allowed_hosts));
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
-        let mesh = args.identity.config().map(|config| MeshHints {
-            domain: config.domain,
-            h2_upgrade: !args.disable_h2_upgrade,
-        });
+        let mesh = args
+            .identity
+            .config(args.kubernetes.kubernetes)
+            .map(|config| MeshHints {
+                domain: config.domain,
+                h2_upgrade: !args.disable_h2_upgrade,
+            });
         // Golden metrics: Prometheus answers, or the scraper fills a store.
         let statuses = ScrapeStatuses::default();
         let (metrics, scraper) = match &args.web.prometheus_url {
@@ -336,7 +361,10 @@ impl App {
             metrics,
             identity_domain: mesh.as_ref().map(|hints| hints.domain.clone()),
             identity_authority: identity.as_ref().map(|(stage, _)| stage.issuer.authority()),
-            leaf_lifetime: args.identity.config().map(|config| config.policy.lifetime),
+            leaf_lifetime: args
+                .identity
+                .config(args.kubernetes.kubernetes)
+                .map(|config| config.policy.lifetime),
             mesh_file_path: mesh_file.clone(),
             mesh_file_status: source.status_handle(),
         });
@@ -543,34 +571,98 @@ impl App {
     }
 }
 
+/// Where the issuer comes from: files, or a Secret and a ConfigMap.
+enum IssuerFeed {
+    /// `--identity-issuer-dir` and `--identity-trust-anchors`.
+    Files(IssuerSource),
+    /// `--identity-issuer-secret` and `--identity-trust-anchors-configmap`.
+    Secret(SecretIssuerSource),
+}
+
+impl IssuerFeed {
+    fn authority(&self) -> AuthorityHandle {
+        match self {
+            IssuerFeed::Files(source) => source.authority(),
+            IssuerFeed::Secret(source) => source.authority(),
+        }
+    }
+
+    fn status_handle(&self) -> Arc<Mutex<IssuerStatus>> {
+        match self {
+            IssuerFeed::Files(source) => source.status_handle(),
+            IssuerFeed::Secret(source) => source.status_handle(),
+        }
+    }
+
+    /// Watches and reloads until `shutdown` completes.
+    async fn run(self, shutdown: impl Future<Output = ()>) {
+        match self {
+            IssuerFeed::Files(source) => source.run(shutdown).await,
+            IssuerFeed::Secret(source) => source.run(shutdown).await,
+        }
+    }
+}
+
 impl IdentityStage {
-    /// Step 2: the issuer (loaded and checked now), the token key, the
-    /// validator, the service, and the token files written once.
-    /// Blocking (file reads and writes): called on the blocking pool.
-    fn load(
+    /// Step 2: the issuer (loaded and checked now), the token validator
+    /// (TokenReview through `client`, or the controller's own tokens: the
+    /// key read or created, the token files written once), the service, and
+    /// the controller's own certificate. File work runs on the blocking pool.
+    async fn load(
         config: IdentityConfig,
-        workloads: watch::Receiver<Arc<[Workload]>>,
+        client: Option<kube::Client>,
+        workloads: Option<watch::Receiver<Arc<[Workload]>>>,
         registry: &mut Registry,
     ) -> Result<Self, AppError> {
-        let mut issuer = IssuerSource::new(config.paths.clone(), IssuerMetrics::new(registry));
-        issuer.reload()?;
-        let (key, created) = TokenKey::load_or_create(&config.token_key)?;
-        if created {
-            tracing::info!(path = %config.token_key.display(), "created a new identity token key");
-        }
-        let tokens = Arc::new(HmacTokens::new(&key));
-        let token_files = match config.token_dir {
-            Some(dir) => {
-                let files = TokenFiles::new(
-                    dir,
-                    Arc::clone(&tokens),
-                    config.token_lifetime,
-                    TokenFileMetrics::new(registry),
-                )?;
-                files.write_all(&workloads.borrow());
-                Some(files)
+        let metrics = IssuerMetrics::new(registry);
+        let (issuer, paths) = match config.issuer {
+            IssuerLocation::Files(paths) => {
+                let mut source = IssuerSource::new(paths.clone(), metrics);
+                let (source, loaded) = blocking(move || {
+                    let loaded = source.reload();
+                    (source, loaded)
+                })
+                .await?;
+                loaded?;
+                (IssuerFeed::Files(source), paths)
             }
-            None => None,
+            IssuerLocation::Secret(reference) => {
+                let client = client.clone().ok_or_else(|| {
+                    AppError::StartUp("--identity-issuer-secret needs --kubernetes".into())
+                })?;
+                let shown = IssuerPaths {
+                    issuer_dir: PathBuf::from(reference.secret_object()),
+                    trust_anchors: PathBuf::from(reference.configmap_object()),
+                };
+                let mut source = SecretIssuerSource::new(client, reference, metrics);
+                source.load_initial().await?;
+                (IssuerFeed::Secret(source), shown)
+            }
+        };
+        let (validator, token_files): (Arc<dyn TokenValidator>, Option<TokenFiles>) = match config
+            .tokens
+        {
+            TokenConfig::Review { audience } => {
+                let client = client
+                    .ok_or_else(|| AppError::StartUp("TokenReview needs --kubernetes".into()))?;
+                tracing::info!(%audience, "identity tokens are checked with TokenReview");
+                (Arc::new(TokenReviewValidator::new(client, audience)), None)
+            }
+            TokenConfig::Minted { key, dir, lifetime } => {
+                let workloads = workloads.ok_or_else(|| {
+                    AppError::StartUp("the controller's own tokens need a mesh file".into())
+                })?;
+                // The registry goes to the blocking pool and back.
+                let mut owned = std::mem::take(registry);
+                let (owned, minted) = blocking(move || {
+                    let minted = minted_tokens(&key, dir, lifetime, workloads, &mut owned);
+                    (owned, minted)
+                })
+                .await?;
+                *registry = owned;
+                let (validator, files) = minted?;
+                (Arc::new(validator), files)
+            }
         };
         let serving = ServingCertificate::issue_first(
             &issuer.authority(),
@@ -578,16 +670,15 @@ impl IdentityStage {
             config.policy,
             registry,
         )?;
-        let validator = MeshTokenValidator::new(tokens, workloads);
         let service = IdentityService::new(
             issuer.authority(),
-            Arc::new(validator),
+            validator,
             config.domain,
             config.policy,
             CertifyMetrics::new(registry),
         );
         Ok(Self {
-            paths: config.paths,
+            paths,
             addr: config.addr,
             issuer,
             service,
@@ -595,6 +686,36 @@ impl IdentityStage {
             serving,
         })
     }
+}
+
+/// The controller's own tokens (mesh file): the key read or created, the
+/// token files written once. Blocking (file reads and writes).
+fn minted_tokens(
+    key_path: &std::path::Path,
+    token_dir: Option<PathBuf>,
+    lifetime: Duration,
+    workloads: watch::Receiver<Arc<[Workload]>>,
+    registry: &mut Registry,
+) -> Result<(MeshTokenValidator, Option<TokenFiles>), AppError> {
+    let (key, created) = TokenKey::load_or_create(key_path)?;
+    if created {
+        tracing::info!(path = %key_path.display(), "created a new identity token key");
+    }
+    let tokens = Arc::new(HmacTokens::new(&key));
+    let token_files = match token_dir {
+        Some(dir) => {
+            let files = TokenFiles::new(
+                dir,
+                Arc::clone(&tokens),
+                lifetime,
+                TokenFileMetrics::new(registry),
+            )?;
+            files.write_all(&workloads.borrow());
+            Some(files)
+        }
+        None => None,
+    };
+    Ok((MeshTokenValidator::new(tokens, workloads), token_files))
 }
 
 /// Routes served on `--web-addr` beside the `/api/...` routes of

@@ -144,9 +144,17 @@ pub enum CredentialProblem {
         /// Its NotAfter.
         not_after: OffsetDateTime,
     },
-    /// No anchor signed the issuer.
+    /// No anchor signed the issuer (or the last certificate of its chain).
     #[error("the issuer {0} is not signed by any trust anchor")]
     Untrusted(String),
+    /// A certificate of the issuer's chain does not sign the one before it.
+    #[error("the chain is out of order: {next} did not sign {subject}")]
+    BrokenChain {
+        /// The certificate whose signer was expected next.
+        subject: String,
+        /// The certificate found next.
+        next: String,
+    },
 }
 
 /// A problem and the file it is in.
@@ -184,7 +192,8 @@ pub struct Leaf {
 /// A loaded issuer whose chain to the anchors checked out.
 pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,
-    issuer_der: Vec<u8>,
+    /// The issuer, then any intermediates up to the anchor, DER.
+    chain_der: Vec<Vec<u8>>,
     issuer_subject: String,
     issuer_not_after: OffsetDateTime,
     /// The earlier of the issuer's and its anchor's NotAfter.
@@ -211,24 +220,57 @@ impl CertificateAuthority {
         credentials: &IssuerCredentials<'_>,
         now: OffsetDateTime,
     ) -> Result<Self, CredentialError> {
+        Self::load_checked(credentials, now, false)
+    }
+
+    /// Like [`load`](Self::load), but the certificate text may hold the
+    /// issuer's chain after it (a `kubernetes.io/tls` Secret's `tls.crt`, as
+    /// cert-manager writes it): issuer first, then each certificate signing
+    /// the one before, ending at one an anchor signed (copies of anchors are
+    /// dropped). The intermediates go out with every leaf.
+    pub fn load_chain(
+        credentials: &IssuerCredentials<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Self, CredentialError> {
+        Self::load_checked(credentials, now, true)
+    }
+
+    fn load_checked(
+        credentials: &IssuerCredentials<'_>,
+        now: OffsetDateTime,
+        chain_allowed: bool,
+    ) -> Result<Self, CredentialError> {
         use CredentialFile::{IssuerCertificate, IssuerKey, TrustAnchors};
         let fail = |file, problem| CredentialError { file, problem };
 
-        let issuer_ders = certificates_in(credentials.certificate_pem)
+        let certificate_ders = certificates_in(credentials.certificate_pem)
             .map_err(|problem| fail(IssuerCertificate, problem))?;
-        let issuer_der = match issuer_ders.as_slice() {
-            [one] => one.clone(),
-            several => {
+        let anchor_ders = certificates_in(credentials.trust_anchors_pem)
+            .map_err(|problem| fail(TrustAnchors, problem))?;
+        let (issuer_der, intermediate_ders) = match certificate_ders.split_first() {
+            Some((issuer, [])) => (issuer.clone(), Vec::new()),
+            Some((issuer, rest)) if chain_allowed => {
+                let intermediates = rest
+                    .iter()
+                    .filter(|der| !anchor_ders.contains(der))
+                    .cloned()
+                    .collect();
+                (issuer.clone(), intermediates)
+            }
+            _ => {
                 return Err(fail(
                     IssuerCertificate,
-                    CredentialProblem::SeveralCertificates(several.len()),
+                    CredentialProblem::SeveralCertificates(certificate_ders.len()),
                 ));
             }
         };
-        let anchor_ders = certificates_in(credentials.trust_anchors_pem)
-            .map_err(|problem| fail(TrustAnchors, problem))?;
         let issuer =
             parse_certificate(&issuer_der).map_err(|problem| fail(IssuerCertificate, problem))?;
+        let intermediates = intermediate_ders
+            .iter()
+            .map(|der| parse_certificate(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| fail(IssuerCertificate, problem))?;
         let anchors = anchor_ders
             .iter()
             .map(|der| parse_certificate(der))
@@ -236,16 +278,30 @@ impl CertificateAuthority {
             .map_err(|problem| fail(TrustAnchors, problem))?;
 
         check_ca(&issuer, now).map_err(|problem| fail(IssuerCertificate, problem))?;
+        // Each certificate of the chain signs the one before it.
+        let mut chain_not_after = issuer.validity().not_after.to_datetime();
+        let mut signed = &issuer;
+        for intermediate in &intermediates {
+            if !signs(intermediate, signed) {
+                return Err(fail(
+                    IssuerCertificate,
+                    CredentialProblem::BrokenChain {
+                        subject: signed.subject().to_string(),
+                        next: intermediate.subject().to_string(),
+                    },
+                ));
+            }
+            check_ca(intermediate, now).map_err(|problem| fail(IssuerCertificate, problem))?;
+            chain_not_after = chain_not_after.min(intermediate.validity().not_after.to_datetime());
+            signed = intermediate;
+        }
         let anchor = anchors
             .iter()
-            .find(|anchor| {
-                anchor.subject().as_raw() == issuer.issuer().as_raw()
-                    && issuer.verify_signature(Some(anchor.public_key())).is_ok()
-            })
+            .find(|anchor| signs(anchor, signed))
             .ok_or_else(|| {
                 fail(
                     IssuerCertificate,
-                    CredentialProblem::Untrusted(issuer.subject().to_string()),
+                    CredentialProblem::Untrusted(signed.subject().to_string()),
                 )
             })?;
         check_ca(anchor, now).map_err(|problem| fail(TrustAnchors, problem))?;
@@ -265,7 +321,7 @@ impl CertificateAuthority {
         }
 
         let issuer_not_after = issuer.validity().not_after.to_datetime();
-        let chain_not_after = issuer_not_after.min(anchor.validity().not_after.to_datetime());
+        let chain_not_after = chain_not_after.min(anchor.validity().not_after.to_datetime());
         let issuer_subject = issuer.subject().to_string();
         let signer =
             Issuer::from_ca_cert_der(&issuer_der.as_slice().into(), key).map_err(|error| {
@@ -274,9 +330,12 @@ impl CertificateAuthority {
                     CredentialProblem::BadCertificate(error.to_string()),
                 )
             })?;
+        let mut chain_der = Vec::with_capacity(1 + intermediate_ders.len());
+        chain_der.push(issuer_der);
+        chain_der.extend(intermediate_ders);
         Ok(Self {
             issuer: signer,
-            issuer_der,
+            chain_der,
             issuer_subject,
             issuer_not_after,
             chain_not_after,
@@ -302,7 +361,14 @@ impl CertificateAuthority {
 
     /// The issuer certificate, DER.
     pub fn issuer_der(&self) -> &[u8] {
-        &self.issuer_der
+        // `load_checked` always puts the issuer first.
+        self.chain_der.first().map_or(&[], Vec::as_slice)
+    }
+
+    /// The issuer and any intermediates up to the anchor, DER, issuer first
+    /// (what goes out with each leaf).
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain_der
     }
 
     /// The trust anchors loaded with this issuer, DER (what clients of the
@@ -359,7 +425,7 @@ impl CertificateAuthority {
             .map_err(|error| IssueError::Signing(error.to_string()))?;
         Ok(Leaf {
             certificate: certificate.der().to_vec(),
-            intermediates: vec![self.issuer_der.clone()],
+            intermediates: self.chain_der.clone(),
             not_after: validity.not_after,
         })
     }
@@ -388,6 +454,14 @@ pub fn certificates_in(pem: &[u8]) -> Result<Vec<Vec<u8>>, CredentialProblem> {
         return Err(CredentialProblem::NoCertificate);
     }
     Ok(certificates)
+}
+
+/// Whether `signer` issued `certificate` (names match, signature verifies).
+fn signs(signer: &X509Certificate<'_>, certificate: &X509Certificate<'_>) -> bool {
+    signer.subject().as_raw() == certificate.issuer().as_raw()
+        && certificate
+            .verify_signature(Some(signer.public_key()))
+            .is_ok()
 }
 
 fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, CredentialProblem> {
@@ -635,6 +709,88 @@ mod tests {
                 .map_err(|error| error.file);
             assert_eq!(got, expected, "{name}");
         }
+    }
+
+    #[test]
+    fn a_chain_in_the_certificate_text_is_checked_link_by_link() {
+        let domain = IdentityDomain::default();
+        let now = OffsetDateTime::now_utc();
+        let root = generate_root(&domain, now, 365 * DAY).unwrap();
+        let intermediate = generate_issuer(&root, &domain, now, 60 * DAY).unwrap();
+        let issuer = generate_issuer(&intermediate, &domain, now, 30 * DAY).unwrap();
+        let der = |pem: &str| certificates_in(pem.as_bytes()).unwrap().remove(0);
+        let load_chain = |certificate: String| {
+            CertificateAuthority::load_chain(
+                &IssuerCredentials {
+                    certificate_pem: certificate.as_bytes(),
+                    key_pem: issuer.key_pem.as_bytes(),
+                    trust_anchors_pem: root.certificate_pem.as_bytes(),
+                },
+                now,
+            )
+        };
+        /// (name, tls.crt, the chain sent with leaves or the problem).
+        type Case = (&'static str, String, Result<Vec<Vec<u8>>, &'static str>);
+        let cases: Vec<Case> = vec![
+            (
+                "issuer, intermediate",
+                format!("{}{}", issuer.certificate_pem, intermediate.certificate_pem),
+                Ok(vec![
+                    der(&issuer.certificate_pem),
+                    der(&intermediate.certificate_pem),
+                ]),
+            ),
+            (
+                "issuer, intermediate, root (the root copy is dropped)",
+                format!(
+                    "{}{}{}",
+                    issuer.certificate_pem, intermediate.certificate_pem, root.certificate_pem
+                ),
+                Ok(vec![
+                    der(&issuer.certificate_pem),
+                    der(&intermediate.certificate_pem),
+                ]),
+            ),
+            (
+                "issuer alone: the root did not sign it",
+                issuer.certificate_pem.clone(),
+                Err("is not signed by any trust anchor"),
+            ),
+            (
+                "reversed",
+                format!("{}{}", intermediate.certificate_pem, issuer.certificate_pem),
+                Err("the chain is out of order"),
+            ),
+        ];
+        for (name, certificate, expected) in cases {
+            let got = load_chain(certificate)
+                .map(|authority| authority.chain_der().to_vec())
+                .map_err(|error| error.to_string());
+            match (got, expected) {
+                (Ok(chain), Ok(expected)) => assert_eq!(chain, expected, "{name}"),
+                (Err(error), Err(expected)) => {
+                    assert!(error.contains(expected), "{name}: {error}");
+                }
+                (got, expected) => panic!("{name}: {got:?}, expected {expected:?}"),
+            }
+        }
+        // The files' loader still wants the issuer alone.
+        let files = CertificateAuthority::load(
+            &IssuerCredentials {
+                certificate_pem: format!(
+                    "{}{}",
+                    issuer.certificate_pem, intermediate.certificate_pem
+                )
+                .as_bytes(),
+                key_pem: issuer.key_pem.as_bytes(),
+                trust_anchors_pem: root.certificate_pem.as_bytes(),
+            },
+            now,
+        );
+        assert!(matches!(
+            files.map_err(|error| error.problem),
+            Err(CredentialProblem::SeveralCertificates(2))
+        ));
     }
 
     #[test]

@@ -575,8 +575,9 @@ impl App {
 enum IssuerFeed {
     /// `--identity-issuer-dir` and `--identity-trust-anchors`.
     Files(IssuerSource),
-    /// `--identity-issuer-secret` and `--identity-trust-anchors-configmap`.
-    Secret(SecretIssuerSource),
+    /// `--identity-issuer-secret` and `--identity-trust-anchors-configmap`
+    /// (boxed: its API handles make it large).
+    Secret(Box<SecretIssuerSource>),
 }
 
 impl IssuerFeed {
@@ -598,7 +599,7 @@ impl IssuerFeed {
     async fn run(self, shutdown: impl Future<Output = ()>) {
         match self {
             IssuerFeed::Files(source) => source.run(shutdown).await,
-            IssuerFeed::Secret(source) => source.run(shutdown).await,
+            IssuerFeed::Secret(source) => (*source).run(shutdown).await,
         }
     }
 }
@@ -636,7 +637,7 @@ impl IdentityStage {
                 };
                 let mut source = SecretIssuerSource::new(client, reference, metrics);
                 source.load_initial().await?;
-                (IssuerFeed::Secret(source), shown)
+                (IssuerFeed::Secret(Box::new(source)), shown)
             }
         };
         let (validator, token_files): (Arc<dyn TokenValidator>, Option<TokenFiles>) = match config

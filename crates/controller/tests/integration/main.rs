@@ -28,6 +28,7 @@ mod authz_metrics;
 mod dashboard;
 mod destination;
 mod identity;
+mod identity_kubernetes;
 mod metrics_api;
 mod policy_inbound;
 mod policy_latency;

@@ -21,6 +21,8 @@
 //! - [`websocket`]: WebSocket echo server and client helpers.
 //! - [`http_client`]: one-shot HTTP/1.1 and HTTP/2 requests and `CONNECT` tunnels.
 //! - [`prom`]: a small Prometheus text-format parser.
+//! - [`kube_api`]: a test Kubernetes API server (list, watch, CRUD,
+//!   TokenReview) for the real `kube` client over HTTP.
 //! - [`metrics_target`]: a fake proxy admin endpoint serving a `/metrics`
 //!   text the test sets (the authorization counters, for the controller).
 //!
@@ -33,6 +35,7 @@ pub mod grpc;
 pub mod http_client;
 pub mod http_server;
 pub mod inbound_policy_server;
+pub mod kube_api;
 pub mod load;
 pub mod metrics_target;
 pub mod outbound_policy_server;

@@ -123,9 +123,11 @@ impl KubernetesSource {
     /// A source reading through `client` into `catalog`; its metrics go to
     /// `registry`. Nothing is watched until [`run`](Self::run).
     pub fn new(client: kube::Client, catalog: SharedCatalog, registry: &mut Registry) -> Self {
-        // TODO(endpoints-from-slices): on Kubernetes a Service's endpoints come
-        // from its EndpointSlices only; enable it once the catalog has the setter:
-        // catalog.lock().unwrap_or_else(PoisonError::into_inner).set_endpoints_from_slices(true);
+        // On Kubernetes a Service's endpoints come from its EndpointSlices only.
+        catalog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_endpoints_from_slices(true);
         Self {
             client,
             index: Index::new(catalog),

@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! 1. load the mesh file into the catalog      (a bad or missing file stops start-up: exit 64)
+//!    or, with --kubernetes, build the API client (a bad kubeconfig: exit 64)
+//!    and the Kubernetes source (it lists and watches once running; /ready
+//!    waits for its first lists)
 //! 2. identity (with --identity-issuer-dir, or --identity-issuer-secret with
 //!    --kubernetes): load and check the issuer (files, or the Secret and the
 //!    anchor ConfigMap read from the API), then either read or create the
@@ -56,6 +59,7 @@ use crate::identity::token_files::{
 };
 use crate::identity::token_review::TokenReviewValidator;
 use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
+use crate::kubernetes::{ConnectError, KubernetesSource};
 use crate::mesh_file::{MeshFileError, MeshFileLimits, MeshFileSource};
 use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
@@ -82,6 +86,9 @@ pub enum AppError {
     /// The mesh file is missing, unreadable or invalid at start-up.
     #[error("cannot start: {0}")]
     MeshFile(#[from] MeshFileError),
+    /// The Kubernetes API client cannot be built (`--kubernetes`).
+    #[error("cannot start: {0}")]
+    Kubernetes(#[from] ConnectError),
     /// The identity issuer files are missing or invalid at start-up.
     #[error("cannot start the identity service: {0}")]
     IssuerFiles(#[from] IssuerFilesError),
@@ -89,9 +96,6 @@ pub enum AppError {
     /// or invalid at start-up.
     #[error("cannot start the identity service: {0}")]
     IssuerSecret(#[from] IssuerSecretError),
-    /// The Kubernetes API client identity needs could not be built.
-    #[error("cannot start the identity service: {0}")]
-    IdentityKubeClient(crate::kubernetes::ConnectError),
     /// The token key cannot be read or created.
     #[error("cannot start the identity service: token key {0}")]
     TokenKey(#[from] TokenKeyError),
@@ -140,9 +144,9 @@ impl AppError {
         match self {
             AppError::NoMeshFile
             | AppError::MeshFile(_)
+            | AppError::Kubernetes(_)
             | AppError::IssuerFiles(_)
             | AppError::IssuerSecret(_)
-            | AppError::IdentityKubeClient(_)
             | AppError::TokenKey(_)
             | AppError::TokenDir(_)
             | AppError::ApiToken(_)
@@ -171,9 +175,36 @@ struct IdentityStage {
     serving: ServingCertificate,
 }
 
+/// Where the catalog's objects come from.
+enum CatalogSource {
+    /// `--mesh-file`.
+    MeshFile(MeshFileSource),
+    /// `--kubernetes`.
+    Kubernetes(KubernetesSource),
+}
+
+impl CatalogSource {
+    /// The Workloads for the identity token files: the mesh file's; none on
+    /// Kubernetes (ServiceAccount tokens are reviewed there instead).
+    fn subscribe_workloads(&self) -> watch::Receiver<Arc<[Workload]>> {
+        match self {
+            CatalogSource::MeshFile(source) => source.subscribe_workloads(),
+            CatalogSource::Kubernetes(_) => watch::channel(Arc::from(Vec::new())).1,
+        }
+    }
+
+    /// Watches until `shutdown` completes.
+    async fn run(self, shutdown: impl Future<Output = ()>) {
+        match self {
+            CatalogSource::MeshFile(source) => source.run(shutdown).await,
+            CatalogSource::Kubernetes(source) => source.run(shutdown).await,
+        }
+    }
+}
+
 /// The bound, not yet running controller.
 pub struct App {
-    source: MeshFileSource,
+    source: CatalogSource,
     destination: DestinationService,
     destination_listener: GrpcListener,
     /// The policy services, served with Destination and on `--policy-addr`.
@@ -198,8 +229,8 @@ impl App {
     /// Steps 1–4: loads the mesh file and the identity credentials, binds
     /// every listener, builds the servers.
     pub async fn build(args: &Args) -> Result<Self, AppError> {
-        // 1. The catalog and its source: the first load must succeed.
-        let mesh_file = args.mesh_file.as_ref().ok_or(AppError::NoMeshFile)?;
+        // 1. The catalog and its source: the mesh file's first load must
+        //    succeed; the Kubernetes source needs a client.
         let mut catalog = Catalog::default();
         catalog.set_policy_settings(PolicySettings {
             default_policy: args.policy.default_inbound_policy,
@@ -208,37 +239,56 @@ impl App {
             trust_domain: args.identity.identity_trust_domain.clone(),
         });
         let catalog = catalog.shared();
-        let mut source =
-            MeshFileSource::new(mesh_file, catalog.clone()).with_limits(MeshFileLimits {
-                max_bytes: args.limits.mesh_file_max_bytes,
-                max_objects: usize::try_from(args.limits.mesh_file_max_objects)
-                    .unwrap_or(usize::MAX),
-            });
-        // File reads and writes run on the blocking pool, never on an async worker.
-        let (source, loaded) = blocking(move || {
-            let loaded = source.reload();
-            (source, loaded)
-        })
-        .await?;
-        loaded?;
-
         // One registry, passed to each component as it is built.
-        let registry = Registry::with_prefix("weft_controller");
+        let mut registry = Registry::with_prefix("weft_controller");
+        // The one API client (catalog source and identity), with --kubernetes.
+        let kube_client = if args.kubernetes.kubernetes {
+            Some(crate::kubernetes::connect(&args.kubernetes).await?)
+        } else {
+            None
+        };
+        let (source, mesh_file, mesh_file_status, kubernetes_status) =
+            if let Some(client) = &kube_client {
+                let source = KubernetesSource::new(client.clone(), catalog.clone(), &mut registry);
+                let status = source.status_handle();
+                (
+                    CatalogSource::Kubernetes(source),
+                    std::path::PathBuf::new(),
+                    Arc::default(),
+                    Some(status),
+                )
+            } else {
+                let mesh_file = args.mesh_file.as_ref().ok_or(AppError::NoMeshFile)?;
+                let mut source =
+                    MeshFileSource::new(mesh_file, catalog.clone()).with_limits(MeshFileLimits {
+                        max_bytes: args.limits.mesh_file_max_bytes,
+                        max_objects: usize::try_from(args.limits.mesh_file_max_objects)
+                            .unwrap_or(usize::MAX),
+                    });
+                // File reads and writes run on the blocking pool, never on an async worker.
+                let (source, loaded) = blocking(move || {
+                    let loaded = source.reload();
+                    (source, loaded)
+                })
+                .await?;
+                loaded?;
+                let status = source.status_handle();
+                (
+                    CatalogSource::MeshFile(source),
+                    mesh_file.clone(),
+                    status,
+                    None,
+                )
+            };
 
         // 2. Identity: the issuer must load and chain to the anchors; the
         //    token key is read (or created); token files are written once now.
-        let mut registry = registry;
+        //    With --kubernetes the issuer may come from a Secret and tokens
+        //    are reviewed by the API.
         let identity = match args.identity.config(args.kubernetes.kubernetes) {
             Some(config) => {
-                let client = if args.kubernetes.kubernetes {
-                    let client = crate::kubernetes::connect(&args.kubernetes)
-                        .await
-                        .map_err(AppError::IdentityKubeClient)?;
-                    Some(client)
-                } else {
-                    None
-                };
                 let workloads = Some(source.subscribe_workloads());
+                let client = kube_client.clone();
                 Some(IdentityStage::load(config, client, workloads, &mut registry).await?)
             }
             None => None,
@@ -366,7 +416,7 @@ impl App {
                 .config(args.kubernetes.kubernetes)
                 .map(|config| config.policy.lifetime),
             mesh_file_path: mesh_file.clone(),
-            mesh_file_status: source.status_handle(),
+            mesh_file_status: Arc::clone(&mesh_file_status),
         });
         let stream_limits = StreamLimits {
             per_client: usize::try_from(args.limits.destination_max_streams_per_client)
@@ -399,12 +449,10 @@ impl App {
         let issuer = identity
             .as_ref()
             .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));
-        let admin = Arc::new(AdminState::new(
-            registry,
-            mesh_file.clone(),
-            source.status_handle(),
-            issuer,
-        ));
+        let admin = Arc::new(
+            AdminState::new(registry, mesh_file, mesh_file_status, issuer)
+                .with_kubernetes(kubernetes_status),
+        );
         Ok(Self {
             source,
             destination,

@@ -12,14 +12,20 @@
 //!                                   └── queries: endpoints(), profile(), workload_at(), service_at()
 //! ```
 //!
+//! Endpoints of a Service come from its EndpointSlices when it has any
+//! (or always, once a Kubernetes source calls
+//! [`Catalog::set_endpoints_from_slices`]), else from the Workloads its
+//! selector matches (a mesh file).
+//!
 //! Share it as [`SharedCatalog`]; hold the lock only for one call.
 
 mod endpoints;
 mod policy;
 mod profiles;
 mod routes;
+mod slices;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -39,6 +45,7 @@ pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, s
 pub use policy::{PolicySettings, PortPolicy, PortTarget};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
 pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
+pub use slices::{SlicePortRule, SliceQuery, endpoints_from_slices, family_matches};
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.
@@ -85,6 +92,44 @@ impl ServicePort {
 impl std::fmt::Display for ServicePort {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(formatter, "{}:{}", self.service, self.port)
+    }
+}
+
+/// An endpoint question: a `service:port`, or one instance of it by its
+/// endpoint hostname (`web-0.web.shop.svc.cluster.local`, a StatefulSet
+/// pod). What endpoint subscriptions are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointTarget {
+    /// The service and port.
+    pub target: ServicePort,
+    /// Only the endpoint with this hostname, when set.
+    pub hostname: Option<String>,
+}
+
+impl EndpointTarget {
+    /// Every endpoint of `target`.
+    pub fn service(target: ServicePort) -> Self {
+        Self {
+            target,
+            hostname: None,
+        }
+    }
+
+    /// The endpoint of `target` whose hostname is `hostname`.
+    pub fn instance(target: ServicePort, hostname: &str) -> Self {
+        Self {
+            target,
+            hostname: Some(hostname.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for EndpointTarget {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.hostname {
+            Some(hostname) => write!(formatter, "{hostname}.{}", self.target),
+            None => self.target.fmt(formatter),
+        }
     }
 }
 
@@ -140,6 +185,9 @@ struct Objects {
     policy: policy::PolicyStore,
     /// EndpointSlices (on a cluster: a Service's endpoints).
     slices: BTreeMap<NamespacedName, Box<EndpointSlice>>,
+    /// The slices naming a pod of another namespace (rare): searched, with
+    /// a pod's own namespace, for the services a changed pod serves.
+    slices_with_foreign_pods: BTreeSet<NamespacedName>,
 }
 
 impl Objects {
@@ -164,10 +212,20 @@ impl Objects {
                 .map(MeshObject::TrafficSplit),
             MeshObject::HttpRoute(route) => self.routes.insert_http(name, route),
             MeshObject::GrpcRoute(route) => self.routes.insert_grpc(name, route),
-            MeshObject::EndpointSlice(slice) => self
-                .slices
-                .insert(name, slice)
-                .map(MeshObject::EndpointSlice),
+            MeshObject::EndpointSlice(slice) => {
+                if slice
+                    .endpoints
+                    .iter()
+                    .any(|endpoint| endpoint.target_namespace.is_some())
+                {
+                    self.slices_with_foreign_pods.insert(name.clone());
+                } else {
+                    self.slices_with_foreign_pods.remove(&name);
+                }
+                self.slices
+                    .insert(name, slice)
+                    .map(MeshObject::EndpointSlice)
+            }
             object @ (MeshObject::Server(_)
             | MeshObject::AuthorizationPolicy(_)
             | MeshObject::MeshTLSAuthentication(_)
@@ -185,12 +243,62 @@ impl Objects {
             Kind::TrafficSplit => self.splits.remove(&name).map(MeshObject::TrafficSplit),
             Kind::HttpRoute => self.routes.remove_http(&name),
             Kind::GrpcRoute => self.routes.remove_grpc(&name),
-            Kind::EndpointSlice => self.slices.remove(&name).map(MeshObject::EndpointSlice),
+            Kind::EndpointSlice => {
+                self.slices_with_foreign_pods.remove(&name);
+                self.slices.remove(&name).map(MeshObject::EndpointSlice)
+            }
             Kind::Server => self.policy.remove_server(&name),
             Kind::AuthorizationPolicy => self.policy.remove_authorization_policy(&name),
             Kind::MeshTLSAuthentication => self.policy.remove_mesh_tls(&name),
             Kind::NetworkAuthentication => self.policy.remove_network(&name),
         }
+    }
+
+    /// The EndpointSlices of the Service `namespace/service`, in name order.
+    fn slices_of<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+        self.slices
+            .range((namespace.to_string(), String::new())..)
+            .take_while(move |((slice_namespace, _), _)| slice_namespace == namespace)
+            .map(|(_, slice)| slice.as_ref())
+            .filter(move |slice| slice.service.as_deref() == Some(service))
+    }
+
+    /// The Services (namespace, name) whose slices name one of `pods`
+    /// (namespace, name) as an endpoint's pod.
+    fn services_serving(&self, pods: &HashSet<NamespacedName>) -> HashSet<NamespacedName> {
+        let namespaces: BTreeSet<&String> = pods.iter().map(|(namespace, _)| namespace).collect();
+        let local = namespaces.into_iter().flat_map(|namespace| {
+            self.slices
+                .range((namespace.clone(), String::new())..)
+                .take_while(move |((slice_namespace, _), _)| slice_namespace == namespace)
+        });
+        let foreign = self
+            .slices_with_foreign_pods
+            .iter()
+            .filter_map(|key| self.slices.get_key_value(key));
+        let mut services = HashSet::new();
+        for ((slice_namespace, _), slice) in local.chain(foreign) {
+            let Some(service) = &slice.service else {
+                continue;
+            };
+            let serves = slice.endpoints.iter().any(|endpoint| {
+                endpoint.target_pod.as_ref().is_some_and(|pod| {
+                    let namespace = endpoint
+                        .target_namespace
+                        .as_ref()
+                        .unwrap_or(slice_namespace);
+                    pods.contains(&(namespace.clone(), pod.clone()))
+                })
+            });
+            if serves {
+                services.insert((slice_namespace.clone(), service.clone()));
+            }
+        }
+        services
     }
 
     fn workloads_in<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = &'a Workload> + 'a {
@@ -216,9 +324,14 @@ enum Scope {
 
 /// The objects one batch changed: their namespaces, the services added,
 /// changed or removed, and every old and new version of changed workloads.
+/// EndpointSlices only touch their Service's endpoints: their namespace is
+/// not recorded (profiles and policies do not read them).
 #[derive(Debug, Default)]
 struct Changed {
     namespaces: HashSet<String>,
+    /// Services (namespace, name) whose slices changed, or whose slices
+    /// name a changed workload as a pod ([`Changed::resolve_pods`]).
+    slice_services: HashSet<NamespacedName>,
     /// Whether an object another namespace's inbound answer may read
     /// changed: a MeshTLSAuthentication or NetworkAuthentication (policies
     /// of any namespace may name them), an HTTPRoute or GRPCRoute (its
@@ -235,6 +348,15 @@ struct Changed {
 
 impl Changed {
     fn record(&mut self, key: &ObjectKey, object: Option<&MeshObject>) {
+        if key.kind == Kind::EndpointSlice {
+            if let Some(MeshObject::EndpointSlice(slice)) = object
+                && let Some(service) = &slice.service
+            {
+                self.slice_services
+                    .insert((key.namespace.clone(), service.clone()));
+            }
+            return;
+        }
         self.namespaces.insert(key.namespace.clone());
         if matches!(
             key.kind,
@@ -262,14 +384,39 @@ impl Changed {
         }
     }
 
-    /// Whether `service:port`'s endpoints may differ: its service changed, or
+    /// Adds the Services whose slices name a changed workload as a pod
+    /// (once the batch is applied, so new slices count too).
+    fn resolve_pods(&mut self, objects: &Objects) {
+        if self.workloads.is_empty() || objects.slices.is_empty() {
+            return;
+        }
+        let pods: HashSet<NamespacedName> = self
+            .workloads
+            .iter()
+            .filter_map(|workload| {
+                let name = workload.metadata.name.clone()?;
+                let namespace = weft_core::service::namespace_or_default(
+                    workload.metadata.namespace.as_deref(),
+                );
+                Some((namespace.to_string(), name))
+            })
+            .collect();
+        self.slice_services.extend(objects.services_serving(&pods));
+    }
+
+    /// Whether `service:port`'s endpoints may differ: its service or one of
+    /// its slices changed, a changed workload is a pod its slices name, or
     /// a changed workload (before or after) is one it selects.
     fn touches_endpoints(&self, target: &ServicePort, service: Option<&Service>) -> bool {
         let ServiceName { namespace, name } = &target.service;
+        let key = (namespace.clone(), name.clone());
+        if self.slice_services.contains(&key) {
+            return true;
+        }
         if !self.namespaces.contains(namespace) {
             return false;
         }
-        if self.services.contains(&(namespace.clone(), name.clone())) {
+        if self.services.contains(&key) {
             return true;
         }
         service.is_some_and(|service| {
@@ -293,7 +440,10 @@ struct EndpointWatch {
 pub struct Catalog {
     cluster_domain: String,
     objects: Objects,
-    endpoint_watches: HashMap<ServicePort, EndpointWatch>,
+    endpoint_watches: HashMap<EndpointTarget, EndpointWatch>,
+    /// Whether every Service's endpoints come from its slices (Kubernetes),
+    /// never from its selector.
+    endpoints_from_slices: bool,
     profile_watches: HashMap<ProfileTarget, watch::Sender<Option<Arc<Profile>>>>,
     policy_settings: PolicySettings,
     inbound_watches: HashMap<PortTarget, watch::Sender<Arc<PortPolicy>>>,
@@ -313,6 +463,7 @@ impl Catalog {
             cluster_domain: cluster_domain.to_string(),
             objects: Objects::default(),
             endpoint_watches: HashMap::new(),
+            endpoints_from_slices: false,
             profile_watches: HashMap::new(),
             policy_settings: PolicySettings::default(),
             inbound_watches: HashMap::new(),
@@ -376,6 +527,9 @@ impl Catalog {
                 changed.record(&key, old.as_ref());
             }
         }
+        if targeted {
+            changed.resolve_pods(&self.objects);
+        }
         self.refresh(if targeted {
             Scope::Changed(changed)
         } else {
@@ -416,16 +570,59 @@ impl Catalog {
             .map(AsRef::as_ref)
     }
 
+    /// Makes every Service's endpoints come from its EndpointSlices only
+    /// (`true`: a Kubernetes source, where a Service whose slices are not
+    /// written yet has no endpoints), or from its slices when it has any
+    /// and else its selector (`false`, the default: a mesh file).
+    /// Republishes every endpoint answer.
+    pub fn set_endpoints_from_slices(&mut self, from_slices: bool) {
+        if self.endpoints_from_slices != from_slices {
+            self.endpoints_from_slices = from_slices;
+            self.refresh(Scope::All);
+        }
+    }
+
+    /// Whether every Service's endpoints come from its slices only.
+    pub fn endpoints_from_slices(&self) -> bool {
+        self.endpoints_from_slices
+    }
+
     /// The endpoints of `service:port`, or `None` when the service does not exist.
     pub fn endpoints(&self, target: &ServicePort) -> Option<EndpointSet> {
+        self.endpoints_for(&EndpointTarget::service(target.clone()))
+    }
+
+    /// The endpoints of `service:port` (only the one with the target's
+    /// hostname, when set), or `None` when the service does not exist. From
+    /// the Service's slices when it has any or slices are the only source
+    /// ([`Self::set_endpoints_from_slices`]); else from the Workloads its
+    /// selector matches, where a Workload's name stands for its hostname.
+    pub fn endpoints_for(&self, request: &EndpointTarget) -> Option<EndpointSet> {
+        let target = &request.target;
         let service = self.service(&target.service)?;
-        let namespace = &target.service.namespace;
-        Some(endpoints_of(
+        let ServiceName { namespace, name } = &target.service;
+        let mut slices = self.objects.slices_of(namespace, name).peekable();
+        if self.endpoints_from_slices || slices.peek().is_some() {
+            let query = SliceQuery {
+                service,
+                namespace,
+                port: target.port,
+                hostname: request.hostname.as_deref(),
+            };
+            return Some(endpoints_from_slices(&query, slices, |namespace, name| {
+                self.workload(namespace, name)
+            }));
+        }
+        let mut set = endpoints_of(
             service,
             namespace,
             target.port,
             self.objects.workloads_in(namespace),
-        ))
+        );
+        if let Some(hostname) = &request.hostname {
+            set.retain(|_, endpoint| endpoint.workload == *hostname);
+        }
+        Some(set)
     }
 
     /// The profile answer for `service:port`, or `None` when the service does not exist.
@@ -667,7 +864,9 @@ impl Catalog {
     }
 
     /// The workload serving at `address`: one with that IP declaring that
-    /// port, else the only workload with that IP. The endpoint carries `address`.
+    /// port; else the only workload with that IP and an owner (a Kubernetes
+    /// pod: pods seldom declare their ports, and a pod IP is the pod's
+    /// own); else the only workload with that IP. The endpoint carries `address`.
     pub fn workload_at(&self, address: SocketAddr) -> Option<Endpoint> {
         let with_ip: Vec<(&NamespacedName, &Workload)> = self
             .objects
@@ -680,12 +879,13 @@ impl Catalog {
             .iter()
             .find(|(_, workload)| workload.has_port(address.port()))
             .or_else(|| {
-                if with_ip.len() == 1 {
-                    with_ip.first()
-                } else {
-                    None
-                }
-            })?;
+                only_one(
+                    with_ip
+                        .iter()
+                        .filter(|(_, workload)| workload.spec.owner.is_some()),
+                )
+            })
+            .or_else(|| only_one(with_ip.iter()))?;
         let ((namespace, _), workload) = chosen;
         Some(Endpoint::new(workload, namespace, address))
     }
@@ -706,9 +906,18 @@ impl Catalog {
     /// means the subscriber fell more than [`SUBSCRIBER_QUEUE_CAPACITY`]
     /// updates behind; resubscribe.
     pub fn subscribe_endpoints(&mut self, target: &ServicePort) -> mpsc::Receiver<EndpointUpdate> {
+        self.subscribe_endpoints_for(&EndpointTarget::service(target.clone()))
+    }
+
+    /// [`Self::subscribe_endpoints`] for a service or one instance of it
+    /// (its endpoint hostname).
+    pub fn subscribe_endpoints_for(
+        &mut self,
+        target: &EndpointTarget,
+    ) -> mpsc::Receiver<EndpointUpdate> {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_QUEUE_CAPACITY);
         if !self.endpoint_watches.contains_key(target) {
-            let current = self.endpoints(target);
+            let current = self.endpoints_for(target);
             let exists = current.is_some();
             let watch = EndpointWatch {
                 current: current.unwrap_or_default(),
@@ -759,6 +968,11 @@ impl Catalog {
     /// one that never exists) costs nothing after its last client leaves.
     /// Call it after dropping a receiver from [`Self::subscribe_endpoints`].
     pub fn release_endpoints(&mut self, target: &ServicePort) {
+        self.release_endpoints_for(&EndpointTarget::service(target.clone()));
+    }
+
+    /// [`Self::release_endpoints`] for a service or one instance of it.
+    pub fn release_endpoints_for(&mut self, target: &EndpointTarget) {
         let Some(watch) = self.endpoint_watches.get_mut(target) else {
             return;
         };
@@ -779,19 +993,18 @@ impl Catalog {
     /// Recomputes the watched answers `scope` may have altered and publishes changes.
     fn refresh(&mut self, scope: Scope) {
         self.refresh_outbound(&scope);
-        let targets: Vec<ServicePort> = self
+        let targets: Vec<EndpointTarget> = self
             .endpoint_watches
             .keys()
-            .filter(|target| match &scope {
+            .filter(|request| match &scope {
                 Scope::All => true,
-                Scope::Changed(changed) => {
-                    changed.touches_endpoints(target, self.service(&target.service))
-                }
+                Scope::Changed(changed) => changed
+                    .touches_endpoints(&request.target, self.service(&request.target.service)),
             })
             .cloned()
             .collect();
         for target in targets {
-            let fresh = self.endpoints(&target);
+            let fresh = self.endpoints_for(&target);
             let Some(watch) = self.endpoint_watches.get_mut(&target) else {
                 continue;
             };
@@ -863,6 +1076,12 @@ impl Catalog {
             });
         }
     }
+}
+
+/// The single item of `items`, or `None` when there are none or several.
+fn only_one<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
+    let first = items.next()?;
+    items.next().is_none().then_some(first)
 }
 
 /// Forgets `key`'s watch once no receiver is left.

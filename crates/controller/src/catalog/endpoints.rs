@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use weft_core::service::{selects, target_port};
-use weft_core::workload::{Labels, ProxyEndpoint, Workload};
+use weft_core::workload::{Labels, ProxyEndpoint, Workload, WorkloadOwner};
 
 /// One address serving a `service:port`: a workload address and the target
-/// port resolved on that workload, with what a proxy labels it by.
+/// port resolved on that workload, with what a proxy labels it by. On
+/// Kubernetes the workload is the pod an EndpointSlice names, the zone the
+/// slice's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// Workload address + resolved target port.
@@ -24,6 +26,12 @@ pub struct Endpoint {
     pub service_account: String,
     /// Where its proxy listens, when meshed.
     pub proxy: Option<ProxyEndpoint>,
+    /// What runs the workload (a pod's Deployment, StatefulSet, ...), if known.
+    pub owner: Option<WorkloadOwner>,
+    /// The endpoint's zone (EndpointSlice `zone`), if known.
+    pub zone: Option<String>,
+    /// The zones that should use it (EndpointSlice `hints.forZones`).
+    pub for_zones: Vec<String>,
 }
 
 impl Endpoint {
@@ -36,6 +44,36 @@ impl Endpoint {
             labels: workload.labels().clone(),
             service_account: workload.service_account().to_string(),
             proxy: workload.proxy_endpoint(),
+            owner: workload.spec.owner.clone(),
+            zone: None,
+            for_zones: Vec::new(),
+        }
+    }
+
+    /// An endpoint whose workload the catalog does not know (yet): a pod an
+    /// EndpointSlice names before its Workload arrives, or an address with
+    /// no pod at all (`workload` empty). Unmeshed, no labels, no service
+    /// account.
+    pub fn unknown(workload: &str, namespace: &str, address: SocketAddr) -> Self {
+        Self {
+            address,
+            workload: workload.to_string(),
+            namespace: namespace.to_string(),
+            labels: Labels::default(),
+            service_account: String::new(),
+            proxy: None,
+            owner: None,
+            zone: None,
+            for_zones: Vec::new(),
+        }
+    }
+
+    /// The same endpoint in `zone`, hinted for `for_zones`.
+    pub fn in_zone(self, zone: Option<String>, for_zones: Vec<String>) -> Self {
+        Self {
+            zone,
+            for_zones,
+            ..self
         }
     }
 
@@ -142,6 +180,9 @@ mod tests {
             labels: Labels::default(),
             service_account: service_account.into(),
             proxy: None,
+            owner: None,
+            zone: None,
+            for_zones: Vec::new(),
         }
     }
 

@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! Get(path)        parse ─► service name  ─► catalog.subscribe_endpoints ─► snapshot, then diffs
+//!                        └► instance name ─► the same, only the endpoint with that hostname
 //!                        └► ip:port       ─► clusterIP: that service's endpoints
 //!                                            workload:  one Add of that workload, then idle
 //!                                            other:     one Add of the bare address, then idle
 //! GetProfile(path, context_token ─► client namespace)
 //!                  parse ─► service name  ─► catalog.subscribe_profile ─► each new answer
 //!                                            (a ServiceProfile in the client's namespace first)
+//!                        └► instance name ─► that endpoint now: profile with `endpoint`, then idle
+//!                                            none:      the service's profile
 //!                        └► ip:port       ─► clusterIP: that service's profile
 //!                                            workload:  profile with `endpoint`, then idle
 //!                                            other:     default profile, then idle
@@ -46,7 +49,9 @@ use super::stream::{
     self as watch_stream, RefusedStreams, ResponseStream, StreamGuard, WatchGauges, Watched,
 };
 use super::translate::{self, MeshHints, Target, TranslateError};
-use crate::catalog::{Catalog, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog};
+use crate::catalog::{
+    Catalog, EndpointTarget, EndpointUpdate, Profile, ProfileTarget, ServicePort, SharedCatalog,
+};
 use crate::policy::PolicyServices;
 
 /// Why the Destination server stopped.
@@ -195,16 +200,35 @@ impl DestinationService {
         service: ServiceName,
         port: u16,
     ) -> ResponseStream<proto::Update> {
-        let labels = translate::set_labels(&service);
-        let target = ServicePort { service, port };
+        self.endpoints_of(EndpointTarget::service(ServicePort { service, port }))
+    }
+
+    /// The endpoints of a service, or of one instance of it; refused for
+    /// an ExternalName service.
+    fn endpoints_of(&self, target: EndpointTarget) -> ResponseStream<proto::Update> {
+        let labels = translate::set_labels(&target.target.service);
         let watched = Watched::subscribe(
             &self.catalog,
             target,
             &self.metrics,
-            Catalog::subscribe_endpoints,
-            Catalog::release_endpoints,
+            Catalog::subscribe_endpoints_for,
+            Catalog::release_endpoints_for,
         );
         endpoint_stream(watched, labels, self.mesh.clone())
+    }
+
+    /// Refuses a name whose service is `type: ExternalName`.
+    fn refuse_external_name(&self, service: &ServiceName) -> Result<(), Status> {
+        let external = self
+            .catalog()
+            .service(service)
+            .is_some_and(is_external_name);
+        if external {
+            return Err(Status::invalid_argument(format!(
+                "{service} is an ExternalName service"
+            )));
+        }
+        Ok(())
     }
 
     fn profile_of_service(
@@ -242,16 +266,19 @@ impl Destination for DestinationService {
         let (target, _client_namespace) = self.target(request)?;
         let stream = match target {
             Target::Service { service, port } => {
-                let external = self
-                    .catalog()
-                    .service(&service)
-                    .is_some_and(is_external_name);
-                if external {
-                    return Err(Status::invalid_argument(format!(
-                        "{service} is an ExternalName service"
-                    )));
-                }
+                self.refuse_external_name(&service)?;
                 self.endpoints_of_service(service, port)
+            }
+            Target::Instance {
+                hostname,
+                service,
+                port,
+            } => {
+                self.refuse_external_name(&service)?;
+                self.endpoints_of(EndpointTarget::instance(
+                    ServicePort { service, port },
+                    &hostname,
+                ))
             }
             Target::Address(address) => {
                 let service = self.catalog().service_at(address.ip());
@@ -286,6 +313,29 @@ impl Destination for DestinationService {
         let stream = match target {
             Target::Service { service, port } => {
                 self.profile_of_service(service, port, client_namespace)
+            }
+            Target::Instance {
+                hostname,
+                service,
+                port,
+            } => {
+                let target = EndpointTarget::instance(
+                    ServicePort {
+                        service: service.clone(),
+                        port,
+                    },
+                    &hostname,
+                );
+                let endpoint = self
+                    .catalog()
+                    .endpoints_for(&target)
+                    .and_then(|set| set.into_values().next());
+                match endpoint {
+                    Some(endpoint) => {
+                        once_then_idle(translate::endpoint_profile(&endpoint, self.mesh.as_ref()))
+                    }
+                    None => self.profile_of_service(service, port, client_namespace),
+                }
             }
             Target::Address(address) => {
                 let service = self.catalog().service_at(address.ip());

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! "web.shop.svc.cluster.local:80" ─parse_target─► Target::Service(web.shop, 80)
+//! "web-0.web.shop.svc.cluster.local:80" ─parse_target─► Target::Instance(web-0, web.shop, 80)
 //! "10.96.0.10:80"                 ─parse_target─► Target::Address(10.96.0.10:80)
 //! r#"{"ns":"shop","nodeName":"n1","pod":"web-1"}"# ─client_namespace─► Some("shop")
 //! EndpointUpdate ─update─► Update{Add(WeightedAddrSet) | Remove(AddrSet) | NoEndpoints}
@@ -58,11 +59,23 @@ pub enum Target {
     },
     /// An address (`ip:port`): a service's clusterIP, a workload, or neither.
     Address(SocketAddr),
+    /// One endpoint of a service by its hostname
+    /// (`<hostname>.<name>.<namespace>.svc.<domain>[.]:<port>`): a
+    /// StatefulSet pod's DNS name, as Linkerd resolves it.
+    Instance {
+        /// The endpoint's hostname (EndpointSlice `hostname`).
+        hostname: String,
+        /// The service.
+        service: ServiceName,
+        /// The requested port.
+        port: u16,
+    },
 }
 
 /// Parses a request path as Linkerd does: `host[:port]` (port 80 when absent,
 /// 1–65535 otherwise); the host is an IP (IPv6 in brackets when a port
-/// follows) or a service name, with or without a trailing dot.
+/// follows) or a service name, with or without a trailing dot; a name with
+/// one more label in front names one endpoint of the service by hostname.
 pub fn parse_target(path: &str, cluster_domain: &str) -> Result<Target, TranslateError> {
     let invalid = || TranslateError::InvalidAuthority(path.to_string());
     if let Ok(address) = path.parse::<SocketAddr>() {
@@ -93,8 +106,29 @@ pub fn parse_target(path: &str, cluster_domain: &str) -> Result<Target, Translat
     if !host.strip_suffix('.').unwrap_or(&host).ends_with(&suffix) {
         return Err(invalid());
     }
-    let service = ServiceName::parse(&host, cluster_domain).ok_or_else(invalid)?;
-    Ok(Target::Service { service, port })
+    if let Some(service) = ServiceName::parse(&host, cluster_domain) {
+        return Ok(Target::Service { service, port });
+    }
+    let (hostname, rest) = host.split_once('.').ok_or_else(invalid)?;
+    let service = ServiceName::parse(rest, cluster_domain)
+        .filter(|_| is_dns_label(hostname))
+        .ok_or_else(invalid)?;
+    Ok(Target::Instance {
+        hostname: hostname.to_string(),
+        service,
+        port,
+    })
+}
+
+/// Whether `label` is a DNS label (RFC 1123: letters, digits, inner hyphens).
+fn is_dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || character == '-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
 }
 
 /// The client's namespace from the `context_token` a proxy sends with each
@@ -176,7 +210,7 @@ pub struct MeshHints {
 }
 
 /// One endpoint on the wire: address, weight 10000 and the labels a proxy
-/// prefixes with `dst_` (`workload`, `serviceaccount`, `namespace`). A
+/// prefixes with `dst_` ([`endpoint_labels`]). A
 /// meshed endpoint, when the mesh has identities (`mesh`), also carries its
 /// proxy's identity (`tls_identity`: clients require it with mutual TLS) and
 /// protocol hint: HTTP/2 between proxies (unless the upgrade is off), and
@@ -211,16 +245,36 @@ pub fn weighted_addr(endpoint: &Endpoint, mesh: Option<&MeshHints>) -> proto::We
         resource_ref,
         addr: Some(tcp_address(endpoint.address)),
         weight: ENDPOINT_WEIGHT,
-        metric_labels: HashMap::from([
-            ("workload".to_string(), endpoint.workload.clone()),
-            (
-                "serviceaccount".to_string(),
-                endpoint.service_account.clone(),
-            ),
-            ("namespace".to_string(), endpoint.namespace.clone()),
-        ]),
+        metric_labels: endpoint_labels(endpoint),
         ..Default::default()
     }
+}
+
+/// An endpoint's metric labels: `workload`, `serviceaccount`, `namespace`;
+/// for a workload with an owner (a Kubernetes pod), as Linkerd's: `pod` and
+/// the owner's kind lowercased (`deployment`, `statefulset`, `daemonset`,
+/// `job`, `cronjob`, `replicaset`) naming the owner; `zone` when known.
+pub fn endpoint_labels(endpoint: &Endpoint) -> HashMap<String, String> {
+    let mut labels = HashMap::from([
+        ("workload".to_string(), endpoint.workload.clone()),
+        (
+            "serviceaccount".to_string(),
+            endpoint.service_account.clone(),
+        ),
+        ("namespace".to_string(), endpoint.namespace.clone()),
+    ]);
+    if let Some(owner) = &endpoint.owner {
+        labels.insert("pod".to_string(), endpoint.workload.clone());
+        let kind = owner.kind.to_ascii_lowercase();
+        // A kind that would overwrite one of the labels above is left out.
+        if !labels.contains_key(&kind) && !kind.is_empty() {
+            labels.insert(kind, owner.name.clone());
+        }
+    }
+    if let Some(zone) = &endpoint.zone {
+        labels.insert("zone".to_string(), zone.clone());
+    }
+    labels
 }
 
 /// The hint that a weft proxy fronts `endpoint`: `resource_ref` naming its

@@ -318,8 +318,9 @@ fn assert_chains(response: &CertifyResponse, anchor_der: &[u8], identity: &str) 
         .expect("the leaf names the identity");
 }
 
-/// Polls `/ready` until its body satisfies `condition`.
-async fn wait_for_ready_body(
+/// Polls `/ready` until its `identity` object (as compact JSON text)
+/// satisfies `condition`; returns that text.
+async fn wait_for_issuer_status(
     controller: &Controller,
     what: &str,
     condition: impl Fn(&str) -> bool,
@@ -327,8 +328,10 @@ async fn wait_for_ready_body(
     let started = Instant::now();
     loop {
         let (_, body) = http_get(controller.admin, "/ready").await.unwrap();
-        if condition(&body) {
-            return body;
+        let ready: serde_json::Value = serde_json::from_str(body.trim()).expect("/ready is JSON");
+        let identity = ready["identity"].to_string();
+        if condition(&identity) {
+            return identity;
         }
         assert!(started.elapsed() < PATIENCE, "{what}: {body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -488,7 +491,7 @@ async fn the_issuer_secret_is_watched_rotations_apply_and_bad_edits_keep_the_old
     let controller = Controller::start(&scratch, &api).await;
     let mut client = controller.client().await;
     let web = identity_of("shop", "web");
-    let body = wait_for_ready_body(&controller, "the Secret is shown", |body| {
+    let body = wait_for_issuer_status(&controller, "the Secret is shown", |body| {
         body.contains("\"current\":true") && body.contains("weft-identity-issuer")
     })
     .await;
@@ -496,7 +499,7 @@ async fn the_issuer_secret_is_watched_rotations_apply_and_bad_edits_keep_the_old
 
     // A bad edit of the Secret: reported, the previous issuer keeps signing.
     api.apply(issuer_secret("not a certificate", &first.key_pem, None));
-    let body = wait_for_ready_body(&controller, "the bad Secret was never reported", |body| {
+    let body = wait_for_issuer_status(&controller, "the bad Secret was never reported", |body| {
         body.contains("\"current\":false")
     })
     .await;
@@ -544,7 +547,7 @@ async fn the_issuer_secret_is_watched_rotations_apply_and_bad_edits_keep_the_old
     let (_, issuer) = X509Certificate::from_der(&second_issuer).unwrap();
     leaf.verify_signature(Some(issuer.public_key()))
         .expect("signed by the new issuer");
-    wait_for_ready_body(&controller, "the rotated issuer is current", |body| {
+    wait_for_issuer_status(&controller, "the rotated issuer is current", |body| {
         body.contains("\"current\":true")
     })
     .await;
@@ -574,7 +577,7 @@ async fn the_issuer_secret_is_watched_rotations_apply_and_bad_edits_keep_the_old
     // Anchors of another mesh in a new ConfigMap: refused, the issuer stays.
     let other = Credentials::init(&scratch, "other");
     api.apply(trust_roots(&other.anchor_pem));
-    let body = wait_for_ready_body(
+    let body = wait_for_issuer_status(
         &controller,
         "the foreign anchors were never reported",
         |body| body.contains("is not signed by any trust anchor"),

@@ -17,6 +17,14 @@ fn service(name: &str, port: u16) -> Result<Target, TranslateError> {
     })
 }
 
+fn instance(hostname: &str, name: &str, port: u16) -> Result<Target, TranslateError> {
+    Ok(Target::Instance {
+        hostname: hostname.to_string(),
+        service: ServiceName::new("shop", name),
+        port,
+    })
+}
+
 fn address(text: &str) -> Result<Target, TranslateError> {
     Ok(Target::Address(text.parse().unwrap()))
 }
@@ -57,9 +65,30 @@ fn parses_paths_as_linkerd() {
             "web.shop.svc.example.org:80",
             invalid("web.shop.svc.example.org:80"),
         ),
+        ("a.web.shop.svc.cluster.local:80", instance("a", "web", 80)),
         (
-            "a.web.shop.svc.cluster.local:80",
-            invalid("a.web.shop.svc.cluster.local:80"),
+            "web-0.web.shop.svc.cluster.local.",
+            instance("web-0", "web", 80),
+        ),
+        (
+            "WEB-1.web.shop.svc.cluster.local:8080",
+            instance("web-1", "web", 8080),
+        ),
+        (
+            "a.b.web.shop.svc.cluster.local:80",
+            invalid("a.b.web.shop.svc.cluster.local:80"),
+        ),
+        (
+            "-a.web.shop.svc.cluster.local:80",
+            invalid("-a.web.shop.svc.cluster.local:80"),
+        ),
+        (
+            "a_b.web.shop.svc.cluster.local:80",
+            invalid("a_b.web.shop.svc.cluster.local:80"),
+        ),
+        (
+            "a.web.shop.svc.example.org:80",
+            invalid("a.web.shop.svc.example.org:80"),
         ),
         ("", invalid("")),
         (":80", invalid(":80")),
@@ -77,6 +106,9 @@ fn endpoint(text: &str, workload: &str) -> Endpoint {
         labels: Default::default(),
         service_account: "web".to_string(),
         proxy: None,
+        owner: None,
+        zone: None,
+        for_zones: Vec::new(),
     }
 }
 

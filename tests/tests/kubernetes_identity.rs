@@ -66,6 +66,7 @@ impl Drop for Scratch {
 struct KubeController {
     child: Child,
     identity: SocketAddr,
+    destination: SocketAddr,
     log: PathBuf,
 }
 
@@ -75,6 +76,7 @@ impl KubeController {
         api.write_kubeconfig(&kubeconfig);
         let identity = free_addr();
         let admin = free_addr();
+        let destination = free_addr();
         let log = scratch.path("controller.log");
         let child = Command::new(bin_path("weft-controller"))
             .env("RUST_LOG", "info")
@@ -85,7 +87,7 @@ impl KubeController {
             .args(["--identity-issuer-secret", "weft-identity-issuer"])
             .args(["--identity-addr", &identity.to_string()])
             .args(["--admin-addr", &admin.to_string()])
-            .args(["--destination-addr", &free_addr().to_string()])
+            .args(["--destination-addr", &destination.to_string()])
             .args(["--web-addr", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
@@ -94,6 +96,7 @@ impl KubeController {
         let mut controller = Self {
             child,
             identity,
+            destination,
             log,
         };
         let started = Instant::now();
@@ -208,8 +211,11 @@ fn assert_metric_settles(proxy: &ProxyProcess, name: &str, labels: &[(&str, &str
     );
 }
 
-#[test]
-fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
+/// The API with the issuer Secret, the anchors and token reviews (a
+/// projected token names its ServiceAccount; the audience is echoed), the
+/// controller on it, and a token file per ServiceAccount:
+/// (scratch, API, controller, anchor PEM).
+fn cluster() -> (Scratch, KubeApiServer, KubeController, String) {
     let scratch = Scratch::new("kubernetes-identity");
     let init = Command::new(bin_path("weft-controller"))
         .args(["identity", "init", "--dir"])
@@ -218,9 +224,6 @@ fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
         .expect("identity init runs");
     assert!(init.status.success(), "{init:?}");
     let (credentials, anchor) = credentials_yaml(&scratch.path("state"));
-
-    // The API: the issuer Secret, the anchors, and the projected tokens'
-    // reviews (a token names its ServiceAccount; the audience is echoed).
     let api = KubeApiServer::start();
     api.apply_yaml(&credentials);
     api.set_token_review(
@@ -242,6 +245,56 @@ fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
         )
         .unwrap();
     }
+    (scratch, api, controller, anchor)
+}
+
+/// Sends traffic from `client` to web and checks both sides saw mutual TLS
+/// with the other's identity, and that tokens were reviewed.
+fn assert_mutual_tls(api: &KubeApiServer, client: &ProxyProcess, server: &ProxyProcess) {
+    let report = load::run(client.outbound_addr(), URL, 20, 2);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    let echo = load::get(client.outbound_addr(), URL);
+    let headers = HeadersEcho::from_json(std::str::from_utf8(&echo.body).unwrap()).unwrap();
+    assert_eq!(
+        headers.header("l5d-client-id"),
+        Some(CLIENT_IDENTITY),
+        "the server proxy verified the client's certificate"
+    );
+    assert_metric_settles(
+        client,
+        "request_total",
+        &[
+            ("direction", "outbound"),
+            ("tls", "true"),
+            ("server_id", SERVER_IDENTITY),
+        ],
+        21.0,
+    );
+    assert_metric_settles(
+        server,
+        "request_total",
+        &[
+            ("direction", "inbound"),
+            ("tls", "true"),
+            ("client_id", CLIENT_IDENTITY),
+        ],
+        21.0,
+    );
+    // Each certificate came from a TokenReview.
+    let reviews = api
+        .requests()
+        .into_iter()
+        .filter(|request| {
+            request.method == "POST"
+                && request.path == "/apis/authentication.k8s.io/v1/tokenreviews"
+        })
+        .count();
+    assert!(reviews >= 2, "{:?}", api.requests());
+}
+
+#[test]
+fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
+    let (scratch, api, controller, anchor) = cluster();
 
     // Discovery for the client proxy names web-1's identity.
     let app = HttpTestServer::start();
@@ -285,45 +338,73 @@ fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
     .spawn();
 
     // Both proxies are ready: each holds a certificate from the controller.
-    let report = load::run(client.outbound_addr(), URL, 20, 2);
-    assert_eq!(report.failures(), 0, "{:?}", report.summary());
-    let echo = load::get(client.outbound_addr(), URL);
-    let headers = HeadersEcho::from_json(std::str::from_utf8(&echo.body).unwrap()).unwrap();
-    assert_eq!(
-        headers.header("l5d-client-id"),
-        Some(CLIENT_IDENTITY),
-        "the server proxy verified the client's certificate"
-    );
-    assert_metric_settles(
-        &client,
-        "request_total",
-        &[
-            ("direction", "outbound"),
-            ("tls", "true"),
-            ("server_id", SERVER_IDENTITY),
-        ],
-        21.0,
-    );
-    assert_metric_settles(
-        &server,
-        "request_total",
-        &[
-            ("direction", "inbound"),
-            ("tls", "true"),
-            ("client_id", CLIENT_IDENTITY),
-        ],
-        21.0,
-    );
-
-    // Each certificate came from a TokenReview for our audience.
-    let reviews = api
-        .requests()
-        .into_iter()
-        .filter(|request| {
-            request.method == "POST"
-                && request.path == "/apis/authentication.k8s.io/v1/tokenreviews"
-        })
-        .count();
-    assert!(reviews >= 2, "{:?}", api.requests());
+    assert_mutual_tls(&api, &client, &server);
     drop(discovery);
+}
+
+/// Pod `name` (ServiceAccount `name`, label app=`app`) on 127.0.0.1 with its
+/// app's port `http` and a `weft-proxy` container taking mesh traffic on
+/// `inbound_port`.
+fn meshed_pod(name: &str, app: &str, http_port: u16, inbound_port: u16) -> String {
+    let app_container =
+        format!("{{name: app, ports: [{{name: http, containerPort: {http_port}}}]}}");
+    let proxy_container = format!(
+        "{{name: weft-proxy, env: [{{name: WEFT_PROXY_INBOUND_LISTEN_ADDR, value: \"127.0.0.1:{inbound_port}\"}}]}}"
+    );
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {NAMESPACE}, labels: {{app: {app}}}}}\n\
+         spec: {{serviceAccountName: {name}, containers: [{app_container}, {proxy_container}]}}\n\
+         status: {{phase: Running, podIP: 127.0.0.1, podIPs: [{{ip: 127.0.0.1}}]}}\n"
+    )
+}
+
+#[test]
+fn proxies_discovered_from_kubernetes_objects_talk_mutual_tls() {
+    let (scratch, api, controller, anchor) = cluster();
+    let app = HttpTestServer::start();
+    let app_port = app.addr().port();
+    let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+
+    // The shop as a cluster holds it: Service web, its EndpointSlice, the
+    // meshed pods (web-1 serving, client calling).
+    api.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n\
+         ---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {NAMESPACE}}}\n\
+         spec:\n  selector: {{app: web}}\n  clusterIP: 10.96.0.10\n\
+         \x20 ports: [{{name: http, port: 80, targetPort: http}}]\n\
+         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: web-1a, namespace: {NAMESPACE}, labels: {{kubernetes.io/service-name: web}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: {app_port}, protocol: TCP}}]\n\
+         endpoints:\n- addresses: [127.0.0.1]\n  conditions: {{ready: true, serving: true, terminating: false}}\n\
+         \x20 targetRef: {{kind: Pod, name: web-1, namespace: {NAMESPACE}}}\n\
+         ---\n{}---\n{}",
+        meshed_pod("web-1", "web", app_port, server_inbound.port()),
+        meshed_pod("client", "client", free_port(), free_port()),
+    ));
+
+    let server = with_identity(
+        ProxyProcess::builder()
+            .inbound_addr(server_inbound)
+            .inbound_forward(app.addr()),
+        &controller,
+        &scratch.path("web-1.token"),
+        SERVER_IDENTITY,
+        &anchor,
+    )
+    .spawn();
+    let client = with_identity(
+        // Discovery over mutual TLS with the controller's own certificate.
+        ProxyProcess::builder()
+            .env(
+                "WEFT_PROXY_DESTINATION_SVC_ADDR",
+                controller.destination.to_string(),
+            )
+            .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
+        &controller,
+        &scratch.path("client.token"),
+        CLIENT_IDENTITY,
+        &anchor,
+    )
+    .spawn();
+    assert_mutual_tls(&api, &client, &server);
 }

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use weft_test_support::kube_api::{KubeApiServer, TokenReviewAnswer};
 use weft_test_support::{
-    ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyBuilder, ProxyProcess,
-    RunningProxy, bin_path, free_addr, free_port, load,
+    ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyBuilder, ProxyProcess, bin_path,
+    free_addr, free_port, load,
 };
 
 const NAMESPACE: &str = "shop";

@@ -238,7 +238,7 @@ pub struct WebArgs {
 /// The Identity service's flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IdentityArgs {
-    /// Directory with the issuer's `crt.pem` and `key.pem` (PKCS#8); enables
+    /// Directory with the issuer's `crt.pem` and `key.pem` (PKCS#8 or SEC1); enables
     /// the Identity service. Watched: replaced files are reloaded.
     #[arg(
         long,
@@ -258,7 +258,7 @@ pub struct IdentityArgs {
     // `--kubernetes` flag's default `false` as present).
     /// With --kubernetes: the `kubernetes.io/tls` Secret in the control
     /// namespace holding the issuer (`tls.crt`, possibly followed by its
-    /// chain, and `tls.key`, PKCS#8; cert-manager's `ca.crt` is the anchor
+    /// chain, and `tls.key`, PKCS#8 or SEC1; cert-manager's `ca.crt` is the anchor
     /// when the trust-anchor ConfigMap does not exist); enables the Identity
     /// service instead of --identity-issuer-dir. Watched: edits are reloaded.
     #[arg(

@@ -4,7 +4,8 @@
 //! ([`CertificateAuthority::issue`]).
 //!
 //! ```text
-//! load:  crt.pem (exactly one certificate, a CA) + key.pem (PKCS#8, its key)
+//! load:  crt.pem (exactly one certificate, a CA; `load_chain`: its chain may follow)
+//!        + key.pem (PKCS#8, or SEC1 "EC PRIVATE KEY", its key)
 //!        + anchors (PEM bundle) ─► issuer signed by an anchor, both valid now
 //! issue: CSR key + names ─► leaf ECDSA-SHA256 signed by the issuer:
 //!        KU digitalSignature|keyEncipherment, EKU serverAuth+clientAuth,
@@ -19,6 +20,7 @@ use rcgen::{
     KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::Pem;
@@ -308,14 +310,8 @@ impl CertificateAuthority {
 
         let key_text = std::str::from_utf8(credentials.key_pem)
             .map_err(|error| fail(IssuerKey, CredentialProblem::NotPem(error.to_string())))?;
-        let key = KeyPair::from_pem(key_text).map_err(|error| {
-            let hint = if key_text.contains("EC PRIVATE KEY") {
-                " (a SEC1 \"EC PRIVATE KEY\"; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt`)"
-            } else {
-                ""
-            };
-            fail(IssuerKey, CredentialProblem::BadKey(format!("{error}{hint}")))
-        })?;
+        let key = parse_private_key(key_text)
+            .map_err(|reason| fail(IssuerKey, CredentialProblem::BadKey(reason)))?;
         if key.public_key_raw() != issuer.public_key().subject_public_key.data.as_ref() {
             return Err(fail(IssuerKey, CredentialProblem::KeyMismatch));
         }
@@ -454,6 +450,67 @@ pub fn certificates_in(pem: &[u8]) -> Result<Vec<Vec<u8>>, CredentialProblem> {
         return Err(CredentialProblem::NoCertificate);
     }
     Ok(certificates)
+}
+
+/// The DER of `id-ecPublicKey`'s OID, then the named curves a SEC1 key may
+/// be on (P-256, P-384), as PKCS#8 names them.
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const EC_CURVE_OIDS: [&[u8]; 2] = [
+    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+    &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
+];
+
+/// The issuer key from PEM: PKCS#8 (`PRIVATE KEY`), or SEC1 (`EC PRIVATE
+/// KEY`, what cert-manager writes for ECDSA keys by default, and `openssl
+/// ecparam -genkey`), which is wrapped into PKCS#8 for ring.
+fn parse_private_key(pem: &str) -> Result<KeyPair, String> {
+    let sec1 = Pem::iter_from_buffer(pem.as_bytes())
+        .filter_map(Result::ok)
+        .find(|block| block.label == "EC PRIVATE KEY");
+    let Some(sec1) = sec1 else {
+        return KeyPair::from_pem(pem).map_err(|error| error.to_string());
+    };
+    EC_CURVE_OIDS
+        .iter()
+        .find_map(|curve| {
+            let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(sec1_to_pkcs8(
+                &sec1.contents,
+                curve,
+            )));
+            KeyPair::try_from(&pkcs8).ok()
+        })
+        .ok_or_else(|| "a SEC1 \"EC PRIVATE KEY\" that is not a P-256 or P-384 key".to_string())
+}
+
+/// PKCS#8 `PrivateKeyInfo { 0, {id-ecPublicKey, curve}, OCTET STRING sec1 }`.
+fn sec1_to_pkcs8(sec1: &[u8], curve_oid: &[u8]) -> Vec<u8> {
+    let algorithm = der_element(0x30, &[EC_PUBLIC_KEY_OID, curve_oid].concat());
+    let body = [
+        &[0x02, 0x01, 0x00][..],
+        &algorithm,
+        &der_element(0x04, sec1),
+    ]
+    .concat();
+    der_element(0x30, &body)
+}
+
+/// One DER element: tag, definite length, contents.
+fn der_element(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let length = contents.len();
+    let mut element = vec![tag];
+    if length < 0x80 {
+        element.push(length as u8);
+    } else {
+        let bytes: Vec<u8> = length
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|byte| *byte == 0)
+            .collect();
+        element.push(0x80 | bytes.len() as u8);
+        element.extend(bytes);
+    }
+    element.extend_from_slice(contents);
+    element
 }
 
 /// Whether `signer` issued `certificate` (names match, signature verifies).
@@ -709,6 +766,94 @@ mod tests {
                 .map_err(|error| error.file);
             assert_eq!(got, expected, "{name}");
         }
+    }
+
+    /// The SEC1 `ECPrivateKey` inside a PKCS#8 key (its last element).
+    fn sec1_of(pkcs8_pem: &str) -> Vec<u8> {
+        let der = certificates_in_label(pkcs8_pem, "PRIVATE KEY");
+        // SEQUENCE { INTEGER 0, SEQUENCE alg, OCTET STRING sec1 }: walk the
+        // outer header, then two elements.
+        let (_, outer) = split_element(&der);
+        let (rest, _) = {
+            let (rest, _version) = split_element(outer);
+            split_element(rest)
+        };
+        let (_, sec1) = split_element(rest);
+        sec1.to_vec()
+    }
+
+    /// (what follows, contents) of the element at the start of `input`.
+    fn split_element(input: &[u8]) -> (&[u8], &[u8]) {
+        let (length, header) = match input[1] {
+            short if short < 0x80 => (usize::from(short), 2),
+            long => {
+                let count = usize::from(long & 0x7f);
+                let length = input[2..2 + count]
+                    .iter()
+                    .fold(0usize, |length, byte| length << 8 | usize::from(*byte));
+                (length, 2 + count)
+            }
+        };
+        (&input[header + length..], &input[header..header + length])
+    }
+
+    fn certificates_in_label(pem: &str, label: &str) -> Vec<u8> {
+        Pem::iter_from_buffer(pem.as_bytes())
+            .map(Result::unwrap)
+            .find(|block| block.label == label)
+            .unwrap()
+            .contents
+    }
+
+    #[test]
+    fn a_sec1_issuer_key_is_read_as_cert_manager_writes_it() {
+        use base64::Engine;
+        let good = fixture();
+        let sec1 = sec1_of(&good.issuer.key_pem);
+        let body = base64::engine::general_purpose::STANDARD.encode(&sec1);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect();
+        let sec1_pem = format!(
+            "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----\n",
+            lines.join("\n")
+        );
+        let authority = load(
+            &good.issuer.certificate_pem,
+            &sec1_pem,
+            &good.root.certificate_pem,
+        )
+        .expect("a SEC1 key loads");
+        assert_eq!(authority.chain_der().len(), 1);
+        // Another issuer's SEC1 key is still refused as not the issuer's.
+        let other = fixture();
+        let other_body =
+            base64::engine::general_purpose::STANDARD.encode(sec1_of(&other.issuer.key_pem));
+        let other_pem =
+            format!("-----BEGIN EC PRIVATE KEY-----\n{other_body}\n-----END EC PRIVATE KEY-----\n");
+        assert_eq!(
+            load(
+                &good.issuer.certificate_pem,
+                &other_pem,
+                &good.root.certificate_pem
+            )
+            .map(|_| ())
+            .map_err(|error| error.problem),
+            Err(CredentialProblem::KeyMismatch)
+        );
+        let garbage = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert!(matches!(
+            load(
+                &good.issuer.certificate_pem,
+                garbage,
+                &good.root.certificate_pem
+            )
+            .map(|_| ())
+            .map_err(|error| error.problem),
+            Err(CredentialProblem::BadKey(_))
+        ));
     }
 
     #[test]

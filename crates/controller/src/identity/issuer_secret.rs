@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! Secret  tls.crt  issuer certificate (its chain may follow, as cert-manager writes it)
-//!         tls.key  its key (PKCS#8)
+//!         tls.key  its key (PKCS#8, or SEC1 "EC PRIVATE KEY" as cert-manager writes it)
 //!         ca.crt   the anchor (cert-manager); used only when the ConfigMap is missing
 //! ConfigMap ca-bundle.crt  the trust anchors
 //!

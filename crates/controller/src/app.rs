@@ -57,7 +57,7 @@ use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError, TokenValidator
 use crate::identity::token_files::{
     MeshTokenValidator, TokenDirError, TokenFileMetrics, TokenFiles,
 };
-use crate::identity::token_review::TokenReviewValidator;
+use crate::identity::token_review::{ReviewAccessDenied, TokenReviewValidator, check_access};
 use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
 use crate::kubernetes::{ConnectError, KubernetesSource};
 use crate::mesh_file::{MeshFileError, MeshFileLimits, MeshFileSource};
@@ -96,6 +96,9 @@ pub enum AppError {
     /// or invalid at start-up.
     #[error("cannot start the identity service: {0}")]
     IssuerSecret(#[from] IssuerSecretError),
+    /// The controller may not create TokenReviews (`--kubernetes`).
+    #[error("cannot start the identity service: {0}")]
+    ReviewAccess(#[from] ReviewAccessDenied),
     /// The token key cannot be read or created.
     #[error("cannot start the identity service: token key {0}")]
     TokenKey(#[from] TokenKeyError),
@@ -147,6 +150,7 @@ impl AppError {
             | AppError::Kubernetes(_)
             | AppError::IssuerFiles(_)
             | AppError::IssuerSecret(_)
+            | AppError::ReviewAccess(_)
             | AppError::TokenKey(_)
             | AppError::TokenDir(_)
             | AppError::ApiToken(_)
@@ -694,6 +698,7 @@ impl IdentityStage {
             TokenConfig::Review { audience } => {
                 let client = client
                     .ok_or_else(|| AppError::StartUp("TokenReview needs --kubernetes".into()))?;
+                check_access(&client).await?;
                 tracing::info!(%audience, "identity tokens are checked with TokenReview");
                 (Arc::new(TokenReviewValidator::new(client, audience)), None)
             }

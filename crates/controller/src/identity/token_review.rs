@@ -17,10 +17,18 @@
 //! [`api_rejection`]) are pure and table-tested; [`TokenReviewValidator`]
 //! only sends the request. The Identity service then checks that the proven
 //! identity is the one the proxy asked for.
+//!
+//! At start-up [`check_access`] asks the API (SelfSubjectAccessReview)
+//! whether the controller may create TokenReviews, as Linkerd's identity
+//! controller does: a "no" stops start-up; an API that cannot answer is
+//! only logged (the first Certify will say more).
 
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use kube::Api;
 use kube::api::PostParams;
 
@@ -114,6 +122,65 @@ impl TokenValidator for TokenReviewValidator {
             tracing::info!(%rejection, api_error, "TokenReview refused the token");
         }
         outcome
+    }
+}
+
+/// The controller may not create TokenReviews.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the controller may not create tokenreviews.authentication.k8s.io{reason} \
+     (RBAC: grant its ServiceAccount `create` on tokenreviews, e.g. with a ClusterRole)"
+)]
+pub struct ReviewAccessDenied {
+    /// `: <the API's reason>`, or empty.
+    reason: String,
+}
+
+/// Asks the API whether the controller may create TokenReviews
+/// (SelfSubjectAccessReview): `Err` when it says no. An API that cannot
+/// answer within [`REVIEW_TIMEOUT`] or fails is logged, not held against
+/// start-up.
+pub async fn check_access(client: &kube::Client) -> Result<(), ReviewAccessDenied> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("authentication.k8s.io".to_string()),
+                resource: Some("tokenreviews".to_string()),
+                verb: Some("create".to_string()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let created = tokio::time::timeout(
+        REVIEW_TIMEOUT,
+        reviews.create(&PostParams::default(), &review),
+    )
+    .await;
+    match created {
+        Ok(Ok(reviewed)) => {
+            let status = reviewed.status.unwrap_or_default();
+            if status.allowed {
+                Ok(())
+            } else {
+                let reason = status
+                    .reason
+                    .filter(|reason| !reason.is_empty())
+                    .map(|reason| format!(": {reason}"))
+                    .unwrap_or_default();
+                Err(ReviewAccessDenied { reason })
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot ask whether the controller may create tokenreviews");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!("no answer to whether the controller may create tokenreviews");
+            Ok(())
+        }
     }
 }
 

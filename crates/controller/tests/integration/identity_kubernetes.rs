@@ -599,7 +599,7 @@ async fn start_up_refuses_a_missing_or_unusable_issuer_secret() {
     let good = Credentials::init(&scratch, "state");
     let other = Credentials::init(&scratch, "other");
     type Setup = fn(&KubeApiServer, &Credentials, &Credentials);
-    let cases: [(&str, Setup, &str); 4] = [
+    let cases: [(&str, Setup, &str); 5] = [
         (
             "no Secret",
             |api, good, _| {
@@ -631,6 +631,19 @@ async fn start_up_refuses_a_missing_or_unusable_issuer_secret() {
                 api.apply(trust_roots(&good.anchor_pem));
             },
             "Secret weft/weft-identity-issuer: has no key tls.key",
+        ),
+        (
+            "no RBAC for tokenreviews",
+            |api, good, _| {
+                api.apply(issuer_secret(&good.issuer_pem, &good.key_pem, None));
+                api.apply(trust_roots(&good.anchor_pem));
+                api.set_self_subject_access_review(|attributes| {
+                    !(attributes.group == "authentication.k8s.io"
+                        && attributes.resource == "tokenreviews"
+                        && attributes.verb == "create")
+                });
+            },
+            "the controller may not create tokenreviews.authentication.k8s.io: denied by the test API server",
         ),
     ];
     for (name, setup, expected) in cases {

@@ -9,7 +9,8 @@
 //!    --kubernetes): load and check the issuer (files, or the Secret and the
 //!    anchor ConfigMap read from the API), then either read or create the
 //!    token key and write the workloads' token files (mesh file) or check
-//!    tokens with TokenReview (--kubernetes), issue the controller its own
+//!    tokens with TokenReview (--kubernetes: start-up asks whether the
+//!    controller may create TokenReviews), issue the controller its own
 //!    certificate (any failure: exit 64)
 //! 3. bind --destination-addr, --policy-addr (when set), --identity-addr, --admin-addr, --web-addr (a
 //!    taken port stops start-up, naming the flag); with identity both gRPC

@@ -19,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::identity::issuer_files::{IssuerPaths, IssuerStatus};
+use crate::kubernetes::SharedKubernetesStatus;
 use crate::mesh_file::MeshFileStatus;
 
 /// The admin routes, with their state.
@@ -96,6 +97,9 @@ pub struct AdminState {
     mesh_file_status: Arc<Mutex<MeshFileStatus>>,
     /// The issuer's files and status, when identity is enabled.
     issuer: Option<(IssuerPaths, Arc<Mutex<IssuerStatus>>)>,
+    /// The Kubernetes source's status, in `--kubernetes` mode (then the
+    /// mesh file plays no part in readiness).
+    kubernetes: Option<SharedKubernetesStatus>,
     ready: AtomicBool,
 }
 
@@ -115,8 +119,16 @@ impl AdminState {
             mesh_file_path,
             mesh_file_status,
             issuer,
+            kubernetes: None,
             ready: AtomicBool::new(false),
         }
+    }
+
+    /// The same state reading readiness from the Kubernetes source's
+    /// status (ready once every resource's first list completed) when given.
+    pub fn with_kubernetes(mut self, status: Option<SharedKubernetesStatus>) -> Self {
+        self.kubernetes = status;
+        self
     }
 
     /// Marks the controller ready (`/ready` answers 200 once the mesh file
@@ -165,7 +177,15 @@ async fn metrics(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
 
 async fn ready(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
     let status = admin.status();
-    let is_ready = admin.ready.load(Ordering::Acquire) && status.last_good_load.is_some();
+    let kubernetes = admin
+        .kubernetes
+        .as_ref()
+        .map(|status| crate::kubernetes::status::lock_status(status).clone());
+    let source_ready = match &kubernetes {
+        Some(kubernetes) => kubernetes.is_ready(),
+        None => status.last_good_load.is_some(),
+    };
+    let is_ready = admin.ready.load(Ordering::Acquire) && source_ready;
     let seconds = |time: Option<SystemTime>| {
         time.and_then(|time| time.duration_since(UNIX_EPOCH).ok())
             .map(|since| since.as_secs())
@@ -198,6 +218,7 @@ async fn ready(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
     let body = serde_json::json!({
         "ready": is_ready,
         "identity": identity,
+        "kubernetes": kubernetes.as_ref().map(crate::kubernetes::KubernetesStatus::to_json),
         "mesh_file": {
             "path": admin.mesh_file_path.display().to_string(),
             "current": status.is_current(),

@@ -2,14 +2,21 @@
 //!
 //! ```text
 //! 1. load the mesh file into the catalog      (a bad or missing file stops start-up: exit 64)
-//! 2. identity (with --identity-issuer-dir): load and check the issuer, read or
-//!    create the token key, write the workloads' token files, issue the
-//!    controller its own certificate (any failure: exit 64)
+//!    or, with --kubernetes, build the API client (a bad kubeconfig: exit 64)
+//!    and the Kubernetes source (it lists and watches once running; /ready
+//!    waits for its first lists)
+//! 2. identity (with --identity-issuer-dir, or --identity-issuer-secret with
+//!    --kubernetes): load and check the issuer (files, or the Secret and the
+//!    anchor ConfigMap read from the API), then either read or create the
+//!    token key and write the workloads' token files (mesh file) or check
+//!    tokens with TokenReview (--kubernetes: start-up asks whether the
+//!    controller may create TokenReviews), issue the controller its own
+//!    certificate (any failure: exit 64)
 //! 3. bind --destination-addr, --policy-addr (when set), --identity-addr, --admin-addr, --web-addr (a
 //!    taken port stops start-up, naming the flag); with identity both gRPC
 //!    ports take TLS (the controller's certificate) and plaintext
 //! 4. register metrics in one registry
-//! 5. start the watchers (mesh file, issuer files), the token writer, the
+//! 5. start the watchers (mesh file, issuer files or Secret), the token writer, the
 //!    controller certificate's renewal, the Destination and Identity
 //!    servers, the admin server, the web server (HTTP API + merged routes)
 //! 6. mark ready; on SIGTERM/SIGINT stop everything and drain
@@ -22,6 +29,7 @@
 //! (tap, the dashboard at `/`) add theirs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,19 +43,24 @@ use crate::api::WebState;
 use crate::catalog::Catalog;
 use crate::catalog::PolicySettings;
 pub use crate::config::Args;
-use crate::config::IdentityConfig;
+use crate::config::{IdentityConfig, IssuerLocation, TokenConfig};
 use crate::dashboard::AllowedHosts;
 use crate::destination::limits::StreamLimiter;
 use crate::destination::translate::MeshHints;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError, StreamLimits};
-use crate::identity::issuer_files::{IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource};
+use crate::identity::issuer_files::{
+    AuthorityHandle, IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
+};
+use crate::identity::issuer_secret::{IssuerSecretError, SecretIssuerSource};
 use crate::identity::server::{CertifyMetrics, IdentityServerError, IdentityService};
 use crate::identity::serving::{ServingCertificate, ServingError};
-use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError};
+use crate::identity::token::{HmacTokens, TokenKey, TokenKeyError, TokenValidator};
 use crate::identity::token_files::{
     MeshTokenValidator, TokenDirError, TokenFileMetrics, TokenFiles,
 };
+use crate::identity::token_review::{ReviewAccessDenied, TokenReviewValidator, check_access};
 use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
+use crate::kubernetes::{ConnectError, KubernetesSource};
 use crate::mesh_file::{MeshFileError, MeshFileLimits, MeshFileSource};
 use crate::metrics_api::prometheus::PrometheusClient;
 use crate::metrics_api::scrape::{ScrapeMetrics, Scraper};
@@ -74,9 +87,19 @@ pub enum AppError {
     /// The mesh file is missing, unreadable or invalid at start-up.
     #[error("cannot start: {0}")]
     MeshFile(#[from] MeshFileError),
+    /// The Kubernetes API client cannot be built (`--kubernetes`).
+    #[error("cannot start: {0}")]
+    Kubernetes(#[from] ConnectError),
     /// The identity issuer files are missing or invalid at start-up.
     #[error("cannot start the identity service: {0}")]
     IssuerFiles(#[from] IssuerFilesError),
+    /// The identity issuer Secret or anchor ConfigMap is missing, unreadable
+    /// or invalid at start-up.
+    #[error("cannot start the identity service: {0}")]
+    IssuerSecret(#[from] IssuerSecretError),
+    /// The controller may not create TokenReviews (`--kubernetes`).
+    #[error("cannot start the identity service: {0}")]
+    ReviewAccess(#[from] ReviewAccessDenied),
     /// The token key cannot be read or created.
     #[error("cannot start the identity service: token key {0}")]
     TokenKey(#[from] TokenKeyError),
@@ -125,7 +148,10 @@ impl AppError {
         match self {
             AppError::NoMeshFile
             | AppError::MeshFile(_)
+            | AppError::Kubernetes(_)
             | AppError::IssuerFiles(_)
+            | AppError::IssuerSecret(_)
+            | AppError::ReviewAccess(_)
             | AppError::TokenKey(_)
             | AppError::TokenDir(_)
             | AppError::ApiToken(_)
@@ -143,18 +169,47 @@ impl AppError {
 
 /// The identity parts, loaded but not yet running.
 struct IdentityStage {
+    /// Where the issuer is, as `/ready` shows it (a Secret and ConfigMap
+    /// are shown by name in place of the paths).
     paths: IssuerPaths,
     addr: SocketAddr,
-    issuer: IssuerSource,
+    issuer: IssuerFeed,
     service: IdentityService,
     token_files: Option<TokenFiles>,
     /// The controller's own certificate, for TLS on both gRPC ports.
     serving: ServingCertificate,
 }
 
+/// Where the catalog's objects come from.
+enum CatalogSource {
+    /// `--mesh-file`.
+    MeshFile(MeshFileSource),
+    /// `--kubernetes`.
+    Kubernetes(KubernetesSource),
+}
+
+impl CatalogSource {
+    /// The Workloads for the identity token files: the mesh file's; none on
+    /// Kubernetes (ServiceAccount tokens are reviewed there instead).
+    fn subscribe_workloads(&self) -> watch::Receiver<Arc<[Workload]>> {
+        match self {
+            CatalogSource::MeshFile(source) => source.subscribe_workloads(),
+            CatalogSource::Kubernetes(_) => watch::channel(Arc::from(Vec::new())).1,
+        }
+    }
+
+    /// Watches until `shutdown` completes.
+    async fn run(self, shutdown: impl Future<Output = ()>) {
+        match self {
+            CatalogSource::MeshFile(source) => source.run(shutdown).await,
+            CatalogSource::Kubernetes(source) => source.run(shutdown).await,
+        }
+    }
+}
+
 /// The bound, not yet running controller.
 pub struct App {
-    source: MeshFileSource,
+    source: CatalogSource,
     destination: DestinationService,
     destination_listener: GrpcListener,
     /// The policy services, served with Destination and on `--policy-addr`.
@@ -179,8 +234,8 @@ impl App {
     /// Steps 1–4: loads the mesh file and the identity credentials, binds
     /// every listener, builds the servers.
     pub async fn build(args: &Args) -> Result<Self, AppError> {
-        // 1. The catalog and its source: the first load must succeed.
-        let mesh_file = args.mesh_file.as_ref().ok_or(AppError::NoMeshFile)?;
+        // 1. The catalog and its source: the mesh file's first load must
+        //    succeed; the Kubernetes source needs a client.
         let mut catalog = Catalog::default();
         catalog.set_policy_settings(PolicySettings {
             default_policy: args.policy.default_inbound_policy,
@@ -189,37 +244,59 @@ impl App {
             trust_domain: args.identity.identity_trust_domain.clone(),
         });
         let catalog = catalog.shared();
-        let mut source =
-            MeshFileSource::new(mesh_file, catalog.clone()).with_limits(MeshFileLimits {
-                max_bytes: args.limits.mesh_file_max_bytes,
-                max_objects: usize::try_from(args.limits.mesh_file_max_objects)
-                    .unwrap_or(usize::MAX),
-            });
-        // File reads and writes run on the blocking pool, never on an async worker.
-        let (source, loaded) = blocking(move || {
-            let loaded = source.reload();
-            (source, loaded)
-        })
-        .await?;
-        loaded?;
-
         // One registry, passed to each component as it is built.
-        let registry = Registry::with_prefix("weft_controller");
+        let mut registry = Registry::with_prefix("weft_controller");
+        // The one API client (catalog source and identity), with --kubernetes.
+        let kube_client = if args.kubernetes.kubernetes {
+            Some(crate::kubernetes::connect(&args.kubernetes).await?)
+        } else {
+            None
+        };
+        let (source, mesh_file, mesh_file_status, kubernetes_status) =
+            if let Some(client) = &kube_client {
+                let source = KubernetesSource::new(client.clone(), catalog.clone(), &mut registry);
+                let status = source.status_handle();
+                (
+                    CatalogSource::Kubernetes(source),
+                    std::path::PathBuf::new(),
+                    Arc::default(),
+                    Some(status),
+                )
+            } else {
+                let mesh_file = args.mesh_file.as_ref().ok_or(AppError::NoMeshFile)?;
+                let mut source =
+                    MeshFileSource::new(mesh_file, catalog.clone()).with_limits(MeshFileLimits {
+                        max_bytes: args.limits.mesh_file_max_bytes,
+                        max_objects: usize::try_from(args.limits.mesh_file_max_objects)
+                            .unwrap_or(usize::MAX),
+                    });
+                // File reads and writes run on the blocking pool, never on an async worker.
+                let (source, loaded) = blocking(move || {
+                    let loaded = source.reload();
+                    (source, loaded)
+                })
+                .await?;
+                loaded?;
+                let status = source.status_handle();
+                (
+                    CatalogSource::MeshFile(source),
+                    mesh_file.clone(),
+                    status,
+                    None,
+                )
+            };
 
         // 2. Identity: the issuer must load and chain to the anchors; the
         //    token key is read (or created); token files are written once now.
-        let (mut registry, identity) = match args.identity.config() {
+        //    With --kubernetes the issuer may come from a Secret and tokens
+        //    are reviewed by the API.
+        let identity = match args.identity.config(args.kubernetes.kubernetes) {
             Some(config) => {
-                let workloads = source.subscribe_workloads();
-                let (registry, stage) = blocking(move || {
-                    let mut registry = registry;
-                    let stage = IdentityStage::load(config, workloads, &mut registry);
-                    (registry, stage)
-                })
-                .await?;
-                (registry, Some(stage?))
+                let workloads = Some(source.subscribe_workloads());
+                let client = kube_client.clone();
+                Some(IdentityStage::load(config, client, workloads, &mut registry).await?)
             }
-            None => (registry, None),
+            None => None,
         };
 
         // 2b. The API token tap requires: read, or created (0600).
@@ -286,7 +363,7 @@ impl App {
             connector: ProxyConnector {
                 mode: args.access.tap_tls,
                 identity: identity.as_ref().and_then(|(stage, _)| {
-                    let domain = args.identity.config()?.domain;
+                    let domain = args.identity.config(args.kubernetes.kubernetes)?.domain;
                     Some((stage.serving.tls(), domain))
                 }),
             },
@@ -296,10 +373,13 @@ impl App {
         let allowed_hosts = Arc::new(AllowedHosts::new(&args.access.web_allowed_hosts));
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
-        let mesh = args.identity.config().map(|config| MeshHints {
-            domain: config.domain,
-            h2_upgrade: !args.disable_h2_upgrade,
-        });
+        let mesh = args
+            .identity
+            .config(args.kubernetes.kubernetes)
+            .map(|config| MeshHints {
+                domain: config.domain,
+                h2_upgrade: !args.disable_h2_upgrade,
+            });
         // Golden metrics: Prometheus answers, or the scraper fills a store.
         let statuses = ScrapeStatuses::default();
         let (metrics, scraper) = match &args.web.prometheus_url {
@@ -336,9 +416,12 @@ impl App {
             metrics,
             identity_domain: mesh.as_ref().map(|hints| hints.domain.clone()),
             identity_authority: identity.as_ref().map(|(stage, _)| stage.issuer.authority()),
-            leaf_lifetime: args.identity.config().map(|config| config.policy.lifetime),
+            leaf_lifetime: args
+                .identity
+                .config(args.kubernetes.kubernetes)
+                .map(|config| config.policy.lifetime),
             mesh_file_path: mesh_file.clone(),
-            mesh_file_status: source.status_handle(),
+            mesh_file_status: Arc::clone(&mesh_file_status),
         });
         let stream_limits = StreamLimits {
             per_client: usize::try_from(args.limits.destination_max_streams_per_client)
@@ -371,12 +454,10 @@ impl App {
         let issuer = identity
             .as_ref()
             .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));
-        let admin = Arc::new(AdminState::new(
-            registry,
-            mesh_file.clone(),
-            source.status_handle(),
-            issuer,
-        ));
+        let admin = Arc::new(
+            AdminState::new(registry, mesh_file, mesh_file_status, issuer)
+                .with_kubernetes(kubernetes_status),
+        );
         Ok(Self {
             source,
             destination,
@@ -543,34 +624,100 @@ impl App {
     }
 }
 
+/// Where the issuer comes from: files, or a Secret and a ConfigMap.
+enum IssuerFeed {
+    /// `--identity-issuer-dir` and `--identity-trust-anchors`.
+    Files(IssuerSource),
+    /// `--identity-issuer-secret` and `--identity-trust-anchors-configmap`
+    /// (boxed: its API handles make it large).
+    Secret(Box<SecretIssuerSource>),
+}
+
+impl IssuerFeed {
+    fn authority(&self) -> AuthorityHandle {
+        match self {
+            IssuerFeed::Files(source) => source.authority(),
+            IssuerFeed::Secret(source) => source.authority(),
+        }
+    }
+
+    fn status_handle(&self) -> Arc<Mutex<IssuerStatus>> {
+        match self {
+            IssuerFeed::Files(source) => source.status_handle(),
+            IssuerFeed::Secret(source) => source.status_handle(),
+        }
+    }
+
+    /// Watches and reloads until `shutdown` completes.
+    async fn run(self, shutdown: impl Future<Output = ()>) {
+        match self {
+            IssuerFeed::Files(source) => source.run(shutdown).await,
+            IssuerFeed::Secret(source) => (*source).run(shutdown).await,
+        }
+    }
+}
+
 impl IdentityStage {
-    /// Step 2: the issuer (loaded and checked now), the token key, the
-    /// validator, the service, and the token files written once.
-    /// Blocking (file reads and writes): called on the blocking pool.
-    fn load(
+    /// Step 2: the issuer (loaded and checked now), the token validator
+    /// (TokenReview through `client`, or the controller's own tokens: the
+    /// key read or created, the token files written once), the service, and
+    /// the controller's own certificate. File work runs on the blocking pool.
+    async fn load(
         config: IdentityConfig,
-        workloads: watch::Receiver<Arc<[Workload]>>,
+        client: Option<kube::Client>,
+        workloads: Option<watch::Receiver<Arc<[Workload]>>>,
         registry: &mut Registry,
     ) -> Result<Self, AppError> {
-        let mut issuer = IssuerSource::new(config.paths.clone(), IssuerMetrics::new(registry));
-        issuer.reload()?;
-        let (key, created) = TokenKey::load_or_create(&config.token_key)?;
-        if created {
-            tracing::info!(path = %config.token_key.display(), "created a new identity token key");
-        }
-        let tokens = Arc::new(HmacTokens::new(&key));
-        let token_files = match config.token_dir {
-            Some(dir) => {
-                let files = TokenFiles::new(
-                    dir,
-                    Arc::clone(&tokens),
-                    config.token_lifetime,
-                    TokenFileMetrics::new(registry),
-                )?;
-                files.write_all(&workloads.borrow());
-                Some(files)
+        let metrics = IssuerMetrics::new(registry);
+        let (issuer, paths) = match config.issuer {
+            IssuerLocation::Files(paths) => {
+                let mut source = IssuerSource::new(paths.clone(), metrics);
+                let (source, loaded) = blocking(move || {
+                    let loaded = source.reload();
+                    (source, loaded)
+                })
+                .await?;
+                loaded?;
+                (IssuerFeed::Files(source), paths)
             }
-            None => None,
+            IssuerLocation::Secret(reference) => {
+                let client = client.clone().ok_or_else(|| {
+                    AppError::StartUp("--identity-issuer-secret needs --kubernetes".into())
+                })?;
+                let shown = IssuerPaths {
+                    issuer_dir: PathBuf::from(reference.secret_object()),
+                    trust_anchors: PathBuf::from(reference.configmap_object()),
+                };
+                let mut source = SecretIssuerSource::new(client, reference, metrics);
+                source.load_initial().await?;
+                (IssuerFeed::Secret(Box::new(source)), shown)
+            }
+        };
+        let (validator, token_files): (Arc<dyn TokenValidator>, Option<TokenFiles>) = match config
+            .tokens
+        {
+            TokenConfig::Review { audience } => {
+                let client = client
+                    .ok_or_else(|| AppError::StartUp("TokenReview needs --kubernetes".into()))?;
+                check_access(&client).await?;
+                tracing::info!(%audience, "identity tokens are checked with TokenReview");
+                (Arc::new(TokenReviewValidator::new(client, audience)), None)
+            }
+            TokenConfig::Minted { key, dir, lifetime } => {
+                let workloads = workloads.ok_or_else(|| {
+                    AppError::StartUp("the controller's own tokens need a mesh file".into())
+                })?;
+                // The registry goes to the blocking pool and back.
+                let mut owned = std::mem::take(registry);
+                let (owned, minted) = blocking(move || {
+                    let minted = minted_tokens(&key, dir, lifetime, workloads, &mut owned);
+                    (owned, minted)
+                })
+                .await?;
+                *registry = owned;
+                let (validator, files) = minted?;
+                (Arc::new(validator), files)
+            }
         };
         let serving = ServingCertificate::issue_first(
             &issuer.authority(),
@@ -578,16 +725,15 @@ impl IdentityStage {
             config.policy,
             registry,
         )?;
-        let validator = MeshTokenValidator::new(tokens, workloads);
         let service = IdentityService::new(
             issuer.authority(),
-            Arc::new(validator),
+            validator,
             config.domain,
             config.policy,
             CertifyMetrics::new(registry),
         );
         Ok(Self {
-            paths: config.paths,
+            paths,
             addr: config.addr,
             issuer,
             service,
@@ -595,6 +741,36 @@ impl IdentityStage {
             serving,
         })
     }
+}
+
+/// The controller's own tokens (mesh file): the key read or created, the
+/// token files written once. Blocking (file reads and writes).
+fn minted_tokens(
+    key_path: &std::path::Path,
+    token_dir: Option<PathBuf>,
+    lifetime: Duration,
+    workloads: watch::Receiver<Arc<[Workload]>>,
+    registry: &mut Registry,
+) -> Result<(MeshTokenValidator, Option<TokenFiles>), AppError> {
+    let (key, created) = TokenKey::load_or_create(key_path)?;
+    if created {
+        tracing::info!(path = %key_path.display(), "created a new identity token key");
+    }
+    let tokens = Arc::new(HmacTokens::new(&key));
+    let token_files = match token_dir {
+        Some(dir) => {
+            let files = TokenFiles::new(
+                dir,
+                Arc::clone(&tokens),
+                lifetime,
+                TokenFileMetrics::new(registry),
+            )?;
+            files.write_all(&workloads.borrow());
+            Some(files)
+        }
+        None => None,
+    };
+    Ok((MeshTokenValidator::new(tokens, workloads), token_files))
 }
 
 /// Routes served on `--web-addr` beside the `/api/...` routes of

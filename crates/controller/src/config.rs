@@ -14,9 +14,11 @@ use weft_core::policy::{Cidr, DefaultPolicy};
 use crate::identity::authority::ValidityPolicy;
 use crate::identity::init::{InitOptions, TOKEN_KEY_FILE};
 use crate::identity::issuer_files::IssuerPaths;
+use crate::identity::issuer_secret::IssuerSecretRef;
 use crate::identity::{
     DEFAULT_CONTROL_NAMESPACE, DEFAULT_TRUST_DOMAIN, IdentityDomain, is_dns_label, is_dns_name,
 };
+use weft_core::cluster::{TOKEN_AUDIENCE, TRUST_ANCHORS_CONFIGMAP};
 
 /// Command-line flags (each with an environment fallback).
 #[derive(Debug, Clone, clap::Parser)]
@@ -236,7 +238,7 @@ pub struct WebArgs {
 /// The Identity service's flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IdentityArgs {
-    /// Directory with the issuer's `crt.pem` and `key.pem` (PKCS#8); enables
+    /// Directory with the issuer's `crt.pem` and `key.pem` (PKCS#8 or SEC1); enables
     /// the Identity service. Watched: replaced files are reloaded.
     #[arg(
         long,
@@ -251,6 +253,40 @@ pub struct IdentityArgs {
         requires = "identity_issuer_dir"
     )]
     pub identity_trust_anchors: Option<PathBuf>,
+    // The next two need --kubernetes: as --mesh-file is required without
+    // it, conflicting with --mesh-file says so (clap's `requires` takes the
+    // `--kubernetes` flag's default `false` as present).
+    /// With --kubernetes: the `kubernetes.io/tls` Secret in the control
+    /// namespace holding the issuer (`tls.crt`, possibly followed by its
+    /// chain, and `tls.key`, PKCS#8 or SEC1; cert-manager's `ca.crt` is the anchor
+    /// when the trust-anchor ConfigMap does not exist); enables the Identity
+    /// service instead of --identity-issuer-dir. Watched: edits are reloaded.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_IDENTITY_ISSUER_SECRET",
+        conflicts_with_all = ["identity_issuer_dir", "mesh_file"],
+        value_parser = dns_name
+    )]
+    pub identity_issuer_secret: Option<String>,
+    /// With --identity-issuer-secret: the ConfigMap in the control namespace
+    /// whose `ca-bundle.crt` holds the trust anchors. Watched.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_IDENTITY_TRUST_ANCHORS_CONFIGMAP",
+        default_value = TRUST_ANCHORS_CONFIGMAP,
+        requires = "identity_issuer_secret",
+        value_parser = dns_name
+    )]
+    pub identity_trust_anchors_configmap: String,
+    /// With --kubernetes: the audience proxies' ServiceAccount tokens must
+    /// be issued for (checked with a TokenReview).
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_IDENTITY_TOKEN_AUDIENCE",
+        default_value = TOKEN_AUDIENCE,
+        conflicts_with = "mesh_file"
+    )]
+    pub identity_token_audience: String,
     /// Where the Identity gRPC service listens.
     #[arg(
         long,
@@ -265,7 +301,8 @@ pub struct IdentityArgs {
     /// The trust domain: the last labels of every identity.
     #[arg(long, env = "WEFT_CONTROLLER_IDENTITY_TRUST_DOMAIN", default_value = DEFAULT_TRUST_DOMAIN, value_parser = dns_name)]
     pub identity_trust_domain: String,
-    /// The control plane's namespace, as written in identities.
+    /// The control plane's namespace, as written in identities (and, with
+    /// --kubernetes, where the issuer Secret and anchor ConfigMap are).
     #[arg(long, env = "WEFT_CONTROLLER_IDENTITY_CONTROL_NAMESPACE", default_value = DEFAULT_CONTROL_NAMESPACE, value_parser = dns_label)]
     pub identity_control_namespace: String,
     /// Lifetime of issued leaf certificates (Go duration).
@@ -276,17 +313,21 @@ pub struct IdentityArgs {
     pub identity_clock_skew_allowance: Duration,
     /// The key signing the controller's tokens (32 bytes, created with mode
     /// 0600 if missing); default: `token.key` beside the issuer directory.
+    /// Not with --kubernetes (ServiceAccount tokens are used there).
     #[arg(
         long,
         env = "WEFT_CONTROLLER_IDENTITY_TOKEN_KEY",
-        requires = "identity_issuer_dir"
+        requires = "identity_issuer_dir",
+        conflicts_with = "kubernetes"
     )]
     pub identity_token_key: Option<PathBuf>,
     /// Write a token for every meshed Workload to `DIR/<namespace>/<workload>.token`.
+    /// Not with --kubernetes.
     #[arg(
         long,
         env = "WEFT_CONTROLLER_IDENTITY_TOKEN_DIR",
-        requires = "identity_issuer_dir"
+        requires = "identity_issuer_dir",
+        conflicts_with = "kubernetes"
     )]
     pub identity_token_dir: Option<PathBuf>,
     /// How long a token written to the token directory is accepted (Go
@@ -299,39 +340,86 @@ pub struct IdentityArgs {
 /// Everything the Identity service needs, when it is enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityConfig {
-    /// The issuer's files.
-    pub paths: IssuerPaths,
+    /// Where the issuer and the trust anchors are.
+    pub issuer: IssuerLocation,
     /// Where it listens.
     pub addr: SocketAddr,
     /// The names' suffix.
     pub domain: IdentityDomain,
     /// Leaf lifetime and skew.
     pub policy: ValidityPolicy,
-    /// The token key file.
-    pub token_key: PathBuf,
-    /// Where token files go, if anywhere.
-    pub token_dir: Option<PathBuf>,
-    /// How long a written token is accepted.
-    pub token_lifetime: Duration,
+    /// How proxies' tokens are checked.
+    pub tokens: TokenConfig,
+}
+
+/// Where the issuer and the trust anchors are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerLocation {
+    /// Files (`--identity-issuer-dir`, `--identity-trust-anchors`).
+    Files(IssuerPaths),
+    /// A Secret and a ConfigMap (`--identity-issuer-secret`).
+    Secret(IssuerSecretRef),
+}
+
+/// How proxies' tokens are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenConfig {
+    /// The controller's own tokens, for the mesh file's workloads.
+    Minted {
+        /// The token key file.
+        key: PathBuf,
+        /// Where token files go, if anywhere.
+        dir: Option<PathBuf>,
+        /// How long a written token is accepted.
+        lifetime: Duration,
+    },
+    /// ServiceAccount tokens, checked with a Kubernetes TokenReview (--kubernetes).
+    Review {
+        /// The audience the tokens must be for.
+        audience: String,
+    },
 }
 
 impl IdentityArgs {
     /// The Identity service's configuration; `None` when it is not enabled.
-    pub fn config(&self) -> Option<IdentityConfig> {
-        let issuer_dir = self.identity_issuer_dir.clone()?;
-        let trust_anchors = self.identity_trust_anchors.clone()?;
-        let token_key = self.identity_token_key.clone().unwrap_or_else(|| {
-            let state_dir = issuer_dir
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), PathBuf::from);
-            state_dir.join(TOKEN_KEY_FILE)
-        });
-        Some(IdentityConfig {
-            paths: IssuerPaths {
-                issuer_dir,
-                trust_anchors,
+    /// `kubernetes`: whether `--kubernetes` is on (tokens are then
+    /// ServiceAccount tokens).
+    pub fn config(&self, kubernetes: bool) -> Option<IdentityConfig> {
+        let issuer = match (&self.identity_issuer_dir, &self.identity_issuer_secret) {
+            (Some(issuer_dir), _) => IssuerLocation::Files(IssuerPaths {
+                issuer_dir: issuer_dir.clone(),
+                trust_anchors: self.identity_trust_anchors.clone()?,
+            }),
+            (None, Some(secret)) => IssuerLocation::Secret(IssuerSecretRef {
+                namespace: self.identity_control_namespace.clone(),
+                secret: secret.clone(),
+                trust_anchors_configmap: self.identity_trust_anchors_configmap.clone(),
+            }),
+            (None, None) => return None,
+        };
+        let tokens = match &issuer {
+            _ if kubernetes => TokenConfig::Review {
+                audience: self.identity_token_audience.clone(),
             },
+            IssuerLocation::Files(paths) => TokenConfig::Minted {
+                key: self.identity_token_key.clone().unwrap_or_else(|| {
+                    let state_dir = paths
+                        .issuer_dir
+                        .parent()
+                        .filter(|parent| !parent.as_os_str().is_empty())
+                        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+                    state_dir.join(TOKEN_KEY_FILE)
+                }),
+                dir: self.identity_token_dir.clone(),
+                lifetime: self.identity_token_lifetime,
+            },
+            // clap requires --kubernetes for a Secret.
+            IssuerLocation::Secret(_) => TokenConfig::Review {
+                audience: self.identity_token_audience.clone(),
+            },
+        };
+        Some(IdentityConfig {
+            issuer,
             addr: self.identity_addr,
             domain: IdentityDomain {
                 control_namespace: self.identity_control_namespace.clone(),
@@ -341,9 +429,7 @@ impl IdentityArgs {
                 lifetime: self.identity_issuance_lifetime,
                 clock_skew: self.identity_clock_skew_allowance,
             },
-            token_key,
-            token_dir: self.identity_token_dir.clone(),
-            token_lifetime: self.identity_token_lifetime,
+            tokens,
         })
     }
 }
@@ -519,7 +605,9 @@ mod tests {
     #[test]
     fn identity_is_off_without_an_issuer() {
         let args = Args::try_parse_from(["weft-controller", "--mesh-file", "m.yaml"]).unwrap();
-        assert_eq!(args.identity.config(), None);
+        assert_eq!(args.identity.config(false), None);
+        let args = Args::try_parse_from(["weft-controller", "--kubernetes"]).unwrap();
+        assert_eq!(args.identity.config(true), None);
     }
 
     #[test]
@@ -534,13 +622,119 @@ mod tests {
             "/state/trust-anchor.pem",
         ])
         .unwrap();
-        let config = args.identity.config().unwrap();
+        let config = args.identity.config(false).unwrap();
         assert_eq!(config.addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.domain, IdentityDomain::default());
         assert_eq!(config.policy, ValidityPolicy::default());
-        assert_eq!(config.token_key, PathBuf::from("/state/token.key"));
-        assert_eq!(config.token_dir, None);
-        assert_eq!(config.token_lifetime, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            config.tokens,
+            TokenConfig::Minted {
+                key: PathBuf::from("/state/token.key"),
+                dir: None,
+                lifetime: Duration::from_secs(24 * 3600),
+            }
+        );
+    }
+
+    #[test]
+    fn identity_on_kubernetes() {
+        let args = Args::try_parse_from([
+            "weft-controller",
+            "--kubernetes",
+            "--identity-issuer-secret",
+            "weft-identity-issuer",
+        ])
+        .unwrap();
+        let config = args.identity.config(args.kubernetes.kubernetes).unwrap();
+        assert_eq!(
+            config.issuer,
+            IssuerLocation::Secret(IssuerSecretRef {
+                namespace: "weft".into(),
+                secret: "weft-identity-issuer".into(),
+                trust_anchors_configmap: "weft-identity-trust-roots".into(),
+            })
+        );
+        assert_eq!(
+            config.tokens,
+            TokenConfig::Review {
+                audience: "identity.weft.io".into()
+            }
+        );
+        let args = Args::try_parse_from([
+            "weft-controller",
+            "--kubernetes",
+            "--identity-issuer-secret",
+            "issuer",
+            "--identity-control-namespace",
+            "mesh",
+            "--identity-trust-anchors-configmap",
+            "roots",
+            "--identity-token-audience",
+            "mesh.example",
+        ])
+        .unwrap();
+        let config = args.identity.config(true).unwrap();
+        assert_eq!(
+            config.issuer,
+            IssuerLocation::Secret(IssuerSecretRef {
+                namespace: "mesh".into(),
+                secret: "issuer".into(),
+                trust_anchors_configmap: "roots".into(),
+            })
+        );
+        assert_eq!(
+            config.tokens,
+            TokenConfig::Review {
+                audience: "mesh.example".into()
+            }
+        );
+        // Issuer files in a cluster (a mounted Secret): tokens are still reviewed.
+        let args = Args::try_parse_from([
+            "weft-controller",
+            "--kubernetes",
+            "--identity-issuer-dir",
+            "/var/run/weft/issuer",
+            "--identity-trust-anchors",
+            "/var/run/weft/anchors/ca-bundle.crt",
+        ])
+        .unwrap();
+        let config = args.identity.config(true).unwrap();
+        assert!(matches!(config.issuer, IssuerLocation::Files(_)));
+        assert!(matches!(config.tokens, TokenConfig::Review { .. }));
+
+        let refused: [&[&str]; 6] = [
+            &[
+                "--mesh-file",
+                "m.yaml",
+                "--identity-issuer-secret",
+                "issuer",
+            ],
+            &[
+                "--kubernetes",
+                "--identity-issuer-secret",
+                "issuer",
+                "--identity-issuer-dir",
+                "/state/issuer",
+                "--identity-trust-anchors",
+                "/a.pem",
+            ],
+            &["--kubernetes", "--identity-issuer-secret", "Issuer_1"],
+            &[
+                "--kubernetes",
+                "--identity-issuer-dir",
+                "/state/issuer",
+                "--identity-trust-anchors",
+                "/a.pem",
+                "--identity-token-dir",
+                "/tokens",
+            ],
+            &["--mesh-file", "m.yaml", "--identity-token-audience", "x"],
+            &["--identity-issuer-secret", "issuer"],
+        ];
+        for flags in refused {
+            let argv = std::iter::once("weft-controller").chain(flags.iter().copied());
+            assert!(Args::try_parse_from(argv).is_err(), "{flags:?}");
+        }
     }
 
     #[test]

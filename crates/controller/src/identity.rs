@@ -4,8 +4,9 @@
 //! `io.linkerd.proxy.identity.Identity/Certify`, Linkerd's identity format).
 //!
 //! ```text
-//! trust anchor (root, --identity-trust-anchors)
-//!   └─ issuer (intermediate CA, --identity-issuer-dir/{crt,key}.pem; watched, reloaded)
+//! trust anchor (root, --identity-trust-anchors, or the ConfigMap --identity-trust-anchors-configmap)
+//!   └─ issuer (intermediate CA, --identity-issuer-dir/{crt,key}.pem, or the Secret
+//!      --identity-issuer-secret's tls.crt/tls.key; watched, reloaded)
 //!        └─ leaf: DNS SAN <sa>.<ns>.serviceaccount.identity.<control-ns>.<trust-domain>
 //!                 URI SAN spiffe://<trust-domain>/ns/<ns>/sa/<sa>, 24 h by default
 //!
@@ -18,9 +19,12 @@
 //! |-----------------|------------|
 //! | [`csr`]         | pure: what a CSR asks for, and whether that may be granted |
 //! | [`authority`]   | the loaded issuer: chain checks at load, leaf validity (pure), signing |
+//! | [`issuer`]      | shared by the issuer sources: the authority handle, status, metrics, load outcomes |
 //! | [`issuer_files`] | the issuer files: load, watch, reload; a bad replacement keeps the old issuer |
+//! | [`issuer_secret`] | the issuer Secret and anchor ConfigMap (Kubernetes), watched the same way |
 //! | [`token`]       | [`TokenValidator`](token::TokenValidator) and the controller's own HMAC tokens |
 //! | [`token_files`] | one token file per meshed Workload of the mesh file |
+//! | [`token_review`] | ServiceAccount tokens checked with the Kubernetes TokenReview API |
 //! | [`init`]        | `weft-controller identity init` / `rotate-issuer`: create credentials |
 //! | [`server`]      | the tonic service (the only protobuf here), its metrics, error → status |
 //! | [`serving`]     | the controller's own certificate (TLS on its gRPC ports), renewed |
@@ -28,11 +32,14 @@
 pub mod authority;
 pub mod csr;
 pub mod init;
+pub mod issuer;
 pub mod issuer_files;
+pub mod issuer_secret;
 pub mod server;
 pub mod serving;
 pub mod token;
 pub mod token_files;
+pub mod token_review;
 
 use std::fmt;
 

@@ -4,7 +4,8 @@
 //! ([`CertificateAuthority::issue`]).
 //!
 //! ```text
-//! load:  crt.pem (exactly one certificate, a CA) + key.pem (PKCS#8, its key)
+//! load:  crt.pem (exactly one certificate, a CA; `load_chain`: its chain may follow)
+//!        + key.pem (PKCS#8, or SEC1 "EC PRIVATE KEY", its key)
 //!        + anchors (PEM bundle) ─► issuer signed by an anchor, both valid now
 //! issue: CSR key + names ─► leaf ECDSA-SHA256 signed by the issuer:
 //!        KU digitalSignature|keyEncipherment, EKU serverAuth+clientAuth,
@@ -19,6 +20,7 @@ use rcgen::{
     KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::Pem;
@@ -144,9 +146,17 @@ pub enum CredentialProblem {
         /// Its NotAfter.
         not_after: OffsetDateTime,
     },
-    /// No anchor signed the issuer.
+    /// No anchor signed the issuer (or the last certificate of its chain).
     #[error("the issuer {0} is not signed by any trust anchor")]
     Untrusted(String),
+    /// A certificate of the issuer's chain does not sign the one before it.
+    #[error("the chain is out of order: {next} did not sign {subject}")]
+    BrokenChain {
+        /// The certificate whose signer was expected next.
+        subject: String,
+        /// The certificate found next.
+        next: String,
+    },
 }
 
 /// A problem and the file it is in.
@@ -184,7 +194,8 @@ pub struct Leaf {
 /// A loaded issuer whose chain to the anchors checked out.
 pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,
-    issuer_der: Vec<u8>,
+    /// The issuer, then any intermediates up to the anchor, DER.
+    chain_der: Vec<Vec<u8>>,
     issuer_subject: String,
     issuer_not_after: OffsetDateTime,
     /// The earlier of the issuer's and its anchor's NotAfter.
@@ -211,24 +222,57 @@ impl CertificateAuthority {
         credentials: &IssuerCredentials<'_>,
         now: OffsetDateTime,
     ) -> Result<Self, CredentialError> {
+        Self::load_checked(credentials, now, false)
+    }
+
+    /// Like [`load`](Self::load), but the certificate text may hold the
+    /// issuer's chain after it (a `kubernetes.io/tls` Secret's `tls.crt`, as
+    /// cert-manager writes it): issuer first, then each certificate signing
+    /// the one before, ending at one an anchor signed (copies of anchors are
+    /// dropped). The intermediates go out with every leaf.
+    pub fn load_chain(
+        credentials: &IssuerCredentials<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Self, CredentialError> {
+        Self::load_checked(credentials, now, true)
+    }
+
+    fn load_checked(
+        credentials: &IssuerCredentials<'_>,
+        now: OffsetDateTime,
+        chain_allowed: bool,
+    ) -> Result<Self, CredentialError> {
         use CredentialFile::{IssuerCertificate, IssuerKey, TrustAnchors};
         let fail = |file, problem| CredentialError { file, problem };
 
-        let issuer_ders = certificates_in(credentials.certificate_pem)
+        let certificate_ders = certificates_in(credentials.certificate_pem)
             .map_err(|problem| fail(IssuerCertificate, problem))?;
-        let issuer_der = match issuer_ders.as_slice() {
-            [one] => one.clone(),
-            several => {
+        let anchor_ders = certificates_in(credentials.trust_anchors_pem)
+            .map_err(|problem| fail(TrustAnchors, problem))?;
+        let (issuer_der, intermediate_ders) = match certificate_ders.split_first() {
+            Some((issuer, [])) => (issuer.clone(), Vec::new()),
+            Some((issuer, rest)) if chain_allowed => {
+                let intermediates = rest
+                    .iter()
+                    .filter(|der| !anchor_ders.contains(der))
+                    .cloned()
+                    .collect();
+                (issuer.clone(), intermediates)
+            }
+            _ => {
                 return Err(fail(
                     IssuerCertificate,
-                    CredentialProblem::SeveralCertificates(several.len()),
+                    CredentialProblem::SeveralCertificates(certificate_ders.len()),
                 ));
             }
         };
-        let anchor_ders = certificates_in(credentials.trust_anchors_pem)
-            .map_err(|problem| fail(TrustAnchors, problem))?;
         let issuer =
             parse_certificate(&issuer_der).map_err(|problem| fail(IssuerCertificate, problem))?;
+        let intermediates = intermediate_ders
+            .iter()
+            .map(|der| parse_certificate(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| fail(IssuerCertificate, problem))?;
         let anchors = anchor_ders
             .iter()
             .map(|der| parse_certificate(der))
@@ -236,36 +280,44 @@ impl CertificateAuthority {
             .map_err(|problem| fail(TrustAnchors, problem))?;
 
         check_ca(&issuer, now).map_err(|problem| fail(IssuerCertificate, problem))?;
+        // Each certificate of the chain signs the one before it.
+        let mut chain_not_after = issuer.validity().not_after.to_datetime();
+        let mut signed = &issuer;
+        for intermediate in &intermediates {
+            if !signs(intermediate, signed) {
+                return Err(fail(
+                    IssuerCertificate,
+                    CredentialProblem::BrokenChain {
+                        subject: signed.subject().to_string(),
+                        next: intermediate.subject().to_string(),
+                    },
+                ));
+            }
+            check_ca(intermediate, now).map_err(|problem| fail(IssuerCertificate, problem))?;
+            chain_not_after = chain_not_after.min(intermediate.validity().not_after.to_datetime());
+            signed = intermediate;
+        }
         let anchor = anchors
             .iter()
-            .find(|anchor| {
-                anchor.subject().as_raw() == issuer.issuer().as_raw()
-                    && issuer.verify_signature(Some(anchor.public_key())).is_ok()
-            })
+            .find(|anchor| signs(anchor, signed))
             .ok_or_else(|| {
                 fail(
                     IssuerCertificate,
-                    CredentialProblem::Untrusted(issuer.subject().to_string()),
+                    CredentialProblem::Untrusted(signed.subject().to_string()),
                 )
             })?;
         check_ca(anchor, now).map_err(|problem| fail(TrustAnchors, problem))?;
 
         let key_text = std::str::from_utf8(credentials.key_pem)
             .map_err(|error| fail(IssuerKey, CredentialProblem::NotPem(error.to_string())))?;
-        let key = KeyPair::from_pem(key_text).map_err(|error| {
-            let hint = if key_text.contains("EC PRIVATE KEY") {
-                " (a SEC1 \"EC PRIVATE KEY\"; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt`)"
-            } else {
-                ""
-            };
-            fail(IssuerKey, CredentialProblem::BadKey(format!("{error}{hint}")))
-        })?;
+        let key = parse_private_key(key_text)
+            .map_err(|reason| fail(IssuerKey, CredentialProblem::BadKey(reason)))?;
         if key.public_key_raw() != issuer.public_key().subject_public_key.data.as_ref() {
             return Err(fail(IssuerKey, CredentialProblem::KeyMismatch));
         }
 
         let issuer_not_after = issuer.validity().not_after.to_datetime();
-        let chain_not_after = issuer_not_after.min(anchor.validity().not_after.to_datetime());
+        let chain_not_after = chain_not_after.min(anchor.validity().not_after.to_datetime());
         let issuer_subject = issuer.subject().to_string();
         let signer =
             Issuer::from_ca_cert_der(&issuer_der.as_slice().into(), key).map_err(|error| {
@@ -274,9 +326,12 @@ impl CertificateAuthority {
                     CredentialProblem::BadCertificate(error.to_string()),
                 )
             })?;
+        let mut chain_der = Vec::with_capacity(1 + intermediate_ders.len());
+        chain_der.push(issuer_der);
+        chain_der.extend(intermediate_ders);
         Ok(Self {
             issuer: signer,
-            issuer_der,
+            chain_der,
             issuer_subject,
             issuer_not_after,
             chain_not_after,
@@ -302,7 +357,14 @@ impl CertificateAuthority {
 
     /// The issuer certificate, DER.
     pub fn issuer_der(&self) -> &[u8] {
-        &self.issuer_der
+        // `load_checked` always puts the issuer first.
+        self.chain_der.first().map_or(&[], Vec::as_slice)
+    }
+
+    /// The issuer and any intermediates up to the anchor, DER, issuer first
+    /// (what goes out with each leaf).
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain_der
     }
 
     /// The trust anchors loaded with this issuer, DER (what clients of the
@@ -359,7 +421,7 @@ impl CertificateAuthority {
             .map_err(|error| IssueError::Signing(error.to_string()))?;
         Ok(Leaf {
             certificate: certificate.der().to_vec(),
-            intermediates: vec![self.issuer_der.clone()],
+            intermediates: self.chain_der.clone(),
             not_after: validity.not_after,
         })
     }
@@ -388,6 +450,75 @@ pub fn certificates_in(pem: &[u8]) -> Result<Vec<Vec<u8>>, CredentialProblem> {
         return Err(CredentialProblem::NoCertificate);
     }
     Ok(certificates)
+}
+
+/// The DER of `id-ecPublicKey`'s OID, then the named curves a SEC1 key may
+/// be on (P-256, P-384), as PKCS#8 names them.
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const EC_CURVE_OIDS: [&[u8]; 2] = [
+    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+    &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
+];
+
+/// The issuer key from PEM: PKCS#8 (`PRIVATE KEY`), or SEC1 (`EC PRIVATE
+/// KEY`, what cert-manager writes for ECDSA keys by default, and `openssl
+/// ecparam -genkey`), which is wrapped into PKCS#8 for ring.
+fn parse_private_key(pem: &str) -> Result<KeyPair, String> {
+    let sec1 = Pem::iter_from_buffer(pem.as_bytes())
+        .filter_map(Result::ok)
+        .find(|block| block.label == "EC PRIVATE KEY");
+    let Some(sec1) = sec1 else {
+        return KeyPair::from_pem(pem).map_err(|error| error.to_string());
+    };
+    EC_CURVE_OIDS
+        .iter()
+        .find_map(|curve| {
+            let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(sec1_to_pkcs8(
+                &sec1.contents,
+                curve,
+            )));
+            KeyPair::try_from(&pkcs8).ok()
+        })
+        .ok_or_else(|| "a SEC1 \"EC PRIVATE KEY\" that is not a P-256 or P-384 key".to_string())
+}
+
+/// PKCS#8 `PrivateKeyInfo { 0, {id-ecPublicKey, curve}, OCTET STRING sec1 }`.
+fn sec1_to_pkcs8(sec1: &[u8], curve_oid: &[u8]) -> Vec<u8> {
+    let algorithm = der_element(0x30, &[EC_PUBLIC_KEY_OID, curve_oid].concat());
+    let body = [
+        &[0x02, 0x01, 0x00][..],
+        &algorithm,
+        &der_element(0x04, sec1),
+    ]
+    .concat();
+    der_element(0x30, &body)
+}
+
+/// One DER element: tag, definite length, contents.
+fn der_element(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let length = contents.len();
+    let mut element = vec![tag];
+    if length < 0x80 {
+        element.push(length as u8);
+    } else {
+        let bytes: Vec<u8> = length
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|byte| *byte == 0)
+            .collect();
+        element.push(0x80 | bytes.len() as u8);
+        element.extend(bytes);
+    }
+    element.extend_from_slice(contents);
+    element
+}
+
+/// Whether `signer` issued `certificate` (names match, signature verifies).
+fn signs(signer: &X509Certificate<'_>, certificate: &X509Certificate<'_>) -> bool {
+    signer.subject().as_raw() == certificate.issuer().as_raw()
+        && certificate
+            .verify_signature(Some(signer.public_key()))
+            .is_ok()
 }
 
 fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, CredentialProblem> {
@@ -635,6 +766,176 @@ mod tests {
                 .map_err(|error| error.file);
             assert_eq!(got, expected, "{name}");
         }
+    }
+
+    /// The SEC1 `ECPrivateKey` inside a PKCS#8 key (its last element).
+    fn sec1_of(pkcs8_pem: &str) -> Vec<u8> {
+        let der = certificates_in_label(pkcs8_pem, "PRIVATE KEY");
+        // SEQUENCE { INTEGER 0, SEQUENCE alg, OCTET STRING sec1 }: walk the
+        // outer header, then two elements.
+        let (_, outer) = split_element(&der);
+        let (rest, _) = {
+            let (rest, _version) = split_element(outer);
+            split_element(rest)
+        };
+        let (_, sec1) = split_element(rest);
+        sec1.to_vec()
+    }
+
+    /// (what follows, contents) of the element at the start of `input`.
+    fn split_element(input: &[u8]) -> (&[u8], &[u8]) {
+        let (length, header) = match input[1] {
+            short if short < 0x80 => (usize::from(short), 2),
+            long => {
+                let count = usize::from(long & 0x7f);
+                let length = input[2..2 + count]
+                    .iter()
+                    .fold(0usize, |length, byte| length << 8 | usize::from(*byte));
+                (length, 2 + count)
+            }
+        };
+        (&input[header + length..], &input[header..header + length])
+    }
+
+    fn certificates_in_label(pem: &str, label: &str) -> Vec<u8> {
+        Pem::iter_from_buffer(pem.as_bytes())
+            .map(Result::unwrap)
+            .find(|block| block.label == label)
+            .unwrap()
+            .contents
+    }
+
+    #[test]
+    fn a_sec1_issuer_key_is_read_as_cert_manager_writes_it() {
+        use base64::Engine;
+        let good = fixture();
+        let sec1 = sec1_of(&good.issuer.key_pem);
+        let body = base64::engine::general_purpose::STANDARD.encode(&sec1);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect();
+        let sec1_pem = format!(
+            "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----\n",
+            lines.join("\n")
+        );
+        let authority = load(
+            &good.issuer.certificate_pem,
+            &sec1_pem,
+            &good.root.certificate_pem,
+        )
+        .expect("a SEC1 key loads");
+        assert_eq!(authority.chain_der().len(), 1);
+        // Another issuer's SEC1 key is still refused as not the issuer's.
+        let other = fixture();
+        let other_body =
+            base64::engine::general_purpose::STANDARD.encode(sec1_of(&other.issuer.key_pem));
+        let other_pem =
+            format!("-----BEGIN EC PRIVATE KEY-----\n{other_body}\n-----END EC PRIVATE KEY-----\n");
+        assert_eq!(
+            load(
+                &good.issuer.certificate_pem,
+                &other_pem,
+                &good.root.certificate_pem
+            )
+            .map(|_| ())
+            .map_err(|error| error.problem),
+            Err(CredentialProblem::KeyMismatch)
+        );
+        let garbage = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert!(matches!(
+            load(
+                &good.issuer.certificate_pem,
+                garbage,
+                &good.root.certificate_pem
+            )
+            .map(|_| ())
+            .map_err(|error| error.problem),
+            Err(CredentialProblem::BadKey(_))
+        ));
+    }
+
+    #[test]
+    fn a_chain_in_the_certificate_text_is_checked_link_by_link() {
+        let domain = IdentityDomain::default();
+        let now = OffsetDateTime::now_utc();
+        let root = generate_root(&domain, now, 365 * DAY).unwrap();
+        let intermediate = generate_issuer(&root, &domain, now, 60 * DAY).unwrap();
+        let issuer = generate_issuer(&intermediate, &domain, now, 30 * DAY).unwrap();
+        let der = |pem: &str| certificates_in(pem.as_bytes()).unwrap().remove(0);
+        let load_chain = |certificate: String| {
+            CertificateAuthority::load_chain(
+                &IssuerCredentials {
+                    certificate_pem: certificate.as_bytes(),
+                    key_pem: issuer.key_pem.as_bytes(),
+                    trust_anchors_pem: root.certificate_pem.as_bytes(),
+                },
+                now,
+            )
+        };
+        /// (name, tls.crt, the chain sent with leaves or the problem).
+        type Case = (&'static str, String, Result<Vec<Vec<u8>>, &'static str>);
+        let cases: Vec<Case> = vec![
+            (
+                "issuer, intermediate",
+                format!("{}{}", issuer.certificate_pem, intermediate.certificate_pem),
+                Ok(vec![
+                    der(&issuer.certificate_pem),
+                    der(&intermediate.certificate_pem),
+                ]),
+            ),
+            (
+                "issuer, intermediate, root (the root copy is dropped)",
+                format!(
+                    "{}{}{}",
+                    issuer.certificate_pem, intermediate.certificate_pem, root.certificate_pem
+                ),
+                Ok(vec![
+                    der(&issuer.certificate_pem),
+                    der(&intermediate.certificate_pem),
+                ]),
+            ),
+            (
+                "issuer alone: the root did not sign it",
+                issuer.certificate_pem.clone(),
+                Err("is not signed by any trust anchor"),
+            ),
+            (
+                "reversed",
+                format!("{}{}", intermediate.certificate_pem, issuer.certificate_pem),
+                Err("the chain is out of order"),
+            ),
+        ];
+        for (name, certificate, expected) in cases {
+            let got = load_chain(certificate)
+                .map(|authority| authority.chain_der().to_vec())
+                .map_err(|error| error.to_string());
+            match (got, expected) {
+                (Ok(chain), Ok(expected)) => assert_eq!(chain, expected, "{name}"),
+                (Err(error), Err(expected)) => {
+                    assert!(error.contains(expected), "{name}: {error}");
+                }
+                (got, expected) => panic!("{name}: {got:?}, expected {expected:?}"),
+            }
+        }
+        // The files' loader still wants the issuer alone.
+        let files = CertificateAuthority::load(
+            &IssuerCredentials {
+                certificate_pem: format!(
+                    "{}{}",
+                    issuer.certificate_pem, intermediate.certificate_pem
+                )
+                .as_bytes(),
+                key_pem: issuer.key_pem.as_bytes(),
+                trust_anchors_pem: root.certificate_pem.as_bytes(),
+            },
+            now,
+        );
+        assert!(matches!(
+            files.map_err(|error| error.problem),
+            Err(CredentialProblem::SeveralCertificates(2))
+        ));
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //!   edits reaching WatchPort streams with 1,000 Servers.
 //! - `policy_outbound`: the OutboundPolicies wire contract, with the
 //!   `linkerd2-proxy-api` client as linkerd2-proxy asks.
+//! - `kubernetes`: `--kubernetes` against the test Kubernetes API server:
+//!   endpoints from EndpointSlices, relists after 410, ServiceProfile
+//!   resources, pod IPs, readiness after the first lists.
 //!
 //! Shared helpers: `common` (raw HTTP over TCP), `mesh` (a small meshed demo
 //! with real proxies and traffic, the JSON API and tap stream readers).
@@ -28,6 +31,8 @@ mod authz_metrics;
 mod dashboard;
 mod destination;
 mod identity;
+mod identity_kubernetes;
+mod kubernetes;
 mod metrics_api;
 mod policy_inbound;
 mod policy_latency;

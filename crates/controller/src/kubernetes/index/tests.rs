@@ -1,0 +1,304 @@
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::DynamicObject;
+use weft_core::object::Kind;
+
+use super::*;
+use crate::catalog::Catalog;
+use crate::kubernetes::objects::{from_dynamic, lean_service};
+use crate::kubernetes::pod::pod_facts;
+
+fn name(namespace: &str, name: &str) -> NamespacedName {
+    (namespace.to_string(), name.to_string())
+}
+
+fn service(namespace: &str, service_name: &str) -> Converted {
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": service_name, "namespace": namespace},
+        "spec": {"ports": [{"port": 80}], "selector": {"app": service_name}},
+    }))
+    .unwrap();
+    Converted::Object(name(namespace, service_name), lean_service(service))
+}
+
+fn pod(namespace: &str, pod_name: &str, owner: Option<(&str, &str)>) -> Converted {
+    let references: Vec<serde_json::Value> = owner
+        .into_iter()
+        .map(|(kind, owner)| serde_json::json!({"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}))
+        .collect();
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": pod_name, "namespace": namespace, "ownerReferences": references,
+                     "annotations": {"config.linkerd.io/opaque-ports": "3306"}},
+        "spec": {"containers": [{"name": "app", "ports": [{"containerPort": 8080}]}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.5"},
+    }))
+    .unwrap();
+    Converted::Pod(name(namespace, pod_name), pod_facts(&pod))
+}
+
+fn route(api_version: &str, namespace: &str, route_name: &str, port: u16) -> Converted {
+    let object: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": api_version, "kind": "HTTPRoute",
+        "metadata": {"name": route_name, "namespace": namespace},
+        "spec": {"parentRefs": [{"name": "web", "kind": "Service", "group": "core", "port": port}],
+                 "rules": [{"backendRefs": [{"name": "web", "port": port}]}]},
+    }))
+    .unwrap();
+    Converted::Object(
+        name(namespace, route_name),
+        from_dynamic(&object, api_version, Kind::HttpRoute, "HTTPRoute"),
+    )
+}
+
+fn relist(index: &mut Index, resource: Resource, objects: Vec<Converted>) -> Vec<Rejected> {
+    index.handle(resource, Update::Init);
+    let mut rejected = Vec::new();
+    for object in objects {
+        rejected.extend(index.handle(resource, Update::Listed(object)));
+    }
+    rejected.extend(index.handle(resource, Update::ListDone));
+    rejected
+}
+
+fn service_names(catalog: &SharedCatalog, namespace: &str) -> Vec<String> {
+    catalog
+        .lock()
+        .unwrap()
+        .services_in(namespace)
+        .into_iter()
+        .filter_map(|service| service.metadata.name)
+        .collect()
+}
+
+fn owner_of(catalog: &SharedCatalog, namespace: &str, pod: &str) -> Option<(String, String)> {
+    catalog
+        .lock()
+        .unwrap()
+        .workload(namespace, pod)
+        .and_then(|workload| workload.spec.owner.clone())
+        .map(|owner| (owner.kind, owner.name))
+}
+
+#[test]
+fn a_relist_replaces_what_the_resource_held() {
+    let catalog = Catalog::default().shared();
+    let mut index = Index::new(catalog.clone());
+    relist(
+        &mut index,
+        Resource::Services,
+        vec![service("shop", "a"), service("shop", "b")],
+    );
+    assert_eq!(service_names(&catalog, "shop"), ["a", "b"]);
+    index.handle(Resource::Services, Update::Applied(service("shop", "c")));
+    index.handle(Resource::Services, Update::Deleted(name("shop", "a")));
+    assert_eq!(service_names(&catalog, "shop"), ["b", "c"]);
+    // After 410 Gone: b was deleted and d added while the watch was down.
+    relist(
+        &mut index,
+        Resource::Services,
+        vec![service("shop", "c"), service("shop", "d")],
+    );
+    assert_eq!(service_names(&catalog, "shop"), ["c", "d"]);
+    assert_eq!(index.count(Resource::Services), 2);
+    // An empty relist (a custom resource uninstalled) empties it.
+    relist(&mut index, Resource::Services, vec![]);
+    assert!(service_names(&catalog, "shop").is_empty());
+}
+
+#[test]
+fn a_bad_object_is_refused_and_its_last_good_version_kept() {
+    let catalog = Catalog::default().shared();
+    let mut index = Index::new(catalog.clone());
+    relist(
+        &mut index,
+        Resource::PolicyHttpRoutes,
+        vec![route("policy.linkerd.io/v1beta3", "shop", "r", 80)],
+    );
+    let rejected = index.handle(
+        Resource::PolicyHttpRoutes,
+        Update::Applied(route("policy.linkerd.io/v1beta3", "shop", "r", 0)),
+    );
+    assert_eq!(rejected.len(), 1);
+    let rejected = relist(
+        &mut index,
+        Resource::PolicyHttpRoutes,
+        vec![route("policy.linkerd.io/v1beta3", "shop", "r", 0)],
+    );
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(catalog.lock().unwrap().http_routes(Some("shop")).len(), 1);
+}
+
+#[test]
+fn a_linkerd_route_shadows_a_gateway_route_of_the_same_name() {
+    let catalog = Catalog::default().shared();
+    let mut index = Index::new(catalog.clone());
+    let versions = |catalog: &SharedCatalog| -> Vec<String> {
+        catalog
+            .lock()
+            .unwrap()
+            .http_routes(Some("shop"))
+            .into_iter()
+            .map(|route| route.api_version)
+            .collect()
+    };
+    relist(
+        &mut index,
+        Resource::GatewayHttpRoutes,
+        vec![route("gateway.networking.k8s.io/v1", "shop", "r", 80)],
+    );
+    relist(&mut index, Resource::PolicyHttpRoutes, vec![]);
+    assert_eq!(versions(&catalog), ["gateway.networking.k8s.io/v1"]);
+    index.handle(
+        Resource::PolicyHttpRoutes,
+        Update::Applied(route("policy.linkerd.io/v1beta3", "shop", "r", 80)),
+    );
+    assert_eq!(versions(&catalog), ["policy.linkerd.io/v1beta3"]);
+    // The gateway route changes while shadowed: still shadowed.
+    index.handle(
+        Resource::GatewayHttpRoutes,
+        Update::Applied(route("gateway.networking.k8s.io/v1", "shop", "r", 81)),
+    );
+    assert_eq!(versions(&catalog), ["policy.linkerd.io/v1beta3"]);
+    // The winner goes: the gateway route (its latest version) takes over.
+    index.handle(
+        Resource::PolicyHttpRoutes,
+        Update::Deleted(name("shop", "r")),
+    );
+    assert_eq!(versions(&catalog), ["gateway.networking.k8s.io/v1"]);
+    index.handle(
+        Resource::GatewayHttpRoutes,
+        Update::Deleted(name("shop", "r")),
+    );
+    assert!(versions(&catalog).is_empty());
+}
+
+#[test]
+fn a_replica_set_after_its_pods_rebuilds_them() {
+    let catalog = Catalog::default().shared();
+    let mut index = Index::new(catalog.clone());
+    relist(&mut index, Resource::ReplicaSets, vec![]);
+    relist(
+        &mut index,
+        Resource::Pods,
+        vec![
+            pod("shop", "web-5d4f-a", Some(("ReplicaSet", "web-5d4f"))),
+            pod("shop", "db-0", Some(("StatefulSet", "db"))),
+        ],
+    );
+    assert_eq!(
+        owner_of(&catalog, "shop", "web-5d4f-a"),
+        Some(("ReplicaSet".into(), "web-5d4f".into()))
+    );
+    index.handle(
+        Resource::ReplicaSets,
+        Update::Applied(Converted::Owned(
+            name("shop", "web-5d4f"),
+            Some("web".into()),
+        )),
+    );
+    assert_eq!(
+        owner_of(&catalog, "shop", "web-5d4f-a"),
+        Some(("Deployment".into(), "web".into()))
+    );
+    assert_eq!(
+        owner_of(&catalog, "shop", "db-0"),
+        Some(("StatefulSet".into(), "db".into()))
+    );
+    // A pod arriving now resolves at once.
+    index.handle(
+        Resource::Pods,
+        Update::Applied(pod("shop", "web-5d4f-b", Some(("ReplicaSet", "web-5d4f")))),
+    );
+    assert_eq!(
+        owner_of(&catalog, "shop", "web-5d4f-b"),
+        Some(("Deployment".into(), "web".into()))
+    );
+}
+
+#[test]
+fn namespace_annotations_reach_their_pods() {
+    let catalog = Catalog::default().shared();
+    let mut index = Index::new(catalog.clone());
+    relist(
+        &mut index,
+        Resource::Pods,
+        vec![pod("shop", "web-1", None), pod("other", "web-1", None)],
+    );
+    let annotations = |namespace: &str| {
+        catalog
+            .lock()
+            .unwrap()
+            .workload(namespace, "web-1")
+            .and_then(|workload| workload.metadata.annotations.clone())
+            .unwrap_or_default()
+    };
+    let namespace_annotations = BTreeMap::from([
+        (
+            "config.linkerd.io/default-inbound-policy".to_string(),
+            "deny".to_string(),
+        ),
+        (
+            "config.linkerd.io/opaque-ports".to_string(),
+            "25".to_string(),
+        ),
+    ]);
+    index.handle(
+        Resource::Namespaces,
+        Update::Applied(Converted::Namespace(
+            "shop".into(),
+            Some(namespace_annotations),
+        )),
+    );
+    let shop = annotations("shop");
+    assert_eq!(
+        shop.get("config.linkerd.io/default-inbound-policy")
+            .map(String::as_str),
+        Some("deny")
+    );
+    // The pod's own annotation wins.
+    assert_eq!(
+        shop.get("config.linkerd.io/opaque-ports")
+            .map(String::as_str),
+        Some("3306")
+    );
+    assert!(!annotations("other").contains_key("config.linkerd.io/default-inbound-policy"));
+    // The namespace's annotation goes away: so does the pod's copy.
+    relist(
+        &mut index,
+        Resource::Namespaces,
+        vec![Converted::Namespace("shop".into(), None)],
+    );
+    assert!(!annotations("shop").contains_key("config.linkerd.io/default-inbound-policy"));
+}
+
+#[test]
+fn a_pod_shadows_a_workload_resource_of_the_same_name() {
+    let catalog = Catalog::default().shared();
+    let mut index = Index::new(catalog.clone());
+    let object: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "weft.dev/v1alpha1", "kind": "Workload",
+        "metadata": {"name": "web-1", "namespace": "shop"},
+        "spec": {"addresses": ["192.168.1.9"], "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    let workload = || {
+        Converted::Object(
+            name("shop", "web-1"),
+            from_dynamic(&object, "weft.dev/v1alpha1", Kind::Workload, "Workload"),
+        )
+    };
+    let address = |catalog: &SharedCatalog| {
+        catalog
+            .lock()
+            .unwrap()
+            .workload("shop", "web-1")
+            .map(|workload| workload.spec.addresses[0].to_string())
+    };
+    relist(&mut index, Resource::Workloads, vec![workload()]);
+    assert_eq!(address(&catalog).as_deref(), Some("192.168.1.9"));
+    relist(&mut index, Resource::Pods, vec![pod("shop", "web-1", None)]);
+    assert_eq!(address(&catalog).as_deref(), Some("10.0.0.5"));
+    relist(&mut index, Resource::Pods, vec![]);
+    assert_eq!(address(&catalog).as_deref(), Some("192.168.1.9"));
+    index.handle(Resource::Workloads, Update::Deleted(name("shop", "web-1")));
+    assert_eq!(address(&catalog), None);
+}

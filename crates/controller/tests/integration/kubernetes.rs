@@ -1,0 +1,439 @@
+//! The real `weft-controller --kubernetes` against the test Kubernetes API
+//! server (real HTTP, the real kube client through a kubeconfig): a
+//! `linkerd2-proxy-api` Destination client sees endpoints follow
+//! EndpointSlices, a relist after `410 Expired` lose nothing and leave
+//! nothing stale, ServiceProfile resources reach GetProfile, a pod IP
+//! resolves to its pod, and `/ready` waits for the first lists.
+
+use crate::common::{Scratch, http_get, wait_until_ready};
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use linkerd2_proxy_api::destination::destination_client::DestinationClient;
+use linkerd2_proxy_api::destination::update::Update as UpdateKind;
+use linkerd2_proxy_api::destination::{DestinationProfile, GetDestination, Update};
+use linkerd2_proxy_api::net::TcpAddress;
+use serde_json::{Value, json};
+use tonic::Streaming;
+use tonic::transport::Channel;
+use weft_test_support::kube_api::KubeApiServer;
+
+/// Generous bound for start-up, first messages and changes to arrive.
+const PATIENCE: Duration = Duration::from_secs(15);
+const SERVICE: &str = "web.shop.svc.cluster.local:80";
+
+/// The controller process, killed on drop.
+struct Controller {
+    child: Child,
+    destination: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Controller {
+    fn spawn(kubeconfig: &Path) -> Self {
+        let destination = loopback(weft_test_support::free_port());
+        let admin = loopback(weft_test_support::free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_weft-controller"))
+            .arg("--kubernetes")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--destination-addr")
+            .arg(destination.to_string())
+            .arg("--admin-addr")
+            .arg(admin.to_string())
+            .args(["--web-addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("weft-controller starts");
+        Self {
+            child,
+            destination,
+            admin,
+        }
+    }
+
+    async fn start(kubeconfig: &Path) -> Self {
+        let mut controller = Self::spawn(kubeconfig);
+        wait_until_ready(&mut controller.child, controller.admin, PATIENCE).await;
+        controller
+    }
+
+    async fn client(&self) -> DestinationClient<Channel> {
+        DestinationClient::connect(format!("http://{}", self.destination))
+            .await
+            .expect("connects to the Destination service")
+    }
+
+    /// The value of a metric line starting with `prefix` (labels included).
+    async fn metric(&self, prefix: &str) -> Option<f64> {
+        let (_, body) = http_get(self.admin, "/metrics").await.ok()?;
+        body.lines()
+            .find(|line| line.starts_with(prefix))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The shop: namespace, Service `web` (port 80 → 8080), Deployment `web`'s
+/// ReplicaSet and two pods, one EndpointSlice per pod (each ready).
+fn shop(api: &KubeApiServer) {
+    api.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
+    api.apply(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.10",
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }));
+    api.apply(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-5d4f", "namespace": "shop",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d1", "controller": true}]},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {}},
+    }));
+    for (pod, ip) in [("web-5d4f-a", "10.1.0.1"), ("web-5d4f-b", "10.1.0.2")] {
+        api.apply(pod_object(pod, ip));
+        api.apply(slice_object(&format!("web-{pod}"), pod, ip, true));
+    }
+}
+
+fn pod_object(name: &str, ip: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "labels": {"app": "web"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d4f", "uid": "r1", "controller": true}]},
+        "spec": {"serviceAccountName": "web",
+                 "containers": [{"name": "app", "ports": [{"name": "http", "containerPort": 8080}]}]},
+        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
+    })
+}
+
+fn slice_object(name: &str, pod: &str, ip: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                       "targetRef": {"kind": "Pod", "name": pod, "namespace": "shop"}}],
+    })
+}
+
+fn get(path: &str) -> GetDestination {
+    GetDestination {
+        scheme: "k8s".to_string(),
+        path: path.to_string(),
+        context_token: String::new(),
+    }
+}
+
+fn socket(address: &TcpAddress) -> SocketAddr {
+    let ip: std::net::IpAddr = address.ip.expect("ip").try_into().expect("valid ip");
+    SocketAddr::new(ip, u16::try_from(address.port).unwrap())
+}
+
+/// The endpoint set a Get stream shows, kept up to date from its updates,
+/// with each endpoint's metric labels.
+#[derive(Default)]
+struct Endpoints(HashMap<SocketAddr, HashMap<String, String>>);
+
+impl Endpoints {
+    fn take(&mut self, update: UpdateKind) {
+        match update {
+            UpdateKind::Add(set) => {
+                for address in set.addrs {
+                    let at = socket(address.addr.as_ref().expect("addr"));
+                    self.0.insert(at, address.metric_labels);
+                }
+            }
+            UpdateKind::Remove(set) => {
+                for address in set.addrs {
+                    self.0.remove(&socket(&address));
+                }
+            }
+            UpdateKind::NoEndpoints(_) => self.0.clear(),
+        }
+    }
+
+    fn addresses(&self) -> BTreeSet<String> {
+        self.0.keys().map(ToString::to_string).collect()
+    }
+
+    /// Reads updates until the set holds exactly `wanted`.
+    async fn wait_for(&mut self, stream: &mut Streaming<Update>, wanted: &[&str]) {
+        let wanted: BTreeSet<String> = wanted.iter().map(ToString::to_string).collect();
+        let deadline = Instant::now() + PATIENCE;
+        while self.addresses() != wanted {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = tokio::time::timeout(left, stream.message())
+                .await
+                .unwrap_or_else(|_| panic!("endpoints {:?}, never {wanted:?}", self.addresses()))
+                .expect("a healthy stream")
+                .expect("the stream is open");
+            self.take(message.update.expect("update set"));
+        }
+    }
+}
+
+async fn next_profile(stream: &mut Streaming<DestinationProfile>) -> DestinationProfile {
+    tokio::time::timeout(PATIENCE, stream.message())
+        .await
+        .expect("a profile in time")
+        .expect("a healthy stream")
+        .expect("the stream is open")
+}
+
+#[tokio::test]
+async fn endpoints_follow_endpoint_slices() {
+    let scratch = Scratch::new("kubernetes-slices");
+    let api = KubeApiServer::start();
+    shop(&api);
+    api.write_kubeconfig(&scratch.path("kubeconfig"));
+    let controller = Controller::start(&scratch.path("kubeconfig")).await;
+    let mut client = controller.client().await;
+    let mut stream = client.get(get(SERVICE)).await.expect("Get").into_inner();
+    let mut endpoints = Endpoints::default();
+    endpoints
+        .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
+        .await;
+    // Deployment-owned pods carry Linkerd's pod and owner labels.
+    let labels = &endpoints.0[&"10.1.0.1:8080".parse().unwrap()];
+    assert_eq!(
+        labels.get("pod").map(String::as_str),
+        Some("web-5d4f-a"),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels.get("deployment").map(String::as_str),
+        Some("web"),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels.get("serviceaccount").map(String::as_str),
+        Some("web"),
+        "{labels:?}"
+    );
+
+    // Pod b turns unready: it leaves; ready again: it comes back.
+    api.apply(slice_object(
+        "web-web-5d4f-b",
+        "web-5d4f-b",
+        "10.1.0.2",
+        false,
+    ));
+    endpoints.wait_for(&mut stream, &["10.1.0.1:8080"]).await;
+    api.apply(slice_object(
+        "web-web-5d4f-b",
+        "web-5d4f-b",
+        "10.1.0.2",
+        true,
+    ));
+    endpoints
+        .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
+        .await;
+    // A third pod and its slice appear; a slice deleted takes its endpoint.
+    api.apply(pod_object("web-5d4f-c", "10.1.0.3"));
+    api.apply(slice_object(
+        "web-web-5d4f-c",
+        "web-5d4f-c",
+        "10.1.0.3",
+        true,
+    ));
+    assert!(api.delete(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        Some("shop"),
+        "web-web-5d4f-a"
+    ));
+    endpoints
+        .wait_for(&mut stream, &["10.1.0.2:8080", "10.1.0.3:8080"])
+        .await;
+    let events = controller
+        .metric("weft_controller_kubernetes_watch_events_total{resource=\"endpointslices.discovery.k8s.io\",type=\"apply\"}")
+        .await;
+    assert!(events.is_some_and(|count| count >= 3.0), "{events:?}");
+}
+
+#[tokio::test]
+async fn a_relist_after_410_loses_nothing_and_leaves_nothing_stale() {
+    let scratch = Scratch::new("kubernetes-relist");
+    let api = KubeApiServer::start();
+    shop(&api);
+    api.write_kubeconfig(&scratch.path("kubeconfig"));
+    let controller = Controller::start(&scratch.path("kubeconfig")).await;
+    let mut client = controller.client().await;
+    let mut stream = client.get(get(SERVICE)).await.expect("Get").into_inner();
+    let mut endpoints = Endpoints::default();
+    endpoints
+        .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
+        .await;
+    let lists_before = slice_lists(&api);
+
+    // History forgotten, then an add and a delete, a later write (so every
+    // watch's resourceVersion is older than the history), history forgotten
+    // again, and every watch cut: each resumes, gets 410 Expired, relists.
+    api.compact();
+    api.apply(pod_object("web-5d4f-c", "10.1.0.3"));
+    api.apply(slice_object(
+        "web-web-5d4f-c",
+        "web-5d4f-c",
+        "10.1.0.3",
+        true,
+    ));
+    assert!(api.delete(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        Some("shop"),
+        "web-web-5d4f-a"
+    ));
+    api.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bump", "namespace": "shop"}}));
+    api.compact();
+    api.close_watches();
+
+    endpoints
+        .wait_for(&mut stream, &["10.1.0.2:8080", "10.1.0.3:8080"])
+        .await;
+    weft_test_support::eventually(PATIENCE, || slice_lists(&api) > lists_before);
+    // After the relist the set is still exact: the new pod kept its labels.
+    api.apply(slice_object(
+        "web-web-5d4f-b",
+        "web-5d4f-b",
+        "10.1.0.2",
+        false,
+    ));
+    endpoints.wait_for(&mut stream, &["10.1.0.3:8080"]).await;
+    let labels = &endpoints.0[&"10.1.0.3:8080".parse().unwrap()];
+    assert_eq!(
+        labels.get("pod").map(String::as_str),
+        Some("web-5d4f-c"),
+        "{labels:?}"
+    );
+}
+
+/// How many times the EndpointSlices were listed (not watched).
+fn slice_lists(api: &KubeApiServer) -> usize {
+    api.requests()
+        .iter()
+        .filter(|request| {
+            request.method == "GET"
+                && request.path == "/apis/discovery.k8s.io/v1/endpointslices"
+                && !request.query.contains("watch=true")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn service_profiles_and_pod_addresses_reach_get_profile() {
+    let scratch = Scratch::new("kubernetes-profile");
+    let api = KubeApiServer::start();
+    shop(&api);
+    api.apply(json!({
+        "apiVersion": "linkerd.io/v1alpha2", "kind": "ServiceProfile",
+        "metadata": {"name": "web.shop.svc.cluster.local", "namespace": "shop"},
+        "spec": {"routes": [{"name": "GET /books", "condition": {"method": "GET", "pathRegex": "/books"}}]},
+        "status": {"ignored": true},
+    }));
+    api.write_kubeconfig(&scratch.path("kubeconfig"));
+    let controller = Controller::start(&scratch.path("kubeconfig")).await;
+    let mut client = controller.client().await;
+
+    let mut profiles = client
+        .get_profile(get(SERVICE))
+        .await
+        .expect("GetProfile")
+        .into_inner();
+    let profile = next_profile(&mut profiles).await;
+    let routes: Vec<&str> = profile
+        .routes
+        .iter()
+        .map(|route| route.metrics_labels["route"].as_str())
+        .collect();
+    assert_eq!(routes, ["GET /books"], "{profile:?}");
+
+    // The profile changes with its resource.
+    api.apply(json!({
+        "apiVersion": "linkerd.io/v1alpha2", "kind": "ServiceProfile",
+        "metadata": {"name": "web.shop.svc.cluster.local", "namespace": "shop"},
+        "spec": {"routes": [{"name": "POST /books", "condition": {"method": "POST", "pathRegex": "/books"}}]},
+    }));
+    let profile = next_profile(&mut profiles).await;
+    assert_eq!(profile.routes[0].metrics_labels["route"], "POST /books");
+
+    // A pod IP answers with the pod as `endpoint`.
+    let mut by_ip = client
+        .get_profile(get("10.1.0.2:8080"))
+        .await
+        .expect("GetProfile by pod IP")
+        .into_inner();
+    let profile = next_profile(&mut by_ip).await;
+    let endpoint = profile.endpoint.expect("endpoint set for a pod IP");
+    assert_eq!(
+        socket(endpoint.addr.as_ref().unwrap()).to_string(),
+        "10.1.0.2:8080"
+    );
+    assert_eq!(
+        endpoint.metric_labels.get("pod").map(String::as_str),
+        Some("web-5d4f-b")
+    );
+}
+
+#[tokio::test]
+async fn ready_waits_for_the_first_lists() {
+    let scratch = Scratch::new("kubernetes-ready");
+    // An API that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = KubeApiServer::start();
+    let kubeconfig = api.kubeconfig_yaml().replace(
+        &api.url(),
+        &format!("http://{}", silent.local_addr().unwrap()),
+    );
+    std::fs::write(scratch.path("kubeconfig"), kubeconfig).unwrap();
+    let mut controller = Controller::spawn(&scratch.path("kubeconfig"));
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        if let Ok((code, body)) = http_get(controller.admin, "/ready").await {
+            assert_eq!(code, 503, "{body}");
+            let body: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                body["kubernetes"]["resources"]["pods"]["listed"], false,
+                "{body}"
+            );
+            answered += 1;
+        }
+        assert!(
+            controller.child.try_wait().unwrap().is_none(),
+            "the controller exited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered > 0, "the admin server never answered");
+
+    // Against an answering API the same controller flags become ready.
+    api.write_kubeconfig(&scratch.path("kubeconfig-live"));
+    let live = Controller::start(&scratch.path("kubeconfig-live")).await;
+    let (code, body) = http_get(live.admin, "/ready").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["kubernetes"]["resources"]["pods"]["listed"], true,
+        "{body}"
+    );
+    drop(silent);
+}

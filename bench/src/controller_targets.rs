@@ -193,15 +193,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args: &[
             source_args,
             vec![
-            "--destination-addr".into(),
-            destination_addr.to_string(),
-            "--admin-addr".into(),
-            admin_addr.to_string(),
-            "--web-addr".into(),
-            "127.0.0.1:0".into(),
-            // Every stream comes from this host: one client to the controller.
-            "--destination-max-streams-per-client".into(),
-            (2 * args.streams.max(args.policy_streams) + 1000).to_string(),
+                "--destination-addr".into(),
+                destination_addr.to_string(),
+                "--admin-addr".into(),
+                admin_addr.to_string(),
+                "--web-addr".into(),
+                "127.0.0.1:0".into(),
+                // Every stream comes from this host: one client to the controller.
+                "--destination-max-streams-per-client".into(),
+                (2 * args.streams.max(args.policy_streams) + 1000).to_string(),
             ],
         ]
         .concat(),
@@ -418,7 +418,11 @@ impl Harness<'_> {
             while received.try_recv().is_ok() {}
             let written = match &self.editor {
                 Editor::MeshFile { file, base_text } => {
-                    let text = if adding { edited_text.as_str() } else { base_text };
+                    let text = if adding {
+                        edited_text.as_str()
+                    } else {
+                        base_text
+                    };
                     let written = Instant::now();
                     file.write(text)?;
                     written

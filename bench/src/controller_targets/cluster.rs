@@ -33,7 +33,11 @@ impl MeshShape {
             objects.push(self.service_object(service));
             objects.push(self.replica_set(service));
             for endpoint in 0..self.endpoints_per_service {
-                objects.push(self.pod(service, &endpoint.to_string(), &self.address(service, endpoint)));
+                objects.push(self.pod(
+                    service,
+                    &endpoint.to_string(),
+                    &self.address(service, endpoint),
+                ));
             }
             objects.push(self.slice(service, false));
         }
@@ -42,7 +46,12 @@ impl MeshShape {
 
     /// The address of service `index`'s endpoint `endpoint` (as in the mesh file).
     pub fn address(&self, service: usize, endpoint: usize) -> String {
-        format!("10.{}.{}.{}", 1 + service / 256, service % 256, endpoint + 1)
+        format!(
+            "10.{}.{}.{}",
+            1 + service / 256,
+            service % 256,
+            endpoint + 1
+        )
     }
 
     fn service_object(&self, service: usize) -> Value {
@@ -172,7 +181,12 @@ mod tests {
             namespaces: 2,
         };
         let objects = shape.cluster_objects();
-        let count = |kind: &str| objects.iter().filter(|object| object["kind"] == kind).count();
+        let count = |kind: &str| {
+            objects
+                .iter()
+                .filter(|object| object["kind"] == kind)
+                .count()
+        };
         assert_eq!(count("Namespace"), 2);
         assert_eq!(count("Service"), 3);
         assert_eq!(count("ReplicaSet"), 3);
@@ -180,8 +194,14 @@ mod tests {
         assert_eq!(count("EndpointSlice"), 3);
         let slice = shape.slice(1, true);
         assert_eq!(slice["endpoints"].as_array().unwrap().len(), 3);
-        assert_eq!(slice["endpoints"][2]["addresses"][0], shape.extra_address(1));
+        assert_eq!(
+            slice["endpoints"][2]["addresses"][0],
+            shape.extra_address(1)
+        );
         assert_eq!(slice["metadata"]["namespace"], "ns-1");
-        assert_eq!(shape.extra_pod(1)["status"]["podIP"], shape.extra_address(1));
+        assert_eq!(
+            shape.extra_pod(1)["status"]["podIP"],
+            shape.extra_address(1)
+        );
     }
 }

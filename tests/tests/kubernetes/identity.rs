@@ -1,0 +1,170 @@
+//! Proxies certified from their ServiceAccount tokens: a real
+//! `weft-controller --kubernetes` whose issuer is a `kubernetes.io/tls`
+//! Secret and whose anchors are a ConfigMap on the test API server
+//! (`weft_test_support::kube_api`), which also reviews the tokens. Two real
+//! `weft-proxy` processes read a token file (as a projected ServiceAccount
+//! token), get their certificates and talk mutual TLS.
+//!
+//! ```text
+//! curl-like load ─► client proxy ══mTLS══► server proxy ─► app
+//!                    │ Certify(token)           │ Certify(token), over TLS (the controller verified)
+//!                    ▼                          ▼
+//!             weft-controller --kubernetes ── TokenReview, watch Secret/ConfigMap ──► KubeApiServer
+//! ```
+
+use std::net::SocketAddr;
+
+use weft_test_support::kube_api::KubeApiServer;
+use weft_test_support::{
+    ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyProcess, free_port, load,
+};
+
+use crate::cluster::{
+    CLIENT_IDENTITY, NAMESPACE, SERVER_IDENTITY, URL, assert_metric_settles, cluster, meshed_pod,
+    with_identity,
+};
+
+/// Sends traffic from `client` to web and checks both sides saw mutual TLS
+/// with the other's identity, and that tokens were reviewed.
+fn assert_mutual_tls(api: &KubeApiServer, client: &ProxyProcess, server: &ProxyProcess) {
+    let report = load::run(client.outbound_addr(), URL, 20, 2);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    let echo = load::get(client.outbound_addr(), URL);
+    let headers = HeadersEcho::from_json(std::str::from_utf8(&echo.body).unwrap()).unwrap();
+    assert_eq!(
+        headers.header("l5d-client-id"),
+        Some(CLIENT_IDENTITY),
+        "the server proxy verified the client's certificate"
+    );
+    assert_metric_settles(
+        client,
+        "request_total",
+        &[
+            ("direction", "outbound"),
+            ("tls", "true"),
+            ("server_id", SERVER_IDENTITY),
+        ],
+        21.0,
+    );
+    assert_metric_settles(
+        server,
+        "request_total",
+        &[
+            ("direction", "inbound"),
+            ("tls", "true"),
+            ("client_id", CLIENT_IDENTITY),
+        ],
+        21.0,
+    );
+    // Each certificate came from a TokenReview.
+    let reviews = api
+        .requests()
+        .into_iter()
+        .filter(|request| {
+            request.method == "POST"
+                && request.path == "/apis/authentication.k8s.io/v1/tokenreviews"
+        })
+        .count();
+    assert!(reviews >= 2, "{:?}", api.requests());
+}
+
+#[test]
+fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
+    let (scratch, api, controller, anchor) = cluster();
+
+    // Discovery for the client proxy names web-1's identity.
+    let app = HttpTestServer::start();
+    let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mesh = MeshFile::new()
+        .service(NAMESPACE, "web", &[("app", "web")])
+        .meshed_workload(
+            NAMESPACE,
+            "web-1",
+            &[("app", "web")],
+            app.addr(),
+            server_inbound.port(),
+        )
+        .unserved_workload(NAMESPACE, "client", &[("app", "client")])
+        .render();
+    let discovery = ControllerProcess::start_with_identity(&mesh);
+
+    // The server proxy asks for its certificate over TLS, verifying the
+    // controller's own certificate (signed by the Secret's issuer).
+    let server = with_identity(
+        ProxyProcess::builder()
+            .inbound_addr(server_inbound)
+            .inbound_forward(app.addr())
+            .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
+        &controller,
+        &scratch.path("web-1.token"),
+        SERVER_IDENTITY,
+        &anchor,
+    )
+    .spawn();
+    let client = with_identity(
+        ProxyProcess::builder().env(
+            "WEFT_PROXY_DESTINATION_SVC_ADDR",
+            discovery.destination_addr().to_string(),
+        ),
+        &controller,
+        &scratch.path("client.token"),
+        CLIENT_IDENTITY,
+        &anchor,
+    )
+    .spawn();
+
+    // Both proxies are ready: each holds a certificate from the controller.
+    assert_mutual_tls(&api, &client, &server);
+    drop(discovery);
+}
+
+#[test]
+fn proxies_discovered_from_kubernetes_objects_talk_mutual_tls() {
+    let (scratch, api, controller, anchor) = cluster();
+    let app = HttpTestServer::start();
+    let app_port = app.addr().port();
+    let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+
+    // The shop as a cluster holds it: Service web, its EndpointSlice, the
+    // meshed pods (web-1 serving, client calling).
+    api.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n\
+         ---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {NAMESPACE}}}\n\
+         spec:\n  selector: {{app: web}}\n  clusterIP: 10.96.0.10\n\
+         \x20 ports: [{{name: http, port: 80, targetPort: http}}]\n\
+         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: web-1a, namespace: {NAMESPACE}, labels: {{kubernetes.io/service-name: web}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: {app_port}, protocol: TCP}}]\n\
+         endpoints:\n- addresses: [127.0.0.1]\n  conditions: {{ready: true, serving: true, terminating: false}}\n\
+         \x20 targetRef: {{kind: Pod, name: web-1, namespace: {NAMESPACE}}}\n\
+         ---\n{}---\n{}",
+        meshed_pod("web-1", "web", app_port, server_inbound.port()),
+        meshed_pod("client", "client", free_port(), free_port()),
+    ));
+
+    let server = with_identity(
+        ProxyProcess::builder()
+            .inbound_addr(server_inbound)
+            .inbound_forward(app.addr()),
+        &controller,
+        &scratch.path("web-1.token"),
+        SERVER_IDENTITY,
+        &anchor,
+    )
+    .spawn();
+    let client = with_identity(
+        // Discovery over mutual TLS with the controller's own certificate.
+        ProxyProcess::builder()
+            .env(
+                "WEFT_PROXY_DESTINATION_SVC_ADDR",
+                controller.destination.to_string(),
+            )
+            .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
+        &controller,
+        &scratch.path("client.token"),
+        CLIENT_IDENTITY,
+        &anchor,
+    )
+    .spawn();
+    assert_mutual_tls(&api, &client, &server);
+}

@@ -337,7 +337,7 @@ fn watch_of(client: &kube::Client, resource: Resource) -> Watch {
             Api::<Pod>::all(client),
             config.page_size(POD_PAGE_SIZE),
             resource,
-            |pod| Converted::Pod(key_of(&pod), pod::pod_facts(&pod)),
+            |pod| Converted::Pod(key_of(&pod), pod::pod_facts(&pod).map(Box::new)),
         ),
         Resource::ReplicaSets => converting(
             Api::<PartialObjectMeta<ReplicaSet>>::all(client),
@@ -420,4 +420,72 @@ fn key_of<K: kube::Resource>(object: &K) -> NamespacedName {
         metadata.namespace.clone().unwrap_or_default(),
         metadata.name.clone().unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn api_error(code: u16) -> watcher::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": code, "reason": "NotFound", "message": "the server could not find the requested resource",
+        }))
+        .unwrap();
+        watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status)))
+    }
+
+    /// A source whose client is never used (the tests call its handlers).
+    fn source() -> KubernetesSource {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        KubernetesSource::new(
+            client,
+            Catalog::default().shared(),
+            &mut Registry::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_absent_custom_resource_does_not_hold_readiness_back() {
+        let mut source = source();
+        for resource in Resource::ALL {
+            if resource != Resource::GatewayGrpcRoutes {
+                source.on_update(resource, Update::Init);
+                source.on_update(resource, Update::ListDone);
+            }
+        }
+        assert!(!status::lock_status(&source.status).is_ready());
+        // A 404 for a built-in resource is an error like any other.
+        source.on_error(Resource::Pods, &api_error(404));
+        assert!(!status::lock_status(&source.status).resources["pods"].absent);
+        // For a custom resource it means "not installed": treated as empty.
+        source.on_error(Resource::GatewayGrpcRoutes, &api_error(404));
+        let status = status::lock_status(&source.status).clone();
+        assert!(status.is_ready(), "{status:?}");
+        let grpc_routes = &status.resources[Resource::GatewayGrpcRoutes.name()];
+        assert!(grpc_routes.absent && !grpc_routes.listed);
+        assert!(
+            grpc_routes
+                .last_error
+                .as_deref()
+                .is_some_and(|error| error.contains("404") || error.contains("could not find"))
+        );
+        // Other errors are not absence.
+        source.on_error(Resource::Servers, &api_error(500));
+        assert!(!status::lock_status(&source.status).resources[Resource::Servers.name()].absent);
+        // Installed later: its first list completes.
+        source.on_update(Resource::GatewayGrpcRoutes, Update::Init);
+        source.on_update(Resource::GatewayGrpcRoutes, Update::ListDone);
+        let status = status::lock_status(&source.status).clone();
+        let grpc_routes = &status.resources[Resource::GatewayGrpcRoutes.name()];
+        assert!(grpc_routes.listed && !grpc_routes.absent && grpc_routes.last_error.is_none());
+    }
+
+    #[test]
+    fn not_found_is_recognised_in_every_watch_error() {
+        assert!(is_not_found(&api_error(404)));
+        assert!(!is_not_found(&api_error(403)));
+        assert!(!is_not_found(&watcher::Error::NoResourceVersion));
+    }
 }

@@ -32,7 +32,7 @@ fn pod(namespace: &str, pod_name: &str, owner: Option<(&str, &str)>) -> Converte
         "status": {"phase": "Running", "podIP": "10.0.0.5"},
     }))
     .unwrap();
-    Converted::Pod(name(namespace, pod_name), pod_facts(&pod))
+    Converted::Pod(name(namespace, pod_name), pod_facts(&pod).map(Box::new))
 }
 
 fn route(api_version: &str, namespace: &str, route_name: &str, port: u16) -> Converted {

@@ -45,7 +45,9 @@ pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, s
 pub use policy::{PolicySettings, PortPolicy, PortTarget};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
 pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
-pub use slices::{SlicePortRule, SliceQuery, endpoints_from_slices, family_matches};
+pub use slices::{
+    SlicePortRule, SliceQuery, endpoints_from_slices, family_matches, hinted_for_zone,
+};
 
 /// How many updates may wait for an endpoint subscriber; one that falls
 /// further behind is dropped (its channel closes) and should resubscribe.
@@ -268,12 +270,14 @@ impl Objects {
     }
 
     /// The Services (namespace, name) whose slices name one of `pods`
-    /// (namespace, name) as an endpoint's pod.
-    fn services_serving(&self, pods: &HashSet<NamespacedName>) -> HashSet<NamespacedName> {
-        let namespaces: BTreeSet<&String> = pods.iter().map(|(namespace, _)| namespace).collect();
+    /// (pod names by namespace) as an endpoint's pod. Scans the slices of
+    /// the pods' namespaces (and the few naming pods elsewhere) without
+    /// allocating per endpoint: this runs for every pod change.
+    fn services_serving(&self, pods: &[(&str, &str)]) -> HashSet<NamespacedName> {
+        let namespaces: BTreeSet<&str> = pods.iter().map(|(namespace, _)| *namespace).collect();
         let local = namespaces.into_iter().flat_map(|namespace| {
             self.slices
-                .range((namespace.clone(), String::new())..)
+                .range((namespace.to_string(), String::new())..)
                 .take_while(move |((slice_namespace, _), _)| slice_namespace == namespace)
         });
         let foreign = self
@@ -286,12 +290,13 @@ impl Objects {
                 continue;
             };
             let serves = slice.endpoints.iter().any(|endpoint| {
-                endpoint.target_pod.as_ref().is_some_and(|pod| {
-                    let namespace = endpoint
-                        .target_namespace
-                        .as_ref()
-                        .unwrap_or(slice_namespace);
-                    pods.contains(&(namespace.clone(), pod.clone()))
+                let namespace = endpoint
+                    .target_namespace
+                    .as_deref()
+                    .unwrap_or(slice_namespace);
+                endpoint.target_pod.as_deref().is_some_and(|pod| {
+                    pods.iter()
+                        .any(|(pod_namespace, name)| *name == pod && *pod_namespace == namespace)
                 })
             });
             if serves {
@@ -319,7 +324,7 @@ enum Scope {
     /// Everything (a reset, or a large batch).
     All,
     /// Only what these objects touch.
-    Changed(Changed),
+    Changed(Box<Changed>),
 }
 
 /// The objects one batch changed: their namespaces, the services added,
@@ -390,18 +395,19 @@ impl Changed {
         if self.workloads.is_empty() || objects.slices.is_empty() {
             return;
         }
-        let pods: HashSet<NamespacedName> = self
+        let pods: Vec<(&str, &str)> = self
             .workloads
             .iter()
             .filter_map(|workload| {
-                let name = workload.metadata.name.clone()?;
+                let name = workload.metadata.name.as_deref()?;
                 let namespace = weft_core::service::namespace_or_default(
                     workload.metadata.namespace.as_deref(),
                 );
-                Some((namespace.to_string(), name))
+                Some((namespace, name))
             })
             .collect();
-        self.slice_services.extend(objects.services_serving(&pods));
+        let services = objects.services_serving(&pods);
+        self.slice_services.extend(services);
     }
 
     /// Whether `service:port`'s endpoints may differ: its service or one of
@@ -531,7 +537,7 @@ impl Catalog {
             changed.resolve_pods(&self.objects);
         }
         self.refresh(if targeted {
-            Scope::Changed(changed)
+            Scope::Changed(Box::new(changed))
         } else {
             Scope::All
         });
@@ -1143,5 +1149,7 @@ fn key_of(object: &MeshObject) -> Result<ObjectKey, CatalogError> {
     })
 }
 
+#[cfg(test)]
+mod slice_tests;
 #[cfg(test)]
 mod tests;

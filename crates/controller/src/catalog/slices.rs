@@ -150,6 +150,31 @@ pub fn endpoints_from_slices<'slices, 'workloads>(
     set
 }
 
+/// Kubernetes' topology-aware routing rule for a client in `zone`: the
+/// endpoints hinted for that zone (`hints.forZones`) when every endpoint
+/// carries hints and at least one names the zone; else all of them (an
+/// unknown client zone, or hints missing or not covering it, mean no
+/// filtering, as kube-proxy does).
+///
+/// Not applied yet: the catalog does not know a client's zone (that needs
+/// the client pod's Node and its `topology.kubernetes.io/zone` label).
+pub fn hinted_for_zone(set: &EndpointSet, zone: Option<&str>) -> EndpointSet {
+    let Some(zone) = zone else {
+        return set.clone();
+    };
+    let every_one_hinted = set.values().all(|endpoint| !endpoint.for_zones.is_empty());
+    let hinted: EndpointSet = set
+        .iter()
+        .filter(|(_, endpoint)| endpoint.for_zones.iter().any(|hint| hint == zone))
+        .map(|(address, endpoint)| (*address, endpoint.clone()))
+        .collect();
+    if every_one_hinted && !hinted.is_empty() {
+        hinted
+    } else {
+        set.clone()
+    }
+}
+
 /// One slice endpoint at `address`: its pod's Workload when known, with the
 /// slice's zone and hints.
 fn endpoint_of<'workloads>(
@@ -396,6 +421,55 @@ spec:
         assert!(unknown.owner.is_none());
         let no_pod = &set[&"10.1.0.4:8080".parse().unwrap()];
         assert_eq!(no_pod.workload, "");
+    }
+
+    #[test]
+    fn topology_hints() {
+        let endpoint = |ip: &str, hints: &[&str]| {
+            Endpoint::unknown("pod", "shop", SocketAddr::new(ip.parse().unwrap(), 80))
+                .in_zone(None, hints.iter().map(|hint| hint.to_string()).collect())
+        };
+        let set = |endpoints: &[Endpoint]| -> EndpointSet {
+            endpoints
+                .iter()
+                .map(|endpoint| (endpoint.address, endpoint.clone()))
+                .collect()
+        };
+        let a = endpoint("10.0.0.1", &["zone-a"]);
+        let b = endpoint("10.0.0.2", &["zone-b"]);
+        let ab = endpoint("10.0.0.3", &["zone-a", "zone-b"]);
+        let bare = endpoint("10.0.0.4", &[]);
+        type Case<'a> = (&'a str, EndpointSet, Option<&'a str>, EndpointSet);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "hinted",
+                set(&[a.clone(), b.clone(), ab.clone()]),
+                Some("zone-a"),
+                set(&[a.clone(), ab.clone()]),
+            ),
+            (
+                "unknown client zone",
+                set(&[a.clone(), b.clone()]),
+                None,
+                set(&[a.clone(), b.clone()]),
+            ),
+            (
+                "one endpoint without hints",
+                set(&[a.clone(), b.clone(), bare.clone()]),
+                Some("zone-a"),
+                set(&[a.clone(), b.clone(), bare]),
+            ),
+            (
+                "no endpoint for the zone",
+                set(&[a.clone(), b.clone()]),
+                Some("zone-c"),
+                set(&[a, b]),
+            ),
+            ("empty", set(&[]), Some("zone-a"), set(&[])),
+        ];
+        for (name, endpoints, zone, expected) in cases {
+            assert_eq!(hinted_for_zone(&endpoints, zone), expected, "{name}");
+        }
     }
 
     #[test]

@@ -405,3 +405,6 @@ fn profile_stream(
 fn once_then_idle<T: Send + 'static>(message: T) -> ResponseStream<T> {
     Box::pin(stream::once(async move { Ok(message) }).chain(stream::pending()))
 }
+
+#[cfg(test)]
+mod tests;

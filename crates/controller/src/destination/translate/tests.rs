@@ -510,3 +510,80 @@ fn client_namespaces_from_context_tokens() {
         assert_eq!(client_namespace(token).as_deref(), *expected, "{token:?}");
     }
 }
+
+#[test]
+fn pods_are_labelled_with_their_owner_and_zone_as_linkerd() {
+    use weft_core::workload::WorkloadOwner;
+    let owned = |kind: &str, name: &str, zone: Option<&str>| {
+        let mut endpoint = endpoint("10.1.0.1:8080", "web-5d9c7-x2x4q");
+        endpoint.owner = Some(WorkloadOwner {
+            kind: kind.to_string(),
+            name: name.to_string(),
+        });
+        endpoint.in_zone(zone.map(str::to_string), Vec::new())
+    };
+    let base = [
+        ("workload", "web-5d9c7-x2x4q"),
+        ("serviceaccount", "web"),
+        ("namespace", "shop"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = base.to_vec();
+        pairs.extend_from_slice(extra);
+        labels(&pairs)
+    };
+    let cases: Vec<(&str, Endpoint, HashMap<String, String>)> = vec![
+        (
+            "host workload",
+            endpoint("10.1.0.1:8080", "web-5d9c7-x2x4q"),
+            with(&[]),
+        ),
+        (
+            "deployment",
+            owned("Deployment", "web", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("deployment", "web")]),
+        ),
+        (
+            "statefulset in a zone",
+            owned("StatefulSet", "db", Some("zone-a")),
+            with(&[
+                ("pod", "web-5d9c7-x2x4q"),
+                ("statefulset", "db"),
+                ("zone", "zone-a"),
+            ]),
+        ),
+        (
+            "daemonset",
+            owned("DaemonSet", "agent", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("daemonset", "agent")]),
+        ),
+        (
+            "cronjob",
+            owned("CronJob", "nightly", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("cronjob", "nightly")]),
+        ),
+        (
+            "job",
+            owned("Job", "once", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("job", "once")]),
+        ),
+        (
+            "replicaset",
+            owned("ReplicaSet", "web-5d9c7", None),
+            with(&[("pod", "web-5d9c7-x2x4q"), ("replicaset", "web-5d9c7")]),
+        ),
+        (
+            "a kind clashing with a label is left out",
+            owned("Namespace", "x", None),
+            with(&[("pod", "web-5d9c7-x2x4q")]),
+        ),
+    ];
+    for (name, endpoint, expected) in cases {
+        assert_eq!(endpoint_labels(&endpoint), expected, "{name}");
+        assert_eq!(
+            weighted_addr(&endpoint, None).metric_labels,
+            expected,
+            "{name}"
+        );
+    }
+}

@@ -58,6 +58,8 @@ pub use status::{
 const POD_START_PATIENCE: Duration = Duration::from_secs(5);
 /// Bad objects are logged at most this often per resource (all are counted).
 const REJECTED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// After a relist of at least this many objects, freed memory is handed back.
+const RELEASE_MEMORY_AFTER_OBJECTS: usize = 1_000;
 /// Pods per list page: a page is decoded whole, so this bounds the memory a list takes.
 const POD_PAGE_SIZE: u32 = 250;
 
@@ -204,6 +206,11 @@ impl KubernetesSource {
         let rejected = self.index.handle(resource, update);
         if !rejected.is_empty() {
             self.log_rejected(resource, &rejected);
+        }
+        let count = self.index.count(resource);
+        if done && count >= RELEASE_MEMORY_AFTER_OBJECTS {
+            // The list's pages are freed: hand their memory back.
+            crate::memory::release_freed();
         }
         let mut status = status::lock_status(&self.status);
         if let Some(entry) = status.resources.get_mut(resource.name()) {

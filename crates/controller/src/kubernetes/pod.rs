@@ -38,7 +38,6 @@ pub const MESH_ANNOTATION_PREFIXES: &[&str] = &[
     "config.linkerd.io/",
     "config.alpha.linkerd.io/",
     "config.weft.io/",
-    "weft.io/",
 ];
 
 /// Whether the mesh reads annotation `key` (see [`MESH_ANNOTATION_PREFIXES`]).

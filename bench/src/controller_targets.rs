@@ -15,6 +15,7 @@
 //! one connection per stream by default (as N proxies would have). The
 //! pure parts are in [`mesh`] (the file) and [`report`] (summaries, markdown).
 
+pub mod cluster;
 pub mod mesh;
 pub mod policy;
 pub mod report;
@@ -31,6 +32,8 @@ use linkerd2_proxy_api::destination::{GetDestination, Update};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
+
+use weft_test_support::kube_api::KubeApiServer;
 
 use crate::process::{Managed, Placement, SpawnSpec, free_port};
 use crate::procfs;
@@ -74,9 +77,24 @@ pub struct Args {
     /// `taskset -c` CPU list for the controller (default: not pinned).
     #[arg(long)]
     pub controller_cpus: Option<String>,
+    /// Where the controller reads the mesh from: `mesh-file` (a generated
+    /// file, edited by rewriting it) or `kubernetes` (the same objects as a
+    /// cluster holds them — Pods, EndpointSlices, ReplicaSets — served by the
+    /// test API server in this process; edits change one EndpointSlice).
+    #[arg(long, value_enum, default_value = "mesh-file")]
+    pub source: Source,
     /// Directory for results (markdown, JSON, logs, the mesh file).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results/controller"))]
     pub out_dir: PathBuf,
+}
+
+/// Where the controller's mesh comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// A generated mesh file.
+    MeshFile,
+    /// The Kubernetes API (the test API server).
+    Kubernetes,
 }
 
 /// How long to wait for the controller's first load.
@@ -125,7 +143,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Report::default()
     };
 
-    // 2. The controller, until /ready.
+    // 2. The controller, until /ready: on the mesh file, or on the API
+    //    server holding the same mesh as cluster objects.
+    let api = match args.source {
+        Source::MeshFile => None,
+        Source::Kubernetes => {
+            let api = KubeApiServer::start();
+            let loading = Instant::now();
+            let objects = shape.cluster_objects();
+            let count = objects.len();
+            for object in objects {
+                api.apply(object);
+            }
+            for service in 0..shape.services {
+                // The pods the edits' extra endpoint names, present from the start.
+                if service == 0 || service == shape.services / 2 {
+                    api.apply(shape.extra_pod(service));
+                }
+            }
+            eprintln!(
+                "controller-targets: {count} objects in the API server in {:.0} ms",
+                millis(loading.elapsed())
+            );
+            api.write_kubeconfig(&run_dir.join("kubeconfig"));
+            report.mesh = format!(
+                "{} services × {} pods = {} endpoints in {} namespaces, from the Kubernetes API ({count} objects)",
+                shape.services,
+                shape.endpoints_per_service,
+                shape.total_endpoints(),
+                shape.namespaces,
+            );
+            Some(api)
+        }
+    };
+    let source_args: Vec<String> = match &api {
+        None => vec!["--mesh-file".into(), mesh_file.path.display().to_string()],
+        Some(_) => vec![
+            "--kubernetes".into(),
+            "--kubeconfig".into(),
+            run_dir.join("kubeconfig").display().to_string(),
+        ],
+    };
     let destination_addr = free_port()?;
     let admin_addr = free_port()?;
     let started = Instant::now();
@@ -133,8 +191,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         name: "weft-controller",
         program: &controller_bin,
         args: &[
-            "--mesh-file".into(),
-            mesh_file.path.display().to_string(),
+            source_args,
+            vec![
             "--destination-addr".into(),
             destination_addr.to_string(),
             "--admin-addr".into(),
@@ -144,7 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             // Every stream comes from this host: one client to the controller.
             "--destination-max-streams-per-client".into(),
             (2 * args.streams.max(args.policy_streams) + 1000).to_string(),
-        ],
+            ],
+        ]
+        .concat(),
         envs: &[("RUST_LOG".into(), "warn".into())],
         placement: &Placement {
             cpus: args.controller_cpus.clone(),
@@ -154,9 +214,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     controller.wait_http_ok(admin_addr, "/ready", START_TIMEOUT)?;
     report.start_to_ready_ms = millis(started.elapsed());
-    report.initial_load_ms = last_load_ms(admin_addr)?;
-    std::thread::sleep(Duration::from_secs(1));
     let pid = controller.pid();
+    report.cpu.start_ms = ticks_ms(procfs::cpu_ticks(pid)?);
+    if api.is_none() {
+        report.initial_load_ms = last_load_ms(admin_addr)?;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_from = procfs::cpu_ticks(pid)?;
+    std::thread::sleep(IDLE_CPU_WINDOW);
+    report.cpu.idle_percent = ticks_ms(procfs::cpu_ticks(pid)?.saturating_sub(idle_from))
+        / millis(IDLE_CPU_WINDOW)
+        * 100.0;
     report.memory.idle_kib = procfs::rss_kib(pid)?;
     eprintln!(
         "controller-targets: ready in {:.0} ms (load {:.1} ms), idle RSS {} KiB",
@@ -170,8 +238,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         destination_addr,
         admin_addr,
         pid,
-        mesh_file: &mesh_file,
-        base_text: &base_text,
+        editor: match &api {
+            None => Editor::MeshFile {
+                file: &mesh_file,
+                base_text: &base_text,
+            },
+            Some(api) => Editor::Kubernetes { api },
+        },
         streams: args.streams,
         connections: args
             .connections
@@ -198,7 +271,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     report.memory.spread_kib = spread_kib;
     report.scenarios.push(spread);
     controller.check_alive()?;
-    if args.policy_streams > 0 {
+    if args.policy_streams > 0 && api.is_none() {
         let policy_results = runtime.block_on(policy::scenario(policy::PolicyRun {
             shape,
             base_text: &base_text,
@@ -250,13 +323,36 @@ struct Harness<'a> {
     destination_addr: SocketAddr,
     admin_addr: SocketAddr,
     pid: u32,
-    mesh_file: &'a MeshFile,
-    base_text: &'a str,
+    editor: Editor<'a>,
     streams: usize,
     connections: usize,
     edits: usize,
     pause: Duration,
 }
+
+/// How an edit adds or removes the edited service's extra endpoint.
+enum Editor<'a> {
+    /// Rewrites the mesh file (with or without the extra workload).
+    MeshFile {
+        /// The file.
+        file: &'a MeshFile,
+        /// Its text without the extra workload.
+        base_text: &'a str,
+    },
+    /// Replaces the service's EndpointSlice (with or without the extra endpoint).
+    Kubernetes {
+        /// The API server the controller watches.
+        api: &'a KubeApiServer,
+    },
+}
+
+/// CPU time in milliseconds for clock ticks (`/proc`'s 100 Hz).
+fn ticks_ms(ticks: u64) -> f64 {
+    ticks as f64 * 10.0
+}
+
+/// How long idle CPU is sampled after start-up.
+const IDLE_CPU_WINDOW: Duration = Duration::from_secs(10);
 
 /// One update as a stream saw it.
 struct Received {
@@ -306,7 +402,10 @@ impl Harness<'_> {
             .map(|service| *service == scenario.edited_service)
             .collect();
         let receivers_per_edit = receivers.iter().filter(|receives| **receives).count();
-        let edited_text = self.shape.render(Some(scenario.edited_service));
+        let edited_text = match self.editor {
+            Editor::MeshFile { .. } => self.shape.render(Some(scenario.edited_service)),
+            Editor::Kubernetes { .. } => String::new(),
+        };
         let mut latencies = Vec::new();
         let mut firsts = Vec::new();
         let mut spreads = Vec::new();
@@ -315,14 +414,22 @@ impl Harness<'_> {
         let mut unexpected = 0;
         for edit in 0..self.edits {
             let adding = edit % 2 == 0;
-            let (text, expected) = if adding {
-                (edited_text.as_str(), Kind::Add)
-            } else {
-                (self.base_text, Kind::Remove)
-            };
+            let expected = if adding { Kind::Add } else { Kind::Remove };
             while received.try_recv().is_ok() {}
-            let written = Instant::now();
-            self.mesh_file.write(text)?;
+            let written = match &self.editor {
+                Editor::MeshFile { file, base_text } => {
+                    let text = if adding { edited_text.as_str() } else { base_text };
+                    let written = Instant::now();
+                    file.write(text)?;
+                    written
+                }
+                Editor::Kubernetes { api } => {
+                    let slice = self.shape.slice(scenario.edited_service, adding);
+                    let written = Instant::now();
+                    api.apply(slice);
+                    written
+                }
+            };
             let mut arrivals: Vec<Instant> = Vec::with_capacity(receivers_per_edit);
             let deadline = tokio::time::Instant::now() + EDIT_TIMEOUT;
             let mut quiet_until: Option<tokio::time::Instant> = None;
@@ -349,7 +456,9 @@ impl Harness<'_> {
                 firsts.push(first.duration_since(written));
                 spreads.push(last.duration_since(*first));
             }
-            if let Ok(reload_ms) = last_load_ms(self.admin_addr) {
+            if let Editor::MeshFile { .. } = self.editor
+                && let Ok(reload_ms) = last_load_ms(self.admin_addr)
+            {
                 reloads.push(Duration::from_secs_f64(reload_ms / 1000.0));
             }
             eprintln!(
@@ -367,7 +476,12 @@ impl Harness<'_> {
         }
         // Leave the file as the scenario found it.
         if self.edits % 2 == 1 {
-            self.mesh_file.write(self.base_text)?;
+            match &self.editor {
+                Editor::MeshFile { file, base_text } => file.write(base_text)?,
+                Editor::Kubernetes { api } => {
+                    api.apply(self.shape.slice(scenario.edited_service, false));
+                }
+            }
             tokio::time::sleep(self.pause).await;
         }
         tasks.abort_all();

@@ -87,6 +87,15 @@ pub struct Memory {
     pub peak_kib: u64,
 }
 
+/// The controller's CPU time.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cpu {
+    /// CPU time (user + system) from start to `/ready`.
+    pub start_ms: f64,
+    /// CPU use while idle after start-up (percent of one core).
+    pub idle_percent: f64,
+}
+
 /// Everything a run found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -104,6 +113,8 @@ pub struct Report {
     pub initial_load_ms: f64,
     /// Memory samples.
     pub memory: Memory,
+    /// CPU time.
+    pub cpu: Cpu,
     /// The scenarios.
     pub scenarios: Vec<EditResults>,
 }
@@ -158,11 +169,22 @@ impl Report {
             let _ = writeln!(out, "| {moment} | {:.1} MiB |", mib(kib));
         }
 
+        let _ = writeln!(out, "\n## CPU (user + system)\n");
+        let _ = writeln!(out, "| moment | CPU |");
+        let _ = writeln!(out, "|---|---|");
+        let _ = writeln!(out, "| start → /ready | {:.0} ms |", self.cpu.start_ms);
+        let _ = writeln!(
+            out,
+            "| idle, 10 s after start-up | {:.2} % of a core |",
+            self.cpu.idle_percent
+        );
+
         let _ = writeln!(out, "\n## Edit → stream latency (ms)\n");
         let _ = writeln!(
             out,
-            "Per stream: from the mesh-file write (rename) to the stream receiving the diff. \
-             *first* = write → first stream (watch + read + parse + catalog); \
+            "Per stream: from the edit (the mesh-file write, a rename; or the EndpointSlice \
+             replaced in the API server) to the stream receiving the diff. \
+             *first* = edit → first stream (watch + read + parse + catalog); \
              *fan-out* = first → last stream of the same edit; *reload* = the controller's own \
              read+parse+reset time.\n"
         );

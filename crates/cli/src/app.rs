@@ -19,5 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tap(args) => crate::tap::run(&global, args).await,
         Command::Diagnostics(command) => crate::diagnostics::run(&global, command).await,
         Command::Dashboard(args) => crate::dashboard::run(&global, args).await,
+        Command::Install(args) => crate::install::run(&global, args).await,
+        Command::Uninstall(args) => crate::install::run_uninstall(&global, args).await,
     }
 }

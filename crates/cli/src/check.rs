@@ -16,7 +16,14 @@
 //! answered the controller's last scrape), `weft-mesh-file` (the newest mesh
 //! file loaded) and `clock` (the controller's `Date` within a few seconds of
 //! ours). When the controller cannot be reached, only the first category runs.
+//!
+//! `weft check --kubernetes` (implied by `--pre`, `--proxy`, `--kubeconfig`
+//! and `--context`) checks an installation on a Kubernetes cluster instead:
+//! [`cluster`], with the same categories/render/JSON types.
 
+pub mod cluster;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -36,12 +43,76 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A certificate (trust anchor, issuer or proxy) valid for less than this
-    /// is an error.
+    /// is an error (the mesh on this host; a cluster's anchors and issuer are
+    /// errors when expired and warnings within 60 days).
     #[arg(long, value_parser = go_duration, default_value = "1h")]
     pub expiry_threshold: Duration,
     /// Output format: `table` or `json` (Linkerd's shape).
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: crate::output::Format,
+    /// Check the mesh installed on a Kubernetes cluster instead of the one
+    /// on this host (implied by --pre, --proxy, --kubeconfig and --context).
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// Kubernetes: check that the cluster can take `weft install` (instead
+    /// of checking an installation).
+    #[arg(long, conflicts_with = "proxy")]
+    pub pre: bool,
+    /// Kubernetes: check the installation and the meshed pods' proxies.
+    #[arg(long)]
+    pub proxy: bool,
+    /// Kubernetes: the kubeconfig file (default: $KUBECONFIG, ~/.kube/config,
+    /// else the in-cluster ServiceAccount).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: the kubeconfig context (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Kubernetes: the control plane's namespace [default: weft].
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Kubernetes, with --proxy: only the pods of this namespace (default: every namespace).
+    #[arg(long, value_name = "NAMESPACE", requires = "proxy")]
+    pub data_plane_namespace: Option<String>,
+    /// Kubernetes: retry until every check passes or this long has passed
+    /// (`5m`; default: no retry).
+    #[arg(long, value_parser = go_duration, value_name = "DURATION")]
+    pub wait: Option<Duration>,
+}
+
+impl Args {
+    /// Whether the flags ask for the Kubernetes checks.
+    pub fn kubernetes_mode(&self) -> bool {
+        self.kubernetes
+            || self.pre
+            || self.proxy
+            || self.kubeconfig.is_some()
+            || self.context.is_some()
+    }
+
+    /// Which Kubernetes checks run.
+    pub fn cluster_mode(&self) -> cluster::Mode {
+        if self.pre {
+            cluster::Mode::Pre
+        } else if self.proxy {
+            cluster::Mode::Proxy
+        } else {
+            cluster::Mode::ControlPlane
+        }
+    }
+
+    /// What the Kubernetes checks read.
+    pub fn cluster_target(&self) -> cluster::Target {
+        cluster::Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            control_namespace: self
+                .namespace
+                .clone()
+                .unwrap_or_else(|| weft_core::cluster::CONTROL_PLANE_NAMESPACE.to_string()),
+            data_plane_namespace: self.data_plane_namespace.clone(),
+        }
+    }
 }
 
 /// How a check ended.
@@ -137,6 +208,18 @@ pub struct Thresholds {
 
 /// Runs `weft check`.
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+    if args.kubernetes_mode() {
+        return cluster::run(
+            args.cluster_target(),
+            args.cluster_mode(),
+            args.wait,
+            args.output,
+        )
+        .await;
+    }
+    if args.namespace.is_some() || args.wait.is_some() {
+        anyhow::bail!("--namespace and --wait check a Kubernetes cluster: add --kubernetes");
+    }
     let client = api::client(global);
     let facts = fetch(&client).await;
     let thresholds = Thresholds {
@@ -640,8 +723,13 @@ pub fn render(categories: &[Category], color: bool) -> String {
             if let Some(error) = &check.error {
                 text.push_str(&format!("    {error}\n"));
             }
-            if let Some(hint) = &check.hint {
-                text.push_str(&format!("    hint: {hint}\n"));
+            match &check.hint {
+                // Linkerd's form, for the cluster checks' documentation links.
+                Some(url) if url.starts_with("https://") => {
+                    text.push_str(&format!("    see {url} for hints\n"))
+                }
+                Some(hint) => text.push_str(&format!("    hint: {hint}\n")),
+                None => {}
             }
         }
         text.push('\n');

@@ -25,7 +25,8 @@ pub enum Command {
     Up(crate::up::Args),
     /// Run the built-in demo mesh (`weft up` with a demo mesh file).
     Demo(crate::demo::Args),
-    /// Check the mesh's health: controller, certificates, proxies, mesh file, clocks.
+    /// Check the mesh's health: controller, certificates, proxies, mesh file, clocks
+    /// (this host), or an installation on Kubernetes (`--kubernetes`, `--pre`, `--proxy`).
     Check(crate::check::Args),
     /// Golden metrics (success rate, RPS, latency, TCP) per namespace, workload, service.
     Stat(crate::stat::Args),
@@ -44,4 +45,8 @@ pub enum Command {
     Diagnostics(crate::diagnostics::Command),
     /// Print (and open, when possible) the dashboard's URL.
     Dashboard(crate::dashboard::Args),
+    /// Print the Kubernetes manifests of the control plane (`--crds`: the CRDs) for `kubectl apply -f -`.
+    Install(crate::install::Args),
+    /// Print references to everything `weft install` creates, for `kubectl delete -f -`.
+    Uninstall(crate::install::UninstallArgs),
 }

@@ -25,14 +25,13 @@ mod profiles;
 mod routes;
 mod slices;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Service;
 use tokio::sync::{mpsc, watch};
-use weft_core::endpoint_slice::EndpointSlice;
 use weft_core::names::{DEFAULT_CLUSTER_DOMAIN, ServiceName};
 use weft_core::object::{Kind, MeshObject, ObjectError, ObjectKey};
 use weft_core::profile::ServiceProfile;
@@ -41,7 +40,9 @@ use weft_core::service::{cluster_ips, selects};
 use weft_core::split::TrafficSplit;
 use weft_core::workload::Workload;
 
-pub use endpoints::{Endpoint, EndpointSet, EndpointUpdate, diff, endpoints_of, snapshot};
+pub use endpoints::{
+    Endpoint, EndpointSet, EndpointTarget, EndpointUpdate, diff, endpoints_of, snapshot,
+};
 pub use policy::{PolicySettings, PortPolicy, PortTarget};
 pub use profiles::{OPAQUE_PORTS_ANNOTATION, Profile, ProfileSources, lists_port, profile_of};
 pub use routes::{AppProtocol, OutboundAnswer, attaches_to_service};
@@ -97,44 +98,6 @@ impl std::fmt::Display for ServicePort {
     }
 }
 
-/// An endpoint question: a `service:port`, or one instance of it by its
-/// endpoint hostname (`web-0.web.shop.svc.cluster.local`, a StatefulSet
-/// pod). What endpoint subscriptions are keyed by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EndpointTarget {
-    /// The service and port.
-    pub target: ServicePort,
-    /// Only the endpoint with this hostname, when set.
-    pub hostname: Option<String>,
-}
-
-impl EndpointTarget {
-    /// Every endpoint of `target`.
-    pub fn service(target: ServicePort) -> Self {
-        Self {
-            target,
-            hostname: None,
-        }
-    }
-
-    /// The endpoint of `target` whose hostname is `hostname`.
-    pub fn instance(target: ServicePort, hostname: &str) -> Self {
-        Self {
-            target,
-            hostname: Some(hostname.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for EndpointTarget {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.hostname {
-            Some(hostname) => write!(formatter, "{hostname}.{}", self.target),
-            None => self.target.fmt(formatter),
-        }
-    }
-}
-
 /// A profile question: a `service:port` and, when known and different from
 /// the service's, the client's namespace (whose ServiceProfiles take precedence).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -186,10 +149,7 @@ struct Objects {
     routes: routes::RouteObjects,
     policy: policy::PolicyStore,
     /// EndpointSlices (on a cluster: a Service's endpoints).
-    slices: BTreeMap<NamespacedName, Box<EndpointSlice>>,
-    /// The slices naming a pod of another namespace (rare): searched, with
-    /// a pod's own namespace, for the services a changed pod serves.
-    slices_with_foreign_pods: BTreeSet<NamespacedName>,
+    slices: slices::SliceStore,
 }
 
 impl Objects {
@@ -214,20 +174,10 @@ impl Objects {
                 .map(MeshObject::TrafficSplit),
             MeshObject::HttpRoute(route) => self.routes.insert_http(name, route),
             MeshObject::GrpcRoute(route) => self.routes.insert_grpc(name, route),
-            MeshObject::EndpointSlice(slice) => {
-                if slice
-                    .endpoints
-                    .iter()
-                    .any(|endpoint| endpoint.target_namespace.is_some())
-                {
-                    self.slices_with_foreign_pods.insert(name.clone());
-                } else {
-                    self.slices_with_foreign_pods.remove(&name);
-                }
-                self.slices
-                    .insert(name, slice)
-                    .map(MeshObject::EndpointSlice)
-            }
+            MeshObject::EndpointSlice(slice) => self
+                .slices
+                .insert(name, slice)
+                .map(MeshObject::EndpointSlice),
             object @ (MeshObject::Server(_)
             | MeshObject::AuthorizationPolicy(_)
             | MeshObject::MeshTLSAuthentication(_)
@@ -245,65 +195,12 @@ impl Objects {
             Kind::TrafficSplit => self.splits.remove(&name).map(MeshObject::TrafficSplit),
             Kind::HttpRoute => self.routes.remove_http(&name),
             Kind::GrpcRoute => self.routes.remove_grpc(&name),
-            Kind::EndpointSlice => {
-                self.slices_with_foreign_pods.remove(&name);
-                self.slices.remove(&name).map(MeshObject::EndpointSlice)
-            }
+            Kind::EndpointSlice => self.slices.remove(&name).map(MeshObject::EndpointSlice),
             Kind::Server => self.policy.remove_server(&name),
             Kind::AuthorizationPolicy => self.policy.remove_authorization_policy(&name),
             Kind::MeshTLSAuthentication => self.policy.remove_mesh_tls(&name),
             Kind::NetworkAuthentication => self.policy.remove_network(&name),
         }
-    }
-
-    /// The EndpointSlices of the Service `namespace/service`, in name order.
-    fn slices_of<'a>(
-        &'a self,
-        namespace: &'a str,
-        service: &'a str,
-    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
-        self.slices
-            .range((namespace.to_string(), String::new())..)
-            .take_while(move |((slice_namespace, _), _)| slice_namespace == namespace)
-            .map(|(_, slice)| slice.as_ref())
-            .filter(move |slice| slice.service.as_deref() == Some(service))
-    }
-
-    /// The Services (namespace, name) whose slices name one of `pods`
-    /// (pod names by namespace) as an endpoint's pod. Scans the slices of
-    /// the pods' namespaces (and the few naming pods elsewhere) without
-    /// allocating per endpoint: this runs for every pod change.
-    fn services_serving(&self, pods: &[(&str, &str)]) -> HashSet<NamespacedName> {
-        let namespaces: BTreeSet<&str> = pods.iter().map(|(namespace, _)| *namespace).collect();
-        let local = namespaces.into_iter().flat_map(|namespace| {
-            self.slices
-                .range((namespace.to_string(), String::new())..)
-                .take_while(move |((slice_namespace, _), _)| slice_namespace == namespace)
-        });
-        let foreign = self
-            .slices_with_foreign_pods
-            .iter()
-            .filter_map(|key| self.slices.get_key_value(key));
-        let mut services = HashSet::new();
-        for ((slice_namespace, _), slice) in local.chain(foreign) {
-            let Some(service) = &slice.service else {
-                continue;
-            };
-            let serves = slice.endpoints.iter().any(|endpoint| {
-                let namespace = endpoint
-                    .target_namespace
-                    .as_deref()
-                    .unwrap_or(slice_namespace);
-                endpoint.target_pod.as_deref().is_some_and(|pod| {
-                    pods.iter()
-                        .any(|(pod_namespace, name)| *name == pod && *pod_namespace == namespace)
-                })
-            });
-            if serves {
-                services.insert((slice_namespace.clone(), service.clone()));
-            }
-        }
-        services
     }
 
     fn workloads_in<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = &'a Workload> + 'a {
@@ -406,7 +303,7 @@ impl Changed {
                 Some((namespace, name))
             })
             .collect();
-        let services = objects.services_serving(&pods);
+        let services = objects.slices.services_serving(&pods);
         self.slice_services.extend(services);
     }
 
@@ -576,59 +473,9 @@ impl Catalog {
             .map(AsRef::as_ref)
     }
 
-    /// Makes every Service's endpoints come from its EndpointSlices only
-    /// (`true`: a Kubernetes source, where a Service whose slices are not
-    /// written yet has no endpoints), or from its slices when it has any
-    /// and else its selector (`false`, the default: a mesh file).
-    /// Republishes every endpoint answer.
-    pub fn set_endpoints_from_slices(&mut self, from_slices: bool) {
-        if self.endpoints_from_slices != from_slices {
-            self.endpoints_from_slices = from_slices;
-            self.refresh(Scope::All);
-        }
-    }
-
-    /// Whether every Service's endpoints come from its slices only.
-    pub fn endpoints_from_slices(&self) -> bool {
-        self.endpoints_from_slices
-    }
-
     /// The endpoints of `service:port`, or `None` when the service does not exist.
     pub fn endpoints(&self, target: &ServicePort) -> Option<EndpointSet> {
         self.endpoints_for(&EndpointTarget::service(target.clone()))
-    }
-
-    /// The endpoints of `service:port` (only the one with the target's
-    /// hostname, when set), or `None` when the service does not exist. From
-    /// the Service's slices when it has any or slices are the only source
-    /// ([`Self::set_endpoints_from_slices`]); else from the Workloads its
-    /// selector matches, where a Workload's name stands for its hostname.
-    pub fn endpoints_for(&self, request: &EndpointTarget) -> Option<EndpointSet> {
-        let target = &request.target;
-        let service = self.service(&target.service)?;
-        let ServiceName { namespace, name } = &target.service;
-        let mut slices = self.objects.slices_of(namespace, name).peekable();
-        if self.endpoints_from_slices || slices.peek().is_some() {
-            let query = SliceQuery {
-                service,
-                namespace,
-                port: target.port,
-                hostname: request.hostname.as_deref(),
-            };
-            return Some(endpoints_from_slices(&query, slices, |namespace, name| {
-                self.workload(namespace, name)
-            }));
-        }
-        let mut set = endpoints_of(
-            service,
-            namespace,
-            target.port,
-            self.objects.workloads_in(namespace),
-        );
-        if let Some(hostname) = &request.hostname {
-            set.retain(|_, endpoint| endpoint.workload == *hostname);
-        }
-        Some(set)
     }
 
     /// The profile answer for `service:port`, or `None` when the service does not exist.

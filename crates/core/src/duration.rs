@@ -85,6 +85,31 @@ impl GoDuration {
     }
 }
 
+/// The spellings [`parse_duration`] accepts, as a CRD schema pattern
+/// (ECMA-262 and Go RE2 alike): numbers with units, or a bare `0`.
+#[cfg(feature = "crds")]
+pub const DURATION_PATTERN: &str =
+    r"^\s*\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h|d))+)\s*$";
+
+/// In a CRD: a string of the spellings [`parse_duration`] accepts.
+#[cfg(feature = "crds")]
+impl schemars::JsonSchema for GoDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GoDuration".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+        })
+    }
+}
+
 impl TryFrom<String> for GoDuration {
     type Error = DurationError;
     fn try_from(text: String) -> Result<Self, Self::Error> {
@@ -299,6 +324,44 @@ mod tests {
         for (duration, text) in cases {
             assert_eq!(format_duration(*duration), *text);
             assert_eq!(parse_duration(text), Ok(*duration), "{text}");
+        }
+    }
+
+    /// The CRD pattern admits every spelling the parser accepts, and refuses
+    /// the malformed ones (overflow is the parser's to refuse).
+    #[cfg(feature = "crds")]
+    #[test]
+    fn crd_pattern_follows_the_parser() {
+        let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
+        let accepted = [
+            "500ms",
+            "10s",
+            " 2m ",
+            "1h",
+            "1d",
+            "1m30s",
+            "1d12h",
+            "1.5s",
+            ".5s",
+            "100us",
+            "10µs",
+            "10μs",
+            "7ns",
+            "+3s",
+            "0",
+            "0s",
+            "2h45m10s500ms",
+        ];
+        for text in accepted {
+            assert!(parse_duration(text).is_ok(), "{text:?} parses");
+            assert!(pattern.is_match(text), "{text:?} matches");
+        }
+        let refused = [
+            "", "  ", "10", "1m30", "ms", "s", ".s", "1..5s", "10 s", "10sec", "-1s", "1w",
+        ];
+        for text in refused {
+            assert!(parse_duration(text).is_err(), "{text:?} is refused");
+            assert!(!pattern.is_match(text), "{text:?} does not match");
         }
     }
 

@@ -69,6 +69,7 @@ pub struct ServiceProfile {
 
 /// The body of a ServiceProfile.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceProfileSpec {
     /// Routes in order; the first match wins.
@@ -87,6 +88,7 @@ pub struct ServiceProfileSpec {
 
 /// One `dstOverrides` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WeightedDestinationSpec {
     /// `host:port` of the destination.
@@ -97,6 +99,7 @@ pub struct WeightedDestinationSpec {
 
 /// One route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteSpec {
     /// The route's name; becomes the `rt_route` metric label.
@@ -117,6 +120,7 @@ pub struct RouteSpec {
 /// A request condition. Every field that is set must match; `all: []` matches
 /// everything and `any: []` nothing. At least one field must be set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", try_from = "RequestMatchFields")]
 pub struct RequestMatch {
     /// The HTTP method, exactly (`GET`).
@@ -137,16 +141,22 @@ pub struct RequestMatch {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RequestMatchFields {
+    /// The HTTP method, exactly (`GET`).
     #[serde(default)]
     method: Option<String>,
+    /// A regex on the URI path, anchored at both ends.
     #[serde(default)]
     path_regex: Option<PathRegex>,
+    /// All of these match.
     #[serde(default)]
     all: Option<Vec<RequestMatch>>,
+    /// At least one of these matches.
     #[serde(default)]
     any: Option<Vec<RequestMatch>>,
+    /// This does not match.
     #[serde(default)]
     not: Option<Box<RequestMatch>>,
 }
@@ -218,6 +228,7 @@ impl RequestMatch {
 /// A path regex as written, compiled anchored (`^`/`$` added if missing), as
 /// Linkerd's proxy does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct PathRegex {
     source: String,
@@ -285,6 +296,7 @@ impl From<PathRegex> for String {
 
 /// A response class: responses matching `condition` are failures or successes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResponseClass {
     /// Which responses.
@@ -296,6 +308,7 @@ pub struct ResponseClass {
 
 /// A response condition; the same combination rules as [`RequestMatch`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", try_from = "ResponseMatchFields")]
 pub struct ResponseMatch {
     /// An inclusive status range.
@@ -313,14 +326,19 @@ pub struct ResponseMatch {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ResponseMatchFields {
+    /// An inclusive status range.
     #[serde(default)]
     status: Option<StatusRange>,
+    /// All of these match.
     #[serde(default)]
     all: Option<Vec<ResponseMatch>>,
+    /// At least one of these matches.
     #[serde(default)]
     any: Option<Vec<ResponseMatch>>,
+    /// This does not match.
     #[serde(default)]
     not: Option<Box<ResponseMatch>>,
 }
@@ -378,6 +396,7 @@ impl ResponseMatch {
 
 /// An inclusive HTTP status range; one bound alone means that single code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(try_from = "StatusRangeFields")]
 pub struct StatusRange {
     /// Lowest status, inclusive.
@@ -387,10 +406,13 @@ pub struct StatusRange {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct StatusRangeFields {
+    /// Lowest status, inclusive (100-599); alone, that one status.
     #[serde(default)]
     min: Option<u16>,
+    /// Highest status, inclusive (100-599); alone, that one status.
     #[serde(default)]
     max: Option<u16>,
 }
@@ -424,6 +446,7 @@ impl StatusRange {
 /// How many retries a profile's routes may add: `minRetriesPerSecond` plus
 /// `retryRatio` × requests over a sliding `ttl` window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", try_from = "RetryBudgetFields")]
 pub struct RetryBudget {
     /// Retries allowed per original request (0.2 = 20%).
@@ -435,10 +458,14 @@ pub struct RetryBudget {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RetryBudgetFields {
+    /// Retries allowed per original request (0.2 = 20%).
     retry_ratio: f64,
+    /// Retries always allowed per second.
     min_retries_per_second: u32,
+    /// The window the ratio is computed over.
     ttl: GoDuration,
 }
 

@@ -159,6 +159,7 @@ pub(crate) fn group_of(api_version: &str) -> &str {
 
 /// The body of a route.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteSpec<Rule> {
     /// What the route attaches to: Services (outbound) or Servers (inbound).
@@ -188,6 +189,7 @@ impl<Rule: RouteRule> RouteSpec<Rule> {
 /// A route's parent: a Service (group `core` or empty) or a Server
 /// (`policy.linkerd.io`), optionally one port of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParentReference {
     /// `core`/empty for a Service, `policy.linkerd.io` for a Server.
@@ -281,6 +283,7 @@ impl ParentReference {
 /// One rule: requests matching any of `matches` get `filters` applied and go
 /// to `backendRefs`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteRule {
     /// The rule's name (accepted, not used).
@@ -314,6 +317,7 @@ impl HttpRouteRule {
 
 /// One request condition; every field set must match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteMatch {
     /// The path; absent = prefix `/`.
@@ -344,6 +348,7 @@ impl Default for HttpRouteMatch {
 
 /// How a path is matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 pub enum PathMatchType {
     /// The whole path, exactly.
     Exact,
@@ -356,6 +361,7 @@ pub enum PathMatchType {
 
 /// A path match; both fields default (`PathPrefix`, `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpPathMatch {
     /// `Exact`, `PathPrefix` (default) or `RegularExpression`.
@@ -381,6 +387,7 @@ impl Default for HttpPathMatch {
 
 /// How a header, query parameter or gRPC method is matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 pub enum ValueMatchType {
     /// Exactly (the default).
     #[default]
@@ -391,6 +398,7 @@ pub enum ValueMatchType {
 
 /// A header (or query parameter) match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderMatch {
     /// `Exact` (default) or `RegularExpression`.
@@ -404,6 +412,7 @@ pub struct HeaderMatch {
 
 /// The filter kinds weft applies (Linkerd's outbound set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 pub enum FilterType {
     /// Set, add or remove request headers.
     RequestHeaderModifier,
@@ -415,6 +424,7 @@ pub enum FilterType {
 
 /// One filter: its `type` and the field of that name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteFilter {
     /// Which filter.
@@ -433,6 +443,7 @@ pub struct HttpRouteFilter {
 
 /// Header edits: `set` replaces, `add` appends, `remove` deletes by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderModifier {
     /// Headers to set (replacing existing values).
@@ -448,6 +459,7 @@ pub struct HeaderModifier {
 
 /// A header name and value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpHeader {
     /// The name.
@@ -458,6 +470,7 @@ pub struct HttpHeader {
 
 /// A redirect answer; unset parts keep the request's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RequestRedirect {
     /// `http` or `https`.
@@ -483,6 +496,7 @@ fn found() -> u16 {
 
 /// How a redirect rewrites the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 pub enum PathModifierType {
     /// Replace the whole path with `replaceFullPath`.
     ReplaceFullPath,
@@ -492,6 +506,7 @@ pub enum PathModifierType {
 
 /// A path rewrite: its `type` and the field of that name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PathModifier {
     /// Which rewrite.
@@ -508,6 +523,7 @@ pub struct PathModifier {
 /// A weighted backend: a Service port. A GRPCRoute's backends are the same
 /// ([`grpc::GrpcBackendRef`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpBackendRef {
     /// `core` or empty.
@@ -545,6 +561,7 @@ impl HttpBackendRef {
 
 /// A rule's timeouts (Gateway API durations).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteTimeouts {
     /// The whole request, retries included.

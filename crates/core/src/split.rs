@@ -31,6 +31,7 @@ pub struct TrafficSplit {
 
 /// The apex service and its weighted backends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficSplitSpec {
     /// The apex service clients address.
@@ -41,6 +42,7 @@ pub struct TrafficSplitSpec {
 
 /// One backend of a split.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficSplitBackend {
     /// A service in the split's namespace.

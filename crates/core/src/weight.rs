@@ -48,6 +48,32 @@ impl TryFrom<WeightText> for Weight {
     }
 }
 
+/// The quantity spellings [`Weight`]'s parser accepts, as a CRD schema
+/// pattern (it applies to strings only; integers are checked by `minimum`).
+#[cfg(feature = "crds")]
+pub const WEIGHT_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)[mk]?\s*$";
+
+/// In a CRD: an integer or a quantity string (`x-kubernetes-int-or-string`).
+#[cfg(feature = "crds")]
+impl schemars::JsonSchema for Weight {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Weight".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "x-kubernetes-int-or-string": true,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "minimum": 0,
+            "pattern": WEIGHT_PATTERN,
+        })
+    }
+}
+
 impl std::str::FromStr for Weight {
     type Err = WeightError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -150,5 +176,23 @@ mod tests {
         }
         assert_eq!(Weight::from_milli(900).wire(), 9000);
         assert_eq!(Weight::from_milli(900).to_string(), "900m");
+    }
+
+    /// The CRD pattern admits every spelling the parser accepts, and refuses
+    /// the malformed ones (out-of-range values are the parser's to refuse).
+    #[cfg(feature = "crds")]
+    #[test]
+    fn crd_pattern_follows_the_parser() {
+        let pattern = regex::Regex::new(WEIGHT_PATTERN).unwrap();
+        for text in [
+            "900m", "1", "0.5", "100", "1k", "0", "0.5000", ".5", "2.", " 1 ",
+        ] {
+            assert!(text.parse::<Weight>().is_ok(), "{text:?} parses");
+            assert!(pattern.is_match(text), "{text:?} matches");
+        }
+        for text in ["-1", "ten", "", "1Gi", "1e3", "m"] {
+            assert!(text.parse::<Weight>().is_err(), "{text:?} is refused");
+            assert!(!pattern.is_match(text), "{text:?} does not match");
+        }
     }
 }

@@ -118,6 +118,7 @@ impl From<Labels> for BTreeMap<String, String> {
 
 /// What a workload is and where it listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSpec {
     /// Its identity; `default` when absent.
@@ -147,6 +148,7 @@ pub struct WorkloadSpec {
 /// A workload's owner: its kind (`Deployment`, `StatefulSet`, `DaemonSet`,
 /// `Job`, `CronJob`, `ReplicaSet`, ...) and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadOwner {
     /// The owner's kind, as Kubernetes spells it.
@@ -157,6 +159,7 @@ pub struct WorkloadOwner {
 
 /// One port of a workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadPort {
     /// Optional name, matched by a Service's named `targetPort`.
@@ -171,6 +174,7 @@ pub struct WorkloadPort {
 /// ([`Workload::proxy_settings`]); `weft up` allocates the ones left out for
 /// the workloads it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadProxy {
     /// The proxy's inbound port (default 4143).
@@ -197,6 +201,7 @@ pub struct WorkloadProxy {
 /// Which proxy fronts a meshed workload. Both speak Linkerd's protocols;
 /// only a weft proxy understands weft's extensions to them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ProxyImplementation {
     /// weft-proxy (the default).
@@ -240,6 +245,7 @@ impl From<&WorkloadProxy> for ProxySettings {
 /// How `weft up` runs a workload's app on this host: the command, its extra
 /// environment and working directory. The controller ignores it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadRun {
     /// The program and its arguments (`command[0]` is looked up in `PATH`).

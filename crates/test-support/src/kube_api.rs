@@ -12,6 +12,20 @@
 //!    TokenReview, (Self)SubjectAccessReview ◄── answers the test sets
 //! ```
 //!
+//! ```text
+//! let api = KubeApiServer::start();
+//! api.write_kubeconfig(&dir.join("kubeconfig"));      // or Kubeconfig::from_yaml(&api.kubeconfig_yaml())
+//! api.apply(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "web"}, …}));
+//! api.set_token_review(|review| TokenReviewAnswer::Authenticated { username: …, audiences: review.audiences.clone() });
+//! … the code under test lists and watches through kube …
+//! api.delete("v1", "Pod", Some("web"), "web-0");
+//! api.compact(); api.close_watches();                 // force 410 Gone → relist
+//! ```
+//!
+//! Modules: `model` (pure: registry of kinds, paths, selectors, continue
+//! tokens, patches), `discovery` (the discovery documents), `serve` (HTTP:
+//! routing, rendering, watch streams); the store and the public handle here.
+//!
 //! Objects are `serde_json::Value`s (the server knows no Rust types), keyed by
 //! (resource type, namespace, name). Every write takes the next
 //! resourceVersion of one etcd-like counter, is stored with
@@ -22,20 +36,57 @@
 //! gets the real server's answer: an `ERROR` event carrying a `410 Expired`
 //! Status, after which kube's watcher lists again.
 //!
-//! Built-in kinds: see `model::BUILT_IN` (core, apps, batch, discovery, RBAC,
-//! admission, policy, CRDs, Linkerd's, SMI's, Gateway API's, weft's);
-//! [`KubeApiServer::register_kind`] adds more, and so does applying a
-//! CustomResourceDefinition. A kind served at several versions is one
-//! resource stored once; each reader gets it with the apiVersion it asked for.
+//! Built-in kinds (the path of each follows from its apiVersion, plural and
+//! scope: `/api/v1/namespaces/{ns}/pods`, `/apis/apps/v1/replicasets`, …):
+//! - `v1`: Pod, Service, Namespace (cluster), Secret, ConfigMap,
+//!   ServiceAccount, Node (cluster), Endpoints, Event;
+//! - `discovery.k8s.io/v1` EndpointSlice; `apps/v1` Deployment, ReplicaSet,
+//!   StatefulSet, DaemonSet; `batch/v1` Job, CronJob; `coordination.k8s.io/v1`
+//!   Lease; `policy/v1` PodDisruptionBudget;
+//! - cluster-scoped: `apiextensions.k8s.io/v1` CustomResourceDefinition,
+//!   `rbac.authorization.k8s.io/v1` ClusterRole, ClusterRoleBinding (and the
+//!   namespaced Role, RoleBinding), `admissionregistration.k8s.io/v1`
+//!   Mutating/ValidatingWebhookConfiguration;
+//! - `linkerd.io/v1alpha2` ServiceProfile; `split.smi-spec.io/v1alpha1..4`
+//!   TrafficSplit; `policy.linkerd.io` Server (v1beta1..3), HTTPRoute
+//!   (v1beta1..3), AuthorizationPolicy, MeshTLSAuthentication,
+//!   NetworkAuthentication (v1alpha1); `gateway.networking.k8s.io` HTTPRoute
+//!   (v1, v1beta1), GRPCRoute (v1); `weft.dev/v1alpha1` Workload.
 //!
-//! Simplified on purpose: no admission, validation or defaulting, no
-//! namespace existence checks, no finalizers or graceful deletion (a delete
-//! removes at once), lists always read the latest state (a continued list
-//! serves the newest objects after the last key, under the first page's
-//! resourceVersion; watch resumption makes up for it as with a real server),
-//! `PATCH` supports merge, strategic-merge (as a merge) and apply patches (as a
-//! merge that creates), not JSON patch.
+//! [`KubeApiServer::register_kind`] adds more, and so does storing a
+//! CustomResourceDefinition (its group, names and versions). A kind served at
+//! several versions is one resource stored once; each reader gets it with the
+//! apiVersion it asked for (a CRD with `conversion: None`).
+//!
+//! Also served: `GET /version` (v1.33.0), `/api`, `/apis`, `/api/v1` and
+//! `/apis/{group}/{version}` discovery, `POST` TokenReviews
+//! ([`KubeApiServer::set_token_review`]) and (Self)SubjectAccessReviews
+//! ([`KubeApiServer::set_self_subject_access_review`]). Watches honour
+//! `resourceVersion` (events after it; absent or `0`: the current objects as
+//! ADDED first), `allowWatchBookmarks`, `timeoutSeconds`, `sendInitialEvents`
+//! (the `k8s.io/initial-events-end` bookmark), selectors (an object that
+//! stops matching is DELETED). `Accept: …;as=PartialObjectMetadataList` /
+//! `as=PartialObjectMetadata` answers metadata only (kube's metadata
+//! watches).
+//!
+//! Simplified on purpose:
+//! - no authentication or authorization of requests (the kubeconfig has no
+//!   credentials; everything is allowed), no admission, validation,
+//!   defaulting or namespace existence checks;
+//! - no finalizers or graceful deletion: a delete removes at once;
+//! - lists ignore `resourceVersion`/`resourceVersionMatch` and read the
+//!   latest state; a continued list serves the newest objects after the last
+//!   key under the first page's resourceVersion (watch resumption makes up
+//!   for the difference, as with a real server); list items carry
+//!   `apiVersion` and `kind` (a real server omits them for built-in kinds;
+//!   clients accept both);
+//! - bookmarks only when the test calls [`KubeApiServer::send_bookmarks`]
+//!   (and the streaming-list end bookmark), not every minute;
+//! - `PATCH` supports JSON patch, merge, strategic-merge (as a plain merge:
+//!   lists are replaced, not merged by key) and apply patches (as a merge
+//!   that creates; no field ownership).
 
+mod discovery;
 mod model;
 mod serve;
 
@@ -191,7 +242,7 @@ impl KubeApiServer {
     pub fn apply(&self, object: Value) -> Value {
         let mut store = self.shared.store();
         let id = store.resource_of(&object);
-        match store.write(id, None, object, WriteMode::Apply) {
+        match store.write(id, None, object, WriteMode::Apply, false) {
             Ok(stored) => Value::clone(&stored),
             Err(error) => panic!("apply: {error}"),
         }
@@ -590,27 +641,29 @@ impl Store {
             .cloned()
     }
 
+    /// A version-4-shaped UUID, unique in this server (a counter in its last part).
     fn next_uid(&mut self) -> String {
         self.uid_counter += 1;
-        let random = u64::from(crate::random_u32()) << 16 | (self.uid_counter & 0xffff);
         format!(
             "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
             crate::random_u32(),
-            self.uid_counter & 0xffff,
+            crate::random_u32() & 0xffff,
             crate::random_u32() & 0xfff,
             crate::random_u32() & 0xfff,
-            random & 0xffff_ffff_ffff
+            self.uid_counter & 0xffff_ffff_ffff
         )
     }
 
     /// Stores `object` as an object of `id` (`path_namespace`: the namespace
-    /// of the request path, which must agree with the object's).
+    /// of the request path, which must agree with the object's); a dry run
+    /// checks and answers the same but stores nothing.
     fn write(
         &mut self,
         id: ResourceId,
         path_namespace: Option<&str>,
         mut object: Value,
         mode: WriteMode,
+        dry_run: bool,
     ) -> Result<Arc<Value>, WriteError> {
         let resource = self.registry.get(id).clone();
         let key = object_key(&resource, path_namespace, &mut object, mode)?;
@@ -635,8 +688,7 @@ impl Store {
             _ => {}
         }
         // What the server owns: resourceVersion, uid, creationTimestamp, generation.
-        self.revision += 1;
-        let revision = self.revision;
+        let revision = self.revision + 1;
         let (uid, created, generation) = match &previous {
             Some(previous) => {
                 let previous_metadata = &previous["metadata"];
@@ -662,7 +714,11 @@ impl Store {
             }
         };
         let metadata = &mut object["metadata"];
-        metadata["resourceVersion"] = Value::String(revision.to_string());
+        metadata["resourceVersion"] = match (dry_run, &previous) {
+            (false, _) => Value::String(revision.to_string()),
+            (true, Some(previous)) => previous["metadata"]["resourceVersion"].clone(),
+            (true, None) => Value::String(String::new()),
+        };
         metadata["uid"] = uid;
         metadata["creationTimestamp"] = created;
         metadata["generation"] = Value::from(generation);
@@ -670,6 +726,10 @@ impl Store {
             object["apiVersion"] = Value::String(resource.api_version(&resource.versions[0]));
         }
         object["kind"] = Value::String(resource.kind.clone());
+        if dry_run {
+            return Ok(Arc::new(object));
+        }
+        self.revision = revision;
         if resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition" {
             self.serve_definition(&object);
         }
@@ -882,5 +942,87 @@ impl Store {
             resource.history.clear();
             resource.history_start = self.revision;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labelled(app: &str) -> Arc<Value> {
+        Arc::new(json!({"metadata": {"name": "a", "namespace": "web", "labels": {"app": app}}}))
+    }
+
+    #[test]
+    fn selector_watches_see_objects_enter_and_leave() {
+        let filter = Filter {
+            labels: model::parse_label_selector("app=web").unwrap(),
+            ..Filter::default()
+        };
+        let cases = [
+            (ChangeKind::Added, None, "web", Some("ADDED")),
+            (ChangeKind::Added, None, "db", None),
+            (ChangeKind::Modified, Some("web"), "web", Some("MODIFIED")),
+            (ChangeKind::Modified, Some("db"), "web", Some("ADDED")),
+            (ChangeKind::Modified, Some("web"), "db", Some("DELETED")),
+            (ChangeKind::Modified, Some("db"), "db", None),
+            (ChangeKind::Deleted, Some("web"), "web", Some("DELETED")),
+            (ChangeKind::Deleted, Some("db"), "db", None),
+        ];
+        for (kind, before, after, expected) in cases {
+            let change = Change {
+                revision: 2,
+                kind,
+                object: labelled(after),
+                previous: before.map(labelled),
+            };
+            let seen = filter.event(&change).map(|item| match item {
+                WatchItem::Event { kind, .. } => kind,
+                _ => "other",
+            });
+            assert_eq!(seen, expected, "{kind:?} {before:?} → {after}");
+        }
+    }
+
+    #[test]
+    fn watches_resume_from_history_until_it_is_compacted() {
+        let mut store = Store::new();
+        let pods = store.registry.by_kind("v1", "Pod").unwrap();
+        let write = |store: &mut Store, name: &str| {
+            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}});
+            store
+                .write(pods, None, pod, WriteMode::Apply, false)
+                .unwrap();
+        };
+        write(&mut store, "a");
+        let listed = store.revision;
+        write(&mut store, "b");
+        let kinds = |receiver: &mut mpsc::UnboundedReceiver<WatchItem>| {
+            std::iter::from_fn(|| receiver.try_recv().ok())
+                .map(|item| match item {
+                    WatchItem::Event { kind, object } => {
+                        format!("{kind} {}", object["metadata"]["name"].as_str().unwrap())
+                    }
+                    WatchItem::Bookmark { .. } => "BOOKMARK".to_string(),
+                    WatchItem::Expired { .. } => "EXPIRED".to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let after = WatchStart::After(listed);
+        let mut resumed = store.subscribe(pods, Filter::default(), after, true, false);
+        assert_eq!(kinds(&mut resumed), ["ADDED b"]);
+        let mut fresh = store.subscribe(pods, Filter::default(), WatchStart::Now, false, false);
+        assert_eq!(kinds(&mut fresh), ["ADDED a", "ADDED b"]);
+        store.remove(pods, Some("default"), "a");
+        store.send_bookmarks();
+        assert_eq!(kinds(&mut resumed), ["DELETED a", "BOOKMARK"]);
+        assert_eq!(kinds(&mut fresh), ["DELETED a"]);
+        store.compact();
+        let mut expired = store.subscribe(pods, Filter::default(), after, true, false);
+        assert_eq!(kinds(&mut expired), ["EXPIRED"]);
+        let now = WatchStart::After(store.revision);
+        let mut current = store.subscribe(pods, Filter::default(), now, true, false);
+        assert!(kinds(&mut current).is_empty());
     }
 }

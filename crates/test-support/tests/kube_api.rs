@@ -740,3 +740,159 @@ async fn ten_thousand_pods_apply_and_list() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn streaming_list_watchers_get_initial_events_then_changes() {
+    let api = KubeApiServer::start();
+    api.apply(pod("web", "a", json!({})));
+    let pods: Api<Pod> = Api::all(client(&api).await);
+    let mut events = watch_stream(pods, watcher::Config::default().streaming_lists()).boxed();
+    for expected in ["Init", "InitApply(web/a)", "InitDone"] {
+        assert_eq!(next_event(&mut events).await, expected);
+    }
+    api.apply(pod("web", "b", json!({})));
+    assert_eq!(next_event(&mut events).await, "Apply(web/b)");
+    let first = &api.requests()[0];
+    assert!(first.query.contains("sendInitialEvents=true"), "{first:?}");
+}
+
+#[tokio::test]
+async fn watches_end_after_their_timeout_and_when_closed() {
+    let api = KubeApiServer::start();
+    let pods: Api<Pod> = Api::all(client(&api).await);
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut events = watch_stream(pods, watcher::Config::default().timeout(1)).boxed();
+        while let Some(event) = events.next().await {
+            if sender.send(event.map(|event| describe(&event))).is_err() {
+                break;
+            }
+        }
+    });
+    let watches = || {
+        api.requests()
+            .iter()
+            .filter(|request| request.query.contains("watch=true"))
+            .count()
+    };
+    assert!(watches() <= 1);
+    eventually(|| watches() >= 3).await;
+    let before = watches();
+    api.close_watches();
+    eventually(|| watches() > before).await;
+    api.apply(pod("web", "a", json!({})));
+    let mut seen = Vec::new();
+    while !seen.contains(&"Apply(web/a)".to_string()) {
+        seen.push(receiver.recv().await.unwrap().expect("no watcher error"));
+    }
+    task.abort();
+}
+
+#[tokio::test]
+async fn custom_resource_definitions_serve_their_kinds() {
+    let api = KubeApiServer::start();
+    api.apply_yaml(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata: {name: gadgets.example.com}\n\
+         spec:\n  group: example.com\n  scope: Namespaced\n\
+         \x20 names: {kind: Gadget, plural: gadgets, singular: gadget, listKind: GadgetList}\n\
+         \x20 versions:\n  - {name: v1beta1, served: true, storage: false}\n  - {name: v1, served: true, storage: true}\n",
+    );
+    api.apply(json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget", "metadata": {"name": "g", "namespace": "web"}}));
+    let gadget = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Gadget"),
+        "gadgets",
+    );
+    let gadgets: Api<DynamicObject> = Api::all_with(client(&api).await, &gadget);
+    let listed = gadgets
+        .list(&ListParams::default())
+        .await
+        .expect("the CRD's kind is served");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        listed.items[0].types.as_ref().unwrap().api_version,
+        "example.com/v1"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_server_ends_its_watches() {
+    let api = KubeApiServer::start();
+    let pods: Api<Pod> = Api::all(client(&api).await);
+    let mut events = watch_stream(pods, watcher::Config::default()).boxed();
+    assert_eq!(next_event(&mut events).await, "Init");
+    assert_eq!(next_event(&mut events).await, "InitDone");
+    api.apply(pod("web", "a", json!({})));
+    assert_eq!(next_event(&mut events).await, "Apply(web/a)");
+    drop(api);
+    assert!(
+        next(&mut events).await.is_err(),
+        "the watcher reports the lost server"
+    );
+}
+
+#[tokio::test]
+async fn discovery_lists_the_served_kinds() {
+    let api = KubeApiServer::start();
+    let client = client(&api).await;
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery");
+    let (replica_sets, capabilities) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "ReplicaSet"))
+        .expect("ReplicaSets are discovered");
+    assert_eq!(replica_sets.plural, "replicasets");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Namespaced);
+    let (_, capabilities) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Namespace"))
+        .expect("Namespaces are discovered");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Cluster);
+    let legacy = kube::discovery::Discovery::new(client)
+        .run()
+        .await
+        .expect("discovery");
+    assert!(legacy.has_group("policy.linkerd.io"));
+    let servers = legacy.get("policy.linkerd.io").unwrap();
+    assert_eq!(servers.preferred_version_or_latest(), "v1beta3");
+}
+
+#[tokio::test]
+async fn dry_runs_answer_without_storing() {
+    let api = KubeApiServer::start();
+    let pods: Api<Pod> = Api::namespaced(client(&api).await, "web");
+    let new_pod: Pod = serde_json::from_value(pod("web", "a", json!({}))).unwrap();
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let answered = pods
+        .create(&dry_run, &new_pod)
+        .await
+        .expect("dry-run create");
+    assert_eq!(answered.name_any(), "a");
+    assert!(api.get("v1", "Pod", Some("web"), "a").is_none());
+    let version = api.resource_version();
+    api.apply(pod("web", "a", json!({})));
+    let delete = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    pods.delete("a", &delete).await.expect("dry-run delete");
+    pods.delete_collection(&delete, &ListParams::default())
+        .await
+        .expect("dry-run delete collection");
+    assert!(api.get("v1", "Pod", Some("web"), "a").is_some());
+    assert_eq!(api.resource_version(), version + 1);
+}
+
+#[test]
+fn the_server_handle_is_shareable() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<KubeApiServer>();
+    // Usable with no runtime at all.
+    let api = KubeApiServer::start();
+    api.apply(pod("web", "a", json!({})));
+    assert!(api.url().starts_with("http://127.0.0.1:"));
+    assert!(api.kubeconfig_yaml().contains(&api.url()));
+}

@@ -8,6 +8,8 @@ use k8s_openapi::api::core::v1::Service;
 use weft_core::service::{selects, target_port};
 use weft_core::workload::{Labels, ProxyEndpoint, Workload, WorkloadOwner};
 
+use super::ServicePort;
+
 /// One address serving a `service:port`: a workload address and the target
 /// port resolved on that workload, with what a proxy labels it by. On
 /// Kubernetes the workload is the pod an EndpointSlice names, the zone the
@@ -80,6 +82,44 @@ impl Endpoint {
     /// Whether a weft proxy fronts it.
     pub fn is_meshed(&self) -> bool {
         self.proxy.is_some()
+    }
+}
+
+/// An endpoint question: a `service:port`, or one instance of it by its
+/// endpoint hostname (`web-0.web.shop.svc.cluster.local`, a StatefulSet
+/// pod). What endpoint subscriptions are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointTarget {
+    /// The service and port.
+    pub target: ServicePort,
+    /// Only the endpoint with this hostname, when set.
+    pub hostname: Option<String>,
+}
+
+impl EndpointTarget {
+    /// Every endpoint of `target`.
+    pub fn service(target: ServicePort) -> Self {
+        Self {
+            target,
+            hostname: None,
+        }
+    }
+
+    /// The endpoint of `target` whose hostname is `hostname`.
+    pub fn instance(target: ServicePort, hostname: &str) -> Self {
+        Self {
+            target,
+            hostname: Some(hostname.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for EndpointTarget {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.hostname {
+            Some(hostname) => write!(formatter, "{hostname}.{}", self.target),
+            None => self.target.fmt(formatter),
+        }
     }
 }
 

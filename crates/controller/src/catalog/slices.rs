@@ -12,15 +12,167 @@
 //! no label is matched here: a slice's ready endpoints are the answer.
 //! Unready and terminating endpoints are left out; an address listed by
 //! two slices is one endpoint.
+//!
+//! Also here: the catalog's slice store ([`SliceStore`]: which Services a
+//! changed pod serves, so only their watches are recomputed) and where a
+//! Service's endpoints come from ([`Catalog::endpoints_for`]: its slices
+//! when it has any or in slices-only mode, else its selector).
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::core::v1::{Service, ServicePort as KubernetesServicePort};
 use weft_core::endpoint_slice::{AddressType, EndpointSlice, SliceEndpoint};
+use weft_core::names::ServiceName;
 use weft_core::service::{TargetPort, target_port};
 use weft_core::workload::Workload;
 
-use super::endpoints::{Endpoint, EndpointSet};
+use super::endpoints::{Endpoint, EndpointSet, EndpointTarget, endpoints_of};
+use super::{Catalog, NamespacedName, Scope};
+
+/// The catalog's EndpointSlices by (namespace, name), in the boxes they
+/// were converted into, and which of them name pods of another namespace.
+#[derive(Debug, Default, Clone)]
+pub(super) struct SliceStore {
+    slices: BTreeMap<NamespacedName, Box<EndpointSlice>>,
+    /// The slices naming a pod of another namespace (rare): searched, with
+    /// a pod's own namespace, for the services a changed pod serves.
+    with_foreign_pods: BTreeSet<NamespacedName>,
+}
+
+impl SliceStore {
+    /// Inserts a slice, returning the one it replaced.
+    pub(super) fn insert(
+        &mut self,
+        name: NamespacedName,
+        slice: Box<EndpointSlice>,
+    ) -> Option<Box<EndpointSlice>> {
+        if slice
+            .endpoints
+            .iter()
+            .any(|endpoint| endpoint.target_namespace.is_some())
+        {
+            self.with_foreign_pods.insert(name.clone());
+        } else {
+            self.with_foreign_pods.remove(&name);
+        }
+        self.slices.insert(name, slice)
+    }
+
+    /// Removes a slice, returning it.
+    pub(super) fn remove(&mut self, name: &NamespacedName) -> Option<Box<EndpointSlice>> {
+        self.with_foreign_pods.remove(name);
+        self.slices.remove(name)
+    }
+
+    /// Whether there are none.
+    pub(super) fn is_empty(&self) -> bool {
+        self.slices.is_empty()
+    }
+
+    /// The EndpointSlices of the Service `namespace/service`, in name order.
+    pub(super) fn of_service<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+        self.slices
+            .range((namespace.to_string(), String::new())..)
+            .take_while(move |((slice_namespace, _), _)| slice_namespace == namespace)
+            .map(|(_, slice)| slice.as_ref())
+            .filter(move |slice| slice.service.as_deref() == Some(service))
+    }
+
+    /// The Services (namespace, name) whose slices name one of `pods`
+    /// (pod names by namespace) as an endpoint's pod. Scans the slices of
+    /// the pods' namespaces (and the few naming pods elsewhere) without
+    /// allocating per endpoint: this runs for every pod change.
+    pub(super) fn services_serving(&self, pods: &[(&str, &str)]) -> HashSet<NamespacedName> {
+        let namespaces: BTreeSet<&str> = pods.iter().map(|(namespace, _)| *namespace).collect();
+        let local = namespaces.into_iter().flat_map(|namespace| {
+            self.slices
+                .range((namespace.to_string(), String::new())..)
+                .take_while(move |((slice_namespace, _), _)| slice_namespace == namespace)
+        });
+        let foreign = self
+            .with_foreign_pods
+            .iter()
+            .filter_map(|key| self.slices.get_key_value(key));
+        let mut services = HashSet::new();
+        for ((slice_namespace, _), slice) in local.chain(foreign) {
+            let Some(service) = &slice.service else {
+                continue;
+            };
+            let serves = slice.endpoints.iter().any(|endpoint| {
+                let namespace = endpoint
+                    .target_namespace
+                    .as_deref()
+                    .unwrap_or(slice_namespace);
+                endpoint.target_pod.as_deref().is_some_and(|pod| {
+                    pods.iter()
+                        .any(|(pod_namespace, name)| *name == pod && *pod_namespace == namespace)
+                })
+            });
+            if serves {
+                services.insert((slice_namespace.clone(), service.clone()));
+            }
+        }
+        services
+    }
+}
+
+/// Where a Service's endpoints come from.
+impl Catalog {
+    /// Makes every Service's endpoints come from its EndpointSlices only
+    /// (`true`: a Kubernetes source, where a Service whose slices are not
+    /// written yet has no endpoints), or from its slices when it has any
+    /// and else its selector (`false`, the default: a mesh file).
+    /// Republishes every endpoint answer.
+    pub fn set_endpoints_from_slices(&mut self, from_slices: bool) {
+        if self.endpoints_from_slices != from_slices {
+            self.endpoints_from_slices = from_slices;
+            self.refresh(Scope::All);
+        }
+    }
+
+    /// Whether every Service's endpoints come from its slices only.
+    pub fn endpoints_from_slices(&self) -> bool {
+        self.endpoints_from_slices
+    }
+
+    /// The endpoints of `service:port` (only the one with the target's
+    /// hostname, when set), or `None` when the service does not exist. From
+    /// the Service's slices when it has any or slices are the only source
+    /// ([`Self::set_endpoints_from_slices`]); else from the Workloads its
+    /// selector matches, where a Workload's name stands for its hostname.
+    pub fn endpoints_for(&self, request: &EndpointTarget) -> Option<EndpointSet> {
+        let target = &request.target;
+        let service = self.service(&target.service)?;
+        let ServiceName { namespace, name } = &target.service;
+        let mut slices = self.objects.slices.of_service(namespace, name).peekable();
+        if self.endpoints_from_slices || slices.peek().is_some() {
+            let query = SliceQuery {
+                service,
+                namespace,
+                port: target.port,
+                hostname: request.hostname.as_deref(),
+            };
+            return Some(endpoints_from_slices(&query, slices, |namespace, name| {
+                self.workload(namespace, name)
+            }));
+        }
+        let mut set = endpoints_of(
+            service,
+            namespace,
+            target.port,
+            self.objects.workloads_in(namespace),
+        );
+        if let Some(hostname) = &request.hostname {
+            set.retain(|_, endpoint| endpoint.workload == *hostname);
+        }
+        Some(set)
+    }
+}
 
 /// What a slice-based endpoint question asks: the Service, its namespace,
 /// the port clients address and, for an instance name

@@ -33,6 +33,12 @@ use crate::proxy_address::proxy_listeners;
 
 /// How many proxies are scraped at once.
 const CONCURRENT_SCRAPES: usize = 32;
+/// How long connecting to a proxy may take. hyper's client finishes a
+/// connect in the background even after its request timed out (to pool the
+/// connection), so without this bound every unreachable proxy (a SYN that is
+/// never answered) would hold a socket and a task for the kernel's whole
+/// SYN-retry time (minutes): thousands of them with a large mesh.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The largest `/metrics` body read (a proxy's is tens of KiB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -43,6 +49,7 @@ pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 pub fn http_client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
     Client::builder(TokioExecutor::new()).build(connector)
 }
 

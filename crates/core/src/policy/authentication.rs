@@ -43,6 +43,7 @@ pub struct MeshTLSAuthentication {
 
 /// The body of a MeshTLSAuthentication: `identities` or `identityRefs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeshTLSAuthenticationSpec {
     /// Identity names; `*` is any identity, `*.suffix` any identity ending in `.suffix`.
@@ -55,6 +56,7 @@ pub struct MeshTLSAuthenticationSpec {
 
 /// A ServiceAccount or Namespace whose identities are admitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentityRef {
     /// Empty or `core`.
@@ -171,6 +173,7 @@ pub struct NetworkAuthentication {
 
 /// The body of a NetworkAuthentication.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkAuthenticationSpec {
     /// The networks clients may come from.
@@ -179,6 +182,7 @@ pub struct NetworkAuthenticationSpec {
 
 /// One network, as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkSpec {
     /// The network (`10.0.0.0/8`).

@@ -45,6 +45,7 @@ pub struct AuthorizationPolicy {
 
 /// The body of an AuthorizationPolicy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthorizationPolicySpec {
     /// What it applies to (in its own namespace).
@@ -56,6 +57,7 @@ pub struct AuthorizationPolicySpec {
 
 /// The policy's target, as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TargetRef {
     /// `policy.linkerd.io` (Server, HTTPRoute), `gateway.networking.k8s.io`
@@ -73,6 +75,7 @@ pub struct TargetRef {
 
 /// One required authentication, as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthenticationRef {
     /// `policy.linkerd.io`, or empty/`core` for a ServiceAccount.

@@ -47,6 +47,7 @@ pub struct Server {
 
 /// The body of a Server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerSpec {
     /// The workloads (pods, in Linkerd) it applies to, by label.
@@ -68,6 +69,7 @@ pub struct ServerSpec {
 
 /// A port number or a port name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum ServerPort {
     /// A number.
@@ -97,6 +99,7 @@ impl std::fmt::Display for ServerPort {
 
 /// The protocol a Server declares, as Linkerd spells it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 pub enum ProxyProtocol {
     /// Detect HTTP, else forward opaquely.
     #[default]
@@ -122,6 +125,7 @@ pub enum ProxyProtocol {
 /// A Kubernetes label selector. Unlike a Service's selector, an empty one
 /// selects every workload of the namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
     /// Labels that must be set to these values.
@@ -134,6 +138,7 @@ pub struct LabelSelector {
 
 /// One `matchExpressions` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelRequirement {
     /// The label.
@@ -147,6 +152,7 @@ pub struct LabelRequirement {
 
 /// A `matchExpressions` operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "crds", derive(schemars::JsonSchema))]
 pub enum SelectorOperator {
     /// The label is set to one of the values.
     In,

@@ -60,6 +60,7 @@ const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ("v1", "Node", "nodes", false),
     ("v1", "Endpoints", "endpoints", true),
     ("v1", "Event", "events", true),
+    ("events.k8s.io/v1", "Event", "events", true),
     (
         "discovery.k8s.io/v1",
         "EndpointSlice",
@@ -285,6 +286,8 @@ impl Registry {
 pub(super) enum Route {
     /// `/version`.
     Version,
+    /// `/healthz`, `/livez`, `/readyz`.
+    Health,
     /// `/api`: the core group's versions.
     CoreVersions,
     /// `/apis`: the groups.
@@ -321,6 +324,7 @@ pub(super) fn parse_path(path: &str) -> Route {
         .collect();
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => return Route::Version,
+        ["healthz" | "livez" | "readyz"] => return Route::Health,
         ["api"] => return Route::CoreVersions,
         ["apis"] => return Route::Groups,
         ["api", version, rest @ ..] => ("", *version, rest),
@@ -623,6 +627,99 @@ pub(super) fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// RFC 6902 JSON patch: `add`, `remove`, `replace`, `move`, `copy`, `test`.
+pub(super) fn json_patch(target: &mut Value, operations: &Value) -> Result<(), String> {
+    let operations = operations
+        .as_array()
+        .ok_or_else(|| "a JSON patch is an array of operations".to_string())?;
+    for operation in operations {
+        let text = |field: &str| {
+            operation[field]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("operation {operation} has no {field:?}"))
+        };
+        let path = text("path")?;
+        match text("op")?.as_str() {
+            "add" => pointer_add(target, &path, operation["value"].clone())?,
+            "remove" => {
+                pointer_remove(target, &path)?;
+            }
+            "replace" => {
+                let slot = target
+                    .pointer_mut(&path)
+                    .ok_or_else(|| format!("replace: {path} does not exist"))?;
+                *slot = operation["value"].clone();
+            }
+            "move" => {
+                let value = pointer_remove(target, &text("from")?)?;
+                pointer_add(target, &path, value)?;
+            }
+            "copy" => {
+                let from = text("from")?;
+                let value = target
+                    .pointer(&from)
+                    .cloned()
+                    .ok_or_else(|| format!("copy: {from} does not exist"))?;
+                pointer_add(target, &path, value)?;
+            }
+            "test" => {
+                if target.pointer(&path) != Some(&operation["value"]) {
+                    return Err(format!("test failed at {path}"));
+                }
+            }
+            other => return Err(format!("unknown JSON patch operation {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// The parent container of a JSON pointer and its last (unescaped) token.
+fn pointer_parent<'a>(
+    target: &'a mut Value,
+    path: &str,
+) -> Result<(&'a mut Value, String), String> {
+    let (parent, token) = path
+        .rsplit_once('/')
+        .ok_or_else(|| format!("{path:?} is not a JSON pointer"))?;
+    let token = token.replace("~1", "/").replace("~0", "~");
+    let parent = target
+        .pointer_mut(parent)
+        .ok_or_else(|| format!("{parent} does not exist"))?;
+    Ok((parent, token))
+}
+
+fn pointer_add(target: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    if path.is_empty() {
+        *target = value;
+        return Ok(());
+    }
+    match pointer_parent(target, path)? {
+        (Value::Object(map), key) => {
+            map.insert(key, value);
+        }
+        (Value::Array(items), index) if index == "-" => items.push(value),
+        (Value::Array(items), index) => match index.parse::<usize>() {
+            Ok(index) if index <= items.len() => items.insert(index, value),
+            _ => return Err(format!("add: bad array index in {path}")),
+        },
+        _ => return Err(format!("add: the parent of {path} is not a container")),
+    }
+    Ok(())
+}
+
+fn pointer_remove(target: &mut Value, path: &str) -> Result<Value, String> {
+    let removed = match pointer_parent(target, path)? {
+        (Value::Object(map), key) => map.remove(&key),
+        (Value::Array(items), index) => match index.parse::<usize>() {
+            Ok(index) if index < items.len() => Some(items.remove(index)),
+            _ => None,
+        },
+        _ => None,
+    };
+    removed.ok_or_else(|| format!("remove: {path} does not exist"))
+}
+
 /// The query parameters of a request (last value wins).
 pub(super) fn parse_query(query: &str) -> BTreeMap<String, String> {
     form_urlencoded::parse(query.as_bytes())
@@ -689,7 +786,8 @@ mod tests {
                     version: "v1".into(),
                 },
             ),
-            ("/healthz", Route::Unknown),
+            ("/healthz", Route::Health),
+            ("/metrics", Route::Unknown),
             ("/api/v1/namespaces/x/pods/a/status/extra", Route::Unknown),
         ];
         for (path, expected) in cases {
@@ -803,6 +901,65 @@ mod tests {
         ];
         for (seconds, expected) in cases {
             assert_eq!(rfc3339(seconds), expected);
+        }
+    }
+
+    #[test]
+    fn json_patches_follow_rfc_6902() {
+        let target = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"ports": [80]}});
+        let cases = [
+            (
+                json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}]),
+                Ok(json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"ports": [80]}})),
+            ),
+            (
+                json!([{"op": "add", "path": "/spec/ports/-", "value": 81}]),
+                Ok(json!({"metadata": {"labels": {"a": "1"}}, "spec": {"ports": [80, 81]}})),
+            ),
+            (
+                json!([{"op": "add", "path": "/spec/ports/0", "value": 79}]),
+                Ok(json!({"metadata": {"labels": {"a": "1"}}, "spec": {"ports": [79, 80]}})),
+            ),
+            (
+                json!([{"op": "remove", "path": "/metadata/labels/a"}]),
+                Ok(json!({"metadata": {"labels": {}}, "spec": {"ports": [80]}})),
+            ),
+            (
+                json!([{"op": "replace", "path": "/spec/ports/0", "value": 8080}]),
+                Ok(json!({"metadata": {"labels": {"a": "1"}}, "spec": {"ports": [8080]}})),
+            ),
+            (
+                json!([{"op": "move", "from": "/metadata/labels/a", "path": "/metadata/labels/c~1d"}]),
+                Ok(json!({"metadata": {"labels": {"c/d": "1"}}, "spec": {"ports": [80]}})),
+            ),
+            (
+                json!([{"op": "copy", "from": "/spec/ports", "path": "/spec/targets"}]),
+                Ok(
+                    json!({"metadata": {"labels": {"a": "1"}}, "spec": {"ports": [80], "targets": [80]}}),
+                ),
+            ),
+            (
+                json!([{"op": "test", "path": "/spec/ports/0", "value": 80}]),
+                Ok(target.clone()),
+            ),
+            (
+                json!([{"op": "test", "path": "/spec/ports/0", "value": 81}]),
+                Err(()),
+            ),
+            (json!([{"op": "remove", "path": "/missing"}]), Err(())),
+            (
+                json!([{"op": "replace", "path": "/missing/x", "value": 1}]),
+                Err(()),
+            ),
+            (json!([{"op": "frobnicate", "path": "/a"}]), Err(())),
+            (json!({"op": "add"}), Err(())),
+        ];
+        for (patch, expected) in cases {
+            let mut patched = target.clone();
+            let result = json_patch(&mut patched, &patch)
+                .map(|()| patched)
+                .map_err(|_| ());
+            assert_eq!(result, expected, "{patch}");
         }
     }
 

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use super::discovery;
 use super::model::{self, ContinueToken, ResourceId, ResourcePath, Route};
 use super::{
     Filter, RecordedRequest, ResourceAttributes, Shared, TokenReviewAnswer, TokenReviewRequest,
@@ -68,7 +69,9 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
             .unwrap_or_default()
             .to_string()
     };
-    let metadata_only = header(header::ACCEPT).contains("as=PartialObjectMetadata");
+    let accept = header(header::ACCEPT);
+    let metadata_only = accept.contains("as=PartialObjectMetadata");
+    let aggregated = accept.contains("as=APIGroupDiscoveryList");
     let content_type = header(header::CONTENT_TYPE);
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -82,16 +85,27 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
         metadata_only,
     };
     match model::parse_path(&path) {
-        Route::Version => json_response(StatusCode::OK, &version_info()),
-        Route::CoreVersions => json_response(
+        Route::Version => json_response(StatusCode::OK, &discovery::version()),
+        Route::Health => text_response(StatusCode::OK, "ok"),
+        Route::CoreVersions if aggregated => json_response(
             StatusCode::OK,
-            &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+            &discovery::aggregated(&shared.store().registry, true),
         ),
-        Route::Groups => json_response(StatusCode::OK, &groups(shared)),
-        Route::Resources { group, version } => match resources(shared, &group, &version) {
-            Some(list) => json_response(StatusCode::OK, &list),
-            None => not_found_path(),
-        },
+        Route::CoreVersions => json_response(StatusCode::OK, &discovery::core_versions()),
+        Route::Groups if aggregated => json_response(
+            StatusCode::OK,
+            &discovery::aggregated(&shared.store().registry, false),
+        ),
+        Route::Groups => {
+            json_response(StatusCode::OK, &discovery::groups(&shared.store().registry))
+        }
+        Route::Resources { group, version } => {
+            let resources = discovery::resources(&shared.store().registry, &group, &version);
+            match resources {
+                Some(list) => json_response(StatusCode::OK, &list),
+                None => not_found_path(),
+            }
+        }
         Route::Resource(path) => resource(shared, path, call).await,
         Route::Unknown => not_found_path(),
     }
@@ -104,6 +118,20 @@ struct Call {
     body: Bytes,
     content_type: String,
     metadata_only: bool,
+}
+
+impl Call {
+    /// `dryRun=All` (in the query, or a DeleteOptions body's `dryRun: [All]`):
+    /// check and answer, store nothing.
+    fn dry_run(&self) -> bool {
+        let in_body = || {
+            serde_json::from_slice::<Value>(&self.body)
+                .ok()
+                .and_then(|options| options.get("dryRun")?.as_array().map(|all| !all.is_empty()))
+                .unwrap_or(false)
+        };
+        self.query.contains_key("dryRun") || (self.method == Method::DELETE && in_body())
+    }
 }
 
 /// A collection or object request.
@@ -147,28 +175,25 @@ async fn resource(shared: &Shared, path: ResourcePath, call: Call) -> Response<B
     match (&call.method, &target.path.name) {
         (&Method::GET, None) if watch => watch_stream(shared, &target, &call.query),
         (&Method::GET, None) => list(shared, &target, &call.query),
-        (&Method::GET, Some(name)) => {
-            match shared
-                .store()
-                .object(id, target.path.namespace.as_deref(), name)
-            {
-                Some(object) => target.render.object_response(StatusCode::OK, &object),
-                None => target.not_found(name),
-            }
-        }
+        (&Method::GET, Some(name)) => match shared.store().object(id, target.namespace(), name) {
+            Some(object) => target.render.object_response(StatusCode::OK, &object),
+            None => target.not_found(name),
+        },
         (&Method::POST, None) => write(shared, &target, &call, WriteMode::Create),
         (&Method::PUT, Some(_)) => write(shared, &target, &call, WriteMode::Replace),
         (&Method::PATCH, Some(_)) => patch(shared, &target, &call),
         (&Method::DELETE, Some(name)) => {
-            let removed = shared
-                .store()
-                .remove(id, target.path.namespace.as_deref(), name);
+            let removed = if call.dry_run() {
+                shared.store().object(id, target.namespace(), name)
+            } else {
+                shared.store().remove(id, target.namespace(), name)
+            };
             match removed {
                 Some(object) => target.render.object_response(StatusCode::OK, &object),
                 None => target.not_found(name),
             }
         }
-        (&Method::DELETE, None) => delete_collection(shared, &target, &call.query),
+        (&Method::DELETE, None) => delete_collection(shared, &target, &call),
         _ => failure(
             405,
             "the server does not allow this method on the requested resource",
@@ -218,7 +243,7 @@ impl Target {
         status_response(code, reason, &message, details)
     }
 
-    /// The namespace and name in the path (a cluster-wide path names no namespace).
+    /// The namespace in the path (none in a cluster-wide path).
     fn namespace(&self) -> Option<&str> {
         self.path.namespace.as_deref()
     }
@@ -292,31 +317,29 @@ fn list(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> R
 }
 
 /// DELETE on a collection: removes what the selectors match, answers the list.
-fn delete_collection(
-    shared: &Shared,
-    target: &Target,
-    query: &BTreeMap<String, String>,
-) -> Response<Body> {
-    let filter = match filter(target, query) {
+fn delete_collection(shared: &Shared, target: &Target, call: &Call) -> Response<Body> {
+    let filter = match filter(target, &call.query) {
         Ok(filter) => filter,
         Err(message) => return failure(400, &message),
     };
     let mut store = shared.store();
     let (items, _, _) = store.page(target.id, &filter, None, None);
-    let removed: Vec<_> = items
-        .iter()
-        .filter_map(|object| {
-            let metadata = &object["metadata"];
-            let name = metadata["name"].as_str()?;
-            store.remove(target.id, metadata["namespace"].as_str(), name)
-        })
-        .collect();
+    let removed: Vec<_> = if call.dry_run() {
+        items
+    } else {
+        items
+            .iter()
+            .filter_map(|object| {
+                let metadata = &object["metadata"];
+                let name = metadata["name"].as_str()?;
+                store.remove(target.id, metadata["namespace"].as_str(), name)
+            })
+            .collect()
+    };
     let revision = store.revision;
     drop(store);
-    bytes_response(
-        StatusCode::OK,
-        Bytes::from(target.render.list(&removed, revision, None, 0)),
-    )
+    let list = target.render.list(&removed, revision, None, 0);
+    bytes_response(StatusCode::OK, Bytes::from(list))
 }
 
 /// GET with `watch=true`: an NDJSON event stream.
@@ -432,7 +455,7 @@ fn write(shared: &Shared, target: &Target, call: &Call, mode: WriteMode) -> Resp
         object = updated;
     }
     let created = mode == WriteMode::Create;
-    match store.write(target.id, target.namespace(), object, mode) {
+    match store.write(target.id, target.namespace(), object, mode, call.dry_run()) {
         Ok(stored) => {
             drop(store);
             let code = if created {
@@ -446,30 +469,20 @@ fn write(shared: &Shared, target: &Target, call: &Call, mode: WriteMode) -> Resp
     }
 }
 
-/// PATCH: merge, strategic merge (as a merge) or apply (a merge that creates).
+/// PATCH: JSON patch, merge, strategic merge (as a merge) or apply (a merge
+/// that creates).
 fn patch(shared: &Shared, target: &Target, call: &Call) -> Response<Body> {
     let Some(name) = &target.path.name else {
         return failure(405, "PATCH needs an object");
     };
-    let apply = call.content_type.starts_with("application/apply-patch");
-    let merge = apply
-        || call
-            .content_type
-            .starts_with("application/merge-patch+json")
-        || call
-            .content_type
-            .starts_with("application/strategic-merge-patch+json");
-    if !merge {
-        return status_response(
-            415,
-            "UnsupportedMediaType",
-            &format!(
-                "the test API server does not support the patch type {:?}",
-                call.content_type
-            ),
-            None,
+    let kind = PatchKind::of(&call.content_type);
+    let Some(kind) = kind else {
+        let message = format!(
+            "the test API server does not support the patch type {:?}",
+            call.content_type
         );
-    }
+        return status_response(415, "UnsupportedMediaType", &message, None);
+    };
     let patch: Value = match serde_json::from_slice(&call.body) {
         Ok(patch) => patch,
         Err(_) => match serde_saphyr::from_slice(&call.body) {
@@ -477,30 +490,64 @@ fn patch(shared: &Shared, target: &Target, call: &Call) -> Response<Body> {
             Err(error) => return failure(400, &format!("the patch is not JSON or YAML: {error}")),
         },
     };
-    let patch = match target.path.subresource.as_deref() {
-        Some("status") => json!({"status": patch.get("status").cloned().unwrap_or(Value::Null)}),
-        _ => patch,
-    };
+    let status_only = target.path.subresource.as_deref() == Some("status");
     let mut store = shared.store();
     let (object, mode, code) = match store.object(target.id, target.namespace(), name) {
         Some(current) => {
             let mut object = Value::clone(&current);
-            model::merge_patch(&mut object, &patch);
+            if kind == PatchKind::Json {
+                if let Err(message) = model::json_patch(&mut object, &patch) {
+                    return status_response(422, "Invalid", &message, None);
+                }
+            } else {
+                model::merge_patch(&mut object, &patch);
+            }
+            if status_only {
+                // Only the status moves on the status subresource.
+                let status = object.get("status").cloned().unwrap_or(Value::Null);
+                object = Value::clone(&current);
+                object["status"] = status;
+            }
             (object, WriteMode::Replace, StatusCode::OK)
         }
-        None if apply => {
+        None if kind == PatchKind::Apply => {
             let mut object = patch;
             object["metadata"]["name"] = Value::String(name.clone());
             (object, WriteMode::Create, StatusCode::CREATED)
         }
         None => return target.not_found(name),
     };
-    match store.write(target.id, target.namespace(), object, mode) {
+    match store.write(target.id, target.namespace(), object, mode, call.dry_run()) {
         Ok(stored) => {
             drop(store);
             target.render.object_response(code, &stored)
         }
         Err(error) => target.write_error(&error),
+    }
+}
+
+/// The patch types the server applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatchKind {
+    /// RFC 6902.
+    Json,
+    /// RFC 7386 (strategic merge patches too, without their list keys).
+    Merge,
+    /// Server-side apply, as a merge that creates.
+    Apply,
+}
+
+impl PatchKind {
+    fn of(content_type: &str) -> Option<Self> {
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        match media_type {
+            "application/json-patch+json" => Some(Self::Json),
+            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                Some(Self::Merge)
+            }
+            "application/apply-patch+yaml" => Some(Self::Apply),
+            _ => None,
+        }
     }
 }
 
@@ -736,99 +783,22 @@ fn write_json(out: &mut Vec<u8>, value: &Value) {
     serde_json::to_writer(out, value).expect("a JSON value serializes");
 }
 
-/// `/version`, as a v1.33.0 server answers.
-fn version_info() -> Value {
-    json!({
-        "major": "1",
-        "minor": "33",
-        "gitVersion": "v1.33.0",
-        "gitCommit": "60a317eadfcb839692a68eab88b2096f4d708f4f",
-        "gitTreeState": "clean",
-        "buildDate": "2025-04-23T13:07:44Z",
-        "goVersion": "go1.24.2",
-        "compiler": "gc",
-        "platform": "linux/amd64",
-    })
-}
-
-/// `/apis`: every group with its versions, the preferred one first.
-fn groups(shared: &Shared) -> Value {
-    let store = shared.store();
-    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (_, resource) in store
-        .registry
-        .iter()
-        .filter(|(_, resource)| !resource.group.is_empty())
-    {
-        let versions = groups.entry(resource.group.as_str()).or_default();
-        for version in &resource.versions {
-            if !versions.contains(&version.as_str()) {
-                versions.push(version);
-            }
-        }
-    }
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|(group, mut versions)| {
-            versions.sort_by_key(|version| std::cmp::Reverse(version_priority(version)));
-            let entry = |version: &str| json!({"groupVersion": format!("{group}/{version}"), "version": version});
-            json!({
-                "name": group,
-                "versions": versions.iter().map(|version| entry(version)).collect::<Vec<_>>(),
-                "preferredVersion": entry(versions[0]),
-            })
-        })
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-}
-
-/// Kubernetes' version order: GA over beta over alpha, then by number.
-fn version_priority(version: &str) -> (u8, u32, u32) {
-    let digits = |text: &str| text.parse::<u32>().unwrap_or_default();
-    let rest = version.strip_prefix('v').unwrap_or(version);
-    let major_end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    let (major, stability) = rest.split_at(major_end);
-    match stability {
-        "" => (3, digits(major), 0),
-        beta if beta.starts_with("beta") => (2, digits(major), digits(&beta[4..])),
-        alpha if alpha.starts_with("alpha") => (1, digits(major), digits(&alpha[5..])),
-        _ => (0, 0, 0),
-    }
-}
-
-/// `/api/v1`, `/apis/group/version`: the resources served there.
-fn resources(shared: &Shared, group: &str, version: &str) -> Option<Value> {
-    let store = shared.store();
-    let resources: Vec<Value> = store
-        .registry
-        .iter()
-        .filter(|(_, resource)| resource.group == group && resource.versions.iter().any(|known| known == version))
-        .map(|(_, resource)| {
-            json!({
-                "name": resource.plural,
-                "singularName": resource.kind.to_lowercase(),
-                "namespaced": resource.namespaced,
-                "kind": resource.kind,
-                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-            })
-        })
-        .collect();
-    (!resources.is_empty()).then(|| {
-        json!({
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": model::join_api_version(group, version),
-            "resources": resources,
-        })
-    })
-}
-
 fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
     let mut out = Vec::new();
     write_json(&mut out, value);
     bytes_response(code, Bytes::from(out))
+}
+
+fn text_response(code: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(UnsyncBoxBody::new(Full::new(Bytes::from_static(
+        text.as_bytes(),
+    ))));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 fn bytes_response(code: StatusCode, body: Bytes) -> Response<Body> {
@@ -858,19 +828,4 @@ fn failure(code: u16, message: &str) -> Response<Body> {
 /// A path serving nothing (an unknown group, version or resource).
 fn not_found_path() -> Response<Body> {
     failure(404, "the server could not find the requested resource")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::version_priority;
-
-    #[test]
-    fn versions_order_like_kubernetes() {
-        let mut versions = vec!["v1alpha1", "v1beta1", "v1", "v1alpha4", "v1beta3", "v2"];
-        versions.sort_by_key(|version| std::cmp::Reverse(version_priority(version)));
-        assert_eq!(
-            versions,
-            ["v2", "v1", "v1beta3", "v1beta1", "v1alpha4", "v1alpha1"]
-        );
-    }
 }

@@ -191,6 +191,40 @@ impl Endpoints {
     }
 }
 
+impl Endpoints {
+    /// Reads updates until `address` carries `key=value`.
+    async fn wait_for_label(
+        &mut self,
+        stream: &mut Streaming<Update>,
+        address: &str,
+        key: &str,
+        value: &str,
+    ) {
+        let address: SocketAddr = address.parse().unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while self
+            .0
+            .get(&address)
+            .and_then(|labels| labels.get(key))
+            .map(String::as_str)
+            != Some(value)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = tokio::time::timeout(left, stream.message())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{address} never labelled {key}={value}: {:?}",
+                        self.0.get(&address)
+                    )
+                })
+                .expect("a healthy stream")
+                .expect("the stream is open");
+            self.take(message.update.expect("update set"));
+        }
+    }
+}
+
 async fn next_profile(stream: &mut Streaming<DestinationProfile>) -> DestinationProfile {
     tokio::time::timeout(PATIENCE, stream.message())
         .await
@@ -213,12 +247,10 @@ async fn endpoints_follow_endpoint_slices() {
         .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
         .await;
     // Deployment-owned pods carry Linkerd's pod and owner labels.
+    endpoints
+        .wait_for_label(&mut stream, "10.1.0.1:8080", "pod", "web-5d4f-a")
+        .await;
     let labels = &endpoints.0[&"10.1.0.1:8080".parse().unwrap()];
-    assert_eq!(
-        labels.get("pod").map(String::as_str),
-        Some("web-5d4f-a"),
-        "{labels:?}"
-    );
     assert_eq!(
         labels.get("deployment").map(String::as_str),
         Some("web"),
@@ -318,12 +350,10 @@ async fn a_relist_after_410_loses_nothing_and_leaves_nothing_stale() {
         false,
     ));
     endpoints.wait_for(&mut stream, &["10.1.0.3:8080"]).await;
-    let labels = &endpoints.0[&"10.1.0.3:8080".parse().unwrap()];
-    assert_eq!(
-        labels.get("pod").map(String::as_str),
-        Some("web-5d4f-c"),
-        "{labels:?}"
-    );
+    // The pods' relist may land after the slices': the pod's labels follow.
+    endpoints
+        .wait_for_label(&mut stream, "10.1.0.3:8080", "pod", "web-5d4f-c")
+        .await;
 }
 
 /// How many times the EndpointSlices were listed (not watched).

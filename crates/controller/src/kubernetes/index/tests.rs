@@ -302,3 +302,51 @@ fn a_pod_shadows_a_workload_resource_of_the_same_name() {
     index.handle(Resource::Workloads, Update::Deleted(name("shop", "web-1")));
     assert_eq!(address(&catalog), None);
 }
+
+#[test]
+fn a_pod_after_its_slice_updates_the_endpoint() {
+    use crate::catalog::{EndpointUpdate, ServicePort};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    let catalog = Catalog::default().shared();
+    catalog.lock().unwrap().set_endpoints_from_slices(true);
+    let mut index = Index::new(catalog.clone());
+    relist(&mut index, Resource::Services, vec![service("shop", "web")]);
+    relist(&mut index, Resource::Pods, vec![]);
+    let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-a", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"port": 8080}],
+        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true},
+                       "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}}],
+    }))
+    .unwrap();
+    relist(
+        &mut index,
+        Resource::EndpointSlices,
+        vec![Converted::Object(
+            name("shop", "web-a"),
+            crate::kubernetes::objects::lean_slice(&slice),
+        )],
+    );
+    let mut updates = catalog
+        .lock()
+        .unwrap()
+        .subscribe_endpoints(&ServicePort::new("shop", "web", 80));
+    let Ok(EndpointUpdate::Add(first)) = updates.try_recv() else {
+        panic!("no first set");
+    };
+    assert_eq!(first.len(), 1);
+    index.handle(
+        Resource::Pods,
+        Update::Applied(pod("shop", "web-1", Some(("ReplicaSet", "web-5d4f")))),
+    );
+    let Ok(EndpointUpdate::Add(changed)) = updates.try_recv() else {
+        panic!("the pod's arrival changed nothing");
+    };
+    assert_eq!(changed[0].workload, "web-1");
+    assert_eq!(
+        changed[0].owner.as_ref().map(|owner| owner.name.as_str()),
+        Some("web-5d4f")
+    );
+}

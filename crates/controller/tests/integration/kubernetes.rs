@@ -504,10 +504,7 @@ async fn relay_hiding(upstream: SocketAddr, hidden: &'static str) -> SocketAddr 
                 });
                 let mut pending = Vec::new();
                 let mut buffer = vec![0; 16 * 1024];
-                loop {
-                    let Ok(read) = client_read.read(&mut buffer).await else {
-                        break;
-                    };
+                while let Ok(read) = client_read.read(&mut buffer).await {
                     if read == 0 {
                         break;
                     }

@@ -118,7 +118,7 @@ pub struct KubernetesSource {
     status: SharedKubernetesStatus,
     metrics: KubernetesMetrics,
     /// Per resource: when a rejected object was last logged, and how many since.
-    rejected_log: std::collections::HashMap<Resource, (Instant, u64)>,
+    rejected_log: std::collections::HashMap<Resource, (Option<Instant>, u64)>,
 }
 
 impl KubernetesSource {
@@ -277,15 +277,12 @@ impl KubernetesSource {
             })
             .inc_by(rejected.len() as u64);
         let now = Instant::now();
-        let (last, suppressed) = self
-            .rejected_log
-            .entry(resource)
-            .or_insert((now - REJECTED_LOG_INTERVAL, 0));
-        if now.duration_since(*last) < REJECTED_LOG_INTERVAL {
+        let (last, suppressed) = self.rejected_log.entry(resource).or_insert((None, 0));
+        if last.is_some_and(|last| now.duration_since(last) < REJECTED_LOG_INTERVAL) {
             *suppressed += rejected.len() as u64;
             return;
         }
-        for object in rejected.iter().take(1) {
+        if let Some(object) = rejected.first() {
             tracing::warn!(
                 resource = resource.name(),
                 namespace = %object.name.0,
@@ -296,7 +293,7 @@ impl KubernetesSource {
                 "object refused (logged at most every 10 s per resource)"
             );
         }
-        *last = now;
+        *last = Some(now);
         *suppressed = 0;
     }
 }

@@ -134,7 +134,8 @@ async fn a_thousand_services_and_ten_thousand_pods_memory_and_slice_latency() {
         .args(["--destination-addr", &destination.to_string()])
         .args(["--admin-addr", &admin.to_string()])
         .args(["--web-addr", "127.0.0.1:0"])
-        .envs(std::env::var("WEFT_SCALE_MALLOC_ARENA_MAX").map(|value| ("MALLOC_ARENA_MAX", value)))
+        // Allocator settings to experiment with (glibc reads them at start).
+        .envs(std::env::vars().filter(|(name, _)| name.starts_with("MALLOC_")))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

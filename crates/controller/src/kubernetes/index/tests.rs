@@ -401,3 +401,86 @@ fn memory_of_ten_thousand_pods() {
         both as f64 / 1048576.0
     );
 }
+
+#[test]
+#[ignore = "measurement"]
+fn allocated_bytes_at_the_issue_scale() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    #[allow(unsafe_code)]
+    fn allocated() -> u64 {
+        // SAFETY: mallinfo2 takes no pointers and only reads glibc's counters.
+        let info = unsafe { libc::mallinfo2() };
+        info.uordblks as u64
+    }
+    let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
+    let catalog = Catalog::default().shared();
+    catalog.lock().unwrap().set_endpoints_from_slices(true);
+    let mut index = Index::new(catalog.clone());
+    let start = allocated();
+    let last_applied = "x".repeat(2_000);
+    let mut services = Vec::new();
+    let mut slices = Vec::new();
+    let mut pods = Vec::new();
+    for service_index in 0..1_000 {
+        let service_name = format!("svc-{service_index}");
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": service_name, "namespace": "scale", "labels": {"app": service_name},
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last_applied}},
+            "spec": {"selector": {"app": service_name}, "clusterIP": "10.96.0.1",
+                     "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+        }))
+        .unwrap();
+        services.push(Converted::Object(
+            name("scale", &service_name),
+            lean_service(service),
+        ));
+        let endpoints: Vec<serde_json::Value> = (0..10)
+            .map(|pod_index| serde_json::json!({"addresses": [format!("10.1.{service_index}.{pod_index}")],
+                "conditions": {"ready": true, "serving": true, "terminating": false}, "nodeName": "node-1", "zone": "zone-a",
+                "targetRef": {"kind": "Pod", "name": format!("{service_name}-5d4f-{pod_index}"), "namespace": "scale"}}))
+            .collect();
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{service_name}-abcde"), "namespace": "scale",
+                         "labels": {"kubernetes.io/service-name": service_name}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints,
+        }))
+        .unwrap();
+        slices.push(Converted::Object(
+            name("scale", &format!("{service_name}-abcde")),
+            crate::kubernetes::objects::lean_slice(&slice),
+        ));
+        for pod_index in 0..10 {
+            let pod_name = format!("{service_name}-5d4f-{pod_index}");
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": pod_name, "namespace": "scale", "labels": {"app": service_name, "pod-template-hash": "5d4f"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{service_name}-5d4f"), "uid": "r", "controller": true}]},
+                "spec": {"serviceAccountName": service_name, "containers": [
+                    {"name": "app", "ports": [{"name": "http", "containerPort": 8080}]},
+                    {"name": "weft-proxy", "ports": [{"name": "weft-proxy", "containerPort": 4143}],
+                     "env": [{"name": "WEFT_PROXY_ADMIN_LISTEN_ADDR", "value": "0.0.0.0:4191"}]}]},
+                "status": {"phase": "Running", "podIP": format!("10.1.{service_index}.{pod_index}")},
+            }))
+            .unwrap();
+            pods.push(Converted::Pod(
+                name("scale", &pod_name),
+                pod_facts(&pod).map(Box::new),
+            ));
+        }
+    }
+    let converted = allocated();
+    relist(&mut index, Resource::Services, services);
+    let with_services = allocated();
+    relist(&mut index, Resource::EndpointSlices, slices);
+    let with_slices = allocated();
+    relist(&mut index, Resource::Pods, pods);
+    let with_pods = allocated();
+    println!(
+        "allocated: converted objects {:.1} MiB; after services {:.1}, slices {:.1}, pods {:.1} MiB (index: {} pods)",
+        mib(converted - start),
+        mib(with_services - start),
+        mib(with_slices - start),
+        mib(with_pods - start),
+        index.count(Resource::Pods),
+    );
+}

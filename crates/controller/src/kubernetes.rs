@@ -60,8 +60,9 @@ const POD_START_PATIENCE: Duration = Duration::from_secs(5);
 const REJECTED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// After a relist of at least this many objects, freed memory is handed back.
 const RELEASE_MEMORY_AFTER_OBJECTS: usize = 1_000;
-/// Pods per list page: a page is decoded whole, so this bounds the memory a list takes.
-const POD_PAGE_SIZE: u32 = 250;
+/// Objects per list page: a page is decoded whole, so this bounds the
+/// memory a list takes (and the holes it leaves among long-lived objects).
+const PAGE_SIZE: u32 = 100;
 
 /// Why the Kubernetes API client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +214,7 @@ impl KubernetesSource {
             crate::memory::release_freed();
         }
         let mut status = status::lock_status(&self.status);
+        let was_ready = status.is_ready();
         if let Some(entry) = status.resources.get_mut(resource.name()) {
             if done {
                 if !entry.listed {
@@ -228,6 +230,12 @@ impl KubernetesSource {
             entry.last_error = None;
             entry.objects = self.index.count(resource);
             entry.rejected += rejected.len() as u64;
+        }
+        if !was_ready && status.is_ready() {
+            drop(status);
+            tracing::info!("every resource listed");
+            // The first lists' pages are all freed now.
+            crate::memory::release_freed();
         }
     }
 
@@ -312,7 +320,7 @@ fn is_not_found(error: &watcher::Error) -> bool {
 /// The watch of `resource`, converting each object at once.
 fn watch_of(client: &kube::Client, resource: Resource) -> Watch {
     let client = client.clone();
-    let config = watcher::Config::default();
+    let config = watcher::Config::default().page_size(PAGE_SIZE);
     match resource {
         Resource::Namespaces => converting(
             Api::<Namespace>::all(client),
@@ -337,12 +345,9 @@ fn watch_of(client: &kube::Client, resource: Resource) -> Watch {
             resource,
             |slice| Converted::Object(key_of(&slice), objects::lean_slice(&slice)),
         ),
-        Resource::Pods => converting(
-            Api::<Pod>::all(client),
-            config.page_size(POD_PAGE_SIZE),
-            resource,
-            |pod| Converted::Pod(key_of(&pod), pod::pod_facts(&pod).map(Box::new)),
-        ),
+        Resource::Pods => converting(Api::<Pod>::all(client), config, resource, |pod| {
+            Converted::Pod(key_of(&pod), pod::pod_facts(&pod).map(Box::new))
+        }),
         Resource::ReplicaSets => converting(
             Api::<PartialObjectMeta<ReplicaSet>>::all(client),
             config,

@@ -181,6 +181,8 @@ struct IdentityStage {
 }
 
 /// Where the catalog's objects come from.
+// One value, built once at start-up: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum CatalogSource {
     /// `--mesh-file`.
     MeshFile(MeshFileSource),

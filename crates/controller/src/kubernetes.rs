@@ -58,8 +58,11 @@ pub use status::{
 const POD_START_PATIENCE: Duration = Duration::from_secs(5);
 /// Bad objects are logged at most this often per resource (all are counted).
 const REJECTED_LOG_INTERVAL: Duration = Duration::from_secs(10);
-/// Pods per list page: a page is decoded whole, so this bounds the memory a list takes.
-const POD_PAGE_SIZE: u32 = 250;
+/// After a relist of at least this many objects, freed memory is handed back.
+const RELEASE_MEMORY_AFTER_OBJECTS: usize = 1_000;
+/// Objects per list page: a page is decoded whole, so this bounds the
+/// memory a list takes (and the holes it leaves among long-lived objects).
+const PAGE_SIZE: u32 = 100;
 
 /// Why the Kubernetes API client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +119,7 @@ pub struct KubernetesSource {
     status: SharedKubernetesStatus,
     metrics: KubernetesMetrics,
     /// Per resource: when a rejected object was last logged, and how many since.
-    rejected_log: std::collections::HashMap<Resource, (Instant, u64)>,
+    rejected_log: std::collections::HashMap<Resource, (Option<Instant>, u64)>,
 }
 
 impl KubernetesSource {
@@ -205,7 +208,13 @@ impl KubernetesSource {
         if !rejected.is_empty() {
             self.log_rejected(resource, &rejected);
         }
+        let count = self.index.count(resource);
+        if done && count >= RELEASE_MEMORY_AFTER_OBJECTS {
+            // The list's pages are freed: hand their memory back.
+            crate::memory::release_freed();
+        }
         let mut status = status::lock_status(&self.status);
+        let was_ready = status.is_ready();
         if let Some(entry) = status.resources.get_mut(resource.name()) {
             if done {
                 if !entry.listed {
@@ -221,6 +230,12 @@ impl KubernetesSource {
             entry.last_error = None;
             entry.objects = self.index.count(resource);
             entry.rejected += rejected.len() as u64;
+        }
+        if !was_ready && status.is_ready() {
+            drop(status);
+            tracing::info!("every resource listed");
+            // The first lists' pages are all freed now.
+            crate::memory::release_freed();
         }
     }
 
@@ -270,15 +285,12 @@ impl KubernetesSource {
             })
             .inc_by(rejected.len() as u64);
         let now = Instant::now();
-        let (last, suppressed) = self
-            .rejected_log
-            .entry(resource)
-            .or_insert((now - REJECTED_LOG_INTERVAL, 0));
-        if now.duration_since(*last) < REJECTED_LOG_INTERVAL {
+        let (last, suppressed) = self.rejected_log.entry(resource).or_insert((None, 0));
+        if last.is_some_and(|last| now.duration_since(last) < REJECTED_LOG_INTERVAL) {
             *suppressed += rejected.len() as u64;
             return;
         }
-        for object in rejected.iter().take(1) {
+        if let Some(object) = rejected.first() {
             tracing::warn!(
                 resource = resource.name(),
                 namespace = %object.name.0,
@@ -289,7 +301,7 @@ impl KubernetesSource {
                 "object refused (logged at most every 10 s per resource)"
             );
         }
-        *last = now;
+        *last = Some(now);
         *suppressed = 0;
     }
 }
@@ -308,7 +320,7 @@ fn is_not_found(error: &watcher::Error) -> bool {
 /// The watch of `resource`, converting each object at once.
 fn watch_of(client: &kube::Client, resource: Resource) -> Watch {
     let client = client.clone();
-    let config = watcher::Config::default();
+    let config = watcher::Config::default().page_size(PAGE_SIZE);
     match resource {
         Resource::Namespaces => converting(
             Api::<Namespace>::all(client),
@@ -333,12 +345,9 @@ fn watch_of(client: &kube::Client, resource: Resource) -> Watch {
             resource,
             |slice| Converted::Object(key_of(&slice), objects::lean_slice(&slice)),
         ),
-        Resource::Pods => converting(
-            Api::<Pod>::all(client),
-            config.page_size(POD_PAGE_SIZE),
-            resource,
-            |pod| Converted::Pod(key_of(&pod), pod::pod_facts(&pod)),
-        ),
+        Resource::Pods => converting(Api::<Pod>::all(client), config, resource, |pod| {
+            Converted::Pod(key_of(&pod), pod::pod_facts(&pod).map(Box::new))
+        }),
         Resource::ReplicaSets => converting(
             Api::<PartialObjectMeta<ReplicaSet>>::all(client),
             config,
@@ -420,4 +429,72 @@ fn key_of<K: kube::Resource>(object: &K) -> NamespacedName {
         metadata.namespace.clone().unwrap_or_default(),
         metadata.name.clone().unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn api_error(code: u16) -> watcher::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": code, "reason": "NotFound", "message": "the server could not find the requested resource",
+        }))
+        .unwrap();
+        watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status)))
+    }
+
+    /// A source whose client is never used (the tests call its handlers).
+    fn source() -> KubernetesSource {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        KubernetesSource::new(
+            client,
+            Catalog::default().shared(),
+            &mut Registry::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_absent_custom_resource_does_not_hold_readiness_back() {
+        let mut source = source();
+        for resource in Resource::ALL {
+            if resource != Resource::GatewayGrpcRoutes {
+                source.on_update(resource, Update::Init);
+                source.on_update(resource, Update::ListDone);
+            }
+        }
+        assert!(!status::lock_status(&source.status).is_ready());
+        // A 404 for a built-in resource is an error like any other.
+        source.on_error(Resource::Pods, &api_error(404));
+        assert!(!status::lock_status(&source.status).resources["pods"].absent);
+        // For a custom resource it means "not installed": treated as empty.
+        source.on_error(Resource::GatewayGrpcRoutes, &api_error(404));
+        let status = status::lock_status(&source.status).clone();
+        assert!(status.is_ready(), "{status:?}");
+        let grpc_routes = &status.resources[Resource::GatewayGrpcRoutes.name()];
+        assert!(grpc_routes.absent && !grpc_routes.listed);
+        assert!(
+            grpc_routes
+                .last_error
+                .as_deref()
+                .is_some_and(|error| error.contains("404") || error.contains("could not find"))
+        );
+        // Other errors are not absence.
+        source.on_error(Resource::Servers, &api_error(500));
+        assert!(!status::lock_status(&source.status).resources[Resource::Servers.name()].absent);
+        // Installed later: its first list completes.
+        source.on_update(Resource::GatewayGrpcRoutes, Update::Init);
+        source.on_update(Resource::GatewayGrpcRoutes, Update::ListDone);
+        let status = status::lock_status(&source.status).clone();
+        let grpc_routes = &status.resources[Resource::GatewayGrpcRoutes.name()];
+        assert!(grpc_routes.listed && !grpc_routes.absent && grpc_routes.last_error.is_none());
+    }
+
+    #[test]
+    fn not_found_is_recognised_in_every_watch_error() {
+        assert!(is_not_found(&api_error(404)));
+        assert!(!is_not_found(&api_error(403)));
+        assert!(!is_not_found(&watcher::Error::NoResourceVersion));
+    }
 }

@@ -77,7 +77,7 @@ pub enum Converted {
     /// A catalog object (or why it is refused).
     Object(NamespacedName, Result<MeshObject, ConvertError>),
     /// A pod.
-    Pod(NamespacedName, Result<PodFacts, PodError>),
+    Pod(NamespacedName, Result<Box<PodFacts>, PodError>),
     /// A namespace's mesh annotations.
     Namespace(String, Option<Annotations>),
     /// A ReplicaSet or Job and its owner's name (Deployment, CronJob).
@@ -416,7 +416,7 @@ impl Index {
     }
 
     /// `resource` no longer holds `name` (already forgotten).
-    fn absent(&mut self, resource: Resource, name: NamespacedName, batch: &mut Batch) {
+    fn absent(&self, resource: Resource, name: NamespacedName, batch: &mut Batch) {
         let Some(kind) = resource.catalog_kind() else {
             return;
         };

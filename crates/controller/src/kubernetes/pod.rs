@@ -38,7 +38,6 @@ pub const MESH_ANNOTATION_PREFIXES: &[&str] = &[
     "config.linkerd.io/",
     "config.alpha.linkerd.io/",
     "config.weft.io/",
-    "weft.io/",
 ];
 
 /// Whether the mesh reads annotation `key` (see [`MESH_ANNOTATION_PREFIXES`]).
@@ -74,8 +73,9 @@ pub struct OwnerReference {
 /// changes (the workload itself lives in the catalog only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodRecord {
-    /// The pod's own mesh annotations.
-    pub annotations: Option<BTreeMap<String, String>>,
+    /// The pod's own mesh annotations, in key order (a slice: a map's node
+    /// costs over half a KiB even for one entry).
+    pub annotations: Option<Box<[(String, String)]>>,
     /// Its controller owner reference.
     pub owner: Option<OwnerReference>,
 }
@@ -94,7 +94,17 @@ impl PodFacts {
     /// What to remember of the pod.
     pub fn record(&self) -> PodRecord {
         PodRecord {
-            annotations: self.workload.metadata.annotations.clone(),
+            annotations: self
+                .workload
+                .metadata
+                .annotations
+                .as_ref()
+                .map(|annotations| {
+                    annotations
+                        .iter()
+                        .map(|(key, value)| (key.clone(), value.clone()))
+                        .collect()
+                }),
             owner: self.owner.clone(),
         }
     }
@@ -121,7 +131,7 @@ pub fn rebuild(
     owners: &Owners,
 ) -> bool {
     let namespace = workload.metadata.namespace.clone().unwrap_or_default();
-    let annotations = overlay(namespace_annotations, record.annotations.as_ref());
+    let annotations = overlay(namespace_annotations, record.annotations.as_deref());
     let owner = record
         .owner
         .as_ref()
@@ -135,13 +145,13 @@ pub fn rebuild(
 /// The namespace's annotations overlaid by the pod's; `None` when empty.
 fn overlay(
     namespace: Option<&BTreeMap<String, String>>,
-    pod: Option<&BTreeMap<String, String>>,
+    pod: Option<&[(String, String)]>,
 ) -> Option<BTreeMap<String, String>> {
     let mut merged = namespace.cloned().unwrap_or_default();
     merged.extend(
         pod.into_iter()
             .flatten()
-            .map(|(k, v)| (k.clone(), v.clone())),
+            .map(|(key, value)| (key.clone(), value.clone())),
     );
     (!merged.is_empty()).then_some(merged)
 }

@@ -191,6 +191,40 @@ impl Endpoints {
     }
 }
 
+impl Endpoints {
+    /// Reads updates until `address` carries `key=value`.
+    async fn wait_for_label(
+        &mut self,
+        stream: &mut Streaming<Update>,
+        address: &str,
+        key: &str,
+        value: &str,
+    ) {
+        let address: SocketAddr = address.parse().unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while self
+            .0
+            .get(&address)
+            .and_then(|labels| labels.get(key))
+            .map(String::as_str)
+            != Some(value)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = tokio::time::timeout(left, stream.message())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{address} never labelled {key}={value}: {:?}",
+                        self.0.get(&address)
+                    )
+                })
+                .expect("a healthy stream")
+                .expect("the stream is open");
+            self.take(message.update.expect("update set"));
+        }
+    }
+}
+
 async fn next_profile(stream: &mut Streaming<DestinationProfile>) -> DestinationProfile {
     tokio::time::timeout(PATIENCE, stream.message())
         .await
@@ -213,12 +247,10 @@ async fn endpoints_follow_endpoint_slices() {
         .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
         .await;
     // Deployment-owned pods carry Linkerd's pod and owner labels.
+    endpoints
+        .wait_for_label(&mut stream, "10.1.0.1:8080", "pod", "web-5d4f-a")
+        .await;
     let labels = &endpoints.0[&"10.1.0.1:8080".parse().unwrap()];
-    assert_eq!(
-        labels.get("pod").map(String::as_str),
-        Some("web-5d4f-a"),
-        "{labels:?}"
-    );
     assert_eq!(
         labels.get("deployment").map(String::as_str),
         Some("web"),
@@ -318,12 +350,10 @@ async fn a_relist_after_410_loses_nothing_and_leaves_nothing_stale() {
         false,
     ));
     endpoints.wait_for(&mut stream, &["10.1.0.3:8080"]).await;
-    let labels = &endpoints.0[&"10.1.0.3:8080".parse().unwrap()];
-    assert_eq!(
-        labels.get("pod").map(String::as_str),
-        Some("web-5d4f-c"),
-        "{labels:?}"
-    );
+    // The pods' relist may land after the slices': the pod's labels follow.
+    endpoints
+        .wait_for_label(&mut stream, "10.1.0.3:8080", "pod", "web-5d4f-c")
+        .await;
 }
 
 /// How many times the EndpointSlices were listed (not watched).
@@ -436,4 +466,108 @@ async fn ready_waits_for_the_first_lists() {
         "{body}"
     );
     drop(silent);
+}
+
+/// A loopback HTTP/1.1 relay to the test API server that answers `404
+/// NotFound` (a Status, as an API server does for a resource it does not
+/// serve) to every request whose path contains `hidden`: a custom resource
+/// that is not installed. Requests carry no body (GETs), and the client
+/// sends the next request on a connection only after the previous answer.
+async fn relay_hiding(upstream: SocketAddr, hidden: &'static str) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let (mut client_read, client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let client_write = std::sync::Arc::new(tokio::sync::Mutex::new(client_write));
+                let answers = std::sync::Arc::clone(&client_write);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 64 * 1024];
+                    while let Ok(read) = server_read.read(&mut buffer).await {
+                        if read == 0
+                            || answers
+                                .lock()
+                                .await
+                                .write_all(&buffer[..read])
+                                .await
+                                .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+                let mut pending = Vec::new();
+                let mut buffer = vec![0; 16 * 1024];
+                while let Ok(read) = client_read.read(&mut buffer).await {
+                    if read == 0 {
+                        break;
+                    }
+                    pending.extend_from_slice(&buffer[..read]);
+                    while let Some(end) =
+                        pending.windows(4).position(|window| window == b"\r\n\r\n")
+                    {
+                        let request: Vec<u8> = pending.drain(..end + 4).collect();
+                        let line = String::from_utf8_lossy(&request);
+                        let path = line.split(' ').nth(1).unwrap_or_default();
+                        if path.contains(hidden) {
+                            let body = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404}"#;
+                            let answer = format!(
+                                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if client_write
+                                .lock()
+                                .await
+                                .write_all(answer.as_bytes())
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        } else if server_write.write_all(&request).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn a_custom_resource_not_installed_does_not_hold_readiness_back() {
+    let scratch = Scratch::new("kubernetes-absent");
+    let api = KubeApiServer::start();
+    shop(&api);
+    let upstream: SocketAddr = api.url().trim_start_matches("http://").parse().unwrap();
+    let relay = relay_hiding(upstream, "/grpcroutes").await;
+    let kubeconfig = api
+        .kubeconfig_yaml()
+        .replace(&api.url(), &format!("http://{relay}"));
+    std::fs::write(scratch.path("kubeconfig"), kubeconfig).unwrap();
+    let controller = Controller::start(&scratch.path("kubeconfig")).await;
+
+    let (code, body) = http_get(controller.admin, "/ready").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let grpc_routes = &body["kubernetes"]["resources"]["grpcroutes.gateway.networking.k8s.io"];
+    assert_eq!(grpc_routes["absent"], true, "{body}");
+    assert_eq!(grpc_routes["listed"], false, "{body}");
+    // Everything else is served as usual.
+    let mut client = controller.client().await;
+    let mut stream = client.get(get(SERVICE)).await.expect("Get").into_inner();
+    Endpoints::default()
+        .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
+        .await;
+    let errors = controller
+        .metric("weft_controller_kubernetes_watch_errors_total{resource=\"grpcroutes.gateway.networking.k8s.io\"}")
+        .await;
+    assert!(errors.is_some_and(|count| count >= 1.0), "{errors:?}");
 }

@@ -18,6 +18,8 @@
 //! - `kubernetes`: `--kubernetes` against the test Kubernetes API server:
 //!   endpoints from EndpointSlices, relists after 410, ServiceProfile
 //!   resources, pod IPs, readiness after the first lists.
+//! - `kubernetes_scale`: 1,000 Services and 10,000 pods from the Kubernetes
+//!   source: the controller's memory (asserted) and slice-change latency (printed).
 //!
 //! Shared helpers: `common` (raw HTTP over TCP), `mesh` (a small meshed demo
 //! with real proxies and traffic, the JSON API and tap stream readers).
@@ -33,6 +35,7 @@ mod destination;
 mod identity;
 mod identity_kubernetes;
 mod kubernetes;
+mod kubernetes_scale;
 mod metrics_api;
 mod policy_inbound;
 mod policy_latency;

@@ -5,6 +5,7 @@ use weft_core::object::Kind;
 use super::*;
 use crate::catalog::Catalog;
 use crate::kubernetes::objects::{from_dynamic, lean_service};
+use crate::kubernetes::owners::Owners;
 use crate::kubernetes::pod::pod_facts;
 
 fn name(namespace: &str, name: &str) -> NamespacedName {
@@ -32,7 +33,7 @@ fn pod(namespace: &str, pod_name: &str, owner: Option<(&str, &str)>) -> Converte
         "status": {"phase": "Running", "podIP": "10.0.0.5"},
     }))
     .unwrap();
-    Converted::Pod(name(namespace, pod_name), pod_facts(&pod))
+    Converted::Pod(name(namespace, pod_name), pod_facts(&pod).map(Box::new))
 }
 
 fn route(api_version: &str, namespace: &str, route_name: &str, port: u16) -> Converted {
@@ -301,4 +302,185 @@ fn a_pod_shadows_a_workload_resource_of_the_same_name() {
     assert_eq!(address(&catalog).as_deref(), Some("192.168.1.9"));
     index.handle(Resource::Workloads, Update::Deleted(name("shop", "web-1")));
     assert_eq!(address(&catalog), None);
+}
+
+#[test]
+fn a_pod_after_its_slice_updates_the_endpoint() {
+    use crate::catalog::{EndpointUpdate, ServicePort};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    let catalog = Catalog::default().shared();
+    catalog.lock().unwrap().set_endpoints_from_slices(true);
+    let mut index = Index::new(catalog.clone());
+    relist(&mut index, Resource::Services, vec![service("shop", "web")]);
+    relist(&mut index, Resource::Pods, vec![]);
+    let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-a", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"port": 8080}],
+        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true},
+                       "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}}],
+    }))
+    .unwrap();
+    relist(
+        &mut index,
+        Resource::EndpointSlices,
+        vec![Converted::Object(
+            name("shop", "web-a"),
+            crate::kubernetes::objects::lean_slice(&slice),
+        )],
+    );
+    let mut updates = catalog
+        .lock()
+        .unwrap()
+        .subscribe_endpoints(&ServicePort::new("shop", "web", 80));
+    let Ok(EndpointUpdate::Add(first)) = updates.try_recv() else {
+        panic!("no first set");
+    };
+    assert_eq!(first.len(), 1);
+    index.handle(
+        Resource::Pods,
+        Update::Applied(pod("shop", "web-1", Some(("ReplicaSet", "web-5d4f")))),
+    );
+    let Ok(EndpointUpdate::Add(changed)) = updates.try_recv() else {
+        panic!("the pod's arrival changed nothing");
+    };
+    assert_eq!(changed[0].workload, "web-1");
+    assert_eq!(
+        changed[0].owner.as_ref().map(|owner| owner.name.as_str()),
+        Some("web-5d4f")
+    );
+}
+
+#[test]
+#[ignore = "measurement"]
+fn memory_of_ten_thousand_pods() {
+    /// Bytes allocated (glibc), so moves and fragmentation do not blur the figure.
+    #[allow(unsafe_code)]
+    fn resident() -> u64 {
+        // SAFETY: mallinfo2 takes no pointers and only reads glibc's counters.
+        let info = unsafe { libc::mallinfo2() };
+        info.uordblks as u64
+    }
+    let pods = || -> Vec<Converted> {
+        (0..10_000)
+            .map(|i| {
+                pod(
+                    "scale",
+                    &format!("svc-{}-5d4f-{}", i / 10, i % 10),
+                    Some(("ReplicaSet", "svc-5d4f")),
+                )
+            })
+            .collect()
+    };
+    // The catalog alone, fed the same workloads.
+    let before = resident();
+    let workloads: Vec<MeshObject> = pods()
+        .into_iter()
+        .filter_map(|converted| match converted {
+            Converted::Pod(_, Ok(facts)) => {
+                Some(MeshObject::from(facts.finish(None, &Owners::default())))
+            }
+            _ => None,
+        })
+        .collect();
+    let alone = Catalog::default().shared();
+    alone.lock().unwrap().update(workloads, Vec::new()).unwrap();
+    crate::memory::release_freed();
+    let catalog_only = resident() - before;
+    let before = resident();
+    let listed = pods();
+    let catalog = Catalog::default().shared();
+    let mut index = Index::new(catalog.clone());
+    relist(&mut index, Resource::Pods, listed);
+    crate::memory::release_freed();
+    let both = resident() - before;
+    println!(
+        "10,000 pods, allocated: catalog alone {:.1} MiB; catalog + source index {:.1} MiB",
+        catalog_only as f64 / 1048576.0,
+        both as f64 / 1048576.0
+    );
+}
+
+#[test]
+#[ignore = "measurement"]
+fn allocated_bytes_at_the_issue_scale() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    #[allow(unsafe_code)]
+    fn allocated() -> u64 {
+        // SAFETY: mallinfo2 takes no pointers and only reads glibc's counters.
+        let info = unsafe { libc::mallinfo2() };
+        info.uordblks as u64
+    }
+    let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
+    let catalog = Catalog::default().shared();
+    catalog.lock().unwrap().set_endpoints_from_slices(true);
+    let mut index = Index::new(catalog.clone());
+    let start = allocated();
+    let last_applied = "x".repeat(2_000);
+    let mut services = Vec::new();
+    let mut slices = Vec::new();
+    let mut pods = Vec::new();
+    for service_index in 0..1_000 {
+        let service_name = format!("svc-{service_index}");
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": service_name, "namespace": "scale", "labels": {"app": service_name},
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last_applied}},
+            "spec": {"selector": {"app": service_name}, "clusterIP": "10.96.0.1",
+                     "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+        }))
+        .unwrap();
+        services.push(Converted::Object(
+            name("scale", &service_name),
+            lean_service(service),
+        ));
+        let endpoints: Vec<serde_json::Value> = (0..10)
+            .map(|pod_index| serde_json::json!({"addresses": [format!("10.1.{service_index}.{pod_index}")],
+                "conditions": {"ready": true, "serving": true, "terminating": false}, "nodeName": "node-1", "zone": "zone-a",
+                "targetRef": {"kind": "Pod", "name": format!("{service_name}-5d4f-{pod_index}"), "namespace": "scale"}}))
+            .collect();
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{service_name}-abcde"), "namespace": "scale",
+                         "labels": {"kubernetes.io/service-name": service_name}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints,
+        }))
+        .unwrap();
+        slices.push(Converted::Object(
+            name("scale", &format!("{service_name}-abcde")),
+            crate::kubernetes::objects::lean_slice(&slice),
+        ));
+        for pod_index in 0..10 {
+            let pod_name = format!("{service_name}-5d4f-{pod_index}");
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": pod_name, "namespace": "scale", "labels": {"app": service_name, "pod-template-hash": "5d4f"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{service_name}-5d4f"), "uid": "r", "controller": true}]},
+                "spec": {"serviceAccountName": service_name, "containers": [
+                    {"name": "app", "ports": [{"name": "http", "containerPort": 8080}]},
+                    {"name": "weft-proxy", "ports": [{"name": "weft-proxy", "containerPort": 4143}],
+                     "env": [{"name": "WEFT_PROXY_ADMIN_LISTEN_ADDR", "value": "0.0.0.0:4191"}]}]},
+                "status": {"phase": "Running", "podIP": format!("10.1.{service_index}.{pod_index}")},
+            }))
+            .unwrap();
+            pods.push(Converted::Pod(
+                name("scale", &pod_name),
+                pod_facts(&pod).map(Box::new),
+            ));
+        }
+    }
+    let converted = allocated();
+    relist(&mut index, Resource::Services, services);
+    let with_services = allocated();
+    relist(&mut index, Resource::EndpointSlices, slices);
+    let with_slices = allocated();
+    relist(&mut index, Resource::Pods, pods);
+    let with_pods = allocated();
+    println!(
+        "allocated: converted objects {:.1} MiB; after services {:.1}, slices {:.1}, pods {:.1} MiB (index: {} pods)",
+        mib(converted - start),
+        mib(with_services - start),
+        mib(with_slices - start),
+        mib(with_pods - start),
+        index.count(Resource::Pods),
+    );
 }

@@ -57,10 +57,11 @@ pub(crate) struct KubeController {
 
 impl KubeController {
     pub(crate) fn start(scratch: &Scratch, api: &KubeApiServer) -> Self {
-        Self::start_with(scratch, api, "controller", &[])
+        Self::start_with(scratch, api, "controller", &identity_flags())
     }
 
-    /// A controller named `name` (its log file) with `extra` flags.
+    /// A controller named `name` (its log file) with `extra` flags
+    /// ([`identity_flags`] for identity).
     pub(crate) fn start_with(
         scratch: &Scratch,
         api: &KubeApiServer,
@@ -80,7 +81,6 @@ impl KubeController {
             .arg("--kubernetes")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .args(["--identity-issuer-secret", "weft-identity-issuer"])
             .args(["--identity-addr", &identity.to_string()])
             .args(["--admin-addr", &admin.to_string()])
             .args(["--destination-addr", &destination.to_string()])
@@ -132,6 +132,14 @@ impl Drop for KubeController {
             );
         }
     }
+}
+
+/// The flags of identity from the issuer Secret [`cluster_api`] writes.
+pub(crate) fn identity_flags() -> Vec<String> {
+    vec![
+        "--identity-issuer-secret".to_string(),
+        "weft-identity-issuer".to_string(),
+    ]
 }
 
 /// Standard base64 (the Secret's `data` encoding).

@@ -78,11 +78,15 @@ fn every_replica_serves_discovery_identity_tap_and_metrics() {
     let token_file = scratch.path("api-token");
     std::fs::write(&token_file, API_TOKEN).unwrap();
     let replica_flags = [
-        "--api-token-file".to_string(),
-        token_file.display().to_string(),
-        "--scrape-interval".to_string(),
-        "1s".to_string(),
-    ];
+        crate::cluster::identity_flags(),
+        vec![
+            "--api-token-file".to_string(),
+            token_file.display().to_string(),
+            "--scrape-interval".to_string(),
+            "1s".to_string(),
+        ],
+    ]
+    .concat();
     let replica_a = KubeController::start_with(&scratch, &api, "replica-a", &replica_flags);
     let replica_b = KubeController::start_with(&scratch, &api, "replica-b", &replica_flags);
 
@@ -179,7 +183,10 @@ fn every_replica_serves_discovery_identity_tap_and_metrics() {
             "{successes} successes for 20 requests\n{}",
             replica.log()
         );
-        println!("replica at {}: {successes} successes counted for 20 sent", replica.web);
+        println!(
+            "replica at {}: {successes} successes counted for 20 sent",
+            replica.web
+        );
     }
 
     // Tap through B while requests flow: B reaches the proxy on its own.

@@ -6,6 +6,7 @@
 //! | module | what |
 //! |---|---|
 //! | `cluster` | the shared pieces: controller on the API, credentials, token files, meshed pods |
+//! | `routing` | a proxy routed to the pods of ready EndpointSlice endpoints |
 //! | `identity` | proxies certified from ServiceAccount tokens talk mutual TLS |
 //! | `ha` | two controller replicas: each serves discovery, identity, tap and the metrics API |
 //!
@@ -14,3 +15,4 @@
 mod cluster;
 mod ha;
 mod identity;
+mod routing;

@@ -1,6 +1,6 @@
-//! End to end on "Kubernetes": the test API server holds a Service, two
-//! pods and one EndpointSlice per pod; a real `weft-controller --kubernetes`
-//! watches it; a real `weft-proxy` asks the controller where
+//! A proxy routed by EndpointSlices: the test API server holds a Service,
+//! two pods and one EndpointSlice per pod; a real `weft-controller
+//! --kubernetes` watches it; a real `weft-proxy` asks the controller where
 //! `web.shop.svc.cluster.local:80` is and routes to both "pods" (local HTTP
 //! servers on distinct loopback ports) — and stops routing to one when its
 //! slice endpoint turns unready.
@@ -11,84 +11,16 @@
 //!                                                        │ Get / GetProfile
 //!  KubeApiServer (Service, Pods, EndpointSlices) ──watch──► weft-controller --kubernetes
 //! ```
-//!
-//! Run with `cargo build -p weft-controller -p weft-proxy && cargo test -p weft-e2e --test kubernetes_routing`.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use weft_test_support::kube_api::KubeApiServer;
 use weft_test_support::load;
-use weft_test_support::proxy::admin_request;
-use weft_test_support::{HttpTestServer, ProxyProcess, bin_path, free_addr};
+use weft_test_support::{HttpTestServer, ProxyProcess};
+
+use crate::cluster::{KubeController, PATIENCE, Scratch};
 
 const URL: &str = "http://web.shop.svc.cluster.local/";
-/// Bound for start-up and for a change to reach the proxy.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// `weft-controller --kubernetes` against `api`; killed on drop.
-struct KubernetesController {
-    child: Child,
-    destination: SocketAddr,
-    dir: PathBuf,
-}
-
-impl KubernetesController {
-    fn start(api: &KubeApiServer) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "weft-e2e-kubernetes-{}-{}",
-            std::process::id(),
-            free_addr().port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kubeconfig = dir.join("kubeconfig");
-        api.write_kubeconfig(&kubeconfig);
-        let destination = free_addr();
-        let admin = free_addr();
-        let child = Command::new(bin_path("weft-controller"))
-            .arg("--kubernetes")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--destination-addr")
-            .arg(destination.to_string())
-            .arg("--admin-addr")
-            .arg(admin.to_string())
-            .arg("--web-addr")
-            .arg(free_addr().to_string())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn weft-controller");
-        let mut controller = Self {
-            child,
-            destination,
-            dir,
-        };
-        let deadline = Instant::now() + PATIENCE;
-        while !matches!(admin_request(admin, "GET", "/ready"), Ok(response) if response.status == 200)
-        {
-            assert!(
-                controller.child.try_wait().unwrap().is_none(),
-                "weft-controller exited before ready"
-            );
-            assert!(Instant::now() < deadline, "weft-controller never ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        controller
-    }
-}
-
-impl Drop for KubernetesController {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The shop: namespace, Service `web` (port 80 → named port `http`), and
 /// per pod a Pod on 127.0.0.1 and an EndpointSlice with its port.
@@ -136,7 +68,8 @@ fn a_proxy_routes_to_the_pods_of_ready_slice_endpoints() {
         ("web-a", pod_a.addr().port()),
         ("web-b", pod_b.addr().port()),
     ]));
-    let controller = KubernetesController::start(&api);
+    let scratch = Scratch::new("kubernetes-routing");
+    let controller = KubeController::start_with(&scratch, &api, "controller", &[]);
     let proxy = ProxyProcess::builder()
         .env(
             "WEFT_PROXY_DESTINATION_SVC_ADDR",

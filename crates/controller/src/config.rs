@@ -89,10 +89,10 @@ pub struct KubernetesArgs {
     pub kubernetes: bool,
     /// The kubeconfig file to reach the API with. Default: the pod's
     /// ServiceAccount in a cluster, else $KUBECONFIG or ~/.kube/config.
-    #[arg(long, env = "WEFT_CONTROLLER_KUBECONFIG", requires = "kubernetes")]
+    #[arg(long, env = "WEFT_CONTROLLER_KUBECONFIG", conflicts_with = "mesh_file")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use (default: its current context).
-    #[arg(long, env = "WEFT_CONTROLLER_KUBE_CONTEXT", requires = "kubernetes")]
+    #[arg(long, env = "WEFT_CONTROLLER_KUBE_CONTEXT", conflicts_with = "mesh_file")]
     pub kube_context: Option<String>,
 }
 
@@ -634,6 +634,24 @@ mod tests {
                 lifetime: Duration::from_secs(24 * 3600),
             }
         );
+    }
+
+    #[test]
+    fn kubernetes_flags_refuse_a_mesh_file() {
+        for flags in [
+            &["--mesh-file", "m.yaml", "--kubernetes"][..],
+            &["--mesh-file", "m.yaml", "--kubeconfig", "k"][..],
+            &["--mesh-file", "m.yaml", "--kube-context", "c"][..],
+        ] {
+            let error = Args::try_parse_from(["weft-controller"].iter().chain(flags)).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flags:?}"
+            );
+        }
+        assert!(Args::try_parse_from(["weft-controller", "--kubernetes"]).is_ok());
+        assert!(Args::try_parse_from(["weft-controller"]).is_err());
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub struct Args {
     /// The controller binary (default: `$CARGO_TARGET_DIR` or `target`, `release/weft-controller`).
     #[arg(long)]
     pub controller: Option<PathBuf>,
+    /// One more flag for the controller (repeatable), e.g.
+    /// `--controller-arg=--prometheus-url=http://127.0.0.1:9090` to measure
+    /// without the scraper.
+    #[arg(long = "controller-arg", allow_hyphen_values = true)]
+    pub controller_args: Vec<String>,
     /// `taskset -c` CPU list for the controller (default: not pinned).
     #[arg(long)]
     pub controller_cpus: Option<String>,
@@ -203,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "--destination-max-streams-per-client".into(),
                 (2 * args.streams.max(args.policy_streams) + 1000).to_string(),
             ],
+            args.controller_args.clone(),
         ]
         .concat(),
         envs: &[("RUST_LOG".into(), "warn".into())],

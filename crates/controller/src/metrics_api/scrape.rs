@@ -3,7 +3,8 @@
 //! queries need in the [`Store`], and record each target's status.
 //!
 //! ```text
-//! catalog.workloads() ─► meshed, with an admin address ─► GET http://admin/metrics (≤ timeout)
+//! catalog.map_workloads() ─► meshed, with an admin address ─► GET http://admin/metrics (≤ timeout,
+//!     one connection per scrape, closed when it ends or times out)
 //!     ok  ─► parse ─► store.ingest(namespace, workload, serviceaccount + samples) ─► status up
 //!     err ─► status down with the error
 //! then store.trim(retention); statuses of workloads gone from the catalog are forgotten
@@ -14,16 +15,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use tokio::net::TcpStream;
 
 use super::parse::parse_scrape;
 use super::store::Store;
@@ -33,11 +35,10 @@ use crate::proxy_address::proxy_listeners;
 
 /// How many proxies are scraped at once.
 const CONCURRENT_SCRAPES: usize = 32;
-/// How long connecting to a proxy may take. hyper's client finishes a
-/// connect in the background even after its request timed out (to pool the
-/// connection), so without this bound every unreachable proxy (a SYN that is
-/// never answered) would hold a socket and a task for the kernel's whole
-/// SYN-retry time (minutes): thousands of them with a large mesh.
+/// How long connecting to a proxy (or Prometheus) may take: an unreachable
+/// one (a SYN never answered) is given up on after this, not after the
+/// kernel's SYN retries (minutes; hyper's pooled client even finishes a
+/// connect in the background after its request timed out).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The largest `/metrics` body read (a proxy's is tens of KiB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -65,6 +66,12 @@ pub enum HttpError {
     /// Connecting or the exchange failed.
     #[error("{0}")]
     Request(#[from] hyper_util::client::legacy::Error),
+    /// The TCP connection could not be made.
+    #[error("connecting: {0}")]
+    Connect(std::io::Error),
+    /// The HTTP/1.1 exchange failed.
+    #[error("{0}")]
+    Exchange(hyper::Error),
     /// The body could not be read.
     #[error("reading the body: {0}")]
     Body(#[from] hyper::Error),
@@ -79,6 +86,64 @@ pub enum HttpError {
     /// Too big or not UTF-8.
     #[error("the body is {0}")]
     BadBody(&'static str),
+}
+
+/// GETs `path` from `address` on a connection of its own and returns the
+/// body as text, within `timeout`. The connection is closed when the GET
+/// ends, answered or not: a proxy that accepts and never answers (hung, or
+/// an address some network middlebox accepts for everyone) costs nothing
+/// after its timeout — a pooled client would keep each such connection open
+/// (thousands, with their buffers, in a big mesh).
+pub async fn get_once(
+    address: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<String, HttpError> {
+    let mut connection = None;
+    let exchange = async {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+            .await
+            .map_err(|_| HttpError::Timeout(CONNECT_TIMEOUT))?
+            .map_err(HttpError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(HttpError::Exchange)?;
+        connection = Some(tokio::spawn(driver));
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, address.to_string())
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| HttpError::Url(path.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(HttpError::Exchange)?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|_| HttpError::BadBody("too large or cut short"))?
+            .to_bytes();
+        Ok::<_, HttpError>((status, body))
+    };
+    let outcome = tokio::time::timeout(timeout, exchange).await;
+    if let Some(connection) = connection {
+        connection.abort();
+    }
+    let (status, body) = outcome.map_err(|_| HttpError::Timeout(timeout))??;
+    text_of(status, &body)
+}
+
+/// The body as text, or why not (not UTF-8, not a 2xx).
+fn text_of(status: hyper::StatusCode, body: &[u8]) -> Result<String, HttpError> {
+    let text = String::from_utf8(body.to_vec()).map_err(|_| HttpError::BadBody("not UTF-8"))?;
+    if !status.is_success() {
+        return Err(HttpError::Status {
+            status: status.as_u16(),
+            body: text.chars().take(200).collect(),
+        });
+    }
+    Ok(text)
 }
 
 /// GETs `url` and returns its body as text, within `timeout`.
@@ -100,14 +165,7 @@ pub async fn get_text(
     if body.len() > MAX_BODY_BYTES {
         return Err(HttpError::BadBody("too large"));
     }
-    let text = String::from_utf8(body.to_vec()).map_err(|_| HttpError::BadBody("not UTF-8"))?;
-    if !status.is_success() {
-        return Err(HttpError::Status {
-            status: status.as_u16(),
-            body: text.chars().take(200).collect(),
-        });
-    }
-    Ok(text)
+    text_of(status, &body)
 }
 
 /// Labels of `scrapes_total`.
@@ -186,27 +244,22 @@ pub fn unix_now() -> f64 {
 impl Scraper {
     /// Scrapes every interval until `stop` completes.
     pub async fn run(self, stop: impl Future<Output = ()>) {
-        let client = http_client();
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => return,
-                _ = ticker.tick() => self.scrape_all(&client).await,
+                _ = ticker.tick() => self.scrape_all().await,
             }
         }
     }
 
     fn targets(&self) -> Vec<Target> {
-        let workloads = self
-            .catalog
+        self.catalog
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .workloads();
-        workloads
-            .iter()
-            .filter_map(|workload| {
+            .map_workloads(|workload| {
                 Some(Target {
                     key: WorkloadKey {
                         namespace: workload
@@ -220,19 +273,17 @@ impl Scraper {
                     admin: proxy_listeners(workload)?.admin,
                 })
             })
-            .collect()
     }
 
     /// One round: every target concurrently, then trim.
-    async fn scrape_all(&self, client: &HttpClient) {
+    async fn scrape_all(&self) {
         let targets = self.targets();
         let timeout = self.interval.mul_f64(0.8).min(Duration::from_secs(10));
         let round = unix_now();
         let results: Vec<(Target, Result<String, HttpError>)> =
             futures::stream::iter(targets.iter().cloned())
                 .map(|target| async move {
-                    let url = format!("http://{}/metrics", target.admin);
-                    let result = get_text(client, &url, timeout).await;
+                    let result = get_once(target.admin, "/metrics", timeout).await;
                     (target, result)
                 })
                 .buffer_unordered(CONCURRENT_SCRAPES)

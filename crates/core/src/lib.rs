@@ -26,6 +26,7 @@
 //! | [`route`]   | `HTTPRoute`, `GRPCRoute` (Gateway API fields) and Linkerd's retry/timeout annotations |
 //! | [`weight`]  | quantity weights (`900m`, `1`) and their wire form |
 //! | [`names`]   | fully-qualified service names |
+//! | [`pki`]     | (feature `pki`) the mesh's CA certificates: checking an issuer against its trust anchors, generating a root and an issuer |
 //! | [`policy`]  | Linkerd's authorization policy kinds and a port's effective inbound policy; without `model`, only its CIDR networks and default policies (the proxy's too) |
 
 #[cfg(feature = "model")]
@@ -38,6 +39,8 @@ pub mod endpoint_slice;
 pub mod names;
 #[cfg(feature = "model")]
 pub mod object;
+#[cfg(feature = "pki")]
+pub mod pki;
 pub mod policy;
 #[cfg(feature = "model")]
 pub mod profile;

@@ -11,26 +11,24 @@
 //! Given files are checked as the controller checks its issuer: one CA
 //! certificate chaining to one of the anchors, the key (PKCS#8) matching it,
 //! every certificate valid now. Errors name the file at fault.
+//!
+//! The certificates are generated and checked with weft-core's
+//! [`pki`](weft_core::pki), as the controller's identity does; the wording
+//! of a [`CredentialProblem`] here is `weft install`'s own ([`describe`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::KeyPair;
 use time::OffsetDateTime;
-use x509_parser::certificate::X509Certificate;
-use x509_parser::pem::Pem;
-use x509_parser::prelude::FromDer;
+pub use weft_core::pki::CLOCK_SKEW_ALLOWANCE;
+pub use weft_core::pki::{CredentialFile, CredentialProblem};
+use weft_core::pki::{certificates_in, check_ca, key_matches, parse_certificate, signs};
 
 /// A generated trust anchor's lifetime (Linkerd's docs: `--not-after 87600h`).
 pub const TRUST_ANCHOR_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 /// A generated issuer's lifetime (Linkerd's docs: `--not-after 8760h`).
 pub const ISSUER_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-/// How far a generated certificate's NotBefore is back-dated, so nodes with
-/// slightly late clocks accept it at once (Linkerd's clock-skew allowance).
-pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(20);
 
 /// What the control plane's identity manifests carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,54 +109,34 @@ impl Default for IdentityNames {
     }
 }
 
-/// Which credential a problem is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialFile {
-    /// The trust anchors bundle.
-    TrustAnchors,
-    /// The issuer certificate.
-    IssuerCertificate,
-    /// The issuer key.
-    IssuerKey,
-}
-
-/// What is wrong with a credential.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CredentialProblem {
-    /// No PEM `CERTIFICATE` block.
-    #[error("no PEM CERTIFICATE block")]
-    NoCertificate,
-    /// The PEM text does not parse.
-    #[error("not PEM: {0}")]
-    NotPem(String),
-    /// A certificate does not parse.
-    #[error("bad certificate: {0}")]
-    BadCertificate(String),
-    /// More than one certificate where one is expected.
-    #[error("{0} certificates, expected exactly one (the issuer)")]
-    SeveralCertificates(usize),
-    /// A certificate is not a CA.
-    #[error("{0} is not a CA certificate (basicConstraints CA:TRUE)")]
-    NotCa(String),
-    /// A certificate is expired or not yet valid.
-    #[error("{subject} is valid from {not_before} to {not_after}, not now")]
-    NotValidNow {
-        /// The certificate's subject.
-        subject: String,
-        /// Its NotBefore.
-        not_before: OffsetDateTime,
-        /// Its NotAfter.
-        not_after: OffsetDateTime,
-    },
-    /// The issuer is not signed by any anchor.
-    #[error("{0} is not signed by any of the trust anchors")]
-    Untrusted(String),
-    /// The key does not parse.
-    #[error("bad key: {0}")]
-    BadKey(String),
-    /// The key is not the issuer certificate's.
-    #[error("the key does not match the issuer certificate")]
-    KeyMismatch,
+/// How `weft install` words a credential problem (the messages its users
+/// and tests know; the controller words the same problems its own way).
+pub fn describe(problem: &CredentialProblem) -> String {
+    match problem {
+        CredentialProblem::NoCertificate => "no PEM CERTIFICATE block".to_string(),
+        CredentialProblem::NotPem(reason) => format!("not PEM: {reason}"),
+        CredentialProblem::BadCertificate(reason) => format!("bad certificate: {reason}"),
+        CredentialProblem::SeveralCertificates(count) => {
+            format!("{count} certificates, expected exactly one (the issuer)")
+        }
+        CredentialProblem::NotCa(subject) => {
+            format!("{subject} is not a CA certificate (basicConstraints CA:TRUE)")
+        }
+        CredentialProblem::NotValidNow {
+            subject,
+            not_before,
+            not_after,
+        } => format!("{subject} is valid from {not_before} to {not_after}, not now"),
+        CredentialProblem::Untrusted(subject) => {
+            format!("{subject} is not signed by any of the trust anchors")
+        }
+        CredentialProblem::BadKey(reason) => format!("bad key: {reason}"),
+        CredentialProblem::KeyMismatch => {
+            "the key does not match the issuer certificate".to_string()
+        }
+        // Only the controller's chain loader finds this one.
+        CredentialProblem::BrokenChain { .. } => problem.to_string(),
+    }
 }
 
 /// Why the credentials could not be made or read.
@@ -173,7 +151,7 @@ pub enum CredentialError {
         source: std::io::Error,
     },
     /// A file's content is unusable.
-    #[error("{path}: {problem}")]
+    #[error("{path}: {}", describe(.problem))]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -270,56 +248,20 @@ pub fn generate(
     now: OffsetDateTime,
 ) -> Result<IdentityCredentials, CredentialError> {
     let generate_error = |error: rcgen::Error| CredentialError::Generate(error.to_string());
-    let anchor_key = KeyPair::generate().map_err(generate_error)?;
-    let anchor = ca_params(
-        &names.trust_anchor_name(),
-        now,
-        TRUST_ANCHOR_LIFETIME,
-        BasicConstraints::Unconstrained,
-    )
-    .self_signed(&anchor_key)
-    .map_err(generate_error)?;
-    let trust_anchors_pem = anchor.pem();
-    let signer =
-        Issuer::from_ca_cert_pem(&trust_anchors_pem, anchor_key).map_err(generate_error)?;
-    let issuer_key = KeyPair::generate().map_err(generate_error)?;
-    let issuer = ca_params(
-        &names.issuer_name(),
-        now,
-        ISSUER_LIFETIME,
-        BasicConstraints::Constrained(0),
-    )
-    .signed_by(&issuer_key, &signer)
-    .map_err(generate_error)?;
+    let anchor =
+        weft_core::pki::generate_root(&names.trust_anchor_name(), now, TRUST_ANCHOR_LIFETIME)
+            .map_err(generate_error)?;
+    let issuer =
+        weft_core::pki::generate_issuer(&anchor, &names.issuer_name(), now, ISSUER_LIFETIME)
+            .map_err(generate_error)?;
+    // The anchor's key goes no further: it has signed the issuer.
     Ok(IdentityCredentials {
-        trust_anchors_pem,
+        trust_anchors_pem: anchor.certificate_pem,
         issuer: Some(IssuerCredentials {
-            certificate_pem: issuer.pem(),
-            key_pem: issuer_key.serialize_pem(),
+            certificate_pem: issuer.certificate_pem,
+            key_pem: issuer.key_pem,
         }),
     })
-}
-
-fn ca_params(
-    name: &str,
-    now: OffsetDateTime,
-    lifetime: Duration,
-    constraints: BasicConstraints,
-) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    let mut subject = DistinguishedName::new();
-    subject.push(DnType::CommonName, name);
-    params.distinguished_name = subject;
-    params.is_ca = IsCa::Ca(constraints);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.use_authority_key_identifier_extension = true;
-    params.not_before = now - CLOCK_SKEW_ALLOWANCE;
-    params.not_after = now + lifetime;
-    params
 }
 
 /// Checks an issuer against the trust anchors at `now`: exactly one CA
@@ -333,14 +275,14 @@ pub fn check_issuer(
 ) -> Result<(), (CredentialFile, CredentialProblem)> {
     use CredentialFile::{IssuerCertificate, IssuerKey, TrustAnchors};
     let anchor_ders =
-        certificates_in(trust_anchors_pem).map_err(|problem| (TrustAnchors, problem))?;
+        certificates_in(trust_anchors_pem.as_bytes()).map_err(|problem| (TrustAnchors, problem))?;
     let anchors = anchor_ders
         .iter()
         .map(|der| parse_certificate(der))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|problem| (TrustAnchors, problem))?;
-    let issuer_ders =
-        certificates_in(certificate_pem).map_err(|problem| (IssuerCertificate, problem))?;
+    let issuer_ders = certificates_in(certificate_pem.as_bytes())
+        .map_err(|problem| (IssuerCertificate, problem))?;
     let issuer_der = match issuer_ders.as_slice() {
         [one] => one,
         several => {
@@ -354,10 +296,7 @@ pub fn check_issuer(
     check_ca(&issuer, now).map_err(|problem| (IssuerCertificate, problem))?;
     let anchor = anchors
         .iter()
-        .find(|anchor| {
-            anchor.subject().as_raw() == issuer.issuer().as_raw()
-                && issuer.verify_signature(Some(anchor.public_key())).is_ok()
-        })
+        .find(|anchor| signs(anchor, &issuer))
         .ok_or_else(|| {
             (
                 IssuerCertificate,
@@ -373,7 +312,7 @@ pub fn check_issuer(
         };
         (IssuerKey, CredentialProblem::BadKey(format!("{error}{hint}")))
     })?;
-    if key.public_key_raw() != issuer.public_key().subject_public_key.data.as_ref() {
+    if !key_matches(&key, &issuer) {
         return Err((IssuerKey, CredentialProblem::KeyMismatch));
     }
     Ok(())
@@ -384,56 +323,15 @@ pub fn check_trust_anchors(
     trust_anchors_pem: &str,
     now: OffsetDateTime,
 ) -> Result<(), CredentialProblem> {
-    for der in certificates_in(trust_anchors_pem)? {
+    for der in certificates_in(trust_anchors_pem.as_bytes())? {
         check_ca(&parse_certificate(&der)?, now)?;
-    }
-    Ok(())
-}
-
-/// The DER of every `CERTIFICATE` block in a PEM text (other blocks ignored).
-fn certificates_in(pem: &str) -> Result<Vec<Vec<u8>>, CredentialProblem> {
-    let mut certificates = Vec::new();
-    for block in Pem::iter_from_buffer(pem.as_bytes()) {
-        let block = block.map_err(|error| CredentialProblem::NotPem(error.to_string()))?;
-        if block.label == "CERTIFICATE" {
-            certificates.push(block.contents);
-        }
-    }
-    if certificates.is_empty() {
-        return Err(CredentialProblem::NoCertificate);
-    }
-    Ok(certificates)
-}
-
-fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, CredentialProblem> {
-    X509Certificate::from_der(der)
-        .map(|(_, certificate)| certificate)
-        .map_err(|error| CredentialProblem::BadCertificate(error.to_string()))
-}
-
-/// A CA certificate valid at `now`.
-fn check_ca(
-    certificate: &X509Certificate<'_>,
-    now: OffsetDateTime,
-) -> Result<(), CredentialProblem> {
-    let subject = certificate.subject().to_string();
-    if !certificate.is_ca() {
-        return Err(CredentialProblem::NotCa(subject));
-    }
-    let not_before = certificate.validity().not_before.to_datetime();
-    let not_after = certificate.validity().not_after.to_datetime();
-    if now < not_before || now >= not_after {
-        return Err(CredentialProblem::NotValidNow {
-            subject,
-            not_before,
-            not_after,
-        });
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use rcgen::CertificateParams;
     use time::macros::datetime;
 
     use super::*;
@@ -465,7 +363,7 @@ mod tests {
             NOW,
         )
         .unwrap();
-        let ders = certificates_in(&issuer.certificate_pem).unwrap();
+        let ders = certificates_in(issuer.certificate_pem.as_bytes()).unwrap();
         let certificate = parse_certificate(&ders[0]).unwrap();
         assert_eq!(
             certificate.subject().to_string(),
@@ -477,7 +375,7 @@ mod tests {
         );
         let not_after = certificate.validity().not_after.to_datetime();
         assert_eq!(not_after, NOW + ISSUER_LIFETIME);
-        let anchor_ders = certificates_in(&credentials.trust_anchors_pem).unwrap();
+        let anchor_ders = certificates_in(credentials.trust_anchors_pem.as_bytes()).unwrap();
         let anchor = parse_certificate(&anchor_ders[0]).unwrap();
         assert_eq!(
             anchor.validity().not_after.to_datetime(),
@@ -617,6 +515,51 @@ mod tests {
                 }
                 (result, _) => panic!("{name}: unexpected {result:?}"),
             }
+        }
+    }
+
+    /// `weft install`'s wording, which differs from the controller's.
+    #[test]
+    fn invalid_files_are_worded_for_install() {
+        let cases = [
+            (CredentialProblem::NoCertificate, "no PEM CERTIFICATE block"),
+            (CredentialProblem::NotPem("eof".into()), "not PEM: eof"),
+            (
+                CredentialProblem::BadCertificate("eof".into()),
+                "bad certificate: eof",
+            ),
+            (
+                CredentialProblem::SeveralCertificates(2),
+                "2 certificates, expected exactly one (the issuer)",
+            ),
+            (
+                CredentialProblem::NotCa("CN=leaf".into()),
+                "CN=leaf is not a CA certificate (basicConstraints CA:TRUE)",
+            ),
+            (
+                CredentialProblem::NotValidNow {
+                    subject: "CN=root".into(),
+                    not_before: NOW,
+                    not_after: NOW,
+                },
+                "CN=root is valid from 2026-06-01 12:00:00.0 +00:00:00 to 2026-06-01 12:00:00.0 +00:00:00, not now",
+            ),
+            (
+                CredentialProblem::Untrusted("CN=issuer".into()),
+                "CN=issuer is not signed by any of the trust anchors",
+            ),
+            (CredentialProblem::BadKey("eof".into()), "bad key: eof"),
+            (
+                CredentialProblem::KeyMismatch,
+                "the key does not match the issuer certificate",
+            ),
+        ];
+        for (problem, expected) in cases {
+            let error = CredentialError::Invalid {
+                path: PathBuf::from("issuer.crt"),
+                problem,
+            };
+            assert_eq!(error.to_string(), format!("issuer.crt: {expected}"));
         }
     }
 

@@ -12,6 +12,11 @@
 //!        DNS SAN identity, URI SAN spiffe ID, random serial,
 //!        now − skew … now + lifetime + skew, clamped to the chain's end
 //! ```
+//!
+//! The certificate checks (PEM blocks, CA and validity, who signed whom, the
+//! key's match) and the problems they report are weft-core's
+//! [`pki`](weft_core::pki), which `weft install` shares; what is the
+//! controller's own is the chain of intermediates, SEC1 keys and signing.
 
 use std::time::Duration;
 
@@ -22,16 +27,17 @@ use rcgen::{
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
-use x509_parser::certificate::X509Certificate;
+pub use weft_core::pki::{CredentialFile, CredentialProblem, certificates_in};
+use weft_core::pki::{check_ca, key_matches, parse_certificate, signs};
 use x509_parser::pem::Pem;
-use x509_parser::prelude::FromDer;
 
 use super::csr::ParsedCsr;
 
 /// The default leaf lifetime (Linkerd's `issuanceLifetime`).
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
-/// The default clock-skew allowance (Linkerd's `clockSkewAllowance`).
-pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(20);
+/// The default clock-skew allowance (Linkerd's `clockSkewAllowance`), the
+/// same that generated CA certificates are back-dated by.
+pub const DEFAULT_CLOCK_SKEW: Duration = weft_core::pki::CLOCK_SKEW_ALLOWANCE;
 
 /// How long leaves are valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,64 +105,6 @@ pub fn leaf_validity(
         not_before,
         not_after,
     })
-}
-
-/// Which credential file a problem is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialFile {
-    /// The issuer certificate (`crt.pem`).
-    IssuerCertificate,
-    /// The issuer key (`key.pem`).
-    IssuerKey,
-    /// The trust-anchor bundle.
-    TrustAnchors,
-}
-
-/// What is wrong with the issuer credentials.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CredentialProblem {
-    /// Not readable as PEM.
-    #[error("not PEM: {0}")]
-    NotPem(String),
-    /// No `CERTIFICATE` block.
-    #[error("holds no CERTIFICATE")]
-    NoCertificate,
-    /// `crt.pem` must hold the issuer alone.
-    #[error("holds {0} certificates; it must hold only the issuer certificate")]
-    SeveralCertificates(usize),
-    /// A certificate does not parse.
-    #[error("invalid certificate: {0}")]
-    BadCertificate(String),
-    /// The key does not parse (ring reads PKCS#8 `PRIVATE KEY` only).
-    #[error("invalid key: {0}")]
-    BadKey(String),
-    /// The key is not the certificate's.
-    #[error("the key does not belong to the issuer certificate")]
-    KeyMismatch,
-    /// A certificate lacks `basicConstraints CA:TRUE`.
-    #[error("{0} is not a CA certificate (basicConstraints CA:TRUE is required)")]
-    NotCa(String),
-    /// Outside its validity window.
-    #[error("{subject} is not valid now (valid {not_before} to {not_after})")]
-    NotValidNow {
-        /// The certificate's subject.
-        subject: String,
-        /// Its NotBefore.
-        not_before: OffsetDateTime,
-        /// Its NotAfter.
-        not_after: OffsetDateTime,
-    },
-    /// No anchor signed the issuer (or the last certificate of its chain).
-    #[error("the issuer {0} is not signed by any trust anchor")]
-    Untrusted(String),
-    /// A certificate of the issuer's chain does not sign the one before it.
-    #[error("the chain is out of order: {next} did not sign {subject}")]
-    BrokenChain {
-        /// The certificate whose signer was expected next.
-        subject: String,
-        /// The certificate found next.
-        next: String,
-    },
 }
 
 /// A problem and the file it is in.
@@ -312,7 +260,7 @@ impl CertificateAuthority {
             .map_err(|error| fail(IssuerKey, CredentialProblem::NotPem(error.to_string())))?;
         let key = parse_private_key(key_text)
             .map_err(|reason| fail(IssuerKey, CredentialProblem::BadKey(reason)))?;
-        if key.public_key_raw() != issuer.public_key().subject_public_key.data.as_ref() {
+        if !key_matches(&key, &issuer) {
             return Err(fail(IssuerKey, CredentialProblem::KeyMismatch));
         }
 
@@ -437,21 +385,6 @@ impl CertificateAuthority {
     }
 }
 
-/// The DER of every `CERTIFICATE` block in a PEM text (other blocks ignored).
-pub fn certificates_in(pem: &[u8]) -> Result<Vec<Vec<u8>>, CredentialProblem> {
-    let mut certificates = Vec::new();
-    for block in Pem::iter_from_buffer(pem) {
-        let block = block.map_err(|error| CredentialProblem::NotPem(error.to_string()))?;
-        if block.label == "CERTIFICATE" {
-            certificates.push(block.contents);
-        }
-    }
-    if certificates.is_empty() {
-        return Err(CredentialProblem::NoCertificate);
-    }
-    Ok(certificates)
-}
-
 /// The DER of `id-ecPublicKey`'s OID, then the named curves a SEC1 key may
 /// be on (P-256, P-384), as PKCS#8 names them.
 const EC_PUBLIC_KEY_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
@@ -513,46 +446,13 @@ fn der_element(tag: u8, contents: &[u8]) -> Vec<u8> {
     element
 }
 
-/// Whether `signer` issued `certificate` (names match, signature verifies).
-fn signs(signer: &X509Certificate<'_>, certificate: &X509Certificate<'_>) -> bool {
-    signer.subject().as_raw() == certificate.issuer().as_raw()
-        && certificate
-            .verify_signature(Some(signer.public_key()))
-            .is_ok()
-}
-
-fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, CredentialProblem> {
-    X509Certificate::from_der(der)
-        .map(|(_, certificate)| certificate)
-        .map_err(|error| CredentialProblem::BadCertificate(error.to_string()))
-}
-
-/// A CA certificate valid at `now`.
-fn check_ca(
-    certificate: &X509Certificate<'_>,
-    now: OffsetDateTime,
-) -> Result<(), CredentialProblem> {
-    let subject = certificate.subject().to_string();
-    if !certificate.is_ca() {
-        return Err(CredentialProblem::NotCa(subject));
-    }
-    let not_before = certificate.validity().not_before.to_datetime();
-    let not_after = certificate.validity().not_after.to_datetime();
-    if now < not_before || now >= not_after {
-        return Err(CredentialProblem::NotValidNow {
-            subject,
-            not_before,
-            not_after,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use rcgen::{CertificateParams, KeyPair};
     use time::macros::datetime;
+    use x509_parser::certificate::X509Certificate;
     use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::FromDer;
 
     use super::*;
     use crate::identity::IdentityDomain;

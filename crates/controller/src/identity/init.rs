@@ -15,17 +15,16 @@
 //! old one), so a running controller picks it up.
 //!
 //! Keys are ECDSA P-256 in PKCS#8 PEM. [`generate_root`] and
-//! [`generate_issuer`] are pure apart from key generation (tests use them).
+//! [`generate_issuer`] are pure apart from key generation (tests use them);
+//! the certificates are weft-core's [`pki`](weft_core::pki) CAs, as
+//! `weft install` generates them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use time::OffsetDateTime;
+pub use weft_core::pki::GeneratedCa;
 
 use super::IdentityDomain;
 use super::token::{TokenKey, TokenKeyError, private_file_options};
@@ -45,15 +44,6 @@ pub const ISSUER_CERTIFICATE_FILE: &str = "crt.pem";
 pub const ISSUER_KEY_FILE: &str = "key.pem";
 /// The token key's file in the state directory.
 pub const TOKEN_KEY_FILE: &str = "token.key";
-
-/// A CA certificate and its key, PEM.
-#[derive(Debug, Clone)]
-pub struct GeneratedCa {
-    /// The certificate.
-    pub certificate_pem: String,
-    /// The key (PKCS#8).
-    pub key_pem: String,
-}
 
 /// Why credentials could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -107,18 +97,7 @@ pub fn generate_root(
     now: OffsetDateTime,
     lifetime: Duration,
 ) -> Result<GeneratedCa, InitError> {
-    let key = KeyPair::generate().map_err(generate_error)?;
-    let params = ca_params(
-        &domain.root_name(),
-        now,
-        lifetime,
-        BasicConstraints::Unconstrained,
-    );
-    let certificate = params.self_signed(&key).map_err(generate_error)?;
-    Ok(GeneratedCa {
-        certificate_pem: certificate.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    weft_core::pki::generate_root(&domain.root_name(), now, lifetime).map_err(generate_error)
 }
 
 /// An issuer CA named `identity.<control-ns>.<trust-domain>` (path length 0),
@@ -129,44 +108,8 @@ pub fn generate_issuer(
     now: OffsetDateTime,
     lifetime: Duration,
 ) -> Result<GeneratedCa, InitError> {
-    let root_key = KeyPair::from_pem(&root.key_pem).map_err(generate_error)?;
-    let signer =
-        Issuer::from_ca_cert_pem(&root.certificate_pem, root_key).map_err(generate_error)?;
-    let key = KeyPair::generate().map_err(generate_error)?;
-    let params = ca_params(
-        &domain.issuer_name(),
-        now,
-        lifetime,
-        BasicConstraints::Constrained(0),
-    );
-    let certificate = params.signed_by(&key, &signer).map_err(generate_error)?;
-    Ok(GeneratedCa {
-        certificate_pem: certificate.pem(),
-        key_pem: key.serialize_pem(),
-    })
-}
-
-fn ca_params(
-    name: &str,
-    now: OffsetDateTime,
-    lifetime: Duration,
-    constraints: BasicConstraints,
-) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    let mut subject = DistinguishedName::new();
-    subject.push(DnType::CommonName, name);
-    params.distinguished_name = subject;
-    params.is_ca = IsCa::Ca(constraints);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.use_authority_key_identifier_extension = true;
-    // A little back-dating, as for leaves, so skewed clocks accept it at once.
-    params.not_before = now - super::authority::DEFAULT_CLOCK_SKEW;
-    params.not_after = now + lifetime;
-    params
+    weft_core::pki::generate_issuer(root, &domain.issuer_name(), now, lifetime)
+        .map_err(generate_error)
 }
 
 fn generate_error(error: rcgen::Error) -> InitError {

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
-use super::authority::{
-    CertificateAuthority, CredentialError, CredentialFile, CredentialProblem, IssuerCredentials,
-};
+use weft_core::pki::{CredentialFile, CredentialProblem};
+
+use super::authority::{CertificateAuthority, CredentialError, IssuerCredentials};
 use super::init::{ISSUER_CERTIFICATE_FILE, ISSUER_KEY_FILE};
 use super::issuer::IssuerRecorder;
 pub use super::issuer::{AuthorityHandle, IssuerMetrics, IssuerStatus};

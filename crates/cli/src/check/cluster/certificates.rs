@@ -1,10 +1,11 @@
 //! The certificate facts the identity checks need, read from PEM text:
 //! subject, validity, key algorithm, and whether one certificate signed
 //! another. Pure (bytes in, values out); errors are user-facing strings.
+//! The PEM blocks, the parsing and the signature check are weft-core's
+//! [`pki`](weft_core::pki), as the controller reads its issuer.
 
+use weft_core::pki::{CredentialProblem, certificate_blocks, parse_certificate, signs};
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
-use x509_parser::pem::Pem;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// A certificate's key algorithm, as the checks judge it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,21 +54,29 @@ pub struct CertificateFacts {
 /// is not PEM, a block is not a certificate, or there is none.
 pub fn parse_bundle(pem: &[u8]) -> Result<Vec<CertificateFacts>, String> {
     let mut certificates = Vec::new();
-    for block in Pem::iter_from_buffer(pem) {
-        let block = block.map_err(|error| format!("not PEM: {error}"))?;
-        if block.label == "CERTIFICATE" {
-            certificates.push(facts(&block.contents)?);
-        }
+    for der in certificate_blocks(pem) {
+        certificates.push(facts(&der.map_err(|problem| describe(&problem))?)?);
     }
     if certificates.is_empty() {
-        return Err("no PEM CERTIFICATE block".into());
+        return Err(describe(&CredentialProblem::NoCertificate));
     }
     Ok(certificates)
 }
 
+/// How the checks word a problem with a certificate bundle.
+fn describe(problem: &CredentialProblem) -> String {
+    match problem {
+        CredentialProblem::NoCertificate => "no PEM CERTIFICATE block".to_string(),
+        CredentialProblem::BadCertificate(reason) => {
+            format!("not an X.509 certificate: {reason}")
+        }
+        // `not PEM: …`; the bundle readers find no other.
+        other => other.to_string(),
+    }
+}
+
 fn facts(der: &[u8]) -> Result<CertificateFacts, String> {
-    let (_, certificate) = X509Certificate::from_der(der)
-        .map_err(|error| format!("not an X.509 certificate: {error}"))?;
+    let certificate = parse_certificate(der).map_err(|problem| describe(&problem))?;
     let key = certificate.public_key();
     let algorithm = if key.algorithm.algorithm == OID_PKCS1_RSAENCRYPTION {
         KeyAlgorithm::Rsa
@@ -96,12 +105,11 @@ fn facts(der: &[u8]) -> Result<CertificateFacts, String> {
 
 /// Whether `child` names `parent` as its issuer and carries its signature.
 pub fn signed_by(child: &CertificateFacts, parent: &CertificateFacts) -> bool {
-    let (Ok((_, child)), Ok((_, parent))) = (
-        X509Certificate::from_der(&child.der),
-        X509Certificate::from_der(&parent.der),
+    let (Ok(child), Ok(parent)) = (
+        parse_certificate(&child.der),
+        parse_certificate(&parent.der),
     ) else {
         return false;
     };
-    child.issuer().as_raw() == parent.subject().as_raw()
-        && child.verify_signature(Some(parent.public_key())).is_ok()
+    signs(&parent, &child)
 }

@@ -142,6 +142,14 @@ impl Cluster {
         }));
     }
 
+    /// Deletes the installation's cluster-scoped object `name`, which exists.
+    fn delete(&self, api_version: &str, kind: &str, name: &str) {
+        assert!(
+            self.api.delete(api_version, kind, None, name),
+            "no {kind} {name}"
+        );
+    }
+
     /// Runs `weft check --kubeconfig … <args>`.
     fn check(&self, args: &[&str]) -> Output {
         weft_check(&self.kubeconfig)
@@ -367,14 +375,36 @@ fn assert_report(output: &Output, categories: &[&str], success: bool) {
     assert_eq!(output.status.code(), Some(if success { 0 } else { 1 }));
 }
 
+/// `category` with its passing check `√ <check>` printed as `<mark> <check>`
+/// followed by `details`, each indented, and the hints line for `anchor`.
+fn broken(category: &str, mark: char, check: &str, details: &[&str], anchor: &str) -> String {
+    let passing = format!("√ {check}\n");
+    assert!(
+        category.contains(&passing),
+        "no check {check:?} in {category}"
+    );
+    let mut failing = format!("{mark} {check}\n");
+    for detail in details {
+        failing.push_str(&format!("    {detail}\n"));
+    }
+    failing.push_str(&format!(
+        "    see https://weft.dev/checks/#{anchor} for hints\n"
+    ));
+    category.replace(&passing, &failing)
+}
+
 /// The webhooks category when the proxy injector's webhook is missing.
-const WEBHOOK_MISSING: &str = "\
-weft-webhooks
--------------
-‼ proxy-injector webhook exists
-    MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)
-    see https://weft.dev/checks/#weft-webhooks-proxy-injector for hints
-";
+fn webhook_missing() -> String {
+    broken(
+        WEBHOOKS_OK,
+        '‼',
+        "proxy-injector webhook exists",
+        &[
+            "MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)",
+        ],
+        "weft-webhooks-proxy-injector",
+    )
+}
 
 #[test]
 fn a_healthy_installation_passes() {
@@ -405,20 +435,16 @@ fn an_expired_issuer_fails() {
     );
     cluster.set_issuer(&issuer);
     let output = cluster.check(&[]);
-    let identity = "\
-weft-identity
--------------
-√ certificate config is valid
-√ trust anchors are using supported crypto algorithm
-√ trust anchors are within their validity period
-√ trust anchors are valid for at least 60 days
-√ issuer cert is using supported crypto algorithm
-× issuer cert is within its validity period
-    CN=identity.weft.cluster.local expired 1d ago
-    see https://weft.dev/checks/#weft-identity-issuer-cert-is-time-valid for hints
-√ issuer cert is issued by the trust anchor
-";
-    assert_report(&output, &installed_except(IDENTITY_OK, identity), false);
+    let identity = broken(
+        IDENTITY_OK,
+        '×',
+        "issuer cert is within its validity period",
+        &["CN=identity.weft.cluster.local expired 1d ago"],
+        "weft-identity-issuer-cert-is-time-valid",
+    )
+    // An expired certificate is not checked for the 60 days ahead.
+    .replace("√ issuer cert is valid for at least 60 days\n", "");
+    assert_report(&output, &installed_except(IDENTITY_OK, &identity), false);
 }
 
 #[test]
@@ -444,56 +470,47 @@ fn a_controller_pod_not_ready_fails() {
     let cluster = Cluster::installed();
     cluster.api.apply(controller_pod(false));
     let output = cluster.check(&[]);
-    let existence = "\
-weft-existence
---------------
-√ controller Deployment is available
-√ no unschedulable pods
-√ controller pod is running
-× control plane pods are ready
-    pods not ready: weft-controller-5d9f7c-abcde
-    see https://weft.dev/checks/#weft-existence-ready for hints
-";
-    assert_report(&output, &installed_except(EXISTENCE_OK, existence), false);
+    let existence = broken(
+        EXISTENCE_OK,
+        '×',
+        "control plane pods are ready",
+        &["pods not ready: weft-controller-5d9f7c-abcde"],
+        "weft-existence-ready",
+    );
+    assert_report(&output, &installed_except(EXISTENCE_OK, &existence), false);
 }
 
 #[test]
 fn a_missing_crd_fails() {
     let cluster = Cluster::installed();
-    assert!(cluster.api.delete(
+    cluster.delete(
         "apiextensions.k8s.io/v1",
         "CustomResourceDefinition",
-        None,
-        "workloads.weft.dev"
-    ));
+        "workloads.weft.dev",
+    );
     let output = cluster.check(&[]);
-    let config = "\
-weft-config
------------
-√ control plane Namespace exists
-√ control plane ClusterRoles exist
-√ control plane ClusterRoleBindings exist
-√ control plane ServiceAccounts exist
-× control plane CustomResourceDefinitions exist
-    missing CustomResourceDefinitions: workloads.weft.dev
-    see https://weft.dev/checks/#weft-config-crd for hints
-";
-    assert_report(&output, &installed_except(CONFIG_OK, config), false);
+    let config = broken(
+        CONFIG_OK,
+        '×',
+        "control plane CustomResourceDefinitions exist",
+        &["missing CustomResourceDefinitions: workloads.weft.dev"],
+        "weft-config-crd",
+    );
+    assert_report(&output, &installed_except(CONFIG_OK, &config), false);
 }
 
 #[test]
 fn a_missing_webhook_only_warns() {
     let cluster = Cluster::installed();
-    assert!(cluster.api.delete(
+    cluster.delete(
         "admissionregistration.k8s.io/v1",
         "MutatingWebhookConfiguration",
-        None,
-        weft_cli::check::cluster::PROXY_INJECTOR_WEBHOOK
-    ));
+        weft_cli::check::cluster::PROXY_INJECTOR_WEBHOOK,
+    );
     let output = cluster.check(&[]);
     assert_report(
         &output,
-        &installed_except(WEBHOOKS_OK, WEBHOOK_MISSING),
+        &installed_except(WEBHOOKS_OK, &webhook_missing()),
         true,
     );
 }
@@ -556,9 +573,12 @@ fn pre_fails_when_access_is_denied() {
         .api
         .set_self_subject_access_review(|attributes| attributes.resource != "clusterroles");
     let output = cluster.check(&["--pre"]);
-    let setup = PRE_SETUP_OK.replace(
-        "√ can create non-namespaced resources\n",
-        "× can create non-namespaced resources\n    not allowed to create clusterroles.rbac.authorization.k8s.io\n    see https://weft.dev/checks/#pre-k8s-cluster-k8s for hints\n",
+    let setup = broken(
+        PRE_SETUP_OK,
+        '×',
+        "can create non-namespaced resources",
+        &["not allowed to create clusterroles.rbac.authorization.k8s.io"],
+        "pre-k8s-cluster-k8s",
     );
     assert_report(&output, &[API_OK, &setup, PRE_CAPABILITY_OK], false);
 }
@@ -725,7 +745,7 @@ fn what_weft_install_writes_passes() {
     let output = cluster.check(&[]);
     assert_report(
         &output,
-        &installed_except(WEBHOOKS_OK, WEBHOOK_MISSING),
+        &installed_except(WEBHOOKS_OK, &webhook_missing()),
         true,
     );
 }

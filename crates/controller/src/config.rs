@@ -92,7 +92,11 @@ pub struct KubernetesArgs {
     #[arg(long, env = "WEFT_CONTROLLER_KUBECONFIG", conflicts_with = "mesh_file")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use (default: its current context).
-    #[arg(long, env = "WEFT_CONTROLLER_KUBE_CONTEXT", conflicts_with = "mesh_file")]
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_KUBE_CONTEXT",
+        conflicts_with = "mesh_file"
+    )]
     pub kube_context: Option<String>,
 }
 

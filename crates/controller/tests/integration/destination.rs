@@ -2,7 +2,9 @@
 //! built from `linkerd2-proxy-api` talks to it over loopback while the test
 //! edits its mesh file.
 
-use crate::common::{Scratch, http_get, wait_until_ready};
+use crate::common::{
+    ControllerProcess, Scratch, Source, controller_command, http_get, wait_for_exit,
+};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -39,24 +41,16 @@ spec:
   meshed: true
 ";
 
-/// The controller process, killed on drop.
+/// The controller reading a mesh file, killed on drop.
 struct Controller {
-    child: Child,
+    process: ControllerProcess,
     destination: SocketAddr,
-    admin: SocketAddr,
 }
 
 impl Controller {
+    /// The controller reading `mesh_file`, its stderr piped.
     fn spawn(mesh_file: &Path, destination: SocketAddr, admin: SocketAddr) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_weft-controller"))
-            .arg("--mesh-file")
-            .arg(mesh_file)
-            .arg("--destination-addr")
-            .arg(destination.to_string())
-            .arg("--admin-addr")
-            .arg(admin.to_string())
-            .args(["--web-addr", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
+        controller_command(Source::MeshFile(mesh_file), destination, admin)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -64,33 +58,24 @@ impl Controller {
     }
 
     async fn start(mesh_file: &Path) -> Self {
-        let destination: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
-            .parse()
-            .unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
-            .parse()
-            .unwrap();
-        let child = Self::spawn(mesh_file, destination, admin);
-        let mut controller = Self {
-            child,
+        let destination = weft_test_support::free_addr();
+        let admin = weft_test_support::free_addr();
+        let mut command = controller_command(Source::MeshFile(mesh_file), destination, admin);
+        let process = ControllerProcess::start(&mut command, admin, None, PATIENCE).await;
+        Self {
+            process,
             destination,
-            admin,
-        };
-        wait_until_ready(&mut controller.child, admin, PATIENCE).await;
-        controller
+        }
+    }
+
+    fn admin(&self) -> SocketAddr {
+        self.process.admin
     }
 
     async fn client(&self) -> DestinationClient<Channel> {
         DestinationClient::connect(format!("http://{}", self.destination))
             .await
             .expect("connects to the Destination service")
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -196,7 +181,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     assert_eq!(label(&web_1.metric_labels, "namespace"), Some("shop"));
     assert!(web_1.tls_identity.is_none() && web_1.protocol_hint.is_none());
 
-    let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+    let (_, metrics) = http_get(controller.admin(), "/metrics").await.unwrap();
     assert!(
         metrics.contains("weft_controller_destination_get_streams 1"),
         "{metrics}"
@@ -233,7 +218,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
         quiet.is_err(),
         "a broken edit must not reach the stream: {quiet:?}"
     );
-    let (status, body) = http_get(controller.admin, "/ready").await.unwrap();
+    let (status, body) = http_get(controller.admin(), "/ready").await.unwrap();
     assert_eq!(status, 200, "the last good version keeps serving: {body}");
     let ready: serde_json::Value = serde_json::from_str(body.trim()).expect("JSON body");
     let last_error = ready["mesh_file"]["last_error"]
@@ -249,7 +234,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     drop(stream);
     let started = Instant::now();
     loop {
-        let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+        let (_, metrics) = http_get(controller.admin(), "/metrics").await.unwrap();
         if metrics.contains("weft_controller_destination_get_streams 0") {
             break;
         }
@@ -446,14 +431,10 @@ async fn get_profile_prefers_the_client_namespace_profile() {
 #[tokio::test]
 async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     let scratch = Scratch::new("startup");
-    let admin: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
-        .parse()
-        .unwrap();
+    let admin = weft_test_support::free_addr();
 
     // A missing file: exit 64, naming the file.
-    let destination: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
-        .parse()
-        .unwrap();
+    let destination = weft_test_support::free_addr();
     let output = Controller::spawn(&scratch.path("mesh.yaml"), destination, admin)
         .wait_with_output()
         .unwrap();
@@ -495,17 +476,10 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     next_update(&mut stream, PATIENCE).await;
     let signalled = Command::new("kill")
         .arg("-TERM")
-        .arg(controller.child.id().to_string())
+        .arg(controller.process.child.id().to_string())
         .status()
         .unwrap();
     assert!(signalled.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = controller.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < PATIENCE, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_for_exit(&mut controller.process.child, PATIENCE, "SIGTERM").await;
     assert_eq!(status.code(), Some(0));
 }

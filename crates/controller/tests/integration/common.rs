@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use linkerd2_proxy_api::destination::destination_client::DestinationClient;
 use linkerd2_proxy_api::identity::CertifyResponse;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::transport::Channel;
 use weft_test_support::kube_api::KubeApiServer;
 
 /// A scratch directory removed on drop.
@@ -176,6 +178,44 @@ impl Drop for ControllerProcess {
         if self.log.is_some() && std::thread::panicking() {
             eprintln!("--- weft-controller log ---\n{}--- end ---", self.log());
         }
+    }
+}
+
+/// A controller serving the Destination service, killed on drop.
+pub struct DestinationController {
+    pub process: ControllerProcess,
+    pub destination: SocketAddr,
+}
+
+impl DestinationController {
+    /// Spawns the controller reading `source` on free loopback ports.
+    pub fn spawn(source: Source<'_>) -> Self {
+        let destination = weft_test_support::free_addr();
+        let admin = weft_test_support::free_addr();
+        let mut command = controller_command(source, destination, admin);
+        let process = ControllerProcess::spawn(&mut command, admin, None);
+        Self {
+            process,
+            destination,
+        }
+    }
+
+    /// [`Self::spawn`], then waits for `/ready` within `patience`.
+    pub async fn start(source: Source<'_>, patience: Duration) -> Self {
+        let mut controller = Self::spawn(source);
+        let admin = controller.admin();
+        wait_until_ready(&mut controller.process.child, admin, patience).await;
+        controller
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        self.process.admin
+    }
+
+    pub async fn client(&self) -> DestinationClient<Channel> {
+        DestinationClient::connect(format!("http://{}", self.destination))
+            .await
+            .expect("connects to the Destination service")
     }
 }
 

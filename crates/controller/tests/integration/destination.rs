@@ -3,7 +3,7 @@
 //! edits its mesh file.
 
 use crate::common::{
-    ControllerProcess, Scratch, Source, controller_command, http_get, wait_for_exit,
+    DestinationController, Scratch, Source, controller_command, http_get, wait_for_exit,
 };
 
 use std::collections::HashMap;
@@ -41,42 +41,18 @@ spec:
   meshed: true
 ";
 
-/// The controller reading a mesh file, killed on drop.
-struct Controller {
-    process: ControllerProcess,
-    destination: SocketAddr,
+/// The controller reading `mesh_file`, its stderr piped.
+fn spawn_controller(mesh_file: &Path, destination: SocketAddr, admin: SocketAddr) -> Child {
+    controller_command(Source::MeshFile(mesh_file), destination, admin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft-controller starts")
 }
 
-impl Controller {
-    /// The controller reading `mesh_file`, its stderr piped.
-    fn spawn(mesh_file: &Path, destination: SocketAddr, admin: SocketAddr) -> Child {
-        controller_command(Source::MeshFile(mesh_file), destination, admin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weft-controller starts")
-    }
-
-    async fn start(mesh_file: &Path) -> Self {
-        let destination = weft_test_support::free_addr();
-        let admin = weft_test_support::free_addr();
-        let mut command = controller_command(Source::MeshFile(mesh_file), destination, admin);
-        let process = ControllerProcess::start(&mut command, admin, None, PATIENCE).await;
-        Self {
-            process,
-            destination,
-        }
-    }
-
-    fn admin(&self) -> SocketAddr {
-        self.process.admin
-    }
-
-    async fn client(&self) -> DestinationClient<Channel> {
-        DestinationClient::connect(format!("http://{}", self.destination))
-            .await
-            .expect("connects to the Destination service")
-    }
+/// The controller reading `mesh_file`, once ready.
+async fn start_controller(mesh_file: &Path) -> DestinationController {
+    DestinationController::start(Source::MeshFile(mesh_file), PATIENCE).await
 }
 
 fn request(path: &str) -> GetDestination {
@@ -150,7 +126,7 @@ async fn code_of<T>(result: Result<tonic::Response<Streaming<T>>, tonic::Status>
 async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     let scratch = Scratch::new("get");
     scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
     let mut stream = open_get(&mut client, "web.shop.svc.cluster.local:80").await;
 
@@ -247,7 +223,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
 async fn unknown_names_and_malformed_paths_get_the_reference_answers() {
     let scratch = Scratch::new("names");
     scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     let mut unknown = open_get(&mut client, "nope.shop.svc.cluster.local:80").await;
@@ -279,7 +255,7 @@ async fn unknown_names_and_malformed_paths_get_the_reference_answers() {
 async fn get_profile_by_name_and_by_address() {
     let scratch = Scratch::new("profile");
     scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     for path in ["web.shop.svc.cluster.local:80", "10.96.0.10:80"] {
@@ -395,7 +371,7 @@ spec:
 async fn get_profile_prefers_the_client_namespace_profile() {
     let scratch = Scratch::new("client-profile");
     scratch.replace("mesh.yaml", format!("{EXAMPLE}{CLIENT_PROFILE}").as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     let cases = [
@@ -435,7 +411,7 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
 
     // A missing file: exit 64, naming the file.
     let destination = weft_test_support::free_addr();
-    let output = Controller::spawn(&scratch.path("mesh.yaml"), destination, admin)
+    let output = spawn_controller(&scratch.path("mesh.yaml"), destination, admin)
         .wait_with_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -447,7 +423,7 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
         "mesh.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: 7}\n".as_bytes(),
     );
-    let output = Controller::spawn(&scratch.path("mesh.yaml"), destination, admin)
+    let output = spawn_controller(&scratch.path("mesh.yaml"), destination, admin)
         .wait_with_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -457,7 +433,7 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     // A taken port: the flag is named.
     scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let output = Controller::spawn(
+    let output = spawn_controller(
         &scratch.path("mesh.yaml"),
         taken.local_addr().unwrap(),
         admin,
@@ -470,7 +446,7 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     drop(taken);
 
     // SIGTERM with a stream open: a clean exit.
-    let mut controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let mut controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
     let mut stream = open_get(&mut client, "web.shop.svc.cluster.local:80").await;
     next_update(&mut stream, PATIENCE).await;

@@ -5,70 +5,38 @@
 //! nothing stale, ServiceProfile resources reach GetProfile, a pod IP
 //! resolves to its pod, and `/ready` waits for the first lists.
 
-use crate::common::{
-    ControllerProcess, Scratch, Source, controller_command, http_get, kubeconfig_for,
-    wait_until_ready,
-};
+use crate::common::{DestinationController, Scratch, Source, http_get, kubeconfig_for};
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use linkerd2_proxy_api::destination::destination_client::DestinationClient;
 use linkerd2_proxy_api::destination::update::Update as UpdateKind;
 use linkerd2_proxy_api::destination::{DestinationProfile, GetDestination, Update};
 use linkerd2_proxy_api::net::TcpAddress;
 use serde_json::{Value, json};
 use tonic::Streaming;
-use tonic::transport::Channel;
 use weft_test_support::kube_api::KubeApiServer;
 
 /// Generous bound for start-up, first messages and changes to arrive.
 const PATIENCE: Duration = Duration::from_secs(15);
 const SERVICE: &str = "web.shop.svc.cluster.local:80";
 
-/// The controller in Kubernetes mode, killed on drop.
-struct Controller {
-    process: ControllerProcess,
-    destination: SocketAddr,
+/// The controller reading the cluster at `kubeconfig`.
+fn spawn_controller(kubeconfig: &Path) -> DestinationController {
+    DestinationController::spawn(Source::Kubernetes { kubeconfig })
 }
 
-impl Controller {
-    fn spawn(kubeconfig: &Path) -> Self {
-        let destination = weft_test_support::free_addr();
-        let admin = weft_test_support::free_addr();
-        let source = Source::Kubernetes { kubeconfig };
-        let mut command = controller_command(source, destination, admin);
-        let process = ControllerProcess::spawn(&mut command, admin, None);
-        Self {
-            process,
-            destination,
-        }
-    }
-
-    async fn start(kubeconfig: &Path) -> Self {
-        let mut controller = Self::spawn(kubeconfig);
-        let admin = controller.process.admin;
-        wait_until_ready(&mut controller.process.child, admin, PATIENCE).await;
-        controller
-    }
-
-    fn admin(&self) -> SocketAddr {
-        self.process.admin
-    }
-
-    async fn client(&self) -> DestinationClient<Channel> {
-        DestinationClient::connect(format!("http://{}", self.destination))
-            .await
-            .expect("connects to the Destination service")
-    }
+/// [`spawn_controller`], then waits for `/ready`.
+async fn start_controller(kubeconfig: &Path) -> DestinationController {
+    DestinationController::start(Source::Kubernetes { kubeconfig }, PATIENCE).await
 }
 
 /// The shop served by a new controller, and a Get stream on `web` once it
 /// holds both pods.
 struct ShopStream {
-    controller: Controller,
+    controller: DestinationController,
     stream: Streaming<Update>,
     endpoints: Endpoints,
     api: KubeApiServer,
@@ -80,7 +48,7 @@ impl ShopStream {
         let scratch = Scratch::new(test);
         let api = KubeApiServer::start();
         shop(&api);
-        let controller = Controller::start(&kubeconfig_for(&scratch, &api)).await;
+        let controller = start_controller(&kubeconfig_for(&scratch, &api)).await;
         let mut client = controller.client().await;
         let mut stream = client.get(get(SERVICE)).await.expect("Get").into_inner();
         let mut endpoints = Endpoints::default();
@@ -354,7 +322,7 @@ async fn service_profiles_and_pod_addresses_reach_get_profile() {
         "spec": {"routes": [{"name": "GET /books", "condition": {"method": "GET", "pathRegex": "/books"}}]},
         "status": {"ignored": true},
     }));
-    let controller = Controller::start(&kubeconfig_for(&scratch, &api)).await;
+    let controller = start_controller(&kubeconfig_for(&scratch, &api)).await;
     let mut client = controller.client().await;
 
     let mut profiles = client
@@ -408,7 +376,7 @@ async fn ready_waits_for_the_first_lists() {
         &format!("http://{}", silent.local_addr().unwrap()),
     );
     std::fs::write(scratch.path("kubeconfig"), kubeconfig).unwrap();
-    let mut controller = Controller::spawn(&scratch.path("kubeconfig"));
+    let mut controller = spawn_controller(&scratch.path("kubeconfig"));
     let started = Instant::now();
     let mut answered = 0;
     while started.elapsed() < Duration::from_secs(3) {
@@ -431,7 +399,7 @@ async fn ready_waits_for_the_first_lists() {
 
     // Against an answering API the same controller flags become ready.
     api.write_kubeconfig(&scratch.path("kubeconfig-live"));
-    let live = Controller::start(&scratch.path("kubeconfig-live")).await;
+    let live = start_controller(&scratch.path("kubeconfig-live")).await;
     let (code, body) = http_get(live.admin(), "/ready").await.unwrap();
     assert_eq!(code, 200, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
@@ -526,7 +494,7 @@ async fn a_custom_resource_not_installed_does_not_hold_readiness_back() {
         .kubeconfig_yaml()
         .replace(&api.url(), &format!("http://{relay}"));
     std::fs::write(scratch.path("kubeconfig"), kubeconfig).unwrap();
-    let controller = Controller::start(&scratch.path("kubeconfig")).await;
+    let controller = start_controller(&scratch.path("kubeconfig")).await;
 
     let (code, body) = http_get(controller.admin(), "/ready").await.unwrap();
     assert_eq!(code, 200, "{body}");

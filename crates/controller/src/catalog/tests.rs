@@ -30,7 +30,7 @@ fn object<T: serde::de::DeserializeOwned + Into<MeshObject>>(yaml: &str) -> Mesh
     serde_saphyr::from_str::<T>(yaml).expect("yaml").into()
 }
 
-fn address(text: &str) -> SocketAddr {
+pub(super) fn address(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
 
@@ -47,8 +47,24 @@ fn added(update: &EndpointUpdate) -> Vec<SocketAddr> {
     }
 }
 
-fn next(receiver: &mut mpsc::Receiver<EndpointUpdate>) -> EndpointUpdate {
+pub(super) fn next(receiver: &mut mpsc::Receiver<EndpointUpdate>) -> EndpointUpdate {
     receiver.try_recv().expect("an update was published")
+}
+
+/// For each `(address, workload)`, `workload_at(address)` finds that
+/// workload's endpoint at exactly that address, or nothing.
+pub(super) fn assert_workloads_at(catalog: &Catalog, cases: &[(&str, Option<&str>)]) {
+    for (text, expected) in cases {
+        let found = catalog.workload_at(address(text));
+        assert_eq!(
+            found.as_ref().map(|endpoint| endpoint.workload.as_str()),
+            *expected,
+            "{text}"
+        );
+        if let Some(endpoint) = found {
+            assert_eq!(endpoint.address, address(text));
+        }
+    }
 }
 
 fn web_catalog() -> Catalog {
@@ -358,17 +374,7 @@ fn lookups_by_address() {
         ("10.0.0.3:7777", Some("api-1")),
         ("10.9.9.9:80", None),
     ];
-    for (text, expected) in cases {
-        let found = catalog.workload_at(address(text));
-        assert_eq!(
-            found.as_ref().map(|endpoint| endpoint.workload.as_str()),
-            *expected,
-            "{text}"
-        );
-        if let Some(endpoint) = found {
-            assert_eq!(endpoint.address, address(text));
-        }
-    }
+    assert_workloads_at(&catalog, cases);
     assert_eq!(
         catalog.service_at("10.96.0.3".parse().unwrap()),
         Some(ServiceName::new("shop", "web"))

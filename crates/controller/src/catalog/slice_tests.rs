@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use weft_core::endpoint_slice::EndpointSlice as LeanSlice;
 
-use super::tests::{address, assert_workloads_at, next};
+use super::tests::{address, assert_no_endpoints, assert_workloads_at, next};
 use super::*;
 
 /// `web` in `shop`: port 80 (`http` → container port `http`), headless or not.
@@ -128,10 +128,7 @@ fn slices_applied_changed_and_deleted_reach_subscribers_exactly() {
     let target = ServicePort::new("shop", "web", 80);
     let mut receiver = catalog.subscribe_endpoints(&target);
     // Slices only: the selector matches both pods, but no slice is written yet.
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
 
     apply_slice(
         &mut catalog,
@@ -216,15 +213,9 @@ fn slices_applied_changed_and_deleted_reach_subscribers_exactly() {
         "after deleting a slice whose addresses remain",
     );
     assert!(catalog.delete(Kind::EndpointSlice, "shop", "web-def"));
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     catalog.delete(Kind::Service, "shop", "web");
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: false }
-    );
+    assert_no_endpoints(&mut receiver, false);
     nothing_more(&mut receiver, "at the end");
 }
 
@@ -294,10 +285,7 @@ fn a_mesh_file_service_switches_from_selector_to_slices_when_it_gets_one() {
     assert_added(&mut receiver, &[entry("10.0.0.5:9000", "web-host", None)]);
     // Slices only from now on: the selector's workload leaves.
     catalog.set_endpoints_from_slices(true);
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     assert!(catalog.endpoints_from_slices());
 }
 
@@ -319,10 +307,7 @@ fn instance_names_answer_only_their_endpoint() {
     assert_added(&mut receiver, &[entry("10.1.0.2:8080", "web-1", None)]);
     let mut unknown =
         catalog.subscribe_endpoints_for(&EndpointTarget::instance(target.clone(), "web-7"));
-    assert_eq!(
-        next(&mut unknown),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut unknown, true);
     // web-0 changing does not change web-1's answer.
     apply_slice(
         &mut catalog,
@@ -337,10 +322,7 @@ fn instance_names_answer_only_their_endpoint() {
         "web",
         &[("10.1.0.1", true, "web-0")],
     );
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     assert_eq!(catalog.endpoint_subscriptions(), 2);
     drop(receiver);
     catalog.release_endpoints_for(&web_1);

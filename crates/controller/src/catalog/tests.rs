@@ -51,6 +51,11 @@ pub(super) fn next(receiver: &mut mpsc::Receiver<EndpointUpdate>) -> EndpointUpd
     receiver.try_recv().expect("an update was published")
 }
 
+/// The next update says the target has no endpoints, and whether it exists.
+pub(super) fn assert_no_endpoints(receiver: &mut mpsc::Receiver<EndpointUpdate>, exists: bool) {
+    assert_eq!(next(receiver), EndpointUpdate::NoEndpoints { exists });
+}
+
 /// For each `(address, workload)`, `workload_at(address)` finds that
 /// workload's endpoint at exactly that address, or nothing.
 pub(super) fn assert_workloads_at(catalog: &Catalog, cases: &[(&str, Option<&str>)]) {
@@ -167,15 +172,9 @@ fn subscriber_gets_the_current_set_then_only_diffs() {
         next(&mut receiver),
         EndpointUpdate::Remove(vec![address("10.0.0.1:8080")])
     );
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     catalog.delete(Kind::Service, "shop", "web");
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: false }
-    );
+    assert_no_endpoints(&mut receiver, false);
     assert!(
         !catalog.delete(Kind::Service, "shop", "web"),
         "already gone"
@@ -186,15 +185,9 @@ fn subscriber_gets_the_current_set_then_only_diffs() {
 fn subscriber_to_an_unknown_service_learns_when_it_appears() {
     let mut catalog = Catalog::default();
     let mut receiver = catalog.subscribe_endpoints(&ServicePort::new("shop", "web", 80));
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: false }
-    );
+    assert_no_endpoints(&mut receiver, false);
     catalog.apply(service("shop", "web", "web")).unwrap();
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     catalog
         .apply(workload("shop", "web-1", "web", "10.0.0.1", 8080))
         .unwrap();

@@ -20,8 +20,8 @@ use weft_test_support::{
 };
 
 use crate::cluster::{
-    CLIENT_IDENTITY, NAMESPACE, SERVER_IDENTITY, URL, assert_metric_settles, cluster, meshed_pod,
-    with_identity,
+    CLIENT_IDENTITY, NAMESPACE, SERVER_IDENTITY, URL, assert_metric_settles, cluster,
+    discovering_from, meshed_pod, shop_yaml, with_identity,
 };
 
 /// Sends traffic from `client` to web and checks both sides saw mutual TLS
@@ -76,14 +76,7 @@ fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
     let app = HttpTestServer::start();
     let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mesh = MeshFile::new()
-        .service(NAMESPACE, "web", &[("app", "web")])
-        .meshed_workload(
-            NAMESPACE,
-            "web-1",
-            &[("app", "web")],
-            app.addr(),
-            server_inbound.port(),
-        )
+        .web_service_and_web_1(NAMESPACE, app.addr(), server_inbound.port())
         .unserved_workload(NAMESPACE, "client", &[("app", "client")])
         .render();
     let discovery = ControllerProcess::start_with_identity(&mesh);
@@ -96,19 +89,16 @@ fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
             .inbound_forward(app.addr())
             .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
         &controller,
-        &scratch.path("web-1.token"),
-        SERVER_IDENTITY,
+        &scratch,
+        "web-1",
         &anchor,
     )
     .spawn();
     let client = with_identity(
-        ProxyProcess::builder().env(
-            "WEFT_PROXY_DESTINATION_SVC_ADDR",
-            discovery.destination_addr().to_string(),
-        ),
+        discovering_from(ProxyProcess::builder(), discovery.destination_addr()),
         &controller,
-        &scratch.path("client.token"),
-        CLIENT_IDENTITY,
+        &scratch,
+        "client",
         &anchor,
     )
     .spawn();
@@ -127,19 +117,10 @@ fn proxies_discovered_from_kubernetes_objects_talk_mutual_tls() {
 
     // The shop as a cluster holds it: Service web, its EndpointSlice, the
     // meshed pods (web-1 serving, client calling).
-    api.apply_yaml(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n\
-         ---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {NAMESPACE}}}\n\
-         spec:\n  selector: {{app: web}}\n  clusterIP: 10.96.0.10\n\
-         \x20 ports: [{{name: http, port: 80, targetPort: http}}]\n\
-         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: web-1a, namespace: {NAMESPACE}, labels: {{kubernetes.io/service-name: web}}}}\n\
-         addressType: IPv4\nports: [{{name: http, port: {app_port}, protocol: TCP}}]\n\
-         endpoints:\n- addresses: [127.0.0.1]\n  conditions: {{ready: true, serving: true, terminating: false}}\n\
-         \x20 targetRef: {{kind: Pod, name: web-1, namespace: {NAMESPACE}}}\n\
-         ---\n{}---\n{}",
-        meshed_pod("web-1", "web", app_port, server_inbound.port()),
-        meshed_pod("client", "client", free_port(), free_port()),
+    api.apply_yaml(&shop_yaml(
+        app_port,
+        &meshed_pod("web-1", "web", app_port, server_inbound.port()),
+        &meshed_pod("client", "client", free_port(), free_port()),
     ));
 
     let server = with_identity(
@@ -147,22 +128,18 @@ fn proxies_discovered_from_kubernetes_objects_talk_mutual_tls() {
             .inbound_addr(server_inbound)
             .inbound_forward(app.addr()),
         &controller,
-        &scratch.path("web-1.token"),
-        SERVER_IDENTITY,
+        &scratch,
+        "web-1",
         &anchor,
     )
     .spawn();
     let client = with_identity(
         // Discovery over mutual TLS with the controller's own certificate.
-        ProxyProcess::builder()
-            .env(
-                "WEFT_PROXY_DESTINATION_SVC_ADDR",
-                controller.destination.to_string(),
-            )
+        discovering_from(ProxyProcess::builder(), controller.destination)
             .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
         &controller,
-        &scratch.path("client.token"),
-        CLIENT_IDENTITY,
+        &scratch,
+        "client",
         &anchor,
     )
     .spawn();

@@ -16,12 +16,13 @@ use std::net::SocketAddr;
 
 use weft_test_support::kube_api::KubeApiServer;
 use weft_test_support::{
-    ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyProcess, free_port, load,
+    ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyBuilder, ProxyProcess,
+    free_port, load,
 };
 
 use crate::cluster::{
-    CLIENT_IDENTITY, NAMESPACE, SERVER_IDENTITY, URL, assert_metric_settles, cluster,
-    discovering_from, meshed_pod, shop_yaml, with_identity,
+    CLIENT_IDENTITY, KubeController, NAMESPACE, SERVER_IDENTITY, Scratch, URL,
+    assert_metric_settles, cluster, discovering_from, meshed_pod, shop_yaml, with_identity,
 };
 
 /// Sends traffic from `client` to web and checks both sides saw mutual TLS
@@ -68,9 +69,29 @@ fn assert_mutual_tls(api: &KubeApiServer, client: &ProxyProcess, server: &ProxyP
     assert!(reviews >= 2, "{:?}", api.requests());
 }
 
+/// web-1's proxy in front of `app`, taking mesh traffic on `inbound`.
+fn server_proxy(app: &HttpTestServer, inbound: SocketAddr) -> ProxyBuilder {
+    ProxyProcess::builder()
+        .inbound_addr(inbound)
+        .inbound_forward(app.addr())
+}
+
+/// Spawns `server` as web-1 and `client` as client, each certified by the
+/// cluster's controller from its ServiceAccount token; once both are ready
+/// (each holds a certificate), [`assert_mutual_tls`] between them.
+fn certify_and_assert_mutual_tls(
+    (scratch, api, controller, anchor): &(Scratch, KubeApiServer, KubeController, String),
+    server: ProxyBuilder,
+    client: ProxyBuilder,
+) {
+    let server = with_identity(server, controller, scratch, "web-1", anchor).spawn();
+    let client = with_identity(client, controller, scratch, "client", anchor).spawn();
+    assert_mutual_tls(api, &client, &server);
+}
+
 #[test]
 fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
-    let (scratch, api, controller, anchor) = cluster();
+    let cluster = cluster();
 
     // Discovery for the client proxy names web-1's identity.
     let app = HttpTestServer::start();
@@ -83,34 +104,18 @@ fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
 
     // The server proxy asks for its certificate over TLS, verifying the
     // controller's own certificate (signed by the Secret's issuer).
-    let server = with_identity(
-        ProxyProcess::builder()
-            .inbound_addr(server_inbound)
-            .inbound_forward(app.addr())
-            .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
-        &controller,
-        &scratch,
-        "web-1",
-        &anchor,
-    )
-    .spawn();
-    let client = with_identity(
+    certify_and_assert_mutual_tls(
+        &cluster,
+        server_proxy(&app, server_inbound).env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
         discovering_from(ProxyProcess::builder(), discovery.destination_addr()),
-        &controller,
-        &scratch,
-        "client",
-        &anchor,
-    )
-    .spawn();
-
-    // Both proxies are ready: each holds a certificate from the controller.
-    assert_mutual_tls(&api, &client, &server);
+    );
     drop(discovery);
 }
 
 #[test]
 fn proxies_discovered_from_kubernetes_objects_talk_mutual_tls() {
-    let (scratch, api, controller, anchor) = cluster();
+    let cluster = cluster();
+    let (_, api, controller, _) = &cluster;
     let app = HttpTestServer::start();
     let app_port = app.addr().port();
     let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -123,25 +128,11 @@ fn proxies_discovered_from_kubernetes_objects_talk_mutual_tls() {
         &meshed_pod("client", "client", free_port(), free_port()),
     ));
 
-    let server = with_identity(
-        ProxyProcess::builder()
-            .inbound_addr(server_inbound)
-            .inbound_forward(app.addr()),
-        &controller,
-        &scratch,
-        "web-1",
-        &anchor,
-    )
-    .spawn();
-    let client = with_identity(
+    certify_and_assert_mutual_tls(
+        &cluster,
+        server_proxy(&app, server_inbound),
         // Discovery over mutual TLS with the controller's own certificate.
         discovering_from(ProxyProcess::builder(), controller.destination)
             .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
-        &controller,
-        &scratch,
-        "client",
-        &anchor,
-    )
-    .spawn();
-    assert_mutual_tls(&api, &client, &server);
+    );
 }

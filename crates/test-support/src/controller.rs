@@ -450,6 +450,19 @@ impl MeshFile {
         ))
     }
 
+    /// Service `web` (selecting app=web) and its meshed Workload `web-1`
+    /// (app=web) serving `address`, whose proxy takes mesh traffic on
+    /// `inbound_port`: the server side most tests mesh.
+    pub fn web_service_and_web_1(
+        self,
+        namespace: &str,
+        address: SocketAddr,
+        inbound_port: u16,
+    ) -> Self {
+        self.service(namespace, "web", &[("app", "web")])
+            .meshed_workload(namespace, "web-1", &[("app", "web")], address, inbound_port)
+    }
+
     /// A meshed Workload (service account `name`) with `labels` at free
     /// loopback ports nothing serves: it stands in the mesh for its identity
     /// (the certificate a test client presents, a name a test proxy takes).

@@ -61,14 +61,7 @@ impl Mesh {
         let policy = InboundPolicyServer::start();
         let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mesh = MeshFile::new()
-            .service(NAMESPACE, "web", &[("app", "web")])
-            .meshed_workload(
-                NAMESPACE,
-                "web-1",
-                &[("app", "web")],
-                app_addr,
-                server_inbound.port(),
-            )
+            .web_service_and_web_1(NAMESPACE, app_addr, server_inbound.port())
             .unserved_workload(NAMESPACE, "client-a", &[("app", "client-a")])
             .unserved_workload(NAMESPACE, "client-b", &[("app", "client-b")])
             .render();

@@ -239,14 +239,7 @@ impl Mesh {
         let relay = Relay::start(server_inbound);
         let client_app: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mesh = MeshFile::new()
-            .service(NAMESPACE, "web", &[("app", "web")])
-            .meshed_workload(
-                NAMESPACE,
-                "web-1",
-                &[("app", "web")],
-                app_addr,
-                relay.addr.port(),
-            )
+            .web_service_and_web_1(NAMESPACE, app_addr, relay.addr.port())
             .meshed_workload(
                 NAMESPACE,
                 "client",

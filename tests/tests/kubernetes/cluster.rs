@@ -13,6 +13,8 @@ use weft_test_support::kube_api::{KubeApiServer, TokenReviewAnswer};
 use weft_test_support::{ProxyBuilder, ProxyProcess, bin_path, free_addr};
 
 pub(crate) const NAMESPACE: &str = "shop";
+/// The identities of the ServiceAccounts web-1 and client (written out, so
+/// a changed format fails).
 pub(crate) const SERVER_IDENTITY: &str = "web-1.shop.serviceaccount.identity.weft.cluster.local";
 pub(crate) const CLIENT_IDENTITY: &str = "client.shop.serviceaccount.identity.weft.cluster.local";
 pub(crate) const URL: &str = "http://web.shop.svc.cluster.local/headers";
@@ -179,15 +181,22 @@ pub(crate) fn credentials_yaml(state: &std::path::Path) -> (String, String) {
     (yaml, anchor)
 }
 
-/// `builder` taking `identity` from the Kubernetes controller with the
-/// ServiceAccount token in `token_file`.
+/// The identity the controller issues to `service_account` of [`NAMESPACE`].
+pub(crate) fn identity_of(service_account: &str) -> String {
+    format!("{service_account}.{NAMESPACE}.serviceaccount.identity.weft.cluster.local")
+}
+
+/// `builder` taking the identity of `service_account` from the Kubernetes
+/// `controller` with that ServiceAccount's token file in `scratch` (see
+/// [`cluster_api`]), trusting `anchor`.
 pub(crate) fn with_identity(
     builder: ProxyBuilder,
     controller: &KubeController,
-    token_file: &std::path::Path,
-    identity: &str,
+    scratch: &Scratch,
+    service_account: &str,
     anchor: &str,
 ) -> ProxyBuilder {
+    let token_file = scratch.path(&format!("{service_account}.token"));
     builder
         .env(
             "WEFT_PROXY_IDENTITY_SVC_ADDR",
@@ -197,8 +206,34 @@ pub(crate) fn with_identity(
             "WEFT_PROXY_IDENTITY_TOKEN_FILE",
             token_file.display().to_string(),
         )
-        .env("WEFT_PROXY_IDENTITY_LOCAL_NAME", identity)
+        .env(
+            "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+            identity_of(service_account),
+        )
         .env("WEFT_PROXY_IDENTITY_TRUST_ANCHORS", anchor)
+}
+
+/// `builder` discovering through the Destination service at `destination`.
+pub(crate) fn discovering_from(builder: ProxyBuilder, destination: SocketAddr) -> ProxyBuilder {
+    builder.env("WEFT_PROXY_DESTINATION_SVC_ADDR", destination.to_string())
+}
+
+/// The shop as a cluster holds it: its Namespace, Service `web` (port 80 →
+/// `http`), the EndpointSlice of `web` naming pod web-1 on 127.0.0.1 at
+/// `app_port`, then the pods `web_1` and `client` (from [`meshed_pod`]).
+pub(crate) fn shop_yaml(app_port: u16, web_1: &str, client: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n\
+         ---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {NAMESPACE}}}\n\
+         spec:\n  selector: {{app: web}}\n  clusterIP: 10.96.0.10\n\
+         \x20 ports: [{{name: http, port: 80, targetPort: http}}]\n\
+         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: web-1a, namespace: {NAMESPACE}, labels: {{kubernetes.io/service-name: web}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: {app_port}, protocol: TCP}}]\n\
+         endpoints:\n- addresses: [127.0.0.1]\n  conditions: {{ready: true, serving: true, terminating: false}}\n\
+         \x20 targetRef: {{kind: Pod, name: web-1, namespace: {NAMESPACE}}}\n\
+         ---\n{web_1}---\n{client}"
+    )
 }
 
 /// Waits until `metric(name, labels)` reaches `expected`.

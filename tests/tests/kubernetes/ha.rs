@@ -22,7 +22,7 @@ use weft_test_support::{HeadersEcho, HttpTestServer, ProxyProcess, free_addr, lo
 
 use crate::cluster::{
     CLIENT_IDENTITY, KubeController, NAMESPACE, PATIENCE, Scratch, URL, cluster_api,
-    meshed_pod_with, with_identity,
+    discovering_from, meshed_pod_with, shop_yaml, with_identity,
 };
 
 /// The tap token both replicas read (as the `weft-api-token` Secret mounted in each).
@@ -96,32 +96,23 @@ fn every_replica_serves_discovery_identity_tap_and_metrics() {
     let app_port = app.addr().port();
     let (server_inbound, server_admin, server_tap) = (free_addr(), free_addr(), free_addr());
     let (client_admin, client_tap) = (free_addr(), free_addr());
-    api.apply_yaml(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n\
-         ---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {NAMESPACE}}}\n\
-         spec:\n  selector: {{app: web}}\n  clusterIP: 10.96.0.10\n\
-         \x20 ports: [{{name: http, port: 80, targetPort: http}}]\n\
-         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: web-1a, namespace: {NAMESPACE}, labels: {{kubernetes.io/service-name: web}}}}\n\
-         addressType: IPv4\nports: [{{name: http, port: {app_port}, protocol: TCP}}]\n\
-         endpoints:\n- addresses: [127.0.0.1]\n  conditions: {{ready: true, serving: true, terminating: false}}\n\
-         \x20 targetRef: {{kind: Pod, name: web-1, namespace: {NAMESPACE}}}\n\
-         ---\n{}---\n{}",
-        meshed_pod_with(
+    api.apply_yaml(&shop_yaml(
+        app_port,
+        &meshed_pod_with(
             "web-1",
             "web",
             app_port,
             &[
                 ("INBOUND", server_inbound),
                 ("ADMIN", server_admin),
-                ("TAP", server_tap)
-            ]
+                ("TAP", server_tap),
+            ],
         ),
-        meshed_pod_with(
+        &meshed_pod_with(
             "client",
             "client",
             free_addr().port(),
-            &[("ADMIN", client_admin), ("TAP", client_tap)]
+            &[("ADMIN", client_admin), ("TAP", client_tap)],
         ),
     ));
 
@@ -134,22 +125,21 @@ fn every_replica_serves_discovery_identity_tap_and_metrics() {
             .admin_addr(server_admin)
             .tap_addr(server_tap),
         &replica_a,
-        &scratch.path("web-1.token"),
-        crate::cluster::SERVER_IDENTITY,
+        &scratch,
+        "web-1",
         &anchor,
     )
     .spawn();
     let client = with_identity(
-        ProxyProcess::builder()
-            .admin_addr(client_admin)
-            .tap_addr(client_tap)
-            .env(
-                "WEFT_PROXY_DESTINATION_SVC_ADDR",
-                replica_a.destination.to_string(),
-            ),
+        discovering_from(
+            ProxyProcess::builder()
+                .admin_addr(client_admin)
+                .tap_addr(client_tap),
+            replica_a.destination,
+        ),
         &replica_b,
-        &scratch.path("client.token"),
-        CLIENT_IDENTITY,
+        &scratch,
+        "client",
         &anchor,
     )
     .spawn();
@@ -226,13 +216,10 @@ fn every_replica_serves_discovery_identity_tap_and_metrics() {
 
     // A second client: B's discovery, A's certificate.
     let second = with_identity(
-        ProxyProcess::builder().env(
-            "WEFT_PROXY_DESTINATION_SVC_ADDR",
-            replica_b.destination.to_string(),
-        ),
+        discovering_from(ProxyProcess::builder(), replica_b.destination),
         &replica_a,
-        &scratch.path("client.token"),
-        CLIENT_IDENTITY,
+        &scratch,
+        "client",
         &anchor,
     )
     .spawn();

@@ -16,12 +16,13 @@ use std::net::SocketAddr;
 
 use weft_test_support::kube_api::KubeApiServer;
 use weft_test_support::{
-    ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyProcess, free_port, load,
+    ControllerProcess, HeadersEcho, HttpTestServer, MeshFile, ProxyBuilder, ProxyProcess,
+    free_port, load,
 };
 
 use crate::cluster::{
-    CLIENT_IDENTITY, NAMESPACE, SERVER_IDENTITY, URL, assert_metric_settles, cluster, meshed_pod,
-    with_identity,
+    CLIENT_IDENTITY, KubeController, NAMESPACE, SERVER_IDENTITY, Scratch, URL,
+    assert_metric_settles, cluster, discovering_from, meshed_pod, shop_yaml, with_identity,
 };
 
 /// Sends traffic from `client` to web and checks both sides saw mutual TLS
@@ -68,103 +69,70 @@ fn assert_mutual_tls(api: &KubeApiServer, client: &ProxyProcess, server: &ProxyP
     assert!(reviews >= 2, "{:?}", api.requests());
 }
 
+/// web-1's proxy in front of `app`, taking mesh traffic on `inbound`.
+fn server_proxy(app: &HttpTestServer, inbound: SocketAddr) -> ProxyBuilder {
+    ProxyProcess::builder()
+        .inbound_addr(inbound)
+        .inbound_forward(app.addr())
+}
+
+/// Spawns `server` as web-1 and `client` as client, each certified by the
+/// cluster's controller from its ServiceAccount token; once both are ready
+/// (each holds a certificate), [`assert_mutual_tls`] between them.
+fn certify_and_assert_mutual_tls(
+    (scratch, api, controller, anchor): &(Scratch, KubeApiServer, KubeController, String),
+    server: ProxyBuilder,
+    client: ProxyBuilder,
+) {
+    let server = with_identity(server, controller, scratch, "web-1", anchor).spawn();
+    let client = with_identity(client, controller, scratch, "client", anchor).spawn();
+    assert_mutual_tls(api, &client, &server);
+}
+
 #[test]
 fn proxies_certified_from_service_account_tokens_talk_mutual_tls() {
-    let (scratch, api, controller, anchor) = cluster();
+    let cluster = cluster();
 
     // Discovery for the client proxy names web-1's identity.
     let app = HttpTestServer::start();
     let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mesh = MeshFile::new()
-        .service(NAMESPACE, "web", &[("app", "web")])
-        .meshed_workload(
-            NAMESPACE,
-            "web-1",
-            &[("app", "web")],
-            app.addr(),
-            server_inbound.port(),
-        )
+        .web_service_and_web_1(NAMESPACE, app.addr(), server_inbound.port())
         .unserved_workload(NAMESPACE, "client", &[("app", "client")])
         .render();
     let discovery = ControllerProcess::start_with_identity(&mesh);
 
     // The server proxy asks for its certificate over TLS, verifying the
     // controller's own certificate (signed by the Secret's issuer).
-    let server = with_identity(
-        ProxyProcess::builder()
-            .inbound_addr(server_inbound)
-            .inbound_forward(app.addr())
-            .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
-        &controller,
-        &scratch.path("web-1.token"),
-        SERVER_IDENTITY,
-        &anchor,
-    )
-    .spawn();
-    let client = with_identity(
-        ProxyProcess::builder().env(
-            "WEFT_PROXY_DESTINATION_SVC_ADDR",
-            discovery.destination_addr().to_string(),
-        ),
-        &controller,
-        &scratch.path("client.token"),
-        CLIENT_IDENTITY,
-        &anchor,
-    )
-    .spawn();
-
-    // Both proxies are ready: each holds a certificate from the controller.
-    assert_mutual_tls(&api, &client, &server);
+    certify_and_assert_mutual_tls(
+        &cluster,
+        server_proxy(&app, server_inbound).env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
+        discovering_from(ProxyProcess::builder(), discovery.destination_addr()),
+    );
     drop(discovery);
 }
 
 #[test]
 fn proxies_discovered_from_kubernetes_objects_talk_mutual_tls() {
-    let (scratch, api, controller, anchor) = cluster();
+    let cluster = cluster();
+    let (_, api, controller, _) = &cluster;
     let app = HttpTestServer::start();
     let app_port = app.addr().port();
     let server_inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
 
     // The shop as a cluster holds it: Service web, its EndpointSlice, the
     // meshed pods (web-1 serving, client calling).
-    api.apply_yaml(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n\
-         ---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {NAMESPACE}}}\n\
-         spec:\n  selector: {{app: web}}\n  clusterIP: 10.96.0.10\n\
-         \x20 ports: [{{name: http, port: 80, targetPort: http}}]\n\
-         ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: web-1a, namespace: {NAMESPACE}, labels: {{kubernetes.io/service-name: web}}}}\n\
-         addressType: IPv4\nports: [{{name: http, port: {app_port}, protocol: TCP}}]\n\
-         endpoints:\n- addresses: [127.0.0.1]\n  conditions: {{ready: true, serving: true, terminating: false}}\n\
-         \x20 targetRef: {{kind: Pod, name: web-1, namespace: {NAMESPACE}}}\n\
-         ---\n{}---\n{}",
-        meshed_pod("web-1", "web", app_port, server_inbound.port()),
-        meshed_pod("client", "client", free_port(), free_port()),
+    api.apply_yaml(&shop_yaml(
+        app_port,
+        &meshed_pod("web-1", "web", app_port, server_inbound.port()),
+        &meshed_pod("client", "client", free_port(), free_port()),
     ));
 
-    let server = with_identity(
-        ProxyProcess::builder()
-            .inbound_addr(server_inbound)
-            .inbound_forward(app.addr()),
-        &controller,
-        &scratch.path("web-1.token"),
-        SERVER_IDENTITY,
-        &anchor,
-    )
-    .spawn();
-    let client = with_identity(
+    certify_and_assert_mutual_tls(
+        &cluster,
+        server_proxy(&app, server_inbound),
         // Discovery over mutual TLS with the controller's own certificate.
-        ProxyProcess::builder()
-            .env(
-                "WEFT_PROXY_DESTINATION_SVC_ADDR",
-                controller.destination.to_string(),
-            )
+        discovering_from(ProxyProcess::builder(), controller.destination)
             .env("WEFT_PROXY_CONTROL_PLANE_TLS", "always"),
-        &controller,
-        &scratch.path("client.token"),
-        CLIENT_IDENTITY,
-        &anchor,
-    )
-    .spawn();
-    assert_mutual_tls(&api, &client, &server);
+    );
 }

@@ -6,7 +6,7 @@
 //! with rcgen), the proxy injector's webhook. Each test breaks one part and
 //! compares the output line by line (no colors: stdout is a pipe, NO_COLOR).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use base64::Engine as _;
@@ -64,11 +64,7 @@ impl Cluster {
     /// An empty cluster.
     fn empty() -> Cluster {
         let api = KubeApiServer::start();
-        let kubeconfig = std::env::temp_dir().join(format!(
-            "weft-check-cluster-{}-{}.yaml",
-            std::process::id(),
-            free_port()
-        ));
+        let kubeconfig = kubeconfig_path("weft-check-cluster");
         api.write_kubeconfig(&kubeconfig);
         let anchor = authority("root.weft.cluster.local", A_YEAR, None);
         Cluster {
@@ -146,18 +142,43 @@ impl Cluster {
         }));
     }
 
+    /// Deletes the installation's cluster-scoped object `name`, which exists.
+    fn delete(&self, api_version: &str, kind: &str, name: &str) {
+        assert!(
+            self.api.delete(api_version, kind, None, name),
+            "no {kind} {name}"
+        );
+    }
+
     /// Runs `weft check --kubeconfig … <args>`.
     fn check(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_weft"))
-            .arg("check")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+        weft_check(&self.kubeconfig)
             .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG")
             .output()
             .expect("run weft check")
     }
+}
+
+/// A kubeconfig path in the temporary folder no other test uses.
+fn kubeconfig_path(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}.yaml",
+        std::process::id(),
+        free_port()
+    ))
+}
+
+/// `weft check --kubeconfig <kubeconfig>` without colors and with no
+/// `$KUBECONFIG`; the caller adds arguments.
+fn weft_check(kubeconfig: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command
+        .arg("check")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG");
+    command
 }
 
 impl Drop for Cluster {
@@ -329,18 +350,67 @@ fn report(categories: &[&str], success: bool) -> String {
     text
 }
 
+/// Every category of a healthy installation, in the order printed.
+const INSTALLED_OK: [&str; 5] = [API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK];
+
+/// `INSTALLED_OK` with the category `healthy` printed as `broken` instead.
+fn installed_except<'a>(healthy: &str, broken: &'a str) -> Vec<&'a str> {
+    assert!(INSTALLED_OK.contains(&healthy), "not a category: {healthy}");
+    INSTALLED_OK
+        .iter()
+        .map(|&category| {
+            if category == healthy {
+                broken
+            } else {
+                category
+            }
+        })
+        .collect()
+}
+
+/// The output is `categories` then the status `success` says, and `weft
+/// check` exits 0 on success, else 1.
+fn assert_report(output: &Output, categories: &[&str], success: bool) {
+    assert_lines(output, &report(categories, success));
+    assert_eq!(output.status.code(), Some(if success { 0 } else { 1 }));
+}
+
+/// `category` with its passing check `√ <check>` printed as `<mark> <check>`
+/// followed by `details`, each indented, and the hints line for `anchor`.
+fn broken(category: &str, mark: char, check: &str, details: &[&str], anchor: &str) -> String {
+    let passing = format!("√ {check}\n");
+    assert!(
+        category.contains(&passing),
+        "no check {check:?} in {category}"
+    );
+    let mut failing = format!("{mark} {check}\n");
+    for detail in details {
+        failing.push_str(&format!("    {detail}\n"));
+    }
+    failing.push_str(&format!(
+        "    see https://weft.dev/checks/#{anchor} for hints\n"
+    ));
+    category.replace(&passing, &failing)
+}
+
+/// The webhooks category when the proxy injector's webhook is missing.
+fn webhook_missing() -> String {
+    broken(
+        WEBHOOKS_OK,
+        '‼',
+        "proxy-injector webhook exists",
+        &[
+            "MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)",
+        ],
+        "weft-webhooks-proxy-injector",
+    )
+}
+
 #[test]
 fn a_healthy_installation_passes() {
     let cluster = Cluster::installed();
     let output = cluster.check(&[]);
-    assert_lines(
-        &output,
-        &report(
-            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK],
-            true,
-        ),
-    );
-    assert_eq!(output.status.code(), Some(0));
+    assert_report(&output, &INSTALLED_OK, true);
 
     // --kubernetes with the kubeconfig in $KUBECONFIG: the same checks.
     let output = Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -365,27 +435,16 @@ fn an_expired_issuer_fails() {
     );
     cluster.set_issuer(&issuer);
     let output = cluster.check(&[]);
-    let identity = "\
-weft-identity
--------------
-√ certificate config is valid
-√ trust anchors are using supported crypto algorithm
-√ trust anchors are within their validity period
-√ trust anchors are valid for at least 60 days
-√ issuer cert is using supported crypto algorithm
-× issuer cert is within its validity period
-    CN=identity.weft.cluster.local expired 1d ago
-    see https://weft.dev/checks/#weft-identity-issuer-cert-is-time-valid for hints
-√ issuer cert is issued by the trust anchor
-";
-    assert_lines(
-        &output,
-        &report(
-            &[API_OK, CONFIG_OK, EXISTENCE_OK, identity, WEBHOOKS_OK],
-            false,
-        ),
-    );
-    assert_eq!(output.status.code(), Some(1));
+    let identity = broken(
+        IDENTITY_OK,
+        '×',
+        "issuer cert is within its validity period",
+        &["CN=identity.weft.cluster.local expired 1d ago"],
+        "weft-identity-issuer-cert-is-time-valid",
+    )
+    // An expired certificate is not checked for the 60 days ahead.
+    .replace("√ issuer cert is valid for at least 60 days\n", "");
+    assert_report(&output, &installed_except(IDENTITY_OK, &identity), false);
 }
 
 #[test]
@@ -411,82 +470,49 @@ fn a_controller_pod_not_ready_fails() {
     let cluster = Cluster::installed();
     cluster.api.apply(controller_pod(false));
     let output = cluster.check(&[]);
-    let existence = "\
-weft-existence
---------------
-√ controller Deployment is available
-√ no unschedulable pods
-√ controller pod is running
-× control plane pods are ready
-    pods not ready: weft-controller-5d9f7c-abcde
-    see https://weft.dev/checks/#weft-existence-ready for hints
-";
-    assert_lines(
-        &output,
-        &report(
-            &[API_OK, CONFIG_OK, existence, IDENTITY_OK, WEBHOOKS_OK],
-            false,
-        ),
+    let existence = broken(
+        EXISTENCE_OK,
+        '×',
+        "control plane pods are ready",
+        &["pods not ready: weft-controller-5d9f7c-abcde"],
+        "weft-existence-ready",
     );
-    assert_eq!(output.status.code(), Some(1));
+    assert_report(&output, &installed_except(EXISTENCE_OK, &existence), false);
 }
 
 #[test]
 fn a_missing_crd_fails() {
     let cluster = Cluster::installed();
-    assert!(cluster.api.delete(
+    cluster.delete(
         "apiextensions.k8s.io/v1",
         "CustomResourceDefinition",
-        None,
-        "workloads.weft.dev"
-    ));
-    let output = cluster.check(&[]);
-    let config = "\
-weft-config
------------
-√ control plane Namespace exists
-√ control plane ClusterRoles exist
-√ control plane ClusterRoleBindings exist
-√ control plane ServiceAccounts exist
-× control plane CustomResourceDefinitions exist
-    missing CustomResourceDefinitions: workloads.weft.dev
-    see https://weft.dev/checks/#weft-config-crd for hints
-";
-    assert_lines(
-        &output,
-        &report(
-            &[API_OK, config, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK],
-            false,
-        ),
+        "workloads.weft.dev",
     );
-    assert_eq!(output.status.code(), Some(1));
+    let output = cluster.check(&[]);
+    let config = broken(
+        CONFIG_OK,
+        '×',
+        "control plane CustomResourceDefinitions exist",
+        &["missing CustomResourceDefinitions: workloads.weft.dev"],
+        "weft-config-crd",
+    );
+    assert_report(&output, &installed_except(CONFIG_OK, &config), false);
 }
 
 #[test]
 fn a_missing_webhook_only_warns() {
     let cluster = Cluster::installed();
-    assert!(cluster.api.delete(
+    cluster.delete(
         "admissionregistration.k8s.io/v1",
         "MutatingWebhookConfiguration",
-        None,
-        weft_cli::check::cluster::PROXY_INJECTOR_WEBHOOK
-    ));
-    let output = cluster.check(&[]);
-    let webhooks = "\
-weft-webhooks
--------------
-‼ proxy-injector webhook exists
-    MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)
-    see https://weft.dev/checks/#weft-webhooks-proxy-injector for hints
-";
-    assert_lines(
-        &output,
-        &report(
-            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, webhooks],
-            true,
-        ),
+        weft_cli::check::cluster::PROXY_INJECTOR_WEBHOOK,
     );
-    assert_eq!(output.status.code(), Some(0));
+    let output = cluster.check(&[]);
+    assert_report(
+        &output,
+        &installed_except(WEBHOOKS_OK, &webhook_missing()),
+        true,
+    );
 }
 
 const PRE_SETUP_OK: &str = "\
@@ -515,11 +541,7 @@ pre-kubernetes-capability
 fn pre_passes_on_an_empty_cluster_and_fails_on_an_installed_one() {
     let cluster = Cluster::empty();
     let output = cluster.check(&["--pre"]);
-    assert_lines(
-        &output,
-        &report(&[API_OK, PRE_SETUP_OK, PRE_CAPABILITY_OK], true),
-    );
-    assert_eq!(output.status.code(), Some(0));
+    assert_report(&output, &[API_OK, PRE_SETUP_OK, PRE_CAPABILITY_OK], true);
     // It asked about the namespaced kinds in the control plane's namespace.
     assert!(
         cluster
@@ -551,15 +573,14 @@ fn pre_fails_when_access_is_denied() {
         .api
         .set_self_subject_access_review(|attributes| attributes.resource != "clusterroles");
     let output = cluster.check(&["--pre"]);
-    let setup = PRE_SETUP_OK.replace(
-        "√ can create non-namespaced resources\n",
-        "× can create non-namespaced resources\n    not allowed to create clusterroles.rbac.authorization.k8s.io\n    see https://weft.dev/checks/#pre-k8s-cluster-k8s for hints\n",
+    let setup = broken(
+        PRE_SETUP_OK,
+        '×',
+        "can create non-namespaced resources",
+        &["not allowed to create clusterroles.rbac.authorization.k8s.io"],
+        "pre-k8s-cluster-k8s",
     );
-    assert_lines(
-        &output,
-        &report(&[API_OK, &setup, PRE_CAPABILITY_OK], false),
-    );
-    assert_eq!(output.status.code(), Some(1));
+    assert_report(&output, &[API_OK, &setup, PRE_CAPABILITY_OK], false);
 }
 
 #[test]
@@ -581,23 +602,15 @@ weft-identity-data-plane
 ------------------------
 √ data plane proxies' trust anchors match the control plane's
 ";
-    let all = |data: &str, identity: &str, success: bool| {
-        report(
-            &[
-                API_OK,
-                CONFIG_OK,
-                EXISTENCE_OK,
-                IDENTITY_OK,
-                WEBHOOKS_OK,
-                data,
-                identity,
-            ],
-            success,
-        )
-    };
+    fn all<'a>(data: &'a str, identity: &'a str) -> Vec<&'a str> {
+        INSTALLED_OK
+            .iter()
+            .copied()
+            .chain([data, identity])
+            .collect()
+    }
     let output = cluster.check(&["--proxy", "--data-plane-namespace", "demo"]);
-    assert_lines(&output, &all(data_plane_ok, identity_data_plane_ok, true));
-    assert_eq!(output.status.code(), Some(0));
+    assert_report(&output, &all(data_plane_ok, identity_data_plane_ok), true);
 
     let stranger = authority("root.weft.cluster.local", A_YEAR, None);
     cluster.api.apply(meshed_pod("web-2", &stranger.pem));
@@ -609,13 +622,12 @@ weft-identity-data-plane
     WEFT_PROXY_IDENTITY_TRUST_ANCHORS differs from ConfigMap weft-identity-trust-roots in: demo/web-2
     see https://weft.dev/checks/#weft-identity-data-plane-proxies-certs-match-ca for hints
 ";
-    assert_lines(&output, &all(data_plane_ok, mismatch, false));
-    assert_eq!(output.status.code(), Some(1));
+    assert_report(&output, &all(data_plane_ok, mismatch), false);
 
     // Every namespace (no --data-plane-namespace): no namespace check, the same pods.
     let output = cluster.check(&["--proxy"]);
     let every_namespace = data_plane_ok.replace("√ data plane namespace exists\n", "");
-    assert_lines(&output, &all(&every_namespace, mismatch, false));
+    assert_report(&output, &all(&every_namespace, mismatch), false);
 }
 
 /// The server stopped: `can query the Kubernetes API` fails, naming the
@@ -624,19 +636,10 @@ weft-identity-data-plane
 fn an_unreachable_api_fails_clearly() {
     let api = KubeApiServer::start();
     let url = api.url();
-    let kubeconfig = std::env::temp_dir().join(format!(
-        "weft-check-cluster-stopped-{}-{}.yaml",
-        std::process::id(),
-        free_port()
-    ));
+    let kubeconfig = kubeconfig_path("weft-check-cluster-stopped");
     api.write_kubeconfig(&kubeconfig);
     drop(api);
-    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["check", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let output = weft_check(&kubeconfig).output().unwrap();
     let _ = std::fs::remove_file(&kubeconfig);
     let text = stdout(&output);
     let lines: Vec<&str> = text.lines().collect();
@@ -673,10 +676,8 @@ fn an_unreachable_api_fails_clearly() {
 fn wait_retries_until_the_checks_pass() {
     let cluster = Cluster::installed();
     cluster.api.apply(controller_pod(false));
-    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["check", "--wait", "2m", "--kubeconfig"])
-        .arg(&cluster.kubeconfig)
-        .env("NO_COLOR", "1")
+    let child = weft_check(&cluster.kubeconfig)
+        .args(["--wait", "2m"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -702,14 +703,7 @@ fn wait_retries_until_the_checks_pass() {
     }
     cluster.api.apply(controller_pod(true));
     let output = child.wait_with_output().unwrap();
-    assert_lines(
-        &output,
-        &report(
-            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK],
-            true,
-        ),
-    );
-    assert_eq!(output.status.code(), Some(0));
+    assert_report(&output, &INSTALLED_OK, true);
 }
 
 /// What `weft install --crds` and `weft install` print, applied to an empty
@@ -749,21 +743,11 @@ fn what_weft_install_writes_passes() {
     cluster.api.apply(controller_pod(true));
 
     let output = cluster.check(&[]);
-    let webhooks = "\
-weft-webhooks
--------------
-‼ proxy-injector webhook exists
-    MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)
-    see https://weft.dev/checks/#weft-webhooks-proxy-injector for hints
-";
-    assert_lines(
+    assert_report(
         &output,
-        &report(
-            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, webhooks],
-            true,
-        ),
+        &installed_except(WEBHOOKS_OK, &webhook_missing()),
+        true,
     );
-    assert_eq!(output.status.code(), Some(0));
 }
 
 /// `--context` picks the kubeconfig's context (and so the server); an
@@ -786,13 +770,7 @@ fn context_selects_the_cluster() {
         );
     std::fs::write(&cluster.kubeconfig, kubeconfig).unwrap();
     let output = cluster.check(&["--context", "test"]);
-    assert_lines(
-        &output,
-        &report(
-            &[API_OK, CONFIG_OK, EXISTENCE_OK, IDENTITY_OK, WEBHOOKS_OK],
-            true,
-        ),
-    );
+    assert_report(&output, &INSTALLED_OK, true);
 
     let output = cluster.check(&["--context", "missing"]);
     let text = stdout(&output);

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use weft_core::endpoint_slice::EndpointSlice as LeanSlice;
 
+use super::tests::{address, assert_no_endpoints, assert_workloads_at, next};
 use super::*;
 
 /// `web` in `shop`: port 80 (`http` → container port `http`), headless or not.
@@ -29,6 +30,16 @@ fn pod(name: &str, ip: &str, version: &str) -> MeshObject {
     );
     serde_saphyr::from_str::<Workload>(&yaml)
         .expect("pod yaml")
+        .into()
+}
+
+/// A mesh-file Workload `web-host` of `web` at 10.0.0.5, port `http` 9000.
+fn web_host() -> MeshObject {
+    let yaml = "apiVersion: weft.dev/v1alpha1\nkind: Workload\n\
+                metadata: {name: web-host, namespace: shop, labels: {app: web}}\n\
+                spec: {addresses: [10.0.0.5], ports: [{name: http, port: 9000}]}\n";
+    serde_saphyr::from_str::<Workload>(yaml)
+        .expect("host yaml")
         .into()
 }
 
@@ -59,14 +70,6 @@ fn slice(name: &str, service: &str, endpoints: &[SliceEntry<'_>]) -> MeshObject 
         .into()
 }
 
-fn address(text: &str) -> SocketAddr {
-    text.parse().unwrap()
-}
-
-fn next(receiver: &mut mpsc::Receiver<EndpointUpdate>) -> EndpointUpdate {
-    receiver.try_recv().expect("an update was published")
-}
-
 fn nothing_more(receiver: &mut mpsc::Receiver<EndpointUpdate>, when: &str) {
     if let Ok(update) = receiver.try_recv() {
         panic!("{when}: unexpected {update:?}");
@@ -74,6 +77,19 @@ fn nothing_more(receiver: &mut mpsc::Receiver<EndpointUpdate>, when: &str) {
 }
 
 /// Addresses of an `Add`, with each endpoint's workload and `version` label.
+/// Applies the EndpointSlice `name` of `service` holding `endpoints`.
+fn apply_slice(catalog: &mut Catalog, name: &str, service: &str, endpoints: &[SliceEntry<'_>]) {
+    catalog.apply(slice(name, service, endpoints)).unwrap();
+}
+
+/// The next update adds exactly `expected` (address, workload, `version`).
+fn assert_added(
+    receiver: &mut mpsc::Receiver<EndpointUpdate>,
+    expected: &[(SocketAddr, String, Option<String>)],
+) {
+    assert_eq!(added(&next(receiver)), expected);
+}
+
 fn added(update: &EndpointUpdate) -> Vec<(SocketAddr, String, Option<String>)> {
     match update {
         EndpointUpdate::Add(endpoints) => endpoints
@@ -112,18 +128,14 @@ fn slices_applied_changed_and_deleted_reach_subscribers_exactly() {
     let target = ServicePort::new("shop", "web", 80);
     let mut receiver = catalog.subscribe_endpoints(&target);
     // Slices only: the selector matches both pods, but no slice is written yet.
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
 
-    catalog
-        .apply(slice(
-            "web-abc",
-            "web",
-            &[("10.1.0.1", true, "web-0"), ("10.1.0.2", false, "web-1")],
-        ))
-        .unwrap();
+    apply_slice(
+        &mut catalog,
+        "web-abc",
+        "web",
+        &[("10.1.0.1", true, "web-0"), ("10.1.0.2", false, "web-1")],
+    );
     let update = next(&mut receiver);
     assert_eq!(
         added(&update),
@@ -143,41 +155,35 @@ fn slices_applied_changed_and_deleted_reach_subscribers_exactly() {
     nothing_more(&mut receiver, "after the first slice");
 
     // web-1 turns ready.
-    catalog
-        .apply(slice(
-            "web-abc",
-            "web",
-            &[("10.1.0.1", true, "web-0"), ("10.1.0.2", true, "web-1")],
-        ))
-        .unwrap();
-    assert_eq!(
-        added(&next(&mut receiver)),
-        vec![entry("10.1.0.2:8080", "web-1", Some("v1"))]
+    apply_slice(
+        &mut catalog,
+        "web-abc",
+        "web",
+        &[("10.1.0.1", true, "web-0"), ("10.1.0.2", true, "web-1")],
+    );
+    assert_added(
+        &mut receiver,
+        &[entry("10.1.0.2:8080", "web-1", Some("v1"))],
     );
     nothing_more(&mut receiver, "after web-1 turned ready");
 
     // A second slice listing web-1 again and a new pod unknown so far.
-    catalog
-        .apply(slice(
-            "web-def",
-            "web",
-            &[("10.1.0.2", true, "web-1"), ("10.1.0.3", true, "web-2")],
-        ))
-        .unwrap();
-    assert_eq!(
-        added(&next(&mut receiver)),
-        vec![entry("10.1.0.3:8080", "web-2", None)]
+    apply_slice(
+        &mut catalog,
+        "web-def",
+        "web",
+        &[("10.1.0.2", true, "web-1"), ("10.1.0.3", true, "web-2")],
     );
+    assert_added(&mut receiver, &[entry("10.1.0.3:8080", "web-2", None)]);
     nothing_more(&mut receiver, "after the second slice");
 
     // web-0 terminates: unready in its slice.
-    catalog
-        .apply(slice(
-            "web-abc",
-            "web",
-            &[("10.1.0.1", false, "web-0"), ("10.1.0.2", true, "web-1")],
-        ))
-        .unwrap();
+    apply_slice(
+        &mut catalog,
+        "web-abc",
+        "web",
+        &[("10.1.0.1", false, "web-0"), ("10.1.0.2", true, "web-1")],
+    );
     assert_eq!(
         next(&mut receiver),
         EndpointUpdate::Remove(vec![address("10.1.0.1:8080")])
@@ -186,15 +192,18 @@ fn slices_applied_changed_and_deleted_reach_subscribers_exactly() {
 
     // A pod's labels change: its endpoint is sent again.
     catalog.apply(pod("web-1", "10.1.0.2", "v2")).unwrap();
-    assert_eq!(
-        added(&next(&mut receiver)),
-        vec![entry("10.1.0.2:8080", "web-1", Some("v2"))]
+    assert_added(
+        &mut receiver,
+        &[entry("10.1.0.2:8080", "web-1", Some("v2"))],
     );
     // A pod no slice names, and another service's slice: nothing.
     catalog.apply(pod("web-9", "10.1.0.9", "v1")).unwrap();
-    catalog
-        .apply(slice("api-abc", "api", &[("10.1.0.9", true, "web-9")]))
-        .unwrap();
+    apply_slice(
+        &mut catalog,
+        "api-abc",
+        "api",
+        &[("10.1.0.9", true, "web-9")],
+    );
     nothing_more(&mut receiver, "after unrelated changes");
 
     // The first slice goes: web-1 stays (the second slice lists it).
@@ -204,15 +213,9 @@ fn slices_applied_changed_and_deleted_reach_subscribers_exactly() {
         "after deleting a slice whose addresses remain",
     );
     assert!(catalog.delete(Kind::EndpointSlice, "shop", "web-def"));
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     catalog.delete(Kind::Service, "shop", "web");
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: false }
-    );
+    assert_no_endpoints(&mut receiver, false);
     nothing_more(&mut receiver, "at the end");
 }
 
@@ -221,9 +224,12 @@ fn a_slice_before_its_pods_is_completed_when_they_arrive() {
     let mut catalog = Catalog::default();
     catalog.set_endpoints_from_slices(true);
     catalog.apply(web_service("None")).unwrap();
-    catalog
-        .apply(slice("web-abc", "web", &[("10.1.0.1", true, "web-0")]))
-        .unwrap();
+    apply_slice(
+        &mut catalog,
+        "web-abc",
+        "web",
+        &[("10.1.0.1", true, "web-0")],
+    );
     let mut receiver = catalog.subscribe_endpoints(&ServicePort::new("shop", "web", 80));
     let update = next(&mut receiver);
     assert_eq!(added(&update), vec![entry("10.1.0.1:8080", "web-0", None)]);
@@ -256,44 +262,30 @@ fn a_slice_before_its_pods_is_completed_when_they_arrive() {
 fn a_mesh_file_service_switches_from_selector_to_slices_when_it_gets_one() {
     let mut catalog = Catalog::default();
     catalog.apply(web_service("10.96.0.20")).unwrap();
-    let host = "apiVersion: weft.dev/v1alpha1\nkind: Workload\n\
-                metadata: {name: web-host, namespace: shop, labels: {app: web}}\n\
-                spec: {addresses: [10.0.0.5], ports: [{name: http, port: 9000}]}\n";
-    catalog
-        .apply(serde_saphyr::from_str::<Workload>(host).unwrap().into())
-        .unwrap();
+    catalog.apply(web_host()).unwrap();
     let target = ServicePort::new("shop", "web", 80);
     let mut receiver = catalog.subscribe_endpoints(&target);
-    assert_eq!(
-        added(&next(&mut receiver)),
-        vec![entry("10.0.0.5:9000", "web-host", None)]
+    assert_added(&mut receiver, &[entry("10.0.0.5:9000", "web-host", None)]);
+    apply_slice(
+        &mut catalog,
+        "web-abc",
+        "web",
+        &[("10.1.0.1", true, "web-0")],
     );
-    catalog
-        .apply(slice("web-abc", "web", &[("10.1.0.1", true, "web-0")]))
-        .unwrap();
     assert_eq!(
         next(&mut receiver),
         EndpointUpdate::Remove(vec![address("10.0.0.5:9000")])
     );
-    assert_eq!(
-        added(&next(&mut receiver)),
-        vec![entry("10.1.0.1:8080", "web-0", None)]
-    );
+    assert_added(&mut receiver, &[entry("10.1.0.1:8080", "web-0", None)]);
     assert!(catalog.delete(Kind::EndpointSlice, "shop", "web-abc"));
     assert_eq!(
         next(&mut receiver),
         EndpointUpdate::Remove(vec![address("10.1.0.1:8080")])
     );
-    assert_eq!(
-        added(&next(&mut receiver)),
-        vec![entry("10.0.0.5:9000", "web-host", None)]
-    );
+    assert_added(&mut receiver, &[entry("10.0.0.5:9000", "web-host", None)]);
     // Slices only from now on: the selector's workload leaves.
     catalog.set_endpoints_from_slices(true);
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     assert!(catalog.endpoints_from_slices());
 }
 
@@ -303,42 +295,34 @@ fn instance_names_answer_only_their_endpoint() {
     catalog.set_endpoints_from_slices(true);
     catalog.apply(web_service("None")).unwrap();
     catalog.apply(pod("web-0", "10.1.0.1", "v1")).unwrap();
-    catalog
-        .apply(slice(
-            "web-abc",
-            "web",
-            &[("10.1.0.1", true, "web-0"), ("10.1.0.2", true, "web-1")],
-        ))
-        .unwrap();
+    apply_slice(
+        &mut catalog,
+        "web-abc",
+        "web",
+        &[("10.1.0.1", true, "web-0"), ("10.1.0.2", true, "web-1")],
+    );
     let target = ServicePort::new("shop", "web", 80);
     let web_1 = EndpointTarget::instance(target.clone(), "web-1");
     let mut receiver = catalog.subscribe_endpoints_for(&web_1);
-    assert_eq!(
-        added(&next(&mut receiver)),
-        vec![entry("10.1.0.2:8080", "web-1", None)]
-    );
+    assert_added(&mut receiver, &[entry("10.1.0.2:8080", "web-1", None)]);
     let mut unknown =
         catalog.subscribe_endpoints_for(&EndpointTarget::instance(target.clone(), "web-7"));
-    assert_eq!(
-        next(&mut unknown),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut unknown, true);
     // web-0 changing does not change web-1's answer.
-    catalog
-        .apply(slice(
-            "web-abc",
-            "web",
-            &[("10.1.0.1", false, "web-0"), ("10.1.0.2", true, "web-1")],
-        ))
-        .unwrap();
-    nothing_more(&mut receiver, "after web-0 changed");
-    catalog
-        .apply(slice("web-abc", "web", &[("10.1.0.1", true, "web-0")]))
-        .unwrap();
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
+    apply_slice(
+        &mut catalog,
+        "web-abc",
+        "web",
+        &[("10.1.0.1", false, "web-0"), ("10.1.0.2", true, "web-1")],
     );
+    nothing_more(&mut receiver, "after web-0 changed");
+    apply_slice(
+        &mut catalog,
+        "web-abc",
+        "web",
+        &[("10.1.0.1", true, "web-0")],
+    );
+    assert_no_endpoints(&mut receiver, true);
     assert_eq!(catalog.endpoint_subscriptions(), 2);
     drop(receiver);
     catalog.release_endpoints_for(&web_1);
@@ -346,11 +330,7 @@ fn instance_names_answer_only_their_endpoint() {
     // On a mesh-file Service, a Workload's name stands for its hostname.
     let mut mesh = Catalog::default();
     mesh.apply(web_service("10.96.0.20")).unwrap();
-    let host = "apiVersion: weft.dev/v1alpha1\nkind: Workload\n\
-                metadata: {name: web-host, namespace: shop, labels: {app: web}}\n\
-                spec: {addresses: [10.0.0.5], ports: [{name: http, port: 9000}]}\n";
-    mesh.apply(serde_saphyr::from_str::<Workload>(host).unwrap().into())
-        .unwrap();
+    mesh.apply(web_host()).unwrap();
     let found = mesh
         .endpoints_for(&EndpointTarget::instance(target.clone(), "web-host"))
         .unwrap();
@@ -392,17 +372,7 @@ fn pod_ips_resolve_to_the_pod_without_declared_ports() {
         ("10.2.0.1:80", None),
         ("10.9.9.9:80", None),
     ];
-    for (text, expected) in cases {
-        let found = catalog.workload_at(address(text));
-        assert_eq!(
-            found.as_ref().map(|endpoint| endpoint.workload.as_str()),
-            *expected,
-            "{text}"
-        );
-        if let Some(endpoint) = found {
-            assert_eq!(endpoint.address, address(text));
-        }
-    }
+    assert_workloads_at(&catalog, cases);
     let endpoint = catalog.workload_at(address("10.1.0.1:8080")).unwrap();
     assert!(endpoint.is_meshed());
     assert!(endpoint.owner.is_some());

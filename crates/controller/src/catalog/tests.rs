@@ -30,7 +30,7 @@ fn object<T: serde::de::DeserializeOwned + Into<MeshObject>>(yaml: &str) -> Mesh
     serde_saphyr::from_str::<T>(yaml).expect("yaml").into()
 }
 
-fn address(text: &str) -> SocketAddr {
+pub(super) fn address(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
 
@@ -47,8 +47,29 @@ fn added(update: &EndpointUpdate) -> Vec<SocketAddr> {
     }
 }
 
-fn next(receiver: &mut mpsc::Receiver<EndpointUpdate>) -> EndpointUpdate {
+pub(super) fn next(receiver: &mut mpsc::Receiver<EndpointUpdate>) -> EndpointUpdate {
     receiver.try_recv().expect("an update was published")
+}
+
+/// The next update says the target has no endpoints, and whether it exists.
+pub(super) fn assert_no_endpoints(receiver: &mut mpsc::Receiver<EndpointUpdate>, exists: bool) {
+    assert_eq!(next(receiver), EndpointUpdate::NoEndpoints { exists });
+}
+
+/// For each `(address, workload)`, `workload_at(address)` finds that
+/// workload's endpoint at exactly that address, or nothing.
+pub(super) fn assert_workloads_at(catalog: &Catalog, cases: &[(&str, Option<&str>)]) {
+    for (text, expected) in cases {
+        let found = catalog.workload_at(address(text));
+        assert_eq!(
+            found.as_ref().map(|endpoint| endpoint.workload.as_str()),
+            *expected,
+            "{text}"
+        );
+        if let Some(endpoint) = found {
+            assert_eq!(endpoint.address, address(text));
+        }
+    }
 }
 
 fn web_catalog() -> Catalog {
@@ -151,15 +172,9 @@ fn subscriber_gets_the_current_set_then_only_diffs() {
         next(&mut receiver),
         EndpointUpdate::Remove(vec![address("10.0.0.1:8080")])
     );
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     catalog.delete(Kind::Service, "shop", "web");
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: false }
-    );
+    assert_no_endpoints(&mut receiver, false);
     assert!(
         !catalog.delete(Kind::Service, "shop", "web"),
         "already gone"
@@ -170,15 +185,9 @@ fn subscriber_gets_the_current_set_then_only_diffs() {
 fn subscriber_to_an_unknown_service_learns_when_it_appears() {
     let mut catalog = Catalog::default();
     let mut receiver = catalog.subscribe_endpoints(&ServicePort::new("shop", "web", 80));
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: false }
-    );
+    assert_no_endpoints(&mut receiver, false);
     catalog.apply(service("shop", "web", "web")).unwrap();
-    assert_eq!(
-        next(&mut receiver),
-        EndpointUpdate::NoEndpoints { exists: true }
-    );
+    assert_no_endpoints(&mut receiver, true);
     catalog
         .apply(workload("shop", "web-1", "web", "10.0.0.1", 8080))
         .unwrap();
@@ -358,17 +367,7 @@ fn lookups_by_address() {
         ("10.0.0.3:7777", Some("api-1")),
         ("10.9.9.9:80", None),
     ];
-    for (text, expected) in cases {
-        let found = catalog.workload_at(address(text));
-        assert_eq!(
-            found.as_ref().map(|endpoint| endpoint.workload.as_str()),
-            *expected,
-            "{text}"
-        );
-        if let Some(endpoint) = found {
-            assert_eq!(endpoint.address, address(text));
-        }
-    }
+    assert_workloads_at(&catalog, cases);
     assert_eq!(
         catalog.service_at("10.96.0.3".parse().unwrap()),
         Some(ServiceName::new("shop", "web"))

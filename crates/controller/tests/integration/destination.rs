@@ -2,7 +2,9 @@
 //! built from `linkerd2-proxy-api` talks to it over loopback while the test
 //! edits its mesh file.
 
-use crate::common::{Scratch, http_get, wait_until_ready};
+use crate::common::{
+    DestinationController, Scratch, Source, controller_command, http_get, wait_for_exit,
+};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -39,59 +41,18 @@ spec:
   meshed: true
 ";
 
-/// The controller process, killed on drop.
-struct Controller {
-    child: Child,
-    destination: SocketAddr,
-    admin: SocketAddr,
+/// The controller reading `mesh_file`, its stderr piped.
+fn spawn_controller(mesh_file: &Path, destination: SocketAddr, admin: SocketAddr) -> Child {
+    controller_command(Source::MeshFile(mesh_file), destination, admin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft-controller starts")
 }
 
-impl Controller {
-    fn spawn(mesh_file: &Path, destination: SocketAddr, admin: SocketAddr) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_weft-controller"))
-            .arg("--mesh-file")
-            .arg(mesh_file)
-            .arg("--destination-addr")
-            .arg(destination.to_string())
-            .arg("--admin-addr")
-            .arg(admin.to_string())
-            .args(["--web-addr", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weft-controller starts")
-    }
-
-    async fn start(mesh_file: &Path) -> Self {
-        let destination: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
-            .parse()
-            .unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
-            .parse()
-            .unwrap();
-        let child = Self::spawn(mesh_file, destination, admin);
-        let mut controller = Self {
-            child,
-            destination,
-            admin,
-        };
-        wait_until_ready(&mut controller.child, admin, PATIENCE).await;
-        controller
-    }
-
-    async fn client(&self) -> DestinationClient<Channel> {
-        DestinationClient::connect(format!("http://{}", self.destination))
-            .await
-            .expect("connects to the Destination service")
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The controller reading `mesh_file`, once ready.
+async fn start_controller(mesh_file: &Path) -> DestinationController {
+    DestinationController::start(Source::MeshFile(mesh_file), PATIENCE).await
 }
 
 fn request(path: &str) -> GetDestination {
@@ -165,7 +126,7 @@ async fn code_of<T>(result: Result<tonic::Response<Streaming<T>>, tonic::Status>
 async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     let scratch = Scratch::new("get");
     scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
     let mut stream = open_get(&mut client, "web.shop.svc.cluster.local:80").await;
 
@@ -196,7 +157,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     assert_eq!(label(&web_1.metric_labels, "namespace"), Some("shop"));
     assert!(web_1.tls_identity.is_none() && web_1.protocol_hint.is_none());
 
-    let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+    let (_, metrics) = http_get(controller.admin(), "/metrics").await.unwrap();
     assert!(
         metrics.contains("weft_controller_destination_get_streams 1"),
         "{metrics}"
@@ -233,7 +194,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
         quiet.is_err(),
         "a broken edit must not reach the stream: {quiet:?}"
     );
-    let (status, body) = http_get(controller.admin, "/ready").await.unwrap();
+    let (status, body) = http_get(controller.admin(), "/ready").await.unwrap();
     assert_eq!(status, 200, "the last good version keeps serving: {body}");
     let ready: serde_json::Value = serde_json::from_str(body.trim()).expect("JSON body");
     let last_error = ready["mesh_file"]["last_error"]
@@ -249,7 +210,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
     drop(stream);
     let started = Instant::now();
     loop {
-        let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+        let (_, metrics) = http_get(controller.admin(), "/metrics").await.unwrap();
         if metrics.contains("weft_controller_destination_get_streams 0") {
             break;
         }
@@ -262,7 +223,7 @@ async fn get_streams_the_current_set_then_diffs_and_survives_a_broken_edit() {
 async fn unknown_names_and_malformed_paths_get_the_reference_answers() {
     let scratch = Scratch::new("names");
     scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     let mut unknown = open_get(&mut client, "nope.shop.svc.cluster.local:80").await;
@@ -294,7 +255,7 @@ async fn unknown_names_and_malformed_paths_get_the_reference_answers() {
 async fn get_profile_by_name_and_by_address() {
     let scratch = Scratch::new("profile");
     scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     for path in ["web.shop.svc.cluster.local:80", "10.96.0.10:80"] {
@@ -410,7 +371,7 @@ spec:
 async fn get_profile_prefers_the_client_namespace_profile() {
     let scratch = Scratch::new("client-profile");
     scratch.replace("mesh.yaml", format!("{EXAMPLE}{CLIENT_PROFILE}").as_bytes());
-    let controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
 
     let cases = [
@@ -446,15 +407,11 @@ async fn get_profile_prefers_the_client_namespace_profile() {
 #[tokio::test]
 async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     let scratch = Scratch::new("startup");
-    let admin: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
-        .parse()
-        .unwrap();
+    let admin = weft_test_support::free_addr();
 
     // A missing file: exit 64, naming the file.
-    let destination: SocketAddr = format!("127.0.0.1:{}", weft_test_support::free_port())
-        .parse()
-        .unwrap();
-    let output = Controller::spawn(&scratch.path("mesh.yaml"), destination, admin)
+    let destination = weft_test_support::free_addr();
+    let output = spawn_controller(&scratch.path("mesh.yaml"), destination, admin)
         .wait_with_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -466,7 +423,7 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
         "mesh.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: 7}\n".as_bytes(),
     );
-    let output = Controller::spawn(&scratch.path("mesh.yaml"), destination, admin)
+    let output = spawn_controller(&scratch.path("mesh.yaml"), destination, admin)
         .wait_with_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -476,7 +433,7 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     // A taken port: the flag is named.
     scratch.replace("mesh.yaml", EXAMPLE.as_bytes());
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let output = Controller::spawn(
+    let output = spawn_controller(
         &scratch.path("mesh.yaml"),
         taken.local_addr().unwrap(),
         admin,
@@ -489,23 +446,16 @@ async fn start_up_failures_are_clear_and_sigterm_exits_cleanly() {
     drop(taken);
 
     // SIGTERM with a stream open: a clean exit.
-    let mut controller = Controller::start(&scratch.path("mesh.yaml")).await;
+    let mut controller = start_controller(&scratch.path("mesh.yaml")).await;
     let mut client = controller.client().await;
     let mut stream = open_get(&mut client, "web.shop.svc.cluster.local:80").await;
     next_update(&mut stream, PATIENCE).await;
     let signalled = Command::new("kill")
         .arg("-TERM")
-        .arg(controller.child.id().to_string())
+        .arg(controller.process.child.id().to_string())
         .status()
         .unwrap();
     assert!(signalled.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = controller.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < PATIENCE, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_for_exit(&mut controller.process.child, PATIENCE, "SIGTERM").await;
     assert_eq!(status.code(), Some(0));
 }

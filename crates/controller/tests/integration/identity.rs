@@ -4,17 +4,18 @@
 //! rcgen CSRs, leaves verified against the trust anchor with webpki, and the
 //! issuer files replaced while it runs.
 
-use crate::common::{Scratch, http_get, identity_of, wait_until_ready};
+use crate::common::{
+    Scratch, assert_leaf_chains, http_get, identity_command, identity_of, wait_until_ready,
+};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use linkerd2_proxy_api::identity::{CertifyRequest, CertifyResponse};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tonic::Code;
 use tonic::transport::Channel;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -69,15 +70,6 @@ fn controller_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weft-controller"));
     command.env("RUST_LOG", "warn");
     command
-}
-
-/// `weft-controller identity …` to completion.
-fn identity_command(arguments: &[&str]) -> Output {
-    controller_command()
-        .arg("identity")
-        .args(arguments)
-        .output()
-        .expect("weft-controller runs")
 }
 
 /// The controller process, killed on drop.
@@ -190,33 +182,20 @@ fn pem_certificates(path: &Path) -> Vec<Vec<u8>> {
 /// anchor, is valid for `identity` (DNS SAN), for server and client auth, and
 /// lives at most 24 h + skew; `valid_until` is its NotAfter.
 fn assert_valid_leaf(response: &CertifyResponse, anchor_der: &[u8], identity: &str) {
-    let anchor_der = CertificateDer::from(anchor_der.to_vec());
-    let anchors = [webpki::anchor_from_trusted_cert(&anchor_der).unwrap()];
-    let intermediates: Vec<CertificateDer<'_>> = response
-        .intermediate_certificates
-        .iter()
-        .map(|der| CertificateDer::from(der.clone()))
-        .collect();
-    assert_eq!(intermediates.len(), 1, "the issuer alone");
-    let leaf_der = CertificateDer::from(response.leaf_certificate.clone());
-    let leaf = webpki::EndEntityCert::try_from(&leaf_der).expect("the leaf is DER");
-    for usage in [
-        webpki::KeyUsage::server_auth(),
-        webpki::KeyUsage::client_auth(),
-    ] {
-        leaf.verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            &intermediates,
-            UnixTime::now(),
-            usage,
-            None,
-            None,
-        )
-        .expect("the leaf chains to the trust anchor");
-    }
-    leaf.verify_is_valid_for_subject_name(&ServerName::try_from(identity.to_string()).unwrap())
-        .expect("the leaf names the identity");
+    assert_eq!(
+        response.intermediate_certificates.len(),
+        1,
+        "the issuer alone"
+    );
+    assert_leaf_chains(
+        response,
+        anchor_der,
+        identity,
+        [
+            webpki::KeyUsage::server_auth(),
+            webpki::KeyUsage::client_auth(),
+        ],
+    );
 
     let (_, parsed) = X509Certificate::from_der(&response.leaf_certificate).unwrap();
     let not_before = parsed.validity().not_before.timestamp();

@@ -11,10 +11,13 @@
 //!                                              │ watch Secret + ConfigMap ◄───── api.apply(…)
 //! ```
 
-use crate::common::{Scratch, http_get, identity_of};
+use crate::common::{
+    ControllerProcess, Scratch, Source, assert_leaf_chains, controller_command, http_get,
+    identity_command, identity_of, kubeconfig_for, wait_for_exit,
+};
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,6 @@ use base64::engine::general_purpose::STANDARD;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use linkerd2_proxy_api::identity::{CertifyRequest, CertifyResponse};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::json;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -34,12 +36,11 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// Generous bound for start-up and reloads.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The controller, killed on drop (its log printed if the test failed).
+/// The controller with identity on, killed on drop (its log printed if
+/// the test failed).
 struct Controller {
-    child: Child,
+    process: ControllerProcess,
     identity: SocketAddr,
-    admin: SocketAddr,
-    log: std::path::PathBuf,
 }
 
 impl Controller {
@@ -50,22 +51,14 @@ impl Controller {
         identity: SocketAddr,
         admin: SocketAddr,
     ) -> Command {
-        let kubeconfig = scratch.path("kubeconfig");
-        api.write_kubeconfig(&kubeconfig);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_weft-controller"));
+        let kubeconfig = kubeconfig_for(scratch, api);
+        let source = Source::Kubernetes {
+            kubeconfig: &kubeconfig,
+        };
+        let mut command = controller_command(source, weft_test_support::free_addr(), admin);
         command
             .env("RUST_LOG", "info")
-            .env_remove("KUBECONFIG")
-            .arg("--kubernetes")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
             .args(["--identity-issuer-secret", ISSUER_SECRET])
-            .args([
-                "--destination-addr",
-                &weft_test_support::free_addr().to_string(),
-            ])
-            .args(["--admin-addr", &admin.to_string()])
-            .args(["--web-addr", "127.0.0.1:0"])
             .args(["--identity-addr", &identity.to_string()]);
         command
     }
@@ -74,42 +67,18 @@ impl Controller {
     async fn start(scratch: &Scratch, api: &KubeApiServer) -> Self {
         let identity = weft_test_support::free_addr();
         let admin = weft_test_support::free_addr();
-        let log = scratch.path("controller.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Self::command(scratch, api, identity, admin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("weft-controller starts");
-        let mut controller = Self {
-            child,
-            identity,
+        let process = ControllerProcess::start(
+            &mut Self::command(scratch, api, identity, admin),
             admin,
-            log,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok((200, _)) = http_get(admin, "/ready").await {
-                break;
-            }
-            if let Some(status) = controller.child.try_wait().unwrap() {
-                panic!(
-                    "weft-controller exited early: {status}\n{}",
-                    controller.log()
-                );
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "controller never became ready\n{}",
-                controller.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        controller
+            Some(scratch.path("controller.log")),
+            PATIENCE,
+        )
+        .await;
+        Self { process, identity }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     async fn client(&self) -> IdentityClient<Channel> {
@@ -118,23 +87,8 @@ impl Controller {
             .expect("connects to the Identity service")
     }
 
-    /// One metric's value from `/metrics` (the first sample line starting with `name`).
     async fn metric(&self, name: &str) -> Option<f64> {
-        let (_, body) = http_get(self.admin, "/metrics").await.ok()?;
-        body.lines()
-            .find(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- weft-controller log ---\n{}--- end ---", self.log());
-        }
+        self.process.metric(name).await
     }
 }
 
@@ -143,14 +97,6 @@ struct Credentials {
     anchor_pem: String,
     issuer_pem: String,
     key_pem: String,
-}
-
-fn identity_command(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft-controller"))
-        .arg("identity")
-        .args(arguments)
-        .output()
-        .expect("weft-controller runs")
 }
 
 impl Credentials {
@@ -295,27 +241,12 @@ async fn certify(
 
 /// The leaf chains through the returned issuer to `anchor_der` and names `identity`.
 fn assert_chains(response: &CertifyResponse, anchor_der: &[u8], identity: &str) {
-    let anchor_der = CertificateDer::from(anchor_der.to_vec());
-    let anchors = [webpki::anchor_from_trusted_cert(&anchor_der).unwrap()];
-    let intermediates: Vec<CertificateDer<'_>> = response
-        .intermediate_certificates
-        .iter()
-        .map(|der| CertificateDer::from(der.clone()))
-        .collect();
-    let leaf_der = CertificateDer::from(response.leaf_certificate.clone());
-    let leaf = webpki::EndEntityCert::try_from(&leaf_der).expect("the leaf is DER");
-    leaf.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &anchors,
-        &intermediates,
-        UnixTime::now(),
-        webpki::KeyUsage::client_auth(),
-        None,
-        None,
-    )
-    .expect("the leaf chains to the trust anchor");
-    leaf.verify_is_valid_for_subject_name(&ServerName::try_from(identity.to_string()).unwrap())
-        .expect("the leaf names the identity");
+    assert_leaf_chains(
+        response,
+        anchor_der,
+        identity,
+        [webpki::KeyUsage::client_auth()],
+    );
 }
 
 /// Polls `/ready` until its `identity` object (as compact JSON text)
@@ -327,7 +258,7 @@ async fn wait_for_issuer_status(
 ) -> String {
     let started = Instant::now();
     loop {
-        let (_, body) = http_get(controller.admin, "/ready").await.unwrap();
+        let (_, body) = http_get(controller.process.admin, "/ready").await.unwrap();
         let ready: serde_json::Value = serde_json::from_str(body.trim()).expect("/ready is JSON");
         let identity = ready["identity"].to_string();
         if condition(&identity) {
@@ -456,7 +387,9 @@ async fn service_account_tokens_are_reviewed_for_our_audience() {
         .expect("db gets its certificate");
     assert_chains(&response, &credentials.anchor_der(), &db);
 
-    let (_, metrics) = http_get(controller.admin, "/metrics").await.unwrap();
+    let (_, metrics) = http_get(controller.process.admin, "/metrics")
+        .await
+        .unwrap();
     for (reason, count) in [
         ("identity_mismatch", 1),
         ("unauthenticated", 2),
@@ -649,30 +582,13 @@ async fn start_up_refuses_a_missing_or_unusable_issuer_secret() {
     for (name, setup, expected) in cases {
         let api = KubeApiServer::start();
         setup(&api, &good, &other);
-        let log = scratch.path("refused.log");
-        let mut child = Controller::command(
-            &scratch,
-            &api,
-            weft_test_support::free_addr(),
-            weft_test_support::free_addr(),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > PATIENCE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{name}: the controller did not exit");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let stderr = std::fs::read_to_string(&log).unwrap();
+        let admin = weft_test_support::free_addr();
+        let mut command =
+            Controller::command(&scratch, &api, weft_test_support::free_addr(), admin);
+        let mut refused =
+            ControllerProcess::spawn(&mut command, admin, Some(scratch.path("refused.log")));
+        let status = wait_for_exit(&mut refused.child, PATIENCE, name).await;
+        let stderr = refused.log();
         assert_eq!(status.code(), Some(64), "{name}: {stderr}");
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }

@@ -5,90 +5,76 @@
 //! nothing stale, ServiceProfile resources reach GetProfile, a pod IP
 //! resolves to its pod, and `/ready` waits for the first lists.
 
-use crate::common::{Scratch, http_get, wait_until_ready};
+use crate::common::{DestinationController, Scratch, Source, http_get, kubeconfig_for};
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use linkerd2_proxy_api::destination::destination_client::DestinationClient;
 use linkerd2_proxy_api::destination::update::Update as UpdateKind;
 use linkerd2_proxy_api::destination::{DestinationProfile, GetDestination, Update};
 use linkerd2_proxy_api::net::TcpAddress;
 use serde_json::{Value, json};
 use tonic::Streaming;
-use tonic::transport::Channel;
 use weft_test_support::kube_api::KubeApiServer;
 
 /// Generous bound for start-up, first messages and changes to arrive.
 const PATIENCE: Duration = Duration::from_secs(15);
 const SERVICE: &str = "web.shop.svc.cluster.local:80";
 
-/// The controller process, killed on drop.
-struct Controller {
-    child: Child,
-    destination: SocketAddr,
-    admin: SocketAddr,
+/// The controller reading the cluster at `kubeconfig`.
+fn spawn_controller(kubeconfig: &Path) -> DestinationController {
+    DestinationController::spawn(Source::Kubernetes { kubeconfig })
 }
 
-impl Controller {
-    fn spawn(kubeconfig: &Path) -> Self {
-        let destination = loopback(weft_test_support::free_port());
-        let admin = loopback(weft_test_support::free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_weft-controller"))
-            .arg("--kubernetes")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--destination-addr")
-            .arg(destination.to_string())
-            .arg("--admin-addr")
-            .arg(admin.to_string())
-            .args(["--web-addr", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("weft-controller starts");
+/// [`spawn_controller`], then waits for `/ready`.
+async fn start_controller(kubeconfig: &Path) -> DestinationController {
+    DestinationController::start(Source::Kubernetes { kubeconfig }, PATIENCE).await
+}
+
+/// The shop served by a new controller, and a Get stream on `web` once it
+/// holds both pods.
+struct ShopStream {
+    controller: DestinationController,
+    stream: Streaming<Update>,
+    endpoints: Endpoints,
+    api: KubeApiServer,
+    _scratch: Scratch,
+}
+
+impl ShopStream {
+    async fn start(test: &str) -> Self {
+        let scratch = Scratch::new(test);
+        let api = KubeApiServer::start();
+        shop(&api);
+        let controller = start_controller(&kubeconfig_for(&scratch, &api)).await;
+        let mut client = controller.client().await;
+        let mut stream = client.get(get(SERVICE)).await.expect("Get").into_inner();
+        let mut endpoints = Endpoints::default();
+        endpoints
+            .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
+            .await;
         Self {
-            child,
-            destination,
-            admin,
+            controller,
+            stream,
+            endpoints,
+            api,
+            _scratch: scratch,
         }
     }
 
-    async fn start(kubeconfig: &Path) -> Self {
-        let mut controller = Self::spawn(kubeconfig);
-        wait_until_ready(&mut controller.child, controller.admin, PATIENCE).await;
-        controller
+    /// Reads updates until the set holds exactly `wanted`.
+    async fn wait_for(&mut self, wanted: &[&str]) {
+        self.endpoints.wait_for(&mut self.stream, wanted).await;
     }
 
-    async fn client(&self) -> DestinationClient<Channel> {
-        DestinationClient::connect(format!("http://{}", self.destination))
-            .await
-            .expect("connects to the Destination service")
+    /// Reads updates until `address` carries `key=value`.
+    async fn wait_for_label(&mut self, address: &str, key: &str, value: &str) {
+        self.endpoints
+            .wait_for_label(&mut self.stream, address, key, value)
+            .await;
     }
-
-    /// The value of a metric line starting with `prefix` (labels included).
-    async fn metric(&self, prefix: &str) -> Option<f64> {
-        let (_, body) = http_get(self.admin, "/metrics").await.ok()?;
-        body.lines()
-            .find(|line| line.starts_with(prefix))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// The shop: namespace, Service `web` (port 80 → 8080), Deployment `web`'s
@@ -108,9 +94,28 @@ fn shop(api: &KubeApiServer) {
         "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {}},
     }));
     for (pod, ip) in [("web-5d4f-a", "10.1.0.1"), ("web-5d4f-b", "10.1.0.2")] {
-        api.apply(pod_object(pod, ip));
-        api.apply(slice_object(&format!("web-{pod}"), pod, ip, true));
+        add_pod(api, pod, ip);
     }
+}
+
+/// A ready pod of `web` and its own EndpointSlice.
+fn add_pod(api: &KubeApiServer, pod: &str, ip: &str) {
+    api.apply(pod_object(pod, ip));
+    set_ready(api, pod, ip, true);
+}
+
+/// Rewrites the EndpointSlice of `pod` (at `ip`) with its readiness.
+fn set_ready(api: &KubeApiServer, pod: &str, ip: &str, ready: bool) {
+    api.apply(slice_object(&format!("web-{pod}"), pod, ip, ready));
+}
+
+/// Deletes the EndpointSlice of `pod`, which exists.
+fn delete_slice(api: &KubeApiServer, pod: &str) {
+    let name = format!("web-{pod}");
+    assert!(
+        api.delete("discovery.k8s.io/v1", "EndpointSlice", Some("shop"), &name),
+        "no EndpointSlice {name}"
+    );
 }
 
 fn pod_object(name: &str, ip: &str) -> Value {
@@ -235,22 +240,11 @@ async fn next_profile(stream: &mut Streaming<DestinationProfile>) -> Destination
 
 #[tokio::test]
 async fn endpoints_follow_endpoint_slices() {
-    let scratch = Scratch::new("kubernetes-slices");
-    let api = KubeApiServer::start();
-    shop(&api);
-    api.write_kubeconfig(&scratch.path("kubeconfig"));
-    let controller = Controller::start(&scratch.path("kubeconfig")).await;
-    let mut client = controller.client().await;
-    let mut stream = client.get(get(SERVICE)).await.expect("Get").into_inner();
-    let mut endpoints = Endpoints::default();
-    endpoints
-        .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
-        .await;
+    let mut shop = ShopStream::start("kubernetes-slices").await;
     // Deployment-owned pods carry Linkerd's pod and owner labels.
-    endpoints
-        .wait_for_label(&mut stream, "10.1.0.1:8080", "pod", "web-5d4f-a")
+    shop.wait_for_label("10.1.0.1:8080", "pod", "web-5d4f-a")
         .await;
-    let labels = &endpoints.0[&"10.1.0.1:8080".parse().unwrap()];
+    let labels = &shop.endpoints.0[&"10.1.0.1:8080".parse().unwrap()];
     assert_eq!(
         labels.get("deployment").map(String::as_str),
         Some("web"),
@@ -263,40 +257,17 @@ async fn endpoints_follow_endpoint_slices() {
     );
 
     // Pod b turns unready: it leaves; ready again: it comes back.
-    api.apply(slice_object(
-        "web-web-5d4f-b",
-        "web-5d4f-b",
-        "10.1.0.2",
-        false,
-    ));
-    endpoints.wait_for(&mut stream, &["10.1.0.1:8080"]).await;
-    api.apply(slice_object(
-        "web-web-5d4f-b",
-        "web-5d4f-b",
-        "10.1.0.2",
-        true,
-    ));
-    endpoints
-        .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
-        .await;
+    set_ready(&shop.api, "web-5d4f-b", "10.1.0.2", false);
+    shop.wait_for(&["10.1.0.1:8080"]).await;
+    set_ready(&shop.api, "web-5d4f-b", "10.1.0.2", true);
+    shop.wait_for(&["10.1.0.1:8080", "10.1.0.2:8080"]).await;
     // A third pod and its slice appear; a slice deleted takes its endpoint.
-    api.apply(pod_object("web-5d4f-c", "10.1.0.3"));
-    api.apply(slice_object(
-        "web-web-5d4f-c",
-        "web-5d4f-c",
-        "10.1.0.3",
-        true,
-    ));
-    assert!(api.delete(
-        "discovery.k8s.io/v1",
-        "EndpointSlice",
-        Some("shop"),
-        "web-web-5d4f-a"
-    ));
-    endpoints
-        .wait_for(&mut stream, &["10.1.0.2:8080", "10.1.0.3:8080"])
-        .await;
-    let events = controller
+    add_pod(&shop.api, "web-5d4f-c", "10.1.0.3");
+    delete_slice(&shop.api, "web-5d4f-a");
+    shop.wait_for(&["10.1.0.2:8080", "10.1.0.3:8080"]).await;
+    let events = shop
+        .controller
+        .process
         .metric("weft_controller_kubernetes_watch_events_total{resource=\"endpointslices.discovery.k8s.io\",type=\"apply\"}")
         .await;
     assert!(events.is_some_and(|count| count >= 3.0), "{events:?}");
@@ -304,55 +275,27 @@ async fn endpoints_follow_endpoint_slices() {
 
 #[tokio::test]
 async fn a_relist_after_410_loses_nothing_and_leaves_nothing_stale() {
-    let scratch = Scratch::new("kubernetes-relist");
-    let api = KubeApiServer::start();
-    shop(&api);
-    api.write_kubeconfig(&scratch.path("kubeconfig"));
-    let controller = Controller::start(&scratch.path("kubeconfig")).await;
-    let mut client = controller.client().await;
-    let mut stream = client.get(get(SERVICE)).await.expect("Get").into_inner();
-    let mut endpoints = Endpoints::default();
-    endpoints
-        .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
-        .await;
-    let lists_before = slice_lists(&api);
+    let mut shop = ShopStream::start("kubernetes-relist").await;
+    let api = &shop.api;
+    let lists_before = slice_lists(api);
 
     // History forgotten, then an add and a delete, a later write (so every
     // watch's resourceVersion is older than the history), history forgotten
     // again, and every watch cut: each resumes, gets 410 Expired, relists.
     api.compact();
-    api.apply(pod_object("web-5d4f-c", "10.1.0.3"));
-    api.apply(slice_object(
-        "web-web-5d4f-c",
-        "web-5d4f-c",
-        "10.1.0.3",
-        true,
-    ));
-    assert!(api.delete(
-        "discovery.k8s.io/v1",
-        "EndpointSlice",
-        Some("shop"),
-        "web-web-5d4f-a"
-    ));
+    add_pod(api, "web-5d4f-c", "10.1.0.3");
+    delete_slice(api, "web-5d4f-a");
     api.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bump", "namespace": "shop"}}));
     api.compact();
     api.close_watches();
 
-    endpoints
-        .wait_for(&mut stream, &["10.1.0.2:8080", "10.1.0.3:8080"])
-        .await;
-    weft_test_support::eventually(PATIENCE, || slice_lists(&api) > lists_before);
+    shop.wait_for(&["10.1.0.2:8080", "10.1.0.3:8080"]).await;
+    weft_test_support::eventually(PATIENCE, || slice_lists(&shop.api) > lists_before);
     // After the relist the set is still exact: the new pod kept its labels.
-    api.apply(slice_object(
-        "web-web-5d4f-b",
-        "web-5d4f-b",
-        "10.1.0.2",
-        false,
-    ));
-    endpoints.wait_for(&mut stream, &["10.1.0.3:8080"]).await;
+    set_ready(&shop.api, "web-5d4f-b", "10.1.0.2", false);
+    shop.wait_for(&["10.1.0.3:8080"]).await;
     // The pods' relist may land after the slices': the pod's labels follow.
-    endpoints
-        .wait_for_label(&mut stream, "10.1.0.3:8080", "pod", "web-5d4f-c")
+    shop.wait_for_label("10.1.0.3:8080", "pod", "web-5d4f-c")
         .await;
 }
 
@@ -379,8 +322,7 @@ async fn service_profiles_and_pod_addresses_reach_get_profile() {
         "spec": {"routes": [{"name": "GET /books", "condition": {"method": "GET", "pathRegex": "/books"}}]},
         "status": {"ignored": true},
     }));
-    api.write_kubeconfig(&scratch.path("kubeconfig"));
-    let controller = Controller::start(&scratch.path("kubeconfig")).await;
+    let controller = start_controller(&kubeconfig_for(&scratch, &api)).await;
     let mut client = controller.client().await;
 
     let mut profiles = client
@@ -434,11 +376,11 @@ async fn ready_waits_for_the_first_lists() {
         &format!("http://{}", silent.local_addr().unwrap()),
     );
     std::fs::write(scratch.path("kubeconfig"), kubeconfig).unwrap();
-    let mut controller = Controller::spawn(&scratch.path("kubeconfig"));
+    let mut controller = spawn_controller(&scratch.path("kubeconfig"));
     let started = Instant::now();
     let mut answered = 0;
     while started.elapsed() < Duration::from_secs(3) {
-        if let Ok((code, body)) = http_get(controller.admin, "/ready").await {
+        if let Ok((code, body)) = http_get(controller.admin(), "/ready").await {
             assert_eq!(code, 503, "{body}");
             let body: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(
@@ -448,7 +390,7 @@ async fn ready_waits_for_the_first_lists() {
             answered += 1;
         }
         assert!(
-            controller.child.try_wait().unwrap().is_none(),
+            controller.process.child.try_wait().unwrap().is_none(),
             "the controller exited"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -457,8 +399,8 @@ async fn ready_waits_for_the_first_lists() {
 
     // Against an answering API the same controller flags become ready.
     api.write_kubeconfig(&scratch.path("kubeconfig-live"));
-    let live = Controller::start(&scratch.path("kubeconfig-live")).await;
-    let (code, body) = http_get(live.admin, "/ready").await.unwrap();
+    let live = start_controller(&scratch.path("kubeconfig-live")).await;
+    let (code, body) = http_get(live.admin(), "/ready").await.unwrap();
     assert_eq!(code, 200, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -552,9 +494,9 @@ async fn a_custom_resource_not_installed_does_not_hold_readiness_back() {
         .kubeconfig_yaml()
         .replace(&api.url(), &format!("http://{relay}"));
     std::fs::write(scratch.path("kubeconfig"), kubeconfig).unwrap();
-    let controller = Controller::start(&scratch.path("kubeconfig")).await;
+    let controller = start_controller(&scratch.path("kubeconfig")).await;
 
-    let (code, body) = http_get(controller.admin, "/ready").await.unwrap();
+    let (code, body) = http_get(controller.admin(), "/ready").await.unwrap();
     assert_eq!(code, 200, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     let grpc_routes = &body["kubernetes"]["resources"]["grpcroutes.gateway.networking.k8s.io"];
@@ -567,6 +509,7 @@ async fn a_custom_resource_not_installed_does_not_hold_readiness_back() {
         .wait_for(&mut stream, &["10.1.0.1:8080", "10.1.0.2:8080"])
         .await;
     let errors = controller
+        .process
         .metric("weft_controller_kubernetes_watch_errors_total{resource=\"grpcroutes.gateway.networking.k8s.io\"}")
         .await;
     assert!(errors.is_some_and(|count| count >= 1.0), "{errors:?}");

@@ -8,10 +8,10 @@
 //! `WEFT_SCALE_CONTROLLER=target/release/weft-controller`;
 //! `WEFT_SCALE_SERVICES=0` measures the empty controller.
 
-use crate::common::{Scratch, wait_until_ready};
+use crate::common::{
+    CONTROLLER_BINARY, ControllerProcess, Scratch, Source, controller_command_at, kubeconfig_for,
+};
 
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use linkerd2_proxy_api::destination::GetDestination;
@@ -121,28 +121,26 @@ async fn a_thousand_services_and_ten_thousand_pods_memory_and_slice_latency() {
         SERVICES * (3 + PODS_PER_SERVICE) + 1,
         started.elapsed()
     );
-    api.write_kubeconfig(&scratch.path("kubeconfig"));
-    let destination = SocketAddr::from(([127, 0, 0, 1], weft_test_support::free_port()));
-    let admin = SocketAddr::from(([127, 0, 0, 1], weft_test_support::free_port()));
+    let kubeconfig = kubeconfig_for(&scratch, &api);
+    let destination = weft_test_support::free_addr();
+    let admin = weft_test_support::free_addr();
     // WEFT_SCALE_CONTROLLER=target/release/weft-controller measures a release build.
-    let binary = std::env::var("WEFT_SCALE_CONTROLLER")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_weft-controller").to_string());
-    let mut child = Command::new(binary)
-        .arg("--kubernetes")
-        .arg("--kubeconfig")
-        .arg(scratch.path("kubeconfig"))
-        .args(["--destination-addr", &destination.to_string()])
-        .args(["--admin-addr", &admin.to_string()])
-        .args(["--web-addr", "127.0.0.1:0"])
-        // Allocator settings to experiment with (glibc reads them at start).
-        .envs(std::env::vars().filter(|(name, _)| name.starts_with("MALLOC_")))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let binary =
+        std::env::var("WEFT_SCALE_CONTROLLER").unwrap_or_else(|_| CONTROLLER_BINARY.to_string());
+    let mut command = controller_command_at(
+        binary,
+        Source::Kubernetes {
+            kubeconfig: &kubeconfig,
+        },
+        destination,
+        admin,
+    );
+    // Allocator settings to experiment with (glibc reads them at start).
+    command.envs(std::env::vars().filter(|(name, _)| name.starts_with("MALLOC_")));
     let started = Instant::now();
-    wait_until_ready(&mut child, admin, Duration::from_secs(120)).await;
+    let controller =
+        ControllerProcess::start(&mut command, admin, None, Duration::from_secs(120)).await;
+    let child = &controller.child;
     println!("ready after {:?}", started.elapsed());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss = rss_kib(child.id());
@@ -202,8 +200,7 @@ async fn a_thousand_services_and_ten_thousand_pods_memory_and_slice_latency() {
     }
     let rss_after = rss_kib(child.id());
     println!("controller RSS after the changes: {rss_after} KiB");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(controller);
     // The target is a release build's: a debug build's empty controller
     // alone is over it (36 MiB here), so it is asserted only when measuring
     // a given binary (WEFT_SCALE_CONTROLLER).

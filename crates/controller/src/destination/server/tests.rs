@@ -73,6 +73,15 @@ async fn first_update(service: &DestinationService, path: &str) -> proto::update
     update.update.expect("an update")
 }
 
+async fn first_profile(service: &DestinationService, path: &str) -> proto::DestinationProfile {
+    let mut stream = service
+        .get_profile(request(path))
+        .await
+        .expect("a stream")
+        .into_inner();
+    stream.next().await.expect("a message").expect("no error")
+}
+
 /// The addresses of an `Add`, with each one's `pod` and `statefulset` labels.
 fn added(update: proto::update::Update) -> Vec<(String, Option<String>, Option<String>)> {
     let proto::update::Update::Add(set) = update else {
@@ -125,12 +134,7 @@ async fn profiles_of_pod_ips_and_instance_names_carry_the_endpoint() {
         "10.1.0.1:8080",
         "web-0.web.shop.svc.cluster.local:80",
     ] {
-        let mut stream = service
-            .get_profile(request(path))
-            .await
-            .expect("a stream")
-            .into_inner();
-        let profile = stream.next().await.expect("a message").expect("no error");
+        let profile = first_profile(&service, path).await;
         let endpoint = profile.endpoint.expect("the endpoint is set");
         assert_eq!(
             endpoint.metric_labels.get("pod").map(String::as_str),
@@ -149,12 +153,7 @@ async fn profiles_of_pod_ips_and_instance_names_carry_the_endpoint() {
         );
     }
     // An instance not known now: the service's profile.
-    let mut stream = service
-        .get_profile(request("web-7.web.shop.svc.cluster.local:80"))
-        .await
-        .expect("a stream")
-        .into_inner();
-    let profile = stream.next().await.expect("a message").expect("no error");
+    let profile = first_profile(&service, "web-7.web.shop.svc.cluster.local:80").await;
     assert!(profile.endpoint.is_none());
     assert_eq!(profile.fully_qualified_name, "web.shop.svc.cluster.local");
 }

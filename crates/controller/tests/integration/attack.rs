@@ -600,3 +600,60 @@ async fn tap_takes_the_token_only_in_the_authorization_header() {
     assert_eq!(status, 404, "{body}");
     let _ = std::fs::remove_file(&token_file);
 }
+
+/// A "proxy" whose admin port accepts and never answers (a hung proxy):
+/// each scrape gives up at its timeout and closes its connection, so the
+/// controller holds at most the one in flight, however many rounds pass.
+/// (`bench/` controller-targets measures the harder case: thousands of
+/// addresses a middlebox accepts and never acknowledges data on.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_of_a_silent_proxy_do_not_pile_up_connections() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = silent.local_addr().unwrap();
+    let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (accepted_count, open_count) = (accepted.clone(), open.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut connection, _)) = silent.accept().await else {
+                return;
+            };
+            accepted_count.fetch_add(1, Ordering::SeqCst);
+            open_count.fetch_add(1, Ordering::SeqCst);
+            let open_count = open_count.clone();
+            tokio::spawn(async move {
+                // Read the request and anything after it, never answer;
+                // the connection counts as open until the controller closes it.
+                let mut buffer = [0u8; 4096];
+                while matches!(connection.read(&mut buffer).await, Ok(read) if read > 0) {}
+                open_count.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let mesh = format!(
+        "{MESH}---\napiVersion: weft.dev/v1alpha1\nkind: Workload\n\
+         metadata: {{name: hung, namespace: shop, labels: {{app: hung}}}}\n\
+         spec:\n  addresses: [127.0.0.1]\n  meshed: true\n  proxy: {{adminPort: {}}}\n",
+        admin.port()
+    );
+    let _controller = ControllerProcess::start_with_args(&mesh, &["--scrape-interval", "500ms"]);
+    // Rounds every 0.5 s, each waiting 0.4 s for an answer that never comes.
+    eventually("six scrapes of the silent proxy", || {
+        accepted.load(Ordering::SeqCst) >= 6
+    })
+    .await;
+    // At most the scrape in flight is open (a closed one may take a moment
+    // to be seen); a client keeping them would sit at six and more.
+    eventually("at most one scrape connection open", || {
+        open.load(Ordering::SeqCst) <= 1
+    })
+    .await;
+    println!(
+        "silent proxy: {} scrapes accepted, {} connections open",
+        accepted.load(Ordering::SeqCst),
+        open.load(Ordering::SeqCst)
+    );
+}

@@ -7,6 +7,8 @@
 //!  gather (I/O, gather.rs): kubeconfig ─► client ─► GET /version, gets,
 //!        lists, SelfSubjectAccessReviews ──► ClusterState (state.rs)
 //!  evaluate (pure, checks.rs): DEFINITIONS × ClusterState ──► [Category]
+//!        (the decisions by topic: installation, pre, identity, data_plane;
+//!        Verdict and their shared helpers: verdict.rs)
 //!  render (pure, crate::check): table or JSON
 //! ```
 //!
@@ -25,6 +27,7 @@ mod pre;
 mod state;
 #[cfg(test)]
 mod tests;
+mod verdict;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -14,7 +14,23 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use weft_core::workload::WorkloadOwner;
 
-use super::pod::{OwnerReference, owner_of};
+/// A pod's controller owner reference, as written (before resolution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerReference {
+    /// `ReplicaSet`, `Job`, `StatefulSet`, `DaemonSet`, ...
+    pub kind: String,
+    /// Its name (same namespace as the pod).
+    pub name: String,
+}
+
+/// The resolved owner of a workload: the owner reference's kind and name
+/// unless the [`Owners`] index knows better.
+pub fn owner_of(reference: &OwnerReference) -> WorkloadOwner {
+    WorkloadOwner {
+        kind: reference.kind.clone(),
+        name: reference.name.clone(),
+    }
+}
 
 /// The two kinds whose owner is looked through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -26,11 +26,10 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use weft_core::cluster::{LINKERD_PROXY_CONTAINER_NAME, PROXY_CONTAINER_NAME};
 use weft_core::workload::{
-    self, ProxyImplementation, Workload, WorkloadMeta, WorkloadOwner, WorkloadPort, WorkloadProxy,
-    WorkloadSpec,
+    self, ProxyImplementation, Workload, WorkloadMeta, WorkloadPort, WorkloadProxy, WorkloadSpec,
 };
 
-use super::owners::Owners;
+use super::owners::{OwnerReference, Owners};
 
 /// Annotation key prefixes the mesh reads on pods and namespaces; other
 /// annotations are dropped at conversion (they can be large).
@@ -57,15 +56,6 @@ pub fn mesh_annotations(
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     (!kept.is_empty()).then_some(kept)
-}
-
-/// A pod's controller owner reference, as written (before resolution).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnerReference {
-    /// `ReplicaSet`, `Job`, `StatefulSet`, `DaemonSet`, ...
-    pub kind: String,
-    /// Its name (same namespace as the pod).
-    pub name: String,
 }
 
 /// What the source remembers of a pod between events: enough to rebuild
@@ -304,15 +294,6 @@ fn listen_port(value: &str) -> Option<u16> {
     let first = value.split(',').next()?.trim();
     let (_, port) = first.rsplit_once(':')?;
     port.parse().ok().filter(|port| *port != 0)
-}
-
-/// The resolved owner of a workload: the owner reference's kind and name
-/// unless the [`Owners`] index knows better.
-pub fn owner_of(reference: &OwnerReference) -> WorkloadOwner {
-    WorkloadOwner {
-        kind: reference.kind.clone(),
-        name: reference.name.clone(),
-    }
 }
 
 #[cfg(test)]

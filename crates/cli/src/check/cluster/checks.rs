@@ -4,24 +4,12 @@
 //! `installation.rs`, `pre.rs`, `identity.rs` and `data_plane.rs`).
 //! Categories, their order and their descriptions follow `linkerd check`'s.
 
-use super::state::{ClusterState, ControlPlaneState};
+use super::state::ClusterState;
+pub use super::verdict::Verdict;
 use super::{data_plane, identity, installation, pre};
 
 /// Where the hints live: `see <base><anchor> for hints`.
 pub const HINT_BASE_URL: &str = "https://weft.dev/checks/#";
-
-/// A check's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Passed.
-    Pass,
-    /// Passed, but needs attention: the message says why.
-    Warn(String),
-    /// Failed: the message says why.
-    Fail(String),
-    /// Does not apply (not printed).
-    Skip,
-}
 
 /// What an error stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,47 +113,3 @@ pub const DEFINITIONS: &[Definition] = &[
     check("weft-data-plane", "data plane and cli versions match", "weft-data-plane-cli-version", Continue, data_plane::versions_match),
     check("weft-identity-data-plane", "data plane proxies' trust anchors match the control plane's", "weft-identity-data-plane-proxies-certs-match-ca", Continue, data_plane::trust_anchors_match),
 ];
-
-// ---- helpers the decisions share ------------------------------------------
-
-/// A failed read fails the check with its message; else `decide`.
-pub(super) fn fail_on<T>(
-    fetched: &Result<T, String>,
-    decide: impl FnOnce(&T) -> Verdict,
-) -> Verdict {
-    match fetched {
-        Ok(value) => decide(value),
-        Err(error) => Verdict::Fail(error.clone()),
-    }
-}
-
-pub(super) fn exists(found: &Result<bool, String>, missing: impl FnOnce() -> String) -> Verdict {
-    fail_on(found, |found| {
-        if *found {
-            Verdict::Pass
-        } else {
-            Verdict::Fail(missing())
-        }
-    })
-}
-
-pub(super) fn control_plane(
-    state: &ClusterState,
-    decide: impl FnOnce(&ControlPlaneState) -> Verdict,
-) -> Verdict {
-    state.control_plane.as_ref().map_or(Verdict::Skip, decide)
-}
-
-/// At most five items, then `and N more`.
-pub fn some_of(items: &[String]) -> String {
-    const SHOWN: usize = 5;
-    if items.len() <= SHOWN {
-        items.join(", ")
-    } else {
-        format!(
-            "{}, and {} more",
-            items[..SHOWN].join(", "),
-            items.len() - SHOWN
-        )
-    }
-}

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use weft_core::cluster::{PROXY_CONTAINER_NAME, TRUST_ANCHORS_CONFIGMAP};
 
 use super::certificates::parse_bundle;
-use super::checks::{Verdict, exists, fail_on, some_of};
 use super::identity::trust_anchors;
 use super::state::{ClusterState, PodState};
+use super::verdict::{Verdict, exists, fail_on, some_of};
 
 pub use weft_core::cluster::PROXY_TRUST_ANCHORS_VARIABLE;
 

@@ -5,8 +5,8 @@
 use weft_core::cluster::{ISSUER_SECRET, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY};
 
 use super::certificates::{CertificateFacts, parse_bundle, signed_by};
-use super::checks::{Verdict, control_plane};
 use super::state::{ClusterState, ControlPlaneState};
+use super::verdict::{Verdict, control_plane};
 use crate::check::{WARNING_WINDOW, human_duration};
 
 /// The parsed identity configuration.

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use weft_core::cluster::{CONTROL_PLANE_COMPONENT_LABEL, CONTROLLER_COMPONENT, CONTROLLER_NAME};
 
-use super::checks::{Verdict, control_plane, exists, fail_on, some_of};
 use super::state::{ClusterState, PodState};
+use super::verdict::{Verdict, control_plane, exists, fail_on, some_of};
 
 /// The oldest Kubernetes weft supports: k8s-openapi's `v1_33` floor.
 pub const MINIMUM_KUBERNETES: (u32, u32) = (1, 33);

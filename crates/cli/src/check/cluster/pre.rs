@@ -3,8 +3,8 @@
 //! (SelfSubjectAccessReviews), and Pod Security admission lets the
 //! `weft-init` container add `NET_ADMIN`/`NET_RAW`.
 
-use super::checks::{Verdict, fail_on, some_of};
 use super::state::{AccessRequest, ClusterState};
+use super::verdict::{Verdict, fail_on, some_of};
 
 /// Cluster-scoped kinds `--pre` must be allowed to create.
 pub const CLUSTER_RESOURCES: &[AccessRequest] = &[

@@ -8,9 +8,9 @@ use weft_core::cluster::{
     CONTROLLER_COMPONENT, ISSUER_SECRET, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY,
 };
 
-use super::checks::some_of;
 use super::gather::{image_tag, pod_state};
 use super::pre::pre_access_requests;
+use super::verdict::some_of;
 use super::*;
 
 const NOW: i64 = 1_800_000_000;

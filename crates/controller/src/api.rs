@@ -71,6 +71,9 @@ pub struct WebState {
     pub mesh_file_path: PathBuf,
     /// Its last load.
     pub mesh_file_status: Arc<Mutex<MeshFileStatus>>,
+    /// With `--kubernetes`, the watches' status instead (`/api/mesh`
+    /// describes the source that serves).
+    pub kubernetes: Option<crate::kubernetes::SharedKubernetesStatus>,
 }
 
 /// An API error: a status and `{"error": message}`.

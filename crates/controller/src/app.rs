@@ -424,6 +424,7 @@ impl App {
                 .map(|config| config.policy.lifetime),
             mesh_file_path: mesh_file.clone(),
             mesh_file_status: Arc::clone(&mesh_file_status),
+            kubernetes: kubernetes_status.clone(),
         });
         let stream_limits = StreamLimits {
             per_client: usize::try_from(args.limits.destination_max_streams_per_client)

@@ -144,6 +144,15 @@ fn every_replica_serves_discovery_identity_tap_and_metrics() {
     )
     .spawn();
 
+    // Each replica describes its source as the Kubernetes API, valid.
+    for replica in [&replica_a, &replica_b] {
+        let (status, body) = api_get(replica.web, "/api/mesh");
+        let mesh: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(mesh["path"], "kubernetes", "{mesh}");
+        assert_eq!(mesh["valid"], true, "{mesh}");
+    }
+
     // Both replicas scrape web-1's proxy before any traffic, so the window
     // holds the whole count.
     for replica in [&replica_a, &replica_b] {

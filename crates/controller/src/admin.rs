@@ -89,14 +89,33 @@ impl MeshFileMetrics {
     }
 }
 
+/// Where the issuer comes from, as `/ready` shows it: its files' paths, or
+/// the Secret and ConfigMap (`namespace/name`) on Kubernetes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerOrigin {
+    /// The issuer (`issuer_dir` in `/ready`).
+    pub issuer: String,
+    /// The trust anchors.
+    pub trust_anchors: String,
+}
+
+impl From<&IssuerPaths> for IssuerOrigin {
+    fn from(paths: &IssuerPaths) -> Self {
+        Self {
+            issuer: paths.issuer_dir.display().to_string(),
+            trust_anchors: paths.trust_anchors.display().to_string(),
+        }
+    }
+}
+
 /// What the admin server reads.
 pub struct AdminState {
     registry: Registry,
     mesh_file_metrics: MeshFileMetrics,
     mesh_file_path: PathBuf,
     mesh_file_status: Arc<Mutex<MeshFileStatus>>,
-    /// The issuer's files and status, when identity is enabled.
-    issuer: Option<(IssuerPaths, Arc<Mutex<IssuerStatus>>)>,
+    /// Where the issuer comes from and its status, when identity is enabled.
+    issuer: Option<(IssuerOrigin, Arc<Mutex<IssuerStatus>>)>,
     /// The Kubernetes source's status, in `--kubernetes` mode (then the
     /// mesh file plays no part in readiness).
     kubernetes: Option<SharedKubernetesStatus>,
@@ -110,7 +129,7 @@ impl AdminState {
         mut registry: Registry,
         mesh_file_path: PathBuf,
         mesh_file_status: Arc<Mutex<MeshFileStatus>>,
-        issuer: Option<(IssuerPaths, Arc<Mutex<IssuerStatus>>)>,
+        issuer: Option<(IssuerOrigin, Arc<Mutex<IssuerStatus>>)>,
     ) -> Self {
         let mesh_file_metrics = MeshFileMetrics::new(&mut registry);
         Self {
@@ -144,13 +163,13 @@ impl AdminState {
             .clone()
     }
 
-    fn issuer_status(&self) -> Option<(&IssuerPaths, IssuerStatus)> {
-        self.issuer.as_ref().map(|(paths, status)| {
+    fn issuer_status(&self) -> Option<(&IssuerOrigin, IssuerStatus)> {
+        self.issuer.as_ref().map(|(origin, status)| {
             let status = status
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            (paths, status)
+            (origin, status)
         })
     }
 }
@@ -201,10 +220,10 @@ async fn ready(State(admin): State<Arc<AdminState>>) -> impl IntoResponse {
             })
         })
         .collect();
-    let identity = admin.issuer_status().map(|(paths, issuer)| {
+    let identity = admin.issuer_status().map(|(origin, issuer)| {
         serde_json::json!({
-            "issuer_dir": paths.issuer_dir.display().to_string(),
-            "trust_anchors": paths.trust_anchors.display().to_string(),
+            "issuer_dir": origin.issuer,
+            "trust_anchors": origin.trust_anchors,
             "current": issuer.is_current(),
             "issuer": issuer.issuer,
             "issuer_not_after_seconds": issuer.issuer_not_after.map(|time| time.unix_timestamp()),

@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use weft_core::workload::Workload;
 
-use crate::admin::AdminState;
+use crate::admin::{AdminState, IssuerOrigin};
 use crate::api::WebState;
 use crate::catalog::Catalog;
 use crate::catalog::PolicySettings;
@@ -49,7 +49,7 @@ use crate::destination::limits::StreamLimiter;
 use crate::destination::translate::MeshHints;
 use crate::destination::{DestinationMetrics, DestinationService, ServerError, StreamLimits};
 use crate::identity::issuer_files::{
-    AuthorityHandle, IssuerFilesError, IssuerMetrics, IssuerPaths, IssuerSource, IssuerStatus,
+    AuthorityHandle, IssuerFilesError, IssuerMetrics, IssuerSource, IssuerStatus,
 };
 use crate::identity::issuer_secret::{IssuerSecretError, SecretIssuerSource};
 use crate::identity::server::{CertifyMetrics, IdentityServerError, IdentityService};
@@ -169,9 +169,8 @@ impl AppError {
 
 /// The identity parts, loaded but not yet running.
 struct IdentityStage {
-    /// Where the issuer is, as `/ready` shows it (a Secret and ConfigMap
-    /// are shown by name in place of the paths).
-    paths: IssuerPaths,
+    /// Where the issuer is, as `/ready` shows it.
+    origin: IssuerOrigin,
     addr: SocketAddr,
     issuer: IssuerFeed,
     service: IdentityService,
@@ -456,7 +455,7 @@ impl App {
         );
         let issuer = identity
             .as_ref()
-            .map(|(stage, _)| (stage.paths.clone(), stage.issuer.status_handle()));
+            .map(|(stage, _)| (stage.origin.clone(), stage.issuer.status_handle()));
         let admin = Arc::new(
             AdminState::new(registry, mesh_file, mesh_file_status, issuer)
                 .with_kubernetes(kubernetes_status),
@@ -672,7 +671,7 @@ impl IdentityStage {
         registry: &mut Registry,
     ) -> Result<Self, AppError> {
         let metrics = IssuerMetrics::new(registry);
-        let (issuer, paths) = match config.issuer {
+        let (issuer, origin) = match config.issuer {
             IssuerLocation::Files(paths) => {
                 let mut source = IssuerSource::new(paths.clone(), metrics);
                 let (source, loaded) = blocking(move || {
@@ -681,19 +680,20 @@ impl IdentityStage {
                 })
                 .await?;
                 loaded?;
-                (IssuerFeed::Files(source), paths)
+                let origin = IssuerOrigin::from(&paths);
+                (IssuerFeed::Files(source), origin)
             }
             IssuerLocation::Secret(reference) => {
                 let client = client.clone().ok_or_else(|| {
                     AppError::StartUp("--identity-issuer-secret needs --kubernetes".into())
                 })?;
-                let shown = IssuerPaths {
-                    issuer_dir: PathBuf::from(reference.secret_object()),
-                    trust_anchors: PathBuf::from(reference.configmap_object()),
+                let origin = IssuerOrigin {
+                    issuer: reference.secret_object(),
+                    trust_anchors: reference.configmap_object(),
                 };
                 let mut source = SecretIssuerSource::new(client, reference, metrics);
                 source.load_initial().await?;
-                (IssuerFeed::Secret(Box::new(source)), shown)
+                (IssuerFeed::Secret(Box::new(source)), origin)
             }
         };
         let (validator, token_files): (Arc<dyn TokenValidator>, Option<TokenFiles>) = match config
@@ -736,7 +736,7 @@ impl IdentityStage {
             CertifyMetrics::new(registry),
         );
         Ok(Self {
-            paths,
+            origin,
             addr: config.addr,
             issuer,
             service,

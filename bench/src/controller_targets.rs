@@ -160,11 +160,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for object in objects {
                 api.apply(object);
             }
-            for service in 0..shape.services {
-                // The pods the edits' extra endpoint names, present from the start.
-                if service == 0 || service == shape.services / 2 {
-                    api.apply(shape.extra_pod(service));
-                }
+            // The pods the edits' extra endpoint names (the fan-out and
+            // spread scenarios' edited services), present from the start.
+            for service in [0, shape.services / 2] {
+                api.apply(shape.extra_pod(service));
             }
             eprintln!(
                 "controller-targets: {count} objects in the API server in {:.0} ms",

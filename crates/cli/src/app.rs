@@ -21,5 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dashboard(args) => crate::dashboard::run(&global, args).await,
         Command::Install(args) => crate::install::run(&global, args).await,
         Command::Uninstall(args) => crate::install::run_uninstall(&global, args).await,
+        Command::Inject(args) => crate::inject::run(&global, args).await,
+        Command::Uninject(args) => crate::inject::run_uninject(&global, args).await,
     }
 }

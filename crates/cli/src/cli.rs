@@ -49,4 +49,9 @@ pub enum Command {
     Install(crate::install::Args),
     /// Print references to everything `weft install` creates, for `kubectl delete -f -`.
     Uninstall(crate::install::UninstallArgs),
+    /// Add the weft proxy to the pod templates of Kubernetes YAML (files or stdin), as the
+    /// controller's admission webhook does.
+    Inject(crate::inject::Args),
+    /// Remove the weft proxy from the pod templates of Kubernetes YAML (files or stdin).
+    Uninject(crate::inject::UninjectArgs),
 }

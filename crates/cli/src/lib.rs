@@ -14,6 +14,7 @@ pub mod demo;
 pub mod diagnostics;
 pub mod edges;
 pub mod global_options;
+pub mod inject;
 pub mod install;
 pub mod output;
 pub mod resource;

@@ -59,3 +59,33 @@ pub const PROXY_INJECTOR_WEBHOOK: &str = "weft-proxy-injector";
 /// The proxy's variable holding its trust anchors (PEM), which an injected
 /// proxy gets from the trust-anchor ConfigMap.
 pub const PROXY_TRUST_ANCHORS_VARIABLE: &str = "WEFT_PROXY_IDENTITY_TRUST_ANCHORS";
+/// The annotation the injector writes with the identity mode (`default`: a
+/// certificate from the controller for the pod's ServiceAccount).
+pub const IDENTITY_MODE_ANNOTATION: &str = "weft.io/identity-mode";
+/// The annotation the injector writes on a pod it was asked to inject but
+/// did not (host network), saying why.
+pub const INJECT_SKIPPED_ANNOTATION: &str = "weft.io/inject-skipped";
+/// The label the injector puts on meshed pods, valued by the control plane's namespace.
+pub const PROXY_CONTROL_PLANE_LABEL: &str = CONTROL_PLANE_NAMESPACE_LABEL;
+/// The proxy injector's Service (in front of the controller's webhook port).
+pub const INJECTOR_SERVICE: &str = "weft-proxy-injector";
+/// The controller's webhook port (HTTPS; the Service's 443 targets it).
+pub const INJECTOR_PORT: u16 = 8443;
+/// The path the API server posts pod AdmissionReviews to.
+pub const INJECTOR_PATH: &str = "/inject";
+/// The user the injected proxy runs as; `weft-init` leaves its traffic alone.
+pub const PROXY_UID: i64 = 2102;
+/// The injected proxy's inbound port (the PREROUTING redirect's target).
+pub const PROXY_INBOUND_PORT: u16 = 4143;
+/// The injected proxy's outbound port (the OUTPUT redirect's target).
+pub const PROXY_OUTBOUND_PORT: u16 = 4140;
+/// The injected proxy's admin port (probes, /metrics).
+pub const PROXY_ADMIN_PORT: u16 = 4191;
+/// The injected proxy's tap port.
+pub const PROXY_TAP_PORT: u16 = 4190;
+/// The projected ServiceAccount token volume the injected proxy presents to Identity.
+pub const IDENTITY_TOKEN_VOLUME: &str = "weft-identity-token";
+/// Where that volume is mounted in the proxy container.
+pub const IDENTITY_TOKEN_DIRECTORY: &str = "/var/run/weft/identity";
+/// The token's file name in that directory.
+pub const IDENTITY_TOKEN_FILE: &str = "token";

@@ -26,6 +26,7 @@
 //! | [`route`]   | `HTTPRoute`, `GRPCRoute` (Gateway API fields) and Linkerd's retry/timeout annotations |
 //! | [`weight`]  | quantity weights (`900m`, `1`) and their wire form |
 //! | [`names`]   | fully-qualified service names |
+//! | [`inject`]  | (feature `inject`) proxy injection: pod + namespace annotations → JSON Patch (webhook and `weft inject`) |
 //! | [`pki`]     | (feature `pki`) the mesh's CA certificates: checking an issuer against its trust anchors, generating a root and an issuer |
 //! | [`policy`]  | Linkerd's authorization policy kinds and a port's effective inbound policy; without `model`, only its CIDR networks and default policies (the proxy's too) |
 
@@ -36,6 +37,8 @@ pub mod crds;
 pub mod duration;
 #[cfg(feature = "model")]
 pub mod endpoint_slice;
+#[cfg(feature = "inject")]
+pub mod inject;
 pub mod names;
 #[cfg(feature = "model")]
 pub mod object;

@@ -276,7 +276,11 @@ mod tests {
         ];
         let text = render(&documents).unwrap();
         assert!(text.starts_with("---\napiVersion: v1\n"), "{text}");
-        assert_eq!(text.lines().filter(|line| *line == "---").count(), 2, "{text}");
+        assert_eq!(
+            text.lines().filter(|line| *line == "---").count(),
+            2,
+            "{text}"
+        );
         assert_eq!(parse(&source(&text)).unwrap(), documents);
     }
 

@@ -94,13 +94,22 @@ pub fn inject_object(object: &mut Value, config: &InjectionConfig) -> Result<Out
     }
     let forced = BTreeMap::from([(INJECT_ANNOTATION.to_string(), ENABLED.to_string())]);
     let injection = inject::inject(&patched, &forced, config);
-    let outcome = match injection.decision {
-        Decision::Injected => Outcome::Injected,
-        Decision::Skipped(reason) => Outcome::Skipped(skip_reason_text(&reason)),
+    let skip_reason = match injection.decision {
+        Decision::Injected => None,
+        Decision::Skipped(reason) => Some(reason),
         Decision::AlreadyInjected => return Ok(Outcome::AlreadyInjected),
         Decision::NotRequested => return Ok(Outcome::NotInjected),
     };
     inject::apply(&mut patched, &injection.patch).map_err(|source| patch_error(object, source))?;
+    // The report says what the template's annotation says.
+    let outcome = match skip_reason {
+        None => Outcome::Injected,
+        Some(reason) => Outcome::Skipped(
+            annotation(&patched, INJECT_SKIPPED_ANNOTATION)
+                .and_then(Value::as_str)
+                .map_or_else(|| skip_reason_text(&reason), str::to_string),
+        ),
+    };
     replace(object, pointer, patched);
     Ok(outcome)
 }
@@ -126,7 +135,8 @@ pub fn uninject_object(object: &mut Value) -> Result<Outcome, ObjectError> {
     Ok(Outcome::Uninjected)
 }
 
-/// The words for why the injector skipped a pod.
+/// The words for why the injector skipped a pod, when its patch does not
+/// say (it writes them into `weft.io/inject-skipped`).
 pub fn skip_reason_text(reason: &SkipReason) -> String {
     match reason {
         SkipReason::HostNetwork => {

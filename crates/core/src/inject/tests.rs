@@ -19,6 +19,9 @@ fn config() -> InjectionConfig {
     config
 }
 
+/// Annotation pairs, as tables write them.
+type Pairs<'table> = &'table [(&'table str, &'table str)];
+
 fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -69,7 +72,7 @@ fn init_arguments(patched: &Value) -> Vec<String> {
 
 #[test]
 fn decisions() {
-    let cases: &[(&str, &[(&str, &str)], &[(&str, &str)], Decision)] = &[
+    let cases: &[(&str, Pairs<'_>, Pairs<'_>, Decision)] = &[
         ("nothing annotated", &[], &[], Decision::NotRequested),
         (
             "pod enabled",
@@ -322,7 +325,7 @@ fn an_annotated_request_above_the_configured_limit_is_refused() {
 #[test]
 fn annotation_precedence() {
     // (pod, namespace, the opaque ports the proxy gets)
-    let cases: &[(&[(&str, &str)], &[(&str, &str)], Option<&str>)] = &[
+    let cases: &[(Pairs<'_>, Pairs<'_>, Option<&str>)] = &[
         (&[], &[], None),
         (
             &[("config.linkerd.io/opaque-ports", "3306")],
@@ -426,7 +429,7 @@ fn weft_init_arguments() {
         "2102",
         "--skip-inbound-ports",
     ];
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
+    let cases: &[(Pairs<'_>, &[&str])] = &[
         (&[("weft.io/inject", "enabled")], &["4190,4191"]),
         (
             &[("weft.io/inject", "ingress")],

@@ -105,7 +105,7 @@ pub enum Decision {
     Injected,
     /// Neither the pod nor its namespace asks for injection (or says `disabled`).
     NotRequested,
-    /// The pod already has a weft or Linkerd proxy.
+    /// The pod already has a weft or Linkerd proxy (or `weft-init`).
     AlreadyInjected,
     /// Injection was asked for but cannot be done; the patch records why in
     /// `weft.io/inject-skipped`.
@@ -187,11 +187,11 @@ pub struct PatchError {
 /// in a namespace with `namespace_annotations`.
 ///
 /// ```text
-/// weft.io/inject (pod, else namespace) not enabled|ingress ─► NotRequested
-/// a weft-proxy or linkerd-proxy container already           ─► AlreadyInjected
-/// hostNetwork: true                                         ─► Skipped(HostNetwork)
-/// a configuration annotation is not valid                   ─► Skipped(InvalidAnnotation)
-/// else                                                      ─► Injected
+/// weft.io/inject (pod, else namespace) not enabled|ingress   ─► NotRequested
+/// a weft-proxy, linkerd-proxy or weft-init container already ─► AlreadyInjected
+/// hostNetwork: true                                          ─► Skipped(HostNetwork)
+/// a configuration annotation is not valid                    ─► Skipped(InvalidAnnotation)
+/// else                                                       ─► Injected
 /// ```
 pub fn inject(
     pod: &Value,
@@ -353,13 +353,14 @@ fn inbound_ports(pod: &Value) -> Option<String> {
     Some(ports.join(","))
 }
 
-/// Whether a container or init container is a weft or Linkerd proxy.
+/// Whether a container or init container is a weft or Linkerd proxy, or
+/// `weft-init` (a second one would make the pod invalid: names are unique).
 fn has_proxy(pod: &Value) -> bool {
     ["containers", "initContainers"].iter().any(|field| {
         array(&pod["spec"][field]).iter().any(|container| {
             matches!(
                 container["name"].as_str(),
-                Some(PROXY_CONTAINER_NAME | LINKERD_PROXY_CONTAINER_NAME)
+                Some(PROXY_CONTAINER_NAME | LINKERD_PROXY_CONTAINER_NAME | INIT_CONTAINER_NAME)
             )
         })
     })

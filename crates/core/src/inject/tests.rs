@@ -1044,3 +1044,57 @@ fn other_annotation_checks() {
     let reason = check_version(&format!("{long} ")).expect_err("invalid");
     assert!(reason.len() < 200, "the value is cut short: {reason}");
 }
+
+#[test]
+fn another_cluster_domain_changes_the_addresses_and_the_discovery_suffix() {
+    let pod = pod(&[("weft.io/inject", "enabled")]);
+    let mut config = config();
+    config.cluster_domain = "corp.example".to_string();
+    config.control_plane_namespace = "mesh".to_string();
+    config.trust_domain = "trust.example".to_string();
+    let injection = inject(&pod, &BTreeMap::new(), &config);
+    let mut patched = pod.clone();
+    apply(&mut patched, &injection.patch).expect("applies");
+    let expectations = [
+        (
+            "WEFT_PROXY_DESTINATION_SVC_ADDR",
+            "weft-dst.mesh.svc.corp.example.:8086",
+        ),
+        (
+            "WEFT_PROXY_POLICY_SVC_ADDR",
+            "weft-policy.mesh.svc.corp.example.:8090",
+        ),
+        (
+            "WEFT_PROXY_IDENTITY_SVC_ADDR",
+            "weft-identity.mesh.svc.corp.example.:8080",
+        ),
+        (
+            "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+            "$(_pod_sa).$(_pod_ns).serviceaccount.identity.mesh.trust.example",
+        ),
+        (
+            "WEFT_PROXY_DESTINATION_SVC_NAME",
+            "weft-controller.mesh.serviceaccount.identity.mesh.trust.example",
+        ),
+        (
+            "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES",
+            "svc.corp.example.",
+        ),
+    ];
+    for (name, expected) in expectations {
+        assert_eq!(
+            proxy_variable(&patched, name).as_deref(),
+            Some(expected),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        patched["metadata"]["labels"]["weft.io/control-plane-ns"],
+        "mesh"
+    );
+    let default = injected(&pod, &[]);
+    assert_eq!(
+        proxy_variable(&default, "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES"),
+        None
+    );
+}

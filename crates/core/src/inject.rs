@@ -41,9 +41,10 @@ mod patch;
 mod tests;
 
 pub use annotations::{
-    Annotations, CONFIG_ANNOTATIONS, CONFIG_PREFIX, InjectMode, LINKERD_CONFIG_PREFIX, Overrides,
-    Setting, requested_mode,
+    Annotations, CONFIG_ANNOTATIONS, CONFIG_PREFIX, InjectMode, LINKERD_CONFIG_PREFIX,
+    requested_mode,
 };
+use annotations::{Overrides, Setting};
 pub use containers::XTABLES_LOCK_VOLUME;
 pub use patch::{apply, escape_pointer_token};
 

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use weft_core::cluster::{INJECT_ANNOTATION, INJECT_SKIPPED_ANNOTATION};
-use weft_core::inject::{self, Decision, InjectionConfig, PatchError, SkipReason};
+use weft_core::inject::{self, Decision, InjectionConfig, PatchError};
 
 use super::documents::text_at;
 use super::templates;
@@ -94,22 +94,14 @@ pub fn inject_object(object: &mut Value, config: &InjectionConfig) -> Result<Out
     }
     let forced = BTreeMap::from([(INJECT_ANNOTATION.to_string(), ENABLED.to_string())]);
     let injection = inject::inject(&patched, &forced, config);
-    let skip_reason = match injection.decision {
-        Decision::Injected => None,
-        Decision::Skipped(reason) => Some(reason),
+    // The injector writes the same words into `weft.io/inject-skipped`.
+    let outcome = match injection.decision {
+        Decision::Injected => Outcome::Injected,
+        Decision::Skipped(reason) => Outcome::Skipped(reason.to_string()),
         Decision::AlreadyInjected => return Ok(Outcome::AlreadyInjected),
         Decision::NotRequested => return Ok(Outcome::NotInjected),
     };
     inject::apply(&mut patched, &injection.patch).map_err(|source| patch_error(object, source))?;
-    // The report says what the template's annotation says.
-    let outcome = match skip_reason {
-        None => Outcome::Injected,
-        Some(reason) => Outcome::Skipped(
-            annotation(&patched, INJECT_SKIPPED_ANNOTATION)
-                .and_then(Value::as_str)
-                .map_or_else(|| skip_reason_text(&reason), str::to_string),
-        ),
-    };
     replace(object, pointer, patched);
     Ok(outcome)
 }
@@ -133,18 +125,6 @@ pub fn uninject_object(object: &mut Value) -> Result<Outcome, ObjectError> {
     drop_emptied(&mut patched, pointer.is_empty());
     replace(object, pointer, patched);
     Ok(Outcome::Uninjected)
-}
-
-/// The words for why the injector skipped a pod, when its patch does not
-/// say (it writes them into `weft.io/inject-skipped`).
-pub fn skip_reason_text(reason: &SkipReason) -> String {
-    match reason {
-        SkipReason::HostNetwork => {
-            "hostNetwork: true (the proxy's iptables rules would redirect the node's traffic)"
-                .to_string()
-        }
-        SkipReason::InvalidAnnotation { annotation, reason } => format!("{annotation}: {reason}"),
-    }
 }
 
 /// The pointer and a copy of the pod template; `None` for an object that is
@@ -358,15 +338,32 @@ mod tests {
     }
 
     #[test]
-    fn skip_reasons_are_worded() {
-        assert!(skip_reason_text(&SkipReason::HostNetwork).starts_with("hostNetwork: true"));
-        let invalid = SkipReason::InvalidAnnotation {
-            annotation: "config.weft.io/proxy-cpu-limit".to_string(),
-            reason: "not a quantity".to_string(),
-        };
+    fn ingress_is_kept_and_injected_inbound_only() {
+        let mut object = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "edge"},
+            "spec": {"template": {"metadata": {"annotations": {"weft.io/inject": "ingress"}},
+                                  "spec": {"containers": [{"name": "edge", "image": "e"}]}}},
+        });
+        let before = object.clone();
         assert_eq!(
-            skip_reason_text(&invalid),
-            "config.weft.io/proxy-cpu-limit: not a quantity"
+            inject_object(&mut object, &config()).unwrap(),
+            Outcome::Injected
         );
+        let template = &object["spec"]["template"];
+        assert_eq!(
+            template["metadata"]["annotations"]["weft.io/inject"],
+            "ingress"
+        );
+        let init = &template["spec"]["initContainers"][0];
+        assert_eq!(init["name"], "weft-init");
+        assert!(
+            init["args"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("--inbound-only")),
+            "{init}"
+        );
+        assert_eq!(uninject_object(&mut object).unwrap(), Outcome::Uninjected);
+        assert_eq!(object, before);
     }
 }

@@ -339,7 +339,20 @@ fn opted_out_and_host_network_templates_get_no_proxy() {
         report.contains(&format!("daemonset \"node-exporter\" skipped: {reason}")),
         "{report}"
     );
-    assert!(report.ends_with("summary: 2 skipped\n"), "{report}");
+
+    // A setting the injector cannot read: no proxy, the reason named.
+    let template = &after[2]["spec"]["template"];
+    assert!(!has_proxy(template), "{template:#}");
+    let reason = annotation(template, "weft.io/inject-skipped").unwrap();
+    assert!(
+        reason.contains("config.weft.io/proxy-cpu-limit"),
+        "{reason}"
+    );
+    assert!(
+        report.contains(&format!("deployment \"typo\" skipped: {reason}")),
+        "{report}"
+    );
+    assert!(report.ends_with("summary: 3 skipped\n"), "{report}");
 
     // Uninject takes the reason (and the enabled it wrote) away again.
     assert_eq!(documents(&uninject_text(&injected).0), before);

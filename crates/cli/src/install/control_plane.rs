@@ -281,10 +281,7 @@ fn namespace() -> Namespace {
         "restricted".to_string(),
     );
     // The injector never sees the control plane's own pods.
-    labels.insert(
-        ADMISSION_WEBHOOKS_LABEL.to_string(),
-        "disabled".to_string(),
-    );
+    labels.insert(ADMISSION_WEBHOOKS_LABEL.to_string(), "disabled".to_string());
     Namespace {
         metadata: ObjectMeta {
             name: Some(cluster::CONTROL_PLANE_NAMESPACE.to_string()),
@@ -841,7 +838,13 @@ mod tests {
                 version,
                 None,
             ),
-            ("custom", custom, "registry.example/proxy", "v9", Some("Always")),
+            (
+                "custom",
+                custom,
+                "registry.example/proxy",
+                "v9",
+                Some("Always"),
+            ),
         ];
         for (name, options, image, tag, policy) in cases {
             let args = controller_args(&options);

@@ -609,6 +609,11 @@ fn a_webhook_trusting_another_anchor_fails_with_a_hint() {
 fn an_injector_without_ready_endpoints_fails() {
     let cluster = Cluster::installed();
     cluster.api.apply(injector_endpoint_slice(false));
+    // Another Service's ready endpoint does not count.
+    let mut other = injector_endpoint_slice(true);
+    other["metadata"]["name"] = json!("weft-dst-abcde");
+    other["metadata"]["labels"]["kubernetes.io/service-name"] = json!("weft-dst");
+    cluster.api.apply(other);
     let output = cluster.check(&[]);
     let webhooks = broken(
         WEBHOOKS_OK,

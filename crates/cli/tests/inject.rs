@@ -498,6 +498,7 @@ fn flags_reach_the_injected_proxy() {
         ("--cluster-networks", "10.0.0.0/33"),
         ("--image-pull-policy", "Sometimes"),
         ("--proxy-image", ""),
+        ("--proxy-image", "registry.example/weft-proxy:v1"),
     ] {
         let mut args = inject_args(&[]);
         args.extend([flag.to_string(), value.to_string()]);

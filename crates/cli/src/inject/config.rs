@@ -27,8 +27,8 @@ pub struct ProxyFlags {
     #[arg(long, value_name = "FILE", required = true)]
     pub identity_trust_anchors_file: PathBuf,
     /// The proxy image, without its tag (default ghcr.io/weft-mesh/weft-proxy);
-    /// it also holds weft-init.
-    #[arg(long, value_name = "IMAGE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    /// it also holds weft-init. As `weft install --proxy-image`.
+    #[arg(long, value_name = "IMAGE", value_parser = crate::install::untagged_image)]
     pub proxy_image: Option<String>,
     /// The proxy image's tag (default this weft's version).
     #[arg(long, value_name = "TAG", value_parser = clap::builder::NonEmptyStringValueParser::new())]

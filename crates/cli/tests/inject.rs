@@ -4,7 +4,8 @@
 //! - every workload kind gets the proxy in its pod template, and `weft
 //!   uninject` gives back the input (compared as JSON values); other
 //!   objects pass through unchanged, in input order; Lists item by item;
-//! - stdin, files, directories and `--output FILE` read and write the same;
+//! - stdin, files, directories, JSON and `--output FILE` read and write the
+//!   same; empty input writes nothing;
 //! - injecting twice is injecting once; `weft.io/inject: disabled` and
 //!   host-network templates are left without a proxy, and reported;
 //! - bad input (YAML syntax, a workload without a template, missing or
@@ -615,4 +616,19 @@ fn injected_manifests_pass_kubernetes_validate_strict() {
         "kubernetes-validate:\n{stdout}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn json_and_empty_inputs() {
+    // JSON is YAML: `kubectl get -o json` output injects the same.
+    let yaml = documents(&read(&fixture("list.yaml")));
+    let json = serde_json::to_string_pretty(&yaml[0]).unwrap();
+    assert_eq!(
+        documents(&inject_text(&json)),
+        documents(&inject_file(&fixture("list.yaml")).0)
+    );
+    // Nothing in, nothing out.
+    let (stdout, report) = weft_ok(&inject_args(&[]), "# only a comment\n---\n");
+    assert_eq!(stdout, "");
+    assert_eq!(report, "summary: no objects\n");
 }

@@ -158,9 +158,8 @@ pub fn parse_networks(flag: &'static str, value: &str) -> Result<Networks, Input
                 });
             }
             IpAddr::V6(_) => {
-                let valid_prefix = prefix.is_none_or(|prefix| {
-                    prefix.parse::<u8>().is_ok_and(|prefix| prefix <= 128)
-                });
+                let valid_prefix = prefix
+                    .is_none_or(|prefix| prefix.parse::<u8>().is_ok_and(|prefix| prefix <= 128));
                 if !valid_prefix {
                     return Err(InputError::new(
                         flag,

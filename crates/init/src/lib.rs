@@ -38,20 +38,9 @@
 //! converges to no weft chains; `--dry-run` prints the commands) →
 //! [`run`] (the steps in order). IPv4 only: IPv6 is not redirected.
 
-/// The command line (flags are the contract with `weft_core::inject`).
-pub mod args;
-
-/// Installing and removing: the nat table as found → the commands.
 pub mod apply;
-
-/// Which iptables: nft or legacy.
+pub mod args;
 pub mod backend;
-
-/// The flags' values, checked.
 pub mod ports;
-
-/// The rule set, as data.
 pub mod rules;
-
-/// The steps in order.
 pub mod run;

@@ -632,3 +632,66 @@ fn json_and_empty_inputs() {
     assert_eq!(stdout, "");
     assert_eq!(report, "summary: no objects\n");
 }
+
+/// The arguments the injector gives `weft-init` are the ones `weft-init`
+/// takes: every injected template's init arguments (the three-tier app,
+/// whose `api` skips ports and subnets, and an ingress pod) parse, check and
+/// plan rules, and the annotations' values arrive in them.
+#[test]
+fn injected_init_arguments_are_accepted_by_weft_init() {
+    let ingress = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: edge
+  annotations:
+    weft.io/inject: ingress
+    config.weft.io/skip-outbound-ports: "25, 4000-4010"
+    config.weft.io/skip-subnets: "10.1.0.0/16,fd00::/8"
+spec:
+  containers:
+  - name: edge
+    image: nginx
+"#;
+    let mut checked = 0;
+    for input in [read(&three_tier()), ingress.to_string()] {
+        for document in documents(&inject_text(&input)) {
+            let Some(pointer) = pod_pointer(&document) else {
+                continue;
+            };
+            let pod = document.pointer(pointer).expect("the pod template");
+            let init = &pod["spec"]["initContainers"][0];
+            assert_eq!(init["name"], "weft-init", "{:?}", identity(&document));
+            let arguments: Vec<String> = init["args"]
+                .as_array()
+                .expect("weft-init has args")
+                .iter()
+                .map(|argument| argument.as_str().unwrap().to_string())
+                .collect();
+            let parsed = <weft_init::args::Args as clap::Parser>::try_parse_from(
+                std::iter::once("weft-init".to_string()).chain(arguments.iter().cloned()),
+            )
+            .unwrap_or_else(|error| panic!("{:?}: {arguments:?}: {error}", identity(&document)));
+            let config = weft_init::ports::Config::from_args(&parsed).unwrap_or_else(|error| {
+                panic!("{:?}: {arguments:?}: {error}", identity(&document))
+            });
+            let commands = weft_init::run::dry_run_commands(&config);
+            assert!(!commands.is_empty(), "{:?}", identity(&document));
+            let inbound_only = annotation(pod, "weft.io/inject") == Some("ingress");
+            assert_eq!(
+                parsed.inbound_only,
+                inbound_only,
+                "{:?}",
+                identity(&document)
+            );
+            if inbound_only {
+                assert!(
+                    parsed.skip_outbound_ports.contains("4000-4010"),
+                    "{arguments:?}"
+                );
+                assert!(parsed.skip_subnets.contains("10.1.0.0/16"), "{arguments:?}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5, "four three-tier templates and the ingress pod");
+}

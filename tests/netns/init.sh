@@ -25,7 +25,8 @@
 #      namespace bypasses the client proxy.
 #   5. --skip-outbound-ports 8081 bypasses the client proxy (its metrics do
 #      not move) but not the server's; --skip-inbound-ports 8082 bypasses the
-#      server proxy (a client in ctl reaches the app directly).
+#      server proxy (a client in ctl reaches the app directly, and so does
+#      the meshed client: discovery answers that port as unmeshed).
 #   6. weft-init --remove restores the nat table exactly (iptables-save with
 #      counters stripped), a second --remove does nothing, and traffic then
 #      flows directly (no proxy's metrics move, the app sees the client).
@@ -269,7 +270,11 @@ write_mesh_file() {
 ---
 apiVersion: weft.dev/v1alpha1
 kind: Workload
-metadata: {name: web, namespace: shop, labels: {app: web}}
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web}
+  annotations: {config.weft.io/skip-inbound-ports: "$SKIP_INBOUND_PORT"}
 spec:
   serviceAccount: web
   addresses: [$SERVER_V4]
@@ -445,6 +450,16 @@ check_skip_ports() {
     local seen
     seen=$(app_client "$SKIP_INBOUND_PORT")
     if [[ $seen == "$CTL_V4" ]]; then ok "the app on :$SKIP_INBOUND_PORT saw ctl ($CTL_V4) directly"; else fail "the app on :$SKIP_INBOUND_PORT saw '$seen', expected $CTL_V4"; fi
+
+    # A meshed client to the skipped inbound port: the controller answers the
+    # endpoint as unmeshed on that port (the Workload's skip-inbound-ports),
+    # so the client proxy speaks plaintext, which the app itself answers.
+    before=$(metric server request_total 'direction="inbound"')
+    expect_fetches "curl as UID $APP_UID from the meshed client to :$SKIP_INBOUND_PORT" 1 "$APP_UID" "$NS_CLIENT" "$SKIP_INBOUND_PORT"
+    after=$(metric server request_total 'direction="inbound"')
+    if ((after == before)); then ok "server proxy bypassed for the meshed client too (inbound requests stay $after)"; else fail "server proxy saw the meshed client's :$SKIP_INBOUND_PORT ($before -> $after)"; fi
+    seen=$(app_client "$SKIP_INBOUND_PORT")
+    if [[ $seen == "$CLIENT_V4" ]]; then ok "the app on :$SKIP_INBOUND_PORT saw the client's proxy ($CLIENT_V4) directly"; else fail "the app on :$SKIP_INBOUND_PORT saw '$seen', expected $CLIENT_V4"; fi
 }
 
 check_remove() {

@@ -301,6 +301,21 @@ impl Workload {
         self.spec.ports.iter().any(|declared| declared.port == port)
     }
 
+    /// Whether its pod's `weft-init` leaves inbound `port` alone
+    /// (`config.weft.io/skip-inbound-ports`, else
+    /// `config.linkerd.io/skip-inbound-ports`): connections to that port reach
+    /// the app directly, so clients must not expect its proxy there.
+    pub fn skips_inbound_port(&self, port: u16) -> bool {
+        let annotations = self.metadata.annotations.as_ref();
+        [
+            "config.weft.io/skip-inbound-ports",
+            "config.linkerd.io/skip-inbound-ports",
+        ]
+        .iter()
+        .find_map(|name| annotations.and_then(|annotations| annotations.get(*name)))
+        .is_some_and(|list| crate::policy::effective::lists_port(list, port))
+    }
+
     /// All of its proxy's ports and its address, defaults filled in: `None`
     /// when not meshed.
     pub fn proxy_settings(&self) -> Option<ProxySettings> {

@@ -37,7 +37,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// The endpoint for `workload` at `address`.
+    /// The endpoint for `workload` at `address`: unmeshed on a port its
+    /// pod skips inbound (weft-init does not send it to the proxy, so a
+    /// client must not speak mutual TLS or a transport header to it).
     pub fn new(workload: &Workload, namespace: &str, address: SocketAddr) -> Self {
         Self {
             address,
@@ -45,7 +47,9 @@ impl Endpoint {
             namespace: namespace.to_string(),
             labels: workload.labels().clone(),
             service_account: workload.service_account().to_string(),
-            proxy: workload.proxy_endpoint(),
+            proxy: workload
+                .proxy_endpoint()
+                .filter(|_| !workload.skips_inbound_port(address.port())),
             owner: workload.spec.owner.clone(),
             zone: None,
             for_zones: Vec::new(),
@@ -231,6 +235,52 @@ mod tests {
             .iter()
             .map(|endpoint| (endpoint.address, (*endpoint).clone()))
             .collect()
+    }
+
+    /// A pod whose weft-init skips a port is unmeshed there and meshed on
+    /// its other ports; weft's annotation wins over Linkerd's.
+    #[test]
+    fn skipped_inbound_ports_are_unmeshed_endpoints() {
+        let cases: &[(&[(&str, &str)], u16, bool)] = &[
+            (&[], 8080, true),
+            (&[("config.weft.io/skip-inbound-ports", "8081")], 8080, true),
+            (
+                &[("config.weft.io/skip-inbound-ports", "8081")],
+                8081,
+                false,
+            ),
+            (
+                &[("config.linkerd.io/skip-inbound-ports", "8000-8100")],
+                8081,
+                false,
+            ),
+            (
+                &[
+                    ("config.weft.io/skip-inbound-ports", "9000"),
+                    ("config.linkerd.io/skip-inbound-ports", "8081"),
+                ],
+                8081,
+                true,
+            ),
+        ];
+        for (annotations, port, meshed) in cases {
+            let mut workload: Workload = serde_json::from_value(serde_json::json!({
+                "apiVersion": "weft.dev/v1alpha1",
+                "kind": "Workload",
+                "metadata": {"name": "db-0", "namespace": "shop"},
+                "spec": {"serviceAccount": "db", "addresses": ["10.0.0.9"], "meshed": true},
+            }))
+            .unwrap();
+            workload.metadata.annotations = Some(
+                annotations
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect(),
+            );
+            let address = SocketAddr::from(([10, 0, 0, 9], *port));
+            let endpoint = Endpoint::new(&workload, "shop", address);
+            assert_eq!(endpoint.is_meshed(), *meshed, "{annotations:?} port {port}");
+        }
     }
 
     #[test]

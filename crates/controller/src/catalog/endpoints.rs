@@ -241,7 +241,9 @@ mod tests {
     /// its other ports; weft's annotation wins over Linkerd's.
     #[test]
     fn skipped_inbound_ports_are_unmeshed_endpoints() {
-        let cases: &[(&[(&str, &str)], u16, bool)] = &[
+        /// (annotations, port, meshed there)
+        type Case = (&'static [(&'static str, &'static str)], u16, bool);
+        let cases: &[Case] = &[
             (&[], 8080, true),
             (&[("config.weft.io/skip-inbound-ports", "8081")], 8080, true),
             (

@@ -190,7 +190,7 @@ mod tests {
             (&["--injector-addr", "8443"], "--injector-addr"),
             (&["--proxy-image", "weft-proxy:v1"], "--proxy-image"),
             (&["--proxy-image", "weft@sha256:00"], "--proxy-image"),
-            (&["--proxy-version", "-v1"], "--proxy-version"),
+            (&["--proxy-version=.v1"], "--proxy-version"),
             (
                 &["--proxy-image-pull-policy", "Sometimes"],
                 "--proxy-image-pull-policy",

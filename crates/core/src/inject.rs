@@ -11,8 +11,30 @@
 //!            weft inject: apply(patch) on the template
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use serde_json::{Map, Value, json};
+
+use crate::cluster::{
+    IDENTITY_MODE_ANNOTATION, IDENTITY_TOKEN_VOLUME, INIT_CONTAINER_NAME,
+    INJECT_SKIPPED_ANNOTATION, LINKERD_PROXY_CONTAINER_NAME, PROXY_CONTAINER_NAME,
+    PROXY_CONTROL_PLANE_LABEL, PROXY_VERSION_ANNOTATION,
+};
+
+mod annotations;
+mod containers;
+mod patch;
+#[cfg(test)]
+mod tests;
+
+pub use annotations::{
+    Annotations, CONFIG_ANNOTATIONS, CONFIG_PREFIX, InjectMode, LINKERD_CONFIG_PREFIX, Overrides,
+    Setting, requested_mode,
+};
+pub use containers::XTABLES_LOCK_VOLUME;
+pub use patch::{apply, escape_pointer_token};
 
 /// What the injector puts into pods, beyond what the pod's annotations say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +105,7 @@ pub enum Decision {
     Injected,
     /// Neither the pod nor its namespace asks for injection (or says `disabled`).
     NotRequested,
-    /// The pod already has a weft or Linkerd proxy.
+    /// The pod already has a weft or Linkerd proxy (or `weft-init`).
     AlreadyInjected,
     /// Injection was asked for but cannot be done; the patch records why in
     /// `weft.io/inject-skipped`.
@@ -102,6 +124,19 @@ pub enum SkipReason {
         /// What is wrong with its value.
         reason: String,
     },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::HostNetwork => formatter.write_str(
+                "hostNetwork: true (weft-init's iptables rules would capture the node's traffic)",
+            ),
+            SkipReason::InvalidAnnotation { annotation, reason } => {
+                write!(formatter, "{annotation}: {reason}")
+            }
+        }
+    }
 }
 
 /// The decision and the patch that carries it out (empty unless injected or skipped).
@@ -150,33 +185,366 @@ pub struct PatchError {
 
 /// Decide for `pod` (a Pod object or a pod template: `metadata` and `spec`)
 /// in a namespace with `namespace_annotations`.
+///
+/// ```text
+/// weft.io/inject (pod, else namespace) not enabled|ingress   ─► NotRequested
+/// a weft-proxy, linkerd-proxy or weft-init container already ─► AlreadyInjected
+/// hostNetwork: true                                          ─► Skipped(HostNetwork)
+/// a configuration annotation is not valid                    ─► Skipped(InvalidAnnotation)
+/// else                                                       ─► Injected
+/// ```
 pub fn inject(
-    pod: &serde_json::Value,
+    pod: &Value,
     namespace_annotations: &BTreeMap<String, String>,
     config: &InjectionConfig,
 ) -> Injection {
-    let _ = (pod, namespace_annotations, config);
-    Injection {
-        decision: Decision::NotRequested,
-        patch: Vec::new(),
+    let pod_annotations = string_members(&pod["metadata"]["annotations"]);
+    let Some(mode) = requested_mode(&pod_annotations, namespace_annotations) else {
+        return Injection {
+            decision: Decision::NotRequested,
+            patch: Vec::new(),
+        };
+    };
+    if has_proxy(pod) {
+        return Injection {
+            decision: Decision::AlreadyInjected,
+            patch: Vec::new(),
+        };
     }
+    if pod["spec"]["hostNetwork"] == Value::Bool(true) {
+        return skipped(pod, SkipReason::HostNetwork);
+    }
+    let overrides = match annotations::read(
+        &pod_annotations,
+        namespace_annotations,
+        &config.proxy_resources,
+    ) {
+        Ok(overrides) => overrides,
+        Err(reason) => return skipped(pod, reason),
+    };
+    let spec = proxy_spec(pod, config, &overrides, mode);
+    let version = overrides
+        .proxy_version
+        .as_ref()
+        .map_or(config.proxy_version.as_str(), |setting| &setting.value);
+
+    let mut patch = Vec::new();
+    if pod_annotations.contains_key(INJECT_SKIPPED_ANNOTATION) {
+        patch.push(PatchOperation::Remove {
+            path: member_path("/metadata/annotations", INJECT_SKIPPED_ANNOTATION),
+        });
+    }
+    patch.extend(metadata_additions(
+        pod,
+        &[
+            (PROXY_VERSION_ANNOTATION, version),
+            (IDENTITY_MODE_ANNOTATION, "default"),
+        ],
+        &[(
+            PROXY_CONTROL_PLANE_LABEL,
+            config.control_plane_namespace.as_str(),
+        )],
+    ));
+    let init_containers = [
+        containers::init_container(&spec),
+        containers::proxy_container(&spec),
+    ];
+    let volumes = containers::volumes();
+    if !pod["spec"].is_object() {
+        patch.push(PatchOperation::Add {
+            path: "/spec".to_string(),
+            value: json!({"initContainers": init_containers, "volumes": volumes}),
+        });
+    } else {
+        if pod["spec"]["initContainers"].is_array() {
+            for (index, container) in init_containers.into_iter().enumerate() {
+                patch.push(PatchOperation::Add {
+                    path: format!("/spec/initContainers/{index}"),
+                    value: container,
+                });
+            }
+        } else {
+            patch.push(PatchOperation::Add {
+                path: "/spec/initContainers".to_string(),
+                value: Value::Array(init_containers.into()),
+            });
+        }
+        if pod["spec"]["volumes"].is_array() {
+            for volume in volumes {
+                patch.push(PatchOperation::Add {
+                    path: "/spec/volumes/-".to_string(),
+                    value: volume,
+                });
+            }
+        } else {
+            patch.push(PatchOperation::Add {
+                path: "/spec/volumes".to_string(),
+                value: Value::Array(volumes.into()),
+            });
+        }
+    }
+    Injection {
+        decision: Decision::Injected,
+        patch,
+    }
+}
+
+/// The pod was asked for a proxy but gets none: only `weft.io/inject-skipped`.
+fn skipped(pod: &Value, reason: SkipReason) -> Injection {
+    let message = reason.to_string();
+    Injection {
+        patch: metadata_additions(pod, &[(INJECT_SKIPPED_ANNOTATION, &message)], &[]),
+        decision: Decision::Skipped(reason),
+    }
+}
+
+/// The containers are built from `config` with the annotations applied.
+fn proxy_spec<'config>(
+    pod: &Value,
+    config: &'config InjectionConfig,
+    overrides: &Overrides,
+    mode: InjectMode,
+) -> containers::ProxySpec<'config> {
+    let value = |setting: &Option<Setting>| setting.as_ref().map(|setting| setting.value.clone());
+    let non_empty = |setting: &Option<Setting>| value(setting).filter(|value| !value.is_empty());
+    let image = value(&overrides.proxy_image).unwrap_or_else(|| config.proxy_image.clone());
+    let version = value(&overrides.proxy_version).unwrap_or_else(|| config.proxy_version.clone());
+    let defaults = &config.proxy_resources;
+    containers::ProxySpec {
+        config,
+        image: format!("{image}:{version}"),
+        image_pull_policy: value(&overrides.image_pull_policy)
+            .or_else(|| config.image_pull_policy.clone()),
+        resources: ProxyResources {
+            cpu_request: value(&overrides.cpu_request).or_else(|| defaults.cpu_request.clone()),
+            cpu_limit: value(&overrides.cpu_limit).or_else(|| defaults.cpu_limit.clone()),
+            memory_request: value(&overrides.memory_request)
+                .or_else(|| defaults.memory_request.clone()),
+            memory_limit: value(&overrides.memory_limit).or_else(|| defaults.memory_limit.clone()),
+        },
+        log_level: value(&overrides.log_level).unwrap_or_else(|| config.proxy_log_level.clone()),
+        default_inbound_policy: value(&overrides.default_inbound_policy)
+            .unwrap_or_else(|| config.default_inbound_policy.clone()),
+        opaque_ports: non_empty(&overrides.opaque_ports),
+        skip_inbound_ports: non_empty(&overrides.skip_inbound_ports),
+        skip_outbound_ports: non_empty(&overrides.skip_outbound_ports),
+        skip_subnets: non_empty(&overrides.skip_subnets),
+        inbound_ports: inbound_ports(pod),
+        inbound_only: mode == InjectMode::Ingress,
+    }
+}
+
+/// Every `containerPort` of the pod's containers and native sidecars,
+/// ascending, comma-separated; `None` when there is none.
+fn inbound_ports(pod: &Value) -> Option<String> {
+    let sidecars = array(&pod["spec"]["initContainers"])
+        .iter()
+        .filter(|container| container["restartPolicy"] == "Always");
+    let ports: BTreeSet<u64> = array(&pod["spec"]["containers"])
+        .iter()
+        .chain(sidecars)
+        .flat_map(|container| array(&container["ports"]))
+        .filter_map(|port| port["containerPort"].as_u64())
+        .collect();
+    if ports.is_empty() {
+        return None;
+    }
+    let ports: Vec<String> = ports.iter().map(u64::to_string).collect();
+    Some(ports.join(","))
+}
+
+/// Whether a container or init container is a weft or Linkerd proxy, or
+/// `weft-init` (a second one would make the pod invalid: names are unique).
+fn has_proxy(pod: &Value) -> bool {
+    ["containers", "initContainers"].iter().any(|field| {
+        array(&pod["spec"][field]).iter().any(|container| {
+            matches!(
+                container["name"].as_str(),
+                Some(PROXY_CONTAINER_NAME | LINKERD_PROXY_CONTAINER_NAME | INIT_CONTAINER_NAME)
+            )
+        })
+    })
+}
+
+/// The items of `value`, none if it is not an array.
+fn array(value: &Value) -> &[Value] {
+    value.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// The string members of an object (annotations, labels).
+fn string_members(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+        .collect()
+}
+
+/// `parent` + `/` + the escaped `key`.
+fn member_path(parent: &str, key: &str) -> String {
+    format!("{parent}/{}", escape_pointer_token(key))
+}
+
+/// The operations adding `annotations` and `labels`: the whole `metadata`,
+/// `annotations` or `labels` object when absent, else one member each.
+fn metadata_additions(
+    pod: &Value,
+    annotations: &[(&str, &str)],
+    labels: &[(&str, &str)],
+) -> Vec<PatchOperation> {
+    let object = |members: &[(&str, &str)]| {
+        Value::Object(
+            members
+                .iter()
+                .map(|(key, value)| ((*key).to_string(), json!(value)))
+                .collect(),
+        )
+    };
+    let sections = [("annotations", annotations), ("labels", labels)];
+    if !pod["metadata"].is_object() {
+        let metadata: Map<String, Value> = sections
+            .iter()
+            .filter(|(_, members)| !members.is_empty())
+            .map(|(field, members)| ((*field).to_string(), object(members)))
+            .collect();
+        return vec![PatchOperation::Add {
+            path: "/metadata".to_string(),
+            value: Value::Object(metadata),
+        }];
+    }
+    let mut patch = Vec::new();
+    for (field, members) in sections {
+        if members.is_empty() {
+            continue;
+        }
+        let parent = format!("/metadata/{field}");
+        if pod["metadata"][field].is_object() {
+            for (key, value) in members {
+                patch.push(PatchOperation::Add {
+                    path: member_path(&parent, key),
+                    value: json!(value),
+                });
+            }
+        } else {
+            patch.push(PatchOperation::Add {
+                path: parent,
+                value: object(members),
+            });
+        }
+    }
+    patch
 }
 
 /// The patch that removes what [`inject`] added (containers, volumes,
-/// annotations, label); empty for a pod without a weft proxy.
-pub fn uninject(pod: &serde_json::Value) -> Vec<PatchOperation> {
-    let _ = pod;
-    Vec::new()
+/// annotations, label) and `weft.io/inject-skipped`; empty for a pod with
+/// none of them. Arrays and objects left empty are removed whole (as
+/// [`inject`] adds them whole when absent); array items are removed from
+/// the highest index down, so every index is valid when its turn comes.
+pub fn uninject(pod: &Value) -> Vec<PatchOperation> {
+    let injected_containers = [INIT_CONTAINER_NAME, PROXY_CONTAINER_NAME];
+    let mut patch = Vec::new();
+    remove_named_items(
+        &mut patch,
+        pod,
+        "initContainers",
+        &injected_containers,
+        true,
+    );
+    // A `containers` array is required: never removed whole.
+    remove_named_items(&mut patch, pod, "containers", &injected_containers, false);
+    remove_named_items(
+        &mut patch,
+        pod,
+        "volumes",
+        &[IDENTITY_TOKEN_VOLUME, XTABLES_LOCK_VOLUME],
+        true,
+    );
+    let Some(metadata) = pod["metadata"].as_object() else {
+        return patch;
+    };
+    let sections = [
+        (
+            "annotations",
+            &[
+                PROXY_VERSION_ANNOTATION,
+                IDENTITY_MODE_ANNOTATION,
+                INJECT_SKIPPED_ANNOTATION,
+            ][..],
+        ),
+        ("labels", &[PROXY_CONTROL_PLANE_LABEL][..]),
+    ];
+    let mut member_removals = Vec::new();
+    let mut emptied = Vec::new();
+    for (field, keys) in sections {
+        let Some(members) = metadata.get(field).and_then(Value::as_object) else {
+            continue;
+        };
+        let present: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|key| members.contains_key(*key))
+            .collect();
+        if present.is_empty() {
+            continue;
+        }
+        if present.len() == members.len() {
+            emptied.push(field);
+            continue;
+        }
+        let parent = format!("/metadata/{field}");
+        member_removals.extend(present.into_iter().map(|key| PatchOperation::Remove {
+            path: member_path(&parent, key),
+        }));
+    }
+    if !emptied.is_empty() && emptied.len() == metadata.len() {
+        patch.push(PatchOperation::Remove {
+            path: "/metadata".to_string(),
+        });
+        return patch;
+    }
+    patch.extend(emptied.into_iter().map(|field| PatchOperation::Remove {
+        path: format!("/metadata/{field}"),
+    }));
+    patch.extend(member_removals);
+    patch
 }
 
-/// Apply `patch` to `value` in order; on error `value` may be partly patched.
-pub fn apply(value: &mut serde_json::Value, patch: &[PatchOperation]) -> Result<(), PatchError> {
-    let _ = value;
-    match patch.first() {
-        None => Ok(()),
-        Some(_) => Err(PatchError {
-            path: String::new(),
-            reason: "not implemented".to_string(),
-        }),
+/// Removes the items of `/spec/<field>` named one of `names`, highest index
+/// first; the whole array if every item goes and `whole` allows it.
+fn remove_named_items(
+    patch: &mut Vec<PatchOperation>,
+    pod: &Value,
+    field: &str,
+    names: &[&str],
+    whole: bool,
+) {
+    let items = array(&pod["spec"][field]);
+    let indices: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| {
+            item["name"]
+                .as_str()
+                .is_some_and(|name| names.contains(&name))
+        })
+        .map(|(index, _)| index)
+        .collect();
+    if indices.is_empty() {
+        return;
     }
+    if whole && indices.len() == items.len() {
+        patch.push(PatchOperation::Remove {
+            path: format!("/spec/{field}"),
+        });
+        return;
+    }
+    patch.extend(
+        indices
+            .into_iter()
+            .rev()
+            .map(|index| PatchOperation::Remove {
+                path: format!("/spec/{field}/{index}"),
+            }),
+    );
 }

@@ -25,7 +25,7 @@ pub mod review;
 pub mod server;
 pub mod serving;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -42,7 +42,7 @@ pub struct DecisionLabels {
 }
 
 /// Why a request or connection was turned away before a review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Refusal {
     /// Over the connection cap.
     Connections,
@@ -60,11 +60,26 @@ pub enum Refusal {
     Body,
 }
 
+impl Refusal {
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Connections => "connections",
+            Refusal::Handshake => "handshake",
+            Refusal::NotFound => "not_found",
+            Refusal::Method => "method",
+            Refusal::TooLarge => "too_large",
+            Refusal::Timeout => "timeout",
+            Refusal::Body => "body",
+        }
+    }
+}
+
 /// The `reason` label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RefusalLabels {
-    /// Why.
-    pub reason: Refusal,
+    /// [`Refusal::label`].
+    pub reason: &'static str,
 }
 
 /// The injector's counters.
@@ -106,7 +121,11 @@ impl InjectorMetrics {
 
     /// Counts one refusal.
     pub fn refuse(&self, reason: Refusal) {
-        self.refused.get_or_create(&RefusalLabels { reason }).inc();
+        self.refused
+            .get_or_create(&RefusalLabels {
+                reason: reason.label(),
+            })
+            .inc();
     }
 }
 

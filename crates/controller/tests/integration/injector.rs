@@ -47,8 +47,9 @@ fn fixtures() -> PathBuf {
 /// The settings of the goldens: the defaults with a fixed version and
 /// trust anchors, so a release does not change them.
 fn config() -> InjectionConfig {
-    let mut config =
-        InjectionConfig::new("-----BEGIN CERTIFICATE-----\nMIIBfixture\n-----END CERTIFICATE-----\n");
+    let mut config = InjectionConfig::new(
+        "-----BEGIN CERTIFICATE-----\nMIIBfixture\n-----END CERTIFICATE-----\n",
+    );
     config.proxy_version = "v0.0.0-golden".to_string();
     config
 }
@@ -81,7 +82,10 @@ fn namespace_annotations(case: &str) -> BTreeMap<String, String> {
 fn reviewed(case: &str) -> Reviewed {
     let body = review_body(case);
     let request: Value = serde_json::from_slice(&body).unwrap();
-    let namespace = request["request"]["namespace"].as_str().unwrap().to_string();
+    let namespace = request["request"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let annotations = namespace_annotations(case);
     review(
         &body,
@@ -134,13 +138,22 @@ fn injector_answers_match_the_goldens() {
         assert_eq!(reviewed.verdict.label(), decision, "{case}");
         let response: Value = serde_json::from_slice(&reviewed.body).unwrap();
         let request: Value = serde_json::from_slice(&review_body(case)).unwrap();
-        assert_eq!(response["response"]["uid"], request["request"]["uid"], "{case}: uid echoed");
-        assert_eq!(response["response"]["allowed"], true, "{case}: never refused");
+        assert_eq!(
+            response["response"]["uid"], request["request"]["uid"],
+            "{case}: uid echoed"
+        );
+        assert_eq!(
+            response["response"]["allowed"], true,
+            "{case}: never refused"
+        );
         check_golden(&format!("{case}.response.json"), &pretty(&response));
         let patch_file = fixtures().join(format!("{case}.patch.json"));
         match patch_of(&response) {
             Some(patch) => {
-                assert!(matches!(decision, "injected" | "skipped"), "{case}: {decision} with a patch");
+                assert!(
+                    matches!(decision, "injected" | "skipped"),
+                    "{case}: {decision} with a patch"
+                );
                 check_golden(&format!("{case}.patch.json"), &pretty(&patch));
             }
             None => {
@@ -151,7 +164,11 @@ fn injector_answers_match_the_goldens() {
                 if std::env::var_os("WEFT_UPDATE_GOLDEN").is_some() {
                     let _ = std::fs::remove_file(&patch_file);
                 }
-                assert!(!patch_file.exists(), "{case}: a stale {}", patch_file.display());
+                assert!(
+                    !patch_file.exists(),
+                    "{case}: a stale {}",
+                    patch_file.display()
+                );
             }
         }
     }
@@ -161,15 +178,18 @@ fn injector_answers_match_the_goldens() {
 fn injector_skips_say_why_in_the_pod() {
     let reviewed = reviewed("host-network");
     let response: Value = serde_json::from_slice(&reviewed.body).unwrap();
-    let mut pod: Value = serde_json::from_slice::<Value>(&review_body("host-network")).unwrap()["request"]
-        ["object"]
-        .clone();
+    let mut pod: Value =
+        serde_json::from_slice::<Value>(&review_body("host-network")).unwrap()["request"]["object"]
+            .clone();
     apply(&mut pod, &patch_of(&response).unwrap()).unwrap();
     let note = pod["metadata"]["annotations"]["weft.io/inject-skipped"]
         .as_str()
         .expect("the skip is noted");
     assert!(!note.is_empty());
-    assert!(pod["spec"]["initContainers"].is_null(), "nothing injected: {pod}");
+    assert!(
+        pod["spec"]["initContainers"].is_null(),
+        "nothing injected: {pod}"
+    );
 }
 
 /// The patched pods of every case (and the pods left alone), as files.
@@ -204,7 +224,11 @@ fn patched_pods(dir: &Path) -> Vec<PathBuf> {
             .flat_map(|spec| spec.init_containers.iter().flatten())
             .filter(|container| container.name == "weft-init")
             .count();
-        assert_eq!(proxies, usize::from(meshed), "{case}: weft-proxy init containers");
+        assert_eq!(
+            proxies,
+            usize::from(meshed),
+            "{case}: weft-proxy init containers"
+        );
         if decision == "injected" {
             assert_eq!(weft_init, 1, "{case}: weft-init");
         }
@@ -271,5 +295,8 @@ fn injector_review_latency_is_printed() {
         assert_eq!(reviewed.verdict.label(), "injected");
     }
     let each = started.elapsed() / rounds;
-    eprintln!("injector review of a Deployment's pod ({} bytes): {each:?} each", body.len());
+    eprintln!(
+        "injector review of a Deployment's pod ({} bytes): {each:?} each",
+        body.len()
+    );
 }

@@ -507,7 +507,11 @@ fn the_injector_sees_namespace_annotations_that_workloads_do_not_take() {
         ],
     );
     assert_eq!(shared.get("shop"), inject);
-    assert_eq!(shared.len(), 1, "namespaces without annotations are not held");
+    assert_eq!(
+        shared.len(),
+        1,
+        "namespaces without annotations are not held"
+    );
     let workload_annotations = catalog
         .lock()
         .unwrap()

@@ -253,7 +253,10 @@ fn namespaces_keep_the_inject_annotation_and_the_mesh_ones() {
     let annotations = BTreeMap::from([
         ("weft.io/inject".to_string(), "enabled".to_string()),
         ("linkerd.io/inject".to_string(), "enabled".to_string()),
-        ("config.weft.io/proxy-cpu-limit".to_string(), "1".to_string()),
+        (
+            "config.weft.io/proxy-cpu-limit".to_string(),
+            "1".to_string(),
+        ),
         (
             "kubectl.kubernetes.io/last-applied-configuration".to_string(),
             "{...}".to_string(),

@@ -267,9 +267,7 @@ async fn injector_refuses_plaintext_slow_clients_and_connection_floods() {
     let mut plain = TcpStream::connect(injector).unwrap();
     plain.set_read_timeout(Some(PATIENCE)).unwrap();
     plain
-        .write_all(
-            format!("POST /inject HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}").as_bytes(),
-        )
+        .write_all(b"POST /inject HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
         .unwrap();
     let mut received = Vec::new();
     let _ = plain.read_to_end(&mut received);

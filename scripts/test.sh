@@ -7,7 +7,8 @@
 #   4. smoke-test the demo mesh (weft demo --check, on free ports, in a
 #      temporary state directory)
 #   5. as root: every privileged script tests/netns/*.sh (network namespaces,
-#      iptables); otherwise they are reported as skipped
+#      iptables; tests/netns/init.sh runs weft-init with iptables-nft and
+#      iptables-legacy); otherwise they are reported as skipped
 #
 # Exits non-zero if anything failed.
 set -uo pipefail
@@ -107,7 +108,8 @@ if ((EUID == 0)); then
     for script in "${privileged[@]}"; do
         [[ -f $script ]] || continue
         step "$script (privileged)" env WEFT_PROXY_BIN="$TARGET/debug/weft-proxy" \
-            WEFT_CONTROLLER_BIN="$TARGET/debug/weft-controller" bash "$script"
+            WEFT_CONTROLLER_BIN="$TARGET/debug/weft-controller" \
+            WEFT_INIT_BIN="$TARGET/debug/weft-init" bash "$script"
     done
 else
     for script in "${privileged[@]}"; do

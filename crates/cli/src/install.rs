@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! weft install --crds | kubectl apply -f -     the CustomResourceDefinitions
-//! weft install        | kubectl apply -f -     namespace, RBAC, identity, Services, controller
+//! weft install        | kubectl apply -f -     namespace, RBAC, identity, Services, controller,
+//!                                              the proxy injector's webhook
 //! weft uninstall      | kubectl delete --ignore-not-found -f -
 //! ```
 //!
@@ -49,7 +50,7 @@ pub struct Args {
         long,
         conflicts_with_all = [
             "ha", "controller_replicas", "controller_image", "controller_log_level",
-            "image_pull_policy", "identity_trust_anchors_file",
+            "image_pull_policy", "proxy_image", "proxy_version", "identity_trust_anchors_file",
             "identity_issuer_certificate_file", "identity_issuer_key_file",
             "identity_external_issuer", "api_token_file",
         ]
@@ -77,9 +78,17 @@ pub struct Args {
         value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub controller_log_level: String,
-    /// The controller image's pull policy.
-    #[arg(long, value_enum, default_value = "IfNotPresent")]
-    pub image_pull_policy: ImagePullPolicy,
+    /// The pull policy of the controller's image (default IfNotPresent)
+    /// and, when given, of the proxy images the injector adds.
+    #[arg(long, value_enum)]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    /// The image (without tag) of the proxy the injector adds to pods
+    /// (default ghcr.io/weft-mesh/weft-proxy).
+    #[arg(long, value_name = "IMAGE", value_parser = untagged_image)]
+    pub proxy_image: Option<String>,
+    /// The version (image tag) of the proxy the injector adds (default this version of weft).
+    #[arg(long, value_name = "TAG", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub proxy_version: Option<String>,
     /// PEM trust anchors (root CAs) instead of a generated one. With an
     /// issuer certificate and key, or with --identity-external-issuer.
     #[arg(long, value_name = "FILE")]
@@ -111,6 +120,19 @@ pub struct Args {
     /// and makes the output reproducible.
     #[arg(long, value_name = "FILE")]
     pub api_token_file: Option<PathBuf>,
+}
+
+/// `--proxy-image`: an image name without tag or digest (the tag is
+/// `--proxy-version`; a registry's port is fine).
+pub fn untagged_image(text: &str) -> Result<String, String> {
+    let last = text.rsplit('/').next().unwrap_or(text);
+    if text.is_empty() || last.is_empty() {
+        Err("an image name is required".to_string())
+    } else if last.contains(':') || text.contains('@') {
+        Err("give the image without tag or digest; the tag is --proxy-version".to_string())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 /// `weft uninstall`'s flags.
@@ -248,10 +270,21 @@ pub fn control_plane_options(args: &Args) -> ControlPlaneOptions {
             .controller_image
             .clone()
             .unwrap_or_else(control_plane::default_controller_image),
-        image_pull_policy: args.image_pull_policy,
+        image_pull_policy: args
+            .image_pull_policy
+            .unwrap_or(ImagePullPolicy::IfNotPresent),
         replicas: args.controller_replicas.unwrap_or(default_replicas),
         high_availability: args.ha,
         log_level: args.controller_log_level.clone(),
+        proxy_image: args
+            .proxy_image
+            .clone()
+            .unwrap_or_else(|| control_plane::DEFAULT_PROXY_IMAGE.to_string()),
+        proxy_version: args
+            .proxy_version
+            .clone()
+            .unwrap_or_else(control_plane::default_proxy_version),
+        proxy_image_pull_policy: args.image_pull_policy,
     }
 }
 
@@ -326,4 +359,26 @@ fn write(manifests: &[Manifest], directory: Option<&Path>) -> Result<(), Install
         std::fs::write(&path, &manifest.document).map_err(write_error(&path))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untagged_image_table() {
+        let cases = [
+            ("ghcr.io/weft-mesh/weft-proxy", true),
+            ("registry:5000/weft/proxy", true),
+            ("proxy", true),
+            ("proxy:0.1.0", false),
+            ("registry:5000/weft/proxy:v1", false),
+            ("ghcr.io/weft-mesh/weft-proxy@sha256:abc", false),
+            ("", false),
+            ("registry/", false),
+        ];
+        for (image, accepted) in cases {
+            assert_eq!(untagged_image(image).is_ok(), accepted, "{image:?}");
+        }
+    }
 }

@@ -10,6 +10,17 @@
 //!            webhook: base64(patch) in the AdmissionResponse
 //!            weft inject: apply(patch) on the template
 //! ```
+//!
+//! | module          | what it holds |
+//! |-----------------|---------------|
+//! | `annotations`   | `weft.io/inject` and the `config.weft.io/*` (or `config.linkerd.io/*`) overrides: precedence and checks |
+//! | `containers`    | the `weft-init` and `weft-proxy` containers and the two volumes, as Kubernetes JSON |
+//! | `patch`         | [`apply`] (RFC 6902 add/remove/replace) and JSON Pointer escaping |
+//!
+//! The patch adds whole objects and arrays a pod lacks (`/metadata/labels`,
+//! `/spec/initContainers`, `/spec/volumes`) and members or items to those it
+//! has; [`uninject`] removes them the same way, so `uninject` after `inject`
+//! gives back the pod (unless it had an empty object or array there).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -30,9 +41,10 @@ mod patch;
 mod tests;
 
 pub use annotations::{
-    Annotations, CONFIG_ANNOTATIONS, CONFIG_PREFIX, InjectMode, LINKERD_CONFIG_PREFIX, Overrides,
-    Setting, requested_mode,
+    Annotations, CONFIG_ANNOTATIONS, CONFIG_PREFIX, InjectMode, LINKERD_CONFIG_PREFIX,
+    requested_mode,
 };
+use annotations::{Overrides, Setting};
 pub use containers::XTABLES_LOCK_VOLUME;
 pub use patch::{apply, escape_pointer_token};
 

@@ -7,7 +7,7 @@
 //!  gather (I/O, gather.rs): kubeconfig ─► client ─► GET /version, gets,
 //!        lists, SelfSubjectAccessReviews ──► ClusterState (state.rs)
 //!  evaluate (pure, checks.rs): DEFINITIONS × ClusterState ──► [Category]
-//!        (the decisions by topic: installation, pre, identity, data_plane;
+//!        (the decisions by topic: installation, pre, identity, webhooks, data_plane;
 //!        Verdict and their shared helpers: verdict.rs)
 //!  render (pure, crate::check): table or JSON
 //! ```
@@ -28,6 +28,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod verdict;
+mod webhooks;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -37,7 +38,8 @@ pub use gather::{ConnectError, Target, gather};
 pub use installation::{EXPECTED_CRDS, MINIMUM_KUBERNETES, PROXY_INJECTOR_WEBHOOK, expected_crds};
 pub use state::{
     AccessRequest, AccessReview, ApiVersion, ClusterState, ControlPlaneState, DataPlaneState,
-    DeploymentState, Fetched, PodState, PreState, ProxyState,
+    DeploymentState, EndpointCounts, Fetched, PodState, PreState, ProxyState, WebhookService,
+    WebhookState,
 };
 
 use super::{Category, Check, Outcome, passed, render, to_json};

@@ -1,12 +1,22 @@
 //! The control plane's objects, in apply order: the namespace, the
 //! controller's ServiceAccount and RBAC, the identity ConfigMap and Secrets,
-//! the Services, the controller Deployment and (HA) its
-//! PodDisruptionBudget. Pure: options and credentials in, typed objects
-//! out, rendered by [`super::manifest`].
+//! the Services (the proxy injector's among them), the controller
+//! Deployment, (HA) its PodDisruptionBudget, and last the proxy injector's
+//! MutatingWebhookConfiguration, once what it calls exists. Pure: options
+//! and credentials in, typed objects out, rendered by [`super::manifest`].
+//!
+//! The injector is the controller's HTTPS listener (`--injector-addr`,
+//! container port `injector`) behind Service `weft-proxy-injector` (443);
+//! its certificate comes from the identity issuer, so the webhook's
+//! `caBundle` is the trust anchors PEM.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    WebhookClientConfig,
+};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -47,6 +57,23 @@ pub const POLICY_PORT_NAME: &str = "grpc-policy";
 pub const ADMIN_PORT_NAME: &str = "admin-http";
 /// The web (API, dashboard) port's name.
 pub const WEB_PORT_NAME: &str = "http-web";
+/// The proxy injector's (HTTPS webhook) port's name.
+pub const INJECTOR_PORT_NAME: &str = "injector";
+/// The proxy injector Service's port (the API server calls webhooks on 443
+/// unless told otherwise).
+pub const INJECTOR_SERVICE_PORT: u16 = 443;
+/// The webhook's name in the MutatingWebhookConfiguration (a qualified
+/// name, as the API requires).
+pub const INJECTOR_WEBHOOK_NAME: &str = "weft-proxy-injector.weft.io";
+/// The namespace label that turns weft's admission webhooks off for a
+/// namespace (`disabled`), as Linkerd's `config.linkerd.io/admission-webhooks`.
+pub const ADMISSION_WEBHOOKS_LABEL: &str = "config.weft.io/admission-webhooks";
+/// The label Kubernetes puts on every namespace, valued by its name.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// How long the API server waits for the injector (seconds).
+pub const INJECTOR_TIMEOUT_SECONDS: i32 = 10;
+/// The proxy image's repository (the tag is the proxy version).
+pub const DEFAULT_PROXY_IMAGE: &str = "ghcr.io/weft-mesh/weft-proxy";
 /// Labels every object `weft install` writes carries besides the component.
 const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
 /// The pod template's annotation with the API token's SHA-256: a new token
@@ -91,6 +118,12 @@ pub struct ControlPlaneOptions {
     pub high_availability: bool,
     /// The controller's log filter (`RUST_LOG`).
     pub log_level: String,
+    /// The injected proxy's image, without tag (`--proxy-image`).
+    pub proxy_image: String,
+    /// The injected proxy's version, the image tag (`--proxy-version`).
+    pub proxy_version: String,
+    /// The injected containers' pull policy; `None`: the controller's default.
+    pub proxy_image_pull_policy: Option<ImagePullPolicy>,
 }
 
 /// The default controller image for this version of weft.
@@ -109,8 +142,16 @@ impl Default for ControlPlaneOptions {
             replicas: 1,
             high_availability: false,
             log_level: "info".to_string(),
+            proxy_image: DEFAULT_PROXY_IMAGE.to_string(),
+            proxy_version: default_proxy_version(),
+            proxy_image_pull_policy: None,
         }
     }
+}
+
+/// The default proxy version: this version of weft.
+pub fn default_proxy_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
 }
 
 /// The secrets the manifests carry.
@@ -170,6 +211,11 @@ pub fn manifests(
             POLICY_PORT_NAME,
         ),
         (cluster::WEB_SERVICE, cluster::WEB_PORT, WEB_PORT_NAME),
+        (
+            cluster::INJECTOR_SERVICE,
+            INJECTOR_SERVICE_PORT,
+            INJECTOR_PORT_NAME,
+        ),
     ] {
         manifests.push(Manifest::new(&service(name, port, target))?);
     }
@@ -177,6 +223,9 @@ pub fn manifests(
     if options.high_availability {
         manifests.push(Manifest::new(&disruption_budget())?);
     }
+    manifests.push(Manifest::new(&proxy_injector_webhook(
+        &secrets.identity.trust_anchors_pem,
+    ))?);
     Ok(manifests)
 }
 
@@ -231,6 +280,8 @@ fn namespace() -> Namespace {
         "pod-security.kubernetes.io/enforce".to_string(),
         "restricted".to_string(),
     );
+    // The injector never sees the control plane's own pods.
+    labels.insert(ADMISSION_WEBHOOKS_LABEL.to_string(), "disabled".to_string());
     Namespace {
         metadata: ObjectMeta {
             name: Some(cluster::CONTROL_PLANE_NAMESPACE.to_string()),
@@ -308,9 +359,9 @@ fn service(name: &str, port: u16, target: &str) -> Service {
 }
 
 /// The controller's command line (flags of `weft-controller`).
-pub fn controller_args() -> Vec<String> {
+pub fn controller_args(options: &ControlPlaneOptions) -> Vec<String> {
     let any = |port: u16| format!("0.0.0.0:{port}");
-    [
+    let mut args: Vec<String> = [
         "--kubernetes".to_string(),
         "--destination-addr".to_string(),
         any(cluster::DESTINATION_PORT),
@@ -326,8 +377,19 @@ pub fn controller_args() -> Vec<String> {
         cluster::ISSUER_SECRET.to_string(),
         "--api-token-file".to_string(),
         format!("{API_TOKEN_DIR}/{API_TOKEN_KEY}"),
+        "--injector-addr".to_string(),
+        any(cluster::INJECTOR_PORT),
+        "--proxy-image".to_string(),
+        options.proxy_image.clone(),
+        "--proxy-version".to_string(),
+        options.proxy_version.clone(),
     ]
-    .into()
+    .into();
+    if let Some(policy) = options.proxy_image_pull_policy {
+        args.push("--proxy-image-pull-policy".to_string());
+        args.push(policy.as_str().to_string());
+    }
+    args
 }
 
 fn quantity(text: &str) -> Quantity {
@@ -372,6 +434,7 @@ fn container(options: &ControlPlaneOptions) -> Container {
         (POLICY_PORT_NAME, cluster::POLICY_PORT),
         (ADMIN_PORT_NAME, cluster::ADMIN_PORT),
         (WEB_PORT_NAME, cluster::WEB_PORT),
+        (INJECTOR_PORT_NAME, cluster::INJECTOR_PORT),
     ]
     .into_iter()
     .map(|(name, port)| ContainerPort {
@@ -385,7 +448,7 @@ fn container(options: &ControlPlaneOptions) -> Container {
         name: CONTAINER_NAME.to_string(),
         image: Some(options.controller_image.clone()),
         image_pull_policy: Some(options.image_pull_policy.as_str().to_string()),
-        args: Some(controller_args()),
+        args: Some(controller_args(options)),
         env: Some(vec![EnvVar {
             name: "RUST_LOG".to_string(),
             value: Some(options.log_level.clone()),
@@ -543,6 +606,65 @@ fn deployment(options: &ControlPlaneOptions, api_token: &str) -> Deployment {
     }
 }
 
+/// The MutatingWebhookConfiguration that sends every pod CREATE outside
+/// kube-system and the control plane's namespace (and namespaces labelled
+/// `config.weft.io/admission-webhooks: disabled`) to the injector. The API
+/// server verifies the injector's certificate (issued by the identity
+/// issuer) with `caBundle`: the trust anchors. A failing or unreachable
+/// injector does not block pods (`failurePolicy: Ignore`): they start
+/// unmeshed, and `weft check` says why.
+pub fn proxy_injector_webhook(trust_anchors_pem: &str) -> MutatingWebhookConfiguration {
+    let strings = |items: &[&str]| items.iter().map(|item| item.to_string()).collect();
+    let not_in = |key: &str, values: &[&str]| LabelSelectorRequirement {
+        key: key.to_string(),
+        operator: "NotIn".to_string(),
+        values: Some(strings(values)),
+    };
+    let webhook = MutatingWebhook {
+        name: INJECTOR_WEBHOOK_NAME.to_string(),
+        client_config: WebhookClientConfig {
+            ca_bundle: Some(bytes(trust_anchors_pem)),
+            service: Some(ServiceReference {
+                namespace: cluster::CONTROL_PLANE_NAMESPACE.to_string(),
+                name: cluster::INJECTOR_SERVICE.to_string(),
+                path: Some(cluster::INJECTOR_PATH.to_string()),
+                port: Some(i32::from(INJECTOR_SERVICE_PORT)),
+            }),
+            url: None,
+        },
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(strings(&[""])),
+            api_versions: Some(strings(&["v1"])),
+            operations: Some(strings(&["CREATE"])),
+            resources: Some(strings(&["pods"])),
+            scope: Some("Namespaced".to_string()),
+        }]),
+        namespace_selector: Some(LabelSelector {
+            match_expressions: Some(vec![
+                not_in(
+                    NAMESPACE_NAME_LABEL,
+                    &["kube-system", cluster::CONTROL_PLANE_NAMESPACE],
+                ),
+                not_in(ADMISSION_WEBHOOKS_LABEL, &["disabled"]),
+            ]),
+            ..LabelSelector::default()
+        }),
+        failure_policy: Some("Ignore".to_string()),
+        side_effects: "None".to_string(),
+        admission_review_versions: strings(&["v1"]),
+        timeout_seconds: Some(INJECTOR_TIMEOUT_SECONDS),
+        reinvocation_policy: Some("Never".to_string()),
+        ..MutatingWebhook::default()
+    };
+    MutatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            labels: Some(component_labels()),
+            ..cluster_scoped(cluster::PROXY_INJECTOR_WEBHOOK)
+        },
+        webhooks: Some(vec![webhook]),
+    }
+}
+
 fn disruption_budget() -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: ObjectMeta {
@@ -600,6 +722,7 @@ mod tests {
             "Service weft-identity",
             "Service weft-policy",
             "Service weft-web",
+            "Service weft-proxy-injector",
             "Deployment weft-controller",
         ];
         let with = |middle: &[&str], end: &[&str]| -> Vec<String> {
@@ -607,6 +730,7 @@ mod tests {
                 .chain(middle)
                 .chain(services.iter())
                 .chain(end)
+                .chain(["MutatingWebhookConfiguration weft-proxy-injector"].iter())
                 .map(|text| text.to_string())
                 .collect()
         };
@@ -642,8 +766,13 @@ mod tests {
             let manifests = manifests(&options, &secrets(issuer)).unwrap();
             assert_eq!(kinds_and_names(&manifests), expected, "{name}");
             for manifest in &manifests {
-                let cluster_scoped = ["Namespace", "ClusterRole", "ClusterRoleBinding"]
-                    .contains(&manifest.kind.as_str());
+                let cluster_scoped = [
+                    "Namespace",
+                    "ClusterRole",
+                    "ClusterRoleBinding",
+                    "MutatingWebhookConfiguration",
+                ]
+                .contains(&manifest.kind.as_str());
                 assert_eq!(manifest.namespace.is_none(), cluster_scoped, "{name}");
             }
         }
@@ -666,19 +795,96 @@ mod tests {
         }
     }
 
+    /// The value following `flag`, if the flag is there.
+    fn value_of<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+        let position = args.iter().position(|arg| arg == flag)?;
+        args.get(position + 1).map(String::as_str)
+    }
+
     #[test]
     fn controller_args_listen_on_every_interface() {
-        let args = controller_args();
+        let args = controller_args(&ControlPlaneOptions::default());
         for flag in [
             "--destination-addr",
             "--policy-addr",
             "--admin-addr",
             "--web-addr",
             "--identity-addr",
+            "--injector-addr",
         ] {
-            let position = args.iter().position(|arg| arg == flag).unwrap();
-            assert!(args[position + 1].starts_with("0.0.0.0:"), "{flag}");
+            assert!(
+                value_of(&args, flag).is_some_and(|value| value.starts_with("0.0.0.0:")),
+                "{flag}"
+            );
         }
+        assert_eq!(value_of(&args, "--injector-addr"), Some("0.0.0.0:8443"));
         assert!(args.contains(&"/var/run/weft/api-token/token".to_string()));
+    }
+
+    #[test]
+    fn proxy_flags_table() {
+        let custom = ControlPlaneOptions {
+            proxy_image: "registry.example/proxy".to_string(),
+            proxy_version: "v9".to_string(),
+            proxy_image_pull_policy: Some(ImagePullPolicy::Always),
+            ..ControlPlaneOptions::default()
+        };
+        let version = env!("CARGO_PKG_VERSION");
+        let cases = [
+            (
+                "defaults",
+                ControlPlaneOptions::default(),
+                "ghcr.io/weft-mesh/weft-proxy",
+                version,
+                None,
+            ),
+            (
+                "custom",
+                custom,
+                "registry.example/proxy",
+                "v9",
+                Some("Always"),
+            ),
+        ];
+        for (name, options, image, tag, policy) in cases {
+            let args = controller_args(&options);
+            assert_eq!(value_of(&args, "--proxy-image"), Some(image), "{name}");
+            assert_eq!(value_of(&args, "--proxy-version"), Some(tag), "{name}");
+            assert_eq!(
+                value_of(&args, "--proxy-image-pull-policy"),
+                policy,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_webhook_calls_the_injector_service_with_the_anchors() {
+        let configuration = proxy_injector_webhook("ANCHORS");
+        let webhooks = configuration.webhooks.unwrap();
+        assert_eq!(webhooks.len(), 1);
+        let webhook = &webhooks[0];
+        assert_eq!(webhook.name, INJECTOR_WEBHOOK_NAME);
+        assert_eq!(
+            webhook.client_config.ca_bundle,
+            Some(ByteString(b"ANCHORS".to_vec()))
+        );
+        let reference = webhook.client_config.service.as_ref().unwrap();
+        assert_eq!(reference.namespace, cluster::CONTROL_PLANE_NAMESPACE);
+        assert_eq!(reference.name, cluster::INJECTOR_SERVICE);
+        assert_eq!(reference.path.as_deref(), Some(cluster::INJECTOR_PATH));
+        let injector_service = service(
+            cluster::INJECTOR_SERVICE,
+            INJECTOR_SERVICE_PORT,
+            INJECTOR_PORT_NAME,
+        );
+        let port = &injector_service.spec.unwrap().ports.unwrap()[0];
+        assert_eq!(reference.port, Some(port.port));
+        assert_eq!(
+            port.target_port,
+            Some(IntOrString::String(INJECTOR_PORT_NAME.to_string()))
+        );
+        assert_eq!(webhook.failure_policy.as_deref(), Some("Ignore"));
+        assert_eq!(webhook.side_effects, "None");
     }
 }

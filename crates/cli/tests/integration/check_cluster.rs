@@ -3,7 +3,8 @@
 //! (`weft_test_support::kube_api`) holding an installation written as
 //! objects: the namespace, RBAC, the CRDs, a ready controller pod and its
 //! available Deployment, the trust-anchor ConfigMap and issuer Secret (made
-//! with rcgen), the proxy injector's webhook. Each test breaks one part and
+//! with rcgen), the proxy injector's webhook (trusting the anchor), its
+//! Service and a ready EndpointSlice. Each test breaks one part and
 //! compares the output line by line (no colors: stdout is a pipe, NO_COLOR).
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 use weft_core::cluster::{
     CONTROL_PLANE_COMPONENT_LABEL, CONTROL_PLANE_NAMESPACE, CONTROLLER_COMPONENT, CONTROLLER_NAME,
-    ISSUER_SECRET, PROXY_CONTAINER_NAME, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY,
+    INJECTOR_PATH, INJECTOR_PORT, INJECTOR_SERVICE, ISSUER_SECRET, PROXY_CONTAINER_NAME,
+    PROXY_INJECTOR_WEBHOOK, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY,
 };
 use weft_test_support::free_port;
 use weft_test_support::kube_api::KubeApiServer;
@@ -108,7 +110,10 @@ impl Cluster {
                 "selector": {"matchLabels": {CONTROL_PLANE_COMPONENT_LABEL: CONTROLLER_COMPONENT}},
                 "template": {
                     "metadata": {"labels": {CONTROL_PLANE_COMPONENT_LABEL: CONTROLLER_COMPONENT}},
-                    "spec": {"containers": [{"name": CONTROLLER_NAME, "image": "weft-controller:0.1.0"}]}
+                    "spec": {"containers": [{
+                        "name": CONTROLLER_NAME, "image": "weft-controller:0.1.0",
+                        "args": ["--kubernetes", "--proxy-version", env!("CARGO_PKG_VERSION")]
+                    }]}
                 }
             },
             "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}
@@ -121,12 +126,40 @@ impl Cluster {
         }));
         let issuer = authority("identity.weft.cluster.local", A_YEAR, Some(&cluster.anchor));
         cluster.set_issuer(&issuer);
+        cluster.set_webhook_anchors(&cluster.anchor.pem);
         api.apply(json!({
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": weft_cli::check::cluster::PROXY_INJECTOR_WEBHOOK},
-            "webhooks": []
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": INJECTOR_SERVICE, "namespace": namespace},
+            "spec": {
+                "selector": {CONTROL_PLANE_COMPONENT_LABEL: CONTROLLER_COMPONENT},
+                "ports": [{"name": "injector", "port": 443, "targetPort": "injector"}]
+            }
         }));
+        api.apply(injector_endpoint_slice(true));
         cluster
+    }
+
+    /// The proxy injector's webhook, as `weft install` writes it, with
+    /// `anchors` as its caBundle.
+    fn set_webhook_anchors(&self, anchors: &str) {
+        let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        self.api.apply(json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": PROXY_INJECTOR_WEBHOOK},
+            "webhooks": [{
+                "name": "weft-proxy-injector.weft.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "clientConfig": {
+                    "caBundle": encode(anchors),
+                    "service": {"namespace": CONTROL_PLANE_NAMESPACE, "name": INJECTOR_SERVICE,
+                                "path": INJECTOR_PATH, "port": 443}
+                },
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                           "resources": ["pods"], "scope": "Namespaced"}]
+            }]
+        }));
     }
 
     fn set_issuer(&self, issuer: &Authority) {
@@ -247,6 +280,25 @@ fn controller_pod(ready: bool) -> Value {
     })
 }
 
+/// The EndpointSlice of the injector's Service: the controller pod, ready or not
+/// (the test plays the EndpointSlice controller).
+fn injector_endpoint_slice(ready: bool) -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {
+            "name": format!("{INJECTOR_SERVICE}-abcde"), "namespace": CONTROL_PLANE_NAMESPACE,
+            "labels": {"kubernetes.io/service-name": INJECTOR_SERVICE}
+        },
+        "addressType": "IPv4",
+        "endpoints": [{
+            "addresses": ["10.0.0.7"],
+            "conditions": {"ready": ready},
+            "targetRef": {"kind": "Pod", "name": "weft-controller-5d9f7c-abcde", "namespace": CONTROL_PLANE_NAMESPACE}
+        }],
+        "ports": [{"name": "injector", "port": INJECTOR_PORT, "protocol": "TCP"}]
+    })
+}
+
 /// A meshed pod in `demo` whose proxy trusts `anchors`.
 fn meshed_pod(name: &str, anchors: &str) -> Value {
     json!({
@@ -333,6 +385,10 @@ const WEBHOOKS_OK: &str = "\
 weft-webhooks
 -------------
 √ proxy-injector webhook exists
+√ proxy-injector webhook trusts the identity trust anchors
+√ proxy-injector Service exists
+√ proxy-injector webhook calls the proxy-injector Service
+√ proxy-injector Service has ready endpoints
 ";
 
 /// The categories joined as printed (a blank line after each), then the status.
@@ -393,16 +449,23 @@ fn broken(category: &str, mark: char, check: &str, details: &[&str], anchor: &st
     category.replace(&passing, &failing)
 }
 
-/// The webhooks category when the proxy injector's webhook is missing.
+/// The webhooks category when the proxy injector's webhook is missing: an
+/// error, and the checks reading the webhook are left out.
 fn webhook_missing() -> String {
     broken(
         WEBHOOKS_OK,
-        '‼',
+        '×',
         "proxy-injector webhook exists",
-        &[
-            "MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)",
-        ],
+        &["MutatingWebhookConfiguration weft-proxy-injector not found: new pods are not meshed"],
         "weft-webhooks-proxy-injector",
+    )
+    .replace(
+        "√ proxy-injector webhook trusts the identity trust anchors\n",
+        "",
+    )
+    .replace(
+        "√ proxy-injector webhook calls the proxy-injector Service\n",
+        "",
     )
 }
 
@@ -500,19 +563,68 @@ fn a_missing_crd_fails() {
 }
 
 #[test]
-fn a_missing_webhook_only_warns() {
+fn a_missing_webhook_fails() {
     let cluster = Cluster::installed();
     cluster.delete(
         "admissionregistration.k8s.io/v1",
         "MutatingWebhookConfiguration",
-        weft_cli::check::cluster::PROXY_INJECTOR_WEBHOOK,
+        PROXY_INJECTOR_WEBHOOK,
     );
     let output = cluster.check(&[]);
     assert_report(
         &output,
         &installed_except(WEBHOOKS_OK, &webhook_missing()),
-        true,
+        false,
     );
+}
+
+/// The webhook trusts an anchor the control plane does not use (the
+/// anchors were rotated, the webhook was not): the API server would refuse
+/// the injector's certificate.
+#[test]
+fn a_webhook_trusting_another_anchor_fails_with_a_hint() {
+    let cluster = Cluster::installed();
+    let stranger = authority("root.other.cluster.local", A_YEAR, None);
+    cluster.set_webhook_anchors(&stranger.pem);
+    let output = cluster.check(&[]);
+    let webhooks = broken(
+        WEBHOOKS_OK,
+        '×',
+        "proxy-injector webhook trusts the identity trust anchors",
+        &[
+            "webhook weft-proxy-injector.weft.io's caBundle lacks the trust anchors of ConfigMap weft-identity-trust-roots (CN=root.weft.cluster.local): the API server cannot verify the injector's certificate, and new pods start unmeshed",
+        ],
+        "weft-webhooks-proxy-injector-ca-bundle",
+    );
+    assert_report(&output, &installed_except(WEBHOOKS_OK, &webhooks), false);
+
+    // The old and the new anchor, as during a rotation: trusted.
+    cluster.set_webhook_anchors(&format!("{}{}", stranger.pem, cluster.anchor.pem));
+    assert_report(&cluster.check(&[]), &INSTALLED_OK, true);
+}
+
+/// The injector's Service without a ready endpoint (the controller is not
+/// ready to serve it): new pods would start unmeshed.
+#[test]
+fn an_injector_without_ready_endpoints_fails() {
+    let cluster = Cluster::installed();
+    cluster.api.apply(injector_endpoint_slice(false));
+    // Another Service's ready endpoint does not count.
+    let mut other = injector_endpoint_slice(true);
+    other["metadata"]["name"] = json!("weft-dst-abcde");
+    other["metadata"]["labels"]["kubernetes.io/service-name"] = json!("weft-dst");
+    cluster.api.apply(other);
+    let output = cluster.check(&[]);
+    let webhooks = broken(
+        WEBHOOKS_OK,
+        '×',
+        "proxy-injector Service has ready endpoints",
+        &[
+            "none of the 1 endpoints of Service weft-proxy-injector is ready: new pods start unmeshed",
+        ],
+        "weft-webhooks-proxy-injector-endpoints",
+    );
+    assert_report(&output, &installed_except(WEBHOOKS_OK, &webhooks), false);
 }
 
 const PRE_SETUP_OK: &str = "\
@@ -596,6 +708,7 @@ weft-data-plane
 √ data plane namespace exists
 √ data plane proxies are ready
 √ data plane and cli versions match
+√ data plane and control plane versions match
 ";
     let identity_data_plane_ok = "\
 weft-identity-data-plane
@@ -628,6 +741,41 @@ weft-identity-data-plane
     let output = cluster.check(&["--proxy"]);
     let every_namespace = data_plane_ok.replace("√ data plane namespace exists\n", "");
     assert_report(&output, &all(&every_namespace, mismatch), false);
+}
+
+/// The control plane injects another proxy version than the running pods
+/// have (it was upgraded, they were not restarted): a warning naming them.
+#[test]
+fn proxy_warns_about_pods_injected_at_another_version() {
+    let cluster = Cluster::installed();
+    cluster
+        .api
+        .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}));
+    cluster.api.apply(meshed_pod("web-1", &cluster.anchor.pem));
+    let mut deployment = cluster
+        .api
+        .get(
+            "apps/v1",
+            "Deployment",
+            Some(CONTROL_PLANE_NAMESPACE),
+            CONTROLLER_NAME,
+        )
+        .unwrap();
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"] =
+        json!(["--kubernetes", "--proxy-version", "v9.9.9"]);
+    cluster.api.apply(deployment);
+    let output = cluster.check(&["--proxy", "--data-plane-namespace", "demo"]);
+    let text = stdout(&output);
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!(
+            "‼ data plane and control plane versions match\n    proxies not running the control plane's version v9.9.9: demo/web-1 ({version})\n    see https://weft.dev/checks/#weft-data-plane-control-plane-version for hints\n"
+        )),
+        "{text}"
+    );
+    // A warning: the status stays √.
+    assert!(text.ends_with("Status check results are √\n"), "{text}");
+    assert_eq!(output.status.code(), Some(0));
 }
 
 /// The server stopped: `can query the Kubernetes API` fails, naming the
@@ -707,9 +855,10 @@ fn wait_retries_until_the_checks_pass() {
 }
 
 /// What `weft install --crds` and `weft install` print, applied to an empty
-/// cluster, passes `weft check` once the controller runs (the test plays
-/// the kubelet: Deployment status and a ready pod); only the proxy
-/// injector's webhook, which `weft install` does not write yet, warns.
+/// cluster, passes every `weft check` once the controller runs (the test
+/// plays the kubelet and the EndpointSlice controller: Deployment status, a
+/// ready pod, the injector Service's ready endpoint) — the proxy
+/// injector's webhook, Service and anchors included.
 #[test]
 fn what_weft_install_writes_passes() {
     let cluster = Cluster::empty();
@@ -741,13 +890,26 @@ fn what_weft_install_writes_passes() {
     deployment["status"] = json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1});
     cluster.api.apply(deployment);
     cluster.api.apply(controller_pod(true));
-
+    // Before the injector's endpoint is ready: new pods would go unmeshed.
     let output = cluster.check(&[]);
+    let no_endpoints = broken(
+        WEBHOOKS_OK,
+        '×',
+        "proxy-injector Service has ready endpoints",
+        &[
+            "Service weft-proxy-injector has no endpoints: no controller pod serves the injector, and new pods start unmeshed",
+        ],
+        "weft-webhooks-proxy-injector-endpoints",
+    );
     assert_report(
         &output,
-        &installed_except(WEBHOOKS_OK, &webhook_missing()),
-        true,
+        &installed_except(WEBHOOKS_OK, &no_endpoints),
+        false,
     );
+
+    cluster.api.apply(injector_endpoint_slice(true));
+    let output = cluster.check(&[]);
+    assert_report(&output, &INSTALLED_OK, true);
 }
 
 /// `--context` picks the kubeconfig's context (and so the server); an

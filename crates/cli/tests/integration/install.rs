@@ -11,12 +11,16 @@
 //!   per run; bad credential files are named in the error; RBAC grants
 //!   nothing it need not;
 //! - `--output DIR` writes one file per object in apply order, and
-//!   `weft uninstall` names every object the installs create.
+//!   `weft uninstall` names every object the installs create;
+//! - the proxy injector's webhook trusts exactly the anchors install wrote,
+//!   calls the injector's Service on its path, and that Service selects the
+//!   controller's pods on the controller's `injector` port.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -253,6 +257,7 @@ fn every_document_round_trips_into_its_type() {
             "Service" => round_trip::<Service>(document),
             "Deployment" => round_trip::<Deployment>(document),
             "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(document),
+            "MutatingWebhookConfiguration" => round_trip::<MutatingWebhookConfiguration>(document),
             "CustomResourceDefinition" => round_trip::<CustomResourceDefinition>(document),
             other => panic!("unexpected kind {other}"),
         }
@@ -632,9 +637,12 @@ fn output_directory_has_one_file_per_object_in_apply_order() {
         Some("00-namespace-weft.yaml")
     );
     assert!(names.contains(&"01-serviceaccount-weft-controller.yaml".to_string()));
+    // The webhook comes after what it calls: the Service and the Deployment.
+    assert!(names.contains(&"13-service-weft-proxy-injector.yaml".to_string()));
+    assert!(names.contains(&"14-deployment-weft-controller.yaml".to_string()));
     assert_eq!(
         names.last().map(String::as_str),
-        Some("14-poddisruptionbudget-weft-controller.yaml")
+        Some("16-mutatingwebhookconfiguration-weft-proxy-injector.yaml")
     );
     // The files, concatenated, are the stdout stream.
     let mut stream = String::new();
@@ -696,7 +704,13 @@ fn uninstall_names_everything_install_creates() {
 /// Flags of the Deployment's command line that a controller built before
 /// Kubernetes identity lacks: a warning, not a failure, while they are
 /// missing (once the controller has them, they are checked like the rest).
-const AWAITING_KUBERNETES_IDENTITY: &[&str] = &["--identity-issuer-secret"];
+const AWAITING_KUBERNETES_IDENTITY: &[&str] = &[
+    "--identity-issuer-secret",
+    "--injector-addr",
+    "--proxy-image",
+    "--proxy-version",
+    "--proxy-image-pull-policy",
+];
 
 #[test]
 fn deployment_args_are_controller_flags() {
@@ -710,7 +724,7 @@ fn deployment_args_are_controller_flags() {
         help.split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[')
             .any(|word| word == flag)
     };
-    let deployment = controller(&documents(&install(&[])));
+    let deployment = controller(&documents(&install(&["--image-pull-policy", "Never"])));
     let args = deployment.spec.unwrap().template.spec.unwrap().containers[0]
         .args
         .clone()
@@ -726,5 +740,208 @@ fn deployment_args_are_controller_flags() {
             continue;
         }
         panic!("weft-controller has no {flag}:\n{help}");
+    }
+}
+
+fn webhook_configuration(documents: &[Value]) -> MutatingWebhookConfiguration {
+    typed(
+        documents,
+        "MutatingWebhookConfiguration",
+        weft_core::cluster::PROXY_INJECTOR_WEBHOOK,
+    )
+}
+
+/// The webhook configuration is the plan's, field by field, and trusts
+/// exactly the anchors install wrote — given or generated, with or without
+/// an issuer Secret.
+#[test]
+fn the_injector_webhook_trusts_the_installed_anchors() {
+    let given = documents(&install(&[]));
+    let generated = documents(&weft_ok(&args(&["install"])));
+    let external = documents(&weft_ok(&[
+        "install".to_string(),
+        "--identity-external-issuer".to_string(),
+        "--identity-trust-anchors-file".to_string(),
+        credential("trust-anchors.pem"),
+    ]));
+    for (name, documents) in [
+        ("given", &given),
+        ("generated", &generated),
+        ("external", &external),
+    ] {
+        let roots: ConfigMap = typed(documents, "ConfigMap", "weft-identity-trust-roots");
+        let anchors = roots.data.unwrap()["ca-bundle.crt"].clone();
+        let configuration = webhook_configuration(documents);
+        let webhooks = configuration.webhooks.unwrap();
+        assert_eq!(webhooks.len(), 1, "{name}");
+        let bundle = webhooks[0].client_config.ca_bundle.as_ref().unwrap();
+        assert_eq!(
+            String::from_utf8(bundle.0.clone()).unwrap(),
+            anchors,
+            "{name}"
+        );
+    }
+    // In the YAML, caBundle is the anchors file, base64-encoded.
+    let document = find(
+        &given,
+        "MutatingWebhookConfiguration",
+        "weft-proxy-injector",
+    )
+    .unwrap();
+    let encoded = document["webhooks"][0]["clientConfig"]["caBundle"]
+        .as_str()
+        .unwrap();
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(
+        decoded,
+        std::fs::read(credential("trust-anchors.pem")).unwrap()
+    );
+
+    let expected = serde_json::json!({
+        "name": "weft-proxy-injector.weft.io",
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": {
+            "caBundle": encoded,
+            "service": {"name": "weft-proxy-injector", "namespace": "weft", "path": "/inject", "port": 443}
+        },
+        "failurePolicy": "Ignore",
+        "namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "weft"]},
+            {"key": "config.weft.io/admission-webhooks", "operator": "NotIn", "values": ["disabled"]}
+        ]},
+        "reinvocationPolicy": "Never",
+        "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                   "resources": ["pods"], "scope": "Namespaced"}],
+        "sideEffects": "None",
+        "timeoutSeconds": 10
+    });
+    assert_eq!(document["webhooks"], serde_json::json!([expected]));
+    // The control plane's namespace opts out by label too.
+    let namespace: Namespace = typed(&given, "Namespace", "weft");
+    assert_eq!(
+        namespace.metadata.labels.unwrap()["config.weft.io/admission-webhooks"],
+        "disabled"
+    );
+}
+
+/// The webhook calls Service weft-proxy-injector on its port and
+/// INJECTOR_PATH; the Service selects the controller's pods and targets
+/// their `injector` port, which is the controller's --injector-addr.
+#[test]
+fn the_injector_webhook_reaches_the_controller() {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use weft_core::cluster::{
+        CONTROL_PLANE_NAMESPACE, INJECTOR_PATH, INJECTOR_PORT, INJECTOR_SERVICE,
+    };
+
+    for extra in [&[][..], &["--ha"][..]] {
+        let documents = documents(&install(extra));
+        let configuration = webhook_configuration(&documents);
+        let reference = configuration.webhooks.unwrap()[0]
+            .client_config
+            .service
+            .clone()
+            .unwrap();
+        assert_eq!(reference.namespace, CONTROL_PLANE_NAMESPACE);
+        assert_eq!(reference.name, INJECTOR_SERVICE);
+        assert_eq!(reference.path.as_deref(), Some(INJECTOR_PATH));
+
+        let service: Service = typed(&documents, "Service", INJECTOR_SERVICE);
+        assert_eq!(
+            service.metadata.namespace.as_deref(),
+            Some(CONTROL_PLANE_NAMESPACE)
+        );
+        let spec = service.spec.unwrap();
+        let ports = spec.ports.unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(Some(ports[0].port), reference.port);
+        let Some(IntOrString::String(target)) = &ports[0].target_port else {
+            panic!("the injector Service targets a named port: {:?}", ports[0]);
+        };
+
+        let deployment = controller(&documents);
+        let template = deployment.spec.unwrap().template;
+        let pod_labels = template.metadata.unwrap().labels.unwrap();
+        let selector = spec.selector.unwrap();
+        assert!(!selector.is_empty());
+        for (key, value) in &selector {
+            assert_eq!(pod_labels.get(key), Some(value), "selector {key}={value}");
+        }
+        let container = &template.spec.unwrap().containers[0];
+        let port = container
+            .ports
+            .iter()
+            .flatten()
+            .find(|port| port.name.as_deref() == Some(target.as_str()))
+            .unwrap_or_else(|| panic!("the controller has no port {target}"));
+        assert_eq!(port.container_port, i32::from(INJECTOR_PORT));
+        let args = container.args.clone().unwrap();
+        let position = args
+            .iter()
+            .position(|arg| arg == "--injector-addr")
+            .unwrap();
+        assert_eq!(args[position + 1], format!("0.0.0.0:{INJECTOR_PORT}"));
+    }
+}
+
+/// --proxy-image, --proxy-version and --image-pull-policy reach the
+/// controller's command line (the injector's settings); without them the
+/// defaults are this version's proxy, and no pull policy is imposed.
+#[test]
+fn proxy_flags_reach_the_controller() {
+    let args_of = |extra: &[&str]| -> Vec<String> {
+        let deployment = controller(&documents(&install(extra)));
+        deployment.spec.unwrap().template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap()
+    };
+    let value = |args: &[String], flag: &str| -> Option<String> {
+        let position = args.iter().position(|arg| arg == flag)?;
+        args.get(position + 1).cloned()
+    };
+    let defaults = args_of(&[]);
+    assert_eq!(
+        value(&defaults, "--proxy-image").as_deref(),
+        Some("ghcr.io/weft-mesh/weft-proxy")
+    );
+    assert_eq!(
+        value(&defaults, "--proxy-version").as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(value(&defaults, "--proxy-image-pull-policy"), None);
+
+    let custom = args_of(&[
+        "--proxy-image",
+        "registry.example:5000/weft/proxy",
+        "--proxy-version",
+        "v9.9.9",
+        "--image-pull-policy",
+        "Always",
+    ]);
+    assert_eq!(
+        value(&custom, "--proxy-image").as_deref(),
+        Some("registry.example:5000/weft/proxy")
+    );
+    assert_eq!(value(&custom, "--proxy-version").as_deref(), Some("v9.9.9"));
+    assert_eq!(
+        value(&custom, "--proxy-image-pull-policy").as_deref(),
+        Some("Always")
+    );
+
+    // A tag belongs in --proxy-version; --crds takes none of these.
+    for refused in [
+        &[
+            "install",
+            "--proxy-image",
+            "ghcr.io/weft-mesh/weft-proxy:0.1.0",
+        ][..],
+        &["install", "--crds", "--proxy-version", "v1"][..],
+    ] {
+        let output = weft(&args(refused));
+        assert!(!output.status.success(), "{refused:?}");
     }
 }

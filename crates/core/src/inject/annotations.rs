@@ -423,3 +423,84 @@ pub fn check_pull_policy(value: &str) -> Result<String, String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        let valid = [
+            "0", "1", "100m", "0.5", "1.", ".5", "+1", "64Mi", "1Gi", "1Ki", "2Ei", "1e3", "1E-2",
+            "5k", "3M", "10n", "10u", "1T", "1P", "1E",
+        ];
+        for value in valid {
+            assert_eq!(check_quantity(value).as_deref(), Ok(value), "{value}");
+        }
+        let invalid = [
+            "", "m", "-1", "1..0", "1.0.0", "64MB", "1 Gi", " 1", "1e", "1e+", "1Mi3", "abc",
+            "1ki", "0x10", "1e1.5",
+        ];
+        for value in invalid {
+            assert!(check_quantity(value).is_err(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn port_lists() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("", Ok("")),
+            ("80", Ok("80")),
+            ("1,65535", Ok("1,65535")),
+            (" 22 , 8000-8100 ", Ok("22,8000-8100")),
+            ("8000 - 8100", Ok("8000-8100")),
+            ("5-5", Ok("5-5")),
+            ("0", Err("not a port")),
+            ("65536", Err("not a port")),
+            ("http", Err("not a port")),
+            ("1,,2", Err("not a port")),
+            ("10-", Err("not a port")),
+            ("-10", Err("not a port")),
+            ("1-2-3", Err("not a port")),
+            ("9-8", Err("low end")),
+        ];
+        for (value, expected) in cases {
+            match (check_port_list(value), expected) {
+                (Ok(normalized), Ok(expected)) => assert_eq!(normalized, *expected, "{value:?}"),
+                (Err(reason), Err(part)) => assert!(reason.contains(part), "{value:?}: {reason}"),
+                (outcome, _) => panic!("{value:?}: {outcome:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn other_annotation_checks() {
+        assert_eq!(
+            check_network_list("10.0.0.0/8, fd00::/8,192.168.1.1").as_deref(),
+            Ok("10.0.0.0/8,fd00::/8,192.168.1.1/32")
+        );
+        assert!(check_network_list("10.0.0.0/8,,").is_err());
+        assert!(check_network_list("::/129").is_err());
+        for policy in [
+            "all-unauthenticated",
+            "all-authenticated",
+            "cluster-unauthenticated",
+            "cluster-authenticated",
+            "deny",
+            "audit",
+        ] {
+            assert_eq!(check_default_policy(policy).as_deref(), Ok(policy));
+        }
+        assert!(check_default_policy("allow-all").is_err());
+        assert!(check_log_level("info,weft_proxy=debug").is_ok());
+        assert!(check_log_level("info\n").is_err());
+        assert!(check_image("ghcr.io/weft-mesh/weft-proxy").is_ok());
+        assert!(check_image("a b").is_err());
+        assert!(check_version("v1.2.3-rc.1_x").is_ok());
+        assert!(check_version(".hidden").is_err());
+        assert!(check_version(&"a".repeat(129)).is_err());
+        let long = "x".repeat(500);
+        let reason = check_version(&format!("{long} ")).expect_err("invalid");
+        assert!(reason.len() < 200, "the value is cut short: {reason}");
+    }
+}

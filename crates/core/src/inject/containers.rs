@@ -29,6 +29,8 @@ const XTABLES_LOCK_DIRECTORY: &str = "/run";
 const TOKEN_EXPIRATION_SECONDS: i64 = 86_400;
 /// The proxy's admin port's name in the pod.
 const PROXY_ADMIN_PORT_NAME: &str = "weft-admin";
+/// The cluster domain the proxy's discovery suffix defaults to.
+const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 /// The proxy's inbound port's name in the pod.
 const PROXY_INBOUND_PORT_NAME: &str = "weft-proxy";
 
@@ -283,6 +285,14 @@ fn environment(spec: &ProxySpec<'_>) -> Value {
     value("WEFT_PROXY_LOG", spec.log_level.clone());
     if let Some(ports) = &spec.opaque_ports {
         value("WEFT_PROXY_OPAQUE_PORTS", ports.clone());
+    }
+    // The proxy looks up `svc.cluster.local.` names by default; another
+    // cluster domain needs saying (last, so the default shape is unchanged).
+    if config.cluster_domain != DEFAULT_CLUSTER_DOMAIN {
+        value(
+            "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES",
+            format!("svc.{}.", config.cluster_domain),
+        );
     }
     Value::Array(variables)
 }

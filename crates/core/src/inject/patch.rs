@@ -169,3 +169,150 @@ pub fn apply(value: &mut Value, patch: &[PatchOperation]) -> Result<(), PatchErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn apply_operations() {
+        let add = |path: &str, value: Value| PatchOperation::Add {
+            path: path.to_string(),
+            value,
+        };
+        let mut document = json!({"list": [1, 3], "map": {"a/b": 1, "c~d": 2}});
+        apply(
+            &mut document,
+            &[
+                add("/list/1", json!(2)),
+                add("/list/-", json!(4)),
+                add("/list/0", json!(0)),
+                add("/map/new", json!("x")),
+                add("/map/a~1b", json!(10)),
+                PatchOperation::Remove {
+                    path: "/map/c~0d".to_string(),
+                },
+                PatchOperation::Replace {
+                    path: "/list/4".to_string(),
+                    value: json!(40),
+                },
+                add("/added", json!({})),
+                add("/added/deep", json!([])),
+            ],
+        )
+        .expect("applies");
+        assert_eq!(
+            document,
+            json!({"list": [0, 1, 2, 3, 40], "map": {"a/b": 10, "new": "x"}, "added": {"deep": []}})
+        );
+        let mut whole = json!(1);
+        apply(&mut whole, &[add("", json!({"x": 1}))]).expect("replaces the root");
+        assert_eq!(whole, json!({"x": 1}));
+    }
+
+    #[test]
+    fn apply_errors() {
+        let remove = |path: &str| PatchOperation::Remove {
+            path: path.to_string(),
+        };
+        let add = |path: &str| PatchOperation::Add {
+            path: path.to_string(),
+            value: json!(1),
+        };
+        let replace = |path: &str| PatchOperation::Replace {
+            path: path.to_string(),
+            value: json!(1),
+        };
+        let cases = [
+            (add("/missing/x"), "/missing/x", "no member `missing`"),
+            (add("/list/3"), "/list/3", "past the end"),
+            (add("/list/01"), "/list/01", "not an array index"),
+            (add("/list/x"), "/list/x", "not an array index"),
+            (
+                add("/number/x"),
+                "/number/x",
+                "neither an object nor an array",
+            ),
+            (add("no-slash"), "no-slash", "start with `/`"),
+            (add("/map/a~2"), "/map/a~2", "`~2`"),
+            (add("/map/a~"), "/map/a~", "ends with `~`"),
+            (remove("/map/absent"), "/map/absent", "no member `absent`"),
+            (remove("/list/2"), "/list/2", "past the end"),
+            (remove("/list/-"), "/list/-", "not an array index"),
+            (remove(""), "", "whole document"),
+            (replace("/map/absent"), "/map/absent", "no member `absent`"),
+            (replace("/list/5"), "/list/5", "past the end"),
+        ];
+        for (operation, path, reason_part) in cases {
+            let mut document = json!({"list": [1, 2], "map": {}, "number": 1});
+            let error = apply(&mut document, &[operation]).expect_err(path);
+            assert_eq!(error.path, path);
+            assert!(
+                error.reason.contains(reason_part),
+                "{path}: {}",
+                error.reason
+            );
+            assert!(error.to_string().contains(path), "{error}");
+        }
+        // Operations before the failing one stay applied; later ones are not.
+        let mut document = json!({"a": 1});
+        let error =
+            apply(&mut document, &[add("/b"), remove("/missing"), add("/c")]).expect_err("fails");
+        assert_eq!(error.path, "/missing");
+        assert_eq!(document, json!({"a": 1, "b": 1}));
+    }
+
+    #[test]
+    fn patch_operations_serialize_as_rfc_6902() {
+        let patch = vec![
+            PatchOperation::Add {
+                path: "/a".to_string(),
+                value: json!(1),
+            },
+            PatchOperation::Remove {
+                path: "/b".to_string(),
+            },
+            PatchOperation::Replace {
+                path: "/c".to_string(),
+                value: json!("x"),
+            },
+        ];
+        let serialized = serde_json::to_value(&patch).expect("serializes");
+        assert_eq!(
+            serialized,
+            json!([
+                {"op": "add", "path": "/a", "value": 1},
+                {"op": "remove", "path": "/b"},
+                {"op": "replace", "path": "/c", "value": "x"},
+            ])
+        );
+        let parsed: Vec<PatchOperation> = serde_json::from_value(serialized).expect("parses");
+        assert_eq!(parsed, patch);
+    }
+
+    #[test]
+    fn pointer_escaping() {
+        let cases = [
+            ("weft.io/inject", "weft.io~1inject"),
+            ("a~b", "a~0b"),
+            ("~/", "~0~1"),
+            ("~1", "~01"),
+            ("plain", "plain"),
+        ];
+        for (token, escaped) in cases {
+            assert_eq!(escape_pointer_token(token), escaped, "{token}");
+            let mut document = json!({});
+            apply(
+                &mut document,
+                &[PatchOperation::Add {
+                    path: format!("/{escaped}"),
+                    value: json!(true),
+                }],
+            )
+            .expect("applies");
+            assert_eq!(document, json!({token: true}), "{token}");
+        }
+    }
+}

@@ -1,15 +1,11 @@
-//! Table tests of the pure decisions (what [`inject`] decides and writes,
-//! each annotation's check), round trips `apply(inject)` → `apply(uninject)`,
-//! and [`apply`]'s errors.
+//! Table tests of the pure decisions (what [`inject`] decides and writes
+//! for each annotation) and round trips `apply(inject)` → `apply(uninject)`.
+//! The annotation checks and [`apply`] are tested in their modules.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::annotations::{
-    check_default_policy, check_image, check_log_level, check_network_list, check_port_list,
-    check_quantity, check_version,
-};
 use super::*;
 
 fn config() -> InjectionConfig {
@@ -830,217 +826,55 @@ fn uninject_removes_from_the_highest_index_down() {
 }
 
 #[test]
-fn apply_operations() {
-    let add = |path: &str, value: Value| PatchOperation::Add {
-        path: path.to_string(),
-        value,
-    };
-    let mut document = json!({"list": [1, 3], "map": {"a/b": 1, "c~d": 2}});
-    apply(
-        &mut document,
-        &[
-            add("/list/1", json!(2)),
-            add("/list/-", json!(4)),
-            add("/list/0", json!(0)),
-            add("/map/new", json!("x")),
-            add("/map/a~1b", json!(10)),
-            PatchOperation::Remove {
-                path: "/map/c~0d".to_string(),
-            },
-            PatchOperation::Replace {
-                path: "/list/4".to_string(),
-                value: json!(40),
-            },
-            add("/added", json!({})),
-            add("/added/deep", json!([])),
-        ],
-    )
-    .expect("applies");
-    assert_eq!(
-        document,
-        json!({"list": [0, 1, 2, 3, 40], "map": {"a/b": 10, "new": "x"}, "added": {"deep": []}})
-    );
-    let mut whole = json!(1);
-    apply(&mut whole, &[add("", json!({"x": 1}))]).expect("replaces the root");
-    assert_eq!(whole, json!({"x": 1}));
-}
-
-#[test]
-fn apply_errors() {
-    let remove = |path: &str| PatchOperation::Remove {
-        path: path.to_string(),
-    };
-    let add = |path: &str| PatchOperation::Add {
-        path: path.to_string(),
-        value: json!(1),
-    };
-    let replace = |path: &str| PatchOperation::Replace {
-        path: path.to_string(),
-        value: json!(1),
-    };
-    let cases = [
-        (add("/missing/x"), "/missing/x", "no member `missing`"),
-        (add("/list/3"), "/list/3", "past the end"),
-        (add("/list/01"), "/list/01", "not an array index"),
-        (add("/list/x"), "/list/x", "not an array index"),
+fn another_cluster_domain_changes_the_addresses_and_the_discovery_suffix() {
+    let pod = pod(&[("weft.io/inject", "enabled")]);
+    let mut config = config();
+    config.cluster_domain = "corp.example".to_string();
+    config.control_plane_namespace = "mesh".to_string();
+    config.trust_domain = "trust.example".to_string();
+    let injection = inject(&pod, &BTreeMap::new(), &config);
+    let mut patched = pod.clone();
+    apply(&mut patched, &injection.patch).expect("applies");
+    let expectations = [
         (
-            add("/number/x"),
-            "/number/x",
-            "neither an object nor an array",
+            "WEFT_PROXY_DESTINATION_SVC_ADDR",
+            "weft-dst.mesh.svc.corp.example.:8086",
         ),
-        (add("no-slash"), "no-slash", "start with `/`"),
-        (add("/map/a~2"), "/map/a~2", "`~2`"),
-        (add("/map/a~"), "/map/a~", "ends with `~`"),
-        (remove("/map/absent"), "/map/absent", "no member `absent`"),
-        (remove("/list/2"), "/list/2", "past the end"),
-        (remove("/list/-"), "/list/-", "not an array index"),
-        (remove(""), "", "whole document"),
-        (replace("/map/absent"), "/map/absent", "no member `absent`"),
-        (replace("/list/5"), "/list/5", "past the end"),
+        (
+            "WEFT_PROXY_POLICY_SVC_ADDR",
+            "weft-policy.mesh.svc.corp.example.:8090",
+        ),
+        (
+            "WEFT_PROXY_IDENTITY_SVC_ADDR",
+            "weft-identity.mesh.svc.corp.example.:8080",
+        ),
+        (
+            "WEFT_PROXY_IDENTITY_LOCAL_NAME",
+            "$(_pod_sa).$(_pod_ns).serviceaccount.identity.mesh.trust.example",
+        ),
+        (
+            "WEFT_PROXY_DESTINATION_SVC_NAME",
+            "weft-controller.mesh.serviceaccount.identity.mesh.trust.example",
+        ),
+        (
+            "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES",
+            "svc.corp.example.",
+        ),
     ];
-    for (operation, path, reason_part) in cases {
-        let mut document = json!({"list": [1, 2], "map": {}, "number": 1});
-        let error = apply(&mut document, &[operation]).expect_err(path);
-        assert_eq!(error.path, path);
-        assert!(
-            error.reason.contains(reason_part),
-            "{path}: {}",
-            error.reason
+    for (name, expected) in expectations {
+        assert_eq!(
+            proxy_variable(&patched, name).as_deref(),
+            Some(expected),
+            "{name}"
         );
-        assert!(error.to_string().contains(path), "{error}");
     }
-    // Operations before the failing one stay applied; later ones are not.
-    let mut document = json!({"a": 1});
-    let error =
-        apply(&mut document, &[add("/b"), remove("/missing"), add("/c")]).expect_err("fails");
-    assert_eq!(error.path, "/missing");
-    assert_eq!(document, json!({"a": 1, "b": 1}));
-}
-
-#[test]
-fn patch_operations_serialize_as_rfc_6902() {
-    let patch = vec![
-        PatchOperation::Add {
-            path: "/a".to_string(),
-            value: json!(1),
-        },
-        PatchOperation::Remove {
-            path: "/b".to_string(),
-        },
-        PatchOperation::Replace {
-            path: "/c".to_string(),
-            value: json!("x"),
-        },
-    ];
-    let serialized = serde_json::to_value(&patch).expect("serializes");
     assert_eq!(
-        serialized,
-        json!([
-            {"op": "add", "path": "/a", "value": 1},
-            {"op": "remove", "path": "/b"},
-            {"op": "replace", "path": "/c", "value": "x"},
-        ])
+        patched["metadata"]["labels"]["weft.io/control-plane-ns"],
+        "mesh"
     );
-    let parsed: Vec<PatchOperation> = serde_json::from_value(serialized).expect("parses");
-    assert_eq!(parsed, patch);
-}
-
-#[test]
-fn pointer_escaping() {
-    let cases = [
-        ("weft.io/inject", "weft.io~1inject"),
-        ("a~b", "a~0b"),
-        ("~/", "~0~1"),
-        ("~1", "~01"),
-        ("plain", "plain"),
-    ];
-    for (token, escaped) in cases {
-        assert_eq!(escape_pointer_token(token), escaped, "{token}");
-        let mut document = json!({});
-        apply(
-            &mut document,
-            &[PatchOperation::Add {
-                path: format!("/{escaped}"),
-                value: json!(true),
-            }],
-        )
-        .expect("applies");
-        assert_eq!(document, json!({token: true}), "{token}");
-    }
-}
-
-#[test]
-fn quantities() {
-    let valid = [
-        "0", "1", "100m", "0.5", "1.", ".5", "+1", "64Mi", "1Gi", "1Ki", "2Ei", "1e3", "1E-2",
-        "5k", "3M", "10n", "10u", "1T", "1P", "1E",
-    ];
-    for value in valid {
-        assert_eq!(check_quantity(value).as_deref(), Ok(value), "{value}");
-    }
-    let invalid = [
-        "", "m", "-1", "1..0", "1.0.0", "64MB", "1 Gi", " 1", "1e", "1e+", "1Mi3", "abc", "1ki",
-        "0x10", "1e1.5",
-    ];
-    for value in invalid {
-        assert!(check_quantity(value).is_err(), "{value:?}");
-    }
-}
-
-#[test]
-fn port_lists() {
-    let cases: &[(&str, Result<&str, &str>)] = &[
-        ("", Ok("")),
-        ("80", Ok("80")),
-        ("1,65535", Ok("1,65535")),
-        (" 22 , 8000-8100 ", Ok("22,8000-8100")),
-        ("8000 - 8100", Ok("8000-8100")),
-        ("5-5", Ok("5-5")),
-        ("0", Err("not a port")),
-        ("65536", Err("not a port")),
-        ("http", Err("not a port")),
-        ("1,,2", Err("not a port")),
-        ("10-", Err("not a port")),
-        ("-10", Err("not a port")),
-        ("1-2-3", Err("not a port")),
-        ("9-8", Err("low end")),
-    ];
-    for (value, expected) in cases {
-        match (check_port_list(value), expected) {
-            (Ok(normalized), Ok(expected)) => assert_eq!(normalized, *expected, "{value:?}"),
-            (Err(reason), Err(part)) => assert!(reason.contains(part), "{value:?}: {reason}"),
-            (outcome, _) => panic!("{value:?}: {outcome:?}"),
-        }
-    }
-}
-
-#[test]
-fn other_annotation_checks() {
+    let default = injected(&pod, &[]);
     assert_eq!(
-        check_network_list("10.0.0.0/8, fd00::/8,192.168.1.1").as_deref(),
-        Ok("10.0.0.0/8,fd00::/8,192.168.1.1/32")
+        proxy_variable(&default, "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES"),
+        None
     );
-    assert!(check_network_list("10.0.0.0/8,,").is_err());
-    assert!(check_network_list("::/129").is_err());
-    for policy in [
-        "all-unauthenticated",
-        "all-authenticated",
-        "cluster-unauthenticated",
-        "cluster-authenticated",
-        "deny",
-        "audit",
-    ] {
-        assert_eq!(check_default_policy(policy).as_deref(), Ok(policy));
-    }
-    assert!(check_default_policy("allow-all").is_err());
-    assert!(check_log_level("info,weft_proxy=debug").is_ok());
-    assert!(check_log_level("info\n").is_err());
-    assert!(check_image("ghcr.io/weft-mesh/weft-proxy").is_ok());
-    assert!(check_image("a b").is_err());
-    assert!(check_version("v1.2.3-rc.1_x").is_ok());
-    assert!(check_version(".hidden").is_err());
-    assert!(check_version(&"a".repeat(129)).is_err());
-    let long = "x".repeat(500);
-    let reason = check_version(&format!("{long} ")).expect_err("invalid");
-    assert!(reason.len() < 200, "the value is cut short: {reason}");
 }

@@ -1,12 +1,12 @@
 //! The cluster checks as data: each a category, a description, a hint
 //! anchor, what a failure stops, and a pure function from the gathered
 //! [`ClusterState`] to a [`Verdict`] (the functions live by topic in
-//! `installation.rs`, `pre.rs`, `identity.rs` and `data_plane.rs`).
+//! `installation.rs`, `pre.rs`, `identity.rs`, `webhooks.rs` and `data_plane.rs`).
 //! Categories, their order and their descriptions follow `linkerd check`'s.
 
 use super::state::ClusterState;
 pub use super::verdict::Verdict;
-use super::{data_plane, identity, installation, pre};
+use super::{data_plane, identity, installation, pre, webhooks};
 
 /// Where the hints live: `see <base><anchor> for hints`.
 pub const HINT_BASE_URL: &str = "https://weft.dev/checks/#";
@@ -106,10 +106,15 @@ pub const DEFINITIONS: &[Definition] = &[
     check("weft-identity", "issuer cert is within its validity period", "weft-identity-issuer-cert-is-time-valid", Continue, identity::issuer_time_valid),
     check("weft-identity", "issuer cert is valid for at least 60 days", "weft-identity-issuer-cert-not-expiring-soon", Continue, identity::issuer_not_expiring_soon),
     check("weft-identity", "issuer cert is issued by the trust anchor", "weft-identity-issuer-cert-issued-by-trust-anchor", Continue, identity::issued_by_anchor),
-    check("weft-webhooks", "proxy-injector webhook exists", "weft-webhooks-proxy-injector", Continue, installation::proxy_injector_exists),
+    check("weft-webhooks", "proxy-injector webhook exists", "weft-webhooks-proxy-injector", Continue, webhooks::injector_exists),
+    check("weft-webhooks", "proxy-injector webhook trusts the identity trust anchors", "weft-webhooks-proxy-injector-ca-bundle", Continue, webhooks::injector_trusts_anchors),
+    check("weft-webhooks", "proxy-injector Service exists", "weft-webhooks-proxy-injector-service", Continue, webhooks::injector_service_exists),
+    check("weft-webhooks", "proxy-injector webhook calls the proxy-injector Service", "weft-webhooks-proxy-injector-client-config", Continue, webhooks::injector_calls_service),
+    check("weft-webhooks", "proxy-injector Service has ready endpoints", "weft-webhooks-proxy-injector-endpoints", Continue, webhooks::injector_has_ready_endpoints),
 
     check("weft-data-plane", "data plane namespace exists", "weft-data-plane-exists", SkipCategory, data_plane::namespace_exists),
     check("weft-data-plane", "data plane proxies are ready", "weft-data-plane-proxies-ready", Continue, data_plane::proxies_ready),
     check("weft-data-plane", "data plane and cli versions match", "weft-data-plane-cli-version", Continue, data_plane::versions_match),
+    check("weft-data-plane", "data plane and control plane versions match", "weft-data-plane-control-plane-version", Continue, data_plane::control_plane_versions_match),
     check("weft-identity-data-plane", "data plane proxies' trust anchors match the control plane's", "weft-identity-data-plane-proxies-certs-match-ca", Continue, data_plane::trust_anchors_match),
 ];

@@ -1,6 +1,7 @@
 //! The `--proxy` decisions over the meshed pods: the data plane namespace
-//! exists, every proxy is ready, runs the CLI's version (a warning), and
-//! trusts the control plane's anchors.
+//! exists, every proxy is ready, runs the CLI's version and was injected
+//! with the control plane's (warnings), and trusts the control plane's
+//! anchors.
 
 use std::collections::BTreeSet;
 
@@ -83,6 +84,40 @@ pub fn versions_match(state: &ClusterState) -> Verdict {
         } else {
             Verdict::Warn(format!(
                 "proxies not running version {cli}: {}",
+                some_of(&different)
+            ))
+        }
+    })
+}
+
+/// Every injected proxy (annotated `weft.io/proxy-version`) has the version
+/// the control plane injects (else a warning, as Linkerd's version checks:
+/// pods injected before an upgrade keep their proxy until they restart).
+/// Skipped when the control plane's version is unknown.
+pub fn control_plane_versions_match(state: &ClusterState) -> Verdict {
+    let Some(control) = &state.control_plane else {
+        return Verdict::Skip;
+    };
+    let Ok(Some(deployment)) = &control.controller_deployment else {
+        return Verdict::Skip;
+    };
+    let Some(expected) = deployment.proxy_version.as_deref() else {
+        return Verdict::Skip;
+    };
+    let bare = |version: &str| version.strip_prefix('v').unwrap_or(version).to_string();
+    data_plane_pods(state, |pods| {
+        let different: Vec<String> = pods
+            .iter()
+            .filter_map(|pod| {
+                let version = pod.proxy.as_ref()?.injected_version.as_deref()?;
+                (bare(version) != bare(expected)).then(|| format!("{} ({version})", pod.key()))
+            })
+            .collect();
+        if different.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Warn(format!(
+                "proxies not running the control plane's version {expected}: {}",
                 some_of(&different)
             ))
         }

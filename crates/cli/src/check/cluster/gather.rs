@@ -11,14 +11,17 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, Pod, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use weft_core::cluster::{
-    CONTROL_PLANE_COMPONENT_LABEL, CONTROLLER_NAME, ISSUER_SECRET, PROXY_CONTAINER_NAME,
-    PROXY_VERSION_ANNOTATION, TRUST_ANCHORS_CONFIGMAP,
+    CONTROL_PLANE_COMPONENT_LABEL, CONTROLLER_NAME, INJECTOR_SERVICE, ISSUER_SECRET,
+    PROXY_CONTAINER_NAME, PROXY_VERSION_ANNOTATION, TRUST_ANCHORS_CONFIGMAP,
 };
 
 use super::Mode;
@@ -27,7 +30,8 @@ use super::installation::{PROXY_INJECTOR_WEBHOOK, expected_crds};
 use super::pre::pre_access_requests;
 use super::state::{
     AccessRequest, AccessReview, ApiVersion, ClusterState, ControlPlaneState, DataPlaneState,
-    DeploymentState, Fetched, PodState, PreState, ProxyState,
+    DeploymentState, EndpointCounts, Fetched, PodState, PreState, ProxyState, WebhookService,
+    WebhookState,
 };
 
 /// How long connecting to the API server may take.
@@ -38,6 +42,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const PAGE: u32 = 500;
 /// The Pod Security Admission label.
 const POD_SECURITY_ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+/// The label tying an EndpointSlice to its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The port the API server calls a webhook's Service on when none is given.
+const DEFAULT_WEBHOOK_PORT: i32 = 443;
+/// The controller's flag naming the proxy version its injector injects.
+const PROXY_VERSION_FLAG: &str = "--proxy-version";
 
 /// Which cluster, and what to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,7 +324,9 @@ impl Reader {
             pods,
             trust_anchors_configmap,
             issuer_secret,
-            proxy_injector_exists,
+            proxy_injector,
+            injector_service,
+            injector_endpoints,
         ) = tokio::join!(
             Self::exists(self.cluster::<Namespace>(), "Namespace", &self.namespace),
             Self::exists(
@@ -337,11 +349,9 @@ impl Reader {
             list_pods(self.namespaced::<Pod>(), &pods_scope),
             self.trust_anchors_configmap(),
             self.issuer_secret(),
-            Self::exists(
-                self.cluster::<MutatingWebhookConfiguration>(),
-                "MutatingWebhookConfiguration",
-                PROXY_INJECTOR_WEBHOOK
-            ),
+            self.proxy_injector(),
+            self.injector_service(),
+            self.injector_endpoints(),
         );
         ControlPlaneState {
             namespace_exists,
@@ -354,8 +364,95 @@ impl Reader {
             pods,
             trust_anchors_configmap,
             issuer_secret,
-            proxy_injector_exists,
+            proxy_injector,
+            injector_service,
+            injector_endpoints,
         }
+    }
+
+    async fn proxy_injector(&self) -> Fetched<Option<Vec<WebhookState>>> {
+        let configuration = self
+            .cluster::<MutatingWebhookConfiguration>()
+            .get_opt(PROXY_INJECTOR_WEBHOOK)
+            .await
+            .map_err(|error| {
+                format!(
+                    "cannot read MutatingWebhookConfiguration {PROXY_INJECTOR_WEBHOOK}: {}",
+                    explain(&error)
+                )
+            })?;
+        Ok(configuration.map(|configuration| {
+            configuration
+                .webhooks
+                .unwrap_or_default()
+                .into_iter()
+                .map(|webhook| WebhookState {
+                    name: webhook.name,
+                    ca_bundle: webhook
+                        .client_config
+                        .ca_bundle
+                        .map(|bundle| bundle.0)
+                        .unwrap_or_default(),
+                    service: webhook.client_config.service.map(|service| WebhookService {
+                        namespace: service.namespace,
+                        name: service.name,
+                        path: service.path,
+                        port: service.port.unwrap_or(DEFAULT_WEBHOOK_PORT),
+                    }),
+                })
+                .collect()
+        }))
+    }
+
+    async fn injector_service(&self) -> Fetched<Option<Vec<i32>>> {
+        let service = self
+            .namespaced::<Service>()
+            .get_opt(INJECTOR_SERVICE)
+            .await
+            .map_err(|error| {
+                format!(
+                    "cannot read Service {INJECTOR_SERVICE}: {}",
+                    explain(&error)
+                )
+            })?;
+        Ok(service.map(|service| {
+            service
+                .spec
+                .and_then(|spec| spec.ports)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|port| port.port)
+                .collect()
+        }))
+    }
+
+    async fn injector_endpoints(&self) -> Fetched<EndpointCounts> {
+        let params =
+            ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={INJECTOR_SERVICE}"));
+        let slices = self
+            .namespaced::<EndpointSlice>()
+            .list(&params)
+            .await
+            .map_err(|error| {
+                format!(
+                    "cannot list EndpointSlices of Service {INJECTOR_SERVICE}: {}",
+                    explain(&error)
+                )
+            })?;
+        let mut counts = EndpointCounts::default();
+        for endpoint in slices.items.iter().flat_map(|slice| &slice.endpoints) {
+            counts.total += 1;
+            // An unset `ready` means ready (the API's documented default).
+            let ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|conditions| conditions.ready)
+                .unwrap_or(true);
+            if ready {
+                counts.ready += 1;
+            }
+        }
+        Ok(counts)
     }
 
     async fn crd_names(&self) -> Fetched<Vec<String>> {
@@ -395,6 +492,7 @@ impl Reader {
                 .as_ref()
                 .and_then(|status| status.available_replicas)
                 .unwrap_or(0),
+            proxy_version: control_plane_proxy_version(&deployment),
         }))
     }
 
@@ -524,6 +622,7 @@ pub fn pod_state(pod: &Pod) -> PodState {
         ProxyState {
             ready: container_ready,
             trust_anchors,
+            injected_version: annotated.clone(),
             version: annotated.or(tagged),
         }
     });
@@ -542,6 +641,31 @@ pub fn pod_state(pod: &Pod) -> PodState {
         unschedulable,
         proxy,
     }
+}
+
+/// The proxy version the controller's injector injects: the value of its
+/// `--proxy-version` argument (`--proxy-version V` or `--proxy-version=V`),
+/// else the tag of its image (the controller's default is its own version).
+pub fn control_plane_proxy_version(deployment: &Deployment) -> Option<String> {
+    let containers = &deployment.spec.as_ref()?.template.spec.as_ref()?.containers;
+    let flagged = containers.iter().find_map(|container| {
+        let args = container.args.as_deref().unwrap_or_default();
+        args.iter().enumerate().find_map(|(index, arg)| {
+            if arg == PROXY_VERSION_FLAG {
+                args.get(index + 1).cloned()
+            } else {
+                arg.strip_prefix(PROXY_VERSION_FLAG)
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(str::to_string)
+            }
+        })
+    });
+    flagged.or_else(|| {
+        containers
+            .first()
+            .and_then(|container| container.image.as_deref())
+            .and_then(image_tag)
+    })
 }
 
 /// `registry:5000/weft/proxy:0.1.0@sha256:…` → `0.1.0`; no tag → `None`.

@@ -1,7 +1,7 @@
 //! The decisions about the API server and an installation: the client
 //! and `/version` (kubernetes-api, kubernetes-version), the namespace, RBAC
 //! and CRDs (weft-config), the controller's Deployment and pods
-//! (weft-existence), the proxy injector's webhook (weft-webhooks).
+//! (weft-existence). The proxy injector's are in `webhooks.rs`.
 
 use std::collections::BTreeSet;
 
@@ -118,22 +118,6 @@ pub fn service_accounts_exist(state: &ClusterState) -> Verdict {
     control_plane(state, |control| {
         exists(&control.service_account_exists, || {
             format!("missing ServiceAccounts: {CONTROLLER_NAME}")
-        })
-    })
-}
-
-/// MutatingWebhookConfiguration `weft-proxy-injector` exists (a warning:
-/// pods can still be meshed by hand).
-pub fn proxy_injector_exists(state: &ClusterState) -> Verdict {
-    control_plane(state, |control| {
-        fail_on(&control.proxy_injector_exists, |found| {
-            if *found {
-                Verdict::Pass
-            } else {
-                Verdict::Warn(format!(
-                    "MutatingWebhookConfiguration {PROXY_INJECTOR_WEBHOOK} not found: pods are not meshed automatically (add the weft-proxy container yourself)"
-                ))
-            }
         })
     })
 }

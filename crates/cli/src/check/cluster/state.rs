@@ -86,13 +86,50 @@ impl PreState {
     }
 }
 
-/// A Deployment's replica counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The controller's Deployment: replica counts, and the proxy version its
+/// injector injects.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeploymentState {
     /// `spec.replicas` (1 when unset).
     pub desired: i32,
     /// `status.availableReplicas` (0 when unset).
     pub available: i32,
+    /// The control plane's proxy version: the controller's `--proxy-version`
+    /// argument, else its image's tag (the controller's default).
+    pub proxy_version: Option<String>,
+}
+
+/// One webhook of the proxy injector's MutatingWebhookConfiguration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WebhookState {
+    /// Its name (`weft-proxy-injector.weft.io`).
+    pub name: String,
+    /// `clientConfig.caBundle`, decoded (PEM; empty when unset).
+    pub ca_bundle: Vec<u8>,
+    /// `clientConfig.service`; `None` when the webhook calls a URL.
+    pub service: Option<WebhookService>,
+}
+
+/// The Service a webhook calls.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WebhookService {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The path (`/inject`), if set.
+    pub path: Option<String>,
+    /// The port (443 when unset, as the API server defaults it).
+    pub port: i32,
+}
+
+/// The ready and all endpoints of a Service's EndpointSlices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EndpointCounts {
+    /// Endpoints whose `conditions.ready` is not `false`.
+    pub ready: usize,
+    /// Every endpoint.
+    pub total: usize,
 }
 
 /// A pod, reduced.
@@ -137,6 +174,9 @@ pub struct ProxyState {
     pub trust_anchors: Option<String>,
     /// Its version: annotation `weft.io/proxy-version`, else the image's tag.
     pub version: Option<String>,
+    /// Annotation `weft.io/proxy-version` alone: the version the injector
+    /// injected (`None` for a proxy added by hand without it).
+    pub injected_version: Option<String>,
 }
 
 /// What the default checks read: the installation in the control plane's namespace.
@@ -162,8 +202,12 @@ pub struct ControlPlaneState {
     pub trust_anchors_configmap: Fetched<Option<BTreeMap<String, String>>>,
     /// Secret `weft-identity-issuer`'s `data` (decoded), if it exists.
     pub issuer_secret: Fetched<Option<BTreeMap<String, Vec<u8>>>>,
-    /// MutatingWebhookConfiguration `weft-proxy-injector` exists.
-    pub proxy_injector_exists: Fetched<bool>,
+    /// MutatingWebhookConfiguration `weft-proxy-injector`'s webhooks, if it exists.
+    pub proxy_injector: Fetched<Option<Vec<WebhookState>>>,
+    /// Service `weft-proxy-injector`'s ports, if it exists.
+    pub injector_service: Fetched<Option<Vec<i32>>>,
+    /// The endpoints of that Service's EndpointSlices.
+    pub injector_endpoints: Fetched<EndpointCounts>,
 }
 
 /// What `--proxy` reads.

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use weft_core::cluster::{
-    CONTROLLER_COMPONENT, ISSUER_SECRET, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY,
+    CONTROLLER_COMPONENT, INJECTOR_PATH, INJECTOR_SERVICE, ISSUER_SECRET, TRUST_ANCHORS_CONFIGMAP,
+    TRUST_ANCHORS_KEY,
 };
 
-use super::gather::{image_tag, pod_state};
+use super::gather::{control_plane_proxy_version, image_tag, pod_state};
 use super::pre::pre_access_requests;
 use super::verdict::some_of;
 use super::*;
@@ -89,8 +90,32 @@ fn meshed_pod(name: &str, anchors: &str) -> PodState {
             ready: true,
             trust_anchors: Some(anchors.into()),
             version: Some(env!("CARGO_PKG_VERSION").into()),
+            injected_version: Some(env!("CARGO_PKG_VERSION").into()),
         }),
     }
+}
+
+/// The injector's webhook as `weft install` writes it, trusting `anchors`.
+fn injector_webhook(anchors: &str) -> Fetched<Option<Vec<WebhookState>>> {
+    Ok(Some(vec![WebhookState {
+        name: "weft-proxy-injector.weft.io".into(),
+        ca_bundle: anchors.as_bytes().to_vec(),
+        service: Some(WebhookService {
+            namespace: "weft".into(),
+            name: INJECTOR_SERVICE.into(),
+            path: Some(INJECTOR_PATH.into()),
+            port: 443,
+        }),
+    }]))
+}
+
+fn webhooks(state: &mut ClusterState) -> &mut Vec<WebhookState> {
+    control(state)
+        .proxy_injector
+        .as_mut()
+        .unwrap()
+        .as_mut()
+        .unwrap()
 }
 
 /// A healthy installation with a meshed pod, and its anchor.
@@ -117,11 +142,14 @@ fn healthy() -> (ClusterState, Authority) {
             controller_deployment: Ok(Some(DeploymentState {
                 desired: 1,
                 available: 1,
+                proxy_version: Some(env!("CARGO_PKG_VERSION").into()),
             })),
             pods: Ok(vec![controller_pod("weft-controller-1")]),
             trust_anchors_configmap: configmap(&anchor.pem),
             issuer_secret: secret(&issuer.pem),
-            proxy_injector_exists: Ok(true),
+            proxy_injector: injector_webhook(&anchor.pem),
+            injector_service: Ok(Some(vec![443])),
+            injector_endpoints: Ok(EndpointCounts { ready: 1, total: 1 }),
         }),
         data_plane: Some(DataPlaneState {
             namespace: None,
@@ -195,7 +223,7 @@ fn a_healthy_installation_passes_in_every_mode() {
         ]
     );
     assert_eq!(problems(&state, Mode::Proxy), []);
-    assert_eq!(categories.iter().map(|c| c.checks.len()).sum::<usize>(), 24);
+    assert_eq!(categories.iter().map(|c| c.checks.len()).sum::<usize>(), 29);
     let control_plane = evaluate(&state, Mode::ControlPlane);
     assert_eq!(names(&control_plane).last(), Some(&"weft-webhooks"));
     assert!(passed(&control_plane));
@@ -304,6 +332,7 @@ fn each_problem_is_found() {
                 control(state).controller_deployment = Ok(Some(DeploymentState {
                     desired: 3,
                     available: 2,
+                    proxy_version: Some(env!("CARGO_PKG_VERSION").into()),
                 }))
             },
             "weft-existence",
@@ -350,8 +379,9 @@ fn each_problem_is_found() {
             |state, _| {
                 let anchor = p256("root", (NOW - DAY, NOW + 10 * DAY), None);
                 let issuer = p256("issuer", YEAR, Some(&anchor));
-                // The proxies hold the new anchor too.
+                // The proxies and the webhook hold the new anchor too.
                 data(state).pods = Ok(vec![meshed_pod("web-1", &anchor.pem)]);
+                control(state).proxy_injector = injector_webhook(&anchor.pem);
                 control(state).trust_anchors_configmap = configmap(&anchor.pem);
                 control(state).issuer_secret = secret(&issuer.pem);
             },
@@ -419,11 +449,128 @@ fn each_problem_is_found() {
         ),
         (
             "no webhook",
-            |state, _| control(state).proxy_injector_exists = Ok(false),
+            |state, _| control(state).proxy_injector = Ok(None),
             "weft-webhooks",
             "proxy-injector webhook exists",
-            Outcome::Warning,
-            "MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)",
+            Outcome::Error,
+            "MutatingWebhookConfiguration weft-proxy-injector not found: new pods are not meshed",
+        ),
+        (
+            "a webhook configuration without webhooks",
+            |state, _| webhooks(state).clear(),
+            "weft-webhooks",
+            "proxy-injector webhook exists",
+            Outcome::Error,
+            "MutatingWebhookConfiguration weft-proxy-injector has no webhooks: new pods are not meshed",
+        ),
+        (
+            "webhook unreadable",
+            |state, _| {
+                control(state).proxy_injector = Err(
+                    "cannot read MutatingWebhookConfiguration weft-proxy-injector: forbidden"
+                        .into(),
+                )
+            },
+            "weft-webhooks",
+            "proxy-injector webhook exists",
+            Outcome::Error,
+            "cannot read MutatingWebhookConfiguration weft-proxy-injector: forbidden",
+        ),
+        (
+            "caBundle with another anchor",
+            |state, _| {
+                let other = p256("other-root", YEAR, None);
+                webhooks(state)[0].ca_bundle = other.pem.into_bytes();
+            },
+            "weft-webhooks",
+            "proxy-injector webhook trusts the identity trust anchors",
+            Outcome::Error,
+            "webhook weft-proxy-injector.weft.io's caBundle lacks the trust anchors of ConfigMap weft-identity-trust-roots (CN=root.weft.cluster.local): the API server cannot verify the injector's certificate, and new pods start unmeshed",
+        ),
+        (
+            "caBundle with the anchor and another: fine, but the Service lacks endpoints",
+            |state, anchor| {
+                let other = p256("other-root", YEAR, None);
+                webhooks(state)[0].ca_bundle = format!("{}{}", other.pem, anchor.pem).into_bytes();
+                control(state).injector_endpoints = Ok(EndpointCounts::default());
+            },
+            "weft-webhooks",
+            "proxy-injector Service has ready endpoints",
+            Outcome::Error,
+            "Service weft-proxy-injector has no endpoints: no controller pod serves the injector, and new pods start unmeshed",
+        ),
+        (
+            "no caBundle",
+            |state, _| webhooks(state)[0].ca_bundle = Vec::new(),
+            "weft-webhooks",
+            "proxy-injector webhook trusts the identity trust anchors",
+            Outcome::Error,
+            "webhook weft-proxy-injector.weft.io has no caBundle",
+        ),
+        (
+            "caBundle not PEM",
+            |state, _| webhooks(state)[0].ca_bundle = b"anchors".to_vec(),
+            "weft-webhooks",
+            "proxy-injector webhook trusts the identity trust anchors",
+            Outcome::Error,
+            "webhook weft-proxy-injector.weft.io's caBundle: no PEM CERTIFICATE block",
+        ),
+        (
+            "no injector Service (its endpoints and the webhook's target not judged)",
+            |state, _| {
+                control(state).injector_service = Ok(None);
+                control(state).injector_endpoints = Ok(EndpointCounts::default());
+            },
+            "weft-webhooks",
+            "proxy-injector Service exists",
+            Outcome::Error,
+            "Service weft-proxy-injector not found in namespace weft: the API server cannot reach the injector, and new pods start unmeshed",
+        ),
+        (
+            "webhook calling another path",
+            |state, _| webhooks(state)[0].service.as_mut().unwrap().path = Some("/mutate".into()),
+            "weft-webhooks",
+            "proxy-injector webhook calls the proxy-injector Service",
+            Outcome::Error,
+            "webhook weft-proxy-injector.weft.io calls weft/weft-proxy-injector:443/mutate, not weft/weft-proxy-injector:443/inject",
+        ),
+        (
+            "webhook calling a port the Service lacks",
+            |state, _| webhooks(state)[0].service.as_mut().unwrap().port = 8443,
+            "weft-webhooks",
+            "proxy-injector webhook calls the proxy-injector Service",
+            Outcome::Error,
+            "webhook weft-proxy-injector.weft.io calls weft/weft-proxy-injector:8443/inject, not weft/weft-proxy-injector:443/inject",
+        ),
+        (
+            "webhook calling a URL",
+            |state, _| webhooks(state)[0].service = None,
+            "weft-webhooks",
+            "proxy-injector webhook calls the proxy-injector Service",
+            Outcome::Error,
+            "webhook weft-proxy-injector.weft.io calls a URL, not Service weft/weft-proxy-injector",
+        ),
+        (
+            "injector endpoints not ready",
+            |state, _| {
+                control(state).injector_endpoints = Ok(EndpointCounts { ready: 0, total: 2 })
+            },
+            "weft-webhooks",
+            "proxy-injector Service has ready endpoints",
+            Outcome::Error,
+            "none of the 2 endpoints of Service weft-proxy-injector is ready: new pods start unmeshed",
+        ),
+        (
+            "injector endpoints unreadable",
+            |state, _| {
+                control(state).injector_endpoints = Err(
+                    "cannot list EndpointSlices of Service weft-proxy-injector: forbidden".into(),
+                )
+            },
+            "weft-webhooks",
+            "proxy-injector Service has ready endpoints",
+            Outcome::Error,
+            "cannot list EndpointSlices of Service weft-proxy-injector: forbidden",
         ),
         (
             "data plane namespace missing",
@@ -463,12 +610,12 @@ fn each_problem_is_found() {
                 evicted.ready = false;
                 control(state).pods.as_mut().unwrap().push(evicted);
                 // The one problem left, to keep the table's shape.
-                control(state).proxy_injector_exists = Ok(false);
+                control(state).proxy_injector = Ok(None);
             },
             "weft-webhooks",
             "proxy-injector webhook exists",
-            Outcome::Warning,
-            "MutatingWebhookConfiguration weft-proxy-injector not found: pods are not meshed automatically (add the weft-proxy container yourself)",
+            Outcome::Error,
+            "MutatingWebhookConfiguration weft-proxy-injector not found: new pods are not meshed",
         ),
         (
             "no meshed pods",
@@ -477,6 +624,41 @@ fn each_problem_is_found() {
             "data plane proxies are ready",
             Outcome::Warning,
             "no meshed pods (with a weft-proxy container) found",
+        ),
+        (
+            "injected before the control plane's upgrade",
+            |state, _| {
+                control(state).controller_deployment = Ok(Some(DeploymentState {
+                    desired: 1,
+                    available: 1,
+                    proxy_version: Some("v0.2.0".into()),
+                }))
+            },
+            "weft-data-plane",
+            "data plane and control plane versions match",
+            Outcome::Warning,
+            "proxies not running the control plane's version v0.2.0: demo/web-1 (0.1.0)",
+        ),
+        (
+            "a proxy added by hand (no annotation) is not compared with the control plane",
+            |state, _| {
+                data(state).pods.as_mut().unwrap()[0]
+                    .proxy
+                    .as_mut()
+                    .unwrap()
+                    .injected_version = None;
+                control(state).controller_deployment = Ok(Some(DeploymentState {
+                    desired: 1,
+                    available: 1,
+                    proxy_version: Some("0.2.0".into()),
+                }));
+                // The one problem left, to keep the table's shape.
+                control(state).injector_endpoints = Ok(EndpointCounts { ready: 0, total: 1 });
+            },
+            "weft-webhooks",
+            "proxy-injector Service has ready endpoints",
+            Outcome::Error,
+            "none of the 1 endpoints of Service weft-proxy-injector is ready: new pods start unmeshed",
         ),
         (
             "old proxy",
@@ -751,7 +933,7 @@ fn pre_problems() {
 #[test]
 fn rendering_in_linkerd_form() {
     let (mut state, _) = healthy();
-    control(&mut state).proxy_injector_exists = Ok(false);
+    control(&mut state).proxy_injector = Ok(None);
     control(&mut state).pods.as_mut().unwrap()[0].ready = false;
     let categories = evaluate(&state, Mode::ControlPlane);
     let text = crate::check::render(&categories, false);
@@ -769,7 +951,7 @@ fn rendering_in_linkerd_form() {
         "{text}"
     );
     assert!(
-        text.contains("weft-webhooks\n-------------\n‼ proxy-injector webhook exists\n"),
+        text.contains("weft-webhooks\n-------------\n× proxy-injector webhook exists\n"),
         "{text}"
     );
     assert!(text.ends_with("\nStatus check results are ×\n"), "{text}");
@@ -777,7 +959,7 @@ fn rendering_in_linkerd_form() {
     assert_eq!(json["success"], false);
     assert_eq!(json["categories"][0]["categoryName"], "kubernetes-api");
     let webhooks = &json["categories"][5]["checks"][0];
-    assert_eq!(webhooks["result"], "warning");
+    assert_eq!(webhooks["result"], "error");
     assert_eq!(
         webhooks["hint"],
         "https://weft.dev/checks/#weft-webhooks-proxy-injector"
@@ -843,6 +1025,7 @@ fn pods_are_reduced() {
                 ready: true,
                 trust_anchors: Some("PEM".into()),
                 version: Some("v0.1.0".into()),
+                injected_version: Some("v0.1.0".into()),
             }),
         }
     );
@@ -857,6 +1040,47 @@ fn image_tags() {
         ("proxy", None),
     ] {
         assert_eq!(image_tag(image).as_deref(), tag, "{image}");
+    }
+}
+
+#[test]
+fn the_control_planes_proxy_version() {
+    let deployment = |image: &str, args: &[&str]| -> k8s_openapi::api::apps::v1::Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "weft-controller"},
+            "spec": {
+                "selector": {},
+                "template": {"spec": {"containers": [
+                    {"name": "controller", "image": image, "args": args}
+                ]}}
+            }
+        }))
+        .unwrap()
+    };
+    let cases = [
+        (
+            "ghcr.io/weft-mesh/weft-controller:0.1.0",
+            &["--proxy-version", "v0.3.0"][..],
+            Some("v0.3.0"),
+        ),
+        (
+            "ghcr.io/weft-mesh/weft-controller:0.1.0",
+            &["--proxy-version=0.4.0"][..],
+            Some("0.4.0"),
+        ),
+        (
+            "ghcr.io/weft-mesh/weft-controller:0.1.0",
+            &["--kubernetes"][..],
+            Some("0.1.0"),
+        ),
+        ("weft-controller", &[][..], None),
+    ];
+    for (image, args, expected) in cases {
+        assert_eq!(
+            control_plane_proxy_version(&deployment(image, args)).as_deref(),
+            expected,
+            "{image} {args:?}"
+        );
     }
 }
 

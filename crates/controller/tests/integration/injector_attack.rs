@@ -1,6 +1,8 @@
 //! Abuse of the proxy injector's listener (`--injector-addr`) on the real
 //! `weft-controller` binary: anyone who reaches the port may talk to it (the
-//! API server presents no client certificate), so each bound is held here.
+//! API server presents no client certificate), so each bound is held here;
+//! and its certificate: both Service names, [leaf, issuer], TLS 1.2 and 1.3,
+//! `http/1.1` and `h2`, issued again when the issuer is rotated.
 //!
 //! ```text
 //! test ──plaintext / TLS (anchors as the only CA, SNI weft-proxy-injector.weft.svc)──► injector
@@ -362,4 +364,101 @@ fn injector_addr_without_identity_stops_start_up_naming_the_flag() {
         stderr.contains("--injector-addr needs identity"),
         "{stderr}"
     );
+}
+
+/// The certificate chain a client offering `versions` and `alpn` gets for
+/// `name`, verified against the anchors, and the negotiated protocol.
+fn presented(
+    controller: &ControllerProcess,
+    injector: SocketAddr,
+    name: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[u8],
+) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(controller.trust_anchors_pem().as_bytes()) {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let mut connection = rustls::ClientConnection::new(
+        Arc::new(config),
+        ServerName::try_from(name.to_string()).unwrap(),
+    )
+    .unwrap();
+    let mut socket = TcpStream::connect(injector).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    while connection.is_handshaking() {
+        connection
+            .complete_io(&mut socket)
+            .expect("TLS handshake with the injector");
+    }
+    let chain = connection
+        .peer_certificates()
+        .unwrap()
+        .iter()
+        .map(|certificate| certificate.to_vec())
+        .collect();
+    (chain, connection.alpn_protocol().map(<[u8]>::to_vec))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injector_certificate_names_the_service_and_follows_the_issuer() {
+    let (controller, injector) = controller();
+    let qualified = "weft-proxy-injector.weft.svc.cluster.local";
+    // TLS 1.2 and 1.3; HTTP/1.1 and HTTP/2; both names; [leaf, issuer].
+    let (chain, protocol) = presented(
+        &controller,
+        injector,
+        SERVER_NAME,
+        &[&rustls::version::TLS12],
+        b"http/1.1",
+    );
+    assert_eq!(protocol.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(chain.len(), 2, "leaf and issuer");
+    let (_, protocol) = presented(
+        &controller,
+        injector,
+        qualified,
+        &[&rustls::version::TLS13],
+        b"h2",
+    );
+    assert_eq!(protocol.as_deref(), Some(&b"h2"[..]));
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    let names: Vec<String> = leaf
+        .subject_alternative_name()
+        .unwrap()
+        .expect("SANs")
+        .value
+        .general_names
+        .iter()
+        .map(|name| name.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("DNSName({SERVER_NAME})"),
+            format!("DNSName({qualified})")
+        ]
+    );
+    let issuer_before = chain[1].clone();
+
+    // A new issuer: the injector's certificate is issued again at once.
+    controller.rotate_issuer();
+    eventually("the injector presents the new issuer", || {
+        let (chain, _) = presented(
+            &controller,
+            injector,
+            SERVER_NAME,
+            &[&rustls::version::TLS13],
+            b"http/1.1",
+        );
+        chain[1] != issuer_before
+    })
+    .await;
 }

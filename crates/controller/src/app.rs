@@ -12,7 +12,7 @@
 //!    tokens with TokenReview (--kubernetes: start-up asks whether the
 //!    controller may create TokenReviews), issue the controller its own
 //!    certificate (any failure: exit 64)
-//! 2c. the proxy injector (--injector-addr, which needs identity: exit 64
+//! 2b. the proxy injector (--injector-addr, which needs identity: exit 64
 //!    without it): the injection configuration from the flags, its
 //!    certificate for `weft-proxy-injector.<cns>.svc[.<cluster domain>]`
 //!    and the trust anchors from the issuer
@@ -333,7 +333,7 @@ impl App {
             None => None,
         };
 
-        // 2c. The proxy injector: its certificate and the anchors it
+        // 2b. The proxy injector: its certificate and the anchors it
         //     injects come from the issuer, so it needs identity.
         let injector = match (args.injector.injector_addr.0, &identity) {
             (None, _) => None,
@@ -365,7 +365,7 @@ impl App {
             }
         };
 
-        // 2b. The API token tap requires: read, or created (0600).
+        // 2c. The API token tap requires: read, or created (0600).
         let api_token = match &args.access.api_token_file {
             Some(path) => {
                 let file = path.clone();

@@ -12,13 +12,19 @@
 //!    tokens with TokenReview (--kubernetes: start-up asks whether the
 //!    controller may create TokenReviews), issue the controller its own
 //!    certificate (any failure: exit 64)
-//! 3. bind --destination-addr, --policy-addr (when set), --identity-addr, --admin-addr, --web-addr (a
+//! 2b. the proxy injector (--injector-addr, which needs identity: exit 64
+//!    without it): the injection configuration from the flags, its
+//!    certificate for `weft-proxy-injector.<cns>.svc[.<cluster domain>]`
+//!    and the trust anchors from the issuer
+//! 3. bind --destination-addr, --policy-addr (when set), --identity-addr, --admin-addr, --web-addr,
+//!    --injector-addr (when set) (a
 //!    taken port stops start-up, naming the flag); with identity both gRPC
 //!    ports take TLS (the controller's certificate) and plaintext
 //! 4. register metrics in one registry
 //! 5. start the watchers (mesh file, issuer files or Secret), the token writer, the
 //!    controller certificate's renewal, the Destination and Identity
-//!    servers, the admin server, the web server (HTTP API + merged routes)
+//!    servers, the admin server, the web server (HTTP API + merged routes),
+//!    the injector and its certificate's renewal
 //! 6. mark ready; on SIGTERM/SIGINT stop everything and drain
 //! ```
 //!
@@ -60,6 +66,12 @@ use crate::identity::token_files::{
 };
 use crate::identity::token_review::{ReviewAccessDenied, TokenReviewValidator, check_access};
 use crate::incoming::{GrpcListener, IncomingMetrics, PlaintextPolicy, Server};
+use crate::injector::server::{InjectorListener, InjectorState};
+use crate::injector::serving::{
+    InjectorCertificate, InjectorTlsError, SharedInjectionConfig, injector_names,
+};
+use crate::injector::{InjectorMetrics, injection_config};
+use crate::kubernetes::namespaces::NamespaceAnnotations;
 use crate::kubernetes::{ConnectError, KubernetesSource};
 use crate::mesh_file::{MeshFileError, MeshFileLimits, MeshFileSource};
 use crate::metrics_api::prometheus::PrometheusClient;
@@ -112,6 +124,15 @@ pub enum AppError {
     /// The controller could not certify itself.
     #[error("cannot start the identity service: {0}")]
     Serving(#[from] ServingError),
+    /// `--injector-addr` without identity: its certificate comes from the issuer.
+    #[error(
+        "cannot start: --injector-addr needs identity (--identity-issuer-secret or \
+         --identity-issuer-dir): the injector's certificate comes from the issuer"
+    )]
+    InjectorNeedsIdentity,
+    /// The injector could not get its certificate.
+    #[error("cannot start the proxy injector: {0}")]
+    InjectorTls(#[from] InjectorTlsError),
     /// A listener could not be bound (port taken, bad address).
     #[error("cannot bind {flag} {address}: {source}")]
     Bind {
@@ -137,6 +158,9 @@ pub enum AppError {
     /// The web server failed.
     #[error("web server failed: {0}")]
     Web(std::io::Error),
+    /// The injector's listener failed.
+    #[error("proxy injector failed: {0}")]
+    Injector(std::io::Error),
     /// A start-up step on the blocking pool panicked or was cancelled.
     #[error("cannot start: {0}")]
     StartUp(String),
@@ -155,13 +179,16 @@ impl AppError {
             | AppError::TokenKey(_)
             | AppError::TokenDir(_)
             | AppError::ApiToken(_)
-            | AppError::Serving(_) => EXIT_BAD_MESH_FILE,
+            | AppError::Serving(_)
+            | AppError::InjectorNeedsIdentity
+            | AppError::InjectorTls(_) => EXIT_BAD_MESH_FILE,
             AppError::Bind { .. }
             | AppError::Destination(_)
             | AppError::Identity(_)
             | AppError::Policy(_)
             | AppError::Admin(_)
             | AppError::Web(_)
+            | AppError::Injector(_)
             | AppError::StartUp(_) => 1,
         }
     }
@@ -228,6 +255,8 @@ pub struct App {
     allowed_hosts: Arc<AllowedHosts>,
     /// The scraper, unless Prometheus answers.
     scraper: Option<Scraper>,
+    /// The proxy injector (`--injector-addr`) and its certificate.
+    injector: Option<(InjectorListener, InjectorCertificate)>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -253,10 +282,14 @@ impl App {
         } else {
             None
         };
+        // The namespaces' annotations the injector reads: the Kubernetes
+        // source's Namespaces; none in a mesh file.
+        let mut namespaces = NamespaceAnnotations::default();
         let (source, mesh_file, mesh_file_status, kubernetes_status) =
             if let Some(client) = &kube_client {
                 let source = KubernetesSource::new(client.clone(), catalog.clone(), &mut registry);
                 let status = source.status_handle();
+                namespaces = source.namespace_handle();
                 (
                     CatalogSource::Kubernetes(source),
                     std::path::PathBuf::new(),
@@ -300,7 +333,39 @@ impl App {
             None => None,
         };
 
-        // 2b. The API token tap requires: read, or created (0600).
+        // 2b. The proxy injector: its certificate and the anchors it
+        //     injects come from the issuer, so it needs identity.
+        let injector = match (args.injector.injector_addr.0, &identity) {
+            (None, _) => None,
+            (Some(_), None) => return Err(AppError::InjectorNeedsIdentity),
+            (Some(address), Some(stage)) => {
+                let config = SharedInjectionConfig::new(injection_config(args));
+                let names = injector_names(
+                    &args.identity.identity_control_namespace,
+                    &args.injector.cluster_domain,
+                );
+                let policy = args
+                    .identity
+                    .config(args.kubernetes.kubernetes)
+                    .map(|config| config.policy)
+                    .unwrap_or_default();
+                let certificate = InjectorCertificate::issue_first(
+                    &stage.issuer.authority(),
+                    names,
+                    policy,
+                    config.clone(),
+                    &mut registry,
+                )?;
+                let state = Arc::new(InjectorState {
+                    config,
+                    namespaces,
+                    metrics: InjectorMetrics::new(&mut registry),
+                });
+                Some((address, certificate, state))
+            }
+        };
+
+        // 2c. The API token tap requires: read, or created (0600).
         let api_token = match &args.access.api_token_file {
             Some(path) => {
                 let file = path.clone();
@@ -355,6 +420,17 @@ impl App {
         };
         let admin_listener = bind("--admin-addr", args.admin_addr).await?;
         let web_listener = bind("--web-addr", args.web.web_addr).await?;
+        let injector = match injector {
+            Some((address, certificate, state)) => {
+                let listener = InjectorListener {
+                    listener: bind("--injector-addr", address).await?,
+                    tls: certificate.tls(),
+                    state,
+                };
+                Some((listener, certificate))
+            }
+            None => None,
+        };
 
         // 4. The remaining metrics, in the same registry.
         let destination_metrics = DestinationMetrics::new(&mut registry);
@@ -474,8 +550,16 @@ impl App {
             web_extra,
             allowed_hosts,
             scraper,
+            injector,
             shutdown,
         })
+    }
+
+    /// The bound proxy injector address, when `--injector-addr` is set.
+    pub fn injector_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.injector
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
     }
 
     /// The bound Identity address, when identity is enabled.
@@ -516,6 +600,7 @@ impl App {
             web_extra,
             allowed_hosts,
             scraper,
+            injector,
             shutdown,
         } = self;
         let stopped = |mut receiver: watch::Receiver<bool>| async move {
@@ -569,6 +654,11 @@ impl App {
             stopped(shutdown.subscribe()),
         ));
 
+        let mut injector_server = injector.map(|(listener, certificate)| {
+            background.push(tokio::spawn(certificate.run(stopped(shutdown.subscribe()))));
+            tokio::spawn(listener.serve(stopped(shutdown.subscribe())))
+        });
+
         // 6. Ready: the first good load is serving. Then wait for a stop or a failure.
         admin.set_ready(true);
         tracing::info!("weft-controller ready");
@@ -589,6 +679,12 @@ impl App {
             } => Some(flatten(result, |error| error.into())),
             result = &mut admin_server => Some(flatten(result, AppError::Admin)),
             result = &mut web_server => Some(flatten(result, AppError::Web)),
+            result = async {
+                match injector_server.as_mut() {
+                    Some(server) => server.await,
+                    None => std::future::pending().await,
+                }
+            } => Some(flatten(result, AppError::Injector)),
         };
         admin.set_ready(false);
         let _ = shutdown.send(true);
@@ -614,6 +710,11 @@ impl App {
             }
             if !web_server.is_finished() {
                 let _ = web_server.await;
+            }
+            if let Some(server) = injector_server
+                && !server.is_finished()
+            {
+                let _ = server.await;
             }
         };
         if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {

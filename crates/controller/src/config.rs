@@ -78,6 +78,41 @@ pub struct Args {
     /// Inbound authorization policy: defaults and where it is served.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// The proxy injector (a mutating admission webhook) and what it injects.
+    #[command(flatten)]
+    pub injector: InjectorArgs,
+}
+
+/// The proxy injector's flags: where it listens and what it puts into pods
+/// (the default inbound policy and cluster networks are [`PolicyArgs`]').
+#[derive(Debug, Clone, clap::Args)]
+pub struct InjectorArgs {
+    /// Serve the proxy injector (the `weft-proxy-injector` mutating
+    /// admission webhook, HTTPS on `POST /inject`) on this address, with a
+    /// certificate from the identity issuer (so identity must be on).
+    /// Empty: off.
+    #[arg(long, env = "WEFT_CONTROLLER_INJECTOR_ADDR", default_value = "", value_parser = optional_address)]
+    pub injector_addr: OptionalAddress,
+    /// The proxy image injected, without its tag (it also holds `weft-init`).
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER_PROXY_IMAGE",
+        default_value = "ghcr.io/weft-mesh/weft-proxy",
+        value_parser = image_name
+    )]
+    pub proxy_image: String,
+    /// The proxy image's tag (default: this controller's version); pods may
+    /// override it with `config.weft.io/proxy-version`.
+    #[arg(long, env = "WEFT_CONTROLLER_PROXY_VERSION", default_value = env!("CARGO_PKG_VERSION"), value_parser = image_tag)]
+    pub proxy_version: String,
+    /// `imagePullPolicy` of the injected containers: Always, IfNotPresent
+    /// or Never (default: unset, Kubernetes decides).
+    #[arg(long, env = "WEFT_CONTROLLER_PROXY_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub proxy_image_pull_policy: Option<String>,
+    /// The cluster's DNS domain: the injected proxies reach the control
+    /// plane at `weft-dst.<namespace>.svc.<domain>.` and friends.
+    #[arg(long, env = "WEFT_CONTROLLER_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = dns_name)]
+    pub cluster_domain: String,
 }
 
 /// The Kubernetes source's flags.
@@ -563,6 +598,40 @@ fn optional_address(text: &str) -> Result<OptionalAddress, String> {
         .parse()
         .map(|address| OptionalAddress(Some(address)))
         .map_err(|_| format!("{text:?} is not HOST:PORT (e.g. 0.0.0.0:8090), or empty for off"))
+}
+
+fn image_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && !text.contains('@')
+        && !text
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+        && text
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "./-_:".contains(character));
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(
+            "must be an image name without a tag or digest (e.g. ghcr.io/weft-mesh/weft-proxy)"
+                .into(),
+        )
+    }
+}
+
+fn image_tag(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 128
+        && !text.starts_with(['.', '-'])
+        && text
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character));
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err("must be an image tag (letters, digits, `.`, `_`, `-`; at most 128)".into())
+    }
 }
 
 fn token_lifetime(text: &str) -> Result<Duration, String> {

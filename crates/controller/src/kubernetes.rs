@@ -21,6 +21,7 @@
 //! and counted; it never stops the source.
 
 pub mod index;
+pub mod namespaces;
 pub mod objects;
 pub mod owners;
 pub mod pod;
@@ -138,6 +139,12 @@ impl KubernetesSource {
             metrics: KubernetesMetrics::new(registry),
             rejected_log: std::collections::HashMap::new(),
         }
+    }
+
+    /// The annotated namespaces' annotations (`weft.io/inject`, `config.*`),
+    /// kept current while the source runs: the proxy injector's.
+    pub fn namespace_handle(&self) -> namespaces::NamespaceAnnotations {
+        self.index.namespace_handle()
     }
 
     /// The live status, for `/ready`.
@@ -329,7 +336,7 @@ fn watch_of(client: &kube::Client, resource: Resource) -> Watch {
             |namespace| {
                 Converted::Namespace(
                     namespace.name_any(),
-                    pod::mesh_annotations(namespace.metadata.annotations.as_ref()),
+                    pod::namespace_annotations(namespace.metadata.annotations.as_ref()),
                 )
             },
         ),

@@ -18,6 +18,7 @@
 //! | [`memory`]    | freed memory handed back after a big mesh-file version |
 //! | [`file_watch`] | inotify + poll watching shared by the file sources |
 //! | [`incoming`]  | accepted gRPC connections: TLS or plaintext on one port, `TCP_NODELAY` |
+//! | [`injector`]  | the proxy injector: the admission webhook adding proxies to pods (`--injector-addr`) |
 //! | [`tap`]       | `/api/tap`: the API token, fan-out of Observe to the proxies, NDJSON events |
 //! | [`dashboard`] | the dashboard page and assets at `/`, the Host check |
 //! | [`config`]    | flags and the `identity` subcommands |
@@ -38,6 +39,7 @@ pub mod file_watch;
 pub mod fuzz_entry;
 pub mod identity;
 pub mod incoming;
+pub mod injector;
 pub mod kubernetes;
 pub mod memory;
 pub mod mesh_file;

@@ -21,6 +21,7 @@
 //! - [`websocket`]: WebSocket echo server and client helpers.
 //! - [`http_client`]: one-shot HTTP/1.1 and HTTP/2 requests and `CONNECT` tunnels.
 //! - [`prom`]: a small Prometheus text-format parser.
+//! - [`kubelet`]: a container's environment resolved as the kubelet does.
 //! - [`kube_api`]: a test Kubernetes API server (list, watch, CRUD,
 //!   TokenReview) for the real `kube` client over HTTP.
 //! - [`metrics_target`]: a fake proxy admin endpoint serving a `/metrics`
@@ -36,6 +37,7 @@ pub mod http_client;
 pub mod http_server;
 pub mod inbound_policy_server;
 pub mod kube_api;
+pub mod kubelet;
 pub mod load;
 pub mod metrics_target;
 pub mod outbound_policy_server;

@@ -374,6 +374,53 @@ impl CertificateAuthority {
         })
     }
 
+    /// Signs a TLS server leaf for `key` naming the DNS names `dns_names`
+    /// (no SPIFFE ID; EKU serverAuth only): the proxy injector's
+    /// certificate, which the API server verifies against the trust anchors.
+    pub fn issue_server(
+        &self,
+        key: &impl rcgen::PublicKeyData,
+        dns_names: &[String],
+        validity: LeafValidity,
+    ) -> Result<Leaf, IssueError> {
+        let mut params = CertificateParams::default();
+        let mut subject = DistinguishedName::new();
+        if let Some(first) = dns_names.first() {
+            subject.push(DnType::CommonName, first.as_str());
+        }
+        params.distinguished_name = subject;
+        params.subject_alt_names = dns_names
+            .iter()
+            .map(|name| {
+                name.as_str()
+                    .try_into()
+                    .map(SanType::DnsName)
+                    .map_err(|error: rcgen::Error| IssueError::BadName {
+                        name: name.clone(),
+                        reason: error.to_string(),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        params.serial_number = Some(self.serial()?);
+        let certificate = params
+            .signed_by(key, &self.issuer)
+            .map_err(|error| IssueError::Signing(error.to_string()))?;
+        Ok(Leaf {
+            certificate: certificate.der().to_vec(),
+            intermediates: self.chain_der.clone(),
+            not_after: validity.not_after,
+        })
+    }
+
     /// 128 random bits, positive and without a leading zero byte.
     fn serial(&self) -> Result<SerialNumber, IssueError> {
         let mut bytes = [0u8; 16];

@@ -28,9 +28,11 @@
 //! catalog's copy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use weft_core::object::{MeshObject, ObjectKey};
 
+use super::namespaces::NamespaceAnnotations;
 use super::objects::ConvertError;
 use super::owners::{OwnedKind, Owners};
 use super::pod::{PodError, PodFacts, PodRecord, rebuild};
@@ -120,7 +122,10 @@ pub struct Index {
     /// The objects of resources another may shadow (Workloads, Gateway HTTPRoutes).
     shadowable: HashMap<Resource, BTreeMap<NamespacedName, MeshObject>>,
     pods: BTreeMap<NamespacedName, PodRecord>,
-    namespaces: BTreeMap<String, Annotations>,
+    /// Every namespace's annotations (shared with [`Self::namespace_handle`]'s holders).
+    namespaces: BTreeMap<String, Arc<Annotations>>,
+    /// The annotated namespaces, for the proxy injector.
+    shared_namespaces: NamespaceAnnotations,
     owners: Owners,
     buffers: HashMap<Resource, Vec<Converted>>,
 }
@@ -134,9 +139,23 @@ impl Index {
             shadowable: HashMap::new(),
             pods: BTreeMap::new(),
             namespaces: BTreeMap::new(),
+            shared_namespaces: NamespaceAnnotations::default(),
             owners: Owners::default(),
             buffers: HashMap::new(),
         }
+    }
+
+    /// The annotated namespaces' annotations, kept current by this index
+    /// (the proxy injector reads them).
+    pub fn namespace_handle(&self) -> NamespaceAnnotations {
+        self.shared_namespaces.clone()
+    }
+
+    /// `namespace`'s annotations, when it has been seen.
+    fn namespace_annotations(&self, namespace: &str) -> Option<&Annotations> {
+        self.namespaces
+            .get(namespace)
+            .map(|annotations| &**annotations)
     }
 
     /// How many objects `resource` holds.
@@ -202,7 +221,7 @@ impl Index {
             }),
             Converted::Pod(name, Ok(facts)) => {
                 let record = facts.record();
-                let workload = facts.finish(self.namespaces.get(&name.0), &self.owners);
+                let workload = facts.finish(self.namespace_annotations(&name.0), &self.owners);
                 self.pods.insert(name.clone(), record);
                 self.present(resource, name, MeshObject::from(workload), batch);
             }
@@ -212,7 +231,10 @@ impl Index {
             }),
             Converted::Namespace(namespace, annotations) => {
                 let annotations = annotations.unwrap_or_default();
-                if self.namespaces.get(&namespace) != Some(&annotations) {
+                if self.namespace_annotations(&namespace) != Some(&annotations) {
+                    let annotations = Arc::new(annotations);
+                    self.shared_namespaces
+                        .set(&namespace, Arc::clone(&annotations));
                     self.namespaces.insert(namespace.clone(), annotations);
                     self.rebuild_pods(catalog, &namespace, |_| true, batch);
                 }
@@ -233,6 +255,7 @@ impl Index {
             Resource::Namespaces => {
                 // Its pods go with it; nothing to rebuild.
                 self.namespaces.remove(&name.1);
+                self.shared_namespaces.remove(&name.1);
             }
             Resource::ReplicaSets | Resource::Jobs => {
                 if let Some(kind) = owned_kind(resource) {
@@ -271,11 +294,11 @@ impl Index {
     ) {
         match resource {
             Resource::Namespaces => {
-                let fresh: BTreeMap<String, Annotations> = listed
+                let fresh: BTreeMap<String, Arc<Annotations>> = listed
                     .into_iter()
                     .filter_map(|converted| match converted {
                         Converted::Namespace(name, annotations) => {
-                            Some((name, annotations.unwrap_or_default()))
+                            Some((name, Arc::new(annotations.unwrap_or_default())))
                         }
                         _ => None,
                     })
@@ -285,6 +308,7 @@ impl Index {
                     .filter(|(name, annotations)| self.namespaces.get(*name) != Some(annotations))
                     .map(|(name, _)| name.clone())
                     .collect();
+                self.shared_namespaces.replace(&fresh);
                 self.namespaces = fresh;
                 for namespace in changed {
                     self.rebuild_pods(catalog, &namespace, |_| true, batch);
@@ -312,7 +336,8 @@ impl Index {
                     match converted {
                         Converted::Pod(name, Ok(facts)) => {
                             fresh.insert(name.clone(), facts.record());
-                            let workload = facts.finish(self.namespaces.get(&name.0), &self.owners);
+                            let workload =
+                                facts.finish(self.namespace_annotations(&name.0), &self.owners);
                             workloads.push((name, workload));
                         }
                         Converted::Pod(name, Err(error)) => rejected.push(Rejected {
@@ -479,7 +504,7 @@ impl Index {
         wanted: impl Fn(&PodRecord) -> bool,
         batch: &mut Batch,
     ) {
-        let namespace_annotations = self.namespaces.get(namespace);
+        let namespace_annotations = self.namespace_annotations(namespace);
         let pods = self
             .pods
             .range((namespace.to_string(), String::new())..)

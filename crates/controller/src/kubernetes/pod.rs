@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use weft_core::cluster::{LINKERD_PROXY_CONTAINER_NAME, PROXY_CONTAINER_NAME};
+use weft_core::cluster::{INJECT_ANNOTATION, LINKERD_PROXY_CONTAINER_NAME, PROXY_CONTAINER_NAME};
 use weft_core::workload::{
     self, ProxyImplementation, Workload, WorkloadMeta, WorkloadPort, WorkloadProxy, WorkloadSpec,
 };
@@ -53,6 +53,19 @@ pub fn mesh_annotations(
     let kept: BTreeMap<String, String> = annotations?
         .iter()
         .filter(|(key, _)| is_mesh_annotation(key))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    (!kept.is_empty()).then_some(kept)
+}
+
+/// A namespace's annotations the mesh and the proxy injector read: the
+/// mesh annotations and `weft.io/inject`; `None` when there are none.
+pub fn namespace_annotations(
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Option<BTreeMap<String, String>> {
+    let kept: BTreeMap<String, String> = annotations?
+        .iter()
+        .filter(|(key, _)| is_mesh_annotation(key) || key.as_str() == INJECT_ANNOTATION)
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     (!kept.is_empty()).then_some(kept)
@@ -132,12 +145,18 @@ pub fn rebuild(
     changed
 }
 
-/// The namespace's annotations overlaid by the pod's; `None` when empty.
+/// The namespace's mesh annotations (not `weft.io/inject`, which only the
+/// injector reads) overlaid by the pod's; `None` when empty.
 fn overlay(
     namespace: Option<&BTreeMap<String, String>>,
     pod: Option<&[(String, String)]>,
 ) -> Option<BTreeMap<String, String>> {
-    let mut merged = namespace.cloned().unwrap_or_default();
+    let mut merged: BTreeMap<String, String> = namespace
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| is_mesh_annotation(key))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
     merged.extend(
         pod.into_iter()
             .flatten()

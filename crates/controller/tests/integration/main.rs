@@ -11,6 +11,10 @@
 //! - `dashboard`: the web dashboard in headless Chromium.
 //! - `api_contract`: every HTTP API answer read strictly into `weft-api`.
 //! - `attack`: abuse of each interface, with the outcome asserted.
+//! - `injector`: the proxy injector's AdmissionReview answers against
+//!   golden files; the patched pods pass `kubernetes-validate --strict`.
+//! - `injector_attack`: abuse of the injector's listener (plaintext, huge
+//!   and slow requests, other methods, malformed reviews, connection floods).
 //! - `policy_latency`: measurements (printed, not asserted) of inbound policy
 //!   edits reaching WatchPort streams with 1,000 Servers.
 //! - `policy_outbound`: the OutboundPolicies wire contract, with the
@@ -34,6 +38,8 @@ mod dashboard;
 mod destination;
 mod identity;
 mod identity_kubernetes;
+mod injector;
+mod injector_attack;
 mod kubernetes;
 mod kubernetes_scale;
 mod metrics_api;

@@ -484,3 +484,59 @@ fn allocated_bytes_at_the_issue_scale() {
         index.count(Resource::Pods),
     );
 }
+
+#[test]
+fn the_injector_sees_namespace_annotations_that_workloads_do_not_take() {
+    let catalog = Catalog::default().shared();
+    let mut index = Index::new(catalog.clone());
+    let shared = index.namespace_handle();
+    relist(&mut index, Resource::Pods, vec![pod("shop", "web-1", None)]);
+    let inject = BTreeMap::from([
+        ("weft.io/inject".to_string(), "enabled".to_string()),
+        (
+            "config.weft.io/proxy-log-level".to_string(),
+            "debug".to_string(),
+        ),
+    ]);
+    relist(
+        &mut index,
+        Resource::Namespaces,
+        vec![
+            Converted::Namespace("shop".into(), Some(inject.clone())),
+            Converted::Namespace("plain".into(), None),
+        ],
+    );
+    assert_eq!(shared.get("shop"), inject);
+    assert_eq!(
+        shared.len(),
+        1,
+        "namespaces without annotations are not held"
+    );
+    let workload_annotations = catalog
+        .lock()
+        .unwrap()
+        .workload("shop", "web-1")
+        .and_then(|workload| workload.metadata.annotations.clone())
+        .unwrap_or_default();
+    assert!(!workload_annotations.contains_key("weft.io/inject"));
+    assert_eq!(
+        workload_annotations
+            .get("config.weft.io/proxy-log-level")
+            .map(String::as_str),
+        Some("debug")
+    );
+    // Edited, then deleted.
+    index.handle(
+        Resource::Namespaces,
+        Update::Applied(Converted::Namespace(
+            "shop".into(),
+            Some(BTreeMap::from([(
+                "weft.io/inject".to_string(),
+                "disabled".to_string(),
+            )])),
+        )),
+    );
+    assert_eq!(shared.get("shop")["weft.io/inject"], "disabled");
+    index.handle(Resource::Namespaces, Update::Deleted(name("", "shop")));
+    assert!(shared.get("shop").is_empty());
+}

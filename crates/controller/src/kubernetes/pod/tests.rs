@@ -247,3 +247,27 @@ fn listen_ports_parse() {
         assert_eq!(listen_port(value), expected, "{value}");
     }
 }
+
+#[test]
+fn namespaces_keep_the_inject_annotation_and_the_mesh_ones() {
+    let annotations = BTreeMap::from([
+        ("weft.io/inject".to_string(), "enabled".to_string()),
+        ("linkerd.io/inject".to_string(), "enabled".to_string()),
+        (
+            "config.weft.io/proxy-cpu-limit".to_string(),
+            "1".to_string(),
+        ),
+        (
+            "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+            "{...}".to_string(),
+        ),
+    ]);
+    let kept = namespace_annotations(Some(&annotations)).unwrap();
+    assert_eq!(
+        kept.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["config.weft.io/proxy-cpu-limit", "weft.io/inject"]
+    );
+    assert_eq!(namespace_annotations(None), None);
+    let unrelated = BTreeMap::from([("team".to_string(), "shop".to_string())]);
+    assert_eq!(namespace_annotations(Some(&unrelated)), None);
+}

@@ -701,17 +701,6 @@ fn uninstall_names_everything_install_creates() {
     assert!(namespace > last_namespaced);
 }
 
-/// Flags of the Deployment's command line that a controller built before
-/// Kubernetes identity lacks: a warning, not a failure, while they are
-/// missing (once the controller has them, they are checked like the rest).
-const AWAITING_KUBERNETES_IDENTITY: &[&str] = &[
-    "--identity-issuer-secret",
-    "--injector-addr",
-    "--proxy-image",
-    "--proxy-version",
-    "--proxy-image-pull-policy",
-];
-
 #[test]
 fn deployment_args_are_controller_flags() {
     let help = Command::new(weft_test_support::bin_path("weft-controller"))
@@ -732,14 +721,7 @@ fn deployment_args_are_controller_flags() {
     let flags: Vec<&String> = args.iter().filter(|arg| arg.starts_with("--")).collect();
     assert!(flags.len() >= 8, "{args:?}");
     for flag in flags {
-        if has_flag(flag) {
-            continue;
-        }
-        if AWAITING_KUBERNETES_IDENTITY.contains(&flag.as_str()) {
-            eprintln!("warning: weft-controller has no {flag} yet");
-            continue;
-        }
-        panic!("weft-controller has no {flag}:\n{help}");
+        assert!(has_flag(flag), "weft-controller has no {flag}:\n{help}");
     }
 }
 

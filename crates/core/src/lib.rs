@@ -28,6 +28,7 @@
 //! | [`names`]   | fully-qualified service names |
 //! | [`inject`]  | (feature `inject`) proxy injection: pod + namespace annotations → JSON Patch (webhook and `weft inject`) |
 //! | [`pki`]     | (feature `pki`) the mesh's CA certificates: checking an issuer against its trust anchors, generating a root and an issuer |
+//! | [`port_list`] | port lists such as `3306,4000-4100` (opaque ports, skipped ports) |
 //! | [`policy`]  | Linkerd's authorization policy kinds and a port's effective inbound policy; without `model`, only its CIDR networks and default policies (the proxy's too) |
 
 #[cfg(feature = "model")]
@@ -45,6 +46,7 @@ pub mod object;
 #[cfg(feature = "pki")]
 pub mod pki;
 pub mod policy;
+pub mod port_list;
 #[cfg(feature = "model")]
 pub mod profile;
 #[cfg(feature = "model")]

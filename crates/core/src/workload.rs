@@ -313,7 +313,7 @@ impl Workload {
         ]
         .iter()
         .find_map(|name| annotations.and_then(|annotations| annotations.get(*name)))
-        .is_some_and(|list| crate::policy::effective::lists_port(list, port))
+        .is_some_and(|list| crate::port_list::lists_port(list, port))
     }
 
     /// All of its proxy's ports and its address, defaults filled in: `None`

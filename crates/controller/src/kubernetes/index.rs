@@ -42,8 +42,7 @@ use crate::catalog::{Catalog, SharedCatalog};
 /// (namespace, name).
 pub type NamespacedName = (String, String);
 
-/// Mesh annotations.
-pub type Annotations = BTreeMap<String, String>;
+pub use super::namespaces::Annotations;
 
 /// One watch event, its object already converted.
 #[derive(Debug)]

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::index::Annotations;
+/// Mesh annotations (`config.*`, and `weft.io/inject` for a namespace).
+pub type Annotations = BTreeMap<String, String>;
 
 /// Annotated namespaces → their annotations; cheap to clone, every clone
 /// sees the same map.

@@ -530,18 +530,8 @@ fn find_named<'found, Object>(
         .ok_or_else(|| format!("{kind} {namespace}/{name} does not exist"))
 }
 
-/// Whether a port list such as `3306,5432`, `4000-4100` or `443` contains `port`.
-pub fn lists_port(list: &str, port: u16) -> bool {
-    list.split(',')
-        .map(str::trim)
-        .any(|entry| match entry.split_once('-') {
-            Some((low, high)) => match (low.trim().parse::<u16>(), high.trim().parse::<u16>()) {
-                (Ok(low), Ok(high)) => (low..=high).contains(&port),
-                _ => false,
-            },
-            None => entry.parse::<u16>() == Ok(port),
-        })
-}
+/// Whether a port list contains a port (shared with Workload's skipped ports).
+pub use crate::port_list::lists_port;
 
 impl ClientAuthentication {
     /// Whether a client with this identity (None: no TLS identity) is admitted.

@@ -509,14 +509,19 @@ fn metric_sum(admin: &str, family_name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// Waits until the count keeps growing: above zero, then higher again a
-/// few seconds later.
+/// Waits until the count keeps growing: above zero, then higher again
+/// within 20 s (a 10 % split of ten calls a second can go a few seconds
+/// without one).
 fn steady(what: &str, count: impl Fn() -> f64) {
     eventually(START_TIMEOUT, || count() > 0.0);
     let first = count();
-    std::thread::sleep(Duration::from_secs(3));
-    let later = count();
-    assert!(later > first, "{what}: {first} then {later}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut later = count();
+    while later <= first && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        later = count();
+    }
+    assert!(later > first, "{what}: {first}, still {later} 20 s later");
 }
 
 #[test]

@@ -24,6 +24,8 @@
 //! - [`kubelet`]: a container's environment resolved as the kubelet does.
 //! - [`kube_api`]: a test Kubernetes API server (list, watch, CRUD,
 //!   TokenReview) for the real `kube` client over HTTP.
+//! - [`k8s_tools`]: the Kubernetes validators of `scripts/k8s-tools.sh`
+//!   (`kubernetes-validate --strict` on manifests), skipped when absent outside CI.
 //! - [`metrics_target`]: a fake proxy admin endpoint serving a `/metrics`
 //!   text the test sets (the authorization counters, for the controller).
 //!
@@ -36,6 +38,7 @@ pub mod grpc;
 pub mod http_client;
 pub mod http_server;
 pub mod inbound_policy_server;
+pub mod k8s_tools;
 pub mod kube_api;
 pub mod kubelet;
 pub mod load;

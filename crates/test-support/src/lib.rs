@@ -21,6 +21,8 @@
 //! - [`websocket`]: WebSocket echo server and client helpers.
 //! - [`http_client`]: one-shot HTTP/1.1 and HTTP/2 requests and `CONNECT` tunnels.
 //! - [`prom`]: a small Prometheus text-format parser.
+//! - [`tls_client`]: a blocking TLS client trusting only given anchors (as
+//!   the API server dials a webhook with its `caBundle`).
 //! - [`kubelet`]: a container's environment resolved as the kubelet does.
 //! - [`kube_api`]: a test Kubernetes API server (list, watch, CRUD,
 //!   TokenReview) for the real `kube` client over HTTP.
@@ -46,6 +48,7 @@ pub mod metrics_target;
 pub mod outbound_policy_server;
 pub mod prom;
 pub mod proxy;
+pub mod tls_client;
 pub mod websocket;
 
 use std::collections::HashSet;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use weft_test_support::k8s_tools::{kubernetes_validate, kubernetes_validate_strict};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inject")
@@ -544,25 +545,6 @@ fn three_tier_example_matches_golden_and_round_trips() {
     assert_eq!(documents(&uninject_text(&injected).0), input);
 }
 
-/// `kubernetes-validate` from `$WEFT_K8S_TOOLS` or `<workspace>/target/k8s-tools`.
-fn kubernetes_validate() -> Option<PathBuf> {
-    let root = match std::env::var_os("WEFT_K8S_TOOLS") {
-        Some(root) => PathBuf::from(root),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/k8s-tools"),
-    };
-    let tool = root.join("bin/kubernetes-validate");
-    if tool.exists() {
-        return Some(tool);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/k8s-tools.sh",
-        tool.display()
-    );
-    eprintln!("skipped: run scripts/k8s-tools.sh");
-    None
-}
-
 #[test]
 fn injected_manifests_pass_kubernetes_validate_strict() {
     let Some(tool) = kubernetes_validate() else {
@@ -600,21 +582,7 @@ fn injected_manifests_pass_kubernetes_validate_strict() {
         std::fs::write(&path, text).unwrap();
         files.push(path);
     }
-    let output = Command::new(&tool)
-        .args(["--strict", "-k", "1.33.0"])
-        .args(&files)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "kubernetes-validate --strict -k 1.33.0:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        !stdout.to_lowercase().contains("warn"),
-        "kubernetes-validate:\n{stdout}"
-    );
+    kubernetes_validate_strict(&tool, &files, &["1.33.0"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

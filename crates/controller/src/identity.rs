@@ -27,6 +27,7 @@
 //! | [`token_review`] | ServiceAccount tokens checked with the Kubernetes TokenReview API |
 //! | [`init`]        | `weft-controller identity init` / `rotate-issuer`: create credentials |
 //! | [`server`]      | the tonic service (the only protobuf here), its metrics, error → status |
+//! | [`renewal`]     | when the controller's own certificates are renewed (this and the injector's), and the loop |
 //! | [`serving`]     | the controller's own certificate (TLS on its gRPC ports), renewed |
 
 pub mod authority;
@@ -35,6 +36,7 @@ pub mod init;
 pub mod issuer;
 pub mod issuer_files;
 pub mod issuer_secret;
+pub mod renewal;
 pub mod server;
 pub mod serving;
 pub mod token;

@@ -14,26 +14,9 @@ use std::process::Command;
 use serde_json::{Map, Value, json};
 use weft_core::crds;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/core is two levels below the workspace")
-        .to_path_buf()
-}
+mod common;
 
-/// The validators' venv bin directory, or `None` (after saying why) when
-/// it is absent outside CI.
-fn k8s_tools() -> Option<PathBuf> {
-    let venv = std::env::var_os("WEFT_K8S_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/k8s-tools"));
-    let bin = venv.join("bin");
-    if bin.join("kubernetes-validate").is_file() {
-        return Some(bin);
-    }
-    skip(&format!("no kubernetes-validate under {}", venv.display()))
-}
+use common::{k8s_tools, kubernetes_validate_strict, skip, workspace_root};
 
 /// The venv with what scripts/validate-crs.py imports (openapi-schema-validator,
 /// cel-python, pyyaml), or `None` (after saying why) outside CI.
@@ -50,16 +33,6 @@ fn custom_resource_tools() -> Option<PathBuf> {
         "{} lacks cel-python or openapi-schema-validator",
         bin.display()
     ))
-}
-
-/// Panics under CI (the tools must be there); else says the test is skipped.
-fn skip(reason: &str) -> Option<PathBuf> {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{reason}: run scripts/k8s-tools.sh"
-    );
-    println!("skipped: run scripts/k8s-tools.sh ({reason})");
-    None
 }
 
 fn crds_as_json() -> Vec<Value> {
@@ -377,20 +350,7 @@ fn crds_pass_kubernetes_validate() {
     let Some(tools) = k8s_tools() else { return };
     let directory = scratch("kubernetes-validate");
     let crds = write_crds(&directory);
-    for version in ["1.33.0", "1.37.0"] {
-        let output = Command::new(tools.join("kubernetes-validate"))
-            .args(["--strict", "--quiet", "-k", version])
-            .arg(&crds)
-            .output()
-            .expect("run kubernetes-validate");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "kubernetes {version}:\n{report}");
-        assert!(!report.contains("WARN"), "kubernetes {version}:\n{report}");
-    }
+    kubernetes_validate_strict(&tools, &[crds], &["1.33.0", "1.37.0"]);
 }
 
 // ---- custom resources against the schemas ----------------------------------

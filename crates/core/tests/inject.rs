@@ -21,6 +21,10 @@ use weft_core::inject::{
     Decision, InjectionConfig, PatchOperation, SkipReason, apply, inject, uninject,
 };
 
+mod common;
+
+use common::{k8s_tools, kubernetes_validate_strict};
+
 /// Every fixture and what the injector decides for it.
 fn cases() -> Vec<(&'static str, Decision)> {
     let invalid = SkipReason::InvalidAnnotation {
@@ -197,33 +201,6 @@ fn patched_pods_round_trip_through_k8s_openapi() {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/core is two levels below the workspace")
-        .to_path_buf()
-}
-
-/// The validators' venv bin directory, or `None` (after saying why) when
-/// it is absent outside CI.
-fn k8s_tools() -> Option<PathBuf> {
-    let venv = std::env::var_os("WEFT_K8S_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/k8s-tools"));
-    let bin = venv.join("bin");
-    if bin.join("kubernetes-validate").is_file() {
-        return Some(bin);
-    }
-    let reason = format!("no kubernetes-validate under {}", venv.display());
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{reason}: run scripts/k8s-tools.sh"
-    );
-    println!("skipped: run scripts/k8s-tools.sh ({reason})");
-    None
-}
-
 #[test]
 fn patched_pods_pass_kubernetes_validate() {
     let Some(tools) = k8s_tools() else { return };
@@ -242,20 +219,7 @@ fn patched_pods_pass_kubernetes_validate() {
         .expect("write the pod");
         files.push(path);
     }
-    for version in ["1.33.0", "1.37.0"] {
-        let output = Command::new(tools.join("kubernetes-validate"))
-            .args(["--strict", "--quiet", "-k", version])
-            .args(&files)
-            .output()
-            .expect("run kubernetes-validate");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "kubernetes {version}:\n{report}");
-        assert!(!report.contains("WARN"), "kubernetes {version}:\n{report}");
-    }
+    kubernetes_validate_strict(&tools, &files, &["1.33.0", "1.37.0"]);
 }
 
 #[test]

@@ -44,3 +44,6 @@ pub mod backend;
 pub mod ports;
 pub mod rules;
 pub mod run;
+
+#[cfg(test)]
+mod test_args;

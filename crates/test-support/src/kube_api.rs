@@ -367,6 +367,17 @@ impl KubeApiServer {
             .clone()
     }
 
+    /// How many TokenReviews were posted so far.
+    pub fn token_reviews(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|request| {
+                request.method == "POST"
+                    && request.path == "/apis/authentication.k8s.io/v1/tokenreviews"
+            })
+            .count()
+    }
+
     /// How many watch streams are open.
     pub fn open_watches(&self) -> usize {
         let mut store = self.shared.store();

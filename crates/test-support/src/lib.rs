@@ -21,9 +21,13 @@
 //! - [`websocket`]: WebSocket echo server and client helpers.
 //! - [`http_client`]: one-shot HTTP/1.1 and HTTP/2 requests and `CONNECT` tunnels.
 //! - [`prom`]: a small Prometheus text-format parser.
+//! - [`tls_client`]: a blocking TLS client trusting only given anchors (as
+//!   the API server dials a webhook with its `caBundle`).
 //! - [`kubelet`]: a container's environment resolved as the kubelet does.
 //! - [`kube_api`]: a test Kubernetes API server (list, watch, CRUD,
 //!   TokenReview) for the real `kube` client over HTTP.
+//! - [`k8s_tools`]: the Kubernetes validators of `scripts/k8s-tools.sh`
+//!   (`kubernetes-validate --strict` on manifests), skipped when absent outside CI.
 //! - [`metrics_target`]: a fake proxy admin endpoint serving a `/metrics`
 //!   text the test sets (the authorization counters, for the controller).
 //!
@@ -36,6 +40,7 @@ pub mod grpc;
 pub mod http_client;
 pub mod http_server;
 pub mod inbound_policy_server;
+pub mod k8s_tools;
 pub mod kube_api;
 pub mod kubelet;
 pub mod load;
@@ -43,6 +48,7 @@ pub mod metrics_target;
 pub mod outbound_policy_server;
 pub mod prom;
 pub mod proxy;
+pub mod tls_client;
 pub mod websocket;
 
 use std::collections::HashSet;

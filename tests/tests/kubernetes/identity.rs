@@ -58,14 +58,7 @@ fn assert_mutual_tls(api: &KubeApiServer, client: &ProxyProcess, server: &ProxyP
         21.0,
     );
     // Each certificate came from a TokenReview.
-    let reviews = api
-        .requests()
-        .into_iter()
-        .filter(|request| {
-            request.method == "POST"
-                && request.path == "/apis/authentication.k8s.io/v1/tokenreviews"
-        })
-        .count();
+    let reviews = api.token_reviews();
     assert!(reviews >= 2, "{:?}", api.requests());
 }
 

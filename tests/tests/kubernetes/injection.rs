@@ -22,14 +22,12 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use weft_test_support::kubelet::container_env;
+use weft_test_support::tls_client::{self, TlsStream, client_config};
 use weft_test_support::{HttpTestServer, ProxyProcess, free_addr, free_port, load};
 
 use crate::cluster::{
@@ -81,43 +79,16 @@ fn client_pod(app_port: u16) -> Value {
     })
 }
 
-/// A TLS client trusting only `anchor` (PEM), as the API server with
-/// caBundle, offering `alpn`.
-fn client_tls(anchor: &str, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(anchor.as_bytes()) {
-        roots.add(certificate.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
-    Arc::new(config)
-}
-
-/// A TLS handshake with `address` for `name`, verified against `anchor`,
-/// offering `alpn`.
+/// A TLS handshake with `address` for `name`, verified against `anchor`
+/// (PEM) alone as the API server does with caBundle, offering `alpn`.
 fn handshake(
     address: SocketAddr,
     name: &str,
     anchor: &str,
     alpn: &[&[u8]],
-) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    let connection = rustls::ClientConnection::new(
-        client_tls(anchor, alpn),
-        ServerName::try_from(name.to_string()).unwrap(),
-    )
-    .map_err(std::io::Error::other)?;
-    let socket = TcpStream::connect(address)?;
-    socket.set_read_timeout(Some(PATIENCE))?;
-    let mut tls = rustls::StreamOwned::new(connection, socket);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock)?;
-    }
-    Ok(tls)
+) -> std::io::Result<TlsStream> {
+    let config = client_config(anchor, rustls::DEFAULT_VERSIONS, alpn);
+    tls_client::handshake(address, name, config, PATIENCE)
 }
 
 /// POSTs `review` to the injector and returns the answer's JSON.
@@ -365,14 +336,7 @@ fn a_pod_in_an_annotated_namespace_gets_a_working_proxy() {
 
     // 4. Ready means certified: the proxy holds a certificate for the pod's
     //    ServiceAccount, and the controller reviewed that pod's token.
-    let reviews = api
-        .requests()
-        .into_iter()
-        .filter(|request| {
-            request.method == "POST"
-                && request.path == "/apis/authentication.k8s.io/v1/tokenreviews"
-        })
-        .count();
+    let reviews = api.token_reviews();
     assert!(reviews >= 1, "no TokenReview: {:?}", api.requests());
     let issued = proxy.metric("identity_cert_expiration_timestamp_seconds", &[]);
     assert!(issued.unwrap_or(0.0) > 0.0, "{}", proxy.metrics_text());

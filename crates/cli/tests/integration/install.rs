@@ -29,6 +29,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use weft_test_support::k8s_tools::{kubernetes_validate, kubernetes_validate_strict};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 fn golden_dir() -> PathBuf {
@@ -144,25 +145,6 @@ fn uninstall_matches_golden() {
     check_golden("uninstall.yaml", &weft_ok(&args(&["uninstall"])));
 }
 
-/// `kubernetes-validate` from `$WEFT_K8S_TOOLS` or `<workspace>/target/k8s-tools`.
-fn kubernetes_validate() -> Option<PathBuf> {
-    let root = match std::env::var_os("WEFT_K8S_TOOLS") {
-        Some(root) => PathBuf::from(root),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/k8s-tools"),
-    };
-    let tool = root.join("bin/kubernetes-validate");
-    if tool.exists() {
-        return Some(tool);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/k8s-tools.sh",
-        tool.display()
-    );
-    eprintln!("skipped: run scripts/k8s-tools.sh");
-    None
-}
-
 fn scratch(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weft-install-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -210,24 +192,7 @@ fn every_document_passes_kubernetes_validate_strict() {
     for name in ["install", "ha", "external", "crds"] {
         files.extend(files_in(&base.join(name)));
     }
-    for version in ["1.33.0", "1.37.0"] {
-        let output = Command::new(&tool)
-            .args(["--strict", "-k", version])
-            .args(&files)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "kubernetes-validate --strict -k {version}:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        // Unknown kinds only warn: every kind here must be known.
-        assert!(
-            !stdout.to_lowercase().contains("warn"),
-            "kubernetes-validate -k {version}:\n{stdout}"
-        );
-    }
+    kubernetes_validate_strict(&tool, &files, &["1.33.0", "1.37.0"]);
     let _ = std::fs::remove_dir_all(&base);
 }
 

@@ -25,7 +25,7 @@ use rcgen::{
     KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 pub use weft_core::pki::{CredentialFile, CredentialProblem, certificates_in};
 use weft_core::pki::{check_ca, key_matches, parse_certificate, signs};
@@ -137,6 +137,17 @@ pub struct Leaf {
     pub intermediates: Vec<Vec<u8>>,
     /// The leaf's NotAfter.
     pub not_after: OffsetDateTime,
+}
+
+impl Leaf {
+    /// What a TLS peer presents: the leaf, then the issuer and any
+    /// intermediates.
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        std::iter::once(&self.certificate)
+            .chain(&self.intermediates)
+            .map(|der| CertificateDer::from(der.clone()))
+            .collect()
+    }
 }
 
 /// A loaded issuer whose chain to the anchors checked out.

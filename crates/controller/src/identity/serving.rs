@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! start:  key (P-256, in memory) + CSR for the name ─► issuer.issue ─► ServerConfig
-//! loop:   sleep 70 % of the remaining lifetime ─┐
+//! loop:   sleep 70 % of the remaining lifetime ─┐   (super::renewal)
 //!         the issuer file changes ──────────────┴► issue again ─► swap the ServerConfig
 //!         (a failure keeps the current certificate and retries in 10 s)
 //! ```
@@ -18,7 +18,6 @@
 //! kept beside it for the connections the controller opens: tap.
 
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -33,16 +32,11 @@ use tokio::sync::watch;
 use super::authority::{CertificateAuthority, IssueError, ValidityPolicy, leaf_validity};
 use super::csr::{ParsedCsr, parse_csr};
 use super::issuer_files::AuthorityHandle;
+use super::renewal::{Renewable, renew_until};
 use super::{IdentityDomain, WorkloadIdentity};
 
 /// The controller's service account, in the control namespace.
 pub const CONTROLLER_SERVICE_ACCOUNT: &str = "weft-controller";
-/// Share of the remaining lifetime after which the certificate is renewed.
-const RENEW_AT: f64 = 0.7;
-/// The earliest renewal, so a very short lifetime does not spin.
-const MIN_RENEWAL: Duration = Duration::from_secs(1);
-/// Wait after a failed renewal.
-const RETRY: Duration = Duration::from_secs(10);
 
 /// Why the controller could not certify itself.
 #[derive(Debug, thiserror::Error)]
@@ -137,13 +131,6 @@ pub fn controller_name(domain: &IdentityDomain) -> String {
     ))
 }
 
-/// When to renew a certificate expiring at `not_after`, seen at `now`: after
-/// 70 % of the remaining lifetime, at least [`MIN_RENEWAL`] from now.
-pub fn renew_in(now: OffsetDateTime, not_after: OffsetDateTime) -> Duration {
-    let remaining = (not_after - now).as_seconds_f64().max(0.0);
-    Duration::from_secs_f64(remaining * RENEW_AT).max(MIN_RENEWAL)
-}
-
 impl ServingCertificate {
     /// A key, and a first certificate from the issuer `authority` holds now.
     pub fn issue_first(
@@ -204,27 +191,20 @@ impl ServingCertificate {
     /// Renews until `shutdown` completes: at 70 % of the remaining lifetime,
     /// and at once whenever a new issuer loads.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut wait = renew_in(OffsetDateTime::now_utc(), self.not_after);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => return,
-                () = tokio::time::sleep(wait) => {}
-                changed = self.authority.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    tracing::info!("identity issuer changed; renewing the controller certificate");
-                }
-            }
-            wait = match self.renew() {
-                Ok(()) => renew_in(OffsetDateTime::now_utc(), self.not_after),
-                Err(error) => {
-                    tracing::warn!(%error, "keeping the current controller certificate");
-                    RETRY
-                }
-            };
-        }
+        renew_until(&mut self, shutdown).await;
+    }
+}
+
+impl Renewable for ServingCertificate {
+    type Error = ServingError;
+    const NAME: &'static str = "controller certificate";
+
+    fn issuer(&mut self) -> &mut watch::Receiver<Option<Arc<CertificateAuthority>>> {
+        &mut self.authority
+    }
+
+    fn not_after(&self) -> OffsetDateTime {
+        self.not_after
     }
 
     fn renew(&mut self) -> Result<(), ServingError> {
@@ -264,8 +244,7 @@ fn certify(
         authority.chain_not_after(),
     )?;
     let leaf = authority.issue(csr, name, spiffe_id, validity)?;
-    let mut chain = vec![CertificateDer::from(leaf.certificate)];
-    chain.extend(leaf.intermediates.into_iter().map(CertificateDer::from));
+    let chain = leaf.chain();
     let client = client_config(key, chain.clone(), authority.trust_anchors_der())?;
     let server = server_config(key, chain, authority.trust_anchors_der())?;
     Ok((Configs { server, client }, leaf.not_after))
@@ -332,31 +311,7 @@ fn server_config(
 
 #[cfg(test)]
 mod tests {
-    use time::macros::datetime;
-
     use super::*;
-
-    #[test]
-    fn renews_at_seventy_percent_of_the_remaining_lifetime() {
-        let now = datetime!(2026-11-25 18:00:00 UTC);
-        let cases = [
-            ("24 h left", datetime!(2026-11-26 18:00:00 UTC), 60_480.0),
-            ("100 s left", datetime!(2026-11-25 18:01:40 UTC), 70.0),
-            (
-                "1 s left: the floor",
-                datetime!(2026-11-25 18:00:01 UTC),
-                1.0,
-            ),
-            (
-                "expired: the floor",
-                datetime!(2026-11-25 17:00:00 UTC),
-                1.0,
-            ),
-        ];
-        for (name, not_after, seconds) in cases {
-            assert_eq!(renew_in(now, not_after).as_secs_f64(), seconds, "{name}");
-        }
-    }
 
     #[test]
     fn the_name_is_the_controller_service_account_in_the_control_namespace() {

@@ -179,8 +179,7 @@ fn client(
                     validity,
                 )
                 .unwrap();
-            let mut chain = vec![CertificateDer::from(leaf.certificate)];
-            chain.extend(leaf.intermediates.into_iter().map(CertificateDer::from));
+            let chain = leaf.chain();
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
             builder.with_client_auth_cert(chain, key).unwrap()
         }

@@ -4,7 +4,7 @@
 //! ```text
 //! start:  key (P-256, in memory) ─► issuer.issue_server(DNS SANs) ─► ServerConfig
 //!                                └► anchors (DER ─► PEM) ─► InjectionConfig.trust_anchors_pem
-//! loop:   sleep 70 % of the remaining lifetime ─┐
+//! loop:   sleep 70 % of the remaining lifetime ─┐   (identity::renewal)
 //!         the issuer changes ───────────────────┴► issue again, refresh the anchors
 //!         (a failure keeps the current certificate and retries in 10 s)
 //! ```
@@ -18,7 +18,6 @@
 //! none by default).
 
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use base64::Engine;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,10 +32,7 @@ use weft_core::inject::InjectionConfig;
 
 use crate::identity::authority::{CertificateAuthority, IssueError, ValidityPolicy, leaf_validity};
 use crate::identity::issuer_files::AuthorityHandle;
-use crate::identity::serving::renew_in;
-
-/// Wait after a failed renewal.
-const RETRY: Duration = Duration::from_secs(10);
+use crate::identity::renewal::{Renewable, renew_until};
 
 /// Why the injector could not get its certificate.
 #[derive(Debug, thiserror::Error)]
@@ -194,27 +190,20 @@ impl InjectorCertificate {
     /// Renews until `shutdown` completes: at 70 % of the remaining lifetime,
     /// and at once whenever a new issuer loads (the anchors too).
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut wait = renew_in(OffsetDateTime::now_utc(), self.not_after);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => return,
-                () = tokio::time::sleep(wait) => {}
-                changed = self.authority.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    tracing::info!("identity issuer changed; renewing the injector certificate");
-                }
-            }
-            wait = match self.renew() {
-                Ok(()) => renew_in(OffsetDateTime::now_utc(), self.not_after),
-                Err(error) => {
-                    tracing::warn!(%error, "keeping the current injector certificate");
-                    RETRY
-                }
-            };
-        }
+        renew_until(&mut self, shutdown).await;
+    }
+}
+
+impl Renewable for InjectorCertificate {
+    type Error = InjectorTlsError;
+    const NAME: &'static str = "injector certificate";
+
+    fn issuer(&mut self) -> &mut watch::Receiver<Option<Arc<CertificateAuthority>>> {
+        &mut self.authority
+    }
+
+    fn not_after(&self) -> OffsetDateTime {
+        self.not_after
     }
 
     fn renew(&mut self) -> Result<(), InjectorTlsError> {
@@ -251,8 +240,7 @@ fn certify(
         authority.chain_not_after(),
     )?;
     let leaf = authority.issue_server(key, names, validity)?;
-    let mut chain = vec![CertificateDer::from(leaf.certificate)];
-    chain.extend(leaf.intermediates.into_iter().map(CertificateDer::from));
+    let chain = leaf.chain();
     Ok((server_config(key, chain)?, leaf.not_after))
 }
 

@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::common::identity_of;
+use crate::common::{eventually, identity_of};
 use futures::future::join_all;
 use linkerd2_proxy_api::destination::destination_client::DestinationClient;
 use linkerd2_proxy_api::destination::{DestinationProfile, GetDestination, Update};
@@ -109,15 +109,6 @@ fn watches(controller: &ControllerProcess) -> f64 {
         .expect("the destination_watches gauge is exported")
 }
 
-/// Waits until `condition` holds, polling; panics with `what` after `PATIENCE`.
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "not within {PATIENCE:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_for_unknown_names_are_released_when_their_streams_close() {
     let controller = ControllerProcess::start(MESH);
@@ -152,7 +143,7 @@ async fn watches_for_unknown_names_are_released_when_their_streams_close() {
             "one watch per open stream"
         );
         drop((gets, profiles));
-        eventually("the batch's watches are released", || {
+        eventually(PATIENCE, "the batch's watches are released", || {
             watches(&controller) == baseline
         })
         .await;
@@ -298,7 +289,7 @@ fn write_mesh(controller: &ControllerProcess, text: &str) {
 /// Waits until the mesh file's failed loads reach `count`; returns `/ready`'s body.
 async fn wait_failed_loads(controller: &ControllerProcess, count: u64) -> serde_json::Value {
     let mut body = serde_json::Value::Null;
-    eventually("the bad mesh file is refused", || {
+    eventually(PATIENCE, "the bad mesh file is refused", || {
         body = controller.ready().1;
         body["mesh_file"]["failed_loads"].as_u64() >= Some(count)
     })
@@ -641,13 +632,13 @@ async fn scrapes_of_a_silent_proxy_do_not_pile_up_connections() {
     );
     let _controller = ControllerProcess::start_with_args(&mesh, &["--scrape-interval", "500ms"]);
     // Rounds every 0.5 s, each waiting 0.4 s for an answer that never comes.
-    eventually("six scrapes of the silent proxy", || {
+    eventually(PATIENCE, "six scrapes of the silent proxy", || {
         accepted.load(Ordering::SeqCst) >= 6
     })
     .await;
     // At most the scrape in flight is open (a closed one may take a moment
     // to be seen); a client keeping them would sit at six and more.
-    eventually("at most one scrape connection open", || {
+    eventually(PATIENCE, "at most one scrape connection open", || {
         open.load(Ordering::SeqCst) <= 1
     })
     .await;

@@ -219,6 +219,16 @@ impl DestinationController {
     }
 }
 
+/// Waits until `condition` holds, polling every 50 ms; panics with `what`
+/// after `patience`.
+pub async fn eventually(patience: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + patience;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {patience:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits for `child` to exit within `patience`; kills it and panics with
 /// `what` if it does not.
 pub async fn wait_for_exit(child: &mut Child, patience: Duration, what: &str) -> ExitStatus {

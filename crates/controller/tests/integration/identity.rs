@@ -5,7 +5,8 @@
 //! issuer files replaced while it runs.
 
 use crate::common::{
-    Scratch, assert_leaf_chains, http_get, identity_command, identity_of, wait_until_ready,
+    Scratch, assert_leaf_chains, eventually, http_get, identity_command, identity_of,
+    wait_until_ready,
 };
 
 use std::net::SocketAddr;
@@ -474,15 +475,6 @@ async fn certify_issues_leaves_only_for_the_tokens_identity_and_follows_issuer_r
     let (status, body) = http_get(controller.admin, "/ready").await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("\"current\":true"), "{body}");
-}
-
-/// Waits until `condition` holds, or fails with `what` after `patience`.
-async fn eventually(patience: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < patience, "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

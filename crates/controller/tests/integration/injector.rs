@@ -17,13 +17,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use base64::Engine;
 use serde_json::Value;
 use weft_controller::injector::review::{Reviewed, review};
 use weft_core::inject::{InjectionConfig, PatchOperation, apply};
+use weft_test_support::k8s_tools::{kubernetes_validate, kubernetes_validate_strict};
 
 /// Every case and the decision expected of it.
 const CASES: [(&str, &str); 11] = [
@@ -239,25 +239,6 @@ fn patched_pods(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// `kubernetes-validate` from `$WEFT_K8S_TOOLS` or `<workspace>/target/k8s-tools`.
-fn kubernetes_validate() -> Option<PathBuf> {
-    let root = match std::env::var_os("WEFT_K8S_TOOLS") {
-        Some(root) => PathBuf::from(root),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/k8s-tools"),
-    };
-    let tool = root.join("bin/kubernetes-validate");
-    if tool.exists() {
-        return Some(tool);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/k8s-tools.sh",
-        tool.display()
-    );
-    eprintln!("skipped: run scripts/k8s-tools.sh");
-    None
-}
-
 #[test]
 fn injector_patched_pods_pass_kubernetes_validate_strict() {
     let dir = std::env::temp_dir().join(format!("weft-injector-pods-{}", std::process::id()));
@@ -268,17 +249,7 @@ fn injector_patched_pods_pass_kubernetes_validate_strict() {
     let Some(tool) = kubernetes_validate() else {
         return;
     };
-    let output = Command::new(&tool)
-        .args(["--strict", "-k", "1.33.0"])
-        .args(&files)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "kubernetes-validate --strict -k 1.33.0:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    kubernetes_validate_strict(&tool, &files, &["1.33.0"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -14,9 +14,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use crate::common::eventually;
+use weft_test_support::tls_client::{TlsStream, client_config, handshake};
 use weft_test_support::{ControllerProcess, free_addr};
 
 /// Generous bound for anything that should be quick.
@@ -43,45 +42,25 @@ fn controller() -> (ControllerProcess, SocketAddr) {
     (controller, injector)
 }
 
-/// A TLS client trusting only `anchors_pem`, as the API server with caBundle.
-fn client_config(anchors_pem: &str) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(anchors_pem.as_bytes()) {
-        roots.add(certificate.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+/// A TLS client trusting only the controller's anchors, as the API server
+/// with caBundle.
+fn api_server_tls(controller: &ControllerProcess) -> Arc<rustls::ClientConfig> {
+    client_config(
+        &controller.trust_anchors_pem(),
+        rustls::DEFAULT_VERSIONS,
+        &[b"http/1.1"],
+    )
 }
 
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
 /// A verified TLS connection to the injector.
-fn connect(controller: &ControllerProcess, injector: SocketAddr) -> Tls {
-    let connection = rustls::ClientConnection::new(
-        client_config(&controller.trust_anchors_pem()),
-        ServerName::try_from(SERVER_NAME).unwrap(),
-    )
-    .unwrap();
-    let socket = TcpStream::connect(injector).unwrap();
-    socket.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut tls = rustls::StreamOwned::new(connection, socket);
-    while tls.conn.is_handshaking() {
-        tls.conn
-            .complete_io(&mut tls.sock)
-            .expect("TLS handshake with the injector");
-    }
-    tls
+fn connect(controller: &ControllerProcess, injector: SocketAddr) -> TlsStream {
+    handshake(injector, SERVER_NAME, api_server_tls(controller), PATIENCE)
+        .expect("TLS handshake with the injector")
 }
 
 /// Sends `head` (and `body`) and reads the answer until the server closes
 /// or the response is complete: (status, body).
-fn exchange(tls: &mut Tls, head: &str, body: &[u8]) -> (u16, String) {
+fn exchange(tls: &mut TlsStream, head: &str, body: &[u8]) -> (u16, String) {
     tls.write_all(head.as_bytes()).unwrap();
     tls.write_all(body).unwrap();
     tls.flush().unwrap();
@@ -143,14 +122,6 @@ fn refused(controller: &ControllerProcess, reason: &str) -> f64 {
             &[("reason", reason)],
         )
         .unwrap_or(0.0)
-}
-
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "not within {PATIENCE:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,7 +210,7 @@ async fn injector_answers_only_post_inject_with_a_bounded_body() {
         answered.is_empty() || answered.starts_with("HTTP/1.1 413"),
         "{answered:?}"
     );
-    eventually("both oversized bodies are counted", || {
+    eventually(PATIENCE, "both oversized bodies are counted", || {
         refused(&controller, "too_large") >= 2.0
     })
     .await;
@@ -278,7 +249,7 @@ async fn injector_refuses_plaintext_slow_clients_and_connection_floods() {
         "{:?}",
         String::from_utf8_lossy(&received)
     );
-    eventually("the handshake failure is counted", || {
+    eventually(PATIENCE, "the handshake failure is counted", || {
         refused(&controller, "handshake") >= 1.0
     })
     .await;
@@ -307,7 +278,7 @@ async fn injector_refuses_plaintext_slow_clients_and_connection_floods() {
     for _ in 0..140 {
         held.push(TcpStream::connect(injector).unwrap());
     }
-    eventually("connections over the cap are refused", || {
+    eventually(PATIENCE, "connections over the cap are refused", || {
         refused(&controller, "connections") >= 1.0
     })
     .await;
@@ -318,21 +289,8 @@ async fn injector_refuses_plaintext_slow_clients_and_connection_floods() {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let review = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
-        let socket = TcpStream::connect(injector).unwrap();
-        socket.set_read_timeout(Some(PATIENCE)).unwrap();
-        let connection = rustls::ClientConnection::new(
-            client_config(&controller.trust_anchors_pem()),
-            ServerName::try_from(SERVER_NAME).unwrap(),
-        )
-        .unwrap();
-        let mut tls = rustls::StreamOwned::new(connection, socket);
-        let handshake = (|| {
-            while tls.conn.is_handshaking() {
-                tls.conn.complete_io(&mut tls.sock)?;
-            }
-            Ok::<_, std::io::Error>(())
-        })();
-        if handshake.is_ok() {
+        if let Ok(mut tls) = handshake(injector, SERVER_NAME, api_server_tls(&controller), PATIENCE)
+        {
             let (status, _) = exchange(&mut tls, &post(review.len()), review);
             assert_eq!(status, 400);
             break;
@@ -375,29 +333,9 @@ fn presented(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: &[u8],
 ) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(controller.trust_anchors_pem().as_bytes()) {
-        roots.add(certificate.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let mut connection = rustls::ClientConnection::new(
-        Arc::new(config),
-        ServerName::try_from(name.to_string()).unwrap(),
-    )
-    .unwrap();
-    let mut socket = TcpStream::connect(injector).unwrap();
-    socket.set_read_timeout(Some(PATIENCE)).unwrap();
-    while connection.is_handshaking() {
-        connection
-            .complete_io(&mut socket)
-            .expect("TLS handshake with the injector");
-    }
+    let config = client_config(&controller.trust_anchors_pem(), versions, &[alpn]);
+    let tls = handshake(injector, name, config, PATIENCE).expect("TLS handshake with the injector");
+    let connection = tls.conn;
     let chain = connection
         .peer_certificates()
         .unwrap()
@@ -450,7 +388,7 @@ async fn injector_certificate_names_the_service_and_follows_the_issuer() {
 
     // A new issuer: the injector's certificate is issued again at once.
     controller.rotate_issuer();
-    eventually("the injector presents the new issuer", || {
+    eventually(PATIENCE, "the injector presents the new issuer", || {
         let (chain, _) = presented(
             &controller,
             injector,

@@ -1,18 +1,8 @@
 //! Convergence from the tables weft-init may find, by table.
 
-use clap::Parser;
-
 use super::*;
-use crate::args::Args;
-use crate::ports::Config;
 use crate::rules::rule_set;
-
-fn config(command_line: &[&str]) -> Config {
-    let args =
-        Args::try_parse_from(std::iter::once("weft-init").chain(command_line.iter().copied()))
-            .expect("parses");
-    Config::from_args(&args).expect("valid")
-}
+use crate::test_args::config;
 
 fn commands(list: &[TableCommand]) -> Vec<String> {
     list.iter().map(|command| command.0.join(" ")).collect()

@@ -1,8 +1,7 @@
 //! Port lists, networks and the whole command line, by table.
 
-use clap::Parser;
-
 use super::*;
+use crate::test_args::args;
 
 fn range(low: u16, high: u16) -> PortRange {
     PortRange { low, high }
@@ -107,11 +106,6 @@ fn bad_networks_name_the_flag_and_the_item() {
         assert_eq!((error.flag, error.value.as_str()), ("skip-subnets", item));
         assert!(error.reason.contains(reason), "{value:?}: {error}");
     }
-}
-
-fn args(command_line: &[&str]) -> Args {
-    Args::try_parse_from(std::iter::once("weft-init").chain(command_line.iter().copied()))
-        .expect("parses")
 }
 
 #[test]

@@ -1,17 +1,7 @@
 //! The rule set for each kind of configuration, as `iptables -S` lines.
 
-use clap::Parser;
-
 use super::*;
-use crate::args::Args;
-use crate::ports::Config;
-
-fn config(command_line: &[&str]) -> Config {
-    let args =
-        Args::try_parse_from(std::iter::once("weft-init").chain(command_line.iter().copied()))
-            .expect("parses");
-    Config::from_args(&args).expect("valid")
-}
+use crate::test_args::config;
 
 /// The set as `-N`/`-A` lines: chains, rules, then jumps.
 fn lines(set: &RuleSet) -> Vec<String> {

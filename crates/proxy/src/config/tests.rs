@@ -522,3 +522,38 @@ fn policy_variables() {
         );
     }
 }
+
+#[test]
+fn server_first_delay() {
+    let table: &[(Option<&str>, Result<Option<u64>, ()>)] = &[
+        (None, Ok(Some(200))),
+        (Some("300ms"), Ok(Some(300))),
+        (Some("1s"), Ok(Some(1_000))),
+        (Some("off"), Ok(None)),
+        (Some("OFF"), Ok(None)),
+        (Some("0"), Ok(None)),
+        (Some("0s"), Ok(None)),
+        (Some(""), Ok(None)),
+        (Some("200"), Err(())),
+        (Some("soon"), Err(())),
+    ];
+    for (value, expected) in table {
+        let pairs: Vec<(&str, &str)> = value
+            .map(|value| ("WEFT_PROXY_SERVER_FIRST_DELAY", value))
+            .into_iter()
+            .collect();
+        let parsed = config_from(&pairs).map(|config| {
+            config
+                .server_first_delay
+                .map(|delay| delay.as_millis() as u64)
+        });
+        match (&parsed, expected) {
+            (Ok(delay), Ok(expected)) => assert_eq!(delay, expected, "{value:?}"),
+            (Err(error), Err(())) => assert!(
+                error.to_string().contains("WEFT_PROXY_SERVER_FIRST_DELAY"),
+                "{error}"
+            ),
+            _ => panic!("{value:?}: {:?}", parsed.map(|_| ())),
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Protocol detection: what a client speaks, judged from its first bytes.
 //!
-//! [`classify`] is the pure decision (table-tested); [`detect`] reads from a
-//! socket until `classify` decides, the buffer fills, the client stops
+//! [`classify`] is the pure decision (table-tested); [`detect_until`] reads
+//! from a socket until `classify` decides, the buffer fills, the client stops
 //! sending, or the detect timeout passes. The bytes read are returned so the
 //! chosen protocol handler sees the stream from its first byte.
 
@@ -224,6 +224,7 @@ fn next_read_size(read: usize) -> usize {
 }
 
 /// Reads from `io` until its protocol is known, for at most `timeout`.
+#[cfg(test)]
 pub(crate) async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Detection {
     // An idle connection holds FIRST_READ bytes, not a full buffer.
     let mut buffer = BytesMut::new();

@@ -24,8 +24,8 @@ pub use values::{
 };
 use values::{
     parse_certificates, parse_connection_limit, parse_cores, parse_default_policy,
-    parse_listen_addrs, parse_networks, parse_optional_delay, parse_optional_host_port, parse_policy_workload,
-    parse_positive_duration, parse_server_name, parse_socket_addr,
+    parse_listen_addrs, parse_networks, parse_optional_delay, parse_optional_host_port,
+    parse_policy_workload, parse_positive_duration, parse_server_name, parse_socket_addr,
 };
 pub use variables::{DEFAULT_CONTROLLER_NAME, DEFAULT_OPAQUE_PORTS, VARIABLES, Variable};
 pub use weft_core::policy::DefaultPolicy;

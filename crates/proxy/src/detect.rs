@@ -6,7 +6,7 @@
 //! chosen protocol handler sees the stream from its first byte.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
@@ -225,7 +225,10 @@ fn next_read_size(read: usize) -> usize {
 
 /// Reads from `io` until its protocol is known, for at most `timeout`.
 #[cfg(test)]
-pub(crate) async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Detection {
+pub(crate) async fn detect<I: AsyncRead + Unpin>(
+    io: &mut I,
+    timeout: std::time::Duration,
+) -> Detection {
     // An idle connection holds FIRST_READ bytes, not a full buffer.
     let mut buffer = BytesMut::new();
     detect_until(io, Instant::now() + timeout, &mut buffer).await

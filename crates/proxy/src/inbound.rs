@@ -151,7 +151,7 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
     };
     //    A client silent for a while may face a server that speaks first:
     //    the app is connected to early, if the port's policy admits the
-    //    client as it stands.
+    //    client as it stands (asked then, when the delay has passed).
     let early_target = if direct {
         EarlyTarget::Unknown
     } else if matches!(
@@ -159,20 +159,13 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         PolicyProtocol::Http1 | PolicyProtocol::Http2 | PolicyProtocol::Grpc
     ) {
         EarlyTarget::DeclaredHttp
-    } else if !inbound_authz::admits(
-        &proxy,
-        target,
-        context.client_addr,
-        context.client_identity.as_deref(),
-    ) {
-        EarlyTarget::NotAuthorized
     } else {
         EarlyTarget::Known
     };
     let early = server_first::early_delay(proxy.config.server_first_delay, timeout, early_target)
         .map(|delay| Early {
             delay,
-            connect: Box::pin(connect_early(&proxy, target)),
+            connect: || connect_early(&proxy, target, &context),
         });
     let first = server_first::detect(&mut io, timeout, early).await;
     proxy
@@ -322,9 +315,18 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
     .await
 }
 
-/// Connects to the app before the client has spoken (`None`: it failed;
-/// the forward that may follow detection reports it).
-async fn connect_early(proxy: &Proxy, target: SocketAddr) -> Option<Upstream> {
+/// Connects to the app before the client has spoken, if the port's policy
+/// admits the client as it stands (`None`: not admitted, or it failed; the
+/// forward that may follow detection decides and reports again).
+async fn connect_early(
+    proxy: &Proxy,
+    target: SocketAddr,
+    context: &ConnectionContext,
+) -> Option<Upstream> {
+    let identity = context.client_identity.as_deref();
+    if !inbound_authz::admits(proxy, target, context.client_addr, identity) {
+        return None;
+    }
     match tcp::connect_planned(proxy, target, Plan::Original, Direction::Inbound).await {
         Ok(upstream) => Some(upstream),
         Err(failure) => {

@@ -28,8 +28,8 @@ use crate::routing::Plan;
 use crate::server_first::{self, Early, EarlyTarget, FirstBytes};
 use crate::tcp::Upstream;
 use crate::{http, tcp};
-use std::net::SocketAddr;
 use futures::future::BoxFuture;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
@@ -102,10 +102,13 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         server_first::early_delay(proxy.config.server_first_delay, timeout, early_target),
         context.target,
     ) {
-        (Some(delay), Target::Addr(target)) => Some(Early {
-            delay,
-            connect: Box::pin(connect_early(&proxy, target, plan.clone())),
-        }),
+        (Some(delay), Target::Addr(target)) => {
+            let (proxy, plan) = (&proxy, &plan);
+            Some(Early {
+                delay,
+                connect: move || connect_early(proxy, target, plan.clone()),
+            })
+        }
         _ => None,
     };
     let first = server_first::detect(&mut io, timeout, early).await;

@@ -8,9 +8,10 @@
 //! it while detection goes on:
 //!
 //! ```text
-//! detect ──(client silent for the delay; target known; inbound: the port's
-//!   │       policy admits this client)──► connect as an opaque forward would
-//!   │                                     (meshed: mutual TLS + transport header)
+//! detect ──(client silent for the delay; target known)──► inbound: does the
+//!   │       port's policy admit the client as it stands? no ─► no connection
+//!   │       ─► connect as an opaque forward would (meshed: mutual TLS and a
+//!   │          transport header)
 //!   ├─ the client's bytes decide first ─► the early connection is closed;
 //!   │                                     detection's verdict as usual
 //!   └─ the server sends first ──► a banner ─► relayed as opaque TCP at once
@@ -31,7 +32,6 @@
 use crate::detect::{self, Detection};
 use crate::tcp::Upstream;
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
 use std::time::Duration;
 use tokio::io::AsyncRead;
 use tokio::time::Instant;
@@ -47,9 +47,6 @@ pub(crate) enum EarlyTarget {
     /// The target's port is declared HTTP (the inbound policy): its server
     /// never speaks first.
     DeclaredHttp,
-    /// The port's policy does not admit this client as it stands (no
-    /// identity yet): it must prove one before anything is connected.
-    NotAuthorized,
     /// One of the proxy's own listeners: never connected to.
     OwnListener,
 }
@@ -93,13 +90,14 @@ pub(crate) fn server_bytes(first: &[u8]) -> ServerBytes {
     }
 }
 
-/// The early connection: made only once the delay has passed.
-pub(crate) struct Early<'a> {
+/// The early connection: made only once the delay has passed (nothing is
+/// allocated for it before).
+pub(crate) struct Early<F> {
     /// How long the client may stay silent first (see [`early_delay`]).
     pub delay: Duration,
-    /// Connects to the target (`None`: it failed; the forward that may
-    /// follow detection reports failures).
-    pub connect: BoxFuture<'a, Option<Upstream>>,
+    /// Connects to the target (`None`: it failed, or the connection may not
+    /// be made; the forward that may follow detection reports failures).
+    pub connect: F,
 }
 
 /// Who spoke first.
@@ -131,11 +129,16 @@ impl FirstBytes {
 /// Detects the client's protocol for at most `timeout`; with `early`, a
 /// client silent for its delay makes the proxy connect, and a server that
 /// then speaks first wins.
-pub(crate) async fn detect<I: AsyncRead + Unpin>(
+pub(crate) async fn detect<I, F, C>(
     io: &mut I,
     timeout: Duration,
-    early: Option<Early<'_>>,
-) -> FirstBytes {
+    early: Option<Early<F>>,
+) -> FirstBytes
+where
+    I: AsyncRead + Unpin,
+    F: FnOnce() -> C,
+    C: Future<Output = Option<Upstream>>,
+{
     let deadline = Instant::now() + timeout;
     // An idle connection holds a small buffer (see `detect`).
     let mut buffer = BytesMut::new();
@@ -156,7 +159,7 @@ pub(crate) async fn detect<I: AsyncRead + Unpin>(
     }
     // 2. Connect and see who speaks first. Boxed: a connection still in
     //    its client's turn carries no room for it.
-    Box::pin(race(io, deadline, buffer, early.connect)).await
+    Box::pin(race(io, deadline, buffer, (early.connect)())).await
 }
 
 /// How the race between the client's detection and the server ended.
@@ -169,7 +172,7 @@ async fn race<I: AsyncRead + Unpin>(
     io: &mut I,
     deadline: Instant,
     mut buffer: BytesMut,
-    connect: BoxFuture<'_, Option<Upstream>>,
+    connect: impl Future<Output = Option<Upstream>>,
 ) -> FirstBytes {
     let server = async {
         let mut upstream = connect.await?;
@@ -211,7 +214,6 @@ mod tests {
             (Some(ms(200)), timeout, Known, Some(ms(200))),
             (Some(ms(200)), timeout, Unknown, None),
             (Some(ms(200)), timeout, DeclaredHttp, None),
-            (Some(ms(200)), timeout, NotAuthorized, None),
             (Some(ms(200)), timeout, OwnListener, None),
             // Off.
             (None, timeout, Known, None),

@@ -295,6 +295,7 @@ pub(crate) async fn detect_until<I: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn classification_table() {

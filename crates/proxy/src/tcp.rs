@@ -94,8 +94,9 @@ pub(crate) struct Upstream {
     lease: Option<Lease>,
 }
 
-/// How much of a server's first bytes is read before relaying starts.
-const FIRST_READ: usize = 1024;
+/// How much of a server's first bytes is read before relaying starts (the
+/// rest is relayed): a banner's worth, held while a silent client waits.
+const FIRST_READ: usize = 128;
 
 impl Upstream {
     /// Waits for the server's first bytes (empty: it closed) and keeps them

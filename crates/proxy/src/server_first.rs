@@ -158,22 +158,35 @@ where
         return FirstBytes::Client(detect::detect_until(io, deadline, &mut buffer).await);
     }
     // 2. Connect and see who speaks first. Boxed: a connection still in
-    //    its client's turn carries no room for it.
-    Box::pin(race(io, deadline, buffer, (early.connect)())).await
+    //    its client's turn carries no room for it, and one whose server
+    //    had nothing to say gives the room back.
+    match Box::pin(race(io, deadline, &mut buffer, (early.connect)())).await {
+        Race::Client(detection) => FirstBytes::Client(detection),
+        Race::Server(upstream) => FirstBytes::Server {
+            client_prefix: buffer.freeze(),
+            upstream,
+        },
+        // 3. Back to the client's turn, without an early connection.
+        Race::NoServer => FirstBytes::Client(detect::detect_until(io, deadline, &mut buffer).await),
+    }
 }
 
 /// How the race between the client's detection and the server ended.
 enum Race {
+    /// Detection decided first.
     Client(Detection),
+    /// The server spoke first.
     Server(Upstream),
+    /// No connection, or the server closed it or said nothing to relay.
+    NoServer,
 }
 
 async fn race<I: AsyncRead + Unpin>(
     io: &mut I,
     deadline: Instant,
-    mut buffer: BytesMut,
+    buffer: &mut BytesMut,
     connect: impl Future<Output = Option<Upstream>>,
-) -> FirstBytes {
+) -> Race {
     let server = async {
         let mut upstream = connect.await?;
         match upstream.read_first().await {
@@ -185,19 +198,10 @@ async fn race<I: AsyncRead + Unpin>(
             }
         }
     };
-    // A server with nothing to say (or unreachable) leaves detection alone,
-    // the connection closed.
-    let winner = tokio::select! {
+    tokio::select! {
         biased;
-        detection = detect::detect_until(io, deadline, &mut buffer) => Race::Client(detection),
-        Some(upstream) = server => Race::Server(upstream),
-    };
-    match winner {
-        Race::Client(detection) => FirstBytes::Client(detection),
-        Race::Server(upstream) => FirstBytes::Server {
-            client_prefix: buffer.freeze(),
-            upstream,
-        },
+        detection = detect::detect_until(io, deadline, buffer) => Race::Client(detection),
+        upstream = server => upstream.map_or(Race::NoServer, Race::Server),
     }
 }
 
@@ -230,6 +234,77 @@ mod tests {
                 "{delay:?} {detect_timeout:?} {target:?}"
             );
         }
+    }
+
+    /// Runs [`detect`] with an early connection that never succeeds,
+    /// counting how often it was tried; `client` writes on its side.
+    async fn detect_counting<F, C>(client: F) -> (FirstBytes, usize)
+    where
+        F: FnOnce(tokio::io::DuplexStream) -> C + Send + 'static,
+        C: Future<Output = ()> + Send + 'static,
+    {
+        let (client_side, mut server_side) = tokio::io::duplex(1024);
+        let writer = tokio::spawn(client(client_side));
+        let tries = std::cell::Cell::new(0);
+        let early = Early {
+            delay: Duration::from_millis(50),
+            connect: || {
+                tries.set(tries.get() + 1);
+                std::future::ready(None)
+            },
+        };
+        let first = detect(&mut server_side, Duration::from_secs(2), Some(early)).await;
+        writer.abort();
+        (first, tries.get())
+    }
+
+    fn protocol(first: &FirstBytes) -> Option<crate::detect::Protocol> {
+        match first {
+            FirstBytes::Client(Detection::Detected { protocol, .. }) => Some(*protocol),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_speaks_at_once_costs_no_connection() {
+        use tokio::io::AsyncWriteExt;
+        let (first, tries) = detect_counting(|mut client| async move {
+            client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+            std::future::pending::<()>().await;
+        })
+        .await;
+        assert_eq!(protocol(&first), Some(crate::detect::Protocol::Http1));
+        assert_eq!(tries, 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_said_something_is_not_raced() {
+        use tokio::io::AsyncWriteExt;
+        let (first, tries) = detect_counting(|mut client| async move {
+            client.write_all(b"GET /sl").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            client.write_all(b"ow HTTP/1.1\r\n").await.unwrap();
+            std::future::pending::<()>().await;
+        })
+        .await;
+        assert_eq!(protocol(&first), Some(crate::detect::Protocol::Http1));
+        assert_eq!(tries, 0);
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_raced_once_then_detected_as_usual() {
+        use tokio::io::AsyncWriteExt;
+        let (first, tries) = detect_counting(|mut client| async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            client
+                .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                .await
+                .unwrap();
+            std::future::pending::<()>().await;
+        })
+        .await;
+        assert_eq!(protocol(&first), Some(crate::detect::Protocol::Http2));
+        assert_eq!(tries, 1);
     }
 
     #[test]

@@ -188,7 +188,9 @@ async fn race<I: AsyncRead + Unpin>(
     connect: impl Future<Output = Option<Upstream>>,
 ) -> Race {
     let server = async {
-        let mut upstream = connect.await?;
+        // Boxed: once connected, its room is given back while the server
+        // is waited for.
+        let mut upstream = Box::pin(connect).await?;
         match upstream.read_first().await {
             Ok(first) if server_bytes(first) == ServerBytes::Relay => Some(upstream),
             Ok(_) => None,

@@ -140,7 +140,7 @@ where
     C: Future<Output = Option<Upstream>>,
 {
     let deadline = Instant::now() + timeout;
-    // An idle connection holds a small buffer (see `detect`).
+    // An idle connection holds a small buffer (see `detect::detect_until`).
     let mut buffer = BytesMut::new();
     let Some(early) = early else {
         return FirstBytes::Client(detect::detect_until(io, deadline, &mut buffer).await);

@@ -24,8 +24,8 @@ pub use values::{
 };
 use values::{
     parse_certificates, parse_connection_limit, parse_cores, parse_default_policy,
-    parse_listen_addrs, parse_networks, parse_optional_host_port, parse_policy_workload,
-    parse_positive_duration, parse_server_name, parse_socket_addr,
+    parse_listen_addrs, parse_networks, parse_optional_delay, parse_optional_host_port,
+    parse_policy_workload, parse_positive_duration, parse_server_name, parse_socket_addr,
 };
 pub use variables::{DEFAULT_CONTROLLER_NAME, DEFAULT_OPAQUE_PORTS, VARIABLES, Variable};
 pub use weft_core::policy::DefaultPolicy;
@@ -52,6 +52,9 @@ pub struct Config {
     pub inbound_detect_timeout_action: Option<DetectTimeoutAction>,
     /// Bound on protocol detection.
     pub detect_timeout: Duration,
+    /// How long a client may stay silent before the proxy connects to a
+    /// known target to let a server speak first; `None`: never.
+    pub server_first_delay: Option<Duration>,
     /// Bound on reading an HTTP/1 request head (or the HTTP/2 preface).
     pub http_header_read_timeout: Duration,
     /// HTTP connections with no request open for this long are closed.
@@ -273,6 +276,7 @@ impl Config {
                 DetectTimeoutAction::parse,
             ),
             detect_timeout: reader.value("WEFT_PROXY_DETECT_TIMEOUT", parse_positive_duration),
+            server_first_delay: reader.value("WEFT_PROXY_SERVER_FIRST_DELAY", parse_optional_delay),
             http_header_read_timeout: reader.value(
                 "WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT",
                 parse_positive_duration,
@@ -436,6 +440,7 @@ impl Config {
             "inbound_deny_ports": self.inbound_deny_ports.to_string(),
             "inbound_detect_timeout_action": self.inbound_detect_timeout_action().as_str(),
             "detect_timeout": format_duration(self.detect_timeout),
+            "server_first_delay": self.server_first_delay.map_or("off".to_string(), format_duration),
             "http_header_read_timeout": format_duration(self.http_header_read_timeout),
             "http_idle_timeout": format_duration(self.http_idle_timeout),
             "inbound_max_connections": self.inbound_max_connections,

@@ -1,13 +1,14 @@
 //! Protocol detection: what a client speaks, judged from its first bytes.
 //!
-//! [`classify`] is the pure decision (table-tested); [`detect`] reads from a
-//! socket until `classify` decides, the buffer fills, the client stops
+//! [`classify`] is the pure decision (table-tested); [`detect_until`] reads
+//! from a socket until `classify` decides, the buffer fills, the client stops
 //! sending, or the detect timeout passes. The bytes read are returned so the
 //! chosen protocol handler sees the stream from its first byte.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
 
 /// The HTTP/2 connection preface a prior-knowledge client sends first.
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -223,15 +224,30 @@ fn next_read_size(read: usize) -> usize {
 }
 
 /// Reads from `io` until its protocol is known, for at most `timeout`.
-pub(crate) async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Detection {
+#[cfg(test)]
+pub(crate) async fn detect<I: AsyncRead + Unpin>(
+    io: &mut I,
+    timeout: std::time::Duration,
+) -> Detection {
     // An idle connection holds FIRST_READ bytes, not a full buffer.
     let mut buffer = BytesMut::new();
+    detect_until(io, Instant::now() + timeout, &mut buffer).await
+}
+
+/// Reads from `io` into `buffer` until its protocol is known, at most until
+/// `deadline`. Cancel-safe: dropped before it ends, what was read stays in
+/// `buffer`, and a later call carries on from there.
+pub(crate) async fn detect_until<I: AsyncRead + Unpin>(
+    io: &mut I,
+    deadline: Instant,
+    buffer: &mut BytesMut,
+) -> Detection {
     let reading = async {
         loop {
             if buffer.len() >= DETECT_BUFFER_SIZE {
                 // Full: a request line still going is HTTP, just too long
                 // (an 8 KiB method token as well: hyper would take it).
-                return Ok(match classify(&buffer) {
+                return Ok(match classify(buffer) {
                     Verdict::Known(protocol) => Reading::Known(protocol),
                     Verdict::MalformedHttp => Reading::MalformedHttp,
                     Verdict::HttpIncomplete | Verdict::NeedMore => Reading::HttpTooLarge,
@@ -242,37 +258,36 @@ pub(crate) async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) 
             }
             // Never past the detection limit, however the buffer grew.
             let room = DETECT_BUFFER_SIZE - buffer.len();
-            let read = io.read_buf(&mut (&mut buffer).limit(room)).await?;
+            let read = io.read_buf(&mut (&mut *buffer).limit(room)).await?;
             if read == 0 {
                 // End of stream: whatever arrived is forwarded as is.
-                return Ok(match classify(&buffer) {
+                return Ok(match classify(buffer) {
                     Verdict::Known(protocol) => Reading::Known(protocol),
                     Verdict::MalformedHttp => Reading::MalformedHttp,
                     Verdict::NeedMore | Verdict::HttpIncomplete => Reading::Known(Protocol::Opaque),
                 });
             }
-            match classify(&buffer) {
+            match classify(buffer) {
                 Verdict::Known(protocol) => return Ok(Reading::Known(protocol)),
                 Verdict::MalformedHttp => return Ok(Reading::MalformedHttp),
                 Verdict::NeedMore | Verdict::HttpIncomplete => {}
             }
         }
     };
-    match tokio::time::timeout(timeout, reading).await {
+    let result = tokio::time::timeout_at(deadline, reading).await;
+    match result {
         Ok(Ok(_)) if buffer.is_empty() => Detection::Closed,
-        Ok(Ok(Reading::Known(protocol))) => Detection::Detected {
-            protocol,
-            prefix: buffer.freeze(),
-        },
-        Ok(Ok(Reading::HttpTooLarge)) => Detection::HttpTooLarge {
-            prefix: buffer.freeze(),
-        },
-        Ok(Ok(Reading::MalformedHttp)) => Detection::MalformedHttp {
-            prefix: buffer.freeze(),
-        },
+        Ok(Ok(reading)) => {
+            let prefix = std::mem::take(buffer).freeze();
+            match reading {
+                Reading::Known(protocol) => Detection::Detected { protocol, prefix },
+                Reading::HttpTooLarge => Detection::HttpTooLarge { prefix },
+                Reading::MalformedHttp => Detection::MalformedHttp { prefix },
+            }
+        }
         Ok(Err(error)) => Detection::Failed(error),
         Err(_) => Detection::TimedOut {
-            prefix: buffer.freeze(),
+            prefix: std::mem::take(buffer).freeze(),
         },
     }
 }
@@ -280,6 +295,7 @@ pub(crate) async fn detect<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn classification_table() {

@@ -14,6 +14,8 @@
 //!   │                                 └─ no header: what is inside starts over at detect
 //!   ├─ direct, without TLS and a transport header ─► refused (it would loop)
 //!   ├─ request line over 8 KiB ─► 431; malformed request line ─► 400
+//!   ├─ a silent client (WEFT_PROXY_SERVER_FIRST_DELAY) the policy admits:
+//!   │  the app connected early; it speaks first ─► authorize ─► relayed as TCP
 //!   ├─ detect timeout, action close (default with identity) ─► closed
 //!   ├─ HTTP/1, HTTP/2 ─► http::server (peer proxies: mesh HTTP/2 limits)
 //!   │                     └─ each request authorized by the port's current policy
@@ -29,7 +31,7 @@
 
 use crate::config::DetectTimeoutAction;
 use crate::context::{ConnectionContext, Target};
-use crate::detect::{self, Detection, Protocol};
+use crate::detect::{Detection, Protocol};
 use crate::direction::Direction;
 use crate::drain::DrainWatch;
 use crate::http::server::ServerSettings;
@@ -39,6 +41,9 @@ use crate::listen::Accepted;
 use crate::metrics::labels::{Peer, TargetLabels, TcpLabels, TlsStatus};
 use crate::policy::inbound::{PortPolicy, Protocol as PolicyProtocol};
 use crate::proxy::Proxy;
+use crate::routing::Plan;
+use crate::server_first::{self, Early, EarlyTarget, FirstBytes};
+use crate::tcp::{self, Upstream};
 use crate::tls::accept::{self, Accepted as TlsAccepted};
 use crate::tls::config::TlsConfigs;
 use crate::tls::transport_header::SessionProtocol;
@@ -144,10 +149,45 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         } => timeout,
         _ => proxy.config.detect_timeout,
     };
-    let detection = detect::detect(&mut io, timeout).await;
+    //    A client silent for a while may face a server that speaks first:
+    //    the app is connected to early, if the port's policy admits the
+    //    client as it stands (asked then, when the delay has passed).
+    let early_target = if direct {
+        EarlyTarget::Unknown
+    } else if matches!(
+        protocol,
+        PolicyProtocol::Http1 | PolicyProtocol::Http2 | PolicyProtocol::Grpc
+    ) {
+        EarlyTarget::DeclaredHttp
+    } else {
+        EarlyTarget::Known
+    };
+    let early = server_first::early_delay(proxy.config.server_first_delay, timeout, early_target)
+        .map(|delay| Early {
+            delay,
+            connect: || connect_early(&proxy, target, &context),
+        });
+    let first = server_first::detect(&mut io, timeout, early).await;
     proxy
         .metrics
-        .detected(Direction::Inbound, detection.metric_label());
+        .detected(Direction::Inbound, first.metric_label());
+    let detection = match first {
+        FirstBytes::Client(detection) => detection,
+        FirstBytes::Server {
+            client_prefix,
+            upstream,
+        } => {
+            // The app spoke first: opaque TCP, authorized once (and on
+            // changes) like any.
+            context.settle_accept(None);
+            let io = PrefixedIo::new(client_prefix, io);
+            let identity = context.client_identity.clone();
+            let client_addr = context.client_addr;
+            inbound_authz::forward_over(&proxy, io, target, client_addr, identity, Some(upstream))
+                .await;
+            return;
+        }
+    };
 
     // 3. TLS asking for our identity is terminated, and what is inside
     //    served; other TLS passes through.
@@ -273,6 +313,27 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         context.client_identity.clone(),
     )
     .await
+}
+
+/// Connects to the app before the client has spoken, if the port's policy
+/// admits the client as it stands (`None`: not admitted, or it failed; the
+/// forward that may follow detection decides and reports again).
+async fn connect_early(
+    proxy: &Proxy,
+    target: SocketAddr,
+    context: &ConnectionContext,
+) -> Option<Upstream> {
+    let identity = context.client_identity.as_deref();
+    if !inbound_authz::admits(proxy, target, context.client_addr, identity) {
+        return None;
+    }
+    match tcp::connect_planned(proxy, target, Plan::Original, Direction::Inbound).await {
+        Ok(upstream) => Some(upstream),
+        Err(failure) => {
+            tracing::debug!(%target, error = %failure.error, "early connection failed");
+            None
+        }
+    }
 }
 
 /// Terminates inbound TLS that asks for our identity, then serves what is

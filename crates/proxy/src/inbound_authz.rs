@@ -27,6 +27,40 @@ pub(crate) async fn forward<I: Io>(
     client_addr: SocketAddr,
     identity: Option<Arc<str>>,
 ) {
+    forward_over(proxy, io, target, client_addr, identity, None).await
+}
+
+/// Whether the port's current policy admits the client as it stands, asked
+/// before connecting to the app ahead of the client's bytes (nothing is
+/// counted: [`forward_over`] decides, and counts, again).
+pub(crate) fn admits(
+    proxy: &Proxy,
+    target: SocketAddr,
+    client_addr: SocketAddr,
+    identity: Option<&str>,
+) -> bool {
+    let policy = proxy.inbound_policies.port(target.port());
+    let client = Client {
+        addr: client_addr.ip(),
+        tls: ClientTls::from_identity(identity),
+    };
+    let current = policy.borrow();
+    matches!(
+        authorize(&current.authorizations, &client),
+        Decision::Allow { .. }
+    )
+}
+
+/// Like [`forward`], over `upstream` when the connection to the app was
+/// already made (a server that spoke first); refused, it is closed unused.
+pub(crate) async fn forward_over<I: Io>(
+    proxy: &Proxy,
+    io: I,
+    target: SocketAddr,
+    client_addr: SocketAddr,
+    identity: Option<Arc<str>>,
+    upstream: Option<tcp::Upstream>,
+) {
     let mut policy = proxy.inbound_policies.port(target.port());
     let client = Client {
         addr: client_addr.ip(),
@@ -38,7 +72,7 @@ pub(crate) async fn forward<I: Io>(
         return;
     };
     tokio::select! {
-        () = tcp::forward(proxy, io, target, Direction::Inbound) => {}
+        () = tcp::forward_over(proxy, io, target, upstream, Direction::Inbound) => {}
         () = revoked(&mut policy, &client) => {
             proxy.metrics.authz.record(AuthzEvent::TcpTerminate, &allowed);
             proxy.log_traffic_error(

@@ -44,6 +44,7 @@ pub(crate) mod policy;
 pub(crate) mod proxy;
 pub(crate) mod resources;
 pub(crate) mod routing;
+pub(crate) mod server_first;
 pub(crate) mod tap;
 pub(crate) mod tcp;
 pub(crate) mod tls;

@@ -5,8 +5,10 @@
 //!   ├─ discovery first (routing::Router): the plan may say the target is opaque
 //!   ├─ opaque port or opaque plan ─► tcp::forward_planned
 //!   ▼
-//! detect ─► HTTP/1, HTTP/2 ─► http::server (per-request routing and forwarding)
-//!        ─► TLS, other, timeout ─► tcp::forward_planned (explicit listener: 400, closed)
+//! detect ─► a silent client (WEFT_PROXY_SERVER_FIRST_DELAY), a known target:
+//!   │       connected early as the plan says; it speaks first ─► relayed as TCP
+//!   ├─ HTTP/1, HTTP/2 ─► http::server (per-request routing and forwarding)
+//!   └─ TLS, other, timeout ─► tcp::forward_planned (explicit listener: 400, closed)
 //! ```
 //!
 //! A CONNECT tunnel opened on the explicit listener comes back to [`serve`]
@@ -14,7 +16,7 @@
 //! context), so what travels inside it is detected and proxied the same way.
 
 use crate::context::{ConnectionContext, Target};
-use crate::detect::{self, Detection, Protocol};
+use crate::detect::{Detection, Protocol};
 use crate::direction::Direction;
 use crate::drain::DrainWatch;
 use crate::http::server::ServerSettings;
@@ -23,8 +25,11 @@ use crate::listen::Accepted;
 use crate::metrics::labels::{Peer, TargetLabels, TcpLabels, TlsStatus};
 use crate::proxy::Proxy;
 use crate::routing::Plan;
+use crate::server_first::{self, Early, EarlyTarget, FirstBytes};
+use crate::tcp::Upstream;
 use crate::{http, tcp};
 use futures::future::BoxFuture;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
@@ -83,12 +88,44 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         return;
     }
 
-    // 2. Detect.
-    let detection = detect::detect(&mut io, proxy.config.detect_timeout).await;
+    // 2. Detect. A client silent for a while may face a server that speaks
+    //    first: the target is connected to early, as the plan says (a
+    //    meshed endpoint over mutual TLS with an opaque transport header,
+    //    as an opaque port's connection goes).
+    let timeout = proxy.config.detect_timeout;
+    let early_target = match context.target {
+        Target::Addr(target) if proxy.is_own_listener(target) => EarlyTarget::OwnListener,
+        Target::Addr(_) => EarlyTarget::Known,
+        Target::Explicit => EarlyTarget::Unknown,
+    };
+    let early = match (
+        server_first::early_delay(proxy.config.server_first_delay, timeout, early_target),
+        context.target,
+    ) {
+        (Some(delay), Target::Addr(target)) => {
+            let (proxy, plan) = (&proxy, &plan);
+            Some(Early {
+                delay,
+                connect: move || connect_early(proxy, target, plan.clone()),
+            })
+        }
+        _ => None,
+    };
+    let first = server_first::detect(&mut io, timeout, early).await;
     proxy
         .metrics
-        .detected(Direction::Outbound, detection.metric_label());
+        .detected(Direction::Outbound, first.metric_label());
     context.settle_accept(None);
+    let detection = match first {
+        FirstBytes::Client(detection) => detection,
+        FirstBytes::Server {
+            client_prefix,
+            upstream,
+        } => {
+            upstream.relay(PrefixedIo::new(client_prefix, io)).await;
+            return;
+        }
+    };
 
     // 3. HTTP is proxied per request; anything else is forwarded as opaque
     //    TCP (on the explicit listener, refused: it names no target).
@@ -139,6 +176,18 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
                 let _ = io.write_all(NOT_A_PROXY_REQUEST).await;
             }
             let _ = io.shutdown().await;
+        }
+    }
+}
+
+/// Connects to `target` as `plan` says before the client has spoken
+/// (`None`: it failed; the forward that may follow detection reports it).
+async fn connect_early(proxy: &Proxy, target: SocketAddr, plan: Plan) -> Option<Upstream> {
+    match tcp::connect_planned(proxy, target, plan, Direction::Outbound).await {
+        Ok(upstream) => Some(upstream),
+        Err(failure) => {
+            tracing::debug!(%target, error = %failure.error, "early connection failed");
+            None
         }
     }
 }

@@ -6,20 +6,28 @@
 //! one endpoint discovery named, or, for a logical service, an endpoint
 //! balanced per connection (P2C over peak-EWMA; an endpoint that refuses is
 //! penalised and another tried).
+//!
+//! Connecting ([`connect_planned`]: TCP, then mutual TLS and the transport
+//! header for a meshed endpoint) is apart from relaying ([`Upstream::relay`]),
+//! so a connection can be opened before the client has sent anything and
+//! relayed once the server speaks first (see [`crate::server_first`]).
 
 use crate::connect::{self, ConnectError};
 use crate::context::connect_tls;
 use crate::direction::Direction;
 use crate::discovery::EndpointMeta;
 use crate::http::errors::ProxyError;
+use crate::io::PrefixedIo;
 use crate::io::{Io, MeteredIo};
 use crate::metrics::labels::{Peer, TargetLabels, TcpLabels};
 use crate::proxy::Proxy;
 use crate::routing::{CONNECT_ATTEMPTS, CONNECT_FAILURE_PENALTY, Lease, Plan};
-use crate::tls::transport::{self, ClientTls};
+use crate::tls::transport::{self, ClientTls, TlsConnectError, Transport};
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// Size of the copy buffer in each direction.
@@ -47,148 +55,232 @@ pub(crate) fn forward_planned<I: Io>(
     plan: Plan,
     direction: Direction,
 ) -> BoxFuture<'_, ()> {
-    Box::pin(forward_planned_inline(
-        proxy, client, target, plan, direction,
-    ))
+    Box::pin(async move {
+        match connect_planned(proxy, target, plan, direction).await {
+            Ok(upstream) => upstream.relay(client).await,
+            Err(failure) => failure.record(proxy, direction),
+        }
+    })
 }
 
-async fn forward_planned_inline<I: Io>(
+/// Relays `client` over `upstream` when a connection was already made,
+/// else forwards it like [`forward`].
+pub(crate) fn forward_over<I: Io>(
     proxy: &Proxy,
     client: I,
     target: SocketAddr,
+    upstream: Option<Upstream>,
+    direction: Direction,
+) -> BoxFuture<'_, ()> {
+    match upstream {
+        Some(upstream) => Box::pin(upstream.relay(client)),
+        None => forward(proxy, client, target, direction),
+    }
+}
+
+/// A connection to a forward's target, ready to carry the client's bytes:
+/// connected, and for a meshed endpoint with mutual TLS (and the transport
+/// header) set up. Counted in the `peer="dst"` TCP metrics from the connect.
+pub(crate) struct Upstream {
+    /// The server side.
+    io: Transport<MeteredIo<TcpStream>>,
+    /// The target's address (the endpoint's, for a discovered one).
+    target: SocketAddr,
+    /// What the server sent before the client's bytes were relayed.
+    first: Bytes,
+    /// The balancer's lease on a logical target's endpoint: it counts the
+    /// connection as pending there until it closes, so new connections
+    /// prefer quieter endpoints.
+    lease: Option<Lease>,
+}
+
+/// How much of a server's first bytes is read before relaying starts (the
+/// rest is relayed): a banner's worth, held while a silent client waits.
+const FIRST_READ: usize = 128;
+
+impl Upstream {
+    /// Waits for the server's first bytes (empty: it closed) and keeps them
+    /// to be relayed first.
+    pub(crate) async fn read_first(&mut self) -> std::io::Result<&[u8]> {
+        let mut first = BytesMut::with_capacity(FIRST_READ);
+        self.io.read_buf(&mut first).await?;
+        self.first = first.freeze();
+        Ok(&self.first)
+    }
+
+    /// Copies bytes both ways between `client` and the server until both
+    /// directions have closed.
+    pub(crate) async fn relay<I: Io>(self, mut client: I) {
+        let Upstream {
+            io,
+            target,
+            first,
+            lease,
+        } = self;
+        let mut server = PrefixedIo::new(first, io);
+        if let Err(error) = tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut server,
+            COPY_BUFFER_SIZE,
+            COPY_BUFFER_SIZE,
+        )
+        .await
+        {
+            tracing::debug!(%target, %error, "TCP forward ended with an error");
+        }
+        drop(lease);
+    }
+}
+
+/// Why a forward's connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ForwardError {
+    /// The target is one of the proxy's own listeners (a forwarding loop).
+    #[error("refusing to forward a connection to the proxy itself")]
+    Loop,
+    /// A logical target on a proxy without discovery (never planned so).
+    #[error("a logical target without discovery")]
+    NoDiscovery,
+    /// No endpoint to pick, or mutual TLS this proxy cannot offer yet:
+    /// labelled and described as the HTTP stage answers it.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// Connecting failed (refused, timed out, unreachable).
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The TLS handshake (or the transport header) failed.
+    #[error(transparent)]
+    Tls(#[from] TlsConnectError),
+}
+
+impl ForwardError {
+    /// The `*_tcp_errors_total` label value.
+    fn metric_label(&self) -> &'static str {
+        match self {
+            ForwardError::Loop => "loop",
+            ForwardError::NoDiscovery => "discovery",
+            ForwardError::Proxy(error) => error.metric_label(),
+            ForwardError::Connect(error) => error.metric_label(),
+            ForwardError::Tls(_) => "tls",
+        }
+    }
+}
+
+/// A forward's connection that could not be made, and to whom.
+#[derive(Debug)]
+pub(crate) struct ForwardFailure {
+    /// The address the failure concerns (the endpoint, or the target).
+    pub peer: SocketAddr,
+    /// What failed.
+    pub error: ForwardError,
+}
+
+impl ForwardFailure {
+    /// Logs (within the budget) and counts the failure.
+    pub(crate) fn record(&self, proxy: &Proxy, direction: Direction) {
+        let what = match self.error {
+            ForwardError::Loop => "closed a connection",
+            _ => "TCP forward failed",
+        };
+        proxy.log_traffic_error(direction, self.peer, what, &self.error);
+        proxy
+            .metrics
+            .tcp_errors
+            .record(direction, self.error.metric_label());
+    }
+}
+
+/// Connects where `plan` says (`target` is the original destination): TCP,
+/// then mutual TLS and the transport header (opaque) for a meshed endpoint.
+pub(crate) async fn connect_planned(
+    proxy: &Proxy,
+    target: SocketAddr,
     plan: Plan,
     direction: Direction,
-) {
+) -> Result<Upstream, ForwardFailure> {
+    let failed = |peer: SocketAddr| move |error: ForwardError| ForwardFailure { peer, error };
     match plan {
         Plan::Original => {
             let labels = TargetLabels::new(target, connect_tls(direction));
-            if let Some(stream) = connect_to(proxy, target, direction).await {
-                copy(proxy, client, stream, target, labels, None, direction).await;
-            }
+            let stream = connect_to(proxy, target, direction)
+                .await
+                .map_err(failed(target))?;
+            open(proxy, stream, target, labels, None, None, direction).await
         }
         Plan::Endpoint { addr, meta, .. } => {
-            let Some(tls) = endpoint_tls(proxy, &meta, addr, direction) else {
-                return;
-            };
+            let tls = endpoint_tls(proxy, &meta).map_err(failed(addr))?;
             let connect_addr = ClientTls::connect_addr(tls.as_ref(), addr);
-            if let Some(stream) = connect_to(proxy, connect_addr, direction).await {
-                copy(proxy, client, stream, addr, meta.labels, tls, direction).await;
-            }
+            let stream = connect_to(proxy, connect_addr, direction)
+                .await
+                .map_err(failed(connect_addr))?;
+            open(proxy, stream, addr, meta.labels, tls, None, direction).await
         }
         Plan::Logical(logical) => {
             let Some(outbound) = proxy.router.as_ref() else {
-                return;
+                return Err(failed(target)(ForwardError::NoDiscovery));
             };
             let mut tries = 0;
-            let mut failed = Vec::new();
+            let mut failed_addrs = Vec::new();
             let (stream, lease, tls) = loop {
                 let backend = logical.backend(outbound.random());
-                let lease: Lease = match outbound.pick_avoiding(backend, &failed).await {
-                    Ok(lease) => lease,
-                    Err(error) => {
-                        // Labelled and described as the HTTP stage answers it.
-                        let error = ProxyError::from(error);
-                        record_error(proxy, direction, target, &error, error.metric_label());
-                        return;
-                    }
-                };
+                let lease: Lease = outbound
+                    .pick_avoiding(backend, &failed_addrs)
+                    .await
+                    .map_err(|error| failed(target)(ProxyError::from(error).into()))?;
                 tries += 1;
                 let addr = lease.address();
-                let Some(tls) = endpoint_tls(proxy, lease.metadata(), addr, direction) else {
-                    return;
-                };
+                let tls = endpoint_tls(proxy, lease.metadata()).map_err(failed(addr))?;
                 let connect_addr = ClientTls::connect_addr(tls.as_ref(), addr);
                 match connect::connect(connect_addr, proxy.connect_timeout(direction)).await {
                     Ok(stream) => break (stream, lease, tls),
                     Err(error) if tries < CONNECT_ATTEMPTS => {
                         tracing::debug!(%addr, %error, "endpoint refused; trying another");
-                        failed.push(addr);
+                        failed_addrs.push(addr);
                         lease.fail(CONNECT_FAILURE_PENALTY);
                     }
                     Err(error) => {
                         lease.fail(CONNECT_FAILURE_PENALTY);
-                        record_connect_error(proxy, direction, addr, &error);
-                        return;
+                        return Err(failed(addr)(error.into()));
                     }
                 }
             };
             let addr = lease.address();
             let labels = lease.metadata().labels.clone();
-            // The lease counts the connection as pending on its endpoint
-            // until it closes, so new connections prefer quieter endpoints.
-            copy(proxy, client, stream, addr, labels, tls, direction).await;
-            drop(lease);
+            open(proxy, stream, addr, labels, tls, Some(lease), direction).await
         }
     }
 }
 
-/// Mutual TLS for a discovered endpoint (`Some(None)`: plaintext); `None`
-/// when it needs TLS this proxy cannot offer yet (recorded).
-fn endpoint_tls(
+/// Mutual TLS for a discovered endpoint (`None`: plaintext); an error when
+/// it needs TLS this proxy cannot offer yet.
+fn endpoint_tls(proxy: &Proxy, meta: &EndpointMeta) -> Result<Option<ClientTls>, ForwardError> {
+    proxy
+        .client_tls(meta.identity.as_ref(), meta.opaque_transport_port)
+        .map_err(|error| ProxyError::from(error).into())
+}
+
+async fn connect_to(
     proxy: &Proxy,
-    meta: &EndpointMeta,
-    addr: SocketAddr,
+    target: SocketAddr,
     direction: Direction,
-) -> Option<Option<ClientTls>> {
-    match proxy.client_tls(meta.identity.as_ref(), meta.opaque_transport_port) {
-        Ok(tls) => Some(tls),
-        Err(error) => {
-            let error = ProxyError::from(error);
-            record_error(proxy, direction, addr, &error, error.metric_label());
-            None
-        }
-    }
-}
-
-async fn connect_to(proxy: &Proxy, target: SocketAddr, direction: Direction) -> Option<TcpStream> {
+) -> Result<TcpStream, ForwardError> {
     if proxy.is_own_listener(target) {
-        proxy.log_traffic_error(
-            direction,
-            target,
-            "closed a connection",
-            &"refusing to forward a connection to the proxy itself",
-        );
-        proxy.metrics.tcp_errors.record(direction, "loop");
-        return None;
+        return Err(ForwardError::Loop);
     }
-    match connect::connect(target, proxy.connect_timeout(direction)).await {
-        Ok(stream) => Some(stream),
-        Err(error) => {
-            record_connect_error(proxy, direction, target, &error);
-            None
-        }
-    }
+    Ok(connect::connect(target, proxy.connect_timeout(direction)).await?)
 }
 
-fn record_connect_error(
+/// Counts a connected stream in the TCP metrics and sets up TLS (and the
+/// transport header) over it when the endpoint is meshed.
+async fn open(
     proxy: &Proxy,
-    direction: Direction,
-    target: SocketAddr,
-    error: &ConnectError,
-) {
-    record_error(proxy, direction, target, error, error.metric_label());
-}
-
-fn record_error(
-    proxy: &Proxy,
-    direction: Direction,
-    target: SocketAddr,
-    error: &dyn std::fmt::Display,
-    label: &'static str,
-) {
-    proxy.log_traffic_error(direction, target, "TCP forward failed", error);
-    proxy.metrics.tcp_errors.record(direction, label);
-}
-
-async fn copy<I: Io>(
-    proxy: &Proxy,
-    mut client: I,
     stream: TcpStream,
     target: SocketAddr,
     labels: Arc<TargetLabels>,
     tls: Option<ClientTls>,
+    lease: Option<Lease>,
     direction: Direction,
-) {
+) -> Result<Upstream, ForwardFailure> {
     let metered = MeteredIo::new(
         stream,
         proxy.metrics.tcp.open(TcpLabels {
@@ -197,21 +289,16 @@ async fn copy<I: Io>(
             target: labels,
         }),
     );
-    let mut server = match transport::connect(metered, tls.as_ref(), target.port(), None).await {
-        Ok(server) => server,
-        Err(error) => {
-            record_error(proxy, direction, target, &error, "tls");
-            return;
-        }
-    };
-    if let Err(error) = tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut server,
-        COPY_BUFFER_SIZE,
-        COPY_BUFFER_SIZE,
-    )
-    .await
-    {
-        tracing::debug!(%target, %error, "TCP forward ended with an error");
+    match transport::connect(metered, tls.as_ref(), target.port(), None).await {
+        Ok(io) => Ok(Upstream {
+            io,
+            target,
+            first: Bytes::new(),
+            lease,
+        }),
+        Err(error) => Err(ForwardFailure {
+            peer: target,
+            error: error.into(),
+        }),
     }
 }

@@ -23,6 +23,10 @@
 //!   `l5d-proxy-error`).
 //! - `shutdown`: SIGTERM and `POST /shutdown` drain in-flight requests.
 //! - `tcp`: opaque forwarding keeps half-close and counts bytes.
+//! - `server_first`: a server that speaks first on a port not declared
+//!   opaque (a banner) is relayed without waiting for the detect timeout,
+//!   inbound, outbound and across the mesh; client-first traffic is
+//!   detected as before.
 //! - `config`: invalid environment is reported at once, exit 64.
 //! - `metrics`: counter values after a known amount of traffic.
 //! - `discovery`: outbound routing by a real `weft-controller`'s Destination
@@ -52,6 +56,7 @@ mod mtls;
 mod outbound_policy;
 mod redis;
 mod resend;
+mod server_first;
 mod shutdown;
 mod tap;
 mod tcp;

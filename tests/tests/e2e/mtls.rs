@@ -28,7 +28,7 @@ use weft_test_support::{ControllerProcess, HttpTestServer, MeshFile, ProxyProces
 use crate::assert_metric_settles;
 
 const NAMESPACE: &str = "shop";
-const SERVER_IDENTITY: &str = "web-1.shop.serviceaccount.identity.weft.cluster.local";
+pub(crate) const SERVER_IDENTITY: &str = "web-1.shop.serviceaccount.identity.weft.cluster.local";
 const CLIENT_IDENTITY: &str = "client.shop.serviceaccount.identity.weft.cluster.local";
 const URL: &str = "http://web.shop.svc.cluster.local/headers";
 
@@ -208,7 +208,7 @@ impl Mesh {
     }
 
     /// The mesh around an app listening on `app_addr`.
-    fn around(
+    pub(crate) fn around(
         app_addr: SocketAddr,
         app: Option<HttpTestServer>,
         server_workload: &str,
@@ -305,6 +305,11 @@ impl Mesh {
             client,
             server,
         }
+    }
+
+    /// What the client proxy sent the server proxy, as the wire carried it.
+    pub(crate) fn wire_sent(&self) -> Vec<u8> {
+        self.relay.sent()
     }
 
     pub(crate) fn start() -> Mesh {

@@ -522,3 +522,38 @@ fn policy_variables() {
         );
     }
 }
+
+#[test]
+fn server_first_delay() {
+    // (value, milliseconds; None = off), and the values refused.
+    let table: &[(Option<&str>, Option<u64>)] = &[
+        (None, Some(200)),
+        (Some("300ms"), Some(300)),
+        (Some("1s"), Some(1_000)),
+        (Some("off"), None),
+        (Some("OFF"), None),
+        (Some("0"), None),
+        (Some("0s"), None),
+        (Some(""), None),
+    ];
+    for (value, expected) in table {
+        let pairs: Vec<(&str, &str)> = value
+            .map(|value| ("WEFT_PROXY_SERVER_FIRST_DELAY", value))
+            .into_iter()
+            .collect();
+        let config = config_from(&pairs).unwrap_or_else(|error| panic!("{value:?}: {error}"));
+        let delay = config
+            .server_first_delay
+            .map(|delay| delay.as_millis() as u64);
+        assert_eq!(delay, *expected, "{value:?}");
+    }
+    for bad in ["200", "soon", "-1s"] {
+        let error = config_from(&[("WEFT_PROXY_SERVER_FIRST_DELAY", bad)])
+            .map(|_| ())
+            .expect_err(bad);
+        assert!(
+            error.to_string().contains("WEFT_PROXY_SERVER_FIRST_DELAY"),
+            "{error}"
+        );
+    }
+}

@@ -171,6 +171,16 @@ pub(super) fn parse_positive_duration(value: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Parses a delay that may be switched off: `off`, empty or `0` is `None`.
+pub(super) fn parse_optional_delay(value: &str) -> Result<Option<Duration>, String> {
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let duration = parse_duration(value).map_err(|reason| format!("{reason}, or off"))?;
+    Ok((!duration.is_zero()).then_some(duration))
+}
+
 /// Parses `25,587,8000-8100`; blanks are ignored, an empty value is the empty set.
 pub fn parse_port_set(value: &str) -> Result<PortSet, String> {
     let mut ranges = Vec::new();

@@ -69,6 +69,11 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "how long to wait for a client's first bytes before forwarding the connection as opaque TCP",
     },
     Variable {
+        name: "WEFT_PROXY_SERVER_FIRST_DELAY",
+        default: "200ms",
+        meaning: "while waiting for a client's first bytes on a port not in WEFT_PROXY_OPAQUE_PORTS: after this long with none, connect to the target (when it is known without them, and inbound only for a client the port's policy admits) so that a server that speaks first (a MySQL-like banner) is relayed as opaque TCP at once; the connection is closed if the client speaks first. Off or 0 = wait for the client (up to WEFT_PROXY_DETECT_TIMEOUT)",
+    },
+    Variable {
         name: "WEFT_PROXY_HTTP_HEADER_READ_TIMEOUT",
         default: "10s",
         meaning: "HTTP/1: how long a request head may take from its first byte to its end (slow clients are closed); HTTP/2: how long the client's preface and first SETTINGS may take",

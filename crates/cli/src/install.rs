@@ -38,6 +38,7 @@ use crate::global_options::GlobalOptions;
 use control_plane::{ControlPlaneOptions, ControlPlaneSecrets, ImagePullPolicy};
 use credentials::{CredentialError, CredentialSource, IdentityNames};
 use manifest::{Manifest, RenderError};
+use weft_core::inject::ProxyResources;
 
 /// Random bytes in a generated API token (as the controller makes them).
 const API_TOKEN_BYTES: usize = 32;
@@ -50,7 +51,9 @@ pub struct Args {
         long,
         conflicts_with_all = [
             "ha", "controller_replicas", "controller_image", "controller_log_level",
-            "image_pull_policy", "proxy_image", "proxy_version", "identity_trust_anchors_file",
+            "image_pull_policy", "proxy_image", "proxy_version", "proxy_log_level",
+            "proxy_cpu_request", "proxy_cpu_limit", "proxy_memory_request", "proxy_memory_limit",
+            "identity_trust_anchors_file",
             "identity_issuer_certificate_file", "identity_issuer_key_file",
             "identity_external_issuer", "api_token_file",
         ]
@@ -89,6 +92,23 @@ pub struct Args {
     /// The version (image tag) of the proxy the injector adds (default this version of weft).
     #[arg(long, value_name = "TAG", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub proxy_version: Option<String>,
+    /// The injected proxies' log filter (default `warn,weft_proxy=info`;
+    /// a pod's `config.weft.io/proxy-log-level` wins).
+    #[arg(long, value_name = "FILTER", value_parser = weft_core::inject::check_log_level)]
+    pub proxy_log_level: Option<String>,
+    /// The injected proxy's CPU request, e.g. `100m` (default none; a pod's
+    /// `config.weft.io/proxy-cpu-request` wins).
+    #[arg(long, value_name = "QUANTITY", value_parser = weft_core::inject::check_quantity)]
+    pub proxy_cpu_request: Option<String>,
+    /// The injected proxy's CPU limit (default none).
+    #[arg(long, value_name = "QUANTITY", value_parser = weft_core::inject::check_quantity)]
+    pub proxy_cpu_limit: Option<String>,
+    /// The injected proxy's memory request, e.g. `20Mi` (default none).
+    #[arg(long, value_name = "QUANTITY", value_parser = weft_core::inject::check_quantity)]
+    pub proxy_memory_request: Option<String>,
+    /// The injected proxy's memory limit (default none).
+    #[arg(long, value_name = "QUANTITY", value_parser = weft_core::inject::check_quantity)]
+    pub proxy_memory_limit: Option<String>,
     /// PEM trust anchors (root CAs) instead of a generated one. With an
     /// issuer certificate and key, or with --identity-external-issuer.
     #[arg(long, value_name = "FILE")]
@@ -164,6 +184,9 @@ pub enum InstallError {
         /// Why.
         reason: String,
     },
+    /// The injected proxy's resources would be refused by Kubernetes.
+    #[error("--proxy-cpu-*/--proxy-memory-*: {0}")]
+    ProxyResources(String),
     /// The system random source failed.
     #[error("cannot make a random API token")]
     Random,
@@ -285,10 +308,22 @@ pub fn control_plane_options(args: &Args) -> ControlPlaneOptions {
             .clone()
             .unwrap_or_else(control_plane::default_proxy_version),
         proxy_image_pull_policy: args.image_pull_policy,
+        proxy_log_level: args.proxy_log_level.clone(),
+        proxy_resources: ProxyResources {
+            cpu_request: args.proxy_cpu_request.clone(),
+            cpu_limit: args.proxy_cpu_limit.clone(),
+            memory_request: args.proxy_memory_request.clone(),
+            memory_limit: args.proxy_memory_limit.clone(),
+        },
     }
 }
 
 fn control_plane_manifests(args: &Args) -> Result<Vec<Manifest>, InstallError> {
+    let options = control_plane_options(args);
+    options
+        .proxy_resources
+        .check()
+        .map_err(InstallError::ProxyResources)?;
     let source = credential_source(args)?;
     let identity = credentials::obtain(
         &source,
@@ -303,10 +338,7 @@ fn control_plane_manifests(args: &Args) -> Result<Vec<Manifest>, InstallError> {
         identity,
         api_token,
     };
-    Ok(control_plane::manifests(
-        &control_plane_options(args),
-        &secrets,
-    )?)
+    Ok(control_plane::manifests(&options, &secrets)?)
 }
 
 fn read_api_token(path: &Path) -> Result<String, InstallError> {

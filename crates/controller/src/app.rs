@@ -130,6 +130,9 @@ pub enum AppError {
          --identity-issuer-dir): the injector's certificate comes from the issuer"
     )]
     InjectorNeedsIdentity,
+    /// The injected proxy's resources would be refused by Kubernetes.
+    #[error("cannot start: --proxy-cpu-*/--proxy-memory-*: {0}")]
+    InjectorResources(String),
     /// The injector could not get its certificate.
     #[error("cannot start the proxy injector: {0}")]
     InjectorTls(#[from] InjectorTlsError),
@@ -181,6 +184,7 @@ impl AppError {
             | AppError::ApiToken(_)
             | AppError::Serving(_)
             | AppError::InjectorNeedsIdentity
+            | AppError::InjectorResources(_)
             | AppError::InjectorTls(_) => EXIT_BAD_MESH_FILE,
             AppError::Bind { .. }
             | AppError::Destination(_)
@@ -339,7 +343,12 @@ impl App {
             (None, _) => None,
             (Some(_), None) => return Err(AppError::InjectorNeedsIdentity),
             (Some(address), Some(stage)) => {
-                let config = SharedInjectionConfig::new(injection_config(args));
+                let config = injection_config(args);
+                config
+                    .proxy_resources
+                    .check()
+                    .map_err(AppError::InjectorResources)?;
+                let config = SharedInjectionConfig::new(config);
                 let names = injector_names(
                     &args.identity.identity_control_namespace,
                     &args.injector.cluster_domain,

@@ -113,6 +113,24 @@ pub struct InjectorArgs {
     /// plane at `weft-dst.<namespace>.svc.<domain>.` and friends.
     #[arg(long, env = "WEFT_CONTROLLER_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = dns_name)]
     pub cluster_domain: String,
+    /// The injected proxies' log filter, unless a pod's
+    /// `config.weft.io/proxy-log-level` says otherwise.
+    #[arg(long, env = "WEFT_CONTROLLER_PROXY_LOG_LEVEL", default_value = "warn,weft_proxy=info", value_parser = weft_core::inject::check_log_level)]
+    pub proxy_log_level: String,
+    /// The injected proxy's CPU request (a quantity such as `100m`), unless
+    /// a pod's `config.weft.io/proxy-cpu-request` says otherwise. Unset: none.
+    #[arg(long, env = "WEFT_CONTROLLER_PROXY_CPU_REQUEST", value_parser = weft_core::inject::check_quantity)]
+    pub proxy_cpu_request: Option<String>,
+    /// The injected proxy's CPU limit (`config.weft.io/proxy-cpu-limit`). Unset: none.
+    #[arg(long, env = "WEFT_CONTROLLER_PROXY_CPU_LIMIT", value_parser = weft_core::inject::check_quantity)]
+    pub proxy_cpu_limit: Option<String>,
+    /// The injected proxy's memory request (a quantity such as `20Mi`;
+    /// `config.weft.io/proxy-memory-request`). Unset: none.
+    #[arg(long, env = "WEFT_CONTROLLER_PROXY_MEMORY_REQUEST", value_parser = weft_core::inject::check_quantity)]
+    pub proxy_memory_request: Option<String>,
+    /// The injected proxy's memory limit (`config.weft.io/proxy-memory-limit`). Unset: none.
+    #[arg(long, env = "WEFT_CONTROLLER_PROXY_MEMORY_LIMIT", value_parser = weft_core::inject::check_quantity)]
+    pub proxy_memory_limit: Option<String>,
 }
 
 /// The Kubernetes source's flags.

@@ -29,7 +29,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use weft_core::inject::InjectionConfig;
+use weft_core::inject::{InjectionConfig, ProxyResources};
 
 use crate::config::Args;
 use review::Verdict;
@@ -140,6 +140,13 @@ pub fn injection_config(args: &Args) -> InjectionConfig {
     config.cluster_domain = args.injector.cluster_domain.clone();
     config.trust_domain = args.identity.identity_trust_domain.clone();
     config.default_inbound_policy = args.policy.default_inbound_policy.as_str().to_string();
+    config.proxy_log_level = args.injector.proxy_log_level.clone();
+    config.proxy_resources = ProxyResources {
+        cpu_request: args.injector.proxy_cpu_request.clone(),
+        cpu_limit: args.injector.proxy_cpu_limit.clone(),
+        memory_request: args.injector.proxy_memory_request.clone(),
+        memory_limit: args.injector.proxy_memory_limit.clone(),
+    };
     config.cluster_networks = args
         .policy
         .cluster_networks
@@ -170,6 +177,8 @@ mod tests {
         assert_eq!(config.trust_domain, "cluster.local");
         assert_eq!(config.default_inbound_policy, "all-unauthenticated");
         assert_eq!(config.cluster_networks.split(',').count(), 6);
+        assert_eq!(config.proxy_log_level, defaults.proxy_log_level);
+        assert_eq!(config.proxy_resources, ProxyResources::default());
 
         let args = Args::try_parse_from([
             "weft-controller",
@@ -190,9 +199,24 @@ mod tests {
             "cluster-authenticated",
             "--cluster-networks",
             "10.0.0.0/8,fd00::/8",
+            "--proxy-log-level",
+            "warn,weft_proxy=debug",
+            "--proxy-cpu-request",
+            "100m",
+            "--proxy-memory-limit",
+            "250Mi",
         ])
         .unwrap();
         let config = injection_config(&args);
+        assert_eq!(config.proxy_log_level, "warn,weft_proxy=debug");
+        assert_eq!(
+            config.proxy_resources,
+            ProxyResources {
+                cpu_request: Some("100m".to_string()),
+                memory_limit: Some("250Mi".to_string()),
+                ..ProxyResources::default()
+            }
+        );
         assert_eq!(config.proxy_image, "registry.local:5000/mesh/proxy");
         assert_eq!(config.proxy_version, "v2.1.0-rc.1");
         assert_eq!(config.image_pull_policy.as_deref(), Some("Never"));
@@ -205,7 +229,7 @@ mod tests {
 
     #[test]
     fn bad_injector_flags_are_refused_naming_the_flag() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 9] = [
             (&["--injector-addr", "8443"], "--injector-addr"),
             (&["--proxy-image", "weft-proxy:v1"], "--proxy-image"),
             (&["--proxy-image", "weft@sha256:00"], "--proxy-image"),
@@ -215,6 +239,9 @@ mod tests {
                 "--proxy-image-pull-policy",
             ),
             (&["--cluster-domain", "Cluster.Local"], "--cluster-domain"),
+            (&["--proxy-log-level", "warn, debug"], "--proxy-log-level"),
+            (&["--proxy-cpu-request", "lots"], "--proxy-cpu-request"),
+            (&["--proxy-memory-limit=-1Mi"], "--proxy-memory-limit"),
         ];
         for (flags, named) in cases {
             let argv = ["weft-controller", "--kubernetes"]

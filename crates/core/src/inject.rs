@@ -42,7 +42,7 @@ mod tests;
 
 pub use annotations::{
     Annotations, CONFIG_ANNOTATIONS, CONFIG_PREFIX, InjectMode, LINKERD_CONFIG_PREFIX,
-    requested_mode,
+    check_log_level, check_quantity, requested_mode,
 };
 use annotations::{Overrides, Setting};
 pub use containers::XTABLES_LOCK_VOLUME;
@@ -88,6 +88,39 @@ pub struct ProxyResources {
     pub memory_request: Option<String>,
     /// `limits.memory`.
     pub memory_limit: Option<String>,
+}
+
+impl ProxyResources {
+    /// Whether Kubernetes would take these resources: every value a
+    /// quantity, each request at most its limit. The error says which.
+    pub fn check(&self) -> Result<(), String> {
+        let pairs = [
+            ("cpu", &self.cpu_request, &self.cpu_limit),
+            ("memory", &self.memory_request, &self.memory_limit),
+        ];
+        for (resource, request, limit) in pairs {
+            let request_amount = request
+                .as_deref()
+                .map(annotations::quantity_amount)
+                .transpose()
+                .map_err(|error| format!("{resource} request: {error}"))?;
+            let limit_amount = limit
+                .as_deref()
+                .map(annotations::quantity_amount)
+                .transpose()
+                .map_err(|error| format!("{resource} limit: {error}"))?;
+            if let (Some(request_amount), Some(limit_amount)) = (request_amount, limit_amount)
+                && request_amount > limit_amount
+            {
+                return Err(format!(
+                    "the {resource} request {} is above its limit {}",
+                    request.as_deref().unwrap_or_default(),
+                    limit.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl InjectionConfig {

@@ -34,6 +34,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use weft_core::cluster;
+use weft_core::inject::ProxyResources;
 
 use super::credentials::IdentityCredentials;
 use super::manifest::{Manifest, RenderError};
@@ -124,6 +125,10 @@ pub struct ControlPlaneOptions {
     pub proxy_version: String,
     /// The injected containers' pull policy; `None`: the controller's default.
     pub proxy_image_pull_policy: Option<ImagePullPolicy>,
+    /// The injected proxies' log filter; `None`: the controller's default.
+    pub proxy_log_level: Option<String>,
+    /// The injected proxy's requests and limits (unset: none).
+    pub proxy_resources: ProxyResources,
 }
 
 /// The default controller image for this version of weft.
@@ -145,6 +150,8 @@ impl Default for ControlPlaneOptions {
             proxy_image: DEFAULT_PROXY_IMAGE.to_string(),
             proxy_version: default_proxy_version(),
             proxy_image_pull_policy: None,
+            proxy_log_level: None,
+            proxy_resources: ProxyResources::default(),
         }
     }
 }
@@ -388,6 +395,20 @@ pub fn controller_args(options: &ControlPlaneOptions) -> Vec<String> {
     if let Some(policy) = options.proxy_image_pull_policy {
         args.push("--proxy-image-pull-policy".to_string());
         args.push(policy.as_str().to_string());
+    }
+    let resources = &options.proxy_resources;
+    let optional = [
+        ("--proxy-log-level", &options.proxy_log_level),
+        ("--proxy-cpu-request", &resources.cpu_request),
+        ("--proxy-cpu-limit", &resources.cpu_limit),
+        ("--proxy-memory-request", &resources.memory_request),
+        ("--proxy-memory-limit", &resources.memory_limit),
+    ];
+    for (flag, value) in optional {
+        if let Some(value) = value {
+            args.push(flag.to_string());
+            args.push(value.clone());
+        }
     }
     args
 }

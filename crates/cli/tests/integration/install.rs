@@ -468,6 +468,28 @@ fn external_issuer_writes_no_issuer_secret() {
     assert!(!output.status.success());
 }
 
+/// Proxy resources Kubernetes would refuse (a request above its limit)
+/// stop `weft install` before it prints anything.
+#[test]
+fn proxy_resources_kubernetes_would_refuse_are_errors() {
+    let mut arguments = args(&[
+        "install",
+        "--proxy-memory-request",
+        "1Gi",
+        "--proxy-memory-limit",
+        "512Mi",
+    ]);
+    arguments.extend(fixed_credentials());
+    let output = weft(&arguments);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the memory request 1Gi is above its limit 512Mi"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bad_credential_files_are_named_in_the_error() {
     let dir = scratch("bad-credentials");
@@ -678,13 +700,33 @@ fn deployment_args_are_controller_flags() {
         help.split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[')
             .any(|word| word == flag)
     };
-    let deployment = controller(&documents(&install(&["--image-pull-policy", "Never"])));
+    let deployment = controller(&documents(&install(&[
+        "--image-pull-policy",
+        "Never",
+        "--proxy-log-level",
+        "warn,weft_proxy=debug",
+        "--proxy-cpu-request",
+        "100m",
+        "--proxy-cpu-limit",
+        "1",
+        "--proxy-memory-request",
+        "20Mi",
+        "--proxy-memory-limit",
+        "250Mi",
+    ])));
     let args = deployment.spec.unwrap().template.spec.unwrap().containers[0]
         .args
         .clone()
         .unwrap();
     let flags: Vec<&String> = args.iter().filter(|arg| arg.starts_with("--")).collect();
-    assert!(flags.len() >= 8, "{args:?}");
+    assert!(flags.len() >= 17, "{args:?}");
+    let value_of = |flag: &str| {
+        let position = args.iter().position(|arg| arg == flag)?;
+        args.get(position + 1).map(String::as_str)
+    };
+    assert_eq!(value_of("--proxy-log-level"), Some("warn,weft_proxy=debug"));
+    assert_eq!(value_of("--proxy-cpu-request"), Some("100m"));
+    assert_eq!(value_of("--proxy-memory-limit"), Some("250Mi"));
     for flag in flags {
         assert!(has_flag(flag), "weft-controller has no {flag}:\n{help}");
     }

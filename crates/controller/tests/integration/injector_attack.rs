@@ -400,3 +400,37 @@ async fn injector_certificate_names_the_service_and_follows_the_issuer() {
     })
     .await;
 }
+
+#[test]
+fn injected_resources_kubernetes_would_refuse_stop_start_up() {
+    let scratch = crate::common::Scratch::new("injector-resources");
+    let mesh = scratch.path("mesh.yaml");
+    std::fs::write(&mesh, MESH).unwrap();
+    let identity = scratch.path("identity");
+    let init = std::process::Command::new(weft_test_support::bin_path("weft-controller"))
+        .args(["identity", "init", "--dir"])
+        .arg(&identity)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let output = crate::common::controller_command(
+        crate::common::Source::MeshFile(&mesh),
+        free_addr(),
+        free_addr(),
+    )
+    .arg("--identity-issuer-dir")
+    .arg(identity.join("issuer"))
+    .arg("--identity-trust-anchors")
+    .arg(identity.join("trust-anchor.pem"))
+    .args(["--identity-addr", &free_addr().to_string()])
+    .args(["--injector-addr", "127.0.0.1:0"])
+    .args(["--proxy-cpu-request", "2", "--proxy-cpu-limit", "500m"])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("the cpu request 2 is above its limit 500m"),
+        "{stderr}"
+    );
+}

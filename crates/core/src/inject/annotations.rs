@@ -240,7 +240,7 @@ pub fn check_quantity(value: &str) -> Result<String, String> {
 /// (`1`, `1.5`, `1.`, `.5`), then a suffix: binary (`Ki` … `Ei`), decimal
 /// (`n`, `u`, `m`, none, `k`, `M`, `G`, `T`, `P`, `E`) or an exponent
 /// (`e3`, `E-2`).
-fn quantity_amount(value: &str) -> Result<f64, String> {
+pub(super) fn quantity_amount(value: &str) -> Result<f64, String> {
     let invalid = || {
         format!(
             "{} is not a Kubernetes quantity (such as 100m, 0.5, 64Mi)",

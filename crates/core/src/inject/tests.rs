@@ -878,3 +878,43 @@ fn another_cluster_domain_changes_the_addresses_and_the_discovery_suffix() {
         None
     );
 }
+
+/// The controller's default proxy resources are checked before any pod
+/// gets them: quantities, and each request at most its limit.
+#[test]
+fn proxy_resources_check() {
+    let resources =
+        |cpu: (Option<&str>, Option<&str>), memory: (Option<&str>, Option<&str>)| ProxyResources {
+            cpu_request: cpu.0.map(str::to_string),
+            cpu_limit: cpu.1.map(str::to_string),
+            memory_request: memory.0.map(str::to_string),
+            memory_limit: memory.1.map(str::to_string),
+        };
+    let cases = [
+        (resources((None, None), (None, None)), Ok(())),
+        (
+            resources((Some("100m"), Some("1")), (Some("20Mi"), Some("250Mi"))),
+            Ok(()),
+        ),
+        (resources((Some("2"), None), (None, Some("64Mi"))), Ok(())),
+        (
+            resources((Some("2"), Some("500m")), (None, None)),
+            Err("the cpu request 2 is above its limit 500m"),
+        ),
+        (
+            resources((None, None), (Some("1Gi"), Some("512Mi"))),
+            Err("the memory request 1Gi is above its limit 512Mi"),
+        ),
+    ];
+    for (resources, expected) in cases {
+        assert_eq!(
+            resources.check(),
+            expected.map_err(str::to_string),
+            "{resources:?}"
+        );
+    }
+    let bad = resources((Some("lots"), None), (None, None))
+        .check()
+        .unwrap_err();
+    assert!(bad.starts_with("cpu request: "), "{bad}");
+}

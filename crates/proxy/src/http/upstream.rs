@@ -49,7 +49,7 @@ pub(crate) async fn proxy_to(
     if let Some(spellings) = spellings
         && header_case::honour_spellings(verified_peer, downgraded)
         && let Ok(spellings) = spellings.to_str()
-        && let Some(case_map) = context.proxy.case_maps.for_spellings(spellings).await
+        && let Some(case_map) = Box::pin(context.proxy.case_maps.for_spellings(spellings)).await
     {
         request.extensions_mut().extend(case_map);
     }
@@ -64,8 +64,8 @@ pub(crate) async fn proxy_to(
     let result = if upgrade {
         let downstream = hyper::upgrade::on(&mut request);
         let is_connect = request.method() == Method::CONNECT;
-        client
-            .send_upgrade(&endpoint, request.map(RequestBody::Streaming))
+        // Boxed, as every path most requests do not take (see forward).
+        Box::pin(client.send_upgrade(&endpoint, request.map(RequestBody::Streaming)))
             .await
             .map(|mut response| {
                 let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS

@@ -24,7 +24,9 @@ pub(crate) fn strip_hop_by_hop(
     keep_upgrade: bool,
     keep_te_trailers: bool,
 ) {
-    if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
+    // One pass over the names (comparisons, no hashing) instead of a lookup
+    // per hop-by-hop name: most messages have none.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
     }
     // Headers the Connection header names, beyond the usual `keep-alive`,
@@ -80,6 +82,10 @@ const MESH_HEADERS: [HeaderName; 4] = [
 /// verified mesh identity, so none of them reaches the app or steers the
 /// proxy.
 pub(crate) fn strip_mesh_headers(headers: &mut HeaderMap) {
+    // One pass over the names first: nearly every request has none.
+    if !headers.keys().any(|name| MESH_HEADERS.contains(name)) {
+        return;
+    }
     for name in &MESH_HEADERS {
         headers.remove(name);
     }
@@ -112,15 +118,12 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// The gRPC status header: a name, so looking it up parses nothing.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 /// The `grpc-status` in a header map, if any.
 pub(crate) fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    headers.get(GRPC_STATUS)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// The request's authority: the URI's (absolute-form, HTTP/2 `:authority`)

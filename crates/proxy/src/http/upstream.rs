@@ -22,7 +22,7 @@ use crate::http::request_body::RequestBody;
 use crate::http::{headers, orig_proto};
 use crate::metrics::labels::TargetLabels;
 use crate::routing::Plan;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -98,16 +98,19 @@ pub(crate) async fn proxy_to(
 }
 
 /// The header telling the app who the (mutually authenticated) client is.
-pub(crate) const L5D_CLIENT_ID: &str = "l5d-client-id";
+pub(crate) const L5D_CLIENT_ID: HeaderName = HeaderName::from_static("l5d-client-id");
 
 /// Replaces any client-supplied `l5d-client-id` with the verified client
 /// identity, or removes it when there is none.
 pub(crate) fn set_client_id(headers: &mut http::HeaderMap, client_identity: Option<&str>) {
-    headers.remove(L5D_CLIENT_ID);
-    if let Some(identity) = client_identity
-        && let Ok(value) = HeaderValue::from_str(identity)
-    {
-        headers.insert(L5D_CLIENT_ID, value);
+    match client_identity.map(HeaderValue::from_str) {
+        // `insert` replaces every value the client sent.
+        Some(Ok(value)) => {
+            headers.insert(L5D_CLIENT_ID, value);
+        }
+        Some(Err(_)) | None => {
+            headers.remove(L5D_CLIENT_ID);
+        }
     }
 }
 

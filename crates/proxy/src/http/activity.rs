@@ -150,8 +150,15 @@ impl ConnectionActivity {
 
     /// Waits until the deadline of the connection's state passes; every
     /// change of state starts the wait anew.
+    ///
+    /// One timer serves the whole connection and is moved at each change:
+    /// moving it later (a request's response ending) only notes the new
+    /// deadline, which tokio files when the old one passes, so a keep-alive
+    /// connection does not make and drop timers per request.
     pub(crate) async fn expired(&self, timeouts: Timeouts) -> Expiry {
         let mut changes = self.state.subscribe();
+        let timer = tokio::time::sleep(timeouts.idle);
+        tokio::pin!(timer);
         loop {
             let activity = *changes.borrow_and_update();
             match next_deadline(activity, timeouts) {
@@ -160,8 +167,9 @@ impl ConnectionActivity {
                     let _ = changes.changed().await;
                 }
                 Some((wait, expiry)) => {
+                    timer.as_mut().reset(tokio::time::Instant::now() + wait);
                     tokio::select! {
-                        _ = tokio::time::sleep(wait) => return expiry,
+                        () = timer.as_mut() => return expiry,
                         _ = changes.changed() => {}
                     }
                 }

@@ -20,11 +20,12 @@ use hyper::body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// The HTTP/2 connection preface's length.
 const H2_PREFACE_LENGTH: usize = 24;
@@ -96,9 +97,31 @@ pub(crate) enum Framing {
 
 /// One connection's activity, shared by its IO, its requests and the task
 /// waiting for its deadline.
+///
+/// A change of state wakes that task only when it brings the deadline
+/// earlier than the one the task sleeps until. On a keep-alive connection
+/// that is never the case (each head's deadline is later than the last
+/// one's), so requests neither wake the task nor move its timer: the timer
+/// fires at the old deadline, and the task then sleeps on until the one the
+/// current state gives.
 #[derive(Debug)]
 pub(crate) struct ConnectionActivity {
-    state: watch::Sender<Activity>,
+    state: Mutex<State>,
+    /// Wakes the waiting task when the deadline comes earlier.
+    earlier: Notify,
+}
+
+/// The activity, since when, and the deadline the waiting task sleeps until.
+#[derive(Debug)]
+struct State {
+    activity: Activity,
+    /// When the current state began: its deadline runs from here.
+    since: Instant,
+    /// The deadline the waiting task sleeps until (`None`: it waits for a
+    /// deadline to appear).
+    armed: Option<Instant>,
+    /// The waiting task's timeouts, once it waits.
+    timeouts: Option<Timeouts>,
 }
 
 impl ConnectionActivity {
@@ -106,22 +129,54 @@ impl ConnectionActivity {
     pub(crate) fn new(framing: Framing) -> Arc<ConnectionActivity> {
         let reading_head = framing == Framing::Http2;
         Arc::new(ConnectionActivity {
-            state: watch::Sender::new(Activity {
-                open_requests: 0,
-                reading_head,
+            state: Mutex::new(State {
+                activity: Activity {
+                    open_requests: 0,
+                    reading_head,
+                },
+                since: Instant::now(),
+                armed: None,
+                timeouts: None,
             }),
+            earlier: Notify::new(),
         })
     }
 
     /// The current activity.
     #[cfg(test)]
     pub(crate) fn current(&self) -> Activity {
-        *self.state.borrow()
+        self.lock().activity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change` (true when it changed the activity) and wakes the
+    /// waiting task if the new state's deadline is earlier than the one it
+    /// sleeps until.
+    fn update(&self, change: impl FnOnce(&mut Activity) -> bool) {
+        let mut state = self.lock();
+        if !change(&mut state.activity) {
+            return;
+        }
+        let now = Instant::now();
+        state.since = now;
+        // No task waiting yet: it reads the state when it starts.
+        let Some(timeouts) = state.timeouts else {
+            return;
+        };
+        let wake = next_deadline(state.activity, timeouts)
+            .is_some_and(|(wait, _)| state.armed.is_none_or(|armed| now + wait < armed));
+        drop(state);
+        if wake {
+            self.earlier.notify_one();
+        }
     }
 
     /// HTTP/1 bytes arrived: with no request open, a head has begun.
     fn head_bytes_arrived(&self) {
-        self.state.send_if_modified(|activity| {
+        self.update(|activity| {
             let starts = activity.open_requests == 0 && !activity.reading_head;
             activity.reading_head |= starts;
             starts
@@ -130,7 +185,7 @@ impl ConnectionActivity {
 
     /// The HTTP/2 handshake has fully arrived.
     fn handshake_arrived(&self) {
-        self.state.send_if_modified(|activity| {
+        self.update(|activity| {
             let was_reading = activity.reading_head;
             activity.reading_head = false;
             was_reading
@@ -139,40 +194,43 @@ impl ConnectionActivity {
 
     /// A request arrived; it stays open until the guard is dropped.
     pub(crate) fn request_started(self: &Arc<Self>) -> OpenRequest {
-        self.state.send_modify(|activity| {
+        self.update(|activity| {
             activity.open_requests += 1;
             activity.reading_head = false;
+            true
         });
         OpenRequest {
             activity: self.clone(),
         }
     }
 
-    /// Waits until the deadline of the connection's state passes; every
-    /// change of state starts the wait anew.
-    ///
-    /// One timer serves the whole connection and is moved at each change:
-    /// moving it later (a request's response ending) only notes the new
-    /// deadline, which tokio files when the old one passes, so a keep-alive
-    /// connection does not make and drop timers per request.
+    /// Waits until the deadline of the connection's state passes.
     pub(crate) async fn expired(&self, timeouts: Timeouts) -> Expiry {
-        let mut changes = self.state.subscribe();
         let timer = tokio::time::sleep(timeouts.idle);
         tokio::pin!(timer);
         loop {
-            let activity = *changes.borrow_and_update();
-            match next_deadline(activity, timeouts) {
-                // The sender lives in `self`: `changed` cannot fail here.
-                None => {
-                    let _ = changes.changed().await;
+            let next = {
+                let mut state = self.lock();
+                state.timeouts = Some(timeouts);
+                let next = next_deadline(state.activity, timeouts)
+                    .map(|(wait, expiry)| (state.since + wait, expiry));
+                if let Some((deadline, expiry)) = next
+                    && deadline <= Instant::now()
+                {
+                    return expiry;
                 }
-                Some((wait, expiry)) => {
-                    timer.as_mut().reset(tokio::time::Instant::now() + wait);
+                state.armed = next.map(|(deadline, _)| deadline);
+                next
+            };
+            match next {
+                Some((deadline, _)) => {
+                    timer.as_mut().reset(deadline);
                     tokio::select! {
-                        () = timer.as_mut() => return expiry,
-                        _ = changes.changed() => {}
+                        () = timer.as_mut() => {}
+                        () = self.earlier.notified() => {}
                     }
                 }
+                None => self.earlier.notified().await,
             }
         }
     }
@@ -186,8 +244,9 @@ pub(crate) struct OpenRequest {
 
 impl Drop for OpenRequest {
     fn drop(&mut self) {
-        self.activity.state.send_modify(|activity| {
+        self.activity.update(|activity| {
             activity.open_requests = activity.open_requests.saturating_sub(1);
+            true
         });
     }
 }
@@ -443,5 +502,41 @@ mod tests {
         );
         drop(open);
         assert_eq!(waiting.await, Expiry::Idle);
+    }
+
+    #[tokio::test]
+    async fn deadlines_after_keep_alive_requests_run_from_their_own_start() {
+        let timeouts = Timeouts {
+            header_read: Duration::from_millis(50),
+            idle: Duration::from_millis(300),
+        };
+        let activity = ConnectionActivity::new(Framing::Http1);
+        let waiting = activity.expired(timeouts);
+        tokio::pin!(waiting);
+        // Requests one after another: none of them expires anything, and
+        // the waiting task is not woken for them (their deadlines are later
+        // than the one it sleeps until).
+        for _ in 0..5 {
+            activity.head_bytes_arrived();
+            let open = activity.request_started();
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), waiting.as_mut())
+                    .await
+                    .is_err()
+            );
+            drop(open);
+        }
+        // Idle: the idle deadline runs from the last response's end, past
+        // the header-read deadline the task was sleeping until.
+        let idle_since = tokio::time::Instant::now();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(150), waiting.as_mut())
+                .await
+                .is_err()
+        );
+        // A head begins: its own header-read deadline, earlier than idle's.
+        activity.head_bytes_arrived();
+        assert_eq!(waiting.await, Expiry::HeaderRead);
+        assert!(idle_since.elapsed() < timeouts.idle);
     }
 }

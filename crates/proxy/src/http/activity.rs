@@ -209,21 +209,22 @@ impl ConnectionActivity {
         let timer = tokio::time::sleep(timeouts.idle);
         tokio::pin!(timer);
         loop {
-            let next = {
+            let wake_at = {
                 let mut state = self.lock();
                 state.timeouts = Some(timeouts);
-                let next = next_deadline(state.activity, timeouts)
-                    .map(|(wait, expiry)| (state.since + wait, expiry));
-                if let Some((deadline, expiry)) = next
-                    && deadline <= Instant::now()
-                {
-                    return expiry;
+                let now = Instant::now();
+                match next_deadline(state.activity, timeouts) {
+                    Some((wait, expiry)) if state.since + wait <= now => return expiry,
+                    Some((wait, _)) => state.armed = Some(state.since + wait),
+                    // No deadline while a request is open. The timer stays
+                    // where it is while that is ahead: the request's end
+                    // (a later deadline) then needs no wake-up.
+                    None => state.armed = state.armed.filter(|armed| *armed > now),
                 }
-                state.armed = next.map(|(deadline, _)| deadline);
-                next
+                state.armed
             };
-            match next {
-                Some((deadline, _)) => {
+            match wake_at {
+                Some(deadline) => {
                     timer.as_mut().reset(deadline);
                     tokio::select! {
                         () = timer.as_mut() => {}

@@ -167,7 +167,7 @@ impl ConnectionActivity {
             return;
         };
         let wake = next_deadline(state.activity, timeouts)
-            .is_some_and(|(wait, _)| state.armed.is_none_or(|armed| now + wait < armed));
+            .is_some_and(|(wait, _)| state.armed.is_none_or(|armed| after(now, wait) < armed));
         drop(state);
         if wake {
             self.earlier.notify_one();
@@ -214,8 +214,8 @@ impl ConnectionActivity {
                 state.timeouts = Some(timeouts);
                 let now = Instant::now();
                 match next_deadline(state.activity, timeouts) {
-                    Some((wait, expiry)) if state.since + wait <= now => return expiry,
-                    Some((wait, _)) => state.armed = Some(state.since + wait),
+                    Some((wait, expiry)) if after(state.since, wait) <= now => return expiry,
+                    Some((wait, _)) => state.armed = Some(after(state.since, wait)),
                     // No deadline while a request is open. The timer stays
                     // where it is while that is ahead: the request's end
                     // (a later deadline) then needs no wake-up.
@@ -235,6 +235,14 @@ impl ConnectionActivity {
             }
         }
     }
+}
+
+/// `wait` after `start`; a timeout too long to add is 30 years (as tokio's
+/// own timers treat one).
+fn after(start: Instant, wait: Duration) -> Instant {
+    start
+        .checked_add(wait)
+        .unwrap_or_else(|| start + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// A request counted open until dropped.
@@ -422,6 +430,16 @@ mod tests {
             };
             assert_eq!(next_deadline(activity, TIMEOUTS), expected, "{activity:?}");
         }
+    }
+
+    #[test]
+    fn a_timeout_too_long_to_add_is_far_away() {
+        let now = Instant::now();
+        assert_eq!(
+            after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(after(now, Duration::MAX) > now + Duration::from_secs(365 * 86_400));
     }
 
     #[test]

@@ -91,6 +91,17 @@ pub(crate) fn strip_mesh_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes every `name` header, finding it by one pass over the names
+/// (comparisons, no hashing): cheaper than a lookup for a header that is
+/// nearly always absent.
+pub(crate) fn remove_rare(headers: &mut HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    if headers.keys().any(|present| present == name) {
+        headers.remove(name)
+    } else {
+        None
+    }
+}
+
 /// Whether the request has more than one `Host` header line, which a
 /// server must refuse (RFC 9112 §3.2): two hops could each pick another.
 pub(crate) fn has_duplicate_host(headers: &HeaderMap) -> bool {
@@ -389,6 +400,19 @@ mod tests {
         for (input, expected) in table {
             assert_eq!(has_duplicate_host(&headers(input)), *expected, "{input:?}");
         }
+    }
+
+    #[test]
+    fn rare_headers_are_removed_with_every_value() {
+        let mut map = headers(&[
+            ("l5d-client-id", "a"),
+            ("L5d-Client-Id", "b"),
+            ("host", "x"),
+        ]);
+        let name = HeaderName::from_static("l5d-client-id");
+        assert_eq!(remove_rare(&mut map, &name).unwrap(), "a");
+        assert_eq!(names(&map), ["host"]);
+        assert!(remove_rare(&mut map, &name).is_none());
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub(crate) async fn proxy_to(
     let explicit = context.target == Target::Explicit;
     let downgraded = mesh_client && orig_proto::downgrade_request(&mut request);
     // Never passed on as is: honoured (names respelled) or dropped.
-    let spellings = request.headers_mut().remove(L5D_ORIG_HEADER_CASE);
+    let spellings = headers::remove_rare(request.headers_mut(), &L5D_ORIG_HEADER_CASE);
     let verified_peer = mesh_client && context.client_identity.is_some();
     if let Some(spellings) = spellings
         && header_case::honour_spellings(verified_peer, downgraded)
@@ -109,7 +109,7 @@ pub(crate) fn set_client_id(headers: &mut http::HeaderMap, client_identity: Opti
             headers.insert(L5D_CLIENT_ID, value);
         }
         Some(Err(_)) | None => {
-            headers.remove(L5D_CLIENT_ID);
+            headers::remove_rare(headers, &L5D_CLIENT_ID);
         }
     }
 }

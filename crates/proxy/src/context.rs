@@ -225,6 +225,17 @@ impl ConnectionContext {
 
     /// The plan for a target, reusing this connection's discovery while its
     /// requests keep one target (`is_cached`), starting one otherwise.
+    /// The plan of every request on this connection when no discovery is
+    /// needed to know it (a fixed plan, or no discovery in this direction),
+    /// so the request path awaits nothing for it.
+    pub(crate) fn settled_plan(&self) -> Option<Plan> {
+        match (&self.fixed_plan, self.router()) {
+            (Some(plan), _) => Some(plan.clone()),
+            (None, None) => Some(Plan::Original),
+            (None, Some(_)) => None,
+        }
+    }
+
     async fn plan(
         &self,
         is_cached: impl Fn(&DiscoveryKey) -> bool,

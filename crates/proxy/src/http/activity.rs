@@ -20,11 +20,12 @@ use hyper::body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// The HTTP/2 connection preface's length.
 const H2_PREFACE_LENGTH: usize = 24;
@@ -96,9 +97,31 @@ pub(crate) enum Framing {
 
 /// One connection's activity, shared by its IO, its requests and the task
 /// waiting for its deadline.
+///
+/// A change of state wakes that task only when it brings the deadline
+/// earlier than the one the task sleeps until. On a keep-alive connection
+/// that is never the case (each head's deadline is later than the last
+/// one's), so requests neither wake the task nor move its timer: the timer
+/// fires at the old deadline, and the task then sleeps on until the one the
+/// current state gives.
 #[derive(Debug)]
 pub(crate) struct ConnectionActivity {
-    state: watch::Sender<Activity>,
+    state: Mutex<State>,
+    /// Wakes the waiting task when the deadline comes earlier.
+    earlier: Notify,
+}
+
+/// The activity, since when, and the deadline the waiting task sleeps until.
+#[derive(Debug)]
+struct State {
+    activity: Activity,
+    /// When the current state began: its deadline runs from here.
+    since: Instant,
+    /// The deadline the waiting task sleeps until (`None`: it waits for a
+    /// deadline to appear).
+    armed: Option<Instant>,
+    /// The waiting task's timeouts, once it waits.
+    timeouts: Option<Timeouts>,
 }
 
 impl ConnectionActivity {
@@ -106,22 +129,54 @@ impl ConnectionActivity {
     pub(crate) fn new(framing: Framing) -> Arc<ConnectionActivity> {
         let reading_head = framing == Framing::Http2;
         Arc::new(ConnectionActivity {
-            state: watch::Sender::new(Activity {
-                open_requests: 0,
-                reading_head,
+            state: Mutex::new(State {
+                activity: Activity {
+                    open_requests: 0,
+                    reading_head,
+                },
+                since: Instant::now(),
+                armed: None,
+                timeouts: None,
             }),
+            earlier: Notify::new(),
         })
     }
 
     /// The current activity.
     #[cfg(test)]
     pub(crate) fn current(&self) -> Activity {
-        *self.state.borrow()
+        self.lock().activity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change` (true when it changed the activity) and wakes the
+    /// waiting task if the new state's deadline is earlier than the one it
+    /// sleeps until.
+    fn update(&self, change: impl FnOnce(&mut Activity) -> bool) {
+        let mut state = self.lock();
+        if !change(&mut state.activity) {
+            return;
+        }
+        let now = Instant::now();
+        state.since = now;
+        // No task waiting yet: it reads the state when it starts.
+        let Some(timeouts) = state.timeouts else {
+            return;
+        };
+        let wake = next_deadline(state.activity, timeouts)
+            .is_some_and(|(wait, _)| state.armed.is_none_or(|armed| after(now, wait) < armed));
+        drop(state);
+        if wake {
+            self.earlier.notify_one();
+        }
     }
 
     /// HTTP/1 bytes arrived: with no request open, a head has begun.
     fn head_bytes_arrived(&self) {
-        self.state.send_if_modified(|activity| {
+        self.update(|activity| {
             let starts = activity.open_requests == 0 && !activity.reading_head;
             activity.reading_head |= starts;
             starts
@@ -130,7 +185,7 @@ impl ConnectionActivity {
 
     /// The HTTP/2 handshake has fully arrived.
     fn handshake_arrived(&self) {
-        self.state.send_if_modified(|activity| {
+        self.update(|activity| {
             let was_reading = activity.reading_head;
             activity.reading_head = false;
             was_reading
@@ -139,35 +194,55 @@ impl ConnectionActivity {
 
     /// A request arrived; it stays open until the guard is dropped.
     pub(crate) fn request_started(self: &Arc<Self>) -> OpenRequest {
-        self.state.send_modify(|activity| {
+        self.update(|activity| {
             activity.open_requests += 1;
             activity.reading_head = false;
+            true
         });
         OpenRequest {
             activity: self.clone(),
         }
     }
 
-    /// Waits until the deadline of the connection's state passes; every
-    /// change of state starts the wait anew.
+    /// Waits until the deadline of the connection's state passes.
     pub(crate) async fn expired(&self, timeouts: Timeouts) -> Expiry {
-        let mut changes = self.state.subscribe();
+        let timer = tokio::time::sleep(timeouts.idle);
+        tokio::pin!(timer);
         loop {
-            let activity = *changes.borrow_and_update();
-            match next_deadline(activity, timeouts) {
-                // The sender lives in `self`: `changed` cannot fail here.
-                None => {
-                    let _ = changes.changed().await;
+            let wake_at = {
+                let mut state = self.lock();
+                state.timeouts = Some(timeouts);
+                let now = Instant::now();
+                match next_deadline(state.activity, timeouts) {
+                    Some((wait, expiry)) if after(state.since, wait) <= now => return expiry,
+                    Some((wait, _)) => state.armed = Some(after(state.since, wait)),
+                    // No deadline while a request is open. The timer stays
+                    // where it is while that is ahead: the request's end
+                    // (a later deadline) then needs no wake-up.
+                    None => state.armed = state.armed.filter(|armed| *armed > now),
                 }
-                Some((wait, expiry)) => {
+                state.armed
+            };
+            match wake_at {
+                Some(deadline) => {
+                    timer.as_mut().reset(deadline);
                     tokio::select! {
-                        _ = tokio::time::sleep(wait) => return expiry,
-                        _ = changes.changed() => {}
+                        () = timer.as_mut() => {}
+                        () = self.earlier.notified() => {}
                     }
                 }
+                None => self.earlier.notified().await,
             }
         }
     }
+}
+
+/// `wait` after `start`; a timeout too long to add is 30 years (as tokio's
+/// own timers treat one).
+fn after(start: Instant, wait: Duration) -> Instant {
+    start
+        .checked_add(wait)
+        .unwrap_or_else(|| start + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// A request counted open until dropped.
@@ -178,8 +253,9 @@ pub(crate) struct OpenRequest {
 
 impl Drop for OpenRequest {
     fn drop(&mut self) {
-        self.activity.state.send_modify(|activity| {
+        self.activity.update(|activity| {
             activity.open_requests = activity.open_requests.saturating_sub(1);
+            true
         });
     }
 }
@@ -357,6 +433,16 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_too_long_to_add_is_far_away() {
+        let now = Instant::now();
+        assert_eq!(
+            after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(after(now, Duration::MAX) > now + Duration::from_secs(365 * 86_400));
+    }
+
+    #[test]
     fn handshake_length_table() {
         let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         let with = |length: [u8; 3]| {
@@ -435,5 +521,41 @@ mod tests {
         );
         drop(open);
         assert_eq!(waiting.await, Expiry::Idle);
+    }
+
+    #[tokio::test]
+    async fn deadlines_after_keep_alive_requests_run_from_their_own_start() {
+        let timeouts = Timeouts {
+            header_read: Duration::from_millis(50),
+            idle: Duration::from_millis(300),
+        };
+        let activity = ConnectionActivity::new(Framing::Http1);
+        let waiting = activity.expired(timeouts);
+        tokio::pin!(waiting);
+        // Requests one after another: none of them expires anything, and
+        // the waiting task is not woken for them (their deadlines are later
+        // than the one it sleeps until).
+        for _ in 0..5 {
+            activity.head_bytes_arrived();
+            let open = activity.request_started();
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), waiting.as_mut())
+                    .await
+                    .is_err()
+            );
+            drop(open);
+        }
+        // Idle: the idle deadline runs from the last response's end, past
+        // the header-read deadline the task was sleeping until.
+        let idle_since = tokio::time::Instant::now();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(150), waiting.as_mut())
+                .await
+                .is_err()
+        );
+        // A head begins: its own header-read deadline, earlier than idle's.
+        activity.head_bytes_arrived();
+        assert_eq!(waiting.await, Expiry::HeaderRead);
+        assert!(idle_since.elapsed() < timeouts.idle);
     }
 }

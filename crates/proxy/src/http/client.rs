@@ -192,7 +192,9 @@ impl HttpClient {
             let reused = pooled.is_some();
             let mut sender = match pooled {
                 Some(sender) => sender,
-                None => match self.handshake_http1(endpoint, false).await {
+                // Boxed: a new connection's future (connect, TLS, handshake)
+                // is large, and most requests find a pooled one.
+                None => match Box::pin(self.handshake_http1(endpoint, false)).await {
                     Ok(sender) => sender,
                     Err(error) => {
                         return Err(SendError::unsent(error, request));
@@ -377,28 +379,20 @@ impl HttpClient {
             let mut current = slot.lock().await;
             match current.as_ref() {
                 Some(sender) if !sender.is_closed() => sender.clone(),
-                _ => {
-                    let io = match self.connect(endpoint, SessionProtocol::Http2).await {
-                        Ok(io) => io,
-                        Err(error) => {
-                            return Err(SendError::unsent(error, request));
-                        }
-                    };
-                    let (sender, connection) = match http2::Builder::new(TokioExecutor::new())
-                        .handshake(io)
-                        .await
-                    {
-                        Ok(handshaken) => handshaken,
-                        Err(error) => {
-                            return Err(SendError::unsent(failed(&error), request));
-                        }
-                    };
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                    *current = Some(sender.clone());
-                    sender
-                }
+                // Boxed: a new connection's future (connect, TLS, handshake)
+                // is large, and most requests find the open one.
+                _ => match Box::pin(self.handshake_http2(endpoint)).await {
+                    Ok(sender) => {
+                        *current = Some(sender.clone());
+                        sender
+                    }
+                    Err(Http2Handshake::Connect(error)) => {
+                        return Err(SendError::unsent(error, request));
+                    }
+                    Err(Http2Handshake::Hyper(error)) => {
+                        return Err(SendError::unsent(failed(&error), request));
+                    }
+                },
             }
         };
         if let Err(error) = sender.ready().await {
@@ -419,6 +413,36 @@ impl HttpClient {
             Some(copy) => SendError::resendable(failed(&error), copy.request()),
             None => SendError::sent(failed(&error)),
         })
+    }
+}
+
+/// Why a new HTTP/2 connection could not be used.
+enum Http2Handshake {
+    /// Connecting (TCP, TLS, transport header) failed.
+    Connect(ProxyError),
+    /// The HTTP/2 handshake failed.
+    Hyper(hyper::Error),
+}
+
+impl HttpClient {
+    /// Opens a new HTTP/2 connection to the endpoint, its connection task
+    /// spawned.
+    async fn handshake_http2(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<http2::SendRequest<RequestBody>, Http2Handshake> {
+        let io = self
+            .connect(endpoint, SessionProtocol::Http2)
+            .await
+            .map_err(Http2Handshake::Connect)?;
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .handshake(io)
+            .await
+            .map_err(Http2Handshake::Hyper)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
     }
 }
 

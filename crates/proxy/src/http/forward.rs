@@ -76,7 +76,9 @@ pub(crate) async fn handle(
     };
     let (addr, meta) = match destination {
         Destination::Logical(target) => {
-            return logical::handle(&context, request, target, started, is_grpc).await;
+            // Boxed, like every path most requests do not take: the handler's
+            // future (moved into a box per request by the server) stays small.
+            return Box::pin(logical::handle(&context, request, target, started, is_grpc)).await;
         }
         Destination::Direct { addr, meta } => (addr, meta),
     };
@@ -92,7 +94,10 @@ pub(crate) async fn handle(
     // Inbound, the route of the service the request names (if its profile
     // has routes) labels the route metrics.
     let route = match context.direction {
-        Direction::Inbound => inbound_route(&context, &request, started).await,
+        Direction::Inbound if context.proxy.router.is_some() => {
+            Box::pin(inbound_route(&context, &request, started)).await
+        }
+        Direction::Inbound => None,
         Direction::Outbound => None,
     };
     let metrics = &context.proxy.metrics.http;
@@ -172,7 +177,10 @@ async fn destination(
 ) -> Result<(Destination, Arc<str>), ProxyError> {
     match context.target {
         Target::Addr(addr) => {
-            let plan = context.plan_for_addr(addr).await;
+            let plan = match context.settled_plan() {
+                Some(plan) => plan,
+                None => Box::pin(context.plan_for_addr(addr)).await,
+            };
             if let Plan::Logical(target) = plan {
                 let authority = target.name.clone();
                 return Ok((Destination::Logical(target), authority));
@@ -196,7 +204,11 @@ async fn destination(
                 request.uri(),
                 request.version() == Version::HTTP_2,
             )?;
-            let destination = match context.plan_for_name(&explicit.host, explicit.port).await {
+            let plan = match context.settled_plan() {
+                Some(plan) => plan,
+                None => Box::pin(context.plan_for_name(&explicit.host, explicit.port)).await,
+            };
+            let destination = match plan {
                 Plan::Logical(target) => {
                     let authority = target.name.clone();
                     return Ok((Destination::Logical(target), authority));
@@ -206,7 +218,7 @@ async fn destination(
                     meta: Some(meta),
                 },
                 Plan::Original => Destination::Direct {
-                    addr: connect::resolve(&explicit.host, explicit.port).await?,
+                    addr: Box::pin(connect::resolve(&explicit.host, explicit.port)).await?,
                     meta: None,
                 },
             };

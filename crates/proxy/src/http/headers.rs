@@ -24,7 +24,9 @@ pub(crate) fn strip_hop_by_hop(
     keep_upgrade: bool,
     keep_te_trailers: bool,
 ) {
-    if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
+    // One pass over the names (comparisons, no hashing) instead of a lookup
+    // per hop-by-hop name: most messages have none.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
     }
     // Headers the Connection header names, beyond the usual `keep-alive`,
@@ -80,8 +82,23 @@ const MESH_HEADERS: [HeaderName; 4] = [
 /// verified mesh identity, so none of them reaches the app or steers the
 /// proxy.
 pub(crate) fn strip_mesh_headers(headers: &mut HeaderMap) {
+    // One pass over the names first: nearly every request has none.
+    if !headers.keys().any(|name| MESH_HEADERS.contains(name)) {
+        return;
+    }
     for name in &MESH_HEADERS {
         headers.remove(name);
+    }
+}
+
+/// Removes every `name` header, finding it by one pass over the names
+/// (comparisons, no hashing): cheaper than a lookup for a header that is
+/// nearly always absent.
+pub(crate) fn remove_rare(headers: &mut HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    if headers.keys().any(|present| present == name) {
+        headers.remove(name)
+    } else {
+        None
     }
 }
 
@@ -112,15 +129,12 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// The gRPC status header: a name, so looking it up parses nothing.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 /// The `grpc-status` in a header map, if any.
 pub(crate) fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    headers.get(GRPC_STATUS)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// The request's authority: the URI's (absolute-form, HTTP/2 `:authority`)
@@ -386,6 +400,19 @@ mod tests {
         for (input, expected) in table {
             assert_eq!(has_duplicate_host(&headers(input)), *expected, "{input:?}");
         }
+    }
+
+    #[test]
+    fn rare_headers_are_removed_with_every_value() {
+        let mut map = headers(&[
+            ("l5d-client-id", "a"),
+            ("L5d-Client-Id", "b"),
+            ("host", "x"),
+        ]);
+        let name = HeaderName::from_static("l5d-client-id");
+        assert_eq!(remove_rare(&mut map, &name).unwrap(), "a");
+        assert_eq!(names(&map), ["host"]);
+        assert!(remove_rare(&mut map, &name).is_none());
     }
 
     #[test]

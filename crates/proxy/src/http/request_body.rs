@@ -45,13 +45,16 @@ pub(crate) enum RequestBody<B = Incoming> {
 /// Whether the client's request body failed while being sent upstream.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ClientBodyWatch {
-    failed: Arc<AtomicBool>,
+    /// `None` for a body that had ended before it was sent: it cannot fail.
+    failed: Option<Arc<AtomicBool>>,
 }
 
 impl ClientBodyWatch {
     /// Whether the client's body failed.
     pub(crate) fn failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        self.failed
+            .as_ref()
+            .is_some_and(|failed| failed.load(Ordering::Relaxed))
     }
 }
 
@@ -108,6 +111,28 @@ impl<B: Body<Data = Bytes>> RequestBody<B> {
     }
 }
 
+impl<B: Body<Data = Bytes> + Unpin> RequestBody<B> {
+    /// The body with failures of the client's body noted in the returned
+    /// watch; a body already watched keeps its watch. A body that has
+    /// already ended (most requests: no body) cannot fail and is not
+    /// wrapped.
+    pub(crate) fn watched(self) -> (RequestBody<B>, ClientBodyWatch) {
+        match self {
+            RequestBody::Watched(inner, watch) => {
+                let again = watch.clone();
+                (RequestBody::Watched(inner, watch), again)
+            }
+            ended if ended.is_end_stream() => (ended, ClientBodyWatch::default()),
+            other => {
+                let watch = ClientBodyWatch {
+                    failed: Some(Arc::default()),
+                };
+                (RequestBody::Watched(Box::new(other), watch.clone()), watch)
+            }
+        }
+    }
+}
+
 impl<B> RequestBody<B> {
     /// An empty body.
     pub(crate) fn empty() -> RequestBody<B> {
@@ -115,21 +140,6 @@ impl<B> RequestBody<B> {
             chunks: VecDeque::new(),
             trailers: None,
         })
-    }
-
-    /// The body with failures of the client's body noted in the returned
-    /// watch; a body already watched keeps its watch.
-    pub(crate) fn watched(self) -> (RequestBody<B>, ClientBodyWatch) {
-        match self {
-            RequestBody::Watched(inner, watch) => {
-                let again = watch.clone();
-                (RequestBody::Watched(inner, watch), again)
-            }
-            other => {
-                let watch = ClientBodyWatch::default();
-                (RequestBody::Watched(Box::new(other), watch.clone()), watch)
-            }
-        }
     }
 }
 
@@ -199,8 +209,10 @@ where
             }
             RequestBody::Watched(inner, watch) => {
                 let polled = Pin::new(inner.as_mut()).poll_frame(context);
-                if let Poll::Ready(Some(Err(_))) = &polled {
-                    watch.failed.store(true, Ordering::Relaxed);
+                if let Poll::Ready(Some(Err(_))) = &polled
+                    && let Some(failed) = &watch.failed
+                {
+                    failed.store(true, Ordering::Relaxed);
                 }
                 polled
             }
@@ -314,6 +326,12 @@ mod tests {
 
         let (body, watch) = RequestBody::Streaming(chunked(&["fine"])).watched();
         assert_eq!(read_all(body).await, "fine");
+        assert!(!watch.failed());
+
+        // An ended body is passed on as it is, with a watch that never fails.
+        let (body, watch) = RequestBody::Streaming(Full::new(Bytes::new())).watched();
+        assert!(matches!(body, RequestBody::Streaming(_)));
+        assert!(body.is_end_stream());
         assert!(!watch.failed());
     }
 

@@ -22,7 +22,7 @@ use crate::http::request_body::RequestBody;
 use crate::http::{headers, orig_proto};
 use crate::metrics::labels::TargetLabels;
 use crate::routing::Plan;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -44,12 +44,12 @@ pub(crate) async fn proxy_to(
     let explicit = context.target == Target::Explicit;
     let downgraded = mesh_client && orig_proto::downgrade_request(&mut request);
     // Never passed on as is: honoured (names respelled) or dropped.
-    let spellings = request.headers_mut().remove(L5D_ORIG_HEADER_CASE);
+    let spellings = headers::remove_rare(request.headers_mut(), &L5D_ORIG_HEADER_CASE);
     let verified_peer = mesh_client && context.client_identity.is_some();
     if let Some(spellings) = spellings
         && header_case::honour_spellings(verified_peer, downgraded)
         && let Ok(spellings) = spellings.to_str()
-        && let Some(case_map) = context.proxy.case_maps.for_spellings(spellings).await
+        && let Some(case_map) = Box::pin(context.proxy.case_maps.for_spellings(spellings)).await
     {
         request.extensions_mut().extend(case_map);
     }
@@ -64,8 +64,8 @@ pub(crate) async fn proxy_to(
     let result = if upgrade {
         let downstream = hyper::upgrade::on(&mut request);
         let is_connect = request.method() == Method::CONNECT;
-        client
-            .send_upgrade(&endpoint, request.map(RequestBody::Streaming))
+        // Boxed, as every path most requests do not take (see forward).
+        Box::pin(client.send_upgrade(&endpoint, request.map(RequestBody::Streaming)))
             .await
             .map(|mut response| {
                 let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -98,16 +98,19 @@ pub(crate) async fn proxy_to(
 }
 
 /// The header telling the app who the (mutually authenticated) client is.
-pub(crate) const L5D_CLIENT_ID: &str = "l5d-client-id";
+pub(crate) const L5D_CLIENT_ID: HeaderName = HeaderName::from_static("l5d-client-id");
 
 /// Replaces any client-supplied `l5d-client-id` with the verified client
 /// identity, or removes it when there is none.
 pub(crate) fn set_client_id(headers: &mut http::HeaderMap, client_identity: Option<&str>) {
-    headers.remove(L5D_CLIENT_ID);
-    if let Some(identity) = client_identity
-        && let Ok(value) = HeaderValue::from_str(identity)
-    {
-        headers.insert(L5D_CLIENT_ID, value);
+    match client_identity.map(HeaderValue::from_str) {
+        // `insert` replaces every value the client sent.
+        Some(Ok(value)) => {
+            headers.insert(L5D_CLIENT_ID, value);
+        }
+        Some(Err(_)) | None => {
+            headers::remove_rare(headers, &L5D_CLIENT_ID);
+        }
     }
 }
 

@@ -510,18 +510,7 @@ fn flags_reach_the_injected_proxy() {
 }
 
 fn check_golden(name: &str, actual: &str) {
-    let path = fixtures().join(name);
-    if std::env::var_os("WEFT_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    assert!(
-        expected == actual,
-        "{name} differs from `weft inject` output; if the change is intended, rerun with \
-         WEFT_UPDATE_GOLDEN=1 and review the diff.\n--- output:\n{actual}"
-    );
+    weft_test_support::golden::check(&fixtures().join(name), actual, "`weft inject` output");
 }
 
 #[test]

@@ -24,6 +24,7 @@
 //! - [`tls_client`]: a blocking TLS client trusting only given anchors (as
 //!   the API server dials a webhook with its `caBundle`).
 //! - [`kubelet`]: a container's environment resolved as the kubelet does.
+//! - [`golden`]: golden files compared, or rewritten under `WEFT_UPDATE_GOLDEN`.
 //! - [`kube_api`]: a test Kubernetes API server (list, watch, CRUD,
 //!   TokenReview) for the real `kube` client over HTTP.
 //! - [`k8s_tools`]: the Kubernetes validators of `scripts/k8s-tools.sh`
@@ -36,6 +37,7 @@
 
 pub mod background;
 pub mod controller;
+pub mod golden;
 pub mod grpc;
 pub mod http_client;
 pub mod http_server;

@@ -111,18 +111,7 @@ fn typed<T: DeserializeOwned>(documents: &[Value], kind: &str, name: &str) -> T 
 }
 
 fn check_golden(name: &str, actual: &str) {
-    let path = golden_dir().join(name);
-    if std::env::var_os("WEFT_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    assert!(
-        expected == actual,
-        "{name} differs from `weft` output; if the change is intended, rerun with \
-         WEFT_UPDATE_GOLDEN=1 and review the diff.\n--- output:\n{actual}"
-    );
+    weft_test_support::golden::check(&golden_dir().join(name), actual, "`weft` output");
 }
 
 #[test]

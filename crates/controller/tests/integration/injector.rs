@@ -113,17 +113,7 @@ fn patch_of(response: &Value) -> Option<Vec<PatchOperation>> {
 /// Compares `actual` with the golden `file`, or rewrites it under
 /// `WEFT_UPDATE_GOLDEN`.
 fn check_golden(file: &str, actual: &str) {
-    let path = fixtures().join(file);
-    if std::env::var_os("WEFT_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = read(&path);
-    assert!(
-        expected == actual,
-        "{file} differs from the injector's answer; if the change is intended, rerun with \
-         WEFT_UPDATE_GOLDEN=1 and review the diff.\n--- answer:\n{actual}"
-    );
+    weft_test_support::golden::check(&fixtures().join(file), actual, "the injector's answer");
 }
 
 fn pretty(value: &impl serde::Serialize) -> String {

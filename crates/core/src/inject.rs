@@ -267,11 +267,11 @@ pub fn inject(
         Ok(overrides) => overrides,
         Err(reason) => return skipped(pod, reason),
     };
-    let spec = proxy_spec(pod, config, &overrides, mode);
     let version = overrides
         .proxy_version
         .as_ref()
         .map_or(config.proxy_version.as_str(), |setting| &setting.value);
+    let spec = proxy_spec(pod, config, &overrides, version, mode);
 
     let mut patch = Vec::new();
     if pod_annotations.contains_key(INJECT_SKIPPED_ANNOTATION) {
@@ -348,12 +348,12 @@ fn proxy_spec<'config>(
     pod: &Value,
     config: &'config InjectionConfig,
     overrides: &Overrides,
+    version: &str,
     mode: InjectMode,
 ) -> containers::ProxySpec<'config> {
     let value = |setting: &Option<Setting>| setting.as_ref().map(|setting| setting.value.clone());
     let non_empty = |setting: &Option<Setting>| value(setting).filter(|value| !value.is_empty());
     let image = value(&overrides.proxy_image).unwrap_or_else(|| config.proxy_image.clone());
-    let version = value(&overrides.proxy_version).unwrap_or_else(|| config.proxy_version.clone());
     let defaults = &config.proxy_resources;
     containers::ProxySpec {
         config,

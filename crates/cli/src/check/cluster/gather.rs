@@ -242,6 +242,17 @@ impl Reader {
             .map_err(|error| format!("cannot read {what} {name}: {}", explain(&error)))
     }
 
+    /// The object `name` through `api` (`None` when absent); an error names
+    /// its kind and name.
+    async fn read<K>(api: Api<K>, name: &str) -> Fetched<Option<K>>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        api.get_opt(name)
+            .await
+            .map_err(|error| format!("cannot read {} {name}: {}", K::kind(&()), explain(&error)))
+    }
+
     async fn pre(&self) -> PreState {
         // The reviews are small: one after the other, beside the two reads.
         let reviews = async {
@@ -371,16 +382,11 @@ impl Reader {
     }
 
     async fn proxy_injector(&self) -> Fetched<Option<Vec<WebhookState>>> {
-        let configuration = self
-            .cluster::<MutatingWebhookConfiguration>()
-            .get_opt(PROXY_INJECTOR_WEBHOOK)
-            .await
-            .map_err(|error| {
-                format!(
-                    "cannot read MutatingWebhookConfiguration {PROXY_INJECTOR_WEBHOOK}: {}",
-                    explain(&error)
-                )
-            })?;
+        let configuration = Self::read(
+            self.cluster::<MutatingWebhookConfiguration>(),
+            PROXY_INJECTOR_WEBHOOK,
+        )
+        .await?;
         Ok(configuration.map(|configuration| {
             configuration
                 .webhooks
@@ -405,16 +411,7 @@ impl Reader {
     }
 
     async fn injector_service(&self) -> Fetched<Option<Vec<i32>>> {
-        let service = self
-            .namespaced::<Service>()
-            .get_opt(INJECTOR_SERVICE)
-            .await
-            .map_err(|error| {
-                format!(
-                    "cannot read Service {INJECTOR_SERVICE}: {}",
-                    explain(&error)
-                )
-            })?;
+        let service = Self::read(self.namespaced::<Service>(), INJECTOR_SERVICE).await?;
         Ok(service.map(|service| {
             service
                 .spec
@@ -471,16 +468,7 @@ impl Reader {
     }
 
     async fn controller_deployment(&self) -> Fetched<Option<DeploymentState>> {
-        let deployment = self
-            .namespaced::<Deployment>()
-            .get_opt(CONTROLLER_NAME)
-            .await
-            .map_err(|error| {
-                format!(
-                    "cannot read Deployment {CONTROLLER_NAME}: {}",
-                    explain(&error)
-                )
-            })?;
+        let deployment = Self::read(self.namespaced::<Deployment>(), CONTROLLER_NAME).await?;
         Ok(deployment.map(|deployment| DeploymentState {
             desired: deployment
                 .spec
@@ -497,25 +485,12 @@ impl Reader {
     }
 
     async fn trust_anchors_configmap(&self) -> Fetched<Option<BTreeMap<String, String>>> {
-        let configmap = self
-            .namespaced::<ConfigMap>()
-            .get_opt(TRUST_ANCHORS_CONFIGMAP)
-            .await
-            .map_err(|error| {
-                format!(
-                    "cannot read ConfigMap {TRUST_ANCHORS_CONFIGMAP}: {}",
-                    explain(&error)
-                )
-            })?;
+        let configmap = Self::read(self.namespaced::<ConfigMap>(), TRUST_ANCHORS_CONFIGMAP).await?;
         Ok(configmap.map(|configmap| configmap.data.unwrap_or_default()))
     }
 
     async fn issuer_secret(&self) -> Fetched<Option<BTreeMap<String, Vec<u8>>>> {
-        let secret = self
-            .namespaced::<Secret>()
-            .get_opt(ISSUER_SECRET)
-            .await
-            .map_err(|error| format!("cannot read Secret {ISSUER_SECRET}: {}", explain(&error)))?;
+        let secret = Self::read(self.namespaced::<Secret>(), ISSUER_SECRET).await?;
         Ok(secret.map(|secret| {
             secret
                 .data

@@ -27,6 +27,10 @@
 #      not move) but not the server's; --skip-inbound-ports 8082 bypasses the
 #      server proxy (a client in ctl reaches the app directly, and so does
 #      the meshed client: discovery answers that port as unmeshed).
+#   5b. the controller's proxy injector, from the client namespace: TLS only
+#      (plaintext gets nothing), no client certificate needed, verified with
+#      only the trust anchors as the API server does; GET 405, other paths
+#      404, a 4 MiB body 413; a pod review answered allowed with the proxy.
 #   6. weft-init --remove restores the nat table exactly (iptables-save with
 #      counters stripped), a second --remove does nothing, and traffic then
 #      flows directly (no proxy's metrics move, the app sees the client).
@@ -68,6 +72,8 @@ SKIP_OUTBOUND_PORT=8081
 SKIP_INBOUND_PORT=8082
 IDENTITY_PORT=18080
 DESTINATION_PORT=18086
+INJECTOR_PORT=18443
+INJECTOR_NAME=weft-proxy-injector.weft.svc
 CONTROLLER_ADMIN_ADDR=127.0.0.1:19990
 APP_UID=65534
 CURLS=5
@@ -329,7 +335,8 @@ start_everything() {
         --identity-addr "$CTL_V4:$IDENTITY_PORT" \
         --identity-issuer-dir "$WORK/state/issuer" \
         --identity-trust-anchors "$WORK/state/trust-anchor.pem" \
-        --identity-token-dir "$LOGS/tokens"
+        --identity-token-dir "$LOGS/tokens" \
+        --injector-addr "$CTL_V4:$INJECTOR_PORT"
     wait_ready "$BACKEND/controller" "$NS_CTL" "http://$CONTROLLER_ADMIN_ADDR/ready"
     wait_for "the tokens" 10 test -s "$LOGS/tokens/shop/client.token" -a -s "$LOGS/tokens/shop/web.token"
     # The proxies run as PROXY_UID: they read their tokens like a mounted volume.
@@ -497,6 +504,59 @@ check_remove() {
     if [[ $seen == "$CLIENT_V4" ]]; then ok "the app on :$MESHED_PORT saw the client ($CLIENT_V4) directly"; else fail "the app on :$MESHED_PORT saw '$seen', expected $CLIENT_V4"; fi
 }
 
+# injector_curl ARGS... : curl to the controller's proxy injector from the
+# client namespace (as the proxy's UID: no redirect), verifying it with only
+# the trust anchors, as the API server does with caBundle; prints the status.
+# HTTP/1.1: over HTTP/2 an answer given before the request body was read is
+# followed by a reset of that stream, which curl reports instead of the status.
+injector_curl() {
+    timeout 15 ip netns exec "$NS_CLIENT" setpriv --reuid="$PROXY_UID" --regid="$PROXY_UID" --clear-groups -- \
+        curl -sS --http1.1 --max-time 10 -o /dev/null -w '%{http_code}' --cacert "$WORK/state/trust-anchor.pem" \
+        --resolve "$INJECTOR_NAME:$INJECTOR_PORT:$CTL_V4" "$@" 2>/dev/null
+}
+
+check_injector() {
+    log "$BACKEND: the proxy injector on $CTL_V4:$INJECTOR_PORT from another namespace"
+    local status
+    if status=$(timeout 15 ip netns exec "$NS_CLIENT" setpriv --reuid="$PROXY_UID" --regid="$PROXY_UID" --clear-groups -- \
+        curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://$CTL_V4:$INJECTOR_PORT/inject" 2>/dev/null) \
+        && [[ $status != 000 ]]; then
+        fail "plaintext to the injector answered $status"
+    else
+        ok "plaintext to the injector: no answer (TLS only)"
+    fi
+    status=$(injector_curl "https://$INJECTOR_NAME:$INJECTOR_PORT/inject") || true
+    if [[ $status == 405 ]]; then ok "GET /inject over TLS, no client certificate: 405"; else fail "GET /inject: $status, expected 405"; fi
+    status=$(injector_curl -X POST "https://$INJECTOR_NAME:$INJECTOR_PORT/other" -d '{}') || true
+    if [[ $status == 404 ]]; then ok "POST /other: 404"; else fail "POST /other: $status, expected 404"; fi
+    head -c $((4 * 1024 * 1024)) /dev/zero >"$LOGS/oversized.json"
+    status=$(injector_curl -H 'content-type: application/json' --data-binary "@$LOGS/oversized.json" \
+        "https://$INJECTOR_NAME:$INJECTOR_PORT/inject") || true
+    if [[ $status == 413 ]]; then ok "a 4 MiB review: 413"; else fail "a 4 MiB review: $status, expected 413"; fi
+    cat >"$LOGS/review.json" <<'JSON'
+{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"netns-1",
+ "kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
+ "namespace":"shop","operation":"CREATE",
+ "object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-2","annotations":{"weft.io/inject":"enabled"}},
+  "spec":{"containers":[{"name":"web","image":"nginx"}]}}}}
+JSON
+    local answer
+    answer=$(timeout 15 ip netns exec "$NS_CLIENT" setpriv --reuid="$PROXY_UID" --regid="$PROXY_UID" --clear-groups -- \
+        curl -sS --max-time 10 --cacert "$WORK/state/trust-anchor.pem" --resolve "$INJECTOR_NAME:$INJECTOR_PORT:$CTL_V4" \
+        -H 'content-type: application/json' --data-binary "@$LOGS/review.json" \
+        "https://$INJECTOR_NAME:$INJECTOR_PORT/inject" 2>&1) || true
+    if python3 -c 'import base64, json, sys
+r = json.loads(sys.argv[1])["response"]
+patch = json.loads(base64.b64decode(r["patch"]))
+assert r["uid"] == "netns-1" and r["allowed"] is True
+added = [op["value"] for op in patch if op["op"] == "add" and op["path"].startswith("/spec/initContainers")]
+assert "\"name\": \"weft-proxy\"" in json.dumps(added)' "$answer" 2>/dev/null; then
+        ok "a pod review over TLS verified by the anchors: allowed, patched with weft-proxy"
+    else
+        fail "the pod review: ${answer:0:300}"
+    fi
+}
+
 run_backend() {
     local started=$SECONDS
     use_backend "$1" "$2"
@@ -505,6 +565,7 @@ run_backend() {
     check_install
     start_everything
     check_meshed_traffic
+    check_injector
     check_proxy_uid_bypass
     check_skip_ports
     check_remove

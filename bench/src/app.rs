@@ -258,10 +258,11 @@ fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
             "weft-discovery-2hop" => SetupKind::WeftDiscoveryTwoHop,
             "weft-mtls-2hop" => SetupKind::WeftMtlsTwoHop,
             "weft-mtls-h1-2hop" => SetupKind::WeftMtlsHttp1TwoHop,
+            "weft-mtls-h2-2hop" => SetupKind::WeftMtlsHttp2TwoHop,
             _ => bail!(
                 "unknown setup {name:?} (direct, weft-1hop, weft-2hop, weft-outbound, \
-                 weft-discovery, weft-discovery-2hop, weft-mtls-2hop, weft-mtls-h1-2hop; \
-                 others with --other)"
+                 weft-discovery, weft-discovery-2hop, weft-mtls-2hop, weft-mtls-h1-2hop, \
+                 weft-mtls-h2-2hop; others with --other)"
             ),
         });
     }
@@ -283,6 +284,7 @@ fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
             SetupKind::WeftDiscoveryTwoHop,
             SetupKind::WeftMtlsTwoHop,
             SetupKind::WeftMtlsHttp1TwoHop,
+            SetupKind::WeftMtlsHttp2TwoHop,
         ]);
     }
     for other in &args.others {
@@ -567,8 +569,9 @@ fn notes(
              --identity-* (fresh `identity init` per run, token files per meshed Workload) \
              issues both certificates (A = {}, B = {}); Service web selects the meshed \
              Workload web-1 (the backend, proxy.inboundPort = B's inbound port), so A sends \
-             every request over one mutual-TLS connection to B with the transport header and \
-             HTTP/2 (HTTP/1.1 requests upgraded, l5d-orig-proto); B terminates TLS and \
+             every request over mutual TLS to B with the transport header: an HTTP/1.1 \
+             request on A's one HTTP/1.1 connection to B while it is free, else upgraded \
+             (l5d-orig-proto) on the one HTTP/2 connection; B terminates TLS and \
              forwards plain HTTP to the backend; the smoke test checks that every request A \
              sent has tls=\"true\" and server_id=\"{}\", and every request B received has \
              client_id=\"{}\". weft-mtls-2hop − weft-discovery-2hop is what mTLS costs",
@@ -584,6 +587,15 @@ fn notes(
              mutual TLS and the transport header, but HTTP/1.1 between the proxies (A's pool \
              of TLS connections), so weft-mtls-h1-2hop − weft-discovery-2hop is what TLS \
              alone costs, and weft-mtls-2hop − weft-mtls-h1-2hop what the HTTP/2 upgrade does"
+                .into(),
+        );
+    }
+    if kinds.contains(&SetupKind::WeftMtlsHttp2TwoHop) {
+        notes.push(
+            "weft-mtls-h2-2hop = weft-mtls-2hop with WEFT_PROXY_MESHED_HTTP1_CONNECTIONS=0 on \
+             A: every HTTP/1.1 request upgraded to HTTP/2 on the one mutual-TLS connection, \
+             as Linkerd does; weft-mtls-h2-2hop − weft-mtls-2hop is what always upgrading \
+             costs"
                 .into(),
         );
     }
@@ -720,7 +732,8 @@ mod tests {
                 "weft-discovery",
                 "weft-discovery-2hop",
                 "weft-mtls-2hop",
-                "weft-mtls-h1-2hop"
+                "weft-mtls-h1-2hop",
+                "weft-mtls-h2-2hop"
             ]
         );
         assert_eq!(
@@ -732,7 +745,8 @@ mod tests {
                 "weft-2hop",
                 "weft-discovery-2hop",
                 "weft-mtls-2hop",
-                "weft-mtls-h1-2hop"
+                "weft-mtls-h1-2hop",
+                "weft-mtls-h2-2hop"
             ]
         );
     }

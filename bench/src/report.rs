@@ -133,6 +133,8 @@ pub struct DiscoveryCost {
 pub const MTLS: &str = "weft-mtls-2hop";
 /// The same with HTTP/1.1 (no HTTP/2 upgrade) between the proxies.
 pub const MTLS_HTTP1: &str = "weft-mtls-h1-2hop";
+/// The same with every HTTP/1 request upgraded to HTTP/2.
+pub const MTLS_HTTP2: &str = "weft-mtls-h2-2hop";
 /// The same two proxies found by discovery, plaintext HTTP/1.1 between them.
 pub const DISCOVERY_TWO_HOP: &str = "weft-discovery-2hop";
 /// Two proxies, plaintext, no discovery.
@@ -144,7 +146,7 @@ pub const TWO_HOP: &str = "weft-2hop";
 pub struct MtlsCost {
     /// Protocol.
     pub workload: Workload,
-    /// The mutual-TLS setup ([`MTLS`] or [`MTLS_HTTP1`]).
+    /// The mutual-TLS setup ([`MTLS`], [`MTLS_HTTP1`] or [`MTLS_HTTP2`]).
     pub mtls: String,
     /// The plaintext setup compared with.
     pub baseline: String,
@@ -409,6 +411,7 @@ impl Report {
             (MTLS, DISCOVERY_TWO_HOP),
             (MTLS, TWO_HOP),
             (MTLS_HTTP1, DISCOVERY_TWO_HOP),
+            (MTLS_HTTP2, DISCOVERY_TWO_HOP),
         ];
         for (setup, baseline) in pairs {
             for workload in self.workloads() {
@@ -672,7 +675,8 @@ impl Report {
                  {DISCOVERY_TWO_HOP} is the same path without identity (the cleanest \
                  comparison); {TWO_HOP} also has no discovery. {MTLS_HTTP1} − \
                  {DISCOVERY_TWO_HOP} is TLS alone (both HTTP/1.1 between the proxies); {MTLS} \
-                 also upgrades to HTTP/2.\n\n\
+                 upgrades to HTTP/2 only requests that find A's HTTP/1.1 connection busy, \
+                 {MTLS_HTTP2} every one.\n\n\
                  | workload | mTLS setup | baseline | baseline µs/req | mTLS µs/req | **mTLS − baseline µs/req** \
                  | Δ A µs/req | Δ B µs/req | 1k: baseline / mTLS µs/req | **1k: Δ µs/req** (A, B) \
                  | Δ p50 1k | **Δ p99 1k** | mTLS − direct p99 1k |\n\

@@ -73,13 +73,18 @@ pub enum SetupKind {
     /// them (the Workload the service selects is B's inbound listener).
     WeftDiscoveryTwoHop,
     /// Two meshed proxies with identities: A finds the meshed backend by
-    /// discovery and reaches B's inbound port with mutual TLS, the transport
-    /// header and HTTP/2.
+    /// discovery and reaches B's inbound port with mutual TLS and the
+    /// transport header; HTTP/1 requests take A's one HTTP/1.1 connection to
+    /// B while it is free, else travel upgraded on the HTTP/2 connection
+    /// (the default, `WEFT_PROXY_MESHED_HTTP1_CONNECTIONS=1`).
     WeftMtlsTwoHop,
     /// The same with the controller's `--disable-h2-upgrade`: mutual TLS
     /// and the transport header, but HTTP/1.1 (A's connection pool) between
     /// the proxies, so against weft-discovery-2hop only TLS differs.
     WeftMtlsHttp1TwoHop,
+    /// The same with every HTTP/1 request upgraded to HTTP/2 on the one
+    /// connection (`WEFT_PROXY_MESHED_HTTP1_CONNECTIONS=0`, as Linkerd).
+    WeftMtlsHttp2TwoHop,
     /// A proxy of another make.
     Other(OtherProxy),
 }
@@ -96,6 +101,7 @@ impl SetupKind {
             SetupKind::WeftDiscoveryTwoHop => "weft-discovery-2hop".into(),
             SetupKind::WeftMtlsTwoHop => "weft-mtls-2hop".into(),
             SetupKind::WeftMtlsHttp1TwoHop => "weft-mtls-h1-2hop".into(),
+            SetupKind::WeftMtlsHttp2TwoHop => "weft-mtls-h2-2hop".into(),
             SetupKind::Other(other) => other.name().into(),
         }
     }
@@ -323,9 +329,18 @@ pub fn start(lab: &Lab, kind: &SetupKind) -> anyhow::Result<Setup> {
             Ok(setup)
         }
         SetupKind::WeftDiscovery => start_discovery(lab, name),
-        SetupKind::WeftDiscoveryTwoHop => start_discovered_two_hop(lab, name, false, true),
-        SetupKind::WeftMtlsTwoHop => start_discovered_two_hop(lab, name, true, true),
-        SetupKind::WeftMtlsHttp1TwoHop => start_discovered_two_hop(lab, name, true, false),
+        SetupKind::WeftDiscoveryTwoHop => {
+            start_discovered_two_hop(lab, name, false, BetweenProxies::Adaptive)
+        }
+        SetupKind::WeftMtlsTwoHop => {
+            start_discovered_two_hop(lab, name, true, BetweenProxies::Adaptive)
+        }
+        SetupKind::WeftMtlsHttp1TwoHop => {
+            start_discovered_two_hop(lab, name, true, BetweenProxies::Http1)
+        }
+        SetupKind::WeftMtlsHttp2TwoHop => {
+            start_discovered_two_hop(lab, name, true, BetweenProxies::Http2)
+        }
         SetupKind::Other(OtherProxy::NginxTwoHop) => start_nginx_chain(lab, name, false),
         SetupKind::Other(OtherProxy::NginxMtlsTwoHop) => start_nginx_chain(lab, name, true),
         SetupKind::Other(other) => start_other(lab, other),
@@ -366,12 +381,24 @@ fn start_discovery(lab: &Lab, name: String) -> anyhow::Result<Setup> {
 /// weft-discovery-2hop and weft-mtls-2hop: a controller (with identity for
 /// mTLS), proxy B forwarding to the backend, proxy A asking the controller;
 /// one request through A must come back 200 and have taken the path.
+/// How HTTP/1 requests travel between two meshed proxies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BetweenProxies {
+    /// The default: A's one HTTP/1.1 connection while free, else upgraded.
+    Adaptive,
+    /// The controller's `--disable-h2-upgrade`: HTTP/1.1 only.
+    Http1,
+    /// Always upgraded (`WEFT_PROXY_MESHED_HTTP1_CONNECTIONS=0`).
+    Http2,
+}
+
 fn start_discovered_two_hop(
     lab: &Lab,
     name: String,
     mtls: bool,
-    h2_upgrade: bool,
+    between: BetweenProxies,
 ) -> anyhow::Result<Setup> {
+    let h2_upgrade = between != BetweenProxies::Http1;
     let server_ports = WeftPorts::pick()?;
     let mesh = if mtls {
         Mesh::Meshed {
@@ -396,12 +423,16 @@ fn start_discovered_two_hop(
             ..WeftSpec::default()
         },
     )?;
+    let mut client_env = identity_env(discovery::CLIENT_WORKLOAD);
+    if between == BetweenProxies::Http2 {
+        client_env.push(("WEFT_PROXY_MESHED_HTTP1_CONNECTIONS".into(), "0".into()));
+    }
     let client = start_weft(
         lab,
         &format!("{name}-client"),
         WeftSpec {
             destination: Some(controller.destination),
-            envs: identity_env(discovery::CLIENT_WORKLOAD),
+            envs: client_env,
             ..WeftSpec::default()
         },
     )?;

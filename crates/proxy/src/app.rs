@@ -220,6 +220,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let pool = PoolSettings {
         idle_timeout: config.http1_pool_idle_timeout,
         max_idle: config.http1_pool_max_idle,
+        meshed_http1_connections: config.meshed_http1_connections,
     };
     // 4. Identity, when configured: a key in memory, a certificate from the
     //    identity service (over TLS verifying the controller, unless

@@ -93,6 +93,9 @@ pub struct Config {
     pub http1_pool_idle_timeout: Duration,
     /// Idle HTTP/1.1 connections kept per endpoint.
     pub http1_pool_max_idle: usize,
+    /// HTTP/1.1 connections per meshed endpoint that takes HTTP/2, used
+    /// while free before requests travel upgraded.
+    pub meshed_http1_connections: usize,
     /// How long an unused metric label set is kept.
     pub metrics_retain_idle: Duration,
     /// Upper bound on a graceful shutdown.
@@ -328,6 +331,15 @@ impl Config {
                     .parse::<usize>()
                     .map_err(|_| "expected a whole number".to_string())
             }),
+            meshed_http1_connections: reader.value(
+                "WEFT_PROXY_MESHED_HTTP1_CONNECTIONS",
+                |value| {
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|_| "expected a whole number".to_string())
+                },
+            ),
             metrics_retain_idle: reader
                 .value("WEFT_PROXY_METRICS_RETAIN_IDLE", parse_positive_duration),
             shutdown_grace_period: reader.value("WEFT_PROXY_SHUTDOWN_GRACE_PERIOD", parse_duration),
@@ -473,6 +485,7 @@ impl Config {
             "outbound_max_pending": self.max_pending,
             "http1_pool_idle_timeout": format_duration(self.http1_pool_idle_timeout),
             "http1_pool_max_idle": self.http1_pool_max_idle,
+            "meshed_http1_connections": self.meshed_http1_connections,
             "metrics_retain_idle": format_duration(self.metrics_retain_idle),
             "shutdown_grace_period": format_duration(self.shutdown_grace_period),
             "cores": self.cores,

@@ -119,6 +119,9 @@ struct Options {
     /// `linkerd2-proxy`, it stands in for one that would hand
     /// `l5d-orig-header-case` to its app.
     server_proxy: Option<&'static str>,
+    /// The client proxy sends every HTTP/1 request upgraded
+    /// (`WEFT_PROXY_MESHED_HTTP1_CONNECTIONS=0`), as Linkerd does.
+    always_upgrade: bool,
 }
 
 /// How the proxies reach the controller.
@@ -187,23 +190,33 @@ impl Mesh {
 
     /// The mesh with the proxies reaching the controller as `path` says.
     fn start_control(path: ControlPath) -> Mesh {
-        let app = HttpTestServer::start();
-        let app_addr = app.addr();
-        let options = Options {
+        Mesh::start_options(Options {
             path,
             ..Options::default()
-        };
-        Mesh::around_with(app_addr, Some(app), "web-1", SERVER_IDENTITY, &[], options)
+        })
     }
 
     /// The mesh with web-1's proxy declared as `implementation`.
     fn start_declaring(implementation: &'static str) -> Mesh {
-        let app = HttpTestServer::start();
-        let app_addr = app.addr();
-        let options = Options {
+        Mesh::start_options(Options {
             server_proxy: Some(implementation),
             ..Options::default()
-        };
+        })
+    }
+
+    /// The mesh whose client proxy sends every HTTP/1 request upgraded to
+    /// HTTP/2, with web-1's proxy declared as `implementation` if given.
+    fn start_upgrading(implementation: Option<&'static str>) -> Mesh {
+        Mesh::start_options(Options {
+            server_proxy: implementation,
+            always_upgrade: true,
+            ..Options::default()
+        })
+    }
+
+    fn start_options(options: Options) -> Mesh {
+        let app = HttpTestServer::start();
+        let app_addr = app.addr();
         Mesh::around_with(app_addr, Some(app), "web-1", SERVER_IDENTITY, &[], options)
     }
 
@@ -286,17 +299,15 @@ impl Mesh {
             server_identity,
         )
         .spawn();
-        let client = identity_env(
-            ProxyProcess::builder().env(
-                "WEFT_PROXY_DESTINATION_SVC_ADDR",
-                addrs.destination.to_string(),
-            ),
-            &controller,
-            &addrs,
-            "client",
-            CLIENT_IDENTITY,
-        )
-        .spawn();
+        let client = ProxyProcess::builder().env(
+            "WEFT_PROXY_DESTINATION_SVC_ADDR",
+            addrs.destination.to_string(),
+        );
+        let client = match options.always_upgrade {
+            true => client.env("WEFT_PROXY_MESHED_HTTP1_CONNECTIONS", "0"),
+            false => client,
+        };
+        let client = identity_env(client, &controller, &addrs, "client", CLIENT_IDENTITY).spawn();
         Mesh {
             app,
             relay,
@@ -326,7 +337,8 @@ impl Mesh {
 #[test]
 fn traffic_between_meshed_workloads_is_mutual_tls() {
     let mesh = Mesh::start();
-    let report = load::run(mesh.client.outbound_addr(), URL, 40, 4);
+    // One at a time: all on one connection (the HTTP/1.1 one).
+    let report = load::run(mesh.client.outbound_addr(), URL, 40, 1);
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
 
     // The wire between the proxies: TLS records only, no plaintext HTTP.
@@ -406,7 +418,7 @@ fn traffic_between_meshed_workloads_is_mutual_tls() {
 
 #[test]
 fn http1_clients_share_one_http2_connection_between_the_proxies() {
-    let mesh = Mesh::start();
+    let mesh = Mesh::start_upgrading(None);
     let report = load::run(mesh.client.outbound_addr(), URL, 500, 50);
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
     let connections = mesh.relay.connections.load(Ordering::Relaxed);
@@ -415,6 +427,53 @@ fn http1_clients_share_one_http2_connection_between_the_proxies() {
     );
     assert_eq!(connections, 1, "one multiplexed HTTP/2 connection");
     assert!(mesh.app.as_ref().unwrap().requests_seen() >= 500);
+}
+
+#[test]
+fn one_at_a_time_http1_crosses_on_one_http1_connection_and_concurrent_requests_also_on_http2() {
+    // web-1 declared linkerd2-proxy: an upgraded request would reach its
+    // app with lowercase names (no l5d-orig-header-case for it), so names
+    // in the client's case show the request crossed as HTTP/1.1.
+    let mesh = Mesh::start_declaring("linkerd2-proxy");
+    let names = names_the_app_saw(&mesh);
+    for expected in ["X-Custom-HEADER", "Content-Type"] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} missing from {names:?}: not sent as HTTP/1.1"
+        );
+    }
+    let report = load::run(mesh.client.outbound_addr(), URL, 40, 1);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    assert_eq!(
+        mesh.relay.connections.load(Ordering::Relaxed),
+        1,
+        "one request at a time: one HTTP/1.1 connection"
+    );
+    // Concurrent requests find it busy and share one HTTP/2 connection.
+    let report = load::run(mesh.client.outbound_addr(), URL, 500, 50);
+    assert_eq!(report.failures(), 0, "{:?}", report.summary());
+    let connections = mesh.relay.connections.load(Ordering::Relaxed);
+    println!(
+        "1 then 50 concurrent HTTP/1.1 clients: {connections} connection(s) between the proxies"
+    );
+    assert_eq!(connections, 2, "the HTTP/1.1 connection and one HTTP/2");
+    // Every request, either way, was mutual TLS with the client's identity.
+    assert_metric_settles(
+        &mesh.server,
+        "request_total",
+        &[
+            ("direction", "inbound"),
+            ("tls", "true"),
+            ("client_id", CLIENT_IDENTITY),
+        ],
+        541.0,
+    );
+    let wire = mesh.relay.sent();
+    assert_eq!(&wire[..2], &[0x16, 0x03], "TLS on the wire");
+    assert!(
+        !wire.windows(8).any(|window| window == b"HTTP/1.1"),
+        "no plaintext HTTP between the proxies"
+    );
 }
 
 #[test]
@@ -456,7 +515,7 @@ fn without_the_h2_upgrade_http1_crosses_in_mutual_tls_http1_connections() {
 
 #[test]
 fn the_app_sees_the_header_case_the_client_wrote() {
-    let mesh = Mesh::start();
+    let mesh = Mesh::start_upgrading(None);
     let proxy = format!("http://{}", mesh.client.outbound_addr());
     let output = curl(&[
         "-sS",
@@ -520,7 +579,7 @@ fn names_the_app_saw(mesh: &Mesh) -> Vec<String> {
 
 #[test]
 fn a_workload_declared_weft_gets_the_header_case_restored() {
-    let mesh = Mesh::start_declaring("weft");
+    let mesh = Mesh::start_upgrading(Some("weft"));
     let names = names_the_app_saw(&mesh);
     for expected in ["X-Custom-HEADER", "Content-Type"] {
         assert!(
@@ -541,7 +600,7 @@ fn a_workload_declared_linkerd2_proxy_is_not_sent_the_header_case() {
     // web-1's proxy is a weft proxy that would restore the case if it got
     // l5d-orig-header-case: the names arriving lowercase show the client
     // proxy did not send it to an endpoint without the weft hint.
-    let mesh = Mesh::start_declaring("linkerd2-proxy");
+    let mesh = Mesh::start_upgrading(Some("linkerd2-proxy"));
     let names = names_the_app_saw(&mesh);
     for lowercased in ["x-custom-header", "content-type"] {
         assert!(

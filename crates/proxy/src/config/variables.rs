@@ -224,6 +224,11 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "idle HTTP/1.1 connections kept per endpoint",
     },
     Variable {
+        name: "WEFT_PROXY_MESHED_HTTP1_CONNECTIONS",
+        default: "1",
+        meaning: "HTTP/1 requests to a meshed proxy that takes HTTP/2 go over up to this many mutual-TLS HTTP/1.1 connections per endpoint while one is free (kept open like the HTTP/2 connection), the rest upgraded on its one HTTP/2 connection; 0 = always upgraded, as Linkerd",
+    },
+    Variable {
         name: "WEFT_PROXY_METRICS_RETAIN_IDLE",
         default: "10m",
         meaning: "metric label sets not updated for this long are dropped",

@@ -2,6 +2,16 @@
 //! endpoint (idle ones closed after the idle timeout), one multiplexed
 //! HTTP/2 connection per endpoint, and fresh connections for upgrades.
 //!
+//! HTTP/1 requests to a meshed proxy that takes HTTP/2 use up to
+//! `meshed_http1_connections` HTTP/1.1 connections per endpoint while one is
+//! free, and travel upgraded on the HTTP/2 connection only when they are all
+//! busy ([`meshed_http1`]): at low load a request then costs what HTTP/1.1
+//! over mutual TLS costs (no HTTP/2 framing, no task per stream on either
+//! side), and under concurrency requests still share one connection. Those
+//! connections stay open like the HTTP/2 one (until the peer closes them),
+//! not closed after the pool's idle timeout: reopening would cost a TLS
+//! handshake.
+//!
 //! Every connection is opened with the connect timeout and recorded in the
 //! `tcp_*` metrics with `peer="dst"`.
 
@@ -25,6 +35,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::PoisonError;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -64,6 +75,43 @@ pub(crate) struct PoolSettings {
     pub idle_timeout: Duration,
     /// Idle HTTP/1.1 connections kept per endpoint.
     pub max_idle: usize,
+    /// HTTP/1.1 connections per meshed endpoint that takes HTTP/2, used
+    /// while free before requests travel upgraded (0: always upgraded).
+    pub meshed_http1_connections: usize,
+}
+
+/// How an HTTP/1 request to a meshed proxy that takes HTTP/2 travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MeshedHttp1 {
+    /// On a free HTTP/1.1 connection.
+    Free,
+    /// On a new HTTP/1.1 connection (fewer than the limit are open).
+    Open,
+    /// Upgraded, on the endpoint's HTTP/2 connection.
+    Upgrade,
+}
+
+/// The choice for one request: a free connection first, a new one while
+/// fewer than `limit` are open (or being opened), else upgraded.
+pub(crate) fn meshed_http1(free: bool, open: usize, limit: usize) -> MeshedHttp1 {
+    if limit == 0 {
+        MeshedHttp1::Upgrade
+    } else if free {
+        MeshedHttp1::Free
+    } else if open < limit {
+        MeshedHttp1::Open
+    } else {
+        MeshedHttp1::Upgrade
+    }
+}
+
+/// What became of an HTTP/1 request offered to a meshed endpoint's
+/// HTTP/1.1 connections.
+pub(crate) enum MeshedSend {
+    /// It went out on one of them.
+    Sent(Result<Response<Incoming>, SendError>),
+    /// They were all busy: it is to travel upgraded.
+    Busy(Request<RequestBody>),
 }
 
 /// A request that failed. When it may go to another endpoint (none of it
@@ -117,11 +165,58 @@ struct PooledHttp1 {
     returned: Instant,
 }
 
+/// An endpoint's HTTP/1.1 connections.
+#[derive(Default)]
+struct Http1Pool {
+    /// Connections handed back (free, or still finishing a response).
+    pooled: Vec<PooledHttp1>,
+    /// Connections open or being opened, pooled or not.
+    open: Arc<AtomicUsize>,
+    /// Connections to a meshed proxy that takes HTTP/2: limited in number
+    /// and not closed for idleness.
+    meshed: bool,
+}
+
+impl Http1Pool {
+    /// Whether a pooled connection is still worth keeping.
+    fn keeps(&self, pooled: &PooledHttp1, deadline: Option<Instant>) -> bool {
+        !pooled.sender.is_closed()
+            && (self.meshed || deadline.is_none_or(|deadline| pooled.returned >= deadline))
+    }
+}
+
+/// One open (or opening) HTTP/1.1 connection, counted in its pool while
+/// this lives (it moves into the connection's task).
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> OpenConnection {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Where an HTTP/1 request's first attempt goes.
+enum Http1Start {
+    /// Any free pooled connection, else a new one.
+    Checkout,
+    /// This pooled connection.
+    Pooled(http1::SendRequest<RequestBody>),
+    /// A new connection, already counted.
+    Open(OpenConnection),
+}
+
 type Http2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>>;
 
 /// The proxy's HTTP client, shared by every connection of a direction.
 pub(crate) struct HttpClient {
-    http1_pools: Mutex<HashMap<PoolKey, Vec<PooledHttp1>>>,
+    http1_pools: Mutex<HashMap<PoolKey, Http1Pool>>,
     http2_connections: Mutex<HashMap<PoolKey, Http2Slot>>,
     settings: PoolSettings,
     tcp_metrics: TcpMetrics,
@@ -176,25 +271,80 @@ impl HttpClient {
         endpoint: &Endpoint,
         request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, SendError> {
+        self.send_http1_from(endpoint, request, Http1Start::Checkout)
+            .await
+    }
+
+    /// Offers an HTTP/1 request for a meshed proxy that takes HTTP/2 to the
+    /// endpoint's HTTP/1.1 connections ([`meshed_http1`]); it comes back
+    /// when they are all busy, to travel upgraded.
+    pub(crate) async fn send_meshed_http1(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<RequestBody>,
+    ) -> MeshedSend {
+        match self.choose_meshed_http1(endpoint.key()) {
+            Some(start) => MeshedSend::Sent(self.send_http1_from(endpoint, request, start).await),
+            None => MeshedSend::Busy(request),
+        }
+    }
+
+    /// The first attempt of a meshed HTTP/1 request, decided under the pool's
+    /// lock (a new connection counted at once, so racing requests do not
+    /// open more than the limit); `None`: upgrade it.
+    fn choose_meshed_http1(&self, key: PoolKey) -> Option<Http1Start> {
+        let limit = self.settings.meshed_http1_connections;
+        if limit == 0 {
+            return None;
+        }
+        let mut pools = self
+            .http1_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let pool = pools.entry(key).or_default();
+        pool.meshed = true;
+        pool.pooled.retain(|pooled| !pooled.sender.is_closed());
+        let free = pool
+            .pooled
+            .iter()
+            .rposition(|pooled| pooled.sender.is_ready());
+        let open = pool.open.load(Ordering::Relaxed);
+        match (meshed_http1(free.is_some(), open, limit), free) {
+            (MeshedHttp1::Free, Some(position)) => {
+                Some(Http1Start::Pooled(pool.pooled.swap_remove(position).sender))
+            }
+            (MeshedHttp1::Open, _) => Some(Http1Start::Open(OpenConnection::new(&pool.open))),
+            _ => None,
+        }
+    }
+
+    async fn send_http1_from(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<RequestBody>,
+        start: Http1Start,
+    ) -> Result<Response<Incoming>, SendError> {
         let (request, client_body) = watch_client_body(request);
         let copy = ResendableCopy::of(&request);
         let failed =
             |error: &hyper::Error| upstream_error(endpoint.addr, error, client_body.failed());
         let mut request = request;
+        let mut start = start;
         let mut reuse = true;
         let mut resent = false;
         loop {
-            let pooled = if reuse {
-                self.checkout_http1(&endpoint.key())
-            } else {
-                None
+            let (pooled, counted) = match std::mem::replace(&mut start, Http1Start::Checkout) {
+                Http1Start::Pooled(sender) => (Some(sender), None),
+                Http1Start::Open(counted) => (None, Some(counted)),
+                Http1Start::Checkout if reuse => (self.checkout_http1(&endpoint.key()), None),
+                Http1Start::Checkout => (None, None),
             };
             let reused = pooled.is_some();
             let mut sender = match pooled {
                 Some(sender) => sender,
                 // Boxed: a new connection's future (connect, TLS, handshake)
                 // is large, and most requests find a pooled one.
-                None => match Box::pin(self.handshake_http1(endpoint, false)).await {
+                None => match Box::pin(self.handshake_http1(endpoint, false, counted)).await {
                     Ok(sender) => sender,
                     Err(error) => {
                         return Err(SendError::unsent(error, request));
@@ -244,7 +394,7 @@ impl HttpClient {
         endpoint: &Endpoint,
         request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
-        let mut sender = self.handshake_http1(endpoint, true).await?;
+        let mut sender = self.handshake_http1(endpoint, true, None).await?;
         sender
             .send_request(request)
             .await
@@ -254,11 +404,19 @@ impl HttpClient {
             })
     }
 
+    /// Opens an HTTP/1.1 connection, its task spawned; one for the pool is
+    /// counted in it (`counted`, if the caller already did) while it is open.
     async fn handshake_http1(
         &self,
         endpoint: &Endpoint,
         upgrades: bool,
+        counted: Option<OpenConnection>,
     ) -> Result<http1::SendRequest<RequestBody>, ProxyError> {
+        let counted = match counted {
+            Some(counted) => Some(counted),
+            None if upgrades => None,
+            None => Some(self.count_open(endpoint.key())),
+        };
         let io = self.connect(endpoint, SessionProtocol::Http1).await?;
         let failed = |error: hyper::Error| ProxyError::Upstream {
             target: endpoint.addr,
@@ -275,11 +433,21 @@ impl HttpClient {
             });
         } else {
             tokio::spawn(async move {
+                let _counted = counted;
                 let _ = connection.await;
             });
         }
         sender.ready().await.map_err(failed)?;
         Ok(sender)
+    }
+
+    /// Counts a new connection to `key` in its pool.
+    fn count_open(&self, key: PoolKey) -> OpenConnection {
+        let mut pools = self
+            .http1_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        OpenConnection::new(&pools.entry(key).or_default().open)
     }
 
     fn checkout_http1(&self, key: &PoolKey) -> Option<http1::SendRequest<RequestBody>> {
@@ -289,13 +457,15 @@ impl HttpClient {
             .unwrap_or_else(PoisonError::into_inner);
         let pool = pools.get_mut(key)?;
         let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
-        pool.retain(|pooled| {
-            !pooled.sender.is_closed()
-                && deadline.is_none_or(|deadline| pooled.returned >= deadline)
-        });
+        let mut pooled = std::mem::take(&mut pool.pooled);
+        pooled.retain(|pooled| pool.keeps(pooled, deadline));
+        pool.pooled = pooled;
         // Most recently returned first: it is the likeliest to be warm.
-        let position = pool.iter().rposition(|pooled| pooled.sender.is_ready())?;
-        Some(pool.swap_remove(position).sender)
+        let position = pool
+            .pooled
+            .iter()
+            .rposition(|pooled| pooled.sender.is_ready())?;
+        Some(pool.pooled.swap_remove(position).sender)
     }
 
     fn checkin_http1(&self, key: PoolKey, sender: http1::SendRequest<RequestBody>) {
@@ -304,16 +474,16 @@ impl HttpClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let pool = pools.entry(key).or_default();
-        if pool.len() < self.settings.max_idle.max(1) * 2 {
-            pool.push(PooledHttp1 {
+        if pool.pooled.len() < self.settings.max_idle.max(1) * 2 {
+            pool.pooled.push(PooledHttp1 {
                 sender,
                 returned: Instant::now(),
             });
         }
     }
 
-    /// Closes pooled HTTP/1.1 connections idle past the idle timeout and
-    /// forgets closed HTTP/2 connections.
+    /// Closes pooled HTTP/1.1 connections idle past the idle timeout (but
+    /// not a meshed endpoint's few) and forgets closed HTTP/2 connections.
     pub(crate) fn evict_idle(&self) {
         let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
         let max_idle = self.settings.max_idle;
@@ -322,17 +492,17 @@ impl HttpClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for pool in pools.values_mut() {
-            pool.retain(|pooled| {
-                !pooled.sender.is_closed()
-                    && deadline.is_none_or(|deadline| pooled.returned >= deadline)
-            });
+            let mut pooled = std::mem::take(&mut pool.pooled);
+            pooled.retain(|pooled| pool.keeps(pooled, deadline));
+            pool.pooled = pooled;
             let idle = pool
+                .pooled
                 .iter()
                 .filter(|pooled| pooled.sender.is_ready())
                 .count();
             if idle > max_idle {
                 let mut surplus = idle - max_idle;
-                pool.retain(|pooled| {
+                pool.pooled.retain(|pooled| {
                     if surplus > 0 && pooled.sender.is_ready() {
                         surplus -= 1;
                         false
@@ -342,7 +512,7 @@ impl HttpClient {
                 });
             }
         }
-        pools.retain(|_, pool| !pool.is_empty());
+        pools.retain(|_, pool| !pool.pooled.is_empty() || pool.open.load(Ordering::Relaxed) > 0);
         drop(pools);
         let mut connections = self
             .http2_connections
@@ -451,4 +621,36 @@ fn watch_client_body(request: Request<RequestBody>) -> (Request<RequestBody>, Cl
     let (parts, body) = request.into_parts();
     let (body, watch) = body.watched();
     (Request::from_parts(parts, body), watch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MeshedHttp1, meshed_http1};
+
+    #[test]
+    fn a_meshed_http1_request_takes_a_free_connection_then_a_new_one_then_the_upgrade() {
+        use MeshedHttp1::{Free, Open, Upgrade};
+        // (a connection free, connections open, limit) → choice
+        let table = [
+            ((false, 0, 1), Open),
+            ((true, 1, 1), Free),
+            ((false, 1, 1), Upgrade),
+            ((false, 1, 2), Open),
+            ((true, 2, 2), Free),
+            ((false, 2, 2), Upgrade),
+            // More open than the limit (a pooled one lost and replaced).
+            ((false, 3, 2), Upgrade),
+            ((true, 3, 2), Free),
+            // 0: always upgraded, as Linkerd.
+            ((false, 0, 0), Upgrade),
+            ((true, 1, 0), Upgrade),
+        ];
+        for ((free, open, limit), expected) in table {
+            assert_eq!(
+                meshed_http1(free, open, limit),
+                expected,
+                "free {free}, open {open}, limit {limit}"
+            );
+        }
+    }
 }

@@ -15,7 +15,7 @@
 use crate::context::{ConnectionContext, Target};
 use crate::discovery::EndpointMeta;
 use crate::http::body::{ProxyBody, ResponseRecorder};
-use crate::http::client::{Endpoint, HttpClient, SendError};
+use crate::http::client::{Endpoint, HttpClient, MeshedSend, SendError};
 use crate::http::errors::{L5D_PROXY_ERROR, ProxyError};
 use crate::http::header_case::{self, L5D_ORIG_HEADER_CASE};
 use crate::http::request_body::RequestBody;
@@ -179,14 +179,15 @@ impl Upstream {
 }
 
 /// Sends a request over the endpoint's HTTP/1.1 pool or HTTP/2 connection;
-/// to a proxy that takes HTTP/2 (`peer.h2`), HTTP/1 requests travel
-/// upgraded, with the names' original case (`l5d-orig-header-case`) only to
-/// a proxy that restores it.
+/// to a proxy that takes HTTP/2 (`peer.h2`), HTTP/1 requests take a free
+/// HTTP/1.1 connection of its few and otherwise travel upgraded, with the
+/// names' original case (`l5d-orig-header-case`) only to a proxy that
+/// restores it.
 pub(crate) async fn send(
     client: &HttpClient,
     endpoint: &Endpoint,
     peer: PeerProtocol,
-    mut request: Request<RequestBody>,
+    request: Request<RequestBody>,
 ) -> Result<Response<Incoming>, SendError> {
     if request.version() == Version::HTTP_2 {
         return client.send_http2(endpoint, request).await;
@@ -194,6 +195,10 @@ pub(crate) async fn send(
     if !peer.h2 {
         return client.send_http1(endpoint, request).await;
     }
+    let mut request = match client.send_meshed_http1(endpoint, request).await {
+        MeshedSend::Sent(result) => return result,
+        MeshedSend::Busy(request) => request,
+    };
     let original = orig_proto::upgrade_request(&mut request);
     // The spellings stay in the extensions: an unsent request that goes to
     // another endpoint (its header removed on restore) may carry them again.

@@ -14,7 +14,10 @@
 #
 # Passes when unmodified clients reach the servers over IPv4 and IPv6, and
 # both proxies' /metrics show the traffic (HTTP request counts and opaque TCP
-# byte counts). Only addresses inside the two namespaces and loopback are used.
+# byte counts); and when a server that speaks first on a port in no opaque
+# list (a MySQL-like banner on :3307) reaches a silent client through both
+# proxies within WEFT_PROXY_SERVER_FIRST_DELAY of each, not the 10 s detect
+# timeout. Only addresses inside the two namespaces and loopback are used.
 #
 # Needs root, iproute2, iptables (nft or legacy, with the nat table), curl,
 # python3, redis-server, redis-cli, setpriv (util-linux).
@@ -45,6 +48,7 @@ TOOLS=(ip iptables ip6tables curl python3 redis-server redis-cli setpriv)
 METRIC_FAMILIES='request_total|response_total|tcp_|inbound_http|outbound_http'
 APP_PORT=8080
 REDIS_PORT=6379
+BANNER_PORT=3307
 MARKER="weft-netns-transparent-$ID"
 
 # shellcheck source-path=SCRIPTDIR source=lib/common.bash
@@ -81,6 +85,30 @@ start_everything() {
     local any="0.0.0.0"
     ((IPV6)) && any="::"
     start app "$NS_SERVER" "$python" -u -m http.server "$APP_PORT" --bind "$any" --directory "$WORK/www"
+    # A server that speaks first (a banner, then whatever it is sent back).
+    cat >"$WORK/banner.py" <<'PY'
+import socket, sys, threading
+server = socket.create_server(("", int(sys.argv[1])), family=socket.AF_INET6, dualstack_ipv6=True) \
+    if socket.has_dualstack_ipv6() else socket.create_server(("0.0.0.0", int(sys.argv[1])))
+def serve(connection):
+    with connection:
+        connection.sendall(sys.argv[2].encode() + b"\n")
+        while data := connection.recv(4096):
+            connection.sendall(data)
+while True:
+    connection, _ = server.accept()
+    threading.Thread(target=serve, args=(connection,), daemon=True).start()
+PY
+    # The silent client: connects, sends nothing, prints what arrives first
+    # and how long it took.
+    cat >"$WORK/silent-client.py" <<'PY'
+import socket, sys, time
+started = time.monotonic()
+connection = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15)
+line = connection.recv(4096).decode().strip()
+print(f"{line} {time.monotonic() - started:.3f}")
+PY
+    start banner "$NS_SERVER" "$python" -u "$WORK/banner.py" "$BANNER_PORT" "$MARKER-banner"
     start redis "$NS_SERVER" redis-server --port "$REDIS_PORT" --bind 0.0.0.0 -:: \
         --protected-mode no --save "" --appendonly no --dir "$WORK"
     start_proxy server-proxy "$NS_SERVER"
@@ -88,6 +116,8 @@ start_everything() {
 
     wait_for "the app" 10 in_server curl -sf "http://127.0.0.1:$APP_PORT/"
     wait_for "redis" 10 in_server redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING
+    wait_for "the banner server" 10 in_server "$python" -c \
+        "import socket; socket.create_connection(('127.0.0.1', $BANNER_PORT), timeout=1)"
     wait_ready server-proxy "$NS_SERVER"
     wait_ready client-proxy "$NS_CLIENT"
 }
@@ -123,6 +153,27 @@ check_family() {
     expect_metric server ">" 0 tcp_write_bytes_total 'direction="inbound"' "$redis"
 }
 
+# A silent client gets the banner of a server that speaks first, on a port
+# no proxy knows as opaque, through the client proxy's transparent outbound
+# and the server proxy's inbound: each waits WEFT_PROXY_SERVER_FIRST_DELAY
+# (200 ms) for client bytes, then connects early and relays the banner.
+check_server_first() {
+    local got line seconds
+    log "a server that speaks first on :$BANNER_PORT (in no opaque list), a silent client"
+    got=$(timeout 20 ip netns exec "$NS_CLIENT" python3 "$WORK/silent-client.py" \
+        "$SERVER_V4" "$BANNER_PORT" 2>&1) || true
+    line=${got% *} seconds=${got##* }
+    if [[ $line == "$MARKER-banner" ]] && awk -v s="$seconds" 'BEGIN { exit !(s < 5) }'; then
+        ok "the banner reached the silent client through both proxies in ${seconds}s (detect timeout: 10s)"
+    else
+        fail "banner through both proxies: expected '$MARKER-banner' in under 5s, got '$got'"
+    fi
+    expect_metric client ">" 0 tcp_detect_total 'direction="outbound"' 'result="server_first"'
+    expect_metric server ">" 0 tcp_detect_total 'direction="inbound"' 'result="server_first"'
+    expect_metric server ">" 0 tcp_write_bytes_total 'direction="inbound"' \
+        "target_addr=\"$SERVER_V4:$BANNER_PORT\""
+}
+
 check_interception() {
     expect_metric client ">" 0 tcp_detect_total 'direction="outbound"' 'result="opaque_port"'
     expect_metric server ">" 0 tcp_detect_total 'direction="inbound"' 'result="opaque_port"'
@@ -151,6 +202,7 @@ main() {
     if ((IPV6)); then
         check_family IPv6 "$SERVER_V6" "[$SERVER_V6]"
     fi
+    check_server_first
     check_interception
     check_graceful_stop client-proxy server-proxy
 

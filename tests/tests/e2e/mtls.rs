@@ -416,15 +416,23 @@ fn traffic_between_meshed_workloads_is_mutual_tls() {
     drop(mesh.controller);
 }
 
-#[test]
-fn http1_clients_share_one_http2_connection_between_the_proxies() {
-    let mesh = Mesh::start_upgrading(None);
-    let report = load::run(mesh.client.outbound_addr(), URL, 500, 50);
+/// Sends `requests` HTTP/1.1 requests from `concurrency` clients through the
+/// client proxy, all answered; the connections opened between the proxies
+/// so far.
+fn connections_after(mesh: &Mesh, requests: usize, concurrency: usize) -> usize {
+    let report = load::run(mesh.client.outbound_addr(), URL, requests, concurrency);
     assert_eq!(report.failures(), 0, "{:?}", report.summary());
     let connections = mesh.relay.connections.load(Ordering::Relaxed);
     println!(
-        "50 concurrent HTTP/1.1 clients, 500 requests: {connections} connection(s) between the proxies"
+        "{concurrency} concurrent HTTP/1.1 clients, {requests} requests: {connections} connection(s) between the proxies so far"
     );
+    connections
+}
+
+#[test]
+fn http1_clients_share_one_http2_connection_between_the_proxies() {
+    let mesh = Mesh::start_upgrading(None);
+    let connections = connections_after(&mesh, 500, 50);
     assert_eq!(connections, 1, "one multiplexed HTTP/2 connection");
     assert!(mesh.app.as_ref().unwrap().requests_seen() >= 500);
 }
@@ -442,21 +450,17 @@ fn one_at_a_time_http1_crosses_on_one_http1_connection_and_concurrent_requests_a
             "{expected} missing from {names:?}: not sent as HTTP/1.1"
         );
     }
-    let report = load::run(mesh.client.outbound_addr(), URL, 40, 1);
-    assert_eq!(report.failures(), 0, "{:?}", report.summary());
     assert_eq!(
-        mesh.relay.connections.load(Ordering::Relaxed),
+        connections_after(&mesh, 40, 1),
         1,
         "one request at a time: one HTTP/1.1 connection"
     );
     // Concurrent requests find it busy and share one HTTP/2 connection.
-    let report = load::run(mesh.client.outbound_addr(), URL, 500, 50);
-    assert_eq!(report.failures(), 0, "{:?}", report.summary());
-    let connections = mesh.relay.connections.load(Ordering::Relaxed);
-    println!(
-        "1 then 50 concurrent HTTP/1.1 clients: {connections} connection(s) between the proxies"
+    assert_eq!(
+        connections_after(&mesh, 500, 50),
+        2,
+        "the HTTP/1.1 connection and one HTTP/2"
     );
-    assert_eq!(connections, 2, "the HTTP/1.1 connection and one HTTP/2");
     // Every request, either way, was mutual TLS with the client's identity.
     assert_metric_settles(
         &mesh.server,
@@ -479,12 +483,7 @@ fn one_at_a_time_http1_crosses_on_one_http1_connection_and_concurrent_requests_a
 #[test]
 fn without_the_h2_upgrade_http1_crosses_in_mutual_tls_http1_connections() {
     let mesh = Mesh::start_full("web-1", SERVER_IDENTITY, &["--disable-h2-upgrade"]);
-    let report = load::run(mesh.client.outbound_addr(), URL, 200, 20);
-    assert_eq!(report.failures(), 0, "{:?}", report.summary());
-    let connections = mesh.relay.connections.load(Ordering::Relaxed);
-    println!(
-        "20 concurrent HTTP/1.1 clients, 200 requests, no H2 upgrade: {connections} connection(s) between the proxies"
-    );
+    let connections = connections_after(&mesh, 200, 20);
     // No HTTP/2 connection preface inside: each connection carries one
     // HTTP/1.1 exchange at a time, so concurrent clients need several.
     assert!(

@@ -178,10 +178,14 @@ struct Http1Pool {
 }
 
 impl Http1Pool {
-    /// Whether a pooled connection is still worth keeping.
-    fn keeps(&self, pooled: &PooledHttp1, deadline: Option<Instant>) -> bool {
-        !pooled.sender.is_closed()
-            && (self.meshed || deadline.is_none_or(|deadline| pooled.returned >= deadline))
+    /// Drops closed connections, and those returned before `deadline`
+    /// unless they are a meshed endpoint's.
+    fn drop_stale(&mut self, deadline: Option<Instant>) {
+        let meshed = self.meshed;
+        self.pooled.retain(|pooled| {
+            !pooled.sender.is_closed()
+                && (meshed || deadline.is_none_or(|deadline| pooled.returned >= deadline))
+        });
     }
 }
 
@@ -303,7 +307,7 @@ impl HttpClient {
             .unwrap_or_else(PoisonError::into_inner);
         let pool = pools.entry(key).or_default();
         pool.meshed = true;
-        pool.pooled.retain(|pooled| !pooled.sender.is_closed());
+        pool.drop_stale(None);
         let free = pool
             .pooled
             .iter()
@@ -456,10 +460,7 @@ impl HttpClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let pool = pools.get_mut(key)?;
-        let deadline = Instant::now().checked_sub(self.settings.idle_timeout);
-        let mut pooled = std::mem::take(&mut pool.pooled);
-        pooled.retain(|pooled| pool.keeps(pooled, deadline));
-        pool.pooled = pooled;
+        pool.drop_stale(Instant::now().checked_sub(self.settings.idle_timeout));
         // Most recently returned first: it is the likeliest to be warm.
         let position = pool
             .pooled
@@ -492,9 +493,7 @@ impl HttpClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for pool in pools.values_mut() {
-            let mut pooled = std::mem::take(&mut pool.pooled);
-            pooled.retain(|pooled| pool.keeps(pooled, deadline));
-            pool.pooled = pooled;
+            pool.drop_stale(deadline);
             let idle = pool
                 .pooled
                 .iter()

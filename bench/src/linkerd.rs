@@ -175,7 +175,7 @@ impl IdentityFiles {
     }
 
     /// Makes the key and CSR with `openssl`, copies `token_source` in, and
-    /// gives the directory and its files to `uid` (the key stays private).
+    /// gives the directory (0700) and its files (0600) to `uid`.
     pub fn write(
         &self,
         openssl: &Path,
@@ -196,9 +196,18 @@ impl IdentityFiles {
                 self.token.display()
             )
         })?;
-        for path in [&self.dir, &self.key_pem, &self.key, &self.csr, &self.token] {
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [
+            (&self.dir, 0o700),
+            (&self.key_pem, 0o600),
+            (&self.key, 0o600),
+            (&self.csr, 0o600),
+            (&self.token, 0o600),
+        ] {
             std::os::unix::fs::chown(path, Some(uid), Some(uid))
                 .with_context(|| format!("giving {} to UID {uid}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("setting the mode of {}", path.display()))?;
         }
         Ok(())
     }

@@ -116,7 +116,7 @@ pub struct RunArgs {
     pub pre_run: Duration,
     /// Another proxy to compare: `nginx`, `haproxy`, `nginx-2hop` (two
     /// nginx processes in a chain, plaintext HTTP/1.1 between them),
-    /// `nginx-mtls-2hop` (the same with mutual TLS 1.3 between them), or
+    /// `nginx-mtls-2hop` (the same with mutual TLS 1.3 between them),
     /// `linkerd=/path/to/linkerd2-proxy` (transparent like weft-transparent,
     /// which it adds; needs root and iptables; a weft-controller with
     /// identity is its control plane), or

@@ -13,7 +13,7 @@ fi
 # Built one at a time: each package then keeps its own feature set, so the
 # shared target directory is not rebuilt back and forth.
 cargo build --release -p weft-proxy
-cargo build --release -p weft-controller # for weft-discovery (--discovery)
+cargo build --release -p weft-controller # discovery and mTLS setups, linkerd's control plane
 cargo build --release -p weft-bench
 target_dir="${CARGO_TARGET_DIR:-target}"
 exec "${target_dir}/release/weft-bench" "$@"

@@ -3,6 +3,7 @@
 //! read around each) → memory with 200 open connections → report.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let placement = |cpus: &str| Placement {
         cpus: (!args.no_pin).then(|| cpus.to_string()),
         nice: (args.nice != 0).then_some(args.nice),
+        user: None,
     };
     let client_placement = placement(&args.client_cpus);
 
@@ -65,21 +67,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let run_dir = args.out_dir.join(utc_now("+%Y%m%dT%H%M%SZ"));
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
 
-    // 4. The backend, pinned with the load generators.
+    // 4. The backend, pinned with the load generators; its port also on
+    //    the loopback addresses the transparent setups intercept.
     let backend_addr = free_port()?;
+    let backend_addrs: Vec<SocketAddr> = std::iter::once(backend_addr)
+        .chain(kinds.iter().filter_map(|kind| {
+            let address = kind.intercepted_address()?;
+            Some(SocketAddr::new(address.into(), backend_addr.port()))
+        }))
+        .collect();
+    let backend_args: Vec<String> = std::iter::once("backend".to_string())
+        .chain(
+            backend_addrs
+                .iter()
+                .flat_map(|addr| ["--listen".to_string(), addr.to_string()]),
+        )
+        .collect();
     let mut backend = Managed::spawn(SpawnSpec {
         name: "backend",
         program: &me,
-        args: &[
-            "backend".into(),
-            "--listen".into(),
-            backend_addr.to_string(),
-        ],
+        args: &backend_args,
         envs: &[],
         placement: &client_placement,
         log: &run_dir.join("backend.log"),
     })?;
-    backend.wait_listening(backend_addr, Duration::from_secs(10))?;
+    for addr in &backend_addrs {
+        backend.wait_listening(*addr, Duration::from_secs(10))?;
+    }
 
     // 5. Every setup, all running for the whole benchmark; idle memory
     //    before any traffic. weft-discovery's controller answers each target
@@ -259,10 +273,11 @@ fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
             "weft-mtls-2hop" => SetupKind::WeftMtlsTwoHop,
             "weft-mtls-h1-2hop" => SetupKind::WeftMtlsHttp1TwoHop,
             "weft-mtls-h2-2hop" => SetupKind::WeftMtlsHttp2TwoHop,
+            "weft-transparent" => SetupKind::WeftTransparent,
             _ => bail!(
                 "unknown setup {name:?} (direct, weft-1hop, weft-2hop, weft-outbound, \
                  weft-discovery, weft-discovery-2hop, weft-mtls-2hop, weft-mtls-h1-2hop, \
-                 weft-mtls-h2-2hop; others with --other)"
+                 weft-mtls-h2-2hop, weft-transparent; others with --other)"
             ),
         });
     }
@@ -287,9 +302,19 @@ fn setup_kinds(args: &RunArgs) -> anyhow::Result<Vec<SetupKind>> {
             SetupKind::WeftMtlsHttp2TwoHop,
         ]);
     }
-    for other in &args.others {
-        kinds.push(SetupKind::Other(OtherProxy::parse(other)?));
+    let others = args
+        .others
+        .iter()
+        .map(|other| OtherProxy::parse(other))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if others
+        .iter()
+        .any(|other| matches!(other, OtherProxy::Linkerd { .. }))
+    {
+        // The same transparent path through weft, to compare with.
+        add(&[SetupKind::WeftTransparent]);
     }
+    kinds.extend(others.into_iter().map(SetupKind::Other));
     Ok(kinds)
 }
 
@@ -313,6 +338,7 @@ impl Bench<'_> {
     ) -> BTreeSet<(usize, Workload)> {
         let mut broken = BTreeSet::new();
         for (index, setup) in running.iter().enumerate() {
+            let mut requests_ok = 0;
             for &workload in workloads {
                 let Some(target) = setup.target(workload) else {
                     eprintln!(
@@ -329,7 +355,11 @@ impl Bench<'_> {
                     open_loop_slots: self.open_loop_slots,
                     new_connections: self.new_connections,
                 };
-                let message = match self.generators.run(&spec) {
+                let outcome = self.generators.run(&spec);
+                if let Ok(result) = &outcome {
+                    requests_ok += result.ok;
+                }
+                let message = match outcome {
                     // A stray error (a connection cut at the deadline) is
                     // reported with the runs; only a path that mostly fails
                     // is left out.
@@ -352,7 +382,7 @@ impl Bench<'_> {
             }
             // Requests that succeeded by another path than the setup's own
             // would measure the wrong thing: leave the whole setup out.
-            if let Err(error) = setup.verify_path() {
+            if let Err(error) = setup.verify_smoke(requests_ok) {
                 eprintln!("weft-bench: {}: WRONG PATH: {error:#}", setup.name);
                 broken.extend(workloads.iter().map(|&w| (index, w)));
                 failures.push(Failure {
@@ -599,6 +629,30 @@ fn notes(
                 .into(),
         );
     }
+    if kinds.contains(&SetupKind::WeftTransparent) {
+        notes.push(format!(
+            "weft-transparent = client → 127.0.0.2:<backend port> → iptables nat OUTPUT REDIRECT \
+             (chain WEFT_BENCH_<pid>_2, UID {uid} exempt) → weft-proxy inbound (no \
+             WEFT_PROXY_INBOUND_FORWARD_ADDR, run as UID {uid}; SO_ORIGINAL_DST) → backend on \
+             127.0.0.2:<same port>; the start check counts exactly its 20 requests as \
+             request_total{{direction=\"inbound\"}} (none: bypassed; more: a loop), the smoke \
+             test at least its successful requests",
+            uid = crate::interception::PROXY_UID
+        ));
+    }
+    if kinds
+        .iter()
+        .any(|kind| matches!(kind, SetupKind::Other(OtherProxy::Linkerd { .. })))
+    {
+        notes.push(format!(
+            "linkerd = weft-transparent's path and checks through linkerd2-proxy (127.0.0.3, \
+             chain WEFT_BENCH_<pid>_3, UID {}), configured by LINKERD2_PROXY_* (one core, \
+             default policy all-unauthenticated); its Destination, policy and Identity are a \
+             weft-controller with identity (Workload web-1 = the backend, meshed); key.p8 and \
+             csr.der made with openssl, the token from the controller's token files",
+            crate::interception::PROXY_UID
+        ));
+    }
     let chains = [
         (
             OtherProxy::NginxTwoHop,
@@ -719,6 +773,27 @@ mod tests {
             kinds(&["--setups", "weft-outbound,weft-discovery"]),
             ["weft-outbound", "weft-discovery"]
         );
+    }
+
+    #[test]
+    fn transparent_setups_run_only_when_asked_for() {
+        assert!(!kinds(&[]).contains(&"weft-transparent".to_string()));
+        assert_eq!(
+            kinds(&["--setups", "direct,weft-1hop,weft-transparent"]),
+            ["direct", "weft-1hop", "weft-transparent"]
+        );
+        // linkerd brings the same path through weft, once.
+        assert_eq!(
+            kinds(&["--setups", "direct", "--other", "linkerd=/bin/sh"]),
+            ["direct", "weft-transparent", "linkerd"]
+        );
+        assert_eq!(
+            kinds(&["--setups", "weft-transparent", "--other", "linkerd=/bin/sh"]),
+            ["weft-transparent", "linkerd"]
+        );
+        let cli = Cli::try_parse_from(["weft-bench", "--other", "linkerd=/nonexistent"]).unwrap();
+        let error = format!("{:#}", setup_kinds(&cli.run).unwrap_err());
+        assert!(error.contains("/nonexistent does not exist"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The benchmark's backend: one TCP port that answers HTTP/1.1, HTTP/2 with
 //! prior knowledge (h2c) and gRPC, so a single
-//! `WEFT_PROXY_INBOUND_FORWARD_ADDR` serves every workload.
+//! `WEFT_PROXY_INBOUND_FORWARD_ADDR` serves every workload. The same port
+//! is also bound on the loopback addresses the transparent setups intercept
+//! (127.0.0.2, 127.0.0.3), where their proxies connect on.
 //!
 //! ```text
 //! conn ─► auto (h1 | h2 preface) ─► content-type application/grpc ? ─► Echo/Unary (tonic)
@@ -30,13 +32,26 @@ use crate::proto::{EchoReply, EchoRequest, UNARY_PATH};
 /// Body of every plain HTTP response.
 pub const TINY_BODY: &[u8] = b"ok\n";
 
-/// Serves forever on `listen` (single-threaded: call from a current-thread
-/// runtime). Prints `ready` on stdout once bound.
-pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding backend on {listen}"))?;
-    println!("ready {}", listener.local_addr()?);
+/// Serves forever on every address of `listens` (single-threaded: call
+/// from a current-thread runtime). Prints `ready` on stdout once bound.
+pub async fn serve(listens: Vec<SocketAddr>) -> anyhow::Result<()> {
+    let mut listeners = Vec::with_capacity(listens.len());
+    for listen in listens {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding backend on {listen}"))?;
+        println!("ready {}", listener.local_addr()?);
+        listeners.push(listener);
+    }
+    let mut accepting = tokio::task::JoinSet::new();
+    for listener in listeners {
+        accepting.spawn(accept_loop(listener));
+    }
+    while accepting.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,

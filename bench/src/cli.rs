@@ -23,12 +23,13 @@ pub struct Cli {
 /// Helper processes the harness runs as children.
 #[derive(Debug, Subcommand)]
 pub enum Helper {
-    /// Serve the backend (HTTP/1.1, h2c, gRPC) on one port.
+    /// Serve the backend (HTTP/1.1, h2c, gRPC) on one port (of one or
+    /// more addresses: the transparent setups' intercepted ones too).
     #[command(hide = true)]
     Backend {
-        /// Address to listen on.
-        #[arg(long)]
-        listen: SocketAddr,
+        /// Address to listen on (repeatable).
+        #[arg(long, required = true)]
+        listen: Vec<SocketAddr>,
     },
     /// Run one gRPC load run and print its result as JSON.
     #[command(hide = true)]
@@ -70,7 +71,10 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Setups to compare (of direct, weft-1hop, weft-2hop, weft-outbound,
-    /// weft-discovery, weft-discovery-2hop, weft-mtls-2hop).
+    /// weft-discovery, weft-discovery-2hop, weft-mtls-2hop,
+    /// weft-mtls-h1-2hop, weft-transparent). weft-transparent needs root and
+    /// iptables: an iptables REDIRECT sends the client's connections into a
+    /// weft-proxy without a forward address, run as UID 2102.
     #[arg(
         long,
         value_delimiter = ',',
@@ -112,7 +116,10 @@ pub struct RunArgs {
     pub pre_run: Duration,
     /// Another proxy to compare: `nginx`, `haproxy`, `nginx-2hop` (two
     /// nginx processes in a chain, plaintext HTTP/1.1 between them),
-    /// `nginx-mtls-2hop` (the same with mutual TLS 1.3 between them), or
+    /// `nginx-mtls-2hop` (the same with mutual TLS 1.3 between them),
+    /// `linkerd=/path/to/linkerd2-proxy` (transparent like weft-transparent,
+    /// which it adds; needs root and iptables; a weft-controller with
+    /// identity is its control plane), or
     /// `NAME=PROGRAM ARGS` with `{listen}` and `{backend}` placeholders
     /// (one port for all workloads). The nginx chains serve HTTP/1.1 only;
     /// they are the reference for weft-2hop and weft-mtls-2hop. Repeatable.
@@ -223,5 +230,17 @@ mod tests {
         assert_eq!(cli.run.others, ["nginx-2hop", "nginx-mtls-2hop"]);
         let cli = Cli::try_parse_from(["weft-bench", "backend", "--listen", "127.0.0.1:1"]);
         assert!(matches!(cli.unwrap().command, Some(Helper::Backend { .. })));
+        let cli = Cli::try_parse_from([
+            "weft-bench",
+            "backend",
+            "--listen",
+            "127.0.0.1:1",
+            "--listen",
+            "127.0.0.2:1",
+        ]);
+        let Some(Helper::Backend { listen }) = cli.unwrap().command else {
+            panic!("not the backend");
+        };
+        assert_eq!(listen.len(), 2);
     }
 }

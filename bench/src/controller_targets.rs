@@ -214,6 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         placement: &Placement {
             cpus: args.controller_cpus.clone(),
             nice: None,
+            user: None,
         },
         log: &run_dir.join("controller.log"),
     })?;

@@ -10,6 +10,9 @@
 //! - [`plan`] decides the schedule (pure); [`report`] summarises (pure).
 //! - [`setups`], [`others`] and [`discovery`] start the paths; [`process`]
 //!   and [`procfs`] manage and measure processes.
+//! - [`interception`] installs and removes the transparent setups' iptables
+//!   REDIRECT; [`linkerd`] builds linkerd2-proxy's environment and identity
+//!   files for `--other linkerd=PATH`.
 //! - [`controller_targets`] is a separate benchmark: weft-controller's
 //!   memory, reload time and edit fan-out with a big mesh.
 //! - [`generators`] runs [`oha`] or [`grpc_load`] for a run; [`backend`]
@@ -24,6 +27,8 @@ pub mod discovery;
 pub mod generators;
 pub mod grpc_load;
 pub mod handshakes;
+pub mod interception;
+pub mod linkerd;
 pub mod load;
 pub mod oha;
 pub mod others;

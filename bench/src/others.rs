@@ -27,6 +27,12 @@ pub enum OtherProxy {
     /// Two nginx processes in a chain, mutual TLS 1.3 between them
     /// (HTTP/1.1 only).
     NginxMtlsTwoHop,
+    /// linkerd2-proxy (`linkerd=PATH`), transparent like weft-transparent:
+    /// it only learns where a connection goes from `SO_ORIGINAL_DST`.
+    Linkerd {
+        /// The linkerd2-proxy binary (checked to be an executable file).
+        binary: PathBuf,
+    },
     /// `NAME=PROGRAM ARGS...`: `{listen}` and `{backend}` in the arguments
     /// are replaced by the address to listen on and the backend's address;
     /// the program must serve all three workloads on `{listen}`.
@@ -39,7 +45,8 @@ pub enum OtherProxy {
 }
 
 impl OtherProxy {
-    /// Parses `nginx`, `haproxy`, `nginx-2hop`, `nginx-mtls-2hop` or
+    /// Parses `nginx`, `haproxy`, `nginx-2hop`, `nginx-mtls-2hop`,
+    /// `linkerd=PATH` (PATH must be an executable file) or
     /// `NAME=COMMAND TEMPLATE`.
     pub fn parse(text: &str) -> anyhow::Result<OtherProxy> {
         match text {
@@ -47,6 +54,14 @@ impl OtherProxy {
             "haproxy" => Ok(OtherProxy::Haproxy),
             "nginx-2hop" => Ok(OtherProxy::NginxTwoHop),
             "nginx-mtls-2hop" => Ok(OtherProxy::NginxMtlsTwoHop),
+            "linkerd" => bail!(
+                "--other linkerd needs the linkerd2-proxy binary: --other linkerd=/path/to/linkerd2-proxy"
+            ),
+            _ if text.starts_with("linkerd=") => {
+                let binary = PathBuf::from(&text["linkerd=".len()..]);
+                check_executable(&binary).with_context(|| format!("--other {text}"))?;
+                Ok(OtherProxy::Linkerd { binary })
+            }
             _ => match text.split_once('=') {
                 Some((name, template)) if !name.is_empty() && !template.trim().is_empty() => {
                     Ok(OtherProxy::Command {
@@ -55,8 +70,8 @@ impl OtherProxy {
                     })
                 }
                 _ => bail!(
-                    "--other {text:?}: expected nginx, haproxy, nginx-2hop, nginx-mtls-2hop \
-                     or NAME='COMMAND {{listen}} {{backend}}'"
+                    "--other {text:?}: expected nginx, haproxy, nginx-2hop, nginx-mtls-2hop, \
+                     linkerd=PATH or NAME='COMMAND {{listen}} {{backend}}'"
                 ),
             },
         }
@@ -69,9 +84,24 @@ impl OtherProxy {
             OtherProxy::Haproxy => "haproxy",
             OtherProxy::NginxTwoHop => "nginx-2hop",
             OtherProxy::NginxMtlsTwoHop => "nginx-mtls-2hop",
+            OtherProxy::Linkerd { .. } => crate::linkerd::NAME,
             OtherProxy::Command { name, .. } => name,
         }
     }
+}
+
+/// Fails unless `path` is a file with an execute permission bit.
+pub fn check_executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("{} does not exist", path.display()))?;
+    if !metadata.is_file() {
+        bail!("{} is not a file", path.display());
+    }
+    if metadata.permissions().mode() & 0o111 == 0 {
+        bail!("{} is not executable", path.display());
+    }
+    Ok(())
 }
 
 /// Listen ports of a configured reverse proxy, one per workload.
@@ -297,7 +327,8 @@ subjectAltName = DNS:{name}
     )
 }
 
-fn run_openssl(openssl: &Path, args: &[&str]) -> anyhow::Result<()> {
+/// Runs `openssl ARGS`; fails with its stderr.
+pub(crate) fn run_openssl(openssl: &Path, args: &[&str]) -> anyhow::Result<()> {
     let output = Command::new(openssl)
         .args(args)
         .output()
@@ -542,6 +573,28 @@ mod tests {
         assert!(OtherProxy::parse("bogus").is_err());
         for name in ["nginx-2hop", "nginx-mtls-2hop"] {
             assert_eq!(OtherProxy::parse(name).unwrap().name(), name);
+        }
+    }
+
+    #[test]
+    fn parses_linkerd_with_an_executable_path() {
+        let linkerd = OtherProxy::parse("linkerd=/bin/sh").unwrap();
+        assert_eq!(
+            linkerd,
+            OtherProxy::Linkerd {
+                binary: PathBuf::from("/bin/sh")
+            }
+        );
+        assert_eq!(linkerd.name(), "linkerd");
+        let table = [
+            ("linkerd", "needs the linkerd2-proxy binary"),
+            ("linkerd=/nonexistent/linkerd2-proxy", "does not exist"),
+            ("linkerd=/", "is not a file"),
+            ("linkerd=/etc/passwd", "is not executable"),
+        ];
+        for (text, expected) in table {
+            let error = format!("{:#}", OtherProxy::parse(text).unwrap_err());
+            assert!(error.contains(expected), "{text}: {error}");
         }
     }
 

@@ -37,6 +37,7 @@ impl Managed {
         let child = command
             .spawn()
             .with_context(|| format!("starting {} ({})", spec.name, spec.program.display()))?;
+        spec.placement.renice_other_user(child.id());
         Ok(Managed {
             name: spec.name.to_string(),
             child,
@@ -148,23 +149,28 @@ pub struct SpawnSpec<'a> {
     pub log: &'a Path,
 }
 
-/// Where a child runs: pinned to a CPU list (`taskset -c`) and with a
+/// Where a child runs: pinned to a CPU list (`taskset -c`), with a
 /// scheduling priority (`nice -n`, negative = ahead of the compilers other
-/// people run on a shared machine). Both tools exec the program, so the
-/// child's pid is the program's.
+/// people run on a shared machine), and optionally as another user. Both
+/// tools exec the program, so the child's pid is the program's.
 #[derive(Clone, Debug, Default)]
 pub struct Placement {
     /// `taskset -c` CPU list.
     pub cpus: Option<String>,
     /// `nice -n` adjustment.
     pub nice: Option<i32>,
+    /// Run as this user and group id (the transparent setups' proxies, whose
+    /// connections the REDIRECT rule exempts by owner). The user is set before
+    /// `nice` would run, and a user other than root cannot lower its own
+    /// nice value, so [`Managed::spawn`] renices the child from here instead.
+    pub user: Option<u32>,
 }
 
 impl Placement {
     /// A command that runs `program` placed.
     pub fn command(&self, program: &Path) -> Command {
         let mut words: Vec<std::ffi::OsString> = Vec::new();
-        if let Some(nice) = self.nice {
+        if let (Some(nice), None) = (self.nice, self.user) {
             words.extend(["nice".into(), "-n".into(), nice.to_string().into()]);
         }
         if let Some(cpus) = &self.cpus {
@@ -173,7 +179,26 @@ impl Placement {
         words.push(program.into());
         let mut command = Command::new(&words[0]);
         command.args(&words[1..]);
+        if let Some(user) = self.user {
+            use std::os::unix::process::CommandExt;
+            command.uid(user).gid(user);
+        }
         command
+    }
+
+    /// For a child started as another user: `renice` it to the nice value
+    /// the others get from `nice` (a warning if that fails).
+    fn renice_other_user(&self, pid: u32) {
+        let (Some(nice), Some(_)) = (self.nice, self.user) else {
+            return;
+        };
+        let status = Command::new("renice")
+            .args(["-n", &nice.to_string(), "-p", &pid.to_string()])
+            .stdout(Stdio::null())
+            .status();
+        if !status.is_ok_and(|status| status.success()) {
+            eprintln!("weft-bench: could not renice process {pid} to {nice}");
+        }
     }
 }
 

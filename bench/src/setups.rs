@@ -17,6 +17,10 @@
 //! nginx / haproxy / NAME=CMD   client ─► other proxy ──────────► backend
 //! nginx-2hop       client ─► nginx A ─plaintext HTTP/1.1─► nginx B ─► backend
 //! nginx-mtls-2hop  client ─► nginx A ═mutual TLS 1.3═► nginx B ─► backend
+//! weft-transparent client ─connect 127.0.0.2:P─► iptables REDIRECT ─► proxy inbound
+//!                    (no FORWARD_ADDR, UID 2102: SO_ORIGINAL_DST) ─► backend 127.0.0.2:P
+//! linkerd          the same path through linkerd2-proxy (127.0.0.3:P), its control
+//!                  plane a weft-controller with identity
 //! ```
 //!
 //! In the outbound variants the client treats the proxy's outbound listener
@@ -40,9 +44,12 @@ use serde::Serialize;
 
 use crate::connections;
 use crate::discovery::{self, ControllerSpec, Mesh};
+use crate::interception::Redirect;
 use crate::load::{Target, Workload};
 use crate::others::{self, ChainCertificates, ChainHop, ChainTls, OtherProxy, Ports};
 use crate::process::{Managed, Placement, SpawnSpec, free_port, http_get, http_get_status};
+
+mod transparent;
 
 /// How the first hop of `weft-2hop` is entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -85,6 +92,10 @@ pub enum SetupKind {
     /// The same with every HTTP/1 request upgraded to HTTP/2 on the one
     /// connection (`WEFT_PROXY_MESHED_HTTP1_CONNECTIONS=0`, as Linkerd).
     WeftMtlsHttp2TwoHop,
+    /// One weft-proxy in transparent mode (no forward address): the client
+    /// connects to the backend's port on a loopback address of its own and
+    /// an iptables REDIRECT sends the connection into the proxy.
+    WeftTransparent,
     /// A proxy of another make.
     Other(OtherProxy),
 }
@@ -102,7 +113,18 @@ impl SetupKind {
             SetupKind::WeftMtlsTwoHop => "weft-mtls-2hop".into(),
             SetupKind::WeftMtlsHttp1TwoHop => "weft-mtls-h1-2hop".into(),
             SetupKind::WeftMtlsHttp2TwoHop => "weft-mtls-h2-2hop".into(),
+            SetupKind::WeftTransparent => "weft-transparent".into(),
             SetupKind::Other(other) => other.name().into(),
+        }
+    }
+
+    /// For the transparent setups, the loopback address whose connections
+    /// are redirected into the proxy (the backend listens there too).
+    pub fn intercepted_address(&self) -> Option<std::net::Ipv4Addr> {
+        match self {
+            SetupKind::WeftTransparent => Some(transparent::WEFT_ADDRESS),
+            SetupKind::Other(OtherProxy::Linkerd { .. }) => Some(transparent::LINKERD_ADDRESS),
+            _ => None,
         }
     }
 }
@@ -147,6 +169,9 @@ pub struct Setup {
     path_check: PathCheck,
     mtls_server: Option<MtlsServer>,
     processes: Vec<Managed>,
+    /// The transparent setups' REDIRECT, removed when the setup is dropped
+    /// (after its processes stopped).
+    redirect: Option<Redirect>,
 }
 
 /// What the smoke test checks on the proxies' `/metrics` (or, for
@@ -165,6 +190,9 @@ enum PathCheck {
     /// Requests through the client-side nginx reach the server side over
     /// mutual TLS 1.3, and the server side refuses anything else.
     NginxMtls(Box<NginxMtlsCheck>),
+    /// The transparent proxy counted the requests sent to the intercepted
+    /// address.
+    Transparent(transparent::TransparentCheck),
 }
 
 /// The nginx-mtls-2hop chain, for its path check.
@@ -213,6 +241,7 @@ impl Setup {
             path_check: PathCheck::None,
             mtls_server: None,
             processes: Vec::new(),
+            redirect: None,
         }
     }
 
@@ -235,6 +264,18 @@ impl Setup {
                 discovery::verify_mtls(*client, *server).map(drop)
             }
             PathCheck::NginxMtls(check) => verify_nginx_mtls(check),
+            PathCheck::Transparent(check) => check.verify_counted(0),
+        }
+    }
+
+    /// After the smoke test, whose requests succeeded `requests_ok` times:
+    /// [`Setup::verify_path`], and for the transparent setups, that the
+    /// proxy counted at least that many more inbound requests to the
+    /// intercepted address than at start (so none bypassed it).
+    pub fn verify_smoke(&self, requests_ok: u64) -> anyhow::Result<()> {
+        match &self.path_check {
+            PathCheck::Transparent(check) => check.verify_counted(requests_ok),
+            _ => self.verify_path(),
         }
     }
 
@@ -340,6 +381,10 @@ pub fn start(lab: &Lab, kind: &SetupKind) -> anyhow::Result<Setup> {
         }
         SetupKind::WeftMtlsHttp2TwoHop => {
             start_discovered_two_hop(lab, name, true, BetweenProxies::Http2)
+        }
+        SetupKind::WeftTransparent => transparent::start_weft(lab, name),
+        SetupKind::Other(OtherProxy::Linkerd { binary }) => {
+            transparent::start_linkerd(lab, name, binary)
         }
         SetupKind::Other(OtherProxy::NginxTwoHop) => start_nginx_chain(lab, name, false),
         SetupKind::Other(OtherProxy::NginxMtlsTwoHop) => start_nginx_chain(lab, name, true),
@@ -547,6 +592,8 @@ struct WeftSpec {
     destination: Option<SocketAddr>,
     /// More variables (identity).
     envs: Vec<(String, String)>,
+    /// Run as this user and group id (transparent mode).
+    user: Option<u32>,
 }
 
 /// Starts a weft-proxy as `spec` says; returns once `/ready` (which waits
@@ -594,12 +641,16 @@ fn start_weft(lab: &Lab, name: &str, spec: WeftSpec) -> anyhow::Result<WeftProxy
     }
     envs.extend(spec.envs);
     let log = lab.workdir.join(format!("{name}.log"));
+    let placement = Placement {
+        user: spec.user,
+        ..lab.proxy_placement.clone()
+    };
     let mut process = Managed::spawn(SpawnSpec {
         name,
         program: &lab.proxy_bin,
         args: &[],
         envs: &envs,
-        placement: &lab.proxy_placement,
+        placement: &placement,
         log: &log,
     })?;
     process.wait_http_ok(admin, "/ready", START_TIMEOUT)?;
@@ -644,6 +695,7 @@ fn start_other(lab: &Lab, other: &OtherProxy) -> anyhow::Result<Setup> {
         OtherProxy::NginxTwoHop | OtherProxy::NginxMtlsTwoHop => {
             unreachable!("started by start_nginx_chain")
         }
+        OtherProxy::Linkerd { .. } => unreachable!("started by transparent::start_linkerd"),
         OtherProxy::Command { template, .. } => {
             let mut words = others::expand_template(template, ports.http1, lab.backend);
             let program = PathBuf::from(words.remove(0));

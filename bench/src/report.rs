@@ -1,7 +1,10 @@
 //! Turning raw runs into the published numbers: medians over repeats per
 //! (setup, workload, load point), proxy CPU per request, latency added per
-//! hop, what discovery adds (weft-discovery − weft-outbound), memory;
-//! rendered as a markdown table set and as JSON.
+//! hop, what discovery adds (weft-discovery − weft-outbound), memory, and
+//! weft ÷ another proxy on the same path (`ratios`); rendered as a markdown
+//! table set and as JSON.
+
+pub mod ratios;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -208,6 +211,8 @@ pub struct Report {
     pub handshakes: Option<HandshakeCost>,
     /// Proxy memory.
     pub memory: Vec<Memory>,
+    /// weft ÷ another proxy on the same path.
+    pub ratios: Vec<ratios::Ratio>,
     /// What could not be measured.
     pub failures: Vec<Failure>,
     /// Every run.
@@ -237,7 +242,7 @@ pub fn build(
             .or_default()
             .push(sample);
     }
-    let cells = groups
+    let cells: Vec<Cell> = groups
         .into_iter()
         .map(|((_, workload, point), runs)| {
             let med = |f: &dyn Fn(&LoadResult) -> f64| {
@@ -293,6 +298,7 @@ pub fn build(
             })
         })
         .collect();
+    let ratios = ratios::ratios(&cells, &memory);
     let mut report = Report {
         meta,
         cells,
@@ -302,6 +308,7 @@ pub fn build(
         mtls_connections: None,
         handshakes: None,
         memory,
+        ratios,
         failures,
         samples,
     };
@@ -482,6 +489,7 @@ impl Report {
         self.discovery_table(&mut md);
         self.mtls_table(&mut md);
         self.memory_table(&mut md);
+        ratios::markdown(&self.ratios, &mut md);
         if !self.failures.is_empty() {
             let _ = writeln!(md, "\n## Failures\n");
             for f in &self.failures {

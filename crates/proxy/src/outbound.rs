@@ -70,7 +70,22 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
+async fn serve_connection<I: Io>(io: I, context: ConnectionContext) {
+    // Discovery, detection and the TCP paths run in a box of their own,
+    // freed before HTTP is served: a connection served as HTTP keeps no
+    // room for that state.
+    let http = Box::pin(detect_and_serve(io, context)).await;
+    if let Some(http) = http {
+        http.await;
+    }
+}
+
+/// Serves the connection to completion unless it carries HTTP: then the
+/// HTTP server's future is returned, to run once this one is dropped.
+async fn detect_and_serve<I: Io>(
+    mut io: I,
+    context: ConnectionContext,
+) -> Option<BoxFuture<'static, ()>> {
     let proxy = context.proxy.clone();
 
     // 1. Discovery comes first: it may say the target is opaque. Opaque
@@ -85,7 +100,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         proxy.metrics.detected(Direction::Outbound, "opaque_port");
         context.settle_accept(None);
         tcp::forward_planned(&proxy, io, target, plan, Direction::Outbound).await;
-        return;
+        return None;
     }
 
     // 2. Detect. A client silent for a while may face a server that speaks
@@ -123,7 +138,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             upstream,
         } => {
             upstream.relay(PrefixedIo::new(client_prefix, io)).await;
-            return;
+            return None;
         }
     };
 
@@ -142,24 +157,29 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             };
             let drain = context.drain.clone();
             let io = PrefixedIo::new(prefix, io);
-            http::server::serve(io, protocol, Arc::new(context), drain, settings).await;
-            return;
+            return Some(http::server::serve(
+                io,
+                protocol,
+                Arc::new(context),
+                drain,
+                settings,
+            ));
         }
         Detection::Detected { prefix, .. }
         | Detection::HttpTooLarge { prefix }
         | Detection::MalformedHttp { prefix }
         | Detection::TimedOut { prefix } => prefix,
-        Detection::Closed => return,
+        Detection::Closed => return None,
         Detection::Failed(error) => {
             tracing::debug!(client = %context.client_addr, %error, "reading the first bytes failed");
             proxy.metrics.tcp_errors.record(Direction::Outbound, "i/o");
-            return;
+            return None;
         }
     };
     match context.target {
         Target::Addr(target) => {
             let io = PrefixedIo::new(prefix, io);
-            tcp::forward_planned(&proxy, io, target, plan, Direction::Outbound).await
+            tcp::forward_planned(&proxy, io, target, plan, Direction::Outbound).await;
         }
         Target::Explicit => {
             proxy.log_traffic_error(
@@ -178,6 +198,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             let _ = io.shutdown().await;
         }
     }
+    None
 }
 
 /// Connects to `target` as `plan` says before the client has spoken

@@ -103,13 +103,17 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-async fn serve_connection<I: Io>(io: I, context: ConnectionContext) {
-    // Detection, TLS and the TCP paths run in a box of their own, freed
-    // before HTTP is served: a connection served as HTTP (most of them, for
-    // their whole life) keeps no room for that state.
-    let http = Box::pin(detect_and_serve(io, context)).await;
-    if let Some(http) = http {
-        http.await;
+/// Serves a connection to completion. Detection, TLS and the TCP paths run in a box of
+/// their own, freed before HTTP is served: a connection served as HTTP
+/// (most of them, for their whole life) keeps no room for that state. Not
+/// an `async fn`: one would keep room for its arguments (the connection's
+/// context) for its whole life too.
+fn serve_connection<I: Io>(io: I, context: ConnectionContext) -> impl Future<Output = ()> + Send {
+    let detecting = Box::pin(detect_and_serve(io, context));
+    async move {
+        if let Some(http) = detecting.await {
+            http.await;
+        }
     }
 }
 
@@ -569,3 +573,23 @@ content-length: 0\r\nconnection: close\r\n\r\n";
 const MALFORMED_REQUEST_LINE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 l5d-proxy-error: malformed HTTP request line\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `function` returns, without calling it.
+    fn returned_size<A, B, R>(_: &impl FnOnce(A, B) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn an_http_connection_keeps_no_room_for_detection() {
+        // What a connection holds while served as HTTP: the detection box's
+        // pointer, then the HTTP server's (a few KiB in detection, debug).
+        let serving = returned_size(&serve_connection::<tokio::net::TcpStream>);
+        let detecting = returned_size(&detect_and_serve::<tokio::net::TcpStream>);
+        assert!(serving <= 64, "{serving} bytes");
+        assert!(detecting > 1024, "{detecting} bytes: worth its box");
+    }
+}

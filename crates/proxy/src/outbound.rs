@@ -70,13 +70,17 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-async fn serve_connection<I: Io>(io: I, context: ConnectionContext) {
-    // Discovery, detection and the TCP paths run in a box of their own,
-    // freed before HTTP is served: a connection served as HTTP keeps no
-    // room for that state.
-    let http = Box::pin(detect_and_serve(io, context)).await;
-    if let Some(http) = http {
-        http.await;
+/// Serves a connection to completion. Discovery, detection and the TCP paths run in a box of
+/// their own, freed before HTTP is served: a connection served as HTTP
+/// (most of them, for their whole life) keeps no room for that state. Not
+/// an `async fn`: one would keep room for its arguments (the connection's
+/// context) for its whole life too.
+fn serve_connection<I: Io>(io: I, context: ConnectionContext) -> impl Future<Output = ()> + Send {
+    let detecting = Box::pin(detect_and_serve(io, context));
+    async move {
+        if let Some(http) = detecting.await {
+            http.await;
+        }
     }
 }
 
@@ -216,3 +220,23 @@ async fn connect_early(proxy: &Proxy, target: SocketAddr, plan: Plan) -> Option<
 const NOT_A_PROXY_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 l5d-proxy-error: not a proxy request: use an absolute URI (GET http://host:port/path) or CONNECT host:port\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `function` returns, without calling it.
+    fn returned_size<A, B, R>(_: &impl FnOnce(A, B) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn an_http_connection_keeps_no_room_for_detection() {
+        // What a connection holds while served as HTTP: the detection box's
+        // pointer, then the HTTP server's.
+        let serving = returned_size(&serve_connection::<tokio::net::TcpStream>);
+        let detecting = returned_size(&detect_and_serve::<tokio::net::TcpStream>);
+        assert!(serving <= 64, "{serving} bytes");
+        assert!(detecting > 1024, "{detecting} bytes: worth its box");
+    }
+}

@@ -67,34 +67,35 @@ pub(crate) fn accept(
     proxy: Arc<Proxy>,
     drain: DrainWatch,
 ) -> BoxFuture<'static, ()> {
-    Box::pin(async move {
-        // Explicit mode sends everything to the forward address. A direct
-        // connection to the inbound port (not redirected) targets the proxy
-        // itself: only mutual TLS with a transport header (which names the
-        // port) is served; anything else would loop back here.
-        let target = match proxy.config.inbound_forward_addr {
-            Some(forward) => forward,
-            None if accepted.redirected => accepted.original,
-            None => accepted.local,
-        };
-        // The TLS status is known only once the first bytes are read (and,
-        // for mutual TLS, the client's identity after the handshake).
-        let metrics = Arc::new(proxy.metrics.tcp.open_unsettled(TcpLabels {
-            direction: Direction::Inbound,
-            peer: Peer::Source,
-            target: TargetLabels::new(target, TlsStatus::NoTlsFromRemote),
-        }));
-        let mut context = ConnectionContext::new(
-            proxy,
-            Direction::Inbound,
-            accepted.client_addr,
-            Target::Addr(target),
-            drain,
-            serve,
-        );
-        context.accept_metrics = Some(metrics.clone());
-        serve_connection(MeteredIo::shared(accepted.stream, metrics), context).await;
-    })
+    // Explicit mode sends everything to the forward address. A direct
+    // connection to the inbound port (not redirected) targets the proxy
+    // itself: only mutual TLS with a transport header (which names the
+    // port) is served; anything else would loop back here.
+    let target = match proxy.config.inbound_forward_addr {
+        Some(forward) => forward,
+        None if accepted.redirected => accepted.original,
+        None => accepted.local,
+    };
+    // The TLS status is known only once the first bytes are read (and,
+    // for mutual TLS, the client's identity after the handshake).
+    let metrics = Arc::new(proxy.metrics.tcp.open_unsettled(TcpLabels {
+        direction: Direction::Inbound,
+        peer: Peer::Source,
+        target: TargetLabels::new(target, TlsStatus::NoTlsFromRemote),
+    }));
+    let mut context = ConnectionContext::new(
+        proxy,
+        Direction::Inbound,
+        accepted.client_addr,
+        Target::Addr(target),
+        drain,
+        serve,
+    );
+    context.accept_metrics = Some(metrics.clone());
+    Box::pin(serve_connection(
+        MeteredIo::shared(accepted.stream, metrics),
+        context,
+    ))
 }
 
 /// Serves an inbound connection (accepted, or the inside of terminated TLS)

@@ -39,29 +39,30 @@ pub(crate) fn accept(
     proxy: Arc<Proxy>,
     drain: DrainWatch,
 ) -> BoxFuture<'static, ()> {
-    Box::pin(async move {
-        // Redirected traffic goes to its original destination; a connection
-        // made to the listener itself carries explicit proxy requests.
-        let target = match accepted.redirected {
-            true => Target::Addr(accepted.original),
-            false => Target::Explicit,
-        };
-        let metrics = Arc::new(proxy.metrics.tcp.open(TcpLabels {
-            direction: Direction::Outbound,
-            peer: Peer::Source,
-            target: TargetLabels::new(accepted.original, TlsStatus::Loopback),
-        }));
-        let mut context = ConnectionContext::new(
-            proxy,
-            Direction::Outbound,
-            accepted.client_addr,
-            target,
-            drain,
-            serve,
-        );
-        context.accept_metrics = Some(metrics.clone());
-        serve_connection(MeteredIo::shared(accepted.stream, metrics), context).await;
-    })
+    // Redirected traffic goes to its original destination; a connection
+    // made to the listener itself carries explicit proxy requests.
+    let target = match accepted.redirected {
+        true => Target::Addr(accepted.original),
+        false => Target::Explicit,
+    };
+    let metrics = Arc::new(proxy.metrics.tcp.open(TcpLabels {
+        direction: Direction::Outbound,
+        peer: Peer::Source,
+        target: TargetLabels::new(accepted.original, TlsStatus::Loopback),
+    }));
+    let mut context = ConnectionContext::new(
+        proxy,
+        Direction::Outbound,
+        accepted.client_addr,
+        target,
+        drain,
+        serve,
+    );
+    context.accept_metrics = Some(metrics.clone());
+    Box::pin(serve_connection(
+        MeteredIo::shared(accepted.stream, metrics),
+        context,
+    ))
 }
 
 /// Serves an outbound connection (accepted, or the inside of a CONNECT

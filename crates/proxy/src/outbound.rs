@@ -71,11 +71,11 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-/// Serves a connection to completion. Discovery, detection and the TCP paths run in a box of
-/// their own, freed before HTTP is served: a connection served as HTTP
-/// (most of them, for their whole life) keeps no room for that state. Not
-/// an `async fn`: one would keep room for its arguments (the connection's
-/// context) for its whole life too.
+/// Serves a connection to completion. Discovery, detection and the TCP paths run
+/// in a box of their own, freed before HTTP is served: a connection served
+/// as HTTP (most of them, for their whole life) keeps no room for that
+/// state. Not an `async fn`: one would keep room for its arguments (the
+/// connection's context) for its whole life too.
 fn serve_connection<I: Io>(io: I, context: ConnectionContext) -> impl Future<Output = ()> + Send {
     let detecting = Box::pin(detect_and_serve(io, context));
     async move {

@@ -67,34 +67,35 @@ pub(crate) fn accept(
     proxy: Arc<Proxy>,
     drain: DrainWatch,
 ) -> BoxFuture<'static, ()> {
-    Box::pin(async move {
-        // Explicit mode sends everything to the forward address. A direct
-        // connection to the inbound port (not redirected) targets the proxy
-        // itself: only mutual TLS with a transport header (which names the
-        // port) is served; anything else would loop back here.
-        let target = match proxy.config.inbound_forward_addr {
-            Some(forward) => forward,
-            None if accepted.redirected => accepted.original,
-            None => accepted.local,
-        };
-        // The TLS status is known only once the first bytes are read (and,
-        // for mutual TLS, the client's identity after the handshake).
-        let metrics = Arc::new(proxy.metrics.tcp.open_unsettled(TcpLabels {
-            direction: Direction::Inbound,
-            peer: Peer::Source,
-            target: TargetLabels::new(target, TlsStatus::NoTlsFromRemote),
-        }));
-        let mut context = ConnectionContext::new(
-            proxy,
-            Direction::Inbound,
-            accepted.client_addr,
-            Target::Addr(target),
-            drain,
-            serve,
-        );
-        context.accept_metrics = Some(metrics.clone());
-        serve_connection(MeteredIo::shared(accepted.stream, metrics), context).await;
-    })
+    // Explicit mode sends everything to the forward address. A direct
+    // connection to the inbound port (not redirected) targets the proxy
+    // itself: only mutual TLS with a transport header (which names the
+    // port) is served; anything else would loop back here.
+    let target = match proxy.config.inbound_forward_addr {
+        Some(forward) => forward,
+        None if accepted.redirected => accepted.original,
+        None => accepted.local,
+    };
+    // The TLS status is known only once the first bytes are read (and,
+    // for mutual TLS, the client's identity after the handshake).
+    let metrics = Arc::new(proxy.metrics.tcp.open_unsettled(TcpLabels {
+        direction: Direction::Inbound,
+        peer: Peer::Source,
+        target: TargetLabels::new(target, TlsStatus::NoTlsFromRemote),
+    }));
+    let mut context = ConnectionContext::new(
+        proxy,
+        Direction::Inbound,
+        accepted.client_addr,
+        Target::Addr(target),
+        drain,
+        serve,
+    );
+    context.accept_metrics = Some(metrics.clone());
+    Box::pin(serve_connection(
+        MeteredIo::shared(accepted.stream, metrics),
+        context,
+    ))
 }
 
 /// Serves an inbound connection (accepted, or the inside of terminated TLS)
@@ -103,11 +104,30 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
+/// Serves a connection to completion. Detection, TLS and the TCP paths run
+/// in a box of their own, freed before HTTP is served: a connection served
+/// as HTTP (most of them, for their whole life) keeps no room for that
+/// state. Not an `async fn`: one would keep room for its arguments (the
+/// connection's context) for its whole life too.
+fn serve_connection<I: Io>(io: I, context: ConnectionContext) -> impl Future<Output = ()> + Send {
+    let detecting = Box::pin(detect_and_serve(io, context));
+    async move {
+        if let Some(http) = detecting.await {
+            http.await;
+        }
+    }
+}
+
+/// Serves the connection to completion unless it carries HTTP: then the
+/// HTTP server's future is returned, to run once this one is dropped.
+async fn detect_and_serve<I: Io>(
+    mut io: I,
+    mut context: ConnectionContext,
+) -> Option<BoxFuture<'static, ()>> {
     let proxy = context.proxy.clone();
     // Inbound connections always have one target (see `accept`).
     let Target::Addr(target) = context.target else {
-        return;
+        return None;
     };
 
     // 1. Before reading: a connection to the proxy's own port carries mutual
@@ -138,7 +158,7 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         context.settle_accept(None);
         let identity = context.client_identity.clone();
         inbound_authz::forward(&proxy, io, target, context.client_addr, identity).await;
-        return;
+        return None;
     }
 
     // 2. Detect (for as long as the port's policy says, else the proxy's
@@ -185,7 +205,7 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
             let client_addr = context.client_addr;
             inbound_authz::forward_over(&proxy, io, target, client_addr, identity, Some(upstream))
                 .await;
-            return;
+            return None;
         }
     };
 
@@ -215,11 +235,11 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
             | Detection::TimedOut { prefix }
             | Detection::HttpTooLarge { prefix }
             | Detection::MalformedHttp { prefix } => prefix,
-            Detection::Closed | Detection::Failed(_) => return,
+            Detection::Closed | Detection::Failed(_) => return None,
         };
         let io = PrefixedIo::new(prefix, io);
         inbound_authz::forward(&proxy, io, target, context.client_addr, None).await;
-        return;
+        return None;
     }
 
     // 4. Checks on what was read. A direct connection without a transport
@@ -232,7 +252,7 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
             context.client_addr,
             Refusal::DirectWithoutTransportHeader,
         );
-        return;
+        return None;
     }
     // A policy that names the HTTP version serves it whatever detection
     // made of the first bytes (Linkerd skips detection on such ports; TLS
@@ -276,32 +296,37 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
             context.inbound_policy = Some(PortPolicy::new(policy));
             let drain = context.drain.clone();
             let io = PrefixedIo::new(prefix, io);
-            http::server::serve(io, protocol, Arc::new(context), drain, HTTP_SERVER).await;
-            return;
+            return Some(http::server::serve(
+                io,
+                protocol,
+                Arc::new(context),
+                drain,
+                HTTP_SERVER,
+            ));
         }
         Detection::HttpTooLarge { .. } => {
             refuse(&proxy, context.client_addr, Refusal::RequestLineTooLong);
             Box::pin(answer_and_close(io, REQUEST_LINE_TOO_LONG)).await;
-            return;
+            return None;
         }
         Detection::MalformedHttp { .. } => {
             refuse(&proxy, context.client_addr, Refusal::MalformedRequestLine);
             Box::pin(answer_and_close(io, MALFORMED_REQUEST_LINE)).await;
-            return;
+            return None;
         }
         Detection::TimedOut { .. }
             if proxy.config.inbound_detect_timeout_action() == DetectTimeoutAction::Close =>
         {
             refuse(&proxy, context.client_addr, Refusal::DetectTimeout);
             let _ = io.shutdown().await;
-            return;
+            return None;
         }
         Detection::Detected { prefix, .. } | Detection::TimedOut { prefix } => prefix,
-        Detection::Closed => return,
+        Detection::Closed => return None,
         Detection::Failed(error) => {
             tracing::debug!(client = %context.client_addr, %error, "reading the first bytes failed");
             proxy.metrics.tcp_errors.record(Direction::Inbound, "i/o");
-            return;
+            return None;
         }
     };
     // 5b. Anything else: opaque TCP, authorized once (and on changes).
@@ -312,7 +337,8 @@ async fn serve_connection<I: Io>(mut io: I, mut context: ConnectionContext) {
         context.client_addr,
         context.client_identity.clone(),
     )
-    .await
+    .await;
+    None
 }
 
 /// Connects to the app before the client has spoken, if the port's policy
@@ -339,13 +365,15 @@ async fn connect_early(
 /// Terminates inbound TLS that asks for our identity, then serves what is
 /// inside: per the transport header (target port, protocol) when the client
 /// sent one, else detected like any connection. Other TLS passes through.
+/// What is inside is returned to be served once the handshake's state is
+/// dropped (TCP inside is forwarded here).
 async fn terminate<I: Io>(
     io: I,
     prefix: bytes::Bytes,
     context: ConnectionContext,
     target: SocketAddr,
     configs: Arc<TlsConfigs>,
-) {
+) -> Option<BoxFuture<'static, ()>> {
     let proxy = context.proxy.clone();
     let timeout = proxy.config.detect_timeout;
     let (mut stream, client_identity, transport) =
@@ -369,7 +397,7 @@ async fn terminate<I: Io>(
                         context.client_addr,
                         Refusal::DirectWithoutTransportHeader,
                     );
-                    return;
+                    return None;
                 }
                 inbound_authz::forward(
                     &proxy,
@@ -379,7 +407,7 @@ async fn terminate<I: Io>(
                     None,
                 )
                 .await;
-                return;
+                return None;
             }
             Err(error) => {
                 proxy.log_traffic_error(
@@ -389,7 +417,7 @@ async fn terminate<I: Io>(
                     &error,
                 );
                 proxy.metrics.tcp_errors.record(Direction::Inbound, "tls");
-                return;
+                return None;
             }
         };
     // The transport header names a port of this workload: only a verified
@@ -397,7 +425,7 @@ async fn terminate<I: Io>(
     let (inner_target, protocol, rest) = if transport {
         if client_identity.is_none() {
             refuse(&proxy, context.client_addr, Refusal::NoClientCertificate);
-            return;
+            return None;
         }
         match accept::read_transport_header(&mut stream, timeout).await {
             Ok((header, rest)) => {
@@ -405,7 +433,7 @@ async fn terminate<I: Io>(
                     transport_header_allowed(&proxy, client_identity.as_deref(), header.port)
                 {
                     refuse(&proxy, context.client_addr, refusal);
-                    return;
+                    return None;
                 }
                 (
                     SocketAddr::new(target.ip(), header.port),
@@ -424,7 +452,7 @@ async fn terminate<I: Io>(
                     .metrics
                     .tcp_errors
                     .record(Direction::Inbound, "transport header");
-                return;
+                return None;
             }
         }
     } else if is_direct(&proxy, target) {
@@ -433,7 +461,7 @@ async fn terminate<I: Io>(
             context.client_addr,
             Refusal::DirectWithoutTransportHeader,
         );
-        return;
+        return None;
     } else {
         (target, None, bytes::Bytes::new())
     };
@@ -451,10 +479,11 @@ async fn terminate<I: Io>(
     let io: Box<dyn Io> = Box::new(PrefixedIo::new(rest, stream));
     match protocol {
         // No transport header: what is inside is detected.
-        None => serve(io, inner).await,
+        None => Some(serve(io, inner)),
         Some(None) => {
             let identity = inner.client_identity.clone();
-            inbound_authz::forward(&proxy, io, inner_target, inner.client_addr, identity).await
+            inbound_authz::forward(&proxy, io, inner_target, inner.client_addr, identity).await;
+            None
         }
         Some(Some(session)) => {
             inner.inbound_policy = Some(PortPolicy::new(
@@ -465,7 +494,13 @@ async fn terminate<I: Io>(
                 SessionProtocol::Http2 => Protocol::Http2,
             };
             let drain = inner.drain.clone();
-            http::server::serve(io, protocol, Arc::new(inner), drain, HTTP_SERVER).await
+            Some(http::server::serve(
+                io,
+                protocol,
+                Arc::new(inner),
+                drain,
+                HTTP_SERVER,
+            ))
         }
     }
 }
@@ -539,3 +574,23 @@ content-length: 0\r\nconnection: close\r\n\r\n";
 const MALFORMED_REQUEST_LINE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 l5d-proxy-error: malformed HTTP request line\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `function` returns, without calling it.
+    fn returned_size<A, B, R>(_: &impl FnOnce(A, B) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn an_http_connection_keeps_no_room_for_detection() {
+        // What a connection holds while served as HTTP: the detection box's
+        // pointer, then the HTTP server's (a few KiB in detection, debug).
+        let serving = returned_size(&serve_connection::<tokio::net::TcpStream>);
+        let detecting = returned_size(&detect_and_serve::<tokio::net::TcpStream>);
+        assert!(serving <= 64, "{serving} bytes");
+        assert!(detecting > 1024, "{detecting} bytes: worth its box");
+    }
+}

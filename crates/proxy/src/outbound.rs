@@ -39,29 +39,30 @@ pub(crate) fn accept(
     proxy: Arc<Proxy>,
     drain: DrainWatch,
 ) -> BoxFuture<'static, ()> {
-    Box::pin(async move {
-        // Redirected traffic goes to its original destination; a connection
-        // made to the listener itself carries explicit proxy requests.
-        let target = match accepted.redirected {
-            true => Target::Addr(accepted.original),
-            false => Target::Explicit,
-        };
-        let metrics = Arc::new(proxy.metrics.tcp.open(TcpLabels {
-            direction: Direction::Outbound,
-            peer: Peer::Source,
-            target: TargetLabels::new(accepted.original, TlsStatus::Loopback),
-        }));
-        let mut context = ConnectionContext::new(
-            proxy,
-            Direction::Outbound,
-            accepted.client_addr,
-            target,
-            drain,
-            serve,
-        );
-        context.accept_metrics = Some(metrics.clone());
-        serve_connection(MeteredIo::shared(accepted.stream, metrics), context).await;
-    })
+    // Redirected traffic goes to its original destination; a connection
+    // made to the listener itself carries explicit proxy requests.
+    let target = match accepted.redirected {
+        true => Target::Addr(accepted.original),
+        false => Target::Explicit,
+    };
+    let metrics = Arc::new(proxy.metrics.tcp.open(TcpLabels {
+        direction: Direction::Outbound,
+        peer: Peer::Source,
+        target: TargetLabels::new(accepted.original, TlsStatus::Loopback),
+    }));
+    let mut context = ConnectionContext::new(
+        proxy,
+        Direction::Outbound,
+        accepted.client_addr,
+        target,
+        drain,
+        serve,
+    );
+    context.accept_metrics = Some(metrics.clone());
+    Box::pin(serve_connection(
+        MeteredIo::shared(accepted.stream, metrics),
+        context,
+    ))
 }
 
 /// Serves an outbound connection (accepted, or the inside of a CONNECT
@@ -70,7 +71,26 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
+/// Serves a connection to completion. Discovery, detection and the TCP paths run
+/// in a box of their own, freed before HTTP is served: a connection served
+/// as HTTP (most of them, for their whole life) keeps no room for that
+/// state. Not an `async fn`: one would keep room for its arguments (the
+/// connection's context) for its whole life too.
+fn serve_connection<I: Io>(io: I, context: ConnectionContext) -> impl Future<Output = ()> + Send {
+    let detecting = Box::pin(detect_and_serve(io, context));
+    async move {
+        if let Some(http) = detecting.await {
+            http.await;
+        }
+    }
+}
+
+/// Serves the connection to completion unless it carries HTTP: then the
+/// HTTP server's future is returned, to run once this one is dropped.
+async fn detect_and_serve<I: Io>(
+    mut io: I,
+    context: ConnectionContext,
+) -> Option<BoxFuture<'static, ()>> {
     let proxy = context.proxy.clone();
 
     // 1. Discovery comes first: it may say the target is opaque. Opaque
@@ -85,7 +105,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
         proxy.metrics.detected(Direction::Outbound, "opaque_port");
         context.settle_accept(None);
         tcp::forward_planned(&proxy, io, target, plan, Direction::Outbound).await;
-        return;
+        return None;
     }
 
     // 2. Detect. A client silent for a while may face a server that speaks
@@ -123,7 +143,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             upstream,
         } => {
             upstream.relay(PrefixedIo::new(client_prefix, io)).await;
-            return;
+            return None;
         }
     };
 
@@ -142,24 +162,29 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             };
             let drain = context.drain.clone();
             let io = PrefixedIo::new(prefix, io);
-            http::server::serve(io, protocol, Arc::new(context), drain, settings).await;
-            return;
+            return Some(http::server::serve(
+                io,
+                protocol,
+                Arc::new(context),
+                drain,
+                settings,
+            ));
         }
         Detection::Detected { prefix, .. }
         | Detection::HttpTooLarge { prefix }
         | Detection::MalformedHttp { prefix }
         | Detection::TimedOut { prefix } => prefix,
-        Detection::Closed => return,
+        Detection::Closed => return None,
         Detection::Failed(error) => {
             tracing::debug!(client = %context.client_addr, %error, "reading the first bytes failed");
             proxy.metrics.tcp_errors.record(Direction::Outbound, "i/o");
-            return;
+            return None;
         }
     };
     match context.target {
         Target::Addr(target) => {
             let io = PrefixedIo::new(prefix, io);
-            tcp::forward_planned(&proxy, io, target, plan, Direction::Outbound).await
+            tcp::forward_planned(&proxy, io, target, plan, Direction::Outbound).await;
         }
         Target::Explicit => {
             proxy.log_traffic_error(
@@ -178,6 +203,7 @@ async fn serve_connection<I: Io>(mut io: I, context: ConnectionContext) {
             let _ = io.shutdown().await;
         }
     }
+    None
 }
 
 /// Connects to `target` as `plan` says before the client has spoken
@@ -195,3 +221,23 @@ async fn connect_early(proxy: &Proxy, target: SocketAddr, plan: Plan) -> Option<
 const NOT_A_PROXY_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 l5d-proxy-error: not a proxy request: use an absolute URI (GET http://host:port/path) or CONNECT host:port\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `function` returns, without calling it.
+    fn returned_size<A, B, R>(_: &impl FnOnce(A, B) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn an_http_connection_keeps_no_room_for_detection() {
+        // What a connection holds while served as HTTP: the detection box's
+        // pointer, then the HTTP server's.
+        let serving = returned_size(&serve_connection::<tokio::net::TcpStream>);
+        let detecting = returned_size(&detect_and_serve::<tokio::net::TcpStream>);
+        assert!(serving <= 64, "{serving} bytes");
+        assert!(detecting > 1024, "{detecting} bytes: worth its box");
+    }
+}

@@ -327,17 +327,21 @@ pub(crate) struct WatchedIo<I> {
     inner: I,
     activity: Arc<ConnectionActivity>,
     /// HTTP/2 until the handshake has arrived; `None` after it (and for
-    /// HTTP/1, whose every read may begin a head).
-    handshake: Option<Handshake>,
+    /// HTTP/1, whose every read may begin a head). Boxed: it is needed for
+    /// a connection's first bytes only, and the stream is held inline in
+    /// hyper's connection for the connection's whole life.
+    handshake: Option<Box<Handshake>>,
     framing: Framing,
 }
 
 impl<I> WatchedIo<I> {
     /// `inner`, read as `framing`, marking `activity`.
     pub(crate) fn new(inner: I, activity: Arc<ConnectionActivity>, framing: Framing) -> Self {
-        let handshake = (framing == Framing::Http2).then_some(Handshake {
-            probe: [0; H2_HANDSHAKE_PROBE],
-            seen: 0,
+        let handshake = (framing == Framing::Http2).then(|| {
+            Box::new(Handshake {
+                probe: [0; H2_HANDSHAKE_PROBE],
+                seen: 0,
+            })
         });
         WatchedIo {
             inner,
@@ -460,6 +464,15 @@ mod tests {
         for (bytes, expected) in table {
             assert_eq!(h2_handshake_length(bytes), *expected, "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn a_watched_stream_keeps_its_handshake_probe_boxed() {
+        // The stream lives inline in hyper's connection for the
+        // connection's whole life; the HTTP/2 handshake probe (40 bytes) is
+        // needed for its first bytes only.
+        let size = std::mem::size_of::<WatchedIo<()>>();
+        assert!(size <= 24, "{size} bytes");
     }
 
     #[test]

@@ -302,23 +302,30 @@ impl Watch<'_> {
         connection: C,
     ) -> Result<Closed, ConnectionError> {
         tokio::pin!(connection);
-        tokio::select! {
-            result = connection.as_mut() => result.map(|()| Closed::ByPeerOrDrain).map_err(ConnectionError::from),
-            _ = self.drain.signaled() => {
+        // What ended the wait is handled after it: the drain and deadline
+        // futures are gone by then, and the closing timer takes their room
+        // in the connection's future rather than adding to it.
+        let ended = tokio::select! {
+            result = connection.as_mut() => {
+                return result.map(|()| Closed::ByPeerOrDrain).map_err(ConnectionError::from);
+            }
+            _ = self.drain.signaled() => None,
+            expiry = self.activity.expired(self.timeouts) => Some(expiry),
+        };
+        match ended {
+            None => {
                 connection.as_mut().start_graceful_shutdown();
                 connection.await?;
                 Ok(Closed::ByPeerOrDrain)
             }
-            expiry = self.activity.expired(self.timeouts) => match expiry {
-                Expiry::HeaderRead => Err(ConnectionError::HeaderRead),
-                Expiry::Idle => {
-                    // HTTP/2 sends GOAWAY; a client that does not read it
-                    // is not waited for longer than a head would be.
-                    connection.as_mut().start_graceful_shutdown();
-                    let _ = tokio::time::timeout(self.timeouts.header_read, connection).await;
-                    Ok(Closed::Idle)
-                }
-            },
+            Some(Expiry::HeaderRead) => Err(ConnectionError::HeaderRead),
+            Some(Expiry::Idle) => {
+                // HTTP/2 sends GOAWAY; a client that does not read it is not
+                // waited for longer than a head would be.
+                connection.as_mut().start_graceful_shutdown();
+                let _ = tokio::time::timeout(self.timeouts.header_read, connection).await;
+                Ok(Closed::Idle)
+            }
         }
     }
 }

@@ -23,9 +23,6 @@ use anyhow::{Context, bail};
 use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 
-/// Name of the setup in reports.
-pub const NAME: &str = "linkerd";
-
 /// The identity the weft-controller's own services carry (what a proxy
 /// would check over TLS; loopback control planes are plaintext).
 pub const CONTROLLER_IDENTITY: &str =

@@ -84,7 +84,7 @@ impl OtherProxy {
             OtherProxy::Haproxy => "haproxy",
             OtherProxy::NginxTwoHop => "nginx-2hop",
             OtherProxy::NginxMtlsTwoHop => "nginx-mtls-2hop",
-            OtherProxy::Linkerd { .. } => crate::linkerd::NAME,
+            OtherProxy::Linkerd { .. } => "linkerd",
             OtherProxy::Command { name, .. } => name,
         }
     }

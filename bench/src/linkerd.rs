@@ -134,15 +134,7 @@ impl IdentityFiles {
         let path = |path: &Path| path.display().to_string();
         let words = |list: &[&str]| list.iter().map(|word| word.to_string()).collect();
         vec![
-            words(&[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                &path(&self.key_pem),
-            ]),
+            words(&crate::others::p256_key_args(&path(&self.key_pem))),
             words(&[
                 "pkcs8",
                 "-topk8",

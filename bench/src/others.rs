@@ -304,7 +304,8 @@ pub fn make_chain_certificates(openssl: &Path, dir: &Path) -> anyhow::Result<Cha
     Ok(files)
 }
 
-fn p256_key_args(out: &str) -> [&str; 7] {
+/// The `openssl` arguments that make an ECDSA P-256 key at `out` (PEM).
+pub fn p256_key_args(out: &str) -> [&str; 7] {
     [
         "genpkey",
         "-algorithm",

@@ -32,6 +32,14 @@ pub fn return_freed_pages_at_once() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
 }
 
+/// The size of what `function` returns, without calling it: how much a
+/// future (or value) it makes holds, for tests that keep per-connection
+/// state small.
+#[cfg(test)]
+pub(crate) fn returned_size<A, B, R>(_: &impl FnOnce(A, B) -> R) -> usize {
+    std::mem::size_of::<R>()
+}
+
 #[cfg(test)]
 mod tests {
     /// mimalloc's huge-page advice shows only in a process that uses it as

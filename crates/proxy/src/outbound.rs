@@ -71,18 +71,10 @@ pub(crate) fn serve(io: Box<dyn Io>, context: ConnectionContext) -> BoxFuture<'s
     Box::pin(serve_connection(io, context))
 }
 
-/// Serves a connection to completion. Discovery, detection and the TCP paths run
-/// in a box of their own, freed before HTTP is served: a connection served
-/// as HTTP (most of them, for their whole life) keeps no room for that
-/// state. Not an `async fn`: one would keep room for its arguments (the
-/// connection's context) for its whole life too.
+/// Serves a connection to completion. Discovery, detection and the TCP paths run in a box of
+/// their own, freed before HTTP is served ([`http::server::after_detection`]).
 fn serve_connection<I: Io>(io: I, context: ConnectionContext) -> impl Future<Output = ()> + Send {
-    let detecting = Box::pin(detect_and_serve(io, context));
-    async move {
-        if let Some(http) = detecting.await {
-            http.await;
-        }
-    }
+    http::server::after_detection(detect_and_serve(io, context))
 }
 
 /// Serves the connection to completion unless it carries HTTP: then the
@@ -225,11 +217,7 @@ content-length: 0\r\nconnection: close\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The size of what `function` returns, without calling it.
-    fn returned_size<A, B, R>(_: &impl FnOnce(A, B) -> R) -> usize {
-        std::mem::size_of::<R>()
-    }
+    use crate::memory::returned_size;
 
     #[test]
     fn an_http_connection_keeps_no_room_for_detection() {

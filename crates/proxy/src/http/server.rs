@@ -63,6 +63,24 @@ pub(crate) struct ServerSettings {
     pub sniff_header_case: bool,
 }
 
+/// Runs a connection's detection (`detecting`: it serves what is not HTTP
+/// itself, and returns the HTTP server's future for what is) in a box of its
+/// own, freed before HTTP is served: a connection served as HTTP (most of
+/// them, for their whole life) keeps no room for detection's state. Not an
+/// `async fn`: the callers pass the connection's context into `detecting`,
+/// and one would keep room for its arguments for its whole life.
+pub(crate) fn after_detection<F>(detecting: F) -> impl Future<Output = ()> + Send
+where
+    F: Future<Output = Option<BoxFuture<'static, ()>>> + Send + 'static,
+{
+    let detecting = Box::pin(detecting);
+    async move {
+        if let Some(http) = detecting.await {
+            http.await;
+        }
+    }
+}
+
 /// Serves `io` as `protocol` until the client, a drain or a timeout closes it.
 ///
 /// Boxed: hyper's connection state is large, and a connection waiting in

@@ -99,11 +99,13 @@ pub(crate) enum Framing {
 /// waiting for its deadline.
 ///
 /// A change of state wakes that task only when it brings the deadline
-/// earlier than the one the task sleeps until. On a keep-alive connection
-/// that is never the case (each head's deadline is later than the last
-/// one's), so requests neither wake the task nor move its timer: the timer
-/// fires at the old deadline, and the task then sleeps on until the one the
-/// current state gives.
+/// earlier than the one the task sleeps until, and that earlier deadline is
+/// armed at once. On a keep-alive connection that happens for the first head
+/// after an idle deadline was armed; every later head's deadline is later
+/// than that one, so requests neither wake the task nor move its timer: the
+/// timer fires at the old deadline, and the task then sleeps on until the
+/// one the current state gives (about two wake-ups per header-read timeout
+/// on a busy connection).
 #[derive(Debug)]
 pub(crate) struct ConnectionActivity {
     state: Mutex<State>,
@@ -166,9 +168,17 @@ impl ConnectionActivity {
         let Some(timeouts) = state.timeouts else {
             return;
         };
-        let wake = next_deadline(state.activity, timeouts)
-            .is_some_and(|(wait, _)| state.armed.is_none_or(|armed| after(now, wait) < armed));
+        let earlier = next_deadline(state.activity, timeouts)
+            .map(|(wait, _)| after(now, wait))
+            .filter(|deadline| state.armed.is_none_or(|armed| *deadline < armed));
+        // The task sleeps until the earlier deadline from now on, even if the
+        // state moves on (a request opens) before it runs: later heads then
+        // find it armed early enough and wake nothing.
+        if earlier.is_some() {
+            state.armed = earlier;
+        }
         drop(state);
+        let wake = earlier.is_some();
         if wake {
             self.earlier.notify_one();
         }
@@ -534,6 +544,46 @@ mod tests {
         );
         drop(open);
         assert_eq!(waiting.await, Expiry::Idle);
+    }
+
+    /// Counts the wake-ups it receives.
+    struct WakeCount(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for WakeCount {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn keep_alive_requests_wake_the_waiting_task_once_per_header_read_timeout_at_most() {
+        let activity = ConnectionActivity::new(Framing::Http1);
+        let waiting = activity.expired(TIMEOUTS);
+        tokio::pin!(waiting);
+        let count = Arc::new(WakeCount(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut context = Context::from_waker(&waker);
+        let wakes = || count.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(waiting.as_mut().poll(&mut context).is_pending());
+        let mut polled_at = 0;
+        for _ in 0..50 {
+            // As in a served connection: the head arrives and the request
+            // opens before the woken task runs.
+            activity.head_bytes_arrived();
+            let open = activity.request_started();
+            if wakes() > polled_at {
+                polled_at = wakes();
+                assert!(waiting.as_mut().poll(&mut context).is_pending());
+            }
+            drop(open);
+            if wakes() > polled_at {
+                polled_at = wakes();
+                assert!(waiting.as_mut().poll(&mut context).is_pending());
+            }
+        }
+        // The first head's deadline is earlier than the idle one the task
+        // slept until; every later head's is later than that.
+        assert_eq!(wakes(), 1);
     }
 
     #[tokio::test]

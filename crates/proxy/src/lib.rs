@@ -48,3 +48,4 @@ pub(crate) mod server_first;
 pub(crate) mod tap;
 pub(crate) mod tcp;
 pub(crate) mod tls;
+pub(crate) mod wake_gate;

@@ -17,6 +17,7 @@ use crate::http::activity::{
 use crate::http::forward;
 use crate::http::header_case::HeadSniffer;
 use crate::io::Io;
+use crate::wake_gate::WakeGate;
 use futures::future::BoxFuture;
 use hyper::body::{Body, Incoming};
 use hyper::rt::{Read, Write};
@@ -323,12 +324,21 @@ impl Watch<'_> {
         // What ended the wait is handled after it: the drain and deadline
         // futures are gone by then, and the closing timer takes their room
         // in the connection's future rather than adding to it.
+        // The drain and the deadline are polled only when their own wakers
+        // fire, not on each of the connection's reads and writes.
+        let quiet = WakeGate::new(async {
+            tokio::select! {
+                biased;
+                _ = self.drain.signaled() => None,
+                expiry = self.activity.expired(self.timeouts) => Some(expiry),
+            }
+        });
         let ended = tokio::select! {
+            biased;
             result = connection.as_mut() => {
                 return result.map(|()| Closed::ByPeerOrDrain).map_err(ConnectionError::from);
             }
-            _ = self.drain.signaled() => None,
-            expiry = self.activity.expired(self.timeouts) => Some(expiry),
+            ended = quiet => ended,
         };
         match ended {
             None => {

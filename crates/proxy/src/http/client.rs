@@ -192,6 +192,17 @@ impl Http1Pool {
                 && (meshed || deadline.is_none_or(|deadline| pooled.returned >= deadline))
         });
     }
+
+    /// Takes a free connection after dropping stale ones ([`Self::drop_stale`]),
+    /// the most recently returned first: it is the likeliest to be warm.
+    fn take_free(&mut self, deadline: Option<Instant>) -> Option<http1::SendRequest<RequestBody>> {
+        self.drop_stale(deadline);
+        let position = self
+            .pooled
+            .iter()
+            .rposition(|pooled| pooled.sender.is_ready())?;
+        Some(self.pooled.swap_remove(position).sender)
+    }
 }
 
 /// One open (or opening) HTTP/1.1 connection, counted in its pool while
@@ -312,18 +323,13 @@ impl HttpClient {
             .unwrap_or_else(PoisonError::into_inner);
         let pool = pools.entry(key).or_default();
         pool.meshed = true;
-        pool.drop_stale(None);
-        let free = pool
-            .pooled
-            .iter()
-            .rposition(|pooled| pooled.sender.is_ready());
+        // With a limit, a free connection is always taken (`Free`).
+        let free = pool.take_free(None);
         let open = pool.open.load(Ordering::Relaxed);
-        match (meshed_http1(free.is_some(), open, limit), free) {
-            (MeshedHttp1::Free, Some(position)) => {
-                Some(Http1Start::Pooled(pool.pooled.swap_remove(position).sender))
-            }
-            (MeshedHttp1::Open, _) => Some(Http1Start::Open(OpenConnection::new(&pool.open))),
-            _ => None,
+        match meshed_http1(free.is_some(), open, limit) {
+            MeshedHttp1::Free => free.map(Http1Start::Pooled),
+            MeshedHttp1::Open => Some(Http1Start::Open(OpenConnection::new(&pool.open))),
+            MeshedHttp1::Upgrade => None,
         }
     }
 
@@ -464,14 +470,9 @@ impl HttpClient {
             .http1_pools
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let pool = pools.get_mut(key)?;
-        pool.drop_stale(Instant::now().checked_sub(self.settings.idle_timeout));
-        // Most recently returned first: it is the likeliest to be warm.
-        let position = pool
-            .pooled
-            .iter()
-            .rposition(|pooled| pooled.sender.is_ready())?;
-        Some(pool.pooled.swap_remove(position).sender)
+        pools
+            .get_mut(key)?
+            .take_free(Instant::now().checked_sub(self.settings.idle_timeout))
     }
 
     fn checkin_http1(&self, key: PoolKey, sender: http1::SendRequest<RequestBody>) {

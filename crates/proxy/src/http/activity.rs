@@ -168,20 +168,18 @@ impl ConnectionActivity {
         let Some(timeouts) = state.timeouts else {
             return;
         };
-        let earlier = next_deadline(state.activity, timeouts)
+        let Some(earlier) = next_deadline(state.activity, timeouts)
             .map(|(wait, _)| after(now, wait))
-            .filter(|deadline| state.armed.is_none_or(|armed| *deadline < armed));
+            .filter(|deadline| state.armed.is_none_or(|armed| *deadline < armed))
+        else {
+            return;
+        };
         // The task sleeps until the earlier deadline from now on, even if the
         // state moves on (a request opens) before it runs: later heads then
         // find it armed early enough and wake nothing.
-        if earlier.is_some() {
-            state.armed = earlier;
-        }
+        state.armed = Some(earlier);
         drop(state);
-        let wake = earlier.is_some();
-        if wake {
-            self.earlier.notify_one();
-        }
+        self.earlier.notify_one();
     }
 
     /// HTTP/1 bytes arrived: with no request open, a head has begun.

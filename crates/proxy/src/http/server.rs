@@ -321,11 +321,11 @@ impl Watch<'_> {
         connection: C,
     ) -> Result<Closed, ConnectionError> {
         tokio::pin!(connection);
-        // What ended the wait is handled after it: the drain and deadline
-        // futures are gone by then, and the closing timer takes their room
-        // in the connection's future rather than adding to it.
         // The drain and the deadline are polled only when their own wakers
-        // fire, not on each of the connection's reads and writes.
+        // fire, not on each of the connection's reads and writes. What ended
+        // the wait is handled after it: their futures are gone by then, and
+        // the closing timer takes their room in the connection's future
+        // rather than adding to it.
         let quiet = WakeGate::new(async {
             tokio::select! {
                 biased;

@@ -225,8 +225,6 @@ impl ConnectionContext {
         .await
     }
 
-    /// The plan for a target, reusing this connection's discovery while its
-    /// requests keep one target (`is_cached`), starting one otherwise.
     /// The plan of every request on this connection when no discovery is
     /// needed to know it (a fixed plan, or no discovery in this direction),
     /// so the request path awaits nothing for it.
@@ -238,6 +236,8 @@ impl ConnectionContext {
         }
     }
 
+    /// The plan for a target, reusing this connection's discovery while its
+    /// requests keep one target (`is_cached`), starting one otherwise.
     async fn plan(
         &self,
         is_cached: impl Fn(&DiscoveryKey) -> bool,
@@ -331,6 +331,7 @@ impl ConnectionContext {
         label
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
